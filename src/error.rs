@@ -1,0 +1,211 @@
+//! The crate's error type. Each variant's message says what happened and how to fix it.
+
+use std::io;
+use std::time::Duration;
+
+/// Everything that can go wrong in shmpool.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The segment would not fit in the memory that is left.
+    #[error(
+        "{place} has {} free, {} requested; {fix}",
+        human_bytes(*available),
+        human_bytes(*requested)
+    )]
+    OutOfSpace {
+        /// Where the bytes were to come from ("/dev/shm", "memory").
+        place: &'static str,
+        /// Bytes the segment needs, header included.
+        requested: u64,
+        /// Bytes that were free when it was asked for.
+        available: u64,
+        /// What the user can do about it.
+        fix: &'static str,
+    },
+
+    /// A segment of that name exists already.
+    #[error(
+        "a shared memory segment named {name} already exists; pick another name, open the existing \
+         one, or remove it (shmpool::segment::unlink, or shmpool::clean_stale if its creator is dead)"
+    )]
+    AlreadyExists {
+        /// The segment's name.
+        name: String,
+    },
+
+    /// No segment of that name exists.
+    #[error("no shared memory segment named {name}; check the name, and that its creator still runs")]
+    NotFound {
+        /// The segment's name.
+        name: String,
+    },
+
+    /// The name cannot be a POSIX shared-memory name.
+    #[error("invalid segment name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The segment exists but was not made by shmpool (or not yet finished by its creator).
+    #[error(
+        "{what} is not a shmpool segment (no shmpool header); only segments created by shmpool \
+         (or its Python helper) can be opened"
+    )]
+    NotShmpool {
+        /// The segment's name or handle.
+        what: String,
+    },
+
+    /// The header is damaged or disagrees with the segment's size.
+    #[error("the header of {what} is corrupt: {reason}")]
+    CorruptHeader {
+        /// The segment's name or handle.
+        what: String,
+        /// Which check failed.
+        reason: String,
+    },
+
+    /// The segment was written by an incompatible shmpool layout version.
+    #[error("{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides")]
+    VersionMismatch {
+        /// The segment's name or handle.
+        what: String,
+        /// The version in the header.
+        found: u32,
+        /// The version this build writes and reads.
+        expected: u32,
+    },
+
+    /// The segment holds another kind of object (say, a semaphore where an array was expected).
+    #[error("{what} holds a {found}, but was opened as a {expected}")]
+    KindMismatch {
+        /// The segment's name or handle.
+        what: String,
+        /// What the caller asked for.
+        expected: &'static str,
+        /// What the header says it holds.
+        found: &'static str,
+    },
+
+    /// The element type does not match the one the segment was created with.
+    #[error("{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with")]
+    TypeMismatch {
+        /// The segment's name or handle.
+        what: String,
+        /// The type the caller asked for.
+        expected: String,
+        /// The type in the header.
+        found: String,
+    },
+
+    /// The handle refers to a segment that no longer exists or is not the one it named.
+    #[error("stale handle {what}: {reason}")]
+    StaleHandle {
+        /// The handle, printed.
+        what: String,
+        /// Why it could not be resolved.
+        reason: String,
+    },
+
+    /// A requested size does not fit in memory addresses.
+    #[error("{len} elements of {elem_size} bytes overflow the address space; use a smaller array")]
+    TooLarge {
+        /// Elements asked for.
+        len: usize,
+        /// Bytes per element.
+        elem_size: usize,
+    },
+
+    /// A wait ran out of time.
+    #[error("{what} timed out after {after:?}")]
+    Timeout {
+        /// What was being waited for.
+        what: &'static str,
+        /// The timeout that passed.
+        after: Duration,
+    },
+
+    /// Forking now could deadlock the child, because the process has other threads.
+    #[error(
+        "refusing to fork: this process has {threads} threads, and a lock held by another thread \
+         at the fork stays held forever in the child; fork before starting threads, use the \
+         forkserver or spawn start method, or opt in with allow_threads() if the child only \
+         touches shared memory"
+    )]
+    ForkWithThreads {
+        /// Threads counted in /proc/self/task.
+        threads: usize,
+    },
+
+    /// A child process ended badly.
+    #[error("child process {pid} {how}")]
+    ChildFailed {
+        /// The child's pid.
+        pid: u32,
+        /// How it ended, in words ("exited with code 3", "was killed by signal 9 (SIGKILL)",
+        /// "panicked: ...").
+        how: String,
+    },
+
+    /// A system call failed.
+    #[error("{op} failed: {source}")]
+    Io {
+        /// The operation, in words.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// `Result` with shmpool's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an OS error with the name of the operation that failed.
+    pub(crate) fn io(op: &'static str) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Io { op, source }
+    }
+}
+
+/// Formats a byte count the way people read it: "60 MiB", "1.5 GiB", "512 B".
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 || v.fract() < 0.05 { format!("{v:.0} {}", UNITS[u]) } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_reads_naturally() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(60 << 20), "60 MiB");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
+
+    #[test]
+    fn out_of_space_message_names_both_sizes_and_the_fix() {
+        let e = Error::OutOfSpace {
+            place: "/dev/shm",
+            requested: 256 << 20,
+            available: 60 << 20,
+            fix: "mount a larger /dev/shm or use a smaller array",
+        };
+        assert_eq!(
+            e.to_string(),
+            "/dev/shm has 60 MiB free, 256 MiB requested; mount a larger /dev/shm or use a smaller array"
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! What every forked child runs: guard against an orphaned life, run the body, turn a panic into
+//! exit code 101 and a message for the parent, and leave with `_exit` (never unwinding into the
+//! parent's code, never running its destructors or atexit handlers twice).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::sys;
+
+/// The exit code of a child whose body panicked (Rust's own convention).
+pub(crate) const PANIC_EXIT_CODE: i32 = 101;
+
+/// What a child's body may return: its exit code.
+pub trait ChildResult {
+    /// The exit code this value stands for.
+    fn exit_code(self) -> i32;
+}
+
+impl ChildResult for () {
+    fn exit_code(self) -> i32 {
+        0
+    }
+}
+
+impl ChildResult for i32 {
+    fn exit_code(self) -> i32 {
+        self
+    }
+}
+
+impl<E: std::fmt::Display> ChildResult for Result<(), E> {
+    fn exit_code(self) -> i32 {
+        match self {
+            Ok(()) => 0,
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "child {}: {e}", sys::proc::getpid());
+                1
+            }
+        }
+    }
+}
+
+/// Runs `body` as the child side of a fork and exits. `report` receives a panic message.
+pub(crate) fn run<R: ChildResult>(parent_pid: u32, mut report: File, body: impl FnOnce() -> R) -> ! {
+    if !sys::proc::die_with_parent(parent_pid) {
+        sys::proc::exit_now(PANIC_EXIT_CODE + 1);
+    }
+    // The panic message goes to the parent through `report`; the default hook would also print
+    // it to this process's stderr, which is the parent's terminal or test log.
+    std::panic::set_hook(Box::new(|_| {}));
+    let code = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(r) => catch_unwind(AssertUnwindSafe(|| r.exit_code())).unwrap_or(PANIC_EXIT_CODE),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(panic payload is not a string)".to_string());
+            // A pipe holds 64 KiB; a longer message would block the child here.
+            let _ = report.write_all(&msg.as_bytes()[..msg.len().min(4096)]);
+            // Dropping a payload can itself panic; forget it instead, we exit next.
+            std::mem::forget(payload);
+            PANIC_EXIT_CODE
+        }
+    };
+    drop(report);
+    sys::proc::exit_now(code)
+}
+
+/// Reads what a child wrote to its report pipe (after it ended), up to 64 KiB.
+pub(crate) fn read_report(mut r: File) -> Option<String> {
+    let mut buf = Vec::new();
+    let _ = (&mut r).take(64 * 1024).read_to_end(&mut buf);
+    if buf.is_empty() { None } else { Some(String::from_utf8_lossy(&buf).into_owned()) }
+}

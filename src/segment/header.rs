@@ -1,0 +1,337 @@
+//! The versioned header at the start of every shmpool segment.
+//!
+//! Layout (little-endian on every platform shmpool runs on; 128 bytes; Python's `struct` format
+//! `<8sII16sQQQQQQIIQQ24x`):
+//!
+//! | offset | size | field | meaning |
+//! |---|---|---|---|
+//! | 0 | 8 | magic | `b"SHMPOOL\0"`, written last by the creator (release) |
+//! | 8 | 4 | version | layout version, [`VERSION`] |
+//! | 12 | 4 | kind | what the segment holds: array, value, mutex, semaphore... ([`Kind`]) |
+//! | 16 | 16 | dtype | NumPy type string of the element, NUL-padded: `<f8`, `|u1`, `|V24` |
+//! | 32 | 8 | elem_size | bytes per element |
+//! | 40 | 8 | elem_align | alignment of an element |
+//! | 48 | 8 | len | number of elements |
+//! | 56 | 8 | data_offset | where the data starts: at least 128, a multiple of elem_align |
+//! | 64 | 8 | data_bytes | len x elem_size |
+//! | 72 | 8 | segment_bytes | the whole segment's size; the file is exactly this long |
+//! | 80 | 4 | creator_pid | pid of the creating process |
+//! | 84 | 4 | flags | reserved, 0 |
+//! | 88 | 8 | nonce | random; handles carry it, so a reused fd or name is detected |
+//! | 96 | 8 | type_hash | 0 for NumPy primitive types, else a hash of the Rust type's name |
+//! | 104 | 24 | reserved | zero |
+
+use std::any::TypeId;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+/// `b"SHMPOOL\0"` read as a little-endian u64.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPOOL\0");
+/// The layout version this build writes and accepts.
+pub(crate) const VERSION: u32 = 1;
+/// Bytes taken by the header; data never starts before this offset.
+pub(crate) const HEADER_SIZE: usize = 128;
+
+/// What a segment holds. Stored as a u32 in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+#[allow(dead_code)] // some kinds are created by modules that are still growing
+pub(crate) enum Kind {
+    /// `SharedArray<T>`: `len` elements.
+    Array = 1,
+    /// `RawValue<T>`: one element, no lock.
+    RawValue = 2,
+    /// `SharedValue<T>`: one element behind a robust lock.
+    Value = 3,
+    /// `SharedAtomic<A>`: one atomic integer.
+    Atomic = 4,
+    /// `Mutex<T>`.
+    Mutex = 5,
+    /// `RLock`.
+    RLock = 6,
+    /// `Semaphore` or `BoundedSemaphore`.
+    Semaphore = 7,
+    /// `Event`.
+    Event = 8,
+    /// `Condition`.
+    Condition = 9,
+    /// `Barrier`.
+    Barrier = 10,
+    /// A queue of `Pod` items.
+    Queue = 11,
+    /// A queue of serialized messages.
+    MessageQueue = 12,
+    /// A pool's control block.
+    PoolControl = 13,
+}
+
+impl Kind {
+    pub(crate) fn from_u32(v: u32) -> Option<Kind> {
+        use Kind::*;
+        [Array, RawValue, Value, Atomic, Mutex, RLock, Semaphore, Event, Condition, Barrier, Queue, MessageQueue, PoolControl]
+            .into_iter()
+            .find(|k| *k as u32 == v)
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Array => "shared array",
+            Kind::RawValue => "raw value",
+            Kind::Value => "locked value",
+            Kind::Atomic => "atomic cell",
+            Kind::Mutex => "mutex",
+            Kind::RLock => "reentrant lock",
+            Kind::Semaphore => "semaphore",
+            Kind::Event => "event",
+            Kind::Condition => "condition",
+            Kind::Barrier => "barrier",
+            Kind::Queue => "queue",
+            Kind::MessageQueue => "message queue",
+            Kind::PoolControl => "pool control block",
+        }
+    }
+}
+
+/// The element type as the header records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TypeDesc {
+    pub(crate) dtype: [u8; 16],
+    pub(crate) type_hash: u64,
+    pub(crate) size: u64,
+    pub(crate) align: u64,
+}
+
+impl TypeDesc {
+    /// The description of `T`: a NumPy type string for primitives, `|V<size>` plus a hash of the
+    /// Rust type name for everything else.
+    pub(crate) fn of<T: 'static>() -> TypeDesc {
+        let (dtype, hashed) = match numpy_typestr::<T>() {
+            Some(s) => (s.to_string(), false),
+            None => (format!("|V{}", std::mem::size_of::<T>()), true),
+        };
+        let mut buf = [0u8; 16];
+        let n = dtype.len().min(16);
+        buf[..n].copy_from_slice(&dtype.as_bytes()[..n]);
+        TypeDesc {
+            dtype: buf,
+            type_hash: if hashed { fnv1a(std::any::type_name::<T>().as_bytes()) } else { 0 },
+            size: std::mem::size_of::<T>() as u64,
+            align: std::mem::align_of::<T>() as u64,
+        }
+    }
+
+    /// The type string without padding.
+    pub(crate) fn dtype_str(&self) -> &str {
+        let end = self.dtype.iter().position(|&b| b == 0).unwrap_or(16);
+        std::str::from_utf8(&self.dtype[..end]).unwrap_or("?")
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        if self.type_hash == 0 {
+            self.dtype_str().to_string()
+        } else {
+            format!("{} (Rust type #{:016x})", self.dtype_str(), self.type_hash)
+        }
+    }
+}
+
+fn numpy_typestr<T: 'static>() -> Option<&'static str> {
+    let id = TypeId::of::<T>();
+    let table: [(TypeId, &'static str); 12] = [
+        (TypeId::of::<u8>(), "|u1"),
+        (TypeId::of::<i8>(), "|i1"),
+        (TypeId::of::<u16>(), "<u2"),
+        (TypeId::of::<i16>(), "<i2"),
+        (TypeId::of::<u32>(), "<u4"),
+        (TypeId::of::<i32>(), "<i4"),
+        (TypeId::of::<u64>(), "<u8"),
+        (TypeId::of::<i64>(), "<i8"),
+        (TypeId::of::<usize>(), "<u8"),
+        (TypeId::of::<isize>(), "<i8"),
+        (TypeId::of::<f32>(), "<f4"),
+        (TypeId::of::<f64>(), "<f8"),
+    ];
+    table.iter().find(|(t, _)| *t == id).map(|(_, s)| *s)
+}
+
+/// FNV-1a, 64-bit: a stable hash (std's hashers are seeded per process).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The header, as it sits at offset 0 of the mapping.
+#[repr(C)]
+pub(crate) struct Header {
+    pub(crate) magic: AtomicU64,
+    pub(crate) version: u32,
+    pub(crate) kind: u32,
+    pub(crate) dtype: [u8; 16],
+    pub(crate) elem_size: u64,
+    pub(crate) elem_align: u64,
+    pub(crate) len: u64,
+    pub(crate) data_offset: u64,
+    pub(crate) data_bytes: u64,
+    pub(crate) segment_bytes: u64,
+    pub(crate) creator_pid: u32,
+    pub(crate) flags: u32,
+    pub(crate) nonce: u64,
+    pub(crate) type_hash: u64,
+    pub(crate) reserved: [u8; 24],
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
+
+/// Where data goes for an element type of this alignment: 128 bytes in, or the next multiple of
+/// the alignment if that is larger. 128 keeps data 64-byte (cache line, AVX-512) aligned.
+pub(crate) fn data_offset_for(align: usize) -> usize {
+    HEADER_SIZE.next_multiple_of(align.max(1))
+}
+
+/// What a header promises about a segment, checked against the file it sits in.
+pub(crate) struct Layout {
+    pub(crate) kind: Kind,
+    pub(crate) ty: TypeDesc,
+    pub(crate) len: u64,
+    pub(crate) data_offset: u64,
+    pub(crate) segment_bytes: u64,
+}
+
+impl Layout {
+    /// The layout for `len` elements of `ty`, or `TooLarge` if it overflows.
+    pub(crate) fn new(kind: Kind, ty: TypeDesc, len: usize) -> Result<Layout> {
+        let too_large = || Error::TooLarge { len, elem_size: ty.size as usize };
+        let data_offset = data_offset_for(ty.align as usize) as u64;
+        let data_bytes = (len as u64).checked_mul(ty.size).ok_or_else(too_large)?;
+        let total = data_offset.checked_add(data_bytes).ok_or_else(too_large)?;
+        if total > isize::MAX as u64 {
+            return Err(too_large());
+        }
+        Ok(Layout { kind, ty, len: len as u64, data_offset, segment_bytes: total })
+    }
+}
+
+impl Header {
+    /// Fills every field but `magic`, which [`Header::publish`] sets once the data is ready.
+    pub(crate) fn write(&mut self, layout: &Layout, creator_pid: u32, nonce: u64) {
+        self.version = VERSION;
+        self.kind = layout.kind as u32;
+        self.dtype = layout.ty.dtype;
+        self.elem_size = layout.ty.size;
+        self.elem_align = layout.ty.align;
+        self.len = layout.len;
+        self.data_offset = layout.data_offset;
+        self.data_bytes = layout.len * layout.ty.size;
+        self.segment_bytes = layout.segment_bytes;
+        self.creator_pid = creator_pid;
+        self.flags = 0;
+        self.nonce = nonce;
+        self.type_hash = layout.ty.type_hash;
+        self.reserved = [0; 24];
+    }
+
+    /// Makes the segment openable: every write before this is visible to whoever sees the magic.
+    pub(crate) fn publish(&self) {
+        self.magic.store(MAGIC, Ordering::Release);
+    }
+
+    /// Checks the fields that do not depend on what the caller expects: magic, version, and that
+    /// the sizes agree with each other and with the file's size.
+    pub(crate) fn check_shape(&self, what: &str, file_bytes: u64) -> Result<()> {
+        if self.magic.load(Ordering::Acquire) != MAGIC {
+            return Err(Error::NotShmpool { what: what.to_string() });
+        }
+        if self.version != VERSION {
+            return Err(Error::VersionMismatch { what: what.to_string(), found: self.version, expected: VERSION });
+        }
+        let corrupt = |reason: String| Err(Error::CorruptHeader { what: what.to_string(), reason });
+        if Kind::from_u32(self.kind).is_none() {
+            return corrupt(format!("unknown kind {}", self.kind));
+        }
+        if self.elem_align == 0 || !self.elem_align.is_power_of_two() || self.elem_align > 4096 {
+            return corrupt(format!("element alignment {} is not a power of two up to 4096", self.elem_align));
+        }
+        if self.data_offset < HEADER_SIZE as u64 || self.data_offset % self.elem_align != 0 {
+            return corrupt(format!(
+                "data offset {} is inside the header or misaligned for alignment {}",
+                self.data_offset, self.elem_align
+            ));
+        }
+        if self.len.checked_mul(self.elem_size) != Some(self.data_bytes) {
+            return corrupt(format!(
+                "{} elements of {} bytes do not make {} data bytes",
+                self.len, self.elem_size, self.data_bytes
+            ));
+        }
+        if self.data_offset.checked_add(self.data_bytes) != Some(self.segment_bytes) {
+            return corrupt(format!(
+                "data offset {} + data bytes {} != segment size {}",
+                self.data_offset, self.data_bytes, self.segment_bytes
+            ));
+        }
+        if self.segment_bytes != file_bytes {
+            return corrupt(format!(
+                "the header says {} bytes but the segment is {} bytes (truncated or resized)",
+                self.segment_bytes, file_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// The kind, after [`Header::check_shape`] passed.
+    pub(crate) fn kind(&self) -> Kind {
+        Kind::from_u32(self.kind).unwrap_or(Kind::Array)
+    }
+
+    /// The element type as recorded.
+    pub(crate) fn type_desc(&self) -> TypeDesc {
+        TypeDesc { dtype: self.dtype, type_hash: self.type_hash, size: self.elem_size, align: self.elem_align }
+    }
+
+    /// Checks kind and element type against what the caller expects.
+    pub(crate) fn check_type(&self, what: &str, kind: Kind, ty: &TypeDesc) -> Result<()> {
+        if self.kind() != kind {
+            return Err(Error::KindMismatch { what: what.to_string(), expected: kind.name(), found: self.kind().name() });
+        }
+        let found = self.type_desc();
+        if found != *ty {
+            return Err(Error::TypeMismatch { what: what.to_string(), expected: ty.describe(), found: found.describe() });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn primitives_get_numpy_typestrings() {
+        assert_eq!(TypeDesc::of::<f64>().dtype_str(), "<f8");
+        assert_eq!(TypeDesc::of::<u8>().dtype_str(), "|u1");
+        assert_eq!(TypeDesc::of::<i32>().type_hash, 0);
+    }
+
+    #[test]
+    fn other_types_are_void_with_a_name_hash() {
+        #[derive(Clone, Copy)]
+        #[allow(dead_code)]
+        struct Px([u8; 3]);
+        let d = TypeDesc::of::<Px>();
+        assert_eq!(d.dtype_str(), "|V3");
+        assert_ne!(d.type_hash, 0);
+        assert_ne!(d, TypeDesc::of::<[u8; 3]>());
+    }
+
+    #[test]
+    fn data_offset_is_at_least_128_and_aligned() {
+        assert_eq!(data_offset_for(1), 128);
+        assert_eq!(data_offset_for(64), 128);
+        assert_eq!(data_offset_for(256), 256);
+    }
+
+    #[test]
+    fn layout_rejects_overflow() {
+        assert!(matches!(Layout::new(Kind::Array, TypeDesc::of::<u64>(), usize::MAX / 4), Err(Error::TooLarge { .. })));
+    }
+}

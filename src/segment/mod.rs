@@ -1,0 +1,380 @@
+//! Shared-memory segments: creation with reserved memory, mapping, headers, ownership.
+//!
+//! A [`Segment`] is an fd (memfd or POSIX shm) mapped `MAP_SHARED` in full, starting with a
+//! [`header::Header`]. Typed views ([`crate::SharedArray`], the sync objects) sit on top.
+//!
+//! Ownership rules, which nothing above this module can change:
+//! - the process that created a named segment unlinks its name when the creating `Segment` drops,
+//!   unless [`Segment::persist`] was called; a forked child holding a copy never unlinks;
+//! - opening (by name or handle) never unlinks;
+//! - [`Segment::unlink`] removes the name at once; mappings stay valid until dropped.
+//!
+//! The public part of this module is small: [`unlink`] and [`inspect`] by name, plus the
+//! [`ShmOptions`] and [`SegmentHandle`] types re-exported at the crate root.
+
+pub(crate) mod handle;
+pub(crate) mod header;
+pub(crate) mod name;
+pub(crate) mod object;
+pub(crate) mod options;
+pub(crate) mod stale;
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::error::{Error, Result};
+use crate::sys;
+pub use handle::SegmentHandle;
+use handle::Locator;
+use header::{HEADER_SIZE, Header, Kind, Layout, TypeDesc};
+use options::Naming;
+pub use options::ShmOptions;
+pub use stale::clean_stale;
+
+/// How many generated names are tried before giving up on collisions.
+const NAME_ATTEMPTS: usize = 16;
+
+/// A mapped shared-memory segment.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    map: MmapRaw,
+    file: File,
+    /// Bare name (no leading '/') for named segments.
+    name: Option<String>,
+    /// Set for the creating handle of a named segment until `persist` or `unlink`.
+    unlink_on_drop: AtomicBool,
+    /// The only process allowed to unlink on drop: the creator.
+    owner_pid: u32,
+}
+
+impl Segment {
+    /// Creates a segment for `layout`, with every byte reserved and zeroed, the header written
+    /// but not yet published. The caller initialises the data, then calls [`Segment::publish`].
+    pub(crate) fn create(opts: &ShmOptions, layout: &Layout) -> Result<Segment> {
+        let bytes = layout.segment_bytes;
+        let (file, name) = match &opts.naming {
+            Naming::Anonymous => {
+                check_room(bytes, None)?;
+                (sys::shm::memfd_create("shmpool").map_err(Error::io("memfd_create"))?, None)
+            }
+            Naming::Given(n) => {
+                let bare = name::validate(n)?;
+                check_room(bytes, Some(&bare))?;
+                (create_named(&bare)?, Some(bare))
+            }
+            Naming::Generated => {
+                check_room(bytes, Some("shmpool-"))?;
+                let mut attempt = 0;
+                loop {
+                    let bare = name::generate();
+                    match create_named(&bare) {
+                        Ok(f) => break (f, Some(bare)),
+                        Err(Error::AlreadyExists { .. }) if attempt + 1 < NAME_ATTEMPTS => attempt += 1,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        };
+        // From here on, a failure must not leave the name behind.
+        let remove_name = |e: Error| {
+            if let Some(n) = &name {
+                let _ = sys::shm::shm_unlink(&name::os_name(n));
+            }
+            e
+        };
+        sys::shm::reserve(&file, bytes).map_err(|e| remove_name(reserve_error(e, bytes, name.is_some())))?;
+        if name.is_none() {
+            sys::shm::seal_size(&file).map_err(|e| remove_name(Error::io("sealing the memfd size")(e)))?;
+        }
+        let map = map_file(&file, bytes, opts.populate).map_err(remove_name)?;
+        let seg = Segment {
+            map,
+            file,
+            unlink_on_drop: AtomicBool::new(name.is_some()),
+            name,
+            owner_pid: sys::proc::getpid(),
+        };
+        let nonce = sys::proc::random_u64();
+        // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and no other process
+        // can see it yet (memfd) or read anything but a zero magic (named): nothing aliases it.
+        unsafe { &mut *seg.map.as_mut_ptr().cast::<Header>() }.write(layout, seg.owner_pid, nonce);
+        Ok(seg)
+    }
+
+    /// Maps an existing segment and checks its header's shape (magic, version, sizes).
+    pub(crate) fn open(loc: &Locator, nonce: Option<u64>, populate: bool) -> Result<Segment> {
+        let what = describe(loc);
+        let file = match loc {
+            Locator::Named(n) => {
+                let bare = name::validate(n)?;
+                sys::shm::shm_open(&name::os_name(&bare), sys::shm::OpenMode::Existing).map_err(|e| {
+                    if e.kind() == io::ErrorKind::NotFound {
+                        Error::NotFound { name: bare.clone() }
+                    } else {
+                        Error::io("shm_open")(e)
+                    }
+                })?
+            }
+            Locator::Anonymous { pid, fd } => open_anonymous(*pid, *fd, &what)?,
+        };
+        let bytes = sys::shm::size(&file).map_err(Error::io("fstat"))?;
+        if bytes < HEADER_SIZE as u64 {
+            return Err(if bytes == 0 {
+                Error::NotShmpool { what }
+            } else {
+                Error::CorruptHeader {
+                    what,
+                    reason: format!("the segment is {bytes} bytes, smaller than the {HEADER_SIZE}-byte header"),
+                }
+            });
+        }
+        let map = map_file(&file, bytes, populate)?;
+        let seg = Segment {
+            map,
+            file,
+            name: match loc {
+                Locator::Named(n) => Some(name::validate(n)?),
+                Locator::Anonymous { .. } => None,
+            },
+            unlink_on_drop: AtomicBool::new(false),
+            owner_pid: sys::proc::getpid(),
+        };
+        seg.header().check_shape(&what, bytes)?;
+        if let Some(expected) = nonce
+            && seg.header().nonce != expected
+        {
+            return Err(Error::StaleHandle {
+                what,
+                reason: "the segment found there is a different one (its nonce differs)".into(),
+            });
+        }
+        Ok(seg)
+    }
+
+    /// Opens by locator and checks kind and element type.
+    pub(crate) fn open_typed(loc: &Locator, nonce: Option<u64>, kind: Kind, ty: &TypeDesc) -> Result<Segment> {
+        let seg = Segment::open(loc, nonce, false)?;
+        seg.header().check_type(&describe(loc), kind, ty)?;
+        Ok(seg)
+    }
+
+    /// The header. It is only ever written before publication, so a shared reference is fine.
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least HEADER_SIZE bytes (checked at create and open) and
+        // page-aligned; the header's non-atomic fields are written only before `publish`, which
+        // happens-before any other process reads them (release/acquire on `magic`).
+        unsafe { &*self.map.as_ptr().cast::<Header>() }
+    }
+
+    /// Makes the segment openable by others. Call after initialising the data.
+    pub(crate) fn publish(&self) {
+        self.header().publish();
+    }
+
+    /// Pointer to the first data byte (aligned to the element type).
+    pub(crate) fn data_ptr(&self) -> NonNull<u8> {
+        let off = self.header().data_offset as usize;
+        // SAFETY: check_shape/create guarantee data_offset <= segment size == mapping length, so
+        // the result stays inside (or one past the end of) the mapping, which is non-null.
+        unsafe { NonNull::new_unchecked(self.map.as_mut_ptr().add(off)) }
+    }
+
+    /// Number of elements the header records.
+    pub(crate) fn len(&self) -> usize {
+        self.header().len as usize
+    }
+
+    /// Bare name for named segments.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// A handle other processes can open.
+    pub(crate) fn handle(&self) -> SegmentHandle {
+        let loc = match &self.name {
+            Some(n) => Locator::Named(n.clone()),
+            None => Locator::Anonymous { pid: sys::proc::getpid(), fd: self.file.as_raw_fd() },
+        };
+        SegmentHandle { loc, nonce: self.header().nonce }
+    }
+
+    /// Keep the name after this handle drops (the segment outlives the process).
+    pub(crate) fn persist(&self) {
+        self.unlink_on_drop.store(false, Ordering::Relaxed);
+    }
+
+    /// Removes the name now. Already-open mappings stay valid; new opens fail with NotFound.
+    pub(crate) fn unlink(&self) -> Result<()> {
+        self.unlink_on_drop.store(false, Ordering::Relaxed);
+        match &self.name {
+            Some(n) => match sys::shm::shm_unlink(&name::os_name(n)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound { name: n.clone() }),
+                Err(e) => Err(Error::io("shm_unlink")(e)),
+            },
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.unlink_on_drop.load(Ordering::Relaxed)
+            && self.owner_pid == sys::proc::getpid()
+            && let Some(n) = &self.name
+        {
+            let _ = sys::shm::shm_unlink(&name::os_name(n));
+        }
+    }
+}
+
+fn describe(loc: &Locator) -> String {
+    match loc {
+        Locator::Named(n) => format!("segment {n}"),
+        Locator::Anonymous { pid, fd } => format!("anonymous segment {pid}/{fd}"),
+    }
+}
+
+fn create_named(bare: &str) -> Result<File> {
+    sys::shm::shm_open(&name::os_name(bare), sys::shm::OpenMode::CreateExclusive).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            Error::AlreadyExists { name: bare.to_string() }
+        } else {
+            Error::io("shm_open")(e)
+        }
+    })
+}
+
+/// Refuses up front a request that cannot fit, before touching a page: a memfd fallocate larger
+/// than memory would push the machine into the OOM killer instead of failing cleanly.
+fn check_room(bytes: u64, named: Option<&str>) -> Result<()> {
+    let (place, fix, avail) = match named {
+        Some(_) => (
+            "/dev/shm",
+            "mount a larger /dev/shm (docker: --shm-size) or use a smaller array",
+            sys::shm::path_available("/dev/shm").ok().flatten(),
+        ),
+        None => ("memory", "free memory, raise the cgroup memory limit, or use a smaller array", sys::mem::available()),
+    };
+    match avail {
+        Some(available) if bytes > available => Err(Error::OutOfSpace { place, requested: bytes, available, fix }),
+        _ => Ok(()),
+    }
+}
+
+fn reserve_error(e: io::Error, bytes: u64, named: bool) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::ENOMEM) | Some(libc::EFBIG) => {
+            let (place, fix, available) = if named {
+                (
+                    "/dev/shm",
+                    "mount a larger /dev/shm (docker: --shm-size) or use a smaller array",
+                    sys::shm::path_available("/dev/shm").ok().flatten().unwrap_or(0),
+                )
+            } else {
+                ("memory", "free memory, raise the cgroup memory limit, or use a smaller array", sys::mem::available().unwrap_or(0))
+            };
+            Error::OutOfSpace { place, requested: bytes, available, fix }
+        }
+        _ => Error::io("fallocate")(e),
+    }
+}
+
+fn map_file(file: &File, bytes: u64, populate: bool) -> Result<MmapRaw> {
+    let mut o = MmapOptions::new();
+    o.len(bytes as usize);
+    if populate {
+        o.populate();
+    }
+    o.map_raw(file).map_err(Error::io("mmap"))
+}
+
+/// Opens a memfd held by another process (or inherited from the creator by fork), making sure
+/// the descriptor really is a memfd before opening it.
+fn open_anonymous(pid: u32, fd: i32, what: &str) -> Result<File> {
+    let is_memfd = |p: u32| {
+        std::fs::read_link(format!("/proc/{p}/fd/{fd}"))
+            .map(|t| t.to_string_lossy().starts_with("/memfd:"))
+            .unwrap_or(false)
+    };
+    let me = sys::proc::getpid();
+    // The creator first (it must be alive for an unrelated process to open it); then our own
+    // table, where a forked child finds the descriptor it inherited even if the creator is gone.
+    for p in [pid, me] {
+        if is_memfd(p) {
+            return sys::shm::open_proc_fd(p, fd).map_err(Error::io("opening /proc/<pid>/fd/<fd>"));
+        }
+    }
+    Err(Error::StaleHandle {
+        what: what.to_string(),
+        reason: format!("process {pid} holds no memfd at descriptor {fd} (has it exited?), and neither does this one"),
+    })
+}
+
+/// Removes the named segment `name` (leading '/' optional). Processes that have it open keep
+/// their mappings; new opens fail with [`Error::NotFound`].
+///
+/// ```
+/// use shmpool::{SharedArray, ShmOptions};
+/// let a = SharedArray::<u8>::zeroed_with(1, &ShmOptions::new().generated_name())?;
+/// shmpool::segment::unlink(a.name().unwrap())?;
+/// assert!(shmpool::segment::unlink(a.name().unwrap()).is_err()); // already gone
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub fn unlink(name: &str) -> Result<()> {
+    let bare = name::validate(name)?;
+    sys::shm::shm_unlink(&name::os_name(&bare)).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound { Error::NotFound { name: bare.clone() } } else { Error::io("shm_unlink")(e) }
+    })
+}
+
+/// What a segment's header says, for tools and diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// What the segment holds ("shared array", "mutex", ...).
+    pub kind: &'static str,
+    /// NumPy type string of the element (`<f8`, `|V24`).
+    pub dtype: String,
+    /// Number of elements.
+    pub len: u64,
+    /// Bytes per element.
+    pub elem_size: u64,
+    /// Where the data starts, from the segment's first byte.
+    pub data_offset: u64,
+    /// The segment's size in bytes.
+    pub segment_bytes: u64,
+    /// The pid of the process that created it.
+    pub creator_pid: u32,
+    /// Whether that process still exists.
+    pub creator_alive: bool,
+}
+
+/// Reads the header of the named segment without caring what it holds.
+///
+/// ```
+/// use shmpool::{SharedArray, ShmOptions};
+/// let a = SharedArray::<f64>::zeroed_with(10, &ShmOptions::new().generated_name())?;
+/// let info = shmpool::segment::inspect(a.name().unwrap())?;
+/// assert_eq!((info.dtype.as_str(), info.len, info.data_offset), ("<f8", 10, 128));
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub fn inspect(name: &str) -> Result<SegmentInfo> {
+    let seg = Segment::open(&Locator::Named(name.to_string()), None, false)?;
+    let h = seg.header();
+    Ok(SegmentInfo {
+        kind: h.kind().name(),
+        dtype: h.type_desc().describe(),
+        len: h.len,
+        elem_size: h.elem_size,
+        data_offset: h.data_offset,
+        segment_bytes: h.segment_bytes,
+        creator_pid: h.creator_pid,
+        creator_alive: sys::proc::pid_alive(h.creator_pid),
+    })
+}
+

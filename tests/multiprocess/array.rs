@@ -1,0 +1,7 @@
+//! Shared arrays across forked children.
+
+use crate::harness::Test;
+
+pub fn tests() -> Vec<Test> {
+    vec![]
+}

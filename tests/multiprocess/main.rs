@@ -1,0 +1,12 @@
+//! Tests that fork real children. They run on the main thread under `harness.rs` (see there for
+//! why), one at a time, each checked for leaked segments and unreaped children.
+
+mod harness;
+
+mod array;
+
+fn main() -> std::process::ExitCode {
+    let mut tests = Vec::new();
+    tests.extend(array::tests());
+    harness::run(tests)
+}

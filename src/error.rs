@@ -35,7 +35,9 @@ pub enum Error {
     },
 
     /// No segment of that name exists.
-    #[error("no shared memory segment named {name}; check the name, and that its creator still runs")]
+    #[error(
+        "no shared memory segment named {name}; check the name, and that its creator still runs"
+    )]
     NotFound {
         /// The segment's name.
         name: String,
@@ -70,7 +72,9 @@ pub enum Error {
     },
 
     /// The segment was written by an incompatible shmpool layout version.
-    #[error("{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides")]
+    #[error(
+        "{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides"
+    )]
     VersionMismatch {
         /// The segment's name or handle.
         what: String,
@@ -92,7 +96,9 @@ pub enum Error {
     },
 
     /// The element type does not match the one the segment was created with.
-    #[error("{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with")]
+    #[error(
+        "{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with"
+    )]
     TypeMismatch {
         /// The segment's name or handle.
         what: String,
@@ -160,6 +166,119 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    // Messaging: queues and pipes.
+    /// A non-blocking `get` found nothing.
+    #[error("the {what} is empty; wait with get or get_timeout, or check empty() first")]
+    Empty {
+        /// Which object ("queue", "message queue").
+        what: &'static str,
+    },
+
+    /// A non-blocking `put` found no room.
+    #[error(
+        "the {what} is full ({capacity}); wait with put or put_timeout, drain it, or create it larger"
+    )]
+    Full {
+        /// Which object ("queue", "message queue").
+        what: &'static str,
+        /// Its capacity, in words ("1024 items", "64 KiB").
+        capacity: String,
+    },
+
+    /// The object was closed, by this process or another.
+    #[error("the {what} is closed; stop using it, or create a new one")]
+    Closed {
+        /// Which object ("queue", "message queue", "connection").
+        what: &'static str,
+    },
+
+    /// Every process on the other side of a queue is gone, so the wait could never end.
+    #[error(
+        "every {role} of the {what} has exited (pids {pids:?}) and the wait could never end; \
+         check why they died, or keep a {role} alive"
+    )]
+    PeerDied {
+        /// Which object ("queue", "message queue", "joinable queue").
+        what: &'static str,
+        /// Which side is gone ("producer", "consumer").
+        role: &'static str,
+        /// The pids that were registered on that side.
+        pids: Vec<u32>,
+    },
+
+    /// The peer of a connection closed its end or died.
+    #[error(
+        "the peer of this {what} closed its end or exited; make sure it stays alive until the exchange ends"
+    )]
+    Disconnected {
+        /// Which object ("connection").
+        what: &'static str,
+    },
+
+    /// A message is larger than the limit stated when the channel was created.
+    #[error(
+        "a message of {} exceeds the {} limit of this {what}; send smaller messages or create \
+         the {what} with a larger maximum",
+        human_bytes(*len),
+        human_bytes(*max)
+    )]
+    MessageTooLarge {
+        /// Which object ("connection", "message queue").
+        what: &'static str,
+        /// The message's size in bytes.
+        len: u64,
+        /// The limit in bytes.
+        max: u64,
+    },
+
+    /// A message could not be encoded or decoded, or a frame is malformed.
+    #[error("bad message on this {what}: {reason}; send and receive the same type on both ends")]
+    BadMessage {
+        /// Which object ("connection", "message queue").
+        what: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The stream ended in the middle of a frame.
+    #[error(
+        "truncated frame on this {what}: {got} of {expected} bytes arrived before the stream ended; the sender died or closed mid-message"
+    )]
+    TruncatedFrame {
+        /// Which object ("connection").
+        what: &'static str,
+        /// Bytes the frame promised.
+        expected: u64,
+        /// Bytes that arrived.
+        got: u64,
+    },
+
+    /// The caller's buffer cannot hold the next message; it stays queued for a larger buffer.
+    #[error(
+        "the next message is {needed} bytes but the buffer holds {len}; call again with a buffer of at least {needed} bytes"
+    )]
+    BufferTooSmall {
+        /// Bytes the message needs.
+        needed: usize,
+        /// Bytes the buffer had.
+        len: usize,
+    },
+
+    /// `task_done` was called more times than items were put.
+    #[error(
+        "task_done() called more times than items were put in the joinable queue; call it once per item you got"
+    )]
+    TaskDoneTooOften,
+
+    /// A capacity or size limit given at creation cannot work.
+    #[error("bad capacity for a {what}: {reason}")]
+    BadCapacity {
+        /// Which object ("queue", "message queue", "connection").
+        what: &'static str,
+        /// What is wrong, and what would work.
+        reason: String,
+    },
 }
 
 /// `Result` with shmpool's [`Error`].
@@ -181,7 +300,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 || v.fract() < 0.05 { format!("{v:.0} {}", UNITS[u]) } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 || v.fract() < 0.05 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 #[cfg(test)]

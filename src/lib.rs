@@ -14,13 +14,19 @@
 
 mod array;
 mod error;
+mod pipe;
 mod process;
+mod queue;
 pub mod segment;
 mod sys;
 
 pub use array::SharedArray;
 pub use error::{Error, Result, human_bytes};
+pub use pipe::{Connection, DEFAULT_MAX_MESSAGE, ReceivedHandle, pipe, pipe_with};
 pub use process::child::ChildResult;
 pub use process::scope::{Scope, ScopedChild, scope};
 pub use process::status::ExitStatus;
+pub use queue::bounded::Queue;
+pub use queue::joinable::JoinableQueue;
+pub use queue::message::MessageQueue;
 pub use segment::{SegmentHandle, ShmOptions, clean_stale};

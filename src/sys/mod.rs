@@ -5,8 +5,10 @@
 
 pub(crate) mod futex;
 pub(crate) mod mem;
+pub(crate) mod peer;
 pub(crate) mod proc;
 pub(crate) mod shm;
+pub(crate) mod socket;
 
 use std::io;
 

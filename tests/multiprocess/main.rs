@@ -4,9 +4,13 @@
 mod harness;
 
 mod array;
+mod pipe;
+mod queue;
 
 fn main() -> std::process::ExitCode {
     let mut tests = Vec::new();
     tests.extend(array::tests());
+    tests.extend(queue::tests());
+    tests.extend(pipe::tests());
     harness::run(tests)
 }

@@ -1,0 +1,599 @@
+//! `pipe`: two connected [`Connection`]s over a Unix socket pair, Python's
+//! `multiprocessing.Pipe`.
+//!
+//! Framing on the `SOCK_STREAM` socket: an 8-byte header (payload length `u32` LE, frame tag
+//! `u32` LE), then the payload. Tag 0 is a message (raw bytes, or postcard for the serde API);
+//! tag 1 is a segment handle (postcard-encoded [`SegmentHandle`]), carrying the segment's memfd
+//! as `SCM_RIGHTS` ancillary data when it has one. A receiver refuses a frame longer than its
+//! stated maximum without allocating for it (it skips the bytes), and reports a stream that
+//! ends inside a frame as [`Error::TruncatedFrame`].
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::segment::SegmentHandle;
+use crate::segment::handle::Locator;
+use crate::sys::{self, socket};
+
+/// The largest message a connection takes unless told otherwise: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+
+const HEADER: usize = 8;
+const TAG_DATA: u32 = 0;
+const TAG_HANDLE: u32 = 1;
+const WHAT: &str = "connection";
+
+/// One received frame.
+struct Frame {
+    tag: u32,
+    payload: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+/// One end of a [`pipe`]: sends and receives whole messages.
+///
+/// Messages are either raw bytes ([`send_bytes`](Connection::send_bytes),
+/// [`recv_bytes`](Connection::recv_bytes), [`recv_bytes_into`](Connection::recv_bytes_into)) or
+/// anything serde handles ([`send`](Connection::send), [`recv`](Connection::recv), encoded with
+/// postcard), plus segment handles whose memfd travels with them
+/// ([`send_handle`](Connection::send_handle), [`recv_handle`](Connection::recv_handle)).
+///
+/// Limits: a message longer than [`max_message`](Connection::max_message) is refused by the
+/// sender and, should a foreign sender try, by the receiver, which skips it without allocating.
+/// A peer that closed its end or died ends `recv` with [`Error::Disconnected`]; one that died in
+/// the middle of a message, with [`Error::TruncatedFrame`].
+///
+/// After a fork both processes hold both ends: as with Python, each side should drop the end it
+/// does not use (moving an end into a [`Scope::fork`](crate::Scope::fork) closure drops the
+/// parent's copy), or a dead peer is never noticed, because its end is still open elsewhere.
+///
+/// ```
+/// let (mut a, mut b) = shmpool::pipe(true)?;
+/// a.send(&("hello", 42u32))?;
+/// let (s, n): (String, u32) = b.recv()?;
+/// assert_eq!((s.as_str(), n), ("hello", 42));
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub struct Connection {
+    fd: OwnedFd,
+    readable: bool,
+    writable: bool,
+    max: usize,
+    /// A whole frame set aside: too large for the caller's buffer, or of the other kind.
+    stash: Option<Frame>,
+    /// Set when a timeout or a garbage header left the stream inside a frame.
+    broken: Option<&'static str>,
+}
+
+/// A connected pair of [`Connection`]s. With `duplex`, both ends send and receive; without,
+/// the first only receives and the second only sends (Python's `Pipe(duplex=False)`).
+/// Messages are limited to [`DEFAULT_MAX_MESSAGE`] bytes; see [`pipe_with`].
+///
+/// ```
+/// let (mut rx, mut tx) = shmpool::pipe(false)?;
+/// tx.send_bytes(b"one way")?;
+/// assert_eq!(rx.recv_bytes()?, b"one way");
+/// assert!(rx.send_bytes(b"back").is_err()); // the read end cannot send
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
+    pipe_with(duplex, DEFAULT_MAX_MESSAGE)
+}
+
+/// As [`pipe`], with messages limited to `max_message` bytes (at most 4 GiB - 1).
+///
+/// ```
+/// let (mut a, mut b) = shmpool::pipe_with(true, 16)?;
+/// assert!(matches!(a.send_bytes(&[0; 17]), Err(shmpool::Error::MessageTooLarge { .. })));
+/// a.send_bytes(&[0; 16])?;
+/// assert_eq!(b.recv_bytes()?.len(), 16);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub fn pipe_with(duplex: bool, max_message: usize) -> Result<(Connection, Connection)> {
+    if max_message > u32::MAX as usize {
+        return Err(Error::BadCapacity {
+            what: WHAT,
+            reason: "messages are limited to 4 GiB - 1 bytes".into(),
+        });
+    }
+    let (a, b) = socket::socketpair().map_err(Error::io("socketpair"))?;
+    let conn = |fd, readable, writable| Connection {
+        fd,
+        readable,
+        writable,
+        max: max_message,
+        stash: None,
+        broken: None,
+    };
+    if duplex {
+        return Ok((conn(a, true, true), conn(b, true, true)));
+    }
+    socket::shutdown(a.as_fd(), socket::Shut::Write).map_err(Error::io("shutdown"))?;
+    socket::shutdown(b.as_fd(), socket::Shut::Read).map_err(Error::io("shutdown"))?;
+    Ok((conn(a, true, false), conn(b, false, true)))
+}
+
+fn gone(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN))
+}
+
+impl Connection {
+    /// The largest message this end sends or accepts, in bytes.
+    ///
+    /// ```
+    /// assert_eq!(shmpool::pipe_with(true, 100)?.0.max_message(), 100);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn max_message(&self) -> usize {
+        self.max
+    }
+
+    fn send_frame(&mut self, tag: u32, payload: &[u8], fd: Option<BorrowedFd<'_>>) -> Result<()> {
+        if !self.writable {
+            return Err(Error::Closed { what: "read-only end of a one-way pipe" });
+        }
+        if payload.len() > self.max {
+            return Err(Error::MessageTooLarge {
+                what: WHAT,
+                len: payload.len() as u64,
+                max: self.max as u64,
+            });
+        }
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        header[4..].copy_from_slice(&tag.to_le_bytes());
+        let total = HEADER + payload.len();
+        let mut sent = 0;
+        while sent < total {
+            let bufs: [&[u8]; 2] = if sent < HEADER {
+                [&header[sent..], payload]
+            } else {
+                [&payload[sent - HEADER..], &[]]
+            };
+            let fds: Vec<BorrowedFd<'_>> =
+                if sent == 0 { fd.into_iter().collect() } else { Vec::new() };
+            match socket::send(self.fd.as_fd(), &bufs, &fds) {
+                Ok(n) => sent += n,
+                Err(e) if gone(&e) => return Err(Error::Disconnected { what: WHAT }),
+                Err(e) => return Err(Error::io("sendmsg")(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` from the socket, collecting descriptors. Returns how many bytes arrived before
+    /// end-of-file (all of them unless the peer closed).
+    fn read_full(
+        &self,
+        buf: &mut [u8],
+        fds: &mut Vec<OwnedFd>,
+        deadline: Option<Instant>,
+        what: &'static str,
+        timeout: Duration,
+    ) -> Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if !socket::poll_readable(self.fd.as_fd(), Some(left)).map_err(Error::io("poll"))? {
+                    return Err(Error::Timeout { what, after: timeout });
+                }
+            }
+            match socket::recv(self.fd.as_fd(), &mut buf[got..], fds) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if gone(&e) => break,
+                Err(e) => return Err(Error::io("recvmsg")(e)),
+            }
+        }
+        Ok(got)
+    }
+
+    /// Reads and drops `n` payload bytes, in small pieces (a refused oversize message).
+    fn skip(&self, mut n: u64) -> Result<()> {
+        let mut scratch = [0u8; 16 * 1024];
+        let mut fds = Vec::new();
+        while n > 0 {
+            let want = scratch.len().min(n as usize);
+            let got = self.read_full(&mut scratch[..want], &mut fds, None, "", Duration::ZERO)?;
+            fds.clear();
+            if got < want {
+                break; // the peer went away; the next recv reports it
+            }
+            n -= got as u64;
+        }
+        Ok(())
+    }
+
+    fn recv_frame(&mut self, timeout: Option<Duration>, what: &'static str) -> Result<Frame> {
+        if let Some(f) = self.stash.take() {
+            return Ok(f);
+        }
+        if !self.readable {
+            return Err(Error::Closed { what: "write-only end of a one-way pipe" });
+        }
+        if let Some(why) = self.broken {
+            return Err(Error::BadMessage {
+                what: WHAT,
+                reason: format!("the stream lost its framing earlier ({why}); open a new pipe"),
+            });
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let t = timeout.unwrap_or_default();
+        let mut fds = Vec::new();
+        let mut header = [0u8; HEADER];
+        // Wait for the first byte under the deadline; once a frame started, a timeout breaks it.
+        if let Some(d) = deadline
+            && !socket::poll_readable(
+                self.fd.as_fd(),
+                Some(d.saturating_duration_since(Instant::now())),
+            )
+            .map_err(Error::io("poll"))?
+        {
+            return Err(Error::Timeout { what, after: t });
+        }
+        let got = self.read_full(&mut header, &mut fds, deadline, what, t).inspect_err(|e| {
+            if matches!(e, Error::Timeout { .. }) {
+                self.broken = Some("a timeout inside a frame header");
+            }
+        })?;
+        if got == 0 {
+            return Err(Error::Disconnected { what: WHAT });
+        }
+        if got < HEADER {
+            self.broken = Some("a truncated frame");
+            return Err(Error::TruncatedFrame {
+                what: WHAT,
+                expected: HEADER as u64,
+                got: got as u64,
+            });
+        }
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
+        let tag = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        if tag != TAG_DATA && tag != TAG_HANDLE {
+            self.broken = Some("a frame with an unknown tag");
+            return Err(Error::BadMessage {
+                what: WHAT,
+                reason: format!("unknown frame tag {tag}: the peer does not speak this protocol"),
+            });
+        }
+        if len > self.max as u64 {
+            self.skip(len)?;
+            return Err(Error::MessageTooLarge { what: WHAT, len, max: self.max as u64 });
+        }
+        let mut payload = vec![0u8; len as usize];
+        let n = self.read_full(&mut payload, &mut fds, deadline, what, t).inspect_err(|e| {
+            if matches!(e, Error::Timeout { .. }) {
+                self.broken = Some("a timeout inside a frame");
+            }
+        })?;
+        if n < payload.len() {
+            self.broken = Some("a truncated frame");
+            return Err(Error::TruncatedFrame {
+                what: WHAT,
+                expected: HEADER as u64 + len,
+                got: (HEADER + n) as u64,
+            });
+        }
+        Ok(Frame { tag, payload, fds })
+    }
+
+    fn recv_data(&mut self, timeout: Option<Duration>, what: &'static str) -> Result<Vec<u8>> {
+        let f = self.recv_frame(timeout, what)?;
+        if f.tag != TAG_DATA {
+            self.stash = Some(f);
+            return Err(Error::BadMessage {
+                what: WHAT,
+                reason: "the next message is a segment handle; take it with recv_handle".into(),
+            });
+        }
+        Ok(f.payload)
+    }
+
+    /// Sends `bytes` as one message.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MessageTooLarge`] over [`max_message`](Connection::max_message) (nothing is
+    /// sent); [`Error::Disconnected`] when the peer closed or died.
+    ///
+    /// ```
+    /// let (mut a, mut b) = shmpool::pipe(true)?;
+    /// a.send_bytes(&[1, 2, 3])?;
+    /// assert_eq!(b.recv_bytes()?, [1, 2, 3]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.send_frame(TAG_DATA, bytes, None)
+    }
+
+    /// Receives one message as bytes, waiting for it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Disconnected`] when the peer closed or died; [`Error::TruncatedFrame`] when the
+    /// stream ended inside a message; [`Error::MessageTooLarge`] for a message over the limit
+    /// (skipped, the connection stays usable).
+    ///
+    /// ```
+    /// let (mut a, mut b) = shmpool::pipe(true)?;
+    /// drop(a);
+    /// assert!(matches!(b.recv_bytes(), Err(shmpool::Error::Disconnected { .. })));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        self.recv_data(None, "Connection::recv_bytes")
+    }
+
+    /// As [`recv_bytes`](Connection::recv_bytes), waiting at most `timeout` for the message to
+    /// start; then [`Error::Timeout`]. (A message that starts but stalls past the deadline also
+    /// times out, and leaves the connection unusable.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (_a, mut b) = shmpool::pipe(true)?;
+    /// assert!(matches!(b.recv_bytes_timeout(Duration::from_millis(5)), Err(shmpool::Error::Timeout { .. })));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn recv_bytes_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>> {
+        self.recv_data(Some(timeout), "Connection::recv_bytes")
+    }
+
+    /// Receives one message into `buf` and returns its length.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BufferTooSmall`] when the message does not fit: it stays queued, and the next
+    /// receive (of any kind) returns it. Otherwise as [`recv_bytes`](Connection::recv_bytes).
+    ///
+    /// ```
+    /// let (mut a, mut b) = shmpool::pipe(true)?;
+    /// a.send_bytes(b"hello")?;
+    /// let mut small = [0u8; 2];
+    /// assert!(matches!(b.recv_bytes_into(&mut small), Err(shmpool::Error::BufferTooSmall { needed: 5, .. })));
+    /// let mut buf = [0u8; 16];
+    /// let n = b.recv_bytes_into(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"hello");
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let f = self.recv_frame(None, "Connection::recv_bytes_into")?;
+        if f.tag != TAG_DATA {
+            self.stash = Some(f);
+            return Err(Error::BadMessage {
+                what: WHAT,
+                reason: "the next message is a segment handle; take it with recv_handle".into(),
+            });
+        }
+        if f.payload.len() > buf.len() {
+            let (needed, len) = (f.payload.len(), buf.len());
+            self.stash = Some(f);
+            return Err(Error::BufferTooSmall { needed, len });
+        }
+        buf[..f.payload.len()].copy_from_slice(&f.payload);
+        Ok(f.payload.len())
+    }
+
+    /// Serializes `msg` (postcard) and sends it as one message.
+    ///
+    /// ```
+    /// let (mut a, mut b) = shmpool::pipe(true)?;
+    /// a.send(&vec![1.5f64, 2.5])?;
+    /// assert_eq!(b.recv::<Vec<f64>>()?, [1.5, 2.5]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn send<M: Serialize + ?Sized>(&mut self, msg: &M) -> Result<()> {
+        let bytes = postcard::to_stdvec(msg)
+            .map_err(|e| Error::BadMessage { what: WHAT, reason: format!("cannot encode: {e}") })?;
+        self.send_bytes(&bytes)
+    }
+
+    /// Receives one message and deserializes it as `M`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadMessage`] when the bytes do not decode as `M` (the message is consumed);
+    /// otherwise as [`recv_bytes`](Connection::recv_bytes).
+    ///
+    /// ```
+    /// let (mut a, mut b) = shmpool::pipe(true)?;
+    /// a.send_bytes(&[0xff; 3])?; // not a valid String encoding
+    /// assert!(matches!(b.recv::<String>(), Err(shmpool::Error::BadMessage { .. })));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn recv<M: DeserializeOwned>(&mut self) -> Result<M> {
+        decode(&self.recv_bytes()?)
+    }
+
+    /// As [`recv`](Connection::recv), waiting at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut a, mut b) = shmpool::pipe(true)?;
+    /// a.send(&1u8)?;
+    /// assert_eq!(b.recv_timeout::<u8>(Duration::from_secs(1))?, 1);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn recv_timeout<M: DeserializeOwned>(&mut self, timeout: Duration) -> Result<M> {
+        decode(&self.recv_data(Some(timeout), "Connection::recv")?)
+    }
+
+    /// Whether a message (or the peer's end-of-file) can be received now, waiting at most
+    /// `timeout` for one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut a, b) = shmpool::pipe(true)?;
+    /// assert!(!b.poll(Duration::ZERO)?);
+    /// a.send(&1u8)?;
+    /// assert!(b.poll(Duration::from_secs(1))?);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn poll(&self, timeout: Duration) -> Result<bool> {
+        if self.stash.is_some() {
+            return Ok(true);
+        }
+        if !self.readable {
+            return Err(Error::Closed { what: "write-only end of a one-way pipe" });
+        }
+        socket::poll_readable(self.fd.as_fd(), Some(timeout)).map_err(Error::io("poll"))
+    }
+
+    /// Sends a segment handle. For an anonymous segment (memfd) the descriptor itself travels
+    /// (`SCM_RIGHTS`), so the receiver can open it even after the creator exited; this process
+    /// must hold that descriptor (it created the segment, or inherited it by fork).
+    ///
+    /// ```
+    /// use shmpool::SharedArray;
+    /// let (mut a, mut b) = shmpool::pipe(true)?;
+    /// let arr = SharedArray::from_slice(&[1u32, 2, 3])?;
+    /// a.send_handle(&arr.handle())?;
+    /// let got = b.recv_handle()?;
+    /// // SAFETY: nothing writes the array while `view` lives.
+    /// let view = unsafe { SharedArray::<u32>::open_handle(got.handle())? };
+    /// assert_eq!(&view[..], &[1, 2, 3]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn send_handle(&mut self, handle: &SegmentHandle) -> Result<()> {
+        let payload = postcard::to_stdvec(handle).map_err(|e| Error::BadMessage {
+            what: WHAT,
+            reason: format!("cannot encode the handle: {e}"),
+        })?;
+        match &handle.loc {
+            Locator::Named(_) => self.send_frame(TAG_HANDLE, &payload, None),
+            Locator::Anonymous { fd, .. } => {
+                if !socket::is_memfd(*fd) {
+                    return Err(Error::StaleHandle {
+                        what: handle.to_string(),
+                        reason: format!(
+                            "this process holds no memfd at descriptor {fd}; send the handle from the process that created the segment"
+                        ),
+                    });
+                }
+                // SAFETY: `fd` is open in this process (just checked) and stays open for this call:
+                // it belongs to a segment the caller keeps alive while it sends the handle.
+                let borrowed = unsafe { BorrowedFd::borrow_raw(*fd as RawFd) };
+                self.send_frame(TAG_HANDLE, &payload, Some(borrowed))
+            }
+        }
+    }
+
+    /// Receives a segment handle sent with [`send_handle`](Connection::send_handle). The
+    /// returned value holds the received descriptor; open the segment (for example with
+    /// `SharedArray::open_handle(received.handle())`) while it lives.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadMessage`] when the next message is not a handle (the message stays queued
+    /// for [`recv_bytes`](Connection::recv_bytes)); otherwise as
+    /// [`recv_bytes`](Connection::recv_bytes).
+    ///
+    /// ```
+    /// let (mut a, mut b) = shmpool::pipe(true)?;
+    /// a.send_bytes(b"not a handle")?;
+    /// assert!(b.recv_handle().is_err());
+    /// assert_eq!(b.recv_bytes()?, b"not a handle"); // still there
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn recv_handle(&mut self) -> Result<ReceivedHandle> {
+        let mut f = self.recv_frame(None, "Connection::recv_handle")?;
+        if f.tag != TAG_HANDLE {
+            self.stash = Some(f);
+            return Err(Error::BadMessage { what: WHAT, reason: "the next message is data, not a segment handle; take it with recv_bytes or recv".into() });
+        }
+        let mut handle: SegmentHandle = decode(&f.payload)?;
+        let fd = match handle.loc {
+            Locator::Named(_) => None,
+            Locator::Anonymous { .. } => {
+                let fd = f.fds.pop().ok_or_else(|| Error::BadMessage {
+                    what: WHAT,
+                    reason: "an anonymous segment handle arrived without its descriptor".into(),
+                })?;
+                handle.loc = Locator::Anonymous { pid: sys::proc::getpid(), fd: fd.as_raw_fd() };
+                Some(fd)
+            }
+        };
+        Ok(ReceivedHandle { handle, _fd: fd })
+    }
+
+    /// Closes this end; the peer's receives then end with [`Error::Disconnected`] (once no other
+    /// process holds a copy of this end). Dropping does the same.
+    ///
+    /// ```
+    /// let (a, mut b) = shmpool::pipe(true)?;
+    /// a.close();
+    /// assert!(b.recv_bytes().is_err());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn close(self) {
+        drop(self)
+    }
+}
+
+fn decode<M: DeserializeOwned>(bytes: &[u8]) -> Result<M> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| Error::BadMessage { what: WHAT, reason: format!("cannot decode: {e}") })
+}
+
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Connection {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("readable", &self.readable)
+            .field("writable", &self.writable)
+            .field("max_message", &self.max)
+            .finish()
+    }
+}
+
+/// A segment handle received over a [`Connection`], holding the descriptor that came with it.
+/// Open the segment through [`handle`](ReceivedHandle::handle) while this value lives; the
+/// opened object keeps its own descriptor, so this one may be dropped afterwards.
+///
+/// ```
+/// let (mut a, mut b) = shmpool::pipe(true)?;
+/// let q = shmpool::Queue::<u8>::new(4)?;
+/// a.send_handle(&q.handle())?;
+/// let got = b.recv_handle()?;
+/// shmpool::Queue::<u8>::open_handle(got.handle())?.put(1)?;
+/// assert_eq!(q.get()?, 1);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ReceivedHandle {
+    handle: SegmentHandle,
+    _fd: Option<OwnedFd>,
+}
+
+impl ReceivedHandle {
+    /// The handle, rewritten to point at the received descriptor in this process.
+    ///
+    /// ```
+    /// let (mut a, mut b) = shmpool::pipe(true)?;
+    /// let arr = shmpool::SharedArray::<u8>::zeroed(1)?;
+    /// a.send_handle(&arr.handle())?;
+    /// println!("{}", b.recv_handle()?.handle());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn handle(&self) -> &SegmentHandle {
+        &self.handle
+    }
+}

@@ -1,0 +1,694 @@
+//! `Queue<T>`: a bounded multi-producer multi-consumer queue of `Pod` items in shared memory.
+//!
+//! The ring is Dmitry Vyukov's bounded MPMC queue: every slot carries a sequence number that
+//! says whose turn it is (a producer's for position `p` when it equals `2p`, a consumer's when it
+//! equals `2p + 1`; doubling keeps "published at p" apart from "free for p + 1" even with one
+//! slot), so producers and consumers only contend on their own counter. Layout, wake
+//! protocol and dead-peer rule: `README.md` in this folder.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytemuck::Pod;
+
+use super::peers::PeerTable;
+use super::wait::{WaitCell, wait_for};
+use crate::error::{Error, Result};
+use crate::segment::Segment;
+use crate::segment::handle::{Locator, SegmentHandle};
+use crate::segment::header::{HEADER_SIZE, Kind, Layout, TypeDesc};
+use crate::segment::options::ShmOptions;
+use crate::sys::peer;
+
+/// Identifies a queue control block (and its layout version): `b"SPQUEUE1"`.
+const TAG: u64 = u64::from_le_bytes(*b"SPQUEUE1");
+
+/// A value alone on its cache line, so that producers and consumers do not false-share.
+#[repr(C, align(64))]
+struct Line<T>(T);
+
+/// The control block, at offset 128 of the segment, followed by one sequence number per slot and
+/// then (at `data_offset`) the slots' values.
+#[repr(C)]
+pub(crate) struct Control {
+    /// Read-only after creation.
+    head_info: Line<Info>,
+    /// Next position a producer claims.
+    tail: Line<AtomicU64>,
+    /// Next position a consumer claims.
+    head: Line<AtomicU64>,
+    /// Bumped when an item is published; getters sleep on it.
+    not_empty: Line<WaitCell>,
+    /// Bumped when a slot is freed; putters sleep on it.
+    not_full: Line<WaitCell>,
+    /// Joinable queues: items put and not yet marked done, and the cell `join` sleeps on.
+    unfinished: Line<(AtomicU64, WaitCell)>,
+    producers: PeerTable,
+    consumers: PeerTable,
+}
+
+#[repr(C)]
+struct Info {
+    tag: u64,
+    capacity: u64,
+    joinable: u32,
+    closed: AtomicU32,
+}
+
+const _: () = assert!(std::mem::size_of::<Control>() % 64 == 0);
+
+/// Where the parts of a queue of `capacity` `T`s lie: (sequence numbers, data offset, total).
+fn offsets<T>(capacity: usize) -> Option<(usize, usize, usize)> {
+    let seqs = HEADER_SIZE + std::mem::size_of::<Control>();
+    let seq_end = seqs.checked_add(capacity.checked_mul(8)?)?;
+    let data = seq_end.checked_next_multiple_of(std::mem::align_of::<T>().max(64))?;
+    let total = data.checked_add(capacity.checked_mul(std::mem::size_of::<T>())?)?;
+    (total <= isize::MAX as usize).then_some((seqs, data, total))
+}
+
+/// The parts of a queue segment every handle in a process shares.
+pub(crate) struct Inner<T> {
+    seg: Segment,
+    ctrl: NonNull<Control>,
+    seqs: NonNull<AtomicU64>,
+    data: NonNull<T>,
+    cap: u64,
+    /// The token this process registered as a producer / consumer with (0: not yet). After a
+    /// fork the child's token differs, so the child registers itself on first use.
+    producer_as: AtomicU64,
+    consumer_as: AtomicU64,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: the shared state is reached only through atomics (control block, sequence numbers) and
+// through slot values whose ownership the sequence protocol hands to one thread of one process at
+// a time; values are `Pod + Send`, so moving them between threads is fine.
+unsafe impl<T: Pod + Send> Send for Inner<T> {}
+// SAFETY: as above; `&Inner` only performs those synchronised accesses.
+unsafe impl<T: Pod + Send> Sync for Inner<T> {}
+
+impl<T: Pod> Inner<T> {
+    pub(crate) fn create(capacity: usize, opts: &ShmOptions, joinable: bool) -> Result<Inner<T>> {
+        if capacity == 0 {
+            return Err(Error::BadCapacity {
+                what: "queue",
+                reason: "a capacity of 0 could hold nothing; give at least 1".into(),
+            });
+        }
+        let too_large = Error::TooLarge { len: capacity, elem_size: std::mem::size_of::<T>() };
+        let (_, data, total) = offsets::<T>(capacity).ok_or(too_large)?;
+        let layout = Layout {
+            kind: Kind::Queue,
+            ty: TypeDesc::of::<T>(),
+            len: capacity as u64,
+            data_offset: data as u64,
+            segment_bytes: total as u64,
+        };
+        let seg = Segment::create(opts, &layout)?;
+        let inner = Self::from_segment(seg, capacity)?;
+        // SAFETY: the segment is fresh and unpublished: this process alone can reach it, and the
+        // control block lies inside the mapping (offsets() put it before the data offset).
+        let info = unsafe { &mut (*inner.ctrl.as_ptr()).head_info.0 };
+        info.tag = TAG;
+        info.capacity = capacity as u64;
+        info.joinable = joinable as u32;
+        for i in 0..capacity {
+            inner.seq(i).store(2 * i as u64, Ordering::Relaxed);
+        }
+        inner.seg.publish();
+        Ok(inner)
+    }
+
+    pub(crate) fn open(loc: &Locator, nonce: Option<u64>) -> Result<Inner<T>> {
+        let what = || match loc {
+            Locator::Named(n) => format!("queue {n}"),
+            Locator::Anonymous { pid, fd } => format!("queue {pid}/{fd}"),
+        };
+        let seg = Segment::open_typed(loc, nonce, Kind::Queue, &TypeDesc::of::<T>())?;
+        let cap = seg.len();
+        let corrupt = |reason: String| Error::CorruptHeader { what: what(), reason };
+        let (_, data, total) =
+            offsets::<T>(cap).ok_or_else(|| corrupt("capacity overflows".into()))?;
+        if seg.header().data_offset != data as u64 || seg.header().segment_bytes != total as u64 {
+            return Err(corrupt(format!("a queue of {cap} items does not have this layout")));
+        }
+        let inner = Self::from_segment(seg, cap)?;
+        let info = &inner.ctrl().head_info.0;
+        if info.tag != TAG || info.capacity != cap as u64 {
+            return Err(corrupt(
+                "the queue control block is damaged or from another version".into(),
+            ));
+        }
+        Ok(inner)
+    }
+
+    fn from_segment(seg: Segment, cap: usize) -> Result<Inner<T>> {
+        let (seqs, data, _) =
+            offsets::<T>(cap).ok_or(Error::TooLarge { len: cap, elem_size: 0 })?;
+        // The data pointer the segment computes from its header, checked against our layout.
+        let base = seg.data_ptr().as_ptr().wrapping_sub(data);
+        // SAFETY: `base` is the mapping's start (data_ptr = start + data_offset, and data_offset
+        // == `data` was checked or written by us); the control block (offset 128) and the
+        // sequence numbers (`seqs`) lie inside the mapping, before `data`, and are 64- and
+        // 8-aligned because the mapping is page-aligned and both offsets are multiples of 64.
+        let (ctrl, seqs) = unsafe {
+            (
+                NonNull::new_unchecked(base.add(HEADER_SIZE).cast::<Control>()),
+                NonNull::new_unchecked(base.add(seqs).cast::<AtomicU64>()),
+            )
+        };
+        let data = seg.data_ptr().cast::<T>();
+        Ok(Inner {
+            seg,
+            ctrl,
+            seqs,
+            data,
+            cap: cap as u64,
+            producer_as: AtomicU64::new(0),
+            consumer_as: AtomicU64::new(0),
+            _t: PhantomData,
+        })
+    }
+
+    pub(crate) fn ctrl(&self) -> &Control {
+        // SAFETY: the control block lies inside the mapping `self.seg` keeps alive, was
+        // initialised before publication (zeroes are valid for every atomic and the padding), and
+        // is only mutated through atomics.
+        unsafe { self.ctrl.as_ref() }
+    }
+
+    fn seq(&self, i: usize) -> &AtomicU64 {
+        debug_assert!((i as u64) < self.cap);
+        // SAFETY: `i < cap` and the mapping holds `cap` aligned sequence numbers at `seqs`.
+        unsafe { &*self.seqs.as_ptr().add(i) }
+    }
+
+    pub(crate) fn is_joinable(&self) -> bool {
+        self.ctrl().head_info.0.joinable != 0
+    }
+
+    fn closed(&self) -> bool {
+        self.ctrl().head_info.0.closed.load(Ordering::Acquire) != 0
+    }
+
+    fn as_producer(&self) {
+        let me = peer::me();
+        if self.producer_as.load(Ordering::Relaxed) != me {
+            self.ctrl().producers.register(me);
+            self.producer_as.store(me, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn as_consumer(&self) {
+        let me = peer::me();
+        if self.consumer_as.load(Ordering::Relaxed) != me {
+            self.ctrl().consumers.register(me);
+            self.consumer_as.store(me, Ordering::Relaxed);
+        }
+    }
+
+    /// One attempt to put: `Ok(true)` when stored, `Ok(false)` when full.
+    fn try_put(&self, value: T) -> Result<bool> {
+        let c = self.ctrl();
+        if self.closed() {
+            return Err(Error::Closed { what: "queue" });
+        }
+        let mut pos = c.tail.0.load(Ordering::Relaxed);
+        loop {
+            let i = (pos % self.cap) as usize;
+            let seq = self.seq(i).load(Ordering::Acquire);
+            let diff = seq.wrapping_sub(2 * pos) as i64;
+            if diff == 0 {
+                match c.tail.0.compare_exchange_weak(
+                    pos,
+                    pos + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        if self.is_joinable() {
+                            c.unfinished.0.0.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // SAFETY: winning the CAS for `pos` while seq == 2 pos makes this slot ours
+                        // alone until we publish it below; `i < cap`, in bounds and aligned.
+                        unsafe { self.data.as_ptr().add(i).write(value) };
+                        self.seq(i).store(2 * pos + 1, Ordering::Release);
+                        c.not_empty.0.notify_one();
+                        return Ok(true);
+                    }
+                    Err(actual) => pos = actual,
+                }
+            } else if diff < 0 {
+                return Ok(false);
+            } else {
+                pos = c.tail.0.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// One attempt to get: `Ok(None)` when empty (and not closed).
+    fn try_get(&self) -> Result<Option<T>> {
+        let c = self.ctrl();
+        let mut pos = c.head.0.load(Ordering::Relaxed);
+        loop {
+            let i = (pos % self.cap) as usize;
+            let seq = self.seq(i).load(Ordering::Acquire);
+            let diff = seq.wrapping_sub(2 * pos + 1) as i64;
+            if diff == 0 {
+                match c.head.0.compare_exchange_weak(
+                    pos,
+                    pos + 1,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => {
+                        // SAFETY: winning the CAS for `pos` while seq == 2 pos + 1 makes this
+                        // published slot ours alone until we hand it back below; the acquire load
+                        // of `seq` made the producer's write visible. Any bytes are a valid `T`.
+                        let v = unsafe { self.data.as_ptr().add(i).read() };
+                        self.seq(i).store(2 * (pos + self.cap), Ordering::Release);
+                        c.not_full.0.notify_one();
+                        return Ok(Some(v));
+                    }
+                    Err(actual) => pos = actual,
+                }
+            } else if diff < 0 {
+                return if self.closed() { Err(Error::Closed { what: "queue" }) } else { Ok(None) };
+            } else {
+                pos = c.head.0.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn put(&self, value: T, timeout: Option<Duration>) -> Result<()> {
+        self.as_producer();
+        wait_for(
+            &self.ctrl().not_full.0,
+            timeout,
+            "Queue::put",
+            || Ok(self.try_put(value)?.then_some(())),
+            || self.consumers_gone("queue"),
+        )
+    }
+
+    pub(crate) fn get(&self, timeout: Option<Duration>) -> Result<T> {
+        self.as_consumer();
+        wait_for(
+            &self.ctrl().not_empty.0,
+            timeout,
+            "Queue::get",
+            || self.try_get(),
+            || match self.ctrl().producers.all_gone() {
+                Some(pids) => Err(Error::PeerDied { what: "queue", role: "producer", pids }),
+                None => Ok(()),
+            },
+        )
+    }
+
+    pub(crate) fn consumers_gone(&self, what: &'static str) -> Result<()> {
+        match self.ctrl().consumers.all_gone() {
+            Some(pids) => Err(Error::PeerDied { what, role: "consumer", pids }),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn put_nowait(&self, value: T) -> Result<()> {
+        self.as_producer();
+        if self.try_put(value)? {
+            Ok(())
+        } else {
+            Err(Error::Full { what: "queue", capacity: format!("{} items", self.cap) })
+        }
+    }
+
+    pub(crate) fn get_nowait(&self) -> Result<T> {
+        self.as_consumer();
+        self.try_get()?.ok_or(Error::Empty { what: "queue" })
+    }
+
+    pub(crate) fn qsize(&self) -> usize {
+        let c = self.ctrl();
+        // Read head first: it never passes tail, so the difference cannot go negative except
+        // through a race with both moving, which the saturation absorbs.
+        let head = c.head.0.load(Ordering::Acquire);
+        let tail = c.tail.0.load(Ordering::Acquire);
+        tail.saturating_sub(head).min(self.cap) as usize
+    }
+
+    pub(crate) fn close(&self) {
+        let c = self.ctrl();
+        c.head_info.0.closed.store(1, Ordering::SeqCst);
+        c.not_empty.0.notify_all();
+        c.not_full.0.notify_all();
+        c.unfinished.0.1.notify_all();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// Joinable queues: marks one item done.
+    pub(crate) fn task_done(&self) -> Result<()> {
+        let (count, cell) = &self.ctrl().unfinished.0;
+        let mut n = count.load(Ordering::Relaxed);
+        loop {
+            if n == 0 {
+                return Err(Error::TaskDoneTooOften);
+            }
+            match count.compare_exchange_weak(n, n - 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(actual) => n = actual,
+            }
+        }
+        if n == 1 {
+            cell.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Joinable queues: waits until every item put was marked done.
+    pub(crate) fn join(&self, timeout: Option<Duration>) -> Result<()> {
+        let (count, cell) = &self.ctrl().unfinished.0;
+        wait_for(
+            cell,
+            timeout,
+            "JoinableQueue::join",
+            || {
+                if count.load(Ordering::Acquire) == 0 {
+                    Ok(Some(()))
+                } else if self.closed() {
+                    Err(Error::Closed { what: "joinable queue" })
+                } else {
+                    Ok(None)
+                }
+            },
+            || self.consumers_gone("joinable queue"),
+        )
+    }
+
+    pub(crate) fn unfinished(&self) -> u64 {
+        self.ctrl().unfinished.0.0.load(Ordering::Acquire)
+    }
+}
+
+/// A bounded multi-producer multi-consumer queue of `Pod` items in shared memory, Python's
+/// `multiprocessing.Queue` for plain data.
+///
+/// Items are copied into a ring in a segment of its own; every process that holds the queue (a
+/// forked child through a borrow or a clone, any process through [`handle`](Queue::handle) and
+/// [`open_handle`](Queue::open_handle) or a name) puts and gets without a lock or a syscall
+/// while the queue is neither empty nor full. A wait spins briefly, then sleeps on a shared
+/// futex.
+///
+/// Every wait can end: [`put`](Queue::put) and [`get`](Queue::get) have `_timeout` and
+/// `_nowait` forms; [`close`](Queue::close) ends every wait in every process with
+/// [`Error::Closed`]; and a getter whose producers have all exited (or a putter whose consumers
+/// have all exited) gets [`Error::PeerDied`] instead of waiting for ever. A process counts as a
+/// producer from its first put, as a consumer from its first get.
+///
+/// `Queue` is a cheap handle: clones share one mapping.
+///
+/// ```no_run
+/// // (no_run: doctests run in a multi-threaded harness, where fork is refused.)
+/// use shmpool::Queue;
+///
+/// // Items are `Pod`: (producer, sequence number) pairs as arrays.
+/// let q = Queue::<[u64; 2]>::new(1024)?;
+/// shmpool::scope(|s| {
+///     for p in 0..2u64 {
+///         let q = &q;
+///         s.fork(move || (0..1000u64).try_for_each(|i| q.put([p, i])))?;
+///     }
+///     let mut got = 0;
+///     while got < 2000 {
+///         q.get()?;
+///         got += 1;
+///     }
+///     Ok::<(), shmpool::Error>(())
+/// })??;
+/// assert!(q.empty());
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub struct Queue<T: Pod> {
+    pub(crate) inner: Arc<Inner<T>>,
+}
+
+impl<T: Pod> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<T: Pod> Queue<T> {
+    /// An anonymous queue that holds at most `capacity` items.
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<u64>::new(16)?;
+    /// q.put(7)?;
+    /// assert_eq!(q.get()?, 7);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn new(capacity: usize) -> Result<Queue<T>> {
+        Self::new_with(capacity, &ShmOptions::new())
+    }
+
+    /// A queue created as `opts` says (named, pre-faulted...).
+    ///
+    /// ```
+    /// use shmpool::{Queue, ShmOptions};
+    /// let q = Queue::<u32>::new_with(8, &ShmOptions::new().generated_name())?;
+    /// let again = Queue::<u32>::open(q.name().unwrap())?;
+    /// again.put(5)?;
+    /// assert_eq!(q.get()?, 5);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn new_with(capacity: usize, opts: &ShmOptions) -> Result<Queue<T>> {
+        Ok(Queue { inner: Arc::new(Inner::create(capacity, opts, false)?) })
+    }
+
+    /// Opens the named queue another process created, checking the item type.
+    ///
+    /// ```
+    /// use shmpool::{Queue, ShmOptions};
+    /// let q = Queue::<u16>::new_with(4, &ShmOptions::new().generated_name())?;
+    /// assert!(Queue::<u64>::open(q.name().unwrap()).is_err()); // wrong item type
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Queue<T>> {
+        Ok(Queue { inner: Arc::new(Inner::open(&Locator::Named(name.to_string()), None)?) })
+    }
+
+    /// Opens the queue a [`SegmentHandle`] refers to, checking the item type.
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<i32>::new(4)?;
+    /// let other = shmpool::Queue::<i32>::open_handle(&q.handle())?;
+    /// other.put(-1)?;
+    /// assert_eq!(q.get()?, -1);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn open_handle(handle: &SegmentHandle) -> Result<Queue<T>> {
+        Ok(Queue { inner: Arc::new(Inner::open(&handle.loc, Some(handle.nonce))?) })
+    }
+
+    /// A handle another process can open with [`open_handle`](Queue::open_handle).
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<u8>::new(1)?;
+    /// println!("{}", q.handle());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn handle(&self) -> SegmentHandle {
+        self.inner.segment().handle()
+    }
+
+    /// The segment's name, for named queues.
+    ///
+    /// ```
+    /// assert_eq!(shmpool::Queue::<u8>::new(1)?.name(), None);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.inner.segment().name()
+    }
+
+    /// Puts `item`, waiting while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] if the queue is or gets closed; [`Error::PeerDied`] if every consumer
+    /// that ever got from the queue has exited while it is full.
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<u64>::new(2)?;
+    /// q.put(1)?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn put(&self, item: T) -> Result<()> {
+        self.inner.put(item, None)
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room; then [`Error::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = shmpool::Queue::<u64>::new(1)?;
+    /// q.put(1)?;
+    /// let e = q.put_timeout(2, Duration::from_millis(10)).unwrap_err();
+    /// assert!(matches!(e, shmpool::Error::Timeout { .. }));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
+        self.inner.put(item, Some(timeout))
+    }
+
+    /// Puts `item` if there is room now, else fails with [`Error::Full`].
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<u64>::new(1)?;
+    /// q.put_nowait(1)?;
+    /// assert!(matches!(q.put_nowait(2), Err(shmpool::Error::Full { .. })));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn put_nowait(&self, item: T) -> Result<()> {
+        self.inner.put_nowait(item)
+    }
+
+    /// Takes the oldest item, waiting while the queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] once the queue is closed and empty (items put before `close` are still
+    /// delivered); [`Error::PeerDied`] if every producer that ever put has exited and the queue
+    /// is empty.
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<u64>::new(2)?;
+    /// q.put(9)?;
+    /// assert_eq!(q.get()?, 9);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn get(&self) -> Result<T> {
+        self.inner.get(None)
+    }
+
+    /// Takes the oldest item, waiting at most `timeout`; then [`Error::Timeout`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = shmpool::Queue::<u64>::new(1)?;
+    /// assert!(matches!(q.get_timeout(Duration::from_millis(5)), Err(shmpool::Error::Timeout { .. })));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+        self.inner.get(Some(timeout))
+    }
+
+    /// Takes the oldest item if there is one now, else fails with [`Error::Empty`].
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<u64>::new(1)?;
+    /// assert!(matches!(q.get_nowait(), Err(shmpool::Error::Empty { .. })));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn get_nowait(&self) -> Result<T> {
+        self.inner.get_nowait()
+    }
+
+    /// How many items the queue holds (a snapshot: other processes may change it at once).
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<u8>::new(4)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert_eq!(q.qsize(), 2);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn qsize(&self) -> usize {
+        self.inner.qsize()
+    }
+
+    /// Whether the queue holds no items (a snapshot).
+    ///
+    /// ```
+    /// assert!(shmpool::Queue::<u8>::new(4)?.empty());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.qsize() == 0
+    }
+
+    /// Whether the queue holds `capacity` items (a snapshot).
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<u8>::new(1)?;
+    /// q.put(0)?;
+    /// assert!(q.full());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn full(&self) -> bool {
+        self.qsize() >= self.inner.capacity()
+    }
+
+    /// The most items the queue holds.
+    ///
+    /// ```
+    /// assert_eq!(shmpool::Queue::<u8>::new(3)?.capacity(), 3);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity()
+    }
+
+    /// Closes the queue for every process: puts fail at once, gets deliver what is left and then
+    /// fail, and every waiter (in any process) wakes with [`Error::Closed`]. Closing twice is
+    /// harmless.
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<u8>::new(2)?;
+    /// q.put(1)?;
+    /// q.close();
+    /// assert!(matches!(q.put(2), Err(shmpool::Error::Closed { .. })));
+    /// assert_eq!(q.get()?, 1);
+    /// assert!(matches!(q.get(), Err(shmpool::Error::Closed { .. })));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.inner.close()
+    }
+
+    /// Whether the queue was closed (by any process).
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<u8>::new(2)?;
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+}
+
+impl<T: Pod> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("type", &TypeDesc::of::<T>().describe())
+            .field("capacity", &self.capacity())
+            .field("qsize", &self.qsize())
+            .field("handle", &self.handle().to_string())
+            .finish()
+    }
+}

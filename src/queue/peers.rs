@@ -1,0 +1,71 @@
+//! Which processes produce into and consume from a queue, so a waiter can tell that the other
+//! side is gone for good.
+//!
+//! A process registers its token (pid + start time, see `sys::peer`) in the producer table on
+//! its first put and in the consumer table on its first get. The registration lasts as long as
+//! the process: a waiter whose sleep slice ran out asks [`PeerTable::all_gone`], which answers
+//! only when every registered process has exited (zombies and reused pids count as exited).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::sys::peer;
+
+/// How many processes each side of a queue can register. Past that, the table overflows and
+/// the dead-peer check for that side is off (waits then end only by timeout or close).
+pub(crate) const PEER_SLOTS: usize = 30;
+
+/// One side's registered processes. 256 bytes, cache-line aligned.
+#[repr(C, align(64))]
+pub(crate) struct PeerTable {
+    overflow: AtomicU32,
+    _pad: u32,
+    _pad2: u64,
+    slots: [AtomicU64; PEER_SLOTS],
+}
+
+const _: () = assert!(std::mem::size_of::<PeerTable>() == 256);
+
+impl PeerTable {
+    /// Records `me` (a `sys::peer` token). Reuses slots of processes that have exited.
+    pub(crate) fn register(&self, me: u64) {
+        if self.slots.iter().any(|s| s.load(Ordering::Acquire) == me) {
+            return;
+        }
+        for s in &self.slots {
+            if s.load(Ordering::Relaxed) == 0
+                && s.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            {
+                return;
+            }
+        }
+        for s in &self.slots {
+            let old = s.load(Ordering::Acquire);
+            if old != 0
+                && !peer::alive(old)
+                && s.compare_exchange(old, me, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+            {
+                return;
+            }
+        }
+        self.overflow.store(1, Ordering::Release);
+    }
+
+    /// The pids of the registered processes if every one of them has exited; `None` while any
+    /// runs, when none registered yet, or when the table overflowed (then nobody can tell).
+    pub(crate) fn all_gone(&self) -> Option<Vec<u32>> {
+        if self.overflow.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        let mut pids = Vec::new();
+        for s in &self.slots {
+            let t = s.load(Ordering::Acquire);
+            if t != 0 {
+                if peer::alive(t) {
+                    return None;
+                }
+                pids.push(peer::token_pid(t));
+            }
+        }
+        if pids.is_empty() { None } else { Some(pids) }
+    }
+}

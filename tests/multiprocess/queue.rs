@@ -1,0 +1,457 @@
+//! Queues between forked processes: delivery, order, wakes, close, join, dead peers.
+
+use std::time::{Duration, Instant};
+
+use shmpool::{Error, JoinableQueue, MessageQueue, Queue, SharedArray, scope};
+
+use crate::harness::Test;
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "queue::mpmc_delivers_every_item_once_in_producer_order",
+            run: mpmc_delivers_every_item_once_in_producer_order,
+        },
+        Test {
+            name: "queue::blocked_consumer_wakes_when_a_producer_puts",
+            run: blocked_consumer_wakes_when_a_producer_puts,
+        },
+        Test {
+            name: "queue::blocked_producer_wakes_when_a_consumer_gets",
+            run: blocked_producer_wakes_when_a_consumer_gets,
+        },
+        Test {
+            name: "queue::close_wakes_every_waiter_with_an_error",
+            run: close_wakes_every_waiter_with_an_error,
+        },
+        Test { name: "queue::timeouts_fire_in_a_child", run: timeouts_fire_in_a_child },
+        Test {
+            name: "queue::joinable_join_returns_after_every_task_done",
+            run: joinable_join_returns_after_every_task_done,
+        },
+        Test {
+            name: "queue::consumer_gets_peer_died_when_the_producer_is_killed",
+            run: consumer_gets_peer_died_when_the_producer_is_killed,
+        },
+        Test {
+            name: "queue::producer_gets_peer_died_when_the_consumer_is_killed",
+            run: producer_gets_peer_died_when_the_consumer_is_killed,
+        },
+        Test {
+            name: "queue::join_gets_peer_died_when_the_consumer_is_killed",
+            run: join_gets_peer_died_when_the_consumer_is_killed,
+        },
+        Test {
+            name: "queue::child_opens_queue_by_handle_and_type_is_checked",
+            run: child_opens_queue_by_handle_and_type_is_checked,
+        },
+        Test {
+            name: "queue::message_queue_carries_variable_messages_between_processes",
+            run: message_queue_carries_variable_messages_between_processes,
+        },
+        Test {
+            name: "queue::message_queue_consumer_gets_peer_died",
+            run: message_queue_consumer_gets_peer_died,
+        },
+    ]
+}
+
+const PRODUCERS: u32 = 3;
+const CONSUMERS: usize = 2;
+const PER_PRODUCER: u32 = 20_000;
+const STOP: u32 = u32::MAX;
+
+/// Exit codes the children use to say what went wrong.
+const ORDER_BROKEN: i32 = 3;
+const UNEXPECTED: i32 = 4;
+
+fn mpmc_delivers_every_item_once_in_producer_order() {
+    // A small ring, so producers and consumers both block and wake many times.
+    let q = Queue::<[u32; 2]>::new(64).unwrap();
+    let total = (PRODUCERS * PER_PRODUCER) as usize;
+    let mut seen = SharedArray::<u32>::zeroed(total * CONSUMERS).unwrap();
+    scope(|s| {
+        let mut producers = Vec::new();
+        for p in 0..PRODUCERS {
+            let q = &q;
+            producers
+                .push(s.fork(move || (0..PER_PRODUCER).try_for_each(|i| q.put([p, i]))).unwrap());
+        }
+        let mut consumers = Vec::new();
+        for mine in seen.split_mut(CONSUMERS) {
+            let q = &q;
+            consumers.push(
+                s.fork(move || {
+                    let mut last = [None::<u32>; PRODUCERS as usize];
+                    loop {
+                        let [p, i] = match q.get() {
+                            Ok(item) => item,
+                            Err(_) => return UNEXPECTED,
+                        };
+                        if p == STOP {
+                            return 0;
+                        }
+                        if last[p as usize].is_some_and(|prev| prev >= i) {
+                            return ORDER_BROKEN;
+                        }
+                        last[p as usize] = Some(i);
+                        mine[(p * PER_PRODUCER + i) as usize] += 1;
+                    }
+                })
+                .unwrap(),
+            );
+        }
+        for c in producers {
+            let st = c.join().unwrap();
+            assert!(st.success(), "producer: {st}");
+        }
+        for _ in 0..CONSUMERS {
+            q.put([STOP, 0]).unwrap();
+        }
+        for c in consumers {
+            let st = c.join().unwrap();
+            assert!(st.success(), "consumer: {st}");
+        }
+    })
+    .unwrap();
+    let (a, b) = seen.split_at(total);
+    for k in 0..total {
+        assert_eq!(a[k] + b[k], 1, "item {k} delivered {} times", a[k] + b[k]);
+    }
+    assert!(q.empty());
+}
+
+fn blocked_consumer_wakes_when_a_producer_puts() {
+    let q = Queue::<u64>::new(4).unwrap();
+    scope(|s| {
+        let q2 = &q;
+        let child = s.fork(move || match q2.get() {
+            Ok(v) => v as i32,
+            Err(_) => UNEXPECTED,
+        });
+        let child = child.unwrap();
+        // Give the child time to spin out and fall asleep on the futex.
+        std::thread::sleep(Duration::from_millis(150));
+        q.put(42).unwrap();
+        let st = child.join().unwrap();
+        assert_eq!(st.code(), Some(42), "{st}");
+    })
+    .unwrap();
+}
+
+fn blocked_producer_wakes_when_a_consumer_gets() {
+    let q = Queue::<u64>::new(1).unwrap();
+    q.put(1).unwrap();
+    scope(|s| {
+        let q2 = &q;
+        let child = s
+            .fork(move || match q2.put(2) {
+                Ok(()) => 0,
+                Err(_) => UNEXPECTED,
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(q.get().unwrap(), 1);
+        let st = child.join().unwrap();
+        assert!(st.success(), "{st}");
+        assert_eq!(q.get().unwrap(), 2);
+    })
+    .unwrap();
+}
+
+const GOT_CLOSED: i32 = 7;
+
+fn close_wakes_every_waiter_with_an_error() {
+    let empty = Queue::<u64>::new(4).unwrap();
+    let full = Queue::<u64>::new(1).unwrap();
+    full.put(0).unwrap();
+    let t0 = Instant::now();
+    scope(|s| {
+        let mut kids = Vec::new();
+        for _ in 0..3 {
+            let q = &empty;
+            kids.push(
+                s.fork(move || match q.get() {
+                    Err(Error::Closed { .. }) => GOT_CLOSED,
+                    _ => UNEXPECTED,
+                })
+                .unwrap(),
+            );
+        }
+        for _ in 0..2 {
+            let q = &full;
+            kids.push(
+                s.fork(move || match q.put(1) {
+                    Err(Error::Closed { .. }) => GOT_CLOSED,
+                    _ => UNEXPECTED,
+                })
+                .unwrap(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(150));
+        empty.close();
+        full.close();
+        for k in kids {
+            let st = k.join().unwrap();
+            assert_eq!(st.code(), Some(GOT_CLOSED), "{st}");
+        }
+    })
+    .unwrap();
+    // The waits ended because of close, not because of some later timeout.
+    assert!(t0.elapsed() < Duration::from_secs(30));
+}
+
+fn timeouts_fire_in_a_child() {
+    let q = Queue::<u64>::new(1).unwrap();
+    scope(|s| {
+        let q = &q;
+        let st = s
+            .fork(move || {
+                let t0 = Instant::now();
+                let got = q.get_timeout(Duration::from_millis(80));
+                if !matches!(got, Err(Error::Timeout { .. }))
+                    || t0.elapsed() < Duration::from_millis(80)
+                {
+                    return UNEXPECTED;
+                }
+                q.put(1).unwrap();
+                let t0 = Instant::now();
+                let put = q.put_timeout(2, Duration::from_millis(80));
+                if !matches!(put, Err(Error::Timeout { .. }))
+                    || t0.elapsed() < Duration::from_millis(80)
+                {
+                    return UNEXPECTED;
+                }
+                0
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(st.success(), "{st}");
+    })
+    .unwrap();
+    assert_eq!(q.get_nowait().unwrap(), 1);
+}
+
+fn joinable_join_returns_after_every_task_done() {
+    const N: u64 = 500;
+    let q = JoinableQueue::<u64>::new(16).unwrap();
+    let mut done = SharedArray::<u64>::zeroed(CONSUMERS).unwrap();
+    scope(|s| {
+        let mut kids = Vec::new();
+        for slot in done.split_mut(CONSUMERS) {
+            let q = &q;
+            kids.push(
+                s.fork(move || -> shmpool::Result<()> {
+                    loop {
+                        let v = q.get()?;
+                        if v == u64::MAX {
+                            q.task_done()?;
+                            return Ok(());
+                        }
+                        slot[0] += 1;
+                        q.task_done()?;
+                    }
+                })
+                .unwrap(),
+            );
+        }
+        for i in 0..N {
+            q.put(i).unwrap();
+        }
+        for _ in 0..CONSUMERS {
+            q.put(u64::MAX).unwrap();
+        }
+        q.join_timeout(Duration::from_secs(20)).unwrap();
+        assert_eq!(q.unfinished(), 0);
+        for k in kids {
+            let st = k.join().unwrap();
+            assert!(st.success(), "{st}");
+        }
+    })
+    .unwrap();
+    assert_eq!(done.iter().sum::<u64>(), N);
+    assert!(matches!(q.task_done(), Err(Error::TaskDoneTooOften)));
+}
+
+const GOT_PEER_DIED: i32 = 9;
+
+fn consumer_gets_peer_died_when_the_producer_is_killed() {
+    let q = Queue::<u64>::new(4).unwrap();
+    scope(|s| {
+        let qp = &q;
+        let producer = s
+            .fork(move || {
+                qp.put(5).unwrap();
+                std::thread::sleep(Duration::from_secs(50));
+            })
+            .unwrap();
+        let qc = &q;
+        let mut consumer = s
+            .fork(move || {
+                if qc.get().ok() != Some(5) {
+                    return UNEXPECTED;
+                }
+                match qc.get() {
+                    Err(Error::PeerDied { role: "producer", .. }) => GOT_PEER_DIED,
+                    _ => UNEXPECTED,
+                }
+            })
+            .unwrap();
+        // Let the consumer take the item and fall asleep on the empty queue.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            consumer.join_timeout(Duration::ZERO).unwrap().is_none(),
+            "the consumer should be waiting"
+        );
+        producer.kill().unwrap();
+        let st =
+            consumer.join_timeout(Duration::from_secs(10)).unwrap().expect("the consumer hung");
+        assert_eq!(st.code(), Some(GOT_PEER_DIED), "{st}");
+        assert_eq!(producer.join().unwrap().signal(), Some(libc::SIGKILL));
+    })
+    .unwrap();
+}
+
+fn producer_gets_peer_died_when_the_consumer_is_killed() {
+    let q = Queue::<u64>::new(1).unwrap();
+    scope(|s| {
+        let qc = &q;
+        let consumer = s
+            .fork(move || {
+                qc.get().unwrap();
+                std::thread::sleep(Duration::from_secs(50));
+            })
+            .unwrap();
+        let qp = &q;
+        let mut producer = s
+            .fork(move || {
+                // The first fills the ring after the consumer took one; the last must wait.
+                for i in 0..3 {
+                    match qp.put(i) {
+                        Ok(()) => {}
+                        Err(Error::PeerDied { role: "consumer", .. }) => return GOT_PEER_DIED,
+                        Err(_) => return UNEXPECTED,
+                    }
+                }
+                UNEXPECTED
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            producer.join_timeout(Duration::ZERO).unwrap().is_none(),
+            "the producer should be waiting"
+        );
+        consumer.kill().unwrap();
+        let st =
+            producer.join_timeout(Duration::from_secs(10)).unwrap().expect("the producer hung");
+        assert_eq!(st.code(), Some(GOT_PEER_DIED), "{st}");
+        assert_eq!(consumer.join().unwrap().signal(), Some(libc::SIGKILL));
+    })
+    .unwrap();
+}
+
+fn join_gets_peer_died_when_the_consumer_is_killed() {
+    let q = JoinableQueue::<u64>::new(4).unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    scope(|s| {
+        let qc = &q;
+        let consumer = s
+            .fork(move || {
+                qc.get().unwrap();
+                qc.task_done().unwrap();
+                std::thread::sleep(Duration::from_secs(50)); // never handles the second item
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        consumer.kill().unwrap();
+        let e = q.join_timeout(Duration::from_secs(10)).unwrap_err();
+        assert!(matches!(e, Error::PeerDied { role: "consumer", .. }), "{e}");
+        assert_eq!(consumer.join().unwrap().signal(), Some(libc::SIGKILL));
+    })
+    .unwrap();
+    assert_eq!(q.unfinished(), 1);
+}
+
+fn child_opens_queue_by_handle_and_type_is_checked() {
+    let q = Queue::<[u16; 3]>::new(8).unwrap();
+    let h = q.handle();
+    scope(|s| {
+        let h = &h;
+        let st = s
+            .fork(move || {
+                if Queue::<u64>::open_handle(h).is_ok() {
+                    return UNEXPECTED; // wrong item type must be refused
+                }
+                let mine = Queue::<[u16; 3]>::open_handle(h).unwrap();
+                mine.put([1, 2, 3]).unwrap();
+                0
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(st.success(), "{st}");
+    })
+    .unwrap();
+    assert_eq!(q.get().unwrap(), [1, 2, 3]);
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+struct Job {
+    id: u32,
+    name: String,
+    payload: Vec<u8>,
+}
+
+fn job(id: u32) -> Job {
+    Job { id, name: format!("job-{id}"), payload: vec![id as u8; (id as usize * 37) % 700] }
+}
+
+fn message_queue_carries_variable_messages_between_processes() {
+    const N: u32 = 2000;
+    // A ring much smaller than the data, so frames wrap around its end many times.
+    let q = MessageQueue::new(4096, 1024).unwrap();
+    scope(|s| {
+        let q2 = &q;
+        let child = s
+            .fork(move || -> shmpool::Result<()> {
+                for id in 0..N {
+                    q2.put(&job(id))?;
+                }
+                match q2.put_bytes(&[0u8; 1025]) {
+                    Err(Error::MessageTooLarge { .. }) => Ok(()),
+                    other => panic!("oversize message was not refused: {other:?}"),
+                }
+            })
+            .unwrap();
+        for id in 0..N {
+            let got: Job = q.get_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(got, job(id));
+        }
+        let st = child.join().unwrap();
+        assert!(st.success(), "{st}");
+    })
+    .unwrap();
+    assert!(q.empty());
+}
+
+fn message_queue_consumer_gets_peer_died() {
+    let q = MessageQueue::new(1024, 64).unwrap();
+    scope(|s| {
+        let q2 = &q;
+        let producer = s
+            .fork(move || {
+                q2.put("only one").unwrap();
+                std::thread::sleep(Duration::from_secs(50));
+            })
+            .unwrap();
+        assert_eq!(q.get::<String>().unwrap(), "only one");
+        producer.kill().unwrap();
+        // The producer is a zombie until joined: it must still count as dead.
+        let e = q.get_timeout::<String>(Duration::from_secs(10)).unwrap_err();
+        assert!(matches!(e, Error::PeerDied { role: "producer", .. }), "{e}");
+        assert_eq!(producer.join().unwrap().signal(), Some(libc::SIGKILL));
+    })
+    .unwrap();
+}

@@ -35,9 +35,7 @@ pub enum Error {
     },
 
     /// No segment of that name exists.
-    #[error(
-        "no shared memory segment named {name}; check the name, and that its creator still runs"
-    )]
+    #[error("no shared memory segment named {name}; check the name, and that its creator still runs")]
     NotFound {
         /// The segment's name.
         name: String,
@@ -72,9 +70,7 @@ pub enum Error {
     },
 
     /// The segment was written by an incompatible shmpool layout version.
-    #[error(
-        "{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides"
-    )]
+    #[error("{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides")]
     VersionMismatch {
         /// The segment's name or handle.
         what: String,
@@ -96,9 +92,7 @@ pub enum Error {
     },
 
     /// The element type does not match the one the segment was created with.
-    #[error(
-        "{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with"
-    )]
+    #[error("{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with")]
     TypeMismatch {
         /// The segment's name or handle.
         what: String,
@@ -300,11 +294,7 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 || v.fract() < 0.05 {
-        format!("{v:.0} {}", UNITS[u])
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    if u == 0 || v.fract() < 0.05 { format!("{v:.0} {}", UNITS[u]) } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
 #[cfg(test)]

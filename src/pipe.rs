@@ -597,3 +597,68 @@ impl ReceivedHandle {
         &self.handle
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::ShmOptions;
+
+    #[test]
+    fn named_handles_travel_without_a_descriptor() {
+        let (mut a, mut b) = pipe(true).unwrap();
+        let arr = crate::SharedArray::from_slice_with(&[4u8, 5], &ShmOptions::new().generated_name()).unwrap();
+        a.send_handle(&arr.handle()).unwrap();
+        let got = b.recv_handle().unwrap();
+        assert_eq!(got.handle(), &arr.handle());
+        // SAFETY: nothing writes the array.
+        let view = unsafe { crate::SharedArray::<u8>::open_handle(got.handle()) }.unwrap();
+        assert_eq!(&view[..], &[4, 5]);
+    }
+
+    #[test]
+    fn a_handle_frame_is_not_taken_as_data_and_stays_queued() {
+        let (mut a, mut b) = pipe(true).unwrap();
+        let q = crate::Queue::<u8>::new(1).unwrap();
+        a.send_handle(&q.handle()).unwrap();
+        assert!(matches!(b.recv_bytes(), Err(Error::BadMessage { .. })));
+        assert!(b.poll(Duration::ZERO).unwrap());
+        let got = b.recv_handle().unwrap();
+        crate::Queue::<u8>::open_handle(got.handle()).unwrap();
+    }
+
+    #[test]
+    fn a_handle_this_process_cannot_send_is_refused() {
+        let (mut a, _b) = pipe(true).unwrap();
+        let bogus = SegmentHandle { loc: Locator::Anonymous { pid: 1, fd: 9999 }, nonce: 0 };
+        assert!(matches!(a.send_handle(&bogus), Err(Error::StaleHandle { .. })));
+    }
+
+    #[test]
+    fn one_way_pipes_refuse_the_wrong_direction() {
+        let (mut r, mut w) = pipe(false).unwrap();
+        assert!(matches!(r.send_bytes(b"x"), Err(Error::Closed { .. })));
+        assert!(matches!(w.recv_bytes(), Err(Error::Closed { .. })));
+        w.send(&1u16).unwrap();
+        assert_eq!(r.recv::<u16>().unwrap(), 1);
+    }
+
+    #[test]
+    fn large_messages_cross_whole() {
+        let (mut a, mut b) = pipe(true).unwrap();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::thread::scope(|s| {
+            s.spawn(|| a.send_bytes(&big).unwrap());
+            assert_eq!(b.recv_bytes().unwrap(), big);
+        });
+    }
+
+    #[test]
+    fn garbage_header_breaks_the_connection_with_an_error() {
+        use std::io::Write;
+        let (a, mut b) = pipe(true).unwrap();
+        let mut raw = std::os::unix::net::UnixStream::from(a.as_fd().try_clone_to_owned().unwrap());
+        raw.write_all(&[1, 0, 0, 0, 99, 0, 0, 0, 0]).unwrap();
+        assert!(matches!(b.recv_bytes(), Err(Error::BadMessage { .. })));
+        assert!(matches!(b.recv_bytes(), Err(Error::BadMessage { .. })));
+    }
+}

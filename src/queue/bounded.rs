@@ -692,3 +692,135 @@ impl<T: Pod> fmt::Debug for Queue<T> {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::segment::ShmOptions;
+
+    #[test]
+    fn threads_deliver_every_item_once_in_producer_order() {
+        const P: u64 = 4;
+        const N: u64 = 5_000;
+        let q = Queue::<[u64; 2]>::new(8).unwrap();
+        let got: Vec<Vec<[u64; 2]>> = std::thread::scope(|s| {
+            for p in 0..P {
+                let q = q.clone();
+                s.spawn(move || (0..N).for_each(|i| q.put([p, i]).unwrap()));
+            }
+            let consumers: Vec<_> = (0..3)
+                .map(|_| {
+                    let q = q.clone();
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        while let Ok(v) = q.get_timeout(Duration::from_millis(500)) {
+                            mine.push(v);
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            consumers.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        let mut count = vec![0u32; (P * N) as usize];
+        for mine in &got {
+            let mut last = [None; P as usize];
+            for &[p, i] in mine {
+                assert!(last[p as usize].is_none_or(|l| l < i), "producer {p} out of order");
+                last[p as usize] = Some(i);
+                count[(p * N + i) as usize] += 1;
+            }
+        }
+        assert!(count.iter().all(|&c| c == 1));
+    }
+
+    #[test]
+    fn capacity_zero_is_refused() {
+        assert!(matches!(Queue::<u8>::new(0), Err(Error::BadCapacity { .. })));
+    }
+
+    #[test]
+    fn full_and_empty_and_qsize_follow_puts_and_gets() {
+        let q = Queue::<u32>::new(3).unwrap();
+        assert!(q.empty() && !q.full());
+        for i in 0..3 {
+            q.put_nowait(i).unwrap();
+        }
+        assert!(q.full());
+        assert_eq!(q.qsize(), 3);
+        assert!(matches!(q.put_nowait(9), Err(Error::Full { .. })));
+        // Wrap around the ring several times, keeping FIFO order.
+        for i in 3..100 {
+            assert_eq!(q.get_nowait().unwrap(), i - 3);
+            q.put_nowait(i).unwrap();
+        }
+        assert_eq!([q.get().unwrap(), q.get().unwrap(), q.get().unwrap()], [97, 98, 99]);
+        assert!(matches!(q.get_nowait(), Err(Error::Empty { .. })));
+    }
+
+    #[test]
+    fn timeouts_fire_and_say_what_timed_out() {
+        let q = Queue::<u64>::new(1).unwrap();
+        let t0 = std::time::Instant::now();
+        let e = q.get_timeout(Duration::from_millis(30)).unwrap_err();
+        assert!(t0.elapsed() >= Duration::from_millis(30));
+        assert!(e.to_string().contains("Queue::get timed out"), "{e}");
+        q.put(1).unwrap();
+        assert!(matches!(q.put_timeout(2, Duration::from_millis(30)), Err(Error::Timeout { .. })));
+    }
+
+    #[test]
+    fn close_wakes_a_sleeping_thread_and_drains_first() {
+        let q = Queue::<u64>::new(4).unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| q.get());
+            std::thread::sleep(Duration::from_millis(100));
+            q.close();
+            assert!(matches!(waiter.join().unwrap(), Err(Error::Closed { .. })));
+        });
+        let q = Queue::<u64>::new(4).unwrap();
+        q.put(1).unwrap();
+        q.close();
+        assert!(matches!(q.put_nowait(2), Err(Error::Closed { .. })));
+        assert_eq!(q.get().unwrap(), 1);
+        assert!(matches!(q.get(), Err(Error::Closed { .. })));
+    }
+
+    #[test]
+    fn opening_checks_type_kind_and_name() {
+        let q = Queue::<u32>::new_with(4, &ShmOptions::new().generated_name()).unwrap();
+        let name = q.name().unwrap().to_string();
+        assert!(matches!(Queue::<i32>::open(&name), Err(Error::TypeMismatch { .. })));
+        assert!(matches!(Queue::<u64>::open(&name), Err(Error::TypeMismatch { .. })));
+        let arr = crate::SharedArray::<u32>::zeroed_with(4, &ShmOptions::new().generated_name()).unwrap();
+        assert!(matches!(Queue::<u32>::open(arr.name().unwrap()), Err(Error::KindMismatch { .. })));
+        let again = Queue::<u32>::open(&name).unwrap();
+        again.put(3).unwrap();
+        assert_eq!(q.get().unwrap(), 3);
+        assert_eq!(again.capacity(), 4);
+    }
+
+    #[test]
+    fn joinable_counts_and_join_waits_for_task_done() {
+        let q = crate::JoinableQueue::<u8>::new(4).unwrap();
+        q.put(1).unwrap();
+        q.put(2).unwrap();
+        assert_eq!(q.unfinished(), 2);
+        std::thread::scope(|s| {
+            let joiner = s.spawn(|| q.join_timeout(Duration::from_secs(10)));
+            q.get().unwrap();
+            q.task_done().unwrap();
+            q.get().unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!joiner.is_finished());
+            q.task_done().unwrap();
+            joiner.join().unwrap().unwrap();
+        });
+        assert!(matches!(q.task_done(), Err(Error::TaskDoneTooOften)));
+        // A plain Queue opened on a joinable segment still counts its puts.
+        let plain = Queue::<u8>::open_handle(&q.handle()).unwrap();
+        plain.put(3).unwrap();
+        assert_eq!(q.unfinished(), 1);
+        assert!(crate::JoinableQueue::<u8>::open_handle(&Queue::<u8>::new(1).unwrap().handle()).is_err());
+    }
+}

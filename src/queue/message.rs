@@ -699,3 +699,78 @@ impl fmt::Debug for MessageQueue {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_wrap_around_the_ring_intact() {
+        let q = MessageQueue::new(100, 40).unwrap(); // two frames of at most 40 B fit
+        for round in 0..200u32 {
+            let msg: Vec<u8> = (0..(round % 37) as u8).collect();
+            q.put_timeout(&msg, Duration::from_secs(5)).unwrap();
+            if round % 2 == 1 {
+                let prev: Vec<u8> = (0..((round - 1) % 37) as u8).collect();
+                assert_eq!(q.get::<Vec<u8>>().unwrap(), prev);
+                assert_eq!(q.get::<Vec<u8>>().unwrap(), msg);
+            }
+        }
+        assert!(q.empty());
+        assert_eq!(q.qsize(), 0);
+    }
+
+    #[test]
+    fn full_ring_refuses_nowait_and_times_out() {
+        let q = MessageQueue::new(16, 8).unwrap();
+        q.put_bytes(&[1; 8]).unwrap();
+        assert!(matches!(q.put_nowait(&[1u8; 4]), Err(Error::Full { .. })));
+        assert!(matches!(q.put_timeout(&[1u8; 4], Duration::from_millis(20)), Err(Error::Timeout { .. })));
+        assert_eq!(q.get_bytes().unwrap(), [1; 8]);
+        assert!(matches!(q.get_timeout::<u8>(Duration::from_millis(20)), Err(Error::Timeout { .. })));
+    }
+
+    #[test]
+    fn oversize_and_undecodable_messages_are_errors() {
+        let q = MessageQueue::new(64, 8).unwrap();
+        assert!(matches!(q.put_bytes(&[0; 9]), Err(Error::MessageTooLarge { len: 9, max: 8, .. })));
+        q.put_bytes(&[0xff, 0xff]).unwrap();
+        assert!(matches!(q.get::<String>(), Err(Error::BadMessage { .. })));
+        assert!(q.empty(), "a message that fails to decode is still consumed");
+    }
+
+    #[test]
+    fn lock_held_by_a_dead_process_is_taken_over() {
+        let q = MessageQueue::new(64, 8).unwrap();
+        // A pid above the kernel's limit (2^22) can belong to no process.
+        q.inner.ctrl().lock.0.store((1 << 22) + 7, Ordering::Relaxed);
+        q.put_timeout(&5u8, Duration::from_secs(5)).unwrap();
+        assert_eq!(q.get::<u8>().unwrap(), 5);
+        assert_eq!(q.inner.ctrl().lock.0.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn lock_held_by_a_live_process_times_out() {
+        let q = MessageQueue::new(64, 8).unwrap();
+        q.inner.ctrl().lock.0.store(crate::sys::proc::getppid(), Ordering::Relaxed);
+        assert!(matches!(q.put_timeout(&5u8, Duration::from_millis(80)), Err(Error::Timeout { .. })));
+    }
+
+    #[test]
+    fn threads_share_one_queue() {
+        let q = MessageQueue::new(256, 64).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..3u32 {
+                let q = q.clone();
+                s.spawn(move || (0..500u32).for_each(|i| q.put(&(t, i, format!("{i}"))).unwrap()));
+            }
+            let mut next = [0u32; 3];
+            for _ in 0..1500 {
+                let (t, i, text): (u32, u32, String) = q.get_timeout(Duration::from_secs(10)).unwrap();
+                assert_eq!(i, next[t as usize]);
+                assert_eq!(text, i.to_string());
+                next[t as usize] += 1;
+            }
+        });
+    }
+}

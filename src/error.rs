@@ -35,7 +35,9 @@ pub enum Error {
     },
 
     /// No segment of that name exists.
-    #[error("no shared memory segment named {name}; check the name, and that its creator still runs")]
+    #[error(
+        "no shared memory segment named {name}; check the name, and that its creator still runs"
+    )]
     NotFound {
         /// The segment's name.
         name: String,
@@ -70,7 +72,9 @@ pub enum Error {
     },
 
     /// The segment was written by an incompatible shmpool layout version.
-    #[error("{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides")]
+    #[error(
+        "{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides"
+    )]
     VersionMismatch {
         /// The segment's name or handle.
         what: String,
@@ -92,7 +96,9 @@ pub enum Error {
     },
 
     /// The element type does not match the one the segment was created with.
-    #[error("{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with")]
+    #[error(
+        "{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with"
+    )]
     TypeMismatch {
         /// The segment's name or handle.
         what: String,
@@ -181,7 +187,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 || v.fract() < 0.05 { format!("{v:.0} {}", UNITS[u]) } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 || v.fract() < 0.05 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 #[cfg(test)]

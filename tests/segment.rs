@@ -7,6 +7,18 @@ use std::path::Path;
 
 use shmpool::{Error, SharedArray, ShmOptions};
 
+/// Opens a named array. SAFETY for every use in this file: each test is the only user of its
+/// segments, and views it opens are only read, or written while no other view is in use.
+fn open<T: bytemuck::Pod>(name: &str) -> shmpool::Result<SharedArray<T>> {
+    // SAFETY: see above.
+    unsafe { SharedArray::open(name) }
+}
+
+fn open_handle<T: bytemuck::Pod>(h: &shmpool::SegmentHandle) -> shmpool::Result<SharedArray<T>> {
+    // SAFETY: as for `open`.
+    unsafe { SharedArray::open_handle(h) }
+}
+
 fn shm_path(name: &str) -> String {
     format!("/dev/shm/{name}")
 }
@@ -32,29 +44,30 @@ fn poke(name: &str, offset: u64, bytes: &[u8]) {
 fn wrong_element_type_is_refused() {
     let a = named(&[1.0f64, 2.0]);
     let name = a.name().unwrap();
-    // SAFETY (all opens here): the opens fail, or the views are only read.
-    match unsafe { SharedArray::<u64>::open(name) } {
-        Err(Error::TypeMismatch { expected, found, .. }) => assert_eq!((expected.as_str(), found.as_str()), ("<u8", "<f8")),
+    match open::<u64>(name) {
+        Err(Error::TypeMismatch { expected, found, .. }) => {
+            assert_eq!((expected.as_str(), found.as_str()), ("<u8", "<f8"))
+        }
         other => panic!("expected TypeMismatch, got {other:?}"),
     }
-    assert!(matches!(unsafe { SharedArray::<f32>::open_handle(&a.handle()) }, Err(Error::TypeMismatch { .. })));
+    assert!(matches!(open_handle::<f32>(&a.handle()), Err(Error::TypeMismatch { .. })));
     // Same size, different Rust type: caught by the type-name hash.
     #[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
     #[repr(C)]
     struct Pair(u32, u32);
     let p = named(&[Pair(1, 2)]);
-    let e = unsafe { SharedArray::<[u32; 2]>::open(p.name().unwrap()) }.unwrap_err();
+    let e = open::<[u32; 2]>(p.name().unwrap()).unwrap_err();
     assert!(matches!(e, Error::TypeMismatch { .. }), "{e}");
-    assert_eq!(unsafe { SharedArray::<f64>::open(name) }.unwrap()[1], 2.0);
+    assert_eq!(open::<f64>(name).unwrap()[1], 2.0);
 }
 
 #[test]
 fn foreign_and_empty_segments_are_not_shmpool() {
     let name = unique("foreign");
     std::fs::write(shm_path(&name), vec![0xAB; 4096]).unwrap();
-    let r = unsafe { SharedArray::<u8>::open(&name) };
+    let r = open::<u8>(&name);
     std::fs::write(shm_path(&name), b"").unwrap();
-    let empty = unsafe { SharedArray::<u8>::open(&name) };
+    let empty = open::<u8>(&name);
     std::fs::remove_file(shm_path(&name)).unwrap();
     assert!(matches!(r, Err(Error::NotShmpool { .. })), "{r:?}");
     assert!(matches!(empty, Err(Error::NotShmpool { .. })), "{empty:?}");
@@ -66,8 +79,10 @@ fn truncated_segments_are_corrupt_not_sigbus() {
         let a = named(&[7u64; 512]);
         let name = a.name().unwrap();
         OpenOptions::new().write(true).open(shm_path(name)).unwrap().set_len(keep).unwrap();
-        match unsafe { SharedArray::<u64>::open(name) } {
-            Err(Error::CorruptHeader { reason, .. }) => assert!(reason.contains("bytes"), "{reason}"),
+        match open::<u64>(name) {
+            Err(Error::CorruptHeader { reason, .. }) => {
+                assert!(reason.contains("bytes"), "{reason}")
+            }
             other => panic!("expected CorruptHeader for {keep} bytes, got {other:?}"),
         }
     }
@@ -77,7 +92,7 @@ fn truncated_segments_are_corrupt_not_sigbus() {
 fn corrupt_header_fields_are_caught() {
     let a = named(&[0u32; 16]);
     let name = a.name().unwrap().to_string();
-    let open = || unsafe { SharedArray::<u32>::open(&name) };
+    let open = || open::<u32>(&name);
     // data_offset (at 56) pointing inside the header.
     poke(&name, 56, &8u64.to_le_bytes());
     assert!(matches!(open(), Err(Error::CorruptHeader { .. })));
@@ -109,21 +124,38 @@ fn more_than_dev_shm_holds_is_an_error_and_leaves_nothing() {
     match SharedArray::<u64>::zeroed_with(want, &ShmOptions::new().generated_name()) {
         Err(e @ Error::OutOfSpace { place: "/dev/shm", .. }) => {
             let msg = e.to_string();
-            assert!(msg.starts_with("/dev/shm has ") && msg.contains("requested; mount a larger /dev/shm"), "{msg}");
+            assert!(
+                msg.starts_with("/dev/shm has ")
+                    && msg.contains("requested; mount a larger /dev/shm"),
+                "{msg}"
+            );
         }
         other => panic!("expected OutOfSpace, got {other:?}"),
     }
-    assert_eq!(std::fs::read_dir("/dev/shm").unwrap().count(), before, "a failed create left an entry");
+    assert_eq!(
+        std::fs::read_dir("/dev/shm").unwrap().count(),
+        before,
+        "a failed create left an entry"
+    );
 }
 
 #[test]
 fn more_than_memory_holds_is_an_error() {
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-    let total_kb: u64 =
-        meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+    let total_kb: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .unwrap();
     let want = (total_kb * 1024 / 8 + (1 << 27)) as usize;
     match SharedArray::<u64>::zeroed(want) {
-        Err(e @ Error::OutOfSpace { place: "memory", .. }) => assert!(e.to_string().contains("free"), "{e}"),
+        Err(e @ Error::OutOfSpace { place: "memory", .. }) => {
+            assert!(e.to_string().contains("free"), "{e}")
+        }
         other => panic!("expected OutOfSpace, got {other:?}"),
     }
 }
@@ -135,17 +167,18 @@ fn rustix_free(path: &str) -> u64 {
     assert_eq!(unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) }, 0);
     // SAFETY: statvfs succeeded.
     let st = unsafe { st.assume_init() };
-    st.f_bavail as u64 * st.f_frsize as u64
+    st.f_bavail * st.f_frsize
 }
 
 #[test]
 fn a_taken_name_is_refused_and_the_first_segment_survives() {
     let name = unique("taken");
-    let a = SharedArray::<u8>::from_slice_with(&[1, 2, 3], &ShmOptions::new().named(&name)).unwrap();
+    let a =
+        SharedArray::<u8>::from_slice_with(&[1, 2, 3], &ShmOptions::new().named(&name)).unwrap();
     assert_eq!(a.name(), Some(name.as_str()));
     let r = SharedArray::<u8>::zeroed_with(3, &ShmOptions::new().named(format!("/{name}")));
     assert!(matches!(r, Err(Error::AlreadyExists { .. })), "{r:?}");
-    assert_eq!(unsafe { SharedArray::<u8>::open(&name) }.unwrap()[2], 3);
+    assert_eq!(open::<u8>(&name).unwrap()[2], 3);
     drop(a);
     assert!(!Path::new(&shm_path(&name)).exists());
 }
@@ -155,13 +188,13 @@ fn invalid_names_are_refused() {
     for bad in ["", "a/b", "x\0y", ".."] {
         let r = SharedArray::<u8>::zeroed_with(1, &ShmOptions::new().named(bad));
         assert!(matches!(r, Err(Error::InvalidName { .. })), "{bad:?}: {r:?}");
-        assert!(matches!(unsafe { SharedArray::<u8>::open(bad) }, Err(Error::InvalidName { .. })));
+        assert!(matches!(open::<u8>(bad), Err(Error::InvalidName { .. })));
     }
 }
 
 #[test]
 fn missing_names_are_not_found() {
-    let r = unsafe { SharedArray::<u8>::open(&unique("missing")) };
+    let r = open::<u8>(&unique("missing"));
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
 }
 
@@ -171,14 +204,14 @@ fn stale_handles_are_detected() {
     let h = a.handle();
     drop(a);
     // The descriptor is closed now (or reused by something that is not this memfd).
-    let r = unsafe { SharedArray::<u8>::open_handle(&h) };
+    let r = open_handle::<u8>(&h);
     assert!(matches!(r, Err(Error::StaleHandle { .. })), "{r:?}");
     // A handle whose nonce does not match what sits at that descriptor.
     let b = SharedArray::<u8>::zeroed(4).unwrap();
     let mut forged = serde_json_roundtrip(&b.handle());
     forged = forged.replace(&format!("{}", nonce_of(&b)), "12345");
     let forged: shmpool::SegmentHandle = serde_json::from_str(&forged).unwrap();
-    assert!(matches!(unsafe { SharedArray::<u8>::open_handle(&forged) }, Err(Error::StaleHandle { .. })));
+    assert!(matches!(open_handle::<u8>(&forged), Err(Error::StaleHandle { .. })));
 }
 
 fn serde_json_roundtrip(h: &shmpool::SegmentHandle) -> String {
@@ -197,7 +230,7 @@ fn persist_keeps_the_name_and_unlink_removes_it() {
     a.persist();
     drop(a);
     assert!(Path::new(&shm_path(&name)).exists());
-    let b = unsafe { SharedArray::<u16>::open(&name) }.unwrap();
+    let b = open::<u16>(&name).unwrap();
     b.unlink().unwrap(); // an opener may remove it explicitly
     assert!(!Path::new(&shm_path(&name)).exists());
     assert_eq!(b[3], 9, "the mapping outlives the name");
@@ -209,15 +242,23 @@ fn empty_arrays_work() {
     let a = SharedArray::<f64>::zeroed(0).unwrap();
     assert!(a.is_empty());
     let b = named::<u8>(&[]);
-    assert_eq!(unsafe { SharedArray::<u8>::open(b.name().unwrap()) }.unwrap().len(), 0);
+    assert_eq!(open::<u8>(b.name().unwrap()).unwrap().len(), 0);
 }
 
 #[test]
 fn populate_and_layout_match_the_documented_header() {
-    let a = SharedArray::<f32>::from_fn_with(1000, &ShmOptions::new().generated_name().populate(true), |i| i as f32).unwrap();
+    let a = SharedArray::<f32>::from_fn_with(
+        1000,
+        &ShmOptions::new().generated_name().populate(true),
+        |i| i as f32,
+    )
+    .unwrap();
     let info = shmpool::segment::inspect(a.name().unwrap()).unwrap();
     assert_eq!(info.kind, "shared array");
-    assert_eq!((info.dtype.as_str(), info.len, info.elem_size, info.data_offset), ("<f4", 1000, 4, 128));
+    assert_eq!(
+        (info.dtype.as_str(), info.len, info.elem_size, info.data_offset),
+        ("<f4", 1000, 4, 128)
+    );
     assert_eq!(info.segment_bytes, 128 + 4000);
     assert_eq!(info.creator_pid, std::process::id());
     assert!(info.creator_alive);

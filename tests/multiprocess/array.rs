@@ -9,16 +9,34 @@ use crate::harness::Test;
 
 pub fn tests() -> Vec<Test> {
     vec![
-        Test { name: "array::children_fill_disjoint_chunks_in_place", run: children_fill_disjoint_chunks_in_place },
-        Test { name: "array::child_panic_is_exit_101_with_message", run: child_panic_is_exit_101_with_message },
+        Test {
+            name: "array::children_fill_disjoint_chunks_in_place",
+            run: children_fill_disjoint_chunks_in_place,
+        },
+        Test {
+            name: "array::child_panic_is_exit_101_with_message",
+            run: child_panic_is_exit_101_with_message,
+        },
         Test { name: "array::child_exit_codes_and_signals", run: child_exit_codes_and_signals },
-        Test { name: "array::unjoined_failing_child_fails_the_scope", run: unjoined_failing_child_fails_the_scope },
+        Test {
+            name: "array::unjoined_failing_child_fails_the_scope",
+            run: unjoined_failing_child_fails_the_scope,
+        },
         Test { name: "array::fork_refused_while_threads_run", run: fork_refused_while_threads_run },
-        Test { name: "array::child_opens_named_array_and_writes", run: child_opens_named_array_and_writes },
+        Test {
+            name: "array::child_opens_named_array_and_writes",
+            run: child_opens_named_array_and_writes,
+        },
         Test { name: "array::child_opens_anonymous_handle", run: child_opens_anonymous_handle },
         Test { name: "array::only_the_creator_unlinks", run: only_the_creator_unlinks },
-        Test { name: "array::clean_stale_removes_dead_creators_segments", run: clean_stale_removes_dead_creators_segments },
-        Test { name: "array::fallocate_failure_is_an_error_and_leaves_nothing", run: fallocate_failure_is_an_error_and_leaves_nothing },
+        Test {
+            name: "array::clean_stale_removes_dead_creators_segments",
+            run: clean_stale_removes_dead_creators_segments,
+        },
+        Test {
+            name: "array::fallocate_failure_is_an_error_and_leaves_nothing",
+            run: fallocate_failure_is_an_error_and_leaves_nothing,
+        },
     ]
 }
 
@@ -50,14 +68,20 @@ fn children_fill_disjoint_chunks_in_place() {
     let mut start = 0;
     for (k, pid) in pids.iter().enumerate() {
         let len = n / 4 + usize::from(k < n % 4);
-        assert!(a[start..start + len].iter().all(|&x| x == (k as u64 + 1) << 32 | *pid as u64), "chunk {k}");
+        assert!(
+            a[start..start + len].iter().all(|&x| x == (k as u64 + 1) << 32 | *pid as u64),
+            "chunk {k}"
+        );
         start += len;
     }
     assert_eq!(start, n);
 }
 
 fn child_panic_is_exit_101_with_message() {
-    let st = scope(|s| s.fork(|| -> () { panic!("kernel failed on chunk {}", 7) }).unwrap().join().unwrap()).unwrap();
+    let st = scope(|s| {
+        s.fork(|| -> () { panic!("kernel failed on chunk {}", 7) }).unwrap().join().unwrap()
+    })
+    .unwrap();
     assert_eq!(st.code(), Some(101));
     assert_eq!(st.panic_message(), Some("kernel failed on chunk 7"));
     assert!(st.to_string().contains("panicked: kernel failed on chunk 7"));
@@ -116,8 +140,9 @@ fn child_opens_named_array_and_writes() {
             let mut b = unsafe { SharedArray::<i32>::open(&name) }.unwrap();
             b.iter_mut().enumerate().for_each(|(i, x)| *x = -(i as i32));
             // Opening with the wrong type fails in the child too.
-            // SAFETY: the open fails before any access.
-            assert!(matches!(unsafe { SharedArray::<f32>::open(&name) }, Err(Error::TypeMismatch { .. })));
+            // SAFETY: the open fails on the type check before any element is accessed.
+            let wrong = unsafe { SharedArray::<f32>::open(&name) };
+            assert!(matches!(wrong, Err(Error::TypeMismatch { .. })));
         })
         .unwrap()
         .join()
@@ -165,9 +190,15 @@ fn only_the_creator_unlinks() {
     })
     .unwrap();
     assert!(st.success());
-    assert!(std::path::Path::new(&format!("/dev/shm/{name}")).exists(), "child unlinked the segment");
+    assert!(
+        std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
+        "child unlinked the segment"
+    );
     drop(a);
-    assert!(!std::path::Path::new(&format!("/dev/shm/{name}")).exists(), "creator did not unlink on drop");
+    assert!(
+        !std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
+        "creator did not unlink on drop"
+    );
 }
 
 fn clean_stale_removes_dead_creators_segments() {
@@ -187,7 +218,10 @@ fn clean_stale_removes_dead_creators_segments() {
     assert!(st.success());
     let mut name = String::new();
     std::io::Read::read_to_string(&mut &r, &mut name).unwrap();
-    assert!(std::path::Path::new(&format!("/dev/shm/{name}")).exists(), "persisted segment missing");
+    assert!(
+        std::path::Path::new(&format!("/dev/shm/{name}")).exists(),
+        "persisted segment missing"
+    );
     // A live process's segment must survive the clean-up.
     let mine = SharedArray::<u8>::zeroed_with(8, &ShmOptions::new().generated_name()).unwrap();
     let removed = shmpool::clean_stale().unwrap();
@@ -209,14 +243,18 @@ fn fallocate_failure_is_an_error_and_leaves_nothing() {
                 libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
                 libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
             }
-            let before: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().flatten().map(|e| e.file_name()).collect();
+            let before: Vec<_> =
+                std::fs::read_dir("/dev/shm").unwrap().flatten().map(|e| e.file_name()).collect();
             for opts in [ShmOptions::new(), ShmOptions::new().generated_name()] {
                 match SharedArray::<u8>::zeroed_with(4 << 20, &opts) {
-                    Err(Error::OutOfSpace { requested, .. }) => assert_eq!(requested, (4 << 20) + 128),
+                    Err(Error::OutOfSpace { requested, .. }) => {
+                        assert_eq!(requested, (4 << 20) + 128)
+                    }
                     other => panic!("expected OutOfSpace, got {other:?}"),
                 }
             }
-            let after: Vec<_> = std::fs::read_dir("/dev/shm").unwrap().flatten().map(|e| e.file_name()).collect();
+            let after: Vec<_> =
+                std::fs::read_dir("/dev/shm").unwrap().flatten().map(|e| e.file_name()).collect();
             assert_eq!(before, after, "a failed create left a name behind");
             // Under the limit it still works.
             assert_eq!(SharedArray::<u8>::zeroed(1000).unwrap().len(), 1000);

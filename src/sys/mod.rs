@@ -6,6 +6,7 @@
 pub(crate) mod futex;
 pub(crate) mod mem;
 pub(crate) mod proc;
+pub(crate) mod pthread;
 pub(crate) mod shm;
 
 use std::io;

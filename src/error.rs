@@ -191,7 +191,9 @@ pub enum Error {
     },
 
     /// A non-blocking attempt found the object taken.
-    #[error("the {what} is held elsewhere; wait for it with the blocking call or its timeout variant")]
+    #[error(
+        "the {what} is held elsewhere; wait for it with the blocking call or its timeout variant"
+    )]
     WouldBlock {
         /// What was being acquired.
         what: &'static str,

@@ -64,7 +64,12 @@ impl<T: Pod + Send> SharedValue<T> {
         Ok(SharedValue { cell: MutexCell::create(Kind::Value, opts, value)? })
     }
 
-    object_methods!(Kind::Value, "locked value", "shmpool::SharedValue::<u64>", "shmpool::SharedValue::new_with(7u64, &opts)?");
+    object_methods!(
+        Kind::Value,
+        "locked value",
+        "shmpool::SharedValue::<u64>",
+        "shmpool::SharedValue::new_with(7u64, &opts)?"
+    );
 
     /// A copy of the value, read under the lock.
     ///
@@ -221,7 +226,12 @@ impl<T: Pod> RawValue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub unsafe fn open(name: &str) -> Result<RawValue<T>> {
-        let seg = Segment::open_typed(&Locator::Named(name.to_string()), None, Kind::RawValue, &TypeDesc::of::<T>())?;
+        let seg = Segment::open_typed(
+            &Locator::Named(name.to_string()),
+            None,
+            Kind::RawValue,
+            &TypeDesc::of::<T>(),
+        )?;
         Ok(Self::from_segment(seg))
     }
 
@@ -239,7 +249,12 @@ impl<T: Pod> RawValue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub unsafe fn open_handle(handle: &SegmentHandle) -> Result<RawValue<T>> {
-        let seg = Segment::open_typed(&handle.loc, Some(handle.nonce), Kind::RawValue, &TypeDesc::of::<T>())?;
+        let seg = Segment::open_typed(
+            &handle.loc,
+            Some(handle.nonce),
+            Kind::RawValue,
+            &TypeDesc::of::<T>(),
+        )?;
         Ok(Self::from_segment(seg))
     }
 
@@ -384,7 +399,9 @@ impl<A: AtomicCell> SharedAtomic<A> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn new_with(value: A::Value, opts: &ShmOptions) -> Result<SharedAtomic<A>> {
-        Ok(SharedAtomic { cell: ShmBox::new(Kind::Atomic, opts, AtomicSlot(A::new_atomic(value)))? })
+        Ok(SharedAtomic {
+            cell: ShmBox::new(Kind::Atomic, opts, AtomicSlot(A::new_atomic(value)))?,
+        })
     }
 
     object_methods!(
@@ -404,7 +421,10 @@ impl<A: AtomicCell> Deref for SharedAtomic<A> {
 
 impl<A: AtomicCell + fmt::Debug> fmt::Debug for SharedAtomic<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedAtomic").field("value", &**self).field("handle", &self.handle().to_string()).finish()
+        f.debug_struct("SharedAtomic")
+            .field("value", &**self)
+            .field("handle", &self.handle().to_string())
+            .finish()
     }
 }
 
@@ -431,8 +451,14 @@ mod tests {
     #[test]
     fn shared_value_is_not_a_mutex_and_checks_its_type() {
         let v = SharedValue::new_with(5u64, &ShmOptions::new().generated_name()).unwrap();
-        assert!(matches!(crate::Mutex::<u64>::open_handle(&v.handle()), Err(Error::KindMismatch { .. })));
-        assert!(matches!(SharedValue::<i64>::open(v.name().unwrap()), Err(Error::TypeMismatch { .. })));
+        assert!(matches!(
+            crate::Mutex::<u64>::open_handle(&v.handle()),
+            Err(Error::KindMismatch { .. })
+        ));
+        assert!(matches!(
+            SharedValue::<i64>::open(v.name().unwrap()),
+            Err(Error::TypeMismatch { .. })
+        ));
         assert_eq!(SharedValue::<u64>::open(v.name().unwrap()).unwrap().get().unwrap(), 5);
     }
 
@@ -445,7 +471,8 @@ mod tests {
         let w = unsafe { RawValue::<[u8; 3]>::open_handle(&v.handle()) }.unwrap();
         assert_eq!(*w, [4, 5, 6]);
         // SAFETY: the open fails; nothing is read.
-        assert!(matches!(unsafe { RawValue::<[u8; 4]>::open_handle(&v.handle()) }, Err(Error::TypeMismatch { .. })));
+        let wrong = unsafe { RawValue::<[u8; 4]>::open_handle(&v.handle()) };
+        assert!(matches!(wrong, Err(Error::TypeMismatch { .. })));
     }
 
     #[test]
@@ -461,7 +488,10 @@ mod tests {
             }
         });
         assert_eq!(a.load(Ordering::Relaxed), 40_000);
-        assert!(matches!(SharedAtomic::<AtomicI64>::open_handle(&a.handle()), Err(Error::TypeMismatch { .. })));
+        assert!(matches!(
+            SharedAtomic::<AtomicI64>::open_handle(&a.handle()),
+            Err(Error::TypeMismatch { .. })
+        ));
         let b = SharedAtomic::<AtomicU64>::open_handle(&a.handle()).unwrap();
         b.store(1, Ordering::Relaxed);
         assert_eq!(a.load(Ordering::Relaxed), 1);

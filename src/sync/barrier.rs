@@ -167,7 +167,8 @@ impl Barrier {
         let cell = unsafe {
             ShmBox::new_in_place(Kind::Barrier, opts, |p| {
                 let p: *mut BarrierCell = p.as_ptr();
-                RobustMutex::init(&raw mut (*p).lock, MutexType::ErrorCheck).map_err(Error::io("pthread_mutex_init"))?;
+                RobustMutex::init(&raw mut (*p).lock, MutexType::ErrorCheck)
+                    .map_err(Error::io("pthread_mutex_init"))?;
                 (&raw mut (*p).parties).write(parties);
                 Ok(())
             })?
@@ -175,7 +176,12 @@ impl Barrier {
         Ok(Barrier { cell })
     }
 
-    object_methods!(Kind::Barrier, "barrier", "shmpool::Barrier", "shmpool::Barrier::new_with(2, &opts)?");
+    object_methods!(
+        Kind::Barrier,
+        "barrier",
+        "shmpool::Barrier",
+        "shmpool::Barrier::new_with(2, &opts)?"
+    );
 
     /// Waits until `parties` parties wait, with no time limit.
     ///
@@ -229,7 +235,11 @@ impl Barrier {
             {
                 let _held = c.state()?;
                 if c.generation.load(Ordering::Relaxed) != generation {
-                    return if c.released(generation) { Ok(passed) } else { Err(Error::BrokenBarrier) };
+                    return if c.released(generation) {
+                        Ok(passed)
+                    } else {
+                        Err(Error::BrokenBarrier)
+                    };
                 }
                 if c.broken.load(Ordering::Relaxed) != 0 {
                     return Err(Error::BrokenBarrier);
@@ -238,7 +248,11 @@ impl Barrier {
             if !wait::wait_for(&c.seq, None, deadline, |v| v != seen) {
                 let _held = c.state()?;
                 if c.generation.load(Ordering::Relaxed) != generation {
-                    return if c.released(generation) { Ok(passed) } else { Err(Error::BrokenBarrier) };
+                    return if c.released(generation) {
+                        Ok(passed)
+                    } else {
+                        Err(Error::BrokenBarrier)
+                    };
                 }
                 if c.broken.load(Ordering::Relaxed) != 0 {
                     return Err(Error::BrokenBarrier);
@@ -339,7 +353,9 @@ mod tests {
         let b = Barrier::new(3).unwrap();
         for _ in 0..20 {
             let results: Vec<BarrierWaitResult> = std::thread::scope(|s| {
-                let hs: Vec<_> = (0..3).map(|_| s.spawn(|| b.wait_timeout(Duration::from_secs(10)).unwrap())).collect();
+                let hs: Vec<_> = (0..3)
+                    .map(|_| s.spawn(|| b.wait_timeout(Duration::from_secs(10)).unwrap()))
+                    .collect();
                 hs.into_iter().map(|h| h.join().unwrap()).collect()
             });
             assert_eq!(results.iter().filter(|r| r.is_leader()).count(), 1);
@@ -357,15 +373,24 @@ mod tests {
             while b.n_waiting() == 0 {
                 std::thread::yield_now();
             }
-            assert!(matches!(b.wait_timeout(Duration::from_millis(20)), Err(Error::Timeout { .. })));
+            assert!(matches!(
+                b.wait_timeout(Duration::from_millis(20)),
+                Err(Error::Timeout { .. })
+            ));
             assert!(matches!(other.join().unwrap(), Err(Error::BrokenBarrier)));
         });
         assert!(matches!(b.wait_timeout(Duration::from_secs(1)), Err(Error::BrokenBarrier)));
         b.reset().unwrap();
         std::thread::scope(|s| {
-            let hs: Vec<_> = (0..2).map(|_| s.spawn(|| b.wait_timeout(Duration::from_secs(10)).unwrap())).collect();
-            b.wait_timeout(Duration::from_secs(10)).unwrap();
-            hs.into_iter().for_each(|h| drop(h.join().unwrap()));
+            let hs: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| b.wait_timeout(Duration::from_secs(10)).unwrap()))
+                .collect();
+            let mut leaders =
+                u32::from(b.wait_timeout(Duration::from_secs(10)).unwrap().is_leader());
+            for h in hs {
+                leaders += u32::from(h.join().unwrap().is_leader());
+            }
+            assert_eq!(leaders, 1);
         });
     }
 

@@ -19,7 +19,8 @@ use crate::segment::options::ShmOptions;
 use crate::sys::futex;
 
 /// What a timed wait returns: the guard and whether time ran out, or why re-locking failed.
-type TimedResult<'a, T> = Result<(MutexGuard<'a, T>, WaitTimeoutResult), LockError<MutexGuard<'a, T>>>;
+type TimedResult<'a, T> =
+    Result<(MutexGuard<'a, T>, WaitTimeoutResult), LockError<MutexGuard<'a, T>>>;
 
 /// The shared part of a [`Condition`].
 #[repr(C)]
@@ -102,11 +103,20 @@ impl Condition {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn new_with(opts: &ShmOptions) -> Result<Condition> {
-        let cell = ShmBox::new(Kind::Condition, opts, CondCell { seq: AtomicU32::new(0), waiters: AtomicU32::new(0) })?;
+        let cell = ShmBox::new(
+            Kind::Condition,
+            opts,
+            CondCell { seq: AtomicU32::new(0), waiters: AtomicU32::new(0) },
+        )?;
         Ok(Condition { cell })
     }
 
-    object_methods!(Kind::Condition, "condition", "shmpool::Condition", "shmpool::Condition::new_with(&opts)?");
+    object_methods!(
+        Kind::Condition,
+        "condition",
+        "shmpool::Condition",
+        "shmpool::Condition::new_with(&opts)?"
+    );
 
     fn wait_inner<'a, T: Pod + Send>(
         &self,
@@ -139,7 +149,10 @@ impl Condition {
     /// let g = c.wait(m.lock()?)?;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn wait<'a, T: Pod + Send>(&self, guard: MutexGuard<'a, T>) -> LockResult<MutexGuard<'a, T>> {
+    pub fn wait<'a, T: Pod + Send>(
+        &self,
+        guard: MutexGuard<'a, T>,
+    ) -> LockResult<MutexGuard<'a, T>> {
         self.wait_inner(guard, Deadline::NEVER).map(|(g, _)| g)
     }
 

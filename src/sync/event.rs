@@ -63,7 +63,11 @@ impl Event {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn new_with(opts: &ShmOptions) -> Result<Event> {
-        let cell = ShmBox::new(Kind::Event, opts, EventCell { flag: AtomicU32::new(0), waiters: AtomicU32::new(0) })?;
+        let cell = ShmBox::new(
+            Kind::Event,
+            opts,
+            EventCell { flag: AtomicU32::new(0), waiters: AtomicU32::new(0) },
+        )?;
         Ok(Event { cell })
     }
 
@@ -78,7 +82,9 @@ impl Event {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn set(&self) {
-        if self.cell.flag.swap(1, Ordering::SeqCst) == 0 && self.cell.waiters.load(Ordering::SeqCst) > 0 {
+        if self.cell.flag.swap(1, Ordering::SeqCst) == 0
+            && self.cell.waiters.load(Ordering::SeqCst) > 0
+        {
             futex::wake_all(&self.cell.flag);
         }
     }
@@ -127,13 +133,21 @@ impl Event {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        wait::wait_for(&self.cell.flag, Some(&self.cell.waiters), Deadline::after(Some(timeout)), |v| v != 0)
+        wait::wait_for(
+            &self.cell.flag,
+            Some(&self.cell.waiters),
+            Deadline::after(Some(timeout)),
+            |v| v != 0,
+        )
     }
 }
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Event").field("set", &self.is_set()).field("handle", &self.handle().to_string()).finish()
+        f.debug_struct("Event")
+            .field("set", &self.is_set())
+            .field("handle", &self.handle().to_string())
+            .finish()
     }
 }
 

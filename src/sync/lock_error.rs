@@ -57,7 +57,11 @@ impl<G> LockError<G> {
 
     /// Turns a lock outcome into a guard or this error; `make` builds the guard once the lock
     /// is held.
-    pub(crate) fn lift(r: Result<Acquired, Failed>, what: &'static str, make: impl FnOnce() -> G) -> LockResult<G> {
+    pub(crate) fn lift(
+        r: Result<Acquired, Failed>,
+        what: &'static str,
+        make: impl FnOnce() -> G,
+    ) -> LockResult<G> {
         match r {
             Ok(Acquired::Clean) => Ok(make()),
             Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(OwnerDied { guard: make(), what })),
@@ -142,7 +146,9 @@ impl<G> LockError<G> {
             LockError::WouldBlock => Error::WouldBlock { what: WHAT },
             LockError::Timeout(after) => Error::Timeout { what: "acquiring a lock", after: *after },
             LockError::WouldDeadlock => Error::WouldDeadlock { what: WHAT },
-            LockError::Io(e) => Error::Io { op: "locking", source: io::Error::new(e.kind(), e.to_string()) },
+            LockError::Io(e) => {
+                Error::Io { op: "locking", source: io::Error::new(e.kind(), e.to_string()) }
+            }
         }
     }
 }

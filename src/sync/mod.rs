@@ -37,7 +37,7 @@ macro_rules! object_methods {
             "# Errors\n\n[`StaleHandle`](crate::Error::StaleHandle), [`KindMismatch`](crate::Error::KindMismatch), ",
             "[`TypeMismatch`](crate::Error::TypeMismatch).\n\n",
             "```\nlet opts = shmpool::ShmOptions::new();\nlet a = ", $make, ";\n",
-            "let b = ", $ty, "::open_handle(&a.handle())?;\nassert_eq!(b.handle(), a.handle());\n",
+            "let b = ", $ty, "::open_handle(&a.handle())?; // what a forked child or a pool worker does\n",
             "# Ok::<(), shmpool::Error>(())\n```"
         )]
         pub fn open_handle(handle: &$crate::SegmentHandle) -> $crate::Result<Self> {

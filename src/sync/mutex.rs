@@ -52,7 +52,11 @@ impl<T: Pod + Send> MutexCell<T> {
 
     /// Locks, waiting as `how` says.
     pub(crate) fn lock(&self, how: Wait, what: &'static str) -> LockResult<MutexGuard<'_, T>> {
-        LockError::lift(self.lock.acquire(how), what, || MutexGuard { cell: self, what, _not_send: PhantomData })
+        LockError::lift(self.lock.acquire(how), what, || MutexGuard {
+            cell: self,
+            what,
+            _not_send: PhantomData,
+        })
     }
 }
 
@@ -106,7 +110,12 @@ impl<T: Pod + Send> Mutex<T> {
         Ok(Mutex { cell: MutexCell::create(Kind::Mutex, opts, value)? })
     }
 
-    object_methods!(Kind::Mutex, "mutex", "shmpool::Mutex::<u64>", "shmpool::Mutex::new_with(7u64, &opts)?");
+    object_methods!(
+        Kind::Mutex,
+        "mutex",
+        "shmpool::Mutex::<u64>",
+        "shmpool::Mutex::new_with(7u64, &opts)?"
+    );
 
     /// Locks, waiting as long as it takes (spinning briefly, then sleeping in the kernel).
     ///
@@ -164,10 +173,10 @@ impl<T: Pod + Send> fmt::Debug for Mutex<T> {
 /// held; dropping it unlocks. Not `Send`: the lock belongs to the thread that took it.
 ///
 /// ```
-/// let m = shmpool::Mutex::new((1u32, 2u32))?;
+/// let m = shmpool::Mutex::new([1u32, 2])?;
 /// let mut g = m.lock()?;
-/// g.0 += g.1;
-/// assert_eq!(*g, (3, 2));
+/// g[0] += g[1];
+/// assert_eq!(*g, [3, 2]);
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 pub struct MutexGuard<'a, T: Pod + Send> {
@@ -249,7 +258,10 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| {
                 let t0 = std::time::Instant::now();
-                assert!(matches!(m.lock_timeout(Duration::from_millis(30)), Err(LockError::Timeout(_))));
+                assert!(matches!(
+                    m.lock_timeout(Duration::from_millis(30)),
+                    Err(LockError::Timeout(_))
+                ));
                 assert!(t0.elapsed() >= Duration::from_millis(30));
                 assert!(matches!(m.try_lock(), Err(LockError::WouldBlock)));
             });
@@ -304,7 +316,10 @@ mod tests {
         for _ in 0..2 {
             assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
             assert!(matches!(m.try_lock(), Err(LockError::NotRecoverable)));
-            assert!(matches!(m.lock_timeout(Duration::from_millis(5)), Err(LockError::NotRecoverable)));
+            assert!(matches!(
+                m.lock_timeout(Duration::from_millis(5)),
+                Err(LockError::NotRecoverable)
+            ));
         }
         std::thread::scope(|s| {
             s.spawn(|| assert!(matches!(m.lock(), Err(LockError::NotRecoverable))));
@@ -322,6 +337,9 @@ mod tests {
         *same.lock().unwrap() = 9;
         assert_eq!(*m.lock().unwrap(), 9);
         let sem = crate::Semaphore::new(1).unwrap();
-        assert!(matches!(Mutex::<u32>::open_handle(&sem.handle()), Err(Error::KindMismatch { .. })));
+        assert!(matches!(
+            Mutex::<u32>::open_handle(&sem.handle()),
+            Err(Error::KindMismatch { .. })
+        ));
     }
 }

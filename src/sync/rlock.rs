@@ -72,10 +72,18 @@ impl RLock {
         Ok(RLock { cell })
     }
 
-    object_methods!(Kind::RLock, "reentrant lock", "shmpool::RLock", "shmpool::RLock::new_with(&opts)?");
+    object_methods!(
+        Kind::RLock,
+        "reentrant lock",
+        "shmpool::RLock",
+        "shmpool::RLock::new_with(&opts)?"
+    );
 
     fn acquire_how(&self, how: Wait) -> LockResult<RLockGuard<'_>> {
-        LockError::lift(self.cell.lock.acquire(how), WHAT, || RLockGuard { cell: &*self.cell, _not_send: PhantomData })
+        LockError::lift(self.cell.lock.acquire(how), WHAT, || RLockGuard {
+            cell: &self.cell,
+            _not_send: PhantomData,
+        })
     }
 
     /// Acquires, waiting as long as it takes; immediate if this thread holds it already.
@@ -176,7 +184,10 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| {
                 assert!(matches!(r.try_acquire(), Err(LockError::WouldBlock)));
-                assert!(matches!(r.acquire_timeout(Duration::from_millis(20)), Err(LockError::Timeout(_))));
+                assert!(matches!(
+                    r.acquire_timeout(Duration::from_millis(20)),
+                    Err(LockError::Timeout(_))
+                ));
             });
         });
         drop(a);

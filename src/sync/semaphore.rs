@@ -32,7 +32,11 @@ unsafe impl<const B: bool> ShmSafe for SemCell<B> {}
 impl<const B: bool> SemCell<B> {
     fn create(value: u32, opts: &ShmOptions) -> Result<ShmBox<SemCell<B>>> {
         let bound = if B { value } else { u32::MAX };
-        ShmBox::new(Kind::Semaphore, opts, SemCell { count: AtomicU32::new(value), waiters: AtomicU32::new(0), bound })
+        ShmBox::new(
+            Kind::Semaphore,
+            opts,
+            SemCell { count: AtomicU32::new(value), waiters: AtomicU32::new(0), bound },
+        )
     }
 
     fn try_take(&self) -> bool {
@@ -145,7 +149,12 @@ impl Semaphore {
         Ok(Semaphore { cell: SemCell::create(value, opts)? })
     }
 
-    object_methods!(Kind::Semaphore, "semaphore", "shmpool::Semaphore", "shmpool::Semaphore::new_with(1, &opts)?");
+    object_methods!(
+        Kind::Semaphore,
+        "semaphore",
+        "shmpool::Semaphore",
+        "shmpool::Semaphore::new_with(1, &opts)?"
+    );
     semaphore_methods!("shmpool::Semaphore");
 
     /// Gives one unit back and wakes one waiter.
@@ -240,7 +249,10 @@ impl BoundedSemaphore {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Semaphore").field("value", &self.value()).field("handle", &self.handle().to_string()).finish()
+        f.debug_struct("Semaphore")
+            .field("value", &self.value())
+            .field("handle", &self.handle().to_string())
+            .finish()
     }
 }
 
@@ -299,7 +311,13 @@ mod tests {
         let b = BoundedSemaphore::new(1).unwrap();
         assert!(matches!(Semaphore::open_handle(&b.handle()), Err(Error::TypeMismatch { .. })));
         let p = Semaphore::new(1).unwrap();
-        assert!(matches!(BoundedSemaphore::open_handle(&p.handle()), Err(Error::TypeMismatch { .. })));
-        assert!(matches!(Semaphore::open_handle(&crate::Event::new().unwrap().handle()), Err(Error::KindMismatch { .. })));
+        assert!(matches!(
+            BoundedSemaphore::open_handle(&p.handle()),
+            Err(Error::TypeMismatch { .. })
+        ));
+        assert!(matches!(
+            Semaphore::open_handle(&crate::Event::new().unwrap().handle()),
+            Err(Error::KindMismatch { .. })
+        ));
     }
 }

@@ -114,16 +114,22 @@ impl PthreadMutex {
             MutexType::ErrorCheck => libc::PTHREAD_MUTEX_ERRORCHECK,
             MutexType::Recursive => libc::PTHREAD_MUTEX_RECURSIVE,
         };
-        // SAFETY (the three calls): `attr` was initialised above and is exclusively ours.
+        // SAFETY: `attr` was initialised above and is exclusively ours (as for the next two).
         check(unsafe { libc::pthread_mutexattr_settype(attr.ptr(), kind) })?;
         // SAFETY: as above.
-        check(unsafe { libc::pthread_mutexattr_setpshared(attr.ptr(), libc::PTHREAD_PROCESS_SHARED) })?;
+        check(unsafe {
+            libc::pthread_mutexattr_setpshared(attr.ptr(), libc::PTHREAD_PROCESS_SHARED)
+        })?;
         // SAFETY: as above.
-        check(unsafe { libc::pthread_mutexattr_setrobust(attr.ptr(), libc::PTHREAD_MUTEX_ROBUST) })?;
+        check(unsafe {
+            libc::pthread_mutexattr_setrobust(attr.ptr(), libc::PTHREAD_MUTEX_ROBUST)
+        })?;
         // SAFETY: the caller guarantees `this` is writable, aligned and unused; `attr` is a valid
         // initialised attribute object. `UnsafeCell::raw_get` makes no reference to the
         // uninitialised memory.
-        check(unsafe { libc::pthread_mutex_init(UnsafeCell::raw_get(&raw const (*this).0), attr.ptr()) })
+        check(unsafe {
+            libc::pthread_mutex_init(UnsafeCell::raw_get(&raw const (*this).0), attr.ptr())
+        })
     }
 
     fn raw(&self) -> *mut libc::pthread_mutex_t {
@@ -159,7 +165,9 @@ impl PthreadMutex {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;
         let word = self.lock_word();
-        if word.load(Ordering::SeqCst) & FUTEX_TID_MASK == tid && word.swap(0, Ordering::Release) & FUTEX_WAITERS != 0 {
+        if word.load(Ordering::SeqCst) & FUTEX_TID_MASK == tid
+            && word.swap(0, Ordering::Release) & FUTEX_WAITERS != 0
+        {
             super::futex::wake_all(word);
         }
     }
@@ -207,7 +215,8 @@ pub(crate) fn monotonic_deadline(after: Duration) -> libc::timespec {
     // exists on Linux; were it to fail, `now` keeps its zero value and the deadline is early).
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
     let nanos = now.tv_nsec as u64 + u64::from(after.subsec_nanos());
-    let secs = (now.tv_sec as u64).saturating_add(after.as_secs()).saturating_add(nanos / 1_000_000_000);
+    let secs =
+        (now.tv_sec as u64).saturating_add(after.as_secs()).saturating_add(nanos / 1_000_000_000);
     libc::timespec {
         tv_sec: secs.min(i64::MAX as u64) as libc::time_t,
         tv_nsec: (nanos % 1_000_000_000) as libc::c_long,

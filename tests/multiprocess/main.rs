@@ -4,9 +4,13 @@
 mod harness;
 
 mod array;
+mod sync;
+mod value;
 
 fn main() -> std::process::ExitCode {
     let mut tests = Vec::new();
     tests.extend(array::tests());
+    tests.extend(sync::tests());
+    tests.extend(value::tests());
     harness::run(tests)
 }

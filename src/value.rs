@@ -340,6 +340,12 @@ pub trait AtomicCell: sealed::Sealed + Send + Sync + 'static {
     /// The plain integer type.
     type Value: Copy;
     /// A new atomic holding `v` (what [`SharedAtomic::new`] stores).
+    ///
+    /// ```
+    /// use shmpool::AtomicCell;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// assert_eq!(AtomicU32::new_atomic(3).load(Ordering::Relaxed), 3);
+    /// ```
     fn new_atomic(v: Self::Value) -> Self;
 }
 

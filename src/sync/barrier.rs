@@ -100,11 +100,21 @@ pub struct BarrierWaitResult {
 
 impl BarrierWaitResult {
     /// The order of arrival in this round, `0..parties` (Python's return value).
+    ///
+    /// ```
+    /// assert_eq!(shmpool::Barrier::new(1)?.wait()?.index(), 0);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
     pub fn index(&self) -> u32 {
         self.index
     }
 
     /// True for exactly one party per round: the last to arrive, which released the others.
+    ///
+    /// ```
+    /// assert!(shmpool::Barrier::new(1)?.wait()?.is_leader());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
     pub fn is_leader(&self) -> bool {
         self.leader
     }

@@ -50,6 +50,15 @@ pub struct WaitTimeoutResult(bool);
 impl WaitTimeoutResult {
     /// True if the wait ended because the timeout passed (it may still have been notified at
     /// the last moment; check the condition).
+    ///
+    /// ```
+    /// let m = shmpool::Mutex::new(0u32)?;
+    /// let c = shmpool::Condition::new()?;
+    /// c.notify_all(); // before the wait: not seen by it
+    /// let (_g, r) = c.wait_timeout(m.lock()?, std::time::Duration::ZERO)?;
+    /// assert!(r.timed_out());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
     pub fn timed_out(&self) -> bool {
         self.0
     }
@@ -62,7 +71,8 @@ impl WaitTimeoutResult {
 /// can be spurious (and `notify_one` may wake more than one waiter), so wait in a loop on the
 /// condition you care about, or use [`wait_while`](Condition::wait_while). If the lock's
 /// holder died while the waiter slept, re-locking returns
-/// [`LockError::OwnerDied`](crate::LockError::OwnerDied) rather than hiding it.
+/// [`LockError::OwnerDied`](crate::LockError::OwnerDied) rather than hiding it. If the process
+/// that was to notify dies, `wait` waits on: use the timeout variants where that can happen.
 ///
 /// ```
 /// use shmpool::{Condition, Mutex};

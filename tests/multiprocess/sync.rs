@@ -25,6 +25,10 @@ pub fn tests() -> Vec<Test> {
             name: "sync::mutex_holder_killed_unrecovered_gives_not_recoverable",
             run: mutex_holder_killed_unrecovered,
         },
+        Test {
+            name: "sync::mutex_waiter_asleep_in_the_kernel_is_woken_by_the_death",
+            run: mutex_waiter_woken_by_death,
+        },
         Test { name: "sync::rlock_holder_killed_gives_owner_died", run: rlock_holder_killed },
         Test {
             name: "sync::semaphore_of_two_limits_four_processes",
@@ -148,6 +152,42 @@ fn mutex_holder_killed_unrecovered() {
     .unwrap()
     .unwrap();
     assert!(st.success(), "{st}");
+}
+
+fn mutex_waiter_woken_by_death() {
+    let m = Mutex::new(0u64).unwrap();
+    let (held, asleep) = (Event::new().unwrap(), Event::new().unwrap());
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let holder = s.fork(|| {
+            std::mem::forget(m.lock().unwrap());
+            held.set();
+            std::thread::sleep(LONG);
+            1
+        })?;
+        assert!(held.wait_timeout(LONG));
+        let waiter = s.fork(|| {
+            asleep.set();
+            let t0 = Instant::now();
+            // Blocks in pthread_mutex_clocklock until the kernel reports the holder's death.
+            match m.lock_timeout(LONG) {
+                Err(LockError::OwnerDied(od)) if t0.elapsed() < LONG / 2 => {
+                    *od.recover() = 1;
+                    0
+                }
+                Err(LockError::OwnerDied(_)) => 2,
+                _ => 3,
+            }
+        })?;
+        assert!(asleep.wait_timeout(LONG));
+        std::thread::sleep(Duration::from_millis(50)); // the waiter is past its spin by now
+        holder.kill()?;
+        assert_eq!(holder.join()?.signal(), Some(libc::SIGKILL));
+        waiter.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "the blocked waiter must get OwnerDied and recover: {st}");
+    assert_eq!(*m.lock().unwrap(), 1);
 }
 
 fn rlock_holder_killed() {

@@ -209,10 +209,11 @@ pub enum Error {
         what: &'static str,
     },
 
-    /// The barrier was broken by a timeout, `abort`, or a `reset` while parties waited.
+    /// The barrier was broken by a timeout, a dead waiting party, `abort`, or a `reset` while
+    /// parties waited.
     #[error(
-        "the barrier is broken (a party timed out, abort() was called, or reset() ran while \
-         parties waited); call reset() before using it again"
+        "the barrier is broken (a party timed out or died while waiting, abort() was called, or \
+         reset() ran while parties waited); call reset() before using it again"
     )]
     BrokenBarrier,
 

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use super::object_methods;
 use super::robust::{Acquired, RobustMutex, Wait};
-use super::wait::{self, Deadline};
+use super::wait::{self, Deadline, Left};
 use crate::error::{Error, Result};
 use crate::segment::header::Kind;
 use crate::segment::object::{ShmBox, ShmSafe};
 use crate::segment::options::ShmOptions;
-use crate::sys::futex;
 use crate::sys::pthread::MutexType;
+use crate::sys::{futex, liveness, proc};
 
 /// The shared part of a [`Barrier`]. The state fields are atomics so that `&self` access is
 /// sound, but they change only under `lock`; `seq` is the futex word waiters sleep on.
@@ -30,7 +30,16 @@ pub(crate) struct BarrierCell {
     broken: AtomicU32,
     /// How the last 64 generations ended, newest in bit 0: 1 released, 0 reset while broken.
     history: AtomicU64,
+    /// The pid of the party waiting at arrival index `i` in the current generation (the first
+    /// `WATCHED` parties), so that waiters can notice one that died.
+    pids: [AtomicU32; WATCHED],
 }
+
+/// How many waiting parties' pids are recorded and watched.
+const WATCHED: usize = 64;
+
+/// How often a waiting party checks that the others still run.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 // SAFETY: `#[repr(C)]` of a process-shared pthread mutex, atomics and a constant, used through
 // `&self` only; no pointers, no `Drop`.
@@ -75,6 +84,12 @@ impl BarrierCell {
         if self.broken.swap(1, Ordering::Relaxed) == 0 {
             self.bump();
         }
+    }
+
+    /// Whether a party waiting in the current generation has died; call with the state lock.
+    fn lost_party(&self) -> bool {
+        let waiting = (self.count.load(Ordering::Relaxed) as usize).min(WATCHED);
+        self.pids[..waiting].iter().any(|p| !liveness::pid_running(p.load(Ordering::Relaxed)))
     }
 
     /// How generation `g` ended, once the current generation is past it: true if released.
@@ -125,8 +140,12 @@ impl BarrierWaitResult {
 ///
 /// With a timeout, a wait that runs out breaks the barrier (Python's semantics): it returns
 /// [`Error::Timeout`], every other waiter and every later caller gets
-/// [`Error::BrokenBarrier`] until [`reset`](Barrier::reset). Use timeouts where a party may die:
-/// a party that died after arriving still counts, one that died before never comes.
+/// [`Error::BrokenBarrier`] until [`reset`](Barrier::reset).
+///
+/// A party that dies while waiting breaks the barrier too: waiters check every 100 ms that the
+/// processes waiting with them still run (the first 64 of them), and a dead one means the round
+/// can never complete. A party that dies before it arrives cannot be noticed: use a timeout
+/// where that can happen.
 ///
 /// ```
 /// let b = shmpool::Barrier::new(2)?;
@@ -236,6 +255,9 @@ impl Barrier {
                 c.bump();
                 return Ok(BarrierWaitResult { index, leader: true });
             }
+            if let Some(slot) = c.pids.get(index as usize) {
+                slot.store(proc::getpid(), Ordering::Relaxed);
+            }
             c.count.store(index + 1, Ordering::Relaxed);
             (c.generation.load(Ordering::Relaxed), index)
         };
@@ -255,7 +277,30 @@ impl Barrier {
                     return Err(Error::BrokenBarrier);
                 }
             }
-            if !wait::wait_for(&c.seq, None, deadline, |v| v != seen) {
+            // Sleep in slices, checking between them that no waiting party died: its arrival
+            // counts, so the round could never complete.
+            let slice = match deadline.left() {
+                Left::Expired => None,
+                Left::For(d) => Some(d.min(CHECK_EVERY)),
+                Left::Forever => Some(CHECK_EVERY),
+            };
+            if let Some(slice) = slice {
+                if wait::wait_for(&c.seq, None, Deadline::after(Some(slice)), |v| v != seen) {
+                    continue;
+                }
+                if !matches!(deadline.left(), Left::Expired) {
+                    let _held = c.state()?;
+                    if c.generation.load(Ordering::Relaxed) == generation
+                        && c.broken.load(Ordering::Relaxed) == 0
+                        && c.lost_party()
+                    {
+                        c.break_locked();
+                        return Err(Error::BrokenBarrier);
+                    }
+                    continue;
+                }
+            }
+            {
                 let _held = c.state()?;
                 if c.generation.load(Ordering::Relaxed) != generation {
                     return if c.released(generation) {

@@ -4,6 +4,7 @@
 //! carrying `io::Error`, and `Duration`s. Each file here covers one family of calls.
 
 pub(crate) mod futex;
+pub(crate) mod liveness;
 pub(crate) mod mem;
 pub(crate) mod proc;
 pub(crate) mod pthread;

@@ -42,6 +42,10 @@ pub fn tests() -> Vec<Test> {
             name: "sync::barrier_timeout_breaks_it_and_reset_repairs_it",
             run: barrier_timeout_breaks_and_reset_repairs,
         },
+        Test {
+            name: "sync::barrier_party_killed_while_waiting_breaks_it",
+            run: barrier_party_killed,
+        },
         Test { name: "sync::event_wakes_a_waiter_in_another_process", run: event_wakes_waiter },
         Test {
             name: "sync::condition_notify_wakes_a_waiter_in_another_process",
@@ -316,6 +320,47 @@ fn barrier_timeout_breaks_and_reset_repairs() {
     .unwrap()
     .unwrap();
     all_ok(statuses);
+}
+
+fn barrier_party_killed() {
+    let b = Barrier::new(3).unwrap();
+    let wait_for_waiting = |n: u32| {
+        let deadline = Instant::now() + LONG;
+        while b.n_waiting() < n {
+            assert!(Instant::now() < deadline, "parties never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    scope(|s| -> shmpool::Result<()> {
+        let doomed = s.fork(|| {
+            let _ = b.wait();
+            1
+        })?;
+        wait_for_waiting(1);
+        // No timeout anywhere: only the dead-party check can end this wait.
+        let mut survivor = s.fork(|| match b.wait() {
+            Err(Error::BrokenBarrier) => 0,
+            _ => 2,
+        })?;
+        wait_for_waiting(2);
+        doomed.kill()?; // not reaped yet: a zombie must count as dead
+        let st = match survivor.join_timeout(LONG)? {
+            Some(st) => st,
+            None => {
+                survivor.kill()?;
+                panic!("the surviving party was never told the barrier broke");
+            }
+        };
+        assert!(st.success(), "{st}");
+        assert_eq!(doomed.join()?.signal(), Some(libc::SIGKILL));
+        Ok(())
+    })
+    .unwrap()
+    .unwrap();
+    assert!(b.is_broken());
+    assert!(matches!(b.wait(), Err(Error::BrokenBarrier)));
+    b.reset().unwrap();
+    assert!(!b.is_broken());
 }
 
 fn event_wakes_waiter() {

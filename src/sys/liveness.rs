@@ -8,10 +8,10 @@ pub(crate) fn pid_running(pid: u32) -> bool {
     }
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'.
-        Ok(stat) => match stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next()) {
-            Some('Z') | Some('X') | Some('x') => false,
-            _ => true,
-        },
+        Ok(stat) => !matches!(
+            stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next()),
+            Some('Z' | 'X' | 'x')
+        ),
         Err(e) => e.kind() != std::io::ErrorKind::NotFound,
     }
 }

@@ -162,3 +162,12 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
         _ => "signal",
     }
 }
+
+/// Puts a descriptor in non-blocking mode.
+pub(crate) fn set_nonblocking(f: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let fd = f.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL take and return ints; no memory is touched.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+}

@@ -4,12 +4,14 @@
 mod harness;
 
 mod array;
+mod scope;
 mod sync;
 mod value;
 
 fn main() -> std::process::ExitCode {
     let mut tests = Vec::new();
     tests.extend(array::tests());
+    tests.extend(scope::tests());
     tests.extend(sync::tests());
     tests.extend(value::tests());
     harness::run(tests)

@@ -35,7 +35,9 @@ pub enum Error {
     },
 
     /// No segment of that name exists.
-    #[error("no shared memory segment named {name}; check the name, and that its creator still runs")]
+    #[error(
+        "no shared memory segment named {name}; check the name, and that its creator still runs"
+    )]
     NotFound {
         /// The segment's name.
         name: String,
@@ -70,7 +72,9 @@ pub enum Error {
     },
 
     /// The segment was written by an incompatible shmpool layout version.
-    #[error("{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides")]
+    #[error(
+        "{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides"
+    )]
     VersionMismatch {
         /// The segment's name or handle.
         what: String,
@@ -92,7 +96,9 @@ pub enum Error {
     },
 
     /// The element type does not match the one the segment was created with.
-    #[error("{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with")]
+    #[error(
+        "{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with"
+    )]
     TypeMismatch {
         /// The segment's name or handle.
         what: String,
@@ -160,6 +166,40 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    // --- processes and start methods (issue 3) ---
+    /// A closure was given to a start method that cannot carry one to the child.
+    #[error(
+        "a closure can only be started under the fork start method, and this context uses \
+         {method}; pass a fn item and serde-serializable arguments to start() instead, or use \
+         get_context(StartMethod::Fork)"
+    )]
+    ClosureNeedsFork {
+        /// The context's start method.
+        method: &'static str,
+    },
+
+    /// The arguments for a spawn or forkserver child could not be serialized.
+    #[error(
+        "could not serialize the child's arguments: {reason}; make the argument type \
+         serde-serializable (handles, not mappings: pass SharedArray::handle()), or use the fork \
+         start method"
+    )]
+    Serialize {
+        /// What serde said.
+        reason: String,
+    },
+
+    /// The forkserver could not be used.
+    #[error(
+        "the forkserver {reason}; check that the program starts cleanly when re-executed with \
+         SHMPOOL_WORKER set (shmpool's constructor must be linked, or shmpool::init() must be \
+         the first call in main); the next start launches a new server"
+    )]
+    ForkServer {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// `Result` with shmpool's [`Error`].
@@ -181,7 +221,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 || v.fract() < 0.05 { format!("{v:.0} {}", UNITS[u]) } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 || v.fract() < 0.05 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 #[cfg(test)]

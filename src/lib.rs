@@ -20,7 +20,13 @@ mod sys;
 
 pub use array::SharedArray;
 pub use error::{Error, Result, human_bytes};
+pub use process::boot::{BAD_MARKER_EXIT_CODE, init};
+pub use process::builder::ProcessBuilder;
 pub use process::child::ChildResult;
+pub use process::context::{Context, StartMethod, get_context};
+pub use process::cpu::{cpu_count, process_cpu_count};
+pub use process::forkserver::shutdown_forkserver;
+pub use process::handle::Process;
 pub use process::scope::{Scope, ScopedChild, scope};
 pub use process::status::ExitStatus;
 pub use segment::{SegmentHandle, ShmOptions, clean_stale};

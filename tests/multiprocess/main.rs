@@ -4,9 +4,11 @@
 mod harness;
 
 mod array;
+mod process;
 
 fn main() -> std::process::ExitCode {
     let mut tests = Vec::new();
     tests.extend(array::tests());
+    tests.extend(process::tests());
     harness::run(tests)
 }

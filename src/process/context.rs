@@ -121,9 +121,7 @@ impl Context {
     ///
     /// A lock another thread holds at the fork (stdout's, any `std::sync::Mutex`, a rayon
     /// registry's) stays locked forever in the child: use it only when the child touches nothing
-    /// but shared memory, its own stack and glibc's `malloc`. Its parent-death signal then
-    /// follows the forking thread: a child forked from a thread that exits before the process
-    /// does is killed with it.
+    /// but shared memory, its own stack and glibc's `malloc`.
     ///
     /// ```
     /// let ctx = shmpool::get_context(shmpool::StartMethod::Fork).allow_threads();

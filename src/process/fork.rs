@@ -12,9 +12,8 @@ use crate::sys::{self, proc::Forked};
 /// Forks a child running `f`; returns its pid and the read end of its panic report pipe.
 ///
 /// Refuses with [`Error::ForkWithThreads`] while the process has other threads, unless
-/// `allow_threads`. The child arms `PR_SET_PDEATHSIG` against this process (exact when it forks
-/// from the only thread; with `allow_threads`, a child forked from a thread that exits before the
-/// process does is killed with that thread) and the alive pipe.
+/// `allow_threads`. The child arms the alive pipe, and `PR_SET_PDEATHSIG` too when it was forked
+/// from the main thread (the signal fires when the forking *thread* exits).
 pub(crate) fn start<F, R>(allow_threads: bool, f: F) -> Result<(u32, File)>
 where
     F: FnOnce() -> R + 'static,
@@ -30,6 +29,9 @@ where
     alive::read_end()?;
     let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
     let parent = sys::proc::getpid();
+    // PR_SET_PDEATHSIG follows the forking thread: arm it only when that thread lives as long as
+    // the process; the alive pipe guards the child either way.
+    let pdeathsig = sys::proc::is_main_thread();
     // SAFETY: either the process is single-threaded (checked above), or the caller accepted the
     // multi-threaded risk through `Context::allow_threads`, whose contract limits what `f` does.
     match unsafe { sys::proc::fork() }.map_err(Error::io("fork"))? {
@@ -39,7 +41,7 @@ where
             if !alive::guard_forked_child() {
                 sys::proc::exit_now(child::PANIC_EXIT_CODE + 1);
             }
-            child::run(parent, report_w, f)
+            if pdeathsig { child::run(parent, report_w, f) } else { child::finish(report_w, f) }
         }
         Forked::Parent(pid) => {
             drop(report_w);

@@ -6,6 +6,9 @@
 //!   unrelated process, Python included, must attach), reserved up front so a full `/dev/shm`
 //!   is an [`Error::OutOfSpace`], never a SIGBUS.
 //! - [`scope`]: fork children that borrow chunks of those arrays and work on them in place.
+//! - [`Process`] and [`get_context`]: child processes under Python's `fork`, `forkserver` and
+//!   `spawn` start methods, which die with their parent however it dies. Nothing needs adding to
+//!   `main` (a constructor diverts re-executed children before it; [`init`] is the fallback).
 //! - Cross-process synchronisation that lives in shared memory and survives a dead holder.
 //!
 //! See `docs/architecture.md` for the segment layout and the ownership rules.

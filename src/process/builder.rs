@@ -67,10 +67,11 @@ impl ProcessBuilder {
 
     /// Starts the child running `f(args)`; see [`Context::start`].
     ///
-    /// ```no_run
+    /// ```
     /// # fn f(n: u8) -> i32 { n.into() }
     /// let mut p = shmpool::get_context(shmpool::StartMethod::ForkServer).process().start(f, 7)?;
     /// assert_eq!(p.join()?.exitcode(), 7);
+    /// shmpool::shutdown_forkserver()?;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn start<A, R>(mut self, f: fn(A) -> R, args: A) -> Result<Process>

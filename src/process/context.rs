@@ -157,7 +157,8 @@ impl Context {
     /// function as an offset within the executable. Shared memory crosses as handles
     /// ([`SharedArray::handle`](crate::SharedArray::handle)).
     ///
-    /// ```no_run
+    /// ```
+    /// // (spawn and forkserver never fork this multi-threaded doctest; they re-execute it.)
     /// fn hello(who: String) { println!("hello, {who}"); }
     /// let mut p = shmpool::get_context(shmpool::StartMethod::Spawn).start(hello, "world".to_string())?;
     /// assert!(p.join()?.success());

@@ -30,6 +30,7 @@ use super::alive;
 use super::boot::{self, Marker, Mode};
 use super::child;
 use super::entry::Job;
+use super::status::ExitStatus;
 use crate::error::{Error, Result};
 use crate::sys::{self, proc::Exit};
 
@@ -58,30 +59,47 @@ pub(crate) fn start(job: &Job) -> Result<Started> {
         // Inherited through fork from a parent: its server is not ours to use.
         *g = None;
     }
-    if g.is_none() {
-        *g = Some(launch()?);
-    }
-    let c = g.as_mut().expect("set above");
-    match request(&mut c.sock, job) {
-        Ok(Ok(s)) => Ok(s),
-        Ok(Err(errno)) => {
-            Err(Error::io("fork (in the forkserver)")(std::io::Error::from_raw_os_error(errno)))
+    // A server that died since the last request shows as a failed send: nothing reached it, so
+    // no worker was forked, and it is safe to launch a new server and send once more. A failure
+    // after the request was sent is not retried (the worker may exist).
+    for attempt in 0..2 {
+        if g.is_none() {
+            *g = Some(launch()?);
         }
-        Err(e) => {
-            let dead = g.take().expect("set above");
-            drop(dead.sock);
-            let how = match sys::proc::waitpid(dead.server_pid) {
-                Ok(Exit::Code(c)) => format!("exited with code {c}"),
-                Ok(Exit::Signal(s)) => {
-                    format!("was killed by signal {s} ({})", sys::proc::signal_name(s))
-                }
-                Err(_) => "is gone".to_string(),
-            };
-            Err(Error::ForkServer {
-                reason: format!("(pid {}) stopped answering ({e}) and {how}", dead.server_pid),
-            })
+        let c = g.as_mut().expect("set above");
+        let failure = match request(&mut c.sock, job) {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(errno)) => {
+                return Err(Error::io("fork (in the forkserver)")(
+                    std::io::Error::from_raw_os_error(errno),
+                ));
+            }
+            Err(f) => f,
+        };
+        let dead = g.take().expect("set above");
+        drop(dead.sock);
+        let how = match sys::proc::waitpid(dead.server_pid) {
+            Ok(exit) => ExitStatus { exit, panic: None }.to_string(),
+            Err(_) => "is gone".to_string(),
+        };
+        match failure {
+            Failure::Send(_) if attempt == 0 => continue,
+            Failure::Send(e) | Failure::Reply(e) => {
+                return Err(Error::ForkServer {
+                    reason: format!("(pid {}) stopped answering ({e}) and {how}", dead.server_pid),
+                });
+            }
         }
     }
+    unreachable!("the second attempt returns")
+}
+
+/// Where a request failed.
+enum Failure {
+    /// Before the whole request was sent: no worker exists.
+    Send(std::io::Error),
+    /// Waiting for the reply: a worker may exist.
+    Reply(std::io::Error),
 }
 
 fn launch() -> Result<Client> {
@@ -107,22 +125,24 @@ fn launch() -> Result<Client> {
 }
 
 /// One request; `Ok(Err(errno))` when the server could not fork.
-fn request(sock: &mut UnixStream, job: &Job) -> std::io::Result<std::result::Result<Started, i32>> {
-    let (status_r, status_w) = sys::proc::pipe()?;
-    let (report_r, report_w) = sys::proc::pipe()?;
+fn request(
+    sock: &mut UnixStream,
+    job: &Job,
+) -> std::result::Result<std::result::Result<Started, i32>, Failure> {
+    let (status_r, status_w) = sys::proc::pipe().map_err(Failure::Send)?;
+    let (report_r, report_w) = sys::proc::pipe().map_err(Failure::Send)?;
     let body = job.to_bytes();
     let len = (body.len() as u32).to_le_bytes();
-    let mut sent =
-        sys::fdpass::send_with_fds(sock.as_fd(), &len, &[status_w.as_fd(), report_w.as_fd()])?;
-    if sent < len.len() {
-        sock.write_all(&len[sent..])?;
-        sent = len.len();
-    }
-    debug_assert_eq!(sent, 4);
-    sock.write_all(&body)?;
+    let send = |sock: &mut UnixStream| -> std::io::Result<()> {
+        let sent =
+            sys::fdpass::send_with_fds(sock.as_fd(), &len, &[status_w.as_fd(), report_w.as_fd()])?;
+        sys::fdpass::send_all(sock.as_fd(), &len[sent..])?;
+        sys::fdpass::send_all(sock.as_fd(), &body)
+    };
+    send(sock).map_err(Failure::Send)?;
     drop((status_w, report_w));
     let mut reply = [0u8; 4];
-    sock.read_exact(&mut reply)?;
+    sock.read_exact(&mut reply).map_err(Failure::Reply)?;
     let r = i32::from_le_bytes(reply);
     Ok(if r > 0 {
         Ok(Started { pid: r as u32, status: status_r, report: report_r })
@@ -178,7 +198,7 @@ pub fn shutdown_forkserver() -> Result<()> {
             reason: format!(
                 "(pid {}) ended badly: {}",
                 c.server_pid,
-                super::status::ExitStatus { exit: other, panic: None }
+                ExitStatus { exit: other, panic: None }
             ),
         }),
     }

@@ -53,6 +53,19 @@ pub(crate) fn send_with_fds(
     Ok(n as usize)
 }
 
+/// Sends all of `data` on a socket, without ever raising SIGPIPE (a closed peer is `EPIPE`).
+pub(crate) fn send_all(sock: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: `data` is valid for reads of its length for the call's duration.
+        let n = cvt_retry(|| unsafe {
+            libc::send(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL)
+                as libc::c_int
+        })?;
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
 /// Receives up to `buf.len()` bytes and any descriptors attached to them (close-on-exec).
 /// Returns 0 bytes at end of stream. Truncated descriptor lists are an error.
 pub(crate) fn recv_with_fds(

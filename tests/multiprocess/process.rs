@@ -324,6 +324,41 @@ fn drop_while_running(m: StartMethod) {
     done(m);
 }
 
+/// Whether `pid` is gone or a zombie (an orphan's zombie waits for whoever adopted it).
+fn is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            matches!(stat.rsplit(')').next().unwrap().split_whitespace().next(), Some("Z" | "X"))
+        }
+    }
+}
+
+/// The forkserver is SIGKILLed under a running worker: the worker dies with it, its join says
+/// so, and the next start launches a new server.
+fn forkserver_death() {
+    let ctx = get_context(StartMethod::ForkServer);
+    let mut p = ctx.start(nap_ms, 30_000).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid())).unwrap();
+    let server: i32 =
+        stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_ne!(server as u32, std::process::id(), "a forkserver worker is the server's child");
+    // SAFETY: plain kill of the server, which is our child and not yet reaped.
+    assert_eq!(unsafe { libc::kill(server, libc::SIGKILL) }, 0);
+    match p.join() {
+        Err(Error::ForkServer { reason }) => assert!(reason.contains("died"), "{reason}"),
+        other => panic!("expected a ForkServer error, got {other:?}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !is_dead(p.pid()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(is_dead(p.pid()), "the worker outlived its forkserver");
+    let mut q = ctx.start(exit_with, 5).unwrap();
+    assert_eq!(q.join().unwrap().exitcode(), 5, "a new server took over");
+    shmpool::shutdown_forkserver().unwrap();
+}
+
 // ---- bad markers in a re-executed child's environment ----
 
 fn run_with_marker(marker: &str) -> (i32, String) {
@@ -461,5 +496,9 @@ pub fn tests() -> Vec<Test> {
     per_method!(v, orphans_die_with_parent, true);
     v.push(Test { name: "process_garbage_marker_exits_with_clear_error", run: garbage_marker });
     v.push(Test { name: "process_cpu_counts", run: cpu_counts });
+    v.push(Test {
+        name: "process_forkserver_death_is_reported_and_recovered",
+        run: forkserver_death,
+    });
     v
 }

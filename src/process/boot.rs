@@ -27,7 +27,7 @@ use crate::sys::{self, fdpass::FdKind};
 /// The environment variable that marks a re-executed child.
 pub(crate) const MARKER: &str = "SHMPOOL_WORKER";
 
-/// The exit code of a process whose [`MARKER`] environment variable was malformed or did not
+/// The exit code of a process whose `SHMPOOL_WORKER` environment variable was malformed or did not
 /// come from a shmpool parent (its stderr says why).
 ///
 /// ```

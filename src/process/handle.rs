@@ -59,6 +59,8 @@ pub struct Process {
     waiter: Waiter,
     report: Option<File>,
     status: Option<ExitStatus>,
+    /// The process that started it (a forked copy of this handle in a child must not act).
+    owner: u32,
 }
 
 impl Process {
@@ -77,6 +79,7 @@ impl Process {
             waiter: Waiter::Direct,
             report: Some(report),
             status: None,
+            owner: sys::proc::getpid(),
         }
     }
 
@@ -89,6 +92,7 @@ impl Process {
             waiter: Waiter::Relay(started.status),
             report: Some(started.report),
             status: None,
+            owner: sys::proc::getpid(),
         }
     }
 
@@ -330,7 +334,7 @@ static DETACHED: Mutex<Vec<(u32, u32, Option<File>)>> = Mutex::new(Vec::new());
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if self.status.is_some() || !self.is_alive() {
+        if self.owner != sys::proc::getpid() || self.status.is_some() || !self.is_alive() {
             return;
         }
         if self.daemon {

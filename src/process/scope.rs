@@ -97,6 +97,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         match unsafe { sys::proc::fork() }.map_err(Error::io("fork"))? {
             Forked::Child => {
                 drop(report_r);
+                // Never talk on (or hold open) the parent's forkserver connection or alive pipe.
+                super::forkserver::forget_in_forked_child();
+                if !super::alive::guard_forked_child() {
+                    sys::proc::exit_now(child::PANIC_EXIT_CODE + 1);
+                }
                 child::run(self.parent_pid, report_w, f)
             }
             Forked::Parent(pid) => {

@@ -207,3 +207,30 @@ fn run_spawned(m: Marker) -> ! {
         child::finish(report, || job.call())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    #[test]
+    fn a_marker_round_trips_and_its_descriptors_are_checked() {
+        let (a, b) = sys::proc::pipe().unwrap();
+        let (alive, _w) = sys::proc::pipe().unwrap();
+        let m = Marker {
+            mode: Mode::Spawn,
+            fd_a: a.as_raw_fd(),
+            fd_b: b.as_raw_fd(),
+            alive: alive.as_raw_fd(),
+            secret: 0xfeed,
+        };
+        assert_eq!(Marker::parse(&m.format()), Ok(m));
+        // A pipe is not the socket a forkserver marker needs.
+        let fs = Marker { mode: Mode::ForkServer, fd_b: -1, ..m };
+        assert!(Marker::parse(&fs.format()).unwrap_err().contains("Socket"));
+        let twice = Marker { fd_b: m.fd_a, ..m };
+        assert!(Marker::parse(&twice.format()).unwrap_err().contains("twice"));
+        assert!(Marker::parse("1,spawn,3,4,5").unwrap_err().contains("six fields"));
+    }
+}

@@ -137,3 +137,33 @@ impl Verified {
         t(address(job.function), &job.args)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add((a, b): (i32, i32)) -> i32 {
+        a + b
+    }
+
+    #[test]
+    fn a_verified_job_calls_the_function_with_its_arguments() {
+        let job = Job::new(add, &(40, 2), "adder", 7, false).unwrap();
+        let v = Job::verify(&job.to_bytes(), 7).unwrap();
+        assert_eq!(v.0.name, "adder");
+        assert_eq!(v.call(), 42);
+    }
+
+    #[test]
+    fn a_job_without_the_secret_or_from_another_build_is_refused() {
+        let job = Job::new(add, &(1, 2), "x", 7, false).unwrap();
+        let err = Job::verify(&job.to_bytes(), 8).err().unwrap();
+        assert!(err.contains("secret"), "{err}");
+        let mut other = job;
+        other.build = "0.0.0/123".into();
+        let err = Job::verify(&other.to_bytes(), 7).err().unwrap();
+        assert!(err.contains("another build"), "{err}");
+        let err = Job::verify(b"{\"secret\":7}", 7).err().unwrap();
+        assert!(err.contains("not readable"), "{err}");
+    }
+}

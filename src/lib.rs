@@ -28,7 +28,7 @@ pub use process::builder::ProcessBuilder;
 pub use process::child::ChildResult;
 pub use process::context::{Context, StartMethod, get_context};
 pub use process::cpu::{cpu_count, process_cpu_count};
-pub use process::forkserver::shutdown_forkserver;
+pub use process::forkserver::{shutdown_forkserver, shutdown_forkserver_timeout};
 pub use process::handle::Process;
 pub use process::scope::{Scope, ScopedChild, scope};
 pub use process::status::ExitStatus;

@@ -25,11 +25,13 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::alive;
 use super::boot::{self, Marker, Mode};
 use super::child;
 use super::entry::Job;
+use super::handle;
 use super::status::ExitStatus;
 use crate::error::{Error, Result};
 use crate::sys::{self, proc::Exit};
@@ -49,6 +51,9 @@ struct Client {
 }
 
 static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
+
+/// How long a request may wait on the server before it counts as hung.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Asks the forkserver (started on first use) to fork a worker running `job`.
 pub(crate) fn start(job: &Job) -> Result<Started> {
@@ -78,6 +83,8 @@ pub(crate) fn start(job: &Job) -> Result<Started> {
         };
         let dead = g.take().expect("set above");
         drop(dead.sock);
+        // Dead already (a closed socket), or hung past the timeouts: either way it goes.
+        let _ = sys::proc::kill(dead.server_pid, libc::SIGKILL);
         let how = match sys::proc::waitpid(dead.server_pid) {
             Ok(exit) => ExitStatus { exit, panic: None }.to_string(),
             Err(_) => "is gone".to_string(),
@@ -121,6 +128,10 @@ fn launch() -> Result<Client> {
         cmd.pre_exec(move || keep.iter().try_for_each(|&fd| sys::fdpass::clear_cloexec(fd)));
     }
     let child = cmd.spawn().map_err(Error::io("starting the forkserver (/proc/self/exe)"))?;
+    // A server that takes this long to read a request or to answer is hung: a request then
+    // fails (and the server is replaced) instead of blocking its caller forever.
+    ours.set_read_timeout(Some(REQUEST_TIMEOUT)).map_err(Error::io("setsockopt"))?;
+    ours.set_write_timeout(Some(REQUEST_TIMEOUT)).map_err(Error::io("setsockopt"))?;
     Ok(Client { owner: sys::proc::getpid(), server_pid: child.id(), sock: ours })
 }
 
@@ -186,13 +197,54 @@ pub(crate) fn decode(b: [u8; 8]) -> Exit {
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 pub fn shutdown_forkserver() -> Result<()> {
+    shutdown(None)
+}
+
+/// Like [`shutdown_forkserver`], but waits at most `timeout` for the server's workers to end.
+/// On [`Error::Timeout`] the server is gone from this process's point of view (the next start
+/// launches a new one); it exits, and is reaped in the background, once its last worker ends.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// shmpool::shutdown_forkserver_timeout(Duration::from_secs(5))?;
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub fn shutdown_forkserver_timeout(timeout: Duration) -> Result<()> {
+    shutdown(Some(timeout))
+}
+
+fn shutdown(timeout: Option<Duration>) -> Result<()> {
     let c = CLIENT.lock().unwrap_or_else(|p| p.into_inner()).take();
     let Some(c) = c else { return Ok(()) };
     if c.owner != sys::proc::getpid() {
         return Ok(());
     }
     drop(c.sock);
-    match sys::proc::waitpid(c.server_pid).map_err(Error::io("waitpid (forkserver)"))? {
+    let exit = match timeout {
+        None => sys::proc::waitpid(c.server_pid).map_err(Error::io("waitpid (forkserver)"))?,
+        Some(after) => {
+            let deadline = Instant::now() + after;
+            let mut nap = Duration::from_micros(50);
+            loop {
+                if let Some(exit) = sys::proc::try_waitpid(c.server_pid)
+                    .map_err(Error::io("waitpid (forkserver)"))?
+                {
+                    break exit;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    handle::detach(c.server_pid);
+                    return Err(Error::Timeout {
+                        what: "forkserver shutdown (its workers still run)",
+                        after,
+                    });
+                }
+                std::thread::sleep(nap.min(deadline - now));
+                nap = (nap * 2).min(Duration::from_millis(5));
+            }
+        }
+    };
+    match exit {
         Exit::Code(0) => Ok(()),
         other => Err(Error::ForkServer {
             reason: format!(

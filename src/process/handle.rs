@@ -354,6 +354,11 @@ impl Drop for Process {
     }
 }
 
+/// Hands a child of ours that we no longer wait for to the background reaper.
+pub(crate) fn detach(pid: u32) {
+    DETACHED.lock().unwrap_or_else(|p| p.into_inner()).push((sys::proc::getpid(), pid, None));
+}
+
 /// Reaps detached children that have ended; forgets entries inherited from a parent by fork.
 pub(crate) fn reap_detached() {
     let me = sys::proc::getpid();

@@ -356,7 +356,19 @@ fn forkserver_death() {
     assert!(is_dead(p.pid()), "the worker outlived its forkserver");
     let mut q = ctx.start(exit_with, 5).unwrap();
     assert_eq!(q.join().unwrap().exitcode(), 5, "a new server took over");
-    shmpool::shutdown_forkserver().unwrap();
+    // A shutdown with a worker still running times out; the server goes once the worker ends.
+    let mut r = ctx.start(nap_ms, 300).unwrap();
+    match shmpool::shutdown_forkserver_timeout(Duration::from_millis(20)) {
+        Err(Error::Timeout { .. }) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(r.join().unwrap().exitcode(), 0, "the worker finished its work");
+    // The next start launches a new server and reaps the old one in passing.
+    // (It exits right after reporting the worker's end; give a loaded machine some slack.)
+    std::thread::sleep(Duration::from_millis(200));
+    let mut q = ctx.start(exit_with, 6).unwrap();
+    assert_eq!(q.join().unwrap().exitcode(), 6);
+    shmpool::shutdown_forkserver_timeout(Duration::from_secs(10)).unwrap();
 }
 
 // ---- bad markers in a re-executed child's environment ----

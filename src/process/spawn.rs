@@ -4,10 +4,11 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use super::alive;
 use super::boot::{self, Marker, Mode};
@@ -47,15 +48,40 @@ pub(crate) fn start(job: &Job) -> Result<(u32, File)> {
     }
     let child = cmd.spawn().map_err(Error::io("spawning a worker (/proc/self/exe)"))?;
     drop((job_r, report_w));
-    // A child that dies before reading its job makes this a broken pipe; its exit status, which
-    // `join` reports, says more than this error would.
-    match job_w.write_all(&job.to_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            let _ = sys::proc::kill(child.id(), libc::SIGKILL);
-            let _ = sys::proc::waitpid(child.id());
-            return Err(Error::io("writing a worker's job")(e));
-        }
-        _ => {}
+    if let Err(e) = send_job(&mut job_w, &job.to_bytes()) {
+        let _ = sys::proc::kill(child.id(), libc::SIGKILL);
+        let _ = sys::proc::waitpid(child.id());
+        return Err(e);
     }
     Ok((child.id(), report_r))
+}
+
+/// How long a child may take to read its job.
+const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Writes the job, giving up when the child stops reading for [`JOB_TIMEOUT`] (it is not
+/// reading: a program whose constructor did not run, say). A child that dies before reading
+/// makes this a broken pipe, which is not an error here: its exit status, which `join`
+/// reports, says more.
+fn send_job(w: &mut File, mut bytes: &[u8]) -> Result<()> {
+    sys::fdpass::set_nonblocking(w.as_raw_fd()).map_err(Error::io("fcntl"))?;
+    while !bytes.is_empty() {
+        match w.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !sys::fdpass::wait_writable(w.as_fd(), Some(JOB_TIMEOUT))
+                    .map_err(Error::io("poll"))?
+                {
+                    return Err(Error::Timeout {
+                        what: "a spawned worker reading its job",
+                        after: JOB_TIMEOUT,
+                    });
+                }
+            }
+            Err(e) => return Err(Error::io("writing a worker's job")(e)),
+        }
+    }
+    Ok(())
 }

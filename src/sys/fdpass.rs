@@ -162,7 +162,20 @@ pub(crate) fn fd_kind(fd: RawFd) -> Option<FdKind> {
 /// Waits until `fd` is readable or hung up, at most `timeout` (`None`: forever). Returns whether
 /// it is.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    wait_for(fd, libc::POLLIN, timeout)
+}
+
+/// Waits until `fd` is writable (or its reader is gone), at most `timeout`. Returns whether it is.
+pub(crate) fn wait_writable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    wait_for(fd, libc::POLLOUT, timeout)
+}
+
+fn wait_for(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
     let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
     // SAFETY: `pfd` is one valid pollfd for the call's duration.
     let n = cvt_retry(|| unsafe { libc::poll(&mut pfd, 1, ms) })?;

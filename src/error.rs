@@ -190,6 +190,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The spawn and forkserver start methods cannot re-execute this program.
+    #[error(
+        "spawn and forkserver start a child by re-executing this program, but {reason}; use the \
+         fork start method here"
+    )]
+    SpawnUnavailable {
+        /// Why the program cannot be re-executed as a worker.
+        reason: String,
+    },
+
     /// The forkserver could not be used.
     #[error(
         "the forkserver {reason}; check that the program starts cleanly when re-executed with \

@@ -8,6 +8,8 @@
 //! environment marker, see `boot.rs`) and this build's fingerprint is ever called: anything else
 //! is rejected before a single address is used.
 
+use std::sync::OnceLock;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +39,38 @@ fn address(off: i64) -> usize {
 /// This build's fingerprint: the distance between two of its functions, and the crate version.
 pub(crate) fn build_fingerprint() -> String {
     format!("{}/{}", env!("CARGO_PKG_VERSION"), offset(fingerprint_probe as fn() -> u64 as usize))
+}
+
+/// Checks (once) that shmpool's code lives in the main executable, which is what spawn and the
+/// forkserver re-execute: from a shared library (a Python extension, say) `/proc/self/exe` is
+/// another program, which would neither run the constructor nor know the functions.
+pub(crate) fn check_reexecutable() -> Result<()> {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = CHECKED.get_or_init(|| {
+        let exe = std::fs::read_link("/proc/self/exe")
+            .map_err(|e| format!("/proc/self/exe is unreadable ({e})"))?;
+        let exe = exe.to_string_lossy().into_owned();
+        let maps = std::fs::read_to_string("/proc/self/maps")
+            .map_err(|e| format!("/proc/self/maps is unreadable ({e})"))?;
+        let addr = anchor as fn() -> u64 as usize;
+        let path = maps.lines().find_map(|l| {
+            let (range, rest) = l.split_once(' ')?;
+            let (lo, hi) = range.split_once('-')?;
+            let (lo, hi) =
+                (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
+            // Fields after the range: perms, offset, dev, inode, then the path (may hold spaces).
+            (lo <= addr && addr < hi)
+                .then(|| rest.splitn(5, ' ').nth(4).unwrap_or("").trim().to_string())
+        });
+        match path {
+            Some(p) if p == exe => Ok(()),
+            Some(p) => Err(format!(
+                "shmpool's code runs from {p}, not from the program {exe} (a shared library?)"
+            )),
+            None => Err("shmpool's code is in no file mapping".into()),
+        }
+    });
+    r.clone().map_err(|reason| Error::SpawnUnavailable { reason })
 }
 
 type Trampoline = fn(usize, &str) -> i32;
@@ -144,6 +178,11 @@ mod tests {
 
     fn add((a, b): (i32, i32)) -> i32 {
         a + b
+    }
+
+    #[test]
+    fn this_test_binary_can_be_reexecuted() {
+        check_reexecutable().unwrap();
     }
 
     #[test]

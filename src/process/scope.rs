@@ -91,6 +91,8 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 return Err(Error::ForkWithThreads { threads });
             }
         }
+        // The alive pipe must exist before the fork, for the child to inherit its read end.
+        super::alive::read_end()?;
         let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
         // SAFETY: either the process is single-threaded (checked above), or the caller accepted
         // the multi-threaded risk through `allow_threads`, whose contract limits what `f` does.

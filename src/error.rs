@@ -167,6 +167,75 @@ pub enum Error {
         source: io::Error,
     },
 
+    // ---- sync: locks, semaphores, barriers, shared values (src/sync/, src/value.rs) ----
+    /// A lock's holder died while holding it (the `?` conversion of
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), which leaves the lock unusable).
+    #[error(
+        "the holder of a {what} died while holding it, so the data it protects may be half-written; \
+         match LockError::OwnerDied, check or repair the data and call recover() (letting the \
+         outcome drop, as `?` does, leaves the lock permanently unusable)"
+    )]
+    OwnerDied {
+        /// What was being locked ("mutex", "reentrant lock", "locked value").
+        what: &'static str,
+    },
+
+    /// A lock whose dead holder's state was never recovered.
+    #[error(
+        "the {what} is unusable: a holder died while holding it and the next locker did not call \
+         recover(); create a new one and rebuild the data it protected"
+    )]
+    NotRecoverable {
+        /// What was being locked.
+        what: &'static str,
+    },
+
+    /// A non-blocking attempt found the object taken.
+    #[error(
+        "the {what} is held elsewhere; wait for it with the blocking call or its timeout variant"
+    )]
+    WouldBlock {
+        /// What was being acquired.
+        what: &'static str,
+    },
+
+    /// The calling thread already holds this (non-reentrant) lock.
+    #[error(
+        "this thread already holds the {what}, and locking it again would wait forever; drop the \
+         first guard before locking again, or use an RLock"
+    )]
+    WouldDeadlock {
+        /// What was being locked.
+        what: &'static str,
+    },
+
+    /// The barrier was broken by a timeout, a dead waiting party, `abort`, or a `reset` while
+    /// parties waited.
+    #[error(
+        "the barrier is broken (a party timed out or died while waiting, abort() was called, or \
+         reset() ran while parties waited); call reset() before using it again"
+    )]
+    BrokenBarrier,
+
+    /// A semaphore was released past its bound.
+    #[error(
+        "semaphore released past its bound: its value is already {value}, the most it may hold; \
+         release only what was acquired (a BoundedSemaphore's bound is its initial value)"
+    )]
+    OverRelease {
+        /// The value it already had.
+        value: u32,
+    },
+
+    /// An argument is out of range.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        what: &'static str,
+        /// What is wrong, and what is allowed.
+        reason: String,
+    },
+
     // --- processes and start methods (issue 3) ---
     /// A closure was given to a start method that cannot carry one to the child.
     #[error(

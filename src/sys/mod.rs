@@ -6,8 +6,10 @@
 pub(crate) mod cpu;
 pub(crate) mod fdpass;
 pub(crate) mod futex;
+pub(crate) mod liveness;
 pub(crate) mod mem;
 pub(crate) mod proc;
+pub(crate) mod pthread;
 pub(crate) mod shm;
 pub(crate) mod signal;
 

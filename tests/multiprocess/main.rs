@@ -5,10 +5,14 @@ mod harness;
 
 mod array;
 mod process;
+mod sync;
+mod value;
 
 fn main() -> std::process::ExitCode {
     let mut tests = Vec::new();
     tests.extend(array::tests());
+    tests.extend(sync::tests());
+    tests.extend(value::tests());
     tests.extend(process::tests());
     harness::run(tests)
 }

@@ -139,7 +139,7 @@ pub enum Error {
     #[error(
         "refusing to fork: this process has {threads} threads, and a lock held by another thread \
          at the fork stays held forever in the child; fork before starting threads, use the \
-         forkserver or spawn start method, or opt in with allow_threads() if the child only \
+         forkserver or spawn start method, or opt in with (unsafe) allow_threads() if the child only \
          touches shared memory"
     )]
     ForkWithThreads {
@@ -233,6 +233,50 @@ pub enum Error {
         /// The argument.
         what: &'static str,
         /// What is wrong, and what is allowed.
+        reason: String,
+    },
+
+    // --- processes and start methods (issue 3) ---
+    /// A closure was given to a start method that cannot carry one to the child.
+    #[error(
+        "a closure can only be started under the fork start method, and this context uses \
+         {method}; pass a fn item and serde-serializable arguments to start() instead, or use \
+         get_context(StartMethod::Fork)"
+    )]
+    ClosureNeedsFork {
+        /// The context's start method.
+        method: &'static str,
+    },
+
+    /// The arguments for a spawn or forkserver child could not be serialized.
+    #[error(
+        "could not serialize the child's arguments: {reason}; make the argument type \
+         serde-serializable (handles, not mappings: pass SharedArray::handle()), or use the fork \
+         start method"
+    )]
+    Serialize {
+        /// What serde said.
+        reason: String,
+    },
+
+    /// The spawn and forkserver start methods cannot re-execute this program.
+    #[error(
+        "spawn and forkserver start a child by re-executing this program, but {reason}; use the \
+         fork start method here"
+    )]
+    SpawnUnavailable {
+        /// Why the program cannot be re-executed as a worker.
+        reason: String,
+    },
+
+    /// The forkserver could not be used.
+    #[error(
+        "the forkserver {reason}; check that the program starts cleanly when re-executed with \
+         SHMPOOL_WORKER set (shmpool's constructor must be linked, or shmpool::init() must be \
+         the first call in main); the next start launches a new server"
+    )]
+    ForkServer {
+        /// What went wrong.
         reason: String,
     },
 }

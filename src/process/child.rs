@@ -42,14 +42,16 @@ impl<E: std::fmt::Display> ChildResult for Result<(), E> {
 }
 
 /// Runs `body` as the child side of a fork and exits. `report` receives a panic message.
-pub(crate) fn run<R: ChildResult>(
-    parent_pid: u32,
-    mut report: File,
-    body: impl FnOnce() -> R,
-) -> ! {
+pub(crate) fn run<R: ChildResult>(parent_pid: u32, report: File, body: impl FnOnce() -> R) -> ! {
     if !sys::proc::die_with_parent(parent_pid) {
         sys::proc::exit_now(PANIC_EXIT_CODE + 1);
     }
+    finish(report, body)
+}
+
+/// Runs `body` and exits, like [`run`] but without arming the parent-death signal (for a child
+/// whose starting thread may exit before its parent process does; see `alive.rs`).
+pub(crate) fn finish<R: ChildResult>(mut report: File, body: impl FnOnce() -> R) -> ! {
     // The panic message goes to the parent through `report`; the default hook would also print
     // it to this process's stderr, which is the parent's terminal or test log. (Setting a hook
     // while panicking, as when a destructor forks during unwinding, would itself panic.)

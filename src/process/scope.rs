@@ -10,16 +10,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
-use std::io::Write;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
 use super::child::{self, ChildResult};
 use super::status::ExitStatus;
 use crate::error::{Error, Result};
-use crate::sys::{self, proc::Forked};
+use crate::sys;
 
 /// Runs `f` with a [`Scope`] whose children may borrow anything that outlives the call; reaps
 /// every child before returning.
@@ -95,39 +93,25 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// Forks a child that runs `f` and exits with its result's code (see [`ChildResult`]); a
     /// panic in `f` becomes exit code 101 with the message readable from the [`ExitStatus`].
     ///
-    /// `f` and everything it captured belong to the child from here on: the parent's copy is
-    /// neither run nor dropped (it is leaked), so a captured guard, file or temporary is released
-    /// once, by the child.
+    /// The parent drops its copy of `f` right after the fork (so it closes its copies of captured
+    /// descriptors, for example); each process drops its own copy of what `f` captured. `f` must
+    /// be `Send`, which keeps thread-bound values out: a lock guard released by the parent would
+    /// end the child's exclusive access while the child still runs.
+    ///
+    /// ```compile_fail
+    /// let m = shmpool::Mutex::new(0u64).unwrap();
+    /// let g = m.lock().unwrap();
+    /// shmpool::scope(|s| s.fork(move || drop(g)).map(drop)).unwrap().unwrap(); // guard is !Send
+    /// ```
     pub fn fork<F, R>(&'scope self, f: F) -> Result<ScopedChild<'scope, 'env>>
     where
-        F: FnOnce() -> R + 'scope,
+        F: FnOnce() -> R + Send + 'scope,
         R: ChildResult,
     {
-        let f = ManuallyDrop::new(f);
-        if !self.allow_threads.get() {
-            let threads = sys::proc::thread_count().map_err(Error::io("counting threads"))?;
-            if threads > 1 {
-                return Err(Error::ForkWithThreads { threads });
-            }
-        }
-        // Anything buffered would otherwise be printed twice, once by each process.
-        let _ = std::io::stdout().flush();
-        let parent_pid = sys::proc::getpid();
-        let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
-        // SAFETY: either the process is single-threaded (checked above), or the caller accepted
-        // the multi-threaded risk through `allow_threads`, whose contract limits what `f` does.
-        match unsafe { sys::proc::fork() }.map_err(Error::io("fork"))? {
-            Forked::Child => {
-                drop(report_r);
-                child::run(parent_pid, report_w, ManuallyDrop::into_inner(f))
-            }
-            Forked::Parent(pid) => {
-                drop(report_w);
-                let mut slots = self.slots.borrow_mut();
-                slots.push(Slot { pid, report: Some(report_r), status: None, joined: false });
-                Ok(ScopedChild { idx: slots.len() - 1, pid, scope: self })
-            }
-        }
+        let (pid, report) = super::fork::start(self.allow_threads.get(), f)?;
+        let mut slots = self.slots.borrow_mut();
+        slots.push(Slot { pid, report: Some(report), status: None, joined: false });
+        Ok(ScopedChild { idx: slots.len() - 1, pid, scope: self })
     }
 
     /// The child's status, waiting for it until `deadline` (`None`: as long as it takes);

@@ -4,6 +4,7 @@
 mod harness;
 
 mod array;
+mod process;
 mod scope;
 mod sync;
 mod value;
@@ -14,5 +15,6 @@ fn main() -> std::process::ExitCode {
     tests.extend(scope::tests());
     tests.extend(sync::tests());
     tests.extend(value::tests());
+    tests.extend(process::tests());
     harness::run(tests)
 }

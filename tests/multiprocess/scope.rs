@@ -1,5 +1,6 @@
-//! Regression tests for the scope's ownership rules (found in review): what a child captured is
-//! released once, by the child; a leaked `ScopedChild` is still reaped before the scope returns;
+//! Regression tests for the scope's ownership rules (found in review): each process drops its
+//! own copy of what a child captured (the parent right after the fork, so captured descriptors
+//! close there); a leaked `ScopedChild` is still reaped before the scope returns;
 //! a reaped child is never signalled or waited for again.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,8 +13,8 @@ use crate::harness::Test;
 pub fn tests() -> Vec<Test> {
     vec![
         Test {
-            name: "scope::captures_are_dropped_once_by_the_child",
-            run: captures_are_dropped_once_by_the_child,
+            name: "scope::each_process_drops_its_own_copy_of_the_captures",
+            run: each_process_drops_its_own_copy_of_the_captures,
         },
         Test {
             name: "scope::forgotten_child_is_still_reaped_before_return",
@@ -34,20 +35,27 @@ impl Drop for BumpOnDrop<'_> {
     }
 }
 
-fn captures_are_dropped_once_by_the_child() {
+fn each_process_drops_its_own_copy_of_the_captures() {
     let drops = SharedAtomic::<AtomicU32>::new(0).unwrap();
+    let (r, w) = std::io::pipe().unwrap();
     let st = scope(|s| {
-        let guard = BumpOnDrop(&drops);
-        s.fork(move || {
-            let _g = guard; // dropped here, in the child
-        })
-        .unwrap()
-        .join()
-        .unwrap()
+        let bump = BumpOnDrop(&drops);
+        let mut child = s
+            .fork(move || {
+                let _b = bump; // the child's copy, dropped here
+                std::io::Write::write_all(&mut &w, b"hi").unwrap();
+            })
+            .unwrap();
+        // The parent's copy was dropped at the fork: its write end is closed, so this read ends
+        // at the child's exit instead of waiting forever.
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut &r, &mut got).unwrap();
+        assert_eq!(got, "hi");
+        child.join_timeout(Duration::from_secs(5)).unwrap().unwrap()
     })
     .unwrap();
     assert!(st.success(), "{st}");
-    assert_eq!(drops.load(Ordering::SeqCst), 1, "the parent dropped what it handed to the child");
+    assert_eq!(drops.load(Ordering::SeqCst), 2, "each process drops its own copy exactly once");
 }
 
 fn forgotten_child_is_still_reaped_before_return() {
@@ -60,6 +68,7 @@ fn forgotten_child_is_still_reaped_before_return() {
                 slot[0] = 1009;
             })
             .unwrap();
+        #[allow(clippy::forget_non_drop)] // the point: a leaked handle must not matter
         std::mem::forget(child);
     })
     .unwrap();

@@ -64,7 +64,7 @@ const LONG: Duration = Duration::from_secs(10);
 
 /// Forks a child that runs `hold` (which takes a lock and keeps it), waits until the child says
 /// it holds it, SIGKILLs it and checks that the signal is what ended it.
-fn kill_while_holding(hold: impl FnOnce()) {
+fn kill_while_holding(hold: impl FnOnce() + Send) {
     let ready = Event::new().unwrap();
     scope(|s| -> shmpool::Result<()> {
         let child = s.fork(|| {

@@ -31,7 +31,7 @@ pub fn tests() -> Vec<Test> {
 const N: u64 = 20_000;
 
 /// Runs `work` in two children at once and asserts both exited with code 0.
-fn in_two_children(work: impl Fn() + Copy) {
+fn in_two_children(work: impl Fn() + Copy + Send) {
     let statuses: Vec<ExitStatus> = scope(|s| -> shmpool::Result<Vec<ExitStatus>> {
         let a = s.fork(work)?;
         let b = s.fork(work)?;

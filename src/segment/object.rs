@@ -9,7 +9,7 @@ use super::Segment;
 use super::handle::{Locator, SegmentHandle};
 use super::header::{Kind, Layout, TypeDesc};
 use super::options::ShmOptions;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Types that may live in shared memory and be used through `&T` by several processes at once.
 ///
@@ -83,6 +83,18 @@ impl<T: ShmSafe> ShmBox<T> {
 
     fn open_loc(loc: &Locator, nonce: Option<u64>, kind: Kind) -> Result<ShmBox<T>> {
         let seg = Segment::open_typed(loc, nonce, kind, &TypeDesc::of::<T>())?;
+        // The shape check only makes the header agree with itself and the file: a crafted header
+        // with the right kind and type but `len = 0` (and sizes to match) would let `deref` read
+        // past the segment's end. An object segment holds exactly one `T`.
+        if seg.len() != 1 {
+            return Err(Error::CorruptHeader {
+                what: match loc {
+                    Locator::Named(n) => format!("segment {n}"),
+                    Locator::Anonymous { pid, fd } => format!("anonymous segment {pid}/{fd}"),
+                },
+                reason: format!("it records {} elements; a shared object has exactly 1", seg.len()),
+            });
+        }
         let ptr = seg.data_ptr().cast::<T>();
         Ok(ShmBox { seg, ptr, _t: PhantomData })
     }
@@ -106,5 +118,52 @@ impl<T: ShmSafe> Deref for ShmBox<T> {
 impl<T: ShmSafe> std::fmt::Debug for ShmBox<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShmBox").field("handle", &self.seg.handle().to_string()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::FileExt;
+
+    use crate::{Error, Mutex, ShmOptions};
+
+    fn poke(file: &std::fs::File, offset: u64, value: u64) {
+        file.write_all_at(&value.to_le_bytes(), offset).unwrap();
+    }
+
+    #[test]
+    fn an_object_header_claiming_no_elements_is_corrupt() {
+        let m = Mutex::new_with(7u64, &ShmOptions::new().generated_name()).unwrap();
+        let name = m.name().unwrap().to_string();
+        let file =
+            OpenOptions::new().read(true).write(true).open(format!("/dev/shm/{name}")).unwrap();
+        let full = file.metadata().unwrap().len();
+        let mut data_offset = [0u8; 8];
+        file.read_exact_at(&mut data_offset, 56).unwrap();
+        let data_offset = u64::from_le_bytes(data_offset);
+
+        // len = 0 alone: the sizes no longer agree.
+        poke(&file, 48, 0);
+        assert!(matches!(Mutex::<u64>::open(&name), Err(Error::CorruptHeader { .. })));
+
+        // len = 0 with every size made consistent (data_bytes 0, the file cut to the header):
+        // only the object's own check catches it, or `deref` would read past the end.
+        poke(&file, 64, 0);
+        poke(&file, 72, data_offset);
+        file.set_len(data_offset).unwrap();
+        match Mutex::<u64>::open(&name) {
+            Err(Error::CorruptHeader { reason, .. }) => assert!(reason.contains("exactly 1")),
+            other => panic!("expected CorruptHeader, got {:?}", other.map(drop)),
+        }
+
+        // Put the segment back (the data comes back zeroed: an unlocked mutex) before `m`, whose
+        // mapping covers the cut-off page, is dropped.
+        file.set_len(full).unwrap();
+        poke(&file, 48, 1);
+        poke(&file, 64, full - data_offset);
+        poke(&file, 72, full);
+        assert!(Mutex::<u64>::open(&name).is_ok());
+        drop(m);
     }
 }

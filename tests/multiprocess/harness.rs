@@ -41,7 +41,10 @@ fn ours(name: &str) -> bool {
     if let Ok(info) = shmpool::segment::inspect(name) {
         return info.creator_pid == me || !info.creator_alive;
     }
-    let pid = name.strip_prefix("shmpool-").and_then(|r| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+    let pid = name
+        .strip_prefix("shmpool-")
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok());
     match pid {
         // SAFETY: signal 0 only checks that the process exists.
         Some(pid) => pid == me || unsafe { libc::kill(pid as i32, 0) } != 0,
@@ -108,7 +111,8 @@ pub fn run(tests: Vec<Test>) -> ExitCode {
         if outcome.is_err() {
             problems.push("panicked".to_string());
         }
-        let leaked: Vec<String> = shm_entries().difference(&before).filter(|n| ours(n)).cloned().collect();
+        let leaked: Vec<String> =
+            shm_entries().difference(&before).filter(|n| ours(n)).cloned().collect();
         if !leaked.is_empty() {
             problems.push(format!("left /dev/shm entries behind: {leaked:?}"));
             for name in &leaked {

@@ -2,6 +2,7 @@
 //! block), used through `&T` from every process that maps it.
 
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
@@ -21,14 +22,35 @@ use crate::error::{Error, Result};
 /// - perform every mutation through `&self` with atomics or process-shared primitives (shared
 ///   futexes, `PTHREAD_PROCESS_SHARED` pthread objects), never std's locks, which use private
 ///   futexes;
-/// - not need `Drop` to run: the memory is unmapped, never dropped.
-pub(crate) unsafe trait ShmSafe: Sync + 'static {}
+/// - not need `Drop` to run: the memory is unmapped, never dropped;
+/// - stay mapped while any thread holds it: if a thread of this process can keep a pointer into
+///   the object after every Rust borrow of it has ended (a locked robust pthread mutex is linked
+///   into its holder's robust list through the mutex's own memory, and a forgotten guard leaves
+///   it locked), [`keep_mapped`](ShmSafe::keep_mapped) must return true while that is so.
+pub(crate) unsafe trait ShmSafe: Sync + 'static {
+    /// Whether a thread of this process still points into this object's memory from outside
+    /// Rust's borrows (for robust locks: the lock word's owner is one of our threads), so that
+    /// dropping its [`ShmBox`] must leave the segment mapped rather than unmap it under them.
+    fn keep_mapped(&self) -> bool {
+        false
+    }
+}
 
 /// One `T` in its own segment. Creating it initialises `T` before publishing the header, so an
 /// opener never sees a half-built object.
+///
+/// Dropping it unmaps the segment, unless [`ShmSafe::keep_mapped`] says a thread of this process
+/// still points into the object (a robust lock whose guard was forgotten): then the mapping and
+/// the fd are leaked for the rest of the process's life, so that nothing is ever mapped where
+/// glibc and the kernel will write.
 pub(crate) struct ShmBox<T: ShmSafe> {
-    seg: Segment,
+    /// Dropped in `Drop`, unless leaked.
+    seg: ManuallyDrop<Segment>,
     ptr: NonNull<T>,
+    /// The pid that created the segment through this box. A leaked segment's name is removed as
+    /// `Segment`'s own drop would have done (its creator's handle unlinks it; object segments
+    /// are never `persist`ed).
+    created_by: Option<u32>,
     _t: PhantomData<T>,
 }
 
@@ -68,7 +90,12 @@ impl<T: ShmSafe> ShmBox<T> {
         let ptr = seg.data_ptr().cast::<T>();
         init(ptr)?;
         seg.publish();
-        Ok(ShmBox { seg, ptr, _t: PhantomData })
+        Ok(ShmBox {
+            seg: ManuallyDrop::new(seg),
+            ptr,
+            created_by: Some(crate::sys::proc::getpid()),
+            _t: PhantomData,
+        })
     }
 
     /// Opens the object a handle refers to, checking kind and type.
@@ -96,10 +123,11 @@ impl<T: ShmSafe> ShmBox<T> {
             });
         }
         let ptr = seg.data_ptr().cast::<T>();
-        Ok(ShmBox { seg, ptr, _t: PhantomData })
+        Ok(ShmBox { seg: ManuallyDrop::new(seg), ptr, created_by: None, _t: PhantomData })
     }
 
-    /// The underlying segment (name, handle, persist, unlink).
+    /// The underlying segment (name, handle). Do not `persist` it: the leaking drop assumes
+    /// an object segment is never persisted.
     pub(crate) fn segment(&self) -> &Segment {
         &self.seg
     }
@@ -115,10 +143,38 @@ impl<T: ShmSafe> Deref for ShmBox<T> {
     }
 }
 
+impl<T: ShmSafe> Drop for ShmBox<T> {
+    fn drop(&mut self) {
+        if (**self).keep_mapped() {
+            // A thread of this process links into this memory (a forgotten guard of a robust
+            // lock): unmapping would let glibc's next robust lock on that thread, and the kernel
+            // at its exit, write into whatever is mapped here next. Leak the mapping and the fd.
+            if self.created_by == Some(crate::sys::proc::getpid()) && self.seg.name().is_some() {
+                let _ = self.seg.unlink();
+            }
+            return;
+        }
+        // SAFETY: `seg` is dropped exactly once, here, and `self` is never used again.
+        unsafe { ManuallyDrop::drop(&mut self.seg) }
+    }
+}
+
 impl<T: ShmSafe> std::fmt::Debug for ShmBox<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShmBox").field("handle", &self.seg.handle().to_string()).finish()
     }
+}
+
+/// Whether `addr` lies inside one of this process's mappings (`/proc/self/maps`).
+#[cfg(test)]
+pub(crate) fn is_mapped(addr: usize) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines().any(|line| {
+        let range = line.split_whitespace().next().unwrap_or_default();
+        let (a, b) = range.split_once('-').unwrap_or_default();
+        let parse = |x: &str| usize::from_str_radix(x, 16).unwrap_or(0);
+        (parse(a)..parse(b)).contains(&addr)
+    })
 }
 
 #[cfg(test)]

@@ -42,8 +42,13 @@ const WATCHED: usize = 64;
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 // SAFETY: `#[repr(C)]` of a process-shared pthread mutex, atomics and a constant, used through
-// `&self` only; no pointers, no `Drop`.
-unsafe impl ShmSafe for BarrierCell {}
+// `&self` only; no pointers, no `Drop`; `keep_mapped` is true while a thread of ours holds the
+// internal lock, the only time one links into the cell.
+unsafe impl ShmSafe for BarrierCell {
+    fn keep_mapped(&self) -> bool {
+        self.lock.held_in_this_process()
+    }
+}
 
 /// Held while the barrier's state is read or changed.
 struct StateLock<'a>(&'a BarrierCell);
@@ -461,6 +466,16 @@ mod tests {
             assert!(matches!(other.join().unwrap(), Err(Error::BrokenBarrier)));
         });
         assert!(!b.is_broken());
+    }
+
+    #[test]
+    fn it_stays_mapped_only_while_a_thread_of_ours_holds_the_internal_lock() {
+        let b = Barrier::new(2).unwrap();
+        assert!(!b.cell.keep_mapped());
+        let held = b.cell.state().unwrap();
+        assert!(b.cell.keep_mapped());
+        drop(held);
+        assert!(!b.cell.keep_mapped());
     }
 
     #[test]

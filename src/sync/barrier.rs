@@ -182,6 +182,10 @@ impl BarrierWaitResult {
 /// can never complete. A party that dies before it arrives cannot be noticed: use a timeout
 /// where that can happen.
 ///
+/// The liveness check goes by pid, so every party must be in the same PID namespace: a party
+/// in another namespace (another container, say) records a pid that means nothing here, looks
+/// dead, and breaks the barrier. Do not share a barrier across PID namespaces.
+///
 /// ```
 /// let b = shmpool::Barrier::new(2)?;
 /// std::thread::scope(|s| {

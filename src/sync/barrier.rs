@@ -42,8 +42,13 @@ const WATCHED: usize = 64;
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 // SAFETY: `#[repr(C)]` of a process-shared pthread mutex, atomics and a constant, used through
-// `&self` only; no pointers, no `Drop`.
-unsafe impl ShmSafe for BarrierCell {}
+// `&self` only; no pointers, no `Drop`; `keep_mapped` is true while a thread of ours holds the
+// internal lock, the only time one links into the cell.
+unsafe impl ShmSafe for BarrierCell {
+    fn keep_mapped(&self) -> bool {
+        self.lock.held_in_this_process()
+    }
+}
 
 /// Held while the barrier's state is read or changed.
 struct StateLock<'a>(&'a BarrierCell);
@@ -55,17 +60,35 @@ impl Drop for StateLock<'_> {
 }
 
 impl BarrierCell {
+    /// Takes the state lock, waiting as long as it takes.
     fn state(&self) -> Result<StateLock<'_>> {
-        match self.lock.acquire(Wait::Block) {
-            Ok(Acquired::Clean) => Ok(StateLock(self)),
+        match self.state_until(Deadline::NEVER)? {
+            Some(held) => Ok(held),
+            None => unreachable!("an untimed lock does not time out"),
+        }
+    }
+
+    /// Takes the state lock, or `None` once `deadline` passes: a party stopped (SIGSTOP, a
+    /// debugger) while holding it must not make the other parties miss their timeouts. After
+    /// the deadline it still tries briefly (one attempt and a short spin), so that a waiter
+    /// whose time is up can still learn whether its round was released.
+    fn state_until(&self, deadline: Deadline) -> Result<Option<StateLock<'_>>> {
+        let how = match deadline.left() {
+            Left::Forever => Wait::Block,
+            Left::For(d) => Wait::Timeout(d),
+            Left::Expired => Wait::Timeout(Duration::ZERO),
+        };
+        match self.lock.acquire(how) {
+            Ok(Acquired::Clean) => Ok(Some(StateLock(self))),
             Ok(Acquired::OwnerDied) => {
                 // A party died mid-update: the state cannot be trusted, so the barrier breaks
                 // (reset() repairs it), which is what a lost party means anyway.
                 let held = StateLock(self);
                 self.lock.make_consistent();
                 self.break_locked();
-                Ok(held)
+                Ok(Some(held))
             }
+            Err(super::robust::Failed::Timeout(_)) => Ok(None),
             Err(super::robust::Failed::Io(e)) => Err(Error::io("locking a barrier")(e)),
             Err(_) => Err(Error::Io {
                 op: "locking a barrier",
@@ -82,6 +105,18 @@ impl BarrierCell {
     /// Breaks the barrier; call with the state lock held.
     fn break_locked(&self) {
         if self.broken.swap(1, Ordering::Relaxed) == 0 {
+            self.bump();
+        }
+    }
+
+    /// Breaks the barrier without the state lock, for a waiter whose time ran out while
+    /// another party held the lock. Sound without the lock because `broken` is only ever set
+    /// to 1 (idempotently) or cleared by `reset`, and every reader re-reads it under the lock:
+    /// the break simply takes effect at this swap (a reset that clears it afterwards came
+    /// after it; a release that completed before it stays released, as its waiters check the
+    /// generation first).
+    fn break_unlocked(&self) {
+        if self.broken.swap(1, Ordering::SeqCst) == 0 {
             self.bump();
         }
     }
@@ -146,6 +181,10 @@ impl BarrierWaitResult {
 /// processes waiting with them still run (the first 64 of them), and a dead one means the round
 /// can never complete. A party that dies before it arrives cannot be noticed: use a timeout
 /// where that can happen.
+///
+/// The liveness check goes by pid, so every party must be in the same PID namespace: a party
+/// in another namespace (another container, say) records a pid that means nothing here, looks
+/// dead, and breaks the barrier. Do not share a barrier across PID namespaces.
 ///
 /// ```
 /// let b = shmpool::Barrier::new(2)?;
@@ -242,8 +281,14 @@ impl Barrier {
 
     fn wait_until(&self, deadline: Deadline, timeout: Duration) -> Result<BarrierWaitResult> {
         let c = &*self.cell;
+        // The state lock could not be had in time (its holder is stopped, say): time out as
+        // promised, breaking the barrier as a timeout does (our arrival may already count).
+        let timed_out = || {
+            c.break_unlocked();
+            Err(Error::Timeout { what: "waiting at a barrier", after: timeout })
+        };
         let (generation, index) = {
-            let _held = c.state()?;
+            let Some(_held) = c.state_until(deadline)? else { return timed_out() };
             if c.broken.load(Ordering::Relaxed) != 0 {
                 return Err(Error::BrokenBarrier);
             }
@@ -265,7 +310,7 @@ impl Barrier {
         loop {
             let seen = c.seq.load(Ordering::SeqCst);
             {
-                let _held = c.state()?;
+                let Some(_held) = c.state_until(deadline)? else { return timed_out() };
                 if c.generation.load(Ordering::Relaxed) != generation {
                     return if c.released(generation) {
                         Ok(passed)
@@ -289,7 +334,7 @@ impl Barrier {
                     continue;
                 }
                 if !matches!(deadline.left(), Left::Expired) {
-                    let _held = c.state()?;
+                    let Some(_held) = c.state_until(deadline)? else { return timed_out() };
                     if c.generation.load(Ordering::Relaxed) == generation
                         && c.broken.load(Ordering::Relaxed) == 0
                         && c.lost_party()
@@ -301,7 +346,7 @@ impl Barrier {
                 }
             }
             {
-                let _held = c.state()?;
+                let Some(_held) = c.state_until(deadline)? else { return timed_out() };
                 if c.generation.load(Ordering::Relaxed) != generation {
                     return if c.released(generation) {
                         Ok(passed)
@@ -460,6 +505,46 @@ mod tests {
             b.reset().unwrap();
             assert!(matches!(other.join().unwrap(), Err(Error::BrokenBarrier)));
         });
+        assert!(!b.is_broken());
+    }
+
+    #[test]
+    fn it_stays_mapped_only_while_a_thread_of_ours_holds_the_internal_lock() {
+        let b = Barrier::new(2).unwrap();
+        assert!(!b.cell.keep_mapped());
+        let held = b.cell.state().unwrap();
+        assert!(b.cell.keep_mapped());
+        drop(held);
+        assert!(!b.cell.keep_mapped());
+    }
+
+    #[test]
+    fn waiters_time_out_while_a_stopped_party_holds_the_internal_lock() {
+        let b = Barrier::new(3).unwrap();
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let tx2 = tx.clone();
+            // One party already waits when the lock is taken, one arrives while it is held.
+            let b = &b;
+            s.spawn(move || tx.send(b.wait_timeout(Duration::from_millis(150))).unwrap());
+            while b.n_waiting() == 0 {
+                std::thread::yield_now();
+            }
+            // This thread plays the party that was stopped while holding the internal lock; it
+            // lets go after 5 s at the latest, so a regression fails instead of hanging.
+            let held = b.cell.state().unwrap();
+            s.spawn(move || tx2.send(b.wait_timeout(Duration::from_millis(50))).unwrap());
+            let first = rx.recv_timeout(Duration::from_secs(5));
+            let second = rx.recv_timeout(Duration::from_secs(1));
+            drop(held);
+            for r in [first, second] {
+                let r = r.expect("a waiter overran its timeout while the lock was held");
+                assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+            }
+        });
+        assert!(b.is_broken(), "timing out breaks the barrier, lock or no lock");
+        assert!(matches!(b.wait_timeout(Duration::from_secs(1)), Err(Error::BrokenBarrier)));
+        b.reset().unwrap();
         assert!(!b.is_broken());
     }
 

@@ -15,11 +15,18 @@ use crate::sys::futex;
 /// The shared part of an [`Event`].
 #[repr(C)]
 pub(crate) struct EventCell {
-    /// 0 clear, 1 set; the futex word waiters sleep on.
-    flag: AtomicU32,
+    /// Bit 0: the flag (1 set). Bits 1..: a generation, bumped by every `set` that sets the
+    /// flag, so that a waiter woken by a set returns true even if the flag was cleared before
+    /// it looked. The futex word waiters sleep on.
+    word: AtomicU32,
     /// Waiters asleep on `flag`.
     waiters: AtomicU32,
 }
+
+/// The flag bit of [`EventCell::word`].
+const FLAG: u32 = 1;
+/// One generation in [`EventCell::word`].
+const GEN: u32 = 2;
 
 // SAFETY: `#[repr(C)]` atomics, mutated only through atomics and shared futexes; no pointers,
 // no `Drop`.
@@ -27,6 +34,9 @@ unsafe impl ShmSafe for EventCell {}
 
 /// A flag shared between processes: `set` wakes every waiter, `clear` resets it, `wait` blocks
 /// until it is set.
+///
+/// A waiter returns true once the event was set after it began waiting, even if it was cleared
+/// again before the waiter ran (a set-then-clear pulse wakes everyone, as in Python).
 ///
 /// Nobody owns an event: if the process that was to set it dies, waiters wait on. Use
 /// [`wait_timeout`](Event::wait_timeout) where that can happen.
@@ -66,7 +76,7 @@ impl Event {
         let cell = ShmBox::new(
             Kind::Event,
             opts,
-            EventCell { flag: AtomicU32::new(0), waiters: AtomicU32::new(0) },
+            EventCell { word: AtomicU32::new(0), waiters: AtomicU32::new(0) },
         )?;
         Ok(Event { cell })
     }
@@ -82,10 +92,16 @@ impl Event {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn set(&self) {
-        if self.cell.flag.swap(1, Ordering::SeqCst) == 0
-            && self.cell.waiters.load(Ordering::SeqCst) > 0
-        {
-            futex::wake_all(&self.cell.flag);
+        // Clear -> set, one generation on (`| FLAG` then `+ GEN`); already set: no change.
+        let was_clear = self
+            .cell
+            .word
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                (w & FLAG == 0).then(|| (w | FLAG).wrapping_add(GEN))
+            })
+            .is_ok();
+        if was_clear && self.cell.waiters.load(Ordering::SeqCst) > 0 {
+            futex::wake_all(&self.cell.word);
         }
     }
 
@@ -99,7 +115,7 @@ impl Event {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn clear(&self) {
-        self.cell.flag.store(0, Ordering::SeqCst);
+        self.cell.word.fetch_and(!FLAG, Ordering::SeqCst);
     }
 
     /// Whether the flag is set.
@@ -109,7 +125,7 @@ impl Event {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn is_set(&self) -> bool {
-        self.cell.flag.load(Ordering::Acquire) != 0
+        self.cell.word.load(Ordering::Acquire) & FLAG != 0
     }
 
     /// Waits until the flag is set (at once if it is).
@@ -121,11 +137,11 @@ impl Event {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn wait(&self) {
-        wait::wait_for(&self.cell.flag, Some(&self.cell.waiters), Deadline::NEVER, |v| v != 0);
+        self.wait_until(Deadline::NEVER);
     }
 
-    /// Waits at most `timeout` for the flag; returns whether it is set (Python's
-    /// `wait(timeout)`).
+    /// Waits at most `timeout` for the flag; returns true if it is set or was set while waiting
+    /// (even if cleared since), false if the time ran out (Python's `wait(timeout)`).
     ///
     /// ```
     /// let e = shmpool::Event::new()?;
@@ -133,12 +149,19 @@ impl Event {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        wait::wait_for(
-            &self.cell.flag,
-            Some(&self.cell.waiters),
-            Deadline::after(Some(timeout)),
-            |v| v != 0,
-        )
+        self.wait_until(Deadline::after(Some(timeout)))
+    }
+
+    /// Waits until the flag is set, or a `set` happened since the call began (the generation
+    /// moved on), or the deadline passed (false).
+    fn wait_until(&self, deadline: Deadline) -> bool {
+        let start = self.cell.word.load(Ordering::SeqCst);
+        if start & FLAG != 0 {
+            return true;
+        }
+        wait::wait_for(&self.cell.word, Some(&self.cell.waiters), deadline, |v| {
+            v & FLAG != 0 || v >> 1 != start >> 1
+        })
     }
 }
 
@@ -170,5 +193,25 @@ mod tests {
         });
         e.clear();
         assert!(!e.wait_timeout(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_set_then_clear_pulse_wakes_a_sleeping_waiter() {
+        let e = Event::new().unwrap();
+        std::thread::scope(|s| {
+            let h = s.spawn(|| e.wait_timeout(Duration::from_secs(5)));
+            while e.cell.waiters.load(Ordering::SeqCst) == 0 {
+                std::thread::yield_now(); // until it sleeps in the kernel, its start recorded
+            }
+            e.set();
+            e.clear();
+            assert!(h.join().unwrap(), "the waiter missed the pulse");
+        });
+        assert!(!e.is_set());
+        // A pulse before a wait began is not seen by it.
+        assert!(!e.wait_timeout(Duration::from_millis(5)));
+        e.set();
+        e.set(); // already set: no new generation, still set
+        assert!(e.is_set() && e.wait_timeout(Duration::ZERO));
     }
 }

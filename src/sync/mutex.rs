@@ -31,8 +31,13 @@ pub(crate) struct MutexCell<T> {
 unsafe impl<T: Pod + Send> Sync for MutexCell<T> {}
 // SAFETY: `#[repr(C)]` of a process-shared pthread mutex and a `Pod` value: no pointers the
 // other processes could not use (a `Pod` raw pointer is data; dereferencing it is unsafe), every
-// mutation happens under the process-shared lock, and nothing needs `Drop`.
-unsafe impl<T: Pod + Send> ShmSafe for MutexCell<T> {}
+// mutation happens under the process-shared lock, and nothing needs `Drop`; `keep_mapped` is
+// true while a thread of ours holds the lock, the only time one links into the cell.
+unsafe impl<T: Pod + Send> ShmSafe for MutexCell<T> {
+    fn keep_mapped(&self) -> bool {
+        self.lock.held_in_this_process()
+    }
+}
 
 impl<T: Pod + Send> MutexCell<T> {
     /// A new segment of kind `kind` holding an initialised lock and `value`.
@@ -290,6 +295,7 @@ mod tests {
         std::thread::scope(|s| {
             s.spawn(|| std::mem::forget(m.lock().unwrap()));
         });
+        assert!(!m.cell.keep_mapped(), "a dead holder links into nothing of ours");
         let mut g = match m.lock() {
             Err(LockError::OwnerDied(od)) => {
                 assert_eq!(**od.guard(), 7);
@@ -326,6 +332,42 @@ mod tests {
         });
         let msg = Error::from(m.lock().map(|_| ()).unwrap_err()).to_string();
         assert!(msg.contains("create a new one"), "{msg}");
+    }
+
+    #[test]
+    fn dropping_a_mutex_whose_guard_was_forgotten_leaves_it_mapped() {
+        let m = Mutex::new(0u64).unwrap();
+        assert!(!m.cell.keep_mapped());
+        std::mem::forget(m.lock().unwrap());
+        assert!(m.cell.keep_mapped());
+        let addr = &raw const *m.cell as usize;
+        drop(m);
+        assert!(crate::segment::object::is_mapped(addr), "the held mutex was unmapped");
+        // The same size as the mutex's segment, so that it would fill the hole had it been
+        // unmapped; then a robust lock on this thread makes glibc link the new mutex in front of
+        // the forgotten one, writing a pointer into the forgotten one's memory.
+        let n = std::mem::size_of::<MutexCell<u64>>() / 8;
+        let pattern = |i: usize| 0x5a5a_0000_0000_0000 | i as u64;
+        let a = crate::SharedArray::from_fn(n, pattern).unwrap();
+        let other = Mutex::new(1u64).unwrap();
+        let g = other.lock().unwrap();
+        let untouched = a.as_slice().iter().enumerate().all(|(i, &v)| v == pattern(i));
+        drop(g);
+        assert!(untouched, "an unrelated array changed: {:x?}", a.as_slice());
+        assert!(a.as_slice().iter().enumerate().all(|(i, &v)| v == pattern(i)));
+    }
+
+    #[test]
+    fn a_leaked_named_mutex_loses_its_name_only_when_its_creator_drops() {
+        let m = Mutex::new_with(0u8, &ShmOptions::new().generated_name()).unwrap();
+        let name = m.name().unwrap().to_string();
+        let opened = Mutex::<u8>::open(&name).unwrap();
+        std::mem::forget(opened.lock().unwrap());
+        drop(opened); // leaked, but an opener never removes the name
+        assert!(Mutex::<u8>::open(&name).is_ok());
+        assert!(m.cell.keep_mapped(), "the lock word is shared by every mapping");
+        drop(m); // leaked too; the creator removes the name as usual
+        assert!(matches!(Mutex::<u8>::open(&name), Err(Error::NotFound { .. })));
     }
 
     #[test]

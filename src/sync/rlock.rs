@@ -20,8 +20,13 @@ pub(crate) struct RLockCell {
 }
 
 // SAFETY: a `#[repr(C)]` process-shared recursive pthread mutex: used through `&self` by pthread
-// calls that synchronise internally, no pointers, no `Drop`.
-unsafe impl ShmSafe for RLockCell {}
+// calls that synchronise internally, no pointers, no `Drop`; `keep_mapped` is true while a
+// thread of ours holds the lock, the only time one links into the cell.
+unsafe impl ShmSafe for RLockCell {
+    fn keep_mapped(&self) -> bool {
+        self.lock.held_in_this_process()
+    }
+}
 
 const WHAT: &str = "reentrant lock";
 
@@ -220,6 +225,17 @@ mod tests {
         });
         assert!(r.acquire().map(|_| ()).unwrap_err().is_owner_died()); // dropped unrecovered
         assert!(matches!(r.acquire(), Err(LockError::NotRecoverable)));
+    }
+
+    #[test]
+    fn a_forgotten_acquisition_keeps_it_mapped() {
+        let r = RLock::new().unwrap();
+        assert!(!r.cell.keep_mapped());
+        std::mem::forget(r.acquire().unwrap());
+        assert!(r.cell.keep_mapped());
+        let addr = &raw const *r.cell as usize;
+        drop(r);
+        assert!(crate::segment::object::is_mapped(addr));
     }
 
     #[test]

@@ -49,7 +49,9 @@ impl RobustMutex {
     ///
     /// # Safety
     ///
-    /// As for [`PthreadMutex::init`]: `this` is writable, aligned, unused, and never moves.
+    /// As for [`PthreadMutex::init`]: `this` is writable, aligned, unused, never moves, and stays
+    /// mapped while any thread holds it (a cell holding one reports
+    /// [`held_in_this_process`](RobustMutex::held_in_this_process) from `ShmSafe::keep_mapped`).
     pub(crate) unsafe fn init(this: *mut RobustMutex, ty: MutexType) -> io::Result<()> {
         // SAFETY: forwarded from the caller; `m` is the only field, so its address is `this`'s.
         unsafe { PthreadMutex::init(&raw mut (*this).m, ty) }
@@ -90,6 +92,13 @@ impl RobustMutex {
     /// Releases the mutex; does nothing if the calling thread does not hold it.
     pub(crate) fn release(&self) {
         let _ = self.m.unlock();
+    }
+
+    /// Whether a thread of this process holds the mutex, so that its memory must stay mapped
+    /// (it is linked into that thread's robust list): what lock cells answer from
+    /// [`ShmSafe::keep_mapped`](crate::segment::object::ShmSafe::keep_mapped).
+    pub(crate) fn held_in_this_process(&self) -> bool {
+        self.m.held_in_this_process()
     }
 
     /// Marks a mutex acquired with [`Acquired::OwnerDied`] consistent, so that releasing it

@@ -92,6 +92,10 @@ impl Drop for Attr {
     }
 }
 
+/// The owner-tid bits of a robust futex lock word (the rest are `FUTEX_WAITERS` and
+/// `FUTEX_OWNER_DIED`).
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+
 fn check(rc: libc::c_int) -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
 }
@@ -103,7 +107,11 @@ impl PthreadMutex {
     ///
     /// `this` must be valid for writes, aligned, and not in use by any thread or process (not
     /// initialised, or no longer used); the mutex must not move afterwards (it is linked into
-    /// its holders' robust lists by address).
+    /// its holders' robust lists by address), and its memory must stay mapped while any thread
+    /// holds it: a held robust mutex is linked into its holder's robust list *through its own
+    /// memory*, so unmapping it lets glibc's next robust lock on that thread, and the kernel at
+    /// that thread's exit, write through a dangling pointer into whatever is mapped there next
+    /// ([`PthreadMutex::held_in_this_process`] tells when that is the case).
     pub(crate) unsafe fn init(this: *mut PthreadMutex, ty: MutexType) -> io::Result<()> {
         let mut raw = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
         // SAFETY: pthread_mutexattr_init initialises the attribute object it is given; nothing
@@ -160,7 +168,6 @@ impl PthreadMutex {
     /// (that happens after the check), so handing the word back is all there is to undo: put 0
     /// back and wake whoever queued meanwhile (they then see not-recoverable themselves).
     fn undo_failed_trylock(&self) {
-        const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
         const FUTEX_WAITERS: u32 = 0x8000_0000;
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() } as u32;
@@ -201,10 +208,36 @@ impl PthreadMutex {
         check(unsafe { libc::pthread_mutex_consistent(self.raw()) })
     }
 
+    /// Whether the lock word names a thread of this process as the holder, so that the mutex is
+    /// linked into that thread's robust list and its memory must stay mapped (see
+    /// [`PthreadMutex::init`]). A mutex held by another process, or whose holder died, is not in
+    /// any list of ours.
+    pub(crate) fn held_in_this_process(&self) -> bool {
+        let tid = self.lock_word().load(Ordering::SeqCst) & FUTEX_TID_MASK;
+        tid != 0 && is_own_thread(tid)
+    }
+
     /// Whether the lock word says someone holds the mutex, read without writing the cache
     /// line: spinners watch this, and only try to take the lock when it looks free.
     pub(crate) fn looks_locked(&self) -> bool {
         self.lock_word().load(Ordering::Relaxed) != 0
+    }
+}
+
+/// Whether `tid` is a live thread of this process (`/proc/self/task/<tid>` exists). Errs towards
+/// yes when it cannot tell (no `/proc`, or one from another PID namespace): callers use a yes to
+/// keep memory mapped, and a needless leak is harmless where a wrong no is not.
+pub(crate) fn is_own_thread(tid: u32) -> bool {
+    // SAFETY: gettid has no preconditions.
+    if tid == unsafe { libc::gettid() } as u32 {
+        return true;
+    }
+    match std::fs::symlink_metadata(format!("/proc/self/task/{tid}")) {
+        Ok(_) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::symlink_metadata("/proc/self/task").is_err()
+        }
+        Err(_) => true,
     }
 }
 
@@ -220,5 +253,34 @@ pub(crate) fn monotonic_deadline(after: Duration) -> libc::timespec {
     libc::timespec {
         tv_sec: secs.min(i64::MAX as u64) as libc::time_t,
         tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_threads_are_recognised_and_other_processes_are_not() {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() } as u32;
+        assert!(is_own_thread(me));
+        assert!(is_own_thread(std::process::id())); // the main thread
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || {
+            // SAFETY: as above.
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap();
+        assert!(tid != me && is_own_thread(tid), "a live thread of ours");
+        drop(done_tx);
+        other.join().unwrap();
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let alive = is_own_thread(child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!alive, "another process's pid is no thread of ours");
     }
 }

@@ -48,6 +48,10 @@ pub fn tests() -> Vec<Test> {
         },
         Test { name: "sync::event_wakes_a_waiter_in_another_process", run: event_wakes_waiter },
         Test {
+            name: "sync::event_set_then_clear_pulse_wakes_a_waiter_in_another_process",
+            run: event_pulse_wakes_waiter,
+        },
+        Test {
             name: "sync::condition_notify_wakes_a_waiter_in_another_process",
             run: condition_wakes_waiter,
         },
@@ -383,6 +387,38 @@ fn event_wakes_waiter() {
     .unwrap()
     .unwrap();
     assert!(st.success(), "{st}");
+}
+
+/// Whether process `pid` is asleep (state `S` in `/proc/<pid>/stat`).
+fn sleeping(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next()) == Some('S')
+}
+
+fn event_pulse_wakes_waiter() {
+    let pulse = Event::new().unwrap();
+    let ready = Event::new().unwrap();
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let child = s.fork(|| {
+            ready.set();
+            // A regression (the pulse lost) returns false after 5 s rather than hanging.
+            if pulse.wait_timeout(Duration::from_secs(5)) { 0 } else { 1 }
+        })?;
+        assert!(ready.wait_timeout(LONG), "the child never started");
+        // After `ready`, the only place the child sleeps is the event wait.
+        let deadline = Instant::now() + LONG;
+        while !sleeping(child.pid()) {
+            assert!(Instant::now() < deadline, "the child never fell asleep");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        pulse.set();
+        pulse.clear();
+        child.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "the waiter must return true after a set-then-clear pulse: {st}");
+    assert!(!pulse.is_set());
 }
 
 fn condition_wakes_waiter() {

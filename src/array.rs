@@ -130,7 +130,11 @@ impl<T: Pod> SharedArray<T> {
     /// assert_eq!(&a[..], &[-1, 0, 1]);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn from_fn_with(len: usize, opts: &ShmOptions, mut f: impl FnMut(usize) -> T) -> Result<SharedArray<T>> {
+    pub fn from_fn_with(
+        len: usize,
+        opts: &ShmOptions,
+        mut f: impl FnMut(usize) -> T,
+    ) -> Result<SharedArray<T>> {
         Self::build(len, opts, |s| s.iter_mut().enumerate().for_each(|(i, x)| *x = f(i)))
     }
 
@@ -166,7 +170,35 @@ impl<T: Pod> SharedArray<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub unsafe fn open(name: &str) -> Result<SharedArray<T>> {
-        let seg = Segment::open_typed(&Locator::Named(name.to_string()), None, Kind::Array, &TypeDesc::of::<T>())?;
+        let seg = Segment::open_typed(
+            &Locator::Named(name.to_string()),
+            None,
+            Kind::Array,
+            &TypeDesc::of::<T>(),
+        )?;
+        Ok(Self::from_segment(seg))
+    }
+
+    /// Like [`open`](SharedArray::open), honouring `opts.populate` (pre-fault every page of the
+    /// mapping now, so the first pass over the data pays no page faults); naming options are
+    /// ignored.
+    ///
+    /// # Safety
+    ///
+    /// As for [`open`](SharedArray::open).
+    ///
+    /// ```
+    /// use shmpool::{SharedArray, ShmOptions};
+    /// let a = SharedArray::<u8>::zeroed_with(4096, &ShmOptions::new().generated_name())?;
+    /// // SAFETY: nothing writes `a` while `b` lives.
+    /// let b = unsafe { SharedArray::<u8>::open_with(a.name().unwrap(), &ShmOptions::new().populate(true))? };
+    /// assert_eq!(b.len(), 4096);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub unsafe fn open_with(name: &str, opts: &ShmOptions) -> Result<SharedArray<T>> {
+        let loc = Locator::Named(name.to_string());
+        let seg = Segment::open(&loc, None, opts.populate)?;
+        seg.header().check_type(&format!("segment {name}"), Kind::Array, &TypeDesc::of::<T>())?;
         Ok(Self::from_segment(seg))
     }
 
@@ -185,7 +217,12 @@ impl<T: Pod> SharedArray<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub unsafe fn open_handle(handle: &SegmentHandle) -> Result<SharedArray<T>> {
-        let seg = Segment::open_typed(&handle.loc, Some(handle.nonce), Kind::Array, &TypeDesc::of::<T>())?;
+        let seg = Segment::open_typed(
+            &handle.loc,
+            Some(handle.nonce),
+            Kind::Array,
+            &TypeDesc::of::<T>(),
+        )?;
         Ok(Self::from_segment(seg))
     }
 
@@ -297,7 +334,8 @@ impl<T: Pod> SharedArray<T> {
         let mut rest = self.as_mut_slice();
         (0..parts)
             .map(|i| {
-                let (head, tail) = std::mem::take(&mut rest).split_at_mut(base + usize::from(i < extra));
+                let (head, tail) =
+                    std::mem::take(&mut rest).split_at_mut(base + usize::from(i < extra));
                 rest = tail;
                 head
             })

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::segment::SegmentHandle;
 use crate::segment::handle::Locator;
-use crate::sys::{self, socket};
+use crate::sys::{self, fdpass, socket};
 
 /// The largest message a connection takes unless told otherwise: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
@@ -97,8 +97,8 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
 /// ```
 pub fn pipe_with(duplex: bool, max_message: usize) -> Result<(Connection, Connection)> {
     if max_message > u32::MAX as usize {
-        return Err(Error::BadCapacity {
-            what: WHAT,
+        return Err(Error::InvalidArgument {
+            what: "connection message limit",
             reason: "messages are limited to 4 GiB - 1 bytes".into(),
         });
     }
@@ -181,13 +181,16 @@ impl Connection {
         while got < buf.len() {
             if let Some(d) = deadline {
                 let left = d.saturating_duration_since(Instant::now());
-                if !socket::poll_readable(self.fd.as_fd(), Some(left)).map_err(Error::io("poll"))? {
+                if !fdpass::wait_readable(self.fd.as_fd(), Some(left)).map_err(Error::io("poll"))? {
                     return Err(Error::Timeout { what, after: timeout });
                 }
             }
-            match socket::recv(self.fd.as_fd(), &mut buf[got..], fds) {
-                Ok(0) => break,
-                Ok(n) => got += n,
+            match fdpass::recv_with_fds(self.fd.as_fd(), &mut buf[got..]) {
+                Ok((0, _)) => break,
+                Ok((n, more)) => {
+                    got += n;
+                    fds.extend(more);
+                }
                 Err(e) if gone(&e) => break,
                 Err(e) => return Err(Error::io("recvmsg")(e)),
             }
@@ -230,7 +233,7 @@ impl Connection {
         let mut header = [0u8; HEADER];
         // Wait for the first byte under the deadline; once a frame started, a timeout breaks it.
         if let Some(d) = deadline
-            && !socket::poll_readable(
+            && !fdpass::wait_readable(
                 self.fd.as_fd(),
                 Some(d.saturating_duration_since(Instant::now())),
             )
@@ -442,7 +445,7 @@ impl Connection {
         if !self.readable {
             return Err(Error::Closed { what: "write-only end of a one-way pipe" });
         }
-        socket::poll_readable(self.fd.as_fd(), Some(timeout)).map_err(Error::io("poll"))
+        fdpass::wait_readable(self.fd.as_fd(), Some(timeout)).map_err(Error::io("poll"))
     }
 
     /// Sends a segment handle. For an anonymous segment (memfd) the descriptor itself travels

@@ -94,8 +94,8 @@ unsafe impl<T: Pod + Send> Sync for Inner<T> {}
 impl<T: Pod> Inner<T> {
     pub(crate) fn create(capacity: usize, opts: &ShmOptions, joinable: bool) -> Result<Inner<T>> {
         if capacity == 0 {
-            return Err(Error::BadCapacity {
-                what: "queue",
+            return Err(Error::InvalidArgument {
+                what: "queue capacity",
                 reason: "a capacity of 0 could hold nothing; give at least 1".into(),
             });
         }
@@ -736,7 +736,7 @@ mod tests {
 
     #[test]
     fn capacity_zero_is_refused() {
-        assert!(matches!(Queue::<u8>::new(0), Err(Error::BadCapacity { .. })));
+        assert!(matches!(Queue::<u8>::new(0), Err(Error::InvalidArgument { .. })));
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl Drop for Guard<'_> {
 
 impl Inner {
     fn create(capacity: usize, max_message: usize, opts: &ShmOptions) -> Result<Inner> {
-        let bad = |reason: String| Err(Error::BadCapacity { what: WHAT, reason });
+        let bad = |reason: String| Err(Error::InvalidArgument { what: "message queue size", reason });
         if max_message == 0 || max_message > u32::MAX as usize {
             return bad(format!("the largest message must be 1 byte to 4 GiB, not {max_message}"));
         }

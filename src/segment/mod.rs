@@ -29,8 +29,8 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
 use crate::sys;
-pub use handle::SegmentHandle;
 use handle::Locator;
+pub use handle::SegmentHandle;
 use header::{HEADER_SIZE, Header, Kind, Layout, TypeDesc};
 use options::Naming;
 pub use options::ShmOptions;
@@ -50,6 +50,8 @@ pub(crate) struct Segment {
     unlink_on_drop: AtomicBool,
     /// The only process allowed to unlink on drop: the creator.
     owner_pid: u32,
+    /// A validated private copy of the header; pointers are computed from it alone.
+    hdr: Header,
 }
 
 impl Segment {
@@ -74,7 +76,9 @@ impl Segment {
                     let bare = name::generate();
                     match create_named(&bare) {
                         Ok(f) => break (f, Some(bare)),
-                        Err(Error::AlreadyExists { .. }) if attempt + 1 < NAME_ATTEMPTS => attempt += 1,
+                        Err(Error::AlreadyExists { .. }) if attempt + 1 < NAME_ATTEMPTS => {
+                            attempt += 1
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -87,100 +91,133 @@ impl Segment {
             }
             e
         };
-        sys::shm::reserve(&file, bytes).map_err(|e| remove_name(reserve_error(e, bytes, name.is_some())))?;
+        sys::shm::reserve(&file, bytes)
+            .map_err(|e| remove_name(reserve_error(e, bytes, name.is_some())))?;
         if name.is_none() {
-            sys::shm::seal_size(&file).map_err(|e| remove_name(Error::io("sealing the memfd size")(e)))?;
+            sys::shm::seal_size(&file)
+                .map_err(|e| remove_name(Error::io("sealing the memfd size")(e)))?;
         }
         let map = map_file(&file, bytes, opts.populate).map_err(remove_name)?;
-        let seg = Segment {
+        let owner_pid = sys::proc::getpid();
+        let hdr = Header::new(layout, owner_pid, sys::proc::random_u64());
+        // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and not published: no
+        // other process can see it yet (memfd) or will read past a zero magic (named).
+        unsafe { hdr.write_to(map.as_mut_ptr()) };
+        Ok(Segment {
             map,
             file,
             unlink_on_drop: AtomicBool::new(name.is_some()),
             name,
-            owner_pid: sys::proc::getpid(),
-        };
-        let nonce = sys::proc::random_u64();
-        // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and no other process
-        // can see it yet (memfd) or read anything but a zero magic (named): nothing aliases it.
-        unsafe { &mut *seg.map.as_mut_ptr().cast::<Header>() }.write(layout, seg.owner_pid, nonce);
-        Ok(seg)
+            owner_pid,
+            hdr,
+        })
     }
 
     /// Maps an existing segment and checks its header's shape (magic, version, sizes).
     pub(crate) fn open(loc: &Locator, nonce: Option<u64>, populate: bool) -> Result<Segment> {
         let what = describe(loc);
-        let file = match loc {
+        match loc {
             Locator::Named(n) => {
                 let bare = name::validate(n)?;
-                sys::shm::shm_open(&name::os_name(&bare), sys::shm::OpenMode::Existing).map_err(|e| {
-                    if e.kind() == io::ErrorKind::NotFound {
-                        Error::NotFound { name: bare.clone() }
-                    } else {
-                        Error::io("shm_open")(e)
-                    }
-                })?
+                let file = sys::shm::shm_open(&name::os_name(&bare), sys::shm::OpenMode::Existing)
+                    .map_err(|e| {
+                        if e.kind() == io::ErrorKind::NotFound {
+                            Error::NotFound { name: bare.clone() }
+                        } else {
+                            Error::io("shm_open")(e)
+                        }
+                    })?;
+                Segment::map_existing(file, Some(bare), &what, nonce, populate)
             }
-            Locator::Anonymous { pid, fd } => open_anonymous(*pid, *fd, &what)?,
-        };
+            Locator::Anonymous { pid, fd } => {
+                // The creator's table first (an unrelated process needs the creator alive); then
+                // our own, where a forked child finds the descriptor it inherited even after the
+                // creator exited or reused that number for another memfd.
+                let me = sys::proc::getpid();
+                let mut last = None;
+                for p in if *pid == me { vec![me] } else { vec![*pid, me] } {
+                    let Some(file) = open_memfd(p, *fd)? else { continue };
+                    match Segment::map_existing(file, None, &what, nonce, populate) {
+                        Err(e @ Error::StaleHandle { .. }) => last = Some(e),
+                        other => return other,
+                    }
+                }
+                Err(last.unwrap_or_else(|| Error::StaleHandle {
+                    what,
+                    reason: format!(
+                        "process {pid} holds no memfd at descriptor {fd} (has it exited?), and neither does this one"
+                    ),
+                }))
+            }
+        }
+    }
+
+    /// Maps an opened segment file, copies and validates its header, checks the nonce.
+    fn map_existing(
+        file: File,
+        name: Option<String>,
+        what: &str,
+        nonce: Option<u64>,
+        populate: bool,
+    ) -> Result<Segment> {
         let bytes = sys::shm::size(&file).map_err(Error::io("fstat"))?;
         if bytes < HEADER_SIZE as u64 {
             return Err(if bytes == 0 {
-                Error::NotShmpool { what }
+                Error::NotShmpool { what: what.to_string() }
             } else {
                 Error::CorruptHeader {
-                    what,
-                    reason: format!("the segment is {bytes} bytes, smaller than the {HEADER_SIZE}-byte header"),
+                    what: what.to_string(),
+                    reason: format!(
+                        "the segment is {bytes} bytes, smaller than the {HEADER_SIZE}-byte header"
+                    ),
                 }
             });
         }
         let map = map_file(&file, bytes, populate)?;
-        let seg = Segment {
-            map,
-            file,
-            name: match loc {
-                Locator::Named(n) => Some(name::validate(n)?),
-                Locator::Anonymous { .. } => None,
-            },
-            unlink_on_drop: AtomicBool::new(false),
-            owner_pid: sys::proc::getpid(),
-        };
-        seg.header().check_shape(&what, bytes)?;
+        // SAFETY: the mapping is at least HEADER_SIZE bytes (checked above) and page-aligned.
+        let hdr = unsafe { Header::read_from(map.as_ptr()) };
+        hdr.check_shape(what, bytes)?;
         if let Some(expected) = nonce
-            && seg.header().nonce != expected
+            && hdr.nonce != expected
         {
             return Err(Error::StaleHandle {
-                what,
+                what: what.to_string(),
                 reason: "the segment found there is a different one (its nonce differs)".into(),
             });
         }
-        Ok(seg)
+        let owner_pid = sys::proc::getpid();
+        Ok(Segment { map, file, name, unlink_on_drop: AtomicBool::new(false), owner_pid, hdr })
     }
 
     /// Opens by locator and checks kind and element type.
-    pub(crate) fn open_typed(loc: &Locator, nonce: Option<u64>, kind: Kind, ty: &TypeDesc) -> Result<Segment> {
+    pub(crate) fn open_typed(
+        loc: &Locator,
+        nonce: Option<u64>,
+        kind: Kind,
+        ty: &TypeDesc,
+    ) -> Result<Segment> {
         let seg = Segment::open(loc, nonce, false)?;
         seg.header().check_type(&describe(loc), kind, ty)?;
         Ok(seg)
     }
 
-    /// The header. It is only ever written before publication, so a shared reference is fine.
+    /// The validated private copy of the header (see [`Header`] for why a copy).
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the mapping is at least HEADER_SIZE bytes (checked at create and open) and
-        // page-aligned; the header's non-atomic fields are written only before `publish`, which
-        // happens-before any other process reads them (release/acquire on `magic`).
-        unsafe { &*self.map.as_ptr().cast::<Header>() }
+        &self.hdr
     }
 
     /// Makes the segment openable by others. Call after initialising the data.
     pub(crate) fn publish(&self) {
-        self.header().publish();
+        // SAFETY: `create` wrote the header at the start of this live mapping.
+        unsafe { Header::publish(self.map.as_mut_ptr()) }
     }
 
     /// Pointer to the first data byte (aligned to the element type).
     pub(crate) fn data_ptr(&self) -> NonNull<u8> {
         let off = self.header().data_offset as usize;
-        // SAFETY: check_shape/create guarantee data_offset <= segment size == mapping length, so
-        // the result stays inside (or one past the end of) the mapping, which is non-null.
+        // SAFETY: `hdr` is a private copy that check_shape (open) or Layout (create) validated:
+        // data_offset <= segment size == mapping length, so the result stays inside (or one
+        // past the end of) the mapping, which is non-null.
         unsafe { NonNull::new_unchecked(self.map.as_mut_ptr().add(off)) }
     }
 
@@ -214,7 +251,9 @@ impl Segment {
         match &self.name {
             Some(n) => match sys::shm::shm_unlink(&name::os_name(n)) {
                 Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound { name: n.clone() }),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    Err(Error::NotFound { name: n.clone() })
+                }
                 Err(e) => Err(Error::io("shm_unlink")(e)),
             },
             None => Ok(()),
@@ -259,10 +298,16 @@ fn check_room(bytes: u64, named: Option<&str>) -> Result<()> {
             "mount a larger /dev/shm (docker: --shm-size) or use a smaller array",
             sys::shm::path_available("/dev/shm").ok().flatten(),
         ),
-        None => ("memory", "free memory, raise the cgroup memory limit, or use a smaller array", sys::mem::available()),
+        None => (
+            "memory",
+            "free memory, raise the cgroup memory limit, or use a smaller array",
+            sys::mem::available(),
+        ),
     };
     match avail {
-        Some(available) if bytes > available => Err(Error::OutOfSpace { place, requested: bytes, available, fix }),
+        Some(available) if bytes > available => {
+            Err(Error::OutOfSpace { place, requested: bytes, available, fix })
+        }
         _ => Ok(()),
     }
 }
@@ -277,7 +322,11 @@ fn reserve_error(e: io::Error, bytes: u64, named: bool) -> Error {
                     sys::shm::path_available("/dev/shm").ok().flatten().unwrap_or(0),
                 )
             } else {
-                ("memory", "free memory, raise the cgroup memory limit, or use a smaller array", sys::mem::available().unwrap_or(0))
+                (
+                    "memory",
+                    "free memory, raise the cgroup memory limit, or use a smaller array",
+                    sys::mem::available().unwrap_or(0),
+                )
             };
             Error::OutOfSpace { place, requested: bytes, available, fix }
         }
@@ -294,26 +343,20 @@ fn map_file(file: &File, bytes: u64, populate: bool) -> Result<MmapRaw> {
     o.map_raw(file).map_err(Error::io("mmap"))
 }
 
-/// Opens a memfd held by another process (or inherited from the creator by fork), making sure
-/// the descriptor really is a memfd before opening it.
-fn open_anonymous(pid: u32, fd: i32, what: &str) -> Result<File> {
-    let is_memfd = |p: u32| {
-        std::fs::read_link(format!("/proc/{p}/fd/{fd}"))
-            .map(|t| t.to_string_lossy().starts_with("/memfd:"))
-            .unwrap_or(false)
-    };
-    let me = sys::proc::getpid();
-    // The creator first (it must be alive for an unrelated process to open it); then our own
-    // table, where a forked child finds the descriptor it inherited even if the creator is gone.
-    for p in [pid, me] {
-        if is_memfd(p) {
-            return sys::shm::open_proc_fd(p, fd).map_err(Error::io("opening /proc/<pid>/fd/<fd>"));
-        }
+/// Opens descriptor `fd` of process `pid` through `/proc`, if it is a memfd; `None` if it is not
+/// (closed, another kind of file, or the process is gone).
+fn open_memfd(pid: u32, fd: i32) -> Result<Option<File>> {
+    let is_memfd = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .map(|t| t.to_string_lossy().starts_with("/memfd:"))
+        .unwrap_or(false);
+    if !is_memfd {
+        return Ok(None);
     }
-    Err(Error::StaleHandle {
-        what: what.to_string(),
-        reason: format!("process {pid} holds no memfd at descriptor {fd} (has it exited?), and neither does this one"),
-    })
+    match sys::shm::open_proc_fd(pid, fd) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None), // closed meanwhile
+        Err(e) => Err(Error::io("opening /proc/<pid>/fd/<fd>")(e)),
+    }
 }
 
 /// Removes the named segment `name` (leading '/' optional). Processes that have it open keep
@@ -329,7 +372,11 @@ fn open_anonymous(pid: u32, fd: i32, what: &str) -> Result<File> {
 pub fn unlink(name: &str) -> Result<()> {
     let bare = name::validate(name)?;
     sys::shm::shm_unlink(&name::os_name(&bare)).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound { Error::NotFound { name: bare.clone() } } else { Error::io("shm_unlink")(e) }
+        if e.kind() == io::ErrorKind::NotFound {
+            Error::NotFound { name: bare.clone() }
+        } else {
+            Error::io("shm_unlink")(e)
+        }
     })
 }
 
@@ -377,4 +424,3 @@ pub fn inspect(name: &str) -> Result<SegmentInfo> {
         creator_alive: sys::proc::pid_alive(h.creator_pid),
     })
 }
-

@@ -3,11 +3,16 @@
 //! Everything above this module works with safe wrappers: owned file descriptors, `Result`s
 //! carrying `io::Error`, and `Duration`s. Each file here covers one family of calls.
 
+pub(crate) mod cpu;
+pub(crate) mod fdpass;
 pub(crate) mod futex;
+pub(crate) mod liveness;
 pub(crate) mod mem;
 pub(crate) mod peer;
 pub(crate) mod proc;
+pub(crate) mod pthread;
 pub(crate) mod shm;
+pub(crate) mod signal;
 pub(crate) mod socket;
 
 use std::io;

@@ -1,14 +1,14 @@
-//! Unix stream sockets: socket pairs, sending bytes with descriptors attached (`SCM_RIGHTS`),
-//! receiving them, and polling for readability.
+//! Unix stream sockets for `Pipe`: socket pairs, one-way shutdown, and a vectored send (frame
+//! header and payload in one `sendmsg`) with descriptors attached (`SCM_RIGHTS`). Receiving
+//! descriptors and polling are `fdpass`'s.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 use super::cvt;
 
 /// The most descriptors one message carries.
-pub(crate) const MAX_FDS: usize = 8;
+pub(crate) const MAX_FDS: usize = super::fdpass::MAX_FDS;
 
 /// A connected pair of close-on-exec `AF_UNIX` stream sockets.
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -97,77 +97,6 @@ pub(crate) fn send(
         let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
         if r >= 0 {
             return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-/// Receives up to `buf.len()` bytes, and any descriptors sent with them (close-on-exec, owned by
-/// the caller; extra ones beyond `MAX_FDS` are closed by the kernel). Returns 0 at end-of-file.
-pub(crate) fn recv(
-    fd: BorrowedFd<'_>,
-    buf: &mut [u8],
-    fds_out: &mut Vec<OwnedFd>,
-) -> io::Result<usize> {
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    let mut cbuf = CmsgBuf([0; 128]);
-    // SAFETY: an all-zero msghdr is a valid empty message header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.0.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg_space(MAX_FDS) as _;
-    let n = loop {
-        // SAFETY: `msg` points to `iov` (over `buf`, writable for its length) and to `cbuf`
-        // (writable for msg_controllen bytes); recvmsg writes only inside them.
-        let r = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if r >= 0 {
-            break r as usize;
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    };
-    // SAFETY: the kernel filled msg_control/msg_controllen; the CMSG_* walk stays inside them, and
-    // each SCM_RIGHTS payload holds (cmsg_len - CMSG_LEN(0)) / 4 descriptors that are now ours.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let bytes = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let data = libc::CMSG_DATA(c).cast::<RawFd>();
-                for i in 0..bytes / std::mem::size_of::<RawFd>() {
-                    fds_out.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Ok(n)
-}
-
-/// Waits until `fd` is readable (data, end-of-file or an error pending), at most `timeout`
-/// (forever when `None`). Returns whether it is.
-pub(crate) fn poll_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
-    let deadline = timeout.map(|t| std::time::Instant::now() + t);
-    loop {
-        let ms = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(std::time::Instant::now());
-                // Round up, so a short timeout does not become a busy zero-timeout poll.
-                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int
-            }
-        };
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: `p` is one valid pollfd for the call's duration.
-        let r = unsafe { libc::poll(&mut p, 1, ms) };
-        if r >= 0 {
-            return Ok(r > 0);
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {

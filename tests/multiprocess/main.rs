@@ -5,11 +5,19 @@ mod harness;
 
 mod array;
 mod pipe;
+mod process;
 mod queue;
+mod scope;
+mod sync;
+mod value;
 
 fn main() -> std::process::ExitCode {
     let mut tests = Vec::new();
     tests.extend(array::tests());
+    tests.extend(scope::tests());
+    tests.extend(sync::tests());
+    tests.extend(value::tests());
+    tests.extend(process::tests());
     tests.extend(queue::tests());
     tests.extend(pipe::tests());
     harness::run(tests)

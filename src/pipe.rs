@@ -609,7 +609,9 @@ mod tests {
     #[test]
     fn named_handles_travel_without_a_descriptor() {
         let (mut a, mut b) = pipe(true).unwrap();
-        let arr = crate::SharedArray::from_slice_with(&[4u8, 5], &ShmOptions::new().generated_name()).unwrap();
+        let arr =
+            crate::SharedArray::from_slice_with(&[4u8, 5], &ShmOptions::new().generated_name())
+                .unwrap();
         a.send_handle(&arr.handle()).unwrap();
         let got = b.recv_handle().unwrap();
         assert_eq!(got.handle(), &arr.handle());

@@ -59,7 +59,7 @@ struct Info {
     closed: AtomicU32,
 }
 
-const _: () = assert!(std::mem::size_of::<Control>() % 64 == 0);
+const _: () = assert!(std::mem::size_of::<Control>().is_multiple_of(64));
 
 /// Where the parts of a queue of `capacity` `T`s lie: (sequence numbers, data offset, total).
 fn offsets<T>(capacity: usize) -> Option<(usize, usize, usize)> {
@@ -792,7 +792,8 @@ mod tests {
         let name = q.name().unwrap().to_string();
         assert!(matches!(Queue::<i32>::open(&name), Err(Error::TypeMismatch { .. })));
         assert!(matches!(Queue::<u64>::open(&name), Err(Error::TypeMismatch { .. })));
-        let arr = crate::SharedArray::<u32>::zeroed_with(4, &ShmOptions::new().generated_name()).unwrap();
+        let arr =
+            crate::SharedArray::<u32>::zeroed_with(4, &ShmOptions::new().generated_name()).unwrap();
         assert!(matches!(Queue::<u32>::open(arr.name().unwrap()), Err(Error::KindMismatch { .. })));
         let again = Queue::<u32>::open(&name).unwrap();
         again.put(3).unwrap();
@@ -821,6 +822,9 @@ mod tests {
         let plain = Queue::<u8>::open_handle(&q.handle()).unwrap();
         plain.put(3).unwrap();
         assert_eq!(q.unfinished(), 1);
-        assert!(crate::JoinableQueue::<u8>::open_handle(&Queue::<u8>::new(1).unwrap().handle()).is_err());
+        assert!(
+            crate::JoinableQueue::<u8>::open_handle(&Queue::<u8>::new(1).unwrap().handle())
+                .is_err()
+        );
     }
 }

@@ -67,7 +67,7 @@ struct Control {
 }
 
 const DATA_OFFSET: usize = HEADER_SIZE + std::mem::size_of::<Control>();
-const _: () = assert!(DATA_OFFSET % 64 == 0);
+const _: () = assert!(DATA_OFFSET.is_multiple_of(64));
 
 struct Inner {
     seg: Segment,
@@ -100,7 +100,8 @@ impl Drop for Guard<'_> {
 
 impl Inner {
     fn create(capacity: usize, max_message: usize, opts: &ShmOptions) -> Result<Inner> {
-        let bad = |reason: String| Err(Error::InvalidArgument { what: "message queue size", reason });
+        let bad =
+            |reason: String| Err(Error::InvalidArgument { what: "message queue size", reason });
         if max_message == 0 || max_message > u32::MAX as usize {
             return bad(format!("the largest message must be 1 byte to 4 GiB, not {max_message}"));
         }
@@ -725,9 +726,15 @@ mod tests {
         let q = MessageQueue::new(16, 8).unwrap();
         q.put_bytes(&[1; 8]).unwrap();
         assert!(matches!(q.put_nowait(&[1u8; 4]), Err(Error::Full { .. })));
-        assert!(matches!(q.put_timeout(&[1u8; 4], Duration::from_millis(20)), Err(Error::Timeout { .. })));
+        assert!(matches!(
+            q.put_timeout(&[1u8; 4], Duration::from_millis(20)),
+            Err(Error::Timeout { .. })
+        ));
         assert_eq!(q.get_bytes().unwrap(), [1; 8]);
-        assert!(matches!(q.get_timeout::<u8>(Duration::from_millis(20)), Err(Error::Timeout { .. })));
+        assert!(matches!(
+            q.get_timeout::<u8>(Duration::from_millis(20)),
+            Err(Error::Timeout { .. })
+        ));
     }
 
     #[test]
@@ -753,7 +760,10 @@ mod tests {
     fn lock_held_by_a_live_process_times_out() {
         let q = MessageQueue::new(64, 8).unwrap();
         q.inner.ctrl().lock.0.store(crate::sys::proc::getppid(), Ordering::Relaxed);
-        assert!(matches!(q.put_timeout(&5u8, Duration::from_millis(80)), Err(Error::Timeout { .. })));
+        assert!(matches!(
+            q.put_timeout(&5u8, Duration::from_millis(80)),
+            Err(Error::Timeout { .. })
+        ));
     }
 
     #[test]
@@ -766,7 +776,8 @@ mod tests {
             }
             let mut next = [0u32; 3];
             for _ in 0..1500 {
-                let (t, i, text): (u32, u32, String) = q.get_timeout(Duration::from_secs(10)).unwrap();
+                let (t, i, text): (u32, u32, String) =
+                    q.get_timeout(Duration::from_secs(10)).unwrap();
                 assert_eq!(i, next[t as usize]);
                 assert_eq!(text, i.to_string());
                 next[t as usize] += 1;

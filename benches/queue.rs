@@ -118,7 +118,8 @@ fn main() {
 
         // Side-by-side medians, measured the same way as the Python script.
         rig.stream(ITEMS / 10);
-        let rate = median((0..RUNS).map(|_| ITEMS as f64 / rig.stream(ITEMS).as_secs_f64()).collect());
+        let rate =
+            median((0..RUNS).map(|_| ITEMS as f64 / rig.stream(ITEMS).as_secs_f64()).collect());
         let per_trip = |f: &mut dyn FnMut()| {
             (0..1000).for_each(|_| f());
             median(
@@ -155,9 +156,16 @@ fn main() {
         let py = |k: &str, f: &str| python.as_ref().and_then(|p| p[k][f].as_f64());
         println!("\nmedians of {RUNS} runs (after a warm-up, measured before criterion ran):");
         println!("{:<18} {:>14} {:>14} {:>9}", "workload", "shmpool", "python", "ratio");
-        let row = |name: &str, ours: f64, theirs: Option<f64>, unit: &str, better: fn(f64, f64) -> f64| {
+        let row = |name: &str,
+                   ours: f64,
+                   theirs: Option<f64>,
+                   unit: &str,
+                   better: fn(f64, f64) -> f64| {
             match theirs {
-                Some(t) => println!("{name:<18} {ours:>11.2} {unit} {t:>11.2} {unit} {:>8.1}x", better(ours, t)),
+                Some(t) => println!(
+                    "{name:<18} {ours:>11.2} {unit} {t:>11.2} {unit} {:>8.1}x",
+                    better(ours, t)
+                ),
                 None => println!("{name:<18} {ours:>11.2} {unit} {:>14} {:>9}", "-", "-"),
             }
         };

@@ -59,7 +59,8 @@ struct Info {
     closed: AtomicU32,
 }
 
-const _: () = assert!(std::mem::size_of::<Control>().is_multiple_of(64));
+// The layout README.md and docs/messaging.md describe.
+const _: () = assert!(std::mem::size_of::<Control>() == 896);
 
 /// Where the parts of a queue of `capacity` `T`s lie: (sequence numbers, data offset, total).
 fn offsets<T>(capacity: usize) -> Option<(usize, usize, usize)> {

@@ -67,7 +67,8 @@ struct Control {
 }
 
 const DATA_OFFSET: usize = HEADER_SIZE + std::mem::size_of::<Control>();
-const _: () = assert!(DATA_OFFSET.is_multiple_of(64));
+// The layout README.md and docs/messaging.md describe.
+const _: () = assert!(DATA_OFFSET == 960);
 
 struct Inner {
     seg: Segment,
@@ -310,7 +311,8 @@ impl Inner {
         let ring = &self.ctrl().ring.0;
         let (head, tail) = (ring.head.load(Ordering::Relaxed), ring.tail.load(Ordering::Relaxed));
         let need = (PREFIX + bytes.len()) as u64;
-        if self.cap - (tail - head) < need {
+        // Saturating: a corrupt ring (tail - head > cap) reads as full, not as room.
+        if self.cap.saturating_sub(tail.wrapping_sub(head)) < need {
             return Ok(false);
         }
         self.copy_in(tail, &(bytes.len() as u32).to_le_bytes());
@@ -333,7 +335,7 @@ impl Inner {
         let mut len = [0u8; PREFIX];
         self.copy_out(head, &mut len);
         let len = u32::from_le_bytes(len) as u64;
-        if len > self.max || PREFIX as u64 + len > tail - head {
+        if len > self.max || PREFIX as u64 + len > tail.wrapping_sub(head) {
             return Err(Error::BadMessage {
                 what: WHAT,
                 reason: format!(

@@ -13,6 +13,10 @@ pub fn tests() -> Vec<Test> {
             run: mpmc_delivers_every_item_once_in_producer_order,
         },
         Test {
+            name: "queue::mpmc_through_a_single_slot_keeps_order_and_count",
+            run: mpmc_through_a_single_slot_keeps_order_and_count,
+        },
+        Test {
             name: "queue::blocked_consumer_wakes_when_a_producer_puts",
             run: blocked_consumer_wakes_when_a_producer_puts,
         },
@@ -67,15 +71,30 @@ const UNEXPECTED: i32 = 4;
 
 fn mpmc_delivers_every_item_once_in_producer_order() {
     // A small ring, so producers and consumers both block and wake many times.
-    let q = Queue::<[u32; 2]>::new(64).unwrap();
-    let total = (PRODUCERS * PER_PRODUCER) as usize;
+    mpmc(64, PER_PRODUCER);
+}
+
+fn mpmc_through_a_single_slot_keeps_order_and_count() {
+    // One slot (the capacity where the textbook sequence encoding breaks): nearly every put and
+    // get waits for the other side, so the sleep/wake path runs constantly under contention.
+    mpmc(1, 3_000);
+}
+
+fn mpmc(capacity: usize, per_producer: u32) {
+    let q = Queue::<[u32; 2]>::new(capacity).unwrap();
+    let total = (PRODUCERS * per_producer) as usize;
     let mut seen = SharedArray::<u32>::zeroed(total * CONSUMERS).unwrap();
     scope(|s| {
         let mut producers = Vec::new();
         for p in 0..PRODUCERS {
             let q = &q;
-            producers
-                .push(s.fork(move || (0..PER_PRODUCER).try_for_each(|i| q.put([p, i]))).unwrap());
+            producers.push(
+                s.fork(move || {
+                    (0..per_producer)
+                        .try_for_each(|i| q.put_timeout([p, i], Duration::from_secs(20)))
+                })
+                .unwrap(),
+            );
         }
         let mut consumers = Vec::new();
         for mine in seen.split_mut(CONSUMERS) {
@@ -84,7 +103,7 @@ fn mpmc_delivers_every_item_once_in_producer_order() {
                 s.fork(move || {
                     let mut last = [None::<u32>; PRODUCERS as usize];
                     loop {
-                        let [p, i] = match q.get() {
+                        let [p, i] = match q.get_timeout(Duration::from_secs(20)) {
                             Ok(item) => item,
                             Err(_) => return UNEXPECTED,
                         };
@@ -95,7 +114,7 @@ fn mpmc_delivers_every_item_once_in_producer_order() {
                             return ORDER_BROKEN;
                         }
                         last[p as usize] = Some(i);
-                        mine[(p * PER_PRODUCER + i) as usize] += 1;
+                        mine[(p * per_producer + i) as usize] += 1;
                     }
                 })
                 .unwrap(),
@@ -165,6 +184,7 @@ fn close_wakes_every_waiter_with_an_error() {
     let empty = Queue::<u64>::new(4).unwrap();
     let full = Queue::<u64>::new(1).unwrap();
     full.put(0).unwrap();
+    let mq = MessageQueue::new(256, 64).unwrap();
     let t0 = Instant::now();
     scope(|s| {
         let mut kids = Vec::new();
@@ -178,6 +198,14 @@ fn close_wakes_every_waiter_with_an_error() {
                 .unwrap(),
             );
         }
+        let mq = &mq;
+        kids.push(
+            s.fork(move || match mq.get::<String>() {
+                Err(Error::Closed { .. }) => GOT_CLOSED,
+                _ => UNEXPECTED,
+            })
+            .unwrap(),
+        );
         for _ in 0..2 {
             let q = &full;
             kids.push(
@@ -191,6 +219,7 @@ fn close_wakes_every_waiter_with_an_error() {
         std::thread::sleep(Duration::from_millis(150));
         empty.close();
         full.close();
+        mq.close();
         for k in kids {
             let st = k.join().unwrap();
             assert_eq!(st.code(), Some(GOT_CLOSED), "{st}");

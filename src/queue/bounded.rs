@@ -36,7 +36,7 @@ struct Line<T>(T);
 #[repr(C)]
 pub(crate) struct Control {
     /// Read-only after creation.
-    head_info: Line<Info>,
+    info: Line<Info>,
     /// Next position a producer claims.
     tail: Line<AtomicU64>,
     /// Next position a consumer claims.
@@ -113,7 +113,7 @@ impl<T: Pod> Inner<T> {
         let inner = Self::from_segment(seg, capacity)?;
         // SAFETY: the segment is fresh and unpublished: this process alone can reach it, and the
         // control block lies inside the mapping (offsets() put it before the data offset).
-        let info = unsafe { &mut (*inner.ctrl.as_ptr()).head_info.0 };
+        let info = unsafe { &mut (*inner.ctrl.as_ptr()).info.0 };
         info.tag = TAG;
         info.capacity = capacity as u64;
         info.joinable = joinable as u32;
@@ -138,7 +138,7 @@ impl<T: Pod> Inner<T> {
             return Err(corrupt(format!("a queue of {cap} items does not have this layout")));
         }
         let inner = Self::from_segment(seg, cap)?;
-        let info = &inner.ctrl().head_info.0;
+        let info = &inner.ctrl().info.0;
         if info.tag != TAG || info.capacity != cap as u64 {
             return Err(corrupt(
                 "the queue control block is damaged or from another version".into(),
@@ -189,11 +189,11 @@ impl<T: Pod> Inner<T> {
     }
 
     pub(crate) fn is_joinable(&self) -> bool {
-        self.ctrl().head_info.0.joinable != 0
+        self.ctrl().info.0.joinable != 0
     }
 
     fn closed(&self) -> bool {
-        self.ctrl().head_info.0.closed.load(Ordering::Acquire) != 0
+        self.ctrl().info.0.closed.load(Ordering::Acquire) != 0
     }
 
     fn as_producer(&self) {
@@ -238,7 +238,7 @@ impl<T: Pod> Inner<T> {
                         // alone until we publish it below; `i < cap`, in bounds and aligned.
                         unsafe { self.data.as_ptr().add(i).write(value) };
                         self.seq(i).store(2 * pos + 1, Ordering::Release);
-                        c.not_empty.0.notify_one();
+                        c.not_empty.0.notify();
                         return Ok(true);
                     }
                     Err(actual) => pos = actual,
@@ -272,7 +272,7 @@ impl<T: Pod> Inner<T> {
                         // of `seq` made the producer's write visible. Any bytes are a valid `T`.
                         let v = unsafe { self.data.as_ptr().add(i).read() };
                         self.seq(i).store(2 * (pos + self.cap), Ordering::Release);
-                        c.not_full.0.notify_one();
+                        c.not_full.0.notify();
                         return Ok(Some(v));
                     }
                     Err(actual) => pos = actual,
@@ -342,7 +342,7 @@ impl<T: Pod> Inner<T> {
 
     pub(crate) fn close(&self) {
         let c = self.ctrl();
-        c.head_info.0.closed.store(1, Ordering::SeqCst);
+        c.info.0.closed.store(1, Ordering::SeqCst);
         c.not_empty.0.notify_all();
         c.not_full.0.notify_all();
         c.unfinished.0.1.notify_all();
@@ -374,7 +374,7 @@ impl<T: Pod> Inner<T> {
             }
         }
         if n == 1 {
-            cell.notify_all();
+            cell.notify();
         }
         Ok(())
     }

@@ -320,7 +320,7 @@ impl Inner {
         ring.tail.store(tail + need, Ordering::Release); // the commit
         ring.count.fetch_add(1, Ordering::Relaxed);
         drop(g);
-        self.ctrl().not_empty.0.notify_one();
+        self.ctrl().not_empty.0.notify();
         Ok(true)
     }
 
@@ -350,7 +350,7 @@ impl Inner {
         drop(g);
         // A freed frame may make room for a putter waiting for more than one frame's worth:
         // wake them all, each re-checks.
-        self.ctrl().not_full.0.notify_all();
+        self.ctrl().not_full.0.notify();
         Ok(Some(out))
     }
 

@@ -130,7 +130,11 @@ impl<T: Pod> SharedArray<T> {
     /// assert_eq!(&a[..], &[-1, 0, 1]);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn from_fn_with(len: usize, opts: &ShmOptions, mut f: impl FnMut(usize) -> T) -> Result<SharedArray<T>> {
+    pub fn from_fn_with(
+        len: usize,
+        opts: &ShmOptions,
+        mut f: impl FnMut(usize) -> T,
+    ) -> Result<SharedArray<T>> {
         Self::build(len, opts, |s| s.iter_mut().enumerate().for_each(|(i, x)| *x = f(i)))
     }
 
@@ -166,7 +170,12 @@ impl<T: Pod> SharedArray<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub unsafe fn open(name: &str) -> Result<SharedArray<T>> {
-        let seg = Segment::open_typed(&Locator::Named(name.to_string()), None, Kind::Array, &TypeDesc::of::<T>())?;
+        let seg = Segment::open_typed(
+            &Locator::Named(name.to_string()),
+            None,
+            Kind::Array,
+            &TypeDesc::of::<T>(),
+        )?;
         Ok(Self::from_segment(seg))
     }
 
@@ -185,7 +194,12 @@ impl<T: Pod> SharedArray<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub unsafe fn open_handle(handle: &SegmentHandle) -> Result<SharedArray<T>> {
-        let seg = Segment::open_typed(&handle.loc, Some(handle.nonce), Kind::Array, &TypeDesc::of::<T>())?;
+        let seg = Segment::open_typed(
+            &handle.loc,
+            Some(handle.nonce),
+            Kind::Array,
+            &TypeDesc::of::<T>(),
+        )?;
         Ok(Self::from_segment(seg))
     }
 
@@ -297,7 +311,8 @@ impl<T: Pod> SharedArray<T> {
         let mut rest = self.as_mut_slice();
         (0..parts)
             .map(|i| {
-                let (head, tail) = std::mem::take(&mut rest).split_at_mut(base + usize::from(i < extra));
+                let (head, tail) =
+                    std::mem::take(&mut rest).split_at_mut(base + usize::from(i < extra));
                 rest = tail;
                 head
             })

@@ -35,7 +35,9 @@ pub enum Error {
     },
 
     /// No segment of that name exists.
-    #[error("no shared memory segment named {name}; check the name, and that its creator still runs")]
+    #[error(
+        "no shared memory segment named {name}; check the name, and that its creator still runs"
+    )]
     NotFound {
         /// The segment's name.
         name: String,
@@ -70,7 +72,9 @@ pub enum Error {
     },
 
     /// The segment was written by an incompatible shmpool layout version.
-    #[error("{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides")]
+    #[error(
+        "{what} has header layout version {found}, this build reads version {expected}; use the same shmpool version on both sides"
+    )]
     VersionMismatch {
         /// The segment's name or handle.
         what: String,
@@ -92,7 +96,9 @@ pub enum Error {
     },
 
     /// The element type does not match the one the segment was created with.
-    #[error("{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with")]
+    #[error(
+        "{what} holds elements of type {found}, but was opened as {expected}; open it with the element type it was created with"
+    )]
     TypeMismatch {
         /// The segment's name or handle.
         what: String,
@@ -160,6 +166,68 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    // --- pool (src/pool/) ---
+    /// A pool was asked for zero workers (or more than it supports).
+    #[error(
+        "a pool needs between 1 and {max} workers, {requested} were asked for; pass a count in that range, or leave it unset for one per available CPU"
+    )]
+    PoolSize {
+        /// Workers asked for.
+        requested: usize,
+        /// The most a pool supports.
+        max: usize,
+    },
+
+    /// The pool was closed or terminated, so it takes no more work.
+    #[error("the pool is {state}; build a new pool for more work")]
+    PoolNotRunning {
+        /// "closed" or "terminated".
+        state: &'static str,
+    },
+
+    /// `join` was called on a pool that is still running.
+    #[error(
+        "join() needs a closed or terminated pool; call close() (let work finish) or terminate() first"
+    )]
+    PoolStillRunning,
+
+    /// A kernel panicked on one chunk; the job's other chunks ran.
+    #[error(
+        "the kernel panicked on chunk {chunk} (worker {pid}): {message}; the other chunks ran and the pool is still usable"
+    )]
+    KernelPanicked {
+        /// The chunk index.
+        chunk: u64,
+        /// The worker that ran it.
+        pid: u32,
+        /// The panic message.
+        message: String,
+    },
+
+    /// A worker process died while it held a chunk, and no retry was left for it.
+    #[error(
+        "pool worker {pid} {how} while running chunk {chunk}; the chunk was not completed (the other chunks ran, and a new worker replaced it); opt in to retries (PoolBuilder::retries) if the kernel is idempotent"
+    )]
+    WorkerDied {
+        /// The dead worker's pid.
+        pid: u32,
+        /// How it ended ("was killed by signal 9 (SIGKILL)").
+        how: String,
+        /// The chunk it held.
+        chunk: u64,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+    },
+
+    /// Arrays handed to one job have different lengths.
+    #[error(
+        "the arrays of a zip job must have the same length, got {lens:?}; slice or resize them to match"
+    )]
+    LengthMismatch {
+        /// The lengths seen.
+        lens: Vec<usize>,
+    },
 }
 
 /// `Result` with shmpool's [`Error`].
@@ -181,7 +249,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 || v.fract() < 0.05 { format!("{v:.0} {}", UNITS[u]) } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 || v.fract() < 0.05 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 #[cfg(test)]

@@ -14,12 +14,14 @@
 
 mod array;
 mod error;
+mod pool;
 mod process;
 pub mod segment;
 mod sys;
 
 pub use array::SharedArray;
 pub use error::{Error, Result, human_bytes};
+pub use pool::{JobHandle, Pool, PoolBuilder};
 pub use process::child::ChildResult;
 pub use process::scope::{Scope, ScopedChild, scope};
 pub use process::status::ExitStatus;

@@ -91,7 +91,10 @@ fn demo(len: usize, children: usize) -> shmpool::Result<()> {
         bad
     );
     if bad > 0 {
-        return Err(shmpool::Error::ChildFailed { pid: 0, how: format!("left {bad} elements unchanged") });
+        return Err(shmpool::Error::ChildFailed {
+            pid: 0,
+            how: format!("left {bad} elements unchanged"),
+        });
     }
     Ok(())
 }
@@ -104,7 +107,11 @@ fn inspect(name: &str) -> shmpool::Result<()> {
     println!("element bytes: {}", i.elem_size);
     println!("data offset:   {}", i.data_offset);
     println!("segment bytes: {}", i.segment_bytes);
-    println!("creator pid:   {} ({})", i.creator_pid, if i.creator_alive { "running" } else { "gone" });
+    println!(
+        "creator pid:   {} ({})",
+        i.creator_pid,
+        if i.creator_alive { "running" } else { "gone" }
+    );
     Ok(())
 }
 

@@ -42,7 +42,11 @@ impl<E: std::fmt::Display> ChildResult for Result<(), E> {
 }
 
 /// Runs `body` as the child side of a fork and exits. `report` receives a panic message.
-pub(crate) fn run<R: ChildResult>(parent_pid: u32, mut report: File, body: impl FnOnce() -> R) -> ! {
+pub(crate) fn run<R: ChildResult>(
+    parent_pid: u32,
+    mut report: File,
+    body: impl FnOnce() -> R,
+) -> ! {
     if !sys::proc::die_with_parent(parent_pid) {
         sys::proc::exit_now(PANIC_EXIT_CODE + 1);
     }

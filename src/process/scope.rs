@@ -156,7 +156,10 @@ impl ScopedChild<'_, '_> {
         loop {
             if let Some(exit) = sys::proc::try_waitpid(self.pid).map_err(Error::io("waitpid"))? {
                 self.done = true;
-                return Ok(Some(ExitStatus { exit, panic: self.report.take().and_then(child::read_report) }));
+                return Ok(Some(ExitStatus {
+                    exit,
+                    panic: self.report.take().and_then(child::read_report),
+                }));
             }
             let now = Instant::now();
             if now >= deadline {

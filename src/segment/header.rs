@@ -69,9 +69,23 @@ pub(crate) enum Kind {
 impl Kind {
     pub(crate) fn from_u32(v: u32) -> Option<Kind> {
         use Kind::*;
-        [Array, RawValue, Value, Atomic, Mutex, RLock, Semaphore, Event, Condition, Barrier, Queue, MessageQueue, PoolControl]
-            .into_iter()
-            .find(|k| *k as u32 == v)
+        [
+            Array,
+            RawValue,
+            Value,
+            Atomic,
+            Mutex,
+            RLock,
+            Semaphore,
+            Event,
+            Condition,
+            Barrier,
+            Queue,
+            MessageQueue,
+            PoolControl,
+        ]
+        .into_iter()
+        .find(|k| *k as u32 == v)
     }
 
     pub(crate) fn name(self) -> &'static str {
@@ -157,7 +171,9 @@ fn numpy_typestr<T: 'static>() -> Option<&'static str> {
 
 /// FNV-1a, 64-bit: a stable hash (std's hashers are seeded per process).
 pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The header, as it sits at offset 0 of the mapping.
@@ -242,14 +258,21 @@ impl Header {
             return Err(Error::NotShmpool { what: what.to_string() });
         }
         if self.version != VERSION {
-            return Err(Error::VersionMismatch { what: what.to_string(), found: self.version, expected: VERSION });
+            return Err(Error::VersionMismatch {
+                what: what.to_string(),
+                found: self.version,
+                expected: VERSION,
+            });
         }
         let corrupt = |reason: String| Err(Error::CorruptHeader { what: what.to_string(), reason });
         if Kind::from_u32(self.kind).is_none() {
             return corrupt(format!("unknown kind {}", self.kind));
         }
         if self.elem_align == 0 || !self.elem_align.is_power_of_two() || self.elem_align > 4096 {
-            return corrupt(format!("element alignment {} is not a power of two up to 4096", self.elem_align));
+            return corrupt(format!(
+                "element alignment {} is not a power of two up to 4096",
+                self.elem_align
+            ));
         }
         if self.data_offset < HEADER_SIZE as u64 || self.data_offset % self.elem_align != 0 {
             return corrupt(format!(
@@ -285,17 +308,30 @@ impl Header {
 
     /// The element type as recorded.
     pub(crate) fn type_desc(&self) -> TypeDesc {
-        TypeDesc { dtype: self.dtype, type_hash: self.type_hash, size: self.elem_size, align: self.elem_align }
+        TypeDesc {
+            dtype: self.dtype,
+            type_hash: self.type_hash,
+            size: self.elem_size,
+            align: self.elem_align,
+        }
     }
 
     /// Checks kind and element type against what the caller expects.
     pub(crate) fn check_type(&self, what: &str, kind: Kind, ty: &TypeDesc) -> Result<()> {
         if self.kind() != kind {
-            return Err(Error::KindMismatch { what: what.to_string(), expected: kind.name(), found: self.kind().name() });
+            return Err(Error::KindMismatch {
+                what: what.to_string(),
+                expected: kind.name(),
+                found: self.kind().name(),
+            });
         }
         let found = self.type_desc();
         if found != *ty {
-            return Err(Error::TypeMismatch { what: what.to_string(), expected: ty.describe(), found: found.describe() });
+            return Err(Error::TypeMismatch {
+                what: what.to_string(),
+                expected: ty.describe(),
+                found: found.describe(),
+            });
         }
         Ok(())
     }
@@ -332,6 +368,9 @@ mod tests {
 
     #[test]
     fn layout_rejects_overflow() {
-        assert!(matches!(Layout::new(Kind::Array, TypeDesc::of::<u64>(), usize::MAX / 4), Err(Error::TooLarge { .. })));
+        assert!(matches!(
+            Layout::new(Kind::Array, TypeDesc::of::<u64>(), usize::MAX / 4),
+            Err(Error::TooLarge { .. })
+        ));
     }
 }

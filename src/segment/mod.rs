@@ -29,8 +29,8 @@ use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
 use crate::sys;
-pub use handle::SegmentHandle;
 use handle::Locator;
+pub use handle::SegmentHandle;
 use header::{HEADER_SIZE, Header, Kind, Layout, TypeDesc};
 use options::Naming;
 pub use options::ShmOptions;
@@ -74,7 +74,9 @@ impl Segment {
                     let bare = name::generate();
                     match create_named(&bare) {
                         Ok(f) => break (f, Some(bare)),
-                        Err(Error::AlreadyExists { .. }) if attempt + 1 < NAME_ATTEMPTS => attempt += 1,
+                        Err(Error::AlreadyExists { .. }) if attempt + 1 < NAME_ATTEMPTS => {
+                            attempt += 1
+                        }
                         Err(e) => return Err(e),
                     }
                 }
@@ -87,9 +89,11 @@ impl Segment {
             }
             e
         };
-        sys::shm::reserve(&file, bytes).map_err(|e| remove_name(reserve_error(e, bytes, name.is_some())))?;
+        sys::shm::reserve(&file, bytes)
+            .map_err(|e| remove_name(reserve_error(e, bytes, name.is_some())))?;
         if name.is_none() {
-            sys::shm::seal_size(&file).map_err(|e| remove_name(Error::io("sealing the memfd size")(e)))?;
+            sys::shm::seal_size(&file)
+                .map_err(|e| remove_name(Error::io("sealing the memfd size")(e)))?;
         }
         let map = map_file(&file, bytes, opts.populate).map_err(remove_name)?;
         let seg = Segment {
@@ -112,13 +116,15 @@ impl Segment {
         let file = match loc {
             Locator::Named(n) => {
                 let bare = name::validate(n)?;
-                sys::shm::shm_open(&name::os_name(&bare), sys::shm::OpenMode::Existing).map_err(|e| {
-                    if e.kind() == io::ErrorKind::NotFound {
-                        Error::NotFound { name: bare.clone() }
-                    } else {
-                        Error::io("shm_open")(e)
-                    }
-                })?
+                sys::shm::shm_open(&name::os_name(&bare), sys::shm::OpenMode::Existing).map_err(
+                    |e| {
+                        if e.kind() == io::ErrorKind::NotFound {
+                            Error::NotFound { name: bare.clone() }
+                        } else {
+                            Error::io("shm_open")(e)
+                        }
+                    },
+                )?
             }
             Locator::Anonymous { pid, fd } => open_anonymous(*pid, *fd, &what)?,
         };
@@ -129,7 +135,9 @@ impl Segment {
             } else {
                 Error::CorruptHeader {
                     what,
-                    reason: format!("the segment is {bytes} bytes, smaller than the {HEADER_SIZE}-byte header"),
+                    reason: format!(
+                        "the segment is {bytes} bytes, smaller than the {HEADER_SIZE}-byte header"
+                    ),
                 }
             });
         }
@@ -157,7 +165,12 @@ impl Segment {
     }
 
     /// Opens by locator and checks kind and element type.
-    pub(crate) fn open_typed(loc: &Locator, nonce: Option<u64>, kind: Kind, ty: &TypeDesc) -> Result<Segment> {
+    pub(crate) fn open_typed(
+        loc: &Locator,
+        nonce: Option<u64>,
+        kind: Kind,
+        ty: &TypeDesc,
+    ) -> Result<Segment> {
         let seg = Segment::open(loc, nonce, false)?;
         seg.header().check_type(&describe(loc), kind, ty)?;
         Ok(seg)
@@ -214,7 +227,9 @@ impl Segment {
         match &self.name {
             Some(n) => match sys::shm::shm_unlink(&name::os_name(n)) {
                 Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotFound { name: n.clone() }),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    Err(Error::NotFound { name: n.clone() })
+                }
                 Err(e) => Err(Error::io("shm_unlink")(e)),
             },
             None => Ok(()),
@@ -259,10 +274,16 @@ fn check_room(bytes: u64, named: Option<&str>) -> Result<()> {
             "mount a larger /dev/shm (docker: --shm-size) or use a smaller array",
             sys::shm::path_available("/dev/shm").ok().flatten(),
         ),
-        None => ("memory", "free memory, raise the cgroup memory limit, or use a smaller array", sys::mem::available()),
+        None => (
+            "memory",
+            "free memory, raise the cgroup memory limit, or use a smaller array",
+            sys::mem::available(),
+        ),
     };
     match avail {
-        Some(available) if bytes > available => Err(Error::OutOfSpace { place, requested: bytes, available, fix }),
+        Some(available) if bytes > available => {
+            Err(Error::OutOfSpace { place, requested: bytes, available, fix })
+        }
         _ => Ok(()),
     }
 }
@@ -277,7 +298,11 @@ fn reserve_error(e: io::Error, bytes: u64, named: bool) -> Error {
                     sys::shm::path_available("/dev/shm").ok().flatten().unwrap_or(0),
                 )
             } else {
-                ("memory", "free memory, raise the cgroup memory limit, or use a smaller array", sys::mem::available().unwrap_or(0))
+                (
+                    "memory",
+                    "free memory, raise the cgroup memory limit, or use a smaller array",
+                    sys::mem::available().unwrap_or(0),
+                )
             };
             Error::OutOfSpace { place, requested: bytes, available, fix }
         }
@@ -312,7 +337,9 @@ fn open_anonymous(pid: u32, fd: i32, what: &str) -> Result<File> {
     }
     Err(Error::StaleHandle {
         what: what.to_string(),
-        reason: format!("process {pid} holds no memfd at descriptor {fd} (has it exited?), and neither does this one"),
+        reason: format!(
+            "process {pid} holds no memfd at descriptor {fd} (has it exited?), and neither does this one"
+        ),
     })
 }
 
@@ -329,7 +356,11 @@ fn open_anonymous(pid: u32, fd: i32, what: &str) -> Result<File> {
 pub fn unlink(name: &str) -> Result<()> {
     let bare = name::validate(name)?;
     sys::shm::shm_unlink(&name::os_name(&bare)).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound { Error::NotFound { name: bare.clone() } } else { Error::io("shm_unlink")(e) }
+        if e.kind() == io::ErrorKind::NotFound {
+            Error::NotFound { name: bare.clone() }
+        } else {
+            Error::io("shm_unlink")(e)
+        }
     })
 }
 
@@ -377,4 +408,3 @@ pub fn inspect(name: &str) -> Result<SegmentInfo> {
         creator_alive: sys::proc::pid_alive(h.creator_pid),
     })
 }
-

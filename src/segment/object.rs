@@ -5,10 +5,10 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
+use super::Segment;
 use super::handle::{Locator, SegmentHandle};
 use super::header::{Kind, Layout, TypeDesc};
 use super::options::ShmOptions;
-use super::Segment;
 use crate::error::Result;
 
 /// Types that may live in shared memory and be used through `&T` by several processes at once.

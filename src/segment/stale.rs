@@ -2,9 +2,9 @@
 
 use std::io;
 
+use super::Segment;
 use super::handle::Locator;
 use super::name::{PREFIX, os_name};
-use super::Segment;
 use crate::error::{Error, Result};
 use crate::sys;
 

@@ -106,7 +106,8 @@ pub(crate) fn random_u64() -> u64 {
     let mut filled = 0;
     while filled < buf.len() {
         // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-        let r = unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        let r =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
         if r > 0 {
             filled += r as usize;
         } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {

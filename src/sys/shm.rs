@@ -9,7 +9,8 @@ use super::{cvt, cvt_retry};
 
 /// Creates an anonymous, sealable, close-on-exec memfd.
 pub(crate) fn memfd_create(debug_name: &str) -> io::Result<File> {
-    let name = CString::new(debug_name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let name =
+        CString::new(debug_name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `name` is a valid NUL-terminated string for the call's duration.
     let fd = cvt(unsafe {
         libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)

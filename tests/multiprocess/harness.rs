@@ -50,7 +50,10 @@ pub fn run(tests: Vec<Test>) -> ExitCode {
                 skip_next = false;
                 return false;
             }
-            if matches!(a.as_str(), "--test-threads" | "--color" | "--format" | "--logfile" | "--skip") {
+            if matches!(
+                a.as_str(),
+                "--test-threads" | "--color" | "--format" | "--logfile" | "--skip"
+            ) {
                 skip_next = true;
             }
             !a.starts_with('-')
@@ -59,7 +62,10 @@ pub fn run(tests: Vec<Test>) -> ExitCode {
         .collect();
     let selected: Vec<&Test> = tests
         .iter()
-        .filter(|t| filters.is_empty() || filters.iter().any(|f| if exact { t.name == *f } else { t.name.contains(f) }))
+        .filter(|t| {
+            filters.is_empty()
+                || filters.iter().any(|f| if exact { t.name == *f } else { t.name.contains(f) })
+        })
         .collect();
     if list {
         for t in &selected {

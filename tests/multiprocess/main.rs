@@ -4,9 +4,11 @@
 mod harness;
 
 mod array;
+mod pool;
 
 fn main() -> std::process::ExitCode {
     let mut tests = Vec::new();
     tests.extend(array::tests());
+    tests.extend(pool::tests());
     harness::run(tests)
 }

@@ -179,6 +179,29 @@ impl<T: Pod> SharedArray<T> {
         Ok(Self::from_segment(seg))
     }
 
+    /// Like [`open`](SharedArray::open), honouring `opts.populate` (pre-fault every page of the
+    /// mapping now, so the first pass over the data pays no page faults); naming options are
+    /// ignored.
+    ///
+    /// # Safety
+    ///
+    /// As for [`open`](SharedArray::open).
+    ///
+    /// ```
+    /// use shmpool::{SharedArray, ShmOptions};
+    /// let a = SharedArray::<u8>::zeroed_with(4096, &ShmOptions::new().generated_name())?;
+    /// // SAFETY: nothing writes `a` while `b` lives.
+    /// let b = unsafe { SharedArray::<u8>::open_with(a.name().unwrap(), &ShmOptions::new().populate(true))? };
+    /// assert_eq!(b.len(), 4096);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub unsafe fn open_with(name: &str, opts: &ShmOptions) -> Result<SharedArray<T>> {
+        let loc = Locator::Named(name.to_string());
+        let seg = Segment::open(&loc, None, opts.populate)?;
+        seg.header().check_type(&format!("segment {name}"), Kind::Array, &TypeDesc::of::<T>())?;
+        Ok(Self::from_segment(seg))
+    }
+
     /// Opens the array a [`SegmentHandle`] refers to (named or anonymous).
     ///
     /// # Safety

@@ -65,7 +65,7 @@ impl Pool {
         while !self.job_done() && i < 1 << 20 {
             std::hint::spin_loop();
             i += 1;
-            if i % 64 == 0 && t0.elapsed() >= PARENT_SPIN {
+            if i.is_multiple_of(64) && t0.elapsed() >= PARENT_SPIN {
                 break;
             }
         }

@@ -216,7 +216,7 @@ fn idle(ctl: &ControlBlock, seen: u32, parent_pid: u32) -> bool {
     while ctl.wake_seq.load(Relaxed) == seen {
         std::hint::spin_loop();
         i = i.wrapping_add(1);
-        if i % 64 == 0 && t0.elapsed() >= WORKER_SPIN {
+        if i.is_multiple_of(64) && t0.elapsed() >= WORKER_SPIN {
             ctl.sleepers.fetch_add(1, SeqCst);
             if ctl.wake_seq.load(SeqCst) == seen {
                 sys::futex::wait(&ctl.wake_seq, seen, Some(PARENT_CHECK));

@@ -274,7 +274,9 @@ impl Header {
                 self.elem_align
             ));
         }
-        if self.data_offset < HEADER_SIZE as u64 || self.data_offset % self.elem_align != 0 {
+        if self.data_offset < HEADER_SIZE as u64
+            || !self.data_offset.is_multiple_of(self.elem_align)
+        {
             return corrupt(format!(
                 "data offset {} is inside the header or misaligned for alignment {}",
                 self.data_offset, self.elem_align

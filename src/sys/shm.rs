@@ -83,7 +83,7 @@ pub(crate) fn fs_available(file: &File) -> io::Result<Option<u64>> {
     if st.f_blocks == 0 {
         return Ok(None);
     }
-    Ok(Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64)))
+    Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
 }
 
 /// Free bytes in the filesystem at `path`, or `None` where it reports no limit.

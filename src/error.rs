@@ -228,6 +228,13 @@ pub enum Error {
         /// The lengths seen.
         lens: Vec<usize>,
     },
+
+    /// An asynchronous result cannot be given (yet, or any more).
+    #[error("{reason}")]
+    ResultUnavailable {
+        /// Why, and what to do.
+        reason: &'static str,
+    },
 }
 
 /// `Result` with shmpool's [`Error`].

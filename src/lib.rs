@@ -21,7 +21,7 @@ mod sys;
 
 pub use array::SharedArray;
 pub use error::{Error, Result, human_bytes};
-pub use pool::{JobHandle, Pool, PoolBuilder};
+pub use pool::{AsyncResult, IMap, IMapUnordered, JobHandle, Pool, PoolBuilder};
 pub use process::child::ChildResult;
 pub use process::scope::{Scope, ScopedChild, scope};
 pub use process::status::ExitStatus;

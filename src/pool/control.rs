@@ -6,6 +6,7 @@
 //! it after `job_id` (acquire) and prove their read was current by claiming a chunk with a
 //! compare-and-swap on `cursor`, which carries the job id in its high 32 bits (see README.md).
 
+use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use crate::segment::handle::{Locator, SegmentHandle};
@@ -21,6 +22,8 @@ pub(crate) const MAX_ARRAYS: usize = 4;
 pub(crate) const NAME_BYTES: usize = 256;
 /// Entries in the retry ring.
 pub(crate) const RETRY_RING: usize = 64;
+/// Bytes of the scratch area that carries small task arguments and results.
+pub(crate) const SCRATCH_BYTES: usize = 64 * 1024;
 /// Bytes of a panic message kept in the error slot.
 pub(crate) const MESSAGE_BYTES: usize = 512;
 
@@ -35,6 +38,10 @@ pub(crate) const RUNNING: u32 = 0;
 pub(crate) const CLOSING: u32 = 1;
 /// `terminate` was called: workers exit at once.
 pub(crate) const TERMINATING: u32 = 2;
+
+/// `parent_sleeping` when the parent wants a wake at every finished chunk (streaming results),
+/// rather than only when the job completes (1).
+pub(crate) const WAKE_EACH_CHUNK: u32 = 2;
 
 /// What ended a chunk badly (`ErrorSlot::kind`).
 pub(crate) const ERR_NONE: u32 = 0;
@@ -56,7 +63,8 @@ pub(crate) fn unpack(v: u64) -> (u32, u64) {
 /// Where one array of a job lives, in a form any process can resolve.
 #[repr(C)]
 pub(crate) struct ArrayRef {
-    /// 0: unused, 1: anonymous memfd (pid, fd), 2: named.
+    /// 0: unused, 1: anonymous memfd (pid, fd), 2: named, 3: the control block's scratch area
+    /// at byte `offset`, elements of `elem_size` bytes.
     pub(crate) tag: AtomicU32,
     pub(crate) pid: AtomicU32,
     pub(crate) fd: AtomicI32,
@@ -64,6 +72,8 @@ pub(crate) struct ArrayRef {
     pub(crate) nonce: AtomicU64,
     /// Elements the kernel may touch (checked against the mapped header by the worker).
     pub(crate) len: AtomicU64,
+    pub(crate) offset: AtomicU64,
+    pub(crate) elem_size: AtomicU64,
     pub(crate) name: [AtomicU8; NAME_BYTES],
 }
 
@@ -92,6 +102,14 @@ impl ArrayRef {
                 self.name_len.store(len as u32, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Records a region of the scratch area (parent side, before publishing the job).
+    pub(crate) fn set_scratch(&self, offset: usize, len: usize, elem_size: usize) {
+        self.tag.store(3, Ordering::Relaxed);
+        self.offset.store(offset as u64, Ordering::Relaxed);
+        self.len.store(len as u64, Ordering::Relaxed);
+        self.elem_size.store(elem_size as u64, Ordering::Relaxed);
     }
 
     /// Reads the handle back (worker side); `None` for an unused slot.
@@ -195,10 +213,22 @@ pub(crate) struct ControlBlock {
     pub(crate) workers: [WorkerSlot; MAX_WORKERS],
     /// One bit per chunk of the current job: set when the chunk is finished.
     pub(crate) done_bits: [AtomicU64; MAX_CHUNKS / 64],
+    /// One bit per chunk of the current job: set when the chunk failed (panic or lost).
+    pub(crate) failed_bits: [AtomicU64; MAX_CHUNKS / 64],
+    /// Small task arguments and results (plain bytes; see the `Sync` impl for the rules).
+    pub(crate) scratch: UnsafeCell<[u64; SCRATCH_BYTES / 8]>,
 }
 
-// SAFETY: `#[repr(C)]`, made only of atomics (no pointers or process-local values), mutated only
-// through atomic operations on `&self`, and needs no `Drop`.
+// SAFETY: every field but `scratch` is an atomic. `scratch` follows the job protocol: the parent
+// writes arguments only while no job is in flight (before the release store of `job_id`), each
+// worker writes only the result elements of the chunk it claimed, and the parent reads results
+// only after every chunk is done (acquire on `done`). So no two processes or threads ever access
+// the same scratch byte concurrently with a write.
+unsafe impl Sync for ControlBlock {}
+
+// SAFETY: `#[repr(C)]`, made of atomics and plain bytes (no pointers or process-local values);
+// atomics are mutated through `&self`, the scratch bytes under the protocol described at the
+// `Sync` impl; it needs no `Drop`.
 unsafe impl ShmSafe for ControlBlock {}
 
 impl ControlBlock {
@@ -211,6 +241,21 @@ impl ControlBlock {
     pub(crate) fn mark_done(&self, i: u64) -> bool {
         let bit = 1 << (i % 64);
         self.done_bits[(i / 64) as usize].fetch_or(bit, Ordering::SeqCst) & bit == 0
+    }
+
+    /// Marks chunk `i` failed.
+    pub(crate) fn mark_failed(&self, i: u64) {
+        self.failed_bits[(i / 64) as usize].fetch_or(1 << (i % 64), Ordering::SeqCst);
+    }
+
+    /// Whether chunk `i` of the current job failed.
+    pub(crate) fn is_failed(&self, i: u64) -> bool {
+        self.failed_bits[(i / 64) as usize].load(Ordering::SeqCst) & (1 << (i % 64)) != 0
+    }
+
+    /// The scratch area's first byte.
+    pub(crate) fn scratch_ptr(&self) -> *mut u8 {
+        self.scratch.get().cast::<u8>()
     }
 
     /// Records the first failure of the job; later ones are dropped.
@@ -254,9 +299,7 @@ impl ControlBlock {
     /// Bumps `parent_seq` and wakes the parent if it sleeps.
     pub(crate) fn wake_parent(&self) {
         self.parent_seq.fetch_add(1, Ordering::SeqCst);
-        if self.parent_sleeping.load(Ordering::SeqCst) != 0 {
-            crate::sys::futex::wake_all(&self.parent_seq);
-        }
+        crate::sys::futex::wake_all(&self.parent_seq);
     }
 
     /// Bumps `wake_seq` and wakes every sleeping worker.

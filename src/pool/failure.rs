@@ -10,7 +10,7 @@
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use super::control::{CLOSED, NOTHING, RETRY_RING, pack, unpack};
+use super::control::{CLOSED, NOTHING, RETRY_RING, WAKE_EACH_CHUNK, pack, unpack};
 use super::{Pool, PoolState, WorkerProc, worker};
 use crate::error::{Error, Result};
 use crate::process::child;
@@ -54,23 +54,32 @@ impl Pool {
 
     /// Waits until the job in flight is done or `deadline` passes; `Ok(true)` when done.
     pub(crate) fn wait_job(&mut self, deadline: Option<Instant>) -> Result<bool> {
-        if self.active.is_none() {
-            return Ok(true);
-        }
-        if self.state == PoolState::Terminated {
+        self.wait_until(deadline, false, Pool::job_done)
+    }
+
+    /// Waits until `ready` holds (or the job is over), or `deadline` passes; `Ok(true)` when
+    /// `ready` holds. With `each_chunk`, workers wake the parent at every finished chunk.
+    pub(crate) fn wait_until(
+        &mut self,
+        deadline: Option<Instant>,
+        each_chunk: bool,
+        ready: impl Fn(&Pool) -> bool,
+    ) -> Result<bool> {
+        if self.active.is_none() || self.state == PoolState::Terminated {
             return Ok(true);
         }
         let t0 = Instant::now();
         let mut i = 0u32;
-        while !self.job_done() && i < 1 << 20 {
+        while !ready(self) && i < 1 << 20 {
             std::hint::spin_loop();
             i += 1;
             if i.is_multiple_of(64) && t0.elapsed() >= PARENT_SPIN {
                 break;
             }
         }
+        let mode = if each_chunk { WAKE_EACH_CHUNK } else { 1 };
         loop {
-            if self.job_done() {
+            if ready(self) {
                 return Ok(true);
             }
             if let Err(e) = self.check_workers() {
@@ -78,7 +87,7 @@ impl Pool {
                 self.terminate();
                 return Err(e);
             }
-            if self.job_done() {
+            if self.state == PoolState::Terminated || ready(self) {
                 return Ok(true);
             }
             let now = Instant::now();
@@ -91,11 +100,11 @@ impl Pool {
             }
             let c = &*self.ctl;
             let seq = c.parent_seq.load(SeqCst);
-            c.parent_sleeping.store(1, SeqCst);
-            if !self.job_done() {
+            c.parent_sleeping.store(mode, SeqCst);
+            if !ready(self) {
                 sys::futex::wait(&c.parent_seq, seq, Some(nap));
             }
-            c.parent_sleeping.store(0, SeqCst);
+            self.ctl.parent_sleeping.store(0, SeqCst);
         }
     }
 
@@ -202,6 +211,7 @@ impl Pool {
                     Exit::Code(_) => None,
                 };
                 a.died.get_or_insert(Error::WorkerDied { pid, how, chunk: idx, signal });
+                c.mark_failed(idx);
                 if c.mark_done(idx) {
                     c.done.fetch_add(1, SeqCst);
                 }

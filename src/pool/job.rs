@@ -7,6 +7,9 @@ use super::Pool;
 use super::control::{NOTHING, unpack};
 use crate::error::Result;
 
+/// What a finished job hands back, computed from the pool once the job is done.
+pub(crate) type Output<'p, R> = Box<dyn FnOnce(&Pool) -> R + 'p>;
+
 /// A job started by an `_async` operation such as [`Pool::for_each_chunk_async`]. It owns the
 /// arrays the job works on and gives them back from [`wait`](JobHandle::wait).
 ///
@@ -32,15 +35,11 @@ use crate::error::Result;
 pub struct JobHandle<'p, R> {
     pool: &'p mut Pool,
     job: u32,
-    output: Option<Box<dyn FnOnce() -> R + 'p>>,
+    output: Option<Output<'p, R>>,
 }
 
 impl<'p, R> JobHandle<'p, R> {
-    pub(crate) fn new(
-        pool: &'p mut Pool,
-        job: u32,
-        output: Box<dyn FnOnce() -> R + 'p>,
-    ) -> JobHandle<'p, R> {
+    pub(crate) fn new(pool: &'p mut Pool, job: u32, output: Output<'p, R>) -> JobHandle<'p, R> {
         JobHandle { pool, job, output: Some(output) }
     }
 
@@ -57,6 +56,46 @@ impl<'p, R> JobHandle<'p, R> {
     pub fn progress(&mut self) -> (u64, u64) {
         self.poll();
         self.pool.progress_now()
+    }
+
+    /// Waits for the job until `deadline`; whether it is done.
+    pub(crate) fn pool_wait(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        self.pool.wait_job(deadline)
+    }
+
+    /// Whether the pool was terminated (nothing more will finish).
+    pub(crate) fn terminated(&self) -> bool {
+        self.pool.state == super::PoolState::Terminated
+    }
+
+    /// The pool running the job.
+    pub(crate) fn pool(&self) -> &Pool {
+        self.pool
+    }
+
+    /// Waits until `ready` holds, waking at every finished chunk (for streaming results).
+    pub(crate) fn wait_until(
+        &mut self,
+        deadline: Option<Instant>,
+        ready: impl Fn(&Pool) -> bool,
+    ) -> Result<bool> {
+        self.pool.wait_until(deadline, true, ready)
+    }
+
+    /// The job's outcome once it is done (first call only; later calls return `Ok`).
+    pub(crate) fn outcome(&mut self) -> Result<()> {
+        if self.pool.active.as_ref().is_some_and(|a| a.job == self.job) {
+            self.pool.wait_job(None)?;
+            self.pool.take_outcome()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes the output (the job must be done).
+    pub(crate) fn take_output(&mut self) -> Option<R> {
+        let out = self.output.take()?;
+        Some(out(self.pool))
     }
 
     /// Reaps and replaces dead workers (so polling notices deaths, as waiting does).
@@ -147,7 +186,7 @@ impl<'p, R> JobHandle<'p, R> {
         self.pool.wait_job(None)?;
         self.pool.take_outcome()?;
         let out = self.output.take().expect("output taken only here");
-        Ok(out())
+        Ok(out(self.pool))
     }
 
     /// Waits for the job and returns its output together with its outcome, so the arrays can
@@ -164,7 +203,7 @@ impl<'p, R> JobHandle<'p, R> {
     pub fn finish(mut self) -> (R, Result<()>) {
         let outcome = self.pool.wait_job(None).and_then(|_| self.pool.take_outcome());
         let out = self.output.take().expect("output taken only here");
-        (out(), outcome)
+        (out(self.pool), outcome)
     }
 
     /// Terminates the pool (Python's `Pool.terminate` with work pending): kills and reaps every

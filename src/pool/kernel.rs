@@ -140,3 +140,50 @@ pub(crate) unsafe fn stencil<T: Pod, U: Pod>(kernel: usize, v: &Views, s: &Span)
     };
     k(win, s.start - lo, out)
 }
+
+/// The message of a panic payload.
+pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(panic payload is not a string)".to_string())
+}
+
+/// Runs one task, turning a panic into one that names the task index.
+fn one_task<R>(i: usize, f: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => panic!("task {i}: {}", panic_text(&*p)),
+    }
+}
+
+/// Tasks `fn(A) -> R`: argument `i` from array 0, result `i` to array 2, for `i` in the chunk.
+///
+/// # Safety
+///
+/// See [`Trampoline`].
+pub(crate) unsafe fn task<A: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
+    // SAFETY: per the trampoline contract, `kernel` is a `fn(A) -> R`.
+    let k = unsafe { std::mem::transmute::<usize, fn(A) -> R>(kernel) };
+    let (a, out) = (array::<A>(v, 0), array::<R>(v, 2));
+    for i in s.start..s.end {
+        // SAFETY: `i` lies inside both arrays' checked lengths; arguments are only read, and
+        // result `i` belongs to the chunk this worker claimed. Both are aligned for their types.
+        unsafe { out.add(i).write(one_task(i, || k(a.add(i).read()))) }
+    }
+}
+
+/// Tasks `fn(A, B) -> R` (starmap): arguments from arrays 0 and 1, result to array 2.
+///
+/// # Safety
+///
+/// See [`Trampoline`].
+pub(crate) unsafe fn task2<A: Pod, B: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
+    // SAFETY: per the trampoline contract, `kernel` is a `fn(A, B) -> R`.
+    let k = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(kernel) };
+    let (a, b, out) = (array::<A>(v, 0), array::<B>(v, 1), array::<R>(v, 2));
+    for i in s.start..s.end {
+        // SAFETY: as in `task`.
+        unsafe { out.add(i).write(one_task(i, || k(a.add(i).read(), b.add(i).read()))) }
+    }
+}

@@ -12,6 +12,7 @@ pub(crate) mod failure;
 pub(crate) mod job;
 pub(crate) mod kernel;
 pub(crate) mod parallel;
+pub(crate) mod tasks;
 pub(crate) mod worker;
 
 use std::fs::File;
@@ -31,6 +32,7 @@ use crate::sys;
 
 pub use builder::PoolBuilder;
 pub use job::JobHandle;
+pub use tasks::{AsyncResult, IMap, IMapUnordered};
 
 /// A pool of forked worker processes that run `fn` kernels in place on chunks of
 /// [`SharedArray`](crate::SharedArray)s. Only chunk indices travel between processes.
@@ -84,7 +86,19 @@ pub(crate) struct JobSpec {
     pub(crate) len: usize,
     pub(crate) chunk_size: usize,
     pub(crate) radius: usize,
-    pub(crate) arrays: [Option<(SegmentHandle, usize)>; MAX_ARRAYS],
+    pub(crate) arrays: [ArraySpec; MAX_ARRAYS],
+}
+
+/// Where one array of a job lives.
+#[derive(Default)]
+pub(crate) enum ArraySpec {
+    /// No array in this position.
+    #[default]
+    None,
+    /// A shared array segment, with the number of elements the job covers.
+    Handle(SegmentHandle, usize),
+    /// A region of the control block's scratch area: byte offset, elements, element size.
+    Scratch(usize, usize, usize),
 }
 
 impl Pool {
@@ -296,7 +310,7 @@ impl Pool {
         }
     }
 
-    fn check_running(&self) -> Result<()> {
+    pub(crate) fn check_running(&self) -> Result<()> {
         match self.state {
             PoolState::Running => Ok(()),
             PoolState::Closed => Err(Error::PoolNotRunning { state: "closed" }),
@@ -321,7 +335,8 @@ impl Pool {
         let c = &*self.ctl;
         c.cursor.store(pack(job, CLOSED), SeqCst);
         c.done.store(0, SeqCst);
-        for w in &c.done_bits[..(chunks as usize).div_ceil(64)] {
+        let words = (chunks as usize).div_ceil(64);
+        for w in c.done_bits[..words].iter().chain(&c.failed_bits[..words]) {
             w.store(0, Relaxed);
         }
         c.error.kind.store(ERR_NONE, Relaxed);
@@ -335,8 +350,9 @@ impl Pool {
         d.retries.store(self.retries, Relaxed);
         for (slot, a) in d.arrays.iter().zip(&spec.arrays) {
             match a {
-                Some((h, len)) => slot.set(Some(h), *len),
-                None => slot.set(None, 0),
+                ArraySpec::Handle(h, len) => slot.set(Some(h), *len),
+                ArraySpec::Scratch(off, len, elem) => slot.set_scratch(*off, *len, *elem),
+                ArraySpec::None => slot.set(None, 0),
             }
         }
         c.job_id.store(job, Release);

@@ -17,7 +17,7 @@ use bytemuck::Pod;
 
 use super::job::JobHandle;
 use super::kernel::{self, Trampoline};
-use super::{JobSpec, Pool};
+use super::{ArraySpec, JobSpec, Pool};
 use crate::array::SharedArray;
 use crate::error::{Error, Result};
 
@@ -67,7 +67,12 @@ impl Pool {
             len,
             chunk_size: self.chunk_size_for(len, size_of::<T>()),
             radius: 0,
-            arrays: [Some((array.handle(), len)), None, None, None],
+            arrays: [
+                ArraySpec::Handle(array.handle(), len),
+                ArraySpec::None,
+                ArraySpec::None,
+                ArraySpec::None,
+            ],
         }
     }
 
@@ -99,7 +104,7 @@ impl Pool {
             self.publish(&spec)?;
         }
         let job = self.active.as_ref().map_or(0, |a| a.job);
-        Ok(JobHandle::new(self, job, Box::new(move || array)))
+        Ok(JobHandle::new(self, job, Box::new(move |_: &Pool| array)))
     }
 
     /// `out[i] = f(a[i], b[i])`, chunk-wise: `kernel(&a[r], &b[r], &mut out[r])` for each chunk
@@ -141,10 +146,10 @@ impl Pool {
             chunk_size: self.chunk_size_for(len, elem),
             radius: 0,
             arrays: [
-                Some((a.handle(), len)),
-                Some((b.handle(), len)),
-                Some((out.handle(), len)),
-                None,
+                ArraySpec::Handle(a.handle(), len),
+                ArraySpec::Handle(b.handle(), len),
+                ArraySpec::Handle(out.handle(), len),
+                ArraySpec::None,
             ],
         };
         self.run_sync(&spec)
@@ -185,7 +190,12 @@ impl Pool {
             len,
             chunk_size,
             radius: 0,
-            arrays: [Some((array.handle(), len)), None, None, Some((partials.handle(), chunks))],
+            arrays: [
+                ArraySpec::Handle(array.handle(), len),
+                ArraySpec::None,
+                ArraySpec::None,
+                ArraySpec::Handle(partials.handle(), chunks),
+            ],
         };
         self.run_sync(&spec)?;
         let mut it = partials.iter().copied();
@@ -236,7 +246,12 @@ impl Pool {
             len,
             chunk_size: self.chunk_size_for(len, size_of::<T>().max(size_of::<U>())),
             radius,
-            arrays: [Some((input.handle(), len)), None, Some((output.handle(), len)), None],
+            arrays: [
+                ArraySpec::Handle(input.handle(), len),
+                ArraySpec::None,
+                ArraySpec::Handle(output.handle(), len),
+                ArraySpec::None,
+            ],
         };
         self.run_sync(&spec)
     }

@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
 use super::control::{
-    CLOSING, ControlBlock, ERR_PANIC, MAX_ARRAYS, NOTHING, RETRY_RING, TERMINATING, WorkerSlot,
-    pack, unpack,
+    CLOSING, ControlBlock, ERR_PANIC, MAX_ARRAYS, NOTHING, RETRY_RING, SCRATCH_BYTES, TERMINATING,
+    WAKE_EACH_CHUNK, WorkerSlot, pack, unpack,
 };
-use super::kernel::{Span, Trampoline, Views};
+use super::kernel::{Span, Trampoline, Views, panic_text};
 use crate::error::{Error, Result};
 use crate::process::child;
 use crate::segment::Segment;
@@ -190,22 +190,18 @@ fn run_chunk(ctl: &ControlBlock, me: &WorkerSlot, c: &Claim, cache: &mut MapCach
         Err(e) => Err(format!("the worker could not map the job's arrays: {e}")),
     };
     if let Err(msg) = outcome {
+        ctl.mark_failed(c.index);
         ctl.record_error(ERR_PANIC, c.index, sys::proc::getpid(), &msg);
     }
     ctl.mark_done(c.index);
     me.held.store(NOTHING, SeqCst);
     me.completed.fetch_add(1, Relaxed);
     let chunks = ctl.job.chunks.load(Relaxed);
-    if ctl.done.fetch_add(1, SeqCst) + 1 >= chunks {
+    let finished = ctl.done.fetch_add(1, SeqCst) + 1 >= chunks;
+    let parent = ctl.parent_sleeping.load(SeqCst);
+    if (finished && parent != 0) || parent == WAKE_EACH_CHUNK {
         ctl.wake_parent();
     }
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(panic payload is not a string)".to_string())
 }
 
 /// Waits for `wake_seq` to move on from `seen`: a short spin, then the futex. Returns false if
@@ -240,6 +236,17 @@ impl MapCache {
         let _ = job;
         let mut v = Views::default();
         for (i, a) in ctl.job.arrays.iter().enumerate().take(MAX_ARRAYS) {
+            if a.tag.load(Relaxed) == 3 {
+                let (off, len) = (a.offset.load(Relaxed) as usize, a.len.load(Relaxed) as usize);
+                let elem = a.elem_size.load(Relaxed) as usize;
+                if off.saturating_add(len.saturating_mul(elem)) > SCRATCH_BYTES {
+                    return Err(Error::TooLarge { len, elem_size: elem });
+                }
+                // SAFETY: `off + len * elem` lies inside the scratch area (checked above).
+                v.ptr[i] = unsafe { ctl.scratch_ptr().add(off) };
+                (v.len[i], v.elem_size[i], v.expected_len[i]) = (len, elem, len);
+                continue;
+            }
             let Some(h) = a.get() else { continue };
             let pos = match self.entries.iter().position(|(n, _)| *n == h.nonce) {
                 Some(p) => p,

@@ -10,5 +10,6 @@ fn main() -> std::process::ExitCode {
     let mut tests = Vec::new();
     tests.extend(array::tests());
     tests.extend(pool::tests());
+    tests.extend(pool::task_tests());
     harness::run(tests)
 }

@@ -568,3 +568,189 @@ fn workers_exit_when_the_parent_dies() {
     }
     assert!(workers.iter().all(|&p| gone(p)), "orphaned workers still alive");
 }
+
+// --- Python's task API ---
+
+pub fn task_tests() -> Vec<Test> {
+    vec![
+        Test { name: "pool::tasks::map_keeps_order_for_every_chunksize", run: map_keeps_order },
+        Test { name: "pool::tasks::starmap_and_apply", run: starmap_and_apply },
+        Test { name: "pool::tasks::empty_input_returns_at_once", run: tasks_empty_input },
+        Test { name: "pool::tasks::get_timeout_then_result", run: get_timeout_then_result },
+        Test {
+            name: "pool::tasks::task_panic_is_reported_with_task_index",
+            run: task_panic_is_reported,
+        },
+        Test { name: "pool::tasks::imap_is_ordered_and_lazy", run: imap_is_ordered },
+        Test {
+            name: "pool::tasks::imap_unordered_yields_everything_once",
+            run: imap_unordered_yields_all,
+        },
+        Test {
+            name: "pool::tasks::terminate_with_10000_pending_tasks",
+            run: terminate_with_pending_tasks,
+        },
+        Test { name: "pool::tasks::maxtasksperchild_with_map", run: maxtasksperchild_with_map },
+        Test { name: "pool::tasks::sigkill_during_map", run: sigkill_during_map },
+    ]
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn map_keeps_order() {
+    let mut pool = Pool::new(2).unwrap();
+    for n in [1usize, 7, 1000, 100_000] {
+        let args: Vec<u64> = (0..n as u64).collect();
+        let expect: Vec<u64> = args.iter().map(|&x| square(x)).collect();
+        // 100,000 u64 arguments and results do not fit the scratch area: shared arrays then.
+        for cs in [None, Some(1), Some(3), Some(n * 10)] {
+            if n == 100_000 && cs == Some(1) {
+                continue; // covered by the benchmark; keeps the test short in debug builds
+            }
+            assert_eq!(pool.map(square, &args, cs).unwrap(), expect, "n={n} chunksize={cs:?}");
+        }
+    }
+}
+
+fn starmap_and_apply() {
+    let mut pool = Pool::new(2).unwrap();
+    let pairs: Vec<(u32, f64)> = (0..500).map(|i| (i, i as f64 / 2.0)).collect();
+    let out = pool.starmap(|a: u32, b: f64| a as f64 + b, &pairs, None).unwrap();
+    assert_eq!(out, pairs.iter().map(|&(a, b)| a as f64 + b).collect::<Vec<_>>());
+    assert_eq!(pool.apply(square, 9).unwrap(), 81);
+    for i in 0..200 {
+        assert_eq!(pool.apply(|x: i32| -x, i).unwrap(), -i);
+    }
+    let mut r =
+        pool.apply_async(|x: [u8; 3]| x.iter().map(|&b| b as u32).sum::<u32>(), [1, 2, 3]).unwrap();
+    assert!(r.wait(None).unwrap());
+    assert!(r.ready());
+    assert!(r.successful().unwrap());
+    assert_eq!(r.get(None).unwrap(), 6);
+    assert!(matches!(r.get(None), Err(Error::ResultUnavailable { .. })));
+}
+
+fn tasks_empty_input() {
+    let mut pool = Pool::new(2).unwrap();
+    assert!(pool.map(square, &[], None).unwrap().is_empty());
+    assert!(pool.starmap(|a: u8, b: u8| a + b, &[], None).unwrap().is_empty());
+    assert_eq!(pool.imap(square, &[], None).unwrap().count(), 0);
+    assert_eq!(pool.imap_unordered(square, &[], None).unwrap().count(), 0);
+}
+
+fn sleepy(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn get_timeout_then_result() {
+    let mut pool = Pool::new(2).unwrap();
+    let mut r = pool.apply_async(sleepy, 300).unwrap();
+    assert!(matches!(r.get(Some(Duration::from_millis(20))), Err(Error::Timeout { .. })));
+    assert!(!r.ready());
+    assert!(matches!(r.successful(), Err(Error::ResultUnavailable { .. })));
+    assert!(!r.wait(Some(Duration::from_millis(10))).unwrap());
+    assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), 300);
+}
+
+fn panics_on_13(x: u64) -> u64 {
+    assert!(x != 13, "unlucky {x}");
+    x
+}
+
+fn task_panic_is_reported() {
+    let mut pool = Pool::new(2).unwrap();
+    let args: Vec<u64> = (0..40).collect();
+    match pool.map(panics_on_13, &args, Some(4)) {
+        Err(Error::KernelPanicked { chunk, message, .. }) => {
+            assert_eq!(chunk, 3);
+            assert_eq!(message, "task 13: unlucky 13");
+        }
+        other => panic!("expected KernelPanicked, got {other:?}"),
+    }
+    let mut r = pool.map_async(panics_on_13, &args, Some(4)).unwrap();
+    r.wait(None).unwrap();
+    assert!(!r.successful().unwrap());
+    assert!(r.get(None).is_err());
+    drop(r);
+    // The pool still works.
+    assert_eq!(pool.map(square, &[3], None).unwrap(), [9]);
+}
+
+fn imap_is_ordered() {
+    let mut pool = Pool::new(2).unwrap();
+    let args: Vec<u64> = (0..300).collect();
+    let out: Vec<u64> = pool.imap(square, &args, None).unwrap().map(Result::unwrap).collect();
+    assert_eq!(out, args.iter().map(|&x| x * x).collect::<Vec<_>>());
+    // Lazy and streaming: the first result arrives long before the last task ran.
+    let slow: Vec<u64> = vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 400];
+    let t0 = Instant::now();
+    let mut it = pool.imap(sleepy, &slow, None).unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 1);
+    let first = t0.elapsed();
+    assert!(first < Duration::from_millis(300), "first result after {first:?}");
+    assert_eq!(it.map(Result::unwrap).collect::<Vec<_>>(), &slow[1..]);
+    // A failed task is an error item; the others still come, in order.
+    let items: Vec<_> = pool.imap(panics_on_13, &args[..20], None).unwrap().collect();
+    assert_eq!(items.len(), 20);
+    for (i, it) in items.iter().enumerate() {
+        assert_eq!(it.is_err(), i == 13, "item {i}: {it:?}");
+    }
+}
+
+fn imap_unordered_yields_all() {
+    let mut pool = Pool::new(2).unwrap();
+    let args: Vec<u64> = (0..1000).collect();
+    let mut seen: Vec<(usize, u64)> =
+        pool.imap_unordered(square, &args, Some(7)).unwrap().map(Result::unwrap).collect();
+    seen.sort();
+    assert_eq!(seen, args.iter().map(|&x| (x as usize, x * x)).collect::<Vec<_>>());
+    // A slow first task does not hold back the others.
+    let slow: Vec<u64> = vec![300, 1, 1, 1];
+    let first = pool.imap_unordered(sleepy, &slow, None).unwrap().next().unwrap().unwrap();
+    assert_eq!(first.1, 1);
+}
+
+fn terminate_with_pending_tasks() {
+    let mut pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    let args = vec![10u64; 10_000];
+    let mut r = pool.map_async(sleepy, &args, Some(1)).unwrap();
+    assert!(!r.wait(Some(Duration::from_millis(50))).unwrap());
+    let t0 = Instant::now();
+    r.terminate_pool();
+    assert!(t0.elapsed() < Duration::from_secs(5), "terminate waited for the queue");
+    assert!(pids.iter().all(|&p| gone(p)));
+    assert!(matches!(pool.apply(square, 1), Err(Error::PoolNotRunning { .. })));
+}
+
+fn maxtasksperchild_with_map() {
+    let mut pool = Pool::builder().workers(2).maxtasksperchild(5).build().unwrap();
+    let first = pool.worker_pids();
+    let args: Vec<u64> = (0..100).collect();
+    assert_eq!(
+        pool.map(square, &args, Some(1)).unwrap(),
+        args.iter().map(|&x| x * x).collect::<Vec<_>>()
+    );
+    let later = pool.worker_pids();
+    assert!(first.iter().all(|p| !later.contains(p)));
+}
+
+fn sigkill_during_map() {
+    let mut pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    let mut r = pool.map_async(sleepy, &[1000, 1000], Some(1)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: kill has no memory effects; the pid is one of our workers.
+    unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
+    match r.get(Some(Duration::from_secs(10))) {
+        Err(Error::WorkerDied { pid, signal, .. }) => {
+            assert_eq!((pid, signal), (pids[0], Some(libc::SIGKILL)))
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    drop(r);
+    assert_eq!(pool.apply(square, 5).unwrap(), 25);
+}

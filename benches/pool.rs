@@ -1,6 +1,8 @@
 //! The pool against rayon (2 threads) and sequential code, in the same run:
 //! - in place `a = a*1.0001 + 0.5` over 32M f64 (256 MiB), elements per second;
 //! - a map-reduce sum over the same array;
+//! - 1M tiny tasks through `map`, default chunking and chunksize 1;
+//! - `apply` round trip, back to back;
 //! - pool start (2 workers) + first task + shutdown.
 //!
 //! `cargo bench --bench pool` (short: `-- --warm-up-time 1 --measurement-time 3`).
@@ -81,6 +83,47 @@ fn start_stop(c: &mut Criterion) {
     g.finish();
 }
 
+fn tiny(x: u64) -> u64 {
+    x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7
+}
+
+const TASKS: usize = 1 << 20;
+
+fn tiny_tasks(c: &mut Criterion, pool: &mut Pool) {
+    let rp = rayon2();
+    let args: Vec<u64> = (0..TASKS as u64).collect();
+    let mut g = c.benchmark_group("pool/1M_tiny_tasks");
+    g.sample_size(10).throughput(Throughput::Elements(TASKS as u64));
+    g.bench_function("shmpool map, default chunksize", |b| {
+        b.iter(|| black_box(pool.map(tiny, &args, None).unwrap()))
+    });
+    g.bench_function("shmpool map, chunksize 1", |b| {
+        b.iter(|| black_box(pool.map(tiny, &args, Some(1)).unwrap()))
+    });
+    g.bench_function("rayon 2 threads", |b| {
+        b.iter(|| black_box(rp.install(|| args.par_iter().map(|&x| tiny(x)).collect::<Vec<u64>>())))
+    });
+    g.bench_function("sequential", |b| {
+        b.iter(|| black_box(args.iter().map(|&x| tiny(x)).collect::<Vec<u64>>()))
+    });
+    g.finish();
+}
+
+fn apply_round_trip(c: &mut Criterion, pool: &mut Pool) {
+    let rp = rayon2();
+    let mut g = c.benchmark_group("pool/apply_round_trip");
+    g.sample_size(10);
+    let mut x = 0u64;
+    g.bench_function("shmpool apply", |b| {
+        b.iter(|| {
+            x = pool.apply(tiny, x).unwrap();
+        })
+    });
+    g.bench_function("rayon install", |b| b.iter(|| black_box(rp.install(|| tiny(black_box(7))))));
+    g.bench_function("sequential call", |b| b.iter(|| black_box(tiny(black_box(7)))));
+    g.finish();
+}
+
 fn main() {
     // Fork the long-lived workers while this process is still single-threaded.
     let mut pool = Pool::new(2).expect("starting the pool");
@@ -88,6 +131,8 @@ fn main() {
     let mut c = Criterion::default().warm_up_time(Duration::from_secs(1)).configure_from_args();
     scale_add(&mut c, &mut pool, &mut a);
     sum(&mut c, &mut pool, &a);
+    tiny_tasks(&mut c, &mut pool);
+    apply_round_trip(&mut c, &mut pool);
     start_stop(&mut c);
     drop(pool);
     c.final_summary();

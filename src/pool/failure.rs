@@ -73,6 +73,11 @@ impl Pool {
         while !ready(self) && i < 1 << 20 {
             std::hint::spin_loop();
             i += 1;
+            if i.is_multiple_of(64) {
+                // On an oversubscribed machine, let a runnable peer (the worker we wait for, or
+                // the parent about to publish) have the core.
+                std::thread::yield_now();
+            }
             if i.is_multiple_of(64) && t0.elapsed() >= PARENT_SPIN {
                 break;
             }
@@ -146,8 +151,27 @@ impl Pool {
             let ws = &self.ctl.workers[slot];
             let retired = ws.retiring.load(SeqCst) == 1 && exit == Exit::Code(0);
             let held = ws.held.load(SeqCst);
+            let completed = ws.completed.load(SeqCst);
             let report = self.slots[slot].report.take().and_then(child::read_report);
             self.slots[slot].alive = false;
+            if retired || completed > 0 || held != NOTHING {
+                self.early_deaths = 0;
+            } else {
+                // Died before taking any work: a failing initializer, say. Replacing such
+                // workers forever would hang the job, so give up after a few in a row.
+                self.early_deaths += 1;
+                if self.early_deaths > 2 * self.slots.len() as u32 + 2 {
+                    let how = ExitStatus { exit, panic: report }.to_string();
+                    return Err(Error::ChildFailed {
+                        pid,
+                        how: format!(
+                            "{how}; {} pool workers in a row died before taking any work (check the \
+                             pool's initializer)",
+                            self.early_deaths
+                        ),
+                    });
+                }
+            }
             if !retired
                 && held != NOTHING
                 && let Some(a) = self.active.as_mut()

@@ -63,6 +63,8 @@ pub struct Pool {
     state: PoolState,
     next_job: u32,
     active: Option<Active>,
+    /// Workers in a row that died before taking any work.
+    early_deaths: u32,
 }
 
 /// The parent's record of one worker.
@@ -160,6 +162,7 @@ impl Pool {
             state: PoolState::Running,
             next_job: 0,
             active: None,
+            early_deaths: 0,
         };
         for slot in 0..n {
             // On failure `pool` drops here, which kills and reaps the workers already started.
@@ -323,8 +326,8 @@ impl Pool {
         len.div_ceil(chunk_size.max(1))
     }
 
-    /// Publishes a job (after the previous one, if any, finished). Returns its chunk count.
-    pub(crate) fn publish(&mut self, spec: &JobSpec) -> Result<u64> {
+    /// Publishes a job (after the previous one, if any, finished). Returns its id.
+    pub(crate) fn publish(&mut self, spec: &JobSpec) -> Result<u32> {
         self.check_running()?;
         self.finish_active()?;
         self.check_workers()?;
@@ -359,7 +362,7 @@ impl Pool {
         c.cursor.store(pack(job, 0), SeqCst);
         c.wake_workers();
         self.active = Some(Active::new(job, chunks, self.retries));
-        Ok(chunks)
+        Ok(job)
     }
 
     /// The default chunk size for `len` elements of `elem_size` bytes: about 8 chunks per worker

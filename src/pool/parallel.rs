@@ -5,7 +5,7 @@
 //! captures would read memory of the parent that a worker does not share, so it is refused at
 //! compile time:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0308
 //! let mut pool = shmpool::Pool::new(2).unwrap();
 //! let mut a = shmpool::SharedArray::<f64>::zeroed(100).unwrap();
 //! let factor = 3.0;
@@ -100,10 +100,7 @@ impl Pool {
         kernel: fn(&mut [T]),
     ) -> Result<JobHandle<'_, SharedArray<T>>> {
         let spec = self.spec_for_each(&array, kernel);
-        if spec.len > 0 {
-            self.publish(&spec)?;
-        }
-        let job = self.active.as_ref().map_or(0, |a| a.job);
+        let job = if spec.len > 0 { self.publish(&spec)? } else { 0 };
         Ok(JobHandle::new(self, job, Box::new(move |_: &Pool| array)))
     }
 

@@ -157,7 +157,6 @@ impl Pool {
     ) -> Result<JobHandle<'_, T>> {
         let Staged { spec, results, keep } = staged;
         let job = if spec.len > 0 { self.publish(&spec)? } else { 0 };
-        let job = if job > 0 { self.active.as_ref().map_or(0, |a| a.job) } else { 0 };
         Ok(JobHandle::new(
             self,
             job,
@@ -398,12 +397,7 @@ impl Pool {
         staged: Staged<R>,
     ) -> Result<(KeepHandle<'_>, Results<R>)> {
         let Staged { spec, results, keep } = staged;
-        let job = if spec.len > 0 {
-            self.publish(&spec)?;
-            self.active.as_ref().map_or(0, |a| a.job)
-        } else {
-            0
-        };
+        let job = if spec.len > 0 { self.publish(&spec)? } else { 0 };
         Ok((JobHandle::new(self, job, Box::new(move |_: &Pool| keep)), results))
     }
 }

@@ -212,6 +212,11 @@ fn idle(ctl: &ControlBlock, seen: u32, parent_pid: u32) -> bool {
     while ctl.wake_seq.load(Relaxed) == seen {
         std::hint::spin_loop();
         i = i.wrapping_add(1);
+        if i.is_multiple_of(64) {
+            // On an oversubscribed machine, let a runnable peer (the worker we wait for, or
+            // the parent about to publish) have the core.
+            std::thread::yield_now();
+        }
         if i.is_multiple_of(64) && t0.elapsed() >= WORKER_SPIN {
             ctl.sleepers.fetch_add(1, SeqCst);
             if ctl.wake_seq.load(SeqCst) == seen {

@@ -71,6 +71,7 @@ pub fn tests() -> Vec<Test> {
             name: "pool::workers_exit_when_the_parent_dies",
             run: workers_exit_when_the_parent_dies,
         },
+        Test { name: "pool::failing_initializer_is_an_error_not_a_hang", run: failing_initializer },
     ]
 }
 
@@ -753,4 +754,20 @@ fn sigkill_during_map() {
     }
     drop(r);
     assert_eq!(pool.apply(square, 5).unwrap(), 25);
+}
+
+fn failing_initializer() {
+    fn bad_init() {
+        panic!("no config file");
+    }
+    let mut pool = Pool::builder().workers(2).initializer(bad_init).build().unwrap();
+    let mut a = indices(100);
+    match pool.for_each_chunk(&mut a, mark) {
+        Err(Error::ChildFailed { how, .. }) => {
+            assert!(how.contains("no config file") && how.contains("initializer"), "{how}")
+        }
+        other => panic!("expected ChildFailed, got {other:?}"),
+    }
+    // The pool gave up: it is terminated, every worker reaped (the harness checks).
+    assert!(matches!(pool.for_each_chunk(&mut a, mark), Err(Error::PoolNotRunning { .. })));
 }

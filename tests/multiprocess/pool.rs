@@ -72,6 +72,7 @@ pub fn tests() -> Vec<Test> {
             run: workers_exit_when_the_parent_dies,
         },
         Test { name: "pool::failing_initializer_is_an_error_not_a_hang", run: failing_initializer },
+        Test { name: "pool::memory_is_shared_not_copied", run: memory_is_shared_not_copied },
     ]
 }
 
@@ -770,4 +771,37 @@ fn failing_initializer() {
     }
     // The pool gave up: it is terminated, every worker reaped (the harness checks).
     assert!(matches!(pool.for_each_chunk(&mut a, mark), Err(Error::PoolNotRunning { .. })));
+}
+
+/// Proportional set size (KiB) of `pid`'s mappings whose size is exactly `bytes`.
+fn pss_of_mapping(pid: u32, bytes: usize) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut total = 0;
+    let mut in_it = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ')
+            && let Some((lo, hi)) = range.split_once('-')
+            && let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        {
+            in_it = hi - lo == bytes && line.contains("memfd:");
+        } else if in_it && let Some(v) = line.strip_prefix("Pss:") {
+            total += v.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap();
+        }
+    }
+    total
+}
+
+fn memory_is_shared_not_copied() {
+    // 64 MiB + the header page: a mapping size nothing else here has.
+    let n = (64 << 20) / 8;
+    let bytes = (64 << 20) + 4096;
+    let mut pool = Pool::new(2).unwrap();
+    let mut a = SharedArray::<f64>::from_fn(n, |i| i as f64).unwrap();
+    pool.for_each_chunk(&mut a, shmpool_kernels::scale_add).unwrap();
+    let mut pids = pool.worker_pids();
+    pids.push(std::process::id());
+    let pss: u64 = pids.iter().map(|&p| pss_of_mapping(p, bytes)).sum();
+    // Three processes map all of it; together they hold it once (PSS splits shared pages).
+    assert!(pss > 60 << 10 && pss < 70 << 10, "three processes hold {pss} KiB of a 64 MiB array");
+    assert!(a.iter().take(1000).enumerate().all(|(i, &x)| x == i as f64 * 1.0001 + 0.5));
 }

@@ -6,6 +6,9 @@
 //!   unrelated process, Python included, must attach), reserved up front so a full `/dev/shm`
 //!   is an [`Error::OutOfSpace`], never a SIGBUS.
 //! - [`scope`]: fork children that borrow chunks of those arrays and work on them in place.
+//! - [`Pool`]: forked workers that run `fn` kernels in place on chunks of shared arrays (only
+//!   chunk indices travel), plus Python's task API; panics and dead workers are errors, never
+//!   hangs.
 //! - Cross-process synchronisation that lives in shared memory and survives a dead holder.
 //!
 //! See `docs/architecture.md` for the segment layout and the ownership rules.

@@ -451,6 +451,19 @@ impl<'p, T> AsyncResult<'p, T> {
         Ok(true)
     }
 
+    /// Chunks of tasks finished so far, and chunks in all (for progress bars).
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let mut r = pool.map_async(|x: u32| x, &[1, 2, 3, 4], Some(1))?;
+    /// let (done, total) = r.progress();
+    /// assert!(done <= total && total == 4);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn progress(&mut self) -> (u64, u64) {
+        self.handle.progress()
+    }
+
     /// Whether the result is ready (Python's `ready()`).
     ///
     /// ```no_run

@@ -165,11 +165,11 @@ fn claim(ctl: &ControlBlock, me: &WorkerSlot) -> Option<Claim> {
 }
 
 fn run_chunk(ctl: &ControlBlock, me: &WorkerSlot, c: &Claim, cache: &mut MapCache) {
-    let start = c.index * c.chunk_size;
+    let start = c.index.saturating_mul(c.chunk_size).min(c.len);
     let span = Span {
         index: c.index,
         start: start as usize,
-        end: (start + c.chunk_size).min(c.len) as usize,
+        end: start.saturating_add(c.chunk_size).min(c.len) as usize,
         radius: c.radius as usize,
     };
     let outcome = match cache.views(ctl, c.job) {

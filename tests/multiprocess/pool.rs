@@ -721,6 +721,8 @@ fn terminate_with_pending_tasks() {
     let args = vec![10u64; 10_000];
     let mut r = pool.map_async(sleepy, &args, Some(1)).unwrap();
     assert!(!r.wait(Some(Duration::from_millis(50))).unwrap());
+    let (done, total) = r.progress();
+    assert!(done < total && total == 10_000, "{done}/{total}");
     let t0 = Instant::now();
     r.terminate_pool();
     assert!(t0.elapsed() < Duration::from_secs(5), "terminate waited for the queue");

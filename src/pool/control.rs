@@ -69,6 +69,10 @@ pub(crate) struct ArrayRef {
     pub(crate) pid: AtomicU32,
     pub(crate) fd: AtomicI32,
     pub(crate) name_len: AtomicU32,
+    /// 1 when the segment (tag 1 or 2) is a byte region: elements of `elem_size` bytes from
+    /// byte `offset` of its data, rather than a typed array.
+    pub(crate) region: AtomicU32,
+    pub(crate) _pad: AtomicU32,
     pub(crate) nonce: AtomicU64,
     /// Elements the kernel may touch (checked against the mapped header by the worker).
     pub(crate) len: AtomicU64,
@@ -81,6 +85,7 @@ impl ArrayRef {
     /// Records `h` (parent side, before publishing the job).
     pub(crate) fn set(&self, h: Option<&SegmentHandle>, len: usize) {
         self.len.store(len as u64, Ordering::Relaxed);
+        self.region.store(0, Ordering::Relaxed);
         let Some(h) = h else {
             self.tag.store(0, Ordering::Relaxed);
             return;
@@ -109,6 +114,21 @@ impl ArrayRef {
         self.tag.store(3, Ordering::Relaxed);
         self.offset.store(offset as u64, Ordering::Relaxed);
         self.len.store(len as u64, Ordering::Relaxed);
+        self.elem_size.store(elem_size as u64, Ordering::Relaxed);
+    }
+
+    /// Records a region of a shared byte segment (the pool's task arena): elements of
+    /// `elem_size` bytes from byte `offset` of the segment's data.
+    pub(crate) fn set_region(
+        &self,
+        h: &SegmentHandle,
+        offset: usize,
+        len: usize,
+        elem_size: usize,
+    ) {
+        self.set(Some(h), len);
+        self.region.store(1, Ordering::Relaxed);
+        self.offset.store(offset as u64, Ordering::Relaxed);
         self.elem_size.store(elem_size as u64, Ordering::Relaxed);
     }
 

@@ -65,6 +65,8 @@ pub struct Pool {
     active: Option<Active>,
     /// Workers in a row that died before taking any work.
     early_deaths: u32,
+    /// Task arguments and results too big for the scratch area, reused from call to call.
+    arena: Option<crate::segment::Segment>,
 }
 
 /// The parent's record of one worker.
@@ -101,6 +103,8 @@ pub(crate) enum ArraySpec {
     Handle(SegmentHandle, usize),
     /// A region of the control block's scratch area: byte offset, elements, element size.
     Scratch(usize, usize, usize),
+    /// A region of a byte segment (the task arena): byte offset, elements, element size.
+    Region(SegmentHandle, usize, usize, usize),
 }
 
 impl Pool {
@@ -163,6 +167,7 @@ impl Pool {
             next_job: 0,
             active: None,
             early_deaths: 0,
+            arena: None,
         };
         for slot in 0..n {
             // On failure `pool` drops here, which kills and reaps the workers already started.
@@ -355,6 +360,7 @@ impl Pool {
             match a {
                 ArraySpec::Handle(h, len) => slot.set(Some(h), *len),
                 ArraySpec::Scratch(off, len, elem) => slot.set_scratch(*off, *len, *elem),
+                ArraySpec::Region(h, off, len, elem) => slot.set_region(h, *off, *len, *elem),
                 ArraySpec::None => slot.set(None, 0),
             }
         }

@@ -7,7 +7,6 @@
 //! shared slot. Functions are `fn` pointers and arguments and results are `Pod`, so nothing of
 //! the parent's heap is ever needed in a worker.
 
-use std::any::Any;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of, size_of_val};
 use std::sync::atomic::Ordering::SeqCst;
@@ -19,21 +18,20 @@ use super::control::{MAX_CHUNKS, SCRATCH_BYTES};
 use super::job::JobHandle;
 use super::kernel::{self, Trampoline};
 use super::{ArraySpec, JobSpec, Pool};
-use crate::array::SharedArray;
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::segment::header::{Kind, Layout, TypeDesc};
 use crate::segment::options::ShmOptions;
 
-/// A job handle whose output is the argument arrays it keeps alive.
-type KeepHandle<'p> = JobHandle<'p, Vec<Box<dyn Any>>>;
+/// A streaming job's handle: results are read from the pool as chunks finish.
+type KeepHandle<'p> = JobHandle<'p, ()>;
 
 /// Where a task job's results live.
 enum Store {
     /// In the control block's scratch area, at this byte offset.
     Scratch(usize),
-    /// In a segment of their own.
-    Segment(Segment),
+    /// In the pool's arena segment, at this byte offset.
+    Arena(usize),
 }
 
 /// A task job's results: `n` values of `R`, written by workers, read by the parent only for
@@ -51,7 +49,12 @@ impl<R: Pod> Results<R> {
                 // SAFETY: the offset was checked to fit the scratch area when staging.
                 unsafe { pool.ctl.scratch_ptr().add(*off).cast::<R>() }
             }
-            Store::Segment(seg) => seg.data_ptr().as_ptr().cast::<R>(),
+            Store::Arena(off) => {
+                let seg = pool.arena.as_ref().expect("the arena outlives the job using it");
+                // SAFETY: the arena was sized to hold the results at `off` when staging, and is
+                // replaced only while no job is in flight.
+                unsafe { seg.data_ptr().as_ptr().add(*off).cast::<R>() }
+            }
         }
     }
 
@@ -70,11 +73,10 @@ impl<R: Pod> Results<R> {
     }
 }
 
-/// A staged task job: its spec, results, and the argument arrays to keep alive.
+/// A staged task job: its spec and where its results will be.
 struct Staged<R: Pod> {
     spec: JobSpec,
     results: Results<R>,
-    keep: Vec<Box<dyn Any>>,
 }
 
 fn round64(n: usize) -> usize {
@@ -98,8 +100,11 @@ impl Pool {
         let (a_bytes, b_bytes, r_bytes) =
             (size_of_val(a), b.map_or(0, size_of_val), n * size_of::<R>());
         let (b_off, r_off) = (round64(a_bytes), round64(a_bytes) + round64(b_bytes));
-        let fits = r_off + r_bytes <= SCRATCH_BYTES
-            && align_of::<A>().max(align_of::<B>()).max(align_of::<R>()) <= 8;
+        let align = align_of::<A>().max(align_of::<B>()).max(align_of::<R>());
+        // The scratch area is 8-aligned; the arena's data 128-aligned; regions start at
+        // multiples of 64.
+        assert!(align <= 64, "task arguments and results must be aligned to at most 64 bytes");
+        let fits = r_off + r_bytes <= SCRATCH_BYTES && align <= 8;
         let mut spec = JobSpec {
             trampoline,
             kernel,
@@ -108,45 +113,39 @@ impl Pool {
             radius: 0,
             arrays: Default::default(),
         };
-        let mut keep: Vec<Box<dyn Any>> = Vec::new();
-        let store = if fits {
-            let base = self.ctl.scratch_ptr();
-            // SAFETY: no job is in flight (finish_active above), so no worker reads the scratch
-            // area; both regions lie inside it (`fits`) and the sources are plain `Pod` bytes.
-            unsafe {
-                std::ptr::copy_nonoverlapping(a.as_ptr().cast::<u8>(), base, a_bytes);
-                if let Some(b) = b {
-                    std::ptr::copy_nonoverlapping(
-                        b.as_ptr().cast::<u8>(),
-                        base.add(b_off),
-                        b_bytes,
-                    );
-                }
-            }
-            spec.arrays[0] = ArraySpec::Scratch(0, n, size_of::<A>());
-            if b.is_some() {
-                spec.arrays[1] = ArraySpec::Scratch(b_off, n, size_of::<B>());
-            }
-            spec.arrays[2] = ArraySpec::Scratch(r_off, n, size_of::<R>());
-            Store::Scratch(r_off)
+        let base = if fits {
+            self.ctl.scratch_ptr()
         } else {
-            let args = SharedArray::from_slice(a)?;
-            spec.arrays[0] = ArraySpec::Handle(args.handle(), n);
-            keep.push(Box::new(args));
-            if let Some(b) = b {
-                let args = SharedArray::from_slice(b)?;
-                spec.arrays[1] = ArraySpec::Handle(args.handle(), n);
-                keep.push(Box::new(args));
+            let need = (r_off + r_bytes).max(1);
+            if self.arena.as_ref().is_none_or(|seg| seg.len() * 8 < need) {
+                let words = need.div_ceil(8).next_power_of_two().max(1 << 17);
+                let layout = Layout::new(Kind::Array, TypeDesc::of::<u64>(), words)?;
+                let seg = Segment::create(&ShmOptions::new(), &layout)?;
+                seg.publish();
+                self.arena = Some(seg);
             }
-            let seg = Segment::create(
-                &ShmOptions::new(),
-                &Layout::new(Kind::Array, TypeDesc::of::<R>(), n)?,
-            )?;
-            seg.publish();
-            spec.arrays[2] = ArraySpec::Handle(seg.handle(), n);
-            Store::Segment(seg)
+            self.arena.as_ref().expect("set above").data_ptr().as_ptr()
         };
-        Ok(Staged { spec, results: Results { store, n, _r: PhantomData }, keep })
+        // SAFETY: no job is in flight (finish_active above), so no worker reads the scratch area
+        // or the arena; the regions lie inside it (`fits`, or the arena was sized to `need`),
+        // and the sources are plain `Pod` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(a.as_ptr().cast::<u8>(), base, a_bytes);
+            if let Some(b) = b {
+                std::ptr::copy_nonoverlapping(b.as_ptr().cast::<u8>(), base.add(b_off), b_bytes);
+            }
+        }
+        let region = |off, elem| match &self.arena {
+            Some(seg) if !fits => ArraySpec::Region(seg.handle(), off, n, elem),
+            _ => ArraySpec::Scratch(off, n, elem),
+        };
+        spec.arrays[0] = region(0, size_of::<A>());
+        if b.is_some() {
+            spec.arrays[1] = region(b_off, size_of::<B>());
+        }
+        spec.arrays[2] = region(r_off, size_of::<R>());
+        let store = if fits { Store::Scratch(r_off) } else { Store::Arena(r_off) };
+        Ok(Staged { spec, results: Results { store, n, _r: PhantomData } })
     }
 
     /// Publishes a staged job and returns a handle whose output is `finish(results)`.
@@ -155,17 +154,9 @@ impl Pool {
         staged: Staged<R>,
         finish: fn(&Results<R>, &Pool) -> T,
     ) -> Result<JobHandle<'_, T>> {
-        let Staged { spec, results, keep } = staged;
+        let Staged { spec, results } = staged;
         let job = if spec.len > 0 { self.publish(&spec)? } else { 0 };
-        Ok(JobHandle::new(
-            self,
-            job,
-            Box::new(move |pool: &Pool| {
-                let out = finish(&results, pool);
-                drop(keep);
-                out
-            }),
-        ))
+        Ok(JobHandle::new(self, job, Box::new(move |pool: &Pool| finish(&results, pool))))
     }
 
     fn default_map_chunksize(&self, n: usize) -> usize {
@@ -396,9 +387,9 @@ impl Pool {
         &mut self,
         staged: Staged<R>,
     ) -> Result<(KeepHandle<'_>, Results<R>)> {
-        let Staged { spec, results, keep } = staged;
+        let Staged { spec, results } = staged;
         let job = if spec.len > 0 { self.publish(&spec)? } else { 0 };
-        Ok((JobHandle::new(self, job, Box::new(move |_: &Pool| keep)), results))
+        Ok((JobHandle::new(self, job, Box::new(|_: &Pool| ())), results))
     }
 }
 

@@ -233,12 +233,19 @@ fn idle(ctl: &ControlBlock, seen: u32, parent_pid: u32) -> bool {
 #[derive(Default)]
 struct MapCache {
     entries: Vec<(u64, Segment)>,
+    /// The views of the last job seen: every chunk of one job maps the same arrays.
+    last: Option<(u32, Views)>,
 }
 
 impl MapCache {
     /// Maps (or finds) every array of job `job` and returns raw views of them.
     fn views(&mut self, ctl: &ControlBlock, job: u32) -> Result<Views> {
-        let _ = job;
+        if let Some((j, v)) = self.last
+            && j == job
+        {
+            return Ok(v);
+        }
+        self.last = None;
         let mut v = Views::default();
         for (i, a) in ctl.job.arrays.iter().enumerate().take(MAX_ARRAYS) {
             if a.tag.load(Relaxed) == 3 {
@@ -264,14 +271,28 @@ impl MapCache {
             let entry = self.entries.remove(pos);
             self.entries.insert(0, entry);
             let seg = &self.entries[0].1;
+            let len = a.len.load(Relaxed) as usize;
+            if a.region.load(Relaxed) == 1 {
+                let (off, elem) =
+                    (a.offset.load(Relaxed) as usize, a.elem_size.load(Relaxed) as usize);
+                let bytes = seg.len().saturating_mul(seg.header().elem_size as usize);
+                if off.saturating_add(len.saturating_mul(elem)) > bytes {
+                    return Err(Error::TooLarge { len, elem_size: elem });
+                }
+                // SAFETY: `off + len * elem` lies inside the segment's data (checked above).
+                v.ptr[i] = unsafe { seg.data_ptr().as_ptr().add(off) };
+                (v.len[i], v.elem_size[i], v.expected_len[i]) = (len, elem, len);
+                continue;
+            }
             v.ptr[i] = seg.data_ptr().as_ptr();
             v.len[i] = seg.len();
             v.elem_size[i] = seg.header().elem_size as usize;
-            v.expected_len[i] = a.len.load(Relaxed) as usize;
+            v.expected_len[i] = len;
         }
         // Keep the arrays of this job mapped; let older ones go.
         let in_use = ctl.job.arrays.iter().filter(|a| a.tag.load(Relaxed) != 0).count();
         self.entries.truncate(CACHE_ENTRIES.max(in_use));
+        self.last = Some((job, v));
         Ok(v)
     }
 }

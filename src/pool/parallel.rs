@@ -15,6 +15,7 @@
 
 use bytemuck::Pod;
 
+use super::control::SCRATCH_BYTES;
 use super::job::JobHandle;
 use super::kernel::{self, Trampoline};
 use super::{ArraySpec, JobSpec, Pool};
@@ -180,7 +181,10 @@ impl Pool {
         }
         let chunk_size = self.chunk_size_for(len, size_of::<T>());
         let chunks = Self::chunks_of(len, chunk_size);
-        let partials = SharedArray::<R>::zeroed(chunks)?;
+        // One partial per chunk: in the control block's scratch area when they fit (no segment
+        // to create or map), else in an array of their own.
+        let in_scratch = chunks * size_of::<R>() <= SCRATCH_BYTES && align_of::<R>() <= 8;
+        let partials = if in_scratch { None } else { Some(SharedArray::<R>::zeroed(chunks)?) };
         let spec = JobSpec {
             trampoline: kernel::map::<T, R> as Trampoline as usize,
             kernel: map as usize,
@@ -191,11 +195,29 @@ impl Pool {
                 ArraySpec::Handle(array.handle(), len),
                 ArraySpec::None,
                 ArraySpec::None,
-                ArraySpec::Handle(partials.handle(), chunks),
+                match &partials {
+                    Some(p) => ArraySpec::Handle(p.handle(), chunks),
+                    None => ArraySpec::Scratch(0, chunks, size_of::<R>()),
+                },
             ],
         };
+        if in_scratch {
+            // No job may be in flight while the scratch area is reused.
+            self.check_running()?;
+            self.finish_active()?;
+        }
         self.run_sync(&spec)?;
-        let mut it = partials.iter().copied();
+        let read = |i: usize| match &partials {
+            Some(p) => p[i],
+            None => {
+                assert!(i < chunks);
+                // SAFETY: every chunk is done, so the workers' writes of the partials happened
+                // before this read (acquire on `done`) and nothing writes them any more; the
+                // scratch area is 8-aligned and `chunks` partials fit in it (checked above).
+                unsafe { self.ctl.scratch_ptr().cast::<R>().add(i).read() }
+            }
+        };
+        let mut it = (0..chunks).map(read);
         let first = it.next().expect("at least one chunk");
         Ok(it.fold(first, reduce))
     }

@@ -187,6 +187,12 @@ fn map_reduce_equals_sequential_sum() {
         pool.map_reduce(&small, |c| c.iter().sum::<u64>(), |x, y| x + y).unwrap(),
         999 * 500
     );
+    // 20,000 partials of 8 bytes do not fit the scratch area: they get an array of their own.
+    let more = SharedArray::<u64>::from_fn(20_000, |i| i as u64).unwrap();
+    assert_eq!(
+        pool.map_reduce(&more, |c| c.iter().sum::<u64>(), |x, y| x + y).unwrap(),
+        19_999 * 10_000
+    );
 }
 
 fn stencil_reads_its_halo() {

@@ -51,6 +51,11 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 /// ```
 ///
 /// Dropping the pool terminates it: every worker is killed and reaped.
+///
+/// Workers are forked from the thread that starts (or replaces) them and die with it
+/// (`PR_SET_PDEATHSIG` fires when that thread exits): use a pool from the thread that built it.
+/// Death of a worker is noticed while the parent waits for or polls a job (every 10 ms at most);
+/// code elsewhere in the process must not reap the pool's children (`waitpid(-1)`).
 pub struct Pool {
     ctl: ShmBox<ControlBlock>,
     slots: Vec<WorkerProc>,
@@ -209,7 +214,8 @@ impl Pool {
         self.slots.iter().filter(|w| w.alive).map(|w| w.pid).collect()
     }
 
-    /// Sets the chunk size (elements per chunk) for later jobs; `None` restores the default.
+    /// Sets the chunk size (elements per chunk) for later data-parallel jobs; `None` restores
+    /// the default. (Task calls take their own `chunksize`.)
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;

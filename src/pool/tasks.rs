@@ -210,8 +210,8 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// The first failure: [`Error::KernelPanicked`] (its message names the task index) or
-    /// [`Error::WorkerDied`].
+    /// The first failure recorded (in time, which may not be the lowest task index):
+    /// [`Error::KernelPanicked`] (its message names the task index) or [`Error::WorkerDied`].
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;

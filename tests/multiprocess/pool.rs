@@ -73,6 +73,7 @@ pub fn tests() -> Vec<Test> {
         },
         Test { name: "pool::failing_initializer_is_an_error_not_a_hang", run: failing_initializer },
         Test { name: "pool::memory_is_shared_not_copied", run: memory_is_shared_not_copied },
+        Test { name: "pool::random_kills_never_hang_lose_or_double_run", run: random_kills },
     ]
 }
 
@@ -812,4 +813,57 @@ fn memory_is_shared_not_copied() {
     // Three processes map all of it; together they hold it once (PSS splits shared pages).
     assert!(pss > 60 << 10 && pss < 70 << 10, "three processes hold {pss} KiB of a 64 MiB array");
     assert!(a.iter().take(1000).enumerate().all(|(i, &x)| x == i as f64 * 1.0001 + 0.5));
+}
+
+/// Kills workers at pseudo-random moments (while claiming, running, finishing or idle) during
+/// jobs of many tiny chunks. Without retries: the job ends (no hang) and no chunk ran twice.
+/// With retries: every chunk ran at least once (a chunk killed after its write may run again,
+/// which is what retries allow).
+fn random_kills() {
+    fn tick(c: &mut [u64]) {
+        for x in c.iter_mut() {
+            *x += 1;
+        }
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut rand = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    for retries in [0u32, 10_000] {
+        let mut pool = Pool::builder().workers(2).chunk_size(1).retries(retries).build().unwrap();
+        for _round in 0..2 {
+            let mut job =
+                pool.for_each_chunk_async(SharedArray::<u64>::zeroed(2000).unwrap(), tick).unwrap();
+            let mut kills = 0;
+            while !job.is_ready() {
+                std::thread::sleep(Duration::from_micros(rand(4000)));
+                let pids: Vec<u32> = job.running().into_iter().map(|(p, _)| p).collect();
+                if let Some(&pid) = pids.get(rand(2) as usize) {
+                    // SAFETY: kill has no memory effects; `pid` is one of our workers.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    kills += 1;
+                }
+            }
+            let (a, outcome) = job.finish();
+            assert!(kills > 0);
+            assert!(a.iter().all(|&x| x <= 1) || retries > 0, "a chunk ran twice without retries");
+            if retries == 0 {
+                // A kill that lands between chunks costs no chunk: then the job succeeds.
+                match outcome {
+                    Ok(()) => assert!(a.iter().all(|&x| x == 1)),
+                    Err(Error::WorkerDied { .. }) => {}
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+            } else {
+                outcome.unwrap();
+                assert!(a.iter().all(|&x| x >= 1), "a chunk was lost despite retries");
+            }
+        }
+        let mut b = indices(100);
+        pool.for_each_chunk(&mut b, mark).unwrap();
+    }
 }

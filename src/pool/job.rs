@@ -68,6 +68,11 @@ impl<'p, R> JobHandle<'p, R> {
         self.pool.state == super::PoolState::Terminated
     }
 
+    /// Terminates the pool (see [`terminate_pool`](JobHandle::terminate_pool)).
+    pub(crate) fn terminate_now(&mut self) {
+        self.pool.terminate();
+    }
+
     /// The pool running the job.
     pub(crate) fn pool(&self) -> &Pool {
         self.pool

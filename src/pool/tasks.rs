@@ -393,6 +393,9 @@ impl Pool {
     }
 }
 
+/// A callback run in the parent with a result or an error.
+type Callback<'p, T> = Box<dyn FnOnce(&T) + 'p>;
+
 /// The result of an `_async` task call (Python's `AsyncResult`).
 ///
 /// Dropping it waits for the job to finish.
@@ -410,11 +413,50 @@ impl Pool {
 pub struct AsyncResult<'p, T> {
     handle: JobHandle<'p, T>,
     outcome: Option<Result<()>>,
+    value: Option<T>,
+    callback: Option<Callback<'p, T>>,
+    error_callback: Option<Callback<'p, Error>>,
 }
 
 impl<'p, T> AsyncResult<'p, T> {
     fn new(handle: JobHandle<'p, T>) -> AsyncResult<'p, T> {
-        AsyncResult { handle, outcome: None }
+        AsyncResult { handle, outcome: None, value: None, callback: None, error_callback: None }
+    }
+
+    /// Python's `callback`: called with the result, in this process, when the parent first
+    /// sees the call complete successfully (in `wait`, `get`, `ready`, or when this is dropped:
+    /// there is no result-handler thread).
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let mut seen = Vec::new();
+    /// pool.map_async(|x: u32| x * 2, &[1, 2], None)?
+    ///     .callback(|r: &Vec<u32>| seen.extend_from_slice(r))
+    ///     .wait(None)?;
+    /// assert_eq!(seen, [2, 4]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn callback(mut self, f: impl FnOnce(&T) + 'p) -> Self {
+        self.callback = Some(Box::new(f));
+        self
+    }
+
+    /// Python's `error_callback`: called with the error, in this process, when the parent first
+    /// sees the call fail.
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let mut failed = false;
+    /// let _ = pool
+    ///     .apply_async(|x: u32| 10 / x, 0)?
+    ///     .error_callback(|_e: &shmpool::Error| failed = true)
+    ///     .wait(None)?;
+    /// assert!(failed);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn error_callback(mut self, f: impl FnOnce(&Error) + 'p) -> Self {
+        self.error_callback = Some(Box::new(f));
+        self
     }
 
     /// Waits until the result is ready, at most `timeout` (forever with `None`); returns
@@ -438,7 +480,23 @@ impl<'p, T> AsyncResult<'p, T> {
         if !self.handle.pool_wait(deadline)? {
             return Ok(false);
         }
-        self.outcome = Some(self.handle.outcome());
+        let outcome = self.handle.outcome();
+        match &outcome {
+            Ok(()) => {
+                if let Some(cb) = self.callback.take() {
+                    self.value = self.handle.take_output();
+                    if let Some(v) = &self.value {
+                        cb(v);
+                    }
+                }
+            }
+            Err(e) => {
+                if let Some(cb) = self.error_callback.take() {
+                    cb(e);
+                }
+            }
+        }
+        self.outcome = Some(outcome);
         Ok(true)
     }
 
@@ -519,9 +577,11 @@ impl<'p, T> AsyncResult<'p, T> {
                 }));
                 Err(e)
             }
-            _ => self.handle.take_output().ok_or(Error::ResultUnavailable {
-                reason: "the result was already taken by an earlier get()",
-            }),
+            _ => self.value.take().or_else(|| self.handle.take_output()).ok_or(
+                Error::ResultUnavailable {
+                    reason: "the result was already taken by an earlier get()",
+                },
+            ),
         }
     }
 }
@@ -536,8 +596,19 @@ impl<T> AsyncResult<'_, T> {
     /// r.terminate_pool();
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn terminate_pool(self) {
-        self.handle.terminate_pool()
+    pub fn terminate_pool(mut self) {
+        self.callback = None;
+        self.error_callback = None;
+        self.handle.terminate_now();
+    }
+}
+
+impl<T> Drop for AsyncResult<'_, T> {
+    fn drop(&mut self) {
+        // Callbacks still pending fire when the call ends, as in Python, unless unwinding.
+        if (self.callback.is_some() || self.error_callback.is_some()) && !std::thread::panicking() {
+            let _ = self.wait(None);
+        }
     }
 }
 

@@ -601,6 +601,7 @@ pub fn task_tests() -> Vec<Test> {
         },
         Test { name: "pool::tasks::maxtasksperchild_with_map", run: maxtasksperchild_with_map },
         Test { name: "pool::tasks::sigkill_during_map", run: sigkill_during_map },
+        Test { name: "pool::tasks::callbacks_fire_once", run: callbacks_fire_once },
     ]
 }
 
@@ -866,4 +867,26 @@ fn random_kills() {
         let mut b = indices(100);
         pool.for_each_chunk(&mut b, mark).unwrap();
     }
+}
+
+fn callbacks_fire_once() {
+    let mut pool = Pool::new(2).unwrap();
+    let (mut ok, mut err) = (Vec::new(), Vec::new());
+    let mut r = pool
+        .map_async(square, &[1, 2, 3], None)
+        .unwrap()
+        .callback(|v: &Vec<u64>| ok.push(v.clone()))
+        .error_callback(|e: &Error| err.push(e.to_string()));
+    assert_eq!(r.get(None).unwrap(), [1, 4, 9]);
+    assert!(r.wait(None).unwrap());
+    drop(r);
+    assert_eq!(ok, [vec![1, 4, 9]]);
+    assert!(err.is_empty());
+    // Dropped without waiting: the error callback still fires, once.
+    let mut calls = 0;
+    drop(pool.apply_async(panics_on_13, 13).unwrap().error_callback(|e: &Error| {
+        assert!(e.to_string().contains("unlucky 13"));
+        calls += 1;
+    }));
+    assert_eq!(calls, 1);
 }

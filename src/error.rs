@@ -139,7 +139,7 @@ pub enum Error {
     #[error(
         "refusing to fork: this process has {threads} threads, and a lock held by another thread \
          at the fork stays held forever in the child; fork before starting threads, use the \
-         forkserver or spawn start method, or opt in with allow_threads() if the child only \
+         forkserver or spawn start method, or opt in with (unsafe) allow_threads() if the child only \
          touches shared memory"
     )]
     ForkWithThreads {
@@ -165,6 +165,119 @@ pub enum Error {
         /// The OS error.
         #[source]
         source: io::Error,
+    },
+
+    // ---- sync: locks, semaphores, barriers, shared values (src/sync/, src/value.rs) ----
+    /// A lock's holder died while holding it (the `?` conversion of
+    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), which leaves the lock unusable).
+    #[error(
+        "the holder of a {what} died while holding it, so the data it protects may be half-written; \
+         match LockError::OwnerDied, check or repair the data and call recover() (letting the \
+         outcome drop, as `?` does, leaves the lock permanently unusable)"
+    )]
+    OwnerDied {
+        /// What was being locked ("mutex", "reentrant lock", "locked value").
+        what: &'static str,
+    },
+
+    /// A lock whose dead holder's state was never recovered.
+    #[error(
+        "the {what} is unusable: a holder died while holding it and the next locker did not call \
+         recover(); create a new one and rebuild the data it protected"
+    )]
+    NotRecoverable {
+        /// What was being locked.
+        what: &'static str,
+    },
+
+    /// A non-blocking attempt found the object taken.
+    #[error(
+        "the {what} is held elsewhere; wait for it with the blocking call or its timeout variant"
+    )]
+    WouldBlock {
+        /// What was being acquired.
+        what: &'static str,
+    },
+
+    /// The calling thread already holds this (non-reentrant) lock.
+    #[error(
+        "this thread already holds the {what}, and locking it again would wait forever; drop the \
+         first guard before locking again, or use an RLock"
+    )]
+    WouldDeadlock {
+        /// What was being locked.
+        what: &'static str,
+    },
+
+    /// The barrier was broken by a timeout, a dead waiting party, `abort`, or a `reset` while
+    /// parties waited.
+    #[error(
+        "the barrier is broken (a party timed out or died while waiting, abort() was called, or \
+         reset() ran while parties waited); call reset() before using it again"
+    )]
+    BrokenBarrier,
+
+    /// A semaphore was released past its bound.
+    #[error(
+        "semaphore released past its bound: its value is already {value}, the most it may hold; \
+         release only what was acquired (a BoundedSemaphore's bound is its initial value)"
+    )]
+    OverRelease {
+        /// The value it already had.
+        value: u32,
+    },
+
+    /// An argument is out of range.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        what: &'static str,
+        /// What is wrong, and what is allowed.
+        reason: String,
+    },
+
+    // --- processes and start methods (issue 3) ---
+    /// A closure was given to a start method that cannot carry one to the child.
+    #[error(
+        "a closure can only be started under the fork start method, and this context uses \
+         {method}; pass a fn item and serde-serializable arguments to start() instead, or use \
+         get_context(StartMethod::Fork)"
+    )]
+    ClosureNeedsFork {
+        /// The context's start method.
+        method: &'static str,
+    },
+
+    /// The arguments for a spawn or forkserver child could not be serialized.
+    #[error(
+        "could not serialize the child's arguments: {reason}; make the argument type \
+         serde-serializable (handles, not mappings: pass SharedArray::handle()), or use the fork \
+         start method"
+    )]
+    Serialize {
+        /// What serde said.
+        reason: String,
+    },
+
+    /// The spawn and forkserver start methods cannot re-execute this program.
+    #[error(
+        "spawn and forkserver start a child by re-executing this program, but {reason}; use the \
+         fork start method here"
+    )]
+    SpawnUnavailable {
+        /// Why the program cannot be re-executed as a worker.
+        reason: String,
+    },
+
+    /// The forkserver could not be used.
+    #[error(
+        "the forkserver {reason}; check that the program starts cleanly when re-executed with \
+         SHMPOOL_WORKER set (shmpool's constructor must be linked, or shmpool::init() must be \
+         the first call in main); the next start launches a new server"
+    )]
+    ForkServer {
+        /// What went wrong.
+        reason: String,
     },
 
     // --- pool (src/pool/) ---

@@ -6,6 +6,9 @@
 //!   unrelated process, Python included, must attach), reserved up front so a full `/dev/shm`
 //!   is an [`Error::OutOfSpace`], never a SIGBUS.
 //! - [`scope`]: fork children that borrow chunks of those arrays and work on them in place.
+//! - [`Process`] and [`get_context`]: child processes under Python's `fork`, `forkserver` and
+//!   `spawn` start methods, which die with their parent however it dies. Nothing needs adding to
+//!   `main` (a constructor diverts re-executed children before it; [`init`] is the fallback).
 //! - [`Pool`]: forked workers that run `fn` kernels in place on chunks of shared arrays (only
 //!   chunk indices travel), plus Python's task API; panics and dead workers are errors, never
 //!   hangs.
@@ -20,12 +23,28 @@ mod error;
 mod pool;
 mod process;
 pub mod segment;
+mod sync;
 mod sys;
+mod value;
 
 pub use array::SharedArray;
 pub use error::{Error, Result, human_bytes};
 pub use pool::{AsyncResult, IMap, IMapUnordered, JobHandle, Pool, PoolBuilder};
+pub use process::boot::{BAD_MARKER_EXIT_CODE, init};
+pub use process::builder::ProcessBuilder;
 pub use process::child::ChildResult;
+pub use process::context::{Context, StartMethod, get_context};
+pub use process::cpu::{cpu_count, process_cpu_count};
+pub use process::forkserver::{shutdown_forkserver, shutdown_forkserver_timeout};
+pub use process::handle::Process;
 pub use process::scope::{Scope, ScopedChild, scope};
 pub use process::status::ExitStatus;
 pub use segment::{SegmentHandle, ShmOptions, clean_stale};
+pub use sync::barrier::{Barrier, BarrierWaitResult};
+pub use sync::condition::{Condition, WaitTimeoutResult};
+pub use sync::event::Event;
+pub use sync::lock_error::{LockError, LockResult, OwnerDied};
+pub use sync::mutex::{Mutex, MutexGuard};
+pub use sync::rlock::{RLock, RLockGuard};
+pub use sync::semaphore::{BoundedSemaphore, Semaphore};
+pub use value::{AtomicCell, RawValue, SharedAtomic, SharedValue};

@@ -78,7 +78,7 @@ fn demo(len: usize, children: usize) -> shmpool::Result<()> {
                 );
                 let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
             })?;
-            drop(child); // reaped, and checked, when the scope ends
+            let _ = child; // reaped, and checked, when the scope ends
         }
         Ok(())
     })??;

@@ -140,7 +140,7 @@ impl PoolBuilder {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn build(self) -> Result<Pool> {
-        let n = self.workers.unwrap_or_else(crate::sys::cpu::process_cpu_count);
+        let n = self.workers.unwrap_or_else(crate::process::cpu::process_cpu_count);
         if n == 0 || n > MAX_WORKERS {
             return Err(Error::PoolSize { requested: n, max: MAX_WORKERS });
         }

@@ -12,9 +12,9 @@ use super::control::{
 };
 use super::kernel::{Span, Trampoline, Views, panic_text};
 use crate::error::{Error, Result};
-use crate::process::child;
+use crate::process::fork;
 use crate::segment::Segment;
-use crate::sys::{self, proc::Forked};
+use crate::sys;
 
 /// How long a worker that ran out of work spins before it sleeps on the futex.
 pub(crate) const WORKER_SPIN: Duration = Duration::from_micros(50);
@@ -45,30 +45,14 @@ pub(crate) fn start(
     allow_threads: bool,
     parent_pid: u32,
 ) -> Result<(u32, File)> {
-    if !allow_threads {
-        let threads = sys::proc::thread_count().map_err(Error::io("counting threads"))?;
-        if threads > 1 {
-            return Err(Error::ForkWithThreads { threads });
-        }
-    }
     let s = &ctl.workers[slot];
     s.held.store(NOTHING, SeqCst);
     s.retiring.store(0, SeqCst);
     s.completed.store(0, SeqCst);
-    let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
-    // SAFETY: the process is single-threaded (checked above) or the pool's builder opted in to
-    // forking with threads, whose contract limits workers to shared memory and their own stack.
-    match unsafe { sys::proc::fork() }.map_err(Error::io("fork"))? {
-        Forked::Child => {
-            drop(report_r);
-            child::run(parent_pid, report_w, || run(ctl, slot, cfg, parent_pid))
-        }
-        Forked::Parent(pid) => {
-            drop(report_w);
-            s.pid.store(pid, SeqCst);
-            Ok((pid, report_r))
-        }
-    }
+    // The crate's one fork path: thread check, alive pipe, parent-death signal, panic report.
+    let (pid, report) = fork::start(allow_threads, move || run(ctl, slot, cfg, parent_pid))?;
+    s.pid.store(pid, SeqCst);
+    Ok((pid, report))
 }
 
 /// The worker's main loop; returns its exit code.

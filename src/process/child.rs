@@ -42,17 +42,22 @@ impl<E: std::fmt::Display> ChildResult for Result<(), E> {
 }
 
 /// Runs `body` as the child side of a fork and exits. `report` receives a panic message.
-pub(crate) fn run<R: ChildResult>(
-    parent_pid: u32,
-    mut report: File,
-    body: impl FnOnce() -> R,
-) -> ! {
+pub(crate) fn run<R: ChildResult>(parent_pid: u32, report: File, body: impl FnOnce() -> R) -> ! {
     if !sys::proc::die_with_parent(parent_pid) {
         sys::proc::exit_now(PANIC_EXIT_CODE + 1);
     }
+    finish(report, body)
+}
+
+/// Runs `body` and exits, like [`run`] but without arming the parent-death signal (for a child
+/// whose starting thread may exit before its parent process does; see `alive.rs`).
+pub(crate) fn finish<R: ChildResult>(mut report: File, body: impl FnOnce() -> R) -> ! {
     // The panic message goes to the parent through `report`; the default hook would also print
-    // it to this process's stderr, which is the parent's terminal or test log.
-    std::panic::set_hook(Box::new(|_| {}));
+    // it to this process's stderr, which is the parent's terminal or test log. (Setting a hook
+    // while panicking, as when a destructor forks during unwinding, would itself panic.)
+    if !std::thread::panicking() {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
     let code = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => catch_unwind(AssertUnwindSafe(|| r.exit_code())).unwrap_or(PANIC_EXIT_CODE),
         Err(payload) => {
@@ -72,9 +77,14 @@ pub(crate) fn run<R: ChildResult>(
     sys::proc::exit_now(code)
 }
 
-/// Reads what a child wrote to its report pipe (after it ended), up to 64 KiB.
+/// Reads what a child wrote to its report pipe (after it ended), up to 64 KiB. Non-blocking: a
+/// sibling forked at the same moment by another thread may hold the write end open too, so EOF
+/// may never come; everything the dead child wrote is already in the pipe.
 pub(crate) fn read_report(mut r: File) -> Option<String> {
     let mut buf = Vec::new();
+    if sys::proc::set_nonblocking(&r).is_err() {
+        return None;
+    }
     let _ = (&mut r).take(64 * 1024).read_to_end(&mut buf);
     if buf.is_empty() { None } else { Some(String::from_utf8_lossy(&buf).into_owned()) }
 }

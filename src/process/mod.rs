@@ -1,6 +1,17 @@
-//! Child processes: scoped forks that borrow from the parent, exit statuses, and the plumbing
-//! every child runs (panic capture, parent-death signal, `_exit`).
+//! Child processes: scoped forks that borrow from the parent, `Process` with Python's three
+//! start methods, exit statuses, and the plumbing every child runs (panic capture, parent-death
+//! guards, `_exit`). See `docs/process-model.md` for who forks whom and what happens on death.
 
+pub(crate) mod alive;
+pub(crate) mod boot;
+pub(crate) mod builder;
 pub(crate) mod child;
+pub(crate) mod context;
+pub(crate) mod cpu;
+pub(crate) mod entry;
+pub(crate) mod fork;
+pub(crate) mod forkserver;
+pub(crate) mod handle;
 pub(crate) mod scope;
+pub(crate) mod spawn;
 pub(crate) mod status;

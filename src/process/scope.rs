@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::child::{self, ChildResult};
 use super::status::ExitStatus;
 use crate::error::{Error, Result};
-use crate::sys::{self, proc::Forked};
+use crate::sys;
 
 /// Runs `f` with a [`Scope`] whose children may borrow anything that outlives the call; reaps
 /// every child before returning.
@@ -44,9 +44,8 @@ where
     F: for<'scope> FnOnce(&'scope Scope<'scope, 'env>) -> R,
 {
     let scope = Scope {
-        pending: RefCell::new(Vec::new()),
+        slots: RefCell::new(Vec::new()),
         allow_threads: Cell::new(false),
-        parent_pid: sys::proc::getpid(),
         _scope: PhantomData,
         _env: PhantomData,
     };
@@ -58,11 +57,20 @@ where
     }
 }
 
+/// One forked child, recorded the moment it exists: the scope reaps it even if its
+/// [`ScopedChild`] was leaked with `mem::forget`.
+struct Slot {
+    pid: u32,
+    report: Option<File>,
+    status: Option<ExitStatus>,
+    /// The user saw the status through `join`/`join_timeout`; the scope does not report it again.
+    joined: bool,
+}
+
 /// A scope to fork children in; see [`scope`].
 pub struct Scope<'scope, 'env: 'scope> {
-    pending: RefCell<Vec<(u32, Option<File>)>>,
+    slots: RefCell<Vec<Slot>>,
     allow_threads: Cell<bool>,
-    parent_pid: u32,
     _scope: PhantomData<&'scope mut &'scope ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
@@ -70,50 +78,86 @@ pub struct Scope<'scope, 'env: 'scope> {
 impl<'scope, 'env> Scope<'scope, 'env> {
     /// Accept the risk of forking while this process has other threads.
     ///
-    /// A lock another thread holds at the fork (stdout's, the allocator's if it has no fork
-    /// handlers, any `std::sync::Mutex`) stays locked forever in the child. Call this only when
-    /// the children touch nothing but shared memory, their own stack and glibc's `malloc`.
-    pub fn allow_threads(&self) -> &Self {
+    /// # Safety
+    ///
+    /// After a fork in a multi-threaded process, POSIX allows the child only async-signal-safe
+    /// calls: any lock another thread held at the fork (stdout's, the panic hook's, a
+    /// `std::sync::Mutex`, a non-glibc allocator's) stays locked forever in the child. The caller
+    /// promises that the children forked in this scope touch nothing but shared memory, their
+    /// own stack, glibc's `malloc`, and locks no other thread of this process can hold.
+    pub unsafe fn allow_threads(&self) -> &Self {
         self.allow_threads.set(true);
         self
     }
 
     /// Forks a child that runs `f` and exits with its result's code (see [`ChildResult`]); a
     /// panic in `f` becomes exit code 101 with the message readable from the [`ExitStatus`].
+    ///
+    /// The parent drops its copy of `f` right after the fork (so it closes its copies of captured
+    /// descriptors, for example); each process drops its own copy of what `f` captured. `f` must
+    /// be `Send`, which keeps thread-bound values out: a lock guard released by the parent would
+    /// end the child's exclusive access while the child still runs.
+    ///
+    /// ```compile_fail
+    /// let m = shmpool::Mutex::new(0u64).unwrap();
+    /// let g = m.lock().unwrap();
+    /// shmpool::scope(|s| s.fork(move || drop(g)).map(drop)).unwrap().unwrap(); // guard is !Send
+    /// ```
     pub fn fork<F, R>(&'scope self, f: F) -> Result<ScopedChild<'scope, 'env>>
     where
-        F: FnOnce() -> R + 'scope,
+        F: FnOnce() -> R + Send + 'scope,
         R: ChildResult,
     {
-        if !self.allow_threads.get() {
-            let threads = sys::proc::thread_count().map_err(Error::io("counting threads"))?;
-            if threads > 1 {
-                return Err(Error::ForkWithThreads { threads });
+        let (pid, report) = super::fork::start(self.allow_threads.get(), f)?;
+        let mut slots = self.slots.borrow_mut();
+        slots.push(Slot { pid, report: Some(report), status: None, joined: false });
+        Ok(ScopedChild { idx: slots.len() - 1, pid, scope: self })
+    }
+
+    /// The child's status, waiting for it until `deadline` (`None`: as long as it takes);
+    /// `Ok(None)` if it still runs at the deadline. A child is reaped exactly once.
+    fn wait_slot(&self, idx: usize, deadline: Option<Instant>) -> Result<Option<ExitStatus>> {
+        let pid = {
+            let slots = self.slots.borrow();
+            if let Some(st) = &slots[idx].status {
+                return Ok(Some(st.clone()));
             }
-        }
-        let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
-        // SAFETY: either the process is single-threaded (checked above), or the caller accepted
-        // the multi-threaded risk through `allow_threads`, whose contract limits what `f` does.
-        match unsafe { sys::proc::fork() }.map_err(Error::io("fork"))? {
-            Forked::Child => {
-                drop(report_r);
-                child::run(self.parent_pid, report_w, f)
+            slots[idx].pid
+        };
+        let exit = match deadline {
+            None => sys::proc::waitpid(pid).map_err(Error::io("waitpid"))?,
+            Some(deadline) => {
+                let mut nap = Duration::from_micros(50);
+                loop {
+                    if let Some(exit) = sys::proc::try_waitpid(pid).map_err(Error::io("waitpid"))? {
+                        break exit;
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(nap.min(deadline - now));
+                    nap = (nap * 2).min(Duration::from_millis(10));
+                }
             }
-            Forked::Parent(pid) => {
-                drop(report_w);
-                Ok(ScopedChild { pid, report: Some(report_r), done: false, scope: self })
-            }
-        }
+        };
+        let mut slots = self.slots.borrow_mut();
+        let slot = &mut slots[idx];
+        let st = ExitStatus { exit, panic: slot.report.take().and_then(child::read_report) };
+        slot.status = Some(st.clone());
+        Ok(Some(st))
     }
 
     fn reap_all(&self) -> Result<()> {
         let mut first_err = None;
-        for (pid, report) in self.pending.borrow_mut().drain(..) {
-            match reap(pid, report) {
-                Ok(st) if st.success() => {}
-                Ok(st) => {
+        let n = self.slots.borrow().len();
+        for idx in 0..n {
+            match self.wait_slot(idx, None) {
+                Ok(Some(st)) if !st.success() && !self.slots.borrow()[idx].joined => {
+                    let pid = self.slots.borrow()[idx].pid;
                     first_err.get_or_insert(Error::ChildFailed { pid, how: st.to_string() });
                 }
+                Ok(_) => {}
                 Err(e) => {
                     first_err.get_or_insert(e);
                 }
@@ -123,17 +167,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     }
 }
 
-fn reap(pid: u32, report: Option<File>) -> Result<ExitStatus> {
-    let exit = sys::proc::waitpid(pid).map_err(Error::io("waitpid"))?;
-    Ok(ExitStatus { exit, panic: report.and_then(child::read_report) })
-}
-
-/// A child forked by [`Scope::fork`]. Join it to see how it ended; one dropped unjoined is reaped
-/// (and its failure reported) when the scope ends.
+/// A child forked by [`Scope::fork`]. Join it to see how it ended; one never joined is reaped
+/// (and its failure reported) when the scope ends, even if this handle was leaked.
 pub struct ScopedChild<'scope, 'env> {
+    idx: usize,
     pid: u32,
-    report: Option<File>,
-    done: bool,
     scope: &'scope Scope<'scope, 'env>,
 }
 
@@ -144,47 +182,39 @@ impl ScopedChild<'_, '_> {
     }
 
     /// Waits for the child to end and returns how it ended.
-    pub fn join(mut self) -> Result<ExitStatus> {
-        self.done = true;
-        reap(self.pid, self.report.take())
+    pub fn join(self) -> Result<ExitStatus> {
+        let st = self
+            .scope
+            .wait_slot(self.idx, None)?
+            .expect("a wait without deadline ends with a status");
+        self.scope.slots.borrow_mut()[self.idx].joined = true;
+        Ok(st)
     }
 
     /// Waits at most `timeout` for the child; `Ok(None)` if it still runs (it stays joinable).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
-        let deadline = Instant::now() + timeout;
-        let mut nap = Duration::from_micros(50);
-        loop {
-            if let Some(exit) = sys::proc::try_waitpid(self.pid).map_err(Error::io("waitpid"))? {
-                self.done = true;
-                return Ok(Some(ExitStatus {
-                    exit,
-                    panic: self.report.take().and_then(child::read_report),
-                }));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            std::thread::sleep(nap.min(deadline - now));
-            nap = (nap * 2).min(Duration::from_millis(10));
+        let st = self.scope.wait_slot(self.idx, Instant::now().checked_add(timeout))?;
+        if st.is_some() {
+            self.scope.slots.borrow_mut()[self.idx].joined = true;
         }
+        Ok(st)
     }
 
-    /// Sends SIGKILL (Python's `Process.kill`).
+    fn signal(&self, sig: i32) -> Result<()> {
+        // A reaped pid may already belong to an unrelated process: never signal it.
+        if self.scope.slots.borrow()[self.idx].status.is_some() {
+            return Ok(());
+        }
+        sys::proc::kill(self.pid, sig).map_err(Error::io("kill"))
+    }
+
+    /// Sends SIGKILL (Python's `Process.kill`); does nothing once the child has been reaped.
     pub fn kill(&self) -> Result<()> {
-        sys::proc::kill(self.pid, libc::SIGKILL).map_err(Error::io("kill"))
+        self.signal(libc::SIGKILL)
     }
 
-    /// Sends SIGTERM (Python's `Process.terminate`).
+    /// Sends SIGTERM (Python's `Process.terminate`); does nothing once the child has been reaped.
     pub fn terminate(&self) -> Result<()> {
-        sys::proc::kill(self.pid, libc::SIGTERM).map_err(Error::io("kill"))
-    }
-}
-
-impl Drop for ScopedChild<'_, '_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.scope.pending.borrow_mut().push((self.pid, self.report.take()));
-        }
+        self.signal(libc::SIGTERM)
     }
 }

@@ -176,10 +176,16 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
         .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
-/// The header, as it sits at offset 0 of the mapping.
+/// The header, as it sits at offset 0 of the mapping, and as a private copy of it.
+///
+/// Code never works from the shared bytes directly: [`Header::read_from`] copies them once
+/// (after an acquire load of `magic`), the copy is validated, and every pointer is computed from
+/// the validated copy. A peer that rewrites the shared header later cannot move a slice out of the
+/// mapping.
 #[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
 pub(crate) struct Header {
-    pub(crate) magic: AtomicU64,
+    pub(crate) magic: u64,
     pub(crate) version: u32,
     pub(crate) kind: u32,
     pub(crate) dtype: [u8; 16],
@@ -217,6 +223,15 @@ impl Layout {
     /// The layout for `len` elements of `ty`, or `TooLarge` if it overflows.
     pub(crate) fn new(kind: Kind, ty: TypeDesc, len: usize) -> Result<Layout> {
         let too_large = || Error::TooLarge { len, elem_size: ty.size as usize };
+        if ty.align > 4096 {
+            return Err(Error::InvalidArgument {
+                what: "element type",
+                reason: format!(
+                    "alignment {} exceeds the 4096-byte alignment a mapping guarantees; use a type aligned to at most 4096",
+                    ty.align
+                ),
+            });
+        }
         let data_offset = data_offset_for(ty.align as usize) as u64;
         let data_bytes = (len as u64).checked_mul(ty.size).ok_or_else(too_large)?;
         let total = data_offset.checked_add(data_bytes).ok_or_else(too_large)?;
@@ -228,33 +243,74 @@ impl Layout {
 }
 
 impl Header {
-    /// Fills every field but `magic`, which [`Header::publish`] sets once the data is ready.
-    pub(crate) fn write(&mut self, layout: &Layout, creator_pid: u32, nonce: u64) {
-        self.version = VERSION;
-        self.kind = layout.kind as u32;
-        self.dtype = layout.ty.dtype;
-        self.elem_size = layout.ty.size;
-        self.elem_align = layout.ty.align;
-        self.len = layout.len;
-        self.data_offset = layout.data_offset;
-        self.data_bytes = layout.len * layout.ty.size;
-        self.segment_bytes = layout.segment_bytes;
-        self.creator_pid = creator_pid;
-        self.flags = 0;
-        self.nonce = nonce;
-        self.type_hash = layout.ty.type_hash;
-        self.reserved = [0; 24];
+    /// The header for `layout`, magic still zero (not yet published).
+    pub(crate) fn new(layout: &Layout, creator_pid: u32, nonce: u64) -> Header {
+        Header {
+            magic: 0,
+            version: VERSION,
+            kind: layout.kind as u32,
+            dtype: layout.ty.dtype,
+            elem_size: layout.ty.size,
+            elem_align: layout.ty.align,
+            len: layout.len,
+            data_offset: layout.data_offset,
+            data_bytes: layout.len * layout.ty.size,
+            segment_bytes: layout.segment_bytes,
+            creator_pid,
+            flags: 0,
+            nonce,
+            type_hash: layout.ty.type_hash,
+            reserved: [0; 24],
+        }
     }
 
-    /// Makes the segment openable: every write before this is visible to whoever sees the magic.
-    pub(crate) fn publish(&self) {
-        self.magic.store(MAGIC, Ordering::Release);
+    /// Writes this header, except `magic`, to the start of a new mapping.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be valid for writes of [`HEADER_SIZE`] bytes, 8-byte aligned, and not yet
+    /// published (no other process reads it as a header yet).
+    pub(crate) unsafe fn write_to(&self, base: *mut u8) {
+        let mut unpublished = *self;
+        unpublished.magic = 0;
+        // SAFETY: the caller guarantees `base` is valid, aligned and unshared; Header is Pod.
+        unsafe { base.cast::<Header>().write(unpublished) };
+    }
+
+    /// Makes the header at `base` valid for openers: stores the magic with release ordering,
+    /// after every write to the segment that came before.
+    ///
+    /// # Safety
+    ///
+    /// `base` must point to a header written by [`Header::write_to`] in a live mapping.
+    pub(crate) unsafe fn publish(base: *mut u8) {
+        // SAFETY: `base` is 8-aligned and valid (caller); other processes only access the magic
+        // atomically (acquire loads), so an atomic view of it is sound.
+        unsafe { AtomicU64::from_ptr(base.cast::<u64>()) }.store(MAGIC, Ordering::Release);
+    }
+
+    /// Copies the header out of shared memory: the magic with an acquire load (so a published
+    /// header's fields are visible), then the rest.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be valid for reads of [`HEADER_SIZE`] bytes and 8-byte aligned for the call.
+    pub(crate) unsafe fn read_from(base: *const u8) -> Header {
+        // SAFETY: aligned and valid (caller); writers store the magic atomically.
+        let magic =
+            unsafe { AtomicU64::from_ptr(base.cast::<u64>().cast_mut()) }.load(Ordering::Acquire);
+        // SAFETY: valid and aligned (caller); any 128 bytes are a valid `Header` (Pod). A volatile
+        // copy, because other processes may write these bytes: the copy is validated afterwards
+        // and only the copy is used.
+        let mut h = unsafe { std::ptr::read_volatile(base.cast::<Header>()) };
+        h.magic = magic;
+        h
     }
 
     /// Checks the fields that do not depend on what the caller expects: magic, version, and that
     /// the sizes agree with each other and with the file's size.
     pub(crate) fn check_shape(&self, what: &str, file_bytes: u64) -> Result<()> {
-        if self.magic.load(Ordering::Acquire) != MAGIC {
+        if self.magic != MAGIC {
             return Err(Error::NotShmpool { what: what.to_string() });
         }
         if self.version != VERSION {

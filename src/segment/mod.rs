@@ -50,6 +50,8 @@ pub(crate) struct Segment {
     unlink_on_drop: AtomicBool,
     /// The only process allowed to unlink on drop: the creator.
     owner_pid: u32,
+    /// A validated private copy of the header; pointers are computed from it alone.
+    hdr: Header,
 }
 
 impl Segment {
@@ -96,45 +98,75 @@ impl Segment {
                 .map_err(|e| remove_name(Error::io("sealing the memfd size")(e)))?;
         }
         let map = map_file(&file, bytes, opts.populate).map_err(remove_name)?;
-        let seg = Segment {
+        let owner_pid = sys::proc::getpid();
+        let hdr = Header::new(layout, owner_pid, sys::proc::random_u64());
+        // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and not published: no
+        // other process can see it yet (memfd) or will read past a zero magic (named).
+        unsafe { hdr.write_to(map.as_mut_ptr()) };
+        Ok(Segment {
             map,
             file,
             unlink_on_drop: AtomicBool::new(name.is_some()),
             name,
-            owner_pid: sys::proc::getpid(),
-        };
-        let nonce = sys::proc::random_u64();
-        // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and no other process
-        // can see it yet (memfd) or read anything but a zero magic (named): nothing aliases it.
-        unsafe { &mut *seg.map.as_mut_ptr().cast::<Header>() }.write(layout, seg.owner_pid, nonce);
-        Ok(seg)
+            owner_pid,
+            hdr,
+        })
     }
 
     /// Maps an existing segment and checks its header's shape (magic, version, sizes).
     pub(crate) fn open(loc: &Locator, nonce: Option<u64>, populate: bool) -> Result<Segment> {
         let what = describe(loc);
-        let file = match loc {
+        match loc {
             Locator::Named(n) => {
                 let bare = name::validate(n)?;
-                sys::shm::shm_open(&name::os_name(&bare), sys::shm::OpenMode::Existing).map_err(
-                    |e| {
+                let file = sys::shm::shm_open(&name::os_name(&bare), sys::shm::OpenMode::Existing)
+                    .map_err(|e| {
                         if e.kind() == io::ErrorKind::NotFound {
                             Error::NotFound { name: bare.clone() }
                         } else {
                             Error::io("shm_open")(e)
                         }
-                    },
-                )?
+                    })?;
+                Segment::map_existing(file, Some(bare), &what, nonce, populate)
             }
-            Locator::Anonymous { pid, fd } => open_anonymous(*pid, *fd, &what)?,
-        };
+            Locator::Anonymous { pid, fd } => {
+                // The creator's table first (an unrelated process needs the creator alive); then
+                // our own, where a forked child finds the descriptor it inherited even after the
+                // creator exited or reused that number for another memfd.
+                let me = sys::proc::getpid();
+                let mut last = None;
+                for p in if *pid == me { vec![me] } else { vec![*pid, me] } {
+                    let Some(file) = open_memfd(p, *fd)? else { continue };
+                    match Segment::map_existing(file, None, &what, nonce, populate) {
+                        Err(e @ Error::StaleHandle { .. }) => last = Some(e),
+                        other => return other,
+                    }
+                }
+                Err(last.unwrap_or_else(|| Error::StaleHandle {
+                    what,
+                    reason: format!(
+                        "process {pid} holds no memfd at descriptor {fd} (has it exited?), and neither does this one"
+                    ),
+                }))
+            }
+        }
+    }
+
+    /// Maps an opened segment file, copies and validates its header, checks the nonce.
+    fn map_existing(
+        file: File,
+        name: Option<String>,
+        what: &str,
+        nonce: Option<u64>,
+        populate: bool,
+    ) -> Result<Segment> {
         let bytes = sys::shm::size(&file).map_err(Error::io("fstat"))?;
         if bytes < HEADER_SIZE as u64 {
             return Err(if bytes == 0 {
-                Error::NotShmpool { what }
+                Error::NotShmpool { what: what.to_string() }
             } else {
                 Error::CorruptHeader {
-                    what,
+                    what: what.to_string(),
                     reason: format!(
                         "the segment is {bytes} bytes, smaller than the {HEADER_SIZE}-byte header"
                     ),
@@ -142,26 +174,19 @@ impl Segment {
             });
         }
         let map = map_file(&file, bytes, populate)?;
-        let seg = Segment {
-            map,
-            file,
-            name: match loc {
-                Locator::Named(n) => Some(name::validate(n)?),
-                Locator::Anonymous { .. } => None,
-            },
-            unlink_on_drop: AtomicBool::new(false),
-            owner_pid: sys::proc::getpid(),
-        };
-        seg.header().check_shape(&what, bytes)?;
+        // SAFETY: the mapping is at least HEADER_SIZE bytes (checked above) and page-aligned.
+        let hdr = unsafe { Header::read_from(map.as_ptr()) };
+        hdr.check_shape(what, bytes)?;
         if let Some(expected) = nonce
-            && seg.header().nonce != expected
+            && hdr.nonce != expected
         {
             return Err(Error::StaleHandle {
-                what,
+                what: what.to_string(),
                 reason: "the segment found there is a different one (its nonce differs)".into(),
             });
         }
-        Ok(seg)
+        let owner_pid = sys::proc::getpid();
+        Ok(Segment { map, file, name, unlink_on_drop: AtomicBool::new(false), owner_pid, hdr })
     }
 
     /// Opens by locator and checks kind and element type.
@@ -176,24 +201,23 @@ impl Segment {
         Ok(seg)
     }
 
-    /// The header. It is only ever written before publication, so a shared reference is fine.
+    /// The validated private copy of the header (see [`Header`] for why a copy).
     pub(crate) fn header(&self) -> &Header {
-        // SAFETY: the mapping is at least HEADER_SIZE bytes (checked at create and open) and
-        // page-aligned; the header's non-atomic fields are written only before `publish`, which
-        // happens-before any other process reads them (release/acquire on `magic`).
-        unsafe { &*self.map.as_ptr().cast::<Header>() }
+        &self.hdr
     }
 
     /// Makes the segment openable by others. Call after initialising the data.
     pub(crate) fn publish(&self) {
-        self.header().publish();
+        // SAFETY: `create` wrote the header at the start of this live mapping.
+        unsafe { Header::publish(self.map.as_mut_ptr()) }
     }
 
     /// Pointer to the first data byte (aligned to the element type).
     pub(crate) fn data_ptr(&self) -> NonNull<u8> {
         let off = self.header().data_offset as usize;
-        // SAFETY: check_shape/create guarantee data_offset <= segment size == mapping length, so
-        // the result stays inside (or one past the end of) the mapping, which is non-null.
+        // SAFETY: `hdr` is a private copy that check_shape (open) or Layout (create) validated:
+        // data_offset <= segment size == mapping length, so the result stays inside (or one
+        // past the end of) the mapping, which is non-null.
         unsafe { NonNull::new_unchecked(self.map.as_mut_ptr().add(off)) }
     }
 
@@ -319,28 +343,20 @@ fn map_file(file: &File, bytes: u64, populate: bool) -> Result<MmapRaw> {
     o.map_raw(file).map_err(Error::io("mmap"))
 }
 
-/// Opens a memfd held by another process (or inherited from the creator by fork), making sure
-/// the descriptor really is a memfd before opening it.
-fn open_anonymous(pid: u32, fd: i32, what: &str) -> Result<File> {
-    let is_memfd = |p: u32| {
-        std::fs::read_link(format!("/proc/{p}/fd/{fd}"))
-            .map(|t| t.to_string_lossy().starts_with("/memfd:"))
-            .unwrap_or(false)
-    };
-    let me = sys::proc::getpid();
-    // The creator first (it must be alive for an unrelated process to open it); then our own
-    // table, where a forked child finds the descriptor it inherited even if the creator is gone.
-    for p in [pid, me] {
-        if is_memfd(p) {
-            return sys::shm::open_proc_fd(p, fd).map_err(Error::io("opening /proc/<pid>/fd/<fd>"));
-        }
+/// Opens descriptor `fd` of process `pid` through `/proc`, if it is a memfd; `None` if it is not
+/// (closed, another kind of file, or the process is gone).
+fn open_memfd(pid: u32, fd: i32) -> Result<Option<File>> {
+    let is_memfd = std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+        .map(|t| t.to_string_lossy().starts_with("/memfd:"))
+        .unwrap_or(false);
+    if !is_memfd {
+        return Ok(None);
     }
-    Err(Error::StaleHandle {
-        what: what.to_string(),
-        reason: format!(
-            "process {pid} holds no memfd at descriptor {fd} (has it exited?), and neither does this one"
-        ),
-    })
+    match sys::shm::open_proc_fd(pid, fd) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None), // closed meanwhile
+        Err(e) => Err(Error::io("opening /proc/<pid>/fd/<fd>")(e)),
+    }
 }
 
 /// Removes the named segment `name` (leading '/' optional). Processes that have it open keep

@@ -2,6 +2,7 @@
 //! block), used through `&T` from every process that maps it.
 
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
@@ -9,7 +10,7 @@ use super::Segment;
 use super::handle::{Locator, SegmentHandle};
 use super::header::{Kind, Layout, TypeDesc};
 use super::options::ShmOptions;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Types that may live in shared memory and be used through `&T` by several processes at once.
 ///
@@ -21,14 +22,35 @@ use crate::error::Result;
 /// - perform every mutation through `&self` with atomics or process-shared primitives (shared
 ///   futexes, `PTHREAD_PROCESS_SHARED` pthread objects), never std's locks, which use private
 ///   futexes;
-/// - not need `Drop` to run: the memory is unmapped, never dropped.
-pub(crate) unsafe trait ShmSafe: Sync + 'static {}
+/// - not need `Drop` to run: the memory is unmapped, never dropped;
+/// - stay mapped while any thread holds it: if a thread of this process can keep a pointer into
+///   the object after every Rust borrow of it has ended (a locked robust pthread mutex is linked
+///   into its holder's robust list through the mutex's own memory, and a forgotten guard leaves
+///   it locked), [`keep_mapped`](ShmSafe::keep_mapped) must return true while that is so.
+pub(crate) unsafe trait ShmSafe: Sync + 'static {
+    /// Whether a thread of this process still points into this object's memory from outside
+    /// Rust's borrows (for robust locks: the lock word's owner is one of our threads), so that
+    /// dropping its [`ShmBox`] must leave the segment mapped rather than unmap it under them.
+    fn keep_mapped(&self) -> bool {
+        false
+    }
+}
 
 /// One `T` in its own segment. Creating it initialises `T` before publishing the header, so an
 /// opener never sees a half-built object.
+///
+/// Dropping it unmaps the segment, unless [`ShmSafe::keep_mapped`] says a thread of this process
+/// still points into the object (a robust lock whose guard was forgotten): then the mapping and
+/// the fd are leaked for the rest of the process's life, so that nothing is ever mapped where
+/// glibc and the kernel will write.
 pub(crate) struct ShmBox<T: ShmSafe> {
-    seg: Segment,
+    /// Dropped in `Drop`, unless leaked.
+    seg: ManuallyDrop<Segment>,
     ptr: NonNull<T>,
+    /// The pid that created the segment through this box. A leaked segment's name is removed as
+    /// `Segment`'s own drop would have done (its creator's handle unlinks it; object segments
+    /// are never `persist`ed).
+    created_by: Option<u32>,
     _t: PhantomData<T>,
 }
 
@@ -38,7 +60,6 @@ unsafe impl<T: ShmSafe> Send for ShmBox<T> {}
 // SAFETY: as above; `&ShmBox<T>` only hands out `&T`, and `T: Sync`.
 unsafe impl<T: ShmSafe> Sync for ShmBox<T> {}
 
-#[allow(dead_code)] // open_*, new and segment are used by the sync and queue modules as they land
 impl<T: ShmSafe> ShmBox<T> {
     /// Creates a segment holding `value`.
     pub(crate) fn new(kind: Kind, opts: &ShmOptions, value: T) -> Result<ShmBox<T>> {
@@ -69,7 +90,12 @@ impl<T: ShmSafe> ShmBox<T> {
         let ptr = seg.data_ptr().cast::<T>();
         init(ptr)?;
         seg.publish();
-        Ok(ShmBox { seg, ptr, _t: PhantomData })
+        Ok(ShmBox {
+            seg: ManuallyDrop::new(seg),
+            ptr,
+            created_by: Some(crate::sys::proc::getpid()),
+            _t: PhantomData,
+        })
     }
 
     /// Opens the object a handle refers to, checking kind and type.
@@ -84,11 +110,24 @@ impl<T: ShmSafe> ShmBox<T> {
 
     fn open_loc(loc: &Locator, nonce: Option<u64>, kind: Kind) -> Result<ShmBox<T>> {
         let seg = Segment::open_typed(loc, nonce, kind, &TypeDesc::of::<T>())?;
+        // The shape check only makes the header agree with itself and the file: a crafted header
+        // with the right kind and type but `len = 0` (and sizes to match) would let `deref` read
+        // past the segment's end. An object segment holds exactly one `T`.
+        if seg.len() != 1 {
+            return Err(Error::CorruptHeader {
+                what: match loc {
+                    Locator::Named(n) => format!("segment {n}"),
+                    Locator::Anonymous { pid, fd } => format!("anonymous segment {pid}/{fd}"),
+                },
+                reason: format!("it records {} elements; a shared object has exactly 1", seg.len()),
+            });
+        }
         let ptr = seg.data_ptr().cast::<T>();
-        Ok(ShmBox { seg, ptr, _t: PhantomData })
+        Ok(ShmBox { seg: ManuallyDrop::new(seg), ptr, created_by: None, _t: PhantomData })
     }
 
-    /// The underlying segment (name, handle, persist, unlink).
+    /// The underlying segment (name, handle). Do not `persist` it: the leaking drop assumes
+    /// an object segment is never persisted.
     pub(crate) fn segment(&self) -> &Segment {
         &self.seg
     }
@@ -104,8 +143,83 @@ impl<T: ShmSafe> Deref for ShmBox<T> {
     }
 }
 
+impl<T: ShmSafe> Drop for ShmBox<T> {
+    fn drop(&mut self) {
+        if (**self).keep_mapped() {
+            // A thread of this process links into this memory (a forgotten guard of a robust
+            // lock): unmapping would let glibc's next robust lock on that thread, and the kernel
+            // at its exit, write into whatever is mapped here next. Leak the mapping and the fd.
+            if self.created_by == Some(crate::sys::proc::getpid()) && self.seg.name().is_some() {
+                let _ = self.seg.unlink();
+            }
+            return;
+        }
+        // SAFETY: `seg` is dropped exactly once, here, and `self` is never used again.
+        unsafe { ManuallyDrop::drop(&mut self.seg) }
+    }
+}
+
 impl<T: ShmSafe> std::fmt::Debug for ShmBox<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShmBox").field("handle", &self.seg.handle().to_string()).finish()
+    }
+}
+
+/// Whether `addr` lies inside one of this process's mappings (`/proc/self/maps`).
+#[cfg(test)]
+pub(crate) fn is_mapped(addr: usize) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines().any(|line| {
+        let range = line.split_whitespace().next().unwrap_or_default();
+        let (a, b) = range.split_once('-').unwrap_or_default();
+        let parse = |x: &str| usize::from_str_radix(x, 16).unwrap_or(0);
+        (parse(a)..parse(b)).contains(&addr)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::FileExt;
+
+    use crate::{Error, Mutex, ShmOptions};
+
+    fn poke(file: &std::fs::File, offset: u64, value: u64) {
+        file.write_all_at(&value.to_le_bytes(), offset).unwrap();
+    }
+
+    #[test]
+    fn an_object_header_claiming_no_elements_is_corrupt() {
+        let m = Mutex::new_with(7u64, &ShmOptions::new().generated_name()).unwrap();
+        let name = m.name().unwrap().to_string();
+        let file =
+            OpenOptions::new().read(true).write(true).open(format!("/dev/shm/{name}")).unwrap();
+        let full = file.metadata().unwrap().len();
+        let mut data_offset = [0u8; 8];
+        file.read_exact_at(&mut data_offset, 56).unwrap();
+        let data_offset = u64::from_le_bytes(data_offset);
+
+        // len = 0 alone: the sizes no longer agree.
+        poke(&file, 48, 0);
+        assert!(matches!(Mutex::<u64>::open(&name), Err(Error::CorruptHeader { .. })));
+
+        // len = 0 with every size made consistent (data_bytes 0, the file cut to the header):
+        // only the object's own check catches it, or `deref` would read past the end.
+        poke(&file, 64, 0);
+        poke(&file, 72, data_offset);
+        file.set_len(data_offset).unwrap();
+        match Mutex::<u64>::open(&name) {
+            Err(Error::CorruptHeader { reason, .. }) => assert!(reason.contains("exactly 1")),
+            other => panic!("expected CorruptHeader, got {:?}", other.map(drop)),
+        }
+
+        // Put the segment back (the data comes back zeroed: an unlocked mutex) before `m`, whose
+        // mapping covers the cut-off page, is dropped.
+        file.set_len(full).unwrap();
+        poke(&file, 48, 1);
+        poke(&file, 64, full - data_offset);
+        poke(&file, 72, full);
+        assert!(Mutex::<u64>::open(&name).is_ok());
+        drop(m);
     }
 }

@@ -37,7 +37,12 @@ pub fn clean_stale() -> Result<Vec<String>> {
         }
         match sys::shm::shm_unlink(&os_name(&name)) {
             Ok(()) => removed.push(name),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {} // someone else cleaned it
+            // Someone else cleaned it, or it belongs to another user (sticky /dev/shm): skip.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+                ) => {}
             Err(e) => return Err(Error::io("shm_unlink")(e)),
         }
     }

@@ -4,10 +4,14 @@
 //! carrying `io::Error`, and `Duration`s. Each file here covers one family of calls.
 
 pub(crate) mod cpu;
+pub(crate) mod fdpass;
 pub(crate) mod futex;
+pub(crate) mod liveness;
 pub(crate) mod mem;
 pub(crate) mod proc;
+pub(crate) mod pthread;
 pub(crate) mod shm;
+pub(crate) mod signal;
 
 use std::io;
 

@@ -16,6 +16,12 @@ pub(crate) fn getppid() -> u32 {
     unsafe { libc::getppid() as u32 }
 }
 
+/// Whether the calling thread is the process's main thread (whose exit ends the process).
+pub(crate) fn is_main_thread() -> bool {
+    // SAFETY: gettid has no preconditions and cannot fail.
+    unsafe { libc::gettid() as u32 == getpid() }
+}
+
 /// Whether a process with this pid exists (it may be a zombie, or a reused pid).
 pub(crate) fn pid_alive(pid: u32) -> bool {
     if pid == 0 || pid > i32::MAX as u32 {
@@ -85,6 +91,19 @@ pub(crate) fn try_waitpid(pid: u32) -> io::Result<Option<Exit>> {
     // SAFETY: `status` is a valid out-pointer for the call's duration.
     let r = cvt_retry(|| unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) })?;
     Ok(if r == 0 { None } else { Some(decode(status)) })
+}
+
+/// Reaps any one child that has ended, without blocking: `(pid, how)`, or `None` when no child
+/// has ended (or there are none).
+pub(crate) fn try_wait_any() -> io::Result<Option<(u32, Exit)>> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer for the call's duration.
+    match cvt_retry(|| unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) }) {
+        Ok(0) => Ok(None),
+        Ok(pid) => Ok(Some((pid as u32, decode(status)))),
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Sends `sig` to process `pid`.
@@ -161,4 +180,13 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
         libc::SIGTERM => "SIGTERM",
         _ => "signal",
     }
+}
+
+/// Puts a descriptor in non-blocking mode.
+pub(crate) fn set_nonblocking(f: &impl std::os::fd::AsRawFd) -> io::Result<()> {
+    let fd = f.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL take and return ints; no memory is touched.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
 }

@@ -3,7 +3,9 @@
 //! libtest runs every test on a thread of its own, even with `--test-threads=1`, so a test binary
 //! always has at least two threads and shmpool (rightly) refuses to fork it. This runner keeps
 //! everything on the main thread, one test at a time, and checks after each test that
-//! - no new `/dev/shm` entry was left behind (a leak fails the test, and is removed),
+//! - no new `/dev/shm` entry was left behind by this process or a child that has exited (a leak
+//!   fails the test, and is removed; entries of other live processes, such as a second test run
+//!   on the same machine, are not this run's business),
 //! - no child process was left unreaped (that fails the test too),
 //! - the test finished within its watchdog (SIGALRM ends the whole binary: a hang is a failure).
 //!
@@ -29,6 +31,25 @@ fn shm_entries() -> BTreeSet<String> {
     std::fs::read_dir("/dev/shm")
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default()
+}
+
+/// Whether a new /dev/shm entry was made by this run: by this process, or by a process that has
+/// exited (one of the test's children). The creator comes from a shmpool header, else from a
+/// generated `shmpool-<pid>-...` name; other entries count as ours only if they look like a test's.
+fn ours(name: &str) -> bool {
+    let me = std::process::id();
+    if let Ok(info) = shmpool::segment::inspect(name) {
+        return info.creator_pid == me || !info.creator_alive;
+    }
+    let pid = name
+        .strip_prefix("shmpool-")
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok());
+    match pid {
+        // SAFETY: signal 0 only checks that the process exists.
+        Some(pid) => pid == me || unsafe { libc::kill(pid as i32, 0) } != 0,
+        None => false,
+    }
 }
 
 fn unreaped_children() -> bool {
@@ -90,7 +111,8 @@ pub fn run(tests: Vec<Test>) -> ExitCode {
         if outcome.is_err() {
             problems.push("panicked".to_string());
         }
-        let leaked: Vec<String> = shm_entries().difference(&before).cloned().collect();
+        let leaked: Vec<String> =
+            shm_entries().difference(&before).filter(|n| ours(n)).cloned().collect();
         if !leaked.is_empty() {
             problems.push(format!("left /dev/shm entries behind: {leaked:?}"));
             for name in &leaked {

@@ -5,10 +5,18 @@ mod harness;
 
 mod array;
 mod pool;
+mod process;
+mod scope;
+mod sync;
+mod value;
 
 fn main() -> std::process::ExitCode {
     let mut tests = Vec::new();
     tests.extend(array::tests());
+    tests.extend(scope::tests());
+    tests.extend(sync::tests());
+    tests.extend(value::tests());
+    tests.extend(process::tests());
     tests.extend(pool::tests());
     tests.extend(pool::task_tests());
     harness::run(tests)

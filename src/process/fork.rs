@@ -1,0 +1,58 @@
+//! The fork start method: the child is a copy of the parent at the moment of the call, so it can
+//! run any `'static` closure without serializing anything.
+
+use std::fs::File;
+
+use super::alive;
+use super::child::{self, ChildResult};
+use super::forkserver;
+use crate::error::{Error, Result};
+use crate::sys::{self, proc::Forked};
+
+/// Forks a child running `f`; returns its pid and the read end of its panic report pipe.
+///
+/// Refuses with [`Error::ForkWithThreads`] while the process has other threads, unless
+/// `allow_threads`. The child arms the alive pipe, and `PR_SET_PDEATHSIG` too when it was forked
+/// from the main thread (the signal fires when the forking *thread* exits).
+///
+/// `f` may borrow (`'a`): the scoped API reaps the child before those borrows end; `Process`
+/// requires `'static`. In the parent, `f` is dropped right after the fork, closing its copies of
+/// captured descriptors; `Send` keeps thread-bound values (lock guards) out, whose release by the
+/// parent would end the child's exclusive access while it still runs.
+pub(crate) fn start<'a, F, R>(allow_threads: bool, f: F) -> Result<(u32, File)>
+where
+    F: FnOnce() -> R + Send + 'a,
+    R: ChildResult,
+{
+    // Anything buffered would otherwise be printed twice, once by each process.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    if !allow_threads {
+        let threads = sys::proc::thread_count().map_err(Error::io("counting threads"))?;
+        if threads > 1 {
+            return Err(Error::ForkWithThreads { threads });
+        }
+    }
+    // The alive pipe must exist before the fork, for the child to inherit its read end.
+    alive::read_end()?;
+    let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
+    let parent = sys::proc::getpid();
+    // PR_SET_PDEATHSIG follows the forking thread: arm it only when that thread lives as long as
+    // the process; the alive pipe guards the child either way.
+    let pdeathsig = sys::proc::is_main_thread();
+    // SAFETY: either the process is single-threaded (checked above), or the caller accepted the
+    // multi-threaded risk through `Context::allow_threads`, whose contract limits what `f` does.
+    match unsafe { sys::proc::fork() }.map_err(Error::io("fork"))? {
+        Forked::Child => {
+            drop(report_r);
+            forkserver::forget_in_forked_child();
+            if !alive::guard_forked_child() {
+                sys::proc::exit_now(child::PANIC_EXIT_CODE + 1);
+            }
+            if pdeathsig { child::run(parent, report_w, f) } else { child::finish(report_w, f) }
+        }
+        Forked::Parent(pid) => {
+            drop(report_w);
+            Ok((pid, report_r))
+        }
+    }
+}

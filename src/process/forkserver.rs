@@ -1,0 +1,373 @@
+//! The forkserver: a small single-threaded copy of the program that forks workers on request.
+//!
+//! It is started, on first use, by re-executing the program with a marker (see `boot.rs`), so it
+//! is clean (one thread, no locks held, none of the caller's state) even when the caller already
+//! runs many threads, as every `cargo test` binary does. Each worker it forks is therefore a
+//! safe fork of a single-threaded process.
+//!
+//! Protocol, over a Unix stream socket pair: the client sends a 4-byte length with two
+//! descriptors attached (the write ends of the worker's status pipe and panic-report pipe), then
+//! the serialized [`Job`]; the server answers with 4 bytes, the worker's pid or minus an errno.
+//! When a worker ends, the server reaps it and writes how it ended (8 bytes) to its status pipe,
+//! which is how the client joins it: workers are the server's children, not the client's.
+//!
+//! Deaths: the server exits once the client's socket is closed (the client shut it down, or died:
+//! the kernel closes a dead process's descriptors) and all its workers have ended. It also arms
+//! the alive pipe, so a SIGKILLed client takes it down at once. Workers arm both
+//! `PR_SET_PDEATHSIG` (safe here: the server has one thread, so "the thread that forked" is the
+//! server itself) and the client's alive pipe.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::alive;
+use super::boot::{self, Marker, Mode};
+use super::child;
+use super::entry::Job;
+use super::handle;
+use super::status::ExitStatus;
+use crate::error::{Error, Result};
+use crate::sys::{self, proc::Exit};
+
+/// A worker the server started, seen from the client.
+pub(crate) struct Started {
+    pub(crate) pid: u32,
+    /// Readable once the worker ended: 8 bytes of status, or EOF if the server died first.
+    pub(crate) status: File,
+    pub(crate) report: File,
+}
+
+struct Client {
+    owner: u32,
+    server_pid: u32,
+    sock: UnixStream,
+}
+
+static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
+
+/// How long a request may wait on the server before it counts as hung.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Asks the forkserver (started on first use) to fork a worker running `job`.
+pub(crate) fn start(job: &Job) -> Result<Started> {
+    std::hint::black_box(&boot::BOOT);
+    let mut g = CLIENT.lock().unwrap_or_else(|p| p.into_inner());
+    let me = sys::proc::getpid();
+    if g.as_ref().is_some_and(|c| c.owner != me) {
+        // Inherited through fork from a parent: its server is not ours to use.
+        *g = None;
+    }
+    // A server that died since the last request shows as a failed send: nothing reached it, so
+    // no worker was forked, and it is safe to launch a new server and send once more. A failure
+    // after the request was sent is not retried (the worker may exist).
+    for attempt in 0..2 {
+        if g.is_none() {
+            *g = Some(launch()?);
+        }
+        let c = g.as_mut().expect("set above");
+        let failure = match request(&mut c.sock, job) {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(errno)) => {
+                return Err(Error::io("fork (in the forkserver)")(
+                    std::io::Error::from_raw_os_error(errno),
+                ));
+            }
+            Err(f) => f,
+        };
+        let dead = g.take().expect("set above");
+        drop(dead.sock);
+        // Dead already (a closed socket), or hung past the timeouts: either way it goes.
+        let _ = sys::proc::kill(dead.server_pid, libc::SIGKILL);
+        let how = match sys::proc::waitpid(dead.server_pid) {
+            Ok(exit) => ExitStatus { exit, panic: None }.to_string(),
+            Err(_) => "is gone".to_string(),
+        };
+        match failure {
+            Failure::Send(_) if attempt == 0 => continue,
+            Failure::Send(e) | Failure::Reply(e) => {
+                return Err(Error::ForkServer {
+                    reason: format!("(pid {}) stopped answering ({e}) and {how}", dead.server_pid),
+                });
+            }
+        }
+    }
+    unreachable!("the second attempt returns")
+}
+
+/// Where a request failed.
+enum Failure {
+    /// Before the whole request was sent: no worker exists.
+    Send(std::io::Error),
+    /// Waiting for the reply: a worker may exist.
+    Reply(std::io::Error),
+}
+
+fn launch() -> Result<Client> {
+    let (ours, theirs) = UnixStream::pair().map_err(Error::io("socketpair"))?;
+    let alive = alive::read_end()?;
+    let marker = Marker {
+        mode: Mode::ForkServer,
+        fd_a: theirs.as_raw_fd(),
+        fd_b: -1,
+        alive,
+        secret: super::spawn::secret(),
+    };
+    let keep = [theirs.as_raw_fd(), alive];
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.env(boot::MARKER, marker.format()).stdin(Stdio::null());
+    // SAFETY: the closure runs between fork and exec and only calls fcntl, which is
+    // async-signal-safe; it touches the child's copies of descriptors this process owns.
+    unsafe {
+        cmd.pre_exec(move || keep.iter().try_for_each(|&fd| sys::fdpass::clear_cloexec(fd)));
+    }
+    let child = cmd.spawn().map_err(Error::io("starting the forkserver (/proc/self/exe)"))?;
+    // A server that takes this long to read a request or to answer is hung: a request then
+    // fails (and the server is replaced) instead of blocking its caller forever.
+    ours.set_read_timeout(Some(REQUEST_TIMEOUT)).map_err(Error::io("setsockopt"))?;
+    ours.set_write_timeout(Some(REQUEST_TIMEOUT)).map_err(Error::io("setsockopt"))?;
+    Ok(Client { owner: sys::proc::getpid(), server_pid: child.id(), sock: ours })
+}
+
+/// One request; `Ok(Err(errno))` when the server could not fork.
+fn request(
+    sock: &mut UnixStream,
+    job: &Job,
+) -> std::result::Result<std::result::Result<Started, i32>, Failure> {
+    let (status_r, status_w) = sys::proc::pipe().map_err(Failure::Send)?;
+    let (report_r, report_w) = sys::proc::pipe().map_err(Failure::Send)?;
+    let body = job.to_bytes();
+    let len = (body.len() as u32).to_le_bytes();
+    let send = |sock: &mut UnixStream| -> std::io::Result<()> {
+        let sent =
+            sys::fdpass::send_with_fds(sock.as_fd(), &len, &[status_w.as_fd(), report_w.as_fd()])?;
+        sys::fdpass::send_all(sock.as_fd(), &len[sent..])?;
+        sys::fdpass::send_all(sock.as_fd(), &body)
+    };
+    send(sock).map_err(Failure::Send)?;
+    drop((status_w, report_w));
+    let mut reply = [0u8; 4];
+    sock.read_exact(&mut reply).map_err(Failure::Reply)?;
+    let r = i32::from_le_bytes(reply);
+    Ok(if r > 0 {
+        Ok(Started { pid: r as u32, status: status_r, report: report_r })
+    } else {
+        Err(-r)
+    })
+}
+
+/// Encodes how a worker ended for its status pipe.
+fn encode(exit: Exit) -> [u8; 8] {
+    let (tag, v) = match exit {
+        Exit::Code(c) => (0i32, c),
+        Exit::Signal(s) => (1, s),
+    };
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&tag.to_le_bytes());
+    b[4..].copy_from_slice(&v.to_le_bytes());
+    b
+}
+
+/// Decodes a status written by the server.
+pub(crate) fn decode(b: [u8; 8]) -> Exit {
+    let tag = i32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+    let v = i32::from_le_bytes(b[4..].try_into().expect("4 bytes"));
+    if tag == 0 { Exit::Code(v) } else { Exit::Signal(v) }
+}
+
+/// Stops this process's forkserver, if it runs: closes the connection and waits until the
+/// server has exited, which it does once every worker it started has ended. The next
+/// forkserver start launches a new one.
+///
+/// Call it before the program ends only if you want the server gone early (a test harness that
+/// checks for leftover children, say); otherwise it ends by itself with the program.
+///
+/// ```no_run
+/// use shmpool::{StartMethod, get_context};
+/// fn work(x: u32) -> i32 { x as i32 }
+/// let mut p = get_context(StartMethod::ForkServer).start(work, 3)?;
+/// assert_eq!(p.join()?.exitcode(), 3);
+/// shmpool::shutdown_forkserver()?;
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub fn shutdown_forkserver() -> Result<()> {
+    shutdown(None)
+}
+
+/// Like [`shutdown_forkserver`], but waits at most `timeout` for the server's workers to end.
+/// On [`Error::Timeout`] the server is gone from this process's point of view (the next start
+/// launches a new one); it exits, and is reaped in the background, once its last worker ends.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// shmpool::shutdown_forkserver_timeout(Duration::from_secs(5))?;
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub fn shutdown_forkserver_timeout(timeout: Duration) -> Result<()> {
+    shutdown(Some(timeout))
+}
+
+fn shutdown(timeout: Option<Duration>) -> Result<()> {
+    let c = CLIENT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(c) = c else { return Ok(()) };
+    if c.owner != sys::proc::getpid() {
+        return Ok(());
+    }
+    drop(c.sock);
+    let exit = match timeout {
+        None => sys::proc::waitpid(c.server_pid).map_err(Error::io("waitpid (forkserver)"))?,
+        Some(after) => {
+            let deadline = Instant::now() + after;
+            let mut nap = Duration::from_micros(50);
+            loop {
+                if let Some(exit) = sys::proc::try_waitpid(c.server_pid)
+                    .map_err(Error::io("waitpid (forkserver)"))?
+                {
+                    break exit;
+                }
+                let now = Instant::now();
+                if now >= deadline {
+                    handle::detach(c.server_pid);
+                    return Err(Error::Timeout {
+                        what: "forkserver shutdown (its workers still run)",
+                        after,
+                    });
+                }
+                std::thread::sleep(nap.min(deadline - now));
+                nap = (nap * 2).min(Duration::from_millis(5));
+            }
+        }
+    };
+    match exit {
+        Exit::Code(0) => Ok(()),
+        other => Err(Error::ForkServer {
+            reason: format!(
+                "(pid {}) ended badly: {}",
+                c.server_pid,
+                ExitStatus { exit: other, panic: None }
+            ),
+        }),
+    }
+}
+
+/// In a child made by `fork`: drop the parent's connection to its forkserver, so the child never
+/// talks on it and never keeps the parent's server waiting for an EOF. Takes no blocking lock.
+pub(crate) fn forget_in_forked_child() {
+    if let Ok(mut g) = CLIENT.try_lock() {
+        *g = None;
+    }
+}
+
+/// The server's main loop (never returns).
+pub(crate) fn serve(m: Marker) -> ! {
+    let server_pid = sys::proc::getpid();
+    match sys::proc::thread_count() {
+        Ok(1) => {}
+        Ok(n) => boot::fail(&format!(
+            "the forkserver must be single-threaded, and {n} threads run before main"
+        )),
+        Err(e) => boot::fail(&format!("its threads cannot be counted ({e})")),
+    }
+    if !alive::guard(m.alive) {
+        sys::proc::exit_now(0);
+    }
+    let mut sock = UnixStream::from(boot::own(m.fd_a));
+    let alive_fd = boot::own(m.alive);
+    // Workers inherit both through fork; neither may leak into what a worker execs.
+    let _ = sys::fdpass::set_cloexec(sock.as_raw_fd());
+    let _ = sys::fdpass::set_cloexec(alive_fd.as_raw_fd());
+    let mask = sys::signal::block_sigchld()
+        .unwrap_or_else(|e| boot::fail(&format!("SIGCHLD cannot be blocked ({e})")));
+    let sigchld =
+        sys::signal::sigchld_fd().unwrap_or_else(|e| boot::fail(&format!("signalfd failed ({e})")));
+    let mut workers: HashMap<u32, File> = HashMap::new();
+    let mut open = true;
+    loop {
+        if !open && workers.is_empty() {
+            sys::proc::exit_now(0);
+        }
+        let ready = if open {
+            sys::fdpass::wait_any(&[sigchld.as_fd(), sock.as_fd()])
+        } else {
+            sys::fdpass::wait_any(&[sigchld.as_fd()])
+        }
+        .unwrap_or_else(|e| boot::fail(&format!("poll failed ({e})")));
+        if ready[0] {
+            sys::signal::drain(&sigchld);
+            while let Ok(Some((pid, exit))) = sys::proc::try_wait_any() {
+                if let Some(mut f) = workers.remove(&pid) {
+                    let _ = f.write_all(&encode(exit));
+                }
+            }
+        }
+        if open && ready.get(1).copied().unwrap_or(false) {
+            match read_request(&mut sock) {
+                Ok(None) => open = false,
+                Ok(Some((bytes, status_w, report_w))) => {
+                    let reply = match Job::verify(&bytes, m.secret) {
+                        Err(_) => -libc::EINVAL,
+                        // SAFETY: this process is single-threaded (checked at start), so the
+                        // worker may do anything after the fork.
+                        Ok(job) => match unsafe { sys::proc::fork() } {
+                            Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
+                            Ok(sys::proc::Forked::Parent(pid)) => {
+                                workers.insert(pid, File::from(status_w));
+                                pid as i32
+                            }
+                            Ok(sys::proc::Forked::Child) => {
+                                drop(sock);
+                                drop(sigchld);
+                                drop(status_w);
+                                workers.clear();
+                                sys::signal::restore_mask(&mask);
+                                if !alive::guard(alive_fd.as_raw_fd()) {
+                                    sys::proc::exit_now(child::PANIC_EXIT_CODE + 1);
+                                }
+                                drop(alive_fd);
+                                child::run(server_pid, File::from(report_w), || job.call())
+                            }
+                        },
+                    };
+                    if sock.write_all(&reply.to_le_bytes()).is_err() {
+                        open = false;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("shmpool forkserver: dropping a malformed request and closing ({e})");
+                    open = false;
+                }
+            }
+            if !open {
+                // Close now, so a client waiting for a reply sees EOF instead of hanging.
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+type Request = (Vec<u8>, OwnedFd, OwnedFd);
+
+fn read_request(sock: &mut UnixStream) -> std::io::Result<Option<Request>> {
+    let mut len = [0u8; 4];
+    let (n, fds) = sys::fdpass::recv_with_fds(sock.as_fd(), &mut len)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    sock.read_exact(&mut len[n..])?;
+    let [status_w, report_w]: [OwnedFd; 2] = fds.try_into().map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "expected two descriptors")
+    })?;
+    let len = u32::from_le_bytes(len) as u64;
+    if len > boot::MAX_JOB_BYTES {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "job too large"));
+    }
+    let mut bytes = vec![0u8; len as usize];
+    sock.read_exact(&mut bytes)?;
+    Ok(Some((bytes, status_w, report_w)))
+}

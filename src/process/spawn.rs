@@ -1,0 +1,87 @@
+//! The spawn start method: re-execute the program (`/proc/self/exe`, the very file this process
+//! runs even if it was replaced on disk since) with a marker that turns the new process into a
+//! worker before `main` (see `boot.rs`), and hand it its job through a pipe.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use super::alive;
+use super::boot::{self, Marker, Mode};
+use super::entry::Job;
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// This process's secret, which proves to a re-executed child (or the forkserver) that its job
+/// came from us. A forked child keeps its parent's: the secret only vouches that a job was built
+/// by a process running this same executable, which a forked child is.
+pub(crate) fn secret() -> u64 {
+    static SECRET: OnceLock<u64> = OnceLock::new();
+    *SECRET.get_or_init(sys::proc::random_u64)
+}
+
+/// Starts a re-executed child running `job`; returns its pid and the read end of its panic
+/// report pipe.
+pub(crate) fn start(job: &Job) -> Result<(u32, File)> {
+    std::hint::black_box(&boot::BOOT);
+    let (job_r, mut job_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
+    let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
+    let alive = alive::read_end()?;
+    let marker = Marker {
+        mode: Mode::Spawn,
+        fd_a: job_r.as_raw_fd(),
+        fd_b: report_w.as_raw_fd(),
+        alive,
+        secret: job.secret,
+    };
+    let keep = [job_r.as_raw_fd(), report_w.as_raw_fd(), alive];
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.env(boot::MARKER, marker.format()).stdin(Stdio::null());
+    // SAFETY: the closure runs between fork and exec and only calls fcntl, which is
+    // async-signal-safe; it touches the child's copies of descriptors this process owns.
+    unsafe {
+        cmd.pre_exec(move || keep.iter().try_for_each(|&fd| sys::fdpass::clear_cloexec(fd)));
+    }
+    let child = cmd.spawn().map_err(Error::io("spawning a worker (/proc/self/exe)"))?;
+    drop((job_r, report_w));
+    if let Err(e) = send_job(&mut job_w, &job.to_bytes()) {
+        let _ = sys::proc::kill(child.id(), libc::SIGKILL);
+        let _ = sys::proc::waitpid(child.id());
+        return Err(e);
+    }
+    Ok((child.id(), report_r))
+}
+
+/// How long a child may take to read its job.
+const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Writes the job, giving up when the child stops reading for [`JOB_TIMEOUT`] (it is not
+/// reading: a program whose constructor did not run, say). A child that dies before reading
+/// makes this a broken pipe, which is not an error here: its exit status, which `join`
+/// reports, says more.
+fn send_job(w: &mut File, mut bytes: &[u8]) -> Result<()> {
+    sys::fdpass::set_nonblocking(w.as_raw_fd()).map_err(Error::io("fcntl"))?;
+    while !bytes.is_empty() {
+        match w.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !sys::fdpass::wait_writable(w.as_fd(), Some(JOB_TIMEOUT))
+                    .map_err(Error::io("poll"))?
+                {
+                    return Err(Error::Timeout {
+                        what: "a spawned worker reading its job",
+                        after: JOB_TIMEOUT,
+                    });
+                }
+            }
+            Err(e) => return Err(Error::io("writing a worker's job")(e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,555 @@
+//! `Barrier`: parties wait until all have arrived (Python's `multiprocessing.Barrier`).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::object_methods;
+use super::robust::{Acquired, RobustMutex, Wait};
+use super::wait::{self, Deadline, Left};
+use crate::error::{Error, Result};
+use crate::segment::header::Kind;
+use crate::segment::object::{ShmBox, ShmSafe};
+use crate::segment::options::ShmOptions;
+use crate::sys::pthread::MutexType;
+use crate::sys::{futex, liveness, proc};
+
+/// The shared part of a [`Barrier`]. The state fields are atomics so that `&self` access is
+/// sound, but they change only under `lock`; `seq` is the futex word waiters sleep on.
+#[repr(C)]
+pub(crate) struct BarrierCell {
+    lock: RobustMutex,
+    /// Bumped (under `lock`) on every release, break and reset.
+    seq: AtomicU32,
+    parties: u32,
+    /// Parties waiting in the current generation.
+    count: AtomicU32,
+    /// The current generation: one per release or reset.
+    generation: AtomicU32,
+    /// 1 while broken.
+    broken: AtomicU32,
+    /// How the last 64 generations ended, newest in bit 0: 1 released, 0 reset while broken.
+    history: AtomicU64,
+    /// The pid of the party waiting at arrival index `i` in the current generation (the first
+    /// `WATCHED` parties), so that waiters can notice one that died.
+    pids: [AtomicU32; WATCHED],
+}
+
+/// How many waiting parties' pids are recorded and watched.
+const WATCHED: usize = 64;
+
+/// How often a waiting party checks that the others still run.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+// SAFETY: `#[repr(C)]` of a process-shared pthread mutex, atomics and a constant, used through
+// `&self` only; no pointers, no `Drop`; `keep_mapped` is true while a thread of ours holds the
+// internal lock, the only time one links into the cell.
+unsafe impl ShmSafe for BarrierCell {
+    fn keep_mapped(&self) -> bool {
+        self.lock.held_in_this_process()
+    }
+}
+
+/// Held while the barrier's state is read or changed.
+struct StateLock<'a>(&'a BarrierCell);
+
+impl Drop for StateLock<'_> {
+    fn drop(&mut self) {
+        self.0.lock.release();
+    }
+}
+
+impl BarrierCell {
+    /// Takes the state lock, waiting as long as it takes.
+    fn state(&self) -> Result<StateLock<'_>> {
+        match self.state_until(Deadline::NEVER)? {
+            Some(held) => Ok(held),
+            None => unreachable!("an untimed lock does not time out"),
+        }
+    }
+
+    /// Takes the state lock, or `None` once `deadline` passes: a party stopped (SIGSTOP, a
+    /// debugger) while holding it must not make the other parties miss their timeouts. After
+    /// the deadline it still tries briefly (one attempt and a short spin), so that a waiter
+    /// whose time is up can still learn whether its round was released.
+    fn state_until(&self, deadline: Deadline) -> Result<Option<StateLock<'_>>> {
+        let how = match deadline.left() {
+            Left::Forever => Wait::Block,
+            Left::For(d) => Wait::Timeout(d),
+            Left::Expired => Wait::Timeout(Duration::ZERO),
+        };
+        match self.lock.acquire(how) {
+            Ok(Acquired::Clean) => Ok(Some(StateLock(self))),
+            Ok(Acquired::OwnerDied) => {
+                // A party died mid-update: the state cannot be trusted, so the barrier breaks
+                // (reset() repairs it), which is what a lost party means anyway.
+                let held = StateLock(self);
+                self.lock.make_consistent();
+                self.break_locked();
+                Ok(Some(held))
+            }
+            Err(super::robust::Failed::Timeout(_)) => Ok(None),
+            Err(super::robust::Failed::Io(e)) => Err(Error::io("locking a barrier")(e)),
+            Err(_) => Err(Error::Io {
+                op: "locking a barrier",
+                source: std::io::Error::other("the barrier's internal lock is unusable"),
+            }),
+        }
+    }
+
+    fn bump(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&self.seq);
+    }
+
+    /// Breaks the barrier; call with the state lock held.
+    fn break_locked(&self) {
+        if self.broken.swap(1, Ordering::Relaxed) == 0 {
+            self.bump();
+        }
+    }
+
+    /// Breaks the barrier without the state lock, for a waiter whose time ran out while
+    /// another party held the lock. Sound without the lock because `broken` is only ever set
+    /// to 1 (idempotently) or cleared by `reset`, and every reader re-reads it under the lock:
+    /// the break simply takes effect at this swap (a reset that clears it afterwards came
+    /// after it; a release that completed before it stays released, as its waiters check the
+    /// generation first).
+    fn break_unlocked(&self) {
+        if self.broken.swap(1, Ordering::SeqCst) == 0 {
+            self.bump();
+        }
+    }
+
+    /// Whether a party waiting in the current generation has died; call with the state lock.
+    fn lost_party(&self) -> bool {
+        let waiting = (self.count.load(Ordering::Relaxed) as usize).min(WATCHED);
+        self.pids[..waiting].iter().any(|p| !liveness::pid_running(p.load(Ordering::Relaxed)))
+    }
+
+    /// How generation `g` ended, once the current generation is past it: true if released.
+    fn released(&self, g: u32) -> bool {
+        let back = self.generation.load(Ordering::Relaxed).wrapping_sub(g).wrapping_sub(1);
+        back >= 64 || (self.history.load(Ordering::Relaxed) >> back) & 1 == 1
+    }
+}
+
+/// What [`Barrier::wait`] tells each party.
+///
+/// ```
+/// let b = shmpool::Barrier::new(1)?;
+/// let r = b.wait()?;
+/// assert!(r.is_leader() && r.index() == 0);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BarrierWaitResult {
+    index: u32,
+    leader: bool,
+}
+
+impl BarrierWaitResult {
+    /// The order of arrival in this round, `0..parties` (Python's return value).
+    ///
+    /// ```
+    /// assert_eq!(shmpool::Barrier::new(1)?.wait()?.index(), 0);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// True for exactly one party per round: the last to arrive, which released the others.
+    ///
+    /// ```
+    /// assert!(shmpool::Barrier::new(1)?.wait()?.is_leader());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn is_leader(&self) -> bool {
+        self.leader
+    }
+}
+
+/// A barrier for a fixed number of parties in any processes: each `wait` blocks until
+/// `parties` calls are waiting, then all return, and the barrier is ready for the next round.
+///
+/// With a timeout, a wait that runs out breaks the barrier (Python's semantics): it returns
+/// [`Error::Timeout`], every other waiter and every later caller gets
+/// [`Error::BrokenBarrier`] until [`reset`](Barrier::reset).
+///
+/// A party that dies while waiting breaks the barrier too: waiters check every 100 ms that the
+/// processes waiting with them still run (the first 64 of them), and a dead one means the round
+/// can never complete. A party that dies before it arrives cannot be noticed: use a timeout
+/// where that can happen.
+///
+/// The liveness check goes by pid, so every party must be in the same PID namespace: a party
+/// in another namespace (another container, say) records a pid that means nothing here, looks
+/// dead, and breaks the barrier. Do not share a barrier across PID namespaces.
+///
+/// ```
+/// let b = shmpool::Barrier::new(2)?;
+/// std::thread::scope(|s| {
+///     let other = s.spawn(|| b.wait().unwrap());
+///     let me = b.wait().unwrap();
+///     assert!(me.is_leader() != other.join().unwrap().is_leader());
+/// });
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub struct Barrier {
+    cell: ShmBox<BarrierCell>,
+}
+
+impl Barrier {
+    /// An anonymous barrier for `parties` parties.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `parties` is 0.
+    ///
+    /// ```
+    /// let b = shmpool::Barrier::new(3)?;
+    /// assert_eq!(b.parties(), 3);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn new(parties: u32) -> Result<Barrier> {
+        Self::new_with(parties, &ShmOptions::new())
+    }
+
+    /// A barrier for `parties` parties, created as `opts` says.
+    ///
+    /// ```
+    /// use shmpool::{Barrier, ShmOptions};
+    /// let b = Barrier::new_with(2, &ShmOptions::new().generated_name())?;
+    /// assert!(b.name().is_some());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn new_with(parties: u32, opts: &ShmOptions) -> Result<Barrier> {
+        if parties == 0 {
+            return Err(Error::InvalidArgument {
+                what: "barrier parties",
+                reason: "a barrier needs at least one party".into(),
+            });
+        }
+        // SAFETY: the closure initialises every field of the zeroed, aligned, exclusively owned
+        // cell at its final address (zero is the right start for the atomics).
+        let cell = unsafe {
+            ShmBox::new_in_place(Kind::Barrier, opts, |p| {
+                let p: *mut BarrierCell = p.as_ptr();
+                RobustMutex::init(&raw mut (*p).lock, MutexType::ErrorCheck)
+                    .map_err(Error::io("pthread_mutex_init"))?;
+                (&raw mut (*p).parties).write(parties);
+                Ok(())
+            })?
+        };
+        Ok(Barrier { cell })
+    }
+
+    object_methods!(
+        Kind::Barrier,
+        "barrier",
+        "shmpool::Barrier",
+        "shmpool::Barrier::new_with(2, &opts)?"
+    );
+
+    /// Waits until `parties` parties wait, with no time limit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BrokenBarrier`] if the barrier is or becomes broken.
+    ///
+    /// ```
+    /// let b = shmpool::Barrier::new(1)?;
+    /// assert_eq!(b.wait()?.index(), 0);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn wait(&self) -> Result<BarrierWaitResult> {
+        self.wait_until(Deadline::NEVER, Duration::ZERO)
+    }
+
+    /// Waits at most `timeout`; running out breaks the barrier and returns [`Error::Timeout`].
+    ///
+    /// ```
+    /// let b = shmpool::Barrier::new(2)?;
+    /// let e = b.wait_timeout(std::time::Duration::from_millis(5)).unwrap_err();
+    /// assert!(matches!(e, shmpool::Error::Timeout { .. }));
+    /// assert!(b.is_broken());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<BarrierWaitResult> {
+        self.wait_until(Deadline::after(Some(timeout)), timeout)
+    }
+
+    fn wait_until(&self, deadline: Deadline, timeout: Duration) -> Result<BarrierWaitResult> {
+        let c = &*self.cell;
+        // The state lock could not be had in time (its holder is stopped, say): time out as
+        // promised, breaking the barrier as a timeout does (our arrival may already count).
+        let timed_out = || {
+            c.break_unlocked();
+            Err(Error::Timeout { what: "waiting at a barrier", after: timeout })
+        };
+        let (generation, index) = {
+            let Some(_held) = c.state_until(deadline)? else { return timed_out() };
+            if c.broken.load(Ordering::Relaxed) != 0 {
+                return Err(Error::BrokenBarrier);
+            }
+            let index = c.count.load(Ordering::Relaxed);
+            if index + 1 == c.parties {
+                c.count.store(0, Ordering::Relaxed);
+                c.history.store(c.history.load(Ordering::Relaxed) << 1 | 1, Ordering::Relaxed);
+                c.generation.fetch_add(1, Ordering::Relaxed);
+                c.bump();
+                return Ok(BarrierWaitResult { index, leader: true });
+            }
+            if let Some(slot) = c.pids.get(index as usize) {
+                slot.store(proc::getpid(), Ordering::Relaxed);
+            }
+            c.count.store(index + 1, Ordering::Relaxed);
+            (c.generation.load(Ordering::Relaxed), index)
+        };
+        let passed = BarrierWaitResult { index, leader: false };
+        loop {
+            let seen = c.seq.load(Ordering::SeqCst);
+            {
+                let Some(_held) = c.state_until(deadline)? else { return timed_out() };
+                if c.generation.load(Ordering::Relaxed) != generation {
+                    return if c.released(generation) {
+                        Ok(passed)
+                    } else {
+                        Err(Error::BrokenBarrier)
+                    };
+                }
+                if c.broken.load(Ordering::Relaxed) != 0 {
+                    return Err(Error::BrokenBarrier);
+                }
+            }
+            // Sleep in slices, checking between them that no waiting party died: its arrival
+            // counts, so the round could never complete.
+            let slice = match deadline.left() {
+                Left::Expired => None,
+                Left::For(d) => Some(d.min(CHECK_EVERY)),
+                Left::Forever => Some(CHECK_EVERY),
+            };
+            if let Some(slice) = slice {
+                if wait::wait_for(&c.seq, None, Deadline::after(Some(slice)), |v| v != seen) {
+                    continue;
+                }
+                if !matches!(deadline.left(), Left::Expired) {
+                    let Some(_held) = c.state_until(deadline)? else { return timed_out() };
+                    if c.generation.load(Ordering::Relaxed) == generation
+                        && c.broken.load(Ordering::Relaxed) == 0
+                        && c.lost_party()
+                    {
+                        c.break_locked();
+                        return Err(Error::BrokenBarrier);
+                    }
+                    continue;
+                }
+            }
+            {
+                let Some(_held) = c.state_until(deadline)? else { return timed_out() };
+                if c.generation.load(Ordering::Relaxed) != generation {
+                    return if c.released(generation) {
+                        Ok(passed)
+                    } else {
+                        Err(Error::BrokenBarrier)
+                    };
+                }
+                if c.broken.load(Ordering::Relaxed) != 0 {
+                    return Err(Error::BrokenBarrier);
+                }
+                c.break_locked();
+                return Err(Error::Timeout { what: "waiting at a barrier", after: timeout });
+            }
+        }
+    }
+
+    /// Returns the barrier to its empty, unbroken state (Python's `reset`). Parties waiting
+    /// in the current round get [`Error::BrokenBarrier`].
+    ///
+    /// ```
+    /// let b = shmpool::Barrier::new(2)?;
+    /// b.abort()?;
+    /// assert!(b.is_broken());
+    /// b.reset()?;
+    /// assert!(!b.is_broken());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn reset(&self) -> Result<()> {
+        let c = &*self.cell;
+        let _held = c.state()?;
+        if c.broken.load(Ordering::Relaxed) != 0 || c.count.load(Ordering::Relaxed) > 0 {
+            c.count.store(0, Ordering::Relaxed);
+            c.broken.store(0, Ordering::Relaxed);
+            c.history.store(c.history.load(Ordering::Relaxed) << 1, Ordering::Relaxed);
+            c.generation.fetch_add(1, Ordering::Relaxed);
+            c.bump();
+        }
+        Ok(())
+    }
+
+    /// Breaks the barrier (Python's `abort`): waiters and later callers get
+    /// [`Error::BrokenBarrier`] until [`reset`](Barrier::reset).
+    ///
+    /// ```
+    /// let b = shmpool::Barrier::new(2)?;
+    /// b.abort()?;
+    /// assert!(matches!(b.wait(), Err(shmpool::Error::BrokenBarrier)));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn abort(&self) -> Result<()> {
+        let _held = self.cell.state()?;
+        self.cell.break_locked();
+        Ok(())
+    }
+
+    /// The number of parties.
+    ///
+    /// ```
+    /// assert_eq!(shmpool::Barrier::new(4)?.parties(), 4);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn parties(&self) -> u32 {
+        self.cell.parties
+    }
+
+    /// Parties waiting in the current round (a snapshot).
+    ///
+    /// ```
+    /// assert_eq!(shmpool::Barrier::new(4)?.n_waiting(), 0);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn n_waiting(&self) -> u32 {
+        self.cell.count.load(Ordering::Relaxed)
+    }
+
+    /// Whether the barrier is broken.
+    ///
+    /// ```
+    /// assert!(!shmpool::Barrier::new(4)?.is_broken());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn is_broken(&self) -> bool {
+        self.cell.broken.load(Ordering::Relaxed) != 0
+    }
+}
+
+impl fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Barrier")
+            .field("parties", &self.parties())
+            .field("waiting", &self.n_waiting())
+            .field("broken", &self.is_broken())
+            .field("handle", &self.handle().to_string())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_release_everyone_with_one_leader() {
+        let b = Barrier::new(3).unwrap();
+        for _ in 0..20 {
+            let results: Vec<BarrierWaitResult> = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..3)
+                    .map(|_| s.spawn(|| b.wait_timeout(Duration::from_secs(10)).unwrap()))
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(results.iter().filter(|r| r.is_leader()).count(), 1);
+            let mut idx: Vec<u32> = results.iter().map(|r| r.index()).collect();
+            idx.sort();
+            assert_eq!(idx, [0, 1, 2]);
+        }
+    }
+
+    #[test]
+    fn a_timeout_breaks_it_for_everyone_and_reset_repairs_it() {
+        let b = Barrier::new(3).unwrap();
+        std::thread::scope(|s| {
+            let other = s.spawn(|| b.wait_timeout(Duration::from_secs(10)));
+            while b.n_waiting() == 0 {
+                std::thread::yield_now();
+            }
+            assert!(matches!(
+                b.wait_timeout(Duration::from_millis(20)),
+                Err(Error::Timeout { .. })
+            ));
+            assert!(matches!(other.join().unwrap(), Err(Error::BrokenBarrier)));
+        });
+        assert!(matches!(b.wait_timeout(Duration::from_secs(1)), Err(Error::BrokenBarrier)));
+        b.reset().unwrap();
+        std::thread::scope(|s| {
+            let hs: Vec<_> = (0..2)
+                .map(|_| s.spawn(|| b.wait_timeout(Duration::from_secs(10)).unwrap()))
+                .collect();
+            let mut leaders =
+                u32::from(b.wait_timeout(Duration::from_secs(10)).unwrap().is_leader());
+            for h in hs {
+                leaders += u32::from(h.join().unwrap().is_leader());
+            }
+            assert_eq!(leaders, 1);
+        });
+    }
+
+    #[test]
+    fn reset_while_parties_wait_breaks_their_round() {
+        let b = Barrier::new(2).unwrap();
+        std::thread::scope(|s| {
+            let other = s.spawn(|| b.wait_timeout(Duration::from_secs(10)));
+            while b.n_waiting() == 0 {
+                std::thread::yield_now();
+            }
+            b.reset().unwrap();
+            assert!(matches!(other.join().unwrap(), Err(Error::BrokenBarrier)));
+        });
+        assert!(!b.is_broken());
+    }
+
+    #[test]
+    fn it_stays_mapped_only_while_a_thread_of_ours_holds_the_internal_lock() {
+        let b = Barrier::new(2).unwrap();
+        assert!(!b.cell.keep_mapped());
+        let held = b.cell.state().unwrap();
+        assert!(b.cell.keep_mapped());
+        drop(held);
+        assert!(!b.cell.keep_mapped());
+    }
+
+    #[test]
+    fn waiters_time_out_while_a_stopped_party_holds_the_internal_lock() {
+        let b = Barrier::new(3).unwrap();
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let tx2 = tx.clone();
+            // One party already waits when the lock is taken, one arrives while it is held.
+            let b = &b;
+            s.spawn(move || tx.send(b.wait_timeout(Duration::from_millis(150))).unwrap());
+            while b.n_waiting() == 0 {
+                std::thread::yield_now();
+            }
+            // This thread plays the party that was stopped while holding the internal lock; it
+            // lets go after 5 s at the latest, so a regression fails instead of hanging.
+            let held = b.cell.state().unwrap();
+            s.spawn(move || tx2.send(b.wait_timeout(Duration::from_millis(50))).unwrap());
+            let first = rx.recv_timeout(Duration::from_secs(5));
+            let second = rx.recv_timeout(Duration::from_secs(1));
+            drop(held);
+            for r in [first, second] {
+                let r = r.expect("a waiter overran its timeout while the lock was held");
+                assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+            }
+        });
+        assert!(b.is_broken(), "timing out breaks the barrier, lock or no lock");
+        assert!(matches!(b.wait_timeout(Duration::from_secs(1)), Err(Error::BrokenBarrier)));
+        b.reset().unwrap();
+        assert!(!b.is_broken());
+    }
+
+    #[test]
+    fn zero_parties_is_refused() {
+        assert!(matches!(Barrier::new(0), Err(Error::InvalidArgument { .. })));
+    }
+}

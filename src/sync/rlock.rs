@@ -1,0 +1,246 @@
+//! `RLock`: a reentrant robust lock (Python's `multiprocessing.RLock`).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use super::lock_error::{LockError, LockResult, OwnerDied};
+use super::object_methods;
+use super::robust::{RobustMutex, Wait};
+use crate::error::{Error, Result};
+use crate::segment::header::Kind;
+use crate::segment::object::{ShmBox, ShmSafe};
+use crate::segment::options::ShmOptions;
+use crate::sys::pthread::MutexType;
+
+/// The shared part of an [`RLock`].
+#[repr(C)]
+pub(crate) struct RLockCell {
+    lock: RobustMutex,
+}
+
+// SAFETY: a `#[repr(C)]` process-shared recursive pthread mutex: used through `&self` by pthread
+// calls that synchronise internally, no pointers, no `Drop`; `keep_mapped` is true while a
+// thread of ours holds the lock, the only time one links into the cell.
+unsafe impl ShmSafe for RLockCell {
+    fn keep_mapped(&self) -> bool {
+        self.lock.held_in_this_process()
+    }
+}
+
+const WHAT: &str = "reentrant lock";
+
+/// A reentrant lock shared between processes: the thread that holds it may acquire it again,
+/// and it is free once every guard is dropped. Robust like [`Mutex`](crate::Mutex): when the
+/// holder dies, the next acquirer gets [`LockError::OwnerDied`].
+///
+/// ```
+/// let r = shmpool::RLock::new()?;
+/// let outer = r.acquire()?;
+/// let inner = r.acquire()?; // same thread: fine
+/// drop(inner);
+/// drop(outer);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub struct RLock {
+    cell: ShmBox<RLockCell>,
+}
+
+impl RLock {
+    /// An anonymous reentrant lock.
+    ///
+    /// ```
+    /// let r = shmpool::RLock::new()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn new() -> Result<RLock> {
+        Self::new_with(&ShmOptions::new())
+    }
+
+    /// A reentrant lock created as `opts` says.
+    ///
+    /// ```
+    /// use shmpool::{RLock, ShmOptions};
+    /// let r = RLock::new_with(&ShmOptions::new().generated_name())?;
+    /// assert!(r.name().is_some());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn new_with(opts: &ShmOptions) -> Result<RLock> {
+        // SAFETY: the closure initialises the zeroed, aligned, exclusively owned cell's only
+        // field at its final address.
+        let cell = unsafe {
+            ShmBox::new_in_place(Kind::RLock, opts, |p: std::ptr::NonNull<RLockCell>| {
+                RobustMutex::init(&raw mut (*p.as_ptr()).lock, MutexType::Recursive)
+                    .map_err(Error::io("pthread_mutex_init"))
+            })?
+        };
+        Ok(RLock { cell })
+    }
+
+    object_methods!(
+        Kind::RLock,
+        "reentrant lock",
+        "shmpool::RLock",
+        "shmpool::RLock::new_with(&opts)?"
+    );
+
+    fn acquire_how(&self, how: Wait) -> LockResult<RLockGuard<'_>> {
+        LockError::lift(self.cell.lock.acquire(how), WHAT, || RLockGuard {
+            cell: &self.cell,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Acquires, waiting as long as it takes; immediate if this thread holds it already.
+    ///
+    /// # Errors
+    ///
+    /// [`LockError::OwnerDied`], [`LockError::NotRecoverable`], [`LockError::Io`] (`EAGAIN`:
+    /// acquired too many times).
+    ///
+    /// ```
+    /// let r = shmpool::RLock::new()?;
+    /// let _g = r.acquire()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn acquire(&self) -> LockResult<RLockGuard<'_>> {
+        self.acquire_how(Wait::Block)
+    }
+
+    /// Acquires, waiting at most `timeout`; [`LockError::Timeout`] after that.
+    ///
+    /// ```
+    /// let r = shmpool::RLock::new()?;
+    /// let _g = r.acquire_timeout(std::time::Duration::from_millis(10))?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> LockResult<RLockGuard<'_>> {
+        self.acquire_how(Wait::Timeout(timeout))
+    }
+
+    /// Acquires if free or already held by this thread; [`LockError::WouldBlock`] otherwise.
+    ///
+    /// ```
+    /// let r = shmpool::RLock::new()?;
+    /// let a = r.try_acquire()?;
+    /// let b = r.try_acquire()?; // reentrant
+    /// # drop((a, b));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn try_acquire(&self) -> LockResult<RLockGuard<'_>> {
+        self.acquire_how(Wait::Try)
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock").field("handle", &self.handle().to_string()).finish()
+    }
+}
+
+/// One acquisition of an [`RLock`]; dropping it releases that acquisition. Not `Send`.
+///
+/// ```
+/// let r = shmpool::RLock::new()?;
+/// let g: shmpool::RLockGuard<'_> = r.acquire()?;
+/// drop(g);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub struct RLockGuard<'a> {
+    cell: &'a RLockCell,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> OwnerDied<RLockGuard<'a>> {
+    /// Marks the lock consistent again and returns the guard.
+    ///
+    /// ```
+    /// fn take(od: shmpool::OwnerDied<shmpool::RLockGuard<'_>>) -> shmpool::RLockGuard<'_> {
+    ///     od.recover()
+    /// }
+    /// ```
+    pub fn recover(self) -> RLockGuard<'a> {
+        self.guard.cell.lock.make_consistent();
+        self.guard
+    }
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        self.cell.lock.release();
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RLockGuard")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reenters_on_one_thread_and_excludes_others() {
+        let r = RLock::new().unwrap();
+        let a = r.acquire().unwrap();
+        let b = r.try_acquire().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(matches!(r.try_acquire(), Err(LockError::WouldBlock)));
+                assert!(matches!(
+                    r.acquire_timeout(Duration::from_millis(20)),
+                    Err(LockError::Timeout(_))
+                ));
+            });
+        });
+        drop(a);
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(matches!(r.try_acquire(), Err(LockError::WouldBlock))));
+        });
+        drop(b);
+        std::thread::scope(|s| {
+            s.spawn(|| drop(r.try_acquire().unwrap()));
+        });
+    }
+
+    #[test]
+    fn owner_died_then_recover_or_not() {
+        let r = RLock::new().unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                std::mem::forget(r.acquire().unwrap());
+                std::mem::forget(r.acquire().unwrap());
+            });
+        });
+        let g = match r.acquire() {
+            Err(LockError::OwnerDied(od)) => od.recover(),
+            other => panic!("expected OwnerDied, got {:?}", other.map(|_| ())),
+        };
+        let again = r.acquire().unwrap();
+        drop((again, g));
+        std::thread::scope(|s| {
+            s.spawn(|| std::mem::forget(r.acquire().unwrap()));
+        });
+        assert!(r.acquire().map(|_| ()).unwrap_err().is_owner_died()); // dropped unrecovered
+        assert!(matches!(r.acquire(), Err(LockError::NotRecoverable)));
+    }
+
+    #[test]
+    fn a_forgotten_acquisition_keeps_it_mapped() {
+        let r = RLock::new().unwrap();
+        assert!(!r.cell.keep_mapped());
+        std::mem::forget(r.acquire().unwrap());
+        assert!(r.cell.keep_mapped());
+        let addr = &raw const *r.cell as usize;
+        drop(r);
+        assert!(crate::segment::object::is_mapped(addr));
+    }
+
+    #[test]
+    fn opening_a_mutex_as_an_rlock_is_a_kind_mismatch() {
+        let m = crate::Mutex::new(0u8).unwrap();
+        assert!(matches!(RLock::open_handle(&m.handle()), Err(Error::KindMismatch { .. })));
+    }
+}

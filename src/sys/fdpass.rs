@@ -1,0 +1,194 @@
+//! Descriptor plumbing for child processes: passing descriptors over a Unix socket
+//! (SCM_RIGHTS), letting one survive `exec`, and waiting for one to become readable.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use super::{cvt, cvt_retry};
+
+/// Most descriptors one message carries.
+pub(crate) const MAX_FDS: usize = 4;
+
+/// Sends `data` (at least one byte) with `fds` attached, in one `sendmsg`. Returns the bytes sent;
+/// the descriptors travel with the first of them.
+pub(crate) fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
+    assert!(!data.is_empty() && fds.len() <= MAX_FDS);
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let payload = std::mem::size_of_val(raw.as_slice()) as u32;
+    // A u64 buffer keeps the control message aligned as cmsghdr requires.
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header, filled in below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !raw.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(payload) } as usize;
+        assert!(msg.msg_controllen <= std::mem::size_of_val(&control));
+        // SAFETY: msg_control points at a zeroed, aligned buffer of at least msg_controllen bytes,
+        // so the first header exists and is writable, and CMSG_DATA leaves room for `payload`.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(payload) as usize;
+            std::ptr::copy_nonoverlapping(
+                raw.as_ptr(),
+                libc::CMSG_DATA(cmsg).cast::<RawFd>(),
+                raw.len(),
+            );
+        }
+    }
+    // SAFETY: msg, its iovec and control buffer are valid for the call; the kernel only reads them.
+    let n = cvt_retry(|| unsafe {
+        libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) as libc::c_int
+    })?;
+    Ok(n as usize)
+}
+
+/// Sends all of `data` on a socket, without ever raising SIGPIPE (a closed peer is `EPIPE`).
+pub(crate) fn send_all(sock: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        // SAFETY: `data` is valid for reads of its length for the call's duration.
+        let n = cvt_retry(|| unsafe {
+            libc::send(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL)
+                as libc::c_int
+        })?;
+        data = &data[n as usize..];
+    }
+    Ok(())
+}
+
+/// Receives up to `buf.len()` bytes and any descriptors attached to them (close-on-exec).
+/// Returns 0 bytes at end of stream. Truncated descriptor lists are an error.
+pub(crate) fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let mut control = [0u64; 16];
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header, filled in below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: msg describes `buf` and `control`, both writable for the call's duration.
+    let n = cvt_retry(|| unsafe {
+        libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) as libc::c_int
+    })?;
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed cmsg headers;
+    // CMSG_FIRSTHDR/NXTHDR walk them within that length. Each SCM_RIGHTS payload holds fresh
+    // descriptors installed for us, which we take ownership of exactly once.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "descriptor list truncated"));
+    }
+    Ok((n as usize, fds))
+}
+
+/// Lets descriptor `fd` survive `exec`. Async-signal-safe (one `fcntl`), so it may run between
+/// `fork` and `exec`.
+pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD takes an int argument and touches no memory of ours.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
+}
+
+/// Puts descriptor `fd` in non-blocking mode.
+pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL/F_SETFL take int arguments and touch no memory of ours.
+    unsafe {
+        let fl = cvt(libc::fcntl(fd, libc::F_GETFL))?;
+        cvt(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK)).map(drop)
+    }
+}
+
+/// Makes descriptor `fd` close on `exec`.
+pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD takes an int argument and touches no memory of ours.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
+}
+
+/// The kind of file behind a raw descriptor number, if the number is an open descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FdKind {
+    /// A pipe or FIFO.
+    Pipe,
+    /// A socket.
+    Socket,
+    /// Anything else.
+    Other,
+}
+
+/// What `fd` is, or `None` when it is not an open descriptor.
+pub(crate) fn fd_kind(fd: RawFd) -> Option<FdKind> {
+    if fd < 0 {
+        return None;
+    }
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `st` is a valid out-pointer of the right type; a bad fd only makes fstat fail.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: fstat succeeded and filled the struct (which was zeroed before anyway).
+    let mode = unsafe { st.assume_init() }.st_mode & libc::S_IFMT;
+    Some(match mode {
+        libc::S_IFIFO => FdKind::Pipe,
+        libc::S_IFSOCK => FdKind::Socket,
+        _ => FdKind::Other,
+    })
+}
+
+/// Waits until `fd` is readable or hung up, at most `timeout` (`None`: forever). Returns whether
+/// it is.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    wait_for(fd, libc::POLLIN, timeout)
+}
+
+/// Waits until `fd` is writable (or its reader is gone), at most `timeout`. Returns whether it is.
+pub(crate) fn wait_writable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
+    wait_for(fd, libc::POLLOUT, timeout)
+}
+
+fn wait_for(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
+    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
+    // SAFETY: `pfd` is one valid pollfd for the call's duration.
+    let n = cvt_retry(|| unsafe { libc::poll(&mut pfd, 1, ms) })?;
+    Ok(n > 0)
+}
+
+/// Polls several descriptors for input, forever; returns which are readable or hung up.
+pub(crate) fn wait_any(fds: &[BorrowedFd<'_>]) -> io::Result<Vec<bool>> {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+        .collect();
+    // SAFETY: `pfds` is a valid array of pollfd of the given length for the call's duration.
+    cvt_retry(|| unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) })?;
+    Ok(pfds.iter().map(|p| p.revents != 0).collect())
+}

@@ -1,0 +1,99 @@
+//! Signal plumbing for child processes: SIGPIPE, the SIGCHLD mask and signalfd of the
+//! forkserver, and "kill me when this pipe's writers are gone".
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::cvt;
+
+/// Ignores SIGPIPE, as Rust's runtime does before `main`: a write to a closed pipe becomes an
+/// `EPIPE` error instead of killing the process.
+pub(crate) fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN has no memory effects.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
+/// A saved signal mask, to restore in a forked child.
+pub(crate) struct SavedMask(libc::sigset_t);
+
+fn sigchld_set() -> libc::sigset_t {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: `set` is a valid sigset_t out-pointer; sigemptyset/sigaddset only write into it.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), libc::SIGCHLD);
+        set.assume_init()
+    }
+}
+
+/// Blocks SIGCHLD for the calling thread (the forkserver has only one) and returns the old mask.
+pub(crate) fn block_sigchld() -> io::Result<SavedMask> {
+    let set = sigchld_set();
+    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: both pointers are valid sigset_t for the call's duration.
+    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, old.as_mut_ptr()) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
+    }
+    // SAFETY: pthread_sigmask succeeded and wrote the old mask.
+    Ok(SavedMask(unsafe { old.assume_init() }))
+}
+
+/// Puts back a mask saved by [`block_sigchld`].
+pub(crate) fn restore_mask(m: &SavedMask) {
+    // SAFETY: `m.0` is a valid sigset_t; a null old-set pointer is allowed.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &m.0, std::ptr::null_mut()) };
+}
+
+/// A non-blocking, close-on-exec signalfd that becomes readable when SIGCHLD is pending
+/// (block SIGCHLD first).
+pub(crate) fn sigchld_fd() -> io::Result<File> {
+    let set = sigchld_set();
+    // SAFETY: `set` is a valid sigset_t; -1 asks for a new descriptor.
+    let fd = cvt(unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    // SAFETY: signalfd returned a fresh descriptor that nothing else owns.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Empties a signalfd (non-blocking reads until EAGAIN).
+pub(crate) fn drain(fd: &File) {
+    let mut buf = [0u8; std::mem::size_of::<libc::signalfd_siginfo>() * 8];
+    // SAFETY: `buf` is writable for its whole length; a non-blocking read ends with EAGAIN.
+    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// `fcntl` command choosing the signal `O_ASYNC` sends (linux/fcntl.h; the libc crate lacks it).
+const F_SETSIG: libc::c_int = 10;
+
+/// Arranges for the kernel to SIGKILL this process as soon as the last writer of the pipe whose
+/// read end is `read_fd` closes it (the writer's death closes it too). Returns false when that
+/// has already happened. Works through a private open file description (reopened through
+/// `/proc/self/fd`), kept open for the rest of the process's life, so the inherited `read_fd` may
+/// be closed afterwards and siblings sharing it are not disturbed.
+pub(crate) fn kill_on_hangup(read_fd: RawFd) -> io::Result<bool> {
+    let own = std::fs::OpenOptions::new().read(true).open(format!("/proc/self/fd/{read_fd}"))?;
+    let fd = own.as_raw_fd();
+    // SAFETY: fcntl on our own descriptor with integer arguments touches no memory of ours.
+    unsafe {
+        cvt(libc::fcntl(fd, libc::F_SETOWN, libc::getpid()))?;
+        cvt(libc::fcntl(fd, F_SETSIG, libc::SIGKILL))?;
+        let fl = cvt(libc::fcntl(fd, libc::F_GETFL))?;
+        cvt(libc::fcntl(
+            fd,
+            libc::F_SETFL,
+            fl | libc::O_ASYNC | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        ))?;
+        cvt(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
+    }
+    // The writers may have gone before O_ASYNC was armed: look once, now that it is.
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = cvt(unsafe { libc::poll(&mut pfd, 1, 0) })?;
+    if n > 0 && pfd.revents & libc::POLLHUP != 0 {
+        return Ok(false);
+    }
+    // Kept open on purpose: closing it would disarm the signal.
+    std::mem::forget(own);
+    Ok(true)
+}

@@ -1,0 +1,518 @@
+//! `Process` under each start method: start, join, exit codes, signals, panics, multi-threaded
+//! parents, orphan-proofing, handles to arrays made after the start, and bad markers.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shmpool::{Error, SegmentHandle, SharedArray, StartMethod, get_context};
+
+use crate::harness::Test;
+
+const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
+
+// ---- functions the children run (fn items: they cross to spawn and forkserver children) ----
+
+fn exit_with(code: i32) -> i32 {
+    code
+}
+
+fn nap_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+fn boom(msg: String) {
+    panic!("{msg}");
+}
+
+fn len_mod_200(s: String) -> i32 {
+    (s.len() % 200) as i32
+}
+
+fn fails(why: String) -> Result<(), String> {
+    Err(why)
+}
+
+/// Slot 0 of the mailbox: length of the JSON handle in slots 1.., 0 until it is posted.
+const MAILBOX_SLOTS: usize = 64;
+
+fn atomic_at(a: &mut SharedArray<u64>, i: usize) -> &AtomicU64 {
+    assert!(i < a.len());
+    // SAFETY: the element is in bounds and 8-aligned; every process touches mailbox slots only
+    // through atomics, so there is no data race.
+    unsafe { AtomicU64::from_ptr(a.as_mut_ptr().add(i)) }
+}
+
+fn post(mailbox: &mut SharedArray<u64>, h: &SegmentHandle) {
+    let json = serde_json::to_vec(h).unwrap();
+    assert!(json.len() <= (MAILBOX_SLOTS - 1) * 8, "handle too long for the mailbox");
+    for (k, chunk) in json.chunks(8).enumerate() {
+        let mut w = [0u8; 8];
+        w[..chunk.len()].copy_from_slice(chunk);
+        atomic_at(mailbox, 1 + k).store(u64::from_le_bytes(w), Ordering::Relaxed);
+    }
+    atomic_at(mailbox, 0).store(json.len() as u64, Ordering::Release);
+}
+
+/// Counts itself in slot 0 of the array `ready`, then sleeps 30 s.
+fn ready_then_nap(ready: SegmentHandle) {
+    // SAFETY: the counter is only accessed through atomics.
+    let mut c = unsafe { SharedArray::<u64>::open_handle(&ready) }.unwrap();
+    atomic_at(&mut c, 0).fetch_add(1, Ordering::Release);
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+/// Waits for a handle in the mailbox, opens the array it names and fills it with 3*i.
+fn fill_from_mailbox(mailbox: SegmentHandle) -> Result<(), String> {
+    // SAFETY: the mailbox is only accessed through atomics (see `atomic_at`).
+    let mut mb = unsafe { SharedArray::<u64>::open_handle(&mailbox) }.map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let len = loop {
+        let len = atomic_at(&mut mb, 0).load(Ordering::Acquire) as usize;
+        if len != 0 {
+            break len;
+        }
+        if Instant::now() > deadline {
+            return Err("no handle posted within 10 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let mut bytes = Vec::new();
+    for k in 0..len.div_ceil(8) {
+        bytes.extend_from_slice(&atomic_at(&mut mb, 1 + k).load(Ordering::Relaxed).to_le_bytes());
+    }
+    let h: SegmentHandle = serde_json::from_slice(&bytes[..len]).map_err(|e| e.to_string())?;
+    // SAFETY: the parent does not touch the array until it has joined this child.
+    let mut data = unsafe { SharedArray::<u64>::open_handle(&h) }.map_err(|e| e.to_string())?;
+    for (i, x) in data.iter_mut().enumerate() {
+        *x = 3 * i as u64;
+    }
+    Ok(())
+}
+
+// ---- helpers ----
+
+fn done(m: StartMethod) {
+    if m == StartMethod::ForkServer {
+        shmpool::shutdown_forkserver().expect("the forkserver shuts down cleanly");
+    }
+}
+
+/// Runs `body` in a fresh copy of this test binary (`--exact name`), so that threads it starts
+/// or process-wide settings it changes never reach other tests.
+fn in_clean_process(name: &str, body: fn()) {
+    if std::env::var_os("SHMPOOL_TEST_CLEAN").is_some() {
+        return body();
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name])
+        .env("SHMPOOL_TEST_CLEAN", "1")
+        .output()
+        .unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "clean run of {name} failed:\n{text}"
+    );
+}
+
+// ---- tests, each run for every start method ----
+
+fn start_join_exit_codes(m: StartMethod) {
+    let ctx = get_context(m);
+    let mut p = ctx.process().name("seven").start(exit_with, 7).unwrap();
+    assert_eq!(p.name(), "seven");
+    assert_eq!(p.start_method(), m);
+    assert!(p.pid() > 0);
+    let st = p.join().unwrap();
+    assert_eq!((st.code(), st.signal(), st.exitcode(), st.success()), (Some(7), None, 7, false));
+    assert_eq!(p.exitcode(), Some(7));
+    assert!(!p.is_alive());
+    assert_eq!(p.join().unwrap(), st, "a second join returns the same status");
+    p.terminate().unwrap(); // no-op once it ended
+
+    let mut ok = ctx.start(exit_with, 0).unwrap();
+    assert!(ok.name().starts_with("Process-"));
+    assert!(ok.join().unwrap().success());
+
+    // Arguments far larger than a pipe or socket buffer.
+    let mut big = ctx.start(len_mod_200, "x".repeat(1_000_123)).unwrap();
+    assert_eq!(big.join().unwrap().exitcode(), 123);
+
+    let mut err = ctx.start(fails, "no input".to_string()).unwrap();
+    assert_eq!(err.join().unwrap().exitcode(), 1);
+
+    let table = [1, 2, 3];
+    match ctx.start_closure(move || table.iter().sum::<i32>()) {
+        Ok(mut p) => {
+            assert_eq!(m, StartMethod::Fork);
+            assert_eq!(p.join().unwrap().exitcode(), 6);
+        }
+        Err(e) => {
+            assert_ne!(m, StartMethod::Fork);
+            assert!(matches!(e, Error::ClosureNeedsFork { .. }), "{e}");
+            assert!(e.to_string().contains("fn item"), "{e}");
+        }
+    }
+    done(m);
+}
+
+fn terminate_and_kill(m: StartMethod) {
+    let ctx = get_context(m);
+    let mut p = ctx.start(nap_ms, 30_000).unwrap();
+    assert!(p.is_alive());
+    assert_eq!(p.exitcode(), None);
+    assert!(p.join_timeout(Duration::from_millis(50)).unwrap().is_none());
+    p.terminate().unwrap();
+    let st = p.join().unwrap();
+    assert_eq!((st.exitcode(), st.signal(), st.code()), (-15, Some(libc::SIGTERM), None));
+    assert!(st.to_string().contains("SIGTERM"), "{st}");
+
+    let mut p = ctx.start(nap_ms, 30_000).unwrap();
+    p.kill().unwrap();
+    let st = p.join_timeout(Duration::from_secs(10)).unwrap().expect("SIGKILL ends it");
+    assert_eq!(st.exitcode(), -9);
+    assert_eq!(p.exitcode(), Some(-9));
+    done(m);
+}
+
+fn panicking_child(m: StartMethod) {
+    let mut p = get_context(m).start(boom, "boom 42".to_string()).unwrap();
+    let st = p.join().unwrap();
+    assert_eq!(st.exitcode(), 101);
+    assert_eq!(st.panic_message(), Some("boom 42"));
+    assert!(st.to_string().contains("panicked: boom 42"), "{st}");
+    done(m);
+}
+
+fn multithreaded_parent(m: StartMethod) {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || rx.recv().ok());
+    let r = get_context(m).start(exit_with, 3);
+    match m {
+        StartMethod::Fork => match r {
+            Err(Error::ForkWithThreads { threads }) => assert!(threads >= 2),
+            other => panic!("fork from a multi-threaded parent must be refused, got {other:?}"),
+        },
+        _ => assert_eq!(r.unwrap().join().unwrap().exitcode(), 3),
+    }
+    // The explicit opt-in forks anyway (the child only returns a number).
+    if m == StartMethod::Fork {
+        // SAFETY: the child only returns a number: no lock, no stdio.
+        let mut p = unsafe { get_context(m).allow_threads() }.start(exit_with, 4).unwrap();
+        assert_eq!(p.join().unwrap().exitcode(), 4);
+    }
+    tx.send(()).unwrap();
+    t.join().unwrap();
+    // A child started from a thread that then exits must not die with that thread (under fork,
+    // with the explicit opt-in).
+    // SAFETY: the child only sleeps and returns.
+    let ctx = unsafe { get_context(m).allow_threads() };
+    let mut p = std::thread::spawn(move || ctx.start(nap_ms, 300).unwrap()).join().unwrap();
+    assert_eq!(p.join().unwrap().exitcode(), 0, "the child outlived the thread that started it");
+    done(m);
+}
+
+fn orphans_die_with_parent(m: StartMethod) {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER only changes who adopts orphans (this process).
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+    let ready = SharedArray::<u64>::zeroed(1).unwrap();
+    let ready_h = ready.handle();
+    let (r, w) = raw_pipe();
+    let (r, mut w) = (std::fs::File::from(r), std::fs::File::from(w));
+    let mut middle = get_context(StartMethod::Fork)
+        .start_closure(move || {
+            let ctx = get_context(m);
+            let mut kids = vec![ctx.start(ready_then_nap, ready_h.clone()).unwrap()];
+            // The second child is started from a thread that has exited by the time the parent
+            // dies: its parent-death signal cannot be relied on, the alive pipe must do it.
+            if m != StartMethod::Fork {
+                let h = ready_h.clone();
+                kids.push(
+                    std::thread::spawn(move || ctx.start(ready_then_nap, h).unwrap())
+                        .join()
+                        .unwrap(),
+                );
+            } else {
+                kids.push(ctx.start(ready_then_nap, ready_h.clone()).unwrap());
+            }
+            // Report only once both children run their own code, guards armed.
+            // SAFETY: the counter is only accessed through atomics.
+            let mut c = unsafe { SharedArray::<u64>::open_handle(&ready_h) }.unwrap();
+            while atomic_at(&mut c, 0).load(Ordering::Acquire) < 2 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            for k in &kids {
+                writeln!(w, "{}", k.pid()).unwrap();
+            }
+            drop(w);
+            std::mem::forget(kids);
+            std::thread::sleep(Duration::from_secs(30));
+        })
+        .unwrap();
+    let pids: Vec<i32> =
+        BufReader::new(r).lines().take(2).map(|l| l.unwrap().parse().unwrap()).collect();
+    assert_eq!(pids.len(), 2, "the middle process reports both children");
+    for &p in &pids {
+        // SAFETY: signal 0 only checks that the process exists.
+        assert_eq!(unsafe { libc::kill(p, 0) }, 0, "child {p} runs before its parent dies");
+    }
+    middle.kill().unwrap();
+    assert_eq!(middle.join().unwrap().exitcode(), -9);
+    // Orphans are adopted by this process (a subreaper): every child must be reaped, killed by
+    // SIGKILL, within a second of its parent's death.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut gone = Vec::new();
+    while gone.len() < pids.len() && Instant::now() < deadline {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid > 0 {
+            if pids.contains(&pid) {
+                // Killed by SIGKILL: the parent-death signal or the alive pipe.
+                let killed = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL;
+                assert!(killed, "child {pid} ended otherwise: {status:#x}");
+                gone.push(pid);
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    assert_eq!(
+        gone.len(),
+        pids.len(),
+        "children {pids:?} outlived their SIGKILLed parent (gone: {gone:?})"
+    );
+    // Reap whatever else the middle left (its forkserver), which dies the same way.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    // SAFETY: as above; a null status pointer is allowed.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } >= 0
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn array_by_handle(m: StartMethod) {
+    let mut mailbox = SharedArray::<u64>::zeroed(MAILBOX_SLOTS).unwrap();
+    let mut p = get_context(m).start(fill_from_mailbox, mailbox.handle()).unwrap();
+    // Created only now, after the child started: it can reach it only through its handle.
+    let data = SharedArray::<u64>::zeroed(1000).unwrap();
+    post(&mut mailbox, &data.handle());
+    let st = p.join().unwrap();
+    assert!(st.success(), "{st}");
+    assert!(data.iter().enumerate().all(|(i, &x)| x == 3 * i as u64));
+    done(m);
+}
+
+fn drop_while_running(m: StartMethod) {
+    let ctx = get_context(m);
+    // A daemon child is killed and reaped when its handle goes.
+    let p = ctx.process().daemon(true).start(nap_ms, 30_000).unwrap();
+    let pid = p.pid() as i32;
+    drop(p);
+    // SAFETY: signal 0 only checks existence; the child was reaped (not a zombie) by the drop.
+    let gone = unsafe { libc::kill(pid, 0) } == -1;
+    assert!(gone, "daemon child {pid} survived its dropped handle");
+    // A non-daemon child is detached: it finishes its work and is reaped by a later start.
+    let p = ctx.start(nap_ms, 50).unwrap();
+    drop(p);
+    std::thread::sleep(Duration::from_millis(400));
+    let mut q = ctx.start(exit_with, 0).unwrap();
+    assert!(q.join().unwrap().success());
+    done(m);
+}
+
+/// Whether `pid` is gone or a zombie (an orphan's zombie waits for whoever adopted it).
+fn is_dead(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => {
+            matches!(stat.rsplit(')').next().unwrap().split_whitespace().next(), Some("Z" | "X"))
+        }
+    }
+}
+
+/// The forkserver is SIGKILLed under a running worker: the worker dies with it, its join says
+/// so, and the next start launches a new server.
+fn forkserver_death() {
+    let ctx = get_context(StartMethod::ForkServer);
+    let mut p = ctx.start(nap_ms, 30_000).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid())).unwrap();
+    let server: i32 =
+        stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert_ne!(server as u32, std::process::id(), "a forkserver worker is the server's child");
+    // SAFETY: plain kill of the server, which is our child and not yet reaped.
+    assert_eq!(unsafe { libc::kill(server, libc::SIGKILL) }, 0);
+    match p.join() {
+        Err(Error::ForkServer { reason }) => assert!(reason.contains("died"), "{reason}"),
+        other => panic!("expected a ForkServer error, got {other:?}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !is_dead(p.pid()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(is_dead(p.pid()), "the worker outlived its forkserver");
+    let mut q = ctx.start(exit_with, 5).unwrap();
+    assert_eq!(q.join().unwrap().exitcode(), 5, "a new server took over");
+    // A shutdown with a worker still running times out; the server goes once the worker ends.
+    let mut r = ctx.start(nap_ms, 300).unwrap();
+    match shmpool::shutdown_forkserver_timeout(Duration::from_millis(20)) {
+        Err(Error::Timeout { .. }) => {}
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert_eq!(r.join().unwrap().exitcode(), 0, "the worker finished its work");
+    // The next start launches a new server and reaps the old one in passing.
+    // (It exits right after reporting the worker's end; give a loaded machine some slack.)
+    std::thread::sleep(Duration::from_millis(200));
+    let mut q = ctx.start(exit_with, 6).unwrap();
+    assert_eq!(q.join().unwrap().exitcode(), 6);
+    shmpool::shutdown_forkserver_timeout(Duration::from_secs(10)).unwrap();
+}
+
+// ---- bad markers in a re-executed child's environment ----
+
+fn run_with_marker(marker: &str) -> (i32, String) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .arg("--list")
+        .env("SHMPOOL_WORKER", marker)
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn raw_pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: valid out-array; no O_CLOEXEC on purpose, so a re-executed child inherits both.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: fresh descriptors owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+fn garbage_marker() {
+    let cases = [
+        ("garbage", "six fields"),
+        ("2,spawn,3,4,5,0000000000000001", "version"),
+        ("1,vfork,3,4,5,0000000000000001", "mode"),
+        ("1,spawn,x,4,5,0000000000000001", "descriptor number"),
+        ("1,spawn,900,901,902,0000000000000001", "not open"),
+        ("1,forkserver,1,-1,2,0000000000000001", "standard stream"),
+        ("1,spawn,3,4,5,zz", "secret"),
+    ];
+    for (marker, why) in cases {
+        let (code, err) = run_with_marker(marker);
+        assert_eq!(code, shmpool::BAD_MARKER_EXIT_CODE, "marker {marker:?}: {err}");
+        assert!(err.contains("SHMPOOL_WORKER") && err.contains(why), "marker {marker:?}: {err}");
+    }
+    // Well-formed markers over real pipes, with forged jobs: refused before any address is used.
+    let forged: [(&[u8], &str); 3] = [
+        (b"not json at all", "not readable"),
+        (
+            br#"{"secret":1,"build":"x","trampoline":0,"function":64,"args":"null","name":"x","parent_pid":1,"pdeathsig":false}"#,
+            "secret",
+        ),
+        (
+            br#"{"secret":2,"build":"0.0.0/1","trampoline":0,"function":64,"args":"null","name":"x","parent_pid":1,"pdeathsig":false}"#,
+            "another build",
+        ),
+    ];
+    for (job, why) in forged {
+        let (job_r, job_w) = raw_pipe();
+        let (rep_r, rep_w) = raw_pipe();
+        let (alive_r, alive_w) = raw_pipe();
+        std::fs::File::from(job_w).write_all(job).unwrap();
+        let marker = format!(
+            "1,spawn,{},{},{},{:016x}",
+            job_r.as_raw_fd(),
+            rep_w.as_raw_fd(),
+            alive_r.as_raw_fd(),
+            2
+        );
+        let (code, err) = run_with_marker(&marker);
+        assert_eq!(
+            code,
+            shmpool::BAD_MARKER_EXIT_CODE,
+            "job {:?}: {err}",
+            String::from_utf8_lossy(job)
+        );
+        assert!(err.contains(why), "job {:?}: {err}", String::from_utf8_lossy(job));
+        drop((job_r, rep_r, rep_w, alive_r, alive_w));
+    }
+}
+
+fn cpu_counts() {
+    let (all, usable) = (shmpool::cpu_count(), shmpool::process_cpu_count());
+    assert!(all >= 1 && usable >= 1 && usable <= all, "{usable} of {all}");
+    // Pinning this process to one CPU must show in process_cpu_count, not in cpu_count. Done in
+    // a forked child, so the test process keeps its affinity.
+    let mut p = get_context(StartMethod::Fork)
+        .start_closure(move || {
+            // SAFETY: cpu_set_t is plain data; the calls get valid pointers and sizes.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set);
+                let first =
+                    (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &set)).unwrap();
+                libc::CPU_ZERO(&mut set);
+                libc::CPU_SET(first, &mut set);
+                assert_eq!(
+                    libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+                    0
+                );
+            }
+            assert_eq!(shmpool::process_cpu_count(), 1);
+            assert_eq!(shmpool::cpu_count(), all);
+        })
+        .unwrap();
+    let st = p.join().unwrap();
+    assert!(st.success(), "{st}");
+}
+
+macro_rules! per_method {
+    ($v:ident, $f:ident, $clean:expr) => {{
+        const NAMES: [&str; 3] = [
+            concat!("process_fork_", stringify!($f)),
+            concat!("process_forkserver_", stringify!($f)),
+            concat!("process_spawn_", stringify!($f)),
+        ];
+        $v.push(Test {
+            name: NAMES[0],
+            run: || {
+                if $clean { in_clean_process(NAMES[0], || $f(METHODS[0])) } else { $f(METHODS[0]) }
+            },
+        });
+        $v.push(Test {
+            name: NAMES[1],
+            run: || {
+                if $clean { in_clean_process(NAMES[1], || $f(METHODS[1])) } else { $f(METHODS[1]) }
+            },
+        });
+        $v.push(Test {
+            name: NAMES[2],
+            run: || {
+                if $clean { in_clean_process(NAMES[2], || $f(METHODS[2])) } else { $f(METHODS[2]) }
+            },
+        });
+    }};
+}
+
+pub fn tests() -> Vec<Test> {
+    let mut v = Vec::new();
+    per_method!(v, start_join_exit_codes, false);
+    per_method!(v, terminate_and_kill, false);
+    per_method!(v, panicking_child, false);
+    per_method!(v, array_by_handle, false);
+    per_method!(v, drop_while_running, false);
+    per_method!(v, multithreaded_parent, true);
+    per_method!(v, orphans_die_with_parent, true);
+    v.push(Test { name: "process_garbage_marker_exits_with_clear_error", run: garbage_marker });
+    v.push(Test { name: "process_cpu_counts", run: cpu_counts });
+    v.push(Test {
+        name: "process_forkserver_death_is_reported_and_recovered",
+        run: forkserver_death,
+    });
+    v
+}

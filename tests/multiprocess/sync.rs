@@ -1,0 +1,569 @@
+//! Cross-process locks, semaphores, events, conditions and barriers, with real forked children
+//! (and real SIGKILLs for the robustness tests).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use shmpool::{
+    Barrier, BoundedSemaphore, Condition, Error, Event, LockError, Mutex, RLock, Semaphore,
+    SharedAtomic, ShmOptions, scope,
+};
+
+use crate::harness::Test;
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "sync::mutex_counts_exactly_across_processes",
+            run: mutex_counts_exactly_across_processes,
+        },
+        Test {
+            name: "sync::mutex_holder_killed_gives_owner_died_then_recover",
+            run: mutex_holder_killed_recover,
+        },
+        Test {
+            name: "sync::mutex_holder_killed_unrecovered_gives_not_recoverable",
+            run: mutex_holder_killed_unrecovered,
+        },
+        Test {
+            name: "sync::mutex_waiter_asleep_in_the_kernel_is_woken_by_the_death",
+            run: mutex_waiter_woken_by_death,
+        },
+        Test { name: "sync::rlock_holder_killed_gives_owner_died", run: rlock_holder_killed },
+        Test {
+            name: "sync::semaphore_of_two_limits_four_processes",
+            run: semaphore_limits_concurrency,
+        },
+        Test {
+            name: "sync::barrier_of_three_releases_three_processes",
+            run: barrier_releases_all_parties,
+        },
+        Test {
+            name: "sync::barrier_timeout_breaks_it_and_reset_repairs_it",
+            run: barrier_timeout_breaks_and_reset_repairs,
+        },
+        Test {
+            name: "sync::barrier_party_killed_while_waiting_breaks_it",
+            run: barrier_party_killed,
+        },
+        Test { name: "sync::event_wakes_a_waiter_in_another_process", run: event_wakes_waiter },
+        Test {
+            name: "sync::event_set_then_clear_pulse_wakes_a_waiter_in_another_process",
+            run: event_pulse_wakes_waiter,
+        },
+        Test {
+            name: "sync::condition_notify_wakes_a_waiter_in_another_process",
+            run: condition_wakes_waiter,
+        },
+        Test {
+            name: "sync::condition_relock_reports_a_dead_holder",
+            run: condition_relock_reports_owner_died,
+        },
+        Test { name: "sync::timeouts_fire_while_another_process_holds", run: timeouts_fire },
+        Test { name: "sync::bad_opens_and_over_release_fail_in_a_child", run: bad_input_in_child },
+    ]
+}
+
+const LONG: Duration = Duration::from_secs(10);
+
+/// Forks a child that runs `hold` (which takes a lock and keeps it), waits until the child says
+/// it holds it, SIGKILLs it and checks that the signal is what ended it.
+fn kill_while_holding(hold: impl FnOnce() + Send) {
+    let ready = Event::new().unwrap();
+    scope(|s| -> shmpool::Result<()> {
+        let child = s.fork(|| {
+            hold();
+            ready.set();
+            for _ in 0..600 {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            1 // never killed: the parent's assertions fail
+        })?;
+        assert!(ready.wait_timeout(LONG), "the child never took the lock");
+        child.kill()?;
+        let st = child.join()?;
+        assert_eq!(st.signal(), Some(libc::SIGKILL), "the child ended another way: {st}");
+        Ok(())
+    })
+    .unwrap()
+    .unwrap();
+}
+
+/// Asserts every child exited with code 0.
+fn all_ok(statuses: Vec<shmpool::ExitStatus>) {
+    for st in statuses {
+        assert!(st.success(), "a child failed: {st}");
+    }
+}
+
+fn mutex_counts_exactly_across_processes() {
+    const N: u64 = 20_000;
+    let m = Mutex::new_with(0u64, &ShmOptions::new().generated_name()).unwrap();
+    let name = m.name().unwrap().to_string();
+    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::ExitStatus>> {
+        // One child uses the mutex it inherited, the other opens it by name.
+        let a = s.fork(|| {
+            for _ in 0..N {
+                *m.lock().unwrap() += 1;
+            }
+        })?;
+        let b = s.fork(|| -> shmpool::Result<()> {
+            let mine = Mutex::<u64>::open(&name)?;
+            for _ in 0..N {
+                *mine.lock()? += 1;
+            }
+            Ok(())
+        })?;
+        Ok(vec![a.join()?, b.join()?])
+    })
+    .unwrap()
+    .unwrap();
+    all_ok(statuses);
+    assert_eq!(*m.lock().unwrap(), 2 * N);
+}
+
+fn mutex_holder_killed_recover() {
+    let m = Mutex::new(7u64).unwrap();
+    kill_while_holding(|| {
+        let mut g = m.lock().unwrap();
+        *g = 8;
+        std::mem::forget(g);
+    });
+    let t0 = Instant::now();
+    let mut g = match m.lock_timeout(Duration::from_secs(1)) {
+        Err(LockError::OwnerDied(od)) => {
+            assert!(t0.elapsed() < Duration::from_secs(1));
+            assert_eq!(**od.guard(), 8, "the dead holder's write is visible");
+            od.recover()
+        }
+        other => panic!("expected OwnerDied, got {:?}", other.map(|_| ())),
+    };
+    *g = 9;
+    drop(g);
+    assert_eq!(*m.lock().unwrap(), 9);
+    assert_eq!(*m.try_lock().unwrap(), 9);
+}
+
+fn mutex_holder_killed_unrecovered() {
+    let m = Mutex::new(7u64).unwrap();
+    kill_while_holding(|| std::mem::forget(m.lock().unwrap()));
+    let first = m.lock().map(|_| ());
+    assert!(matches!(first, Err(LockError::OwnerDied(_))), "{first:?}");
+    drop(first); // not recovered
+    assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
+    assert!(matches!(m.try_lock(), Err(LockError::NotRecoverable)));
+    assert!(matches!(m.lock_timeout(Duration::from_millis(10)), Err(LockError::NotRecoverable)));
+    // Another process sees the same.
+    let st = scope(|s| {
+        s.fork(|| if matches!(m.lock(), Err(LockError::NotRecoverable)) { 0 } else { 1 })?.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "{st}");
+}
+
+fn mutex_waiter_woken_by_death() {
+    let m = Mutex::new(0u64).unwrap();
+    let (held, asleep) = (Event::new().unwrap(), Event::new().unwrap());
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let holder = s.fork(|| {
+            std::mem::forget(m.lock().unwrap());
+            held.set();
+            std::thread::sleep(LONG);
+            1
+        })?;
+        assert!(held.wait_timeout(LONG));
+        let waiter = s.fork(|| {
+            asleep.set();
+            let t0 = Instant::now();
+            // Blocks in pthread_mutex_clocklock until the kernel reports the holder's death.
+            match m.lock_timeout(LONG) {
+                Err(LockError::OwnerDied(od)) if t0.elapsed() < LONG / 2 => {
+                    *od.recover() = 1;
+                    0
+                }
+                Err(LockError::OwnerDied(_)) => 2,
+                _ => 3,
+            }
+        })?;
+        assert!(asleep.wait_timeout(LONG));
+        std::thread::sleep(Duration::from_millis(50)); // the waiter is past its spin by now
+        holder.kill()?;
+        assert_eq!(holder.join()?.signal(), Some(libc::SIGKILL));
+        waiter.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "the blocked waiter must get OwnerDied and recover: {st}");
+    assert_eq!(*m.lock().unwrap(), 1);
+}
+
+fn rlock_holder_killed() {
+    let kept = RLock::new().unwrap();
+    kill_while_holding(|| {
+        std::mem::forget(kept.acquire().unwrap());
+        std::mem::forget(kept.acquire().unwrap()); // twice: reentrant
+    });
+    let t0 = Instant::now();
+    let g = match kept.acquire_timeout(Duration::from_secs(1)) {
+        Err(LockError::OwnerDied(od)) => od.recover(),
+        other => panic!("expected OwnerDied, got {:?}", other.map(|_| ())),
+    };
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    let again = kept.try_acquire().unwrap(); // still reentrant after recovery
+    drop((again, g));
+    drop(kept.acquire().unwrap());
+
+    let lost = RLock::new().unwrap();
+    kill_while_holding(|| std::mem::forget(lost.acquire().unwrap()));
+    let first = lost.acquire().map(|_| ());
+    assert!(first.as_ref().is_err_and(LockError::is_owner_died), "{first:?}");
+    drop(first);
+    assert!(matches!(lost.acquire(), Err(LockError::NotRecoverable)));
+    assert!(matches!(lost.try_acquire(), Err(LockError::NotRecoverable)));
+}
+
+fn semaphore_limits_concurrency() {
+    let sem = Semaphore::new(2).unwrap();
+    let current = SharedAtomic::<AtomicU32>::new(0).unwrap();
+    let peak = SharedAtomic::<AtomicU32>::new(0).unwrap();
+    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::ExitStatus>> {
+        let children = (0..4)
+            .map(|_| {
+                s.fork(|| {
+                    for _ in 0..30 {
+                        if !sem.acquire_timeout(LONG) {
+                            return 2;
+                        }
+                        let now = current.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_micros(500));
+                        current.fetch_sub(1, Ordering::SeqCst);
+                        if sem.release().is_err() {
+                            return 3;
+                        }
+                    }
+                    0
+                })
+            })
+            .collect::<shmpool::Result<Vec<_>>>()?;
+        children.into_iter().map(|c| c.join()).collect()
+    })
+    .unwrap()
+    .unwrap();
+    all_ok(statuses);
+    assert_eq!(peak.load(Ordering::SeqCst), 2, "at most 2 holders, and 2 were reached");
+    assert_eq!(sem.value(), 2);
+}
+
+fn barrier_releases_all_parties() {
+    const ROUNDS: u32 = 5;
+    let b = Barrier::new(3).unwrap();
+    let leaders = SharedAtomic::<AtomicU32>::new(0).unwrap();
+    let arrivals = SharedAtomic::<AtomicU32>::new(0).unwrap(); // bit 3*round + index
+    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::ExitStatus>> {
+        let children = (0..3)
+            .map(|_| {
+                s.fork(|| -> shmpool::Result<()> {
+                    for round in 0..ROUNDS {
+                        let r = b.wait_timeout(LONG)?;
+                        if r.is_leader() {
+                            leaders.fetch_add(1, Ordering::SeqCst);
+                        }
+                        arrivals.fetch_or(1 << (3 * round + r.index()), Ordering::SeqCst);
+                    }
+                    Ok(())
+                })
+            })
+            .collect::<shmpool::Result<Vec<_>>>()?;
+        children.into_iter().map(|c| c.join()).collect()
+    })
+    .unwrap()
+    .unwrap();
+    all_ok(statuses);
+    assert_eq!(leaders.load(Ordering::SeqCst), ROUNDS, "exactly one leader per round");
+    assert_eq!(
+        arrivals.load(Ordering::SeqCst),
+        (1 << (3 * ROUNDS)) - 1,
+        "indexes 0, 1, 2 in every round"
+    );
+    assert!(!b.is_broken());
+}
+
+fn barrier_timeout_breaks_and_reset_repairs() {
+    let b = Barrier::new(3).unwrap();
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let child = s.fork(|| match b.wait_timeout(LONG) {
+            Err(Error::BrokenBarrier) => 0,
+            Err(Error::Timeout { .. }) => 2,
+            _ => 1,
+        })?;
+        let deadline = Instant::now() + LONG;
+        while b.n_waiting() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let t0 = Instant::now();
+        assert!(matches!(b.wait_timeout(Duration::from_millis(50)), Err(Error::Timeout { .. })));
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(50) && took < Duration::from_secs(5), "{took:?}");
+        child.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "the other party must see BrokenBarrier: {st}");
+    assert!(b.is_broken());
+    assert!(matches!(b.wait_timeout(LONG), Err(Error::BrokenBarrier)), "broken until reset");
+    b.reset().unwrap();
+    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::ExitStatus>> {
+        let children = (0..2)
+            .map(|_| s.fork(|| b.wait_timeout(LONG).map(drop)))
+            .collect::<shmpool::Result<Vec<_>>>()?;
+        b.wait_timeout(LONG)?;
+        children.into_iter().map(|c| c.join()).collect()
+    })
+    .unwrap()
+    .unwrap();
+    all_ok(statuses);
+}
+
+fn barrier_party_killed() {
+    let b = Barrier::new(3).unwrap();
+    let wait_for_waiting = |n: u32| {
+        let deadline = Instant::now() + LONG;
+        while b.n_waiting() < n {
+            assert!(Instant::now() < deadline, "parties never arrived");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    scope(|s| -> shmpool::Result<()> {
+        let doomed = s.fork(|| {
+            let _ = b.wait();
+            1
+        })?;
+        wait_for_waiting(1);
+        // No timeout anywhere: only the dead-party check can end this wait.
+        let mut survivor = s.fork(|| match b.wait() {
+            Err(Error::BrokenBarrier) => 0,
+            _ => 2,
+        })?;
+        wait_for_waiting(2);
+        doomed.kill()?; // not reaped yet: a zombie must count as dead
+        let st = match survivor.join_timeout(LONG)? {
+            Some(st) => st,
+            None => {
+                survivor.kill()?;
+                panic!("the surviving party was never told the barrier broke");
+            }
+        };
+        assert!(st.success(), "{st}");
+        assert_eq!(doomed.join()?.signal(), Some(libc::SIGKILL));
+        Ok(())
+    })
+    .unwrap()
+    .unwrap();
+    assert!(b.is_broken());
+    assert!(matches!(b.wait(), Err(Error::BrokenBarrier)));
+    b.reset().unwrap();
+    assert!(!b.is_broken());
+}
+
+fn event_wakes_waiter() {
+    let go = Event::new().unwrap();
+    let woke = Event::new().unwrap();
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let child = s.fork(|| {
+            if !go.wait_timeout(LONG) {
+                return 1;
+            }
+            woke.set();
+            0
+        })?;
+        std::thread::sleep(Duration::from_millis(30)); // let it fall asleep in the kernel
+        assert!(!woke.is_set());
+        go.set();
+        assert!(woke.wait_timeout(LONG));
+        child.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "{st}");
+}
+
+/// Whether process `pid` is asleep (state `S` in `/proc/<pid>/stat`).
+fn sleeping(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next()) == Some('S')
+}
+
+fn event_pulse_wakes_waiter() {
+    let pulse = Event::new().unwrap();
+    let ready = Event::new().unwrap();
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let child = s.fork(|| {
+            ready.set();
+            // A regression (the pulse lost) returns false after 5 s rather than hanging.
+            if pulse.wait_timeout(Duration::from_secs(5)) { 0 } else { 1 }
+        })?;
+        assert!(ready.wait_timeout(LONG), "the child never started");
+        // After `ready`, the only place the child sleeps is the event wait.
+        let deadline = Instant::now() + LONG;
+        while !sleeping(child.pid()) {
+            assert!(Instant::now() < deadline, "the child never fell asleep");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        pulse.set();
+        pulse.clear();
+        child.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "the waiter must return true after a set-then-clear pulse: {st}");
+    assert!(!pulse.is_set());
+}
+
+fn condition_wakes_waiter() {
+    let m = Mutex::new(0u32).unwrap();
+    let cv = Condition::new().unwrap();
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let child = s.fork(|| -> Result<(), String> {
+            let mut g = m.lock().map_err(|e| e.to_string())?;
+            *g = 1; // "waiting"
+            let mut g = cv.wait_while(g, |v| *v != 2).map_err(|e| e.to_string())?;
+            *g = 3;
+            Ok(())
+        })?;
+        // The child publishes 1 and then waits, which releases the lock.
+        let deadline = Instant::now() + LONG;
+        loop {
+            let mut g = m.lock().unwrap();
+            if *g == 1 {
+                std::thread::sleep(Duration::from_millis(20)); // it is asleep by now
+                *g = 2;
+                cv.notify_one();
+                break;
+            }
+            drop(g);
+            assert!(Instant::now() < deadline, "the child never started waiting");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "{st}");
+    assert_eq!(*m.lock().unwrap(), 3);
+}
+
+fn condition_relock_reports_owner_died() {
+    let m = Mutex::new(0u32).unwrap();
+    let cv = Condition::new().unwrap();
+    let (a_waits, b_holds) = (Event::new().unwrap(), Event::new().unwrap());
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let waiter = s.fork(|| {
+            let g = m.lock().unwrap();
+            a_waits.set(); // `b` can lock only once the wait below has released the lock
+            match cv.wait_timeout(g, LONG) {
+                Err(LockError::OwnerDied(_)) => 42,
+                Ok(_) => 1,
+                Err(_) => 2,
+            }
+        })?;
+        let holder = s.fork(|| {
+            if !a_waits.wait_timeout(LONG) {
+                return 3;
+            }
+            std::mem::forget(m.lock().unwrap());
+            b_holds.set();
+            std::thread::sleep(LONG);
+            4
+        })?;
+        assert!(b_holds.wait_timeout(LONG));
+        holder.kill()?;
+        assert_eq!(holder.join()?.signal(), Some(libc::SIGKILL));
+        cv.notify_all();
+        waiter.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(st.code(), Some(42), "the waiter must get OwnerDied on re-locking: {st}");
+    // It dropped the outcome unrecovered.
+    assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
+}
+
+fn timeouts_fire() {
+    let m = Mutex::new(0u64).unwrap();
+    let r = RLock::new().unwrap();
+    let (held, release) = (Event::new().unwrap(), Event::new().unwrap());
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let child = s.fork(|| {
+            let g = m.lock().unwrap();
+            let h = r.acquire().unwrap();
+            held.set();
+            let ok = release.wait_timeout(LONG);
+            drop((g, h));
+            if ok { 0 } else { 1 }
+        })?;
+        assert!(held.wait_timeout(LONG));
+        let timed = |f: &dyn Fn() -> bool| {
+            let t0 = Instant::now();
+            assert!(f(), "expected a timeout");
+            let took = t0.elapsed();
+            assert!(
+                took >= Duration::from_millis(50) && took < Duration::from_secs(5),
+                "took {took:?}"
+            );
+        };
+        let d = Duration::from_millis(50);
+        timed(&|| matches!(m.lock_timeout(d), Err(LockError::Timeout(t)) if t == d));
+        timed(&|| matches!(r.acquire_timeout(d), Err(LockError::Timeout(_))));
+        assert!(matches!(m.try_lock(), Err(LockError::WouldBlock)));
+        assert!(matches!(r.try_acquire(), Err(LockError::WouldBlock)));
+        let sem = Semaphore::new(0).unwrap();
+        timed(&|| !sem.acquire_timeout(d));
+        let ev = Event::new().unwrap();
+        timed(&|| !ev.wait_timeout(d));
+        let b = Barrier::new(2).unwrap();
+        timed(&|| matches!(b.wait_timeout(d), Err(Error::Timeout { .. })));
+        let cv = Condition::new().unwrap();
+        let other = Mutex::new(0u8).unwrap();
+        timed(&|| cv.wait_timeout(other.lock().unwrap(), d).is_ok_and(|(_, w)| w.timed_out()));
+        release.set();
+        child.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "{st}");
+    *m.lock_timeout(LONG).unwrap() += 1; // free again
+}
+
+fn bad_input_in_child() {
+    let m32 = Mutex::new(1u32).unwrap();
+    let sem = Semaphore::new(1).unwrap();
+    let bounded = BoundedSemaphore::new(1).unwrap();
+    let st = scope(|s| {
+        s.fork(|| -> Result<(), String> {
+            match Mutex::<u64>::open_handle(&sem.handle()) {
+                Err(Error::KindMismatch { .. }) => {}
+                other => return Err(format!("semaphore opened as a mutex: {:?}", other.map(drop))),
+            }
+            match Mutex::<u64>::open_handle(&m32.handle()) {
+                Err(Error::TypeMismatch { .. }) => {}
+                other => {
+                    return Err(format!("Mutex<u32> opened as Mutex<u64>: {:?}", other.map(drop)));
+                }
+            }
+            let mine = Mutex::<u32>::open_handle(&m32.handle()).map_err(|e| e.to_string())?;
+            *mine.lock().map_err(|e| e.to_string())? = 5;
+            match bounded.release() {
+                Err(Error::OverRelease { value: 1 }) => Ok(()),
+                other => Err(format!("over-release: {other:?}")),
+            }
+        })?
+        .join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "{st}");
+    assert_eq!(*m32.lock().unwrap(), 5);
+    assert_eq!(bounded.value(), 1);
+}

@@ -155,9 +155,10 @@ impl ArrayRef {
 /// The job descriptor: everything a worker needs to run any chunk of the current job.
 #[repr(C)]
 pub(crate) struct JobDesc {
-    /// Address of the monomorphised trampoline that knows the element types.
+    /// The monomorphised trampoline that knows the element types, as an offset from a known
+    /// function (`kernel::to_offset`).
     pub(crate) trampoline: AtomicU64,
-    /// Address of the user's kernel `fn`.
+    /// The user's kernel `fn`, as an offset likewise.
     pub(crate) kernel: AtomicU64,
     /// Elements in the iteration space (the length of the array being chunked).
     pub(crate) len: AtomicU64,

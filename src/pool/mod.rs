@@ -355,8 +355,8 @@ impl Pool {
         }
         c.error.kind.store(ERR_NONE, Relaxed);
         let d = &c.job;
-        d.trampoline.store(spec.trampoline as u64, Relaxed);
-        d.kernel.store(spec.kernel as u64, Relaxed);
+        d.trampoline.store(kernel::to_offset(spec.trampoline), Relaxed);
+        d.kernel.store(kernel::to_offset(spec.kernel), Relaxed);
         d.len.store(spec.len as u64, Relaxed);
         d.chunk_size.store(spec.chunk_size as u64, Relaxed);
         d.chunks.store(chunks, Relaxed);

@@ -10,7 +10,7 @@ use super::control::{
     CLOSING, ControlBlock, ERR_PANIC, MAX_ARRAYS, NOTHING, RETRY_RING, SCRATCH_BYTES, TERMINATING,
     WAKE_EACH_CHUNK, WorkerSlot, pack, unpack,
 };
-use super::kernel::{Span, Trampoline, Views, panic_text};
+use super::kernel::{Span, Trampoline, Views, from_offset, panic_text};
 use crate::error::{Error, Result};
 use crate::process::fork;
 use crate::segment::Segment;
@@ -158,16 +158,16 @@ fn run_chunk(ctl: &ControlBlock, me: &WorkerSlot, c: &Claim, cache: &mut MapCach
     };
     let outcome = match cache.views(ctl, c.job) {
         Ok(views) => {
-            // SAFETY: the trampoline address was taken by the parent from a monomorphised
-            // `Trampoline` in this same executable image (workers are forked, so code lies at
-            // the same addresses), and the kernel address from the `fn` type that trampoline
-            // expects. The views map the job's arrays, which the parent keeps borrowed (or
+            // SAFETY: the trampoline offset was taken by the parent from a monomorphised
+            // `Trampoline` of this same executable image (workers are forked from it), measured
+            // from the same anchor function, so it names the same code here; the kernel offset
+            // likewise, from a `fn` of the type that trampoline expects. The views map the job's arrays, which the parent keeps borrowed (or
             // owned) until every chunk is done; the chunk was claimed exclusively above.
             let tramp: Trampoline =
-                unsafe { std::mem::transmute::<usize, Trampoline>(c.trampoline as usize) };
+                unsafe { std::mem::transmute::<usize, Trampoline>(from_offset(c.trampoline)) };
             catch_unwind(AssertUnwindSafe(|| {
                 // SAFETY: see above; `span` lies inside the iteration space.
-                unsafe { tramp(c.kernel as usize, &views, &span) }
+                unsafe { tramp(from_offset(c.kernel), &views, &span) }
             }))
             .map_err(|p| panic_text(&*p))
         }

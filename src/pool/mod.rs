@@ -52,9 +52,8 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 ///
 /// Dropping the pool terminates it: every worker is killed and reaped.
 ///
-/// Workers are forked from the thread that starts (or replaces) them and die with it
-/// (`PR_SET_PDEATHSIG` fires when that thread exits): use a pool from the thread that built it.
-/// Death of a worker is noticed while the parent waits for or polls a job (every 10 ms at most);
+/// Workers exit when this process dies (`PR_SET_PDEATHSIG` when forked from the main thread, the
+/// crate's alive pipe otherwise, and a `getppid()` check whenever they wake). Death of a worker is noticed while the parent waits for or polls a job (every 10 ms at most);
 /// code elsewhere in the process must not reap the pool's children (`waitpid(-1)`).
 pub struct Pool {
     ctl: ShmBox<ControlBlock>,

@@ -112,17 +112,21 @@ impl PoolBuilder {
         self
     }
 
-    /// Fork the workers even though this process has other threads.
+    /// Fork the workers (and their replacements) even though this process has other threads.
     ///
-    /// A lock another thread holds at the fork (stdout's, any `std::sync::Mutex`) stays locked
-    /// forever in the workers. Opt in only when kernels and the initializer touch nothing but
-    /// their arguments, shared memory and glibc's `malloc`.
+    /// # Safety
+    ///
+    /// After a fork in a multi-threaded process, POSIX allows the child only async-signal-safe
+    /// calls: a lock another thread holds at the fork (stdout's, any `std::sync::Mutex`, a rayon
+    /// registry's) stays locked forever in the workers. The caller promises that kernels and the
+    /// initializer touch nothing but their arguments, shared memory and glibc's `malloc`.
     ///
     /// ```
-    /// let b = shmpool::PoolBuilder::new().allow_threads(true);
+    /// // SAFETY: nothing is started from this builder here.
+    /// let b = unsafe { shmpool::PoolBuilder::new().allow_threads(true) };
     /// # let _ = b;
     /// ```
-    pub fn allow_threads(mut self, yes: bool) -> PoolBuilder {
+    pub unsafe fn allow_threads(mut self, yes: bool) -> PoolBuilder {
         self.allow_threads = yes;
         self
     }

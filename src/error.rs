@@ -280,6 +280,75 @@ pub enum Error {
         reason: String,
     },
 
+    // --- pool (src/pool/) ---
+    /// A pool was asked for zero workers (or more than it supports).
+    #[error(
+        "a pool needs between 1 and {max} workers, {requested} were asked for; pass a count in that range, or leave it unset for one per available CPU"
+    )]
+    PoolSize {
+        /// Workers asked for.
+        requested: usize,
+        /// The most a pool supports.
+        max: usize,
+    },
+
+    /// The pool was closed or terminated, so it takes no more work.
+    #[error("the pool is {state}; build a new pool for more work")]
+    PoolNotRunning {
+        /// "closed" or "terminated".
+        state: &'static str,
+    },
+
+    /// `join` was called on a pool that is still running.
+    #[error(
+        "join() needs a closed or terminated pool; call close() (let work finish) or terminate() first"
+    )]
+    PoolStillRunning,
+
+    /// A kernel panicked on one chunk; the job's other chunks ran.
+    #[error(
+        "the kernel panicked on chunk {chunk} (worker {pid}): {message}; the other chunks ran and the pool is still usable"
+    )]
+    KernelPanicked {
+        /// The chunk index.
+        chunk: u64,
+        /// The worker that ran it.
+        pid: u32,
+        /// The panic message.
+        message: String,
+    },
+
+    /// A worker process died while it held a chunk, and no retry was left for it.
+    #[error(
+        "pool worker {pid} {how} while running chunk {chunk}; the chunk was not completed (the other chunks ran, and a new worker replaced it); opt in to retries (PoolBuilder::retries) if the kernel is idempotent"
+    )]
+    WorkerDied {
+        /// The dead worker's pid.
+        pid: u32,
+        /// How it ended ("was killed by signal 9 (SIGKILL)").
+        how: String,
+        /// The chunk it held.
+        chunk: u64,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+    },
+
+    /// Arrays handed to one job have different lengths.
+    #[error(
+        "the arrays of a zip job must have the same length, got {lens:?}; slice or resize them to match"
+    )]
+    LengthMismatch {
+        /// The lengths seen.
+        lens: Vec<usize>,
+    },
+
+    /// An asynchronous result cannot be given (yet, or any more).
+    #[error("{reason}")]
+    ResultUnavailable {
+        /// Why, and what to do.
+        reason: &'static str,
+    },
+
     // Messaging: queues and pipes.
     /// A non-blocking `get` found nothing.
     #[error("the {what} is empty; wait with get or get_timeout, or check empty() first")]

@@ -9,6 +9,9 @@
 //! - [`Process`] and [`get_context`]: child processes under Python's `fork`, `forkserver` and
 //!   `spawn` start methods, which die with their parent however it dies. Nothing needs adding to
 //!   `main` (a constructor diverts re-executed children before it; [`init`] is the fallback).
+//! - [`Pool`]: forked workers that run `fn` kernels in place on chunks of shared arrays (only
+//!   chunk indices travel), plus Python's task API; panics and dead workers are errors, never
+//!   hangs.
 //! - Cross-process synchronisation that lives in shared memory and survives a dead holder.
 //!
 //! See `docs/architecture.md` for the segment layout and the ownership rules.
@@ -18,6 +21,7 @@
 mod array;
 mod error;
 mod pipe;
+mod pool;
 mod process;
 mod queue;
 pub mod segment;
@@ -28,6 +32,7 @@ mod value;
 pub use array::SharedArray;
 pub use error::{Error, Result, human_bytes};
 pub use pipe::{Connection, DEFAULT_MAX_MESSAGE, ReceivedHandle, pipe, pipe_with};
+pub use pool::{AsyncResult, IMap, IMapUnordered, JobHandle, Pool, PoolBuilder};
 pub use process::boot::{BAD_MARKER_EXIT_CODE, init};
 pub use process::builder::ProcessBuilder;
 pub use process::child::ChildResult;

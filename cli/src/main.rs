@@ -1,13 +1,16 @@
 //! The `shmpool` command.
 //!
-//! `shmpool` (or `shmpool demo`) runs the built-in workload; `shmpool inspect NAME` prints a
-//! segment's header; `shmpool clean` removes segments whose creator died.
+//! `shmpool` (or `shmpool run`) runs the built-in workload on a pool and prints its throughput
+//! side by side with rayon and sequential code; `shmpool demo` shows scoped children writing a
+//! shared array in place; `shmpool inspect NAME` prints a segment's header; `shmpool clean`
+//! removes segments whose creator died.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use shmpool::SharedArray;
+use rayon::prelude::*;
+use shmpool::{Pool, SharedArray};
 
 #[derive(Parser)]
 #[command(name = "shmpool", version, about = "Shared-memory multiprocessing: the data never moves")]
@@ -18,6 +21,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the built-in workload on a pool, side by side with rayon and sequential code.
+    Run {
+        /// Elements (f64) in the shared array (default 32M: 256 MiB).
+        #[arg(long, default_value_t = 32 << 20)]
+        len: usize,
+        /// Worker processes for shmpool and threads for rayon (default: CPUs this process may use).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Rounds per contender; medians are printed.
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+    },
     /// Create a shared array, let child processes update it in place, check and time the result.
     Demo {
         /// Elements (f64) in the array.
@@ -38,7 +53,8 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let res = match cli.cmd.unwrap_or(Cmd::Demo { len: 16 << 20, children: 2 }) {
+    let res = match cli.cmd.unwrap_or(Cmd::Run { len: 32 << 20, workers: None, rounds: 7 }) {
+        Cmd::Run { len, workers, rounds } => run(len, workers, rounds.max(1)),
         Cmd::Demo { len, children } => demo(len, children),
         Cmd::Inspect { name } => inspect(&name),
         Cmd::Clean => clean(),
@@ -50,6 +66,124 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn plus_one(x: u64) -> u64 {
+    x + 1
+}
+
+/// The main job: a pool of worker processes updating a 256 MiB shared array in place, a
+/// map-reduce over it, and back-to-back `apply` round trips, each against rayon and sequential
+/// code in the same run. Rounds interleave the contenders so a busy machine slows them alike.
+fn run(len: usize, workers: Option<usize>, rounds: usize) -> shmpool::Result<()> {
+    let workers = workers.unwrap_or_else(shmpool::process_cpu_count).max(1);
+    // Workers first: a fork is refused once rayon's threads exist.
+    let t = Instant::now();
+    let mut pool = Pool::new(workers)?;
+    let start_ms = t.elapsed().as_secs_f64() * 1e3;
+    let rp = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .build()
+        .map_err(|e| shmpool::Error::ChildFailed { pid: 0, how: format!("rayon pool: {e}") })?;
+    let mut a = SharedArray::<f64>::from_fn(len, |i| (i % 1000) as f64)?;
+    println!(
+        "shmpool: {workers} worker processes (started in {start_ms:.1} ms) vs rayon: {workers} threads vs sequential"
+    );
+    println!(
+        "workload: {len} f64 in one shared array ({}), {rounds} interleaved rounds, medians",
+        shmpool::human_bytes((len * 8) as u64)
+    );
+
+    // Correctness first: the pool's in-place result must equal the sequential one bit for bit.
+    let mut check = SharedArray::<f64>::from_fn(len.min(1 << 20), |i| i as f64 * 0.25)?;
+    let mut expect = check.to_vec();
+    pool.for_each_chunk(&mut check, shmpool_kernels::scale_add)?;
+    shmpool_kernels::scale_add(&mut expect);
+    let wrong = check.iter().zip(&expect).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+    let psum = pool.map_reduce(&check, shmpool_kernels::sum, |x, y| x + y)?;
+    let ssum = shmpool_kernels::sum(&check);
+    if wrong > 0 || (psum - ssum).abs() > 1e-9 * ssum.abs() {
+        return Err(shmpool::Error::ChildFailed {
+            pid: 0,
+            how: format!(
+                "pool results differ from sequential: {wrong} elements, sum {psum} vs {ssum}"
+            ),
+        });
+    }
+
+    let (mut k, mut s) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
+    let gelem = |t: Instant| len as f64 / t.elapsed().as_secs_f64() / 1e9;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        pool.for_each_chunk(&mut a, shmpool_kernels::scale_add)?;
+        k[0].push(gelem(t));
+        let t = Instant::now();
+        rp.install(|| a.par_chunks_mut(1 << 16).for_each(shmpool_kernels::scale_add));
+        k[1].push(gelem(t));
+        let t = Instant::now();
+        shmpool_kernels::scale_add(&mut a);
+        k[2].push(gelem(t));
+        let t = Instant::now();
+        std::hint::black_box(pool.map_reduce(&a, shmpool_kernels::sum, |x, y| x + y)?);
+        s[0].push(gelem(t));
+        let t = Instant::now();
+        std::hint::black_box(
+            rp.install(|| a.par_chunks(1 << 16).map(shmpool_kernels::sum).sum::<f64>()),
+        );
+        s[1].push(gelem(t));
+        let t = Instant::now();
+        std::hint::black_box(shmpool_kernels::sum(&a));
+        s[2].push(gelem(t));
+    }
+    let k = k.map(median);
+    let s = s.map(median);
+
+    let calls = 2000;
+    let (mut ap, mut ar) = (vec![], vec![]);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for i in 0..calls {
+            std::hint::black_box(pool.apply(plus_one, i)?);
+        }
+        ap.push(t.elapsed().as_secs_f64() / calls as f64 * 1e6);
+        let t = Instant::now();
+        for i in 0..calls {
+            std::hint::black_box(rp.install(|| plus_one(i)));
+        }
+        ar.push(t.elapsed().as_secs_f64() / calls as f64 * 1e6);
+    }
+    let (ap, ar) = (median(ap), median(ar));
+
+    println!();
+    println!(
+        "{:<34} {:>10} {:>10} {:>11} {:>16}",
+        "", "shmpool", "rayon", "sequential", "shmpool/rayon"
+    );
+    println!(
+        "{:<34} {:>10.3} {:>10.3} {:>11.3} {:>15.2}x",
+        "in place a=a*1.0001+0.5 (Gelem/s)",
+        k[0],
+        k[1],
+        k[2],
+        k[0] / k[1]
+    );
+    println!(
+        "{:<34} {:>10.3} {:>10.3} {:>11.3} {:>15.2}x",
+        "map-reduce sum (Gelem/s)",
+        s[0],
+        s[1],
+        s[2],
+        s[0] / s[1]
+    );
+    println!("{:<34} {:>10.2} {:>10.2} {:>11} {:>16}", "apply round trip (us)", ap, ar, "-", "-");
+    println!();
+    println!("results checked against sequential code: identical");
+    Ok(())
 }
 
 fn demo(len: usize, children: usize) -> shmpool::Result<()> {

@@ -293,7 +293,9 @@ mod tests {
     fn a_thread_that_exits_holding_the_lock_reports_owner_died() {
         let m = Mutex::new(7u64).unwrap();
         std::thread::scope(|s| {
-            s.spawn(|| std::mem::forget(m.lock().unwrap()));
+            // join (pthread_join), not the scope's end: the scope returns when the closure is
+            // done, before the kernel has processed the dying thread's robust list.
+            s.spawn(|| std::mem::forget(m.lock().unwrap())).join().unwrap();
         });
         assert!(!m.cell.keep_mapped(), "a dead holder links into nothing of ours");
         let mut g = match m.lock() {
@@ -312,7 +314,9 @@ mod tests {
     fn an_unrecovered_owner_death_makes_the_lock_unusable() {
         let m = Mutex::new(7u64).unwrap();
         std::thread::scope(|s| {
-            s.spawn(|| std::mem::forget(m.lock().unwrap()));
+            // join (pthread_join), not the scope's end: the scope returns when the closure is
+            // done, before the kernel has processed the dying thread's robust list.
+            s.spawn(|| std::mem::forget(m.lock().unwrap())).join().unwrap();
         });
         let e = m.lock().map(|_| ()).unwrap_err();
         assert!(e.is_owner_died());

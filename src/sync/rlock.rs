@@ -209,10 +209,13 @@ mod tests {
     fn owner_died_then_recover_or_not() {
         let r = RLock::new().unwrap();
         std::thread::scope(|s| {
+            // join (pthread_join): wait for the thread's exit, robust list processed.
             s.spawn(|| {
                 std::mem::forget(r.acquire().unwrap());
                 std::mem::forget(r.acquire().unwrap());
-            });
+            })
+            .join()
+            .unwrap();
         });
         let g = match r.acquire() {
             Err(LockError::OwnerDied(od)) => od.recover(),
@@ -221,7 +224,8 @@ mod tests {
         let again = r.acquire().unwrap();
         drop((again, g));
         std::thread::scope(|s| {
-            s.spawn(|| std::mem::forget(r.acquire().unwrap()));
+            // join (pthread_join): wait for the thread's exit, robust list processed.
+            s.spawn(|| std::mem::forget(r.acquire().unwrap())).join().unwrap();
         });
         assert!(r.acquire().map(|_| ()).unwrap_err().is_owner_died()); // dropped unrecovered
         assert!(matches!(r.acquire(), Err(LockError::NotRecoverable)));

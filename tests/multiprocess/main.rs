@@ -5,6 +5,7 @@ mod harness;
 
 mod array;
 mod pipe;
+mod pool;
 mod process;
 mod queue;
 mod scope;
@@ -20,5 +21,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(process::tests());
     tests.extend(queue::tests());
     tests.extend(pipe::tests());
+    tests.extend(pool::tests());
+    tests.extend(pool::task_tests());
     harness::run(tests)
 }

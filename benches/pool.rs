@@ -1,0 +1,142 @@
+//! The pool against rayon (2 threads) and sequential code, in the same run:
+//! - in place `a = a*1.0001 + 0.5` over 32M f64 (256 MiB), elements per second;
+//! - a map-reduce sum over the same array;
+//! - 1M tiny tasks through `map`, default chunking and chunksize 1;
+//! - `apply` round trip, back to back;
+//! - pool start (2 workers) + first task + shutdown.
+//!
+//! `cargo bench --bench pool` (short: `-- --warm-up-time 1 --measurement-time 3`).
+//!
+//! The shmpool pool is started before criterion runs: criterion's analysis uses rayon's global
+//! pool, and a process with threads refuses to fork unless told otherwise. The start/shutdown
+//! benchmark, which must fork while those threads exist, opts in with `allow_threads(true)`
+//! (its workers touch only shared memory).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput};
+use rayon::prelude::*;
+use shmpool::{Pool, SharedArray};
+
+const N: usize = 32 << 20;
+/// rayon's chunk for the same kernel: big enough that splitting costs vanish.
+const RAYON_CHUNK: usize = 1 << 16;
+
+fn rayon2() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap()
+}
+
+fn scale_add(c: &mut Criterion, pool: &mut Pool, a: &mut SharedArray<f64>) {
+    let rp = rayon2();
+    let mut g = c.benchmark_group("pool/scale_add_32M_f64");
+    g.sample_size(10).throughput(Throughput::Elements(N as u64));
+    g.bench_function("shmpool 2 workers", |b| {
+        b.iter(|| pool.for_each_chunk(a, shmpool_kernels::scale_add).unwrap())
+    });
+    g.bench_function("rayon 2 threads", |b| {
+        b.iter(|| rp.install(|| a.par_chunks_mut(RAYON_CHUNK).for_each(shmpool_kernels::scale_add)))
+    });
+    g.bench_function("sequential", |b| b.iter(|| shmpool_kernels::scale_add(a)));
+    g.finish();
+}
+
+fn sum(c: &mut Criterion, pool: &mut Pool, a: &SharedArray<f64>) {
+    let rp = rayon2();
+    let mut g = c.benchmark_group("pool/sum_32M_f64");
+    g.sample_size(10).throughput(Throughput::Elements(N as u64));
+    g.bench_function("shmpool 2 workers", |b| {
+        b.iter(|| black_box(pool.map_reduce(a, shmpool_kernels::sum, |x, y| x + y).unwrap()))
+    });
+    g.bench_function("rayon 2 threads", |b| {
+        b.iter(|| {
+            black_box(
+                rp.install(|| a.par_chunks(RAYON_CHUNK).map(shmpool_kernels::sum).sum::<f64>()),
+            )
+        })
+    });
+    g.bench_function("sequential", |b| b.iter(|| black_box(shmpool_kernels::sum(a))));
+    g.finish();
+}
+
+fn start_stop(c: &mut Criterion) {
+    let mut small = SharedArray::<f64>::zeroed(1024).unwrap();
+    let mut g = c.benchmark_group("pool/start+first_task+shutdown");
+    g.sample_size(10);
+    g.bench_function("shmpool 2 workers (fork)", |b| {
+        b.iter(|| {
+            // SAFETY: the workers run `scale_add` on shared memory only; criterion's threads, if
+            // any, hold no lock they take.
+            let builder = unsafe { Pool::builder().workers(2).allow_threads(true) };
+            let mut p = builder.build().unwrap();
+            p.for_each_chunk(&mut small, shmpool_kernels::scale_add).unwrap();
+            drop(p);
+        })
+    });
+    g.bench_function("rayon 2 threads", |b| {
+        b.iter(|| {
+            let rp = rayon2();
+            rp.install(|| small.par_chunks_mut(64).for_each(shmpool_kernels::scale_add));
+            drop(rp);
+        })
+    });
+    g.bench_function("sequential (the task alone)", |b| {
+        b.iter(|| shmpool_kernels::scale_add(&mut small))
+    });
+    g.finish();
+}
+
+fn tiny(x: u64) -> u64 {
+    x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7
+}
+
+const TASKS: usize = 1 << 20;
+
+fn tiny_tasks(c: &mut Criterion, pool: &mut Pool) {
+    let rp = rayon2();
+    let args: Vec<u64> = (0..TASKS as u64).collect();
+    let mut g = c.benchmark_group("pool/1M_tiny_tasks");
+    g.sample_size(10).throughput(Throughput::Elements(TASKS as u64));
+    g.bench_function("shmpool map, default chunksize", |b| {
+        b.iter(|| black_box(pool.map(tiny, &args, None).unwrap()))
+    });
+    g.bench_function("shmpool map, chunksize 1", |b| {
+        b.iter(|| black_box(pool.map(tiny, &args, Some(1)).unwrap()))
+    });
+    g.bench_function("rayon 2 threads", |b| {
+        b.iter(|| black_box(rp.install(|| args.par_iter().map(|&x| tiny(x)).collect::<Vec<u64>>())))
+    });
+    g.bench_function("sequential", |b| {
+        b.iter(|| black_box(args.iter().map(|&x| tiny(x)).collect::<Vec<u64>>()))
+    });
+    g.finish();
+}
+
+fn apply_round_trip(c: &mut Criterion, pool: &mut Pool) {
+    let rp = rayon2();
+    let mut g = c.benchmark_group("pool/apply_round_trip");
+    g.sample_size(10);
+    let mut x = 0u64;
+    g.bench_function("shmpool apply", |b| {
+        b.iter(|| {
+            x = pool.apply(tiny, x).unwrap();
+        })
+    });
+    g.bench_function("rayon install", |b| b.iter(|| black_box(rp.install(|| tiny(black_box(7))))));
+    g.bench_function("sequential call", |b| b.iter(|| black_box(tiny(black_box(7)))));
+    g.finish();
+}
+
+fn main() {
+    // Fork the long-lived workers while this process is still single-threaded.
+    let mut pool = Pool::new(2).expect("starting the pool");
+    let mut a = SharedArray::<f64>::from_fn(N, |i| (i % 1000) as f64).unwrap();
+    let mut c = Criterion::default().warm_up_time(Duration::from_secs(1)).configure_from_args();
+    scale_add(&mut c, &mut pool, &mut a);
+    sum(&mut c, &mut pool, &a);
+    tiny_tasks(&mut c, &mut pool);
+    apply_round_trip(&mut c, &mut pool);
+    start_stop(&mut c);
+    drop(pool);
+    c.final_summary();
+}

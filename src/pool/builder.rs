@@ -1,0 +1,160 @@
+//! `PoolBuilder`: workers, name, initializer, maxtasksperchild, retries, chunk size.
+
+use super::Pool;
+use super::control::MAX_WORKERS;
+use super::worker::WorkerConfig;
+use crate::error::{Error, Result};
+
+/// Configures and starts a [`Pool`].
+///
+/// ```no_run
+/// // (no_run: doctests run in a multi-threaded harness, where forking workers is refused.)
+/// fn setup() { /* runs once in each worker */ }
+/// let pool = shmpool::Pool::builder()
+///     .workers(2)
+///     .name("blur")
+///     .initializer(setup)
+///     .maxtasksperchild(1000)
+///     .retries(3) // only for idempotent kernels
+///     .build()?;
+/// assert_eq!(pool.workers(), 2);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[derive(Clone, Default)]
+pub struct PoolBuilder {
+    workers: Option<usize>,
+    name: Option<String>,
+    cfg: WorkerConfig,
+    retries: u32,
+    chunk_size: Option<usize>,
+    allow_threads: bool,
+}
+
+impl PoolBuilder {
+    /// A builder with the defaults: one worker per CPU this process may run on.
+    ///
+    /// ```
+    /// let b = shmpool::PoolBuilder::new().workers(4);
+    /// # let _ = b;
+    /// ```
+    pub fn new() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// Number of worker processes (default: the CPUs in this process's affinity mask, Python's
+    /// `process_cpu_count()`). Zero is an error at [`build`](PoolBuilder::build).
+    ///
+    /// ```
+    /// let b = shmpool::PoolBuilder::new().workers(2);
+    /// # let _ = b;
+    /// ```
+    pub fn workers(mut self, n: usize) -> PoolBuilder {
+        self.workers = Some(n);
+        self
+    }
+
+    /// A name for messages and diagnostics.
+    ///
+    /// ```
+    /// let b = shmpool::PoolBuilder::new().name("resize");
+    /// # let _ = b;
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> PoolBuilder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// A function each worker runs once when it starts (Python's `initializer`).
+    ///
+    /// ```
+    /// fn init() {}
+    /// let b = shmpool::PoolBuilder::new().initializer(init);
+    /// # let _ = b;
+    /// ```
+    pub fn initializer(mut self, f: fn()) -> PoolBuilder {
+        self.cfg.initializer = Some(f);
+        self
+    }
+
+    /// A worker exits after this many chunks and a fresh one replaces it (Python's
+    /// `maxtasksperchild`). Zero means no limit.
+    ///
+    /// ```
+    /// let b = shmpool::PoolBuilder::new().maxtasksperchild(100);
+    /// # let _ = b;
+    /// ```
+    pub fn maxtasksperchild(mut self, n: u64) -> PoolBuilder {
+        self.cfg.max_tasks = (n > 0).then_some(n);
+        self
+    }
+
+    /// How many chunks per job may be re-run after the worker running them died (default 0:
+    /// a death fails the job with [`Error::WorkerDied`]). Opt in only for idempotent kernels: a
+    /// chunk that died half-way is run again from whatever it had already written.
+    ///
+    /// ```
+    /// let b = shmpool::PoolBuilder::new().retries(2);
+    /// # let _ = b;
+    /// ```
+    pub fn retries(mut self, n: u32) -> PoolBuilder {
+        self.retries = n;
+        self
+    }
+
+    /// Elements per chunk for data-parallel jobs (default: see [`Pool::chunk_size_for`]).
+    ///
+    /// ```
+    /// let b = shmpool::PoolBuilder::new().chunk_size(1 << 16);
+    /// # let _ = b;
+    /// ```
+    pub fn chunk_size(mut self, n: usize) -> PoolBuilder {
+        self.chunk_size = Some(n.max(1));
+        self
+    }
+
+    /// Fork the workers (and their replacements) even though this process has other threads.
+    ///
+    /// # Safety
+    ///
+    /// After a fork in a multi-threaded process, POSIX allows the child only async-signal-safe
+    /// calls: a lock another thread holds at the fork (stdout's, any `std::sync::Mutex`, a rayon
+    /// registry's) stays locked forever in the workers. The caller promises that kernels and the
+    /// initializer touch nothing but their arguments, shared memory and glibc's `malloc`.
+    ///
+    /// ```
+    /// // SAFETY: nothing is started from this builder here.
+    /// let b = unsafe { shmpool::PoolBuilder::new().allow_threads(true) };
+    /// # let _ = b;
+    /// ```
+    pub unsafe fn allow_threads(mut self, yes: bool) -> PoolBuilder {
+        self.allow_threads = yes;
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolSize`] for zero workers (or more than 256), [`Error::ForkWithThreads`] when
+    /// the process has other threads and [`allow_threads`](PoolBuilder::allow_threads) was not
+    /// set, and OS errors from creating the control segment or forking.
+    ///
+    /// ```no_run
+    /// let pool = shmpool::PoolBuilder::new().workers(2).build()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn build(self) -> Result<Pool> {
+        let n = self.workers.unwrap_or_else(crate::process::cpu::process_cpu_count);
+        if n == 0 || n > MAX_WORKERS {
+            return Err(Error::PoolSize { requested: n, max: MAX_WORKERS });
+        }
+        Pool::start(
+            n,
+            self.name.unwrap_or_else(|| "pool".to_string()),
+            self.cfg,
+            self.retries,
+            self.chunk_size,
+            self.allow_threads,
+        )
+    }
+}

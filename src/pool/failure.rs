@@ -1,0 +1,246 @@
+//! Waiting for a job, and what happens when a worker dies.
+//!
+//! The parent waits in short slices: a brief spin on the completion counter, then a futex sleep
+//! of at most [`SLICE`] on `parent_seq`. Between slices it reaps any worker that ended
+//! (`waitpid(WNOHANG)`), so a death is noticed within one slice. The dead worker's `held` slot
+//! names the chunk it was claiming or running; the chunk becomes a *suspect*, resolved once the
+//! shared state is stable (README.md, "Death"): either someone else has it (nothing lost), or it
+//! is lost and is re-queued (retries left) or counted as failed with [`Error::WorkerDied`].
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+use super::control::{CLOSED, NOTHING, RETRY_RING, WAKE_EACH_CHUNK, pack, unpack};
+use super::{Pool, PoolState, WorkerProc, worker};
+use crate::error::{Error, Result};
+use crate::process::child;
+use crate::process::status::ExitStatus;
+use crate::sys;
+use crate::sys::proc::Exit;
+
+/// The longest the parent sleeps before checking worker liveness again.
+pub(crate) const SLICE: Duration = Duration::from_millis(10);
+/// How long the parent spins on the completion counter before it sleeps.
+pub(crate) const PARENT_SPIN: Duration = Duration::from_micros(50);
+
+/// The parent's bookkeeping for the job in flight.
+pub(crate) struct Active {
+    pub(crate) job: u32,
+    pub(crate) chunks: u64,
+    retries_left: u32,
+    /// Chunks held by workers that died, not yet resolved: (chunk, pid, exit).
+    suspects: Vec<(u64, u32, Exit, Option<String>)>,
+    /// The first death that cost a chunk.
+    died: Option<Error>,
+}
+
+impl Active {
+    pub(crate) fn new(job: u32, chunks: u64, retries: u32) -> Active {
+        Active { job, chunks, retries_left: retries, suspects: Vec::new(), died: None }
+    }
+}
+
+impl Pool {
+    /// Chunks finished and chunks in all, for the job in flight (or the last one).
+    pub(crate) fn progress_now(&self) -> (u64, u64) {
+        let total = self.active.as_ref().map_or(0, |a| a.chunks);
+        (self.ctl.done.load(SeqCst).min(total), total)
+    }
+
+    /// Whether the job in flight has finished every chunk.
+    pub(crate) fn job_done(&self) -> bool {
+        self.active.as_ref().is_none_or(|a| self.ctl.done.load(SeqCst) >= a.chunks)
+    }
+
+    /// Waits until the job in flight is done or `deadline` passes; `Ok(true)` when done.
+    pub(crate) fn wait_job(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        self.wait_until(deadline, false, Pool::job_done)
+    }
+
+    /// Waits until `ready` holds (or the job is over), or `deadline` passes; `Ok(true)` when
+    /// `ready` holds. With `each_chunk`, workers wake the parent at every finished chunk.
+    pub(crate) fn wait_until(
+        &mut self,
+        deadline: Option<Instant>,
+        each_chunk: bool,
+        ready: impl Fn(&Pool) -> bool,
+    ) -> Result<bool> {
+        if self.active.is_none() || self.state == PoolState::Terminated {
+            return Ok(true);
+        }
+        let t0 = Instant::now();
+        let mut i = 0u32;
+        while !ready(self) && i < 1 << 20 {
+            std::hint::spin_loop();
+            i += 1;
+            if i.is_multiple_of(64) {
+                // On an oversubscribed machine, let a runnable peer (the worker we wait for, or
+                // the parent about to publish) have the core.
+                std::thread::yield_now();
+            }
+            if i.is_multiple_of(64) && t0.elapsed() >= PARENT_SPIN {
+                break;
+            }
+        }
+        let mode = if each_chunk { WAKE_EACH_CHUNK } else { 1 };
+        loop {
+            if ready(self) {
+                return Ok(true);
+            }
+            if let Err(e) = self.check_workers() {
+                // Without workers the job cannot end: stop everything rather than hang.
+                self.terminate();
+                return Err(e);
+            }
+            if self.state == PoolState::Terminated || ready(self) {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            let mut nap = SLICE;
+            if let Some(d) = deadline {
+                if now >= d {
+                    return Ok(false);
+                }
+                nap = nap.min(d - now);
+            }
+            let c = &*self.ctl;
+            let seq = c.parent_seq.load(SeqCst);
+            c.parent_sleeping.store(mode, SeqCst);
+            if !ready(self) {
+                sys::futex::wait(&c.parent_seq, seq, Some(nap));
+            }
+            self.ctl.parent_sleeping.store(0, SeqCst);
+        }
+    }
+
+    /// The result of the finished job in flight, which stops being in flight.
+    pub(crate) fn take_outcome(&mut self) -> Result<()> {
+        let Some(a) = self.active.take() else { return Ok(()) };
+        if self.state == PoolState::Terminated && self.ctl.done.load(SeqCst) < a.chunks {
+            return Err(Error::PoolNotRunning { state: "terminated" });
+        }
+        if let Some(e) = a.died {
+            return Err(e);
+        }
+        match self.ctl.read_error() {
+            Some((_, chunk, pid, message)) => Err(Error::KernelPanicked { chunk, pid, message }),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits out any job in flight and forgets its result (a handle that was leaked).
+    pub(crate) fn finish_active(&mut self) -> Result<()> {
+        if self.active.is_some() {
+            self.wait_job(None)?;
+            self.active = None;
+        }
+        Ok(())
+    }
+
+    /// Reaps workers that ended, replaces them, and resolves chunks they held.
+    pub(crate) fn check_workers(&mut self) -> Result<()> {
+        for slot in 0..self.slots.len() {
+            let w = &self.slots[slot];
+            if !w.alive {
+                continue;
+            }
+            let Some(exit) = sys::proc::try_waitpid(w.pid).map_err(Error::io("waitpid"))? else {
+                continue;
+            };
+            let pid = w.pid;
+            let ws = &self.ctl.workers[slot];
+            let retired = ws.retiring.load(SeqCst) == 1 && exit == Exit::Code(0);
+            let held = ws.held.load(SeqCst);
+            let completed = ws.completed.load(SeqCst);
+            let report = self.slots[slot].report.take().and_then(child::read_report);
+            self.slots[slot].alive = false;
+            if retired || completed > 0 || held != NOTHING {
+                self.early_deaths = 0;
+            } else {
+                // Died before taking any work: a failing initializer, say. Replacing such
+                // workers forever would hang the job, so give up after a few in a row.
+                self.early_deaths += 1;
+                if self.early_deaths > 2 * self.slots.len() as u32 + 2 {
+                    let how = ExitStatus { exit, panic: report }.to_string();
+                    return Err(Error::ChildFailed {
+                        pid,
+                        how: format!(
+                            "{how}; {} pool workers in a row died before taking any work (check the \
+                             pool's initializer)",
+                            self.early_deaths
+                        ),
+                    });
+                }
+            }
+            if !retired
+                && held != NOTHING
+                && let Some(a) = self.active.as_mut()
+                && unpack(held).0 == a.job
+            {
+                a.suspects.push((unpack(held).1, pid, exit, report));
+            }
+            if self.state == PoolState::Running && !std::thread::panicking() {
+                let (pid, report) =
+                    worker::start(&self.ctl, slot, self.cfg, self.allow_threads, self.parent_pid)?;
+                self.slots[slot] = WorkerProc { pid, report: Some(report), alive: true };
+            }
+        }
+        self.resolve_suspects();
+        Ok(())
+    }
+
+    /// Decides, for each chunk a dead worker held, whether it was lost. The reads go in the
+    /// reverse order of the workers' writes (claim, then `held`, then the done bit), so a chunk
+    /// is never judged lost while a live worker is taking or finishing it.
+    fn resolve_suspects(&mut self) {
+        let Some(a) = self.active.as_mut() else { return };
+        if a.suspects.is_empty() {
+            return;
+        }
+        let c = &*self.ctl;
+        let mut keep = Vec::new();
+        for (idx, pid, exit, report) in std::mem::take(&mut a.suspects) {
+            let e = pack(a.job, idx);
+            let pop = c.retry_pop.load(SeqCst);
+            let push = c.retry_push.load(SeqCst);
+            let in_ring =
+                (pop..push).any(|k| c.retry[(k % RETRY_RING as u64) as usize].load(SeqCst) == e);
+            let (cj, ci) = unpack(c.cursor.load(SeqCst));
+            let claimed = cj == a.job && ci != CLOSED && ci > idx;
+            if in_ring || !claimed {
+                continue; // it never got the chunk; another worker will.
+            }
+            let live_holder = self
+                .slots
+                .iter()
+                .enumerate()
+                .any(|(s, w)| w.alive && c.workers[s].held.load(SeqCst) == e);
+            if live_holder {
+                keep.push((idx, pid, exit, report));
+                continue;
+            }
+            if c.is_done(idx) {
+                continue;
+            }
+            // Lost: nobody has it, it is not done, and it will not be claimed again.
+            if a.retries_left > 0 && push - pop < RETRY_RING as u64 {
+                a.retries_left -= 1;
+                c.retry[(push % RETRY_RING as u64) as usize].store(e, SeqCst);
+                c.retry_push.store(push + 1, SeqCst);
+                c.wake_workers();
+            } else {
+                let how = ExitStatus { exit, panic: report }.to_string();
+                let signal = match exit {
+                    Exit::Signal(s) => Some(s),
+                    Exit::Code(_) => None,
+                };
+                a.died.get_or_insert(Error::WorkerDied { pid, how, chunk: idx, signal });
+                c.mark_failed(idx);
+                if c.mark_done(idx) {
+                    c.done.fetch_add(1, SeqCst);
+                }
+            }
+        }
+        a.suspects = keep;
+    }
+}

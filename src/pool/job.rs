@@ -1,0 +1,243 @@
+//! `JobHandle`: a data-parallel job running in the background, with progress and timeouts.
+
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+use super::Pool;
+use super::control::{NOTHING, unpack};
+use crate::error::Result;
+
+/// What a finished job hands back, computed from the pool once the job is done.
+pub(crate) type Output<'p, R> = Box<dyn FnOnce(&Pool) -> R + 'p>;
+
+/// A job started by an `_async` operation such as [`Pool::for_each_chunk_async`]. It owns the
+/// arrays the job works on and gives them back from [`wait`](JobHandle::wait).
+///
+/// Dropping the handle waits for the job to finish (so the arrays are never freed while
+/// workers use them); leaking it with `mem::forget` leaks the arrays, and the pool's next job
+/// waits for this one first.
+///
+/// ```no_run
+/// use shmpool::{Pool, SharedArray};
+/// use std::time::Duration;
+///
+/// let mut pool = Pool::new(2)?;
+/// let a = SharedArray::<f32>::zeroed(1 << 24)?;
+/// let mut job = pool.for_each_chunk_async(a, |c| c.iter_mut().for_each(|x| *x += 1.0))?;
+/// while !job.wait_timeout(Duration::from_millis(100))? {
+///     let (done, total) = job.progress();
+///     println!("{done}/{total} chunks");
+/// }
+/// let a = job.wait()?;
+/// assert_eq!(a[0], 1.0);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub struct JobHandle<'p, R> {
+    pool: &'p mut Pool,
+    job: u32,
+    output: Option<Output<'p, R>>,
+}
+
+impl<'p, R> JobHandle<'p, R> {
+    pub(crate) fn new(pool: &'p mut Pool, job: u32, output: Output<'p, R>) -> JobHandle<'p, R> {
+        JobHandle { pool, job, output: Some(output) }
+    }
+
+    /// Chunks finished so far, and chunks in all.
+    ///
+    /// ```no_run
+    /// # let mut pool = shmpool::Pool::new(2)?;
+    /// # let a = shmpool::SharedArray::<u8>::zeroed(1 << 20)?;
+    /// let mut job = pool.for_each_chunk_async(a, |c| c.fill(1))?;
+    /// let (done, total) = job.progress();
+    /// assert!(done <= total);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn progress(&mut self) -> (u64, u64) {
+        self.poll();
+        self.pool.progress_now()
+    }
+
+    /// Waits for the job until `deadline`; whether it is done.
+    pub(crate) fn pool_wait(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        self.pool.wait_job(deadline)
+    }
+
+    /// Whether the pool was terminated (nothing more will finish).
+    pub(crate) fn terminated(&self) -> bool {
+        self.pool.state == super::PoolState::Terminated
+    }
+
+    /// Terminates the pool (see [`terminate_pool`](JobHandle::terminate_pool)).
+    pub(crate) fn terminate_now(&mut self) {
+        self.pool.terminate();
+    }
+
+    /// The pool running the job.
+    pub(crate) fn pool(&self) -> &Pool {
+        self.pool
+    }
+
+    /// Waits until `ready` holds, waking at every finished chunk (for streaming results).
+    pub(crate) fn wait_until(
+        &mut self,
+        deadline: Option<Instant>,
+        ready: impl Fn(&Pool) -> bool,
+    ) -> Result<bool> {
+        self.pool.wait_until(deadline, true, ready)
+    }
+
+    /// The job's outcome once it is done (first call only; later calls return `Ok`).
+    pub(crate) fn outcome(&mut self) -> Result<()> {
+        if self.pool.active.as_ref().is_some_and(|a| a.job == self.job) {
+            self.pool.wait_job(None)?;
+            self.pool.take_outcome()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Takes the output (the job must be done).
+    pub(crate) fn take_output(&mut self) -> Option<R> {
+        let out = self.output.take()?;
+        Some(out(self.pool))
+    }
+
+    /// Reaps and replaces dead workers (so polling notices deaths, as waiting does).
+    fn poll(&mut self) {
+        if self.pool.check_workers().is_err() {
+            self.pool.terminate();
+        }
+    }
+
+    /// Whether every chunk has finished.
+    ///
+    /// ```no_run
+    /// # let mut pool = shmpool::Pool::new(2)?;
+    /// # let a = shmpool::SharedArray::<u8>::zeroed(16)?;
+    /// let mut job = pool.for_each_chunk_async(a, |c| c.fill(1))?;
+    /// let _ = job.is_ready();
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn is_ready(&mut self) -> bool {
+        self.poll();
+        self.pool.job_done()
+    }
+
+    /// The workers running a chunk of this job right now, as (pid, chunk index).
+    ///
+    /// ```no_run
+    /// # let mut pool = shmpool::Pool::new(2)?;
+    /// # let a = shmpool::SharedArray::<u8>::zeroed(1 << 24)?;
+    /// let mut job = pool.for_each_chunk_async(a, |c| c.fill(1))?;
+    /// for (pid, chunk) in job.running() {
+    ///     println!("worker {pid} runs chunk {chunk}");
+    /// }
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn running(&mut self) -> Vec<(u32, u64)> {
+        self.poll();
+        let c = &*self.pool.ctl;
+        let done_or_claimed = |i: u64| c.is_done(i);
+        self.pool
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.alive)
+            .filter_map(|(s, w)| {
+                let h = c.workers[s].held.load(SeqCst);
+                let (j, i) = unpack(h);
+                (h != NOTHING && j == self.job && !done_or_claimed(i)).then_some((w.pid, i))
+            })
+            .collect()
+    }
+
+    /// Waits at most `timeout` for the job; `Ok(true)` once it has finished (then
+    /// [`wait`](JobHandle::wait) returns at once), `Ok(false)` if it still runs.
+    ///
+    /// # Errors
+    ///
+    /// A replacement worker could not be started (the pool is then terminated).
+    ///
+    /// ```no_run
+    /// # let mut pool = shmpool::Pool::new(2)?;
+    /// # let a = shmpool::SharedArray::<u8>::zeroed(16)?;
+    /// let mut job = pool.for_each_chunk_async(a, |c| c.fill(1))?;
+    /// let finished = job.wait_timeout(std::time::Duration::from_secs(1))?;
+    /// # let _ = finished;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool> {
+        self.pool.wait_job(Instant::now().checked_add(timeout))
+    }
+
+    /// Waits for the job and returns its output.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::KernelPanicked`](crate::Error::KernelPanicked) (first panic, with chunk and
+    /// message), [`Error::WorkerDied`](crate::Error::WorkerDied) (a worker died holding a chunk
+    /// and no retry was left), [`Error::PoolNotRunning`](crate::Error::PoolNotRunning) if the
+    /// pool was terminated. The arrays are dropped on error.
+    ///
+    /// ```no_run
+    /// # let mut pool = shmpool::Pool::new(2)?;
+    /// # let a = shmpool::SharedArray::<u8>::zeroed(16)?;
+    /// let a = pool.for_each_chunk_async(a, |c| c.fill(1))?.wait()?;
+    /// assert_eq!(a[15], 1);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn wait(mut self) -> Result<R> {
+        self.pool.wait_job(None)?;
+        self.pool.take_outcome()?;
+        let out = self.output.take().expect("output taken only here");
+        Ok(out(self.pool))
+    }
+
+    /// Waits for the job and returns its output together with its outcome, so the arrays can
+    /// be inspected even when a chunk failed.
+    ///
+    /// ```no_run
+    /// # let mut pool = shmpool::Pool::new(2)?;
+    /// # let a = shmpool::SharedArray::<u8>::zeroed(16)?;
+    /// let (a, outcome) = pool.for_each_chunk_async(a, |c| c.fill(1))?.finish();
+    /// outcome?;
+    /// assert_eq!(a[0], 1);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn finish(mut self) -> (R, Result<()>) {
+        let outcome = self.pool.wait_job(None).and_then(|_| self.pool.take_outcome());
+        let out = self.output.take().expect("output taken only here");
+        (out(self.pool), outcome)
+    }
+
+    /// Terminates the pool (Python's `Pool.terminate` with work pending): kills and reaps every
+    /// worker at once; the job's chunks that did not run are abandoned.
+    ///
+    /// ```no_run
+    /// # let mut pool = shmpool::Pool::new(2)?;
+    /// # let a = shmpool::SharedArray::<u8>::zeroed(1 << 24)?;
+    /// let job = pool.for_each_chunk_async(a, |c| c.fill(1))?;
+    /// job.terminate_pool();
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn terminate_pool(self) {
+        self.pool.terminate();
+    }
+}
+
+impl<R> Drop for JobHandle<'_, R> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // Unwinding: do not wait (or fork replacements) now; stop the workers instead.
+            self.pool.terminate();
+            return;
+        }
+        // The output (and the arrays it owns) drops after this: make sure no worker still uses
+        // them. `wait_job` terminates the pool itself if it cannot finish the job.
+        let _ = self.pool.wait_job(None);
+        if self.pool.active.as_ref().is_some_and(|a| a.job == self.job) {
+            let _ = self.pool.take_outcome();
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! The pool: forked worker processes that run kernels in place on chunks of shared arrays.
+//!
+//! One file per concept: [`builder`] (configuration), [`control`] (the shared control block and
+//! job descriptor), [`worker`] (the worker loop and its single start step), [`kernel`]
+//! (type-erased trampolines), [`failure`] (waiting for a job and noticing dead workers),
+//! [`parallel`] (the data-parallel operations), [`job`] (the asynchronous job handle).
+//! `README.md` beside this file explains the protocol.
+
+pub(crate) mod builder;
+pub(crate) mod control;
+pub(crate) mod failure;
+pub(crate) mod job;
+pub(crate) mod kernel;
+pub(crate) mod parallel;
+pub(crate) mod tasks;
+pub(crate) mod worker;
+
+use std::fs::File;
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+use std::time::{Duration, Instant};
+
+use control::{CLOSED, CLOSING, ControlBlock, ERR_NONE, MAX_ARRAYS, RUNNING, TERMINATING, pack};
+use failure::Active;
+use worker::WorkerConfig;
+
+use crate::error::{Error, Result};
+use crate::segment::handle::SegmentHandle;
+use crate::segment::header::Kind;
+use crate::segment::object::ShmBox;
+use crate::segment::options::ShmOptions;
+use crate::sys;
+
+pub use builder::PoolBuilder;
+pub use job::JobHandle;
+pub use tasks::{AsyncResult, IMap, IMapUnordered};
+
+/// A pool of forked worker processes that run `fn` kernels in place on chunks of
+/// [`SharedArray`](crate::SharedArray)s. Only chunk indices travel between processes.
+///
+/// ```no_run
+/// // (no_run: doctests run in a multi-threaded harness, where forking workers is refused.)
+/// use shmpool::{Pool, SharedArray};
+///
+/// let mut pool = Pool::new(2)?;
+/// let mut a = SharedArray::<f64>::from_fn(1 << 20, |i| i as f64)?;
+/// pool.for_each_chunk(&mut a, |chunk| chunk.iter_mut().for_each(|x| *x = *x * 2.0 + 1.0))?;
+/// assert_eq!(a[3], 7.0);
+/// let sum = pool.map_reduce(&a, |c| c.iter().sum::<f64>(), |x, y| x + y)?;
+/// assert!(sum > 0.0);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+///
+/// Dropping the pool terminates it: every worker is killed and reaped.
+///
+/// Workers exit when this process dies (`PR_SET_PDEATHSIG` when forked from the main thread, the
+/// crate's alive pipe otherwise, and a `getppid()` check whenever they wake). Death of a worker is noticed while the parent waits for or polls a job (every 10 ms at most);
+/// code elsewhere in the process must not reap the pool's children (`waitpid(-1)`).
+pub struct Pool {
+    ctl: ShmBox<ControlBlock>,
+    slots: Vec<WorkerProc>,
+    cfg: WorkerConfig,
+    name: String,
+    retries: u32,
+    chunk_size: Option<usize>,
+    allow_threads: bool,
+    parent_pid: u32,
+    state: PoolState,
+    next_job: u32,
+    active: Option<Active>,
+    /// Workers in a row that died before taking any work.
+    early_deaths: u32,
+    /// Task arguments and results too big for the scratch area, reused from call to call.
+    arena: Option<crate::segment::Segment>,
+}
+
+/// The parent's record of one worker.
+pub(crate) struct WorkerProc {
+    pub(crate) pid: u32,
+    pub(crate) report: Option<File>,
+    pub(crate) alive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PoolState {
+    Running,
+    Closed,
+    Terminated,
+}
+
+/// What the parent publishes for one job.
+pub(crate) struct JobSpec {
+    pub(crate) trampoline: usize,
+    pub(crate) kernel: usize,
+    pub(crate) len: usize,
+    pub(crate) chunk_size: usize,
+    pub(crate) radius: usize,
+    pub(crate) arrays: [ArraySpec; MAX_ARRAYS],
+}
+
+/// Where one array of a job lives.
+#[derive(Default)]
+pub(crate) enum ArraySpec {
+    /// No array in this position.
+    #[default]
+    None,
+    /// A shared array segment, with the number of elements the job covers.
+    Handle(SegmentHandle, usize),
+    /// A region of the control block's scratch area: byte offset, elements, element size.
+    Scratch(usize, usize, usize),
+    /// A region of a byte segment (the task arena): byte offset, elements, element size.
+    Region(SegmentHandle, usize, usize, usize),
+}
+
+impl Pool {
+    /// A pool of `n` workers with default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolSize`] when `n` is 0, [`Error::ForkWithThreads`] when the process has other
+    /// threads (see [`PoolBuilder::allow_threads`]).
+    ///
+    /// ```no_run
+    /// let pool = shmpool::Pool::new(2)?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn new(n: usize) -> Result<Pool> {
+        PoolBuilder::new().workers(n).build()
+    }
+
+    /// A builder for the other settings.
+    ///
+    /// ```no_run
+    /// let pool = shmpool::Pool::builder().workers(2).name("demo").build()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    fn start(
+        n: usize,
+        name: String,
+        cfg: WorkerConfig,
+        retries: u32,
+        chunk_size: Option<usize>,
+        allow_threads: bool,
+    ) -> Result<Pool> {
+        // SAFETY: the closure leaves the zeroed memory as it is, apart from atomic stores: an
+        // all-zero `ControlBlock` (atomics only) is a valid value.
+        let ctl = unsafe {
+            ShmBox::new_in_place(Kind::PoolControl, &ShmOptions::new(), |p| {
+                let c: &ControlBlock = p.as_ref();
+                c.cursor.store(pack(0, CLOSED), Relaxed);
+                c.state.store(RUNNING, Relaxed);
+                for w in &c.workers {
+                    w.held.store(control::NOTHING, Relaxed);
+                }
+                Ok(())
+            })?
+        };
+        let mut pool = Pool {
+            ctl,
+            slots: Vec::with_capacity(n),
+            cfg,
+            name,
+            retries,
+            chunk_size,
+            allow_threads,
+            parent_pid: sys::proc::getpid(),
+            state: PoolState::Running,
+            next_job: 0,
+            active: None,
+            early_deaths: 0,
+            arena: None,
+        };
+        for slot in 0..n {
+            // On failure `pool` drops here, which kills and reaps the workers already started.
+            let (pid, report) =
+                worker::start(&pool.ctl, slot, pool.cfg, pool.allow_threads, pool.parent_pid)?;
+            pool.slots.push(WorkerProc { pid, report: Some(report), alive: true });
+        }
+        Ok(pool)
+    }
+
+    /// Number of worker processes.
+    ///
+    /// ```no_run
+    /// assert_eq!(shmpool::Pool::new(3)?.workers(), 3);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The pool's name.
+    ///
+    /// ```no_run
+    /// assert_eq!(shmpool::Pool::builder().name("x").build()?.name(), "x");
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pids of the live workers, in slot order (a replaced worker's slot shows the new pid).
+    ///
+    /// ```no_run
+    /// let pool = shmpool::Pool::new(2)?;
+    /// assert_eq!(pool.worker_pids().len(), 2);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.slots.iter().filter(|w| w.alive).map(|w| w.pid).collect()
+    }
+
+    /// Sets the chunk size (elements per chunk) for later data-parallel jobs; `None` restores
+    /// the default. (Task calls take their own `chunksize`.)
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// pool.set_chunk_size(Some(1024));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn set_chunk_size(&mut self, n: Option<usize>) {
+        self.chunk_size = n.map(|n| n.max(1));
+    }
+
+    /// Stops taking work; workers exit once idle. Follow with [`join`](Pool::join).
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// pool.close();
+    /// pool.join()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn close(&mut self) {
+        if self.state == PoolState::Running {
+            let _ = self.finish_active();
+            self.state = PoolState::Closed;
+            self.ctl.state.store(CLOSING, SeqCst);
+            self.ctl.wake_workers();
+        }
+    }
+
+    /// Stops at once: kills every worker (SIGKILL) and reaps it. Work in flight is abandoned;
+    /// an unfinished job reports an error.
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// pool.terminate();
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn terminate(&mut self) {
+        if self.state == PoolState::Terminated {
+            return;
+        }
+        self.state = PoolState::Terminated;
+        self.ctl.state.store(TERMINATING, SeqCst);
+        self.ctl.wake_workers();
+        for w in self.slots.iter().filter(|w| w.alive) {
+            let _ = sys::proc::kill(w.pid, libc::SIGKILL);
+        }
+        for w in self.slots.iter_mut().filter(|w| w.alive) {
+            let _ = sys::proc::waitpid(w.pid);
+            w.alive = false;
+            w.report = None;
+        }
+    }
+
+    /// Waits for every worker to exit, after [`close`](Pool::close) or
+    /// [`terminate`](Pool::terminate).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolStillRunning`] if neither was called.
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// assert!(pool.join().is_err()); // still running
+    /// pool.close();
+    /// pool.join()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn join(&mut self) -> Result<()> {
+        match self.join_timeout(Duration::MAX)? {
+            true => Ok(()),
+            false => unreachable!("an unbounded join returns only when every worker exited"),
+        }
+    }
+
+    /// Like [`join`](Pool::join), waiting at most `timeout`; `Ok(false)` if some worker still
+    /// runs then.
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// pool.close();
+    /// assert!(pool.join_timeout(std::time::Duration::from_secs(5))?);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<bool> {
+        if self.state == PoolState::Running {
+            return Err(Error::PoolStillRunning);
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        let mut nap = Duration::from_micros(50);
+        loop {
+            for w in self.slots.iter_mut().filter(|w| w.alive) {
+                if sys::proc::try_waitpid(w.pid).map_err(Error::io("waitpid"))?.is_some() {
+                    w.alive = false;
+                    w.report = None;
+                }
+            }
+            if self.slots.iter().all(|w| !w.alive) {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(false);
+            }
+            let left = deadline.map_or(nap, |d| d - now);
+            std::thread::sleep(nap.min(left));
+            nap = (nap * 2).min(Duration::from_millis(5));
+        }
+    }
+
+    pub(crate) fn check_running(&self) -> Result<()> {
+        match self.state {
+            PoolState::Running => Ok(()),
+            PoolState::Closed => Err(Error::PoolNotRunning { state: "closed" }),
+            PoolState::Terminated => Err(Error::PoolNotRunning { state: "terminated" }),
+        }
+    }
+
+    /// The number of chunks `spec` makes.
+    pub(crate) fn chunks_of(len: usize, chunk_size: usize) -> usize {
+        len.div_ceil(chunk_size.max(1))
+    }
+
+    /// Publishes a job (after the previous one, if any, finished). Returns its id.
+    pub(crate) fn publish(&mut self, spec: &JobSpec) -> Result<u32> {
+        self.check_running()?;
+        self.finish_active()?;
+        self.check_workers()?;
+        let chunks = Self::chunks_of(spec.len, spec.chunk_size) as u64;
+        debug_assert!(chunks as usize <= control::MAX_CHUNKS);
+        self.next_job = self.next_job.wrapping_add(1).max(1);
+        let job = self.next_job;
+        let c = &*self.ctl;
+        c.cursor.store(pack(job, CLOSED), SeqCst);
+        c.done.store(0, SeqCst);
+        let words = (chunks as usize).div_ceil(64);
+        for w in c.done_bits[..words].iter().chain(&c.failed_bits[..words]) {
+            w.store(0, Relaxed);
+        }
+        c.error.kind.store(ERR_NONE, Relaxed);
+        let d = &c.job;
+        d.trampoline.store(kernel::to_offset(spec.trampoline), Relaxed);
+        d.kernel.store(kernel::to_offset(spec.kernel), Relaxed);
+        d.len.store(spec.len as u64, Relaxed);
+        d.chunk_size.store(spec.chunk_size as u64, Relaxed);
+        d.chunks.store(chunks, Relaxed);
+        d.radius.store(spec.radius as u64, Relaxed);
+        d.retries.store(self.retries, Relaxed);
+        for (slot, a) in d.arrays.iter().zip(&spec.arrays) {
+            match a {
+                ArraySpec::Handle(h, len) => slot.set(Some(h), *len),
+                ArraySpec::Scratch(off, len, elem) => slot.set_scratch(*off, *len, *elem),
+                ArraySpec::Region(h, off, len, elem) => slot.set_region(h, *off, *len, *elem),
+                ArraySpec::None => slot.set(None, 0),
+            }
+        }
+        c.job_id.store(job, Release);
+        c.cursor.store(pack(job, 0), SeqCst);
+        c.wake_workers();
+        self.active = Some(Active::new(job, chunks, self.retries));
+        Ok(job)
+    }
+
+    /// The default chunk size for `len` elements of `elem_size` bytes: about 8 chunks per worker
+    /// (so a slow worker or a busy core costs at most an eighth of its share), but never under
+    /// 64 KiB of data per chunk (so claiming, a compare-and-swap on a shared line, costs well
+    /// under 1% of the chunk's work), and never more than 4M chunks. [`Pool::set_chunk_size`]
+    /// or [`PoolBuilder::chunk_size`] override it.
+    ///
+    /// ```no_run
+    /// let pool = shmpool::Pool::new(2)?;
+    /// assert_eq!(pool.chunk_size_for(32 << 20, 8), 2 << 20); // 16 chunks of 16 MiB
+    /// assert_eq!(pool.chunk_size_for(1000, 8), 8192); // one chunk: the 64 KiB floor
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn chunk_size_for(&self, len: usize, elem_size: usize) -> usize {
+        let min_chunks = len.div_ceil(control::MAX_CHUNKS).max(1);
+        let size = match self.chunk_size {
+            Some(n) => n,
+            None => {
+                let floor = (64 * 1024 / elem_size.max(1)).max(1);
+                len.div_ceil(8 * self.slots.len().max(1)).max(floor)
+            }
+        };
+        size.max(min_chunks)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("name", &self.name)
+            .field("workers", &self.worker_pids())
+            .field("state", &self.state)
+            .finish()
+    }
+}

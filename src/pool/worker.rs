@@ -1,0 +1,282 @@
+//! The worker side: how a worker starts (the one start step, fork), claims chunks, maps arrays
+//! by handle, runs kernels in place, and sleeps when there is nothing to do.
+
+use std::fs::File;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::time::{Duration, Instant};
+
+use super::control::{
+    CLOSING, ControlBlock, ERR_PANIC, MAX_ARRAYS, NOTHING, RETRY_RING, SCRATCH_BYTES, TERMINATING,
+    WAKE_EACH_CHUNK, WorkerSlot, pack, unpack,
+};
+use super::kernel::{Span, Trampoline, Views, from_offset, panic_text};
+use crate::error::{Error, Result};
+use crate::process::fork;
+use crate::segment::Segment;
+use crate::sys;
+
+/// How long a worker that ran out of work spins before it sleeps on the futex.
+pub(crate) const WORKER_SPIN: Duration = Duration::from_micros(50);
+/// A sleeping worker wakes at least this often to check that its parent lives.
+const PARENT_CHECK: Duration = Duration::from_millis(250);
+/// Array mappings a worker keeps between jobs.
+const CACHE_ENTRIES: usize = 4;
+
+/// What every worker runs besides the protocol.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct WorkerConfig {
+    /// Run once in each worker before it takes work.
+    pub(crate) initializer: Option<fn()>,
+    /// Exit (to be replaced) after this many chunks.
+    pub(crate) max_tasks: Option<u64>,
+}
+
+/// Starts the worker for slot `slot` and returns its pid and the read end of its report pipe.
+///
+/// This is the pool's only start step: workers are forked, so they share the parent's code at
+/// the same addresses and kernel `fn` addresses mean the same thing in both. A forkserver or
+/// spawn start method would replace this function (and translate addresses relative to a known
+/// symbol).
+pub(crate) fn start(
+    ctl: &ControlBlock,
+    slot: usize,
+    cfg: WorkerConfig,
+    allow_threads: bool,
+    parent_pid: u32,
+) -> Result<(u32, File)> {
+    let s = &ctl.workers[slot];
+    s.held.store(NOTHING, SeqCst);
+    s.retiring.store(0, SeqCst);
+    s.completed.store(0, SeqCst);
+    // The crate's one fork path: thread check, alive pipe, parent-death signal, panic report.
+    let (pid, report) = fork::start(allow_threads, move || run(ctl, slot, cfg, parent_pid))?;
+    s.pid.store(pid, SeqCst);
+    Ok((pid, report))
+}
+
+/// The worker's main loop; returns its exit code.
+fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32) -> i32 {
+    if let Some(init) = cfg.initializer {
+        init();
+    }
+    let me = &ctl.workers[slot];
+    let mut cache = MapCache::default();
+    let mut tasks = 0u64;
+    loop {
+        let seen = ctl.wake_seq.load(SeqCst);
+        let state = ctl.state.load(SeqCst);
+        if state == TERMINATING {
+            return 0;
+        }
+        if let Some(claim) = claim(ctl, me) {
+            run_chunk(ctl, me, &claim, &mut cache);
+            tasks += 1;
+            if cfg.max_tasks.is_some_and(|m| tasks >= m) {
+                me.retiring.store(1, SeqCst);
+                ctl.wake_parent();
+                return 0;
+            }
+            continue;
+        }
+        if state == CLOSING {
+            return 0;
+        }
+        if !idle(ctl, seen, parent_pid) {
+            return 0;
+        }
+    }
+}
+
+/// A snapshot of the job descriptor plus the chunk a worker won.
+struct Claim {
+    job: u32,
+    index: u64,
+    trampoline: u64,
+    kernel: u64,
+    len: u64,
+    chunk_size: u64,
+    radius: u64,
+}
+
+/// Claims one chunk of the current job: a retried chunk first, then the next from the cursor.
+/// `held` is stored before each compare-and-swap so the parent can always find the chunk of a
+/// worker that dies (README.md, "Death").
+fn claim(ctl: &ControlBlock, me: &WorkerSlot) -> Option<Claim> {
+    let job = ctl.job_id.load(Acquire);
+    if job == 0 {
+        return None;
+    }
+    let d = &ctl.job;
+    let chunks = d.chunks.load(Relaxed);
+    let mk = |index| Claim {
+        job,
+        index,
+        trampoline: d.trampoline.load(Relaxed),
+        kernel: d.kernel.load(Relaxed),
+        len: d.len.load(Relaxed),
+        chunk_size: d.chunk_size.load(Relaxed),
+        radius: d.radius.load(Relaxed),
+    };
+    loop {
+        let pop = ctl.retry_pop.load(SeqCst);
+        if pop >= ctl.retry_push.load(SeqCst) {
+            break;
+        }
+        let e = ctl.retry[(pop % RETRY_RING as u64) as usize].load(SeqCst);
+        let (ej, ei) = unpack(e);
+        if ej != job {
+            return None; // our snapshot is stale; the caller looks again after the next wake
+        }
+        me.held.store(e, SeqCst);
+        if ctl.retry_pop.compare_exchange(pop, pop + 1, SeqCst, SeqCst).is_ok() {
+            return Some(mk(ei));
+        }
+        me.held.store(NOTHING, SeqCst);
+    }
+    loop {
+        let c = ctl.cursor.load(SeqCst);
+        let (cj, ci) = unpack(c);
+        if cj != job || ci >= chunks {
+            return None;
+        }
+        me.held.store(pack(job, ci), SeqCst);
+        if ctl.cursor.compare_exchange(c, c + 1, SeqCst, SeqCst).is_ok() {
+            return Some(mk(ci));
+        }
+        me.held.store(NOTHING, SeqCst);
+    }
+}
+
+fn run_chunk(ctl: &ControlBlock, me: &WorkerSlot, c: &Claim, cache: &mut MapCache) {
+    let start = c.index.saturating_mul(c.chunk_size).min(c.len);
+    let span = Span {
+        index: c.index,
+        start: start as usize,
+        end: start.saturating_add(c.chunk_size).min(c.len) as usize,
+        radius: c.radius as usize,
+    };
+    let outcome = match cache.views(ctl, c.job) {
+        Ok(views) => {
+            // SAFETY: the trampoline offset was taken by the parent from a monomorphised
+            // `Trampoline` of this same executable image (workers are forked from it), measured
+            // from the same anchor function, so it names the same code here; the kernel offset
+            // likewise, from a `fn` of the type that trampoline expects. The views map the job's arrays, which the parent keeps borrowed (or
+            // owned) until every chunk is done; the chunk was claimed exclusively above.
+            let tramp: Trampoline =
+                unsafe { std::mem::transmute::<usize, Trampoline>(from_offset(c.trampoline)) };
+            catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: see above; `span` lies inside the iteration space.
+                unsafe { tramp(from_offset(c.kernel), &views, &span) }
+            }))
+            .map_err(|p| panic_text(&*p))
+        }
+        Err(e) => Err(format!("the worker could not map the job's arrays: {e}")),
+    };
+    if let Err(msg) = outcome {
+        ctl.mark_failed(c.index);
+        ctl.record_error(ERR_PANIC, c.index, sys::proc::getpid(), &msg);
+    }
+    ctl.mark_done(c.index);
+    me.held.store(NOTHING, SeqCst);
+    me.completed.fetch_add(1, Relaxed);
+    let chunks = ctl.job.chunks.load(Relaxed);
+    let finished = ctl.done.fetch_add(1, SeqCst) + 1 >= chunks;
+    let parent = ctl.parent_sleeping.load(SeqCst);
+    if (finished && parent != 0) || parent == WAKE_EACH_CHUNK {
+        ctl.wake_parent();
+    }
+}
+
+/// Waits for `wake_seq` to move on from `seen`: a short spin, then the futex. Returns false if
+/// the parent has died.
+fn idle(ctl: &ControlBlock, seen: u32, parent_pid: u32) -> bool {
+    let t0 = Instant::now();
+    let mut i = 0u32;
+    while ctl.wake_seq.load(Relaxed) == seen {
+        std::hint::spin_loop();
+        i = i.wrapping_add(1);
+        if i.is_multiple_of(64) {
+            // On an oversubscribed machine, let a runnable peer (the worker we wait for, or
+            // the parent about to publish) have the core.
+            std::thread::yield_now();
+        }
+        if i.is_multiple_of(64) && t0.elapsed() >= WORKER_SPIN {
+            ctl.sleepers.fetch_add(1, SeqCst);
+            if ctl.wake_seq.load(SeqCst) == seen {
+                sys::futex::wait(&ctl.wake_seq, seen, Some(PARENT_CHECK));
+            }
+            ctl.sleepers.fetch_sub(1, SeqCst);
+            return sys::proc::getppid() == parent_pid;
+        }
+    }
+    true
+}
+
+/// The arrays a worker has mapped, by nonce, most recently used first.
+#[derive(Default)]
+struct MapCache {
+    entries: Vec<(u64, Segment)>,
+    /// The views of the last job seen: every chunk of one job maps the same arrays.
+    last: Option<(u32, Views)>,
+}
+
+impl MapCache {
+    /// Maps (or finds) every array of job `job` and returns raw views of them.
+    fn views(&mut self, ctl: &ControlBlock, job: u32) -> Result<Views> {
+        if let Some((j, v)) = self.last
+            && j == job
+        {
+            return Ok(v);
+        }
+        self.last = None;
+        let mut v = Views::default();
+        for (i, a) in ctl.job.arrays.iter().enumerate().take(MAX_ARRAYS) {
+            if a.tag.load(Relaxed) == 3 {
+                let (off, len) = (a.offset.load(Relaxed) as usize, a.len.load(Relaxed) as usize);
+                let elem = a.elem_size.load(Relaxed) as usize;
+                if off.saturating_add(len.saturating_mul(elem)) > SCRATCH_BYTES {
+                    return Err(Error::TooLarge { len, elem_size: elem });
+                }
+                // SAFETY: `off + len * elem` lies inside the scratch area (checked above).
+                v.ptr[i] = unsafe { ctl.scratch_ptr().add(off) };
+                (v.len[i], v.elem_size[i], v.expected_len[i]) = (len, elem, len);
+                continue;
+            }
+            let Some(h) = a.get() else { continue };
+            let pos = match self.entries.iter().position(|(n, _)| *n == h.nonce) {
+                Some(p) => p,
+                None => {
+                    let seg = Segment::open(&h.loc, Some(h.nonce), true)?;
+                    self.entries.insert(0, (h.nonce, seg));
+                    0
+                }
+            };
+            let entry = self.entries.remove(pos);
+            self.entries.insert(0, entry);
+            let seg = &self.entries[0].1;
+            let len = a.len.load(Relaxed) as usize;
+            if a.region.load(Relaxed) == 1 {
+                let (off, elem) =
+                    (a.offset.load(Relaxed) as usize, a.elem_size.load(Relaxed) as usize);
+                let bytes = seg.len().saturating_mul(seg.header().elem_size as usize);
+                if off.saturating_add(len.saturating_mul(elem)) > bytes {
+                    return Err(Error::TooLarge { len, elem_size: elem });
+                }
+                // SAFETY: `off + len * elem` lies inside the segment's data (checked above).
+                v.ptr[i] = unsafe { seg.data_ptr().as_ptr().add(off) };
+                (v.len[i], v.elem_size[i], v.expected_len[i]) = (len, elem, len);
+                continue;
+            }
+            v.ptr[i] = seg.data_ptr().as_ptr();
+            v.len[i] = seg.len();
+            v.elem_size[i] = seg.header().elem_size as usize;
+            v.expected_len[i] = len;
+        }
+        // Keep the arrays of this job mapped; let older ones go.
+        let in_use = ctl.job.arrays.iter().filter(|a| a.tag.load(Relaxed) != 0).count();
+        self.entries.truncate(CACHE_ENTRIES.max(in_use));
+        self.last = Some((job, v));
+        Ok(v)
+    }
+}

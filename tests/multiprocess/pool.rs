@@ -1,0 +1,892 @@
+//! The pool: results and order, chunking edge cases, waits, and failures (panics, killed,
+//! segfaulting and aborting workers), terminate, maxtasksperchild, and reaping.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use shmpool::{Error, Pool, SharedArray};
+
+use crate::harness::Test;
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test { name: "pool::zero_workers_is_an_error", run: zero_workers_is_an_error },
+        Test {
+            name: "pool::for_each_chunk_matches_sequential",
+            run: for_each_chunk_matches_sequential,
+        },
+        Test { name: "pool::chunk_size_one_and_huge", run: chunk_size_one_and_huge },
+        Test { name: "pool::empty_input_makes_no_job", run: empty_input_makes_no_job },
+        Test { name: "pool::zip_matches_sequential", run: zip_matches_sequential },
+        Test {
+            name: "pool::map_reduce_equals_sequential_sum",
+            run: map_reduce_equals_sequential_sum,
+        },
+        Test { name: "pool::stencil_reads_its_halo", run: stencil_reads_its_halo },
+        Test {
+            name: "pool::arrays_created_after_start_are_mapped",
+            run: arrays_created_after_start_are_mapped,
+        },
+        Test { name: "pool::wait_timeout_and_progress", run: wait_timeout_and_progress },
+        Test {
+            name: "pool::kernel_panic_is_an_error_with_chunk",
+            run: kernel_panic_is_an_error_with_chunk,
+        },
+        Test {
+            name: "pool::sigkill_fails_the_job_naming_pid_signal_chunk",
+            run: sigkill_fails_the_job,
+        },
+        Test {
+            name: "pool::sigkill_with_retries_gives_the_right_result",
+            run: sigkill_with_retries,
+        },
+        Test {
+            name: "pool::segfaulting_kernel_fails_the_job",
+            run: segfaulting_kernel_fails_the_job,
+        },
+        Test { name: "pool::aborting_kernel_fails_the_job", run: aborting_kernel_fails_the_job },
+        Test {
+            name: "pool::crash_once_kernel_succeeds_with_retries",
+            run: crash_once_kernel_succeeds_with_retries,
+        },
+        Test {
+            name: "pool::repeated_kills_during_one_long_job",
+            run: repeated_kills_during_one_long_job,
+        },
+        Test {
+            name: "pool::terminate_with_10000_pending_chunks_is_prompt",
+            run: terminate_with_pending_chunks,
+        },
+        Test {
+            name: "pool::maxtasksperchild_replaces_workers",
+            run: maxtasksperchild_replaces_workers,
+        },
+        Test { name: "pool::close_join_and_drop_reap_every_worker", run: close_join_and_drop_reap },
+        Test {
+            name: "pool::initializer_runs_in_each_worker",
+            run: initializer_runs_in_each_worker,
+        },
+        Test {
+            name: "pool::workers_exit_when_the_parent_dies",
+            run: workers_exit_when_the_parent_dies,
+        },
+        Test { name: "pool::failing_initializer_is_an_error_not_a_hang", run: failing_initializer },
+        Test { name: "pool::memory_is_shared_not_copied", run: memory_is_shared_not_copied },
+        Test { name: "pool::random_kills_never_hang_lose_or_double_run", run: random_kills },
+    ]
+}
+
+/// Marks an element done, keeping its index in the low 32 bits: idempotent, so a retried chunk
+/// gives the same result, and a chunk run twice is still visible in the marker count below.
+fn mark(c: &mut [u64]) {
+    for x in c {
+        *x += 1 << 32;
+    }
+}
+
+fn indices(n: usize) -> SharedArray<u64> {
+    SharedArray::from_fn(n, |i| i as u64).unwrap()
+}
+
+/// How many times each element was marked.
+fn marks(a: &[u64]) -> Vec<u64> {
+    a.iter().map(|x| x >> 32).collect()
+}
+
+fn gone(pid: u32) -> bool {
+    // Reaped children vanish from /proc; a zombie still has an entry with state Z.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(s) => s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn zero_workers_is_an_error() {
+    assert!(matches!(Pool::new(0), Err(Error::PoolSize { requested: 0, .. })));
+    let msg = Pool::new(0).unwrap_err().to_string();
+    assert!(msg.contains("between 1 and"), "{msg}");
+}
+
+fn for_each_chunk_matches_sequential() {
+    fn k(c: &mut [f64]) {
+        shmpool_kernels::scale_add(c)
+    }
+    let n = 1_000_003;
+    let mut pool = Pool::new(2).unwrap();
+    let mut a = SharedArray::<f64>::from_fn(n, |i| i as f64).unwrap();
+    let mut expect: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    pool.for_each_chunk(&mut a, k).unwrap();
+    shmpool_kernels::scale_add(&mut expect);
+    assert_eq!(&a[..], &expect[..]);
+    // Non-capturing closures coerce to fn too.
+    pool.for_each_chunk(&mut a, |c| c.iter_mut().for_each(|x| *x = -*x)).unwrap();
+    assert!(a.iter().zip(&expect).all(|(x, e)| *x == -*e));
+}
+
+fn chunk_size_one_and_huge() {
+    let mut pool = Pool::builder().workers(2).chunk_size(1).build().unwrap();
+    let mut a = indices(5000);
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    assert!(marks(&a).iter().all(|&m| m == 1));
+    assert!(a.iter().enumerate().all(|(i, x)| x & 0xFFFF_FFFF == i as u64));
+    pool.set_chunk_size(Some(usize::MAX / 2));
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    assert!(marks(&a).iter().all(|&m| m == 2));
+    pool.set_chunk_size(None);
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    assert!(marks(&a).iter().all(|&m| m == 3));
+}
+
+fn empty_input_makes_no_job() {
+    let mut pool = Pool::new(2).unwrap();
+    let mut a = SharedArray::<u64>::zeroed(0).unwrap();
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    assert_eq!(pool.map_reduce(&a, |c| c.len() as u64, |x, y| x + y).unwrap(), 0);
+    let mut job = pool.for_each_chunk_async(a, mark).unwrap();
+    assert_eq!(job.progress(), (0, 0));
+    assert!(job.is_ready());
+    assert!(job.wait().unwrap().is_empty());
+}
+
+fn zip_matches_sequential() {
+    let n = 300_001;
+    let mut pool = Pool::new(2).unwrap();
+    let a = SharedArray::<f32>::from_fn(n, |i| i as f32).unwrap();
+    let b = SharedArray::<u8>::from_fn(n, |i| (i % 7) as u8).unwrap();
+    let mut out = SharedArray::<f64>::zeroed(n).unwrap();
+    pool.zip(&a, &b, &mut out, |a, b, o| {
+        for i in 0..o.len() {
+            o[i] = a[i] as f64 * b[i] as f64;
+        }
+    })
+    .unwrap();
+    assert!((0..n).all(|i| out[i] == (i as f32) as f64 * (i % 7) as f64));
+    let short = SharedArray::<u8>::zeroed(3).unwrap();
+    let err = pool.zip(&a, &short, &mut out, |_, _, _| {}).unwrap_err();
+    assert!(matches!(err, Error::LengthMismatch { .. }), "{err}");
+}
+
+fn map_reduce_equals_sequential_sum() {
+    let n = 2_000_000;
+    let mut pool = Pool::new(2).unwrap();
+    let a = SharedArray::<u64>::from_fn(n, |i| (i as u64).wrapping_mul(2654435761) % 1000).unwrap();
+    let expect: u64 = a.iter().sum();
+    assert_eq!(pool.map_reduce(&a, |c| c.iter().sum::<u64>(), |x, y| x + y).unwrap(), expect);
+    // A Pod pair as the partial: (min, max).
+    let mm = pool
+        .map_reduce(
+            &a,
+            |c| [*c.iter().min().unwrap(), *c.iter().max().unwrap()],
+            |x, y| [x[0].min(y[0]), x[1].max(y[1])],
+        )
+        .unwrap();
+    assert_eq!(mm, [0, 999]);
+    pool.set_chunk_size(Some(1));
+    let small = SharedArray::<u64>::from_fn(1000, |i| i as u64).unwrap();
+    assert_eq!(
+        pool.map_reduce(&small, |c| c.iter().sum::<u64>(), |x, y| x + y).unwrap(),
+        999 * 500
+    );
+    // 20,000 partials of 8 bytes do not fit the scratch area: they get an array of their own.
+    let more = SharedArray::<u64>::from_fn(20_000, |i| i as u64).unwrap();
+    assert_eq!(
+        pool.map_reduce(&more, |c| c.iter().sum::<u64>(), |x, y| x + y).unwrap(),
+        19_999 * 10_000
+    );
+}
+
+fn stencil_reads_its_halo() {
+    fn sum3(win: &[i64], off: usize, out: &mut [i64]) {
+        for (k, o) in out.iter_mut().enumerate() {
+            let i = off + k;
+            let lo = i.saturating_sub(2);
+            let hi = (i + 3).min(win.len());
+            *o = win[lo..hi].iter().sum();
+        }
+    }
+    let n = 10_007;
+    let input = SharedArray::<i64>::from_fn(n, |i| (i * i % 101) as i64).unwrap();
+    let mut out = SharedArray::<i64>::zeroed(n).unwrap();
+    let mut pool = Pool::builder().workers(2).chunk_size(97).build().unwrap();
+    pool.stencil(&input, &mut out, 2, sum3).unwrap();
+    let mut expect = vec![0i64; n];
+    sum3(&input, 0, &mut expect);
+    assert_eq!(&out[..], &expect[..]);
+}
+
+fn arrays_created_after_start_are_mapped() {
+    let mut pool = Pool::new(2).unwrap();
+    for round in 0..12u64 {
+        // New memfds each round: workers map them by handle and let old mappings go.
+        let mut a = SharedArray::<u64>::from_fn(100_000, |_| round).unwrap();
+        pool.for_each_chunk(&mut a, |c| c.iter_mut().for_each(|x| *x += 1)).unwrap();
+        assert!(a.iter().all(|&x| x == round + 1));
+    }
+}
+
+fn slow_chunk(c: &mut [u64]) {
+    std::thread::sleep(Duration::from_millis(20));
+    mark(c)
+}
+
+fn wait_timeout_and_progress() {
+    let mut pool = Pool::builder().workers(2).chunk_size(10).build().unwrap();
+    let mut job = pool.for_each_chunk_async(indices(400), slow_chunk).unwrap();
+    assert!(
+        !job.wait_timeout(Duration::from_millis(30)).unwrap(),
+        "40 chunks of 20 ms cannot be done in 30 ms"
+    );
+    let (done, total) = job.progress();
+    assert_eq!(total, 40);
+    assert!(done < total);
+    assert!(!job.is_ready());
+    assert!(job.wait_timeout(Duration::from_secs(20)).unwrap());
+    assert_eq!(job.progress(), (40, 40));
+    let a = job.wait().unwrap();
+    assert!(marks(&a).iter().all(|&m| m == 1));
+}
+
+fn panics_on_chunk_3(c: &mut [u64]) {
+    if c[0] == 30 {
+        panic!("bad value {}", c[0]);
+    }
+    mark(c)
+}
+
+fn kernel_panic_is_an_error_with_chunk() {
+    let mut pool = Pool::builder().workers(2).chunk_size(10).build().unwrap();
+    let pids = pool.worker_pids();
+    let mut a = indices(100);
+    let err = pool.for_each_chunk(&mut a, panics_on_chunk_3).unwrap_err();
+    match &err {
+        Error::KernelPanicked { chunk, message, pid } => {
+            assert_eq!(*chunk, 3);
+            assert_eq!(message, "bad value 30");
+            assert!(pids.contains(pid));
+        }
+        other => panic!("expected KernelPanicked, got {other}"),
+    }
+    assert!(err.to_string().contains("chunk 3"), "{err}");
+    // The other chunks ran, once each; the panicking one wrote nothing.
+    let m = marks(&a);
+    assert!(m[..30].iter().chain(&m[40..]).all(|&x| x == 1));
+    assert!(m[30..40].iter().all(|&x| x == 0));
+    // No worker died, and the pool still works.
+    assert_eq!(pool.worker_pids(), pids);
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    assert!(marks(&a)[..30].iter().all(|&x| x == 2));
+}
+
+/// Chunk 5 (elements 50..60) sleeps before writing anything, long enough to be killed.
+fn sleeps_on_chunk_5(c: &mut [u64]) {
+    if c[0] & 0xFFFF_FFFF == 50 && c[0] >> 32 == 0 {
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    mark(c)
+}
+
+/// Starts a job over 100 elements in chunks of 10, kills the worker running chunk 5, and
+/// returns the array, the job's outcome and the killed pid.
+fn kill_chunk_5(pool: &mut Pool, sig: i32) -> (SharedArray<u64>, shmpool::Result<()>, u32) {
+    let mut job = pool.for_each_chunk_async(indices(100), sleeps_on_chunk_5).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Some((pid, _)) = job.running().into_iter().find(|&(_, c)| c == 5) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "chunk 5 never started");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    // SAFETY: kill has no memory effects; `pid` is our own worker.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+    let t0 = Instant::now();
+    let (a, outcome) = job.finish();
+    assert!(t0.elapsed() < Duration::from_secs(5), "a dead worker must not hang the job");
+    (a, outcome, pid)
+}
+
+fn sigkill_fails_the_job() {
+    let mut pool = Pool::builder().workers(2).chunk_size(10).build().unwrap();
+    let before = pool.worker_pids();
+    let (a, outcome, killed) = kill_chunk_5(&mut pool, libc::SIGKILL);
+    match outcome {
+        Err(Error::WorkerDied { pid, chunk, signal, ref how }) => {
+            assert_eq!((pid, chunk, signal), (killed, 5, Some(libc::SIGKILL)));
+            assert!(how.contains("SIGKILL"), "{how}");
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    // Every other chunk ran exactly once; chunk 5 did not run (and was not run twice).
+    let m = marks(&a);
+    assert!(m[..50].iter().chain(&m[60..]).all(|&x| x == 1), "{m:?}");
+    assert!(m[50..60].iter().all(|&x| x == 0));
+    // The dead worker was reaped and replaced; the pool still works.
+    assert!(gone(killed));
+    let after = pool.worker_pids();
+    assert_eq!(after.len(), 2);
+    assert!(!after.contains(&killed));
+    assert!(before.iter().filter(|p| after.contains(p)).count() == 1);
+    let mut b = indices(1000);
+    pool.for_each_chunk(&mut b, mark).unwrap();
+    assert!(marks(&b).iter().all(|&x| x == 1));
+}
+
+fn sigkill_with_retries() {
+    let mut pool = Pool::builder().workers(2).chunk_size(10).retries(1).build().unwrap();
+    let (a, outcome, killed) = kill_chunk_5(&mut pool, libc::SIGKILL);
+    outcome.unwrap();
+    // The retried chunk slept again (its elements were unmarked) and then ran: once each.
+    assert!(marks(&a).iter().all(|&x| x == 1));
+    assert!(gone(killed));
+    assert!(!pool.worker_pids().contains(&killed));
+}
+
+fn segfaults(c: &mut [u64]) {
+    if c[0] == 20 {
+        segfault_now();
+    }
+    mark(c)
+}
+
+/// Dies of SIGSEGV as an invalid access would. (std's SIGSEGV handler, there to report stack
+/// overflows, would swallow a raised SIGSEGV, so the default action is restored first.)
+fn segfault_now() {
+    // SAFETY: restoring the default disposition and raising a signal have no memory effects.
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+    unreachable!("SIGSEGV's default action ends the process");
+}
+
+fn aborts(c: &mut [u64]) {
+    if c[0] == 70 {
+        std::process::abort();
+    }
+    mark(c)
+}
+
+fn crash_fails_job(kernel: fn(&mut [u64]), chunk: u64, sig: i32) {
+    let mut pool = Pool::builder().workers(2).chunk_size(10).build().unwrap();
+    let mut a = indices(100);
+    let err = pool.for_each_chunk(&mut a, kernel).unwrap_err();
+    match &err {
+        Error::WorkerDied { chunk: c, signal, .. } => assert_eq!((*c, *signal), (chunk, Some(sig))),
+        other => panic!("expected WorkerDied, got {other}"),
+    }
+    let m = marks(&a);
+    let (lo, hi) = (chunk as usize * 10, chunk as usize * 10 + 10);
+    assert!(m[..lo].iter().chain(&m[hi..]).all(|&x| x == 1));
+    assert!(m[lo..hi].iter().all(|&x| x == 0));
+    // With retries, a kernel that always crashes on that chunk uses them up, then fails.
+    let mut pool2 = Pool::builder().workers(2).chunk_size(10).retries(2).build().unwrap();
+    assert!(matches!(pool2.for_each_chunk(&mut a, kernel), Err(Error::WorkerDied { .. })));
+    // Both pools still work.
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    pool2.for_each_chunk(&mut a, mark).unwrap();
+}
+
+fn segfaulting_kernel_fails_the_job() {
+    crash_fails_job(segfaults, 2, libc::SIGSEGV);
+}
+
+fn aborting_kernel_fails_the_job() {
+    crash_fails_job(aborts, 7, libc::SIGABRT);
+}
+
+static MARKER: OnceLock<PathBuf> = OnceLock::new();
+
+/// Segfaults the first time it sees chunk 4 (a marker file remembers across processes).
+fn crashes_once(c: &mut [u64]) {
+    if c[0] == 40 {
+        let path = MARKER.get().expect("marker path set before the pool starts");
+        if std::fs::OpenOptions::new().write(true).create_new(true).open(path).is_ok() {
+            segfault_now();
+        }
+    }
+    mark(c)
+}
+
+fn crash_once_kernel_succeeds_with_retries() {
+    let path = std::env::temp_dir().join(format!("shmpool-pool-test-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    MARKER.get_or_init(|| path.clone());
+    let mut pool = Pool::builder().workers(2).chunk_size(10).retries(1).build().unwrap();
+    let before = pool.worker_pids();
+    let mut a = indices(100);
+    pool.for_each_chunk(&mut a, crashes_once).unwrap();
+    assert!(path.exists(), "the kernel crashed once");
+    let after = pool.worker_pids();
+    assert_eq!(
+        before.iter().filter(|p| after.contains(p)).count(),
+        1,
+        "one worker died and was replaced"
+    );
+    assert!(marks(&a).iter().all(|&x| x == 1));
+    std::fs::remove_file(&path).unwrap();
+}
+
+fn repeated_kills_during_one_long_job() {
+    let mut pool = Pool::builder().workers(2).chunk_size(10).retries(50).build().unwrap();
+    fn slow_set(c: &mut [u64]) {
+        std::thread::sleep(Duration::from_millis(20));
+        // Idempotent, as a kernel run with retries must be: a chunk killed half-way and re-run
+        // ends the same.
+        c.iter_mut().for_each(|x| *x = (*x & 0xFFFF_FFFF) | 1 << 32);
+    }
+    let mut job = pool.for_each_chunk_async(indices(2000), slow_set).unwrap();
+    let mut killed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while killed.len() < 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(60));
+        if let Some((pid, _)) = job.running().into_iter().find(|(p, _)| !killed.contains(p)) {
+            // SAFETY: kill has no memory effects; `pid` is one of our workers.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            killed.push(pid);
+        }
+    }
+    assert_eq!(killed.len(), 4);
+    let a = job.wait().unwrap();
+    // No chunk was lost: every element is set, and its index is intact.
+    assert!(marks(&a).iter().all(|&x| x == 1), "{:?}", marks(&a));
+    assert!(a.iter().enumerate().all(|(i, x)| x & 0xFFFF_FFFF == i as u64));
+    assert!(killed.iter().all(|&p| gone(p)));
+    assert_eq!(pool.worker_pids().len(), 2);
+}
+
+fn terminate_with_pending_chunks() {
+    fn slow(c: &mut [u64]) {
+        std::thread::sleep(Duration::from_millis(10));
+        mark(c)
+    }
+    let mut pool = Pool::builder().workers(2).chunk_size(1).build().unwrap();
+    let pids = pool.worker_pids();
+    let mut job = pool.for_each_chunk_async(indices(10_000), slow).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(job.progress().1, 10_000);
+    let t0 = Instant::now();
+    job.terminate_pool();
+    // 10,000 chunks of 10 ms on 2 workers would take 50 s; terminate does not wait for them.
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(pids.iter().all(|&p| gone(p)));
+    assert!(pool.worker_pids().is_empty());
+    let mut a = indices(10);
+    assert!(matches!(
+        pool.for_each_chunk(&mut a, mark),
+        Err(Error::PoolNotRunning { state: "terminated" })
+    ));
+    pool.join().unwrap();
+}
+
+fn maxtasksperchild_replaces_workers() {
+    let mut pool = Pool::builder().workers(2).chunk_size(10).maxtasksperchild(3).build().unwrap();
+    let first = pool.worker_pids();
+    let mut a = indices(300);
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    assert!(marks(&a).iter().all(|&x| x == 1));
+    // 30 chunks at 3 per worker: at least 10 workers took part; the originals are gone.
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    let later = pool.worker_pids();
+    assert_eq!(later.len(), 2);
+    assert!(first.iter().all(|p| !later.contains(p)), "{first:?} -> {later:?}");
+    assert!(first.iter().all(|&p| gone(p)));
+    assert!(marks(&a).iter().all(|&x| x == 2));
+}
+
+fn close_join_and_drop_reap() {
+    let mut pool = Pool::new(2).unwrap();
+    assert!(matches!(pool.join(), Err(Error::PoolStillRunning)));
+    let pids = pool.worker_pids();
+    let mut a = indices(100);
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    pool.close();
+    assert!(matches!(
+        pool.for_each_chunk(&mut a, mark),
+        Err(Error::PoolNotRunning { state: "closed" })
+    ));
+    assert!(pool.join_timeout(Duration::from_secs(10)).unwrap());
+    assert!(pids.iter().all(|&p| gone(p)));
+
+    let pool = Pool::new(3).unwrap();
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 3);
+    drop(pool);
+    assert!(pids.iter().all(|&p| gone(p)));
+}
+
+fn init_marker() {
+    // Runs in each worker before any chunk: record this worker's pid in a file per worker.
+    let dir =
+        std::env::temp_dir().join(format!("shmpool-init-{}", std::os::unix::process::parent_id()));
+    let _ = std::fs::create_dir(&dir);
+    std::fs::write(dir.join(std::process::id().to_string()), b"").unwrap();
+}
+
+fn initializer_runs_in_each_worker() {
+    let dir = std::env::temp_dir().join(format!("shmpool-init-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut pool = Pool::builder().workers(2).initializer(init_marker).build().unwrap();
+    let mut a = indices(1 << 16);
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    let mut pids = pool.worker_pids();
+    // The initializer ran before the first chunk of each worker; a worker that took no chunk
+    // may still be starting, so wait for it briefly.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let seen = |d: &PathBuf| -> Vec<u32> {
+        let mut v: Vec<u32> = std::fs::read_dir(d)
+            .map(|r| r.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    pids.sort();
+    while seen(&dir) != pids && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(seen(&dir), pids);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn workers_exit_when_the_parent_dies() {
+    // A child starts a pool, publishes its workers' pids, and is killed; the workers (now
+    // orphans, reparented away from this process) must exit on their own.
+    let mut pids = SharedArray::<u32>::zeroed(3).unwrap();
+    let st = shmpool::scope(|s| {
+        let (flag, rest) = pids.split_at_mut(1);
+        let child = s
+            .fork(move || {
+                let pool = Pool::new(2).unwrap();
+                rest.copy_from_slice(&pool.worker_pids());
+                flag[0] = 1;
+                // SAFETY: raising a signal has no memory effects; it ends this child abruptly,
+                // so the pool's Drop never runs.
+                unsafe { libc::raise(libc::SIGKILL) };
+            })
+            .unwrap();
+        child.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!(st.signal(), Some(libc::SIGKILL));
+    assert_eq!(pids[0], 1);
+    let workers = [pids[1], pids[2]];
+    assert!(workers.iter().all(|&p| p != 0));
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !workers.iter().all(|&p| gone(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(workers.iter().all(|&p| gone(p)), "orphaned workers still alive");
+}
+
+// --- Python's task API ---
+
+pub fn task_tests() -> Vec<Test> {
+    vec![
+        Test { name: "pool::tasks::map_keeps_order_for_every_chunksize", run: map_keeps_order },
+        Test { name: "pool::tasks::starmap_and_apply", run: starmap_and_apply },
+        Test { name: "pool::tasks::empty_input_returns_at_once", run: tasks_empty_input },
+        Test { name: "pool::tasks::get_timeout_then_result", run: get_timeout_then_result },
+        Test {
+            name: "pool::tasks::task_panic_is_reported_with_task_index",
+            run: task_panic_is_reported,
+        },
+        Test { name: "pool::tasks::imap_is_ordered_and_lazy", run: imap_is_ordered },
+        Test {
+            name: "pool::tasks::imap_unordered_yields_everything_once",
+            run: imap_unordered_yields_all,
+        },
+        Test {
+            name: "pool::tasks::terminate_with_10000_pending_tasks",
+            run: terminate_with_pending_tasks,
+        },
+        Test { name: "pool::tasks::maxtasksperchild_with_map", run: maxtasksperchild_with_map },
+        Test { name: "pool::tasks::sigkill_during_map", run: sigkill_during_map },
+        Test { name: "pool::tasks::callbacks_fire_once", run: callbacks_fire_once },
+    ]
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn map_keeps_order() {
+    let mut pool = Pool::new(2).unwrap();
+    for n in [1usize, 7, 1000, 100_000] {
+        let args: Vec<u64> = (0..n as u64).collect();
+        let expect: Vec<u64> = args.iter().map(|&x| square(x)).collect();
+        // 100,000 u64 arguments and results do not fit the scratch area: shared arrays then.
+        for cs in [None, Some(1), Some(3), Some(n * 10)] {
+            if n == 100_000 && cs == Some(1) {
+                continue; // covered by the benchmark; keeps the test short in debug builds
+            }
+            assert_eq!(pool.map(square, &args, cs).unwrap(), expect, "n={n} chunksize={cs:?}");
+        }
+    }
+}
+
+fn starmap_and_apply() {
+    let mut pool = Pool::new(2).unwrap();
+    let pairs: Vec<(u32, f64)> = (0..500).map(|i| (i, i as f64 / 2.0)).collect();
+    let out = pool.starmap(|a: u32, b: f64| a as f64 + b, &pairs, None).unwrap();
+    assert_eq!(out, pairs.iter().map(|&(a, b)| a as f64 + b).collect::<Vec<_>>());
+    assert_eq!(pool.apply(square, 9).unwrap(), 81);
+    for i in 0..200 {
+        assert_eq!(pool.apply(|x: i32| -x, i).unwrap(), -i);
+    }
+    let mut r =
+        pool.apply_async(|x: [u8; 3]| x.iter().map(|&b| b as u32).sum::<u32>(), [1, 2, 3]).unwrap();
+    assert!(r.wait(None).unwrap());
+    assert!(r.ready());
+    assert!(r.successful().unwrap());
+    assert_eq!(r.get(None).unwrap(), 6);
+    assert!(matches!(r.get(None), Err(Error::ResultUnavailable { .. })));
+}
+
+fn tasks_empty_input() {
+    let mut pool = Pool::new(2).unwrap();
+    assert!(pool.map(square, &[], None).unwrap().is_empty());
+    assert!(pool.starmap(|a: u8, b: u8| a + b, &[], None).unwrap().is_empty());
+    assert_eq!(pool.imap(square, &[], None).unwrap().count(), 0);
+    assert_eq!(pool.imap_unordered(square, &[], None).unwrap().count(), 0);
+}
+
+fn sleepy(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn get_timeout_then_result() {
+    let mut pool = Pool::new(2).unwrap();
+    let mut r = pool.apply_async(sleepy, 300).unwrap();
+    assert!(matches!(r.get(Some(Duration::from_millis(20))), Err(Error::Timeout { .. })));
+    assert!(!r.ready());
+    assert!(matches!(r.successful(), Err(Error::ResultUnavailable { .. })));
+    assert!(!r.wait(Some(Duration::from_millis(10))).unwrap());
+    assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), 300);
+}
+
+fn panics_on_13(x: u64) -> u64 {
+    assert!(x != 13, "unlucky {x}");
+    x
+}
+
+fn task_panic_is_reported() {
+    let mut pool = Pool::new(2).unwrap();
+    let args: Vec<u64> = (0..40).collect();
+    match pool.map(panics_on_13, &args, Some(4)) {
+        Err(Error::KernelPanicked { chunk, message, .. }) => {
+            assert_eq!(chunk, 3);
+            assert_eq!(message, "task 13: unlucky 13");
+        }
+        other => panic!("expected KernelPanicked, got {other:?}"),
+    }
+    let mut r = pool.map_async(panics_on_13, &args, Some(4)).unwrap();
+    r.wait(None).unwrap();
+    assert!(!r.successful().unwrap());
+    assert!(r.get(None).is_err());
+    drop(r);
+    // The pool still works.
+    assert_eq!(pool.map(square, &[3], None).unwrap(), [9]);
+}
+
+fn imap_is_ordered() {
+    let mut pool = Pool::new(2).unwrap();
+    let args: Vec<u64> = (0..300).collect();
+    let out: Vec<u64> = pool.imap(square, &args, None).unwrap().map(Result::unwrap).collect();
+    assert_eq!(out, args.iter().map(|&x| x * x).collect::<Vec<_>>());
+    // Lazy and streaming: the first result arrives long before the last task ran.
+    let slow: Vec<u64> = vec![1, 1, 1, 1, 1, 1, 1, 1, 1, 400];
+    let t0 = Instant::now();
+    let mut it = pool.imap(sleepy, &slow, None).unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 1);
+    let first = t0.elapsed();
+    assert!(first < Duration::from_millis(300), "first result after {first:?}");
+    assert_eq!(it.map(Result::unwrap).collect::<Vec<_>>(), &slow[1..]);
+    // A failed task is an error item; the others still come, in order.
+    let items: Vec<_> = pool.imap(panics_on_13, &args[..20], None).unwrap().collect();
+    assert_eq!(items.len(), 20);
+    for (i, it) in items.iter().enumerate() {
+        assert_eq!(it.is_err(), i == 13, "item {i}: {it:?}");
+    }
+}
+
+fn imap_unordered_yields_all() {
+    let mut pool = Pool::new(2).unwrap();
+    let args: Vec<u64> = (0..1000).collect();
+    let mut seen: Vec<(usize, u64)> =
+        pool.imap_unordered(square, &args, Some(7)).unwrap().map(Result::unwrap).collect();
+    seen.sort();
+    assert_eq!(seen, args.iter().map(|&x| (x as usize, x * x)).collect::<Vec<_>>());
+    // A slow first task does not hold back the others.
+    let slow: Vec<u64> = vec![300, 1, 1, 1];
+    let first = pool.imap_unordered(sleepy, &slow, None).unwrap().next().unwrap().unwrap();
+    assert_eq!(first.1, 1);
+}
+
+fn terminate_with_pending_tasks() {
+    let mut pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    let args = vec![10u64; 10_000];
+    let mut r = pool.map_async(sleepy, &args, Some(1)).unwrap();
+    assert!(!r.wait(Some(Duration::from_millis(50))).unwrap());
+    let (done, total) = r.progress();
+    assert!(done < total && total == 10_000, "{done}/{total}");
+    let t0 = Instant::now();
+    r.terminate_pool();
+    assert!(t0.elapsed() < Duration::from_secs(5), "terminate waited for the queue");
+    assert!(pids.iter().all(|&p| gone(p)));
+    assert!(matches!(pool.apply(square, 1), Err(Error::PoolNotRunning { .. })));
+}
+
+fn maxtasksperchild_with_map() {
+    let mut pool = Pool::builder().workers(2).maxtasksperchild(5).build().unwrap();
+    let first = pool.worker_pids();
+    let args: Vec<u64> = (0..100).collect();
+    assert_eq!(
+        pool.map(square, &args, Some(1)).unwrap(),
+        args.iter().map(|&x| x * x).collect::<Vec<_>>()
+    );
+    let later = pool.worker_pids();
+    assert!(first.iter().all(|p| !later.contains(p)));
+}
+
+fn sigkill_during_map() {
+    let mut pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    let mut r = pool.map_async(sleepy, &[1000, 1000], Some(1)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: kill has no memory effects; the pid is one of our workers.
+    unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
+    match r.get(Some(Duration::from_secs(10))) {
+        Err(Error::WorkerDied { pid, signal, .. }) => {
+            assert_eq!((pid, signal), (pids[0], Some(libc::SIGKILL)))
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    drop(r);
+    assert_eq!(pool.apply(square, 5).unwrap(), 25);
+}
+
+fn failing_initializer() {
+    fn bad_init() {
+        panic!("no config file");
+    }
+    let mut pool = Pool::builder().workers(2).initializer(bad_init).build().unwrap();
+    let mut a = indices(100);
+    match pool.for_each_chunk(&mut a, mark) {
+        Err(Error::ChildFailed { how, .. }) => {
+            assert!(how.contains("no config file") && how.contains("initializer"), "{how}")
+        }
+        other => panic!("expected ChildFailed, got {other:?}"),
+    }
+    // The pool gave up: it is terminated, every worker reaped (the harness checks).
+    assert!(matches!(pool.for_each_chunk(&mut a, mark), Err(Error::PoolNotRunning { .. })));
+}
+
+/// Proportional set size (KiB) of `pid`'s mappings whose size is exactly `bytes`.
+fn pss_of_mapping(pid: u32, bytes: usize) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut total = 0;
+    let mut in_it = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ')
+            && let Some((lo, hi)) = range.split_once('-')
+            && let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        {
+            in_it = hi - lo == bytes && line.contains("memfd:");
+        } else if in_it && let Some(v) = line.strip_prefix("Pss:") {
+            total += v.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap();
+        }
+    }
+    total
+}
+
+fn memory_is_shared_not_copied() {
+    // 64 MiB + the header page: a mapping size nothing else here has.
+    let n = (64 << 20) / 8;
+    let bytes = (64 << 20) + 4096;
+    let mut pool = Pool::new(2).unwrap();
+    let mut a = SharedArray::<f64>::from_fn(n, |i| i as f64).unwrap();
+    pool.for_each_chunk(&mut a, shmpool_kernels::scale_add).unwrap();
+    let mut pids = pool.worker_pids();
+    pids.push(std::process::id());
+    let pss: u64 = pids.iter().map(|&p| pss_of_mapping(p, bytes)).sum();
+    // Three processes map all of it; together they hold it once (PSS splits shared pages).
+    assert!(pss > 60 << 10 && pss < 70 << 10, "three processes hold {pss} KiB of a 64 MiB array");
+    assert!(a.iter().take(1000).enumerate().all(|(i, &x)| x == i as f64 * 1.0001 + 0.5));
+}
+
+/// Kills workers at pseudo-random moments (while claiming, running, finishing or idle) during
+/// jobs of many tiny chunks. Without retries: the job ends (no hang) and no chunk ran twice.
+/// With retries: every chunk ran at least once (a chunk killed after its write may run again,
+/// which is what retries allow).
+fn random_kills() {
+    fn tick(c: &mut [u64]) {
+        for x in c.iter_mut() {
+            *x += 1;
+        }
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut rand = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    for retries in [0u32, 10_000] {
+        let mut pool = Pool::builder().workers(2).chunk_size(1).retries(retries).build().unwrap();
+        for _round in 0..2 {
+            let mut job =
+                pool.for_each_chunk_async(SharedArray::<u64>::zeroed(2000).unwrap(), tick).unwrap();
+            let mut kills = 0;
+            while !job.is_ready() {
+                std::thread::sleep(Duration::from_micros(rand(4000)));
+                let pids: Vec<u32> = job.running().into_iter().map(|(p, _)| p).collect();
+                if let Some(&pid) = pids.get(rand(2) as usize) {
+                    // SAFETY: kill has no memory effects; `pid` is one of our workers.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    kills += 1;
+                }
+            }
+            let (a, outcome) = job.finish();
+            assert!(kills > 0);
+            assert!(a.iter().all(|&x| x <= 1) || retries > 0, "a chunk ran twice without retries");
+            if retries == 0 {
+                // A kill that lands between chunks costs no chunk: then the job succeeds.
+                match outcome {
+                    Ok(()) => assert!(a.iter().all(|&x| x == 1)),
+                    Err(Error::WorkerDied { .. }) => {}
+                    Err(e) => panic!("unexpected error {e}"),
+                }
+            } else {
+                outcome.unwrap();
+                assert!(a.iter().all(|&x| x >= 1), "a chunk was lost despite retries");
+            }
+        }
+        let mut b = indices(100);
+        pool.for_each_chunk(&mut b, mark).unwrap();
+    }
+}
+
+fn callbacks_fire_once() {
+    let mut pool = Pool::new(2).unwrap();
+    let (mut ok, mut err) = (Vec::new(), Vec::new());
+    let mut r = pool
+        .map_async(square, &[1, 2, 3], None)
+        .unwrap()
+        .callback(|v: &Vec<u64>| ok.push(v.clone()))
+        .error_callback(|e: &Error| err.push(e.to_string()));
+    assert_eq!(r.get(None).unwrap(), [1, 4, 9]);
+    assert!(r.wait(None).unwrap());
+    drop(r);
+    assert_eq!(ok, [vec![1, 4, 9]]);
+    assert!(err.is_empty());
+    // Dropped without waiting: the error callback still fires, once.
+    let mut calls = 0;
+    drop(pool.apply_async(panics_on_13, 13).unwrap().error_callback(|e: &Error| {
+        assert!(e.to_string().contains("unlucky 13"));
+        calls += 1;
+    }));
+    assert_eq!(calls, 1);
+}

@@ -1,5 +1,6 @@
-//! Queues in shared memory: [`Queue`] for `Pod` items, [`JoinableQueue`] with `task_done` and
-//! `join`, and [`MessageQueue`] for variable-size serialized messages.
+//! Queues in shared memory: [`Queue`](crate::Queue) for `Pod` items,
+//! [`JoinableQueue`](crate::JoinableQueue) with `task_done` and `join`, and
+//! [`MessageQueue`](crate::MessageQueue) for variable-size serialized messages.
 //!
 //! One file per flavour; `wait.rs` holds the spin-then-futex wake protocol they share, and
 //! `peers.rs` the registry that turns "every producer died" into an error instead of a hang.

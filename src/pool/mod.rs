@@ -59,6 +59,10 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 /// Workers exit when this process dies (`PR_SET_PDEATHSIG` when forked from the main thread, the
 /// crate's alive pipe otherwise, and a `getppid()` check whenever they wake). Death of a worker is noticed while the parent waits for or polls a job (every 10 ms at most);
 /// code elsewhere in the process must not reap the pool's children (`waitpid(-1)`).
+///
+/// Workers keep none of the parent's descriptors but stdio: right after the fork every other
+/// descriptor the parent had open is pointed at `/dev/null` in the worker, so a pipe or socket
+/// made before the pool still reports its peer gone when the parent drops its end.
 pub struct Pool {
     ctl: AnonBox<ControlBlock>,
     slots: Vec<WorkerProc>,

@@ -50,8 +50,18 @@ pub(crate) fn start(
     s.held.store(NOTHING, SeqCst);
     s.retiring.store(0, SeqCst);
     s.completed.store(0, SeqCst);
+    // Every descriptor open now is the parent's business, not the worker's: the worker needs
+    // only stdio, its report pipe and its alive-pipe guard (both made inside `fork::start`,
+    // after this list), and maps arrays through `/proc/<parent>/fd`. Listed here, where
+    // allocating is fine; detached in the child first thing.
+    let inherited = sys::fds::open_above_stdio().map_err(Error::io("listing /proc/self/fd"))?;
     // The crate's one fork path: thread check, alive pipe, parent-death signal, panic report.
-    let (pid, report) = fork::start(allow_threads, move || run(ctl, slot, cfg, parent_pid))?;
+    let (pid, report) = fork::start(allow_threads, move || {
+        if let Err(e) = sys::fds::detach_inherited(&inherited) {
+            panic!("the pool worker could not detach the descriptors it inherited: {e}");
+        }
+        run(ctl, slot, cfg, parent_pid)
+    })?;
     s.pid.store(pid, SeqCst);
     Ok((pid, report))
 }

@@ -6,6 +6,7 @@
 pub(crate) mod anon;
 pub(crate) mod cpu;
 pub(crate) mod fdpass;
+pub(crate) mod fds;
 pub(crate) mod futex;
 pub(crate) mod liveness;
 pub(crate) mod mem;

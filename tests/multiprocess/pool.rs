@@ -78,6 +78,10 @@ pub fn tests() -> Vec<Test> {
             name: "pool::a_forked_copy_of_the_pool_is_refused_and_harmless",
             run: a_forked_copy_of_the_pool_is_refused,
         },
+        Test {
+            name: "pool::workers_do_not_keep_pipes_made_before_them",
+            run: workers_do_not_keep_pipes_made_before_them,
+        },
     ]
 }
 
@@ -937,4 +941,32 @@ fn a_forked_copy_of_the_pool_is_refused() {
     assert!(big.iter().enumerate().all(|(i, &x)| x & 0xffff_ffff == i as u64));
     assert_eq!(pool.map(square, &[1, 2, 3], None).unwrap(), [1, 4, 9]);
     assert_eq!(pool.worker_pids(), pids);
+}
+
+fn workers_do_not_keep_pipes_made_before_them() {
+    // A pipe made before the pool: the workers must not hold its ends, or the survivor's recv
+    // never sees the peer go.
+    let (mut a, b) = shmpool::pipe(true).unwrap();
+    let mut pool = Pool::new(2).unwrap();
+    let mut x = indices(1000);
+    pool.for_each_chunk(&mut x, mark).unwrap(); // the workers are up and past their start
+    drop(b);
+    let r = a.recv_bytes_timeout(Duration::from_secs(5));
+    assert!(matches!(r, Err(Error::Disconnected { .. })), "{r:?}");
+
+    // A replacement worker, forked after this pipe was made, must not hold it either.
+    let (mut c, d) = shmpool::pipe(true).unwrap();
+    let victim = pool.worker_pids()[0];
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.worker_pids().contains(&victim) && Instant::now() < deadline {
+        pool.for_each_chunk(&mut x, mark).unwrap(); // reaps and replaces the dead worker
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!pool.worker_pids().contains(&victim), "the killed worker was not replaced");
+    pool.for_each_chunk(&mut x, mark).unwrap();
+    drop(d);
+    let r = c.recv_bytes_timeout(Duration::from_secs(5));
+    assert!(matches!(r, Err(Error::Disconnected { .. })), "{r:?}");
 }

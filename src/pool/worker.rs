@@ -180,8 +180,10 @@ fn run_chunk(
         radius: c.radius as usize,
     };
     let (tramp_addr, kernel_addr) = (from_offset(c.trampoline), from_offset(c.kernel));
+    let code_ok = cache
+        .code_checked(c.generation, || code.contains(tramp_addr) && code.contains(kernel_addr));
     let outcome = match cache.views(ctl, c.generation) {
-        Ok(_) if !code.contains(tramp_addr) || !code.contains(kernel_addr) => Err(format!(
+        Ok(_) if !code_ok => Err(format!(
             "the job names code addresses {tramp_addr:#x} / {kernel_addr:#x} outside this \
              program's code; the job descriptor is corrupt"
         )),
@@ -252,9 +254,25 @@ struct MapCache {
     /// The views of the last descriptor seen, by its generation (the parent's 64-bit publish
     /// counter, which never repeats): every chunk of one job maps the same arrays.
     last: Option<(u64, Views)>,
+    /// The generation whose code addresses were found inside this process's code (one check
+    /// per job, not per chunk).
+    code_ok: Option<u64>,
 }
 
 impl MapCache {
+    /// Whether the code addresses of the descriptor of `generation` pass `check`, which runs
+    /// once per generation that passes.
+    fn code_checked(&mut self, generation: u64, check: impl FnOnce() -> bool) -> bool {
+        if self.code_ok == Some(generation) {
+            return true;
+        }
+        let ok = check();
+        if ok {
+            self.code_ok = Some(generation);
+        }
+        ok
+    }
+
     /// Maps (or finds) every array of the descriptor of `generation` and returns raw views.
     fn views(&mut self, ctl: &ControlBlock, generation: u64) -> Result<Views> {
         if let Some((g, v)) = self.last

@@ -919,6 +919,10 @@ fn a_forked_copy_of_the_pool_is_refused() {
             assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
             let e = pool.for_each_chunk_async(indices(10), mark).map(|_| ());
             assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
+            let e = pool.for_each_chunk(&mut indices(0), mark);
+            assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
+            let e = pool.map(square, &[], None);
+            assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
             let e = pool.join_timeout(Duration::ZERO);
             assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
             assert!(marks(&small).iter().all(|&x| x == 0));

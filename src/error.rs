@@ -452,6 +452,19 @@ pub enum Error {
         "task_done() called more times than items were put in the joinable queue; call it once per item you got"
     )]
     TaskDoneTooOften,
+
+    // --- pool (src/pool/), continued ---
+    /// A pool was used from a process other than the one that created it (a forked child that
+    /// got a copy of it). Its workers answer only to their creator.
+    #[error(
+        "this pool belongs to process {owner} and cannot be used from process {pid} (a forked copy); create a new Pool in this process, or hand the work back to process {owner}"
+    )]
+    PoolNotOwned {
+        /// The process that tried to use the pool.
+        pid: u32,
+        /// The process that created it.
+        owner: u32,
+    },
 }
 
 /// `Result` with shmpool's [`Error`].

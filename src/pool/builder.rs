@@ -64,7 +64,8 @@ impl PoolBuilder {
         self
     }
 
-    /// A function each worker runs once when it starts (Python's `initializer`).
+    /// A function each worker runs once when it starts (Python's `initializer`). It runs after
+    /// the worker let go of the parent's descriptors (see [`Pool`]): open files it needs itself.
     ///
     /// ```
     /// fn init() {}

@@ -1,4 +1,5 @@
-//! The pool's control block: one `#[repr(C)]` struct of atomics in its own shared segment, read
+//! The pool's control block: one `#[repr(C)]` struct of atomics in an anonymous shared mapping
+//! (inherited by the forked workers, reachable through no file descriptor), read
 //! and written by the parent and every worker. It holds the job descriptor, the claim cursor,
 //! the completion counter and done bitmap, the error slot, the retry ring and one slot per worker.
 //!
@@ -164,13 +165,18 @@ pub(crate) struct JobDesc {
     pub(crate) len: AtomicU64,
     /// Elements per chunk (the last chunk may be shorter).
     pub(crate) chunk_size: AtomicU64,
-    /// Chunks in the job.
+    /// Chunks in the job. Stored with release after the cursor is closed, loaded with acquire
+    /// before a claim (README.md, "Memory ordering").
     pub(crate) chunks: AtomicU64,
     /// Neighbours on each side a halo kernel may read.
     pub(crate) radius: AtomicU64,
     /// Retries left for chunks whose worker died (0: fail the job instead).
     pub(crate) retries: AtomicU32,
     pub(crate) _pad: AtomicU32,
+    /// Jobs the parent has published so far, this one included: a 64-bit name for the
+    /// descriptor's contents that never repeats (job ids wrap after 2^32), which keys the
+    /// workers' cache of array views.
+    pub(crate) generation: AtomicU64,
     /// The arrays, by handle.
     pub(crate) arrays: [ArrayRef; MAX_ARRAYS],
 }
@@ -264,6 +270,23 @@ impl ControlBlock {
         self.done_bits[(i / 64) as usize].fetch_or(bit, Ordering::SeqCst) & bit == 0
     }
 
+    /// Chunks of a job of `chunks` chunks known to be finished. The `done` counter is exact
+    /// while every worker lives; a worker killed between setting its chunk's done bit and
+    /// counting it leaves the counter one short for good, so once a worker died during the job
+    /// (`recount`) a short counter is checked against the done bitmap, which is set first.
+    pub(crate) fn finished(&self, chunks: u64, recount: bool) -> u64 {
+        let counted = self.done.load(Ordering::SeqCst);
+        if counted >= chunks || !recount {
+            return counted.min(chunks);
+        }
+        let words = (chunks as usize).div_ceil(64).min(self.done_bits.len());
+        let set: u64 = self.done_bits[..words]
+            .iter()
+            .map(|w| w.load(Ordering::SeqCst).count_ones() as u64)
+            .sum();
+        set.max(counted).min(chunks)
+    }
+
     /// Marks chunk `i` failed.
     pub(crate) fn mark_failed(&self, i: u64) {
         self.failed_bits[(i / 64) as usize].fetch_or(1 << (i % 64), Ordering::SeqCst);
@@ -329,5 +352,31 @@ impl ControlBlock {
         if self.sleepers.load(Ordering::SeqCst) != 0 {
             crate::sys::futex::wake_all(&self.wake_seq);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::anon::AnonBox;
+
+    #[test]
+    fn a_lost_done_increment_is_recovered_from_the_bitmap() {
+        // SAFETY: an all-zero `ControlBlock` is valid (atomics and bytes).
+        let c = unsafe { AnonBox::<ControlBlock>::zeroed() }.unwrap();
+        // 70 chunks (two bitmap words), all done; the worker of chunk 69 was killed between
+        // its done bit and the counter.
+        for i in 0..70 {
+            assert!(c.mark_done(i));
+        }
+        c.done.store(69, Ordering::SeqCst);
+        assert_eq!(c.finished(70, false), 69);
+        assert_eq!(c.finished(70, true), 70);
+        // Bits of chunks past the job's end (none are set by the protocol) never count.
+        c.done_bits[2].store(u64::MAX, Ordering::SeqCst);
+        assert_eq!(c.finished(70, true), 70);
+        // An unfinished chunk stays unfinished.
+        c.done_bits[0].fetch_and(!1, Ordering::SeqCst);
+        assert_eq!(c.finished(70, true), 69);
     }
 }

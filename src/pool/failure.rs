@@ -32,24 +32,36 @@ pub(crate) struct Active {
     suspects: Vec<(u64, u32, Exit, Option<String>)>,
     /// The first death that cost a chunk.
     died: Option<Error>,
+    /// A worker ended while this job was in flight: completion is then read from the done
+    /// bitmap, not only the counter ([`ControlBlock::finished`](super::control::ControlBlock::finished)).
+    pub(crate) deaths: bool,
 }
 
 impl Active {
     pub(crate) fn new(job: u32, chunks: u64, retries: u32) -> Active {
-        Active { job, chunks, retries_left: retries, suspects: Vec::new(), died: None }
+        Active {
+            job,
+            chunks,
+            retries_left: retries,
+            suspects: Vec::new(),
+            died: None,
+            deaths: false,
+        }
     }
 }
 
 impl Pool {
     /// Chunks finished and chunks in all, for the job in flight (or the last one).
     pub(crate) fn progress_now(&self) -> (u64, u64) {
-        let total = self.active.as_ref().map_or(0, |a| a.chunks);
-        (self.ctl.done.load(SeqCst).min(total), total)
+        match &self.active {
+            Some(a) => (self.ctl.finished(a.chunks, a.deaths), a.chunks),
+            None => (0, 0),
+        }
     }
 
     /// Whether the job in flight has finished every chunk.
     pub(crate) fn job_done(&self) -> bool {
-        self.active.as_ref().is_none_or(|a| self.ctl.done.load(SeqCst) >= a.chunks)
+        self.active.as_ref().is_none_or(|a| self.ctl.finished(a.chunks, a.deaths) >= a.chunks)
     }
 
     /// Waits until the job in flight is done or `deadline` passes; `Ok(true)` when done.
@@ -65,6 +77,7 @@ impl Pool {
         each_chunk: bool,
         ready: impl Fn(&Pool) -> bool,
     ) -> Result<bool> {
+        self.check_owner()?;
         if self.active.is_none() || self.state == PoolState::Terminated {
             return Ok(true);
         }
@@ -115,8 +128,9 @@ impl Pool {
 
     /// The result of the finished job in flight, which stops being in flight.
     pub(crate) fn take_outcome(&mut self) -> Result<()> {
+        self.check_owner()?;
         let Some(a) = self.active.take() else { return Ok(()) };
-        if self.state == PoolState::Terminated && self.ctl.done.load(SeqCst) < a.chunks {
+        if self.state == PoolState::Terminated && self.ctl.finished(a.chunks, true) < a.chunks {
             return Err(Error::PoolNotRunning { state: "terminated" });
         }
         if let Some(e) = a.died {
@@ -139,6 +153,7 @@ impl Pool {
 
     /// Reaps workers that ended, replaces them, and resolves chunks they held.
     pub(crate) fn check_workers(&mut self) -> Result<()> {
+        self.check_owner()?;
         for slot in 0..self.slots.len() {
             let w = &self.slots[slot];
             if !w.alive {
@@ -154,6 +169,10 @@ impl Pool {
             let completed = ws.completed.load(SeqCst);
             let report = self.slots[slot].report.take().and_then(child::read_report);
             self.slots[slot].alive = false;
+            if let Some(a) = self.active.as_mut() {
+                // It may have died between its done bit and the done counter (H1).
+                a.deaths = true;
+            }
             if retired || completed > 0 || held != NOTHING {
                 self.early_deaths = 0;
             } else {
@@ -223,7 +242,11 @@ impl Pool {
                 continue;
             }
             // Lost: nobody has it, it is not done, and it will not be claimed again.
-            if a.retries_left > 0 && push - pop < RETRY_RING as u64 {
+            if a.retries_left > 0 && push - pop >= RETRY_RING as u64 {
+                // Retries are left but the ring is full: keep the chunk a suspect and queue it
+                // in a later slice, once workers have taken entries off the ring.
+                keep.push((idx, pid, exit, report));
+            } else if a.retries_left > 0 {
                 a.retries_left -= 1;
                 c.retry[(push % RETRY_RING as u64) as usize].store(e, SeqCst);
                 c.retry_push.store(push + 1, SeqCst);

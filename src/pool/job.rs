@@ -17,6 +17,17 @@ pub(crate) type Output<'p, R> = Box<dyn FnOnce(&Pool) -> R + 'p>;
 /// workers use them); leaking it with `mem::forget` leaks the arrays, and the pool's next job
 /// waits for this one first.
 ///
+/// A handle stays in the process that started the job: it is not `Send`, so no fork child
+/// (which needs a `Send` closure) can take it, and calls on a pool's forked copy fail with
+/// [`Error::PoolNotOwned`](crate::Error::PoolNotOwned) before any job starts.
+///
+/// ```compile_fail
+/// fn needs_send<T: Send>(_: T) {}
+/// let mut pool = shmpool::Pool::new(2).unwrap();
+/// let a = shmpool::SharedArray::<u8>::zeroed(16).unwrap();
+/// needs_send(pool.for_each_chunk_async(a, |c| c.fill(1)).unwrap());
+/// ```
+///
 /// ```no_run
 /// use shmpool::{Pool, SharedArray};
 /// use std::time::Duration;
@@ -206,6 +217,11 @@ impl<'p, R> JobHandle<'p, R> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn finish(mut self) -> (R, Result<()>) {
+        if let Err(e) = self.pool.check_owner() {
+            // Unreachable through safe code (a handle is not `Send`); handing out the output
+            // here could give a process arrays the creator's workers still write.
+            panic!("{e}");
+        }
         let outcome = self.pool.wait_job(None).and_then(|_| self.pool.take_outcome());
         let out = self.output.take().expect("output taken only here");
         (out(self.pool), outcome)
@@ -228,6 +244,9 @@ impl<'p, R> JobHandle<'p, R> {
 
 impl<R> Drop for JobHandle<'_, R> {
     fn drop(&mut self) {
+        if self.pool.check_owner().is_err() {
+            return; // not the creator: nothing of the job is ours to wait for or stop
+        }
         if std::thread::panicking() {
             // Unwinding: do not wait (or fork replacements) now; stop the workers instead.
             self.pool.terminate();

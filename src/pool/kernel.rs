@@ -64,19 +64,36 @@ pub(crate) struct Span {
 /// A type-erased kernel runner.
 ///
 /// Safety contract for every trampoline: `kernel` is the address of a `fn` of exactly the type
-/// the trampoline was monomorphised for; `views` map the job's arrays (alive for the call);
-/// `span` is a chunk claimed exclusively by the caller, inside the iteration space; array 2
-/// (the output) and, for `for_each`, array 0 are written only inside `span` by this call.
+/// the trampoline was monomorphised for; each non-null `views.ptr[i]` points to mapped memory of
+/// at least `views.len[i] * views.elem_size[i]` bytes, aligned for its element type and alive
+/// for the call; no other process or thread writes the elements of `span` in the arrays this
+/// trampoline writes, nor writes the arrays it reads while the job runs (the caller claimed the
+/// chunk exclusively and the parent holds the borrows). The span itself need not be trusted:
+/// every trampoline checks it against each array's mapped and expected lengths (through
+/// [`array`]) before building a slice, and panics (a job error) when it does not fit.
 pub(crate) type Trampoline = unsafe fn(kernel: usize, views: &Views, span: &Span);
 
-/// Array `i` of `views` as a pointer to `T`, after checking the mapped header matches `T` and
-/// covers the job's length (a mismatch panics, which the worker reports as the chunk's error).
-fn array<T: Pod>(v: &Views, i: usize) -> *mut T {
+/// Array `i` of `views` as a pointer to `T`, after checking that the mapped header matches `T`
+/// and that elements `..end` lie inside both the mapping and the job's length for the array. A
+/// mismatch panics, which the worker reports as the chunk's error: never a slice past the end.
+fn array<T: Pod>(v: &Views, i: usize, end: usize) -> *mut T {
     assert!(
-        v.elem_size[i] == size_of::<T>() && v.len[i] >= v.expected_len[i] && !v.ptr[i].is_null(),
-        "array {i} of the job does not match its element type or length in this worker"
+        v.elem_size[i] == size_of::<T>() && !v.ptr[i].is_null(),
+        "array {i} of the job does not match its element type in this worker"
+    );
+    assert!(
+        end <= v.len[i] && end <= v.expected_len[i],
+        "chunk reaches element {end} of array {i}, which has {} elements mapped and {} in the job",
+        v.len[i],
+        v.expected_len[i]
     );
     v.ptr[i].cast::<T>()
+}
+
+/// Checks that a span is an ordinary range (the worker computes `start <= end`; a corrupt
+/// descriptor must still never make a slice of negative length).
+fn check_span(s: &Span) {
+    assert!(s.start <= s.end, "chunk span {}..{} is reversed", s.start, s.end);
 }
 
 /// `for_each_chunk`: `fn(&mut [T])` on array 0.
@@ -87,10 +104,11 @@ fn array<T: Pod>(v: &Views, i: usize) -> *mut T {
 pub(crate) unsafe fn for_each<T: Pod>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(&mut [T])` of this image.
     let k = unsafe { std::mem::transmute::<usize, fn(&mut [T])>(kernel) };
-    let p = array::<T>(v, 0);
-    // SAFETY: `array` checked that the mapping holds at least the job's length of `T`s and
-    // `s.start..s.end` lies inside it; the chunk is exclusively ours and the parent holds `&mut`
-    // on (or owns) the array for the whole job, so nothing else reads or writes these elements.
+    check_span(s);
+    let p = array::<T>(v, 0, s.end);
+    // SAFETY: `array` checked that `..s.end` lies inside the mapping (and `check_span` that
+    // `s.start <= s.end`); the chunk is exclusively ours and the parent holds `&mut` on (or
+    // owns) the array for the whole job, so nothing else reads or writes these elements.
     let chunk = unsafe { std::slice::from_raw_parts_mut(p.add(s.start), s.end - s.start) };
     k(chunk)
 }
@@ -103,9 +121,10 @@ pub(crate) unsafe fn for_each<T: Pod>(kernel: usize, v: &Views, s: &Span) {
 pub(crate) unsafe fn zip<A: Pod, B: Pod, C: Pod>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(&[A], &[B], &mut [C])`.
     let k = unsafe { std::mem::transmute::<usize, fn(&[A], &[B], &mut [C])>(kernel) };
-    let (a, b, c) = (array::<A>(v, 0), array::<B>(v, 1), array::<C>(v, 2));
+    check_span(s);
+    let (a, b, c) = (array::<A>(v, 0, s.end), array::<B>(v, 1, s.end), array::<C>(v, 2, s.end));
     let n = s.end - s.start;
-    // SAFETY: each mapping holds at least the job's length (checked); inputs are only read while
+    // SAFETY: `s.start..s.end` lies inside each mapping (checked); inputs are only read while
     // the parent holds shared borrows of them; the output chunk is exclusively ours (the parent
     // holds `&mut` on the output array, so it cannot alias an input).
     let (a, b, c) = unsafe {
@@ -126,13 +145,15 @@ pub(crate) unsafe fn zip<A: Pod, B: Pod, C: Pod>(kernel: usize, v: &Views, s: &S
 pub(crate) unsafe fn map<T: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(&[T]) -> R`.
     let k = unsafe { std::mem::transmute::<usize, fn(&[T]) -> R>(kernel) };
-    let (a, out) = (array::<T>(v, 0), array::<R>(v, 3));
-    assert!((s.index as usize) < v.len[3], "partial index outside the results array");
-    // SAFETY: the input is only read while the parent holds `&` on it; element `index` of the
-    // results array (checked in bounds) is written only by the worker that claimed the chunk.
+    check_span(s);
+    let index = usize::try_from(s.index).unwrap_or(usize::MAX);
+    let (a, out) = (array::<T>(v, 0, s.end), array::<R>(v, 3, index.saturating_add(1)));
+    // SAFETY: `s.start..s.end` lies inside the input's mapping and `index` inside the results
+    // array's (both checked); the input is only read while the parent holds `&` on it; element
+    // `index` of the results is written only by the worker that claimed the chunk.
     unsafe {
         let r = k(std::slice::from_raw_parts(a.add(s.start), s.end - s.start));
-        out.add(s.index as usize).write(r);
+        out.add(index).write(r);
     }
 }
 
@@ -145,11 +166,14 @@ pub(crate) unsafe fn map<T: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
 pub(crate) unsafe fn stencil<T: Pod, U: Pod>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(&[T], usize, &mut [U])`.
     let k = unsafe { std::mem::transmute::<usize, fn(&[T], usize, &mut [U])>(kernel) };
-    let (a, c) = (array::<T>(v, 0), array::<U>(v, 2));
+    check_span(s);
+    let (a, c) = (array::<T>(v, 0, s.end), array::<U>(v, 2, s.end));
+    // `s.end <= len` for the input was checked, so `lo <= s.start <= s.end <= hi <= len`.
     let lo = s.start.saturating_sub(s.radius);
-    let hi = s.end.saturating_add(s.radius).min(v.expected_len[0]);
-    // SAFETY: `lo..hi` lies inside the input's checked length and is only read (the parent holds
-    // `&` on it); the output chunk is exclusively ours (the parent holds `&mut` on the output).
+    let hi = s.end.saturating_add(s.radius).min(v.expected_len[0]).min(v.len[0]);
+    // SAFETY: `lo..hi` lies inside the input's mapping (see above) and is only read (the parent
+    // holds `&` on it); `s.start..s.end` lies inside the output's mapping (checked) and is
+    // exclusively ours (the parent holds `&mut` on the output).
     let (win, out) = unsafe {
         (
             std::slice::from_raw_parts(a.add(lo), hi - lo),
@@ -183,9 +207,10 @@ fn one_task<R>(i: usize, f: impl FnOnce() -> R) -> R {
 pub(crate) unsafe fn task<A: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(A) -> R`.
     let k = unsafe { std::mem::transmute::<usize, fn(A) -> R>(kernel) };
-    let (a, out) = (array::<A>(v, 0), array::<R>(v, 2));
+    check_span(s);
+    let (a, out) = (array::<A>(v, 0, s.end), array::<R>(v, 2, s.end));
     for i in s.start..s.end {
-        // SAFETY: `i` lies inside both arrays' checked lengths; arguments are only read, and
+        // SAFETY: `i < s.end`, which lies inside both mappings (checked); arguments are only read, and
         // result `i` belongs to the chunk this worker claimed. Both are aligned for their types.
         unsafe { out.add(i).write(one_task(i, || k(a.add(i).read()))) }
     }
@@ -199,9 +224,92 @@ pub(crate) unsafe fn task<A: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
 pub(crate) unsafe fn task2<A: Pod, B: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(A, B) -> R`.
     let k = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(kernel) };
-    let (a, b, out) = (array::<A>(v, 0), array::<B>(v, 1), array::<R>(v, 2));
+    check_span(s);
+    let (a, b, out) = (array::<A>(v, 0, s.end), array::<B>(v, 1, s.end), array::<R>(v, 2, s.end));
     for i in s.start..s.end {
         // SAFETY: as in `task`.
         unsafe { out.add(i).write(one_task(i, || k(a.add(i).read(), b.add(i).read()))) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touches_nothing(_: &mut [u64]) {}
+    fn reads_nothing(_: &[u64], _: usize, _: &mut [u64]) {}
+    fn sums(c: &[u64]) -> u64 {
+        c.iter().sum()
+    }
+
+    /// Views of `bufs` (array `i` of `len` mapped elements; the job says `expected`).
+    fn views(bufs: &mut [Vec<u64>], expected: [usize; 4]) -> Views {
+        let mut v = Views::default();
+        for (i, b) in bufs.iter_mut().enumerate() {
+            v.ptr[i] = b.as_mut_ptr().cast();
+            v.len[i] = b.len();
+            v.elem_size[i] = 8;
+        }
+        v.expected_len = expected;
+        v
+    }
+
+    fn rejected(f: impl FnOnce()) -> bool {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err()
+    }
+
+    #[test]
+    fn a_span_past_the_mapping_is_a_job_error_not_a_slice() {
+        let mut bufs = vec![vec![0u64; 10]];
+        let v = views(&mut bufs, [16, 0, 0, 0]); // the job claims 16, 10 are mapped
+        let s = Span { index: 1, start: 8, end: 16, radius: 0 };
+        // SAFETY: the views map live, aligned buffers of the lengths they state, used by nobody
+        // else; the span is out of range on purpose, which the trampoline must refuse.
+        assert!(rejected(|| unsafe {
+            for_each::<u64>(touches_nothing as fn(&mut [u64]) as usize, &v, &s)
+        }));
+        let ok = Span { index: 0, start: 0, end: 10, radius: 0 };
+        // SAFETY: as above, with an in-range span.
+        assert!(!rejected(|| unsafe {
+            for_each::<u64>(touches_nothing as fn(&mut [u64]) as usize, &v, &ok)
+        }));
+    }
+
+    #[test]
+    fn a_span_past_the_jobs_length_is_refused_even_when_mapped() {
+        let mut bufs = vec![vec![0u64; 10], vec![], vec![0u64; 4]];
+        let v = views(&mut bufs, [10, 0, 4, 0]);
+        let s = Span { index: 0, start: 0, end: 8, radius: 1 };
+        // SAFETY: as in the test above: the output (array 2) is shorter than the span.
+        assert!(rejected(|| unsafe {
+            stencil::<u64, u64>(reads_nothing as fn(&[u64], usize, &mut [u64]) as usize, &v, &s)
+        }));
+    }
+
+    #[test]
+    fn stencil_with_a_short_input_does_not_wrap() {
+        // The input's job length is below the chunk's start: `hi - lo` used to wrap.
+        let mut bufs = vec![vec![0u64; 16], vec![], vec![0u64; 16]];
+        let v = views(&mut bufs, [4, 0, 16, 0]);
+        let s = Span { index: 1, start: 8, end: 12, radius: 2 };
+        // SAFETY: as above.
+        assert!(rejected(|| unsafe {
+            stencil::<u64, u64>(reads_nothing as fn(&[u64], usize, &mut [u64]) as usize, &v, &s)
+        }));
+    }
+
+    #[test]
+    fn a_partial_index_past_the_results_is_refused() {
+        let mut bufs = vec![vec![1u64; 10], vec![], vec![], vec![0u64; 2]];
+        let v = views(&mut bufs, [10, 0, 0, 2]);
+        let s = Span { index: 2, start: 0, end: 5, radius: 0 };
+        // SAFETY: as above: result slot 2 of 2 is out of range.
+        assert!(rejected(|| unsafe {
+            map::<u64, u64>(sums as fn(&[u64]) -> u64 as usize, &v, &s)
+        }));
+        let s = Span { index: 1, start: 5, end: 10, radius: 0 };
+        // SAFETY: as above, in range.
+        unsafe { map::<u64, u64>(sums as fn(&[u64]) -> u64 as usize, &v, &s) };
+        assert_eq!(bufs[3][1], 5);
     }
 }

@@ -6,7 +6,9 @@
 //! [`parallel`] (the data-parallel operations), [`job`] (the asynchronous job handle).
 //! `README.md` beside this file explains the protocol.
 
+pub(crate) mod anon;
 pub(crate) mod builder;
+pub(crate) mod code;
 pub(crate) mod control;
 pub(crate) mod failure;
 pub(crate) mod job;
@@ -19,15 +21,13 @@ use std::fs::File;
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
+use anon::AnonBox;
 use control::{CLOSED, CLOSING, ControlBlock, ERR_NONE, MAX_ARRAYS, RUNNING, TERMINATING, pack};
 use failure::Active;
 use worker::WorkerConfig;
 
 use crate::error::{Error, Result};
 use crate::segment::handle::SegmentHandle;
-use crate::segment::header::Kind;
-use crate::segment::object::ShmBox;
-use crate::segment::options::ShmOptions;
 use crate::sys;
 
 pub use builder::PoolBuilder;
@@ -52,20 +52,32 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 ///
 /// Dropping the pool terminates it: every worker is killed and reaped.
 ///
+/// A pool answers only to the process that created it: in a forked child that got a copy of it
+/// (a [`scope`](crate::scope) child capturing `&mut pool`, say), every operation returns
+/// [`Error::PoolNotOwned`] and dropping the copy leaves the workers alone.
+///
 /// Workers exit when this process dies (`PR_SET_PDEATHSIG` when forked from the main thread, the
 /// crate's alive pipe otherwise, and a `getppid()` check whenever they wake). Death of a worker is noticed while the parent waits for or polls a job (every 10 ms at most);
 /// code elsewhere in the process must not reap the pool's children (`waitpid(-1)`).
+///
+/// Workers keep none of the parent's descriptors but stdio: right after the fork every other
+/// descriptor the parent had open is pointed at `/dev/null` in the worker, so a pipe or socket
+/// made before the pool still reports its peer gone when the parent drops its end.
 pub struct Pool {
-    ctl: ShmBox<ControlBlock>,
+    ctl: AnonBox<ControlBlock>,
     slots: Vec<WorkerProc>,
     cfg: WorkerConfig,
     name: String,
     retries: u32,
     chunk_size: Option<usize>,
     allow_threads: bool,
+    /// The creating process: the only one whose calls the pool obeys.
     parent_pid: u32,
     state: PoolState,
     next_job: u32,
+    /// Jobs published so far; names the descriptor's contents for the workers' mapping cache
+    /// (64 bits: never repeats, unlike job ids).
+    generation: u64,
     active: Option<Active>,
     /// Workers in a row that died before taking any work.
     early_deaths: u32,
@@ -145,19 +157,15 @@ impl Pool {
         chunk_size: Option<usize>,
         allow_threads: bool,
     ) -> Result<Pool> {
-        // SAFETY: the closure leaves the zeroed memory as it is, apart from atomic stores: an
-        // all-zero `ControlBlock` (atomics only) is a valid value.
-        let ctl = unsafe {
-            ShmBox::new_in_place(Kind::PoolControl, &ShmOptions::new(), |p| {
-                let c: &ControlBlock = p.as_ref();
-                c.cursor.store(pack(0, CLOSED), Relaxed);
-                c.state.store(RUNNING, Relaxed);
-                for w in &c.workers {
-                    w.held.store(control::NOTHING, Relaxed);
-                }
-                Ok(())
-            })?
-        };
+        // An anonymous shared mapping, not a memfd: the workers inherit it through fork, and no
+        // other process can open it (README.md, "Who can write the control block").
+        // SAFETY: an all-zero `ControlBlock` (atomics and plain bytes only) is a valid value.
+        let ctl = unsafe { AnonBox::<ControlBlock>::zeroed()? };
+        ctl.cursor.store(pack(0, CLOSED), Relaxed);
+        ctl.state.store(RUNNING, Relaxed);
+        for w in &ctl.workers {
+            w.held.store(control::NOTHING, Relaxed);
+        }
         let mut pool = Pool {
             ctl,
             slots: Vec::with_capacity(n),
@@ -169,6 +177,7 @@ impl Pool {
             parent_pid: sys::proc::getpid(),
             state: PoolState::Running,
             next_job: 0,
+            generation: 0,
             active: None,
             early_deaths: 0,
             arena: None,
@@ -234,6 +243,9 @@ impl Pool {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn close(&mut self) {
+        if self.check_owner().is_err() {
+            return; // a forked copy: the workers are not ours to stop
+        }
         if self.state == PoolState::Running {
             let _ = self.finish_active();
             self.state = PoolState::Closed;
@@ -251,7 +263,8 @@ impl Pool {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn terminate(&mut self) {
-        if self.state == PoolState::Terminated {
+        if self.state == PoolState::Terminated || self.check_owner().is_err() {
+            // Already done, or a forked copy: the workers are not ours to kill.
             return;
         }
         self.state = PoolState::Terminated;
@@ -272,7 +285,8 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`Error::PoolStillRunning`] if neither was called.
+    /// [`Error::PoolStillRunning`] if neither was called, [`Error::PoolNotOwned`] outside the
+    /// creating process.
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
@@ -298,6 +312,7 @@ impl Pool {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<bool> {
+        self.check_owner()?;
         if self.state == PoolState::Running {
             return Err(Error::PoolStillRunning);
         }
@@ -323,7 +338,21 @@ impl Pool {
         }
     }
 
+    /// [`Error::PoolNotOwned`] unless this is the process that created the pool. Every entry
+    /// point that touches the workers or the control block checks this first: a forked copy of
+    /// the pool shares the control block and the workers, but not the parent's bookkeeping
+    /// (job ids, the job in flight, which workers are its children).
+    pub(crate) fn check_owner(&self) -> Result<()> {
+        let pid = sys::proc::getpid();
+        if pid == self.parent_pid {
+            Ok(())
+        } else {
+            Err(Error::PoolNotOwned { pid, owner: self.parent_pid })
+        }
+    }
+
     pub(crate) fn check_running(&self) -> Result<()> {
+        self.check_owner()?;
         match self.state {
             PoolState::Running => Ok(()),
             PoolState::Closed => Err(Error::PoolNotRunning { state: "closed" }),
@@ -344,6 +373,7 @@ impl Pool {
         let chunks = Self::chunks_of(spec.len, spec.chunk_size) as u64;
         debug_assert!(chunks as usize <= control::MAX_CHUNKS);
         self.next_job = self.next_job.wrapping_add(1).max(1);
+        self.generation += 1;
         let job = self.next_job;
         let c = &*self.ctl;
         c.cursor.store(pack(job, CLOSED), SeqCst);
@@ -358,9 +388,9 @@ impl Pool {
         d.kernel.store(kernel::to_offset(spec.kernel), Relaxed);
         d.len.store(spec.len as u64, Relaxed);
         d.chunk_size.store(spec.chunk_size as u64, Relaxed);
-        d.chunks.store(chunks, Relaxed);
         d.radius.store(spec.radius as u64, Relaxed);
         d.retries.store(self.retries, Relaxed);
+        d.generation.store(self.generation, Relaxed);
         for (slot, a) in d.arrays.iter().zip(&spec.arrays) {
             match a {
                 ArraySpec::Handle(h, len) => slot.set(Some(h), *len),
@@ -369,6 +399,11 @@ impl Pool {
                 ArraySpec::None => slot.set(None, 0),
             }
         }
+        // `chunks` is the one field a worker reads before its claim's compare-and-swap. Release
+        // orders the closing cursor store above before it: a worker that sees this job's count
+        // (acquire) also sees the cursor closed for the old job, so its CAS on the old job's
+        // cursor value fails (README.md, "Memory ordering").
+        d.chunks.store(chunks, Release);
         c.job_id.store(job, Release);
         c.cursor.store(pack(job, 0), SeqCst);
         c.wake_workers();
@@ -403,6 +438,7 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        // `terminate` does nothing in a forked copy: the workers belong to the creator.
         self.terminate();
     }
 }

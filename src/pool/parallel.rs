@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 
 impl Pool {
     fn run_sync(&mut self, spec: &JobSpec) -> Result<()> {
+        self.check_owner()?;
         if spec.len == 0 {
             return Ok(());
         }
@@ -100,6 +101,7 @@ impl Pool {
         array: SharedArray<T>,
         kernel: fn(&mut [T]),
     ) -> Result<JobHandle<'_, SharedArray<T>>> {
+        self.check_owner()?;
         let spec = self.spec_for_each(&array, kernel);
         let job = if spec.len > 0 { self.publish(&spec)? } else { 0 };
         Ok(JobHandle::new(self, job, Box::new(move |_: &Pool| array)))
@@ -175,6 +177,7 @@ impl Pool {
         map: fn(&[T]) -> R,
         reduce: fn(R, R) -> R,
     ) -> Result<R> {
+        self.check_owner()?;
         let len = array.len();
         if len == 0 {
             return Ok(map(&[]));

@@ -79,8 +79,24 @@ struct Staged<R: Pod> {
     results: Results<R>,
 }
 
-fn round64(n: usize) -> usize {
-    n.div_ceil(64) * 64
+/// The staging layout of `n` tasks: byte offsets of the second arguments and the results, and
+/// the bytes in all; [`Error::TooLarge`] when a size does not fit in `usize` (zero-sized
+/// arguments let `n` be anything).
+fn staging_layout(
+    n: usize,
+    a_bytes: usize,
+    b_bytes: usize,
+    r_size: usize,
+) -> Result<(usize, usize, usize)> {
+    let too_large = || Error::TooLarge { len: n, elem_size: r_size };
+    let r_bytes = n.checked_mul(r_size).ok_or_else(too_large)?;
+    let b_off = a_bytes.checked_next_multiple_of(64).ok_or_else(too_large)?;
+    let r_off = b_bytes
+        .checked_next_multiple_of(64)
+        .and_then(|b| b_off.checked_add(b))
+        .ok_or_else(too_large)?;
+    let end = r_off.checked_add(r_bytes).ok_or_else(too_large)?;
+    Ok((b_off, r_off, end))
 }
 
 impl Pool {
@@ -97,14 +113,13 @@ impl Pool {
         self.finish_active()?;
         let n = a.len();
         let chunk_size = chunksize.max(1).max(n.div_ceil(MAX_CHUNKS));
-        let (a_bytes, b_bytes, r_bytes) =
-            (size_of_val(a), b.map_or(0, size_of_val), n * size_of::<R>());
-        let (b_off, r_off) = (round64(a_bytes), round64(a_bytes) + round64(b_bytes));
+        let (a_bytes, b_bytes) = (size_of_val(a), b.map_or(0, size_of_val));
+        let (b_off, r_off, end) = staging_layout(n, a_bytes, b_bytes, size_of::<R>())?;
         let align = align_of::<A>().max(align_of::<B>()).max(align_of::<R>());
         // The scratch area is 8-aligned; the arena's data 128-aligned; regions start at
         // multiples of 64.
         assert!(align <= 64, "task arguments and results must be aligned to at most 64 bytes");
-        let fits = r_off + r_bytes <= SCRATCH_BYTES && align <= 8;
+        let fits = end <= SCRATCH_BYTES && align <= 8;
         let mut spec = JobSpec {
             trampoline,
             kernel,
@@ -116,9 +131,13 @@ impl Pool {
         let base = if fits {
             self.ctl.scratch_ptr()
         } else {
-            let need = (r_off + r_bytes).max(1);
-            if self.arena.as_ref().is_none_or(|seg| seg.len() * 8 < need) {
-                let words = need.div_ceil(8).next_power_of_two().max(1 << 17);
+            let need = end.max(1);
+            if self.arena.as_ref().is_none_or(|seg| seg.len().saturating_mul(8) < need) {
+                let words = need
+                    .div_ceil(8)
+                    .checked_next_power_of_two()
+                    .ok_or(Error::TooLarge { len: n, elem_size: size_of::<R>() })?
+                    .max(1 << 17);
                 let layout = Layout::new(Kind::Array, TypeDesc::of::<u64>(), words)?;
                 let seg = Segment::create(&ShmOptions::new(), &layout)?;
                 seg.publish();
@@ -751,5 +770,19 @@ impl<R: Pod> Iterator for IMapUnordered<'_, R> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_sizes_that_overflow_are_too_large() {
+        // Zero-sized arguments let a task list be as long as `usize` allows.
+        assert!(matches!(staging_layout(usize::MAX, 0, 0, 8), Err(Error::TooLarge { .. })));
+        assert!(matches!(staging_layout(usize::MAX / 8, 64, 0, 8), Err(Error::TooLarge { .. })));
+        assert!(matches!(staging_layout(4, usize::MAX - 10, 0, 8), Err(Error::TooLarge { .. })));
+        assert_eq!(staging_layout(3, 24, 6, 8).unwrap(), (64, 128, 152));
     }
 }

@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
+use super::code::CodeRanges;
 use super::control::{
     CLOSING, ControlBlock, ERR_PANIC, MAX_ARRAYS, NOTHING, RETRY_RING, SCRATCH_BYTES, TERMINATING,
     WAKE_EACH_CHUNK, WorkerSlot, pack, unpack,
@@ -49,8 +50,18 @@ pub(crate) fn start(
     s.held.store(NOTHING, SeqCst);
     s.retiring.store(0, SeqCst);
     s.completed.store(0, SeqCst);
+    // Every descriptor open now is the parent's business, not the worker's: the worker needs
+    // only stdio, its report pipe and its alive-pipe guard (both made inside `fork::start`,
+    // after this list), and maps arrays through `/proc/<parent>/fd`. Listed here, where
+    // allocating is fine; detached in the child first thing.
+    let inherited = sys::fds::open_above_stdio().map_err(Error::io("listing /proc/self/fd"))?;
     // The crate's one fork path: thread check, alive pipe, parent-death signal, panic report.
-    let (pid, report) = fork::start(allow_threads, move || run(ctl, slot, cfg, parent_pid))?;
+    let (pid, report) = fork::start(allow_threads, move || {
+        if let Err(e) = sys::fds::detach_inherited(&inherited) {
+            panic!("the pool worker could not detach the descriptors it inherited: {e}");
+        }
+        run(ctl, slot, cfg, parent_pid)
+    })?;
     s.pid.store(pid, SeqCst);
     Ok((pid, report))
 }
@@ -62,6 +73,7 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32) -> i
     }
     let me = &ctl.workers[slot];
     let mut cache = MapCache::default();
+    let mut code = None;
     let mut tasks = 0u64;
     loop {
         let seen = ctl.wake_seq.load(SeqCst);
@@ -70,7 +82,8 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32) -> i
             return 0;
         }
         if let Some(claim) = claim(ctl, me) {
-            run_chunk(ctl, me, &claim, &mut cache);
+            let code = code.get_or_insert_with(CodeRanges::of_this_process);
+            run_chunk(ctl, me, &claim, &mut cache, code);
             tasks += 1;
             if cfg.max_tasks.is_some_and(|m| tasks >= m) {
                 me.retiring.store(1, SeqCst);
@@ -90,7 +103,7 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32) -> i
 
 /// A snapshot of the job descriptor plus the chunk a worker won.
 struct Claim {
-    job: u32,
+    generation: u64,
     index: u64,
     trampoline: u64,
     kernel: u64,
@@ -108,9 +121,13 @@ fn claim(ctl: &ControlBlock, me: &WorkerSlot) -> Option<Claim> {
         return None;
     }
     let d = &ctl.job;
-    let chunks = d.chunks.load(Relaxed);
+    // Acquire pairs with the parent's release store: if this is a newer job's count, the
+    // parent's closing of the cursor is visible too and the CAS below on an older job's cursor
+    // value fails (README.md, "Memory ordering"). The other fields are read after a successful
+    // claim, when the parent cannot rewrite them before this chunk is done.
+    let chunks = d.chunks.load(Acquire);
     let mk = |index| Claim {
-        job,
+        generation: d.generation.load(Relaxed),
         index,
         trampoline: d.trampoline.load(Relaxed),
         kernel: d.kernel.load(Relaxed),
@@ -148,7 +165,13 @@ fn claim(ctl: &ControlBlock, me: &WorkerSlot) -> Option<Claim> {
     }
 }
 
-fn run_chunk(ctl: &ControlBlock, me: &WorkerSlot, c: &Claim, cache: &mut MapCache) {
+fn run_chunk(
+    ctl: &ControlBlock,
+    me: &WorkerSlot,
+    c: &Claim,
+    cache: &mut MapCache,
+    code: &CodeRanges,
+) {
     let start = c.index.saturating_mul(c.chunk_size).min(c.len);
     let span = Span {
         index: c.index,
@@ -156,18 +179,29 @@ fn run_chunk(ctl: &ControlBlock, me: &WorkerSlot, c: &Claim, cache: &mut MapCach
         end: start.saturating_add(c.chunk_size).min(c.len) as usize,
         radius: c.radius as usize,
     };
-    let outcome = match cache.views(ctl, c.job) {
+    let (tramp_addr, kernel_addr) = (from_offset(c.trampoline), from_offset(c.kernel));
+    let code_ok = cache
+        .code_checked(c.generation, || code.contains(tramp_addr) && code.contains(kernel_addr));
+    let outcome = match cache.views(ctl, c.generation) {
+        Ok(_) if !code_ok => Err(format!(
+            "the job names code addresses {tramp_addr:#x} / {kernel_addr:#x} outside this \
+             program's code; the job descriptor is corrupt"
+        )),
         Ok(views) => {
-            // SAFETY: the trampoline offset was taken by the parent from a monomorphised
-            // `Trampoline` of this same executable image (workers are forked from it), measured
-            // from the same anchor function, so it names the same code here; the kernel offset
-            // likewise, from a `fn` of the type that trampoline expects. The views map the job's arrays, which the parent keeps borrowed (or
-            // owned) until every chunk is done; the chunk was claimed exclusively above.
-            let tramp: Trampoline =
-                unsafe { std::mem::transmute::<usize, Trampoline>(from_offset(c.trampoline)) };
+            // SAFETY: the control block is reachable only by the parent and its forked workers
+            // (an anonymous shared mapping), and the parent took the trampoline offset from a
+            // monomorphised `Trampoline` of this same executable image (workers are forked from
+            // it), measured from the same anchor function, so it names the same code here
+            // (and it lies in this process's code, checked above); the kernel offset likewise,
+            // from a `fn` of the type that trampoline expects.
+            let tramp: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp_addr) };
             catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: see above; `span` lies inside the iteration space.
-                unsafe { tramp(from_offset(c.kernel), &views, &span) }
+                // SAFETY: as above for the two addresses. The views map the job's arrays as this
+                // worker opened them, each pointer valid for the length it records, and the
+                // parent keeps them borrowed (or owned) until every chunk is done; the chunk was
+                // claimed exclusively above. The trampoline checks the span against every
+                // array's mapped and expected length itself.
+                unsafe { tramp(kernel_addr, &views, &span) }
             }))
             .map_err(|p| panic_text(&*p))
         }
@@ -217,15 +251,32 @@ fn idle(ctl: &ControlBlock, seen: u32, parent_pid: u32) -> bool {
 #[derive(Default)]
 struct MapCache {
     entries: Vec<(u64, Segment)>,
-    /// The views of the last job seen: every chunk of one job maps the same arrays.
-    last: Option<(u32, Views)>,
+    /// The views of the last descriptor seen, by its generation (the parent's 64-bit publish
+    /// counter, which never repeats): every chunk of one job maps the same arrays.
+    last: Option<(u64, Views)>,
+    /// The generation whose code addresses were found inside this process's code (one check
+    /// per job, not per chunk).
+    code_ok: Option<u64>,
 }
 
 impl MapCache {
-    /// Maps (or finds) every array of job `job` and returns raw views of them.
-    fn views(&mut self, ctl: &ControlBlock, job: u32) -> Result<Views> {
-        if let Some((j, v)) = self.last
-            && j == job
+    /// Whether the code addresses of the descriptor of `generation` pass `check`, which runs
+    /// once per generation that passes.
+    fn code_checked(&mut self, generation: u64, check: impl FnOnce() -> bool) -> bool {
+        if self.code_ok == Some(generation) {
+            return true;
+        }
+        let ok = check();
+        if ok {
+            self.code_ok = Some(generation);
+        }
+        ok
+    }
+
+    /// Maps (or finds) every array of the descriptor of `generation` and returns raw views.
+    fn views(&mut self, ctl: &ControlBlock, generation: u64) -> Result<Views> {
+        if let Some((g, v)) = self.last
+            && g == generation
         {
             return Ok(v);
         }
@@ -276,7 +327,7 @@ impl MapCache {
         // Keep the arrays of this job mapped; let older ones go.
         let in_use = ctl.job.arrays.iter().filter(|a| a.tag.load(Relaxed) != 0).count();
         self.entries.truncate(CACHE_ENTRIES.max(in_use));
-        self.last = Some((job, v));
+        self.last = Some((generation, v));
         Ok(v)
     }
 }

@@ -3,8 +3,10 @@
 //! Everything above this module works with safe wrappers: owned file descriptors, `Result`s
 //! carrying `io::Error`, and `Duration`s. Each file here covers one family of calls.
 
+pub(crate) mod anon;
 pub(crate) mod cpu;
 pub(crate) mod fdpass;
+pub(crate) mod fds;
 pub(crate) mod futex;
 pub(crate) mod liveness;
 pub(crate) mod mem;

@@ -74,6 +74,14 @@ pub fn tests() -> Vec<Test> {
         Test { name: "pool::failing_initializer_is_an_error_not_a_hang", run: failing_initializer },
         Test { name: "pool::memory_is_shared_not_copied", run: memory_is_shared_not_copied },
         Test { name: "pool::random_kills_never_hang_lose_or_double_run", run: random_kills },
+        Test {
+            name: "pool::a_forked_copy_of_the_pool_is_refused_and_harmless",
+            run: a_forked_copy_of_the_pool_is_refused,
+        },
+        Test {
+            name: "pool::workers_do_not_keep_pipes_made_before_them",
+            run: workers_do_not_keep_pipes_made_before_them,
+        },
     ]
 }
 
@@ -889,4 +897,80 @@ fn callbacks_fire_once() {
         calls += 1;
     }));
     assert_eq!(calls, 1);
+}
+
+fn a_forked_copy_of_the_pool_is_refused() {
+    // A scope child gets a copy of the parent's pool. Using it must fail without touching the
+    // parent's workers or control block, and dropping it must not kill them. Before the owner
+    // check, the child's job (id 1, 10 elements) ran on the parent's workers, the child's drop
+    // killed them, and the parent's next job (also id 1) reused the child's cached views.
+    let pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    let mut slot = Some(pool);
+    let st = shmpool::scope(|s| {
+        let slot = &mut slot;
+        s.fork(move || {
+            let pool = slot.as_mut().unwrap();
+            let mut small = indices(10);
+            let e = pool.for_each_chunk(&mut small, mark);
+            assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
+            assert!(e.unwrap_err().to_string().contains("create a new Pool"));
+            let e = pool.map(square, &[1, 2, 3], None);
+            assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
+            let e = pool.for_each_chunk_async(indices(10), mark).map(|_| ());
+            assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
+            let e = pool.for_each_chunk(&mut indices(0), mark);
+            assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
+            let e = pool.map(square, &[], None);
+            assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
+            let e = pool.join_timeout(Duration::ZERO);
+            assert!(matches!(e, Err(Error::PoolNotOwned { .. })), "{e:?}");
+            assert!(marks(&small).iter().all(|&x| x == 0));
+            pool.close();
+            pool.terminate();
+            drop(slot.take());
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+    })
+    .unwrap();
+    assert!(st.success(), "{st}");
+    let mut pool = slot.take().unwrap();
+    assert_eq!(pool.worker_pids(), pids);
+    assert!(pids.iter().all(|&p| !gone(p)), "the child's copy killed the workers");
+    let mut big = indices(1 << 21);
+    pool.for_each_chunk(&mut big, mark).unwrap();
+    assert!(marks(&big).iter().all(|&x| x == 1));
+    assert!(big.iter().enumerate().all(|(i, &x)| x & 0xffff_ffff == i as u64));
+    assert_eq!(pool.map(square, &[1, 2, 3], None).unwrap(), [1, 4, 9]);
+    assert_eq!(pool.worker_pids(), pids);
+}
+
+fn workers_do_not_keep_pipes_made_before_them() {
+    // A pipe made before the pool: the workers must not hold its ends, or the survivor's recv
+    // never sees the peer go.
+    let (mut a, b) = shmpool::pipe(true).unwrap();
+    let mut pool = Pool::new(2).unwrap();
+    let mut x = indices(1000);
+    pool.for_each_chunk(&mut x, mark).unwrap(); // the workers are up and past their start
+    drop(b);
+    let r = a.recv_bytes_timeout(Duration::from_secs(5));
+    assert!(matches!(r, Err(Error::Disconnected { .. })), "{r:?}");
+
+    // A replacement worker, forked after this pipe was made, must not hold it either.
+    let (mut c, d) = shmpool::pipe(true).unwrap();
+    let victim = pool.worker_pids()[0];
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.worker_pids().contains(&victim) && Instant::now() < deadline {
+        pool.for_each_chunk(&mut x, mark).unwrap(); // reaps and replaces the dead worker
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!pool.worker_pids().contains(&victim), "the killed worker was not replaced");
+    pool.for_each_chunk(&mut x, mark).unwrap();
+    drop(d);
+    let r = c.recv_bytes_timeout(Duration::from_secs(5));
+    assert!(matches!(r, Err(Error::Disconnected { .. })), "{r:?}");
 }

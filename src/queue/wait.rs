@@ -54,8 +54,14 @@ impl WaitCell {
             return;
         }
         // Whoever clears the flag bumps and wakes; the swap's acquire half pairs with the
-        // sleeper's release half, so the sleeper read the epoch before our bump.
-        if self.armed.swap(0, Ordering::AcqRel) == 0 && !force {
+        // sleeper's release half, so the sleeper read the epoch before our bump. The plain load
+        // first keeps the common "nobody new" case free of a read-modify-write: after the fence
+        // it sees the sleeper's 1 or a later value, and a later 0 means a later notifier took
+        // that 1 and is waking.
+        if !force
+            && (self.armed.load(Ordering::Relaxed) == 0
+                || self.armed.swap(0, Ordering::AcqRel) == 0)
+        {
             // Nobody registered since the last bump (whose wake reached every sleeper that had
             // registered before it), or another notifier cleared the flag and is waking now.
             return;

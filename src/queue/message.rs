@@ -98,11 +98,15 @@ unsafe impl Sync for Inner {}
 /// Held ring lock; releases on drop.
 struct Guard<'a> {
     lock: &'a Lock,
+    /// The token this guard holds the lock as.
+    me: u64,
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        self.lock.owner.store(0, Ordering::Release);
+        // A CAS, not a store: should another process ever have taken the lock over (it can only
+        // believe us dead across pid namespaces, see README.md), we must not free its lock.
+        let _ = self.lock.owner.compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
         // Its fence orders the release before the check for sleepers (README.md).
         self.lock.cell.notify();
     }
@@ -248,7 +252,7 @@ impl Inner {
                 .then_some(())
         };
         if try_lock().is_some() {
-            return Ok(Guard { lock });
+            return Ok(Guard { lock, me });
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let r = wait_for(
@@ -273,7 +277,7 @@ impl Inner {
             },
         );
         match r {
-            Ok(()) => Ok(Guard { lock }),
+            Ok(()) => Ok(Guard { lock, me }),
             Err(Error::Timeout { what, .. }) => Err(Error::Timeout { what, after: timeout }),
             Err(e) => Err(e),
         }

@@ -465,6 +465,22 @@ pub enum Error {
         /// The process that created it.
         owner: u32,
     },
+
+    // --- messaging fixes (src/queue/, src/pipe.rs) ---
+    /// A process died in the middle of a queue operation, between claiming a slot and handing
+    /// it on, so the queue can no longer go past that slot.
+    #[error(
+        "a {role} of this {what} died in the middle of an operation on position {pos}; the item \
+         there is lost and the queue cannot go past it: close the queue and create a new one"
+    )]
+    SlotAbandoned {
+        /// Which object ("queue", "joinable queue").
+        what: &'static str,
+        /// Which side died mid-operation ("producer", "consumer").
+        role: &'static str,
+        /// The ring position that is stuck.
+        pos: u64,
+    },
 }
 
 /// `Result` with shmpool's [`Error`].

@@ -67,7 +67,8 @@ pub struct Connection {
     max: usize,
     /// A whole frame set aside: too large for the caller's buffer, or of the other kind.
     stash: Option<Frame>,
-    /// Set when a timeout or a garbage header left the stream inside a frame.
+    /// Set when a timeout, a receive error (such as truncated descriptors) or a garbage header
+    /// left the stream inside a frame.
     broken: Option<&'static str>,
 }
 
@@ -241,10 +242,14 @@ impl Connection {
         {
             return Err(Error::Timeout { what, after: t });
         }
+        // Any failure here may have consumed part of a frame (a timeout after some bytes, or
+        // MSG_CTRUNC, which drops the descriptors but consumes the bytes): never parse on from
+        // the middle of a frame.
         let got = self.read_full(&mut header, &mut fds, deadline, what, t).inspect_err(|e| {
-            if matches!(e, Error::Timeout { .. }) {
-                self.broken = Some("a timeout inside a frame header");
-            }
+            self.broken = Some(match e {
+                Error::Timeout { .. } => "a timeout inside a frame header",
+                _ => "a receive error inside a frame header (descriptors truncated?)",
+            });
         })?;
         if got == 0 {
             return Err(Error::Disconnected { what: WHAT });
@@ -267,14 +272,15 @@ impl Connection {
             });
         }
         if len > self.max as u64 {
-            self.skip(len)?;
+            self.skip(len).inspect_err(|_| self.broken = Some("a receive error inside a frame"))?;
             return Err(Error::MessageTooLarge { what: WHAT, len, max: self.max as u64 });
         }
         let mut payload = vec![0u8; len as usize];
         let n = self.read_full(&mut payload, &mut fds, deadline, what, t).inspect_err(|e| {
-            if matches!(e, Error::Timeout { .. }) {
-                self.broken = Some("a timeout inside a frame");
-            }
+            self.broken = Some(match e {
+                Error::Timeout { .. } => "a timeout inside a frame",
+                _ => "a receive error inside a frame (descriptors truncated?)",
+            });
         })?;
         if n < payload.len() {
             self.broken = Some("a truncated frame");
@@ -450,7 +456,9 @@ impl Connection {
 
     /// Sends a segment handle. For an anonymous segment (memfd) the descriptor itself travels
     /// (`SCM_RIGHTS`), so the receiver can open it even after the creator exited; this process
-    /// must hold that descriptor (it created the segment, or inherited it by fork).
+    /// must hold that descriptor (it created the segment, or inherited it by fork): the
+    /// descriptor number in the handle must be a memfd here whose header carries the handle's
+    /// nonce, else [`Error::StaleHandle`], so an unrelated file at that number is never sent.
     ///
     /// ```
     /// use shmpool::SharedArray;
@@ -471,18 +479,21 @@ impl Connection {
         match &handle.loc {
             Locator::Named(_) => self.send_frame(TAG_HANDLE, &payload, None),
             Locator::Anonymous { fd, .. } => {
-                if !socket::is_memfd(*fd) {
-                    return Err(Error::StaleHandle {
-                        what: handle.to_string(),
-                        reason: format!(
-                            "this process holds no memfd at descriptor {fd}; send the handle from the process that created the segment"
-                        ),
-                    });
+                let stale =
+                    |reason: String| Error::StaleHandle { what: handle.to_string(), reason };
+                // Our own duplicate: the number in the handle is caller data, so we never borrow
+                // it; whatever it names now is checked through the duplicate we own.
+                let dup = fdpass::dup_cloexec(*fd as RawFd).map_err(|_| {
+                    stale(format!(
+                        "this process holds no descriptor {fd}; send the handle from the process that created the segment"
+                    ))
+                })?;
+                if !socket::is_memfd(dup.as_raw_fd()) || !holds_nonce(&dup, handle.nonce) {
+                    return Err(stale(format!(
+                        "descriptor {fd} in this process is not that segment's memfd; send the handle from the process that created the segment"
+                    )));
                 }
-                // SAFETY: `fd` is open in this process (just checked) and stays open for this call:
-                // it belongs to a segment the caller keeps alive while it sends the handle.
-                let borrowed = unsafe { BorrowedFd::borrow_raw(*fd as RawFd) };
-                self.send_frame(TAG_HANDLE, &payload, Some(borrowed))
+                self.send_frame(TAG_HANDLE, &payload, Some(dup.as_fd()))
             }
         }
     }
@@ -537,6 +548,15 @@ impl Connection {
     pub fn close(self) {
         drop(self)
     }
+}
+
+/// Whether the segment file behind `fd` carries `nonce` in its header.
+fn holds_nonce(fd: &OwnedFd, nonce: u64) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(file) = fd.try_clone().map(std::fs::File::from) else { return false };
+    let mut bytes = [0u8; 8];
+    let at = std::mem::offset_of!(crate::segment::header::Header, nonce) as u64;
+    file.read_exact_at(&mut bytes, at).is_ok() && u64::from_ne_bytes(bytes) == nonce
 }
 
 fn decode<M: DeserializeOwned>(bytes: &[u8]) -> Result<M> {
@@ -636,6 +656,30 @@ mod tests {
         let (mut a, _b) = pipe(true).unwrap();
         let bogus = SegmentHandle { loc: Locator::Anonymous { pid: 1, fd: 9999 }, nonce: 0 };
         assert!(matches!(a.send_handle(&bogus), Err(Error::StaleHandle { .. })));
+    }
+
+    #[test]
+    fn a_handle_whose_descriptor_is_another_file_is_refused() {
+        let (mut a, mut b) = pipe(true).unwrap();
+        let arr = crate::SharedArray::from_slice(&[1u8]).unwrap();
+        let other = crate::SharedArray::from_slice(&[2u8]).unwrap();
+        let Locator::Anonymous { pid, fd: other_fd } = other.handle().loc else { unreachable!() };
+        let mut h = arr.handle();
+        // Another memfd segment at that number: its nonce differs.
+        h.loc = Locator::Anonymous { pid, fd: other_fd };
+        assert!(matches!(a.send_handle(&h), Err(Error::StaleHandle { .. })));
+        // Not a memfd at all (our own socket).
+        h.loc = Locator::Anonymous { pid, fd: b.as_raw_fd() };
+        assert!(matches!(a.send_handle(&h), Err(Error::StaleHandle { .. })));
+        // The real one goes, whatever pid the handle names (a forked child holds the same fd).
+        let mut h = arr.handle();
+        let Locator::Anonymous { fd, .. } = h.loc else { unreachable!() };
+        h.loc = Locator::Anonymous { pid: pid + 1, fd };
+        a.send_handle(&h).unwrap();
+        let got = b.recv_handle().unwrap();
+        // SAFETY: nothing writes the array.
+        let view = unsafe { crate::SharedArray::<u8>::open_handle(got.handle()) }.unwrap();
+        assert_eq!(&view[..], &[1]);
     }
 
     #[test]

@@ -285,28 +285,77 @@ impl<T: Pod> Inner<T> {
         }
     }
 
+    /// The position a getter waits behind when a producer claimed it (moved `tail` past it)
+    /// but has not published it.
+    fn producer_hole(&self) -> Option<u64> {
+        let c = self.ctrl();
+        let head = c.head.0.load(Ordering::Acquire);
+        let tail = c.tail.0.load(Ordering::Acquire);
+        let seq = self.seq((head % self.cap) as usize).load(Ordering::Acquire);
+        (tail > head && seq == 2 * head).then_some(head)
+    }
+
+    /// The position whose slot a putter waits for when a consumer claimed it (moved `head`
+    /// past it) but has not freed it.
+    fn consumer_hole(&self) -> Option<u64> {
+        let c = self.ctrl();
+        let tail = c.tail.0.load(Ordering::Acquire);
+        let head = c.head.0.load(Ordering::Acquire);
+        let prev = tail.checked_sub(self.cap)?;
+        let seq = self.seq((tail % self.cap) as usize).load(Ordering::Acquire);
+        (head > prev && seq == 2 * prev + 1).then_some(prev)
+    }
+
+    /// The dead-peer check a wait runs after each slice that ended with no wake: the other side
+    /// all gone is [`Error::PeerDied`]; a slot stuck at the same position for two such checks in
+    /// a row while some process of the claiming side has exited is [`Error::SlotAbandoned`] (the
+    /// claimer died between its claim and its release, and nothing will ever release it).
+    fn stuck_check(
+        &self,
+        what: &'static str,
+        producer_side: bool,
+        last: &mut Option<u64>,
+    ) -> Result<()> {
+        let c = self.ctrl();
+        let (table, role, hole) = if producer_side {
+            (&c.producers, "producer", self.producer_hole())
+        } else {
+            (&c.consumers, "consumer", self.consumer_hole())
+        };
+        if let Some(pids) = table.all_gone() {
+            return Err(Error::PeerDied { what, role, pids });
+        }
+        if let Some(pos) = hole
+            && *last == Some(pos)
+            && table.any_dead()
+        {
+            return Err(Error::SlotAbandoned { what, role, pos });
+        }
+        *last = hole;
+        Ok(())
+    }
+
     pub(crate) fn put(&self, value: T, timeout: Option<Duration>) -> Result<()> {
         self.as_producer();
+        let mut last = None;
         wait_for(
             &self.ctrl().not_full.0,
             timeout,
             "Queue::put",
             || Ok(self.try_put(value)?.then_some(())),
-            || self.consumers_gone("queue"),
+            || self.stuck_check("queue", false, &mut last),
         )
     }
 
     pub(crate) fn get(&self, timeout: Option<Duration>) -> Result<T> {
         self.as_consumer();
+        let mut last = None;
         wait_for(
             &self.ctrl().not_empty.0,
             timeout,
             "Queue::get",
             || self.try_get(),
-            || match self.ctrl().producers.all_gone() {
-                Some(pids) => Err(Error::PeerDied { what: "queue", role: "producer", pids }),
-                None => Ok(()),
-            },
+            || self.stuck_check("queue", true, &mut last),
         )
     }
 

@@ -2,12 +2,13 @@
 //!
 //! Frames are a little-endian `u32` length followed by that many bytes (postcard-encoded for the
 //! serde API), written contiguously modulo the ring size. A small lock whose word holds the
-//! holder's pid guards the ring; each critical section commits with one final store (`tail` for
-//! a put, `head` for a get), so a holder that died mid-copy left the ring consistent and the
-//! next locker may take the lock over. Details: `README.md` in this folder.
+//! holder's token (pid and start time, see `sys::peer`) guards the ring; each critical section
+//! commits with one final store (`tail` for a put, `head` for a get), so a holder that died
+//! mid-copy left the ring consistent and the next locker may take the lock over. Every length
+//! read from shared memory is bounded before use, so a corrupt segment is an error, never an
+//! out-of-bounds copy. Details: `README.md` in this folder.
 
 use std::fmt;
-use std::hint::spin_loop;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -23,14 +24,13 @@ use crate::segment::Segment;
 use crate::segment::handle::{Locator, SegmentHandle};
 use crate::segment::header::{HEADER_SIZE, Kind, Layout, TypeDesc};
 use crate::segment::options::ShmOptions;
-use crate::sys::{futex, peer};
+use crate::sys::peer;
 
-/// Identifies a message queue control block and its layout version: `b"SPMSGQ01"`.
-const TAG: u64 = u64::from_le_bytes(*b"SPMSGQ01");
+/// Identifies a message queue control block and its layout version: `b"SPMSGQ02"` (02: the
+/// lock holds a full token and sleepers use a `WaitCell`).
+const TAG: u64 = u64::from_le_bytes(*b"SPMSGQ02");
 /// Bytes of the length prefix of every frame.
 const PREFIX: usize = 4;
-/// Set in the lock word while someone sleeps on it.
-const CONTENDED: u32 = 1 << 31;
 const WHAT: &str = "message queue";
 
 #[repr(C, align(64))]
@@ -54,11 +54,20 @@ struct Ring {
     count: AtomicU64,
 }
 
+/// The ring lock.
+#[repr(C)]
+struct Lock {
+    /// 0 when free, else the holder's token (`sys::peer`: pid and start time), so that a
+    /// reused pid never looks like the holder, and a live holder is never taken over.
+    owner: AtomicU64,
+    /// Where lockers sleep; an unlock notifies it (the `WaitCell` protocol, README.md).
+    cell: WaitCell,
+}
+
 #[repr(C)]
 struct Control {
     info: Line<Info>,
-    /// 0 when free, else the holder's pid, with [`CONTENDED`] set while someone sleeps on it.
-    lock: Line<AtomicU32>,
+    lock: Line<Lock>,
     ring: Line<Ring>,
     not_empty: Line<WaitCell>,
     not_full: Line<WaitCell>,
@@ -88,15 +97,24 @@ unsafe impl Sync for Inner {}
 
 /// Held ring lock; releases on drop.
 struct Guard<'a> {
-    word: &'a AtomicU32,
+    lock: &'a Lock,
+    /// The token this guard holds the lock as.
+    me: u64,
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        if self.word.swap(0, Ordering::Release) & CONTENDED != 0 {
-            futex::wake(self.word, 1);
-        }
+        // A CAS, not a store: should another process ever have taken the lock over (it can only
+        // believe us dead across pid namespaces, see README.md), we must not free its lock.
+        let _ = self.lock.owner.compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
+        // Its fence orders the release before the check for sleepers (README.md).
+        self.lock.cell.notify();
     }
+}
+
+/// The error for a ring whose shared state breaks its own invariants.
+fn corrupt_ring(reason: String) -> Error {
+    Error::BadMessage { what: WHAT, reason: format!("{reason}; the queue is corrupt") }
 }
 
 impl Inner {
@@ -159,7 +177,11 @@ impl Inner {
                 "the message queue control block is damaged or from another version",
             ));
         }
-        if info.max_message == 0 || info.max_message + PREFIX as u64 > inner.cap {
+        // Saturating: a crafted max_message near u64::MAX must not wrap into a small number.
+        if info.max_message == 0
+            || info.max_message > u32::MAX as u64
+            || info.max_message > inner.cap.saturating_sub(PREFIX as u64)
+        {
             return Err(corrupt("the largest message size does not fit the ring"));
         }
         inner.max = info.max_message;
@@ -209,75 +231,67 @@ impl Inner {
 
     /// Takes the ring lock, taking it over from a holder that died. Fails with a timeout when
     /// `deadline` passes first.
+    ///
+    /// The holder is named by its full token, so the takeover check (after a sleep slice with no
+    /// wake) cannot be fooled by a reused pid, and a live holder is never taken over (within one
+    /// pid namespace: see README.md). The takeover frees the lock with a CAS from the dead token,
+    /// then competes for it like any locker, so two lockers that both saw the dead holder cannot
+    /// both win.
     fn lock(
         &self,
         deadline: Option<Instant>,
         what: &'static str,
         timeout: Duration,
     ) -> Result<Guard<'_>> {
-        let word = &self.ctrl().lock.0;
-        let me = peer::token_pid(peer::me());
-        for _ in 0..64 {
-            if word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                return Ok(Guard { word });
-            }
-            spin_loop();
+        let lock = &self.ctrl().lock.0;
+        let me = peer::me();
+        let try_lock = || {
+            lock.owner
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+                .then_some(())
+        };
+        if try_lock().is_some() {
+            return Ok(Guard { lock, me });
         }
-        loop {
-            let v = word.load(Ordering::Relaxed);
-            if v == 0 {
-                // Someone else may sleep too: keep the contended mark so our unlock wakes them.
-                if word
-                    .compare_exchange(0, me | CONTENDED, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return Ok(Guard { word });
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let r = wait_for(
+            &lock.cell,
+            left,
+            what,
+            || Ok(try_lock()),
+            || {
+                let holder = lock.owner.load(Ordering::Relaxed);
+                if holder != 0 && holder != me && !peer::alive(holder) {
+                    // Every critical section commits with its last store, so what the dead
+                    // holder left is either a whole frame or nothing. Free the lock; the next
+                    // attempt takes it (or another locker does, and wakes us when done).
+                    let _ = lock.owner.compare_exchange(
+                        holder,
+                        0,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
                 }
-                continue;
-            }
-            if v & CONTENDED == 0
-                && word
-                    .compare_exchange(v, v | CONTENDED, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            let slice = match deadline {
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(Error::Timeout { what, after: timeout });
-                    }
-                    (d - now).min(SLICE)
-                }
-                None => SLICE,
-            };
-            if futex::wait(word, v | CONTENDED, Some(slice)) == futex::Wake::TimedOut {
-                let holder = v & !CONTENDED;
-                if !peer::alive(peer::pack(holder, 0))
-                    && word
-                        .compare_exchange(
-                            v | CONTENDED,
-                            me | CONTENDED,
-                            Ordering::Acquire,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                {
-                    // Every critical section commits with its last store, so what the dead holder
-                    // left is either a whole frame or nothing.
-                    return Ok(Guard { word });
-                }
-            }
+                Ok(())
+            },
+        );
+        match r {
+            Ok(()) => Ok(Guard { lock, me }),
+            Err(Error::Timeout { what, .. }) => Err(Error::Timeout { what, after: timeout }),
+            Err(e) => Err(e),
         }
     }
 
-    fn copy_in(&self, pos: u64, bytes: &[u8]) {
+    fn copy_in(&self, pos: u64, bytes: &[u8]) -> Result<()> {
+        if bytes.len() as u64 > self.cap {
+            return Err(corrupt_ring(format!("{} bytes cannot fit the ring", bytes.len())));
+        }
         let off = (pos % self.cap) as usize;
         let first = bytes.len().min(self.cap as usize - off);
         // SAFETY: the caller holds the ring lock, so these ring bytes are ours; `off + first <=
-        // cap` and `bytes.len() - first <= off` (a frame never exceeds the free space, which is
-        // at most `cap`), so both copies stay inside the ring.
+        // cap`, and `bytes.len() <= cap` (checked above) gives `bytes.len() - first <= off`, so
+        // both copies stay inside the ring.
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data.as_ptr().add(off), first);
             std::ptr::copy_nonoverlapping(
@@ -286,13 +300,20 @@ impl Inner {
                 bytes.len() - first,
             );
         }
+        Ok(())
     }
 
-    fn copy_out(&self, pos: u64, out: &mut [u8]) {
+    fn copy_out(&self, pos: u64, out: &mut [u8]) -> Result<()> {
+        if out.len() as u64 > self.cap {
+            return Err(corrupt_ring(format!(
+                "a frame of {} bytes cannot fit the ring",
+                out.len()
+            )));
+        }
         let off = (pos % self.cap) as usize;
         let first = out.len().min(self.cap as usize - off);
-        // SAFETY: as in `copy_in`: the lock is held and both ranges lie inside the ring, whose
-        // bytes are plain `u8`s (any value is valid).
+        // SAFETY: as in `copy_in` (the length is checked against `cap` above): the lock is held
+        // and both ranges lie inside the ring, whose bytes are plain `u8`s (any value is valid).
         unsafe {
             std::ptr::copy_nonoverlapping(self.data.as_ptr().add(off), out.as_mut_ptr(), first);
             std::ptr::copy_nonoverlapping(
@@ -301,6 +322,7 @@ impl Inner {
                 out.len() - first,
             );
         }
+        Ok(())
     }
 
     fn try_put(&self, bytes: &[u8], deadline: Option<Instant>, timeout: Duration) -> Result<bool> {
@@ -315,9 +337,9 @@ impl Inner {
         if self.cap.saturating_sub(tail.wrapping_sub(head)) < need {
             return Ok(false);
         }
-        self.copy_in(tail, &(bytes.len() as u32).to_le_bytes());
-        self.copy_in(tail + PREFIX as u64, bytes);
-        ring.tail.store(tail + need, Ordering::Release); // the commit
+        self.copy_in(tail, &(bytes.len() as u32).to_le_bytes())?;
+        self.copy_in(tail.wrapping_add(PREFIX as u64), bytes)?;
+        ring.tail.store(tail.wrapping_add(need), Ordering::Release); // the commit
         ring.count.fetch_add(1, Ordering::Relaxed);
         drop(g);
         self.ctrl().not_empty.0.notify();
@@ -332,20 +354,25 @@ impl Inner {
             drop(g);
             return if self.closed() { Err(Error::Closed { what: WHAT }) } else { Ok(None) };
         }
+        // Both positions live in writable shared memory: bound everything read from there.
+        let used = tail.wrapping_sub(head);
+        if used > self.cap || used < PREFIX as u64 {
+            return Err(corrupt_ring(format!(
+                "the ring claims to hold {used} bytes in a ring of {}",
+                self.cap
+            )));
+        }
         let mut len = [0u8; PREFIX];
-        self.copy_out(head, &mut len);
+        self.copy_out(head, &mut len)?;
         let len = u32::from_le_bytes(len) as u64;
-        if len > self.max || PREFIX as u64 + len > tail.wrapping_sub(head) {
-            return Err(Error::BadMessage {
-                what: WHAT,
-                reason: format!(
-                    "a frame claims {len} bytes, more than the ring holds; the queue is corrupt"
-                ),
-            });
+        if len > self.max || PREFIX as u64 + len > used {
+            return Err(corrupt_ring(format!(
+                "a frame claims {len} bytes, more than the ring holds or a message may have"
+            )));
         }
         let mut out = vec![0u8; len as usize];
-        self.copy_out(head + PREFIX as u64, &mut out);
-        ring.head.store(head + PREFIX as u64 + len, Ordering::Release); // the commit
+        self.copy_out(head.wrapping_add(PREFIX as u64), &mut out)?;
+        ring.head.store(head.wrapping_add(PREFIX as u64 + len), Ordering::Release); // the commit
         let _ = ring.count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
         drop(g);
         // A freed frame may make room for a putter waiting for more than one frame's worth:
@@ -748,24 +775,61 @@ mod tests {
         assert!(q.empty(), "a message that fails to decode is still consumed");
     }
 
+    fn owner(q: &MessageQueue) -> &AtomicU64 {
+        &q.inner.ctrl().lock.0.owner
+    }
+
     #[test]
     fn lock_held_by_a_dead_process_is_taken_over() {
         let q = MessageQueue::new(64, 8).unwrap();
         // A pid above the kernel's limit (2^22) can belong to no process.
-        q.inner.ctrl().lock.0.store((1 << 22) + 7, Ordering::Relaxed);
+        owner(&q).store(peer::pack((1 << 22) + 7, 5), Ordering::Relaxed);
         q.put_timeout(&5u8, Duration::from_secs(5)).unwrap();
         assert_eq!(q.get::<u8>().unwrap(), 5);
-        assert_eq!(q.inner.ctrl().lock.0.load(Ordering::Relaxed), 0);
+        assert_eq!(owner(&q).load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn lock_whose_holder_pid_was_reused_is_taken_over() {
+        let q = MessageQueue::new(64, 8).unwrap();
+        // The holder had our pid but another start time: it died and its pid now names us (or
+        // any live process). A pid-only check would wait for ever.
+        let me = peer::me();
+        owner(&q).store(peer::pack(peer::token_pid(me), me.wrapping_add(1)), Ordering::Relaxed);
+        q.put_timeout(&6u8, Duration::from_secs(5)).unwrap();
+        assert_eq!(q.get::<u8>().unwrap(), 6);
     }
 
     #[test]
     fn lock_held_by_a_live_process_times_out() {
         let q = MessageQueue::new(64, 8).unwrap();
-        q.inner.ctrl().lock.0.store(crate::sys::proc::getppid(), Ordering::Relaxed);
+        let parent = crate::sys::proc::getppid();
+        let holder = peer::pack(parent, peer::start_time(parent).unwrap());
+        owner(&q).store(holder, Ordering::Relaxed);
         assert!(matches!(
-            q.put_timeout(&5u8, Duration::from_millis(80)),
-            Err(Error::Timeout { .. })
+            q.put_timeout(&5u8, Duration::from_millis(150)),
+            Err(Error::Timeout { after, .. }) if after == Duration::from_millis(150)
         ));
+        assert_eq!(owner(&q).load(Ordering::Relaxed), holder, "a live holder keeps the lock");
+    }
+
+    #[test]
+    fn corrupt_lengths_in_the_ring_are_errors_not_copies() {
+        let q = MessageQueue::new(64, 8).unwrap();
+        let ring = &q.inner.ctrl().ring.0;
+        // A frame prefix larger than max_message.
+        q.put_bytes(&[1, 2]).unwrap();
+        // SAFETY: the ring's first 4 bytes are the frame's prefix; no other thread uses `q`.
+        unsafe { q.inner.data.as_ptr().cast::<[u8; 4]>().write(u32::MAX.to_le_bytes()) };
+        assert!(matches!(q.get_bytes(), Err(Error::BadMessage { .. })));
+        // A tail far past head (more bytes than the ring holds).
+        ring.tail.store(ring.head.load(Ordering::Relaxed) + 1000, Ordering::Relaxed);
+        assert!(matches!(q.get_bytes(), Err(Error::BadMessage { .. })));
+        assert!(matches!(q.put_nowait(&1u8), Err(Error::Full { .. })));
+        // Out-of-range copies are refused even if a caller got past the frame checks.
+        assert!(q.inner.copy_out(0, &mut [0u8; 65]).is_err());
+        assert!(q.inner.copy_in(0, &[0u8; 65]).is_err());
+        assert_eq!(owner(&q).load(Ordering::Relaxed), 0, "errors release the lock");
     }
 
     #[test]

@@ -50,6 +50,16 @@ impl PeerTable {
         self.overflow.store(1, Ordering::Release);
     }
 
+    /// Whether some registered process has exited (the evidence a stuck slot needs before a
+    /// wait blames it on a dead claimer). Slots of exited processes are only reused once the
+    /// table is otherwise full, so the evidence stays while fewer than 30 processes register.
+    pub(crate) fn any_dead(&self) -> bool {
+        self.slots.iter().any(|s| {
+            let t = s.load(Ordering::Acquire);
+            t != 0 && !peer::alive(t)
+        })
+    }
+
     /// The pids of the registered processes if every one of them has exited; `None` while any
     /// runs, when none registered yet, or when the table overflowed (then nobody can tell).
     pub(crate) fn all_gone(&self) -> Option<Vec<u32>> {

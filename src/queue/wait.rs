@@ -20,9 +20,13 @@ const MAX_PAUSES: u32 = 32;
 pub(crate) const SLICE: Duration = Duration::from_millis(50);
 
 /// A futex word (`epoch`) that notifiers bump, a count of sleepers so that notifiers skip the
-/// syscall when nobody sleeps, and the epoch the latest sleeper registered at (`armed`), so that
-/// only the first notifier after a sleeper arrived pays for a wake: later ones see the epoch has
-/// moved past `armed` and know every sleeper is already awake.
+/// syscall when nobody sleeps, and a dirty flag (`armed`) that every sleeper sets when it
+/// registers and the notifier that bumps the epoch clears, so that only the first notifier after
+/// a sleeper arrived pays for a wake: later ones find the flag clear and know every sleeper is
+/// already awake.
+///
+/// `armed` is a flag, not an epoch number: a sleeper that read the epoch late can only set it
+/// (again), never move it back, so a stale sleeper cannot hide a newer one from the notifiers.
 #[repr(C)]
 pub(crate) struct WaitCell {
     epoch: AtomicU32,
@@ -49,19 +53,20 @@ impl WaitCell {
         if self.waiters.load(Ordering::Relaxed) == 0 {
             return;
         }
-        let e = self.epoch.load(Ordering::Relaxed);
-        if force {
-            self.epoch.fetch_add(1, Ordering::SeqCst);
-        } else if self.armed.load(Ordering::Relaxed) != e
-            || self
-                .epoch
-                .compare_exchange(e, e.wrapping_add(1), Ordering::SeqCst, Ordering::Relaxed)
-                .is_err()
+        // Whoever clears the flag bumps and wakes; the swap's acquire half pairs with the
+        // sleeper's release half, so the sleeper read the epoch before our bump. The plain load
+        // first keeps the common "nobody new" case free of a read-modify-write: after the fence
+        // it sees the sleeper's 1 or a later value, and a later 0 means a later notifier took
+        // that 1 and is waking.
+        if !force
+            && (self.armed.load(Ordering::Relaxed) == 0
+                || self.armed.swap(0, Ordering::AcqRel) == 0)
         {
-            // Nobody registered since the last bump (whose wake reached every sleeper), or
-            // another notifier is bumping and waking right now.
+            // Nobody registered since the last bump (whose wake reached every sleeper that had
+            // registered before it), or another notifier cleared the flag and is waking now.
             return;
         }
+        self.epoch.fetch_add(1, Ordering::SeqCst);
         futex::wake_all(&self.epoch);
     }
 
@@ -69,7 +74,9 @@ impl WaitCell {
     /// after this and before [`WaitCell::sleep`], and calls [`WaitCell::done`] afterwards.
     fn sleep_prepare(&self) -> u32 {
         let epoch = self.epoch.load(Ordering::Acquire);
-        self.armed.store(epoch, Ordering::SeqCst);
+        // Set after reading the epoch: a notifier that clears this mark bumps the epoch past
+        // the value we read, so our futex wait returns at once or is woken.
+        self.armed.swap(1, Ordering::SeqCst);
         self.waiters.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         epoch
@@ -146,5 +153,49 @@ pub(crate) fn wait_for<R>(
         {
             return attempt()?.ok_or(e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell() -> WaitCell {
+        WaitCell { epoch: AtomicU32::new(0), waiters: AtomicU32::new(0), armed: AtomicU32::new(0) }
+    }
+
+    #[test]
+    fn a_late_sleeper_cannot_hide_a_newer_one_from_the_next_notifier() {
+        let c = cell();
+        // Sleeper A reads the epoch, then is delayed before it registers.
+        let a_epoch = c.epoch.load(Ordering::Acquire);
+        // Meanwhile an earlier sleeper is woken: the epoch moves on.
+        c.waiters.fetch_add(1, Ordering::SeqCst);
+        c.armed.swap(1, Ordering::SeqCst);
+        c.notify();
+        c.done();
+        assert_ne!(c.epoch.load(Ordering::Relaxed), a_epoch);
+        // Sleeper B registers at the new epoch, then A's late registration lands.
+        let b_epoch = c.sleep_prepare();
+        c.armed.swap(1, Ordering::SeqCst);
+        c.waiters.fetch_add(1, Ordering::SeqCst);
+        // A's futex wait returns at once (stale epoch); B sleeps on b_epoch. The next
+        // notifier must still wake B.
+        c.notify();
+        assert_ne!(c.epoch.load(Ordering::Relaxed), b_epoch, "B would sleep a whole slice");
+        // And a notifier with nobody newly registered skips the wake.
+        let e = c.epoch.load(Ordering::Relaxed);
+        c.notify();
+        assert_eq!(c.epoch.load(Ordering::Relaxed), e);
+    }
+
+    #[test]
+    fn notify_all_wakes_even_when_nobody_newly_registered() {
+        let c = cell();
+        c.sleep_prepare();
+        c.notify();
+        let e = c.epoch.load(Ordering::Relaxed);
+        c.notify_all();
+        assert_ne!(c.epoch.load(Ordering::Relaxed), e);
     }
 }

@@ -67,7 +67,9 @@ pub(crate) fn send_all(sock: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> 
 }
 
 /// Receives up to `buf.len()` bytes and any descriptors attached to them (close-on-exec).
-/// Returns 0 bytes at end of stream. Truncated descriptor lists are an error.
+/// Returns 0 bytes at end of stream. Truncated descriptor lists (`MSG_CTRUNC`, typically
+/// `EMFILE` on our side) are an error of kind `InvalidData`, *after* the bytes were consumed: a
+/// framed reader must treat its stream as broken.
 pub(crate) fn recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
@@ -102,9 +104,22 @@ pub(crate) fn recv_with_fds(
         }
     }
     if msg.msg_flags & libc::MSG_CTRUNC != 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "descriptor list truncated"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "descriptor list truncated (too many open files?)",
+        ));
     }
     Ok((n as usize, fds))
+}
+
+/// A new close-on-exec descriptor for whatever descriptor number `fd` refers to now, owned by
+/// the caller. Unlike borrowing the number, this asserts nothing about who owns `fd`: `fcntl` on
+/// any integer is memory safe, and a number that is not open is `EBADF`.
+pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC takes an int argument and touches no memory of ours.
+    let new = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: on success fcntl returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// Lets descriptor `fd` survive `exec`. Async-signal-safe (one `fcntl`), so it may run between

@@ -5,6 +5,10 @@
 //! field 22 of `/proc/<pid>/stat`), packed into one `u64` so it can be stored and compared with a
 //! single atomic operation in shared memory. A pid that was reused by a newer process has another
 //! start time, so its token differs.
+//!
+//! Tokens assume every process involved lives in the same pid namespace: a pid from another
+//! namespace names an unrelated process here (or none), so a peer there can look dead while it
+//! runs. `PeerDied` detection and the `MessageQueue` lock takeover inherit that assumption.
 
 use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};

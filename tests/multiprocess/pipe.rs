@@ -24,6 +24,10 @@ pub fn tests() -> Vec<Test> {
             name: "pipe::handles_passed_over_the_pipe_are_opened_and_written",
             run: handles_passed_over_the_pipe_are_opened_and_written,
         },
+        Test {
+            name: "pipe::truncated_descriptors_break_the_stream",
+            run: truncated_descriptors_break_the_stream,
+        },
     ]
 }
 
@@ -184,6 +188,52 @@ fn handles_passed_over_the_pipe_are_opened_and_written() {
         assert_eq!(q.get_timeout(Duration::from_secs(5)).unwrap(), 77);
         let st = kid.join().unwrap();
         assert!(st.success(), "{st}");
+    })
+    .unwrap();
+}
+
+/// Child exit codes for `truncated_descriptors_break_the_stream`.
+const HANDLE_ARRIVED: i32 = 5;
+const PARSED_MID_FRAME: i32 = 6;
+
+fn truncated_descriptors_break_the_stream() {
+    let (mut a, b) = pipe(true).unwrap();
+    let arr = SharedArray::from_slice(&[7u8]).unwrap();
+    a.send_handle(&arr.handle()).unwrap();
+    a.send_bytes(b"after").unwrap();
+    scope(|s| {
+        let mut b = b;
+        let kid = s
+            .fork(move || {
+                // Make the lowest free descriptor number the limit, so the memfd that arrives
+                // with the handle cannot be installed: recvmsg reports MSG_CTRUNC.
+                // SAFETY: dup/close/setrlimit on plain integers and a local struct.
+                unsafe {
+                    let free = libc::dup(0);
+                    libc::close(free);
+                    let lim = libc::rlimit { rlim_cur: free as libc::rlim_t, rlim_max: 1 << 20 };
+                    let mut old = std::mem::zeroed::<libc::rlimit>();
+                    libc::getrlimit(libc::RLIMIT_NOFILE, &mut old);
+                    let lim = libc::rlimit { rlim_max: old.rlim_max, ..lim };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return UNEXPECTED;
+                    }
+                }
+                if b.recv_handle().is_ok() {
+                    return HANDLE_ARRIVED;
+                }
+                match b.recv_bytes() {
+                    Err(Error::BadMessage { reason, .. })
+                        if reason.contains("lost its framing") =>
+                    {
+                        0
+                    }
+                    _ => PARSED_MID_FRAME,
+                }
+            })
+            .unwrap();
+        let st = kid.join().unwrap();
+        assert_eq!(st.code(), Some(0), "{st}");
     })
     .unwrap();
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use shmpool::{Error, JoinableQueue, MessageQueue, Queue, SharedArray, scope};
+use shmpool::{Error, JoinableQueue, MessageQueue, Queue, SharedArray, ShmOptions, scope};
 
 use crate::harness::Test;
 
@@ -56,6 +56,22 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "queue::message_queue_consumer_gets_peer_died",
             run: message_queue_consumer_gets_peer_died,
+        },
+        Test {
+            name: "queue::getter_reports_a_slot_a_dead_producer_claimed",
+            run: getter_reports_a_slot_a_dead_producer_claimed,
+        },
+        Test {
+            name: "queue::putter_reports_a_slot_a_dead_consumer_claimed",
+            run: putter_reports_a_slot_a_dead_consumer_claimed,
+        },
+        Test {
+            name: "queue::message_queue_open_rejects_a_crafted_header",
+            run: message_queue_open_rejects_a_crafted_header,
+        },
+        Test {
+            name: "queue::message_queue_get_rejects_a_crafted_length_prefix",
+            run: message_queue_get_rejects_a_crafted_length_prefix,
         },
     ]
 }
@@ -483,4 +499,91 @@ fn message_queue_consumer_gets_peer_died() {
         assert_eq!(producer.join().unwrap().signal(), Some(libc::SIGKILL));
     })
     .unwrap();
+}
+
+/// Writes `bytes` at `offset` of the named segment's file, as a crashed or hostile process could.
+fn poke(name: &str, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm/{name}")).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+}
+
+// Queue control block offsets (README.md): tail's line at 192, head's at 256.
+const QUEUE_TAIL: u64 = 192;
+const QUEUE_HEAD: u64 = 256;
+
+fn getter_reports_a_slot_a_dead_producer_claimed() {
+    let q = Queue::<u64>::new_with(4, &ShmOptions::new().generated_name()).unwrap();
+    let name = q.name().unwrap().to_string();
+    scope(|s| {
+        let qc = &q;
+        let st = s.fork(move || qc.put(10).unwrap()).unwrap().join().unwrap();
+        assert!(st.success(), "{st}");
+    })
+    .unwrap();
+    assert_eq!(q.get().unwrap(), 10);
+    // The dead producer claimed position 1 (moved tail) and died before publishing it.
+    poke(&name, QUEUE_TAIL, &2u64.to_le_bytes());
+    // A live producer puts behind the hole.
+    q.put(20).unwrap();
+    let t0 = Instant::now();
+    let e = q.get_timeout(Duration::from_secs(10)).unwrap_err();
+    assert!(matches!(e, Error::SlotAbandoned { role: "producer", pos: 1, .. }), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "reported only after {:?}", t0.elapsed());
+    // The queue stays stuck (no repair), and says so again instead of hanging.
+    assert!(matches!(q.get(), Err(Error::SlotAbandoned { .. })));
+}
+
+fn putter_reports_a_slot_a_dead_consumer_claimed() {
+    let q = Queue::<u64>::new_with(2, &ShmOptions::new().generated_name()).unwrap();
+    let name = q.name().unwrap().to_string();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    scope(|s| {
+        let qc = &q;
+        let st = s.fork(move || assert_eq!(qc.get().unwrap(), 1)).unwrap().join().unwrap();
+        assert!(st.success(), "{st}");
+    })
+    .unwrap();
+    // The dead consumer claimed position 1 (moved head) and died before freeing its slot.
+    poke(&name, QUEUE_HEAD, &2u64.to_le_bytes());
+    // This process becomes a live consumer too, then fills the one free slot.
+    assert!(matches!(q.get_nowait(), Err(Error::Empty { .. })));
+    q.put(3).unwrap();
+    let e = q.put_timeout(4, Duration::from_secs(10)).unwrap_err();
+    assert!(matches!(e, Error::SlotAbandoned { role: "consumer", pos: 1, .. }), "{e}");
+}
+
+// MessageQueue control block: info {tag, capacity, max_message} at 128; the ring at 960.
+const MQ_MAX_MESSAGE: u64 = 144;
+const MQ_RING: u64 = 960;
+
+fn message_queue_open_rejects_a_crafted_header() {
+    let q = MessageQueue::new_with(64, 8, &ShmOptions::new().generated_name()).unwrap();
+    let name = q.name().unwrap().to_string();
+    // u64::MAX - 2 + 4 would wrap to 1 and pass an unchecked `max + 4 > capacity`.
+    for bad in [0, u64::MAX - 2, u64::MAX, 61, 1 << 40] {
+        poke(&name, MQ_MAX_MESSAGE, &bad.to_le_bytes());
+        let e = MessageQueue::open(&name).unwrap_err();
+        assert!(matches!(e, Error::CorruptHeader { .. }), "max_message {bad}: {e}");
+    }
+    poke(&name, MQ_MAX_MESSAGE, &60u64.to_le_bytes());
+    assert_eq!(MessageQueue::open(&name).unwrap().max_message(), 60);
+}
+
+fn message_queue_get_rejects_a_crafted_length_prefix() {
+    let q = MessageQueue::new_with(64, 8, &ShmOptions::new().generated_name()).unwrap();
+    let name = q.name().unwrap().to_string();
+    for (i, bad) in [9u32, 61, u32::MAX].into_iter().enumerate() {
+        q.put_bytes(&[1, 2, 3]).unwrap();
+        // Each earlier round consumed one 7-byte frame.
+        let prefix = MQ_RING + 7 * i as u64;
+        poke(&name, prefix, &bad.to_le_bytes());
+        let other = MessageQueue::open(&name).unwrap();
+        let e = other.get_bytes().unwrap_err();
+        assert!(matches!(e, Error::BadMessage { .. }), "prefix {bad}: {e}");
+        // The frame stays (nothing was consumed); fix the prefix and it reads whole.
+        poke(&name, prefix, &3u32.to_le_bytes());
+        assert_eq!(q.get_bytes().unwrap(), [1, 2, 3]);
+    }
 }

@@ -389,10 +389,13 @@ pub(crate) fn serve(m: Marker) -> ! {
         .unwrap_or_else(|e| boot::fail(&format!("poll failed ({e})")));
         if ready[0] {
             sys::signal::drain(&sigchld);
-            while let Ok(Some((pid, exit))) = sys::proc::try_wait_any() {
+            // The status is written before the worker is reaped: while it is unreadable, the
+            // worker's pid is still its own (see `Process::signal`).
+            while let Ok(Some((pid, exit))) = sys::signal::peek_dead_child() {
                 if let Some(mut f) = workers.remove(&pid) {
                     let _ = f.write_all(&encode(exit));
                 }
+                let _ = sys::proc::waitpid(pid);
             }
         }
         if open && ready.get(1).copied().unwrap_or(false) {

@@ -259,6 +259,12 @@ pub(crate) fn decode(b: [u8; 8]) -> Exit {
 /// Call it before the program ends only if you want the server gone early (a test harness that
 /// checks for leftover children, say); otherwise it ends by itself with the program.
 ///
+/// # Errors
+///
+/// [`Error::ForkServer`] when the server ended badly, or when called in a child forked while
+/// another thread of its parent was talking to the forkserver (that child cannot use it);
+/// [`Error::Io`] when waiting for it fails.
+///
 /// ```no_run
 /// use shmpool::{StartMethod, get_context};
 /// fn work(x: u32) -> i32 { x as i32 }

@@ -12,11 +12,26 @@
 //! The constructor is linked into every binary that can start spawn or forkserver children: the
 //! code that starts them refers to the static [`BOOT`] (a static in an object file the linker
 //! would otherwise leave out of the final binary), and `#[used]` keeps it through section garbage
-//! collection.
+//! collection. Whichever diversion path runs also records that it ran ([`diverted`]): a parent in
+//! which neither the constructor nor [`init`] ran refuses to start spawn and forkserver children,
+//! because in its re-executed copy nothing would divert them and `main` would run again (a fork
+//! bomb if `main` starts children).
+//!
+//! A worker diverted by the constructor runs *inside* `.init_array`, before the Rust runtime's
+//! own setup: constructors after shmpool's never run, and neither does what std does before
+//! `main` (the main thread's stack-overflow guard and its name "main", for example). The worker
+//! code keeps to what works there (std's I/O, allocation, serde, unwinding all do).
+//!
+//! A spawn child's job arrives on its job pipe as an 8-byte little-endian length and exactly that
+//! many bytes of JSON; the child reads exactly that much, within [`JOB_TIMEOUT`], and refuses a
+//! job followed by more bytes. So a stray holder of the pipe's write end (a sibling forked by
+//! another thread) can neither keep it waiting for an end-of-file nor append to its job.
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use super::alive;
 use super::child;
@@ -40,6 +55,9 @@ const PARENT_GONE_EXIT_CODE: i32 = child::PANIC_EXIT_CODE + 1;
 
 /// Largest job (serialized arguments included) a child accepts.
 pub(crate) const MAX_JOB_BYTES: u64 = 1 << 30;
+
+/// How long a spawn child waits for its whole job (the parent writes it right after the start).
+pub(crate) const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a re-executed child is to become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +149,28 @@ extern "C" fn boot_from_constructor() {
     divert();
 }
 
+/// Set by either diversion path (the constructor or [`init`]) when it runs.
+static DIVERTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a diversion path ran in this process: then it runs first in a re-executed copy too.
+pub(crate) fn diverted() -> bool {
+    DIVERTED.load(Ordering::Relaxed)
+}
+
+/// Refuses to start re-executed children when no diversion path ran in this process (`ran`).
+pub(crate) fn check_diverted(ran: bool) -> crate::error::Result<()> {
+    if ran {
+        return Ok(());
+    }
+    Err(crate::error::Error::SpawnUnavailable {
+        reason: "shmpool's constructor did not run in this program (its .init_array entry was \
+                 dropped by the target or linker setup) and shmpool::init() was not called, so a \
+                 re-executed copy would run main again instead of the child's function; call \
+                 shmpool::init() as the first statement of main"
+            .into(),
+    })
+}
+
 /// Diverts a re-executed shmpool child into its worker loop; returns at once in any other
 /// process.
 ///
@@ -141,7 +181,11 @@ extern "C" fn boot_from_constructor() {
 /// starting threads) also runs in every spawn child and in the forkserver.
 ///
 /// A process whose `SHMPOOL_WORKER` environment variable is malformed, or not from a shmpool
-/// parent, exits here with [`BAD_MARKER_EXIT_CODE`] and says why on stderr.
+/// parent, exits here with [`BAD_MARKER_EXIT_CODE`] and says why on stderr. So does a process
+/// with the variable set that already runs more than one thread when `init` is called: the
+/// variable is removed from the environment, which is only sound while no other thread can read
+/// the environment (call `init` before anything starts a thread). Without the variable, `init`
+/// reads the environment only, which is safe from any thread at any time.
 ///
 /// ```
 /// // The first statement of `main`:
@@ -153,9 +197,18 @@ pub fn init() {
 }
 
 fn divert() {
+    DIVERTED.store(true, Ordering::Relaxed);
     let Some(raw) = std::env::var_os(MARKER) else { return };
-    // SAFETY: this runs in a freshly executed process before `main` (or as `main`'s first
-    // statement, as `init` documents), when no other thread exists to read the environment.
+    match sys::proc::thread_count() {
+        Ok(1) => {}
+        Ok(n) => fail(&format!(
+            "{n} threads already run: the marker can only be taken out of the environment while \
+             the process is single-threaded (call shmpool::init() before any thread starts)"
+        )),
+        Err(e) => fail(&format!("its threads cannot be counted ({e})")),
+    }
+    // SAFETY: the process has a single thread (counted just above; a new thread can only come
+    // from this one), so no other thread can read or write the environment concurrently.
     unsafe { std::env::remove_var(MARKER) };
     let marker = match raw
         .to_str()
@@ -194,18 +247,78 @@ fn run_spawned(m: Marker) -> ! {
         sys::proc::exit_now(PARENT_GONE_EXIT_CODE);
     }
     drop(own(m.alive));
-    let mut bytes = Vec::new();
-    if let Err(e) = File::from(own(m.fd_a)).take(MAX_JOB_BYTES).read_to_end(&mut bytes) {
-        fail(&format!("its job could not be read ({e})"));
-    }
+    let bytes = read_job(File::from(own(m.fd_a)), JOB_TIMEOUT).unwrap_or_else(|r| fail(&r));
     let report = File::from(own(m.fd_b));
     let job = Job::verify(&bytes, m.secret).unwrap_or_else(|reason| fail(&reason));
+    child::install_panic_hook();
     let (pdeathsig, parent) = (job.0.pdeathsig, job.0.parent_pid);
     if pdeathsig {
         child::run(parent, report, || job.call())
     } else {
         child::finish(report, || job.call())
     }
+}
+
+/// Frames a job for the job pipe: its length (8 bytes, little-endian), then the bytes.
+pub(crate) fn frame_job(job: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + job.len());
+    v.extend_from_slice(&(job.len() as u64).to_le_bytes());
+    v.extend_from_slice(job);
+    v
+}
+
+/// Reads one framed job (see [`frame_job`]) from `r`: exactly its announced length, within
+/// `timeout`, and nothing after it.
+pub(crate) fn read_job(mut r: File, timeout: Duration) -> Result<Vec<u8>, String> {
+    sys::fdpass::set_nonblocking(r.as_raw_fd())
+        .map_err(|e| format!("its job pipe cannot be made non-blocking ({e})"))?;
+    let deadline = Instant::now() + timeout;
+    let mut fill = |buf: &mut [u8], what: &str| -> Result<(), String> {
+        let mut got = 0;
+        while got < buf.len() {
+            match r.read(&mut buf[got..]) {
+                Ok(0) => {
+                    return Err(format!(
+                        "its job pipe closed after {got} of the {} bytes of its {what}",
+                        buf.len()
+                    ));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let ready = sys::fdpass::wait_readable(r.as_fd(), Some(left))
+                        .map_err(|e| format!("its job pipe cannot be polled ({e})"))?;
+                    if !ready {
+                        return Err(format!(
+                            "its {what} did not arrive within {timeout:?} ({got} of {} bytes)",
+                            buf.len()
+                        ));
+                    }
+                }
+                Err(e) => return Err(format!("its job could not be read ({e})")),
+            }
+        }
+        Ok(())
+    };
+    let mut len = [0u8; 8];
+    fill(&mut len, "job's length")?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_JOB_BYTES {
+        return Err(format!(
+            "its job announces {len} bytes, more than the {MAX_JOB_BYTES} allowed"
+        ));
+    }
+    let mut job = vec![0u8; len as usize];
+    fill(&mut job, "job")?;
+    let mut extra = [0u8; 1];
+    match r.read(&mut extra) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok(_) => return Err("its job pipe holds trailing bytes after the job".into()),
+        Err(e) => return Err(format!("its job could not be read ({e})")),
+    }
+    Ok(job)
 }
 
 #[cfg(test)]
@@ -232,5 +345,44 @@ mod tests {
         let twice = Marker { fd_b: m.fd_a, ..m };
         assert!(Marker::parse(&twice.format()).unwrap_err().contains("twice"));
         assert!(Marker::parse("1,spawn,3,4,5").unwrap_err().contains("six fields"));
+    }
+
+    fn job_through_pipe(bytes: &[u8], keep_writer: bool) -> Result<Vec<u8>, String> {
+        use std::io::Write;
+        let (r, mut w) = sys::proc::pipe().unwrap();
+        w.write_all(bytes).unwrap();
+        if !keep_writer {
+            drop(w);
+            return read_job(r, Duration::from_millis(50));
+        }
+        let r = read_job(r, Duration::from_millis(50));
+        drop(w);
+        r
+    }
+
+    #[test]
+    fn a_job_is_read_to_its_length_never_to_end_of_file() {
+        let framed = frame_job(b"{\"x\":1}");
+        // The writer stays open (a stray copy of it): the job is still complete.
+        assert_eq!(job_through_pipe(&framed, true).unwrap(), b"{\"x\":1}");
+        assert_eq!(job_through_pipe(&framed, false).unwrap(), b"{\"x\":1}");
+        let mut trailing = framed.clone();
+        trailing.push(b' ');
+        assert!(job_through_pipe(&trailing, true).unwrap_err().contains("trailing"));
+        let short = &framed[..framed.len() - 1];
+        assert!(job_through_pipe(short, false).unwrap_err().contains("closed after 6 of the 7"));
+        assert!(job_through_pipe(short, true).unwrap_err().contains("did not arrive"));
+        assert!(job_through_pipe(&framed[..3], true).unwrap_err().contains("length"));
+        let huge = (MAX_JOB_BYTES + 1).to_le_bytes();
+        assert!(job_through_pipe(&huge, true).unwrap_err().contains("more than"));
+    }
+
+    #[test]
+    fn spawning_needs_a_diversion_path_that_ran() {
+        // The test binary links the constructor, which ran before main.
+        assert!(diverted());
+        check_diverted(true).unwrap();
+        let e = check_diverted(false).unwrap_err();
+        assert!(e.to_string().contains("shmpool::init()"), "{e}");
     }
 }

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::child::ChildResult;
 use super::context::{Context, StartMethod};
-use super::entry::{self, Job};
+use super::entry::Job;
 use super::handle::{self, Process};
 use super::{fork, forkserver, spawn};
 use crate::error::{Error, Result};
@@ -88,17 +88,18 @@ impl ProcessBuilder {
                 Ok(Process::direct(pid, report, name, self.daemon, method))
             }
             StartMethod::Spawn => {
-                entry::check_reexecutable()?;
                 // PR_SET_PDEATHSIG follows the starting thread: arm it only when that thread
-                // lives as long as the process; the alive pipe guards the child either way.
-                let job = Job::new(f, &args, &name, spawn::secret(), sys::proc::is_main_thread())?;
+                // lives as long as the process; the alive pipe guards the child either way. Each
+                // child gets a secret of its own.
+                let secret = sys::proc::random_u64();
+                let job = Job::new(f, &args, &name, secret, sys::proc::is_main_thread())?;
                 let (pid, report) = spawn::start(&job)?;
                 Ok(Process::direct(pid, report, name, self.daemon, method))
             }
             StartMethod::ForkServer => {
-                entry::check_reexecutable()?;
-                let job = Job::new(f, &args, &name, spawn::secret(), true)?;
-                let started = forkserver::start(&job)?;
+                // The secret is the server's, filled in by `forkserver::start`.
+                let job = Job::new(f, &args, &name, 0, true)?;
+                let started = forkserver::start(job)?;
                 Ok(Process::relayed(started, name, self.daemon))
             }
         }

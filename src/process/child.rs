@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::sys;
 
@@ -41,6 +43,33 @@ impl<E: std::fmt::Display> ChildResult for Result<(), E> {
     }
 }
 
+/// Set in a child (by [`finish`]): the panic hook installed by [`install_panic_hook`] stays
+/// silent there, since the message goes to the parent through the report pipe.
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Installs, once per process, a panic hook that is silent in children and otherwise calls the
+/// hook it replaced. Call it in the parent before forking (and in a fresh single-threaded
+/// worker): a forked child must never touch the hook itself, since `set_hook` takes std's hook
+/// lock, which another thread of the parent may hold (it is panicking) at the fork and which
+/// then stays held forever in the child. A hook the program sets later replaces this one; its
+/// children then print their panics to stderr as well.
+pub(crate) fn install_panic_hook() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    // Changing the hook while panicking (a destructor starting a child during unwinding) would
+    // itself panic: leave it for a later start then.
+    if INSTALLED.get().is_some() || std::thread::panicking() {
+        return;
+    }
+    INSTALLED.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_CHILD.load(Ordering::Relaxed) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs `body` as the child side of a fork and exits. `report` receives a panic message.
 pub(crate) fn run<R: ChildResult>(parent_pid: u32, report: File, body: impl FnOnce() -> R) -> ! {
     if !sys::proc::die_with_parent(parent_pid) {
@@ -52,12 +81,11 @@ pub(crate) fn run<R: ChildResult>(parent_pid: u32, report: File, body: impl FnOn
 /// Runs `body` and exits, like [`run`] but without arming the parent-death signal (for a child
 /// whose starting thread may exit before its parent process does; see `alive.rs`).
 pub(crate) fn finish<R: ChildResult>(mut report: File, body: impl FnOnce() -> R) -> ! {
-    // The panic message goes to the parent through `report`; the default hook would also print
-    // it to this process's stderr, which is the parent's terminal or test log. (Setting a hook
-    // while panicking, as when a destructor forks during unwinding, would itself panic.)
-    if !std::thread::panicking() {
-        std::panic::set_hook(Box::new(|_| {}));
-    }
+    // The panic message goes to the parent through `report`; the hook would also print it to
+    // this process's stderr, which is the parent's terminal or test log. The hook installed
+    // before the fork (`install_panic_hook`) keeps quiet once this flag is set; the hook lock
+    // itself is never touched here.
+    IN_CHILD.store(true, Ordering::Relaxed);
     let code = match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => catch_unwind(AssertUnwindSafe(|| r.exit_code())).unwrap_or(PANIC_EXIT_CODE),
         Err(payload) => {

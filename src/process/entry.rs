@@ -4,9 +4,15 @@
 //!
 //! A [`Job`] names two functions: the user's `fn(A) -> R`, and a monomorphised trampoline that
 //! knows `A` and `R`, deserializes the arguments, calls the function and turns its result into an
-//! exit code. Only a job that carries this run's secret (also handed to the child in its
-//! environment marker, see `boot.rs`) and this build's fingerprint is ever called: anything else
-//! is rejected before a single address is used.
+//! exit code. Only a job that carries the secret of its child (spawn: a new one per child) or of
+//! its forkserver (also handed over in the environment marker, see `boot.rs`) and this build's
+//! fingerprint is ever called: anything else is rejected before a single address is used. Both
+//! functions must lie in the main executable's own mappings (`Job::new` checks it), where an
+//! offset names the same code in a re-executed copy.
+//!
+//! The secret guards against accidents (a stray or stale `SHMPOOL_WORKER`, a pipe mixed up), not
+//! against a hostile process of the same user: such a process can read the marker from
+//! `/proc/<pid>/environ` and ptrace the child anyway.
 
 use std::sync::OnceLock;
 
@@ -41,36 +47,65 @@ pub(crate) fn build_fingerprint() -> String {
     format!("{}/{}", env!("CARGO_PKG_VERSION"), offset(fingerprint_probe as fn() -> u64 as usize))
 }
 
-/// Checks (once) that shmpool's code lives in the main executable, which is what spawn and the
-/// forkserver re-execute: from a shared library (a Python extension, say) `/proc/self/exe` is
-/// another program, which would neither run the constructor nor know the functions.
-pub(crate) fn check_reexecutable() -> Result<()> {
-    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = CHECKED.get_or_init(|| {
-        let exe = std::fs::read_link("/proc/self/exe")
-            .map_err(|e| format!("/proc/self/exe is unreadable ({e})"))?;
-        let exe = exe.to_string_lossy().into_owned();
-        let maps = std::fs::read_to_string("/proc/self/maps")
-            .map_err(|e| format!("/proc/self/maps is unreadable ({e})"))?;
-        let addr = anchor as fn() -> u64 as usize;
-        let path = maps.lines().find_map(|l| {
+/// The address ranges where the main executable (`/proc/self/exe`, which spawn and the
+/// forkserver re-execute) is mapped, read from `/proc/self/maps`; cached once read.
+fn exe_ranges() -> std::result::Result<&'static [(usize, usize)], String> {
+    static RANGES: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
+    if let Some(r) = RANGES.get() {
+        return Ok(r);
+    }
+    // A failure to read (EMFILE, say) is not cached: it may pass.
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map_err(|e| format!("/proc/self/exe is unreadable ({e})"))?;
+    let maps = std::fs::read_to_string("/proc/self/maps")
+        .map_err(|e| format!("/proc/self/maps is unreadable ({e})"))?;
+    Ok(RANGES.get_or_init(|| mappings_of(&maps, &exe.to_string_lossy())))
+}
+
+/// The ranges of the mappings of the file `path` in a `/proc/<pid>/maps` text.
+fn mappings_of(maps: &str, path: &str) -> Vec<(usize, usize)> {
+    maps.lines()
+        .filter_map(|l| {
             let (range, rest) = l.split_once(' ')?;
             let (lo, hi) = range.split_once('-')?;
             let (lo, hi) =
                 (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
             // Fields after the range: perms, offset, dev, inode, then the path (may hold spaces).
-            (lo <= addr && addr < hi)
-                .then(|| rest.splitn(5, ' ').nth(4).unwrap_or("").trim().to_string())
-        });
-        match path {
-            Some(p) if p == exe => Ok(()),
-            Some(p) => Err(format!(
-                "shmpool's code runs from {p}, not from the program {exe} (a shared library?)"
-            )),
-            None => Err("shmpool's code is in no file mapping".into()),
-        }
-    });
-    r.clone().map_err(|reason| Error::SpawnUnavailable { reason })
+            let p = rest.splitn(5, ' ').nth(4)?.trim_start();
+            (p == path).then_some((lo, hi))
+        })
+        .collect()
+}
+
+/// Whether `addr` lies in one of `ranges`.
+fn within(ranges: &[(usize, usize)], addr: usize) -> bool {
+    ranges.iter().any(|&(lo, hi)| lo <= addr && addr < hi)
+}
+
+/// Checks that the code at `addr` (`what`, for the message) belongs to the main executable:
+/// only there does an offset from [`anchor`] name the same code in a re-executed copy. Code in a
+/// shared library (a Rust dylib dependency, a Python extension) is refused.
+fn check_in_executable(addr: usize, what: &str) -> Result<()> {
+    let ranges = exe_ranges().map_err(|reason| Error::SpawnUnavailable { reason })?;
+    if within(ranges, addr) {
+        Ok(())
+    } else {
+        Err(Error::SpawnUnavailable {
+            reason: format!(
+                "{what} (at {addr:#x}) is not in the program's own executable (a shared library?), \
+                 so a re-executed copy could not find it"
+            ),
+        })
+    }
+}
+
+/// Checks that shmpool's code lives in the main executable, which is what spawn and the
+/// forkserver re-execute: from a shared library (a Python extension, say) `/proc/self/exe` is
+/// another program, which would neither run the constructor nor know the functions.
+/// Also refuses when no diversion path ran in this process (see `boot.rs`).
+pub(crate) fn check_reexecutable() -> Result<()> {
+    super::boot::check_diverted(super::boot::diverted())?;
+    check_in_executable(anchor as fn() -> u64 as usize, "shmpool's own code")
 }
 
 type Trampoline = fn(usize, &str) -> i32;
@@ -120,13 +155,17 @@ impl Job {
         A: Serialize + DeserializeOwned + 'static,
         R: ChildResult + 'static,
     {
+        check_reexecutable()?;
+        let (t, f) = (trampoline::<A, R> as Trampoline as usize, f as usize);
+        check_in_executable(f, "the child's function")?;
+        check_in_executable(t, "the child's trampoline (monomorphised for its argument type)")?;
         let args =
             serde_json::to_string(args).map_err(|e| Error::Serialize { reason: e.to_string() })?;
         Ok(Job {
             secret,
             build: build_fingerprint(),
-            trampoline: offset(trampoline::<A, R> as Trampoline as usize),
-            function: offset(f as usize),
+            trampoline: offset(t),
+            function: offset(f),
             args,
             name: name.to_string(),
             parent_pid: crate::sys::proc::getpid(),
@@ -183,6 +222,38 @@ mod tests {
     #[test]
     fn this_test_binary_can_be_reexecuted() {
         check_reexecutable().unwrap();
+        check_in_executable(add as fn((i32, i32)) -> i32 as usize, "add").unwrap();
+    }
+
+    #[test]
+    fn code_outside_the_executable_is_refused() {
+        // getpid lives in libc.so, mapped from another file than the executable.
+        let libc_fn = libc::getpid as unsafe extern "C" fn() -> libc::pid_t as usize;
+        match check_in_executable(libc_fn, "getpid") {
+            Err(Error::SpawnUnavailable { reason }) => {
+                assert!(reason.contains("getpid") && reason.contains("shared library"), "{reason}")
+            }
+            other => panic!("an address in libc must be refused, got {other:?}"),
+        }
+        // Nor is a heap address an executable's code.
+        let heap = Box::new(0u8);
+        assert!(check_in_executable(&*heap as *const u8 as usize, "heap").is_err());
+    }
+
+    #[test]
+    fn only_the_mappings_of_the_executable_count() {
+        let maps = "\
+00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/my prog
+00651000-00652000 rw-p 00051000 08:02 173521      /usr/bin/my prog
+7f0000000000-7f0000100000 r-xp 00000000 08:02 99  /usr/lib/libfoo.so
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0   [stack]
+7ffe00000000-7ffe00001000 rw-p 00000000 00:00 0
+";
+        let r = mappings_of(maps, "/usr/bin/my prog");
+        assert_eq!(r, [(0x400000, 0x452000), (0x651000, 0x652000)]);
+        assert!(within(&r, 0x400000) && within(&r, 0x451fff) && within(&r, 0x651800));
+        assert!(!within(&r, 0x452000) && !within(&r, 0x7f0000000010) && !within(&r, 0));
+        assert!(mappings_of(maps, "/usr/lib/libfoo").is_empty());
     }
 
     #[test]

@@ -34,6 +34,8 @@ where
     }
     // The alive pipe must exist before the fork, for the child to inherit its read end.
     alive::read_end()?;
+    // The child's panic hook is set up here, in the parent: the child must not take the hook lock.
+    child::install_panic_hook();
     let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
     let parent = sys::proc::getpid();
     // PR_SET_PDEATHSIG follows the forking thread: arm it only when that thread lives as long as

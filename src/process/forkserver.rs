@@ -7,7 +7,9 @@
 //!
 //! Protocol, over a Unix stream socket pair: the client sends a 4-byte length with two
 //! descriptors attached (the write ends of the worker's status pipe and panic-report pipe), then
-//! the serialized [`Job`]; the server answers with 4 bytes, the worker's pid or minus an errno.
+//! the serialized [`Job`]; the server answers with 4 bytes: the worker's pid, minus an errno when
+//! it could not fork, or [`JOB_REFUSED`] when the job failed verification (it lacks the server's
+//! secret, made per server at launch, or comes from another build).
 //! When a worker ends, the server reaps it and writes how it ended (8 bytes) to its status pipe,
 //! which is how the client joins it: workers are the server's children, not the client's.
 //!
@@ -25,6 +27,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::alive;
@@ -47,41 +50,84 @@ pub(crate) struct Started {
 struct Client {
     owner: u32,
     server_pid: u32,
+    /// The server's secret: every job sent to it must carry it.
+    secret: u64,
     sock: UnixStream,
 }
 
 static CLIENT: Mutex<Option<Client>> = Mutex::new(None);
 
+/// The raw descriptor of the current client's socket (-1: none), kept beside [`CLIENT`] so that
+/// a forked child can close its copy without taking the mutex, which another thread of the
+/// parent may have held at the fork.
+static CLIENT_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// The pid of a forked child in which [`CLIENT`]'s mutex was held at the fork (0: none): there
+/// the mutex stays locked forever, so the forkserver API refuses instead of blocking on it.
+static CLIENT_STUCK_IN: AtomicU32 = AtomicU32::new(0);
+
+/// The reply of a server that refused a job because it failed verification.
+const JOB_REFUSED: i32 = i32::MIN;
+
+/// Refuses in a forked child whose copy of [`CLIENT`]'s mutex is held by a thread that was not
+/// copied.
+fn check_not_stuck() -> Result<()> {
+    if CLIENT_STUCK_IN.load(Ordering::Relaxed) == sys::proc::getpid() {
+        return Err(Error::ForkServer {
+            reason: "cannot be used from this forked child: another thread of its parent was \
+                     talking to the forkserver at the fork, so the client's lock stays held here; \
+                     start children from the parent, or fork only while no thread starts \
+                     forkserver children"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Takes the client out of `slot`, forgetting its descriptor number in [`CLIENT_FD`].
+fn take_client(slot: &mut Option<Client>) -> Option<Client> {
+    let c = slot.take();
+    if c.is_some() {
+        CLIENT_FD.store(-1, Ordering::Relaxed);
+    }
+    c
+}
+
 /// How long a request may wait on the server before it counts as hung.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Asks the forkserver (started on first use) to fork a worker running `job`.
-pub(crate) fn start(job: &Job) -> Result<Started> {
+/// Asks the forkserver (started on first use) to fork a worker running `job` (whose secret is
+/// set to the server's here).
+pub(crate) fn start(mut job: Job) -> Result<Started> {
     std::hint::black_box(&boot::BOOT);
+    check_not_stuck()?;
     let mut g = CLIENT.lock().unwrap_or_else(|p| p.into_inner());
     let me = sys::proc::getpid();
     if g.as_ref().is_some_and(|c| c.owner != me) {
-        // Inherited through fork from a parent: its server is not ours to use.
-        *g = None;
+        // Inherited through fork from a parent: its server is not ours to use (a forked child
+        // already closed the descriptor, see `forget_in_forked_child`).
+        std::mem::forget(take_client(&mut g));
     }
     // A server that died since the last request shows as a failed send: nothing reached it, so
     // no worker was forked, and it is safe to launch a new server and send once more. A failure
     // after the request was sent is not retried (the worker may exist).
     for attempt in 0..2 {
         if g.is_none() {
-            *g = Some(launch()?);
+            let c = launch()?;
+            CLIENT_FD.store(c.sock.as_raw_fd(), Ordering::Relaxed);
+            *g = Some(c);
         }
         let c = g.as_mut().expect("set above");
-        let failure = match request(&mut c.sock, job) {
+        job.secret = c.secret;
+        let failure = match request(&mut c.sock, &job) {
             Ok(Ok(s)) => return Ok(s),
-            Ok(Err(errno)) => {
-                return Err(Error::io("fork (in the forkserver)")(
-                    std::io::Error::from_raw_os_error(errno),
-                ));
-            }
+            Ok(Err(code)) => return Err(refusal(c.server_pid, code)),
+            // Nothing reached the server (a pipe for the worker could not be made here): the
+            // server is fine and stays.
+            Err(Failure::Local(e)) => return Err(e),
             Err(f) => f,
         };
-        let dead = g.take().expect("set above");
+        let dead = take_client(&mut g).expect("set above");
         drop(dead.sock);
         // Dead already (a closed socket), or hung past the timeouts: either way it goes.
         let _ = sys::proc::kill(dead.server_pid, libc::SIGKILL);
@@ -91,6 +137,7 @@ pub(crate) fn start(job: &Job) -> Result<Started> {
         };
         match failure {
             Failure::Send(_) if attempt == 0 => continue,
+            Failure::Local(e) => return Err(e),
             Failure::Send(e) | Failure::Reply(e) => {
                 return Err(Error::ForkServer {
                     reason: format!("(pid {}) stopped answering ({e}) and {how}", dead.server_pid),
@@ -101,8 +148,25 @@ pub(crate) fn start(job: &Job) -> Result<Started> {
     unreachable!("the second attempt returns")
 }
 
+/// The error for a server's negative reply `code`.
+fn refusal(server_pid: u32, code: i32) -> Error {
+    if code == JOB_REFUSED {
+        Error::ForkServer {
+            reason: format!(
+                "(pid {server_pid}) refused the job: it did not pass verification (the server's \
+                 secret, or the same build of the program; see the server's message on stderr)"
+            ),
+        }
+    } else {
+        Error::io("fork (in the forkserver)")(std::io::Error::from_raw_os_error(-code))
+    }
+}
+
 /// Where a request failed.
 enum Failure {
+    /// In this process, before anything was sent (making the worker's pipes): the server is
+    /// not at fault.
+    Local(Error),
     /// Before the whole request was sent: no worker exists.
     Send(std::io::Error),
     /// Waiting for the reply: a worker may exist.
@@ -117,7 +181,7 @@ fn launch() -> Result<Client> {
         fd_a: theirs.as_raw_fd(),
         fd_b: -1,
         alive,
-        secret: super::spawn::secret(),
+        secret: sys::proc::random_u64(),
     };
     let keep = [theirs.as_raw_fd(), alive];
     let mut cmd = Command::new("/proc/self/exe");
@@ -132,16 +196,23 @@ fn launch() -> Result<Client> {
     // fails (and the server is replaced) instead of blocking its caller forever.
     ours.set_read_timeout(Some(REQUEST_TIMEOUT)).map_err(Error::io("setsockopt"))?;
     ours.set_write_timeout(Some(REQUEST_TIMEOUT)).map_err(Error::io("setsockopt"))?;
-    Ok(Client { owner: sys::proc::getpid(), server_pid: child.id(), sock: ours })
+    Ok(Client {
+        owner: sys::proc::getpid(),
+        server_pid: child.id(),
+        secret: marker.secret,
+        sock: ours,
+    })
 }
 
-/// One request; `Ok(Err(errno))` when the server could not fork.
+/// One request; `Ok(Err(code))` when the server could not fork (minus an errno) or refused the
+/// job ([`JOB_REFUSED`]).
 fn request(
     sock: &mut UnixStream,
     job: &Job,
 ) -> std::result::Result<std::result::Result<Started, i32>, Failure> {
-    let (status_r, status_w) = sys::proc::pipe().map_err(Failure::Send)?;
-    let (report_r, report_w) = sys::proc::pipe().map_err(Failure::Send)?;
+    let local = |e| Failure::Local(Error::io("pipe (for a forkserver worker)")(e));
+    let (status_r, status_w) = sys::proc::pipe().map_err(local)?;
+    let (report_r, report_w) = sys::proc::pipe().map_err(local)?;
     let body = job.to_bytes();
     let len = (body.len() as u32).to_le_bytes();
     let send = |sock: &mut UnixStream| -> std::io::Result<()> {
@@ -158,7 +229,7 @@ fn request(
     Ok(if r > 0 {
         Ok(Started { pid: r as u32, status: status_r, report: report_r })
     } else {
-        Err(-r)
+        Err(r)
     })
 }
 
@@ -188,6 +259,12 @@ pub(crate) fn decode(b: [u8; 8]) -> Exit {
 /// Call it before the program ends only if you want the server gone early (a test harness that
 /// checks for leftover children, say); otherwise it ends by itself with the program.
 ///
+/// # Errors
+///
+/// [`Error::ForkServer`] when the server ended badly, or when called in a child forked while
+/// another thread of its parent was talking to the forkserver (that child cannot use it);
+/// [`Error::Io`] when waiting for it fails.
+///
 /// ```no_run
 /// use shmpool::{StartMethod, get_context};
 /// fn work(x: u32) -> i32 { x as i32 }
@@ -214,9 +291,12 @@ pub fn shutdown_forkserver_timeout(timeout: Duration) -> Result<()> {
 }
 
 fn shutdown(timeout: Option<Duration>) -> Result<()> {
-    let c = CLIENT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    check_not_stuck()?;
+    let c = take_client(&mut CLIENT.lock().unwrap_or_else(|p| p.into_inner()));
     let Some(c) = c else { return Ok(()) };
     if c.owner != sys::proc::getpid() {
+        // A forked child's copy: its descriptor was closed already.
+        std::mem::forget(c);
         return Ok(());
     }
     drop(c.sock);
@@ -256,11 +336,24 @@ fn shutdown(timeout: Option<Duration>) -> Result<()> {
     }
 }
 
-/// In a child made by `fork`: drop the parent's connection to its forkserver, so the child never
-/// talks on it and never keeps the parent's server waiting for an EOF. Takes no blocking lock.
+/// In a child made by `fork`: close the parent's connection to its forkserver, so the child never
+/// talks on it and never keeps the parent's server waiting for an EOF. Takes no blocking lock:
+/// the descriptor is closed by its number, even when another thread of the parent held the
+/// client's mutex at the fork (the forkserver API then refuses in this child).
 pub(crate) fn forget_in_forked_child() {
-    if let Ok(mut g) = CLIENT.try_lock() {
-        *g = None;
+    let fd = CLIENT_FD.swap(-1, Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: `fd` is this child's copy of the parent's client socket, owned by the `Client`
+        // in `CLIENT`, which this child never uses or drops: it is forgotten below, or stays
+        // behind a mutex this child refuses to take.
+        unsafe { libc::close(fd) };
+    }
+    match CLIENT.try_lock() {
+        Ok(mut g) => std::mem::forget(g.take()),
+        Err(std::sync::TryLockError::Poisoned(p)) => std::mem::forget(p.into_inner().take()),
+        Err(std::sync::TryLockError::WouldBlock) => {
+            CLIENT_STUCK_IN.store(sys::proc::getpid(), Ordering::Relaxed)
+        }
     }
 }
 
@@ -286,6 +379,8 @@ pub(crate) fn serve(m: Marker) -> ! {
         .unwrap_or_else(|e| boot::fail(&format!("SIGCHLD cannot be blocked ({e})")));
     let sigchld =
         sys::signal::sigchld_fd().unwrap_or_else(|e| boot::fail(&format!("signalfd failed ({e})")));
+    // Installed here, once and single-threaded; each worker only flags itself (see `child.rs`).
+    child::install_panic_hook();
     let mut workers: HashMap<u32, File> = HashMap::new();
     let mut open = true;
     loop {
@@ -300,10 +395,13 @@ pub(crate) fn serve(m: Marker) -> ! {
         .unwrap_or_else(|e| boot::fail(&format!("poll failed ({e})")));
         if ready[0] {
             sys::signal::drain(&sigchld);
-            while let Ok(Some((pid, exit))) = sys::proc::try_wait_any() {
+            // The status is written before the worker is reaped: while it is unreadable, the
+            // worker's pid is still its own (see `Process::signal`).
+            while let Ok(Some((pid, exit))) = sys::signal::peek_dead_child() {
                 if let Some(mut f) = workers.remove(&pid) {
                     let _ = f.write_all(&encode(exit));
                 }
+                let _ = sys::proc::waitpid(pid);
             }
         }
         if open && ready.get(1).copied().unwrap_or(false) {
@@ -311,7 +409,10 @@ pub(crate) fn serve(m: Marker) -> ! {
                 Ok(None) => open = false,
                 Ok(Some((bytes, status_w, report_w))) => {
                     let reply = match Job::verify(&bytes, m.secret) {
-                        Err(_) => -libc::EINVAL,
+                        Err(reason) => {
+                            eprintln!("shmpool forkserver: refusing a job: {reason}");
+                            JOB_REFUSED
+                        }
                         // SAFETY: this process is single-threaded (checked at start), so the
                         // worker may do anything after the fork.
                         Ok(job) => match unsafe { sys::proc::fork() } {
@@ -370,4 +471,21 @@ fn read_request(sock: &mut UnixStream) -> std::io::Result<Option<Request>> {
     let mut bytes = vec![0u8; len as usize];
     sock.read_exact(&mut bytes)?;
     Ok(Some((bytes, status_w, report_w)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_job_and_a_failed_fork_read_differently() {
+        let e = refusal(42, JOB_REFUSED);
+        assert!(
+            matches!(&e, Error::ForkServer { reason } if reason.contains("refused the job")),
+            "{e}"
+        );
+        let e = refusal(42, -libc::EAGAIN);
+        assert!(matches!(&e, Error::Io { op, .. } if op.contains("fork")), "{e}");
+        assert!(!e.to_string().contains("refused"), "{e}");
+    }
 }

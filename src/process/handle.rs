@@ -277,13 +277,27 @@ impl Process {
             return Ok(());
         }
         // A direct child stays a zombie until we reap it, so its pid cannot be reused yet. A
-        // forkserver child is reaped by the server, which then writes its status: once that is
-        // readable the pid is free for reuse, and we must not signal it.
-        if let Waiter::Relay(f) = &self.waiter
-            && sys::fdpass::wait_readable(f.as_fd(), Some(Duration::ZERO))
+        // forkserver child is reaped by the server right after it writes the child's status.
+        // So: pin the pid with a pidfd first, then look at the status; unreadable means the
+        // worker was not reaped when the pidfd was made, which therefore names the worker, and
+        // signalling through it stays right even if the server reaps it meanwhile.
+        if let Waiter::Relay(f) = &self.waiter {
+            let pidfd = match sys::signal::pidfd_open(self.pid) {
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+                other => other.map_err(Error::io("pidfd_open"))?,
+            };
+            if sys::fdpass::wait_readable(f.as_fd(), Some(Duration::ZERO))
                 .map_err(Error::io("poll"))?
-        {
-            return Ok(());
+            {
+                return Ok(());
+            }
+            if let Some(fd) = pidfd {
+                return match sys::signal::pidfd_send_signal(&fd, sig) {
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+                    other => other.map_err(Error::io("pidfd_send_signal")),
+                };
+            }
+            // Kernels without pidfds: a window remains between the look and the kill.
         }
         match sys::proc::kill(self.pid, sig) {
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),

@@ -7,7 +7,6 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::alive;
@@ -15,14 +14,6 @@ use super::boot::{self, Marker, Mode};
 use super::entry::Job;
 use crate::error::{Error, Result};
 use crate::sys;
-
-/// This process's secret, which proves to a re-executed child (or the forkserver) that its job
-/// came from us. A forked child keeps its parent's: the secret only vouches that a job was built
-/// by a process running this same executable, which a forked child is.
-pub(crate) fn secret() -> u64 {
-    static SECRET: OnceLock<u64> = OnceLock::new();
-    *SECRET.get_or_init(sys::proc::random_u64)
-}
 
 /// Starts a re-executed child running `job`; returns its pid and the read end of its panic
 /// report pipe.
@@ -48,7 +39,7 @@ pub(crate) fn start(job: &Job) -> Result<(u32, File)> {
     }
     let child = cmd.spawn().map_err(Error::io("spawning a worker (/proc/self/exe)"))?;
     drop((job_r, report_w));
-    if let Err(e) = send_job(&mut job_w, &job.to_bytes()) {
+    if let Err(e) = send_job(&mut job_w, &boot::frame_job(&job.to_bytes())) {
         let _ = sys::proc::kill(child.id(), libc::SIGKILL);
         let _ = sys::proc::waitpid(child.id());
         return Err(e);
@@ -57,10 +48,13 @@ pub(crate) fn start(job: &Job) -> Result<(u32, File)> {
 }
 
 /// How long a child may take to read its job.
-const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+const JOB_TIMEOUT: Duration = boot::JOB_TIMEOUT;
 
-/// Writes the job, giving up when the child stops reading for [`JOB_TIMEOUT`] (it is not
-/// reading: a program whose constructor did not run, say). A child that dies before reading
+/// Writes the framed job, giving up when the child stops reading for [`JOB_TIMEOUT`] (it is not
+/// reading: stopped, say). No acknowledgement is awaited: that would make every start wait for
+/// the child's exec; a program in which no diversion path ran is refused before the start
+/// (`entry::check_reexecutable`), so the child does divert, and it reads exactly the framed
+/// length within the same timeout (`boot::read_job`). A child that dies before reading
 /// makes this a broken pipe, which is not an error here: its exit status, which `join`
 /// reports, says more.
 fn send_job(w: &mut File, mut bytes: &[u8]) -> Result<()> {

@@ -2,8 +2,6 @@
 
 use std::io;
 
-use super::cvt;
-
 /// Logical CPUs online in the system.
 pub(crate) fn online() -> Option<usize> {
     // SAFETY: sysconf has no memory effects.
@@ -11,14 +9,26 @@ pub(crate) fn online() -> Option<usize> {
     (n > 0).then_some(n as usize)
 }
 
-/// CPUs in this process's affinity mask.
+/// CPUs in this process's affinity mask. The mask buffer grows until the kernel's fits (a
+/// fixed `cpu_set_t` holds only 1024 CPUs: beyond that the call fails with `EINVAL`).
 pub(crate) fn affinity() -> io::Result<usize> {
-    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed, writable for the call.
-    cvt(unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) })?;
-    // SAFETY: CPU_COUNT only reads the set.
-    Ok(unsafe { libc::CPU_COUNT(&set) } as usize)
+    let mut words = 1024 / 64;
+    loop {
+        let mut set = vec![0u64; words];
+        let bytes = words * std::mem::size_of::<u64>();
+        // SAFETY: `set` is writable for `bytes` bytes; the kernel writes a CPU bit mask, which
+        // any u64 pattern can hold.
+        let r = unsafe { libc::sched_getaffinity(0, bytes, set.as_mut_ptr().cast()) };
+        if r == 0 {
+            return Ok(set.iter().map(|w| w.count_ones() as usize).sum());
+        }
+        let e = io::Error::last_os_error();
+        // EINVAL: the kernel's mask is larger than the buffer (up to 2^22 CPUs, as Linux allows).
+        if e.raw_os_error() != Some(libc::EINVAL) || words >= (1 << 22) / 64 {
+            return Err(e);
+        }
+        words *= 2;
+    }
 }
 
 /// The tightest cgroup v2 CPU quota on this process's cgroup and its ancestors, as a number
@@ -27,11 +37,13 @@ pub(crate) fn cgroup_quota() -> Option<usize> {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let rel = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?.trim().to_string();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let root = mountinfo.lines().find_map(|l| {
+    let (root, mount) = mountinfo.lines().find_map(|l| {
         let (pre, post) = l.split_once(" - ")?;
-        post.starts_with("cgroup2 ").then(|| pre.split(' ').nth(4).map(str::to_string))?
+        let mut f = pre.split(' ');
+        let (root, mount) = (f.nth(3)?, f.next()?);
+        post.starts_with("cgroup2 ").then(|| (root.to_string(), mount.to_string()))
     })?;
-    let mut dir = std::path::PathBuf::from(format!("{root}{rel}"));
+    let mut dir = cgroup_dir(&rel, &root, &mount)?;
     let mut best: Option<usize> = None;
     loop {
         if let Ok(s) = std::fs::read_to_string(dir.join("cpu.max"))
@@ -39,11 +51,27 @@ pub(crate) fn cgroup_quota() -> Option<usize> {
         {
             best = Some(best.map_or(n, |b| b.min(n)));
         }
-        if dir.as_os_str().len() <= root.len() || !dir.pop() {
+        if dir.as_os_str().len() <= mount.len() || !dir.pop() {
             break;
         }
     }
     best
+}
+
+/// Where the cgroup `rel` (from `/proc/self/cgroup`) lies under a cgroup2 mount at `mount` whose
+/// mountinfo root field is `root` (the part of the hierarchy it shows: not `/` when a container
+/// mounts only its own subtree). `None` when the cgroup is outside what the mount shows.
+pub(crate) fn cgroup_dir(rel: &str, root: &str, mount: &str) -> Option<std::path::PathBuf> {
+    let inside = if root == "/" {
+        rel
+    } else {
+        let r = rel.strip_prefix(root)?;
+        if !(r.is_empty() || r.starts_with('/')) {
+            return None;
+        }
+        r
+    };
+    Some(std::path::PathBuf::from(format!("{}{}", mount.trim_end_matches('/'), inside)))
 }
 
 /// Parses cgroup v2 `cpu.max` ("max 100000" or "QUOTA PERIOD") into CPUs, rounded up, at least 1.
@@ -60,6 +88,35 @@ pub(crate) fn parse_cpu_max(s: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn affinity_counts_this_process_cpus() {
+        let n = affinity().unwrap();
+        // SAFETY: cpu_set_t is plain data; the call gets a valid pointer and size.
+        let fixed = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set), 0);
+            libc::CPU_COUNT(&set) as usize
+        };
+        assert_eq!(n, fixed);
+    }
+
+    #[test]
+    fn a_cgroup_is_found_under_its_mount_root() {
+        let d = |rel, root, mount| cgroup_dir(rel, root, mount).map(|p| p.display().to_string());
+        assert_eq!(
+            d("/user.slice/a", "/", "/sys/fs/cgroup").unwrap(),
+            "/sys/fs/cgroup/user.slice/a"
+        );
+        // A container that mounts only its own subtree: the root field is that subtree.
+        assert_eq!(d("/docker/abc", "/docker/abc", "/sys/fs/cgroup").unwrap(), "/sys/fs/cgroup");
+        assert_eq!(
+            d("/docker/abc/x", "/docker/abc", "/sys/fs/cgroup/").unwrap(),
+            "/sys/fs/cgroup/x"
+        );
+        assert_eq!(d("/docker/abcd", "/docker/abc", "/sys/fs/cgroup"), None);
+        assert_eq!(d("/other", "/docker/abc", "/sys/fs/cgroup"), None);
+    }
 
     #[test]
     fn cpu_max_parses_quota_and_ignores_max() {

@@ -93,19 +93,6 @@ pub(crate) fn try_waitpid(pid: u32) -> io::Result<Option<Exit>> {
     Ok(if r == 0 { None } else { Some(decode(status)) })
 }
 
-/// Reaps any one child that has ended, without blocking: `(pid, how)`, or `None` when no child
-/// has ended (or there are none).
-pub(crate) fn try_wait_any() -> io::Result<Option<(u32, Exit)>> {
-    let mut status = 0;
-    // SAFETY: `status` is a valid out-pointer for the call's duration.
-    match cvt_retry(|| unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) }) {
-        Ok(0) => Ok(None),
-        Ok(pid) => Ok(Some((pid as u32, decode(status)))),
-        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// Sends `sig` to process `pid`.
 pub(crate) fn kill(pid: u32, sig: i32) -> io::Result<()> {
     // SAFETY: kill has no memory effects.

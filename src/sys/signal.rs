@@ -1,11 +1,63 @@
 //! Signal plumbing for child processes: SIGPIPE, the SIGCHLD mask and signalfd of the
-//! forkserver, and "kill me when this pipe's writers are gone".
+//! forkserver (and how it looks at a dead child before reaping it), signalling through a pidfd,
+//! and "kill me when this pipe's writers are gone".
 
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::cvt;
+use super::proc::Exit;
+
+/// A dead child of this process, looked at without reaping it (`waitid` with `WNOWAIT`): its pid
+/// stays taken, so cannot be reused, until it is reaped. `None` when no child has ended.
+pub(crate) fn peek_dead_child() -> io::Result<Option<(u32, Exit)>> {
+    // SAFETY: siginfo_t is plain data; all-zero is a valid value, and si_pid 0 means "none".
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: `info` is a valid out-pointer for the call's duration.
+    match super::cvt_retry(|| unsafe { libc::waitid(libc::P_ALL, 0, &mut info, flags) }) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    // SAFETY: waitid filled `info` for a child state change (SIGCHLD layout), or left it zeroed.
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    let exit =
+        if info.si_code == libc::CLD_EXITED { Exit::Code(status) } else { Exit::Signal(status) };
+    Ok(Some((pid as u32, exit)))
+}
+
+/// A pidfd for process `pid`, which keeps naming that process even after its pid is reused;
+/// `Ok(None)` on kernels without pidfds (before Linux 5.3).
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<Option<OwnedFd>> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::ENOSYS) { Ok(None) } else { Err(e) };
+    }
+    // SAFETY: the kernel returned a fresh (close-on-exec) descriptor that nothing else owns.
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+}
+
+/// Sends `sig` to the process a pidfd names.
+pub(crate) fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> io::Result<()> {
+    // SAFETY: the descriptor is a valid pidfd; a null siginfo pointer is allowed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
 
 /// Ignores SIGPIPE, as Rust's runtime does before `main`: a write to a closed pipe becomes an
 /// `EPIPE` error instead of killing the process.
@@ -96,4 +148,16 @@ pub(crate) fn kill_on_hangup(read_fd: RawFd) -> io::Result<bool> {
     // Kept open on purpose: closing it would disarm the signal.
     std::mem::forget(own);
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pidfd_signals_its_process() {
+        let Some(fd) = pidfd_open(std::process::id()).unwrap() else { return };
+        pidfd_send_signal(&fd, 0).unwrap();
+        assert_eq!(pidfd_open(0).map(|_| ()).unwrap_err().raw_os_error(), Some(libc::EINVAL));
+    }
 }

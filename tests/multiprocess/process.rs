@@ -314,9 +314,9 @@ fn drop_while_running(m: StartMethod) {
     let p = ctx.process().daemon(true).start(nap_ms, 30_000).unwrap();
     let pid = p.pid() as i32;
     drop(p);
-    // SAFETY: signal 0 only checks existence; the child was reaped (not a zombie) by the drop.
-    let gone = unsafe { libc::kill(pid, 0) } == -1;
-    assert!(gone, "daemon child {pid} survived its dropped handle");
+    // The child was killed by the drop (a forkserver worker may stay a zombie for a moment:
+    // the server reaps it right after reporting its end).
+    assert!(is_dead(pid as u32), "daemon child {pid} survived its dropped handle");
     // A non-daemon child is detached: it finishes its work and is reaped by a later start.
     let p = ctx.start(nap_ms, 50).unwrap();
     drop(p);
@@ -408,22 +408,31 @@ fn garbage_marker() {
         assert!(err.contains("SHMPOOL_WORKER") && err.contains(why), "marker {marker:?}: {err}");
     }
     // Well-formed markers over real pipes, with forged jobs: refused before any address is used.
-    let forged: [(&[u8], &str); 3] = [
-        (b"not json at all", "not readable"),
-        (
-            br#"{"secret":1,"build":"x","trampoline":0,"function":64,"args":"null","name":"x","parent_pid":1,"pdeathsig":false}"#,
-            "secret",
-        ),
-        (
-            br#"{"secret":2,"build":"0.0.0/1","trampoline":0,"function":64,"args":"null","name":"x","parent_pid":1,"pdeathsig":false}"#,
-            "another build",
-        ),
+    // A job is framed: 8 bytes of little-endian length, then the JSON.
+    let frame = |j: &[u8]| [&(j.len() as u64).to_le_bytes()[..], j].concat();
+    let wrong_secret: &[u8] = br#"{"secret":1,"build":"x","trampoline":0,"function":64,"args":"null","name":"x","parent_pid":1,"pdeathsig":false}"#;
+    let other_build: &[u8] = br#"{"secret":2,"build":"0.0.0/1","trampoline":0,"function":64,"args":"null","name":"x","parent_pid":1,"pdeathsig":false}"#;
+    let forged: [(Vec<u8>, bool, &str); 7] = [
+        (frame(b"not json at all"), false, "not readable"),
+        (frame(wrong_secret), false, "secret"),
+        (frame(other_build), false, "another build"),
+        // The test keeps the write end open, as a stray copy of it would: the child reads its
+        // framed job and no further, instead of waiting for an end-of-file forever.
+        (frame(wrong_secret), true, "secret"),
+        ([frame(wrong_secret), b"{}".to_vec()].concat(), true, "trailing bytes"),
+        (frame(wrong_secret)[..40].to_vec(), false, "closed after 32 of the"),
+        (b"not json at all".to_vec(), false, "more than"),
     ];
-    for (job, why) in forged {
+    for (job, keep_writer, why) in forged {
         let (job_r, job_w) = raw_pipe();
         let (rep_r, rep_w) = raw_pipe();
         let (alive_r, alive_w) = raw_pipe();
-        std::fs::File::from(job_w).write_all(job).unwrap();
+        let mut job_w = std::fs::File::from(job_w);
+        job_w.write_all(&job).unwrap();
+        if !keep_writer {
+            drop(job_w);
+            job_w = std::fs::File::open("/dev/null").unwrap();
+        }
         let marker = format!(
             "1,spawn,{},{},{},{:016x}",
             job_r.as_raw_fd(),
@@ -432,15 +441,159 @@ fn garbage_marker() {
             2
         );
         let (code, err) = run_with_marker(&marker);
-        assert_eq!(
-            code,
-            shmpool::BAD_MARKER_EXIT_CODE,
-            "job {:?}: {err}",
-            String::from_utf8_lossy(job)
-        );
-        assert!(err.contains(why), "job {:?}: {err}", String::from_utf8_lossy(job));
-        drop((job_r, rep_r, rep_w, alive_r, alive_w));
+        let shown = String::from_utf8_lossy(&job).into_owned();
+        assert_eq!(code, shmpool::BAD_MARKER_EXIT_CODE, "job {shown:?}: {err}");
+        assert!(err.contains(why), "job {shown:?}: {err}");
+        drop((job_r, job_w, rep_r, rep_w, alive_r, alive_w));
     }
+}
+
+/// The parent of `pid`, from `/proc/<pid>/stat`.
+fn ppid_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `init()` called while other threads run, with the marker set, refuses to touch the
+/// environment (removing a variable then would race those threads' reads) and says why.
+fn init_with_threads() {
+    let (r, w) = raw_pipe();
+    let mut p = get_context(StartMethod::Fork)
+        .start_closure(move || {
+            // SAFETY: dup2 onto stderr; the child owns both descriptors.
+            unsafe { libc::dup2(w.as_raw_fd(), 2) };
+            drop(w);
+            // SAFETY: this forked child has a single thread at this point.
+            unsafe { std::env::set_var("SHMPOOL_WORKER", "garbage") };
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let t = std::thread::spawn(move || rx.recv().ok());
+            shmpool::init();
+            drop((tx, t));
+            0
+        })
+        .unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut err).unwrap();
+    assert_eq!(p.join().unwrap().exitcode(), shmpool::BAD_MARKER_EXIT_CODE, "{err}");
+    assert!(err.contains("2 threads already run") && err.contains("init()"), "{err}");
+}
+
+/// Running out of descriptors in the client is the client's error, and leaves a healthy
+/// forkserver (and its workers) alone.
+fn forkserver_local_error() {
+    let mut p = get_context(StartMethod::Fork)
+        .start_closure(|| {
+            let ctx = get_context(StartMethod::ForkServer);
+            let mut a = ctx.start(exit_with, 1).unwrap();
+            let server = ppid_of(a.pid());
+            assert_eq!(a.join().unwrap().exitcode(), 1);
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: valid rlimit pointers; only this forked child's limit changes.
+            unsafe {
+                assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+                let none = libc::rlimit { rlim_cur: 0, rlim_max: lim.rlim_max };
+                assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &none), 0);
+            }
+            let r = ctx.start(exit_with, 2);
+            // SAFETY: as above, restoring the saved limit.
+            unsafe { assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0) };
+            match r {
+                Err(Error::Io { op, source }) => {
+                    assert!(op.contains("pipe"), "{op}: {source}");
+                    assert_eq!(source.raw_os_error(), Some(libc::EMFILE));
+                }
+                other => panic!("expected the client's EMFILE, got {other:?}"),
+            }
+            let mut b = ctx.start(exit_with, 3).unwrap();
+            assert_eq!(ppid_of(b.pid()), server, "the healthy server was replaced");
+            assert_eq!(b.join().unwrap().exitcode(), 3);
+            shmpool::shutdown_forkserver().unwrap();
+        })
+        .unwrap();
+    let st = p.join().unwrap();
+    assert!(st.success(), "{st}");
+}
+
+/// A thread panicking (inside the panic hook, which holds std's hook lock) while another thread
+/// forks: the child never takes that lock, so it runs and exits.
+fn fork_while_a_thread_panics() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let inside = Arc::new(AtomicBool::new(false));
+    let flag = inside.clone();
+    std::panic::set_hook(Box::new(move |_| {
+        if std::thread::current().name() == Some("slow-panic") {
+            flag.store(true, Ordering::Release);
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }));
+    // A first child, while single-threaded: shmpool's hook wraps the one above from now on.
+    let mut first = get_context(StartMethod::Fork).start_closure(|| 0).unwrap();
+    assert!(first.join().unwrap().success());
+    let t =
+        std::thread::Builder::new().name("slow-panic".into()).spawn(|| panic!("slowly")).unwrap();
+    while !inside.load(Ordering::Acquire) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: the child only returns a number.
+    let ctx = unsafe { get_context(StartMethod::Fork).allow_threads() };
+    let mut c = ctx.start_closure(|| 7).unwrap();
+    let st = c.join_timeout(Duration::from_secs(10)).unwrap();
+    if st.is_none() {
+        c.kill().unwrap();
+        c.join().unwrap();
+        panic!("the child hung on the panic hook's lock, held by a panicking thread at the fork");
+    }
+    assert_eq!(st.unwrap().exitcode(), 7);
+    assert!(t.join().is_err());
+}
+
+/// A child forked (under `allow_threads`) while another thread holds the forkserver client's
+/// lock closes its copy of the client socket anyway, so shutting the server down does not wait
+/// for that child; the child itself gets an error from the forkserver API, not a deadlock.
+fn forked_child_drops_forkserver_socket() {
+    let ctx = get_context(StartMethod::ForkServer);
+    let mut a = ctx.start(exit_with, 0).unwrap();
+    let server = ppid_of(a.pid());
+    assert!(a.join().unwrap().success());
+    // A stopped server leaves the next request waiting for its reply, with the lock held.
+    // SAFETY: plain kill of our own child.
+    assert_eq!(unsafe { libc::kill(server as i32, libc::SIGSTOP) }, 0);
+    let t = std::thread::spawn(|| {
+        let mut w = get_context(StartMethod::ForkServer).start(exit_with, 4).unwrap();
+        w.join().unwrap().exitcode()
+    });
+    // SAFETY: the children below only call shutdown_forkserver (which takes no lock in a child
+    // that found the client's lock held) and sleep.
+    let fork = unsafe { get_context(StartMethod::Fork).allow_threads() };
+    let mut tries = 0;
+    let mut child = loop {
+        let mut c = fork
+            .start_closure(|| match shmpool::shutdown_forkserver() {
+                Err(Error::ForkServer { reason }) if reason.contains("forked child") => {
+                    std::thread::sleep(Duration::from_secs(20));
+                    0
+                }
+                _ => 3, // the lock was free at the fork: try again
+            })
+            .unwrap();
+        match c.join_timeout(Duration::from_millis(300)).unwrap() {
+            None => break c,
+            Some(st) => {
+                assert_eq!(st.exitcode(), 3, "{st}");
+                tries += 1;
+                assert!(tries < 100, "the requesting thread never held the lock");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(server as i32, libc::SIGCONT) }, 0);
+    assert_eq!(t.join().unwrap(), 4);
+    let r = shmpool::shutdown_forkserver_timeout(Duration::from_secs(5));
+    child.kill().unwrap();
+    assert_eq!(child.join().unwrap().exitcode(), -9);
+    r.expect("the server saw its client go although a forked child had a copy of the socket");
 }
 
 fn cpu_counts() {
@@ -510,6 +663,24 @@ pub fn tests() -> Vec<Test> {
     per_method!(v, orphans_die_with_parent, true);
     v.push(Test { name: "process_garbage_marker_exits_with_clear_error", run: garbage_marker });
     v.push(Test { name: "process_cpu_counts", run: cpu_counts });
+    v.push(Test { name: "process_init_refuses_with_threads", run: init_with_threads });
+    v.push(Test {
+        name: "process_forkserver_local_error_keeps_the_server",
+        run: forkserver_local_error,
+    });
+    v.push(Test {
+        name: "process_fork_while_a_thread_panics",
+        run: || in_clean_process("process_fork_while_a_thread_panics", fork_while_a_thread_panics),
+    });
+    v.push(Test {
+        name: "process_forked_child_drops_forkserver_socket",
+        run: || {
+            in_clean_process(
+                "process_forked_child_drops_forkserver_socket",
+                forked_child_drops_forkserver_socket,
+            )
+        },
+    });
     v.push(Test {
         name: "process_forkserver_death_is_reported_and_recovered",
         run: forkserver_death,

@@ -52,6 +52,16 @@ fn ours(name: &str) -> bool {
     }
 }
 
+/// This process's direct children, from /proc/self/task/*/children.
+fn children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return Vec::new() };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| s.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<i32>>())
+        .collect()
+}
+
 fn unreaped_children() -> bool {
     // SAFETY: waitpid with WNOHANG and a null status pointer only queries and reaps zombies.
     let r = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
@@ -121,7 +131,13 @@ pub fn run(tests: Vec<Test>) -> ExitCode {
         }
         if unreaped_children() {
             problems.push("left child processes unreaped".to_string());
-            // SAFETY: reaping leftovers so the next test starts clean; null status is allowed.
+            // A leftover may still run (a forkserver, a sleeping child): kill, then reap, so the
+            // next test starts clean and this one cannot hang the run.
+            for pid in children() {
+                // SAFETY: kill only sends a signal to our own child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            // SAFETY: reaping the killed leftovers; null status is allowed.
             while unsafe { libc::waitpid(-1, std::ptr::null_mut(), 0) } > 0 {}
         }
         let ms = t0.elapsed().as_secs_f64() * 1e3;

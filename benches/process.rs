@@ -8,7 +8,9 @@
 //! The fork rows use `allow_threads()`: criterion may have started threads of its own by then,
 //! and the child only returns, so the multi-threaded fork is safe here.
 
-use std::process::Command;
+#[path = "support/python.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -30,15 +32,7 @@ fn start_join(ctx: &Context) {
 }
 
 fn python_baseline() -> Option<serde_json::Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_mp.py");
-    let out = Command::new("python3").arg(script).output().ok()?;
-    if !out.status.success() {
-        eprintln!("python baseline failed: {}", String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    println!("python baseline: {}", text.trim());
-    serde_json::from_str(text.trim()).ok()
+    support::baseline("python_mp.py")
 }
 
 fn median_ms(ctx: &Context, runs: usize) -> f64 {

@@ -13,7 +13,9 @@
 //! The serving children are forked before criterion starts (while this process has one thread)
 //! and serve every run, so process start is never measured.
 
-use std::process::Command;
+#[path = "support/python.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -25,15 +27,7 @@ const RUNS: usize = 5;
 const STOP: u64 = u64::MAX;
 
 fn python_baseline() -> Option<serde_json::Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_queue.py");
-    let out = Command::new("python3").arg(script).output().ok()?;
-    if !out.status.success() {
-        eprintln!("python baseline failed: {}", String::from_utf8_lossy(&out.stderr));
-        return None;
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    println!("python baseline: {}", text.trim());
-    serde_json::from_str(text.trim()).ok()
+    support::baseline("python_queue.py")
 }
 
 /// The three endpoints the parent drives; the children serve the other ends.

@@ -306,10 +306,9 @@ impl<T: Pod> SharedArray<T> {
 
     /// The elements.
     pub fn as_slice(&self) -> &[T] {
-        // SAFETY: `ptr` is aligned (data_offset is a multiple of align_of::<T>(), the mapping is
-        // page-aligned) and valid for `len` initialised elements (any bytes are a valid `T: Pod`)
-        // while `self.seg` keeps the mapping. Writers in other processes are excluded by the
-        // aliasing contract in the type's docs (safe constructors) or by `open`'s caller.
+        // SAFETY: `ptr` is aligned (offset % align_of::<T>() == 0, page-aligned map), valid for `len`
+        // elements (any bytes are a valid `T: Pod`) while `self.seg` maps it; writers in other
+        // processes are excluded by the type's aliasing contract or by `open`'s caller.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 

@@ -305,10 +305,9 @@ impl<T: Pod> RawValue<T> {
 impl<T: Pod> Deref for RawValue<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: `ptr` is aligned (data_offset is a multiple of align_of::<T>()) and valid for
-        // one initialised `T` (any bytes are a valid `Pod`) while `self.seg` keeps the mapping;
-        // writers elsewhere are excluded by the aliasing contract (safe constructors) or by
-        // `open`'s caller.
+        // SAFETY: `ptr` is aligned (data_offset % align_of::<T>() == 0) and valid for one `T` (any
+        // bytes are a valid `Pod`) while `self.seg` maps it; writers elsewhere are excluded by the
+        // aliasing contract (safe constructors) or by `open`'s caller.
         unsafe { self.ptr.as_ref() }
     }
 }

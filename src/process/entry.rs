@@ -131,10 +131,9 @@ pub(crate) struct Job {
 }
 
 fn trampoline<A: DeserializeOwned, R: ChildResult>(function: usize, args: &str) -> i32 {
-    // SAFETY: `function` is the address of a `fn(A) -> R` of this very executable: `Job::new` took
-    // it from such a function with these same `A` and `R` (this trampoline is monomorphised for
-    // them and paired with it in the job), and `Job::verify` accepted the job only if it carried
-    // this run's secret and this build's fingerprint. Function pointers and usize have one size.
+    // SAFETY: `function` is a `fn(A) -> R` of this executable: `Job::new` took it from one with
+    // these `A`, `R` (this trampoline is monomorphised for them); `Job::verify` accepted the job
+    // only with this run's secret and build fingerprint. fn pointers and usize have one size.
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(function) };
     let a: A = serde_json::from_str(args).unwrap_or_else(|e| {
         panic!("could not deserialize the arguments of the child's function: {e}")

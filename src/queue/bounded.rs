@@ -152,10 +152,9 @@ impl<T: Pod> Inner<T> {
             offsets::<T>(cap).ok_or(Error::TooLarge { len: cap, elem_size: 0 })?;
         // The data pointer the segment computes from its header, checked against our layout.
         let base = seg.data_ptr().as_ptr().wrapping_sub(data);
-        // SAFETY: `base` is the mapping's start (data_ptr = start + data_offset, and data_offset
-        // == `data` was checked or written by us); the control block (offset 128) and the
-        // sequence numbers (`seqs`) lie inside the mapping, before `data`, and are 64- and
-        // 8-aligned because the mapping is page-aligned and both offsets are multiples of 64.
+        // SAFETY: `base` is the mapping's start (data_ptr = start + data_offset == start + `data`,
+        // checked or written by us); the control block (offset 128) and `seqs` lie inside it before
+        // `data`, 64- and 8-aligned (page-aligned mapping, offsets multiples of 64).
         let (ctrl, seqs) = unsafe {
             (
                 NonNull::new_unchecked(base.add(HEADER_SIZE).cast::<Control>()),

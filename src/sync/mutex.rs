@@ -29,9 +29,8 @@ pub(crate) struct MutexCell<T> {
 // mutex is held, so one thread at a time (in any process) touches it; `T: Send` because the
 // value moves between threads (and processes) with the lock.
 unsafe impl<T: Pod + Send> Sync for MutexCell<T> {}
-// SAFETY: `#[repr(C)]` of a process-shared pthread mutex and a `Pod` value: no pointers the
-// other processes could not use (a `Pod` raw pointer is data; dereferencing it is unsafe), every
-// mutation happens under the process-shared lock, and nothing needs `Drop`; `keep_mapped` is
+// SAFETY: `#[repr(C)]` process-shared pthread mutex + `Pod` value: no pointers other processes
+// could not use, every mutation under the process-shared lock, no `Drop` needed; `keep_mapped` is
 // true while a thread of ours holds the lock, the only time one links into the cell.
 unsafe impl<T: Pod + Send> ShmSafe for MutexCell<T> {
     fn keep_mapped(&self) -> bool {

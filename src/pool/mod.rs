@@ -1,4 +1,5 @@
-//! The pool: forked worker processes that run kernels in place on chunks of shared arrays.
+//! The pool: worker processes (forked, or started by the forkserver or spawn) that run kernels
+//! in place on chunks of shared arrays.
 //!
 //! One file per concept: [`builder`] (configuration), [`control`] (the shared control block and
 //! job descriptor), [`worker`] (the worker loop and its single start step), [`kernel`]
@@ -36,8 +37,10 @@ pub use builder::PoolBuilder;
 pub use job::JobHandle;
 pub use tasks::{AsyncResult, IMap, IMapUnordered};
 
-/// A pool of forked worker processes that run `fn` kernels in place on chunks of
-/// [`SharedArray`](crate::SharedArray)s. Only chunk indices travel between processes.
+/// A pool of worker processes that run `fn` kernels in place on chunks of
+/// [`SharedArray`](crate::SharedArray)s. Only chunk indices travel between processes. Workers
+/// are forked by default; [`PoolBuilder::start_method`] starts them through the forkserver or
+/// spawn instead (which works from a multi-threaded process).
 ///
 /// ```no_run
 /// // (no_run: doctests run in a multi-threaded harness, where forking workers is refused.)
@@ -64,7 +67,11 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 ///
 /// Workers keep none of the parent's descriptors but stdio: right after the fork every other
 /// descriptor the parent had open is pointed at `/dev/null` in the worker, so a pipe or socket
-/// made before the pool still reports its peer gone when the parent drops its end.
+/// made before the pool still reports its peer gone when the parent drops its end. (Forkserver
+/// and spawn workers never get them in the first place.)
+///
+/// Under the forkserver start method, call [`shutdown_forkserver`](crate::shutdown_forkserver)
+/// once no forkserver child is needed any more, after dropping the pool.
 pub struct Pool {
     ctl: AnonBox<ControlBlock>,
     slots: Vec<WorkerProc>,

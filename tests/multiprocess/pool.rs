@@ -989,7 +989,12 @@ type Case = (&'static str, fn(), fn());
 fn start_method_tests() -> Vec<Test> {
     let mut v = Vec::new();
     // (name, forkserver test, spawn test)
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
+        (
+            "initializer_and_maxtasksperchild_replacements_use_the_method",
+            || sm_init_and_retire(StartMethod::ForkServer),
+            || sm_init_and_retire(StartMethod::Spawn),
+        ),
         (
             "data_parallel_on_arrays_made_after_start",
             || sm_data_parallel(StartMethod::ForkServer),
@@ -1220,5 +1225,57 @@ fn sm_threads(m: StartMethod) {
     assert!(pids.iter().all(|&p| gone(p)), "{pids:?}");
     tx.send(()).unwrap();
     t.join().unwrap();
+    sm_done(m);
+}
+
+/// Set by the pool's initializer in each worker (never in the parent).
+static INITIALIZED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn set_initialized() {
+    INITIALIZED.store(7, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Writes, for each element, the initializer's mark (times 16) plus how this worker was started
+/// (1: forkserver, 2: spawn, 0: neither), read from its initial environment.
+fn read_initialized(c: &mut [u64]) {
+    let env = std::fs::read("/proc/self/environ").unwrap_or_default();
+    let has = |m: &str| env.windows(m.len()).any(|w| w == m.as_bytes());
+    let how = if has("SHMPOOL_WORKER=1,forkserver,") {
+        1
+    } else if has("SHMPOOL_WORKER=1,spawn,") {
+        2
+    } else {
+        0
+    };
+    c.fill(INITIALIZED.load(std::sync::atomic::Ordering::SeqCst) * 16 + how);
+}
+
+fn sm_init_and_retire(m: StartMethod) {
+    let mut pool = Pool::builder()
+        .workers(2)
+        .start_method(m)
+        .chunk_size(10)
+        .maxtasksperchild(3)
+        .initializer(set_initialized)
+        .build()
+        .unwrap();
+    let first = pool.worker_pids();
+    check_parentage(m, &first);
+    let expect = 7 * 16 + if m == StartMethod::ForkServer { 1 } else { 2 };
+    let mut a = SharedArray::<u64>::zeroed(300).unwrap();
+    for _ in 0..2 {
+        pool.for_each_chunk(&mut a, read_initialized).unwrap();
+        // Every chunk ran in a worker whose initializer had run and which this start method
+        // started: 30 chunks at 3 per worker, so most ran in replacement workers.
+        assert!(a.iter().all(|&x| x == expect), "{:?}", &a[..]);
+    }
+    assert_eq!(INITIALIZED.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // The originals retired and were replaced.
+    let later = pool.worker_pids();
+    assert_eq!(later.len(), 2);
+    assert!(first.iter().all(|p| !later.contains(p)), "{first:?} -> {later:?}");
+    assert!(first.iter().all(|&p| gone(p)));
+    drop(pool);
+    assert!(later.iter().all(|&p| gone(p)));
     sm_done(m);
 }

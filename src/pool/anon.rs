@@ -115,10 +115,9 @@ impl<T: ShmSafe> AnonBox<T> {
 impl<T: ShmSafe> Deref for AnonBox<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the mapping is page-aligned (checked against `T`'s alignment above), at least
-        // `size_of::<T>()` bytes, and holds a valid `T` (zeroed, which the constructor's caller
-        // promised is valid, or any bytes, which `open_memfd`'s caller promised are); it lives as
-        // long as `self`; `T: ShmSafe` makes shared access from several processes sound.
+        // SAFETY: page-aligned (>= align_of::<T>()), size_of::<T>() bytes holding a valid `T`
+        // (zeroed or any bytes, as the constructors' callers promised), mapped as long as `self`;
+        // `T: ShmSafe` makes shared access from several processes sound.
         unsafe { self.ptr.as_ref() }
     }
 }

@@ -129,11 +129,9 @@ fn run_started(a: WorkerArgs) -> i32 {
             CodeRanges::of_this_process().contains(addr),
             "the pool's initializer ({addr:#x}) is not in this program's code"
         );
-        // SAFETY: the offset arrived in this worker's arguments, which the process layer accepts
-        // only from a parent running this same build (its secret and build fingerprint); the
-        // parent took it from a `fn()` it checked lies in the executable, measured from the same
-        // anchor, so it names that `fn()` here (and it lies in this process's code, checked
-        // above).
+        // The offset came in arguments the process layer accepts only from a parent of this build
+        // (secret + fingerprint), which took it from a `fn()` it checked lies in the executable.
+        // SAFETY: so, measured from the same anchor, it names that `fn()` here (in our code).
         unsafe { std::mem::transmute::<usize, fn()>(addr) }
     });
     let cfg = WorkerConfig { initializer, max_tasks: a.max_tasks };
@@ -265,14 +263,10 @@ fn run_chunk(
              program's code; the job descriptor is corrupt"
         )),
         Ok(views) => {
-            // SAFETY: the control block is written only by the parent (an anonymous mapping only
-            // it and its forked workers hold, or, for forkserver and spawn workers, a memfd it
-            // holds: see README.md for that trade-off), and the parent took the trampoline offset
-            // from a monomorphised `Trampoline` of this same executable image (workers are forks
-            // of it, or run the same executable, where the parent checked both addresses lie),
-            // measured from the same anchor function, so it names the same code here (and it
-            // lies in this process's code, checked above); the kernel offset likewise, from a
-            // `fn` of the type that trampoline expects.
+            // Only the parent writes the block (an anonymous mapping under fork; a memfd it holds
+            // otherwise, README.md), from a `Trampoline` of this executable image (a fork of it, or
+            // the same executable, where it checked both addresses lie) and a `fn` of its type.
+            // SAFETY: so the offsets, from the same anchor, name that code here (checked above).
             let tramp: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp_addr) };
             catch_unwind(AssertUnwindSafe(|| {
                 // SAFETY: as above for the two addresses. The views map the job's arrays as this

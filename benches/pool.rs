@@ -3,7 +3,8 @@
 //! - a map-reduce sum over the same array;
 //! - 1M tiny tasks through `map`, default chunking and chunksize 1;
 //! - `apply` round trip, back to back;
-//! - pool start (2 workers) + first task + shutdown.
+//! - pool start (2 workers) + first task + shutdown, per start method (fork, forkserver with
+//!   the server already running, as in Python's figure after its first repetition, and spawn).
 //!
 //! `cargo bench --bench pool` (short: `-- --warm-up-time 1 --measurement-time 3`).
 //!
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use rayon::prelude::*;
-use shmpool::{Pool, SharedArray};
+use shmpool::{Pool, SharedArray, StartMethod};
 
 const N: usize = 32 << 20;
 /// rayon's chunk for the same kernel: big enough that splitting costs vanish.
@@ -73,6 +74,17 @@ fn start_stop(c: &mut Criterion) {
             drop(p);
         })
     });
+    for m in [StartMethod::ForkServer, StartMethod::Spawn] {
+        g.bench_function(format!("shmpool 2 workers ({m})"), |b| {
+            b.iter(|| {
+                // Neither method forks this (multi-threaded) process.
+                let mut p = Pool::builder().workers(2).start_method(m).build().unwrap();
+                p.for_each_chunk(&mut small, shmpool_kernels::scale_add).unwrap();
+                drop(p);
+            })
+        });
+    }
+    shmpool::shutdown_forkserver().expect("stopping the forkserver");
     g.bench_function("rayon 2 threads", |b| {
         b.iter(|| {
             let rp = rayon2();

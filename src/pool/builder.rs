@@ -1,9 +1,11 @@
-//! `PoolBuilder`: workers, name, initializer, maxtasksperchild, retries, chunk size.
+//! `PoolBuilder`: workers, start method, name, initializer, maxtasksperchild, retries, chunk
+//! size.
 
 use super::Pool;
 use super::control::MAX_WORKERS;
 use super::worker::WorkerConfig;
 use crate::error::{Error, Result};
+use crate::process::context::StartMethod;
 
 /// Configures and starts a [`Pool`].
 ///
@@ -28,6 +30,7 @@ pub struct PoolBuilder {
     retries: u32,
     chunk_size: Option<usize>,
     allow_threads: bool,
+    method: Option<StartMethod>,
 }
 
 impl PoolBuilder {
@@ -50,6 +53,33 @@ impl PoolBuilder {
     /// ```
     pub fn workers(mut self, n: usize) -> PoolBuilder {
         self.workers = Some(n);
+        self
+    }
+
+    /// How workers (and the replacements of workers that die) are started. Default:
+    /// [`StartMethod::Fork`], whatever [`StartMethod::default`] says, because a forked worker
+    /// starts in about a millisecond and needs nothing from the program.
+    ///
+    /// - `Fork`: workers are forks of this process; refused while it has other threads (see
+    ///   [`allow_threads`](PoolBuilder::allow_threads)). The control block is an anonymous
+    ///   mapping no other process can open.
+    /// - `ForkServer`, `Spawn`: workers are forks of the clean, single-threaded forkserver, or
+    ///   fresh runs of the program; both work from a multi-threaded process. Kernels and the
+    ///   initializer must then be code of the program's own executable (not of a shared
+    ///   library): a job naming other code fails with
+    ///   [`Error::SpawnUnavailable`](crate::Error::SpawnUnavailable). The control block is a
+    ///   sealed memfd the workers open through `/proc/<pid>/fd` (see the pool's README).
+    ///   Under `ForkServer`, call [`shutdown_forkserver`](crate::shutdown_forkserver) when done
+    ///   with it, as for any forkserver child.
+    ///
+    /// ```no_run
+    /// use shmpool::{Pool, StartMethod};
+    /// let pool = Pool::builder().workers(2).start_method(StartMethod::Spawn).build()?;
+    /// assert_eq!(pool.start_method(), StartMethod::Spawn);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn start_method(mut self, method: StartMethod) -> PoolBuilder {
+        self.method = Some(method);
         self
     }
 
@@ -114,6 +144,8 @@ impl PoolBuilder {
     }
 
     /// Fork the workers (and their replacements) even though this process has other threads.
+    /// Only the `Fork` [start method](PoolBuilder::start_method) forks this process; the others
+    /// ignore this.
     ///
     /// # Safety
     ///
@@ -137,8 +169,11 @@ impl PoolBuilder {
     /// # Errors
     ///
     /// [`Error::PoolSize`] for zero workers (or more than 256), [`Error::ForkWithThreads`] when
-    /// the process has other threads and [`allow_threads`](PoolBuilder::allow_threads) was not
-    /// set, and OS errors from creating the control segment or forking.
+    /// the start method is `Fork`, the process has other threads and
+    /// [`allow_threads`](PoolBuilder::allow_threads) was not set,
+    /// [`Error::SpawnUnavailable`] when another start method cannot re-execute this program (or
+    /// the initializer is not in its executable), and OS errors from creating the control
+    /// segment or starting workers.
     ///
     /// ```no_run
     /// let pool = shmpool::PoolBuilder::new().workers(2).build()?;
@@ -155,7 +190,7 @@ impl PoolBuilder {
             self.cfg,
             self.retries,
             self.chunk_size,
-            self.allow_threads,
+            (self.method.unwrap_or(StartMethod::Fork), self.allow_threads),
         )
     }
 }

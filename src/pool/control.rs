@@ -1,5 +1,6 @@
 //! The pool's control block: one `#[repr(C)]` struct of atomics in an anonymous shared mapping
-//! (inherited by the forked workers, reachable through no file descriptor), read
+//! (inherited by the forked workers, reachable through no file descriptor; a sealed memfd when
+//! the workers are started by the forkserver or spawn, see `anon.rs`), read
 //! and written by the parent and every worker. It holds the job descriptor, the claim cursor,
 //! the completion counter and done bitmap, the error slot, the retry ring and one slot per worker.
 //!
@@ -219,7 +220,11 @@ pub(crate) struct ControlBlock {
     pub(crate) state: AtomicU32,
     /// The current job's id (0: none yet). Published with release after the descriptor.
     pub(crate) job_id: AtomicU32,
-    pub(crate) _pad0: [AtomicU64; 6],
+    /// A random number the parent writes at start and passes to workers it does not fork, which
+    /// check it after mapping the block through `/proc/<parent>/fd` (a descriptor number reused
+    /// for another memfd of the same size is refused).
+    pub(crate) nonce: AtomicU64,
+    pub(crate) _pad0: [AtomicU64; 5],
     /// `pack(job_id, next chunk)`; claims are compare-and-swaps. Own cache line.
     pub(crate) cursor: AtomicU64,
     pub(crate) _pad1: [AtomicU64; 7],

@@ -2,7 +2,7 @@
 //!
 //! The parent waits in short slices: a brief spin on the completion counter, then a futex sleep
 //! of at most [`SLICE`] on `parent_seq`. Between slices it reaps any worker that ended
-//! (`waitpid(WNOHANG)`), so a death is noticed within one slice. The dead worker's `held` slot
+//! (`waitpid(WNOHANG)` for a forked one, its `Process` status otherwise: `liveness.rs`), so a death is noticed within one slice. The dead worker's `held` slot
 //! names the chunk it was claiming or running; the chunk becomes a *suspect*, resolved once the
 //! shared state is stable (README.md, "Death"): either someone else has it (nothing lost), or it
 //! is lost and is re-queued (retries left) or counted as failed with [`Error::WorkerDied`].
@@ -11,9 +11,8 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use super::control::{CLOSED, NOTHING, RETRY_RING, WAKE_EACH_CHUNK, pack, unpack};
-use super::{Pool, PoolState, WorkerProc, worker};
+use super::{Pool, PoolState, worker};
 use crate::error::{Error, Result};
-use crate::process::child;
 use crate::process::status::ExitStatus;
 use crate::sys;
 use crate::sys::proc::Exit;
@@ -155,11 +154,10 @@ impl Pool {
     pub(crate) fn check_workers(&mut self) -> Result<()> {
         self.check_owner()?;
         for slot in 0..self.slots.len() {
-            let w = &self.slots[slot];
-            if !w.alive {
-                continue;
-            }
-            let Some(exit) = sys::proc::try_waitpid(w.pid).map_err(Error::io("waitpid"))? else {
+            let w = &mut self.slots[slot];
+            // A forked worker through `waitpid`, a forkserver or spawn one through its
+            // `Process` (`liveness.rs`).
+            let Some((exit, report)) = w.try_exit()? else {
                 continue;
             };
             let pid = w.pid;
@@ -167,8 +165,6 @@ impl Pool {
             let retired = ws.retiring.load(SeqCst) == 1 && exit == Exit::Code(0);
             let held = ws.held.load(SeqCst);
             let completed = ws.completed.load(SeqCst);
-            let report = self.slots[slot].report.take().and_then(child::read_report);
-            self.slots[slot].alive = false;
             if let Some(a) = self.active.as_mut() {
                 // It may have died between its done bit and the done counter (H1).
                 a.deaths = true;
@@ -199,9 +195,8 @@ impl Pool {
                 a.suspects.push((unpack(held).1, pid, exit, report));
             }
             if self.state == PoolState::Running && !std::thread::panicking() {
-                let (pid, report) =
-                    worker::start(&self.ctl, slot, self.cfg, self.allow_threads, self.parent_pid)?;
-                self.slots[slot] = WorkerProc { pid, report: Some(report), alive: true };
+                // With the pool's own start method.
+                self.slots[slot] = worker::start(self, slot)?;
             }
         }
         self.resolve_suspects();

@@ -1,4 +1,5 @@
-//! The pool: forked worker processes that run kernels in place on chunks of shared arrays.
+//! The pool: worker processes (forked, or started by the forkserver or spawn) that run kernels
+//! in place on chunks of shared arrays.
 //!
 //! One file per concept: [`builder`] (configuration), [`control`] (the shared control block and
 //! job descriptor), [`worker`] (the worker loop and its single start step), [`kernel`]
@@ -13,20 +14,22 @@ pub(crate) mod control;
 pub(crate) mod failure;
 pub(crate) mod job;
 pub(crate) mod kernel;
+pub(crate) mod liveness;
 pub(crate) mod parallel;
 pub(crate) mod tasks;
 pub(crate) mod worker;
 
-use std::fs::File;
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 use std::time::{Duration, Instant};
 
 use anon::AnonBox;
 use control::{CLOSED, CLOSING, ControlBlock, ERR_NONE, MAX_ARRAYS, RUNNING, TERMINATING, pack};
 use failure::Active;
+pub(crate) use liveness::WorkerProc;
 use worker::WorkerConfig;
 
 use crate::error::{Error, Result};
+use crate::process::context::StartMethod;
 use crate::segment::handle::SegmentHandle;
 use crate::sys;
 
@@ -34,8 +37,10 @@ pub use builder::PoolBuilder;
 pub use job::JobHandle;
 pub use tasks::{AsyncResult, IMap, IMapUnordered};
 
-/// A pool of forked worker processes that run `fn` kernels in place on chunks of
-/// [`SharedArray`](crate::SharedArray)s. Only chunk indices travel between processes.
+/// A pool of worker processes that run `fn` kernels in place on chunks of
+/// [`SharedArray`](crate::SharedArray)s. Only chunk indices travel between processes. Workers
+/// are forked by default; [`PoolBuilder::start_method`] starts them through the forkserver or
+/// spawn instead (which works from a multi-threaded process).
 ///
 /// ```no_run
 /// // (no_run: doctests run in a multi-threaded harness, where forking workers is refused.)
@@ -62,7 +67,11 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 ///
 /// Workers keep none of the parent's descriptors but stdio: right after the fork every other
 /// descriptor the parent had open is pointed at `/dev/null` in the worker, so a pipe or socket
-/// made before the pool still reports its peer gone when the parent drops its end.
+/// made before the pool still reports its peer gone when the parent drops its end. (Forkserver
+/// and spawn workers never get them in the first place.)
+///
+/// Under the forkserver start method, call [`shutdown_forkserver`](crate::shutdown_forkserver)
+/// once no forkserver child is needed any more, after dropping the pool.
 pub struct Pool {
     ctl: AnonBox<ControlBlock>,
     slots: Vec<WorkerProc>,
@@ -71,6 +80,8 @@ pub struct Pool {
     retries: u32,
     chunk_size: Option<usize>,
     allow_threads: bool,
+    /// How workers (and their replacements) are started.
+    method: StartMethod,
     /// The creating process: the only one whose calls the pool obeys.
     parent_pid: u32,
     state: PoolState,
@@ -83,13 +94,6 @@ pub struct Pool {
     early_deaths: u32,
     /// Task arguments and results too big for the scratch area, reused from call to call.
     arena: Option<crate::segment::Segment>,
-}
-
-/// The parent's record of one worker.
-pub(crate) struct WorkerProc {
-    pub(crate) pid: u32,
-    pub(crate) report: Option<File>,
-    pub(crate) alive: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,12 +159,25 @@ impl Pool {
         cfg: WorkerConfig,
         retries: u32,
         chunk_size: Option<usize>,
-        allow_threads: bool,
+        (method, allow_threads): (StartMethod, bool),
     ) -> Result<Pool> {
-        // An anonymous shared mapping, not a memfd: the workers inherit it through fork, and no
-        // other process can open it (README.md, "Who can write the control block").
-        // SAFETY: an all-zero `ControlBlock` (atomics and plain bytes only) is a valid value.
-        let ctl = unsafe { AnonBox::<ControlBlock>::zeroed()? };
+        let ctl = if method == StartMethod::Fork {
+            // An anonymous shared mapping, not a memfd: the workers inherit it through fork, and
+            // no other process can open it (README.md, "Who can write the control block").
+            // SAFETY: an all-zero `ControlBlock` (atomics and plain bytes only) is a valid value.
+            unsafe { AnonBox::<ControlBlock>::zeroed()? }
+        } else {
+            // Workers that are not forks of this process open it through `/proc/<pid>/fd`.
+            if let Some(init) = cfg.initializer {
+                crate::process::entry::check_in_executable(
+                    init as usize,
+                    "the pool's initializer",
+                )?;
+            }
+            // SAFETY: as above.
+            unsafe { AnonBox::<ControlBlock>::zeroed_memfd("shmpool-pool-control")? }
+        };
+        ctl.nonce.store(sys::proc::random_u64(), Relaxed);
         ctl.cursor.store(pack(0, CLOSED), Relaxed);
         ctl.state.store(RUNNING, Relaxed);
         for w in &ctl.workers {
@@ -174,6 +191,7 @@ impl Pool {
             retries,
             chunk_size,
             allow_threads,
+            method,
             parent_pid: sys::proc::getpid(),
             state: PoolState::Running,
             next_job: 0,
@@ -184,9 +202,8 @@ impl Pool {
         };
         for slot in 0..n {
             // On failure `pool` drops here, which kills and reaps the workers already started.
-            let (pid, report) =
-                worker::start(&pool.ctl, slot, pool.cfg, pool.allow_threads, pool.parent_pid)?;
-            pool.slots.push(WorkerProc { pid, report: Some(report), alive: true });
+            let w = worker::start(&pool, slot)?;
+            pool.slots.push(w);
         }
         Ok(pool)
     }
@@ -199,6 +216,17 @@ impl Pool {
     /// ```
     pub fn workers(&self) -> usize {
         self.slots.len()
+    }
+
+    /// How the pool starts its workers (see [`PoolBuilder::start_method`]).
+    ///
+    /// ```no_run
+    /// let pool = shmpool::Pool::new(2)?;
+    /// assert_eq!(pool.start_method(), shmpool::StartMethod::Fork);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn start_method(&self) -> StartMethod {
+        self.method
     }
 
     /// The pool's name.
@@ -270,13 +298,11 @@ impl Pool {
         self.state = PoolState::Terminated;
         self.ctl.state.store(TERMINATING, SeqCst);
         self.ctl.wake_workers();
-        for w in self.slots.iter().filter(|w| w.alive) {
-            let _ = sys::proc::kill(w.pid, libc::SIGKILL);
+        for w in &self.slots {
+            w.kill();
         }
-        for w in self.slots.iter_mut().filter(|w| w.alive) {
-            let _ = sys::proc::waitpid(w.pid);
-            w.alive = false;
-            w.report = None;
+        for w in &mut self.slots {
+            w.reap();
         }
     }
 
@@ -319,11 +345,8 @@ impl Pool {
         let deadline = Instant::now().checked_add(timeout);
         let mut nap = Duration::from_micros(50);
         loop {
-            for w in self.slots.iter_mut().filter(|w| w.alive) {
-                if sys::proc::try_waitpid(w.pid).map_err(Error::io("waitpid"))?.is_some() {
-                    w.alive = false;
-                    w.report = None;
-                }
+            for w in &mut self.slots {
+                w.try_exit()?;
             }
             if self.slots.iter().all(|w| !w.alive) {
                 return Ok(true);
@@ -370,6 +393,14 @@ impl Pool {
         self.check_running()?;
         self.finish_active()?;
         self.check_workers()?;
+        if self.method != StartMethod::Fork {
+            // A worker that is not a fork of this process finds code by its offset from an
+            // anchor, which names the same code only inside the executable (not a shared
+            // library mapped elsewhere there).
+            use crate::process::entry::check_in_executable;
+            check_in_executable(spec.trampoline, "the job's trampoline")?;
+            check_in_executable(spec.kernel, "the job's kernel")?;
+        }
         let chunks = Self::chunks_of(spec.len, spec.chunk_size) as u64;
         debug_assert!(chunks as usize <= control::MAX_CHUNKS);
         self.next_job = self.next_job.wrapping_add(1).max(1);

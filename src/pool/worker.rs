@@ -1,18 +1,24 @@
-//! The worker side: how a worker starts (the one start step, fork), claims chunks, maps arrays
-//! by handle, runs kernels in place, and sleeps when there is nothing to do.
+//! The worker side: how a worker starts (the one start step: a fork, or a `fn(WorkerArgs)` run
+//! by the forkserver or a spawned copy of the program), claims chunks, maps arrays by handle,
+//! runs kernels in place, and sleeps when there is nothing to do.
 
-use std::fs::File;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
+use super::Pool;
+use super::anon::AnonBox;
 use super::code::CodeRanges;
 use super::control::{
-    CLOSING, ControlBlock, ERR_PANIC, MAX_ARRAYS, NOTHING, RETRY_RING, SCRATCH_BYTES, TERMINATING,
-    WAKE_EACH_CHUNK, WorkerSlot, pack, unpack,
+    CLOSING, ControlBlock, ERR_PANIC, MAX_ARRAYS, MAX_WORKERS, NOTHING, RETRY_RING, SCRATCH_BYTES,
+    TERMINATING, WAKE_EACH_CHUNK, WorkerSlot, pack, unpack,
 };
-use super::kernel::{Span, Trampoline, Views, from_offset, panic_text};
+use super::kernel::{self, Span, Trampoline, Views, from_offset, panic_text};
+use super::liveness::WorkerProc;
 use crate::error::{Error, Result};
+use crate::process::context::{StartMethod, get_context};
 use crate::process::fork;
 use crate::segment::Segment;
 use crate::sys;
@@ -33,23 +39,57 @@ pub(crate) struct WorkerConfig {
     pub(crate) max_tasks: Option<u64>,
 }
 
-/// Starts the worker for slot `slot` and returns its pid and the read end of its report pipe.
-///
-/// This is the pool's only start step: workers are forked, so they share the parent's code at
-/// the same addresses and kernel `fn` addresses mean the same thing in both. A forkserver or
-/// spawn start method would replace this function (and translate addresses relative to a known
-/// symbol).
-pub(crate) fn start(
-    ctl: &ControlBlock,
-    slot: usize,
-    cfg: WorkerConfig,
-    allow_threads: bool,
+/// What a worker that is not a fork of the parent needs (serde: it crosses to the forkserver or
+/// a spawned copy of the program).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WorkerArgs {
+    /// The pool's process, which holds the control block's memfd.
     parent_pid: u32,
-) -> Result<(u32, File)> {
+    /// The memfd's descriptor there.
+    ctl_fd: i32,
+    /// The control block's nonce, checked after mapping it.
+    nonce: u64,
+    /// This worker's slot.
+    slot: usize,
+    /// `maxtasksperchild`.
+    max_tasks: Option<u64>,
+    /// The initializer, as an offset from the kernels' anchor (`kernel::to_offset`).
+    initializer: Option<u64>,
+}
+
+/// Starts the worker for slot `slot` of `pool` with the pool's start method.
+///
+/// This is the pool's only start step. Under `Fork` the worker is a fork of the parent running
+/// [`run`] on the inherited control block. Under `ForkServer` and `Spawn` the process layer
+/// starts [`run_started`], which maps the control block from the parent's memfd; kernel
+/// addresses travel as offsets from an anchor in either case (`kernel::to_offset`).
+pub(crate) fn start(pool: &Pool, slot: usize) -> Result<WorkerProc> {
+    let ctl: &ControlBlock = &pool.ctl;
     let s = &ctl.workers[slot];
     s.held.store(NOTHING, SeqCst);
     s.retiring.store(0, SeqCst);
     s.completed.store(0, SeqCst);
+    if pool.method != StartMethod::Fork {
+        let Some(ctl_fd) = pool.ctl.fd() else {
+            unreachable!("a pool that does not fork keeps its control block in a memfd")
+        };
+        let args = WorkerArgs {
+            parent_pid: pool.parent_pid,
+            ctl_fd,
+            nonce: ctl.nonce.load(SeqCst),
+            slot,
+            max_tasks: pool.cfg.max_tasks,
+            initializer: pool.cfg.initializer.map(|f| kernel::to_offset(f as usize)),
+        };
+        let p = get_context(pool.method)
+            .process()
+            .name(format!("{}-worker-{slot}", pool.name))
+            .daemon(true)
+            .start(run_started, args)?;
+        s.pid.store(p.pid(), SeqCst);
+        return Ok(WorkerProc::started(p));
+    }
+    let (cfg, allow_threads, parent_pid) = (pool.cfg, pool.allow_threads, pool.parent_pid);
     // Every descriptor open now is the parent's business, not the worker's: the worker needs
     // only stdio, its report pipe and its alive-pipe guard (both made inside `fork::start`,
     // after this list), and maps arrays through `/proc/<parent>/fd`. Listed here, where
@@ -63,10 +103,45 @@ pub(crate) fn start(
         run(ctl, slot, cfg, parent_pid)
     })?;
     s.pid.store(pid, SeqCst);
-    Ok((pid, report))
+    Ok(WorkerProc::forked(pid, report))
 }
 
-/// The worker's main loop; returns its exit code.
+/// A worker started by the forkserver or spawn: maps the control block from the parent's memfd
+/// (closing the descriptor it opened at once), checks it, and runs the worker loop. A failure
+/// here panics, which the process layer reports as the worker's exit status.
+fn run_started(a: WorkerArgs) -> i32 {
+    // SAFETY: every field of `ControlBlock` is an atomic or plain bytes, so any bytes are a valid
+    // value.
+    let ctl = match unsafe { AnonBox::<ControlBlock>::open_memfd(a.parent_pid, a.ctl_fd) } {
+        Ok(c) => c,
+        Err(e) => panic!("the pool worker could not map the pool's control block: {e}"),
+    };
+    if ctl.nonce.load(SeqCst) != a.nonce {
+        panic!(
+            "descriptor {} of process {} is not this pool's control block",
+            a.ctl_fd, a.parent_pid
+        );
+    }
+    assert!(a.slot < MAX_WORKERS, "worker slot {} is out of range", a.slot);
+    let initializer = a.initializer.map(|off| {
+        let addr = from_offset(off);
+        assert!(
+            CodeRanges::of_this_process().contains(addr),
+            "the pool's initializer ({addr:#x}) is not in this program's code"
+        );
+        // The offset came in arguments the process layer accepts only from a parent of this build
+        // (secret + fingerprint), which took it from a `fn()` it checked lies in the executable.
+        // SAFETY: so, measured from the same anchor, it names that `fn()` here (in our code).
+        unsafe { std::mem::transmute::<usize, fn()>(addr) }
+    });
+    let cfg = WorkerConfig { initializer, max_tasks: a.max_tasks };
+    // Our parent (the pool's process under spawn, the forkserver under forkserver) is checked
+    // whenever the worker wakes: if it changed, the pool is gone.
+    run(&ctl, a.slot, cfg, sys::proc::getppid())
+}
+
+/// The worker's main loop; returns its exit code. `parent_pid` is what `getppid()` must keep
+/// returning while the pool lives.
 fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32) -> i32 {
     if let Some(init) = cfg.initializer {
         init();
@@ -188,12 +263,10 @@ fn run_chunk(
              program's code; the job descriptor is corrupt"
         )),
         Ok(views) => {
-            // SAFETY: the control block is reachable only by the parent and its forked workers
-            // (an anonymous shared mapping), and the parent took the trampoline offset from a
-            // monomorphised `Trampoline` of this same executable image (workers are forked from
-            // it), measured from the same anchor function, so it names the same code here
-            // (and it lies in this process's code, checked above); the kernel offset likewise,
-            // from a `fn` of the type that trampoline expects.
+            // Only the parent writes the block (an anonymous mapping under fork; a memfd it holds
+            // otherwise, README.md), from a `Trampoline` of this executable image (a fork of it, or
+            // the same executable, where it checked both addresses lie) and a `fn` of its type.
+            // SAFETY: so the offsets, from the same anchor, name that code here (checked above).
             let tramp: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp_addr) };
             catch_unwind(AssertUnwindSafe(|| {
                 // SAFETY: as above for the two addresses. The views map the job's arrays as this

@@ -85,7 +85,7 @@ fn within(ranges: &[(usize, usize)], addr: usize) -> bool {
 /// Checks that the code at `addr` (`what`, for the message) belongs to the main executable:
 /// only there does an offset from [`anchor`] name the same code in a re-executed copy. Code in a
 /// shared library (a Rust dylib dependency, a Python extension) is refused.
-fn check_in_executable(addr: usize, what: &str) -> Result<()> {
+pub(crate) fn check_in_executable(addr: usize, what: &str) -> Result<()> {
     let ranges = exe_ranges().map_err(|reason| Error::SpawnUnavailable { reason })?;
     if within(ranges, addr) {
         Ok(())

@@ -5,11 +5,17 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use shmpool::{Error, Pool, SharedArray};
+use shmpool::{Error, Pool, SharedArray, StartMethod};
 
 use crate::harness::Test;
 
 pub fn tests() -> Vec<Test> {
+    let mut v = start_method_tests();
+    v.extend(fork_tests());
+    v
+}
+
+fn fork_tests() -> Vec<Test> {
     vec![
         Test { name: "pool::zero_workers_is_an_error", run: zero_workers_is_an_error },
         Test {
@@ -973,4 +979,303 @@ fn workers_do_not_keep_pipes_made_before_them() {
     drop(d);
     let r = c.recv_bytes_timeout(Duration::from_secs(5));
     assert!(matches!(r, Err(Error::Disconnected { .. })), "{r:?}");
+}
+
+// ---- start methods: forkserver and spawn workers ----
+
+/// A test's name and its forkserver and spawn variants.
+type Case = (&'static str, fn(), fn());
+
+fn start_method_tests() -> Vec<Test> {
+    let mut v = Vec::new();
+    // (name, forkserver test, spawn test)
+    let cases: [Case; 7] = [
+        (
+            "initializer_and_maxtasksperchild_replacements_use_the_method",
+            || sm_init_and_retire(StartMethod::ForkServer),
+            || sm_init_and_retire(StartMethod::Spawn),
+        ),
+        (
+            "data_parallel_on_arrays_made_after_start",
+            || sm_data_parallel(StartMethod::ForkServer),
+            || sm_data_parallel(StartMethod::Spawn),
+        ),
+        ("task_api", || sm_task_api(StartMethod::ForkServer), || sm_task_api(StartMethod::Spawn)),
+        (
+            "kernel_panic_is_an_error_and_the_pool_keeps_working",
+            || sm_kernel_panic(StartMethod::ForkServer),
+            || sm_kernel_panic(StartMethod::Spawn),
+        ),
+        (
+            "sigkill_fails_the_job_naming_pid_signal_chunk",
+            || sm_sigkill(StartMethod::ForkServer),
+            || sm_sigkill(StartMethod::Spawn),
+        ),
+        (
+            "terminate_close_and_drop_reap_every_worker",
+            || sm_reaps(StartMethod::ForkServer),
+            || sm_reaps(StartMethod::Spawn),
+        ),
+        (
+            "works_from_a_multithreaded_parent_where_fork_is_refused",
+            || sm_threads(StartMethod::ForkServer),
+            || sm_threads(StartMethod::Spawn),
+        ),
+    ];
+    for (name, fs, sp) in cases {
+        for (tag, run) in [("forkserver", fs), ("spawn", sp)] {
+            let name: &'static str = Box::leak(format!("pool::{tag}::{name}").into_boxed_str());
+            v.push(Test { name, run });
+        }
+    }
+    v
+}
+
+fn sm_pool(m: StartMethod, chunk: Option<usize>) -> Pool {
+    let mut b = Pool::builder().workers(2).start_method(m);
+    if let Some(c) = chunk {
+        b = b.chunk_size(c);
+    }
+    let pool = b.build().unwrap();
+    assert_eq!(pool.start_method(), m);
+    assert_eq!(pool.worker_pids().len(), 2);
+    pool
+}
+
+/// The parent of process `pid`.
+fn ppid_of(pid: u32) -> u32 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    s.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Checks who started the workers: forkserver workers are the server's children, spawn ones
+/// ours; both are re-executions of this program (their initial environment, which
+/// `/proc/<pid>/environ` shows, carries the process layer's marker for that method).
+fn check_parentage(m: StartMethod, pids: &[u32]) {
+    let me = std::process::id();
+    for &p in pids {
+        let env = std::fs::read(format!("/proc/{p}/environ")).unwrap();
+        let env = String::from_utf8_lossy(&env);
+        let marker = format!("SHMPOOL_WORKER=1,{},", m.name());
+        assert!(env.contains(&marker), "worker {p} was not started by {m}");
+        match m {
+            StartMethod::ForkServer => assert_ne!(ppid_of(p), me, "worker {p} is the server's"),
+            _ => assert_eq!(ppid_of(p), me, "worker {p} is ours"),
+        }
+    }
+}
+
+/// Ends a test: a forkserver started for the pool must not outlive it.
+fn sm_done(m: StartMethod) {
+    if m == StartMethod::ForkServer {
+        shmpool::shutdown_forkserver().expect("the forkserver shuts down cleanly");
+    }
+}
+
+fn sm_data_parallel(m: StartMethod) {
+    fn k(c: &mut [f64]) {
+        shmpool_kernels::scale_add(c)
+    }
+    let mut pool = sm_pool(m, None);
+    check_parentage(m, &pool.worker_pids());
+    // Made after the workers started: they map it by handle through the parent's /proc entry.
+    let n = 1_000_003;
+    let mut a = SharedArray::<f64>::from_fn(n, |i| i as f64).unwrap();
+    let mut expect: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    pool.for_each_chunk(&mut a, k).unwrap();
+    shmpool_kernels::scale_add(&mut expect);
+    assert_eq!(&a[..], &expect[..]);
+    pool.for_each_chunk(&mut a, |c| c.iter_mut().for_each(|x| *x = -*x)).unwrap();
+    assert!(a.iter().zip(&expect).all(|(x, e)| *x == -*e));
+    let b = SharedArray::<u64>::from_fn(2_000_000, |i| (i as u64 * 2654435761) % 1000).unwrap();
+    let sum: u64 = b.iter().sum();
+    assert_eq!(pool.map_reduce(&b, |c| c.iter().sum::<u64>(), |x, y| x + y).unwrap(), sum);
+    let w = SharedArray::<u32>::from_fn(n, |i| (i % 7) as u32).unwrap();
+    let mut out = SharedArray::<f64>::zeroed(n).unwrap();
+    pool.zip(&a, &w, &mut out, |x, y, o| {
+        o.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (x, y))| *o = x * *y as f64)
+    })
+    .unwrap();
+    assert!((0..n).all(|i| out[i] == a[i] * (i % 7) as f64));
+    drop(pool);
+    sm_done(m);
+}
+
+fn sm_task_api(m: StartMethod) {
+    let mut pool = sm_pool(m, None);
+    let args: Vec<u64> = (0..1000).collect();
+    let expect: Vec<u64> = args.iter().map(|&x| square(x)).collect();
+    for cs in [None, Some(1), Some(10_000)] {
+        assert_eq!(pool.map(square, &args, cs).unwrap(), expect, "chunksize={cs:?}");
+    }
+    // 100,000 results do not fit the scratch area: the task arena (a memfd) carries them.
+    let many: Vec<u64> = (0..100_000).collect();
+    assert_eq!(
+        pool.map(square, &many, None).unwrap(),
+        many.iter().map(|&x| x * x).collect::<Vec<_>>()
+    );
+    assert_eq!(pool.apply(square, 9).unwrap(), 81);
+    let mut r =
+        pool.apply_async(|x: [u8; 3]| x.iter().map(|&b| b as u32).sum::<u32>(), [1, 2, 3]).unwrap();
+    assert_eq!(r.get(None).unwrap(), 6);
+    drop(r);
+    let got: Vec<u64> = pool.imap(square, &args[..50], None).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(got, expect[..50]);
+    drop(pool);
+    sm_done(m);
+}
+
+fn sm_kernel_panic(m: StartMethod) {
+    let mut pool = sm_pool(m, Some(10));
+    let pids = pool.worker_pids();
+    let mut a = indices(100);
+    match pool.for_each_chunk(&mut a, panics_on_chunk_3).unwrap_err() {
+        Error::KernelPanicked { chunk, message, pid } => {
+            assert_eq!((chunk, message.as_str()), (3, "bad value 30"));
+            assert!(pids.contains(&pid), "{pid} not in {pids:?}");
+        }
+        other => panic!("expected KernelPanicked, got {other}"),
+    }
+    let mk = marks(&a);
+    assert!(mk[..30].iter().chain(&mk[40..]).all(|&x| x == 1));
+    assert!(mk[30..40].iter().all(|&x| x == 0));
+    // No worker died, and the pool still works.
+    assert_eq!(pool.worker_pids(), pids);
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    assert!(marks(&a)[..30].iter().all(|&x| x == 2));
+    // A panicking task of the task API too.
+    let args: Vec<u64> = (0..20).collect();
+    assert!(matches!(pool.map(panics_on_13, &args, Some(1)), Err(Error::KernelPanicked { .. })));
+    assert_eq!(pool.apply(square, 5).unwrap(), 25);
+    drop(pool);
+    sm_done(m);
+}
+
+fn sm_sigkill(m: StartMethod) {
+    let mut pool = sm_pool(m, Some(10));
+    let before = pool.worker_pids();
+    let (a, outcome, killed) = kill_chunk_5(&mut pool, libc::SIGKILL);
+    match outcome {
+        Err(Error::WorkerDied { pid, chunk, signal, ref how }) => {
+            assert_eq!((pid, chunk, signal), (killed, 5, Some(libc::SIGKILL)));
+            assert!(how.contains("SIGKILL"), "{how}");
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    let mk = marks(&a);
+    assert!(mk[..50].iter().chain(&mk[60..]).all(|&x| x == 1), "{mk:?}");
+    assert!(mk[50..60].iter().all(|&x| x == 0));
+    // Reaped, and replaced with the pool's own start method; the pool still works.
+    assert!(gone(killed));
+    let after = pool.worker_pids();
+    assert_eq!(after.len(), 2);
+    assert!(!after.contains(&killed));
+    assert_eq!(before.iter().filter(|p| after.contains(p)).count(), 1);
+    check_parentage(m, &after);
+    let mut b = indices(1000);
+    pool.for_each_chunk(&mut b, mark).unwrap();
+    assert!(marks(&b).iter().all(|&x| x == 1));
+    drop(pool);
+    assert!(after.iter().all(|&p| gone(p)));
+    sm_done(m);
+}
+
+fn sm_reaps(m: StartMethod) {
+    // close + join.
+    let mut pool = sm_pool(m, None);
+    let pids = pool.worker_pids();
+    let mut a = indices(100);
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    pool.close();
+    assert!(pool.join_timeout(Duration::from_secs(10)).unwrap());
+    assert!(pids.iter().all(|&p| gone(p)), "{pids:?}");
+    // terminate while a job runs.
+    let mut pool = sm_pool(m, Some(1));
+    let pids = pool.worker_pids();
+    let job = pool.for_each_chunk_async(indices(10_000), slow_chunk).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let t0 = Instant::now();
+    job.terminate_pool();
+    // 10,000 chunks of 20 ms would take 100 s on 2 workers; terminate does not wait for them.
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(pids.iter().all(|&p| gone(p)), "{pids:?}");
+    assert!(pool.worker_pids().is_empty());
+    pool.join().unwrap();
+    // drop.
+    let pool = sm_pool(m, None);
+    let pids = pool.worker_pids();
+    drop(pool);
+    assert!(pids.iter().all(|&p| gone(p)), "{pids:?}");
+    sm_done(m);
+}
+
+fn sm_threads(m: StartMethod) {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || rx.recv().ok());
+    // Fork is refused while another thread runs; the other methods do not fork this process.
+    assert!(matches!(Pool::new(2), Err(Error::ForkWithThreads { .. })));
+    let mut pool = sm_pool(m, None);
+    check_parentage(m, &pool.worker_pids());
+    let mut a = indices(100_000);
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    assert!(marks(&a).iter().all(|&x| x == 1));
+    assert_eq!(pool.map(square, &[1, 2, 3], None).unwrap(), [1, 4, 9]);
+    let pids = pool.worker_pids();
+    drop(pool);
+    assert!(pids.iter().all(|&p| gone(p)), "{pids:?}");
+    tx.send(()).unwrap();
+    t.join().unwrap();
+    sm_done(m);
+}
+
+/// Set by the pool's initializer in each worker (never in the parent).
+static INITIALIZED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn set_initialized() {
+    INITIALIZED.store(7, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Writes, for each element, the initializer's mark (times 16) plus how this worker was started
+/// (1: forkserver, 2: spawn, 0: neither), read from its initial environment.
+fn read_initialized(c: &mut [u64]) {
+    let env = std::fs::read("/proc/self/environ").unwrap_or_default();
+    let has = |m: &str| env.windows(m.len()).any(|w| w == m.as_bytes());
+    let how = if has("SHMPOOL_WORKER=1,forkserver,") {
+        1
+    } else if has("SHMPOOL_WORKER=1,spawn,") {
+        2
+    } else {
+        0
+    };
+    c.fill(INITIALIZED.load(std::sync::atomic::Ordering::SeqCst) * 16 + how);
+}
+
+fn sm_init_and_retire(m: StartMethod) {
+    let mut pool = Pool::builder()
+        .workers(2)
+        .start_method(m)
+        .chunk_size(10)
+        .maxtasksperchild(3)
+        .initializer(set_initialized)
+        .build()
+        .unwrap();
+    let first = pool.worker_pids();
+    check_parentage(m, &first);
+    let expect = 7 * 16 + if m == StartMethod::ForkServer { 1 } else { 2 };
+    let mut a = SharedArray::<u64>::zeroed(300).unwrap();
+    for _ in 0..2 {
+        pool.for_each_chunk(&mut a, read_initialized).unwrap();
+        // Every chunk ran in a worker whose initializer had run and which this start method
+        // started: 30 chunks at 3 per worker, so most ran in replacement workers.
+        assert!(a.iter().all(|&x| x == expect), "{:?}", &a[..]);
+    }
+    assert_eq!(INITIALIZED.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // The originals retired and were replaced.
+    let later = pool.worker_pids();
+    assert_eq!(later.len(), 2);
+    assert!(first.iter().all(|p| !later.contains(p)), "{first:?} -> {later:?}");
+    assert!(first.iter().all(|&p| gone(p)));
+    drop(pool);
+    assert!(later.iter().all(|&p| gone(p)));
+    sm_done(m);
 }

@@ -251,11 +251,12 @@ pub(crate) struct ControlBlock {
     pub(crate) scratch: UnsafeCell<[u64; SCRATCH_BYTES / 8]>,
 }
 
-// SAFETY: every field but `scratch` is an atomic. `scratch` follows the job protocol: the parent
-// writes arguments only while no job is in flight (before the release store of `job_id`), each
-// worker writes only the result elements of the chunk it claimed, and the parent reads results
-// only after every chunk is done (acquire on `done`). So no two processes or threads ever access
-// the same scratch byte concurrently with a write.
+// Every field but `scratch` is an atomic. `scratch` follows the job protocol: the parent writes
+// arguments only while no job is in flight (before the release store of `job_id`), each worker
+// writes only the result elements of the chunk it claimed, and the parent reads results only
+// after every chunk is done (acquire on `done`).
+// SAFETY: by that protocol no two processes or threads ever access the same scratch byte
+// concurrently with a write; everything else is atomic.
 unsafe impl Sync for ControlBlock {}
 
 // SAFETY: `#[repr(C)]`, made of atomics and plain bytes (no pointers or process-local values);

@@ -269,11 +269,12 @@ fn run_chunk(
             // SAFETY: so the offsets, from the same anchor, name that code here (checked above).
             let tramp: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp_addr) };
             catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: as above for the two addresses. The views map the job's arrays as this
-                // worker opened them, each pointer valid for the length it records, and the
-                // parent keeps them borrowed (or owned) until every chunk is done; the chunk was
-                // claimed exclusively above. The trampoline checks the span against every
-                // array's mapped and expected length itself.
+                // The views map the job's arrays as this worker opened them, each pointer valid
+                // for the length it records; the parent keeps them borrowed (or owned) until
+                // every chunk is done; the trampoline checks the span against every array's
+                // mapped and expected length itself.
+                // SAFETY: the two addresses as above; views valid as just said; the chunk was
+                // claimed exclusively above.
                 unsafe { tramp(kernel_addr, &views, &span) }
             }))
             .map_err(|p| panic_text(&*p))

@@ -1,13 +1,48 @@
 //! Process-level calls: pids, liveness, thread count, fork, wait, exit, randomness.
 
 use std::io;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use super::{cvt, cvt_retry};
 
-/// This process's pid.
+/// This process's pid, cached: glibc no longer caches it, and ownership checks (a pool's, a
+/// segment's) ask on every call. A `pthread_atfork` child handler clears the cache in every
+/// child that glibc's `fork` makes; children made by a raw `clone` or `vfork` must exec (or
+/// call only async-signal-safe functions) before they could ask.
 pub(crate) fn getpid() -> u32 {
+    let cached = PID.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
     // SAFETY: getpid has no preconditions and cannot fail.
-    unsafe { libc::getpid() as u32 }
+    let pid = unsafe { libc::getpid() as u32 };
+    // Cache only once the reset handler is surely registered; otherwise a fork in between
+    // could hand the child our pid. No `Once`: a fork while another thread runs it would
+    // leave the child's `Once` stuck in progress.
+    match HOOK.compare_exchange(HOOK_NONE, HOOK_BUSY, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            // SAFETY: registers a child handler that only stores to an atomic (async-signal-
+            // safe); null prepare and parent handlers are allowed.
+            let r = unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
+            HOOK.store(if r == 0 { HOOK_READY } else { HOOK_NONE }, Ordering::Release);
+            if r == 0 {
+                PID.store(pid, Ordering::Relaxed);
+            }
+        }
+        Err(HOOK_READY) => PID.store(pid, Ordering::Relaxed),
+        Err(_) => {} // another thread is registering: answer uncached this once
+    }
+    pid
+}
+
+const HOOK_NONE: u8 = 0;
+const HOOK_BUSY: u8 = 1;
+const HOOK_READY: u8 = 2;
+static HOOK: AtomicU8 = AtomicU8::new(HOOK_NONE);
+static PID: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn forget_pid() {
+    PID.store(0, Ordering::Relaxed);
 }
 
 /// The parent's pid (1 or a subreaper's pid once the parent died).
@@ -176,4 +211,25 @@ pub(crate) fn set_nonblocking(f: &impl std::os::fd::AsRawFd) -> io::Result<()> {
     let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
     // SAFETY: as above.
     cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cached_pid_is_this_processes_and_a_fork_child_sees_its_own() {
+        assert_eq!(getpid(), std::process::id());
+        assert_eq!(getpid(), std::process::id()); // cached now
+        // SAFETY: the child only calls getpid (an atomic load or the syscall), compares and
+        // _exits: nothing another thread of the test harness could hold a lock on.
+        match unsafe { fork() }.unwrap() {
+            Forked::Child => {
+                // SAFETY: the raw syscall, to compare against the cache.
+                let real = unsafe { libc::getpid() } as u32;
+                exit_now(if getpid() == real { 0 } else { 1 })
+            }
+            Forked::Parent(pid) => assert_eq!(waitpid(pid).unwrap(), Exit::Code(0)),
+        }
+    }
 }

@@ -269,27 +269,7 @@ fn panics_on_chunk_3(c: &mut [u64]) {
 }
 
 fn kernel_panic_is_an_error_with_chunk() {
-    let mut pool = Pool::builder().workers(2).chunk_size(10).build().unwrap();
-    let pids = pool.worker_pids();
-    let mut a = indices(100);
-    let err = pool.for_each_chunk(&mut a, panics_on_chunk_3).unwrap_err();
-    match &err {
-        Error::KernelPanicked { chunk, message, pid } => {
-            assert_eq!(*chunk, 3);
-            assert_eq!(message, "bad value 30");
-            assert!(pids.contains(pid));
-        }
-        other => panic!("expected KernelPanicked, got {other}"),
-    }
-    assert!(err.to_string().contains("chunk 3"), "{err}");
-    // The other chunks ran, once each; the panicking one wrote nothing.
-    let m = marks(&a);
-    assert!(m[..30].iter().chain(&m[40..]).all(|&x| x == 1));
-    assert!(m[30..40].iter().all(|&x| x == 0));
-    // No worker died, and the pool still works.
-    assert_eq!(pool.worker_pids(), pids);
-    pool.for_each_chunk(&mut a, mark).unwrap();
-    assert!(marks(&a)[..30].iter().all(|&x| x == 2));
+    sm_kernel_panic(StartMethod::Fork);
 }
 
 /// Chunk 5 (elements 50..60) sleeps before writing anything, long enough to be killed.
@@ -321,29 +301,7 @@ fn kill_chunk_5(pool: &mut Pool, sig: i32) -> (SharedArray<u64>, shmpool::Result
 }
 
 fn sigkill_fails_the_job() {
-    let mut pool = Pool::builder().workers(2).chunk_size(10).build().unwrap();
-    let before = pool.worker_pids();
-    let (a, outcome, killed) = kill_chunk_5(&mut pool, libc::SIGKILL);
-    match outcome {
-        Err(Error::WorkerDied { pid, chunk, signal, ref how }) => {
-            assert_eq!((pid, chunk, signal), (killed, 5, Some(libc::SIGKILL)));
-            assert!(how.contains("SIGKILL"), "{how}");
-        }
-        other => panic!("expected WorkerDied, got {other:?}"),
-    }
-    // Every other chunk ran exactly once; chunk 5 did not run (and was not run twice).
-    let m = marks(&a);
-    assert!(m[..50].iter().chain(&m[60..]).all(|&x| x == 1), "{m:?}");
-    assert!(m[50..60].iter().all(|&x| x == 0));
-    // The dead worker was reaped and replaced; the pool still works.
-    assert!(gone(killed));
-    let after = pool.worker_pids();
-    assert_eq!(after.len(), 2);
-    assert!(!after.contains(&killed));
-    assert!(before.iter().filter(|p| after.contains(p)).count() == 1);
-    let mut b = indices(1000);
-    pool.for_each_chunk(&mut b, mark).unwrap();
-    assert!(marks(&b).iter().all(|&x| x == 1));
+    sm_sigkill(StartMethod::Fork);
 }
 
 fn sigkill_with_retries() {
@@ -1048,12 +1006,17 @@ fn ppid_of(pid: u32) -> u32 {
     s.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Checks who started the workers: forkserver workers are the server's children, spawn ones
-/// ours; both are re-executions of this program (their initial environment, which
-/// `/proc/<pid>/environ` shows, carries the process layer's marker for that method).
+/// Checks who started the workers: fork and spawn workers are ours, forkserver ones the
+/// server's; spawn and forkserver workers are re-executions of this program (their initial
+/// environment, which `/proc/<pid>/environ` shows, carries the process layer's marker).
 fn check_parentage(m: StartMethod, pids: &[u32]) {
     let me = std::process::id();
     for &p in pids {
+        if m == StartMethod::Fork {
+            // Forked workers are our children and run no re-executed program: no marker.
+            assert_eq!(ppid_of(p), me, "worker {p} is ours");
+            continue;
+        }
         let env = std::fs::read(format!("/proc/{p}/environ")).unwrap();
         let env = String::from_utf8_lossy(&env);
         let marker = format!("SHMPOOL_WORKER=1,{},", m.name());
@@ -1129,7 +1092,9 @@ fn sm_kernel_panic(m: StartMethod) {
     let mut pool = sm_pool(m, Some(10));
     let pids = pool.worker_pids();
     let mut a = indices(100);
-    match pool.for_each_chunk(&mut a, panics_on_chunk_3).unwrap_err() {
+    let err = pool.for_each_chunk(&mut a, panics_on_chunk_3).unwrap_err();
+    assert!(err.to_string().contains("chunk 3"), "{err}");
+    match err {
         Error::KernelPanicked { chunk, message, pid } => {
             assert_eq!((chunk, message.as_str()), (3, "bad value 30"));
             assert!(pids.contains(&pid), "{pid} not in {pids:?}");

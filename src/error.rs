@@ -236,6 +236,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// A slice lent mutably to a forked child does not lie in shared memory: the child would
+    /// write its own private copy, and the parent would never see the writes.
+    #[error(
+        "{what} lent to a child is not in shared memory ({bytes} bytes at {addr:#x}); the child \
+         would write a private copy the parent never sees: allocate the data as a SharedArray \
+         (or lend it immutably)"
+    )]
+    NotShared {
+        /// What was lent ("a mutable slice").
+        what: &'static str,
+        /// The address of its first byte.
+        addr: usize,
+        /// Its size in bytes.
+        bytes: usize,
+    },
+
     // --- processes and start methods (issue 3) ---
     /// A closure was given to a start method that cannot carry one to the child.
     #[error(

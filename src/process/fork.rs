@@ -32,6 +32,9 @@ where
             return Err(Error::ForkWithThreads { threads });
         }
     }
+    // An ignored SIGCHLD (inherited from a launcher) would let the kernel reap the child behind
+    // our back: waitpid would fail, and a pid we still mean to signal could be reused.
+    sys::signal::keep_children_waitable().map_err(Error::io("sigaction(SIGCHLD)"))?;
     // The alive pipe must exist before the fork, for the child to inherit its read end.
     alive::read_end()?;
     // The child's panic hook is set up here, in the parent: the child must not take the hook lock.

@@ -66,6 +66,35 @@ pub(crate) fn ignore_sigpipe() {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
 }
 
+/// Makes sure this process's children stay waitable: with SIGCHLD set to `SIG_IGN`, or a handler
+/// installed with `SA_NOCLDWAIT` (often inherited from a launcher, since ignored dispositions
+/// survive `exec`), the kernel reaps every child the moment it ends, so `waitpid` fails with
+/// ECHILD and the dead child's pid may be reused while shmpool still means to signal it.
+/// Resets `SIG_IGN` to `SIG_DFL` (which discards SIGCHLD just the same, but leaves zombies to
+/// reap) and clears `SA_NOCLDWAIT` from a handler. Returns whether it changed anything.
+///
+/// Called before every start of a child; one `sigaction` read when nothing needs changing.
+pub(crate) fn keep_children_waitable() -> io::Result<bool> {
+    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`, a valid out-pointer.
+    cvt(unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), old.as_mut_ptr()) })?;
+    // SAFETY: sigaction succeeded and filled `old`.
+    let mut act = unsafe { old.assume_init() };
+    let ignored = act.sa_sigaction == libc::SIG_IGN;
+    if !ignored && act.sa_flags & libc::SA_NOCLDWAIT == 0 {
+        return Ok(false);
+    }
+    if ignored {
+        act.sa_sigaction = libc::SIG_DFL;
+        act.sa_flags = 0;
+    } else {
+        act.sa_flags &= !libc::SA_NOCLDWAIT;
+    }
+    // SAFETY: `act` is a valid, initialised sigaction (a copy of the current one, adjusted).
+    cvt(unsafe { libc::sigaction(libc::SIGCHLD, &act, std::ptr::null_mut()) })?;
+    Ok(true)
+}
+
 /// A saved signal mask, to restore in a forked child.
 pub(crate) struct SavedMask(libc::sigset_t);
 

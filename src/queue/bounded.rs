@@ -62,7 +62,38 @@ struct Info {
 // The layout README.md and docs/messaging.md describe.
 const _: () = assert!(std::mem::size_of::<Control>() == 896);
 
+/// The most alignment an item may ask for: a mapping starts on a page, and a page is at least
+/// 4096 bytes, so the data offset (a multiple of the alignment) only lands on an aligned address
+/// up to that. `SharedArray` refuses the same types for the same reason (`Layout::new`).
+const MAX_ITEM_ALIGN: usize = 4096;
+
+/// Refuses item types whose slots the layout could not align. Every constructor and opener
+/// calls it before touching a segment.
+///
+/// A typed error rather than a post-monomorphization `const` assertion, for the crate's
+/// convention: `SharedArray` and `Pool` report the same mistake as a value (so generic code can
+/// match on it, and `cargo check` accepts exactly what `cargo build` accepts).
+fn check_item_type<T>() -> Result<()> {
+    let align = std::mem::align_of::<T>();
+    if align > MAX_ITEM_ALIGN {
+        return Err(Error::InvalidArgument {
+            what: "queue item type",
+            reason: format!(
+                "{} is aligned to {align} bytes, more than the {MAX_ITEM_ALIGN}-byte alignment a \
+                 mapping guarantees, so its slots would be misaligned; use a type aligned to at \
+                 most {MAX_ITEM_ALIGN} (drop or lower its `align(..)`)",
+                std::any::type_name::<T>()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Where the parts of a queue of `capacity` `T`s lie: (sequence numbers, data offset, total).
+///
+/// The data offset is a multiple of `max(64, align_of::<T>())`, and `size_of::<T>()` is a
+/// multiple of `align_of::<T>()` (Rust guarantees it), so with `align_of::<T>() <=` 4096
+/// ([`check_item_type`]) every slot `data + i * size` is aligned in the page-aligned mapping.
 fn offsets<T>(capacity: usize) -> Option<(usize, usize, usize)> {
     let seqs = HEADER_SIZE + std::mem::size_of::<Control>();
     let seq_end = seqs.checked_add(capacity.checked_mul(8)?)?;
@@ -94,6 +125,7 @@ unsafe impl<T: Pod + Send> Sync for Inner<T> {}
 
 impl<T: Pod> Inner<T> {
     pub(crate) fn create(capacity: usize, opts: &ShmOptions, joinable: bool) -> Result<Inner<T>> {
+        check_item_type::<T>()?;
         if capacity == 0 {
             return Err(Error::InvalidArgument {
                 what: "queue capacity",
@@ -125,6 +157,7 @@ impl<T: Pod> Inner<T> {
     }
 
     pub(crate) fn open(loc: &Locator, nonce: Option<u64>) -> Result<Inner<T>> {
+        check_item_type::<T>()?;
         let what = || match loc {
             Locator::Named(n) => format!("queue {n}"),
             Locator::Anonymous { pid, fd } => format!("queue {pid}/{fd}"),
@@ -503,6 +536,12 @@ impl<T: Pod> Clone for Queue<T> {
 impl<T: Pod> Queue<T> {
     /// An anonymous queue that holds at most `capacity` items.
     ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] for a capacity of 0, or for an item type aligned to more than
+    /// 4096 bytes (a mapping is only page-aligned, so its slots could not be aligned); this and
+    /// every other constructor and opener check it.
+    ///
     /// ```
     /// let q = shmpool::Queue::<u64>::new(16)?;
     /// q.put(7)?;
@@ -781,6 +820,78 @@ mod tests {
             }
         }
         assert!(count.iter().all(|&c| c == 1));
+    }
+
+    /// A page-sized-and-more alignment: the mapping is only 4096-aligned, so no offset inside
+    /// it can place such items correctly.
+    #[repr(C, align(8192))]
+    #[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+    struct OverAligned([[u8; 4096]; 2]);
+
+    #[test]
+    fn items_aligned_past_a_page_are_refused_by_every_constructor() {
+        let refused = |r: Result<()>| match r {
+            Err(Error::InvalidArgument { what: "queue item type", reason }) => {
+                assert!(reason.contains("8192") && reason.contains("4096"), "{reason}")
+            }
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        };
+        refused(Queue::<OverAligned>::new(1).map(drop));
+        refused(Queue::<OverAligned>::new_with(1, &ShmOptions::new().generated_name()).map(drop));
+        refused(crate::JoinableQueue::<OverAligned>::new(1).map(drop));
+        // Opening checks the item type before the segment: the same error whatever is there.
+        let other = Queue::<u8>::new_with(1, &ShmOptions::new().generated_name()).unwrap();
+        refused(Queue::<OverAligned>::open(other.name().unwrap()).map(drop));
+        refused(Queue::<OverAligned>::open_handle(&other.handle()).map(drop));
+        refused(crate::JoinableQueue::<OverAligned>::open_handle(&other.handle()).map(drop));
+    }
+
+    #[repr(C, align(128))]
+    #[derive(Clone, Copy, PartialEq, Debug, bytemuck::Zeroable, bytemuck::Pod)]
+    struct Align128([u64; 16]);
+
+    #[repr(C, align(256))]
+    #[derive(Clone, Copy, PartialEq, Debug, bytemuck::Zeroable, bytemuck::Pod)]
+    struct Align256([[u8; 256]; 2]);
+
+    #[repr(C, align(4096))]
+    #[derive(Clone, Copy, PartialEq, Debug, bytemuck::Zeroable, bytemuck::Pod)]
+    struct Align4096([u8; 4096]);
+
+    /// Puts and gets `mk(0..)` through a queue of 5 slots (the sequence numbers end at 1064, a
+    /// multiple of none of the larger alignments), wrapping the ring, and checks that every
+    /// mapping of it places the data at an aligned address.
+    fn round_trips_aligned<T: Pod + PartialEq + fmt::Debug>(mk: impl Fn(u8) -> T) {
+        let q = Queue::<T>::new(5).unwrap();
+        let other = Queue::<T>::open_handle(&q.handle()).unwrap();
+        for h in [&q, &other] {
+            let addr = h.inner.data.as_ptr() as usize;
+            assert_eq!(addr % std::mem::align_of::<T>(), 0, "{}", std::any::type_name::<T>());
+        }
+        for i in 0..23u8 {
+            q.put(mk(i)).unwrap();
+            if i >= 3 {
+                assert_eq!(other.get().unwrap(), mk(i - 3));
+            }
+        }
+        for i in 20..23u8 {
+            assert_eq!(other.get().unwrap(), mk(i));
+        }
+        assert!(q.empty());
+    }
+
+    #[test]
+    fn items_of_every_alignment_up_to_a_page_round_trip() {
+        round_trips_aligned(|_| ()); // no bytes: every slot sits at the end of the mapping
+        round_trips_aligned(|i| [i; 3]); // 3 bytes: not a multiple of 8 or 64
+        round_trips_aligned(|i| [u16::from(i) * 7; 5]);
+        round_trips_aligned(|i| Align128([u64::from(i) << 40 | 3; 16]));
+        round_trips_aligned(|i| Align256([[i; 256], [!i; 256]]));
+        round_trips_aligned(|i| {
+            let mut page = [i; 4096];
+            page[4095] = !i;
+            Align4096(page)
+        });
     }
 
     #[test]

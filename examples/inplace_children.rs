@@ -10,7 +10,8 @@ fn main() -> shmpool::Result<()> {
     let pids = scope(|s| -> shmpool::Result<Vec<u32>> {
         let mut pids = Vec::new();
         for chunk in a.split_mut(4) {
-            let child = s.fork(move || shmpool_kernels::scale_add(chunk))?;
+            // The chunk is lent to the child, which maps it and nothing else of the array.
+            let child = s.fork_with(chunk, shmpool_kernels::scale_add)?;
             pids.push(child.pid());
             // Dropped unjoined: the scope reaps it and reports a failure as an error.
         }

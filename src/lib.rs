@@ -40,6 +40,7 @@ pub use process::context::{Context, StartMethod, get_context};
 pub use process::cpu::{cpu_count, process_cpu_count};
 pub use process::forkserver::{shutdown_forkserver, shutdown_forkserver_timeout};
 pub use process::handle::Process;
+pub use process::lend::Lend;
 pub use process::scope::{Scope, ScopedChild, scope};
 pub use process::status::ExitStatus;
 pub use queue::bounded::Queue;

@@ -265,3 +265,20 @@ fn populate_and_layout_match_the_documented_header() {
     assert_eq!(std::fs::metadata(shm_path(a.name().unwrap())).unwrap().len(), 4128);
     assert_eq!(a[999], 999.0);
 }
+
+#[test]
+fn dropping_an_array_whose_name_was_reused_leaves_the_new_segment_alone() {
+    let name = unique("reused");
+    let first = SharedArray::from_slice_with(&[1u32, 2], &ShmOptions::new().named(&name)).unwrap();
+    shmpool::segment::unlink(&name).unwrap();
+    let second = SharedArray::from_slice_with(&[3u32, 4], &ShmOptions::new().named(&name)).unwrap();
+    // The first array's name now belongs to the second: neither an explicit unlink through the
+    // first nor its drop may remove it.
+    assert!(matches!(first.unlink(), Err(Error::NotFound { .. })));
+    drop(first);
+    assert!(Path::new(&shm_path(&name)).exists(), "the second segment's name was removed");
+    assert_eq!(&open::<u32>(&name).unwrap()[..], &[3, 4]);
+    // Its own creator still removes it.
+    drop(second);
+    assert!(!Path::new(&shm_path(&name)).exists());
+}

@@ -201,7 +201,7 @@ fn demo(len: usize, children: usize) -> shmpool::Result<()> {
         for chunk in a.split_mut(children) {
             let (lo, hi) = (start, start + chunk.len());
             start = hi;
-            let child = s.fork(move || {
+            let child = s.fork_with(chunk, move |chunk| {
                 let t = Instant::now();
                 shmpool_kernels::scale_add(chunk);
                 // One write(2) of a preformatted line: no stdout lock is shared with the parent.

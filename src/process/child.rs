@@ -13,6 +13,10 @@ use crate::sys;
 /// The exit code of a child whose body panicked (Rust's own convention).
 pub(crate) const PANIC_EXIT_CODE: i32 = 101;
 
+/// The exit code of a forked child that could not seal off the parent's fork-private mappings
+/// (see `segment::forkmap`; an `mmap` failed, out of memory) and so ran none of its body.
+pub(crate) const SEAL_FAILED_EXIT_CODE: i32 = 103;
+
 /// What a child's body may return: its exit code.
 pub trait ChildResult {
     /// The exit code this value stands for.

@@ -12,6 +12,7 @@ pub(crate) mod entry;
 pub(crate) mod fork;
 pub(crate) mod forkserver;
 pub(crate) mod handle;
+pub(crate) mod lend;
 pub(crate) mod scope;
 pub(crate) mod spawn;
 pub(crate) mod status;

@@ -1,12 +1,15 @@
 //! `scope`: fork children that borrow from the parent, as `std::thread::scope` does for threads.
 //!
-//! Why this is sound: a forked child runs on a copy of the parent's memory, so every reference it
-//! captured points at valid (copied) data; the pages of a shared mapping are the same pages in
-//! both processes, so writes through a captured `&mut` chunk of a [`SharedArray`] land where the
-//! parent will read them. The borrow checker keeps the parent away from anything it lent for the
-//! whole of `'scope`, and `'scope` ends only after every child has been reaped.
+//! Why this is sound: a forked child runs on a copy of the parent's *private* memory, so every
+//! reference it captured points at valid data of its own. Shared memory that safe code can write
+//! through `&mut` ([`SharedArray`], [`RawValue`]) is not inherited at all (`segment::forkmap`):
+//! it reaches the child only as the value lent to [`Scope::fork_with`], whose slices the child
+//! maps anew, so a `std::sync::Mutex`, `Arc` or `static` copied by the fork cannot hand the
+//! child memory the parent is writing. The borrow checker keeps the parent away from what it
+//! lent for the whole of `'scope`, and `'scope` ends only after every child has been reaped.
 //!
 //! [`SharedArray`]: crate::SharedArray
+//! [`RawValue`]: crate::RawValue
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
@@ -15,6 +18,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{Duration, Instant};
 
 use super::child::{self, ChildResult};
+use super::lend::{Lend, LendPlan};
 use super::status::ExitStatus;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -32,7 +36,7 @@ use crate::sys;
 /// let mut data = shmpool::SharedArray::<u64>::zeroed(1000)?;
 /// shmpool::scope(|s| {
 ///     for (k, chunk) in data.split_mut(4).into_iter().enumerate() {
-///         s.fork(move || chunk.iter_mut().for_each(|x| *x = k as u64))?;
+///         s.fork_with(chunk, move |chunk| chunk.iter_mut().for_each(|x| *x = k as u64))?;
 ///     }
 ///     Ok::<(), shmpool::Error>(())
 /// })??;
@@ -93,6 +97,14 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// Forks a child that runs `f` and exits with its result's code (see [`ChildResult`]); a
     /// panic in `f` becomes exit code 101 with the message readable from the [`ExitStatus`].
     ///
+    /// The child gets a copy of this process's private memory, and the shared objects that are
+    /// made for sharing ([`Mutex`](crate::Mutex), queues, events, [`SharedValue`](crate::SharedValue)
+    /// ...) keep working in it. It gets no shared array: a [`SharedArray`](crate::SharedArray) or
+    /// [`RawValue`](crate::RawValue) that `f` reaches by capture, through a `static`, an `Arc`
+    /// or a `std::sync::Mutex` is not mapped in the child, and touching it kills the child with
+    /// SIGSEGV (reported as its exit status), never a silent race. Lend the slices a child
+    /// works on with [`fork_with`](Scope::fork_with).
+    ///
     /// The parent drops its copy of `f` right after the fork (so it closes its copies of captured
     /// descriptors, for example); each process drops its own copy of what `f` captured. `f` must
     /// be `Send`, which keeps thread-bound values out: a lock guard released by the parent would
@@ -109,9 +121,70 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         R: ChildResult,
     {
         let (pid, report) = super::fork::start(self.allow_threads.get(), f)?;
+        Ok(self.record(pid, report))
+    }
+
+    /// Forks a child that runs `f(lent)`: the way to hand a child chunks of shared arrays to
+    /// work on in place. Each slice in `lent` (see [`Lend`]: `&mut [T]`, `&[T]`, `&mut T`,
+    /// tuples, `Vec`s and arrays of them) is mapped anew in the child, which reaches that
+    /// memory, and no other shared array memory, through the value `f` receives. Writes through
+    /// a lent `&mut` chunk land in the parent's array; the parent cannot touch the chunk until
+    /// the scope has reaped the child.
+    ///
+    /// Otherwise as [`fork`](Scope::fork): `f` may capture (its captures are the child's copy);
+    /// a captured shared array is not mapped in the child.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotShared`] when a mutable slice in `lent` is not in shared memory (the child
+    /// would write its own copy); [`Error::ForkWithThreads`]; an `Io` error if the fork fails.
+    /// A child that cannot map what it was lent (out of memory) panics with the reason.
+    ///
+    /// ```no_run
+    /// // (no_run: doctests run inside a multi-threaded harness, where fork is refused.)
+    /// let mut a = shmpool::SharedArray::<f64>::from_fn(1 << 16, |i| i as f64)?;
+    /// let factor = 2.0;
+    /// shmpool::scope(|s| {
+    ///     let (left, right) = a.split_at_mut(1 << 15);
+    ///     s.fork_with(left, move |c| c.iter_mut().for_each(|x| *x *= factor))?;
+    ///     s.fork_with(right, move |c| c.iter_mut().for_each(|x| *x *= factor))?;
+    ///     Ok::<(), shmpool::Error>(())
+    /// })??;
+    /// assert_eq!(a[3], 6.0);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    ///
+    /// A mutable slice of private memory is refused:
+    ///
+    /// ```no_run
+    /// let mut v = vec![0u64; 4];
+    /// let r = shmpool::scope(|s| s.fork_with(&mut v[..], |c| c[0] = 1).map(drop)).unwrap();
+    /// assert!(matches!(r, Err(shmpool::Error::NotShared { .. })));
+    /// ```
+    pub fn fork_with<L, F, R>(&'scope self, lent: L, f: F) -> Result<ScopedChild<'scope, 'env>>
+    where
+        L: Lend + 'scope,
+        F: FnOnce(L) -> R + Send + 'scope,
+        R: ChildResult,
+    {
+        let plan = LendPlan::new(&lent)?;
+        let (pid, report) = super::fork::start(self.allow_threads.get(), move || {
+            let mut at = match plan.map_in_child() {
+                Ok(at) => at,
+                Err(e) => panic!("the child could not map the memory lent to it: {e}"),
+            };
+            // SAFETY: `at` holds, in order, the new (or, for private memory, original) address
+            // of every region `plan` was made from, which are `lent`'s regions.
+            let lent = unsafe { lent.relocate(&mut at) };
+            f(lent)
+        })?;
+        Ok(self.record(pid, report))
+    }
+
+    fn record(&'scope self, pid: u32, report: File) -> ScopedChild<'scope, 'env> {
         let mut slots = self.slots.borrow_mut();
         slots.push(Slot { pid, report: Some(report), status: None, joined: false });
-        Ok(ScopedChild { idx: slots.len() - 1, pid, scope: self })
+        ScopedChild { idx: slots.len() - 1, pid, scope: self }
     }
 
     /// The child's status, waiting for it until `deadline` (`None`: as long as it takes);

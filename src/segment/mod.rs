@@ -12,6 +12,7 @@
 //! The public part of this module is small: [`unlink`] and [`inspect`] by name, plus the
 //! [`ShmOptions`] and [`SegmentHandle`] types re-exported at the crate root.
 
+pub(crate) mod forkmap;
 pub(crate) mod handle;
 pub(crate) mod header;
 pub(crate) mod name;
@@ -52,6 +53,22 @@ pub(crate) struct Segment {
     owner_pid: u32,
     /// A validated private copy of the header; pointers are computed from it alone.
     hdr: Header,
+    /// Kept out of forked children and registered in [`forkmap`]: the contents are reachable
+    /// through `&mut` (arrays, raw values). Sync objects and queues, used only through atomics
+    /// and process-shared locks, stay mapped in children (they are made for sharing).
+    fork_private: bool,
+}
+
+/// Whether segments of this kind hold data that safe code writes through `&mut` (so a forked
+/// child must not inherit them; see [`forkmap`]).
+fn is_fork_private(kind: Kind) -> bool {
+    matches!(kind, Kind::Array | Kind::RawValue)
+}
+
+/// Registers a fork-private mapping; see [`forkmap`].
+fn keep_from_children(map: &MmapRaw, file: &File) -> Result<()> {
+    let start = NonNull::new(map.as_mut_ptr()).expect("a mapping is never at address 0");
+    forkmap::register(start, map.len(), file.as_raw_fd(), 0).map_err(Error::io("madvise(MADV_DONTFORK)"))
 }
 
 impl Segment {
@@ -98,6 +115,10 @@ impl Segment {
                 .map_err(|e| remove_name(Error::io("sealing the memfd size")(e)))?;
         }
         let map = map_file(&file, bytes, opts.populate).map_err(remove_name)?;
+        let fork_private = is_fork_private(layout.kind);
+        if fork_private {
+            keep_from_children(&map, &file).map_err(remove_name)?;
+        }
         let owner_pid = sys::proc::getpid();
         let hdr = Header::new(layout, owner_pid, sys::proc::random_u64());
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and not published: no
@@ -110,6 +131,7 @@ impl Segment {
             name,
             owner_pid,
             hdr,
+            fork_private,
         })
     }
 
@@ -185,8 +207,20 @@ impl Segment {
                 reason: "the segment found there is a different one (its nonce differs)".into(),
             });
         }
+        let fork_private = is_fork_private(hdr.kind());
+        if fork_private {
+            keep_from_children(&map, &file)?;
+        }
         let owner_pid = sys::proc::getpid();
-        Ok(Segment { map, file, name, unlink_on_drop: AtomicBool::new(false), owner_pid, hdr })
+        Ok(Segment {
+            map,
+            file,
+            name,
+            unlink_on_drop: AtomicBool::new(false),
+            owner_pid,
+            hdr,
+            fork_private,
+        })
     }
 
     /// Opens by locator and checks kind and element type.
@@ -246,9 +280,13 @@ impl Segment {
     }
 
     /// Removes the name now. Already-open mappings stay valid; new opens fail with NotFound.
+    ///
+    /// Only while the name still names this segment: once it was removed and reused for another
+    /// segment (by name, by anyone), that one is left alone and this is `NotFound`.
     pub(crate) fn unlink(&self) -> Result<()> {
         self.unlink_on_drop.store(false, Ordering::Relaxed);
         match &self.name {
+            Some(n) if !self.still_named() => Err(Error::NotFound { name: n.clone() }),
             Some(n) => match sys::shm::shm_unlink(&name::os_name(n)) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -261,11 +299,30 @@ impl Segment {
     }
 }
 
+impl Segment {
+    /// Whether this segment's name still names this segment's file (same device and inode), so
+    /// that removing the name removes ours and not a newer segment that took the name after
+    /// ours was unlinked. A check then a removal: a process that removes and re-creates the
+    /// name between the two still loses its new segment's name (Linux has no "unlink if this
+    /// inode"); shmpool's own creators never reuse a name (generated names are random).
+    fn still_named(&self) -> bool {
+        match &self.name {
+            Some(n) => sys::shm::names_file(&name::os_name(n), &self.file).unwrap_or(false),
+            None => false,
+        }
+    }
+}
+
 impl Drop for Segment {
     fn drop(&mut self) {
+        if self.fork_private {
+            let start = NonNull::new(self.map.as_mut_ptr()).expect("a mapping is never at address 0");
+            forkmap::unregister(start);
+        }
         if self.unlink_on_drop.load(Ordering::Relaxed)
             && self.owner_pid == sys::proc::getpid()
             && let Some(n) = &self.name
+            && self.still_named()
         {
             let _ = sys::shm::shm_unlink(&name::os_name(n));
         }

@@ -9,6 +9,7 @@ pub(crate) mod fdpass;
 pub(crate) mod fds;
 pub(crate) mod futex;
 pub(crate) mod liveness;
+pub(crate) mod map;
 pub(crate) mod mem;
 pub(crate) mod peer;
 pub(crate) mod proc;

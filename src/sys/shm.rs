@@ -57,6 +57,18 @@ pub(crate) fn shm_unlink(name: &str) -> io::Result<()> {
     cvt(unsafe { libc::shm_unlink(cname.as_ptr()) }).map(drop)
 }
 
+/// Whether the POSIX shm name `name` (with its leading '/') still names the file `file` is open
+/// on (same device and inode). `Ok(false)` when the name no longer exists.
+pub(crate) fn names_file(name: &str, file: &File) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let mine = file.metadata()?;
+    match std::fs::metadata(format!("/dev/shm{name}")) {
+        Ok(m) => Ok(m.dev() == mine.dev() && m.ino() == mine.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Sets the file's size and reserves every page of it, so that no later first touch can fail
 /// with SIGBUS. Fails with ENOSPC (or ENOMEM, EFBIG) up front instead.
 pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {

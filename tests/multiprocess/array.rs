@@ -49,7 +49,7 @@ fn children_fill_disjoint_chunks_in_place() {
             .into_iter()
             .enumerate()
             .map(|(k, chunk)| {
-                s.fork(move || {
+                s.fork_with(chunk, move |chunk| {
                     for x in chunk.iter_mut() {
                         *x = (k as u64 + 1) << 32 | std::process::id() as u64;
                     }

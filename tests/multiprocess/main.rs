@@ -9,6 +9,7 @@ mod pool;
 mod process;
 mod queue;
 mod scope;
+mod soundness;
 mod sync;
 mod value;
 
@@ -16,6 +17,7 @@ fn main() -> std::process::ExitCode {
     let mut tests = Vec::new();
     tests.extend(array::tests());
     tests.extend(scope::tests());
+    tests.extend(soundness::tests());
     tests.extend(sync::tests());
     tests.extend(value::tests());
     tests.extend(process::tests());

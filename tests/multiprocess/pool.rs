@@ -525,9 +525,8 @@ fn workers_exit_when_the_parent_dies() {
     // orphans, reparented away from this process) must exit on their own.
     let mut pids = SharedArray::<u32>::zeroed(3).unwrap();
     let st = shmpool::scope(|s| {
-        let (flag, rest) = pids.split_at_mut(1);
         let child = s
-            .fork(move || {
+            .fork_with(pids.split_at_mut(1), |(flag, rest)| {
                 let pool = Pool::new(2).unwrap();
                 rest.copy_from_slice(&pool.worker_pids());
                 flag[0] = 1;

@@ -116,7 +116,7 @@ fn mpmc(capacity: usize, per_producer: u32) {
         for mine in seen.split_mut(CONSUMERS) {
             let q = &q;
             consumers.push(
-                s.fork(move || {
+                s.fork_with(mine, move |mine| {
                     let mut last = [None::<u32>; PRODUCERS as usize];
                     loop {
                         let [p, i] = match q.get_timeout(Duration::from_secs(20)) {
@@ -287,7 +287,7 @@ fn joinable_join_returns_after_every_task_done() {
         for slot in done.split_mut(CONSUMERS) {
             let q = &q;
             kids.push(
-                s.fork(move || -> shmpool::Result<()> {
+                s.fork_with(slot, move |slot| -> shmpool::Result<()> {
                     loop {
                         let v = q.get()?;
                         if v == u64::MAX {

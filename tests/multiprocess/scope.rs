@@ -61,9 +61,8 @@ fn each_process_drops_its_own_copy_of_the_captures() {
 fn forgotten_child_is_still_reaped_before_return() {
     let mut a = SharedArray::<u64>::zeroed(1).unwrap();
     scope(|s| {
-        let slot = &mut a[..];
         let child = s
-            .fork(move || {
+            .fork_with(&mut a[..], |slot| {
                 std::thread::sleep(Duration::from_millis(100));
                 slot[0] = 1009;
             })

@@ -66,7 +66,7 @@ fn shared_atomic_increments() {
 
 fn raw_value_written_by_child() {
     let mut rv = RawValue::new([0u32; 4]).unwrap();
-    let st = scope(|s| s.fork(|| rv.set([1, 2, 3, 4]))?.join()).unwrap().unwrap();
+    let st = scope(|s| s.fork_with(&mut *rv, |v| *v = [1, 2, 3, 4])?.join()).unwrap().unwrap();
     assert!(st.success(), "{st}");
     assert_eq!(rv.get(), [1, 2, 3, 4]);
 }

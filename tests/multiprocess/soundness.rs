@@ -1,0 +1,393 @@
+//! Issue 7: shared memory reaches a child only through what it is given. Each test is a program
+//! a user could write with no `unsafe`; each must either run correctly or end with the child's
+//! deterministic death (SIGSEGV on memory it was not given), reported to the parent, and never
+//! lose an update. The tests hold no `unsafe` of their own.
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use shmpool::{Error, Pool, RawValue, SharedArray, StartMethod, get_context, scope};
+
+use crate::harness::Test;
+
+pub fn tests() -> Vec<Test> {
+    vec![
+        Test {
+            name: "soundness::scope_child_through_a_std_mutex_dies_and_loses_nothing",
+            run: scope_child_through_a_std_mutex_dies_and_loses_nothing,
+        },
+        Test {
+            name: "soundness::fork_process_with_an_arc_clone_dies_and_parent_keeps_its_mut",
+            run: fork_process_with_an_arc_clone_dies_and_parent_keeps_its_mut,
+        },
+        Test {
+            name: "soundness::pool_kernel_through_a_static_kills_the_worker_not_the_data",
+            run: pool_kernel_through_a_static_kills_the_worker_not_the_data,
+        },
+        Test {
+            name: "soundness::dropped_array_is_freed_while_the_pool_lives",
+            run: dropped_array_is_freed_while_the_pool_lives,
+        },
+        Test {
+            name: "soundness::raw_value_behind_a_std_mutex_is_not_inherited",
+            run: raw_value_behind_a_std_mutex_is_not_inherited,
+        },
+        Test {
+            name: "soundness::neighbour_chunk_in_the_same_page_is_out_of_reach",
+            run: neighbour_chunk_in_the_same_page_is_out_of_reach,
+        },
+        Test {
+            name: "soundness::lent_chunks_sharing_pages_are_written_in_place",
+            run: lent_chunks_sharing_pages_are_written_in_place,
+        },
+        Test {
+            name: "soundness::lent_shared_slice_is_read_only_and_private_memory_is_copied",
+            run: lent_shared_slice_is_read_only_and_private_memory_is_copied,
+        },
+        Test {
+            name: "soundness::mutable_private_memory_cannot_be_lent",
+            run: mutable_private_memory_cannot_be_lent,
+        },
+        Test {
+            name: "soundness::a_child_lends_its_chunk_on_to_a_grandchild",
+            run: a_child_lends_its_chunk_on_to_a_grandchild,
+        },
+        Test {
+            name: "soundness::objects_made_for_sharing_keep_working_when_inherited",
+            run: objects_made_for_sharing_keep_working_when_inherited,
+        },
+    ]
+}
+
+const SIGSEGV: i32 = 11;
+const ROUNDS: u64 = 200_000;
+
+/// The issue's first race: parent and child each lock "the" `std::sync::Mutex` (each its own
+/// copy) and increment element 0. The child is not given the array, so it dies at its first
+/// touch; the parent's increments are all there.
+fn scope_child_through_a_std_mutex_dies_and_loses_nothing() {
+    let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(1).unwrap());
+    let st = scope(|s| {
+        let child = s
+            .fork(|| {
+                for _ in 0..ROUNDS {
+                    m.lock().unwrap()[0] += 1;
+                }
+            })
+            .unwrap();
+        for _ in 0..ROUNDS {
+            m.lock().unwrap()[0] += 1;
+        }
+        child.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!(st.signal(), Some(SIGSEGV), "the child must die on the array it was not given: {st}");
+    assert_eq!(m.lock().unwrap()[0], ROUNDS, "no update of the parent's may be lost");
+}
+
+/// The issue's second race: a fork `Process` whose closure owns an `Arc` clone. The parent's
+/// `Arc::get_mut` succeeds (its count is 1 again); the child cannot read what the parent writes.
+fn fork_process_with_an_arc_clone_dies_and_parent_keeps_its_mut() {
+    let mut a = Arc::new(SharedArray::<u64>::from_fn(1 << 16, |i| i as u64).unwrap());
+    let theirs = Arc::clone(&a);
+    let mut p = get_context(StartMethod::Fork)
+        .start_closure(move || {
+            let mut sum = 0u64;
+            for _ in 0..1000 {
+                sum = sum.wrapping_add(theirs.iter().sum::<u64>());
+            }
+            (sum % 7) as i32
+        })
+        .unwrap();
+    let mine = Arc::get_mut(&mut a).expect("the parent's clone is the only one in this process");
+    mine.iter_mut().for_each(|x| *x = 1);
+    let st = p.join().unwrap();
+    assert_eq!(st.signal(), Some(SIGSEGV), "{st}");
+    assert_eq!(p.exitcode(), Some(-SIGSEGV));
+    assert!(a.iter().all(|&x| x == 1));
+}
+
+static THROUGH_STATIC: std::sync::Mutex<Option<SharedArray<u64>>> = std::sync::Mutex::new(None);
+
+fn bump_through_static(chunk: &mut [u64]) {
+    let mut g = THROUGH_STATIC.lock().unwrap();
+    let a = g.as_mut().expect("filled before the pool started");
+    for _ in chunk.iter() {
+        a[0] += 1;
+    }
+}
+
+/// The issue's third race: a pool kernel (a plain `fn`) reaches an array through a `static`
+/// `std::sync::Mutex` the parent filled before `Pool::new`. The worker does not have that array:
+/// the job fails with the worker's SIGSEGV, and the parent's own increments are exact.
+fn pool_kernel_through_a_static_kills_the_worker_not_the_data() {
+    *THROUGH_STATIC.lock().unwrap() = Some(SharedArray::zeroed(1).unwrap());
+    let mut pool = Pool::builder().workers(2).chunk_size(64).build().unwrap();
+    let mut work = SharedArray::<u64>::zeroed(4096).unwrap();
+    let e = pool.for_each_chunk(&mut work, bump_through_static);
+    match e {
+        Err(Error::WorkerDied { signal, .. }) => assert_eq!(signal, Some(SIGSEGV)),
+        other => panic!("expected WorkerDied by SIGSEGV, got {other:?}"),
+    }
+    for _ in 0..ROUNDS {
+        THROUGH_STATIC.lock().unwrap().as_mut().unwrap()[0] += 1;
+    }
+    assert_eq!(THROUGH_STATIC.lock().unwrap().as_ref().unwrap()[0], ROUNDS);
+    // The pool replaced its workers and still works on what it is given.
+    pool.for_each_chunk(&mut work, |c| c.iter_mut().for_each(|x| *x = 5)).unwrap();
+    assert!(work.iter().all(|&x| x == 5));
+    drop(pool);
+    *THROUGH_STATIC.lock().unwrap() = None;
+}
+
+fn shmem_bytes() -> u64 {
+    let m = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("Shmem:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("/proc/meminfo has Shmem");
+    kb * 1024
+}
+
+/// The inode of the memfd behind an anonymous array (its handle names our descriptor).
+fn memfd_inode<T: bytemuck::Pod>(a: &SharedArray<T>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let h = a.handle().to_string(); // memfd:<pid>/<fd>#<nonce>
+    let fd = h.split('/').nth(1).and_then(|r| r.split('#').next()).unwrap();
+    std::fs::metadata(format!("/proc/self/fd/{fd}")).unwrap().ino()
+}
+
+/// A 256 MiB array alive when the pool forked its workers, then dropped: its memory goes back
+/// at once (the workers never mapped it), not when the pool ends.
+fn dropped_array_is_freed_while_the_pool_lives() {
+    const BYTES: usize = 256 << 20;
+    let before = shmem_bytes();
+    let big = SharedArray::<u8>::zeroed(BYTES).unwrap(); // reserved (fallocate), so counted now
+    let inode = memfd_inode(&big);
+    let with = shmem_bytes();
+    let mut pool = Pool::new(2).unwrap();
+    let mut small = SharedArray::<u64>::zeroed(1 << 12).unwrap();
+    pool.for_each_chunk(&mut small, |c| c.iter_mut().for_each(|x| *x += 1)).unwrap();
+    for pid in pool.worker_pids() {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        assert!(
+            !maps.lines().any(|l| l.split_whitespace().nth(4) == Some(&inode.to_string())),
+            "worker {pid} maps the array it was never given:\n{maps}"
+        );
+    }
+    drop(big);
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let after = loop {
+        let now = shmem_bytes();
+        if now + (BYTES as u64) / 2 < with || Instant::now() > deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(
+        after + (BYTES as u64) / 2 < with,
+        "Shmem: {before} before, {with} with the array, still {after} a second after dropping it"
+    );
+    pool.close();
+    pool.join().unwrap();
+}
+
+/// A variant: a `RawValue` (writable through `&mut`, like an array) behind a `std::sync::Mutex`.
+fn raw_value_behind_a_std_mutex_is_not_inherited() {
+    let m = std::sync::Mutex::new(RawValue::new(0u64).unwrap());
+    let st = scope(|s| {
+        let child = s.fork(|| *m.lock().unwrap().as_mut_value() += 1).unwrap();
+        for _ in 0..ROUNDS {
+            *m.lock().unwrap().as_mut_value() += 1;
+        }
+        child.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!(st.signal(), Some(SIGSEGV), "{st}");
+    assert_eq!(m.lock().unwrap().get(), ROUNDS);
+}
+
+trait AsMutValue {
+    fn as_mut_value(&mut self) -> &mut u64;
+}
+impl AsMutValue for RawValue<u64> {
+    fn as_mut_value(&mut self) -> &mut u64 {
+        self
+    }
+}
+
+static NEIGHBOUR: std::sync::Mutex<Option<&'static mut [u64]>> = std::sync::Mutex::new(None);
+
+/// A variant: the child is lent chunk `a`, and reaches its neighbour `b`, which starts in the
+/// same page, through a `static` (a leaked array makes the borrow `'static`). The lent chunk is
+/// mapped anew at an address of its own, so `b`'s address means nothing in the child: it dies,
+/// instead of racing the parent on the bytes the two chunks share a page with.
+fn neighbour_chunk_in_the_same_page_is_out_of_reach() {
+    let leaked: &'static mut SharedArray<u64> = Box::leak(Box::new(SharedArray::zeroed(64).unwrap()));
+    let (a, b) = leaked.split_at_mut(8); // 64 bytes then 448: one page
+    *NEIGHBOUR.lock().unwrap() = Some(b);
+    let st = scope(|s| {
+        let child = s
+            .fork_with(a, |a| {
+                a[0] = 1; // its own chunk: fine
+                for _ in 0..ROUNDS {
+                    NEIGHBOUR.lock().unwrap().as_mut().unwrap()[0] += 1;
+                }
+            })
+            .unwrap();
+        for _ in 0..ROUNDS {
+            NEIGHBOUR.lock().unwrap().as_mut().unwrap()[0] += 1;
+        }
+        child.join().unwrap()
+    })
+    .unwrap();
+    assert_eq!(st.signal(), Some(SIGSEGV), "{st}");
+    let b = NEIGHBOUR.lock().unwrap().take().unwrap();
+    assert_eq!(b[0], ROUNDS, "no update of the parent's may be lost");
+}
+
+/// Chunks whose boundaries fall inside pages, each lent to its own child and written many
+/// times over: every element ends as its owner wrote it, and the bytes around them too.
+fn lent_chunks_sharing_pages_are_written_in_place() {
+    let n = 10_007; // u32: chunk boundaries in the middle of pages
+    let mut a = SharedArray::<u32>::zeroed(n).unwrap();
+    let st = scope(|s| {
+        let kids: Vec<_> = a
+            .split_mut(7)
+            .into_iter()
+            .enumerate()
+            .map(|(k, c)| {
+                s.fork_with(c, move |c| {
+                    for round in 0..50u32 {
+                        c.iter_mut().for_each(|x| *x = (k as u32) << 16 | round);
+                    }
+                })
+                .unwrap()
+            })
+            .collect();
+        kids.into_iter().map(|c| c.join().unwrap()).collect::<Vec<_>>()
+    })
+    .unwrap();
+    assert!(st.iter().all(|s| s.success()), "{st:?}");
+    let mut start = 0;
+    for k in 0..7 {
+        let len = n / 7 + usize::from(k < n % 7);
+        assert!(a[start..start + len].iter().all(|&x| x == (k as u32) << 16 | 49), "chunk {k}");
+        start += len;
+    }
+}
+
+/// `&[T]` of a shared array is mapped read-only in the child (a write through it is impossible
+/// in safe code; the mapping enforces it too), and a shared slice of private memory is the
+/// child's copy, handed over as it was.
+fn lent_shared_slice_is_read_only_and_private_memory_is_copied() {
+    let a = SharedArray::<u64>::from_fn(100_000, |i| i as u64).unwrap();
+    let private: Vec<u64> = (0..1000).collect();
+    let st = scope(|s| {
+        s.fork_with((&a[..], &private[..], &a[7]), |(x, p, seventh)| {
+            let ok = x.iter().sum::<u64>() == 99_999 * 100_000 / 2
+                && p.iter().sum::<u64>() == 999 * 1000 / 2
+                && *seventh == 7;
+            if ok { 0 } else { 1 }
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+    })
+    .unwrap();
+    assert!(st.success(), "{st}");
+}
+
+fn mutable_private_memory_cannot_be_lent() {
+    let mut v = vec![0u64; 16];
+    let r = scope(|s| s.fork_with(&mut v[..], |c| c[0] = 1).map(drop)).unwrap();
+    match r {
+        Err(e @ Error::NotShared { .. }) => assert!(e.to_string().contains("SharedArray"), "{e}"),
+        other => panic!("expected NotShared, got {other:?}"),
+    }
+    // Empty slices carry no memory: lending one is fine wherever it points.
+    let st = scope(|s| s.fork_with(&mut v[..0], |c| c.len() as i32)?.join()).unwrap().unwrap();
+    assert!(st.success(), "{st}");
+}
+
+/// A child that was lent a chunk lends half of it on to a grandchild of its own.
+fn a_child_lends_its_chunk_on_to_a_grandchild() {
+    let mut a = SharedArray::<u64>::zeroed(3 * 4096).unwrap();
+    let st = scope(|s| {
+        s.fork_with(&mut a[4096..], |mine| {
+            let (first, second) = mine.split_at_mut(4096);
+            let inner = scope(|s2| {
+                let g = s2.fork_with(first, |f| f.iter_mut().for_each(|x| *x = 2))?;
+                second.iter_mut().for_each(|x| *x = 3);
+                g.join()
+            });
+            match inner {
+                Ok(Ok(st)) if st.success() => 0,
+                _ => 1,
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+    })
+    .unwrap();
+    assert!(st.success(), "{st}");
+    assert!(a[..4096].iter().all(|&x| x == 0));
+    assert!(a[4096..8192].iter().all(|&x| x == 2));
+    assert!(a[8192..].iter().all(|&x| x == 3));
+}
+
+static SHARED_COUNTER: OnceLock<shmpool::Mutex<u64>> = OnceLock::new();
+
+fn count_under_shared_lock(chunk: &mut [u64]) {
+    let m = SHARED_COUNTER.get().expect("set before the pool started");
+    for _ in chunk.iter() {
+        *m.lock().unwrap() += 1;
+    }
+}
+
+/// shmpool's own cross-process objects are made for sharing: inherited by capture, by an
+/// `Arc`, or through a `static`, they keep working in children and workers, and no update is
+/// lost.
+fn objects_made_for_sharing_keep_working_when_inherited() {
+    // Through a static, in pool workers.
+    let m = SHARED_COUNTER.get_or_init(|| shmpool::Mutex::new(0).unwrap());
+    let mut pool = Pool::builder().workers(2).chunk_size(512).build().unwrap();
+    let mut work = SharedArray::<u64>::zeroed(20_000).unwrap();
+    pool.for_each_chunk(&mut work, count_under_shared_lock).unwrap();
+    assert_eq!(*m.lock().unwrap(), 20_000);
+    drop(pool);
+    // Captured by a scope child and through an Arc in a fork Process, with the parent counting too.
+    let ev = shmpool::Event::new().unwrap();
+    let arc = Arc::new(shmpool::SharedValue::new(0u64).unwrap());
+    let theirs = Arc::clone(&arc);
+    let mut p = get_context(StartMethod::Fork)
+        .start_closure(move || {
+            for _ in 0..10_000 {
+                *theirs.lock().unwrap() += 1;
+            }
+        })
+        .unwrap();
+    let st = scope(|s| {
+        let c = s
+            .fork(|| {
+                for _ in 0..10_000 {
+                    *m.lock().unwrap() += 1;
+                }
+                ev.set();
+            })
+            .unwrap();
+        for _ in 0..10_000 {
+            *arc.lock().unwrap() += 1;
+        }
+        c.join().unwrap()
+    })
+    .unwrap();
+    assert!(st.success(), "{st}");
+    assert!(ev.is_set());
+    assert!(p.join().unwrap().success());
+    assert_eq!(*m.lock().unwrap(), 30_000);
+    assert_eq!(arc.get().unwrap(), 20_000);
+}

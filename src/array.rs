@@ -23,13 +23,18 @@ use crate::segment::options::ShmOptions;
 ///
 /// Within one process a `SharedArray` behaves like a `Box<[T]>`: `&self` reads, `&mut self`
 /// writes, and the borrow checker keeps them apart. Across processes the rule is the same and
-/// the safe API keeps it:
+/// the safe API keeps it, because an array reaches another process only through what that
+/// process is given, never by inheritance:
 ///
-/// - a forked child sees the array through borrows taken in the parent before the fork
-///   ([`crate::scope`]): the parent cannot touch what it lent mutably until every child that
-///   holds it has been joined, and children given disjoint `&mut` chunks never overlap;
-/// - pool workers get disjoint chunks from the job protocol, while the caller's `&mut` borrow of
-///   the array lasts as long as the job.
+/// - the mapping is kept out of every forked child (`MADV_DONTFORK`): a child that reaches the
+///   array through a copied `std::sync::Mutex`, `Arc`, `static` or capture finds nothing
+///   mapped there and dies with SIGSEGV (reported to the parent), instead of sharing an
+///   "exclusive" borrow with the parent;
+/// - a scoped child is *lent* chunks ([`Scope::fork_with`](crate::Scope::fork_with)), which it
+///   maps anew: the parent cannot touch what it lent mutably until the child has been reaped,
+///   and children given disjoint `&mut` chunks never overlap;
+/// - pool workers map the arrays of a job by handle and get disjoint chunks from the job
+///   protocol, while the caller's `&mut` borrow of the array lasts as long as the job.
 ///
 /// The one way around that is a second, independent view opened by name or handle
 /// ([`open`](SharedArray::open), [`open_handle`](SharedArray::open_handle)), which is why those
@@ -306,15 +311,16 @@ impl<T: Pod> SharedArray<T> {
 
     /// The elements.
     pub fn as_slice(&self) -> &[T] {
-        // SAFETY: `ptr` is aligned (offset % align_of::<T>() == 0, page-aligned map), valid for `len`
-        // elements (any bytes are a valid `T: Pod`) while `self.seg` maps it; writers in other
-        // processes are excluded by the type's aliasing contract or by `open`'s caller.
+        // SAFETY: aligned (offset % align == 0, page-aligned map), valid for `len` Pod elements
+        // while `self.seg` maps it; no child inherits the mapping (forkmap), so other writers are
+        // only views opened by `open*`, whose callers promised not to race this one.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
     /// The elements, mutably.
     pub fn as_mut_slice(&mut self) -> &mut [T] {
-        // SAFETY: as in `as_slice`; `&mut self` rules out other borrows in this process.
+        // SAFETY: as in `as_slice`; `&mut self` rules out other borrows in this process, and no
+        // forked copy of this `SharedArray` (or of a lock around it) has the mapping.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 

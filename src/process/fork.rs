@@ -53,7 +53,7 @@ where
     match unsafe { sys::proc::fork() }.map_err(Error::io("fork"))? {
         Forked::Child => {
             // Before anything else: no user code may run while a hole could be reused.
-            if maps.seal_child().is_err() {
+            if maps.seal_child(std::os::fd::AsRawFd::as_raw_fd(&report_w)).is_err() {
                 sys::proc::exit_now(child::SEAL_FAILED_EXIT_CODE);
             }
             drop(report_r);

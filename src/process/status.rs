@@ -58,6 +58,11 @@ impl ExitStatus {
 impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.panic, self.exit) {
+            // A child killed by a signal may have said why first (a fault in memory it was not
+            // given explains itself on the report pipe).
+            (Some(msg), Exit::Signal(s)) => {
+                write!(f, "was killed by signal {s} ({}): {msg}", signal_name(s))
+            }
             (Some(msg), _) => write!(f, "panicked: {msg}"),
             (None, Exit::Code(c)) => write!(f, "exited with code {c}"),
             (None, Exit::Signal(s)) => write!(f, "was killed by signal {s} ({})", signal_name(s)),

@@ -94,15 +94,22 @@ impl ForkLock {
     }
 
     /// In a freshly forked child: puts an inaccessible reservation where each fork-private
-    /// mapping of the parent was (the kernel left a hole there), then unlocks the child's copy
-    /// of the table. Only system calls: safe in the child of a multi-threaded process.
-    /// On failure the child must not run user code (a hole could be reused).
-    pub(crate) fn seal_child(self) -> std::io::Result<()> {
+    /// mapping of the parent was (the kernel left a hole there), arranges for a fault in one to
+    /// be explained on `report_fd`, then unlocks the child's copy of the table. Only system
+    /// calls and atomics: safe in the child of a multi-threaded process. On failure the child
+    /// must not run user code (a hole could be reused).
+    pub(crate) fn seal_child(self, report_fd: RawFd) -> std::io::Result<()> {
         let page = sys::map::page_size();
-        for e in self.0.iter() {
+        sys::map::clear_holes();
+        for (i, e) in self.0.iter().enumerate() {
+            let len = e.len.next_multiple_of(page);
             // SAFETY: the child just forked: the range is a hole left by MADV_DONTFORK (nothing of
             // the child's is there), and `start` is page-aligned (it came from mmap).
-            unsafe { sys::map::reserve_fixed(e.start, e.len.next_multiple_of(page))? };
+            unsafe { sys::map::reserve_fixed(e.start, len)? };
+            sys::map::note_hole(i, e.start, e.start + len);
+        }
+        if !self.0.is_empty() {
+            sys::map::explain_faults(report_fd)?;
         }
         Ok(())
     }

@@ -5,12 +5,13 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize};
 
 use super::cvt;
 
 /// The page size (4096 on every Linux target shmpool runs on; read once from the kernel).
 pub(crate) fn page_size() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     static PAGE: AtomicUsize = AtomicUsize::new(0);
     match PAGE.load(Relaxed) {
         0 => {
@@ -80,4 +81,88 @@ pub(crate) fn map_fd_range(
         return Err(io::Error::last_os_error());
     }
     NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))
+}
+
+/// How many sealed holes the fault explanation knows (a child of a process with more fork-private
+/// mappings still dies on them; only the message is left out for the rest).
+const HOLE_SLOTS: usize = 256;
+static HOLES: [AtomicUsize; 2 * HOLE_SLOTS] = [const { AtomicUsize::new(0) }; 2 * HOLE_SLOTS];
+static HOLE_COUNT: AtomicUsize = AtomicUsize::new(0);
+static REPORT_FD: AtomicI32 = AtomicI32::new(-1);
+/// The SIGSEGV action that was in place before [`explain_faults`] (std's stack-overflow handler,
+/// or the default), put back by the handler before it returns.
+static PREVIOUS: AtomicPtr<libc::sigaction> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Records sealed hole number `i` (`[start, end)`) for the fault explanation.
+pub(crate) fn note_hole(i: usize, start: usize, end: usize) {
+    if i < HOLE_SLOTS {
+        HOLES[2 * i].store(start, Relaxed);
+        HOLES[2 * i + 1].store(end, Relaxed);
+        HOLE_COUNT.store(i + 1, Relaxed);
+    }
+}
+
+/// Forgets every noted hole (before noting a child's own).
+pub(crate) fn clear_holes() {
+    HOLE_COUNT.store(0, Relaxed);
+}
+
+/// In a forked child: a SIGSEGV at an address inside a noted hole writes what happened to
+/// `report_fd` (read by the parent as the child's message) before the child dies of it as it
+/// would have anyway; any other SIGSEGV goes to the action that was in place.
+pub(crate) fn explain_faults(report_fd: RawFd) -> io::Result<()> {
+    REPORT_FD.store(report_fd, Relaxed);
+    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only reads the current one into `old`, a valid out-pointer.
+    cvt(unsafe { libc::sigaction(libc::SIGSEGV, std::ptr::null(), old.as_mut_ptr()) })?;
+    // SAFETY: sigaction succeeded and filled `old`.
+    let old = unsafe { old.assume_init() };
+    if old.sa_sigaction == on_fault as *const () as usize {
+        return Ok(()); // inherited from a parent that was itself a forked child
+    }
+    PREVIOUS.store(Box::into_raw(Box::new(old)), Relaxed);
+    // SAFETY: all-zero is a valid sigaction (empty mask, no flags); filled in below.
+    let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+    act.sa_sigaction = on_fault as *const () as usize;
+    act.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: `act` is a valid sigaction whose handler is async-signal-safe (`on_fault`).
+    cvt(unsafe { libc::sigaction(libc::SIGSEGV, &act, std::ptr::null_mut()) }).map(drop)
+}
+
+extern "C" fn on_fault(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel hands a SA_SIGINFO handler a valid siginfo for the fault.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let n = HOLE_COUNT.load(Relaxed).min(HOLE_SLOTS);
+    let hit =
+        (0..n).any(|i| HOLES[2 * i].load(Relaxed) <= addr && addr < HOLES[2 * i + 1].load(Relaxed));
+    if hit {
+        let mut buf = [0u8; 512];
+        let mut len = 0;
+        let mut put = |b: &[u8]| {
+            let k = b.len().min(buf.len() - len);
+            buf[len..len + k].copy_from_slice(&b[..k]);
+            len += k;
+        };
+        put(b"touched shared-array memory at 0x");
+        let mut hex = [0u8; 16];
+        for (i, h) in hex.iter_mut().enumerate() {
+            *h = b"0123456789abcdef"[(addr >> (60 - 4 * i)) & 0xf];
+        }
+        put(&hex);
+        put(b" that it was not given: a forked child inherits no SharedArray or RawValue (not \
+through a capture, a static, an Arc or a std lock); lend the chunk it works on with \
+Scope::fork_with, or pass a handle");
+        // SAFETY: write(2) is async-signal-safe; `buf[..len]` is initialised.
+        unsafe { libc::write(REPORT_FD.load(Relaxed), buf.as_ptr().cast(), len) };
+    }
+    let prev = PREVIOUS.load(Relaxed);
+    // SAFETY: sigaction is async-signal-safe; `prev` is null or a leaked, valid sigaction. On
+    // return the access faults again and the restored action ends the process as before.
+    unsafe {
+        if prev.is_null() {
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        } else {
+            libc::sigaction(libc::SIGSEGV, prev, std::ptr::null_mut());
+        }
+    }
 }

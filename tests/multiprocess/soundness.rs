@@ -83,6 +83,9 @@ fn scope_child_through_a_std_mutex_dies_and_loses_nothing() {
     })
     .unwrap();
     assert_eq!(st.signal(), Some(SIGSEGV), "the child must die on the array it was not given: {st}");
+    // And says why, for the parent to report.
+    let why = st.to_string();
+    assert!(why.contains("SIGSEGV") && why.contains("Scope::fork_with"), "{why}");
     assert_eq!(m.lock().unwrap()[0], ROUNDS, "no update of the parent's may be lost");
 }
 
@@ -127,7 +130,10 @@ fn pool_kernel_through_a_static_kills_the_worker_not_the_data() {
     let mut work = SharedArray::<u64>::zeroed(4096).unwrap();
     let e = pool.for_each_chunk(&mut work, bump_through_static);
     match e {
-        Err(Error::WorkerDied { signal, .. }) => assert_eq!(signal, Some(SIGSEGV)),
+        Err(Error::WorkerDied { signal, how, .. }) => {
+            assert_eq!(signal, Some(SIGSEGV));
+            assert!(how.contains("not given"), "the worker says why it died: {how}");
+        }
         other => panic!("expected WorkerDied by SIGSEGV, got {other:?}"),
     }
     for _ in 0..ROUNDS {

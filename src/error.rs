@@ -236,12 +236,13 @@ pub enum Error {
         reason: String,
     },
 
-    /// A slice lent mutably to a forked child does not lie in shared memory: the child would
-    /// write its own private copy, and the parent would never see the writes.
+    /// A slice lent mutably to a forked child does not lie in a shared array: the child would
+    /// write its own private copy, and the parent would never see the writes (or, inside a lock
+    /// made for sharing, write data the parent's guard protects).
     #[error(
-        "{what} lent to a child is not in shared memory ({bytes} bytes at {addr:#x}); the child \
-         would write a private copy the parent never sees: allocate the data as a SharedArray \
-         (or lend it immutably)"
+        "{what} lent to a child is not part of a SharedArray or RawValue ({bytes} bytes at \
+         {addr:#x}); the child would write a private copy the parent never sees: allocate the \
+         data as a SharedArray (or lend it immutably)"
     )]
     NotShared {
         /// What was lent ("a mutable slice").

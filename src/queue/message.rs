@@ -1,12 +1,16 @@
 //! `MessageQueue`: variable-size serialized messages in a byte ring in shared memory.
 //!
-//! Frames are a little-endian `u32` length followed by that many bytes (postcard-encoded for the
-//! serde API), written contiguously modulo the ring size. A small lock whose word holds the
+//! Frames are a little-endian `u32` payload length, a little-endian `u64` type tag, then the
+//! payload (postcard-encoded for the serde API, as given for raw bytes), written contiguously
+//! modulo the ring size. The tag is a hash of the message's type name (or [`RAW`] for
+//! `put_bytes`), checked by `get::<M>` before anything is consumed, so a message is never decoded
+//! as a type it was not put as. A small lock whose word holds the
 //! holder's token (pid and start time, see `sys::peer`) guards the ring; each critical section
 //! commits with one final store (`tail` for a put, `head` for a get), so a holder that died
 //! mid-copy left the ring consistent and the next locker may take the lock over. Every length
-//! read from shared memory is bounded before use, so a corrupt segment is an error, never an
-//! out-of-bounds copy. Details: `README.md` in this folder.
+//! read from shared memory is bounded before use ([`decode_frame`], the one reader of frames), so
+//! a corrupt segment is an error, never an out-of-bounds copy or an allocation over
+//! `max_message`. Details: `README.md` in this folder.
 
 use std::fmt;
 use std::ptr::NonNull;
@@ -22,16 +26,262 @@ use super::wait::{SLICE, WaitCell, wait_for};
 use crate::error::{Error, Result, human_bytes};
 use crate::segment::Segment;
 use crate::segment::handle::{Locator, SegmentHandle};
-use crate::segment::header::{HEADER_SIZE, Kind, Layout, TypeDesc};
+use crate::segment::header::{HEADER_SIZE, Kind, Layout, TypeDesc, fnv1a};
 use crate::segment::options::ShmOptions;
 use crate::sys::peer;
 
-/// Identifies a message queue control block and its layout version: `b"SPMSGQ02"` (02: the
-/// lock holds a full token and sleepers use a `WaitCell`).
-const TAG: u64 = u64::from_le_bytes(*b"SPMSGQ02");
-/// Bytes of the length prefix of every frame.
-const PREFIX: usize = 4;
+/// Identifies a message queue control block and its layout version: `b"SPMSGQ03"` (02: the
+/// lock holds a full token and sleepers use a `WaitCell`; 03: every frame carries a type tag).
+const TAG: u64 = u64::from_le_bytes(*b"SPMSGQ03");
+/// Bytes before every frame's payload: its length (`u32` LE) and its type tag (`u64` LE).
+const FRAME_HEADER: usize = 12;
 const WHAT: &str = "message queue";
+
+/// The type tag of a frame `put_bytes` wrote: raw bytes, of no type. No serde type has it.
+const RAW: u64 = 0;
+
+/// The type tag of messages put (and got) as `M`: FNV-1a (the hash segment headers use for
+/// type names) of `M`'s name with the differences serde does not see removed
+/// ([`canonical_type_name`]), so that a message put as `&str` gets as `String`. Never [`RAW`].
+fn type_tag<M: ?Sized>() -> u64 {
+    match fnv1a(canonical_type_name(std::any::type_name::<M>()).as_bytes()) {
+        RAW => RAW + 1,
+        tag => tag,
+    }
+}
+
+/// `name` (a `std::any::type_name`) with the differences that do not change serde's encoding
+/// removed, recursively inside tuples, arrays, slices and generic arguments: `&T` and `&mut T`
+/// become `T`; `Box<T>`, `Rc<T>`, `Arc<T>` and `Cow<T>` become `T`; `str` becomes `String` and
+/// `[T]` becomes `Vec<T>` (`[T; N]`, a tuple to serde, stays); lifetimes go. Put and get compute it the same
+/// way, so it only has to be deterministic: a name it cannot parse is kept as it is.
+fn canonical_type_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 16);
+    match canon_into(name, &mut out) {
+        Some(()) => out,
+        None => name.to_string(),
+    }
+}
+
+fn canon_into(t: &str, out: &mut String) -> Option<()> {
+    let t = t.trim();
+    if let Some(rest) = t.strip_prefix('&') {
+        // `&'a mut T` (names usually print no lifetime, but may).
+        let rest = match rest.strip_prefix('\'') {
+            Some(r) => r.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_'),
+            None => rest,
+        };
+        let rest = rest.trim_start();
+        return canon_into(rest.strip_prefix("mut ").unwrap_or(rest), out);
+    }
+    if t == "str" {
+        out.push_str("alloc::string::String");
+        return Some(());
+    }
+    let list = |open: char, items: &[&str], close: char, out: &mut String| {
+        out.push(open);
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if !item.trim().is_empty() {
+                canon_into(item, out)?;
+            }
+        }
+        out.push(close);
+        Some(())
+    };
+    if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return match split_top(inner, ';')?.as_slice() {
+            [elem] => {
+                out.push_str("alloc::vec::Vec");
+                list('<', &[elem], '>', out)
+            }
+            [elem, n] => {
+                out.push('[');
+                canon_into(elem, out)?;
+                out.push_str("; ");
+                out.push_str(n.trim());
+                out.push(']');
+                Some(())
+            }
+            _ => None,
+        };
+    }
+    if let Some(inner) = t.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
+        return list('(', &split_top(inner, ',')?, ')', out);
+    }
+    if let Some(open) = t.find('<')
+        && let Some(inner) = t[open + 1..].strip_suffix('>')
+    {
+        let mut args = split_top(inner, ',')?;
+        // Lifetimes (`Cow<'_, str>`) are not types; serde does not see them.
+        args.retain(|a| !a.trim_start().starts_with('\''));
+        let path = &t[..open];
+        let transparent =
+            ["alloc::boxed::Box", "alloc::rc::Rc", "alloc::sync::Arc", "alloc::borrow::Cow"];
+        if let [only] = args.as_slice()
+            && transparent.contains(&path)
+        {
+            return canon_into(only, out);
+        }
+        out.push_str(path);
+        return list('<', &args, '>', out);
+    }
+    out.push_str(t);
+    Some(())
+}
+
+/// `s` split at each `sep` outside brackets; `None` if the brackets do not balance.
+fn split_top(s: &str, sep: char) -> Option<Vec<&str>> {
+    let (mut depth, mut start, mut parts) = (0usize, 0, Vec::new());
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' | '(' | '[' => depth += 1,
+            '>' | ')' | ']' => depth = depth.checked_sub(1)?,
+            c if c == sep && depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    (depth == 0).then(|| {
+        parts.push(&s[start..]);
+        parts
+    })
+}
+
+/// What a get accepts at the head of the ring.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    /// Any frame, as raw bytes (`get_bytes`).
+    Any,
+    /// A frame put as this type (`get::<M>`): its tag and, for the error, its name.
+    Type { tag: u64, name: &'static str },
+}
+
+impl Want {
+    fn of<M: ?Sized>() -> Want {
+        Want::Type { tag: type_tag::<M>(), name: std::any::type_name::<M>() }
+    }
+}
+
+/// The header every frame starts with.
+fn frame_header(len: u32, tag: u64) -> [u8; FRAME_HEADER] {
+    let mut h = [0u8; FRAME_HEADER];
+    h[..4].copy_from_slice(&len.to_le_bytes());
+    h[4..].copy_from_slice(&tag.to_le_bytes());
+    h
+}
+
+/// Where a copy of `n` bytes at position `pos` of a ring of `size` bytes goes: (offset, bytes
+/// before the end); the remaining `n - first` bytes wrap to offset 0. Refuses a copy larger than
+/// the ring (or any copy from an empty ring), so both pieces always lie inside it.
+fn wrap(size: u64, pos: u64, n: usize) -> Result<(usize, usize)> {
+    if n == 0 {
+        return Ok((0, 0));
+    }
+    if n as u64 > size {
+        return Err(corrupt_ring(format!("{n} bytes cannot fit a ring of {size}")));
+    }
+    let off = (pos % size) as usize; // size >= n > 0
+    Ok((off, n.min(size as usize - off)))
+}
+
+/// A ring of bytes frames are read from: the shared ring of a queue, or a slice in tests.
+trait RingRead {
+    /// The ring's size in bytes.
+    fn ring_size(&self) -> u64;
+    /// Copies `out.len()` bytes from position `pos` (modulo the size, wrapping at the end).
+    fn read_at(&self, pos: u64, out: &mut [u8]) -> Result<()>;
+}
+
+impl RingRead for [u8] {
+    fn ring_size(&self) -> u64 {
+        self.len() as u64
+    }
+
+    fn read_at(&self, pos: u64, out: &mut [u8]) -> Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let (off, first) = wrap(self.len() as u64, pos, out.len())?;
+        let (a, b) = out.split_at_mut(first);
+        a.copy_from_slice(&self[off..off + first]);
+        b.copy_from_slice(&self[..b.len()]);
+        Ok(())
+    }
+}
+
+/// A frame [`decode_frame`] took from the ring.
+#[derive(Debug, PartialEq)]
+struct Frame {
+    /// The frame's type tag ([`RAW`] for raw bytes).
+    tag: u64,
+    /// Its payload: at most `max` bytes.
+    payload: Vec<u8>,
+    /// The position right after the frame: the new `head` once it is consumed.
+    next: u64,
+}
+
+/// Reads the frame at `head` of a ring holding the bytes `head..tail`: `Ok(None)` when the ring
+/// is empty; the frame when it is whole, at most `max` bytes, and what `want` accepts; else an
+/// error, and the caller consumes nothing.
+///
+/// `head`, `tail` and the ring's bytes come from shared memory any process may have scribbled
+/// over, so every number is bounded before use: `tail - head` must fit the ring and hold a frame
+/// header, the frame's length must be at most `max` and fit those bytes, and only then is the
+/// payload allocated (`len <= max`) and copied. A frame of another type is `BadMessage` naming
+/// both types and stays queued (checked before the payload is read); a broken invariant is
+/// `BadMessage` saying the queue is corrupt. No loop, no panic: every get reads through this.
+fn decode_frame<R: RingRead + ?Sized>(
+    ring: &R,
+    head: u64,
+    tail: u64,
+    max: u64,
+    want: Want,
+) -> Result<Option<Frame>> {
+    if head == tail {
+        return Ok(None);
+    }
+    let size = ring.ring_size();
+    let used = tail.wrapping_sub(head);
+    if used > size || used < FRAME_HEADER as u64 {
+        return Err(corrupt_ring(format!(
+            "the ring claims to hold {used} bytes in a ring of {size}"
+        )));
+    }
+    let mut h = [0u8; FRAME_HEADER];
+    ring.read_at(head, &mut h)?;
+    let [l0, l1, l2, l3, tag @ ..] = h;
+    let (len, tag) = (u64::from(u32::from_le_bytes([l0, l1, l2, l3])), u64::from_le_bytes(tag));
+    if len > max || FRAME_HEADER as u64 + len > used {
+        return Err(corrupt_ring(format!(
+            "a frame claims {len} bytes, more than the ring holds ({used}) or a message may have \
+             ({max})"
+        )));
+    }
+    if let Want::Type { tag: wanted, name } = want
+        && tag != wanted
+    {
+        let found = if tag == RAW {
+            "raw bytes (put_bytes)".to_string()
+        } else {
+            format!("another type (type tag {tag:#018x}; {name} has {wanted:#018x})")
+        };
+        return Err(Error::BadMessage {
+            what: WHAT,
+            reason: format!(
+                "the next message was put as {found}, not as the {name} asked for; it stays \
+                 queued: get it as the type it was put as, or take its bytes with get_bytes"
+            ),
+        });
+    }
+    let mut payload = vec![0u8; len as usize];
+    ring.read_at(head.wrapping_add(FRAME_HEADER as u64), &mut payload)?;
+    Ok(Some(Frame { tag, payload, next: head.wrapping_add(FRAME_HEADER as u64 + len) }))
+}
 
 #[repr(C, align(64))]
 struct Line<T>(T);
@@ -124,14 +374,14 @@ impl Inner {
         if max_message == 0 || max_message > u32::MAX as usize {
             return bad(format!("the largest message must be 1 byte to 4 GiB, not {max_message}"));
         }
-        match capacity.checked_sub(PREFIX) {
+        match capacity.checked_sub(FRAME_HEADER) {
             Some(room) if room >= max_message => {}
             _ => {
                 return bad(format!(
-                    "a ring of {} cannot hold one message of {} plus its 4-byte length; give at least {} bytes",
+                    "a ring of {} cannot hold one message of {} plus its {FRAME_HEADER}-byte frame header; give at least {} bytes",
                     human_bytes(capacity as u64),
                     human_bytes(max_message as u64),
-                    max_message + PREFIX
+                    max_message + FRAME_HEADER
                 ));
             }
         }
@@ -180,7 +430,7 @@ impl Inner {
         // Saturating: a crafted max_message near u64::MAX must not wrap into a small number.
         if info.max_message == 0
             || info.max_message > u32::MAX as u64
-            || info.max_message > inner.cap.saturating_sub(PREFIX as u64)
+            || info.max_message > inner.cap.saturating_sub(FRAME_HEADER as u64)
         {
             return Err(corrupt("the largest message size does not fit the ring"));
         }
@@ -284,14 +534,10 @@ impl Inner {
     }
 
     fn copy_in(&self, pos: u64, bytes: &[u8]) -> Result<()> {
-        if bytes.len() as u64 > self.cap {
-            return Err(corrupt_ring(format!("{} bytes cannot fit the ring", bytes.len())));
-        }
-        let off = (pos % self.cap) as usize;
-        let first = bytes.len().min(self.cap as usize - off);
-        // SAFETY: the caller holds the ring lock, so these ring bytes are ours; `off + first <=
-        // cap`, and `bytes.len() <= cap` (checked above) gives `bytes.len() - first <= off`, so
-        // both copies stay inside the ring.
+        let (off, first) = wrap(self.cap, pos, bytes.len())?;
+        // SAFETY: the caller holds the ring lock, so these ring bytes are ours; `wrap` checked
+        // `len <= cap` and gives `off + first <= cap`, so `len - first <= off`: both copies
+        // stay inside the ring.
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data.as_ptr().add(off), first);
             std::ptr::copy_nonoverlapping(
@@ -303,42 +549,27 @@ impl Inner {
         Ok(())
     }
 
-    fn copy_out(&self, pos: u64, out: &mut [u8]) -> Result<()> {
-        if out.len() as u64 > self.cap {
-            return Err(corrupt_ring(format!(
-                "a frame of {} bytes cannot fit the ring",
-                out.len()
-            )));
-        }
-        let off = (pos % self.cap) as usize;
-        let first = out.len().min(self.cap as usize - off);
-        // SAFETY: as in `copy_in` (the length is checked against `cap` above): the lock is held
-        // and both ranges lie inside the ring, whose bytes are plain `u8`s (any value is valid).
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.data.as_ptr().add(off), out.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(
-                self.data.as_ptr(),
-                out.as_mut_ptr().add(first),
-                out.len() - first,
-            );
-        }
-        Ok(())
-    }
-
-    fn try_put(&self, bytes: &[u8], deadline: Option<Instant>, timeout: Duration) -> Result<bool> {
+    fn try_put(
+        &self,
+        tag: u64,
+        bytes: &[u8],
+        deadline: Option<Instant>,
+        timeout: Duration,
+    ) -> Result<bool> {
         if self.closed() {
             return Err(Error::Closed { what: WHAT });
         }
         let g = self.lock(deadline, "MessageQueue::put", timeout)?;
         let ring = &self.ctrl().ring.0;
         let (head, tail) = (ring.head.load(Ordering::Relaxed), ring.tail.load(Ordering::Relaxed));
-        let need = (PREFIX + bytes.len()) as u64;
+        let need = (FRAME_HEADER + bytes.len()) as u64;
         // Saturating: a corrupt ring (tail - head > cap) reads as full, not as room.
         if self.cap.saturating_sub(tail.wrapping_sub(head)) < need {
             return Ok(false);
         }
-        self.copy_in(tail, &(bytes.len() as u32).to_le_bytes())?;
-        self.copy_in(tail.wrapping_add(PREFIX as u64), bytes)?;
+        // `put` checked `bytes.len() <= max <= u32::MAX`.
+        self.copy_in(tail, &frame_header(bytes.len() as u32, tag))?;
+        self.copy_in(tail.wrapping_add(FRAME_HEADER as u64), bytes)?;
         ring.tail.store(tail.wrapping_add(need), Ordering::Release); // the commit
         ring.count.fetch_add(1, Ordering::Relaxed);
         drop(g);
@@ -346,42 +577,30 @@ impl Inner {
         Ok(true)
     }
 
-    fn try_get(&self, deadline: Option<Instant>, timeout: Duration) -> Result<Option<Vec<u8>>> {
+    fn try_get(
+        &self,
+        want: Want,
+        deadline: Option<Instant>,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>> {
         let g = self.lock(deadline, "MessageQueue::get", timeout)?;
         let ring = &self.ctrl().ring.0;
         let (head, tail) = (ring.head.load(Ordering::Relaxed), ring.tail.load(Ordering::Relaxed));
-        if head == tail {
+        // Everything read from the ring is checked there; an error consumes nothing.
+        let Some(frame) = decode_frame(self, head, tail, self.max, want)? else {
             drop(g);
             return if self.closed() { Err(Error::Closed { what: WHAT }) } else { Ok(None) };
-        }
-        // Both positions live in writable shared memory: bound everything read from there.
-        let used = tail.wrapping_sub(head);
-        if used > self.cap || used < PREFIX as u64 {
-            return Err(corrupt_ring(format!(
-                "the ring claims to hold {used} bytes in a ring of {}",
-                self.cap
-            )));
-        }
-        let mut len = [0u8; PREFIX];
-        self.copy_out(head, &mut len)?;
-        let len = u32::from_le_bytes(len) as u64;
-        if len > self.max || PREFIX as u64 + len > used {
-            return Err(corrupt_ring(format!(
-                "a frame claims {len} bytes, more than the ring holds or a message may have"
-            )));
-        }
-        let mut out = vec![0u8; len as usize];
-        self.copy_out(head.wrapping_add(PREFIX as u64), &mut out)?;
-        ring.head.store(head.wrapping_add(PREFIX as u64 + len), Ordering::Release); // the commit
+        };
+        ring.head.store(frame.next, Ordering::Release); // the commit
         let _ = ring.count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
         drop(g);
         // A freed frame may make room for a putter waiting for more than one frame's worth:
         // wake them all, each re-checks.
         self.ctrl().not_full.0.notify();
-        Ok(Some(out))
+        Ok(Some(frame.payload))
     }
 
-    fn put(&self, bytes: &[u8], timeout: Option<Duration>, nowait: bool) -> Result<()> {
+    fn put(&self, tag: u64, bytes: &[u8], timeout: Option<Duration>, nowait: bool) -> Result<()> {
         if bytes.len() as u64 > self.max {
             return Err(Error::MessageTooLarge {
                 what: WHAT,
@@ -392,7 +611,7 @@ impl Inner {
         self.register(true);
         if nowait {
             let deadline = Instant::now() + SLICE;
-            return if self.try_put(bytes, Some(deadline), SLICE)? {
+            return if self.try_put(tag, bytes, Some(deadline), SLICE)? {
                 Ok(())
             } else {
                 Err(Error::Full { what: WHAT, capacity: human_bytes(self.cap) })
@@ -404,7 +623,7 @@ impl Inner {
             &self.ctrl().not_full.0,
             timeout,
             "MessageQueue::put",
-            || Ok(self.try_put(bytes, deadline, t)?.then_some(())),
+            || Ok(self.try_put(tag, bytes, deadline, t)?.then_some(())),
             || match self.ctrl().consumers.all_gone() {
                 Some(pids) => Err(Error::PeerDied { what: WHAT, role: "consumer", pids }),
                 None => Ok(()),
@@ -412,11 +631,11 @@ impl Inner {
         )
     }
 
-    fn get(&self, timeout: Option<Duration>, nowait: bool) -> Result<Vec<u8>> {
+    fn get(&self, want: Want, timeout: Option<Duration>, nowait: bool) -> Result<Vec<u8>> {
         self.register(false);
         if nowait {
             return self
-                .try_get(Some(Instant::now() + SLICE), SLICE)?
+                .try_get(want, Some(Instant::now() + SLICE), SLICE)?
                 .ok_or(Error::Empty { what: WHAT });
         }
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -425,12 +644,34 @@ impl Inner {
             &self.ctrl().not_empty.0,
             timeout,
             "MessageQueue::get",
-            || self.try_get(deadline, t),
+            || self.try_get(want, deadline, t),
             || match self.ctrl().producers.all_gone() {
                 Some(pids) => Err(Error::PeerDied { what: WHAT, role: "producer", pids }),
                 None => Ok(()),
             },
         )
+    }
+}
+
+impl RingRead for Inner {
+    fn ring_size(&self) -> u64 {
+        self.cap
+    }
+
+    fn read_at(&self, pos: u64, out: &mut [u8]) -> Result<()> {
+        let (off, first) = wrap(self.cap, pos, out.len())?;
+        // SAFETY: called under the ring lock (every get holds it), so no cooperating process
+        // writes these bytes; `wrap` keeps both ranges inside the ring (as in `copy_in`), and
+        // any byte value is a valid `u8`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.data.as_ptr().add(off), out.as_mut_ptr(), first);
+            std::ptr::copy_nonoverlapping(
+                self.data.as_ptr(),
+                out.as_mut_ptr().add(first),
+                out.len() - first,
+            );
+        }
+        Ok(())
     }
 }
 
@@ -448,10 +689,21 @@ fn decode<M: DeserializeOwned>(bytes: &[u8]) -> Result<M> {
 /// the items that are not `Pod`: anything serde can serialize (encoded with postcard), or raw
 /// bytes.
 ///
-/// The queue is a byte ring of `capacity` bytes; each message takes its encoded size plus 4
-/// bytes. Messages larger than `max_message` (fixed at creation) are refused with
-/// [`Error::MessageTooLarge`] on put, so a get never allocates more than `max_message` bytes.
-/// Waits, close and dead peers behave as for [`Queue`](crate::Queue).
+/// The queue is a byte ring of `capacity` bytes; each message takes its encoded size plus 12
+/// bytes (its length and a type tag). Messages larger than `max_message` (fixed at creation) are
+/// refused with [`Error::MessageTooLarge`] on put, so a get never allocates more than
+/// `max_message` bytes. Waits, close and dead peers behave as for [`Queue`](crate::Queue).
+///
+/// Every message carries a tag of the type it was put as (a 64-bit hash of its type name), and
+/// [`get::<M>`](MessageQueue::get) takes only a message put as `M`: anything else is an
+/// [`Error::BadMessage`] that names both types and leaves the message queued. Borrowed and owned
+/// forms that serde encodes alike count as one type: put `&str`, get `String`; put `&[T]` or
+/// `Vec<T>`, get `Vec<T>`; `&T`, `Box<T>`, `Rc<T>`, `Arc<T>` and `Cow<T>` count as `T`, also
+/// inside tuples, arrays and generic arguments. Other pairs serde would accept (a `Vec<T>`
+/// and a `VecDeque<T>`, two structs with the same fields) do not: get the type you put. Type
+/// names are compared as this build of the program spells them, so both ends should be the same
+/// program (as with every start method) or built by the same compiler from the same types.
+/// Raw bytes ([`put_bytes`](MessageQueue::put_bytes)) have a tag of their own.
 ///
 /// ```
 /// use shmpool::MessageQueue;
@@ -460,6 +712,10 @@ fn decode<M: DeserializeOwned>(bytes: &[u8]) -> Result<M> {
 /// q.put(&("resize", vec![640u32, 480]))?;
 /// let (op, dims): (String, Vec<u32>) = q.get()?;
 /// assert_eq!((op.as_str(), dims), ("resize", vec![640, 480]));
+///
+/// q.put(&(1u8, 2u8))?;
+/// assert!(matches!(q.get::<String>(), Err(shmpool::Error::BadMessage { .. })));
+/// assert_eq!(q.get::<(u8, u8)>()?, (1, 2)); // still there
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 #[derive(Clone)]
@@ -469,11 +725,12 @@ pub struct MessageQueue {
 
 impl MessageQueue {
     /// An anonymous queue with a ring of `capacity` bytes, taking messages of at most
-    /// `max_message` encoded bytes (`capacity` must be at least `max_message + 4`).
+    /// `max_message` encoded bytes (`capacity` must be at least `max_message + 12`: every frame
+    /// starts with its length and type tag).
     ///
     /// ```
     /// let q = shmpool::MessageQueue::new(1024, 100)?;
-    /// assert!(shmpool::MessageQueue::new(100, 100).is_err()); // no room for the length prefix
+    /// assert!(shmpool::MessageQueue::new(111, 100).is_err()); // no room for the frame header
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn new(capacity: usize, max_message: usize) -> Result<MessageQueue> {
@@ -556,53 +813,59 @@ impl MessageQueue {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put<M: Serialize + ?Sized>(&self, msg: &M) -> Result<()> {
-        self.inner.put(&encode(msg)?, None, false)
+        self.inner.put(type_tag::<M>(), &encode(msg)?, None, false)
     }
 
     /// As [`put`](MessageQueue::put), waiting at most `timeout`; then [`Error::Timeout`].
     ///
     /// ```
     /// use std::time::Duration;
-    /// let q = shmpool::MessageQueue::new(12, 8)?;
+    /// let q = shmpool::MessageQueue::new(24, 8)?; // room for one 16-byte frame
     /// q.put_timeout(&[1u8; 4], Duration::from_millis(5))?;
     /// assert!(q.put_timeout(&[1u8; 4], Duration::from_millis(5)).is_err()); // ring full
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put_timeout<M: Serialize + ?Sized>(&self, msg: &M, timeout: Duration) -> Result<()> {
-        self.inner.put(&encode(msg)?, Some(timeout), false)
+        self.inner.put(type_tag::<M>(), &encode(msg)?, Some(timeout), false)
     }
 
     /// As [`put`](MessageQueue::put) if there is room now, else [`Error::Full`].
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(12, 8)?;
+    /// let q = shmpool::MessageQueue::new(20, 8)?;
     /// q.put_nowait(&1u64)?;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put_nowait<M: Serialize + ?Sized>(&self, msg: &M) -> Result<()> {
-        self.inner.put(&encode(msg)?, None, true)
+        self.inner.put(type_tag::<M>(), &encode(msg)?, None, true)
     }
 
-    /// Puts raw bytes (a frame of exactly these bytes; [`get_bytes`](MessageQueue::get_bytes)
-    /// returns them).
+    /// Puts raw bytes: a frame of exactly these bytes, tagged as raw bytes (of no type).
+    /// [`get_bytes`](MessageQueue::get_bytes) returns them; [`get::<M>`](MessageQueue::get)
+    /// refuses them with [`Error::BadMessage`] and leaves them queued, whatever they encode
+    /// (even a postcard encoding of `M`), since nothing says which type they were meant as.
     ///
     /// ```
     /// let q = shmpool::MessageQueue::new(64, 16)?;
     /// q.put_bytes(b"raw")?;
+    /// assert!(matches!(q.get::<Vec<u8>>(), Err(shmpool::Error::BadMessage { .. })));
     /// assert_eq!(q.get_bytes()?, b"raw");
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put_bytes(&self, bytes: &[u8]) -> Result<()> {
-        self.inner.put(bytes, None, false)
+        self.inner.put(RAW, bytes, None, false)
     }
 
     /// Takes the oldest message and deserializes it as `M`, waiting while the queue is empty.
     ///
     /// # Errors
     ///
-    /// [`Error::BadMessage`] when the bytes do not decode as `M` (the message is consumed);
-    /// [`Error::Closed`] once closed and empty; [`Error::PeerDied`] when empty and every
-    /// producer has exited.
+    /// [`Error::BadMessage`] when the oldest message was put as another type than `M` or as raw
+    /// bytes (it stays queued: get it as its type, or take it with
+    /// [`get_bytes`](MessageQueue::get_bytes)), when its bytes do not decode as `M` although its
+    /// tag says `M` (it is consumed: the sender's `M` differs from ours), or when the queue is
+    /// corrupt; [`Error::Closed`] once closed and empty; [`Error::PeerDied`] when empty and
+    /// every producer has exited.
     ///
     /// ```
     /// let q = shmpool::MessageQueue::new(64, 16)?;
@@ -611,7 +874,7 @@ impl MessageQueue {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get<M: DeserializeOwned>(&self) -> Result<M> {
-        decode(&self.inner.get(None, false)?)
+        decode(&self.inner.get(Want::of::<M>(), None, false)?)
     }
 
     /// As [`get`](MessageQueue::get), waiting at most `timeout`; then [`Error::Timeout`].
@@ -623,7 +886,7 @@ impl MessageQueue {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get_timeout<M: DeserializeOwned>(&self, timeout: Duration) -> Result<M> {
-        decode(&self.inner.get(Some(timeout), false)?)
+        decode(&self.inner.get(Want::of::<M>(), Some(timeout), false)?)
     }
 
     /// As [`get`](MessageQueue::get) if a message is there now, else [`Error::Empty`].
@@ -634,10 +897,12 @@ impl MessageQueue {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get_nowait<M: DeserializeOwned>(&self) -> Result<M> {
-        decode(&self.inner.get(None, true)?)
+        decode(&self.inner.get(Want::of::<M>(), None, true)?)
     }
 
-    /// Takes the oldest message as raw bytes (at most `max_message` of them).
+    /// Takes the oldest message, whatever its type, as raw bytes (at most `max_message` of them):
+    /// what [`put_bytes`](MessageQueue::put_bytes) put, or the postcard encoding of what
+    /// [`put`](MessageQueue::put) put.
     ///
     /// ```
     /// let q = shmpool::MessageQueue::new(64, 16)?;
@@ -646,7 +911,7 @@ impl MessageQueue {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get_bytes(&self) -> Result<Vec<u8>> {
-        self.inner.get(None, false)
+        self.inner.get(Want::Any, None, false)
     }
 
     /// How many messages the queue holds (a snapshot).
@@ -658,7 +923,9 @@ impl MessageQueue {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn qsize(&self) -> usize {
-        self.inner.ctrl().ring.0.count.load(Ordering::Relaxed) as usize
+        // Bounded: the count lives in shared memory, and no ring holds more frames than this.
+        let most = self.inner.cap / FRAME_HEADER as u64;
+        self.inner.ctrl().ring.0.count.load(Ordering::Relaxed).min(most) as usize
     }
 
     /// Whether the queue holds no message (a snapshot).
@@ -732,11 +999,232 @@ impl fmt::Debug for MessageQueue {
 
 #[cfg(test)]
 mod tests {
+    use std::mem::offset_of;
+
+    use proptest::prelude::*;
+
     use super::*;
+
+    // Offsets in the segment of control block fields another process could scribble over.
+    const INFO_TAG: u64 = (HEADER_SIZE + offset_of!(Control, info.0.tag)) as u64;
+    const INFO_CAPACITY: u64 = (HEADER_SIZE + offset_of!(Control, info.0.capacity)) as u64;
+    const INFO_MAX: u64 = (HEADER_SIZE + offset_of!(Control, info.0.max_message)) as u64;
+    const INFO_CLOSED: u64 = (HEADER_SIZE + offset_of!(Control, info.0.closed)) as u64;
+    const LOCK_OWNER: u64 = (HEADER_SIZE + offset_of!(Control, lock.0.owner)) as u64;
+    const RING_HEAD: u64 = (HEADER_SIZE + offset_of!(Control, ring.0.head)) as u64;
+    const RING_TAIL: u64 = (HEADER_SIZE + offset_of!(Control, ring.0.tail)) as u64;
+    const RING_COUNT: u64 = (HEADER_SIZE + offset_of!(Control, ring.0.count)) as u64;
+
+    /// Writes `bytes` at `offset` of an anonymous queue's segment through its descriptor, as
+    /// another process with the segment open could: no pointer into the mapping involved.
+    fn poke(q: &MessageQueue, offset: u64, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let Locator::Anonymous { fd, .. } = q.handle().loc else { panic!("a named queue") };
+        let f = std::fs::OpenOptions::new().write(true).open(format!("/proc/self/fd/{fd}"));
+        f.unwrap().write_all_at(bytes, offset).unwrap();
+    }
+
+    /// What a frame at `head` must decode to, computed the naive way (byte by byte, modulo the
+    /// ring): `None` for an error, else what `decode_frame` must return.
+    fn oracle(ring: &[u8], head: u64, tail: u64, max: u64, want: Want) -> Option<Option<Frame>> {
+        if head == tail {
+            return Some(None);
+        }
+        let size = ring.len() as u64;
+        let used = tail.wrapping_sub(head);
+        if used > size || used < 12 {
+            return None;
+        }
+        // A frame lies at offsets `head % size + k`, modulo the size (what `wrap` computes).
+        let byte = |k: u64| ring[((head % size + k) % size) as usize];
+        let len = (0..4).map(|k| u64::from(byte(k)) << (8 * k)).sum::<u64>();
+        let tag = (0..8).map(|k| u64::from(byte(4 + k)) << (8 * k)).sum::<u64>();
+        if len > max || 12 + len > used {
+            return None;
+        }
+        if let Want::Type { tag: t, .. } = want
+            && t != tag
+        {
+            return None;
+        }
+        let payload = (0..len).map(|k| byte(12 + k)).collect();
+        Some(Some(Frame { tag, payload, next: head.wrapping_add(12 + len) }))
+    }
+
+    /// Runs `decode_frame` and checks it against the oracle: same frame, or an error (always a
+    /// `BadMessage`) exactly when the oracle has none. Returns the frame.
+    fn decode_checked(ring: &[u8], head: u64, tail: u64, max: u64, want: Want) -> Option<Frame> {
+        let got = decode_frame(ring, head, tail, max, want);
+        match (got, oracle(ring, head, tail, max, want)) {
+            (Ok(f), Some(expected)) => {
+                assert_eq!(f, expected);
+                if let Some(f) = &f {
+                    assert!(f.payload.len() as u64 <= max.min(ring.len() as u64));
+                }
+                f
+            }
+            (Err(Error::BadMessage { .. }), None) => None,
+            (got, expected) => panic!("decode_frame gave {got:?}, expected {expected:?}"),
+        }
+    }
+
+    fn write_ring(ring: &mut [u8], pos: u64, bytes: &[u8]) {
+        let size = ring.len();
+        for (k, b) in bytes.iter().enumerate() {
+            ring[((pos % size as u64) as usize + k) % size] = *b;
+        }
+    }
+
+    fn want() -> impl Strategy<Value = Want> {
+        prop_oneof![
+            Just(Want::Any),
+            (0u64..3).prop_map(|tag| Want::Type { tag, name: "T" }),
+            any::<u64>().prop_map(|tag| Want::Type { tag, name: "T" }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Random rings, positions and limits: a frame exactly when one is there, else a typed
+        /// error; never a panic, an out-of-bounds read or a payload over `max`.
+        #[test]
+        fn decode_frame_of_random_bytes_is_a_whole_frame_or_an_error(
+            ring in prop::collection::vec(any::<u8>(), 0..80),
+            head in prop_oneof![any::<u64>(), (u64::MAX - 100)..=u64::MAX, 0u64..200],
+            used in prop_oneof![0u64..100, any::<u64>()],
+            max in prop_oneof![0u64..100, any::<u64>()],
+            want in want(),
+        ) {
+            decode_checked(&ring, head, head.wrapping_add(used), max, want);
+        }
+
+        /// Well-formed rings (frames written as `try_put` writes them, wrapping around the ring)
+        /// read back exactly; then the same rings with bytes and positions
+        /// mutated still give a frame or a typed error at every step.
+        #[test]
+        fn decode_frame_reads_written_frames_back_and_survives_their_mutation(
+            size in 12usize..160,
+            start in prop_oneof![0u64..1000, any::<u64>()],
+            msgs in prop::collection::vec((0u64..3, prop::collection::vec(any::<u8>(), 0..40)), 0..8),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            nudge in prop_oneof![Just((0i64, 0i64)), (-20i64..20, -20i64..20)],
+        ) {
+            let max = (size - 12) as u64;
+            // Positions only grow, and would need 2^64 bytes to wrap: start below that.
+            let start = start.min(u64::MAX - 1000);
+            let mut ring = vec![0u8; size];
+            let (head, mut tail, mut sent) = (start, start, Vec::new());
+            for (tag, payload) in msgs {
+                let need = (12 + payload.len()) as u64;
+                if payload.len() as u64 > max || tail.wrapping_sub(head) + need > size as u64 {
+                    continue;
+                }
+                write_ring(&mut ring, tail, &frame_header(payload.len() as u32, tag));
+                write_ring(&mut ring, tail.wrapping_add(12), &payload);
+                tail = tail.wrapping_add(need);
+                sent.push((tag, payload));
+            }
+            // Unmutated: every frame, in order, then empty.
+            let mut pos = head;
+            for (tag, payload) in &sent {
+                let f = decode_checked(&ring, pos, tail, max, Want::Any).unwrap();
+                prop_assert_eq!((f.tag, &f.payload), (*tag, payload));
+                // Asked for another type: refused, and nothing moves.
+                let other = Want::Type { tag: tag + 1, name: "T" };
+                prop_assert!(decode_frame(&ring[..], pos, tail, max, other).is_err());
+                pos = f.next;
+            }
+            prop_assert_eq!(pos, tail);
+            prop_assert!(decode_checked(&ring, pos, tail, max, Want::Any).is_none());
+            // Mutated: walk the ring as a getter would, until empty or an error.
+            for (at, b) in flips {
+                ring[at.index(size)] = b;
+            }
+            let mut pos = head.wrapping_add_signed(nudge.0);
+            let tail = tail.wrapping_add_signed(nudge.1);
+            for _ in 0..=size / 12 {
+                match decode_checked(&ring, pos, tail, max, Want::Any) {
+                    Some(f) => pos = f.next,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// A value for one field of the control block: small (near the real ones) or any.
+    fn field() -> impl Strategy<Value = u64> {
+        prop_oneof![0u64..300, any::<u64>()]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// A real queue whose control block fields and ring bytes another process scribbled
+        /// over: every call gives a value within bounds or a typed error, and none hangs.
+        #[test]
+        fn a_scribbled_queue_gives_values_or_typed_errors(
+            size in 13usize..200,
+            max_frac in 1usize..=100,
+            puts in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..30), 0..5),
+            fields in prop::collection::vec((0usize..7, field()), 0..5),
+            bytes in prop::collection::vec((0u64..1200, prop::collection::vec(any::<u8>(), 1..9)), 0..6),
+        ) {
+            let max = ((size - 12) * max_frac / 100).max(1);
+            let q = MessageQueue::new(size, max).unwrap();
+            for p in &puts {
+                let _ = q.put_nowait(p);
+            }
+            for (which, v) in fields {
+                let at = [INFO_TAG, INFO_CAPACITY, INFO_MAX, INFO_CLOSED, RING_HEAD, RING_TAIL, RING_COUNT][which];
+                poke(&q, at, &v.to_le_bytes());
+            }
+            // Anywhere in the control block or the ring (the file ends at DATA_OFFSET + size).
+            for (at, b) in bytes {
+                let at = HEADER_SIZE as u64 + at % (DATA_OFFSET - HEADER_SIZE + size) as u64;
+                let n = b.len().min(DATA_OFFSET + size - at as usize);
+                poke(&q, at, &b[..n]);
+            }
+            // A lock held by a scribbled token is the takeover path (tested above), which
+            // costs a sleep slice per call: keep the lock free.
+            poke(&q, LOCK_OWNER, &0u64.to_le_bytes());
+            let mut handles = vec![q.clone()];
+            match MessageQueue::open_handle(&q.handle()) {
+                Ok(other) => {
+                    prop_assert!(other.max_message() <= size - 12 && other.max_message() >= 1);
+                    handles.push(other);
+                }
+                Err(Error::CorruptHeader { .. }) => {}
+                Err(e) => prop_assert!(false, "open: {e}"),
+            }
+            let ok = |e: &Error| matches!(e, Error::BadMessage { .. } | Error::Empty { .. }
+                | Error::Closed { .. } | Error::Timeout { .. } | Error::PeerDied { .. }
+                | Error::Full { .. } | Error::MessageTooLarge { .. });
+            for h in &handles {
+                prop_assert!(h.qsize() <= size / 12);
+                let _ = h.empty();
+                match h.get_nowait::<Vec<u8>>() {
+                    Ok(v) => prop_assert!(v.len() <= h.max_message()),
+                    Err(e) => prop_assert!(ok(&e), "get_nowait: {e}"),
+                }
+                match h.inner.get(Want::Any, Some(Duration::from_millis(1)), false) {
+                    Ok(v) => prop_assert!(v.len() <= h.max_message()),
+                    Err(e) => prop_assert!(ok(&e), "get_bytes: {e}"),
+                }
+                match h.get_timeout::<String>(Duration::from_millis(1)) {
+                    Ok(v) => prop_assert!(v.len() <= h.max_message()),
+                    Err(e) => prop_assert!(ok(&e), "get_timeout: {e}"),
+                }
+                if let Err(e) = h.put_nowait(&[1u8, 2, 3][..]) {
+                    prop_assert!(ok(&e), "put_nowait: {e}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn frames_wrap_around_the_ring_intact() {
-        let q = MessageQueue::new(100, 40).unwrap(); // two frames of at most 40 B fit
+        let q = MessageQueue::new(104, 40).unwrap(); // two frames of at most 40 B fit
         for round in 0..200u32 {
             let msg: Vec<u8> = (0..(round % 37) as u8).collect();
             q.put_timeout(&msg, Duration::from_secs(5)).unwrap();
@@ -752,7 +1240,7 @@ mod tests {
 
     #[test]
     fn full_ring_refuses_nowait_and_times_out() {
-        let q = MessageQueue::new(16, 8).unwrap();
+        let q = MessageQueue::new(24, 8).unwrap(); // a frame of 8 leaves 4 bytes free
         q.put_bytes(&[1; 8]).unwrap();
         assert!(matches!(q.put_nowait(&[1u8; 4]), Err(Error::Full { .. })));
         assert!(matches!(
@@ -770,9 +1258,123 @@ mod tests {
     fn oversize_and_undecodable_messages_are_errors() {
         let q = MessageQueue::new(64, 8).unwrap();
         assert!(matches!(q.put_bytes(&[0; 9]), Err(Error::MessageTooLarge { len: 9, max: 8, .. })));
-        q.put_bytes(&[0xff, 0xff]).unwrap();
+        // Tagged as a String, but not one (say, another build's String): consumed.
+        q.inner.put(type_tag::<String>(), &[0xff, 0xff], None, false).unwrap();
         assert!(matches!(q.get::<String>(), Err(Error::BadMessage { .. })));
-        assert!(q.empty(), "a message that fails to decode is still consumed");
+        assert!(q.empty(), "a message of the right tag that fails to decode is consumed");
+    }
+
+    #[test]
+    fn a_message_put_as_one_type_is_not_got_as_another() {
+        let q = MessageQueue::new(256, 64).unwrap();
+        q.put(&(1u8, 2u8)).unwrap();
+        // postcard would read (1, 2) as the string "\u{2}": the tag stops it first.
+        let e = q.get::<String>().unwrap_err();
+        match &e {
+            Error::BadMessage { reason, .. } => {
+                assert!(reason.contains("alloc::string::String"), "{reason}");
+                assert!(reason.contains("stays queued"), "{reason}");
+            }
+            other => panic!("expected BadMessage, got {other:?}"),
+        }
+        // Every get form refuses, the blocking ones without waiting, and nothing is consumed.
+        assert!(matches!(q.get_nowait::<u16>(), Err(Error::BadMessage { .. })));
+        assert!(matches!(
+            q.get_timeout::<(u8, u8, u8)>(Duration::from_secs(5)),
+            Err(Error::BadMessage { .. })
+        ));
+        assert!(matches!(q.get::<(i8, u8)>(), Err(Error::BadMessage { .. })));
+        assert_eq!(q.qsize(), 1);
+        assert_eq!(q.get::<(u8, u8)>().unwrap(), (1, 2));
+        assert!(q.empty());
+    }
+
+    #[test]
+    fn raw_bytes_and_typed_messages_interoperate_only_through_get_bytes() {
+        let q = MessageQueue::new(256, 64).unwrap();
+        // Even the exact postcard encoding of a u8, put as bytes, has no type.
+        q.put_bytes(&[7]).unwrap();
+        let e = q.get::<u8>().unwrap_err();
+        assert!(e.to_string().contains("raw bytes (put_bytes)"), "{e}");
+        assert_eq!(q.get_bytes().unwrap(), [7]);
+        // A typed message's bytes are its postcard encoding.
+        q.put(&(300u16, "ab")).unwrap();
+        assert_eq!(q.get_bytes().unwrap(), postcard::to_stdvec(&(300u16, "ab")).unwrap());
+        // Zero-byte messages are whole frames too.
+        q.put_bytes(&[]).unwrap();
+        q.put(&()).unwrap();
+        assert!(matches!(q.get::<()>(), Err(Error::BadMessage { .. })));
+        assert_eq!(q.get_bytes().unwrap(), []);
+        q.get::<()>().unwrap();
+        assert!(q.empty());
+    }
+
+    #[test]
+    fn borrowed_and_owned_forms_get_as_each_other() {
+        use std::borrow::Cow;
+        use std::rc::Rc;
+        use std::sync::Arc;
+        let q = MessageQueue::new(1024, 128).unwrap();
+        q.put("hi").unwrap();
+        assert_eq!(q.get::<String>().unwrap(), "hi");
+        q.put(&String::from("hi")).unwrap();
+        assert_eq!(&*q.get::<Box<str>>().unwrap(), "hi");
+        q.put(&("resize", vec![640u32, 480])).unwrap();
+        assert_eq!(q.get::<(String, Vec<u32>)>().unwrap(), ("resize".into(), vec![640, 480]));
+        q.put(&[1u8, 2, 3][..]).unwrap();
+        assert_eq!(q.get::<Vec<u8>>().unwrap(), [1, 2, 3]);
+        q.put(&Some(Cow::Borrowed("x"))).unwrap();
+        assert_eq!(q.get::<Option<String>>().unwrap().as_deref(), Some("x"));
+        q.put(&vec![Box::new(5u32), Box::new(6)]).unwrap();
+        assert_eq!(q.get::<Vec<u32>>().unwrap(), [5, 6]);
+        q.put(&Box::new(&&7i64)).unwrap();
+        assert_eq!(q.get::<i64>().unwrap(), 7);
+        // (`Rc` and `Arc` serialize only with serde's `rc` feature; their names are dropped
+        // all the same.)
+        assert_eq!(type_tag::<Rc<[u8]>>(), type_tag::<Vec<u8>>());
+        assert_eq!(type_tag::<Arc<str>>(), type_tag::<String>());
+        q.put(&[&"a", &"b"]).unwrap();
+        assert_eq!(q.get::<[String; 2]>().unwrap(), ["a", "b"]);
+        // An array is a tuple to serde, a slice a sequence: they stay apart.
+        q.put(&[1u8, 2]).unwrap();
+        assert!(matches!(q.get::<Vec<u8>>(), Err(Error::BadMessage { .. })));
+        assert_eq!(q.get::<[u8; 2]>().unwrap(), [1, 2]);
+    }
+
+    #[test]
+    fn canonical_type_names_drop_only_what_serde_does_not_see() {
+        let c = canonical_type_name;
+        assert_eq!(c(std::any::type_name::<&str>()), "alloc::string::String");
+        assert_eq!(
+            c(std::any::type_name::<&mut [&str]>()),
+            "alloc::vec::Vec<alloc::string::String>"
+        );
+        assert_eq!(
+            c(std::any::type_name::<(u8, &[u16; 3], std::borrow::Cow<'static, [u8]>)>()),
+            "(u8, [u16; 3], alloc::vec::Vec<u8>)"
+        );
+        assert_eq!(
+            c(std::any::type_name::<std::collections::HashMap<&str, Box<str>>>()),
+            "std::collections::hash::map::HashMap<alloc::string::String, alloc::string::String>"
+        );
+        assert_eq!(c("(u8,)"), "(u8, )");
+        assert_eq!(c("()"), "()");
+        // Unbalanced or odd names are kept as they are (deterministic, which is all it needs).
+        assert_eq!(c("a<b"), "a<b");
+        assert_eq!(c("x>(y"), "x>(y");
+        assert_ne!(type_tag::<&str>(), RAW);
+        assert_eq!(type_tag::<str>(), type_tag::<String>());
+        assert_ne!(type_tag::<(u8, u8)>(), type_tag::<String>());
+    }
+
+    #[test]
+    fn a_queue_of_the_untagged_frame_format_is_refused_at_open() {
+        let q = MessageQueue::new(64, 8).unwrap();
+        poke(&q, INFO_TAG, b"SPMSGQ02");
+        let e = MessageQueue::open_handle(&q.handle()).unwrap_err();
+        assert!(matches!(e, Error::CorruptHeader { .. }), "{e}");
+        poke(&q, INFO_TAG, b"SPMSGQ03");
+        MessageQueue::open_handle(&q.handle()).unwrap();
     }
 
     fn owner(q: &MessageQueue) -> &AtomicU64 {
@@ -827,7 +1429,7 @@ mod tests {
         assert!(matches!(q.get_bytes(), Err(Error::BadMessage { .. })));
         assert!(matches!(q.put_nowait(&1u8), Err(Error::Full { .. })));
         // Out-of-range copies are refused even if a caller got past the frame checks.
-        assert!(q.inner.copy_out(0, &mut [0u8; 65]).is_err());
+        assert!(q.inner.read_at(0, &mut [0u8; 65]).is_err());
         assert!(q.inner.copy_in(0, &[0u8; 65]).is_err());
         assert_eq!(owner(&q).load(Ordering::Relaxed), 0, "errors release the lock");
     }

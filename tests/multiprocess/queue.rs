@@ -73,6 +73,10 @@ pub fn tests() -> Vec<Test> {
             name: "queue::message_queue_get_rejects_a_crafted_length_prefix",
             run: message_queue_get_rejects_a_crafted_length_prefix,
         },
+        Test {
+            name: "queue::message_queue_type_tags_agree_across_processes",
+            run: message_queue_type_tags_agree_across_processes,
+        },
     ]
 }
 
@@ -555,29 +559,31 @@ fn putter_reports_a_slot_a_dead_consumer_claimed() {
 }
 
 // MessageQueue control block: info {tag, capacity, max_message} at 128; the ring at 960.
+// Frames: u32 LE length, u64 LE type tag, payload.
 const MQ_MAX_MESSAGE: u64 = 144;
 const MQ_RING: u64 = 960;
 
 fn message_queue_open_rejects_a_crafted_header() {
     let q = MessageQueue::new_with(64, 8, &ShmOptions::new().generated_name()).unwrap();
     let name = q.name().unwrap().to_string();
-    // u64::MAX - 2 + 4 would wrap to 1 and pass an unchecked `max + 4 > capacity`.
-    for bad in [0, u64::MAX - 2, u64::MAX, 61, 1 << 40] {
+    // u64::MAX - 2 + 12 would wrap to 9 and pass an unchecked `max + 12 > capacity`; 53 leaves
+    // no room for the 12-byte frame header in 64 bytes.
+    for bad in [0, u64::MAX - 2, u64::MAX - 10, u64::MAX, 53, 61, 1 << 40] {
         poke(&name, MQ_MAX_MESSAGE, &bad.to_le_bytes());
         let e = MessageQueue::open(&name).unwrap_err();
         assert!(matches!(e, Error::CorruptHeader { .. }), "max_message {bad}: {e}");
     }
-    poke(&name, MQ_MAX_MESSAGE, &60u64.to_le_bytes());
-    assert_eq!(MessageQueue::open(&name).unwrap().max_message(), 60);
+    poke(&name, MQ_MAX_MESSAGE, &52u64.to_le_bytes());
+    assert_eq!(MessageQueue::open(&name).unwrap().max_message(), 52);
 }
 
 fn message_queue_get_rejects_a_crafted_length_prefix() {
     let q = MessageQueue::new_with(64, 8, &ShmOptions::new().generated_name()).unwrap();
     let name = q.name().unwrap().to_string();
-    for (i, bad) in [9u32, 61, u32::MAX].into_iter().enumerate() {
+    for (i, bad) in [9u32, 53, u32::MAX].into_iter().enumerate() {
         q.put_bytes(&[1, 2, 3]).unwrap();
-        // Each earlier round consumed one 7-byte frame.
-        let prefix = MQ_RING + 7 * i as u64;
+        // Each earlier round consumed one 15-byte frame.
+        let prefix = MQ_RING + 15 * i as u64;
         poke(&name, prefix, &bad.to_le_bytes());
         let other = MessageQueue::open(&name).unwrap();
         let e = other.get_bytes().unwrap_err();
@@ -586,4 +592,47 @@ fn message_queue_get_rejects_a_crafted_length_prefix() {
         poke(&name, prefix, &3u32.to_le_bytes());
         assert_eq!(q.get_bytes().unwrap(), [1, 2, 3]);
     }
+}
+
+fn message_queue_type_tags_agree_across_processes() {
+    let q = MessageQueue::new(4096, 256).unwrap();
+    scope(|s| {
+        let q2 = &q;
+        let producer = s
+            .fork(move || -> shmpool::Result<()> {
+                q2.put(&(1u8, 2u8))?;
+                q2.put("borrowed")?;
+                q2.put_bytes(b"raw")?;
+                q2.put(&(7u32, vec!["a", "b"]))
+            })
+            .unwrap();
+        let st = producer.join().unwrap();
+        assert!(st.success(), "{st}");
+        // The case: read as a String, (1, 2) would be "\u{2}". Refused and kept.
+        let e = q.get::<String>().unwrap_err();
+        assert!(
+            matches!(&e, Error::BadMessage { reason, .. } if reason.contains("stays queued")),
+            "{e}"
+        );
+        assert_eq!(q.get::<(u8, u8)>().unwrap(), (1, 2));
+        // The child's tag for &str is the parent's for String.
+        assert_eq!(q.get::<String>().unwrap(), "borrowed");
+        assert!(matches!(q.get::<Vec<u8>>(), Err(Error::BadMessage { .. })));
+        assert_eq!(q.get_bytes().unwrap(), b"raw");
+        // The child's last message is still queued; the parent puts the same, and a child gets
+        // both as the owned type.
+        q.put(&(7u32, vec!["a", "b"])).unwrap();
+        let consumer = s
+            .fork(move || {
+                let want = (7, vec!["a".to_string(), "b".to_string()]);
+                for _ in 0..2 {
+                    assert_eq!(q2.get::<(u32, Vec<String>)>().unwrap(), want);
+                }
+            })
+            .unwrap();
+        let st = consumer.join().unwrap();
+        assert!(st.success(), "{st}");
+    })
+    .unwrap();
+    assert!(q.empty());
 }

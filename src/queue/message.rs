@@ -53,8 +53,8 @@ fn type_tag<M: ?Sized>() -> u64 {
 /// `name` (a `std::any::type_name`) with the differences that do not change serde's encoding
 /// removed, recursively inside tuples, arrays, slices and generic arguments: `&T` and `&mut T`
 /// become `T`; `Box<T>`, `Rc<T>`, `Arc<T>` and `Cow<T>` become `T`; `str` becomes `String` and
-/// `[T]` becomes `Vec<T>` (`[T; N]`, a tuple to serde, stays); lifetimes go. Put and get compute it the same
-/// way, so it only has to be deterministic: a name it cannot parse is kept as it is.
+/// `[T]` becomes `Vec<T>` (`[T; N]`, a tuple to serde, stays); lifetimes go. Put and get compute
+/// it the same way, so it only has to be deterministic: a name it cannot parse is kept as it is.
 fn canonical_type_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 16);
     match canon_into(name, &mut out) {
@@ -1001,6 +1001,7 @@ impl fmt::Debug for MessageQueue {
 mod tests {
     use std::mem::offset_of;
 
+    use proptest::collection::vec;
     use proptest::prelude::*;
 
     use super::*;
@@ -1014,6 +1015,8 @@ mod tests {
     const RING_HEAD: u64 = (HEADER_SIZE + offset_of!(Control, ring.0.head)) as u64;
     const RING_TAIL: u64 = (HEADER_SIZE + offset_of!(Control, ring.0.tail)) as u64;
     const RING_COUNT: u64 = (HEADER_SIZE + offset_of!(Control, ring.0.count)) as u64;
+    const FIELDS: [u64; 7] =
+        [INFO_TAG, INFO_CAPACITY, INFO_MAX, INFO_CLOSED, RING_HEAD, RING_TAIL, RING_COUNT];
 
     /// Writes `bytes` at `offset` of an anonymous queue's segment through its descriptor, as
     /// another process with the segment open could: no pointer into the mapping involved.
@@ -1090,7 +1093,7 @@ mod tests {
         /// error; never a panic, an out-of-bounds read or a payload over `max`.
         #[test]
         fn decode_frame_of_random_bytes_is_a_whole_frame_or_an_error(
-            ring in prop::collection::vec(any::<u8>(), 0..80),
+            ring in vec(any::<u8>(), 0..80),
             head in prop_oneof![any::<u64>(), (u64::MAX - 100)..=u64::MAX, 0u64..200],
             used in prop_oneof![0u64..100, any::<u64>()],
             max in prop_oneof![0u64..100, any::<u64>()],
@@ -1106,8 +1109,8 @@ mod tests {
         fn decode_frame_reads_written_frames_back_and_survives_their_mutation(
             size in 12usize..160,
             start in prop_oneof![0u64..1000, any::<u64>()],
-            msgs in prop::collection::vec((0u64..3, prop::collection::vec(any::<u8>(), 0..40)), 0..8),
-            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            msgs in vec((0u64..3, vec(any::<u8>(), 0..40)), 0..8),
+            flips in vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
             nudge in prop_oneof![Just((0i64, 0i64)), (-20i64..20, -20i64..20)],
         ) {
             let max = (size - 12) as u64;
@@ -1166,9 +1169,9 @@ mod tests {
         fn a_scribbled_queue_gives_values_or_typed_errors(
             size in 13usize..200,
             max_frac in 1usize..=100,
-            puts in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..30), 0..5),
-            fields in prop::collection::vec((0usize..7, field()), 0..5),
-            bytes in prop::collection::vec((0u64..1200, prop::collection::vec(any::<u8>(), 1..9)), 0..6),
+            puts in vec(vec(any::<u8>(), 0..30), 0..5),
+            fields in vec((0usize..7, field()), 0..5),
+            bytes in vec((0u64..1200, vec(any::<u8>(), 1..9)), 0..6),
         ) {
             let max = ((size - 12) * max_frac / 100).max(1);
             let q = MessageQueue::new(size, max).unwrap();
@@ -1176,8 +1179,7 @@ mod tests {
                 let _ = q.put_nowait(p);
             }
             for (which, v) in fields {
-                let at = [INFO_TAG, INFO_CAPACITY, INFO_MAX, INFO_CLOSED, RING_HEAD, RING_TAIL, RING_COUNT][which];
-                poke(&q, at, &v.to_le_bytes());
+                poke(&q, FIELDS[which], &v.to_le_bytes());
             }
             // Anywhere in the control block or the ring (the file ends at DATA_OFFSET + size).
             for (at, b) in bytes {

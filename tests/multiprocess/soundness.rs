@@ -307,7 +307,7 @@ fn lent_shared_slice_is_read_only_and_private_memory_is_copied() {
 }
 
 fn mutable_private_memory_cannot_be_lent() {
-    let mut v = vec![0u64; 16];
+    let mut v = [0u64; 16]; // private memory (the stack)
     let r = scope(|s| s.fork_with(&mut v[..], |c| c[0] = 1).map(drop)).unwrap();
     match r {
         Err(e @ Error::NotShared { .. }) => assert!(e.to_string().contains("SharedArray"), "{e}"),

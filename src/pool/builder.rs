@@ -97,6 +97,11 @@ impl PoolBuilder {
     /// A function each worker runs once when it starts (Python's `initializer`). It runs after
     /// the worker let go of the parent's descriptors (see [`Pool`]): open files it needs itself.
     ///
+    /// If workers keep dying before it returns (it panics, aborts, or exits), `2 * workers + 2`
+    /// in a row, the pool gives up: it is terminated, and the call that noticed, every pending
+    /// result and every later call report [`Error::ChildFailed`] naming the initializer's
+    /// failure. Workers killed from outside once they run do not count.
+    ///
     /// ```
     /// fn init() {}
     /// let b = shmpool::PoolBuilder::new().initializer(init);

@@ -206,7 +206,12 @@ pub(crate) struct WorkerSlot {
     pub(crate) held: AtomicU64,
     /// Chunks it completed (all jobs).
     pub(crate) completed: AtomicU64,
-    pub(crate) _pad: [AtomicU64; 5],
+    /// 1 once the worker has finished the pool's initializer (reset to 0 by the parent before
+    /// it starts a worker in this slot). A worker that dies with this still 0 counts towards
+    /// giving up on a failing initializer; one killed after it does not.
+    pub(crate) initialized: AtomicU32,
+    pub(crate) _pad32: AtomicU32,
+    pub(crate) _pad: [AtomicU64; 4],
 }
 
 /// The whole control block.

@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use super::control::{CLOSED, NOTHING, RETRY_RING, WAKE_EACH_CHUNK, pack, unpack};
+use super::liveness::Ended;
 use super::{Pool, PoolState, worker};
 use crate::error::{Error, Result};
-use crate::process::status::ExitStatus;
 use crate::sys;
 use crate::sys::proc::Exit;
 
@@ -27,10 +27,12 @@ pub(crate) struct Active {
     pub(crate) job: u32,
     pub(crate) chunks: u64,
     retries_left: u32,
-    /// Chunks held by workers that died, not yet resolved: (chunk, pid, exit).
-    suspects: Vec<(u64, u32, Exit, Option<String>)>,
+    /// Chunks held by workers that died, not yet resolved: (chunk, pid, how it ended).
+    suspects: Vec<(u64, u32, Ended)>,
     /// The first death that cost a chunk.
     died: Option<Error>,
+    /// Every chunk a death cost: (chunk, pid, how, signal), for streaming results.
+    lost: Vec<(u64, u32, String, Option<i32>)>,
     /// A worker ended while this job was in flight: completion is then read from the done
     /// bitmap, not only the counter ([`ControlBlock::finished`](super::control::ControlBlock::finished)).
     pub(crate) deaths: bool,
@@ -44,6 +46,7 @@ impl Active {
             retries_left: retries,
             suspects: Vec::new(),
             died: None,
+            lost: Vec::new(),
             deaths: false,
         }
     }
@@ -56,6 +59,14 @@ impl Pool {
             Some(a) => (self.ctl.finished(a.chunks, a.deaths), a.chunks),
             None => (0, 0),
         }
+    }
+
+    /// [`Error::WorkerDied`] if chunk `chunk` of the job in flight failed because the worker
+    /// running it died (rather than because its kernel panicked).
+    pub(crate) fn lost_chunk(&self, chunk: u64) -> Option<Error> {
+        let a = self.active.as_ref()?;
+        let (_, pid, how, signal) = a.lost.iter().find(|l| l.0 == chunk)?;
+        Some(Error::WorkerDied { pid: *pid, how: how.clone(), chunk, signal: *signal })
     }
 
     /// Whether the job in flight has finished every chunk.
@@ -99,11 +110,9 @@ impl Pool {
             if ready(self) {
                 return Ok(true);
             }
-            if let Err(e) = self.check_workers() {
-                // Without workers the job cannot end: stop everything rather than hang.
-                self.terminate();
-                return Err(e);
-            }
+            // Without workers the job cannot end: on an error the pool has given up (it is
+            // terminated, and records why for every later call) rather than hang.
+            self.check_workers()?;
             if self.state == PoolState::Terminated || ready(self) {
                 return Ok(true);
             }
@@ -130,7 +139,7 @@ impl Pool {
         self.check_owner()?;
         let Some(a) = self.active.take() else { return Ok(()) };
         if self.state == PoolState::Terminated && self.ctl.finished(a.chunks, true) < a.chunks {
-            return Err(Error::PoolNotRunning { state: "terminated" });
+            return Err(self.stopped_error());
         }
         if let Some(e) = a.died {
             return Err(e);
@@ -151,55 +160,105 @@ impl Pool {
     }
 
     /// Reaps workers that ended, replaces them, and resolves chunks they held.
+    ///
+    /// # Errors
+    ///
+    /// When the pool cannot go on (workers keep failing their initializer, a replacement cannot
+    /// be started, a worker cannot be waited for), it gives up: it is terminated, and this and
+    /// every later call report why ([`Pool::stopped_error`]).
     pub(crate) fn check_workers(&mut self) -> Result<()> {
         self.check_owner()?;
+        match self.replace_dead_workers() {
+            Ok(()) => {
+                self.resolve_suspects();
+                Ok(())
+            }
+            Err((e, pid, why)) => {
+                self.give_up(pid, why);
+                Err(e)
+            }
+        }
+    }
+
+    /// [`check_workers`](Pool::check_workers) up to giving up: on an error, also the pid and
+    /// the reason in words to record (after "child process PID").
+    fn replace_dead_workers(&mut self) -> std::result::Result<(), (Error, u32, String)> {
+        // Every worker that ended, before any replacement starts: a replacement may relaunch a
+        // dead forkserver, which reaps the old one (`liveness.rs`).
+        let mut ended = Vec::new();
         for slot in 0..self.slots.len() {
             let w = &mut self.slots[slot];
             // A forked worker through `waitpid`, a forkserver or spawn one through its
             // `Process` (`liveness.rs`).
-            let Some((exit, report)) = w.try_exit()? else {
-                continue;
-            };
-            let pid = w.pid;
+            match w.try_exit(&mut self.server_death) {
+                Ok(Some(end)) => ended.push((slot, w.pid, end)),
+                Ok(None) => {}
+                Err(e) => {
+                    let why = format!(
+                        "(a pool worker) could not be waited for ({e}); the pool gave up and is \
+                         terminated: build a new pool"
+                    );
+                    return Err((e, w.pid, why));
+                }
+            }
+        }
+        for (slot, pid, end) in ended {
             let ws = &self.ctl.workers[slot];
-            let retired = ws.retiring.load(SeqCst) == 1 && exit == Exit::Code(0);
+            let retired = ws.retiring.load(SeqCst) == 1
+                && end.exit == Exit::Code(0)
+                && end.server_died.is_none();
             let held = ws.held.load(SeqCst);
-            let completed = ws.completed.load(SeqCst);
+            let initialized = ws.initialized.load(SeqCst) == 1;
             if let Some(a) = self.active.as_mut() {
                 // It may have died between its done bit and the done counter (H1).
                 a.deaths = true;
             }
-            if retired || completed > 0 || held != NOTHING {
+            if end.server_died.is_some() {
+                // Killed with its forkserver: not the initializer's doing, nor proof that it
+                // works (the new server's workers will tell).
+            } else if initialized || retired {
                 self.early_deaths = 0;
             } else {
-                // Died before taking any work: a failing initializer, say. Replacing such
-                // workers forever would hang the job, so give up after a few in a row.
+                // Died before finishing the initializer: a failing initializer, say. Replacing
+                // such workers forever would hang the job, so give up after a few in a row.
+                // (Workers killed from outside once running do not count: README.md, "Death".)
                 self.early_deaths += 1;
                 if self.early_deaths > 2 * self.slots.len() as u32 + 2 {
-                    let how = ExitStatus { exit, panic: report }.to_string();
-                    return Err(Error::ChildFailed {
-                        pid,
-                        how: format!(
-                            "{how}; {} pool workers in a row died before taking any work (check the \
-                             pool's initializer)",
-                            self.early_deaths
-                        ),
-                    });
+                    let how = format!(
+                        "failed in the pool's initializer ({}); the pool gave up: the worker \
+                         initializer failed {} times in a row, so the pool is terminated; fix the \
+                         initializer, then build a new pool",
+                        end.how(),
+                        self.early_deaths
+                    );
+                    return Err((Error::ChildFailed { pid, how: how.clone() }, pid, how));
                 }
             }
+            let mut unheld = None;
             if !retired
                 && held != NOTHING
                 && let Some(a) = self.active.as_mut()
                 && unpack(held).0 == a.job
             {
-                a.suspects.push((unpack(held).1, pid, exit, report));
+                a.suspects.push((unpack(held).1, pid, end));
+            } else {
+                unheld = Some(end);
             }
             if self.state == PoolState::Running && !std::thread::panicking() {
                 // With the pool's own start method.
-                self.slots[slot] = worker::start(self, slot)?;
+                match worker::start(self, slot) {
+                    Ok(w) => self.slots[slot] = w,
+                    Err(e) => {
+                        let ended = unheld.map_or_else(|| "ended".to_string(), |h| h.how());
+                        let why = format!(
+                            "(a pool worker) {ended}, and a replacement could not be started \
+                             ({e}); the pool gave up and is terminated: build a new pool"
+                        );
+                        return Err((e, pid, why));
+                    }
+                }
             }
         }
-        self.resolve_suspects();
         Ok(())
     }
 
@@ -213,7 +272,7 @@ impl Pool {
         }
         let c = &*self.ctl;
         let mut keep = Vec::new();
-        for (idx, pid, exit, report) in std::mem::take(&mut a.suspects) {
+        for (idx, pid, end) in std::mem::take(&mut a.suspects) {
             let e = pack(a.job, idx);
             let pop = c.retry_pop.load(SeqCst);
             let push = c.retry_push.load(SeqCst);
@@ -230,7 +289,7 @@ impl Pool {
                 .enumerate()
                 .any(|(s, w)| w.alive && c.workers[s].held.load(SeqCst) == e);
             if live_holder {
-                keep.push((idx, pid, exit, report));
+                keep.push((idx, pid, end));
                 continue;
             }
             if c.is_done(idx) {
@@ -240,18 +299,15 @@ impl Pool {
             if a.retries_left > 0 && push - pop >= RETRY_RING as u64 {
                 // Retries are left but the ring is full: keep the chunk a suspect and queue it
                 // in a later slice, once workers have taken entries off the ring.
-                keep.push((idx, pid, exit, report));
+                keep.push((idx, pid, end));
             } else if a.retries_left > 0 {
                 a.retries_left -= 1;
                 c.retry[(push % RETRY_RING as u64) as usize].store(e, SeqCst);
                 c.retry_push.store(push + 1, SeqCst);
                 c.wake_workers();
             } else {
-                let how = ExitStatus { exit, panic: report }.to_string();
-                let signal = match exit {
-                    Exit::Signal(s) => Some(s),
-                    Exit::Code(_) => None,
-                };
+                let (how, signal) = (end.how(), end.signal());
+                a.lost.push((idx, pid, how.clone(), signal));
                 a.died.get_or_insert(Error::WorkerDied { pid, how, chunk: idx, signal });
                 c.mark_failed(idx);
                 if c.mark_done(idx) {

@@ -15,7 +15,8 @@ pub(crate) type Output<'p, R> = Box<dyn FnOnce(&Pool) -> R + 'p>;
 ///
 /// Dropping the handle waits for the job to finish (so the arrays are never freed while
 /// workers use them); leaking it with `mem::forget` leaks the arrays, and the pool's next job
-/// waits for this one first.
+/// waits for this one first (and drops its outcome). A job over an empty array is done at once
+/// and succeeds, whatever an earlier, leaked job does.
 ///
 /// A handle stays in the process that started the job: it is not `Send`, so no fork child
 /// (which needs a `Send` closure) can take it, and calls on a pool's forked copy fail with
@@ -45,13 +46,30 @@ pub(crate) type Output<'p, R> = Box<dyn FnOnce(&Pool) -> R + 'p>;
 /// ```
 pub struct JobHandle<'p, R> {
     pool: &'p mut Pool,
+    /// The job's id; 0 for an empty job, which was never published and is done at once.
     job: u32,
+    /// Its chunks.
+    chunks: u64,
+    /// Chunks finished when its outcome was taken (what `progress` reports from then on).
+    finished: u64,
     output: Option<Output<'p, R>>,
 }
 
 impl<'p, R> JobHandle<'p, R> {
+    /// A handle for job `job` (just published), or for an empty job (`job` 0).
     pub(crate) fn new(pool: &'p mut Pool, job: u32, output: Output<'p, R>) -> JobHandle<'p, R> {
-        JobHandle { pool, job, output: Some(output) }
+        let chunks = match &pool.active {
+            Some(a) if job != 0 && a.job == job => a.chunks,
+            _ => 0,
+        };
+        JobHandle { pool, job, chunks, finished: chunks, output: Some(output) }
+    }
+
+    /// Whether this job is the pool's job in flight, its outcome not yet taken. An empty job
+    /// never is: the job in flight then is an earlier one whose handle was leaked, and neither
+    /// its progress nor its error are this job's.
+    fn in_flight(&self) -> bool {
+        self.job != 0 && self.pool.active.as_ref().is_some_and(|a| a.job == self.job)
     }
 
     /// Chunks finished so far, and chunks in all.
@@ -66,11 +84,14 @@ impl<'p, R> JobHandle<'p, R> {
     /// ```
     pub fn progress(&mut self) -> (u64, u64) {
         self.poll();
-        self.pool.progress_now()
+        if self.in_flight() { self.pool.progress_now() } else { (self.finished, self.chunks) }
     }
 
     /// Waits for the job until `deadline`; whether it is done.
     pub(crate) fn pool_wait(&mut self, deadline: Option<Instant>) -> Result<bool> {
+        if !self.in_flight() {
+            return Ok(true);
+        }
         self.pool.wait_job(deadline)
     }
 
@@ -100,8 +121,9 @@ impl<'p, R> JobHandle<'p, R> {
 
     /// The job's outcome once it is done (first call only; later calls return `Ok`).
     pub(crate) fn outcome(&mut self) -> Result<()> {
-        if self.pool.active.as_ref().is_some_and(|a| a.job == self.job) {
+        if self.in_flight() {
             self.pool.wait_job(None)?;
+            self.finished = self.pool.progress_now().0;
             self.pool.take_outcome()
         } else {
             Ok(())
@@ -114,11 +136,11 @@ impl<'p, R> JobHandle<'p, R> {
         Some(out(self.pool))
     }
 
-    /// Reaps and replaces dead workers (so polling notices deaths, as waiting does).
+    /// Reaps and replaces dead workers (so polling notices deaths, as waiting does). An error
+    /// means the pool gave up: it is terminated and records why, which the job's outcome then
+    /// reports.
     fn poll(&mut self) {
-        if self.pool.check_workers().is_err() {
-            self.pool.terminate();
-        }
+        let _ = self.pool.check_workers();
     }
 
     /// Whether every chunk has finished.
@@ -132,7 +154,7 @@ impl<'p, R> JobHandle<'p, R> {
     /// ```
     pub fn is_ready(&mut self) -> bool {
         self.poll();
-        self.pool.job_done()
+        !self.in_flight() || self.pool.job_done()
     }
 
     /// The workers running a chunk of this job right now, as (pid, chunk index).
@@ -179,7 +201,7 @@ impl<'p, R> JobHandle<'p, R> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool> {
-        self.pool.wait_job(Instant::now().checked_add(timeout))
+        self.pool_wait(Instant::now().checked_add(timeout))
     }
 
     /// Waits for the job and returns its output.
@@ -189,7 +211,9 @@ impl<'p, R> JobHandle<'p, R> {
     /// [`Error::KernelPanicked`](crate::Error::KernelPanicked) (first panic, with chunk and
     /// message), [`Error::WorkerDied`](crate::Error::WorkerDied) (a worker died holding a chunk
     /// and no retry was left), [`Error::PoolNotRunning`](crate::Error::PoolNotRunning) if the
-    /// pool was terminated. The arrays are dropped on error.
+    /// pool was terminated, [`Error::ChildFailed`](crate::Error::ChildFailed) with the reason if
+    /// the pool gave up (workers kept failing their initializer, say). The arrays are dropped
+    /// on error.
     ///
     /// ```no_run
     /// # let mut pool = shmpool::Pool::new(2)?;
@@ -199,8 +223,7 @@ impl<'p, R> JobHandle<'p, R> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn wait(mut self) -> Result<R> {
-        self.pool.wait_job(None)?;
-        self.pool.take_outcome()?;
+        self.outcome()?;
         let out = self.output.take().expect("output taken only here");
         Ok(out(self.pool))
     }
@@ -222,7 +245,7 @@ impl<'p, R> JobHandle<'p, R> {
             // here could give a process arrays the creator's workers still write.
             panic!("{e}");
         }
-        let outcome = self.pool.wait_job(None).and_then(|_| self.pool.take_outcome());
+        let outcome = self.outcome();
         let out = self.output.take().expect("output taken only here");
         (out(self.pool), outcome)
     }
@@ -253,10 +276,8 @@ impl<R> Drop for JobHandle<'_, R> {
             return;
         }
         // The output (and the arrays it owns) drops after this: make sure no worker still uses
-        // them. `wait_job` terminates the pool itself if it cannot finish the job.
-        let _ = self.pool.wait_job(None);
-        if self.pool.active.as_ref().is_some_and(|a| a.job == self.job) {
-            let _ = self.pool.take_outcome();
-        }
+        // them. `wait_job` terminates the pool itself if it cannot finish the job. (An empty
+        // job, or one whose outcome was taken, has nothing left running.)
+        let _ = self.outcome();
     }
 }

@@ -73,13 +73,19 @@ pub(crate) struct Span {
 /// [`array`]) before building a slice, and panics (a job error) when it does not fit.
 pub(crate) type Trampoline = unsafe fn(kernel: usize, views: &Views, span: &Span);
 
-/// Array `i` of `views` as a pointer to `T`, after checking that the mapped header matches `T`
-/// and that elements `..end` lie inside both the mapping and the job's length for the array. A
-/// mismatch panics, which the worker reports as the chunk's error: never a slice past the end.
+/// Array `i` of `views` as a pointer to `T`, after checking that the mapped header matches `T`,
+/// that the pointer is aligned for `T`, and that elements `..end` lie inside both the mapping
+/// and the job's length for the array. A mismatch panics, which the worker reports as the
+/// chunk's error: never a slice past the end or a misaligned one.
 fn array<T: Pod>(v: &Views, i: usize, end: usize) -> *mut T {
     assert!(
         v.elem_size[i] == size_of::<T>() && !v.ptr[i].is_null(),
         "array {i} of the job does not match its element type in this worker"
+    );
+    assert!(
+        v.ptr[i].cast::<T>().is_aligned(),
+        "array {i} of the job is not aligned for its element type ({} bytes) in this worker",
+        std::mem::align_of::<T>()
     );
     assert!(
         end <= v.len[i] && end <= v.expected_len[i],
@@ -295,6 +301,20 @@ mod tests {
         // SAFETY: as above.
         assert!(rejected(|| unsafe {
             stencil::<u64, u64>(reads_nothing as fn(&[u64], usize, &mut [u64]) as usize, &v, &s)
+        }));
+    }
+
+    #[test]
+    fn a_misaligned_array_is_a_job_error_not_a_slice() {
+        let mut bufs = vec![vec![0u64; 10]];
+        let mut v = views(&mut bufs, [9, 0, 0, 0]);
+        // SAFETY: one byte into a live buffer of 80 bytes.
+        v.ptr[0] = unsafe { v.ptr[0].add(1) };
+        let s = Span { index: 0, start: 0, end: 1, radius: 0 };
+        // SAFETY: as above; the pointer is misaligned on purpose, which the trampoline must
+        // refuse before it makes a slice.
+        assert!(rejected(|| unsafe {
+            for_each::<u64>(touches_nothing as fn(&mut [u64]) as usize, &v, &s)
         }));
     }
 

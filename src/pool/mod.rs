@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use anon::AnonBox;
 use control::{CLOSED, CLOSING, ControlBlock, ERR_NONE, MAX_ARRAYS, RUNNING, TERMINATING, pack};
 use failure::Active;
+use liveness::ServerDeath;
 pub(crate) use liveness::WorkerProc;
 use worker::WorkerConfig;
 
@@ -90,8 +91,13 @@ pub struct Pool {
     /// (64 bits: never repeats, unlike job ids).
     generation: u64,
     active: Option<Active>,
-    /// Workers in a row that died before taking any work.
+    /// Workers in a row that died before finishing the initializer.
     early_deaths: u32,
+    /// Why the pool gave up, if it did: (pid, how), reported as `Error::ChildFailed` by every
+    /// later call and by every result still pending.
+    gave_up: Option<(u32, String)>,
+    /// The last forkserver death seen, with its cause (`liveness.rs`).
+    server_death: ServerDeath,
     /// Task arguments and results too big for the scratch area, reused from call to call.
     arena: Option<crate::segment::Segment>,
 }
@@ -198,6 +204,8 @@ impl Pool {
             generation: 0,
             active: None,
             early_deaths: 0,
+            gave_up: None,
+            server_death: None,
             arena: None,
         };
         for slot in 0..n {
@@ -240,6 +248,8 @@ impl Pool {
     }
 
     /// The pids of the live workers, in slot order (a replaced worker's slot shows the new pid).
+    /// A worker that has ended is left out at once, even before the pool notices and replaces
+    /// it (which it does while it waits for or polls a job, or publishes the next one).
     ///
     /// ```no_run
     /// let pool = shmpool::Pool::new(2)?;
@@ -247,7 +257,7 @@ impl Pool {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.slots.iter().filter(|w| w.alive).map(|w| w.pid).collect()
+        self.slots.iter().filter(|w| w.running()).map(|w| w.pid).collect()
     }
 
     /// Sets the chunk size (elements per chunk) for later data-parallel jobs; `None` restores
@@ -346,7 +356,7 @@ impl Pool {
         let mut nap = Duration::from_micros(50);
         loop {
             for w in &mut self.slots {
-                w.try_exit()?;
+                w.try_exit(&mut self.server_death)?;
             }
             if self.slots.iter().all(|w| !w.alive) {
                 return Ok(true);
@@ -379,8 +389,26 @@ impl Pool {
         match self.state {
             PoolState::Running => Ok(()),
             PoolState::Closed => Err(Error::PoolNotRunning { state: "closed" }),
-            PoolState::Terminated => Err(Error::PoolNotRunning { state: "terminated" }),
+            PoolState::Terminated => Err(self.stopped_error()),
         }
+    }
+
+    /// The error for work that cannot run because the pool was terminated: why the pool gave
+    /// up, if it did (the same report every time), else [`Error::PoolNotRunning`].
+    pub(crate) fn stopped_error(&self) -> Error {
+        match &self.gave_up {
+            Some((pid, how)) => Error::ChildFailed { pid: *pid, how: how.clone() },
+            None => Error::PoolNotRunning { state: "terminated" },
+        }
+    }
+
+    /// Gives up: records why (`pid`, `how`: the words after "child process PID"), for every
+    /// later call and pending result, and terminates the pool.
+    pub(crate) fn give_up(&mut self, pid: u32, how: String) {
+        if self.gave_up.is_none() && self.state != PoolState::Terminated {
+            self.gave_up = Some((pid, how));
+        }
+        self.terminate();
     }
 
     /// The number of chunks `spec` makes.

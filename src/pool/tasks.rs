@@ -62,6 +62,7 @@ impl<R: Pod> Results<R> {
     /// the worker's write before this read; nothing writes the slot afterwards.
     fn read(&self, pool: &Pool, i: usize) -> R {
         assert!(i < self.n);
+        debug_assert!(self.base(pool).is_aligned());
         // SAFETY: `i < n` and the store holds `n` aligned values of `R`; see above for why no
         // write races with this read.
         unsafe { self.base(pool).add(i).read() }
@@ -79,24 +80,54 @@ struct Staged<R: Pod> {
     results: Results<R>,
 }
 
+/// The most alignment a task argument or result type may have: the task arena's data starts on
+/// a page boundary in every process that maps it (a mapping guarantees no more).
+const MAX_TASK_ALIGN: usize = 4096;
+
+/// One page of the task arena: its element type, so that the arena's data starts at a page
+/// boundary (the header puts data at a multiple of the element's alignment) and regions at
+/// multiples of any alignment up to [`MAX_TASK_ALIGN`] are aligned in every process.
+#[derive(Clone, Copy)]
+#[repr(C, align(4096))]
+struct ArenaPage([u8; MAX_TASK_ALIGN]);
+
 /// The staging layout of `n` tasks: byte offsets of the second arguments and the results, and
-/// the bytes in all; [`Error::TooLarge`] when a size does not fit in `usize` (zero-sized
-/// arguments let `n` be anything).
+/// the bytes in all, each region starting at a multiple of `align` (a power of two) and of 64;
+/// [`Error::TooLarge`] when a size does not fit in `usize` (zero-sized arguments let `n` be
+/// anything).
 fn staging_layout(
     n: usize,
     a_bytes: usize,
     b_bytes: usize,
     r_size: usize,
+    align: usize,
 ) -> Result<(usize, usize, usize)> {
     let too_large = || Error::TooLarge { len: n, elem_size: r_size };
+    let step = align.max(64);
     let r_bytes = n.checked_mul(r_size).ok_or_else(too_large)?;
-    let b_off = a_bytes.checked_next_multiple_of(64).ok_or_else(too_large)?;
+    let b_off = a_bytes.checked_next_multiple_of(step).ok_or_else(too_large)?;
     let r_off = b_bytes
-        .checked_next_multiple_of(64)
+        .checked_next_multiple_of(step)
         .and_then(|b| b_off.checked_add(b))
         .ok_or_else(too_large)?;
     let end = r_off.checked_add(r_bytes).ok_or_else(too_large)?;
     Ok((b_off, r_off, end))
+}
+
+/// [`Error::InvalidArgument`] unless a task argument or result type of alignment `align` can
+/// be staged.
+fn check_task_align(align: usize) -> Result<()> {
+    if align <= MAX_TASK_ALIGN {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument {
+        what: "task argument or result type",
+        reason: format!(
+            "it is aligned to {align} bytes, and task arguments and results may be aligned to at \
+             most {MAX_TASK_ALIGN} (a page, all a shared mapping guarantees); use a less aligned \
+             type, or put the data in a SharedArray and pass indices"
+        ),
+    })
 }
 
 impl Pool {
@@ -110,15 +141,15 @@ impl Pool {
         chunksize: usize,
     ) -> Result<Staged<R>> {
         self.check_running()?;
+        let align = align_of::<A>().max(align_of::<B>()).max(align_of::<R>());
+        check_task_align(align)?;
         self.finish_active()?;
         let n = a.len();
         let chunk_size = chunksize.max(1).max(n.div_ceil(MAX_CHUNKS));
         let (a_bytes, b_bytes) = (size_of_val(a), b.map_or(0, size_of_val));
-        let (b_off, r_off, end) = staging_layout(n, a_bytes, b_bytes, size_of::<R>())?;
-        let align = align_of::<A>().max(align_of::<B>()).max(align_of::<R>());
-        // The scratch area is 8-aligned; the arena's data 128-aligned; regions start at
-        // multiples of 64.
-        assert!(align <= 64, "task arguments and results must be aligned to at most 64 bytes");
+        let (b_off, r_off, end) = staging_layout(n, a_bytes, b_bytes, size_of::<R>(), align)?;
+        // The scratch area is 8-aligned; the arena's data page-aligned; regions start at
+        // multiples of `align` (and of 64).
         let fits = end <= SCRATCH_BYTES && align <= 8;
         let mut spec = JobSpec {
             trampoline,
@@ -132,13 +163,14 @@ impl Pool {
             self.ctl.scratch_ptr()
         } else {
             let need = end.max(1);
-            if self.arena.as_ref().is_none_or(|seg| seg.len().saturating_mul(8) < need) {
-                let words = need
-                    .div_ceil(8)
+            let page = size_of::<ArenaPage>();
+            if self.arena.as_ref().is_none_or(|seg| seg.len().saturating_mul(page) < need) {
+                let pages = need
+                    .div_ceil(page)
                     .checked_next_power_of_two()
                     .ok_or(Error::TooLarge { len: n, elem_size: size_of::<R>() })?
-                    .max(1 << 17);
-                let layout = Layout::new(Kind::Array, TypeDesc::of::<u64>(), words)?;
+                    .max(256);
+                let layout = Layout::new(Kind::Array, TypeDesc::of::<ArenaPage>(), pages)?;
                 let seg = Segment::create(&ShmOptions::new(), &layout)?;
                 seg.publish();
                 self.arena = Some(seg);
@@ -201,7 +233,9 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`Error::PoolNotRunning`], or OS errors staging the argument.
+    /// [`Error::PoolNotRunning`] (or [`Error::ChildFailed`] with the reason, if the pool gave
+    /// up), [`Error::InvalidArgument`] if `A` or `R` is aligned to more than 4096 bytes, or OS
+    /// errors staging the argument. (Every task call has these.)
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
@@ -251,7 +285,7 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`Error::PoolNotRunning`], or OS errors staging the arguments.
+    /// As for [`apply_async`](Pool::apply_async).
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
@@ -327,7 +361,7 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`Error::PoolNotRunning`], or OS errors staging the arguments. Each item is a `Result`:
+    /// As for [`apply_async`](Pool::apply_async). Each item is a `Result`:
     /// a task whose chunk failed yields the error.
     ///
     /// ```no_run
@@ -496,8 +530,12 @@ impl<'p, T> AsyncResult<'p, T> {
             return Ok(true);
         }
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-        if !self.handle.pool_wait(deadline)? {
-            return Ok(false);
+        match self.handle.pool_wait(deadline) {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            // The pool gave up while waiting: the call is over, and its outcome (below) says why.
+            Err(_) if self.handle.terminated() => {}
+            Err(e) => return Err(e),
         }
         let outcome = self.handle.outcome();
         match &outcome {
@@ -641,9 +679,12 @@ pub struct IMap<'p, R: Pod> {
     error_given: bool,
 }
 
-/// The error for a task of a failed chunk: the job's recorded error for the first one, a
-/// pointer to it for later ones.
+/// The error for a task of a failed chunk: [`Error::WorkerDied`] if its worker died; else the
+/// job's recorded panic for the first one, a pointer to it for later ones.
 fn chunk_error(pool: &Pool, chunk: u64, first: &mut bool) -> Error {
+    if let Some(e) = pool.lost_chunk(chunk) {
+        return e;
+    }
     match pool.ctl.read_error() {
         Some((_, c, pid, message)) if c == chunk && !*first => {
             *first = true;
@@ -652,7 +693,7 @@ fn chunk_error(pool: &Pool, chunk: u64, first: &mut bool) -> Error {
         _ => Error::KernelPanicked {
             chunk,
             pid: 0,
-            message: "this chunk failed (a task panicked or its worker died); only the first failure's message is kept"
+            message: "this chunk's task panicked too; only the first panic's message is kept"
                 .to_string(),
         },
     }
@@ -675,7 +716,7 @@ impl<R: Pod> Iterator for IMap<'_, R> {
         let pool = self.handle.pool();
         if !pool.ctl.is_done(chunk) {
             self.next = self.n;
-            return Some(Err(Error::PoolNotRunning { state: "terminated" }));
+            return Some(Err(pool.stopped_error()));
         }
         if pool.ctl.is_failed(chunk) {
             return Some(Err(chunk_error(pool, chunk, &mut self.error_given)));
@@ -763,7 +804,7 @@ impl<R: Pod> Iterator for IMapUnordered<'_, R> {
                         Ok(_) if self.handle.terminated() => {
                             // Terminated under us: nothing more will finish.
                             self.left = 0;
-                            return Some(Err(Error::PoolNotRunning { state: "terminated" }));
+                            return Some(Err(self.handle.pool().stopped_error()));
                         }
                         Ok(_) => {}
                     }
@@ -780,9 +821,23 @@ mod tests {
     #[test]
     fn staging_sizes_that_overflow_are_too_large() {
         // Zero-sized arguments let a task list be as long as `usize` allows.
-        assert!(matches!(staging_layout(usize::MAX, 0, 0, 8), Err(Error::TooLarge { .. })));
-        assert!(matches!(staging_layout(usize::MAX / 8, 64, 0, 8), Err(Error::TooLarge { .. })));
-        assert!(matches!(staging_layout(4, usize::MAX - 10, 0, 8), Err(Error::TooLarge { .. })));
-        assert_eq!(staging_layout(3, 24, 6, 8).unwrap(), (64, 128, 152));
+        assert!(matches!(staging_layout(usize::MAX, 0, 0, 8, 8), Err(Error::TooLarge { .. })));
+        assert!(matches!(staging_layout(usize::MAX / 8, 64, 0, 8, 8), Err(Error::TooLarge { .. })));
+        assert!(matches!(staging_layout(4, usize::MAX - 10, 0, 8, 8), Err(Error::TooLarge { .. })));
+        assert_eq!(staging_layout(3, 24, 6, 8, 8).unwrap(), (64, 128, 152));
+    }
+
+    #[test]
+    fn regions_start_at_multiples_of_the_alignment() {
+        // Three 128-aligned arguments of 128 bytes; results of 256 bytes, 256-aligned.
+        assert_eq!(staging_layout(3, 384, 0, 256, 256).unwrap(), (512, 512, 512 + 768));
+        assert_eq!(staging_layout(1, 4096, 4096, 4096, 4096).unwrap(), (4096, 8192, 12288));
+        assert!(check_task_align(4096).is_ok());
+        let e = check_task_align(8192).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidArgument { reason, .. } if reason.contains("8192")),
+            "{e}"
+        );
+        assert_eq!(std::mem::align_of::<ArenaPage>(), MAX_TASK_ALIGN);
     }
 }

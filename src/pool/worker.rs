@@ -69,6 +69,7 @@ pub(crate) fn start(pool: &Pool, slot: usize) -> Result<WorkerProc> {
     s.held.store(NOTHING, SeqCst);
     s.retiring.store(0, SeqCst);
     s.completed.store(0, SeqCst);
+    s.initialized.store(0, SeqCst);
     if pool.method != StartMethod::Fork {
         let Some(ctl_fd) = pool.ctl.fd() else {
             unreachable!("a pool that does not fork keeps its control block in a memfd")
@@ -87,7 +88,7 @@ pub(crate) fn start(pool: &Pool, slot: usize) -> Result<WorkerProc> {
             .daemon(true)
             .start(run_started, args)?;
         s.pid.store(p.pid(), SeqCst);
-        return Ok(WorkerProc::started(p));
+        return Ok(WorkerProc::started(p, pool.method == StartMethod::ForkServer));
     }
     let (cfg, allow_threads, parent_pid) = (pool.cfg, pool.allow_threads, pool.parent_pid);
     // Every descriptor open now is the parent's business, not the worker's: the worker needs
@@ -147,6 +148,8 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32) -> i
         init();
     }
     let me = &ctl.workers[slot];
+    // From here on a death is not the initializer's fault (README.md, "Death").
+    me.initialized.store(1, SeqCst);
     let mut cache = MapCache::default();
     let mut code = None;
     let mut tasks = 0u64;

@@ -88,6 +88,14 @@ fn fork_tests() -> Vec<Test> {
             name: "pool::workers_do_not_keep_pipes_made_before_them",
             run: workers_do_not_keep_pipes_made_before_them,
         },
+        Test {
+            name: "pool::an_empty_async_job_reports_its_own_outcome_not_a_leaked_jobs",
+            run: empty_async_job_reports_its_own_outcome,
+        },
+        Test {
+            name: "pool::killing_idle_workers_again_and_again_is_not_a_failing_initializer",
+            run: killing_idle_workers_is_not_a_failing_initializer,
+        },
     ]
 }
 
@@ -459,8 +467,11 @@ fn maxtasksperchild_replaces_workers() {
     assert!(marks(&a).iter().all(|&x| x == 1));
     // 30 chunks at 3 per worker: at least 10 workers took part; the originals are gone.
     pool.for_each_chunk(&mut a, mark).unwrap();
+    // Only live workers are listed: a worker that retired after the job's last chunk is gone
+    // (one may be retiring right now), and is replaced when the pool next looks (at the next
+    // job).
     let later = pool.worker_pids();
-    assert_eq!(later.len(), 2);
+    assert!(later.len() <= 2, "{later:?}");
     assert!(first.iter().all(|p| !later.contains(p)), "{first:?} -> {later:?}");
     assert!(first.iter().all(|&p| gone(p)));
     assert!(marks(&a).iter().all(|&x| x == 2));
@@ -572,7 +583,15 @@ pub fn task_tests() -> Vec<Test> {
         },
         Test { name: "pool::tasks::maxtasksperchild_with_map", run: maxtasksperchild_with_map },
         Test { name: "pool::tasks::sigkill_during_map", run: sigkill_during_map },
+        Test {
+            name: "pool::tasks::imap_reports_a_killed_worker_as_a_death_not_a_panic",
+            run: imap_reports_a_killed_worker,
+        },
         Test { name: "pool::tasks::callbacks_fire_once", run: callbacks_fire_once },
+        Test {
+            name: "pool::tasks::arguments_and_results_aligned_to_128_bytes",
+            run: arguments_and_results_aligned_to_128,
+        },
     ]
 }
 
@@ -738,20 +757,72 @@ fn sigkill_during_map() {
     assert_eq!(pool.apply(square, 5).unwrap(), 25);
 }
 
+fn imap_reports_a_killed_worker() {
+    let mut pool = Pool::new(2).unwrap();
+    let pids = pool.worker_pids();
+    let mut it = pool.imap(sleepy, &[1000, 1000], Some(1)).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: kill has no memory effects; the pid is one of our workers.
+    unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
+    let results: Vec<_> = it.by_ref().collect();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results.iter().filter(|r| matches!(r, Ok(1000))).count(), 1, "{results:?}");
+    let died = results.iter().find_map(|r| r.as_ref().err()).expect("one task was lost");
+    match died {
+        Error::WorkerDied { pid, signal, .. } => {
+            assert_eq!((*pid, *signal), (pids[0], Some(libc::SIGKILL)))
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    drop(it);
+    assert_eq!(pool.apply(square, 5).unwrap(), 25);
+}
+
 fn failing_initializer() {
     fn bad_init() {
         panic!("no config file");
     }
-    let mut pool = Pool::builder().workers(2).initializer(bad_init).build().unwrap();
-    let mut a = indices(100);
-    match pool.for_each_chunk(&mut a, mark) {
-        Err(Error::ChildFailed { how, .. }) => {
-            assert!(how.contains("no config file") && how.contains("initializer"), "{how}")
-        }
-        other => panic!("expected ChildFailed, got {other:?}"),
+    fn aborting_init() {
+        std::process::abort();
     }
-    // The pool gave up: it is terminated, every worker reaped (the harness checks).
-    assert!(matches!(pool.for_each_chunk(&mut a, mark), Err(Error::PoolNotRunning { .. })));
+    /// The error of a pool that gave up on `init`: it names the initializer and how it failed.
+    fn gave_up<T: std::fmt::Debug>(r: shmpool::Result<T>, failure: &str) {
+        match r {
+            Err(Error::ChildFailed { how, .. }) => assert!(
+                how.contains(failure) && how.contains("initializer") && how.contains("gave up"),
+                "{how}"
+            ),
+            other => panic!("expected ChildFailed naming the initializer, got {other:?}"),
+        }
+    }
+    let inits: [(fn(), &str); 2] =
+        [(bad_init, "no config file"), (aborting_init, "killed by signal 6 (SIGABRT)")];
+    for (init, failure) in inits {
+        let mut pool = Pool::builder().workers(2).initializer(init).build().unwrap();
+        let mut a = indices(100);
+        gave_up(pool.for_each_chunk(&mut a, mark), failure);
+        // The pool gave up: it is terminated, every worker reaped (the harness checks), and
+        // every later call says why, not only that the pool is terminated.
+        gave_up(pool.for_each_chunk(&mut a, mark), failure);
+        gave_up(pool.apply(square, 3), failure);
+        gave_up(pool.map(square, &[1, 2], None), failure);
+        assert!(marks(&a).iter().all(|&m| m == 0));
+
+        // A result pending when the pool gives up carries the reason too, and so does its error
+        // callback.
+        let mut pool = Pool::builder().workers(2).initializer(init).build().unwrap();
+        let mut seen = None;
+        let mut r = pool
+            .map_async(square, &[1, 2, 3], None)
+            .unwrap()
+            .error_callback(|e: &Error| seen = Some(e.to_string()));
+        gave_up(r.get(Some(Duration::from_secs(20))), failure);
+        assert!(matches!(r.successful(), Ok(false)));
+        drop(r);
+        let seen = seen.expect("the error callback ran");
+        assert!(seen.contains(failure) && seen.contains("gave up"), "{seen}");
+        gave_up(pool.imap(square, &[1], None).map(|_| ()), failure);
+    }
 }
 
 /// Proportional set size (KiB) of `pid`'s mappings whose size is exactly `bytes`.
@@ -985,6 +1056,10 @@ fn start_method_tests() -> Vec<Test> {
             v.push(Test { name, run });
         }
     }
+    v.push(Test {
+        name: "pool::forkserver::a_killed_server_is_replaced_and_the_jobs_finish",
+        run: forkserver_killed_under_the_pool,
+    });
     v
 }
 
@@ -1234,12 +1309,312 @@ fn sm_init_and_retire(m: StartMethod) {
         assert!(a.iter().all(|&x| x == expect), "{:?}", &a[..]);
     }
     assert_eq!(INITIALIZED.load(std::sync::atomic::Ordering::SeqCst), 0);
-    // The originals retired and were replaced.
+    // The originals retired and were replaced. (Only live workers are listed: one that retired
+    // after the job's last chunk is replaced at the next job.)
     let later = pool.worker_pids();
-    assert_eq!(later.len(), 2);
+    assert!(later.len() <= 2, "{later:?}");
     assert!(first.iter().all(|p| !later.contains(p)), "{first:?} -> {later:?}");
     assert!(first.iter().all(|&p| gone(p)));
     drop(pool);
     assert!(later.iter().all(|&p| gone(p)));
     sm_done(m);
+}
+
+// ---- regressions from issue 7 ----
+
+/// Polls `f` until it gives a value (at most 10 s).
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Sleeps, then panics on chunk 3 (elements 30..40): a slow job that fails.
+fn slow_and_panics_on_chunk_3(c: &mut [u64]) {
+    std::thread::sleep(Duration::from_millis(20));
+    panics_on_chunk_3(c)
+}
+
+fn empty_async_job_reports_its_own_outcome() {
+    let mut pool = Pool::builder().workers(2).chunk_size(10).build().unwrap();
+    // An earlier job that will fail, left in flight: its handle is leaked, so nobody takes its
+    // outcome (the pool's next published job waits it out first).
+    let failing = pool.for_each_chunk_async(indices(100), slow_and_panics_on_chunk_3).unwrap();
+    std::mem::forget(failing);
+    // An empty job is done at once, with nothing to fail: neither the earlier job's progress nor
+    // its error are its own.
+    let mut empty = pool.for_each_chunk_async(indices(0), mark).unwrap();
+    assert!(empty.is_ready(), "an empty job waits for nothing");
+    assert_eq!(empty.progress(), (0, 0));
+    assert!(empty.wait_timeout(Duration::ZERO).unwrap());
+    assert!(empty.running().is_empty());
+    let a = empty.wait().expect("an empty job reports its own outcome");
+    assert!(a.is_empty());
+    let (a, outcome) = pool.for_each_chunk_async(indices(0), mark).unwrap().finish();
+    outcome.expect("an empty job reports its own outcome");
+    assert!(a.is_empty());
+    // The empty task calls likewise.
+    assert_eq!(pool.map(square, &[], None).unwrap(), Vec::<u64>::new());
+    let mut r = pool.map_async(square, &[], None).unwrap();
+    assert!(r.wait(Some(Duration::ZERO)).unwrap());
+    assert_eq!(r.get(None).unwrap(), Vec::<u64>::new());
+    drop(r);
+    // The pool still works: the leaked job's chunks all ran, and its error went nowhere.
+    let mut b = indices(100);
+    pool.for_each_chunk(&mut b, mark).unwrap();
+    assert!(marks(&b).iter().all(|&m| m == 1));
+}
+
+/// Names the worker "shmpool-inited" (visible in `/proc/<pid>/comm`) once its initializer ran.
+fn name_initialized() {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes, which this is.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"shmpool-inited".as_ptr()) };
+}
+
+/// This process's live children (zombies left out).
+fn live_children() -> Vec<u32> {
+    let me = std::process::id();
+    let list = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap();
+    list.split_whitespace().map(|p| p.parse().unwrap()).filter(|&p| !gone(p)).collect()
+}
+
+/// Whether worker `pid` finished its initializer and sleeps, waiting for work.
+fn initialized_and_idle(pid: u32) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat.rsplit(')').next().unwrap_or("").trim_start().chars().next();
+    comm.trim_end() == "shmpool-inited" && state == Some('S')
+}
+
+fn sleeps_then_marks(c: &mut [u64]) {
+    std::thread::sleep(Duration::from_millis(1500));
+    mark(c)
+}
+
+fn killing_idle_workers_is_not_a_failing_initializer() {
+    // A pool gives up after 2 * workers + 2 workers in a row die before finishing their
+    // initializer (6 here). Workers killed from outside once they run are not that, however
+    // often it happens: the pool replaces them and the job in flight finishes.
+    let mut pool =
+        Pool::builder().workers(2).chunk_size(1).initializer(name_initialized).build().unwrap();
+    let mut job = pool.for_each_chunk_async(indices(1), sleeps_then_marks).unwrap();
+    let busy = wait_for("a worker to take the only chunk", || job.running().first().map(|r| r.0));
+    for kill in 0..10 {
+        // The other worker (a replacement, from the second kill on), once past its initializer
+        // and asleep, waiting for work; polling the job lets the pool notice deaths.
+        let idle = wait_for(&format!("an idle worker to kill (kill {kill})"), || {
+            let _ = job.progress();
+            live_children().into_iter().find(|&p| p != busy && initialized_and_idle(p))
+        });
+        // SAFETY: kill has no memory effects; `idle` is one of our workers.
+        assert_eq!(unsafe { libc::kill(idle as i32, libc::SIGKILL) }, 0);
+    }
+    let a = job.wait().expect("a healthy job is not failed by killing idle workers");
+    assert_eq!(marks(&a), [1]);
+    assert_eq!(pool.apply(square, 7).unwrap(), 49);
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 2);
+    assert!(pids.iter().all(|&p| !gone(p)));
+}
+
+/// 128 bytes, aligned to 128: more than the scratch area's or a cache line's alignment.
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(128))]
+struct Wide([u64; 16]);
+
+/// Aligned past a page: no shared mapping can promise that.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(8192))]
+struct TooWide([[u8; 4096]; 2]);
+
+fn widen(x: u64) -> Wide {
+    Wide([x; 16])
+}
+
+fn narrow(w: Wide) -> u64 {
+    assert!(std::ptr::from_ref(&w).is_aligned());
+    w.0.iter().sum()
+}
+
+fn double(w: Wide) -> Wide {
+    Wide(w.0.map(|x| 2 * x))
+}
+
+fn arguments_and_results_aligned_to_128() {
+    let mut pool = Pool::new(2).unwrap();
+    // A 128-aligned argument, a 128-aligned result, and both.
+    assert_eq!(pool.apply(narrow, widen(3)).unwrap(), 48);
+    assert_eq!(pool.apply(widen, 5).unwrap(), widen(5));
+    let args: Vec<u64> = (0..1000).collect();
+    let wide: Vec<Wide> = args.iter().map(|&x| widen(x)).collect();
+    for cs in [None, Some(1), Some(7)] {
+        assert_eq!(pool.map(widen, &args, cs).unwrap(), wide);
+        let sums = pool.map(narrow, &wide, cs).unwrap();
+        assert_eq!(sums, args.iter().map(|&x| 16 * x).collect::<Vec<_>>());
+    }
+    let doubled: Vec<Wide> = wide.iter().map(|&w| double(w)).collect();
+    assert_eq!(pool.map_async(double, &wide, None).unwrap().get(None).unwrap(), doubled);
+    let pairs: Vec<(Wide, u64)> = wide.iter().copied().zip(args.iter().copied()).collect();
+    let got = pool.starmap(|w: Wide, k: u64| Wide(w.0.map(|x| x + k)), &pairs, None).unwrap();
+    assert!(got.iter().zip(&args).all(|(w, &k)| *w == widen(2 * k)));
+    let got: Vec<Wide> = pool.imap(widen, &args, Some(3)).unwrap().map(|r| r.unwrap()).collect();
+    assert_eq!(got, wide);
+    let mut seen = vec![false; args.len()];
+    for r in pool.imap_unordered(narrow, &wide, Some(5)).unwrap() {
+        let (i, sum) = r.unwrap();
+        assert_eq!(sum, 16 * i as u64);
+        seen[i] = true;
+    }
+    assert!(seen.iter().all(|&s| s));
+    // Data-parallel jobs on arrays of such elements.
+    let mut a = SharedArray::<Wide>::from_fn(1000, |i| widen(i as u64)).unwrap();
+    pool.for_each_chunk(&mut a, |c| c.iter_mut().for_each(|w| *w = double(*w))).unwrap();
+    assert_eq!(a[999], widen(1998));
+    let count = pool
+        .map_reduce(
+            &a,
+            |c| Wide([c.len() as u64; 16]),
+            |x, y| Wide(std::array::from_fn(|i| x.0[i] + y.0[i])),
+        )
+        .unwrap();
+    assert_eq!(count, Wide([1000; 16]));
+
+    // Past a page: a typed error, from every task call, and the pool is still usable.
+    fn first(t: TooWide) -> u8 {
+        t.0[0][0]
+    }
+    fn make(x: u8) -> TooWide {
+        TooWide([[x; 4096]; 2])
+    }
+    let over = |r: shmpool::Result<()>| match r {
+        Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("8192"), "{reason}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    };
+    let t = make(1);
+    over(pool.apply(first, t).map(drop));
+    over(pool.apply_async(make, 1).map(drop));
+    over(pool.map(first, &[t], None).map(drop));
+    over(pool.map_async(make, &[1], None).map(drop));
+    over(pool.starmap(|a: TooWide, b: u8| a.0[0][0] + b, &[(t, 1)], None).map(drop));
+    over(pool.starmap_async(|a: u8, _b: u8| make(a), &[(1, 1)], None).map(drop));
+    over(pool.imap(first, &[t], None).map(drop));
+    over(pool.imap_unordered(make, &[1], None).map(drop));
+    assert_eq!(pool.apply(square, 4).unwrap(), 16);
+}
+
+// ---- a forkserver that dies under a pool ----
+
+/// SIGKILLs the forkserver `server` (our child: it stays a zombie until the process layer reaps
+/// it) and waits until it and its `workers` are dead.
+fn kill_server(server: u32, workers: &[u32]) {
+    // SAFETY: kill has no memory effects; `server` is our forkserver child.
+    assert_eq!(unsafe { libc::kill(server as i32, libc::SIGKILL) }, 0);
+    wait_for("the forkserver and its workers to die", || {
+        (gone(server) && workers.iter().all(|&p| gone(p))).then_some(())
+    });
+}
+
+/// The pool's workers: all alive, all children of one live forkserver (our child), returned.
+fn live_server_of(pool: &Pool, n: usize) -> u32 {
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), n, "{pids:?}");
+    let server = ppid_of(pids[0]);
+    for &p in &pids {
+        assert!(!gone(p), "worker {p} is listed but dead");
+        assert_eq!(ppid_of(p), server, "worker {p} is not a child of the server");
+    }
+    assert!(!gone(server), "the server {server} is dead");
+    assert_eq!(ppid_of(server), std::process::id());
+    server
+}
+
+/// Sleeps before writing anything, long enough to be killed mid-chunk.
+fn slow_mark(c: &mut [u64]) {
+    std::thread::sleep(Duration::from_millis(300));
+    mark(c)
+}
+
+/// Starts `slow_mark` over 100 elements in chunks of 10, kills the forkserver once both workers
+/// run a chunk, and returns the job's array and outcome, and the server killed.
+fn kill_server_mid_job(pool: &mut Pool) -> (SharedArray<u64>, shmpool::Result<()>, u32) {
+    let server = live_server_of(pool, 2);
+    let mut job = pool.for_each_chunk_async(indices(100), slow_mark).unwrap();
+    let running = wait_for("both workers to run a chunk", || {
+        let r = job.running();
+        (r.len() == 2).then_some(r)
+    });
+    let workers: Vec<u32> = running.iter().map(|r| r.0).collect();
+    kill_server(server, &workers);
+    let t0 = Instant::now();
+    let (a, outcome) = job.finish();
+    assert!(t0.elapsed() < Duration::from_secs(10), "a dead forkserver must not hang the job");
+    (a, outcome, server)
+}
+
+fn forkserver_killed_under_the_pool() {
+    let mut pool = Pool::builder()
+        .workers(2)
+        .start_method(StartMethod::ForkServer)
+        .chunk_size(10)
+        .build()
+        .unwrap();
+    // Killed while the pool is idle (the OOM killer, say): its workers die with it.
+    let server = live_server_of(&pool, 2);
+    kill_server(server, &pool.worker_pids());
+    assert_eq!(pool.worker_pids(), Vec::<u32>::new(), "dead workers are not listed");
+    // The next jobs run on new workers of a new server, retries or not.
+    let mut a = indices(100);
+    pool.for_each_chunk(&mut a, mark).unwrap();
+    assert!(marks(&a).iter().all(|&m| m == 1));
+    let args: Vec<u64> = (0..100).collect();
+    assert_eq!(
+        pool.map(square, &args, None).unwrap(),
+        args.iter().map(|&x| x * x).collect::<Vec<_>>()
+    );
+    let second = live_server_of(&pool, 2);
+    assert_ne!(second, server);
+
+    // Killed mid-job, no retries: only the chunks that were running fail, and the error names
+    // the server's death as the cause.
+    let (a, outcome, killed) = kill_server_mid_job(&mut pool);
+    let chunk = match outcome {
+        Err(Error::WorkerDied { how, signal, chunk, .. }) => {
+            let cause = format!("the forkserver (pid {killed}) died: killed by signal 9 (SIGKILL)");
+            assert!(how.contains(&cause), "{how}");
+            assert!(!how.contains("SHMPOOL_WORKER"), "{how}");
+            assert_eq!(signal, Some(libc::SIGKILL));
+            chunk
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    };
+    let per_chunk: Vec<u64> = marks(&a).chunks(10).map(|c| *c.iter().max().unwrap()).collect();
+    let lost = per_chunk.iter().filter(|&&m| m == 0).count();
+    assert!((1..=2).contains(&lost), "{per_chunk:?}");
+    assert_eq!(per_chunk[chunk as usize], 0);
+    assert!(per_chunk.iter().all(|&m| m <= 1), "{per_chunk:?}");
+    let third = live_server_of(&pool, 2);
+    assert!(third != killed && third != server);
+    drop(pool);
+
+    // Killed mid-job, with retries: the job finishes, every chunk run once.
+    let mut pool = Pool::builder()
+        .workers(2)
+        .start_method(StartMethod::ForkServer)
+        .chunk_size(10)
+        .retries(2)
+        .build()
+        .unwrap();
+    let (a, outcome, killed) = kill_server_mid_job(&mut pool);
+    outcome.expect("with retries, a forkserver death costs nothing");
+    assert!(marks(&a).iter().all(|&m| m == 1), "{:?}", marks(&a));
+    let fourth = live_server_of(&pool, 2);
+    assert_ne!(fourth, killed);
+    assert_eq!(pool.apply(square, 6).unwrap(), 36);
+    drop(pool);
+    shmpool::shutdown_forkserver().expect("the new forkserver shuts down cleanly");
 }

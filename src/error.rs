@@ -236,6 +236,20 @@ pub enum Error {
         reason: String,
     },
 
+    /// A fork was asked for while this process holds a shmpool lock guard (live, or leaked with
+    /// `mem::forget`/`Box::leak`): the child would get a copy of the guard, or of a `&mut` taken
+    /// from it, and write the data the parent's guard protects.
+    #[error(
+        "cannot fork while this process holds {held} shmpool lock guard(s): a forked child would \
+         get a copy of the guard and write the data it protects alongside this process; drop \
+         the guard before forking (a guard leaked with mem::forget or Box::leak keeps forks \
+         refused for the rest of the process)"
+    )]
+    ForkWhileLocked {
+        /// Guards this process holds.
+        held: usize,
+    },
+
     /// A slice lent mutably to a forked child does not lie in a shared array: the child would
     /// write its own private copy, and the parent would never see the writes (or, inside a lock
     /// made for sharing, write data the parent's guard protects).
@@ -307,6 +321,16 @@ pub enum Error {
         requested: usize,
         /// The most a pool supports.
         max: usize,
+    },
+
+    /// The pool gave up (its workers kept failing in the initializer) and was terminated: every
+    /// pending result and every later call carries the reason.
+    #[error("the pool gave up after worker {pid} {how}")]
+    PoolGaveUp {
+        /// The last worker that failed.
+        pid: u32,
+        /// How it failed, how often, and what to do.
+        how: String,
     },
 
     /// The pool was closed or terminated, so it takes no more work.

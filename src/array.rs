@@ -270,6 +270,12 @@ impl<T: Pod> SharedArray<T> {
 
     /// A handle another process can open with [`open_handle`](SharedArray::open_handle).
     ///
+    /// # Panics
+    ///
+    /// In a forked child, on a copy of an array it inherited (through a capture, a `static`, an
+    /// `Arc` or a lock) rather than was given: that array is not mapped in the child, and a
+    /// handle would let the child (or a pool it starts) reach memory its parent holds.
+    ///
     /// ```
     /// let a = shmpool::SharedArray::<u8>::zeroed(1)?;
     /// println!("{}", a.handle()); // memfd:<pid>/<fd>#<nonce>
@@ -366,7 +372,14 @@ impl<T: Pod> fmt::Debug for SharedArray<T> {
         f.debug_struct("SharedArray")
             .field("type", &TypeDesc::of::<T>().describe())
             .field("len", &self.len)
-            .field("handle", &self.handle().to_string())
+            .field(
+                "handle",
+                &if self.seg.is_inherited() {
+                    "(inherited through fork: not mapped here)".to_string()
+                } else {
+                    self.handle().to_string()
+                },
+            )
             .finish()
     }
 }

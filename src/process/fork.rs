@@ -7,7 +7,6 @@ use super::alive;
 use super::child::{self, ChildResult};
 use super::forkserver;
 use crate::error::{Error, Result};
-use crate::segment::forkmap::ForkLock;
 use crate::sys::{self, proc::Forked};
 
 /// Forks a child running `f`; returns its pid and the read end of its panic report pipe.
@@ -45,17 +44,13 @@ where
     // PR_SET_PDEATHSIG follows the forking thread: arm it only when that thread lives as long as
     // the process; the alive pipe guards the child either way.
     let pdeathsig = sys::proc::is_main_thread();
-    // Held across the fork: the child fills the holes of exactly the fork-private mappings that
-    // existed at the fork (see `segment::forkmap`), even if another thread was adding one.
-    let maps = ForkLock::acquire();
     // SAFETY: either the process is single-threaded (checked above), or the caller accepted the
     // multi-threaded risk through `Context::allow_threads`, whose contract limits what `f` does.
     match unsafe { sys::proc::fork() }.map_err(Error::io("fork"))? {
         Forked::Child => {
-            // Before anything else: no user code may run while a hole could be reused.
-            if maps.seal_child(std::os::fd::AsRawFd::as_raw_fd(&report_w)).is_err() {
-                sys::proc::exit_now(child::SEAL_FAILED_EXIT_CODE);
-            }
+            // The fork handlers (`segment::forkmap`) sealed the parent's array mappings already;
+            // a fault in one explains itself to the parent. Failing that, it just faults.
+            let _ = sys::map::explain_faults(std::os::fd::AsRawFd::as_raw_fd(&report_w));
             drop(report_r);
             forkserver::forget_in_forked_child();
             if !alive::guard_forked_child() {
@@ -64,7 +59,6 @@ where
             if pdeathsig { child::run(parent, report_w, f) } else { child::finish(report_w, f) }
         }
         Forked::Parent(pid) => {
-            drop(maps);
             drop(report_w);
             Ok((pid, report_r))
         }

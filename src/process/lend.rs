@@ -8,7 +8,7 @@
 use bytemuck::Pod;
 
 use crate::error::{Error, Result};
-use crate::segment::forkmap::{self, FileRange, ForkLock};
+use crate::segment::forkmap::{self, FileRange};
 use crate::sys;
 
 /// One borrowed byte range of a lent value, as the parent sees it.
@@ -83,7 +83,11 @@ impl Lend for () {
 impl<T: Pod + Sync> sealed::Sealed for &[T] {}
 impl<T: Pod + Sync> Lend for &[T] {
     fn regions(&self, out: &mut Vec<Region>) {
-        out.push(Region { addr: self.as_ptr() as usize, bytes: size_of_val(*self), writable: false });
+        out.push(Region {
+            addr: self.as_ptr() as usize,
+            bytes: size_of_val(*self),
+            writable: false,
+        });
     }
     unsafe fn relocate(self, at: &mut Relocations) -> Self {
         let p = at.next() as *const T;
@@ -97,7 +101,11 @@ impl<T: Pod + Sync> Lend for &[T] {
 impl<T: Pod + Send> sealed::Sealed for &mut [T] {}
 impl<T: Pod + Send> Lend for &mut [T] {
     fn regions(&self, out: &mut Vec<Region>) {
-        out.push(Region { addr: self.as_ptr() as usize, bytes: size_of_val(*self), writable: true });
+        out.push(Region {
+            addr: self.as_ptr() as usize,
+            bytes: size_of_val(*self),
+            writable: true,
+        });
     }
     unsafe fn relocate(self, at: &mut Relocations) -> Self {
         let p = at.next() as *mut T;
@@ -122,7 +130,11 @@ impl<T: Pod + Sync> Lend for &T {
 impl<T: Pod + Send> sealed::Sealed for &mut T {}
 impl<T: Pod + Send> Lend for &mut T {
     fn regions(&self, out: &mut Vec<Region>) {
-        out.push(Region { addr: &**self as *const T as usize, bytes: size_of::<T>(), writable: true });
+        out.push(Region {
+            addr: &**self as *const T as usize,
+            bytes: size_of::<T>(),
+            writable: true,
+        });
     }
     unsafe fn relocate(self, at: &mut Relocations) -> Self {
         // SAFETY: forwarded contract.
@@ -204,14 +216,13 @@ impl LendPlan {
     pub(crate) fn new<L: Lend>(lent: &L) -> Result<LendPlan> {
         let mut regions = Vec::new();
         lent.regions(&mut regions);
-        let table = ForkLock::acquire();
         let maps = regions
             .iter()
             .map(|r| {
                 if r.bytes == 0 {
                     return Ok((r.addr, None));
                 }
-                match table.find(r.addr, r.bytes) {
+                match forkmap::find(r.addr, r.bytes) {
                     Some(range) => Ok((r.addr, Some((range, r.writable)))),
                     None if r.writable => Err(Error::NotShared {
                         what: "a mutable slice",

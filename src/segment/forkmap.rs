@@ -4,21 +4,28 @@
 //! Why: `fork` copies every process-local owner and lock (a `std::sync::Mutex`, an `Arc`'s
 //! count, a `static`) but not `MAP_SHARED` pages. A child that inherited a `SharedArray` through
 //! any of them would hold "exclusive" access the parent holds too. So each such mapping is
-//! advised `MADV_DONTFORK` (not mapped in any child), and recorded here, so that shmpool's own
-//! fork path can:
+//! advised `MADV_DONTFORK` (not mapped in any child) and recorded in a table, and `fork`
+//! handlers (`pthread_atfork`, so every fork through glibc is covered, shmpool's or not):
 //!
-//! 1. in the child, fill each hole with an inaccessible reservation ([`ForkLock::seal_child`]):
+//! 1. lock the table before the fork and unlock it after, on both sides, so the child's copy is
+//!    consistent even when another thread was registering;
+//! 2. in the child, before anything else runs, fill each hole with an inaccessible reservation:
 //!    a stale pointer into it faults (SIGSEGV, reported as a dead child) instead of reaching
-//!    memory the kernel later places there;
-//! 2. in the parent, find the segment file and offset behind a slice lent to a child
-//!    ([`ForkLock::find`]), which the child then maps anew at an address nothing else points to.
+//!    memory mapped there later; then empty the child's table, since none of those mappings is
+//!    the child's: a slice into one can never be lent on, and a copy of the `Segment` is dead
+//!    (see `Segment::is_inherited`);
+//! 3. in the parent, [`find`] gives the segment file and offset behind a slice lent to a child,
+//!    which the child then maps anew at an address nothing else points to (`process::lend`).
 //!
-//! The table's lock is held across the fork (taken right before, released on both sides right
-//! after), so a child sees a consistent table even when another thread was registering.
+//! Not covered: `vfork`, `posix_spawn` and raw `clone` run no fork handlers; the first two exec
+//! at once, the last is `unsafe` and the caller's to keep sound.
 
+use std::cell::UnsafeCell;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::Once;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::sys;
 
@@ -35,11 +42,88 @@ struct Entry {
     offset: u64,
 }
 
-static MAPS: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+/// The table and its lock. Not a `std::sync::Mutex`: the fork handlers take the lock in one
+/// function and release it in another (on each side of the fork), which a guard cannot express.
+struct Table {
+    busy: AtomicBool,
+    entries: UnsafeCell<Vec<Entry>>,
+}
 
-fn table() -> MutexGuard<'static, Vec<Entry>> {
-    // The table is consistent after every statement: a panic elsewhere cannot poison its data.
-    MAPS.lock().unwrap_or_else(PoisonError::into_inner)
+// SAFETY: `entries` is only touched by whoever holds `busy` (`Locked`, or a fork handler between
+// `prepare` and `parent`/`child`), which makes accesses from different threads exclusive.
+unsafe impl Sync for Table {}
+
+static TABLE: Table = Table { busy: AtomicBool::new(false), entries: UnsafeCell::new(Vec::new()) };
+
+/// Exclusive access to the table, released on drop. Critical sections are a few instructions
+/// (a push, a scan), so waiting spins and yields.
+struct Locked(());
+
+impl Locked {
+    fn acquire() -> Locked {
+        while TABLE.busy.compare_exchange_weak(false, true, Acquire, Relaxed).is_err() {
+            std::thread::yield_now();
+        }
+        Locked(())
+    }
+
+    fn entries(&mut self) -> &mut Vec<Entry> {
+        // SAFETY: this value holds `busy`, so no other access to `entries` runs meanwhile; the
+        // borrow ends before the lock is released (it is tied to `&mut self`).
+        unsafe { &mut *TABLE.entries.get() }
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        TABLE.busy.store(false, Release);
+    }
+}
+
+extern "C" fn before_fork() {
+    // Held across the fork; `after_fork_in_parent` and `after_fork_in_child` release it.
+    std::mem::forget(Locked::acquire());
+}
+
+extern "C" fn after_fork_in_parent() {
+    TABLE.busy.store(false, Release);
+}
+
+extern "C" fn after_fork_in_child() {
+    // SAFETY: `before_fork` took the lock in the forking thread, the only thread of this child.
+    let entries = unsafe { &mut *TABLE.entries.get() };
+    let page = sys::map::page_size();
+    sys::map::clear_holes();
+    for (i, e) in entries.iter().enumerate() {
+        let len = e.len.next_multiple_of(page);
+        // SAFETY: the range is a hole MADV_DONTFORK left in this new child, and page-aligned.
+        if unsafe { sys::map::reserve_hole(e.start, len) }.is_err() {
+            // A hole that cannot be reserved could be reused: run nothing of the child's.
+            sys::proc::exit_now(crate::process::child::SEAL_FAILED_EXIT_CODE);
+        }
+        sys::map::note_hole(i, e.start, e.start + len);
+    }
+    // None of these mappings is the child's (its copies of their `Segment`s are dead): they
+    // must never resolve a lent slice, nor be reserved again in a grandchild (already are).
+    entries.clear();
+    TABLE.busy.store(false, Release);
+}
+
+fn install_fork_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: the handlers are `extern "C"` functions that live for the whole program and
+        // only touch the table (plus system calls in the child); registering has no other effect.
+        let r = unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            )
+        };
+        // ENOMEM is the only failure; without the handlers nothing keeps children sound.
+        assert_eq!(r, 0, "pthread_atfork failed: shmpool cannot keep shared arrays out of forks");
+    });
 }
 
 /// Keeps `[start, start + len)`, a mapping of file `fd` from `offset` (page-aligned), out of
@@ -50,17 +134,19 @@ pub(crate) fn register(
     fd: RawFd,
     offset: u64,
 ) -> std::io::Result<()> {
+    install_fork_handlers();
     sys::map::dont_fork(start, len)?;
-    table().push(Entry { start: start.as_ptr() as usize, len, fd, offset });
+    Locked::acquire().entries().push(Entry { start: start.as_ptr() as usize, len, fd, offset });
     Ok(())
 }
 
 /// Forgets the mapping that starts at `start` (before it is unmapped).
 pub(crate) fn unregister(start: NonNull<u8>) {
     let start = start.as_ptr() as usize;
-    let mut t = table();
-    if let Some(i) = t.iter().position(|e| e.start == start) {
-        t.swap_remove(i);
+    let mut t = Locked::acquire();
+    let entries = t.entries();
+    if let Some(i) = entries.iter().position(|e| e.start == start) {
+        entries.swap_remove(i);
     }
 }
 
@@ -77,42 +163,11 @@ pub(crate) struct FileRange {
     pub(crate) delta: usize,
 }
 
-/// The table, locked: taken right before a fork and held across it.
-pub(crate) struct ForkLock(MutexGuard<'static, Vec<Entry>>);
-
-impl ForkLock {
-    /// Locks the table. Never hold it while calling anything that may create or drop a segment.
-    pub(crate) fn acquire() -> ForkLock {
-        ForkLock(table())
-    }
-
-    /// The segment file range behind `[addr, addr + bytes)`, if that range lies inside one
-    /// fork-private mapping of this process; `None` otherwise (private memory, or a segment
-    /// that is shared by design).
-    pub(crate) fn find(&self, addr: usize, bytes: usize) -> Option<FileRange> {
-        find_in(&self.0, addr, bytes)
-    }
-
-    /// In a freshly forked child: puts an inaccessible reservation where each fork-private
-    /// mapping of the parent was (the kernel left a hole there), arranges for a fault in one to
-    /// be explained on `report_fd`, then unlocks the child's copy of the table. Only system
-    /// calls and atomics: safe in the child of a multi-threaded process. On failure the child
-    /// must not run user code (a hole could be reused).
-    pub(crate) fn seal_child(self, report_fd: RawFd) -> std::io::Result<()> {
-        let page = sys::map::page_size();
-        sys::map::clear_holes();
-        for (i, e) in self.0.iter().enumerate() {
-            let len = e.len.next_multiple_of(page);
-            // SAFETY: the child just forked: the range is a hole left by MADV_DONTFORK (nothing of
-            // the child's is there), and `start` is page-aligned (it came from mmap).
-            unsafe { sys::map::reserve_fixed(e.start, len)? };
-            sys::map::note_hole(i, e.start, e.start + len);
-        }
-        if !self.0.is_empty() {
-            sys::map::explain_faults(report_fd)?;
-        }
-        Ok(())
-    }
+/// The segment file range behind `[addr, addr + bytes)`, if that range lies inside one
+/// fork-private mapping this process made; `None` otherwise (private memory, a segment shared
+/// by design, or a mapping inherited from a parent, which is a sealed hole here).
+pub(crate) fn find(addr: usize, bytes: usize) -> Option<FileRange> {
+    find_in(Locked::acquire().entries(), addr, bytes)
 }
 
 fn find_in(entries: &[Entry], addr: usize, bytes: usize) -> Option<FileRange> {

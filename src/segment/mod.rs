@@ -22,6 +22,7 @@ pub(crate) mod stale;
 
 use std::fs::File;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,13 +44,16 @@ const NAME_ATTEMPTS: usize = 16;
 /// A mapped shared-memory segment.
 #[derive(Debug)]
 pub(crate) struct Segment {
-    map: MmapRaw,
+    /// Unmapped on drop, except in a process that inherited this copy (see `is_inherited`).
+    map: ManuallyDrop<MmapRaw>,
     file: File,
     /// Bare name (no leading '/') for named segments.
     name: Option<String>,
     /// Set for the creating handle of a named segment until `persist` or `unlink`.
     unlink_on_drop: AtomicBool,
-    /// The only process allowed to unlink on drop: the creator.
+    /// The process that made this mapping (created or opened the segment): the only one allowed
+    /// to unlink on drop (for a creating handle), and the only one in which a fork-private
+    /// mapping exists at all.
     owner_pid: u32,
     /// A validated private copy of the header; pointers are computed from it alone.
     hdr: Header,
@@ -68,7 +72,8 @@ fn is_fork_private(kind: Kind) -> bool {
 /// Registers a fork-private mapping; see [`forkmap`].
 fn keep_from_children(map: &MmapRaw, file: &File) -> Result<()> {
     let start = NonNull::new(map.as_mut_ptr()).expect("a mapping is never at address 0");
-    forkmap::register(start, map.len(), file.as_raw_fd(), 0).map_err(Error::io("madvise(MADV_DONTFORK)"))
+    forkmap::register(start, map.len(), file.as_raw_fd(), 0)
+        .map_err(Error::io("madvise(MADV_DONTFORK)"))
 }
 
 impl Segment {
@@ -125,7 +130,7 @@ impl Segment {
         // other process can see it yet (memfd) or will read past a zero magic (named).
         unsafe { hdr.write_to(map.as_mut_ptr()) };
         Ok(Segment {
-            map,
+            map: ManuallyDrop::new(map),
             file,
             unlink_on_drop: AtomicBool::new(name.is_some()),
             name,
@@ -213,7 +218,7 @@ impl Segment {
         }
         let owner_pid = sys::proc::getpid();
         Ok(Segment {
-            map,
+            map: ManuallyDrop::new(map),
             file,
             name,
             unlink_on_drop: AtomicBool::new(false),
@@ -266,7 +271,20 @@ impl Segment {
     }
 
     /// A handle other processes can open.
+    ///
+    /// # Panics
+    ///
+    /// On a copy of a fork-private segment inherited through fork (see
+    /// [`is_inherited`](Segment::is_inherited)): the handle would let this process (or a pool
+    /// it starts) map memory the parent still holds exclusively.
     pub(crate) fn handle(&self) -> SegmentHandle {
+        if self.is_inherited() {
+            panic!(
+                "this process got a shared array by inheritance through fork (a capture, a static, \
+                 an Arc or a std lock), and it is not usable here: lend the chunk a child works on \
+                 with Scope::fork_with, or pass a handle made in the parent"
+            );
+        }
         let loc = match &self.name {
             Some(n) => Locator::Named(n.clone()),
             None => Locator::Anonymous { pid: sys::proc::getpid(), fd: self.file.as_raw_fd() },
@@ -300,6 +318,13 @@ impl Segment {
 }
 
 impl Segment {
+    /// Whether this is a forked copy of a fork-private segment: its mapping was kept out of this
+    /// process (`MADV_DONTFORK`, then sealed), so its data pointer faults, its handle is refused,
+    /// and dropping it leaves the sealed range reserved.
+    pub(crate) fn is_inherited(&self) -> bool {
+        self.fork_private && self.owner_pid != sys::proc::getpid()
+    }
+
     /// Whether this segment's name still names this segment's file (same device and inode), so
     /// that removing the name removes ours and not a newer segment that took the name after
     /// ours was unlinked. A check then a removal: a process that removes and re-creates the
@@ -315,9 +340,17 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if self.fork_private {
-            let start = NonNull::new(self.map.as_mut_ptr()).expect("a mapping is never at address 0");
-            forkmap::unregister(start);
+        if self.is_inherited() {
+            // Not ours: the range is a sealed reservation a stale pointer may still point into.
+            // Leave it mapped (and out of the table, which never had it).
+        } else {
+            if self.fork_private {
+                let start =
+                    NonNull::new(self.map.as_mut_ptr()).expect("a mapping is never at address 0");
+                forkmap::unregister(start);
+            }
+            // SAFETY: dropped once, here, and `self.map` is not used after this point.
+            unsafe { ManuallyDrop::drop(&mut self.map) };
         }
         if self.unlink_on_drop.load(Ordering::Relaxed)
             && self.owner_pid == sys::proc::getpid()

@@ -33,26 +33,29 @@ pub(crate) fn dont_fork(addr: NonNull<u8>, len: usize) -> io::Result<()> {
     cvt(unsafe { libc::madvise(addr.as_ptr().cast(), len, libc::MADV_DONTFORK) }).map(drop)
 }
 
-/// Maps `[addr, addr + len)` as inaccessible, private, unreserved memory, replacing whatever is
-/// mapped there: any access faults (SIGSEGV), and no later mapping can be placed there.
-/// Async-signal-safe (one system call), for a forked child.
+/// Maps `[addr, addr + len)`, which must be free (a hole), as inaccessible, private,
+/// unreserved memory: any access faults (SIGSEGV), and no later mapping can be placed there.
+/// Fails, replacing nothing, if anything is mapped there. Async-signal-safe (system calls only),
+/// for a forked child.
 ///
 /// # Safety
 ///
-/// Nothing may use memory in the range afterwards (it is gone); `addr` is page-aligned.
-pub(crate) unsafe fn reserve_fixed(addr: usize, len: usize) -> io::Result<()> {
-    // SAFETY: MAP_FIXED replaces the range; the caller guarantees nothing uses it any more.
-    let p = unsafe {
-        libc::mmap(
-            addr as *mut libc::c_void,
-            len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok(()) }
+/// `addr` is page-aligned; the range is a hole that stale pointers may point into.
+pub(crate) unsafe fn reserve_hole(addr: usize, len: usize) -> io::Result<()> {
+    let flags =
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE;
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; it maps fresh memory.
+    let p = unsafe { libc::mmap(addr as *mut libc::c_void, len, libc::PROT_NONE, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    if p as usize != addr {
+        // A kernel before 4.17 took the flag as a hint and placed it elsewhere.
+        // SAFETY: `p` is the fresh mapping of `len` bytes just made; nothing uses it.
+        unsafe { libc::munmap(p, len) };
+        return Err(io::Error::from(io::ErrorKind::AddrInUse));
+    }
+    Ok(())
 }
 
 /// Maps `len` bytes of file `fd` from `offset` (a multiple of the page size), shared, at an
@@ -107,10 +110,13 @@ pub(crate) fn clear_holes() {
     HOLE_COUNT.store(0, Relaxed);
 }
 
-/// In a forked child: a SIGSEGV at an address inside a noted hole writes what happened to
-/// `report_fd` (read by the parent as the child's message) before the child dies of it as it
+/// In a forked child with noted holes: a SIGSEGV at an address inside one writes what happened
+/// to `report_fd` (read by the parent as the child's message) before the child dies of it as it
 /// would have anyway; any other SIGSEGV goes to the action that was in place.
 pub(crate) fn explain_faults(report_fd: RawFd) -> io::Result<()> {
+    if HOLE_COUNT.load(Relaxed) == 0 {
+        return Ok(());
+    }
     REPORT_FD.store(report_fd, Relaxed);
     let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
     // SAFETY: a null new action only reads the current one into `old`, a valid out-pointer.

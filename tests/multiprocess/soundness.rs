@@ -57,6 +57,18 @@ pub fn tests() -> Vec<Test> {
             name: "soundness::objects_made_for_sharing_keep_working_when_inherited",
             run: objects_made_for_sharing_keep_working_when_inherited,
         },
+        Test {
+            name: "soundness::an_inherited_array_cannot_be_lent_on_by_a_child",
+            run: an_inherited_array_cannot_be_lent_on_by_a_child,
+        },
+        Test {
+            name: "soundness::an_inherited_array_cannot_be_given_to_a_childs_pool",
+            run: an_inherited_array_cannot_be_given_to_a_childs_pool,
+        },
+        Test {
+            name: "soundness::a_fork_shmpool_did_not_make_is_sealed_too",
+            run: a_fork_shmpool_did_not_make_is_sealed_too,
+        },
     ]
 }
 
@@ -82,7 +94,11 @@ fn scope_child_through_a_std_mutex_dies_and_loses_nothing() {
         child.join().unwrap()
     })
     .unwrap();
-    assert_eq!(st.signal(), Some(SIGSEGV), "the child must die on the array it was not given: {st}");
+    assert_eq!(
+        st.signal(),
+        Some(SIGSEGV),
+        "the child must die on the array it was not given: {st}"
+    );
     // And says why, for the parent to report.
     let why = st.to_string();
     assert!(why.contains("SIGSEGV") && why.contains("Scope::fork_with"), "{why}");
@@ -231,7 +247,8 @@ static NEIGHBOUR: std::sync::Mutex<Option<&'static mut [u64]>> = std::sync::Mute
 /// mapped anew at an address of its own, so `b`'s address means nothing in the child: it dies,
 /// instead of racing the parent on the bytes the two chunks share a page with.
 fn neighbour_chunk_in_the_same_page_is_out_of_reach() {
-    let leaked: &'static mut SharedArray<u64> = Box::leak(Box::new(SharedArray::zeroed(64).unwrap()));
+    let leaked: &'static mut SharedArray<u64> =
+        Box::leak(Box::new(SharedArray::zeroed(64).unwrap()));
     let (a, b) = leaked.split_at_mut(8); // 64 bytes then 448: one page
     *NEIGHBOUR.lock().unwrap() = Some(b);
     let st = scope(|s| {
@@ -396,4 +413,95 @@ fn objects_made_for_sharing_keep_working_when_inherited() {
     assert!(p.join().unwrap().success());
     assert_eq!(*m.lock().unwrap(), 30_000);
     assert_eq!(arc.get().unwrap(), 20_000);
+}
+
+/// Found by review: a child locks its copy of a `std::sync::Mutex<SharedArray>` and takes
+/// `&mut g[..]` (building the slice reads nothing, so nothing faults), then lends it to a
+/// grandchild. The child's table has no entry for an inherited mapping, so the lend is refused;
+/// the parent's increments are exact.
+fn an_inherited_array_cannot_be_lent_on_by_a_child() {
+    let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(1024).unwrap());
+    let st = scope(|s| {
+        let child = s
+            .fork(|| {
+                let mut g = m.lock().unwrap();
+                let inner = scope(|s2| {
+                    s2.fork_with(&mut g[..], |c| {
+                        for _ in 0..ROUNDS {
+                            c[0] += 1;
+                        }
+                    })
+                    .map(drop)
+                });
+                match inner {
+                    Ok(Err(Error::NotShared { .. })) => 0,
+                    _ => 1,
+                }
+            })
+            .unwrap();
+        for _ in 0..ROUNDS {
+            m.lock().unwrap()[0] += 1;
+        }
+        child.join().unwrap()
+    })
+    .unwrap();
+    assert!(st.success(), "the child's lend must be refused with NotShared: {st}");
+    assert_eq!(m.lock().unwrap()[0], ROUNDS);
+}
+
+fn add_one(c: &mut [u64]) {
+    c.iter_mut().for_each(|x| *x += 1);
+}
+
+/// Found by review: a child starts a pool of its own and hands it the array it inherited; the
+/// pool would map the parent's array by handle. An inherited array has no handle: the child
+/// stops with a message saying why, and the parent's data is untouched.
+fn an_inherited_array_cannot_be_given_to_a_childs_pool() {
+    let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(4096).unwrap());
+    let st = scope(|s| {
+        s.fork(|| {
+            let mut pool = Pool::new(2).unwrap();
+            let mut g = m.lock().unwrap();
+            let _ = pool.for_each_chunk(&mut g, add_one);
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+    })
+    .unwrap();
+    assert_eq!(st.code(), Some(101), "{st}");
+    assert!(st.panic_message().is_some_and(|p| p.contains("inheritance")), "{st}");
+    assert!(m.lock().unwrap().iter().all(|&x| x == 0));
+}
+
+/// Found by review: a fork shmpool did not make (a crate calling `fork()` itself) still runs
+/// the fork handlers, so the holes are sealed: an array the child creates never lands where an
+/// inherited one was, and touching the inherited one faults.
+fn a_fork_shmpool_did_not_make_is_sealed_too() {
+    let a = SharedArray::<u64>::from_fn(1 << 17, |i| i as u64).unwrap();
+    let addr = a.as_ptr() as usize;
+    for touch in [false, true] {
+        // SAFETY: test scaffolding, not the attack: the runner is single-threaded; the child
+        // only maps, compares and leaves with `_exit`, never returning into the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let code = match SharedArray::<u64>::zeroed(1 << 17) {
+                Ok(b) if b.as_ptr() as usize == addr => 1,
+                Ok(_) if touch => (a[5] % 7) as i32, // faults
+                Ok(_) => 0,
+                Err(_) => 2,
+            };
+            // SAFETY: ends the child without running the parent's destructors or the harness.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: `status` is a valid out-pointer; `pid` is our child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if touch {
+            assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == SIGSEGV, "{status:#x}");
+        } else {
+            assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{status:#x}");
+        }
+    }
 }

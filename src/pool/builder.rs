@@ -99,7 +99,7 @@ impl PoolBuilder {
     ///
     /// If workers keep dying before it returns (it panics, aborts, or exits), `2 * workers + 2`
     /// in a row, the pool gives up: it is terminated, and the call that noticed, every pending
-    /// result and every later call report [`Error::ChildFailed`] naming the initializer's
+    /// result and every later call report [`Error::PoolGaveUp`] naming the initializer's
     /// failure. Workers killed from outside once they run do not count.
     ///
     /// ```

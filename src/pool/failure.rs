@@ -225,13 +225,13 @@ impl Pool {
                 self.early_deaths += 1;
                 if self.early_deaths > 2 * self.slots.len() as u32 + 2 {
                     let how = format!(
-                        "failed in the pool's initializer ({}); the pool gave up: the worker \
-                         initializer failed {} times in a row, so the pool is terminated; fix the \
-                         initializer, then build a new pool",
+                        "failed in the pool's initializer ({}): the worker initializer failed {} \
+                         times in a row, so the pool is terminated; fix the initializer, then \
+                         build a new pool",
                         end.how(),
                         self.early_deaths
                     );
-                    return Err((Error::ChildFailed { pid, how: how.clone() }, pid, how));
+                    return Err((Error::PoolGaveUp { pid, how: how.clone() }, pid, how));
                 }
             }
             let mut unheld = None;

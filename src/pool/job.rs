@@ -211,7 +211,7 @@ impl<'p, R> JobHandle<'p, R> {
     /// [`Error::KernelPanicked`](crate::Error::KernelPanicked) (first panic, with chunk and
     /// message), [`Error::WorkerDied`](crate::Error::WorkerDied) (a worker died holding a chunk
     /// and no retry was left), [`Error::PoolNotRunning`](crate::Error::PoolNotRunning) if the
-    /// pool was terminated, [`Error::ChildFailed`](crate::Error::ChildFailed) with the reason if
+    /// pool was terminated, [`Error::PoolGaveUp`](crate::Error::PoolGaveUp) with the reason if
     /// the pool gave up (workers kept failing their initializer, say). The arrays are dropped
     /// on error.
     ///

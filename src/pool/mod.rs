@@ -93,7 +93,7 @@ pub struct Pool {
     active: Option<Active>,
     /// Workers in a row that died before finishing the initializer.
     early_deaths: u32,
-    /// Why the pool gave up, if it did: (pid, how), reported as `Error::ChildFailed` by every
+    /// Why the pool gave up, if it did: (pid, how), reported as `Error::PoolGaveUp` by every
     /// later call and by every result still pending.
     gave_up: Option<(u32, String)>,
     /// The last forkserver death seen, with its cause (`liveness.rs`).
@@ -397,7 +397,7 @@ impl Pool {
     /// up, if it did (the same report every time), else [`Error::PoolNotRunning`].
     pub(crate) fn stopped_error(&self) -> Error {
         match &self.gave_up {
-            Some((pid, how)) => Error::ChildFailed { pid: *pid, how: how.clone() },
+            Some((pid, how)) => Error::PoolGaveUp { pid: *pid, how: how.clone() },
             None => Error::PoolNotRunning { state: "terminated" },
         }
     }

@@ -233,7 +233,7 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`Error::PoolNotRunning`] (or [`Error::ChildFailed`] with the reason, if the pool gave
+    /// [`Error::PoolNotRunning`] (or [`Error::PoolGaveUp`] with the reason, if the pool gave
     /// up), [`Error::InvalidArgument`] if `A` or `R` is aligned to more than 4096 bytes, or OS
     /// errors staging the argument. (Every task call has these.)
     ///

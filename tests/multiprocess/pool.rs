@@ -788,11 +788,14 @@ fn failing_initializer() {
     /// The error of a pool that gave up on `init`: it names the initializer and how it failed.
     fn gave_up<T: std::fmt::Debug>(r: shmpool::Result<T>, failure: &str) {
         match r {
-            Err(Error::ChildFailed { how, .. }) => assert!(
-                how.contains(failure) && how.contains("initializer") && how.contains("gave up"),
-                "{how}"
-            ),
-            other => panic!("expected ChildFailed naming the initializer, got {other:?}"),
+            Err(e @ Error::PoolGaveUp { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(failure) && msg.contains("initializer") && msg.contains("gave up"),
+                    "{msg}"
+                )
+            }
+            other => panic!("expected PoolGaveUp naming the initializer, got {other:?}"),
         }
     }
     let inits: [(fn(), &str); 2] =

@@ -20,7 +20,7 @@ use super::liveness::WorkerProc;
 use crate::error::{Error, Result};
 use crate::process::context::{StartMethod, get_context};
 use crate::process::fork;
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentHandle};
 use crate::sys;
 
 /// How long a worker that ran out of work spins before it sleeps on the futex.
@@ -29,6 +29,8 @@ pub(crate) const WORKER_SPIN: Duration = Duration::from_micros(50);
 const PARENT_CHECK: Duration = Duration::from_millis(250);
 /// Array mappings a worker keeps between jobs.
 const CACHE_ENTRIES: usize = 4;
+/// How often an idle worker lets go of cached arrays the parent no longer has.
+const CACHE_CHECK: Duration = Duration::from_millis(250);
 
 /// What every worker runs besides the protocol.
 #[derive(Clone, Copy, Default)]
@@ -153,6 +155,7 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32) -> i
     let mut cache = MapCache::default();
     let mut code = None;
     let mut tasks = 0u64;
+    let mut checked = Instant::now();
     loop {
         let seen = ctl.wake_seq.load(SeqCst);
         let state = ctl.state.load(SeqCst);
@@ -175,6 +178,11 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32) -> i
         }
         if !idle(ctl, seen, parent_pid) {
             return 0;
+        }
+        if checked.elapsed() >= CACHE_CHECK {
+            // A dropped array's memory goes back when its last mapping goes: not ours to keep.
+            cache.forget_gone();
+            checked = Instant::now();
         }
     }
 }
@@ -327,7 +335,7 @@ fn idle(ctl: &ControlBlock, seen: u32, parent_pid: u32) -> bool {
 /// The arrays a worker has mapped, by nonce, most recently used first.
 #[derive(Default)]
 struct MapCache {
-    entries: Vec<(u64, Segment)>,
+    entries: Vec<(SegmentHandle, Segment)>,
     /// The views of the last descriptor seen, by its generation (the parent's 64-bit publish
     /// counter, which never repeats): every chunk of one job maps the same arrays.
     last: Option<(u64, Views)>,
@@ -337,6 +345,17 @@ struct MapCache {
 }
 
 impl MapCache {
+    /// Drops the cached mappings of arrays whose handle no longer leads to the same file (the
+    /// parent dropped the array, closing its descriptor or removing its name). Only between
+    /// jobs: the views of a job in flight come from `last`, which this clears.
+    fn forget_gone(&mut self) {
+        let before = self.entries.len();
+        self.entries.retain(|(h, seg)| seg.is_file_at(&h.loc));
+        if self.entries.len() != before {
+            self.last = None;
+        }
+    }
+
     /// Whether the code addresses of the descriptor of `generation` pass `check`, which runs
     /// once per generation that passes.
     fn code_checked(&mut self, generation: u64, check: impl FnOnce() -> bool) -> bool {
@@ -372,11 +391,11 @@ impl MapCache {
                 continue;
             }
             let Some(h) = a.get() else { continue };
-            let pos = match self.entries.iter().position(|(n, _)| *n == h.nonce) {
+            let pos = match self.entries.iter().position(|(e, _)| e.nonce == h.nonce) {
                 Some(p) => p,
                 None => {
                     let seg = Segment::open(&h.loc, Some(h.nonce), true)?;
-                    self.entries.insert(0, (h.nonce, seg));
+                    self.entries.insert(0, (h, seg));
                     0
                 }
             };

@@ -318,6 +318,20 @@ impl Segment {
 }
 
 impl Segment {
+    /// Whether `loc` still leads to this segment's file (same device and inode): false once the
+    /// process named there closed the descriptor, or the name was removed or reused.
+    pub(crate) fn is_file_at(&self, loc: &Locator) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let path = match loc {
+            Locator::Named(n) => format!("/dev/shm/{n}"),
+            Locator::Anonymous { pid, fd } => format!("/proc/{pid}/fd/{fd}"),
+        };
+        match (std::fs::metadata(path), self.file.metadata()) {
+            (Ok(there), Ok(mine)) => there.dev() == mine.dev() && there.ino() == mine.ino(),
+            _ => false,
+        }
+    }
+
     /// Whether this is a forked copy of a fork-private segment: its mapping was kept out of this
     /// process (`MADV_DONTFORK`, then sealed), so its data pointer faults, its handle is refused,
     /// and dropping it leaves the sealed range reserved.

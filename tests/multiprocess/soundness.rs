@@ -30,6 +30,10 @@ pub fn tests() -> Vec<Test> {
             run: dropped_array_is_freed_while_the_pool_lives,
         },
         Test {
+            name: "soundness::an_array_a_job_used_is_freed_when_dropped_while_the_pool_lives",
+            run: an_array_a_job_used_is_freed_when_dropped_while_the_pool_lives,
+        },
+        Test {
             name: "soundness::raw_value_behind_a_std_mutex_is_not_inherited",
             run: raw_value_behind_a_std_mutex_is_not_inherited,
         },
@@ -214,6 +218,36 @@ fn dropped_array_is_freed_while_the_pool_lives() {
     );
     pool.close();
     pool.join().unwrap();
+}
+
+/// Waits up to a second for Shmem to fall below `limit`; returns the last reading.
+fn shmem_falls_below(limit: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let now = shmem_bytes();
+        if now < limit || Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The same for an array the workers did map, for a job: they keep a few arrays mapped between
+/// jobs, and let go of one within a sleep slice once the parent has dropped it.
+fn an_array_a_job_used_is_freed_when_dropped_while_the_pool_lives() {
+    const BYTES: usize = 256 << 20;
+    let mut pool = Pool::new(2).unwrap();
+    let mut big = SharedArray::<u8>::zeroed(BYTES).unwrap();
+    pool.for_each_chunk(&mut big, |c| c.iter_mut().for_each(|x| *x = 1)).unwrap();
+    let with = shmem_bytes();
+    drop(big);
+    let after = shmem_falls_below(with - BYTES as u64 / 2);
+    assert!(after < with - BYTES as u64 / 2, "Shmem {with} with the array, {after} a second after");
+    // The pool still runs jobs, on new arrays and old ones it had cached.
+    let mut small = SharedArray::<u64>::zeroed(1 << 12).unwrap();
+    pool.for_each_chunk(&mut small, |c| c.iter_mut().for_each(|x| *x += 1)).unwrap();
+    pool.for_each_chunk(&mut small, |c| c.iter_mut().for_each(|x| *x += 1)).unwrap();
+    assert!(small.iter().all(|&x| x == 2));
 }
 
 /// A variant: a `RawValue` (writable through `&mut`, like an array) behind a `std::sync::Mutex`.

@@ -431,4 +431,333 @@ mod tests {
             Err(Error::TooLarge { .. })
         ));
     }
+
+    // Property tests: the header is bytes another process wrote. Whatever they are, the checks an
+    // open runs (`read_from`, `check_shape`, `check_type`) give a typed error, or a header whose
+    // derived data range lies inside the file and is aligned for the element type.
+
+    use proptest::prelude::*;
+    use proptest::test_runner::Config;
+
+    /// A header's bytes, as aligned as the start of a mapping needs to be for `read_from`.
+    #[repr(C, align(8))]
+    struct Raw([u8; HEADER_SIZE]);
+
+    fn config(cases: u32) -> Config {
+        // No regression files: they would land in the source tree.
+        Config { cases, failure_persistence: None, ..Config::default() }
+    }
+
+    /// Runs what opening a segment runs on its header: copy it out, check its shape against the
+    /// file's size, then (when the caller expects something) its kind and element type.
+    fn open_checks(
+        bytes: &[u8; HEADER_SIZE],
+        file: u64,
+        want: Option<(Kind, TypeDesc)>,
+    ) -> Result<Header> {
+        let raw = Raw(*bytes);
+        // SAFETY: `raw` is HEADER_SIZE bytes, 8-aligned, and only this thread sees it.
+        let h = unsafe { Header::read_from(raw.0.as_ptr()) };
+        h.check_shape("fuzzed segment", file)?;
+        if let Some((kind, ty)) = want {
+            h.check_type("fuzzed segment", kind, &ty)?;
+        }
+        Ok(h)
+    }
+
+    /// An accepted header: every pointer and length derived from it stays inside the file.
+    fn assert_sound(h: &Header, file: u64, want: Option<(Kind, TypeDesc)>) {
+        assert_eq!(h.magic, MAGIC);
+        assert_eq!(h.version, VERSION);
+        assert!(Kind::from_u32(h.kind).is_some(), "accepted unknown kind {}", h.kind);
+        assert!(
+            h.elem_align.is_power_of_two() && h.elem_align <= 4096,
+            "accepted alignment {}",
+            h.elem_align
+        );
+        // The mapping starts page-aligned, so an aligned offset gives aligned elements.
+        assert!(h.data_offset >= HEADER_SIZE as u64 && h.data_offset.is_multiple_of(h.elem_align));
+        let data = h.len.checked_mul(h.elem_size).expect("accepted len * elem_size overflowing");
+        let end = h.data_offset.checked_add(data).expect("accepted data_offset + data overflowing");
+        assert!(end <= file, "data ends at {end}, past the {file}-byte file");
+        assert_eq!(h.segment_bytes, file);
+        if let Some((kind, ty)) = want {
+            assert_eq!(h.kind(), kind);
+            assert_eq!((h.elem_size, h.elem_align), (ty.size, ty.align));
+        }
+    }
+
+    /// A rejection must be one of the typed header errors, with a message that formats.
+    fn assert_typed(e: &Error) {
+        assert!(
+            matches!(
+                e,
+                Error::NotShmpool { .. }
+                    | Error::VersionMismatch { .. }
+                    | Error::CorruptHeader { .. }
+                    | Error::KindMismatch { .. }
+                    | Error::TypeMismatch { .. }
+            ),
+            "unexpected error {e:?}"
+        );
+        assert!(!e.to_string().is_empty());
+    }
+
+    fn check(bytes: &[u8; HEADER_SIZE], file: u64, want: Option<(Kind, TypeDesc)>) -> bool {
+        match open_checks(bytes, file, want) {
+            Ok(h) => {
+                assert_sound(&h, file, want);
+                true
+            }
+            Err(e) => {
+                assert_typed(&e);
+                false
+            }
+        }
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    #[allow(dead_code)] // only its size and alignment matter
+    #[repr(C, align(128))]
+    struct Wide([u8; 128]);
+
+    #[derive(Clone, Copy, Debug)]
+    #[allow(dead_code)]
+    #[repr(C, align(4096))]
+    struct Paged(u8);
+
+    fn kinds() -> impl Strategy<Value = Kind> {
+        (1u32..=13).prop_map(|k| Kind::from_u32(k).unwrap())
+    }
+
+    fn types() -> impl Strategy<Value = TypeDesc> {
+        prop_oneof![
+            Just(TypeDesc::of::<u8>()),
+            Just(TypeDesc::of::<u16>()),
+            Just(TypeDesc::of::<f64>()),
+            Just(TypeDesc::of::<[u8; 3]>()),
+            Just(TypeDesc::of::<[u64; 3]>()),
+            Just(TypeDesc::of::<Wide>()),
+            Just(TypeDesc::of::<Paged>()),
+            Just(TypeDesc::of::<()>()),
+        ]
+    }
+
+    /// Values near the edges where size arithmetic breaks.
+    fn edgy() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            Just(0u64),
+            Just(1),
+            Just(HEADER_SIZE as u64),
+            Just(u32::MAX as u64),
+            Just(isize::MAX as u64),
+            Just(isize::MAX as u64 + 1),
+            (0u64..256).prop_map(|k| u64::MAX - k),
+            (0u32..64).prop_map(|s| 1u64 << s),
+            (0u32..64).prop_map(|s| (1u64 << s).wrapping_add(1)),
+            (1u32..64).prop_map(|s| (1u64 << s) - 1),
+            0u64..70_000,
+            any::<u64>(),
+        ]
+    }
+
+    /// A published, valid header for `len` elements of `ty`, and its file size.
+    fn valid(kind: Kind, ty: TypeDesc, len: usize) -> (Header, u64) {
+        let layout = Layout::new(kind, ty, len).unwrap();
+        let mut h = Header::new(&layout, 4242, 0x0123_4567_89ab_cdef);
+        h.magic = MAGIC;
+        (h, layout.segment_bytes)
+    }
+
+    /// One way another process could have written a header wrong.
+    #[derive(Clone, Debug)]
+    enum Mutation {
+        /// Overwrite one field (by byte offset and width) with a value.
+        Field(usize, usize, u64),
+        /// Flip bits in one byte.
+        Flip(usize, u8),
+        /// A `len` whose product with `elem_size` wraps, every other size agreeing with the
+        /// wrapped product.
+        WrapLen(u64),
+        /// A data offset near `u64::MAX`, aligned, whose sum with `data_bytes` wraps, the segment
+        /// size agreeing with the wrapped sum.
+        WrapOffset(u64),
+        /// Sizes rewritten to agree with each other: `len` and `elem_size` given, the rest
+        /// derived with wrapping arithmetic.
+        Consistent(u64, u64),
+    }
+
+    /// (offset, width) of every header field, the dtype and reserved bytes in 8-byte pieces.
+    const FIELDS: [(usize, usize); 18] = [
+        (0, 8),
+        (8, 4),
+        (12, 4),
+        (16, 8),
+        (24, 8),
+        (32, 8),
+        (40, 8),
+        (48, 8),
+        (56, 8),
+        (64, 8),
+        (72, 8),
+        (80, 4),
+        (84, 4),
+        (88, 8),
+        (96, 8),
+        (104, 8),
+        (112, 8),
+        (120, 8),
+    ];
+
+    fn mutations() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            3 => ((0..FIELDS.len()), edgy()).prop_map(|(i, v)| Mutation::Field(FIELDS[i].0, FIELDS[i].1, v)),
+            1 => ((0..HEADER_SIZE), 1u8..).prop_map(|(at, x)| Mutation::Flip(at, x)),
+            1 => (0u64..1000).prop_map(Mutation::WrapLen),
+            1 => (0u64..1000).prop_map(Mutation::WrapOffset),
+            1 => (edgy(), edgy()).prop_map(|(l, e)| Mutation::Consistent(l, e)),
+        ]
+    }
+
+    fn apply(h: &mut Header, m: &Mutation) {
+        match *m {
+            Mutation::Field(at, width, v) => {
+                bytemuck::bytes_of_mut(h)[at..at + width].copy_from_slice(&v.to_le_bytes()[..width])
+            }
+            Mutation::Flip(at, x) => bytemuck::bytes_of_mut(h)[at] ^= x,
+            Mutation::WrapLen(k) => {
+                let size = h.elem_size.max(2);
+                h.elem_size = size;
+                h.len = (u64::MAX / size).saturating_add(1 + k);
+                h.data_bytes = h.len.wrapping_mul(size);
+                h.segment_bytes = h.data_offset.wrapping_add(h.data_bytes);
+            }
+            Mutation::WrapOffset(k) => {
+                let align = h.elem_align.clamp(1, 4096).next_power_of_two();
+                // 2^64 - align * (k + 1): a multiple of any power-of-two alignment up to 4096.
+                h.data_offset = 0u64.wrapping_sub(align.wrapping_mul(k + 1));
+                h.data_bytes = h.len.wrapping_mul(h.elem_size).max(align * (k + 2));
+                h.len = h.data_bytes / h.elem_size.max(1);
+                h.data_bytes = h.len.wrapping_mul(h.elem_size);
+                h.segment_bytes = h.data_offset.wrapping_add(h.data_bytes);
+            }
+            Mutation::Consistent(len, size) => {
+                h.len = len;
+                h.elem_size = size;
+                h.data_bytes = len.wrapping_mul(size);
+                h.segment_bytes = h.data_offset.wrapping_add(h.data_bytes);
+            }
+        }
+    }
+
+    /// What the file's size is, relative to what the (mutated) header claims.
+    fn file_sizes() -> impl Strategy<Value = (u8, u64)> {
+        prop_oneof![
+            3 => Just((0u8, 0u64)),            // exactly what the header claims
+            2 => (1u64..5000).prop_map(|d| (1, d)), // claimed - d (the file is shorter)
+            1 => (1u64..5000).prop_map(|d| (2, d)), // claimed + d
+            1 => edgy().prop_map(|v| (3, v)),       // anything
+        ]
+    }
+
+    fn file_size(claimed: u64, (how, v): (u8, u64)) -> u64 {
+        match how {
+            0 => claimed,
+            1 => claimed.wrapping_sub(v),
+            2 => claimed.wrapping_add(v),
+            _ => v,
+        }
+    }
+
+    /// Runs `test` on `cases` values of `strategy`; a panic fails the test with the smallest
+    /// input proptest can shrink it to.
+    fn run<S: Strategy>(cases: u32, strategy: S, test: impl Fn(S::Value)) {
+        let mut runner = proptest::test_runner::TestRunner::new(config(cases));
+        if let Err(e) = runner.run(&strategy, |v| {
+            test(v);
+            Ok(())
+        }) {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn valid_headers_are_accepted_and_sound() {
+        run(2000, (kinds(), types(), 0usize..1 << 20), |(kind, ty, len)| {
+            let (h, file) = valid(kind, ty, len);
+            let bytes: [u8; HEADER_SIZE] = bytemuck::cast(h);
+            assert!(check(&bytes, file, Some((kind, ty))));
+            // The same bytes, expected as another kind or type, are refused with the right error.
+            let other = Kind::from_u32(kind as u32 % 13 + 1).unwrap();
+            let e = open_checks(&bytes, file, Some((other, ty))).unwrap_err();
+            assert!(matches!(e, Error::KindMismatch { .. }), "{e}");
+            let wrong = TypeDesc { type_hash: ty.type_hash ^ 1, ..ty };
+            let e = open_checks(&bytes, file, Some((kind, wrong))).unwrap_err();
+            assert!(matches!(e, Error::TypeMismatch { .. }), "{e}");
+            // Unpublished (magic still zero) is not a shmpool segment yet.
+            let mut unpublished = h;
+            unpublished.magic = 0;
+            let e = open_checks(&bytemuck::cast(unpublished), file, None).unwrap_err();
+            assert!(matches!(e, Error::NotShmpool { .. }), "{e}");
+            // A file of any other size is refused.
+            for f in [0, file - 1, file + 1, file + 4096, u64::MAX] {
+                let e = open_checks(&bytes, f, None).unwrap_err();
+                assert!(matches!(e, Error::CorruptHeader { .. }), "{e}");
+            }
+        });
+    }
+
+    #[test]
+    fn random_bytes_are_refused_or_sound() {
+        let bytes = prop::array::uniform::<_, HEADER_SIZE>(any::<u8>());
+        run(5000, (bytes, edgy()), |(bytes, file)| {
+            check(&bytes, file, None);
+            check(&bytes, file, Some((Kind::Array, TypeDesc::of::<f64>())));
+            // Behind a valid magic and version, so the size checks see the random fields.
+            let mut behind = bytes;
+            behind[..8].copy_from_slice(&MAGIC.to_le_bytes());
+            behind[8..12].copy_from_slice(&VERSION.to_le_bytes());
+            let claimed = u64::from_le_bytes(behind[72..80].try_into().unwrap());
+            check(&behind, file, None);
+            check(&behind, claimed, None);
+            check(&behind, claimed, Some((Kind::Array, TypeDesc::of::<u8>())));
+        });
+    }
+
+    #[test]
+    fn mutated_headers_are_refused_or_sound() {
+        let accepted = std::cell::Cell::new(0u32);
+        let muts = prop::collection::vec(mutations(), 1..4);
+        run(6000, (kinds(), types(), 0usize..100_000, muts, file_sizes()), |case| {
+            let (kind, ty, len, muts, size) = case;
+            let (mut h, _) = valid(kind, ty, len);
+            for m in &muts {
+                apply(&mut h, m);
+            }
+            let file = file_size(h.segment_bytes, size);
+            let bytes: [u8; HEADER_SIZE] = bytemuck::cast(h);
+            if check(&bytes, file, None) {
+                accepted.set(accepted.get() + 1);
+            }
+            check(&bytes, file, Some((kind, ty)));
+            check(&bytes, file, Some((Kind::Array, TypeDesc::of::<f64>())));
+        });
+        // Some mutations (the nonce, the creator pid, reserved bytes) leave a valid header: the
+        // accepting path must have been exercised too, or the soundness checks proved nothing.
+        let accepted = accepted.get();
+        assert!(accepted > 100, "only {accepted} mutated headers were accepted");
+    }
+
+    #[test]
+    fn wrapping_sizes_are_refused() {
+        for ty in [TypeDesc::of::<u16>(), TypeDesc::of::<f64>(), TypeDesc::of::<Wide>()] {
+            for m in [Mutation::WrapLen(0), Mutation::WrapLen(7), Mutation::WrapOffset(0)] {
+                let (mut h, _) = valid(Kind::Array, ty, 10);
+                apply(&mut h, &m);
+                let bytes: [u8; HEADER_SIZE] = bytemuck::cast(h);
+                let e = open_checks(&bytes, h.segment_bytes, Some((Kind::Array, ty))).unwrap_err();
+                assert!(matches!(e, Error::CorruptHeader { .. }), "{m:?}: {e}");
+            }
+        }
+    }
 }

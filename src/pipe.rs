@@ -199,13 +199,21 @@ impl Connection {
         Ok(got)
     }
 
-    /// Reads and drops `n` payload bytes, in small pieces (a refused oversize message).
-    fn skip(&self, mut n: u64) -> Result<()> {
+    /// Reads and drops `n` payload bytes, in small pieces (a refused oversize message), under the
+    /// receive's deadline: a peer that announces a huge message and then stalls must not turn a
+    /// receive with a timeout into one that blocks forever.
+    fn skip(
+        &self,
+        mut n: u64,
+        deadline: Option<Instant>,
+        what: &'static str,
+        timeout: Duration,
+    ) -> Result<()> {
         let mut scratch = [0u8; 16 * 1024];
         let mut fds = Vec::new();
         while n > 0 {
             let want = scratch.len().min(n as usize);
-            let got = self.read_full(&mut scratch[..want], &mut fds, None, "", Duration::ZERO)?;
+            let got = self.read_full(&mut scratch[..want], &mut fds, deadline, what, timeout)?;
             fds.clear();
             if got < want {
                 break; // the peer went away; the next recv reports it
@@ -272,7 +280,12 @@ impl Connection {
             });
         }
         if len > self.max as u64 {
-            self.skip(len).inspect_err(|_| self.broken = Some("a receive error inside a frame"))?;
+            self.skip(len, deadline, what, t).inspect_err(|e| {
+                self.broken = Some(match e {
+                    Error::Timeout { .. } => "a timeout inside a frame",
+                    _ => "a receive error inside a frame",
+                });
+            })?;
             return Err(Error::MessageTooLarge { what: WHAT, len, max: self.max as u64 });
         }
         let mut payload = vec![0u8; len as usize];
@@ -709,5 +722,36 @@ mod tests {
         raw.write_all(&[1, 0, 0, 0, 99, 0, 0, 0, 0]).unwrap();
         assert!(matches!(b.recv_bytes(), Err(Error::BadMessage { .. })));
         assert!(matches!(b.recv_bytes(), Err(Error::BadMessage { .. })));
+    }
+
+    fn frame(len: u32, tag: u32, payload: &[u8]) -> Vec<u8> {
+        [&len.to_le_bytes()[..], &tag.to_le_bytes(), payload].concat()
+    }
+
+    #[test]
+    fn a_stalled_message_over_the_limit_times_out() {
+        use std::io::Write;
+        // The peer announces more than the limit, sends a little of it, and stalls (alive, end
+        // open). Skipping the refused bytes used to ignore the deadline and block forever.
+        let (a, mut b) = pipe_with(true, 16).unwrap();
+        let mut w = std::os::unix::net::UnixStream::from(a.fd);
+        w.write_all(&[&frame(1000, TAG_DATA, &[])[..], &[0; 10]].concat()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let r = b.recv_bytes_timeout(Duration::from_millis(100));
+            let again = b.recv_bytes_timeout(Duration::from_millis(10));
+            let _ = tx.send((r, again));
+        });
+        let got = rx.recv_timeout(Duration::from_secs(10));
+        drop(w); // unblocks a reader stuck in the old code, so the test ends either way
+        let (r, again) = got.expect("recv_bytes_timeout blocked past its deadline");
+        reader.join().unwrap();
+        assert!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+        // The stream is inside the refused message now: later receives say so.
+        let e = again.unwrap_err();
+        assert!(
+            matches!(&e, Error::BadMessage { reason, .. } if reason.contains("timeout")),
+            "{e}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shmpool::{Error, Queue, SharedArray, pipe, pipe_with, scope};
 
@@ -16,6 +16,10 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "pipe::oversized_message_is_refused_and_skipped",
             run: oversized_message_is_refused_and_skipped,
+        },
+        Test {
+            name: "pipe::stalled_oversized_message_times_out",
+            run: stalled_oversized_message_times_out,
         },
         Test { name: "pipe::truncated_frame_is_detected", run: truncated_frame_is_detected },
         Test { name: "pipe::closed_peer_ends_recv", run: closed_peer_ends_recv },
@@ -97,6 +101,41 @@ fn oversized_message_is_refused_and_skipped() {
         assert!(matches!(parent.send_bytes(&[0; 1025]), Err(Error::MessageTooLarge { .. })));
         let st = kid.join().unwrap();
         assert!(st.success(), "{st}");
+    })
+    .unwrap();
+}
+
+/// A foreign sender announces a message over the limit, sends a little of it, and stalls while
+/// alive. A receive with a timeout must end with `Timeout` by its deadline (skipping the refused
+/// bytes used to ignore the deadline and wait for the sender), and the connection then reports
+/// that it lost its framing.
+fn stalled_oversized_message_times_out() {
+    let (mut parent, child) = pipe_with(true, 16).unwrap();
+    scope(|s| {
+        let kid = s
+            .fork(move || {
+                let mut w = raw(&child);
+                let mut frame = 1_000_000u32.to_le_bytes().to_vec();
+                frame.extend_from_slice(&0u32.to_le_bytes());
+                frame.extend_from_slice(&[9; 10]);
+                if w.write_all(&frame).is_err() {
+                    return UNEXPECTED;
+                }
+                std::thread::sleep(Duration::from_secs(30));
+                0
+            })
+            .unwrap();
+        let start = Instant::now();
+        let e = parent.recv_bytes_timeout(Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+        let e = parent.recv_bytes_timeout(Duration::from_millis(10)).unwrap_err();
+        assert!(
+            matches!(&e, Error::BadMessage { reason, .. } if reason.contains("framing")),
+            "{e}"
+        );
+        kid.kill().unwrap();
+        assert_eq!(kid.join().unwrap().signal(), Some(libc::SIGKILL));
     })
     .unwrap();
 }

@@ -22,10 +22,12 @@
 //! `main` (the main thread's stack-overflow guard and its name "main", for example). The worker
 //! code keeps to what works there (std's I/O, allocation, serde, unwinding all do).
 //!
-//! A spawn child's job arrives on its job pipe as an 8-byte little-endian length and exactly that
-//! many bytes of JSON; the child reads exactly that much, within [`JOB_TIMEOUT`], and refuses a
-//! job followed by more bytes. So a stray holder of the pipe's write end (a sibling forked by
-//! another thread) can neither keep it waiting for an end-of-file nor append to its job.
+//! A spawn child's job arrives on its job pipe as one frame (see `entry.rs`): an 8-byte
+//! little-endian length and exactly that many bytes; the child reads exactly that much, within
+//! [`JOB_TIMEOUT`], and refuses a job followed by more bytes. So a stray holder of the pipe's
+//! write end (a sibling forked by another thread) can neither keep it waiting for an end-of-file
+//! nor append to its job. Reading is separate from decoding: the frame's bytes then go to
+//! `entry::decode_frame`, a pure function, which checks them before anything is used.
 
 use std::fs::File;
 use std::io::Read;
@@ -35,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use super::alive;
 use super::child;
-use super::entry::Job;
+use super::entry::{self, FRAME_PREFIX};
 use super::forkserver;
 use crate::sys::{self, fdpass::FdKind};
 
@@ -52,9 +54,6 @@ pub const BAD_MARKER_EXIT_CODE: i32 = 120;
 
 /// Exit code of a child that found its parent already gone before it started.
 const PARENT_GONE_EXIT_CODE: i32 = child::PANIC_EXIT_CODE + 1;
-
-/// Largest job (serialized arguments included) a child accepts.
-pub(crate) const MAX_JOB_BYTES: u64 = 1 << 30;
 
 /// How long a spawn child waits for its whole job (the parent writes it right after the start).
 pub(crate) const JOB_TIMEOUT: Duration = Duration::from_secs(30);
@@ -247,11 +246,12 @@ fn run_spawned(m: Marker) -> ! {
         sys::proc::exit_now(PARENT_GONE_EXIT_CODE);
     }
     drop(own(m.alive));
-    let bytes = read_job(File::from(own(m.fd_a)), JOB_TIMEOUT).unwrap_or_else(|r| fail(&r));
+    let frame = read_job(File::from(own(m.fd_a)), JOB_TIMEOUT).unwrap_or_else(|r| fail(&r));
     let report = File::from(own(m.fd_b));
-    let job = Job::verify(&bytes, m.secret).unwrap_or_else(|reason| fail(&reason));
+    let job = entry::decode_frame(&frame, m.secret).unwrap_or_else(|e| fail(&e.to_string()));
+    drop(frame);
     child::install_panic_hook();
-    let (pdeathsig, parent) = (job.0.pdeathsig, job.0.parent_pid);
+    let (pdeathsig, parent) = (job.pdeathsig(), job.parent_pid());
     if pdeathsig {
         child::run(parent, report, || job.call())
     } else {
@@ -259,31 +259,29 @@ fn run_spawned(m: Marker) -> ! {
     }
 }
 
-/// Frames a job for the job pipe: its length (8 bytes, little-endian), then the bytes.
-pub(crate) fn frame_job(job: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + job.len());
-    v.extend_from_slice(&(job.len() as u64).to_le_bytes());
-    v.extend_from_slice(job);
-    v
-}
+/// Bytes a job reader takes at a time; its buffer grows with what arrived, never ahead of it.
+pub(crate) const READ_CHUNK: usize = 64 << 10;
 
-/// Reads one framed job (see [`frame_job`]) from `r`: exactly its announced length, within
-/// `timeout`, and nothing after it.
+/// Reads one job frame (see `entry::Job::to_frame`) from `r`: its length prefix, then exactly
+/// the announced length (bounded by `entry::frame_len`), within `timeout`, and nothing after
+/// it. Returns the whole frame, prefix included, undecoded. Memory follows the bytes that
+/// arrive (at most twice them, plus a chunk), not the length announced: a frame that announces
+/// a gigabyte and sends ten bytes costs ten bytes and a chunk.
 pub(crate) fn read_job(mut r: File, timeout: Duration) -> Result<Vec<u8>, String> {
     sys::fdpass::set_nonblocking(r.as_raw_fd())
         .map_err(|e| format!("its job pipe cannot be made non-blocking ({e})"))?;
     let deadline = Instant::now() + timeout;
-    let mut fill = |buf: &mut [u8], what: &str| -> Result<(), String> {
-        let mut got = 0;
-        while got < buf.len() {
-            match r.read(&mut buf[got..]) {
+    // Reads at least one byte into `buf`, waiting up to the deadline; `got` and `want` (of the
+    // part being read) are for the messages.
+    let mut some = |buf: &mut [u8], got: usize, want: usize, what: &str| -> Result<usize, String> {
+        loop {
+            match r.read(buf) {
                 Ok(0) => {
                     return Err(format!(
-                        "its job pipe closed after {got} of the {} bytes of its {what}",
-                        buf.len()
+                        "its job pipe closed after {got} of the {want} bytes of its {what}"
                     ));
                 }
-                Ok(n) => got += n,
+                Ok(n) => return Ok(n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     let left = deadline.saturating_duration_since(Instant::now());
@@ -291,26 +289,33 @@ pub(crate) fn read_job(mut r: File, timeout: Duration) -> Result<Vec<u8>, String
                         .map_err(|e| format!("its job pipe cannot be polled ({e})"))?;
                     if !ready {
                         return Err(format!(
-                            "its {what} did not arrive within {timeout:?} ({got} of {} bytes)",
-                            buf.len()
+                            "its {what} did not arrive within {timeout:?} ({got} of {want} bytes)"
                         ));
                     }
                 }
                 Err(e) => return Err(format!("its job could not be read ({e})")),
             }
         }
-        Ok(())
     };
-    let mut len = [0u8; 8];
-    fill(&mut len, "job's length")?;
-    let len = u64::from_le_bytes(len);
-    if len > MAX_JOB_BYTES {
-        return Err(format!(
-            "its job announces {len} bytes, more than the {MAX_JOB_BYTES} allowed"
-        ));
+    let mut prefix = [0u8; FRAME_PREFIX];
+    let mut got = 0;
+    while got < FRAME_PREFIX {
+        got += some(&mut prefix[got..], got, FRAME_PREFIX, "job's length")?;
     }
-    let mut job = vec![0u8; len as usize];
-    fill(&mut job, "job")?;
+    let len = entry::frame_len(prefix).map_err(|e| e.to_string())?;
+    let total = FRAME_PREFIX + len;
+    let mut job = Vec::with_capacity(total.min(FRAME_PREFIX + 4096));
+    job.extend_from_slice(&prefix);
+    let mut chunk = vec![0u8; len.min(READ_CHUNK)];
+    while job.len() < total {
+        let want = (total - job.len()).min(chunk.len());
+        let n = some(&mut chunk[..want], job.len() - FRAME_PREFIX, len, "job")?;
+        if job.capacity() - job.len() < n {
+            // Doubling, but never past the announced total.
+            job.reserve_exact(job.len().max(n).min(total - job.len()));
+        }
+        job.extend_from_slice(&chunk[..n]);
+    }
     let mut extra = [0u8; 1];
     match r.read(&mut extra) {
         Ok(0) => {}
@@ -360,12 +365,16 @@ mod tests {
         r
     }
 
+    fn frame(body: &[u8]) -> Vec<u8> {
+        [&(body.len() as u64).to_le_bytes()[..], body].concat()
+    }
+
     #[test]
     fn a_job_is_read_to_its_length_never_to_end_of_file() {
-        let framed = frame_job(b"{\"x\":1}");
+        let framed = frame(b"{\"x\":1}");
         // The writer stays open (a stray copy of it): the job is still complete.
-        assert_eq!(job_through_pipe(&framed, true).unwrap(), b"{\"x\":1}");
-        assert_eq!(job_through_pipe(&framed, false).unwrap(), b"{\"x\":1}");
+        assert_eq!(job_through_pipe(&framed, true).unwrap(), framed);
+        assert_eq!(job_through_pipe(&framed, false).unwrap(), framed);
         let mut trailing = framed.clone();
         trailing.push(b' ');
         assert!(job_through_pipe(&trailing, true).unwrap_err().contains("trailing"));
@@ -373,8 +382,52 @@ mod tests {
         assert!(job_through_pipe(short, false).unwrap_err().contains("closed after 6 of the 7"));
         assert!(job_through_pipe(short, true).unwrap_err().contains("did not arrive"));
         assert!(job_through_pipe(&framed[..3], true).unwrap_err().contains("length"));
-        let huge = (MAX_JOB_BYTES + 1).to_le_bytes();
+        let huge = (entry::MAX_JOB_BYTES + 1).to_le_bytes();
         assert!(job_through_pipe(&huge, true).unwrap_err().contains("more than"));
+        // The most a frame may announce, and ten bytes sent: memory follows what arrived.
+        let most = [&entry::MAX_JOB_BYTES.to_le_bytes()[..], &[0; 10]].concat();
+        let (r, peak) = entry::tests::meter::peak_during(|| job_through_pipe(&most, false));
+        assert!(r.unwrap_err().contains("closed after 10 of the 1073741824"));
+        assert!(peak < 4 * READ_CHUNK, "{peak} bytes allocated for 18 received");
+    }
+
+    /// The spawn child's whole intake, pipe to decoder, on mutated and random frames: a typed
+    /// refusal, never a panic or a hang (the writer is closed, as a dead parent's would be), and
+    /// only the unchanged frame is accepted.
+    #[test]
+    fn mutated_frames_through_the_job_pipe_are_refused() {
+        use entry::tests::{Mutation, SECRET, apply, decode_checked, meter, mutation, run};
+        use proptest::prelude::*;
+        let valid = {
+            fn seven(_: (f64, String)) -> i32 {
+                7
+            }
+            let args = (f64::NAN, "x".repeat(100));
+            let job = entry::Job::new(seven, &args, "piped", SECRET, false).unwrap();
+            job.to_frame()
+        };
+        let strategy = prop_oneof![
+            proptest::collection::vec(mutation(), 0..4),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| vec![Mutation::Append(b)]),
+        ];
+        run(200, strategy, |ms: Vec<Mutation>| {
+            let mut f = valid.clone();
+            for m in &ms {
+                apply(&mut f, m);
+            }
+            // Pipe buffers hold 64 KiB: these frames fit, so writing before reading is fine.
+            let (r, peak) = meter::peak_during(|| job_through_pipe(&f, false));
+            assert!(peak <= 2 * f.len() + 2 * READ_CHUNK, "{peak} bytes to read {}", f.len());
+            match r {
+                Err(reason) => assert!(!reason.is_empty()),
+                Ok(read) => {
+                    assert_eq!(read, f, "the frame read is the one written");
+                    if let Ok(v) = decode_checked(&read, Some(&valid)) {
+                        assert_eq!(v.call(), 7);
+                    }
+                }
+            }
+        });
     }
 
     #[test]

@@ -158,9 +158,18 @@ impl Context {
     }
 
     /// Starts a child running `f(args)`, under any start method. Under `fork` the arguments are
-    /// moved into the child; under `forkserver` and `spawn` they cross as serde JSON and the
-    /// function as an offset within the executable. Shared memory crosses as handles
+    /// moved into the child; under `forkserver` and `spawn` they cross encoded with postcard (a
+    /// binary serde format: NaN payloads, infinities and non-string map keys arrive bit for bit)
+    /// and the function as an offset within the executable. Shared memory crosses as handles
     /// ([`SharedArray::handle`](crate::SharedArray::handle)).
+    ///
+    /// # Errors
+    ///
+    /// Under `forkserver` and `spawn`, [`Error::Serialize`](crate::Error::Serialize) when the
+    /// arguments do not survive the trip: postcard is not self-describing, so a type that needs
+    /// that (`#[serde(untagged)]`, `#[serde(flatten)]`, `serde_json::Value`) is refused here,
+    /// before any process starts; [`Error::InvalidArgument`](crate::Error::InvalidArgument) when
+    /// they encode to more than a job may carry (1 GiB: pass large data as a handle).
     ///
     /// ```
     /// // (spawn and forkserver never fork this multi-threaded doctest; they re-execute it.)

@@ -1,18 +1,31 @@
 //! How a function crosses to a re-executed child (spawn) or a forkserver worker: as offsets from
 //! a known function of the same executable, so address-space randomisation does not matter, plus
-//! its arguments serialized with serde.
+//! its arguments encoded with postcard (a binary serde format: NaN payloads, infinities,
+//! non-string map keys and empty values cross bit-exactly; JSON carried none of them).
 //!
 //! A [`Job`] names two functions: the user's `fn(A) -> R`, and a monomorphised trampoline that
-//! knows `A` and `R`, deserializes the arguments, calls the function and turns its result into an
-//! exit code. Only a job that carries the secret of its child (spawn: a new one per child) or of
-//! its forkserver (also handed over in the environment marker, see `boot.rs`) and this build's
-//! fingerprint is ever called: anything else is rejected before a single address is used. Both
-//! functions must lie in the main executable's own mappings (`Job::new` checks it), where an
-//! offset names the same code in a re-executed copy.
+//! knows `A` and `R`, decodes the arguments, calls the function and turns its result into an
+//! exit code. Both functions must lie in the main executable's own mappings (`Job::new` checks
+//! it), where an offset names the same code in a re-executed copy.
 //!
-//! The secret guards against accidents (a stray or stale `SHMPOOL_WORKER`, a pipe mixed up), not
-//! against a hostile process of the same user: such a process can read the marker from
-//! `/proc/<pid>/environ` and ptrace the child anyway.
+//! Spawn (on the job pipe) and the forkserver (on its request socket) carry a job as one frame,
+//! read by the same pure decoder, [`decode_frame`]:
+//!
+//! | bytes | what |
+//! |---|---|
+//! | 8 | length `N` of the rest, little-endian, at most [`MAX_JOB_BYTES`] |
+//! | 8 | the secret of the child's marker (spawn: a new one per child) or of the forkserver |
+//! | 8 | checksum: SipHash of the secret and the body |
+//! | `N - 16` | body, postcard: this build's fingerprint, then the offsets, arguments, name, parent pid and the parent-death flag |
+//!
+//! Only a frame with the right length, secret, build and checksum becomes a [`Verified`] job,
+//! the only kind that is ever called: anything else is refused before a single address or
+//! argument byte is used. A reader allocates what the length announces only once it is within
+//! the bound, and the decoder copies out no more than the frame holds.
+//!
+//! The secret and checksum guard against accidents (a stray or stale `SHMPOOL_WORKER`, a pipe
+//! mixed up, a corrupted frame), not against a hostile process of the same user: such a process
+//! can read the marker from `/proc/<pid>/environ` and ptrace the child anyway.
 
 use std::sync::OnceLock;
 
@@ -108,10 +121,20 @@ pub(crate) fn check_reexecutable() -> Result<()> {
     check_in_executable(anchor as fn() -> u64 as usize, "shmpool's own code")
 }
 
-type Trampoline = fn(usize, &str) -> i32;
+type Trampoline = fn(usize, &[u8]) -> i32;
+
+/// Largest job frame (arguments included) a child or the forkserver accepts, after the 8-byte
+/// length that announces it.
+pub(crate) const MAX_JOB_BYTES: u64 = 1 << 30;
+
+/// Bytes of a frame's length prefix.
+pub(crate) const FRAME_PREFIX: usize = 8;
+
+/// Bytes after the prefix that precede the body: the secret and the checksum.
+const FRAME_HEADER: usize = 16;
 
 /// What a re-executed child or forkserver worker runs.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Job {
     /// The run's secret; must equal the one in the child's marker.
     pub(crate) secret: u64,
@@ -119,8 +142,8 @@ pub(crate) struct Job {
     pub(crate) build: String,
     trampoline: i64,
     function: i64,
-    /// The arguments, as serde JSON.
-    args: String,
+    /// The arguments, in postcard.
+    args: Vec<u8>,
     /// The process's name.
     pub(crate) name: String,
     /// The pid the child's parent-death signal is checked against (spawn).
@@ -130,19 +153,120 @@ pub(crate) struct Job {
     pub(crate) pdeathsig: bool,
 }
 
-fn trampoline<A: DeserializeOwned, R: ChildResult>(function: usize, args: &str) -> i32 {
+/// The fields of a job after the build fingerprint, as postcard writes them; borrowed from the
+/// frame when decoded, so decoding allocates nothing.
+#[derive(Serialize, Deserialize)]
+struct Wire<'a> {
+    trampoline: i64,
+    function: i64,
+    #[serde(serialize_with = "as_bytes")]
+    args: &'a [u8],
+    name: &'a str,
+    parent_pid: u32,
+    pdeathsig: bool,
+}
+
+fn as_bytes<S: serde::Serializer>(b: &&[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_bytes(b)
+}
+
+/// Why a job frame was refused. Nothing from a refused frame is ever used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FrameError {
+    /// Fewer than the 8 bytes of the length prefix.
+    NoPrefix { got: usize },
+    /// The prefix announces more than [`MAX_JOB_BYTES`].
+    TooLong { announced: u64 },
+    /// The prefix announces another length than what follows it.
+    LengthMismatch { announced: u64, got: usize },
+    /// Shorter than the secret and checksum every job starts with.
+    TooShort { got: usize },
+    /// The secret is not the one of the marker (or of the forkserver).
+    Secret,
+    /// The job comes from another build of the program.
+    Build { theirs: String, ours: String },
+    /// The checksum does not match the secret and body: corrupted, or cut from another job.
+    Checksum,
+    /// The body does not decode as a job.
+    Unreadable { reason: String },
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::NoPrefix { got } => {
+                write!(f, "its job has {got} bytes, fewer than the 8 of its length")
+            }
+            FrameError::TooLong { announced } => write!(
+                f,
+                "its job announces {announced} bytes, more than the {MAX_JOB_BYTES} allowed"
+            ),
+            FrameError::LengthMismatch { announced, got } => {
+                write!(f, "its job announces {announced} bytes but {got} follow")
+            }
+            FrameError::TooShort { got } => write!(
+                f,
+                "the job is not readable (its {got} bytes are fewer than the {FRAME_HEADER} of \
+                 a job's secret and checksum)"
+            ),
+            FrameError::Secret => f.write_str("the job does not carry the secret of the marker"),
+            FrameError::Build { theirs, ours } => {
+                write!(f, "the job comes from another build ({theirs}, this is {ours})")
+            }
+            FrameError::Checksum => f.write_str(
+                "the job's checksum does not match its bytes (corrupted, or mixed with another \
+                 job)",
+            ),
+            FrameError::Unreadable { reason } => write!(f, "the job is not readable ({reason})"),
+        }
+    }
+}
+
+/// The length a frame's prefix announces, refused above [`MAX_JOB_BYTES`]: a reader allocates
+/// only what this returns.
+pub(crate) fn frame_len(prefix: [u8; FRAME_PREFIX]) -> std::result::Result<usize, FrameError> {
+    let announced = u64::from_le_bytes(prefix);
+    if announced > MAX_JOB_BYTES {
+        return Err(FrameError::TooLong { announced });
+    }
+    Ok(announced as usize)
+}
+
+/// The checksum of a job body: SipHash (std's `DefaultHasher`, the same in every process of one
+/// build) of the secret and the body. It catches corruption and mix-ups, and ties the body to
+/// the secret; it is not a cryptographic MAC (see the module's threat model).
+fn checksum(secret: u64, body: &[u8]) -> u64 {
+    use std::hash::{DefaultHasher, Hasher};
+    let mut h = DefaultHasher::new();
+    h.write_u64(secret);
+    h.write(body);
+    h.finish()
+}
+
+/// Decodes postcard arguments, refusing bytes left over.
+fn decode_args<A: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<A, String> {
+    let (a, rest) = postcard::take_from_bytes::<A>(bytes).map_err(|e| e.to_string())?;
+    if !rest.is_empty() {
+        return Err(format!("{} bytes follow the arguments", rest.len()));
+    }
+    Ok(a)
+}
+
+fn trampoline<A: DeserializeOwned, R: ChildResult>(function: usize, args: &[u8]) -> i32 {
     // SAFETY: `function` is a `fn(A) -> R` of this executable: `Job::new` took it from one with
-    // these `A`, `R` (this trampoline is monomorphised for them); `Job::verify` accepted the job
-    // only with this run's secret and build fingerprint. fn pointers and usize have one size.
+    // these `A`, `R` (this trampoline is monomorphised for them); `decode_frame` accepted the job
+    // only with this run's secret, build fingerprint and checksum. fn pointers and usize match.
     let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(function) };
-    let a: A = serde_json::from_str(args).unwrap_or_else(|e| {
+    let a: A = decode_args(args).unwrap_or_else(|e| {
         panic!("could not deserialize the arguments of the child's function: {e}")
     });
     f(a).exit_code()
 }
 
 impl Job {
-    /// Describes a call of `f(args)` for another process.
+    /// Describes a call of `f(args)` for another process. The arguments are encoded with
+    /// postcard and decoded back once here, so a type that cannot cross (one that needs a
+    /// self-describing format) is refused in the parent rather than panicking in the child.
     pub(crate) fn new<A, R>(
         f: fn(A) -> R,
         args: &A,
@@ -158,8 +282,29 @@ impl Job {
         let (t, f) = (trampoline::<A, R> as Trampoline as usize, f as usize);
         check_in_executable(f, "the child's function")?;
         check_in_executable(t, "the child's trampoline (monomorphised for its argument type)")?;
-        let args =
-            serde_json::to_string(args).map_err(|e| Error::Serialize { reason: e.to_string() })?;
+        let args = postcard::to_stdvec(args).map_err(|e| Error::Serialize {
+            reason: format!("{e} (postcard, the format of every start method but fork)"),
+        })?;
+        decode_args::<A>(&args).map_err(|e| Error::Serialize {
+            reason: format!(
+                "they do not decode back from postcard, the format of every start method but \
+                 fork ({e}); a type that needs a self-describing format (#[serde(untagged)], \
+                 #[serde(flatten)], serde_json::Value, anything using deserialize_any) cannot \
+                 cross: use plain structs and enums"
+            ),
+        })?;
+        // Room for the other fields: a name, a fingerprint and a few numbers.
+        let limit = MAX_JOB_BYTES as usize - FRAME_HEADER - name.len() - 256;
+        if args.len() > limit {
+            return Err(Error::InvalidArgument {
+                what: "child arguments",
+                reason: format!(
+                    "they take {} bytes encoded, more than the {limit} a job may carry; pass \
+                     large data through shared memory (a SharedArray's handle)",
+                    args.len()
+                ),
+            });
+        }
         Ok(Job {
             secret,
             build: build_fingerprint(),
@@ -172,34 +317,98 @@ impl Job {
         })
     }
 
-    /// Serialized form.
-    pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("a Job always serializes")
-    }
-
-    /// Parses and checks a job received from outside: it must carry `secret` and this build's
-    /// fingerprint. Only a verified job can be run.
-    pub(crate) fn verify(bytes: &[u8], secret: u64) -> std::result::Result<Verified, String> {
-        let job: Job =
-            serde_json::from_slice(bytes).map_err(|e| format!("the job is not readable ({e})"))?;
-        if job.secret != secret {
-            return Err("the job does not carry the secret of the marker".into());
-        }
-        if job.build != build_fingerprint() {
-            return Err(format!(
-                "the job comes from another build ({}, this is {})",
-                job.build,
-                build_fingerprint()
-            ));
-        }
-        Ok(Verified(job))
+    /// The job as one frame: the length of the rest (8 bytes, little-endian), the secret (8),
+    /// the checksum of the body (8), then the body: the build fingerprint and the other fields,
+    /// in postcard. See [`decode_frame`].
+    pub(crate) fn to_frame(&self) -> Vec<u8> {
+        let wire = Wire {
+            trampoline: self.trampoline,
+            function: self.function,
+            args: &self.args,
+            name: &self.name,
+            parent_pid: self.parent_pid,
+            pdeathsig: self.pdeathsig,
+        };
+        let start = FRAME_PREFIX + FRAME_HEADER;
+        let mut v = Vec::with_capacity(start + self.build.len() + self.args.len() + 64);
+        v.resize(start, 0);
+        // Writing into a Vec cannot fail, and every field has a postcard encoding.
+        let v = postcard::to_extend(self.build.as_str(), v).expect("a str encodes");
+        let mut v = postcard::to_extend(&wire, v).expect("a job encodes");
+        let sum = checksum(self.secret, &v[start..]);
+        let len = (v.len() - FRAME_PREFIX) as u64;
+        v[..8].copy_from_slice(&len.to_le_bytes());
+        v[8..16].copy_from_slice(&self.secret.to_le_bytes());
+        v[16..24].copy_from_slice(&sum.to_le_bytes());
+        v
     }
 }
 
-/// A job that passed [`Job::verify`].
-pub(crate) struct Verified(pub(crate) Job);
+/// Decodes and checks one job frame (see [`Job::to_frame`]) received from outside, a pure
+/// function of its bytes. In order, each before anything further is read: the announced length
+/// (at most [`MAX_JOB_BYTES`], equal to what follows), the secret (`secret`, the marker's or the
+/// forkserver's), the build fingerprint, the checksum, then the rest of the body. Only a frame
+/// that passes all of them becomes a [`Verified`] job, the only kind that can run. Allocates no
+/// more than the frame's length (the name and arguments, copied out).
+pub(crate) fn decode_frame(frame: &[u8], secret: u64) -> std::result::Result<Verified, FrameError> {
+    let Some((prefix, rest)) = frame.split_first_chunk::<FRAME_PREFIX>() else {
+        return Err(FrameError::NoPrefix { got: frame.len() });
+    };
+    let announced = frame_len(*prefix)?;
+    if announced != rest.len() {
+        return Err(FrameError::LengthMismatch { announced: announced as u64, got: rest.len() });
+    }
+    let Some((theirs, rest)) = rest.split_first_chunk::<8>() else {
+        return Err(FrameError::TooShort { got: rest.len() });
+    };
+    let Some((sum, body)) = rest.split_first_chunk::<8>() else {
+        return Err(FrameError::TooShort { got: rest.len() + 8 });
+    };
+    if u64::from_le_bytes(*theirs) != secret {
+        return Err(FrameError::Secret);
+    }
+    let unreadable = |e: postcard::Error| FrameError::Unreadable { reason: e.to_string() };
+    let (build, fields) = postcard::take_from_bytes::<&str>(body).map_err(unreadable)?;
+    let ours = build_fingerprint();
+    if build != ours {
+        // A message, not a copy of whatever the frame holds: at most 64 characters of it.
+        let theirs: String = build.chars().take(64).collect();
+        return Err(FrameError::Build { theirs, ours });
+    }
+    if u64::from_le_bytes(*sum) != checksum(secret, body) {
+        return Err(FrameError::Checksum);
+    }
+    let (w, left) = postcard::take_from_bytes::<Wire>(fields).map_err(unreadable)?;
+    if !left.is_empty() {
+        return Err(FrameError::Unreadable { reason: format!("{} bytes follow it", left.len()) });
+    }
+    Ok(Verified(Job {
+        secret,
+        build: ours,
+        trampoline: w.trampoline,
+        function: w.function,
+        args: w.args.to_vec(),
+        name: w.name.to_string(),
+        parent_pid: w.parent_pid,
+        pdeathsig: w.pdeathsig,
+    }))
+}
+
+/// A job that passed [`decode_frame`]; nothing else makes one.
+pub(crate) struct Verified(Job);
 
 impl Verified {
+    /// The pid the child's parent-death signal is checked against.
+    pub(crate) fn parent_pid(&self) -> u32 {
+        self.0.parent_pid
+    }
+
+    /// Whether the child may arm `PR_SET_PDEATHSIG` (only when started from the parent's main
+    /// thread).
+    pub(crate) fn pdeathsig(&self) -> bool {
+        self.0.pdeathsig
+    }
+
     /// Runs the function; returns its exit code (a panic unwinds to the caller, `child::finish`).
     pub(crate) fn call(self) -> i32 {
         let job = self.0;
@@ -211,7 +420,7 @@ impl Verified {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn add((a, b): (i32, i32)) -> i32 {
@@ -255,24 +464,334 @@ mod tests {
         assert!(mappings_of(maps, "/usr/lib/libfoo").is_empty());
     }
 
+    /// The secret of the fuzzed frames.
+    pub(crate) const SECRET: u64 = 0x5eed_5eed_5eed_5eed;
+
+    fn frame_of<A>(args: &A) -> Vec<u8>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        fn zero<A>(_: A) -> i32 {
+            0
+        }
+        Job::new(zero::<A>, args, "fuzzed", SECRET, true).unwrap().to_frame()
+    }
+
     #[test]
     fn a_verified_job_calls_the_function_with_its_arguments() {
         let job = Job::new(add, &(40, 2), "adder", 7, false).unwrap();
-        let v = Job::verify(&job.to_bytes(), 7).unwrap();
-        assert_eq!(v.0.name, "adder");
+        let v = decode_frame(&job.to_frame(), 7).unwrap();
+        assert_eq!((v.0.name.as_str(), v.pdeathsig()), ("adder", false));
+        assert_eq!(v.parent_pid(), crate::sys::proc::getpid());
         assert_eq!(v.call(), 42);
+    }
+
+    fn bits((floats, x): (Vec<f64>, f32)) -> i32 {
+        let want = [f64::NAN, -f64::NAN, f64::from_bits(0x7ff8_dead_beef_0001), f64::INFINITY];
+        let same = floats.len() == want.len()
+            && floats.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits())
+            && x.to_bits() == f32::NEG_INFINITY.to_bits();
+        if same { 0 } else { 1 }
+    }
+
+    #[test]
+    fn nan_payloads_and_infinities_cross_bit_exactly() {
+        let floats =
+            vec![f64::NAN, -f64::NAN, f64::from_bits(0x7ff8_dead_beef_0001), f64::INFINITY];
+        let job = Job::new(bits, &(floats, f32::NEG_INFINITY), "bits", 3, false).unwrap();
+        assert_eq!(decode_frame(&job.to_frame(), 3).unwrap().call(), 0);
+    }
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Loose {
+        N(u32),
+        S(String),
+    }
+
+    fn loose(_: Loose) {}
+
+    #[test]
+    fn arguments_that_need_a_self_describing_format_are_refused_in_the_parent() {
+        let _ = Loose::S(String::new());
+        match Job::new(loose, &Loose::N(1), "loose", 1, false) {
+            Err(Error::Serialize { reason }) => assert!(reason.contains("untagged"), "{reason}"),
+            other => panic!("expected a Serialize error, got {other:?}"),
+        }
     }
 
     #[test]
     fn a_job_without_the_secret_or_from_another_build_is_refused() {
         let job = Job::new(add, &(1, 2), "x", 7, false).unwrap();
-        let err = Job::verify(&job.to_bytes(), 8).err().unwrap();
-        assert!(err.contains("secret"), "{err}");
+        let e = decode_frame(&job.to_frame(), 8).err().unwrap();
+        assert_eq!(e, FrameError::Secret);
+        assert!(e.to_string().contains("secret"), "{e}");
         let mut other = job;
         other.build = "0.0.0/123".into();
-        let err = Job::verify(&other.to_bytes(), 7).err().unwrap();
-        assert!(err.contains("another build"), "{err}");
-        let err = Job::verify(b"{\"secret\":7}", 7).err().unwrap();
-        assert!(err.contains("not readable"), "{err}");
+        let e = decode_frame(&other.to_frame(), 7).err().unwrap();
+        assert!(matches!(&e, FrameError::Build { theirs, .. } if theirs == "0.0.0/123"), "{e:?}");
+        assert!(e.to_string().contains("another build"), "{e}");
+        let garbage = [&19u64.to_le_bytes()[..], &7u64.to_le_bytes(), b"{\"secret\":7"].concat();
+        let e = decode_frame(&garbage, 7).err().unwrap();
+        assert!(e.to_string().contains("not readable"), "{e}");
+        // A body changed after the checksum was taken.
+        let mut frame = Job::new(add, &(1, 2), "x", 7, false).unwrap().to_frame();
+        *frame.last_mut().unwrap() ^= 1;
+        assert_eq!(decode_frame(&frame, 7).err(), Some(FrameError::Checksum));
+    }
+
+    #[test]
+    fn a_frame_announcing_more_than_the_bound_is_refused_before_any_allocation() {
+        assert_eq!(frame_len((MAX_JOB_BYTES).to_le_bytes()), Ok(MAX_JOB_BYTES as usize));
+        for absurd in [MAX_JOB_BYTES + 1, u64::MAX, 1 << 63] {
+            let (r, peak) = meter::peak_during(|| frame_len(absurd.to_le_bytes()));
+            assert_eq!(r, Err(FrameError::TooLong { announced: absurd }));
+            assert_eq!(peak, 0);
+        }
+        let e = decode_frame(&u64::MAX.to_le_bytes(), 1).err().unwrap();
+        assert!(e.to_string().contains("more than"), "{e}");
+        assert_eq!(decode_frame(&[1, 2, 3], 1).err(), Some(FrameError::NoPrefix { got: 3 }));
+    }
+
+    /// Counts what the calling thread allocates while armed: the global allocator of this test
+    /// binary (the only one: a binary has one), delegating to the system's.
+    pub(crate) mod meter {
+        use std::alloc::{GlobalAlloc, Layout, System};
+        use std::cell::Cell;
+
+        struct Meter;
+
+        thread_local! {
+            static ARMED: Cell<bool> = const { Cell::new(false) };
+            static NOW: Cell<isize> = const { Cell::new(0) };
+            static PEAK: Cell<isize> = const { Cell::new(0) };
+        }
+
+        fn count(delta: isize) {
+            // `try_with`: never panics, even while the thread is being torn down.
+            let _ = ARMED.try_with(|armed| {
+                if armed.get() {
+                    let now = NOW.get() + delta;
+                    NOW.set(now);
+                    PEAK.set(PEAK.get().max(now));
+                }
+            });
+        }
+
+        // SAFETY: every call is forwarded unchanged to `System`, which upholds GlobalAlloc's
+        // contract; the bookkeeping touches only const-initialised thread-locals.
+        unsafe impl GlobalAlloc for Meter {
+            unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+                count(l.size() as isize);
+                // SAFETY: the caller's layout is passed on as given.
+                unsafe { System.alloc(l) }
+            }
+            unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+                count(l.size() as isize);
+                // SAFETY: as for alloc (the system's zeroed pages stay untouched until used).
+                unsafe { System.alloc_zeroed(l) }
+            }
+            unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+                count(-(l.size() as isize));
+                // SAFETY: `p` came from `System` with this layout (every allocation here does).
+                unsafe { System.dealloc(p, l) }
+            }
+            unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+                count(new as isize - l.size() as isize);
+                // SAFETY: as for dealloc; `new` is the caller's valid new size.
+                unsafe { System.realloc(p, l, new) }
+            }
+        }
+
+        #[global_allocator]
+        static GLOBAL: Meter = Meter;
+
+        /// Runs `f`; returns its result and the most bytes this thread held allocated at once
+        /// during it, beyond what it held before.
+        pub(crate) fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+            NOW.set(0);
+            PEAK.set(0);
+            ARMED.set(true);
+            let r = f();
+            ARMED.set(false);
+            (r, PEAK.get().max(0) as usize)
+        }
+    }
+
+    // ---- property tests: job frames another process wrote, random and mutated ----
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    /// Runs `test` on `cases` values of `strategy`; a panic fails the test with the smallest
+    /// input proptest shrinks it to. No regression files: they would land in the source tree.
+    pub(crate) fn run<S: Strategy>(cases: u32, strategy: S, test: impl Fn(S::Value)) {
+        let mut runner =
+            TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        if let Err(e) = runner.run(&strategy, |v| {
+            test(v);
+            Ok(())
+        }) {
+            panic!("{e}");
+        }
+    }
+
+    /// One change to a frame's bytes (positions wrap around its length).
+    #[derive(Debug, Clone)]
+    pub(crate) enum Mutation {
+        Flip(usize, u8),
+        Set(usize, u8),
+        Insert(usize, Vec<u8>),
+        Delete(usize, usize),
+        Truncate(usize),
+        Append(Vec<u8>),
+        /// Replace the length prefix.
+        Prefix(u64),
+    }
+
+    pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
+        let absurd = prop_oneof![
+            Just(0),
+            Just(MAX_JOB_BYTES),
+            Just(MAX_JOB_BYTES + 1),
+            Just(u64::MAX),
+            Just(1 << 63),
+            any::<u64>(),
+            0u64..4096,
+        ];
+        prop_oneof![
+            3 => (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip(at, bit)),
+            2 => (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Mutation::Set(at, b)),
+            1 => (any::<usize>(), vec(any::<u8>(), 1..16))
+                .prop_map(|(at, b)| Mutation::Insert(at, b)),
+            1 => (any::<usize>(), 1usize..16).prop_map(|(at, n)| Mutation::Delete(at, n)),
+            1 => any::<usize>().prop_map(Mutation::Truncate),
+            1 => vec(any::<u8>(), 1..16).prop_map(Mutation::Append),
+            1 => absurd.prop_map(Mutation::Prefix),
+        ]
+    }
+
+    pub(crate) fn apply(frame: &mut Vec<u8>, m: &Mutation) {
+        let at = |i: usize, len: usize| if len == 0 { 0 } else { i % len };
+        match m {
+            Mutation::Flip(i, bit) if !frame.is_empty() => {
+                let i = at(*i, frame.len());
+                frame[i] ^= 1 << bit;
+            }
+            Mutation::Set(i, b) if !frame.is_empty() => {
+                let i = at(*i, frame.len());
+                frame[i] = *b;
+            }
+            Mutation::Insert(i, b) => {
+                let i = at(*i, frame.len() + 1);
+                frame.splice(i..i, b.iter().copied());
+            }
+            Mutation::Delete(i, n) if !frame.is_empty() => {
+                let i = at(*i, frame.len());
+                frame.drain(i..(i + n).min(frame.len()));
+            }
+            Mutation::Truncate(n) => frame.truncate(at(*n, frame.len() + 1)),
+            Mutation::Append(b) => frame.extend_from_slice(b),
+            Mutation::Prefix(len) if frame.len() >= FRAME_PREFIX => {
+                frame[..FRAME_PREFIX].copy_from_slice(&len.to_le_bytes())
+            }
+            _ => {}
+        }
+    }
+
+    /// Valid frames of a few shapes: small, with awkward floats and maps, and with 64 KiB of
+    /// arguments.
+    fn valid_frames() -> Vec<Vec<u8>> {
+        use std::collections::BTreeMap;
+        let map: BTreeMap<(u32, i8), Vec<u8>> =
+            [((1, -1), vec![]), ((u32::MAX, 0), vec![7; 9])].into();
+        vec![
+            frame_of(&(40i32, 2i32)),
+            frame_of(&()),
+            frame_of(&(vec![f64::NAN, -0.0, f64::INFINITY], map, String::new())),
+            frame_of(&vec![0xa5u8; 64 << 10]),
+        ]
+    }
+
+    /// What the decoder may allocate beyond the frame's own length: its messages.
+    const SLACK: usize = 4096;
+
+    /// Decodes under the meter; checks the allocation bound, and that an accepted job is exactly
+    /// what `original` (if any) carried.
+    pub(crate) fn decode_checked(
+        frame: &[u8],
+        original: Option<&[u8]>,
+    ) -> std::result::Result<Verified, FrameError> {
+        let (r, peak) = meter::peak_during(|| decode_frame(frame, SECRET));
+        assert!(
+            peak <= frame.len() + SLACK,
+            "{peak} bytes allocated for a {}-byte frame",
+            frame.len()
+        );
+        if let (Ok(_), Some(o)) = (&r, original) {
+            assert_eq!(frame, o, "a mutated frame was accepted");
+        }
+        r
+    }
+
+    #[test]
+    fn mutated_frames_are_refused_never_run() {
+        let frames = valid_frames();
+        let strategy = (0..frames.len(), vec(mutation(), 1..6));
+        run(3000, strategy, |(k, ms)| {
+            let mut f = frames[k].clone();
+            for m in &ms {
+                apply(&mut f, m);
+            }
+            match decode_checked(&f, Some(&frames[k])) {
+                Ok(v) => assert_eq!(v.call(), 0, "the unchanged job runs"),
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        });
+    }
+
+    #[test]
+    fn random_frames_are_refused() {
+        let prefixed = vec(any::<u8>(), 0..512).prop_map(|b| {
+            // A correct length and secret, then random bytes.
+            let mut f = ((b.len() + 8) as u64).to_le_bytes().to_vec();
+            f.extend_from_slice(&SECRET.to_le_bytes());
+            f.extend_from_slice(&b);
+            f
+        });
+        let strategy = prop_oneof![vec(any::<u8>(), 0..512), prefixed];
+        run(3000, strategy, |f| {
+            assert!(decode_checked(&f, None).is_err(), "random bytes were accepted: {f:?}");
+        });
+    }
+
+    #[test]
+    fn garbage_behind_a_valid_checksum_decodes_or_fails_cleanly() {
+        // A body this build would checksum itself: only the decoder of the fields stands
+        // between it and a job. Whatever comes out must fit in the frame.
+        let build = postcard::to_stdvec(build_fingerprint().as_str()).unwrap();
+        let wire = frame_of(&(1u8, 2u8))[FRAME_PREFIX + FRAME_HEADER + build.len()..].to_vec();
+        let fields = prop_oneof![
+            vec(any::<u8>(), 0..256),
+            vec(mutation(), 1..6).prop_map(move |ms| {
+                let mut w = wire.clone();
+                for m in &ms {
+                    apply(&mut w, m);
+                }
+                w
+            }),
+        ];
+        run(3000, fields, |fields| {
+            let body = [&build[..], &fields].concat();
+            let mut f = ((body.len() + FRAME_HEADER) as u64).to_le_bytes().to_vec();
+            f.extend_from_slice(&SECRET.to_le_bytes());
+            f.extend_from_slice(&checksum(SECRET, &body).to_le_bytes());
+            f.extend_from_slice(&body);
+            if let Ok(v) = decode_checked(&f, None) {
+                assert!(v.0.args.len() + v.0.name.len() <= f.len());
+                assert_eq!(v.0.build, build_fingerprint());
+            }
+        });
     }
 }

@@ -5,11 +5,13 @@
 //! runs many threads, as every `cargo test` binary does. Each worker it forks is therefore a
 //! safe fork of a single-threaded process.
 //!
-//! Protocol, over a Unix stream socket pair: the client sends a 4-byte length with two
-//! descriptors attached (the write ends of the worker's status pipe and panic-report pipe), then
-//! the serialized [`Job`]; the server answers with 4 bytes: the worker's pid, minus an errno when
-//! it could not fork, or [`JOB_REFUSED`] when the job failed verification (it lacks the server's
-//! secret, made per server at launch, or comes from another build).
+//! Protocol, over a Unix stream socket pair: the client sends a job frame (`entry.rs`: an 8-byte
+//! length, then the secret, a checksum and the postcard body) with two descriptors attached to
+//! its first bytes (the write ends of the worker's status pipe and panic-report pipe); the server
+//! reads it whole (within [`REQUEST_TIMEOUT`]), decodes it with the same pure decoder as a spawn
+//! child, and answers with 4 bytes: the worker's pid, minus an errno when it could not fork, or
+//! [`JOB_REFUSED`] when the frame failed verification (it lacks the server's secret, made per
+//! server at launch, comes from another build, or does not match its checksum).
 //! When a worker ends, the server reaps it and writes how it ended (8 bytes) to its status pipe,
 //! which is how the client joins it: workers are the server's children, not the client's.
 //!
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 use super::alive;
 use super::boot::{self, Marker, Mode};
 use super::child;
-use super::entry::Job;
+use super::entry::{self, FRAME_PREFIX, Job};
 use super::handle;
 use super::status::ExitStatus;
 use crate::error::{Error, Result};
@@ -101,6 +103,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) fn start(mut job: Job) -> Result<Started> {
     std::hint::black_box(&boot::BOOT);
     check_not_stuck()?;
+    // The server is our child (and exits, to be reaped, when replaced or shut down): an ignored
+    // SIGCHLD would let the kernel reap it behind our back. Reset before it is launched, it also
+    // reaches the server itself, which reaps its workers (and resets it again, see `serve`).
+    sys::signal::keep_children_waitable().map_err(Error::io("sigaction(SIGCHLD)"))?;
     let mut g = CLIENT.lock().unwrap_or_else(|p| p.into_inner());
     let me = sys::proc::getpid();
     if g.as_ref().is_some_and(|c| c.owner != me) {
@@ -213,13 +219,11 @@ fn request(
     let local = |e| Failure::Local(Error::io("pipe (for a forkserver worker)")(e));
     let (status_r, status_w) = sys::proc::pipe().map_err(local)?;
     let (report_r, report_w) = sys::proc::pipe().map_err(local)?;
-    let body = job.to_bytes();
-    let len = (body.len() as u32).to_le_bytes();
+    let frame = job.to_frame();
     let send = |sock: &mut UnixStream| -> std::io::Result<()> {
-        let sent =
-            sys::fdpass::send_with_fds(sock.as_fd(), &len, &[status_w.as_fd(), report_w.as_fd()])?;
-        sys::fdpass::send_all(sock.as_fd(), &len[sent..])?;
-        sys::fdpass::send_all(sock.as_fd(), &body)
+        let fds = [status_w.as_fd(), report_w.as_fd()];
+        let sent = sys::fdpass::send_with_fds(sock.as_fd(), &frame[..FRAME_PREFIX], &fds)?;
+        sys::fdpass::send_all(sock.as_fd(), &frame[sent..])
     };
     send(sock).map_err(Failure::Send)?;
     drop((status_w, report_w));
@@ -299,6 +303,8 @@ fn shutdown(timeout: Option<Duration>) -> Result<()> {
         std::mem::forget(c);
         return Ok(());
     }
+    // The server exits once its socket closes: it must stay a zombie for us to reap.
+    sys::signal::keep_children_waitable().map_err(Error::io("sigaction(SIGCHLD)"))?;
     drop(c.sock);
     let exit = match timeout {
         None => sys::proc::waitpid(c.server_pid).map_err(Error::io("waitpid (forkserver)"))?,
@@ -370,7 +376,18 @@ pub(crate) fn serve(m: Marker) -> ! {
     if !alive::guard(m.alive) {
         sys::proc::exit_now(0);
     }
+    // SIGCHLD ignored (a disposition that survives exec) would make the kernel reap workers
+    // at once: `peek_dead_child` would find none and no worker's status would ever be written.
+    match sys::signal::keep_children_waitable() {
+        Ok(_) => {}
+        Err(e) => boot::fail(&format!("SIGCHLD cannot be made waitable ({e})")),
+    }
     let mut sock = UnixStream::from(boot::own(m.fd_a));
+    // A request announced but not sent in full (the client stopped mid-send) fails after this
+    // long instead of blocking the server; the client gives up on a reply after as long.
+    if let Err(e) = sock.set_read_timeout(Some(REQUEST_TIMEOUT)) {
+        boot::fail(&format!("its socket's timeout cannot be set ({e})"));
+    }
     let alive_fd = boot::own(m.alive);
     // Workers inherit both through fork; neither may leak into what a worker execs.
     let _ = sys::fdpass::set_cloexec(sock.as_raw_fd());
@@ -407,8 +424,10 @@ pub(crate) fn serve(m: Marker) -> ! {
         if open && ready.get(1).copied().unwrap_or(false) {
             match read_request(&mut sock) {
                 Ok(None) => open = false,
-                Ok(Some((bytes, status_w, report_w))) => {
-                    let reply = match Job::verify(&bytes, m.secret) {
+                Ok(Some((frame, status_w, report_w))) => {
+                    let verified = entry::decode_frame(&frame, m.secret);
+                    drop(frame);
+                    let reply = match verified {
                         Err(reason) => {
                             eprintln!("shmpool forkserver: refusing a job: {reason}");
                             JOB_REFUSED
@@ -452,25 +471,35 @@ pub(crate) fn serve(m: Marker) -> ! {
     }
 }
 
+/// A request: the job frame, undecoded, and the worker's status and report pipes.
 type Request = (Vec<u8>, OwnedFd, OwnedFd);
 
+/// Reads one request: the frame's length prefix with the two descriptors attached, then exactly
+/// the announced length, once `entry::frame_len` has bounded it. `Ok(None)` at end of file (the
+/// client is gone). Decoding is separate: `entry::decode_frame`.
 fn read_request(sock: &mut UnixStream) -> std::io::Result<Option<Request>> {
-    let mut len = [0u8; 4];
-    let (n, fds) = sys::fdpass::recv_with_fds(sock.as_fd(), &mut len)?;
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let mut prefix = [0u8; FRAME_PREFIX];
+    let (n, fds) = sys::fdpass::recv_with_fds(sock.as_fd(), &mut prefix)?;
     if n == 0 {
         return Ok(None);
     }
-    sock.read_exact(&mut len[n..])?;
-    let [status_w, report_w]: [OwnedFd; 2] = fds.try_into().map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "expected two descriptors")
-    })?;
-    let len = u32::from_le_bytes(len) as u64;
-    if len > boot::MAX_JOB_BYTES {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "job too large"));
+    sock.read_exact(&mut prefix[n..])?;
+    let [status_w, report_w]: [OwnedFd; 2] =
+        fds.try_into().map_err(|_| bad("expected two descriptors".into()))?;
+    let len = entry::frame_len(prefix).map_err(|e| bad(e.to_string()))?;
+    // Grown as the bytes arrive (read_to_end doubles its buffer), not allocated up front: a
+    // frame that announces a gigabyte and sends ten bytes costs little.
+    let mut frame = Vec::with_capacity(FRAME_PREFIX + len.min(4096));
+    frame.extend_from_slice(&prefix);
+    let got = (&mut *sock).take(len as u64).read_to_end(&mut frame)?;
+    if got < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the client closed after {got} of the {len} bytes of its job"),
+        ));
     }
-    let mut bytes = vec![0u8; len as usize];
-    sock.read_exact(&mut bytes)?;
-    Ok(Some((bytes, status_w, report_w)))
+    Ok(Some((frame, status_w, report_w)))
 }
 
 #[cfg(test)]
@@ -487,5 +516,97 @@ mod tests {
         let e = refusal(42, -libc::EAGAIN);
         assert!(matches!(&e, Error::Io { op, .. } if op.contains("fork")), "{e}");
         assert!(!e.to_string().contains("refused"), "{e}");
+    }
+
+    /// Sends `frame` the way a client does (the first bytes carry `fds` descriptors), closes the
+    /// client's end unless `keep`, and reads one request the way the server does.
+    fn request_through_socket(
+        frame: &[u8],
+        fds: usize,
+        keep: bool,
+    ) -> std::io::Result<Option<Request>> {
+        let (client, mut server) = UnixStream::pair()?;
+        // The server's guard against a request sent in part (see `serve`), shortened.
+        server.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let pipes = [sys::proc::pipe()?, sys::proc::pipe()?];
+        let all = [pipes[0].1.as_fd(), pipes[1].1.as_fd(), pipes[0].0.as_fd()];
+        if !frame.is_empty() {
+            let first = &frame[..frame.len().min(FRAME_PREFIX)];
+            let sent = sys::fdpass::send_with_fds(client.as_fd(), first, &all[..fds])?;
+            sys::fdpass::send_all(client.as_fd(), &frame[sent..])?;
+        }
+        let client = keep.then_some(client);
+        let r = read_request(&mut server);
+        drop(client);
+        r
+    }
+
+    /// The server's whole intake, socket to decoder, on mutated and random frames and wrong
+    /// descriptor counts: a typed refusal, never a panic or a hang, and only the unchanged
+    /// frame with its two descriptors is accepted.
+    #[test]
+    fn mutated_requests_are_refused() {
+        use proptest::prelude::*;
+
+        use crate::process::entry::tests::{
+            Mutation, SECRET, apply, decode_checked, meter, mutation, run,
+        };
+        fn eight(_: Vec<String>) -> i32 {
+            8
+        }
+        let args = vec![String::new(), "forkserver".into()];
+        let valid = Job::new(eight, &args, "served", SECRET, true).unwrap().to_frame();
+        let strategy = (
+            prop_oneof![
+                proptest::collection::vec(mutation(), 0..4),
+                proptest::collection::vec(any::<u8>(), 0..64)
+                    .prop_map(|b| vec![Mutation::Truncate(0), Mutation::Append(b)]),
+            ],
+            prop_oneof![4 => Just(2usize), 1 => 0usize..=3],
+        );
+        run(200, strategy, |(ms, fds): (Vec<Mutation>, usize)| {
+            let mut f = valid.clone();
+            for m in &ms {
+                apply(&mut f, m);
+            }
+            let (r, peak) = meter::peak_during(|| request_through_socket(&f, fds, false));
+            assert!(peak <= 2 * f.len() + 2 * boot::READ_CHUNK, "{peak} bytes to read {}", f.len());
+            match r {
+                Ok(None) => assert!(f.is_empty()),
+                Ok(Some((read, _, _))) => {
+                    // A stream: what follows the announced length waits for the next request.
+                    assert!(fds == 2 && f.starts_with(&read), "{read:?} read from {f:?}");
+                    if let Ok(v) = decode_checked(&read, Some(&valid)) {
+                        assert_eq!(v.call(), 8);
+                    }
+                }
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        });
+    }
+
+    #[test]
+    fn a_request_sent_in_part_times_out_instead_of_hanging() {
+        fn nine(_: ()) -> i32 {
+            9
+        }
+        let valid = Job::new(nine, &(), "x", 1, true).unwrap().to_frame();
+        let t = Instant::now();
+        for cut in [3, FRAME_PREFIX, valid.len() - 1] {
+            let e = request_through_socket(&valid[..cut], 2, true).err().unwrap();
+            assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock), "{e}");
+        }
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let absurd = [&u64::MAX.to_le_bytes()[..], &[0; 8]].concat();
+        let e = request_through_socket(&absurd, 2, true).err().unwrap();
+        assert!(e.to_string().contains("more than"), "{e}");
+        // The most a frame may announce, and ten bytes sent: memory follows what arrived.
+        let most = [&entry::MAX_JOB_BYTES.to_le_bytes()[..], &[0; 10]].concat();
+        let (r, peak) =
+            entry::tests::meter::peak_during(|| request_through_socket(&most, 2, false));
+        assert!(r.err().unwrap().to_string().contains("closed after 10 of the"));
+        assert!(peak < 4 * boot::READ_CHUNK, "{peak} bytes allocated for 18 received");
+        let (read, ..) = request_through_socket(&valid, 2, true).unwrap().unwrap();
+        assert_eq!(entry::decode_frame(&read, 1).ok().map(|v| v.call()), Some(9));
     }
 }

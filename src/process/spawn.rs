@@ -19,6 +19,10 @@ use crate::sys;
 /// report pipe.
 pub(crate) fn start(job: &Job) -> Result<(u32, File)> {
     std::hint::black_box(&boot::BOOT);
+    // An ignored SIGCHLD (inherited from a launcher) would let the kernel reap the child behind
+    // our back: `join`'s waitpid would fail, and a pid we still mean to signal could be reused.
+    sys::signal::keep_children_waitable().map_err(Error::io("sigaction(SIGCHLD)"))?;
+    let frame = job.to_frame();
     let (job_r, mut job_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
     let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
     let alive = alive::read_end()?;
@@ -39,7 +43,7 @@ pub(crate) fn start(job: &Job) -> Result<(u32, File)> {
     }
     let child = cmd.spawn().map_err(Error::io("spawning a worker (/proc/self/exe)"))?;
     drop((job_r, report_w));
-    if let Err(e) = send_job(&mut job_w, &boot::frame_job(&job.to_bytes())) {
+    if let Err(e) = send_job(&mut job_w, &frame) {
         let _ = sys::proc::kill(child.id(), libc::SIGKILL);
         let _ = sys::proc::waitpid(child.id());
         return Err(e);

@@ -1,12 +1,14 @@
 //! `Process` under each start method: start, join, exit codes, signals, panics, multi-threaded
 //! parents, orphan-proofing, handles to arrays made after the start, and bad markers.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use shmpool::{Error, SegmentHandle, SharedArray, StartMethod, get_context};
 
 use crate::harness::Test;
@@ -408,12 +410,21 @@ fn garbage_marker() {
         assert!(err.contains("SHMPOOL_WORKER") && err.contains(why), "marker {marker:?}: {err}");
     }
     // Well-formed markers over real pipes, with forged jobs: refused before any address is used.
-    // A job is framed: 8 bytes of little-endian length, then the JSON.
+    // A job frame: 8 bytes of little-endian length, then the secret (8), a checksum (8) and the
+    // postcard body, which starts with the build fingerprint (a length byte, then the text).
     let frame = |j: &[u8]| [&(j.len() as u64).to_le_bytes()[..], j].concat();
-    let wrong_secret: &[u8] = br#"{"secret":1,"build":"x","trampoline":0,"function":64,"args":"null","name":"x","parent_pid":1,"pdeathsig":false}"#;
-    let other_build: &[u8] = br#"{"secret":2,"build":"0.0.0/1","trampoline":0,"function":64,"args":"null","name":"x","parent_pid":1,"pdeathsig":false}"#;
-    let forged: [(Vec<u8>, bool, &str); 7] = [
-        (frame(b"not json at all"), false, "not readable"),
+    let payload = |secret: u64, build: &str| {
+        let mut p = [secret.to_le_bytes(), [0; 8]].concat();
+        p.push(build.len() as u8);
+        p.extend_from_slice(build.as_bytes());
+        p.extend_from_slice(&[0; 20]);
+        p
+    };
+    let wrong_secret = &payload(1, "0.0.0/1")[..];
+    let other_build = &payload(2, "0.0.0/1")[..];
+    let forged: [(Vec<u8>, bool, &str); 8] = [
+        (frame(b"not a job frame"), false, "not readable"),
+        (frame(&[&2u64.to_le_bytes()[..], &[0; 8], &[0xff; 9]].concat()), false, "not readable"),
         (frame(wrong_secret), false, "secret"),
         (frame(other_build), false, "another build"),
         // The test keeps the write end open, as a stray copy of it would: the child reads its
@@ -421,7 +432,7 @@ fn garbage_marker() {
         (frame(wrong_secret), true, "secret"),
         ([frame(wrong_secret), b"{}".to_vec()].concat(), true, "trailing bytes"),
         (frame(wrong_secret)[..40].to_vec(), false, "closed after 32 of the"),
-        (b"not json at all".to_vec(), false, "more than"),
+        (b"not a job frame".to_vec(), false, "more than"),
     ];
     for (job, keep_writer, why) in forged {
         let (job_r, job_w) = raw_pipe();
@@ -627,6 +638,191 @@ fn cpu_counts() {
     assert!(st.success(), "{st}");
 }
 
+// ---- arguments that JSON could not carry, under every start method ----
+
+/// Floats compared through `to_bits`: NaNs with payloads and signs, infinities, zeros of both
+/// signs, the extremes.
+fn awkward_floats() -> (Vec<f64>, f32) {
+    let f = vec![
+        f64::NAN,
+        -f64::NAN,
+        f64::from_bits(0x7ff8_0000_dead_beef),
+        f64::from_bits(0xfff0_0000_0000_0001), // a signalling NaN, negative
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        0.0,
+        f64::MAX,
+        f64::from_bits(1), // the smallest subnormal
+    ];
+    (f, f32::from_bits(0x7fc0_1234))
+}
+
+/// Exit code 0 when the floats arrived bit for bit, else 10 + the index of the first that did
+/// not (50: the f32, 99: the count).
+fn check_floats((got, single): (Vec<f64>, f32)) -> i32 {
+    let (want, want_single) = awkward_floats();
+    if got.len() != want.len() {
+        return 99;
+    }
+    if let Some(i) = got.iter().zip(&want).position(|(a, b)| a.to_bits() != b.to_bits()) {
+        return 10 + i as i32;
+    }
+    if single.to_bits() != want_single.to_bits() { 50 } else { 0 }
+}
+
+type Maps = (HashMap<(u32, u32), String>, BTreeMap<u64, Vec<u8>>);
+
+/// Maps whose keys are not strings (JSON refuses them).
+fn awkward_maps() -> Maps {
+    let pairs = (0..50u32).map(|i| ((i, u32::MAX - i), format!("v{i}"))).collect();
+    let blobs = [(0, vec![]), (7, vec![1, 2, 3]), (u64::MAX, vec![0xff; 300])].into();
+    (pairs, blobs)
+}
+
+fn check_maps(got: Maps) -> i32 {
+    let (pairs, blobs) = awkward_maps();
+    match (got.0 == pairs, got.1 == blobs) {
+        (true, true) => 0,
+        (false, _) => 11,
+        (true, false) => 12,
+    }
+}
+
+type Empties = (Vec<u32>, String, (), Option<u8>, BTreeMap<u64, Vec<u8>>);
+
+/// Exit code 0 when every part arrived empty.
+fn check_empties((v, s, (), o, m): Empties) -> i32 {
+    if v.is_empty() && s.is_empty() && o.is_none() && m.is_empty() { 0 } else { 13 }
+}
+
+/// A function whose whole argument encodes to no bytes at all.
+fn unit_arg(_: ()) -> i32 {
+    21
+}
+
+const LARGE: usize = 4 << 20;
+
+fn large_byte(i: usize) -> u8 {
+    (i.wrapping_mul(31) ^ (i >> 12)) as u8
+}
+
+/// Exit code 0 when all 4 MiB arrived, byte for byte.
+fn check_large(v: Vec<u8>) -> i32 {
+    if v.len() != LARGE {
+        return 14;
+    }
+    if v.iter().enumerate().all(|(i, &b)| b == large_byte(i)) { 0 } else { 15 }
+}
+
+fn args_floats_bit_exact(m: StartMethod) {
+    let mut p = get_context(m).start(check_floats, awkward_floats()).unwrap();
+    let st = p.join().unwrap();
+    assert_eq!(st.exitcode(), 0, "NaN payloads, infinities and -0.0 under {m}: {st}");
+    done(m);
+}
+
+fn args_non_string_map_keys(m: StartMethod) {
+    let mut p = get_context(m).start(check_maps, awkward_maps()).unwrap();
+    let st = p.join().unwrap();
+    assert_eq!(st.exitcode(), 0, "maps with tuple and integer keys under {m}: {st}");
+    done(m);
+}
+
+fn args_empty_and_large(m: StartMethod) {
+    let ctx = get_context(m);
+    let empties: Empties = (Vec::new(), String::new(), (), None, BTreeMap::new());
+    let mut p = ctx.start(check_empties, empties).unwrap();
+    let st = p.join().unwrap();
+    assert_eq!(st.exitcode(), 0, "empty values under {m}: {st}");
+    let mut p = ctx.start(unit_arg, ()).unwrap();
+    let st = p.join().unwrap();
+    assert_eq!(st.exitcode(), 21, "a unit argument under {m}: {st}");
+    let big: Vec<u8> = (0..LARGE).map(large_byte).collect();
+    let mut p = ctx.start(check_large, big).unwrap();
+    let st = p.join().unwrap();
+    assert_eq!(st.exitcode(), 0, "4 MiB of arguments under {m}: {st}");
+    done(m);
+}
+
+/// An argument type that needs a self-describing format cannot cross to a re-executed child:
+/// refused in the parent with a typed error that says what to use instead; fork moves it.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum Loose {
+    Number(u32),
+    Text(String),
+}
+
+fn loose_code(l: Loose) -> i32 {
+    match l {
+        Loose::Number(n) => n as i32,
+        Loose::Text(t) => t.len() as i32,
+    }
+}
+
+fn args_needing_a_self_describing_format(m: StartMethod) {
+    match get_context(m).start(loose_code, Loose::Number(6)) {
+        Ok(mut p) => {
+            assert_eq!(m, StartMethod::Fork, "a re-executed child cannot decode it");
+            assert_eq!(p.join().unwrap().exitcode(), 6);
+            let mut q = get_context(m).start(loose_code, Loose::Text("abc".into())).unwrap();
+            assert_eq!(q.join().unwrap().exitcode(), 3);
+        }
+        Err(e) => {
+            assert_ne!(m, StartMethod::Fork);
+            assert!(matches!(&e, Error::Serialize { .. }), "{e}");
+            let text = e.to_string();
+            assert!(text.contains("untagged") && text.contains("fork"), "{text}");
+        }
+    }
+    done(m);
+}
+
+// ---- SIGCHLD ignored, as inherited from a launcher ----
+
+/// Sets SIGCHLD to SIG_IGN in this process (a forked test child only).
+fn ignore_sigchld() {
+    // SAFETY: installing SIG_IGN has no memory effects; only the calling test child is affected.
+    let old = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    assert_ne!(old, libc::SIG_ERR);
+}
+
+/// In a child with SIGCHLD ignored (set anew before each part, since shmpool resets it): a
+/// scope's children, and a `Process` under every start method, are still joined with their
+/// real status, never "waitpid: No child processes".
+fn sigchld_ignored_by_the_launcher() {
+    let mut p = get_context(StartMethod::Fork)
+        .start_closure(|| {
+            ignore_sigchld();
+            let joined = shmpool::scope(|s| s.fork(|| 0)?.join());
+            match joined {
+                Ok(Ok(st)) => assert!(st.success(), "the scope child: {st}"),
+                other => panic!("scope with SIGCHLD ignored, joined child: {other:?}"),
+            }
+            ignore_sigchld();
+            let reaped = shmpool::scope(|s| s.fork(|| 0).map(drop));
+            assert!(matches!(reaped, Ok(Ok(()))), "scope reaping its child: {reaped:?}");
+            for m in [StartMethod::Spawn, StartMethod::ForkServer, StartMethod::Fork] {
+                ignore_sigchld();
+                let mut p = get_context(m).start(exit_with, 7).unwrap();
+                // A status that never comes (a forkserver whose workers the kernel reaped
+                // unseen) fails here, not at the watchdog.
+                match p.join_timeout(Duration::from_secs(10)) {
+                    Ok(Some(st)) => assert_eq!(st.exitcode(), 7, "under {m}: {st}"),
+                    Ok(None) => panic!("under {m} with SIGCHLD ignored: no status within 10 s"),
+                    Err(e) => panic!("under {m} with SIGCHLD ignored: {e}"),
+                }
+            }
+            // A server launched while SIGCHLD was ignored is still shut down and reaped.
+            ignore_sigchld();
+            shmpool::shutdown_forkserver().expect("the forkserver shuts down and is reaped");
+        })
+        .unwrap();
+    let st = p.join().unwrap();
+    assert!(st.success(), "{st}");
+}
+
 macro_rules! per_method {
     ($v:ident, $f:ident, $clean:expr) => {{
         const NAMES: [&str; 3] = [
@@ -664,6 +860,14 @@ pub fn tests() -> Vec<Test> {
     per_method!(v, drop_while_running, false);
     per_method!(v, multithreaded_parent, true);
     per_method!(v, orphans_die_with_parent, true);
+    per_method!(v, args_floats_bit_exact, false);
+    per_method!(v, args_non_string_map_keys, false);
+    per_method!(v, args_empty_and_large, false);
+    per_method!(v, args_needing_a_self_describing_format, false);
+    v.push(Test {
+        name: "process_sigchld_ignored_by_the_launcher",
+        run: sigchld_ignored_by_the_launcher,
+    });
     v.push(Test { name: "process_garbage_marker_exits_with_clear_error", run: garbage_marker });
     v.push(Test { name: "process_cpu_counts", run: cpu_counts });
     v.push(Test { name: "process_init_refuses_with_threads", run: init_with_threads });

@@ -724,13 +724,464 @@ mod tests {
         assert!(matches!(b.recv_bytes(), Err(Error::BadMessage { .. })));
     }
 
+    // ---- property tests: byte streams another process wrote, random and mutated ----
+    //
+    // A writer thread puts pieces (well-formed frames, frames over the limit, unknown tags,
+    // handle frames with garbage or without their descriptor, raw bytes; some flipped, the
+    // stream maybe cut short; some pieces carrying a descriptor) on one end of a socket pair and
+    // closes it, so end-of-file always comes. The reader calls random receive operations, then
+    // drains. Every result must equal what a small reference parser of the documented framing
+    // predicts (so each is a typed error or the right value), no call may hold more than
+    // max_message-sized buffers, and every descriptor that came along must be closed once the
+    // values holding it are dropped.
+
+    use std::cell::Cell;
+    use std::io::{Read, Write as _};
+
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use crate::process::entry::tests::meter;
+
+    fn run<S: Strategy>(cases: u32, strategy: S, test: impl Fn(S::Value)) {
+        // No regression files: they would land in the source tree.
+        let config = Config {
+            cases,
+            failure_persistence: None,
+            // A failing case may wait out the descriptor check: keep shrinking short.
+            max_shrink_iters: 200,
+            ..Config::default()
+        };
+        let mut runner = TestRunner::new(config);
+        if let Err(e) = runner.run(&strategy, |v| {
+            test(v);
+            Ok(())
+        }) {
+            panic!("{e}");
+        }
+    }
+
     fn frame(len: u32, tag: u32, payload: &[u8]) -> Vec<u8> {
         [&len.to_le_bytes()[..], &tag.to_le_bytes(), payload].concat()
     }
 
+    /// What the writer sends in one `sendmsg` loop: bytes, and whether a descriptor rides on the
+    /// first of them.
+    #[derive(Debug, Clone)]
+    struct Piece {
+        bytes: Vec<u8>,
+        fd: bool,
+    }
+
+    /// One receive call.
+    #[derive(Debug, Clone, Copy)]
+    enum Op {
+        Bytes,
+        BytesTimeout,
+        Into(usize),
+        Str,
+        Handle,
+        Poll,
+    }
+
+    /// A call's result, reduced to what the framing decides.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    enum Outcome {
+        Bytes(Vec<u8>),
+        Named(SegmentHandle),
+        /// An anonymous handle with its descriptor, rewritten to this process.
+        Anon(u64),
+        Ready(bool),
+        Disconnected,
+        Truncated {
+            expected: u64,
+            got: u64,
+        },
+        TooLarge {
+            len: u64,
+        },
+        TooSmall {
+            needed: usize,
+        },
+        Bad,
+    }
+
+    /// The documented framing, as a parser of the whole stream (the writer closed its end).
+    struct Model {
+        s: Vec<u8>,
+        /// Offsets at which a descriptor was attached.
+        fds: Vec<usize>,
+        pos: usize,
+        max: u64,
+        stash: Option<(u32, Vec<u8>, usize)>,
+        broken: bool,
+    }
+
+    impl Model {
+        fn frame(&mut self) -> std::result::Result<(u32, Vec<u8>, usize), Outcome> {
+            if let Some(f) = self.stash.take() {
+                return Ok(f);
+            }
+            if self.broken {
+                return Err(Outcome::Bad);
+            }
+            let (start, end) = (self.pos, self.s.len());
+            let rest = end - start;
+            if rest == 0 {
+                return Err(Outcome::Disconnected);
+            }
+            if rest < HEADER {
+                (self.pos, self.broken) = (end, true);
+                return Err(Outcome::Truncated { expected: 8, got: rest as u64 });
+            }
+            let len = u32::from_le_bytes(self.s[start..start + 4].try_into().unwrap()) as u64;
+            let tag = u32::from_le_bytes(self.s[start + 4..start + 8].try_into().unwrap());
+            self.pos += HEADER;
+            if tag > TAG_HANDLE {
+                self.broken = true;
+                return Err(Outcome::Bad);
+            }
+            let avail = (end - self.pos) as u64;
+            if len > self.max {
+                self.pos += len.min(avail) as usize;
+                return Err(Outcome::TooLarge { len });
+            }
+            if avail < len {
+                (self.pos, self.broken) = (end, true);
+                return Err(Outcome::Truncated { expected: 8 + len, got: 8 + avail });
+            }
+            let payload = self.s[self.pos..self.pos + len as usize].to_vec();
+            self.pos += len as usize;
+            let fds = self.fds.iter().filter(|&&at| at >= start && at < self.pos).count();
+            Ok((tag, payload, fds))
+        }
+
+        fn apply(&mut self, op: Op) -> Outcome {
+            if let Op::Poll = op {
+                return Outcome::Ready(true); // a message, or the writer's end-of-file
+            }
+            let f = match self.frame() {
+                Ok(f) => f,
+                Err(o) => return o,
+            };
+            let want = if let Op::Handle = op { TAG_HANDLE } else { TAG_DATA };
+            if f.0 != want {
+                self.stash = Some(f);
+                return Outcome::Bad;
+            }
+            match op {
+                Op::Into(room) if f.1.len() > room => {
+                    let needed = f.1.len();
+                    self.stash = Some(f);
+                    Outcome::TooSmall { needed }
+                }
+                Op::Str => match postcard::from_bytes::<String>(&f.1) {
+                    Ok(s) => Outcome::Bytes(s.into_bytes()),
+                    Err(_) => Outcome::Bad,
+                },
+                Op::Handle => match postcard::from_bytes::<SegmentHandle>(&f.1) {
+                    Ok(h) if matches!(h.loc, Locator::Named(_)) => Outcome::Named(h),
+                    Ok(h) if f.2 > 0 => Outcome::Anon(h.nonce),
+                    _ => Outcome::Bad,
+                },
+                _ => Outcome::Bytes(f.1),
+            }
+        }
+
+        /// The call that takes the next message, whichever kind it is.
+        fn next_op(&self) -> Op {
+            match &self.stash {
+                Some((TAG_HANDLE, ..)) => Op::Handle,
+                _ => Op::Bytes,
+            }
+        }
+    }
+
+    /// Runs `op` on the real connection; `keep` collects received handles (they hold
+    /// descriptors). Checks the allocation bound on the way.
+    fn real(c: &mut Connection, op: Op, keep: &mut Vec<ReceivedHandle>) -> Outcome {
+        let max = c.max;
+        let mut buf = vec![0xEE; if let Op::Into(room) = op { room } else { 0 }];
+        let (r, peak) = meter::peak_during(|| match op {
+            Op::Bytes => c.recv_bytes().map(Outcome::Bytes),
+            Op::BytesTimeout => c.recv_bytes_timeout(Duration::from_secs(5)).map(Outcome::Bytes),
+            Op::Into(_) => c.recv_bytes_into(&mut buf).map(|n| Outcome::Bytes(buf[..n].to_vec())),
+            Op::Str => c.recv::<String>().map(|s| Outcome::Bytes(s.into_bytes())),
+            Op::Handle => c.recv_handle().map(|h| {
+                let o = match h.handle().loc {
+                    Locator::Named(_) => Outcome::Named(h.handle().clone()),
+                    Locator::Anonymous { pid, fd } => {
+                        assert_eq!(pid, sys::proc::getpid());
+                        assert_eq!(Some(fd), h._fd.as_ref().map(|f| f.as_raw_fd()));
+                        Outcome::Anon(h.handle().nonce)
+                    }
+                };
+                keep.push(h);
+                o
+            }),
+            Op::Poll => c.poll(Duration::from_secs(5)).map(Outcome::Ready),
+        });
+        // The payload (at most max), one decoded copy of it, and small change for messages: never
+        // anything sized by a length the peer announced.
+        assert!(peak <= 2 * max + 1024, "{op:?} held {peak} bytes with max_message {max}");
+        if let Op::Into(_) = op
+            && let Ok(Outcome::Bytes(b)) = &r
+        {
+            assert!(buf[b.len()..].iter().all(|&x| x == 0xEE), "wrote past the message");
+        }
+        r.unwrap_or_else(|e| match e {
+            Error::Disconnected { .. } => Outcome::Disconnected,
+            Error::TruncatedFrame { expected, got, .. } => Outcome::Truncated { expected, got },
+            Error::MessageTooLarge { len, max: m, .. } => {
+                assert_eq!(m, max as u64);
+                Outcome::TooLarge { len }
+            }
+            Error::BufferTooSmall { needed, len } => {
+                assert_eq!(len, buf.len());
+                Outcome::TooSmall { needed }
+            }
+            Error::BadMessage { .. } => Outcome::Bad,
+            e => panic!("{op:?}: unexpected error {e:?}"),
+        })
+    }
+
+    fn small_string() -> impl Strategy<Value = String> {
+        vec(any::<char>(), 0..12).prop_map(|c| c.into_iter().collect())
+    }
+
+    fn handle() -> impl Strategy<Value = SegmentHandle> {
+        let loc = prop_oneof![
+            small_string().prop_map(Locator::Named),
+            (any::<u32>(), any::<i32>()).prop_map(|(pid, fd)| Locator::Anonymous { pid, fd }),
+        ];
+        (loc, any::<u64>()).prop_map(|(loc, nonce)| SegmentHandle { loc, nonce })
+    }
+
+    /// The byte content of one piece, for connections limited to `max` bytes.
+    fn piece_bytes(max: u32) -> impl Strategy<Value = Vec<u8>> {
+        let room = (max as usize + 8).min(300);
+        prop_oneof![
+            // Messages, some just over the limit.
+            5 => vec(any::<u8>(), 0..=room).prop_map(|p| frame(p.len() as u32, TAG_DATA, &p)),
+            2 => small_string().prop_map(|s| {
+                let p = postcard::to_stdvec(&s).unwrap();
+                frame(p.len() as u32, TAG_DATA, &p)
+            }),
+            // Handle frames: well-formed, or garbage.
+            2 => handle().prop_map(|h| {
+                let p = postcard::to_stdvec(&h).unwrap();
+                frame(p.len() as u32, TAG_HANDLE, &p)
+            }),
+            1 => vec(any::<u8>(), 0..24).prop_map(|p| frame(p.len() as u32, TAG_HANDLE, &p)),
+            // Over the limit with the whole payload there (the stream goes on after it) ...
+            1 => (1u32..200, 0..=TAG_HANDLE)
+                .prop_map(move |(k, tag)| frame(max + k, tag, &vec![k as u8; (max + k) as usize])),
+            // ... or announcing up to 4 GiB and sending little of it.
+            1 => (max + 1.., 0..=TAG_HANDLE, 0usize..64)
+                .prop_map(|(len, tag, n)| frame(len, tag, &vec![7; n.min(len as usize)])),
+            1 => (TAG_HANDLE + 1.., 0u32..16)
+                .prop_map(|(tag, len)| frame(len, tag, &vec![1; len as usize])),
+            1 => vec(any::<u8>(), 0..12),
+        ]
+    }
+
+    fn piece(max: u32) -> impl Strategy<Value = Piece> {
+        let flips = prop::option::weighted(0.1, vec((any::<Index>(), 1u8..), 1..3));
+        (piece_bytes(max), flips, prop::bool::weighted(0.2)).prop_map(|(mut bytes, flips, fd)| {
+            for (at, x) in flips.into_iter().flatten() {
+                if !bytes.is_empty() {
+                    let i = at.index(bytes.len());
+                    bytes[i] ^= x;
+                }
+            }
+            Piece { fd: fd && !bytes.is_empty(), bytes }
+        })
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            Just(Op::Bytes),
+            Just(Op::BytesTimeout),
+            (0usize..400).prop_map(Op::Into),
+            Just(Op::Str),
+            Just(Op::Handle),
+            Just(Op::Poll),
+        ]
+    }
+
+    type Case = (u32, Vec<Piece>, Option<Index>, Vec<Op>);
+
+    fn cases() -> impl Strategy<Value = Case> {
+        prop_oneof![Just(0u32), Just(5), Just(64), 1u32..3000].prop_flat_map(|max| {
+            let cut = prop::option::weighted(0.2, any::<Index>());
+            (Just(max), vec(piece(max), 0..8), cut, vec(op(), 0..12))
+        })
+    }
+
+    /// Writes `pieces` (cut to `cut` bytes) into a connection limited to `max`, runs `ops` then
+    /// drains, comparing every result with the model; returns the number of calls made.
+    fn check_stream(max: u32, pieces: &[Piece], cut: Option<usize>, ops: &[Op]) -> usize {
+        let mut pieces = pieces.to_vec();
+        if let Some(cut) = cut {
+            let mut left = cut;
+            for p in &mut pieces {
+                p.bytes.truncate(left);
+                left -= p.bytes.len();
+            }
+            pieces.retain(|p| !p.bytes.is_empty());
+        }
+        let mut model = Model {
+            s: pieces.iter().flat_map(|p| p.bytes.clone()).collect(),
+            fds: Vec::new(),
+            pos: 0,
+            max: max as u64,
+            stash: None,
+            broken: false,
+        };
+        let mut at = 0;
+        for p in &pieces {
+            if p.fd {
+                model.fds.push(at);
+            }
+            at += p.bytes.len();
+        }
+        // What rides along: the write end of a pipe, whose reader sees end-of-file only once
+        // every copy is closed.
+        let (mut leak_r, leak_w) = std::io::pipe().unwrap();
+        let (a, mut b) = pipe_with(true, max as usize).unwrap();
+        let w = a.fd;
+        let calls = Cell::new(0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for p in &pieces {
+                    let mut sent = 0;
+                    while sent < p.bytes.len() {
+                        let fds = if p.fd && sent == 0 { vec![leak_w.as_fd()] } else { vec![] };
+                        match socket::send(w.as_fd(), &[&p.bytes[sent..]], &fds) {
+                            Ok(n) => sent += n,
+                            Err(_) => return, // the reader is done and closed its end
+                        }
+                    }
+                }
+                drop(w);
+            });
+            let mut keep = Vec::new();
+            let mut step = |op: Op, model: &mut Model| {
+                calls.set(calls.get() + 1);
+                let want = model.apply(op);
+                let got = real(&mut b, op, &mut keep);
+                assert_eq!(
+                    got,
+                    want,
+                    "call {} ({op:?}) at stream offset {}",
+                    calls.get(),
+                    model.pos
+                );
+                want
+            };
+            for &op in ops {
+                step(op, &mut model);
+            }
+            // Drain: each call consumes a frame, so this ends within len/8 + 2 calls, with
+            // end-of-file or a broken stream; after that every call keeps saying so.
+            for _ in 0..model.s.len() / HEADER + 3 {
+                let op = model.next_op();
+                let o = step(op, &mut model);
+                if o == Outcome::Disconnected || (o == Outcome::Bad && model.broken) {
+                    break;
+                }
+            }
+            let last = step(Op::Bytes, &mut model);
+            assert!(matches!(last, Outcome::Disconnected | Outcome::Bad), "{last:?}");
+            for op in [Op::Handle, Op::Into(0), Op::Str, Op::BytesTimeout] {
+                step(op, &mut model);
+            }
+            drop(b);
+            drop(keep);
+        });
+        drop(leak_w);
+        assert!(
+            fdpass::wait_readable(leak_r.as_fd(), Some(Duration::from_millis(500))).unwrap(),
+            "a descriptor that arrived over the connection is still open"
+        );
+        assert_eq!(leak_r.read(&mut [0u8; 1]).unwrap(), 0);
+        calls.get()
+    }
+
+    #[test]
+    fn fuzzed_streams_give_the_framing_s_answer_or_a_typed_error() {
+        run(3000, cases(), |(max, pieces, cut, ops)| {
+            let total: usize = pieces.iter().map(|p| p.bytes.len()).sum();
+            check_stream(max, &pieces, cut.map(|c| c.index(total + 1)), &ops);
+        });
+    }
+
+    fn data(p: &[u8]) -> Piece {
+        Piece { bytes: frame(p.len() as u32, TAG_DATA, p), fd: false }
+    }
+
+    fn with_fd(mut p: Piece) -> Piece {
+        p.fd = true;
+        p
+    }
+
+    fn raw_piece(bytes: &[u8]) -> Piece {
+        Piece { bytes: bytes.to_vec(), fd: false }
+    }
+
+    #[test]
+    fn listed_bad_streams_give_the_documented_errors() {
+        use Op::*;
+        let anon = SegmentHandle { loc: Locator::Anonymous { pid: 1, fd: 3 }, nonce: 9 };
+        let anon = frame(14, TAG_HANDLE, &postcard::to_stdvec(&anon).unwrap()[..]);
+        let garbage_handle = Piece { bytes: frame(3, TAG_HANDLE, &[0xff; 3]), fd: false };
+        let cases: Vec<(&str, Vec<Piece>, Vec<Op>)> = vec![
+            ("a truncated header", vec![raw_piece(&[5, 0, 0])], vec![Bytes, Bytes]),
+            ("a truncated payload", vec![raw_piece(&frame(9, TAG_DATA, b"abc"))], vec![Bytes]),
+            ("an unknown tag", vec![raw_piece(&frame(1, 7, b"x")), data(b"after")], vec![Bytes]),
+            ("a handle frame without its descriptor", vec![raw_piece(&anon)], vec![Handle]),
+            ("the same with it", vec![with_fd(raw_piece(&anon))], vec![Handle]),
+            ("a garbage handle", vec![garbage_handle.clone(), data(b"x")], vec![Handle, Bytes]),
+            ("a garbage handle with a descriptor", vec![with_fd(garbage_handle)], vec![Handle]),
+            ("a descriptor on a message", vec![with_fd(data(b"m"))], vec![Bytes]),
+            (
+                "4 GiB - 1 announced over the limit, then more frames",
+                vec![raw_piece(&frame(u32::MAX, TAG_DATA, &[1; 40])), data(b"next")],
+                vec![Bytes, Bytes],
+            ),
+            (
+                "over the limit, whole, then more frames",
+                vec![data(&[3; 100]), data(b"next"), with_fd(data(&[4; 65])), data(b"last")],
+                vec![Poll, Into(3), Str, Bytes, Bytes],
+            ),
+        ];
+        for (what, pieces, ops) in cases {
+            // The model is checked too: these expectations are the documentation's table.
+            let calls = check_stream(64, &pieces, None, &ops);
+            assert!(calls > ops.len(), "{what}");
+        }
+        // Spelled out for two of them.
+        let (a, mut b) = pipe_with(true, 64).unwrap();
+        let mut w = std::os::unix::net::UnixStream::from(a.fd);
+        let over = frame(u32::MAX, TAG_DATA, &[]);
+        w.write_all(&[&over[..], &[0; 100], &frame(1, TAG_HANDLE, &[0])].concat()).unwrap();
+        drop(w);
+        let e = b.recv_bytes().unwrap_err();
+        assert!(matches!(e, Error::MessageTooLarge { len: 0xffff_ffff, max: 64, .. }), "{e}");
+        assert!(matches!(b.recv_bytes(), Err(Error::Disconnected { .. })));
+        let (a, mut b) = pipe_with(true, 64).unwrap();
+        let mut w = std::os::unix::net::UnixStream::from(a.fd);
+        w.write_all(&[&frame(1, TAG_HANDLE, &[0])[..], &frame(2, TAG_DATA, b"ok")].concat())
+            .unwrap();
+        drop(w);
+        assert!(matches!(b.recv_handle(), Err(Error::BadMessage { .. })));
+        assert_eq!(b.recv_bytes().unwrap(), b"ok");
+    }
+
     #[test]
     fn a_stalled_message_over_the_limit_times_out() {
-        use std::io::Write;
         // The peer announces more than the limit, sends a little of it, and stalls (alive, end
         // open). Skipping the refused bytes used to ignore the deadline and block forever.
         let (a, mut b) = pipe_with(true, 16).unwrap();

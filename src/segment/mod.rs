@@ -1,13 +1,17 @@
 //! Shared-memory segments: creation with reserved memory, mapping, headers, ownership.
 //!
-//! A [`Segment`] is an fd (memfd or POSIX shm) mapped `MAP_SHARED` in full, starting with a
-//! [`header::Header`]. Typed views ([`crate::SharedArray`], the sync objects) sit on top.
+//! A segment is an fd (memfd or POSIX shm) mapped `MAP_SHARED` in full, starting with a
+//! 128-byte header (layout in `docs/architecture.md`). Typed views ([`crate::SharedArray`], the
+//! sync objects) sit on top.
 //!
 //! Ownership rules, which nothing above this module can change:
-//! - the process that created a named segment unlinks its name when the creating `Segment` drops,
-//!   unless [`Segment::persist`] was called; a forked child holding a copy never unlinks;
+//! - the process that created a named segment unlinks its name when its creating view drops,
+//!   unless it was persisted ([`crate::SharedArray::persist`]), and only while the name still
+//!   names that segment; a forked child holding a copy never unlinks;
 //! - opening (by name or handle) never unlinks;
-//! - [`Segment::unlink`] removes the name at once; mappings stay valid until dropped.
+//! - [`unlink`] (or `unlink()` on a view) removes the name at once; mappings stay valid until
+//!   dropped;
+//! - the mappings of arrays and raw values are kept out of forked children (`forkmap.rs`).
 //!
 //! The public part of this module is small: [`unlink`] and [`inspect`] by name, plus the
 //! [`ShmOptions`] and [`SegmentHandle`] types re-exported at the crate root.

@@ -26,8 +26,6 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -37,6 +35,7 @@ use super::boot::{self, Marker, Mode};
 use super::child;
 use super::entry::{self, FRAME_PREFIX, Job};
 use super::handle;
+use super::spawn;
 use super::status::ExitStatus;
 use crate::error::{Error, Result};
 use crate::sys::{self, proc::Exit};
@@ -182,32 +181,21 @@ enum Failure {
 fn launch() -> Result<Client> {
     let (ours, theirs) = UnixStream::pair().map_err(Error::io("socketpair"))?;
     let alive = alive::read_end()?;
-    let marker = Marker {
-        mode: Mode::ForkServer,
-        fd_a: theirs.as_raw_fd(),
-        fd_b: -1,
-        alive,
-        secret: sys::proc::random_u64(),
-    };
-    let keep = [theirs.as_raw_fd(), alive];
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.env(boot::MARKER, marker.format()).stdin(Stdio::null());
-    // SAFETY: the closure runs between fork and exec and only calls fcntl, which is
-    // async-signal-safe; it touches the child's copies of descriptors this process owns.
-    unsafe {
-        cmd.pre_exec(move || keep.iter().try_for_each(|&fd| sys::fdpass::clear_cloexec(fd)));
-    }
-    let child = cmd.spawn().map_err(Error::io("starting the forkserver (/proc/self/exe)"))?;
+    let secret = sys::proc::random_u64();
+    // posix_spawn, like a spawn child: launching the server costs the same however large this
+    // process is (a fork would copy its page tables first).
+    let server_pid = spawn::reexec(
+        Mode::ForkServer,
+        [theirs.as_raw_fd(), -1, alive],
+        secret,
+        "starting the forkserver (/proc/self/exe)",
+    )?;
+    drop(theirs);
     // A server that takes this long to read a request or to answer is hung: a request then
     // fails (and the server is replaced) instead of blocking its caller forever.
     ours.set_read_timeout(Some(REQUEST_TIMEOUT)).map_err(Error::io("setsockopt"))?;
     ours.set_write_timeout(Some(REQUEST_TIMEOUT)).map_err(Error::io("setsockopt"))?;
-    Ok(Client {
-        owner: sys::proc::getpid(),
-        server_pid: child.id(),
-        secret: marker.secret,
-        sock: ours,
-    })
+    Ok(Client { owner: sys::proc::getpid(), server_pid, secret, sock: ours })
 }
 
 /// One request; `Ok(Err(code))` when the server could not fork (minus an errno) or refused the

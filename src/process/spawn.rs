@@ -1,12 +1,13 @@
 //! The spawn start method: re-execute the program (`/proc/self/exe`, the very file this process
 //! runs even if it was replaced on disk since) with a marker that turns the new process into a
 //! worker before `main` (see `boot.rs`), and hand it its job through a pipe.
+//!
+//! The child is started with `posix_spawn` (`sys::spawn`), which never copies this process:
+//! its cost is the same for a parent of 10 MiB and of 10 GiB.
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
 use super::alive;
@@ -26,29 +27,39 @@ pub(crate) fn start(job: &Job) -> Result<(u32, File)> {
     let (job_r, mut job_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
     let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
     let alive = alive::read_end()?;
-    let marker = Marker {
-        mode: Mode::Spawn,
-        fd_a: job_r.as_raw_fd(),
-        fd_b: report_w.as_raw_fd(),
-        alive,
-        secret: job.secret,
-    };
-    let keep = [job_r.as_raw_fd(), report_w.as_raw_fd(), alive];
-    let mut cmd = Command::new("/proc/self/exe");
-    cmd.env(boot::MARKER, marker.format()).stdin(Stdio::null());
-    // SAFETY: the closure runs between fork and exec and only calls fcntl, which is
-    // async-signal-safe; it touches the child's copies of descriptors this process owns.
-    unsafe {
-        cmd.pre_exec(move || keep.iter().try_for_each(|&fd| sys::fdpass::clear_cloexec(fd)));
-    }
-    let child = cmd.spawn().map_err(Error::io("spawning a worker (/proc/self/exe)"))?;
+    let pid = reexec(
+        Mode::Spawn,
+        [job_r.as_raw_fd(), report_w.as_raw_fd(), alive],
+        job.secret,
+        "spawning a worker (/proc/self/exe)",
+    )?;
     drop((job_r, report_w));
     if let Err(e) = send_job(&mut job_w, &frame) {
-        let _ = sys::proc::kill(child.id(), libc::SIGKILL);
-        let _ = sys::proc::waitpid(child.id());
+        let _ = sys::proc::kill(pid, libc::SIGKILL);
+        let _ = sys::proc::waitpid(pid);
         return Err(e);
     }
-    Ok((child.id(), report_r))
+    Ok((pid, report_r))
+}
+
+/// Re-executes this program as a spawn child or a forkserver (`mode`), handing it the
+/// descriptors `[fd_a, fd_b, alive]` (`fd_b` -1 for none) under the numbers its marker names,
+/// and nothing else of shmpool's. `what` names the start in an error.
+pub(crate) fn reexec(
+    mode: Mode,
+    [fd_a, fd_b, alive]: [RawFd; 3],
+    secret: u64,
+    what: &'static str,
+) -> Result<u32> {
+    let keep: Vec<RawFd> = [fd_a, fd_b, alive].into_iter().filter(|&fd| fd >= 0).collect();
+    let at = sys::spawn::child_numbers(&keep);
+    let number = |fd: RawFd| keep.iter().position(|&k| k == fd).map_or(-1, |i| at[i]);
+    let marker =
+        Marker { mode, fd_a: number(fd_a), fd_b: number(fd_b), alive: number(alive), secret };
+    let env = sys::spawn::environment_with(boot::MARKER, &marker.format());
+    let pairs: Vec<(RawFd, RawFd)> = keep.iter().copied().zip(at.iter().copied()).collect();
+    let exe = c"/proc/self/exe";
+    sys::spawn::spawn(exe, &[exe], &env, &pairs).map_err(Error::io(what))
 }
 
 /// How long a child may take to read its job.

@@ -1,5 +1,5 @@
 //! Descriptor plumbing for child processes: passing descriptors over a Unix socket
-//! (SCM_RIGHTS), letting one survive `exec`, and waiting for one to become readable.
+//! (SCM_RIGHTS), descriptor flags and kinds, and waiting for one to become readable.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -120,13 +120,6 @@ pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
     let new = cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })?;
     // SAFETY: on success fcntl returned a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
-}
-
-/// Lets descriptor `fd` survive `exec`. Async-signal-safe (one `fcntl`), so it may run between
-/// `fork` and `exec`.
-pub(crate) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_SETFD takes an int argument and touches no memory of ours.
-    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
 }
 
 /// Puts descriptor `fd` in non-blocking mode.

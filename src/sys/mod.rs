@@ -17,6 +17,7 @@ pub(crate) mod pthread;
 pub(crate) mod shm;
 pub(crate) mod signal;
 pub(crate) mod socket;
+pub(crate) mod spawn;
 
 use std::io;
 

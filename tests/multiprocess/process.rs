@@ -610,6 +610,44 @@ fn forked_child_drops_forkserver_socket() {
     r.expect("the server saw its client go although a forked child had a copy of the socket");
 }
 
+/// In a spawn child or forkserver worker: 0 when stdin is `/dev/null` and no descriptor leads
+/// to `link` (a pipe of the parent's, `pipe:[inode]`); 3 when one does, 4 for another stdin.
+fn holds_none_of(link: String) -> i32 {
+    let target = |fd: &str| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+    if target("0").is_none_or(|t| t != std::path::Path::new("/dev/null")) {
+        return 4;
+    }
+    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        if target(&e.file_name().to_string_lossy()).is_some_and(|t| t.to_string_lossy() == link) {
+            return 3;
+        }
+    }
+    0
+}
+
+/// A spawn child (and a forkserver worker) is started without copying the parent and gets
+/// only the descriptors it is given: none of the parent's (close-on-exec) pipes, stdin from
+/// `/dev/null`. Also from a thread, and with both ends of the pipe open at the start.
+fn children_get_only_their_descriptors(m: StartMethod) {
+    let (r, w) = raw_pipe();
+    for fd in [&r, &w] {
+        // SAFETY: F_SETFD on our own descriptors; no memory is touched.
+        assert_eq!(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) }, 0);
+    }
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", r.as_raw_fd())).unwrap();
+    let link = link.to_string_lossy().into_owned();
+    assert!(link.starts_with("pipe:["), "{link}");
+    let mut p = get_context(m).start(holds_none_of, link.clone()).unwrap();
+    assert_eq!(p.join().unwrap().exitcode(), 0, "under {m}: a child held {link} or another stdin");
+    let from_thread = std::thread::spawn(move || {
+        let mut p = get_context(m).start(holds_none_of, link).unwrap();
+        p.join().unwrap().exitcode()
+    });
+    assert_eq!(from_thread.join().unwrap(), 0, "under {m}, started from a thread");
+    drop((r, w));
+    done(m);
+}
+
 fn cpu_counts() {
     let (all, usable) = (shmpool::cpu_count(), shmpool::process_cpu_count());
     assert!(all >= 1 && usable >= 1 && usable <= all, "{usable} of {all}");
@@ -864,6 +902,18 @@ pub fn tests() -> Vec<Test> {
     per_method!(v, args_non_string_map_keys, false);
     per_method!(v, args_empty_and_large, false);
     per_method!(v, args_needing_a_self_describing_format, false);
+    for (name, m) in [
+        ("process_spawn_children_get_only_their_descriptors", StartMethod::Spawn),
+        ("process_forkserver_children_get_only_their_descriptors", StartMethod::ForkServer),
+    ] {
+        v.push(Test {
+            name,
+            run: match m {
+                StartMethod::Spawn => || children_get_only_their_descriptors(StartMethod::Spawn),
+                _ => || children_get_only_their_descriptors(StartMethod::ForkServer),
+            },
+        });
+    }
     v.push(Test {
         name: "process_sigchld_ignored_by_the_launcher",
         run: sigchld_ignored_by_the_launcher,

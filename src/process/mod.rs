@@ -1,6 +1,6 @@
 //! Child processes: scoped forks that borrow from the parent, `Process` with Python's three
 //! start methods, exit statuses, and the plumbing every child runs (panic capture, parent-death
-//! guards, `_exit`). See `docs/process-model.md` for who forks whom and what happens on death.
+//! guards, `_exit`). See `docs/architecture.md` ("Process model") for who forks whom and what happens on death.
 
 pub(crate) mod alive;
 pub(crate) mod boot;

@@ -59,7 +59,7 @@ struct Info {
     closed: AtomicU32,
 }
 
-// The layout README.md and docs/messaging.md describe.
+// The layout `README.md` (beside this file) and docs/architecture.md ("Messaging") describe.
 const _: () = assert!(std::mem::size_of::<Control>() == 896);
 
 /// The most alignment an item may ask for: a mapping starts on a page, and a page is at least

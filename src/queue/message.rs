@@ -326,7 +326,7 @@ struct Control {
 }
 
 const DATA_OFFSET: usize = HEADER_SIZE + std::mem::size_of::<Control>();
-// The layout README.md and docs/messaging.md describe.
+// The layout `README.md` (beside this file) and docs/architecture.md ("Messaging") describe.
 const _: () = assert!(DATA_OFFSET == 960);
 
 struct Inner {

@@ -236,9 +236,9 @@ pub(crate) struct ControlBlock {
     /// Chunks finished (successfully, panicked, or given up as lost). Own cache line.
     pub(crate) done: AtomicU64,
     pub(crate) _pad2: [AtomicU64; 7],
-    /// Futex word the parent sleeps on: bumped when a job completes or a worker retires.
-    pub(crate) parent_seq: AtomicU32,
-    /// 1 while the parent is (about to be) asleep on `parent_seq`.
+    /// Non-zero while the parent is (about to be) asleep in `poll` on its wake pipe and the
+    /// workers' exit descriptors: 1 to be woken when the job completes, [`WAKE_EACH_CHUNK`] at
+    /// every finished chunk.
     pub(crate) parent_sleeping: AtomicU32,
     pub(crate) _pad3: [AtomicU64; 7],
     /// Retry ring: entries `pack(job, chunk)`, pushed only by the parent, popped by workers.
@@ -349,12 +349,6 @@ impl ControlBlock {
             self.error.pid.load(Ordering::Relaxed),
             String::from_utf8_lossy(&bytes).into_owned(),
         ))
-    }
-
-    /// Bumps `parent_seq` and wakes the parent if it sleeps.
-    pub(crate) fn wake_parent(&self) {
-        self.parent_seq.fetch_add(1, Ordering::SeqCst);
-        crate::sys::futex::wake_all(&self.parent_seq);
     }
 
     /// Bumps `wake_seq` and wakes every sleeping worker.

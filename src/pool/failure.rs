@@ -1,12 +1,19 @@
 //! Waiting for a job, and what happens when a worker dies.
 //!
-//! The parent waits in short slices: a brief spin on the completion counter, then a futex sleep
-//! of at most [`SLICE`] on `parent_seq`. Between slices it reaps any worker that ended
-//! (`waitpid(WNOHANG)` for a forked one, its `Process` status otherwise: `liveness.rs`), so a death is noticed within one slice. The dead worker's `held` slot
+//! The parent waits with a brief spin on the completion condition, then sleeps in `poll` on
+//! its wake pipe (one byte from the worker that finished the job) and every worker's exit
+//! descriptor (a pidfd, or a forkserver worker's status pipe: `liveness.rs`), so it wakes when
+//! the job is done *or* a worker dies, whichever comes first. Each time it wakes it reaps any
+//! worker that ended (`waitpid(WNOHANG)` for a forked one, its `Process` status otherwise) and
+//! starts its replacement. Where a worker has no exit descriptor (kernels before Linux 5.3 have
+//! no pidfds) the sleep lasts at most [`SLICE`], so a death is still noticed within one slice.
+//! The dead worker's `held` slot
 //! names the chunk it was claiming or running; the chunk becomes a *suspect*, resolved once the
 //! shared state is stable (README.md, "Death"): either someone else has it (nothing lost), or it
 //! is lost and is re-queued (retries left) or counted as failed with [`Error::WorkerDied`].
 
+use std::fs::File;
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
@@ -17,8 +24,38 @@ use crate::error::{Error, Result};
 use crate::sys;
 use crate::sys::proc::Exit;
 
-/// The longest the parent sleeps before checking worker liveness again.
+/// The longest the parent sleeps before checking worker liveness again when some worker has no
+/// exit descriptor to wake it.
 pub(crate) const SLICE: Duration = Duration::from_millis(10);
+/// The longest the parent sleeps when every worker's death wakes it: a safety net only, for
+/// nothing needs a periodic look then.
+pub(crate) const WATCHED_SLICE: Duration = Duration::from_secs(1);
+/// How soon the parent looks again at chunks held by dead workers that it could not resolve yet
+/// (a live worker was taking the same chunk, or the retry ring was full): nothing wakes it for
+/// those.
+pub(crate) const SUSPECT_SLICE: Duration = Duration::from_millis(1);
+
+/// The pipe through which workers wake a sleeping parent: the parent polls the read end, with
+/// the workers' exit descriptors; a worker writes a byte to the write end (inherited by forked
+/// workers, opened through `/proc/<parent>/fd` by the others, which check the inode). Both ends
+/// are non-blocking and stay open in the parent for the pool's life.
+pub(crate) struct WakePipe {
+    pub(crate) r: File,
+    pub(crate) w: File,
+    /// The pipe's inode, which a worker opening the write end by number checks.
+    pub(crate) ino: u64,
+}
+
+impl WakePipe {
+    pub(crate) fn new() -> Result<WakePipe> {
+        let (r, w) = sys::proc::pipe().map_err(Error::io("pipe (the pool's wake pipe)"))?;
+        for f in [&r, &w] {
+            sys::proc::set_nonblocking(f).map_err(Error::io("fcntl"))?;
+        }
+        let ino = sys::fdpass::inode(r.as_fd()).map_err(Error::io("fstat"))?;
+        Ok(WakePipe { r, w, ino })
+    }
+}
 /// How long the parent spins on the completion counter before it sleeps.
 pub(crate) const PARENT_SPIN: Duration = Duration::from_micros(50);
 
@@ -117,21 +154,45 @@ impl Pool {
                 return Ok(true);
             }
             let now = Instant::now();
-            let mut nap = SLICE;
+            let mut nap = self.nap();
             if let Some(d) = deadline {
                 if now >= d {
                     return Ok(false);
                 }
                 nap = nap.min(d - now);
             }
-            let c = &*self.ctl;
-            let seq = c.parent_seq.load(SeqCst);
-            c.parent_sleeping.store(mode, SeqCst);
+            // Dekker-style with the workers (README.md, "Sleeping and waking"): say we sleep,
+            // then look once more; a worker that finishes after that look sees the flag and
+            // writes to the wake pipe, which makes the poll return at once.
+            self.ctl.parent_sleeping.store(mode, SeqCst);
             if !ready(self) {
-                sys::futex::wait(&c.parent_seq, seq, Some(nap));
+                self.sleep(nap);
             }
             self.ctl.parent_sleeping.store(0, SeqCst);
         }
+    }
+
+    /// How long the parent may sleep before it must look again by itself.
+    fn nap(&self) -> Duration {
+        if self.active.as_ref().is_some_and(|a| !a.suspects.is_empty()) {
+            SUSPECT_SLICE
+        } else if self.slots.iter().any(|w| w.alive && w.exit_fd().is_none()) {
+            SLICE
+        } else {
+            WATCHED_SLICE
+        }
+    }
+
+    /// Sleeps at most `nap`, until a worker writes to the wake pipe or any worker ends; then
+    /// empties the wake pipe.
+    pub(crate) fn sleep(&self, nap: Duration) {
+        let mut fds = Vec::with_capacity(self.slots.len() + 1);
+        fds.push(self.wake.r.as_fd());
+        fds.extend(self.slots.iter().filter_map(|w| w.exit_fd()));
+        // An error (none is expected: the descriptors are ours and open) only ends the nap
+        // early; the caller looks at everything again anyway.
+        let _ = sys::fdpass::wait_readable_any(&fds, Some(nap));
+        sys::fdpass::drain(self.wake.r.as_fd());
     }
 
     /// The result of the finished job in flight, which stops being in flight.

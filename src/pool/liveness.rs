@@ -10,7 +10,7 @@
 //! at the next start).
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -34,8 +34,9 @@ pub(crate) struct WorkerProc {
 
 /// What tells the parent a worker's status.
 pub(crate) enum Liveness {
-    /// A forked child of this process, with the read end of its panic report pipe.
-    Forked(Option<File>),
+    /// A forked child of this process, with the read end of its panic report pipe and a pidfd
+    /// (readable once it ended; `None` on kernels without pidfds).
+    Forked(Option<File>, Option<OwnedFd>),
     /// A worker started by the process layer (forkserver or spawn).
     Started(Box<Process>, Option<ServerSide>),
 }
@@ -86,7 +87,23 @@ pub(crate) type ServerDeath = Option<(u32, String)>;
 impl WorkerProc {
     /// A forked worker.
     pub(crate) fn forked(pid: u32, report: File) -> WorkerProc {
-        WorkerProc { pid, alive: true, how: Liveness::Forked(Some(report)) }
+        // Our child, not reaped yet: the pid names it, and so does the pidfd.
+        let pidfd = sys::signal::pidfd_open(pid).ok().flatten();
+        WorkerProc { pid, alive: true, how: Liveness::Forked(Some(report), pidfd) }
+    }
+
+    /// A descriptor that becomes readable when the worker ends (a pidfd, or a forkserver
+    /// worker's status pipe, which also reads when the server died), for the parent to sleep
+    /// on; `None` once it was seen to end, or where none exists (kernels without pidfds), in
+    /// which case the parent checks it at least every `failure::SLICE`.
+    pub(crate) fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        if !self.alive {
+            return None;
+        }
+        match &self.how {
+            Liveness::Forked(_, pidfd) => pidfd.as_ref().map(|p| p.as_fd()),
+            Liveness::Started(p, _) => p.exit_fd(),
+        }
     }
 
     /// A worker started by the process layer; `via_server` for a forkserver worker.
@@ -113,7 +130,7 @@ impl WorkerProc {
             return Ok(None);
         }
         let ended = match &mut self.how {
-            Liveness::Forked(report) => {
+            Liveness::Forked(report, _) => {
                 sys::proc::try_waitpid(self.pid).map_err(Error::io("waitpid"))?.map(|exit| Ended {
                     exit,
                     panic: report.take().and_then(child::read_report),
@@ -156,7 +173,8 @@ impl WorkerProc {
             return;
         }
         match &self.how {
-            Liveness::Forked(_) => {
+            // Our unreaped child: its pid cannot have been reused.
+            Liveness::Forked(..) => {
                 let _ = sys::proc::kill(self.pid, libc::SIGKILL);
             }
             Liveness::Started(p, _) => {
@@ -172,7 +190,7 @@ impl WorkerProc {
             return;
         }
         match &mut self.how {
-            Liveness::Forked(report) => {
+            Liveness::Forked(report, _) => {
                 let _ = sys::proc::waitpid(self.pid);
                 *report = None;
             }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anon::AnonBox;
 use control::{CLOSED, CLOSING, ControlBlock, ERR_NONE, MAX_ARRAYS, RUNNING, TERMINATING, pack};
-use failure::Active;
+use failure::{Active, WakePipe};
 use liveness::ServerDeath;
 pub(crate) use liveness::WorkerProc;
 use worker::WorkerConfig;
@@ -63,8 +63,11 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 /// [`Error::PoolNotOwned`] and dropping the copy leaves the workers alone.
 ///
 /// Workers exit when this process dies (`PR_SET_PDEATHSIG` when forked from the main thread, the
-/// crate's alive pipe otherwise, and a `getppid()` check whenever they wake). Death of a worker is noticed while the parent waits for or polls a job (every 10 ms at most);
-/// code elsewhere in the process must not reap the pool's children (`waitpid(-1)`).
+/// crate's alive pipe otherwise, and a `getppid()` check whenever they wake). A worker's death
+/// wakes a parent waiting for a job at once (it sleeps on the workers' pidfds, or the
+/// forkserver's reports), and is otherwise noticed when the parent next waits for or polls a
+/// job; the worker is replaced then. Code elsewhere in the process must not reap the pool's
+/// children (`waitpid(-1)`).
 ///
 /// Workers keep none of the parent's descriptors but stdio: right after the fork every other
 /// descriptor the parent had open is pointed at `/dev/null` in the worker, so a pipe or socket
@@ -100,6 +103,8 @@ pub struct Pool {
     server_death: ServerDeath,
     /// Task arguments and results too big for the scratch area, reused from call to call.
     arena: Option<crate::segment::Segment>,
+    /// Through which workers wake the parent when it sleeps (`failure.rs`).
+    wake: WakePipe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +188,7 @@ impl Pool {
             // SAFETY: as above.
             unsafe { AnonBox::<ControlBlock>::zeroed_memfd("shmpool-pool-control")? }
         };
+        let wake = WakePipe::new()?;
         ctl.nonce.store(sys::proc::random_u64(), Relaxed);
         ctl.cursor.store(pack(0, CLOSED), Relaxed);
         ctl.state.store(RUNNING, Relaxed);
@@ -207,6 +213,7 @@ impl Pool {
             gave_up: None,
             server_death: None,
             arena: None,
+            wake,
         };
         for slot in 0..n {
             // On failure `pool` drops here, which kills and reaps the workers already started.
@@ -353,7 +360,6 @@ impl Pool {
             return Err(Error::PoolStillRunning);
         }
         let deadline = Instant::now().checked_add(timeout);
-        let mut nap = Duration::from_micros(50);
         loop {
             for w in &mut self.slots {
                 w.try_exit(&mut self.server_death)?;
@@ -365,9 +371,10 @@ impl Pool {
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(false);
             }
-            let left = deadline.map_or(nap, |d| d - now);
-            std::thread::sleep(nap.min(left));
-            nap = (nap * 2).min(Duration::from_millis(5));
+            // Until a worker ends (its exit descriptor), or a slice where one has none.
+            let unwatched = self.slots.iter().any(|w| w.alive && w.exit_fd().is_none());
+            let nap = if unwatched { failure::SLICE } else { failure::WATCHED_SLICE };
+            self.sleep(deadline.map_or(nap, |d| nap.min(d - now)));
         }
     }
 

@@ -2,6 +2,7 @@
 //! by the forkserver or a spawned copy of the program), claims chunks, maps arrays by handle,
 //! runs kernels in place, and sleeps when there is nothing to do.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::{Duration, Instant};
@@ -57,6 +58,10 @@ pub(crate) struct WorkerArgs {
     max_tasks: Option<u64>,
     /// The initializer, as an offset from the kernels' anchor (`kernel::to_offset`).
     initializer: Option<u64>,
+    /// The write end of the parent's wake pipe there (`failure::WakePipe`), and the pipe's
+    /// inode, checked after opening it.
+    wake_fd: i32,
+    wake_ino: u64,
 }
 
 /// Starts the worker for slot `slot` of `pool` with the pool's start method.
@@ -83,6 +88,8 @@ pub(crate) fn start(pool: &Pool, slot: usize) -> Result<WorkerProc> {
             slot,
             max_tasks: pool.cfg.max_tasks,
             initializer: pool.cfg.initializer.map(|f| kernel::to_offset(f as usize)),
+            wake_fd: pool.wake.w.as_raw_fd(),
+            wake_ino: pool.wake.ino,
         };
         let p = get_context(pool.method)
             .process()
@@ -97,13 +104,16 @@ pub(crate) fn start(pool: &Pool, slot: usize) -> Result<WorkerProc> {
     // only stdio, its report pipe and its alive-pipe guard (both made inside `fork::start`,
     // after this list), and maps arrays through `/proc/<parent>/fd`. Listed here, where
     // allocating is fine; detached in the child first thing.
-    let inherited = sys::fds::open_above_stdio().map_err(Error::io("listing /proc/self/fd"))?;
+    // Except the write end of the wake pipe, through which the worker wakes the parent.
+    let wake = pool.wake.w.as_raw_fd();
+    let mut inherited = sys::fds::open_above_stdio().map_err(Error::io("listing /proc/self/fd"))?;
+    inherited.retain(|&fd| fd != wake);
     // The crate's one fork path: thread check, alive pipe, parent-death signal, panic report.
     let (pid, report) = fork::start(allow_threads, move || {
         if let Err(e) = sys::fds::detach_inherited(&inherited) {
             panic!("the pool worker could not detach the descriptors it inherited: {e}");
         }
-        run(ctl, slot, cfg, parent_pid)
+        run(ctl, slot, cfg, parent_pid, wake)
     })?;
     s.pid.store(pid, SeqCst);
     Ok(WorkerProc::forked(pid, report))
@@ -138,14 +148,18 @@ fn run_started(a: WorkerArgs) -> i32 {
         unsafe { std::mem::transmute::<usize, fn()>(addr) }
     });
     let cfg = WorkerConfig { initializer, max_tasks: a.max_tasks };
+    let wake = match sys::fdpass::open_pipe_of(a.parent_pid, a.wake_fd, a.wake_ino) {
+        Ok(w) => w,
+        Err(e) => panic!("the pool worker could not open the pool's wake pipe: {e}"),
+    };
     // Our parent (the pool's process under spawn, the forkserver under forkserver) is checked
     // whenever the worker wakes: if it changed, the pool is gone.
-    run(&ctl, a.slot, cfg, sys::proc::getppid())
+    run(&ctl, a.slot, cfg, sys::proc::getppid(), wake.as_raw_fd())
 }
 
 /// The worker's main loop; returns its exit code. `parent_pid` is what `getppid()` must keep
-/// returning while the pool lives.
-fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32) -> i32 {
+/// returning while the pool lives; `wake` is the write end of the parent's wake pipe.
+fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32, wake: RawFd) -> i32 {
     if let Some(init) = cfg.initializer {
         init();
     }
@@ -164,11 +178,11 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32) -> i
         }
         if let Some(claim) = claim(ctl, me) {
             let code = code.get_or_insert_with(CodeRanges::of_this_process);
-            run_chunk(ctl, me, &claim, &mut cache, code);
+            run_chunk(ctl, me, &claim, &mut cache, code, wake);
             tasks += 1;
             if cfg.max_tasks.is_some_and(|m| tasks >= m) {
                 me.retiring.store(1, SeqCst);
-                ctl.wake_parent();
+                wake_parent(ctl, wake);
                 return 0;
             }
             continue;
@@ -257,6 +271,7 @@ fn run_chunk(
     c: &Claim,
     cache: &mut MapCache,
     code: &CodeRanges,
+    wake: RawFd,
 ) {
     let start = c.index.saturating_mul(c.chunk_size).min(c.len);
     let span = Span {
@@ -303,7 +318,15 @@ fn run_chunk(
     let finished = ctl.done.fetch_add(1, SeqCst) + 1 >= chunks;
     let parent = ctl.parent_sleeping.load(SeqCst);
     if (finished && parent != 0) || parent == WAKE_EACH_CHUNK {
-        ctl.wake_parent();
+        wake_parent(ctl, wake);
+    }
+}
+
+/// Wakes the parent if it sleeps: one byte into its wake pipe, which it polls together with
+/// every worker's exit descriptor (README.md, "Sleeping and waking").
+fn wake_parent(ctl: &ControlBlock, wake: RawFd) {
+    if ctl.parent_sleeping.load(SeqCst) != 0 {
+        sys::fdpass::poke(wake);
     }
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -16,8 +16,9 @@ use crate::sys::{self, proc::Exit};
 
 /// How the parent learns that the child ended.
 enum Waiter {
-    /// The child is ours: `waitpid`.
-    Direct,
+    /// The child is ours: `waitpid`, with a pidfd (readable once the child ended) where the
+    /// kernel has them (Linux 5.3+), so a wait with a timeout sleeps until the death itself.
+    Direct(Option<OwnedFd>),
     /// The child is the forkserver's: it writes the status to this pipe.
     Relay(File),
 }
@@ -39,7 +40,7 @@ enum Waiter {
 ///   is reaped in the background (at the next start in this process), so it leaves no zombie.
 ///
 /// Either way every child dies with its parent process, however the parent dies (see
-/// `docs/process-model.md`): a child never outlives the program that started it.
+/// `docs/architecture.md`, "Process model"): a child never outlives the program that started it.
 ///
 /// ```no_run
 /// use shmpool::{StartMethod, get_context};
@@ -71,12 +72,14 @@ impl Process {
         daemon: bool,
         method: StartMethod,
     ) -> Process {
+        // Our child, not reaped yet: the pid names it, and so does the pidfd.
+        let pidfd = sys::signal::pidfd_open(pid).ok().flatten();
         Process {
             pid,
             name,
             daemon,
             method,
-            waiter: Waiter::Direct,
+            waiter: Waiter::Direct(pidfd),
             report: Some(report),
             status: None,
             owner: sys::proc::getpid(),
@@ -167,7 +170,7 @@ impl Process {
             return Ok(st.clone());
         }
         let exit = match &mut self.waiter {
-            Waiter::Direct => sys::proc::waitpid(self.pid).map_err(Error::io("waitpid"))?,
+            Waiter::Direct(_) => sys::proc::waitpid(self.pid).map_err(Error::io("waitpid"))?,
             Waiter::Relay(f) => read_relayed(self.pid, f)?,
         };
         Ok(self.finish(exit))
@@ -198,7 +201,19 @@ impl Process {
                 }
                 read_relayed(self.pid, f)?
             }
-            Waiter::Direct => {
+            Waiter::Direct(Some(pidfd)) => {
+                if !sys::fdpass::wait_readable(pidfd.as_fd(), Some(timeout))
+                    .map_err(Error::io("poll"))?
+                {
+                    return Ok(None);
+                }
+                match sys::proc::try_waitpid(self.pid).map_err(Error::io("waitpid"))? {
+                    Some(exit) => exit,
+                    // A readable pidfd means the child ended: reaped at once.
+                    None => sys::proc::waitpid(self.pid).map_err(Error::io("waitpid"))?,
+                }
+            }
+            Waiter::Direct(None) => {
                 let deadline = Instant::now() + timeout;
                 let mut nap = Duration::from_micros(50);
                 loop {
@@ -270,6 +285,20 @@ impl Process {
     /// ```
     pub fn kill(&self) -> Result<()> {
         self.signal(libc::SIGKILL)
+    }
+
+    /// A descriptor that becomes readable once the child has ended (then [`join`](Process::join)
+    /// does not block): its pidfd, or a forkserver child's status pipe (readable too when the
+    /// server died first). `None` for a child of ours on a kernel without pidfds, or once the
+    /// status is known.
+    pub(crate) fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        if self.status.is_some() {
+            return None;
+        }
+        match &self.waiter {
+            Waiter::Direct(pidfd) => pidfd.as_ref().map(|p| p.as_fd()),
+            Waiter::Relay(f) => Some(f.as_fd()),
+        }
     }
 
     fn signal(&self, sig: i32) -> Result<()> {
@@ -356,9 +385,9 @@ impl Drop for Process {
             let _ = self.join();
             return;
         }
-        let relay = match std::mem::replace(&mut self.waiter, Waiter::Direct) {
+        let relay = match std::mem::replace(&mut self.waiter, Waiter::Direct(None)) {
             Waiter::Relay(f) => Some(f),
-            Waiter::Direct => None,
+            Waiter::Direct(_) => None,
         };
         DETACHED.lock().unwrap_or_else(|p| p.into_inner()).push((
             sys::proc::getpid(),

@@ -183,20 +183,89 @@ fn wait_for(
     events: libc::c_short,
     timeout: Option<Duration>,
 ) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 };
-    let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
-    // SAFETY: `pfd` is one valid pollfd for the call's duration.
-    let n = cvt_retry(|| unsafe { libc::poll(&mut pfd, 1, ms) })?;
-    Ok(n > 0)
+    let mut pfd = [libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 }];
+    Ok(poll(&mut pfd, timeout)? > 0)
+}
+
+/// `ppoll` on `pfds` for at most `timeout` (`None`: forever), to the nanosecond (`poll` counts
+/// whole milliseconds, so a shorter wait would not wait at all). Returns how many are ready.
+fn poll(pfds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `pfds` is a valid array of pollfd of the given length and `ts_ptr` is null or
+    // points at a timespec on this frame, both for the call's duration; a null signal mask
+    // leaves the mask alone.
+    let n = cvt_retry(|| unsafe {
+        libc::ppoll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ts_ptr, std::ptr::null())
+    })?;
+    Ok(n as usize)
 }
 
 /// Polls several descriptors for input, forever; returns which are readable or hung up.
 pub(crate) fn wait_any(fds: &[BorrowedFd<'_>]) -> io::Result<Vec<bool>> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-        .collect();
-    // SAFETY: `pfds` is a valid array of pollfd of the given length for the call's duration.
-    cvt_retry(|| unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) })?;
+    let mut pfds = pollfds(fds);
+    poll(&mut pfds, None)?;
     Ok(pfds.iter().map(|p| p.revents != 0).collect())
+}
+
+/// Waits until any of `fds` is readable or hung up, at most `timeout` (`None`: forever);
+/// returns how many are.
+pub(crate) fn wait_readable_any(
+    fds: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+) -> io::Result<usize> {
+    poll(&mut pollfds(fds), timeout)
+}
+
+fn pollfds(fds: &[BorrowedFd<'_>]) -> Vec<libc::pollfd> {
+    fds.iter()
+        .map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+        .collect()
+}
+
+/// Writes one byte to `fd`, a non-blocking pipe: a wake-up for whoever polls the other end.
+/// Errors are ignored: a full pipe already holds a wake-up, and a closed one has nobody
+/// waiting. Async-signal-safe, allocates nothing.
+pub(crate) fn poke(fd: RawFd) {
+    let b = 1u8;
+    // SAFETY: writes one byte from a local; a bad descriptor only makes write fail.
+    let _ = unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+}
+
+/// Reads and discards whatever the non-blocking descriptor `fd` holds now.
+pub(crate) fn drain(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is writable for its whole length; a non-blocking read ends with EAGAIN.
+    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// The inode number of what `fd` refers to (a pipe's is what `/proc/<pid>/fd/<n>` names it by).
+pub(crate) fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `st` is a valid out-pointer of the right type.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: fstat succeeded and filled the struct.
+    Ok(unsafe { st.assume_init() }.st_ino)
+}
+
+/// Opens, for writing and non-blocking, the pipe that process `pid` holds at descriptor `fd`
+/// (through `/proc/<pid>/fd`, a new open file description of the same pipe), and checks that it
+/// is a pipe with inode `ino`, so a reused descriptor number there is refused.
+pub(crate) fn open_pipe_of(pid: u32, fd: RawFd, ino: u64) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(format!("/proc/{pid}/fd/{fd}"))?;
+    let fd_now = std::os::fd::AsFd::as_fd(&f);
+    if fd_kind(fd_now.as_raw_fd()) != Some(FdKind::Pipe) || inode(fd_now)? != ino {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("descriptor {fd} of process {pid} is not the pipe it was said to be"),
+        ));
+    }
+    Ok(f)
 }

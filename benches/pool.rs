@@ -8,10 +8,12 @@
 //!
 //! `cargo bench --bench pool` (short: `-- --warm-up-time 1 --measurement-time 3`).
 //!
-//! The shmpool pool is started before criterion runs: criterion's analysis uses rayon's global
-//! pool, and a process with threads refuses to fork unless told otherwise. The start/shutdown
-//! benchmark, which must fork while those threads exist, opts in with `allow_threads(true)`
-//! (its workers touch only shared memory).
+//! The long-lived pool of the throughput and round-trip groups uses the default start method
+//! (the forkserver; every benchmark name says which): the protocol between the parent and the
+//! workers is the same for every method, only starting and replacing workers differ (those are
+//! in the start group here and in `benches/start_recover.rs`). The fork row of the
+//! start/shutdown group must fork while criterion's threads exist, and opts in with
+//! `allow_threads(true)` (its workers touch only shared memory).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -28,11 +30,16 @@ fn rayon2() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap()
 }
 
+/// The benchmark name of the long-lived pool: its workers and start method.
+fn ours(pool: &Pool) -> String {
+    format!("shmpool {} workers ({})", pool.workers(), pool.start_method())
+}
+
 fn scale_add(c: &mut Criterion, pool: &mut Pool, a: &mut SharedArray<f64>) {
     let rp = rayon2();
     let mut g = c.benchmark_group("pool/scale_add_32M_f64");
     g.sample_size(10).throughput(Throughput::Elements(N as u64));
-    g.bench_function("shmpool 2 workers", |b| {
+    g.bench_function(ours(pool), |b| {
         b.iter(|| pool.for_each_chunk(a, shmpool_kernels::scale_add).unwrap())
     });
     g.bench_function("rayon 2 threads", |b| {
@@ -46,7 +53,7 @@ fn sum(c: &mut Criterion, pool: &mut Pool, a: &SharedArray<f64>) {
     let rp = rayon2();
     let mut g = c.benchmark_group("pool/sum_32M_f64");
     g.sample_size(10).throughput(Throughput::Elements(N as u64));
-    g.bench_function("shmpool 2 workers", |b| {
+    g.bench_function(ours(pool), |b| {
         b.iter(|| black_box(pool.map_reduce(a, shmpool_kernels::sum, |x, y| x + y).unwrap()))
     });
     g.bench_function("rayon 2 threads", |b| {
@@ -68,7 +75,9 @@ fn start_stop(c: &mut Criterion) {
         b.iter(|| {
             // SAFETY: the workers run `scale_add` on shared memory only; criterion's threads, if
             // any, hold no lock they take.
-            let builder = unsafe { Pool::builder().workers(2).allow_threads(true) };
+            let builder = unsafe {
+                Pool::builder().workers(2).start_method(StartMethod::Fork).allow_threads(true)
+            };
             let mut p = builder.build().unwrap();
             p.for_each_chunk(&mut small, shmpool_kernels::scale_add).unwrap();
             drop(p);
@@ -109,10 +118,10 @@ fn tiny_tasks(c: &mut Criterion, pool: &mut Pool) {
     let args: Vec<u64> = (0..TASKS as u64).collect();
     let mut g = c.benchmark_group("pool/1M_tiny_tasks");
     g.sample_size(10).throughput(Throughput::Elements(TASKS as u64));
-    g.bench_function("shmpool map, default chunksize", |b| {
+    g.bench_function(format!("{}, map, default chunksize", ours(pool)), |b| {
         b.iter(|| black_box(pool.map(tiny, &args, None).unwrap()))
     });
-    g.bench_function("shmpool map, chunksize 1", |b| {
+    g.bench_function(format!("{}, map, chunksize 1", ours(pool)), |b| {
         b.iter(|| black_box(pool.map(tiny, &args, Some(1)).unwrap()))
     });
     g.bench_function("rayon 2 threads", |b| {
@@ -129,7 +138,7 @@ fn apply_round_trip(c: &mut Criterion, pool: &mut Pool) {
     let mut g = c.benchmark_group("pool/apply_round_trip");
     g.sample_size(10);
     let mut x = 0u64;
-    g.bench_function("shmpool apply", |b| {
+    g.bench_function(format!("{}, apply", ours(pool)), |b| {
         b.iter(|| {
             x = pool.apply(tiny, x).unwrap();
         })
@@ -140,7 +149,7 @@ fn apply_round_trip(c: &mut Criterion, pool: &mut Pool) {
 }
 
 fn main() {
-    // Fork the long-lived workers while this process is still single-threaded.
+    // The default start method (the forkserver), named in every benchmark of this pool.
     let mut pool = Pool::new(2).expect("starting the pool");
     let mut a = SharedArray::<f64>::from_fn(N, |i| (i % 1000) as f64).unwrap();
     let mut c = Criterion::default().warm_up_time(Duration::from_secs(1)).configure_from_args();
@@ -148,7 +157,7 @@ fn main() {
     sum(&mut c, &mut pool, &a);
     tiny_tasks(&mut c, &mut pool);
     apply_round_trip(&mut c, &mut pool);
-    start_stop(&mut c);
     drop(pool);
+    start_stop(&mut c);
     c.final_summary();
 }

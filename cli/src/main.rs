@@ -82,7 +82,7 @@ fn plus_one(x: u64) -> u64 {
 /// code in the same run. Rounds interleave the contenders so a busy machine slows them alike.
 fn run(len: usize, workers: Option<usize>, rounds: usize) -> shmpool::Result<()> {
     let workers = workers.unwrap_or_else(shmpool::process_cpu_count).max(1);
-    // Workers first: a fork is refused once rayon's threads exist.
+    // The default start method (the forkserver) works beside rayon's threads, whatever the order.
     let t = Instant::now();
     let mut pool = Pool::new(workers)?;
     let start_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -92,7 +92,8 @@ fn run(len: usize, workers: Option<usize>, rounds: usize) -> shmpool::Result<()>
         .map_err(|e| shmpool::Error::ChildFailed { pid: 0, how: format!("rayon pool: {e}") })?;
     let mut a = SharedArray::<f64>::from_fn(len, |i| (i % 1000) as f64)?;
     println!(
-        "shmpool: {workers} worker processes (started in {start_ms:.1} ms) vs rayon: {workers} threads vs sequential"
+        "shmpool: {workers} worker processes ({}, started in {start_ms:.1} ms) vs rayon: {workers} threads vs sequential",
+        pool.start_method()
     );
     println!(
         "workload: {len} f64 in one shared array ({}), {rounds} interleaved rounds, medians",

@@ -10,7 +10,6 @@ use crate::process::context::StartMethod;
 /// Configures and starts a [`Pool`].
 ///
 /// ```no_run
-/// // (no_run: doctests run in a multi-threaded harness, where forking workers is refused.)
 /// fn setup() { /* runs once in each worker */ }
 /// let pool = shmpool::Pool::builder()
 ///     .workers(2)
@@ -57,20 +56,36 @@ impl PoolBuilder {
     }
 
     /// How workers (and the replacements of workers that die) are started. Default:
-    /// [`StartMethod::Fork`], whatever [`StartMethod::default`] says, because a forked worker
-    /// starts in about a millisecond and needs nothing from the program.
+    /// [`StartMethod::default`], the forkserver, as for [`Process`](crate::Process) and in
+    /// Python 3.14 on Linux. Measured here (`docs/benchmarks.md`, 2 workers, start + one
+    /// `apply` + drop; a worker's death to its replacement):
     ///
-    /// - `Fork`: workers are forks of this process; refused while it has other threads (see
+    /// | parent's private memory | fork | forkserver | spawn |
+    /// |---|---|---|---|
+    /// | none | 0.7 ms; 0.4 ms | 1.1 ms; 0.5 ms | 2.2 ms; 0.5 ms |
+    /// | 4 GiB | 270 ms; 120 ms | 1.1 ms; 0.5 ms | 2.1 ms; 1.4 ms |
+    ///
+    /// - `ForkServer` (default): workers are forks of a clean, single-threaded server launched
+    ///   (once per program, `posix_spawn` + exec, ~2 ms) from this program's executable: their
+    ///   start costs the same however large this process grows, they inherit nothing of it
+    ///   (no lock, no array, no descriptor), and this process may run other threads. Kernels,
+    ///   task functions and the initializer must be code of the program's own executable (not
+    ///   of a shared library): a job naming other code fails with
+    ///   [`Error::SpawnUnavailable`](crate::Error::SpawnUnavailable), and so does `build`
+    ///   where shmpool itself lives in a shared library (a Python extension, say), which leaves
+    ///   `Fork`. State a worker needs comes from the initializer or through shared memory, not
+    ///   from this process's globals. The server ends with this program, or at
+    ///   [`shutdown_forkserver`](crate::shutdown_forkserver).
+    /// - `Fork`: workers are forks of this process: fastest while it is small, but a fork copies
+    ///   the page tables of all its private memory, ~35-40 ms per GiB for each worker and each
+    ///   replacement; refused while it has other threads (see
     ///   [`allow_threads`](PoolBuilder::allow_threads)). The control block is an anonymous
     ///   mapping no other process can open.
-    /// - `ForkServer`, `Spawn`: workers are forks of the clean, single-threaded forkserver, or
-    ///   fresh runs of the program; both work from a multi-threaded process. Kernels and the
-    ///   initializer must then be code of the program's own executable (not of a shared
-    ///   library): a job naming other code fails with
-    ///   [`Error::SpawnUnavailable`](crate::Error::SpawnUnavailable). The control block is a
-    ///   sealed memfd the workers open through `/proc/<pid>/fd` (see the pool's README).
-    ///   Under `ForkServer`, call [`shutdown_forkserver`](crate::shutdown_forkserver) when done
-    ///   with it, as for any forkserver child.
+    /// - `Spawn`: workers are fresh runs of the program (`posix_spawn`, which copies nothing of
+    ///   this process), with the same rules for code as `ForkServer`.
+    ///
+    /// Under `ForkServer` and `Spawn` the control block is a sealed memfd the workers open through
+    /// `/proc/<pid>/fd` (see the pool's README).
     ///
     /// ```no_run
     /// use shmpool::{Pool, StartMethod};
@@ -176,9 +191,9 @@ impl PoolBuilder {
     /// [`Error::PoolSize`] for zero workers (or more than 256), [`Error::ForkWithThreads`] when
     /// the start method is `Fork`, the process has other threads and
     /// [`allow_threads`](PoolBuilder::allow_threads) was not set,
-    /// [`Error::SpawnUnavailable`] when another start method cannot re-execute this program (or
-    /// the initializer is not in its executable), and OS errors from creating the control
-    /// segment or starting workers.
+    /// [`Error::SpawnUnavailable`] when the start method (forkserver, the default, or spawn)
+    /// cannot re-execute this program (or the initializer is not in its executable), and OS
+    /// errors from creating the control segment or starting workers.
     ///
     /// ```no_run
     /// let pool = shmpool::PoolBuilder::new().workers(2).build()?;
@@ -195,7 +210,7 @@ impl PoolBuilder {
             self.cfg,
             self.retries,
             self.chunk_size,
-            (self.method.unwrap_or(StartMethod::Fork), self.allow_threads),
+            (self.method.unwrap_or_default(), self.allow_threads),
         )
     }
 }

@@ -1,5 +1,5 @@
-//! The pool: worker processes (forked, or started by the forkserver or spawn) that run kernels
-//! in place on chunks of shared arrays.
+//! The pool: worker processes (started by the forkserver by default, or forked or spawned) that
+//! run kernels in place on chunks of shared arrays.
 //!
 //! One file per concept: [`builder`] (configuration), [`control`] (the shared control block and
 //! job descriptor), [`worker`] (the worker loop and its single start step), [`kernel`]
@@ -40,11 +40,14 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 
 /// A pool of worker processes that run `fn` kernels in place on chunks of
 /// [`SharedArray`](crate::SharedArray)s. Only chunk indices travel between processes. Workers
-/// are forked by default; [`PoolBuilder::start_method`] starts them through the forkserver or
-/// spawn instead (which works from a multi-threaded process).
+/// are started by the forkserver by default ([`StartMethod::default`]): a worker starts and is
+/// replaced in about a millisecond however large this process is, and it works from a
+/// multi-threaded process (this doctest runs on a test harness thread).
+/// [`PoolBuilder::start_method`] picks fork (fastest in a small, single-threaded process: it
+/// copies the page tables of this process's private memory, ~35-40 ms per GiB per worker here)
+/// or spawn instead; `docs/benchmarks.md` has the figures.
 ///
-/// ```no_run
-/// // (no_run: doctests run in a multi-threaded harness, where forking workers is refused.)
+/// ```
 /// use shmpool::{Pool, SharedArray};
 ///
 /// let mut pool = Pool::new(2)?;
@@ -53,6 +56,8 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 /// assert_eq!(a[3], 7.0);
 /// let sum = pool.map_reduce(&a, |c| c.iter().sum::<f64>(), |x, y| x + y)?;
 /// assert!(sum > 0.0);
+/// # drop(pool);
+/// # shmpool::shutdown_forkserver()?;
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 ///
@@ -74,8 +79,10 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 /// made before the pool still reports its peer gone when the parent drops its end. (Forkserver
 /// and spawn workers never get them in the first place.)
 ///
-/// Under the forkserver start method, call [`shutdown_forkserver`](crate::shutdown_forkserver)
-/// once no forkserver child is needed any more, after dropping the pool.
+/// Under the forkserver start method the server outlives the pool (the next pool or forkserver
+/// child reuses it) and ends with this process; call
+/// [`shutdown_forkserver`](crate::shutdown_forkserver) after dropping the pool to end it
+/// sooner.
 pub struct Pool {
     ctl: AnonBox<ControlBlock>,
     slots: Vec<WorkerProc>,
@@ -143,8 +150,8 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// [`Error::PoolSize`] when `n` is 0, [`Error::ForkWithThreads`] when the process has other
-    /// threads (see [`PoolBuilder::allow_threads`]).
+    /// [`Error::PoolSize`] when `n` is 0, [`Error::SpawnUnavailable`] when this program cannot
+    /// be re-executed for the forkserver (see [`PoolBuilder::start_method`]).
     ///
     /// ```no_run
     /// let pool = shmpool::Pool::new(2)?;
@@ -237,7 +244,7 @@ impl Pool {
     ///
     /// ```no_run
     /// let pool = shmpool::Pool::new(2)?;
-    /// assert_eq!(pool.start_method(), shmpool::StartMethod::Fork);
+    /// assert_eq!(pool.start_method(), shmpool::StartMethod::ForkServer);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn start_method(&self) -> StartMethod {

@@ -12,11 +12,16 @@ use crate::error::Result;
 
 /// How a child process is started (Python's start methods).
 ///
-/// | method | child starts as | runs | cost here |
+/// | method | child starts as | runs | cost here (start + join; in a pool: start, replacement) |
 /// |---|---|---|---|
-/// | `Fork` | a copy of the caller | any `'static` closure | fastest; refused in a multi-threaded caller unless opted in |
-/// | `ForkServer` | a fork of a clean single-threaded server | a `fn(A) -> R` with serde arguments | one re-exec per program, then a fork per child |
-/// | `Spawn` | a fresh run of the program | a `fn(A) -> R` with serde arguments | a full exec per child |
+/// | `Fork` | a copy of the caller | any `'static` closure | 0.2 ms in a small caller, plus ~35-40 ms per GiB of its private memory (page tables are copied); refused in a multi-threaded caller unless opted in |
+/// | `ForkServer` | a fork of a clean single-threaded server | a `fn(A) -> R` with serde arguments | ~0.25 ms however large the caller, after one launch of the server (~2 ms) |
+/// | `Spawn` | a fresh run of the program | a `fn(A) -> R` with serde arguments | ~1.2-2 ms (an exec, started with `posix_spawn`), however large the caller |
+///
+/// The default, for [`Context::default`] and [`Pool`](crate::Pool) alike, is `ForkServer`, as in
+/// Python 3.14 on Linux: constant in the caller's size, safe in a multi-threaded caller, and its
+/// children inherit nothing. Choose `Fork` for a small single-threaded program that wants the
+/// fastest start or closures; avoid it in a parent that holds gigabytes (`docs/benchmarks.md`).
 ///
 /// ```
 /// use shmpool::StartMethod;
@@ -25,7 +30,9 @@ use crate::error::Result;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StartMethod {
-    /// `fork()` the caller.
+    /// `fork()` the caller: fastest while the caller is small, but the fork copies the page
+    /// tables of all its private memory (~35-40 ms per GiB here); refused while it has other
+    /// threads. Prefer `ForkServer` (the default) in a large parent.
     Fork,
     /// Ask the forkserver to fork a worker (the default, as in Python 3.14 on Linux).
     #[default]

@@ -13,6 +13,10 @@ pub fn tests() -> Vec<Test> {
     let mut v = start_method_tests();
     v.extend(fork_tests());
     v.push(Test {
+        name: "pool::the_default_start_method_is_the_forkservers_as_for_process",
+        run: default_start_method,
+    });
+    v.push(Test {
         name: "pool::fork::a_death_while_the_parent_waits_is_noticed_at_once",
         run: || death_noticed_at_once(StartMethod::Fork),
     });
@@ -25,6 +29,23 @@ pub fn tests() -> Vec<Test> {
         run: || death_noticed_at_once(StartMethod::Spawn),
     });
     v
+}
+
+/// `Pool::new` and `Process` agree on the default start method, the forkserver, which works from
+/// a multi-threaded parent (where fork is refused).
+fn default_start_method() {
+    assert_eq!(StartMethod::default(), StartMethod::ForkServer);
+    assert_eq!(shmpool::Context::default().method(), StartMethod::default());
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || rx.recv().ok());
+    let mut pool = Pool::new(2).unwrap();
+    assert_eq!(pool.start_method(), StartMethod::default());
+    check_parentage(StartMethod::ForkServer, &pool.worker_pids());
+    assert_eq!(pool.apply(square, 7).unwrap(), 49);
+    drop(pool);
+    drop(tx);
+    t.join().unwrap();
+    sm_done(StartMethod::ForkServer);
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the machine.
@@ -196,6 +217,19 @@ fn gone(pid: u32) -> bool {
     }
 }
 
+/// A builder for forked workers: the tests in `fork_tests` and `task_tests` exercise the fork
+/// start method (the default is the forkserver; `start_method_tests` run per method).
+fn forked() -> shmpool::PoolBuilder {
+    Pool::builder().start_method(StartMethod::Fork)
+}
+
+/// A pool of `n` forked workers.
+fn fork_pool(n: usize) -> Pool {
+    let pool = forked().workers(n).build().unwrap();
+    assert_eq!(pool.start_method(), StartMethod::Fork);
+    pool
+}
+
 fn zero_workers_is_an_error() {
     assert!(matches!(Pool::new(0), Err(Error::PoolSize { requested: 0, .. })));
     let msg = Pool::new(0).unwrap_err().to_string();
@@ -207,7 +241,7 @@ fn for_each_chunk_matches_sequential() {
         shmpool_kernels::scale_add(c)
     }
     let n = 1_000_003;
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let mut a = SharedArray::<f64>::from_fn(n, |i| i as f64).unwrap();
     let mut expect: Vec<f64> = (0..n).map(|i| i as f64).collect();
     pool.for_each_chunk(&mut a, k).unwrap();
@@ -219,7 +253,7 @@ fn for_each_chunk_matches_sequential() {
 }
 
 fn chunk_size_one_and_huge() {
-    let mut pool = Pool::builder().workers(2).chunk_size(1).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(1).build().unwrap();
     let mut a = indices(5000);
     pool.for_each_chunk(&mut a, mark).unwrap();
     assert!(marks(&a).iter().all(|&m| m == 1));
@@ -233,7 +267,7 @@ fn chunk_size_one_and_huge() {
 }
 
 fn empty_input_makes_no_job() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let mut a = SharedArray::<u64>::zeroed(0).unwrap();
     pool.for_each_chunk(&mut a, mark).unwrap();
     assert_eq!(pool.map_reduce(&a, |c| c.len() as u64, |x, y| x + y).unwrap(), 0);
@@ -245,7 +279,7 @@ fn empty_input_makes_no_job() {
 
 fn zip_matches_sequential() {
     let n = 300_001;
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let a = SharedArray::<f32>::from_fn(n, |i| i as f32).unwrap();
     let b = SharedArray::<u8>::from_fn(n, |i| (i % 7) as u8).unwrap();
     let mut out = SharedArray::<f64>::zeroed(n).unwrap();
@@ -263,7 +297,7 @@ fn zip_matches_sequential() {
 
 fn map_reduce_equals_sequential_sum() {
     let n = 2_000_000;
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let a = SharedArray::<u64>::from_fn(n, |i| (i as u64).wrapping_mul(2654435761) % 1000).unwrap();
     let expect: u64 = a.iter().sum();
     assert_eq!(pool.map_reduce(&a, |c| c.iter().sum::<u64>(), |x, y| x + y).unwrap(), expect);
@@ -302,7 +336,7 @@ fn stencil_reads_its_halo() {
     let n = 10_007;
     let input = SharedArray::<i64>::from_fn(n, |i| (i * i % 101) as i64).unwrap();
     let mut out = SharedArray::<i64>::zeroed(n).unwrap();
-    let mut pool = Pool::builder().workers(2).chunk_size(97).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(97).build().unwrap();
     pool.stencil(&input, &mut out, 2, sum3).unwrap();
     let mut expect = vec![0i64; n];
     sum3(&input, 0, &mut expect);
@@ -310,7 +344,7 @@ fn stencil_reads_its_halo() {
 }
 
 fn arrays_created_after_start_are_mapped() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     for round in 0..12u64 {
         // New memfds each round: workers map them by handle and let old mappings go.
         let mut a = SharedArray::<u64>::from_fn(100_000, |_| round).unwrap();
@@ -325,7 +359,7 @@ fn slow_chunk(c: &mut [u64]) {
 }
 
 fn wait_timeout_and_progress() {
-    let mut pool = Pool::builder().workers(2).chunk_size(10).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(10).build().unwrap();
     let mut job = pool.for_each_chunk_async(indices(400), slow_chunk).unwrap();
     assert!(
         !job.wait_timeout(Duration::from_millis(30)).unwrap(),
@@ -385,7 +419,7 @@ fn sigkill_fails_the_job() {
 }
 
 fn sigkill_with_retries() {
-    let mut pool = Pool::builder().workers(2).chunk_size(10).retries(1).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(10).retries(1).build().unwrap();
     let (a, outcome, killed) = kill_chunk_5(&mut pool, libc::SIGKILL);
     outcome.unwrap();
     // The retried chunk slept again (its elements were unmarked) and then ran: once each.
@@ -420,7 +454,7 @@ fn aborts(c: &mut [u64]) {
 }
 
 fn crash_fails_job(kernel: fn(&mut [u64]), chunk: u64, sig: i32) {
-    let mut pool = Pool::builder().workers(2).chunk_size(10).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(10).build().unwrap();
     let mut a = indices(100);
     let err = pool.for_each_chunk(&mut a, kernel).unwrap_err();
     match &err {
@@ -432,7 +466,7 @@ fn crash_fails_job(kernel: fn(&mut [u64]), chunk: u64, sig: i32) {
     assert!(m[..lo].iter().chain(&m[hi..]).all(|&x| x == 1));
     assert!(m[lo..hi].iter().all(|&x| x == 0));
     // With retries, a kernel that always crashes on that chunk uses them up, then fails.
-    let mut pool2 = Pool::builder().workers(2).chunk_size(10).retries(2).build().unwrap();
+    let mut pool2 = forked().workers(2).chunk_size(10).retries(2).build().unwrap();
     assert!(matches!(pool2.for_each_chunk(&mut a, kernel), Err(Error::WorkerDied { .. })));
     // Both pools still work.
     pool.for_each_chunk(&mut a, mark).unwrap();
@@ -464,7 +498,7 @@ fn crash_once_kernel_succeeds_with_retries() {
     let path = std::env::temp_dir().join(format!("shmpool-pool-test-{}", std::process::id()));
     let _ = std::fs::remove_file(&path);
     MARKER.get_or_init(|| path.clone());
-    let mut pool = Pool::builder().workers(2).chunk_size(10).retries(1).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(10).retries(1).build().unwrap();
     let before = pool.worker_pids();
     let mut a = indices(100);
     pool.for_each_chunk(&mut a, crashes_once).unwrap();
@@ -480,7 +514,7 @@ fn crash_once_kernel_succeeds_with_retries() {
 }
 
 fn repeated_kills_during_one_long_job() {
-    let mut pool = Pool::builder().workers(2).chunk_size(10).retries(50).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(10).retries(50).build().unwrap();
     fn slow_set(c: &mut [u64]) {
         std::thread::sleep(Duration::from_millis(20));
         // Idempotent, as a kernel run with retries must be: a chunk killed half-way and re-run
@@ -512,7 +546,7 @@ fn terminate_with_pending_chunks() {
         std::thread::sleep(Duration::from_millis(10));
         mark(c)
     }
-    let mut pool = Pool::builder().workers(2).chunk_size(1).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(1).build().unwrap();
     let pids = pool.worker_pids();
     let mut job = pool.for_each_chunk_async(indices(10_000), slow).unwrap();
     std::thread::sleep(Duration::from_millis(50));
@@ -532,7 +566,7 @@ fn terminate_with_pending_chunks() {
 }
 
 fn maxtasksperchild_replaces_workers() {
-    let mut pool = Pool::builder().workers(2).chunk_size(10).maxtasksperchild(3).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(10).maxtasksperchild(3).build().unwrap();
     let first = pool.worker_pids();
     let mut a = indices(300);
     pool.for_each_chunk(&mut a, mark).unwrap();
@@ -550,7 +584,7 @@ fn maxtasksperchild_replaces_workers() {
 }
 
 fn close_join_and_drop_reap() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     assert!(matches!(pool.join(), Err(Error::PoolStillRunning)));
     let pids = pool.worker_pids();
     let mut a = indices(100);
@@ -563,7 +597,7 @@ fn close_join_and_drop_reap() {
     assert!(pool.join_timeout(Duration::from_secs(10)).unwrap());
     assert!(pids.iter().all(|&p| gone(p)));
 
-    let pool = Pool::new(3).unwrap();
+    let pool = fork_pool(3);
     let pids = pool.worker_pids();
     assert_eq!(pids.len(), 3);
     drop(pool);
@@ -581,7 +615,7 @@ fn init_marker() {
 fn initializer_runs_in_each_worker() {
     let dir = std::env::temp_dir().join(format!("shmpool-init-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut pool = Pool::builder().workers(2).initializer(init_marker).build().unwrap();
+    let mut pool = forked().workers(2).initializer(init_marker).build().unwrap();
     let mut a = indices(1 << 16);
     pool.for_each_chunk(&mut a, mark).unwrap();
     let mut pids = pool.worker_pids();
@@ -610,7 +644,7 @@ fn workers_exit_when_the_parent_dies() {
     let st = shmpool::scope(|s| {
         let child = s
             .fork_with(pids.split_at_mut(1), |(flag, rest)| {
-                let pool = Pool::new(2).unwrap();
+                let pool = fork_pool(2);
                 rest.copy_from_slice(&pool.worker_pids());
                 flag[0] = 1;
                 // SAFETY: raising a signal has no memory effects; it ends this child abruptly,
@@ -672,7 +706,7 @@ fn square(x: u64) -> u64 {
 }
 
 fn map_keeps_order() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     for n in [1usize, 7, 1000, 100_000] {
         let args: Vec<u64> = (0..n as u64).collect();
         let expect: Vec<u64> = args.iter().map(|&x| square(x)).collect();
@@ -687,7 +721,7 @@ fn map_keeps_order() {
 }
 
 fn starmap_and_apply() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let pairs: Vec<(u32, f64)> = (0..500).map(|i| (i, i as f64 / 2.0)).collect();
     let out = pool.starmap(|a: u32, b: f64| a as f64 + b, &pairs, None).unwrap();
     assert_eq!(out, pairs.iter().map(|&(a, b)| a as f64 + b).collect::<Vec<_>>());
@@ -705,7 +739,7 @@ fn starmap_and_apply() {
 }
 
 fn tasks_empty_input() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     assert!(pool.map(square, &[], None).unwrap().is_empty());
     assert!(pool.starmap(|a: u8, b: u8| a + b, &[], None).unwrap().is_empty());
     assert_eq!(pool.imap(square, &[], None).unwrap().count(), 0);
@@ -718,7 +752,7 @@ fn sleepy(ms: u64) -> u64 {
 }
 
 fn get_timeout_then_result() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let mut r = pool.apply_async(sleepy, 300).unwrap();
     assert!(matches!(r.get(Some(Duration::from_millis(20))), Err(Error::Timeout { .. })));
     assert!(!r.ready());
@@ -733,7 +767,7 @@ fn panics_on_13(x: u64) -> u64 {
 }
 
 fn task_panic_is_reported() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let args: Vec<u64> = (0..40).collect();
     match pool.map(panics_on_13, &args, Some(4)) {
         Err(Error::KernelPanicked { chunk, message, .. }) => {
@@ -752,7 +786,7 @@ fn task_panic_is_reported() {
 }
 
 fn imap_is_ordered() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let args: Vec<u64> = (0..300).collect();
     let out: Vec<u64> = pool.imap(square, &args, None).unwrap().map(Result::unwrap).collect();
     assert_eq!(out, args.iter().map(|&x| x * x).collect::<Vec<_>>());
@@ -773,7 +807,7 @@ fn imap_is_ordered() {
 }
 
 fn imap_unordered_yields_all() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let args: Vec<u64> = (0..1000).collect();
     let mut seen: Vec<(usize, u64)> =
         pool.imap_unordered(square, &args, Some(7)).unwrap().map(Result::unwrap).collect();
@@ -786,7 +820,7 @@ fn imap_unordered_yields_all() {
 }
 
 fn terminate_with_pending_tasks() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let pids = pool.worker_pids();
     let args = vec![10u64; 10_000];
     let mut r = pool.map_async(sleepy, &args, Some(1)).unwrap();
@@ -801,7 +835,7 @@ fn terminate_with_pending_tasks() {
 }
 
 fn maxtasksperchild_with_map() {
-    let mut pool = Pool::builder().workers(2).maxtasksperchild(5).build().unwrap();
+    let mut pool = forked().workers(2).maxtasksperchild(5).build().unwrap();
     let first = pool.worker_pids();
     let args: Vec<u64> = (0..100).collect();
     assert_eq!(
@@ -813,7 +847,7 @@ fn maxtasksperchild_with_map() {
 }
 
 fn sigkill_during_map() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let pids = pool.worker_pids();
     let mut r = pool.map_async(sleepy, &[1000, 1000], Some(1)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -830,7 +864,7 @@ fn sigkill_during_map() {
 }
 
 fn imap_reports_a_killed_worker() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let pids = pool.worker_pids();
     let mut it = pool.imap(sleepy, &[1000, 1000], Some(1)).unwrap();
     std::thread::sleep(Duration::from_millis(100));
@@ -873,7 +907,7 @@ fn failing_initializer() {
     let inits: [(fn(), &str); 2] =
         [(bad_init, "no config file"), (aborting_init, "killed by signal 6 (SIGABRT)")];
     for (init, failure) in inits {
-        let mut pool = Pool::builder().workers(2).initializer(init).build().unwrap();
+        let mut pool = forked().workers(2).initializer(init).build().unwrap();
         let mut a = indices(100);
         gave_up(pool.for_each_chunk(&mut a, mark), failure);
         // The pool gave up: it is terminated, every worker reaped (the harness checks), and
@@ -885,7 +919,7 @@ fn failing_initializer() {
 
         // A result pending when the pool gives up carries the reason too, and so does its error
         // callback.
-        let mut pool = Pool::builder().workers(2).initializer(init).build().unwrap();
+        let mut pool = forked().workers(2).initializer(init).build().unwrap();
         let mut seen = None;
         let mut r = pool
             .map_async(square, &[1, 2, 3], None)
@@ -922,7 +956,7 @@ fn memory_is_shared_not_copied() {
     // 64 MiB + the header page: a mapping size nothing else here has.
     let n = (64 << 20) / 8;
     let bytes = (64 << 20) + 4096;
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let mut a = SharedArray::<f64>::from_fn(n, |i| i as f64).unwrap();
     pool.for_each_chunk(&mut a, shmpool_kernels::scale_add).unwrap();
     let mut pids = pool.worker_pids();
@@ -952,7 +986,7 @@ fn random_kills() {
         seed % m
     };
     for retries in [0u32, 10_000] {
-        let mut pool = Pool::builder().workers(2).chunk_size(1).retries(retries).build().unwrap();
+        let mut pool = forked().workers(2).chunk_size(1).retries(retries).build().unwrap();
         for _round in 0..2 {
             let mut job =
                 pool.for_each_chunk_async(SharedArray::<u64>::zeroed(2000).unwrap(), tick).unwrap();
@@ -987,7 +1021,7 @@ fn random_kills() {
 }
 
 fn callbacks_fire_once() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let (mut ok, mut err) = (Vec::new(), Vec::new());
     let mut r = pool
         .map_async(square, &[1, 2, 3], None)
@@ -1013,7 +1047,7 @@ fn a_forked_copy_of_the_pool_is_refused() {
     // parent's workers or control block, and dropping it must not kill them. Before the owner
     // check, the child's job (id 1, 10 elements) ran on the parent's workers, the child's drop
     // killed them, and the parent's next job (also id 1) reused the child's cached views.
-    let pool = Pool::new(2).unwrap();
+    let pool = fork_pool(2);
     let pids = pool.worker_pids();
     let mut slot = Some(pool);
     let st = shmpool::scope(|s| {
@@ -1060,7 +1094,7 @@ fn workers_do_not_keep_pipes_made_before_them() {
     // A pipe made before the pool: the workers must not hold its ends, or the survivor's recv
     // never sees the peer go.
     let (mut a, b) = shmpool::pipe(true).unwrap();
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     let mut x = indices(1000);
     pool.for_each_chunk(&mut x, mark).unwrap(); // the workers are up and past their start
     drop(b);
@@ -1333,7 +1367,7 @@ fn sm_threads(m: StartMethod) {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let t = std::thread::spawn(move || rx.recv().ok());
     // Fork is refused while another thread runs; the other methods do not fork this process.
-    assert!(matches!(Pool::new(2), Err(Error::ForkWithThreads { .. })));
+    assert!(matches!(forked().workers(2).build(), Err(Error::ForkWithThreads { .. })));
     let mut pool = sm_pool(m, None);
     check_parentage(m, &pool.worker_pids());
     let mut a = indices(100_000);
@@ -1422,7 +1456,7 @@ fn slow_and_panics_on_chunk_3(c: &mut [u64]) {
 }
 
 fn empty_async_job_reports_its_own_outcome() {
-    let mut pool = Pool::builder().workers(2).chunk_size(10).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(10).build().unwrap();
     // An earlier job that will fail, left in flight: its handle is leaked, so nobody takes its
     // outcome (the pool's next published job waits it out first).
     let failing = pool.for_each_chunk_async(indices(100), slow_and_panics_on_chunk_3).unwrap();
@@ -1481,8 +1515,7 @@ fn killing_idle_workers_is_not_a_failing_initializer() {
     // A pool gives up after 2 * workers + 2 workers in a row die before finishing their
     // initializer (6 here). Workers killed from outside once they run are not that, however
     // often it happens: the pool replaces them and the job in flight finishes.
-    let mut pool =
-        Pool::builder().workers(2).chunk_size(1).initializer(name_initialized).build().unwrap();
+    let mut pool = forked().workers(2).chunk_size(1).initializer(name_initialized).build().unwrap();
     let mut job = pool.for_each_chunk_async(indices(1), sleeps_then_marks).unwrap();
     let busy = wait_for("a worker to take the only chunk", || job.running().first().map(|r| r.0));
     for kill in 0..10 {
@@ -1527,7 +1560,7 @@ fn double(w: Wide) -> Wide {
 }
 
 fn arguments_and_results_aligned_to_128() {
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool(2);
     // A 128-aligned argument, a 128-aligned result, and both.
     assert_eq!(pool.apply(narrow, widen(3)).unwrap(), 48);
     assert_eq!(pool.apply(widen, 5).unwrap(), widen(5));

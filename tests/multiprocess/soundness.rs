@@ -77,6 +77,12 @@ pub fn tests() -> Vec<Test> {
 }
 
 const SIGSEGV: i32 = 11;
+
+/// Two workers forked from this process: the start method whose inheritance these tests attack
+/// (forkserver and spawn workers start from a fresh image and inherit nothing of ours at all).
+fn fork_pool() -> shmpool::PoolBuilder {
+    Pool::builder().workers(2).start_method(StartMethod::Fork)
+}
 const ROUNDS: u64 = 200_000;
 
 /// The first race: parent and child each lock "the" `std::sync::Mutex` (each its own
@@ -146,7 +152,7 @@ fn bump_through_static(chunk: &mut [u64]) {
 /// the job fails with the worker's SIGSEGV, and the parent's own increments are exact.
 fn pool_kernel_through_a_static_kills_the_worker_not_the_data() {
     *THROUGH_STATIC.lock().unwrap() = Some(SharedArray::zeroed(1).unwrap());
-    let mut pool = Pool::builder().workers(2).chunk_size(64).build().unwrap();
+    let mut pool = fork_pool().chunk_size(64).build().unwrap();
     let mut work = SharedArray::<u64>::zeroed(4096).unwrap();
     let e = pool.for_each_chunk(&mut work, bump_through_static);
     match e {
@@ -193,7 +199,7 @@ fn dropped_array_is_freed_while_the_pool_lives() {
     let big = SharedArray::<u8>::zeroed(BYTES).unwrap(); // reserved (fallocate), so counted now
     let inode = memfd_inode(&big);
     let with = shmem_bytes();
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool().build().unwrap();
     let mut small = SharedArray::<u64>::zeroed(1 << 12).unwrap();
     pool.for_each_chunk(&mut small, |c| c.iter_mut().for_each(|x| *x += 1)).unwrap();
     for pid in pool.worker_pids() {
@@ -236,7 +242,7 @@ fn shmem_falls_below(limit: u64) -> u64 {
 /// jobs, and let go of one within a sleep slice once the parent has dropped it.
 fn an_array_a_job_used_is_freed_when_dropped_while_the_pool_lives() {
     const BYTES: usize = 256 << 20;
-    let mut pool = Pool::new(2).unwrap();
+    let mut pool = fork_pool().build().unwrap();
     let mut big = SharedArray::<u8>::zeroed(BYTES).unwrap();
     pool.for_each_chunk(&mut big, |c| c.iter_mut().for_each(|x| *x = 1)).unwrap();
     let with = shmem_bytes();
@@ -411,7 +417,7 @@ fn count_under_shared_lock(chunk: &mut [u64]) {
 fn objects_made_for_sharing_keep_working_when_inherited() {
     // Through a static, in pool workers.
     let m = SHARED_COUNTER.get_or_init(|| shmpool::Mutex::new(0).unwrap());
-    let mut pool = Pool::builder().workers(2).chunk_size(512).build().unwrap();
+    let mut pool = fork_pool().chunk_size(512).build().unwrap();
     let mut work = SharedArray::<u64>::zeroed(20_000).unwrap();
     pool.for_each_chunk(&mut work, count_under_shared_lock).unwrap();
     assert_eq!(*m.lock().unwrap(), 20_000);
@@ -494,7 +500,7 @@ fn an_inherited_array_cannot_be_given_to_a_childs_pool() {
     let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(4096).unwrap());
     let st = scope(|s| {
         s.fork(|| {
-            let mut pool = Pool::new(2).unwrap();
+            let mut pool = fork_pool().build().unwrap();
             let mut g = m.lock().unwrap();
             let _ = pool.for_each_chunk(&mut g, add_one);
         })

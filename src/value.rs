@@ -17,11 +17,9 @@ use crate::segment::header::{Kind, Layout, TypeDesc};
 use crate::segment::object::{ShmBox, ShmSafe};
 use crate::segment::options::ShmOptions;
 use crate::sync::lock_error::{LockError, LockResult};
-use crate::sync::mutex::{MutexCell, MutexGuard};
+use crate::sync::mutex::{MutexCell, MutexGuard, Owner};
 use crate::sync::object_methods;
 use crate::sync::robust::Wait;
-
-const WHAT: &str = "locked value";
 
 /// One `T` behind a robust lock, in its own segment (Python's `Value(type, v, lock=True)`).
 ///
@@ -29,7 +27,10 @@ const WHAT: &str = "locked value";
 /// read-modify-write must hold it across, through [`lock`](SharedValue::lock):
 /// `*v.lock()? += 1` is one atomic increment, `v.set(v.get()? + 1)` is two separate steps that
 /// can lose updates. The lock is the same robust lock as [`Mutex`](crate::Mutex)'s, with the same
-/// [`LockError::OwnerDied`] outcome when a holder dies.
+/// rules: [`LockError::OwnerDied`] when a holder's process dies, [`LockError::NotRecoverable`]
+/// (never a second guard) when a holding thread exited with its guard leaked while its process
+/// lives on, and no fork while a guard exists in the process
+/// ([`ForkWhileLocked`](crate::Error::ForkWhileLocked); a leaked guard refuses forks for good).
 ///
 /// ```
 /// let v = shmpool::SharedValue::new(1.5f64)?;
@@ -77,6 +78,7 @@ impl<T: Pod + Send> SharedValue<T> {
     /// assert_eq!(shmpool::SharedValue::new(4u8)?.get()?, 4);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
+    #[inline]
     pub fn get(&self) -> std::result::Result<T, LockError<MutexGuard<'_, T>>> {
         self.lock().map(|g| *g)
     }
@@ -89,6 +91,7 @@ impl<T: Pod + Send> SharedValue<T> {
     /// assert_eq!(v.get()?, 5);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
+    #[inline]
     pub fn set(&self, value: T) -> std::result::Result<(), LockError<MutexGuard<'_, T>>> {
         self.lock().map(|mut g| *g = value)
     }
@@ -104,8 +107,9 @@ impl<T: Pod + Send> SharedValue<T> {
     /// assert_eq!(v.get()?, 11);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
+    #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        self.cell.lock(Wait::Block, WHAT)
+        self.cell.lock(Wait::Block, Owner::Value)
     }
 
     /// Locks, waiting at most `timeout`.
@@ -115,8 +119,9 @@ impl<T: Pod + Send> SharedValue<T> {
     /// assert_eq!(*v.lock_timeout(std::time::Duration::from_millis(5))?, 1);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
+    #[inline]
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_, T>> {
-        self.cell.lock(Wait::Timeout(timeout), WHAT)
+        self.cell.lock(Wait::Timeout(timeout), Owner::Value)
     }
 
     /// Locks if nobody holds the lock.
@@ -128,8 +133,9 @@ impl<T: Pod + Send> SharedValue<T> {
     /// # drop(g);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
+    #[inline]
     pub fn try_lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        self.cell.lock(Wait::Try, WHAT)
+        self.cell.lock(Wait::Try, Owner::Value)
     }
 }
 

@@ -133,7 +133,8 @@ impl Condition {
         guard: MutexGuard<'a, T>,
         deadline: Deadline,
     ) -> TimedResult<'a, T> {
-        let (cell, what) = (guard.cell, guard.what);
+        guard.held.check(guard.owner.what());
+        let (cell, owner) = (guard.cell, guard.owner);
         // Registered and sequence read while the lock is held: a notifier that changes the
         // state under the lock and then notifies bumps `seq` after this read, so the wait below
         // cannot miss it.
@@ -142,7 +143,7 @@ impl Condition {
         drop(guard);
         let notified = wait::wait_for(&self.cell.seq, None, deadline, |v| v != seen);
         self.cell.waiters.fetch_sub(1, Ordering::SeqCst);
-        cell.lock(Wait::Block, what).map(|g| (g, WaitTimeoutResult(!notified)))
+        cell.lock(Wait::Block, owner).map(|g| (g, WaitTimeoutResult(!notified)))
     }
 
     /// Releases the lock, waits for a notification, and locks again.

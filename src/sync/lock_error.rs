@@ -29,10 +29,13 @@ pub type LockResult<G> = Result<G, LockError<G>>;
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 pub enum LockError<G> {
-    /// The previous holder died while holding the lock. The caller holds it now; the data may
-    /// be half-written. Call [`OwnerDied::recover`] to get the guard and keep the lock usable.
+    /// The previous holder's process died while holding the lock. The caller holds it now; the
+    /// data may be half-written. Call [`OwnerDied::recover`] to get the guard and keep the lock
+    /// usable.
     OwnerDied(OwnerDied<G>),
-    /// A previous holder died and the next locker did not recover: the lock is unusable.
+    /// The lock is unusable, for good: a previous holder died and the next locker did not
+    /// recover, or a holding *thread* exited while its process lived on (it leaked its guard,
+    /// so a `&mut` taken from it may still be in use, and no second guard may be handed out).
     NotRecoverable,
     /// `try_lock`/`try_acquire`: someone else holds the lock.
     WouldBlock,
@@ -57,6 +60,7 @@ impl<G> LockError<G> {
 
     /// Turns a lock outcome into a guard or this error; `make` builds the guard once the lock
     /// is held.
+    #[inline(always)]
     pub(crate) fn lift(
         r: Result<Acquired, Failed>,
         what: &'static str,
@@ -75,6 +79,13 @@ impl<G> LockError<G> {
 }
 
 /// The owner-died outcome: the caller holds the lock, but its previous holder died holding it.
+///
+/// Only a holder whose whole *process* is gone (exited or killed, with none of its memory left)
+/// leads here, so recovering cannot alias a guard that still exists. A holding thread that
+/// exited while its process lived on leaked its guard, and a `&mut` from it may still be in
+/// use: that gives [`LockError::NotRecoverable`] instead. A holder process that still looks
+/// alive when the lock is handed over (it is in the middle of dying) is given up to two
+/// seconds to finish, so a lock call can take that long in this case.
 ///
 /// Inspect and repair the protected data, then call `recover` (defined for each guard type:
 /// [`MutexGuard`](crate::MutexGuard), [`RLockGuard`](crate::RLockGuard)) to mark the lock

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
+use super::held::Held;
 use super::lock_error::{LockError, LockResult, OwnerDied};
 use super::object_methods;
 use super::robust::{RobustMutex, Wait};
@@ -55,12 +56,34 @@ impl<T: Pod + Send> MutexCell<T> {
     }
 
     /// Locks, waiting as `how` says.
-    pub(crate) fn lock(&self, how: Wait, what: &'static str) -> LockResult<MutexGuard<'_, T>> {
-        LockError::lift(self.lock.acquire(how), what, || MutexGuard {
+    #[inline(always)]
+    pub(crate) fn lock(&self, how: Wait, owner: Owner) -> LockResult<MutexGuard<'_, T>> {
+        LockError::lift(self.lock.acquire(how), owner.what(), || MutexGuard {
             cell: self,
-            what,
+            owner,
+            held: Held::new(),
             _not_send: PhantomData,
         })
+    }
+}
+
+/// Which type a [`MutexCell`] belongs to, for messages (one byte in the guard, not a `&str`:
+/// a guard of 16 bytes keeps the lock call's result small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Owner {
+    /// A [`Mutex`].
+    Mutex,
+    /// A [`SharedValue`](crate::SharedValue).
+    Value,
+}
+
+impl Owner {
+    /// What the lock is called in messages.
+    pub(crate) fn what(self) -> &'static str {
+        match self {
+            Owner::Mutex => "mutex",
+            Owner::Value => "locked value",
+        }
     }
 }
 
@@ -72,9 +95,16 @@ impl<T: Pod + Send> MutexCell<T> {
 /// whether the value is intact, and calls [`OwnerDied::recover`]; a locker that does not
 /// recover leaves the lock [`NotRecoverable`](LockError::NotRecoverable).
 ///
+/// A *thread* that exits holding the lock while its process lives on (it leaked its guard with
+/// `mem::forget` or `Box::leak`, so a `&mut` into the value may still be in use) is not a dead
+/// holder: the next locker gets [`LockError::NotRecoverable`], never a second guard, and the
+/// lock stays unusable, as a leaked `std::sync::MutexGuard` leaves a std mutex locked forever.
+///
 /// The guard is not `Send`: a pthread mutex belongs to the thread that locked it. Locking it
 /// twice from one thread fails with [`LockError::WouldDeadlock`] (use an
-/// [`RLock`](crate::RLock) for reentrancy).
+/// [`RLock`](crate::RLock) for reentrancy). While a guard exists in a process (a leaked one for
+/// good), shmpool refuses to fork it ([`Error::ForkWhileLocked`]): the child would get a copy
+/// of the guard, or of a `&mut` kept from it, and write while the parent does.
 ///
 /// ```
 /// use shmpool::Mutex;
@@ -87,8 +117,6 @@ impl<T: Pod + Send> MutexCell<T> {
 pub struct Mutex<T: Pod + Send> {
     cell: ShmBox<MutexCell<T>>,
 }
-
-const WHAT: &str = "mutex";
 
 impl<T: Pod + Send> Mutex<T> {
     /// An anonymous mutex holding `value`.
@@ -134,8 +162,9 @@ impl<T: Pod + Send> Mutex<T> {
     /// *g *= 10;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
+    #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        self.cell.lock(Wait::Block, WHAT)
+        self.cell.lock(Wait::Block, Owner::Mutex)
     }
 
     /// Locks, waiting at most `timeout`; [`LockError::Timeout`] after that.
@@ -146,8 +175,9 @@ impl<T: Pod + Send> Mutex<T> {
     /// assert_eq!(*m.lock_timeout(Duration::from_millis(10))?, 1);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
+    #[inline]
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<MutexGuard<'_, T>> {
-        self.cell.lock(Wait::Timeout(timeout), WHAT)
+        self.cell.lock(Wait::Timeout(timeout), Owner::Mutex)
     }
 
     /// Locks if nobody holds the lock; [`LockError::WouldBlock`] otherwise.
@@ -159,8 +189,9 @@ impl<T: Pod + Send> Mutex<T> {
     /// # drop(g);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
+    #[inline]
     pub fn try_lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        self.cell.lock(Wait::Try, WHAT)
+        self.cell.lock(Wait::Try, Owner::Mutex)
     }
 }
 
@@ -176,6 +207,14 @@ impl<T: Pod + Send> fmt::Debug for Mutex<T> {
 /// Access to a [`Mutex`]'s (or [`SharedValue`](crate::SharedValue)'s) value while its lock is
 /// held; dropping it unlocks. Not `Send`: the lock belongs to the thread that took it.
 ///
+/// Every guard is counted while it exists, and shmpool's forks ([`scope`](crate::scope),
+/// `Process`, pools) fail with [`Error::ForkWhileLocked`] while the count is not zero: drop
+/// guards before forking. A guard leaked with `mem::forget` or `Box::leak` stays counted, so it
+/// keeps this process from forking for good (its `&'static mut` could otherwise reach the
+/// child). A copy of a guard that a fork made outside shmpool (`libc::fork`) left in a child
+/// holds no lock there: using it (`Deref`, `DerefMut`, a [`Condition`](crate::Condition) wait)
+/// panics, and dropping it does nothing.
+///
 /// ```
 /// let m = shmpool::Mutex::new([1u32, 2])?;
 /// let mut g = m.lock()?;
@@ -185,13 +224,19 @@ impl<T: Pod + Send> fmt::Debug for Mutex<T> {
 /// ```
 pub struct MutexGuard<'a, T: Pod + Send> {
     pub(crate) cell: &'a MutexCell<T>,
-    pub(crate) what: &'static str,
+    pub(crate) owner: Owner,
+    /// Counts the guard (forks are refused while any exists) and knows its process.
+    pub(crate) held: Held,
     _not_send: PhantomData<*const ()>,
 }
 
 impl<'a, T: Pod + Send> OwnerDied<MutexGuard<'a, T>> {
     /// Marks the lock consistent again and returns the guard: the caller vouches for the value
     /// (check it, repair it through the guard).
+    ///
+    /// An `OwnerDied` outcome exists only when the process that held the lock is gone, so no
+    /// guard or `&mut` of the dead holder can still be in use: a thread that exited with the lock
+    /// while its process lives on gives [`LockError::NotRecoverable`] instead (see [`Mutex`]).
     ///
     /// ```
     /// fn fix(od: shmpool::OwnerDied<shmpool::MutexGuard<'_, u64>>) {
@@ -208,15 +253,17 @@ impl<'a, T: Pod + Send> OwnerDied<MutexGuard<'a, T>> {
 impl<T: Pod + Send> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the guard exists only while this thread holds the robust mutex, which excludes
-        // every other thread and process from the value; the cell is initialised and mapped for
-        // as long as the borrow of its owner lasts.
+        self.held.check(self.owner.what());
+        // SAFETY: a guard of this process (checked) exists only while its thread holds the robust
+        // mutex, which excludes every other thread and process; the cell is initialised and
+        // mapped for as long as the borrow of its owner lasts.
         unsafe { &*self.cell.value.get() }
     }
 }
 
 impl<T: Pod + Send> DerefMut for MutexGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
+        self.held.check(self.owner.what());
         // SAFETY: as in `deref`; `&mut self` makes this the only borrow through this guard.
         unsafe { &mut *self.cell.value.get() }
     }
@@ -224,7 +271,10 @@ impl<T: Pod + Send> DerefMut for MutexGuard<'_, T> {
 
 impl<T: Pod + Send> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        self.cell.lock.release();
+        // A copy left in a child by a fork made outside shmpool holds nothing here.
+        if self.held.here() {
+            self.cell.lock.release();
+        }
     }
 }
 
@@ -289,52 +339,36 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_that_exits_holding_the_lock_reports_owner_died() {
+    fn a_thread_that_exits_with_a_leaked_guard_never_lets_a_second_guard_out() {
         let m = Mutex::new(7u64).unwrap();
-        std::thread::scope(|s| {
+        // The thread leaks its guard and returns a `&mut` into the value, then exits: the robust
+        // mutex reports its owner dead, but the `&mut` lives on in this process.
+        let kept: &mut u64 = std::thread::scope(|s| {
             // join (pthread_join), not the scope's end: the scope returns when the closure is
             // done, before the kernel has processed the dying thread's robust list.
-            s.spawn(|| std::mem::forget(m.lock().unwrap())).join().unwrap();
+            s.spawn(|| &mut **Box::leak(Box::new(m.lock().unwrap()))).join().unwrap()
         });
         assert!(!m.cell.keep_mapped(), "a dead holder links into nothing of ours");
-        let mut g = match m.lock() {
-            Err(LockError::OwnerDied(od)) => {
-                assert_eq!(**od.guard(), 7);
-                od.recover()
-            }
-            other => panic!("expected OwnerDied, got {:?}", other.map(|_| ())),
-        };
-        *g = 8;
-        drop(g);
-        assert_eq!(*m.lock().unwrap(), 8);
-    }
-
-    #[test]
-    fn an_unrecovered_owner_death_makes_the_lock_unusable() {
-        let m = Mutex::new(7u64).unwrap();
-        std::thread::scope(|s| {
-            // join (pthread_join), not the scope's end: the scope returns when the closure is
-            // done, before the kernel has processed the dying thread's robust list.
-            s.spawn(|| std::mem::forget(m.lock().unwrap())).join().unwrap();
-        });
-        let e = m.lock().map(|_| ()).unwrap_err();
-        assert!(e.is_owner_died());
-        let as_error: Error = e.into(); // drops the outcome unrecovered
-        assert!(matches!(as_error, Error::OwnerDied { what: "mutex" }));
-        // Each path, twice (glibc's trylock used to leave a not-recoverable mutex held).
+        let t0 = std::time::Instant::now();
+        // Never OwnerDied (whose recover() would alias `kept`): not recoverable, on every path,
+        // twice (glibc's trylock used to leave a not-recoverable mutex held), at once.
         for _ in 0..2 {
-            assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
+            let r = m.lock();
+            assert!(matches!(r, Err(LockError::NotRecoverable)), "{:?}", r.map(|_| ()));
             assert!(matches!(m.try_lock(), Err(LockError::NotRecoverable)));
             assert!(matches!(
                 m.lock_timeout(Duration::from_millis(5)),
                 Err(LockError::NotRecoverable)
             ));
         }
+        assert!(t0.elapsed() < Duration::from_secs(1), "the holder is this process: no grace");
         std::thread::scope(|s| {
             s.spawn(|| assert!(matches!(m.lock(), Err(LockError::NotRecoverable))));
         });
         let msg = Error::from(m.lock().map(|_| ()).unwrap_err()).to_string();
         assert!(msg.contains("create a new one"), "{msg}");
+        *kept += 1; // still the only `&mut`
+        assert_eq!(*kept, 8);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::segment::header::Kind;
 use crate::segment::object::{ShmBox, ShmSafe};
 use crate::segment::options::ShmOptions;
+use crate::sys::proc::getpid;
 use crate::sys::pthread::MutexType;
 
 /// The shared part of an [`RLock`].
@@ -32,7 +33,12 @@ const WHAT: &str = "reentrant lock";
 
 /// A reentrant lock shared between processes: the thread that holds it may acquire it again,
 /// and it is free once every guard is dropped. Robust like [`Mutex`](crate::Mutex): when the
-/// holder dies, the next acquirer gets [`LockError::OwnerDied`].
+/// holder's process dies, the next acquirer gets [`LockError::OwnerDied`]; when only the
+/// holding *thread* exited (it leaked its guards) and its process lives on, the next acquirer
+/// gets [`LockError::NotRecoverable`] and the lock stays unusable, as for a `Mutex`.
+///
+/// Unlike a [`MutexGuard`](crate::MutexGuard), an [`RLockGuard`] gives access to no memory, so
+/// holding one does not stop shmpool from forking.
 ///
 /// ```
 /// let r = shmpool::RLock::new()?;
@@ -87,6 +93,7 @@ impl RLock {
     fn acquire_how(&self, how: Wait) -> LockResult<RLockGuard<'_>> {
         LockError::lift(self.cell.lock.acquire(how), WHAT, || RLockGuard {
             cell: &self.cell,
+            pid: getpid(),
             _not_send: PhantomData,
         })
     }
@@ -140,6 +147,9 @@ impl fmt::Debug for RLock {
 
 /// One acquisition of an [`RLock`]; dropping it releases that acquisition. Not `Send`.
 ///
+/// A copy of a guard that a fork made outside shmpool (`libc::fork`) left in a child holds
+/// nothing there: dropping it does nothing.
+///
 /// ```
 /// let r = shmpool::RLock::new()?;
 /// let g: shmpool::RLockGuard<'_> = r.acquire()?;
@@ -148,11 +158,14 @@ impl fmt::Debug for RLock {
 /// ```
 pub struct RLockGuard<'a> {
     cell: &'a RLockCell,
+    /// The process that acquired it: only there does dropping release.
+    pid: u32,
     _not_send: PhantomData<*const ()>,
 }
 
 impl<'a> OwnerDied<RLockGuard<'a>> {
-    /// Marks the lock consistent again and returns the guard.
+    /// Marks the lock consistent again and returns the guard. (The outcome exists only when the
+    /// holder's process is gone; see [`RLock`].)
     ///
     /// ```
     /// fn take(od: shmpool::OwnerDied<shmpool::RLockGuard<'_>>) -> shmpool::RLockGuard<'_> {
@@ -167,7 +180,9 @@ impl<'a> OwnerDied<RLockGuard<'a>> {
 
 impl Drop for RLockGuard<'_> {
     fn drop(&mut self) {
-        self.cell.lock.release();
+        if self.pid == getpid() {
+            self.cell.lock.release();
+        }
     }
 }
 
@@ -206,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn owner_died_then_recover_or_not() {
+    fn a_thread_that_exits_holding_it_leaves_it_not_recoverable() {
         let r = RLock::new().unwrap();
         std::thread::scope(|s| {
             // join (pthread_join): wait for the thread's exit, robust list processed.
@@ -217,18 +232,26 @@ mod tests {
             .join()
             .unwrap();
         });
-        let g = match r.acquire() {
-            Err(LockError::OwnerDied(od)) => od.recover(),
-            other => panic!("expected OwnerDied, got {:?}", other.map(|_| ())),
-        };
-        let again = r.acquire().unwrap();
-        drop((again, g));
-        std::thread::scope(|s| {
-            // join (pthread_join): wait for the thread's exit, robust list processed.
-            s.spawn(|| std::mem::forget(r.acquire().unwrap())).join().unwrap();
-        });
-        assert!(r.acquire().map(|_| ()).unwrap_err().is_owner_died()); // dropped unrecovered
+        // Its process (this one) lives on: no OwnerDied, no second holder.
         assert!(matches!(r.acquire(), Err(LockError::NotRecoverable)));
+        assert!(matches!(r.try_acquire(), Err(LockError::NotRecoverable)));
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(matches!(r.acquire(), Err(LockError::NotRecoverable))));
+        });
+    }
+
+    #[test]
+    fn nested_acquisitions_keep_it_held_until_the_last_release() {
+        let r = RLock::new().unwrap();
+        let outer = r.acquire().unwrap();
+        drop(r.acquire().unwrap());
+        // The inner release must not have forgotten who holds it.
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(matches!(r.try_acquire(), Err(LockError::WouldBlock))));
+        });
+        assert_ne!(r.cell.lock.holder_token(), 0);
+        drop(outer);
+        assert_eq!(r.cell.lock.holder_token(), 0);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Cross-process locks, semaphores, events, conditions and barriers, with real forked children
 //! (and real SIGKILLs for the robustness tests).
 
+use std::cell::RefCell;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use shmpool::{
-    Barrier, BoundedSemaphore, Condition, Error, Event, LockError, Mutex, RLock, Semaphore,
-    SharedAtomic, ShmOptions, scope,
+    Barrier, BoundedSemaphore, Condition, Error, Event, LockError, Mutex, MutexGuard, RLock,
+    Semaphore, SharedAtomic, ShmOptions, scope,
 };
 
 use crate::harness::Test;
@@ -61,6 +63,26 @@ pub fn tests() -> Vec<Test> {
         },
         Test { name: "sync::timeouts_fire_while_another_process_holds", run: timeouts_fire },
         Test { name: "sync::bad_opens_and_over_release_fail_in_a_child", run: bad_input_in_child },
+        Test {
+            name: "sync::a_guard_kept_in_a_thread_local_refuses_forks_until_dropped",
+            run: guard_in_thread_local_refuses_forks,
+        },
+        Test {
+            name: "sync::a_guard_leaked_behind_a_static_refuses_forks_for_good",
+            run: guard_leaked_behind_static_refuses_forks,
+        },
+        Test {
+            name: "sync::a_forgotten_guard_refuses_forks_for_good",
+            run: forgotten_guard_refuses_forks,
+        },
+        Test {
+            name: "sync::a_thread_leaking_its_guard_in_a_live_process_leaves_the_lock_unusable",
+            run: thread_leak_in_live_process_not_recoverable,
+        },
+        Test {
+            name: "sync::a_guard_copied_by_a_fork_outside_shmpool_is_refused_in_the_child",
+            run: guard_copied_by_foreign_fork_is_refused,
+        },
     ]
 }
 
@@ -566,4 +588,188 @@ fn bad_input_in_child() {
     assert!(st.success(), "{st}");
     assert_eq!(*m32.lock().unwrap(), 5);
     assert_eq!(bounded.value(), 1);
+}
+
+// ---- Lock guards and fork: a guard (or a `&mut` taken from one) must not reach a child ----
+
+/// The reviewer's program (a): a guard kept in a thread-local, the mutex in a static. Had the
+/// fork gone ahead, the child's copy of the guard and the parent's original would both write.
+static TL_MUTEX: LazyLock<Mutex<u64>> = LazyLock::new(|| Mutex::new(0).unwrap());
+
+thread_local! {
+    static TL_GUARD: RefCell<Option<MutexGuard<'static, u64>>> = const { RefCell::new(None) };
+}
+
+/// The reviewer's program (b): a `&'static mut` taken from a leaked guard, kept in a static.
+static LEAKED: std::sync::Mutex<Option<&'static mut u64>> = std::sync::Mutex::new(None);
+
+/// Increments through the thread-local guard (what both processes would have done).
+fn bump_through_thread_local() {
+    TL_GUARD.with(|g| **g.borrow_mut().as_mut().expect("the guard is kept") += 1);
+}
+
+fn guard_in_thread_local_refuses_forks() {
+    TL_GUARD.with(|g| *g.borrow_mut() = Some(TL_MUTEX.lock().unwrap()));
+    let before = TL_GUARD.with(|g| **g.borrow().as_ref().unwrap());
+    let refused = scope(|s| {
+        s.fork(|| {
+            for _ in 0..1000 {
+                bump_through_thread_local();
+            }
+        })
+        .map(drop)
+    })
+    .unwrap();
+    assert!(matches!(refused, Err(Error::ForkWhileLocked { held: 1 })), "{refused:?}");
+    let msg = refused.unwrap_err().to_string();
+    assert!(msg.contains("drop"), "the message says the fix: {msg}");
+    // A second guard, on a value this time: the count is exact.
+    let v = shmpool::SharedValue::new(0u32).unwrap();
+    let second = v.lock().unwrap();
+    let refused = scope(|s| s.fork(|| ()).map(drop)).unwrap();
+    assert!(matches!(refused, Err(Error::ForkWhileLocked { held: 2 })), "{refused:?}");
+    drop(second);
+    bump_through_thread_local(); // the parent's guard works as before
+    // Dropped before the fork: the fork proceeds, and both processes count exactly.
+    TL_GUARD.with(|g| g.borrow_mut().take());
+    const N: u64 = 5000;
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let child = s.fork(|| {
+            for _ in 0..N {
+                *TL_MUTEX.lock().unwrap() += 1;
+            }
+        })?;
+        for _ in 0..N {
+            *TL_MUTEX.lock().unwrap() += 1;
+        }
+        child.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "{st}");
+    assert_eq!(*TL_MUTEX.lock().unwrap(), before + 1 + 2 * N);
+}
+
+/// Runs `body` in a scope child (so that what it leaks stays there) and asserts it succeeded;
+/// then checks that this process can still fork.
+fn in_a_child_that_leaks(body: impl FnOnce() + Send) {
+    let st = scope(|s| s.fork(body)?.join()).unwrap().unwrap();
+    assert!(st.success(), "{st}");
+    let after = scope(|s| s.fork(|| ())?.join()).unwrap().unwrap();
+    assert!(after.success(), "this process must still fork: {after}");
+}
+
+fn guard_leaked_behind_static_refuses_forks() {
+    in_a_child_that_leaks(|| {
+        let m: &'static Mutex<u64> = Box::leak(Box::new(Mutex::new(0u64).unwrap()));
+        let g: &'static mut MutexGuard<'static, u64> = Box::leak(Box::new(m.lock().unwrap()));
+        let r: &'static mut u64 = g;
+        *LEAKED.lock().unwrap() = Some(r);
+        let bump = || **LEAKED.lock().unwrap().as_mut().unwrap() += 1;
+        let refused = scope(|s| {
+            s.fork(|| {
+                for _ in 0..1000 {
+                    bump();
+                }
+            })
+            .map(drop)
+        })
+        .unwrap();
+        assert!(matches!(refused, Err(Error::ForkWhileLocked { held: 1 })), "{refused:?}");
+        // A guard held for a while adds one, and dropping it does not make the leak go away.
+        let other = Mutex::new(0u8).unwrap();
+        let g = other.lock().unwrap();
+        let refused = scope(|s| s.fork(|| ()).map(drop)).unwrap();
+        assert!(matches!(refused, Err(Error::ForkWhileLocked { held: 2 })), "{refused:?}");
+        drop(g);
+        let refused = scope(|s| s.fork(|| ()).map(drop)).unwrap();
+        assert!(matches!(refused, Err(Error::ForkWhileLocked { held: 1 })), "{refused:?}");
+        bump();
+        assert_eq!(**LEAKED.lock().unwrap().as_ref().unwrap(), 1);
+        // The lock itself stays held by the leak: this thread cannot lock it again.
+        assert!(matches!(m.try_lock(), Err(LockError::WouldDeadlock)));
+    });
+}
+
+fn forgotten_guard_refuses_forks() {
+    in_a_child_that_leaks(|| {
+        let m = Mutex::new(0u64).unwrap();
+        std::mem::forget(m.lock().unwrap());
+        for _ in 0..2 {
+            let refused = scope(|s| s.fork(|| ()).map(drop)).unwrap();
+            assert!(matches!(refused, Err(Error::ForkWhileLocked { held: 1 })), "{refused:?}");
+        }
+        // Even once the mutex is dropped: the guard is not.
+        drop(m);
+        let refused = scope(|s| s.fork(|| ()).map(drop)).unwrap();
+        assert!(matches!(refused, Err(Error::ForkWhileLocked { held: 1 })), "{refused:?}");
+    });
+}
+
+/// Issue 7, lock guards: a thread that exits with its guard leaked (returning a `&mut` into the
+/// value) while its process lives on must not let the next locker have a second `&mut`.
+fn thread_leak_in_live_process_not_recoverable() {
+    let m = Mutex::new(7u64).unwrap();
+    let (leaked, checked) = (Event::new().unwrap(), Event::new().unwrap());
+    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+        let child = s.fork(|| {
+            let kept: &mut u64 = std::thread::scope(|t| {
+                t.spawn(|| &mut **Box::leak(Box::new(m.lock().unwrap()))).join().unwrap()
+            });
+            leaked.set();
+            assert!(checked.wait_timeout(LONG), "the parent never checked");
+            assert!(matches!(m.try_lock(), Err(LockError::NotRecoverable)));
+            *kept += 1; // still the only `&mut`
+            assert_eq!(*kept, 8);
+        })?;
+        assert!(leaked.wait_timeout(LONG), "the child never leaked its guard");
+        // The first locker since the thread died: the kernel says "owner died", but the owner's
+        // process runs on (after a grace period for a dying one), so no guard is handed out.
+        let t0 = Instant::now();
+        let r = m.lock().map(|_| ());
+        let took = t0.elapsed();
+        checked.set();
+        assert!(matches!(r, Err(LockError::NotRecoverable)), "{r:?}");
+        assert!(took >= Duration::from_secs(1), "the holder process was checked for: {took:?}");
+        child.join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "{st}");
+    assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
+}
+
+/// Belt and braces: a fork made outside shmpool cannot be refused, so the child's copy of a
+/// guard must refuse to give access there (and dropping it must not unlock anything).
+fn guard_copied_by_foreign_fork_is_refused() {
+    let m = Mutex::new(5u64).unwrap();
+    let mut g = m.lock().unwrap();
+    // SAFETY: this process is single-threaded (the runner's main thread only); the child only
+    // runs the code below and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        std::panic::set_hook(Box::new(|_| {}));
+        let deref = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *g));
+        let deref_mut = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| *g += 1));
+        let said = |r: &std::thread::Result<_>| {
+            r.as_ref().err().and_then(|p| p.downcast_ref::<String>()).is_some_and(|m| {
+                m.contains("fork made outside shmpool") && m.contains("lock the mutex again")
+            })
+        };
+        let ok = said(&deref.map(drop)) && said(&deref_mut);
+        drop(g); // must not release the parent's lock
+        // SAFETY: _exit ends the child at once, running nothing of the parent's.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer; `pid` is our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "status {status:#x}");
+    // Still held by this thread (no thread is spawned to ask: the next test forks), and still
+    // usable through the original.
+    assert!(matches!(m.try_lock(), Err(LockError::WouldDeadlock)));
+    *g += 1;
+    drop(g);
+    assert_eq!(*m.lock().unwrap(), 6);
 }

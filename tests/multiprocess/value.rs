@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use shmpool::{Event, ExitStatus, LockError, RawValue, SharedAtomic, SharedValue, scope};
+use shmpool::{Error, Event, ExitStatus, LockError, RawValue, SharedAtomic, SharedValue, scope};
 
 use crate::harness::Test;
 
@@ -24,6 +24,14 @@ pub fn tests() -> Vec<Test> {
         Test {
             name: "value::shared_value_holder_killed_gives_owner_died",
             run: shared_value_owner_died,
+        },
+        Test {
+            name: "value::a_shared_value_guard_refuses_forks_and_get_set_leave_none",
+            run: shared_value_guard_refuses_forks,
+        },
+        Test {
+            name: "value::a_thread_leaking_a_shared_value_guard_gives_no_second_one",
+            run: shared_value_thread_leak,
         },
     ]
 }
@@ -99,4 +107,46 @@ fn shared_value_owner_died() {
         other => panic!("expected OwnerDied, got {other:?}"),
     }
     assert_eq!(v.get().unwrap(), 12);
+}
+
+fn shared_value_guard_refuses_forks() {
+    let v = SharedValue::new(1u64).unwrap();
+    let g = v.lock().unwrap();
+    let refused = scope(|s| s.fork(|| ()).map(drop)).unwrap();
+    assert!(matches!(refused, Err(Error::ForkWhileLocked { held: 1 })), "{refused:?}");
+    drop(g);
+    // `get` and `set` lock and unlock inside: nothing is held after them.
+    v.set(2).unwrap();
+    assert_eq!(v.get().unwrap(), 2);
+    let st = scope(|s| s.fork(|| v.set(3).map_err(|e| e.to_string()))?.join()).unwrap().unwrap();
+    assert!(st.success(), "{st}");
+    assert_eq!(v.get().unwrap(), 3);
+}
+
+/// A thread that exits with a leaked guard (returning a `&mut` into the value) while its
+/// process lives on: no second guard, and the leak keeps the process from forking. In a child,
+/// so that the leak stays there.
+fn shared_value_thread_leak() {
+    let v = SharedValue::new(10u64).unwrap();
+    let st = scope(|s| {
+        s.fork(|| {
+            let kept: &mut u64 = std::thread::scope(|t| {
+                // join (pthread_join): the thread has exited, its robust list walked.
+                t.spawn(|| &mut **Box::leak(Box::new(v.lock().unwrap()))).join().unwrap()
+            });
+            let got = v.get();
+            assert!(matches!(got, Err(LockError::NotRecoverable)), "{got:?}");
+            assert!(matches!(v.set(0), Err(LockError::NotRecoverable)));
+            *kept += 1; // still the only `&mut`
+            assert_eq!(*kept, 11);
+            // The exited thread's leaked guard still counts.
+            let refused = scope(|s| s.fork(|| ()).map(drop)).unwrap();
+            assert!(matches!(refused, Err(Error::ForkWhileLocked { held: 1 })), "{refused:?}");
+        })?
+        .join()
+    })
+    .unwrap()
+    .unwrap();
+    assert!(st.success(), "{st}");
+    assert!(matches!(v.get(), Err(LockError::NotRecoverable)));
 }

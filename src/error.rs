@@ -183,7 +183,9 @@ pub enum Error {
     /// A lock whose dead holder's state was never recovered.
     #[error(
         "the {what} is unusable: a holder died while holding it and the next locker did not call \
-         recover(); create a new one and rebuild the data it protected"
+         recover(), or a thread exited holding it (its guard leaked with mem::forget or \
+         Box::leak) while its process lived on; create a new one and rebuild the data it \
+         protected"
     )]
     NotRecoverable {
         /// What was being locked.

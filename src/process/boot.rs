@@ -145,6 +145,8 @@ impl Marker {
 pub(crate) static BOOT: extern "C" fn() = boot_from_constructor;
 
 extern "C" fn boot_from_constructor() {
+    // Before main, with one thread: the fork handlers that keep arrays out of children.
+    crate::segment::forkmap::install_fork_handlers();
     divert();
 }
 
@@ -192,6 +194,7 @@ pub(crate) fn check_diverted(ran: bool) -> crate::error::Result<()> {
 /// // ... the program ...
 /// ```
 pub fn init() {
+    crate::segment::forkmap::install_fork_handlers();
     divert();
 }
 

@@ -26,6 +26,12 @@ where
 {
     // Anything buffered would otherwise be printed twice, once by each process.
     let _ = std::io::Write::flush(&mut std::io::stdout());
+    // A lock guard (or a `&mut` taken from one) copied into the child would let both processes
+    // write what one lock protects; a leaked guard keeps forks refused for good.
+    let held = crate::sync::held_guards();
+    if held != 0 {
+        return Err(Error::ForkWhileLocked { held });
+    }
     if !allow_threads {
         let threads = sys::proc::thread_count().map_err(Error::io("counting threads"))?;
         if threads > 1 {

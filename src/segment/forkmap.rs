@@ -23,8 +23,7 @@
 use std::cell::UnsafeCell;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
-use std::sync::Once;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::sys;
@@ -109,21 +108,27 @@ extern "C" fn after_fork_in_child() {
     TABLE.busy.store(false, Release);
 }
 
-fn install_fork_handlers() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: the handlers are `extern "C"` functions that live for the whole program and
-        // only touch the table (plus system calls in the child); registering has no other effect.
-        let r = unsafe {
-            libc::pthread_atfork(
-                Some(before_fork),
-                Some(after_fork_in_parent),
-                Some(after_fork_in_child),
-            )
-        };
-        // ENOMEM is the only failure; without the handlers nothing keeps children sound.
-        assert_eq!(r, 0, "pthread_atfork failed: shmpool cannot keep shared arrays out of forks");
-    });
+/// Registers the fork handlers, once per process. Called before `main` by shmpool's constructor
+/// (`process::boot`, single-threaded), and again before every registration as a fallback. No
+/// `Once`: a fork while another thread ran it would leave the child's `Once` stuck for good.
+pub(crate) fn install_fork_handlers() {
+    const NONE: u8 = 0;
+    const BUSY: u8 = 1;
+    const READY: u8 = 2;
+    static STATE: AtomicU8 = AtomicU8::new(NONE);
+    if STATE.load(Acquire) == READY
+        || STATE.compare_exchange(NONE, BUSY, Acquire, Acquire).is_err()
+    {
+        return; // installed, or being installed by another thread right now
+    }
+    // SAFETY: the handlers are `extern "C"` functions that live for the whole program and only
+    // touch the table (plus system calls in the child); registering has no other effect.
+    let r = unsafe {
+        libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child))
+    };
+    // ENOMEM is the only failure; without the handlers nothing keeps children sound.
+    assert_eq!(r, 0, "pthread_atfork failed: shmpool cannot keep shared arrays out of forks");
+    STATE.store(READY, Release);
 }
 
 /// Keeps `[start, start + len)`, a mapping of file `fd` from `offset` (page-aligned), out of

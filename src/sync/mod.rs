@@ -19,7 +19,6 @@ pub(crate) mod wait;
 /// threads that have exited). A fork must be refused while it is not zero: the child would get a
 /// copy of the guard, or of a `&'static mut` kept from one, and write while the parent does.
 // Until `process::fork::start` calls it.
-#[allow(dead_code)]
 pub(crate) fn held_guards() -> usize {
     held::held()
 }

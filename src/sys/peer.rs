@@ -41,11 +41,18 @@ pub(crate) fn token_pid(token: u64) -> u32 {
 }
 
 /// This process's token. After the first call it costs one relaxed atomic load.
+#[inline]
 pub(crate) fn me() -> u64 {
-    let t = ME.load(Ordering::Relaxed);
-    if t != 0 {
-        return t;
+    match ME.load(Ordering::Relaxed) {
+        0 => me_slow(),
+        t => t,
     }
+}
+
+/// The first call in a process (or after a fork): read our start time, and cache the token.
+#[cold]
+#[inline(never)]
+fn me_slow() -> u64 {
     ATFORK.call_once(|| {
         // SAFETY: the handler is an `extern "C" fn()` that lives for the whole program and only
         // performs an atomic store; the other two handlers are "none".

@@ -9,11 +9,18 @@ use super::{cvt, cvt_retry};
 /// segment's) ask on every call. A `pthread_atfork` child handler clears the cache in every
 /// child that glibc's `fork` makes; children made by a raw `clone` or `vfork` must exec (or
 /// call only async-signal-safe functions) before they could ask.
+#[inline]
 pub(crate) fn getpid() -> u32 {
-    let cached = PID.load(Ordering::Relaxed);
-    if cached != 0 {
-        return cached;
+    match PID.load(Ordering::Relaxed) {
+        0 => getpid_slow(),
+        cached => cached,
     }
+}
+
+/// The first call in a process (or after a fork): ask the kernel, and cache the answer.
+#[cold]
+#[inline(never)]
+fn getpid_slow() -> u32 {
     // SAFETY: getpid has no preconditions and cannot fail.
     let pid = unsafe { libc::getpid() as u32 };
     // Cache only once the reset handler is surely registered; otherwise a fork in between

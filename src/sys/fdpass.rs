@@ -187,20 +187,28 @@ fn wait_for(
     Ok(poll(&mut pfd, timeout)? > 0)
 }
 
-/// `ppoll` on `pfds` for at most `timeout` (`None`: forever), to the nanosecond (`poll` counts
-/// whole milliseconds, so a shorter wait would not wait at all). Returns how many are ready.
+/// Polls `pfds` for at most `timeout` (`None`: forever), to the nanosecond: `ppoll` for a
+/// timeout (`poll` counts whole milliseconds, so a shorter wait would not wait at all), plain
+/// `poll` for none or zero (a look that does not sleep: the pool's liveness checks make one per
+/// worker per job). Returns how many are ready.
 fn poll(pfds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let ts = timeout.map(|t| libc::timespec {
-        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_nsec: t.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `pfds` is a valid array of pollfd of the given length and `ts_ptr` is null or
-    // points at a timespec on this frame, both for the call's duration; a null signal mask
-    // leaves the mask alone.
-    let n = cvt_retry(|| unsafe {
-        libc::ppoll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ts_ptr, std::ptr::null())
-    })?;
+    let (ptr, len) = (pfds.as_mut_ptr(), pfds.len() as libc::nfds_t);
+    let n = match timeout {
+        None | Some(Duration::ZERO) => {
+            let ms = if timeout.is_none() { -1 } else { 0 };
+            // SAFETY: `ptr` and `len` describe `pfds`, a valid array for the call's duration.
+            cvt_retry(|| unsafe { libc::poll(ptr, len, ms) })?
+        }
+        Some(t) => {
+            let ts = libc::timespec {
+                tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+                tv_nsec: t.subsec_nanos() as libc::c_long,
+            };
+            // SAFETY: as above, and `ts` lives on this frame for the call; a null signal mask
+            // leaves the mask alone.
+            cvt_retry(|| unsafe { libc::ppoll(ptr, len, &ts, std::ptr::null()) })?
+        }
+    };
     Ok(n as usize)
 }
 

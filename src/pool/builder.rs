@@ -62,8 +62,8 @@ impl PoolBuilder {
     ///
     /// | parent's private memory | fork | forkserver | spawn |
     /// |---|---|---|---|
-    /// | none | 0.7 ms; 0.4 ms | 1.1 ms; 0.5 ms | 2.2 ms; 0.5 ms |
-    /// | 4 GiB | 270 ms; 120 ms | 1.1 ms; 0.5 ms | 2.1 ms; 1.4 ms |
+    /// | none | 0.55 ms; 0.5 ms | 1.2 ms; 0.7 ms | 2.3 ms; 0.6 ms |
+    /// | 4 GiB | 205 ms; 125 ms | 1.0 ms; 0.6 ms | 1.9 ms; 0.6 ms |
     ///
     /// - `ForkServer` (default): workers are forks of a clean, single-threaded server launched
     ///   (once per program, `posix_spawn` + exec, ~2 ms) from this program's executable: their
@@ -77,8 +77,8 @@ impl PoolBuilder {
     ///   from this process's globals. The server ends with this program, or at
     ///   [`shutdown_forkserver`](crate::shutdown_forkserver).
     /// - `Fork`: workers are forks of this process: fastest while it is small, but a fork copies
-    ///   the page tables of all its private memory, ~35-40 ms per GiB for each worker and each
-    ///   replacement; refused while it has other threads (see
+    ///   the page tables of all its private memory (~20 ms per GiB here, and as much again when
+    ///   the worker exits) for each worker and each replacement; refused while it has other threads (see
     ///   [`allow_threads`](PoolBuilder::allow_threads)). The control block is an anonymous
     ///   mapping no other process can open.
     /// - `Spawn`: workers are fresh runs of the program (`posix_spawn`, which copies nothing of

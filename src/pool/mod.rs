@@ -44,8 +44,8 @@ pub use tasks::{AsyncResult, IMap, IMapUnordered};
 /// replaced in about a millisecond however large this process is, and it works from a
 /// multi-threaded process (this doctest runs on a test harness thread).
 /// [`PoolBuilder::start_method`] picks fork (fastest in a small, single-threaded process: it
-/// copies the page tables of this process's private memory, ~35-40 ms per GiB per worker here)
-/// or spawn instead; `docs/benchmarks.md` has the figures.
+/// copies the page tables of this process's private memory, ~20 ms per GiB per worker here, and
+/// as much again when the worker exits) or spawn instead; `docs/benchmarks.md` has the figures.
 ///
 /// ```
 /// use shmpool::{Pool, SharedArray};

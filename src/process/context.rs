@@ -14,7 +14,7 @@ use crate::error::Result;
 ///
 /// | method | child starts as | runs | cost here (start + join; in a pool: start, replacement) |
 /// |---|---|---|---|
-/// | `Fork` | a copy of the caller | any `'static` closure | 0.2 ms in a small caller, plus ~35-40 ms per GiB of its private memory (page tables are copied); refused in a multi-threaded caller unless opted in |
+/// | `Fork` | a copy of the caller | any `'static` closure | 0.2 ms in a small caller, plus ~20 ms per GiB of its private memory (its page tables are copied) and as much again at the child's exit; refused in a multi-threaded caller unless opted in |
 /// | `ForkServer` | a fork of a clean single-threaded server | a `fn(A) -> R` with serde arguments | ~0.25 ms however large the caller, after one launch of the server (~2 ms) |
 /// | `Spawn` | a fresh run of the program | a `fn(A) -> R` with serde arguments | ~1.2-2 ms (an exec, started with `posix_spawn`), however large the caller |
 ///
@@ -31,8 +31,8 @@ use crate::error::Result;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StartMethod {
     /// `fork()` the caller: fastest while the caller is small, but the fork copies the page
-    /// tables of all its private memory (~35-40 ms per GiB here); refused while it has other
-    /// threads. Prefer `ForkServer` (the default) in a large parent.
+    /// tables of all its private memory (~20 ms per GiB here, as much again at the child's exit);
+    /// refused while it has other threads. Prefer `ForkServer` (the default) in a large parent.
     Fork,
     /// Ask the forkserver to fork a worker (the default, as in Python 3.14 on Linux).
     #[default]

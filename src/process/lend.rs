@@ -17,6 +17,8 @@ pub struct Region {
     addr: usize,
     bytes: usize,
     writable: bool,
+    /// The element type's alignment: a new mapping keeps it only up to a page.
+    align: usize,
 }
 
 /// New addresses for the regions of a lent value, in the child, in the order of
@@ -87,6 +89,7 @@ impl<T: Pod + Sync> Lend for &[T] {
             addr: self.as_ptr() as usize,
             bytes: size_of_val(*self),
             writable: false,
+            align: align_of::<T>(),
         });
     }
     unsafe fn relocate(self, at: &mut Relocations) -> Self {
@@ -105,6 +108,7 @@ impl<T: Pod + Send> Lend for &mut [T] {
             addr: self.as_ptr() as usize,
             bytes: size_of_val(*self),
             writable: true,
+            align: align_of::<T>(),
         });
     }
     unsafe fn relocate(self, at: &mut Relocations) -> Self {
@@ -134,6 +138,7 @@ impl<T: Pod + Send> Lend for &mut T {
             addr: &**self as *const T as usize,
             bytes: size_of::<T>(),
             writable: true,
+            align: align_of::<T>(),
         });
     }
     unsafe fn relocate(self, at: &mut Relocations) -> Self {
@@ -223,6 +228,17 @@ impl LendPlan {
                     return Ok((r.addr, None));
                 }
                 match forkmap::find(r.addr, r.bytes) {
+                    // Mapped anew, at a page boundary of the kernel's choosing: the offset in
+                    // the page is kept, so alignment is, up to a page (what arrays allow).
+                    Some(_) if r.align > sys::map::page_size() => Err(Error::InvalidArgument {
+                        what: "lent value",
+                        reason: format!(
+                            "its type is aligned to {} bytes, more than a page; a child maps \
+                             what it is lent at page granularity, so lend it as bytes \
+                             (&[u8]) and cast in the child",
+                            r.align
+                        ),
+                    }),
                     Some(range) => Ok((r.addr, Some((range, r.writable)))),
                     None if r.writable => Err(Error::NotShared {
                         what: "a mutable slice",

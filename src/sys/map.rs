@@ -136,11 +136,15 @@ pub(crate) fn explain_faults(report_fd: RawFd) -> io::Result<()> {
 }
 
 extern "C" fn on_fault(_sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
-    // SAFETY: the kernel hands a SA_SIGINFO handler a valid siginfo for the fault.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    // SAFETY: the kernel hands a SA_SIGINFO handler a valid siginfo.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    // A SIGSEGV sent by a process (`kill`, `raise`: si_code <= 0) carries no fault address and
+    // will not come again by itself: hand it to the previous action, re-raised below.
+    let sent = code <= 0;
     let n = HOLE_COUNT.load(Relaxed).min(HOLE_SLOTS);
-    let hit =
-        (0..n).any(|i| HOLES[2 * i].load(Relaxed) <= addr && addr < HOLES[2 * i + 1].load(Relaxed));
+    let hit = !sent
+        && (0..n)
+            .any(|i| HOLES[2 * i].load(Relaxed) <= addr && addr < HOLES[2 * i + 1].load(Relaxed));
     if hit {
         let mut buf = [0u8; 512];
         let mut len = 0;
@@ -162,13 +166,17 @@ Scope::fork_with, or pass a handle");
         unsafe { libc::write(REPORT_FD.load(Relaxed), buf.as_ptr().cast(), len) };
     }
     let prev = PREVIOUS.load(Relaxed);
-    // SAFETY: sigaction is async-signal-safe; `prev` is null or a leaked, valid sigaction. On
-    // return the access faults again and the restored action ends the process as before.
+    // SAFETY: sigaction and raise are async-signal-safe; `prev` is null or a leaked, valid
+    // sigaction. On return a fault happens again (a sent signal is raised again, pending until
+    // this handler returns) and the restored action deals with it as it would have without us.
     unsafe {
         if prev.is_null() {
             libc::signal(libc::SIGSEGV, libc::SIG_DFL);
         } else {
             libc::sigaction(libc::SIGSEGV, prev, std::ptr::null_mut());
+        }
+        if sent {
+            libc::raise(libc::SIGSEGV);
         }
     }
 }

@@ -262,7 +262,7 @@ impl LendPlan {
                     let base = sys::map::map_fd_range(r.fd, r.offset, r.len, writable)?;
                     // Registered like any fork-private mapping: kept from this child's own
                     // children, and lendable to them in turn.
-                    forkmap::register(base, r.len, r.fd, r.offset)?;
+                    forkmap::register(base, r.len, r.fd, r.offset, forkmap::Policy::Private)?;
                     base.as_ptr() as usize + r.delta
                 }
             });

@@ -17,6 +17,10 @@
 //! 3. in the parent, [`find`] gives the segment file and offset behind a slice lent to a child,
 //!    which the child then maps anew at an address nothing else points to (`process::lend`).
 //!
+//! Lock-protected data (`Mutex<T>`, `SharedValue<T>`) is recorded too, as [`Policy::Guarded`]:
+//! children keep it, unless the fork happens while this process holds a lock guard (only a fork
+//! made outside shmpool can: shmpool's refuse), in which case the child loses it the same way.
+//!
 //! Not covered: `vfork`, `posix_spawn` and raw `clone` run no fork handlers; the first two exec
 //! at once, the last is `unsafe` and the caller's to keep sound.
 
@@ -39,6 +43,20 @@ struct Entry {
     fd: RawFd,
     /// The file offset mapped at `start` (page-aligned; 0 for a whole segment).
     offset: u64,
+    /// What a fork does with it.
+    policy: Policy,
+}
+
+/// What a fork does with a registered mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// Data safe code writes through `&mut` (arrays, raw values): never in a child.
+    Private,
+    /// Data behind a process-shared lock (`Mutex<T>`, `SharedValue<T>`): shared with children,
+    /// except by a fork made while this process holds a lock guard, which shmpool's own forks
+    /// refuse (`ForkWhileLocked`) and a foreign fork cannot: there the child loses it, since a
+    /// `&mut` taken from the guard is a copy nothing can check.
+    Guarded,
 }
 
 /// The table and its lock. Not a `std::sync::Mutex`: the fork handlers take the lock in one
@@ -92,19 +110,34 @@ extern "C" fn after_fork_in_child() {
     // SAFETY: `before_fork` took the lock in the forking thread, the only thread of this child.
     let entries = unsafe { &mut *TABLE.entries.get() };
     let page = sys::map::page_size();
+    // Guards copied into this child (and any `&mut` taken from them) would write the data of a
+    // lock the parent holds: the guarded mappings go too. Atomics only: async-signal-safe.
+    let guards = crate::sync::held_guards() != 0;
     sys::map::clear_holes();
-    for (i, e) in entries.iter().enumerate() {
+    let mut holes = 0;
+    for e in entries.iter() {
         let len = e.len.next_multiple_of(page);
-        // SAFETY: the range is a hole MADV_DONTFORK left in this new child, and page-aligned.
-        if unsafe { sys::map::reserve_hole(e.start, len) }.is_err() {
+        let sealed = match e.policy {
+            // SAFETY: a hole MADV_DONTFORK left in this new child, page-aligned.
+            Policy::Private => unsafe { sys::map::reserve_hole(e.start, len) },
+            // SAFETY: our inherited mapping of lock-protected data, page-aligned; what points
+            // into it is exactly what must not be used here.
+            Policy::Guarded if guards => unsafe {
+                sys::map::replace_with_reservation(e.start, len)
+            },
+            Policy::Guarded => continue,
+        };
+        if sealed.is_err() {
             // A hole that cannot be reserved could be reused: run nothing of the child's.
             sys::proc::exit_now(crate::process::child::SEAL_FAILED_EXIT_CODE);
         }
-        sys::map::note_hole(i, e.start, e.start + len);
+        sys::map::note_hole(holes, e.start, e.start + len);
+        holes += 1;
     }
-    // None of these mappings is the child's (its copies of their `Segment`s are dead): they
-    // must never resolve a lent slice, nor be reserved again in a grandchild (already are).
-    entries.clear();
+    // A fork-private mapping is not the child's (its copies of their `Segment`s are dead): it
+    // must never resolve a lent slice, nor be reserved again in a grandchild (it already is).
+    // Guarded mappings the child kept are its own, as inherited.
+    entries.retain(|e| e.policy == Policy::Guarded && !guards);
     TABLE.busy.store(false, Release);
 }
 
@@ -134,17 +167,22 @@ pub(crate) fn install_fork_handlers() {
     STATE.store(READY, Release);
 }
 
-/// Keeps `[start, start + len)`, a mapping of file `fd` from `offset` (page-aligned), out of
-/// forked children and records it. Call right after mapping; [`unregister`] before unmapping.
+/// Records `[start, start + len)`, a mapping of file `fd` from `offset` (page-aligned), for
+/// forks to treat as `policy` says; a [`Policy::Private`] one is kept out of children at once.
+/// Call right after mapping; [`unregister`] before unmapping.
 pub(crate) fn register(
     start: NonNull<u8>,
     len: usize,
     fd: RawFd,
     offset: u64,
+    policy: Policy,
 ) -> std::io::Result<()> {
     install_fork_handlers();
-    sys::map::dont_fork(start, len)?;
-    Locked::acquire().entries().push(Entry { start: start.as_ptr() as usize, len, fd, offset });
+    if policy == Policy::Private {
+        sys::map::dont_fork(start, len)?;
+    }
+    let e = Entry { start: start.as_ptr() as usize, len, fd, offset, policy };
+    Locked::acquire().entries().push(e);
     Ok(())
 }
 
@@ -180,7 +218,9 @@ pub(crate) fn find(addr: usize, bytes: usize) -> Option<FileRange> {
 
 fn find_in(entries: &[Entry], addr: usize, bytes: usize) -> Option<FileRange> {
     let end = addr.checked_add(bytes)?;
-    let e = entries.iter().find(|e| e.start <= addr && end <= e.start + e.len)?;
+    let e = entries
+        .iter()
+        .find(|e| e.policy == Policy::Private && e.start <= addr && end <= e.start + e.len)?;
     let page = sys::map::page_size();
     let first = (addr - e.start) / page * page;
     // Round up to whole pages, but never past the mapping (its last page may be partial; mapping
@@ -203,7 +243,7 @@ mod tests {
         let page = sys::map::page_size();
         // `find_in` only does arithmetic: a made-up entry is enough.
         let start = 0x7000_0000_0000usize;
-        let t = [Entry { start, len: 3 * page + 100, fd: 42, offset: 0 }];
+        let t = [Entry { start, len: 3 * page + 100, fd: 42, offset: 0, policy: Policy::Private }];
         let r = find_in(&t, start + page + 8, 16).unwrap();
         assert_eq!((r.fd, r.offset, r.len, r.delta), (42, page as u64, page, 8));
         // Spanning into the partial last page: rounded up to it, not beyond.
@@ -214,7 +254,25 @@ mod tests {
         assert!(find_in(&t, start - 1, 2).is_none());
         assert!(find_in(&t, usize::MAX - 4, 8).is_none());
         // A mapping of a later part of a file (a range lent to a child, lent on again).
-        let t = [Entry { start, len: 2 * page, fd: 7, offset: 5 * page as u64 }];
+        let t = [Entry {
+            start,
+            len: 2 * page,
+            fd: 7,
+            offset: 5 * page as u64,
+            policy: Policy::Private,
+        }];
+        let r = find_in(&t, start + page + 1, 1).unwrap();
+        assert_eq!((r.offset, r.len, r.delta), (6 * page as u64, page, 1));
+        // Lock-protected data is never lent: the lock, not a borrow, guards it.
+        let t = [Entry { start, len: 2 * page, fd: 7, offset: 0, policy: Policy::Guarded }];
+        assert!(find_in(&t, start + 1, 1).is_none());
+        let t = [Entry {
+            start,
+            len: 2 * page,
+            fd: 7,
+            offset: 5 * page as u64,
+            policy: Policy::Private,
+        }];
         let r = find_in(&t, start + page + 1, 1).unwrap();
         assert_eq!((r.offset, r.len, r.delta), (6 * page as u64, page, 1));
     }

@@ -61,22 +61,27 @@ pub(crate) struct Segment {
     owner_pid: u32,
     /// A validated private copy of the header; pointers are computed from it alone.
     hdr: Header,
-    /// Kept out of forked children and registered in [`forkmap`]: the contents are reachable
-    /// through `&mut` (arrays, raw values). Sync objects and queues, used only through atomics
-    /// and process-shared locks, stay mapped in children (they are made for sharing).
-    fork_private: bool,
+    /// How forks treat the mapping (registered in [`forkmap`]): arrays and raw values, whose
+    /// contents safe code reaches through `&mut`, are kept out of children; lock-protected data
+    /// is shared with them unless a guard is held at the fork; the rest (atomics, queues,
+    /// events...) is made for sharing and not registered.
+    fork_policy: Option<forkmap::Policy>,
 }
 
-/// Whether segments of this kind hold data that safe code writes through `&mut` (so a forked
-/// child must not inherit them; see [`forkmap`]).
-fn is_fork_private(kind: Kind) -> bool {
-    matches!(kind, Kind::Array | Kind::RawValue)
+/// How forks treat segments of this kind; see [`forkmap`].
+fn fork_policy(kind: Kind) -> Option<forkmap::Policy> {
+    match kind {
+        Kind::Array | Kind::RawValue => Some(forkmap::Policy::Private),
+        Kind::Mutex | Kind::Value => Some(forkmap::Policy::Guarded),
+        _ => None,
+    }
 }
 
-/// Registers a fork-private mapping; see [`forkmap`].
-fn keep_from_children(map: &MmapRaw, file: &File) -> Result<()> {
+/// Registers a mapping with the fork handlers, if its kind needs it; see [`forkmap`].
+fn register_for_forks(map: &MmapRaw, file: &File, policy: Option<forkmap::Policy>) -> Result<()> {
+    let Some(policy) = policy else { return Ok(()) };
     let start = NonNull::new(map.as_mut_ptr()).expect("a mapping is never at address 0");
-    forkmap::register(start, map.len(), file.as_raw_fd(), 0)
+    forkmap::register(start, map.len(), file.as_raw_fd(), 0, policy)
         .map_err(Error::io("madvise(MADV_DONTFORK)"))
 }
 
@@ -124,10 +129,8 @@ impl Segment {
                 .map_err(|e| remove_name(Error::io("sealing the memfd size")(e)))?;
         }
         let map = map_file(&file, bytes, opts.populate).map_err(remove_name)?;
-        let fork_private = is_fork_private(layout.kind);
-        if fork_private {
-            keep_from_children(&map, &file).map_err(remove_name)?;
-        }
+        let fork_policy = fork_policy(layout.kind);
+        register_for_forks(&map, &file, fork_policy).map_err(remove_name)?;
         let owner_pid = sys::proc::getpid();
         let hdr = Header::new(layout, owner_pid, sys::proc::random_u64());
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and not published: no
@@ -140,7 +143,7 @@ impl Segment {
             name,
             owner_pid,
             hdr,
-            fork_private,
+            fork_policy,
         })
     }
 
@@ -216,10 +219,8 @@ impl Segment {
                 reason: "the segment found there is a different one (its nonce differs)".into(),
             });
         }
-        let fork_private = is_fork_private(hdr.kind());
-        if fork_private {
-            keep_from_children(&map, &file)?;
-        }
+        let fork_policy = fork_policy(hdr.kind());
+        register_for_forks(&map, &file, fork_policy)?;
         let owner_pid = sys::proc::getpid();
         Ok(Segment {
             map: ManuallyDrop::new(map),
@@ -228,7 +229,7 @@ impl Segment {
             unlink_on_drop: AtomicBool::new(false),
             owner_pid,
             hdr,
-            fork_private,
+            fork_policy,
         })
     }
 
@@ -340,7 +341,7 @@ impl Segment {
     /// process (`MADV_DONTFORK`, then sealed), so its data pointer faults, its handle is refused,
     /// and dropping it leaves the sealed range reserved.
     pub(crate) fn is_inherited(&self) -> bool {
-        self.fork_private && self.owner_pid != sys::proc::getpid()
+        self.fork_policy == Some(forkmap::Policy::Private) && self.owner_pid != sys::proc::getpid()
     }
 
     /// Whether this segment's name still names this segment's file (same device and inode), so
@@ -362,7 +363,7 @@ impl Drop for Segment {
             // Not ours: the range is a sealed reservation a stale pointer may still point into.
             // Leave it mapped (and out of the table, which never had it).
         } else {
-            if self.fork_private {
+            if self.fork_policy.is_some() {
                 let start =
                     NonNull::new(self.map.as_mut_ptr()).expect("a mapping is never at address 0");
                 forkmap::unregister(start);

@@ -58,6 +58,19 @@ pub(crate) unsafe fn reserve_hole(addr: usize, len: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Replaces the mapping at `[addr, addr + len)` with inaccessible, private, unreserved memory:
+/// any access faults from now on, and nothing else can be mapped there. Async-signal-safe.
+///
+/// # Safety
+///
+/// `addr` is page-aligned, and nothing may use the memory mapped there now, ever again.
+pub(crate) unsafe fn replace_with_reservation(addr: usize, len: usize) -> io::Result<()> {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED;
+    // SAFETY: MAP_FIXED replaces the range, which the caller guarantees nothing may use.
+    let p = unsafe { libc::mmap(addr as *mut libc::c_void, len, libc::PROT_NONE, flags, -1, 0) };
+    if p == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
 /// Maps `len` bytes of file `fd` from `offset` (a multiple of the page size), shared, at an
 /// address of the kernel's choosing, with every page faulted in up front; read-only unless
 /// `writable`.

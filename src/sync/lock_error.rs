@@ -43,6 +43,12 @@ pub enum LockError<G> {
     Timeout(Duration),
     /// The calling thread holds this (non-reentrant) lock already.
     WouldDeadlock,
+    /// The calling thread holds 2048 robust locks already ([`Mutex`](crate::Mutex),
+    /// [`RLock`](crate::RLock), [`SharedValue`](crate::SharedValue) guards, a barrier's internal
+    /// lock), the most the kernel releases when a thread dies: a lock taken past that would
+    /// stay locked forever if the thread died. Release one first. (Acquiring an `RLock` this
+    /// thread holds already adds nothing, and is allowed.)
+    TooManyHeld,
     /// An unexpected error from the operating system.
     Io(io::Error),
 }
@@ -73,6 +79,7 @@ impl<G> LockError<G> {
             Err(Failed::WouldBlock) => Err(LockError::WouldBlock),
             Err(Failed::Timeout(d)) => Err(LockError::Timeout(d)),
             Err(Failed::WouldDeadlock) => Err(LockError::WouldDeadlock),
+            Err(Failed::TooManyHeld) => Err(LockError::TooManyHeld),
             Err(Failed::Io(e)) => Err(LockError::Io(e)),
         }
     }
@@ -80,12 +87,15 @@ impl<G> LockError<G> {
 
 /// The owner-died outcome: the caller holds the lock, but its previous holder died holding it.
 ///
-/// Only a holder whose whole *process* is gone (exited or killed, with none of its memory left)
-/// leads here, so recovering cannot alias a guard that still exists. A holding thread that
-/// exited while its process lived on leaked its guard, and a `&mut` from it may still be in
-/// use: that gives [`LockError::NotRecoverable`] instead. A holder process that still looks
-/// alive when the lock is handed over (it is in the middle of dying) is given up to two
-/// seconds to finish, so a lock call can take that long in this case.
+/// Only a holder whose whole *process* can never run again (gone, a zombie, or every thread of
+/// it exiting) leads here, so recovering cannot alias a guard that is still in use. A holding
+/// thread that exited while its process lived on leaked its guard, and a `&mut` from it may
+/// still be in use: that gives [`LockError::NotRecoverable`] instead. The kernel hands the
+/// lock over as the holder dies; a holder process that is still dying (a thread with `SIGKILL`
+/// pending, not yet exiting) is waited for, and one with a thread still running is watched for
+/// up to two seconds before it counts as alive. `lock` waits for that as long as it takes;
+/// `try_lock` and `lock_timeout` do not wait past their own deadline, but give
+/// [`LockError::WouldBlock`] or [`LockError::Timeout`] and leave the decision to a later call.
 ///
 /// Inspect and repair the protected data, then call `recover` (defined for each guard type:
 /// [`MutexGuard`](crate::MutexGuard), [`RLockGuard`](crate::RLockGuard)) to mark the lock
@@ -143,6 +153,7 @@ impl<G> fmt::Debug for LockError<G> {
             LockError::WouldBlock => f.write_str("WouldBlock"),
             LockError::Timeout(d) => f.debug_tuple("Timeout").field(d).finish(),
             LockError::WouldDeadlock => f.write_str("WouldDeadlock"),
+            LockError::TooManyHeld => f.write_str("TooManyHeld"),
             LockError::Io(e) => f.debug_tuple("Io").field(e).finish(),
         }
     }
@@ -157,11 +168,25 @@ impl<G> LockError<G> {
             LockError::WouldBlock => Error::WouldBlock { what: WHAT },
             LockError::Timeout(after) => Error::Timeout { what: "acquiring a lock", after: *after },
             LockError::WouldDeadlock => Error::WouldDeadlock { what: WHAT },
+            // Until `Error` has a variant of its own (asked for in issue 7's follow-up).
+            LockError::TooManyHeld => {
+                Error::InvalidArgument { what: "lock call", reason: too_many_held_reason() }
+            }
             LockError::Io(e) => {
                 Error::Io { op: "locking", source: io::Error::new(e.kind(), e.to_string()) }
             }
         }
     }
+}
+
+/// What [`LockError::TooManyHeld`] says as an [`Error`].
+pub(crate) fn too_many_held_reason() -> String {
+    format!(
+        "this thread holds {} robust locks (Mutex, RLock, SharedValue guards) already, the most \
+         the kernel releases when a thread dies; drop a guard before taking another lock, or \
+         take it on another thread",
+        super::robust::ROBUST_LIST_LIMIT
+    )
 }
 
 impl<G> fmt::Display for LockError<G> {

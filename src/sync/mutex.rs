@@ -154,7 +154,8 @@ impl<T: Pod + Send> Mutex<T> {
     /// # Errors
     ///
     /// [`LockError::OwnerDied`] (the previous holder died: recover or not),
-    /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`] (this thread holds it).
+    /// [`LockError::NotRecoverable`], [`LockError::WouldDeadlock`] (this thread holds it),
+    /// [`LockError::TooManyHeld`] (this thread holds 2048 robust locks already).
     ///
     /// ```
     /// let m = shmpool::Mutex::new(1u32)?;
@@ -405,6 +406,66 @@ mod tests {
         assert!(m.cell.keep_mapped(), "the lock word is shared by every mapping");
         drop(m); // leaked too; the creator removes the name as usual
         assert!(matches!(Mutex::<u8>::open(&name), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn a_thread_at_the_robust_lock_limit_gets_a_typed_error_from_every_lock_until_it_drops_one() {
+        use super::super::robust::tests::Many;
+        use super::super::robust::{ROBUST_LIST_LIMIT, held_by_this_thread};
+        use crate::{Barrier, Condition, RLock, SharedValue};
+
+        // A thread of its own: the count is per thread.
+        std::thread::spawn(|| {
+            let (m, other, v) =
+                (Mutex::new(1u64).unwrap(), Mutex::new(2u64).unwrap(), SharedValue::new(3u32));
+            let v = v.unwrap();
+            let (r, fresh) = (RLock::new().unwrap(), RLock::new().unwrap());
+            let (cv, b) = (Condition::new().unwrap(), Barrier::new(1).unwrap());
+            let r1 = r.acquire().unwrap();
+            let g = m.lock().unwrap();
+            // Heap-held robust mutexes for the rest (segments would cost an fd each).
+            let fill = Many::new(ROBUST_LIST_LIMIT as usize - 2, MutexType::ErrorCheck);
+            for i in 0..fill.len() {
+                assert!(fill.get(i).acquire(Wait::Try).is_ok());
+            }
+            assert_eq!(held_by_this_thread(), ROBUST_LIST_LIMIT);
+            let t0 = std::time::Instant::now();
+            let refused =
+                |r: LockResult<MutexGuard<'_, u64>>| matches!(r, Err(LockError::TooManyHeld));
+            assert!(refused(other.lock()));
+            assert!(refused(other.try_lock()));
+            assert!(refused(other.lock_timeout(Duration::from_secs(5))));
+            assert!(matches!(v.lock(), Err(LockError::TooManyHeld)));
+            assert!(matches!(v.get(), Err(LockError::TooManyHeld)));
+            assert!(matches!(fresh.acquire(), Err(LockError::TooManyHeld)));
+            assert!(matches!(b.wait(), Err(Error::InvalidArgument { .. })));
+            assert!(t0.elapsed() < Duration::from_secs(1), "refused at once");
+            let msg = Error::from(other.lock().map(drop).unwrap_err()).to_string();
+            assert!(msg.contains("2048") && msg.contains("drop a guard"), "{msg}");
+            // What adds no entry is allowed: re-entering the RLock it holds (counted once), a
+            // condition wait (it releases the mutex before locking it again), relocking a held
+            // mutex (WouldDeadlock, as ever).
+            let r2 = r.try_acquire().unwrap();
+            drop(r2);
+            let (g, waited) = cv.wait_timeout(g, Duration::from_millis(1)).unwrap();
+            assert!(waited.timed_out());
+            assert!(matches!(m.try_lock(), Err(LockError::WouldDeadlock)));
+            assert_eq!(held_by_this_thread(), ROBUST_LIST_LIMIT);
+            // One dropped, one more allowed.
+            drop(g);
+            *other.lock().unwrap() += 1;
+            drop(r1);
+            let got = v.get().unwrap();
+            assert_eq!(got, 3);
+            for i in 0..fill.len() {
+                fill.get(i).release();
+            }
+            assert_eq!(held_by_this_thread(), 0);
+            b.wait().unwrap();
+            drop(fresh.acquire().unwrap());
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -103,7 +103,8 @@ impl RLock {
     /// # Errors
     ///
     /// [`LockError::OwnerDied`], [`LockError::NotRecoverable`], [`LockError::Io`] (`EAGAIN`:
-    /// acquired too many times).
+    /// acquired too many times), [`LockError::TooManyHeld`] (this thread holds 2048 robust
+    /// locks already; re-entering this one adds none, and is allowed).
     ///
     /// ```
     /// let r = shmpool::RLock::new()?;

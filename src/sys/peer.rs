@@ -1,5 +1,7 @@
-//! Telling one process's life from another's: a cheap cached identity for this process, and a
-//! liveness check for another that neither a zombie nor a reused pid can fool.
+//! Telling one process's life from another's: a cheap cached identity for this process, a
+//! liveness check for another that neither a zombie nor a reused pid can fool, and, for a lock
+//! whose holder died, whether its process can still run code at all ([`fate`], judged thread by
+//! thread from `/proc`).
 //!
 //! A process is identified by its *token*: its pid and its start time (clock ticks since boot,
 //! field 22 of `/proc/<pid>/stat`), packed into one `u64` so it can be stored and compared with a
@@ -73,16 +75,36 @@ fn me_slow() -> u64 {
     t
 }
 
-/// What `/proc/<pid>/stat` says about a process: (state letter, start time).
-fn stat(pid: u32) -> Option<(u8, u64)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// What a `stat` file of `/proc` says about a process or thread.
+struct Stat {
+    /// The state letter (field 3): `R`, `S`, `D`, `Z`...
+    state: u8,
+    /// The kernel's `PF_*` flags (field 9).
+    flags: u64,
+    /// The start time in clock ticks since boot (field 22).
+    start: u64,
+}
+
+/// Reads and parses a `stat` file of `/proc` (`/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat`).
+fn read_stat(path: &str) -> Option<Stat> {
+    parse_stat(&std::fs::read_to_string(path).ok()?)
+}
+
+fn parse_stat(s: &str) -> Option<Stat> {
     // The command name (field 2) is in parentheses and may itself hold spaces or ')'.
     let rest = &s[s.rfind(')')? + 1..];
     let mut fields = rest.split_ascii_whitespace();
     let state = fields.next()?.bytes().next()?;
-    // `rest` starts at field 3 (state); start time is field 22, so 19 fields further on.
-    let start = fields.nth(18)?.parse().ok()?;
-    Some((state, start))
+    // `rest` starts at field 3 (state): flags (9) is 6 fields further on, start time (22) 13
+    // after that.
+    let flags = fields.nth(5)?.parse().ok()?;
+    let start = fields.nth(12)?.parse().ok()?;
+    Some(Stat { state, flags, start })
+}
+
+/// What `/proc/<pid>/stat` says about a process: (state letter, start time).
+fn stat(pid: u32) -> Option<(u8, u64)> {
+    read_stat(&format!("/proc/{pid}/stat")).map(|s| (s.state, s.start))
 }
 
 /// Start time of `pid` in clock ticks since boot, if it exists.
@@ -105,6 +127,88 @@ pub(crate) fn alive(token: u64) -> bool {
     }
 }
 
+/// Whether a process can still run code, judged thread by thread: what a locker needs to know
+/// before it takes over a lock whose holder died (see [`fate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fate {
+    /// It will never run user code or finish a system call again: there is no such process (it
+    /// exited and was reaped, or its pid now names a newer process), it is a zombie, or every
+    /// thread of it is past the point of no return of the kernel's exit path (`PF_EXITING`,
+    /// set before the kernel releases a dying thread's robust locks and tears down its memory).
+    Over,
+    /// Every thread is exiting or has a `SIGKILL` pending: none will run user code again, but a
+    /// thread may still be finishing a system call (one that writes memory, say). It will be
+    /// [`Over`](Fate::Over) soon; how soon depends on the kernel (a thread in an uninterruptible
+    /// sleep finishes it first).
+    Dying,
+    /// A thread of it neither exits nor has a `SIGKILL` pending: it may run user code again.
+    Running,
+}
+
+/// `PF_EXITING` in a task's kernel flags (field 9 of its `stat`): set by `do_exit` before the
+/// thread releases its robust locks and memory; the thread never returns to user space.
+const PF_EXITING: u64 = 0x4;
+
+/// `SIGKILL`'s bit in the `SigPnd`/`ShdPnd` masks of `/proc/<pid>/task/<tid>/status`.
+const SIGKILL_PENDING: u64 = 1 << (libc::SIGKILL - 1);
+
+/// Whether `SIGKILL` is pending for a thread (its own or its process's pending signals), which
+/// it cannot block, catch or ignore: it will exit before it runs user code again.
+fn sigkill_pending(pid: u32, tid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+        .is_ok_and(|s| kill_pending_in(&s))
+}
+
+/// Whether a `status` file of `/proc` lists `SIGKILL` among the pending signals.
+fn kill_pending_in(status: &str) -> bool {
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("SigPnd:").or_else(|| l.strip_prefix("ShdPnd:")))
+        .filter_map(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .any(|mask| mask & SIGKILL_PENDING != 0)
+}
+
+/// Judges the process a token names by its threads (`/proc/<pid>/task/*/stat` and `status`):
+/// [`Fate::Over`] once it can never touch memory from user code or a system call again, which
+/// comes before the kernel has torn down its memory and made it a zombie (a large process takes
+/// about 70 ms per GiB to get there, longer when the machine is busy).
+///
+/// A token recorded without a start time (unreadable `/proc`) cannot tell a reused pid; `/proc`
+/// that cannot be read at all makes every process look [`Over`](Fate::Over), as [`alive`] does.
+pub(crate) fn fate(token: u64) -> Fate {
+    let pid = token_pid(token);
+    // The process itself, not its state: `/proc/<pid>/stat` describes the main thread, which
+    // may have exited (`pthread_exit`, a zombie) while other threads run on.
+    let Some((_, start)) = (pid != 0).then(|| stat(pid)).flatten() else { return Fate::Over };
+    if token & START_MASK != 0 && start & START_MASK != token & START_MASK {
+        return Fate::Over; // a newer process reused the pid
+    }
+    // Checked first, so that the threads listed below are the token's process: a pid reused
+    // after the check means the process is gone, which is what `Over` says anyway.
+    let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Fate::Over,
+        Err(_) => return Fate::Running, // cannot tell: assume the worst
+    };
+    let mut dying = false;
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // A thread that vanished between the listing and here has exited.
+        let Some(st) = read_stat(&format!("/proc/{pid}/task/{tid}/stat")) else { continue };
+        if matches!(st.state, b'Z' | b'X' | b'x') || st.flags & PF_EXITING != 0 {
+            continue;
+        }
+        if sigkill_pending(pid, tid) {
+            dying = true;
+            continue;
+        }
+        return Fate::Running;
+    }
+    if dying { Fate::Dying } else { Fate::Over }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +229,46 @@ mod tests {
         // pid_max is at most 2^22, so this pid cannot exist.
         assert!(!alive(pack((1 << 22) + 5, 5)));
         assert!(!alive(0));
+    }
+
+    #[test]
+    fn stat_fields_are_read_past_a_command_name_with_spaces_and_parentheses() {
+        let line = "42 (a) b (c)) S 1 42 42 0 -1 4194564 100 0 0 0 1 2 0 0 20 0 3 0 987654 \
+                    1000 100 18446744073709551615";
+        let st = parse_stat(line).unwrap();
+        assert_eq!((st.state, st.flags, st.start), (b'S', 4_194_564, 987_654));
+        assert_ne!(st.flags & PF_EXITING, 0);
+    }
+
+    #[test]
+    fn this_process_runs_and_gone_or_reused_ones_are_over() {
+        let t = me();
+        assert_eq!(fate(t), Fate::Running);
+        assert_eq!(fate(pack(getpid(), (t & START_MASK) + 1)), Fate::Over, "a reused pid");
+        assert_eq!(fate(pack((1 << 22) + 5, 5)), Fate::Over);
+        assert_eq!(fate(0), Fate::Over);
+        // A child that exited and is not yet reaped (a zombie) runs nothing.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let token = pack(child.id(), start_time(child.id()).unwrap_or(0));
+        while stat(child.id()).is_some_and(|(s, _)| s != b'Z') {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(fate(token), Fate::Over);
+        child.wait().unwrap();
+        assert_eq!(fate(token), Fate::Over);
+    }
+
+    #[test]
+    fn a_pending_sigkill_is_read_from_either_mask() {
+        let status = |sig: &str, shd: &str| format!("Name:\tx\nSigPnd:\t{sig}\nShdPnd:\t{shd}\n");
+        assert!(!kill_pending_in(&status("0000000000000000", "0000000000000000")));
+        assert!(!kill_pending_in(&status("0000000000004002", "0000000000000080")));
+        assert!(kill_pending_in(&status("0000000000000100", "0000000000000000")));
+        assert!(kill_pending_in(&status("0000000000000000", "0000000000000100")));
+        // Nothing is pending for this thread, and a missing thread has nothing pending.
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() } as u32;
+        assert!(!sigkill_pending(getpid(), tid));
+        assert!(!sigkill_pending(getpid(), u32::MAX));
     }
 }

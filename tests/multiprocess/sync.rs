@@ -83,6 +83,22 @@ pub fn tests() -> Vec<Test> {
             name: "sync::a_guard_copied_by_a_fork_outside_shmpool_is_refused_in_the_child",
             run: guard_copied_by_foreign_fork_is_refused,
         },
+        Test {
+            name: "sync::a_killed_holder_of_2048_locks_releases_them_all_and_could_take_no_more",
+            run: killed_holder_of_the_most_locks,
+        },
+        Test {
+            name: "sync::a_slowly_dying_big_holder_gives_owner_died_to_a_blocked_waiter",
+            run: slowly_dying_holder_blocked_waiter,
+        },
+        Test {
+            name: "sync::try_lock_during_a_slowly_dying_holders_teardown_returns_promptly",
+            run: slowly_dying_holder_try_lock,
+        },
+        Test {
+            name: "sync::a_leaked_guard_in_a_process_whose_main_thread_exited_is_not_recoverable",
+            run: leak_in_process_without_main_thread,
+        },
     ]
 }
 
@@ -772,4 +788,275 @@ fn guard_copied_by_foreign_fork_is_refused() {
     *g += 1;
     drop(g);
     assert_eq!(*m.lock().unwrap(), 6);
+}
+
+/// Raises this process's soft limit on open descriptors to at least `n` (each shmpool object
+/// keeps one), within the hard limit.
+fn allow_descriptors(n: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `lim` is a valid out-pointer for the call.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    if lim.rlim_cur < n {
+        assert!(lim.rlim_max >= n, "the hard limit on open files ({}) is below {n}", lim.rlim_max);
+        lim.rlim_cur = n;
+        // SAFETY: `lim` is a valid, initialised rlimit.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    }
+}
+
+/// Issue 7 follow-up: the kernel releases at most 2048 robust locks of a dying thread (its
+/// `ROBUST_LIST_LIMIT`, newest first), so a thread that held more left the oldest locked
+/// forever. Taking the 2049th is refused, so that every lock a killed holder held is released.
+fn killed_holder_of_the_most_locks() {
+    const LIMIT: usize = 2048;
+    allow_descriptors(LIMIT as u64 + 256);
+    let t0 = Instant::now();
+    let locks: Vec<Mutex<u64>> = (0..=LIMIT as u64).map(|i| Mutex::new(i).unwrap()).collect();
+    let made = t0.elapsed();
+    // 0: not checked yet, 1: the 2049th lock was refused on every path, 2: it was not.
+    let refused = SharedAtomic::<AtomicU32>::new(0).unwrap();
+    kill_while_holding(|| {
+        for m in &locks[..LIMIT] {
+            std::mem::forget(m.lock().unwrap());
+        }
+        let last = &locks[LIMIT];
+        let all = matches!(last.try_lock(), Err(LockError::TooManyHeld))
+            && matches!(last.lock_timeout(Duration::from_secs(1)), Err(LockError::TooManyHeld))
+            && matches!(last.lock(), Err(LockError::TooManyHeld));
+        refused.store(if all { 1 } else { 2 }, Ordering::SeqCst);
+    });
+    assert_eq!(refused.load(Ordering::SeqCst), 1, "the 2049th lock was not refused");
+    // Every lock the killed child held is released to the next locker, the oldest included.
+    let t1 = Instant::now();
+    for (i, m) in locks[..LIMIT].iter().enumerate() {
+        match m.lock_timeout(Duration::from_secs(5)) {
+            Err(LockError::OwnerDied(od)) => assert_eq!(*od.recover(), i as u64),
+            other => panic!("lock {i}: expected OwnerDied, got {:?}", other.map(|_| ())),
+        }
+    }
+    assert_eq!(*locks[LIMIT].try_lock().unwrap(), LIMIT as u64, "never taken");
+    let checked = t1.elapsed();
+    assert!(made + checked < Duration::from_secs(10), "made in {made:?}, checked in {checked:?}");
+}
+
+/// The first CPU this process may run on.
+fn first_cpu() -> usize {
+    // SAFETY: an all-zero cpu_set_t is a valid (empty) set, filled in by the call.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size given.
+    let r = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(r, 0, "sched_getaffinity");
+    // SAFETY: CPU_ISSET only reads the set, within CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize).find(|&c| unsafe { libc::CPU_ISSET(c, &set) }).unwrap()
+}
+
+/// Pins the calling (single-threaded) process to `cpu`; with `idle`, also gives it the lowest
+/// scheduling class (SCHED_IDLE), which an unprivileged process may always choose.
+fn pin(cpu: usize, idle: bool) {
+    // SAFETY: as in `first_cpu`.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE (it came from `first_cpu`).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size given.
+    let r = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    assert_eq!(r, 0, "sched_setaffinity");
+    if idle {
+        let p = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `p` is a valid sched_param; SCHED_IDLE takes priority 0.
+        assert_eq!(unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) }, 0);
+    }
+}
+
+/// Bytes of private memory the slowly dying holder touches.
+const BIG: usize = 512 << 20;
+
+/// What the test does while the holder dies.
+#[derive(Clone, Copy, PartialEq)]
+enum WhileDying {
+    /// A child blocked in `lock()` before the kill must get OwnerDied.
+    BlockedWaiter,
+    /// The parent calls `try_lock` until it gets the lock: every call must return promptly.
+    TryLock,
+}
+
+/// A holder whose exit takes seconds after the kernel hands its lock over: it holds a mutex and
+/// 512 MiB of touched memory, and runs at SCHED_IDLE on a CPU that another child keeps busy, so
+/// tearing its memory down (about 70 ms of CPU per GiB) crawls: it became a zombie 25 s after
+/// the kill with 1 GiB (measured with SHMPOOL_MEASURE_TEARDOWN=1), as a 28 GiB process would
+/// on an idle machine. Checks that the lock is handed on with OwnerDied, promptly, while the
+/// holder is still tearing down; the hog then stops and the holder finishes dying at once.
+fn slowly_dying_holder(how: WhileDying) {
+    let m = Mutex::new(7u64).unwrap();
+    let cpu = first_cpu();
+    let (held, asleep) = (Event::new().unwrap(), Event::new().unwrap());
+    let stop = SharedAtomic::<AtomicU32>::new(0).unwrap();
+    scope(|s| -> shmpool::Result<()> {
+        let hog = s.fork(|| {
+            pin(cpu, false);
+            while stop.load(Ordering::Relaxed) == 0 {
+                std::hint::spin_loop();
+            }
+        })?;
+        // Whatever happens below, the hog stops (the scope reaps it).
+        struct Stop<'a>(&'a SharedAtomic<AtomicU32>);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(1, Ordering::Relaxed);
+            }
+        }
+        let _stop = Stop(&stop);
+        let holder = s.fork(|| {
+            let mut big = vec![0u8; BIG];
+            for i in (0..BIG).step_by(4096) {
+                big[i] = 1;
+            }
+            std::hint::black_box(&big);
+            std::mem::forget(m.lock().unwrap());
+            pin(cpu, true);
+            held.set();
+            std::thread::sleep(LONG);
+            std::mem::forget(big);
+        })?;
+        assert!(held.wait_timeout(LONG), "the holder never took the lock");
+        let waiter = match how {
+            WhileDying::BlockedWaiter => {
+                let w = s.fork(|| {
+                    asleep.set();
+                    match m.lock() {
+                        Err(LockError::OwnerDied(od)) => {
+                            *od.recover() = 8;
+                            0
+                        }
+                        Err(LockError::NotRecoverable) => 2,
+                        _ => 3,
+                    }
+                })?;
+                assert!(asleep.wait_timeout(LONG));
+                std::thread::sleep(Duration::from_millis(50)); // asleep in the kernel by now
+                Some(w)
+            }
+            WhileDying::TryLock => None,
+        };
+        let pid = holder.pid();
+        let t0 = Instant::now();
+        holder.kill()?;
+        match waiter {
+            Some(mut w) => {
+                let st = w.join_timeout(LONG)?.expect("the blocked waiter never returned");
+                assert_eq!(st.code(), Some(0), "the waiter must get OwnerDied (2: NotRecoverable)");
+                assert_eq!(*m.try_lock().unwrap(), 8);
+            }
+            None => {
+                let mut tries = 0;
+                loop {
+                    let t = Instant::now();
+                    let r = m.try_lock();
+                    let took = t.elapsed();
+                    assert!(took < Duration::from_millis(50), "try_lock took {took:?}");
+                    match r {
+                        Err(LockError::WouldBlock) => {}
+                        Err(LockError::OwnerDied(od)) => {
+                            *od.recover() = 8;
+                            break;
+                        }
+                        other => {
+                            panic!("expected WouldBlock then OwnerDied: {:?}", other.map(drop))
+                        }
+                    }
+                    tries += 1;
+                    assert!(t0.elapsed() < LONG, "never OwnerDied after {tries} tries");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        let handed_on = t0.elapsed();
+        assert!(
+            !matches!(state_of(pid), Some('Z') | None),
+            "the holder finished dying {handed_on:?} after the kill, before the lock was handed \
+             on: the test did not slow its teardown down"
+        );
+        if std::env::var_os("SHMPOOL_MEASURE_TEARDOWN").is_some() {
+            while !matches!(state_of(pid), Some('Z') | None) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            eprintln!("handed on after {handed_on:?}, zombie after {:?}", t0.elapsed());
+        }
+        stop.store(1, Ordering::Relaxed);
+        assert_eq!(holder.join()?.signal(), Some(libc::SIGKILL));
+        assert!(hog.join()?.success());
+        Ok(())
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(*m.lock().unwrap(), 8);
+}
+
+/// The state letter of process `pid` (`None`: gone).
+fn state_of(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next())
+}
+
+/// Issue 7 follow-up: the kernel hands a dead holder's lock to the next locker as it walks the
+/// robust list, before it tears the process's memory down; a big holder (or one on a busy
+/// machine) took longer than the 2 s the locker gave it to become a zombie, and the lock
+/// became NotRecoverable for good. A holder all of whose threads are exiting can never run
+/// again: OwnerDied, at once.
+fn slowly_dying_holder_blocked_waiter() {
+    slowly_dying_holder(WhileDying::BlockedWaiter);
+}
+
+/// Issue 7 follow-up: `try_lock` slept (up to 2 s) while a dead holder's process tore down.
+fn slowly_dying_holder_try_lock() {
+    slowly_dying_holder(WhileDying::TryLock);
+}
+
+/// A thread that exits holding a lock (its guard leaked, a `&mut` kept) while its process lives
+/// on must not let the next locker have a second `&mut`, even when the process's main thread
+/// has exited: `/proc/<pid>/stat` then describes a zombie, and the holder process looked dead.
+/// Its other threads say otherwise.
+fn leak_in_process_without_main_thread() {
+    let m = Mutex::new(7u64).unwrap();
+    let handle = m.handle();
+    let (leaked, checked) = (Event::new().unwrap(), Event::new().unwrap());
+    // SAFETY: this process is single-threaded (the runner's main thread only); the child runs
+    // only the code below and leaves with _exit or the exit system call.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let m: &'static Mutex<u64> = Box::leak(Box::new(Mutex::open_handle(&handle).unwrap()));
+        // The locking thread returns a `&mut` into the value and exits with the lock held.
+        let kept: &'static mut u64 =
+            std::thread::spawn(move || &mut **Box::leak(Box::new(m.lock().unwrap())))
+                .join()
+                .unwrap();
+        let (leaked, checked): &'static (Event, Event) = Box::leak(Box::new((leaked, checked)));
+        std::thread::spawn(move || {
+            let ok = checked.wait_timeout(LONG)
+                && matches!(m.try_lock(), Err(LockError::NotRecoverable));
+            *kept += 1; // still the only `&mut`
+            // SAFETY: ends the whole process at once, running nothing else.
+            unsafe { libc::_exit(if ok && *kept == 8 { 0 } else { 1 }) };
+        });
+        leaked.set();
+        // The main thread exits alone (the exit system call, not exit_group): the process lives
+        // on in the thread above, with a zombie main thread.
+        // SAFETY: ends only this thread, whose stack the other thread does not borrow from.
+        unsafe { libc::syscall(libc::SYS_exit, 0) };
+        unreachable!();
+    }
+    let pid = pid as u32;
+    assert!(leaked.wait_timeout(LONG), "the child never leaked its guard");
+    let deadline = Instant::now() + LONG;
+    while state_of(pid) != Some('Z') {
+        assert!(Instant::now() < deadline, "the child's main thread never exited");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let r = m.lock().map(drop);
+    checked.set();
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer; `pid` is our child.
+    assert_eq!(unsafe { libc::waitpid(pid as i32, &mut status, 0) }, pid as i32);
+    assert!(matches!(r, Err(LockError::NotRecoverable)), "{r:?}");
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "status {status:#x}");
 }

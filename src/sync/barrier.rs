@@ -12,7 +12,7 @@ use crate::segment::header::Kind;
 use crate::segment::object::{ShmBox, ShmSafe};
 use crate::segment::options::ShmOptions;
 use crate::sys::pthread::MutexType;
-use crate::sys::{futex, liveness, proc};
+use crate::sys::{futex, peer};
 
 /// The shared part of a [`Barrier`]. The state fields are atomics so that `&self` access is
 /// sound, but they change only under `lock`; `seq` is the futex word waiters sleep on.
@@ -30,12 +30,13 @@ pub(crate) struct BarrierCell {
     broken: AtomicU32,
     /// How the last 64 generations ended, newest in bit 0: 1 released, 0 reset while broken.
     history: AtomicU64,
-    /// The pid of the party waiting at arrival index `i` in the current generation (the first
-    /// `WATCHED` parties), so that waiters can notice one that died.
-    pids: [AtomicU32; WATCHED],
+    /// The process token (`sys::peer`: pid and start time) of the party waiting at arrival
+    /// index `i` in the current generation (the first `WATCHED` parties), so that waiters can
+    /// notice one that died, even when a new process got its pid.
+    parties_waiting: [AtomicU64; WATCHED],
 }
 
-/// How many waiting parties' pids are recorded and watched.
+/// How many waiting parties' tokens are recorded and watched.
 const WATCHED: usize = 64;
 
 /// How often a waiting party checks that the others still run.
@@ -125,10 +126,11 @@ impl BarrierCell {
         }
     }
 
-    /// Whether a party waiting in the current generation has died; call with the state lock.
+    /// Whether a party waiting in the current generation has died (exited, killed, a zombie,
+    /// or its pid now names a newer process); call with the state lock.
     fn lost_party(&self) -> bool {
         let waiting = (self.count.load(Ordering::Relaxed) as usize).min(WATCHED);
-        self.pids[..waiting].iter().any(|p| !liveness::pid_running(p.load(Ordering::Relaxed)))
+        self.parties_waiting[..waiting].iter().any(|t| !peer::alive(t.load(Ordering::Relaxed)))
     }
 
     /// How generation `g` ended, once the current generation is past it: true if released.
@@ -186,8 +188,9 @@ impl BarrierWaitResult {
 /// can never complete. A party that dies before it arrives cannot be noticed: use a timeout
 /// where that can happen.
 ///
-/// The liveness check goes by pid, so every party must be in the same PID namespace: a party
-/// in another namespace (another container, say) records a pid that means nothing here, looks
+/// The liveness check goes by pid and the process's start time (so a dead party whose pid a new
+/// process took is still dead), and every party must be in the same PID namespace: a party in
+/// another namespace (another container, say) records a pid that means nothing here, looks
 /// dead, and breaks the barrier. Do not share a barrier across PID namespaces.
 ///
 /// ```
@@ -285,6 +288,8 @@ impl Barrier {
 
     fn wait_until(&self, deadline: Deadline, timeout: Duration) -> Result<BarrierWaitResult> {
         let c = &*self.cell;
+        // Outside the lock: the first call in a process reads /proc.
+        let me = peer::me();
         // The state lock could not be had in time (its holder is stopped, say): time out as
         // promised, breaking the barrier as a timeout does (our arrival may already count).
         let timed_out = || {
@@ -304,8 +309,8 @@ impl Barrier {
                 c.bump();
                 return Ok(BarrierWaitResult { index, leader: true });
             }
-            if let Some(slot) = c.pids.get(index as usize) {
-                slot.store(proc::getpid(), Ordering::Relaxed);
+            if let Some(slot) = c.parties_waiting.get(index as usize) {
+                slot.store(me, Ordering::Relaxed);
             }
             c.count.store(index + 1, Ordering::Relaxed);
             (c.generation.load(Ordering::Relaxed), index)
@@ -550,6 +555,38 @@ mod tests {
         assert!(matches!(b.wait_timeout(Duration::from_secs(1)), Err(Error::BrokenBarrier)));
         b.reset().unwrap();
         assert!(!b.is_broken());
+    }
+
+    #[test]
+    fn a_waiting_party_whose_pid_a_new_process_took_counts_as_dead() {
+        let b = Barrier::new(3).unwrap();
+        let me = peer::me();
+        let pid = peer::token_pid(me);
+        // A party that died and whose pid this very process got: same pid, later start time.
+        let reused = peer::pack(pid, peer::start_time(pid).unwrap() + 1);
+        {
+            let _held = b.cell.state().unwrap();
+            b.cell.count.store(1, Ordering::Relaxed);
+            b.cell.parties_waiting[0].store(me, Ordering::Relaxed);
+            assert!(!b.cell.lost_party(), "this process runs");
+            b.cell.parties_waiting[0].store(reused, Ordering::Relaxed);
+            assert!(b.cell.lost_party(), "the pid runs, but not the process that waited");
+        }
+        // An untimed wait (the second party) is told the round can never complete. Checked by
+        // pid alone, the dead party looked alive (its pid runs: this process) and this hung.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let b = Barrier::open_handle(&b.handle()).unwrap();
+            std::thread::spawn(move || tx.send(b.wait().map(drop)).unwrap())
+        };
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        if got.is_err() {
+            b.abort().unwrap(); // let the waiter go before failing
+        }
+        waiter.join().unwrap();
+        let got = got.expect("an untimed wait was not broken by the dead party");
+        assert!(matches!(got, Err(Error::BrokenBarrier)), "{got:?}");
+        assert!(b.is_broken());
     }
 
     #[test]

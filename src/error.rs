@@ -238,6 +238,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// This thread already holds as many robust locks as the kernel releases when a thread dies
+    /// (2048): one more could stay locked forever if the thread died.
+    #[error(
+        "this thread holds {held} robust locks (Mutex, RLock, SharedValue guards) already, the \
+         most the kernel releases when a thread dies; drop a guard before taking another lock, \
+         or take it on another thread"
+    )]
+    TooManyLocksHeld {
+        /// Robust locks the thread holds.
+        held: u32,
+    },
+
     /// A fork was asked for while this process holds a shmpool lock guard (live, or leaked with
     /// `mem::forget`/`Box::leak`): the child would get a copy of the guard, or of a `&mut` taken
     /// from it, and write the data the parent's guard protects.

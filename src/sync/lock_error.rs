@@ -168,25 +168,14 @@ impl<G> LockError<G> {
             LockError::WouldBlock => Error::WouldBlock { what: WHAT },
             LockError::Timeout(after) => Error::Timeout { what: "acquiring a lock", after: *after },
             LockError::WouldDeadlock => Error::WouldDeadlock { what: WHAT },
-            // Until `Error` has a variant of its own (asked for in issue 7's follow-up).
             LockError::TooManyHeld => {
-                Error::InvalidArgument { what: "lock call", reason: too_many_held_reason() }
+                Error::TooManyLocksHeld { held: super::robust::ROBUST_LIST_LIMIT }
             }
             LockError::Io(e) => {
                 Error::Io { op: "locking", source: io::Error::new(e.kind(), e.to_string()) }
             }
         }
     }
-}
-
-/// What [`LockError::TooManyHeld`] says as an [`Error`].
-pub(crate) fn too_many_held_reason() -> String {
-    format!(
-        "this thread holds {} robust locks (Mutex, RLock, SharedValue guards) already, the most \
-         the kernel releases when a thread dies; drop a guard before taking another lock, or \
-         take it on another thread",
-        super::robust::ROBUST_LIST_LIMIT
-    )
 }
 
 impl<G> fmt::Display for LockError<G> {

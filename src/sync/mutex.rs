@@ -438,7 +438,7 @@ mod tests {
             assert!(matches!(v.lock(), Err(LockError::TooManyHeld)));
             assert!(matches!(v.get(), Err(LockError::TooManyHeld)));
             assert!(matches!(fresh.acquire(), Err(LockError::TooManyHeld)));
-            assert!(matches!(b.wait(), Err(Error::InvalidArgument { .. })));
+            assert!(matches!(b.wait(), Err(Error::TooManyLocksHeld { held: 2048 })));
             assert!(t0.elapsed() < Duration::from_secs(1), "refused at once");
             let msg = Error::from(other.lock().map(drop).unwrap_err()).to_string();
             assert!(msg.contains("2048") && msg.contains("drop a guard"), "{msg}");

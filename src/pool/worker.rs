@@ -190,9 +190,12 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32, wake
         if state == CLOSING {
             return 0;
         }
-        if !idle(ctl, seen, parent_pid) {
-            return 0;
+        match idle(ctl, seen, parent_pid) {
+            Idle::ParentGone => return 0,
+            Idle::Woken => continue,
+            Idle::Slept => {}
         }
+        // Only after a sleep (no job for a while): the spinning path stays clock-free.
         if checked.elapsed() >= CACHE_CHECK {
             // A dropped array's memory goes back when its last mapping goes: not ours to keep.
             cache.forget_gone();
@@ -330,9 +333,18 @@ fn wake_parent(ctl: &ControlBlock, wake: RawFd) {
     }
 }
 
-/// Waits for `wake_seq` to move on from `seen`: a short spin, then the futex. Returns false if
-/// the parent has died.
-fn idle(ctl: &ControlBlock, seen: u32, parent_pid: u32) -> bool {
+/// How an [`idle`] wait ended.
+enum Idle {
+    /// `wake_seq` moved while spinning.
+    Woken,
+    /// After a futex sleep (woken, or the sleep slice ended); the parent lives.
+    Slept,
+    /// The parent died.
+    ParentGone,
+}
+
+/// Waits for `wake_seq` to move on from `seen`: a short spin, then the futex.
+fn idle(ctl: &ControlBlock, seen: u32, parent_pid: u32) -> Idle {
     let t0 = Instant::now();
     let mut i = 0u32;
     while ctl.wake_seq.load(Relaxed) == seen {
@@ -349,10 +361,10 @@ fn idle(ctl: &ControlBlock, seen: u32, parent_pid: u32) -> bool {
                 sys::futex::wait(&ctl.wake_seq, seen, Some(PARENT_CHECK));
             }
             ctl.sleepers.fetch_sub(1, SeqCst);
-            return sys::proc::getppid() == parent_pid;
+            return if sys::proc::getppid() == parent_pid { Idle::Slept } else { Idle::ParentGone };
         }
     }
-    true
+    Idle::Woken
 }
 
 /// The arrays a worker has mapped, by nonce, most recently used first.

@@ -85,14 +85,7 @@ pub(crate) fn map_fd_range(
     // SAFETY: a new mapping at an address the kernel chooses replaces nothing; the caller owns
     // the file descriptor for the call's duration.
     let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            prot,
-            libc::MAP_SHARED,
-            fd,
-            offset as libc::off_t,
-        )
+        libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, offset as libc::off_t)
     };
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());

@@ -372,14 +372,7 @@ impl<T: Pod> fmt::Debug for SharedArray<T> {
         f.debug_struct("SharedArray")
             .field("type", &TypeDesc::of::<T>().describe())
             .field("len", &self.len)
-            .field(
-                "handle",
-                &if self.seg.is_inherited() {
-                    "(inherited through fork: not mapped here)".to_string()
-                } else {
-                    self.handle().to_string()
-                },
-            )
+            .field("handle", &self.seg.handle_text())
             .finish()
     }
 }

@@ -288,6 +288,11 @@ impl<T: Pod> RawValue<T> {
 
     /// A handle another process can open with [`open_handle`](RawValue::open_handle).
     ///
+    /// # Panics
+    ///
+    /// In a forked child, on a copy it inherited rather than was lent, as
+    /// [`SharedArray::handle`](crate::SharedArray::handle) does.
+    ///
     /// ```
     /// let v = shmpool::RawValue::new(2u8)?;
     /// println!("{}", v.handle());
@@ -329,7 +334,7 @@ impl<T: Pod> fmt::Debug for RawValue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RawValue")
             .field("type", &TypeDesc::of::<T>().describe())
-            .field("handle", &self.handle().to_string())
+            .field("handle", &self.seg.handle_text())
             .finish()
     }
 }

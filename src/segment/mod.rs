@@ -323,6 +323,15 @@ impl Segment {
 }
 
 impl Segment {
+    /// The handle as text, for `Debug`: never panics, saying so for an inherited copy instead.
+    pub(crate) fn handle_text(&self) -> String {
+        if self.is_inherited() {
+            "(inherited through fork: not mapped here)".to_string()
+        } else {
+            self.handle().to_string()
+        }
+    }
+
     /// Whether `loc` still leads to this segment's file (same device and inode): false once the
     /// process named there closed the descriptor, or the name was removed or reused.
     pub(crate) fn is_file_at(&self, loc: &Locator) -> bool {

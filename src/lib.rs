@@ -18,6 +18,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "shmpool runs on Linux only: it is built on memfd, pidfds, shared futexes, /proc, \
+     MADV_DONTFORK and glibc's robust process-shared pthread mutexes"
+);
+
 mod array;
 mod error;
 mod pipe;

@@ -335,15 +335,11 @@ impl Segment {
     /// Whether `loc` still leads to this segment's file (same device and inode): false once the
     /// process named there closed the descriptor, or the name was removed or reused.
     pub(crate) fn is_file_at(&self, loc: &Locator) -> bool {
-        use std::os::unix::fs::MetadataExt;
         let path = match loc {
             Locator::Named(n) => format!("/dev/shm/{n}"),
             Locator::Anonymous { pid, fd } => format!("/proc/{pid}/fd/{fd}"),
         };
-        match (std::fs::metadata(path), self.file.metadata()) {
-            (Ok(there), Ok(mine)) => there.dev() == mine.dev() && there.ino() == mine.ino(),
-            _ => false,
-        }
+        sys::shm::is_same_file(&path, &self.file).unwrap_or(false)
     }
 
     /// Whether this is a forked copy of a fork-private segment: its mapping was kept out of this
@@ -360,7 +356,7 @@ impl Segment {
     /// inode"); shmpool's own creators never reuse a name (generated names are random).
     fn still_named(&self) -> bool {
         match &self.name {
-            Some(n) => sys::shm::names_file(&name::os_name(n), &self.file).unwrap_or(false),
+            Some(n) => self.is_file_at(&Locator::Named(n.clone())),
             None => false,
         }
     }

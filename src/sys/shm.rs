@@ -57,12 +57,12 @@ pub(crate) fn shm_unlink(name: &str) -> io::Result<()> {
     cvt(unsafe { libc::shm_unlink(cname.as_ptr()) }).map(drop)
 }
 
-/// Whether the POSIX shm name `name` (with its leading '/') still names the file `file` is open
-/// on (same device and inode). `Ok(false)` when the name no longer exists.
-pub(crate) fn names_file(name: &str, file: &File) -> io::Result<bool> {
+/// Whether `path` leads to the file `file` is open on (same device and inode). `Ok(false)` when
+/// nothing is there any more.
+pub(crate) fn is_same_file(path: &str, file: &File) -> io::Result<bool> {
     use std::os::unix::fs::MetadataExt;
     let mine = file.metadata()?;
-    match std::fs::metadata(format!("/dev/shm{name}")) {
+    match std::fs::metadata(path) {
         Ok(m) => Ok(m.dev() == mine.dev() && m.ino() == mine.ino()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),

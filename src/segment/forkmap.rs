@@ -27,8 +27,8 @@
 use std::cell::UnsafeCell;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicBool, AtomicU8};
 
 use crate::sys;
 
@@ -145,26 +145,16 @@ extern "C" fn after_fork_in_child() {
 /// (`process::boot`, single-threaded), and again before every registration as a fallback. No
 /// `Once`: a fork while another thread ran it would leave the child's `Once` stuck for good.
 pub(crate) fn install_fork_handlers() {
-    const NONE: u8 = 0;
-    const BUSY: u8 = 1;
-    const READY: u8 = 2;
-    static STATE: AtomicU8 = AtomicU8::new(NONE);
-    if STATE.load(Acquire) == READY || STATE.compare_exchange(NONE, BUSY, Acquire, Acquire).is_err()
-    {
-        return; // installed, or being installed by another thread right now
-    }
-    // SAFETY: the handlers are `extern "C"` functions that live for the whole program and only
-    // touch the table (plus system calls in the child); registering has no other effect.
-    let r = unsafe {
-        libc::pthread_atfork(
-            Some(before_fork),
-            Some(after_fork_in_parent),
-            Some(after_fork_in_child),
-        )
-    };
-    // ENOMEM is the only failure; without the handlers nothing keeps children sound.
-    assert_eq!(r, 0, "pthread_atfork failed: shmpool cannot keep shared arrays out of forks");
-    STATE.store(READY, Release);
+    static HANDLERS: sys::proc::AtForkOnce = sys::proc::AtForkOnce::new();
+    let r =
+        HANDLERS.register(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child));
+    // Busy: another thread is installing them right now. Failed (ENOMEM): without the handlers
+    // nothing keeps children sound.
+    assert_ne!(
+        r,
+        sys::proc::AtFork::Failed,
+        "pthread_atfork failed: cannot keep arrays out of forks"
+    );
 }
 
 /// Records `[start, start + len)`, a mapping of file `fd` from `offset` (page-aligned), for

@@ -12,9 +12,9 @@
 //! namespace names an unrelated process here (or none), so a peer there can look dead while it
 //! runs. `PeerDied` detection and the `MessageQueue` lock takeover inherit that assumption.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::proc::getpid;
+use super::proc::{AtFork, AtForkOnce, getpid};
 
 /// Bits of the start time kept in a token (the pid takes the 22 bits above them; Linux's
 /// `pid_max` is at most 2^22). At 100 ticks per second, 2^41 ticks is 697 years of uptime.
@@ -24,9 +24,8 @@ const START_MASK: u64 = (1 << START_BITS) - 1;
 /// This process's token, or 0 when it must be (re)computed: after a fork the child's handler
 /// clears it, so no caller ever sees the parent's identity in the child.
 static ME: AtomicU64 = AtomicU64::new(0);
-/// Whether the child handler that clears [`ME`] is registered: 0 no, 1 being registered, 2 yes.
-/// No `Once`: a fork while another thread ran it would leave the child's `Once` stuck for good.
-static HOOK: AtomicU8 = AtomicU8::new(0);
+/// The child handler that clears [`ME`], registered once.
+static HOOK: AtForkOnce = AtForkOnce::new();
 
 extern "C" fn child_after_fork() {
     // Async-signal-safe: one atomic store.
@@ -59,18 +58,8 @@ fn me_slow() -> u64 {
     let pid = getpid();
     let t = pack(pid, start_time(pid).unwrap_or(0));
     // Cache only once the reset handler is surely registered (as `proc::getpid` does).
-    match HOOK.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => {
-            // SAFETY: the handler is an `extern "C" fn()` that lives for the whole program and
-            // only performs an atomic store; the other two handlers are "none".
-            let r = unsafe { libc::pthread_atfork(None, None, Some(child_after_fork)) };
-            HOOK.store(if r == 0 { 2 } else { 0 }, Ordering::Release);
-            if r == 0 {
-                ME.store(t, Ordering::Relaxed);
-            }
-        }
-        Err(2) => ME.store(t, Ordering::Relaxed),
-        Err(_) => {} // another thread is registering: answer uncached this once
+    if HOOK.register(None, None, Some(child_after_fork)) == AtFork::Registered {
+        ME.store(t, Ordering::Relaxed);
     }
     t
 }

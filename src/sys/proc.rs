@@ -24,29 +24,63 @@ fn getpid_slow() -> u32 {
     // SAFETY: getpid has no preconditions and cannot fail.
     let pid = unsafe { libc::getpid() as u32 };
     // Cache only once the reset handler is surely registered; otherwise a fork in between
-    // could hand the child our pid. No `Once`: a fork while another thread runs it would
-    // leave the child's `Once` stuck in progress.
-    match HOOK.compare_exchange(HOOK_NONE, HOOK_BUSY, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => {
-            // SAFETY: registers a child handler that only stores to an atomic (async-signal-
-            // safe); null prepare and parent handlers are allowed.
-            let r = unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
-            HOOK.store(if r == 0 { HOOK_READY } else { HOOK_NONE }, Ordering::Release);
-            if r == 0 {
-                PID.store(pid, Ordering::Relaxed);
-            }
-        }
-        Err(HOOK_READY) => PID.store(pid, Ordering::Relaxed),
-        Err(_) => {} // another thread is registering: answer uncached this once
+    // could hand the child our pid.
+    if HOOK.register(None, None, Some(forget_pid)) == AtFork::Registered {
+        PID.store(pid, Ordering::Relaxed);
     }
     pid
 }
 
-const HOOK_NONE: u8 = 0;
-const HOOK_BUSY: u8 = 1;
-const HOOK_READY: u8 = 2;
-static HOOK: AtomicU8 = AtomicU8::new(HOOK_NONE);
+static HOOK: AtForkOnce = AtForkOnce::new();
 static PID: AtomicU32 = AtomicU32::new(0);
+
+/// Fork handlers registered at most once per process. Not a `std::sync::Once`: a fork while
+/// another thread ran one would leave the child's `Once` in progress for good.
+pub(crate) struct AtForkOnce(AtomicU8);
+
+/// What [`AtForkOnce::register`] found or did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AtFork {
+    /// The handlers are registered (now, or before).
+    Registered,
+    /// Another thread is registering them right now.
+    Busy,
+    /// `pthread_atfork` failed (out of memory); a later call tries again.
+    Failed,
+}
+
+type Handler = Option<unsafe extern "C" fn()>;
+
+impl AtForkOnce {
+    const NONE: u8 = 0;
+    const BUSY: u8 = 1;
+    const READY: u8 = 2;
+
+    pub(crate) const fn new() -> AtForkOnce {
+        AtForkOnce(AtomicU8::new(Self::NONE))
+    }
+
+    /// Registers the handlers unless they already are. Each must live for the whole program
+    /// and, in the child, be async-signal-safe.
+    pub(crate) fn register(&self, prepare: Handler, parent: Handler, child: Handler) -> AtFork {
+        match self.0.compare_exchange(Self::NONE, Self::BUSY, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                // SAFETY: registering handlers has no effect but their later calls, which the
+                // caller made sound (program-long, async-signal-safe in the child).
+                let r = unsafe { libc::pthread_atfork(prepare, parent, child) };
+                let (state, outcome) = if r == 0 {
+                    (Self::READY, AtFork::Registered)
+                } else {
+                    (Self::NONE, AtFork::Failed)
+                };
+                self.0.store(state, Ordering::Release);
+                outcome
+            }
+            Err(Self::READY) => AtFork::Registered,
+            Err(_) => AtFork::Busy,
+        }
+    }
+}
 
 extern "C" fn forget_pid() {
     PID.store(0, Ordering::Relaxed);

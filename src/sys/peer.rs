@@ -79,6 +79,17 @@ fn read_stat(path: &str) -> Option<Stat> {
     parse_stat(&std::fs::read_to_string(path).ok()?)
 }
 
+/// What a `stat` file says, for a judgement that must not take "cannot read" for "gone":
+/// `Ok(None)` when the file does not exist (the process or thread is gone), `Err` when it
+/// exists but cannot be read or parsed (`hidepid`, another user's process).
+fn read_stat_strict(path: &str) -> Result<Option<Stat>, ()> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => parse_stat(&s).map(Some).ok_or(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(_) => Err(()),
+    }
+}
+
 fn parse_stat(s: &str) -> Option<Stat> {
     // The command name (field 2) is in parentheses and may itself hold spaces or ')'.
     let rest = &s[s.rfind(')')? + 1..];
@@ -163,17 +174,27 @@ fn kill_pending_in(status: &str) -> bool {
 /// about 70 ms per GiB to get there, longer when the machine is busy).
 ///
 /// A token recorded without a start time (unreadable `/proc`) cannot tell a reused pid; `/proc`
-/// that cannot be read at all makes every process look [`Over`](Fate::Over), as [`alive`] does.
+/// that is not mounted makes every process look [`Over`](Fate::Over), as [`alive`] does. A
+/// `stat` file that exists but cannot be read (`hidepid`, another user's process) is
+/// [`Running`](Fate::Running): "cannot tell" must never hand out a second guard.
 pub(crate) fn fate(token: u64) -> Fate {
     let pid = token_pid(token);
+    if pid == 0 {
+        return Fate::Over;
+    }
     // The process itself, not its state: `/proc/<pid>/stat` describes the main thread, which
     // may have exited (`pthread_exit`, a zombie) while other threads run on.
-    let Some((_, start)) = (pid != 0).then(|| stat(pid)).flatten() else { return Fate::Over };
+    let start = match read_stat_strict(&format!("/proc/{pid}/stat")) {
+        Ok(Some(st)) => st.start,
+        Ok(None) => return Fate::Over,
+        Err(()) => return Fate::Running, // cannot tell: assume the worst
+    };
     if token & START_MASK != 0 && start & START_MASK != token & START_MASK {
         return Fate::Over; // a newer process reused the pid
     }
-    // Checked first, so that the threads listed below are the token's process: a pid reused
-    // after the check means the process is gone, which is what `Over` says anyway.
+    // Checked first, so that the threads listed below are the token's process. A pid reused
+    // between the check and the listing lists the new process's threads: `Running`, which the
+    // next judgement (a later call, or the next poll of a blocking lock) corrects.
     let tasks = match std::fs::read_dir(format!("/proc/{pid}/task")) {
         Ok(dir) => dir,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Fate::Over,
@@ -184,8 +205,13 @@ pub(crate) fn fate(token: u64) -> Fate {
         let Some(tid) = task.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        // A thread that vanished between the listing and here has exited.
-        let Some(st) = read_stat(&format!("/proc/{pid}/task/{tid}/stat")) else { continue };
+        // A thread that vanished between the listing and here has exited; one that cannot be
+        // read cannot be judged.
+        let st = match read_stat_strict(&format!("/proc/{pid}/task/{tid}/stat")) {
+            Ok(Some(st)) => st,
+            Ok(None) => continue,
+            Err(()) => return Fate::Running,
+        };
         if matches!(st.state, b'Z' | b'X' | b'x') || st.flags & PF_EXITING != 0 {
             continue;
         }

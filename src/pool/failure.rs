@@ -173,7 +173,7 @@ impl Pool {
     }
 
     /// How long the parent may sleep before it must look again by itself.
-    fn nap(&self) -> Duration {
+    pub(crate) fn nap(&self) -> Duration {
         if self.active.as_ref().is_some_and(|a| !a.suspects.is_empty()) {
             SUSPECT_SLICE
         } else if self.slots.iter().any(|w| w.alive && w.exit_fd().is_none()) {
@@ -184,15 +184,16 @@ impl Pool {
     }
 
     /// Sleeps at most `nap`, until a worker writes to the wake pipe or any worker ends; then
-    /// empties the wake pipe.
+    /// empties the wake pipe if a worker wrote to it (no read syscall otherwise).
     pub(crate) fn sleep(&self, nap: Duration) {
         let mut fds = Vec::with_capacity(self.slots.len() + 1);
         fds.push(self.wake.r.as_fd());
         fds.extend(self.slots.iter().filter_map(|w| w.exit_fd()));
         // An error (none is expected: the descriptors are ours and open) only ends the nap
         // early; the caller looks at everything again anyway.
-        let _ = sys::fdpass::wait_readable_any(&fds, Some(nap));
-        sys::fdpass::drain(self.wake.r.as_fd());
+        if sys::fdpass::wait_readable_any(&fds, Some(nap)).unwrap_or(true) {
+            sys::fdpass::drain(self.wake.r.as_fd());
+        }
     }
 
     /// The result of the finished job in flight, which stops being in flight.

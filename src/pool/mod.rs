@@ -379,8 +379,7 @@ impl Pool {
                 return Ok(false);
             }
             // Until a worker ends (its exit descriptor), or a slice where one has none.
-            let unwatched = self.slots.iter().any(|w| w.alive && w.exit_fd().is_none());
-            let nap = if unwatched { failure::SLICE } else { failure::WATCHED_SLICE };
+            let nap = self.nap();
             self.sleep(deadline.map_or(nap, |d| nap.min(d - now)));
         }
     }

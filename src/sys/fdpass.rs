@@ -220,12 +220,14 @@ pub(crate) fn wait_any(fds: &[BorrowedFd<'_>]) -> io::Result<Vec<bool>> {
 }
 
 /// Waits until any of `fds` is readable or hung up, at most `timeout` (`None`: forever);
-/// returns how many are.
+/// returns whether the first one is.
 pub(crate) fn wait_readable_any(
     fds: &[BorrowedFd<'_>],
     timeout: Option<Duration>,
-) -> io::Result<usize> {
-    poll(&mut pollfds(fds), timeout)
+) -> io::Result<bool> {
+    let mut pfds = pollfds(fds);
+    poll(&mut pfds, timeout)?;
+    Ok(pfds.first().is_some_and(|p| p.revents != 0))
 }
 
 fn pollfds(fds: &[BorrowedFd<'_>]) -> Vec<libc::pollfd> {

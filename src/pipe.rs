@@ -1135,7 +1135,8 @@ mod tests {
     fn listed_bad_streams_give_the_documented_errors() {
         use Op::*;
         let anon = SegmentHandle { loc: Locator::Anonymous { pid: 1, fd: 3 }, nonce: 9 };
-        let anon = frame(14, TAG_HANDLE, &postcard::to_stdvec(&anon).unwrap()[..]);
+        let anon = postcard::to_stdvec(&anon).unwrap();
+        let anon = frame(anon.len() as u32, TAG_HANDLE, &anon);
         let garbage_handle = Piece { bytes: frame(3, TAG_HANDLE, &[0xff; 3]), fd: false };
         let cases: Vec<(&str, Vec<Piece>, Vec<Op>)> = vec![
             ("a truncated header", vec![raw_piece(&[5, 0, 0])], vec![Bytes, Bytes]),

@@ -17,8 +17,8 @@ pub(crate) mod wait;
 /// of a [`Mutex`](crate::Mutex) or a [`SharedValue`](crate::SharedValue)) exist in this process,
 /// on any thread, counting for good those leaked with `mem::forget` or `Box::leak` (also by
 /// threads that have exited). A fork must be refused while it is not zero: the child would get a
-/// copy of the guard, or of a `&'static mut` kept from one, and write while the parent does.
-// Until `process::fork::start` calls it.
+/// copy of the guard, or of a `&'static mut` kept from one, and write while the parent does
+/// (`process::fork::start` refuses; the fork handlers of `segment::forkmap` seal instead).
 pub(crate) fn held_guards() -> usize {
     held::held()
 }

@@ -110,7 +110,7 @@ impl WorkerProc {
     pub(crate) fn started(mut p: Process, via_server: bool) -> WorkerProc {
         let pid = p.pid();
         let side = via_server.then(|| {
-            let server = parent_of(pid).unwrap_or(0);
+            let server = sys::peer::parent_of(pid).unwrap_or(0);
             let pidfd = sys::signal::pidfd_open(pid).ok().flatten();
             // The server writes a worker's status before reaping it: while it is unwritten (and
             // the server lives), the pid is the worker's, so the pidfd opened above names it, and
@@ -242,20 +242,19 @@ fn server_cause(server: u32) -> String {
     if server == 0 {
         return "the pool's forkserver died".to_string();
     }
-    let fields = stat_fields(server);
+    let fields = sys::peer::stat_fields(server);
     let status = fields.as_ref().and_then(|f| {
         let zombie = f.first().is_some_and(|s| s == "Z");
         // `fields` starts at field 3 (the state), so field 52 is at index 49.
         zombie.then(|| f.get(49)?.parse::<i32>().ok()).flatten()
     });
-    match status {
-        Some(st) if st & 0x7f != 0 => {
-            let sig = st & 0x7f;
+    match status.map(sys::proc::decode) {
+        Some(sys::proc::Exit::Signal(sig)) => {
             let name = sys::proc::signal_name(sig);
             format!("the forkserver (pid {server}) died: killed by signal {sig} ({name})")
         }
-        Some(st) => {
-            format!("the forkserver (pid {server}) died: exited with code {}", (st >> 8) & 0xff)
+        Some(sys::proc::Exit::Code(code)) => {
+            format!("the forkserver (pid {server}) died: exited with code {code}")
         }
         None if fields.is_some() => {
             format!("the forkserver (pid {server}) lost track of it: its status pipe closed")
@@ -264,29 +263,16 @@ fn server_cause(server: u32) -> String {
     }
 }
 
-/// The parent of process `pid` (field 4 of `/proc/<pid>/stat`).
-fn parent_of(pid: u32) -> Option<u32> {
-    stat_fields(pid)?.get(1)?.parse().ok()
-}
-
-/// The fields of `/proc/<pid>/stat` from field 3 (the state) on: the command name before it is
-/// in parentheses and may itself hold spaces or ')'.
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 1..];
-    Some(rest.split_ascii_whitespace().map(str::to_string).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn stat_fields_of_this_process() {
-        let f = stat_fields(std::process::id()).unwrap();
+        let f = sys::peer::stat_fields(std::process::id()).unwrap();
         assert!(matches!(f[0].as_str(), "R" | "S" | "D"), "{f:?}");
-        assert_eq!(parent_of(std::process::id()), Some(sys::proc::getppid()));
-        assert!(stat_fields(0).is_none());
+        assert_eq!(sys::peer::parent_of(std::process::id()), Some(sys::proc::getppid()));
+        assert!(sys::peer::stat_fields(0).is_none());
     }
 
     #[test]

@@ -90,10 +90,25 @@ fn read_stat_strict(path: &str) -> Result<Option<Stat>, ()> {
     }
 }
 
+/// The fields of a `stat` file from field 3 (the state) on: the command name (field 2) before
+/// them is in parentheses and may itself hold spaces or ')'.
+fn fields_after_comm(s: &str) -> Option<std::str::SplitAsciiWhitespace<'_>> {
+    Some(s[s.rfind(')')? + 1..].split_ascii_whitespace())
+}
+
+/// The fields of `/proc/<pid>/stat` from field 3 (the state) on; `None` if it cannot be read.
+pub(crate) fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(fields_after_comm(&s)?.map(str::to_string).collect())
+}
+
+/// The parent of process `pid` (field 4 of `/proc/<pid>/stat`).
+pub(crate) fn parent_of(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
 fn parse_stat(s: &str) -> Option<Stat> {
-    // The command name (field 2) is in parentheses and may itself hold spaces or ')'.
-    let rest = &s[s.rfind(')')? + 1..];
-    let mut fields = rest.split_ascii_whitespace();
+    let mut fields = fields_after_comm(s)?;
     let state = fields.next()?.bytes().next()?;
     // `rest` starts at field 3 (state): flags (9) is 6 fields further on, start time (22) 13
     // after that.

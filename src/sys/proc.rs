@@ -145,7 +145,7 @@ pub(crate) enum Exit {
     Signal(i32),
 }
 
-fn decode(status: libc::c_int) -> Exit {
+pub(crate) fn decode(status: libc::c_int) -> Exit {
     if libc::WIFSIGNALED(status) {
         Exit::Signal(libc::WTERMSIG(status))
     } else {

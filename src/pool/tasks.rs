@@ -82,7 +82,7 @@ struct Staged<R: Pod> {
 
 /// The most alignment a task argument or result type may have: the task arena's data starts on
 /// a page boundary in every process that maps it (a mapping guarantees no more).
-const MAX_TASK_ALIGN: usize = 4096;
+const MAX_TASK_ALIGN: usize = crate::segment::header::MAX_ALIGN;
 
 /// One page of the task arena: its element type, so that the arena's data starts at a page
 /// boundary (the header puts data at a multiple of the element's alignment) and regions at
@@ -117,17 +117,12 @@ fn staging_layout(
 /// [`Error::InvalidArgument`] unless a task argument or result type of alignment `align` can
 /// be staged.
 fn check_task_align(align: usize) -> Result<()> {
-    if align <= MAX_TASK_ALIGN {
-        return Ok(());
-    }
-    Err(Error::InvalidArgument {
-        what: "task argument or result type",
-        reason: format!(
-            "it is aligned to {align} bytes, and task arguments and results may be aligned to at \
-             most {MAX_TASK_ALIGN} (a page, all a shared mapping guarantees); use a less aligned \
-             type, or put the data in a SharedArray and pass indices"
-        ),
-    })
+    crate::segment::header::check_align(
+        "task argument or result type",
+        "the type",
+        align,
+        "use a less aligned type, or put the data in a SharedArray and pass indices",
+    )
 }
 
 impl Pool {

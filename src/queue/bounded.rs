@@ -62,31 +62,18 @@ struct Info {
 // The layout `README.md` (beside this file) and docs/architecture.md ("Messaging") describe.
 const _: () = assert!(std::mem::size_of::<Control>() == 896);
 
-/// The most alignment an item may ask for: a mapping starts on a page, and a page is at least
-/// 4096 bytes, so the data offset (a multiple of the alignment) only lands on an aligned address
-/// up to that. `SharedArray` refuses the same types for the same reason (`Layout::new`).
-const MAX_ITEM_ALIGN: usize = 4096;
-
-/// Refuses item types whose slots the layout could not align. Every constructor and opener
-/// calls it before touching a segment.
-///
-/// A typed error rather than a post-monomorphization `const` assertion, for the crate's
-/// convention: `SharedArray` and `Pool` report the same mistake as a value (so generic code can
-/// match on it, and `cargo check` accepts exactly what `cargo build` accepts).
+/// Refuses item types whose slots the layout could not align (past `header::MAX_ALIGN`, as
+/// `SharedArray` and pool tasks do). Every constructor and opener calls it before touching a
+/// segment. A typed error rather than a post-monomorphization `const` assertion, so generic code
+/// can match on it and `cargo check` accepts exactly what `cargo build` accepts.
 fn check_item_type<T>() -> Result<()> {
-    let align = std::mem::align_of::<T>();
-    if align > MAX_ITEM_ALIGN {
-        return Err(Error::InvalidArgument {
-            what: "queue item type",
-            reason: format!(
-                "{} is aligned to {align} bytes, more than the {MAX_ITEM_ALIGN}-byte alignment a \
-                 mapping guarantees, so its slots would be misaligned; use a type aligned to at \
-                 most {MAX_ITEM_ALIGN} (drop or lower its `align(..)`)",
-                std::any::type_name::<T>()
-            ),
-        });
-    }
-    Ok(())
+    crate::segment::header::check_align(
+        "queue item type",
+        std::any::type_name::<T>(),
+        std::mem::align_of::<T>(),
+        "its slots would be misaligned; use a type aligned to at most 4096 (drop or lower its \
+         `align(..)`)",
+    )
 }
 
 /// Where the parts of a queue of `capacity` `T`s lie: (sequence numbers, data offset, total).

@@ -219,19 +219,36 @@ pub(crate) struct Layout {
     pub(crate) segment_bytes: u64,
 }
 
+/// The most alignment anything placed in a segment may ask for: a mapping starts on a page, and
+/// a page is at least 4096 bytes, so an offset that is a multiple of the alignment only lands on
+/// an aligned address up to that.
+pub(crate) const MAX_ALIGN: usize = 4096;
+
+/// [`Error::InvalidArgument`] for `what` (a type named `name`, aligned to `align`) unless
+/// `align <= MAX_ALIGN`; `fix` says what to do instead. Arrays, queues and pool tasks share it.
+pub(crate) fn check_align(what: &'static str, name: &str, align: usize, fix: &str) -> Result<()> {
+    if align <= MAX_ALIGN {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument {
+        what,
+        reason: format!(
+            "{name} is aligned to {align} bytes, more than the {MAX_ALIGN}-byte alignment a \
+             mapping guarantees; {fix}"
+        ),
+    })
+}
+
 impl Layout {
     /// The layout for `len` elements of `ty`, or `TooLarge` if it overflows.
     pub(crate) fn new(kind: Kind, ty: TypeDesc, len: usize) -> Result<Layout> {
         let too_large = || Error::TooLarge { len, elem_size: ty.size as usize };
-        if ty.align > 4096 {
-            return Err(Error::InvalidArgument {
-                what: "element type",
-                reason: format!(
-                    "alignment {} exceeds the 4096-byte alignment a mapping guarantees; use a type aligned to at most 4096",
-                    ty.align
-                ),
-            });
-        }
+        check_align(
+            "element type",
+            "the element type",
+            ty.align as usize,
+            "use a type aligned to at most 4096",
+        )?;
         let data_offset = data_offset_for(ty.align as usize) as u64;
         let data_bytes = (len as u64).checked_mul(ty.size).ok_or_else(too_large)?;
         let total = data_offset.checked_add(data_bytes).ok_or_else(too_large)?;

@@ -1022,7 +1022,13 @@ mod tests {
 
     /// Writes `pieces` (cut to `cut` bytes) into a connection limited to `max`, runs `ops` then
     /// drains, comparing every result with the model; returns the number of calls made.
-    fn check_stream(max: u32, pieces: &[Piece], cut: Option<usize>, ops: &[Op]) -> usize {
+    /// Returns how many calls were made in all, and what the listed `ops` gave.
+    fn check_stream(
+        max: u32,
+        pieces: &[Piece],
+        cut: Option<usize>,
+        ops: &[Op],
+    ) -> (usize, Vec<Outcome>) {
         let mut pieces = pieces.to_vec();
         if let Some(cut) = cut {
             let mut left = cut;
@@ -1053,6 +1059,7 @@ mod tests {
         let (a, mut b) = pipe_with(true, max as usize).unwrap();
         let w = a.fd;
         let calls = Cell::new(0);
+        let mut listed = Vec::new();
         std::thread::scope(|s| {
             s.spawn(|| {
                 for p in &pieces {
@@ -1082,7 +1089,7 @@ mod tests {
                 want
             };
             for &op in ops {
-                step(op, &mut model);
+                listed.push(step(op, &mut model));
             }
             // Drain: each call consumes a frame, so this ends within len/8 + 2 calls, with
             // end-of-file or a broken stream; after that every call keeps saying so.
@@ -1107,7 +1114,7 @@ mod tests {
             "a descriptor that arrived over the connection is still open"
         );
         assert_eq!(leak_r.read(&mut [0u8; 1]).unwrap(), 0);
-        calls.get()
+        (calls.get(), listed)
     }
 
     #[test]
@@ -1138,30 +1145,77 @@ mod tests {
         let anon = postcard::to_stdvec(&anon).unwrap();
         let anon = frame(anon.len() as u32, TAG_HANDLE, &anon);
         let garbage_handle = Piece { bytes: frame(3, TAG_HANDLE, &[0xff; 3]), fd: false };
-        let cases: Vec<(&str, Vec<Piece>, Vec<Op>)> = vec![
-            ("a truncated header", vec![raw_piece(&[5, 0, 0])], vec![Bytes, Bytes]),
-            ("a truncated payload", vec![raw_piece(&frame(9, TAG_DATA, b"abc"))], vec![Bytes]),
-            ("an unknown tag", vec![raw_piece(&frame(1, 7, b"x")), data(b"after")], vec![Bytes]),
-            ("a handle frame without its descriptor", vec![raw_piece(&anon)], vec![Handle]),
-            ("the same with it", vec![with_fd(raw_piece(&anon))], vec![Handle]),
-            ("a garbage handle", vec![garbage_handle.clone(), data(b"x")], vec![Handle, Bytes]),
-            ("a garbage handle with a descriptor", vec![with_fd(garbage_handle)], vec![Handle]),
-            ("a descriptor on a message", vec![with_fd(data(b"m"))], vec![Bytes]),
+        use Outcome as O;
+        /// What a case is called, what is written, the calls made, what they must give.
+        type Case = (&'static str, Vec<Piece>, Vec<Op>, Vec<Outcome>);
+        let cases: Vec<Case> = vec![
+            (
+                "a truncated header",
+                vec![raw_piece(&[5, 0, 0])],
+                vec![Bytes, Bytes],
+                vec![O::Truncated { expected: 8, got: 3 }, O::Bad],
+            ),
+            (
+                "a truncated payload",
+                vec![raw_piece(&frame(9, TAG_DATA, b"abc"))],
+                vec![Bytes],
+                vec![O::Truncated { expected: 17, got: 11 }],
+            ),
+            (
+                "an unknown tag",
+                vec![raw_piece(&frame(1, 7, b"x")), data(b"after")],
+                vec![Bytes],
+                vec![O::Bad],
+            ),
+            (
+                "a handle frame without its descriptor",
+                vec![raw_piece(&anon)],
+                vec![Handle],
+                vec![O::Bad],
+            ),
+            ("the same with it", vec![with_fd(raw_piece(&anon))], vec![Handle], vec![O::Anon(9)]),
+            (
+                "a garbage handle",
+                vec![garbage_handle.clone(), data(b"x")],
+                vec![Handle, Bytes],
+                vec![O::Bad, O::Bytes(b"x".to_vec())],
+            ),
+            (
+                "a garbage handle with a descriptor",
+                vec![with_fd(garbage_handle)],
+                vec![Handle],
+                vec![O::Bad],
+            ),
+            (
+                "a descriptor on a message",
+                vec![with_fd(data(b"m"))],
+                vec![Bytes],
+                vec![O::Bytes(b"m".to_vec())],
+            ),
             (
                 "4 GiB - 1 announced over the limit, then more frames",
                 vec![raw_piece(&frame(u32::MAX, TAG_DATA, &[1; 40])), data(b"next")],
                 vec![Bytes, Bytes],
+                vec![O::TooLarge { len: u32::MAX as u64 }, O::Disconnected],
             ),
             (
                 "over the limit, whole, then more frames",
                 vec![data(&[3; 100]), data(b"next"), with_fd(data(&[4; 65])), data(b"last")],
                 vec![Poll, Into(3), Str, Bytes, Bytes],
+                vec![
+                    O::Ready(true),
+                    O::TooLarge { len: 100 },
+                    O::Bad,
+                    O::TooLarge { len: 65 },
+                    O::Bytes(b"last".to_vec()),
+                ],
             ),
         ];
-        for (what, pieces, ops) in cases {
+        for (what, pieces, ops, want) in cases {
             // The model is checked too: these expectations are the documentation's table.
-            let calls = check_stream(64, &pieces, None, &ops);
+            let (calls, got) = check_stream(64, &pieces, None, &ops);
             assert!(calls > ops.len(), "{what}");
+            assert_eq!(got, want, "{what}");
         }
         // Spelled out for two of them.
         let (a, mut b) = pipe_with(true, 64).unwrap();

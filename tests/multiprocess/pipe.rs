@@ -74,6 +74,12 @@ fn round_trips_with_a_child() {
     .unwrap();
 }
 
+/// A data frame as a foreign sender writes it (`u32` LE length, tag 0, payload), announcing
+/// `len` bytes whatever `payload` holds.
+fn data_frame(len: u32, payload: &[u8]) -> Vec<u8> {
+    [&len.to_le_bytes()[..], &0u32.to_le_bytes(), payload].concat()
+}
+
 fn oversized_message_is_refused_and_skipped() {
     let (mut parent, child) = pipe_with(true, 1024).unwrap();
     scope(|s| {
@@ -81,12 +87,8 @@ fn oversized_message_is_refused_and_skipped() {
             .fork(move || {
                 let mut w = raw(&child);
                 // A foreign sender ignoring the limit: a 100 KiB frame, then a good one.
-                let mut bad = (100u32 * 1024).to_le_bytes().to_vec();
-                bad.extend_from_slice(&0u32.to_le_bytes());
-                bad.extend(std::iter::repeat_n(0xAB, 100 * 1024));
-                let mut good = 3u32.to_le_bytes().to_vec();
-                good.extend_from_slice(&0u32.to_le_bytes());
-                good.extend_from_slice(b"ok!");
+                let bad = data_frame(100 * 1024, &[0xAB; 100 * 1024]);
+                let good = data_frame(3, b"ok!");
                 if w.write_all(&bad).and_then(|()| w.write_all(&good)).is_err() {
                     return UNEXPECTED;
                 }
@@ -115,9 +117,7 @@ fn stalled_oversized_message_times_out() {
         let kid = s
             .fork(move || {
                 let mut w = raw(&child);
-                let mut frame = 1_000_000u32.to_le_bytes().to_vec();
-                frame.extend_from_slice(&0u32.to_le_bytes());
-                frame.extend_from_slice(&[9; 10]);
+                let frame = data_frame(1_000_000, &[9; 10]);
                 if w.write_all(&frame).is_err() {
                     return UNEXPECTED;
                 }
@@ -146,9 +146,7 @@ fn truncated_frame_is_detected() {
         let kid = s
             .fork(move || {
                 let mut w = raw(&child);
-                let mut frame = 100u32.to_le_bytes().to_vec();
-                frame.extend_from_slice(&0u32.to_le_bytes());
-                frame.extend_from_slice(&[7; 10]); // 10 of the 100 promised bytes, then exit
+                let frame = data_frame(100, &[7; 10]); // 10 of the 100 promised bytes, then exit
                 if w.write_all(&frame).is_err() {
                     return UNEXPECTED;
                 }

@@ -626,7 +626,8 @@ fn message_queue_type_tags_agree_across_processes() {
             .fork(move || {
                 let want = (7, vec!["a".to_string(), "b".to_string()]);
                 for _ in 0..2 {
-                    assert_eq!(q2.get::<(u32, Vec<String>)>().unwrap(), want);
+                    let got = q2.get_timeout::<(u32, Vec<String>)>(Duration::from_secs(20));
+                    assert_eq!(got.unwrap(), want);
                 }
             })
             .unwrap();

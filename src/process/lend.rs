@@ -83,14 +83,20 @@ impl Lend for () {
 }
 
 impl<T: Pod + Sync> sealed::Sealed for &[T] {}
+impl Region {
+    fn of<T>(s: &[T], writable: bool) -> Region {
+        Region {
+            addr: s.as_ptr() as usize,
+            bytes: size_of_val(s),
+            writable,
+            align: align_of::<T>(),
+        }
+    }
+}
+
 impl<T: Pod + Sync> Lend for &[T] {
     fn regions(&self, out: &mut Vec<Region>) {
-        out.push(Region {
-            addr: self.as_ptr() as usize,
-            bytes: size_of_val(*self),
-            writable: false,
-            align: align_of::<T>(),
-        });
+        out.push(Region::of(self, false));
     }
     unsafe fn relocate(self, at: &mut Relocations) -> Self {
         let p = at.next() as *const T;
@@ -104,12 +110,7 @@ impl<T: Pod + Sync> Lend for &[T] {
 impl<T: Pod + Send> sealed::Sealed for &mut [T] {}
 impl<T: Pod + Send> Lend for &mut [T] {
     fn regions(&self, out: &mut Vec<Region>) {
-        out.push(Region {
-            addr: self.as_ptr() as usize,
-            bytes: size_of_val(*self),
-            writable: true,
-            align: align_of::<T>(),
-        });
+        out.push(Region::of(self, true));
     }
     unsafe fn relocate(self, at: &mut Relocations) -> Self {
         let p = at.next() as *mut T;
@@ -134,12 +135,7 @@ impl<T: Pod + Sync> Lend for &T {
 impl<T: Pod + Send> sealed::Sealed for &mut T {}
 impl<T: Pod + Send> Lend for &mut T {
     fn regions(&self, out: &mut Vec<Region>) {
-        out.push(Region {
-            addr: &**self as *const T as usize,
-            bytes: size_of::<T>(),
-            writable: true,
-            align: align_of::<T>(),
-        });
+        out.push(Region::of(std::slice::from_ref(&**self), true));
     }
     unsafe fn relocate(self, at: &mut Relocations) -> Self {
         // SAFETY: forwarded contract.

@@ -279,7 +279,10 @@ fn decode_frame<R: RingRead + ?Sized>(
         });
     }
     let mut payload = vec![0u8; len as usize];
-    ring.read_at(head.wrapping_add(FRAME_HEADER as u64), &mut payload)?;
+    // From the header's offset in the ring, not `head + 12`: a (corrupt) head near `u64::MAX`
+    // would wrap the position and jump to an unrelated offset (positions are continuous modulo
+    // the ring size only below 2^64, which a real queue never reaches).
+    ring.read_at(head % size + FRAME_HEADER as u64, &mut payload)?;
     Ok(Some(Frame { tag, payload, next: head.wrapping_add(FRAME_HEADER as u64 + len) }))
 }
 

@@ -91,9 +91,7 @@ impl BarrierCell {
             }
             Err(super::robust::Failed::Timeout(_)) => Ok(None),
             Err(super::robust::Failed::Io(e)) => Err(Error::io("locking a barrier")(e)),
-            Err(super::robust::Failed::TooManyHeld) => {
-                Err(Error::TooManyLocksHeld { held: super::robust::ROBUST_LIST_LIMIT })
-            }
+            Err(super::robust::Failed::TooManyHeld) => Err(super::robust::too_many_held()),
             Err(_) => Err(Error::Io {
                 op: "locking a barrier",
                 source: std::io::Error::other("the barrier's internal lock is unusable"),

@@ -168,9 +168,7 @@ impl<G> LockError<G> {
             LockError::WouldBlock => Error::WouldBlock { what: WHAT },
             LockError::Timeout(after) => Error::Timeout { what: "acquiring a lock", after: *after },
             LockError::WouldDeadlock => Error::WouldDeadlock { what: WHAT },
-            LockError::TooManyHeld => {
-                Error::TooManyLocksHeld { held: super::robust::ROBUST_LIST_LIMIT }
-            }
+            LockError::TooManyHeld => super::robust::too_many_held(),
             LockError::Io(e) => {
                 Error::Io { op: "locking", source: io::Error::new(e.kind(), e.to_string()) }
             }

@@ -18,6 +18,11 @@ use crate::sys::pthread::{LockStatus, MutexType, PthreadMutex, monotonic_deadlin
 /// [`Failed::TooManyHeld`].
 pub(crate) const ROBUST_LIST_LIMIT: u32 = 2048;
 
+/// The error for a lock refused because this thread holds [`ROBUST_LIST_LIMIT`] already.
+pub(crate) fn too_many_held() -> crate::error::Error {
+    crate::error::Error::TooManyLocksHeld { held: ROBUST_LIST_LIMIT }
+}
+
 /// How long a locker that found a dead holder's process still running (a thread of it neither
 /// exiting nor killed) keeps checking before it counts as alive for good: it may be a thread
 /// that exited with a leaked guard while its process lives on, or one whose siblings have not

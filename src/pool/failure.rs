@@ -66,9 +66,8 @@ pub(crate) struct Active {
     retries_left: u32,
     /// Chunks held by workers that died, not yet resolved: (chunk, pid, how it ended).
     suspects: Vec<(u64, u32, Ended)>,
-    /// The first death that cost a chunk.
-    died: Option<Error>,
-    /// Every chunk a death cost: (chunk, pid, how, signal), for streaming results.
+    /// Every chunk a death cost, the first first: (chunk, pid, how, signal), for streaming
+    /// results and the job's outcome.
     lost: Vec<(u64, u32, String, Option<i32>)>,
     /// A worker ended while this job was in flight: completion is then read from the done
     /// bitmap, not only the counter ([`ControlBlock::finished`](super::control::ControlBlock::finished)).
@@ -82,7 +81,6 @@ impl Active {
             chunks,
             retries_left: retries,
             suspects: Vec::new(),
-            died: None,
             lost: Vec::new(),
             deaths: false,
         }
@@ -203,8 +201,8 @@ impl Pool {
         if self.state == PoolState::Terminated && self.ctl.finished(a.chunks, true) < a.chunks {
             return Err(self.stopped_error());
         }
-        if let Some(e) = a.died {
-            return Err(e);
+        if let Some((chunk, pid, how, signal)) = a.lost.into_iter().next() {
+            return Err(Error::WorkerDied { pid, how, chunk, signal });
         }
         match self.ctl.read_error() {
             Some((_, chunk, pid, message)) => Err(Error::KernelPanicked { chunk, pid, message }),
@@ -369,8 +367,7 @@ impl Pool {
                 c.wake_workers();
             } else {
                 let (how, signal) = (end.how(), end.signal());
-                a.lost.push((idx, pid, how.clone(), signal));
-                a.died.get_or_insert(Error::WorkerDied { pid, how, chunk: idx, signal });
+                a.lost.push((idx, pid, how, signal));
                 c.mark_failed(idx);
                 if c.mark_done(idx) {
                     c.done.fetch_add(1, SeqCst);

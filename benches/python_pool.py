@@ -1,6 +1,8 @@
 """Python multiprocessing baselines for the pool benchmarks, printed as one JSON object.
 
-Run: python3 benches/python_pool.py [--quick]
+Run: python3 benches/python_pool.py [--quick] [--workers W] [--shm-only]
+(--workers sets the pool size, default 2; --shm-only runs only the in-place and sum rows, for
+the worker-scaling sweep)
 Each figure is the median of several runs. Workloads mirror benches/pool.rs:
   kernel_*: a = a*1.0001 + 0.5 over N float64 (numpy in one process; Pool(2) over
             shared_memory chunks in place; Pool(2) pickling chunks there and back)
@@ -22,6 +24,8 @@ import numpy as np
 QUICK = "--quick" in sys.argv
 N = (4 if QUICK else 32) * 1024 * 1024
 REPS = 3 if QUICK else 5
+W = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else 2
+SHM_ONLY = "--shm-only" in sys.argv
 
 
 def median_time(fn, reps=REPS):
@@ -70,7 +74,7 @@ def chunks(n, parts):
 
 
 def main():
-    out = {"python": sys.version.split()[0], "numpy": np.__version__, "n": N, "workers": 2}
+    out = {"python": sys.version.split()[0], "numpy": np.__version__, "n": N, "workers": W}
     a = np.arange(N, dtype=np.float64)
 
     def numpy_inplace():
@@ -84,8 +88,8 @@ def main():
         sa = np.ndarray((N,), dtype=np.float64, buffer=shm.buf)
         sa[:] = a
         ctx = mp.get_context("fork")
-        with ctx.Pool(2, initializer=_attach, initargs=(shm.name,)) as pool:
-            parts = chunks(N, 8)
+        with ctx.Pool(W, initializer=_attach, initargs=(shm.name,)) as pool:
+            parts = chunks(N, 4 * W)
             pool.map(_kernel_chunk, parts)  # warm up
             out["kernel_pool_shm_gelem_s"] = N / median_time(lambda: pool.map(_kernel_chunk, parts)) / 1e9
             out["sum_pool_shm_gelem_s"] = N / median_time(lambda: sum(pool.map(_sum_chunk, parts))) / 1e9
@@ -93,9 +97,12 @@ def main():
     finally:
         shm.close()
         shm.unlink()
+    if SHM_ONLY:
+        print(json.dumps(out, indent=1))
+        return
 
-    with mp.get_context("fork").Pool(2) as pool:
-        pieces = np.array_split(a, 8)
+    with mp.get_context("fork").Pool(W) as pool:
+        pieces = np.array_split(a, 4 * W)
         out["kernel_pool_pickle_gelem_s"] = N / median_time(lambda: pool.map(_kernel_pickled, pieces), reps=3) / 1e9
         m = 200_000 if QUICK else 1_000_000
         out["map_per_item_default_us"] = median_time(lambda: pool.map(tiny, range(m)), reps=3) / m * 1e6

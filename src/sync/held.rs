@@ -95,9 +95,16 @@ fn shared_add(up: bool) {
     }
 }
 
-/// How many counted guards exist in this process: made and not yet dropped, on any thread,
-/// including those leaked by threads that have exited.
-pub(crate) fn held() -> usize {
+/// How many lock guards that hand out `&mut` to shared data ([`MutexGuard`](crate::MutexGuard),
+/// of a [`Mutex`](crate::Mutex) or a [`SharedValue`](crate::SharedValue)) exist in this process,
+/// on any thread, counting for good those leaked with `mem::forget` or `Box::leak` (also by
+/// threads that have exited). A fork must be refused while it is not zero: the child would get a
+/// copy of the guard, or of a `&'static mut` kept from one, and write while the parent does
+/// (`process::fork::start` refuses; the fork handlers of `segment::forkmap` seal instead).
+///
+/// Counted: made and not yet dropped, on any thread, including those leaked by threads that have
+/// exited. It lives here, below the segment layer, because `segment::forkmap` reads it.
+pub(crate) fn held_guards() -> usize {
     // Slots first, then SHARED: an exiting thread adds to SHARED before zeroing its slot, so a
     // slot read as 0 here means its guards are in the SHARED read below.
     let in_slots: usize = SLOT.iter().map(|s| s.count.load(Ordering::SeqCst)).sum();
@@ -171,7 +178,7 @@ mod tests {
         let a = Held::new();
         let b = Held::new();
         assert_eq!(mine(), before.map(|n| n + 2));
-        assert!(held() >= 2);
+        assert!(held_guards() >= 2);
         drop(a);
         assert_eq!(mine(), before.map(|n| n + 1));
         std::mem::forget(b);

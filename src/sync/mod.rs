@@ -13,15 +13,7 @@ pub(crate) mod robust;
 pub(crate) mod semaphore;
 pub(crate) mod wait;
 
-/// How many lock guards that hand out `&mut` to shared data ([`MutexGuard`](crate::MutexGuard),
-/// of a [`Mutex`](crate::Mutex) or a [`SharedValue`](crate::SharedValue)) exist in this process,
-/// on any thread, counting for good those leaked with `mem::forget` or `Box::leak` (also by
-/// threads that have exited). A fork must be refused while it is not zero: the child would get a
-/// copy of the guard, or of a `&'static mut` kept from one, and write while the parent does
-/// (`process::fork::start` refuses; the fork handlers of `segment::forkmap` seal instead).
-pub(crate) fn held_guards() -> usize {
-    held::held()
-}
+pub(crate) use held::held_guards;
 
 /// Generates `open`, `open_handle`, `handle` and `name` for a type whose only field `cell` is a
 /// `ShmBox` of kind `$kind`, with doc examples: `$ty` names the type in a path, `$make` builds one

@@ -1,11 +1,38 @@
 //! `PoolBuilder`: workers, start method, name, initializer, maxtasksperchild, retries, chunk
-//! size.
+//! size; and the constructors that use it, `Pool::new` and `Pool::builder`.
 
-use super::Pool;
 use super::control::MAX_WORKERS;
+use super::state::Pool;
 use super::worker::WorkerConfig;
 use crate::error::{Error, Result};
 use crate::process::context::StartMethod;
+
+impl Pool {
+    /// A pool of `n` workers with default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoolSize`] when `n` is 0, [`Error::SpawnUnavailable`] when this program cannot
+    /// be re-executed for the forkserver (see [`PoolBuilder::start_method`]).
+    ///
+    /// ```no_run
+    /// let pool = shmpool::Pool::new(2)?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn new(n: usize) -> Result<Pool> {
+        PoolBuilder::new().workers(n).build()
+    }
+
+    /// A builder for the other settings.
+    ///
+    /// ```no_run
+    /// let pool = shmpool::Pool::builder().workers(2).name("demo").build()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+}
 
 /// Configures and starts a [`Pool`].
 ///

@@ -12,14 +12,13 @@
 //! shared state is stable (README.md, "Death"): either someone else has it (nothing lost), or it
 //! is lost and is re-queued (retries left) or counted as failed with [`Error::WorkerDied`].
 
-use std::fs::File;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use super::control::{CLOSED, NOTHING, RETRY_RING, WAKE_EACH_CHUNK, pack, unpack};
-use super::liveness::Ended;
-use super::{Pool, PoolState, worker};
+use super::state::{Pool, PoolState};
+use super::worker;
 use crate::error::{Error, Result};
 use crate::sys;
 use crate::sys::proc::Exit;
@@ -35,57 +34,8 @@ pub(crate) const WATCHED_SLICE: Duration = Duration::from_secs(1);
 /// those.
 pub(crate) const SUSPECT_SLICE: Duration = Duration::from_millis(1);
 
-/// The pipe through which workers wake a sleeping parent: the parent polls the read end, with
-/// the workers' exit descriptors; a worker writes a byte to the write end (inherited by forked
-/// workers, opened through `/proc/<parent>/fd` by the others, which check the inode). Both ends
-/// are non-blocking and stay open in the parent for the pool's life.
-pub(crate) struct WakePipe {
-    pub(crate) r: File,
-    pub(crate) w: File,
-    /// The pipe's inode, which a worker opening the write end by number checks.
-    pub(crate) ino: u64,
-}
-
-impl WakePipe {
-    pub(crate) fn new() -> Result<WakePipe> {
-        let (r, w) = sys::proc::pipe().map_err(Error::io("pipe (the pool's wake pipe)"))?;
-        for f in [&r, &w] {
-            sys::proc::set_nonblocking(f).map_err(Error::io("fcntl"))?;
-        }
-        let ino = sys::fdpass::inode(r.as_fd()).map_err(Error::io("fstat"))?;
-        Ok(WakePipe { r, w, ino })
-    }
-}
 /// How long the parent spins on the completion counter before it sleeps.
 pub(crate) const PARENT_SPIN: Duration = Duration::from_micros(50);
-
-/// The parent's bookkeeping for the job in flight.
-pub(crate) struct Active {
-    pub(crate) job: u32,
-    pub(crate) chunks: u64,
-    retries_left: u32,
-    /// Chunks held by workers that died, not yet resolved: (chunk, pid, how it ended).
-    suspects: Vec<(u64, u32, Ended)>,
-    /// Every chunk a death cost, the first first: (chunk, pid, how, signal), for streaming
-    /// results and the job's outcome.
-    lost: Vec<(u64, u32, String, Option<i32>)>,
-    /// A worker ended while this job was in flight: completion is then read from the done
-    /// bitmap, not only the counter ([`ControlBlock::finished`](super::control::ControlBlock::finished)).
-    pub(crate) deaths: bool,
-}
-
-impl Active {
-    pub(crate) fn new(job: u32, chunks: u64, retries: u32) -> Active {
-        Active {
-            job,
-            chunks,
-            retries_left: retries,
-            suspects: Vec::new(),
-            lost: Vec::new(),
-            deaths: false,
-        }
-    }
-}
 
 impl Pool {
     /// Chunks finished and chunks in all, for the job in flight (or the last one).
@@ -219,6 +169,15 @@ impl Pool {
         Ok(())
     }
 
+    /// Gives up: records why (`pid`, `how`: the words after "child process PID"), for every
+    /// later call and pending result, and terminates the pool.
+    pub(crate) fn give_up(&mut self, pid: u32, how: String) {
+        if self.gave_up.is_none() && self.state != PoolState::Terminated {
+            self.gave_up = Some((pid, how));
+        }
+        self.terminate();
+    }
+
     /// Reaps workers that ended, replaces them, and resolves chunks they held.
     ///
     /// # Errors
@@ -306,7 +265,7 @@ impl Pool {
             }
             if self.state == PoolState::Running && !std::thread::panicking() {
                 // With the pool's own start method.
-                match worker::start(self, slot) {
+                match worker::start(&self.ctl, &self.launch, &self.wake, slot) {
                     Ok(w) => self.slots[slot] = w,
                     Err(e) => {
                         let ended = unheld.map_or_else(|| "ended".to_string(), |h| h.how());

@@ -3,8 +3,8 @@
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use super::Pool;
 use super::control::{NOTHING, unpack};
+use super::state::{Pool, PoolState};
 use crate::error::Result;
 
 /// What a finished job hands back, computed from the pool once the job is done.
@@ -97,7 +97,7 @@ impl<'p, R> JobHandle<'p, R> {
 
     /// Whether the pool was terminated (nothing more will finish).
     pub(crate) fn terminated(&self) -> bool {
-        self.pool.state == super::PoolState::Terminated
+        self.pool.state == PoolState::Terminated
     }
 
     /// Terminates the pool (see [`terminate_pool`](JobHandle::terminate_pool)).

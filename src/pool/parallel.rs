@@ -18,7 +18,8 @@ use bytemuck::Pod;
 use super::control::SCRATCH_BYTES;
 use super::job::JobHandle;
 use super::kernel::{self, Trampoline};
-use super::{ArraySpec, JobSpec, Pool};
+use super::publish::{ArraySpec, JobSpec};
+use super::state::Pool;
 use crate::array::SharedArray;
 use crate::error::{Error, Result};
 

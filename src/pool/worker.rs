@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::Pool;
 use super::anon::AnonBox;
 use super::code::CodeRanges;
 use super::control::{
@@ -18,6 +17,7 @@ use super::control::{
 };
 use super::kernel::{self, Span, Trampoline, Views, from_offset, panic_text};
 use super::liveness::WorkerProc;
+use super::wake::WakePipe;
 use crate::error::{Error, Result};
 use crate::process::context::{StartMethod, get_context};
 use crate::process::fork;
@@ -42,6 +42,20 @@ pub(crate) struct WorkerConfig {
     pub(crate) max_tasks: Option<u64>,
 }
 
+/// How a pool starts its workers: the same for its first workers and for every replacement.
+pub(crate) struct Launch {
+    /// The pool's start method.
+    pub(crate) method: StartMethod,
+    /// Fork even though the parent has other threads (`PoolBuilder::allow_threads`).
+    pub(crate) allow_threads: bool,
+    /// What every worker runs besides the protocol.
+    pub(crate) cfg: WorkerConfig,
+    /// The pool's name; workers are named after it.
+    pub(crate) name: String,
+    /// The creating process: the pool's owner, whose memfds the workers open.
+    pub(crate) parent_pid: u32,
+}
+
 /// What a worker that is not a fork of the parent needs (serde: it crosses to the forkserver or
 /// a spawned copy of the program).
 #[derive(Debug, Serialize, Deserialize)]
@@ -64,48 +78,54 @@ pub(crate) struct WorkerArgs {
     wake_ino: u64,
 }
 
-/// Starts the worker for slot `slot` of `pool` with the pool's start method.
+/// Starts the worker for slot `slot` of the pool whose control block is `ctl_box`, as `launch`
+/// says; it wakes the parent through `wake`.
 ///
 /// This is the pool's only start step. Under `Fork` the worker is a fork of the parent running
 /// [`run`] on the inherited control block. Under `ForkServer` and `Spawn` the process layer
 /// starts [`run_started`], which maps the control block from the parent's memfd; kernel
 /// addresses travel as offsets from an anchor in either case (`kernel::to_offset`).
-pub(crate) fn start(pool: &Pool, slot: usize) -> Result<WorkerProc> {
-    let ctl: &ControlBlock = &pool.ctl;
+pub(crate) fn start(
+    ctl_box: &AnonBox<ControlBlock>,
+    launch: &Launch,
+    wake: &WakePipe,
+    slot: usize,
+) -> Result<WorkerProc> {
+    let ctl: &ControlBlock = ctl_box;
     let s = &ctl.workers[slot];
     s.held.store(NOTHING, SeqCst);
     s.retiring.store(0, SeqCst);
     s.completed.store(0, SeqCst);
     s.initialized.store(0, SeqCst);
-    if pool.method != StartMethod::Fork {
-        let Some(ctl_fd) = pool.ctl.fd() else {
+    if launch.method != StartMethod::Fork {
+        let Some(ctl_fd) = ctl_box.fd() else {
             unreachable!("a pool that does not fork keeps its control block in a memfd")
         };
         let args = WorkerArgs {
-            parent_pid: pool.parent_pid,
+            parent_pid: launch.parent_pid,
             ctl_fd,
             nonce: ctl.nonce.load(SeqCst),
             slot,
-            max_tasks: pool.cfg.max_tasks,
-            initializer: pool.cfg.initializer.map(|f| kernel::to_offset(f as usize)),
-            wake_fd: pool.wake.w.as_raw_fd(),
-            wake_ino: pool.wake.ino,
+            max_tasks: launch.cfg.max_tasks,
+            initializer: launch.cfg.initializer.map(|f| kernel::to_offset(f as usize)),
+            wake_fd: wake.w.as_raw_fd(),
+            wake_ino: wake.ino,
         };
-        let p = get_context(pool.method)
+        let p = get_context(launch.method)
             .process()
-            .name(format!("{}-worker-{slot}", pool.name))
+            .name(format!("{}-worker-{slot}", launch.name))
             .daemon(true)
             .start(run_started, args)?;
         s.pid.store(p.pid(), SeqCst);
-        return Ok(WorkerProc::started(p, pool.method == StartMethod::ForkServer));
+        return Ok(WorkerProc::started(p, launch.method == StartMethod::ForkServer));
     }
-    let (cfg, allow_threads, parent_pid) = (pool.cfg, pool.allow_threads, pool.parent_pid);
+    let (cfg, allow_threads, parent_pid) = (launch.cfg, launch.allow_threads, launch.parent_pid);
     // Every descriptor open now is the parent's business, not the worker's: the worker needs
     // only stdio, its report pipe and its alive-pipe guard (both made inside `fork::start`,
     // after this list), and maps arrays through `/proc/<parent>/fd`. Listed here, where
     // allocating is fine; detached in the child first thing.
     // Except the write end of the wake pipe, through which the worker wakes the parent.
-    let wake = pool.wake.w.as_raw_fd();
+    let wake = wake.w.as_raw_fd();
     let mut inherited = sys::fds::open_above_stdio().map_err(Error::io("listing /proc/self/fd"))?;
     inherited.retain(|&fd| fd != wake);
     // The crate's one fork path: thread check, alive pipe, parent-death signal, panic report.

@@ -1,0 +1,92 @@
+//! Publishing a job: what the parent writes into the control block for one job, and the order
+//! it writes it in (README.md, "Publishing a job" and "Memory ordering").
+
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+
+use super::active::Active;
+use super::control::{self, CLOSED, ERR_NONE, MAX_ARRAYS, pack};
+use super::kernel;
+use super::state::Pool;
+use crate::error::Result;
+use crate::process::context::StartMethod;
+use crate::segment::handle::SegmentHandle;
+
+/// What the parent publishes for one job.
+pub(crate) struct JobSpec {
+    pub(crate) trampoline: usize,
+    pub(crate) kernel: usize,
+    pub(crate) len: usize,
+    pub(crate) chunk_size: usize,
+    pub(crate) radius: usize,
+    pub(crate) arrays: [ArraySpec; MAX_ARRAYS],
+}
+
+/// Where one array of a job lives.
+#[derive(Default)]
+pub(crate) enum ArraySpec {
+    /// No array in this position.
+    #[default]
+    None,
+    /// A shared array segment, with the number of elements the job covers.
+    Handle(SegmentHandle, usize),
+    /// A region of the control block's scratch area: byte offset, elements, element size.
+    Scratch(usize, usize, usize),
+    /// A region of a byte segment (the task arena): byte offset, elements, element size.
+    Region(SegmentHandle, usize, usize, usize),
+}
+
+impl Pool {
+    /// Publishes a job (after the previous one, if any, finished). Returns its id.
+    pub(crate) fn publish(&mut self, spec: &JobSpec) -> Result<u32> {
+        self.check_running()?;
+        self.finish_active()?;
+        self.check_workers()?;
+        if self.launch.method != StartMethod::Fork {
+            // A worker that is not a fork of this process finds code by its offset from an
+            // anchor, which names the same code only inside the executable (not a shared
+            // library mapped elsewhere there).
+            use crate::process::code::{Receiver, check_sendable};
+            check_sendable(spec.trampoline, "the job's trampoline", Receiver::Reexecuted)?;
+            check_sendable(spec.kernel, "the job's kernel", Receiver::Reexecuted)?;
+        }
+        let chunks = Self::chunks_of(spec.len, spec.chunk_size) as u64;
+        debug_assert!(chunks as usize <= control::MAX_CHUNKS);
+        self.next_job = self.next_job.wrapping_add(1).max(1);
+        self.generation += 1;
+        let job = self.next_job;
+        let c = &*self.ctl;
+        c.cursor.store(pack(job, CLOSED), SeqCst);
+        c.done.store(0, SeqCst);
+        let words = (chunks as usize).div_ceil(64);
+        for w in c.done_bits[..words].iter().chain(&c.failed_bits[..words]) {
+            w.store(0, Relaxed);
+        }
+        c.error.kind.store(ERR_NONE, Relaxed);
+        let d = &c.job;
+        d.trampoline.store(kernel::to_offset(spec.trampoline), Relaxed);
+        d.kernel.store(kernel::to_offset(spec.kernel), Relaxed);
+        d.len.store(spec.len as u64, Relaxed);
+        d.chunk_size.store(spec.chunk_size as u64, Relaxed);
+        d.radius.store(spec.radius as u64, Relaxed);
+        d.retries.store(self.retries, Relaxed);
+        d.generation.store(self.generation, Relaxed);
+        for (slot, a) in d.arrays.iter().zip(&spec.arrays) {
+            match a {
+                ArraySpec::Handle(h, len) => slot.set(Some(h), *len),
+                ArraySpec::Scratch(off, len, elem) => slot.set_scratch(*off, *len, *elem),
+                ArraySpec::Region(h, off, len, elem) => slot.set_region(h, *off, *len, *elem),
+                ArraySpec::None => slot.set(None, 0),
+            }
+        }
+        // `chunks` is the one field a worker reads before its claim's compare-and-swap. Release
+        // orders the closing cursor store above before it: a worker that sees this job's count
+        // (acquire) also sees the cursor closed for the old job, so its CAS on the old job's
+        // cursor value fails (README.md, "Memory ordering").
+        d.chunks.store(chunks, Release);
+        c.job_id.store(job, Release);
+        c.cursor.store(pack(job, 0), SeqCst);
+        c.wake_workers();
+        self.active = Some(Active::new(job, chunks, self.retries));
+        Ok(job)
+    }
+}

@@ -1,12 +1,13 @@
 //! How a function crosses to a re-executed child (spawn) or a forkserver worker: as offsets from
-//! a known function of the same executable, so address-space randomisation does not matter, plus
-//! its arguments encoded with postcard (a binary serde format: NaN payloads, infinities,
-//! non-string map keys and empty values cross bit-exactly; JSON carried none of them).
+//! a known function of the same executable (`code.rs`, the one code-transport scheme), so
+//! address-space randomisation does not matter, plus its arguments encoded with postcard (a
+//! binary serde format: NaN payloads, infinities, non-string map keys and empty values cross
+//! bit-exactly; JSON carried none of them).
 //!
 //! A [`Job`] names two functions: the user's `fn(A) -> R`, and a monomorphised trampoline that
 //! knows `A` and `R`, decodes the arguments, calls the function and turns its result into an
 //! exit code. Both functions must lie in the main executable's own mappings (`Job::new` checks
-//! it), where an offset names the same code in a re-executed copy.
+//! it with `code::check_sendable`), where an offset names the same code in a re-executed copy.
 //!
 //! Spawn (on the job pipe) and the forkserver (on its request socket) carry a job as one frame,
 //! read by the same pure decoder, [`decode_frame`]:
@@ -27,98 +28,18 @@
 //! mixed up, a corrupted frame), not against a hostile process of the same user: such a process
 //! can read the marker from `/proc/<pid>/environ` and ptrace the child anyway.
 
-use std::sync::OnceLock;
-
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::child::ChildResult;
+use super::code::{self, Receiver, build_fingerprint};
 use crate::error::{Error, Result};
 
-/// The function every offset is measured from.
-#[inline(never)]
-fn anchor() -> u64 {
-    std::hint::black_box(0x5348_4d50_4f4f_4c31)
-}
-
-/// A second function, whose distance from [`anchor`] changes from build to build.
-#[inline(never)]
-fn fingerprint_probe() -> u64 {
-    std::hint::black_box(0x4255_494c_4449_4431)
-}
-
-fn offset(addr: usize) -> i64 {
-    addr as i64 - anchor as fn() -> u64 as usize as i64
-}
-
-fn address(off: i64) -> usize {
-    (anchor as fn() -> u64 as usize as i64 + off) as usize
-}
-
-/// This build's fingerprint: the distance between two of its functions, and the crate version.
-pub(crate) fn build_fingerprint() -> String {
-    format!("{}/{}", env!("CARGO_PKG_VERSION"), offset(fingerprint_probe as fn() -> u64 as usize))
-}
-
-/// The address ranges where the main executable (`/proc/self/exe`, which spawn and the
-/// forkserver re-execute) is mapped, read from `/proc/self/maps`; cached once read.
-fn exe_ranges() -> std::result::Result<&'static [(usize, usize)], String> {
-    static RANGES: OnceLock<Vec<(usize, usize)>> = OnceLock::new();
-    if let Some(r) = RANGES.get() {
-        return Ok(r);
-    }
-    // A failure to read (EMFILE, say) is not cached: it may pass.
-    let exe = std::fs::read_link("/proc/self/exe")
-        .map_err(|e| format!("/proc/self/exe is unreadable ({e})"))?;
-    let maps = std::fs::read_to_string("/proc/self/maps")
-        .map_err(|e| format!("/proc/self/maps is unreadable ({e})"))?;
-    Ok(RANGES.get_or_init(|| mappings_of(&maps, &exe.to_string_lossy())))
-}
-
-/// The ranges of the mappings of the file `path` in a `/proc/<pid>/maps` text.
-fn mappings_of(maps: &str, path: &str) -> Vec<(usize, usize)> {
-    maps.lines()
-        .filter_map(|l| {
-            let (range, rest) = l.split_once(' ')?;
-            let (lo, hi) = range.split_once('-')?;
-            let (lo, hi) =
-                (usize::from_str_radix(lo, 16).ok()?, usize::from_str_radix(hi, 16).ok()?);
-            // Fields after the range: perms, offset, dev, inode, then the path (may hold spaces).
-            let p = rest.splitn(5, ' ').nth(4)?.trim_start();
-            (p == path).then_some((lo, hi))
-        })
-        .collect()
-}
-
-/// Whether `addr` lies in one of `ranges`.
-fn within(ranges: &[(usize, usize)], addr: usize) -> bool {
-    ranges.iter().any(|&(lo, hi)| lo <= addr && addr < hi)
-}
-
-/// Checks that the code at `addr` (`what`, for the message) belongs to the main executable:
-/// only there does an offset from [`anchor`] name the same code in a re-executed copy. Code in a
-/// shared library (a Rust dylib dependency, a Python extension) is refused.
-pub(crate) fn check_in_executable(addr: usize, what: &str) -> Result<()> {
-    let ranges = exe_ranges().map_err(|reason| Error::SpawnUnavailable { reason })?;
-    if within(ranges, addr) {
-        Ok(())
-    } else {
-        Err(Error::SpawnUnavailable {
-            reason: format!(
-                "{what} (at {addr:#x}) is not in the program's own executable (a shared library?), \
-                 so a re-executed copy could not find it"
-            ),
-        })
-    }
-}
-
-/// Checks that shmpool's code lives in the main executable, which is what spawn and the
-/// forkserver re-execute: from a shared library (a Python extension, say) `/proc/self/exe` is
-/// another program, which would neither run the constructor nor know the functions.
-/// Also refuses when no diversion path ran in this process (see `boot.rs`).
+/// Checks that this process can start re-executed children: a diversion path ran in it (see
+/// `boot.rs`) and shmpool's code lives in the main executable (`code::check_own_code_reexecutable`).
 pub(crate) fn check_reexecutable() -> Result<()> {
     super::boot::check_diverted(super::boot::diverted())?;
-    check_in_executable(anchor as fn() -> u64 as usize, "shmpool's own code")
+    code::check_own_code_reexecutable()
 }
 
 type Trampoline = fn(usize, &[u8]) -> i32;
@@ -140,8 +61,9 @@ pub(crate) struct Job {
     pub(crate) secret: u64,
     /// [`build_fingerprint`] of the parent.
     pub(crate) build: String,
-    trampoline: i64,
-    function: i64,
+    /// Offsets of the trampoline and the function (`code::to_offset`).
+    trampoline: u64,
+    function: u64,
     /// The arguments, in postcard.
     args: Vec<u8>,
     /// The process's name.
@@ -157,8 +79,8 @@ pub(crate) struct Job {
 /// frame when decoded, so decoding allocates nothing.
 #[derive(Serialize, Deserialize)]
 struct Wire<'a> {
-    trampoline: i64,
-    function: i64,
+    trampoline: u64,
+    function: u64,
     #[serde(serialize_with = "as_bytes")]
     args: &'a [u8],
     name: &'a str,
@@ -280,8 +202,9 @@ impl Job {
     {
         check_reexecutable()?;
         let (t, f) = (trampoline::<A, R> as Trampoline as usize, f as usize);
-        check_in_executable(f, "the child's function")?;
-        check_in_executable(t, "the child's trampoline (monomorphised for its argument type)")?;
+        code::check_sendable(f, "the child's function", Receiver::Reexecuted)?;
+        let what = "the child's trampoline (monomorphised for its argument type)";
+        code::check_sendable(t, what, Receiver::Reexecuted)?;
         let args = postcard::to_stdvec(args).map_err(|e| Error::Serialize {
             reason: format!("{e} (postcard, the format of every start method but fork)"),
         })?;
@@ -308,8 +231,8 @@ impl Job {
         Ok(Job {
             secret,
             build: build_fingerprint(),
-            trampoline: offset(t),
-            function: offset(f),
+            trampoline: code::to_offset(t),
+            function: code::to_offset(f),
             args,
             name: name.to_string(),
             parent_pid: crate::sys::proc::getpid(),
@@ -414,8 +337,9 @@ impl Verified {
         let job = self.0;
         // SAFETY: the job was verified: its trampoline offset was taken by `Job::new` in a process
         // running this same build from `trampoline::<A, R>`, whose type is `Trampoline`.
-        let t = unsafe { std::mem::transmute::<usize, Trampoline>(address(job.trampoline)) };
-        t(address(job.function), &job.args)
+        let t =
+            unsafe { std::mem::transmute::<usize, Trampoline>(code::from_offset(job.trampoline)) };
+        t(code::from_offset(job.function), &job.args)
     }
 }
 
@@ -430,38 +354,6 @@ pub(crate) mod tests {
     #[test]
     fn this_test_binary_can_be_reexecuted() {
         check_reexecutable().unwrap();
-        check_in_executable(add as fn((i32, i32)) -> i32 as usize, "add").unwrap();
-    }
-
-    #[test]
-    fn code_outside_the_executable_is_refused() {
-        // getpid lives in libc.so, mapped from another file than the executable.
-        let libc_fn = libc::getpid as unsafe extern "C" fn() -> libc::pid_t as usize;
-        match check_in_executable(libc_fn, "getpid") {
-            Err(Error::SpawnUnavailable { reason }) => {
-                assert!(reason.contains("getpid") && reason.contains("shared library"), "{reason}")
-            }
-            other => panic!("an address in libc must be refused, got {other:?}"),
-        }
-        // Nor is a heap address an executable's code.
-        let heap = Box::new(0u8);
-        assert!(check_in_executable(&*heap as *const u8 as usize, "heap").is_err());
-    }
-
-    #[test]
-    fn only_the_mappings_of_the_executable_count() {
-        let maps = "\
-00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/my prog
-00651000-00652000 rw-p 00051000 08:02 173521      /usr/bin/my prog
-7f0000000000-7f0000100000 r-xp 00000000 08:02 99  /usr/lib/libfoo.so
-7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0   [stack]
-7ffe00000000-7ffe00001000 rw-p 00000000 00:00 0
-";
-        let r = mappings_of(maps, "/usr/bin/my prog");
-        assert_eq!(r, [(0x400000, 0x452000), (0x651000, 0x652000)]);
-        assert!(within(&r, 0x400000) && within(&r, 0x451fff) && within(&r, 0x651800));
-        assert!(!within(&r, 0x452000) && !within(&r, 0x7f0000000010) && !within(&r, 0));
-        assert!(mappings_of(maps, "/usr/lib/libfoo").is_empty());
     }
 
     /// The secret of the fuzzed frames.

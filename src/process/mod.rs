@@ -6,6 +6,7 @@ pub(crate) mod alive;
 pub(crate) mod boot;
 pub(crate) mod builder;
 pub(crate) mod child;
+pub(crate) mod code;
 pub(crate) mod context;
 pub(crate) mod cpu;
 pub(crate) mod entry;

@@ -10,6 +10,7 @@ pub(crate) mod fds;
 pub(crate) mod futex;
 pub(crate) mod liveness;
 pub(crate) mod map;
+pub(crate) mod maps;
 pub(crate) mod mem;
 pub(crate) mod peer;
 pub(crate) mod proc;

@@ -1,21 +1,26 @@
-//! `ProcessBuilder`: a process's name and daemon flag, set before it starts.
+//! `ProcessBuilder`: a process's name and daemon flag, set before it starts; it picks the start
+//! method's parent side (`fork.rs`, `spawn.rs`, `forkserver.rs`) and wraps what that returns in a
+//! `Process`. Below `context.rs`, which makes builders: it holds the context's method and options,
+//! not the `Context` itself.
 
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::child::ChildResult;
-use super::context::{Context, StartMethod};
 use super::entry::Job;
-use super::handle::{self, Process};
+use super::handle::Process;
+use super::method::StartMethod;
+use super::reaper;
 use super::{fork, forkserver, spawn};
 use crate::error::{Error, Result};
 use crate::sys;
 
 static COUNTER: AtomicUsize = AtomicUsize::new(1);
 
-/// Options for one process; made by [`Context::process`].
+/// Options for one process; made by [`Context::process`](crate::Context::process).
 ///
 /// ```no_run
 /// # fn f(_: ()) {}
@@ -23,17 +28,41 @@ static COUNTER: AtomicUsize = AtomicUsize::new(1);
 /// p.join()?;
 /// # Ok::<(), shmpool::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use = "a builder does nothing until start() or start_closure()"]
 pub struct ProcessBuilder {
-    ctx: Context,
+    /// The context's start method.
+    method: StartMethod,
+    /// The context's `allow_threads` (see `Context::allow_threads`).
+    allow_threads: bool,
     name: Option<String>,
     daemon: bool,
 }
 
+impl fmt::Debug for ProcessBuilder {
+    /// As the derived form when the builder held its `Context`: `ctx: Context { .. }` first.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Ctx<'a>(&'a ProcessBuilder);
+        impl fmt::Debug for Ctx<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct("Context")
+                    .field("method", &self.0.method)
+                    .field("allow_threads", &self.0.allow_threads)
+                    .finish()
+            }
+        }
+        f.debug_struct("ProcessBuilder")
+            .field("ctx", &Ctx(self))
+            .field("name", &self.name)
+            .field("daemon", &self.daemon)
+            .finish()
+    }
+}
+
 impl ProcessBuilder {
-    pub(crate) fn new(ctx: Context) -> ProcessBuilder {
-        ProcessBuilder { ctx, name: None, daemon: false }
+    /// A builder for a context of `method`; `allow_threads` as the context's.
+    pub(crate) fn new(method: StartMethod, allow_threads: bool) -> ProcessBuilder {
+        ProcessBuilder { method, allow_threads, name: None, daemon: false }
     }
 
     /// The process's name (default `Process-N`, counting from 1 in this process).
@@ -65,7 +94,7 @@ impl ProcessBuilder {
             .unwrap_or_else(|| format!("Process-{}", COUNTER.fetch_add(1, Ordering::Relaxed)))
     }
 
-    /// Starts the child running `f(args)`; see [`Context::start`].
+    /// Starts the child running `f(args)`; see [`Context::start`](crate::Context::start).
     ///
     /// ```
     /// # fn f(n: u8) -> i32 { n.into() }
@@ -79,12 +108,12 @@ impl ProcessBuilder {
         A: Serialize + DeserializeOwned + Send + 'static,
         R: ChildResult + 'static,
     {
-        handle::reap_detached();
+        reaper::reap_detached();
         let name = self.take_name();
-        let method = self.ctx.method();
+        let method = self.method;
         match method {
             StartMethod::Fork => {
-                let (pid, report) = fork::start(self.ctx.threads_allowed(), move || f(args))?;
+                let (pid, report) = fork::start(self.allow_threads, move || f(args))?;
                 Ok(Process::direct(pid, report, name, self.daemon, method))
             }
             StartMethod::Spawn => {
@@ -105,7 +134,7 @@ impl ProcessBuilder {
         }
     }
 
-    /// Starts the child running the closure `f`; `fork` only, see [`Context::start_closure`].
+    /// Starts the child running the closure `f`; `fork` only, see [`Context::start_closure`](crate::Context::start_closure).
     ///
     /// ```no_run
     /// let mut p = shmpool::get_context(shmpool::StartMethod::Fork).process().start_closure(|| 0)?;
@@ -117,13 +146,13 @@ impl ProcessBuilder {
         F: FnOnce() -> R + Send + 'static,
         R: ChildResult,
     {
-        let method = self.ctx.method();
+        let method = self.method;
         if method != StartMethod::Fork {
             return Err(Error::ClosureNeedsFork { method: method.name() });
         }
-        handle::reap_detached();
+        reaper::reap_detached();
         let name = self.take_name();
-        let (pid, report) = fork::start(self.ctx.threads_allowed(), f)?;
+        let (pid, report) = fork::start(self.allow_threads, f)?;
         Ok(Process::direct(pid, report, name, self.daemon, method))
     }
 }

@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 /// Checks that this process can start re-executed children: a diversion path ran in it (see
 /// `boot.rs`) and shmpool's code lives in the main executable (`code::check_own_code_reexecutable`).
 pub(crate) fn check_reexecutable() -> Result<()> {
-    super::boot::check_diverted(super::boot::diverted())?;
+    super::marker::check_diverted(super::marker::diverted())?;
     code::check_own_code_reexecutable()
 }
 

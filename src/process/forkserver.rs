@@ -1,41 +1,27 @@
-//! The forkserver: a small single-threaded copy of the program that forks workers on request.
+//! The forkserver start method, client side: launch the server on first use (re-executing the
+//! program, `reexec.rs`), send it a request per worker (`request.rs`) and hand back the worker's
+//! pid and pipes; shut it down. A parent-side start method: it returns a [`Started`], never a
+//! `Process`. The server loop is `server.rs`.
 //!
-//! It is started, on first use, by re-executing the program with a marker (see `boot.rs`), so it
-//! is clean (one thread, no locks held, none of the caller's state) even when the caller already
-//! runs many threads, as every `cargo test` binary does. Each worker it forks is therefore a
-//! safe fork of a single-threaded process.
-//!
-//! Protocol, over a Unix stream socket pair: the client sends a job frame (`entry.rs`: an 8-byte
-//! length, then the secret, a checksum and the postcard body) with two descriptors attached to
-//! its first bytes (the write ends of the worker's status pipe and panic-report pipe); the server
-//! reads it whole (within [`REQUEST_TIMEOUT`]), decodes it with the same pure decoder as a spawn
-//! child, and answers with 4 bytes: the worker's pid, minus an errno when it could not fork, or
-//! [`JOB_REFUSED`] when the frame failed verification (it lacks the server's secret, made per
-//! server at launch, comes from another build, or does not match its checksum).
-//! When a worker ends, the server reaps it and writes how it ended (8 bytes) to its status pipe,
-//! which is how the client joins it: workers are the server's children, not the client's.
-//!
-//! Deaths: the server exits once the client's socket is closed (the client shut it down, or died:
-//! the kernel closes a dead process's descriptors) and all its workers have ended. It also arms
-//! the alive pipe, so a SIGKILLed client takes it down at once. Workers arm both
-//! `PR_SET_PDEATHSIG` (safe here: the server has one thread, so "the thread that forked" is the
-//! server itself) and the client's alive pipe.
+//! The server is clean (one thread, no locks held, none of the caller's state) even when the
+//! caller already runs many threads, as every `cargo test` binary does: each worker it forks is
+//! a safe fork of a single-threaded process. Workers are the server's children, not the
+//! client's: the server writes how each ended to its status pipe, which is how the client joins
+//! it.
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::alive;
-use super::boot::{self, Marker, Mode};
-use super::child;
-use super::entry::{self, FRAME_PREFIX, Job};
-use super::handle;
-use super::spawn;
+use super::entry::Job;
+use super::marker::Mode;
+use super::reaper;
+use super::reexec::reexec;
+use super::request::{self, JOB_REFUSED, REQUEST_TIMEOUT};
 use super::status::ExitStatus;
 use crate::error::{Error, Result};
 use crate::sys::{self, proc::Exit};
@@ -67,9 +53,6 @@ static CLIENT_FD: AtomicI32 = AtomicI32::new(-1);
 /// the mutex stays locked forever, so the forkserver API refuses instead of blocking on it.
 static CLIENT_STUCK_IN: AtomicU32 = AtomicU32::new(0);
 
-/// The reply of a server that refused a job because it failed verification.
-const JOB_REFUSED: i32 = i32::MIN;
-
 /// Refuses in a forked child whose copy of [`CLIENT`]'s mutex is held by a thread that was not
 /// copied.
 fn check_not_stuck() -> Result<()> {
@@ -94,13 +77,9 @@ fn take_client(slot: &mut Option<Client>) -> Option<Client> {
     c
 }
 
-/// How long a request may wait on the server before it counts as hung.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Asks the forkserver (started on first use) to fork a worker running `job` (whose secret is
 /// set to the server's here).
 pub(crate) fn start(mut job: Job) -> Result<Started> {
-    std::hint::black_box(&boot::BOOT);
     check_not_stuck()?;
     // The server is our child (and exits, to be reaped, when replaced or shut down): an ignored
     // SIGCHLD would let the kernel reap it behind our back. Reset before it is launched, it also
@@ -184,7 +163,7 @@ fn launch() -> Result<Client> {
     let secret = sys::proc::random_u64();
     // posix_spawn, like a spawn child: launching the server costs the same however large this
     // process is (a fork would copy its page tables first).
-    let server_pid = spawn::reexec(
+    let server_pid = reexec(
         Mode::ForkServer,
         [theirs.as_raw_fd(), -1, alive],
         secret,
@@ -208,40 +187,11 @@ fn request(
     let (status_r, status_w) = sys::proc::pipe().map_err(local)?;
     let (report_r, report_w) = sys::proc::pipe().map_err(local)?;
     let frame = job.to_frame();
-    let send = |sock: &mut UnixStream| -> std::io::Result<()> {
-        let fds = [status_w.as_fd(), report_w.as_fd()];
-        let sent = sys::fdpass::send_with_fds(sock.as_fd(), &frame[..FRAME_PREFIX], &fds)?;
-        sys::fdpass::send_all(sock.as_fd(), &frame[sent..])
-    };
-    send(sock).map_err(Failure::Send)?;
+    request::send_request(sock, &frame, [status_w.as_fd(), report_w.as_fd()])
+        .map_err(Failure::Send)?;
     drop((status_w, report_w));
-    let mut reply = [0u8; 4];
-    sock.read_exact(&mut reply).map_err(Failure::Reply)?;
-    let r = i32::from_le_bytes(reply);
-    Ok(if r > 0 {
-        Ok(Started { pid: r as u32, status: status_r, report: report_r })
-    } else {
-        Err(r)
-    })
-}
-
-/// Encodes how a worker ended for its status pipe.
-fn encode(exit: Exit) -> [u8; 8] {
-    let (tag, v) = match exit {
-        Exit::Code(c) => (0i32, c),
-        Exit::Signal(s) => (1, s),
-    };
-    let mut b = [0u8; 8];
-    b[..4].copy_from_slice(&tag.to_le_bytes());
-    b[4..].copy_from_slice(&v.to_le_bytes());
-    b
-}
-
-/// Decodes a status written by the server.
-pub(crate) fn decode(b: [u8; 8]) -> Exit {
-    let tag = i32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
-    let v = i32::from_le_bytes(b[4..].try_into().expect("4 bytes"));
-    if tag == 0 { Exit::Code(v) } else { Exit::Signal(v) }
+    let reply = request::read_reply(sock).map_err(Failure::Reply)?;
+    Ok(reply.map(|pid| Started { pid, status: status_r, report: report_r }))
 }
 
 /// Stops this process's forkserver, if it runs: closes the connection and waits until the
@@ -307,7 +257,7 @@ fn shutdown(timeout: Option<Duration>) -> Result<()> {
                 }
                 let now = Instant::now();
                 if now >= deadline {
-                    handle::detach(c.server_pid);
+                    reaper::detach(c.server_pid, None);
                     return Err(Error::Timeout {
                         what: "forkserver shutdown (its workers still run)",
                         after,
@@ -351,145 +301,6 @@ pub(crate) fn forget_in_forked_child() {
     }
 }
 
-/// The server's main loop (never returns).
-pub(crate) fn serve(m: Marker) -> ! {
-    let server_pid = sys::proc::getpid();
-    match sys::proc::thread_count() {
-        Ok(1) => {}
-        Ok(n) => boot::fail(&format!(
-            "the forkserver must be single-threaded, and {n} threads run before main"
-        )),
-        Err(e) => boot::fail(&format!("its threads cannot be counted ({e})")),
-    }
-    if !alive::guard(m.alive) {
-        sys::proc::exit_now(0);
-    }
-    // SIGCHLD ignored (a disposition that survives exec) would make the kernel reap workers
-    // at once: `peek_dead_child` would find none and no worker's status would ever be written.
-    match sys::signal::keep_children_waitable() {
-        Ok(_) => {}
-        Err(e) => boot::fail(&format!("SIGCHLD cannot be made waitable ({e})")),
-    }
-    let mut sock = UnixStream::from(boot::own(m.fd_a));
-    // A request announced but not sent in full (the client stopped mid-send) fails after this
-    // long instead of blocking the server; the client gives up on a reply after as long.
-    if let Err(e) = sock.set_read_timeout(Some(REQUEST_TIMEOUT)) {
-        boot::fail(&format!("its socket's timeout cannot be set ({e})"));
-    }
-    let alive_fd = boot::own(m.alive);
-    // Workers inherit both through fork; neither may leak into what a worker execs.
-    let _ = sys::fdpass::set_cloexec(sock.as_raw_fd());
-    let _ = sys::fdpass::set_cloexec(alive_fd.as_raw_fd());
-    let mask = sys::signal::block_sigchld()
-        .unwrap_or_else(|e| boot::fail(&format!("SIGCHLD cannot be blocked ({e})")));
-    let sigchld =
-        sys::signal::sigchld_fd().unwrap_or_else(|e| boot::fail(&format!("signalfd failed ({e})")));
-    // Installed here, once and single-threaded; each worker only flags itself (see `child.rs`).
-    child::install_panic_hook();
-    let mut workers: HashMap<u32, File> = HashMap::new();
-    let mut open = true;
-    loop {
-        if !open && workers.is_empty() {
-            sys::proc::exit_now(0);
-        }
-        let ready = if open {
-            sys::fdpass::wait_any(&[sigchld.as_fd(), sock.as_fd()])
-        } else {
-            sys::fdpass::wait_any(&[sigchld.as_fd()])
-        }
-        .unwrap_or_else(|e| boot::fail(&format!("poll failed ({e})")));
-        if ready[0] {
-            sys::signal::drain(&sigchld);
-            // The status is written before the worker is reaped: while it is unreadable, the
-            // worker's pid is still its own (see `Process::signal`).
-            while let Ok(Some((pid, exit))) = sys::signal::peek_dead_child() {
-                if let Some(mut f) = workers.remove(&pid) {
-                    let _ = f.write_all(&encode(exit));
-                }
-                let _ = sys::proc::waitpid(pid);
-            }
-        }
-        if open && ready.get(1).copied().unwrap_or(false) {
-            match read_request(&mut sock) {
-                Ok(None) => open = false,
-                Ok(Some((frame, status_w, report_w))) => {
-                    let verified = entry::decode_frame(&frame, m.secret);
-                    drop(frame);
-                    let reply = match verified {
-                        Err(reason) => {
-                            eprintln!("shmpool forkserver: refusing a job: {reason}");
-                            JOB_REFUSED
-                        }
-                        // SAFETY: this process is single-threaded (checked at start), so the
-                        // worker may do anything after the fork.
-                        Ok(job) => match unsafe { sys::proc::fork() } {
-                            Err(e) => -e.raw_os_error().unwrap_or(libc::EIO),
-                            Ok(sys::proc::Forked::Parent(pid)) => {
-                                workers.insert(pid, File::from(status_w));
-                                pid as i32
-                            }
-                            Ok(sys::proc::Forked::Child) => {
-                                drop(sock);
-                                drop(sigchld);
-                                drop(status_w);
-                                workers.clear();
-                                sys::signal::restore_mask(&mask);
-                                if !alive::guard(alive_fd.as_raw_fd()) {
-                                    sys::proc::exit_now(child::PANIC_EXIT_CODE + 1);
-                                }
-                                drop(alive_fd);
-                                child::run(server_pid, File::from(report_w), || job.call())
-                            }
-                        },
-                    };
-                    if sock.write_all(&reply.to_le_bytes()).is_err() {
-                        open = false;
-                    }
-                }
-                Err(e) => {
-                    eprintln!("shmpool forkserver: dropping a malformed request and closing ({e})");
-                    open = false;
-                }
-            }
-            if !open {
-                // Close now, so a client waiting for a reply sees EOF instead of hanging.
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-            }
-        }
-    }
-}
-
-/// A request: the job frame, undecoded, and the worker's status and report pipes.
-type Request = (Vec<u8>, OwnedFd, OwnedFd);
-
-/// Reads one request: the frame's length prefix with the two descriptors attached, then exactly
-/// the announced length, once `entry::frame_len` has bounded it. `Ok(None)` at end of file (the
-/// client is gone). Decoding is separate: `entry::decode_frame`.
-fn read_request(sock: &mut UnixStream) -> std::io::Result<Option<Request>> {
-    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    let mut prefix = [0u8; FRAME_PREFIX];
-    let (n, fds) = sys::fdpass::recv_with_fds(sock.as_fd(), &mut prefix)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    sock.read_exact(&mut prefix[n..])?;
-    let [status_w, report_w]: [OwnedFd; 2] =
-        fds.try_into().map_err(|_| bad("expected two descriptors".into()))?;
-    let len = entry::frame_len(prefix).map_err(|e| bad(e.to_string()))?;
-    // Grown as the bytes arrive (read_to_end doubles its buffer), not allocated up front: a
-    // frame that announces a gigabyte and sends ten bytes costs little.
-    let mut frame = Vec::with_capacity(FRAME_PREFIX + len.min(4096));
-    frame.extend_from_slice(&prefix);
-    let got = (&mut *sock).take(len as u64).read_to_end(&mut frame)?;
-    if got < len {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!("the client closed after {got} of the {len} bytes of its job"),
-        ));
-    }
-    Ok(Some((frame, status_w, report_w)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -504,97 +315,5 @@ mod tests {
         let e = refusal(42, -libc::EAGAIN);
         assert!(matches!(&e, Error::Io { op, .. } if op.contains("fork")), "{e}");
         assert!(!e.to_string().contains("refused"), "{e}");
-    }
-
-    /// Sends `frame` the way a client does (the first bytes carry `fds` descriptors), closes the
-    /// client's end unless `keep`, and reads one request the way the server does.
-    fn request_through_socket(
-        frame: &[u8],
-        fds: usize,
-        keep: bool,
-    ) -> std::io::Result<Option<Request>> {
-        let (client, mut server) = UnixStream::pair()?;
-        // The server's guard against a request sent in part (see `serve`), shortened.
-        server.set_read_timeout(Some(Duration::from_millis(50)))?;
-        let pipes = [sys::proc::pipe()?, sys::proc::pipe()?];
-        let all = [pipes[0].1.as_fd(), pipes[1].1.as_fd(), pipes[0].0.as_fd()];
-        if !frame.is_empty() {
-            let first = &frame[..frame.len().min(FRAME_PREFIX)];
-            let sent = sys::fdpass::send_with_fds(client.as_fd(), first, &all[..fds])?;
-            sys::fdpass::send_all(client.as_fd(), &frame[sent..])?;
-        }
-        let client = keep.then_some(client);
-        let r = read_request(&mut server);
-        drop(client);
-        r
-    }
-
-    /// The server's whole intake, socket to decoder, on mutated and random frames and wrong
-    /// descriptor counts: a typed refusal, never a panic or a hang, and only the unchanged
-    /// frame with its two descriptors is accepted.
-    #[test]
-    fn mutated_requests_are_refused() {
-        use proptest::prelude::*;
-
-        use crate::process::entry::tests::{
-            Mutation, SECRET, apply, decode_checked, meter, mutation, run,
-        };
-        fn eight(_: Vec<String>) -> i32 {
-            8
-        }
-        let args = vec![String::new(), "forkserver".into()];
-        let valid = Job::new(eight, &args, "served", SECRET, true).unwrap().to_frame();
-        let strategy = (
-            prop_oneof![
-                proptest::collection::vec(mutation(), 0..4),
-                proptest::collection::vec(any::<u8>(), 0..64)
-                    .prop_map(|b| vec![Mutation::Truncate(0), Mutation::Append(b)]),
-            ],
-            prop_oneof![4 => Just(2usize), 1 => 0usize..=3],
-        );
-        run(200, strategy, |(ms, fds): (Vec<Mutation>, usize)| {
-            let mut f = valid.clone();
-            for m in &ms {
-                apply(&mut f, m);
-            }
-            let (r, peak) = meter::peak_during(|| request_through_socket(&f, fds, false));
-            assert!(peak <= 2 * f.len() + 2 * boot::READ_CHUNK, "{peak} bytes to read {}", f.len());
-            match r {
-                Ok(None) => assert!(f.is_empty()),
-                Ok(Some((read, _, _))) => {
-                    // A stream: what follows the announced length waits for the next request.
-                    assert!(fds == 2 && f.starts_with(&read), "{read:?} read from {f:?}");
-                    if let Ok(v) = decode_checked(&read, Some(&valid)) {
-                        assert_eq!(v.call(), 8);
-                    }
-                }
-                Err(e) => assert!(!e.to_string().is_empty()),
-            }
-        });
-    }
-
-    #[test]
-    fn a_request_sent_in_part_times_out_instead_of_hanging() {
-        fn nine(_: ()) -> i32 {
-            9
-        }
-        let valid = Job::new(nine, &(), "x", 1, true).unwrap().to_frame();
-        let t = Instant::now();
-        for cut in [3, FRAME_PREFIX, valid.len() - 1] {
-            let e = request_through_socket(&valid[..cut], 2, true).err().unwrap();
-            assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock), "{e}");
-        }
-        assert!(t.elapsed() < Duration::from_secs(5));
-        let absurd = [&u64::MAX.to_le_bytes()[..], &[0; 8]].concat();
-        let e = request_through_socket(&absurd, 2, true).err().unwrap();
-        assert!(e.to_string().contains("more than"), "{e}");
-        // The most a frame may announce, and ten bytes sent: memory follows what arrived.
-        let most = [&entry::MAX_JOB_BYTES.to_le_bytes()[..], &[0; 10]].concat();
-        let (r, peak) =
-            entry::tests::meter::peak_during(|| request_through_socket(&most, 2, false));
-        assert!(r.err().unwrap().to_string().contains("closed after 10 of the"));
-        assert!(peak < 4 * boot::READ_CHUNK, "{peak} bytes allocated for 18 received");
-        let (read, ..) = request_through_socket(&valid, 2, true).unwrap().unwrap();
-        assert_eq!(entry::decode_frame(&read, 1).ok().map(|v| v.call()), Some(9));
     }
 }

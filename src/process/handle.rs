@@ -4,13 +4,13 @@ use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::child;
-use super::context::StartMethod;
 use super::forkserver;
-use super::status::ExitStatus;
+use super::method::StartMethod;
+use super::reaper;
+use super::status::{self, ExitStatus};
 use crate::error::{Error, Result};
 use crate::sys::{self, proc::Exit};
 
@@ -350,7 +350,7 @@ impl Process {
 fn read_relayed(pid: u32, f: &mut File) -> Result<Exit> {
     let mut b = [0u8; 8];
     match f.read_exact(&mut b) {
-        Ok(()) => Ok(forkserver::decode(b)),
+        Ok(()) => Ok(status::decode(b)),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::ForkServer {
             reason: format!(
                 "died before reporting how worker {pid} ended (the worker died with it)"
@@ -372,9 +372,6 @@ impl fmt::Debug for Process {
     }
 }
 
-/// Children whose `Process` was dropped while they ran: (owner pid, child pid, status pipe).
-static DETACHED: Mutex<Vec<(u32, u32, Option<File>)>> = Mutex::new(Vec::new());
-
 impl Drop for Process {
     fn drop(&mut self) {
         if self.owner != sys::proc::getpid() || self.status.is_some() || !self.is_alive() {
@@ -389,30 +386,6 @@ impl Drop for Process {
             Waiter::Relay(f) => Some(f),
             Waiter::Direct(_) => None,
         };
-        DETACHED.lock().unwrap_or_else(|p| p.into_inner()).push((
-            sys::proc::getpid(),
-            self.pid,
-            relay,
-        ));
+        reaper::detach(self.pid, relay);
     }
-}
-
-/// Hands a child of ours that we no longer wait for to the background reaper.
-pub(crate) fn detach(pid: u32) {
-    DETACHED.lock().unwrap_or_else(|p| p.into_inner()).push((sys::proc::getpid(), pid, None));
-}
-
-/// Reaps detached children that have ended; forgets entries inherited from a parent by fork.
-pub(crate) fn reap_detached() {
-    let me = sys::proc::getpid();
-    let mut list = DETACHED.lock().unwrap_or_else(|p| p.into_inner());
-    list.retain_mut(|(owner, pid, relay)| {
-        if *owner != me {
-            return false;
-        }
-        match relay {
-            None => matches!(sys::proc::try_waitpid(*pid), Ok(None)),
-            Some(f) => !sys::fdpass::wait_readable(f.as_fd(), Some(Duration::ZERO)).unwrap_or(true),
-        }
-    });
 }

@@ -1,4 +1,4 @@
-//! How a child process ended.
+//! How a child process ended, and the 8-byte codec a forkserver uses to say so.
 
 use std::fmt;
 
@@ -68,4 +68,24 @@ impl fmt::Display for ExitStatus {
             (None, Exit::Signal(s)) => write!(f, "was killed by signal {s} ({})", signal_name(s)),
         }
     }
+}
+
+/// How a worker ended, as the forkserver writes it to the worker's status pipe: 8 bytes, a tag
+/// (0: exit code, 1: signal) and the value, each an `i32` little-endian.
+pub(crate) fn encode(exit: Exit) -> [u8; 8] {
+    let (tag, v) = match exit {
+        Exit::Code(c) => (0i32, c),
+        Exit::Signal(s) => (1, s),
+    };
+    let mut b = [0u8; 8];
+    b[..4].copy_from_slice(&tag.to_le_bytes());
+    b[4..].copy_from_slice(&v.to_le_bytes());
+    b
+}
+
+/// Decodes a status [`encode`] wrote.
+pub(crate) fn decode(b: [u8; 8]) -> Exit {
+    let tag = i32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+    let v = i32::from_le_bytes(b[4..].try_into().expect("4 bytes"));
+    if tag == 0 { Exit::Code(v) } else { Exit::Signal(v) }
 }

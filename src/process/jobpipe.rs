@@ -1,0 +1,199 @@
+//! Spawn's job pipe, both ends: the parent writes one job frame (`entry::Job::to_frame`) and the
+//! child reads exactly that frame, within [`JOB_TIMEOUT`], refusing trailing bytes. So a stray
+//! holder of the pipe's write end (a sibling forked by another thread) can neither keep the child
+//! waiting for an end-of-file nor append to its job. Reading is separate from decoding: the
+//! frame's bytes then go to `entry::decode_frame`, a pure function. The frame layout is in
+//! `README.md` beside this file ("Job frame").
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
+
+use super::entry::{self, FRAME_PREFIX};
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// How long a spawn child waits for its whole job (the parent writes it right after the start),
+/// and how long the parent waits for the child to take it.
+pub(crate) const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Writes the framed job, giving up when the child stops reading for [`JOB_TIMEOUT`] (it is not
+/// reading: stopped, say). No acknowledgement is awaited: that would make every start wait for
+/// the child's exec; a program in which no diversion path ran is refused before the start
+/// (`entry::check_reexecutable`), so the child does divert, and it reads exactly the framed
+/// length within the same timeout ([`read_job`]). A child that dies before reading
+/// makes this a broken pipe, which is not an error here: its exit status, which `join`
+/// reports, says more.
+pub(crate) fn send_job(w: &mut File, mut bytes: &[u8]) -> Result<()> {
+    sys::fdpass::set_nonblocking(w.as_raw_fd()).map_err(Error::io("fcntl"))?;
+    while !bytes.is_empty() {
+        match w.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !sys::fdpass::wait_writable(w.as_fd(), Some(JOB_TIMEOUT))
+                    .map_err(Error::io("poll"))?
+                {
+                    return Err(Error::Timeout {
+                        what: "a spawned worker reading its job",
+                        after: JOB_TIMEOUT,
+                    });
+                }
+            }
+            Err(e) => return Err(Error::io("writing a worker's job")(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Bytes a job reader takes at a time; its buffer grows with what arrived, never ahead of it.
+pub(crate) const READ_CHUNK: usize = 64 << 10;
+
+/// Reads one job frame (see `entry::Job::to_frame`) from `r`: its length prefix, then exactly
+/// the announced length (bounded by `entry::frame_len`), within `timeout`, and nothing after
+/// it. Returns the whole frame, prefix included, undecoded. Memory follows the bytes that
+/// arrive (at most twice them, plus a chunk), not the length announced: a frame that announces
+/// a gigabyte and sends ten bytes costs ten bytes and a chunk.
+pub(crate) fn read_job(mut r: File, timeout: Duration) -> Result<Vec<u8>, String> {
+    sys::fdpass::set_nonblocking(r.as_raw_fd())
+        .map_err(|e| format!("its job pipe cannot be made non-blocking ({e})"))?;
+    let deadline = Instant::now() + timeout;
+    // Reads at least one byte into `buf`, waiting up to the deadline; `got` and `want` (of the
+    // part being read) are for the messages.
+    let mut some = |buf: &mut [u8], got: usize, want: usize, what: &str| -> Result<usize, String> {
+        loop {
+            match r.read(buf) {
+                Ok(0) => {
+                    return Err(format!(
+                        "its job pipe closed after {got} of the {want} bytes of its {what}"
+                    ));
+                }
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let ready = sys::fdpass::wait_readable(r.as_fd(), Some(left))
+                        .map_err(|e| format!("its job pipe cannot be polled ({e})"))?;
+                    if !ready {
+                        return Err(format!(
+                            "its {what} did not arrive within {timeout:?} ({got} of {want} bytes)"
+                        ));
+                    }
+                }
+                Err(e) => return Err(format!("its job could not be read ({e})")),
+            }
+        }
+    };
+    let mut prefix = [0u8; FRAME_PREFIX];
+    let mut got = 0;
+    while got < FRAME_PREFIX {
+        got += some(&mut prefix[got..], got, FRAME_PREFIX, "job's length")?;
+    }
+    let len = entry::frame_len(prefix).map_err(|e| e.to_string())?;
+    let total = FRAME_PREFIX + len;
+    let mut job = Vec::with_capacity(total.min(FRAME_PREFIX + 4096));
+    job.extend_from_slice(&prefix);
+    let mut chunk = vec![0u8; len.min(READ_CHUNK)];
+    while job.len() < total {
+        let want = (total - job.len()).min(chunk.len());
+        let n = some(&mut chunk[..want], job.len() - FRAME_PREFIX, len, "job")?;
+        if job.capacity() - job.len() < n {
+            // Doubling, but never past the announced total.
+            job.reserve_exact(job.len().max(n).min(total - job.len()));
+        }
+        job.extend_from_slice(&chunk[..n]);
+    }
+    let mut extra = [0u8; 1];
+    match r.read(&mut extra) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok(_) => return Err("its job pipe holds trailing bytes after the job".into()),
+        Err(e) => return Err(format!("its job could not be read ({e})")),
+    }
+    Ok(job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job_through_pipe(bytes: &[u8], keep_writer: bool) -> Result<Vec<u8>, String> {
+        use std::io::Write;
+        let (r, mut w) = sys::proc::pipe().unwrap();
+        w.write_all(bytes).unwrap();
+        if !keep_writer {
+            drop(w);
+            return read_job(r, Duration::from_millis(50));
+        }
+        let r = read_job(r, Duration::from_millis(50));
+        drop(w);
+        r
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        [&(body.len() as u64).to_le_bytes()[..], body].concat()
+    }
+
+    #[test]
+    fn a_job_is_read_to_its_length_never_to_end_of_file() {
+        let framed = frame(b"{\"x\":1}");
+        // The writer stays open (a stray copy of it): the job is still complete.
+        assert_eq!(job_through_pipe(&framed, true).unwrap(), framed);
+        assert_eq!(job_through_pipe(&framed, false).unwrap(), framed);
+        let mut trailing = framed.clone();
+        trailing.push(b' ');
+        assert!(job_through_pipe(&trailing, true).unwrap_err().contains("trailing"));
+        let short = &framed[..framed.len() - 1];
+        assert!(job_through_pipe(short, false).unwrap_err().contains("closed after 6 of the 7"));
+        assert!(job_through_pipe(short, true).unwrap_err().contains("did not arrive"));
+        assert!(job_through_pipe(&framed[..3], true).unwrap_err().contains("length"));
+        let huge = (entry::MAX_JOB_BYTES + 1).to_le_bytes();
+        assert!(job_through_pipe(&huge, true).unwrap_err().contains("more than"));
+        // The most a frame may announce, and ten bytes sent: memory follows what arrived.
+        let most = [&entry::MAX_JOB_BYTES.to_le_bytes()[..], &[0; 10]].concat();
+        let (r, peak) = entry::tests::meter::peak_during(|| job_through_pipe(&most, false));
+        assert!(r.unwrap_err().contains("closed after 10 of the 1073741824"));
+        assert!(peak < 4 * READ_CHUNK, "{peak} bytes allocated for 18 received");
+    }
+
+    /// The spawn child's whole intake, pipe to decoder, on mutated and random frames: a typed
+    /// refusal, never a panic or a hang (the writer is closed, as a dead parent's would be), and
+    /// only the unchanged frame is accepted.
+    #[test]
+    fn mutated_frames_through_the_job_pipe_are_refused() {
+        use entry::tests::{Mutation, SECRET, apply, decode_checked, meter, mutation, run};
+        use proptest::prelude::*;
+        let valid = {
+            fn seven(_: (f64, String)) -> i32 {
+                7
+            }
+            let args = (f64::NAN, "x".repeat(100));
+            let job = entry::Job::new(seven, &args, "piped", SECRET, false).unwrap();
+            job.to_frame()
+        };
+        let strategy = prop_oneof![
+            proptest::collection::vec(mutation(), 0..4),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| vec![Mutation::Append(b)]),
+        ];
+        run(200, strategy, |ms: Vec<Mutation>| {
+            let mut f = valid.clone();
+            for m in &ms {
+                apply(&mut f, m);
+            }
+            // Pipe buffers hold 64 KiB: these frames fit, so writing before reading is fine.
+            let (r, peak) = meter::peak_during(|| job_through_pipe(&f, false));
+            assert!(peak <= 2 * f.len() + 2 * READ_CHUNK, "{peak} bytes to read {}", f.len());
+            match r {
+                Err(reason) => assert!(!reason.is_empty()),
+                Ok(read) => {
+                    assert_eq!(read, f, "the frame read is the one written");
+                    if let Ok(v) = decode_checked(&read, Some(&valid)) {
+                        assert_eq!(v.call(), 7);
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,34 @@
+//! Re-executing this program (`/proc/self/exe`) as a spawn child or the forkserver, with the
+//! marker (`marker.rs`) that diverts the new process before `main`. Shared by the two parent-side
+//! start methods that re-execute (`spawn.rs` and the forkserver client, `forkserver.rs`). Its
+//! one edge to the child side is a reference to `boot::BOOT`, which links the constructor in.
+
+use std::os::fd::RawFd;
+
+use super::boot;
+use super::marker::{MARKER, Marker, Mode};
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Re-executes this program as a spawn child or a forkserver (`mode`), handing it the
+/// descriptors `[fd_a, fd_b, alive]` (`fd_b` -1 for none) under the numbers its marker names,
+/// and nothing else of shmpool's. `what` names the start in an error.
+pub(crate) fn reexec(
+    mode: Mode,
+    [fd_a, fd_b, alive]: [RawFd; 3],
+    secret: u64,
+    what: &'static str,
+) -> Result<u32> {
+    // The copy diverts only through the constructor: referring to it here links it into every
+    // binary that re-executes itself (see `boot.rs`).
+    std::hint::black_box(&boot::BOOT);
+    let keep: Vec<RawFd> = [fd_a, fd_b, alive].into_iter().filter(|&fd| fd >= 0).collect();
+    let at = sys::spawn::child_numbers(&keep);
+    let number = |fd: RawFd| keep.iter().position(|&k| k == fd).map_or(-1, |i| at[i]);
+    let marker =
+        Marker { mode, fd_a: number(fd_a), fd_b: number(fd_b), alive: number(alive), secret };
+    let env = sys::spawn::environment_with(MARKER, &marker.format());
+    let pairs: Vec<(RawFd, RawFd)> = keep.iter().copied().zip(at.iter().copied()).collect();
+    let exe = c"/proc/self/exe";
+    sys::spawn::spawn(exe, &[exe], &env, &pairs).map_err(Error::io(what))
+}

@@ -1,0 +1,181 @@
+//! The forkserver's request protocol, both ends (the client in `forkserver.rs`, the server in
+//! `server.rs`): a job frame with the worker's two pipes attached to its first bytes, and a
+//! 4-byte reply. The protocol text is in `README.md` beside this file ("Forkserver requests").
+
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use super::entry::{self, FRAME_PREFIX};
+use crate::sys;
+
+/// How long a request may wait on the server before it counts as hung.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The reply of a server that refused a job because it failed verification.
+pub(crate) const JOB_REFUSED: i32 = i32::MIN;
+
+/// Sends one request: the job `frame` (`entry::Job::to_frame`) with the worker's status and
+/// report pipes (`fds`) attached to its length prefix.
+pub(crate) fn send_request(
+    sock: &UnixStream,
+    frame: &[u8],
+    fds: [BorrowedFd<'_>; 2],
+) -> std::io::Result<()> {
+    let sent = sys::fdpass::send_with_fds(sock.as_fd(), &frame[..FRAME_PREFIX], &fds)?;
+    sys::fdpass::send_all(sock.as_fd(), &frame[sent..])
+}
+
+/// A reply to a request: the worker's pid, minus an errno when the server could not fork, or
+/// [`JOB_REFUSED`].
+pub(crate) fn encode_reply(reply: i32) -> [u8; 4] {
+    reply.to_le_bytes()
+}
+
+/// Reads a reply [`encode_reply`] wrote: `Ok(pid)` or `Err(code)` (minus an errno, or
+/// [`JOB_REFUSED`]).
+pub(crate) fn read_reply(sock: &mut UnixStream) -> std::io::Result<Result<u32, i32>> {
+    let mut reply = [0u8; 4];
+    sock.read_exact(&mut reply)?;
+    let r = i32::from_le_bytes(reply);
+    Ok(if r > 0 { Ok(r as u32) } else { Err(r) })
+}
+
+/// A request: the job frame, undecoded, and the worker's status and report pipes.
+pub(crate) type Request = (Vec<u8>, OwnedFd, OwnedFd);
+
+/// Reads one request: the frame's length prefix with the two descriptors attached, then exactly
+/// the announced length, once `entry::frame_len` has bounded it. `Ok(None)` at end of file (the
+/// client is gone). Decoding is separate: `entry::decode_frame`.
+pub(crate) fn read_request(sock: &mut UnixStream) -> std::io::Result<Option<Request>> {
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let mut prefix = [0u8; FRAME_PREFIX];
+    let (n, fds) = sys::fdpass::recv_with_fds(sock.as_fd(), &mut prefix)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    sock.read_exact(&mut prefix[n..])?;
+    let [status_w, report_w]: [OwnedFd; 2] =
+        fds.try_into().map_err(|_| bad("expected two descriptors".into()))?;
+    let len = entry::frame_len(prefix).map_err(|e| bad(e.to_string()))?;
+    // Grown as the bytes arrive (read_to_end doubles its buffer), not allocated up front: a
+    // frame that announces a gigabyte and sends ten bytes costs little.
+    let mut frame = Vec::with_capacity(FRAME_PREFIX + len.min(4096));
+    frame.extend_from_slice(&prefix);
+    let got = (&mut *sock).take(len as u64).read_to_end(&mut frame)?;
+    if got < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the client closed after {got} of the {len} bytes of its job"),
+        ));
+    }
+    Ok(Some((frame, status_w, report_w)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::process::entry::Job;
+
+    /// Sends `frame` the way a client does (the first bytes carry `fds` descriptors), closes the
+    /// client's end unless `keep`, and reads one request the way the server does.
+    fn request_through_socket(
+        frame: &[u8],
+        fds: usize,
+        keep: bool,
+    ) -> std::io::Result<Option<Request>> {
+        let (client, mut server) = UnixStream::pair()?;
+        // The server's guard against a request sent in part (see `serve`), shortened.
+        server.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let pipes = [sys::proc::pipe()?, sys::proc::pipe()?];
+        let all = [pipes[0].1.as_fd(), pipes[1].1.as_fd(), pipes[0].0.as_fd()];
+        if !frame.is_empty() {
+            let first = &frame[..frame.len().min(FRAME_PREFIX)];
+            let sent = sys::fdpass::send_with_fds(client.as_fd(), first, &all[..fds])?;
+            sys::fdpass::send_all(client.as_fd(), &frame[sent..])?;
+        }
+        let client = keep.then_some(client);
+        let r = read_request(&mut server);
+        drop(client);
+        r
+    }
+
+    /// The server's whole intake, socket to decoder, on mutated and random frames and wrong
+    /// descriptor counts: a typed refusal, never a panic or a hang, and only the unchanged
+    /// frame with its two descriptors is accepted.
+    #[test]
+    fn mutated_requests_are_refused() {
+        use proptest::prelude::*;
+
+        use crate::process::entry::tests::{
+            Mutation, SECRET, apply, decode_checked, meter, mutation, run,
+        };
+        fn eight(_: Vec<String>) -> i32 {
+            8
+        }
+        let args = vec![String::new(), "forkserver".into()];
+        let valid = Job::new(eight, &args, "served", SECRET, true).unwrap().to_frame();
+        let strategy = (
+            prop_oneof![
+                proptest::collection::vec(mutation(), 0..4),
+                proptest::collection::vec(any::<u8>(), 0..64)
+                    .prop_map(|b| vec![Mutation::Truncate(0), Mutation::Append(b)]),
+            ],
+            prop_oneof![4 => Just(2usize), 1 => 0usize..=3],
+        );
+        run(200, strategy, |(ms, fds): (Vec<Mutation>, usize)| {
+            let mut f = valid.clone();
+            for m in &ms {
+                apply(&mut f, m);
+            }
+            let (r, peak) = meter::peak_during(|| request_through_socket(&f, fds, false));
+            assert!(
+                peak <= 2 * f.len() + 2 * crate::process::jobpipe::READ_CHUNK,
+                "{peak} bytes to read {}",
+                f.len()
+            );
+            match r {
+                Ok(None) => assert!(f.is_empty()),
+                Ok(Some((read, _, _))) => {
+                    // A stream: what follows the announced length waits for the next request.
+                    assert!(fds == 2 && f.starts_with(&read), "{read:?} read from {f:?}");
+                    if let Ok(v) = decode_checked(&read, Some(&valid)) {
+                        assert_eq!(v.call(), 8);
+                    }
+                }
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        });
+    }
+
+    #[test]
+    fn a_request_sent_in_part_times_out_instead_of_hanging() {
+        fn nine(_: ()) -> i32 {
+            9
+        }
+        let valid = Job::new(nine, &(), "x", 1, true).unwrap().to_frame();
+        let t = Instant::now();
+        for cut in [3, FRAME_PREFIX, valid.len() - 1] {
+            let e = request_through_socket(&valid[..cut], 2, true).err().unwrap();
+            assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock), "{e}");
+        }
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let absurd = [&u64::MAX.to_le_bytes()[..], &[0; 8]].concat();
+        let e = request_through_socket(&absurd, 2, true).err().unwrap();
+        assert!(e.to_string().contains("more than"), "{e}");
+        // The most a frame may announce, and ten bytes sent: memory follows what arrived.
+        let most = [&entry::MAX_JOB_BYTES.to_le_bytes()[..], &[0; 10]].concat();
+        let (r, peak) =
+            entry::tests::meter::peak_during(|| request_through_socket(&most, 2, false));
+        assert!(r.err().unwrap().to_string().contains("closed after 10 of the"));
+        assert!(
+            peak < 4 * crate::process::jobpipe::READ_CHUNK,
+            "{peak} bytes allocated for 18 received"
+        );
+        let (read, ..) = request_through_socket(&valid, 2, true).unwrap().unwrap();
+        assert_eq!(entry::decode_frame(&read, 1).ok().map(|v| v.call()), Some(9));
+    }
+}

@@ -7,10 +7,15 @@
 //! Only the parent writes the job descriptor, and only while no job is in flight; workers read
 //! it after `job_id` (acquire) and prove their read was current by claiming a chunk with a
 //! compare-and-swap on `cursor`, which carries the job id in its high 32 bits (see README.md).
+//! Words that mean more than a number are newtypes, with their layout, in `words.rs`.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use super::words::{
+    ArrayKind, AtomicArrayKind, AtomicFailKind, AtomicFlag, AtomicJobIndex, AtomicParentSleep,
+    AtomicPhase, FailKind,
+};
 use crate::segment::handle::{Locator, SegmentHandle};
 use crate::segment::object::ShmSafe;
 
@@ -29,51 +34,17 @@ pub(crate) const SCRATCH_BYTES: usize = 64 * 1024;
 /// Bytes of a panic message kept in the error slot.
 pub(crate) const MESSAGE_BYTES: usize = 512;
 
-/// The cursor's index half when claiming is closed (no job, or a job being written).
-pub(crate) const CLOSED: u64 = u32::MAX as u64;
-/// A worker slot's `held` when it holds no chunk.
-pub(crate) const NOTHING: u64 = u64::MAX;
-
-/// Pool states (`ControlBlock::state`).
-pub(crate) const RUNNING: u32 = 0;
-/// `close` was called: workers exit once idle.
-pub(crate) const CLOSING: u32 = 1;
-/// `terminate` was called: workers exit at once.
-pub(crate) const TERMINATING: u32 = 2;
-
-/// `parent_sleeping` when the parent wants a wake at every finished chunk (streaming results),
-/// rather than only when the job completes (1).
-pub(crate) const WAKE_EACH_CHUNK: u32 = 2;
-
-/// What ended a chunk badly (`ErrorSlot::kind`).
-pub(crate) const ERR_NONE: u32 = 0;
-/// The kernel panicked.
-pub(crate) const ERR_PANIC: u32 = 1;
-/// The slot is being written.
-pub(crate) const ERR_WRITING: u32 = 2;
-
-/// Packs a job id and a chunk index into one word (cursor values, `held`, retry entries).
-pub(crate) fn pack(job: u32, index: u64) -> u64 {
-    ((job as u64) << 32) | (index & CLOSED)
-}
-
-/// The inverse of [`pack`].
-pub(crate) fn unpack(v: u64) -> (u32, u64) {
-    ((v >> 32) as u32, v & CLOSED)
-}
-
 /// Where one array of a job lives, in a form any process can resolve.
 #[repr(C)]
 pub(crate) struct ArrayRef {
-    /// 0: unused, 1: anonymous memfd (pid, fd), 2: named, 3: the control block's scratch area
-    /// at byte `offset`, elements of `elem_size` bytes.
-    pub(crate) tag: AtomicU32,
+    /// Where the array lives, which says which fields below mean something ([`ArrayKind`]).
+    pub(crate) tag: AtomicArrayKind,
     pub(crate) pid: AtomicU32,
     pub(crate) fd: AtomicI32,
     pub(crate) name_len: AtomicU32,
-    /// 1 when the segment (tag 1 or 2) is a byte region: elements of `elem_size` bytes from
-    /// byte `offset` of its data, rather than a typed array.
-    pub(crate) region: AtomicU32,
+    /// Set when the segment (a memfd or named one) is a byte region: elements of `elem_size`
+    /// bytes from byte `offset` of its data, rather than a typed array.
+    pub(crate) region: AtomicFlag,
     pub(crate) _pad: AtomicU32,
     pub(crate) nonce: AtomicU64,
     /// Elements the kernel may touch (checked against the mapped header by the worker).
@@ -87,20 +58,20 @@ impl ArrayRef {
     /// Records `h` (parent side, before publishing the job).
     pub(crate) fn set(&self, h: Option<&SegmentHandle>, len: usize) {
         self.len.store(len as u64, Ordering::Relaxed);
-        self.region.store(0, Ordering::Relaxed);
+        self.region.put(false, Ordering::Relaxed);
         let Some(h) = h else {
-            self.tag.store(0, Ordering::Relaxed);
+            self.tag.store(ArrayKind::UNUSED, Ordering::Relaxed);
             return;
         };
         self.nonce.store(h.nonce, Ordering::Relaxed);
         match &h.loc {
             Locator::Anonymous { pid, fd } => {
-                self.tag.store(1, Ordering::Relaxed);
+                self.tag.store(ArrayKind::MEMFD, Ordering::Relaxed);
                 self.pid.store(*pid, Ordering::Relaxed);
                 self.fd.store(*fd, Ordering::Relaxed);
             }
             Locator::Named(n) => {
-                self.tag.store(2, Ordering::Relaxed);
+                self.tag.store(ArrayKind::NAMED, Ordering::Relaxed);
                 let b = n.as_bytes();
                 let len = b.len().min(NAME_BYTES);
                 for (dst, src) in self.name.iter().zip(&b[..len]) {
@@ -113,7 +84,7 @@ impl ArrayRef {
 
     /// Records a region of the scratch area (parent side, before publishing the job).
     pub(crate) fn set_scratch(&self, offset: usize, len: usize, elem_size: usize) {
-        self.tag.store(3, Ordering::Relaxed);
+        self.tag.store(ArrayKind::SCRATCH, Ordering::Relaxed);
         self.offset.store(offset as u64, Ordering::Relaxed);
         self.len.store(len as u64, Ordering::Relaxed);
         self.elem_size.store(elem_size as u64, Ordering::Relaxed);
@@ -129,7 +100,7 @@ impl ArrayRef {
         elem_size: usize,
     ) {
         self.set(Some(h), len);
-        self.region.store(1, Ordering::Relaxed);
+        self.region.put(true, Ordering::Relaxed);
         self.offset.store(offset as u64, Ordering::Relaxed);
         self.elem_size.store(elem_size as u64, Ordering::Relaxed);
     }
@@ -138,11 +109,11 @@ impl ArrayRef {
     pub(crate) fn get(&self) -> Option<SegmentHandle> {
         let nonce = self.nonce.load(Ordering::Relaxed);
         let loc = match self.tag.load(Ordering::Relaxed) {
-            1 => Locator::Anonymous {
+            ArrayKind::MEMFD => Locator::Anonymous {
                 pid: self.pid.load(Ordering::Relaxed),
                 fd: self.fd.load(Ordering::Relaxed),
             },
-            2 => {
+            ArrayKind::NAMED => {
                 let len = (self.name_len.load(Ordering::Relaxed) as usize).min(NAME_BYTES);
                 let bytes: Vec<u8> =
                     self.name[..len].iter().map(|b| b.load(Ordering::Relaxed)).collect();
@@ -158,7 +129,7 @@ impl ArrayRef {
 #[repr(C)]
 pub(crate) struct JobDesc {
     /// The monomorphised trampoline that knows the element types, as an offset from a known
-    /// function (`kernel::to_offset`).
+    /// function (`process::code::to_offset`).
     pub(crate) trampoline: AtomicU64,
     /// The user's kernel `fn`, as an offset likewise.
     pub(crate) kernel: AtomicU64,
@@ -185,8 +156,8 @@ pub(crate) struct JobDesc {
 /// The first failure of the current job.
 #[repr(C)]
 pub(crate) struct ErrorSlot {
-    /// ERR_NONE, ERR_WRITING while being filled, or the kind once written.
-    pub(crate) kind: AtomicU32,
+    /// Empty, being written, or the kind once written ([`FailKind`]).
+    pub(crate) kind: AtomicFailKind,
     pub(crate) len: AtomicU32,
     pub(crate) chunk: AtomicU64,
     pub(crate) pid: AtomicU32,
@@ -199,17 +170,18 @@ pub(crate) struct ErrorSlot {
 pub(crate) struct WorkerSlot {
     /// The worker's pid (written by the parent after the fork, informational).
     pub(crate) pid: AtomicU32,
-    /// 1 once the worker has decided to exit after `maxtasksperchild` chunks.
-    pub(crate) retiring: AtomicU32,
-    /// `pack(job, chunk)` of the chunk it is claiming or running, [`NOTHING`] otherwise. Stored
-    /// before the claim's compare-and-swap, cleared after the chunk's done bit is set.
-    pub(crate) held: AtomicU64,
+    /// Set once the worker has decided to exit after `maxtasksperchild` chunks.
+    pub(crate) retiring: AtomicFlag,
+    /// The chunk it is claiming or running, [`JobIndex::NOTHING`](super::words::JobIndex::NOTHING)
+    /// otherwise. Stored before the claim's compare-and-swap, cleared after the chunk's done bit
+    /// is set.
+    pub(crate) held: AtomicJobIndex,
     /// Chunks it completed (all jobs).
     pub(crate) completed: AtomicU64,
-    /// 1 once the worker has finished the pool's initializer (reset to 0 by the parent before
-    /// it starts a worker in this slot). A worker that dies with this still 0 counts towards
+    /// Set once the worker has finished the pool's initializer (cleared by the parent before
+    /// it starts a worker in this slot). A worker that dies with this still clear counts towards
     /// giving up on a failing initializer; one killed after it does not.
-    pub(crate) initialized: AtomicU32,
+    pub(crate) initialized: AtomicFlag,
     pub(crate) _pad32: AtomicU32,
     pub(crate) _pad: [AtomicU64; 4],
 }
@@ -221,8 +193,8 @@ pub(crate) struct ControlBlock {
     pub(crate) wake_seq: AtomicU32,
     /// Workers inside (or about to enter) the futex wait on `wake_seq`.
     pub(crate) sleepers: AtomicU32,
-    /// [`RUNNING`], [`CLOSING`] or [`TERMINATING`].
-    pub(crate) state: AtomicU32,
+    /// What the parent tells the workers about the pool's life ([`Phase`](super::words::Phase)).
+    pub(crate) state: AtomicPhase,
     /// The current job's id (0: none yet). Published with release after the descriptor.
     pub(crate) job_id: AtomicU32,
     /// A random number the parent writes at start and passes to workers it does not fork, which
@@ -230,21 +202,23 @@ pub(crate) struct ControlBlock {
     /// for another memfd of the same size is refused).
     pub(crate) nonce: AtomicU64,
     pub(crate) _pad0: [AtomicU64; 5],
-    /// `pack(job_id, next chunk)`; claims are compare-and-swaps. Own cache line.
-    pub(crate) cursor: AtomicU64,
+    /// The job and its next chunk to claim ([`JobIndex`](super::words::JobIndex)); claims are
+    /// compare-and-swaps. Own cache line.
+    pub(crate) cursor: AtomicJobIndex,
     pub(crate) _pad1: [AtomicU64; 7],
     /// Chunks finished (successfully, panicked, or given up as lost). Own cache line.
     pub(crate) done: AtomicU64,
     pub(crate) _pad2: [AtomicU64; 7],
-    /// Non-zero while the parent is (about to be) asleep in `poll` on its wake pipe and the
-    /// workers' exit descriptors: 1 to be woken when the job completes, [`WAKE_EACH_CHUNK`] at
-    /// every finished chunk.
-    pub(crate) parent_sleeping: AtomicU32,
+    /// Whether the parent is (about to be) asleep in `poll` on its wake pipe and the workers'
+    /// exit descriptors, to be woken when the job completes or at every finished chunk
+    /// ([`ParentSleep`](super::words::ParentSleep)).
+    pub(crate) parent_sleeping: AtomicParentSleep,
     pub(crate) _pad3: [AtomicU64; 7],
-    /// Retry ring: entries `pack(job, chunk)`, pushed only by the parent, popped by workers.
+    /// Retry ring: entries (job, chunk), pushed only by the parent, popped by workers
+    /// ([`retry_entry`](ControlBlock::retry_entry)).
     pub(crate) retry_push: AtomicU64,
     pub(crate) retry_pop: AtomicU64,
-    pub(crate) retry: [AtomicU64; RETRY_RING],
+    pub(crate) retry: [AtomicJobIndex; RETRY_RING],
     pub(crate) job: JobDesc,
     pub(crate) error: ErrorSlot,
     pub(crate) workers: [WorkerSlot; MAX_WORKERS],
@@ -313,12 +287,22 @@ impl ControlBlock {
         self.scratch.get().cast::<u8>()
     }
 
+    /// The retry ring's entry for push or pop count `k`.
+    pub(crate) fn retry_entry(&self, k: u64) -> &AtomicJobIndex {
+        &self.retry[(k % RETRY_RING as u64) as usize]
+    }
+
     /// Records the first failure of the job; later ones are dropped.
-    pub(crate) fn record_error(&self, kind: u32, chunk: u64, pid: u32, message: &str) {
+    pub(crate) fn record_error(&self, kind: FailKind, chunk: u64, pid: u32, message: &str) {
         if self
             .error
             .kind
-            .compare_exchange(ERR_NONE, ERR_WRITING, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                FailKind::NONE,
+                FailKind::WRITING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
             .is_err()
         {
             return;
@@ -335,9 +319,9 @@ impl ControlBlock {
     }
 
     /// The recorded failure, if any: (kind, chunk, pid, message).
-    pub(crate) fn read_error(&self) -> Option<(u32, u64, u32, String)> {
+    pub(crate) fn read_error(&self) -> Option<(FailKind, u64, u32, String)> {
         let kind = self.error.kind.load(Ordering::Acquire);
-        if kind == ERR_NONE || kind == ERR_WRITING {
+        if kind == FailKind::NONE || kind == FailKind::WRITING {
             return None;
         }
         let len = (self.error.len.load(Ordering::Relaxed) as usize).min(MESSAGE_BYTES);

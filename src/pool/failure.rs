@@ -16,8 +16,9 @@ use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use super::control::{CLOSED, NOTHING, RETRY_RING, WAKE_EACH_CHUNK, pack, unpack};
+use super::control::RETRY_RING;
 use super::state::{Pool, PoolState};
+use super::words::{JobIndex, ParentSleep};
 use super::worker;
 use crate::error::{Error, Result};
 use crate::sys;
@@ -90,7 +91,7 @@ impl Pool {
                 break;
             }
         }
-        let mode = if each_chunk { WAKE_EACH_CHUNK } else { 1 };
+        let mode = if each_chunk { ParentSleep::EACH_CHUNK } else { ParentSleep::UNTIL_DONE };
         loop {
             if ready(self) {
                 return Ok(true);
@@ -116,7 +117,7 @@ impl Pool {
             if !ready(self) {
                 self.sleep(nap);
             }
-            self.ctl.parent_sleeping.store(0, SeqCst);
+            self.ctl.parent_sleeping.store(ParentSleep::AWAKE, SeqCst);
         }
     }
 
@@ -223,11 +224,11 @@ impl Pool {
         }
         for (slot, pid, end) in ended {
             let ws = &self.ctl.workers[slot];
-            let retired = ws.retiring.load(SeqCst) == 1
+            let retired = ws.retiring.is_set(SeqCst)
                 && end.exit == Exit::Code(0)
                 && end.server_died.is_none();
             let held = ws.held.load(SeqCst);
-            let initialized = ws.initialized.load(SeqCst) == 1;
+            let initialized = ws.initialized.is_set(SeqCst);
             if let Some(a) = self.active.as_mut() {
                 // It may have died between its done bit and the done counter (H1).
                 a.deaths = true;
@@ -255,11 +256,11 @@ impl Pool {
             }
             let mut unheld = None;
             if !retired
-                && held != NOTHING
+                && held != JobIndex::NOTHING
                 && let Some(a) = self.active.as_mut()
-                && unpack(held).0 == a.job
+                && held.job() == a.job
             {
-                a.suspects.push((unpack(held).1, pid, end));
+                a.suspects.push((held.index(), pid, end));
             } else {
                 unheld = Some(end);
             }
@@ -292,13 +293,12 @@ impl Pool {
         let c = &*self.ctl;
         let mut keep = Vec::new();
         for (idx, pid, end) in std::mem::take(&mut a.suspects) {
-            let e = pack(a.job, idx);
+            let e = JobIndex::new(a.job, idx);
             let pop = c.retry_pop.load(SeqCst);
             let push = c.retry_push.load(SeqCst);
-            let in_ring =
-                (pop..push).any(|k| c.retry[(k % RETRY_RING as u64) as usize].load(SeqCst) == e);
-            let (cj, ci) = unpack(c.cursor.load(SeqCst));
-            let claimed = cj == a.job && ci != CLOSED && ci > idx;
+            let in_ring = (pop..push).any(|k| c.retry_entry(k).load(SeqCst) == e);
+            let cursor = c.cursor.load(SeqCst);
+            let claimed = cursor.job() == a.job && !cursor.is_closed() && cursor.index() > idx;
             if in_ring || !claimed {
                 continue; // it never got the chunk; another worker will.
             }
@@ -321,7 +321,7 @@ impl Pool {
                 keep.push((idx, pid, end));
             } else if a.retries_left > 0 {
                 a.retries_left -= 1;
-                c.retry[(push % RETRY_RING as u64) as usize].store(e, SeqCst);
+                c.retry_entry(push).store(e, SeqCst);
                 c.retry_push.store(push + 1, SeqCst);
                 c.wake_workers();
             } else {

@@ -3,8 +3,8 @@
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use super::control::{NOTHING, unpack};
 use super::state::{Pool, PoolState};
+use super::words::JobIndex;
 use crate::error::Result;
 
 /// What a finished job hands back, computed from the pool once the job is done.
@@ -179,8 +179,9 @@ impl<'p, R> JobHandle<'p, R> {
             .filter(|(_, w)| w.alive)
             .filter_map(|(s, w)| {
                 let h = c.workers[s].held.load(SeqCst);
-                let (j, i) = unpack(h);
-                (h != NOTHING && j == self.job && !done_or_claimed(i)).then_some((w.pid, i))
+                let i = h.index();
+                (h != JobIndex::NOTHING && h.job() == self.job && !done_or_claimed(i))
+                    .then_some((w.pid, i))
             })
             .collect()
     }

@@ -2,7 +2,8 @@
 //! run kernels in place on chunks of shared arrays.
 //!
 //! One file per concept, in layers (each file uses only those above it in this list):
-//! [`control`] (the shared control block and the words in it), [`anon`] (its mapping),
+//! [`words`] (the control block's packed and state words), [`control`] (the shared control
+//! block), [`anon`] (its mapping),
 //! [`kernel`] and [`code`] (type-erased trampolines, accepted code), [`liveness`] (a worker's
 //! life as the parent sees it), [`wake`] (the parent's wake pipe), [`active`] (the job in
 //! flight), [`worker`] (the worker loop and its single start step), [`state`] (the `Pool`
@@ -15,7 +16,6 @@
 pub(crate) mod active;
 pub(crate) mod anon;
 pub(crate) mod builder;
-pub(crate) mod code;
 pub(crate) mod control;
 pub(crate) mod failure;
 pub(crate) mod job;
@@ -27,6 +27,7 @@ pub(crate) mod shutdown;
 pub(crate) mod state;
 pub(crate) mod tasks;
 pub(crate) mod wake;
+pub(crate) mod words;
 pub(crate) mod worker;
 
 pub use builder::PoolBuilder;

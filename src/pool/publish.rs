@@ -4,10 +4,11 @@
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 
 use super::active::Active;
-use super::control::{self, CLOSED, ERR_NONE, MAX_ARRAYS, pack};
-use super::kernel;
+use super::control::{self, MAX_ARRAYS};
 use super::state::Pool;
+use super::words::{FailKind, JobIndex};
 use crate::error::Result;
+use crate::process::code;
 use crate::process::context::StartMethod;
 use crate::segment::handle::SegmentHandle;
 
@@ -45,7 +46,7 @@ impl Pool {
             // A worker that is not a fork of this process finds code by its offset from an
             // anchor, which names the same code only inside the executable (not a shared
             // library mapped elsewhere there).
-            use crate::process::code::{Receiver, check_sendable};
+            use code::{Receiver, check_sendable};
             check_sendable(spec.trampoline, "the job's trampoline", Receiver::Reexecuted)?;
             check_sendable(spec.kernel, "the job's kernel", Receiver::Reexecuted)?;
         }
@@ -55,16 +56,16 @@ impl Pool {
         self.generation += 1;
         let job = self.next_job;
         let c = &*self.ctl;
-        c.cursor.store(pack(job, CLOSED), SeqCst);
+        c.cursor.store(JobIndex::closed(job), SeqCst);
         c.done.store(0, SeqCst);
         let words = (chunks as usize).div_ceil(64);
         for w in c.done_bits[..words].iter().chain(&c.failed_bits[..words]) {
             w.store(0, Relaxed);
         }
-        c.error.kind.store(ERR_NONE, Relaxed);
+        c.error.kind.store(FailKind::NONE, Relaxed);
         let d = &c.job;
-        d.trampoline.store(kernel::to_offset(spec.trampoline), Relaxed);
-        d.kernel.store(kernel::to_offset(spec.kernel), Relaxed);
+        d.trampoline.store(code::to_offset(spec.trampoline), Relaxed);
+        d.kernel.store(code::to_offset(spec.kernel), Relaxed);
         d.len.store(spec.len as u64, Relaxed);
         d.chunk_size.store(spec.chunk_size as u64, Relaxed);
         d.radius.store(spec.radius as u64, Relaxed);
@@ -84,7 +85,7 @@ impl Pool {
         // cursor value fails (README.md, "Memory ordering").
         d.chunks.store(chunks, Release);
         c.job_id.store(job, Release);
-        c.cursor.store(pack(job, 0), SeqCst);
+        c.cursor.store(JobIndex::new(job, 0), SeqCst);
         c.wake_workers();
         self.active = Some(Active::new(job, chunks, self.retries));
         Ok(job)

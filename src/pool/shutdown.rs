@@ -4,8 +4,8 @@
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
-use super::control::CLOSING;
 use super::state::{Pool, PoolState};
+use super::words::Phase;
 use crate::error::{Error, Result};
 
 impl Pool {
@@ -24,7 +24,7 @@ impl Pool {
         if self.state == PoolState::Running {
             let _ = self.finish_active();
             self.state = PoolState::Closed;
-            self.ctl.state.store(CLOSING, SeqCst);
+            self.ctl.state.store(Phase::CLOSING, SeqCst);
             self.ctl.wake_workers();
         }
     }

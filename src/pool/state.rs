@@ -11,9 +11,10 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use super::active::Active;
 use super::anon::AnonBox;
-use super::control::{self, CLOSED, ControlBlock, RUNNING, TERMINATING, pack};
+use super::control::{self, ControlBlock};
 use super::liveness::{ServerDeath, WorkerProc};
 use super::wake::WakePipe;
+use super::words::{JobIndex, Phase};
 use super::worker::{self, Launch, WorkerConfig};
 use crate::error::{Error, Result};
 use crate::process::context::StartMethod;
@@ -125,10 +126,10 @@ impl Pool {
         };
         let wake = WakePipe::new()?;
         ctl.nonce.store(sys::proc::random_u64(), Relaxed);
-        ctl.cursor.store(pack(0, CLOSED), Relaxed);
-        ctl.state.store(RUNNING, Relaxed);
+        ctl.cursor.store(JobIndex::closed(0), Relaxed);
+        ctl.state.store(Phase::RUNNING, Relaxed);
         for w in &ctl.workers {
-            w.held.store(control::NOTHING, Relaxed);
+            w.held.store(JobIndex::NOTHING, Relaxed);
         }
         let launch = Launch { method, allow_threads, cfg, name, parent_pid: sys::proc::getpid() };
         let mut pool = Pool {
@@ -225,7 +226,7 @@ impl Pool {
             return;
         }
         self.state = PoolState::Terminated;
-        self.ctl.state.store(TERMINATING, SeqCst);
+        self.ctl.state.store(Phase::TERMINATING, SeqCst);
         self.ctl.wake_workers();
         for w in &self.slots {
             w.kill();

@@ -10,15 +10,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::anon::AnonBox;
-use super::code::CodeRanges;
-use super::control::{
-    CLOSING, ControlBlock, ERR_PANIC, MAX_ARRAYS, MAX_WORKERS, NOTHING, RETRY_RING, SCRATCH_BYTES,
-    TERMINATING, WAKE_EACH_CHUNK, WorkerSlot, pack, unpack,
-};
-use super::kernel::{self, Span, Trampoline, Views, from_offset, panic_text};
+use super::control::{ControlBlock, MAX_ARRAYS, MAX_WORKERS, SCRATCH_BYTES, WorkerSlot};
+use super::kernel::{Span, Trampoline, Views, panic_text};
 use super::liveness::WorkerProc;
 use super::wake::WakePipe;
+use super::words::{ArrayKind, FailKind, JobIndex, ParentSleep, Phase};
 use crate::error::{Error, Result};
+use crate::process::code::{CodeRanges, from_offset, to_offset};
 use crate::process::context::{StartMethod, get_context};
 use crate::process::fork;
 use crate::segment::{Segment, SegmentHandle};
@@ -70,7 +68,7 @@ pub(crate) struct WorkerArgs {
     slot: usize,
     /// `maxtasksperchild`.
     max_tasks: Option<u64>,
-    /// The initializer, as an offset from the kernels' anchor (`kernel::to_offset`).
+    /// The initializer, as an offset from the code anchor (`process::code::to_offset`).
     initializer: Option<u64>,
     /// The write end of the parent's wake pipe there (`failure::WakePipe`), and the pipe's
     /// inode, checked after opening it.
@@ -84,7 +82,7 @@ pub(crate) struct WorkerArgs {
 /// This is the pool's only start step. Under `Fork` the worker is a fork of the parent running
 /// [`run`] on the inherited control block. Under `ForkServer` and `Spawn` the process layer
 /// starts [`run_started`], which maps the control block from the parent's memfd; kernel
-/// addresses travel as offsets from an anchor in either case (`kernel::to_offset`).
+/// addresses travel as offsets from an anchor in either case (`process::code::to_offset`).
 pub(crate) fn start(
     ctl_box: &AnonBox<ControlBlock>,
     launch: &Launch,
@@ -93,10 +91,10 @@ pub(crate) fn start(
 ) -> Result<WorkerProc> {
     let ctl: &ControlBlock = ctl_box;
     let s = &ctl.workers[slot];
-    s.held.store(NOTHING, SeqCst);
-    s.retiring.store(0, SeqCst);
+    s.held.store(JobIndex::NOTHING, SeqCst);
+    s.retiring.put(false, SeqCst);
     s.completed.store(0, SeqCst);
-    s.initialized.store(0, SeqCst);
+    s.initialized.put(false, SeqCst);
     if launch.method != StartMethod::Fork {
         let Some(ctl_fd) = ctl_box.fd() else {
             unreachable!("a pool that does not fork keeps its control block in a memfd")
@@ -107,7 +105,7 @@ pub(crate) fn start(
             nonce: ctl.nonce.load(SeqCst),
             slot,
             max_tasks: launch.cfg.max_tasks,
-            initializer: launch.cfg.initializer.map(|f| kernel::to_offset(f as usize)),
+            initializer: launch.cfg.initializer.map(|f| to_offset(f as usize)),
             wake_fd: wake.w.as_raw_fd(),
             wake_ino: wake.ino,
         };
@@ -185,7 +183,7 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32, wake
     }
     let me = &ctl.workers[slot];
     // From here on a death is not the initializer's fault (README.md, "Death").
-    me.initialized.store(1, SeqCst);
+    me.initialized.put(true, SeqCst);
     let mut cache = MapCache::default();
     let mut code = None;
     let mut tasks = 0u64;
@@ -193,7 +191,7 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32, wake
     loop {
         let seen = ctl.wake_seq.load(SeqCst);
         let state = ctl.state.load(SeqCst);
-        if state == TERMINATING {
+        if state == Phase::TERMINATING {
             return 0;
         }
         if let Some(claim) = claim(ctl, me) {
@@ -201,13 +199,13 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32, wake
             run_chunk(ctl, me, &claim, &mut cache, code, wake);
             tasks += 1;
             if cfg.max_tasks.is_some_and(|m| tasks >= m) {
-                me.retiring.store(1, SeqCst);
+                me.retiring.put(true, SeqCst);
                 wake_parent(ctl, wake);
                 return 0;
             }
             continue;
         }
-        if state == CLOSING {
+        if state == Phase::CLOSING {
             return 0;
         }
         match idle(ctl, seen, parent_pid) {
@@ -263,28 +261,26 @@ fn claim(ctl: &ControlBlock, me: &WorkerSlot) -> Option<Claim> {
         if pop >= ctl.retry_push.load(SeqCst) {
             break;
         }
-        let e = ctl.retry[(pop % RETRY_RING as u64) as usize].load(SeqCst);
-        let (ej, ei) = unpack(e);
-        if ej != job {
+        let e = ctl.retry_entry(pop).load(SeqCst);
+        if e.job() != job {
             return None; // our snapshot is stale; the caller looks again after the next wake
         }
         me.held.store(e, SeqCst);
         if ctl.retry_pop.compare_exchange(pop, pop + 1, SeqCst, SeqCst).is_ok() {
-            return Some(mk(ei));
+            return Some(mk(e.index()));
         }
-        me.held.store(NOTHING, SeqCst);
+        me.held.store(JobIndex::NOTHING, SeqCst);
     }
     loop {
         let c = ctl.cursor.load(SeqCst);
-        let (cj, ci) = unpack(c);
-        if cj != job || ci >= chunks {
+        if c.job() != job || c.index() >= chunks {
             return None;
         }
-        me.held.store(pack(job, ci), SeqCst);
-        if ctl.cursor.compare_exchange(c, c + 1, SeqCst, SeqCst).is_ok() {
-            return Some(mk(ci));
+        me.held.store(JobIndex::new(job, c.index()), SeqCst);
+        if ctl.cursor.compare_exchange(c, c.next(), SeqCst, SeqCst).is_ok() {
+            return Some(mk(c.index()));
         }
-        me.held.store(NOTHING, SeqCst);
+        me.held.store(JobIndex::NOTHING, SeqCst);
     }
 }
 
@@ -332,15 +328,15 @@ fn run_chunk(
     };
     if let Err(msg) = outcome {
         ctl.mark_failed(c.index);
-        ctl.record_error(ERR_PANIC, c.index, sys::proc::getpid(), &msg);
+        ctl.record_error(FailKind::PANIC, c.index, sys::proc::getpid(), &msg);
     }
     ctl.mark_done(c.index);
-    me.held.store(NOTHING, SeqCst);
+    me.held.store(JobIndex::NOTHING, SeqCst);
     me.completed.fetch_add(1, Relaxed);
     let chunks = ctl.job.chunks.load(Relaxed);
     let finished = ctl.done.fetch_add(1, SeqCst) + 1 >= chunks;
     let parent = ctl.parent_sleeping.load(SeqCst);
-    if (finished && parent != 0) || parent == WAKE_EACH_CHUNK {
+    if (finished && parent.is_asleep()) || parent == ParentSleep::EACH_CHUNK {
         wake_parent(ctl, wake);
     }
 }
@@ -348,7 +344,7 @@ fn run_chunk(
 /// Wakes the parent if it sleeps: one byte into its wake pipe, which it polls together with
 /// every worker's exit descriptor (README.md, "Sleeping and waking").
 fn wake_parent(ctl: &ControlBlock, wake: RawFd) {
-    if ctl.parent_sleeping.load(SeqCst) != 0 {
+    if ctl.parent_sleeping.load(SeqCst).is_asleep() {
         sys::fdpass::poke(wake);
     }
 }
@@ -434,7 +430,7 @@ impl MapCache {
         self.last = None;
         let mut v = Views::default();
         for (i, a) in ctl.job.arrays.iter().enumerate().take(MAX_ARRAYS) {
-            if a.tag.load(Relaxed) == 3 {
+            if a.tag.load(Relaxed) == ArrayKind::SCRATCH {
                 let (off, len) = (a.offset.load(Relaxed) as usize, a.len.load(Relaxed) as usize);
                 let elem = a.elem_size.load(Relaxed) as usize;
                 if off.saturating_add(len.saturating_mul(elem)) > SCRATCH_BYTES {
@@ -458,7 +454,7 @@ impl MapCache {
             self.entries.insert(0, entry);
             let seg = &self.entries[0].1;
             let len = a.len.load(Relaxed) as usize;
-            if a.region.load(Relaxed) == 1 {
+            if a.region.is_set(Relaxed) {
                 let (off, elem) =
                     (a.offset.load(Relaxed) as usize, a.elem_size.load(Relaxed) as usize);
                 let bytes = seg.len().saturating_mul(seg.header().elem_size as usize);
@@ -476,7 +472,8 @@ impl MapCache {
             v.expected_len[i] = len;
         }
         // Keep the arrays of this job mapped; let older ones go.
-        let in_use = ctl.job.arrays.iter().filter(|a| a.tag.load(Relaxed) != 0).count();
+        let in_use =
+            ctl.job.arrays.iter().filter(|a| a.tag.load(Relaxed) != ArrayKind::UNUSED).count();
         self.entries.truncate(CACHE_ENTRIES.max(in_use));
         self.last = Some((generation, v));
         Ok(v)

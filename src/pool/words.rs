@@ -1,0 +1,245 @@
+//! The words of the control block that mean more than a number: packed job/index words, the
+//! pool's phase, the parent's sleep mode, the error slot's state, an array's kind, and 0/1
+//! flags. Each is a `Copy` newtype with named constructors, accessors and constants, beside an
+//! atomic twin (`#[repr(transparent)]` over the integer, so the control block's layout is the
+//! integers'). The layout and meaning of each word is documented here, once, at its type
+//! (README.md points here); the protocol that reads and writes them is in README.md.
+//!
+//! Every bit pattern is a valid value of every type here (the control block is mapped from a
+//! memfd by workers that trust nothing of its contents but their checks), and all-zero is the
+//! state of a fresh block: job 0 index 0, running, parent awake, no error, no array, flags clear.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// A job id and an index in that job, packed into one 64-bit word so that one atomic operation
+/// reads or changes both.
+///
+/// | bits | field |
+/// |---|---|
+/// | 63..32 | the job id (`u32`; job 0 is "no job yet") |
+/// | 31..0 | the index: a chunk of the job, or [`CLOSED`](JobIndex::CLOSED) (`u32::MAX`) |
+///
+/// All 64 bits set is [`NOTHING`](JobIndex::NOTHING): no chunk at all.
+///
+/// Three kinds of word in the control block hold one:
+/// - the claim cursor (`ControlBlock::cursor`): the current job and the next chunk to claim,
+///   [`closed`](JobIndex::closed) while the descriptor is being written;
+/// - each worker's `held`: the chunk it is claiming or running, else `NOTHING`;
+/// - each retry ring entry: a lost chunk to run again.
+///
+/// Because the job id travels with the index, a compare-and-swap of the cursor from `(J, i)` to
+/// `(J, i + 1)` fails for a worker whose snapshot of the descriptor is of another job: a
+/// successful claim proves the descriptor it read is current (README.md, "Publishing a job").
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct JobIndex(u64);
+
+impl JobIndex {
+    /// The index half of a closed cursor: nothing of the job can be claimed.
+    pub(crate) const CLOSED: u64 = u32::MAX as u64;
+    /// No chunk (a worker's `held` when it holds none).
+    pub(crate) const NOTHING: JobIndex = JobIndex(u64::MAX);
+
+    /// Index `index` of job `job` (only the low 32 bits of `index` are kept).
+    pub(crate) const fn new(job: u32, index: u64) -> JobIndex {
+        JobIndex(((job as u64) << 32) | (index & Self::CLOSED))
+    }
+
+    /// The cursor of job `job` with claiming closed.
+    pub(crate) const fn closed(job: u32) -> JobIndex {
+        JobIndex::new(job, Self::CLOSED)
+    }
+
+    /// The job id.
+    pub(crate) const fn job(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// The index in the job.
+    pub(crate) const fn index(self) -> u64 {
+        self.0 & Self::CLOSED
+    }
+
+    /// Whether this is a closed cursor.
+    pub(crate) const fn is_closed(self) -> bool {
+        self.index() == Self::CLOSED
+    }
+
+    /// The next index of the same job: a claim moves the cursor from `self` to this. Only for an
+    /// open cursor (an index below `CLOSED`), whose index then never reaches the job bits.
+    pub(crate) const fn next(self) -> JobIndex {
+        JobIndex(self.0 + 1)
+    }
+}
+
+/// What the parent tells the workers about the pool's life (`ControlBlock::state`). A worker
+/// reads it each time round its loop: under [`TERMINATING`](Phase::TERMINATING) it exits at
+/// once, under [`CLOSING`](Phase::CLOSING) once it finds no chunk to claim. Any other value
+/// reads as running.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Phase(u32);
+
+impl Phase {
+    /// Taking work (the value of a fresh block).
+    pub(crate) const RUNNING: Phase = Phase(0);
+    /// `close` was called: workers exit once idle.
+    pub(crate) const CLOSING: Phase = Phase(1);
+    /// `terminate` was called: workers exit at once.
+    pub(crate) const TERMINATING: Phase = Phase(2);
+}
+
+/// Whether the parent sleeps in a job, and what should wake it (`ControlBlock::parent_sleeping`).
+/// The parent sets it before its last look at the job and clears it after the sleep; a worker
+/// that finishes the job (any chunk, under [`EACH_CHUNK`](ParentSleep::EACH_CHUNK)) while it is
+/// set writes a byte to the wake pipe (README.md, "Sleeping and waking").
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct ParentSleep(u32);
+
+impl ParentSleep {
+    /// Not sleeping: nobody writes to the wake pipe.
+    pub(crate) const AWAKE: ParentSleep = ParentSleep(0);
+    /// Sleeping until the job completes.
+    pub(crate) const UNTIL_DONE: ParentSleep = ParentSleep(1);
+    /// Sleeping until any chunk finishes (streaming results).
+    pub(crate) const EACH_CHUNK: ParentSleep = ParentSleep(2);
+
+    /// Whether the parent is (about to be) asleep, in either mode.
+    pub(crate) const fn is_asleep(self) -> bool {
+        self.0 != Self::AWAKE.0
+    }
+}
+
+/// The state of the job's error slot (`ErrorSlot::kind`): empty, being written by the worker
+/// that won it, or the kind of the first failure, once written (the message, chunk and pid are
+/// then readable).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct FailKind(u32);
+
+impl FailKind {
+    /// No failure recorded.
+    pub(crate) const NONE: FailKind = FailKind(0);
+    /// The kernel panicked (or its chunk could not run: corrupt code address, unmappable array).
+    pub(crate) const PANIC: FailKind = FailKind(1);
+    /// A worker is writing the slot.
+    pub(crate) const WRITING: FailKind = FailKind(2);
+}
+
+/// Where one array of a job lives (`ArrayRef::tag`), which says which other fields of the
+/// `ArrayRef` mean something.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct ArrayKind(u32);
+
+impl ArrayKind {
+    /// No array in this position.
+    pub(crate) const UNUSED: ArrayKind = ArrayKind(0);
+    /// An anonymous memfd segment: `pid`, `fd`, `nonce`.
+    pub(crate) const MEMFD: ArrayKind = ArrayKind(1);
+    /// A named segment: `name`, `name_len`, `nonce`.
+    pub(crate) const NAMED: ArrayKind = ArrayKind(2);
+    /// The control block's scratch area, from byte `offset`, elements of `elem_size` bytes.
+    pub(crate) const SCRATCH: ArrayKind = ArrayKind(3);
+}
+
+/// Declares the atomic twin of a newtype word: `load` and `store` (and, with `cas`,
+/// `compare_exchange`) in the newtype, on the integer inside.
+macro_rules! atomic_word {
+    ($(#[$doc:meta])* $atomic:ident($raw:ty) holds $word:ident $(, $cas:ident)?) => {
+        $(#[$doc])*
+        #[repr(transparent)]
+        pub(crate) struct $atomic($raw);
+
+        impl $atomic {
+            /// Loads the word.
+            pub(crate) fn load(&self, order: Ordering) -> $word {
+                $word(self.0.load(order))
+            }
+
+            /// Stores `w`.
+            pub(crate) fn store(&self, w: $word, order: Ordering) {
+                self.0.store(w.0, order)
+            }
+
+            $(atomic_word!(@$cas $word);)?
+        }
+    };
+    (@cas $word:ident) => {
+        /// Replaces `current` with `new` if it is still there; the value found either way.
+        pub(crate) fn compare_exchange(
+            &self,
+            current: $word,
+            new: $word,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<$word, $word> {
+            self.0.compare_exchange(current.0, new.0, success, failure).map($word).map_err($word)
+        }
+    };
+}
+
+atomic_word!(
+    /// An atomic [`JobIndex`]: the claim cursor, a worker's `held`, a retry ring entry.
+    AtomicJobIndex(AtomicU64) holds JobIndex, cas
+);
+atomic_word!(
+    /// An atomic [`Phase`].
+    AtomicPhase(AtomicU32) holds Phase
+);
+atomic_word!(
+    /// An atomic [`ParentSleep`].
+    AtomicParentSleep(AtomicU32) holds ParentSleep
+);
+atomic_word!(
+    /// An atomic [`FailKind`].
+    AtomicFailKind(AtomicU32) holds FailKind, cas
+);
+atomic_word!(
+    /// An atomic [`ArrayKind`].
+    AtomicArrayKind(AtomicU32) holds ArrayKind
+);
+
+/// A 0/1 word (a worker's `retiring` and `initialized`, an array's `region`): set is 1, any
+/// other value reads as clear.
+#[repr(transparent)]
+pub(crate) struct AtomicFlag(AtomicU32);
+
+impl AtomicFlag {
+    /// Whether it is set.
+    pub(crate) fn is_set(&self, order: Ordering) -> bool {
+        self.0.load(order) == 1
+    }
+
+    /// Sets it, or clears it.
+    pub(crate) fn put(&self, set: bool, order: Ordering) {
+        self.0.store(u32::from(set), order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_index_packs_the_job_above_the_index() {
+        let w = JobIndex::new(7, 5);
+        assert_eq!((w.job(), w.index()), (7, 5));
+        assert_eq!(w.0, (7 << 32) | 5);
+        assert_eq!(w.next(), JobIndex::new(7, 6));
+        assert!(!w.is_closed());
+        let c = JobIndex::closed(u32::MAX - 1);
+        assert!(c.is_closed());
+        assert_eq!((c.job(), c.index()), (u32::MAX - 1, JobIndex::CLOSED));
+        // Only the low 32 bits of an index are kept; NOTHING is all ones.
+        assert_eq!(JobIndex::new(1, (1 << 32) | 3), JobIndex::new(1, 3));
+        assert_eq!(JobIndex::NOTHING, JobIndex::closed(u32::MAX));
+    }
+
+    #[test]
+    fn all_zero_is_a_fresh_block() {
+        assert_eq!(AtomicJobIndex(AtomicU64::new(0)).load(Ordering::Relaxed), JobIndex::new(0, 0));
+        assert_eq!(AtomicPhase(AtomicU32::new(0)).load(Ordering::Relaxed), Phase::RUNNING);
+        let sleep = AtomicParentSleep(AtomicU32::new(0)).load(Ordering::Relaxed);
+        assert!(sleep == ParentSleep::AWAKE && !sleep.is_asleep());
+        assert_eq!(AtomicFailKind(AtomicU32::new(0)).load(Ordering::Relaxed), FailKind::NONE);
+        assert_eq!(AtomicArrayKind(AtomicU32::new(0)).load(Ordering::Relaxed), ArrayKind::UNUSED);
+        assert!(!AtomicFlag(AtomicU32::new(0)).is_set(Ordering::Relaxed));
+    }
+}

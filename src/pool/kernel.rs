@@ -1,30 +1,13 @@
 //! Kernels as the worker sees them: type-erased trampolines, one monomorphised per operation and
 //! element type, that rebuild typed slices from the mapped arrays and call the user's `fn`.
 //!
-//! The parent stores two addresses in the job descriptor: the trampoline's and the kernel's.
-//! Both are code addresses in the same executable, valid in every forked worker.
+//! The parent stores two addresses in the job descriptor, the trampoline's and the kernel's, as
+//! offsets from the one code anchor (`process::code`, which also says which addresses a worker
+//! that is not a fork may be sent); a worker checks both are code before it calls them.
 
 use std::mem::size_of;
 
 use bytemuck::Pod;
-
-/// The function code offsets are measured from. Offsets rather than addresses make the job
-/// descriptor independent of where the executable is loaded: a forked worker would accept raw
-/// addresses, but a re-executed one (spawn, forkserver) has its own address-space layout.
-#[inline(never)]
-fn anchor() -> u64 {
-    std::hint::black_box(0x504f_4f4c_414e_4348)
-}
-
-/// A code address as an offset from [`anchor`], for the job descriptor.
-pub(crate) fn to_offset(addr: usize) -> u64 {
-    (addr as i64).wrapping_sub(anchor as fn() -> u64 as usize as i64) as u64
-}
-
-/// The code address an offset from [`to_offset`] stands for in this process.
-pub(crate) fn from_offset(off: u64) -> usize {
-    (anchor as fn() -> u64 as usize as i64).wrapping_add(off as i64) as usize
-}
 
 /// Raw views of a job's arrays as mapped in one worker.
 #[derive(Clone, Copy)]

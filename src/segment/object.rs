@@ -168,13 +168,8 @@ impl<T: ShmSafe> std::fmt::Debug for ShmBox<T> {
 /// Whether `addr` lies inside one of this process's mappings (`/proc/self/maps`).
 #[cfg(test)]
 pub(crate) fn is_mapped(addr: usize) -> bool {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    maps.lines().any(|line| {
-        let range = line.split_whitespace().next().unwrap_or_default();
-        let (a, b) = range.split_once('-').unwrap_or_default();
-        let parse = |x: &str| usize::from_str_radix(x, 16).unwrap_or(0);
-        (parse(a)..parse(b)).contains(&addr)
-    })
+    let maps = crate::sys::maps::read_self().unwrap();
+    crate::sys::maps::parse(&maps).any(|m| (m.start..m.end).contains(&addr))
 }
 
 #[cfg(test)]

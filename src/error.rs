@@ -1,4 +1,28 @@
-//! The crate's error type. Each variant's message says what happened and how to fix it.
+//! The crate's errors, by family. Every message says what happened and how to fix it.
+//!
+//! [`Error`] is the umbrella every fallible call converts into, so `?` into [`Result`] works
+//! everywhere. Its variants are grouped by family, each section headed by what returns it. Where
+//! an operation can fail in only a few ways, it returns a small type of its own that names
+//! exactly those ways (as `crossbeam-channel` does for its channels) and converts into the
+//! matching [`Error`] variant, with the same message:
+//!
+//! | family | returned by | type |
+//! |---|---|---|
+//! | segments | creating or opening any shared object (`new`, `new_with`, `open`, `open_handle`), [`segment::inspect`](crate::segment::inspect), [`clean_stale`](crate::clean_stale) | [`Error`]: `OutOfSpace`, `AlreadyExists`, `NotFound`, `InvalidName`, `NotShmpool`, `CorruptHeader`, `VersionMismatch`, `KindMismatch`, `TypeMismatch`, `StaleHandle`, `TooLarge` |
+//! | arguments and waits | any call that checks a size or count; any wait given a timeout | [`Error`]: `InvalidArgument`, `Timeout` |
+//! | synchronisation | [`Mutex`](crate::Mutex), [`RLock`](crate::RLock), [`SharedValue`](crate::SharedValue) | [`LockError`](crate::LockError) (`OwnerDied`, `WouldBlock`, ...), converting to [`Error`] |
+//! | synchronisation | [`Semaphore`](crate::Semaphore), [`Barrier`](crate::Barrier), [`Condition`](crate::Condition) | [`Error`]: `OwnerDied`, `NotRecoverable`, `WouldBlock`, `WouldDeadlock`, `BrokenBarrier`, `OverRelease`, `TooManyLocksHeld` |
+//! | process start | [`scope`](crate::scope), [`Process`](crate::Process), [`Context`](crate::Context), the start methods, pool workers starting | [`Error`]: `ForkWithThreads`, `ForkWhileLocked`, `NotShared`, `ClosureNeedsFork`, `Serialize`, `SpawnUnavailable`, `ForkServer`, `ChildFailed` |
+//! | pool jobs | [`Pool`](crate::Pool), [`PoolBuilder`](crate::PoolBuilder), [`AsyncResult`](crate::AsyncResult), [`JobHandle`](crate::JobHandle) | [`Error`]: `PoolSize`, `PoolNotRunning`, `PoolStillRunning`, `PoolNotOwned`, `PoolGaveUp`, `KernelPanicked`, `WorkerDied`, `LengthMismatch`, `ResultUnavailable` |
+//! | messaging: queues | [`Queue`](crate::Queue) and [`JoinableQueue`](crate::JoinableQueue): `get`, `get_timeout`, `get_nowait` | [`GetError`](crate::queue::GetError), [`GetTimeoutError`](crate::queue::GetTimeoutError), [`TryGetError`](crate::queue::TryGetError) |
+//! | messaging: queues | the same: `put`, `put_timeout`, `put_nowait` | [`PutError`](crate::queue::PutError), [`PutTimeoutError`](crate::queue::PutTimeoutError), [`TryPutError`](crate::queue::TryPutError) |
+//! | messaging: queues | [`JoinableQueue`](crate::JoinableQueue): `task_done`, `join`, `join_timeout` | [`TaskDoneError`](crate::queue::TaskDoneError), [`JoinError`](crate::queue::JoinError), [`JoinTimeoutError`](crate::queue::JoinTimeoutError) |
+//! | messaging: queues | [`MessageQueue`](crate::MessageQueue): every get, every put | [`MessageGetError`](crate::queue::MessageGetError), [`MessagePutError`](crate::queue::MessagePutError) |
+//! | messaging: pipes | [`Connection`](crate::Connection), [`pipe`](crate::pipe) | [`Error`]: `Closed`, `Disconnected`, `MessageTooLarge`, `BadMessage`, `TruncatedFrame`, `BufferTooSmall`, `Timeout` |
+//! | the operating system | any call whose system call failed with no more specific variant | [`Error`]: `Io` |
+//!
+//! The queue types convert into the messaging variants `Empty`, `Full`, `Closed`, `PeerDied`,
+//! `SlotAbandoned`, `TaskDoneTooOften`, `MessageTooLarge`, `BadMessage` and `Timeout`.
 
 use std::io;
 use std::time::Duration;
@@ -7,6 +31,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    // ---- Segments ----
+    // Returned by whatever creates or opens a segment: `SharedArray`, `RawValue`/`SharedValue`, the
+    // sync objects, the queues (`new`, `new_with`, `open`, `open_handle`), `segment::inspect`/`unlink`,
+    // `clean_stale`, and the pool when it maps a task's arrays.
     /// The segment would not fit in the memory that is left.
     #[error(
         "{place} has {} free, {} requested; {fix}",
@@ -126,6 +154,19 @@ pub enum Error {
         elem_size: usize,
     },
 
+    // ---- Arguments and waits ----
+    // Returned by any call that takes a size or count it must check, and by any wait given a timeout
+    // (locks, barriers, pipes, joins, pool results, the forkserver). The queues report their own
+    // timeouts through their error types (`queue::GetTimeoutError`, ...), which convert to these.
+    /// An argument is out of range.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        what: &'static str,
+        /// What is wrong, and what is allowed.
+        reason: String,
+    },
+
     /// A wait ran out of time.
     #[error("{what} timed out after {after:?}")]
     Timeout {
@@ -135,39 +176,9 @@ pub enum Error {
         after: Duration,
     },
 
-    /// Forking now could deadlock the child, because the process has other threads.
-    #[error(
-        "refusing to fork: this process has {threads} threads, and a lock held by another thread \
-         at the fork stays held forever in the child; fork before starting threads, use the \
-         forkserver or spawn start method, or opt in with (unsafe) allow_threads() if the child only \
-         touches shared memory"
-    )]
-    ForkWithThreads {
-        /// Threads counted in /proc/self/task.
-        threads: usize,
-    },
-
-    /// A child process ended badly.
-    #[error("child process {pid} {how}")]
-    ChildFailed {
-        /// The child's pid.
-        pid: u32,
-        /// How it ended, in words ("exited with code 3", "was killed by signal 9 (SIGKILL)",
-        /// "panicked: ...").
-        how: String,
-    },
-
-    /// A system call failed.
-    #[error("{op} failed: {source}")]
-    Io {
-        /// The operation, in words.
-        op: &'static str,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
-
-    // ---- sync: locks, semaphores, barriers, shared values (src/sync/, src/value.rs) ----
+    // ---- Synchronisation ----
+    // Returned by `Mutex`, `RLock`, `SharedValue` (through `LockError`), `Semaphore`/`BoundedSemaphore`,
+    // `Barrier` and `Condition`.
     /// A lock's holder died while holding it (the `?` conversion of
     /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), which leaves the lock unusable).
     #[error(
@@ -229,15 +240,6 @@ pub enum Error {
         value: u32,
     },
 
-    /// An argument is out of range.
-    #[error("invalid {what}: {reason}")]
-    InvalidArgument {
-        /// The argument.
-        what: &'static str,
-        /// What is wrong, and what is allowed.
-        reason: String,
-    },
-
     /// This thread already holds as many robust locks as the kernel releases when a thread dies
     /// (2048): one more could stay locked forever if the thread died.
     #[error(
@@ -248,6 +250,22 @@ pub enum Error {
     TooManyLocksHeld {
         /// Robust locks the thread holds.
         held: u32,
+    },
+
+    // ---- Process start ----
+    // Returned by `scope` (`fork`, `fork_with`, joining its children), `Process`/`ProcessBuilder`
+    // (`start`, `join`), `Context` and the start methods (fork, forkserver, spawn), and the pool
+    // when it starts workers.
+    /// Forking now could deadlock the child, because the process has other threads.
+    #[error(
+        "refusing to fork: this process has {threads} threads, and a lock held by another thread \
+         at the fork stays held forever in the child; fork before starting threads, use the \
+         forkserver or spawn start method, or opt in with (unsafe) allow_threads() if the child only \
+         touches shared memory"
+    )]
+    ForkWithThreads {
+        /// Threads counted in /proc/self/task.
+        threads: usize,
     },
 
     /// A fork was asked for while this process holds a shmpool lock guard (live, or leaked with
@@ -281,7 +299,6 @@ pub enum Error {
         bytes: usize,
     },
 
-    // --- processes and start methods (issue 3) ---
     /// A closure was given to a start method that cannot carry one to the child.
     #[error(
         "a closure can only be started under the fork start method, and this context uses \
@@ -325,7 +342,19 @@ pub enum Error {
         reason: String,
     },
 
-    // --- pool (src/pool/) ---
+    /// A child process ended badly.
+    #[error("child process {pid} {how}")]
+    ChildFailed {
+        /// The child's pid.
+        pid: u32,
+        /// How it ended, in words ("exited with code 3", "was killed by signal 9 (SIGKILL)",
+        /// "panicked: ...").
+        how: String,
+    },
+
+    // ---- Pool jobs ----
+    // Returned by `Pool`/`PoolBuilder` (`build`, `for_each_chunk`, `map_reduce`, `apply`, `map`,
+    // `imap`, `close`, `join`, ...) and by `AsyncResult`/`JobHandle`.
     /// A pool was asked for zero workers (or more than it supports).
     #[error(
         "a pool needs between 1 and {max} workers, {requested} were asked for; pass a count in that range, or leave it unset for one per available CPU"
@@ -335,16 +364,6 @@ pub enum Error {
         requested: usize,
         /// The most a pool supports.
         max: usize,
-    },
-
-    /// The pool gave up (its workers kept failing in the initializer) and was terminated: every
-    /// pending result and every later call carries the reason.
-    #[error("the pool gave up after worker {pid} {how}")]
-    PoolGaveUp {
-        /// The last worker that failed.
-        pid: u32,
-        /// How it failed, how often, and what to do.
-        how: String,
     },
 
     /// The pool was closed or terminated, so it takes no more work.
@@ -359,6 +378,28 @@ pub enum Error {
         "join() needs a closed or terminated pool; call close() (let work finish) or terminate() first"
     )]
     PoolStillRunning,
+
+    /// A pool was used from a process other than the one that created it (a forked child that
+    /// got a copy of it). Its workers answer only to their creator.
+    #[error(
+        "this pool belongs to process {owner} and cannot be used from process {pid} (a forked copy); create a new Pool in this process, or hand the work back to process {owner}"
+    )]
+    PoolNotOwned {
+        /// The process that tried to use the pool.
+        pid: u32,
+        /// The process that created it.
+        owner: u32,
+    },
+
+    /// The pool gave up (its workers kept failing in the initializer) and was terminated: every
+    /// pending result and every later call carries the reason.
+    #[error("the pool gave up after worker {pid} {how}")]
+    PoolGaveUp {
+        /// The last worker that failed.
+        pid: u32,
+        /// How it failed, how often, and what to do.
+        how: String,
+    },
 
     /// A kernel panicked on one chunk; the job's other chunks ran.
     #[error(
@@ -404,9 +445,12 @@ pub enum Error {
         reason: &'static str,
     },
 
-    // Messaging: queues and pipes.
+    // ---- Messaging ----
+    // Returned by `Connection` (`pipe`, `send`, `recv`, ...) directly, and by the queues through their
+    // per-operation types in `shmpool::queue` (`TryGetError`, `PutTimeoutError`, `MessageGetError`,
+    // ...), each of which converts into these variants, so `?` into `shmpool::Result` keeps working.
     /// A non-blocking `get` found nothing.
-    #[error("the {what} is empty; wait with get or get_timeout, or check empty() first")]
+    #[error("the {what} is empty; wait with get or get_timeout, or check is_empty() first")]
     Empty {
         /// Which object ("queue", "message queue").
         what: &'static str,
@@ -443,6 +487,27 @@ pub enum Error {
         /// The pids that were registered on that side.
         pids: Vec<u32>,
     },
+
+    /// A process died in the middle of a queue operation, between claiming a slot and handing
+    /// it on, so the queue can no longer go past that slot.
+    #[error(
+        "a {role} of this {what} died in the middle of an operation on position {pos}; the item \
+         there is lost and the queue cannot go past it: close the queue and create a new one"
+    )]
+    SlotAbandoned {
+        /// Which object ("queue", "joinable queue").
+        what: &'static str,
+        /// Which side died mid-operation ("producer", "consumer").
+        role: &'static str,
+        /// The ring position that is stuck.
+        pos: u64,
+    },
+
+    /// `task_done` was called more times than items were put.
+    #[error(
+        "task_done() called more times than items were put in the joinable queue; call it once per item you got"
+    )]
+    TaskDoneTooOften,
 
     /// The peer of a connection closed its end or died.
     #[error(
@@ -502,39 +567,16 @@ pub enum Error {
         len: usize,
     },
 
-    /// `task_done` was called more times than items were put.
-    #[error(
-        "task_done() called more times than items were put in the joinable queue; call it once per item you got"
-    )]
-    TaskDoneTooOften,
-
-    // --- pool (src/pool/), continued ---
-    /// A pool was used from a process other than the one that created it (a forked child that
-    /// got a copy of it). Its workers answer only to their creator.
-    #[error(
-        "this pool belongs to process {owner} and cannot be used from process {pid} (a forked copy); create a new Pool in this process, or hand the work back to process {owner}"
-    )]
-    PoolNotOwned {
-        /// The process that tried to use the pool.
-        pid: u32,
-        /// The process that created it.
-        owner: u32,
-    },
-
-    // --- messaging fixes (src/queue/, src/pipe.rs) ---
-    /// A process died in the middle of a queue operation, between claiming a slot and handing
-    /// it on, so the queue can no longer go past that slot.
-    #[error(
-        "a {role} of this {what} died in the middle of an operation on position {pos}; the item \
-         there is lost and the queue cannot go past it: close the queue and create a new one"
-    )]
-    SlotAbandoned {
-        /// Which object ("queue", "joinable queue").
-        what: &'static str,
-        /// Which side died mid-operation ("producer", "consumer").
-        role: &'static str,
-        /// The ring position that is stuck.
-        pos: u64,
+    // ---- The operating system ----
+    // Returned by any call that makes a system call whose failure has no more specific variant above.
+    /// A system call failed.
+    #[error("{op} failed: {source}")]
+    Io {
+        /// The operation, in words.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
     },
 }
 

@@ -15,6 +15,10 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
+use super::error::{
+    Closed, GetError, GetTimeoutError, Limit, PeersGone, PutError, PutTimeoutError, SlotAbandoned,
+    TaskDoneError, TryGetError, TryPutError,
+};
 use super::peers::PeerTable;
 use super::wait::{WaitCell, wait_for};
 use crate::error::{Error, Result};
@@ -232,10 +236,10 @@ impl<T: Pod> Inner<T> {
     }
 
     /// One attempt to put: `Ok(true)` when stored, `Ok(false)` when full.
-    fn try_put(&self, value: T) -> Result<bool> {
+    fn try_put(&self, value: T) -> std::result::Result<bool, Closed> {
         let c = self.ctrl();
         if self.closed() {
-            return Err(Error::Closed { what: "queue" });
+            return Err(Closed);
         }
         let mut pos = c.tail.0.load(Ordering::Relaxed);
         loop {
@@ -271,7 +275,7 @@ impl<T: Pod> Inner<T> {
     }
 
     /// One attempt to get: `Ok(None)` when empty (and not closed).
-    fn try_get(&self) -> Result<Option<T>> {
+    fn try_get(&self) -> std::result::Result<Option<T>, Closed> {
         let c = self.ctrl();
         let mut pos = c.head.0.load(Ordering::Relaxed);
         loop {
@@ -297,7 +301,7 @@ impl<T: Pod> Inner<T> {
                     Err(actual) => pos = actual,
                 }
             } else if diff < 0 {
-                return if self.closed() { Err(Error::Closed { what: "queue" }) } else { Ok(None) };
+                return if self.closed() { Err(Closed) } else { Ok(None) };
             } else {
                 pos = c.head.0.load(Ordering::Relaxed);
             }
@@ -326,77 +330,75 @@ impl<T: Pod> Inner<T> {
     }
 
     /// The dead-peer check a wait runs after each slice that ended with no wake: the other side
-    /// all gone is [`Error::PeerDied`]; a slot stuck at the same position for two such checks in
-    /// a row while some process of the claiming side has exited is [`Error::SlotAbandoned`] (the
-    /// claimer died between its claim and its release, and nothing will ever release it).
-    fn stuck_check(
+    /// all gone is `PeerDied`; a slot stuck at the same position for two such checks in a row
+    /// while some process of the claiming side has exited is `SlotAbandoned` (the claimer died
+    /// between its claim and its release, and nothing will ever release it).
+    fn stuck_check<E: From<PeersGone> + From<SlotAbandoned>>(
         &self,
-        what: &'static str,
         producer_side: bool,
         last: &mut Option<u64>,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), E> {
         let c = self.ctrl();
-        let (table, role, hole) = if producer_side {
-            (&c.producers, "producer", self.producer_hole())
+        let (table, hole) = if producer_side {
+            (&c.producers, self.producer_hole())
         } else {
-            (&c.consumers, "consumer", self.consumer_hole())
+            (&c.consumers, self.consumer_hole())
         };
         if let Some(pids) = table.all_gone() {
-            return Err(Error::PeerDied { what, role, pids });
+            return Err(PeersGone(pids).into());
         }
         if let Some(pos) = hole
             && *last == Some(pos)
             && table.any_dead()
         {
-            return Err(Error::SlotAbandoned { what, role, pos });
+            return Err(SlotAbandoned(pos).into());
         }
         *last = hole;
         Ok(())
     }
 
-    pub(crate) fn put(&self, value: T, timeout: Option<Duration>) -> Result<()> {
+    /// Puts `value`, waiting for room as `limit` says ([`PutError`] or [`PutTimeoutError`]).
+    pub(crate) fn put<E>(&self, value: T, limit: Limit<E>) -> std::result::Result<(), E>
+    where
+        E: From<Closed> + From<PeersGone> + From<SlotAbandoned>,
+    {
         self.as_producer();
         let mut last = None;
         wait_for(
             &self.ctrl().not_full.0,
-            timeout,
-            "Queue::put",
+            limit,
             || Ok(self.try_put(value)?.then_some(())),
-            || self.stuck_check("queue", false, &mut last),
+            || self.stuck_check(false, &mut last),
         )
     }
 
-    pub(crate) fn get(&self, timeout: Option<Duration>) -> Result<T> {
+    /// Takes an item, waiting as `limit` says ([`GetError`] or [`GetTimeoutError`]).
+    pub(crate) fn get<E>(&self, limit: Limit<E>) -> std::result::Result<T, E>
+    where
+        E: From<Closed> + From<PeersGone> + From<SlotAbandoned>,
+    {
         self.as_consumer();
         let mut last = None;
         wait_for(
             &self.ctrl().not_empty.0,
-            timeout,
-            "Queue::get",
-            || self.try_get(),
-            || self.stuck_check("queue", true, &mut last),
+            limit,
+            || Ok(self.try_get()?),
+            || self.stuck_check(true, &mut last),
         )
     }
 
-    pub(crate) fn consumers_gone(&self, what: &'static str) -> Result<()> {
-        match self.ctrl().consumers.all_gone() {
-            Some(pids) => Err(Error::PeerDied { what, role: "consumer", pids }),
-            None => Ok(()),
-        }
-    }
-
-    pub(crate) fn put_nowait(&self, value: T) -> Result<()> {
+    pub(crate) fn put_nowait(&self, value: T) -> std::result::Result<(), TryPutError> {
         self.as_producer();
         if self.try_put(value)? {
             Ok(())
         } else {
-            Err(Error::Full { what: "queue", capacity: format!("{} items", self.cap) })
+            Err(TryPutError::Full { capacity: self.cap as usize })
         }
     }
 
-    pub(crate) fn get_nowait(&self) -> Result<T> {
+    pub(crate) fn get_nowait(&self) -> std::result::Result<T, TryGetError> {
         self.as_consumer();
-        self.try_get()?.ok_or(Error::Empty { what: "queue" })
+        self.try_get()?.ok_or(TryGetError::Empty)
     }
 
     pub(crate) fn qsize(&self) -> usize {
@@ -429,12 +431,12 @@ impl<T: Pod> Inner<T> {
     }
 
     /// Joinable queues: marks one item done.
-    pub(crate) fn task_done(&self) -> Result<()> {
+    pub(crate) fn task_done(&self) -> std::result::Result<(), TaskDoneError> {
         let (count, cell) = &self.ctrl().unfinished.0;
         let mut n = count.load(Ordering::Relaxed);
         loop {
             if n == 0 {
-                return Err(Error::TaskDoneTooOften);
+                return Err(TaskDoneError);
             }
             match count.compare_exchange_weak(n, n - 1, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => break,
@@ -447,23 +449,30 @@ impl<T: Pod> Inner<T> {
         Ok(())
     }
 
-    /// Joinable queues: waits until every item put was marked done.
-    pub(crate) fn join(&self, timeout: Option<Duration>) -> Result<()> {
+    /// Joinable queues: waits until every item put was marked done, as `limit` says
+    /// ([`JoinError`](super::error::JoinError) or
+    /// [`JoinTimeoutError`](super::error::JoinTimeoutError)).
+    pub(crate) fn join<E: From<Closed> + From<PeersGone>>(
+        &self,
+        limit: Limit<E>,
+    ) -> std::result::Result<(), E> {
         let (count, cell) = &self.ctrl().unfinished.0;
         wait_for(
             cell,
-            timeout,
-            "JoinableQueue::join",
+            limit,
             || {
                 if count.load(Ordering::Acquire) == 0 {
                     Ok(Some(()))
                 } else if self.closed() {
-                    Err(Error::Closed { what: "joinable queue" })
+                    Err(Closed.into())
                 } else {
                     Ok(None)
                 }
             },
-            || self.consumers_gone("joinable queue"),
+            || match self.ctrl().consumers.all_gone() {
+                Some(pids) => Err(PeersGone(pids).into()),
+                None => Ok(()),
+            },
         )
     }
 
@@ -482,10 +491,12 @@ impl<T: Pod> Inner<T> {
 /// futex.
 ///
 /// Every wait can end: [`put`](Queue::put) and [`get`](Queue::get) have `_timeout` and
-/// `_nowait` forms; [`close`](Queue::close) ends every wait in every process with
-/// [`Error::Closed`]; and a getter whose producers have all exited (or a putter whose consumers
-/// have all exited) gets [`Error::PeerDied`] instead of waiting for ever. A process counts as a
-/// producer from its first put, as a consumer from its first get.
+/// `_nowait` forms; [`close`](Queue::close) ends every wait in every process with `Closed`;
+/// and a getter whose producers have all exited (or a putter whose consumers have all exited)
+/// gets `PeerDied` instead of waiting for ever. A process counts as a producer from its first
+/// put, as a consumer from its first get. Each operation returns an error type of its own
+/// ([`GetError`], [`PutTimeoutError`], ...: see [`shmpool::queue`](crate::queue)) that lists
+/// exactly how it can fail and converts into [`Error`] for `?`.
 ///
 /// `Queue` is a cheap handle: clones share one mapping.
 ///
@@ -507,7 +518,7 @@ impl<T: Pod> Inner<T> {
 ///     }
 ///     Ok::<(), shmpool::Error>(())
 /// })??;
-/// assert!(q.empty());
+/// assert!(q.is_empty());
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 pub struct Queue<T: Pod> {
@@ -603,41 +614,49 @@ impl<T: Pod> Queue<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] if the queue is or gets closed; [`Error::PeerDied`] if every consumer
-    /// that ever got from the queue has exited while it is full.
+    /// [`PutError::Closed`] if the queue is or gets closed; [`PutError::PeerDied`] if every
+    /// consumer that ever got from the queue has exited while it is full;
+    /// [`PutError::SlotAbandoned`] if a consumer died holding the slot this put waits for. Each
+    /// converts into the [`Error`] variant of that name.
     ///
     /// ```
     /// let q = shmpool::Queue::<u64>::new(2)?;
     /// q.put(1)?;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn put(&self, item: T) -> Result<()> {
+    pub fn put(&self, item: T) -> std::result::Result<(), PutError> {
         self.inner.put(item, None)
     }
 
-    /// Puts `item`, waiting at most `timeout` for room; then [`Error::Timeout`].
+    /// Puts `item`, waiting at most `timeout` for room; then [`PutTimeoutError::Timeout`]. The
+    /// other errors are [`put`](Queue::put)'s.
     ///
     /// ```
     /// use std::time::Duration;
     /// let q = shmpool::Queue::<u64>::new(1)?;
     /// q.put(1)?;
     /// let e = q.put_timeout(2, Duration::from_millis(10)).unwrap_err();
-    /// assert!(matches!(e, shmpool::Error::Timeout { .. }));
+    /// assert!(matches!(e, shmpool::queue::PutTimeoutError::Timeout { .. }));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        self.inner.put(item, Some(timeout))
+    pub fn put_timeout(
+        &self,
+        item: T,
+        timeout: Duration,
+    ) -> std::result::Result<(), PutTimeoutError> {
+        self.inner.put(item, Some((timeout, |after| PutTimeoutError::Timeout { after })))
     }
 
-    /// Puts `item` if there is room now, else fails with [`Error::Full`].
+    /// Puts `item` if there is room now, else fails with [`TryPutError::Full`]
+    /// ([`TryPutError::Closed`] once closed).
     ///
     /// ```
     /// let q = shmpool::Queue::<u64>::new(1)?;
     /// q.put_nowait(1)?;
-    /// assert!(matches!(q.put_nowait(2), Err(shmpool::Error::Full { .. })));
+    /// assert!(matches!(q.put_nowait(2), Err(shmpool::queue::TryPutError::Full { .. })));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn put_nowait(&self, item: T) -> Result<()> {
+    pub fn put_nowait(&self, item: T) -> std::result::Result<(), TryPutError> {
         self.inner.put_nowait(item)
     }
 
@@ -645,9 +664,10 @@ impl<T: Pod> Queue<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] once the queue is closed and empty (items put before `close` are still
-    /// delivered); [`Error::PeerDied`] if every producer that ever put has exited and the queue
-    /// is empty.
+    /// [`GetError::Closed`] once the queue is closed and empty (items put before `close` are
+    /// still delivered); [`GetError::PeerDied`] if every producer that ever put has exited and
+    /// the queue is empty; [`GetError::SlotAbandoned`] if a producer died between claiming the
+    /// next slot and filling it. Each converts into the [`Error`] variant of that name.
     ///
     /// ```
     /// let q = shmpool::Queue::<u64>::new(2)?;
@@ -655,30 +675,33 @@ impl<T: Pod> Queue<T> {
     /// assert_eq!(q.get()?, 9);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get(&self) -> Result<T> {
+    pub fn get(&self) -> std::result::Result<T, GetError> {
         self.inner.get(None)
     }
 
-    /// Takes the oldest item, waiting at most `timeout`; then [`Error::Timeout`].
+    /// Takes the oldest item, waiting at most `timeout`; then [`GetTimeoutError::Timeout`]. The
+    /// other errors are [`get`](Queue::get)'s.
     ///
     /// ```
     /// use std::time::Duration;
+    /// use shmpool::queue::GetTimeoutError;
     /// let q = shmpool::Queue::<u64>::new(1)?;
-    /// assert!(matches!(q.get_timeout(Duration::from_millis(5)), Err(shmpool::Error::Timeout { .. })));
+    /// assert!(matches!(q.get_timeout(Duration::from_millis(5)), Err(GetTimeoutError::Timeout { .. })));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.inner.get(Some(timeout))
+    pub fn get_timeout(&self, timeout: Duration) -> std::result::Result<T, GetTimeoutError> {
+        self.inner.get(Some((timeout, |after| GetTimeoutError::Timeout { after })))
     }
 
-    /// Takes the oldest item if there is one now, else fails with [`Error::Empty`].
+    /// Takes the oldest item if there is one now, else fails with [`TryGetError::Empty`]
+    /// ([`TryGetError::Closed`] once closed and empty).
     ///
     /// ```
     /// let q = shmpool::Queue::<u64>::new(1)?;
-    /// assert!(matches!(q.get_nowait(), Err(shmpool::Error::Empty { .. })));
+    /// assert!(matches!(q.get_nowait(), Err(shmpool::queue::TryGetError::Empty)));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get_nowait(&self) -> Result<T> {
+    pub fn get_nowait(&self) -> std::result::Result<T, TryGetError> {
         self.inner.get_nowait()
     }
 
@@ -695,25 +718,27 @@ impl<T: Pod> Queue<T> {
         self.inner.qsize()
     }
 
-    /// Whether the queue holds no items (a snapshot).
+    /// Whether the queue holds no items (a snapshot). Python's `Queue.empty()`.
     ///
     /// ```
-    /// assert!(shmpool::Queue::<u8>::new(4)?.empty());
+    /// assert!(shmpool::Queue::<u8>::new(4)?.is_empty());
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn empty(&self) -> bool {
+    #[doc(alias = "empty")]
+    pub fn is_empty(&self) -> bool {
         self.qsize() == 0
     }
 
-    /// Whether the queue holds `capacity` items (a snapshot).
+    /// Whether the queue holds `capacity` items (a snapshot). Python's `Queue.full()`.
     ///
     /// ```
     /// let q = shmpool::Queue::<u8>::new(1)?;
     /// q.put(0)?;
-    /// assert!(q.full());
+    /// assert!(q.is_full());
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn full(&self) -> bool {
+    #[doc(alias = "full")]
+    pub fn is_full(&self) -> bool {
         self.qsize() >= self.inner.capacity()
     }
 
@@ -728,16 +753,17 @@ impl<T: Pod> Queue<T> {
     }
 
     /// Closes the queue for every process: puts fail at once, gets deliver what is left and then
-    /// fail, and every waiter (in any process) wakes with [`Error::Closed`]. Closing twice is
-    /// harmless.
+    /// fail, and every waiter (in any process) wakes with its operation's `Closed`
+    /// ([`GetError::Closed`], [`PutError::Closed`], ...). Closing twice is harmless.
     ///
     /// ```
+    /// use shmpool::queue::{GetError, PutError};
     /// let q = shmpool::Queue::<u8>::new(2)?;
     /// q.put(1)?;
     /// q.close();
-    /// assert!(matches!(q.put(2), Err(shmpool::Error::Closed { .. })));
+    /// assert_eq!(q.put(2), Err(PutError::Closed));
     /// assert_eq!(q.get()?, 1);
-    /// assert!(matches!(q.get(), Err(shmpool::Error::Closed { .. })));
+    /// assert_eq!(q.get(), Err(GetError::Closed));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn close(&self) {
@@ -864,7 +890,7 @@ mod tests {
         for i in 20..23u8 {
             assert_eq!(other.get().unwrap(), mk(i));
         }
-        assert!(q.empty());
+        assert!(q.is_empty());
     }
 
     #[test]
@@ -889,20 +915,20 @@ mod tests {
     #[test]
     fn full_and_empty_and_qsize_follow_puts_and_gets() {
         let q = Queue::<u32>::new(3).unwrap();
-        assert!(q.empty() && !q.full());
+        assert!(q.is_empty() && !q.is_full());
         for i in 0..3 {
             q.put_nowait(i).unwrap();
         }
-        assert!(q.full());
+        assert!(q.is_full());
         assert_eq!(q.qsize(), 3);
-        assert!(matches!(q.put_nowait(9), Err(Error::Full { .. })));
+        assert!(matches!(q.put_nowait(9), Err(TryPutError::Full { .. })));
         // Wrap around the ring several times, keeping FIFO order.
         for i in 3..100 {
             assert_eq!(q.get_nowait().unwrap(), i - 3);
             q.put_nowait(i).unwrap();
         }
         assert_eq!([q.get().unwrap(), q.get().unwrap(), q.get().unwrap()], [97, 98, 99]);
-        assert!(matches!(q.get_nowait(), Err(Error::Empty { .. })));
+        assert!(matches!(q.get_nowait(), Err(TryGetError::Empty)));
     }
 
     #[test]
@@ -913,7 +939,8 @@ mod tests {
         assert!(t0.elapsed() >= Duration::from_millis(30));
         assert!(e.to_string().contains("Queue::get timed out"), "{e}");
         q.put(1).unwrap();
-        assert!(matches!(q.put_timeout(2, Duration::from_millis(30)), Err(Error::Timeout { .. })));
+        let e = q.put_timeout(2, Duration::from_millis(30));
+        assert!(matches!(e, Err(PutTimeoutError::Timeout { .. })));
     }
 
     #[test]
@@ -923,14 +950,14 @@ mod tests {
             let waiter = s.spawn(|| q.get());
             std::thread::sleep(Duration::from_millis(100));
             q.close();
-            assert!(matches!(waiter.join().unwrap(), Err(Error::Closed { .. })));
+            assert!(matches!(waiter.join().unwrap(), Err(GetError::Closed)));
         });
         let q = Queue::<u64>::new(4).unwrap();
         q.put(1).unwrap();
         q.close();
-        assert!(matches!(q.put_nowait(2), Err(Error::Closed { .. })));
+        assert!(matches!(q.put_nowait(2), Err(TryPutError::Closed)));
         assert_eq!(q.get().unwrap(), 1);
-        assert!(matches!(q.get(), Err(Error::Closed { .. })));
+        assert!(matches!(q.get(), Err(GetError::Closed)));
     }
 
     #[test]
@@ -964,7 +991,7 @@ mod tests {
             q.task_done().unwrap();
             joiner.join().unwrap().unwrap();
         });
-        assert!(matches!(q.task_done(), Err(Error::TaskDoneTooOften)));
+        assert!(matches!(q.task_done(), Err(TaskDoneError)));
         // A plain Queue opened on a joinable segment still counts its puts.
         let plain = Queue::<u8>::open_handle(&q.handle()).unwrap();
         plain.put(3).unwrap();

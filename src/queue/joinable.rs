@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 
 use super::bounded::{Inner, Queue};
+use super::error::{JoinError, JoinTimeoutError, TaskDoneError};
 use crate::error::{Error, Result};
 use crate::segment::handle::{Locator, SegmentHandle};
 use crate::segment::options::ShmOptions;
@@ -19,8 +20,9 @@ use crate::segment::options::ShmOptions;
 /// lowers it, and [`join`](Self::join) waits until it is zero. Everything else (put, get,
 /// close, handles) is the [`Queue`] API, reached through `Deref`.
 ///
-/// `join` ends with [`Error::Closed`] when the queue is closed first, and with
-/// [`Error::PeerDied`] when every consumer that got from the queue has exited with work left.
+/// `join` ends with [`JoinError::Closed`] when the queue is closed first, and with
+/// [`JoinError::PeerDied`] when every consumer that got from the queue has exited with work
+/// left.
 ///
 /// ```no_run
 /// // (no_run: doctests run in a multi-threaded harness, where fork is refused.)
@@ -116,40 +118,48 @@ impl<T: Pod> JoinableQueue<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::TaskDoneTooOften`] when there is no unfinished item.
+    /// [`TaskDoneError`] when there is no unfinished item (it converts into
+    /// [`Error::TaskDoneTooOften`]).
     ///
     /// ```
     /// let q = shmpool::JoinableQueue::<u8>::new(2)?;
-    /// assert!(matches!(q.task_done(), Err(shmpool::Error::TaskDoneTooOften)));
+    /// assert!(matches!(q.task_done(), Err(shmpool::queue::TaskDoneError)));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn task_done(&self) -> Result<()> {
+    pub fn task_done(&self) -> std::result::Result<(), TaskDoneError> {
         self.queue.inner.as_consumer();
         self.queue.inner.task_done()
     }
 
     /// Waits until every item put has been marked done.
     ///
+    /// # Errors
+    ///
+    /// [`JoinError::Closed`] when the queue is closed with items unfinished;
+    /// [`JoinError::PeerDied`] when every consumer has exited with items unfinished.
+    ///
     /// ```
     /// let q = shmpool::JoinableQueue::<u8>::new(2)?;
     /// q.join()?; // nothing was put: returns at once
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn join(&self) -> Result<()> {
+    pub fn join(&self) -> std::result::Result<(), JoinError> {
         self.queue.inner.join(None)
     }
 
-    /// Waits at most `timeout` for every item to be marked done; then [`Error::Timeout`].
+    /// Waits at most `timeout` for every item to be marked done; then
+    /// [`JoinTimeoutError::Timeout`]. The other errors are [`join`](Self::join)'s.
     ///
     /// ```
     /// use std::time::Duration;
+    /// use shmpool::queue::JoinTimeoutError;
     /// let q = shmpool::JoinableQueue::<u8>::new(2)?;
     /// q.put(1)?;
-    /// assert!(matches!(q.join_timeout(Duration::from_millis(5)), Err(shmpool::Error::Timeout { .. })));
+    /// assert!(matches!(q.join_timeout(Duration::from_millis(5)), Err(JoinTimeoutError::Timeout { .. })));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
-        self.queue.inner.join(Some(timeout))
+    pub fn join_timeout(&self, timeout: Duration) -> std::result::Result<(), JoinTimeoutError> {
+        self.queue.inner.join(Some((timeout, |after| JoinTimeoutError::Timeout { after })))
     }
 
     /// Items put and not yet marked done (a snapshot).

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::error::{BadFrame, Closed, MessageGetError, MessagePutError, PeersGone};
 use super::peers::PeerTable;
 use super::wait::{SLICE, WaitCell, wait_for};
 use crate::error::{Error, Result, human_bytes};
@@ -35,7 +36,6 @@ use crate::sys::peer;
 const TAG: u64 = u64::from_le_bytes(*b"SPMSGQ03");
 /// Bytes before every frame's payload: its length (`u32` LE) and its type tag (`u64` LE).
 const FRAME_HEADER: usize = 12;
-const WHAT: &str = "message queue";
 
 /// The type tag of a frame `put_bytes` wrote: raw bytes, of no type. No serde type has it.
 const RAW: u64 = 0;
@@ -178,7 +178,7 @@ fn frame_header(len: u32, tag: u64) -> [u8; FRAME_HEADER] {
 /// Where a copy of `n` bytes at position `pos` of a ring of `size` bytes goes: (offset, bytes
 /// before the end); the remaining `n - first` bytes wrap to offset 0. Refuses a copy larger than
 /// the ring (or any copy from an empty ring), so both pieces always lie inside it.
-fn wrap(size: u64, pos: u64, n: usize) -> Result<(usize, usize)> {
+fn wrap(size: u64, pos: u64, n: usize) -> std::result::Result<(usize, usize), BadFrame> {
     if n == 0 {
         return Ok((0, 0));
     }
@@ -194,7 +194,7 @@ trait RingRead {
     /// The ring's size in bytes.
     fn ring_size(&self) -> u64;
     /// Copies `out.len()` bytes from position `pos` (modulo the size, wrapping at the end).
-    fn read_at(&self, pos: u64, out: &mut [u8]) -> Result<()>;
+    fn read_at(&self, pos: u64, out: &mut [u8]) -> std::result::Result<(), BadFrame>;
 }
 
 impl RingRead for [u8] {
@@ -202,7 +202,7 @@ impl RingRead for [u8] {
         self.len() as u64
     }
 
-    fn read_at(&self, pos: u64, out: &mut [u8]) -> Result<()> {
+    fn read_at(&self, pos: u64, out: &mut [u8]) -> std::result::Result<(), BadFrame> {
         if out.is_empty() {
             return Ok(());
         }
@@ -241,7 +241,7 @@ fn decode_frame<R: RingRead + ?Sized>(
     tail: u64,
     max: u64,
     want: Want,
-) -> Result<Option<Frame>> {
+) -> std::result::Result<Option<Frame>, BadFrame> {
     if head == tail {
         return Ok(None);
     }
@@ -270,13 +270,10 @@ fn decode_frame<R: RingRead + ?Sized>(
         } else {
             format!("another type (type tag {tag:#018x}; {name} has {wanted:#018x})")
         };
-        return Err(Error::BadMessage {
-            what: WHAT,
-            reason: format!(
-                "the next message was put as {found}, not as the {name} asked for; it stays \
-                 queued: get it as the type it was put as, or take its bytes with get_bytes"
-            ),
-        });
+        return Err(BadFrame(format!(
+            "the next message was put as {found}, not as the {name} asked for; it stays queued: \
+             get it as the type it was put as, or take its bytes with get_bytes"
+        )));
     }
     let mut payload = vec![0u8; len as usize];
     // From the header's offset in the ring, not `head + 12`: a (corrupt) head near `u64::MAX`
@@ -366,8 +363,8 @@ impl Drop for Guard<'_> {
 }
 
 /// The error for a ring whose shared state breaks its own invariants.
-fn corrupt_ring(reason: String) -> Error {
-    Error::BadMessage { what: WHAT, reason: format!("{reason}; the queue is corrupt") }
+fn corrupt_ring(reason: String) -> BadFrame {
+    BadFrame(format!("{reason}; the queue is corrupt"))
 }
 
 impl Inner {
@@ -482,20 +479,15 @@ impl Inner {
         }
     }
 
-    /// Takes the ring lock, taking it over from a holder that died. Fails with a timeout when
-    /// `deadline` passes first.
+    /// Takes the ring lock, taking it over from a holder that died; `None` when `deadline`
+    /// passes first.
     ///
     /// The holder is named by its full token, so the takeover check (after a sleep slice with no
     /// wake) cannot be fooled by a reused pid, and a live holder is never taken over (within one
     /// pid namespace: see README.md). The takeover frees the lock with a CAS from the dead token,
     /// then competes for it like any locker, so two lockers that both saw the dead holder cannot
     /// both win.
-    fn lock(
-        &self,
-        deadline: Option<Instant>,
-        what: &'static str,
-        timeout: Duration,
-    ) -> Result<Guard<'_>> {
+    fn lock(&self, deadline: Option<Instant>) -> Option<Guard<'_>> {
         let lock = &self.ctrl().lock.0;
         let me = peer::me();
         let try_lock = || {
@@ -505,13 +497,13 @@ impl Inner {
                 .then_some(())
         };
         if try_lock().is_some() {
-            return Ok(Guard { lock, me });
+            return Some(Guard { lock, me });
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let timed_out: fn(Duration) = |_| ();
         let r = wait_for(
             &lock.cell,
-            left,
-            what,
+            left.map(|l| (l, timed_out)),
             || Ok(try_lock()),
             || {
                 let holder = lock.owner.load(Ordering::Relaxed);
@@ -529,14 +521,10 @@ impl Inner {
                 Ok(())
             },
         );
-        match r {
-            Ok(()) => Ok(Guard { lock, me }),
-            Err(Error::Timeout { what, .. }) => Err(Error::Timeout { what, after: timeout }),
-            Err(e) => Err(e),
-        }
+        r.ok().map(|()| Guard { lock, me })
     }
 
-    fn copy_in(&self, pos: u64, bytes: &[u8]) -> Result<()> {
+    fn copy_in(&self, pos: u64, bytes: &[u8]) -> std::result::Result<(), BadFrame> {
         let (off, first) = wrap(self.cap, pos, bytes.len())?;
         // SAFETY: the caller holds the ring lock, so these ring bytes are ours; `wrap` checked
         // `len <= cap` and gives `off + first <= cap`, so `len - first <= off`: both copies
@@ -558,11 +546,11 @@ impl Inner {
         bytes: &[u8],
         deadline: Option<Instant>,
         timeout: Duration,
-    ) -> Result<bool> {
+    ) -> std::result::Result<bool, MessagePutError> {
         if self.closed() {
-            return Err(Error::Closed { what: WHAT });
+            return Err(Closed.into());
         }
-        let g = self.lock(deadline, "MessageQueue::put", timeout)?;
+        let g = self.lock(deadline).ok_or(MessagePutError::Timeout { after: timeout })?;
         let ring = &self.ctrl().ring.0;
         let (head, tail) = (ring.head.load(Ordering::Relaxed), ring.tail.load(Ordering::Relaxed));
         let need = (FRAME_HEADER + bytes.len()) as u64;
@@ -585,14 +573,14 @@ impl Inner {
         want: Want,
         deadline: Option<Instant>,
         timeout: Duration,
-    ) -> Result<Option<Vec<u8>>> {
-        let g = self.lock(deadline, "MessageQueue::get", timeout)?;
+    ) -> std::result::Result<Option<Vec<u8>>, MessageGetError> {
+        let g = self.lock(deadline).ok_or(MessageGetError::Timeout { after: timeout })?;
         let ring = &self.ctrl().ring.0;
         let (head, tail) = (ring.head.load(Ordering::Relaxed), ring.tail.load(Ordering::Relaxed));
         // Everything read from the ring is checked there; an error consumes nothing.
         let Some(frame) = decode_frame(self, head, tail, self.max, want)? else {
             drop(g);
-            return if self.closed() { Err(Error::Closed { what: WHAT }) } else { Ok(None) };
+            return if self.closed() { Err(Closed.into()) } else { Ok(None) };
         };
         ring.head.store(frame.next, Ordering::Release); // the commit
         let _ = ring.count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
@@ -603,13 +591,15 @@ impl Inner {
         Ok(Some(frame.payload))
     }
 
-    fn put(&self, tag: u64, bytes: &[u8], timeout: Option<Duration>, nowait: bool) -> Result<()> {
+    fn put(
+        &self,
+        tag: u64,
+        bytes: &[u8],
+        timeout: Option<Duration>,
+        nowait: bool,
+    ) -> std::result::Result<(), MessagePutError> {
         if bytes.len() as u64 > self.max {
-            return Err(Error::MessageTooLarge {
-                what: WHAT,
-                len: bytes.len() as u64,
-                max: self.max,
-            });
+            return Err(MessagePutError::TooLarge { len: bytes.len() as u64, max: self.max });
         }
         self.register(true);
         if nowait {
@@ -617,39 +607,42 @@ impl Inner {
             return if self.try_put(tag, bytes, Some(deadline), SLICE)? {
                 Ok(())
             } else {
-                Err(Error::Full { what: WHAT, capacity: human_bytes(self.cap) })
+                Err(MessagePutError::Full { capacity: self.cap })
             };
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         let t = timeout.unwrap_or_default();
         wait_for(
             &self.ctrl().not_full.0,
-            timeout,
-            "MessageQueue::put",
+            timeout.map(|t| (t, (|after| MessagePutError::Timeout { after }) as fn(_) -> _)),
             || Ok(self.try_put(tag, bytes, deadline, t)?.then_some(())),
             || match self.ctrl().consumers.all_gone() {
-                Some(pids) => Err(Error::PeerDied { what: WHAT, role: "consumer", pids }),
+                Some(pids) => Err(PeersGone(pids).into()),
                 None => Ok(()),
             },
         )
     }
 
-    fn get(&self, want: Want, timeout: Option<Duration>, nowait: bool) -> Result<Vec<u8>> {
+    fn get(
+        &self,
+        want: Want,
+        timeout: Option<Duration>,
+        nowait: bool,
+    ) -> std::result::Result<Vec<u8>, MessageGetError> {
         self.register(false);
         if nowait {
             return self
                 .try_get(want, Some(Instant::now() + SLICE), SLICE)?
-                .ok_or(Error::Empty { what: WHAT });
+                .ok_or(MessageGetError::Empty);
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         let t = timeout.unwrap_or_default();
         wait_for(
             &self.ctrl().not_empty.0,
-            timeout,
-            "MessageQueue::get",
+            timeout.map(|t| (t, (|after| MessageGetError::Timeout { after }) as fn(_) -> _)),
             || self.try_get(want, deadline, t),
             || match self.ctrl().producers.all_gone() {
-                Some(pids) => Err(Error::PeerDied { what: WHAT, role: "producer", pids }),
+                Some(pids) => Err(PeersGone(pids).into()),
                 None => Ok(()),
             },
         )
@@ -661,7 +654,7 @@ impl RingRead for Inner {
         self.cap
     }
 
-    fn read_at(&self, pos: u64, out: &mut [u8]) -> Result<()> {
+    fn read_at(&self, pos: u64, out: &mut [u8]) -> std::result::Result<(), BadFrame> {
         let (off, first) = wrap(self.cap, pos, out.len())?;
         // SAFETY: called under the ring lock (every get holds it), so no cooperating process
         // writes these bytes; `wrap` keeps both ranges inside the ring (as in `copy_in`), and
@@ -678,14 +671,12 @@ impl RingRead for Inner {
     }
 }
 
-fn encode<M: Serialize + ?Sized>(msg: &M) -> Result<Vec<u8>> {
-    postcard::to_stdvec(msg)
-        .map_err(|e| Error::BadMessage { what: WHAT, reason: format!("cannot encode: {e}") })
+fn encode<M: Serialize + ?Sized>(msg: &M) -> std::result::Result<Vec<u8>, MessagePutError> {
+    postcard::to_stdvec(msg).map_err(|e| BadFrame(format!("cannot encode: {e}")).into())
 }
 
-fn decode<M: DeserializeOwned>(bytes: &[u8]) -> Result<M> {
-    postcard::from_bytes(bytes)
-        .map_err(|e| Error::BadMessage { what: WHAT, reason: format!("cannot decode: {e}") })
+fn decode<M: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<M, MessageGetError> {
+    postcard::from_bytes(bytes).map_err(|e| BadFrame(format!("cannot decode: {e}")).into())
 }
 
 /// A bounded multi-producer multi-consumer queue of variable-size messages in shared memory, for
@@ -694,12 +685,12 @@ fn decode<M: DeserializeOwned>(bytes: &[u8]) -> Result<M> {
 ///
 /// The queue is a byte ring of `capacity` bytes; each message takes its encoded size plus 12
 /// bytes (its length and a type tag). Messages larger than `max_message` (fixed at creation) are
-/// refused with [`Error::MessageTooLarge`] on put, so a get never allocates more than
+/// refused with [`MessagePutError::TooLarge`] on put, so a get never allocates more than
 /// `max_message` bytes. Waits, close and dead peers behave as for [`Queue`](crate::Queue).
 ///
 /// Every message carries a tag of the type it was put as (a 64-bit hash of its type name), and
-/// [`get::<M>`](MessageQueue::get) takes only a message put as `M`: anything else is an
-/// [`Error::BadMessage`] that names both types and leaves the message queued. Borrowed and owned
+/// [`get::<M>`](MessageQueue::get) takes only a message put as `M`: anything else is a
+/// [`MessageGetError::BadMessage`] that names both types and leaves the message queued. Borrowed and owned
 /// forms that serde encodes alike count as one type: put `&str`, get `String`; put `&[T]` or
 /// `Vec<T>`, get `Vec<T>`; `&T`, `Box<T>`, `Rc<T>`, `Arc<T>` and `Cow<T>` count as `T`, also
 /// inside tuples, arrays and generic arguments. Other pairs serde would accept (a `Vec<T>`
@@ -717,7 +708,7 @@ fn decode<M: DeserializeOwned>(bytes: &[u8]) -> Result<M> {
 /// assert_eq!((op.as_str(), dims), ("resize", vec![640, 480]));
 ///
 /// q.put(&(1u8, 2u8))?;
-/// assert!(matches!(q.get::<String>(), Err(shmpool::Error::BadMessage { .. })));
+/// assert!(matches!(q.get::<String>(), Err(shmpool::queue::MessageGetError::BadMessage { .. })));
 /// assert_eq!(q.get::<(u8, u8)>()?, (1, 2)); // still there
 /// # Ok::<(), shmpool::Error>(())
 /// ```
@@ -807,19 +798,23 @@ impl MessageQueue {
     ///
     /// # Errors
     ///
-    /// [`Error::MessageTooLarge`] when the encoding exceeds `max_message`; [`Error::Closed`];
-    /// [`Error::PeerDied`] when the ring is full and every consumer has exited.
+    /// [`MessagePutError::TooLarge`] when the encoding exceeds `max_message`;
+    /// [`MessagePutError::Closed`]; [`MessagePutError::PeerDied`] when the ring is full and every
+    /// consumer has exited; [`MessagePutError::BadMessage`] when `msg` cannot be encoded or the
+    /// ring is corrupt.
     ///
     /// ```
+    /// use shmpool::queue::MessagePutError;
     /// let q = shmpool::MessageQueue::new(64, 8)?;
-    /// assert!(matches!(q.put(&"a string longer than eight bytes"), Err(shmpool::Error::MessageTooLarge { .. })));
+    /// assert!(matches!(q.put(&"a string longer than eight bytes"), Err(MessagePutError::TooLarge { .. })));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn put<M: Serialize + ?Sized>(&self, msg: &M) -> Result<()> {
+    pub fn put<M: Serialize + ?Sized>(&self, msg: &M) -> std::result::Result<(), MessagePutError> {
         self.inner.put(type_tag::<M>(), &encode(msg)?, None, false)
     }
 
-    /// As [`put`](MessageQueue::put), waiting at most `timeout`; then [`Error::Timeout`].
+    /// As [`put`](MessageQueue::put), waiting at most `timeout`; then
+    /// [`MessagePutError::Timeout`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -828,34 +823,44 @@ impl MessageQueue {
     /// assert!(q.put_timeout(&[1u8; 4], Duration::from_millis(5)).is_err()); // ring full
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn put_timeout<M: Serialize + ?Sized>(&self, msg: &M, timeout: Duration) -> Result<()> {
+    pub fn put_timeout<M: Serialize + ?Sized>(
+        &self,
+        msg: &M,
+        timeout: Duration,
+    ) -> std::result::Result<(), MessagePutError> {
         self.inner.put(type_tag::<M>(), &encode(msg)?, Some(timeout), false)
     }
 
-    /// As [`put`](MessageQueue::put) if there is room now, else [`Error::Full`].
+    /// As [`put`](MessageQueue::put) if there is room now, else [`MessagePutError::Full`]
+    /// ([`MessagePutError::Timeout`] if another process held the ring lock for a whole 50 ms
+    /// sleep slice).
     ///
     /// ```
     /// let q = shmpool::MessageQueue::new(20, 8)?;
     /// q.put_nowait(&1u64)?;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn put_nowait<M: Serialize + ?Sized>(&self, msg: &M) -> Result<()> {
+    pub fn put_nowait<M: Serialize + ?Sized>(
+        &self,
+        msg: &M,
+    ) -> std::result::Result<(), MessagePutError> {
         self.inner.put(type_tag::<M>(), &encode(msg)?, None, true)
     }
 
     /// Puts raw bytes: a frame of exactly these bytes, tagged as raw bytes (of no type).
     /// [`get_bytes`](MessageQueue::get_bytes) returns them; [`get::<M>`](MessageQueue::get)
-    /// refuses them with [`Error::BadMessage`] and leaves them queued, whatever they encode
-    /// (even a postcard encoding of `M`), since nothing says which type they were meant as.
+    /// refuses them with [`MessageGetError::BadMessage`] and leaves them queued, whatever they
+    /// encode (even a postcard encoding of `M`), since nothing says which type they were meant
+    /// as. Errors as [`put`](MessageQueue::put)'s.
     ///
     /// ```
     /// let q = shmpool::MessageQueue::new(64, 16)?;
     /// q.put_bytes(b"raw")?;
-    /// assert!(matches!(q.get::<Vec<u8>>(), Err(shmpool::Error::BadMessage { .. })));
+    /// assert!(matches!(q.get::<Vec<u8>>(), Err(shmpool::queue::MessageGetError::BadMessage { .. })));
     /// assert_eq!(q.get_bytes()?, b"raw");
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn put_bytes(&self, bytes: &[u8]) -> Result<()> {
+    pub fn put_bytes(&self, bytes: &[u8]) -> std::result::Result<(), MessagePutError> {
         self.inner.put(RAW, bytes, None, false)
     }
 
@@ -863,12 +868,12 @@ impl MessageQueue {
     ///
     /// # Errors
     ///
-    /// [`Error::BadMessage`] when the oldest message was put as another type than `M` or as raw
-    /// bytes (it stays queued: get it as its type, or take it with
+    /// [`MessageGetError::BadMessage`] when the oldest message was put as another type than `M`
+    /// or as raw bytes (it stays queued: get it as its type, or take it with
     /// [`get_bytes`](MessageQueue::get_bytes)), when its bytes do not decode as `M` although its
     /// tag says `M` (it is consumed: the sender's `M` differs from ours), or when the queue is
-    /// corrupt; [`Error::Closed`] once closed and empty; [`Error::PeerDied`] when empty and
-    /// every producer has exited.
+    /// corrupt; [`MessageGetError::Closed`] once closed and empty; [`MessageGetError::PeerDied`]
+    /// when empty and every producer has exited.
     ///
     /// ```
     /// let q = shmpool::MessageQueue::new(64, 16)?;
@@ -876,11 +881,12 @@ impl MessageQueue {
     /// assert_eq!(q.get::<Option<i16>>()?, Some(3));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get<M: DeserializeOwned>(&self) -> Result<M> {
+    pub fn get<M: DeserializeOwned>(&self) -> std::result::Result<M, MessageGetError> {
         decode(&self.inner.get(Want::of::<M>(), None, false)?)
     }
 
-    /// As [`get`](MessageQueue::get), waiting at most `timeout`; then [`Error::Timeout`].
+    /// As [`get`](MessageQueue::get), waiting at most `timeout`; then
+    /// [`MessageGetError::Timeout`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -888,24 +894,30 @@ impl MessageQueue {
     /// assert!(q.get_timeout::<u8>(Duration::from_millis(5)).is_err());
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get_timeout<M: DeserializeOwned>(&self, timeout: Duration) -> Result<M> {
+    pub fn get_timeout<M: DeserializeOwned>(
+        &self,
+        timeout: Duration,
+    ) -> std::result::Result<M, MessageGetError> {
         decode(&self.inner.get(Want::of::<M>(), Some(timeout), false)?)
     }
 
-    /// As [`get`](MessageQueue::get) if a message is there now, else [`Error::Empty`].
+    /// As [`get`](MessageQueue::get) if a message is there now, else [`MessageGetError::Empty`]
+    /// ([`MessageGetError::Timeout`] if another process held the ring lock for a whole 50 ms
+    /// sleep slice).
     ///
     /// ```
     /// let q = shmpool::MessageQueue::new(64, 16)?;
-    /// assert!(matches!(q.get_nowait::<u8>(), Err(shmpool::Error::Empty { .. })));
+    /// assert!(matches!(q.get_nowait::<u8>(), Err(shmpool::queue::MessageGetError::Empty)));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get_nowait<M: DeserializeOwned>(&self) -> Result<M> {
+    pub fn get_nowait<M: DeserializeOwned>(&self) -> std::result::Result<M, MessageGetError> {
         decode(&self.inner.get(Want::of::<M>(), None, true)?)
     }
 
     /// Takes the oldest message, whatever its type, as raw bytes (at most `max_message` of them):
     /// what [`put_bytes`](MessageQueue::put_bytes) put, or the postcard encoding of what
-    /// [`put`](MessageQueue::put) put.
+    /// [`put`](MessageQueue::put) put. Errors as [`get`](MessageQueue::get)'s, except that a
+    /// message of any type is taken.
     ///
     /// ```
     /// let q = shmpool::MessageQueue::new(64, 16)?;
@@ -913,7 +925,7 @@ impl MessageQueue {
     /// assert_eq!(q.get_bytes()?, [1]);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get_bytes(&self) -> Result<Vec<u8>> {
+    pub fn get_bytes(&self) -> std::result::Result<Vec<u8>, MessageGetError> {
         self.inner.get(Want::Any, None, false)
     }
 
@@ -931,13 +943,14 @@ impl MessageQueue {
         self.inner.ctrl().ring.0.count.load(Ordering::Relaxed).min(most) as usize
     }
 
-    /// Whether the queue holds no message (a snapshot).
+    /// Whether the queue holds no message (a snapshot). Python's `Queue.empty()`.
     ///
     /// ```
-    /// assert!(shmpool::MessageQueue::new(64, 16)?.empty());
+    /// assert!(shmpool::MessageQueue::new(64, 16)?.is_empty());
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn empty(&self) -> bool {
+    #[doc(alias = "empty")]
+    pub fn is_empty(&self) -> bool {
         let ring = &self.inner.ctrl().ring.0;
         ring.head.load(Ordering::Acquire) == ring.tail.load(Ordering::Acquire)
     }
@@ -967,7 +980,7 @@ impl MessageQueue {
     /// ```
     /// let q = shmpool::MessageQueue::new(64, 16)?;
     /// q.close();
-    /// assert!(matches!(q.put(&1u8), Err(shmpool::Error::Closed { .. })));
+    /// assert!(matches!(q.put(&1u8), Err(shmpool::queue::MessagePutError::Closed)));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn close(&self) {
@@ -1069,7 +1082,7 @@ mod tests {
                 }
                 f
             }
-            (Err(Error::BadMessage { .. }), None) => None,
+            (Err(BadFrame(_)), None) => None,
             (got, expected) => panic!("decode_frame gave {got:?}, expected {expected:?}"),
         }
     }
@@ -1202,26 +1215,26 @@ mod tests {
                 Err(Error::CorruptHeader { .. }) => {}
                 Err(e) => prop_assert!(false, "open: {e}"),
             }
-            let ok = |e: &Error| matches!(e, Error::BadMessage { .. } | Error::Empty { .. }
+            let ok = |e: Error| matches!(e, Error::BadMessage { .. } | Error::Empty { .. }
                 | Error::Closed { .. } | Error::Timeout { .. } | Error::PeerDied { .. }
                 | Error::Full { .. } | Error::MessageTooLarge { .. });
             for h in &handles {
                 prop_assert!(h.qsize() <= size / 12);
-                let _ = h.empty();
+                let _ = h.is_empty();
                 match h.get_nowait::<Vec<u8>>() {
                     Ok(v) => prop_assert!(v.len() <= h.max_message()),
-                    Err(e) => prop_assert!(ok(&e), "get_nowait: {e}"),
+                    Err(e) => prop_assert!(ok(e.clone().into()), "get_nowait: {e}"),
                 }
                 match h.inner.get(Want::Any, Some(Duration::from_millis(1)), false) {
                     Ok(v) => prop_assert!(v.len() <= h.max_message()),
-                    Err(e) => prop_assert!(ok(&e), "get_bytes: {e}"),
+                    Err(e) => prop_assert!(ok(e.clone().into()), "get_bytes: {e}"),
                 }
                 match h.get_timeout::<String>(Duration::from_millis(1)) {
                     Ok(v) => prop_assert!(v.len() <= h.max_message()),
-                    Err(e) => prop_assert!(ok(&e), "get_timeout: {e}"),
+                    Err(e) => prop_assert!(ok(e.clone().into()), "get_timeout: {e}"),
                 }
                 if let Err(e) = h.put_nowait(&[1u8, 2, 3][..]) {
-                    prop_assert!(ok(&e), "put_nowait: {e}");
+                    prop_assert!(ok(e.clone().into()), "put_nowait: {e}");
                 }
             }
         }
@@ -1239,7 +1252,7 @@ mod tests {
                 assert_eq!(q.get::<Vec<u8>>().unwrap(), msg);
             }
         }
-        assert!(q.empty());
+        assert!(q.is_empty());
         assert_eq!(q.qsize(), 0);
     }
 
@@ -1247,26 +1260,26 @@ mod tests {
     fn full_ring_refuses_nowait_and_times_out() {
         let q = MessageQueue::new(24, 8).unwrap(); // a frame of 8 leaves 4 bytes free
         q.put_bytes(&[1; 8]).unwrap();
-        assert!(matches!(q.put_nowait(&[1u8; 4]), Err(Error::Full { .. })));
+        assert!(matches!(q.put_nowait(&[1u8; 4]), Err(MessagePutError::Full { .. })));
         assert!(matches!(
             q.put_timeout(&[1u8; 4], Duration::from_millis(20)),
-            Err(Error::Timeout { .. })
+            Err(MessagePutError::Timeout { .. })
         ));
         assert_eq!(q.get_bytes().unwrap(), [1; 8]);
         assert!(matches!(
             q.get_timeout::<u8>(Duration::from_millis(20)),
-            Err(Error::Timeout { .. })
+            Err(MessageGetError::Timeout { .. })
         ));
     }
 
     #[test]
     fn oversize_and_undecodable_messages_are_errors() {
         let q = MessageQueue::new(64, 8).unwrap();
-        assert!(matches!(q.put_bytes(&[0; 9]), Err(Error::MessageTooLarge { len: 9, max: 8, .. })));
+        assert!(matches!(q.put_bytes(&[0; 9]), Err(MessagePutError::TooLarge { len: 9, max: 8 })));
         // Tagged as a String, but not one (say, another build's String): consumed.
         q.inner.put(type_tag::<String>(), &[0xff, 0xff], None, false).unwrap();
-        assert!(matches!(q.get::<String>(), Err(Error::BadMessage { .. })));
-        assert!(q.empty(), "a message of the right tag that fails to decode is consumed");
+        assert!(matches!(q.get::<String>(), Err(MessageGetError::BadMessage { .. })));
+        assert!(q.is_empty(), "a message of the right tag that fails to decode is consumed");
     }
 
     #[test]
@@ -1276,22 +1289,22 @@ mod tests {
         // postcard would read (1, 2) as the string "\u{2}": the tag stops it first.
         let e = q.get::<String>().unwrap_err();
         match &e {
-            Error::BadMessage { reason, .. } => {
+            MessageGetError::BadMessage { reason } => {
                 assert!(reason.contains("alloc::string::String"), "{reason}");
                 assert!(reason.contains("stays queued"), "{reason}");
             }
             other => panic!("expected BadMessage, got {other:?}"),
         }
         // Every get form refuses, the blocking ones without waiting, and nothing is consumed.
-        assert!(matches!(q.get_nowait::<u16>(), Err(Error::BadMessage { .. })));
+        assert!(matches!(q.get_nowait::<u16>(), Err(MessageGetError::BadMessage { .. })));
         assert!(matches!(
             q.get_timeout::<(u8, u8, u8)>(Duration::from_secs(5)),
-            Err(Error::BadMessage { .. })
+            Err(MessageGetError::BadMessage { .. })
         ));
-        assert!(matches!(q.get::<(i8, u8)>(), Err(Error::BadMessage { .. })));
+        assert!(matches!(q.get::<(i8, u8)>(), Err(MessageGetError::BadMessage { .. })));
         assert_eq!(q.qsize(), 1);
         assert_eq!(q.get::<(u8, u8)>().unwrap(), (1, 2));
-        assert!(q.empty());
+        assert!(q.is_empty());
     }
 
     #[test]
@@ -1308,10 +1321,10 @@ mod tests {
         // Zero-byte messages are whole frames too.
         q.put_bytes(&[]).unwrap();
         q.put(&()).unwrap();
-        assert!(matches!(q.get::<()>(), Err(Error::BadMessage { .. })));
+        assert!(matches!(q.get::<()>(), Err(MessageGetError::BadMessage { .. })));
         assert_eq!(q.get_bytes().unwrap(), []);
         q.get::<()>().unwrap();
-        assert!(q.empty());
+        assert!(q.is_empty());
     }
 
     #[test]
@@ -1342,7 +1355,7 @@ mod tests {
         assert_eq!(q.get::<[String; 2]>().unwrap(), ["a", "b"]);
         // An array is a tuple to serde, a slice a sequence: they stay apart.
         q.put(&[1u8, 2]).unwrap();
-        assert!(matches!(q.get::<Vec<u8>>(), Err(Error::BadMessage { .. })));
+        assert!(matches!(q.get::<Vec<u8>>(), Err(MessageGetError::BadMessage { .. })));
         assert_eq!(q.get::<[u8; 2]>().unwrap(), [1, 2]);
     }
 
@@ -1415,7 +1428,7 @@ mod tests {
         owner(&q).store(holder, Ordering::Relaxed);
         assert!(matches!(
             q.put_timeout(&5u8, Duration::from_millis(150)),
-            Err(Error::Timeout { after, .. }) if after == Duration::from_millis(150)
+            Err(MessagePutError::Timeout { after }) if after == Duration::from_millis(150)
         ));
         assert_eq!(owner(&q).load(Ordering::Relaxed), holder, "a live holder keeps the lock");
     }
@@ -1428,11 +1441,11 @@ mod tests {
         q.put_bytes(&[1, 2]).unwrap();
         // SAFETY: the ring's first 4 bytes are the frame's prefix; no other thread uses `q`.
         unsafe { q.inner.data.as_ptr().cast::<[u8; 4]>().write(u32::MAX.to_le_bytes()) };
-        assert!(matches!(q.get_bytes(), Err(Error::BadMessage { .. })));
+        assert!(matches!(q.get_bytes(), Err(MessageGetError::BadMessage { .. })));
         // A tail far past head (more bytes than the ring holds).
         ring.tail.store(ring.head.load(Ordering::Relaxed) + 1000, Ordering::Relaxed);
-        assert!(matches!(q.get_bytes(), Err(Error::BadMessage { .. })));
-        assert!(matches!(q.put_nowait(&1u8), Err(Error::Full { .. })));
+        assert!(matches!(q.get_bytes(), Err(MessageGetError::BadMessage { .. })));
+        assert!(matches!(q.put_nowait(&1u8), Err(MessagePutError::Full { .. })));
         // Out-of-range copies are refused even if a caller got past the frame checks.
         assert!(q.inner.read_at(0, &mut [0u8; 65]).is_err());
         assert!(q.inner.copy_in(0, &[0u8; 65]).is_err());

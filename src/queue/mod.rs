@@ -1,13 +1,26 @@
 //! Queues in shared memory: [`Queue`](crate::Queue) for `Pod` items,
 //! [`JoinableQueue`](crate::JoinableQueue) with `task_done` and `join`, and
-//! [`MessageQueue`](crate::MessageQueue) for variable-size serialized messages.
+//! [`MessageQueue`](crate::MessageQueue) for variable-size serialized messages (Python's
+//! `multiprocessing.Queue` and `JoinableQueue`), and the errors their operations return: one
+//! small type per operation ([`GetTimeoutError`], [`TryPutError`], ...), each converting into
+//! [`shmpool::Error`](crate::Error).
 //!
-//! One file per flavour; `wait.rs` holds the spin-then-futex wake protocol they share, and
-//! `peers.rs` the registry that turns "every producer died" into an error instead of a hang.
-//! `README.md` in this folder gives the layouts and the argument for why no wake is lost.
+//! One file per flavour; `error.rs` holds the error types, `wait.rs` the spin-then-futex wake
+//! protocol the flavours share, and `peers.rs` the registry that turns "every producer died" into
+//! an error instead of a hang. `README.md` in this folder gives the layouts and the argument for
+//! why no wake is lost.
 
 pub(crate) mod bounded;
+pub(crate) mod error;
 pub(crate) mod joinable;
 pub(crate) mod message;
 pub(crate) mod peers;
 pub(crate) mod wait;
+
+pub use bounded::Queue;
+pub use error::{
+    GetError, GetTimeoutError, JoinError, JoinTimeoutError, MessageGetError, MessagePutError,
+    PutError, PutTimeoutError, TaskDoneError, TryGetError, TryPutError,
+};
+pub use joinable::JoinableQueue;
+pub use message::MessageQueue;

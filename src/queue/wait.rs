@@ -5,7 +5,7 @@ use std::hint::spin_loop;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use super::error::Limit;
 use crate::sys::futex::{self, Wake};
 
 /// Attempts made while spinning before the first sleep.
@@ -107,15 +107,16 @@ fn pause(round: u32) {
 /// `cell` in slices of at most [`SLICE`]. After a slice that ended with no wake, `idle` runs
 /// (the dead-peer check); its error ends the wait, after one last attempt.
 ///
-/// `timeout` of `None` waits for ever (or until `attempt` or `idle` fail); when it passes, the
-/// wait ends with [`Error::Timeout`] naming `what`.
-pub(crate) fn wait_for<R>(
+/// `limit` of `None` waits for ever (or until `attempt` or `idle` fail); with `Some((timeout,
+/// timed_out))`, the wait ends with `timed_out(timeout)` when the timeout passes. The error type
+/// is the operation's own (`GetTimeoutError`, ...), so a wait without a timeout cannot report
+/// one.
+pub(crate) fn wait_for<R, E>(
     cell: &WaitCell,
-    timeout: Option<Duration>,
-    what: &'static str,
-    mut attempt: impl FnMut() -> Result<Option<R>>,
-    mut idle: impl FnMut() -> Result<()>,
-) -> Result<R> {
+    limit: Limit<E>,
+    mut attempt: impl FnMut() -> Result<Option<R>, E>,
+    mut idle: impl FnMut() -> Result<(), E>,
+) -> Result<R, E> {
     let start = Instant::now();
     for round in 0..SPINS {
         if let Some(r) = attempt()? {
@@ -123,7 +124,7 @@ pub(crate) fn wait_for<R>(
         }
         pause(round);
     }
-    let deadline = timeout.map(|t| start + t);
+    let deadline = limit.map(|(t, timed_out)| (start + t, t, timed_out));
     loop {
         let epoch = cell.sleep_prepare();
         match attempt() {
@@ -139,11 +140,11 @@ pub(crate) fn wait_for<R>(
         }
         let now = Instant::now();
         let slice = match deadline {
-            Some(d) if now >= d => {
+            Some((d, t, timed_out)) if now >= d => {
                 cell.done();
-                return Err(Error::Timeout { what, after: timeout.unwrap_or_default() });
+                return Err(timed_out(t));
             }
-            Some(d) => (d - now).min(SLICE),
+            Some((d, ..)) => (d - now).min(SLICE),
             None => SLICE,
         };
         let woke = cell.sleep(epoch, slice);

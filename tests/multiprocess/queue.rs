@@ -2,6 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use shmpool::queue::{
+    GetError, GetTimeoutError, JoinTimeoutError, MessageGetError, MessagePutError, PutError,
+    PutTimeoutError, TaskDoneError, TryGetError,
+};
 use shmpool::{Error, JoinableQueue, MessageQueue, Queue, SharedArray, ShmOptions, scope};
 
 use crate::harness::Test;
@@ -157,7 +161,7 @@ fn mpmc(capacity: usize, per_producer: u32) {
     for k in 0..total {
         assert_eq!(a[k] + b[k], 1, "item {k} delivered {} times", a[k] + b[k]);
     }
-    assert!(q.empty());
+    assert!(q.is_empty());
 }
 
 fn blocked_consumer_wakes_when_a_producer_puts() {
@@ -212,7 +216,7 @@ fn close_wakes_every_waiter_with_an_error() {
             let q = &empty;
             kids.push(
                 s.fork(move || match q.get() {
-                    Err(Error::Closed { .. }) => GOT_CLOSED,
+                    Err(GetError::Closed) => GOT_CLOSED,
                     _ => UNEXPECTED,
                 })
                 .unwrap(),
@@ -221,7 +225,7 @@ fn close_wakes_every_waiter_with_an_error() {
         let mq = &mq;
         kids.push(
             s.fork(move || match mq.get::<String>() {
-                Err(Error::Closed { .. }) => GOT_CLOSED,
+                Err(MessageGetError::Closed) => GOT_CLOSED,
                 _ => UNEXPECTED,
             })
             .unwrap(),
@@ -230,7 +234,7 @@ fn close_wakes_every_waiter_with_an_error() {
             let q = &full;
             kids.push(
                 s.fork(move || match q.put(1) {
-                    Err(Error::Closed { .. }) => GOT_CLOSED,
+                    Err(PutError::Closed) => GOT_CLOSED,
                     _ => UNEXPECTED,
                 })
                 .unwrap(),
@@ -258,7 +262,7 @@ fn timeouts_fire_in_a_child() {
             .fork(move || {
                 let t0 = Instant::now();
                 let got = q.get_timeout(Duration::from_millis(80));
-                if !matches!(got, Err(Error::Timeout { .. }))
+                if !matches!(got, Err(GetTimeoutError::Timeout { .. }))
                     || t0.elapsed() < Duration::from_millis(80)
                 {
                     return UNEXPECTED;
@@ -266,7 +270,7 @@ fn timeouts_fire_in_a_child() {
                 q.put(1).unwrap();
                 let t0 = Instant::now();
                 let put = q.put_timeout(2, Duration::from_millis(80));
-                if !matches!(put, Err(Error::Timeout { .. }))
+                if !matches!(put, Err(PutTimeoutError::Timeout { .. }))
                     || t0.elapsed() < Duration::from_millis(80)
                 {
                     return UNEXPECTED;
@@ -320,7 +324,7 @@ fn joinable_join_returns_after_every_task_done() {
     })
     .unwrap();
     assert_eq!(done.iter().sum::<u64>(), N);
-    assert!(matches!(q.task_done(), Err(Error::TaskDoneTooOften)));
+    assert!(matches!(q.task_done(), Err(TaskDoneError)));
 }
 
 const GOT_PEER_DIED: i32 = 9;
@@ -342,7 +346,7 @@ fn consumer_gets_peer_died_when_the_producer_is_killed() {
                     return UNEXPECTED;
                 }
                 match qc.get() {
-                    Err(Error::PeerDied { role: "producer", .. }) => GOT_PEER_DIED,
+                    Err(GetError::PeerDied { .. }) => GOT_PEER_DIED,
                     _ => UNEXPECTED,
                 }
             })
@@ -379,7 +383,7 @@ fn producer_gets_peer_died_when_the_consumer_is_killed() {
                 for i in 0..3 {
                     match qp.put(i) {
                         Ok(()) => {}
-                        Err(Error::PeerDied { role: "consumer", .. }) => return GOT_PEER_DIED,
+                        Err(PutError::PeerDied { .. }) => return GOT_PEER_DIED,
                         Err(_) => return UNEXPECTED,
                     }
                 }
@@ -416,7 +420,7 @@ fn join_gets_peer_died_when_the_consumer_is_killed() {
         std::thread::sleep(Duration::from_millis(100));
         consumer.kill().unwrap();
         let e = q.join_timeout(Duration::from_secs(10)).unwrap_err();
-        assert!(matches!(e, Error::PeerDied { role: "consumer", .. }), "{e}");
+        assert!(matches!(e, JoinTimeoutError::PeerDied { .. }), "{e}");
         assert_eq!(consumer.join().unwrap().signal(), Some(libc::SIGKILL));
     })
     .unwrap();
@@ -469,7 +473,7 @@ fn message_queue_carries_variable_messages_between_processes() {
                     q2.put(&job(id))?;
                 }
                 match q2.put_bytes(&[0u8; 1025]) {
-                    Err(Error::MessageTooLarge { .. }) => Ok(()),
+                    Err(MessagePutError::TooLarge { .. }) => Ok(()),
                     other => panic!("oversize message was not refused: {other:?}"),
                 }
             })
@@ -482,7 +486,7 @@ fn message_queue_carries_variable_messages_between_processes() {
         assert!(st.success(), "{st}");
     })
     .unwrap();
-    assert!(q.empty());
+    assert!(q.is_empty());
 }
 
 fn message_queue_consumer_gets_peer_died() {
@@ -499,7 +503,7 @@ fn message_queue_consumer_gets_peer_died() {
         producer.kill().unwrap();
         // The producer is a zombie until joined: it must still count as dead.
         let e = q.get_timeout::<String>(Duration::from_secs(10)).unwrap_err();
-        assert!(matches!(e, Error::PeerDied { role: "producer", .. }), "{e}");
+        assert!(matches!(e, MessageGetError::PeerDied { .. }), "{e}");
         assert_eq!(producer.join().unwrap().signal(), Some(libc::SIGKILL));
     })
     .unwrap();
@@ -532,10 +536,10 @@ fn getter_reports_a_slot_a_dead_producer_claimed() {
     q.put(20).unwrap();
     let t0 = Instant::now();
     let e = q.get_timeout(Duration::from_secs(10)).unwrap_err();
-    assert!(matches!(e, Error::SlotAbandoned { role: "producer", pos: 1, .. }), "{e}");
+    assert!(matches!(e, GetTimeoutError::SlotAbandoned { pos: 1 }), "{e}");
     assert!(t0.elapsed() < Duration::from_secs(5), "reported only after {:?}", t0.elapsed());
     // The queue stays stuck (no repair), and says so again instead of hanging.
-    assert!(matches!(q.get(), Err(Error::SlotAbandoned { .. })));
+    assert!(matches!(q.get(), Err(GetError::SlotAbandoned { .. })));
 }
 
 fn putter_reports_a_slot_a_dead_consumer_claimed() {
@@ -552,10 +556,10 @@ fn putter_reports_a_slot_a_dead_consumer_claimed() {
     // The dead consumer claimed position 1 (moved head) and died before freeing its slot.
     poke(&name, QUEUE_HEAD, &2u64.to_le_bytes());
     // This process becomes a live consumer too, then fills the one free slot.
-    assert!(matches!(q.get_nowait(), Err(Error::Empty { .. })));
+    assert!(matches!(q.get_nowait(), Err(TryGetError::Empty)));
     q.put(3).unwrap();
     let e = q.put_timeout(4, Duration::from_secs(10)).unwrap_err();
-    assert!(matches!(e, Error::SlotAbandoned { role: "consumer", pos: 1, .. }), "{e}");
+    assert!(matches!(e, PutTimeoutError::SlotAbandoned { pos: 1 }), "{e}");
 }
 
 // MessageQueue control block: info {tag, capacity, max_message} at 128; the ring at 960.
@@ -587,7 +591,7 @@ fn message_queue_get_rejects_a_crafted_length_prefix() {
         poke(&name, prefix, &bad.to_le_bytes());
         let other = MessageQueue::open(&name).unwrap();
         let e = other.get_bytes().unwrap_err();
-        assert!(matches!(e, Error::BadMessage { .. }), "prefix {bad}: {e}");
+        assert!(matches!(e, MessageGetError::BadMessage { .. }), "prefix {bad}: {e}");
         // The frame stays (nothing was consumed); fix the prefix and it reads whole.
         poke(&name, prefix, &3u32.to_le_bytes());
         assert_eq!(q.get_bytes().unwrap(), [1, 2, 3]);
@@ -603,7 +607,7 @@ fn message_queue_type_tags_agree_across_processes() {
                 q2.put(&(1u8, 2u8))?;
                 q2.put("borrowed")?;
                 q2.put_bytes(b"raw")?;
-                q2.put(&(7u32, vec!["a", "b"]))
+                Ok(q2.put(&(7u32, vec!["a", "b"]))?)
             })
             .unwrap();
         let st = producer.join().unwrap();
@@ -611,13 +615,13 @@ fn message_queue_type_tags_agree_across_processes() {
         // The case: read as a String, (1, 2) would be "\u{2}". Refused and kept.
         let e = q.get::<String>().unwrap_err();
         assert!(
-            matches!(&e, Error::BadMessage { reason, .. } if reason.contains("stays queued")),
+            matches!(&e, MessageGetError::BadMessage { reason } if reason.contains("stays queued")),
             "{e}"
         );
         assert_eq!(q.get::<(u8, u8)>().unwrap(), (1, 2));
         // The child's tag for &str is the parent's for String.
         assert_eq!(q.get::<String>().unwrap(), "borrowed");
-        assert!(matches!(q.get::<Vec<u8>>(), Err(Error::BadMessage { .. })));
+        assert!(matches!(q.get::<Vec<u8>>(), Err(MessageGetError::BadMessage { .. })));
         assert_eq!(q.get_bytes().unwrap(), b"raw");
         // The child's last message is still queued; the parent puts the same, and a child gets
         // both as the owned type.
@@ -635,5 +639,5 @@ fn message_queue_type_tags_agree_across_processes() {
         assert!(st.success(), "{st}");
     })
     .unwrap();
-    assert!(q.empty());
+    assert!(q.is_empty());
 }

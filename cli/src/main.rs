@@ -5,12 +5,16 @@
 //! shared array in place; `shmpool inspect NAME` prints a segment's header; `shmpool clean`
 //! removes segments whose creator died.
 
+mod error;
+
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use rayon::prelude::*;
 use shmpool::{Pool, SharedArray};
+
+use crate::error::CliError;
 
 #[derive(Parser)]
 #[command(name = "shmpool", version, about = "Shared-memory multiprocessing: the data never moves")]
@@ -80,16 +84,13 @@ fn plus_one(x: u64) -> u64 {
 /// The main job: a pool of worker processes updating a 256 MiB shared array in place, a
 /// map-reduce over it, and back-to-back `apply` round trips, each against rayon and sequential
 /// code in the same run. Rounds interleave the contenders so a busy machine slows them alike.
-fn run(len: usize, workers: Option<usize>, rounds: usize) -> shmpool::Result<()> {
+fn run(len: usize, workers: Option<usize>, rounds: usize) -> Result<(), CliError> {
     let workers = workers.unwrap_or_else(shmpool::process_cpu_count).max(1);
     // The default start method (the forkserver) works beside rayon's threads, whatever the order.
     let t = Instant::now();
     let mut pool = Pool::new(workers)?;
     let start_ms = t.elapsed().as_secs_f64() * 1e3;
-    let rp = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()
-        .map_err(|e| shmpool::Error::ChildFailed { pid: 0, how: format!("rayon pool: {e}") })?;
+    let rp = rayon::ThreadPoolBuilder::new().num_threads(workers).build()?;
     let mut a = SharedArray::<f64>::from_fn(len, |i| (i % 1000) as f64)?;
     println!(
         "shmpool: {workers} worker processes ({}, started in {start_ms:.1} ms) vs rayon: {workers} threads vs sequential",
@@ -109,12 +110,7 @@ fn run(len: usize, workers: Option<usize>, rounds: usize) -> shmpool::Result<()>
     let psum = pool.map_reduce(&check, shmpool_kernels::sum, |x, y| x + y)?;
     let ssum = shmpool_kernels::sum(&check);
     if wrong > 0 || (psum - ssum).abs() > 1e-9 * ssum.abs() {
-        return Err(shmpool::Error::ChildFailed {
-            pid: 0,
-            how: format!(
-                "pool results differ from sequential: {wrong} elements, sum {psum} vs {ssum}"
-            ),
-        });
+        return Err(CliError::ResultMismatch { wrong, pool: psum, sequential: ssum });
     }
 
     let (mut k, mut s) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
@@ -187,7 +183,7 @@ fn run(len: usize, workers: Option<usize>, rounds: usize) -> shmpool::Result<()>
     Ok(())
 }
 
-fn demo(len: usize, children: usize) -> shmpool::Result<()> {
+fn demo(len: usize, children: usize) -> Result<(), CliError> {
     let children = children.max(1);
     let t0 = Instant::now();
     let mut a = SharedArray::<f64>::from_fn(len, |i| i as f64)?;
@@ -226,15 +222,12 @@ fn demo(len: usize, children: usize) -> shmpool::Result<()> {
         bad
     );
     if bad > 0 {
-        return Err(shmpool::Error::ChildFailed {
-            pid: 0,
-            how: format!("left {bad} elements unchanged"),
-        });
+        return Err(CliError::DemoUnchanged { bad });
     }
     Ok(())
 }
 
-fn inspect(name: &str) -> shmpool::Result<()> {
+fn inspect(name: &str) -> Result<(), CliError> {
     let i = shmpool::segment::inspect(name)?;
     println!("kind:          {}", i.kind);
     println!("dtype:         {}", i.dtype);
@@ -250,7 +243,7 @@ fn inspect(name: &str) -> shmpool::Result<()> {
     Ok(())
 }
 
-fn clean() -> shmpool::Result<()> {
+fn clean() -> Result<(), CliError> {
     let removed = shmpool::clean_stale()?;
     println!("removed {} stale segment(s)", removed.len());
     for n in removed {

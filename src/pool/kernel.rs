@@ -53,7 +53,7 @@ pub(crate) struct Span {
 /// trampoline writes, nor writes the arrays it reads while the job runs (the caller claimed the
 /// chunk exclusively and the parent holds the borrows). The span itself need not be trusted:
 /// every trampoline checks it against each array's mapped and expected lengths (through
-/// [`array`]) before building a slice, and panics (a job error) when it does not fit.
+/// [`array()`]) before building a slice, and panics (a job error) when it does not fit.
 pub(crate) type Trampoline = unsafe fn(kernel: usize, views: &Views, span: &Span);
 
 /// Array `i` of `views` as a pointer to `T`, after checking that the mapped header matches `T`,

@@ -26,6 +26,7 @@ compile_error!(
 
 mod array;
 mod error;
+mod frame;
 mod pipe;
 mod pool;
 mod process;
@@ -42,11 +43,12 @@ pub use pool::{AsyncResult, IMap, IMapUnordered, JobHandle, Pool, PoolBuilder};
 pub use process::boot::{BAD_MARKER_EXIT_CODE, init};
 pub use process::builder::ProcessBuilder;
 pub use process::child::ChildResult;
-pub use process::context::{Context, StartMethod, get_context};
+pub use process::context::{Context, get_context};
 pub use process::cpu::{cpu_count, process_cpu_count};
 pub use process::forkserver::{shutdown_forkserver, shutdown_forkserver_timeout};
 pub use process::handle::Process;
 pub use process::lend::Lend;
+pub use process::method::StartMethod;
 pub use process::scope::{Scope, ScopedChild, scope};
 pub use process::status::ExitStatus;
 pub use queue::{JoinableQueue, MessageQueue, Queue};

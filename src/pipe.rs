@@ -1,8 +1,8 @@
 //! `pipe`: two connected [`Connection`]s over a Unix socket pair, Python's
 //! `multiprocessing.Pipe`.
 //!
-//! Framing on the `SOCK_STREAM` socket: an 8-byte header (payload length `u32` LE, frame tag
-//! `u32` LE), then the payload. Tag 0 is a message (raw bytes, or postcard for the serde API);
+//! Framing on the `SOCK_STREAM` socket, the `frame` module's message format: an 8-byte header
+//! (payload length `u32` LE, frame tag `u32` LE), then the payload. Tag 0 is a message (raw bytes, or postcard for the serde API);
 //! tag 1 is a segment handle (postcard-encoded [`SegmentHandle`]), carrying the segment's memfd
 //! as `SCM_RIGHTS` ancillary data when it has one. A receiver refuses a frame longer than its
 //! stated maximum without allocating for it (it skips the bytes), and reports a stream that
@@ -11,12 +11,13 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use crate::frame::{Format, FrameError, HEADER_LEN, Head, Layout, Reader, Stream};
 use crate::segment::SegmentHandle;
 use crate::segment::handle::Locator;
 use crate::sys::{self, fdpass, socket};
@@ -24,7 +25,7 @@ use crate::sys::{self, fdpass, socket};
 /// The largest message a connection takes unless told otherwise: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 
-const HEADER: usize = 8;
+const HEADER: usize = HEADER_LEN;
 const TAG_DATA: u32 = 0;
 const TAG_HANDLE: u32 = 1;
 const WHAT: &str = "connection";
@@ -97,7 +98,7 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 pub fn pipe_with(duplex: bool, max_message: usize) -> Result<(Connection, Connection)> {
-    if max_message > u32::MAX as usize {
+    if max_message as u64 > Layout::Len32Kind32.largest() {
         return Err(Error::InvalidArgument {
             what: "connection message limit",
             reason: "messages are limited to 4 GiB - 1 bytes".into(),
@@ -146,9 +147,7 @@ impl Connection {
                 max: self.max as u64,
             });
         }
-        let mut header = [0u8; HEADER];
-        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        header[4..].copy_from_slice(&tag.to_le_bytes());
+        let header = self.format().encode(payload.len() as u64, tag);
         let total = HEADER + payload.len();
         let mut sent = 0;
         while sent < total {
@@ -168,59 +167,9 @@ impl Connection {
         Ok(())
     }
 
-    /// Fills `buf` from the socket, collecting descriptors. Returns how many bytes arrived before
-    /// end-of-file (all of them unless the peer closed).
-    fn read_full(
-        &self,
-        buf: &mut [u8],
-        fds: &mut Vec<OwnedFd>,
-        deadline: Option<Instant>,
-        what: &'static str,
-        timeout: Duration,
-    ) -> Result<usize> {
-        let mut got = 0;
-        while got < buf.len() {
-            if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                if !fdpass::wait_readable(self.fd.as_fd(), Some(left)).map_err(Error::io("poll"))? {
-                    return Err(Error::Timeout { what, after: timeout });
-                }
-            }
-            match fdpass::recv_with_fds(self.fd.as_fd(), &mut buf[got..]) {
-                Ok((0, _)) => break,
-                Ok((n, more)) => {
-                    got += n;
-                    fds.extend(more);
-                }
-                Err(e) if gone(&e) => break,
-                Err(e) => return Err(Error::io("recvmsg")(e)),
-            }
-        }
-        Ok(got)
-    }
-
-    /// Reads and drops `n` payload bytes, in small pieces (a refused oversize message), under the
-    /// receive's deadline: a peer that announces a huge message and then stalls must not turn a
-    /// receive with a timeout into one that blocks forever.
-    fn skip(
-        &self,
-        mut n: u64,
-        deadline: Option<Instant>,
-        what: &'static str,
-        timeout: Duration,
-    ) -> Result<()> {
-        let mut scratch = [0u8; 16 * 1024];
-        let mut fds = Vec::new();
-        while n > 0 {
-            let want = scratch.len().min(n as usize);
-            let got = self.read_full(&mut scratch[..want], &mut fds, deadline, what, timeout)?;
-            fds.clear();
-            if got < want {
-                break; // the peer went away; the next recv reports it
-            }
-            n -= got as u64;
-        }
-        Ok(())
+    /// The frame format of this end: messages of at most [`max_message`](Connection::max_message).
+    fn format(&self) -> Format {
+        Format::message(self.max as u64)
     }
 
     fn recv_frame(&mut self, timeout: Option<Duration>, what: &'static str) -> Result<Frame> {
@@ -236,42 +185,37 @@ impl Connection {
                 reason: format!("the stream lost its framing earlier ({why}); open a new pipe"),
             });
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
         let t = timeout.unwrap_or_default();
-        let mut fds = Vec::new();
-        let mut header = [0u8; HEADER];
+        let format = self.format();
+        let mut reader = Reader::new(Stream::Socket(self.fd.as_fd()), timeout);
+        let io = |e: FrameError| match e {
+            FrameError::Timeout { .. } => Error::Timeout { what, after: t },
+            FrameError::Io { op: "poll", source } => Error::io("poll")(source),
+            FrameError::Io { source, .. } => Error::io("recvmsg")(source),
+            FrameError::Truncated { expected, got, .. } => {
+                Error::TruncatedFrame { what: WHAT, expected, got }
+            }
+            FrameError::TooLong { announced, max, .. } => {
+                Error::MessageTooLarge { what: WHAT, len: announced, max }
+            }
+        };
         // Wait for the first byte under the deadline; once a frame started, a timeout breaks it.
-        if let Some(d) = deadline
-            && !fdpass::wait_readable(
-                self.fd.as_fd(),
-                Some(d.saturating_duration_since(Instant::now())),
-            )
-            .map_err(Error::io("poll"))?
-        {
+        if timeout.is_some() && !reader.wait().map_err(io)? {
             return Err(Error::Timeout { what, after: t });
         }
         // Any failure here may have consumed part of a frame (a timeout after some bytes, or
         // MSG_CTRUNC, which drops the descriptors but consumes the bytes): never parse on from
         // the middle of a frame.
-        let got = self.read_full(&mut header, &mut fds, deadline, what, t).inspect_err(|e| {
+        let head = reader.header(&format).inspect_err(|e| {
             self.broken = Some(match e {
-                Error::Timeout { .. } => "a timeout inside a frame header",
+                FrameError::Timeout { .. } => "a timeout inside a frame header",
+                FrameError::Truncated { .. } => "a truncated frame",
                 _ => "a receive error inside a frame header (descriptors truncated?)",
             });
-        })?;
-        if got == 0 {
+        });
+        let Some(Head { len, kind: tag }) = head.map_err(io)? else {
             return Err(Error::Disconnected { what: WHAT });
-        }
-        if got < HEADER {
-            self.broken = Some("a truncated frame");
-            return Err(Error::TruncatedFrame {
-                what: WHAT,
-                expected: HEADER as u64,
-                got: got as u64,
-            });
-        }
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as u64;
-        let tag = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        };
         if tag != TAG_DATA && tag != TAG_HANDLE {
             self.broken = Some("a frame with an unknown tag");
             return Err(Error::BadMessage {
@@ -279,30 +223,34 @@ impl Connection {
                 reason: format!("unknown frame tag {tag}: the peer does not speak this protocol"),
             });
         }
-        if len > self.max as u64 {
-            self.skip(len, deadline, what, t).inspect_err(|e| {
-                self.broken = Some(match e {
-                    Error::Timeout { .. } => "a timeout inside a frame",
-                    _ => "a receive error inside a frame",
+        let Ok(n) = format.check(len) else {
+            reader.skip(len, format.body_part).map_err(|e| {
+                self.broken = Some(if e.is_timeout() {
+                    "a timeout inside a frame"
+                } else {
+                    "a receive error inside a frame"
                 });
+                io(e)
             })?;
             return Err(Error::MessageTooLarge { what: WHAT, len, max: self.max as u64 });
-        }
-        let mut payload = vec![0u8; len as usize];
-        let n = self.read_full(&mut payload, &mut fds, deadline, what, t).inspect_err(|e| {
+        };
+        let mut payload = Vec::new();
+        reader.body_into(&mut payload, n, format.body_part).map_err(|e| {
             self.broken = Some(match e {
-                Error::Timeout { .. } => "a timeout inside a frame",
+                FrameError::Timeout { .. } => "a timeout inside a frame",
+                FrameError::Truncated { .. } => "a truncated frame",
                 _ => "a receive error inside a frame (descriptors truncated?)",
             });
+            match e {
+                FrameError::Truncated { got, .. } => Error::TruncatedFrame {
+                    what: WHAT,
+                    expected: HEADER as u64 + len,
+                    got: HEADER as u64 + got,
+                },
+                e => io(e),
+            }
         })?;
-        if n < payload.len() {
-            self.broken = Some("a truncated frame");
-            return Err(Error::TruncatedFrame {
-                what: WHAT,
-                expected: HEADER as u64 + len,
-                got: (HEADER + n) as u64,
-            });
-        }
+        let fds = reader.take_fds();
         Ok(Frame { tag, payload, fds })
     }
 

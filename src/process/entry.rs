@@ -9,15 +9,9 @@
 //! exit code. Both functions must lie in the main executable's own mappings (`Job::new` checks
 //! it with `code::check_sendable`), where an offset names the same code in a re-executed copy.
 //!
-//! Spawn (on the job pipe) and the forkserver (on its request socket) carry a job as one frame,
-//! read by the same pure decoder, [`decode_frame`]:
-//!
-//! | bytes | what |
-//! |---|---|
-//! | 8 | length `N` of the rest, little-endian, at most [`MAX_JOB_BYTES`] |
-//! | 8 | the secret of the child's marker (spawn: a new one per child) or of the forkserver |
-//! | 8 | checksum: SipHash of the secret and the body |
-//! | `N - 16` | body, postcard: this build's fingerprint, then the offsets, arguments, name, parent pid and the parent-death flag |
+//! Spawn (on the job pipe) and the forkserver (on its request socket) carry a job as one frame
+//! of the [`JOB`](crate::frame::JOB) format, read by the same pure decoder, [`decode_frame`]; its
+//! byte layout is in `README.md` beside this file ("Job frame").
 //!
 //! Only a frame with the right length, secret, build and checksum becomes a [`Verified`] job,
 //! the only kind that is ever called: anything else is refused before a single address or
@@ -34,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::child::ChildResult;
 use super::code::{self, Receiver, build_fingerprint};
 use crate::error::{Error, Result};
+use crate::frame::{self, JOB};
 
 /// Checks that this process can start re-executed children: a diversion path ran in it (see
 /// `boot.rs`) and shmpool's code lives in the main executable (`code::check_own_code_reexecutable`).
@@ -45,11 +40,11 @@ pub(crate) fn check_reexecutable() -> Result<()> {
 type Trampoline = fn(usize, &[u8]) -> i32;
 
 /// Largest job frame (arguments included) a child or the forkserver accepts, after the 8-byte
-/// length that announces it.
-pub(crate) const MAX_JOB_BYTES: u64 = 1 << 30;
+/// length that announces it: the [`JOB`] format's maximum.
+pub(crate) const MAX_JOB_BYTES: u64 = JOB.max;
 
-/// Bytes of a frame's length prefix.
-pub(crate) const FRAME_PREFIX: usize = 8;
+/// Bytes of a frame's length prefix: the [`JOB`] format's header.
+pub(crate) const FRAME_PREFIX: usize = frame::HEADER_LEN;
 
 /// Bytes after the prefix that precede the body: the secret and the checksum.
 const FRAME_HEADER: usize = 16;
@@ -147,11 +142,8 @@ impl std::fmt::Display for FrameError {
 /// The length a frame's prefix announces, refused above [`MAX_JOB_BYTES`]: a reader allocates
 /// only what this returns.
 pub(crate) fn frame_len(prefix: [u8; FRAME_PREFIX]) -> std::result::Result<usize, FrameError> {
-    let announced = u64::from_le_bytes(prefix);
-    if announced > MAX_JOB_BYTES {
-        return Err(FrameError::TooLong { announced });
-    }
-    Ok(announced as usize)
+    let announced = JOB.decode(prefix).len;
+    JOB.check(announced).map_err(|_| FrameError::TooLong { announced })
 }
 
 /// The checksum of a job body: SipHash (std's `DefaultHasher`, the same in every process of one
@@ -260,7 +252,7 @@ impl Job {
         let mut v = postcard::to_extend(&wire, v).expect("a job encodes");
         let sum = checksum(self.secret, &v[start..]);
         let len = (v.len() - FRAME_PREFIX) as u64;
-        v[..8].copy_from_slice(&len.to_le_bytes());
+        v[..FRAME_PREFIX].copy_from_slice(&JOB.encode(len, 0));
         v[8..16].copy_from_slice(&self.secret.to_le_bytes());
         v[16..24].copy_from_slice(&sum.to_le_bytes());
         v

@@ -8,10 +8,10 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::entry::{self, FRAME_PREFIX};
 use crate::error::{Error, Result};
+use crate::frame::{FrameError, HEADER_LEN, JOB, Reader, Stream};
 use crate::sys;
 
 /// How long a spawn child waits for its whole job (the parent writes it right after the start),
@@ -48,65 +48,31 @@ pub(crate) fn send_job(w: &mut File, mut bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Bytes a job reader takes at a time; its buffer grows with what arrived, never ahead of it.
-pub(crate) const READ_CHUNK: usize = 64 << 10;
-
 /// Reads one job frame (see `entry::Job::to_frame`) from `r`: its length prefix, then exactly
-/// the announced length (bounded by `entry::frame_len`), within `timeout`, and nothing after
-/// it. Returns the whole frame, prefix included, undecoded. Memory follows the bytes that
-/// arrive (at most twice them, plus a chunk), not the length announced: a frame that announces
-/// a gigabyte and sends ten bytes costs ten bytes and a chunk.
-pub(crate) fn read_job(mut r: File, timeout: Duration) -> Result<Vec<u8>, String> {
+/// the announced length (bounded by the [`JOB`] format's maximum), within `timeout`, and nothing
+/// after it. Returns the whole frame, prefix included, undecoded. Memory follows the bytes that
+/// arrive (`frame::Reader`), not the length announced.
+pub(crate) fn read_job(r: File, timeout: Duration) -> Result<Vec<u8>, String> {
     sys::fdpass::set_nonblocking(r.as_raw_fd())
         .map_err(|e| format!("its job pipe cannot be made non-blocking ({e})"))?;
-    let deadline = Instant::now() + timeout;
-    // Reads at least one byte into `buf`, waiting up to the deadline; `got` and `want` (of the
-    // part being read) are for the messages.
-    let mut some = |buf: &mut [u8], got: usize, want: usize, what: &str| -> Result<usize, String> {
-        loop {
-            match r.read(buf) {
-                Ok(0) => {
-                    return Err(format!(
-                        "its job pipe closed after {got} of the {want} bytes of its {what}"
-                    ));
-                }
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let ready = sys::fdpass::wait_readable(r.as_fd(), Some(left))
-                        .map_err(|e| format!("its job pipe cannot be polled ({e})"))?;
-                    if !ready {
-                        return Err(format!(
-                            "its {what} did not arrive within {timeout:?} ({got} of {want} bytes)"
-                        ));
-                    }
-                }
-                Err(e) => return Err(format!("its job could not be read ({e})")),
-            }
+    let why = |e: FrameError| match e {
+        FrameError::Truncated { .. } => format!("its job pipe {e}"),
+        FrameError::Io { op: "poll", source } => {
+            format!("its job pipe cannot be polled ({source})")
         }
+        FrameError::Io { source, .. } => format!("its job could not be read ({source})"),
+        FrameError::TooLong { .. } | FrameError::Timeout { .. } => e.to_string(),
     };
-    let mut prefix = [0u8; FRAME_PREFIX];
-    let mut got = 0;
-    while got < FRAME_PREFIX {
-        got += some(&mut prefix[got..], got, FRAME_PREFIX, "job's length")?;
-    }
-    let len = entry::frame_len(prefix).map_err(|e| e.to_string())?;
-    let total = FRAME_PREFIX + len;
-    let mut job = Vec::with_capacity(total.min(FRAME_PREFIX + 4096));
-    job.extend_from_slice(&prefix);
-    let mut chunk = vec![0u8; len.min(READ_CHUNK)];
-    while job.len() < total {
-        let want = (total - job.len()).min(chunk.len());
-        let n = some(&mut chunk[..want], job.len() - FRAME_PREFIX, len, "job")?;
-        if job.capacity() - job.len() < n {
-            // Doubling, but never past the announced total.
-            job.reserve_exact(job.len().max(n).min(total - job.len()));
-        }
-        job.extend_from_slice(&chunk[..n]);
-    }
+    let mut reader = Reader::new(Stream::Pipe(&r), Some(timeout));
+    let head = reader.header(&JOB).map_err(why)?.ok_or_else(|| {
+        why(FrameError::Truncated { part: JOB.header_part, expected: HEADER_LEN as u64, got: 0 })
+    })?;
+    let len = JOB.check(head.len).map_err(why)?;
+    let mut job = Vec::with_capacity(HEADER_LEN);
+    job.extend_from_slice(&JOB.encode(head.len, 0));
+    reader.body_into(&mut job, len, JOB.body_part).map_err(why)?;
     let mut extra = [0u8; 1];
-    match r.read(&mut extra) {
+    match (&r).read(&mut extra) {
         Ok(0) => {}
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         Ok(_) => return Err("its job pipe holds trailing bytes after the job".into()),
@@ -118,6 +84,8 @@ pub(crate) fn read_job(mut r: File, timeout: Duration) -> Result<Vec<u8>, String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::READ_CHUNK;
+    use crate::process::entry;
 
     fn job_through_pipe(bytes: &[u8], keep_writer: bool) -> Result<Vec<u8>, String> {
         use std::io::Write;

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use super::entry::{self, FRAME_PREFIX};
+use crate::frame::{FrameError, HEADER_LEN, JOB, Reader, Stream};
 use crate::sys;
 
 /// How long a request may wait on the server before it counts as hung.
@@ -23,7 +23,7 @@ pub(crate) fn send_request(
     frame: &[u8],
     fds: [BorrowedFd<'_>; 2],
 ) -> std::io::Result<()> {
-    let sent = sys::fdpass::send_with_fds(sock.as_fd(), &frame[..FRAME_PREFIX], &fds)?;
+    let sent = sys::fdpass::send_with_fds(sock.as_fd(), &frame[..HEADER_LEN], &fds)?;
     sys::fdpass::send_all(sock.as_fd(), &frame[sent..])
 }
 
@@ -46,30 +46,36 @@ pub(crate) fn read_reply(sock: &mut UnixStream) -> std::io::Result<Result<u32, i
 pub(crate) type Request = (Vec<u8>, OwnedFd, OwnedFd);
 
 /// Reads one request: the frame's length prefix with the two descriptors attached, then exactly
-/// the announced length, once `entry::frame_len` has bounded it. `Ok(None)` at end of file (the
-/// client is gone). Decoding is separate: `entry::decode_frame`.
-pub(crate) fn read_request(sock: &mut UnixStream) -> std::io::Result<Option<Request>> {
-    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    let mut prefix = [0u8; FRAME_PREFIX];
-    let (n, fds) = sys::fdpass::recv_with_fds(sock.as_fd(), &mut prefix)?;
-    if n == 0 {
-        return Ok(None);
-    }
-    sock.read_exact(&mut prefix[n..])?;
-    let [status_w, report_w]: [OwnedFd; 2] =
-        fds.try_into().map_err(|_| bad("expected two descriptors".into()))?;
-    let len = entry::frame_len(prefix).map_err(|e| bad(e.to_string()))?;
-    // Grown as the bytes arrive (read_to_end doubles its buffer), not allocated up front: a
-    // frame that announces a gigabyte and sends ten bytes costs little.
-    let mut frame = Vec::with_capacity(FRAME_PREFIX + len.min(4096));
-    frame.extend_from_slice(&prefix);
-    let got = (&mut *sock).take(len as u64).read_to_end(&mut frame)?;
-    if got < len {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            format!("the client closed after {got} of the {len} bytes of its job"),
-        ));
-    }
+/// the announced length, once the [`JOB`] format has bounded it, all within `timeout` (a client
+/// that stops mid-request fails it instead of blocking the server). `Ok(None)` at end of file
+/// (the client is gone). Decoding is separate: `entry::decode_frame`.
+///
+/// The errors are I/O errors for the server's message: `WouldBlock` when the time ran out,
+/// `UnexpectedEof` when the client closed inside the request, `InvalidData` for a request that
+/// is not one (its descriptors, or a length over the maximum).
+pub(crate) fn read_request(
+    sock: &UnixStream,
+    timeout: Duration,
+) -> std::io::Result<Option<Request>> {
+    use std::io::{Error, ErrorKind};
+    let io = |e: FrameError| match e {
+        FrameError::Timeout { .. } => Error::new(ErrorKind::WouldBlock, e.to_string()),
+        FrameError::Truncated { .. } => {
+            Error::new(ErrorKind::UnexpectedEof, format!("the client {e}"))
+        }
+        FrameError::TooLong { .. } => Error::new(ErrorKind::InvalidData, e.to_string()),
+        FrameError::Io { source, .. } => source,
+    };
+    let mut reader = Reader::new(Stream::Socket(sock.as_fd()), Some(timeout));
+    let Some(head) = reader.header(&JOB).map_err(io)? else { return Ok(None) };
+    let [status_w, report_w]: [OwnedFd; 2] = reader
+        .take_fds()
+        .try_into()
+        .map_err(|_| Error::new(ErrorKind::InvalidData, "expected two descriptors"))?;
+    let len = JOB.check(head.len).map_err(io)?;
+    let mut frame = Vec::with_capacity(HEADER_LEN);
+    frame.extend_from_slice(&JOB.encode(head.len, 0));
+    reader.body_into(&mut frame, len, JOB.body_part).map_err(io)?;
     Ok(Some((frame, status_w, report_w)))
 }
 
@@ -78,7 +84,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::process::entry::Job;
+    use crate::process::entry::{self, FRAME_PREFIX, Job};
 
     /// Sends `frame` the way a client does (the first bytes carry `fds` descriptors), closes the
     /// client's end unless `keep`, and reads one request the way the server does.
@@ -87,9 +93,7 @@ mod tests {
         fds: usize,
         keep: bool,
     ) -> std::io::Result<Option<Request>> {
-        let (client, mut server) = UnixStream::pair()?;
-        // The server's guard against a request sent in part (see `serve`), shortened.
-        server.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let (client, server) = UnixStream::pair()?;
         let pipes = [sys::proc::pipe()?, sys::proc::pipe()?];
         let all = [pipes[0].1.as_fd(), pipes[1].1.as_fd(), pipes[0].0.as_fd()];
         if !frame.is_empty() {
@@ -98,7 +102,8 @@ mod tests {
             sys::fdpass::send_all(client.as_fd(), &frame[sent..])?;
         }
         let client = keep.then_some(client);
-        let r = read_request(&mut server);
+        // The server's guard against a request sent in part (see `serve`), shortened.
+        let r = read_request(&server, Duration::from_millis(50));
         drop(client);
         r
     }
@@ -133,7 +138,7 @@ mod tests {
             }
             let (r, peak) = meter::peak_during(|| request_through_socket(&f, fds, false));
             assert!(
-                peak <= 2 * f.len() + 2 * crate::process::jobpipe::READ_CHUNK,
+                peak <= 2 * f.len() + 2 * crate::frame::READ_CHUNK,
                 "{peak} bytes to read {}",
                 f.len()
             );
@@ -171,10 +176,7 @@ mod tests {
         let (r, peak) =
             entry::tests::meter::peak_during(|| request_through_socket(&most, 2, false));
         assert!(r.err().unwrap().to_string().contains("closed after 10 of the"));
-        assert!(
-            peak < 4 * crate::process::jobpipe::READ_CHUNK,
-            "{peak} bytes allocated for 18 received"
-        );
+        assert!(peak < 4 * crate::frame::READ_CHUNK, "{peak} bytes allocated for 18 received");
         let (read, ..) = request_through_socket(&valid, 2, true).unwrap().unwrap();
         assert_eq!(entry::decode_frame(&read, 1).ok().map(|v| v.call()), Some(9));
     }

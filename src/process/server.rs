@@ -82,7 +82,7 @@ pub(crate) fn serve(m: Marker) -> ! {
             }
         }
         if open && ready.get(1).copied().unwrap_or(false) {
-            match request::read_request(&mut sock) {
+            match request::read_request(&sock, REQUEST_TIMEOUT) {
                 Ok(None) => open = false,
                 Ok(Some((frame, status_w, report_w))) => {
                     let verified = entry::decode_frame(&frame, m.secret);

@@ -1,0 +1,401 @@
+//! Length-prefixed frames: the one framing every byte stream between shmpool processes uses.
+//!
+//! A frame is a header (its body's length, and for some formats a kind), then exactly that many
+//! bytes. A [`Format`] declares the header's layout, the largest body it accepts and the names of
+//! its parts (for messages); a [`Reader`] reads headers and bodies from a pipe or a socket,
+//! collecting descriptors that travel with a socket's bytes, under one deadline. Its
+//! errors are one type, [`FrameError`]: a stream that ends inside a frame, a length over the
+//! declared maximum, a deadline passed, or the read itself failing.
+//!
+//! The formats in use (each documented beside its protocol):
+//!
+//! | format | header | maximum | used by |
+//! |---|---|---|---|
+//! | [`JOB`] | 8 bytes: length, `u64` little-endian | 1 GiB | spawn's job pipe, forkserver requests (`process/README.md`) |
+//! | [`Format::message`] | 8 bytes: length, `u32` LE, then kind, `u32` LE | the connection's `max_message` | `Connection` (`pipe.rs`) |
+//!
+//! A reader never allocates what a header announces: a body's buffer grows with the bytes that
+//! arrive (at most twice them, plus [`READ_CHUNK`]), so a frame that announces a gigabyte and
+//! sends ten bytes costs ten bytes and a chunk.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use crate::sys::fdpass;
+
+/// Bytes a reader adds to a body's buffer at a time at most; the buffer grows with what arrived,
+/// never ahead of it.
+pub(crate) const READ_CHUNK: usize = 64 << 10;
+
+/// The layout of a frame's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// 8 bytes: the body's length, `u64` little-endian. No kind.
+    Len64,
+    /// 8 bytes: the body's length, `u32` little-endian, then its kind, `u32` little-endian.
+    Len32Kind32,
+}
+
+impl Layout {
+    /// The largest length the header can express.
+    pub(crate) const fn largest(self) -> u64 {
+        match self {
+            Layout::Len64 => u64::MAX,
+            Layout::Len32Kind32 => u32::MAX as u64,
+        }
+    }
+}
+
+/// A frame's header, decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// The body's length, as announced (not yet checked against the format's maximum).
+    pub(crate) len: u64,
+    /// The frame's kind (0 in a layout without one).
+    pub(crate) kind: u32,
+}
+
+/// A frame format: header layout, declared maximum, and the names of its parts for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Format {
+    /// The header's layout.
+    pub(crate) layout: Layout,
+    /// The largest body accepted, in bytes.
+    pub(crate) max: u64,
+    /// The header, in a message: "job's length".
+    pub(crate) header_part: &'static str,
+    /// The body, in a message: "job".
+    pub(crate) body_part: &'static str,
+}
+
+/// Bytes of every header.
+pub(crate) const HEADER_LEN: usize = 8;
+
+/// Job frames: spawn's job pipe and forkserver requests (`process/README.md`, "Job frame").
+pub(crate) const JOB: Format =
+    Format { layout: Layout::Len64, max: 1 << 30, header_part: "job's length", body_part: "job" };
+
+impl Format {
+    /// A connection's messages (`pipe.rs`), limited to `max` bytes.
+    pub(crate) const fn message(max: u64) -> Format {
+        Format {
+            layout: Layout::Len32Kind32,
+            max,
+            header_part: "message header",
+            body_part: "message",
+        }
+    }
+
+    /// The header of a body of `len` bytes and kind `kind` (ignored by a layout without kinds).
+    /// The caller checks `len` against [`max`](Format::max) first ([`check`](Format::check)).
+    pub(crate) fn encode(&self, len: u64, kind: u32) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        match self.layout {
+            Layout::Len64 => h.copy_from_slice(&len.to_le_bytes()),
+            Layout::Len32Kind32 => {
+                h[..4].copy_from_slice(&(len as u32).to_le_bytes());
+                h[4..].copy_from_slice(&kind.to_le_bytes());
+            }
+        }
+        h
+    }
+
+    /// Decodes a header; the length is not checked yet ([`check`](Format::check)).
+    pub(crate) fn decode(&self, h: [u8; HEADER_LEN]) -> Head {
+        match self.layout {
+            Layout::Len64 => Head { len: u64::from_le_bytes(h), kind: 0 },
+            Layout::Len32Kind32 => Head {
+                len: u32::from_le_bytes([h[0], h[1], h[2], h[3]]).into(),
+                kind: u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+            },
+        }
+    }
+
+    /// `len` as a body length this format accepts: refused over [`max`](Format::max), before
+    /// anything is allocated for it.
+    pub(crate) fn check(&self, len: u64) -> Result<usize, FrameError> {
+        if len > self.max {
+            return Err(FrameError::TooLong {
+                part: self.body_part,
+                announced: len,
+                max: self.max,
+            });
+        }
+        Ok(len as usize)
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    /// The stream ended inside a part of a frame.
+    #[error("closed after {got} of the {expected} bytes of its {part}")]
+    Truncated {
+        /// The part being read ("job's length", "job").
+        part: &'static str,
+        /// Bytes the part has.
+        expected: u64,
+        /// Bytes that arrived.
+        got: u64,
+    },
+    /// The header announces more than the format's maximum.
+    #[error("its {part} announces {announced} bytes, more than the {max} allowed")]
+    TooLong {
+        /// The body's name.
+        part: &'static str,
+        /// The length announced.
+        announced: u64,
+        /// The format's maximum.
+        max: u64,
+    },
+    /// The deadline passed inside a part of a frame.
+    #[error("its {part} did not arrive within {after:?} ({got} of {expected} bytes)")]
+    Timeout {
+        /// The part being read.
+        part: &'static str,
+        /// The reader's timeout.
+        after: Duration,
+        /// Bytes the part has.
+        expected: u64,
+        /// Bytes that arrived.
+        got: u64,
+    },
+    /// Waiting for the stream (`op` "poll") or reading it (`op` "read") failed.
+    #[error("{op} failed ({source})")]
+    Io {
+        /// "poll" or "read".
+        op: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+impl FrameError {
+    /// Whether the deadline passed (rather than the stream ending or failing).
+    pub(crate) fn is_timeout(&self) -> bool {
+        matches!(self, FrameError::Timeout { .. })
+    }
+}
+
+/// What a [`Reader`] reads from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stream<'a> {
+    /// A pipe (or any file): plain reads.
+    Pipe(&'a File),
+    /// A Unix socket: descriptors that travel with the bytes are collected.
+    Socket(BorrowedFd<'a>),
+}
+
+impl Stream<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Stream::Pipe(f) => f.as_fd(),
+            Stream::Socket(fd) => *fd,
+        }
+    }
+}
+
+/// Reads frames from one stream under one deadline.
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    stream: Stream<'a>,
+    /// When every wait ends; `None`: wait as long as it takes.
+    deadline: Option<Instant>,
+    /// The timeout the deadline came from, for messages.
+    timeout: Duration,
+    /// Descriptors that came with a socket's bytes.
+    fds: Vec<OwnedFd>,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader of `stream` whose every wait ends `timeout` from now (`None`: never).
+    pub(crate) fn new(stream: Stream<'a>, timeout: Option<Duration>) -> Reader<'a> {
+        Reader {
+            stream,
+            deadline: timeout.map(|t| Instant::now() + t),
+            timeout: timeout.unwrap_or_default(),
+            fds: Vec::new(),
+        }
+    }
+
+    /// The descriptors collected so far (a socket's), taken out of the reader.
+    pub(crate) fn take_fds(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.fds)
+    }
+
+    /// Waits until the stream is readable (a byte, or its end): false when the deadline passed.
+    pub(crate) fn wait(&self) -> Result<bool, FrameError> {
+        let left = self.deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        fdpass::wait_readable(self.stream.fd(), left)
+            .map_err(|source| FrameError::Io { op: "poll", source })
+    }
+
+    /// Reads at least one byte into `buf` (empty: none), waiting up to the deadline; 0 at the
+    /// end of the stream. `part`, `got` and `expected` are for a timeout's message.
+    fn some(
+        &mut self,
+        buf: &mut [u8],
+        part: &'static str,
+        got: u64,
+        expected: u64,
+    ) -> Result<usize, FrameError> {
+        loop {
+            if self.deadline.is_some() && !self.wait()? {
+                return Err(FrameError::Timeout { part, after: self.timeout, expected, got });
+            }
+            let r = match self.stream {
+                Stream::Pipe(mut f) => f.read(buf),
+                Stream::Socket(fd) => fdpass::recv_with_fds(fd, buf).map(|(n, fds)| {
+                    self.fds.extend(fds);
+                    n
+                }),
+            };
+            match r {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A non-blocking stream with nothing yet: wait for it (above, or here).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.deadline.is_none() {
+                        fdpass::wait_readable(self.stream.fd(), None)
+                            .map_err(|source| FrameError::Io { op: "poll", source })?;
+                    }
+                }
+                // A peer gone is the end of the stream.
+                Err(e) if gone(&e) => return Ok(0),
+                Err(source) => return Err(FrameError::Io { op: "read", source }),
+            }
+        }
+    }
+
+    /// Fills `buf` (a whole `part`), returning how many bytes arrived before the end of the
+    /// stream: all of them unless it ended.
+    pub(crate) fn fill(&mut self, buf: &mut [u8], part: &'static str) -> Result<usize, FrameError> {
+        let (mut got, expected) = (0, buf.len());
+        while got < expected {
+            let n = self.some(&mut buf[got..], part, got as u64, expected as u64)?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        Ok(got)
+    }
+
+    /// Reads a header of `format`: `None` at the end of the stream before its first byte;
+    /// [`FrameError::Truncated`] when it ends inside it. The length is not checked yet
+    /// ([`Format::check`]).
+    pub(crate) fn header(&mut self, format: &Format) -> Result<Option<Head>, FrameError> {
+        let mut h = [0u8; HEADER_LEN];
+        let got = self.fill(&mut h, format.header_part)?;
+        match got {
+            0 => Ok(None),
+            HEADER_LEN => Ok(Some(format.decode(h))),
+            _ => Err(FrameError::Truncated {
+                part: format.header_part,
+                expected: HEADER_LEN as u64,
+                got: got as u64,
+            }),
+        }
+    }
+
+    /// Appends a body of `len` bytes (checked by [`Format::check`]) to `out`, growing it with
+    /// the bytes that arrive; [`FrameError::Truncated`] when the stream ends first.
+    pub(crate) fn body_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        len: usize,
+        part: &'static str,
+    ) -> Result<(), FrameError> {
+        let start = out.len();
+        let end = start + len;
+        out.reserve_exact(len.min(4096));
+        while out.len() < end {
+            let at = out.len();
+            if out.capacity() == at {
+                // Doubling, but never past the announced end, and at most a chunk at a time.
+                out.reserve_exact((at - start).max(4096).min(READ_CHUNK).min(end - at));
+            }
+            let room = (out.capacity() - at).min(end - at);
+            out.resize(at + room, 0);
+            let r = self.some(&mut out[at..], part, (at - start) as u64, len as u64);
+            let n = *r.as_ref().unwrap_or(&0);
+            out.truncate(at + n);
+            if r? == 0 {
+                return Err(FrameError::Truncated {
+                    part,
+                    expected: len as u64,
+                    got: (at - start) as u64,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and drops `n` bytes (a body refused as too long), in small pieces; stops early
+    /// at the end of the stream (the next read reports it).
+    pub(crate) fn skip(&mut self, mut n: u64, part: &'static str) -> Result<(), FrameError> {
+        let mut scratch = [0u8; 16 * 1024];
+        while n > 0 {
+            let want = scratch.len().min(n as usize);
+            let got = self.fill(&mut scratch[..want], part)?;
+            // Descriptors that came with skipped bytes are closed here.
+            self.fds.clear();
+            if got < want {
+                break;
+            }
+            n -= got as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `e` says the peer is gone (read as the end of the stream).
+fn gone(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::sys;
+
+    #[test]
+    fn headers_round_trip_in_both_layouts() {
+        let m = Format::message(100);
+        assert_eq!(m.decode(m.encode(7, 1)), Head { len: 7, kind: 1 });
+        assert_eq!(JOB.decode(JOB.encode(1 << 40, 9)), Head { len: 1 << 40, kind: 0 });
+        assert_eq!(m.encode(3, 2), [3, 0, 0, 0, 2, 0, 0, 0]);
+        assert_eq!(Layout::Len32Kind32.largest(), u32::MAX as u64);
+    }
+
+    #[test]
+    fn a_length_over_the_maximum_is_refused_with_the_numbers() {
+        assert_eq!(JOB.check(JOB.max).unwrap(), 1 << 30);
+        let e = JOB.check(JOB.max + 1).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "its job announces 1073741825 bytes, more than the 1073741824 allowed"
+        );
+    }
+
+    #[test]
+    fn a_stream_ending_or_stalling_inside_a_frame_is_typed() {
+        let (r, mut w) = sys::proc::pipe().unwrap();
+        w.write_all(&[&JOB.encode(5, 0)[..], b"abc"].concat()).unwrap();
+        let mut rd = Reader::new(Stream::Pipe(&r), Some(Duration::from_millis(20)));
+        let h = rd.header(&JOB).unwrap().unwrap();
+        let mut body = Vec::new();
+        let e = rd.body_into(&mut body, JOB.check(h.len).unwrap(), "job").unwrap_err();
+        assert!(matches!(e, FrameError::Timeout { got: 3, expected: 5, .. }), "{e}");
+        assert!(e.is_timeout());
+        drop(w);
+        let mut rd = Reader::new(Stream::Pipe(&r), None);
+        let e = rd.body_into(&mut body, 2, "job").unwrap_err();
+        assert_eq!(e.to_string(), "closed after 0 of the 2 bytes of its job");
+        assert!(rd.header(&JOB).unwrap().is_none());
+    }
+}

@@ -5,39 +5,21 @@ use std::time::Duration;
 
 use shmpool::{Error, SharedArray, ShmOptions, scope};
 
-use crate::harness::Test;
+use crate::harness::{Tests, register};
 
-pub fn tests() -> Vec<Test> {
-    vec![
-        Test {
-            name: "array::children_fill_disjoint_chunks_in_place",
-            run: children_fill_disjoint_chunks_in_place,
-        },
-        Test {
-            name: "array::child_panic_is_exit_101_with_message",
-            run: child_panic_is_exit_101_with_message,
-        },
-        Test { name: "array::child_exit_codes_and_signals", run: child_exit_codes_and_signals },
-        Test {
-            name: "array::unjoined_failing_child_fails_the_scope",
-            run: unjoined_failing_child_fails_the_scope,
-        },
-        Test { name: "array::fork_refused_while_threads_run", run: fork_refused_while_threads_run },
-        Test {
-            name: "array::child_opens_named_array_and_writes",
-            run: child_opens_named_array_and_writes,
-        },
-        Test { name: "array::child_opens_anonymous_handle", run: child_opens_anonymous_handle },
-        Test { name: "array::only_the_creator_unlinks", run: only_the_creator_unlinks },
-        Test {
-            name: "array::clean_stale_removes_dead_creators_segments",
-            run: clean_stale_removes_dead_creators_segments,
-        },
-        Test {
-            name: "array::fallocate_failure_is_an_error_and_leaves_nothing",
-            run: fallocate_failure_is_an_error_and_leaves_nothing,
-        },
-    ]
+pub fn tests() -> Tests {
+    register! {
+        children_fill_disjoint_chunks_in_place,
+        child_panic_is_exit_101_with_message,
+        child_exit_codes_and_signals,
+        unjoined_failing_child_fails_the_scope,
+        fork_refused_while_threads_run,
+        child_opens_named_array_and_writes,
+        child_opens_anonymous_handle,
+        only_the_creator_unlinks,
+        clean_stale_removes_dead_creators_segments,
+        fallocate_failure_is_an_error_and_leaves_nothing,
+    }
 }
 
 fn children_fill_disjoint_chunks_in_place() {

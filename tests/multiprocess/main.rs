@@ -1,5 +1,7 @@
 //! Tests that fork real children. They run on the main thread under `harness.rs` (see there for
-//! why), one at a time, each checked for leaked segments and unreaped children.
+//! why), one at a time, each checked for leaked segments and unreaped children. Each file
+//! registers its tests with `harness::register!`; a file missing below, or a test function
+//! missing from its file's list, stops the run with a message saying so.
 
 mod harness;
 
@@ -13,17 +15,18 @@ mod soundness;
 mod sync;
 mod value;
 
+use harness::suite;
+
 fn main() -> std::process::ExitCode {
-    let mut tests = Vec::new();
-    tests.extend(array::tests());
-    tests.extend(scope::tests());
-    tests.extend(soundness::tests());
-    tests.extend(sync::tests());
-    tests.extend(value::tests());
-    tests.extend(process::tests());
-    tests.extend(queue::tests());
-    tests.extend(pipe::tests());
-    tests.extend(pool::tests());
-    tests.extend(pool::task_tests());
-    harness::run(tests)
+    harness::main(vec![
+        suite!(array),
+        suite!(scope),
+        suite!(soundness),
+        suite!(sync),
+        suite!(value),
+        suite!(process),
+        suite!(queue),
+        suite!(pipe),
+        suite!(pool),
+    ])
 }

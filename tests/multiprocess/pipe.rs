@@ -8,31 +8,19 @@ use std::time::{Duration, Instant};
 
 use shmpool::{Error, Queue, SharedArray, pipe, pipe_with, scope};
 
-use crate::harness::Test;
+use crate::harness::{Tests, register};
 
-pub fn tests() -> Vec<Test> {
-    vec![
-        Test { name: "pipe::round_trips_with_a_child", run: round_trips_with_a_child },
-        Test {
-            name: "pipe::oversized_message_is_refused_and_skipped",
-            run: oversized_message_is_refused_and_skipped,
-        },
-        Test {
-            name: "pipe::stalled_oversized_message_times_out",
-            run: stalled_oversized_message_times_out,
-        },
-        Test { name: "pipe::truncated_frame_is_detected", run: truncated_frame_is_detected },
-        Test { name: "pipe::closed_peer_ends_recv", run: closed_peer_ends_recv },
-        Test { name: "pipe::dead_peer_ends_recv", run: dead_peer_ends_recv },
-        Test {
-            name: "pipe::handles_passed_over_the_pipe_are_opened_and_written",
-            run: handles_passed_over_the_pipe_are_opened_and_written,
-        },
-        Test {
-            name: "pipe::truncated_descriptors_break_the_stream",
-            run: truncated_descriptors_break_the_stream,
-        },
-    ]
+pub fn tests() -> Tests {
+    register! {
+        round_trips_with_a_child,
+        oversized_message_is_refused_and_skipped,
+        stalled_oversized_message_times_out,
+        truncated_frame_is_detected,
+        closed_peer_ends_recv,
+        dead_peer_ends_recv,
+        handles_passed_over_the_pipe_are_opened_and_written,
+        truncated_descriptors_break_the_stream,
+    }
 }
 
 const UNEXPECTED: i32 = 4;

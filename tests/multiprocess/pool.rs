@@ -7,33 +7,26 @@ use std::time::{Duration, Instant};
 
 use shmpool::{Error, Pool, SharedArray, StartMethod};
 
-use crate::harness::Test;
+use crate::harness::{Tests, register};
 
-pub fn tests() -> Vec<Test> {
-    let mut v = start_method_tests();
-    v.extend(fork_tests());
-    v.push(Test {
-        name: "pool::the_default_start_method_is_the_forkservers_as_for_process",
-        run: default_start_method,
-    });
-    v.push(Test {
-        name: "pool::fork::a_death_while_the_parent_waits_is_noticed_at_once",
-        run: || death_noticed_at_once(StartMethod::Fork),
-    });
-    v.push(Test {
-        name: "pool::forkserver::a_death_while_the_parent_waits_is_noticed_at_once",
-        run: || death_noticed_at_once(StartMethod::ForkServer),
-    });
-    v.push(Test {
-        name: "pool::spawn::a_death_while_the_parent_waits_is_noticed_at_once",
-        run: || death_noticed_at_once(StartMethod::Spawn),
-    });
-    v
+/// Every start method, for tests that run under each.
+const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
+
+pub fn tests() -> Tests {
+    register! {
+        the_default_start_method_is_the_forkservers_as_for_process,
+        a_death_while_the_parent_waits_is_noticed_at_once in METHODS,
+        kernel_panic_is_an_error_and_the_pool_keeps_working in METHODS,
+        sigkill_fails_the_job_naming_pid_signal_chunk in METHODS,
+    }
+    .and(start_method_tests())
+    .and(fork_tests())
+    .and(task_tests())
 }
 
 /// `Pool::new` and `Process` agree on the default start method, the forkserver, which works from
 /// a multi-threaded parent (where fork is refused).
-fn default_start_method() {
+fn the_default_start_method_is_the_forkservers_as_for_process() {
     assert_eq!(StartMethod::default(), StartMethod::ForkServer);
     assert_eq!(shmpool::Context::default().method(), StartMethod::default());
     let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -78,7 +71,7 @@ fn voluntary_switches() -> u64 {
 /// on the delay is generous (200 ms, so a loaded machine cannot make it flake; it is printed,
 /// and `benches/start_recover.rs` carries the real figure); that the parent blocked only a few
 /// times in the half second it waited is what tells an event from a 10 ms poll (~50 wakes).
-fn death_noticed_at_once(m: StartMethod) {
+fn a_death_while_the_parent_waits_is_noticed_at_once(m: StartMethod) {
     let mut pool = sm_pool(m, None);
     assert_eq!(pool.apply(square, 3).unwrap(), 9);
     let a = SharedArray::<u64>::from_fn(1, |_| 500).unwrap();
@@ -108,88 +101,36 @@ fn death_noticed_at_once(m: StartMethod) {
     sm_done(m);
 }
 
-fn fork_tests() -> Vec<Test> {
-    vec![
-        Test { name: "pool::zero_workers_is_an_error", run: zero_workers_is_an_error },
-        Test {
-            name: "pool::for_each_chunk_matches_sequential",
-            run: for_each_chunk_matches_sequential,
-        },
-        Test { name: "pool::chunk_size_one_and_huge", run: chunk_size_one_and_huge },
-        Test { name: "pool::empty_input_makes_no_job", run: empty_input_makes_no_job },
-        Test { name: "pool::zip_matches_sequential", run: zip_matches_sequential },
-        Test {
-            name: "pool::map_reduce_equals_sequential_sum",
-            run: map_reduce_equals_sequential_sum,
-        },
-        Test { name: "pool::stencil_reads_its_halo", run: stencil_reads_its_halo },
-        Test {
-            name: "pool::arrays_created_after_start_are_mapped",
-            run: arrays_created_after_start_are_mapped,
-        },
-        Test { name: "pool::wait_timeout_and_progress", run: wait_timeout_and_progress },
-        Test {
-            name: "pool::kernel_panic_is_an_error_with_chunk",
-            run: kernel_panic_is_an_error_with_chunk,
-        },
-        Test {
-            name: "pool::sigkill_fails_the_job_naming_pid_signal_chunk",
-            run: sigkill_fails_the_job,
-        },
-        Test {
-            name: "pool::sigkill_with_retries_gives_the_right_result",
-            run: sigkill_with_retries,
-        },
-        Test {
-            name: "pool::segfaulting_kernel_fails_the_job",
-            run: segfaulting_kernel_fails_the_job,
-        },
-        Test { name: "pool::aborting_kernel_fails_the_job", run: aborting_kernel_fails_the_job },
-        Test {
-            name: "pool::crash_once_kernel_succeeds_with_retries",
-            run: crash_once_kernel_succeeds_with_retries,
-        },
-        Test {
-            name: "pool::repeated_kills_during_one_long_job",
-            run: repeated_kills_during_one_long_job,
-        },
-        Test {
-            name: "pool::terminate_with_10000_pending_chunks_is_prompt",
-            run: terminate_with_pending_chunks,
-        },
-        Test {
-            name: "pool::maxtasksperchild_replaces_workers",
-            run: maxtasksperchild_replaces_workers,
-        },
-        Test { name: "pool::close_join_and_drop_reap_every_worker", run: close_join_and_drop_reap },
-        Test {
-            name: "pool::initializer_runs_in_each_worker",
-            run: initializer_runs_in_each_worker,
-        },
-        Test {
-            name: "pool::workers_exit_when_the_parent_dies",
-            run: workers_exit_when_the_parent_dies,
-        },
-        Test { name: "pool::failing_initializer_is_an_error_not_a_hang", run: failing_initializer },
-        Test { name: "pool::memory_is_shared_not_copied", run: memory_is_shared_not_copied },
-        Test { name: "pool::random_kills_never_hang_lose_or_double_run", run: random_kills },
-        Test {
-            name: "pool::a_forked_copy_of_the_pool_is_refused_and_harmless",
-            run: a_forked_copy_of_the_pool_is_refused,
-        },
-        Test {
-            name: "pool::workers_do_not_keep_pipes_made_before_them",
-            run: workers_do_not_keep_pipes_made_before_them,
-        },
-        Test {
-            name: "pool::an_empty_async_job_reports_its_own_outcome_not_a_leaked_jobs",
-            run: empty_async_job_reports_its_own_outcome,
-        },
-        Test {
-            name: "pool::killing_idle_workers_again_and_again_is_not_a_failing_initializer",
-            run: killing_idle_workers_is_not_a_failing_initializer,
-        },
-    ]
+fn fork_tests() -> Tests {
+    register! {
+        zero_workers_is_an_error,
+        for_each_chunk_matches_sequential,
+        chunk_size_one_and_huge,
+        empty_input_makes_no_job,
+        zip_matches_sequential,
+        map_reduce_equals_sequential_sum,
+        stencil_reads_its_halo,
+        arrays_created_after_start_are_mapped,
+        wait_timeout_and_progress,
+        sigkill_with_retries_gives_the_right_result,
+        segfaulting_kernel_fails_the_job,
+        aborting_kernel_fails_the_job,
+        crash_once_kernel_succeeds_with_retries,
+        repeated_kills_during_one_long_job,
+        terminate_with_10000_pending_chunks_is_prompt,
+        maxtasksperchild_replaces_workers,
+        close_join_and_drop_reap_every_worker,
+        initializer_runs_in_each_worker,
+        workers_exit_when_the_parent_dies,
+        failing_initializer_is_an_error_not_a_hang,
+        memory_is_shared_not_copied,
+        random_kills_never_hang_lose_or_double_run,
+        a_forked_copy_of_the_pool_is_refused_and_harmless,
+        workers_do_not_keep_pipes_made_before_them,
+        an_empty_async_job_reports_its_own_outcome_not_a_leaked_jobs,
+        killing_idle_workers_again_and_again_is_not_a_failing_initializer,
+        helpers: [segfault_now, init_marker, set_initialized, name_initialized],
+    }
 }
 
 /// Marks an element done, keeping its index in the low 32 bits: idempotent, so a retried chunk
@@ -382,10 +323,6 @@ fn panics_on_chunk_3(c: &mut [u64]) {
     mark(c)
 }
 
-fn kernel_panic_is_an_error_with_chunk() {
-    sm_kernel_panic(StartMethod::Fork);
-}
-
 /// Chunk 5 (elements 50..60) sleeps before writing anything, long enough to be killed.
 fn sleeps_on_chunk_5(c: &mut [u64]) {
     if c[0] & 0xFFFF_FFFF == 50 && c[0] >> 32 == 0 {
@@ -414,11 +351,7 @@ fn kill_chunk_5(pool: &mut Pool, sig: i32) -> (SharedArray<u64>, shmpool::Result
     (a, outcome, pid)
 }
 
-fn sigkill_fails_the_job() {
-    sm_sigkill(StartMethod::Fork);
-}
-
-fn sigkill_with_retries() {
+fn sigkill_with_retries_gives_the_right_result() {
     let mut pool = forked().workers(2).chunk_size(10).retries(1).build().unwrap();
     let (a, outcome, killed) = kill_chunk_5(&mut pool, libc::SIGKILL);
     outcome.unwrap();
@@ -541,7 +474,7 @@ fn repeated_kills_during_one_long_job() {
     assert_eq!(pool.worker_pids().len(), 2);
 }
 
-fn terminate_with_pending_chunks() {
+fn terminate_with_10000_pending_chunks_is_prompt() {
     fn slow(c: &mut [u64]) {
         std::thread::sleep(Duration::from_millis(10));
         mark(c)
@@ -583,7 +516,7 @@ fn maxtasksperchild_replaces_workers() {
     assert!(marks(&a).iter().all(|&x| x == 2));
 }
 
-fn close_join_and_drop_reap() {
+fn close_join_and_drop_reap_every_worker() {
     let mut pool = fork_pool(2);
     assert!(matches!(pool.join(), Err(Error::PoolStillRunning)));
     let pids = pool.worker_pids();
@@ -668,44 +601,29 @@ fn workers_exit_when_the_parent_dies() {
 
 // --- Python's task API ---
 
-pub fn task_tests() -> Vec<Test> {
-    vec![
-        Test { name: "pool::tasks::map_keeps_order_for_every_chunksize", run: map_keeps_order },
-        Test { name: "pool::tasks::starmap_and_apply", run: starmap_and_apply },
-        Test { name: "pool::tasks::empty_input_returns_at_once", run: tasks_empty_input },
-        Test { name: "pool::tasks::get_timeout_then_result", run: get_timeout_then_result },
-        Test {
-            name: "pool::tasks::task_panic_is_reported_with_task_index",
-            run: task_panic_is_reported,
-        },
-        Test { name: "pool::tasks::imap_is_ordered_and_lazy", run: imap_is_ordered },
-        Test {
-            name: "pool::tasks::imap_unordered_yields_everything_once",
-            run: imap_unordered_yields_all,
-        },
-        Test {
-            name: "pool::tasks::terminate_with_10000_pending_tasks",
-            run: terminate_with_pending_tasks,
-        },
-        Test { name: "pool::tasks::maxtasksperchild_with_map", run: maxtasksperchild_with_map },
-        Test { name: "pool::tasks::sigkill_during_map", run: sigkill_during_map },
-        Test {
-            name: "pool::tasks::imap_reports_a_killed_worker_as_a_death_not_a_panic",
-            run: imap_reports_a_killed_worker,
-        },
-        Test { name: "pool::tasks::callbacks_fire_once", run: callbacks_fire_once },
-        Test {
-            name: "pool::tasks::arguments_and_results_aligned_to_128_bytes",
-            run: arguments_and_results_aligned_to_128,
-        },
-    ]
+fn task_tests() -> Tests {
+    register! {
+        tasks::map_keeps_order_for_every_chunksize,
+        tasks::starmap_and_apply,
+        tasks::empty_input_returns_at_once,
+        tasks::get_timeout_then_result,
+        tasks::task_panic_is_reported_with_task_index,
+        tasks::imap_is_ordered_and_lazy,
+        tasks::imap_unordered_yields_everything_once,
+        tasks::terminate_with_10000_pending_tasks,
+        tasks::maxtasksperchild_with_map,
+        tasks::sigkill_during_map,
+        tasks::imap_reports_a_killed_worker_as_a_death_not_a_panic,
+        tasks::callbacks_fire_once,
+        tasks::arguments_and_results_aligned_to_128_bytes,
+    }
 }
 
 fn square(x: u64) -> u64 {
     x * x
 }
 
-fn map_keeps_order() {
+fn map_keeps_order_for_every_chunksize() {
     let mut pool = fork_pool(2);
     for n in [1usize, 7, 1000, 100_000] {
         let args: Vec<u64> = (0..n as u64).collect();
@@ -738,7 +656,7 @@ fn starmap_and_apply() {
     assert!(matches!(r.get(None), Err(Error::ResultUnavailable { .. })));
 }
 
-fn tasks_empty_input() {
+fn empty_input_returns_at_once() {
     let mut pool = fork_pool(2);
     assert!(pool.map(square, &[], None).unwrap().is_empty());
     assert!(pool.starmap(|a: u8, b: u8| a + b, &[], None).unwrap().is_empty());
@@ -766,7 +684,7 @@ fn panics_on_13(x: u64) -> u64 {
     x
 }
 
-fn task_panic_is_reported() {
+fn task_panic_is_reported_with_task_index() {
     let mut pool = fork_pool(2);
     let args: Vec<u64> = (0..40).collect();
     match pool.map(panics_on_13, &args, Some(4)) {
@@ -785,7 +703,7 @@ fn task_panic_is_reported() {
     assert_eq!(pool.map(square, &[3], None).unwrap(), [9]);
 }
 
-fn imap_is_ordered() {
+fn imap_is_ordered_and_lazy() {
     let mut pool = fork_pool(2);
     let args: Vec<u64> = (0..300).collect();
     let out: Vec<u64> = pool.imap(square, &args, None).unwrap().map(Result::unwrap).collect();
@@ -806,7 +724,7 @@ fn imap_is_ordered() {
     }
 }
 
-fn imap_unordered_yields_all() {
+fn imap_unordered_yields_everything_once() {
     let mut pool = fork_pool(2);
     let args: Vec<u64> = (0..1000).collect();
     let mut seen: Vec<(usize, u64)> =
@@ -819,7 +737,7 @@ fn imap_unordered_yields_all() {
     assert_eq!(first.1, 1);
 }
 
-fn terminate_with_pending_tasks() {
+fn terminate_with_10000_pending_tasks() {
     let mut pool = fork_pool(2);
     let pids = pool.worker_pids();
     let args = vec![10u64; 10_000];
@@ -863,7 +781,7 @@ fn sigkill_during_map() {
     assert_eq!(pool.apply(square, 5).unwrap(), 25);
 }
 
-fn imap_reports_a_killed_worker() {
+fn imap_reports_a_killed_worker_as_a_death_not_a_panic() {
     let mut pool = fork_pool(2);
     let pids = pool.worker_pids();
     let mut it = pool.imap(sleepy, &[1000, 1000], Some(1)).unwrap();
@@ -884,7 +802,7 @@ fn imap_reports_a_killed_worker() {
     assert_eq!(pool.apply(square, 5).unwrap(), 25);
 }
 
-fn failing_initializer() {
+fn failing_initializer_is_an_error_not_a_hang() {
     fn bad_init() {
         panic!("no config file");
     }
@@ -971,7 +889,7 @@ fn memory_is_shared_not_copied() {
 /// jobs of many tiny chunks. Without retries: the job ends (no hang) and no chunk ran twice.
 /// With retries: every chunk ran at least once (a chunk killed after its write may run again,
 /// which is what retries allow).
-fn random_kills() {
+fn random_kills_never_hang_lose_or_double_run() {
     fn tick(c: &mut [u64]) {
         for x in c.iter_mut() {
             *x += 1;
@@ -1042,7 +960,7 @@ fn callbacks_fire_once() {
     assert_eq!(calls, 1);
 }
 
-fn a_forked_copy_of_the_pool_is_refused() {
+fn a_forked_copy_of_the_pool_is_refused_and_harmless() {
     // A scope child gets a copy of the parent's pool. Using it must fail without touching the
     // parent's workers or control block, and dropping it must not kill them. Before the owner
     // check, the child's job (id 1, 10 elements) ran on the parent's workers, the child's drop
@@ -1120,56 +1038,18 @@ fn workers_do_not_keep_pipes_made_before_them() {
 
 // ---- start methods: forkserver and spawn workers ----
 
-/// A test's name and its forkserver and spawn variants.
-type Case = (&'static str, fn(), fn());
+/// The start methods whose workers are re-executions of this program.
+const FORKSERVER_AND_SPAWN: [StartMethod; 2] = [StartMethod::ForkServer, StartMethod::Spawn];
 
-fn start_method_tests() -> Vec<Test> {
-    let mut v = Vec::new();
-    // (name, forkserver test, spawn test)
-    let cases: [Case; 7] = [
-        (
-            "initializer_and_maxtasksperchild_replacements_use_the_method",
-            || sm_init_and_retire(StartMethod::ForkServer),
-            || sm_init_and_retire(StartMethod::Spawn),
-        ),
-        (
-            "data_parallel_on_arrays_made_after_start",
-            || sm_data_parallel(StartMethod::ForkServer),
-            || sm_data_parallel(StartMethod::Spawn),
-        ),
-        ("task_api", || sm_task_api(StartMethod::ForkServer), || sm_task_api(StartMethod::Spawn)),
-        (
-            "kernel_panic_is_an_error_and_the_pool_keeps_working",
-            || sm_kernel_panic(StartMethod::ForkServer),
-            || sm_kernel_panic(StartMethod::Spawn),
-        ),
-        (
-            "sigkill_fails_the_job_naming_pid_signal_chunk",
-            || sm_sigkill(StartMethod::ForkServer),
-            || sm_sigkill(StartMethod::Spawn),
-        ),
-        (
-            "terminate_close_and_drop_reap_every_worker",
-            || sm_reaps(StartMethod::ForkServer),
-            || sm_reaps(StartMethod::Spawn),
-        ),
-        (
-            "works_from_a_multithreaded_parent_where_fork_is_refused",
-            || sm_threads(StartMethod::ForkServer),
-            || sm_threads(StartMethod::Spawn),
-        ),
-    ];
-    for (name, fs, sp) in cases {
-        for (tag, run) in [("forkserver", fs), ("spawn", sp)] {
-            let name: &'static str = Box::leak(format!("pool::{tag}::{name}").into_boxed_str());
-            v.push(Test { name, run });
-        }
+fn start_method_tests() -> Tests {
+    register! {
+        initializer_and_maxtasksperchild_replacements_use_the_method in FORKSERVER_AND_SPAWN,
+        data_parallel_on_arrays_made_after_start in FORKSERVER_AND_SPAWN,
+        task_api in FORKSERVER_AND_SPAWN,
+        terminate_close_and_drop_reap_every_worker in FORKSERVER_AND_SPAWN,
+        works_from_a_multithreaded_parent_where_fork_is_refused in FORKSERVER_AND_SPAWN,
+        a_killed_forkserver_is_replaced_and_the_jobs_finish,
     }
-    v.push(Test {
-        name: "pool::forkserver::a_killed_server_is_replaced_and_the_jobs_finish",
-        run: forkserver_killed_under_the_pool,
-    });
-    v
 }
 
 fn sm_pool(m: StartMethod, chunk: Option<usize>) -> Pool {
@@ -1224,7 +1104,7 @@ fn sm_done(m: StartMethod) {
     }
 }
 
-fn sm_data_parallel(m: StartMethod) {
+fn data_parallel_on_arrays_made_after_start(m: StartMethod) {
     fn k(c: &mut [f64]) {
         shmpool_kernels::scale_add(c)
     }
@@ -1253,7 +1133,7 @@ fn sm_data_parallel(m: StartMethod) {
     sm_done(m);
 }
 
-fn sm_task_api(m: StartMethod) {
+fn task_api(m: StartMethod) {
     let mut pool = sm_pool(m, None);
     let args: Vec<u64> = (0..1000).collect();
     let expect: Vec<u64> = args.iter().map(|&x| square(x)).collect();
@@ -1277,7 +1157,7 @@ fn sm_task_api(m: StartMethod) {
     sm_done(m);
 }
 
-fn sm_kernel_panic(m: StartMethod) {
+fn kernel_panic_is_an_error_and_the_pool_keeps_working(m: StartMethod) {
     let mut pool = sm_pool(m, Some(10));
     let pids = pool.worker_pids();
     let mut a = indices(100);
@@ -1305,7 +1185,7 @@ fn sm_kernel_panic(m: StartMethod) {
     sm_done(m);
 }
 
-fn sm_sigkill(m: StartMethod) {
+fn sigkill_fails_the_job_naming_pid_signal_chunk(m: StartMethod) {
     let mut pool = sm_pool(m, Some(10));
     let before = pool.worker_pids();
     let (a, outcome, killed) = kill_chunk_5(&mut pool, libc::SIGKILL);
@@ -1334,7 +1214,7 @@ fn sm_sigkill(m: StartMethod) {
     sm_done(m);
 }
 
-fn sm_reaps(m: StartMethod) {
+fn terminate_close_and_drop_reap_every_worker(m: StartMethod) {
     // close + join.
     let mut pool = sm_pool(m, None);
     let pids = pool.worker_pids();
@@ -1363,7 +1243,7 @@ fn sm_reaps(m: StartMethod) {
     sm_done(m);
 }
 
-fn sm_threads(m: StartMethod) {
+fn works_from_a_multithreaded_parent_where_fork_is_refused(m: StartMethod) {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let t = std::thread::spawn(move || rx.recv().ok());
     // Fork is refused while another thread runs; the other methods do not fork this process.
@@ -1404,7 +1284,7 @@ fn read_initialized(c: &mut [u64]) {
     c.fill(INITIALIZED.load(std::sync::atomic::Ordering::SeqCst) * 16 + how);
 }
 
-fn sm_init_and_retire(m: StartMethod) {
+fn initializer_and_maxtasksperchild_replacements_use_the_method(m: StartMethod) {
     let mut pool = Pool::builder()
         .workers(2)
         .start_method(m)
@@ -1455,7 +1335,7 @@ fn slow_and_panics_on_chunk_3(c: &mut [u64]) {
     panics_on_chunk_3(c)
 }
 
-fn empty_async_job_reports_its_own_outcome() {
+fn an_empty_async_job_reports_its_own_outcome_not_a_leaked_jobs() {
     let mut pool = forked().workers(2).chunk_size(10).build().unwrap();
     // An earlier job that will fail, left in flight: its handle is leaked, so nobody takes its
     // outcome (the pool's next published job waits it out first).
@@ -1511,7 +1391,7 @@ fn sleeps_then_marks(c: &mut [u64]) {
     mark(c)
 }
 
-fn killing_idle_workers_is_not_a_failing_initializer() {
+fn killing_idle_workers_again_and_again_is_not_a_failing_initializer() {
     // A pool gives up after 2 * workers + 2 workers in a row die before finishing their
     // initializer (6 here). Workers killed from outside once they run are not that, however
     // often it happens: the pool replaces them and the job in flight finishes.
@@ -1559,7 +1439,7 @@ fn double(w: Wide) -> Wide {
     Wide(w.0.map(|x| 2 * x))
 }
 
-fn arguments_and_results_aligned_to_128() {
+fn arguments_and_results_aligned_to_128_bytes() {
     let mut pool = fork_pool(2);
     // A 128-aligned argument, a 128-aligned result, and both.
     assert_eq!(pool.apply(narrow, widen(3)).unwrap(), 48);
@@ -1670,7 +1550,7 @@ fn kill_server_mid_job(pool: &mut Pool) -> (SharedArray<u64>, shmpool::Result<()
     (a, outcome, server)
 }
 
-fn forkserver_killed_under_the_pool() {
+fn a_killed_forkserver_is_replaced_and_the_jobs_finish() {
     let mut pool = Pool::builder()
         .workers(2)
         .start_method(StartMethod::ForkServer)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use shmpool::{Error, SegmentHandle, SharedArray, StartMethod, get_context};
 
-use crate::harness::Test;
+use crate::harness::{Tests, register};
 
 const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
 
@@ -100,25 +100,6 @@ fn done(m: StartMethod) {
     if m == StartMethod::ForkServer {
         shmpool::shutdown_forkserver().expect("the forkserver shuts down cleanly");
     }
-}
-
-/// Runs `body` in a fresh copy of this test binary (`--exact name`), so that threads it starts
-/// or process-wide settings it changes never reach other tests.
-fn in_clean_process(name: &str, body: fn()) {
-    if std::env::var_os("SHMPOOL_TEST_CLEAN").is_some() {
-        return body();
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name])
-        .env("SHMPOOL_TEST_CLEAN", "1")
-        .output()
-        .unwrap();
-    let text =
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "clean run of {name} failed:\n{text}"
-    );
 }
 
 // ---- tests, each run for every start method ----
@@ -340,7 +321,7 @@ fn is_dead(pid: u32) -> bool {
 
 /// The forkserver is SIGKILLed under a running worker: the worker dies with it, its join says
 /// so, and the next start launches a new server.
-fn forkserver_death() {
+fn forkserver_death_is_reported_and_recovered() {
     let ctx = get_context(StartMethod::ForkServer);
     let mut p = ctx.start(nap_ms, 30_000).unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", p.pid())).unwrap();
@@ -394,7 +375,7 @@ fn raw_pipe() -> (OwnedFd, OwnedFd) {
     unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
-fn garbage_marker() {
+fn garbage_marker_exits_with_clear_error() {
     let cases = [
         ("garbage", "six fields"),
         ("2,spawn,3,4,5,0000000000000001", "version"),
@@ -467,7 +448,7 @@ fn ppid_of(pid: u32) -> u32 {
 
 /// `init()` called while other threads run, with the marker set, refuses to touch the
 /// environment (removing a variable then would race those threads' reads) and says why.
-fn init_with_threads() {
+fn init_refuses_with_threads() {
     let (r, w) = raw_pipe();
     let mut p = get_context(StartMethod::Fork)
         .start_closure(move || {
@@ -491,7 +472,7 @@ fn init_with_threads() {
 
 /// Running out of descriptors in the client is the client's error, and leaves a healthy
 /// forkserver (and its workers) alone.
-fn forkserver_local_error() {
+fn forkserver_local_error_keeps_the_server() {
     let mut p = get_context(StartMethod::Fork)
         .start_closure(|| {
             let ctx = get_context(StartMethod::ForkServer);
@@ -861,86 +842,28 @@ fn sigchld_ignored_by_the_launcher() {
     assert!(st.success(), "{st}");
 }
 
-macro_rules! per_method {
-    ($v:ident, $f:ident, $clean:expr) => {{
-        const NAMES: [&str; 3] = [
-            concat!("process_fork_", stringify!($f)),
-            concat!("process_forkserver_", stringify!($f)),
-            concat!("process_spawn_", stringify!($f)),
-        ];
-        $v.push(Test {
-            name: NAMES[0],
-            run: || {
-                if $clean { in_clean_process(NAMES[0], || $f(METHODS[0])) } else { $f(METHODS[0]) }
-            },
-        });
-        $v.push(Test {
-            name: NAMES[1],
-            run: || {
-                if $clean { in_clean_process(NAMES[1], || $f(METHODS[1])) } else { $f(METHODS[1]) }
-            },
-        });
-        $v.push(Test {
-            name: NAMES[2],
-            run: || {
-                if $clean { in_clean_process(NAMES[2], || $f(METHODS[2])) } else { $f(METHODS[2]) }
-            },
-        });
-    }};
-}
-
-pub fn tests() -> Vec<Test> {
-    let mut v = Vec::new();
-    per_method!(v, start_join_exit_codes, false);
-    per_method!(v, terminate_and_kill, false);
-    per_method!(v, panicking_child, false);
-    per_method!(v, array_by_handle, false);
-    per_method!(v, drop_while_running, false);
-    per_method!(v, multithreaded_parent, true);
-    per_method!(v, orphans_die_with_parent, true);
-    per_method!(v, args_floats_bit_exact, false);
-    per_method!(v, args_non_string_map_keys, false);
-    per_method!(v, args_empty_and_large, false);
-    per_method!(v, args_needing_a_self_describing_format, false);
-    for (name, m) in [
-        ("process_spawn_children_get_only_their_descriptors", StartMethod::Spawn),
-        ("process_forkserver_children_get_only_their_descriptors", StartMethod::ForkServer),
-    ] {
-        v.push(Test {
-            name,
-            run: match m {
-                StartMethod::Spawn => || children_get_only_their_descriptors(StartMethod::Spawn),
-                _ => || children_get_only_their_descriptors(StartMethod::ForkServer),
-            },
-        });
+pub fn tests() -> Tests {
+    register! {
+        start_join_exit_codes in METHODS,
+        terminate_and_kill in METHODS,
+        panicking_child in METHODS,
+        array_by_handle in METHODS,
+        drop_while_running in METHODS,
+        clean multithreaded_parent in METHODS,
+        clean orphans_die_with_parent in METHODS,
+        args_floats_bit_exact in METHODS,
+        args_non_string_map_keys in METHODS,
+        args_empty_and_large in METHODS,
+        args_needing_a_self_describing_format in METHODS,
+        children_get_only_their_descriptors in [StartMethod::Spawn, StartMethod::ForkServer],
+        sigchld_ignored_by_the_launcher,
+        garbage_marker_exits_with_clear_error,
+        cpu_counts,
+        init_refuses_with_threads,
+        forkserver_local_error_keeps_the_server,
+        clean fork_while_a_thread_panics,
+        clean forked_child_drops_forkserver_socket,
+        forkserver_death_is_reported_and_recovered,
+        helpers: [ignore_sigchld],
     }
-    v.push(Test {
-        name: "process_sigchld_ignored_by_the_launcher",
-        run: sigchld_ignored_by_the_launcher,
-    });
-    v.push(Test { name: "process_garbage_marker_exits_with_clear_error", run: garbage_marker });
-    v.push(Test { name: "process_cpu_counts", run: cpu_counts });
-    v.push(Test { name: "process_init_refuses_with_threads", run: init_with_threads });
-    v.push(Test {
-        name: "process_forkserver_local_error_keeps_the_server",
-        run: forkserver_local_error,
-    });
-    v.push(Test {
-        name: "process_fork_while_a_thread_panics",
-        run: || in_clean_process("process_fork_while_a_thread_panics", fork_while_a_thread_panics),
-    });
-    v.push(Test {
-        name: "process_forked_child_drops_forkserver_socket",
-        run: || {
-            in_clean_process(
-                "process_forked_child_drops_forkserver_socket",
-                forked_child_drops_forkserver_socket,
-            )
-        },
-    });
-    v.push(Test {
-        name: "process_forkserver_death_is_reported_and_recovered",
-        run: forkserver_death,
-    });
-    v
 }

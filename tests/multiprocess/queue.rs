@@ -8,80 +8,29 @@ use shmpool::queue::{
 };
 use shmpool::{Error, JoinableQueue, MessageQueue, Queue, SharedArray, ShmOptions, scope};
 
-use crate::harness::Test;
+use crate::harness::{Tests, register};
 
-pub fn tests() -> Vec<Test> {
-    vec![
-        Test {
-            name: "queue::mpmc_delivers_every_item_once_in_producer_order",
-            run: mpmc_delivers_every_item_once_in_producer_order,
-        },
-        Test {
-            name: "queue::mpmc_through_a_single_slot_keeps_order_and_count",
-            run: mpmc_through_a_single_slot_keeps_order_and_count,
-        },
-        Test {
-            name: "queue::blocked_consumer_wakes_when_a_producer_puts",
-            run: blocked_consumer_wakes_when_a_producer_puts,
-        },
-        Test {
-            name: "queue::blocked_producer_wakes_when_a_consumer_gets",
-            run: blocked_producer_wakes_when_a_consumer_gets,
-        },
-        Test {
-            name: "queue::close_wakes_every_waiter_with_an_error",
-            run: close_wakes_every_waiter_with_an_error,
-        },
-        Test { name: "queue::timeouts_fire_in_a_child", run: timeouts_fire_in_a_child },
-        Test {
-            name: "queue::joinable_join_returns_after_every_task_done",
-            run: joinable_join_returns_after_every_task_done,
-        },
-        Test {
-            name: "queue::consumer_gets_peer_died_when_the_producer_is_killed",
-            run: consumer_gets_peer_died_when_the_producer_is_killed,
-        },
-        Test {
-            name: "queue::producer_gets_peer_died_when_the_consumer_is_killed",
-            run: producer_gets_peer_died_when_the_consumer_is_killed,
-        },
-        Test {
-            name: "queue::join_gets_peer_died_when_the_consumer_is_killed",
-            run: join_gets_peer_died_when_the_consumer_is_killed,
-        },
-        Test {
-            name: "queue::child_opens_queue_by_handle_and_type_is_checked",
-            run: child_opens_queue_by_handle_and_type_is_checked,
-        },
-        Test {
-            name: "queue::message_queue_carries_variable_messages_between_processes",
-            run: message_queue_carries_variable_messages_between_processes,
-        },
-        Test {
-            name: "queue::message_queue_consumer_gets_peer_died",
-            run: message_queue_consumer_gets_peer_died,
-        },
-        Test {
-            name: "queue::getter_reports_a_slot_a_dead_producer_claimed",
-            run: getter_reports_a_slot_a_dead_producer_claimed,
-        },
-        Test {
-            name: "queue::putter_reports_a_slot_a_dead_consumer_claimed",
-            run: putter_reports_a_slot_a_dead_consumer_claimed,
-        },
-        Test {
-            name: "queue::message_queue_open_rejects_a_crafted_header",
-            run: message_queue_open_rejects_a_crafted_header,
-        },
-        Test {
-            name: "queue::message_queue_get_rejects_a_crafted_length_prefix",
-            run: message_queue_get_rejects_a_crafted_length_prefix,
-        },
-        Test {
-            name: "queue::message_queue_type_tags_agree_across_processes",
-            run: message_queue_type_tags_agree_across_processes,
-        },
-    ]
+pub fn tests() -> Tests {
+    register! {
+        mpmc_delivers_every_item_once_in_producer_order,
+        mpmc_through_a_single_slot_keeps_order_and_count,
+        blocked_consumer_wakes_when_a_producer_puts,
+        blocked_producer_wakes_when_a_consumer_gets,
+        close_wakes_every_waiter_with_an_error,
+        timeouts_fire_in_a_child,
+        joinable_join_returns_after_every_task_done,
+        consumer_gets_peer_died_when_the_producer_is_killed,
+        producer_gets_peer_died_when_the_consumer_is_killed,
+        join_gets_peer_died_when_the_consumer_is_killed,
+        child_opens_queue_by_handle_and_type_is_checked,
+        message_queue_carries_variable_messages_between_processes,
+        message_queue_consumer_gets_peer_died,
+        getter_reports_a_slot_a_dead_producer_claimed,
+        putter_reports_a_slot_a_dead_consumer_claimed,
+        message_queue_open_rejects_a_crafted_header,
+        message_queue_get_rejects_a_crafted_length_prefix,
+        message_queue_type_tags_agree_across_processes,
+    }
 }
 
 const PRODUCERS: u32 = 3;

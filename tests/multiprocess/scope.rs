@@ -8,23 +8,14 @@ use std::time::Duration;
 
 use shmpool::{SharedArray, SharedAtomic, scope};
 
-use crate::harness::Test;
+use crate::harness::{Tests, register};
 
-pub fn tests() -> Vec<Test> {
-    vec![
-        Test {
-            name: "scope::each_process_drops_its_own_copy_of_the_captures",
-            run: each_process_drops_its_own_copy_of_the_captures,
-        },
-        Test {
-            name: "scope::forgotten_child_is_still_reaped_before_return",
-            run: forgotten_child_is_still_reaped_before_return,
-        },
-        Test {
-            name: "scope::status_is_cached_and_reaped_children_are_not_signalled",
-            run: status_is_cached_and_reaped_children_are_not_signalled,
-        },
-    ]
+pub fn tests() -> Tests {
+    register! {
+        each_process_drops_its_own_copy_of_the_captures,
+        forgotten_child_is_still_reaped_before_return,
+        status_is_cached_and_reaped_children_are_not_signalled,
+    }
 }
 
 struct BumpOnDrop<'a>(&'a AtomicU32);

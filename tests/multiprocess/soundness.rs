@@ -9,83 +9,29 @@ use std::time::{Duration, Instant};
 
 use shmpool::{Error, Pool, RawValue, SharedArray, StartMethod, get_context, scope};
 
-use crate::harness::Test;
+use crate::harness::{Tests, register};
 
-pub fn tests() -> Vec<Test> {
-    vec![
-        Test {
-            name: "soundness::scope_child_through_a_std_mutex_dies_and_loses_nothing",
-            run: scope_child_through_a_std_mutex_dies_and_loses_nothing,
-        },
-        Test {
-            name: "soundness::fork_process_with_an_arc_clone_dies_and_parent_keeps_its_mut",
-            run: fork_process_with_an_arc_clone_dies_and_parent_keeps_its_mut,
-        },
-        Test {
-            name: "soundness::pool_kernel_through_a_static_kills_the_worker_not_the_data",
-            run: pool_kernel_through_a_static_kills_the_worker_not_the_data,
-        },
-        Test {
-            name: "soundness::dropped_array_is_freed_while_the_pool_lives",
-            run: dropped_array_is_freed_while_the_pool_lives,
-        },
-        Test {
-            name: "soundness::an_array_a_job_used_is_freed_when_dropped_while_the_pool_lives",
-            run: an_array_a_job_used_is_freed_when_dropped_while_the_pool_lives,
-        },
-        Test {
-            name: "soundness::raw_value_behind_a_std_mutex_is_not_inherited",
-            run: raw_value_behind_a_std_mutex_is_not_inherited,
-        },
-        Test {
-            name: "soundness::neighbour_chunk_in_the_same_page_is_out_of_reach",
-            run: neighbour_chunk_in_the_same_page_is_out_of_reach,
-        },
-        Test {
-            name: "soundness::lent_chunks_sharing_pages_are_written_in_place",
-            run: lent_chunks_sharing_pages_are_written_in_place,
-        },
-        Test {
-            name: "soundness::lent_shared_slice_is_read_only_and_private_memory_is_copied",
-            run: lent_shared_slice_is_read_only_and_private_memory_is_copied,
-        },
-        Test {
-            name: "soundness::mutable_private_memory_cannot_be_lent",
-            run: mutable_private_memory_cannot_be_lent,
-        },
-        Test {
-            name: "soundness::a_child_lends_its_chunk_on_to_a_grandchild",
-            run: a_child_lends_its_chunk_on_to_a_grandchild,
-        },
-        Test {
-            name: "soundness::objects_made_for_sharing_keep_working_when_inherited",
-            run: objects_made_for_sharing_keep_working_when_inherited,
-        },
-        Test {
-            name: "soundness::an_inherited_array_cannot_be_lent_on_by_a_child",
-            run: an_inherited_array_cannot_be_lent_on_by_a_child,
-        },
-        Test {
-            name: "soundness::an_inherited_array_cannot_be_given_to_a_childs_pool",
-            run: an_inherited_array_cannot_be_given_to_a_childs_pool,
-        },
-        Test {
-            name: "soundness::a_fork_shmpool_did_not_make_is_sealed_too",
-            run: a_fork_shmpool_did_not_make_is_sealed_too,
-        },
-        Test {
-            name: "soundness::a_fork_shmpool_did_not_make_while_a_guard_is_held_loses_the_data",
-            run: a_fork_shmpool_did_not_make_while_a_guard_is_held_loses_the_data,
-        },
-        Test {
-            name: "soundness::values_aligned_past_a_page_are_not_lent",
-            run: values_aligned_past_a_page_are_not_lent,
-        },
-        Test {
-            name: "soundness::a_sigsegv_sent_to_a_child_still_kills_it",
-            run: a_sigsegv_sent_to_a_child_still_kills_it,
-        },
-    ]
+pub fn tests() -> Tests {
+    register! {
+        scope_child_through_a_std_mutex_dies_and_loses_nothing,
+        fork_process_with_an_arc_clone_dies_and_parent_keeps_its_mut,
+        pool_kernel_through_a_static_kills_the_worker_not_the_data,
+        dropped_array_is_freed_while_the_pool_lives,
+        an_array_a_job_used_is_freed_when_dropped_while_the_pool_lives,
+        raw_value_behind_a_std_mutex_is_not_inherited,
+        neighbour_chunk_in_the_same_page_is_out_of_reach,
+        lent_chunks_sharing_pages_are_written_in_place,
+        lent_shared_slice_is_read_only_and_private_memory_is_copied,
+        mutable_private_memory_cannot_be_lent,
+        a_child_lends_its_chunk_on_to_a_grandchild,
+        objects_made_for_sharing_keep_working_when_inherited,
+        an_inherited_array_cannot_be_lent_on_by_a_child,
+        an_inherited_array_cannot_be_given_to_a_childs_pool,
+        a_fork_shmpool_did_not_make_is_sealed_too,
+        a_fork_shmpool_did_not_make_while_a_guard_is_held_loses_the_data,
+        values_aligned_past_a_page_are_not_lent,
+        a_sigsegv_sent_to_a_child_still_kills_it,
+    }
 }
 
 const SIGSEGV: i32 = 11;

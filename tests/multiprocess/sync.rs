@@ -11,95 +11,36 @@ use shmpool::{
     Semaphore, SharedAtomic, ShmOptions, scope,
 };
 
-use crate::harness::Test;
+use crate::harness::{Tests, register};
 
-pub fn tests() -> Vec<Test> {
-    vec![
-        Test {
-            name: "sync::mutex_counts_exactly_across_processes",
-            run: mutex_counts_exactly_across_processes,
-        },
-        Test {
-            name: "sync::mutex_holder_killed_gives_owner_died_then_recover",
-            run: mutex_holder_killed_recover,
-        },
-        Test {
-            name: "sync::mutex_holder_killed_unrecovered_gives_not_recoverable",
-            run: mutex_holder_killed_unrecovered,
-        },
-        Test {
-            name: "sync::mutex_waiter_asleep_in_the_kernel_is_woken_by_the_death",
-            run: mutex_waiter_woken_by_death,
-        },
-        Test { name: "sync::rlock_holder_killed_gives_owner_died", run: rlock_holder_killed },
-        Test {
-            name: "sync::semaphore_of_two_limits_four_processes",
-            run: semaphore_limits_concurrency,
-        },
-        Test {
-            name: "sync::barrier_of_three_releases_three_processes",
-            run: barrier_releases_all_parties,
-        },
-        Test {
-            name: "sync::barrier_timeout_breaks_it_and_reset_repairs_it",
-            run: barrier_timeout_breaks_and_reset_repairs,
-        },
-        Test {
-            name: "sync::barrier_party_killed_while_waiting_breaks_it",
-            run: barrier_party_killed,
-        },
-        Test { name: "sync::event_wakes_a_waiter_in_another_process", run: event_wakes_waiter },
-        Test {
-            name: "sync::event_set_then_clear_pulse_wakes_a_waiter_in_another_process",
-            run: event_pulse_wakes_waiter,
-        },
-        Test {
-            name: "sync::condition_notify_wakes_a_waiter_in_another_process",
-            run: condition_wakes_waiter,
-        },
-        Test {
-            name: "sync::condition_relock_reports_a_dead_holder",
-            run: condition_relock_reports_owner_died,
-        },
-        Test { name: "sync::timeouts_fire_while_another_process_holds", run: timeouts_fire },
-        Test { name: "sync::bad_opens_and_over_release_fail_in_a_child", run: bad_input_in_child },
-        Test {
-            name: "sync::a_guard_kept_in_a_thread_local_refuses_forks_until_dropped",
-            run: guard_in_thread_local_refuses_forks,
-        },
-        Test {
-            name: "sync::a_guard_leaked_behind_a_static_refuses_forks_for_good",
-            run: guard_leaked_behind_static_refuses_forks,
-        },
-        Test {
-            name: "sync::a_forgotten_guard_refuses_forks_for_good",
-            run: forgotten_guard_refuses_forks,
-        },
-        Test {
-            name: "sync::a_thread_leaking_its_guard_in_a_live_process_leaves_the_lock_unusable",
-            run: thread_leak_in_live_process_not_recoverable,
-        },
-        Test {
-            name: "sync::a_guard_copied_by_a_fork_outside_shmpool_is_refused_in_the_child",
-            run: guard_copied_by_foreign_fork_is_refused,
-        },
-        Test {
-            name: "sync::a_killed_holder_of_2048_locks_releases_them_all_and_could_take_no_more",
-            run: killed_holder_of_the_most_locks,
-        },
-        Test {
-            name: "sync::a_slowly_dying_big_holder_gives_owner_died_to_a_blocked_waiter",
-            run: slowly_dying_holder_blocked_waiter,
-        },
-        Test {
-            name: "sync::try_lock_during_a_slowly_dying_holders_teardown_returns_promptly",
-            run: slowly_dying_holder_try_lock,
-        },
-        Test {
-            name: "sync::a_leaked_guard_in_a_process_whose_main_thread_exited_is_not_recoverable",
-            run: leak_in_process_without_main_thread,
-        },
-    ]
+pub fn tests() -> Tests {
+    register! {
+        mutex_counts_exactly_across_processes,
+        mutex_holder_killed_gives_owner_died_then_recover,
+        mutex_holder_killed_unrecovered_gives_not_recoverable,
+        mutex_waiter_asleep_in_the_kernel_is_woken_by_the_death,
+        rlock_holder_killed_gives_owner_died,
+        semaphore_of_two_limits_four_processes,
+        barrier_of_three_releases_three_processes,
+        barrier_timeout_breaks_it_and_reset_repairs_it,
+        barrier_party_killed_while_waiting_breaks_it,
+        event_wakes_a_waiter_in_another_process,
+        event_set_then_clear_pulse_wakes_a_waiter_in_another_process,
+        condition_notify_wakes_a_waiter_in_another_process,
+        condition_relock_reports_a_dead_holder,
+        timeouts_fire_while_another_process_holds,
+        bad_opens_and_over_release_fail_in_a_child,
+        a_guard_kept_in_a_thread_local_refuses_forks_until_dropped,
+        a_guard_leaked_behind_a_static_refuses_forks_for_good,
+        a_forgotten_guard_refuses_forks_for_good,
+        a_thread_leaking_its_guard_in_a_live_process_leaves_the_lock_unusable,
+        a_guard_copied_by_a_fork_outside_shmpool_is_refused_in_the_child,
+        a_killed_holder_of_2048_locks_releases_them_all_and_could_take_no_more,
+        a_slowly_dying_big_holder_gives_owner_died_to_a_blocked_waiter,
+        try_lock_during_a_slowly_dying_holders_teardown_returns_promptly,
+        a_leaked_guard_in_a_process_whose_main_thread_exited_is_not_recoverable,
+        helpers: [bump_through_thread_local],
+    }
 }
 
 const LONG: Duration = Duration::from_secs(10);
@@ -160,7 +101,7 @@ fn mutex_counts_exactly_across_processes() {
     assert_eq!(*m.lock().unwrap(), 2 * N);
 }
 
-fn mutex_holder_killed_recover() {
+fn mutex_holder_killed_gives_owner_died_then_recover() {
     let m = Mutex::new(7u64).unwrap();
     kill_while_holding(|| {
         let mut g = m.lock().unwrap();
@@ -182,7 +123,7 @@ fn mutex_holder_killed_recover() {
     assert_eq!(*m.try_lock().unwrap(), 9);
 }
 
-fn mutex_holder_killed_unrecovered() {
+fn mutex_holder_killed_unrecovered_gives_not_recoverable() {
     let m = Mutex::new(7u64).unwrap();
     kill_while_holding(|| std::mem::forget(m.lock().unwrap()));
     let first = m.lock().map(|_| ());
@@ -200,7 +141,7 @@ fn mutex_holder_killed_unrecovered() {
     assert!(st.success(), "{st}");
 }
 
-fn mutex_waiter_woken_by_death() {
+fn mutex_waiter_asleep_in_the_kernel_is_woken_by_the_death() {
     let m = Mutex::new(0u64).unwrap();
     let (held, asleep) = (Event::new().unwrap(), Event::new().unwrap());
     let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
@@ -236,7 +177,7 @@ fn mutex_waiter_woken_by_death() {
     assert_eq!(*m.lock().unwrap(), 1);
 }
 
-fn rlock_holder_killed() {
+fn rlock_holder_killed_gives_owner_died() {
     let kept = RLock::new().unwrap();
     kill_while_holding(|| {
         std::mem::forget(kept.acquire().unwrap());
@@ -261,7 +202,7 @@ fn rlock_holder_killed() {
     assert!(matches!(lost.try_acquire(), Err(LockError::NotRecoverable)));
 }
 
-fn semaphore_limits_concurrency() {
+fn semaphore_of_two_limits_four_processes() {
     let sem = Semaphore::new(2).unwrap();
     let current = SharedAtomic::<AtomicU32>::new(0).unwrap();
     let peak = SharedAtomic::<AtomicU32>::new(0).unwrap();
@@ -294,7 +235,7 @@ fn semaphore_limits_concurrency() {
     assert_eq!(sem.value(), 2);
 }
 
-fn barrier_releases_all_parties() {
+fn barrier_of_three_releases_three_processes() {
     const ROUNDS: u32 = 5;
     let b = Barrier::new(3).unwrap();
     let leaders = SharedAtomic::<AtomicU32>::new(0).unwrap();
@@ -328,7 +269,7 @@ fn barrier_releases_all_parties() {
     assert!(!b.is_broken());
 }
 
-fn barrier_timeout_breaks_and_reset_repairs() {
+fn barrier_timeout_breaks_it_and_reset_repairs_it() {
     let b = Barrier::new(3).unwrap();
     let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
         let child = s.fork(|| match b.wait_timeout(LONG) {
@@ -364,7 +305,7 @@ fn barrier_timeout_breaks_and_reset_repairs() {
     all_ok(statuses);
 }
 
-fn barrier_party_killed() {
+fn barrier_party_killed_while_waiting_breaks_it() {
     let b = Barrier::new(3).unwrap();
     let wait_for_waiting = |n: u32| {
         let deadline = Instant::now() + LONG;
@@ -405,7 +346,7 @@ fn barrier_party_killed() {
     assert!(!b.is_broken());
 }
 
-fn event_wakes_waiter() {
+fn event_wakes_a_waiter_in_another_process() {
     let go = Event::new().unwrap();
     let woke = Event::new().unwrap();
     let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
@@ -433,7 +374,7 @@ fn sleeping(pid: u32) -> bool {
     stat.rfind(')').and_then(|i| stat[i + 1..].trim_start().chars().next()) == Some('S')
 }
 
-fn event_pulse_wakes_waiter() {
+fn event_set_then_clear_pulse_wakes_a_waiter_in_another_process() {
     let pulse = Event::new().unwrap();
     let ready = Event::new().unwrap();
     let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
@@ -459,7 +400,7 @@ fn event_pulse_wakes_waiter() {
     assert!(!pulse.is_set());
 }
 
-fn condition_wakes_waiter() {
+fn condition_notify_wakes_a_waiter_in_another_process() {
     let m = Mutex::new(0u32).unwrap();
     let cv = Condition::new().unwrap();
     let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
@@ -492,7 +433,7 @@ fn condition_wakes_waiter() {
     assert_eq!(*m.lock().unwrap(), 3);
 }
 
-fn condition_relock_reports_owner_died() {
+fn condition_relock_reports_a_dead_holder() {
     let m = Mutex::new(0u32).unwrap();
     let cv = Condition::new().unwrap();
     let (a_waits, b_holds) = (Event::new().unwrap(), Event::new().unwrap());
@@ -528,7 +469,7 @@ fn condition_relock_reports_owner_died() {
     assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
 }
 
-fn timeouts_fire() {
+fn timeouts_fire_while_another_process_holds() {
     let m = Mutex::new(0u64).unwrap();
     let r = RLock::new().unwrap();
     let (held, release) = (Event::new().unwrap(), Event::new().unwrap());
@@ -574,7 +515,7 @@ fn timeouts_fire() {
     *m.lock_timeout(LONG).unwrap() += 1; // free again
 }
 
-fn bad_input_in_child() {
+fn bad_opens_and_over_release_fail_in_a_child() {
     let m32 = Mutex::new(1u32).unwrap();
     let sem = Semaphore::new(1).unwrap();
     let bounded = BoundedSemaphore::new(1).unwrap();
@@ -624,7 +565,7 @@ fn bump_through_thread_local() {
     TL_GUARD.with(|g| **g.borrow_mut().as_mut().expect("the guard is kept") += 1);
 }
 
-fn guard_in_thread_local_refuses_forks() {
+fn a_guard_kept_in_a_thread_local_refuses_forks_until_dropped() {
     TL_GUARD.with(|g| *g.borrow_mut() = Some(TL_MUTEX.lock().unwrap()));
     let before = TL_GUARD.with(|g| **g.borrow().as_ref().unwrap());
     let refused = scope(|s| {
@@ -675,7 +616,7 @@ fn in_a_child_that_leaks(body: impl FnOnce() + Send) {
     assert!(after.success(), "this process must still fork: {after}");
 }
 
-fn guard_leaked_behind_static_refuses_forks() {
+fn a_guard_leaked_behind_a_static_refuses_forks_for_good() {
     in_a_child_that_leaks(|| {
         let m: &'static Mutex<u64> = Box::leak(Box::new(Mutex::new(0u64).unwrap()));
         let g: &'static mut MutexGuard<'static, u64> = Box::leak(Box::new(m.lock().unwrap()));
@@ -707,7 +648,7 @@ fn guard_leaked_behind_static_refuses_forks() {
     });
 }
 
-fn forgotten_guard_refuses_forks() {
+fn a_forgotten_guard_refuses_forks_for_good() {
     in_a_child_that_leaks(|| {
         let m = Mutex::new(0u64).unwrap();
         std::mem::forget(m.lock().unwrap());
@@ -724,7 +665,7 @@ fn forgotten_guard_refuses_forks() {
 
 /// Issue 7, lock guards: a thread that exits with its guard leaked (returning a `&mut` into the
 /// value) while its process lives on must not let the next locker have a second `&mut`.
-fn thread_leak_in_live_process_not_recoverable() {
+fn a_thread_leaking_its_guard_in_a_live_process_leaves_the_lock_unusable() {
     let m = Mutex::new(7u64).unwrap();
     let (leaked, checked) = (Event::new().unwrap(), Event::new().unwrap());
     let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
@@ -757,7 +698,7 @@ fn thread_leak_in_live_process_not_recoverable() {
 
 /// Belt and braces: a fork made outside shmpool cannot be refused, so the child's copy of a
 /// guard must refuse to give access there (and dropping it must not unlock anything).
-fn guard_copied_by_foreign_fork_is_refused() {
+fn a_guard_copied_by_a_fork_outside_shmpool_is_refused_in_the_child() {
     let m = Mutex::new(5u64).unwrap();
     let mut g = m.lock().unwrap();
     // SAFETY: this process is single-threaded (the runner's main thread only); the child only
@@ -807,7 +748,7 @@ fn allow_descriptors(n: u64) {
 /// Issue 7 follow-up: the kernel releases at most 2048 robust locks of a dying thread (its
 /// `ROBUST_LIST_LIMIT`, newest first), so a thread that held more left the oldest locked
 /// forever. Taking the 2049th is refused, so that every lock a killed holder held is released.
-fn killed_holder_of_the_most_locks() {
+fn a_killed_holder_of_2048_locks_releases_them_all_and_could_take_no_more() {
     const LIMIT: usize = 2048;
     allow_descriptors(LIMIT as u64 + 256);
     let t0 = Instant::now();
@@ -1002,12 +943,12 @@ fn state_of(pid: u32) -> Option<char> {
 /// machine) took longer than the 2 s the locker gave it to become a zombie, and the lock
 /// became NotRecoverable for good. A holder all of whose threads are exiting can never run
 /// again: OwnerDied, at once.
-fn slowly_dying_holder_blocked_waiter() {
+fn a_slowly_dying_big_holder_gives_owner_died_to_a_blocked_waiter() {
     slowly_dying_holder(WhileDying::BlockedWaiter);
 }
 
 /// Issue 7 follow-up: `try_lock` slept (up to 2 s) while a dead holder's process tore down.
-fn slowly_dying_holder_try_lock() {
+fn try_lock_during_a_slowly_dying_holders_teardown_returns_promptly() {
     slowly_dying_holder(WhileDying::TryLock);
 }
 
@@ -1015,7 +956,7 @@ fn slowly_dying_holder_try_lock() {
 /// on must not let the next locker have a second `&mut`, even when the process's main thread
 /// has exited: `/proc/<pid>/stat` then describes a zombie, and the holder process looked dead.
 /// Its other threads say otherwise.
-fn leak_in_process_without_main_thread() {
+fn a_leaked_guard_in_a_process_whose_main_thread_exited_is_not_recoverable() {
     let m = Mutex::new(7u64).unwrap();
     let handle = m.handle();
     let (leaked, checked) = (Event::new().unwrap(), Event::new().unwrap());

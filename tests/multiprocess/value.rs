@@ -5,35 +5,17 @@ use std::time::Duration;
 
 use shmpool::{Error, Event, ExitStatus, LockError, RawValue, SharedAtomic, SharedValue, scope};
 
-use crate::harness::Test;
+use crate::harness::{Tests, register};
 
-pub fn tests() -> Vec<Test> {
-    vec![
-        Test {
-            name: "value::shared_value_increments_are_exact_across_processes",
-            run: shared_value_increments,
-        },
-        Test {
-            name: "value::shared_atomic_fetch_add_is_exact_across_processes",
-            run: shared_atomic_increments,
-        },
-        Test {
-            name: "value::raw_value_written_by_a_child_is_seen",
-            run: raw_value_written_by_child,
-        },
-        Test {
-            name: "value::shared_value_holder_killed_gives_owner_died",
-            run: shared_value_owner_died,
-        },
-        Test {
-            name: "value::a_shared_value_guard_refuses_forks_and_get_set_leave_none",
-            run: shared_value_guard_refuses_forks,
-        },
-        Test {
-            name: "value::a_thread_leaking_a_shared_value_guard_gives_no_second_one",
-            run: shared_value_thread_leak,
-        },
-    ]
+pub fn tests() -> Tests {
+    register! {
+        shared_value_increments_are_exact_across_processes,
+        shared_atomic_fetch_add_is_exact_across_processes,
+        raw_value_written_by_a_child_is_seen,
+        shared_value_holder_killed_gives_owner_died,
+        a_shared_value_guard_refuses_forks_and_get_set_leave_none,
+        a_thread_leaking_a_shared_value_guard_gives_no_second_one,
+    }
 }
 
 const N: u64 = 20_000;
@@ -52,7 +34,7 @@ fn in_two_children(work: impl Fn() + Copy + Send) {
     }
 }
 
-fn shared_value_increments() {
+fn shared_value_increments_are_exact_across_processes() {
     let v = SharedValue::new(0u64).unwrap();
     in_two_children(|| {
         for _ in 0..N {
@@ -62,7 +44,7 @@ fn shared_value_increments() {
     assert_eq!(v.get().unwrap(), 2 * N);
 }
 
-fn shared_atomic_increments() {
+fn shared_atomic_fetch_add_is_exact_across_processes() {
     let a = SharedAtomic::<AtomicU64>::new(0).unwrap();
     in_two_children(|| {
         for _ in 0..N {
@@ -72,14 +54,14 @@ fn shared_atomic_increments() {
     assert_eq!(a.load(Ordering::SeqCst), 2 * N);
 }
 
-fn raw_value_written_by_child() {
+fn raw_value_written_by_a_child_is_seen() {
     let mut rv = RawValue::new([0u32; 4]).unwrap();
     let st = scope(|s| s.fork_with(&mut *rv, |v| *v = [1, 2, 3, 4])?.join()).unwrap().unwrap();
     assert!(st.success(), "{st}");
     assert_eq!(rv.get(), [1, 2, 3, 4]);
 }
 
-fn shared_value_owner_died() {
+fn shared_value_holder_killed_gives_owner_died() {
     let v = SharedValue::new(10u64).unwrap();
     let ready = Event::new().unwrap();
     scope(|s| -> shmpool::Result<()> {
@@ -109,7 +91,7 @@ fn shared_value_owner_died() {
     assert_eq!(v.get().unwrap(), 12);
 }
 
-fn shared_value_guard_refuses_forks() {
+fn a_shared_value_guard_refuses_forks_and_get_set_leave_none() {
     let v = SharedValue::new(1u64).unwrap();
     let g = v.lock().unwrap();
     let refused = scope(|s| s.fork(|| ()).map(drop)).unwrap();
@@ -126,7 +108,7 @@ fn shared_value_guard_refuses_forks() {
 /// A thread that exits with a leaked guard (returning a `&mut` into the value) while its
 /// process lives on: no second guard, and the leak keeps the process from forking. In a child,
 /// so that the leak stays there.
-fn shared_value_thread_leak() {
+fn a_thread_leaking_a_shared_value_guard_gives_no_second_one() {
     let v = SharedValue::new(10u64).unwrap();
     let st = scope(|s| {
         s.fork(|| {

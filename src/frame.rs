@@ -205,6 +205,9 @@ pub(crate) struct Reader<'a> {
     deadline: Option<Instant>,
     /// The timeout the deadline came from, for messages.
     timeout: Duration,
+    /// Whether the deadline moves to `timeout` after each read that brought bytes (a stall
+    /// limit, as a socket's `SO_RCVTIMEO`), rather than staying put (a limit on the whole read).
+    idle: bool,
     /// Descriptors that came with a socket's bytes.
     fds: Vec<OwnedFd>,
 }
@@ -216,8 +219,15 @@ impl<'a> Reader<'a> {
             stream,
             deadline: timeout.map(|t| Instant::now() + t),
             timeout: timeout.unwrap_or_default(),
+            idle: false,
             fds: Vec::new(),
         }
+    }
+
+    /// A reader of `stream` that fails only when no byte arrives for `timeout`: each read that
+    /// brings bytes moves the deadline.
+    pub(crate) fn stalling_after(stream: Stream<'a>, timeout: Duration) -> Reader<'a> {
+        Reader { idle: true, ..Reader::new(stream, Some(timeout)) }
     }
 
     /// The descriptors collected so far (a socket's), taken out of the reader.
@@ -253,7 +263,12 @@ impl<'a> Reader<'a> {
                 }),
             };
             match r {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    if self.idle && n > 0 {
+                        self.deadline = Some(Instant::now() + self.timeout);
+                    }
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // A non-blocking stream with nothing yet: wait for it (above, or here).
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -397,5 +412,22 @@ mod tests {
         let e = rd.body_into(&mut body, 2, "job").unwrap_err();
         assert_eq!(e.to_string(), "closed after 0 of the 2 bytes of its job");
         assert!(rd.header(&JOB).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_stall_limit_moves_with_each_byte_and_a_deadline_does_not() {
+        let (r, mut w) = sys::proc::pipe().unwrap();
+        let writer = std::thread::spawn(move || {
+            for b in 0..6u8 {
+                std::thread::sleep(Duration::from_millis(20));
+                w.write_all(&[b]).unwrap();
+            }
+        });
+        let mut buf = [0u8; 6];
+        let mut stall = Reader::stalling_after(Stream::Pipe(&r), Duration::from_millis(300));
+        assert_eq!(stall.fill(&mut buf[..3], "body").unwrap(), 3);
+        let mut whole = Reader::new(Stream::Pipe(&r), Some(Duration::from_millis(30)));
+        assert!(whole.fill(&mut buf[3..], "body").unwrap_err().is_timeout());
+        writer.join().unwrap();
     }
 }

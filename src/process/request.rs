@@ -46,8 +46,8 @@ pub(crate) fn read_reply(sock: &mut UnixStream) -> std::io::Result<Result<u32, i
 pub(crate) type Request = (Vec<u8>, OwnedFd, OwnedFd);
 
 /// Reads one request: the frame's length prefix with the two descriptors attached, then exactly
-/// the announced length, once the [`JOB`] format has bounded it, all within `timeout` (a client
-/// that stops mid-request fails it instead of blocking the server). `Ok(None)` at end of file
+/// the announced length, once the [`JOB`] format has bounded it; a client that stops sending for
+/// `timeout` mid-request fails it instead of blocking the server. `Ok(None)` at end of file
 /// (the client is gone). Decoding is separate: `entry::decode_frame`.
 ///
 /// The errors are I/O errors for the server's message: `WouldBlock` when the time ran out,
@@ -66,7 +66,7 @@ pub(crate) fn read_request(
         FrameError::TooLong { .. } => Error::new(ErrorKind::InvalidData, e.to_string()),
         FrameError::Io { source, .. } => source,
     };
-    let mut reader = Reader::new(Stream::Socket(sock.as_fd()), Some(timeout));
+    let mut reader = Reader::stalling_after(Stream::Socket(sock.as_fd()), timeout);
     let Some(head) = reader.header(&JOB).map_err(io)? else { return Ok(None) };
     let [status_w, report_w]: [OwnedFd; 2] = reader
         .take_fds()

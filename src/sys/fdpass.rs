@@ -1,14 +1,35 @@
 //! Descriptor plumbing for child processes: passing descriptors over a Unix socket
 //! (SCM_RIGHTS), descriptor flags and kinds, and waiting for one to become readable.
 
-use std::io;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use super::{cvt, cvt_retry};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::retry_on_intr;
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
+};
+
+use super::cvt;
 
 /// Most descriptors one message carries.
 pub(crate) const MAX_FDS: usize = 4;
+
+/// Room for the control message of one `sendmsg` or `recvmsg`, aligned for `cmsghdr`: up to
+/// [`MAX_FDS`] descriptors sent, up to 28 received before the kernel truncates the list.
+#[repr(C, align(8))]
+struct CmsgBuf([MaybeUninit<u8>; 128]);
+
+const _: () = assert!(std::mem::size_of::<CmsgBuf>() >= rustix::cmsg_space!(ScmRights(MAX_FDS)));
+
+impl CmsgBuf {
+    fn new() -> CmsgBuf {
+        CmsgBuf([MaybeUninit::uninit(); 128])
+    }
+}
 
 /// Sends `data` (at least one byte) with `fds` attached, in one `sendmsg`. Returns the bytes sent;
 /// the descriptors travel with the first of them.
@@ -18,50 +39,39 @@ pub(crate) fn send_with_fds(
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<usize> {
     assert!(!data.is_empty() && fds.len() <= MAX_FDS);
-    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
-    let payload = std::mem::size_of_val(raw.as_slice()) as u32;
-    // A u64 buffer keeps the control message aligned as cmsghdr requires.
-    let mut control = [0u64; 16];
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header, filled in below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    if !raw.is_empty() {
-        msg.msg_control = control.as_mut_ptr().cast();
-        // SAFETY: CMSG_SPACE only computes a size.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(payload) } as usize;
-        assert!(msg.msg_controllen <= std::mem::size_of_val(&control));
-        // SAFETY: msg_control points at a zeroed, aligned buffer of at least msg_controllen bytes,
-        // so the first header exists and is writable, and CMSG_DATA leaves room for `payload`.
-        unsafe {
-            let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::SOL_SOCKET;
-            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(payload) as usize;
-            std::ptr::copy_nonoverlapping(
-                raw.as_ptr(),
-                libc::CMSG_DATA(cmsg).cast::<RawFd>(),
-                raw.len(),
-            );
-        }
+    send_vectored(sock, &[data], fds)
+}
+
+/// Sends as much of `bufs` as the socket takes in one `sendmsg`, with `fds` attached to the first
+/// byte (only pass them on the first call for a message). Never raises SIGPIPE: a closed peer is
+/// `EPIPE`. Returns the bytes sent.
+pub(crate) fn send_vectored(
+    sock: BorrowedFd<'_>,
+    bufs: &[&[u8]],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many descriptors in one message",
+        ));
     }
-    // SAFETY: msg, its iovec and control buffer are valid for the call; the kernel only reads them.
-    let n = cvt_retry(|| unsafe {
-        libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) as libc::c_int
-    })?;
-    Ok(n as usize)
+    let iov: Vec<IoSlice<'_>> =
+        bufs.iter().filter(|b| !b.is_empty()).map(|b| IoSlice::new(b)).collect();
+    let mut space = CmsgBuf::new();
+    let mut control = SendAncillaryBuffer::new(&mut space.0);
+    if !fds.is_empty() {
+        let pushed = control.push(SendAncillaryMessage::ScmRights(fds));
+        debug_assert!(pushed, "CmsgBuf holds MAX_FDS descriptors");
+    }
+    Ok(retry_on_intr(|| sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL))?)
 }
 
 /// Sends all of `data` on a socket, without ever raising SIGPIPE (a closed peer is `EPIPE`).
 pub(crate) fn send_all(sock: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
-        // SAFETY: `data` is valid for reads of its length for the call's duration.
-        let n = cvt_retry(|| unsafe {
-            libc::send(sock.as_raw_fd(), data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL)
-                as libc::c_int
-        })?;
-        data = &data[n as usize..];
+        let n = retry_on_intr(|| rustix::net::send(sock, data, SendFlags::NOSIGNAL))?;
+        data = &data[n..];
     }
     Ok(())
 }
@@ -74,42 +84,23 @@ pub(crate) fn recv_with_fds(
     sock: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> io::Result<(usize, Vec<OwnedFd>)> {
-    let mut control = [0u64; 16];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
-    // SAFETY: msghdr is plain data; all-zero is a valid empty header, filled in below.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control);
-    // SAFETY: msg describes `buf` and `control`, both writable for the call's duration.
-    let n = cvt_retry(|| unsafe {
-        libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) as libc::c_int
-    })?;
+    let mut space = CmsgBuf::new();
+    let mut control = RecvAncillaryBuffer::new(&mut space.0);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = retry_on_intr(|| recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC))?;
     let mut fds = Vec::new();
-    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed cmsg headers;
-    // CMSG_FIRSTHDR/NXTHDR walk them within that length. Each SCM_RIGHTS payload holds fresh
-    // descriptors installed for us, which we take ownership of exactly once.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
-                let bytes = (*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
-                for i in 0..bytes / std::mem::size_of::<RawFd>() {
-                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
-                }
-            }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+    for cmsg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = cmsg {
+            fds.extend(received);
         }
     }
-    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+    if msg.flags.contains(ReturnFlags::CTRUNC) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "descriptor list truncated (too many open files?)",
         ));
     }
-    Ok((n as usize, fds))
+    Ok((msg.bytes, fds))
 }
 
 /// A new close-on-exec descriptor for whatever descriptor number `fd` refers to now, owned by
@@ -170,53 +161,36 @@ pub(crate) fn fd_kind(fd: RawFd) -> Option<FdKind> {
 /// Waits until `fd` is readable or hung up, at most `timeout` (`None`: forever). Returns whether
 /// it is.
 pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
-    wait_for(fd, libc::POLLIN, timeout)
+    wait_for(fd, PollFlags::IN, timeout)
 }
 
 /// Waits until `fd` is writable (or its reader is gone), at most `timeout`. Returns whether it is.
 pub(crate) fn wait_writable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<bool> {
-    wait_for(fd, libc::POLLOUT, timeout)
+    wait_for(fd, PollFlags::OUT, timeout)
 }
 
-fn wait_for(
-    fd: BorrowedFd<'_>,
-    events: libc::c_short,
-    timeout: Option<Duration>,
-) -> io::Result<bool> {
-    let mut pfd = [libc::pollfd { fd: fd.as_raw_fd(), events, revents: 0 }];
+fn wait_for(fd: BorrowedFd<'_>, events: PollFlags, timeout: Option<Duration>) -> io::Result<bool> {
+    let mut pfd = [PollFd::from_borrowed_fd(fd, events)];
     Ok(poll(&mut pfd, timeout)? > 0)
 }
 
-/// Polls `pfds` for at most `timeout` (`None`: forever), to the nanosecond: `ppoll` for a
-/// timeout (`poll` counts whole milliseconds, so a shorter wait would not wait at all), plain
-/// `poll` for none or zero (a look that does not sleep: the pool's liveness checks make one per
-/// worker per job). Returns how many are ready.
-fn poll(pfds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let (ptr, len) = (pfds.as_mut_ptr(), pfds.len() as libc::nfds_t);
-    let n = match timeout {
-        None | Some(Duration::ZERO) => {
-            let ms = if timeout.is_none() { -1 } else { 0 };
-            // SAFETY: `ptr` and `len` describe `pfds`, a valid array for the call's duration.
-            cvt_retry(|| unsafe { libc::poll(ptr, len, ms) })?
-        }
-        Some(t) => {
-            let ts = libc::timespec {
-                tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
-                tv_nsec: t.subsec_nanos() as libc::c_long,
-            };
-            // SAFETY: as above, and `ts` lives on this frame for the call; a null signal mask
-            // leaves the mask alone.
-            cvt_retry(|| unsafe { libc::ppoll(ptr, len, &ts, std::ptr::null()) })?
-        }
-    };
-    Ok(n as usize)
+/// Polls `pfds` for at most `timeout` (`None`: forever), to the nanosecond (`ppoll`: `poll`
+/// counts whole milliseconds, so a shorter wait would not wait at all; a zero timeout is a look
+/// that does not sleep, which the pool's liveness checks make once per worker per job). Retried
+/// from the start when a signal interrupts it. Returns how many are ready.
+fn poll(pfds: &mut [PollFd<'_>], timeout: Option<Duration>) -> io::Result<usize> {
+    let ts = timeout.map(|t| Timespec {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as i64,
+        tv_nsec: i64::from(t.subsec_nanos()),
+    });
+    Ok(retry_on_intr(|| rustix::event::poll(pfds, ts.as_ref()))?)
 }
 
 /// Polls several descriptors for input, forever; returns which are readable or hung up.
 pub(crate) fn wait_any(fds: &[BorrowedFd<'_>]) -> io::Result<Vec<bool>> {
     let mut pfds = pollfds(fds);
     poll(&mut pfds, None)?;
-    Ok(pfds.iter().map(|p| p.revents != 0).collect())
+    Ok(pfds.iter().map(|p| !p.revents().is_empty()).collect())
 }
 
 /// Waits until any of `fds` is readable or hung up, at most `timeout` (`None`: forever);
@@ -227,13 +201,11 @@ pub(crate) fn wait_readable_any(
 ) -> io::Result<bool> {
     let mut pfds = pollfds(fds);
     poll(&mut pfds, timeout)?;
-    Ok(pfds.first().is_some_and(|p| p.revents != 0))
+    Ok(pfds.first().is_some_and(|p| !p.revents().is_empty()))
 }
 
-fn pollfds(fds: &[BorrowedFd<'_>]) -> Vec<libc::pollfd> {
-    fds.iter()
-        .map(|f| libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 })
-        .collect()
+fn pollfds<'a>(fds: &[BorrowedFd<'a>]) -> Vec<PollFd<'a>> {
+    fds.iter().map(|&f| PollFd::from_borrowed_fd(f, PollFlags::IN)).collect()
 }
 
 /// Writes one byte to `fd`, a non-blocking pipe: a wake-up for whoever polls the other end.
@@ -248,17 +220,13 @@ pub(crate) fn poke(fd: RawFd) {
 /// Reads and discards whatever the non-blocking descriptor `fd` holds now.
 pub(crate) fn drain(fd: BorrowedFd<'_>) {
     let mut buf = [0u8; 256];
-    // SAFETY: `buf` is writable for its whole length; a non-blocking read ends with EAGAIN.
-    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    // A non-blocking read ends with EAGAIN.
+    while rustix::io::read(fd, &mut buf).is_ok_and(|n| n > 0) {}
 }
 
 /// The inode number of what `fd` refers to (a pipe's is what `/proc/<pid>/fd/<n>` names it by).
 pub(crate) fn inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
-    // SAFETY: `st` is a valid out-pointer of the right type.
-    cvt(unsafe { libc::fstat(fd.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: fstat succeeded and filled the struct.
-    Ok(unsafe { st.assume_init() }.st_ino)
+    Ok(rustix::fs::fstat(fd)?.st_ino)
 }
 
 /// Opens, for writing and non-blocking, the pipe that process `pid` holds at descriptor `fd`

@@ -2,7 +2,9 @@
 //! pipe's end (or a socket) created before the fork would keep the peer from ever seeing EOF.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
+
+use rustix::fs::{Mode, OFlags};
 
 /// The descriptors above stdio open in this process now (those a child forked next inherits).
 pub(crate) fn open_above_stdio() -> io::Result<Vec<RawFd>> {
@@ -26,11 +28,9 @@ pub(crate) fn open_above_stdio() -> io::Result<Vec<RawFd>> {
 /// set (the alive-pipe guard, which SIGKILLs this process when its parent dies) are kept.
 /// Uses no locks and allocates nothing.
 pub(crate) fn detach_inherited(fds: &[RawFd]) -> io::Result<()> {
-    // SAFETY: opening /dev/null with a NUL-terminated path literal.
-    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    if null < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // A `&CStr` path: rustix makes the system call without copying it (no allocation).
+    let null_fd = rustix::fs::open(c"/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+    let null = null_fd.as_raw_fd();
     for &fd in fds {
         if fd == null {
             continue;
@@ -44,7 +44,6 @@ pub(crate) fn detach_inherited(fds: &[RawFd]) -> io::Result<()> {
         // caller's contract); dup3 atomically replaces it with a copy of `null`.
         unsafe { libc::dup3(null, fd, libc::O_CLOEXEC) };
     }
-    // SAFETY: `null` was opened above and is used by nothing else.
-    unsafe { libc::close(null) };
+    drop(null_fd);
     Ok(())
 }

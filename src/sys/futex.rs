@@ -7,6 +7,9 @@
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+use rustix::io::Errno;
+use rustix::thread::futex::{self, Timespec};
+
 /// Why a [`wait`] returned. Callers re-check their condition in every case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wake {
@@ -18,41 +21,20 @@ pub(crate) enum Wake {
 
 /// Sleeps while `word` holds `expected`, at most `timeout` (forever when `None`).
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
+    let ts = timeout.map(|d| Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
     });
-    let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: FUTEX_WAIT reads the aligned u32 behind `word`, which stays borrowed (alive) for the
-    // call; `ts_ptr` is null or points to a timespec on this stack frame. The syscall has no other
-    // memory effects.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            0usize,
-            0u32,
-        )
-    };
-    if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
-        Wake::TimedOut
-    } else {
-        // 0, EAGAIN (value changed) and EINTR all mean "look again".
-        Wake::Woken
+    match futex::wait(word, futex::Flags::empty(), expected, ts.as_ref()) {
+        Err(Errno::TIMEDOUT) => Wake::TimedOut,
+        // Ok, EAGAIN (value changed) and EINTR all mean "look again".
+        _ => Wake::Woken,
     }
 }
 
 /// Wakes up to `n` waiters sleeping on `word`; returns how many were woken.
 pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
-    let n = n.min(i32::MAX as u32) as libc::c_int;
-    // SAFETY: FUTEX_WAKE only uses the address of `word` as a key; it does not access memory.
-    let r = unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, n, 0usize, 0usize, 0u32)
-    };
-    r.max(0) as usize
+    futex::wake(word, futex::Flags::empty(), n.min(i32::MAX as u32)).unwrap_or(0)
 }
 
 /// Wakes every waiter on `word`.

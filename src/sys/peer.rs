@@ -296,8 +296,7 @@ mod tests {
         assert!(kill_pending_in(&status("0000000000000100", "0000000000000000")));
         assert!(kill_pending_in(&status("0000000000000000", "0000000000000100")));
         // Nothing is pending for this thread, and a missing thread has nothing pending.
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() } as u32;
+        let tid = crate::sys::proc::gettid();
         assert!(!sigkill_pending(getpid(), tid));
         assert!(!sigkill_pending(getpid(), u32::MAX));
     }

@@ -1,9 +1,25 @@
 //! Process-level calls: pids, liveness, thread count, fork, wait, exit, randomness.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
-use super::{cvt, cvt_retry};
+use rustix::io::{Errno, retry_on_intr};
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use super::cvt;
+
+/// A pid as rustix takes it: `pid` must name one process. 0 and numbers above `i32::MAX` (which
+/// `kill` and `waitpid` would take for a process group, or for every child) are the error
+/// `none`.
+fn one_pid(pid: u32, none: Errno) -> Result<Pid, Errno> {
+    i32::try_from(pid).ok().and_then(Pid::from_raw).ok_or(none)
+}
+
+/// A raw pid from rustix.
+fn raw(pid: Pid) -> u32 {
+    pid.as_raw_nonzero().get() as u32
+}
 
 /// This process's pid, cached: glibc no longer caches it, and ownership checks (a pool's, a
 /// segment's) ask on every call. A `pthread_atfork` child handler clears the cache in every
@@ -21,8 +37,7 @@ pub(crate) fn getpid() -> u32 {
 #[cold]
 #[inline(never)]
 fn getpid_slow() -> u32 {
-    // SAFETY: getpid has no preconditions and cannot fail.
-    let pid = unsafe { libc::getpid() as u32 };
+    let pid = raw(rustix::process::getpid());
     // Cache only once the reset handler is surely registered; otherwise a fork in between
     // could hand the child our pid.
     if HOOK.register(None, None, Some(forget_pid)) == AtFork::Registered {
@@ -88,24 +103,25 @@ extern "C" fn forget_pid() {
 
 /// The parent's pid (1 or a subreaper's pid once the parent died).
 pub(crate) fn getppid() -> u32 {
-    // SAFETY: getppid has no preconditions and cannot fail.
-    unsafe { libc::getppid() as u32 }
+    // `None`: the parent is outside our pid namespace, for which getppid(2) says 0.
+    rustix::process::getppid().map_or(0, raw)
+}
+
+/// The calling thread's id (what the lock word of a pthread mutex it holds records).
+pub(crate) fn gettid() -> u32 {
+    raw(rustix::thread::gettid())
 }
 
 /// Whether the calling thread is the process's main thread (whose exit ends the process).
 pub(crate) fn is_main_thread() -> bool {
-    // SAFETY: gettid has no preconditions and cannot fail.
-    unsafe { libc::gettid() as u32 == getpid() }
+    gettid() == getpid()
 }
 
 /// Whether a process with this pid exists (it may be a zombie, or a reused pid).
 pub(crate) fn pid_alive(pid: u32) -> bool {
-    if pid == 0 || pid > i32::MAX as u32 {
-        return false;
-    }
-    // SAFETY: signal 0 performs only the existence and permission checks.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let Ok(pid) = one_pid(pid, Errno::SRCH) else { return false };
+    // Signal 0: only the existence and permission checks.
+    matches!(rustix::process::test_kill_process(pid), Ok(()) | Err(Errno::PERM))
 }
 
 /// How many threads this process has, read from `/proc/self/task`.
@@ -155,24 +171,35 @@ pub(crate) fn decode(status: libc::c_int) -> Exit {
 
 /// Blocks until child `pid` has ended, and reaps it.
 pub(crate) fn waitpid(pid: u32) -> io::Result<Exit> {
-    let mut status = 0;
-    // SAFETY: `status` is a valid out-pointer for the call's duration.
-    cvt_retry(|| unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) })?;
-    Ok(decode(status))
+    let pid = one_pid(pid, Errno::CHILD)?;
+    match retry_on_intr(|| rustix::process::waitpid(Some(pid), WaitOptions::empty()))? {
+        Some((_, status)) => Ok(decode(status.as_raw())),
+        // Only a WNOHANG wait returns without a status.
+        None => Err(Errno::CHILD.into()),
+    }
 }
 
 /// Reaps child `pid` if it has ended; `None` while it still runs.
 pub(crate) fn try_waitpid(pid: u32) -> io::Result<Option<Exit>> {
-    let mut status = 0;
-    // SAFETY: `status` is a valid out-pointer for the call's duration.
-    let r = cvt_retry(|| unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) })?;
-    Ok(if r == 0 { None } else { Some(decode(status)) })
+    let pid = one_pid(pid, Errno::CHILD)?;
+    let r = retry_on_intr(|| rustix::process::waitpid(Some(pid), WaitOptions::NOHANG))?;
+    Ok(r.map(|(_, status)| decode(status.as_raw())))
 }
 
-/// Sends `sig` to process `pid`.
+/// Sends `sig` to process `pid`: 0 (only checks that it could), or a signal rustix names
+/// ([`named_signal`]).
 pub(crate) fn kill(pid: u32, sig: i32) -> io::Result<()> {
-    // SAFETY: kill has no memory effects.
-    cvt(unsafe { libc::kill(pid as libc::pid_t, sig) }).map(drop)
+    let pid = one_pid(pid, Errno::SRCH)?;
+    if sig == 0 {
+        return Ok(rustix::process::test_kill_process(pid)?);
+    }
+    Ok(rustix::process::kill_process(pid, named_signal(sig)?)?)
+}
+
+/// `sig` as a rustix [`Signal`]: the standard signals (`SIGKILL`, `SIGTERM`, ...), which are all
+/// shmpool sends; a real-time or unknown number is `EINVAL`, as the kernel answers for the latter.
+fn named_signal(sig: i32) -> io::Result<Signal> {
+    Signal::from_named_raw(sig).ok_or_else(|| Errno::INVAL.into())
 }
 
 /// Ends the calling process at once with `code`: no destructors, no atexit handlers, no stdio
@@ -187,18 +214,17 @@ pub(crate) fn random_u64() -> u64 {
     let mut buf = [0u8; 8];
     let mut filled = 0;
     while filled < buf.len() {
-        // SAFETY: the pointer and length describe the unfilled tail of `buf`.
-        let r =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if r > 0 {
-            filled += r as usize;
-        } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            // getrandom cannot fail for 8 bytes on any kernel with the syscall; fall back to a
-            // value that is still unique per process and moment rather than panicking.
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            return t ^ ((getpid() as u64) << 32);
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) if n > 0 => filled += n,
+            Err(Errno::INTR) => {}
+            _ => {
+                // getrandom cannot fail for 8 bytes on any kernel with the syscall; fall back to
+                // a value that is still unique per process and moment rather than panicking.
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                return t ^ ((getpid() as u64) << 32);
+            }
         }
     }
     u64::from_ne_bytes(buf)
@@ -207,19 +233,14 @@ pub(crate) fn random_u64() -> u64 {
 /// Asks the kernel to SIGKILL this process when its parent thread exits, then closes the race
 /// with a parent that died before the request: returns false if the parent is already gone.
 pub(crate) fn die_with_parent(parent_pid: u32) -> bool {
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    // Cannot fail for a valid signal.
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
     getppid() == parent_pid
 }
 
 /// A close-on-exec pipe: (read end, write end).
 pub(crate) fn pipe() -> io::Result<(std::fs::File, std::fs::File)> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid out-array of two ints.
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     Ok((r.into(), w.into()))
 }
 
@@ -246,12 +267,9 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
 }
 
 /// Puts a descriptor in non-blocking mode.
-pub(crate) fn set_nonblocking(f: &impl std::os::fd::AsRawFd) -> io::Result<()> {
-    let fd = f.as_raw_fd();
-    // SAFETY: F_GETFL/F_SETFL take and return ints; no memory is touched.
-    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    // SAFETY: as above.
-    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
+pub(crate) fn set_nonblocking(f: &impl AsFd) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(f)?;
+    Ok(rustix::fs::fcntl_setfl(f, flags | rustix::fs::OFlags::NONBLOCK)?)
 }
 
 #[cfg(test)]
@@ -266,8 +284,8 @@ mod tests {
         // _exits: nothing another thread of the test harness could hold a lock on.
         match unsafe { fork() }.unwrap() {
             Forked::Child => {
-                // SAFETY: the raw syscall, to compare against the cache.
-                let real = unsafe { libc::getpid() } as u32;
+                // The system call, to compare against the cache.
+                let real = raw(rustix::process::getpid());
                 exit_now(if getpid() == real { 0 } else { 1 })
             }
             Forked::Parent(pid) => assert_eq!(waitpid(pid).unwrap(), Exit::Code(0)),

@@ -169,8 +169,7 @@ impl PthreadMutex {
     /// back and wake whoever queued meanwhile (they then see not-recoverable themselves).
     fn undo_failed_trylock(&self) {
         const FUTEX_WAITERS: u32 = 0x8000_0000;
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() } as u32;
+        let tid = super::proc::gettid();
         let word = self.lock_word();
         if word.load(Ordering::SeqCst) & FUTEX_TID_MASK == tid
             && word.swap(0, Ordering::Release) & FUTEX_WAITERS != 0
@@ -228,8 +227,7 @@ impl PthreadMutex {
 /// yes when it cannot tell (no `/proc`, or one from another PID namespace): callers use a yes to
 /// keep memory mapped, and a needless leak is harmless where a wrong no is not.
 pub(crate) fn is_own_thread(tid: u32) -> bool {
-    // SAFETY: gettid has no preconditions.
-    if tid == unsafe { libc::gettid() } as u32 {
+    if tid == super::proc::gettid() {
         return true;
     }
     match std::fs::symlink_metadata(format!("/proc/self/task/{tid}")) {
@@ -246,6 +244,8 @@ pub(crate) fn monotonic_deadline(after: Duration) -> libc::timespec {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `now` is a valid out-pointer for the call's duration (CLOCK_MONOTONIC always
     // exists on Linux; were it to fail, `now` keeps its zero value and the deadline is early).
+    // glibc's, not rustix's: rustix finds the vDSO lazily (reading the auxiliary vector, which
+    // may allocate) on its first clock call, which could be in a forked child.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
     let nanos = now.tv_nsec as u64 + u64::from(after.subsec_nanos());
     let secs =
@@ -262,15 +262,13 @@ mod tests {
 
     #[test]
     fn own_threads_are_recognised_and_other_processes_are_not() {
-        // SAFETY: gettid has no preconditions.
-        let me = unsafe { libc::gettid() } as u32;
+        let me = crate::sys::proc::gettid();
         assert!(is_own_thread(me));
         assert!(is_own_thread(std::process::id())); // the main thread
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || {
-            // SAFETY: as above.
-            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            tx.send(crate::sys::proc::gettid()).unwrap();
             let _ = done_rx.recv();
         });
         let tid = rx.recv().unwrap();

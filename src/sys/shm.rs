@@ -3,28 +3,27 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::{cvt, cvt_retry};
+use rustix::fs::{FallocateFlags, MemfdFlags, Mode, SealFlags};
+use rustix::io::{Errno, retry_on_intr};
+use rustix::shm;
+
+/// `name` as a C string; a NUL byte inside is `InvalidInput` (no OS error code, as before any
+/// call is made).
+fn c_name(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
 
 /// Creates an anonymous, sealable, close-on-exec memfd.
 pub(crate) fn memfd_create(debug_name: &str) -> io::Result<File> {
-    let name =
-        CString::new(debug_name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `name` is a valid NUL-terminated string for the call's duration.
-    let fd = cvt(unsafe {
-        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    })?;
-    // SAFETY: memfd_create returned a fresh descriptor that nothing else owns.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+    Ok(rustix::fs::memfd_create(c_name(debug_name)?.as_c_str(), flags)?.into())
 }
 
 /// Forbids the memfd from ever shrinking or growing again, so no process can truncate it under
 /// a mapping (which would turn later accesses into SIGBUS).
 pub(crate) fn seal_size(file: &File) -> io::Result<()> {
-    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-    // SAFETY: F_ADD_SEALS takes an int argument and touches no memory of ours.
-    cvt(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) }).map(drop)
+    Ok(rustix::fs::fcntl_add_seals(file, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?)
 }
 
 /// How `shm_open` should treat an existing name.
@@ -35,26 +34,34 @@ pub(crate) enum OpenMode {
     Existing,
 }
 
-/// Opens or creates the POSIX shared-memory object `name` (which starts with '/'), mode 0600.
+/// Opens or creates the POSIX shared-memory object `name` (which starts with '/'), mode 0600,
+/// close-on-exec, as glibc's `shm_open` does: `/dev/shm/<name>` opened with `O_NOFOLLOW`, and a
+/// directory there is `EINVAL`. rustix's `shm::open` adds `O_CLOEXEC` but not `O_NOFOLLOW`, so
+/// it is passed here (`shm::OFlags` lets any `O_*` bit through to `open`). The names reaching
+/// here passed `segment::name::validate`, so rustix's own name checks never disagree with glibc's.
 pub(crate) fn shm_open(name: &str, mode: OpenMode) -> io::Result<File> {
-    let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let flags = libc::O_RDWR
-        | libc::O_CLOEXEC
+    let cname = c_name(name)?;
+    let flags = shm::OFlags::RDWR
+        | shm::OFlags::from_bits_retain(rustix::fs::OFlags::NOFOLLOW.bits())
         | match mode {
-            OpenMode::CreateExclusive => libc::O_CREAT | libc::O_EXCL,
-            OpenMode::Existing => 0,
+            OpenMode::CreateExclusive => shm::OFlags::CREATE | shm::OFlags::EXCL,
+            OpenMode::Existing => shm::OFlags::empty(),
         };
-    // SAFETY: `cname` is a valid NUL-terminated string for the call's duration.
-    let fd = cvt_retry(|| unsafe { libc::shm_open(cname.as_ptr(), flags, 0o600) })?;
-    // SAFETY: shm_open returned a fresh descriptor that nothing else owns.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    let mode = Mode::RUSR | Mode::WUSR;
+    match retry_on_intr(|| shm::open(cname.as_c_str(), flags, mode)) {
+        Ok(fd) => Ok(fd.into()),
+        Err(Errno::ISDIR) => Err(Errno::INVAL.into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// Removes the name `name`; mappings and descriptors that are open stay valid.
+/// Removes the name `name`; mappings and descriptors that are open stay valid. As glibc's
+/// `shm_unlink`, `EPERM` (another user's segment in the sticky `/dev/shm`) is `EACCES`.
 pub(crate) fn shm_unlink(name: &str) -> io::Result<()> {
-    let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `cname` is a valid NUL-terminated string for the call's duration.
-    cvt(unsafe { libc::shm_unlink(cname.as_ptr()) }).map(drop)
+    match shm::unlink(c_name(name)?.as_c_str()) {
+        Err(Errno::PERM) => Err(Errno::ACCESS.into()),
+        other => Ok(other?),
+    }
 }
 
 /// Whether `path` leads to the file `file` is open on (same device and inode). `Ok(false)` when
@@ -75,8 +82,7 @@ pub(crate) fn reserve(file: &File, len: u64) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }
-    // SAFETY: fallocate takes scalar arguments and touches no memory of ours.
-    cvt_retry(|| unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) }).map(drop)
+    Ok(retry_on_intr(|| rustix::fs::fallocate(file, FallocateFlags::empty(), 0, len))?)
 }
 
 /// The file's current size in bytes.
@@ -87,11 +93,7 @@ pub(crate) fn size(file: &File) -> io::Result<u64> {
 /// Free bytes in the filesystem holding `file` (for /dev/shm: its tmpfs size limit less use),
 /// or `None` where the filesystem reports no limit.
 pub(crate) fn fs_available(file: &File) -> io::Result<Option<u64>> {
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: `st` is a valid out-pointer of the right type for the call's duration.
-    cvt(unsafe { libc::fstatvfs(file.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: fstatvfs succeeded, so it filled the whole struct (and it was zeroed before).
-    let st = unsafe { st.assume_init() };
+    let st = rustix::fs::fstatvfs(file)?;
     if st.f_blocks == 0 {
         return Ok(None);
     }

@@ -6,6 +6,9 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags};
+
 use super::cvt;
 use super::proc::Exit;
 
@@ -34,14 +37,13 @@ pub(crate) fn peek_dead_child() -> io::Result<Option<(u32, Exit)>> {
 /// A pidfd for process `pid`, which keeps naming that process even after its pid is reused;
 /// `Ok(None)` on kernels without pidfds (before Linux 5.3).
 pub(crate) fn pidfd_open(pid: u32) -> io::Result<Option<OwnedFd>> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        let e = io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::ENOSYS) { Ok(None) } else { Err(e) };
+    // 0 and "negative" pids: EINVAL, the kernel's answer to them.
+    let pid = i32::try_from(pid).ok().and_then(Pid::from_raw).ok_or(Errno::INVAL)?;
+    match rustix::process::pidfd_open(pid, PidfdFlags::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOSYS) => Ok(None),
+        Err(e) => Err(e.into()),
     }
-    // SAFETY: the kernel returned a fresh (close-on-exec) descriptor that nothing else owns.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
 }
 
 /// Sends `sig` to the process a pidfd names.
@@ -140,8 +142,8 @@ pub(crate) fn sigchld_fd() -> io::Result<File> {
 /// Empties a signalfd (non-blocking reads until EAGAIN).
 pub(crate) fn drain(fd: &File) {
     let mut buf = [0u8; std::mem::size_of::<libc::signalfd_siginfo>() * 8];
-    // SAFETY: `buf` is writable for its whole length; a non-blocking read ends with EAGAIN.
-    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+    // A non-blocking read ends with EAGAIN.
+    while rustix::io::read(fd, &mut buf).is_ok_and(|n| n > 0) {}
 }
 
 /// `fcntl` command choosing the signal `O_ASYNC` sends (linux/fcntl.h; the libc crate lacks it).
@@ -153,25 +155,23 @@ const F_SETSIG: libc::c_int = 10;
 /// `/proc/self/fd`), kept open for the rest of the process's life, so the inherited `read_fd` may
 /// be closed afterwards and siblings sharing it are not disturbed.
 pub(crate) fn kill_on_hangup(read_fd: RawFd) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags};
+    use rustix::fs::OFlags;
     let own = std::fs::OpenOptions::new().read(true).open(format!("/proc/self/fd/{read_fd}"))?;
     let fd = own.as_raw_fd();
-    // SAFETY: fcntl on our own descriptor with integer arguments touches no memory of ours.
+    // SAFETY: fcntl on our own descriptor with integer arguments touches no memory of ours
+    // (rustix has no F_SETOWN or F_SETSIG).
     unsafe {
         cvt(libc::fcntl(fd, libc::F_SETOWN, libc::getpid()))?;
         cvt(libc::fcntl(fd, F_SETSIG, libc::SIGKILL))?;
-        let fl = cvt(libc::fcntl(fd, libc::F_GETFL))?;
-        cvt(libc::fcntl(
-            fd,
-            libc::F_SETFL,
-            fl | libc::O_ASYNC | libc::O_NONBLOCK | libc::O_CLOEXEC,
-        ))?;
-        cvt(libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
     }
+    let fl = rustix::fs::fcntl_getfl(&own)?;
+    rustix::fs::fcntl_setfl(&own, fl | OFlags::ASYNC | OFlags::NONBLOCK | OFlags::CLOEXEC)?;
+    rustix::io::fcntl_setfd(&own, rustix::io::FdFlags::CLOEXEC)?;
     // The writers may have gone before O_ASYNC was armed: look once, now that it is.
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = cvt(unsafe { libc::poll(&mut pfd, 1, 0) })?;
-    if n > 0 && pfd.revents & libc::POLLHUP != 0 {
+    let mut pfd = [PollFd::new(&own, PollFlags::IN)];
+    let n = rustix::event::poll(&mut pfd, Some(&rustix::event::Timespec::default()))?;
+    if n > 0 && pfd[0].revents().contains(PollFlags::HUP) {
         return Ok(false);
     }
     // Kept open on purpose: closing it would disarm the signal.

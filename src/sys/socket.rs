@@ -3,22 +3,18 @@
 //! descriptors and polling are `fdpass`'s.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
-use super::cvt;
-
-/// The most descriptors one message carries.
-pub(crate) const MAX_FDS: usize = super::fdpass::MAX_FDS;
+use rustix::net::{AddressFamily, Shutdown, SocketFlags, SocketType};
 
 /// A connected pair of close-on-exec `AF_UNIX` stream sockets.
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid out-array of two ints.
-    cvt(unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
-    })?;
-    // SAFETY: socketpair returned two fresh descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
 }
 
 /// Which direction [`shutdown`] closes.
@@ -32,22 +28,10 @@ pub(crate) enum Shut {
 /// Closes one direction of a socket for every process that shares it.
 pub(crate) fn shutdown(fd: BorrowedFd<'_>, how: Shut) -> io::Result<()> {
     let how = match how {
-        Shut::Read => libc::SHUT_RD,
-        Shut::Write => libc::SHUT_WR,
+        Shut::Read => Shutdown::Read,
+        Shut::Write => Shutdown::Write,
     };
-    // SAFETY: shutdown takes scalar arguments and touches no memory of ours.
-    cvt(unsafe { libc::shutdown(fd.as_raw_fd(), how) }).map(drop)
-}
-
-/// Room for the control message carrying up to `MAX_FDS` descriptors, aligned for `cmsghdr`.
-#[repr(C, align(8))]
-struct CmsgBuf([u8; 128]);
-
-const _: () = assert!(std::mem::size_of::<CmsgBuf>() >= 16 + MAX_FDS * 4 + 8);
-
-fn cmsg_space(n: usize) -> usize {
-    // SAFETY: CMSG_SPACE is a pure computation on its argument.
-    unsafe { libc::CMSG_SPACE((n * std::mem::size_of::<RawFd>()) as u32) as usize }
+    Ok(rustix::net::shutdown(fd, how)?)
 }
 
 /// Sends as much of `bufs` as the socket takes in one `sendmsg`, with `fds` attached to the first
@@ -58,51 +42,7 @@ pub(crate) fn send(
     bufs: &[&[u8]],
     fds: &[BorrowedFd<'_>],
 ) -> io::Result<usize> {
-    if fds.len() > MAX_FDS {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "too many descriptors in one message",
-        ));
-    }
-    let mut iov: Vec<libc::iovec> = bufs
-        .iter()
-        .filter(|b| !b.is_empty())
-        .map(|b| libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() })
-        .collect();
-    let mut cbuf = CmsgBuf([0; 128]);
-    // SAFETY: an all-zero msghdr is a valid empty message header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = iov.len() as _;
-    if !fds.is_empty() {
-        msg.msg_control = cbuf.0.as_mut_ptr().cast();
-        msg.msg_controllen = cmsg_space(fds.len()) as _;
-        // SAFETY: msg_control points to `cbuf`, aligned and large enough for one header holding
-        // `fds.len() <= MAX_FDS` ints (checked above and by the const assertion), so
-        // CMSG_FIRSTHDR is non-null and CMSG_DATA has room for the descriptors written.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN((fds.len() * std::mem::size_of::<RawFd>()) as u32) as _;
-            let data = libc::CMSG_DATA(c).cast::<RawFd>();
-            for (i, f) in fds.iter().enumerate() {
-                data.add(i).write_unaligned(f.as_raw_fd());
-            }
-        }
-    }
-    loop {
-        // SAFETY: `msg` points to live iovecs over borrowed buffers and to `cbuf`; sendmsg only
-        // reads them.
-        let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    super::fdpass::send_vectored(fd, bufs, fds)
 }
 
 /// Whether `fd` is an open memfd in this process.

@@ -27,7 +27,7 @@ use crate::segment::options::ShmOptions;
 /// ```no_run
 /// // (no_run: doctests run in a multi-threaded harness, where fork is refused.)
 /// let q = shmpool::JoinableQueue::<u64>::new(64)?;
-/// shmpool::scope(|s| {
+/// shmpool::scope(|s| -> shmpool::Result<()> {
 ///     s.fork(|| -> shmpool::Result<()> {
 ///         for _ in 0..10 {
 ///             let _job = q.get()?;
@@ -36,7 +36,7 @@ use crate::segment::options::ShmOptions;
 ///         Ok(())
 ///     })?;
 ///     (0..10).try_for_each(|i| q.put(i))?;
-///     q.join() // returns once the child marked all 10 done
+///     Ok(q.join()?) // returns once the child marked all 10 done
 /// })??;
 /// # Ok::<(), shmpool::Error>(())
 /// ```

@@ -1,6 +1,15 @@
 //! Child processes: scoped forks that borrow from the parent, `Process` with Python's three
 //! start methods, exit statuses, and the plumbing every child runs (panic capture, parent-death
-//! guards, `_exit`). See `docs/architecture.md` ("Process model") for who forks whom and what happens on death.
+//! guards, `_exit`). See `docs/architecture.md` ("Process model") for who forks whom and what
+//! happens on death.
+//!
+//! The files form layers without a cycle: leaves (`method`, `status`, `reaper`, `alive`,
+//! `child`, `marker`), the job (`code`, `entry`) and its transports (`jobpipe`, `request`), the
+//! child-side runtimes (`spawned`, `server`) under `boot`, which only dispatches, the
+//! parent-side start methods (`reexec`, `fork`, `spawn`, `forkserver`), which never name
+//! `Process` or `Context`, then `handle` and `scope`, and `builder` and `context` on top.
+//! `README.md` beside this file has one line per file and the protocols (child boot, job frame,
+//! forkserver requests).
 
 pub(crate) mod alive;
 pub(crate) mod boot;

@@ -1,6 +1,5 @@
-//! Queues in shared memory: [`Queue`](crate::Queue) for `Pod` items,
-//! [`JoinableQueue`](crate::JoinableQueue) with `task_done` and `join`, and
-//! [`MessageQueue`](crate::MessageQueue) for variable-size serialized messages (Python's
+//! Queues in shared memory: [`Queue`] for `Pod` items, [`JoinableQueue`] with `task_done` and
+//! `join`, and [`MessageQueue`] for variable-size serialized messages (Python's
 //! `multiprocessing.Queue` and `JoinableQueue`), and the errors their operations return: one
 //! small type per operation ([`GetTimeoutError`], [`TryPutError`], ...), each converting into
 //! [`shmpool::Error`](crate::Error).

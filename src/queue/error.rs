@@ -389,33 +389,6 @@ impl From<TryGetError> for Error {
     }
 }
 
-impl From<GetTimeoutError> for Error {
-    fn from(e: GetTimeoutError) -> Error {
-        match e {
-            GetTimeoutError::Timeout { after } => GET.timeout(after),
-            GetTimeoutError::Closed => GET.closed(),
-            GetTimeoutError::PeerDied { pids } => GET.peer_died(pids),
-            GetTimeoutError::SlotAbandoned { pos } => GET.slot_abandoned(pos),
-        }
-    }
-}
-
-impl From<GetError> for GetTimeoutError {
-    fn from(e: GetError) -> GetTimeoutError {
-        match e {
-            GetError::Closed => GetTimeoutError::Closed,
-            GetError::PeerDied { pids } => GetTimeoutError::PeerDied { pids },
-            GetError::SlotAbandoned { pos } => GetTimeoutError::SlotAbandoned { pos },
-        }
-    }
-}
-
-impl From<GetError> for Error {
-    fn from(e: GetError) -> Error {
-        GetTimeoutError::from(e).into()
-    }
-}
-
 impl From<TryPutError> for Error {
     fn from(e: TryPutError) -> Error {
         match e {
@@ -427,32 +400,41 @@ impl From<TryPutError> for Error {
     }
 }
 
-impl From<PutTimeoutError> for Error {
-    fn from(e: PutTimeoutError) -> Error {
-        match e {
-            PutTimeoutError::Timeout { after } => PUT.timeout(after),
-            PutTimeoutError::Closed => PUT.closed(),
-            PutTimeoutError::PeerDied { pids } => PUT.peer_died(pids),
-            PutTimeoutError::SlotAbandoned { pos } => PUT.slot_abandoned(pos),
+/// The conversions of a waiting `Queue` operation's two types: the blocking one into the one
+/// with a timeout (the same variants), and both into [`Error`], named as `side` says.
+macro_rules! waiting_conversions {
+    ($side:ident: $blocking:ident, $timeout:ident) => {
+        impl From<$timeout> for Error {
+            fn from(e: $timeout) -> Error {
+                match e {
+                    $timeout::Timeout { after } => $side.timeout(after),
+                    $timeout::Closed => $side.closed(),
+                    $timeout::PeerDied { pids } => $side.peer_died(pids),
+                    $timeout::SlotAbandoned { pos } => $side.slot_abandoned(pos),
+                }
+            }
         }
-    }
+
+        impl From<$blocking> for $timeout {
+            fn from(e: $blocking) -> $timeout {
+                match e {
+                    $blocking::Closed => $timeout::Closed,
+                    $blocking::PeerDied { pids } => $timeout::PeerDied { pids },
+                    $blocking::SlotAbandoned { pos } => $timeout::SlotAbandoned { pos },
+                }
+            }
+        }
+
+        impl From<$blocking> for Error {
+            fn from(e: $blocking) -> Error {
+                $timeout::from(e).into()
+            }
+        }
+    };
 }
 
-impl From<PutError> for PutTimeoutError {
-    fn from(e: PutError) -> PutTimeoutError {
-        match e {
-            PutError::Closed => PutTimeoutError::Closed,
-            PutError::PeerDied { pids } => PutTimeoutError::PeerDied { pids },
-            PutError::SlotAbandoned { pos } => PutTimeoutError::SlotAbandoned { pos },
-        }
-    }
-}
-
-impl From<PutError> for Error {
-    fn from(e: PutError) -> Error {
-        PutTimeoutError::from(e).into()
-    }
-}
+waiting_conversions!(GET: GetError, GetTimeoutError);
+waiting_conversions!(PUT: PutError, PutTimeoutError);
 
 impl From<TaskDoneError> for Error {
     fn from(_: TaskDoneError) -> Error {

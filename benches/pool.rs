@@ -13,7 +13,7 @@
 //! workers is the same for every method, only starting and replacing workers differ (those are
 //! in the start group here and in `benches/start_recover.rs`). The fork row of the
 //! start/shutdown group must fork while criterion's threads exist, and opts in with
-//! `allow_threads(true)` (its workers touch only shared memory).
+//! `allow_threads()` (its workers touch only shared memory).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -76,7 +76,7 @@ fn start_stop(c: &mut Criterion) {
             // SAFETY: the workers run `scale_add` on shared memory only; criterion's threads, if
             // any, hold no lock they take.
             let builder = unsafe {
-                Pool::builder().workers(2).start_method(StartMethod::Fork).allow_threads(true)
+                Pool::builder().workers(2).start_method(StartMethod::Fork).allow_threads()
             };
             let mut p = builder.build().unwrap();
             p.for_each_chunk(&mut small, shmpool_kernels::scale_add).unwrap();

@@ -98,7 +98,7 @@ impl PoolBuilder {
     ///   (no lock, no array, no descriptor), and this process may run other threads. Kernels,
     ///   task functions and the initializer must be code of the program's own executable (not
     ///   of a shared library): a job naming other code fails with
-    ///   [`Error::SpawnUnavailable`](crate::Error::SpawnUnavailable), and so does `build`
+    ///   [`Error::SpawnUnavailable`], and so does `build`
     ///   where shmpool itself lives in a shared library (a Python extension, say), which leaves
     ///   `Fork`. State a worker needs comes from the initializer or through shared memory, not
     ///   from this process's globals. The server ends with this program, or at
@@ -203,11 +203,11 @@ impl PoolBuilder {
     ///
     /// ```
     /// // SAFETY: nothing is started from this builder here.
-    /// let b = unsafe { shmpool::PoolBuilder::new().allow_threads(true) };
+    /// let b = unsafe { shmpool::PoolBuilder::new().allow_threads() };
     /// # let _ = b;
     /// ```
-    pub unsafe fn allow_threads(mut self, yes: bool) -> PoolBuilder {
-        self.allow_threads = yes;
+    pub unsafe fn allow_threads(mut self) -> PoolBuilder {
+        self.allow_threads = true;
         self
     }
 

@@ -222,7 +222,7 @@ impl Pool {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn apply<A: Pod, R: Pod>(&mut self, f: fn(A) -> R, arg: A) -> Result<R> {
-        self.apply_async(f, arg)?.get(None)
+        self.apply_async(f, arg)?.get()
     }
 
     /// [`apply`](Pool::apply) in the background.
@@ -236,7 +236,7 @@ impl Pool {
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
     /// let mut r = pool.apply_async(|x: f64| x.sqrt(), 2.0)?;
-    /// assert!((r.get(None)? - 1.4142).abs() < 1e-3);
+    /// assert!((r.get()? - 1.4142).abs() < 1e-3);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn apply_async<A: Pod, R: Pod>(
@@ -274,7 +274,7 @@ impl Pool {
         args: &[A],
         chunksize: Option<usize>,
     ) -> Result<Vec<R>> {
-        self.map_async(f, args, chunksize)?.get(None)
+        self.map_async(f, args, chunksize)?.get()
     }
 
     /// [`map`](Pool::map) in the background.
@@ -286,7 +286,7 @@ impl Pool {
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
     /// let mut r = pool.map_async(|x: i32| -x, &[1, 2], Some(1))?;
-    /// assert_eq!(r.get(None)?, [-1, -2]);
+    /// assert_eq!(r.get()?, [-1, -2]);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn map_async<A: Pod, R: Pod>(
@@ -324,7 +324,7 @@ impl Pool {
         args: &[(A, B)],
         chunksize: Option<usize>,
     ) -> Result<Vec<R>> {
-        self.starmap_async(f, args, chunksize)?.get(None)
+        self.starmap_async(f, args, chunksize)?.get()
     }
 
     /// [`starmap`](Pool::starmap) in the background.
@@ -336,7 +336,7 @@ impl Pool {
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
     /// let mut r = pool.starmap_async(|a: u8, b: u8| a.max(b), &[(1, 2), (5, 4)], None)?;
-    /// assert_eq!(r.get(None)?, [2, 5]);
+    /// assert_eq!(r.get()?, [2, 5]);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn starmap_async<A: Pod, B: Pod, R: Pod>(
@@ -453,10 +453,10 @@ type Callback<'p, T> = Box<dyn FnOnce(&T) + 'p>;
 /// use std::time::Duration;
 /// let mut pool = shmpool::Pool::new(2)?;
 /// let mut r = pool.map_async(|x: u32| x + 1, &[1, 2, 3], None)?;
-/// r.wait(Some(Duration::from_secs(5)))?;
-/// assert!(r.ready());
-/// assert!(r.successful()?);
-/// assert_eq!(r.get(None)?, [2, 3, 4]);
+/// assert!(r.wait_timeout(Duration::from_secs(5))?);
+/// assert!(r.is_ready());
+/// assert!(r.is_successful()?);
+/// assert_eq!(r.get()?, [2, 3, 4]);
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 pub struct AsyncResult<'p, T> {
@@ -473,7 +473,7 @@ impl<'p, T> AsyncResult<'p, T> {
     }
 
     /// Python's `callback`: called with the result, in this process, when the parent first
-    /// sees the call complete successfully (in `wait`, `get`, `ready`, or when this is dropped:
+    /// sees the call complete successfully (in `wait`, `get`, `is_ready`, or when this is dropped:
     /// there is no result-handler thread).
     ///
     /// ```no_run
@@ -481,7 +481,7 @@ impl<'p, T> AsyncResult<'p, T> {
     /// let mut seen = Vec::new();
     /// pool.map_async(|x: u32| x * 2, &[1, 2], None)?
     ///     .callback(|r: &Vec<u32>| seen.extend_from_slice(r))
-    ///     .wait(None)?;
+    ///     .wait()?;
     /// assert_eq!(seen, [2, 4]);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
@@ -499,7 +499,7 @@ impl<'p, T> AsyncResult<'p, T> {
     /// let _ = pool
     ///     .apply_async(|x: u32| 10 / x, 0)?
     ///     .error_callback(|_e: &shmpool::Error| failed = true)
-    ///     .wait(None)?;
+    ///     .wait()?;
     /// assert!(failed);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
@@ -508,8 +508,8 @@ impl<'p, T> AsyncResult<'p, T> {
         self
     }
 
-    /// Waits until the result is ready, at most `timeout` (forever with `None`); returns
-    /// whether it is ready.
+    /// Waits until the result is ready (Python's `wait()`; the call's own error, if any, comes
+    /// from [`get`](AsyncResult::get)).
     ///
     /// # Errors
     ///
@@ -518,14 +518,38 @@ impl<'p, T> AsyncResult<'p, T> {
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
     /// let mut r = pool.apply_async(|x: u8| x, 1)?;
-    /// assert!(r.wait(None)?);
+    /// r.wait()?;
+    /// assert!(r.is_ready());
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn wait(&mut self, timeout: Option<Duration>) -> Result<bool> {
+    pub fn wait(&mut self) -> Result<()> {
+        self.wait_deadline(None).map(drop)
+    }
+
+    /// Like [`wait`](AsyncResult::wait), waiting at most `timeout` (Python's `wait(timeout)`);
+    /// whether the result is ready.
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait`](AsyncResult::wait).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let mut r = pool.apply_async(|x: u8| x, 1)?;
+    /// assert!(r.wait_timeout(Duration::from_secs(5))?);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool> {
+        self.wait_deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// Waits until the result is ready or `deadline` passes (forever with `None`); whether it is
+    /// ready. The first time it sees the call over, it runs the callback or error callback.
+    fn wait_deadline(&mut self, deadline: Option<Instant>) -> Result<bool> {
         if self.outcome.is_some() {
             return Ok(true);
         }
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         match self.handle.pool_wait(deadline) {
             Ok(true) => {}
             Ok(false) => return Ok(false),
@@ -571,12 +595,13 @@ impl<'p, T> AsyncResult<'p, T> {
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
     /// let mut r = pool.apply_async(|x: u8| x, 1)?;
-    /// while !r.ready() {}
+    /// while !r.is_ready() {}
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn ready(&mut self) -> bool {
+    #[doc(alias = "ready")]
+    pub fn is_ready(&mut self) -> bool {
         self.outcome.is_some()
-            || (self.handle.is_ready() && self.wait(Some(Duration::ZERO)).unwrap_or(false))
+            || (self.handle.is_ready() && self.wait_timeout(Duration::ZERO).unwrap_or(false))
     }
 
     /// Whether the call completed without error (Python's `successful()`).
@@ -588,41 +613,62 @@ impl<'p, T> AsyncResult<'p, T> {
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
     /// let mut r = pool.apply_async(|x: u8| x, 1)?;
-    /// r.wait(None)?;
-    /// assert!(r.successful()?);
+    /// r.wait()?;
+    /// assert!(r.is_successful()?);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn successful(&mut self) -> Result<bool> {
-        if !self.ready() {
+    #[doc(alias = "successful")]
+    pub fn is_successful(&mut self) -> Result<bool> {
+        if !self.is_ready() {
             return Err(Error::ResultUnavailable {
-                reason: "the result is not ready yet; call wait() or check ready() before successful()",
+                reason: "the result is not ready yet; call wait() or check is_ready() before \
+                         is_successful()",
             });
         }
         Ok(matches!(self.outcome, Some(Ok(()))))
     }
 
-    /// Waits at most `timeout` (forever with `None`) and returns the result, or the error that
-    /// ended the call. The result (or error) is handed out once.
+    /// Waits for the call and returns its result, or the error that ended it (Python's
+    /// `get()`). The result (or error) is handed out once.
+    ///
+    /// # Errors
+    ///
+    /// The call's own error, or [`Error::ResultUnavailable`] if already taken.
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let mut r = pool.apply_async(|x: u64| x * 3, 5)?;
+    /// assert_eq!(r.get()?, 15);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn get(&mut self) -> Result<T> {
+        self.wait()?;
+        self.take()
+    }
+
+    /// Like [`get`](AsyncResult::get), waiting at most `timeout` (Python's `get(timeout)`).
     ///
     /// # Errors
     ///
     /// [`Error::Timeout`] if not ready in time (the call keeps running; `get` again later),
-    /// the call's own error, or [`Error::ResultUnavailable`] if already taken.
+    /// and as for [`get`](AsyncResult::get).
     ///
     /// ```no_run
     /// use std::time::Duration;
     /// let mut pool = shmpool::Pool::new(2)?;
     /// let mut r = pool.apply_async(|x: u64| x * 3, 5)?;
-    /// assert_eq!(r.get(Some(Duration::from_secs(5)))?, 15);
+    /// assert_eq!(r.get_timeout(Duration::from_secs(5))?, 15);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get(&mut self, timeout: Option<Duration>) -> Result<T> {
-        if !self.wait(timeout)? {
-            return Err(Error::Timeout {
-                what: "AsyncResult::get",
-                after: timeout.unwrap_or_default(),
-            });
+    pub fn get_timeout(&mut self, timeout: Duration) -> Result<T> {
+        if !self.wait_timeout(timeout)? {
+            return Err(Error::Timeout { what: "AsyncResult::get_timeout", after: timeout });
         }
+        self.take()
+    }
+
+    /// Hands out the result, or the error, of a call that is over: once.
+    fn take(&mut self) -> Result<T> {
         match self.outcome.as_mut().map(|o| std::mem::replace(o, Ok(()))) {
             Some(Err(e)) => {
                 self.outcome = Some(Err(Error::ResultUnavailable {
@@ -660,7 +706,7 @@ impl<T> Drop for AsyncResult<'_, T> {
     fn drop(&mut self) {
         // Callbacks still pending fire when the call ends, as in Python, unless unwinding.
         if (self.callback.is_some() || self.error_callback.is_some()) && !std::thread::panicking() {
-            let _ = self.wait(None);
+            let _ = self.wait();
         }
     }
 }

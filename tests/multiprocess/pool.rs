@@ -649,11 +649,11 @@ fn starmap_and_apply() {
     }
     let mut r =
         pool.apply_async(|x: [u8; 3]| x.iter().map(|&b| b as u32).sum::<u32>(), [1, 2, 3]).unwrap();
-    assert!(r.wait(None).unwrap());
-    assert!(r.ready());
-    assert!(r.successful().unwrap());
-    assert_eq!(r.get(None).unwrap(), 6);
-    assert!(matches!(r.get(None), Err(Error::ResultUnavailable { .. })));
+    r.wait().unwrap();
+    assert!(r.is_ready());
+    assert!(r.is_successful().unwrap());
+    assert_eq!(r.get().unwrap(), 6);
+    assert!(matches!(r.get(), Err(Error::ResultUnavailable { .. })));
 }
 
 fn empty_input_returns_at_once() {
@@ -672,11 +672,11 @@ fn sleepy(ms: u64) -> u64 {
 fn get_timeout_then_result() {
     let mut pool = fork_pool(2);
     let mut r = pool.apply_async(sleepy, 300).unwrap();
-    assert!(matches!(r.get(Some(Duration::from_millis(20))), Err(Error::Timeout { .. })));
-    assert!(!r.ready());
-    assert!(matches!(r.successful(), Err(Error::ResultUnavailable { .. })));
-    assert!(!r.wait(Some(Duration::from_millis(10))).unwrap());
-    assert_eq!(r.get(Some(Duration::from_secs(10))).unwrap(), 300);
+    assert!(matches!(r.get_timeout(Duration::from_millis(20)), Err(Error::Timeout { .. })));
+    assert!(!r.is_ready());
+    assert!(matches!(r.is_successful(), Err(Error::ResultUnavailable { .. })));
+    assert!(!r.wait_timeout(Duration::from_millis(10)).unwrap());
+    assert_eq!(r.get_timeout(Duration::from_secs(10)).unwrap(), 300);
 }
 
 fn panics_on_13(x: u64) -> u64 {
@@ -695,9 +695,9 @@ fn task_panic_is_reported_with_task_index() {
         other => panic!("expected KernelPanicked, got {other:?}"),
     }
     let mut r = pool.map_async(panics_on_13, &args, Some(4)).unwrap();
-    r.wait(None).unwrap();
-    assert!(!r.successful().unwrap());
-    assert!(r.get(None).is_err());
+    r.wait().unwrap();
+    assert!(!r.is_successful().unwrap());
+    assert!(r.get().is_err());
     drop(r);
     // The pool still works.
     assert_eq!(pool.map(square, &[3], None).unwrap(), [9]);
@@ -742,7 +742,7 @@ fn terminate_with_10000_pending_tasks() {
     let pids = pool.worker_pids();
     let args = vec![10u64; 10_000];
     let mut r = pool.map_async(sleepy, &args, Some(1)).unwrap();
-    assert!(!r.wait(Some(Duration::from_millis(50))).unwrap());
+    assert!(!r.wait_timeout(Duration::from_millis(50)).unwrap());
     let (done, total) = r.progress();
     assert!(done < total && total == 10_000, "{done}/{total}");
     let t0 = Instant::now();
@@ -771,7 +771,7 @@ fn sigkill_during_map() {
     std::thread::sleep(Duration::from_millis(100));
     // SAFETY: kill has no memory effects; the pid is one of our workers.
     unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
-    match r.get(Some(Duration::from_secs(10))) {
+    match r.get_timeout(Duration::from_secs(10)) {
         Err(Error::WorkerDied { pid, signal, .. }) => {
             assert_eq!((pid, signal), (pids[0], Some(libc::SIGKILL)))
         }
@@ -843,8 +843,8 @@ fn failing_initializer_is_an_error_not_a_hang() {
             .map_async(square, &[1, 2, 3], None)
             .unwrap()
             .error_callback(|e: &Error| seen = Some(e.to_string()));
-        gave_up(r.get(Some(Duration::from_secs(20))), failure);
-        assert!(matches!(r.successful(), Ok(false)));
+        gave_up(r.get_timeout(Duration::from_secs(20)), failure);
+        assert!(matches!(r.is_successful(), Ok(false)));
         drop(r);
         let seen = seen.expect("the error callback ran");
         assert!(seen.contains(failure) && seen.contains("gave up"), "{seen}");
@@ -946,8 +946,9 @@ fn callbacks_fire_once() {
         .unwrap()
         .callback(|v: &Vec<u64>| ok.push(v.clone()))
         .error_callback(|e: &Error| err.push(e.to_string()));
-    assert_eq!(r.get(None).unwrap(), [1, 4, 9]);
-    assert!(r.wait(None).unwrap());
+    assert_eq!(r.get().unwrap(), [1, 4, 9]);
+    r.wait().unwrap();
+    assert!(r.is_ready());
     drop(r);
     assert_eq!(ok, [vec![1, 4, 9]]);
     assert!(err.is_empty());
@@ -1149,7 +1150,7 @@ fn task_api(m: StartMethod) {
     assert_eq!(pool.apply(square, 9).unwrap(), 81);
     let mut r =
         pool.apply_async(|x: [u8; 3]| x.iter().map(|&b| b as u32).sum::<u32>(), [1, 2, 3]).unwrap();
-    assert_eq!(r.get(None).unwrap(), 6);
+    assert_eq!(r.get().unwrap(), 6);
     drop(r);
     let got: Vec<u64> = pool.imap(square, &args[..50], None).unwrap().map(|r| r.unwrap()).collect();
     assert_eq!(got, expect[..50]);
@@ -1356,8 +1357,8 @@ fn an_empty_async_job_reports_its_own_outcome_not_a_leaked_jobs() {
     // The empty task calls likewise.
     assert_eq!(pool.map(square, &[], None).unwrap(), Vec::<u64>::new());
     let mut r = pool.map_async(square, &[], None).unwrap();
-    assert!(r.wait(Some(Duration::ZERO)).unwrap());
-    assert_eq!(r.get(None).unwrap(), Vec::<u64>::new());
+    assert!(r.wait_timeout(Duration::ZERO).unwrap());
+    assert_eq!(r.get().unwrap(), Vec::<u64>::new());
     drop(r);
     // The pool still works: the leaked job's chunks all ran, and its error went nowhere.
     let mut b = indices(100);
@@ -1452,7 +1453,7 @@ fn arguments_and_results_aligned_to_128_bytes() {
         assert_eq!(sums, args.iter().map(|&x| 16 * x).collect::<Vec<_>>());
     }
     let doubled: Vec<Wide> = wide.iter().map(|&w| double(w)).collect();
-    assert_eq!(pool.map_async(double, &wide, None).unwrap().get(None).unwrap(), doubled);
+    assert_eq!(pool.map_async(double, &wide, None).unwrap().get().unwrap(), doubled);
     let pairs: Vec<(Wide, u64)> = wide.iter().copied().zip(args.iter().copied()).collect();
     let got = pool.starmap(|w: Wide, k: u64| Wide(w.0.map(|x| x + k)), &pairs, None).unwrap();
     assert!(got.iter().zip(&args).all(|(w, &k)| *w == widen(2 * k)));

@@ -1,6 +1,6 @@
 //! How the parent learns that a worker ended, and how it kills and reaps one, whatever started
 //! it: a forked worker is our child (`waitpid`); a forkserver or spawn worker is a
-//! [`Process`](crate::Process) handle (its status through `join_timeout`: `waitpid` for a spawn
+//! [`Process`] handle (its status through `join_timeout`: `waitpid` for a spawn
 //! child, the server's status pipe for a forkserver worker, which the server reaps).
 //!
 //! A forkserver worker dies with its server (parent-death signal). The server then never writes

@@ -71,74 +71,6 @@ impl JobIndex {
     }
 }
 
-/// What the parent tells the workers about the pool's life (`ControlBlock::state`). A worker
-/// reads it each time round its loop: under [`TERMINATING`](Phase::TERMINATING) it exits at
-/// once, under [`CLOSING`](Phase::CLOSING) once it finds no chunk to claim. Any other value
-/// reads as running.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Phase(u32);
-
-impl Phase {
-    /// Taking work (the value of a fresh block).
-    pub(crate) const RUNNING: Phase = Phase(0);
-    /// `close` was called: workers exit once idle.
-    pub(crate) const CLOSING: Phase = Phase(1);
-    /// `terminate` was called: workers exit at once.
-    pub(crate) const TERMINATING: Phase = Phase(2);
-}
-
-/// Whether the parent sleeps in a job, and what should wake it (`ControlBlock::parent_sleeping`).
-/// The parent sets it before its last look at the job and clears it after the sleep; a worker
-/// that finishes the job (any chunk, under [`EACH_CHUNK`](ParentSleep::EACH_CHUNK)) while it is
-/// set writes a byte to the wake pipe (README.md, "Sleeping and waking").
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct ParentSleep(u32);
-
-impl ParentSleep {
-    /// Not sleeping: nobody writes to the wake pipe.
-    pub(crate) const AWAKE: ParentSleep = ParentSleep(0);
-    /// Sleeping until the job completes.
-    pub(crate) const UNTIL_DONE: ParentSleep = ParentSleep(1);
-    /// Sleeping until any chunk finishes (streaming results).
-    pub(crate) const EACH_CHUNK: ParentSleep = ParentSleep(2);
-
-    /// Whether the parent is (about to be) asleep, in either mode.
-    pub(crate) const fn is_asleep(self) -> bool {
-        self.0 != Self::AWAKE.0
-    }
-}
-
-/// The state of the job's error slot (`ErrorSlot::kind`): empty, being written by the worker
-/// that won it, or the kind of the first failure, once written (the message, chunk and pid are
-/// then readable).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct FailKind(u32);
-
-impl FailKind {
-    /// No failure recorded.
-    pub(crate) const NONE: FailKind = FailKind(0);
-    /// The kernel panicked (or its chunk could not run: corrupt code address, unmappable array).
-    pub(crate) const PANIC: FailKind = FailKind(1);
-    /// A worker is writing the slot.
-    pub(crate) const WRITING: FailKind = FailKind(2);
-}
-
-/// Where one array of a job lives (`ArrayRef::tag`), which says which other fields of the
-/// `ArrayRef` mean something.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct ArrayKind(u32);
-
-impl ArrayKind {
-    /// No array in this position.
-    pub(crate) const UNUSED: ArrayKind = ArrayKind(0);
-    /// An anonymous memfd segment: `pid`, `fd`, `nonce`.
-    pub(crate) const MEMFD: ArrayKind = ArrayKind(1);
-    /// A named segment: `name`, `name_len`, `nonce`.
-    pub(crate) const NAMED: ArrayKind = ArrayKind(2);
-    /// The control block's scratch area, from byte `offset`, elements of `elem_size` bytes.
-    pub(crate) const SCRATCH: ArrayKind = ArrayKind(3);
-}
-
 /// Declares the atomic twin of a newtype word: `load` and `store` (and, with `cas`,
 /// `compare_exchange`) in the newtype, on the integer inside.
 macro_rules! atomic_word {
@@ -175,25 +107,100 @@ macro_rules! atomic_word {
     };
 }
 
+/// Declares a `u32` state word: the newtype, its named values (the only place they are
+/// defined), and its atomic twin.
+macro_rules! state_word {
+    (
+        $(#[$doc:meta])* $word:ident, atomic $atomic:ident $(, $cas:ident)? {
+            $($(#[$vdoc:meta])* $value:ident = $n:literal,)+
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        pub(crate) struct $word(u32);
+
+        impl $word {
+            $($(#[$vdoc])* pub(crate) const $value: $word = $word($n);)+
+        }
+
+        atomic_word!(
+            #[doc = concat!("An atomic [`", stringify!($word), "`].")]
+            $atomic(AtomicU32) holds $word $(, $cas)?
+        );
+    };
+}
+
+state_word! {
+    /// What the parent tells the workers about the pool's life (`ControlBlock::state`). A worker
+    /// reads it each time round its loop: under [`TERMINATING`](Phase::TERMINATING) it exits at
+    /// once, under [`CLOSING`](Phase::CLOSING) once it finds no chunk to claim. Any other value
+    /// reads as running.
+    Phase, atomic AtomicPhase {
+        /// Taking work (the value of a fresh block).
+        RUNNING = 0,
+        /// `close` was called: workers exit once idle.
+        CLOSING = 1,
+        /// `terminate` was called: workers exit at once.
+        TERMINATING = 2,
+    }
+}
+
+state_word! {
+    /// Whether the parent sleeps in a job, and what should wake it
+    /// (`ControlBlock::parent_sleeping`). The parent sets it before its last look at the job and
+    /// clears it after the sleep; a worker that finishes the job (any chunk, under
+    /// [`EACH_CHUNK`](ParentSleep::EACH_CHUNK)) while it is set writes a byte to the wake pipe
+    /// (README.md, "Sleeping and waking").
+    ParentSleep, atomic AtomicParentSleep {
+        /// Not sleeping: nobody writes to the wake pipe.
+        AWAKE = 0,
+        /// Sleeping until the job completes.
+        UNTIL_DONE = 1,
+        /// Sleeping until any chunk finishes (streaming results).
+        EACH_CHUNK = 2,
+    }
+}
+
+impl ParentSleep {
+    /// Whether the parent is (about to be) asleep, in either mode.
+    pub(crate) const fn is_asleep(self) -> bool {
+        self.0 != Self::AWAKE.0
+    }
+}
+
+state_word! {
+    /// The state of the job's error slot (`ErrorSlot::kind`): empty, being written by the worker
+    /// that won it, or the kind of the first failure, once written (the message, chunk and pid
+    /// are then readable).
+    FailKind, atomic AtomicFailKind, cas {
+        /// No failure recorded.
+        NONE = 0,
+        /// The kernel panicked (or its chunk could not run: corrupt code address, unmappable
+        /// array).
+        PANIC = 1,
+        /// A worker is writing the slot.
+        WRITING = 2,
+    }
+}
+
+state_word! {
+    /// Where one array of a job lives (`ArrayRef::tag`), which says which other fields of the
+    /// `ArrayRef` mean something.
+    ArrayKind, atomic AtomicArrayKind {
+        /// No array in this position.
+        UNUSED = 0,
+        /// An anonymous memfd segment: `pid`, `fd`, `nonce`.
+        MEMFD = 1,
+        /// A named segment: `name`, `name_len`, `nonce`.
+        NAMED = 2,
+        /// The control block's scratch area, from byte `offset`, elements of `elem_size` bytes.
+        SCRATCH = 3,
+    }
+}
+
 atomic_word!(
     /// An atomic [`JobIndex`]: the claim cursor, a worker's `held`, a retry ring entry.
     AtomicJobIndex(AtomicU64) holds JobIndex, cas
-);
-atomic_word!(
-    /// An atomic [`Phase`].
-    AtomicPhase(AtomicU32) holds Phase
-);
-atomic_word!(
-    /// An atomic [`ParentSleep`].
-    AtomicParentSleep(AtomicU32) holds ParentSleep
-);
-atomic_word!(
-    /// An atomic [`FailKind`].
-    AtomicFailKind(AtomicU32) holds FailKind, cas
-);
-atomic_word!(
-    /// An atomic [`ArrayKind`].
-    AtomicArrayKind(AtomicU32) holds ArrayKind
 );
 
 /// A 0/1 word (a worker's `retiring` and `initialized`, an array's `region`): set is 1, any

@@ -10,8 +10,8 @@
 //! |---|---|---|
 //! | segments | creating or opening any shared object (`new`, `new_with`, `open`, `open_handle`), [`segment::inspect`](crate::segment::inspect), [`clean_stale`](crate::clean_stale) | [`Error`]: `OutOfSpace`, `AlreadyExists`, `NotFound`, `InvalidName`, `NotShmpool`, `CorruptHeader`, `VersionMismatch`, `KindMismatch`, `TypeMismatch`, `StaleHandle`, `TooLarge` |
 //! | arguments and waits | any call that checks a size or count; any wait given a timeout | [`Error`]: `InvalidArgument`, `Timeout` |
-//! | synchronisation | [`Mutex`](crate::Mutex), [`RLock`](crate::RLock), [`SharedValue`](crate::SharedValue) | [`LockError`](crate::LockError) (`OwnerDied`, `WouldBlock`, ...), converting to [`Error`] |
-//! | synchronisation | [`Semaphore`](crate::Semaphore), [`Barrier`](crate::Barrier), [`Condition`](crate::Condition) | [`Error`]: `OwnerDied`, `NotRecoverable`, `WouldBlock`, `WouldDeadlock`, `BrokenBarrier`, `OverRelease`, `TooManyLocksHeld` |
+//! | synchronisation | locking a [`Mutex`](crate::Mutex), [`RLock`](crate::RLock) or [`SharedValue`](crate::SharedValue) | [`LockError`](crate::LockError) (its `OwnerDied` carries the guard), converting into [`Error`]: `OwnerDied`, `NotRecoverable`, `WouldBlock`, `WouldDeadlock`, `TooManyLocksHeld`, `Timeout`, `Io` |
+//! | synchronisation | [`Semaphore`](crate::Semaphore), [`BoundedSemaphore`](crate::BoundedSemaphore), [`Barrier`](crate::Barrier), [`Condition`](crate::Condition) | [`Error`]: `OverRelease`, `BrokenBarrier`, `OwnerDied` (a condition's lock), `Timeout` |
 //! | process start | [`scope`](crate::scope), [`Process`](crate::Process), [`Context`](crate::Context), the start methods, pool workers starting | [`Error`]: `ForkWithThreads`, `ForkWhileLocked`, `NotShared`, `ClosureNeedsFork`, `Serialize`, `SpawnUnavailable`, `ForkServer`, `ChildFailed` |
 //! | pool jobs | [`Pool`](crate::Pool), [`PoolBuilder`](crate::PoolBuilder), [`AsyncResult`](crate::AsyncResult), [`JobHandle`](crate::JobHandle) | [`Error`]: `PoolSize`, `PoolNotRunning`, `PoolStillRunning`, `PoolNotOwned`, `PoolGaveUp`, `KernelPanicked`, `WorkerDied`, `LengthMismatch`, `ResultUnavailable` |
 //! | messaging: queues | [`Queue`](crate::Queue) and [`JoinableQueue`](crate::JoinableQueue): `get`, `get_timeout`, `get_nowait` | [`GetError`](crate::queue::GetError), [`GetTimeoutError`](crate::queue::GetTimeoutError), [`TryGetError`](crate::queue::TryGetError) |
@@ -32,9 +32,9 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum Error {
     // ---- Segments ----
-    // Returned by whatever creates or opens a segment: `SharedArray`, `RawValue`/`SharedValue`, the
-    // sync objects, the queues (`new`, `new_with`, `open`, `open_handle`), `segment::inspect`/`unlink`,
-    // `clean_stale`, and the pool when it maps a task's arrays.
+    // Returned by whatever creates or opens a segment: `SharedArray`, `RawValue`/`SharedValue`,
+    // the sync objects, the queues (`new`, `new_with`, `open`, `open_handle`),
+    // `segment::inspect`/`unlink`, `clean_stale`, and the pool when it maps a task's arrays.
     /// The segment would not fit in the memory that is left.
     #[error(
         "{place} has {} free, {} requested; {fix}",
@@ -155,8 +155,8 @@ pub enum Error {
     },
 
     // ---- Arguments and waits ----
-    // Returned by any call that takes a size or count it must check, and by any wait given a timeout
-    // (locks, barriers, pipes, joins, pool results, the forkserver). The queues report their own
+    // Returned by any call that takes a size or count it must check, and by any wait given a
+    // timeout (locks, barriers, pipes, pool results, the forkserver). The queues report their own
     // timeouts through their error types (`queue::GetTimeoutError`, ...), which convert to these.
     /// An argument is out of range.
     #[error("invalid {what}: {reason}")]
@@ -177,8 +177,8 @@ pub enum Error {
     },
 
     // ---- Synchronisation ----
-    // Returned by `Mutex`, `RLock`, `SharedValue` (through `LockError`), `Semaphore`/`BoundedSemaphore`,
-    // `Barrier` and `Condition`.
+    // Returned by `Mutex`, `RLock`, `SharedValue` (through `LockError`),
+    // `Semaphore`/`BoundedSemaphore`, `Barrier` and `Condition`.
     /// A lock's holder died while holding it (the `?` conversion of
     /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), which leaves the lock unusable).
     #[error(
@@ -446,9 +446,10 @@ pub enum Error {
     },
 
     // ---- Messaging ----
-    // Returned by `Connection` (`pipe`, `send`, `recv`, ...) directly, and by the queues through their
-    // per-operation types in `shmpool::queue` (`TryGetError`, `PutTimeoutError`, `MessageGetError`,
-    // ...), each of which converts into these variants, so `?` into `shmpool::Result` keeps working.
+    // Returned by `Connection` (`pipe`, `send`, `recv`, ...) directly, and by the queues through
+    // their per-operation types in `shmpool::queue` (`TryGetError`, `PutTimeoutError`,
+    // `MessageGetError`, ...), each of which converts into these variants, so `?` into
+    // `shmpool::Result` keeps working.
     /// A non-blocking `get` found nothing.
     #[error("the {what} is empty; wait with get or get_timeout, or check is_empty() first")]
     Empty {
@@ -568,7 +569,7 @@ pub enum Error {
     },
 
     // ---- The operating system ----
-    // Returned by any call that makes a system call whose failure has no more specific variant above.
+    // Returned by any call whose system call failed in a way no variant above names.
     /// A system call failed.
     #[error("{op} failed: {source}")]
     Io {

@@ -16,9 +16,10 @@
 //! | every [`MessageQueue`](crate::MessageQueue) get | [`MessageGetError`] | `Empty`, `Timeout`, `Closed`, `PeerDied`, `BadMessage` |
 //! | every [`MessageQueue`](crate::MessageQueue) put | [`MessagePutError`] | `Full`, `Timeout`, `Closed`, `PeerDied`, `TooLarge`, `BadMessage` |
 //!
-//! A `MessageQueue` has one type per direction rather than per operation: each of its calls takes
-//! a ring lock that even the `_nowait` forms wait for (a slice, then `Timeout`), and each reads or
-//! writes bytes that can be refused (`BadMessage`), so its operations differ only in `Empty`/`Full`.
+//! A `MessageQueue` has one type per direction rather than per operation: every form can refuse
+//! a frame (`BadMessage`), and even the `_nowait` forms wait a slice for the ring lock (then
+//! `Timeout`), so per-operation types would differ by a variant or two; each method's
+//! documentation says which variants it returns.
 //!
 //! A failed put does not hand the item back: a `Queue` item is `Pod`, hence `Copy`, so the caller
 //! still has it, and a `MessageQueue` put only borrows its message.

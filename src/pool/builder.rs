@@ -3,7 +3,7 @@
 
 use super::control::MAX_WORKERS;
 use super::state::Pool;
-use super::worker::WorkerConfig;
+use super::worker::{Launch, WorkerConfig};
 use crate::error::{Error, Result};
 use crate::process::context::StartMethod;
 
@@ -231,13 +231,13 @@ impl PoolBuilder {
         if n == 0 || n > MAX_WORKERS {
             return Err(Error::PoolSize { requested: n, max: MAX_WORKERS });
         }
-        Pool::start(
-            n,
-            self.name.unwrap_or_else(|| "pool".to_string()),
-            self.cfg,
-            self.retries,
-            self.chunk_size,
-            (self.method.unwrap_or_default(), self.allow_threads),
-        )
+        let launch = Launch {
+            method: self.method.unwrap_or_default(),
+            allow_threads: self.allow_threads,
+            cfg: self.cfg,
+            name: self.name.unwrap_or_else(|| "pool".to_string()),
+            parent_pid: crate::sys::proc::getpid(),
+        };
+        Pool::start(n, launch, self.retries, self.chunk_size)
     }
 }

@@ -15,7 +15,7 @@ use super::control::{self, ControlBlock};
 use super::liveness::{ServerDeath, WorkerProc};
 use super::wake::WakePipe;
 use super::words::{JobIndex, Phase};
-use super::worker::{self, Launch, WorkerConfig};
+use super::worker::{self, Launch};
 use crate::error::{Error, Result};
 use crate::process::context::StartMethod;
 use crate::sys;
@@ -101,23 +101,22 @@ pub(crate) enum PoolState {
 }
 
 impl Pool {
-    /// Starts a pool of `n` workers (the builder checked `n`).
+    /// Starts a pool of `n` workers (the builder checked `n`) as `launch` says, with `retries`
+    /// per job and the data-parallel `chunk_size`.
     pub(crate) fn start(
         n: usize,
-        name: String,
-        cfg: WorkerConfig,
+        launch: Launch,
         retries: u32,
         chunk_size: Option<usize>,
-        (method, allow_threads): (StartMethod, bool),
     ) -> Result<Pool> {
-        let ctl = if method == StartMethod::Fork {
+        let ctl = if launch.method == StartMethod::Fork {
             // An anonymous shared mapping, not a memfd: the workers inherit it through fork, and
             // no other process can open it (README.md, "Who can write the control block").
             // SAFETY: an all-zero `ControlBlock` (atomics and plain bytes only) is a valid value.
             unsafe { AnonBox::<ControlBlock>::zeroed()? }
         } else {
             // Workers that are not forks of this process open it through `/proc/<pid>/fd`.
-            if let Some(init) = cfg.initializer {
+            if let Some(init) = launch.cfg.initializer {
                 use crate::process::code::{Receiver, check_sendable};
                 check_sendable(init as usize, "the pool's initializer", Receiver::Reexecuted)?;
             }
@@ -131,7 +130,6 @@ impl Pool {
         for w in &ctl.workers {
             w.held.store(JobIndex::NOTHING, Relaxed);
         }
-        let launch = Launch { method, allow_threads, cfg, name, parent_pid: sys::proc::getpid() };
         let mut pool = Pool {
             ctl,
             slots: Vec::with_capacity(n),
@@ -166,7 +164,8 @@ impl Pool {
         self.slots.len()
     }
 
-    /// How the pool starts its workers (see [`PoolBuilder::start_method`](crate::PoolBuilder::start_method)).
+    /// How the pool starts its workers (see
+    /// [`PoolBuilder::start_method`](crate::PoolBuilder::start_method)).
     ///
     /// ```no_run
     /// let pool = shmpool::Pool::new(2)?;

@@ -70,7 +70,7 @@ pub(crate) struct WorkerArgs {
     max_tasks: Option<u64>,
     /// The initializer, as an offset from the code anchor (`process::code::to_offset`).
     initializer: Option<u64>,
-    /// The write end of the parent's wake pipe there (`failure::WakePipe`), and the pipe's
+    /// The write end of the parent's wake pipe there (`wake::WakePipe`), and the pipe's
     /// inode, checked after opening it.
     wake_fd: i32,
     wake_ino: u64,

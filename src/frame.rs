@@ -329,10 +329,12 @@ impl<'a> Reader<'a> {
         while out.len() < end {
             let at = out.len();
             if out.capacity() == at {
-                // Doubling, but never past the announced end, and at most a chunk at a time.
-                out.reserve_exact((at - start).max(4096).min(READ_CHUNK).min(end - at));
+                // Doubling what arrived, but never past the announced end.
+                out.reserve_exact((at - start).max(4096).min(end - at));
             }
-            let room = (out.capacity() - at).min(end - at);
+            // Read (and zero) at most a chunk at a time, so the spare capacity is not filled again
+            // for every read.
+            let room = (out.capacity() - at).min(end - at).min(READ_CHUNK);
             out.resize(at + room, 0);
             let r = self.some(&mut out[at..], part, (at - start) as u64, len as u64);
             let n = *r.as_ref().unwrap_or(&0);

@@ -12,7 +12,7 @@ use std::os::fd::{IntoRawFd, RawFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
-use crate::error::{Error, Result};
+use super::start_error::StartError;
 use crate::sys;
 
 static CREATE: Mutex<()> = Mutex::new(());
@@ -21,14 +21,14 @@ static WRITE: AtomicI32 = AtomicI32::new(-1);
 static OWNER: AtomicU32 = AtomicU32::new(0);
 
 /// The read end of this process's alive pipe, made on first use.
-pub(crate) fn read_end() -> Result<RawFd> {
+pub(crate) fn read_end() -> Result<RawFd, StartError> {
     let me = sys::proc::getpid();
     if OWNER.load(Ordering::Acquire) == me {
         return Ok(READ.load(Ordering::Relaxed));
     }
     let _g = CREATE.lock().unwrap_or_else(|p| p.into_inner());
     if OWNER.load(Ordering::Acquire) != me {
-        let (r, w) = sys::proc::pipe().map_err(Error::io("creating the alive pipe"))?;
+        let (r, w) = sys::proc::pipe().map_err(StartError::io("creating the alive pipe"))?;
         READ.store(r.into_raw_fd(), Ordering::Relaxed);
         WRITE.store(w.into_raw_fd(), Ordering::Relaxed);
         OWNER.store(me, Ordering::Release);

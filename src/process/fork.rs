@@ -6,12 +6,12 @@ use std::fs::File;
 use super::alive;
 use super::child::{self, ChildResult};
 use super::forkserver;
-use crate::error::{Error, Result};
+use super::start_error::StartError;
 use crate::sys::{self, proc::Forked};
 
 /// Forks a child running `f`; returns its pid and the read end of its panic report pipe.
 ///
-/// Refuses with [`Error::ForkWithThreads`] while the process has other threads, unless
+/// Refuses with `StartError::ForkWithThreads` while the process has other threads, unless
 /// `allow_threads`. The child arms the alive pipe, and `PR_SET_PDEATHSIG` too when it was forked
 /// from the main thread (the signal fires when the forking *thread* exits).
 ///
@@ -19,7 +19,7 @@ use crate::sys::{self, proc::Forked};
 /// requires `'static`. In the parent, `f` is dropped right after the fork, closing its copies of
 /// captured descriptors; `Send` keeps thread-bound values (lock guards) out, whose release by the
 /// parent would end the child's exclusive access while it still runs.
-pub(crate) fn start<'a, F, R>(allow_threads: bool, f: F) -> Result<(u32, File)>
+pub(crate) fn start<'a, F, R>(allow_threads: bool, f: F) -> Result<(u32, File), StartError>
 where
     F: FnOnce() -> R + Send + 'a,
     R: ChildResult,
@@ -30,29 +30,29 @@ where
     // write what one lock protects; a leaked guard keeps forks refused for good.
     let held = crate::sync::held_guards();
     if held != 0 {
-        return Err(Error::ForkWhileLocked { held });
+        return Err(StartError::ForkWhileLocked { held });
     }
     if !allow_threads {
-        let threads = sys::proc::thread_count().map_err(Error::io("counting threads"))?;
+        let threads = sys::proc::thread_count().map_err(StartError::io("counting threads"))?;
         if threads > 1 {
-            return Err(Error::ForkWithThreads { threads });
+            return Err(StartError::ForkWithThreads { threads });
         }
     }
     // An ignored SIGCHLD (inherited from a launcher) would let the kernel reap the child behind
     // our back: waitpid would fail, and a pid we still mean to signal could be reused.
-    sys::signal::keep_children_waitable().map_err(Error::io("sigaction(SIGCHLD)"))?;
+    sys::signal::keep_children_waitable().map_err(StartError::io("sigaction(SIGCHLD)"))?;
     // The alive pipe must exist before the fork, for the child to inherit its read end.
     alive::read_end()?;
     // The child's panic hook is set up here, in the parent: the child must not take the hook lock.
     child::install_panic_hook();
-    let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
+    let (report_r, report_w) = sys::proc::pipe().map_err(StartError::io("pipe"))?;
     let parent = sys::proc::getpid();
     // PR_SET_PDEATHSIG follows the forking thread: arm it only when that thread lives as long as
     // the process; the alive pipe guards the child either way.
     let pdeathsig = sys::proc::is_main_thread();
     // SAFETY: either the process is single-threaded (checked above), or the caller accepted the
     // multi-threaded risk through `Context::allow_threads`, whose contract limits what `f` does.
-    match unsafe { sys::proc::fork() }.map_err(Error::io("fork"))? {
+    match unsafe { sys::proc::fork() }.map_err(StartError::io("fork"))? {
         Forked::Child => {
             // The fork handlers (`segment::forkmap`) sealed the parent's array mappings already;
             // a fault in one explains itself to the parent. Failing that, it just faults.

@@ -22,6 +22,7 @@ use super::marker::Mode;
 use super::reaper;
 use super::reexec::reexec;
 use super::request::{self, JOB_REFUSED, REQUEST_TIMEOUT};
+use super::start_error::StartError;
 use super::status::ExitStatus;
 use crate::error::{Error, Result};
 use crate::sys::{self, proc::Exit};
@@ -55,9 +56,9 @@ static CLIENT_STUCK_IN: AtomicU32 = AtomicU32::new(0);
 
 /// Refuses in a forked child whose copy of [`CLIENT`]'s mutex is held by a thread that was not
 /// copied.
-fn check_not_stuck() -> Result<()> {
+fn check_not_stuck() -> Result<(), StartError> {
     if CLIENT_STUCK_IN.load(Ordering::Relaxed) == sys::proc::getpid() {
-        return Err(Error::ForkServer {
+        return Err(StartError::ForkServer {
             reason: "cannot be used from this forked child: another thread of its parent was \
                      talking to the forkserver at the fork, so the client's lock stays held here; \
                      start children from the parent, or fork only while no thread starts \
@@ -79,12 +80,12 @@ fn take_client(slot: &mut Option<Client>) -> Option<Client> {
 
 /// Asks the forkserver (started on first use) to fork a worker running `job` (whose secret is
 /// set to the server's here).
-pub(crate) fn start(mut job: Job) -> Result<Started> {
+pub(crate) fn start(mut job: Job) -> Result<Started, StartError> {
     check_not_stuck()?;
     // The server is our child (and exits, to be reaped, when replaced or shut down): an ignored
     // SIGCHLD would let the kernel reap it behind our back. Reset before it is launched, it also
     // reaches the server itself, which reaps its workers (and resets it again, see `serve`).
-    sys::signal::keep_children_waitable().map_err(Error::io("sigaction(SIGCHLD)"))?;
+    sys::signal::keep_children_waitable().map_err(StartError::io("sigaction(SIGCHLD)"))?;
     let mut g = CLIENT.lock().unwrap_or_else(|p| p.into_inner());
     let me = sys::proc::getpid();
     if g.as_ref().is_some_and(|c| c.owner != me) {
@@ -123,7 +124,7 @@ pub(crate) fn start(mut job: Job) -> Result<Started> {
             Failure::Send(_) if attempt == 0 => continue,
             Failure::Local(e) => return Err(e),
             Failure::Send(e) | Failure::Reply(e) => {
-                return Err(Error::ForkServer {
+                return Err(StartError::ForkServer {
                     reason: format!("(pid {}) stopped answering ({e}) and {how}", dead.server_pid),
                 });
             }
@@ -133,16 +134,16 @@ pub(crate) fn start(mut job: Job) -> Result<Started> {
 }
 
 /// The error for a server's negative reply `code`.
-fn refusal(server_pid: u32, code: i32) -> Error {
+fn refusal(server_pid: u32, code: i32) -> StartError {
     if code == JOB_REFUSED {
-        Error::ForkServer {
+        StartError::ForkServer {
             reason: format!(
                 "(pid {server_pid}) refused the job: it did not pass verification (the server's \
                  secret, or the same build of the program; see the server's message on stderr)"
             ),
         }
     } else {
-        Error::io("fork (in the forkserver)")(std::io::Error::from_raw_os_error(-code))
+        StartError::io("fork (in the forkserver)")(std::io::Error::from_raw_os_error(-code))
     }
 }
 
@@ -150,15 +151,15 @@ fn refusal(server_pid: u32, code: i32) -> Error {
 enum Failure {
     /// In this process, before anything was sent (making the worker's pipes): the server is
     /// not at fault.
-    Local(Error),
+    Local(StartError),
     /// Before the whole request was sent: no worker exists.
     Send(std::io::Error),
     /// Waiting for the reply: a worker may exist.
     Reply(std::io::Error),
 }
 
-fn launch() -> Result<Client> {
-    let (ours, theirs) = UnixStream::pair().map_err(Error::io("socketpair"))?;
+fn launch() -> Result<Client, StartError> {
+    let (ours, theirs) = UnixStream::pair().map_err(StartError::io("socketpair"))?;
     let alive = alive::read_end()?;
     let secret = sys::proc::random_u64();
     // posix_spawn, like a spawn child: launching the server costs the same however large this
@@ -172,8 +173,8 @@ fn launch() -> Result<Client> {
     drop(theirs);
     // A server that takes this long to read a request or to answer is hung: a request then
     // fails (and the server is replaced) instead of blocking its caller forever.
-    ours.set_read_timeout(Some(REQUEST_TIMEOUT)).map_err(Error::io("setsockopt"))?;
-    ours.set_write_timeout(Some(REQUEST_TIMEOUT)).map_err(Error::io("setsockopt"))?;
+    ours.set_read_timeout(Some(REQUEST_TIMEOUT)).map_err(StartError::io("setsockopt"))?;
+    ours.set_write_timeout(Some(REQUEST_TIMEOUT)).map_err(StartError::io("setsockopt"))?;
     Ok(Client { owner: sys::proc::getpid(), server_pid, secret, sock: ours })
 }
 
@@ -183,7 +184,7 @@ fn request(
     sock: &mut UnixStream,
     job: &Job,
 ) -> std::result::Result<std::result::Result<Started, i32>, Failure> {
-    let local = |e| Failure::Local(Error::io("pipe (for a forkserver worker)")(e));
+    let local = |e| Failure::Local(StartError::io("pipe (for a forkserver worker)")(e));
     let (status_r, status_w) = sys::proc::pipe().map_err(local)?;
     let (report_r, report_w) = sys::proc::pipe().map_err(local)?;
     let frame = job.to_frame();
@@ -307,12 +308,12 @@ mod tests {
 
     #[test]
     fn a_refused_job_and_a_failed_fork_read_differently() {
-        let e = refusal(42, JOB_REFUSED);
+        let e = Error::from(refusal(42, JOB_REFUSED));
         assert!(
             matches!(&e, Error::ForkServer { reason } if reason.contains("refused the job")),
             "{e}"
         );
-        let e = refusal(42, -libc::EAGAIN);
+        let e = Error::from(refusal(42, -libc::EAGAIN));
         assert!(matches!(&e, Error::Io { op, .. } if op.contains("fork")), "{e}");
         assert!(!e.to_string().contains("refused"), "{e}");
     }

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use super::start_error::StartError;
 use crate::frame::{FrameError, HEADER_LEN, JOB, Reader, Stream};
 use crate::sys;
 
@@ -25,8 +25,8 @@ pub(crate) const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 /// length within the same timeout ([`read_job`]). A child that dies before reading
 /// makes this a broken pipe, which is not an error here: its exit status, which `join`
 /// reports, says more.
-pub(crate) fn send_job(w: &mut File, mut bytes: &[u8]) -> Result<()> {
-    sys::fdpass::set_nonblocking(w.as_raw_fd()).map_err(Error::io("fcntl"))?;
+pub(crate) fn send_job(w: &mut File, mut bytes: &[u8]) -> Result<(), StartError> {
+    sys::fdpass::set_nonblocking(w.as_raw_fd()).map_err(StartError::io("fcntl"))?;
     while !bytes.is_empty() {
         match w.write(bytes) {
             Ok(n) => bytes = &bytes[n..],
@@ -34,15 +34,12 @@ pub(crate) fn send_job(w: &mut File, mut bytes: &[u8]) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if !sys::fdpass::wait_writable(w.as_fd(), Some(JOB_TIMEOUT))
-                    .map_err(Error::io("poll"))?
+                    .map_err(StartError::io("poll"))?
                 {
-                    return Err(Error::Timeout {
-                        what: "a spawned worker reading its job",
-                        after: JOB_TIMEOUT,
-                    });
+                    return Err(StartError::JobNotTaken { after: JOB_TIMEOUT });
                 }
             }
-            Err(e) => return Err(Error::io("writing a worker's job")(e)),
+            Err(e) => return Err(StartError::io("writing a worker's job")(e)),
         }
     }
     Ok(())

@@ -33,4 +33,5 @@ pub(crate) mod scope;
 pub(crate) mod server;
 pub(crate) mod spawn;
 pub(crate) mod spawned;
+pub(crate) mod start_error;
 pub(crate) mod status;

@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 
 use super::boot;
 use super::marker::{MARKER, Marker, Mode};
-use crate::error::{Error, Result};
+use super::start_error::StartError;
 use crate::sys;
 
 /// Re-executes this program as a spawn child or a forkserver (`mode`), handing it the
@@ -18,7 +18,7 @@ pub(crate) fn reexec(
     [fd_a, fd_b, alive]: [RawFd; 3],
     secret: u64,
     what: &'static str,
-) -> Result<u32> {
+) -> Result<u32, StartError> {
     // The copy diverts only through the constructor: referring to it here links it into every
     // binary that re-executes itself (see `boot.rs`).
     std::hint::black_box(&boot::BOOT);
@@ -30,5 +30,5 @@ pub(crate) fn reexec(
     let env = sys::spawn::environment_with(MARKER, &marker.format());
     let pairs: Vec<(RawFd, RawFd)> = keep.iter().copied().zip(at.iter().copied()).collect();
     let exe = c"/proc/self/exe";
-    sys::spawn::spawn(exe, &[exe], &env, &pairs).map_err(Error::io(what))
+    sys::spawn::spawn(exe, &[exe], &env, &pairs).map_err(StartError::io(what))
 }

@@ -14,18 +14,18 @@ use super::entry::Job;
 use super::jobpipe::send_job;
 use super::marker::Mode;
 use super::reexec::reexec;
-use crate::error::{Error, Result};
+use super::start_error::StartError;
 use crate::sys;
 
 /// Starts a re-executed child running `job`; returns its pid and the read end of its panic
 /// report pipe.
-pub(crate) fn start(job: &Job) -> Result<(u32, File)> {
+pub(crate) fn start(job: &Job) -> Result<(u32, File), StartError> {
     // An ignored SIGCHLD (inherited from a launcher) would let the kernel reap the child behind
     // our back: `join`'s waitpid would fail, and a pid we still mean to signal could be reused.
-    sys::signal::keep_children_waitable().map_err(Error::io("sigaction(SIGCHLD)"))?;
+    sys::signal::keep_children_waitable().map_err(StartError::io("sigaction(SIGCHLD)"))?;
     let frame = job.to_frame();
-    let (job_r, mut job_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
-    let (report_r, report_w) = sys::proc::pipe().map_err(Error::io("pipe"))?;
+    let (job_r, mut job_w) = sys::proc::pipe().map_err(StartError::io("pipe"))?;
+    let (report_r, report_w) = sys::proc::pipe().map_err(StartError::io("pipe"))?;
     let alive = alive::read_end()?;
     let pid = reexec(
         Mode::Spawn,

@@ -291,4 +291,19 @@ mod tests {
             Forked::Parent(pid) => assert_eq!(waitpid(pid).unwrap(), Exit::Code(0)),
         }
     }
+
+    /// 0 and pids above `i32::MAX` name no one process: `kill` and `waitpid` refuse them rather
+    /// than signal or reap a whole process group (or any child).
+    #[test]
+    fn pids_that_name_a_group_are_refused() {
+        for pid in [0, u32::MAX, i32::MAX as u32 + 1] {
+            assert_eq!(kill(pid, libc::SIGTERM).unwrap_err().raw_os_error(), Some(libc::ESRCH));
+            assert_eq!(waitpid(pid).unwrap_err().raw_os_error(), Some(libc::ECHILD));
+            assert_eq!(try_waitpid(pid).unwrap_err().raw_os_error(), Some(libc::ECHILD));
+            assert!(!pid_alive(pid));
+        }
+        kill(getpid(), 0).unwrap();
+        let e = kill(getpid(), 40).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "a real-time signal: {e}");
+    }
 }

@@ -109,3 +109,34 @@ pub(crate) fn path_available(path: &str) -> io::Result<Option<u64>> {
 pub(crate) fn open_proc_fd(pid: u32, fd: i32) -> io::Result<File> {
     std::fs::OpenOptions::new().read(true).write(true).open(format!("/proc/{pid}/fd/{fd}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What glibc's `shm_open` did and rustix's alone would not: a symlink at the name is not
+    /// followed, and a directory there is `EINVAL`. `shm_unlink` of a missing name is `ENOENT`.
+    #[test]
+    fn shm_open_refuses_links_and_directories_as_glibc_does() {
+        let bare = format!(
+            "shmpool-test-sys-{}-{:x}",
+            std::process::id(),
+            super::super::proc::random_u64()
+        );
+        let (name, path) = (format!("/{bare}"), format!("/dev/shm/{bare}"));
+        std::os::unix::fs::symlink("/dev/null", &path).unwrap();
+        let followed = shm_open(&name, OpenMode::Existing).map(drop);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(followed.unwrap_err().raw_os_error(), Some(libc::ELOOP));
+        std::fs::create_dir(&path).unwrap();
+        let dir = shm_open(&name, OpenMode::Existing).map(drop);
+        std::fs::remove_dir(&path).unwrap();
+        assert_eq!(dir.unwrap_err().raw_os_error(), Some(libc::EINVAL));
+        let f = shm_open(&name, OpenMode::CreateExclusive).unwrap();
+        let again = shm_open(&name, OpenMode::CreateExclusive).map(drop);
+        assert_eq!(again.unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        assert!(is_same_file(&path, &f).unwrap());
+        shm_unlink(&name).unwrap();
+        assert_eq!(shm_unlink(&name).unwrap_err().raw_os_error(), Some(libc::ENOENT));
+    }
+}

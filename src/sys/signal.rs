@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use rustix::io::Errno;
 use rustix::process::{Pid, PidfdFlags};
@@ -141,9 +141,7 @@ pub(crate) fn sigchld_fd() -> io::Result<File> {
 
 /// Empties a signalfd (non-blocking reads until EAGAIN).
 pub(crate) fn drain(fd: &File) {
-    let mut buf = [0u8; std::mem::size_of::<libc::signalfd_siginfo>() * 8];
-    // A non-blocking read ends with EAGAIN.
-    while rustix::io::read(fd, &mut buf).is_ok_and(|n| n > 0) {}
+    super::fdpass::drain(fd.as_fd());
 }
 
 /// `fcntl` command choosing the signal `O_ASYNC` sends (linux/fcntl.h; the libc crate lacks it).

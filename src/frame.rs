@@ -15,8 +15,8 @@
 //! | [`Format::message`] | 8 bytes: length, `u32` LE, then kind, `u32` LE | the connection's `max_message` | `Connection` (`pipe.rs`) |
 //!
 //! A reader never allocates what a header announces: a body's buffer grows with the bytes that
-//! arrive (at most twice them, plus [`READ_CHUNK`]), so a frame that announces a gigabyte and
-//! sends ten bytes costs ten bytes and a chunk.
+//! arrive (doubling: at most twice them, or 4 KiB), so a frame that announces a gigabyte and
+//! sends ten bytes costs 4 KiB.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use crate::sys::fdpass;
 
-/// Bytes a reader adds to a body's buffer at a time at most; the buffer grows with what arrived,
-/// never ahead of it.
+/// Bytes a reader reads into a body's buffer at once at most (the buffer itself doubles with
+/// what arrived, never growing ahead of it).
 pub(crate) const READ_CHUNK: usize = 64 << 10;
 
 /// The layout of a frame's header.

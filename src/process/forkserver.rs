@@ -24,6 +24,7 @@ use super::reexec::reexec;
 use super::request::{self, JOB_REFUSED, REQUEST_TIMEOUT};
 use super::start_error::StartError;
 use super::status::ExitStatus;
+use super::wait;
 use crate::error::{Error, Result};
 use crate::sys::{self, proc::Exit};
 
@@ -249,23 +250,17 @@ fn shutdown(timeout: Option<Duration>) -> Result<()> {
         None => sys::proc::waitpid(c.server_pid).map_err(Error::io("waitpid (forkserver)"))?,
         Some(after) => {
             let deadline = Instant::now() + after;
-            let mut nap = Duration::from_micros(50);
-            loop {
-                if let Some(exit) = sys::proc::try_waitpid(c.server_pid)
-                    .map_err(Error::io("waitpid (forkserver)"))?
-                {
-                    break exit;
-                }
-                let now = Instant::now();
-                if now >= deadline {
+            match wait::waitpid_until(c.server_pid, deadline, Duration::from_millis(5))
+                .map_err(Error::io("waitpid (forkserver)"))?
+            {
+                Some(exit) => exit,
+                None => {
                     reaper::detach(c.server_pid, None);
                     return Err(Error::Timeout {
                         what: "forkserver shutdown (its workers still run)",
                         after,
                     });
                 }
-                std::thread::sleep(nap.min(deadline - now));
-                nap = (nap * 2).min(Duration::from_millis(5));
             }
         }
     };

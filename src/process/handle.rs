@@ -11,6 +11,7 @@ use super::forkserver;
 use super::method::StartMethod;
 use super::reaper;
 use super::status::{self, ExitStatus};
+use super::wait;
 use crate::error::{Error, Result};
 use crate::sys::{self, proc::Exit};
 
@@ -215,19 +216,11 @@ impl Process {
             }
             Waiter::Direct(None) => {
                 let deadline = Instant::now() + timeout;
-                let mut nap = Duration::from_micros(50);
-                loop {
-                    if let Some(exit) =
-                        sys::proc::try_waitpid(self.pid).map_err(Error::io("waitpid"))?
-                    {
-                        break exit;
-                    }
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Ok(None);
-                    }
-                    std::thread::sleep(nap.min(deadline - now));
-                    nap = (nap * 2).min(Duration::from_millis(5));
+                match wait::waitpid_until(self.pid, deadline, Duration::from_millis(5))
+                    .map_err(Error::io("waitpid"))?
+                {
+                    Some(exit) => exit,
+                    None => return Ok(None),
                 }
             }
         };

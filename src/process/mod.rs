@@ -3,8 +3,8 @@
 //! guards, `_exit`). See `docs/architecture.md` ("Process model") for who forks whom and what
 //! happens on death.
 //!
-//! The files form layers without a cycle: leaves (`method`, `status`, `reaper`, `alive`,
-//! `child`, `marker`), the job (`code`, `entry`) and its transports (`jobpipe`, `request`), the
+//! The files form layers without a cycle: leaves (`method`, `status`, `reaper`, `wait`,
+//! `alive`, `child`, `marker`), the job (`code`, `entry`) and its transports (`jobpipe`, `request`), the
 //! child-side runtimes (`spawned`, `server`) under `boot`, which only dispatches, the
 //! parent-side start methods (`reexec`, `fork`, `spawn`, `forkserver`), which never name
 //! `Process` or `Context`, then `handle` and `scope`, and `builder` and `context` on top.
@@ -35,3 +35,4 @@ pub(crate) mod spawn;
 pub(crate) mod spawned;
 pub(crate) mod start_error;
 pub(crate) mod status;
+pub(crate) mod wait;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use super::child::{self, ChildResult};
 use super::lend::{Lend, LendPlan};
 use super::status::ExitStatus;
+use super::wait;
 use crate::error::{Error, Result};
 use crate::sys;
 
@@ -200,17 +201,11 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let exit = match deadline {
             None => sys::proc::waitpid(pid).map_err(Error::io("waitpid"))?,
             Some(deadline) => {
-                let mut nap = Duration::from_micros(50);
-                loop {
-                    if let Some(exit) = sys::proc::try_waitpid(pid).map_err(Error::io("waitpid"))? {
-                        break exit;
-                    }
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Ok(None);
-                    }
-                    std::thread::sleep(nap.min(deadline - now));
-                    nap = (nap * 2).min(Duration::from_millis(10));
+                match wait::waitpid_until(pid, deadline, Duration::from_millis(10))
+                    .map_err(Error::io("waitpid"))?
+                {
+                    Some(exit) => exit,
+                    None => return Ok(None),
                 }
             }
         };

@@ -4,12 +4,12 @@
 //! happens on death.
 //!
 //! The files form layers without a cycle: leaves (`method`, `status`, `reaper`, `wait`,
-//! `alive`, `child`, `marker`), the job (`code`, `entry`) and its transports (`jobpipe`, `request`), the
-//! child-side runtimes (`spawned`, `server`) under `boot`, which only dispatches, the
-//! parent-side start methods (`reexec`, `fork`, `spawn`, `forkserver`), which never name
-//! `Process` or `Context`, then `handle` and `scope`, and `builder` and `context` on top.
-//! `README.md` beside this file has one line per file and the protocols (child boot, job frame,
-//! forkserver requests).
+//! `alive`, `child`, `marker`), the job (`code`, `entry`) and its transports (`jobpipe`,
+//! `request`), the child-side runtimes (`spawned`, `server`) under `boot`, which only
+//! dispatches, the parent-side start methods (`reexec`, `fork`, `spawn`, `forkserver`), which
+//! never name `Process` or `Context`, then `handle` and `scope`, and `builder` and `context` on
+//! top. `README.md` beside this file has one line per file and the protocols (child boot, job
+//! frame, forkserver requests).
 
 pub(crate) mod alive;
 pub(crate) mod boot;

@@ -17,7 +17,8 @@
 //! | messaging: queues | [`Queue`](crate::Queue) and [`JoinableQueue`](crate::JoinableQueue): `get`, `get_timeout`, `get_nowait` | [`GetError`](crate::queue::GetError), [`GetTimeoutError`](crate::queue::GetTimeoutError), [`TryGetError`](crate::queue::TryGetError) |
 //! | messaging: queues | the same: `put`, `put_timeout`, `put_nowait` | [`PutError`](crate::queue::PutError), [`PutTimeoutError`](crate::queue::PutTimeoutError), [`TryPutError`](crate::queue::TryPutError) |
 //! | messaging: queues | [`JoinableQueue`](crate::JoinableQueue): `task_done`, `join`, `join_timeout` | [`TaskDoneError`](crate::queue::TaskDoneError), [`JoinError`](crate::queue::JoinError), [`JoinTimeoutError`](crate::queue::JoinTimeoutError) |
-//! | messaging: queues | [`MessageQueue`](crate::MessageQueue): every get, every put | [`MessageGetError`](crate::queue::MessageGetError), [`MessagePutError`](crate::queue::MessagePutError) |
+//! | messaging: queues | [`MessageQueue`](crate::MessageQueue): `get` and `get_bytes`, `get_timeout`, `get_nowait` | [`MessageGetError`](crate::queue::MessageGetError), [`MessageGetTimeoutError`](crate::queue::MessageGetTimeoutError), [`MessageTryGetError`](crate::queue::MessageTryGetError) |
+//! | messaging: queues | the same: `put` and `put_bytes`, `put_timeout`, `put_nowait` | [`MessagePutError`](crate::queue::MessagePutError), [`MessagePutTimeoutError`](crate::queue::MessagePutTimeoutError), [`MessageTryPutError`](crate::queue::MessageTryPutError) |
 //! | messaging: pipes | [`Connection`](crate::Connection), [`pipe`](crate::pipe) | [`Error`]: `Closed`, `Disconnected`, `MessageTooLarge`, `BadMessage`, `TruncatedFrame`, `BufferTooSmall`, `Timeout` |
 //! | the operating system | any call whose system call failed with no more specific variant | [`Error`]: `Io` |
 //!

@@ -389,11 +389,7 @@ impl<T: Pod> Inner<T> {
 
     pub(crate) fn put_nowait(&self, value: T) -> std::result::Result<(), TryPutError> {
         self.as_producer();
-        if self.try_put(value)? {
-            Ok(())
-        } else {
-            Err(TryPutError::Full { capacity: self.cap as usize })
-        }
+        if self.try_put(value)? { Ok(()) } else { Err(TryPutError::Full { capacity: self.cap }) }
     }
 
     pub(crate) fn get_nowait(&self) -> std::result::Result<T, TryGetError> {
@@ -644,7 +640,7 @@ impl<T: Pod> Queue<T> {
         item: T,
         timeout: Duration,
     ) -> std::result::Result<(), PutTimeoutError> {
-        self.inner.put(item, Some((timeout, |after| PutTimeoutError::Timeout { after })))
+        self.inner.put(item, Some((timeout, PutTimeoutError::Timeout { after: timeout })))
     }
 
     /// Puts `item` if there is room now, else fails with [`TryPutError::Full`]
@@ -690,7 +686,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> std::result::Result<T, GetTimeoutError> {
-        self.inner.get(Some((timeout, |after| GetTimeoutError::Timeout { after })))
+        self.inner.get(Some((timeout, GetTimeoutError::Timeout { after: timeout })))
     }
 
     /// Takes the oldest item if there is one now, else fails with [`TryGetError::Empty`]

@@ -13,13 +13,16 @@
 //! | [`JoinableQueue::task_done`](crate::JoinableQueue::task_done) | [`TaskDoneError`] | (one way) |
 //! | [`JoinableQueue::join`](crate::JoinableQueue::join) | [`JoinError`] | `Closed`, `PeerDied` |
 //! | [`JoinableQueue::join_timeout`](crate::JoinableQueue::join_timeout) | [`JoinTimeoutError`] | `Timeout`, `Closed`, `PeerDied` |
-//! | every [`MessageQueue`](crate::MessageQueue) get | [`MessageGetError`] | `Empty`, `Timeout`, `Closed`, `PeerDied`, `BadMessage` |
-//! | every [`MessageQueue`](crate::MessageQueue) put | [`MessagePutError`] | `Full`, `Timeout`, `Closed`, `PeerDied`, `TooLarge`, `BadMessage` |
+//! | [`MessageQueue::get`](crate::MessageQueue::get), [`get_bytes`](crate::MessageQueue::get_bytes) | [`MessageGetError`] | `Closed`, `PeerDied`, `BadMessage` |
+//! | [`MessageQueue::get_timeout`](crate::MessageQueue::get_timeout) | [`MessageGetTimeoutError`] | `Timeout`, `Closed`, `PeerDied`, `BadMessage` |
+//! | [`MessageQueue::get_nowait`](crate::MessageQueue::get_nowait) | [`MessageTryGetError`] | `Empty`, `Timeout`, `Closed`, `BadMessage` |
+//! | [`MessageQueue::put`](crate::MessageQueue::put), [`put_bytes`](crate::MessageQueue::put_bytes) | [`MessagePutError`] | `Closed`, `PeerDied`, `TooLarge`, `BadMessage` |
+//! | [`MessageQueue::put_timeout`](crate::MessageQueue::put_timeout) | [`MessagePutTimeoutError`] | `Timeout`, `Closed`, `PeerDied`, `TooLarge`, `BadMessage` |
+//! | [`MessageQueue::put_nowait`](crate::MessageQueue::put_nowait) | [`MessageTryPutError`] | `Full`, `Timeout`, `Closed`, `TooLarge`, `BadMessage` |
 //!
-//! A `MessageQueue` has one type per direction rather than per operation: every form can refuse
-//! a frame (`BadMessage`), and even the `_nowait` forms wait a slice for the ring lock (then
-//! `Timeout`), so per-operation types would differ by a variant or two; each method's
-//! documentation says which variants it returns.
+//! A `MessageQueue`'s `_nowait` forms can report `Timeout`: they wait at most one sleep slice
+//! (50 ms) for the ring lock, which another process may hold longer (stopped, or in another pid
+//! namespace).
 //!
 //! A failed put does not hand the item back: a `Queue` item is `Pod`, hence `Copy`, so the caller
 //! still has it, and a `MessageQueue` put only borrows its message.
@@ -44,13 +47,19 @@ pub(crate) struct PeersGone(pub(crate) Vec<u32>);
 /// A process of the other side died holding the slot at this ring position (`SlotAbandoned`).
 pub(crate) struct SlotAbandoned(pub(crate) u64);
 
+/// A message larger than the `MessageQueue`'s `max_message` (`TooLarge`).
+pub(crate) struct TooLarge {
+    pub(crate) len: u64,
+    pub(crate) max: u64,
+}
+
 /// A frame a `MessageQueue` refuses to read or write, with the reason (`BadMessage`).
 #[derive(Debug)]
 pub(crate) struct BadFrame(pub(crate) String);
 
 /// How long a wait may last: `None` for ever, or a timeout and the error that ends the wait when
-/// it passes.
-pub(crate) type Limit<E> = Option<(Duration, fn(Duration) -> E)>;
+/// it passes (the operation's `Timeout`).
+pub(crate) type Limit<E> = Option<(Duration, E)>;
 
 /// Why [`Queue::get_nowait`](crate::Queue::get_nowait) returned no item.
 ///
@@ -141,7 +150,7 @@ pub enum TryPutError {
     /// The queue holds `capacity` items now.
     Full {
         /// The queue's capacity, in items.
-        capacity: usize,
+        capacity: u64,
     },
     /// The queue was closed (by any process).
     Closed,
@@ -265,27 +274,44 @@ pub enum JoinTimeoutError {
     },
 }
 
-/// Why a [`MessageQueue`](crate::MessageQueue) get (`get`, `get_timeout`, `get_nowait`,
-/// `get_bytes`) returned no message. Each method's documentation says which variants it returns.
+/// Why [`MessageQueue::get_nowait`](crate::MessageQueue::get_nowait) returned no message.
+///
+/// ```
+/// use shmpool::queue::MessageTryGetError;
+/// let q = shmpool::MessageQueue::new(64, 16)?;
+/// assert_eq!(q.get_nowait::<u8>(), Err(MessageTryGetError::Empty));
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageTryGetError {
+    /// The queue holds no message now.
+    Empty,
+    /// Another process held the ring lock for a whole sleep slice (50 ms).
+    Timeout {
+        /// The slice that passed.
+        after: Duration,
+    },
+    /// As [`MessageGetError::Closed`].
+    Closed,
+    /// As [`MessageGetError::BadMessage`].
+    BadMessage {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Why [`MessageQueue::get`](crate::MessageQueue::get) or
+/// [`get_bytes`](crate::MessageQueue::get_bytes) returned no message.
 ///
 /// ```
 /// use shmpool::queue::MessageGetError;
 /// let q = shmpool::MessageQueue::new(64, 16)?;
-/// assert_eq!(q.get_nowait::<u8>(), Err(MessageGetError::Empty));
 /// q.put(&(1u8, 2u8))?;
 /// assert!(matches!(q.get::<String>(), Err(MessageGetError::BadMessage { .. })));
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageGetError {
-    /// `get_nowait`: the queue holds no message now.
-    Empty,
-    /// `get_timeout`: no message came within the timeout; `get_nowait`: another process held
-    /// the ring lock for a whole sleep slice (50 ms).
-    Timeout {
-        /// The timeout that passed.
-        after: Duration,
-    },
     /// The queue was closed (by any process) and is empty.
     Closed,
     /// The queue is empty and every process that ever put into it has exited.
@@ -301,8 +327,76 @@ pub enum MessageGetError {
     },
 }
 
-/// Why a [`MessageQueue`](crate::MessageQueue) put (`put`, `put_timeout`, `put_nowait`,
-/// `put_bytes`) stored nothing. Each method's documentation says which variants it returns.
+/// Why [`MessageQueue::get_timeout`](crate::MessageQueue::get_timeout) returned no message.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmpool::queue::MessageGetTimeoutError;
+/// let q = shmpool::MessageQueue::new(64, 16)?;
+/// let e = q.get_timeout::<u8>(Duration::from_millis(5)).unwrap_err();
+/// assert!(matches!(e, MessageGetTimeoutError::Timeout { .. }));
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageGetTimeoutError {
+    /// No message came within the timeout.
+    Timeout {
+        /// The timeout that passed.
+        after: Duration,
+    },
+    /// As [`MessageGetError::Closed`].
+    Closed,
+    /// As [`MessageGetError::PeerDied`].
+    PeerDied {
+        /// The producers' pids.
+        pids: Vec<u32>,
+    },
+    /// As [`MessageGetError::BadMessage`].
+    BadMessage {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Why [`MessageQueue::put_nowait`](crate::MessageQueue::put_nowait) stored nothing.
+///
+/// ```
+/// use shmpool::queue::MessageTryPutError;
+/// let q = shmpool::MessageQueue::new(24, 8)?; // room for one frame of 8 bytes
+/// q.put_nowait(&[1u8; 4])?;
+/// assert_eq!(q.put_nowait(&[1u8; 4]), Err(MessageTryPutError::Full { capacity: 24 }));
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageTryPutError {
+    /// The ring has no room for the message now.
+    Full {
+        /// The ring's size in bytes.
+        capacity: u64,
+    },
+    /// Another process held the ring lock for a whole sleep slice (50 ms).
+    Timeout {
+        /// The slice that passed.
+        after: Duration,
+    },
+    /// As [`MessagePutError::Closed`].
+    Closed,
+    /// As [`MessagePutError::TooLarge`].
+    TooLarge {
+        /// The message's size in bytes.
+        len: u64,
+        /// The queue's `max_message`.
+        max: u64,
+    },
+    /// As [`MessagePutError::BadMessage`].
+    BadMessage {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Why [`MessageQueue::put`](crate::MessageQueue::put) or
+/// [`put_bytes`](crate::MessageQueue::put_bytes) stored nothing.
 ///
 /// ```
 /// use shmpool::queue::MessagePutError;
@@ -313,17 +407,6 @@ pub enum MessageGetError {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessagePutError {
-    /// `put_nowait`: the ring has no room for the message now.
-    Full {
-        /// The ring's size in bytes.
-        capacity: u64,
-    },
-    /// `put_timeout`: no room came within the timeout; `put_nowait`: another process held the
-    /// ring lock for a whole sleep slice (50 ms).
-    Timeout {
-        /// The timeout that passed.
-        after: Duration,
-    },
     /// The queue was closed (by any process).
     Closed,
     /// The ring is full and every process that ever got from it has exited.
@@ -345,164 +428,125 @@ pub enum MessagePutError {
     },
 }
 
-/// The names one side of one queue flavour gives its errors in [`Error`]: the object, the
-/// operation a timeout names, and the role of the processes whose death ends its waits.
+/// Why [`MessageQueue::put_timeout`](crate::MessageQueue::put_timeout) stored nothing.
+///
+/// ```
+/// use std::time::Duration;
+/// use shmpool::queue::MessagePutTimeoutError;
+/// let q = shmpool::MessageQueue::new(24, 8)?; // room for one frame of 8 bytes
+/// q.put(&[1u8; 4])?;
+/// let e = q.put_timeout(&[1u8; 4], Duration::from_millis(5)).unwrap_err();
+/// assert!(matches!(e, MessagePutTimeoutError::Timeout { .. }));
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessagePutTimeoutError {
+    /// No room came within the timeout.
+    Timeout {
+        /// The timeout that passed.
+        after: Duration,
+    },
+    /// As [`MessagePutError::Closed`].
+    Closed,
+    /// As [`MessagePutError::PeerDied`].
+    PeerDied {
+        /// The consumers' pids.
+        pids: Vec<u32>,
+    },
+    /// As [`MessagePutError::TooLarge`].
+    TooLarge {
+        /// The message's size in bytes.
+        len: u64,
+        /// The queue's `max_message`.
+        max: u64,
+    },
+    /// As [`MessagePutError::BadMessage`].
+    BadMessage {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Every way a queue operation can fail: each operation's type converts into this (variant for
+/// variant, same fields), and this into [`Error`] as the operation's [`Side`] names it, so the
+/// mapping onto [`Error`] is written once.
+enum Failure {
+    Empty,
+    Full { capacity: u64 },
+    Timeout { after: Duration },
+    Closed,
+    PeerDied { pids: Vec<u32> },
+    SlotAbandoned { pos: u64 },
+    TooLarge { len: u64, max: u64 },
+    BadMessage { reason: String },
+}
+
+/// How one side of one queue flavour names its errors in [`Error`]: the object, the operation a
+/// timeout names, the role of the processes whose death ends its waits, and the unit of its
+/// capacity.
 struct Side {
     what: &'static str,
     op: &'static str,
     role: &'static str,
+    capacity: fn(u64) -> String,
 }
 
-const GET: Side = Side { what: "queue", op: "Queue::get", role: "producer" };
-const PUT: Side = Side { what: "queue", op: "Queue::put", role: "consumer" };
-const JOIN: Side = Side { what: "joinable queue", op: "JoinableQueue::join", role: "consumer" };
-const MESSAGE_GET: Side = Side { what: "message queue", op: "MessageQueue::get", role: "producer" };
-const MESSAGE_PUT: Side = Side { what: "message queue", op: "MessageQueue::put", role: "consumer" };
+fn items(n: u64) -> String {
+    format!("{n} items")
+}
+
+const GET: Side = Side { what: "queue", op: "Queue::get", role: "producer", capacity: items };
+const PUT: Side = Side { what: "queue", op: "Queue::put", role: "consumer", capacity: items };
+const JOIN: Side =
+    Side { what: "joinable queue", op: "JoinableQueue::join", role: "consumer", capacity: items };
+const MESSAGE_GET: Side = Side {
+    what: "message queue",
+    op: "MessageQueue::get",
+    role: "producer",
+    capacity: human_bytes,
+};
+const MESSAGE_PUT: Side = Side {
+    what: "message queue",
+    op: "MessageQueue::put",
+    role: "consumer",
+    capacity: human_bytes,
+};
 
 impl Side {
-    fn timeout(&self, after: Duration) -> Error {
-        Error::Timeout { what: self.op, after }
-    }
-
-    fn closed(&self) -> Error {
-        Error::Closed { what: self.what }
-    }
-
-    fn peer_died(&self, pids: Vec<u32>) -> Error {
-        Error::PeerDied { what: self.what, role: self.role, pids }
-    }
-
-    fn slot_abandoned(&self, pos: u64) -> Error {
-        Error::SlotAbandoned { what: self.what, role: self.role, pos }
-    }
-
-    fn bad_message(&self, reason: String) -> Error {
-        Error::BadMessage { what: self.what, reason }
-    }
-}
-
-impl From<TryGetError> for Error {
-    fn from(e: TryGetError) -> Error {
-        match e {
-            TryGetError::Empty => Error::Empty { what: GET.what },
-            TryGetError::Closed => GET.closed(),
+    fn error(&self, failure: Failure) -> Error {
+        let Side { what, role, .. } = *self;
+        match failure {
+            Failure::Empty => Error::Empty { what },
+            Failure::Full { capacity } => Error::Full { what, capacity: (self.capacity)(capacity) },
+            Failure::Timeout { after } => Error::Timeout { what: self.op, after },
+            Failure::Closed => Error::Closed { what },
+            Failure::PeerDied { pids } => Error::PeerDied { what, role, pids },
+            Failure::SlotAbandoned { pos } => Error::SlotAbandoned { what, role, pos },
+            Failure::TooLarge { len, max } => Error::MessageTooLarge { what, len, max },
+            Failure::BadMessage { reason } => Error::BadMessage { what, reason },
         }
     }
 }
 
-impl From<TryPutError> for Error {
-    fn from(e: TryPutError) -> Error {
-        match e {
-            TryPutError::Full { capacity } => {
-                Error::Full { what: PUT.what, capacity: format!("{capacity} items") }
-            }
-            TryPutError::Closed => PUT.closed(),
-        }
-    }
-}
-
-/// The conversions of a waiting `Queue` operation's two types: the blocking one into the one
-/// with a timeout (the same variants), and both into [`Error`], named as `side` says.
-macro_rules! waiting_conversions {
-    ($side:ident: $blocking:ident, $timeout:ident) => {
-        impl From<$timeout> for Error {
-            fn from(e: $timeout) -> Error {
+/// For an operation's error type `$t` with the listed variants: `From<$t> for Error` (through
+/// [`Failure`], named as `$side` says), `Display` (that [`Error`]'s message, which says the fix)
+/// and `std::error::Error`.
+macro_rules! queue_error {
+    ($t:ident, $side:ident: $($v:ident $({ $($f:ident),* })?),+ $(,)?) => {
+        impl From<$t> for Failure {
+            fn from(e: $t) -> Failure {
                 match e {
-                    $timeout::Timeout { after } => $side.timeout(after),
-                    $timeout::Closed => $side.closed(),
-                    $timeout::PeerDied { pids } => $side.peer_died(pids),
-                    $timeout::SlotAbandoned { pos } => $side.slot_abandoned(pos),
+                    $($t::$v $({ $($f),* })? => Failure::$v $({ $($f),* })?,)+
                 }
             }
         }
 
-        impl From<$blocking> for $timeout {
-            fn from(e: $blocking) -> $timeout {
-                match e {
-                    $blocking::Closed => $timeout::Closed,
-                    $blocking::PeerDied { pids } => $timeout::PeerDied { pids },
-                    $blocking::SlotAbandoned { pos } => $timeout::SlotAbandoned { pos },
-                }
+        impl From<$t> for Error {
+            fn from(e: $t) -> Error {
+                $side.error(e.into())
             }
         }
 
-        impl From<$blocking> for Error {
-            fn from(e: $blocking) -> Error {
-                $timeout::from(e).into()
-            }
-        }
-    };
-}
-
-waiting_conversions!(GET: GetError, GetTimeoutError);
-waiting_conversions!(PUT: PutError, PutTimeoutError);
-
-impl From<TaskDoneError> for Error {
-    fn from(_: TaskDoneError) -> Error {
-        Error::TaskDoneTooOften
-    }
-}
-
-impl From<JoinTimeoutError> for Error {
-    fn from(e: JoinTimeoutError) -> Error {
-        match e {
-            JoinTimeoutError::Timeout { after } => JOIN.timeout(after),
-            JoinTimeoutError::Closed => JOIN.closed(),
-            JoinTimeoutError::PeerDied { pids } => JOIN.peer_died(pids),
-        }
-    }
-}
-
-impl From<JoinError> for JoinTimeoutError {
-    fn from(e: JoinError) -> JoinTimeoutError {
-        match e {
-            JoinError::Closed => JoinTimeoutError::Closed,
-            JoinError::PeerDied { pids } => JoinTimeoutError::PeerDied { pids },
-        }
-    }
-}
-
-impl From<JoinError> for Error {
-    fn from(e: JoinError) -> Error {
-        JoinTimeoutError::from(e).into()
-    }
-}
-
-impl From<MessageGetError> for Error {
-    fn from(e: MessageGetError) -> Error {
-        let side = MESSAGE_GET;
-        match e {
-            MessageGetError::Empty => Error::Empty { what: side.what },
-            MessageGetError::Timeout { after } => side.timeout(after),
-            MessageGetError::Closed => side.closed(),
-            MessageGetError::PeerDied { pids } => side.peer_died(pids),
-            MessageGetError::BadMessage { reason } => side.bad_message(reason),
-        }
-    }
-}
-
-impl From<MessagePutError> for Error {
-    fn from(e: MessagePutError) -> Error {
-        let side = MESSAGE_PUT;
-        match e {
-            MessagePutError::Full { capacity } => {
-                Error::Full { what: side.what, capacity: human_bytes(capacity) }
-            }
-            MessagePutError::Timeout { after } => side.timeout(after),
-            MessagePutError::Closed => side.closed(),
-            MessagePutError::PeerDied { pids } => side.peer_died(pids),
-            MessagePutError::TooLarge { len, max } => {
-                Error::MessageTooLarge { what: side.what, len, max }
-            }
-            MessagePutError::BadMessage { reason } => side.bad_message(reason),
-        }
-    }
-}
-
-/// `Display` (the message of the [`Error`] variant the type converts into, which says the fix)
-/// and `std::error::Error` for each queue error type.
-macro_rules! display_as_error {
-    ($($t:ty),* $(,)?) => {$(
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 fmt::Display::fmt(&Error::from(self.clone()), f)
@@ -510,22 +554,41 @@ macro_rules! display_as_error {
         }
 
         impl std::error::Error for $t {}
-    )*};
+    };
 }
 
-display_as_error!(
-    TryGetError,
-    GetError,
-    GetTimeoutError,
-    TryPutError,
-    PutError,
-    PutTimeoutError,
-    TaskDoneError,
-    JoinError,
-    JoinTimeoutError,
-    MessageGetError,
-    MessagePutError,
-);
+queue_error!(TryGetError, GET: Empty, Closed);
+queue_error!(GetError, GET: Closed, PeerDied { pids }, SlotAbandoned { pos });
+queue_error!(GetTimeoutError, GET: Timeout { after }, Closed, PeerDied { pids }, SlotAbandoned { pos });
+queue_error!(TryPutError, PUT: Full { capacity }, Closed);
+queue_error!(PutError, PUT: Closed, PeerDied { pids }, SlotAbandoned { pos });
+queue_error!(PutTimeoutError, PUT: Timeout { after }, Closed, PeerDied { pids }, SlotAbandoned { pos });
+queue_error!(JoinError, JOIN: Closed, PeerDied { pids });
+queue_error!(JoinTimeoutError, JOIN: Timeout { after }, Closed, PeerDied { pids });
+queue_error!(MessageTryGetError, MESSAGE_GET: Empty, Timeout { after }, Closed, BadMessage { reason });
+queue_error!(MessageGetError, MESSAGE_GET: Closed, PeerDied { pids }, BadMessage { reason });
+queue_error!(MessageGetTimeoutError, MESSAGE_GET: Timeout { after }, Closed, PeerDied { pids },
+    BadMessage { reason });
+queue_error!(MessageTryPutError, MESSAGE_PUT: Full { capacity }, Timeout { after }, Closed,
+    TooLarge { len, max }, BadMessage { reason });
+queue_error!(MessagePutError, MESSAGE_PUT: Closed, PeerDied { pids }, TooLarge { len, max },
+    BadMessage { reason });
+queue_error!(MessagePutTimeoutError, MESSAGE_PUT: Timeout { after }, Closed, PeerDied { pids },
+    TooLarge { len, max }, BadMessage { reason });
+
+impl From<TaskDoneError> for Error {
+    fn from(_: TaskDoneError) -> Error {
+        Error::TaskDoneTooOften
+    }
+}
+
+impl fmt::Display for TaskDoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Error::TaskDoneTooOften, f)
+    }
+}
+
+impl std::error::Error for TaskDoneError {}
 
 /// `From<outcome>` for each listed type, building `Self`'s variant of the outcome's name.
 macro_rules! from_outcome {
@@ -539,13 +602,18 @@ macro_rules! from_outcome {
 }
 
 from_outcome!(Closed, |_| Self::Closed => TryGetError, GetError, GetTimeoutError, TryPutError,
-    PutError, PutTimeoutError, JoinError, JoinTimeoutError, MessageGetError, MessagePutError);
+    PutError, PutTimeoutError, JoinError, JoinTimeoutError, MessageTryGetError, MessageGetError,
+    MessageGetTimeoutError, MessageTryPutError, MessagePutError, MessagePutTimeoutError);
 from_outcome!(PeersGone, |PeersGone(pids)| Self::PeerDied { pids } => GetError, GetTimeoutError,
-    PutError, PutTimeoutError, JoinError, JoinTimeoutError, MessageGetError, MessagePutError);
+    PutError, PutTimeoutError, JoinError, JoinTimeoutError, MessageGetError,
+    MessageGetTimeoutError, MessagePutError, MessagePutTimeoutError);
 from_outcome!(SlotAbandoned, |SlotAbandoned(pos)| Self::SlotAbandoned { pos } => GetError,
     GetTimeoutError, PutError, PutTimeoutError);
-from_outcome!(BadFrame, |BadFrame(reason)| Self::BadMessage { reason } => MessageGetError,
-    MessagePutError);
+from_outcome!(BadFrame, |BadFrame(reason)| Self::BadMessage { reason } => MessageTryGetError,
+    MessageGetError, MessageGetTimeoutError, MessageTryPutError, MessagePutError,
+    MessagePutTimeoutError);
+from_outcome!(TooLarge, |TooLarge { len, max }| Self::TooLarge { len, max } => MessageTryPutError,
+    MessagePutError, MessagePutTimeoutError);
 
 #[cfg(test)]
 mod tests {
@@ -571,7 +639,7 @@ mod tests {
         assert!(matches!(e, Error::Closed { what: "joinable queue" }), "{e}");
         let e = Error::from(JoinTimeoutError::Timeout { after: ms });
         assert!(matches!(e, Error::Timeout { what: "JoinableQueue::join", .. }), "{e}");
-        let e = Error::from(MessagePutError::Full { capacity: 64 });
+        let e = Error::from(MessageTryPutError::Full { capacity: 64 });
         assert!(
             matches!(&e, Error::Full { what: "message queue", capacity } if capacity == "64 B")
         );
@@ -579,7 +647,10 @@ mod tests {
         assert!(matches!(e, Error::MessageTooLarge { what: "message queue", len: 9, max: 8 }));
         let e = Error::from(MessageGetError::PeerDied { pids: vec![] });
         assert!(matches!(e, Error::PeerDied { what: "message queue", role: "producer", .. }));
-        let e = Error::from(MessageGetError::Timeout { after: ms });
+        let e = Error::from(MessageTryGetError::Timeout { after: ms });
         assert!(matches!(e, Error::Timeout { what: "MessageQueue::get", .. }), "{e}");
+        let e = Error::from(MessagePutTimeoutError::BadMessage { reason: "x".into() });
+        assert!(matches!(&e, Error::BadMessage { what: "message queue", reason } if reason == "x"));
+        assert_eq!(TaskDoneError.to_string(), Error::TaskDoneTooOften.to_string());
     }
 }

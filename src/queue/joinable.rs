@@ -159,7 +159,7 @@ impl<T: Pod> JoinableQueue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> std::result::Result<(), JoinTimeoutError> {
-        self.queue.inner.join(Some((timeout, |after| JoinTimeoutError::Timeout { after })))
+        self.queue.inner.join(Some((timeout, JoinTimeoutError::Timeout { after: timeout })))
     }
 
     /// Items put and not yet marked done (a snapshot).

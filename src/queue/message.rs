@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::{BadFrame, Closed, MessageGetError, MessagePutError, PeersGone};
+use super::error::{
+    BadFrame, Closed, Limit, MessageGetError, MessageGetTimeoutError, MessagePutError,
+    MessagePutTimeoutError, MessageTryGetError, MessageTryPutError, PeersGone, TooLarge,
+};
 use super::peers::PeerTable;
 use super::wait::{SLICE, WaitCell, wait_for};
 use crate::error::{Error, Result, human_bytes};
@@ -479,15 +482,15 @@ impl Inner {
         }
     }
 
-    /// Takes the ring lock, taking it over from a holder that died; `None` when `deadline`
-    /// passes first.
+    /// Takes the ring lock, taking it over from a holder that died; when `limit`'s deadline
+    /// passes first, fails with its error (`None`: waits for as long as it takes).
     ///
     /// The holder is named by its full token, so the takeover check (after a sleep slice with no
     /// wake) cannot be fooled by a reused pid, and a live holder is never taken over (within one
     /// pid namespace: see README.md). The takeover frees the lock with a CAS from the dead token,
     /// then competes for it like any locker, so two lockers that both saw the dead holder cannot
     /// both win.
-    fn lock(&self, deadline: Option<Instant>) -> Option<Guard<'_>> {
+    fn lock<E>(&self, limit: Option<(Instant, E)>) -> std::result::Result<Guard<'_>, E> {
         let lock = &self.ctrl().lock.0;
         let me = peer::me();
         let try_lock = || {
@@ -497,13 +500,12 @@ impl Inner {
                 .then_some(())
         };
         if try_lock().is_some() {
-            return Some(Guard { lock, me });
+            return Ok(Guard { lock, me });
         }
-        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let timed_out: fn(Duration) = |_| ();
-        let r = wait_for(
+        let now = Instant::now();
+        wait_for(
             &lock.cell,
-            left.map(|l| (l, timed_out)),
+            limit.map(|(deadline, timed_out)| (deadline.saturating_duration_since(now), timed_out)),
             || Ok(try_lock()),
             || {
                 let holder = lock.owner.load(Ordering::Relaxed);
@@ -520,8 +522,8 @@ impl Inner {
                 }
                 Ok(())
             },
-        );
-        r.ok().map(|()| Guard { lock, me })
+        )
+        .map(|()| Guard { lock, me })
     }
 
     fn copy_in(&self, pos: u64, bytes: &[u8]) -> std::result::Result<(), BadFrame> {
@@ -540,17 +542,18 @@ impl Inner {
         Ok(())
     }
 
-    fn try_put(
+    /// One attempt to put: `Ok(false)` when the ring has no room. Waits for the ring lock until
+    /// `lock_limit`'s deadline, then fails with its error (`None`: for as long as it takes).
+    fn try_put<E: From<Closed> + From<BadFrame>>(
         &self,
         tag: u64,
         bytes: &[u8],
-        deadline: Option<Instant>,
-        timeout: Duration,
-    ) -> std::result::Result<bool, MessagePutError> {
+        lock_limit: Option<(Instant, E)>,
+    ) -> std::result::Result<bool, E> {
         if self.closed() {
             return Err(Closed.into());
         }
-        let g = self.lock(deadline).ok_or(MessagePutError::Timeout { after: timeout })?;
+        let g = self.lock(lock_limit)?;
         let ring = &self.ctrl().ring.0;
         let (head, tail) = (ring.head.load(Ordering::Relaxed), ring.tail.load(Ordering::Relaxed));
         let need = (FRAME_HEADER + bytes.len()) as u64;
@@ -558,7 +561,7 @@ impl Inner {
         if self.cap.saturating_sub(tail.wrapping_sub(head)) < need {
             return Ok(false);
         }
-        // `put` checked `bytes.len() <= max <= u32::MAX`.
+        // `check_size` made sure `bytes.len() <= max <= u32::MAX`.
         self.copy_in(tail, &frame_header(bytes.len() as u32, tag))?;
         self.copy_in(tail.wrapping_add(FRAME_HEADER as u64), bytes)?;
         ring.tail.store(tail.wrapping_add(need), Ordering::Release); // the commit
@@ -568,13 +571,14 @@ impl Inner {
         Ok(true)
     }
 
-    fn try_get(
+    /// One attempt to get: `Ok(None)` when the ring is empty (and the queue not closed). Waits
+    /// for the ring lock as [`try_put`](Inner::try_put) does.
+    fn try_get<E: From<Closed> + From<BadFrame>>(
         &self,
         want: Want,
-        deadline: Option<Instant>,
-        timeout: Duration,
-    ) -> std::result::Result<Option<Vec<u8>>, MessageGetError> {
-        let g = self.lock(deadline).ok_or(MessageGetError::Timeout { after: timeout })?;
+        lock_limit: Option<(Instant, E)>,
+    ) -> std::result::Result<Option<Vec<u8>>, E> {
+        let g = self.lock(lock_limit)?;
         let ring = &self.ctrl().ring.0;
         let (head, tail) = (ring.head.load(Ordering::Relaxed), ring.tail.load(Ordering::Relaxed));
         // Everything read from the ring is checked there; an error consumes nothing.
@@ -591,31 +595,24 @@ impl Inner {
         Ok(Some(frame.payload))
     }
 
-    fn put(
-        &self,
-        tag: u64,
-        bytes: &[u8],
-        timeout: Option<Duration>,
-        nowait: bool,
-    ) -> std::result::Result<(), MessagePutError> {
-        if bytes.len() as u64 > self.max {
-            return Err(MessagePutError::TooLarge { len: bytes.len() as u64, max: self.max });
-        }
+    /// Refuses a message over `max_message` before anything is written.
+    fn check_size(&self, bytes: &[u8]) -> std::result::Result<(), TooLarge> {
+        let (len, max) = (bytes.len() as u64, self.max);
+        if len > max { Err(TooLarge { len, max }) } else { Ok(()) }
+    }
+
+    /// Puts a frame, waiting for room (and for the ring lock) as `limit` says.
+    fn put<E>(&self, tag: u64, bytes: &[u8], limit: Limit<E>) -> std::result::Result<(), E>
+    where
+        E: From<Closed> + From<PeersGone> + From<BadFrame> + From<TooLarge> + Clone,
+    {
+        self.check_size(bytes)?;
         self.register(true);
-        if nowait {
-            let deadline = Instant::now() + SLICE;
-            return if self.try_put(tag, bytes, Some(deadline), SLICE)? {
-                Ok(())
-            } else {
-                Err(MessagePutError::Full { capacity: self.cap })
-            };
-        }
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let t = timeout.unwrap_or_default();
+        let lock_limit = limit.clone().map(|(t, timed_out)| (Instant::now() + t, timed_out));
         wait_for(
             &self.ctrl().not_full.0,
-            timeout.map(|t| (t, (|after| MessagePutError::Timeout { after }) as fn(_) -> _)),
-            || Ok(self.try_put(tag, bytes, deadline, t)?.then_some(())),
+            limit,
+            || Ok(self.try_put(tag, bytes, lock_limit.clone())?.then_some(())),
             || match self.ctrl().consumers.all_gone() {
                 Some(pids) => Err(PeersGone(pids).into()),
                 None => Ok(()),
@@ -623,29 +620,43 @@ impl Inner {
         )
     }
 
-    fn get(
-        &self,
-        want: Want,
-        timeout: Option<Duration>,
-        nowait: bool,
-    ) -> std::result::Result<Vec<u8>, MessageGetError> {
-        self.register(false);
-        if nowait {
-            return self
-                .try_get(want, Some(Instant::now() + SLICE), SLICE)?
-                .ok_or(MessageGetError::Empty);
+    /// Puts a frame if there is room now, waiting at most one sleep slice for the ring lock.
+    fn put_nowait(&self, tag: u64, bytes: &[u8]) -> std::result::Result<(), MessageTryPutError> {
+        self.check_size(bytes)?;
+        self.register(true);
+        let lock_limit = (Instant::now() + SLICE, MessageTryPutError::Timeout { after: SLICE });
+        if self.try_put(tag, bytes, Some(lock_limit))? {
+            Ok(())
+        } else {
+            Err(MessageTryPutError::Full { capacity: self.cap })
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let t = timeout.unwrap_or_default();
+    }
+
+    /// Takes the oldest frame `want` accepts, waiting for one (and for the ring lock) as `limit`
+    /// says.
+    fn get<E>(&self, want: Want, limit: Limit<E>) -> std::result::Result<Vec<u8>, E>
+    where
+        E: From<Closed> + From<PeersGone> + From<BadFrame> + Clone,
+    {
+        self.register(false);
+        let lock_limit = limit.clone().map(|(t, timed_out)| (Instant::now() + t, timed_out));
         wait_for(
             &self.ctrl().not_empty.0,
-            timeout.map(|t| (t, (|after| MessageGetError::Timeout { after }) as fn(_) -> _)),
-            || self.try_get(want, deadline, t),
+            limit,
+            || self.try_get(want, lock_limit.clone()),
             || match self.ctrl().producers.all_gone() {
                 Some(pids) => Err(PeersGone(pids).into()),
                 None => Ok(()),
             },
         )
+    }
+
+    /// Takes the oldest frame if there is one now, waiting at most one sleep slice for the ring
+    /// lock.
+    fn get_nowait(&self, want: Want) -> std::result::Result<Vec<u8>, MessageTryGetError> {
+        self.register(false);
+        let lock_limit = (Instant::now() + SLICE, MessageTryGetError::Timeout { after: SLICE });
+        self.try_get(want, Some(lock_limit))?.ok_or(MessageTryGetError::Empty)
     }
 }
 
@@ -671,12 +682,12 @@ impl RingRead for Inner {
     }
 }
 
-fn encode<M: Serialize + ?Sized>(msg: &M) -> std::result::Result<Vec<u8>, MessagePutError> {
-    postcard::to_stdvec(msg).map_err(|e| BadFrame(format!("cannot encode: {e}")).into())
+fn encode<M: Serialize + ?Sized>(msg: &M) -> std::result::Result<Vec<u8>, BadFrame> {
+    postcard::to_stdvec(msg).map_err(|e| BadFrame(format!("cannot encode: {e}")))
 }
 
-fn decode<M: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<M, MessageGetError> {
-    postcard::from_bytes(bytes).map_err(|e| BadFrame(format!("cannot decode: {e}")).into())
+fn decode<M: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<M, BadFrame> {
+    postcard::from_bytes(bytes).map_err(|e| BadFrame(format!("cannot decode: {e}")))
 }
 
 /// A bounded multi-producer multi-consumer queue of variable-size messages in shared memory, for
@@ -690,7 +701,8 @@ fn decode<M: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<M, MessageGe
 ///
 /// Every message carries a tag of the type it was put as (a 64-bit hash of its type name), and
 /// [`get::<M>`](MessageQueue::get) takes only a message put as `M`: anything else is a
-/// [`MessageGetError::BadMessage`] that names both types and leaves the message queued. Borrowed and owned
+/// [`BadMessage`](MessageGetError::BadMessage) that names both types and leaves the message
+/// queued. Borrowed and owned
 /// forms that serde encodes alike count as one type: put `&str`, get `String`; put `&[T]` or
 /// `Vec<T>`, get `Vec<T>`; `&T`, `Box<T>`, `Rc<T>`, `Arc<T>` and `Cow<T>` count as `T`, also
 /// inside tuples, arrays and generic arguments. Other pairs serde would accept (a `Vec<T>`
@@ -810,11 +822,11 @@ impl MessageQueue {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put<M: Serialize + ?Sized>(&self, msg: &M) -> std::result::Result<(), MessagePutError> {
-        self.inner.put(type_tag::<M>(), &encode(msg)?, None, false)
+        self.inner.put(type_tag::<M>(), &encode(msg)?, None)
     }
 
     /// As [`put`](MessageQueue::put), waiting at most `timeout`; then
-    /// [`MessagePutError::Timeout`].
+    /// [`MessagePutTimeoutError::Timeout`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -827,12 +839,13 @@ impl MessageQueue {
         &self,
         msg: &M,
         timeout: Duration,
-    ) -> std::result::Result<(), MessagePutError> {
-        self.inner.put(type_tag::<M>(), &encode(msg)?, Some(timeout), false)
+    ) -> std::result::Result<(), MessagePutTimeoutError> {
+        let timed_out = MessagePutTimeoutError::Timeout { after: timeout };
+        self.inner.put(type_tag::<M>(), &encode(msg)?, Some((timeout, timed_out)))
     }
 
-    /// As [`put`](MessageQueue::put) if there is room now, else [`MessagePutError::Full`]
-    /// ([`MessagePutError::Timeout`] if another process held the ring lock for a whole 50 ms
+    /// As [`put`](MessageQueue::put) if there is room now, else [`MessageTryPutError::Full`]
+    /// ([`MessageTryPutError::Timeout`] if another process held the ring lock for a whole 50 ms
     /// sleep slice).
     ///
     /// ```
@@ -843,8 +856,8 @@ impl MessageQueue {
     pub fn put_nowait<M: Serialize + ?Sized>(
         &self,
         msg: &M,
-    ) -> std::result::Result<(), MessagePutError> {
-        self.inner.put(type_tag::<M>(), &encode(msg)?, None, true)
+    ) -> std::result::Result<(), MessageTryPutError> {
+        self.inner.put_nowait(type_tag::<M>(), &encode(msg)?)
     }
 
     /// Puts raw bytes: a frame of exactly these bytes, tagged as raw bytes (of no type).
@@ -861,7 +874,7 @@ impl MessageQueue {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put_bytes(&self, bytes: &[u8]) -> std::result::Result<(), MessagePutError> {
-        self.inner.put(RAW, bytes, None, false)
+        self.inner.put(RAW, bytes, None)
     }
 
     /// Takes the oldest message and deserializes it as `M`, waiting while the queue is empty.
@@ -882,11 +895,11 @@ impl MessageQueue {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get<M: DeserializeOwned>(&self) -> std::result::Result<M, MessageGetError> {
-        decode(&self.inner.get(Want::of::<M>(), None, false)?)
+        Ok(decode(&self.inner.get::<MessageGetError>(Want::of::<M>(), None)?)?)
     }
 
     /// As [`get`](MessageQueue::get), waiting at most `timeout`; then
-    /// [`MessageGetError::Timeout`].
+    /// [`MessageGetTimeoutError::Timeout`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -897,21 +910,23 @@ impl MessageQueue {
     pub fn get_timeout<M: DeserializeOwned>(
         &self,
         timeout: Duration,
-    ) -> std::result::Result<M, MessageGetError> {
-        decode(&self.inner.get(Want::of::<M>(), Some(timeout), false)?)
+    ) -> std::result::Result<M, MessageGetTimeoutError> {
+        let timed_out = MessageGetTimeoutError::Timeout { after: timeout };
+        Ok(decode(&self.inner.get(Want::of::<M>(), Some((timeout, timed_out)))?)?)
     }
 
-    /// As [`get`](MessageQueue::get) if a message is there now, else [`MessageGetError::Empty`]
-    /// ([`MessageGetError::Timeout`] if another process held the ring lock for a whole 50 ms
+    /// As [`get`](MessageQueue::get) if a message is there now, else
+    /// [`MessageTryGetError::Empty`] ([`MessageTryGetError::Timeout`] if another process held the
+    /// ring lock for a whole 50 ms
     /// sleep slice).
     ///
     /// ```
     /// let q = shmpool::MessageQueue::new(64, 16)?;
-    /// assert!(matches!(q.get_nowait::<u8>(), Err(shmpool::queue::MessageGetError::Empty)));
+    /// assert!(matches!(q.get_nowait::<u8>(), Err(shmpool::queue::MessageTryGetError::Empty)));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get_nowait<M: DeserializeOwned>(&self) -> std::result::Result<M, MessageGetError> {
-        decode(&self.inner.get(Want::of::<M>(), None, true)?)
+    pub fn get_nowait<M: DeserializeOwned>(&self) -> std::result::Result<M, MessageTryGetError> {
+        Ok(decode(&self.inner.get_nowait(Want::of::<M>())?)?)
     }
 
     /// Takes the oldest message, whatever its type, as raw bytes (at most `max_message` of them):
@@ -926,7 +941,7 @@ impl MessageQueue {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get_bytes(&self) -> std::result::Result<Vec<u8>, MessageGetError> {
-        self.inner.get(Want::Any, None, false)
+        self.inner.get(Want::Any, None)
     }
 
     /// How many messages the queue holds (a snapshot).
@@ -1225,7 +1240,8 @@ mod tests {
                     Ok(v) => prop_assert!(v.len() <= h.max_message()),
                     Err(e) => prop_assert!(ok(e.clone().into()), "get_nowait: {e}"),
                 }
-                match h.inner.get(Want::Any, Some(Duration::from_millis(1)), false) {
+                let ms = Duration::from_millis(1);
+                match h.inner.get(Want::Any, Some((ms, MessageGetTimeoutError::Timeout { after: ms }))) {
                     Ok(v) => prop_assert!(v.len() <= h.max_message()),
                     Err(e) => prop_assert!(ok(e.clone().into()), "get_bytes: {e}"),
                 }
@@ -1260,15 +1276,15 @@ mod tests {
     fn full_ring_refuses_nowait_and_times_out() {
         let q = MessageQueue::new(24, 8).unwrap(); // a frame of 8 leaves 4 bytes free
         q.put_bytes(&[1; 8]).unwrap();
-        assert!(matches!(q.put_nowait(&[1u8; 4]), Err(MessagePutError::Full { .. })));
+        assert!(matches!(q.put_nowait(&[1u8; 4]), Err(MessageTryPutError::Full { .. })));
         assert!(matches!(
             q.put_timeout(&[1u8; 4], Duration::from_millis(20)),
-            Err(MessagePutError::Timeout { .. })
+            Err(MessagePutTimeoutError::Timeout { .. })
         ));
         assert_eq!(q.get_bytes().unwrap(), [1; 8]);
         assert!(matches!(
             q.get_timeout::<u8>(Duration::from_millis(20)),
-            Err(MessageGetError::Timeout { .. })
+            Err(MessageGetTimeoutError::Timeout { .. })
         ));
     }
 
@@ -1277,7 +1293,7 @@ mod tests {
         let q = MessageQueue::new(64, 8).unwrap();
         assert!(matches!(q.put_bytes(&[0; 9]), Err(MessagePutError::TooLarge { len: 9, max: 8 })));
         // Tagged as a String, but not one (say, another build's String): consumed.
-        q.inner.put(type_tag::<String>(), &[0xff, 0xff], None, false).unwrap();
+        q.inner.put::<MessagePutError>(type_tag::<String>(), &[0xff, 0xff], None).unwrap();
         assert!(matches!(q.get::<String>(), Err(MessageGetError::BadMessage { .. })));
         assert!(q.is_empty(), "a message of the right tag that fails to decode is consumed");
     }
@@ -1296,10 +1312,10 @@ mod tests {
             other => panic!("expected BadMessage, got {other:?}"),
         }
         // Every get form refuses, the blocking ones without waiting, and nothing is consumed.
-        assert!(matches!(q.get_nowait::<u16>(), Err(MessageGetError::BadMessage { .. })));
+        assert!(matches!(q.get_nowait::<u16>(), Err(MessageTryGetError::BadMessage { .. })));
         assert!(matches!(
             q.get_timeout::<(u8, u8, u8)>(Duration::from_secs(5)),
-            Err(MessageGetError::BadMessage { .. })
+            Err(MessageGetTimeoutError::BadMessage { .. })
         ));
         assert!(matches!(q.get::<(i8, u8)>(), Err(MessageGetError::BadMessage { .. })));
         assert_eq!(q.qsize(), 1);
@@ -1428,7 +1444,7 @@ mod tests {
         owner(&q).store(holder, Ordering::Relaxed);
         assert!(matches!(
             q.put_timeout(&5u8, Duration::from_millis(150)),
-            Err(MessagePutError::Timeout { after }) if after == Duration::from_millis(150)
+            Err(MessagePutTimeoutError::Timeout { after }) if after == Duration::from_millis(150)
         ));
         assert_eq!(owner(&q).load(Ordering::Relaxed), holder, "a live holder keeps the lock");
     }
@@ -1445,7 +1461,7 @@ mod tests {
         // A tail far past head (more bytes than the ring holds).
         ring.tail.store(ring.head.load(Ordering::Relaxed) + 1000, Ordering::Relaxed);
         assert!(matches!(q.get_bytes(), Err(MessageGetError::BadMessage { .. })));
-        assert!(matches!(q.put_nowait(&1u8), Err(MessagePutError::Full { .. })));
+        assert!(matches!(q.put_nowait(&1u8), Err(MessageTryPutError::Full { .. })));
         // Out-of-range copies are refused even if a caller got past the frame checks.
         assert!(q.inner.read_at(0, &mut [0u8; 65]).is_err());
         assert!(q.inner.copy_in(0, &[0u8; 65]).is_err());

@@ -18,8 +18,9 @@ pub(crate) mod wait;
 
 pub use bounded::Queue;
 pub use error::{
-    GetError, GetTimeoutError, JoinError, JoinTimeoutError, MessageGetError, MessagePutError,
-    PutError, PutTimeoutError, TaskDoneError, TryGetError, TryPutError,
+    GetError, GetTimeoutError, JoinError, JoinTimeoutError, MessageGetError,
+    MessageGetTimeoutError, MessagePutError, MessagePutTimeoutError, MessageTryGetError,
+    MessageTryPutError, PutError, PutTimeoutError, TaskDoneError, TryGetError, TryPutError,
 };
 pub use joinable::JoinableQueue;
 pub use message::MessageQueue;

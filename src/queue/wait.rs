@@ -108,7 +108,7 @@ fn pause(round: u32) {
 /// (the dead-peer check); its error ends the wait, after one last attempt.
 ///
 /// `limit` of `None` waits for ever (or until `attempt` or `idle` fail); with `Some((timeout,
-/// timed_out))`, the wait ends with `timed_out(timeout)` when the timeout passes. The error type
+/// timed_out))`, the wait ends with the error `timed_out` when the timeout passes. The error type
 /// is the operation's own (`GetTimeoutError`, ...), so a wait without a timeout cannot report
 /// one.
 pub(crate) fn wait_for<R, E>(
@@ -124,7 +124,7 @@ pub(crate) fn wait_for<R, E>(
         }
         pause(round);
     }
-    let deadline = limit.map(|(t, timed_out)| (start + t, t, timed_out));
+    let mut deadline = limit.map(|(t, timed_out)| (start + t, timed_out));
     loop {
         let epoch = cell.sleep_prepare();
         match attempt() {
@@ -139,12 +139,15 @@ pub(crate) fn wait_for<R, E>(
             }
         }
         let now = Instant::now();
-        let slice = match deadline {
-            Some((d, t, timed_out)) if now >= d => {
+        let slice = match deadline.take() {
+            Some((d, timed_out)) if now >= d => {
                 cell.done();
-                return Err(timed_out(t));
+                return Err(timed_out);
             }
-            Some((d, ..)) => (d - now).min(SLICE),
+            Some((d, timed_out)) => {
+                deadline = Some((d, timed_out));
+                (d - now).min(SLICE)
+            }
             None => SLICE,
         };
         let woke = cell.sleep(epoch, slice);

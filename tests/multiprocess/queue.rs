@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use shmpool::queue::{
-    GetError, GetTimeoutError, JoinTimeoutError, MessageGetError, MessagePutError, PutError,
-    PutTimeoutError, TaskDoneError, TryGetError,
+    GetError, GetTimeoutError, JoinTimeoutError, MessageGetError, MessageGetTimeoutError,
+    MessagePutError, PutError, PutTimeoutError, TaskDoneError, TryGetError,
 };
 use shmpool::{Error, JoinableQueue, MessageQueue, Queue, SharedArray, ShmOptions, scope};
 
@@ -452,7 +452,7 @@ fn message_queue_consumer_gets_peer_died() {
         producer.kill().unwrap();
         // The producer is a zombie until joined: it must still count as dead.
         let e = q.get_timeout::<String>(Duration::from_secs(10)).unwrap_err();
-        assert!(matches!(e, MessageGetError::PeerDied { .. }), "{e}");
+        assert!(matches!(e, MessageGetTimeoutError::PeerDied { .. }), "{e}");
         assert_eq!(producer.join().unwrap().signal(), Some(libc::SIGKILL));
     })
     .unwrap();

@@ -488,28 +488,34 @@ struct Side {
     what: &'static str,
     op: &'static str,
     role: &'static str,
-    capacity: fn(u64) -> String,
+    describe_capacity: fn(u64) -> String,
 }
 
 fn items(n: u64) -> String {
     format!("{n} items")
 }
 
-const GET: Side = Side { what: "queue", op: "Queue::get", role: "producer", capacity: items };
-const PUT: Side = Side { what: "queue", op: "Queue::put", role: "consumer", capacity: items };
-const JOIN: Side =
-    Side { what: "joinable queue", op: "JoinableQueue::join", role: "consumer", capacity: items };
+const GET: Side =
+    Side { what: "queue", op: "Queue::get", role: "producer", describe_capacity: items };
+const PUT: Side =
+    Side { what: "queue", op: "Queue::put", role: "consumer", describe_capacity: items };
+const JOIN: Side = Side {
+    what: "joinable queue",
+    op: "JoinableQueue::join",
+    role: "consumer",
+    describe_capacity: items,
+};
 const MESSAGE_GET: Side = Side {
     what: "message queue",
     op: "MessageQueue::get",
     role: "producer",
-    capacity: human_bytes,
+    describe_capacity: human_bytes,
 };
 const MESSAGE_PUT: Side = Side {
     what: "message queue",
     op: "MessageQueue::put",
     role: "consumer",
-    capacity: human_bytes,
+    describe_capacity: human_bytes,
 };
 
 impl Side {
@@ -517,7 +523,9 @@ impl Side {
         let Side { what, role, .. } = *self;
         match failure {
             Failure::Empty => Error::Empty { what },
-            Failure::Full { capacity } => Error::Full { what, capacity: (self.capacity)(capacity) },
+            Failure::Full { capacity } => {
+                Error::Full { what, capacity: (self.describe_capacity)(capacity) }
+            }
             Failure::Timeout { after } => Error::Timeout { what: self.op, after },
             Failure::Closed => Error::Closed { what },
             Failure::PeerDied { pids } => Error::PeerDied { what, role, pids },
@@ -559,13 +567,16 @@ macro_rules! queue_error {
 
 queue_error!(TryGetError, GET: Empty, Closed);
 queue_error!(GetError, GET: Closed, PeerDied { pids }, SlotAbandoned { pos });
-queue_error!(GetTimeoutError, GET: Timeout { after }, Closed, PeerDied { pids }, SlotAbandoned { pos });
+queue_error!(GetTimeoutError, GET: Timeout { after }, Closed, PeerDied { pids },
+    SlotAbandoned { pos });
 queue_error!(TryPutError, PUT: Full { capacity }, Closed);
 queue_error!(PutError, PUT: Closed, PeerDied { pids }, SlotAbandoned { pos });
-queue_error!(PutTimeoutError, PUT: Timeout { after }, Closed, PeerDied { pids }, SlotAbandoned { pos });
+queue_error!(PutTimeoutError, PUT: Timeout { after }, Closed, PeerDied { pids },
+    SlotAbandoned { pos });
 queue_error!(JoinError, JOIN: Closed, PeerDied { pids });
 queue_error!(JoinTimeoutError, JOIN: Timeout { after }, Closed, PeerDied { pids });
-queue_error!(MessageTryGetError, MESSAGE_GET: Empty, Timeout { after }, Closed, BadMessage { reason });
+queue_error!(MessageTryGetError, MESSAGE_GET: Empty, Timeout { after }, Closed,
+    BadMessage { reason });
 queue_error!(MessageGetError, MESSAGE_GET: Closed, PeerDied { pids }, BadMessage { reason });
 queue_error!(MessageGetTimeoutError, MESSAGE_GET: Timeout { after }, Closed, PeerDied { pids },
     BadMessage { reason });

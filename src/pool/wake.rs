@@ -25,7 +25,7 @@ impl WakePipe {
     pub(crate) fn new() -> Result<WakePipe> {
         let (r, w) = sys::proc::pipe().map_err(Error::io("pipe (the pool's wake pipe)"))?;
         for f in [&r, &w] {
-            sys::proc::set_nonblocking(f).map_err(Error::io("fcntl"))?;
+            sys::fdpass::set_nonblocking(f).map_err(Error::io("fcntl"))?;
         }
         let ino = sys::fdpass::inode(r.as_fd()).map_err(Error::io("fstat"))?;
         Ok(WakePipe { r, w, ino })

@@ -114,7 +114,7 @@ pub(crate) fn finish<R: ChildResult>(mut report: File, body: impl FnOnce() -> R)
 /// may never come; everything the dead child wrote is already in the pipe.
 pub(crate) fn read_report(mut r: File) -> Option<String> {
     let mut buf = Vec::new();
-    if sys::proc::set_nonblocking(&r).is_err() {
+    if sys::fdpass::set_nonblocking(&r).is_err() {
         return None;
     }
     let _ = (&mut r).take(64 * 1024).read_to_end(&mut buf);

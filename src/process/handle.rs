@@ -3,7 +3,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::child;
@@ -331,7 +331,7 @@ impl Process {
         // The child wrote its message before exiting: read what is there without waiting (a
         // sibling forked meanwhile may still hold the write end).
         let panic = self.report.take().and_then(|r| {
-            let _ = sys::fdpass::set_nonblocking(r.as_raw_fd());
+            let _ = sys::fdpass::set_nonblocking(r.as_fd());
             child::read_report(r)
         });
         let st = ExitStatus { exit, panic };

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use super::start_error::StartError;
@@ -26,7 +26,7 @@ pub(crate) const JOB_TIMEOUT: Duration = Duration::from_secs(30);
 /// makes this a broken pipe, which is not an error here: its exit status, which `join`
 /// reports, says more.
 pub(crate) fn send_job(w: &mut File, mut bytes: &[u8]) -> Result<(), StartError> {
-    sys::fdpass::set_nonblocking(w.as_raw_fd()).map_err(StartError::io("fcntl"))?;
+    sys::fdpass::set_nonblocking(w.as_fd()).map_err(StartError::io("fcntl"))?;
     while !bytes.is_empty() {
         match w.write(bytes) {
             Ok(n) => bytes = &bytes[n..],
@@ -50,7 +50,7 @@ pub(crate) fn send_job(w: &mut File, mut bytes: &[u8]) -> Result<(), StartError>
 /// after it. Returns the whole frame, prefix included, undecoded. Memory follows the bytes that
 /// arrive (`frame::Reader`), not the length announced.
 pub(crate) fn read_job(r: File, timeout: Duration) -> Result<Vec<u8>, String> {
-    sys::fdpass::set_nonblocking(r.as_raw_fd())
+    sys::fdpass::set_nonblocking(r.as_fd())
         .map_err(|e| format!("its job pipe cannot be made non-blocking ({e})"))?;
     let why = |e: FrameError| match e {
         FrameError::Truncated { .. } => format!("its job pipe {e}"),

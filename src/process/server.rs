@@ -50,8 +50,8 @@ pub(crate) fn serve(m: Marker) -> ! {
     }
     let alive_fd = marker::own(m.alive);
     // Workers inherit both through fork; neither may leak into what a worker execs.
-    let _ = sys::fdpass::set_cloexec(sock.as_raw_fd());
-    let _ = sys::fdpass::set_cloexec(alive_fd.as_raw_fd());
+    let _ = sys::fdpass::set_cloexec(sock.as_fd());
+    let _ = sys::fdpass::set_cloexec(alive_fd.as_fd());
     let mask = sys::signal::block_sigchld()
         .unwrap_or_else(|e| marker::fail(&format!("SIGCHLD cannot be blocked ({e})")));
     let sigchld = sys::signal::sigchld_fd()

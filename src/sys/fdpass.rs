@@ -3,7 +3,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -114,18 +114,15 @@ pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
 }
 
 /// Puts descriptor `fd` in non-blocking mode.
-pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL take int arguments and touch no memory of ours.
-    unsafe {
-        let fl = cvt(libc::fcntl(fd, libc::F_GETFL))?;
-        cvt(libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK)).map(drop)
-    }
+pub(crate) fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    let fl = rustix::fs::fcntl_getfl(&fd)?;
+    Ok(rustix::fs::fcntl_setfl(&fd, fl | rustix::fs::OFlags::NONBLOCK)?)
 }
 
-/// Makes descriptor `fd` close on `exec`.
-pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: F_SETFD takes an int argument and touches no memory of ours.
-    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) }).map(drop)
+/// Makes descriptor `fd` close on `exec` (`F_SETFD`, which clears every other descriptor flag:
+/// there is none but close-on-exec).
+pub(crate) fn set_cloexec(fd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?)
 }
 
 /// The kind of file behind a raw descriptor number, if the number is an open descriptor.

@@ -1,7 +1,6 @@
 //! Process-level calls: pids, liveness, thread count, fork, wait, exit, randomness.
 
 use std::io;
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use rustix::io::{Errno, retry_on_intr};
@@ -264,12 +263,6 @@ pub(crate) fn signal_name(sig: i32) -> &'static str {
         libc::SIGTERM => "SIGTERM",
         _ => "signal",
     }
-}
-
-/// Puts a descriptor in non-blocking mode.
-pub(crate) fn set_nonblocking(f: &impl AsFd) -> io::Result<()> {
-    let flags = rustix::fs::fcntl_getfl(f)?;
-    Ok(rustix::fs::fcntl_setfl(f, flags | rustix::fs::OFlags::NONBLOCK)?)
 }
 
 #[cfg(test)]

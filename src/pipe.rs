@@ -2,8 +2,8 @@
 //! `multiprocessing.Pipe`.
 //!
 //! Framing on the `SOCK_STREAM` socket, the `frame` module's message format: an 8-byte header
-//! (payload length `u32` LE, frame tag `u32` LE), then the payload. Tag 0 is a message (raw bytes, or postcard for the serde API);
-//! tag 1 is a segment handle (postcard-encoded [`SegmentHandle`]), carrying the segment's memfd
+//! (payload length `u32` LE, frame tag `u32` LE), then the payload. Tag 0 is a message (raw
+//! bytes, or postcard for the serde API); tag 1 is a segment handle (postcard-encoded [`SegmentHandle`]), carrying the segment's memfd
 //! as `SCM_RIGHTS` ancillary data when it has one. A receiver refuses a frame longer than its
 //! stated maximum without allocating for it (it skips the bytes), and reports a stream that
 //! ends inside a frame as [`Error::TruncatedFrame`].

@@ -134,7 +134,8 @@ impl ProcessBuilder {
         }
     }
 
-    /// Starts the child running the closure `f`; `fork` only, see [`Context::start_closure`](crate::Context::start_closure).
+    /// Starts the child running the closure `f`; `fork` only, see
+    /// [`Context::start_closure`](crate::Context::start_closure).
     ///
     /// ```no_run
     /// let mut p = shmpool::get_context(shmpool::StartMethod::Fork).process().start_closure(|| 0)?;

@@ -11,10 +11,11 @@ use std::fmt;
 /// | `ForkServer` | a fork of a clean single-threaded server | a `fn(A) -> R` with serde arguments | ~0.25 ms however large the caller, after one launch of the server (~2 ms) |
 /// | `Spawn` | a fresh run of the program | a `fn(A) -> R` with serde arguments | ~1.2-2 ms (an exec, started with `posix_spawn`), however large the caller |
 ///
-/// The default, for [`Context::default`](crate::Context::default) and [`Pool`](crate::Pool) alike, is `ForkServer`, as in
-/// Python 3.14 on Linux: constant in the caller's size, safe in a multi-threaded caller, and its
-/// children inherit nothing. Choose `Fork` for a small single-threaded program that wants the
-/// fastest start or closures; avoid it in a parent that holds gigabytes (`docs/benchmarks.md`).
+/// The default, for [`Context::default`](crate::Context::default) and [`Pool`](crate::Pool) alike,
+/// is `ForkServer`, as in Python 3.14 on Linux: constant in the caller's size, safe in a
+/// multi-threaded caller, and its children inherit nothing. Choose `Fork` for a small
+/// single-threaded program that wants the fastest start or closures; avoid it in a parent that
+/// holds gigabytes (`docs/benchmarks.md`).
 ///
 /// ```
 /// use shmpool::StartMethod;

@@ -117,8 +117,7 @@ mod tests {
         let e = Error::from(StartError::JobNotTaken { after: Duration::from_secs(1) });
         assert!(matches!(e, Error::Timeout { what: JOB_NOT_TAKEN, .. }), "{e}");
         let e = Error::from(StartError::io("fork")(io::Error::from_raw_os_error(libc::EAGAIN)));
-        assert!(
-            matches!(&e, Error::Io { op: "fork", source } if source.raw_os_error() == Some(libc::EAGAIN))
-        );
+        let eagain = |s: &io::Error| s.raw_os_error() == Some(libc::EAGAIN);
+        assert!(matches!(&e, Error::Io { op: "fork", source } if eagain(source)), "{e}");
     }
 }

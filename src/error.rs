@@ -256,7 +256,8 @@ pub enum Error {
     // ---- Process start ----
     // Returned by `scope` (`fork`, `fork_with`, joining its children), `Process`/`ProcessBuilder`
     // (`start`, `join`), `Context` and the start methods (fork, forkserver, spawn), and the pool
-    // when it starts workers.
+    // when it starts workers. Inside the crate, the parent-side start methods return
+    // `process::start_error::StartError`, which converts into these.
     /// Forking now could deadlock the child, because the process has other threads.
     #[error(
         "refusing to fork: this process has {threads} threads, and a lock held by another thread \

@@ -89,7 +89,7 @@ fn as_bytes<S: serde::Serializer>(b: &&[u8], s: S) -> std::result::Result<S::Ok,
 
 /// Why a job frame was refused. Nothing from a refused frame is ever used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FrameError {
+pub(crate) enum JobRefused {
     /// Fewer than the 8 bytes of the length prefix.
     NoPrefix { got: usize },
     /// The prefix announces more than [`MAX_JOB_BYTES`].
@@ -108,42 +108,42 @@ pub(crate) enum FrameError {
     Unreadable { reason: String },
 }
 
-impl std::fmt::Display for FrameError {
+impl std::fmt::Display for JobRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FrameError::NoPrefix { got } => {
+            JobRefused::NoPrefix { got } => {
                 write!(f, "its job has {got} bytes, fewer than the 8 of its length")
             }
-            FrameError::TooLong { announced } => write!(
+            JobRefused::TooLong { announced } => write!(
                 f,
                 "its job announces {announced} bytes, more than the {MAX_JOB_BYTES} allowed"
             ),
-            FrameError::LengthMismatch { announced, got } => {
+            JobRefused::LengthMismatch { announced, got } => {
                 write!(f, "its job announces {announced} bytes but {got} follow")
             }
-            FrameError::TooShort { got } => write!(
+            JobRefused::TooShort { got } => write!(
                 f,
                 "the job is not readable (its {got} bytes are fewer than the {FRAME_HEADER} of \
                  a job's secret and checksum)"
             ),
-            FrameError::Secret => f.write_str("the job does not carry the secret of the marker"),
-            FrameError::Build { theirs, ours } => {
+            JobRefused::Secret => f.write_str("the job does not carry the secret of the marker"),
+            JobRefused::Build { theirs, ours } => {
                 write!(f, "the job comes from another build ({theirs}, this is {ours})")
             }
-            FrameError::Checksum => f.write_str(
+            JobRefused::Checksum => f.write_str(
                 "the job's checksum does not match its bytes (corrupted, or mixed with another \
                  job)",
             ),
-            FrameError::Unreadable { reason } => write!(f, "the job is not readable ({reason})"),
+            JobRefused::Unreadable { reason } => write!(f, "the job is not readable ({reason})"),
         }
     }
 }
 
 /// The length a frame's prefix announces, refused above [`MAX_JOB_BYTES`]: a reader allocates
 /// only what this returns.
-pub(crate) fn frame_len(prefix: [u8; FRAME_PREFIX]) -> std::result::Result<usize, FrameError> {
+pub(crate) fn frame_len(prefix: [u8; FRAME_PREFIX]) -> std::result::Result<usize, JobRefused> {
     let announced = JOB.decode(prefix).len;
-    JOB.check(announced).map_err(|_| FrameError::TooLong { announced })
+    JOB.check(announced).map_err(|_| JobRefused::TooLong { announced })
 }
 
 /// The checksum of a job body: SipHash (std's `DefaultHasher`, the same in every process of one
@@ -265,37 +265,37 @@ impl Job {
 /// forkserver's), the build fingerprint, the checksum, then the rest of the body. Only a frame
 /// that passes all of them becomes a [`Verified`] job, the only kind that can run. Allocates no
 /// more than the frame's length (the name and arguments, copied out).
-pub(crate) fn decode_frame(frame: &[u8], secret: u64) -> std::result::Result<Verified, FrameError> {
+pub(crate) fn decode_frame(frame: &[u8], secret: u64) -> std::result::Result<Verified, JobRefused> {
     let Some((prefix, rest)) = frame.split_first_chunk::<FRAME_PREFIX>() else {
-        return Err(FrameError::NoPrefix { got: frame.len() });
+        return Err(JobRefused::NoPrefix { got: frame.len() });
     };
     let announced = frame_len(*prefix)?;
     if announced != rest.len() {
-        return Err(FrameError::LengthMismatch { announced: announced as u64, got: rest.len() });
+        return Err(JobRefused::LengthMismatch { announced: announced as u64, got: rest.len() });
     }
     let Some((theirs, rest)) = rest.split_first_chunk::<8>() else {
-        return Err(FrameError::TooShort { got: rest.len() });
+        return Err(JobRefused::TooShort { got: rest.len() });
     };
     let Some((sum, body)) = rest.split_first_chunk::<8>() else {
-        return Err(FrameError::TooShort { got: rest.len() + 8 });
+        return Err(JobRefused::TooShort { got: rest.len() + 8 });
     };
     if u64::from_le_bytes(*theirs) != secret {
-        return Err(FrameError::Secret);
+        return Err(JobRefused::Secret);
     }
-    let unreadable = |e: postcard::Error| FrameError::Unreadable { reason: e.to_string() };
+    let unreadable = |e: postcard::Error| JobRefused::Unreadable { reason: e.to_string() };
     let (build, fields) = postcard::take_from_bytes::<&str>(body).map_err(unreadable)?;
     let ours = build_fingerprint();
     if build != ours {
         // A message, not a copy of whatever the frame holds: at most 64 characters of it.
         let theirs: String = build.chars().take(64).collect();
-        return Err(FrameError::Build { theirs, ours });
+        return Err(JobRefused::Build { theirs, ours });
     }
     if u64::from_le_bytes(*sum) != checksum(secret, body) {
-        return Err(FrameError::Checksum);
+        return Err(JobRefused::Checksum);
     }
     let (w, left) = postcard::take_from_bytes::<Wire>(fields).map_err(unreadable)?;
     if !left.is_empty() {
-        return Err(FrameError::Unreadable { reason: format!("{} bytes follow it", left.len()) });
+        return Err(JobRefused::Unreadable { reason: format!("{} bytes follow it", left.len()) });
     }
     Ok(Verified(Job {
         secret,
@@ -408,12 +408,12 @@ pub(crate) mod tests {
     fn a_job_without_the_secret_or_from_another_build_is_refused() {
         let job = Job::new(add, &(1, 2), "x", 7, false).unwrap();
         let e = decode_frame(&job.to_frame(), 8).err().unwrap();
-        assert_eq!(e, FrameError::Secret);
+        assert_eq!(e, JobRefused::Secret);
         assert!(e.to_string().contains("secret"), "{e}");
         let mut other = job;
         other.build = "0.0.0/123".into();
         let e = decode_frame(&other.to_frame(), 7).err().unwrap();
-        assert!(matches!(&e, FrameError::Build { theirs, .. } if theirs == "0.0.0/123"), "{e:?}");
+        assert!(matches!(&e, JobRefused::Build { theirs, .. } if theirs == "0.0.0/123"), "{e:?}");
         assert!(e.to_string().contains("another build"), "{e}");
         let garbage = [&19u64.to_le_bytes()[..], &7u64.to_le_bytes(), b"{\"secret\":7"].concat();
         let e = decode_frame(&garbage, 7).err().unwrap();
@@ -421,7 +421,7 @@ pub(crate) mod tests {
         // A body changed after the checksum was taken.
         let mut frame = Job::new(add, &(1, 2), "x", 7, false).unwrap().to_frame();
         *frame.last_mut().unwrap() ^= 1;
-        assert_eq!(decode_frame(&frame, 7).err(), Some(FrameError::Checksum));
+        assert_eq!(decode_frame(&frame, 7).err(), Some(JobRefused::Checksum));
     }
 
     #[test]
@@ -429,12 +429,12 @@ pub(crate) mod tests {
         assert_eq!(frame_len((MAX_JOB_BYTES).to_le_bytes()), Ok(MAX_JOB_BYTES as usize));
         for absurd in [MAX_JOB_BYTES + 1, u64::MAX, 1 << 63] {
             let (r, peak) = meter::peak_during(|| frame_len(absurd.to_le_bytes()));
-            assert_eq!(r, Err(FrameError::TooLong { announced: absurd }));
+            assert_eq!(r, Err(JobRefused::TooLong { announced: absurd }));
             assert_eq!(peak, 0);
         }
         let e = decode_frame(&u64::MAX.to_le_bytes(), 1).err().unwrap();
         assert!(e.to_string().contains("more than"), "{e}");
-        assert_eq!(decode_frame(&[1, 2, 3], 1).err(), Some(FrameError::NoPrefix { got: 3 }));
+        assert_eq!(decode_frame(&[1, 2, 3], 1).err(), Some(JobRefused::NoPrefix { got: 3 }));
     }
 
     /// Counts what the calling thread allocates while armed: the global allocator of this test
@@ -606,7 +606,7 @@ pub(crate) mod tests {
     pub(crate) fn decode_checked(
         frame: &[u8],
         original: Option<&[u8]>,
-    ) -> std::result::Result<Verified, FrameError> {
+    ) -> std::result::Result<Verified, JobRefused> {
         let (r, peak) = meter::peak_during(|| decode_frame(frame, SECRET));
         assert!(
             peak <= frame.len() + SLACK,

@@ -196,7 +196,7 @@ fn use_paths(code: &str) -> Vec<(String, Vec<String>, bool)> {
         let before = code[..at].trim_end();
         // The item's visibility: what stands between the previous item's end and `use`.
         let vis =
-            before.rsplit(|c| c == ';' || c == '}' || c == '{' || c == ']').next().unwrap_or("");
+            before.rsplit([';', '}', '{', ']']).next().unwrap_or("");
         let public = vis.trim().starts_with("pub");
         let mut one = Vec::new();
         expand(&tree, &[], &mut one);
@@ -361,7 +361,7 @@ impl Graph {
         }
         let (mut len, mut m) = (0, *self.index.get(&Vec::new())?);
         for k in 1..=abs.len() {
-            if let Some(&i) = self.index.get(&abs[..k].to_vec()) {
+            if let Some(&i) = self.index.get(&abs[..k]) {
                 (len, m) = (k, i);
             }
         }

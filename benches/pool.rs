@@ -93,7 +93,7 @@ fn start_stop(c: &mut Criterion) {
             })
         });
     }
-    shmpool::shutdown_forkserver().expect("stopping the forkserver");
+    shmpool::process::shutdown_forkserver().expect("stopping the forkserver");
     g.bench_function("rayon 2 threads", |b| {
         b.iter(|| {
             let rp = rayon2();

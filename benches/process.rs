@@ -78,5 +78,5 @@ fn main() {
             None => println!("{:<12} {:>12.3} {:>12} {:>10}", m.name(), ours, "-", "-"),
         }
     }
-    shmpool::shutdown_forkserver().expect("forkserver shutdown");
+    shmpool::process::shutdown_forkserver().expect("forkserver shutdown");
 }

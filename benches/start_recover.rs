@@ -163,7 +163,7 @@ fn main() {
         for &m in &methods {
             println!("| {m} | {:.2} |", apply_us(m));
         }
-        shmpool::shutdown_forkserver().expect("stopping the forkserver");
+        shmpool::process::shutdown_forkserver().expect("stopping the forkserver");
         return;
     }
     let mut rows = Vec::new();
@@ -209,7 +209,7 @@ fn main() {
             });
             eprintln!("{gib} GiB {m}: done");
         }
-        shmpool::shutdown_forkserver().expect("stopping the forkserver");
+        shmpool::process::shutdown_forkserver().expect("stopping the forkserver");
         drop(heap);
     }
     println!("\nmedians of {runs} runs, milliseconds; 2 workers\n");

@@ -30,7 +30,7 @@ use crate::segment::options::ShmOptions;
 ///   array through a copied `std::sync::Mutex`, `Arc`, `static` or capture finds nothing
 ///   mapped there and dies with SIGSEGV (reported to the parent), instead of sharing an
 ///   "exclusive" borrow with the parent;
-/// - a scoped child is *lent* chunks ([`Scope::fork_with`](crate::Scope::fork_with)), which it
+/// - a scoped child is *lent* chunks ([`Scope::fork_with`](crate::process::Scope::fork_with)), which it
 ///   maps anew: the parent cannot touch what it lent mutably until the child has been reaped,
 ///   and children given disjoint `&mut` chunks never overlap;
 /// - pool workers map the arrays of a job by handle and get disjoint chunks from the job

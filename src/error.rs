@@ -10,10 +10,10 @@
 //! |---|---|---|
 //! | segments | creating or opening any shared object (`new`, `new_with`, `open`, `open_handle`), [`segment::inspect`](crate::segment::inspect), [`clean_stale`](crate::clean_stale) | [`Error`]: `OutOfSpace`, `AlreadyExists`, `NotFound`, `InvalidName`, `NotShmpool`, `CorruptHeader`, `VersionMismatch`, `KindMismatch`, `TypeMismatch`, `StaleHandle`, `TooLarge` |
 //! | arguments and waits | any call that checks a size or count; any wait given a timeout | [`Error`]: `InvalidArgument`, `Timeout` |
-//! | synchronisation | locking a [`Mutex`](crate::Mutex), [`RLock`](crate::RLock) or [`SharedValue`](crate::SharedValue) | [`LockError`](crate::LockError) (its `OwnerDied` carries the guard), converting into [`Error`]: `OwnerDied`, `NotRecoverable`, `WouldBlock`, `WouldDeadlock`, `TooManyLocksHeld`, `Timeout`, `Io` |
+//! | synchronisation | locking a [`Mutex`](crate::Mutex), [`RLock`](crate::RLock) or [`SharedValue`](crate::SharedValue) | [`LockError`](crate::sync::LockError) (its `OwnerDied` carries the guard), converting into [`Error`]: `OwnerDied`, `NotRecoverable`, `WouldBlock`, `WouldDeadlock`, `TooManyLocksHeld`, `Timeout`, `Io` |
 //! | synchronisation | [`Semaphore`](crate::Semaphore), [`BoundedSemaphore`](crate::BoundedSemaphore), [`Barrier`](crate::Barrier), [`Condition`](crate::Condition) | [`Error`]: `OverRelease`, `BrokenBarrier`, `OwnerDied` (a condition's lock), `Timeout` |
 //! | process start | [`scope`](crate::scope), [`Process`](crate::Process), [`Context`](crate::Context), the start methods, pool workers starting | [`Error`]: `ForkWithThreads`, `ForkWhileLocked`, `NotShared`, `ClosureNeedsFork`, `Serialize`, `SpawnUnavailable`, `ForkServer`, `ChildFailed` |
-//! | pool jobs | [`Pool`](crate::Pool), [`PoolBuilder`](crate::PoolBuilder), [`AsyncResult`](crate::AsyncResult), [`JobHandle`](crate::JobHandle) | [`Error`]: `PoolSize`, `PoolNotRunning`, `PoolStillRunning`, `PoolNotOwned`, `PoolGaveUp`, `KernelPanicked`, `WorkerDied`, `LengthMismatch`, `ResultUnavailable` |
+//! | pool jobs | [`Pool`](crate::Pool), [`PoolBuilder`](crate::pool::PoolBuilder), [`AsyncResult`](crate::pool::AsyncResult), [`JobHandle`](crate::pool::JobHandle) | [`Error`]: `PoolSize`, `PoolNotRunning`, `PoolStillRunning`, `PoolNotOwned`, `PoolGaveUp`, `KernelPanicked`, `WorkerDied`, `LengthMismatch`, `ResultUnavailable` |
 //! | messaging: queues | [`Queue`](crate::Queue) and [`JoinableQueue`](crate::JoinableQueue): `get`, `get_timeout`, `get_nowait` | [`GetError`](crate::queue::GetError), [`GetTimeoutError`](crate::queue::GetTimeoutError), [`TryGetError`](crate::queue::TryGetError) |
 //! | messaging: queues | the same: `put`, `put_timeout`, `put_nowait` | [`PutError`](crate::queue::PutError), [`PutTimeoutError`](crate::queue::PutTimeoutError), [`TryPutError`](crate::queue::TryPutError) |
 //! | messaging: queues | [`JoinableQueue`](crate::JoinableQueue): `task_done`, `join`, `join_timeout` | [`TaskDoneError`](crate::queue::TaskDoneError), [`JoinError`](crate::queue::JoinError), [`JoinTimeoutError`](crate::queue::JoinTimeoutError) |
@@ -181,7 +181,7 @@ pub enum Error {
     // Returned by `Mutex`, `RLock`, `SharedValue` (through `LockError`),
     // `Semaphore`/`BoundedSemaphore`, `Barrier` and `Condition`.
     /// A lock's holder died while holding it (the `?` conversion of
-    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied), which leaves the lock unusable).
+    /// [`LockError::OwnerDied`](crate::sync::LockError::OwnerDied), which leaves the lock unusable).
     #[error(
         "the holder of a {what} died while holding it, so the data it protects may be half-written; \
          match LockError::OwnerDied, check or repair the data and call recover() (letting the \

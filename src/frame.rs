@@ -12,7 +12,7 @@
 //! | format | header | maximum | used by |
 //! |---|---|---|---|
 //! | [`JOB`] | 8 bytes: length, `u64` little-endian | 1 GiB | spawn's job pipe, forkserver requests (`process/README.md`) |
-//! | [`Format::message`] | 8 bytes: length, `u32` LE, then kind, `u32` LE | the connection's `max_message` | `Connection` (`pipe.rs`) |
+//! | [`Format::message`] | 8 bytes: length, `u32` LE, then kind, `u32` LE | the connection's `max_message` | `Connection` (`connection.rs`) |
 //!
 //! A reader never allocates what a header announces: a body's buffer grows with the bytes that
 //! arrive (doubling: at most twice them, or 4 KiB), so a frame that announces a gigabyte and
@@ -78,7 +78,7 @@ pub(crate) const JOB: Format =
     Format { layout: Layout::Len64, max: 1 << 30, header_part: "job's length", body_part: "job" };
 
 impl Format {
-    /// A connection's messages (`pipe.rs`), limited to `max` bytes.
+    /// A connection's messages (`connection.rs`), limited to `max` bytes.
     pub(crate) const fn message(max: u64) -> Format {
         Format {
             layout: Layout::Len32Kind32,

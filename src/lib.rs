@@ -14,7 +14,20 @@
 //!   hangs.
 //! - Cross-process synchronisation that lives in shared memory and survives a dead holder.
 //!
-//! See `docs/architecture.md` for the segment layout and the ownership rules.
+//! The root holds the names Python's `multiprocessing` namespace holds, so a port finds them
+//! where it looks; the rest lives in the module for its domain, as in Python's
+//! `multiprocessing.synchronize`, `.pool`, `.connection` and `.shared_memory`:
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`sync`] | locks and their guards and errors, semaphores, events, conditions, barriers |
+//! | [`process`] | `Process`, its builder and contexts, start methods, scoped forks and lending, exit statuses |
+//! | [`pool`] | `Pool`, its builder, asynchronous results and iterators |
+//! | [`queue`] | the queues and their per-operation errors |
+//! | [`connection`] | `pipe` and `Connection` |
+//! | [`segment`] | shared-memory segments: options, handles, cleanup of dead creators' segments |
+//!
+//! See `docs/architecture.md` for the layers, the segment layout and the ownership rules.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -25,40 +38,28 @@ compile_error!(
 );
 
 mod array;
+pub mod connection;
 mod error;
 mod frame;
-mod pipe;
-mod pool;
-mod process;
+pub mod pool;
+pub mod process;
 pub mod queue;
 pub mod segment;
-mod sync;
+pub mod sync;
 mod sys;
 mod value;
 
+// The root holds what Python's `multiprocessing` namespace holds (Process, Pool, Queue, Pipe,
+// Lock, Value, Array, get_context, cpu_count, ...) and the data plane; guards, builders, results,
+// per-operation errors and the rest live in the module named for their domain.
 pub use array::SharedArray;
+pub use connection::{Connection, pipe};
 pub use error::{Error, Result, human_bytes};
-pub use pipe::{Connection, DEFAULT_MAX_MESSAGE, ReceivedHandle, pipe, pipe_with};
-pub use pool::{AsyncResult, IMap, IMapUnordered, JobHandle, Pool, PoolBuilder};
-pub use process::boot::init;
-pub use process::builder::ProcessBuilder;
-pub use process::child::ChildResult;
-pub use process::context::{Context, get_context};
-pub use process::cpu::{cpu_count, process_cpu_count};
-pub use process::forkserver::{shutdown_forkserver, shutdown_forkserver_timeout};
-pub use process::handle::Process;
-pub use process::lend::Lend;
-pub use process::marker::BAD_MARKER_EXIT_CODE;
-pub use process::method::StartMethod;
-pub use process::scope::{Scope, ScopedChild, scope};
-pub use process::status::ExitStatus;
+pub use pool::Pool;
+pub use process::{
+    Context, Process, StartMethod, cpu_count, get_context, init, process_cpu_count, scope,
+};
 pub use queue::{JoinableQueue, MessageQueue, Queue};
 pub use segment::{SegmentHandle, ShmOptions, clean_stale};
-pub use sync::barrier::{Barrier, BarrierWaitResult};
-pub use sync::condition::{Condition, WaitTimeoutResult};
-pub use sync::event::Event;
-pub use sync::lock_error::{LockError, LockResult, OwnerDied};
-pub use sync::mutex::{Mutex, MutexGuard};
-pub use sync::rlock::{RLock, RLockGuard};
-pub use sync::semaphore::{BoundedSemaphore, Semaphore};
+pub use sync::{Barrier, BoundedSemaphore, Condition, Event, Mutex, RLock, Semaphore};
 pub use value::{AtomicCell, RawValue, SharedAtomic, SharedValue};

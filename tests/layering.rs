@@ -195,8 +195,7 @@ fn use_paths(code: &str) -> Vec<(String, Vec<String>, bool)> {
         let tree = code[i..i + end].split_whitespace().collect::<Vec<_>>().join(" ");
         let before = code[..at].trim_end();
         // The item's visibility: what stands between the previous item's end and `use`.
-        let vis =
-            before.rsplit([';', '}', '{', ']']).next().unwrap_or("");
+        let vis = before.rsplit([';', '}', '{', ']']).next().unwrap_or("");
         let public = vis.trim().starts_with("pub");
         let mut one = Vec::new();
         expand(&tree, &[], &mut one);

@@ -63,7 +63,7 @@ impl PoolBuilder {
     /// A builder with the defaults: one worker per CPU this process may run on.
     ///
     /// ```
-    /// let b = shmpool::PoolBuilder::new().workers(4);
+    /// let b = shmpool::pool::PoolBuilder::new().workers(4);
     /// # let _ = b;
     /// ```
     pub fn new() -> PoolBuilder {
@@ -74,7 +74,7 @@ impl PoolBuilder {
     /// `process_cpu_count()`). Zero is an error at [`build`](PoolBuilder::build).
     ///
     /// ```
-    /// let b = shmpool::PoolBuilder::new().workers(2);
+    /// let b = shmpool::pool::PoolBuilder::new().workers(2);
     /// # let _ = b;
     /// ```
     pub fn workers(mut self, n: usize) -> PoolBuilder {
@@ -102,7 +102,7 @@ impl PoolBuilder {
     ///   where shmpool itself lives in a shared library (a Python extension, say), which leaves
     ///   `Fork`. State a worker needs comes from the initializer or through shared memory, not
     ///   from this process's globals. The server ends with this program, or at
-    ///   [`shutdown_forkserver`](crate::shutdown_forkserver).
+    ///   [`shutdown_forkserver`](crate::process::shutdown_forkserver).
     /// - `Fork`: workers are forks of this process: fastest while it is small, but a fork copies
     ///   the page tables of all its private memory (~20 ms per GiB here, and as much again when
     ///   the worker exits) for each worker and each replacement; refused while it has other threads (see
@@ -128,7 +128,7 @@ impl PoolBuilder {
     /// A name for messages and diagnostics.
     ///
     /// ```
-    /// let b = shmpool::PoolBuilder::new().name("resize");
+    /// let b = shmpool::pool::PoolBuilder::new().name("resize");
     /// # let _ = b;
     /// ```
     pub fn name(mut self, name: impl Into<String>) -> PoolBuilder {
@@ -146,7 +146,7 @@ impl PoolBuilder {
     ///
     /// ```
     /// fn init() {}
-    /// let b = shmpool::PoolBuilder::new().initializer(init);
+    /// let b = shmpool::pool::PoolBuilder::new().initializer(init);
     /// # let _ = b;
     /// ```
     pub fn initializer(mut self, f: fn()) -> PoolBuilder {
@@ -158,7 +158,7 @@ impl PoolBuilder {
     /// `maxtasksperchild`). Zero means no limit.
     ///
     /// ```
-    /// let b = shmpool::PoolBuilder::new().maxtasksperchild(100);
+    /// let b = shmpool::pool::PoolBuilder::new().maxtasksperchild(100);
     /// # let _ = b;
     /// ```
     pub fn maxtasksperchild(mut self, n: u64) -> PoolBuilder {
@@ -171,7 +171,7 @@ impl PoolBuilder {
     /// chunk that died half-way is run again from whatever it had already written.
     ///
     /// ```
-    /// let b = shmpool::PoolBuilder::new().retries(2);
+    /// let b = shmpool::pool::PoolBuilder::new().retries(2);
     /// # let _ = b;
     /// ```
     pub fn retries(mut self, n: u32) -> PoolBuilder {
@@ -182,7 +182,7 @@ impl PoolBuilder {
     /// Elements per chunk for data-parallel jobs (default: see [`Pool::chunk_size_for`]).
     ///
     /// ```
-    /// let b = shmpool::PoolBuilder::new().chunk_size(1 << 16);
+    /// let b = shmpool::pool::PoolBuilder::new().chunk_size(1 << 16);
     /// # let _ = b;
     /// ```
     pub fn chunk_size(mut self, n: usize) -> PoolBuilder {
@@ -203,7 +203,7 @@ impl PoolBuilder {
     ///
     /// ```
     /// // SAFETY: nothing is started from this builder here.
-    /// let b = unsafe { shmpool::PoolBuilder::new().allow_threads() };
+    /// let b = unsafe { shmpool::pool::PoolBuilder::new().allow_threads() };
     /// # let _ = b;
     /// ```
     pub unsafe fn allow_threads(mut self) -> PoolBuilder {
@@ -223,7 +223,7 @@ impl PoolBuilder {
     /// errors from creating the control segment or starting workers.
     ///
     /// ```no_run
-    /// let pool = shmpool::PoolBuilder::new().workers(2).build()?;
+    /// let pool = shmpool::pool::PoolBuilder::new().workers(2).build()?;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn build(self) -> Result<Pool> {

@@ -25,7 +25,7 @@ use crate::sys;
 /// are started by the forkserver by default ([`StartMethod::default`]): a worker starts and is
 /// replaced in about a millisecond however large this process is, and it works from a
 /// multi-threaded process (this doctest runs on a test harness thread).
-/// [`PoolBuilder::start_method`](crate::PoolBuilder::start_method) picks fork (fastest in a small, single-threaded process: it
+/// [`PoolBuilder::start_method`](crate::pool::PoolBuilder::start_method) picks fork (fastest in a small, single-threaded process: it
 /// copies the page tables of this process's private memory, ~20 ms per GiB per worker here, and
 /// as much again when the worker exits) or spawn instead; `docs/benchmarks.md` has the figures.
 ///
@@ -39,7 +39,7 @@ use crate::sys;
 /// let sum = pool.map_reduce(&a, |c| c.iter().sum::<f64>(), |x, y| x + y)?;
 /// assert!(sum > 0.0);
 /// # drop(pool);
-/// # shmpool::shutdown_forkserver()?;
+/// # shmpool::process::shutdown_forkserver()?;
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 ///
@@ -63,7 +63,7 @@ use crate::sys;
 ///
 /// Under the forkserver start method the server outlives the pool (the next pool or forkserver
 /// child reuses it) and ends with this process; call
-/// [`shutdown_forkserver`](crate::shutdown_forkserver) after dropping the pool to end it
+/// [`shutdown_forkserver`](crate::process::shutdown_forkserver) after dropping the pool to end it
 /// sooner.
 pub struct Pool {
     pub(crate) ctl: AnonBox<ControlBlock>,
@@ -165,7 +165,7 @@ impl Pool {
     }
 
     /// How the pool starts its workers (see
-    /// [`PoolBuilder::start_method`](crate::PoolBuilder::start_method)).
+    /// [`PoolBuilder::start_method`](crate::pool::PoolBuilder::start_method)).
     ///
     /// ```no_run
     /// let pool = shmpool::Pool::new(2)?;
@@ -275,7 +275,7 @@ impl Pool {
     /// (so a slow worker or a busy core costs at most an eighth of its share), but never under
     /// 64 KiB of data per chunk (so claiming, a compare-and-swap on a shared line, costs well
     /// under 1% of the chunk's work), and never more than 4M chunks. [`Pool::set_chunk_size`]
-    /// or [`PoolBuilder::chunk_size`](crate::PoolBuilder::chunk_size) override it.
+    /// or [`PoolBuilder::chunk_size`](crate::pool::PoolBuilder::chunk_size) override it.
     ///
     /// ```no_run
     /// let pool = shmpool::Pool::new(2)?;

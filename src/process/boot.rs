@@ -8,7 +8,7 @@
 //! of `main` sees it, removes it from the environment and diverts the process: it never returns to
 //! the program. A marker that does not parse, names descriptors that are not open or not of the
 //! expected kind, or whose job does not carry the marker's secret ends the process with
-//! [`BAD_MARKER_EXIT_CODE`](crate::BAD_MARKER_EXIT_CODE) and a message on stderr; no address from
+//! [`BAD_MARKER_EXIT_CODE`](crate::process::BAD_MARKER_EXIT_CODE) and a message on stderr; no address from
 //! it is ever used.
 //!
 //! The constructor is linked into every binary that can start spawn or forkserver children: the
@@ -49,7 +49,7 @@ extern "C" fn boot_from_constructor() {
 /// starting threads) also runs in every spawn child and in the forkserver.
 ///
 /// A process whose `SHMPOOL_WORKER` environment variable is malformed, or not from a shmpool
-/// parent, exits here with [`BAD_MARKER_EXIT_CODE`](crate::BAD_MARKER_EXIT_CODE) and says why on
+/// parent, exits here with [`BAD_MARKER_EXIT_CODE`](crate::process::BAD_MARKER_EXIT_CODE) and says why on
 /// stderr. So does a process with the variable set that already runs more than one thread when
 /// `init` is called: the variable is removed from the environment, which is only sound while no
 /// other thread can read the environment (call `init` before anything starts a thread). Without the

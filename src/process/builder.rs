@@ -100,7 +100,7 @@ impl ProcessBuilder {
     /// # fn f(n: u8) -> i32 { n.into() }
     /// let mut p = shmpool::get_context(shmpool::StartMethod::ForkServer).process().start(f, 7)?;
     /// assert_eq!(p.join()?.exitcode(), 7);
-    /// shmpool::shutdown_forkserver()?;
+    /// shmpool::process::shutdown_forkserver()?;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn start<A, R>(mut self, f: fn(A) -> R, args: A) -> Result<Process>

@@ -214,7 +214,7 @@ fn request(
 /// fn work(x: u32) -> i32 { x as i32 }
 /// let mut p = get_context(StartMethod::ForkServer).start(work, 3)?;
 /// assert_eq!(p.join()?.exitcode(), 3);
-/// shmpool::shutdown_forkserver()?;
+/// shmpool::process::shutdown_forkserver()?;
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 pub fn shutdown_forkserver() -> Result<()> {
@@ -227,7 +227,7 @@ pub fn shutdown_forkserver() -> Result<()> {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// shmpool::shutdown_forkserver_timeout(Duration::from_secs(5))?;
+/// shmpool::process::shutdown_forkserver_timeout(Duration::from_secs(5))?;
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 pub fn shutdown_forkserver_timeout(timeout: Duration) -> Result<()> {

@@ -35,7 +35,7 @@ enum Waiter {
 ///
 /// # Dropping a running `Process`
 ///
-/// - a daemon child ([`ProcessBuilder::daemon`](crate::ProcessBuilder::daemon)) is killed
+/// - a daemon child ([`ProcessBuilder::daemon`](crate::process::ProcessBuilder::daemon)) is killed
 ///   (SIGKILL) and reaped;
 /// - any other child is detached, like a dropped `std::thread::JoinHandle`: it keeps running and
 ///   is reaped in the background (at the next start in this process), so it leaves no zombie.

@@ -38,7 +38,7 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// Values a [`Scope::fork_with`](crate::Scope::fork_with) child may be lent: borrowed slices and
+/// Values a [`Scope::fork_with`](crate::process::Scope::fork_with) child may be lent: borrowed slices and
 /// elements of shared memory (`&[T]`, `&mut [T]`, `&T`, `&mut T` for `T: Pod`), and tuples,
 /// arrays, `Vec`s and `Option`s of them, and `()`.
 ///
@@ -52,7 +52,7 @@ mod sealed {
 /// rebuilt from the new addresses) is shmpool's to keep.
 ///
 /// ```
-/// fn takes_lendable<L: shmpool::Lend>(_: &L) {}
+/// fn takes_lendable<L: shmpool::process::Lend>(_: &L) {}
 /// let mut a = shmpool::SharedArray::<f32>::zeroed(8)?;
 /// let (x, y) = a.split_at_mut(4);
 /// takes_lendable(&(x, &*y, vec![0u8; 3].as_slice()));

@@ -16,7 +16,7 @@ pub(crate) const MARKER: &str = "SHMPOOL_WORKER";
 /// come from a shmpool parent (its stderr says why).
 ///
 /// ```
-/// assert_eq!(shmpool::BAD_MARKER_EXIT_CODE, 120);
+/// assert_eq!(shmpool::process::BAD_MARKER_EXIT_CODE, 120);
 /// ```
 pub const BAD_MARKER_EXIT_CODE: i32 = 120;
 

@@ -36,3 +36,16 @@ pub(crate) mod spawned;
 pub(crate) mod start_error;
 pub(crate) mod status;
 pub(crate) mod wait;
+
+pub use boot::init;
+pub use builder::ProcessBuilder;
+pub use child::ChildResult;
+pub use context::{Context, get_context};
+pub use cpu::{cpu_count, process_cpu_count};
+pub use forkserver::{shutdown_forkserver, shutdown_forkserver_timeout};
+pub use handle::Process;
+pub use lend::Lend;
+pub use marker::BAD_MARKER_EXIT_CODE;
+pub use method::StartMethod;
+pub use scope::{Scope, ScopedChild, scope};
+pub use status::ExitStatus;

@@ -71,7 +71,7 @@ impl WaitTimeoutResult {
 /// can be spurious (and `notify_one` may wake more than one waiter), so wait in a loop on the
 /// condition you care about, or use [`wait_while`](Condition::wait_while). If the lock's
 /// holder died while the waiter slept, re-locking returns
-/// [`LockError::OwnerDied`](crate::LockError::OwnerDied) rather than hiding it. If the process
+/// [`LockError::OwnerDied`](crate::sync::LockError::OwnerDied) rather than hiding it. If the process
 /// that was to notify dies, `wait` waits on: use the timeout variants where that can happen.
 ///
 /// ```
@@ -151,7 +151,7 @@ impl Condition {
     /// # Errors
     ///
     /// Re-locking can fail like [`Mutex::lock`](crate::Mutex::lock): in particular
-    /// [`LockError::OwnerDied`](crate::LockError::OwnerDied) when a holder died meanwhile.
+    /// [`LockError::OwnerDied`](crate::sync::LockError::OwnerDied) when a holder died meanwhile.
     ///
     /// ```no_run
     /// // (no_run: it would wait for a notification nobody sends.)

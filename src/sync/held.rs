@@ -95,7 +95,7 @@ fn shared_add(up: bool) {
     }
 }
 
-/// How many lock guards that hand out `&mut` to shared data ([`MutexGuard`](crate::MutexGuard),
+/// How many lock guards that hand out `&mut` to shared data ([`MutexGuard`](crate::sync::MutexGuard),
 /// of a [`Mutex`](crate::Mutex) or a [`SharedValue`](crate::SharedValue)) exist in this process,
 /// on any thread, counting for good those leaked with `mem::forget` or `Box::leak` (also by
 /// threads that have exited). A fork must be refused while it is not zero: the child would get a

@@ -19,7 +19,8 @@ pub type LockResult<G> = Result<G, LockError<G>>;
 /// permanently unusable ([`NotRecoverable`](LockError::NotRecoverable) for every later locker).
 ///
 /// ```
-/// use shmpool::{LockError, Mutex};
+/// use shmpool::Mutex;
+/// use shmpool::sync::LockError;
 ///
 /// let m = Mutex::new(0u32)?;
 /// let held = m.lock()?;
@@ -57,7 +58,7 @@ impl<G> LockError<G> {
     /// Whether this is the owner-died outcome.
     ///
     /// ```
-    /// let e = shmpool::LockError::<()>::NotRecoverable;
+    /// let e = shmpool::sync::LockError::<()>::NotRecoverable;
     /// assert!(!e.is_owner_died());
     /// ```
     pub fn is_owner_died(&self) -> bool {
@@ -98,13 +99,14 @@ impl<G> LockError<G> {
 /// [`LockError::WouldBlock`] or [`LockError::Timeout`] and leave the decision to a later call.
 ///
 /// Inspect and repair the protected data, then call `recover` (defined for each guard type:
-/// [`MutexGuard`](crate::MutexGuard), [`RLockGuard`](crate::RLockGuard)) to mark the lock
+/// [`MutexGuard`](crate::sync::MutexGuard), [`RLockGuard`](crate::sync::RLockGuard)) to mark the lock
 /// consistent and get the guard. Dropping this value instead releases the lock in the
 /// not-recoverable state: every later lock call fails with [`LockError::NotRecoverable`].
 ///
 /// ```no_run
 /// // (no_run: it forks, and doctests run in a multi-threaded harness.)
-/// use shmpool::{LockError, Mutex};
+/// use shmpool::Mutex;
+/// use shmpool::sync::LockError;
 ///
 /// let m = Mutex::new(0u64)?;
 /// shmpool::scope(|s| {
@@ -130,7 +132,7 @@ impl<G> OwnerDied<G> {
     /// the outcome afterwards still leaves it not recoverable).
     ///
     /// ```
-    /// fn check(od: &shmpool::OwnerDied<shmpool::MutexGuard<'_, u64>>) -> bool {
+    /// fn check(od: &shmpool::sync::OwnerDied<shmpool::sync::MutexGuard<'_, u64>>) -> bool {
     ///     **od.guard() < 1000
     /// }
     /// ```

@@ -13,7 +13,14 @@ pub(crate) mod robust;
 pub(crate) mod semaphore;
 pub(crate) mod wait;
 
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condition::{Condition, WaitTimeoutResult};
+pub use event::Event;
 pub(crate) use held::held_guards;
+pub use lock_error::{LockError, LockResult, OwnerDied};
+pub use mutex::{Mutex, MutexGuard};
+pub use rlock::{RLock, RLockGuard};
+pub use semaphore::{BoundedSemaphore, Semaphore};
 
 /// Generates `open`, `open_handle`, `handle` and `name` for a type whose only field `cell` is a
 /// `ShmBox` of kind `$kind`, with doc examples: `$ty` names the type in a path, `$make` builds one

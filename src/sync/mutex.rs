@@ -240,7 +240,7 @@ impl<'a, T: Pod + Send> OwnerDied<MutexGuard<'a, T>> {
     /// while its process lives on gives [`LockError::NotRecoverable`] instead (see [`Mutex`]).
     ///
     /// ```
-    /// fn fix(od: shmpool::OwnerDied<shmpool::MutexGuard<'_, u64>>) {
+    /// fn fix(od: shmpool::sync::OwnerDied<shmpool::sync::MutexGuard<'_, u64>>) {
     ///     let mut g = od.recover();
     ///     *g = 0; // start over
     /// }

@@ -37,7 +37,7 @@ const WHAT: &str = "reentrant lock";
 /// holding *thread* exited (it leaked its guards) and its process lives on, the next acquirer
 /// gets [`LockError::NotRecoverable`] and the lock stays unusable, as for a `Mutex`.
 ///
-/// Unlike a [`MutexGuard`](crate::MutexGuard), an [`RLockGuard`] gives access to no memory, so
+/// Unlike a [`MutexGuard`](crate::sync::MutexGuard), an [`RLockGuard`] gives access to no memory, so
 /// holding one does not stop shmpool from forking.
 ///
 /// ```
@@ -153,7 +153,7 @@ impl fmt::Debug for RLock {
 ///
 /// ```
 /// let r = shmpool::RLock::new()?;
-/// let g: shmpool::RLockGuard<'_> = r.acquire()?;
+/// let g: shmpool::sync::RLockGuard<'_> = r.acquire()?;
 /// drop(g);
 /// # Ok::<(), shmpool::Error>(())
 /// ```
@@ -169,7 +169,7 @@ impl<'a> OwnerDied<RLockGuard<'a>> {
     /// holder's process is gone; see [`RLock`].)
     ///
     /// ```
-    /// fn take(od: shmpool::OwnerDied<shmpool::RLockGuard<'_>>) -> shmpool::RLockGuard<'_> {
+    /// fn take(od: shmpool::sync::OwnerDied<shmpool::sync::RLockGuard<'_>>) -> shmpool::sync::RLockGuard<'_> {
     ///     od.recover()
     /// }
     /// ```

@@ -6,7 +6,8 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use shmpool::{Error, Queue, SharedArray, pipe, pipe_with, scope};
+use shmpool::connection::pipe_with;
+use shmpool::{Error, Queue, SharedArray, pipe, scope};
 
 use crate::harness::{Tests, register};
 

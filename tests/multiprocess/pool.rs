@@ -160,7 +160,7 @@ fn gone(pid: u32) -> bool {
 
 /// A builder for forked workers: the tests in `fork_tests` and `task_tests` exercise the fork
 /// start method (the default is the forkserver; `start_method_tests` run per method).
-fn forked() -> shmpool::PoolBuilder {
+fn forked() -> shmpool::pool::PoolBuilder {
     Pool::builder().start_method(StartMethod::Fork)
 }
 
@@ -1101,7 +1101,7 @@ fn check_parentage(m: StartMethod, pids: &[u32]) {
 /// Ends a test: a forkserver started for the pool must not outlive it.
 fn sm_done(m: StartMethod) {
     if m == StartMethod::ForkServer {
-        shmpool::shutdown_forkserver().expect("the forkserver shuts down cleanly");
+        shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
     }
 }
 
@@ -1611,5 +1611,5 @@ fn a_killed_forkserver_is_replaced_and_the_jobs_finish() {
     assert_ne!(fourth, killed);
     assert_eq!(pool.apply(square, 6).unwrap(), 36);
     drop(pool);
-    shmpool::shutdown_forkserver().expect("the new forkserver shuts down cleanly");
+    shmpool::process::shutdown_forkserver().expect("the new forkserver shuts down cleanly");
 }

@@ -98,7 +98,7 @@ fn fill_from_mailbox(mailbox: SegmentHandle) -> Result<(), String> {
 
 fn done(m: StartMethod) {
     if m == StartMethod::ForkServer {
-        shmpool::shutdown_forkserver().expect("the forkserver shuts down cleanly");
+        shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
     }
 }
 
@@ -343,7 +343,7 @@ fn forkserver_death_is_reported_and_recovered() {
     assert_eq!(q.join().unwrap().exitcode(), 5, "a new server took over");
     // A shutdown with a worker still running times out; the server goes once the worker ends.
     let mut r = ctx.start(nap_ms, 300).unwrap();
-    match shmpool::shutdown_forkserver_timeout(Duration::from_millis(20)) {
+    match shmpool::process::shutdown_forkserver_timeout(Duration::from_millis(20)) {
         Err(Error::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
@@ -353,7 +353,7 @@ fn forkserver_death_is_reported_and_recovered() {
     std::thread::sleep(Duration::from_millis(200));
     let mut q = ctx.start(exit_with, 6).unwrap();
     assert_eq!(q.join().unwrap().exitcode(), 6);
-    shmpool::shutdown_forkserver_timeout(Duration::from_secs(10)).unwrap();
+    shmpool::process::shutdown_forkserver_timeout(Duration::from_secs(10)).unwrap();
 }
 
 // ---- bad markers in a re-executed child's environment ----
@@ -387,7 +387,7 @@ fn garbage_marker_exits_with_clear_error() {
     ];
     for (marker, why) in cases {
         let (code, err) = run_with_marker(marker);
-        assert_eq!(code, shmpool::BAD_MARKER_EXIT_CODE, "marker {marker:?}: {err}");
+        assert_eq!(code, shmpool::process::BAD_MARKER_EXIT_CODE, "marker {marker:?}: {err}");
         assert!(err.contains("SHMPOOL_WORKER") && err.contains(why), "marker {marker:?}: {err}");
     }
     // Well-formed markers over real pipes, with forged jobs: refused before any address is used.
@@ -434,7 +434,7 @@ fn garbage_marker_exits_with_clear_error() {
         );
         let (code, err) = run_with_marker(&marker);
         let shown = String::from_utf8_lossy(&job).into_owned();
-        assert_eq!(code, shmpool::BAD_MARKER_EXIT_CODE, "job {shown:?}: {err}");
+        assert_eq!(code, shmpool::process::BAD_MARKER_EXIT_CODE, "job {shown:?}: {err}");
         assert!(err.contains(why), "job {shown:?}: {err}");
         drop((job_r, job_w, rep_r, rep_w, alive_r, alive_w));
     }
@@ -466,7 +466,7 @@ fn init_refuses_with_threads() {
         .unwrap();
     let mut err = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut err).unwrap();
-    assert_eq!(p.join().unwrap().exitcode(), shmpool::BAD_MARKER_EXIT_CODE, "{err}");
+    assert_eq!(p.join().unwrap().exitcode(), shmpool::process::BAD_MARKER_EXIT_CODE, "{err}");
     assert!(err.contains("2 threads already run") && err.contains("init()"), "{err}");
 }
 
@@ -500,7 +500,7 @@ fn forkserver_local_error_keeps_the_server() {
             let mut b = ctx.start(nap_ms, 300).unwrap();
             assert_eq!(ppid_of(b.pid()), server, "the healthy server was replaced");
             assert!(b.join().unwrap().success());
-            shmpool::shutdown_forkserver().unwrap();
+            shmpool::process::shutdown_forkserver().unwrap();
         })
         .unwrap();
     let st = p.join().unwrap();
@@ -564,7 +564,7 @@ fn forked_child_drops_forkserver_socket() {
     let mut tries = 0;
     let mut child = loop {
         let mut c = fork
-            .start_closure(|| match shmpool::shutdown_forkserver() {
+            .start_closure(|| match shmpool::process::shutdown_forkserver() {
                 Err(Error::ForkServer { reason }) if reason.contains("forked child") => {
                     std::thread::sleep(Duration::from_secs(20));
                     0
@@ -585,7 +585,7 @@ fn forked_child_drops_forkserver_socket() {
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(server as i32, libc::SIGCONT) }, 0);
     assert_eq!(t.join().unwrap(), 4);
-    let r = shmpool::shutdown_forkserver_timeout(Duration::from_secs(5));
+    let r = shmpool::process::shutdown_forkserver_timeout(Duration::from_secs(5));
     child.kill().unwrap();
     assert_eq!(child.join().unwrap().exitcode(), -9);
     r.expect("the server saw its client go although a forked child had a copy of the socket");
@@ -835,7 +835,8 @@ fn sigchld_ignored_by_the_launcher() {
             }
             // A server launched while SIGCHLD was ignored is still shut down and reaped.
             ignore_sigchld();
-            shmpool::shutdown_forkserver().expect("the forkserver shuts down and is reaped");
+            shmpool::process::shutdown_forkserver()
+                .expect("the forkserver shuts down and is reaped");
         })
         .unwrap();
     let st = p.join().unwrap();

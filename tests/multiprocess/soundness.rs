@@ -38,7 +38,7 @@ const SIGSEGV: i32 = 11;
 
 /// Two workers forked from this process: the start method whose inheritance these tests attack
 /// (forkserver and spawn workers start from a fresh image and inherit nothing of ours at all).
-fn fork_pool() -> shmpool::PoolBuilder {
+fn fork_pool() -> shmpool::pool::PoolBuilder {
     Pool::builder().workers(2).start_method(StartMethod::Fork)
 }
 const ROUNDS: u64 = 200_000;

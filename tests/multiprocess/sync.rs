@@ -6,9 +6,10 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use shmpool::sync::{LockError, MutexGuard};
 use shmpool::{
-    Barrier, BoundedSemaphore, Condition, Error, Event, LockError, Mutex, MutexGuard, RLock,
-    Semaphore, SharedAtomic, ShmOptions, scope,
+    Barrier, BoundedSemaphore, Condition, Error, Event, Mutex, RLock, Semaphore, SharedAtomic,
+    ShmOptions, scope,
 };
 
 use crate::harness::{Tests, register};
@@ -69,7 +70,7 @@ fn kill_while_holding(hold: impl FnOnce() + Send) {
 }
 
 /// Asserts every child exited with code 0.
-fn all_ok(statuses: Vec<shmpool::ExitStatus>) {
+fn all_ok(statuses: Vec<shmpool::process::ExitStatus>) {
     for st in statuses {
         assert!(st.success(), "a child failed: {st}");
     }
@@ -79,7 +80,7 @@ fn mutex_counts_exactly_across_processes() {
     const N: u64 = 20_000;
     let m = Mutex::new_with(0u64, &ShmOptions::new().generated_name()).unwrap();
     let name = m.name().unwrap().to_string();
-    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::ExitStatus>> {
+    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::process::ExitStatus>> {
         // One child uses the mutex it inherited, the other opens it by name.
         let a = s.fork(|| {
             for _ in 0..N {
@@ -144,7 +145,7 @@ fn mutex_holder_killed_unrecovered_gives_not_recoverable() {
 fn mutex_waiter_asleep_in_the_kernel_is_woken_by_the_death() {
     let m = Mutex::new(0u64).unwrap();
     let (held, asleep) = (Event::new().unwrap(), Event::new().unwrap());
-    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+    let st = scope(|s| -> shmpool::Result<shmpool::process::ExitStatus> {
         let holder = s.fork(|| {
             std::mem::forget(m.lock().unwrap());
             held.set();
@@ -206,7 +207,7 @@ fn semaphore_of_two_limits_four_processes() {
     let sem = Semaphore::new(2).unwrap();
     let current = SharedAtomic::<AtomicU32>::new(0).unwrap();
     let peak = SharedAtomic::<AtomicU32>::new(0).unwrap();
-    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::ExitStatus>> {
+    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::process::ExitStatus>> {
         let children = (0..4)
             .map(|_| {
                 s.fork(|| {
@@ -240,7 +241,7 @@ fn barrier_of_three_releases_three_processes() {
     let b = Barrier::new(3).unwrap();
     let leaders = SharedAtomic::<AtomicU32>::new(0).unwrap();
     let arrivals = SharedAtomic::<AtomicU32>::new(0).unwrap(); // bit 3*round + index
-    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::ExitStatus>> {
+    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::process::ExitStatus>> {
         let children = (0..3)
             .map(|_| {
                 s.fork(|| -> shmpool::Result<()> {
@@ -271,7 +272,7 @@ fn barrier_of_three_releases_three_processes() {
 
 fn barrier_timeout_breaks_it_and_reset_repairs_it() {
     let b = Barrier::new(3).unwrap();
-    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+    let st = scope(|s| -> shmpool::Result<shmpool::process::ExitStatus> {
         let child = s.fork(|| match b.wait_timeout(LONG) {
             Err(Error::BrokenBarrier) => 0,
             Err(Error::Timeout { .. }) => 2,
@@ -293,7 +294,7 @@ fn barrier_timeout_breaks_it_and_reset_repairs_it() {
     assert!(b.is_broken());
     assert!(matches!(b.wait_timeout(LONG), Err(Error::BrokenBarrier)), "broken until reset");
     b.reset().unwrap();
-    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::ExitStatus>> {
+    let statuses = scope(|s| -> shmpool::Result<Vec<shmpool::process::ExitStatus>> {
         let children = (0..2)
             .map(|_| s.fork(|| b.wait_timeout(LONG).map(drop)))
             .collect::<shmpool::Result<Vec<_>>>()?;
@@ -349,7 +350,7 @@ fn barrier_party_killed_while_waiting_breaks_it() {
 fn event_wakes_a_waiter_in_another_process() {
     let go = Event::new().unwrap();
     let woke = Event::new().unwrap();
-    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+    let st = scope(|s| -> shmpool::Result<shmpool::process::ExitStatus> {
         let child = s.fork(|| {
             if !go.wait_timeout(LONG) {
                 return 1;
@@ -377,7 +378,7 @@ fn sleeping(pid: u32) -> bool {
 fn event_set_then_clear_pulse_wakes_a_waiter_in_another_process() {
     let pulse = Event::new().unwrap();
     let ready = Event::new().unwrap();
-    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+    let st = scope(|s| -> shmpool::Result<shmpool::process::ExitStatus> {
         let child = s.fork(|| {
             ready.set();
             // A regression (the pulse lost) returns false after 5 s rather than hanging.
@@ -403,7 +404,7 @@ fn event_set_then_clear_pulse_wakes_a_waiter_in_another_process() {
 fn condition_notify_wakes_a_waiter_in_another_process() {
     let m = Mutex::new(0u32).unwrap();
     let cv = Condition::new().unwrap();
-    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+    let st = scope(|s| -> shmpool::Result<shmpool::process::ExitStatus> {
         let child = s.fork(|| -> Result<(), String> {
             let mut g = m.lock().map_err(|e| e.to_string())?;
             *g = 1; // "waiting"
@@ -437,7 +438,7 @@ fn condition_relock_reports_a_dead_holder() {
     let m = Mutex::new(0u32).unwrap();
     let cv = Condition::new().unwrap();
     let (a_waits, b_holds) = (Event::new().unwrap(), Event::new().unwrap());
-    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+    let st = scope(|s| -> shmpool::Result<shmpool::process::ExitStatus> {
         let waiter = s.fork(|| {
             let g = m.lock().unwrap();
             a_waits.set(); // `b` can lock only once the wait below has released the lock
@@ -473,7 +474,7 @@ fn timeouts_fire_while_another_process_holds() {
     let m = Mutex::new(0u64).unwrap();
     let r = RLock::new().unwrap();
     let (held, release) = (Event::new().unwrap(), Event::new().unwrap());
-    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+    let st = scope(|s| -> shmpool::Result<shmpool::process::ExitStatus> {
         let child = s.fork(|| {
             let g = m.lock().unwrap();
             let h = r.acquire().unwrap();
@@ -590,7 +591,7 @@ fn a_guard_kept_in_a_thread_local_refuses_forks_until_dropped() {
     // Dropped before the fork: the fork proceeds, and both processes count exactly.
     TL_GUARD.with(|g| g.borrow_mut().take());
     const N: u64 = 5000;
-    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+    let st = scope(|s| -> shmpool::Result<shmpool::process::ExitStatus> {
         let child = s.fork(|| {
             for _ in 0..N {
                 *TL_MUTEX.lock().unwrap() += 1;
@@ -668,7 +669,7 @@ fn a_forgotten_guard_refuses_forks_for_good() {
 fn a_thread_leaking_its_guard_in_a_live_process_leaves_the_lock_unusable() {
     let m = Mutex::new(7u64).unwrap();
     let (leaked, checked) = (Event::new().unwrap(), Event::new().unwrap());
-    let st = scope(|s| -> shmpool::Result<shmpool::ExitStatus> {
+    let st = scope(|s| -> shmpool::Result<shmpool::process::ExitStatus> {
         let child = s.fork(|| {
             let kept: &mut u64 = std::thread::scope(|t| {
                 t.spawn(|| &mut **Box::leak(Box::new(m.lock().unwrap()))).join().unwrap()

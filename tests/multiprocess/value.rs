@@ -3,7 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use shmpool::{Error, Event, ExitStatus, LockError, RawValue, SharedAtomic, SharedValue, scope};
+use shmpool::process::ExitStatus;
+use shmpool::sync::LockError;
+use shmpool::{Error, Event, RawValue, SharedAtomic, SharedValue, scope};
 
 use crate::harness::{Tests, register};
 

@@ -51,7 +51,7 @@ struct Frame {
 /// the middle of a message, with [`Error::TruncatedFrame`].
 ///
 /// After a fork both processes hold both ends: as with Python, each side should drop the end it
-/// does not use (moving an end into a [`Scope::fork`](crate::Scope::fork) closure drops the
+/// does not use (moving an end into a [`Scope::fork`](crate::process::Scope::fork) closure drops the
 /// parent's copy), or a dead peer is never noticed, because its end is still open elsewhere.
 ///
 /// ```
@@ -91,7 +91,7 @@ pub fn pipe(duplex: bool) -> Result<(Connection, Connection)> {
 /// As [`pipe`], with messages limited to `max_message` bytes (at most 4 GiB - 1).
 ///
 /// ```
-/// let (mut a, mut b) = shmpool::pipe_with(true, 16)?;
+/// let (mut a, mut b) = shmpool::connection::pipe_with(true, 16)?;
 /// assert!(matches!(a.send_bytes(&[0; 17]), Err(shmpool::Error::MessageTooLarge { .. })));
 /// a.send_bytes(&[0; 16])?;
 /// assert_eq!(b.recv_bytes()?.len(), 16);
@@ -129,7 +129,7 @@ impl Connection {
     /// The largest message this end sends or accepts, in bytes.
     ///
     /// ```
-    /// assert_eq!(shmpool::pipe_with(true, 100)?.0.max_message(), 100);
+    /// assert_eq!(shmpool::connection::pipe_with(true, 100)?.0.max_message(), 100);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn max_message(&self) -> usize {

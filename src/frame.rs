@@ -12,11 +12,46 @@
 //! | format | header | maximum | used by |
 //! |---|---|---|---|
 //! | [`JOB`] | 8 bytes: length, `u64` little-endian | 1 GiB | spawn's job pipe, forkserver requests (`process/README.md`) |
-//! | [`Format::message`] | 8 bytes: length, `u32` LE, then kind, `u32` LE | the connection's `max_message` | `Connection` (`connection.rs`) |
+//! | [`Format::message`] | 8 bytes: length, `u32` LE, then kind, `u32` LE | the connection's `max_message` | `Connection` (below) |
 //!
 //! A reader never allocates what a header announces: a body's buffer grows with the bytes that
 //! arrive (doubling: at most twice them, or 4 KiB), so a frame that announces a gigabyte and
 //! sends ten bytes costs 4 KiB.
+//!
+//! # The message format (`Connection`, `shmpool::pipe`)
+//!
+//! A `Connection` is one end of an `AF_UNIX` `SOCK_STREAM` socket pair; every message is one
+//! frame:
+//!
+//! ```text
+//! u32 LE payload length | u32 LE tag | payload
+//! tag 0: message (bytes as given, or postcard for send/recv)
+//! tag 1: segment handle (postcard SegmentHandle); for a memfd the descriptor itself travels as
+//!        SCM_RIGHTS ancillary data on the frame's first byte
+//! ```
+//!
+//! Header and payload go out in one `sendmsg` (two iovecs, `sys::fdpass::send_vectored`), with
+//! `MSG_NOSIGNAL`, so a dead peer is `EPIPE` -> `Error::Disconnected`, never SIGPIPE. Limits and
+//! bad input, case by case:
+//!
+//! - A send over `max_message` (default 64 MiB, `pipe_with` to change): `MessageTooLarge`,
+//!   nothing sent.
+//! - A frame header claiming more than `max_message` (a foreign sender): `MessageTooLarge`; the
+//!   payload is skipped in 16 KiB pieces ([`Reader::skip`]), never allocated, and the connection
+//!   stays usable. With a timeout, a sender that stalls inside the refused payload makes the
+//!   receive return `Timeout`, and the connection is then unusable; a stream that ends inside
+//!   it gives `MessageTooLarge`, then `Disconnected`.
+//! - The end of the stream inside a header or payload (within the limit):
+//!   `TruncatedFrame { expected, got }`; the connection is then unusable.
+//! - An unknown tag: `BadMessage`; unusable (the framing cannot be trusted).
+//! - Bytes that do not decode as the requested type: `BadMessage`; the message is consumed.
+//! - The end of the stream between frames (the peer closed or died): `Disconnected`.
+//! - `recv_bytes_into` with a small buffer: `BufferTooSmall { needed }`; the message stays
+//!   queued for the next receive.
+//! - A handle frame where data was expected, or the reverse: `BadMessage`; the frame stays
+//!   queued for the right call.
+//! - A timeout before a frame starts: `Timeout`, the connection intact; a timeout inside a frame
+//!   makes it unusable.
 
 use std::fs::File;
 use std::io::{self, Read};

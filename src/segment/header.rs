@@ -1,25 +1,10 @@
 //! The versioned header at the start of every shmpool segment.
 //!
-//! Layout (little-endian on every platform shmpool runs on; 128 bytes; Python's `struct` format
-//! `<8sII16sQQQQQQIIQQ24x`):
-//!
-//! | offset | size | field | meaning |
-//! |---|---|---|---|
-//! | 0 | 8 | magic | `b"SHMPOOL\0"`, written last by the creator (release) |
-//! | 8 | 4 | version | layout version, [`VERSION`] |
-//! | 12 | 4 | kind | what the segment holds: array, value, mutex, semaphore... ([`Kind`]) |
-//! | 16 | 16 | dtype | NumPy type string of the element, NUL-padded: `<f8`, `|u1`, `|V24` |
-//! | 32 | 8 | elem_size | bytes per element |
-//! | 40 | 8 | elem_align | alignment of an element |
-//! | 48 | 8 | len | number of elements |
-//! | 56 | 8 | data_offset | where the data starts: at least 128, a multiple of elem_align |
-//! | 64 | 8 | data_bytes | len x elem_size |
-//! | 72 | 8 | segment_bytes | the whole segment's size; the file is exactly this long |
-//! | 80 | 4 | creator_pid | pid of the creating process |
-//! | 84 | 4 | flags | reserved, 0 |
-//! | 88 | 8 | nonce | random; handles carry it, so a reused fd or name is detected |
-//! | 96 | 8 | type_hash | 0 for NumPy primitive types, else a hash of the Rust type's name |
-//! | 104 | 24 | reserved | zero |
+//! 128 bytes, little-endian on every platform shmpool runs on (Python's `struct` format
+//! `<8sII16sQQQQQQIIQQ24x`). The field table, the kind numbers and the order in which opening
+//! checks them are written once, in `docs/architecture.md` ("Segment layout"), which
+//! `python/shmpool_shm.py` follows; [`Header`] is that table in code, and the property test
+//! below mutates each field at its documented offset.
 
 use std::any::TypeId;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,6 +1,27 @@
 //! What every forked child runs: guard against an orphaned life, run the body, turn a panic into
-//! exit code 101 and a message for the parent, and leave with `_exit` (never unwinding into the
-//! parent's code, never running its destructors or atexit handlers twice).
+//! exit code 101 and a message for the parent, flush what it printed, and leave with `_exit`
+//! (never unwinding into the parent's code, never running its destructors or atexit handlers
+//! twice).
+//!
+//! # A child's output
+//!
+//! Rust's `stdout` is line-buffered in the process (std's `LineWriter`), so a `print!` without a
+//! newline sits in memory until a newline, a flush or the end of `main`; `_exit` would drop it.
+//! As Python's `BaseProcess._bootstrap` does (`util._flush_std_streams()` before `os._exit`),
+//! [`finish`] flushes stdout and stderr after the body, however it ended:
+//!
+//! | the body ends by | its output |
+//! |---|---|
+//! | returning (any [`ChildResult`], an `Err` too) | flushed by [`finish`] |
+//! | panicking (unwinding) | flushed by [`finish`] after the panic is caught |
+//! | `std::process::exit` | flushed by std itself (it runs std's runtime cleanup, which flushes stdout, before libc's `exit`) |
+//! | `libc::_exit`, `std::process::abort`, a panic under `panic = "abort"`, SIGTERM, SIGKILL, any fatal signal | lost: nothing of the process runs after them (Python loses it as well) |
+//!
+//! stderr is unbuffered in Rust, so `eprint!` reaches its file at once. The parent flushes its
+//! own stdout before each fork (`fork.rs`), so the child's buffer starts empty and nothing is
+//! printed twice. One exception: a child forked from a multi-threaded parent
+//! ([`Context::allow_threads`](crate::Context::allow_threads)) does not flush, since another
+//! thread of the parent may have held stdout's lock at the fork, and it stays held in the child.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -50,6 +71,25 @@ impl<E: std::fmt::Display> ChildResult for Result<(), E> {
 /// Set in a child (by [`finish`]): the panic hook installed by [`install_panic_hook`] stays
 /// silent there, since the message goes to the parent through the report pipe.
 static IN_CHILD: AtomicBool = AtomicBool::new(false);
+
+/// Cleared in a child forked while its parent had other threads: [`finish`] then leaves stdout
+/// alone (its lock may be held forever; see the module docs).
+static FLUSH_AT_EXIT: AtomicBool = AtomicBool::new(true);
+
+/// Called in a child forked from a multi-threaded parent, before its body: it will not flush
+/// stdout when it ends.
+pub(crate) fn skip_flush_at_exit() {
+    FLUSH_AT_EXIT.store(false, Ordering::Relaxed);
+}
+
+/// Flushes std's stdout and stderr buffers, unless [`skip_flush_at_exit`] was called. A stream
+/// that cannot be written (a closed pipe, a full disk) is left as it is: the child is ending.
+fn flush_std_streams() {
+    if FLUSH_AT_EXIT.load(Ordering::Relaxed) {
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+    }
+}
 
 /// Installs, once per process, a panic hook that is silent in children and otherwise calls the
 /// hook it replaced. Call it in the parent before forking (and in a fresh single-threaded
@@ -106,6 +146,9 @@ pub(crate) fn finish<R: ChildResult>(mut report: File, body: impl FnOnce() -> R)
         }
     };
     drop(report);
+    // Python flushes too (`util._flush_std_streams()` before `os._exit`): a `print!` without a
+    // newline is still in std's buffer, and `_exit` would drop it.
+    flush_std_streams();
     sys::proc::exit_now(code)
 }
 

@@ -32,11 +32,9 @@ where
     if held != 0 {
         return Err(StartError::ForkWhileLocked { held });
     }
-    if !allow_threads {
-        let threads = sys::proc::thread_count().map_err(StartError::io("counting threads"))?;
-        if threads > 1 {
-            return Err(StartError::ForkWithThreads { threads });
-        }
+    let threads = sys::proc::thread_count().map_err(StartError::io("counting threads"))?;
+    if threads > 1 && !allow_threads {
+        return Err(StartError::ForkWithThreads { threads });
     }
     // An ignored SIGCHLD (inherited from a launcher) would let the kernel reap the child behind
     // our back: waitpid would fail, and a pid we still mean to signal could be reused.
@@ -59,6 +57,10 @@ where
             let _ = sys::map::explain_faults(std::os::fd::AsRawFd::as_raw_fd(&report_w));
             drop(report_r);
             forkserver::forget_in_forked_child();
+            if threads > 1 {
+                // Another thread may have held stdout's lock at the fork: never take it here.
+                child::skip_flush_at_exit();
+            }
             if !alive::guard_forked_child() {
                 sys::proc::exit_now(child::PANIC_EXIT_CODE + 1);
             }

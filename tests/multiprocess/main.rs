@@ -9,6 +9,7 @@ mod array;
 mod pipe;
 mod pool;
 mod process;
+mod python_names;
 mod queue;
 mod scope;
 mod soundness;
@@ -28,5 +29,6 @@ fn main() -> std::process::ExitCode {
         suite!(queue),
         suite!(pipe),
         suite!(pool),
+        suite!(python_names),
     ])
 }

@@ -21,270 +21,27 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::codec::{
+    FRAME_HEADER, RAW, RawRing, RingRead, Want, decode, decode_frame, encode, frame_header,
+    type_tag,
+};
 use super::error::{
     BadFrame, Closed, Limit, MessageGetError, MessageGetTimeoutError, MessagePutError,
     MessagePutTimeoutError, MessageTryGetError, MessageTryPutError, PeersGone, TooLarge,
 };
+use super::lock::{Guard, RingLock};
 use super::peers::PeerTable;
 use super::wait::{SLICE, WaitCell, wait_for};
 use crate::error::{Error, Result, human_bytes};
 use crate::segment::Segment;
 use crate::segment::handle::{Locator, SegmentHandle};
-use crate::segment::header::{HEADER_SIZE, Kind, Layout, TypeDesc, fnv1a};
+use crate::segment::header::{HEADER_SIZE, Kind, Layout, TypeDesc};
 use crate::segment::options::ShmOptions;
 use crate::sys::peer;
 
 /// Identifies a message queue control block and its layout version: `b"SPMSGQ03"` (02: the
 /// lock holds a full token and sleepers use a `WaitCell`; 03: every frame carries a type tag).
 const TAG: u64 = u64::from_le_bytes(*b"SPMSGQ03");
-/// Bytes before every frame's payload: its length (`u32` LE) and its type tag (`u64` LE).
-const FRAME_HEADER: usize = 12;
-
-/// The type tag of a frame `put_bytes` wrote: raw bytes, of no type. No serde type has it.
-const RAW: u64 = 0;
-
-/// The type tag of messages put (and got) as `M`: FNV-1a (the hash segment headers use for
-/// type names) of `M`'s name with the differences serde does not see removed
-/// ([`canonical_type_name`]), so that a message put as `&str` gets as `String`. Never [`RAW`].
-fn type_tag<M: ?Sized>() -> u64 {
-    match fnv1a(canonical_type_name(std::any::type_name::<M>()).as_bytes()) {
-        RAW => RAW + 1,
-        tag => tag,
-    }
-}
-
-/// `name` (a `std::any::type_name`) with the differences that do not change serde's encoding
-/// removed, recursively inside tuples, arrays, slices and generic arguments: `&T` and `&mut T`
-/// become `T`; `Box<T>`, `Rc<T>`, `Arc<T>` and `Cow<T>` become `T`; `str` becomes `String` and
-/// `[T]` becomes `Vec<T>` (`[T; N]`, a tuple to serde, stays); lifetimes go. Put and get compute
-/// it the same way, so it only has to be deterministic: a name it cannot parse is kept as it is.
-fn canonical_type_name(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 16);
-    match canon_into(name, &mut out) {
-        Some(()) => out,
-        None => name.to_string(),
-    }
-}
-
-fn canon_into(t: &str, out: &mut String) -> Option<()> {
-    let t = t.trim();
-    if let Some(rest) = t.strip_prefix('&') {
-        // `&'a mut T` (names usually print no lifetime, but may).
-        let rest = match rest.strip_prefix('\'') {
-            Some(r) => r.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_'),
-            None => rest,
-        };
-        let rest = rest.trim_start();
-        return canon_into(rest.strip_prefix("mut ").unwrap_or(rest), out);
-    }
-    if t == "str" {
-        out.push_str("alloc::string::String");
-        return Some(());
-    }
-    let list = |open: char, items: &[&str], close: char, out: &mut String| {
-        out.push(open);
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            if !item.trim().is_empty() {
-                canon_into(item, out)?;
-            }
-        }
-        out.push(close);
-        Some(())
-    };
-    if let Some(inner) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-        return match split_top(inner, ';')?.as_slice() {
-            [elem] => {
-                out.push_str("alloc::vec::Vec");
-                list('<', &[elem], '>', out)
-            }
-            [elem, n] => {
-                out.push('[');
-                canon_into(elem, out)?;
-                out.push_str("; ");
-                out.push_str(n.trim());
-                out.push(']');
-                Some(())
-            }
-            _ => None,
-        };
-    }
-    if let Some(inner) = t.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
-        return list('(', &split_top(inner, ',')?, ')', out);
-    }
-    if let Some(open) = t.find('<')
-        && let Some(inner) = t[open + 1..].strip_suffix('>')
-    {
-        let mut args = split_top(inner, ',')?;
-        // Lifetimes (`Cow<'_, str>`) are not types; serde does not see them.
-        args.retain(|a| !a.trim_start().starts_with('\''));
-        let path = &t[..open];
-        let transparent =
-            ["alloc::boxed::Box", "alloc::rc::Rc", "alloc::sync::Arc", "alloc::borrow::Cow"];
-        if let [only] = args.as_slice()
-            && transparent.contains(&path)
-        {
-            return canon_into(only, out);
-        }
-        out.push_str(path);
-        return list('<', &args, '>', out);
-    }
-    out.push_str(t);
-    Some(())
-}
-
-/// `s` split at each `sep` outside brackets; `None` if the brackets do not balance.
-fn split_top(s: &str, sep: char) -> Option<Vec<&str>> {
-    let (mut depth, mut start, mut parts) = (0usize, 0, Vec::new());
-    for (i, c) in s.char_indices() {
-        match c {
-            '<' | '(' | '[' => depth += 1,
-            '>' | ')' | ']' => depth = depth.checked_sub(1)?,
-            c if c == sep && depth == 0 => {
-                parts.push(&s[start..i]);
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    (depth == 0).then(|| {
-        parts.push(&s[start..]);
-        parts
-    })
-}
-
-/// What a get accepts at the head of the ring.
-#[derive(Clone, Copy, Debug)]
-enum Want {
-    /// Any frame, as raw bytes (`get_bytes`).
-    Any,
-    /// A frame put as this type (`get::<M>`): its tag and, for the error, its name.
-    Type { tag: u64, name: &'static str },
-}
-
-impl Want {
-    fn of<M: ?Sized>() -> Want {
-        Want::Type { tag: type_tag::<M>(), name: std::any::type_name::<M>() }
-    }
-}
-
-/// The header every frame starts with.
-fn frame_header(len: u32, tag: u64) -> [u8; FRAME_HEADER] {
-    let mut h = [0u8; FRAME_HEADER];
-    h[..4].copy_from_slice(&len.to_le_bytes());
-    h[4..].copy_from_slice(&tag.to_le_bytes());
-    h
-}
-
-/// Where a copy of `n` bytes at position `pos` of a ring of `size` bytes goes: (offset, bytes
-/// before the end); the remaining `n - first` bytes wrap to offset 0. Refuses a copy larger than
-/// the ring (or any copy from an empty ring), so both pieces always lie inside it.
-fn wrap(size: u64, pos: u64, n: usize) -> std::result::Result<(usize, usize), BadFrame> {
-    if n == 0 {
-        return Ok((0, 0));
-    }
-    if n as u64 > size {
-        return Err(corrupt_ring(format!("{n} bytes cannot fit a ring of {size}")));
-    }
-    let off = (pos % size) as usize; // size >= n > 0
-    Ok((off, n.min(size as usize - off)))
-}
-
-/// A ring of bytes frames are read from: the shared ring of a queue, or a slice in tests.
-trait RingRead {
-    /// The ring's size in bytes.
-    fn ring_size(&self) -> u64;
-    /// Copies `out.len()` bytes from position `pos` (modulo the size, wrapping at the end).
-    fn read_at(&self, pos: u64, out: &mut [u8]) -> std::result::Result<(), BadFrame>;
-}
-
-impl RingRead for [u8] {
-    fn ring_size(&self) -> u64 {
-        self.len() as u64
-    }
-
-    fn read_at(&self, pos: u64, out: &mut [u8]) -> std::result::Result<(), BadFrame> {
-        if out.is_empty() {
-            return Ok(());
-        }
-        let (off, first) = wrap(self.len() as u64, pos, out.len())?;
-        let (a, b) = out.split_at_mut(first);
-        a.copy_from_slice(&self[off..off + first]);
-        b.copy_from_slice(&self[..b.len()]);
-        Ok(())
-    }
-}
-
-/// A frame [`decode_frame`] took from the ring.
-#[derive(Debug, PartialEq)]
-struct Frame {
-    /// The frame's type tag ([`RAW`] for raw bytes).
-    tag: u64,
-    /// Its payload: at most `max` bytes.
-    payload: Vec<u8>,
-    /// The position right after the frame: the new `head` once it is consumed.
-    next: u64,
-}
-
-/// Reads the frame at `head` of a ring holding the bytes `head..tail`: `Ok(None)` when the ring
-/// is empty; the frame when it is whole, at most `max` bytes, and what `want` accepts; else an
-/// error, and the caller consumes nothing.
-///
-/// `head`, `tail` and the ring's bytes come from shared memory any process may have scribbled
-/// over, so every number is bounded before use: `tail - head` must fit the ring and hold a frame
-/// header, the frame's length must be at most `max` and fit those bytes, and only then is the
-/// payload allocated (`len <= max`) and copied. A frame of another type is `BadMessage` naming
-/// both types and stays queued (checked before the payload is read); a broken invariant is
-/// `BadMessage` saying the queue is corrupt. No loop, no panic: every get reads through this.
-fn decode_frame<R: RingRead + ?Sized>(
-    ring: &R,
-    head: u64,
-    tail: u64,
-    max: u64,
-    want: Want,
-) -> std::result::Result<Option<Frame>, BadFrame> {
-    if head == tail {
-        return Ok(None);
-    }
-    let size = ring.ring_size();
-    let used = tail.wrapping_sub(head);
-    if used > size || used < FRAME_HEADER as u64 {
-        return Err(corrupt_ring(format!(
-            "the ring claims to hold {used} bytes in a ring of {size}"
-        )));
-    }
-    let mut h = [0u8; FRAME_HEADER];
-    ring.read_at(head, &mut h)?;
-    let [l0, l1, l2, l3, tag @ ..] = h;
-    let (len, tag) = (u64::from(u32::from_le_bytes([l0, l1, l2, l3])), u64::from_le_bytes(tag));
-    if len > max || FRAME_HEADER as u64 + len > used {
-        return Err(corrupt_ring(format!(
-            "a frame claims {len} bytes, more than the ring holds ({used}) or a message may have \
-             ({max})"
-        )));
-    }
-    if let Want::Type { tag: wanted, name } = want
-        && tag != wanted
-    {
-        let found = if tag == RAW {
-            "raw bytes (put_bytes)".to_string()
-        } else {
-            format!("another type (type tag {tag:#018x}; {name} has {wanted:#018x})")
-        };
-        return Err(BadFrame(format!(
-            "the next message was put as {found}, not as the {name} asked for; it stays queued: \
-             get it as the type it was put as, or take its bytes with get_bytes"
-        )));
-    }
-    let mut payload = vec![0u8; len as usize];
-    // From the header's offset in the ring, not `head + 12`: a (corrupt) head near `u64::MAX`
-    // would wrap the position and jump to an unrelated offset (positions are continuous modulo
-    // the ring size only below 2^64, which a real queue never reaches).
-    ring.read_at(head % size + FRAME_HEADER as u64, &mut payload)?;
-    Ok(Some(Frame { tag, payload, next: head.wrapping_add(FRAME_HEADER as u64 + len) }))
-}
 
 #[repr(C, align(64))]
 struct Line<T>(T);
@@ -307,20 +64,10 @@ struct Ring {
     count: AtomicU64,
 }
 
-/// The ring lock.
-#[repr(C)]
-struct Lock {
-    /// 0 when free, else the holder's token (`sys::peer`: pid and start time), so that a
-    /// reused pid never looks like the holder, and a live holder is never taken over.
-    owner: AtomicU64,
-    /// Where lockers sleep; an unlock notifies it (the `WaitCell` protocol, README.md).
-    cell: WaitCell,
-}
-
 #[repr(C)]
 struct Control {
     info: Line<Info>,
-    lock: Line<Lock>,
+    lock: Line<RingLock>,
     ring: Line<Ring>,
     not_empty: Line<WaitCell>,
     not_full: Line<WaitCell>,
@@ -347,28 +94,6 @@ struct Inner {
 unsafe impl Send for Inner {}
 // SAFETY: as above.
 unsafe impl Sync for Inner {}
-
-/// Held ring lock; releases on drop.
-struct Guard<'a> {
-    lock: &'a Lock,
-    /// The token this guard holds the lock as.
-    me: u64,
-}
-
-impl Drop for Guard<'_> {
-    fn drop(&mut self) {
-        // A CAS, not a store: should another process ever have taken the lock over (it can only
-        // believe us dead across pid namespaces, see README.md), we must not free its lock.
-        let _ = self.lock.owner.compare_exchange(self.me, 0, Ordering::Release, Ordering::Relaxed);
-        // Its fence orders the release before the check for sleepers (README.md).
-        self.lock.cell.notify();
-    }
-}
-
-/// The error for a ring whose shared state breaks its own invariants.
-fn corrupt_ring(reason: String) -> BadFrame {
-    BadFrame(format!("{reason}; the queue is corrupt"))
-}
 
 impl Inner {
     fn create(capacity: usize, max_message: usize, opts: &ShmOptions) -> Result<Inner> {
@@ -482,64 +207,20 @@ impl Inner {
         }
     }
 
-    /// Takes the ring lock, taking it over from a holder that died; when `limit`'s deadline
-    /// passes first, fails with its error (`None`: waits for as long as it takes).
-    ///
-    /// The holder is named by its full token, so the takeover check (after a sleep slice with no
-    /// wake) cannot be fooled by a reused pid, and a live holder is never taken over (within one
-    /// pid namespace: see README.md). The takeover frees the lock with a CAS from the dead token,
-    /// then competes for it like any locker, so two lockers that both saw the dead holder cannot
-    /// both win.
+    /// Takes the ring lock (see [`RingLock::lock`]).
     fn lock<E>(&self, limit: Option<(Instant, E)>) -> std::result::Result<Guard<'_>, E> {
-        let lock = &self.ctrl().lock.0;
-        let me = peer::me();
-        let try_lock = || {
-            lock.owner
-                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-                .then_some(())
-        };
-        if try_lock().is_some() {
-            return Ok(Guard { lock, me });
-        }
-        let now = Instant::now();
-        wait_for(
-            &lock.cell,
-            limit.map(|(deadline, timed_out)| (deadline.saturating_duration_since(now), timed_out)),
-            || Ok(try_lock()),
-            || {
-                let holder = lock.owner.load(Ordering::Relaxed);
-                if holder != 0 && holder != me && !peer::alive(holder) {
-                    // Every critical section commits with its last store, so what the dead
-                    // holder left is either a whole frame or nothing. Free the lock; the next
-                    // attempt takes it (or another locker does, and wakes us when done).
-                    let _ = lock.owner.compare_exchange(
-                        holder,
-                        0,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                }
-                Ok(())
-            },
-        )
-        .map(|()| Guard { lock, me })
+        self.ctrl().lock.0.lock(limit)
+    }
+
+    /// The ring's bytes.
+    fn ring(&self) -> RawRing {
+        // SAFETY: `data` is the mapping's ring of `cap` bytes (`from_segment`), alive as long as
+        // `self`; every copy is made under the ring lock (every put and get holds it).
+        unsafe { RawRing::new(self.data, self.cap) }
     }
 
     fn copy_in(&self, pos: u64, bytes: &[u8]) -> std::result::Result<(), BadFrame> {
-        let (off, first) = wrap(self.cap, pos, bytes.len())?;
-        // SAFETY: the caller holds the ring lock, so these ring bytes are ours; `wrap` checked
-        // `len <= cap` and gives `off + first <= cap`, so `len - first <= off`: both copies
-        // stay inside the ring.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.data.as_ptr().add(off), first);
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr().add(first),
-                self.data.as_ptr(),
-                bytes.len() - first,
-            );
-        }
-        Ok(())
+        self.ring().copy_in(pos, bytes)
     }
 
     /// One attempt to put: `Ok(false)` when the ring has no room. Waits for the ring lock until
@@ -666,28 +347,8 @@ impl RingRead for Inner {
     }
 
     fn read_at(&self, pos: u64, out: &mut [u8]) -> std::result::Result<(), BadFrame> {
-        let (off, first) = wrap(self.cap, pos, out.len())?;
-        // SAFETY: called under the ring lock (every get holds it), so no cooperating process
-        // writes these bytes; `wrap` keeps both ranges inside the ring (as in `copy_in`), and
-        // any byte value is a valid `u8`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.data.as_ptr().add(off), out.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(
-                self.data.as_ptr(),
-                out.as_mut_ptr().add(first),
-                out.len() - first,
-            );
-        }
-        Ok(())
+        self.ring().read_at(pos, out)
     }
-}
-
-fn encode<M: Serialize + ?Sized>(msg: &M) -> std::result::Result<Vec<u8>, BadFrame> {
-    postcard::to_stdvec(msg).map_err(|e| BadFrame(format!("cannot encode: {e}")))
-}
-
-fn decode<M: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<M, BadFrame> {
-    postcard::from_bytes(bytes).map_err(|e| BadFrame(format!("cannot decode: {e}")))
 }
 
 /// A bounded multi-producer multi-consumer queue of variable-size messages in shared memory, for
@@ -1035,6 +696,7 @@ mod tests {
     use proptest::collection::vec;
     use proptest::prelude::*;
 
+    use super::super::codec::{Frame, canonical_type_name};
     use super::*;
 
     // Offsets in the segment of control block fields another process could scribble over.

@@ -10,8 +10,10 @@
 //! why no wake is lost.
 
 pub(crate) mod bounded;
+pub(crate) mod codec;
 pub(crate) mod error;
 pub(crate) mod joinable;
+pub(crate) mod lock;
 pub(crate) mod message;
 pub(crate) mod peers;
 pub(crate) mod wait;

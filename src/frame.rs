@@ -243,16 +243,18 @@ pub(crate) struct Reader<'a> {
     /// Whether the deadline moves to `timeout` after each read that brought bytes (a stall
     /// limit, as a socket's `SO_RCVTIMEO`), rather than staying put (a limit on the whole read).
     idle: bool,
-    /// Descriptors that came with a socket's bytes.
+    /// Descriptors that came with a socket's bytes: the first [`fdpass::MAX_FDS`] of them, the
+    /// rest closed on arrival.
     fds: Vec<OwnedFd>,
 }
 
 impl<'a> Reader<'a> {
-    /// A reader of `stream` whose every wait ends `timeout` from now (`None`: never).
+    /// A reader of `stream` whose every wait ends `timeout` from now (`None`, or a timeout past
+    /// the clock's range such as `Duration::MAX`: never).
     pub(crate) fn new(stream: Stream<'a>, timeout: Option<Duration>) -> Reader<'a> {
         Reader {
             stream,
-            deadline: timeout.map(|t| Instant::now() + t),
+            deadline: timeout.and_then(|t| Instant::now().checked_add(t)),
             timeout: timeout.unwrap_or_default(),
             idle: false,
             fds: Vec::new(),
@@ -293,14 +295,18 @@ impl<'a> Reader<'a> {
             let r = match self.stream {
                 Stream::Pipe(mut f) => f.read(buf),
                 Stream::Socket(fd) => fdpass::recv_with_fds(fd, buf).map(|(n, fds)| {
-                    self.fds.extend(fds);
+                    // No frame carries more than MAX_FDS: the rest are closed as they arrive,
+                    // so a peer attaching descriptors to every byte of a long frame cannot fill
+                    // this process's descriptor table while the frame lasts.
+                    let room = fdpass::MAX_FDS.saturating_sub(self.fds.len());
+                    self.fds.extend(fds.into_iter().take(room));
                     n
                 }),
             };
             match r {
                 Ok(n) => {
                     if self.idle && n > 0 {
-                        self.deadline = Some(Instant::now() + self.timeout);
+                        self.deadline = Instant::now().checked_add(self.timeout);
                     }
                     return Ok(n);
                 }
@@ -361,25 +367,30 @@ impl<'a> Reader<'a> {
         let start = out.len();
         let end = start + len;
         out.reserve_exact(len.min(4096));
-        while out.len() < end {
-            let at = out.len();
-            if out.capacity() == at {
-                // Doubling what arrived, but never past the announced end.
-                out.reserve_exact((at - start).max(4096).min(end - at));
+        // `out[start..at]` arrived; `out[at..]` is zeroed room not yet read into. Room is zeroed
+        // once, a chunk at a time, and kept across reads: a peer sending a byte per write costs
+        // a read per byte, not a chunk's zeroing per byte.
+        let mut at = start;
+        while at < end {
+            if out.len() == at {
+                if out.capacity() == at {
+                    // Doubling what arrived, but never past the announced end.
+                    out.reserve_exact((at - start).max(4096).min(end - at));
+                }
+                let room = (out.capacity() - at).min(end - at).min(READ_CHUNK);
+                out.resize(at + room, 0);
             }
-            // Read (and zero) at most a chunk at a time, so the spare capacity is not filled again
-            // for every read.
-            let room = (out.capacity() - at).min(end - at).min(READ_CHUNK);
-            out.resize(at + room, 0);
-            let r = self.some(&mut out[at..], part, (at - start) as u64, len as u64);
-            let n = *r.as_ref().unwrap_or(&0);
-            out.truncate(at + n);
-            if r? == 0 {
-                return Err(FrameError::Truncated {
-                    part,
-                    expected: len as u64,
-                    got: (at - start) as u64,
-                });
+            match self.some(&mut out[at..], part, (at - start) as u64, len as u64) {
+                Ok(0) => {
+                    out.truncate(at);
+                    let got = (at - start) as u64;
+                    return Err(FrameError::Truncated { part, expected: len as u64, got });
+                }
+                Ok(n) => at += n,
+                Err(e) => {
+                    out.truncate(at);
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -449,6 +460,39 @@ mod tests {
         let e = rd.body_into(&mut body, 2, "job").unwrap_err();
         assert_eq!(e.to_string(), "closed after 0 of the 2 bytes of its job");
         assert!(rd.header(&JOB).unwrap().is_none());
+    }
+
+    /// A peer attaching descriptors to every byte of a frame: the reader keeps the first
+    /// `MAX_FDS` and closes the rest on arrival (it used to keep them all until the frame ended).
+    #[test]
+    fn descriptors_past_the_most_a_frame_carries_are_closed_on_arrival() {
+        use std::os::fd::AsRawFd;
+        let (ours, theirs) = sys::socket::socketpair().unwrap();
+        let (_r, w) = sys::proc::pipe().unwrap();
+        let four = [w.as_fd(); 4];
+        for b in 0..50u8 {
+            sys::fdpass::send_vectored(theirs.as_fd(), &[&[b]], &four).unwrap();
+        }
+        let mut rd = Reader::new(Stream::Socket(ours.as_fd()), Some(Duration::from_secs(5)));
+        let mut buf = [0u8; 50];
+        assert_eq!(rd.fill(&mut buf, "body").unwrap(), 50);
+        assert_eq!(buf[49], 49);
+        let kept = rd.take_fds();
+        assert_eq!(kept.len(), fdpass::MAX_FDS, "{} descriptors kept", kept.len());
+        assert!(kept.iter().all(|fd| fd.as_raw_fd() != w.as_raw_fd()));
+    }
+
+    /// A timeout the clock cannot add to now waits like none (it used to panic).
+    #[test]
+    fn a_timeout_past_the_clock_s_range_is_no_deadline() {
+        let (r, mut w) = sys::proc::pipe().unwrap();
+        w.write_all(&[1, 2, 3]).unwrap();
+        let mut rd = Reader::new(Stream::Pipe(&r), Some(Duration::MAX));
+        assert_eq!(rd.fill(&mut [0u8; 2], "body").unwrap(), 2);
+        let mut stall = Reader::stalling_after(Stream::Pipe(&r), Duration::MAX);
+        assert_eq!(stall.fill(&mut [0u8; 1], "body").unwrap(), 1);
+        drop(w);
+        assert_eq!(stall.fill(&mut [0u8; 1], "body").unwrap(), 0);
     }
 
     #[test]

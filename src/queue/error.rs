@@ -16,13 +16,18 @@
 //! | [`MessageQueue::get`](crate::MessageQueue::get), [`get_bytes`](crate::MessageQueue::get_bytes) | [`MessageGetError`] | `Closed`, `PeerDied`, `BadMessage` |
 //! | [`MessageQueue::get_timeout`](crate::MessageQueue::get_timeout) | [`MessageGetTimeoutError`] | `Timeout`, `Closed`, `PeerDied`, `BadMessage` |
 //! | [`MessageQueue::get_nowait`](crate::MessageQueue::get_nowait) | [`MessageTryGetError`] | `Empty`, `Timeout`, `Closed`, `BadMessage` |
-//! | [`MessageQueue::put`](crate::MessageQueue::put), [`put_bytes`](crate::MessageQueue::put_bytes) | [`MessagePutError`] | `Closed`, `PeerDied`, `TooLarge`, `BadMessage` |
-//! | [`MessageQueue::put_timeout`](crate::MessageQueue::put_timeout) | [`MessagePutTimeoutError`] | `Timeout`, `Closed`, `PeerDied`, `TooLarge`, `BadMessage` |
-//! | [`MessageQueue::put_nowait`](crate::MessageQueue::put_nowait) | [`MessageTryPutError`] | `Full`, `Timeout`, `Closed`, `TooLarge`, `BadMessage` |
+//! | [`MessageQueue::put`](crate::MessageQueue::put), [`put_bytes`](crate::MessageQueue::put_bytes) | [`MessagePutError`] | `Closed`, `PeerDied`, `TooLarge`, `BadMessage`, `OutOfSpace`, `CannotGrow` |
+//! | [`MessageQueue::put_timeout`](crate::MessageQueue::put_timeout) | [`MessagePutTimeoutError`] | `Timeout`, `Closed`, `PeerDied`, `TooLarge`, `BadMessage`, `OutOfSpace`, `CannotGrow` |
+//! | [`MessageQueue::put_nowait`](crate::MessageQueue::put_nowait) | [`MessageTryPutError`] | `Full`, `Timeout`, `Closed`, `TooLarge`, `BadMessage`, `OutOfSpace`, `CannotGrow` |
 //!
 //! A `MessageQueue`'s `_nowait` forms can report `Timeout`: they wait at most one sleep slice
 //! (50 ms) for the ring lock, which another process may hold longer (stopped, or in another pid
 //! namespace).
+//!
+//! `OutOfSpace` and `CannotGrow` come only from an unbounded `MessageQueue` (the default), whose
+//! put makes a new ring when the newest is full: `/dev/shm` had no room for it (converting into
+//! `Error::OutOfSpace`), or the ring could not be made or mapped for another reason (into
+//! `Error::Io`). A bounded queue's put waits for room instead.
 //!
 //! A failed put does not hand the item back: a `Queue` item is `Pod`, hence `Copy`, so the caller
 //! still has it, and a `MessageQueue` put only borrows its message.
@@ -56,6 +61,14 @@ pub(crate) struct TooLarge {
 /// A frame a `MessageQueue` refuses to read or write, with the reason (`BadMessage`).
 #[derive(Debug)]
 pub(crate) struct BadFrame(pub(crate) String);
+
+/// An unbounded `MessageQueue` could not make (or map) the ring a put needed
+/// (`OutOfSpace` or `CannotGrow`).
+pub(crate) struct GrowFailed(pub(crate) Error);
+
+/// The fix an unbounded queue's `OutOfSpace` gives.
+const GROW_FIX: &str = "mount a larger /dev/shm (docker: --shm-size), get from the queue sooner, \
+    or create it with MessageQueue::bounded so that puts wait for room";
 
 /// How long a wait may last: `None` for ever, or a timeout and the error that ends the wait when
 /// it passes (the operation's `Timeout`).
@@ -278,7 +291,7 @@ pub enum JoinTimeoutError {
 ///
 /// ```
 /// use shmpool::queue::MessageTryGetError;
-/// let q = shmpool::MessageQueue::new(64, 16)?;
+/// let q = shmpool::MessageQueue::bounded(64, 16)?;
 /// assert_eq!(q.get_nowait::<u8>(), Err(MessageTryGetError::Empty));
 /// # Ok::<(), shmpool::Error>(())
 /// ```
@@ -305,7 +318,7 @@ pub enum MessageTryGetError {
 ///
 /// ```
 /// use shmpool::queue::MessageGetError;
-/// let q = shmpool::MessageQueue::new(64, 16)?;
+/// let q = shmpool::MessageQueue::bounded(64, 16)?;
 /// q.put(&(1u8, 2u8))?;
 /// assert!(matches!(q.get::<String>(), Err(MessageGetError::BadMessage { .. })));
 /// # Ok::<(), shmpool::Error>(())
@@ -332,7 +345,7 @@ pub enum MessageGetError {
 /// ```
 /// use std::time::Duration;
 /// use shmpool::queue::MessageGetTimeoutError;
-/// let q = shmpool::MessageQueue::new(64, 16)?;
+/// let q = shmpool::MessageQueue::bounded(64, 16)?;
 /// let e = q.get_timeout::<u8>(Duration::from_millis(5)).unwrap_err();
 /// assert!(matches!(e, MessageGetTimeoutError::Timeout { .. }));
 /// # Ok::<(), shmpool::Error>(())
@@ -362,7 +375,7 @@ pub enum MessageGetTimeoutError {
 ///
 /// ```
 /// use shmpool::queue::MessageTryPutError;
-/// let q = shmpool::MessageQueue::new(24, 8)?; // room for one frame of 8 bytes
+/// let q = shmpool::MessageQueue::bounded(24, 8)?; // room for one frame of 8 bytes
 /// q.put_nowait(&[1u8; 4])?;
 /// assert_eq!(q.put_nowait(&[1u8; 4]), Err(MessageTryPutError::Full { capacity: 24 }));
 /// # Ok::<(), shmpool::Error>(())
@@ -393,6 +406,22 @@ pub enum MessageTryPutError {
         /// What is wrong.
         reason: String,
     },
+    /// An unbounded queue needed a new ring and `/dev/shm` (or memory) has no room for it.
+    OutOfSpace {
+        /// Where the bytes were to come from ("/dev/shm").
+        place: &'static str,
+        /// Bytes the new ring needs.
+        requested: u64,
+        /// Bytes that were free.
+        available: u64,
+        /// What the user can do about it.
+        fix: &'static str,
+    },
+    /// An unbounded queue needed a new ring and could not make it, for this reason.
+    CannotGrow {
+        /// Why, with the fix.
+        reason: String,
+    },
 }
 
 /// Why [`MessageQueue::put`](crate::MessageQueue::put) or
@@ -400,7 +429,7 @@ pub enum MessageTryPutError {
 ///
 /// ```
 /// use shmpool::queue::MessagePutError;
-/// let q = shmpool::MessageQueue::new(64, 8)?;
+/// let q = shmpool::MessageQueue::bounded(64, 8)?;
 /// let e = q.put_bytes(&[0; 9]).unwrap_err();
 /// assert_eq!(e, MessagePutError::TooLarge { len: 9, max: 8 });
 /// # Ok::<(), shmpool::Error>(())
@@ -426,6 +455,22 @@ pub enum MessagePutError {
         /// What is wrong.
         reason: String,
     },
+    /// An unbounded queue needed a new ring and `/dev/shm` (or memory) has no room for it.
+    OutOfSpace {
+        /// Where the bytes were to come from ("/dev/shm").
+        place: &'static str,
+        /// Bytes the new ring needs.
+        requested: u64,
+        /// Bytes that were free.
+        available: u64,
+        /// What the user can do about it.
+        fix: &'static str,
+    },
+    /// An unbounded queue needed a new ring and could not make it, for this reason.
+    CannotGrow {
+        /// Why, with the fix.
+        reason: String,
+    },
 }
 
 /// Why [`MessageQueue::put_timeout`](crate::MessageQueue::put_timeout) stored nothing.
@@ -433,7 +478,7 @@ pub enum MessagePutError {
 /// ```
 /// use std::time::Duration;
 /// use shmpool::queue::MessagePutTimeoutError;
-/// let q = shmpool::MessageQueue::new(24, 8)?; // room for one frame of 8 bytes
+/// let q = shmpool::MessageQueue::bounded(24, 8)?; // room for one frame of 8 bytes
 /// q.put(&[1u8; 4])?;
 /// let e = q.put_timeout(&[1u8; 4], Duration::from_millis(5)).unwrap_err();
 /// assert!(matches!(e, MessagePutTimeoutError::Timeout { .. }));
@@ -465,6 +510,22 @@ pub enum MessagePutTimeoutError {
         /// What is wrong.
         reason: String,
     },
+    /// An unbounded queue needed a new ring and `/dev/shm` (or memory) has no room for it.
+    OutOfSpace {
+        /// Where the bytes were to come from ("/dev/shm").
+        place: &'static str,
+        /// Bytes the new ring needs.
+        requested: u64,
+        /// Bytes that were free.
+        available: u64,
+        /// What the user can do about it.
+        fix: &'static str,
+    },
+    /// An unbounded queue needed a new ring and could not make it, for this reason.
+    CannotGrow {
+        /// Why, with the fix.
+        reason: String,
+    },
 }
 
 /// Every way a queue operation can fail: each operation's type converts into this (variant for
@@ -479,6 +540,8 @@ enum Failure {
     SlotAbandoned { pos: u64 },
     TooLarge { len: u64, max: u64 },
     BadMessage { reason: String },
+    OutOfSpace { place: &'static str, requested: u64, available: u64, fix: &'static str },
+    CannotGrow { reason: String },
 }
 
 /// How one side of one queue flavour names its errors in [`Error`]: the object, the operation a
@@ -532,6 +595,13 @@ impl Side {
             Failure::SlotAbandoned { pos } => Error::SlotAbandoned { what, role, pos },
             Failure::TooLarge { len, max } => Error::MessageTooLarge { what, len, max },
             Failure::BadMessage { reason } => Error::BadMessage { what, reason },
+            Failure::OutOfSpace { place, requested, available, fix } => {
+                Error::OutOfSpace { place, requested, available, fix }
+            }
+            Failure::CannotGrow { reason } => Error::Io {
+                op: "growing an unbounded message queue",
+                source: std::io::Error::other(reason),
+            },
         }
     }
 }
@@ -581,11 +651,11 @@ queue_error!(MessageGetError, MESSAGE_GET: Closed, PeerDied { pids }, BadMessage
 queue_error!(MessageGetTimeoutError, MESSAGE_GET: Timeout { after }, Closed, PeerDied { pids },
     BadMessage { reason });
 queue_error!(MessageTryPutError, MESSAGE_PUT: Full { capacity }, Timeout { after }, Closed,
-    TooLarge { len, max }, BadMessage { reason });
+    TooLarge { len, max }, BadMessage { reason }, OutOfSpace { place, requested, available, fix }, CannotGrow { reason });
 queue_error!(MessagePutError, MESSAGE_PUT: Closed, PeerDied { pids }, TooLarge { len, max },
-    BadMessage { reason });
+    BadMessage { reason }, OutOfSpace { place, requested, available, fix }, CannotGrow { reason });
 queue_error!(MessagePutTimeoutError, MESSAGE_PUT: Timeout { after }, Closed, PeerDied { pids },
-    TooLarge { len, max }, BadMessage { reason });
+    TooLarge { len, max }, BadMessage { reason }, OutOfSpace { place, requested, available, fix }, CannotGrow { reason });
 
 impl From<TaskDoneError> for Error {
     fn from(_: TaskDoneError) -> Error {
@@ -625,6 +695,23 @@ from_outcome!(BadFrame, |BadFrame(reason)| Self::BadMessage { reason } => Messag
     MessagePutTimeoutError);
 from_outcome!(TooLarge, |TooLarge { len, max }| Self::TooLarge { len, max } => MessageTryPutError,
     MessagePutError, MessagePutTimeoutError);
+
+macro_rules! from_grow_failed {
+    ($($t:ty),+) => {$(
+        impl From<GrowFailed> for $t {
+            fn from(GrowFailed(e): GrowFailed) -> Self {
+                match e {
+                    Error::OutOfSpace { place, requested, available, .. } => {
+                        Self::OutOfSpace { place, requested, available, fix: GROW_FIX }
+                    }
+                    e => Self::CannotGrow { reason: e.to_string() },
+                }
+            }
+        }
+    )+};
+}
+
+from_grow_failed!(MessageTryPutError, MessagePutError, MessagePutTimeoutError);
 
 #[cfg(test)]
 mod tests {

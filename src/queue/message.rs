@@ -31,6 +31,7 @@ use super::error::{
 };
 use super::lock::{Guard, RingLock};
 use super::peers::PeerTable;
+use super::unbounded;
 use super::wait::{SLICE, WaitCell, wait_for};
 use crate::error::{Error, Result, human_bytes};
 use crate::segment::Segment;
@@ -79,7 +80,7 @@ const DATA_OFFSET: usize = HEADER_SIZE + std::mem::size_of::<Control>();
 // The layout `README.md` (beside this file) and docs/architecture.md ("Messaging") describe.
 const _: () = assert!(DATA_OFFSET == 960);
 
-struct Inner {
+pub(crate) struct Inner {
     seg: Segment,
     ctrl: NonNull<Control>,
     data: NonNull<u8>,
@@ -136,8 +137,8 @@ impl Inner {
         Ok(inner)
     }
 
-    fn open(loc: &Locator, nonce: Option<u64>) -> Result<Inner> {
-        let seg = Segment::open_typed(loc, nonce, Kind::MessageQueue, &TypeDesc::of::<u8>())?;
+    /// The bounded queue in an opened segment whose control block has [`TAG`].
+    fn open(seg: Segment, loc: &Locator) -> Result<Inner> {
         let corrupt = |reason: &str| Error::CorruptHeader {
             what: match loc {
                 Locator::Named(n) => format!("message queue {n}"),
@@ -192,6 +193,32 @@ impl Inner {
 
     fn closed(&self) -> bool {
         self.ctrl().info.0.closed.load(Ordering::Acquire) != 0
+    }
+
+    fn max(&self) -> u64 {
+        self.max
+    }
+
+    fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn close(&self) {
+        let c = self.ctrl();
+        c.info.0.closed.store(1, Ordering::SeqCst);
+        c.not_empty.0.notify_all();
+        c.not_full.0.notify_all();
+    }
+
+    fn qsize(&self) -> usize {
+        // Bounded: the count lives in shared memory, and no ring holds more frames than this.
+        let most = self.cap / FRAME_HEADER as u64;
+        self.ctrl().ring.0.count.load(Ordering::Relaxed).min(most) as usize
+    }
+
+    fn is_empty(&self) -> bool {
+        let ring = &self.ctrl().ring.0;
+        ring.head.load(Ordering::Acquire) == ring.tail.load(Ordering::Acquire)
     }
 
     fn register(&self, producer: bool) {
@@ -375,7 +402,7 @@ impl RingRead for Inner {
 /// ```
 /// use shmpool::MessageQueue;
 ///
-/// let q = MessageQueue::new(64 * 1024, 4096)?;
+/// let q = MessageQueue::bounded(64 * 1024, 4096)?;
 /// q.put(&("resize", vec![640u32, 480]))?;
 /// let (op, dims): (String, Vec<u32>) = q.get()?;
 /// assert_eq!((op.as_str(), dims), ("resize", vec![640, 480]));
@@ -387,84 +414,174 @@ impl RingRead for Inner {
 /// ```
 #[derive(Clone)]
 pub struct MessageQueue {
-    inner: Arc<Inner>,
+    pub(crate) flavor: Flavor,
+}
+
+/// The two rings a `MessageQueue` can be: one of fixed size, or a chain that grows.
+#[derive(Clone)]
+pub(crate) enum Flavor {
+    Bounded(Arc<Inner>),
+    Unbounded(Arc<unbounded::Inner>),
+}
+
+/// Runs `$body` with `$i` bound to the queue's flavour, whichever it is.
+macro_rules! with_flavor {
+    ($q:expr, $i:ident => $body:expr) => {
+        match &$q.flavor {
+            Flavor::Bounded($i) => $body,
+            Flavor::Unbounded($i) => $body,
+        }
+    };
+}
+
+/// The tag at the start of an opened message queue segment's control block (offset 128), which
+/// says which flavour's layout follows; 0 when the segment is too short to have one.
+fn control_tag(seg: &Segment) -> u64 {
+    let off = seg.header().data_offset as usize;
+    if off < HEADER_SIZE + 8 {
+        return 0;
+    }
+    let base = seg.data_ptr().as_ptr().wrapping_sub(off);
+    // SAFETY: `base` is the mapping's start (data_ptr = start + data_offset, which check_shape
+    // bounded by the mapping's size), and offsets 128..136 lie before data_offset inside it,
+    // 8-aligned in the page-aligned mapping; any bytes are a valid u64, read atomically since
+    // another process may write them.
+    unsafe { (*base.add(HEADER_SIZE).cast::<AtomicU64>()).load(Ordering::Acquire) }
 }
 
 impl MessageQueue {
-    /// An anonymous queue with a ring of `capacity` bytes, taking messages of at most
-    /// `max_message` encoded bytes (`capacity` must be at least `max_message + 12`: every frame
-    /// starts with its length and type tag).
+    /// An anonymous unbounded queue, Python's `multiprocessing.Queue()`: a put never waits for
+    /// room (the queue grows by chaining rings in shared memory), and a message may be up to
+    /// 256 MiB encoded. A put that cannot grow the queue because `/dev/shm` is full fails with
+    /// [`MessagePutError::OutOfSpace`] (never SIGBUS). For a queue whose puts wait for room, see
+    /// [`bounded`](MessageQueue::bounded).
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(1024, 100)?;
-    /// assert!(shmpool::MessageQueue::new(111, 100).is_err()); // no room for the frame header
+    /// let q = shmpool::MessageQueue::new()?;
+    /// for i in 0..10_000u32 {
+    ///     q.put(&(i, "no consumer yet"))?; // never waits
+    /// }
+    /// assert_eq!(q.qsize(), 10_000);
+    /// assert_eq!(q.get::<(u32, String)>()?.0, 0);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn new(capacity: usize, max_message: usize) -> Result<MessageQueue> {
-        Self::new_with(capacity, max_message, &ShmOptions::new())
+    pub fn new() -> Result<MessageQueue> {
+        Self::new_with(&ShmOptions::new())
     }
 
-    /// A queue created as `opts` says.
+    /// An unbounded queue whose anchor segment is created as `opts` says (named, so that an
+    /// unrelated process can [`open`](MessageQueue::open) it). Its rings are always named
+    /// (`shmpool-<pid>-<random>-r<n>`), whatever `opts` says, so that every process reaches
+    /// them; this handle removes their names when it drops.
     ///
     /// ```
     /// use shmpool::{MessageQueue, ShmOptions};
-    /// let q = MessageQueue::new_with(1024, 100, &ShmOptions::new().generated_name())?;
+    /// let q = MessageQueue::new_with(&ShmOptions::new().generated_name())?;
     /// let again = MessageQueue::open(q.name().unwrap())?;
     /// again.put("hi")?;
     /// assert_eq!(q.get::<String>()?, "hi");
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn new_with(
+    pub fn new_with(opts: &ShmOptions) -> Result<MessageQueue> {
+        let inner = unbounded::Inner::create(unbounded::DEFAULT_MAX_MESSAGE, opts)?;
+        Ok(MessageQueue { flavor: Flavor::Unbounded(Arc::new(inner)) })
+    }
+
+    /// An anonymous bounded queue with a ring of `capacity` bytes, taking messages of at most
+    /// `max_message` encoded bytes (`capacity` must be at least `max_message + 12`: every frame
+    /// starts with its length and type tag). Its puts wait while the ring is full (Python's
+    /// `Queue(maxsize)`, in bytes).
+    ///
+    /// ```
+    /// let q = shmpool::MessageQueue::bounded(1024, 100)?;
+    /// assert!(shmpool::MessageQueue::bounded(111, 100).is_err()); // no room for the frame header
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn bounded(capacity: usize, max_message: usize) -> Result<MessageQueue> {
+        Self::bounded_with(capacity, max_message, &ShmOptions::new())
+    }
+
+    /// A bounded queue created as `opts` says.
+    ///
+    /// ```
+    /// use shmpool::{MessageQueue, ShmOptions};
+    /// let q = MessageQueue::bounded_with(1024, 100, &ShmOptions::new().generated_name())?;
+    /// let again = MessageQueue::open(q.name().unwrap())?;
+    /// again.put("hi")?;
+    /// assert_eq!(q.get::<String>()?, "hi");
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn bounded_with(
         capacity: usize,
         max_message: usize,
         opts: &ShmOptions,
     ) -> Result<MessageQueue> {
-        Ok(MessageQueue { inner: Arc::new(Inner::create(capacity, max_message, opts)?) })
+        let inner = Inner::create(capacity, max_message, opts)?;
+        Ok(MessageQueue { flavor: Flavor::Bounded(Arc::new(inner)) })
     }
 
-    /// Opens a named message queue.
+    /// Opens a named message queue (bounded or unbounded).
     ///
     /// ```
     /// use shmpool::{MessageQueue, ShmOptions};
-    /// let q = MessageQueue::new_with(64, 8, &ShmOptions::new().generated_name())?;
+    /// let q = MessageQueue::bounded_with(64, 8, &ShmOptions::new().generated_name())?;
     /// assert_eq!(MessageQueue::open(q.name().unwrap())?.max_message(), 8);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<MessageQueue> {
-        Ok(MessageQueue { inner: Arc::new(Inner::open(&Locator::Named(name.to_string()), None)?) })
+        Self::open_at(&Locator::Named(name.to_string()), None)
     }
 
     /// Opens the message queue a handle refers to.
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(64, 8)?;
+    /// let q = shmpool::MessageQueue::new()?;
     /// let other = shmpool::MessageQueue::open_handle(&q.handle())?;
     /// other.put(&7u8)?;
     /// assert_eq!(q.get::<u8>()?, 7);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn open_handle(handle: &SegmentHandle) -> Result<MessageQueue> {
-        Ok(MessageQueue { inner: Arc::new(Inner::open(&handle.loc, Some(handle.nonce))?) })
+        Self::open_at(&handle.loc, Some(handle.nonce))
+    }
+
+    /// The bounded ring, for the tests that reach into it.
+    #[cfg(test)]
+    fn bounded_inner(&self) -> &Inner {
+        match &self.flavor {
+            Flavor::Bounded(i) => i,
+            Flavor::Unbounded(_) => panic!("an unbounded queue"),
+        }
+    }
+
+    fn open_at(loc: &Locator, nonce: Option<u64>) -> Result<MessageQueue> {
+        let seg = Segment::open_typed(loc, nonce, Kind::MessageQueue, &TypeDesc::of::<u8>())?;
+        let flavor = if control_tag(&seg) == unbounded::TAG {
+            Flavor::Unbounded(Arc::new(unbounded::Inner::open(seg, loc)?))
+        } else {
+            Flavor::Bounded(Arc::new(Inner::open(seg, loc)?))
+        };
+        Ok(MessageQueue { flavor })
     }
 
     /// A handle another process can open with [`open_handle`](MessageQueue::open_handle).
     ///
     /// ```
-    /// println!("{}", shmpool::MessageQueue::new(64, 8)?.handle());
+    /// println!("{}", shmpool::MessageQueue::bounded(64, 8)?.handle());
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn handle(&self) -> SegmentHandle {
-        self.inner.seg.handle()
+        with_flavor!(self, i => i.segment().handle())
     }
 
     /// The segment's name, for named queues.
     ///
     /// ```
-    /// assert_eq!(shmpool::MessageQueue::new(64, 8)?.name(), None);
+    /// assert_eq!(shmpool::MessageQueue::bounded(64, 8)?.name(), None);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.inner.seg.name()
+        with_flavor!(self, i => i.segment().name())
     }
 
     /// Serializes `msg` and puts it, waiting while there is no room.
@@ -478,12 +595,13 @@ impl MessageQueue {
     ///
     /// ```
     /// use shmpool::queue::MessagePutError;
-    /// let q = shmpool::MessageQueue::new(64, 8)?;
+    /// let q = shmpool::MessageQueue::bounded(64, 8)?;
     /// assert!(matches!(q.put(&"a string longer than eight bytes"), Err(MessagePutError::TooLarge { .. })));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put<M: Serialize + ?Sized>(&self, msg: &M) -> std::result::Result<(), MessagePutError> {
-        self.inner.put(type_tag::<M>(), &encode(msg)?, None)
+        let bytes = encode(msg)?;
+        with_flavor!(self, i => i.put(type_tag::<M>(), &bytes, None))
     }
 
     /// As [`put`](MessageQueue::put), waiting at most `timeout`; then
@@ -491,7 +609,7 @@ impl MessageQueue {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let q = shmpool::MessageQueue::new(24, 8)?; // room for one 16-byte frame
+    /// let q = shmpool::MessageQueue::bounded(24, 8)?; // room for one 16-byte frame
     /// q.put_timeout(&[1u8; 4], Duration::from_millis(5))?;
     /// assert!(q.put_timeout(&[1u8; 4], Duration::from_millis(5)).is_err()); // ring full
     /// # Ok::<(), shmpool::Error>(())
@@ -502,7 +620,8 @@ impl MessageQueue {
         timeout: Duration,
     ) -> std::result::Result<(), MessagePutTimeoutError> {
         let timed_out = MessagePutTimeoutError::Timeout { after: timeout };
-        self.inner.put(type_tag::<M>(), &encode(msg)?, Some((timeout, timed_out)))
+        let bytes = encode(msg)?;
+        with_flavor!(self, i => i.put(type_tag::<M>(), &bytes, Some((timeout, timed_out))))
     }
 
     /// As [`put`](MessageQueue::put) if there is room now, else [`MessageTryPutError::Full`]
@@ -510,7 +629,7 @@ impl MessageQueue {
     /// sleep slice).
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(20, 8)?;
+    /// let q = shmpool::MessageQueue::bounded(20, 8)?;
     /// q.put_nowait(&1u64)?;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
@@ -518,7 +637,8 @@ impl MessageQueue {
         &self,
         msg: &M,
     ) -> std::result::Result<(), MessageTryPutError> {
-        self.inner.put_nowait(type_tag::<M>(), &encode(msg)?)
+        let bytes = encode(msg)?;
+        with_flavor!(self, i => i.put_nowait(type_tag::<M>(), &bytes))
     }
 
     /// Puts raw bytes: a frame of exactly these bytes, tagged as raw bytes (of no type).
@@ -528,14 +648,14 @@ impl MessageQueue {
     /// as. Errors as [`put`](MessageQueue::put)'s.
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(64, 16)?;
+    /// let q = shmpool::MessageQueue::bounded(64, 16)?;
     /// q.put_bytes(b"raw")?;
     /// assert!(matches!(q.get::<Vec<u8>>(), Err(shmpool::queue::MessageGetError::BadMessage { .. })));
     /// assert_eq!(q.get_bytes()?, b"raw");
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put_bytes(&self, bytes: &[u8]) -> std::result::Result<(), MessagePutError> {
-        self.inner.put(RAW, bytes, None)
+        with_flavor!(self, i => i.put(RAW, bytes, None))
     }
 
     /// Takes the oldest message and deserializes it as `M`, waiting while the queue is empty.
@@ -550,13 +670,14 @@ impl MessageQueue {
     /// when empty and every producer has exited.
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(64, 16)?;
+    /// let q = shmpool::MessageQueue::bounded(64, 16)?;
     /// q.put(&Some(3i16))?;
     /// assert_eq!(q.get::<Option<i16>>()?, Some(3));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get<M: DeserializeOwned>(&self) -> std::result::Result<M, MessageGetError> {
-        Ok(decode(&self.inner.get::<MessageGetError>(Want::of::<M>(), None)?)?)
+        let bytes = with_flavor!(self, i => i.get::<MessageGetError>(Want::of::<M>(), None))?;
+        Ok(decode(&bytes)?)
     }
 
     /// As [`get`](MessageQueue::get), waiting at most `timeout`; then
@@ -564,7 +685,7 @@ impl MessageQueue {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let q = shmpool::MessageQueue::new(64, 16)?;
+    /// let q = shmpool::MessageQueue::bounded(64, 16)?;
     /// assert!(q.get_timeout::<u8>(Duration::from_millis(5)).is_err());
     /// # Ok::<(), shmpool::Error>(())
     /// ```
@@ -573,7 +694,9 @@ impl MessageQueue {
         timeout: Duration,
     ) -> std::result::Result<M, MessageGetTimeoutError> {
         let timed_out = MessageGetTimeoutError::Timeout { after: timeout };
-        Ok(decode(&self.inner.get(Want::of::<M>(), Some((timeout, timed_out)))?)?)
+        let limit = Some((timeout, timed_out));
+        let bytes = with_flavor!(self, i => i.get(Want::of::<M>(), limit))?;
+        Ok(decode(&bytes)?)
     }
 
     /// As [`get`](MessageQueue::get) if a message is there now, else
@@ -582,12 +705,13 @@ impl MessageQueue {
     /// sleep slice).
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(64, 16)?;
+    /// let q = shmpool::MessageQueue::bounded(64, 16)?;
     /// assert!(matches!(q.get_nowait::<u8>(), Err(shmpool::queue::MessageTryGetError::Empty)));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get_nowait<M: DeserializeOwned>(&self) -> std::result::Result<M, MessageTryGetError> {
-        Ok(decode(&self.inner.get_nowait(Want::of::<M>())?)?)
+        let bytes = with_flavor!(self, i => i.get_nowait(Want::of::<M>()))?;
+        Ok(decode(&bytes)?)
     }
 
     /// Takes the oldest message, whatever its type, as raw bytes (at most `max_message` of them):
@@ -596,93 +720,95 @@ impl MessageQueue {
     /// message of any type is taken.
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(64, 16)?;
+    /// let q = shmpool::MessageQueue::bounded(64, 16)?;
     /// q.put(&1u8)?;
     /// assert_eq!(q.get_bytes()?, [1]);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get_bytes(&self) -> std::result::Result<Vec<u8>, MessageGetError> {
-        self.inner.get(Want::Any, None)
+        with_flavor!(self, i => i.get(Want::Any, None))
     }
 
     /// How many messages the queue holds (a snapshot).
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(64, 16)?;
+    /// let q = shmpool::MessageQueue::bounded(64, 16)?;
     /// q.put(&1u8)?;
     /// assert_eq!(q.qsize(), 1);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn qsize(&self) -> usize {
-        // Bounded: the count lives in shared memory, and no ring holds more frames than this.
-        let most = self.inner.cap / FRAME_HEADER as u64;
-        self.inner.ctrl().ring.0.count.load(Ordering::Relaxed).min(most) as usize
+        with_flavor!(self, i => i.qsize())
     }
 
     /// Whether the queue holds no message (a snapshot). Python's `Queue.empty()`.
     ///
     /// ```
-    /// assert!(shmpool::MessageQueue::new(64, 16)?.is_empty());
+    /// assert!(shmpool::MessageQueue::bounded(64, 16)?.is_empty());
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     #[doc(alias = "empty")]
     pub fn is_empty(&self) -> bool {
-        let ring = &self.inner.ctrl().ring.0;
-        ring.head.load(Ordering::Acquire) == ring.tail.load(Ordering::Acquire)
+        with_flavor!(self, i => i.is_empty())
     }
 
     /// The largest encoded message the queue takes, in bytes.
     ///
     /// ```
-    /// assert_eq!(shmpool::MessageQueue::new(64, 16)?.max_message(), 16);
+    /// assert_eq!(shmpool::MessageQueue::bounded(64, 16)?.max_message(), 16);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn max_message(&self) -> usize {
-        self.inner.max as usize
+        with_flavor!(self, i => i.max()) as usize
     }
 
     /// The ring's size in bytes.
     ///
     /// ```
-    /// assert_eq!(shmpool::MessageQueue::new(64, 16)?.capacity(), 64);
+    /// assert_eq!(shmpool::MessageQueue::bounded(64, 16)?.capacity(), 64);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn capacity(&self) -> usize {
-        self.inner.cap as usize
+        match &self.flavor {
+            Flavor::Bounded(i) => i.cap as usize,
+            Flavor::Unbounded(_) => usize::MAX,
+        }
     }
 
     /// Closes the queue for every process, as [`Queue::close`](crate::Queue::close) does.
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(64, 16)?;
+    /// let q = shmpool::MessageQueue::bounded(64, 16)?;
     /// q.close();
     /// assert!(matches!(q.put(&1u8), Err(shmpool::queue::MessagePutError::Closed)));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn close(&self) {
-        let c = self.inner.ctrl();
-        c.info.0.closed.store(1, Ordering::SeqCst);
-        c.not_empty.0.notify_all();
-        c.not_full.0.notify_all();
+        with_flavor!(self, i => i.close())
     }
 
     /// Whether the queue was closed (by any process).
     ///
     /// ```
-    /// let q = shmpool::MessageQueue::new(64, 16)?;
+    /// let q = shmpool::MessageQueue::bounded(64, 16)?;
     /// assert!(!q.is_closed());
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.inner.closed()
+        with_flavor!(self, i => i.closed())
     }
 }
 
 impl fmt::Debug for MessageQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MessageQueue")
-            .field("capacity", &self.capacity())
-            .field("max_message", &self.max_message())
+        let mut d = f.debug_struct("MessageQueue");
+        match &self.flavor {
+            Flavor::Bounded(i) => d.field("capacity", &i.cap),
+            Flavor::Unbounded(i) => {
+                d.field("rings", &i.rings()).field("ring_bytes", &i.ring_bytes())
+            }
+        };
+        d.field("max_message", &self.max_message())
             .field("qsize", &self.qsize())
             .field("handle", &self.handle().to_string())
             .finish()
@@ -867,7 +993,7 @@ mod tests {
             bytes in vec((0u64..1200, vec(any::<u8>(), 1..9)), 0..6),
         ) {
             let max = ((size - 12) * max_frac / 100).max(1);
-            let q = MessageQueue::new(size, max).unwrap();
+            let q = MessageQueue::bounded(size, max).unwrap();
             for p in &puts {
                 let _ = q.put_nowait(p);
             }
@@ -903,7 +1029,7 @@ mod tests {
                     Err(e) => prop_assert!(ok(e.clone().into()), "get_nowait: {e}"),
                 }
                 let ms = Duration::from_millis(1);
-                match h.inner.get(Want::Any, Some((ms, MessageGetTimeoutError::Timeout { after: ms }))) {
+                match h.bounded_inner().get(Want::Any, Some((ms, MessageGetTimeoutError::Timeout { after: ms }))) {
                     Ok(v) => prop_assert!(v.len() <= h.max_message()),
                     Err(e) => prop_assert!(ok(e.clone().into()), "get_bytes: {e}"),
                 }
@@ -920,7 +1046,7 @@ mod tests {
 
     #[test]
     fn frames_wrap_around_the_ring_intact() {
-        let q = MessageQueue::new(104, 40).unwrap(); // two frames of at most 40 B fit
+        let q = MessageQueue::bounded(104, 40).unwrap(); // two frames of at most 40 B fit
         for round in 0..200u32 {
             let msg: Vec<u8> = (0..(round % 37) as u8).collect();
             q.put_timeout(&msg, Duration::from_secs(5)).unwrap();
@@ -936,7 +1062,7 @@ mod tests {
 
     #[test]
     fn full_ring_refuses_nowait_and_times_out() {
-        let q = MessageQueue::new(24, 8).unwrap(); // a frame of 8 leaves 4 bytes free
+        let q = MessageQueue::bounded(24, 8).unwrap(); // a frame of 8 leaves 4 bytes free
         q.put_bytes(&[1; 8]).unwrap();
         assert!(matches!(q.put_nowait(&[1u8; 4]), Err(MessageTryPutError::Full { .. })));
         assert!(matches!(
@@ -952,17 +1078,19 @@ mod tests {
 
     #[test]
     fn oversize_and_undecodable_messages_are_errors() {
-        let q = MessageQueue::new(64, 8).unwrap();
+        let q = MessageQueue::bounded(64, 8).unwrap();
         assert!(matches!(q.put_bytes(&[0; 9]), Err(MessagePutError::TooLarge { len: 9, max: 8 })));
         // Tagged as a String, but not one (say, another build's String): consumed.
-        q.inner.put::<MessagePutError>(type_tag::<String>(), &[0xff, 0xff], None).unwrap();
+        q.bounded_inner()
+            .put::<MessagePutError>(type_tag::<String>(), &[0xff, 0xff], None)
+            .unwrap();
         assert!(matches!(q.get::<String>(), Err(MessageGetError::BadMessage { .. })));
         assert!(q.is_empty(), "a message of the right tag that fails to decode is consumed");
     }
 
     #[test]
     fn a_message_put_as_one_type_is_not_got_as_another() {
-        let q = MessageQueue::new(256, 64).unwrap();
+        let q = MessageQueue::bounded(256, 64).unwrap();
         q.put(&(1u8, 2u8)).unwrap();
         // postcard would read (1, 2) as the string "\u{2}": the tag stops it first.
         let e = q.get::<String>().unwrap_err();
@@ -987,7 +1115,7 @@ mod tests {
 
     #[test]
     fn raw_bytes_and_typed_messages_interoperate_only_through_get_bytes() {
-        let q = MessageQueue::new(256, 64).unwrap();
+        let q = MessageQueue::bounded(256, 64).unwrap();
         // Even the exact postcard encoding of a u8, put as bytes, has no type.
         q.put_bytes(&[7]).unwrap();
         let e = q.get::<u8>().unwrap_err();
@@ -1010,7 +1138,7 @@ mod tests {
         use std::borrow::Cow;
         use std::rc::Rc;
         use std::sync::Arc;
-        let q = MessageQueue::new(1024, 128).unwrap();
+        let q = MessageQueue::bounded(1024, 128).unwrap();
         q.put("hi").unwrap();
         assert_eq!(q.get::<String>().unwrap(), "hi");
         q.put(&String::from("hi")).unwrap();
@@ -1065,7 +1193,7 @@ mod tests {
 
     #[test]
     fn a_queue_of_the_untagged_frame_format_is_refused_at_open() {
-        let q = MessageQueue::new(64, 8).unwrap();
+        let q = MessageQueue::bounded(64, 8).unwrap();
         poke(&q, INFO_TAG, b"SPMSGQ02");
         let e = MessageQueue::open_handle(&q.handle()).unwrap_err();
         assert!(matches!(e, Error::CorruptHeader { .. }), "{e}");
@@ -1074,12 +1202,12 @@ mod tests {
     }
 
     fn owner(q: &MessageQueue) -> &AtomicU64 {
-        &q.inner.ctrl().lock.0.owner
+        &q.bounded_inner().ctrl().lock.0.owner
     }
 
     #[test]
     fn lock_held_by_a_dead_process_is_taken_over() {
-        let q = MessageQueue::new(64, 8).unwrap();
+        let q = MessageQueue::bounded(64, 8).unwrap();
         // A pid above the kernel's limit (2^22) can belong to no process.
         owner(&q).store(peer::pack((1 << 22) + 7, 5), Ordering::Relaxed);
         q.put_timeout(&5u8, Duration::from_secs(5)).unwrap();
@@ -1089,7 +1217,7 @@ mod tests {
 
     #[test]
     fn lock_whose_holder_pid_was_reused_is_taken_over() {
-        let q = MessageQueue::new(64, 8).unwrap();
+        let q = MessageQueue::bounded(64, 8).unwrap();
         // The holder had our pid but another start time: it died and its pid now names us (or
         // any live process). A pid-only check would wait for ever.
         let me = peer::me();
@@ -1100,7 +1228,7 @@ mod tests {
 
     #[test]
     fn lock_held_by_a_live_process_times_out() {
-        let q = MessageQueue::new(64, 8).unwrap();
+        let q = MessageQueue::bounded(64, 8).unwrap();
         let parent = crate::sys::proc::getppid();
         let holder = peer::pack(parent, peer::start_time(parent).unwrap());
         owner(&q).store(holder, Ordering::Relaxed);
@@ -1113,26 +1241,26 @@ mod tests {
 
     #[test]
     fn corrupt_lengths_in_the_ring_are_errors_not_copies() {
-        let q = MessageQueue::new(64, 8).unwrap();
-        let ring = &q.inner.ctrl().ring.0;
+        let q = MessageQueue::bounded(64, 8).unwrap();
+        let ring = &q.bounded_inner().ctrl().ring.0;
         // A frame prefix larger than max_message.
         q.put_bytes(&[1, 2]).unwrap();
         // SAFETY: the ring's first 4 bytes are the frame's prefix; no other thread uses `q`.
-        unsafe { q.inner.data.as_ptr().cast::<[u8; 4]>().write(u32::MAX.to_le_bytes()) };
+        unsafe { q.bounded_inner().data.as_ptr().cast::<[u8; 4]>().write(u32::MAX.to_le_bytes()) };
         assert!(matches!(q.get_bytes(), Err(MessageGetError::BadMessage { .. })));
         // A tail far past head (more bytes than the ring holds).
         ring.tail.store(ring.head.load(Ordering::Relaxed) + 1000, Ordering::Relaxed);
         assert!(matches!(q.get_bytes(), Err(MessageGetError::BadMessage { .. })));
         assert!(matches!(q.put_nowait(&1u8), Err(MessageTryPutError::Full { .. })));
         // Out-of-range copies are refused even if a caller got past the frame checks.
-        assert!(q.inner.read_at(0, &mut [0u8; 65]).is_err());
-        assert!(q.inner.copy_in(0, &[0u8; 65]).is_err());
+        assert!(q.bounded_inner().read_at(0, &mut [0u8; 65]).is_err());
+        assert!(q.bounded_inner().copy_in(0, &[0u8; 65]).is_err());
         assert_eq!(owner(&q).load(Ordering::Relaxed), 0, "errors release the lock");
     }
 
     #[test]
     fn threads_share_one_queue() {
-        let q = MessageQueue::new(256, 64).unwrap();
+        let q = MessageQueue::bounded(256, 64).unwrap();
         std::thread::scope(|s| {
             for t in 0..3u32 {
                 let q = q.clone();

@@ -4,9 +4,15 @@
 //! small type per operation ([`GetTimeoutError`], [`TryPutError`], ...), each converting into
 //! [`shmpool::Error`](crate::Error).
 //!
-//! One file per flavour; `error.rs` holds the error types, `wait.rs` the spin-then-futex wake
-//! protocol the flavours share, and `peers.rs` the registry that turns "every producer died" into
-//! an error instead of a hang. `README.md` in this folder gives the layouts and the argument for
+//! A `MessageQueue` is unbounded by default ([`MessageQueue::new`], Python's `Queue()`: a put
+//! never waits for room, the queue grows by chaining rings in shared memory) or bounded
+//! ([`MessageQueue::bounded`], Python's `Queue(maxsize)`, in bytes).
+//!
+//! One file per flavour (`bounded.rs`, `message.rs` with the bounded byte ring and the
+//! `MessageQueue` front end, `unbounded.rs` with the chain of rings); `codec.rs` holds the frame
+//! format the message rings share, `lock.rs` their ring lock, `error.rs` the error types,
+//! `wait.rs` the spin-then-futex wake protocol every flavour uses, and `peers.rs` the registry
+//! that turns "every producer died" into an error instead of a hang. `README.md` in this folder gives the layouts and the argument for
 //! why no wake is lost.
 
 pub(crate) mod bounded;
@@ -16,6 +22,7 @@ pub(crate) mod joinable;
 pub(crate) mod lock;
 pub(crate) mod message;
 pub(crate) mod peers;
+pub(crate) mod unbounded;
 pub(crate) mod wait;
 
 pub use bounded::Queue;

@@ -157,7 +157,7 @@ fn close_wakes_every_waiter_with_an_error() {
     let empty = Queue::<u64>::new(4).unwrap();
     let full = Queue::<u64>::new(1).unwrap();
     full.put(0).unwrap();
-    let mq = MessageQueue::new(256, 64).unwrap();
+    let mq = MessageQueue::bounded(256, 64).unwrap();
     let t0 = Instant::now();
     scope(|s| {
         let mut kids = Vec::new();
@@ -413,7 +413,7 @@ fn job(id: u32) -> Job {
 fn message_queue_carries_variable_messages_between_processes() {
     const N: u32 = 2000;
     // A ring much smaller than the data, so frames wrap around its end many times.
-    let q = MessageQueue::new(4096, 1024).unwrap();
+    let q = MessageQueue::bounded(4096, 1024).unwrap();
     scope(|s| {
         let q2 = &q;
         let child = s
@@ -439,7 +439,7 @@ fn message_queue_carries_variable_messages_between_processes() {
 }
 
 fn message_queue_consumer_gets_peer_died() {
-    let q = MessageQueue::new(1024, 64).unwrap();
+    let q = MessageQueue::bounded(1024, 64).unwrap();
     scope(|s| {
         let q2 = &q;
         let producer = s
@@ -517,7 +517,7 @@ const MQ_MAX_MESSAGE: u64 = 144;
 const MQ_RING: u64 = 960;
 
 fn message_queue_open_rejects_a_crafted_header() {
-    let q = MessageQueue::new_with(64, 8, &ShmOptions::new().generated_name()).unwrap();
+    let q = MessageQueue::bounded_with(64, 8, &ShmOptions::new().generated_name()).unwrap();
     let name = q.name().unwrap().to_string();
     // u64::MAX - 2 + 12 would wrap to 9 and pass an unchecked `max + 12 > capacity`; 53 leaves
     // no room for the 12-byte frame header in 64 bytes.
@@ -531,7 +531,7 @@ fn message_queue_open_rejects_a_crafted_header() {
 }
 
 fn message_queue_get_rejects_a_crafted_length_prefix() {
-    let q = MessageQueue::new_with(64, 8, &ShmOptions::new().generated_name()).unwrap();
+    let q = MessageQueue::bounded_with(64, 8, &ShmOptions::new().generated_name()).unwrap();
     let name = q.name().unwrap().to_string();
     for (i, bad) in [9u32, 53, u32::MAX].into_iter().enumerate() {
         q.put_bytes(&[1, 2, 3]).unwrap();
@@ -548,7 +548,7 @@ fn message_queue_get_rejects_a_crafted_length_prefix() {
 }
 
 fn message_queue_type_tags_agree_across_processes() {
-    let q = MessageQueue::new(4096, 256).unwrap();
+    let q = MessageQueue::bounded(4096, 256).unwrap();
     scope(|s| {
         let q2 = &q;
         let producer = s

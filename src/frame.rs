@@ -51,7 +51,11 @@
 //! - A handle frame where data was expected, or the reverse: `BadMessage`; the frame stays
 //!   queued for the right call.
 //! - A timeout before a frame starts: `Timeout`, the connection intact; a timeout inside a frame
-//!   makes it unusable.
+//!   makes it unusable. A timeout too long for the clock (`Duration::MAX`) waits as long as it
+//!   takes.
+//! - Descriptors attached where none belongs (a data frame, a frame refused, skipped or cut
+//!   short): closed by the receiver; more than four on one frame: the rest closed on arrival
+//!   (`tests/frame_attack.rs`).
 
 use std::fs::File;
 use std::io::{self, Read};

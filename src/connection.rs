@@ -1208,4 +1208,40 @@ mod tests {
             "{e}"
         );
     }
+
+    /// The most a header can announce (4 GiB - 1) on a connection whose limit allows it, then ten
+    /// bytes and the end: memory follows what arrived, and the numbers do not wrap.
+    #[test]
+    fn the_longest_length_a_header_can_hold_costs_what_arrived() {
+        let (a, mut b) = pipe_with(true, u32::MAX as usize).unwrap();
+        let mut w = std::os::unix::net::UnixStream::from(a.fd);
+        w.write_all(&[&frame(u32::MAX, TAG_DATA, &[])[..], &[5; 10]].concat()).unwrap();
+        drop(w);
+        let (r, peak) = meter::peak_during(|| b.recv_bytes());
+        let want = HEADER as u64 + u64::from(u32::MAX);
+        assert!(
+            matches!(r, Err(Error::TruncatedFrame { expected, got: 18, .. }) if expected == want),
+            "{r:?}"
+        );
+        assert!(peak < 64 << 10, "{peak} bytes allocated for 18 received");
+        assert!(matches!(b.recv_bytes(), Err(Error::BadMessage { .. })));
+    }
+
+    /// A message sent a byte per write: whole, and the buffer stays within twice its length.
+    #[test]
+    fn a_message_trickling_in_is_read_whole_in_bounded_memory() {
+        let (a, mut b) = pipe_with(true, 1 << 20).unwrap();
+        let payload: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+        let bytes = [&frame(payload.len() as u32, TAG_DATA, &[])[..], &payload].concat();
+        let writer = std::thread::spawn(move || {
+            let w = std::os::unix::net::UnixStream::from(a.fd);
+            for chunk in bytes.chunks(7) {
+                (&w).write_all(chunk).unwrap();
+            }
+        });
+        let (r, peak) = meter::peak_during(|| b.recv_bytes_timeout(Duration::from_secs(30)));
+        writer.join().unwrap();
+        assert_eq!(r.unwrap(), payload);
+        assert!(peak <= 2 * payload.len() + 4096, "{peak} bytes for {}", payload.len());
+    }
 }

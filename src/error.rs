@@ -13,7 +13,7 @@
 //! | synchronisation | locking a [`Mutex`](crate::Mutex), [`RLock`](crate::RLock) or [`SharedValue`](crate::SharedValue) | [`LockError`](crate::sync::LockError) (its `OwnerDied` carries the guard), converting into [`Error`]: `OwnerDied`, `NotRecoverable`, `WouldBlock`, `WouldDeadlock`, `TooManyLocksHeld`, `Timeout`, `Io` |
 //! | synchronisation | [`Semaphore`](crate::Semaphore), [`BoundedSemaphore`](crate::BoundedSemaphore), [`Barrier`](crate::Barrier), [`Condition`](crate::Condition) | [`Error`]: `OverRelease`, `BrokenBarrier`, `OwnerDied` (a condition's lock), `Timeout` |
 //! | process start | [`scope`](crate::scope), [`Process`](crate::Process), [`Context`](crate::Context), the start methods, pool workers starting | [`Error`]: `ForkWithThreads`, `ForkWhileLocked`, `NotShared`, `ClosureNeedsFork`, `Serialize`, `SpawnUnavailable`, `ForkServer`, `ChildFailed` |
-//! | pool jobs | [`Pool`](crate::Pool), [`PoolBuilder`](crate::pool::PoolBuilder), [`AsyncResult`](crate::pool::AsyncResult), [`JobHandle`](crate::pool::JobHandle) | [`Error`]: `PoolSize`, `PoolNotRunning`, `PoolStillRunning`, `PoolNotOwned`, `PoolGaveUp`, `KernelPanicked`, `WorkerDied`, `LengthMismatch`, `ResultUnavailable` |
+//! | pool jobs | [`Pool`](crate::Pool), [`PoolBuilder`](crate::pool::PoolBuilder), [`AsyncResult`](crate::pool::AsyncResult), [`JobHandle`](crate::pool::JobHandle) | [`Error`]: `PoolSize`, `PoolNotRunning`, `PoolStillRunning`, `PoolNotOwned`, `PoolGaveUp`, `KernelPanicked`, `WorkerDied`, `TaskFailed`, `TaskValueTooLarge`, `TaskValue`, `LengthMismatch`, `ResultUnavailable` |
 //! | messaging: queues | [`Queue`](crate::Queue) and [`JoinableQueue`](crate::JoinableQueue): `get`, `get_timeout`, `get_nowait` | [`GetError`](crate::queue::GetError), [`GetTimeoutError`](crate::queue::GetTimeoutError), [`TryGetError`](crate::queue::TryGetError) |
 //! | messaging: queues | the same: `put`, `put_timeout`, `put_nowait` | [`PutError`](crate::queue::PutError), [`PutTimeoutError`](crate::queue::PutTimeoutError), [`TryPutError`](crate::queue::TryPutError) |
 //! | messaging: queues | [`JoinableQueue`](crate::JoinableQueue): `task_done`, `join`, `join_timeout` | [`TaskDoneError`](crate::queue::TaskDoneError), [`JoinError`](crate::queue::JoinError), [`JoinTimeoutError`](crate::queue::JoinTimeoutError) |
@@ -429,6 +429,48 @@ pub enum Error {
         chunk: u64,
         /// The signal that killed it, if one did.
         signal: Option<i32>,
+    },
+
+    /// A task returned `Err` (a `try_*` task call): its error's message, with the task's index.
+    #[error(
+        "task {task} returned an error: {message}; the other tasks ran and the pool is still usable"
+    )]
+    TaskFailed {
+        /// The task's index in the call's arguments.
+        task: usize,
+        /// The task error's `Display` text.
+        message: String,
+    },
+
+    /// A task's serialized argument or result is larger than the pool's limit.
+    #[error(
+        "the {what} of task {task} is {bytes} bytes serialized, over the pool's limit of {limit} bytes; raise PoolBuilder::max_task_bytes, or put the data in a SharedArray and pass indices"
+    )]
+    TaskValueTooLarge {
+        /// The task's index.
+        task: usize,
+        /// `"argument"` or `"result"`.
+        what: &'static str,
+        /// Its serialized size (or at least this much, where serialization stopped).
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A task's argument or result could not be serialized or deserialized (postcard).
+    #[error(
+        "the {what} of task {task} could not be {how}: {reason}; check the type's Serialize/Deserialize impls agree (the types of the task fn and of the call must match)"
+    )]
+    TaskValue {
+        /// The task's index.
+        task: usize,
+        /// `"argument"` or `"result"`.
+        what: &'static str,
+        /// `"serialized"`, `"deserialized"`, or `"read"` (a spilled result that could not be
+        /// reached).
+        how: &'static str,
+        /// What serde said.
+        reason: String,
     },
 
     /// Arrays handed to one job have different lengths.

@@ -57,6 +57,7 @@ pub struct PoolBuilder {
     chunk_size: Option<usize>,
     allow_threads: bool,
     method: Option<StartMethod>,
+    max_task_bytes: Option<usize>,
 }
 
 impl PoolBuilder {
@@ -190,6 +191,21 @@ impl PoolBuilder {
         self
     }
 
+    /// The most bytes one task argument or result of the serialized task calls
+    /// ([`Pool::map`], [`Pool::apply`], ...) may take once serialized (default 16 MiB). A
+    /// larger one is [`Error::TaskValueTooLarge`], naming the task. Results are written into a
+    /// region of `tasks * limit` bytes (at most 16 GiB) reserved in the task arena but touched
+    /// only as far as the results go, so a high limit costs address space, not memory.
+    ///
+    /// ```
+    /// let b = shmpool::pool::PoolBuilder::new().max_task_bytes(1 << 20);
+    /// # let _ = b;
+    /// ```
+    pub fn max_task_bytes(mut self, n: usize) -> PoolBuilder {
+        self.max_task_bytes = Some(n.max(1));
+        self
+    }
+
     /// Fork the workers (and their replacements) even though this process has other threads.
     /// Only the `Fork` [start method](PoolBuilder::start_method) forks this process; the others
     /// ignore this.
@@ -238,6 +254,10 @@ impl PoolBuilder {
             name: self.name.unwrap_or_else(|| "pool".to_string()),
             parent_pid: crate::sys::proc::getpid(),
         };
-        Pool::start(n, launch, self.retries, self.chunk_size)
+        let mut pool = Pool::start(n, launch, self.retries, self.chunk_size)?;
+        if let Some(limit) = self.max_task_bytes {
+            pool.max_task_bytes = limit;
+        }
+        Ok(pool)
     }
 }

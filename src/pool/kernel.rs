@@ -5,9 +5,19 @@
 //! offsets from the one code anchor (`process::code`, which also says which addresses a worker
 //! that is not a fork may be sent); a worker checks both are code before it calls them.
 
+use std::marker::PhantomData;
 use std::mem::size_of;
 
 use bytemuck::Pod;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec;
+use super::star::StarArgs;
+use crate::segment::Segment;
+use crate::segment::handle::Locator;
+use crate::segment::header::{Kind, Layout, TypeDesc};
+use crate::segment::options::ShmOptions;
 
 /// Raw views of a job's arrays as mapped in one worker.
 #[derive(Clone, Copy)]
@@ -205,7 +215,7 @@ pub(crate) unsafe fn task<A: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
     }
 }
 
-/// Tasks `fn(A, B) -> R` (starmap): arguments from arrays 0 and 1, result to array 2.
+/// Tasks `fn(A, B) -> R` (`starmap_pod`): arguments from arrays 0 and 1, result to array 2.
 ///
 /// # Safety
 ///
@@ -218,6 +228,173 @@ pub(crate) unsafe fn task2<A: Pod, B: Pod, R: Pod>(kernel: usize, v: &Views, s: 
     for i in s.start..s.end {
         // SAFETY: as in `task`.
         unsafe { out.add(i).write(one_task(i, || k(a.add(i).read(), b.add(i).read()))) }
+    }
+}
+
+/// How one serialized task is run: its argument deserialized, the user's `fn` called, its
+/// outcome encoded (see [`codec`]).
+pub(crate) trait SerialTask {
+    /// Runs task `i` of the `fn` at `kernel` on the postcard bytes `arg`, appending what its
+    /// entry points at to `out`; returns the entry's tag and recorded length.
+    ///
+    /// # Safety
+    ///
+    /// `kernel` is the address of a `fn` of the type this implementation names.
+    unsafe fn run(
+        kernel: usize,
+        i: usize,
+        arg: &[u8],
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> (u64, usize);
+}
+
+/// `fn(A) -> R`.
+pub(crate) struct Plain<A, R>(PhantomData<fn(A) -> R>);
+/// `fn(A) -> Result<R, E>`: an `Err` is the task's error.
+pub(crate) struct Fallible<A, R, E>(PhantomData<fn(A) -> Result<R, E>>);
+/// `T::Fn<R>`: the tuple `T` spread over the parameters.
+pub(crate) struct Star<T, R>(PhantomData<fn(T) -> R>);
+
+/// `Extend<u8>` into a borrowed `Vec` (postcard's `to_extend` takes its writer by value).
+struct Sink<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Sink<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter)
+    }
+}
+
+/// Appends `text` as the entry's bytes.
+fn text(out: &mut Vec<u8>, t: u64, text: &str) -> (u64, usize) {
+    out.extend_from_slice(text.as_bytes());
+    (t, text.len())
+}
+
+/// Appends `r`'s postcard bytes, or records why not (serialization failed, over `limit`).
+fn encode<R: Serialize>(r: &R, limit: usize, out: &mut Vec<u8>) -> (u64, usize) {
+    let start = out.len();
+    let encoded = postcard::to_extend(r, Sink(out)).map(drop);
+    match encoded {
+        Ok(()) if out.len() - start > limit => {
+            let len = out.len() - start;
+            out.truncate(start);
+            (codec::tag::TOO_LARGE, len)
+        }
+        Ok(()) => (codec::tag::OK, out.len() - start),
+        Err(e) => {
+            out.truncate(start);
+            text(out, codec::tag::SER_FAILED, &e.to_string())
+        }
+    }
+}
+
+/// Deserializes an argument, or records why it could not be.
+fn decode<A: DeserializeOwned>(arg: &[u8], out: &mut Vec<u8>) -> Result<A, (u64, usize)> {
+    postcard::from_bytes(arg).map_err(|e| text(out, codec::tag::ARG_FAILED, &e.to_string()))
+}
+
+impl<A: DeserializeOwned, R: Serialize> SerialTask for Plain<A, R> {
+    unsafe fn run(k: usize, i: usize, arg: &[u8], limit: usize, out: &mut Vec<u8>) -> (u64, usize) {
+        // SAFETY: per the contract, `k` is a `fn(A) -> R`.
+        let f = unsafe { std::mem::transmute::<usize, fn(A) -> R>(k) };
+        match decode::<A>(arg, out) {
+            Ok(a) => encode(&one_task(i, || f(a)), limit, out),
+            Err(e) => e,
+        }
+    }
+}
+
+impl<A, R, E> SerialTask for Fallible<A, R, E>
+where
+    A: DeserializeOwned,
+    R: Serialize,
+    E: std::fmt::Display,
+{
+    unsafe fn run(k: usize, i: usize, arg: &[u8], limit: usize, out: &mut Vec<u8>) -> (u64, usize) {
+        // SAFETY: per the contract, `k` is a `fn(A) -> Result<R, E>`.
+        let f = unsafe { std::mem::transmute::<usize, fn(A) -> Result<R, E>>(k) };
+        match decode::<A>(arg, out).map(|a| one_task(i, || f(a))) {
+            Ok(Ok(r)) => encode(&r, limit, out),
+            Ok(Err(e)) => text(out, codec::tag::TASK_ERR, &e.to_string()),
+            Err(e) => e,
+        }
+    }
+}
+
+impl<T: StarArgs, R: Serialize> SerialTask for Star<T, R> {
+    unsafe fn run(k: usize, i: usize, arg: &[u8], limit: usize, out: &mut Vec<u8>) -> (u64, usize) {
+        assert_eq!(size_of::<T::Fn<R>>(), size_of::<usize>(), "a star fn is a fn pointer");
+        // SAFETY: per the contract, `k` is a `T::Fn<R>`, a `fn` pointer type (`StarArgs` is
+        // sealed to tuples whose `Fn` is one; the sizes match, checked above).
+        let f = unsafe { std::mem::transmute_copy::<usize, T::Fn<R>>(&k) };
+        match decode::<T>(arg, out) {
+            Ok(a) => encode(&one_task(i, || T::call(f, a)), limit, out),
+            Err(e) => e,
+        }
+    }
+}
+
+/// Array `i` of `views` as bytes: its pointer and the length both the mapping and the job
+/// cover, after checking it is a byte region aligned to 8 (a region start).
+fn bytes(v: &Views, i: usize) -> (*mut u8, usize) {
+    assert!(
+        v.elem_size[i] == 1 && !v.ptr[i].is_null() && v.ptr[i].cast::<u64>().is_aligned(),
+        "array {i} of the job is not a byte region in this worker"
+    );
+    (v.ptr[i], v.len[i].min(v.expected_len[i]))
+}
+
+/// Serialized tasks: arguments from the region in array 0, results to the region in array 2
+/// ([`codec`]'s layout), for every task of the chunk.
+///
+/// # Safety
+///
+/// See [`Trampoline`]; `kernel` is a `fn` of the type `T` names.
+pub(crate) unsafe fn task_serial<T: SerialTask>(kernel: usize, v: &Views, s: &Span) {
+    check_span(s);
+    let (args, results) = (bytes(v, 0), bytes(v, 2));
+    let results = codec::Results { base: results.0, len: results.1 };
+    let args = codec::Args { base: args.0, len: args.1, n: results.n() };
+    let limit = results.limit();
+    let mut out = Vec::new();
+    let mut entries = Vec::with_capacity(s.end - s.start);
+    for i in s.start..s.end {
+        let start = out.len();
+        // SAFETY: per this function's contract.
+        let (t, len) = unsafe { T::run(kernel, i, args.get(i), limit, &mut out) };
+        entries.push((t, start, len));
+    }
+    results.commit(s.start, &entries, &out, spill);
+}
+
+/// Segments holding results that did not fit their job's result region, kept until this worker
+/// starts on the next job (the parent reads them before it publishes another).
+static SPILLS: std::sync::Mutex<Vec<Segment>> = std::sync::Mutex::new(Vec::new());
+
+/// Puts `bytes` into a new memfd segment of this worker, kept in [`SPILLS`]; returns what the
+/// parent needs to open it: this process's pid, the descriptor, the nonce.
+fn spill(bytes: &[u8]) -> (u32, i32, u64) {
+    let layout = Layout::new(Kind::Array, TypeDesc::of::<u8>(), bytes.len().max(1))
+        .unwrap_or_else(|e| panic!("spilling {} bytes of results: {e}", bytes.len()));
+    let seg = Segment::create(&ShmOptions::new(), &layout)
+        .unwrap_or_else(|e| panic!("spilling {} bytes of results: {e}", bytes.len()));
+    // SAFETY: the segment is new, ours alone, and holds at least `bytes.len()` bytes.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), seg.data_ptr().as_ptr(), bytes.len()) };
+    seg.publish();
+    let h = seg.handle();
+    let Locator::Anonymous { pid, fd } = h.loc else {
+        panic!("a spill segment is a memfd");
+    };
+    SPILLS.lock().unwrap_or_else(|p| p.into_inner()).push(seg);
+    (pid, fd, h.nonce)
+}
+
+/// Drops the spill segments of earlier jobs (the worker saw a new job).
+pub(crate) fn drop_spills() {
+    let mut s = SPILLS.lock().unwrap_or_else(|p| p.into_inner());
+    if !s.is_empty() {
+        s.clear();
     }
 }
 

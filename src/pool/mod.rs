@@ -15,22 +15,29 @@
 
 pub(crate) mod active;
 pub(crate) mod anon;
+pub(crate) mod async_result;
 pub(crate) mod builder;
+pub(crate) mod codec;
 pub(crate) mod control;
 pub(crate) mod failure;
+pub(crate) mod imap;
 pub(crate) mod job;
 pub(crate) mod kernel;
 pub(crate) mod liveness;
 pub(crate) mod parallel;
 pub(crate) mod publish;
 pub(crate) mod shutdown;
+pub(crate) mod staging;
+pub(crate) mod star;
 pub(crate) mod state;
 pub(crate) mod tasks;
 pub(crate) mod wake;
 pub(crate) mod words;
 pub(crate) mod worker;
 
+pub use async_result::AsyncResult;
 pub use builder::PoolBuilder;
+pub use imap::{IMap, IMapUnordered};
 pub use job::JobHandle;
+pub use star::StarArgs;
 pub use state::Pool;
-pub use tasks::{AsyncResult, IMap, IMapUnordered};

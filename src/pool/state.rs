@@ -88,9 +88,17 @@ pub struct Pool {
     pub(crate) server_death: ServerDeath,
     /// Task arguments and results too big for the scratch area, reused from call to call.
     pub(crate) arena: Option<crate::segment::Segment>,
+    /// The most bytes one serialized task argument or result may take
+    /// (`PoolBuilder::max_task_bytes`).
+    pub(crate) max_task_bytes: usize,
+    /// Bytes per serialized result in the last serialized call (sizes the next result region).
+    pub(crate) result_hint: std::cell::Cell<usize>,
     /// Through which workers wake the parent when it sleeps (`wake.rs`).
     pub(crate) wake: WakePipe,
 }
+
+/// The default of `PoolBuilder::max_task_bytes`: 16 MiB per serialized argument or result.
+pub(crate) const DEFAULT_MAX_TASK_BYTES: usize = 16 << 20;
 
 /// Where the pool is in its life, as the parent sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +152,8 @@ impl Pool {
             gave_up: None,
             server_death: None,
             arena: None,
+            max_task_bytes: DEFAULT_MAX_TASK_BYTES,
+            result_hint: std::cell::Cell::new(64),
             wake,
         };
         for slot in 0..n {

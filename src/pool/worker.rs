@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::anon::AnonBox;
 use super::control::{ControlBlock, MAX_ARRAYS, MAX_WORKERS, SCRATCH_BYTES, WorkerSlot};
-use super::kernel::{Span, Trampoline, Views, panic_text};
+use super::kernel::{self, Span, Trampoline, Views, panic_text};
 use super::liveness::WorkerProc;
 use super::wake::WakePipe;
 use super::words::{ArrayKind, FailKind, JobIndex, ParentSleep, Phase};
@@ -428,6 +428,8 @@ impl MapCache {
             return Ok(v);
         }
         self.last = None;
+        // A new job: the parent has read every spilled result of the earlier ones.
+        kernel::drop_spills();
         let mut v = Views::default();
         for (i, a) in ctl.job.arrays.iter().enumerate().take(MAX_ARRAYS) {
             if a.tag.load(Relaxed) == ArrayKind::SCRATCH {
@@ -445,7 +447,9 @@ impl MapCache {
             let pos = match self.entries.iter().position(|(e, _)| e.nonce == h.nonce) {
                 Some(p) => p,
                 None => {
-                    let seg = Segment::open(&h.loc, Some(h.nonce), true)?;
+                    // The task arena (a region) is touched only as far as a job's tasks go.
+                    let populate = !a.region.is_set(Relaxed);
+                    let seg = Segment::open(&h.loc, Some(h.nonce), populate)?;
                     self.entries.insert(0, (h, seg));
                     0
                 }

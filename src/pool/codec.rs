@@ -1,0 +1,287 @@
+//! The byte layout of serialized tasks (postcard, the crate's one format) in shared memory:
+//! the argument region the parent fills and workers read, and the result region workers fill
+//! and the parent reads. Both live in the pool's task arena; `README.md` ("Serialized tasks")
+//! argues the design.
+//!
+//! ```text
+//! arguments: offsets: (n + 1) x u64 | bytes          argument i = bytes[off[i]..off[i + 1]]
+//! results:   header: cursor, limit, capacity, n (u64 each, 64 bytes)
+//!            entries: n x (tag, offset, len) u64     written by the worker that ran task i
+//!            bytes: capacity                         bump-allocated per chunk (cursor)
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// An entry's tag: what the bytes at (offset, len) hold.
+pub(crate) mod tag {
+    /// The task's result, postcard.
+    pub(crate) const OK: u64 = 1;
+    /// A `try_*` task's `Err`: its `Display` text, UTF-8.
+    pub(crate) const TASK_ERR: u64 = 2;
+    /// The result's serialization failed: serde's message, UTF-8.
+    pub(crate) const SER_FAILED: u64 = 3;
+    /// The result was over the limit: `len` is its size, no bytes.
+    pub(crate) const TOO_LARGE: u64 = 4;
+    /// The argument could not be deserialized: serde's message, UTF-8.
+    pub(crate) const ARG_FAILED: u64 = 5;
+}
+
+/// Added to an entry's tag when its chunk's bytes went to a spill segment instead of the
+/// region (the chunk's spill record says which).
+pub(crate) const SPILLED: u64 = 0x100;
+
+/// Bytes before the result entries: cursor, limit, capacity, n, chunk size (u64 each).
+pub(crate) const RESULT_HEADER: usize = 64;
+/// Bytes per result entry: tag, offset, len.
+pub(crate) const ENTRY_BYTES: usize = 24;
+/// Bytes per chunk's spill record: the worker's pid, the segment's descriptor there, its nonce.
+pub(crate) const SPILL_BYTES: usize = 24;
+/// The most bytes of results a region holds; a chunk that finds it full spills.
+pub(crate) const MAX_RESULT_CAPACITY: usize = 256 << 20;
+/// The smallest per-result size assumed when sizing a region.
+pub(crate) const MIN_RESULT_HINT: usize = 8;
+
+/// Bytes of an argument region of `n` tasks whose arguments take `data` bytes.
+pub(crate) fn arg_region_bytes(n: usize, data: usize) -> Option<usize> {
+    n.checked_add(1)?.checked_mul(8)?.checked_add(data)
+}
+
+/// Capacity of the result bytes for `n` tasks whose results took `hint` bytes each in the last
+/// call: twice that, at least 4 KiB, at most [`MAX_RESULT_CAPACITY`] and `n * limit`.
+pub(crate) fn result_capacity(n: usize, hint: usize, limit: usize) -> usize {
+    n.saturating_mul(hint.max(MIN_RESULT_HINT).saturating_mul(2))
+        .min(n.saturating_mul(limit))
+        .clamp(4096, MAX_RESULT_CAPACITY)
+}
+
+/// Bytes of a result region of `n` tasks in chunks of `chunk_size`, with `capacity` bytes of
+/// results.
+pub(crate) fn result_region_bytes(n: usize, chunk_size: usize, capacity: usize) -> Option<usize> {
+    let spills = n.div_ceil(chunk_size.max(1)).checked_mul(SPILL_BYTES)?;
+    n.checked_mul(ENTRY_BYTES)?
+        .checked_add(RESULT_HEADER)?
+        .checked_add(spills)?
+        .checked_add(capacity)
+}
+
+/// Where the bytes of a result region of `n` tasks in chunks of `chunk_size` start.
+fn data_offset(n: usize, chunk_size: usize) -> usize {
+    RESULT_HEADER + n * ENTRY_BYTES + n.div_ceil(chunk_size.max(1)) * SPILL_BYTES
+}
+
+/// Writes an argument region: offsets then bytes. `offsets` has `n + 1` entries.
+///
+/// # Safety
+///
+/// `dst` is valid for writes of [`arg_region_bytes`]`(n, data.len())` bytes, 8-aligned, and
+/// nobody else reads or writes it meanwhile.
+pub(crate) unsafe fn write_args(dst: *mut u8, offsets: &[u64], data: &[u8]) {
+    // SAFETY: per the contract, the region holds the offsets (8-aligned) and then the bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(offsets.as_ptr(), dst.cast::<u64>(), offsets.len());
+        std::ptr::copy_nonoverlapping(data.as_ptr(), dst.add(offsets.len() * 8), data.len());
+    }
+}
+
+/// Initialises a result region's header for a job (before it is published).
+///
+/// # Safety
+///
+/// `dst` is valid for writes of [`RESULT_HEADER`] bytes, 8-aligned, and no worker reads it
+/// (no job is in flight).
+pub(crate) unsafe fn init_results(
+    dst: *mut u8,
+    limit: usize,
+    capacity: usize,
+    n: usize,
+    chunk_size: usize,
+) {
+    let h = dst.cast::<u64>();
+    // SAFETY: per the contract.
+    unsafe {
+        h.write(0);
+        h.add(1).write(limit as u64);
+        h.add(2).write(capacity as u64);
+        h.add(3).write(n as u64);
+        h.add(4).write(chunk_size as u64);
+    }
+}
+
+/// Bytes of results the job's chunks asked for (after its job; spilled ones included).
+///
+/// # Safety
+///
+/// `base` is a result region initialised by [`init_results`] whose job is over.
+pub(crate) unsafe fn used_bytes(base: *const u8) -> usize {
+    // SAFETY: per the contract; no worker writes the cursor any more.
+    let (cursor, capacity) =
+        unsafe { (base.cast::<u64>().read(), base.cast::<u64>().add(2).read()) };
+    cursor.min(capacity) as usize
+}
+
+/// A worker's view of an argument region of `n` tasks (`len` bytes mapped at `base`).
+pub(crate) struct Args {
+    pub(crate) base: *const u8,
+    pub(crate) len: usize,
+    pub(crate) n: usize,
+}
+
+impl Args {
+    /// Argument `i`'s bytes; panics (a chunk error) on offsets outside the region.
+    pub(crate) fn get(&self, i: usize) -> &[u8] {
+        let table = (self.n + 1) * 8;
+        assert!(i < self.n && table <= self.len, "task {i}: the argument table is corrupt");
+        // SAFETY: `i + 1 <= n` and the table's `n + 1` u64 lie inside the mapped region
+        // (checked); the base is 8-aligned (a region start); nobody writes it during the job.
+        let (a, b) = unsafe {
+            let t = self.base.cast::<u64>();
+            (t.add(i).read() as usize, t.add(i + 1).read() as usize)
+        };
+        assert!(a <= b && b <= self.len - table, "task {i}: its argument lies outside the region");
+        // SAFETY: `table + a ..= table + b <= len` (checked), inside the mapping.
+        unsafe { std::slice::from_raw_parts(self.base.add(table + a), b - a) }
+    }
+}
+
+/// A worker's view of a result region (`len` bytes mapped at `base`, 8-aligned).
+pub(crate) struct Results {
+    pub(crate) base: *mut u8,
+    pub(crate) len: usize,
+}
+
+impl Results {
+    fn header(&self, k: usize) -> u64 {
+        assert!(self.len >= RESULT_HEADER, "the result region is smaller than its header");
+        // SAFETY: the header lies inside the region (checked), 8-aligned; the parent wrote it
+        // before publishing and nobody writes it but through the atomic cursor (word 0).
+        unsafe { self.base.cast::<u64>().add(k).read() }
+    }
+
+    /// Tasks in the job.
+    pub(crate) fn n(&self) -> usize {
+        self.header(3) as usize
+    }
+
+    /// The per-result limit the parent set.
+    pub(crate) fn limit(&self) -> usize {
+        self.header(1) as usize
+    }
+
+    /// Stores one chunk's results: `entries[k]` is `(tag, offset in bytes, len)` of task
+    /// `first + k`. Allocates `bytes.len()` bytes of the region with one atomic add; when the
+    /// region is full, calls `spill(bytes)` (which puts them in a segment of this worker and
+    /// returns its pid, descriptor and nonce), records that for the chunk and marks the
+    /// entries [`SPILLED`].
+    pub(crate) fn commit(
+        &self,
+        first: usize,
+        entries: &[(u64, usize, usize)],
+        bytes: &[u8],
+        spill: impl FnOnce(&[u8]) -> (u32, i32, u64),
+    ) {
+        let (capacity, n, cs) =
+            (self.header(2) as usize, self.header(3) as usize, self.header(4) as usize);
+        let data = (cs > 0)
+            .then(|| n.checked_mul(ENTRY_BYTES + SPILL_BYTES)?.checked_add(RESULT_HEADER))
+            .flatten()
+            .map(|_| data_offset(n, cs))
+            .filter(|&d| d.checked_add(capacity).is_some_and(|end| end <= self.len))
+            .expect("the result region's header is corrupt");
+        assert!(first + entries.len() <= n, "tasks {first}.. lie past the result table");
+        // SAFETY: word 0 lies inside the mapping (checked in `header`), is 8-aligned, and is
+        // only ever accessed atomically while a job runs (the parent reset it before publishing).
+        let cursor = unsafe { AtomicU64::from_ptr(self.base.cast::<u64>()) };
+        let at = cursor.fetch_add(bytes.len() as u64, Relaxed) as usize;
+        let fits = at.checked_add(bytes.len()).is_some_and(|end| end <= capacity);
+        let (at, flag) = if fits {
+            // SAFETY: `data + at .. + bytes.len()` lies inside the region (checked above) and
+            // was allocated to this chunk alone by the atomic add.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base.add(data + at), bytes.len())
+            };
+            (at, 0)
+        } else {
+            let (pid, fd, nonce) = spill(bytes);
+            let record = RESULT_HEADER + n * ENTRY_BYTES + (first / cs) * SPILL_BYTES;
+            // SAFETY: the chunk's record lies before `data` (inside the region), 8-aligned, and
+            // belongs to the chunk this worker claimed.
+            unsafe {
+                let r = self.base.add(record).cast::<u64>();
+                r.write(pid as u64);
+                r.add(1).write(fd as u32 as u64);
+                r.add(2).write(nonce);
+            }
+            (0, SPILLED)
+        };
+        // SAFETY: entries `first..first + len <= n` lie inside the region (checked) and belong
+        // to the chunk this worker claimed. The parent reads them only after the chunk's done
+        // bit.
+        unsafe {
+            let table = self.base.add(RESULT_HEADER).cast::<u64>();
+            for (k, &(t, off, len)) in entries.iter().enumerate() {
+                let e = table.add((first + k) * 3);
+                e.write(t | flag);
+                e.add(1).write((at + off) as u64);
+                e.add(2).write(len as u64);
+            }
+        }
+    }
+}
+
+/// The parent's read of entry `i`: its tag, and its bytes in the region (empty for a
+/// [`SPILLED`] entry, whose bytes are in its chunk's spill segment: [`entry_span`]).
+///
+/// # Safety
+///
+/// `base` is a result region of `n > i` entries initialised by [`init_results`], and task
+/// `i`'s chunk finished without error (its done bit seen, SeqCst), so its entry and bytes are
+/// written and nothing writes them any more.
+pub(crate) unsafe fn read_result<'a>(base: *const u8, n: usize, i: usize) -> (u64, &'a [u8]) {
+    // SAFETY: per the contract; offsets were written by our own worker code, which keeps them
+    // inside the capacity.
+    unsafe {
+        let (t, off, len) = entry(base, i);
+        if t & SPILLED != 0 || t == tag::TOO_LARGE {
+            return (t, &[]);
+        }
+        let cs = base.cast::<u64>().add(4).read() as usize;
+        (t, std::slice::from_raw_parts(base.add(data_offset(n, cs) + off), len))
+    }
+}
+
+/// Entry `i`: tag, offset, len.
+///
+/// # Safety
+///
+/// As for [`read_result`].
+unsafe fn entry(base: *const u8, i: usize) -> (u64, usize, usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        let e = base.add(RESULT_HEADER).cast::<u64>().add(i * 3);
+        (e.read(), e.add(1).read() as usize, e.add(2).read() as usize)
+    }
+}
+
+/// The offset and length entry `i` records (for `TOO_LARGE`, the length is the result's size).
+///
+/// # Safety
+///
+/// As for [`read_result`].
+pub(crate) unsafe fn entry_span(base: *const u8, i: usize) -> (usize, usize) {
+    // SAFETY: per the contract.
+    let (_, off, len) = unsafe { entry(base, i) };
+    (off, len)
+}
+
+/// Chunk `chunk`'s spill record: the worker's pid, the descriptor there, the nonce.
+///
+/// # Safety
+///
+/// As for [`read_result`], for a task of `chunk` whose entry is [`SPILLED`].
+pub(crate) unsafe fn spill_of(base: *const u8, n: usize, chunk: usize) -> (u32, i32, u64) {
+    // SAFETY: per the contract: the record lies inside the region and was written.
+    unsafe {
+        let r = base.add(RESULT_HEADER + n * ENTRY_BYTES + chunk * SPILL_BYTES).cast::<u64>();
+        (r.read() as u32, r.add(1).read() as u32 as i32, r.add(2).read())
+    }
+}

@@ -1,0 +1,184 @@
+//! The streaming results of [`Pool::imap`](crate::Pool::imap) and
+//! [`Pool::imap_unordered`](crate::Pool::imap_unordered): each result is read from shared
+//! memory as soon as its chunk is done.
+
+use std::sync::atomic::Ordering::SeqCst;
+
+use super::job::JobHandle;
+use super::staging::ResultSource;
+use super::state::Pool;
+use crate::error::{Error, Result};
+
+/// A streaming job's handle: results are read from the pool as chunks finish.
+pub(crate) type KeepHandle<'p> = JobHandle<'p, ()>;
+
+/// Where a streaming job's results are read from.
+pub(crate) type Source<'p, R> = Box<dyn ResultSource<R> + 'p>;
+
+/// Ordered streaming results of [`Pool::imap`].
+pub struct IMap<'p, R> {
+    pub(crate) handle: KeepHandle<'p>,
+    pub(crate) results: Source<'p, R>,
+    pub(crate) n: usize,
+    pub(crate) cs: usize,
+    pub(crate) next: usize,
+    pub(crate) error_given: bool,
+}
+
+/// The error for a task of a failed chunk: [`Error::WorkerDied`] if its worker died; else the
+/// job's recorded panic for the first one, a pointer to it for later ones.
+fn chunk_error(pool: &Pool, chunk: u64, first: &mut bool) -> Error {
+    if let Some(e) = pool.lost_chunk(chunk) {
+        return e;
+    }
+    match pool.ctl.read_error() {
+        Some((_, c, pid, message)) if c == chunk && !*first => {
+            *first = true;
+            Error::KernelPanicked { chunk, pid, message }
+        }
+        _ => Error::KernelPanicked {
+            chunk,
+            pid: 0,
+            message: "this chunk's task panicked too; only the first panic's message is kept"
+                .to_string(),
+        },
+    }
+}
+
+impl<R> Iterator for IMap<'_, R> {
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        if self.next >= self.n {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        let chunk = (i / self.cs) as u64;
+        if let Err(e) = self.handle.wait_until(None, |p| p.ctl.is_done(chunk)) {
+            self.next = self.n;
+            return Some(Err(e));
+        }
+        let pool = self.handle.pool();
+        if !pool.ctl.is_done(chunk) {
+            self.next = self.n;
+            return Some(Err(pool.stopped_error()));
+        }
+        if pool.ctl.is_failed(chunk) {
+            return Some(Err(chunk_error(pool, chunk, &mut self.error_given)));
+        }
+        Some(self.results.read(pool, i))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.n - self.next, Some(self.n - self.next))
+    }
+}
+
+/// Streaming results of [`Pool::imap_unordered`]: `(index, result)` as chunks finish.
+pub struct IMapUnordered<'p, R> {
+    pub(crate) handle: KeepHandle<'p>,
+    pub(crate) results: Source<'p, R>,
+    pub(crate) n: usize,
+    pub(crate) cs: usize,
+    /// Chunks already handed out, one bit each.
+    pub(crate) yielded: Vec<u64>,
+    /// Words of `yielded` below this are full.
+    pub(crate) low: usize,
+    /// The chunk being handed out: next index, end.
+    pub(crate) current: Option<(usize, usize)>,
+    pub(crate) left: usize,
+    pub(crate) error_given: bool,
+}
+
+impl<'p, R> IMapUnordered<'p, R> {
+    /// The results of `n` tasks in chunks of `cs`, as they finish.
+    pub(crate) fn new(
+        handle: KeepHandle<'p>,
+        results: Source<'p, R>,
+        n: usize,
+        cs: usize,
+    ) -> IMapUnordered<'p, R> {
+        let chunks = n.div_ceil(cs);
+        IMapUnordered {
+            handle,
+            results,
+            n,
+            cs,
+            yielded: vec![0; chunks.div_ceil(64)],
+            low: 0,
+            current: None,
+            left: chunks,
+            error_given: false,
+        }
+    }
+}
+
+/// Finds a finished chunk not yet handed out, and marks it handed out.
+fn take_done(pool: &Pool, yielded: &mut [u64], low: &mut usize, chunks: usize) -> Option<usize> {
+    while *low < yielded.len() && yielded[*low] == u64::MAX {
+        *low += 1;
+    }
+    for (w, y) in yielded.iter_mut().enumerate().skip(*low) {
+        let fresh = pool.ctl.done_bits[w].load(SeqCst) & !*y;
+        if fresh != 0 {
+            let c = w * 64 + fresh.trailing_zeros() as usize;
+            if c < chunks {
+                *y |= 1 << (c % 64);
+                return Some(c);
+            }
+        }
+    }
+    None
+}
+
+impl<R> Iterator for IMapUnordered<'_, R> {
+    type Item = Result<(usize, R)>;
+
+    fn next(&mut self) -> Option<Result<(usize, R)>> {
+        loop {
+            if let Some((i, end)) = self.current {
+                if i < end {
+                    self.current = Some((i + 1, end));
+                    return Some(self.results.read(self.handle.pool(), i).map(|r| (i, r)));
+                }
+                self.current = None;
+            }
+            if self.left == 0 {
+                return None;
+            }
+            let chunks = self.n.div_ceil(self.cs);
+            let pool = self.handle.pool();
+            match take_done(pool, &mut self.yielded, &mut self.low, chunks) {
+                Some(c) => {
+                    self.left -= 1;
+                    if pool.ctl.is_failed(c as u64) {
+                        return Some(Err(chunk_error(pool, c as u64, &mut self.error_given)));
+                    }
+                    self.current = Some((c * self.cs, ((c + 1) * self.cs).min(self.n)));
+                }
+                None => {
+                    let (yielded, low) = (&self.yielded, self.low);
+                    let ok = self.handle.wait_until(None, |p| {
+                        p.ctl.done_bits[low..yielded.len()]
+                            .iter()
+                            .zip(&yielded[low..])
+                            .any(|(d, y)| d.load(SeqCst) & !y != 0)
+                    });
+                    match ok {
+                        Err(e) => {
+                            self.left = 0;
+                            return Some(Err(e));
+                        }
+                        Ok(_) if self.handle.terminated() => {
+                            // Terminated under us: nothing more will finish.
+                            self.left = 0;
+                            return Some(Err(self.handle.pool().stopped_error()));
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! Putting a task call's arguments into shared memory and reading its results back: `Pod`
+//! values as raw slots (the fast path), anything serializable through the [`codec`] layout.
+//! Both use the control block's scratch area when they fit, else the pool's task arena (a
+//! memfd reused from call to call, grown by doubling, kept mapped by the workers).
+
+use std::borrow::Borrow;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of, size_of_val};
+
+use bytemuck::Pod;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::codec::{self, tag};
+use super::control::{MAX_CHUNKS, SCRATCH_BYTES};
+use super::publish::{ArraySpec, JobSpec};
+use super::state::Pool;
+use crate::error::{Error, Result};
+use crate::segment::Segment;
+use crate::segment::handle::Locator;
+use crate::segment::header::{Kind, Layout, TypeDesc};
+use crate::segment::options::ShmOptions;
+
+/// Where a task job's results live.
+enum Store {
+    /// In the control block's scratch area, at this byte offset.
+    Scratch(usize),
+    /// In the pool's arena segment, at this byte offset.
+    Arena(usize),
+}
+
+impl Store {
+    fn base(&self, pool: &Pool) -> *const u8 {
+        match self {
+            Store::Scratch(off) => {
+                // SAFETY: the offset was checked to fit the scratch area when staging.
+                unsafe { pool.ctl.scratch_ptr().add(*off) }
+            }
+            Store::Arena(off) => {
+                let seg = pool.arena.as_ref().expect("the arena outlives the job using it");
+                // SAFETY: the arena was sized to hold the results at `off` when staging, and is
+                // replaced only while staging a later job, which needs the pool borrowed
+                // mutably, so never while these results can be read.
+                unsafe { seg.data_ptr().as_ptr().add(*off) }
+            }
+        }
+    }
+}
+
+/// How the parent reads result `i` of a finished chunk.
+pub(crate) trait ResultSource<R> {
+    /// Result `i`. The caller has seen the done bit of `i`'s chunk set (SeqCst) and the chunk
+    /// not failed, which orders the worker's writes before this read.
+    fn read(&self, pool: &Pool, i: usize) -> Result<R>;
+}
+
+/// A `Pod` task job's results: `n` values of `R`.
+pub(crate) struct PodResults<R> {
+    store: Store,
+    pub(crate) n: usize,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R: Pod> ResultSource<R> for PodResults<R> {
+    fn read(&self, pool: &Pool, i: usize) -> Result<R> {
+        assert!(i < self.n);
+        let base = self.store.base(pool).cast::<R>();
+        debug_assert!(base.is_aligned());
+        // SAFETY: `i < n` and the store holds `n` aligned values of `R`; nothing writes the
+        // slot after its chunk's done bit (see the trait).
+        Ok(unsafe { base.add(i).read() })
+    }
+}
+
+/// A serialized task job's results ([`codec`]'s result region), with the spill segments of
+/// chunks whose results did not fit, opened as needed.
+pub(crate) struct SerialResults<R> {
+    store: Store,
+    pub(crate) n: usize,
+    limit: usize,
+    chunk_size: usize,
+    spills: RefCell<Vec<(usize, Segment)>>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R: DeserializeOwned> ResultSource<R> for SerialResults<R> {
+    fn read(&self, pool: &Pool, i: usize) -> Result<R> {
+        assert!(i < self.n);
+        let base = self.store.base(pool);
+        // SAFETY: the region was initialised for `n` tasks, and the chunk of `i` is finished
+        // without error (see the trait).
+        let (t, bytes) = unsafe { codec::read_result(base, self.n, i) };
+        if t & codec::SPILLED != 0 {
+            let bytes = self.spilled_bytes(base, i)?;
+            return self.decode(base, i, t & !codec::SPILLED, &bytes);
+        }
+        self.decode(base, i, t, bytes)
+    }
+}
+
+impl<R: DeserializeOwned> SerialResults<R> {
+    /// The value, or the error, that entry `i` (tag `t`, bytes `bytes`) records.
+    fn decode(&self, base: *const u8, i: usize, t: u64, bytes: &[u8]) -> Result<R> {
+        let text = || String::from_utf8_lossy(bytes).into_owned();
+        let value = |how, reason| Error::TaskValue { task: i, what: "result", how, reason };
+        match t {
+            tag::OK => {
+                postcard::from_bytes(bytes).map_err(|e| value("deserialized", e.to_string()))
+            }
+            tag::TASK_ERR => Err(Error::TaskFailed { task: i, message: text() }),
+            tag::SER_FAILED => Err(value("serialized", text())),
+            tag::ARG_FAILED => Err(Error::TaskValue {
+                task: i,
+                what: "argument",
+                how: "deserialized",
+                reason: text(),
+            }),
+            tag::TOO_LARGE => Err(Error::TaskValueTooLarge {
+                task: i,
+                what: "result",
+                // SAFETY: as in `read`.
+                bytes: unsafe { codec::entry_span(base, i) }.1,
+                limit: self.limit,
+            }),
+            t => Err(value("read", format!("its entry has tag {t}, which no worker writes"))),
+        }
+    }
+
+    /// Entry `i`'s bytes from its chunk's spill segment, a memfd the worker made and keeps open
+    /// until it starts on the next job.
+    fn spilled_bytes(&self, base: *const u8, i: usize) -> Result<Vec<u8>> {
+        let chunk = i / self.chunk_size;
+        let value = |reason| Error::TaskValue { task: i, what: "result", how: "read", reason };
+        // SAFETY: as in `read`: the entry of `i` and its chunk's spill record are written.
+        let ((pid, fd, nonce), (off, len)) =
+            unsafe { (codec::spill_of(base, self.n, chunk), codec::entry_span(base, i)) };
+        let mut spills = self.spills.borrow_mut();
+        let pos = match spills.iter().position(|(c, _)| *c == chunk) {
+            Some(p) => p,
+            None => {
+                let loc = Locator::Anonymous { pid, fd };
+                let seg = Segment::open(&loc, Some(nonce), false).map_err(|e| {
+                    value(format!(
+                        "its chunk's results outgrew the result region and went to a segment of \
+                         worker {pid}, which could not be opened ({e}); did the worker exit \
+                         (maxtasksperchild)?"
+                    ))
+                })?;
+                spills.push((chunk, seg));
+                spills.len() - 1
+            }
+        };
+        let seg = &spills[pos].1;
+        let bytes = seg.len().saturating_mul(seg.header().elem_size as usize);
+        if off.checked_add(len).is_none_or(|end| end > bytes) {
+            return Err(value(format!("its spilled bytes {off}..+{len} lie past the segment")));
+        }
+        // SAFETY: `off + len` lies inside the segment's data (checked); the worker wrote it
+        // before the chunk's done bit and writes it no more.
+        Ok(unsafe { std::slice::from_raw_parts(seg.data_ptr().as_ptr().add(off), len) }.to_vec())
+    }
+}
+
+/// A staged task job: its spec and where its results will be.
+pub(crate) struct Staged<S> {
+    pub(crate) spec: JobSpec,
+    pub(crate) results: S,
+}
+
+/// The most alignment a task argument or result type may have: the task arena's data starts on
+/// a page boundary in every process that maps it (a mapping guarantees no more).
+const MAX_TASK_ALIGN: usize = crate::segment::header::MAX_ALIGN;
+
+/// One page of the task arena: its element type, so that the arena's data starts at a page
+/// boundary (the header puts data at a multiple of the element's alignment) and regions at
+/// multiples of any alignment up to [`MAX_TASK_ALIGN`] are aligned in every process.
+#[derive(Clone, Copy)]
+#[repr(C, align(4096))]
+struct ArenaPage([u8; MAX_TASK_ALIGN]);
+
+/// The staging layout of `n` tasks: byte offsets of the second arguments and the results, and
+/// the bytes in all, each region starting at a multiple of `align` (a power of two) and of 64;
+/// [`Error::TooLarge`] when a size does not fit in `usize` (zero-sized arguments let `n` be
+/// anything).
+fn staging_layout(
+    n: usize,
+    a_bytes: usize,
+    b_bytes: usize,
+    r_size: usize,
+    align: usize,
+) -> Result<(usize, usize, usize)> {
+    let too_large = || Error::TooLarge { len: n, elem_size: r_size };
+    let step = align.max(64);
+    let r_bytes = n.checked_mul(r_size).ok_or_else(too_large)?;
+    let b_off = a_bytes.checked_next_multiple_of(step).ok_or_else(too_large)?;
+    let r_off = b_bytes
+        .checked_next_multiple_of(step)
+        .and_then(|b| b_off.checked_add(b))
+        .ok_or_else(too_large)?;
+    let end = r_off.checked_add(r_bytes).ok_or_else(too_large)?;
+    Ok((b_off, r_off, end))
+}
+
+/// [`Error::InvalidArgument`] unless a task argument or result type of alignment `align` can
+/// be staged.
+fn check_task_align(align: usize) -> Result<()> {
+    crate::segment::header::check_align(
+        "task argument or result type",
+        "the type",
+        align,
+        "use a less aligned type, or put the data in a SharedArray and pass indices",
+    )
+}
+
+/// Serializes every argument: the offsets (`n + 1`) and the bytes, each value checked against
+/// the limit.
+fn serialize_args<A: Serialize>(
+    args: impl IntoIterator<Item = impl Borrow<A>>,
+    limit: usize,
+) -> Result<(Vec<u64>, Vec<u8>)> {
+    let args = args.into_iter();
+    let mut offsets = Vec::with_capacity(args.size_hint().0 + 1);
+    let mut data = Vec::new();
+    offsets.push(0);
+    for (i, a) in args.enumerate() {
+        let start = data.len();
+        data = postcard::to_extend(a.borrow(), data).map_err(|e| Error::TaskValue {
+            task: i,
+            what: "argument",
+            how: "serialized",
+            reason: e.to_string(),
+        })?;
+        if data.len() - start > limit {
+            let bytes = data.len() - start;
+            return Err(Error::TaskValueTooLarge { task: i, what: "argument", bytes, limit });
+        }
+        offsets.push(data.len() as u64);
+    }
+    Ok((offsets, data))
+}
+
+impl Pool {
+    /// The chunk size of `n` tasks asked for `chunksize` (the done bitmap caps the chunks).
+    fn task_chunk_size(n: usize, chunksize: usize) -> usize {
+        chunksize.max(1).max(n.div_ceil(MAX_CHUNKS))
+    }
+
+    /// A pointer to `need` bytes of the task arena, created or grown (doubling, from 1 MiB) as
+    /// needed. No job may be in flight.
+    fn arena_for(&mut self, need: usize, too_large: impl Fn() -> Error) -> Result<*mut u8> {
+        let page = size_of::<ArenaPage>();
+        if self.arena.as_ref().is_none_or(|seg| seg.len().saturating_mul(page) < need) {
+            let pages =
+                need.div_ceil(page).checked_next_power_of_two().ok_or_else(too_large)?.max(256);
+            let layout = Layout::new(Kind::Array, TypeDesc::of::<ArenaPage>(), pages)?;
+            let seg = Segment::create(&ShmOptions::new(), &layout)?;
+            seg.publish();
+            self.arena = Some(seg);
+        }
+        Ok(self.arena.as_ref().expect("set above").data_ptr().as_ptr())
+    }
+
+    /// Puts `Pod` arguments in shared memory and describes the job. No job may be in flight.
+    pub(crate) fn stage_pod<A: Pod, B: Pod, R: Pod>(
+        &mut self,
+        trampoline: usize,
+        kernel: usize,
+        a: &[A],
+        b: Option<&[B]>,
+        chunksize: usize,
+    ) -> Result<Staged<PodResults<R>>> {
+        self.check_running()?;
+        let align = align_of::<A>().max(align_of::<B>()).max(align_of::<R>());
+        check_task_align(align)?;
+        self.finish_active()?;
+        let n = a.len();
+        let chunk_size = Self::task_chunk_size(n, chunksize);
+        let (a_bytes, b_bytes) = (size_of_val(a), b.map_or(0, size_of_val));
+        let (b_off, r_off, end) = staging_layout(n, a_bytes, b_bytes, size_of::<R>(), align)?;
+        // The scratch area is 8-aligned; the arena's data page-aligned; regions start at
+        // multiples of `align` (and of 64).
+        let fits = end <= SCRATCH_BYTES && align <= 8;
+        let mut spec = JobSpec {
+            trampoline,
+            kernel,
+            len: n,
+            chunk_size,
+            radius: 0,
+            arrays: Default::default(),
+        };
+        let base = if fits {
+            self.ctl.scratch_ptr()
+        } else {
+            self.arena_for(end.max(1), || Error::TooLarge { len: n, elem_size: size_of::<R>() })?
+        };
+        // SAFETY: no job is in flight (finish_active above), so no worker reads the scratch area
+        // or the arena; the regions lie inside it (`fits`, or the arena was sized to `end`),
+        // and the sources are plain `Pod` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(a.as_ptr().cast::<u8>(), base, a_bytes);
+            if let Some(b) = b {
+                std::ptr::copy_nonoverlapping(b.as_ptr().cast::<u8>(), base.add(b_off), b_bytes);
+            }
+        }
+        let region = |off, elem| match &self.arena {
+            Some(seg) if !fits => ArraySpec::Region(seg.handle(), off, n, elem),
+            _ => ArraySpec::Scratch(off, n, elem),
+        };
+        spec.arrays[0] = region(0, size_of::<A>());
+        if b.is_some() {
+            spec.arrays[1] = region(b_off, size_of::<B>());
+        }
+        spec.arrays[2] = region(r_off, size_of::<R>());
+        let store = if fits { Store::Scratch(r_off) } else { Store::Arena(r_off) };
+        Ok(Staged { spec, results: PodResults { store, n, _r: PhantomData } })
+    }
+
+    /// Serializes the arguments into shared memory ([`codec`]'s argument region), prepares a
+    /// result region sized from the results of earlier calls, and describes the job. Waits for
+    /// the job in flight, if any, after serializing.
+    pub(crate) fn stage_serial<A: Serialize, R>(
+        &mut self,
+        trampoline: usize,
+        kernel: usize,
+        args: impl IntoIterator<Item = impl Borrow<A>>,
+        chunksize: Option<usize>,
+    ) -> Result<Staged<SerialResults<R>>> {
+        self.check_running()?;
+        let limit = self.max_task_bytes;
+        let (offsets, data) = serialize_args::<A>(args, limit)?;
+        let n = offsets.len() - 1;
+        let chunk_size =
+            Self::task_chunk_size(n, chunksize.unwrap_or_else(|| self.default_map_chunksize(n)));
+        self.finish_active()?;
+        let mut spec = JobSpec {
+            trampoline,
+            kernel,
+            len: n,
+            chunk_size,
+            radius: 0,
+            arrays: Default::default(),
+        };
+        let too_large = || Error::TooLarge { len: n, elem_size: 1 };
+        let capacity = codec::result_capacity(n, self.result_hint.get(), limit);
+        let a_bytes = codec::arg_region_bytes(n, data.len()).ok_or_else(too_large)?;
+        let r_off = a_bytes.checked_next_multiple_of(64).ok_or_else(too_large)?;
+        let r_bytes = codec::result_region_bytes(n, chunk_size, capacity).ok_or_else(too_large)?;
+        let end = r_off.checked_add(r_bytes).ok_or_else(too_large)?;
+        let fits = end <= SCRATCH_BYTES;
+        let base = if fits { self.ctl.scratch_ptr() } else { self.arena_for(end, too_large)? };
+        // SAFETY: no job is in flight (finish_active above), so no worker reads the scratch area
+        // or the arena; both regions lie inside it (`fits`, or the arena was sized to `end`),
+        // and start at multiples of 64 of an 8-aligned base.
+        unsafe {
+            codec::write_args(base, &offsets, &data);
+            codec::init_results(base.add(r_off), limit, capacity, n, chunk_size);
+        }
+        let region = |off, len| match &self.arena {
+            Some(seg) if !fits => ArraySpec::Region(seg.handle(), off, len, 1),
+            _ => ArraySpec::Scratch(off, len, 1),
+        };
+        if n > 0 {
+            spec.arrays[0] = region(0, a_bytes);
+            spec.arrays[2] = region(r_off, r_bytes);
+        }
+        let store = if fits { Store::Scratch(r_off) } else { Store::Arena(r_off) };
+        let results = SerialResults {
+            store,
+            n,
+            limit,
+            chunk_size,
+            spills: RefCell::new(Vec::new()),
+            _r: PhantomData,
+        };
+        Ok(Staged { spec, results })
+    }
+
+    /// Learns from a finished serialized job how many bytes its results took, for sizing the
+    /// next job's result region.
+    pub(crate) fn learn_result_size<R>(&self, results: &SerialResults<R>) {
+        if results.n > 0 {
+            // SAFETY: the region was initialised for this job, which is over.
+            let used = unsafe { codec::used_bytes(results.store.base(self)) };
+            self.result_hint.set(used.div_ceil(results.n).max(codec::MIN_RESULT_HINT));
+        }
+    }
+
+    /// Python's default `map` chunk size: `ceil(n / (4 * workers))`.
+    pub(crate) fn default_map_chunksize(&self, n: usize) -> usize {
+        n.div_ceil(4 * self.workers()).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staging_sizes_that_overflow_are_too_large() {
+        // Zero-sized arguments let a task list be as long as `usize` allows.
+        assert!(matches!(staging_layout(usize::MAX, 0, 0, 8, 8), Err(Error::TooLarge { .. })));
+        assert!(matches!(staging_layout(usize::MAX / 8, 64, 0, 8, 8), Err(Error::TooLarge { .. })));
+        assert!(matches!(staging_layout(4, usize::MAX - 10, 0, 8, 8), Err(Error::TooLarge { .. })));
+        assert_eq!(staging_layout(3, 24, 6, 8, 8).unwrap(), (64, 128, 152));
+    }
+
+    #[test]
+    fn regions_start_at_multiples_of_the_alignment() {
+        // Three 128-aligned arguments of 128 bytes; results of 256 bytes, 256-aligned.
+        assert_eq!(staging_layout(3, 384, 0, 256, 256).unwrap(), (512, 512, 512 + 768));
+        assert_eq!(staging_layout(1, 4096, 4096, 4096, 4096).unwrap(), (4096, 8192, 12288));
+        assert!(check_task_align(4096).is_ok());
+        let e = check_task_align(8192).unwrap_err();
+        assert!(
+            matches!(&e, Error::InvalidArgument { reason, .. } if reason.contains("8192")),
+            "{e}"
+        );
+        assert_eq!(std::mem::align_of::<ArenaPage>(), MAX_TASK_ALIGN);
+    }
+
+    #[test]
+    fn an_argument_over_the_limit_names_its_task() {
+        let args = [String::from("ab"), "x".repeat(100), String::new()];
+        match serialize_args::<String>(&args, 50) {
+            Err(Error::TaskValueTooLarge { task: 1, what: "argument", bytes: 101, limit: 50 }) => {}
+            other => panic!("{other:?}"),
+        }
+        let (offsets, data) = serialize_args::<String>(&args[..1], 50).unwrap();
+        assert_eq!((offsets, data), (vec![0, 3], vec![2, b'a', b'b']));
+    }
+}

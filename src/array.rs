@@ -1,17 +1,23 @@
-//! `SharedArray<T>`: a typed array in shared memory that processes work on in place.
+//! `SharedArray<T>`: a typed array in shared memory that processes work on in place (Python's
+//! `RawArray`), and `LockedArray<T>`, the same behind a cross-process lock (Python's `Array`
+//! with `lock=True`).
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
+use std::time::Duration;
 
 use bytemuck::Pod;
+use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::segment::handle::{Locator, SegmentHandle};
 use crate::segment::header::{Kind, Layout, TypeDesc};
 use crate::segment::options::ShmOptions;
+use crate::sync::lock_error::{LockError, LockResult, OwnerDied};
+use crate::sync::mutex::{Mutex, MutexGuard};
 
 /// A fixed-length array of `T` in shared memory.
 ///
@@ -374,5 +380,348 @@ impl<T: Pod> fmt::Debug for SharedArray<T> {
             .field("len", &self.len)
             .field("handle", &self.seg.handle_text())
             .finish()
+    }
+}
+
+/// A shared array behind a cross-process lock (Python's `Array(type, n, lock=True)`, whose
+/// [`get_lock`](LockedArray::get_lock) it has): every access takes the lock, so processes that
+/// open the same array by handle can update it without losing an update.
+///
+/// The elements are reached only through a guard ([`lock`](LockedArray::lock)), which holds the
+/// lock for as long as it lives: `arr.lock()?[0] += 1` is one atomic increment, as Python's
+/// `with arr.get_lock(): arr[0] += 1`. [`get`](LockedArray::get), [`set`](LockedArray::set) and
+/// [`to_vec`](LockedArray::to_vec) take the lock once each, like Python's per-item access. The
+/// lock is a [`Mutex`](crate::Mutex), with its rules (a holder that dies gives
+/// [`LockError::OwnerDied`](crate::sync::LockError::OwnerDied); no fork while a guard exists).
+///
+/// Because no view reaches the elements without the lock, opening another view by handle
+/// ([`open_handle`](LockedArray::open_handle)) is safe, unlike
+/// [`SharedArray::open_handle`]. Pass [`handle`](LockedArray::handle) to a child (it is serde)
+/// and open it there, under any start method; a fork child does not inherit the elements (see
+/// [`SharedArray`], "Aliasing across processes").
+///
+/// ```
+/// let arr = shmpool::LockedArray::<i64>::from_slice(&[1, 2, 3])?;
+/// arr.lock()?[0] += 10;
+/// {
+///     let mut g = arr.lock()?; // held for the whole block
+///     let total: i64 = g.iter().sum();
+///     g[2] = total;
+/// }
+/// assert_eq!(arr.to_vec()?, [11, 2, 16]);
+/// assert_eq!(arr.get(1)?, 2);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub struct LockedArray<T: Pod + Send> {
+    lock: Mutex<()>,
+    data: SharedArray<T>,
+}
+
+/// What another process needs to open a [`LockedArray`]: the handles of its lock and its
+/// elements. Serde, so it crosses as a child's or task's argument.
+///
+/// ```
+/// let arr = shmpool::LockedArray::<u32>::zeroed(4)?;
+/// let h: shmpool::LockedArrayHandle = arr.handle();
+/// let again = shmpool::LockedArray::<u32>::open_handle(&h)?;
+/// again.set(0, 7)?;
+/// assert_eq!(arr.get(0)?, 7);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LockedArrayHandle {
+    lock: SegmentHandle,
+    data: SegmentHandle,
+}
+
+impl<T: Pod + Send> LockedArray<T> {
+    /// An anonymous locked array of `len` zeros.
+    ///
+    /// ```
+    /// let a = shmpool::LockedArray::<f64>::zeroed(3)?;
+    /// assert_eq!(a.to_vec()?, [0.0; 3]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn zeroed(len: usize) -> Result<LockedArray<T>> {
+        Self::with_lock(SharedArray::zeroed(len)?)
+    }
+
+    /// An anonymous locked array holding a copy of `values`.
+    ///
+    /// ```
+    /// let a = shmpool::LockedArray::from_slice(&[1u8, 2])?;
+    /// assert_eq!(a.len(), 2);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn from_slice(values: &[T]) -> Result<LockedArray<T>> {
+        Self::with_lock(SharedArray::from_slice(values)?)
+    }
+
+    /// Puts `data` behind a new lock (Python's `Array(..., lock=True)` around a `RawArray`).
+    /// Taking the array by value means no unlocked view of this process remains.
+    ///
+    /// ```
+    /// let raw = shmpool::SharedArray::<u16>::from_fn(4, |i| i as u16)?;
+    /// let a = shmpool::LockedArray::with_lock(raw)?;
+    /// assert_eq!(a.get(3)?, 3);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn with_lock(data: SharedArray<T>) -> Result<LockedArray<T>> {
+        Ok(LockedArray { lock: Mutex::new(())?, data })
+    }
+
+    /// Opens the locked array `handle` refers to (made by [`handle`](LockedArray::handle) in
+    /// this or another process), checking the element type.
+    ///
+    /// # Errors
+    ///
+    /// As [`SharedArray::open_handle`] and [`Mutex::open_handle`](crate::Mutex::open_handle):
+    /// [`StaleHandle`](crate::Error::StaleHandle), [`KindMismatch`](crate::Error::KindMismatch),
+    /// [`TypeMismatch`](crate::Error::TypeMismatch).
+    ///
+    /// ```
+    /// let a = shmpool::LockedArray::<i32>::zeroed(2)?;
+    /// let b = shmpool::LockedArray::<i32>::open_handle(&a.handle())?; // as a child would
+    /// b.lock()?[1] = 5;
+    /// assert_eq!(a.get(1)?, 5);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn open_handle(handle: &LockedArrayHandle) -> Result<LockedArray<T>> {
+        let lock = Mutex::open_handle(&handle.lock)?;
+        // SAFETY: the elements of a locked array are reached only through a guard of its lock
+        // (`lock`, `get`, `set`, `to_vec`), in every view, so no element is written by one view
+        // while another reads or writes it.
+        let data = unsafe { SharedArray::open_handle(&handle.data)? };
+        Ok(LockedArray { lock, data })
+    }
+
+    /// A handle another process can pass to [`open_handle`](LockedArray::open_handle).
+    ///
+    /// ```
+    /// let a = shmpool::LockedArray::<u8>::zeroed(1)?;
+    /// let json = serde_json::to_string(&a.handle()).unwrap(); // any serde format
+    /// # let _ = json;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn handle(&self) -> LockedArrayHandle {
+        LockedArrayHandle { lock: self.lock.handle(), data: self.data.handle() }
+    }
+
+    /// The lock (Python's `get_lock()`): the one every access of this array takes, in every
+    /// process. Lock it to exclude the array's other users while doing something else (it guards
+    /// no data of its own); to read or write the elements, use [`lock`](LockedArray::lock),
+    /// which takes this same lock.
+    ///
+    /// ```
+    /// let a = shmpool::LockedArray::<u8>::zeroed(1)?;
+    /// let held = a.get_lock().lock()?;
+    /// assert!(a.try_lock().is_err()); // the array's lock is taken
+    /// drop(held);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn get_lock(&self) -> &Mutex<()> {
+        &self.lock
+    }
+
+    /// Takes the lock, waiting as long as it takes; the guard derefs to the elements.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::lock`](crate::Mutex::lock): [`LockError::OwnerDied`] (holding the lock; call
+    /// [`OwnerDied::recover`](crate::sync::OwnerDied) on it), `NotRecoverable`,
+    /// `WouldDeadlock`, `TooManyHeld`.
+    ///
+    /// ```
+    /// let a = shmpool::LockedArray::<u64>::zeroed(2)?;
+    /// a.lock()?[1] += 1;
+    /// assert_eq!(a.get(1)?, 1);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn lock(&self) -> LockResult<LockedArrayGuard<'_, T>> {
+        self.guard(self.lock.lock())
+    }
+
+    /// Takes the lock, waiting at most `timeout` ([`LockError::Timeout`] then).
+    ///
+    /// ```
+    /// let a = shmpool::LockedArray::<u64>::zeroed(2)?;
+    /// a.lock_timeout(std::time::Duration::from_millis(100))?[0] = 3;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<LockedArrayGuard<'_, T>> {
+        self.guard(self.lock.lock_timeout(timeout))
+    }
+
+    /// Takes the lock if it is free ([`LockError::WouldBlock`] otherwise).
+    ///
+    /// ```
+    /// let a = shmpool::LockedArray::<u64>::zeroed(2)?;
+    /// assert!(a.try_lock().is_ok());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn try_lock(&self) -> LockResult<LockedArrayGuard<'_, T>> {
+        self.guard(self.lock.try_lock())
+    }
+
+    fn guard<'a>(
+        &'a self,
+        r: LockResult<MutexGuard<'a, ()>>,
+    ) -> LockResult<LockedArrayGuard<'a, T>> {
+        let wrap = |lock| LockedArrayGuard { lock, ptr: self.data.ptr, len: self.data.len };
+        match r {
+            Ok(g) => Ok(wrap(g)),
+            Err(LockError::OwnerDied(od)) => {
+                Err(LockError::OwnerDied(OwnerDied { guard: wrap(od.guard), what: od.what }))
+            }
+            Err(LockError::NotRecoverable) => Err(LockError::NotRecoverable),
+            Err(LockError::WouldBlock) => Err(LockError::WouldBlock),
+            Err(LockError::Timeout(d)) => Err(LockError::Timeout(d)),
+            Err(LockError::WouldDeadlock) => Err(LockError::WouldDeadlock),
+            Err(LockError::TooManyHeld) => Err(LockError::TooManyHeld),
+            Err(LockError::Io(e)) => Err(LockError::Io(e)),
+        }
+    }
+
+    /// Element `i`, read under the lock (Python's `arr[i]`).
+    ///
+    /// # Errors
+    ///
+    /// As [`lock`](LockedArray::lock); [`Error::InvalidArgument`](crate::Error::InvalidArgument)
+    /// when `i` is out of bounds.
+    ///
+    /// ```
+    /// assert_eq!(shmpool::LockedArray::from_slice(&[4u8, 5])?.get(1)?, 5);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn get(&self, i: usize) -> Result<T> {
+        let g = self.lock()?;
+        g.get(i).copied().ok_or_else(|| out_of_bounds(i, g.len()))
+    }
+
+    /// Writes element `i` under the lock (Python's `arr[i] = v`).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](LockedArray::get).
+    ///
+    /// ```
+    /// let a = shmpool::LockedArray::<u8>::zeroed(2)?;
+    /// a.set(1, 9)?;
+    /// assert!(a.set(2, 9).is_err());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn set(&self, i: usize, value: T) -> Result<()> {
+        let mut g = self.lock()?;
+        let len = g.len();
+        *g.get_mut(i).ok_or_else(|| out_of_bounds(i, len))? = value;
+        Ok(())
+    }
+
+    /// A copy of all elements, read under the lock (Python's `arr[:]`).
+    ///
+    /// ```
+    /// assert_eq!(shmpool::LockedArray::from_slice(&[1u8, 2])?.to_vec()?, [1, 2]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn to_vec(&self) -> Result<Vec<T>> {
+        Ok(self.lock()?.to_vec())
+    }
+
+    /// Number of elements (needs no lock: it never changes).
+    ///
+    /// ```
+    /// assert_eq!(shmpool::LockedArray::<u8>::zeroed(3)?.len(), 3);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.data.len
+    }
+
+    /// Whether the array has no elements.
+    ///
+    /// ```
+    /// assert!(shmpool::LockedArray::<u8>::zeroed(0)?.is_empty());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.data.len == 0
+    }
+}
+
+fn out_of_bounds(i: usize, len: usize) -> Error {
+    Error::InvalidArgument {
+        what: "element index",
+        reason: format!(
+            "{i} is out of bounds for a locked array of {len}: use an index below {len}"
+        ),
+    }
+}
+
+impl<T: Pod + Send> fmt::Debug for LockedArray<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockedArray")
+            .field("type", &TypeDesc::of::<T>().describe())
+            .field("len", &self.data.len)
+            .field("lock", &self.lock)
+            .field("handle", &self.data.seg.handle_text())
+            .finish()
+    }
+}
+
+/// The elements of a [`LockedArray`], with its lock held until the guard is dropped.
+///
+/// ```
+/// let a = shmpool::LockedArray::<u32>::zeroed(3)?;
+/// let mut g: shmpool::sync::LockedArrayGuard<'_, u32> = a.lock()?;
+/// g.fill(7);
+/// assert_eq!(g[2], 7);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub struct LockedArrayGuard<'a, T: Pod + Send> {
+    lock: MutexGuard<'a, ()>,
+    ptr: NonNull<T>,
+    len: usize,
+}
+
+impl<'a, T: Pod + Send> OwnerDied<LockedArrayGuard<'a, T>> {
+    /// Marks the lock consistent again and returns the guard: the caller vouches for the
+    /// elements (check them, repair them through the guard), as
+    /// [`OwnerDied::recover`](crate::sync::OwnerDied) for a [`Mutex`](crate::Mutex).
+    ///
+    /// ```
+    /// fn fix(od: shmpool::sync::OwnerDied<shmpool::sync::LockedArrayGuard<'_, u64>>) {
+    ///     od.recover().fill(0); // start over
+    /// }
+    /// ```
+    pub fn recover(self) -> LockedArrayGuard<'a, T> {
+        let OwnerDied { guard, what } = self;
+        let LockedArrayGuard { lock, ptr, len } = guard;
+        LockedArrayGuard { lock: OwnerDied { guard: lock, what }.recover(), ptr, len }
+    }
+}
+
+impl<T: Pod + Send> Deref for LockedArrayGuard<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // Checks that the guard is used in the process that took it.
+        let () = *self.lock;
+        // SAFETY: `ptr` and `len` are the array's mapping, which outlives the borrow `'a` of the
+        // array; every view of the elements reaches them only through a guard of this lock, which
+        // this guard holds, so nothing else reads or writes them meanwhile.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Pod + Send> DerefMut for LockedArrayGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        let () = *self.lock;
+        // SAFETY: as in `deref`; `&mut self` makes this the only borrow through this guard.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl<T: Pod + Send + fmt::Debug> fmt::Debug for LockedArrayGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("LockedArrayGuard").field(&&**self).finish()
     }
 }

@@ -52,12 +52,15 @@ mod value;
 // The root holds what Python's `multiprocessing` namespace holds (Process, Pool, Queue, Pipe,
 // Lock, Value, Array, get_context, cpu_count, ...) and the data plane; guards, builders, results,
 // per-operation errors and the rest live in the module named for their domain.
-pub use array::SharedArray;
+pub use array::{LockedArray, LockedArrayHandle, SharedArray};
 pub use connection::{Connection, pipe};
 pub use error::{Error, Result, human_bytes};
 pub use pool::Pool;
 pub use process::{
     Context, Process, StartMethod, cpu_count, get_context, init, process_cpu_count, scope,
+};
+pub use process::{
+    active_children, current_process, get_start_method, parent_process, set_start_method,
 };
 pub use queue::{JoinableQueue, MessageQueue, Queue};
 pub use segment::{SegmentHandle, ShmOptions, clean_stale};

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use super::child::ChildResult;
 use super::entry::Job;
 use super::handle::Process;
+use super::identity;
 use super::method::StartMethod;
 use super::reaper;
 use super::{fork, forkserver, spawn};
@@ -113,7 +114,11 @@ impl ProcessBuilder {
         let method = self.method;
         match method {
             StartMethod::Fork => {
-                let (pid, report) = fork::start(self.allow_threads, move || f(args))?;
+                let (own_name, daemon) = (name.clone(), self.daemon);
+                let (pid, report) = fork::start(self.allow_threads, move || {
+                    identity::rename_child(own_name, daemon);
+                    f(args)
+                })?;
                 Ok(Process::direct(pid, report, name, self.daemon, method))
             }
             StartMethod::Spawn => {
@@ -121,13 +126,15 @@ impl ProcessBuilder {
                 // lives as long as the process; the alive pipe guards the child either way. Each
                 // child gets a secret of its own.
                 let secret = sys::proc::random_u64();
-                let job = Job::new(f, &args, &name, secret, sys::proc::is_main_thread())?;
+                let mut job = Job::new(f, &args, &name, secret, sys::proc::is_main_thread())?;
+                job.daemon = self.daemon;
                 let (pid, report) = spawn::start(&job)?;
                 Ok(Process::direct(pid, report, name, self.daemon, method))
             }
             StartMethod::ForkServer => {
                 // The secret is the server's, filled in by `forkserver::start`.
-                let job = Job::new(f, &args, &name, 0, true)?;
+                let mut job = Job::new(f, &args, &name, 0, true)?;
+                job.daemon = self.daemon;
                 let started = forkserver::start(job)?;
                 Ok(Process::relayed(started, name, self.daemon))
             }
@@ -153,7 +160,11 @@ impl ProcessBuilder {
         }
         reaper::reap_detached();
         let name = self.take_name();
-        let (pid, report) = fork::start(self.allow_threads, f)?;
+        let (own_name, daemon) = (name.clone(), self.daemon);
+        let (pid, report) = fork::start(self.allow_threads, move || {
+            identity::rename_child(own_name, daemon);
+            f()
+        })?;
         Ok(Process::direct(pid, report, name, self.daemon, method))
     }
 }

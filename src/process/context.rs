@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 
 use super::builder::ProcessBuilder;
 use super::child::ChildResult;
+use super::default_method::default_start_method;
 use super::handle::Process;
 pub use super::method::StartMethod;
 use crate::error::Result;
@@ -39,9 +40,12 @@ pub fn get_context(method: StartMethod) -> Context {
     Context { method, allow_threads: false }
 }
 
+/// The context of the process-global default start method (Python's `get_context()` without a
+/// method): the one [`set_start_method`](crate::set_start_method) chose, else the forkserver.
+/// As in Python, this fixes the default: a later `set_start_method` is refused.
 impl Default for Context {
     fn default() -> Context {
-        get_context(StartMethod::default())
+        get_context(default_start_method())
     }
 }
 

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::child::ChildResult;
 use super::code::{self, Receiver, build_fingerprint};
+use super::identity;
 use crate::error::{Error, Result};
 use crate::frame::{self, JOB};
 
@@ -63,8 +64,13 @@ pub(crate) struct Job {
     args: Vec<u8>,
     /// The process's name.
     pub(crate) name: String,
-    /// The pid the child's parent-death signal is checked against (spawn).
+    /// The pid the child's parent-death signal is checked against (spawn); also its
+    /// `parent_process()`.
     pub(crate) parent_pid: u32,
+    /// The starting process's name, for the child's `parent_process()`.
+    pub(crate) parent_name: String,
+    /// Whether the child is a daemon, for its `current_process()`.
+    pub(crate) daemon: bool,
     /// Whether the child may arm `PR_SET_PDEATHSIG`: only when the thread that starts it lives as
     /// long as the parent process (its main thread). Otherwise the alive pipe alone guards it.
     pub(crate) pdeathsig: bool,
@@ -80,6 +86,8 @@ struct Wire<'a> {
     args: &'a [u8],
     name: &'a str,
     parent_pid: u32,
+    parent_name: &'a str,
+    daemon: bool,
     pdeathsig: bool,
 }
 
@@ -208,8 +216,9 @@ impl Job {
                  cross: use plain structs and enums"
             ),
         })?;
-        // Room for the other fields: a name, a fingerprint and a few numbers.
-        let limit = MAX_JOB_BYTES as usize - FRAME_HEADER - name.len() - 256;
+        let parent_name = identity::current_name();
+        // Room for the other fields: two names, a fingerprint and a few numbers.
+        let limit = MAX_JOB_BYTES as usize - FRAME_HEADER - name.len() - parent_name.len() - 256;
         if args.len() > limit {
             return Err(Error::InvalidArgument {
                 what: "child arguments",
@@ -228,6 +237,8 @@ impl Job {
             args,
             name: name.to_string(),
             parent_pid: crate::sys::proc::getpid(),
+            parent_name,
+            daemon: false,
             pdeathsig,
         })
     }
@@ -242,6 +253,8 @@ impl Job {
             args: &self.args,
             name: &self.name,
             parent_pid: self.parent_pid,
+            parent_name: &self.parent_name,
+            daemon: self.daemon,
             pdeathsig: self.pdeathsig,
         };
         let start = FRAME_PREFIX + FRAME_HEADER;
@@ -305,6 +318,8 @@ pub(crate) fn decode_frame(frame: &[u8], secret: u64) -> std::result::Result<Ver
         args: w.args.to_vec(),
         name: w.name.to_string(),
         parent_pid: w.parent_pid,
+        parent_name: w.parent_name.to_string(),
+        daemon: w.daemon,
         pdeathsig: w.pdeathsig,
     }))
 }
@@ -325,8 +340,10 @@ impl Verified {
     }
 
     /// Runs the function; returns its exit code (a panic unwinds to the caller, `child::finish`).
+    /// Records first who this child is (`identity.rs`), for `current_process()`.
     pub(crate) fn call(self) -> i32 {
         let job = self.0;
+        identity::become_child(job.name, job.daemon, job.parent_pid, job.parent_name);
         // SAFETY: the job was verified: its trampoline offset was taken by `Job::new` in a process
         // running this same build from `trampoline::<A, R>`, whose type is `Trampoline`.
         let t =

@@ -6,6 +6,7 @@ use std::fs::File;
 use super::alive;
 use super::child::{self, ChildResult};
 use super::forkserver;
+use super::identity;
 use super::start_error::StartError;
 use crate::sys::{self, proc::Forked};
 
@@ -61,6 +62,9 @@ where
                 // Another thread may have held stdout's lock at the fork: never take it here.
                 child::skip_flush_at_exit();
             }
+            // The record read here is the parent's, copied by the fork: its name is the parent's.
+            let child_name = format!("Child-{}", sys::proc::getpid());
+            identity::become_child(child_name, false, parent, identity::current_name());
             if !alive::guard_forked_child() {
                 sys::proc::exit_now(child::PANIC_EXIT_CODE + 1);
             }

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use super::child;
+use super::children;
 use super::forkserver;
 use super::method::StartMethod;
 use super::reaper;
@@ -75,7 +76,7 @@ impl Process {
     ) -> Process {
         // Our child, not reaped yet: the pid names it, and so does the pidfd.
         let pidfd = sys::signal::pidfd_open(pid).ok().flatten();
-        Process {
+        let p = Process {
             pid,
             name,
             daemon,
@@ -84,11 +85,13 @@ impl Process {
             report: Some(report),
             status: None,
             owner: sys::proc::getpid(),
-        }
+        };
+        children::register(pid, &p.name, daemon, p.exit_fd());
+        p
     }
 
     pub(crate) fn relayed(started: forkserver::Started, name: String, daemon: bool) -> Process {
-        Process {
+        let p = Process {
             pid: started.pid,
             name,
             daemon,
@@ -97,7 +100,9 @@ impl Process {
             report: Some(started.report),
             status: None,
             owner: sys::proc::getpid(),
-        }
+        };
+        children::register(p.pid, &p.name, daemon, p.exit_fd());
+        p
     }
 
     /// The child's pid.
@@ -336,6 +341,7 @@ impl Process {
         });
         let st = ExitStatus { exit, panic };
         self.status = Some(st.clone());
+        children::forget(self.pid);
         st
     }
 }

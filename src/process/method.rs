@@ -12,7 +12,8 @@ use std::fmt;
 /// | `Spawn` | a fresh run of the program | a `fn(A) -> R` with serde arguments | ~1.2-2 ms (an exec, started with `posix_spawn`), however large the caller |
 ///
 /// The default, for [`Context::default`](crate::Context::default) and [`Pool`](crate::Pool) alike,
-/// is `ForkServer`, as in Python 3.14 on Linux: constant in the caller's size, safe in a
+/// is the one [`set_start_method`](crate::set_start_method) chose, else `ForkServer` (this
+/// type's `Default`), as in Python 3.14 on Linux: constant in the caller's size, safe in a
 /// multi-threaded caller, and its children inherit nothing. Choose `Fork` for a small
 /// single-threaded program that wants the fastest start or closures; avoid it in a parent that
 /// holds gigabytes (`docs/benchmarks.md`).

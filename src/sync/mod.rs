@@ -21,6 +21,8 @@ pub use lock_error::{LockError, LockResult, OwnerDied};
 pub use mutex::{Mutex, MutexGuard};
 pub use rlock::{RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore};
+// A locked array's guard lives with the other guards; the array itself is in the data plane.
+pub use crate::array::LockedArrayGuard;
 
 /// Generates `open`, `open_handle`, `handle` and `name` for a type whose only field `cell` is a
 /// `ShmBox` of kind `$kind`, with doc examples: `$ty` names the type in a path, `$make` builds one

@@ -1,11 +1,14 @@
 //! What Python users type: a child's unflushed output reaching the terminal however the child
-//! ends, under every start method, for `Process`, scope children and pool workers.
+//! ends, under every start method, for `Process`, scope children and pool workers;
+//! `current_process`, `parent_process`, `active_children`, `set_start_method` and
+//! `get_start_method`; `LockedArray` (Python's `Array(..., lock=True)`) across processes.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
-use shmpool::{Pool, StartMethod, get_context};
+use shmpool::{Context, LockedArray, LockedArrayHandle, Pool, StartMethod, get_context};
 
 use crate::harness::{Tests, register};
 
@@ -16,6 +19,12 @@ pub fn tests() -> Tests {
         unflushed_output_survives_every_ending in METHODS,
         scope_child_output_is_flushed,
         pool_worker_output_is_flushed in METHODS,
+        current_and_parent_process_in_a_child in METHODS,
+        a_forked_child_without_a_name_is_named_by_its_pid,
+        active_children_lists_the_live_unjoined_ones in METHODS,
+        clean set_start_method_sets_the_default_once,
+        clean get_start_method_fixes_the_default,
+        locked_array_increments_lose_no_update in METHODS,
     }
 }
 
@@ -49,6 +58,48 @@ fn say_and_fail(tag: String) -> Result<(), String> {
 fn say_in_pool(x: u64) -> u64 {
     print!("pool:{x}");
     x + 1
+}
+
+/// What a child found: 0 when `current_process()` and `parent_process()` say what `expected`
+/// does (name, daemon flag, parent pid), else a code naming the first mismatch.
+fn check_identity((name, daemon, parent): (String, bool, u32)) -> i32 {
+    let me = shmpool::current_process();
+    if me.name() != name {
+        return 10;
+    }
+    if me.pid() != std::process::id() || me.ident() != me.pid() {
+        return 11;
+    }
+    if me.daemon() != daemon {
+        return 12;
+    }
+    match shmpool::parent_process() {
+        None => 13,
+        Some(p) if p.pid() != parent => 14,
+        Some(p) if p.name() != "MainProcess" => 15,
+        Some(_) => 0,
+    }
+}
+
+fn nap_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Adds 1 to element 0 of the locked array `n` times, each a slow read-modify-write under the
+/// lock that also checks, through element 1, that no other process got in meanwhile; returns
+/// the number of intrusions seen (0 under a working lock).
+fn increment_locked((h, n, me): (LockedArrayHandle, u64, u64)) -> i32 {
+    let arr = LockedArray::<u64>::open_handle(&h).unwrap();
+    let mut intrusions = 0;
+    for _ in 0..n {
+        let mut g = arr.lock().unwrap();
+        g[1] = me;
+        let v = g[0];
+        std::thread::yield_now();
+        g[0] = v + 1;
+        intrusions += i32::from(g[1] != me);
+    }
+    intrusions
 }
 
 // ---- capturing this process's stdout and stderr, which children inherit ----
@@ -160,4 +211,134 @@ fn pool_worker_output_is_flushed(m: StartMethod) {
         pool.join().unwrap();
     });
     assert_eq!(out, "pool:41", "under {m}");
+}
+
+/// A child's `current_process()` has the name and daemon flag it was started with and its own
+/// pid; its `parent_process()` is this process (under forkserver too, not the server). This
+/// process is `MainProcess` and has no parent.
+fn current_and_parent_process_in_a_child(m: StartMethod) {
+    let me = shmpool::current_process();
+    assert_eq!((me.name(), me.pid(), me.daemon()), ("MainProcess", std::process::id(), false));
+    assert_eq!(shmpool::parent_process(), None);
+    let ctx = get_context(m);
+    for daemon in [false, true] {
+        let args = ("worker-7".to_string(), daemon, std::process::id());
+        let mut p = ctx.process().name("worker-7").daemon(daemon).start(check_identity, args);
+        let p = p.as_mut().unwrap();
+        assert_eq!(p.join().unwrap().exitcode(), 0, "under {m}, daemon {daemon}");
+    }
+    // A default name crosses too.
+    let mut p = ctx.start(check_identity, ("wrong".into(), false, std::process::id())).unwrap();
+    assert_eq!(p.join().unwrap().exitcode(), 10, "a mismatch is seen");
+    if m == StartMethod::ForkServer {
+        shmpool::process::shutdown_forkserver().unwrap();
+    }
+}
+
+/// A scope child has no builder: it is `Child-<pid>`, and its parent is this process.
+fn a_forked_child_without_a_name_is_named_by_its_pid() {
+    let parent = std::process::id();
+    shmpool::scope(|s| {
+        let c = s
+            .fork(move || {
+                let name = format!("Child-{}", std::process::id());
+                check_identity((name, false, parent))
+            })
+            .unwrap();
+        assert_eq!(c.join().unwrap().exitcode(), 0);
+    })
+    .unwrap();
+}
+
+/// `active_children()` lists the children started and not joined, by name and pid, in start
+/// order; a joined one is gone, a finished one is gone without taking its status from its handle,
+/// and a detached one (handle dropped) is listed until it ends, then reaped.
+fn active_children_lists_the_live_unjoined_ones(m: StartMethod) {
+    let ctx = get_context(m);
+    assert!(shmpool::active_children().is_empty());
+    let mut a = ctx.process().name("a").start(nap_ms, 10_000).unwrap();
+    let b = ctx.process().name("b").start(nap_ms, 300).unwrap();
+    let mut c = ctx.process().name("c").start(nap_ms, 0).unwrap();
+    let b_pid = b.pid();
+    let listed = |want: &[(&str, u32)]| {
+        let live = shmpool::active_children();
+        let got: Vec<(&str, u32)> = live.iter().map(|p| (p.name(), p.pid())).collect();
+        assert_eq!(got, want, "under {m}");
+    };
+    // `c` ends at once: unlisted once it has, and its handle still has its status.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while shmpool::active_children().len() == 3 {
+        assert!(Instant::now() < deadline, "c never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    listed(&[("a", a.pid()), ("b", b_pid)]);
+    assert!(c.join().unwrap().success(), "the handle keeps the status");
+    drop(b); // detached: still a child, still listed while it runs
+    listed(&[("a", a.pid()), ("b", b_pid)]);
+    a.kill().unwrap();
+    assert_eq!(a.join().unwrap().exitcode(), -libc::SIGKILL);
+    listed(&[("b", b_pid)]);
+    while !shmpool::active_children().is_empty() {
+        assert!(Instant::now() < deadline, "b never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if m == StartMethod::ForkServer {
+        shmpool::process::shutdown_forkserver().unwrap();
+    }
+}
+
+/// `set_start_method` sets the default that `Context::default()` and `Pool` use, once;
+/// `get_context(method)` ignores it; `force_start_method` replaces it (Python's `force=True`).
+fn set_start_method_sets_the_default_once() {
+    shmpool::set_start_method(StartMethod::Spawn).unwrap();
+    assert_eq!(shmpool::get_start_method(), StartMethod::Spawn);
+    assert_eq!(Context::default().method(), StartMethod::Spawn);
+    let mut p = Context::default().start(nap_ms, 0).unwrap();
+    assert_eq!(p.start_method(), StartMethod::Spawn);
+    assert!(p.join().unwrap().success());
+    let refused = shmpool::set_start_method(StartMethod::Fork).unwrap_err();
+    assert_eq!(refused.current, StartMethod::Spawn);
+    assert!(refused.to_string().contains("force_start_method"), "{refused}");
+    assert_eq!(get_context(StartMethod::Fork).method(), StartMethod::Fork);
+    assert_eq!(shmpool::get_start_method(), StartMethod::Spawn, "a refused set changes nothing");
+    shmpool::process::force_start_method(StartMethod::Fork);
+    assert_eq!(Context::default().method(), StartMethod::Fork);
+}
+
+/// Reading the default fixes it, as in Python: a later `set_start_method` is refused.
+fn get_start_method_fixes_the_default() {
+    assert_eq!(shmpool::get_start_method(), StartMethod::ForkServer);
+    let refused = shmpool::set_start_method(StartMethod::Spawn).unwrap_err();
+    assert_eq!(refused.current, StartMethod::ForkServer);
+    assert_eq!(shmpool::get_start_method(), StartMethod::ForkServer);
+}
+
+/// Two children and this process each add 1 to a locked array's element many times, every add
+/// a read-modify-write with a yield in the middle: the total is exact (no update lost), and no
+/// process ever saw another inside its critical section.
+fn locked_array_increments_lose_no_update(m: StartMethod) {
+    const N: u64 = 3_000;
+    let arr = LockedArray::<u64>::zeroed(2).unwrap();
+    let ctx = get_context(m);
+    let mut kids: Vec<_> =
+        (1..=2).map(|id| ctx.start(increment_locked, (arr.handle(), N, id)).unwrap()).collect();
+    // This process takes part too, through the same lock (`get_lock` is it).
+    for _ in 0..N {
+        let mut g = arr.lock().unwrap();
+        g[1] = 0;
+        let v = g[0];
+        std::thread::yield_now();
+        g[0] = v + 1;
+        assert_eq!(g[1], 0, "another process got in under {m}");
+    }
+    for k in &mut kids {
+        assert_eq!(k.join().unwrap().exitcode(), 0, "intrusions seen by a child under {m}");
+    }
+    assert_eq!(arr.get(0).unwrap(), 3 * N, "updates lost under {m}");
+    let held = arr.get_lock().lock().unwrap();
+    assert!(arr.try_lock().is_err(), "get_lock() is the array's lock");
+    drop(held);
+    if m == StartMethod::ForkServer {
+        shmpool::process::shutdown_forkserver().unwrap();
+    }
 }

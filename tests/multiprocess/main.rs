@@ -14,6 +14,7 @@ mod queue;
 mod scope;
 mod soundness;
 mod sync;
+mod tasks_serde;
 mod value;
 
 use harness::suite;
@@ -29,6 +30,7 @@ fn main() -> std::process::ExitCode {
         suite!(queue),
         suite!(pipe),
         suite!(pool),
+        suite!(tasks_serde),
         suite!(python_names),
     ])
 }

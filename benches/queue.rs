@@ -10,6 +10,9 @@
 //! - `queue_round_trip`: put on one queue, a child echoes onto another, get the echo;
 //! - `pipe_round_trip`: 8-byte `send_bytes` / `recv_bytes` ping-pong over a duplex pipe.
 //!
+//! A second criterion group, `message_queue`, compares `MessageQueue` put/get throughput in one
+//! process, unbounded (the default) against bounded (`message_queue_group`).
+//!
 //! The serving children are forked before criterion starts (while this process has one thread)
 //! and serve every run, so process start is never measured.
 
@@ -19,7 +22,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use shmpool::{Connection, Queue, scope};
+use shmpool::{Connection, MessageQueue, Queue, scope};
 
 const ITEMS: u64 = 1_000_000;
 const ROUND_TRIPS: u32 = 20_000;
@@ -60,6 +63,37 @@ impl Rig<'_> {
         self.pipe.send_bytes(&buf).unwrap();
         self.pipe.recv_bytes_into(&mut buf).unwrap();
     }
+}
+
+/// `MessageQueue` put/get throughput in one process, unbounded (the default) against bounded:
+/// batches of 1,000 `(u32, String)` messages that fit the first ring (the steady state), and a
+/// burst of 100,000 put before any get (the unbounded queue grows through several rings and
+/// removes them as it drains; a bounded ring would block the putter).
+fn message_queue_group(c: &mut Criterion) {
+    let msg = |i: u32| (i, "a short message text");
+    let batch = |q: &MessageQueue, size: u64, n: u64| {
+        let t0 = Instant::now();
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(size);
+            (0..k).for_each(|i| q.put(&msg(i as u32)).unwrap());
+            (0..k).for_each(|_| drop(q.get::<(u32, String)>().unwrap()));
+            left -= k;
+        }
+        t0.elapsed()
+    };
+    let bounded = MessageQueue::bounded(64 * 1024, 1024).unwrap();
+    let unbounded = MessageQueue::new().unwrap();
+    let mut g = c.benchmark_group("message_queue");
+    g.sample_size(10);
+    g.bench_function("bounded_put_get_per_msg", |b| b.iter_custom(|n| batch(&bounded, 1000, n)));
+    g.bench_function("unbounded_put_get_per_msg", |b| {
+        b.iter_custom(|n| batch(&unbounded, 1000, n))
+    });
+    g.bench_function("unbounded_burst_100k_per_msg", |b| {
+        b.iter_custom(|n| batch(&unbounded, 100_000, n))
+    });
+    g.finish();
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -138,6 +172,7 @@ fn main() {
             g.bench_function("pipe_round_trip", |b| b.iter(|| rig.pipe_round_trip()));
             g.finish();
         }
+        message_queue_group(&mut c);
         c.final_summary();
 
         ctl.put(STOP).unwrap();

@@ -8,6 +8,7 @@
 //! the chain when it drops. The protocol and its failure cases: "Unbounded `MessageQueue`" in
 //! `README.md`.
 
+use std::mem::offset_of;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -24,7 +25,7 @@ use super::wait::{SLICE, WaitCell, wait_for};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::segment::handle::Locator;
-use crate::segment::header::{HEADER_SIZE, Kind, Layout, TypeDesc};
+use crate::segment::header::{HEADER_SIZE, Header, Kind, Layout, TypeDesc};
 use crate::segment::name::PREFIX;
 use crate::segment::options::ShmOptions;
 use crate::sys::{peer, proc};
@@ -70,6 +71,8 @@ struct Chain {
     count: AtomicU64,
     /// Ring bytes in the chain.
     bytes: AtomicU64,
+    /// `k + 1` while a get removes drained ring `k`'s name and moves the head past it; else 0.
+    removing: AtomicU64,
 }
 
 #[repr(C)]
@@ -132,6 +135,11 @@ impl Ring {
         // every copy is made under the anchor's lock (every put and get holds it).
         let raw = unsafe { RawRing::new(data, cap) };
         Ring { index, ctrl, raw, cap, _seg: seg }
+    }
+
+    /// The first ring byte.
+    fn raw_data(&self) -> NonNull<u8> {
+        self._seg.data_ptr()
     }
 
     /// Bytes free.
@@ -339,7 +347,18 @@ impl Inner {
         };
         seg.persist();
         let ring = Ring::from_segment(seg, index);
-        // SAFETY: the segment is fresh and unpublished: no other process reaches it yet.
+        let creator = self.ctrl().info.0.creator_pid as u32;
+        // SAFETY: the segment is fresh and unpublished: no other process reaches it yet. Its
+        // header starts the mapping, RING_DATA bytes before the data, and `creator_pid` is a
+        // u32 field of it (4-aligned in the page-aligned mapping). The ring belongs to the
+        // queue's creator, not to this process (which may exit while the queue lives): tools
+        // that remove segments of dead creators (`clean_stale`, test harnesses) must judge the
+        // ring by the creator of the queue.
+        unsafe {
+            let base = ring.raw_data().as_ptr().sub(RING_DATA);
+            base.add(offset_of!(Header, creator_pid)).cast::<u32>().write(creator);
+        }
+        // SAFETY: as above; the control block lies inside the mapping at offset 128.
         let info = unsafe { &mut (*ring.ctrl.as_ptr()).info.0 };
         info.tag = RING_TAG;
         info.capacity = cap;
@@ -470,9 +489,12 @@ impl Inner {
             }
             let ring = match Self::ring_at(&mut rings, head, head, self) {
                 Ok(ring) => ring,
-                // A getter that removed a drained ring's name died before moving the head on.
-                Err(Error::NotFound { .. }) if head < tail => {
+                // A getter that removed this drained ring's name died before moving the head on.
+                Err(Error::NotFound { .. })
+                    if head < tail && chain.removing.load(Ordering::Relaxed) == head + 1 =>
+                {
                     chain.head.store(head + 1, Ordering::Release);
+                    chain.removing.store(0, Ordering::Relaxed);
                     continue;
                 }
                 Err(Error::NotFound { .. }) if self.orphaned() => return Err(Closed.into()),
@@ -493,14 +515,17 @@ impl Inner {
                 break;
             }
             // Drained, and a newer ring exists: nobody writes here any more. Remove the name
-            // first, then move the head: dying in between leaves a head whose ring is gone,
-            // which the next getter skips (above).
+            // first, then move the head: dying in between leaves a head whose ring is gone and
+            // `removing` saying so, which the next getter skips (above). A ring gone without
+            // that (removed by another program) is an error, not a silent loss.
             let cap = ring.cap;
+            chain.removing.store(head + 1, Ordering::Relaxed);
             let _ = crate::segment::unlink(&self.ring_name(head));
             let _ = chain
                 .bytes
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(cap));
             chain.head.store(head + 1, Ordering::Release);
+            chain.removing.store(0, Ordering::Relaxed);
         }
         drop(rings);
         drop(g);
@@ -706,9 +731,12 @@ mod tests {
             q.put(&i).unwrap();
         }
         assert!(inner.rings() >= 2);
-        // A getter that removed drained ring 0's name died before moving the head on.
+        // A ring removed by another program is an error, not a silent skip.
         let _ = crate::segment::unlink(&inner.ring_name(0));
         inner.rings.lock().unwrap().clear();
+        assert!(matches!(q.get::<u32>(), Err(MessageGetError::BadMessage { .. })));
+        // A getter that removed drained ring 0's name died before moving the head on.
+        inner.ctrl().chain.0.removing.store(1, Ordering::Relaxed);
         let first: u32 = q.get().unwrap();
         assert!(first > 0, "ring 0's items went with it; the rest arrive in order");
         let mut prev = first;
@@ -717,5 +745,19 @@ mod tests {
             prev = i;
         }
         assert_eq!(prev, 39_999);
+    }
+
+    #[test]
+    fn a_ring_counts_as_the_queue_creators_whoever_made_it() {
+        let q = MessageQueue::new().unwrap();
+        let inner = unbounded(&q);
+        // As if another process created the queue and this one grows it.
+        let parent = proc::getppid();
+        // SAFETY: a test-only write to a plain field no other thread or process uses meanwhile.
+        unsafe { (*inner.ctrl.as_ptr()).info.0.creator_pid = u64::from(parent) };
+        q.put(&1u8).unwrap();
+        let info = crate::segment::inspect(&inner.ring_name(0)).unwrap();
+        assert_eq!(info.creator_pid, parent, "judged by the grower, a ring dies with it");
+        assert!(inner.ring_name(0).starts_with(&format!("shmpool-{parent}-")));
     }
 }

@@ -11,6 +11,7 @@ mod pool;
 mod process;
 mod python_names;
 mod queue;
+mod queue_unbounded;
 mod scope;
 mod soundness;
 mod sync;
@@ -28,6 +29,7 @@ fn main() -> std::process::ExitCode {
         suite!(value),
         suite!(process),
         suite!(queue),
+        suite!(queue_unbounded),
         suite!(pipe),
         suite!(pool),
         suite!(tasks_serde),

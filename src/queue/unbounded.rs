@@ -63,9 +63,9 @@ struct Info {
 /// The chain, read and written under the lock.
 #[repr(C)]
 struct Chain {
-    /// Index of the ring gets read from.
+    /// Index of the ring gets read from (rings are numbered from 1).
     head: AtomicU64,
-    /// Index of the ring puts write to (`>= head`).
+    /// Index of the ring puts write to (`>= head`); 0 before the first put.
     tail: AtomicU64,
     /// Frames held: statistics for `qsize`, `is_empty`.
     count: AtomicU64,
@@ -299,7 +299,8 @@ impl Inner {
     /// How many rings the chain holds now.
     pub(crate) fn rings(&self) -> u64 {
         let chain = &self.ctrl().chain.0;
-        chain.tail.load(Ordering::Relaxed).wrapping_sub(chain.head.load(Ordering::Relaxed)) + 1
+        let (head, tail) = (chain.head.load(Ordering::Relaxed), chain.tail.load(Ordering::Relaxed));
+        if tail == 0 { 0 } else { tail.wrapping_sub(head).wrapping_add(1) }
     }
 
     /// The name of ring `index`.
@@ -436,8 +437,8 @@ impl Inner {
         let (head, tail) = (chain.head.load(Ordering::Relaxed), chain.tail.load(Ordering::Relaxed));
         let need = (FRAME_HEADER + bytes.len()) as u64;
         let mut rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
-        let tail_cap = if chain.bytes.load(Ordering::Relaxed) == 0 {
-            // No ring yet: the first put makes ring `tail` (0).
+        let tail_cap = if tail == 0 {
+            // No ring yet (rings are numbered from 1): the first put makes ring 1.
             None
         } else {
             let ring = Self::ring_at(&mut rings, head, tail, self).map_err(GrowFailed)?;
@@ -452,13 +453,25 @@ impl Inner {
             Some(ring.cap)
         };
         if self.orphaned() {
-            return Err(GrowFailed(Error::Closed { what: "message queue (its creating handle was dropped, and with it the names of its rings)" }).into());
+            let what = "message queue (its creating handle was dropped, and its rings' names)";
+            return Err(GrowFailed(Error::Closed { what }).into());
         }
-        let index = if tail_cap.is_some() { tail + 1 } else { tail };
+        let Some(index) = tail.checked_add(1) else {
+            return Err(BadFrame(
+                "the chain's tail index is at its end; the queue is corrupt".into(),
+            )
+            .into());
+        };
         let cap = Self::next_ring_size(tail_cap.unwrap_or(0), need);
         let ring = self.create_ring(index, cap).map_err(GrowFailed)?;
         ring.write(tag, bytes)?;
         chain.bytes.fetch_add(cap, Ordering::Relaxed);
+        if tail == 0 {
+            // Head first: dying between the two stores leaves "no ring yet" (tail 0), which the
+            // next put repairs by making ring 1 again; the other order would leave a head (0)
+            // with no ring before a tail.
+            chain.head.store(index, Ordering::Release);
+        }
         chain.tail.store(index, Ordering::Release); // the commit: the ring is in the chain
         chain.count.fetch_add(1, Ordering::Relaxed);
         rings.push(ring);
@@ -484,7 +497,7 @@ impl Inner {
         for _ in 0..MAX_HOPS {
             let (head, tail) =
                 (chain.head.load(Ordering::Relaxed), chain.tail.load(Ordering::Relaxed));
-            if chain.bytes.load(Ordering::Relaxed) == 0 {
+            if tail == 0 {
                 break; // no ring yet
             }
             let ring = match Self::ring_at(&mut rings, head, head, self) {
@@ -638,14 +651,14 @@ mod tests {
     fn grows_past_several_rings_in_order_and_removes_drained_ones() {
         let q = MessageQueue::new().unwrap();
         let inner = unbounded(&q);
-        assert_eq!(inner.ring_bytes(), 0, "no ring before the first put");
+        assert_eq!((inner.ring_bytes(), inner.rings()), (0, 0), "no ring before the first put");
         let msg = vec![7u8; 1000];
         // 64 KiB + 128 KiB + 256 KiB + 512 KiB: at least four rings.
         for i in 0..1000u32 {
             q.put(&(i, &msg)).unwrap();
         }
         assert!(inner.rings() >= 4, "{} rings", inner.rings());
-        assert!((0..inner.rings()).all(|i| ring_exists(inner, i)));
+        assert!((1..=inner.rings()).all(|i| ring_exists(inner, i)));
         assert_eq!(q.qsize(), 1000);
         for i in 0..1000u32 {
             let (j, m): (u32, Vec<u8>) = q.get().unwrap();
@@ -655,7 +668,7 @@ mod tests {
         assert!(matches!(q.get_nowait::<u8>(), Err(MessageTryGetError::Empty)));
         // Drained rings are gone; the newest stays for the next put.
         let last = inner.ctrl().chain.0.tail.load(Ordering::Relaxed);
-        assert!((0..last).all(|i| !ring_exists(inner, i)));
+        assert!((1..last).all(|i| !ring_exists(inner, i)));
         assert!(ring_exists(inner, last));
         assert_eq!(inner.rings(), 1);
         drop(q);
@@ -668,7 +681,7 @@ mod tests {
             q.put(&vec![i as u8; 4000]).unwrap();
         }
         let inner = unbounded(&q);
-        let names: Vec<String> = (0..inner.rings()).map(|i| inner.ring_name(i)).collect();
+        let names: Vec<String> = (1..=inner.rings()).map(|i| inner.ring_name(i)).collect();
         assert!(names.len() >= 3);
         let other = MessageQueue::open_handle(&q.handle()).unwrap();
         assert_eq!(other.get::<Vec<u8>>().unwrap(), vec![0u8; 4000]);
@@ -724,21 +737,21 @@ mod tests {
         let q = MessageQueue::new().unwrap();
         let inner = unbounded(&q);
         q.put(&0u32).unwrap();
-        // A grower that died between creating ring 1 and linking it left its name behind.
-        let orphan = inner.create_ring(1, FIRST_RING).unwrap();
+        // A grower that died between creating ring 2 and linking it left its name behind.
+        let orphan = inner.create_ring(2, FIRST_RING).unwrap();
         drop(orphan);
         for i in 1..40_000u32 {
             q.put(&i).unwrap();
         }
         assert!(inner.rings() >= 2);
         // A ring removed by another program is an error, not a silent skip.
-        let _ = crate::segment::unlink(&inner.ring_name(0));
+        let _ = crate::segment::unlink(&inner.ring_name(1));
         inner.rings.lock().unwrap().clear();
         assert!(matches!(q.get::<u32>(), Err(MessageGetError::BadMessage { .. })));
-        // A getter that removed drained ring 0's name died before moving the head on.
-        inner.ctrl().chain.0.removing.store(1, Ordering::Relaxed);
+        // A getter that removed drained ring 1's name died before moving the head on.
+        inner.ctrl().chain.0.removing.store(2, Ordering::Relaxed);
         let first: u32 = q.get().unwrap();
-        assert!(first > 0, "ring 0's items went with it; the rest arrive in order");
+        assert!(first > 0, "ring 1's items went with it; the rest arrive in order");
         let mut prev = first;
         while let Ok(i) = q.get_nowait::<u32>() {
             assert_eq!(i, prev + 1);
@@ -756,8 +769,8 @@ mod tests {
         // SAFETY: a test-only write to a plain field no other thread or process uses meanwhile.
         unsafe { (*inner.ctrl.as_ptr()).info.0.creator_pid = u64::from(parent) };
         q.put(&1u8).unwrap();
-        let info = crate::segment::inspect(&inner.ring_name(0)).unwrap();
+        let info = crate::segment::inspect(&inner.ring_name(1)).unwrap();
         assert_eq!(info.creator_pid, parent, "judged by the grower, a ring dies with it");
-        assert!(inner.ring_name(0).starts_with(&format!("shmpool-{parent}-")));
+        assert!(inner.ring_name(1).starts_with(&format!("shmpool-{parent}-")));
     }
 }

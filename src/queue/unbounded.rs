@@ -773,4 +773,61 @@ mod tests {
         assert_eq!(info.creator_pid, parent, "judged by the grower, a ring dies with it");
         assert!(inner.ring_name(1).starts_with(&format!("shmpool-{parent}-")));
     }
+
+    #[test]
+    fn a_scribbled_chain_gives_typed_errors_not_panics_or_hangs() {
+        use crate::queue::{MessageTryGetError, MessageTryPutError};
+        let big = [0, 1, 2, 3, 1 << 20, u64::MAX - 1, u64::MAX];
+        for (i, &head) in big.iter().enumerate() {
+            for &tail in &big[i % 3..] {
+                let q = MessageQueue::new().unwrap();
+                q.put(&1u8).unwrap();
+                let inner = unbounded(&q);
+                let chain = &inner.ctrl().chain.0;
+                chain.head.store(head, Ordering::Relaxed);
+                chain.tail.store(tail, Ordering::Relaxed);
+                chain.removing.store(head.wrapping_add(1), Ordering::Relaxed);
+                chain.count.store(tail, Ordering::Relaxed);
+                inner.rings.lock().unwrap().clear();
+                let t0 = Instant::now();
+                match q.get_nowait::<u8>() {
+                    Ok(v) => assert_eq!(v, 1),
+                    Err(MessageTryGetError::Empty | MessageTryGetError::BadMessage { .. }) => {}
+                    Err(e) => panic!("get ({head}, {tail}): {e}"),
+                }
+                match q.put_nowait(&2u8) {
+                    Ok(())
+                    | Err(
+                        MessageTryPutError::CannotGrow { .. }
+                        | MessageTryPutError::BadMessage { .. },
+                    ) => {}
+                    Err(e) => panic!("put ({head}, {tail}): {e}"),
+                }
+                let _ = (q.qsize(), q.is_empty(), format!("{q:?}"));
+                // Put the chain back, so that the drop finds ring 1 (a scribbled chain leaks).
+                chain.head.store(1, Ordering::Relaxed);
+                chain.tail.store(tail.clamp(1, 2), Ordering::Relaxed);
+                drop(q);
+                assert!(t0.elapsed() < Duration::from_secs(5), "({head}, {tail}) took long");
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_dev_shm_is_out_of_space_with_the_queues_fix() {
+        let full = Error::OutOfSpace {
+            place: "/dev/shm",
+            requested: 32 << 20,
+            available: 1 << 20,
+            fix: "an array's fix",
+        };
+        let e = MessagePutError::from(GrowFailed(full));
+        assert!(
+            matches!(e, MessagePutError::OutOfSpace { requested, .. } if requested == 32 << 20)
+        );
+        let text = e.to_string();
+        assert!(text.contains("/dev/shm has 1 MiB free, 32 MiB requested"), "{text}");
+        assert!(text.contains("MessageQueue::bounded"), "{text}");
+        assert!(matches!(Error::from(e), Error::OutOfSpace { .. }));
+    }
 }

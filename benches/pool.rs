@@ -118,10 +118,18 @@ fn tiny_tasks(c: &mut Criterion, pool: &mut Pool) {
     let args: Vec<u64> = (0..TASKS as u64).collect();
     let mut g = c.benchmark_group("pool/1M_tiny_tasks");
     g.sample_size(10).throughput(Throughput::Elements(TASKS as u64));
-    g.bench_function(format!("{}, map, default chunksize", ours(pool)), |b| {
+    // The Pod path (raw bytes, as before serialization existed) and the serialized path
+    // (postcard), on the same tasks in the same run.
+    g.bench_function(format!("{}, map_pod, default chunksize", ours(pool)), |b| {
+        b.iter(|| black_box(pool.map_pod(tiny, &args, None).unwrap()))
+    });
+    g.bench_function(format!("{}, map (serialized), default chunksize", ours(pool)), |b| {
         b.iter(|| black_box(pool.map(tiny, &args, None).unwrap()))
     });
-    g.bench_function(format!("{}, map, chunksize 1", ours(pool)), |b| {
+    g.bench_function(format!("{}, map_pod, chunksize 1", ours(pool)), |b| {
+        b.iter(|| black_box(pool.map_pod(tiny, &args, Some(1)).unwrap()))
+    });
+    g.bench_function(format!("{}, map (serialized), chunksize 1", ours(pool)), |b| {
         b.iter(|| black_box(pool.map(tiny, &args, Some(1)).unwrap()))
     });
     g.bench_function("rayon 2 threads", |b| {
@@ -133,12 +141,35 @@ fn tiny_tasks(c: &mut Criterion, pool: &mut Pool) {
     g.finish();
 }
 
+fn short_string_len(s: String) -> usize {
+    s.len()
+}
+
+/// Python's most common pool program: `map` over 100,000 short strings (file names).
+fn short_strings(c: &mut Criterion, pool: &mut Pool) {
+    let names: Vec<String> = (0..100_000).map(|i| format!("/data/file-{i}.csv")).collect();
+    let mut g = c.benchmark_group("pool/map_100k_short_strings");
+    g.sample_size(10).throughput(Throughput::Elements(names.len() as u64));
+    g.bench_function(format!("{}, map, default chunksize", ours(pool)), |b| {
+        b.iter(|| black_box(pool.map(short_string_len, &names, None).unwrap()))
+    });
+    g.bench_function("sequential", |b| {
+        b.iter(|| black_box(names.iter().cloned().map(short_string_len).collect::<Vec<_>>()))
+    });
+    g.finish();
+}
+
 fn apply_round_trip(c: &mut Criterion, pool: &mut Pool) {
     let rp = rayon2();
     let mut g = c.benchmark_group("pool/apply_round_trip");
     g.sample_size(10);
     let mut x = 0u64;
-    g.bench_function(format!("{}, apply", ours(pool)), |b| {
+    g.bench_function(format!("{}, apply_pod", ours(pool)), |b| {
+        b.iter(|| {
+            x = pool.apply_pod(tiny, x).unwrap();
+        })
+    });
+    g.bench_function(format!("{}, apply (serialized)", ours(pool)), |b| {
         b.iter(|| {
             x = pool.apply(tiny, x).unwrap();
         })
@@ -156,6 +187,7 @@ fn main() {
     scale_add(&mut c, &mut pool, &mut a);
     sum(&mut c, &mut pool, &a);
     tiny_tasks(&mut c, &mut pool);
+    short_strings(&mut c, &mut pool);
     apply_round_trip(&mut c, &mut pool);
     drop(pool);
     start_stop(&mut c);

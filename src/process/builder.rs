@@ -129,14 +129,17 @@ impl ProcessBuilder {
                 let mut job = Job::new(f, &args, &name, secret, sys::proc::is_main_thread())?;
                 job.daemon = self.daemon;
                 let (pid, report) = spawn::start(&job)?;
-                Ok(Process::direct(pid, report, name, self.daemon, method))
+                // Kept until the child ends: a shmpool object among them crosses as a handle
+                // that names this process's descriptor, which must stay open until the child
+                // has opened it.
+                Ok(Process::direct(pid, report, name, self.daemon, method).keeping(Box::new(args)))
             }
             StartMethod::ForkServer => {
                 // The secret is the server's, filled in by `forkserver::start`.
                 let mut job = Job::new(f, &args, &name, 0, true)?;
                 job.daemon = self.daemon;
                 let started = forkserver::start(job)?;
-                Ok(Process::relayed(started, name, self.daemon))
+                Ok(Process::relayed(started, name, self.daemon).keeping(Box::new(args)))
             }
         }
     }

@@ -101,7 +101,13 @@ impl Context {
     /// moved into the child; under `forkserver` and `spawn` they cross encoded with postcard (a
     /// binary serde format: NaN payloads, infinities and non-string map keys arrive bit for bit)
     /// and the function as an offset within the executable. Shared memory crosses as handles
-    /// ([`SharedArray::handle`](crate::SharedArray::handle)).
+    /// ([`SharedArray::handle`](crate::SharedArray::handle)); shmpool's shared objects (locks,
+    /// semaphores, events, conditions, barriers, [`SharedValue`](crate::SharedValue),
+    /// [`LockedArray`](crate::LockedArray), ...) are serde themselves, encoded as their handles,
+    /// and arrive open. The returned [`Process`] keeps the arguments until the child has ended
+    /// (even when dropped), since an anonymous object's handle names this process's descriptor.
+    /// Under `fork` a [`LockedArray`](crate::LockedArray)'s elements are not inherited: pass its
+    /// handle there.
     ///
     /// # Errors
     ///

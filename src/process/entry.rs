@@ -165,8 +165,27 @@ fn checksum(secret: u64, body: &[u8]) -> u64 {
     h.finish()
 }
 
+/// Encodes a child's arguments with postcard and decodes them back once, so a type that cannot
+/// cross (one that needs a self-describing format) is refused in the parent rather than
+/// panicking in the child. Every start method sends arguments this way (fork too, so that a
+/// shmpool object arrives opened anew, as under the others).
+pub(crate) fn encode_args<A: Serialize + DeserializeOwned>(args: &A) -> Result<Vec<u8>> {
+    let bytes = postcard::to_stdvec(args).map_err(|e| Error::Serialize {
+        reason: format!("{e} (postcard, the format of a child's arguments)"),
+    })?;
+    decode_args::<A>(&bytes).map_err(|e| Error::Serialize {
+        reason: format!(
+            "they do not decode back from postcard, the format of a child's arguments ({e}); a \
+             type that needs a self-describing format (#[serde(untagged)], #[serde(flatten)], \
+             serde_json::Value, anything using deserialize_any) cannot cross: use plain structs \
+             and enums"
+        ),
+    })?;
+    Ok(bytes)
+}
+
 /// Decodes postcard arguments, refusing bytes left over.
-fn decode_args<A: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<A, String> {
+pub(crate) fn decode_args<A: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<A, String> {
     let (a, rest) = postcard::take_from_bytes::<A>(bytes).map_err(|e| e.to_string())?;
     if !rest.is_empty() {
         return Err(format!("{} bytes follow the arguments", rest.len()));
@@ -205,17 +224,7 @@ impl Job {
         code::check_sendable(f, "the child's function", Receiver::Reexecuted)?;
         let what = "the child's trampoline (monomorphised for its argument type)";
         code::check_sendable(t, what, Receiver::Reexecuted)?;
-        let args = postcard::to_stdvec(args).map_err(|e| Error::Serialize {
-            reason: format!("{e} (postcard, the format of every start method but fork)"),
-        })?;
-        decode_args::<A>(&args).map_err(|e| Error::Serialize {
-            reason: format!(
-                "they do not decode back from postcard, the format of every start method but \
-                 fork ({e}); a type that needs a self-describing format (#[serde(untagged)], \
-                 #[serde(flatten)], serde_json::Value, anything using deserialize_any) cannot \
-                 cross: use plain structs and enums"
-            ),
-        })?;
+        let args = encode_args(args)?;
         let parent_name = identity::current_name();
         // Room for the other fields: two names, a fingerprint and a few numbers.
         let limit = MAX_JOB_BYTES as usize - FRAME_HEADER - name.len() - parent_name.len() - 256;

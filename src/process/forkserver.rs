@@ -255,7 +255,7 @@ fn shutdown(timeout: Option<Duration>) -> Result<()> {
             {
                 Some(exit) => exit,
                 None => {
-                    reaper::detach(c.server_pid, None);
+                    reaper::detach(c.server_pid, None, None);
                     return Err(Error::Timeout {
                         what: "forkserver shutdown (its workers still run)",
                         after,

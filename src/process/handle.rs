@@ -10,7 +10,7 @@ use super::child;
 use super::children;
 use super::forkserver;
 use super::method::StartMethod;
-use super::reaper;
+use super::reaper::{self, Kept};
 use super::status::{self, ExitStatus};
 use super::wait;
 use crate::error::{Error, Result};
@@ -61,6 +61,8 @@ pub struct Process {
     method: StartMethod,
     waiter: Waiter,
     report: Option<File>,
+    /// The arguments the child was started with, kept until it ends (see `reaper::Kept`).
+    kept: Option<Kept>,
     status: Option<ExitStatus>,
     /// The process that started it (a forked copy of this handle in a child must not act).
     owner: u32,
@@ -83,11 +85,18 @@ impl Process {
             method,
             waiter: Waiter::Direct(pidfd),
             report: Some(report),
+            kept: None,
             status: None,
             owner: sys::proc::getpid(),
         };
         children::register(pid, &p.name, daemon, p.exit_fd());
         p
+    }
+
+    /// Keeps `kept` (the child's arguments) until the child has ended: see `reaper::Kept`.
+    pub(crate) fn keeping(mut self, kept: Kept) -> Process {
+        self.kept = Some(kept);
+        self
     }
 
     pub(crate) fn relayed(started: forkserver::Started, name: String, daemon: bool) -> Process {
@@ -98,6 +107,7 @@ impl Process {
             method: StartMethod::ForkServer,
             waiter: Waiter::Relay(started.status),
             report: Some(started.report),
+            kept: None,
             status: None,
             owner: sys::proc::getpid(),
         };
@@ -341,6 +351,7 @@ impl Process {
         });
         let st = ExitStatus { exit, panic };
         self.status = Some(st.clone());
+        self.kept = None;
         children::forget(self.pid);
         st
     }
@@ -373,7 +384,12 @@ impl fmt::Debug for Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if self.owner != sys::proc::getpid() || self.status.is_some() || !self.is_alive() {
+        if self.owner != sys::proc::getpid() {
+            // A forked copy: what it keeps is the parent's to drop.
+            std::mem::forget(self.kept.take());
+            return;
+        }
+        if self.status.is_some() || !self.is_alive() {
             return;
         }
         if self.daemon {
@@ -385,6 +401,6 @@ impl Drop for Process {
             Waiter::Relay(f) => Some(f),
             Waiter::Direct(_) => None,
         };
-        reaper::detach(self.pid, relay);
+        reaper::detach(self.pid, relay, self.kept.take());
     }
 }

@@ -3,6 +3,7 @@
 //! this folder for the protocols.
 
 pub(crate) mod barrier;
+pub(crate) mod by_handle;
 pub(crate) mod condition;
 pub(crate) mod event;
 pub(crate) mod held;

@@ -1,14 +1,18 @@
 //! What Python users type: a child's unflushed output reaching the terminal however the child
 //! ends, under every start method, for `Process`, scope children and pool workers;
 //! `current_process`, `parent_process`, `active_children`, `set_start_method` and
-//! `get_start_method`; `LockedArray` (Python's `Array(..., lock=True)`) across processes.
+//! `get_start_method`; `LockedArray` (Python's `Array(..., lock=True)`) across processes;
+//! shmpool objects as a child's arguments.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use shmpool::{Context, LockedArray, LockedArrayHandle, Pool, StartMethod, get_context};
+use shmpool::{
+    Context, Event, LockedArray, LockedArrayHandle, Mutex, Pool, Semaphore, SharedValue,
+    StartMethod, get_context,
+};
 
 use crate::harness::{Tests, register};
 
@@ -25,6 +29,7 @@ pub fn tests() -> Tests {
         clean set_start_method_sets_the_default_once,
         clean get_start_method_fixes_the_default,
         locked_array_increments_lose_no_update in METHODS,
+        shared_objects_arrive_open_as_arguments in METHODS,
     }
 }
 
@@ -100,6 +105,24 @@ fn increment_locked((h, n, me): (LockedArrayHandle, u64, u64)) -> i32 {
         intrusions += i32::from(g[1] != me);
     }
     intrusions
+}
+
+/// What a child is given: an event, a mutex, a locked value and a semaphore.
+type Objects = (Event, Mutex<u64>, SharedValue<u64>, Semaphore);
+
+/// Uses each object it was given, then sets the event.
+fn use_objects((done, m, v, sem): Objects) -> Result<(), String> {
+    *m.lock().map_err(|e| e.to_string())? += 1;
+    *v.lock().map_err(|e| e.to_string())? += 2;
+    sem.release().map_err(|e| e.to_string())?;
+    done.set();
+    Ok(())
+}
+
+/// As [`use_objects`], with a locked array too (not under fork: see `increment_in`).
+fn use_objects_and_array((objects, arr): (Objects, LockedArray<u64>)) -> Result<(), String> {
+    arr.lock().map_err(|e| e.to_string())?[0] += 3;
+    use_objects(objects)
 }
 
 // ---- capturing this process's stdout and stderr, which children inherit ----
@@ -338,6 +361,54 @@ fn locked_array_increments_lose_no_update(m: StartMethod) {
     let held = arr.get_lock().lock().unwrap();
     assert!(arr.try_lock().is_err(), "get_lock() is the array's lock");
     drop(held);
+    if m == StartMethod::ForkServer {
+        shmpool::process::shutdown_forkserver().unwrap();
+    }
+}
+
+/// Second handles to `done`, `m`, `v` and `sem`, to give away (this process keeps the first).
+fn second_handles(done: &Event, m: &Mutex<u64>, v: &SharedValue<u64>, sem: &Semaphore) -> Objects {
+    (
+        Event::open_handle(&done.handle()).unwrap(),
+        Mutex::open_handle(&m.handle()).unwrap(),
+        SharedValue::open_handle(&v.handle()).unwrap(),
+        Semaphore::open_handle(&sem.handle()).unwrap(),
+    )
+}
+
+/// An event, a mutex, a locked value, a semaphore and (but under fork) a locked array passed by
+/// value to a child arrive open there, under every start method. Each is a second handle that
+/// this process drops with the child's `Process` right after the start, so the child can open it
+/// only because the dropped (detached) `Process` keeps its arguments until the child ends.
+fn shared_objects_arrive_open_as_arguments(m: StartMethod) {
+    let (done, mx, v, sem) = (
+        Event::new().unwrap(),
+        Mutex::new(0u64).unwrap(),
+        SharedValue::new(0u64).unwrap(),
+        Semaphore::new(0).unwrap(),
+    );
+    let arr = LockedArray::<u64>::zeroed(1).unwrap();
+    let ctx = get_context(m);
+    let objects = second_handles(&done, &mx, &v, &sem);
+    let p = if m == StartMethod::Fork {
+        ctx.start(use_objects, objects).unwrap()
+    } else {
+        let theirs = LockedArray::open_handle(&arr.handle()).unwrap();
+        ctx.start(use_objects_and_array, (objects, theirs)).unwrap()
+    };
+    drop(p); // detached: keeps running, its arguments kept until it ends
+    assert!(done.wait_timeout(Duration::from_secs(10)), "the child never set the event under {m}");
+    assert!(sem.acquire_timeout(Duration::from_secs(1)), "the semaphore was not released");
+    assert_eq!(*mx.lock().unwrap(), 1);
+    assert_eq!(v.get().unwrap(), 2);
+    let want = if m == StartMethod::Fork { 0 } else { 3 };
+    assert_eq!(arr.get(0).unwrap(), want, "the locked array under {m}");
+    // The detached child is reaped once it has ended (active_children reaps such children).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !shmpool::active_children().is_empty() {
+        assert!(Instant::now() < deadline, "the child never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     if m == StartMethod::ForkServer {
         shmpool::process::shutdown_forkserver().unwrap();
     }

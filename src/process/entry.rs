@@ -167,16 +167,15 @@ fn checksum(secret: u64, body: &[u8]) -> u64 {
 
 /// Encodes a child's arguments with postcard and decodes them back once, so a type that cannot
 /// cross (one that needs a self-describing format) is refused in the parent rather than
-/// panicking in the child. Every start method sends arguments this way (fork too, so that a
-/// shmpool object arrives opened anew, as under the others).
+/// panicking in the child. Spawn and forkserver send arguments this way; fork moves them.
 pub(crate) fn encode_args<A: Serialize + DeserializeOwned>(args: &A) -> Result<Vec<u8>> {
     let bytes = postcard::to_stdvec(args).map_err(|e| Error::Serialize {
-        reason: format!("{e} (postcard, the format of a child's arguments)"),
+        reason: format!("{e} (postcard, the format of every start method but fork)"),
     })?;
     decode_args::<A>(&bytes).map_err(|e| Error::Serialize {
         reason: format!(
-            "they do not decode back from postcard, the format of a child's arguments ({e}); a \
-             type that needs a self-describing format (#[serde(untagged)], #[serde(flatten)], \
+            "they do not decode back from postcard, the format of every start method but fork \
+             ({e}); a type that needs a self-describing format (#[serde(untagged)], #[serde(flatten)], \
              serde_json::Value, anything using deserialize_any) cannot cross: use plain structs \
              and enums"
         ),

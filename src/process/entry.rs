@@ -175,9 +175,9 @@ pub(crate) fn encode_args<A: Serialize + DeserializeOwned>(args: &A) -> Result<V
     decode_args::<A>(&bytes).map_err(|e| Error::Serialize {
         reason: format!(
             "they do not decode back from postcard, the format of every start method but fork \
-             ({e}); a type that needs a self-describing format (#[serde(untagged)], #[serde(flatten)], \
-             serde_json::Value, anything using deserialize_any) cannot cross: use plain structs \
-             and enums"
+             ({e}); a type that needs a self-describing format (#[serde(untagged)], \
+             #[serde(flatten)], serde_json::Value, anything using deserialize_any) cannot \
+             cross: use plain structs and enums"
         ),
     })?;
     Ok(bytes)

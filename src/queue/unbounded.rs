@@ -166,7 +166,8 @@ pub(crate) struct Inner {
     seg: Segment,
     ctrl: NonNull<Control>,
     max: u64,
-    /// The rings this process mapped (at most the head's and the tail's), in index order.
+    /// The rings this process mapped (at most the head's and the tail's, and a ring it just
+    /// made).
     rings: Mutex<Vec<Ring>>,
     /// Set in the creating handle: its drop (in the creating process) removes the rings' names.
     creator_pid: Option<u32>,
@@ -394,21 +395,23 @@ impl Inner {
     }
 
     /// The mapped ring `index` (mapping it if need be) from `rings`, after dropping the
-    /// mappings of rings before `head` (drained: their names are gone).
+    /// mappings of every ring but the chain's ends `head` and `tail` (the only ones a put or a
+    /// get uses), so that a process maps at most two rings however long the chain grows.
     fn ring_at<'a>(
         rings: &'a mut Vec<Ring>,
-        head: u64,
+        (head, tail): (u64, u64),
         index: u64,
         this: &Inner,
     ) -> Result<&'a Ring> {
-        rings.retain(|r| r.index >= head);
-        if let Some(at) = rings.iter().position(|r| r.index == index) {
-            return Ok(&rings[at]);
-        }
-        let ring = this.open_ring(index)?;
-        rings.push(ring);
-        rings.sort_by_key(|r| r.index);
-        Ok(rings.iter().find(|r| r.index == index).expect("just pushed"))
+        rings.retain(|r| r.index == head || r.index == tail);
+        let at = match rings.iter().position(|r| r.index == index) {
+            Some(at) => at,
+            None => {
+                rings.push(this.open_ring(index)?);
+                rings.len() - 1
+            }
+        };
+        Ok(&rings[at])
     }
 
     /// The next ring's size: twice the tail's up to [`MAX_RING`], and at least one frame of
@@ -441,7 +444,7 @@ impl Inner {
             // No ring yet (rings are numbered from 1): the first put makes ring 1.
             None
         } else {
-            let ring = Self::ring_at(&mut rings, head, tail, self).map_err(GrowFailed)?;
+            let ring = Self::ring_at(&mut rings, (head, tail), tail, self).map_err(GrowFailed)?;
             if ring.room() >= need {
                 ring.write(tag, bytes)?;
                 chain.count.fetch_add(1, Ordering::Relaxed);
@@ -500,7 +503,7 @@ impl Inner {
             if tail == 0 {
                 break; // no ring yet
             }
-            let ring = match Self::ring_at(&mut rings, head, head, self) {
+            let ring = match Self::ring_at(&mut rings, (head, tail), head, self) {
                 Ok(ring) => ring,
                 // A getter that removed this drained ring's name died before moving the head on.
                 Err(Error::NotFound { .. })
@@ -658,6 +661,7 @@ mod tests {
             q.put(&(i, &msg)).unwrap();
         }
         assert!(inner.rings() >= 4, "{} rings", inner.rings());
+        assert!(inner.rings.lock().unwrap().len() <= 3, "a putter maps only the chain's ends");
         assert!((1..=inner.rings()).all(|i| ring_exists(inner, i)));
         assert_eq!(q.qsize(), 1000);
         for i in 0..1000u32 {

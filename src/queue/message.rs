@@ -1,4 +1,7 @@
-//! `MessageQueue`: variable-size serialized messages in a byte ring in shared memory.
+//! `MessageQueue`: variable-size serialized messages in shared memory. The front end holds one
+//! of two flavours: the bounded byte ring of this file, or the unbounded chain of rings of
+//! `unbounded.rs` (the default), which share the frame format (`codec.rs`) and the ring lock
+//! (`lock.rs`).
 //!
 //! Frames are a little-endian `u32` payload length, a little-endian `u64` type tag, then the
 //! payload (postcard-encoded for the serde API, as given for raw bytes), written contiguously
@@ -378,14 +381,19 @@ impl RingRead for Inner {
     }
 }
 
-/// A bounded multi-producer multi-consumer queue of variable-size messages in shared memory, for
-/// the items that are not `Pod`: anything serde can serialize (encoded with postcard), or raw
-/// bytes.
+/// A multi-producer multi-consumer queue of variable-size messages in shared memory, Python's
+/// `multiprocessing.Queue`: anything serde can serialize (encoded with postcard), or raw bytes.
 ///
-/// The queue is a byte ring of `capacity` bytes; each message takes its encoded size plus 12
-/// bytes (its length and a type tag). Messages larger than `max_message` (fixed at creation) are
-/// refused with [`MessagePutError::TooLarge`] on put, so a get never allocates more than
-/// `max_message` bytes. Waits, close and dead peers behave as for [`Queue`](crate::Queue).
+/// [`MessageQueue::new`] makes an unbounded queue, as Python's `Queue()`: a put never waits for
+/// room, so Python's "join the producers, then drain the queue" works; the queue grows by
+/// chaining rings in shared memory and gives them back as they drain, and a put that finds
+/// `/dev/shm` full fails with [`MessagePutError::OutOfSpace`]. [`MessageQueue::bounded`] makes
+/// one byte ring of `capacity` bytes whose puts wait while it is full (Python's
+/// `Queue(maxsize)`, counted in bytes). Either way each message takes its encoded size plus 12
+/// bytes (its length and a type tag), and messages larger than `max_message` (fixed at
+/// creation) are refused with [`MessagePutError::TooLarge`] on put, so a get never allocates
+/// more than `max_message` bytes. Waits, close and dead peers behave as for
+/// [`Queue`](crate::Queue).
 ///
 /// Every message carries a tag of the type it was put as (a 64-bit hash of its type name), and
 /// [`get::<M>`](MessageQueue::get) takes only a message put as `M`: anything else is a
@@ -402,7 +410,7 @@ impl RingRead for Inner {
 /// ```
 /// use shmpool::MessageQueue;
 ///
-/// let q = MessageQueue::bounded(64 * 1024, 4096)?;
+/// let q = MessageQueue::new()?;
 /// q.put(&("resize", vec![640u32, 480]))?;
 /// let (op, dims): (String, Vec<u32>) = q.get()?;
 /// assert_eq!((op.as_str(), dims), ("resize", vec![640, 480]));

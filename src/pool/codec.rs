@@ -30,7 +30,8 @@ pub(crate) mod tag {
 /// region (the chunk's spill record says which).
 pub(crate) const SPILLED: u64 = 0x100;
 
-/// Bytes before the result entries: cursor, limit, capacity, n, chunk size (u64 each).
+/// Bytes before the result entries: cursor, limit, capacity, n, chunk size, the index of the
+/// first task in the whole call (u64 each; a streaming call runs as several jobs).
 pub(crate) const RESULT_HEADER: usize = 64;
 /// Bytes per result entry: tag, offset, len.
 pub(crate) const ENTRY_BYTES: usize = 24;
@@ -95,6 +96,7 @@ pub(crate) unsafe fn init_results(
     capacity: usize,
     n: usize,
     chunk_size: usize,
+    first: usize,
 ) {
     let h = dst.cast::<u64>();
     // SAFETY: per the contract.
@@ -104,6 +106,7 @@ pub(crate) unsafe fn init_results(
         h.add(2).write(capacity as u64);
         h.add(3).write(n as u64);
         h.add(4).write(chunk_size as u64);
+        h.add(5).write(first as u64);
     }
 }
 
@@ -160,6 +163,11 @@ impl Results {
     /// Tasks in the job.
     pub(crate) fn n(&self) -> usize {
         self.header(3) as usize
+    }
+
+    /// The index, in the whole call, of the job's first task.
+    pub(crate) fn first(&self) -> usize {
+        self.header(5) as usize
     }
 
     /// The per-result limit the parent set.

@@ -1,8 +1,15 @@
-//! The streaming results of [`Pool::imap`](crate::Pool::imap) and
-//! [`Pool::imap_unordered`](crate::Pool::imap_unordered): each result is read from shared
-//! memory as soon as its chunk is done.
+//! The streaming results of [`Pool::imap`](crate::Pool::imap),
+//! [`Pool::imap_unordered`](crate::Pool::imap_unordered) and
+//! [`Pool::imap_buffered`](crate::Pool::imap_buffered): each result is read from shared memory
+//! as soon as its chunk is done. Dropping one cancels the tasks no worker started and returns
+//! at once (`cancel.rs`).
 
+use std::borrow::Borrow;
+use std::marker::PhantomData;
 use std::sync::atomic::Ordering::SeqCst;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::job::JobHandle;
 use super::staging::ResultSource;
@@ -75,6 +82,12 @@ impl<R> Iterator for IMap<'_, R> {
     }
 }
 
+impl<R> Drop for IMap<'_, R> {
+    fn drop(&mut self) {
+        self.handle.cancel_and_detach();
+    }
+}
+
 /// Streaming results of [`Pool::imap_unordered`]: `(index, result)` as chunks finish.
 pub struct IMapUnordered<'p, R> {
     pub(crate) handle: KeepHandle<'p>,
@@ -111,6 +124,12 @@ impl<'p, R> IMapUnordered<'p, R> {
             left: chunks,
             error_given: false,
         }
+    }
+}
+
+impl<R> Drop for IMapUnordered<'_, R> {
+    fn drop(&mut self) {
+        self.handle.cancel_and_detach();
     }
 }
 
@@ -178,6 +197,70 @@ impl<R> Iterator for IMapUnordered<'_, R> {
                         Ok(_) => {}
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Ordered streaming results of [`Pool::imap_buffered`]: the input is read `buffersize`
+/// items at a time, each batch one job, so at most `buffersize` arguments and results are
+/// held at once however long (or endless) the input is.
+pub struct IMapBuffered<'p, I, A, R> {
+    /// The batch in flight (its indices are the batch's; errors name the whole call's).
+    pub(crate) inner: IMap<'p, R>,
+    /// The input; `None` once exhausted.
+    pub(crate) source: Option<I>,
+    pub(crate) buffersize: usize,
+    pub(crate) trampoline: usize,
+    pub(crate) kernel: usize,
+    /// The index in the whole call of the next batch's first task.
+    pub(crate) first: usize,
+    pub(crate) _a: PhantomData<fn(A)>,
+}
+
+impl<'p, I, A, R> IMapBuffered<'p, I, A, R>
+where
+    I: Iterator<Item: Borrow<A>>,
+    A: Serialize,
+    R: DeserializeOwned + 'p,
+{
+    /// Stages and publishes the next batch (the last one is over: every result was read).
+    fn start_batch(&mut self, items: &[I::Item]) -> Result<()> {
+        let pool = self.inner.handle.pool_mut();
+        let args = items.iter().map(Borrow::<A>::borrow);
+        let staged =
+            pool.stage_serial::<A, R>(self.trampoline, self.kernel, args, Some(1), self.first)?;
+        let job = if staged.spec.len > 0 { pool.publish(&staged.spec)? } else { 0 };
+        self.inner.handle.rearm(job);
+        self.inner.results = Box::new(staged.results);
+        (self.inner.n, self.inner.cs, self.inner.next) = (items.len(), 1, 0);
+        self.inner.error_given = false;
+        self.first += items.len();
+        Ok(())
+    }
+}
+
+impl<'p, I, A, R> Iterator for IMapBuffered<'p, I, A, R>
+where
+    I: Iterator<Item: Borrow<A>>,
+    A: Serialize,
+    R: DeserializeOwned + 'p,
+{
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        loop {
+            if let Some(r) = self.inner.next() {
+                return Some(r);
+            }
+            let items: Vec<I::Item> = self.source.as_mut()?.take(self.buffersize).collect();
+            if items.is_empty() {
+                self.source = None;
+                return None;
+            }
+            if let Err(e) = self.start_batch(&items) {
+                self.source = None;
+                return Some(Err(e));
             }
         }
     }

@@ -53,6 +53,9 @@ pub struct JobHandle<'p, R> {
     /// Chunks finished when its outcome was taken (what `progress` reports from then on).
     finished: u64,
     output: Option<Output<'p, R>>,
+    /// Dropping does not wait for the job (a streaming job whose unclaimed chunks were
+    /// cancelled: its output owns nothing the workers use).
+    detached: bool,
 }
 
 impl<'p, R> JobHandle<'p, R> {
@@ -62,7 +65,31 @@ impl<'p, R> JobHandle<'p, R> {
             Some(a) if job != 0 && a.job == job => a.chunks,
             _ => 0,
         };
-        JobHandle { pool, job, chunks, finished: chunks, output: Some(output) }
+        JobHandle { pool, job, chunks, finished: chunks, output: Some(output), detached: false }
+    }
+
+    /// Points this handle at job `job` (just published by [`pool_mut`](JobHandle::pool_mut)'s
+    /// pool), for a streaming call that runs its input as successive jobs.
+    pub(crate) fn rearm(&mut self, job: u32) {
+        self.chunks = match &self.pool.active {
+            Some(a) if job != 0 && a.job == job => a.chunks,
+            _ => 0,
+        };
+        (self.job, self.finished, self.detached) = (job, self.chunks, false);
+    }
+
+    /// The pool running the job, to publish the next job of a streaming call.
+    pub(crate) fn pool_mut(&mut self) -> &mut Pool {
+        self.pool
+    }
+
+    /// Cancels the job's chunks that no worker claimed, and makes dropping this handle return
+    /// at once: the pool's next job waits for the chunks still running.
+    pub(crate) fn cancel_and_detach(&mut self) {
+        if self.in_flight() && self.pool.check_owner().is_ok() {
+            self.pool.cancel_unclaimed();
+            self.detached = true;
+        }
     }
 
     /// Whether this job is the pool's job in flight, its outcome not yet taken. An empty job
@@ -270,6 +297,9 @@ impl<R> Drop for JobHandle<'_, R> {
     fn drop(&mut self) {
         if self.pool.check_owner().is_err() {
             return; // not the creator: nothing of the job is ours to wait for or stop
+        }
+        if self.detached {
+            return; // cancelled: what still runs is waited for by the pool's next job
         }
         if std::thread::panicking() {
             // Unwinding: do not wait (or fork replacements) now; stop the workers instead.

@@ -356,13 +356,14 @@ pub(crate) unsafe fn task_serial<T: SerialTask>(kernel: usize, v: &Views, s: &Sp
     let (args, results) = (bytes(v, 0), bytes(v, 2));
     let results = codec::Results { base: results.0, len: results.1 };
     let args = codec::Args { base: args.0, len: args.1, n: results.n() };
-    let limit = results.limit();
+    let (limit, first) = (results.limit(), results.first());
     let mut out = Vec::new();
     let mut entries = Vec::with_capacity(s.end - s.start);
     for i in s.start..s.end {
         let start = out.len();
         // SAFETY: per this function's contract.
-        let (t, len) = unsafe { T::run(kernel, i, args.get(i), limit, &mut out) };
+        let (t, len) =
+            unsafe { T::run(kernel, first.wrapping_add(i), args.get(i), limit, &mut out) };
         entries.push((t, start, len));
     }
     results.commit(s.start, &entries, &out, spill);

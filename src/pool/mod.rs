@@ -17,6 +17,7 @@ pub(crate) mod active;
 pub(crate) mod anon;
 pub(crate) mod async_result;
 pub(crate) mod builder;
+pub(crate) mod cancel;
 pub(crate) mod codec;
 pub(crate) mod control;
 pub(crate) mod failure;
@@ -37,7 +38,7 @@ pub(crate) mod worker;
 
 pub use async_result::AsyncResult;
 pub use builder::PoolBuilder;
-pub use imap::{IMap, IMapUnordered};
+pub use imap::{IMap, IMapBuffered, IMapUnordered};
 pub use job::JobHandle;
 pub use star::StarArgs;
 pub use state::Pool;

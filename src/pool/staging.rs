@@ -78,6 +78,8 @@ impl<R: Pod> ResultSource<R> for PodResults<R> {
 pub(crate) struct SerialResults<R> {
     store: Store,
     pub(crate) n: usize,
+    /// The index of task 0 in the whole call (a streaming call runs as several jobs).
+    first: usize,
     limit: usize,
     chunk_size: usize,
     spills: RefCell<Vec<(usize, Segment)>>,
@@ -103,21 +105,22 @@ impl<R: DeserializeOwned> SerialResults<R> {
     /// The value, or the error, that entry `i` (tag `t`, bytes `bytes`) records.
     fn decode(&self, base: *const u8, i: usize, t: u64, bytes: &[u8]) -> Result<R> {
         let text = || String::from_utf8_lossy(bytes).into_owned();
-        let value = |how, reason| Error::TaskValue { task: i, what: "result", how, reason };
+        let task = self.first + i;
+        let value = |how, reason| Error::TaskValue { task, what: "result", how, reason };
         match t {
             tag::OK => {
                 postcard::from_bytes(bytes).map_err(|e| value("deserialized", e.to_string()))
             }
-            tag::TASK_ERR => Err(Error::TaskFailed { task: i, message: text() }),
+            tag::TASK_ERR => Err(Error::TaskFailed { task, message: text() }),
             tag::SER_FAILED => Err(value("serialized", text())),
             tag::ARG_FAILED => Err(Error::TaskValue {
-                task: i,
+                task,
                 what: "argument",
                 how: "deserialized",
                 reason: text(),
             }),
             tag::TOO_LARGE => Err(Error::TaskValueTooLarge {
-                task: i,
+                task,
                 what: "result",
                 // SAFETY: as in `read`.
                 bytes: unsafe { codec::entry_span(base, i) }.1,
@@ -131,7 +134,8 @@ impl<R: DeserializeOwned> SerialResults<R> {
     /// until it starts on the next job.
     fn spilled_bytes(&self, base: *const u8, i: usize) -> Result<Vec<u8>> {
         let chunk = i / self.chunk_size;
-        let value = |reason| Error::TaskValue { task: i, what: "result", how: "read", reason };
+        let task = self.first + i;
+        let value = |reason| Error::TaskValue { task, what: "result", how: "read", reason };
         // SAFETY: as in `read`: the entry of `i` and its chunk's spill record are written.
         let ((pid, fd, nonce), (off, len)) =
             unsafe { (codec::spill_of(base, self.n, chunk), codec::entry_span(base, i)) };
@@ -218,12 +222,14 @@ fn check_task_align(align: usize) -> Result<()> {
 fn serialize_args<A: Serialize>(
     args: impl IntoIterator<Item = impl Borrow<A>>,
     limit: usize,
+    first: usize,
 ) -> Result<(Vec<u64>, Vec<u8>)> {
     let args = args.into_iter();
     let mut offsets = Vec::with_capacity(args.size_hint().0 + 1);
     let mut data = Vec::new();
     offsets.push(0);
     for (i, a) in args.enumerate() {
+        let i = first + i;
         let start = data.len();
         data = postcard::to_extend(a.borrow(), data).map_err(|e| Error::TaskValue {
             task: i,
@@ -325,10 +331,11 @@ impl Pool {
         kernel: usize,
         args: impl IntoIterator<Item = impl Borrow<A>>,
         chunksize: Option<usize>,
+        first: usize,
     ) -> Result<Staged<SerialResults<R>>> {
         self.check_running()?;
         let limit = self.max_task_bytes;
-        let (offsets, data) = serialize_args::<A>(args, limit)?;
+        let (offsets, data) = serialize_args::<A>(args, limit, first)?;
         let n = offsets.len() - 1;
         let chunk_size =
             Self::task_chunk_size(n, chunksize.unwrap_or_else(|| self.default_map_chunksize(n)));
@@ -354,7 +361,7 @@ impl Pool {
         // and start at multiples of 64 of an 8-aligned base.
         unsafe {
             codec::write_args(base, &offsets, &data);
-            codec::init_results(base.add(r_off), limit, capacity, n, chunk_size);
+            codec::init_results(base.add(r_off), limit, capacity, n, chunk_size, first);
         }
         let region = |off, len| match &self.arena {
             Some(seg) if !fits => ArraySpec::Region(seg.handle(), off, len, 1),
@@ -368,6 +375,7 @@ impl Pool {
         let results = SerialResults {
             store,
             n,
+            first,
             limit,
             chunk_size,
             spills: RefCell::new(Vec::new()),
@@ -422,11 +430,11 @@ mod tests {
     #[test]
     fn an_argument_over_the_limit_names_its_task() {
         let args = [String::from("ab"), "x".repeat(100), String::new()];
-        match serialize_args::<String>(&args, 50) {
+        match serialize_args::<String>(&args, 50, 0) {
             Err(Error::TaskValueTooLarge { task: 1, what: "argument", bytes: 101, limit: 50 }) => {}
             other => panic!("{other:?}"),
         }
-        let (offsets, data) = serialize_args::<String>(&args[..1], 50).unwrap();
+        let (offsets, data) = serialize_args::<String>(&args[..1], 50, 0).unwrap();
         assert_eq!((offsets, data), (vec![0, 3], vec![2, b'a', b'b']));
     }
 }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::async_result::AsyncResult;
-use super::imap::{IMap, IMapUnordered, KeepHandle, Source};
+use super::imap::{IMap, IMapBuffered, IMapUnordered, KeepHandle, Source};
 use super::job::JobHandle;
 use super::kernel::{self, Fallible, Plain, SerialTask, Star, Trampoline};
 use super::staging::{PodResults, ResultSource, SerialResults, Staged};
@@ -70,7 +70,7 @@ impl Pool {
         T: SerialTask,
     {
         let tramp = kernel::task_serial::<T> as Trampoline as usize;
-        let staged = self.stage_serial::<A, R>(tramp, kernel, args, chunksize)?;
+        let staged = self.stage_serial::<A, R>(tramp, kernel, args, chunksize, 0)?;
         self.launch(staged, |r: &SerialResults<R>, pool| {
             pool.learn_result_size(r);
             all(r, pool, r.n)
@@ -126,7 +126,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
     {
         let tramp = kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
-        let staged = self.stage_serial::<A, R>(tramp, f as usize, [arg], Some(1))?;
+        let staged = self.stage_serial::<A, R>(tramp, f as usize, [arg], Some(1), 0)?;
         Ok(AsyncResult::new(self.launch(staged, |r, pool| {
             pool.learn_result_size(r);
             r.read(pool, 0)
@@ -380,10 +380,58 @@ impl Pool {
     {
         let tramp = kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
         let staged =
-            self.stage_serial::<A, R>(tramp, f as usize, args, Some(chunksize.unwrap_or(1)))?;
+            self.stage_serial::<A, R>(tramp, f as usize, args, Some(chunksize.unwrap_or(1)), 0)?;
         let (n, cs) = (staged.results.n, staged.spec.chunk_size);
         let (handle, results) = self.launch_streaming(staged)?;
         Ok(IMap { handle, results, n, cs, next: 0, error_given: false })
+    }
+
+    /// Like [`imap`](Pool::imap) over any iterator, endless ones included, holding at most
+    /// `buffersize` tasks at once (Python 3.14's `buffersize`; a `buffersize` of 0 counts as
+    /// 1): the input is read `buffersize` items at a time, each batch one job whose results
+    /// are yielded as they finish. Dropping the iterator cancels the tasks of the batch that
+    /// no worker started and returns at once; the pool's next call waits for the ones running.
+    ///
+    /// # Errors
+    ///
+    /// As for [`imap`](Pool::imap); an error staging a later batch ends the iteration with
+    /// that error. Task indices in errors count from the start of the input.
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let lines = (0..).map(|i| format!("line {i}")); // endless
+    /// let lens: Vec<usize> = pool
+    ///     .imap_buffered(|s: String| s.len(), lines, 8)?
+    ///     .take(100)
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(lens[10], 7);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn imap_buffered<A, R, I>(
+        &mut self,
+        f: fn(A) -> R,
+        args: I,
+        buffersize: usize,
+    ) -> Result<IMapBuffered<'_, I::IntoIter, A, R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item: Borrow<A>>,
+    {
+        let trampoline = kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
+        let kernel = f as usize;
+        let none = std::iter::empty::<&A>();
+        let staged = self.stage_serial::<A, R>(trampoline, kernel, none, Some(1), 0)?;
+        let (handle, results) = self.launch_streaming(staged)?;
+        Ok(IMapBuffered {
+            inner: IMap { handle, results, n: 0, cs: 1, next: 0, error_given: false },
+            source: Some(args.into_iter()),
+            buffersize: buffersize.max(1),
+            trampoline,
+            kernel,
+            first: 0,
+            _a: std::marker::PhantomData,
+        })
     }
 
     /// Like [`imap`](Pool::imap), yielding `(index, result)` in the order chunks finish
@@ -414,7 +462,7 @@ impl Pool {
     {
         let tramp = kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
         let staged =
-            self.stage_serial::<A, R>(tramp, f as usize, args, Some(chunksize.unwrap_or(1)))?;
+            self.stage_serial::<A, R>(tramp, f as usize, args, Some(chunksize.unwrap_or(1)), 0)?;
         let (n, cs) = (staged.results.n, staged.spec.chunk_size);
         let (handle, results) = self.launch_streaming(staged)?;
         Ok(IMapUnordered::new(handle, results, n, cs))

@@ -5,6 +5,7 @@
 //! over the configured limit, a result that fails to serialize in the worker or to deserialize
 //! in the parent. Each under the default start method (the forkserver) and fork.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize, Serializer};
@@ -23,6 +24,7 @@ pub fn tests() -> Tests {
         get_twice_returns_the_value_again in METHODS,
         a_value_over_the_limit_is_a_typed_error_naming_the_task in METHODS,
         a_result_that_fails_to_serialize_or_deserialize_names_the_task in METHODS,
+        dropping_an_endless_buffered_imap_returns_at_once in METHODS,
     }
 }
 
@@ -299,5 +301,49 @@ fn a_result_that_fails_to_serialize_or_deserialize_names_the_task(m: StartMethod
     assert_eq!(it.next().unwrap().unwrap().0, 20);
     drop(it);
     assert_eq!(pool.map(share, [2], None).unwrap()[0].0, 20);
+    done(pool, m);
+}
+
+/// Quick below 100; a second from there on (what the test drops unconsumed).
+fn slow_after_100(i: u64) -> u64 {
+    if i >= 100 {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    i * 2
+}
+
+fn panics_on_13(i: u32) -> u32 {
+    assert!(i != 13, "unlucky {i}");
+    i
+}
+
+fn dropping_an_endless_buffered_imap_returns_at_once(m: StartMethod) {
+    let mut pool = pool(m);
+    let pulled = Cell::new(0u64);
+    let endless = (0u64..).inspect(|&i| pulled.set(i + 1));
+    let mut it = pool.imap_buffered(slow_after_100, endless, 8).unwrap();
+    for i in 0..100 {
+        assert_eq!(it.next().unwrap().unwrap(), 2 * i);
+    }
+    // Bounded: the input was read at most one batch ahead.
+    assert!(pulled.get() <= 108, "{} items read", pulled.get());
+    let t = Instant::now();
+    drop(it);
+    assert!(t.elapsed() < Duration::from_millis(100), "drop took {:?}", t.elapsed());
+    // The next call waits for the (at most two) tasks still running, not the cancelled ones:
+    // four one-second tasks on two workers would take two seconds.
+    let t = Instant::now();
+    assert_eq!(pool.apply(|x: u8| x, 7).unwrap(), 7);
+    assert!(t.elapsed() < Duration::from_millis(1600), "{:?}", t.elapsed());
+    // Errors name the task's index in the whole input, across batches.
+    let items: Vec<_> = pool.imap_buffered(panics_on_13, 0..20u32, 4).unwrap().collect();
+    assert_eq!(items.len(), 20);
+    match &items[13] {
+        Err(Error::KernelPanicked { message, .. }) => {
+            assert!(message.contains("task 13"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(items.iter().enumerate().all(|(i, r)| i == 13 || *r.as_ref().unwrap() == i as u32));
     done(pool, m);
 }

@@ -1,17 +1,20 @@
 //! The pool: worker processes (started by the forkserver by default, or forked or spawned) that
 //! run kernels in place on chunks of shared arrays: [`Pool`], its [`PoolBuilder`], and the
-//! handles of work in flight ([`AsyncResult`], [`IMap`], [`IMapUnordered`], [`JobHandle`]).
+//! handles of work in flight ([`AsyncResult`], [`IMap`], [`IMapUnordered`], [`IMapBuffered`],
+//! [`JobHandle`]).
 //!
 //! Inside, one file per concept, in layers (each file uses only those before it in this list):
 //! `words` (the control block's packed and state words), `control` (the shared control
-//! block), `anon` (its mapping), `kernel` (type-erased trampolines), `liveness` (a
+//! block), `anon` (its mapping), `star` (the tuples `starmap` spreads), `codec` (the byte
+//! layout of serialized tasks), `kernel` (type-erased trampolines), `liveness` (a
 //! worker's life as the parent sees it), `wake` (the parent's wake pipe), `active` (the job
 //! in flight), `worker` (the worker loop and its single start step), `state` (the `Pool`
 //! itself, its owner check and `terminate`), `failure` (waiting for a job and noticing dead
-//! workers), `publish` (publishing a job), `shutdown` (`close`, `join`), `builder`
-//! (configuration), `job` (the asynchronous job handle), `parallel` (the data-parallel
-//! operations), `tasks` (Python's task API). `README.md` beside this file explains the
-//! protocol.
+//! workers), `cancel` (cancelling unclaimed chunks), `publish` (publishing a job), `staging`
+//! (task arguments in, results out), `shutdown` (`close`, `join`), `builder`
+//! (configuration), `job` (the asynchronous job handle), `async_result` and `imap` (task
+//! results), `parallel` (the data-parallel operations), `tasks` (Python's task API).
+//! `README.md` beside this file explains the protocol.
 
 pub(crate) mod active;
 pub(crate) mod anon;

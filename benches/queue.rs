@@ -10,8 +10,9 @@
 //! - `queue_round_trip`: put on one queue, a child echoes onto another, get the echo;
 //! - `pipe_round_trip`: 8-byte `send_bytes` / `recv_bytes` ping-pong over a duplex pipe.
 //!
-//! A second criterion group, `message_queue`, compares `MessageQueue` put/get throughput in one
-//! process, unbounded (the default) against bounded (`message_queue_group`).
+//! A second criterion group, `message_queue`, compares `MessageQueue` put/get throughput,
+//! unbounded (the default) against bounded: in one process, and streamed from a producer
+//! process (`message_queue_group`).
 //!
 //! The serving children are forked before criterion starts (while this process has one thread)
 //! and serve every run, so process start is never measured.
@@ -69,7 +70,7 @@ impl Rig<'_> {
 /// batches of 1,000 `(u32, String)` messages that fit the first ring (the steady state), and a
 /// burst of 100,000 put before any get (the unbounded queue grows through several rings and
 /// removes them as it drains; a bounded ring would block the putter).
-fn message_queue_group(c: &mut Criterion) {
+fn message_queue_group(c: &mut Criterion, streams: &MessageStreams) {
     let msg = |i: u32| (i, "a short message text");
     let batch = |q: &MessageQueue, size: u64, n: u64| {
         let t0 = Instant::now();
@@ -93,7 +94,41 @@ fn message_queue_group(c: &mut Criterion) {
     g.bench_function("unbounded_burst_100k_per_msg", |b| {
         b.iter_custom(|n| batch(&unbounded, 100_000, n))
     });
+    g.bench_function("stream_bounded_per_msg", |b| b.iter_custom(|n| streams.stream(false, n)));
+    g.bench_function("stream_unbounded_per_msg", |b| b.iter_custom(|n| streams.stream(true, n)));
     g.finish();
+}
+
+/// A producer process streams `(u32, String)` messages into one of two `MessageQueue`s, bounded
+/// (64 KiB ring) or unbounded, on command; this process gets them.
+struct MessageStreams {
+    ctl: Queue<u64>,
+    bounded: MessageQueue,
+    unbounded: MessageQueue,
+}
+
+impl MessageStreams {
+    /// Commands: `n << 1 | unbounded`, or `STOP`.
+    fn serve(&self) {
+        while let Ok(cmd) = self.ctl.get() {
+            if cmd == STOP {
+                return;
+            }
+            let q = if cmd & 1 == 1 { &self.unbounded } else { &self.bounded };
+            (0..cmd >> 1).for_each(|i| q.put(&(i as u32, "a short message text")).unwrap());
+        }
+    }
+
+    /// Time for `n` messages from the producer child to this process.
+    fn stream(&self, unbounded: bool, n: u64) -> Duration {
+        let q = if unbounded { &self.unbounded } else { &self.bounded };
+        let t0 = Instant::now();
+        self.ctl.put(n << 1 | u64::from(unbounded)).unwrap();
+        for _ in 0..n {
+            drop(q.get::<(u32, String)>().unwrap());
+        }
+        t0.elapsed()
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -108,6 +143,11 @@ fn main() {
     let ping = Queue::<u64>::new(4).unwrap();
     let pong = Queue::<u64>::new(4).unwrap();
     let (parent_end, mut child_end) = shmpool::pipe(true).unwrap();
+    let streams = MessageStreams {
+        ctl: Queue::<u64>::new(4).unwrap(),
+        bounded: MessageQueue::bounded(64 * 1024, 1024).unwrap(),
+        unbounded: MessageQueue::new().unwrap(),
+    };
     scope(|s| {
         let (c, d) = (&ctl, &data);
         let producer = s
@@ -142,6 +182,8 @@ fn main() {
                 }
             })
             .unwrap();
+        let st = &streams;
+        let message_producer = s.fork(move || st.serve()).unwrap();
         let mut rig = Rig { ctl: &ctl, data: &data, ping: &ping, pong: &pong, pipe: parent_end };
 
         // Side-by-side medians, measured the same way as the Python script.
@@ -172,13 +214,14 @@ fn main() {
             g.bench_function("pipe_round_trip", |b| b.iter(|| rig.pipe_round_trip()));
             g.finish();
         }
-        message_queue_group(&mut c);
+        message_queue_group(&mut c, &streams);
         c.final_summary();
 
         ctl.put(STOP).unwrap();
         ping.put(STOP).unwrap();
+        streams.ctl.put(STOP).unwrap();
         rig.pipe.send_bytes(&[]).unwrap();
-        for child in [producer, echo, pipe_echo] {
+        for child in [producer, echo, pipe_echo, message_producer] {
             assert!(child.join().unwrap().success());
         }
 

@@ -145,7 +145,7 @@ fn run(len: usize, workers: Option<usize>, rounds: usize) -> Result<(), CliError
     for _ in 0..rounds {
         let t = Instant::now();
         for i in 0..calls {
-            std::hint::black_box(pool.apply(plus_one, i)?);
+            std::hint::black_box(pool.apply_pod(plus_one, i)?);
         }
         ap.push(t.elapsed().as_secs_f64() / calls as f64 * 1e6);
         let t = Instant::now();

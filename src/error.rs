@@ -12,7 +12,7 @@
 //! | arguments and waits | any call that checks a size or count; any wait given a timeout | [`Error`]: `InvalidArgument`, `Timeout` |
 //! | synchronisation | locking a [`Mutex`](crate::Mutex), [`RLock`](crate::RLock) or [`SharedValue`](crate::SharedValue) | [`LockError`](crate::sync::LockError) (its `OwnerDied` carries the guard), converting into [`Error`]: `OwnerDied`, `NotRecoverable`, `WouldBlock`, `WouldDeadlock`, `TooManyLocksHeld`, `Timeout`, `Io` |
 //! | synchronisation | [`Semaphore`](crate::Semaphore), [`BoundedSemaphore`](crate::BoundedSemaphore), [`Barrier`](crate::Barrier), [`Condition`](crate::Condition) | [`Error`]: `OverRelease`, `BrokenBarrier`, `OwnerDied` (a condition's lock), `Timeout` |
-//! | process start | [`scope`](crate::scope), [`Process`](crate::Process), [`Context`](crate::Context), the start methods, pool workers starting | [`Error`]: `ForkWithThreads`, `ForkWhileLocked`, `NotShared`, `ClosureNeedsFork`, `Serialize`, `SpawnUnavailable`, `ForkServer`, `ChildFailed` |
+//! | process start | [`scope`](crate::scope), [`Process`](crate::Process), [`Context`](crate::Context), the start methods, pool workers starting | [`Error`]: `ForkWithThreads`, `ForkWhileLocked`, `NotShared`, `ClosureNeedsFork`, `Serialize`, `SpawnUnavailable`, `ForkServer`, `ChildFailed`; [`set_start_method`](crate::process::set_start_method): `StartMethodAlreadySet` |
 //! | pool jobs | [`Pool`](crate::Pool), [`PoolBuilder`](crate::pool::PoolBuilder), [`AsyncResult`](crate::pool::AsyncResult), [`JobHandle`](crate::pool::JobHandle) | [`Error`]: `PoolSize`, `PoolNotRunning`, `PoolStillRunning`, `PoolNotOwned`, `PoolGaveUp`, `KernelPanicked`, `WorkerDied`, `TaskFailed`, `TaskValueTooLarge`, `TaskValue`, `LengthMismatch`, `ResultUnavailable` |
 //! | messaging: queues | [`Queue`](crate::Queue) and [`JoinableQueue`](crate::JoinableQueue): `get`, `get_timeout`, `get_nowait` | [`GetError`](crate::queue::GetError), [`GetTimeoutError`](crate::queue::GetTimeoutError), [`TryGetError`](crate::queue::TryGetError) |
 //! | messaging: queues | the same: `put`, `put_timeout`, `put_nowait` | [`PutError`](crate::queue::PutError), [`PutTimeoutError`](crate::queue::PutTimeoutError), [`TryPutError`](crate::queue::TryPutError) |
@@ -344,6 +344,11 @@ pub enum Error {
         reason: String,
     },
 
+    /// [`set_start_method`](crate::process::set_start_method) after the default start method
+    /// was already set or used.
+    #[error(transparent)]
+    StartMethodAlreadySet(#[from] crate::process::StartMethodAlreadySet),
+
     /// A child process ended badly.
     #[error("child process {pid} {how}")]
     ChildFailed {
@@ -674,5 +679,14 @@ mod tests {
             e.to_string(),
             "/dev/shm has 60 MiB free, 256 MiB requested; mount a larger /dev/shm or use a smaller array"
         );
+    }
+
+    #[test]
+    fn a_start_method_set_twice_converts_with_its_message() {
+        let inner = crate::process::StartMethodAlreadySet { current: crate::StartMethod::Spawn };
+        let e: Error = inner.clone().into();
+        assert!(matches!(&e, Error::StartMethodAlreadySet(x) if *x == inner));
+        assert_eq!(e.to_string(), inner.to_string());
+        assert!(e.to_string().contains("force_start_method"), "{e}");
     }
 }

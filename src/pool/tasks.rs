@@ -283,7 +283,9 @@ impl Pool {
     }
 
     /// `f(a, b, ...)` for every tuple, results in order (Python's `starmap`): tuples of 1 to 8
-    /// serializable values ([`StarArgs`]).
+    /// serializable values ([`StarArgs`]). `args` is a slice, so its tuple type, which picks
+    /// `f`'s arity, is known before `f` is (an empty literal needs its type:
+    /// `&[] as &[(u8, u8)]`).
     ///
     /// # Errors
     ///
@@ -293,7 +295,8 @@ impl Pool {
     /// let mut pool = shmpool::Pool::new(2)?;
     /// let sums = pool.starmap(|a: u8, b: u16| a as u32 + b as u32, &[(1, 2), (3, 4)], None)?;
     /// assert_eq!(sums, [3, 7]);
-    /// let three = pool.starmap(|a: u8, b: u8, c: String| format!("{a}{b}{c}"), [(1, 2, "x".to_string())], None)?;
+    /// let args = [(1u8, 2u8, "x".to_string())];
+    /// let three = pool.starmap(|a: u8, b: u8, c: String| format!("{a}{b}{c}"), &args, None)?;
     /// assert_eq!(three, ["12x"]);
     /// # Ok::<(), shmpool::Error>(())
     /// ```

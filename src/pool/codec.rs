@@ -117,9 +117,7 @@ pub(crate) unsafe fn init_results(
 /// `base` is a result region initialised by [`init_results`] whose job is over.
 pub(crate) unsafe fn used_bytes(base: *const u8) -> usize {
     // SAFETY: per the contract; no worker writes the cursor any more.
-    let (cursor, capacity) =
-        unsafe { (base.cast::<u64>().read(), base.cast::<u64>().add(2).read()) };
-    cursor.min(capacity) as usize
+    usize::try_from(unsafe { base.cast::<u64>().read() }).unwrap_or(usize::MAX)
 }
 
 /// A worker's view of an argument region of `n` tasks (`len` bytes mapped at `base`).
@@ -291,5 +289,70 @@ pub(crate) unsafe fn spill_of(base: *const u8, n: usize, chunk: usize) -> (u32, 
     unsafe {
         let r = base.add(RESULT_HEADER + n * ENTRY_BYTES + chunk * SPILL_BYTES).cast::<u64>();
         (r.read() as u32, r.add(1).read() as u32 as i32, r.add(2).read())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An 8-aligned buffer of `bytes` bytes.
+    fn region(bytes: usize) -> Vec<u64> {
+        vec![0; bytes.div_ceil(8)]
+    }
+
+    #[test]
+    fn chunks_bump_allocate_and_spill_when_full() {
+        let (n, cs, capacity) = (4, 2, 8);
+        let len = result_region_bytes(n, cs, capacity).unwrap();
+        let mut buf = region(len);
+        let base = buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: `buf` holds `len` bytes, 8-aligned, used by nobody else.
+        unsafe { init_results(base, 100, capacity, n, cs, 10) };
+        let r = Results { base, len };
+        assert_eq!((r.n(), r.limit(), r.first()), (4, 100, 10));
+        // Chunk 0: 6 bytes fit.
+        r.commit(0, &[(tag::OK, 0, 2), (tag::TASK_ERR, 2, 4)], b"abwxyz", |_| unreachable!());
+        // Chunk 1: 6 more do not (8 bytes of capacity): they spill.
+        let mut spilled = Vec::new();
+        r.commit(2, &[(tag::OK, 0, 3), (tag::OK, 3, 3)], b"123456", |b| {
+            spilled.extend_from_slice(b);
+            (42, 7, 99)
+        });
+        assert_eq!(spilled, b"123456");
+        // SAFETY: every entry and record was written above; nothing writes any more.
+        unsafe {
+            assert_eq!(read_result(base, n, 0), (tag::OK, &b"ab"[..]));
+            assert_eq!(read_result(base, n, 1), (tag::TASK_ERR, &b"wxyz"[..]));
+            assert_eq!(read_result(base, n, 3), (tag::OK | SPILLED, &[][..]));
+            assert_eq!(entry_span(base, 3), (3, 3));
+            assert_eq!(spill_of(base, n, 1), (42, 7, 99));
+            // The cursor counts what every chunk asked for, spilled bytes included.
+            assert_eq!(used_bytes(base), 12);
+        }
+    }
+
+    #[test]
+    fn argument_offsets_outside_the_region_are_refused() {
+        let data = b"hello";
+        let mut buf = region(arg_region_bytes(2, data.len()).unwrap());
+        let base = buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: `buf` holds the region, 8-aligned.
+        unsafe { write_args(base, &[0, 2, 5], data) };
+        let args = Args { base, len: 24 + 5, n: 2 };
+        assert_eq!((args.get(0), args.get(1)), (&b"he"[..], &b"llo"[..]));
+        buf[2] = 500; // task 1's end, corrupted
+        let args = Args { base: buf.as_ptr().cast(), len: 24 + 5, n: 2 };
+        let refused = std::panic::catch_unwind(|| args.get(1).len());
+        assert!(refused.is_err());
+    }
+
+    #[test]
+    fn the_capacity_follows_the_last_results_within_bounds() {
+        assert_eq!(result_capacity(1, 8, 1 << 20), 4096);
+        assert_eq!(result_capacity(10_000, 100, 1 << 20), 2_000_000);
+        // Never more than n * limit, nor more than the cap.
+        assert_eq!(result_capacity(10_000, 100, 10), 100_000);
+        assert_eq!(result_capacity(usize::MAX / 2, 64, 1 << 20), MAX_RESULT_CAPACITY);
     }
 }

@@ -425,6 +425,64 @@ mod tests {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err()
     }
 
+    fn shout(s: String) -> String {
+        s.to_uppercase()
+    }
+
+    fn checked(s: String) -> Result<usize, String> {
+        if s.is_empty() { Err("empty".into()) } else { Ok(s.len()) }
+    }
+
+    /// Runs serialized tasks `T` over `args` in this process, as one chunk; the entries read
+    /// back (tag, bytes).
+    fn run_serial<T: SerialTask>(
+        kernel: usize,
+        args: &[String],
+        limit: usize,
+    ) -> Vec<(u64, Vec<u8>)> {
+        let n = args.len();
+        let mut offsets = vec![0u64];
+        let mut data = Vec::new();
+        for a in args {
+            data = postcard::to_extend(a, data).unwrap();
+            offsets.push(data.len() as u64);
+        }
+        let a_len = codec::arg_region_bytes(n, data.len()).unwrap();
+        let r_len = codec::result_region_bytes(n, n, 4096).unwrap();
+        let (mut a, mut r) = (vec![0u64; a_len.div_ceil(8)], vec![0u64; r_len.div_ceil(8)]);
+        let (ap, rp) = (a.as_mut_ptr().cast::<u8>(), r.as_mut_ptr().cast::<u8>());
+        // SAFETY: both buffers hold their regions, 8-aligned, used by nobody else.
+        unsafe {
+            codec::write_args(ap, &offsets, &data);
+            codec::init_results(rp, limit, 4096, n, n, 0);
+        }
+        let mut v = Views::default();
+        (v.ptr[0], v.len[0], v.elem_size[0], v.expected_len[0]) = (ap, a_len, 1, a_len);
+        (v.ptr[2], v.len[2], v.elem_size[2], v.expected_len[2]) = (rp, r_len, 1, r_len);
+        // SAFETY: `kernel` is the fn `T` names; the views map live buffers of their lengths.
+        unsafe { task_serial::<T>(kernel, &v, &Span { index: 0, start: 0, end: n, radius: 0 }) };
+        // SAFETY: the chunk ran to the end above; nothing writes the region any more.
+        (0..n)
+            .map(|i| unsafe { codec::read_result(rp, n, i) })
+            .map(|(t, b)| (t, b.to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn serialized_tasks_encode_results_errors_and_oversized_results() {
+        let args = ["ab".to_string(), "c".repeat(40), String::new()];
+        let out =
+            run_serial::<Plain<String, String>>(shout as fn(String) -> String as usize, &args, 20);
+        assert_eq!(out[0].0, codec::tag::OK);
+        assert_eq!(postcard::from_bytes::<String>(&out[0].1).unwrap(), "AB");
+        assert_eq!(out[1], (codec::tag::TOO_LARGE, vec![]), "41 bytes over a limit of 20");
+        assert_eq!(postcard::from_bytes::<String>(&out[2].1).unwrap(), "");
+        let f = checked as fn(String) -> Result<usize, String> as usize;
+        let out = run_serial::<Fallible<String, usize, String>>(f, &args, 100);
+        assert_eq!(postcard::from_bytes::<usize>(&out[1].1).unwrap(), 40);
+        assert_eq!(out[2], (codec::tag::TASK_ERR, b"empty".to_vec()));
+    }
+
     #[test]
     fn a_span_past_the_mapping_is_a_job_error_not_a_slice() {
         let mut bufs = vec![vec![0u64; 10]];

@@ -1,4 +1,6 @@
-//! `Queue<T>`: a bounded multi-producer multi-consumer queue of `Pod` items in shared memory.
+//! `Queue<T>`: a multi-producer multi-consumer queue of `Pod` items in shared memory. The front
+//! end holds one of two flavours: the bounded ring of this file, or the unbounded chain
+//! (`unbounded_pod.rs`, over `unbounded.rs`).
 //!
 //! The ring is Dmitry Vyukov's bounded MPMC queue: every slot carries a sequence number that
 //! says whose turn it is (a producer's for position `p` when it equals `2p`, a consumer's when it
@@ -20,6 +22,8 @@ use super::error::{
     TaskDoneError, TryGetError, TryPutError,
 };
 use super::peers::PeerTable;
+use super::unbounded;
+use super::unbounded_pod::Chain;
 use super::wait::{WaitCell, wait_for};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
@@ -149,11 +153,16 @@ impl<T: Pod> Inner<T> {
 
     pub(crate) fn open(loc: &Locator, nonce: Option<u64>) -> Result<Inner<T>> {
         check_item_type::<T>()?;
+        let seg = Segment::open_typed(loc, nonce, Kind::Queue, &TypeDesc::of::<T>())?;
+        Self::open_segment(seg, loc)
+    }
+
+    /// The bounded queue in an opened `Kind::Queue` segment of `T`.
+    fn open_segment(seg: Segment, loc: &Locator) -> Result<Inner<T>> {
         let what = || match loc {
             Locator::Named(n) => format!("queue {n}"),
             Locator::Anonymous { pid, fd } => format!("queue {pid}/{fd}"),
         };
-        let seg = Segment::open_typed(loc, nonce, Kind::Queue, &TypeDesc::of::<T>())?;
         let cap = seg.len();
         let corrupt = |reason: String| Error::CorruptHeader { what: what(), reason };
         let (_, data, total) =
@@ -477,14 +486,18 @@ impl<T: Pod> Inner<T> {
     }
 }
 
-/// A bounded multi-producer multi-consumer queue of `Pod` items in shared memory, Python's
-/// `multiprocessing.Queue` for plain data.
+/// A multi-producer multi-consumer queue of `Pod` items in shared memory, Python's
+/// `multiprocessing.Queue` for plain data: bounded ([`Queue::new`]`(capacity)`, Python's
+/// `Queue(maxsize)`, whose puts wait for room) or unbounded ([`Queue::unbounded`], Python's
+/// `Queue()`, whose puts never wait for room, so "join the producers, then drain the queue"
+/// works; its items travel as frames under a lock in a chain of rings that grows, as a
+/// [`MessageQueue`](crate::MessageQueue)'s messages do).
 ///
-/// Items are copied into a ring in a segment of its own; every process that holds the queue (a
-/// forked child through a borrow or a clone, any process through [`handle`](Queue::handle) and
-/// [`open_handle`](Queue::open_handle) or a name) puts and gets without a lock or a syscall
-/// while the queue is neither empty nor full. A wait spins briefly, then sleeps on a shared
-/// futex.
+/// A bounded queue's items are copied into a ring in a segment of its own; every process that
+/// holds the queue (a forked child through a borrow or a clone, any process through
+/// [`handle`](Queue::handle) and [`open_handle`](Queue::open_handle) or a name) puts and gets
+/// without a lock or a syscall while the queue is neither empty nor full. A wait spins briefly,
+/// then sleeps on a shared futex.
 ///
 /// Every wait can end: [`put`](Queue::put) and [`get`](Queue::get) have `_timeout` and
 /// `_nowait` forms; [`close`](Queue::close) ends every wait in every process with `Closed`;
@@ -518,13 +531,33 @@ impl<T: Pod> Inner<T> {
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 pub struct Queue<T: Pod> {
-    pub(crate) inner: Arc<Inner<T>>,
+    pub(crate) flavor: Flavor<T>,
+}
+
+/// The two rings a `Queue` can be: this file's bounded ring, or the unbounded chain.
+pub(crate) enum Flavor<T: Pod> {
+    Bounded(Arc<Inner<T>>),
+    Unbounded(Arc<Chain<T>>),
 }
 
 impl<T: Pod> Clone for Queue<T> {
     fn clone(&self) -> Self {
-        Queue { inner: Arc::clone(&self.inner) }
+        let flavor = match &self.flavor {
+            Flavor::Bounded(i) => Flavor::Bounded(Arc::clone(i)),
+            Flavor::Unbounded(i) => Flavor::Unbounded(Arc::clone(i)),
+        };
+        Queue { flavor }
     }
+}
+
+/// Runs `$body` with `$i` bound to the queue's flavour, whichever it is.
+macro_rules! with_flavor {
+    ($q:expr, $i:ident => $body:expr) => {
+        match &$q.flavor {
+            Flavor::Bounded($i) => $body,
+            Flavor::Unbounded($i) => $body,
+        }
+    };
 }
 
 impl<T: Pod> Queue<T> {
@@ -557,7 +590,43 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn new_with(capacity: usize, opts: &ShmOptions) -> Result<Queue<T>> {
-        Ok(Queue { inner: Arc::new(Inner::create(capacity, opts, false)?) })
+        Ok(Queue { flavor: Flavor::Bounded(Arc::new(Inner::create(capacity, opts, false)?)) })
+    }
+
+    /// An anonymous unbounded queue, Python's `Queue()` for plain data: a put never waits for
+    /// room (the queue grows by chaining rings in shared memory, see
+    /// [`MessageQueue::new`](crate::MessageQueue::new)), so "join the producers, then drain the
+    /// queue" works. Items travel as frames under a lock rather than through the bounded ring's
+    /// lock-free slots. A put that finds `/dev/shm` full fails with [`PutError::OutOfSpace`].
+    ///
+    /// ```
+    /// let q = shmpool::Queue::<[u32; 2]>::unbounded()?;
+    /// for i in 0..100_000 {
+    ///     q.put([i, i * 2])?; // never waits
+    /// }
+    /// assert_eq!(q.get()?, [0, 0]);
+    /// assert_eq!(q.qsize(), 99_999);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn unbounded() -> Result<Queue<T>> {
+        Self::unbounded_with(&ShmOptions::new())
+    }
+
+    /// An unbounded queue whose anchor segment is created as `opts` says; its rings are always
+    /// named, as [`MessageQueue::new_with`](crate::MessageQueue::new_with)'s are.
+    ///
+    /// ```
+    /// use shmpool::{Queue, ShmOptions};
+    /// let q = Queue::<u64>::unbounded_with(&ShmOptions::new().generated_name())?;
+    /// let again = Queue::<u64>::open(q.name().unwrap())?;
+    /// again.put(5)?;
+    /// assert_eq!(q.get()?, 5);
+    /// assert!(Queue::<u32>::open(q.name().unwrap()).is_err()); // wrong item type
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn unbounded_with(opts: &ShmOptions) -> Result<Queue<T>> {
+        check_item_type::<T>()?;
+        Ok(Queue { flavor: Flavor::Unbounded(Arc::new(Chain::create(opts)?)) })
     }
 
     /// Opens the named queue another process created, checking the item type.
@@ -569,7 +638,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Queue<T>> {
-        Ok(Queue { inner: Arc::new(Inner::open(&Locator::Named(name.to_string()), None)?) })
+        Self::open_at(&Locator::Named(name.to_string()), None)
     }
 
     /// Opens the queue a [`SegmentHandle`] refers to, checking the item type.
@@ -582,7 +651,18 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn open_handle(handle: &SegmentHandle) -> Result<Queue<T>> {
-        Ok(Queue { inner: Arc::new(Inner::open(&handle.loc, Some(handle.nonce))?) })
+        Self::open_at(&handle.loc, Some(handle.nonce))
+    }
+
+    fn open_at(loc: &Locator, nonce: Option<u64>) -> Result<Queue<T>> {
+        check_item_type::<T>()?;
+        let seg = Segment::open_typed(loc, nonce, Kind::Queue, &TypeDesc::of::<T>())?;
+        let flavor = if unbounded::control_tag(&seg) == unbounded::TAG {
+            Flavor::Unbounded(Arc::new(Chain::open(seg, loc)?))
+        } else {
+            Flavor::Bounded(Arc::new(Inner::open_segment(seg, loc)?))
+        };
+        Ok(Queue { flavor })
     }
 
     /// A handle another process can open with [`open_handle`](Queue::open_handle).
@@ -593,7 +673,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn handle(&self) -> SegmentHandle {
-        self.inner.segment().handle()
+        with_flavor!(self, i => i.segment().handle())
     }
 
     /// The segment's name, for named queues.
@@ -603,7 +683,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn name(&self) -> Option<&str> {
-        self.inner.segment().name()
+        with_flavor!(self, i => i.segment().name())
     }
 
     /// Puts `item`, waiting while the queue is full.
@@ -621,7 +701,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put(&self, item: T) -> std::result::Result<(), PutError> {
-        self.inner.put(item, None)
+        with_flavor!(self, i => i.put(item, None))
     }
 
     /// Puts `item`, waiting at most `timeout` for room; then [`PutTimeoutError::Timeout`]. The
@@ -640,7 +720,8 @@ impl<T: Pod> Queue<T> {
         item: T,
         timeout: Duration,
     ) -> std::result::Result<(), PutTimeoutError> {
-        self.inner.put(item, Some((timeout, PutTimeoutError::Timeout { after: timeout })))
+        let limit = Some((timeout, PutTimeoutError::Timeout { after: timeout }));
+        with_flavor!(self, i => i.put(item, limit))
     }
 
     /// Puts `item` if there is room now, else fails with [`TryPutError::Full`]
@@ -653,7 +734,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put_nowait(&self, item: T) -> std::result::Result<(), TryPutError> {
-        self.inner.put_nowait(item)
+        with_flavor!(self, i => i.put_nowait(item))
     }
 
     /// Takes the oldest item, waiting while the queue is empty.
@@ -672,7 +753,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get(&self) -> std::result::Result<T, GetError> {
-        self.inner.get(None)
+        with_flavor!(self, i => i.get(None))
     }
 
     /// Takes the oldest item, waiting at most `timeout`; then [`GetTimeoutError::Timeout`]. The
@@ -686,7 +767,8 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> std::result::Result<T, GetTimeoutError> {
-        self.inner.get(Some((timeout, GetTimeoutError::Timeout { after: timeout })))
+        let limit = Some((timeout, GetTimeoutError::Timeout { after: timeout }));
+        with_flavor!(self, i => i.get(limit))
     }
 
     /// Takes the oldest item if there is one now, else fails with [`TryGetError::Empty`]
@@ -698,7 +780,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get_nowait(&self) -> std::result::Result<T, TryGetError> {
-        self.inner.get_nowait()
+        with_flavor!(self, i => i.get_nowait())
     }
 
     /// How many items the queue holds (a snapshot: other processes may change it at once).
@@ -711,7 +793,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn qsize(&self) -> usize {
-        self.inner.qsize()
+        with_flavor!(self, i => i.qsize())
     }
 
     /// Whether the queue holds no items (a snapshot). Python's `Queue.empty()`.
@@ -735,7 +817,7 @@ impl<T: Pod> Queue<T> {
     /// ```
     #[doc(alias = "full")]
     pub fn is_full(&self) -> bool {
-        self.qsize() >= self.inner.capacity()
+        self.qsize() >= self.capacity()
     }
 
     /// The most items the queue holds.
@@ -745,7 +827,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn capacity(&self) -> usize {
-        self.inner.capacity()
+        with_flavor!(self, i => i.capacity())
     }
 
     /// Closes the queue for every process: puts fail at once, gets deliver what is left and then
@@ -763,7 +845,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn close(&self) {
-        self.inner.close()
+        with_flavor!(self, i => i.close())
     }
 
     /// Whether the queue was closed (by any process).
@@ -775,7 +857,7 @@ impl<T: Pod> Queue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.inner.is_closed()
+        with_flavor!(self, i => i.is_closed())
     }
 }
 
@@ -874,7 +956,8 @@ mod tests {
         let q = Queue::<T>::new(5).unwrap();
         let other = Queue::<T>::open_handle(&q.handle()).unwrap();
         for h in [&q, &other] {
-            let addr = h.inner.data.as_ptr() as usize;
+            let Flavor::Bounded(inner) = &h.flavor else { panic!("a bounded queue") };
+            let addr = inner.data.as_ptr() as usize;
             assert_eq!(addr % std::mem::align_of::<T>(), 0, "{}", std::any::type_name::<T>());
         }
         for i in 0..23u8 {

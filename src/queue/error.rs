@@ -4,12 +4,12 @@
 //!
 //! | operation | type | variants |
 //! |---|---|---|
-//! | [`Queue::get`](crate::Queue::get) | [`GetError`] | `Closed`, `PeerDied`, `SlotAbandoned` |
-//! | [`Queue::get_timeout`](crate::Queue::get_timeout) | [`GetTimeoutError`] | `Timeout`, `Closed`, `PeerDied`, `SlotAbandoned` |
-//! | [`Queue::get_nowait`](crate::Queue::get_nowait) | [`TryGetError`] | `Empty`, `Closed` |
-//! | [`Queue::put`](crate::Queue::put) | [`PutError`] | `Closed`, `PeerDied`, `SlotAbandoned` |
-//! | [`Queue::put_timeout`](crate::Queue::put_timeout) | [`PutTimeoutError`] | `Timeout`, `Closed`, `PeerDied`, `SlotAbandoned` |
-//! | [`Queue::put_nowait`](crate::Queue::put_nowait) | [`TryPutError`] | `Full`, `Closed` |
+//! | [`Queue::get`](crate::Queue::get) | [`GetError`] | `Closed`, `PeerDied`, `SlotAbandoned`, `BadMessage` |
+//! | [`Queue::get_timeout`](crate::Queue::get_timeout) | [`GetTimeoutError`] | `Timeout`, `Closed`, `PeerDied`, `SlotAbandoned`, `BadMessage` |
+//! | [`Queue::get_nowait`](crate::Queue::get_nowait) | [`TryGetError`] | `Empty`, `Closed`, `Timeout`, `BadMessage` |
+//! | [`Queue::put`](crate::Queue::put) | [`PutError`] | `Closed`, `PeerDied`, `SlotAbandoned`, `OutOfSpace`, `CannotGrow` |
+//! | [`Queue::put_timeout`](crate::Queue::put_timeout) | [`PutTimeoutError`] | `Timeout`, `Closed`, `PeerDied`, `SlotAbandoned`, `OutOfSpace`, `CannotGrow` |
+//! | [`Queue::put_nowait`](crate::Queue::put_nowait) | [`TryPutError`] | `Full`, `Closed`, `Timeout`, `OutOfSpace`, `CannotGrow` |
 //! | [`JoinableQueue::task_done`](crate::JoinableQueue::task_done) | [`TaskDoneError`] | (one way) |
 //! | [`JoinableQueue::join`](crate::JoinableQueue::join) | [`JoinError`] | `Closed`, `PeerDied` |
 //! | [`JoinableQueue::join_timeout`](crate::JoinableQueue::join_timeout) | [`JoinTimeoutError`] | `Timeout`, `Closed`, `PeerDied` |
@@ -24,10 +24,13 @@
 //! (50 ms) for the ring lock, which another process may hold longer (stopped, or in another pid
 //! namespace).
 //!
-//! `OutOfSpace` and `CannotGrow` come only from an unbounded `MessageQueue` (the default), whose
+//! `OutOfSpace` and `CannotGrow` come only from an unbounded queue (`MessageQueue::new()`, the
+//! default, or `Queue::unbounded()`), whose
 //! put makes a new ring when the newest is full: `/dev/shm` had no room for it (converting into
 //! `Error::OutOfSpace`), or the ring could not be made or mapped for another reason (into
-//! `Error::Io`). A bounded queue's put waits for room instead.
+//! `Error::Io`). A bounded queue's put waits for room instead. An unbounded `Queue`'s gets can
+//! also report `BadMessage` (a ring corrupt or removed by another program), and its `_nowait`
+//! forms `Timeout` (its lock held for a whole sleep slice), as a `MessageQueue`'s do.
 //!
 //! A failed put does not hand the item back: a `Queue` item is `Pod`, hence `Copy`, so the caller
 //! still has it, and a `MessageQueue` put only borrows its message.
@@ -90,6 +93,17 @@ pub enum TryGetError {
     Empty,
     /// The queue was closed and is empty.
     Closed,
+    /// Another process held an unbounded queue's lock for a whole 50 ms sleep slice.
+    Timeout {
+        /// The slice waited.
+        after: Duration,
+    },
+    /// An unbounded queue's ring is corrupt or was removed by another program (the reason
+    /// says which); nothing was taken.
+    BadMessage {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Why [`Queue::get`](crate::Queue::get) returned no item.
@@ -115,6 +129,12 @@ pub enum GetError {
     SlotAbandoned {
         /// The stuck ring position.
         pos: u64,
+    },
+    /// An unbounded queue's ring is corrupt or was removed by another program (the reason
+    /// says which); nothing was taken.
+    BadMessage {
+        /// What is wrong.
+        reason: String,
     },
 }
 
@@ -147,6 +167,12 @@ pub enum GetTimeoutError {
         /// The stuck ring position.
         pos: u64,
     },
+    /// An unbounded queue's ring is corrupt or was removed by another program (the reason
+    /// says which); nothing was taken.
+    BadMessage {
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Why [`Queue::put_nowait`](crate::Queue::put_nowait) stored nothing.
@@ -167,6 +193,28 @@ pub enum TryPutError {
     },
     /// The queue was closed (by any process).
     Closed,
+    /// Another process held an unbounded queue's lock for a whole 50 ms sleep slice.
+    Timeout {
+        /// The slice waited.
+        after: Duration,
+    },
+    /// An unbounded queue needed a new ring and `/dev/shm` (or memory) has no room for it.
+    OutOfSpace {
+        /// Where the bytes were to come from ("/dev/shm").
+        place: &'static str,
+        /// Bytes the new ring needs.
+        requested: u64,
+        /// Bytes that were free.
+        available: u64,
+        /// What the user can do about it.
+        fix: &'static str,
+    },
+    /// An unbounded queue needed a new ring and could not make it, or its chain is corrupt, for
+    /// this reason.
+    CannotGrow {
+        /// Why, with the fix.
+        reason: String,
+    },
 }
 
 /// Why [`Queue::put`](crate::Queue::put) stored nothing.
@@ -192,6 +240,23 @@ pub enum PutError {
     SlotAbandoned {
         /// The stuck ring position.
         pos: u64,
+    },
+    /// An unbounded queue needed a new ring and `/dev/shm` (or memory) has no room for it.
+    OutOfSpace {
+        /// Where the bytes were to come from ("/dev/shm").
+        place: &'static str,
+        /// Bytes the new ring needs.
+        requested: u64,
+        /// Bytes that were free.
+        available: u64,
+        /// What the user can do about it.
+        fix: &'static str,
+    },
+    /// An unbounded queue needed a new ring and could not make it, or its chain is corrupt, for
+    /// this reason.
+    CannotGrow {
+        /// Why, with the fix.
+        reason: String,
     },
 }
 
@@ -224,6 +289,23 @@ pub enum PutTimeoutError {
     SlotAbandoned {
         /// The stuck ring position.
         pos: u64,
+    },
+    /// An unbounded queue needed a new ring and `/dev/shm` (or memory) has no room for it.
+    OutOfSpace {
+        /// Where the bytes were to come from ("/dev/shm").
+        place: &'static str,
+        /// Bytes the new ring needs.
+        requested: u64,
+        /// Bytes that were free.
+        available: u64,
+        /// What the user can do about it.
+        fix: &'static str,
+    },
+    /// An unbounded queue needed a new ring and could not make it, or its chain is corrupt, for
+    /// this reason.
+    CannotGrow {
+        /// Why, with the fix.
+        reason: String,
     },
 }
 
@@ -635,14 +717,15 @@ macro_rules! queue_error {
     };
 }
 
-queue_error!(TryGetError, GET: Empty, Closed);
-queue_error!(GetError, GET: Closed, PeerDied { pids }, SlotAbandoned { pos });
+queue_error!(TryGetError, GET: Empty, Closed, Timeout { after }, BadMessage { reason });
+queue_error!(GetError, GET: Closed, PeerDied { pids }, SlotAbandoned { pos },
+    BadMessage { reason });
 queue_error!(GetTimeoutError, GET: Timeout { after }, Closed, PeerDied { pids },
-    SlotAbandoned { pos });
-queue_error!(TryPutError, PUT: Full { capacity }, Closed);
-queue_error!(PutError, PUT: Closed, PeerDied { pids }, SlotAbandoned { pos });
+    SlotAbandoned { pos }, BadMessage { reason });
+queue_error!(TryPutError, PUT: Full { capacity }, Closed, Timeout { after }, OutOfSpace { place, requested, available, fix }, CannotGrow { reason });
+queue_error!(PutError, PUT: Closed, PeerDied { pids }, SlotAbandoned { pos }, OutOfSpace { place, requested, available, fix }, CannotGrow { reason });
 queue_error!(PutTimeoutError, PUT: Timeout { after }, Closed, PeerDied { pids },
-    SlotAbandoned { pos });
+    SlotAbandoned { pos }, OutOfSpace { place, requested, available, fix }, CannotGrow { reason });
 queue_error!(JoinError, JOIN: Closed, PeerDied { pids });
 queue_error!(JoinTimeoutError, JOIN: Timeout { after }, Closed, PeerDied { pids });
 queue_error!(MessageTryGetError, MESSAGE_GET: Empty, Timeout { after }, Closed,
@@ -690,7 +773,8 @@ from_outcome!(PeersGone, |PeersGone(pids)| Self::PeerDied { pids } => GetError, 
     MessageGetTimeoutError, MessagePutError, MessagePutTimeoutError);
 from_outcome!(SlotAbandoned, |SlotAbandoned(pos)| Self::SlotAbandoned { pos } => GetError,
     GetTimeoutError, PutError, PutTimeoutError);
-from_outcome!(BadFrame, |BadFrame(reason)| Self::BadMessage { reason } => MessageTryGetError,
+from_outcome!(BadFrame, |BadFrame(reason)| Self::BadMessage { reason } => TryGetError, GetError,
+    GetTimeoutError, MessageTryGetError,
     MessageGetError, MessageGetTimeoutError, MessageTryPutError, MessagePutError,
     MessagePutTimeoutError);
 from_outcome!(TooLarge, |TooLarge { len, max }| Self::TooLarge { len, max } => MessageTryPutError,
@@ -711,7 +795,22 @@ macro_rules! from_grow_failed {
     )+};
 }
 
-from_grow_failed!(MessageTryPutError, MessagePutError, MessagePutTimeoutError);
+from_grow_failed!(
+    MessageTryPutError,
+    MessagePutError,
+    MessagePutTimeoutError,
+    TryPutError,
+    PutError,
+    PutTimeoutError
+);
+// A `Queue` put has no `BadMessage` or `TooLarge`: in an unbounded `Queue` the first means a
+// corrupt chain (a ring it could not write), the second cannot happen (every item has the size
+// the queue was made for).
+from_outcome!(BadFrame, |BadFrame(reason)| Self::CannotGrow { reason } => TryPutError, PutError,
+    PutTimeoutError);
+from_outcome!(TooLarge, |TooLarge { len, max }| Self::CannotGrow {
+    reason: format!("an item of {len} bytes does not fit frames of {max}; the queue is corrupt")
+} => TryPutError, PutError, PutTimeoutError);
 
 #[cfg(test)]
 mod tests {

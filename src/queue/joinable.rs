@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use super::bounded::{Inner, Queue};
+use super::bounded::{Flavor, Inner, Queue};
 use super::error::{JoinError, JoinTimeoutError, TaskDoneError};
 use crate::error::{Error, Result};
 use crate::segment::handle::{Locator, SegmentHandle};
@@ -42,11 +42,14 @@ use crate::segment::options::ShmOptions;
 /// ```
 pub struct JoinableQueue<T: Pod> {
     queue: Queue<T>,
+    /// The same ring as `queue`'s (always bounded: the unfinished count lives in its control
+    /// block).
+    inner: Arc<Inner<T>>,
 }
 
 impl<T: Pod> Clone for JoinableQueue<T> {
     fn clone(&self) -> Self {
-        JoinableQueue { queue: self.queue.clone() }
+        JoinableQueue { queue: self.queue.clone(), inner: Arc::clone(&self.inner) }
     }
 }
 
@@ -74,7 +77,7 @@ impl<T: Pod> JoinableQueue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn new_with(capacity: usize, opts: &ShmOptions) -> Result<JoinableQueue<T>> {
-        Ok(JoinableQueue { queue: Queue { inner: Arc::new(Inner::create(capacity, opts, true)?) } })
+        Ok(Self::of(Inner::create(capacity, opts, true)?))
     }
 
     /// Opens a named joinable queue; a plain queue of that name is a
@@ -103,6 +106,11 @@ impl<T: Pod> JoinableQueue<T> {
         Self::from_inner(Inner::open(&handle.loc, Some(handle.nonce))?, &handle.to_string())
     }
 
+    fn of(inner: Inner<T>) -> JoinableQueue<T> {
+        let inner = Arc::new(inner);
+        JoinableQueue { queue: Queue { flavor: Flavor::Bounded(Arc::clone(&inner)) }, inner }
+    }
+
     fn from_inner(inner: Inner<T>, what: &str) -> Result<JoinableQueue<T>> {
         if !inner.is_joinable() {
             return Err(Error::KindMismatch {
@@ -111,7 +119,7 @@ impl<T: Pod> JoinableQueue<T> {
                 found: "queue",
             });
         }
-        Ok(JoinableQueue { queue: Queue { inner: Arc::new(inner) } })
+        Ok(Self::of(inner))
     }
 
     /// Marks one item got from the queue as handled.
@@ -127,8 +135,8 @@ impl<T: Pod> JoinableQueue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn task_done(&self) -> std::result::Result<(), TaskDoneError> {
-        self.queue.inner.as_consumer();
-        self.queue.inner.task_done()
+        self.inner.as_consumer();
+        self.inner.task_done()
     }
 
     /// Waits until every item put has been marked done.
@@ -144,7 +152,7 @@ impl<T: Pod> JoinableQueue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn join(&self) -> std::result::Result<(), JoinError> {
-        self.queue.inner.join(None)
+        self.inner.join(None)
     }
 
     /// Waits at most `timeout` for every item to be marked done; then
@@ -159,7 +167,7 @@ impl<T: Pod> JoinableQueue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> std::result::Result<(), JoinTimeoutError> {
-        self.queue.inner.join(Some((timeout, JoinTimeoutError::Timeout { after: timeout })))
+        self.inner.join(Some((timeout, JoinTimeoutError::Timeout { after: timeout })))
     }
 
     /// Items put and not yet marked done (a snapshot).
@@ -171,7 +179,7 @@ impl<T: Pod> JoinableQueue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn unfinished(&self) -> u64 {
-        self.queue.inner.unfinished()
+        self.inner.unfinished()
     }
 }
 

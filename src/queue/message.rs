@@ -442,21 +442,6 @@ macro_rules! with_flavor {
     };
 }
 
-/// The tag at the start of an opened message queue segment's control block (offset 128), which
-/// says which flavour's layout follows; 0 when the segment is too short to have one.
-fn control_tag(seg: &Segment) -> u64 {
-    let off = seg.header().data_offset as usize;
-    if off < HEADER_SIZE + 8 {
-        return 0;
-    }
-    let base = seg.data_ptr().as_ptr().wrapping_sub(off);
-    // SAFETY: `base` is the mapping's start (data_ptr = start + data_offset, which check_shape
-    // bounded by the mapping's size), and offsets 128..136 lie before data_offset inside it,
-    // 8-aligned in the page-aligned mapping; any bytes are a valid u64, read atomically since
-    // another process may write them.
-    unsafe { (*base.add(HEADER_SIZE).cast::<AtomicU64>()).load(Ordering::Acquire) }
-}
-
 impl MessageQueue {
     /// An anonymous unbounded queue, Python's `multiprocessing.Queue()`: a put never waits for
     /// room (the queue grows by chaining rings in shared memory), and a message may be up to
@@ -564,7 +549,7 @@ impl MessageQueue {
 
     fn open_at(loc: &Locator, nonce: Option<u64>) -> Result<MessageQueue> {
         let seg = Segment::open_typed(loc, nonce, Kind::MessageQueue, &TypeDesc::of::<u8>())?;
-        let flavor = if control_tag(&seg) == unbounded::TAG {
+        let flavor = if unbounded::control_tag(&seg) == unbounded::TAG {
             Flavor::Unbounded(Arc::new(unbounded::Inner::open(seg, loc)?))
         } else {
             Flavor::Bounded(Arc::new(Inner::open(seg, loc)?))

@@ -182,7 +182,20 @@ unsafe impl Send for Inner {}
 unsafe impl Sync for Inner {}
 
 impl Inner {
+    /// An unbounded `MessageQueue`'s anchor.
     pub(crate) fn create(max_message: usize, opts: &ShmOptions) -> Result<Inner> {
+        Self::create_as(Kind::MessageQueue, TypeDesc::of::<u8>(), max_message, opts)
+    }
+
+    /// An anchor whose segment header says `kind` and `ty` (what an opener checks: an unbounded
+    /// `Queue<T>` is a `Kind::Queue` of `T`, so that opening it as another item type fails as a
+    /// bounded one does).
+    pub(crate) fn create_as(
+        kind: Kind,
+        ty: TypeDesc,
+        max_message: usize,
+        opts: &ShmOptions,
+    ) -> Result<Inner> {
         if max_message == 0 || max_message > u32::MAX as usize {
             return Err(Error::InvalidArgument {
                 what: "message queue size",
@@ -190,8 +203,8 @@ impl Inner {
             });
         }
         let layout = Layout {
-            kind: Kind::MessageQueue,
-            ty: TypeDesc::of::<u8>(),
+            kind,
+            ty,
             len: 0,
             data_offset: ANCHOR_BYTES as u64,
             segment_bytes: ANCHOR_BYTES as u64,
@@ -574,7 +587,20 @@ impl Inner {
         tag: u64,
         bytes: &[u8],
     ) -> std::result::Result<(), MessageTryPutError> {
-        self.put(tag, bytes, Some((SLICE, MessageTryPutError::Timeout { after: SLICE })))
+        self.put_soon(tag, bytes, MessageTryPutError::Timeout { after: SLICE })
+    }
+
+    /// Puts a frame, waiting at most one sleep slice for the lock; then `timed_out`.
+    pub(crate) fn put_soon<E>(
+        &self,
+        tag: u64,
+        bytes: &[u8],
+        timed_out: E,
+    ) -> std::result::Result<(), E>
+    where
+        E: From<Closed> + From<BadFrame> + From<TooLarge> + From<GrowFailed>,
+    {
+        self.put(tag, bytes, Some((SLICE, timed_out)))
     }
 
     /// Takes the oldest frame `want` accepts, waiting for one (and for the lock) as `limit` says.
@@ -600,10 +626,39 @@ impl Inner {
         &self,
         want: Want,
     ) -> std::result::Result<Vec<u8>, MessageTryGetError> {
-        self.register(false);
-        let lock_limit = (Instant::now() + SLICE, MessageTryGetError::Timeout { after: SLICE });
-        self.try_get(want, Some(lock_limit))?.ok_or(MessageTryGetError::Empty)
+        self.get_soon(want, MessageTryGetError::Timeout { after: SLICE })?
+            .ok_or(MessageTryGetError::Empty)
     }
+
+    /// Takes the oldest frame if there is one now (`None` if not), waiting at most one sleep
+    /// slice for the lock; then `timed_out`.
+    pub(crate) fn get_soon<E>(
+        &self,
+        want: Want,
+        timed_out: E,
+    ) -> std::result::Result<Option<Vec<u8>>, E>
+    where
+        E: From<Closed> + From<BadFrame>,
+    {
+        self.register(false);
+        self.try_get(want, Some((Instant::now() + SLICE, timed_out)))
+    }
+}
+
+/// The tag at the start of an opened queue segment's control block (offset 128), which says
+/// which flavour's layout follows ([`TAG`]: this one); 0 when the segment is too short to have
+/// one.
+pub(crate) fn control_tag(seg: &Segment) -> u64 {
+    let off = seg.header().data_offset as usize;
+    if off < HEADER_SIZE + 8 {
+        return 0;
+    }
+    let base = seg.data_ptr().as_ptr().wrapping_sub(off);
+    // SAFETY: `base` is the mapping's start (data_ptr = start + data_offset, which check_shape
+    // bounded by the mapping's size), and offsets 128..136 lie before data_offset inside it,
+    // 8-aligned in the page-aligned mapping; any bytes are a valid u64, read atomically since
+    // another process may write them.
+    unsafe { (*base.add(HEADER_SIZE).cast::<AtomicU64>()).load(Ordering::Acquire) }
 }
 
 impl Drop for Inner {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use shmpool::queue::MessageGetTimeoutError;
-use shmpool::{Context, MessageQueue, SegmentHandle, StartMethod, get_context, scope};
+use shmpool::{Context, MessageQueue, Queue, SegmentHandle, StartMethod, get_context, scope};
 
 use crate::harness::{Tests, register};
 
@@ -13,6 +13,7 @@ pub fn tests() -> Tests {
     register! {
         join_then_drain in [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn],
         clean join_then_drain_under_the_default_start_method,
+        pod_queue_join_then_drain in [StartMethod::Fork, StartMethod::Spawn],
         a_bounded_queue_would_have_blocked_the_producers,
         consumer_reads_while_producers_grow_the_queue,
         killed_producer_that_grew_the_queue_leaves_it_usable,
@@ -101,6 +102,36 @@ fn join_then_drain(m: StartMethod) {
 
 fn join_then_drain_under_the_default_start_method() {
     join_then_drain_with(Context::default());
+}
+
+/// A producer of plain items into an unbounded `Queue<[u32; 2]>`.
+fn produce_pod((h, p, n): (SegmentHandle, u32, u32)) -> Result<(), String> {
+    let q = Queue::<[u32; 2]>::open_handle(&h).map_err(|e| e.to_string())?;
+    (0..n).try_for_each(|i| q.put([p, i]).map_err(|e| e.to_string()))
+}
+
+/// The same program with `Pod` items: `Queue::unbounded()`.
+fn pod_queue_join_then_drain(m: StartMethod) {
+    let q = Queue::<[u32; 2]>::unbounded().unwrap();
+    let ctx = get_context(m);
+    let mut children: Vec<_> = (0..PRODUCERS)
+        .map(|p| ctx.start(produce_pod, (q.handle(), p, PER_PRODUCER)).unwrap())
+        .collect();
+    for c in &mut children {
+        let st = c.join_timeout(Duration::from_secs(20)).unwrap();
+        let st = st.expect("a producer did not finish: its puts waited for room");
+        assert!(st.success(), "{st}");
+    }
+    assert!(rings_of_this_process() >= 3, "{} rings", rings_of_this_process());
+    let mut next = [0u32; PRODUCERS as usize];
+    for _ in 0..PRODUCERS * PER_PRODUCER {
+        let [p, i] = q.get_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(i, next[p as usize], "producer {p}'s items out of order");
+        next[p as usize] += 1;
+    }
+    assert!(q.is_empty());
+    drop(q);
+    assert_eq!(rings_of_this_process(), 0, "ring names left behind");
 }
 
 /// The same program with a bounded queue: the producers cannot finish before someone drains.

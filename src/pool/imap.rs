@@ -34,7 +34,7 @@ pub struct IMap<'p, R> {
 
 /// The error for a task of a failed chunk: [`Error::WorkerDied`] if its worker died; else the
 /// job's recorded panic for the first one, a pointer to it for later ones.
-fn chunk_error(pool: &Pool, chunk: u64, first: &mut bool) -> Error {
+pub(crate) fn chunk_error(pool: &Pool, chunk: u64, first: &mut bool) -> Error {
     if let Some(e) = pool.lost_chunk(chunk) {
         return e;
     }

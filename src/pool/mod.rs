@@ -18,6 +18,7 @@
 
 pub(crate) mod active;
 pub(crate) mod anon;
+pub(crate) mod apply_queue;
 pub(crate) mod async_result;
 pub(crate) mod builder;
 pub(crate) mod cancel;
@@ -39,6 +40,7 @@ pub(crate) mod wake;
 pub(crate) mod words;
 pub(crate) mod worker;
 
+pub use apply_queue::{ApplyQueue, Pending};
 pub use async_result::AsyncResult;
 pub use builder::PoolBuilder;
 pub use imap::{IMap, IMapBuffered, IMapUnordered};

@@ -219,7 +219,7 @@ fn check_task_align(align: usize) -> Result<()> {
 
 /// Serializes every argument: the offsets (`n + 1`) and the bytes, each value checked against
 /// the limit.
-fn serialize_args<A: Serialize>(
+pub(crate) fn serialize_args<A: Serialize>(
     args: impl IntoIterator<Item = impl Borrow<A>>,
     limit: usize,
     first: usize,
@@ -334,8 +334,23 @@ impl Pool {
         first: usize,
     ) -> Result<Staged<SerialResults<R>>> {
         self.check_running()?;
+        let (offsets, data) = serialize_args::<A>(args, self.max_task_bytes, first)?;
+        self.stage_serialized(trampoline, kernel, &offsets, &data, chunksize, first)
+    }
+
+    /// [`stage_serial`](Pool::stage_serial) of arguments already serialized: `offsets`
+    /// (`n + 1` of them) into `data`.
+    pub(crate) fn stage_serialized<R>(
+        &mut self,
+        trampoline: usize,
+        kernel: usize,
+        offsets: &[u64],
+        data: &[u8],
+        chunksize: Option<usize>,
+        first: usize,
+    ) -> Result<Staged<SerialResults<R>>> {
+        self.check_running()?;
         let limit = self.max_task_bytes;
-        let (offsets, data) = serialize_args::<A>(args, limit, first)?;
         let n = offsets.len() - 1;
         let chunk_size =
             Self::task_chunk_size(n, chunksize.unwrap_or_else(|| self.default_map_chunksize(n)));
@@ -360,7 +375,7 @@ impl Pool {
         // or the arena; both regions lie inside it (`fits`, or the arena was sized to `end`),
         // and start at multiples of 64 of an 8-aligned base.
         unsafe {
-            codec::write_args(base, &offsets, &data);
+            codec::write_args(base, offsets, data);
             codec::init_results(base.add(r_off), limit, capacity, n, chunk_size, first);
         }
         let region = |off, len| match &self.arena {

@@ -25,6 +25,7 @@ pub fn tests() -> Tests {
         a_value_over_the_limit_is_a_typed_error_naming_the_task in METHODS,
         a_result_that_fails_to_serialize_or_deserialize_names_the_task in METHODS,
         dropping_an_endless_buffered_imap_returns_at_once in METHODS,
+        a_thousand_apply_async_in_flight_read_in_any_order in METHODS,
     }
 }
 
@@ -345,5 +346,34 @@ fn dropping_an_endless_buffered_imap_returns_at_once(m: StartMethod) {
         other => panic!("{other:?}"),
     }
     assert!(items.iter().enumerate().all(|(i, r)| i == 13 || *r.as_ref().unwrap() == i as u32));
+    done(pool, m);
+}
+
+fn label(i: u32) -> String {
+    assert!(i != 500, "no label for {i}");
+    format!("#{i}")
+}
+
+fn a_thousand_apply_async_in_flight_read_in_any_order(m: StartMethod) {
+    let mut pool = pool(m);
+    {
+        let q = pool.apply_queue(label);
+        let mut pending: Vec<_> = (0..1000).map(|i| q.apply_async(i).unwrap()).collect();
+        for (i, p) in pending.iter_mut().enumerate().rev() {
+            match p.get() {
+                Ok(s) => assert_eq!(s, format!("#{i}")),
+                Err(Error::KernelPanicked { message, .. }) if i == 500 => {
+                    assert!(message.contains("task 500: no label for 500"), "{message}")
+                }
+                other => panic!("call {i}: {other:?}"),
+            }
+        }
+        assert_eq!(pending[7].get().unwrap(), "#7", "get again");
+        assert!(pending[8].is_ready());
+        // More calls after reading: a new batch.
+        let mut late = q.apply_async(1001).unwrap();
+        assert_eq!(late.get().unwrap(), "#1001");
+    }
+    assert_eq!(pool.apply(label, 3).unwrap(), "#3");
     done(pool, m);
 }

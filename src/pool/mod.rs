@@ -1,7 +1,7 @@
 //! The pool: worker processes (started by the forkserver by default, or forked or spawned) that
 //! run kernels in place on chunks of shared arrays: [`Pool`], its [`PoolBuilder`], and the
 //! handles of work in flight ([`AsyncResult`], [`IMap`], [`IMapUnordered`], [`IMapBuffered`],
-//! [`JobHandle`]).
+//! [`ApplyQueue`] and its [`Pending`] results, [`JobHandle`]).
 //!
 //! Inside, one file per concept, in layers (each file uses only those before it in this list):
 //! `words` (the control block's packed and state words), `control` (the shared control
@@ -13,7 +13,8 @@
 //! workers), `cancel` (cancelling unclaimed chunks), `publish` (publishing a job), `staging`
 //! (task arguments in, results out), `shutdown` (`close`, `join`), `builder`
 //! (configuration), `job` (the asynchronous job handle), `async_result` and `imap` (task
-//! results), `parallel` (the data-parallel operations), `tasks` (Python's task API).
+//! results), `apply_queue` (many `apply_async` calls in flight), `parallel` (the data-parallel
+//! operations), `tasks` (Python's task API).
 //! `README.md` beside this file explains the protocol.
 
 pub(crate) mod active;

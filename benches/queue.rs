@@ -94,6 +94,23 @@ fn message_queue_group(c: &mut Criterion, streams: &MessageStreams) {
     g.bench_function("unbounded_burst_100k_per_msg", |b| {
         b.iter_custom(|n| batch(&unbounded, 100_000, n))
     });
+    let items = |q: &Queue<u64>, n: u64| {
+        let t0 = Instant::now();
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(1000);
+            (0..k).for_each(|i| q.put(i).unwrap());
+            (0..k).for_each(|_| drop(q.get().unwrap()));
+            left -= k;
+        }
+        t0.elapsed()
+    };
+    let pod_bounded = Queue::<u64>::new(1024).unwrap();
+    let pod_unbounded = Queue::<u64>::unbounded().unwrap();
+    g.bench_function("pod_bounded_put_get_per_item", |b| b.iter_custom(|n| items(&pod_bounded, n)));
+    g.bench_function("pod_unbounded_put_get_per_item", |b| {
+        b.iter_custom(|n| items(&pod_unbounded, n))
+    });
     g.bench_function("stream_bounded_per_msg", |b| b.iter_custom(|n| streams.stream(false, n)));
     g.bench_function("stream_unbounded_per_msg", |b| b.iter_custom(|n| streams.stream(true, n)));
     g.finish();

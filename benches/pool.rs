@@ -159,6 +159,20 @@ fn short_strings(c: &mut Criterion, pool: &mut Pool) {
     g.finish();
 }
 
+/// Python's `[pool.apply_async(f, (i,)) for i in range(1000)]`, then every `get`.
+fn apply_async_in_flight(c: &mut Criterion, pool: &mut Pool) {
+    let mut g = c.benchmark_group("pool/1000_apply_async_in_flight");
+    g.sample_size(10).throughput(Throughput::Elements(1000));
+    g.bench_function(format!("{}, apply_queue", ours(pool)), |b| {
+        b.iter(|| {
+            let q = pool.apply_queue(tiny);
+            let mut pending: Vec<_> = (0..1000).map(|i| q.apply_async(i).unwrap()).collect();
+            pending.iter_mut().map(|p| p.get().unwrap()).sum::<u64>()
+        })
+    });
+    g.finish();
+}
+
 fn apply_round_trip(c: &mut Criterion, pool: &mut Pool) {
     let rp = rayon2();
     let mut g = c.benchmark_group("pool/apply_round_trip");
@@ -188,6 +202,7 @@ fn main() {
     sum(&mut c, &mut pool, &a);
     tiny_tasks(&mut c, &mut pool);
     short_strings(&mut c, &mut pool);
+    apply_async_in_flight(&mut c, &mut pool);
     apply_round_trip(&mut c, &mut pool);
     drop(pool);
     start_stop(&mut c);

@@ -86,6 +86,8 @@ struct Control {
 }
 
 const ANCHOR_BYTES: usize = HEADER_SIZE + std::mem::size_of::<Control>();
+// The layout `README.md` (beside this file) describes.
+const _: () = assert!(ANCHOR_BYTES == 896);
 
 /// A ring segment's control block, at offset 128; its bytes follow at [`RING_DATA`].
 #[repr(C)]
@@ -105,6 +107,7 @@ struct RingInfo {
 }
 
 const RING_DATA: usize = HEADER_SIZE + std::mem::size_of::<RingControl>();
+const _: () = assert!(RING_DATA == 320);
 
 /// One ring this process has mapped.
 struct Ring {

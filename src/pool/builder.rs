@@ -83,9 +83,10 @@ impl PoolBuilder {
         self
     }
 
-    /// How workers (and the replacements of workers that die) are started. Default:
-    /// [`StartMethod::default`], the forkserver, as for [`Process`](crate::Process) and in
-    /// Python 3.14 on Linux. Measured here (`docs/benchmarks.md`, 2 workers, start + one
+    /// How workers (and the replacements of workers that die) are started. Default: the
+    /// process's default start method, as for [`Process`](crate::Process):
+    /// [`set_start_method`](crate::process::set_start_method)'s choice, else
+    /// [`StartMethod::default`], the forkserver, as in Python 3.14 on Linux. Measured here (`docs/benchmarks.md`, 2 workers, start + one
     /// `apply` + drop; a worker's death to its replacement):
     ///
     /// | parent's private memory | fork | forkserver | spawn |
@@ -248,7 +249,9 @@ impl PoolBuilder {
             return Err(Error::PoolSize { requested: n, max: MAX_WORKERS });
         }
         let launch = Launch {
-            method: self.method.unwrap_or_default(),
+            method: self
+                .method
+                .unwrap_or_else(crate::process::default_method::default_start_method),
             allow_threads: self.allow_threads,
             cfg: self.cfg,
             name: self.name.unwrap_or_else(|| "pool".to_string()),

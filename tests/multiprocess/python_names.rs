@@ -319,6 +319,14 @@ fn set_start_method_sets_the_default_once() {
     let mut p = Context::default().start(nap_ms, 0).unwrap();
     assert_eq!(p.start_method(), StartMethod::Spawn);
     assert!(p.join().unwrap().success());
+    let mut pool = Pool::builder().workers(1).build().unwrap();
+    assert_eq!(
+        pool.start_method(),
+        StartMethod::Spawn,
+        "a pool built without a method takes the default"
+    );
+    assert_eq!(pool.apply_pod(double, 21u64).unwrap(), 42);
+    drop(pool);
     let refused = shmpool::set_start_method(StartMethod::Fork).unwrap_err();
     assert_eq!(refused.current, StartMethod::Spawn);
     assert!(refused.to_string().contains("force_start_method"), "{refused}");
@@ -326,6 +334,10 @@ fn set_start_method_sets_the_default_once() {
     assert_eq!(shmpool::get_start_method(), StartMethod::Spawn, "a refused set changes nothing");
     shmpool::process::force_start_method(StartMethod::Fork);
     assert_eq!(Context::default().method(), StartMethod::Fork);
+}
+
+fn double(x: u64) -> u64 {
+    x * 2
 }
 
 /// Reading the default fixes it, as in Python: a later `set_start_method` is refused.

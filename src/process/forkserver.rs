@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::alive;
 use super::entry::Job;
@@ -26,6 +26,7 @@ use super::start_error::StartError;
 use super::status::ExitStatus;
 use super::wait;
 use crate::error::{Error, Result};
+use crate::sync::wait::deadline_after;
 use crate::sys::{self, proc::Exit};
 
 /// A worker the server started, seen from the client.
@@ -246,10 +247,10 @@ fn shutdown(timeout: Option<Duration>) -> Result<()> {
     // The server exits once its socket closes: it must stay a zombie for us to reap.
     sys::signal::keep_children_waitable().map_err(Error::io("sigaction(SIGCHLD)"))?;
     drop(c.sock);
-    let exit = match timeout {
+    // A timeout past the clock's range is no deadline: wait as the untimed form does.
+    let exit = match timeout.and_then(|after| Some((after, deadline_after(after)?))) {
         None => sys::proc::waitpid(c.server_pid).map_err(Error::io("waitpid (forkserver)"))?,
-        Some(after) => {
-            let deadline = Instant::now() + after;
+        Some((after, deadline)) => {
             match wait::waitpid_until(c.server_pid, deadline, Duration::from_millis(5))
                 .map_err(Error::io("waitpid (forkserver)"))?
             {

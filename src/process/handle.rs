@@ -4,7 +4,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::child;
 use super::children;
@@ -14,6 +14,7 @@ use super::reaper::{self, Kept};
 use super::status::{self, ExitStatus};
 use super::wait;
 use crate::error::{Error, Result};
+use crate::sync::wait::deadline_after;
 use crate::sys::{self, proc::Exit};
 
 /// How the parent learns that the child ended.
@@ -208,6 +209,10 @@ impl Process {
         if let Some(st) = &self.status {
             return Ok(Some(st.clone()));
         }
+        // A timeout past the clock's range is no deadline: wait as `join` does.
+        let Some(deadline) = deadline_after(timeout) else {
+            return self.join().map(Some);
+        };
         let exit = match &mut self.waiter {
             Waiter::Relay(f) => {
                 if !sys::fdpass::wait_readable(f.as_fd(), Some(timeout))
@@ -230,7 +235,6 @@ impl Process {
                 }
             }
             Waiter::Direct(None) => {
-                let deadline = Instant::now() + timeout;
                 match wait::waitpid_until(self.pid, deadline, Duration::from_millis(5))
                     .map_err(Error::io("waitpid"))?
                 {

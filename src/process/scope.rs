@@ -22,6 +22,7 @@ use super::lend::{Lend, LendPlan};
 use super::status::ExitStatus;
 use super::wait;
 use crate::error::{Error, Result};
+use crate::sync::wait::deadline_after;
 use crate::sys;
 
 /// Runs `f` with a [`Scope`] whose children may borrow anything that outlives the call; reaps
@@ -261,7 +262,7 @@ impl ScopedChild<'_, '_> {
 
     /// Waits at most `timeout` for the child; `Ok(None)` if it still runs (it stays joinable).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
-        let st = self.scope.wait_slot(self.idx, Instant::now().checked_add(timeout))?;
+        let st = self.scope.wait_slot(self.idx, deadline_after(timeout))?;
         if st.is_some() {
             self.scope.slots.borrow_mut()[self.idx].joined = true;
         }

@@ -35,7 +35,7 @@ use super::error::{
 use super::lock::{Guard, RingLock};
 use super::peers::PeerTable;
 use super::unbounded;
-use super::wait::{SLICE, WaitCell, wait_for};
+use super::wait::{SLICE, WaitCell, lock_deadline, wait_for};
 use crate::error::{Error, Result, human_bytes};
 use crate::segment::Segment;
 use crate::segment::handle::{Locator, SegmentHandle};
@@ -319,7 +319,7 @@ impl Inner {
     {
         self.check_size(bytes)?;
         self.register(true);
-        let lock_limit = limit.clone().map(|(t, timed_out)| (Instant::now() + t, timed_out));
+        let lock_limit = lock_deadline(limit.clone());
         wait_for(
             &self.ctrl().not_full.0,
             limit,
@@ -335,8 +335,8 @@ impl Inner {
     fn put_nowait(&self, tag: u64, bytes: &[u8]) -> std::result::Result<(), MessageTryPutError> {
         self.check_size(bytes)?;
         self.register(true);
-        let lock_limit = (Instant::now() + SLICE, MessageTryPutError::Timeout { after: SLICE });
-        if self.try_put(tag, bytes, Some(lock_limit))? {
+        let lock_limit = lock_deadline(Some((SLICE, MessageTryPutError::Timeout { after: SLICE })));
+        if self.try_put(tag, bytes, lock_limit)? {
             Ok(())
         } else {
             Err(MessageTryPutError::Full { capacity: self.cap })
@@ -350,7 +350,7 @@ impl Inner {
         E: From<Closed> + From<PeersGone> + From<BadFrame> + Clone,
     {
         self.register(false);
-        let lock_limit = limit.clone().map(|(t, timed_out)| (Instant::now() + t, timed_out));
+        let lock_limit = lock_deadline(limit.clone());
         wait_for(
             &self.ctrl().not_empty.0,
             limit,
@@ -366,8 +366,8 @@ impl Inner {
     /// lock.
     fn get_nowait(&self, want: Want) -> std::result::Result<Vec<u8>, MessageTryGetError> {
         self.register(false);
-        let lock_limit = (Instant::now() + SLICE, MessageTryGetError::Timeout { after: SLICE });
-        self.try_get(want, Some(lock_limit))?.ok_or(MessageTryGetError::Empty)
+        let lock_limit = lock_deadline(Some((SLICE, MessageTryGetError::Timeout { after: SLICE })));
+        self.try_get(want, lock_limit)?.ok_or(MessageTryGetError::Empty)
     }
 }
 

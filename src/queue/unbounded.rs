@@ -21,7 +21,7 @@ use super::error::{
 };
 use super::lock::{Guard, RingLock};
 use super::peers::PeerTable;
-use super::wait::{SLICE, WaitCell, wait_for};
+use super::wait::{SLICE, WaitCell, lock_deadline, wait_for};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::segment::handle::Locator;
@@ -581,7 +581,7 @@ impl Inner {
     {
         self.check_size(bytes)?;
         self.register(true);
-        self.try_put(tag, bytes, limit.map(|(t, timed_out)| (Instant::now() + t, timed_out)))
+        self.try_put(tag, bytes, lock_deadline(limit))
     }
 
     /// Puts a frame, waiting at most one sleep slice for the lock.
@@ -612,7 +612,7 @@ impl Inner {
         E: From<Closed> + From<PeersGone> + From<BadFrame> + Clone,
     {
         self.register(false);
-        let lock_limit = limit.clone().map(|(t, timed_out)| (Instant::now() + t, timed_out));
+        let lock_limit = lock_deadline(limit.clone());
         wait_for(
             &self.ctrl().not_empty.0,
             limit,
@@ -644,7 +644,7 @@ impl Inner {
         E: From<Closed> + From<BadFrame>,
     {
         self.register(false);
-        self.try_get(want, Some((Instant::now() + SLICE, timed_out)))
+        self.try_get(want, lock_deadline(Some((SLICE, timed_out))))
     }
 }
 
@@ -677,7 +677,7 @@ impl Drop for Inner {
         c.info.0.orphaned.store(1, Ordering::SeqCst);
         // The lock keeps a grower from linking a ring after we read the tail. A holder that is
         // alive but stuck does not keep the names for ever: after a second they go anyway.
-        let deadline = Some((Instant::now() + Duration::from_secs(1), ()));
+        let deadline = lock_deadline(Some((Duration::from_secs(1), ())));
         let g = self.lock(deadline).ok();
         let (head, tail) =
             (c.chain.0.head.load(Ordering::Relaxed), c.chain.0.tail.load(Ordering::Relaxed));

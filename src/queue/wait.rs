@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use super::error::Limit;
+use crate::sync::wait::deadline_after;
 use crate::sys::futex::{self, Wake};
 
 /// Attempts made while spinning before the first sleep.
@@ -102,6 +103,12 @@ fn pause(round: u32) {
     }
 }
 
+/// `limit`'s deadline from now (for [`wait_for`], and for a lock taken along the way): `None`
+/// (wait as long as it takes) when there is no limit or its timeout lies past the clock's range.
+pub(crate) fn lock_deadline<E>(limit: Limit<E>) -> Option<(Instant, E)> {
+    limit.and_then(|(t, timed_out)| Some((deadline_after(t)?, timed_out)))
+}
+
 /// Calls `attempt` until it yields a value or an error: spinning at first (pausing, then
 /// yielding the CPU between attempts), then sleeping on
 /// `cell` in slices of at most [`SLICE`]. After a slice that ended with no wake, `idle` runs
@@ -117,14 +124,14 @@ pub(crate) fn wait_for<R, E>(
     mut attempt: impl FnMut() -> Result<Option<R>, E>,
     mut idle: impl FnMut() -> Result<(), E>,
 ) -> Result<R, E> {
-    let start = Instant::now();
+    // From the call; a timeout past the clock's range is no deadline.
+    let mut deadline = lock_deadline(limit);
     for round in 0..SPINS {
         if let Some(r) = attempt()? {
             return Ok(r);
         }
         pause(round);
     }
-    let mut deadline = limit.map(|(t, timed_out)| (start + t, timed_out));
     loop {
         let epoch = cell.sleep_prepare();
         match attempt() {

@@ -26,6 +26,13 @@ pub(crate) fn spin<R>(mut attempt: impl FnMut() -> Option<R>) -> Option<R> {
     attempt()
 }
 
+/// The instant `timeout` from now, or `None` (no deadline: wait as the untimed form does) when
+/// it lies past the clock's range, as `Duration::MAX` does. Every `*_timeout` computes its
+/// deadline here: `Instant::now() + timeout` panics on such a timeout.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// When a wait must give up.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline(Option<Instant>);
@@ -47,7 +54,7 @@ impl Deadline {
 
     /// `timeout` from now (`None`: never). A timeout too large to represent means never.
     pub(crate) fn after(timeout: Option<Duration>) -> Deadline {
-        Deadline(timeout.and_then(|d| Instant::now().checked_add(d)))
+        Deadline(timeout.and_then(deadline_after))
     }
 
     /// How long is left.

@@ -1,5 +1,6 @@
 //! Shared objects as arguments: every object made for sharing (locks, semaphores, events,
-//! conditions, barriers, [`SharedValue`], [`SharedAtomic`], [`LockedArray`]) is serde, encoded
+//! conditions, barriers, [`SharedValue`], [`SharedAtomic`], [`LockedArray`], and the queues:
+//! [`Queue`], [`JoinableQueue`], [`MessageQueue`], bounded or unbounded) is serde, encoded
 //! as its handle and decoded by opening that handle, so it can be passed to a `Process` target
 //! (or anything that takes serde arguments) under every start method and arrives open.
 //!
@@ -9,9 +10,9 @@
 //!   also decodes the arguments once before starting (to refuse a type that cannot cross), which
 //!   opens and closes each object once.
 //! - Under `fork`, the argument is moved into the child's copy of memory, where locks,
-//!   semaphores, events, values and atomics keep working. A [`LockedArray`]'s elements are not
-//!   inherited by a fork (they are array memory, kept out of every child): under `fork` pass its
-//!   [`handle`](LockedArray::handle) and open it in the child.
+//!   semaphores, events, values, atomics and queues keep working. A [`LockedArray`]'s elements
+//!   are not inherited by a fork (they are array memory, kept out of every child): under `fork`
+//!   pass its [`handle`](LockedArray::handle) and open it in the child.
 //! - Decoding fails (a serde error naming the cause, `StaleHandle` or `KindMismatch`) when the
 //!   object is gone or the handle names something else.
 //!
@@ -42,6 +43,7 @@ use super::mutex::Mutex;
 use super::rlock::RLock;
 use super::semaphore::{BoundedSemaphore, Semaphore};
 use crate::array::{LockedArray, LockedArrayHandle};
+use crate::queue::{JoinableQueue, MessageQueue, Queue};
 use crate::segment::handle::SegmentHandle;
 use crate::value::{AtomicCell, SharedAtomic, SharedValue};
 
@@ -73,6 +75,11 @@ by_handle!([T: Pod + Send] Mutex<T>, SegmentHandle);
 by_handle!([T: Pod + Send] SharedValue<T>, SegmentHandle);
 by_handle!([A: AtomicCell] SharedAtomic<A>, SegmentHandle);
 by_handle!([T: Pod + Send] LockedArray<T>, LockedArrayHandle);
+// An unbounded queue's handle names its anchor segment, which names its rings: opening it
+// reaches the whole chain.
+by_handle!([T: Pod] Queue<T>, SegmentHandle);
+by_handle!([T: Pod] JoinableQueue<T>, SegmentHandle);
+by_handle!([] MessageQueue, SegmentHandle);
 
 #[cfg(test)]
 mod tests {
@@ -96,6 +103,30 @@ mod tests {
         let f: Event = postcard::from_bytes(&postcard::to_stdvec(&e).unwrap()).unwrap();
         f.set();
         assert!(e.is_set());
+    }
+
+    /// Each queue flavour survives a postcard round trip as a second handle to the same queue.
+    #[test]
+    fn queues_round_trip_as_their_handles() {
+        for q in [Queue::<u32>::new(4).unwrap(), Queue::<u32>::unbounded().unwrap()] {
+            let r: Queue<u32> = postcard::from_bytes(&postcard::to_stdvec(&q).unwrap()).unwrap();
+            r.put(7).unwrap();
+            assert_eq!(q.get().unwrap(), 7);
+        }
+        let j = JoinableQueue::<u8>::new(2).unwrap();
+        let k: JoinableQueue<u8> = postcard::from_bytes(&postcard::to_stdvec(&j).unwrap()).unwrap();
+        k.put(3).unwrap();
+        assert_eq!(j.get().unwrap(), 3);
+        j.task_done().unwrap();
+        assert_eq!(k.unfinished(), 0);
+        for m in [MessageQueue::bounded(256, 64).unwrap(), MessageQueue::new().unwrap()] {
+            let n: MessageQueue = postcard::from_bytes(&postcard::to_stdvec(&m).unwrap()).unwrap();
+            n.put("hello").unwrap();
+            assert_eq!(m.get::<String>().unwrap(), "hello");
+        }
+        // A queue of another item type is refused.
+        let q = Queue::<u32>::new(1).unwrap();
+        assert!(postcard::from_bytes::<Queue<u64>>(&postcard::to_stdvec(&q).unwrap()).is_err());
     }
 
     /// A handle to one kind does not open as another.

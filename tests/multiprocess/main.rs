@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod args_and_deadlines;
 mod array;
 mod pipe;
 mod pool;
@@ -34,5 +35,6 @@ fn main() -> std::process::ExitCode {
         suite!(pool),
         suite!(tasks_serde),
         suite!(python_names),
+        suite!(args_and_deadlines),
     ])
 }

@@ -436,6 +436,21 @@ pub enum Error {
         signal: Option<i32>,
     },
 
+    /// A task ran past the pool's task timeout
+    /// ([`PoolBuilder::task_timeout`](crate::pool::PoolBuilder::task_timeout)): its worker was
+    /// killed (SIGKILL) and replaced; the other tasks ran.
+    #[error(
+        "task {task} ran past the pool's task timeout of {after:?}, so its worker {pid} was killed and replaced (the other tasks ran and the pool is still usable); raise PoolBuilder::task_timeout, or make the task end sooner"
+    )]
+    TaskTimedOut {
+        /// The task's index in the call's arguments.
+        task: usize,
+        /// The killed worker's pid.
+        pid: u32,
+        /// The timeout it ran past.
+        after: Duration,
+    },
+
     /// A task returned `Err` (a `try_*` task call): its error's message, with the task's index.
     #[error(
         "task {task} returned an error: {message}; the other tasks ran and the pool is still usable"

@@ -17,6 +17,9 @@ pub(crate) struct Active {
     /// A worker ended while this job was in flight: completion is then read from the done
     /// bitmap, not only the counter ([`ControlBlock::finished`](super::control::ControlBlock::finished)).
     pub(crate) deaths: bool,
+    /// Workers the parent killed because their task ran past the task timeout: (chunk, task
+    /// index in the job, task index in the call, pid).
+    pub(crate) timed_out: Vec<(u64, u64, u64, u32)>,
 }
 
 impl Active {
@@ -28,6 +31,7 @@ impl Active {
             suspects: Vec::new(),
             lost: Vec::new(),
             deaths: false,
+            timed_out: Vec::new(),
         }
     }
 }

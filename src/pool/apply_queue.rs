@@ -112,7 +112,7 @@ impl<R: DeserializeOwned + 'static> QueueState<'_, R> {
             let r = if !pool.ctl.is_done(chunk) {
                 Err(pool.stopped_error())
             } else if pool.ctl.is_failed(chunk) {
-                Err(chunk_error(pool, chunk, &mut error_given))
+                Err(chunk_error(pool, chunk, Some(chunk), &mut error_given))
             } else {
                 results.read(pool, k)
             };

@@ -1,5 +1,5 @@
 //! `PoolBuilder`: workers, start method, name, initializer, maxtasksperchild, retries, chunk
-//! size; and the constructors that use it, `Pool::new` and `Pool::builder`.
+//! size, task limits (bytes, time); and the constructors that use it, `Pool::new` and `Pool::builder`.
 
 use super::control::MAX_WORKERS;
 use super::state::Pool;
@@ -58,6 +58,7 @@ pub struct PoolBuilder {
     allow_threads: bool,
     method: Option<StartMethod>,
     max_task_bytes: Option<usize>,
+    task_timeout: Option<std::time::Duration>,
 }
 
 impl PoolBuilder {
@@ -207,6 +208,33 @@ impl PoolBuilder {
         self
     }
 
+    /// The longest one task of a task call ([`Pool::map`], [`Pool::apply`], [`Pool::imap`],
+    /// their `_async`, `try_*` and `*_pod` forms, ...) may run (default: no limit). A task
+    /// still running at its deadline has its worker killed (SIGKILL) and replaced; its result
+    /// is [`Error::TaskTimedOut`] naming the task, the other tasks run on, and the pool stays
+    /// usable. The parent notices the deadline while it waits or polls (no extra thread), within
+    /// about a millisecond.
+    ///
+    /// **Chunks of several tasks** (`map`'s default `chunksize`): the chunk is lost with its
+    /// worker, so its other tasks come back as [`Error::WorkerDied`] saying which task timed
+    /// out (`map` itself returns the [`Error::TaskTimedOut`]); with
+    /// [`retries`](PoolBuilder::retries) the whole chunk runs again on another worker instead
+    /// (the slow task included, which may time out again until the retries are spent). Pass
+    /// `chunksize` 1 (as `imap` and `apply` do) to keep every task apart.
+    ///
+    /// Data-parallel jobs ([`Pool::for_each_chunk`], ...) have no tasks and are not timed;
+    /// a pool with a timeout pays one clock read per task.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = shmpool::pool::PoolBuilder::new().task_timeout(Duration::from_secs(30));
+    /// # let _ = b;
+    /// ```
+    pub fn task_timeout(mut self, timeout: std::time::Duration) -> PoolBuilder {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
     /// Fork the workers (and their replacements) even though this process has other threads.
     /// Only the `Fork` [start method](PoolBuilder::start_method) forks this process; the others
     /// ignore this.
@@ -261,6 +289,7 @@ impl PoolBuilder {
         if let Some(limit) = self.max_task_bytes {
             pool.max_task_bytes = limit;
         }
+        pool.task_timeout = self.task_timeout;
         Ok(pool)
     }
 }

@@ -144,7 +144,9 @@ pub(crate) struct JobDesc {
     pub(crate) radius: AtomicU64,
     /// Retries left for chunks whose worker died (0: fail the job instead).
     pub(crate) retries: AtomicU32,
-    pub(crate) _pad: AtomicU32,
+    /// Set when the pool has a task timeout: workers then stamp each task's start in their
+    /// slot ([`WorkerSlot::task_started`]) for the parent to check.
+    pub(crate) timed: AtomicFlag,
     /// Jobs the parent has published so far, this one included: a 64-bit name for the
     /// descriptor's contents that never repeats (job ids wrap after 2^32), which keys the
     /// workers' cache of array views.
@@ -183,7 +185,15 @@ pub(crate) struct WorkerSlot {
     /// giving up on a failing initializer; one killed after it does not.
     pub(crate) initialized: AtomicFlag,
     pub(crate) _pad32: AtomicU32,
-    pub(crate) _pad: [AtomicU64; 4],
+    /// When the task it runs started (`CLOCK_MONOTONIC` nanoseconds, the same clock in every
+    /// process), 0 when it runs none; written only in jobs with a task timeout
+    /// ([`JobDesc::timed`]), before the task and cleared after it.
+    pub(crate) task_started: AtomicU64,
+    /// The index in its job of the task it runs (valid while `task_started` is not 0).
+    pub(crate) task: AtomicU64,
+    /// The same task's index in the whole call (a streaming call runs as several jobs).
+    pub(crate) task_in_call: AtomicU64,
+    pub(crate) _pad: [AtomicU64; 1],
 }
 
 /// The whole control block.

@@ -16,8 +16,10 @@ use std::os::fd::AsFd;
 use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
+use super::active::Active;
 use super::control::RETRY_RING;
 use super::state::{Pool, PoolState};
+use super::task_clock;
 use super::words::{JobIndex, ParentSleep};
 use super::worker;
 use crate::error::{Error, Result};
@@ -47,12 +49,81 @@ impl Pool {
         }
     }
 
-    /// [`Error::WorkerDied`] if chunk `chunk` of the job in flight failed because the worker
-    /// running it died (rather than because its kernel panicked).
-    pub(crate) fn lost_chunk(&self, chunk: u64) -> Option<Error> {
+    /// The error of task `task` (its index in the job; `None`: the chunk's error as a whole) of
+    /// chunk `chunk` of the job in flight, if the chunk failed because the worker running it
+    /// died (rather than because its kernel panicked): [`Error::TaskTimedOut`] for a task that
+    /// ran past the task timeout, else [`Error::WorkerDied`] (saying so when the death was a
+    /// timeout's kill for another task of the chunk).
+    pub(crate) fn lost_task(&self, chunk: u64, task: Option<u64>) -> Option<Error> {
         let a = self.active.as_ref()?;
         let (_, pid, how, signal) = a.lost.iter().find(|l| l.0 == chunk)?;
-        Some(Error::WorkerDied { pid: *pid, how: how.clone(), chunk, signal: *signal })
+        Some(self.lost_error(a, chunk, task, *pid, how.clone(), *signal))
+    }
+
+    /// What a lost chunk's death means for task `task` of it (see [`Pool::lost_task`]).
+    fn lost_error(
+        &self,
+        a: &Active,
+        chunk: u64,
+        task: Option<u64>,
+        pid: u32,
+        how: String,
+        signal: Option<i32>,
+    ) -> Error {
+        let timed = a.timed_out.iter().rfind(|t| t.0 == chunk && t.3 == pid);
+        match (timed, self.task_timeout) {
+            (Some(&(_, slow, in_call, _)), Some(after)) if task.is_none_or(|t| t == slow) => {
+                Error::TaskTimedOut { task: in_call as usize, pid, after }
+            }
+            (Some(&(_, _, in_call, _)), Some(after)) => Error::WorkerDied {
+                pid,
+                how: format!(
+                    "was killed (SIGKILL) by the pool because task {in_call} of the same chunk \
+                     ran past the task timeout of {after:?}"
+                ),
+                chunk,
+                signal,
+            },
+            _ => Error::WorkerDied { pid, how, chunk, signal },
+        }
+    }
+
+    /// Kills every worker whose task has run past the pool's task timeout, noting which task
+    /// it was; its death is then handled as any other (`check_workers`), its chunk lost or
+    /// retried, and [`lost_task`](Pool::lost_task) reports the timeout.
+    fn enforce_task_timeout(&mut self) {
+        let (Some(timeout), Some(a)) = (self.task_timeout, self.active.as_mut()) else { return };
+        let now = task_clock::now_ns();
+        for (s, w) in self.slots.iter().enumerate() {
+            let ws = &self.ctl.workers[s];
+            let held = ws.held.load(SeqCst);
+            if !w.alive || held == JobIndex::NOTHING || held.job() != a.job {
+                continue;
+            }
+            let Some((task, in_call)) = task_clock::overdue(ws, timeout, now) else { continue };
+            if a.timed_out.iter().any(|t| t.3 == w.pid) {
+                continue; // killed already, not reaped yet
+            }
+            a.timed_out.push((held.index(), task, in_call, w.pid));
+            w.kill();
+        }
+    }
+
+    /// How long until the next task of the job in flight reaches the task timeout.
+    fn next_task_deadline(&self) -> Option<Duration> {
+        let (timeout, a) = (self.task_timeout?, self.active.as_ref()?);
+        let now = task_clock::now_ns();
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(s, w)| {
+                w.alive && !a.timed_out.iter().any(|t| t.3 == w.pid) && {
+                    let held = self.ctl.workers[*s].held.load(SeqCst);
+                    held != JobIndex::NOTHING && held.job() == a.job
+                }
+            })
+            .filter_map(|(s, _)| task_clock::time_left(&self.ctl.workers[s], timeout, now))
+            .min()
     }
 
     /// Whether the job in flight has finished every chunk.
@@ -123,13 +194,16 @@ impl Pool {
 
     /// How long the parent may sleep before it must look again by itself.
     pub(crate) fn nap(&self) -> Duration {
-        if self.active.as_ref().is_some_and(|a| !a.suspects.is_empty()) {
+        let nap = if self.active.as_ref().is_some_and(|a| !a.suspects.is_empty()) {
             SUSPECT_SLICE
         } else if self.slots.iter().any(|w| w.alive && w.exit_fd().is_none()) {
             SLICE
         } else {
             WATCHED_SLICE
-        }
+        };
+        // Wake at the next task deadline (a task that started between this look and the sleep
+        // ends a full timeout later, after the next look).
+        self.next_task_deadline().map_or(nap, |d| nap.min(d))
     }
 
     /// Sleeps at most `nap`, until a worker writes to the wake pipe or any worker ends; then
@@ -152,8 +226,8 @@ impl Pool {
         if self.state == PoolState::Terminated && self.ctl.finished(a.chunks, true) < a.chunks {
             return Err(self.stopped_error());
         }
-        if let Some((chunk, pid, how, signal)) = a.lost.into_iter().next() {
-            return Err(Error::WorkerDied { pid, how, chunk, signal });
+        if let Some((chunk, pid, how, signal)) = a.lost.first().cloned() {
+            return Err(self.lost_error(&a, chunk, None, pid, how, signal));
         }
         match self.ctl.read_error() {
             Some((_, chunk, pid, message)) => Err(Error::KernelPanicked { chunk, pid, message }),
@@ -188,6 +262,7 @@ impl Pool {
     /// every later call report why ([`Pool::stopped_error`]).
     pub(crate) fn check_workers(&mut self) -> Result<()> {
         self.check_owner()?;
+        self.enforce_task_timeout();
         match self.replace_dead_workers() {
             Ok(()) => {
                 self.resolve_suspects();

@@ -32,10 +32,12 @@ pub struct IMap<'p, R> {
     pub(crate) error_given: bool,
 }
 
-/// The error for a task of a failed chunk: [`Error::WorkerDied`] if its worker died; else the
-/// job's recorded panic for the first one, a pointer to it for later ones.
-pub(crate) fn chunk_error(pool: &Pool, chunk: u64, first: &mut bool) -> Error {
-    if let Some(e) = pool.lost_chunk(chunk) {
+/// The error for task `task` (its index in the job; `None`: the chunk as a whole) of a failed
+/// chunk: [`Error::TaskTimedOut`] or [`Error::WorkerDied`] if its worker was killed or died
+/// ([`Pool::lost_task`]); else the job's recorded panic for the first one, a pointer to it for
+/// later ones.
+pub(crate) fn chunk_error(pool: &Pool, chunk: u64, task: Option<u64>, first: &mut bool) -> Error {
+    if let Some(e) = pool.lost_task(chunk, task) {
         return e;
     }
     match pool.ctl.read_error() {
@@ -72,7 +74,7 @@ impl<R> Iterator for IMap<'_, R> {
             return Some(Err(pool.stopped_error()));
         }
         if pool.ctl.is_failed(chunk) {
-            return Some(Err(chunk_error(pool, chunk, &mut self.error_given)));
+            return Some(Err(chunk_error(pool, chunk, Some(i as u64), &mut self.error_given)));
         }
         Some(self.results.read(pool, i))
     }
@@ -172,7 +174,7 @@ impl<R> Iterator for IMapUnordered<'_, R> {
                 Some(c) => {
                     self.left -= 1;
                     if pool.ctl.is_failed(c as u64) {
-                        return Some(Err(chunk_error(pool, c as u64, &mut self.error_given)));
+                        return Some(Err(chunk_error(pool, c as u64, None, &mut self.error_given)));
                     }
                     self.current = Some((c * self.cs, ((c + 1) * self.cs).min(self.n)));
                 }

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec;
 use super::star::StarArgs;
+use super::task_clock::TaskClock;
 use crate::segment::Segment;
 use crate::segment::handle::Locator;
 use crate::segment::header::{Kind, Layout, TypeDesc};
@@ -209,6 +210,7 @@ pub(crate) unsafe fn task<A: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
     check_span(s);
     let (a, out) = (array::<A>(v, 0, s.end), array::<R>(v, 2, s.end));
     for i in s.start..s.end {
+        let _clock = TaskClock::start(i, i);
         // SAFETY: `i < s.end`, which lies inside both mappings (checked); arguments are only read, and
         // result `i` belongs to the chunk this worker claimed. Both are aligned for their types.
         unsafe { out.add(i).write(one_task(i, || k(a.add(i).read()))) }
@@ -226,6 +228,7 @@ pub(crate) unsafe fn task2<A: Pod, B: Pod, R: Pod>(kernel: usize, v: &Views, s: 
     check_span(s);
     let (a, b, out) = (array::<A>(v, 0, s.end), array::<B>(v, 1, s.end), array::<R>(v, 2, s.end));
     for i in s.start..s.end {
+        let _clock = TaskClock::start(i, i);
         // SAFETY: as in `task`.
         unsafe { out.add(i).write(one_task(i, || k(a.add(i).read(), b.add(i).read()))) }
     }
@@ -361,9 +364,11 @@ pub(crate) unsafe fn task_serial<T: SerialTask>(kernel: usize, v: &Views, s: &Sp
     let mut entries = Vec::with_capacity(s.end - s.start);
     for i in s.start..s.end {
         let start = out.len();
+        let clock = TaskClock::start(i, first.wrapping_add(i));
         // SAFETY: per this function's contract.
         let (t, len) =
             unsafe { T::run(kernel, first.wrapping_add(i), args.get(i), limit, &mut out) };
+        drop(clock);
         entries.push((t, start, len));
     }
     results.commit(s.start, &entries, &out, spill);

@@ -6,7 +6,8 @@
 //! Inside, one file per concept, in layers (each file uses only those before it in this list):
 //! `words` (the control block's packed and state words), `control` (the shared control
 //! block), `anon` (its mapping), `star` (the tuples `starmap` spreads), `codec` (the byte
-//! layout of serialized tasks), `kernel` (type-erased trampolines), `liveness` (a
+//! layout of serialized tasks), `task_clock` (when a worker's task started, for task
+//! timeouts), `kernel` (type-erased trampolines), `liveness` (a
 //! worker's life as the parent sees it), `wake` (the parent's wake pipe), `active` (the job
 //! in flight), `worker` (the worker loop and its single start step), `state` (the `Pool`
 //! itself, its owner check and `terminate`), `failure` (waiting for a job and noticing dead
@@ -36,6 +37,7 @@ pub(crate) mod shutdown;
 pub(crate) mod staging;
 pub(crate) mod star;
 pub(crate) mod state;
+pub(crate) mod task_clock;
 pub(crate) mod tasks;
 pub(crate) mod wake;
 pub(crate) mod words;

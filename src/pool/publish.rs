@@ -70,6 +70,7 @@ impl Pool {
         d.chunk_size.store(spec.chunk_size as u64, Relaxed);
         d.radius.store(spec.radius as u64, Relaxed);
         d.retries.store(self.retries, Relaxed);
+        d.timed.put(self.task_timeout.is_some(), Relaxed);
         d.generation.store(self.generation, Relaxed);
         for (slot, a) in d.arrays.iter().zip(&spec.arrays) {
             match a {

@@ -91,6 +91,8 @@ pub struct Pool {
     /// The most bytes one serialized task argument or result may take
     /// (`PoolBuilder::max_task_bytes`).
     pub(crate) max_task_bytes: usize,
+    /// How long one task may run before its worker is killed (`PoolBuilder::task_timeout`).
+    pub(crate) task_timeout: Option<std::time::Duration>,
     /// Bytes per serialized result in the last serialized call (sizes the next result region).
     pub(crate) result_hint: std::cell::Cell<usize>,
     /// Through which workers wake the parent when it sleeps (`wake.rs`).
@@ -153,6 +155,7 @@ impl Pool {
             server_death: None,
             arena: None,
             max_task_bytes: DEFAULT_MAX_TASK_BYTES,
+            task_timeout: None,
             result_hint: std::cell::Cell::new(64),
             wake,
         };

@@ -13,6 +13,7 @@ use super::anon::AnonBox;
 use super::control::{ControlBlock, MAX_ARRAYS, MAX_WORKERS, SCRATCH_BYTES, WorkerSlot};
 use super::kernel::{self, Span, Trampoline, Views, panic_text};
 use super::liveness::WorkerProc;
+use super::task_clock;
 use super::wake::WakePipe;
 use super::words::{ArrayKind, FailKind, JobIndex, ParentSleep, Phase};
 use crate::error::{Error, Result};
@@ -95,6 +96,8 @@ pub(crate) fn start(
     s.retiring.put(false, SeqCst);
     s.completed.store(0, SeqCst);
     s.initialized.put(false, SeqCst);
+    // A worker killed mid-task (a task timeout) left its stamp: not the new worker's task.
+    s.task_started.store(0, SeqCst);
     if launch.method != StartMethod::Fork {
         let Some(ctl_fd) = ctl_box.fd() else {
             unreachable!("a pool that does not fork keeps its control block in a memfd")
@@ -313,7 +316,9 @@ fn run_chunk(
             // the same executable, where it checked both addresses lie) and a `fn` of its type.
             // SAFETY: so the offsets, from the same anchor, name that code here (checked above).
             let tramp: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp_addr) };
-            catch_unwind(AssertUnwindSafe(|| {
+            // Tasks stamp their start in our slot when the pool has a task timeout.
+            task_clock::watch(ctl.job.timed.is_set(Relaxed).then_some(me));
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
                 // The views map the job's arrays as this worker opened them, each pointer valid
                 // for the length it records; the parent keeps them borrowed (or owned) until
                 // every chunk is done; the trampoline checks the span against every array's
@@ -322,7 +327,9 @@ fn run_chunk(
                 // claimed exclusively above.
                 unsafe { tramp(kernel_addr, &views, &span) }
             }))
-            .map_err(|p| panic_text(&*p))
+            .map_err(|p| panic_text(&*p));
+            task_clock::watch(None);
+            outcome
         }
         Err(e) => Err(format!("the worker could not map the job's arrays: {e}")),
     };

@@ -16,6 +16,7 @@ mod queue_unbounded;
 mod scope;
 mod soundness;
 mod sync;
+mod task_timeout;
 mod tasks_serde;
 mod value;
 
@@ -34,6 +35,7 @@ fn main() -> std::process::ExitCode {
         suite!(pipe),
         suite!(pool),
         suite!(tasks_serde),
+        suite!(task_timeout),
         suite!(python_names),
         suite!(args_and_deadlines),
     ])

@@ -1,7 +1,8 @@
-//! Tutorial 004 ("Multiprocessing in Python"): a CPU-bound task that returns its start and
-//! finish times as a tuple, run in a child process started under a start method chosen once for
-//! the whole program (`mp.set_start_method("fork")`), then over a `Pool` whose `map` returns
-//! the tuples, then through `map_async`.
+//! Tutorial 004 (an introduction to Python's `multiprocessing`, "first steps" through "Pool of
+//! worker processes"): a CPU-bound task that returns its start and finish times as a tuple, run
+//! in a child process started under a start method chosen once for the whole program
+//! (`mp.set_start_method("fork")`), then over a `Pool` whose `map` returns the tuples, then
+//! through `map_async`.
 //!
 //! `cargo run --release --example tutorial_cpu_bound`
 //!

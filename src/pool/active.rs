@@ -20,6 +20,8 @@ pub(crate) struct Active {
     /// Workers the parent killed because their task ran past the task timeout: (chunk, task
     /// index in the job, task index in the call, pid).
     pub(crate) timed_out: Vec<(u64, u64, u64, u32)>,
+    /// A serialized task job's result region: (address in this process, tasks, chunk size).
+    pub(crate) results: Option<(usize, usize, usize)>,
 }
 
 impl Active {
@@ -32,6 +34,7 @@ impl Active {
             lost: Vec::new(),
             deaths: false,
             timed_out: Vec::new(),
+            results: None,
         }
     }
 }

@@ -193,7 +193,11 @@ pub(crate) struct WorkerSlot {
     pub(crate) task: AtomicU64,
     /// The same task's index in the whole call (a streaming call runs as several jobs).
     pub(crate) task_in_call: AtomicU64,
-    pub(crate) _pad: [AtomicU64; 1],
+    /// Set by a worker that retires (`maxtasksperchild`) while it holds spilled results of the
+    /// job in flight: it waits to exit until the parent cleared this (having opened its spill
+    /// segments) or a new job was published (README.md, "Serialized tasks").
+    pub(crate) keeping: AtomicFlag,
+    pub(crate) _pad: AtomicU32,
 }
 
 /// The whole control block.

@@ -17,12 +17,15 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
 use super::active::Active;
+use super::codec;
 use super::control::RETRY_RING;
 use super::state::{Pool, PoolState};
 use super::task_clock;
 use super::words::{JobIndex, ParentSleep};
 use super::worker;
 use crate::error::{Error, Result};
+use crate::segment::Segment;
+use crate::segment::handle::Locator;
 use crate::sys;
 use crate::sys::proc::Exit;
 
@@ -106,6 +109,49 @@ impl Pool {
             }
             a.timed_out.push((held.index(), task, in_call, w.pid));
             w.kill();
+        }
+    }
+
+    /// Opens the spill segments of the job in flight held by workers that retire
+    /// (`maxtasksperchild`) and wait for that (`WorkerSlot::keeping`), keeping them in
+    /// `Pool::adopted` for the results to read; then lets those workers exit.
+    fn adopt_spills(&mut self) {
+        for (s, w) in self.slots.iter().enumerate() {
+            let ws = &self.ctl.workers[s];
+            if !w.alive || !ws.keeping.is_set(SeqCst) {
+                continue;
+            }
+            // Without a job in flight the results may be read next: the worker then waits for
+            // the next publish.
+            let Some(a) = self.active.as_ref() else { continue };
+            if let Some((base, n, chunk_size)) = a.results {
+                let base = base as *const u8;
+                let adopted = self.adopted.get_mut();
+                for chunk in 0..a.chunks {
+                    if !self.ctl.is_done(chunk) || self.ctl.is_failed(chunk) {
+                        continue;
+                    }
+                    let first = chunk as usize * chunk_size;
+                    // SAFETY: the region of the job in flight (staged for `n` tasks in chunks of
+                    // `chunk_size`), whose chunk is done without error: its entries and, when
+                    // they are spilled, its spill record are written.
+                    let (t, _) = unsafe { codec::read_result(base, n, first) };
+                    if t & codec::SPILLED == 0 {
+                        continue;
+                    }
+                    // SAFETY: as above, the entry is spilled.
+                    let key = unsafe { codec::spill_of(base, n, chunk as usize) };
+                    if key.0 != w.pid || adopted.iter().any(|(k, _)| *k == key) {
+                        continue;
+                    }
+                    let loc = Locator::Anonymous { pid: key.0, fd: key.1 };
+                    // On an error the result reads as `Error::TaskValue`, which says why.
+                    if let Ok(seg) = Segment::open(&loc, Some(key.2), false) {
+                        adopted.push((key, seg));
+                    }
+                }
+            }
+            ws.keeping.put(false, SeqCst);
         }
     }
 
@@ -263,6 +309,7 @@ impl Pool {
     pub(crate) fn check_workers(&mut self) -> Result<()> {
         self.check_owner()?;
         self.enforce_task_timeout();
+        self.adopt_spills();
         match self.replace_dead_workers() {
             Ok(()) => {
                 self.resolve_suspects();

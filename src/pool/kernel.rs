@@ -396,6 +396,11 @@ fn spill(bytes: &[u8]) -> (u32, i32, u64) {
     (pid, fd, h.nonce)
 }
 
+/// Whether this worker holds spill segments (of the job it last ran).
+pub(crate) fn has_spills() -> bool {
+    !SPILLS.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+}
+
 /// Drops the spill segments of earlier jobs (the worker saw a new job).
 pub(crate) fn drop_spills() {
     let mut s = SPILLS.lock().unwrap_or_else(|p| p.into_inner());

@@ -76,6 +76,7 @@ impl Pool {
                 ArraySpec::None,
                 ArraySpec::None,
             ],
+            results: None,
         }
     }
 
@@ -152,6 +153,7 @@ impl Pool {
                 ArraySpec::Handle(out.handle(), len),
                 ArraySpec::None,
             ],
+            results: None,
         };
         self.run_sync(&spec)
     }
@@ -204,6 +206,7 @@ impl Pool {
                     None => ArraySpec::Scratch(0, chunks, size_of::<R>()),
                 },
             ],
+            results: None,
         };
         if in_scratch {
             // No job may be in flight while the scratch area is reused.
@@ -275,6 +278,7 @@ impl Pool {
                 ArraySpec::Handle(output.handle(), len),
                 ArraySpec::None,
             ],
+            results: None,
         };
         self.run_sync(&spec)
     }

@@ -20,6 +20,9 @@ pub(crate) struct JobSpec {
     pub(crate) chunk_size: usize,
     pub(crate) radius: usize,
     pub(crate) arrays: [ArraySpec; MAX_ARRAYS],
+    /// A serialized task job's result region in this process: (address, tasks, chunk size),
+    /// where the parent finds the spill records of a retiring worker (`failure.rs`).
+    pub(crate) results: Option<(usize, usize, usize)>,
 }
 
 /// Where one array of a job lives.
@@ -88,7 +91,10 @@ impl Pool {
         c.job_id.store(job, Release);
         c.cursor.store(JobIndex::new(job, 0), SeqCst);
         c.wake_workers();
-        self.active = Some(Active::new(job, chunks, self.retries));
+        self.adopted.get_mut().clear(); // the earlier job's results were read
+        let mut active = Active::new(job, chunks, self.retries);
+        active.results = spec.results;
+        self.active = Some(active);
         Ok(job)
     }
 }

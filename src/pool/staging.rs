@@ -94,7 +94,7 @@ impl<R: DeserializeOwned> ResultSource<R> for SerialResults<R> {
         // without error (see the trait).
         let (t, bytes) = unsafe { codec::read_result(base, self.n, i) };
         if t & codec::SPILLED != 0 {
-            let bytes = self.spilled_bytes(base, i)?;
+            let bytes = self.spilled_bytes(pool, base, i)?;
             return self.decode(base, i, t & !codec::SPILLED, &bytes);
         }
         self.decode(base, i, t, bytes)
@@ -132,7 +132,7 @@ impl<R: DeserializeOwned> SerialResults<R> {
 
     /// Entry `i`'s bytes from its chunk's spill segment, a memfd the worker made and keeps open
     /// until it starts on the next job.
-    fn spilled_bytes(&self, base: *const u8, i: usize) -> Result<Vec<u8>> {
+    fn spilled_bytes(&self, pool: &Pool, base: *const u8, i: usize) -> Result<Vec<u8>> {
         let chunk = i / self.chunk_size;
         let task = self.first + i;
         let value = |reason| Error::TaskValue { task, what: "result", how: "read", reason };
@@ -143,14 +143,21 @@ impl<R: DeserializeOwned> SerialResults<R> {
         let pos = match spills.iter().position(|(c, _)| *c == chunk) {
             Some(p) => p,
             None => {
-                let loc = Locator::Anonymous { pid, fd };
-                let seg = Segment::open(&loc, Some(nonce), false).map_err(|e| {
-                    value(format!(
-                        "its chunk's results outgrew the result region and went to a segment of \
-                         worker {pid}, which could not be opened ({e}); did the worker exit \
-                         (maxtasksperchild)?"
-                    ))
-                })?;
+                // A worker that retired after this chunk handed its segment over first
+                // (`failure.rs`); otherwise the worker still holds it.
+                let mut adopted = pool.adopted.borrow_mut();
+                let seg = match adopted.iter().position(|(key, _)| *key == (pid, fd, nonce)) {
+                    Some(k) => adopted.swap_remove(k).1,
+                    None => {
+                        let loc = Locator::Anonymous { pid, fd };
+                        Segment::open(&loc, Some(nonce), false).map_err(|e| {
+                            value(format!(
+                                "its chunk's results outgrew the result region and went to a \
+                                 segment of worker {pid}, which could not be opened ({e})"
+                            ))
+                        })?
+                    }
+                };
                 spills.push((chunk, seg));
                 spills.len() - 1
             }
@@ -294,6 +301,7 @@ impl Pool {
             chunk_size,
             radius: 0,
             arrays: Default::default(),
+            results: None,
         };
         let base = if fits {
             self.ctl.scratch_ptr()
@@ -362,6 +370,7 @@ impl Pool {
             chunk_size,
             radius: 0,
             arrays: Default::default(),
+            results: None,
         };
         let too_large = || Error::TooLarge { len: n, elem_size: 1 };
         let capacity = codec::result_capacity(n, self.result_hint.get(), limit);
@@ -385,6 +394,8 @@ impl Pool {
         if n > 0 {
             spec.arrays[0] = region(0, a_bytes);
             spec.arrays[2] = region(r_off, r_bytes);
+            // SAFETY: inside the region written above.
+            spec.results = Some((unsafe { base.add(r_off) } as usize, n, chunk_size));
         }
         let store = if fits { Store::Scratch(r_off) } else { Store::Arena(r_off) };
         let results = SerialResults {

@@ -93,11 +93,17 @@ pub struct Pool {
     pub(crate) max_task_bytes: usize,
     /// How long one task may run before its worker is killed (`PoolBuilder::task_timeout`).
     pub(crate) task_timeout: Option<std::time::Duration>,
+    /// Spill segments of the job in flight opened from workers that retire
+    /// (`maxtasksperchild`): (pid, descriptor, nonce) and the segment, until the next publish.
+    pub(crate) adopted: std::cell::RefCell<Vec<(SpillKey, crate::segment::Segment)>>,
     /// Bytes per serialized result in the last serialized call (sizes the next result region).
     pub(crate) result_hint: std::cell::Cell<usize>,
     /// Through which workers wake the parent when it sleeps (`wake.rs`).
     pub(crate) wake: WakePipe,
 }
+
+/// A spill segment as its record names it: the worker's pid, the descriptor there, the nonce.
+pub(crate) type SpillKey = (u32, i32, u64);
 
 /// The default of `PoolBuilder::max_task_bytes`: 16 MiB per serialized argument or result.
 pub(crate) const DEFAULT_MAX_TASK_BYTES: usize = 16 << 20;
@@ -156,6 +162,7 @@ impl Pool {
             arena: None,
             max_task_bytes: DEFAULT_MAX_TASK_BYTES,
             task_timeout: None,
+            adopted: std::cell::RefCell::new(Vec::new()),
             result_hint: std::cell::Cell::new(64),
             wake,
         };

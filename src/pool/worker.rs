@@ -94,6 +94,7 @@ pub(crate) fn start(
     let s = &ctl.workers[slot];
     s.held.store(JobIndex::NOTHING, SeqCst);
     s.retiring.put(false, SeqCst);
+    s.keeping.put(false, SeqCst);
     s.completed.store(0, SeqCst);
     s.initialized.put(false, SeqCst);
     // A worker killed mid-task (a task timeout) left its stamp: not the new worker's task.
@@ -203,6 +204,9 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32, wake
             tasks += 1;
             if cfg.max_tasks.is_some_and(|m| tasks >= m) {
                 me.retiring.put(true, SeqCst);
+                if kernel::has_spills() {
+                    keep_spills(ctl, me, parent_pid, wake);
+                }
                 wake_parent(ctl, wake);
                 return 0;
             }
@@ -345,6 +349,23 @@ fn run_chunk(
     let parent = ctl.parent_sleeping.load(SeqCst);
     if (finished && parent.is_asleep()) || parent == ParentSleep::EACH_CHUNK {
         wake_parent(ctl, wake);
+    }
+}
+
+/// Before a retiring worker exits holding spilled results (their memfds die with it): waits
+/// until the parent has opened them (it clears `keeping`), a new job was published (the results
+/// were read), the pool stops running, or the parent is gone. The parent looks at every wait and
+/// poll; one byte in its wake pipe makes a sleeping parent look at once.
+fn keep_spills(ctl: &ControlBlock, me: &WorkerSlot, parent_pid: u32, wake: RawFd) {
+    let job = ctl.job_id.load(SeqCst);
+    me.keeping.put(true, SeqCst);
+    sys::fdpass::poke(wake);
+    while me.keeping.is_set(SeqCst)
+        && ctl.job_id.load(SeqCst) == job
+        && ctl.state.load(SeqCst) == Phase::RUNNING
+        && sys::proc::getppid() == parent_pid
+    {
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 

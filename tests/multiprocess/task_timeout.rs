@@ -20,6 +20,7 @@ pub fn tests() -> Tests {
         a_task_in_an_endless_loop_times_out_and_the_pool_goes_on in METHODS,
         a_timed_out_chunk_of_several_tasks_fails_as_one in METHODS,
         pod_tasks_time_out_too in METHODS,
+        a_retiring_worker_keeps_its_spilled_results in METHODS,
     }
 }
 
@@ -149,5 +150,22 @@ fn pod_tasks_time_out_too(m: StartMethod) {
         x
     };
     assert_eq!(pool.map_pod(slow, &[1, 2, 3, 4, 5, 6], Some(3)).unwrap(), [1, 2, 3, 4, 5, 6]);
+    done(pool, m);
+}
+
+fn a_retiring_worker_keeps_its_spilled_results(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).maxtasksperchild(1).build().unwrap();
+    // Tiny results first: the next call's region is sized from them, so the big results do
+    // not fit it and go through the workers' spill segments, by workers that then retire.
+    assert_eq!(pool.map(|x: u32| x + 1, 0..4u32, Some(1)).unwrap(), [1, 2, 3, 4]);
+    let big = |i: u32| vec![i; 4096];
+    for round in 0..3 {
+        let got = pool.map(big, 0..8u32, Some(1)).unwrap();
+        assert!(got.iter().enumerate().all(|(i, v)| *v == big(i as u32)), "round {round}");
+    }
+    // Streaming: read while the job runs and its workers retire.
+    let got: Vec<Vec<u32>> =
+        pool.imap(big, 0..8u32, Some(1)).unwrap().map(Result::unwrap).collect();
+    assert!(got.iter().enumerate().all(|(i, v)| *v == big(i as u32)));
     done(pool, m);
 }

@@ -51,8 +51,7 @@
 //! ['A.TXT', 'B.TXT', 'C.TXT']
 //! ```
 //!
-//! This port prints the same, Rust's `Debug` formatting the lists (`["A.TXT", ...]` for the
-//! strings). Python's `with Pool(...)` is a scope: the pool is closed and joined when it is
+//! This port prints the same. Python's `with Pool(...)` is a scope: the pool is closed and joined when it is
 //! dropped. `pool.map(f, xs)` takes a `chunksize` (`None`: Python's default); any
 //! `Serialize + DeserializeOwned` argument and result travels, `String`s included.
 
@@ -100,6 +99,9 @@ fn main() -> shmpool::Result<()> {
 
     let mut pool = Pool::new(2)?;
     let names = ["a.txt", "b.txt", "c.txt"].map(String::from);
-    println!("{:?}", pool.map(upper, &names, None)?);
+    let upper_names = pool.map(upper, &names, None)?;
+    // Python's repr of a list of strings: single quotes.
+    let quoted: Vec<String> = upper_names.iter().map(|n| format!("'{n}'")).collect();
+    println!("[{}]", quoted.join(", "));
     Ok(())
 }

@@ -81,8 +81,9 @@
 //!
 //! This port prints the same. Python's `Queue()` is `MessageQueue::new()`: unbounded (it grows
 //! in shared memory), any serde item, so "join the producers, then drain" cannot hang on a full
-//! queue. A queue is not itself a `Process` argument: the parent passes `q.handle()` and the
-//! child calls `MessageQueue::open_handle`. Python's `None` is `Option::None`.
+//! queue. A queue can be a `Process` argument itself, but it is not `Clone`, and the parent keeps
+//! using its own: so the parent passes `q.handle()` (the same thing on the wire) and the child
+//! calls `MessageQueue::open_handle`. Python's `None` is `Option::None`.
 
 use shmpool::{Context, MessageQueue, Process, SegmentHandle};
 

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec;
 use super::star::StarArgs;
-use super::task_clock::TaskClock;
+use super::task_clock;
 use crate::segment::Segment;
 use crate::segment::handle::Locator;
 use crate::segment::header::{Kind, Layout, TypeDesc};
@@ -209,12 +209,11 @@ pub(crate) unsafe fn task<A: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
     let k = unsafe { std::mem::transmute::<usize, fn(A) -> R>(kernel) };
     check_span(s);
     let (a, out) = (array::<A>(v, 0, s.end), array::<R>(v, 2, s.end));
-    for i in s.start..s.end {
-        let _clock = TaskClock::start(i, i);
+    task_clock::each_task(s.start..s.end, 0, |i| {
         // SAFETY: `i < s.end`, which lies inside both mappings (checked); arguments are only read, and
         // result `i` belongs to the chunk this worker claimed. Both are aligned for their types.
         unsafe { out.add(i).write(one_task(i, || k(a.add(i).read()))) }
-    }
+    });
 }
 
 /// Tasks `fn(A, B) -> R` (`starmap_pod`): arguments from arrays 0 and 1, result to array 2.
@@ -227,11 +226,10 @@ pub(crate) unsafe fn task2<A: Pod, B: Pod, R: Pod>(kernel: usize, v: &Views, s: 
     let k = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(kernel) };
     check_span(s);
     let (a, b, out) = (array::<A>(v, 0, s.end), array::<B>(v, 1, s.end), array::<R>(v, 2, s.end));
-    for i in s.start..s.end {
-        let _clock = TaskClock::start(i, i);
+    task_clock::each_task(s.start..s.end, 0, |i| {
         // SAFETY: as in `task`.
         unsafe { out.add(i).write(one_task(i, || k(a.add(i).read(), b.add(i).read()))) }
-    }
+    });
 }
 
 /// How one serialized task is run: its argument deserialized, the user's `fn` called, its
@@ -362,15 +360,13 @@ pub(crate) unsafe fn task_serial<T: SerialTask>(kernel: usize, v: &Views, s: &Sp
     let (limit, first) = (results.limit(), results.first());
     let mut out = Vec::new();
     let mut entries = Vec::with_capacity(s.end - s.start);
-    for i in s.start..s.end {
+    task_clock::each_task(s.start..s.end, first, |i| {
         let start = out.len();
-        let clock = TaskClock::start(i, first.wrapping_add(i));
         // SAFETY: per this function's contract.
         let (t, len) =
             unsafe { T::run(kernel, first.wrapping_add(i), args.get(i), limit, &mut out) };
-        drop(clock);
         entries.push((t, start, len));
-    }
+    });
     results.commit(s.start, &entries, &out, spill);
 }
 

@@ -34,33 +34,33 @@ pub(crate) fn watch(slot: Option<&WorkerSlot>) {
     WATCHED.store(p, Relaxed);
 }
 
-/// A task being timed: created before the task, dropped (clearing the stamp) after it, also when
-/// it panics.
-pub(crate) struct TaskClock(Option<&'static WorkerSlot>);
-
-impl TaskClock {
-    /// Stamps the start of the task at index `index` of the job (`in_call` in the whole call), if
-    /// this chunk is watched.
-    pub(crate) fn start(index: usize, in_call: usize) -> TaskClock {
-        let p = WATCHED.load(Relaxed);
-        if p.is_null() {
-            return TaskClock(None);
-        }
-        // SAFETY: `watch` stored a pointer to a slot of the control block, which stays mapped
-        // for the rest of this process's life (see `watch`).
-        let s: &'static WorkerSlot = unsafe { &*p };
-        s.task.store(index as u64, SeqCst);
-        s.task_in_call.store(in_call as u64, SeqCst);
+/// Calls `task(i)` for every `i` in `range` (task indices in the job; `first` more in the whole
+/// call), stamping each task's start when this chunk is watched. The check is made once per
+/// chunk, so an untimed job runs the plain loop it ran before timeouts existed (no atomic load
+/// per task in the way of the compiler on tiny `Pod` tasks).
+pub(crate) fn each_task(range: std::ops::Range<usize>, first: usize, mut task: impl FnMut(usize)) {
+    let p = WATCHED.load(Relaxed);
+    if p.is_null() {
+        return range.for_each(task);
+    }
+    // SAFETY: `watch` stored a pointer to a slot of the control block, which stays mapped for
+    // the rest of this process's life (see `watch`).
+    let s: &WorkerSlot = unsafe { &*p };
+    for i in range {
+        s.task.store(i as u64, SeqCst);
+        s.task_in_call.store(first.wrapping_add(i) as u64, SeqCst);
         s.task_started.store(now_ns(), SeqCst);
-        TaskClock(Some(s))
+        let _clear = Cleared(s);
+        task(i);
     }
 }
 
-impl Drop for TaskClock {
+/// Clears a slot's stamp when dropped: after the task, also when it panics.
+struct Cleared<'a>(&'a WorkerSlot);
+
+impl Drop for Cleared<'_> {
     fn drop(&mut self) {
-        if let Some(s) = self.0 {
-            s.task_started.store(0, SeqCst);
-        }
+        self.0.task_started.store(0, SeqCst);
     }
 }
 

@@ -321,7 +321,10 @@ fn run_chunk(
             // SAFETY: so the offsets, from the same anchor, name that code here (checked above).
             let tramp: Trampoline = unsafe { std::mem::transmute::<usize, Trampoline>(tramp_addr) };
             // Tasks stamp their start in our slot when the pool has a task timeout.
-            task_clock::watch(ctl.job.timed.is_set(Relaxed).then_some(me));
+            let timed = ctl.job.timed.is_set(Relaxed);
+            if timed {
+                task_clock::watch(Some(me));
+            }
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 // The views map the job's arrays as this worker opened them, each pointer valid
                 // for the length it records; the parent keeps them borrowed (or owned) until
@@ -332,7 +335,9 @@ fn run_chunk(
                 unsafe { tramp(kernel_addr, &views, &span) }
             }))
             .map_err(|p| panic_text(&*p));
-            task_clock::watch(None);
+            if timed {
+                task_clock::watch(None);
+            }
             outcome
         }
         Err(e) => Err(format!("the worker could not map the job's arrays: {e}")),

@@ -8,15 +8,17 @@
 //! on the machine) and the task's indices before the task, and clears the stamp after it; the
 //! parent reads them while it waits (`failure.rs`).
 
-use std::sync::atomic::AtomicPtr;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::cell::Cell;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use super::control::WorkerSlot;
 
-/// This worker's slot while it runs a chunk of a timed job; null otherwise (and always in the
-/// parent).
-static WATCHED: AtomicPtr<WorkerSlot> = AtomicPtr::new(std::ptr::null_mut());
+thread_local! {
+    /// This worker's slot while its thread runs a chunk of a timed job; null otherwise (and
+    /// always in the parent). Per thread: the chunk and its tasks run on the thread that watches.
+    static WATCHED: Cell<*const WorkerSlot> = const { Cell::new(std::ptr::null()) };
+}
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds (never 0: 0 means "no task").
 pub(crate) fn now_ns() -> u64 {
@@ -26,25 +28,27 @@ pub(crate) fn now_ns() -> u64 {
     (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64).max(1)
 }
 
-/// Makes the tasks run from now on stamp `slot` (`None`: stamp nothing). The worker calls this
-/// around each chunk; `slot` lives in the control block, which the worker keeps mapped until it
-/// exits.
-pub(crate) fn watch(slot: Option<&WorkerSlot>) {
-    let p = slot.map_or(std::ptr::null_mut(), |s| std::ptr::from_ref(s).cast_mut());
-    WATCHED.store(p, Relaxed);
+/// Makes the tasks this thread runs from now on stamp `slot` (`None`: stamp nothing). The
+/// worker calls this around each chunk of a timed job; `slot` is its slot in the control block.
+///
+/// # Safety
+///
+/// `slot` stays valid until this thread calls `watch(None)` (or ends): [`each_task`] reads it.
+pub(crate) unsafe fn watch(slot: Option<&WorkerSlot>) {
+    WATCHED.set(slot.map_or(std::ptr::null(), std::ptr::from_ref));
 }
 
 /// Calls `task(i)` for every `i` in `range` (task indices in the job; `first` more in the whole
 /// call), stamping each task's start when this chunk is watched. The check is made once per
-/// chunk, so an untimed job runs the plain loop it ran before timeouts existed (no atomic load
-/// per task in the way of the compiler on tiny `Pod` tasks).
+/// chunk, so an untimed job runs the plain loop it ran before timeouts existed (no thread-local
+/// read per task in the way of the compiler on tiny `Pod` tasks).
 pub(crate) fn each_task(range: std::ops::Range<usize>, first: usize, mut task: impl FnMut(usize)) {
-    let p = WATCHED.load(Relaxed);
+    let p = WATCHED.get();
     if p.is_null() {
         return range.for_each(task);
     }
-    // SAFETY: `watch` stored a pointer to a slot of the control block, which stays mapped for
-    // the rest of this process's life (see `watch`).
+    // SAFETY: `watch` stored a pointer to a slot that stays valid until `watch(None)` (its
+    // contract), and this thread has not called that since.
     let s: &WorkerSlot = unsafe { &*p };
     for i in range {
         s.task.store(i as u64, SeqCst);
@@ -83,4 +87,34 @@ pub(crate) fn time_left(slot: &WorkerSlot, timeout: Duration, now: u64) -> Optio
         let ran = Duration::from_nanos(now.saturating_sub(started));
         timeout.saturating_sub(ran)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watched_tasks_are_stamped_with_their_indices_and_cleared_after() {
+        // SAFETY: a `WorkerSlot` is atomics only; all zero is a valid (idle) slot.
+        let slot: WorkerSlot = unsafe { std::mem::zeroed() };
+        let mut seen = Vec::new();
+        each_task(0..3, 10, |i| seen.push((i, overdue(&slot, Duration::ZERO, now_ns()))));
+        assert_eq!(seen, [(0, None), (1, None), (2, None)], "an unwatched chunk is not stamped");
+        // SAFETY: `slot` outlives the `watch(None)` below.
+        unsafe { watch(Some(&slot)) };
+        let mut seen = Vec::new();
+        each_task(4..6, 10, |i| {
+            let now = now_ns();
+            seen.push((overdue(&slot, Duration::ZERO, now), overdue(&slot, Duration::MAX, now)));
+            assert!(
+                time_left(&slot, Duration::from_secs(1), now).is_some_and(|d| d > Duration::ZERO)
+            );
+            let _ = i;
+        });
+        // SAFETY: clearing is always sound.
+        unsafe { watch(None) };
+        assert_eq!(seen, [(Some((4, 14)), None), (Some((5, 15)), None)]);
+        assert_eq!(slot.task_started.load(SeqCst), 0, "the stamp is cleared after the task");
+        assert_eq!(time_left(&slot, Duration::from_secs(1), now_ns()), None);
+    }
 }

@@ -323,7 +323,9 @@ fn run_chunk(
             // Tasks stamp their start in our slot when the pool has a task timeout.
             let timed = ctl.job.timed.is_set(Relaxed);
             if timed {
-                task_clock::watch(Some(me));
+                // SAFETY: `me` is in the control block, mapped until this process exits; the
+                // watch is cleared below, after the chunk.
+                unsafe { task_clock::watch(Some(me)) };
             }
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 // The views map the job's arrays as this worker opened them, each pointer valid
@@ -336,7 +338,8 @@ fn run_chunk(
             }))
             .map_err(|p| panic_text(&*p));
             if timed {
-                task_clock::watch(None);
+                // SAFETY: clearing is always sound.
+                unsafe { task_clock::watch(None) };
             }
             outcome
         }

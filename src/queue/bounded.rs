@@ -30,7 +30,6 @@ use crate::segment::Segment;
 use crate::segment::handle::{Locator, SegmentHandle};
 use crate::segment::header::{HEADER_SIZE, Kind, Layout, TypeDesc};
 use crate::segment::options::ShmOptions;
-use crate::sys::peer;
 
 /// Identifies a queue control block (and its layout version): `b"SPQUEUE1"`.
 const TAG: u64 = u64::from_le_bytes(*b"SPQUEUE1");
@@ -229,19 +228,11 @@ impl<T: Pod> Inner<T> {
     }
 
     fn as_producer(&self) {
-        let me = peer::me();
-        if self.producer_as.load(Ordering::Relaxed) != me {
-            self.ctrl().producers.register(me);
-            self.producer_as.store(me, Ordering::Relaxed);
-        }
+        self.ctrl().producers.register_cached(&self.producer_as);
     }
 
     pub(crate) fn as_consumer(&self) {
-        let me = peer::me();
-        if self.consumer_as.load(Ordering::Relaxed) != me {
-            self.ctrl().consumers.register(me);
-            self.consumer_as.store(me, Ordering::Relaxed);
-        }
+        self.ctrl().consumers.register_cached(&self.consumer_as);
     }
 
     /// One attempt to put: `Ok(true)` when stored, `Ok(false)` when full.

@@ -41,7 +41,6 @@ use crate::segment::Segment;
 use crate::segment::handle::{Locator, SegmentHandle};
 use crate::segment::header::{HEADER_SIZE, Kind, Layout, TypeDesc};
 use crate::segment::options::ShmOptions;
-use crate::sys::peer;
 
 /// Identifies a message queue control block and its layout version: `b"SPMSGQ03"` (02: the
 /// lock holds a full token and sleepers use a `WaitCell`; 03: every frame carries a type tag).
@@ -225,15 +224,10 @@ impl Inner {
     }
 
     fn register(&self, producer: bool) {
-        let me = peer::me();
-        let (mine, table) = if producer {
-            (&self.producer_as, &self.ctrl().producers)
+        if producer {
+            self.ctrl().producers.register_cached(&self.producer_as);
         } else {
-            (&self.consumer_as, &self.ctrl().consumers)
-        };
-        if mine.load(Ordering::Relaxed) != me {
-            table.register(me);
-            mine.store(me, Ordering::Relaxed);
+            self.ctrl().consumers.register_cached(&self.consumer_as);
         }
     }
 
@@ -817,6 +811,7 @@ mod tests {
 
     use super::super::codec::{Frame, canonical_type_name};
     use super::*;
+    use crate::sys::peer;
 
     // Offsets in the segment of control block fields another process could scribble over.
     const INFO_TAG: u64 = (HEADER_SIZE + offset_of!(Control, info.0.tag)) as u64;

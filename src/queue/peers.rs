@@ -26,6 +26,17 @@ pub(crate) struct PeerTable {
 const _: () = assert!(std::mem::size_of::<PeerTable>() == 256);
 
 impl PeerTable {
+    /// Registers this process through a handle that remembers, in `cached`, the token it last
+    /// registered (0 at first; a forked child's differs), so every put or get after a process's
+    /// first costs one relaxed load.
+    pub(crate) fn register_cached(&self, cached: &AtomicU64) {
+        let me = peer::me();
+        if cached.load(Ordering::Relaxed) != me {
+            self.register(me);
+            cached.store(me, Ordering::Relaxed);
+        }
+    }
+
     /// Records `me` (a `sys::peer` token). Reuses slots of processes that have exited.
     pub(crate) fn register(&self, me: u64) {
         if self.slots.iter().any(|s| s.load(Ordering::Acquire) == me) {

@@ -28,7 +28,7 @@ use crate::segment::handle::Locator;
 use crate::segment::header::{HEADER_SIZE, Header, Kind, Layout, TypeDesc};
 use crate::segment::name::PREFIX;
 use crate::segment::options::ShmOptions;
-use crate::sys::{peer, proc};
+use crate::sys::proc;
 
 /// Identifies an unbounded queue's anchor control block: `b"SPMSGU01"`.
 pub(crate) const TAG: u64 = u64::from_le_bytes(*b"SPMSGU01");
@@ -327,15 +327,10 @@ impl Inner {
     }
 
     fn register(&self, producer: bool) {
-        let me = peer::me();
-        let (mine, table) = if producer {
-            (&self.producer_as, &self.ctrl().producers)
+        if producer {
+            self.ctrl().producers.register_cached(&self.producer_as);
         } else {
-            (&self.consumer_as, &self.ctrl().consumers)
-        };
-        if mine.load(Ordering::Relaxed) != me {
-            table.register(me);
-            mine.store(me, Ordering::Relaxed);
+            self.ctrl().consumers.register_cached(&self.consumer_as);
         }
     }
 

@@ -235,24 +235,49 @@ impl Results {
 }
 
 /// The parent's read of entry `i`: its tag, and its bytes in the region (empty for a
-/// [`SPILLED`] entry, whose bytes are in its chunk's spill segment: [`entry_span`]).
+/// [`SPILLED`] or [`tag::TOO_LARGE`] entry, whose bytes are in its chunk's spill segment:
+/// [`entry_span`]); `None` when the entry's bytes lie outside the region's `capacity` bytes.
+/// The layout (`n`, `chunk_size`, `capacity`) is the parent's own copy, never the header's:
+/// the region is shared memory, and what a worker wrote there is bounded before it is read.
 ///
 /// # Safety
 ///
-/// `base` is a result region of `n > i` entries initialised by [`init_results`], and task
-/// `i`'s chunk finished without error (its done bit seen, SeqCst), so its entry and bytes are
-/// written and nothing writes them any more.
-pub(crate) unsafe fn read_result<'a>(base: *const u8, n: usize, i: usize) -> (u64, &'a [u8]) {
-    // SAFETY: per the contract; offsets were written by our own worker code, which keeps them
-    // inside the capacity.
-    unsafe {
-        let (t, off, len) = entry(base, i);
-        if t & SPILLED != 0 || t == tag::TOO_LARGE {
-            return (t, &[]);
-        }
-        let cs = base.cast::<u64>().add(4).read() as usize;
-        (t, std::slice::from_raw_parts(base.add(data_offset(n, cs) + off), len))
+/// `base` is a result region of [`result_region_bytes`]`(n, chunk_size, capacity)` bytes with
+/// `n > i` entries, initialised by [`init_results`], and task `i`'s chunk finished without
+/// error (its done bit seen, SeqCst), so nothing but a misbehaving process writes it any more.
+pub(crate) unsafe fn read_result<'a>(
+    base: *const u8,
+    n: usize,
+    chunk_size: usize,
+    capacity: usize,
+    i: usize,
+) -> (u64, Option<&'a [u8]>) {
+    // SAFETY: per the contract, entry `i` lies inside the region.
+    let (t, off, len) = unsafe { entry(base, i) };
+    if t & SPILLED != 0 || t == tag::TOO_LARGE {
+        return (t, Some(&[]));
     }
+    if off.checked_add(len).is_none_or(|end| end > capacity) {
+        return (t, None);
+    }
+    // SAFETY: `off + len <= capacity` (checked), and the region's `capacity` bytes of results
+    // start at `data_offset(n, chunk_size)`, inside the region (the contract).
+    (
+        t,
+        Some(unsafe {
+            std::slice::from_raw_parts(base.add(data_offset(n, chunk_size) + off), len)
+        }),
+    )
+}
+
+/// Entry `i`'s tag alone.
+///
+/// # Safety
+///
+/// As for [`read_result`].
+pub(crate) unsafe fn entry_tag(base: *const u8, i: usize) -> u64 {
+    // SAFETY: per the contract.
+    unsafe { entry(base, i) }.0
 }
 
 /// Entry `i`: tag, offset, len.
@@ -322,9 +347,9 @@ mod tests {
         assert_eq!(spilled, b"123456");
         // SAFETY: every entry and record was written above; nothing writes any more.
         unsafe {
-            assert_eq!(read_result(base, n, 0), (tag::OK, &b"ab"[..]));
-            assert_eq!(read_result(base, n, 1), (tag::TASK_ERR, &b"wxyz"[..]));
-            assert_eq!(read_result(base, n, 3), (tag::OK | SPILLED, &[][..]));
+            assert_eq!(read_result(base, n, cs, capacity, 0), (tag::OK, Some(&b"ab"[..])));
+            assert_eq!(read_result(base, n, cs, capacity, 1), (tag::TASK_ERR, Some(&b"wxyz"[..])));
+            assert_eq!(read_result(base, n, cs, capacity, 3), (tag::OK | SPILLED, Some(&[][..])));
             assert_eq!(entry_span(base, 3), (3, 3));
             assert_eq!(spill_of(base, n, 1), (42, 7, 99));
             // The cursor counts what every chunk asked for, spilled bytes included.
@@ -354,5 +379,30 @@ mod tests {
         // Never more than n * limit, nor more than the cap.
         assert_eq!(result_capacity(10_000, 100, 10), 100_000);
         assert_eq!(result_capacity(usize::MAX / 2, 64, 1 << 20), MAX_RESULT_CAPACITY);
+    }
+
+    #[test]
+    fn a_scribbled_entry_is_refused_not_read_past_the_region() {
+        let (n, cs, capacity) = (2, 2, 8);
+        let len = result_region_bytes(n, cs, capacity).unwrap();
+        let mut buf = region(len);
+        let base = buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: `buf` holds `len` bytes, 8-aligned, used by nobody else.
+        unsafe { init_results(base, 100, capacity, n, cs, 0) };
+        let r = Results { base, len };
+        r.commit(0, &[(tag::OK, 0, 2), (tag::OK, 2, 2)], b"abcd", |_| unreachable!());
+        // Another process scribbles entry 0's offset, entry 1's length, and the header's chunk
+        // size (which the parent must not use to place the bytes).
+        let words = RESULT_HEADER / 8;
+        buf[words + 1] = 1 << 40;
+        buf[words + 3 + 2] = u64::MAX;
+        buf[4] = 1;
+        let base = buf.as_ptr().cast::<u8>();
+        // SAFETY: the region was initialised for `n` tasks in chunks of `cs`; nothing writes it.
+        unsafe {
+            assert_eq!(read_result(base, n, cs, capacity, 0), (tag::OK, None));
+            assert_eq!(read_result(base, n, cs, capacity, 1), (tag::OK, None));
+            assert_eq!(entry_tag(base, 1), tag::OK);
+        }
     }
 }

@@ -135,7 +135,7 @@ impl Pool {
                     // SAFETY: the region of the job in flight (staged for `n` tasks in chunks of
                     // `chunk_size`), whose chunk is done without error: its entries and, when
                     // they are spilled, its spill record are written.
-                    let (t, _) = unsafe { codec::read_result(base, n, first) };
+                    let t = unsafe { codec::entry_tag(base, first) };
                     if t & codec::SPILLED == 0 {
                         continue;
                     }

@@ -469,8 +469,8 @@ mod tests {
         unsafe { task_serial::<T>(kernel, &v, &Span { index: 0, start: 0, end: n, radius: 0 }) };
         // SAFETY: the chunk ran to the end above; nothing writes the region any more.
         (0..n)
-            .map(|i| unsafe { codec::read_result(rp, n, i) })
-            .map(|(t, b)| (t, b.to_vec()))
+            .map(|i| unsafe { codec::read_result(rp, n, n, 4096, i) })
+            .map(|(t, b)| (t, b.expect("inside the region").to_vec()))
             .collect()
     }
 

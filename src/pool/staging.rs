@@ -82,6 +82,8 @@ pub(crate) struct SerialResults<R> {
     first: usize,
     limit: usize,
     chunk_size: usize,
+    /// Bytes of results the region holds (the parent's copy, not the shared header's).
+    capacity: usize,
     spills: RefCell<Vec<(usize, Segment)>>,
     _r: PhantomData<fn() -> R>,
 }
@@ -92,7 +94,18 @@ impl<R: DeserializeOwned> ResultSource<R> for SerialResults<R> {
         let base = self.store.base(pool);
         // SAFETY: the region was initialised for `n` tasks, and the chunk of `i` is finished
         // without error (see the trait).
-        let (t, bytes) = unsafe { codec::read_result(base, self.n, i) };
+        let (t, bytes) =
+            unsafe { codec::read_result(base, self.n, self.chunk_size, self.capacity, i) };
+        let Some(bytes) = bytes else {
+            return Err(Error::TaskValue {
+                task: self.first + i,
+                what: "result",
+                how: "read",
+                reason: "its entry names bytes outside the result region (the region was \
+                         overwritten by another process; run the job again)"
+                    .into(),
+            });
+        };
         if t & codec::SPILLED != 0 {
             let bytes = self.spilled_bytes(pool, base, i)?;
             return self.decode(base, i, t & !codec::SPILLED, &bytes);
@@ -404,6 +417,7 @@ impl Pool {
             first,
             limit,
             chunk_size,
+            capacity,
             spills: RefCell::new(Vec::new()),
             _r: PhantomData,
         };

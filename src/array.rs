@@ -414,7 +414,47 @@ impl<T: Pod> fmt::Debug for SharedArray<T> {
 /// ```
 pub struct LockedArray<T: Pod + Send> {
     lock: Mutex<()>,
-    data: SharedArray<T>,
+    /// `len` elements, then [`binding_elems`] more holding the binding to `lock`; typed as
+    /// [`Locked`] so that no `SharedArray<T>` opens it, nor passes for it.
+    data: SharedArray<Locked<T>>,
+    len: usize,
+}
+
+/// A locked array's element as its segment's header types it: a type no code outside this file
+/// can name, so a segment made by [`SharedArray`] (whose elements safe code reaches without the
+/// lock) never opens as a locked array's elements, and theirs never open as a `SharedArray<T>`.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct Locked<T>(T);
+
+// SAFETY: `Locked<T>` is `repr(transparent)` over `T: Pod`: same size, alignment and bit
+// validity (every pattern valid, all-zero included), no padding.
+unsafe impl<T: Pod> bytemuck::Zeroable for Locked<T> {}
+// SAFETY: as above.
+unsafe impl<T: Pod> Pod for Locked<T> {}
+
+/// Bytes after a locked array's elements that bind them to their lock: a magic word and the
+/// lock segment's nonce. A handle pairing the elements with any other lock (bytes a process
+/// decoded are not trusted) is refused, so the elements are reached through their own lock only.
+const BINDING: usize = 16;
+/// The binding's magic word.
+const BINDING_MAGIC: [u8; 8] = *b"shmpLKAR";
+
+/// Elements of `T` after the array's own that hold the [`BINDING`] (none for a zero-sized `T`,
+/// whose elements hold no bytes to race on).
+fn binding_elems<T>() -> usize {
+    match std::mem::size_of::<T>() {
+        0 => 0,
+        size => BINDING.div_ceil(size),
+    }
+}
+
+/// The binding to the lock whose segment has this nonce.
+fn binding_bytes(nonce: u64) -> [u8; BINDING] {
+    let mut b = [0u8; BINDING];
+    b[..8].copy_from_slice(&BINDING_MAGIC);
+    b[8..].copy_from_slice(&nonce.to_le_bytes());
+    b
 }
 
 /// What another process needs to open a [`LockedArray`]: the handles of its lock and its
@@ -443,7 +483,7 @@ impl<T: Pod + Send> LockedArray<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn zeroed(len: usize) -> Result<LockedArray<T>> {
-        Self::with_lock(SharedArray::zeroed(len)?)
+        Self::build(len, |_| {})
     }
 
     /// An anonymous locked array holding a copy of `values`.
@@ -454,11 +494,13 @@ impl<T: Pod + Send> LockedArray<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn from_slice(values: &[T]) -> Result<LockedArray<T>> {
-        Self::with_lock(SharedArray::from_slice(values)?)
+        Self::build(values.len(), |s| s.copy_from_slice(values))
     }
 
-    /// Puts `data` behind a new lock (Python's `Array(..., lock=True)` around a `RawArray`).
-    /// Taking the array by value means no unlocked view of this process remains.
+    /// Puts a copy of `data` behind a new lock (Python's `Array(..., lock=True)` around a
+    /// `RawArray`'s values). The elements move to a new anonymous segment that also records
+    /// which lock guards them, so `data`'s own segment (and any handle of it) never becomes a
+    /// locked view; taking `data` by value means no unlocked view of this process remains.
     ///
     /// ```
     /// let raw = shmpool::SharedArray::<u16>::from_fn(4, |i| i as u16)?;
@@ -467,7 +509,27 @@ impl<T: Pod + Send> LockedArray<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn with_lock(data: SharedArray<T>) -> Result<LockedArray<T>> {
-        Ok(LockedArray { lock: Mutex::new(())?, data })
+        Self::build(data.len(), |s| s.copy_from_slice(&data))
+    }
+
+    /// A new lock and a segment of `len` elements (filled by `fill`) followed by the binding
+    /// to that lock.
+    fn build(len: usize, fill: impl FnOnce(&mut [T])) -> Result<LockedArray<T>> {
+        let lock = Mutex::new(())?;
+        let k = binding_elems::<T>();
+        let total = len
+            .checked_add(k)
+            .ok_or(Error::TooLarge { len, elem_size: std::mem::size_of::<T>() })?;
+        let binding = binding_bytes(lock.handle().nonce);
+        let data = SharedArray::<Locked<T>>::build(total, &ShmOptions::new(), |s| {
+            let (elems, tail) = s.split_at_mut(len);
+            fill(bytemuck::cast_slice_mut::<Locked<T>, T>(elems));
+            if k > 0 {
+                bytemuck::cast_slice_mut::<Locked<T>, u8>(tail)[..BINDING]
+                    .copy_from_slice(&binding);
+            }
+        })?;
+        Ok(LockedArray { lock, data, len })
     }
 
     /// Opens the locked array `handle` refers to (made by [`handle`](LockedArray::handle) in
@@ -491,8 +553,29 @@ impl<T: Pod + Send> LockedArray<T> {
         // SAFETY: the elements of a locked array are reached only through a guard of its lock
         // (`lock`, `get`, `set`, `to_vec`), in every view, so no element is written by one view
         // while another reads or writes it.
-        let data = unsafe { SharedArray::open_handle(&handle.data)? };
-        Ok(LockedArray { lock, data })
+        let data = unsafe { SharedArray::<Locked<T>>::open_handle(&handle.data)? };
+        let k = binding_elems::<T>();
+        let refused = || Error::InvalidArgument {
+            what: "locked array handle",
+            reason: "its elements are not bound to its lock (a plain SharedArray, or another \
+                     locked array's lock): open the handle LockedArray::handle gave, unchanged"
+                .into(),
+        };
+        let len = data.len.checked_sub(k).ok_or_else(refused)?;
+        if k > 0 {
+            let mut found = [0u8; BINDING];
+            // SAFETY: elements `len..len + k` (at least `BINDING` bytes) lie inside the mapping;
+            // they are written once, by the creator before any handle exists, and never reached
+            // through a guard, so nothing writes them now.
+            unsafe {
+                let tail = data.ptr.as_ptr().add(len).cast::<u8>();
+                std::ptr::copy_nonoverlapping(tail, found.as_mut_ptr(), BINDING);
+            }
+            if found != binding_bytes(handle.lock.nonce) {
+                return Err(refused());
+            }
+        }
+        Ok(LockedArray { lock, data, len })
     }
 
     /// A handle another process can pass to [`open_handle`](LockedArray::open_handle).
@@ -567,7 +650,7 @@ impl<T: Pod + Send> LockedArray<T> {
         &'a self,
         r: LockResult<MutexGuard<'a, ()>>,
     ) -> LockResult<LockedArrayGuard<'a, T>> {
-        let wrap = |lock| LockedArrayGuard { lock, ptr: self.data.ptr, len: self.data.len };
+        let wrap = |lock| LockedArrayGuard { lock, ptr: self.data.ptr.cast::<T>(), len: self.len };
         match r {
             Ok(g) => Ok(wrap(g)),
             Err(LockError::OwnerDied(od)) => {
@@ -634,7 +717,7 @@ impl<T: Pod + Send> LockedArray<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn len(&self) -> usize {
-        self.data.len
+        self.len
     }
 
     /// Whether the array has no elements.
@@ -644,7 +727,7 @@ impl<T: Pod + Send> LockedArray<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.data.len == 0
+        self.len == 0
     }
 }
 
@@ -661,7 +744,7 @@ impl<T: Pod + Send> fmt::Debug for LockedArray<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockedArray")
             .field("type", &TypeDesc::of::<T>().describe())
-            .field("len", &self.data.len)
+            .field("len", &self.len)
             .field("lock", &self.lock)
             .field("handle", &self.data.seg.handle_text())
             .finish()

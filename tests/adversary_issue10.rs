@@ -87,3 +87,40 @@ fn a_shared_array_forging_the_binding_is_still_refused() {
     let h: LockedArrayHandle = serde_json::from_value(v).unwrap();
     assert!(LockedArray::<u8>::open_handle(&h).is_err());
 }
+
+/// Ring segments of this process's queues in /dev/shm (`shmpool-<pid>-<nonce>-r<n>`).
+fn rings_of_this_process() -> usize {
+    let prefix = format!("shmpool-{}-", std::process::id());
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| e.file_name().to_string_lossy().contains("-r"))
+        .count()
+}
+
+#[test]
+fn unbounded_queues_dropped_full_leave_no_rings() {
+    // The only test here that makes rings, so the count is this test's own.
+    let big = vec![7u8; 60_000];
+    {
+        let q = shmpool::queue::MessageQueue::new().unwrap();
+        let second = shmpool::queue::MessageQueue::open_handle(&q.handle()).unwrap();
+        for _ in 0..200 {
+            q.put(&big).unwrap();
+        }
+        assert!(rings_of_this_process() > 1, "the queue grew past one ring");
+        let got: Vec<u8> = second.get().unwrap();
+        assert_eq!(got.len(), big.len());
+        drop(q); // the creator first, the other handle after
+    }
+    assert_eq!(rings_of_this_process(), 0, "rings left in /dev/shm");
+    {
+        let q = shmpool::Queue::<[u64; 64]>::unbounded().unwrap();
+        for i in 0..20_000u64 {
+            q.put([i; 64]).unwrap();
+        }
+        assert!(rings_of_this_process() > 1);
+    }
+    assert_eq!(rings_of_this_process(), 0, "rings left in /dev/shm");
+}

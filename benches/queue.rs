@@ -107,8 +107,8 @@ fn message_queue_group(c: &mut Criterion, streams: &MessageStreams) {
         }
         t0.elapsed()
     };
-    let pod_bounded = Queue::<u64>::new(1024).unwrap();
-    let pod_unbounded = Queue::<u64>::unbounded().unwrap();
+    let pod_bounded = Queue::<u64>::bounded(1024).unwrap();
+    let pod_unbounded = Queue::<u64>::new().unwrap();
     g.bench_function("pod_bounded_put_get_per_item", |b| b.iter_custom(|n| items(&pod_bounded, n)));
     g.bench_function("pod_unbounded_put_get_per_item", |b| {
         b.iter_custom(|n| items(&pod_unbounded, n))
@@ -157,13 +157,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let python = python_baseline();
-    let ctl = Queue::<u64>::new(4).unwrap();
-    let data = Queue::<u64>::new(1024).unwrap();
-    let ping = Queue::<u64>::new(4).unwrap();
-    let pong = Queue::<u64>::new(4).unwrap();
+    let ctl = Queue::<u64>::bounded(4).unwrap();
+    let data = Queue::<u64>::bounded(1024).unwrap();
+    let ping = Queue::<u64>::bounded(4).unwrap();
+    let pong = Queue::<u64>::bounded(4).unwrap();
     let (parent_end, mut child_end) = shmpool::pipe(true).unwrap();
     let streams = MessageStreams {
-        ctl: Queue::<u64>::new(4).unwrap(),
+        ctl: Queue::<u64>::bounded(4).unwrap(),
         bounded: MessageQueue::bounded(64 * 1024, 1024).unwrap(),
         unbounded: MessageQueue::new().unwrap(),
     };

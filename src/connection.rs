@@ -554,7 +554,7 @@ impl fmt::Debug for Connection {
 ///
 /// ```
 /// let (mut a, mut b) = shmpool::pipe(true)?;
-/// let q = shmpool::Queue::<u8>::new(4)?;
+/// let q = shmpool::Queue::<u8>::bounded(4)?;
 /// a.send_handle(&q.handle())?;
 /// let got = b.recv_handle()?;
 /// shmpool::Queue::<u8>::open_handle(got.handle())?.put(1)?;
@@ -604,7 +604,7 @@ mod tests {
     #[test]
     fn a_handle_frame_is_not_taken_as_data_and_stays_queued() {
         let (mut a, mut b) = pipe(true).unwrap();
-        let q = crate::Queue::<u8>::new(1).unwrap();
+        let q = crate::Queue::<u8>::bounded(1).unwrap();
         a.send_handle(&q.handle()).unwrap();
         assert!(matches!(b.recv_bytes(), Err(Error::BadMessage { .. })));
         assert!(b.poll(Duration::ZERO).unwrap());

@@ -116,7 +116,7 @@ fn unbounded_queues_dropped_full_leave_no_rings() {
     }
     assert_eq!(rings_of_this_process(), 0, "rings left in /dev/shm");
     {
-        let q = shmpool::Queue::<[u64; 64]>::unbounded().unwrap();
+        let q = shmpool::Queue::<[u64; 64]>::new().unwrap();
         for i in 0..20_000u64 {
             q.put([i; 64]).unwrap();
         }

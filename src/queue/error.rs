@@ -25,7 +25,7 @@
 //! namespace).
 //!
 //! `OutOfSpace` and `CannotGrow` come only from an unbounded queue (`MessageQueue::new()`, the
-//! default, or `Queue::unbounded()`), whose
+//! default, or `Queue::new()`), whose
 //! put makes a new ring when the newest is full: `/dev/shm` had no room for it (converting into
 //! `Error::OutOfSpace`), or the ring could not be made or mapped for another reason (into
 //! `Error::Io`). A bounded queue's put waits for room instead. An unbounded `Queue`'s gets can
@@ -81,7 +81,7 @@ pub(crate) type Limit<E> = Option<(Duration, E)>;
 ///
 /// ```
 /// use shmpool::queue::TryGetError;
-/// let q = shmpool::Queue::<u8>::new(1)?;
+/// let q = shmpool::Queue::<u8>::bounded(1)?;
 /// assert_eq!(q.get_nowait(), Err(TryGetError::Empty));
 /// q.close();
 /// assert_eq!(q.get_nowait(), Err(TryGetError::Closed));
@@ -110,7 +110,7 @@ pub enum TryGetError {
 ///
 /// ```
 /// use shmpool::queue::GetError;
-/// let q = shmpool::Queue::<u8>::new(1)?;
+/// let q = shmpool::Queue::<u8>::bounded(1)?;
 /// q.close();
 /// assert_eq!(q.get(), Err(GetError::Closed));
 /// # Ok::<(), shmpool::Error>(())
@@ -143,7 +143,7 @@ pub enum GetError {
 /// ```
 /// use std::time::Duration;
 /// use shmpool::queue::GetTimeoutError;
-/// let q = shmpool::Queue::<u8>::new(1)?;
+/// let q = shmpool::Queue::<u8>::bounded(1)?;
 /// let e = q.get_timeout(Duration::from_millis(5)).unwrap_err();
 /// assert_eq!(e, GetTimeoutError::Timeout { after: Duration::from_millis(5) });
 /// # Ok::<(), shmpool::Error>(())
@@ -179,7 +179,7 @@ pub enum GetTimeoutError {
 ///
 /// ```
 /// use shmpool::queue::TryPutError;
-/// let q = shmpool::Queue::<u8>::new(1)?;
+/// let q = shmpool::Queue::<u8>::bounded(1)?;
 /// q.put_nowait(1)?;
 /// assert_eq!(q.put_nowait(2), Err(TryPutError::Full { capacity: 1 }));
 /// # Ok::<(), shmpool::Error>(())
@@ -221,7 +221,7 @@ pub enum TryPutError {
 ///
 /// ```
 /// use shmpool::queue::PutError;
-/// let q = shmpool::Queue::<u8>::new(1)?;
+/// let q = shmpool::Queue::<u8>::bounded(1)?;
 /// q.close();
 /// assert_eq!(q.put(1), Err(PutError::Closed));
 /// # Ok::<(), shmpool::Error>(())
@@ -265,7 +265,7 @@ pub enum PutError {
 /// ```
 /// use std::time::Duration;
 /// use shmpool::queue::PutTimeoutError;
-/// let q = shmpool::Queue::<u8>::new(1)?;
+/// let q = shmpool::Queue::<u8>::bounded(1)?;
 /// q.put(1)?;
 /// let e = q.put_timeout(2, Duration::from_millis(5)).unwrap_err();
 /// assert!(matches!(e, PutTimeoutError::Timeout { .. }));

@@ -85,7 +85,7 @@ impl<T: Pod> JoinableQueue<T> {
     ///
     /// ```
     /// use shmpool::{JoinableQueue, Queue, ShmOptions};
-    /// let plain = Queue::<u8>::new_with(2, &ShmOptions::new().generated_name())?;
+    /// let plain = Queue::<u8>::bounded_with(2, &ShmOptions::new().generated_name())?;
     /// assert!(JoinableQueue::<u8>::open(plain.name().unwrap()).is_err());
     /// # Ok::<(), shmpool::Error>(())
     /// ```

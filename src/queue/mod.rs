@@ -7,7 +7,7 @@
 //! A `MessageQueue` is unbounded by default ([`MessageQueue::new`], Python's `Queue()`: a put
 //! never waits for room, the queue grows by chaining rings in shared memory) or bounded
 //! ([`MessageQueue::bounded`], Python's `Queue(maxsize)`, in bytes). A [`Queue`] of `Pod` items
-//! is bounded ([`Queue::new`]) or unbounded ([`Queue::unbounded`]) the same way.
+//! is unbounded ([`Queue::new`]) or bounded ([`Queue::bounded`]) the same way.
 //!
 //! One file per flavour: `bounded.rs` (the `Queue` ring and front end), `message.rs` (the bounded
 //! byte ring and the `MessageQueue` front end), `unbounded.rs` (the chain of rings) and

@@ -1,4 +1,4 @@
-//! The unbounded flavour of `Queue<T>` (`Queue::unbounded()`): each `Pod` item is one frame of
+//! The unbounded flavour of `Queue<T>` (`Queue::new()`): each `Pod` item is one frame of
 //! exactly `size_of::<T>()` bytes, tagged with `T`'s type, in the chain of rings of
 //! `unbounded.rs`. Puts never wait for room; the item type is checked when the queue is opened
 //! (its anchor is a `Kind::Queue` of `T`, as a bounded queue's segment is) and again on every get
@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn items_pass_through_several_rings_in_order() {
-        let q = Queue::<[u64; 4]>::unbounded().unwrap();
+        let q = Queue::<[u64; 4]>::new().unwrap();
         let other = Queue::<[u64; 4]>::open_handle(&q.handle()).unwrap();
         // 44-byte frames: 64 KiB + 128 KiB + 256 KiB + 512 KiB need more than 20,000 of them.
         for i in 0..30_000u64 {
@@ -133,7 +133,7 @@ mod tests {
 
     #[test]
     fn the_item_type_is_checked_at_open_and_joinable_opens_are_refused() {
-        let q = Queue::<u64>::unbounded_with(&ShmOptions::new().generated_name()).unwrap();
+        let q = Queue::<u64>::new_with(&ShmOptions::new().generated_name()).unwrap();
         let name = q.name().unwrap();
         assert!(matches!(Queue::<u32>::open(name), Err(Error::TypeMismatch { .. })));
         assert!(JoinableQueue::<u64>::open(name).is_err());
@@ -144,7 +144,7 @@ mod tests {
 
     #[test]
     fn zero_sized_items_count() {
-        let q = Queue::<()>::unbounded().unwrap();
+        let q = Queue::<()>::new().unwrap();
         for _ in 0..5 {
             q.put(()).unwrap();
         }

@@ -108,7 +108,7 @@ mod tests {
     /// Each queue flavour survives a postcard round trip as a second handle to the same queue.
     #[test]
     fn queues_round_trip_as_their_handles() {
-        for q in [Queue::<u32>::new(4).unwrap(), Queue::<u32>::unbounded().unwrap()] {
+        for q in [Queue::<u32>::bounded(4).unwrap(), Queue::<u32>::new().unwrap()] {
             let r: Queue<u32> = postcard::from_bytes(&postcard::to_stdvec(&q).unwrap()).unwrap();
             r.put(7).unwrap();
             assert_eq!(q.get().unwrap(), 7);
@@ -125,7 +125,7 @@ mod tests {
             assert_eq!(m.get::<String>().unwrap(), "hello");
         }
         // A queue of another item type is refused.
-        let q = Queue::<u32>::new(1).unwrap();
+        let q = Queue::<u32>::bounded(1).unwrap();
         assert!(postcard::from_bytes::<Queue<u64>>(&postcard::to_stdvec(&q).unwrap()).is_err());
     }
 

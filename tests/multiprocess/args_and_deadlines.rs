@@ -41,8 +41,8 @@ type Queues = (Queue<u64>, Queue<u64>, JoinableQueue<u64>, MessageQueue, Message
 
 fn queues() -> Queues {
     (
-        Queue::new(4).unwrap(),
-        Queue::unbounded().unwrap(),
+        Queue::bounded(4).unwrap(),
+        Queue::new().unwrap(),
         JoinableQueue::new(4).unwrap(),
         MessageQueue::bounded(1024, 128).unwrap(),
         MessageQueue::new().unwrap(),

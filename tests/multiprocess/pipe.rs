@@ -206,7 +206,7 @@ fn handles_passed_over_the_pipe_are_opened_and_written() {
             })
             .unwrap();
         let arr = SharedArray::<u64>::zeroed(1000).unwrap();
-        let q = Queue::<u32>::new(4).unwrap();
+        let q = Queue::<u32>::bounded(4).unwrap();
         parent.send_handle(&arr.handle()).unwrap();
         parent.send_handle(&q.handle()).unwrap();
         assert_eq!(parent.recv::<String>().unwrap(), "done");

@@ -54,7 +54,7 @@ fn mpmc_through_a_single_slot_keeps_order_and_count() {
 }
 
 fn mpmc(capacity: usize, per_producer: u32) {
-    let q = Queue::<[u32; 2]>::new(capacity).unwrap();
+    let q = Queue::<[u32; 2]>::bounded(capacity).unwrap();
     let total = (PRODUCERS * per_producer) as usize;
     let mut seen = SharedArray::<u32>::zeroed(total * CONSUMERS).unwrap();
     scope(|s| {
@@ -114,7 +114,7 @@ fn mpmc(capacity: usize, per_producer: u32) {
 }
 
 fn blocked_consumer_wakes_when_a_producer_puts() {
-    let q = Queue::<u64>::new(4).unwrap();
+    let q = Queue::<u64>::bounded(4).unwrap();
     scope(|s| {
         let q2 = &q;
         let child = s.fork(move || match q2.get() {
@@ -132,7 +132,7 @@ fn blocked_consumer_wakes_when_a_producer_puts() {
 }
 
 fn blocked_producer_wakes_when_a_consumer_gets() {
-    let q = Queue::<u64>::new(1).unwrap();
+    let q = Queue::<u64>::bounded(1).unwrap();
     q.put(1).unwrap();
     scope(|s| {
         let q2 = &q;
@@ -154,8 +154,8 @@ fn blocked_producer_wakes_when_a_consumer_gets() {
 const GOT_CLOSED: i32 = 7;
 
 fn close_wakes_every_waiter_with_an_error() {
-    let empty = Queue::<u64>::new(4).unwrap();
-    let full = Queue::<u64>::new(1).unwrap();
+    let empty = Queue::<u64>::bounded(4).unwrap();
+    let full = Queue::<u64>::bounded(1).unwrap();
     full.put(0).unwrap();
     let mq = MessageQueue::bounded(256, 64).unwrap();
     let t0 = Instant::now();
@@ -204,7 +204,7 @@ fn close_wakes_every_waiter_with_an_error() {
 }
 
 fn timeouts_fire_in_a_child() {
-    let q = Queue::<u64>::new(1).unwrap();
+    let q = Queue::<u64>::bounded(1).unwrap();
     scope(|s| {
         let q = &q;
         let st = s
@@ -279,7 +279,7 @@ fn joinable_join_returns_after_every_task_done() {
 const GOT_PEER_DIED: i32 = 9;
 
 fn consumer_gets_peer_died_when_the_producer_is_killed() {
-    let q = Queue::<u64>::new(4).unwrap();
+    let q = Queue::<u64>::bounded(4).unwrap();
     scope(|s| {
         let qp = &q;
         let producer = s
@@ -316,7 +316,7 @@ fn consumer_gets_peer_died_when_the_producer_is_killed() {
 }
 
 fn producer_gets_peer_died_when_the_consumer_is_killed() {
-    let q = Queue::<u64>::new(1).unwrap();
+    let q = Queue::<u64>::bounded(1).unwrap();
     scope(|s| {
         let qc = &q;
         let consumer = s
@@ -377,7 +377,7 @@ fn join_gets_peer_died_when_the_consumer_is_killed() {
 }
 
 fn child_opens_queue_by_handle_and_type_is_checked() {
-    let q = Queue::<[u16; 3]>::new(8).unwrap();
+    let q = Queue::<[u16; 3]>::bounded(8).unwrap();
     let h = q.handle();
     scope(|s| {
         let h = &h;
@@ -470,7 +470,7 @@ const QUEUE_TAIL: u64 = 192;
 const QUEUE_HEAD: u64 = 256;
 
 fn getter_reports_a_slot_a_dead_producer_claimed() {
-    let q = Queue::<u64>::new_with(4, &ShmOptions::new().generated_name()).unwrap();
+    let q = Queue::<u64>::bounded_with(4, &ShmOptions::new().generated_name()).unwrap();
     let name = q.name().unwrap().to_string();
     scope(|s| {
         let qc = &q;
@@ -492,7 +492,7 @@ fn getter_reports_a_slot_a_dead_producer_claimed() {
 }
 
 fn putter_reports_a_slot_a_dead_consumer_claimed() {
-    let q = Queue::<u64>::new_with(2, &ShmOptions::new().generated_name()).unwrap();
+    let q = Queue::<u64>::bounded_with(2, &ShmOptions::new().generated_name()).unwrap();
     let name = q.name().unwrap().to_string();
     q.put(1).unwrap();
     q.put(2).unwrap();

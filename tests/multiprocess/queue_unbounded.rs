@@ -110,9 +110,9 @@ fn produce_pod((h, p, n): (SegmentHandle, u32, u32)) -> Result<(), String> {
     (0..n).try_for_each(|i| q.put([p, i]).map_err(|e| e.to_string()))
 }
 
-/// The same program with `Pod` items: `Queue::unbounded()`.
+/// The same program with `Pod` items: `Queue::new()`.
 fn pod_queue_join_then_drain(m: StartMethod) {
-    let q = Queue::<[u32; 2]>::unbounded().unwrap();
+    let q = Queue::<[u32; 2]>::new().unwrap();
     let ctx = get_context(m);
     let mut children: Vec<_> = (0..PRODUCERS)
         .map(|p| ctx.start(produce_pod, (q.handle(), p, PER_PRODUCER)).unwrap())

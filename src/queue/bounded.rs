@@ -73,7 +73,7 @@ const _: () = assert!(std::mem::size_of::<Control>() == 896);
 /// `SharedArray` and pool tasks do). Every constructor and opener calls it before touching a
 /// segment. A typed error rather than a post-monomorphization `const` assertion, so generic code
 /// can match on it and `cargo check` accepts exactly what `cargo build` accepts.
-fn check_item_type<T>() -> Result<()> {
+pub(crate) fn check_item_type<T>() -> Result<()> {
     crate::segment::header::check_align(
         "queue item type",
         std::any::type_name::<T>(),
@@ -148,12 +148,6 @@ impl<T: Pod> Inner<T> {
         }
         inner.seg.publish();
         Ok(inner)
-    }
-
-    pub(crate) fn open(loc: &Locator, nonce: Option<u64>) -> Result<Inner<T>> {
-        check_item_type::<T>()?;
-        let seg = Segment::open_typed(loc, nonce, Kind::Queue, &TypeDesc::of::<T>())?;
-        Self::open_segment(seg, loc)
     }
 
     /// The bounded queue in an opened `Kind::Queue` segment of `T`.
@@ -618,7 +612,7 @@ impl<T: Pod> Queue<T> {
     /// ```
     pub fn new_with(opts: &ShmOptions) -> Result<Queue<T>> {
         check_item_type::<T>()?;
-        Ok(Queue { flavor: Flavor::Unbounded(Arc::new(Chain::create(opts)?)) })
+        Ok(Queue { flavor: Flavor::Unbounded(Arc::new(Chain::create(opts, false)?)) })
     }
 
     /// Opens the named queue another process created, checking the item type.
@@ -646,7 +640,7 @@ impl<T: Pod> Queue<T> {
         Self::open_at(&handle.loc, Some(handle.nonce))
     }
 
-    fn open_at(loc: &Locator, nonce: Option<u64>) -> Result<Queue<T>> {
+    pub(crate) fn open_at(loc: &Locator, nonce: Option<u64>) -> Result<Queue<T>> {
         check_item_type::<T>()?;
         let seg = Segment::open_typed(loc, nonce, Kind::Queue, &TypeDesc::of::<T>())?;
         let flavor = if unbounded::control_tag(&seg) == unbounded::TAG {
@@ -923,7 +917,8 @@ mod tests {
         refused(
             Queue::<OverAligned>::bounded_with(1, &ShmOptions::new().generated_name()).map(drop),
         );
-        refused(crate::JoinableQueue::<OverAligned>::new(1).map(drop));
+        refused(crate::JoinableQueue::<OverAligned>::bounded(1).map(drop));
+        refused(crate::JoinableQueue::<OverAligned>::new().map(drop));
         // Opening checks the item type before the segment: the same error whatever is there.
         let other = Queue::<u8>::bounded_with(1, &ShmOptions::new().generated_name()).unwrap();
         refused(Queue::<OverAligned>::open(other.name().unwrap()).map(drop));
@@ -1050,7 +1045,19 @@ mod tests {
 
     #[test]
     fn joinable_counts_and_join_waits_for_task_done() {
-        let q = crate::JoinableQueue::<u8>::new(4).unwrap();
+        joinable_counts(crate::JoinableQueue::<u8>::bounded(4).unwrap());
+        joinable_counts(crate::JoinableQueue::<u8>::new().unwrap());
+        for plain in [Queue::<u8>::bounded(1).unwrap(), Queue::<u8>::new().unwrap()] {
+            assert!(matches!(
+                crate::JoinableQueue::<u8>::open_handle(&plain.handle()),
+                Err(Error::KindMismatch { .. })
+            ));
+        }
+    }
+
+    /// Both flavours: `join` waits for the last `task_done`, one too many is refused, and a
+    /// plain `Queue` opened on the joinable segment still counts its puts.
+    fn joinable_counts(q: crate::JoinableQueue<u8>) {
         q.put(1).unwrap();
         q.put(2).unwrap();
         assert_eq!(q.unfinished(), 2);
@@ -1069,9 +1076,13 @@ mod tests {
         let plain = Queue::<u8>::open_handle(&q.handle()).unwrap();
         plain.put(3).unwrap();
         assert_eq!(q.unfinished(), 1);
-        assert!(
-            crate::JoinableQueue::<u8>::open_handle(&Queue::<u8>::bounded(1).unwrap().handle())
-                .is_err()
-        );
+        assert!(matches!(
+            q.join_timeout(Duration::from_millis(20)),
+            Err(crate::queue::JoinTimeoutError::Timeout { .. })
+        ));
+        assert_eq!(q.get().unwrap(), 3);
+        q.task_done().unwrap();
+        q.join().unwrap();
+        q.close();
     }
 }

@@ -313,7 +313,7 @@ pub enum PutTimeoutError {
 /// items were put.
 ///
 /// ```
-/// let q = shmpool::JoinableQueue::<u8>::new(1)?;
+/// let q = shmpool::JoinableQueue::<u8>::bounded(1)?;
 /// assert_eq!(q.task_done(), Err(shmpool::queue::TaskDoneError));
 /// # Ok::<(), shmpool::Error>(())
 /// ```
@@ -324,7 +324,7 @@ pub struct TaskDoneError;
 ///
 /// ```
 /// use shmpool::queue::JoinError;
-/// let q = shmpool::JoinableQueue::<u8>::new(1)?;
+/// let q = shmpool::JoinableQueue::<u8>::bounded(1)?;
 /// q.put(1)?;
 /// q.close();
 /// assert_eq!(q.join(), Err(JoinError::Closed));
@@ -347,7 +347,7 @@ pub enum JoinError {
 /// ```
 /// use std::time::Duration;
 /// use shmpool::queue::JoinTimeoutError;
-/// let q = shmpool::JoinableQueue::<u8>::new(1)?;
+/// let q = shmpool::JoinableQueue::<u8>::bounded(1)?;
 /// q.put(1)?;
 /// let e = q.join_timeout(Duration::from_millis(5)).unwrap_err();
 /// assert!(matches!(e, JoinTimeoutError::Timeout { .. }));

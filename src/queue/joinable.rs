@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use bytemuck::Pod;
 
-use super::bounded::{Flavor, Inner, Queue};
+use super::bounded::{Flavor, Inner, Queue, check_item_type};
 use super::error::{JoinError, JoinTimeoutError, TaskDoneError};
+use super::unbounded_pod::Chain;
 use crate::error::{Error, Result};
 use crate::segment::handle::{Locator, SegmentHandle};
 use crate::segment::options::ShmOptions;
@@ -26,7 +27,7 @@ use crate::segment::options::ShmOptions;
 ///
 /// ```no_run
 /// // (no_run: doctests run in a multi-threaded harness, where fork is refused.)
-/// let q = shmpool::JoinableQueue::<u64>::new(64)?;
+/// let q = shmpool::JoinableQueue::<u64>::new()?;
 /// shmpool::scope(|s| -> shmpool::Result<()> {
 ///     s.fork(|| -> shmpool::Result<()> {
 ///         for _ in 0..10 {
@@ -41,46 +42,91 @@ use crate::segment::options::ShmOptions;
 /// # Ok::<(), shmpool::Error>(())
 /// ```
 pub struct JoinableQueue<T: Pod> {
+    /// A joinable queue of either flavour: the unfinished count lives in its shared control
+    /// block (the bounded ring's, or the chain's anchor).
     queue: Queue<T>,
-    /// The same ring as `queue`'s (always bounded: the unfinished count lives in its control
-    /// block).
-    inner: Arc<Inner<T>>,
 }
 
 impl<T: Pod> Clone for JoinableQueue<T> {
     fn clone(&self) -> Self {
-        JoinableQueue { queue: self.queue.clone(), inner: Arc::clone(&self.inner) }
+        JoinableQueue { queue: self.queue.clone() }
     }
 }
 
+/// Runs `$body` with `$i` bound to the queue's flavour (both have `task_done`, `join`, ...).
+macro_rules! counter {
+    ($q:expr, $i:ident => $body:expr) => {
+        match &$q.queue.flavor {
+            Flavor::Bounded($i) => $body,
+            Flavor::Unbounded($i) => $body,
+        }
+    };
+}
+
 impl<T: Pod> JoinableQueue<T> {
-    /// An anonymous joinable queue that holds at most `capacity` items.
+    /// An anonymous unbounded joinable queue (Python's `JoinableQueue()`): a put never waits
+    /// for room, so "join the producers, then drain" cannot hang. Its items live in a chain of
+    /// rings, as [`Queue::new`]'s do.
     ///
     /// ```
-    /// let q = shmpool::JoinableQueue::<u32>::new(8)?;
+    /// let q = shmpool::JoinableQueue::<u32>::new()?;
+    /// (0..10_000).try_for_each(|i| q.put(i))?; // more than any small bound
+    /// assert_eq!(q.unfinished(), 10_000);
+    /// while q.get_nowait().is_ok() {
+    ///     q.task_done()?;
+    /// }
+    /// q.join()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn new() -> Result<JoinableQueue<T>> {
+        Self::new_with(&ShmOptions::new())
+    }
+
+    /// An unbounded joinable queue whose anchor segment is created as `opts` says.
+    ///
+    /// ```
+    /// use shmpool::{JoinableQueue, ShmOptions};
+    /// let q = JoinableQueue::<u32>::new_with(&ShmOptions::new().generated_name())?;
+    /// let again = JoinableQueue::<u32>::open(q.name().unwrap())?;
+    /// again.put(1)?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn new_with(opts: &ShmOptions) -> Result<JoinableQueue<T>> {
+        check_item_type::<T>()?;
+        let chain = Chain::create(opts, true)?;
+        Ok(JoinableQueue { queue: Queue { flavor: Flavor::Unbounded(Arc::new(chain)) } })
+    }
+
+    /// An anonymous joinable queue that holds at most `capacity` items (Python's
+    /// `JoinableQueue(maxsize)`): puts wait for room.
+    ///
+    /// ```
+    /// let q = shmpool::JoinableQueue::<u32>::bounded(8)?;
     /// q.put(1)?;
     /// q.get()?;
     /// q.task_done()?;
     /// q.join()?;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn new(capacity: usize) -> Result<JoinableQueue<T>> {
-        Self::new_with(capacity, &ShmOptions::new())
+    pub fn bounded(capacity: usize) -> Result<JoinableQueue<T>> {
+        Self::bounded_with(capacity, &ShmOptions::new())
     }
 
-    /// A joinable queue created as `opts` says.
+    /// A bounded joinable queue created as `opts` says.
     ///
     /// ```
     /// use shmpool::{JoinableQueue, ShmOptions};
-    /// let q = JoinableQueue::<u32>::new_with(8, &ShmOptions::new().generated_name())?;
+    /// let q = JoinableQueue::<u32>::bounded_with(8, &ShmOptions::new().generated_name())?;
     /// assert!(q.name().is_some());
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn new_with(capacity: usize, opts: &ShmOptions) -> Result<JoinableQueue<T>> {
-        Ok(Self::of(Inner::create(capacity, opts, true)?))
+    pub fn bounded_with(capacity: usize, opts: &ShmOptions) -> Result<JoinableQueue<T>> {
+        let inner = Inner::create(capacity, opts, true)?;
+        Ok(JoinableQueue { queue: Queue { flavor: Flavor::Bounded(Arc::new(inner)) } })
     }
 
-    /// Opens a named joinable queue; a plain queue of that name is a
+    /// Opens a named joinable queue of either flavour; a plain queue of that name is a
     /// [`KindMismatch`](Error::KindMismatch).
     ///
     /// ```
@@ -90,36 +136,32 @@ impl<T: Pod> JoinableQueue<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn open(name: &str) -> Result<JoinableQueue<T>> {
-        Self::from_inner(Inner::open(&Locator::Named(name.to_string()), None)?, name)
+        Self::from_queue(Queue::open_at(&Locator::Named(name.to_string()), None)?, name)
     }
 
-    /// Opens the joinable queue a handle refers to.
+    /// Opens the joinable queue a handle refers to, of either flavour.
     ///
     /// ```
-    /// let q = shmpool::JoinableQueue::<u8>::new(2)?;
+    /// let q = shmpool::JoinableQueue::<u8>::new()?;
     /// let other = shmpool::JoinableQueue::<u8>::open_handle(&q.handle())?;
     /// other.put(3)?;
     /// assert_eq!(q.unfinished(), 1);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn open_handle(handle: &SegmentHandle) -> Result<JoinableQueue<T>> {
-        Self::from_inner(Inner::open(&handle.loc, Some(handle.nonce))?, &handle.to_string())
+        Self::from_queue(Queue::open_at(&handle.loc, Some(handle.nonce))?, &handle.to_string())
     }
 
-    fn of(inner: Inner<T>) -> JoinableQueue<T> {
-        let inner = Arc::new(inner);
-        JoinableQueue { queue: Queue { flavor: Flavor::Bounded(Arc::clone(&inner)) }, inner }
-    }
-
-    fn from_inner(inner: Inner<T>, what: &str) -> Result<JoinableQueue<T>> {
-        if !inner.is_joinable() {
+    fn from_queue(queue: Queue<T>, what: &str) -> Result<JoinableQueue<T>> {
+        let joinable = JoinableQueue { queue };
+        if !counter!(joinable, i => i.is_joinable()) {
             return Err(Error::KindMismatch {
                 what: what.to_string(),
                 expected: "joinable queue",
                 found: "queue",
             });
         }
-        Ok(Self::of(inner))
+        Ok(joinable)
     }
 
     /// Marks one item got from the queue as handled.
@@ -130,13 +172,15 @@ impl<T: Pod> JoinableQueue<T> {
     /// [`Error::TaskDoneTooOften`]).
     ///
     /// ```
-    /// let q = shmpool::JoinableQueue::<u8>::new(2)?;
+    /// let q = shmpool::JoinableQueue::<u8>::new()?;
     /// assert!(matches!(q.task_done(), Err(shmpool::queue::TaskDoneError)));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn task_done(&self) -> std::result::Result<(), TaskDoneError> {
-        self.inner.as_consumer();
-        self.inner.task_done()
+        counter!(self, i => {
+            i.as_consumer();
+            i.task_done()
+        })
     }
 
     /// Waits until every item put has been marked done.
@@ -147,12 +191,12 @@ impl<T: Pod> JoinableQueue<T> {
     /// [`JoinError::PeerDied`] when every consumer has exited with items unfinished.
     ///
     /// ```
-    /// let q = shmpool::JoinableQueue::<u8>::new(2)?;
+    /// let q = shmpool::JoinableQueue::<u8>::new()?;
     /// q.join()?; // nothing was put: returns at once
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn join(&self) -> std::result::Result<(), JoinError> {
-        self.inner.join(None)
+        counter!(self, i => i.join(None))
     }
 
     /// Waits at most `timeout` for every item to be marked done; then
@@ -161,25 +205,25 @@ impl<T: Pod> JoinableQueue<T> {
     /// ```
     /// use std::time::Duration;
     /// use shmpool::queue::JoinTimeoutError;
-    /// let q = shmpool::JoinableQueue::<u8>::new(2)?;
+    /// let q = shmpool::JoinableQueue::<u8>::new()?;
     /// q.put(1)?;
     /// assert!(matches!(q.join_timeout(Duration::from_millis(5)), Err(JoinTimeoutError::Timeout { .. })));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> std::result::Result<(), JoinTimeoutError> {
-        self.inner.join(Some((timeout, JoinTimeoutError::Timeout { after: timeout })))
+        counter!(self, i => i.join(Some((timeout, JoinTimeoutError::Timeout { after: timeout }))))
     }
 
     /// Items put and not yet marked done (a snapshot).
     ///
     /// ```
-    /// let q = shmpool::JoinableQueue::<u8>::new(2)?;
+    /// let q = shmpool::JoinableQueue::<u8>::new()?;
     /// q.put(1)?;
     /// assert_eq!(q.unfinished(), 1);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn unfinished(&self) -> u64 {
-        self.inner.unfinished()
+        counter!(self, i => i.unfinished())
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::codec::{FRAME_HEADER, RawRing, Want, decode_frame, frame_header};
 use super::error::{
     BadFrame, Closed, GrowFailed, Limit, MessageTryGetError, MessageTryPutError, PeersGone,
-    TooLarge,
+    TaskDoneError, TooLarge,
 };
 use super::lock::{Guard, RingLock};
 use super::peers::PeerTable;
@@ -58,6 +58,8 @@ struct Info {
     /// Set when the creating handle dropped and removed the rings' names: no ring can be added
     /// or opened any more.
     orphaned: AtomicU32,
+    /// 1 for a `JoinableQueue`'s chain: puts count `Chain::unfinished`.
+    joinable: AtomicU32,
 }
 
 /// The chain, read and written under the lock.
@@ -73,6 +75,11 @@ struct Chain {
     bytes: AtomicU64,
     /// `k + 1` while a get removes drained ring `k`'s name and moves the head past it; else 0.
     removing: AtomicU64,
+    /// Joinable chains: items put and not yet marked done (raised under the lock by the put
+    /// that stores the item, lowered by `task_done`).
+    unfinished: AtomicU64,
+    /// The cell `join` sleeps on.
+    done: WaitCell,
 }
 
 #[repr(C)]
@@ -187,17 +194,18 @@ unsafe impl Sync for Inner {}
 impl Inner {
     /// An unbounded `MessageQueue`'s anchor.
     pub(crate) fn create(max_message: usize, opts: &ShmOptions) -> Result<Inner> {
-        Self::create_as(Kind::MessageQueue, TypeDesc::of::<u8>(), max_message, opts)
+        Self::create_as(Kind::MessageQueue, TypeDesc::of::<u8>(), max_message, opts, false)
     }
 
     /// An anchor whose segment header says `kind` and `ty` (what an opener checks: an unbounded
     /// `Queue<T>` is a `Kind::Queue` of `T`, so that opening it as another item type fails as a
-    /// bounded one does).
+    /// bounded one does). A `joinable` chain counts unfinished items (`JoinableQueue::new`).
     pub(crate) fn create_as(
         kind: Kind,
         ty: TypeDesc,
         max_message: usize,
         opts: &ShmOptions,
+        joinable: bool,
     ) -> Result<Inner> {
         if max_message == 0 || max_message > u32::MAX as usize {
             return Err(Error::InvalidArgument {
@@ -221,6 +229,7 @@ impl Inner {
         info.max_message = max_message as u64;
         info.creator_pid = u64::from(proc::getpid());
         info.nonce = proc::random_u64();
+        info.joinable = AtomicU32::new(joinable as u32);
         inner.max = max_message as u64;
         inner.creator_pid = Some(proc::getpid());
         inner.seg.publish();
@@ -298,6 +307,73 @@ impl Inner {
         let c = self.ctrl();
         c.info.0.closed.store(1, Ordering::SeqCst);
         c.not_empty.0.notify_all();
+        c.chain.0.done.notify_all();
+    }
+
+    /// Whether puts count unfinished items (a `JoinableQueue`'s chain).
+    pub(crate) fn is_joinable(&self) -> bool {
+        self.ctrl().info.0.joinable.load(Ordering::Acquire) != 0
+    }
+
+    /// Registers this process as a consumer (`task_done` does, so that `join` can tell when
+    /// every consumer has exited).
+    pub(crate) fn as_consumer(&self) {
+        self.register(false);
+    }
+
+    /// Joinable chains: marks one item done.
+    pub(crate) fn task_done(&self) -> std::result::Result<(), TaskDoneError> {
+        let chain = &self.ctrl().chain.0;
+        let mut n = chain.unfinished.load(Ordering::Relaxed);
+        loop {
+            if n == 0 {
+                return Err(TaskDoneError);
+            }
+            match chain.unfinished.compare_exchange_weak(
+                n,
+                n - 1,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => n = actual,
+            }
+        }
+        if n == 1 {
+            chain.done.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Joinable chains: waits until every item put was marked done, as `limit` says (the
+    /// bounded queue's `join`, over the chain's counter).
+    pub(crate) fn join<E: From<Closed> + From<PeersGone>>(
+        &self,
+        limit: Limit<E>,
+    ) -> std::result::Result<(), E> {
+        let chain = &self.ctrl().chain.0;
+        wait_for(
+            &chain.done,
+            limit,
+            || {
+                if chain.unfinished.load(Ordering::Acquire) == 0 {
+                    Ok(Some(()))
+                } else if self.closed() {
+                    Err(Closed.into())
+                } else {
+                    Ok(None)
+                }
+            },
+            || match self.ctrl().consumers.all_gone() {
+                Some(pids) => Err(PeersGone(pids).into()),
+                None => Ok(()),
+            },
+        )
+    }
+
+    /// Joinable chains: items put and not yet marked done (a snapshot).
+    pub(crate) fn unfinished(&self) -> u64 {
+        self.ctrl().chain.0.unfinished.load(Ordering::Acquire)
     }
 
     pub(crate) fn qsize(&self) -> usize {
@@ -434,6 +510,14 @@ impl Inner {
 
     /// One put, under the lock: in the tail ring if the frame fits, else in a new ring linked
     /// after it. Waits for the lock until `lock_limit`'s deadline.
+    /// Joinable chains: one more unfinished item. Called under the lock by the put that stored
+    /// it, so no get (which takes the lock) can take the item before it is counted.
+    fn count_unfinished(&self) {
+        if self.is_joinable() {
+            self.ctrl().chain.0.unfinished.fetch_add(1, Ordering::Release);
+        }
+    }
+
     fn try_put<E>(
         &self,
         tag: u64,
@@ -458,6 +542,7 @@ impl Inner {
             let ring = Self::ring_at(&mut rings, (head, tail), tail, self).map_err(GrowFailed)?;
             if ring.room() >= need {
                 ring.write(tag, bytes)?;
+                self.count_unfinished();
                 chain.count.fetch_add(1, Ordering::Relaxed);
                 drop(rings);
                 drop(g);
@@ -487,6 +572,7 @@ impl Inner {
             chain.head.store(index, Ordering::Release);
         }
         chain.tail.store(index, Ordering::Release); // the commit: the ring is in the chain
+        self.count_unfinished();
         chain.count.fetch_add(1, Ordering::Relaxed);
         rings.push(ring);
         drop(rings);
@@ -683,6 +769,7 @@ impl Drop for Inner {
         c.chain.0.bytes.store(0, Ordering::Relaxed);
         drop(g);
         c.not_empty.0.notify_all();
+        c.chain.0.done.notify_all();
     }
 }
 

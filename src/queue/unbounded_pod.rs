@@ -11,7 +11,8 @@ use bytemuck::Pod;
 
 use super::codec::{Want, type_tag};
 use super::error::{
-    BadFrame, Closed, GrowFailed, Limit, PeersGone, TooLarge, TryGetError, TryPutError,
+    BadFrame, Closed, GrowFailed, Limit, PeersGone, TaskDoneError, TooLarge, TryGetError,
+    TryPutError,
 };
 use super::unbounded;
 use super::wait::SLICE;
@@ -28,10 +29,12 @@ pub(crate) struct Chain<T> {
 }
 
 impl<T: Pod> Chain<T> {
-    /// A new queue (the caller checked `T`'s alignment, as for a bounded queue).
-    pub(crate) fn create(opts: &ShmOptions) -> Result<Chain<T>> {
+    /// A new queue (the caller checked `T`'s alignment, as for a bounded queue); a `joinable`
+    /// one counts unfinished items (`JoinableQueue::new`).
+    pub(crate) fn create(opts: &ShmOptions, joinable: bool) -> Result<Chain<T>> {
         let size = std::mem::size_of::<T>().max(1);
-        let inner = unbounded::Inner::create_as(Kind::Queue, TypeDesc::of::<T>(), size, opts)?;
+        let ty = TypeDesc::of::<T>();
+        let inner = unbounded::Inner::create_as(Kind::Queue, ty, size, opts, joinable)?;
         Ok(Chain { inner, _t: PhantomData })
     }
 
@@ -98,6 +101,29 @@ impl<T: Pod> Chain<T> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.inner.closed()
+    }
+
+    pub(crate) fn is_joinable(&self) -> bool {
+        self.inner.is_joinable()
+    }
+
+    pub(crate) fn as_consumer(&self) {
+        self.inner.as_consumer()
+    }
+
+    pub(crate) fn task_done(&self) -> std::result::Result<(), TaskDoneError> {
+        self.inner.task_done()
+    }
+
+    pub(crate) fn join<E: From<Closed> + From<PeersGone>>(
+        &self,
+        limit: Limit<E>,
+    ) -> std::result::Result<(), E> {
+        self.inner.join(limit)
+    }
+
+    pub(crate) fn unfinished(&self) -> u64 {
+        self.inner.unfinished()
     }
 
     /// No bound: `usize::MAX`.

@@ -113,7 +113,7 @@ mod tests {
             r.put(7).unwrap();
             assert_eq!(q.get().unwrap(), 7);
         }
-        let j = JoinableQueue::<u8>::new(2).unwrap();
+        let j = JoinableQueue::<u8>::bounded(2).unwrap();
         let k: JoinableQueue<u8> = postcard::from_bytes(&postcard::to_stdvec(&j).unwrap()).unwrap();
         k.put(3).unwrap();
         assert_eq!(j.get().unwrap(), 3);

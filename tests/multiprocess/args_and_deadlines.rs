@@ -43,7 +43,7 @@ fn queues() -> Queues {
     (
         Queue::bounded(4).unwrap(),
         Queue::new().unwrap(),
-        JoinableQueue::new(4).unwrap(),
+        JoinableQueue::bounded(4).unwrap(),
         MessageQueue::bounded(1024, 128).unwrap(),
         MessageQueue::new().unwrap(),
     )

@@ -12,6 +12,7 @@ mod pool;
 mod process;
 mod python_names;
 mod queue;
+mod queue_joinable;
 mod queue_unbounded;
 mod scope;
 mod soundness;
@@ -32,6 +33,7 @@ fn main() -> std::process::ExitCode {
         suite!(process),
         suite!(queue),
         suite!(queue_unbounded),
+        suite!(queue_joinable),
         suite!(pipe),
         suite!(pool),
         suite!(tasks_serde),

@@ -237,7 +237,7 @@ fn timeouts_fire_in_a_child() {
 
 fn joinable_join_returns_after_every_task_done() {
     const N: u64 = 500;
-    let q = JoinableQueue::<u64>::new(16).unwrap();
+    let q = JoinableQueue::<u64>::bounded(16).unwrap();
     let mut done = SharedArray::<u64>::zeroed(CONSUMERS).unwrap();
     scope(|s| {
         let mut kids = Vec::new();
@@ -354,7 +354,7 @@ fn producer_gets_peer_died_when_the_consumer_is_killed() {
 }
 
 fn join_gets_peer_died_when_the_consumer_is_killed() {
-    let q = JoinableQueue::<u64>::new(4).unwrap();
+    let q = JoinableQueue::<u64>::bounded(4).unwrap();
     q.put(1).unwrap();
     q.put(2).unwrap();
     scope(|s| {

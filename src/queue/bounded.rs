@@ -24,7 +24,7 @@ use super::error::{
 use super::peers::PeerTable;
 use super::unbounded;
 use super::unbounded_pod::Chain;
-use super::wait::{WaitCell, wait_for};
+use super::wait::{WaitCell, wait_all_done, wait_for};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::segment::handle::{Locator, SegmentHandle};
@@ -447,23 +447,7 @@ impl<T: Pod> Inner<T> {
         limit: Limit<E>,
     ) -> std::result::Result<(), E> {
         let (count, cell) = &self.ctrl().unfinished.0;
-        wait_for(
-            cell,
-            limit,
-            || {
-                if count.load(Ordering::Acquire) == 0 {
-                    Ok(Some(()))
-                } else if self.closed() {
-                    Err(Closed.into())
-                } else {
-                    Ok(None)
-                }
-            },
-            || match self.ctrl().consumers.all_gone() {
-                Some(pids) => Err(PeersGone(pids).into()),
-                None => Ok(()),
-            },
-        )
+        wait_all_done(cell, count, limit, || self.closed(), &self.ctrl().consumers)
     }
 
     pub(crate) fn unfinished(&self) -> u64 {

@@ -21,7 +21,7 @@ use super::error::{
 };
 use super::lock::{Guard, RingLock};
 use super::peers::PeerTable;
-use super::wait::{SLICE, WaitCell, lock_deadline, wait_for};
+use super::wait::{SLICE, WaitCell, lock_deadline, wait_all_done, wait_for};
 use crate::error::{Error, Result};
 use crate::segment::Segment;
 use crate::segment::handle::Locator;
@@ -352,22 +352,12 @@ impl Inner {
         limit: Limit<E>,
     ) -> std::result::Result<(), E> {
         let chain = &self.ctrl().chain.0;
-        wait_for(
+        wait_all_done(
             &chain.done,
+            &chain.unfinished,
             limit,
-            || {
-                if chain.unfinished.load(Ordering::Acquire) == 0 {
-                    Ok(Some(()))
-                } else if self.closed() {
-                    Err(Closed.into())
-                } else {
-                    Ok(None)
-                }
-            },
-            || match self.ctrl().consumers.all_gone() {
-                Some(pids) => Err(PeersGone(pids).into()),
-                None => Ok(()),
-            },
+            || self.closed(),
+            &self.ctrl().consumers,
         )
     }
 

@@ -5,7 +5,8 @@ use std::hint::spin_loop;
 use std::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
-use super::error::Limit;
+use super::error::{Closed, Limit, PeersGone};
+use super::peers::PeerTable;
 use crate::sync::wait::deadline_after;
 use crate::sys::futex::{self, Wake};
 
@@ -165,6 +166,36 @@ pub(crate) fn wait_for<R, E>(
             return attempt()?.ok_or(e);
         }
     }
+}
+
+/// A joinable queue's `join`: waits on `cell` until `unfinished` reads 0, as `limit` says; ends
+/// with `Closed` once `closed()` says the queue was closed, and with `PeersGone` once every
+/// process registered in `consumers` has exited (nobody is left to mark the rest done). The
+/// bounded ring and the unbounded chain keep their counters in different control blocks.
+pub(crate) fn wait_all_done<E: From<Closed> + From<PeersGone>>(
+    cell: &WaitCell,
+    unfinished: &std::sync::atomic::AtomicU64,
+    limit: Limit<E>,
+    closed: impl Fn() -> bool,
+    consumers: &PeerTable,
+) -> Result<(), E> {
+    wait_for(
+        cell,
+        limit,
+        || {
+            if unfinished.load(Ordering::Acquire) == 0 {
+                Ok(Some(()))
+            } else if closed() {
+                Err(Closed.into())
+            } else {
+                Ok(None)
+            }
+        },
+        || match consumers.all_gone() {
+            Some(pids) => Err(PeersGone(pids).into()),
+            None => Ok(()),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -260,14 +260,11 @@ pub(crate) unsafe fn read_result<'a>(
     if off.checked_add(len).is_none_or(|end| end > capacity) {
         return (t, None);
     }
+    let at = data_offset(n, chunk_size) + off;
     // SAFETY: `off + len <= capacity` (checked), and the region's `capacity` bytes of results
     // start at `data_offset(n, chunk_size)`, inside the region (the contract).
-    (
-        t,
-        Some(unsafe {
-            std::slice::from_raw_parts(base.add(data_offset(n, chunk_size) + off), len)
-        }),
-    )
+    let bytes = unsafe { std::slice::from_raw_parts(base.add(at), len) };
+    (t, Some(bytes))
 }
 
 /// Entry `i`'s tag alone.

@@ -427,12 +427,12 @@ impl Inner {
         seg.persist();
         let ring = Ring::from_segment(seg, index);
         let creator = self.ctrl().info.0.creator_pid as u32;
-        // SAFETY: the segment is fresh and unpublished: no other process reaches it yet. Its
-        // header starts the mapping, RING_DATA bytes before the data, and `creator_pid` is a
-        // u32 field of it (4-aligned in the page-aligned mapping). The ring belongs to the
-        // queue's creator, not to this process (which may exit while the queue lives): tools
-        // that remove segments of dead creators (`clean_stale`, test harnesses) must judge the
-        // ring by the creator of the queue.
+        // The ring belongs to the queue's creator, not to this process (which may exit while the
+        // queue lives): tools that remove segments of dead creators (`clean_stale`, test
+        // harnesses) must judge the ring by the creator of the queue.
+        //
+        // SAFETY: fresh, unpublished segment (no other process reaches it); its header starts the
+        // mapping, RING_DATA bytes before the data; `creator_pid` is a 4-aligned u32 field of it.
         unsafe {
             let base = ring.raw_data().as_ptr().sub(RING_DATA);
             base.add(offset_of!(Header, creator_pid)).cast::<u32>().write(creator);
@@ -728,10 +728,9 @@ pub(crate) fn control_tag(seg: &Segment) -> u64 {
         return 0;
     }
     let base = seg.data_ptr().as_ptr().wrapping_sub(off);
-    // SAFETY: `base` is the mapping's start (data_ptr = start + data_offset, which check_shape
-    // bounded by the mapping's size), and offsets 128..136 lie before data_offset inside it,
-    // 8-aligned in the page-aligned mapping; any bytes are a valid u64, read atomically since
-    // another process may write them.
+    // Any bytes are a valid u64, read atomically since another process may write them.
+    // SAFETY: `base` is the mapping's start (data_offset was bounded by check_shape); bytes
+    // 128..136 lie before data_offset inside it, 8-aligned in the page-aligned mapping.
     unsafe { (*base.add(HEADER_SIZE).cast::<AtomicU64>()).load(Ordering::Acquire) }
 }
 

@@ -110,7 +110,7 @@ fn unbounded_queues_dropped_full_leave_no_rings() {
             q.put(&big).unwrap();
         }
         assert!(rings_of_this_process() > 1, "the queue grew past one ring");
-        let got: Vec<u8> = second.get().unwrap();
+        let got: Vec<u8> = second.get_timeout(std::time::Duration::from_secs(10)).unwrap();
         assert_eq!(got.len(), big.len());
         drop(q); // the creator first, the other handle after
     }

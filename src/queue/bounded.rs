@@ -338,9 +338,7 @@ impl<T: Pod> Inner<T> {
         } else {
             (&c.consumers, self.consumer_hole())
         };
-        if let Some(pids) = table.all_gone() {
-            return Err(PeersGone(pids).into());
-        }
+        table.check_gone::<E>()?;
         if let Some(pos) = hole
             && *last == Some(pos)
             && table.any_dead()

@@ -318,10 +318,7 @@ impl Inner {
             &self.ctrl().not_full.0,
             limit,
             || Ok(self.try_put(tag, bytes, lock_limit.clone())?.then_some(())),
-            || match self.ctrl().consumers.all_gone() {
-                Some(pids) => Err(PeersGone(pids).into()),
-                None => Ok(()),
-            },
+            || self.ctrl().consumers.check_gone(),
         )
     }
 
@@ -349,10 +346,7 @@ impl Inner {
             &self.ctrl().not_empty.0,
             limit,
             || self.try_get(want, lock_limit.clone()),
-            || match self.ctrl().producers.all_gone() {
-                Some(pids) => Err(PeersGone(pids).into()),
-                None => Ok(()),
-            },
+            || self.ctrl().producers.check_gone(),
         )
     }
 

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::error::PeersGone;
 use crate::sys::peer;
 
 /// How many processes each side of a queue can register. Past that, the table overflows and
@@ -88,5 +89,14 @@ impl PeerTable {
             }
         }
         if pids.is_empty() { None } else { Some(pids) }
+    }
+
+    /// The dead-peer check of a wait on the other side: `PeersGone` with their pids once
+    /// [`all_gone`](Self::all_gone) says every registered process has exited.
+    pub(crate) fn check_gone<E: From<PeersGone>>(&self) -> Result<(), E> {
+        match self.all_gone() {
+            Some(pids) => Err(PeersGone(pids).into()),
+            None => Ok(()),
+        }
     }
 }

@@ -688,10 +688,7 @@ impl Inner {
             &self.ctrl().not_empty.0,
             limit,
             || self.try_get(want, lock_limit.clone()),
-            || match self.ctrl().producers.all_gone() {
-                Some(pids) => Err(PeersGone(pids).into()),
-                None => Ok(()),
-            },
+            || self.ctrl().producers.check_gone(),
         )
     }
 

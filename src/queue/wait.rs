@@ -191,10 +191,7 @@ pub(crate) fn wait_all_done<E: From<Closed> + From<PeersGone>>(
                 Ok(None)
             }
         },
-        || match consumers.all_gone() {
-            Some(pids) => Err(PeersGone(pids).into()),
-            None => Ok(()),
-        },
+        || consumers.check_gone(),
     )
 }
 

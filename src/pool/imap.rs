@@ -32,6 +32,18 @@ pub struct IMap<'p, R> {
     pub(crate) error_given: bool,
 }
 
+impl<'p, R> IMap<'p, R> {
+    /// The results of `n` tasks in chunks of `cs`, in order.
+    pub(crate) fn new(
+        handle: KeepHandle<'p>,
+        results: Source<'p, R>,
+        n: usize,
+        cs: usize,
+    ) -> IMap<'p, R> {
+        IMap { handle, results, n, cs, next: 0, error_given: false }
+    }
+}
+
 /// The error for task `task` (its index in the job; `None`: the chunk as a whole) of a failed
 /// chunk: [`Error::TaskTimedOut`] or [`Error::WorkerDied`] if its worker was killed or died
 /// ([`Pool::lost_task`]); else the job's recorded panic for the first one, a pointer to it for

@@ -30,6 +30,10 @@ use super::star::StarArgs;
 use super::state::Pool;
 use crate::error::Result;
 
+/// A published streaming job: its handle, where its results are read, its task count and
+/// chunk size.
+type Stream<'p, R> = (KeepHandle<'p>, Source<'p, R>, usize, usize);
+
 /// Every result of a finished job, in order; the first (lowest-index) task error.
 fn all<R, S: ResultSource<R>>(results: &S, pool: &Pool, n: usize) -> Result<Vec<R>> {
     (0..n).map(|i| results.read(pool, i)).collect()
@@ -47,14 +51,47 @@ impl Pool {
         Ok(JobHandle::new(self, job, Box::new(move |pool: &Pool| finish(&results, pool))))
     }
 
-    /// Publishes a staged streaming job: its handle and where its results are read.
+    /// Publishes a staged streaming job.
     fn launch_streaming<'p, R: 'p, S: ResultSource<R> + 'p>(
         &'p mut self,
         staged: Staged<S>,
-    ) -> Result<(KeepHandle<'p>, Source<'p, R>)> {
+    ) -> Result<Stream<'p, R>> {
         let Staged { spec, results } = staged;
-        let job = if spec.len > 0 { self.publish(&spec)? } else { 0 };
-        Ok((JobHandle::new(self, job, Box::new(|_: &Pool| ())), Box::new(results)))
+        let (n, cs) = (spec.len, spec.chunk_size);
+        let job = if n > 0 { self.publish(&spec)? } else { 0 };
+        Ok((JobHandle::new(self, job, Box::new(|_: &Pool| ())), Box::new(results), n, cs))
+    }
+
+    /// Stages `f` over serialized `args` (`chunksize` defaults to 1) and publishes it as a
+    /// streaming job, for [`imap`](Pool::imap) and [`imap_unordered`](Pool::imap_unordered).
+    fn serial_stream<A, R>(
+        &mut self,
+        f: fn(A) -> R,
+        args: impl IntoIterator<Item = impl Borrow<A>>,
+        chunksize: Option<usize>,
+    ) -> Result<Stream<'_, R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let tramp = kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
+        let staged =
+            self.stage_serial::<A, R>(tramp, f as usize, args, Some(chunksize.unwrap_or(1)), 0)?;
+        self.launch_streaming(staged)
+    }
+
+    /// Stages `f` over `Pod` `args` (`chunksize` defaults to 1) and publishes it as a streaming
+    /// job, for [`imap_pod`](Pool::imap_pod) and [`imap_unordered_pod`](Pool::imap_unordered_pod).
+    fn pod_stream<A: Pod, R: Pod>(
+        &mut self,
+        f: fn(A) -> R,
+        args: &[A],
+        chunksize: Option<usize>,
+    ) -> Result<Stream<'_, R>> {
+        let tramp = kernel::task::<A, R> as Trampoline as usize;
+        let staged =
+            self.stage_pod::<A, (), R>(tramp, f as usize, args, None, chunksize.unwrap_or(1))?;
+        self.launch_streaming(staged)
     }
 
     /// Stages serialized tasks run by `T` and publishes them; the output is every result.
@@ -381,12 +418,8 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let tramp = kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
-        let staged =
-            self.stage_serial::<A, R>(tramp, f as usize, args, Some(chunksize.unwrap_or(1)), 0)?;
-        let (n, cs) = (staged.results.n, staged.spec.chunk_size);
-        let (handle, results) = self.launch_streaming(staged)?;
-        Ok(IMap { handle, results, n, cs, next: 0, error_given: false })
+        let (handle, results, n, cs) = self.serial_stream(f, args, chunksize)?;
+        Ok(IMap::new(handle, results, n, cs))
     }
 
     /// Like [`imap`](Pool::imap) over any iterator, endless ones included, holding at most
@@ -425,9 +458,9 @@ impl Pool {
         let kernel = f as usize;
         let none = std::iter::empty::<&A>();
         let staged = self.stage_serial::<A, R>(trampoline, kernel, none, Some(1), 0)?;
-        let (handle, results) = self.launch_streaming(staged)?;
+        let (handle, results, n, cs) = self.launch_streaming(staged)?;
         Ok(IMapBuffered {
-            inner: IMap { handle, results, n: 0, cs: 1, next: 0, error_given: false },
+            inner: IMap::new(handle, results, n, cs),
             source: Some(args.into_iter()),
             buffersize: buffersize.max(1),
             trampoline,
@@ -463,11 +496,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let tramp = kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
-        let staged =
-            self.stage_serial::<A, R>(tramp, f as usize, args, Some(chunksize.unwrap_or(1)), 0)?;
-        let (n, cs) = (staged.results.n, staged.spec.chunk_size);
-        let (handle, results) = self.launch_streaming(staged)?;
+        let (handle, results, n, cs) = self.serial_stream(f, args, chunksize)?;
         Ok(IMapUnordered::new(handle, results, n, cs))
     }
 
@@ -583,12 +612,8 @@ impl Pool {
         args: &[A],
         chunksize: Option<usize>,
     ) -> Result<IMap<'_, R>> {
-        let tramp = kernel::task::<A, R> as Trampoline as usize;
-        let staged =
-            self.stage_pod::<A, (), R>(tramp, f as usize, args, None, chunksize.unwrap_or(1))?;
-        let (n, cs) = (staged.results.n, staged.spec.chunk_size);
-        let (handle, results) = self.launch_streaming(staged)?;
-        Ok(IMap { handle, results, n, cs, next: 0, error_given: false })
+        let (handle, results, n, cs) = self.pod_stream(f, args, chunksize)?;
+        Ok(IMap::new(handle, results, n, cs))
     }
 
     /// [`starmap`](Pool::starmap) of two `Pod` arguments, copied as raw bytes: no
@@ -666,11 +691,7 @@ impl Pool {
         args: &[A],
         chunksize: Option<usize>,
     ) -> Result<IMapUnordered<'_, R>> {
-        let tramp = kernel::task::<A, R> as Trampoline as usize;
-        let staged =
-            self.stage_pod::<A, (), R>(tramp, f as usize, args, None, chunksize.unwrap_or(1))?;
-        let (n, cs) = (staged.results.n, staged.spec.chunk_size);
-        let (handle, results) = self.launch_streaming(staged)?;
+        let (handle, results, n, cs) = self.pod_stream(f, args, chunksize)?;
         Ok(IMapUnordered::new(handle, results, n, cs))
     }
 }

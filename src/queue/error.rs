@@ -61,6 +61,14 @@ pub(crate) struct TooLarge {
     pub(crate) max: u64,
 }
 
+impl TooLarge {
+    /// Refuses `bytes` over `max` (a queue's `max_message`) before anything is written.
+    pub(crate) fn check(bytes: &[u8], max: u64) -> Result<(), TooLarge> {
+        let len = bytes.len() as u64;
+        if len > max { Err(TooLarge { len, max }) } else { Ok(()) }
+    }
+}
+
 /// A frame a `MessageQueue` refuses to read or write, with the reason (`BadMessage`).
 #[derive(Debug)]
 pub(crate) struct BadFrame(pub(crate) String);

@@ -266,7 +266,7 @@ impl Inner {
         if self.cap.saturating_sub(tail.wrapping_sub(head)) < need {
             return Ok(false);
         }
-        // `check_size` made sure `bytes.len() <= max <= u32::MAX`.
+        // `TooLarge::check` made sure `bytes.len() <= max <= u32::MAX`.
         self.copy_in(tail, &frame_header(bytes.len() as u32, tag))?;
         self.copy_in(tail.wrapping_add(FRAME_HEADER as u64), bytes)?;
         ring.tail.store(tail.wrapping_add(need), Ordering::Release); // the commit
@@ -300,18 +300,12 @@ impl Inner {
         Ok(Some(frame.payload))
     }
 
-    /// Refuses a message over `max_message` before anything is written.
-    fn check_size(&self, bytes: &[u8]) -> std::result::Result<(), TooLarge> {
-        let (len, max) = (bytes.len() as u64, self.max);
-        if len > max { Err(TooLarge { len, max }) } else { Ok(()) }
-    }
-
     /// Puts a frame, waiting for room (and for the ring lock) as `limit` says.
     fn put<E>(&self, tag: u64, bytes: &[u8], limit: Limit<E>) -> std::result::Result<(), E>
     where
         E: From<Closed> + From<PeersGone> + From<BadFrame> + From<TooLarge> + Clone,
     {
-        self.check_size(bytes)?;
+        TooLarge::check(bytes, self.max)?;
         self.register(true);
         let lock_limit = lock_deadline(limit.clone());
         wait_for(
@@ -324,7 +318,7 @@ impl Inner {
 
     /// Puts a frame if there is room now, waiting at most one sleep slice for the ring lock.
     fn put_nowait(&self, tag: u64, bytes: &[u8]) -> std::result::Result<(), MessageTryPutError> {
-        self.check_size(bytes)?;
+        TooLarge::check(bytes, self.max)?;
         self.register(true);
         let lock_limit = lock_deadline(Some((SLICE, MessageTryPutError::Timeout { after: SLICE })));
         if self.try_put(tag, bytes, lock_limit)? {

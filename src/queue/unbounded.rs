@@ -635,11 +635,6 @@ impl Inner {
         if self.closed() { Err(Closed.into()) } else { Ok(None) }
     }
 
-    fn check_size(&self, bytes: &[u8]) -> std::result::Result<(), TooLarge> {
-        let (len, max) = (bytes.len() as u64, self.max);
-        if len > max { Err(TooLarge { len, max }) } else { Ok(()) }
-    }
-
     /// Puts a frame: never waits for room, only for the lock (as `limit` says).
     pub(crate) fn put<E>(
         &self,
@@ -650,7 +645,7 @@ impl Inner {
     where
         E: From<Closed> + From<BadFrame> + From<TooLarge> + From<GrowFailed>,
     {
-        self.check_size(bytes)?;
+        TooLarge::check(bytes, self.max)?;
         self.register(true);
         self.try_put(tag, bytes, lock_deadline(limit))
     }

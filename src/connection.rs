@@ -333,21 +333,15 @@ impl Connection {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let f = self.recv_frame(None, "Connection::recv_bytes_into")?;
-        if f.tag != TAG_DATA {
-            self.stash = Some(f);
-            return Err(Error::BadMessage {
-                what: WHAT,
-                reason: "the next message is a segment handle; take it with recv_handle".into(),
-            });
-        }
-        if f.payload.len() > buf.len() {
-            let (needed, len) = (f.payload.len(), buf.len());
-            self.stash = Some(f);
+        let payload = self.recv_data(None, "Connection::recv_bytes_into")?;
+        if payload.len() > buf.len() {
+            let (needed, len) = (payload.len(), buf.len());
+            // Queued again for the next receive (a data message carries no descriptor to keep).
+            self.stash = Some(Frame { tag: TAG_DATA, payload, fds: Vec::new() });
             return Err(Error::BufferTooSmall { needed, len });
         }
-        buf[..f.payload.len()].copy_from_slice(&f.payload);
-        Ok(f.payload.len())
+        buf[..payload.len()].copy_from_slice(&payload);
+        Ok(payload.len())
     }
 
     /// Serializes `msg` (postcard) and sends it as one message.

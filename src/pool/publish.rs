@@ -25,6 +25,27 @@ pub(crate) struct JobSpec {
     pub(crate) results: Option<(usize, usize, usize)>,
 }
 
+impl JobSpec {
+    /// A task job: `len` tasks in chunks of `chunk_size`, its arrays and result region still
+    /// to be placed.
+    pub(crate) fn tasks(
+        trampoline: usize,
+        kernel: usize,
+        len: usize,
+        chunk_size: usize,
+    ) -> JobSpec {
+        JobSpec {
+            trampoline,
+            kernel,
+            len,
+            chunk_size,
+            radius: 0,
+            arrays: Default::default(),
+            results: None,
+        }
+    }
+}
+
 /// Where one array of a job lives.
 #[derive(Default)]
 pub(crate) enum ArraySpec {

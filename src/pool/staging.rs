@@ -307,15 +307,7 @@ impl Pool {
         // The scratch area is 8-aligned; the arena's data page-aligned; regions start at
         // multiples of `align` (and of 64).
         let fits = end <= SCRATCH_BYTES && align <= 8;
-        let mut spec = JobSpec {
-            trampoline,
-            kernel,
-            len: n,
-            chunk_size,
-            radius: 0,
-            arrays: Default::default(),
-            results: None,
-        };
+        let mut spec = JobSpec::tasks(trampoline, kernel, n, chunk_size);
         let base = if fits {
             self.ctl.scratch_ptr()
         } else {
@@ -376,15 +368,7 @@ impl Pool {
         let chunk_size =
             Self::task_chunk_size(n, chunksize.unwrap_or_else(|| self.default_map_chunksize(n)));
         self.finish_active()?;
-        let mut spec = JobSpec {
-            trampoline,
-            kernel,
-            len: n,
-            chunk_size,
-            radius: 0,
-            arrays: Default::default(),
-            results: None,
-        };
+        let mut spec = JobSpec::tasks(trampoline, kernel, n, chunk_size);
         let too_large = || Error::TooLarge { len: n, elem_size: 1 };
         let capacity = codec::result_capacity(n, self.result_hint.get(), limit);
         let a_bytes = codec::arg_region_bytes(n, data.len()).ok_or_else(too_large)?;

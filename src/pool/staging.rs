@@ -107,8 +107,7 @@ impl<R: DeserializeOwned> ResultSource<R> for SerialResults<R> {
             });
         };
         if t & codec::SPILLED != 0 {
-            let bytes = self.spilled_bytes(pool, base, i)?;
-            return self.decode(base, i, t & !codec::SPILLED, &bytes);
+            return self.decode_spilled(pool, base, i, t & !codec::SPILLED);
         }
         self.decode(base, i, t, bytes)
     }
@@ -143,9 +142,9 @@ impl<R: DeserializeOwned> SerialResults<R> {
         }
     }
 
-    /// Entry `i`'s bytes from its chunk's spill segment, a memfd the worker made and keeps open
-    /// until it starts on the next job.
-    fn spilled_bytes(&self, pool: &Pool, base: *const u8, i: usize) -> Result<Vec<u8>> {
+    /// [`decode`](Self::decode) of entry `i` (tag `t`), whose bytes are in its chunk's spill
+    /// segment, a memfd the worker made and keeps open until it starts on the next job.
+    fn decode_spilled(&self, pool: &Pool, base: *const u8, i: usize, t: u64) -> Result<R> {
         let chunk = i / self.chunk_size;
         let task = self.first + i;
         let value = |reason| Error::TaskValue { task, what: "result", how: "read", reason };
@@ -182,7 +181,8 @@ impl<R: DeserializeOwned> SerialResults<R> {
         }
         // SAFETY: `off + len` lies inside the segment's data (checked); the worker wrote it
         // before the chunk's done bit and writes it no more.
-        Ok(unsafe { std::slice::from_raw_parts(seg.data_ptr().as_ptr().add(off), len) }.to_vec())
+        let spilled = unsafe { std::slice::from_raw_parts(seg.data_ptr().as_ptr().add(off), len) };
+        self.decode(base, i, t, spilled)
     }
 }
 

@@ -22,10 +22,7 @@ thread_local! {
 
 /// `CLOCK_MONOTONIC` now, in nanoseconds (never 0: 0 means "no task").
 pub(crate) fn now_ns() -> u64 {
-    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `t` is a valid out-pointer for the call; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
-    (t.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(t.tv_nsec as u64).max(1)
+    crate::sys::clock::monotonic_ns().max(1)
 }
 
 /// Makes the tasks this thread runs from now on stamp `slot` (`None`: stamp nothing). The

@@ -27,6 +27,7 @@
 //!   rustix, and refuses real-time ones with `EINVAL`: shmpool sends none.)
 
 pub(crate) mod anon;
+pub(crate) mod clock;
 pub(crate) mod cpu;
 pub(crate) mod fdpass;
 pub(crate) mod fds;

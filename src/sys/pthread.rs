@@ -241,13 +241,7 @@ pub(crate) fn is_own_thread(tid: u32) -> bool {
 
 /// The monotonic clock's reading `after` from now, as a deadline for [`PthreadMutex::lock_until`].
 pub(crate) fn monotonic_deadline(after: Duration) -> libc::timespec {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // glibc's clock, not rustix's: rustix finds the vDSO lazily (reading the auxiliary vector,
-    // which may allocate) on its first clock call, which could be in a forked child. Were the
-    // call to fail (CLOCK_MONOTONIC always exists), `now` stays zero and the deadline is early.
-    //
-    // SAFETY: `now` is a valid out-pointer for the call's duration.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let now = super::clock::monotonic();
     let nanos = now.tv_nsec as u64 + u64::from(after.subsec_nanos());
     let secs =
         (now.tv_sec as u64).saturating_add(after.as_secs()).saturating_add(nanos / 1_000_000_000);

@@ -12,9 +12,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::imap::chunk_error;
-use super::kernel::{self, Plain, Trampoline};
+use super::kernel::Trampoline;
 use super::staging::{ResultSource, SerialResults, serialize_args};
 use super::state::Pool;
+use super::task_kernel::{self, Plain};
 use crate::error::{Error, Result};
 
 /// Many [`apply_async`](ApplyQueue::apply_async) calls of `f` in flight at once; made by
@@ -155,7 +156,7 @@ where
     R: Serialize + DeserializeOwned + 'static,
 {
     fn code(&self) -> (usize, usize) {
-        (kernel::task_serial::<Plain<A, R>> as Trampoline as usize, self.f as usize)
+        (task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize, self.f as usize)
     }
 
     /// Calls `f(arg)` in a worker (Python's `apply_async`): at once if no call of this queue

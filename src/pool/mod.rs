@@ -7,7 +7,7 @@
 //! `words` (the control block's packed and state words), `control` (the shared control
 //! block), `anon` (its mapping), `star` (the tuples `starmap` spreads), `codec` (the byte
 //! layout of serialized tasks), `task_clock` (when a worker's task started, for task
-//! timeouts), `kernel` (type-erased trampolines), `liveness` (a
+//! timeouts), `kernel` (type-erased data-parallel trampolines), `task_kernel` (task trampolines), `liveness` (a
 //! worker's life as the parent sees it), `wake` (the parent's wake pipe), `active` (the job
 //! in flight), `worker` (the worker loop and its single start step), `state` (the `Pool`
 //! itself, its owner check and `terminate`), `failure` (waiting for a job and noticing dead
@@ -38,6 +38,7 @@ pub(crate) mod staging;
 pub(crate) mod star;
 pub(crate) mod state;
 pub(crate) mod task_clock;
+pub(crate) mod task_kernel;
 pub(crate) mod tasks;
 pub(crate) mod wake;
 pub(crate) mod words;

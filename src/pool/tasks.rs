@@ -24,10 +24,11 @@ use serde::de::DeserializeOwned;
 use super::async_result::AsyncResult;
 use super::imap::{IMap, IMapBuffered, IMapUnordered, KeepHandle, Source};
 use super::job::JobHandle;
-use super::kernel::{self, Fallible, Plain, SerialTask, Star, Trampoline};
+use super::kernel::Trampoline;
 use super::staging::{PodResults, ResultSource, SerialResults, Staged};
 use super::star::StarArgs;
 use super::state::Pool;
+use super::task_kernel::{self, Fallible, Plain, SerialTask, Star};
 use crate::error::Result;
 
 /// A published streaming job: its handle, where its results are read, its task count and
@@ -74,7 +75,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let tramp = kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
+        let tramp = task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
         let staged =
             self.stage_serial::<A, R>(tramp, f as usize, args, Some(chunksize.unwrap_or(1)), 0)?;
         self.launch_streaming(staged)
@@ -88,7 +89,7 @@ impl Pool {
         args: &[A],
         chunksize: Option<usize>,
     ) -> Result<Stream<'_, R>> {
-        let tramp = kernel::task::<A, R> as Trampoline as usize;
+        let tramp = task_kernel::task::<A, R> as Trampoline as usize;
         let staged =
             self.stage_pod::<A, (), R>(tramp, f as usize, args, None, chunksize.unwrap_or(1))?;
         self.launch_streaming(staged)
@@ -106,7 +107,7 @@ impl Pool {
         R: DeserializeOwned + 'static,
         T: SerialTask,
     {
-        let tramp = kernel::task_serial::<T> as Trampoline as usize;
+        let tramp = task_kernel::task_serial::<T> as Trampoline as usize;
         let staged = self.stage_serial::<A, R>(tramp, kernel, args, chunksize, 0)?;
         self.launch(staged, |r: &SerialResults<R>, pool| {
             pool.learn_result_size(r);
@@ -162,7 +163,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let tramp = kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
+        let tramp = task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
         let staged = self.stage_serial::<A, R>(tramp, f as usize, [arg], Some(1), 0)?;
         Ok(AsyncResult::new(self.launch(staged, |r, pool| {
             pool.learn_result_size(r);
@@ -454,7 +455,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item: Borrow<A>>,
     {
-        let trampoline = kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
+        let trampoline = task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
         let kernel = f as usize;
         let none = std::iter::empty::<&A>();
         let staged = self.stage_serial::<A, R>(trampoline, kernel, none, Some(1), 0)?;
@@ -513,7 +514,7 @@ impl Pool {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn apply_pod<A: Pod, R: Pod>(&mut self, f: fn(A) -> R, arg: A) -> Result<R> {
-        let tramp = kernel::task::<A, R> as Trampoline as usize;
+        let tramp = task_kernel::task::<A, R> as Trampoline as usize;
         let staged = self.stage_pod::<A, (), R>(tramp, f as usize, &[arg], None, 1)?;
         self.launch(staged, |r: &PodResults<R>, p| r.read(p, 0))?.wait()?
     }
@@ -535,7 +536,7 @@ impl Pool {
         f: fn(A) -> R,
         arg: A,
     ) -> Result<AsyncResult<'_, R>> {
-        let tramp = kernel::task::<A, R> as Trampoline as usize;
+        let tramp = task_kernel::task::<A, R> as Trampoline as usize;
         let staged = self.stage_pod::<A, (), R>(tramp, f as usize, &[arg], None, 1)?;
         Ok(AsyncResult::new(self.launch(staged, |r: &PodResults<R>, p| r.read(p, 0))?))
     }
@@ -589,7 +590,7 @@ impl Pool {
         chunksize: Option<usize>,
     ) -> Result<JobHandle<'_, Result<Vec<R>>>> {
         let cs = chunksize.unwrap_or_else(|| self.default_map_chunksize(args.len()));
-        let tramp = kernel::task::<A, R> as Trampoline as usize;
+        let tramp = task_kernel::task::<A, R> as Trampoline as usize;
         let staged = self.stage_pod::<A, (), R>(tramp, f as usize, args, None, cs)?;
         self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n))
     }
@@ -668,7 +669,7 @@ impl Pool {
     ) -> Result<JobHandle<'_, Result<Vec<R>>>> {
         let cs = chunksize.unwrap_or_else(|| self.default_map_chunksize(args.len()));
         let (a, b): (Vec<A>, Vec<B>) = args.iter().copied().unzip();
-        let tramp = kernel::task2::<A, B, R> as Trampoline as usize;
+        let tramp = task_kernel::task2::<A, B, R> as Trampoline as usize;
         let staged = self.stage_pod::<A, B, R>(tramp, f as usize, &a, Some(&b), cs)?;
         self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n))
     }

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::anon::AnonBox;
 use super::control::{ControlBlock, MAX_ARRAYS, MAX_WORKERS, SCRATCH_BYTES, WorkerSlot};
-use super::kernel::{self, Span, Trampoline, Views, panic_text};
+use super::kernel::{Span, Trampoline, Views, panic_text};
 use super::liveness::WorkerProc;
 use super::task_clock;
+use super::task_kernel;
 use super::wake::WakePipe;
 use super::words::{ArrayKind, FailKind, JobIndex, ParentSleep, Phase};
 use crate::error::{Error, Result};
@@ -204,7 +205,7 @@ fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32, wake
             tasks += 1;
             if cfg.max_tasks.is_some_and(|m| tasks >= m) {
                 me.retiring.put(true, SeqCst);
-                if kernel::has_spills() {
+                if task_kernel::has_spills() {
                     keep_spills(ctl, me, parent_pid, wake);
                 }
                 wake_parent(ctl, wake);
@@ -465,7 +466,7 @@ impl MapCache {
         }
         self.last = None;
         // A new job: the parent has read every spilled result of the earlier ones.
-        kernel::drop_spills();
+        task_kernel::drop_spills();
         let mut v = Views::default();
         for (i, a) in ctl.job.arrays.iter().enumerate().take(MAX_ARRAYS) {
             if a.tag.load(Relaxed) == ArrayKind::SCRATCH {

@@ -16,6 +16,7 @@ use crate::segment::Segment;
 use crate::segment::handle::{Locator, SegmentHandle};
 use crate::segment::header::{Kind, Layout, TypeDesc};
 use crate::segment::options::ShmOptions;
+use crate::shape::Shape;
 use crate::sync::lock_error::{LockError, LockResult, OwnerDied};
 use crate::sync::mutex::{Mutex, MutexGuard};
 
@@ -62,6 +63,8 @@ pub struct SharedArray<T: Pod> {
     seg: Segment,
     ptr: NonNull<T>,
     len: usize,
+    /// This view's shape (C order); its product is `len`.
+    shape: Shape,
     _t: PhantomData<T>,
 }
 
@@ -97,6 +100,113 @@ impl<T: Pod> SharedArray<T> {
         // Reserved tmpfs/memfd pages read as zero, and all-zero is a valid `T: Pod`.
         seg.publish();
         Ok(Self::from_segment(seg))
+    }
+
+    /// An anonymous array of zeros with shape `shape` (C order, outer axis first).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidShape`](crate::Error::InvalidShape) for no dimension, more than
+    /// [`MAX_DIMS`](crate::shape::MAX_DIMS), or a product that overflows; as
+    /// [`zeroed`](SharedArray::zeroed) otherwise.
+    ///
+    /// ```
+    /// let img = shmpool::SharedArray::<u8>::zeroed_shape(&[480, 640, 3])?;
+    /// assert_eq!((img.shape(), img.len()), (&[480, 640, 3][..], 480 * 640 * 3));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn zeroed_shape(shape: &[usize]) -> Result<SharedArray<T>> {
+        Self::zeroed_shape_with(shape, &ShmOptions::new())
+    }
+
+    /// An array of zeros with shape `shape`, created as `opts` says (named for Python to
+    /// attach, where it is a NumPy array of that shape).
+    ///
+    /// ```
+    /// use shmpool::{SharedArray, ShmOptions};
+    /// let a = SharedArray::<f64>::zeroed_shape_with(&[3, 4], &ShmOptions::new().generated_name())?;
+    /// assert_eq!(a.row_len(), 4);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn zeroed_shape_with(shape: &[usize], opts: &ShmOptions) -> Result<SharedArray<T>> {
+        Self::build_shaped(Shape::new(shape)?, opts, |_| {})
+    }
+
+    /// An anonymous array of shape `shape` whose element at multi-index `ix` (one index per
+    /// dimension) is `f(ix)`.
+    ///
+    /// ```
+    /// let a = shmpool::SharedArray::from_shape_fn(&[2, 3], |ix| (10 * ix[0] + ix[1]) as u32)?;
+    /// assert_eq!(&a[..], &[0, 1, 2, 10, 11, 12]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn from_shape_fn(shape: &[usize], f: impl FnMut(&[usize]) -> T) -> Result<SharedArray<T>> {
+        Self::from_shape_fn_with(shape, &ShmOptions::new(), f)
+    }
+
+    /// Element `ix` is `f(ix)`, shape `shape`, created as `opts` says.
+    ///
+    /// ```
+    /// use shmpool::{SharedArray, ShmOptions};
+    /// let a = SharedArray::from_shape_fn_with(&[2, 2], &ShmOptions::new(), |ix| ix[1] as i8)?;
+    /// assert_eq!(&a[..], &[0, 1, 0, 1]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn from_shape_fn_with(
+        shape: &[usize],
+        opts: &ShmOptions,
+        mut f: impl FnMut(&[usize]) -> T,
+    ) -> Result<SharedArray<T>> {
+        let shape = Shape::new(shape)?;
+        Self::build_shaped(shape, opts, |s| {
+            let dims = shape.dims();
+            let mut ix = [0usize; crate::shape::MAX_DIMS];
+            for x in s.iter_mut() {
+                *x = f(&ix[..dims.len()]);
+                // Next index in C order: bump the last axis, carrying into the outer ones.
+                for d in (0..dims.len()).rev() {
+                    ix[d] += 1;
+                    if ix[d] < dims[d] {
+                        break;
+                    }
+                    ix[d] = 0;
+                }
+            }
+        })
+    }
+
+    /// The same elements seen with another shape of the same length (NumPy's `reshape` on a
+    /// C-order array: nothing moves). Only this view changes: the shape recorded in the
+    /// segment, which [`open`](SharedArray::open) and Python see, stays the one it was created
+    /// with.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidShape`](crate::Error::InvalidShape) when `shape` is not a valid shape or its
+    /// product is not [`len`](SharedArray::len); the array keeps its shape then.
+    ///
+    /// ```
+    /// let mut a = shmpool::SharedArray::<u8>::zeroed(12)?;
+    /// a.reshape(&[3, 4])?;
+    /// assert_eq!((a.shape(), a.row_len()), (&[3, 4][..], 4));
+    /// assert!(a.reshape(&[5, 2]).is_err());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn reshape(&mut self, shape: &[usize]) -> Result<()> {
+        let new = Shape::new(shape)?;
+        if new.len() != self.len {
+            return Err(Error::InvalidShape {
+                shape: shape.to_vec(),
+                reason: format!(
+                    "{} elements, but the array holds {}: use a shape whose product is {}",
+                    new.len(),
+                    self.len,
+                    self.len
+                ),
+            });
+        }
+        self.shape = new;
+        Ok(())
     }
 
     /// An anonymous array holding a copy of `values`.
@@ -150,8 +260,17 @@ impl<T: Pod> SharedArray<T> {
     }
 
     fn build(len: usize, opts: &ShmOptions, fill: impl FnOnce(&mut [T])) -> Result<SharedArray<T>> {
-        let layout = Layout::new(Kind::Array, TypeDesc::of::<T>(), len)?;
+        Self::build_shaped(Shape::flat(len), opts, fill)
+    }
+
+    fn build_shaped(
+        shape: Shape,
+        opts: &ShmOptions,
+        fill: impl FnOnce(&mut [T]),
+    ) -> Result<SharedArray<T>> {
+        let layout = Layout::new(Kind::Array, TypeDesc::of::<T>(), shape.len())?;
         let mut a = Self::from_segment(Segment::create(opts, &layout)?);
+        a.shape = shape;
         fill(&mut a);
         a.seg.publish();
         Ok(a)
@@ -240,7 +359,43 @@ impl<T: Pod> SharedArray<T> {
     fn from_segment(seg: Segment) -> SharedArray<T> {
         let len = seg.len();
         let ptr = seg.data_ptr().cast::<T>();
-        SharedArray { seg, ptr, len, _t: PhantomData }
+        SharedArray { seg, ptr, len, shape: Shape::flat(len), _t: PhantomData }
+    }
+
+    /// The shape (C order, outer axis first); `[len]` for an array made without one.
+    ///
+    /// ```
+    /// let a = shmpool::SharedArray::<f32>::zeroed_shape(&[2, 3])?;
+    /// assert_eq!(a.shape(), &[2, 3]);
+    /// assert_eq!(shmpool::SharedArray::<f32>::zeroed(5)?.shape(), &[5]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    /// Number of dimensions (`shape().len()`).
+    ///
+    /// ```
+    /// assert_eq!(shmpool::SharedArray::<u8>::zeroed_shape(&[2, 3, 3])?.ndim(), 3);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn ndim(&self) -> usize {
+        self.shape.dims().len()
+    }
+
+    /// Elements per outer index (per row of a 2-D array, per plane of a 3-D one): the product
+    /// of every dimension but the first; 1 for a 1-D array. Chunks made of whole rows are
+    /// multiples of it.
+    ///
+    /// ```
+    /// let img = shmpool::SharedArray::<u8>::zeroed_shape(&[480, 640, 3])?;
+    /// assert_eq!(img.row_len(), 640 * 3);
+    /// assert_eq!(img.len() / img.row_len(), 480);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn row_len(&self) -> usize {
+        self.shape.row_len()
     }
 
     /// Number of elements.
@@ -378,6 +533,7 @@ impl<T: Pod> fmt::Debug for SharedArray<T> {
         f.debug_struct("SharedArray")
             .field("type", &TypeDesc::of::<T>().describe())
             .field("len", &self.len)
+            .field("shape", &self.shape)
             .field("handle", &self.seg.handle_text())
             .finish()
     }

@@ -26,6 +26,7 @@
 //! | [`queue`] | the queues and their per-operation errors |
 //! | [`connection`] | `pipe` and `Connection` |
 //! | [`segment`] | shared-memory segments: options, handles, cleanup of dead creators' segments |
+//! | [`shape`] | N-D shapes of shared arrays, and (feature `ndarray`) views of their row blocks |
 //!
 //! See `docs/architecture.md` for the layers, the segment layout and the ownership rules.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -45,6 +46,7 @@ pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod segment;
+pub mod shape;
 pub mod sync;
 mod sys;
 mod value;

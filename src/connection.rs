@@ -22,6 +22,11 @@ use crate::segment::SegmentHandle;
 use crate::segment::handle::Locator;
 use crate::sys::{self, fdpass, socket};
 
+// Listener and Client (Python's `multiprocessing.connection` names) live in `crate::listener`.
+pub use crate::listener::{
+    Address, Client, DEFAULT_HANDSHAKE_TIMEOUT, Listener, ListenerBuilder, Unauthenticated,
+};
+
 /// The largest message a connection takes unless told otherwise: 64 MiB.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
 

@@ -20,6 +20,7 @@
 //! | messaging: queues | [`MessageQueue`](crate::MessageQueue): `get` and `get_bytes`, `get_timeout`, `get_nowait` | [`MessageGetError`](crate::queue::MessageGetError), [`MessageGetTimeoutError`](crate::queue::MessageGetTimeoutError), [`MessageTryGetError`](crate::queue::MessageTryGetError) |
 //! | messaging: queues | the same: `put` and `put_bytes`, `put_timeout`, `put_nowait` | [`MessagePutError`](crate::queue::MessagePutError), [`MessagePutTimeoutError`](crate::queue::MessagePutTimeoutError), [`MessageTryPutError`](crate::queue::MessageTryPutError) |
 //! | messaging: pipes | [`Connection`](crate::Connection), [`pipe`](crate::pipe) | [`Error`]: `Closed`, `Disconnected`, `MessageTooLarge`, `BadMessage`, `TruncatedFrame`, `BufferTooSmall`, `Timeout` |
+//! | managers and listeners | [`Manager`](crate::Manager), its proxies, [`Listener`](crate::connection::Listener), [`Client`](crate::connection::Client) | [`Error`]: `AuthenticationFailed`, `ManagerGone`, `ManagerRefused`, and the messaging variants above |
 //! | the operating system | any call whose system call failed with no more specific variant | [`Error`]: `Io` |
 //!
 //! The queue types convert into the messaging variants `Empty`, `Full`, `Closed`, `PeerDied`,
@@ -639,6 +640,42 @@ pub enum Error {
         needed: usize,
         /// Bytes the buffer had.
         len: usize,
+    },
+
+    // ---- Managers and listeners ----
+    // Returned by `connection::Listener` and `connection::Client` (the handshake), and by the
+    // `Manager`, its builder and its proxies.
+    /// The `authkey` handshake failed: the two sides do not hold the same key.
+    #[error(
+        "authentication with {peer} failed: {reason}; give both sides the same authkey (a \
+         Manager's is Manager::authkey())"
+    )]
+    AuthenticationFailed {
+        /// The other side's address, or "a client".
+        peer: String,
+        /// What went wrong ("the server refused our answer", ...).
+        reason: &'static str,
+    },
+
+    /// The manager's server process is gone (it exited or was killed), or a restarted server
+    /// now answers at its address: proxies of the old one cannot reach their objects.
+    #[error(
+        "the manager at {address} is gone ({reason}); its objects went with it: start a new \
+         Manager (a restarted server is a new server, with none of the old objects)"
+    )]
+    ManagerGone {
+        /// The manager's address.
+        address: String,
+        /// How that was noticed.
+        reason: String,
+    },
+
+    /// The manager's server refused a request (an object it does not hold, a custom type not
+    /// registered, an operation the object does not have).
+    #[error("the manager refused the request: {reason}")]
+    ManagerRefused {
+        /// Why, with the fix.
+        reason: String,
     },
 
     // ---- The operating system ----

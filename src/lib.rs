@@ -42,6 +42,7 @@ mod array;
 pub mod connection;
 mod error;
 mod frame;
+mod listener;
 pub mod pool;
 pub mod process;
 pub mod queue;

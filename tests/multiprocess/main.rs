@@ -7,6 +7,7 @@ mod harness;
 
 mod args_and_deadlines;
 mod array;
+mod listener;
 mod pipe;
 mod pool;
 mod process;
@@ -40,5 +41,6 @@ fn main() -> std::process::ExitCode {
         suite!(task_timeout),
         suite!(python_names),
         suite!(args_and_deadlines),
+        suite!(listener),
     ])
 }

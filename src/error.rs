@@ -512,6 +512,89 @@ pub enum Error {
         lens: Vec<usize>,
     },
 
+    /// A kernel job's parameter block is larger than a job descriptor carries
+    /// ([`Pool::job`](crate::Pool::job)).
+    #[error(
+        "the job's parameter block is {bytes} bytes, over the limit of {max}; put large parameters in a SharedArray and pass it as an input"
+    )]
+    ParamsTooLarge {
+        /// `size_of` the parameter block.
+        bytes: usize,
+        /// The most a job carries.
+        max: usize,
+    },
+
+    /// A kernel job was given more arrays than a job descriptor holds.
+    #[error(
+        "a kernel job takes at most {max} arrays (inputs and outputs together), got {count}; split the work into several jobs, or pack related arrays into one array of a struct"
+    )]
+    TooManyArrays {
+        /// Arrays given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// A kernel job was given more stages than a job descriptor holds.
+    #[error(
+        "a kernel job takes at most {max} stages, got {count}; merge stages that need no halo into one kernel, or run two jobs"
+    )]
+    TooManyStages {
+        /// Stages given.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// An array of a kernel job does not have the job's shape (or length).
+    #[error(
+        "{array} of the job has shape {found:?}, but the job has shape {expected:?}; give every array of a job the same number of elements (and shape)"
+    )]
+    ShapeMismatch {
+        /// Which array ("input 1", "output 0").
+        array: String,
+        /// Its shape (`[len]` for a 1-D array).
+        found: Vec<usize>,
+        /// The job's shape.
+        expected: Vec<usize>,
+    },
+
+    /// The same array was given to one kernel job as an input and an output (or twice as an
+    /// output).
+    #[error(
+        "{second} of the job is the same array as {first}; a job cannot read or write an array while it writes it elsewhere: pass it once, as an output (outputs can be read too)"
+    )]
+    ArrayAliased {
+        /// The first position it was given in ("input 0").
+        first: String,
+        /// The second ("output 1").
+        second: String,
+    },
+
+    /// A chunk size given to a kernel job would split a row of its shaped arrays.
+    #[error(
+        "a chunk size of {chunk_size} elements would split rows of {row_len} elements; use a multiple of the row length, or leave the chunk size to the pool"
+    )]
+    ChunkSplitsRows {
+        /// The chunk size given, in elements.
+        chunk_size: usize,
+        /// Elements per row of the outer axis.
+        row_len: usize,
+    },
+
+    /// A stage's halo reaches further than the job's arrays are long.
+    #[error(
+        "stage {stage} of the job has a halo of {radius} rows, but the job has only {rows}; use a radius of at most {rows}"
+    )]
+    HaloTooLarge {
+        /// The stage's index.
+        stage: usize,
+        /// Its halo radius, in rows of the outer axis (elements for 1-D arrays).
+        radius: usize,
+        /// Rows in the job.
+        rows: usize,
+    },
+
     /// An asynchronous result cannot be given (yet, or any more).
     #[error("{reason}")]
     ResultUnavailable {

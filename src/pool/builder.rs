@@ -55,6 +55,7 @@ pub struct PoolBuilder {
     cfg: WorkerConfig,
     retries: u32,
     chunk_size: Option<usize>,
+    inline_threshold: Option<usize>,
     allow_threads: bool,
     method: Option<StartMethod>,
     max_task_bytes: Option<usize>,
@@ -193,6 +194,21 @@ impl PoolBuilder {
         self
     }
 
+    /// Kernel jobs ([`Pool::job`]) touching fewer bytes than this (the bytes of all their
+    /// arrays, times their stages) run in the calling process, chunk by chunk, through the same
+    /// kernels, instead of in the workers: below it, waking the workers and waiting for them
+    /// costs more than the work. 0 = never inline. Default: see
+    /// [`Pool::inline_threshold`].
+    ///
+    /// ```
+    /// let b = shmpool::pool::PoolBuilder::new().inline_threshold(0); // always the workers
+    /// # let _ = b;
+    /// ```
+    pub fn inline_threshold(mut self, bytes: usize) -> PoolBuilder {
+        self.inline_threshold = Some(bytes);
+        self
+    }
+
     /// The most bytes one task argument or result of the serialized task calls
     /// ([`Pool::map`], [`Pool::apply`], ...) may take once serialized (default 16 MiB). A
     /// larger one is [`Error::TaskValueTooLarge`], naming the task. Results are written into a
@@ -290,6 +306,9 @@ impl PoolBuilder {
             pool.max_task_bytes = limit;
         }
         pool.task_timeout = self.task_timeout;
+        if let Some(bytes) = self.inline_threshold {
+            pool.inline_threshold = bytes;
+        }
         Ok(pool)
     }
 }

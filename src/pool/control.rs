@@ -23,8 +23,21 @@ use crate::segment::object::ShmSafe;
 pub(crate) const MAX_WORKERS: usize = 256;
 /// Most chunks one job can have (bits in the done bitmap); the chunk size grows to fit.
 pub(crate) const MAX_CHUNKS: usize = 1 << 22;
-/// Arrays a job can name: up to three user arrays plus the per-chunk results array.
-pub(crate) const MAX_ARRAYS: usize = 4;
+/// Arrays a kernel job ([`Pool::job`](crate::Pool::job)) may name, inputs and outputs together.
+pub(crate) const MAX_JOB_ARRAYS: usize = 16;
+/// The descriptor slot of a kernel job's parameter block (a scratch region).
+pub(crate) const PARAMS_SLOT: usize = MAX_JOB_ARRAYS;
+/// The descriptor slot of a kernel job's per-chunk partials (scratch region or array).
+pub(crate) const PARTIALS_SLOT: usize = MAX_JOB_ARRAYS + 1;
+/// Arrays a job descriptor holds: the user's arrays, then the parameter block and the partials.
+/// (The older operations use slots 0 to 3: up to three arrays plus the per-chunk results.)
+pub(crate) const MAX_ARRAYS: usize = MAX_JOB_ARRAYS + 2;
+/// Stages one kernel job may have.
+pub(crate) const MAX_STAGES: usize = 16;
+/// Dimensions of a kernel job's shape.
+pub(crate) const MAX_DIMS: usize = 8;
+/// Bytes of a kernel job's parameter block (copied once per job into the scratch area).
+pub(crate) const MAX_PARAMS_BYTES: usize = 4096;
 /// Bytes of a named segment's name kept in a descriptor.
 pub(crate) const NAME_BYTES: usize = 256;
 /// Entries in the retry ring.
@@ -153,6 +166,60 @@ pub(crate) struct JobDesc {
     pub(crate) generation: AtomicU64,
     /// The arrays, by handle.
     pub(crate) arrays: [ArrayRef; MAX_ARRAYS],
+    /// A kernel job's stages ([`Pool::job`](crate::Pool::job)): see [`StageDesc`].
+    pub(crate) stages: StageDesc,
+}
+
+/// The part of the descriptor only kernel jobs use (`job_builder.rs`): every stage of the job,
+/// the stages this publish runs (a group of stages that fuse per chunk; the job is published
+/// once per group, README.md "Kernel jobs"), the job's shape, and how its arrays split into
+/// inputs and outputs. Zero for every other job.
+#[repr(C)]
+pub(crate) struct StageDesc {
+    /// Each stage's `fn(&Chunk<P>)`, as an offset from the code anchor.
+    pub(crate) kernels: [AtomicU64; MAX_STAGES],
+    /// The first stage this publish runs, and how many.
+    pub(crate) first: AtomicU32,
+    pub(crate) count: AtomicU32,
+    /// Arrays `0..inputs` are inputs (read-only), the next `outputs` outputs.
+    pub(crate) inputs: AtomicU32,
+    pub(crate) outputs: AtomicU32,
+    /// The job's shape (C order; the outer axis first), `ndim` dimensions.
+    pub(crate) dims: [AtomicU64; MAX_DIMS],
+    pub(crate) ndim: AtomicU32,
+    pub(crate) _pad: AtomicU32,
+}
+
+/// Which outputs a kernel job's chunks have written and which they have read with a halo, in
+/// the current publish: an output may be one or the other within one group of stages, never
+/// both, since a halo read reaches into chunks other workers write (`chunk.rs`). Each side sets
+/// its bit, then checks the other side's (both `SeqCst`): of two conflicting accesses, at least
+/// one sees the other and panics before it makes a reference.
+#[repr(C)]
+#[derive(Default)]
+pub(crate) struct AccessMask {
+    pub(crate) written: AtomicU32,
+    pub(crate) halo_read: AtomicU32,
+}
+
+impl AccessMask {
+    /// Records a write of output `j`; false if a chunk has read it with a halo.
+    pub(crate) fn write(&self, j: usize) -> bool {
+        self.written.fetch_or(1 << j, Ordering::SeqCst);
+        self.halo_read.load(Ordering::SeqCst) & (1 << j) == 0
+    }
+
+    /// Records a halo read of output `j`; false if a chunk has written it.
+    pub(crate) fn halo_read(&self, j: usize) -> bool {
+        self.halo_read.fetch_or(1 << j, Ordering::SeqCst);
+        self.written.load(Ordering::SeqCst) & (1 << j) == 0
+    }
+
+    /// Forgets every access (parent side, before a publish).
+    pub(crate) fn clear(&self) {
+        self.written.store(0, Ordering::SeqCst);
+        self.halo_read.store(0, Ordering::SeqCst);
+    }
 }
 
 /// The first failure of the current job.
@@ -235,6 +302,8 @@ pub(crate) struct ControlBlock {
     pub(crate) retry: [AtomicJobIndex; RETRY_RING],
     pub(crate) job: JobDesc,
     pub(crate) error: ErrorSlot,
+    /// Outputs written / read with a halo by the current publish of a kernel job.
+    pub(crate) access: AccessMask,
     pub(crate) workers: [WorkerSlot; MAX_WORKERS],
     /// One bit per chunk of the current job: set when the chunk is finished.
     pub(crate) done_bits: [AtomicU64; MAX_CHUNKS / 64],

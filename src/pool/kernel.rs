@@ -9,26 +9,85 @@ use std::mem::size_of;
 
 use bytemuck::Pod;
 
-/// Raw views of a job's arrays as mapped in one worker.
+use super::control::{AccessMask, MAX_ARRAYS, MAX_DIMS, MAX_STAGES};
+use crate::segment::header::TypeDesc;
+
+/// Raw views of a job's arrays as mapped in one worker (or, for a kernel job run inline, in
+/// the caller), with what a kernel job's chunks need besides.
 #[derive(Clone, Copy)]
 pub(crate) struct Views {
-    pub(crate) ptr: [*mut u8; 4],
+    pub(crate) ptr: [*mut u8; MAX_ARRAYS],
     /// Elements the mapped header records.
-    pub(crate) len: [usize; 4],
+    pub(crate) len: [usize; MAX_ARRAYS],
     /// Bytes per element the mapped header records.
-    pub(crate) elem_size: [usize; 4],
+    pub(crate) elem_size: [usize; MAX_ARRAYS],
     /// Elements the parent said the job covers.
-    pub(crate) expected_len: [usize; 4],
+    pub(crate) expected_len: [usize; MAX_ARRAYS],
+    /// The element type the mapped header records (`None` for scratch and arena regions,
+    /// which have no header: their trampolines check the size only).
+    pub(crate) ty: [Option<TypeDesc>; MAX_ARRAYS],
+    /// A kernel job's stages, shape and arrays (zero for other jobs).
+    pub(crate) job: JobCtx,
 }
 
 impl Default for Views {
     fn default() -> Views {
         Views {
-            ptr: [std::ptr::null_mut(); 4],
-            len: [0; 4],
-            elem_size: [0; 4],
-            expected_len: [0; 4],
+            ptr: [std::ptr::null_mut(); MAX_ARRAYS],
+            len: [0; MAX_ARRAYS],
+            elem_size: [0; MAX_ARRAYS],
+            expected_len: [0; MAX_ARRAYS],
+            ty: [None; MAX_ARRAYS],
+            job: JobCtx::default(),
         }
+    }
+}
+
+/// What a kernel job's chunk needs besides its arrays, read once per publish (the descriptor's
+/// `StageDesc`, code offsets turned into addresses of this process).
+#[derive(Clone, Copy)]
+pub(crate) struct JobCtx {
+    /// Every stage's `fn(&Chunk<P>)` (addresses in this process; 0 past the last).
+    pub(crate) stages: [usize; MAX_STAGES],
+    /// The stages this publish runs.
+    pub(crate) first: usize,
+    pub(crate) count: usize,
+    /// Arrays `0..inputs` are inputs, `inputs..inputs + outputs` outputs.
+    pub(crate) inputs: usize,
+    pub(crate) outputs: usize,
+    /// The job's shape, `ndim` dimensions (outer axis first).
+    pub(crate) dims: [usize; MAX_DIMS],
+    pub(crate) ndim: usize,
+    /// The outputs written and read with a halo in this publish, shared by every chunk (the
+    /// control block's, or the caller's own when the job runs inline); null for other jobs.
+    pub(crate) access: *const AccessMask,
+}
+
+impl Default for JobCtx {
+    fn default() -> JobCtx {
+        JobCtx {
+            stages: [0; MAX_STAGES],
+            first: 0,
+            count: 0,
+            inputs: 0,
+            outputs: 0,
+            dims: [0; MAX_DIMS],
+            ndim: 0,
+            access: std::ptr::null(),
+        }
+    }
+}
+
+impl JobCtx {
+    /// The stages this publish runs, as addresses.
+    pub(crate) fn running(&self) -> &[usize] {
+        let first = self.first.min(MAX_STAGES);
+        &self.stages[first..self.first.saturating_add(self.count).min(MAX_STAGES)]
+    }
+
+    /// Elements per row of the outer axis (1 for a 1-D job; 0 when a dimension is 0).
+    pub(crate) fn row_len(&self) -> usize {
+        self.dims[..self.ndim.clamp(1, MAX_DIMS)].iter().skip(1).product()
     }
 }
 
@@ -198,7 +257,7 @@ mod tests {
             v.len[i] = b.len();
             v.elem_size[i] = 8;
         }
-        v.expected_len = expected;
+        v.expected_len[..4].copy_from_slice(&expected);
         v
     }
 

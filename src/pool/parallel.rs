@@ -18,7 +18,7 @@ use bytemuck::Pod;
 use super::control::SCRATCH_BYTES;
 use super::job::JobHandle;
 use super::kernel::{self, Trampoline};
-use super::publish::{ArraySpec, JobSpec};
+use super::publish::{ArraySpec, JobSpec, first_arrays};
 use super::state::Pool;
 use crate::array::SharedArray;
 use crate::error::{Error, Result};
@@ -70,13 +70,14 @@ impl Pool {
             len,
             chunk_size: self.chunk_size_for(len, size_of::<T>()),
             radius: 0,
-            arrays: [
+            arrays: first_arrays([
                 ArraySpec::Handle(array.handle(), len),
                 ArraySpec::None,
                 ArraySpec::None,
                 ArraySpec::None,
-            ],
+            ]),
             results: None,
+            stages: None,
         }
     }
 
@@ -147,13 +148,14 @@ impl Pool {
             len,
             chunk_size: self.chunk_size_for(len, elem),
             radius: 0,
-            arrays: [
+            arrays: first_arrays([
                 ArraySpec::Handle(a.handle(), len),
                 ArraySpec::Handle(b.handle(), len),
                 ArraySpec::Handle(out.handle(), len),
                 ArraySpec::None,
-            ],
+            ]),
             results: None,
+            stages: None,
         };
         self.run_sync(&spec)
     }
@@ -197,7 +199,7 @@ impl Pool {
             len,
             chunk_size,
             radius: 0,
-            arrays: [
+            arrays: first_arrays([
                 ArraySpec::Handle(array.handle(), len),
                 ArraySpec::None,
                 ArraySpec::None,
@@ -205,8 +207,9 @@ impl Pool {
                     Some(p) => ArraySpec::Handle(p.handle(), chunks),
                     None => ArraySpec::Scratch(0, chunks, size_of::<R>()),
                 },
-            ],
+            ]),
             results: None,
+            stages: None,
         };
         if in_scratch {
             // No job may be in flight while the scratch area is reused.
@@ -272,13 +275,14 @@ impl Pool {
             len,
             chunk_size: self.chunk_size_for(len, size_of::<T>().max(size_of::<U>())),
             radius,
-            arrays: [
+            arrays: first_arrays([
                 ArraySpec::Handle(input.handle(), len),
                 ArraySpec::None,
                 ArraySpec::Handle(output.handle(), len),
                 ArraySpec::None,
-            ],
+            ]),
             results: None,
+            stages: None,
         };
         self.run_sync(&spec)
     }

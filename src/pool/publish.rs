@@ -23,6 +23,22 @@ pub(crate) struct JobSpec {
     /// A serialized task job's result region in this process: (address, tasks, chunk size),
     /// where the parent finds the spill records of a retiring worker (`failure.rs`).
     pub(crate) results: Option<(usize, usize, usize)>,
+    /// A kernel job's stages, shape and arrays (`job_builder.rs`); `None` for other jobs.
+    pub(crate) stages: Option<StageSpec>,
+}
+
+/// What a kernel job adds to its descriptor (`control::StageDesc`).
+#[derive(Clone, Default)]
+pub(crate) struct StageSpec {
+    /// Every stage's `fn(&Chunk<P>)` address.
+    pub(crate) kernels: Vec<usize>,
+    /// The stages this publish runs.
+    pub(crate) first: usize,
+    pub(crate) count: usize,
+    pub(crate) inputs: usize,
+    pub(crate) outputs: usize,
+    /// The job's shape.
+    pub(crate) dims: Vec<usize>,
 }
 
 impl JobSpec {
@@ -42,8 +58,19 @@ impl JobSpec {
             radius: 0,
             arrays: Default::default(),
             results: None,
+            stages: None,
         }
     }
+}
+
+/// The descriptor's arrays with `first` in slots 0 to 3 and none after (the older
+/// operations' layout).
+pub(crate) fn first_arrays(first: [ArraySpec; 4]) -> [ArraySpec; MAX_ARRAYS] {
+    let mut all: [ArraySpec; MAX_ARRAYS] = Default::default();
+    for (dst, a) in all.iter_mut().zip(first) {
+        *dst = a;
+    }
+    all
 }
 
 /// Where one array of a job lives.
@@ -73,6 +100,9 @@ impl Pool {
             use code::{Receiver, check_sendable};
             check_sendable(spec.trampoline, "the job's trampoline", Receiver::Reexecuted)?;
             check_sendable(spec.kernel, "the job's kernel", Receiver::Reexecuted)?;
+            for &k in spec.stages.iter().flat_map(|s| &s.kernels) {
+                check_sendable(k, "a stage of the job", Receiver::Reexecuted)?;
+            }
         }
         let chunks = Self::chunks_of(spec.len, spec.chunk_size) as u64;
         debug_assert!(chunks as usize <= control::MAX_CHUNKS);
@@ -108,6 +138,20 @@ impl Pool {
         // orders the closing cursor store above before it: a worker that sees this job's count
         // (acquire) also sees the cursor closed for the old job, so its CAS on the old job's
         // cursor value fails (README.md, "Memory ordering").
+        let st = &d.stages;
+        let stages = spec.stages.clone().unwrap_or_default();
+        for (i, k) in st.kernels.iter().enumerate() {
+            k.store(stages.kernels.get(i).map_or(0, |&a| code::to_offset(a)), Relaxed);
+        }
+        st.first.store(stages.first as u32, Relaxed);
+        st.count.store(stages.count as u32, Relaxed);
+        st.inputs.store(stages.inputs as u32, Relaxed);
+        st.outputs.store(stages.outputs as u32, Relaxed);
+        for (i, n) in st.dims.iter().enumerate() {
+            n.store(stages.dims.get(i).map_or(0, |&n| n as u64), Relaxed);
+        }
+        st.ndim.store(stages.dims.len() as u32, Relaxed);
+        c.access.clear();
         d.chunks.store(chunks, Release);
         c.job_id.store(job, Release);
         c.cursor.store(JobIndex::new(job, 0), SeqCst);

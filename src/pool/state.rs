@@ -73,6 +73,8 @@ pub struct Pool {
     pub(crate) launch: Launch,
     pub(crate) retries: u32,
     pub(crate) chunk_size: Option<usize>,
+    /// Kernel jobs touching fewer bytes run in the caller (`PoolBuilder::inline_threshold`).
+    pub(crate) inline_threshold: usize,
     pub(crate) state: PoolState,
     pub(crate) next_job: u32,
     /// Jobs published so far; names the descriptor's contents for the workers' mapping cache
@@ -107,6 +109,10 @@ pub(crate) type SpillKey = (u32, i32, u64);
 
 /// The default of `PoolBuilder::max_task_bytes`: 16 MiB per serialized argument or result.
 pub(crate) const DEFAULT_MAX_TASK_BYTES: usize = 16 << 20;
+
+/// The default of `PoolBuilder::inline_threshold`, in bytes touched (docs/architecture.md,
+/// "Kernel jobs"; measured in `benches/kernels_api.rs`).
+pub(crate) const DEFAULT_INLINE_THRESHOLD: usize = 1 << 20;
 
 /// Where the pool is in its life, as the parent sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +158,7 @@ impl Pool {
             launch,
             retries,
             chunk_size,
+            inline_threshold: DEFAULT_INLINE_THRESHOLD,
             state: PoolState::Running,
             next_job: 0,
             generation: 0,
@@ -284,6 +291,32 @@ impl Pool {
             Some((pid, how)) => Error::PoolGaveUp { pid: *pid, how: how.clone() },
             None => Error::PoolNotRunning { state: "terminated" },
         }
+    }
+
+    /// The pool's inline threshold: kernel jobs ([`Pool::job`]) touching fewer bytes (all
+    /// their arrays' bytes, times their stages) run in the caller, chunk by chunk, through the
+    /// same kernels; 0: never. Set with
+    /// [`PoolBuilder::inline_threshold`](crate::pool::PoolBuilder::inline_threshold) or
+    /// [`set_inline_threshold`](Pool::set_inline_threshold).
+    ///
+    /// ```no_run
+    /// let pool = shmpool::Pool::new(2)?;
+    /// assert!(pool.inline_threshold() > 0);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn inline_threshold(&self) -> usize {
+        self.inline_threshold
+    }
+
+    /// Sets the inline threshold (see [`inline_threshold`](Pool::inline_threshold)).
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// pool.set_inline_threshold(0); // every kernel job goes to the workers
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn set_inline_threshold(&mut self, bytes: usize) {
+        self.inline_threshold = bytes;
     }
 
     /// The number of chunks `spec` makes.

@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::anon::AnonBox;
-use super::control::{ControlBlock, MAX_ARRAYS, MAX_WORKERS, SCRATCH_BYTES, WorkerSlot};
-use super::kernel::{Span, Trampoline, Views, panic_text};
+use super::control::{
+    ControlBlock, MAX_ARRAYS, MAX_DIMS, MAX_JOB_ARRAYS, MAX_WORKERS, SCRATCH_BYTES, WorkerSlot,
+};
+use super::kernel::{JobCtx, Span, Trampoline, Views, panic_text};
 use super::liveness::WorkerProc;
 use super::task_clock;
 use super::task_kernel;
@@ -21,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::process::code::{CodeRanges, from_offset, to_offset};
 use crate::process::context::{StartMethod, get_context};
 use crate::process::fork;
+use crate::segment::header::TypeDesc;
 use crate::segment::{Segment, SegmentHandle};
 use crate::sys;
 
@@ -308,9 +311,15 @@ fn run_chunk(
         radius: c.radius as usize,
     };
     let (tramp_addr, kernel_addr) = (from_offset(c.trampoline), from_offset(c.kernel));
-    let code_ok = cache
-        .code_checked(c.generation, || code.contains(tramp_addr) && code.contains(kernel_addr));
-    let outcome = match cache.views(ctl, c.generation) {
+    let views = cache.views(ctl, c.generation);
+    // A kernel job's stages are code too: every one is checked with the trampoline.
+    let stages_ok = |v: &Views| v.job.running().iter().all(|&a| code.contains(a));
+    let code_ok = cache.code_checked(c.generation, || {
+        code.contains(tramp_addr)
+            && code.contains(kernel_addr)
+            && views.as_ref().is_ok_and(stages_ok)
+    });
+    let outcome = match views {
         Ok(_) if !code_ok => Err(format!(
             "the job names code addresses {tramp_addr:#x} / {kernel_addr:#x} outside this \
              program's code; the job descriptor is corrupt"
@@ -420,6 +429,31 @@ fn idle(ctl: &ControlBlock, seen: u32, parent_pid: u32) -> Idle {
     Idle::Woken
 }
 
+/// A kernel job's context from the descriptor (all zero for other jobs): stage offsets become
+/// addresses here (checked to be code before any runs, in `run_chunk`).
+fn job_ctx(ctl: &ControlBlock) -> JobCtx {
+    let d = &ctl.job.stages;
+    let mut j = JobCtx {
+        first: d.first.load(Relaxed) as usize,
+        count: d.count.load(Relaxed) as usize,
+        inputs: d.inputs.load(Relaxed) as usize,
+        outputs: d.outputs.load(Relaxed) as usize,
+        ndim: (d.ndim.load(Relaxed) as usize).min(MAX_DIMS),
+        access: &ctl.access,
+        ..JobCtx::default()
+    };
+    for (dst, k) in j.stages.iter_mut().zip(&d.kernels).take(j.first.saturating_add(j.count)) {
+        *dst = from_offset(k.load(Relaxed));
+    }
+    for (dst, n) in j.dims.iter_mut().zip(&d.dims) {
+        *dst = n.load(Relaxed) as usize;
+    }
+    // Inputs and outputs must fit the user's slots (a corrupt count would index past them).
+    j.inputs = j.inputs.min(MAX_JOB_ARRAYS);
+    j.outputs = j.outputs.min(MAX_JOB_ARRAYS - j.inputs);
+    j
+}
+
 /// The arrays a worker has mapped, by nonce, most recently used first.
 #[derive(Default)]
 struct MapCache {
@@ -467,7 +501,7 @@ impl MapCache {
         self.last = None;
         // A new job: the parent has read every spilled result of the earlier ones.
         task_kernel::drop_spills();
-        let mut v = Views::default();
+        let mut v = Views { job: job_ctx(ctl), ..Views::default() };
         for (i, a) in ctl.job.arrays.iter().enumerate().take(MAX_ARRAYS) {
             if a.tag.load(Relaxed) == ArrayKind::SCRATCH {
                 let (off, len) = (a.offset.load(Relaxed) as usize, a.len.load(Relaxed) as usize);
@@ -509,8 +543,15 @@ impl MapCache {
             }
             v.ptr[i] = seg.data_ptr().as_ptr();
             v.len[i] = seg.len();
-            v.elem_size[i] = seg.header().elem_size as usize;
+            let hd = seg.header();
+            v.elem_size[i] = hd.elem_size as usize;
             v.expected_len[i] = len;
+            v.ty[i] = Some(TypeDesc {
+                dtype: hd.dtype,
+                type_hash: hd.type_hash,
+                size: hd.elem_size,
+                align: hd.elem_align,
+            });
         }
         // Keep the arrays of this job mapped; let older ones go.
         let in_use =

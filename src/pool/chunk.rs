@@ -1,0 +1,419 @@
+//! `Chunk`: what a kernel job's stage sees of one chunk: where it lies (index, element range,
+//! rows of the outer axis), the job's shape and parameter block, typed slices of the job's
+//! arrays over the chunk (with a halo on request), and a slot for a per-chunk partial.
+//!
+//! Every slice is checked before it is made: the element type against the array's header, the
+//! range against the mapping and the job's length, each output taken at most once per chunk
+//! and stage (the `&mut` it returns is then the only one), and an output read with a halo never
+//! written in the same publish (`control::AccessMask`). A failed check panics, which the pool
+//! reports as the job's error ([`Error::KernelPanicked`](crate::Error::KernelPanicked)), never
+//! as a wrong slice.
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use bytemuck::Pod;
+
+use super::control::{PARAMS_SLOT, PARTIALS_SLOT};
+use super::kernel::{Span, Views, array};
+use crate::segment::header::TypeDesc;
+
+/// One chunk of a kernel job, as one stage's kernel sees it (see
+/// [`Pool::job`](crate::Pool::job)).
+///
+/// A kernel is a `fn(&Chunk<P>)` (a `fn` item, or a closure that captures nothing): it reaches
+/// its parameters through [`params`](Chunk::params) and its data through the job's arrays.
+/// Inputs (`input(i)`, in the order given to [`JobBuilder::input`]) are read-only; outputs
+/// (`output(j)`, in the order given to [`JobBuilder::output`]) are the chunk's own elements,
+/// writable. The element type `T` asked for must be the array's: a mismatch, an index past the
+/// job's arrays, or an output taken twice in one stage panics, which fails the job with
+/// [`Error::KernelPanicked`](crate::Error::KernelPanicked).
+///
+/// ```
+/// use shmpool::pool::Chunk;
+///
+/// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+/// #[repr(C)]
+/// struct Affine {
+///     k: f64,
+///     b: f64,
+/// }
+///
+/// fn affine(c: &Chunk<Affine>) {
+///     let p = c.params();
+///     let (x, y) = (c.input::<f64>(0), c.output::<f64>(0));
+///     for (x, y) in x.iter().zip(y.iter_mut()) {
+///         *y = x * p.k + p.b;
+///     }
+/// }
+///
+/// let mut pool = shmpool::Pool::new(2)?;
+/// let a = shmpool::SharedArray::<f64>::from_fn(1000, |i| i as f64)?;
+/// let mut out = shmpool::SharedArray::<f64>::zeroed(1000)?;
+/// pool.job(Affine { k: 2.0, b: 1.0 }).input(&a)?.output(&mut out)?.stage(affine).run()?;
+/// assert_eq!(out[10], 21.0);
+/// # drop(pool);
+/// # shmpool::process::shutdown_forkserver()?;
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+///
+/// [`JobBuilder::input`]: crate::pool::JobBuilder::input
+/// [`JobBuilder::output`]: crate::pool::JobBuilder::output
+pub struct Chunk<P> {
+    /// The job's views; valid for the stage call (`Chunk::new`'s contract). A raw pointer makes
+    /// `Chunk` neither `Send` nor `Sync`: it stays in the call that got it.
+    views: *const Views,
+    index: usize,
+    start: usize,
+    end: usize,
+    /// Halo radius, in rows of the outer axis.
+    radius: usize,
+    stage: usize,
+    /// Outputs taken mutably by this stage call (one bit each).
+    taken: Cell<u32>,
+    _params: PhantomData<*const P>,
+}
+
+impl<P: Pod> Chunk<P> {
+    /// The chunk `span` of stage `stage`, over `views`.
+    ///
+    /// # Safety
+    ///
+    /// `views` satisfies the [`Trampoline`](super::kernel::Trampoline) contract for the whole
+    /// life of the returned `Chunk` (which must not outlive the stage call it is made for), its
+    /// parameter slot holds a `P`, and the chunk `span` is exclusively the caller's.
+    pub(crate) unsafe fn new(views: &Views, span: &Span, stage: usize) -> Chunk<P> {
+        Chunk {
+            views,
+            index: usize::try_from(span.index).unwrap_or(usize::MAX),
+            start: span.start,
+            end: span.end,
+            radius: span.radius,
+            stage,
+            taken: Cell::new(0),
+            _params: PhantomData,
+        }
+    }
+
+    fn views(&self) -> &Views {
+        // SAFETY: `new`'s contract: the views outlive this chunk.
+        unsafe { &*self.views }
+    }
+
+    /// The chunk's index in the job (0, 1, ... in element order).
+    ///
+    /// ```
+    /// fn seed(c: &shmpool::pool::Chunk<u64>) -> u64 {
+    ///     c.params() ^ c.index() as u64 // a per-chunk random seed
+    /// }
+    /// # let _ = seed;
+    /// ```
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The chunk's elements: indices into every array of the job (`a[i] = f(i)` is
+    /// `out[k] = f(c.range().start + k)`).
+    ///
+    /// ```
+    /// fn iota(c: &shmpool::pool::Chunk<()>) {
+    ///     let start = c.range().start;
+    ///     for (k, y) in c.output::<u64>(0).iter_mut().enumerate() {
+    ///         *y = (start + k) as u64;
+    ///     }
+    /// }
+    /// # let _ = iota;
+    /// ```
+    pub fn range(&self) -> Range<usize> {
+        self.start..self.end
+    }
+
+    /// Elements in the chunk.
+    ///
+    /// ```
+    /// fn f(c: &shmpool::pool::Chunk<()>) {
+    ///     assert_eq!(c.len(), c.range().len());
+    ///     assert!(!c.is_empty());
+    /// }
+    /// # let _ = f;
+    /// ```
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Whether the chunk has no elements (never, for a chunk a kernel is given).
+    ///
+    /// ```
+    /// fn f(c: &shmpool::pool::Chunk<()>) {
+    ///     assert!(!c.is_empty());
+    /// }
+    /// # let _ = f;
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// The chunk's rows of the outer axis (for a 1-D job, the same as [`range`](Chunk::range)).
+    /// A chunk never splits a row.
+    ///
+    /// ```
+    /// fn rows(c: &shmpool::pool::Chunk<()>) {
+    ///     assert_eq!(c.rows().len() * c.row_len(), c.len());
+    /// }
+    /// # let _ = rows;
+    /// ```
+    pub fn rows(&self) -> Range<usize> {
+        let w = self.row_len().max(1);
+        self.start / w..self.end / w
+    }
+
+    /// Elements per row of the outer axis: the product of every dimension but the first (1
+    /// for a 1-D job).
+    ///
+    /// ```
+    /// fn width(c: &shmpool::pool::Chunk<()>) -> usize {
+    ///     c.row_len()
+    /// }
+    /// # let _ = width;
+    /// ```
+    pub fn row_len(&self) -> usize {
+        self.views().job.row_len()
+    }
+
+    /// The job's shape, outer axis first (`[len]` for a 1-D job).
+    ///
+    /// ```
+    /// fn dims(c: &shmpool::pool::Chunk<()>) -> (usize, usize) {
+    ///     let s = c.shape();
+    ///     (s[0], s.get(1).copied().unwrap_or(1))
+    /// }
+    /// # let _ = dims;
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        let j = &self.views().job;
+        &j.dims[..j.ndim.min(j.dims.len())]
+    }
+
+    /// The halo radius of this stage's group, in rows (elements for a 1-D job): what
+    /// [`input_halo`](Chunk::input_halo) and [`output_halo`](Chunk::output_halo) add each side.
+    ///
+    /// ```
+    /// fn r(c: &shmpool::pool::Chunk<()>) -> usize {
+    ///     c.radius()
+    /// }
+    /// # let _ = r;
+    /// ```
+    pub fn radius(&self) -> usize {
+        self.radius
+    }
+
+    /// Which stage of the job runs (0 for the first).
+    ///
+    /// ```
+    /// fn s(c: &shmpool::pool::Chunk<()>) -> usize {
+    ///     c.stage()
+    /// }
+    /// # let _ = s;
+    /// ```
+    pub fn stage(&self) -> usize {
+        self.stage
+    }
+
+    /// The job's parameter block, as given to [`Pool::job`](crate::Pool::job).
+    ///
+    /// ```
+    /// fn scale(c: &shmpool::pool::Chunk<f64>) {
+    ///     let k = *c.params();
+    ///     c.output::<f64>(0).iter_mut().for_each(|x| *x *= k);
+    /// }
+    /// # let _ = scale;
+    /// ```
+    pub fn params(&self) -> &P {
+        let p = array::<P>(self.views(), PARAMS_SLOT, 1);
+        // SAFETY: `array` checked the slot holds one element of `P`'s size, aligned for `P`;
+        // the parent wrote a `P` there before publishing and nobody writes it during the job;
+        // any bytes are a valid `P` (`Pod`).
+        unsafe { &*p }
+    }
+
+    /// The slot of input `i` (panics past the job's inputs).
+    fn input_slot(&self, i: usize) -> usize {
+        let n = self.views().job.inputs;
+        assert!(i < n, "the kernel asked for input {i}, but the job has {n} inputs");
+        i
+    }
+
+    /// The slot of output `j` (panics past the job's outputs).
+    fn output_slot(&self, j: usize) -> usize {
+        let job = &self.views().job;
+        assert!(
+            j < job.outputs,
+            "the kernel asked for output {j}, but the job has {} outputs",
+            job.outputs
+        );
+        job.inputs + j
+    }
+
+    /// Array `slot` as `T` up to element `end`, after checking its element type.
+    fn typed<T: Pod>(&self, slot: usize, what: &str, end: usize) -> *mut T {
+        let v = self.views();
+        let want = TypeDesc::of::<T>();
+        if let Some(have) = v.ty[slot]
+            && have != want
+        {
+            panic!(
+                "the kernel asked for {what} as {} ({}), but the array holds {}; ask for the array's element type",
+                std::any::type_name::<T>(),
+                want.describe(),
+                have.describe()
+            );
+        }
+        array::<T>(v, slot, end)
+    }
+
+    /// Array `slot` over the chunk widened by `radius` rows each side (clipped at the array's
+    /// ends): a pointer to the first element, the window's length and the chunk's offset in it.
+    fn halo<T: Pod>(&self, slot: usize, what: &str) -> (*mut T, usize, usize) {
+        let p = self.typed::<T>(slot, what, self.end);
+        let v = self.views();
+        let reach = self.radius.saturating_mul(self.row_len());
+        // `typed` checked `end <= len` and `end <= expected_len`, so `lo <= start <= end <= hi`.
+        let lo = self.start.saturating_sub(reach);
+        let hi = self.end.saturating_add(reach).min(v.len[slot]).min(v.expected_len[slot]);
+        // SAFETY: `lo <= start`, inside the mapping.
+        (unsafe { p.add(lo) }, hi - lo, self.start - lo)
+    }
+
+    /// The chunk's elements of input `i` (read-only).
+    ///
+    /// ```
+    /// fn copy(c: &shmpool::pool::Chunk<()>) {
+    ///     c.output::<f32>(0).copy_from_slice(c.input::<f32>(0));
+    /// }
+    /// # let _ = copy;
+    /// ```
+    pub fn input<T: Pod>(&self, i: usize) -> &[T] {
+        let slot = self.input_slot(i);
+        let p = self.typed::<T>(slot, &format!("input {i}"), self.end);
+        // SAFETY: `typed` checked type, alignment and that `..end` lies in the mapping and the
+        // job; inputs are never written while the job runs (the caller holds `&` on them, and
+        // no output shares an input's segment: the builder refuses it).
+        unsafe { std::slice::from_raw_parts(p.add(self.start), self.len()) }
+    }
+
+    /// Input `i` over the chunk widened by [`radius`](Chunk::radius) rows each side, clipped
+    /// at the array's ends, and the offset of the chunk's first element in it.
+    ///
+    /// ```
+    /// // A 3-point moving sum (radius 1).
+    /// fn blur(c: &shmpool::pool::Chunk<()>) {
+    ///     let (win, off) = c.input_halo::<f64>(0);
+    ///     for (k, y) in c.output::<f64>(0).iter_mut().enumerate() {
+    ///         let i = off + k;
+    ///         *y = win[i.saturating_sub(1)..(i + 2).min(win.len())].iter().sum();
+    ///     }
+    /// }
+    /// # let _ = blur;
+    /// ```
+    pub fn input_halo<T: Pod>(&self, i: usize) -> (&[T], usize) {
+        let slot = self.input_slot(i);
+        let (p, n, off) = self.halo::<T>(slot, &format!("input {i}"));
+        // SAFETY: `halo` returns a window inside the mapping and the job; inputs are never
+        // written while the job runs (see `input`).
+        (unsafe { std::slice::from_raw_parts(p, n) }, off)
+    }
+
+    /// The chunk's elements of output `j`, writable. Each output may be taken once per stage
+    /// call (a second take panics: the first `&mut` is then the only one), and not in a group
+    /// of stages that reads it with [`output_halo`](Chunk::output_halo).
+    ///
+    /// ```
+    /// fn fill(c: &shmpool::pool::Chunk<u8>) {
+    ///     c.output::<u8>(0).fill(*c.params());
+    /// }
+    /// # let _ = fill;
+    /// ```
+    #[allow(clippy::mut_from_ref)] // once per output and chunk, checked by `taken`
+    pub fn output<T: Pod>(&self, j: usize) -> &mut [T] {
+        let slot = self.output_slot(j);
+        let bit = 1u32 << j;
+        assert!(
+            self.taken.get() & bit == 0,
+            "the kernel took output {j} twice in one stage; take each output once and reuse the slice"
+        );
+        // SAFETY: the job context's access mask lives as long as the views (`new`'s contract).
+        let access = unsafe { &*self.views().job.access };
+        assert!(
+            access.write(j),
+            "output {j} is read with a halo (output_halo) in this group of stages, so no chunk may write it; \
+             write it in another stage, after a halo stage boundary"
+        );
+        let p = self.typed::<T>(slot, &format!("output {j}"), self.end);
+        self.taken.set(self.taken.get() | bit);
+        // SAFETY: `typed` checked type, alignment and bounds; the chunk's elements of an output
+        // are exclusively ours (the claim), no other `&mut` to them exists (`taken`), no chunk
+        // reads them through a halo in this publish (`access`), and the caller holds `&mut` on
+        // the output for the job.
+        unsafe { std::slice::from_raw_parts_mut(p.add(self.start), self.len()) }
+    }
+
+    /// Output `j` as written by the stages before this group, over the chunk widened by
+    /// [`radius`](Chunk::radius) rows each side (read-only), and the chunk's offset in it. A
+    /// stage with a halo starts only once every chunk of the stages before it is done, so the
+    /// window is complete; no chunk may write output `j` in the same group (that panics).
+    ///
+    /// ```
+    /// fn smooth(c: &shmpool::pool::Chunk<()>) {
+    ///     let (win, off) = c.output_halo::<f64>(0); // written by the stage before
+    ///     let out = c.output::<f64>(1);
+    ///     for (k, y) in out.iter_mut().enumerate() {
+    ///         *y = win[off + k];
+    ///     }
+    /// }
+    /// # let _ = smooth;
+    /// ```
+    pub fn output_halo<T: Pod>(&self, j: usize) -> (&[T], usize) {
+        let slot = self.output_slot(j);
+        // SAFETY: as in `output`.
+        let access = unsafe { &*self.views().job.access };
+        assert!(
+            access.halo_read(j),
+            "output {j} is written in this group of stages, so it cannot be read with a halo; \
+             read it in a later stage with a halo (stage_halo), which starts after every chunk is written"
+        );
+        let (p, n, off) = self.halo::<T>(slot, &format!("output {j}"));
+        // SAFETY: `halo` returns a window inside the mapping and the job; no chunk writes
+        // output `j` in this publish (`access`, set before either side makes a reference).
+        (unsafe { std::slice::from_raw_parts(p, n) }, off)
+    }
+
+    /// Sets this chunk's partial for [`JobBuilder::run_reduce`](crate::pool::JobBuilder::run_reduce)
+    /// (`R` must be the type it reduces; the last value set wins; a chunk that sets none
+    /// contributes the identity).
+    ///
+    /// ```
+    /// fn sum(c: &shmpool::pool::Chunk<()>) {
+    ///     c.set_partial(c.input::<f64>(0).iter().sum::<f64>());
+    /// }
+    /// # let _ = sum;
+    /// ```
+    pub fn set_partial<R: Pod>(&self, value: R) {
+        let v = self.views();
+        assert!(
+            !v.ptr[PARTIALS_SLOT].is_null(),
+            "the kernel set a partial, but the job was started with run(); use run_reduce"
+        );
+        assert!(
+            v.elem_size[PARTIALS_SLOT] == size_of::<R>(),
+            "the kernel set a partial of {} bytes ({}), but run_reduce reduces {}-byte values",
+            size_of::<R>(),
+            std::any::type_name::<R>(),
+            v.elem_size[PARTIALS_SLOT]
+        );
+        let p = array::<R>(v, PARTIALS_SLOT, self.index.saturating_add(1));
+        // SAFETY: `array` checked the slot's element size, alignment, and that element `index`
+        // lies inside it; element `index` is written only by the chunk `index`'s claimant.
+        unsafe { p.add(self.index).write(value) }
+    }
+}

@@ -1,0 +1,605 @@
+//! Kernel jobs: [`Pool::job`] and its [`JobBuilder`]: a parameter block, any number of input
+//! and output arrays (up to 16), one or more stages of `fn(&Chunk<P>)`, run in the workers or,
+//! below the pool's inline threshold, in the caller (same kernels, same chunks).
+//!
+//! A job is published once per **group** of stages: a group starts at the first stage and at
+//! every stage with a halo, and runs each chunk through all its stages in turn (fused: the
+//! chunk is still in cache). A halo stage reads beyond its chunk, so it waits for every chunk
+//! of the group before it: the parent publishes the next group only when the previous one is
+//! done (README.md, "Kernel jobs"). The parameter block and the per-chunk partials stay in the
+//! control block's scratch area across the groups.
+
+use std::marker::PhantomData;
+use std::mem::{align_of, size_of};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use bytemuck::Pod;
+
+use super::chunk::Chunk;
+use super::control::{
+    AccessMask, MAX_ARRAYS, MAX_CHUNKS, MAX_DIMS, MAX_JOB_ARRAYS, MAX_PARAMS_BYTES, MAX_STAGES,
+    PARAMS_SLOT, PARTIALS_SLOT, SCRATCH_BYTES,
+};
+use super::kernel::{JobCtx, Span, Trampoline, Views, panic_text};
+use super::publish::{ArraySpec, JobSpec, StageSpec};
+use super::stage::{StageFn, run_stages};
+use super::state::Pool;
+use crate::array::SharedArray;
+use crate::error::{Error, Result};
+use crate::segment::SegmentHandle;
+use crate::segment::header::TypeDesc;
+
+/// One array of a job, as the builder took it.
+struct JobArray {
+    handle: SegmentHandle,
+    /// The caller's view (for a job run inline); only outputs are written through it.
+    ptr: *mut u8,
+    len: usize,
+    elem_size: usize,
+    ty: TypeDesc,
+    name: String,
+}
+
+/// A kernel job being built: see [`Pool::job`]. Nothing runs until [`run`](JobBuilder::run) or
+/// [`run_reduce`](JobBuilder::run_reduce).
+pub struct JobBuilder<'a, P: Pod> {
+    pool: &'a mut Pool,
+    params: P,
+    inputs: Vec<JobArray>,
+    outputs: Vec<JobArray>,
+    /// Each stage's kernel and halo radius (rows).
+    stages: Vec<(StageFn<P>, usize)>,
+    chunk_size: Option<usize>,
+    shape: Option<Vec<usize>>,
+    inline: Option<bool>,
+    /// The inputs are borrowed shared and the outputs mutably for `'a`.
+    _arrays: PhantomData<&'a mut ()>,
+}
+
+impl Pool {
+    /// Starts a kernel job with the parameter block `params` (any `Pod` of up to 4096 bytes,
+    /// copied once per job; every chunk reads it through [`Chunk::params`]). Add arrays with
+    /// [`input`](JobBuilder::input) and [`output`](JobBuilder::output) (16 in all), stages with
+    /// [`stage`](JobBuilder::stage) and [`stage_halo`](JobBuilder::stage_halo), then
+    /// [`run`](JobBuilder::run) or [`run_reduce`](JobBuilder::run_reduce).
+    ///
+    /// Every chunk of the job runs each stage's kernel, a `fn(&Chunk<P>)` (a `fn` item or a
+    /// closure that captures nothing), over the chunk's elements of the arrays. Consecutive
+    /// stages without a halo fuse (one pass over memory per chunk); a stage with a halo starts
+    /// only once every chunk of the stages before it is done. Jobs touching fewer bytes than
+    /// the pool's [inline threshold](crate::pool::PoolBuilder::inline_threshold) run in the
+    /// caller, chunk by chunk, through the same kernels.
+    ///
+    /// ```
+    /// use shmpool::pool::Chunk;
+    ///
+    /// #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+    /// #[repr(C)]
+    /// struct P {
+    ///     k: f64,
+    /// }
+    ///
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let a = shmpool::SharedArray::<f64>::from_fn(1000, |i| i as f64)?;
+    /// let mut out = shmpool::SharedArray::<f64>::zeroed(1000)?;
+    /// pool.job(P { k: 2.0 })
+    ///     .input(&a)?
+    ///     .output(&mut out)?
+    ///     .stage(|c: &Chunk<P>| {
+    ///         let (x, y) = (c.input::<f64>(0), c.output::<f64>(0));
+    ///         let start = c.range().start as f64;
+    ///         for i in 0..x.len() {
+    ///             y[i] = x[i] * c.params().k + start;
+    ///         }
+    ///     })
+    ///     .run()?;
+    /// assert_eq!(out[0], 0.0);
+    /// let total = pool
+    ///     .job(())
+    ///     .input(&out)?
+    ///     .stage(|c: &Chunk<()>| c.set_partial(c.input::<f64>(0).iter().sum::<f64>()))
+    ///     .run_reduce(0.0, |x, y| x + y)?;
+    /// assert!(total > 0.0);
+    /// # drop(pool);
+    /// # shmpool::process::shutdown_forkserver()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn job<P: Pod>(&mut self, params: P) -> JobBuilder<'_, P> {
+        JobBuilder {
+            pool: self,
+            params,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            stages: Vec::new(),
+            chunk_size: None,
+            shape: None,
+            inline: None,
+            _arrays: PhantomData,
+        }
+    }
+}
+
+impl<'a, P: Pod> JobBuilder<'a, P> {
+    fn add(&self, a: JobArray) -> Result<JobArray> {
+        let count = self.inputs.len() + self.outputs.len() + 1;
+        if count > MAX_JOB_ARRAYS {
+            return Err(Error::TooManyArrays { count, max: MAX_JOB_ARRAYS });
+        }
+        Ok(a)
+    }
+
+    /// Adds a read-only input: `Chunk::input(i)` for the `i`th input added.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyArrays`] past 16 arrays; [`Error::ArrayAliased`] when it is one of the
+    /// job's outputs.
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(1)?;
+    /// let a = shmpool::SharedArray::<u32>::zeroed(10)?;
+    /// let job = pool.job(()).input(&a)?.input(&a)?; // an input may be given twice
+    /// # drop(job);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn input<T: Pod>(mut self, array: &'a SharedArray<T>) -> Result<JobBuilder<'a, P>> {
+        let name = format!("input {}", self.inputs.len());
+        let a = self.add(JobArray {
+            handle: array.handle(),
+            ptr: array.as_slice().as_ptr().cast::<u8>().cast_mut(),
+            len: array.len(),
+            elem_size: size_of::<T>(),
+            ty: TypeDesc::of::<T>(),
+            name,
+        })?;
+        if let Some(o) = self.outputs.iter().find(|o| o.handle.nonce == a.handle.nonce) {
+            return Err(Error::ArrayAliased { first: o.name.clone(), second: a.name });
+        }
+        self.inputs.push(a);
+        Ok(self)
+    }
+
+    /// Adds an output: `Chunk::output(j)` for the `j`th output added, the chunk's elements,
+    /// writable (and readable: an output can carry data from one stage to the next).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooManyArrays`] past 16 arrays; [`Error::ArrayAliased`] when it is already an
+    /// input or output of the job.
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(1)?;
+    /// let a = shmpool::SharedArray::<u32>::zeroed(10)?;
+    /// let mut b = shmpool::SharedArray::<u32>::zeroed(10)?;
+    /// let job = pool.job(()).input(&a)?.output(&mut b)?;
+    /// # drop(job);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn output<T: Pod>(mut self, array: &'a mut SharedArray<T>) -> Result<JobBuilder<'a, P>> {
+        let name = format!("output {}", self.outputs.len());
+        let a = self.add(JobArray {
+            handle: array.handle(),
+            ptr: array.as_mut_slice().as_mut_ptr().cast::<u8>(),
+            len: array.len(),
+            elem_size: size_of::<T>(),
+            ty: TypeDesc::of::<T>(),
+            name,
+        })?;
+        let seen = self.inputs.iter().chain(&self.outputs);
+        if let Some(o) = seen.into_iter().find(|o| o.handle.nonce == a.handle.nonce) {
+            return Err(Error::ArrayAliased { first: o.name.clone(), second: a.name });
+        }
+        self.outputs.push(a);
+        Ok(self)
+    }
+
+    /// Adds a stage without a halo: it runs on each chunk right after the stage before it,
+    /// while the chunk is in cache.
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(1)?;
+    /// let mut a = shmpool::SharedArray::<f32>::zeroed(10)?;
+    /// pool.job(3.0f32)
+    ///     .output(&mut a)?
+    ///     .stage(|c| c.output::<f32>(0).fill(*c.params()))
+    ///     .stage(|c| c.output::<f32>(0).iter_mut().for_each(|x| *x *= 2.0))
+    ///     .run()?;
+    /// assert_eq!(a[9], 6.0);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn stage(mut self, kernel: fn(&Chunk<P>)) -> JobBuilder<'a, P> {
+        self.stages.push((kernel, 0));
+        self
+    }
+
+    /// Adds a stage with a halo of `radius` rows (elements for 1-D arrays) each side: its
+    /// chunks see [`Chunk::input_halo`] and [`Chunk::output_halo`] windows, and it starts only
+    /// once every chunk of the stages before it is done. The stages after it, up to the next
+    /// halo stage, fuse with it.
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(1)?;
+    /// let mut a = shmpool::SharedArray::<f64>::zeroed(100)?;
+    /// let mut b = shmpool::SharedArray::<f64>::zeroed(100)?;
+    /// pool.job(())
+    ///     .output(&mut a)?
+    ///     .output(&mut b)?
+    ///     .stage(|c| {
+    ///         let s = c.range().start;
+    ///         c.output::<f64>(0).iter_mut().enumerate().for_each(|(k, x)| *x = (s + k) as f64);
+    ///     })
+    ///     .stage_halo(1, |c| {
+    ///         let (win, off) = c.output_halo::<f64>(0);
+    ///         for (k, y) in c.output::<f64>(1).iter_mut().enumerate() {
+    ///             let i = off + k;
+    ///             let (lo, hi) = (i.saturating_sub(1), (i + 2).min(win.len()));
+    ///             *y = win[lo..hi].iter().sum::<f64>() / (hi - lo) as f64;
+    ///         }
+    ///     })
+    ///     .run()?;
+    /// assert_eq!(b[50], 50.0);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn stage_halo(mut self, radius: usize, kernel: fn(&Chunk<P>)) -> JobBuilder<'a, P> {
+        self.stages.push((kernel, radius));
+        self
+    }
+
+    /// Elements per chunk (default: the pool's rule, [`Pool::chunk_size_for`], rounded up to
+    /// whole rows). For a shaped job it must be a multiple of the row length.
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(1)?;
+    /// let mut a = shmpool::SharedArray::<u64>::zeroed(10)?;
+    /// pool.job(()).output(&mut a)?.chunk_size(3).stage(|c| {
+    ///     let i = c.index() as u64;
+    ///     c.output::<u64>(0).fill(i)
+    /// }).run()?;
+    /// assert_eq!(a[9], 3);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn chunk_size(mut self, elements: usize) -> JobBuilder<'a, P> {
+        self.chunk_size = Some(elements.max(1));
+        self
+    }
+
+    /// The job's shape, outer axis first (default: the arrays' length, 1-D). Every array must
+    /// hold as many elements; chunks are whole rows of the outer axis.
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(1)?;
+    /// let mut img = shmpool::SharedArray::<u8>::zeroed(4 * 6)?;
+    /// pool.job(()).output(&mut img)?.shape(&[4, 6]).chunk_size(6).stage(|c| {
+    ///     let row = c.rows().start as u8;
+    ///     c.output::<u8>(0).fill(row)
+    /// }).run()?;
+    /// assert_eq!(img[23], 3);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn shape(mut self, dims: &[usize]) -> JobBuilder<'a, P> {
+        self.shape = Some(dims.to_vec());
+        self
+    }
+
+    /// Runs the job in the caller (`true`) or in the workers (`false`) whatever its size,
+    /// instead of by the pool's [inline threshold](crate::pool::PoolBuilder::inline_threshold).
+    /// The kernels, chunks and results are the same either way.
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(1)?;
+    /// let mut a = shmpool::SharedArray::<u8>::zeroed(8)?;
+    /// pool.job(()).output(&mut a)?.inline(true).stage(|c| c.output::<u8>(0).fill(1)).run()?;
+    /// assert_eq!(a[7], 1);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn inline(mut self, inline: bool) -> JobBuilder<'a, P> {
+        self.inline = Some(inline);
+        self
+    }
+
+    /// Runs the job and waits for it.
+    ///
+    /// # Errors
+    ///
+    /// Before anything runs: [`Error::InvalidArgument`] (no stage; no array and no shape; too
+    /// many dimensions; a parameter block aligned to more than 8 bytes),
+    /// [`Error::TooManyStages`], [`Error::ParamsTooLarge`], [`Error::ShapeMismatch`],
+    /// [`Error::ChunkSplitsRows`], [`Error::HaloTooLarge`]. While it runs, as for
+    /// [`Pool::for_each_chunk`]: [`Error::KernelPanicked`] (including a kernel that asked for
+    /// the wrong element type or took an output twice; the job stops after that chunk's group
+    /// of stages), [`Error::WorkerDied`], [`Error::PoolNotRunning`].
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(1)?;
+    /// let mut a = shmpool::SharedArray::<u8>::zeroed(8)?;
+    /// let e = pool.job(()).output(&mut a)?.stage(|c| drop(c.output::<u16>(0))).run();
+    /// assert!(matches!(e, Err(shmpool::Error::KernelPanicked { .. })));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn run(self) -> Result<()> {
+        self.execute::<()>(None).map(drop)
+    }
+
+    /// Runs the job and folds the chunks' partials ([`Chunk::set_partial`]) in chunk order with
+    /// `combine`, starting from `identity` (a chunk that sets none contributes `identity`), so
+    /// the result does not depend on scheduling. An empty job gives `identity`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`run`](JobBuilder::run); a chunk that sets a partial of another size panics
+    /// ([`Error::KernelPanicked`]).
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let a = shmpool::SharedArray::<u64>::from_fn(1000, |i| i as u64)?;
+    /// let sum = pool
+    ///     .job(())
+    ///     .input(&a)?
+    ///     .stage(|c| c.set_partial(c.input::<u64>(0).iter().sum::<u64>()))
+    ///     .run_reduce(0u64, |x, y| x + y)?;
+    /// assert_eq!(sum, 999 * 1000 / 2);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn run_reduce<R: Pod>(self, identity: R, mut combine: impl FnMut(R, R) -> R) -> Result<R> {
+        let partials = self.execute(Some(identity))?;
+        Ok(partials.into_iter().fold(identity, &mut combine))
+    }
+
+    /// Checks the job, then runs it inline or in the workers; returns the partials.
+    fn execute<R: Pod>(self, identity: Option<R>) -> Result<Vec<R>> {
+        self.pool.check_owner()?;
+        let plan = self.plan()?;
+        if plan.len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes: usize =
+            self.inputs.iter().chain(&self.outputs).map(|a| a.len * a.elem_size).sum();
+        let touched = bytes.saturating_mul(self.stages.len());
+        let threshold = self.pool.inline_threshold;
+        let inline = self.inline.unwrap_or(threshold > 0 && touched < threshold);
+        if inline { self.run_inline(&plan, identity) } else { self.run_pooled(&plan, identity) }
+    }
+
+    /// Validates the job and works out its shape, chunks and groups of stages.
+    fn plan(&self) -> Result<Plan> {
+        if self.stages.is_empty() {
+            return Err(Error::InvalidArgument {
+                what: "kernel job",
+                reason: "it has no stage; add one with .stage(kernel)".into(),
+            });
+        }
+        if self.stages.len() > MAX_STAGES {
+            return Err(Error::TooManyStages { count: self.stages.len(), max: MAX_STAGES });
+        }
+        if size_of::<P>() > MAX_PARAMS_BYTES {
+            return Err(Error::ParamsTooLarge { bytes: size_of::<P>(), max: MAX_PARAMS_BYTES });
+        }
+        if align_of::<P>() > 8 {
+            return Err(Error::InvalidArgument {
+                what: "kernel job parameter block",
+                reason: format!(
+                    "it is aligned to {} bytes, more than the 8 a job carries; use a #[repr(C)] struct of plain numbers",
+                    align_of::<P>()
+                ),
+            });
+        }
+        let arrays: Vec<&JobArray> = self.inputs.iter().chain(&self.outputs).collect();
+        let dims = match (&self.shape, arrays.first()) {
+            (Some(d), _) => d.clone(),
+            (None, Some(a)) => vec![a.len],
+            (None, None) => {
+                return Err(Error::InvalidArgument {
+                    what: "kernel job",
+                    reason: "it has no array and no shape; add arrays, or give .shape(&[n])".into(),
+                });
+            }
+        };
+        if dims.is_empty() || dims.len() > MAX_DIMS {
+            return Err(Error::InvalidArgument {
+                what: "kernel job shape",
+                reason: format!("it has {} dimensions; give 1 to {MAX_DIMS}", dims.len()),
+            });
+        }
+        let len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| {
+            Error::InvalidArgument {
+                what: "kernel job shape",
+                reason: format!("{dims:?} overflows"),
+            }
+        })?;
+        for a in &arrays {
+            if a.len != len {
+                return Err(Error::ShapeMismatch {
+                    array: a.name.clone(),
+                    found: vec![a.len],
+                    expected: dims.clone(),
+                });
+            }
+        }
+        let row_len: usize = dims[1..].iter().product();
+        let rows = dims[0];
+        if let Some(n) = self.chunk_size
+            && row_len > 0
+            && !n.is_multiple_of(row_len)
+        {
+            return Err(Error::ChunkSplitsRows { chunk_size: n, row_len });
+        }
+        for (stage, &(_, radius)) in self.stages.iter().enumerate() {
+            if radius > rows {
+                return Err(Error::HaloTooLarge { stage, radius, rows });
+            }
+        }
+        let elem = arrays.iter().map(|a| a.elem_size).max().unwrap_or(8);
+        let row = row_len.max(1);
+        let chunk_size = match self.chunk_size {
+            Some(n) => n,
+            None => self.pool.chunk_size_for(len, elem).div_ceil(row) * row,
+        };
+        // Never more chunks than the done bitmap holds (a whole number of rows per chunk).
+        let chunk_size = chunk_size.max(len.div_ceil(MAX_CHUNKS).div_ceil(row) * row);
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        for (i, &(_, radius)) in self.stages.iter().enumerate() {
+            match groups.last_mut() {
+                Some((_, count)) if radius == 0 => *count += 1,
+                _ => groups.push((i, 1)),
+            }
+        }
+        Ok(Plan { dims, len, chunk_size, groups })
+    }
+
+    /// The job's context for one group of stages.
+    fn ctx(&self, plan: &Plan, group: (usize, usize), access: *const AccessMask) -> JobCtx {
+        let mut j = JobCtx {
+            first: group.0,
+            count: group.1,
+            inputs: self.inputs.len(),
+            outputs: self.outputs.len(),
+            ndim: plan.dims.len(),
+            access,
+            ..JobCtx::default()
+        };
+        for (dst, (k, _)) in j.stages.iter_mut().zip(&self.stages) {
+            *dst = *k as usize;
+        }
+        j.dims[..plan.dims.len()].copy_from_slice(&plan.dims);
+        j
+    }
+
+    /// Runs every chunk of every group in the caller, through the same trampoline the workers
+    /// run; the first panic of a group ends the job after that group, as in the workers.
+    fn run_inline<R: Pod>(self, plan: &Plan, identity: Option<R>) -> Result<Vec<R>> {
+        let chunks = Pool::chunks_of(plan.len, plan.chunk_size);
+        let mut params = self.params;
+        let mut partials: Vec<R> = identity.map(|r| vec![r; chunks]).unwrap_or_default();
+        let access = AccessMask::default();
+        let mut v = Views::default();
+        for (i, a) in self.inputs.iter().chain(&self.outputs).enumerate() {
+            (v.ptr[i], v.len[i], v.elem_size[i], v.expected_len[i]) =
+                (a.ptr, a.len, a.elem_size, a.len);
+            v.ty[i] = Some(a.ty);
+        }
+        v.ptr[PARAMS_SLOT] = (&raw mut params).cast::<u8>();
+        (v.len[PARAMS_SLOT], v.elem_size[PARAMS_SLOT], v.expected_len[PARAMS_SLOT]) =
+            (1, size_of::<P>(), 1);
+        if identity.is_some() {
+            v.ptr[PARTIALS_SLOT] = partials.as_mut_ptr().cast::<u8>();
+            (v.len[PARTIALS_SLOT], v.elem_size[PARTIALS_SLOT], v.expected_len[PARTIALS_SLOT]) =
+                (chunks, size_of::<R>(), chunks);
+        }
+        for &group in &plan.groups {
+            access.clear();
+            v.job = self.ctx(plan, group, &access);
+            let radius = self.stages[group.0].1;
+            let mut failed = None;
+            for index in 0..chunks {
+                let start = index * plan.chunk_size;
+                let span = Span {
+                    index: index as u64,
+                    start,
+                    end: (start + plan.chunk_size).min(plan.len),
+                    radius,
+                };
+                let run = || {
+                    // SAFETY: the views point at the caller's arrays, borrowed by this builder
+                    // (inputs shared, outputs exclusively) for the call, each valid for the
+                    // length it states; the parameter slot holds a `P` (`params`) and the
+                    // partials slot `chunks` `R`s; every stage is a `StageFn<P>`; chunks run
+                    // one at a time, so each is exclusively this call's.
+                    unsafe { run_stages::<P>(self.stages[group.0].0 as usize, &v, &span) }
+                };
+                if let Err(p) = catch_unwind(AssertUnwindSafe(run))
+                    && failed.is_none()
+                {
+                    failed = Some((index as u64, panic_text(&*p)));
+                }
+            }
+            if let Some((chunk, message)) = failed {
+                let pid = crate::sys::proc::getpid();
+                return Err(Error::KernelPanicked { chunk, pid, message });
+            }
+        }
+        Ok(partials)
+    }
+
+    /// Publishes each group of stages in turn and waits for it.
+    fn run_pooled<R: Pod>(self, plan: &Plan, identity: Option<R>) -> Result<Vec<R>> {
+        let chunks = Pool::chunks_of(plan.len, plan.chunk_size);
+        let pool = &mut *self.pool;
+        // The scratch area is rewritten below: no job may be in flight.
+        pool.check_running()?;
+        pool.finish_active()?;
+        let scratch = pool.ctl.scratch_ptr();
+        // SAFETY: no job is in flight, so no worker reads the scratch area; it is 8-aligned,
+        // `P` is aligned to at most 8 and at most MAX_PARAMS_BYTES long (checked in `plan`).
+        unsafe { scratch.cast::<P>().write(self.params) };
+        let in_scratch =
+            chunks * size_of::<R>() <= SCRATCH_BYTES - MAX_PARAMS_BYTES && align_of::<R>() <= 8;
+        let own = match identity {
+            Some(r) if !in_scratch => Some(SharedArray::<R>::from_fn(chunks, |_| r)?),
+            Some(r) => {
+                for i in 0..chunks {
+                    // SAFETY: as above; the partials fit after the parameter block (checked),
+                    // at an offset aligned for `R` (a multiple of 8).
+                    unsafe { scratch.add(MAX_PARAMS_BYTES).cast::<R>().add(i).write(r) };
+                }
+                None
+            }
+            None => None,
+        };
+        for &group in &plan.groups {
+            let mut arrays: [ArraySpec; MAX_ARRAYS] = Default::default();
+            for (dst, a) in arrays.iter_mut().zip(self.inputs.iter().chain(&self.outputs)) {
+                *dst = ArraySpec::Handle(a.handle.clone(), a.len);
+            }
+            arrays[PARAMS_SLOT] = ArraySpec::Scratch(0, 1, size_of::<P>());
+            arrays[PARTIALS_SLOT] = match (&own, identity.is_some()) {
+                (Some(p), _) => ArraySpec::Handle(p.handle(), chunks),
+                (None, true) => ArraySpec::Scratch(MAX_PARAMS_BYTES, chunks, size_of::<R>()),
+                (None, false) => ArraySpec::None,
+            };
+            let spec = JobSpec {
+                trampoline: run_stages::<P> as Trampoline as usize,
+                kernel: self.stages[group.0].0 as usize,
+                len: plan.len,
+                chunk_size: plan.chunk_size,
+                radius: self.stages[group.0].1,
+                arrays,
+                results: None,
+                stages: Some(StageSpec {
+                    kernels: self.stages.iter().map(|(k, _)| *k as usize).collect(),
+                    first: group.0,
+                    count: group.1,
+                    inputs: self.inputs.len(),
+                    outputs: self.outputs.len(),
+                    dims: plan.dims.clone(),
+                }),
+            };
+            pool.publish(&spec)?;
+            // `wait_job` returns only once the job is done, or after terminating the pool
+            // (every worker reaped): either way no worker touches the arrays after this.
+            pool.wait_job(None)?;
+            pool.take_outcome()?;
+        }
+        if identity.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(match &own {
+            Some(p) => p.as_slice().to_vec(),
+            None => (0..chunks)
+                .map(|i| {
+                    // SAFETY: every chunk of every group is done, so the workers' writes happened
+                    // before this read (acquire on `done`) and nothing writes any more; the
+                    // partials lie inside the scratch area (checked above).
+                    unsafe { scratch.add(MAX_PARAMS_BYTES).cast::<R>().add(i).read() }
+                })
+                .collect(),
+        })
+    }
+}
+
+/// A checked job: its shape, length, chunk size and groups of stages (first, count).
+struct Plan {
+    dims: Vec<usize>,
+    len: usize,
+    chunk_size: usize,
+    groups: Vec<(usize, usize)>,
+}

@@ -178,7 +178,8 @@ impl<T: Pod> SharedArray<T> {
     /// The same elements seen with another shape of the same length (NumPy's `reshape` on a
     /// C-order array: nothing moves). Only this view changes: the shape recorded in the
     /// segment, which [`open`](SharedArray::open) and Python see, stays the one it was created
-    /// with.
+    /// with (create it with [`zeroed_shape_with`](SharedArray::zeroed_shape_with) or
+    /// [`from_shape_fn_with`](SharedArray::from_shape_fn_with) for them to see a shape).
     ///
     /// # Errors
     ///
@@ -268,9 +269,8 @@ impl<T: Pod> SharedArray<T> {
         opts: &ShmOptions,
         fill: impl FnOnce(&mut [T]),
     ) -> Result<SharedArray<T>> {
-        let layout = Layout::new(Kind::Array, TypeDesc::of::<T>(), shape.len())?;
-        let mut a = Self::from_segment(Segment::create(opts, &layout)?);
-        a.shape = shape;
+        let layout = Layout::shaped(Kind::Array, TypeDesc::of::<T>(), &shape)?;
+        let mut a = Self::from_segment(Segment::create_shaped(opts, &layout, shape)?);
         fill(&mut a);
         a.seg.publish();
         Ok(a)
@@ -359,7 +359,8 @@ impl<T: Pod> SharedArray<T> {
     fn from_segment(seg: Segment) -> SharedArray<T> {
         let len = seg.len();
         let ptr = seg.data_ptr().cast::<T>();
-        SharedArray { seg, ptr, len, shape: Shape::flat(len), _t: PhantomData }
+        let shape = seg.shape();
+        SharedArray { seg, ptr, len, shape, _t: PhantomData }
     }
 
     /// The shape (C order, outer axis first); `[len]` for an array made without one.

@@ -1,5 +1,5 @@
 //! Segment headers another process wrote, fuzzed end to end: random and mutated 128-byte headers
-//! in real `/dev/shm` files of random sizes, opened with `segment::inspect` and
+//! and shape blocks in real `/dev/shm` files of random sizes, opened with `segment::inspect` and
 //! `SharedArray::open`. Every open gives a typed error, or an array whose elements all lie inside
 //! the file (the test reads every one: a read past the end of the file would be a SIGBUS, which
 //! ends this binary). The header is built here from the documented layout (docs/architecture.md,
@@ -16,6 +16,10 @@ use proptest::test_runner::{Config, TestRunner};
 use shmpool::{Error, SharedArray};
 
 const HEADER: usize = 128;
+/// The header and the largest shape block (8 dimensions of 8 bytes, at offset 128).
+const RAW: usize = HEADER + 8 * 8;
+/// The layout version the header says.
+const LAYOUT_VERSION: u64 = 2;
 /// Offsets of the header's fields.
 const VERSION: usize = 8;
 const KIND: usize = 12;
@@ -28,6 +32,9 @@ const DATA_BYTES: usize = 64;
 const SEGMENT_BYTES: usize = 72;
 const CREATOR_PID: usize = 80;
 const NONCE: usize = 88;
+const NDIM: usize = 104;
+/// Where the shape block starts.
+const SHAPE: usize = 128;
 /// (offset, width) of every field; the dtype and the reserved bytes in 8-byte pieces.
 const FIELDS: [(usize, usize); 18] = [
     (0, 8),
@@ -52,7 +59,8 @@ const FIELDS: [(usize, usize); 18] = [
 /// The largest file a case writes: small, so thousands of cases take a few seconds.
 const MAX_FILE: u64 = 72 * 1024;
 
-type Header = [u8; HEADER];
+/// A header and its shape block, as the first bytes of a file.
+type Header = [u8; RAW];
 
 fn get(h: &Header, at: usize) -> u64 {
     u64::from_le_bytes(h[at..at + 8].try_into().unwrap())
@@ -64,9 +72,9 @@ fn put(h: &mut Header, at: usize, width: usize, v: u64) {
 
 /// A published header for `len` f64 elements, created by this (live) process.
 fn f64_header(len: u64) -> Header {
-    let mut h = [0u8; HEADER];
+    let mut h = [0u8; RAW];
     h[..8].copy_from_slice(b"SHMPOOL\0");
-    put(&mut h, VERSION, 4, 1);
+    put(&mut h, VERSION, 4, LAYOUT_VERSION);
     put(&mut h, KIND, 4, 1); // array
     h[DTYPE..DTYPE + 3].copy_from_slice(b"<f8");
     put(&mut h, ELEM_SIZE, 8, 8);
@@ -77,13 +85,29 @@ fn f64_header(len: u64) -> Header {
     put(&mut h, SEGMENT_BYTES, 8, HEADER as u64 + len * 8);
     put(&mut h, CREATOR_PID, 4, std::process::id() as u64);
     put(&mut h, NONCE, 8, 0x5eed_f00d_1234_5678);
+    put(&mut h, NDIM, 4, 1);
     h
+}
+
+/// A published header for an f64 array of shape `dims` (2 or more), data at 256; its file size.
+fn f64_shaped_header(dims: &[u64]) -> (Header, u64) {
+    let len: u64 = dims.iter().product();
+    let mut h = f64_header(len);
+    put(&mut h, NDIM, 4, dims.len() as u64);
+    for (i, &d) in dims.iter().enumerate() {
+        put(&mut h, SHAPE + 8 * i, 8, d);
+    }
+    put(&mut h, DATA_OFFSET, 8, 256);
+    put(&mut h, SEGMENT_BYTES, 8, 256 + len * 8);
+    (h, 256 + len * 8)
 }
 
 /// A file in /dev/shm that this test made; removed on drop, so even a failing case leaks
 /// nothing.
 struct ShmFile {
     name: String,
+    /// The header and shape block it was written with.
+    header: Header,
 }
 
 impl ShmFile {
@@ -92,11 +116,11 @@ impl ShmFile {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let name =
             format!("shmpool-fuzz-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let guard = ShmFile { name };
+        let guard = ShmFile { name, header: *header };
         let mut f = File::create_new(guard.path()).unwrap();
         let size = size as usize;
-        let mut bytes = header[..size.min(HEADER)].to_vec();
-        bytes.extend((HEADER..size).map(pattern));
+        let mut bytes = header[..size.min(RAW)].to_vec();
+        bytes.extend((RAW..size).map(pattern));
         f.write_all(&bytes).unwrap();
         guard
     }
@@ -112,9 +136,15 @@ impl Drop for ShmFile {
     }
 }
 
-/// The byte written at file offset `at` (past the header).
+/// The byte written at file offset `at` (past the header and shape block).
 fn pattern(at: usize) -> u8 {
     (at as u8).wrapping_mul(31) ^ (at >> 8) as u8
+}
+
+/// The byte a file made from `header` holds at `at`: the header's, then the pattern. (Data may
+/// start inside the 192 bytes written from `header` when the shape block is shorter.)
+fn expected_byte(header: &Header, at: usize) -> u8 {
+    if at < RAW { header[at] } else { pattern(at) }
 }
 
 fn assert_typed(e: &Error, type_checked: bool) {
@@ -139,6 +169,11 @@ fn open_all_ways(file: &ShmFile, size: u64) -> bool {
             assert!(end <= size, "inspect accepted data up to {end} in a {size}-byte file");
             assert!(info.data_offset >= HEADER as u64);
             assert_eq!(info.segment_bytes, size);
+            let dims = info.shape.len();
+            assert!((1..=8).contains(&dims), "accepted {dims} dimensions");
+            assert!(dims == 1 || info.data_offset >= (SHAPE + 8 * dims) as u64);
+            let product = info.shape.iter().try_fold(1u64, |p, &d| p.checked_mul(d as u64));
+            assert_eq!(product, Some(info.len), "shape {:?} for len {}", info.shape, info.len);
         }
         Err(e) => assert_typed(&e, false),
     }
@@ -146,8 +181,9 @@ fn open_all_ways(file: &ShmFile, size: u64) -> bool {
     match unsafe { SharedArray::<u8>::open(&file.name) } {
         Ok(a) => {
             let start = size as usize - a.len();
+            assert_eq!(a.shape().iter().product::<usize>(), a.len());
             for (i, &x) in a.iter().enumerate() {
-                assert_eq!(x, pattern(start + i));
+                assert_eq!(x, expected_byte(&file.header, start + i));
             }
         }
         Err(e) => assert_typed(&e, true),
@@ -158,9 +194,11 @@ fn open_all_ways(file: &ShmFile, size: u64) -> bool {
             // Every element is read, and must be the bytes at its place in the file.
             let start = size as usize - a.len() * 8;
             assert!(start >= HEADER && start.is_multiple_of(8), "data at {start}");
+            assert!(a.ndim() == 1 || start >= SHAPE + 8 * a.ndim(), "data at {start}");
+            assert_eq!(a.shape().iter().product::<usize>(), a.len());
             for (i, x) in a.iter().enumerate() {
                 let at = start + i * 8;
-                let want: [u8; 8] = std::array::from_fn(|k| pattern(at + k));
+                let want: [u8; 8] = std::array::from_fn(|k| expected_byte(&file.header, at + k));
                 assert_eq!(x.to_le_bytes(), want, "element {i}");
             }
             true
@@ -212,6 +250,10 @@ enum Mutation {
     Consistent(u64, u64),
     /// A dtype string from NumPy's vocabulary (or not), with a matching size.
     Dtype(&'static str, u64),
+    /// Overwrite one dimension of the shape block.
+    Dim(usize, u64),
+    /// Set `ndim` (the data offset moved past the shape block when `bool`).
+    Ndim(u32, bool),
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -229,13 +271,25 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         1 => (any::<Index>(), 1u8..).prop_map(|(at, x)| Mutation::Flip(at, x)),
         2 => (edgy(), edgy()).prop_map(|(l, s)| Mutation::Consistent(l, s)),
         1 => dtypes.prop_map(|(d, s)| Mutation::Dtype(d, s)),
+        2 => (0usize..8, edgy()).prop_map(|(i, v)| Mutation::Dim(i, v)),
+        1 => (prop_oneof![Just(0u32), 1u32..=9, any::<u32>()], any::<bool>())
+            .prop_map(|(n, moved)| Mutation::Ndim(n, moved)),
     ]
 }
 
 fn apply(h: &mut Header, m: &Mutation) {
     match *m {
         Mutation::Field(i, v) => put(h, FIELDS[i].0, FIELDS[i].1, v),
-        Mutation::Flip(at, x) => h[at.index(HEADER)] ^= x,
+        Mutation::Flip(at, x) => h[at.index(RAW)] ^= x,
+        Mutation::Dim(i, v) => put(h, SHAPE + 8 * i, 8, v),
+        Mutation::Ndim(n, moved) => {
+            put(h, NDIM, 4, n.into());
+            if moved {
+                let data = get(h, DATA_BYTES);
+                put(h, DATA_OFFSET, 8, 256);
+                put(h, SEGMENT_BYTES, 8, data.wrapping_add(256));
+            }
+        }
         Mutation::Consistent(len, size) => {
             put(h, LEN, 8, len);
             put(h, ELEM_SIZE, 8, size);
@@ -277,6 +331,31 @@ fn size_for(claimed: u64, (how, v): (u8, u64)) -> u64 {
 }
 
 #[test]
+fn valid_shaped_headers_open_with_their_shape() {
+    let dims = vec(0u64..7, 2..=8);
+    run(300, dims, |dims| {
+        let (h, size) = f64_shaped_header(&dims);
+        let file = ShmFile::new(&h, size);
+        assert!(open_all_ways(&file, size), "a valid shaped header was refused: {dims:?}");
+        let info = shmpool::segment::inspect(&file.name).unwrap();
+        let want: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+        assert_eq!(info.shape, want);
+        // SAFETY: this test is the only user of the file, and only reads.
+        let a = unsafe { SharedArray::<f64>::open(&file.name) }.unwrap();
+        assert_eq!((a.shape(), a.row_len()), (&want[..], want[1..].iter().product()));
+        // A dimension changed so the product misses len: refused, never read.
+        let mut bad = h;
+        put(&mut bad, SHAPE, 8, dims[0] + 1);
+        if dims[1..].iter().all(|&d| d > 0) {
+            let file = ShmFile::new(&bad, size);
+            // SAFETY: as above.
+            let e = unsafe { SharedArray::<f64>::open(&file.name) }.unwrap_err();
+            assert!(matches!(e, Error::CorruptHeader { .. }), "{e}");
+        }
+    });
+}
+
+#[test]
 fn valid_headers_open_and_their_data_is_where_the_header_says() {
     run(300, (0u64..4000, 0u64..200), |(len, extra)| {
         let h = f64_header(len);
@@ -298,8 +377,9 @@ fn valid_headers_open_and_their_data_is_where_the_header_says() {
 fn mutated_headers_in_real_files_are_refused_or_read_in_bounds() {
     let opened = AtomicU64::new(0);
     let muts = vec(mutation(), 0..4);
-    run(1500, (0u64..4000, muts, file_size()), |(len, muts, size)| {
-        let mut h = f64_header(len);
+    run(1500, (0u64..4000, muts, file_size(), any::<bool>()), |(len, muts, size, shaped)| {
+        // A 1-D header, or a shaped one ([len / 3, 3]) with its shape block.
+        let mut h = if shaped { f64_shaped_header(&[len / 3, 3]).0 } else { f64_header(len) };
         for m in &muts {
             apply(&mut h, m);
         }
@@ -315,12 +395,17 @@ fn mutated_headers_in_real_files_are_refused_or_read_in_bounds() {
 
 #[test]
 fn random_headers_in_real_files_are_refused_or_read_in_bounds() {
-    let bytes = prop::array::uniform::<_, HEADER>(any::<u8>());
+    let bytes = prop::array::uniform::<_, RAW>(any::<u8>());
     run(1000, (bytes, any::<bool>(), file_size()), |(mut h, published, size)| {
         if published {
-            // Past the magic and version, so the other checks see random fields.
+            // Past the magic and version, so the other checks see random fields; a small ndim
+            // most of the time, so the shape block's random dimensions are read.
             h[..8].copy_from_slice(b"SHMPOOL\0");
-            put(&mut h, VERSION, 4, 1);
+            put(&mut h, VERSION, 4, LAYOUT_VERSION);
+            if h[NDIM + 1] < 200 {
+                let ndim = u64::from(h[NDIM] % 10);
+                put(&mut h, NDIM, 4, ndim);
+            }
         }
         let size = size_for(get(&h, SEGMENT_BYTES), size);
         open_all_ways(&ShmFile::new(&h, size), size);

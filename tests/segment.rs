@@ -107,8 +107,19 @@ fn corrupt_header_fields_are_caught() {
     poke(&name, 12, &1u32.to_le_bytes());
     // A future layout version (at 8).
     poke(&name, 8, &99u32.to_le_bytes());
-    assert!(matches!(open(), Err(Error::VersionMismatch { found: 99, expected: 1, .. })));
+    assert!(matches!(open(), Err(Error::VersionMismatch { found: 99, expected: 2, .. })));
+    // The previous layout (version 1, before shapes): refused with the fix in the message.
     poke(&name, 8, &1u32.to_le_bytes());
+    let e = open().unwrap_err();
+    assert!(matches!(e, Error::VersionMismatch { found: 1, expected: 2, .. }), "{e}");
+    assert!(e.to_string().contains("same shmpool version"), "{e}");
+    poke(&name, 8, &2u32.to_le_bytes());
+    // ndim (at 104) of 0, past the maximum, or 2 with no room for a shape block.
+    for ndim in [0u32, 9, 2] {
+        poke(&name, 104, &ndim.to_le_bytes());
+        assert!(matches!(open(), Err(Error::CorruptHeader { .. })), "ndim {ndim}");
+    }
+    poke(&name, 104, &1u32.to_le_bytes());
     // A wrong magic.
     poke(&name, 0, b"NOTMINE!");
     assert!(matches!(open(), Err(Error::NotShmpool { .. })));
@@ -281,4 +292,99 @@ fn dropping_an_array_whose_name_was_reused_leaves_the_new_segment_alone() {
     // Its own creator still removes it.
     drop(second);
     assert!(!Path::new(&shm_path(&name)).exists());
+}
+
+#[test]
+fn shaped_arrays_record_their_shape_in_the_segment() {
+    let a = SharedArray::<u8>::from_shape_fn_with(
+        &[4, 6, 3],
+        &ShmOptions::new().generated_name(),
+        |ix| (ix[0] * 100 + ix[1] * 10 + ix[2]) as u8,
+    )
+    .unwrap();
+    let name = a.name().unwrap();
+    assert_eq!((a.shape(), a.ndim(), a.row_len(), a.len()), (&[4, 6, 3][..], 3, 18, 72));
+    assert_eq!(a[18 + 3 * 2 + 1], 121); // [1][2][1]
+    // Opened by name and by handle, the array has the stored shape.
+    let b = open::<u8>(name).unwrap();
+    assert_eq!((b.shape(), &b[..]), (&[4, 6, 3][..], &a[..]));
+    assert_eq!(open_handle::<u8>(&a.handle()).unwrap().shape(), &[4, 6, 3]);
+    // The documented layout: shape block at 128, data at 256.
+    let info = shmpool::segment::inspect(name).unwrap();
+    assert_eq!((info.shape, info.data_offset, info.segment_bytes), (vec![4, 6, 3], 256, 256 + 72));
+    let raw = std::fs::read(shm_path(name)).unwrap();
+    assert_eq!(u32::from_le_bytes(raw[104..108].try_into().unwrap()), 3);
+    let dims: Vec<u64> = (0..3)
+        .map(|i| u64::from_le_bytes(raw[128 + 8 * i..136 + 8 * i].try_into().unwrap()))
+        .collect();
+    assert_eq!(dims, [4, 6, 3]);
+    // The wrong element type is still refused.
+    assert!(matches!(open::<i8>(name), Err(Error::TypeMismatch { .. })));
+    // 1-D arrays keep their old layout, shape [len].
+    let flat = named(&[1u16, 2, 3]);
+    let info = shmpool::segment::inspect(flat.name().unwrap()).unwrap();
+    assert_eq!((info.shape, info.data_offset), (vec![3], 128));
+    assert_eq!((flat.shape(), flat.row_len()), (&[3][..], 1));
+}
+
+#[test]
+fn bad_shapes_are_typed_errors() {
+    let invalid = |r: shmpool::Result<SharedArray<f32>>| match r {
+        Err(Error::InvalidShape { reason, .. }) => {
+            assert!(reason.contains(':') || reason.contains("use"), "{reason}")
+        }
+        other => panic!("expected InvalidShape, got {other:?}"),
+    };
+    invalid(SharedArray::zeroed_shape(&[]));
+    invalid(SharedArray::zeroed_shape(&[1; 9]));
+    invalid(SharedArray::zeroed_shape(&[usize::MAX, 2]));
+    invalid(SharedArray::from_shape_fn(&[1 << 40, 1 << 40], |_| 0.0));
+    // More than memory holds, but a valid shape: the segment layer's error.
+    assert!(matches!(
+        SharedArray::<f64>::zeroed_shape(&[1 << 31, 1 << 31]),
+        Err(Error::TooLarge { .. } | Error::OutOfSpace { .. })
+    ));
+    // Zero-sized shapes are empty arrays, shape kept.
+    for dims in [&[0usize, 5][..], &[3, 0, 2][..]] {
+        let a = SharedArray::<f32>::zeroed_shape_with(dims, &ShmOptions::new().generated_name())
+            .unwrap();
+        assert!(a.is_empty());
+        assert_eq!(open::<f32>(a.name().unwrap()).unwrap().shape(), dims);
+    }
+    // Reshape: same length only; the array keeps its shape on error.
+    let mut a = SharedArray::<f32>::zeroed_shape(&[6, 4]).unwrap();
+    a.reshape(&[2, 3, 4]).unwrap();
+    assert_eq!((a.shape(), a.row_len()), (&[2, 3, 4][..], 12));
+    let e = a.reshape(&[5, 5]).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidShape { .. }) && e.to_string().contains("product is 24"),
+        "{e}"
+    );
+    assert!(matches!(a.reshape(&[]), Err(Error::InvalidShape { .. })));
+    assert_eq!(a.shape(), &[2, 3, 4]);
+}
+
+#[test]
+fn a_corrupt_shape_block_is_refused() {
+    let a = SharedArray::<u32>::zeroed_shape_with(&[4, 5], &ShmOptions::new().generated_name())
+        .unwrap();
+    let name = a.name().unwrap().to_string();
+    // A dimension that no longer multiplies to len.
+    poke(&name, 128, &3u64.to_le_bytes());
+    let e = open::<u32>(&name).unwrap_err();
+    assert!(
+        matches!(e, Error::CorruptHeader { ref reason, .. } if reason.contains("shape")),
+        "{e}"
+    );
+    // Dimensions whose product wraps around to len: 2^32 * 2^32 * 20 = 20 (mod 2^64).
+    poke(&name, 104, &3u32.to_le_bytes());
+    for (i, d) in [1u64 << 32, 1 << 32, 20].iter().enumerate() {
+        poke(&name, 128 + 8 * i as u64, &d.to_le_bytes());
+    }
+    assert!(matches!(open::<u32>(&name), Err(Error::CorruptHeader { .. })));
+    // Repaired, it opens again.
+    poke(&name, 104, &2u32.to_le_bytes());
+    poke(&name, 128, &4u64.to_le_bytes());
+    poke(&name, 136, &5u64.to_le_bytes());
+    assert_eq!(open::<u32>(&name).unwrap().shape(), &[4, 5]);
 }

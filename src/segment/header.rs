@@ -1,7 +1,8 @@
 //! The versioned header at the start of every shmpool segment.
 //!
 //! 128 bytes, little-endian on every platform shmpool runs on (Python's `struct` format
-//! `<8sII16sQQQQQQIIQQ24x`). The field table, the kind numbers and the order in which opening
+//! `<8sII16sQQQQQQIIQQI20x`), followed, for an array of 2 or more dimensions, by its shape block
+//! (`ndim` u64s at offset 128). The field table, the kind numbers and the order in which opening
 //! checks them are written once, in `docs/architecture.md` ("Segment layout"), which
 //! `python/shmpool_shm.py` follows; [`Header`] is that table in code, and the property test
 //! below mutates each field at its documented offset.
@@ -10,11 +11,14 @@ use std::any::TypeId;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::shape::{MAX_DIMS, Shape};
 
 /// `b"SHMPOOL\0"` read as a little-endian u64.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPOOL\0");
-/// The layout version this build writes and accepts.
-pub(crate) const VERSION: u32 = 1;
+/// The layout version this build writes and accepts. Version 2 added `ndim` and the shape
+/// block; a version 1 segment (made by an older shmpool or `shmpool_shm.py`) is refused with
+/// [`Error::VersionMismatch`].
+pub(crate) const VERSION: u32 = 2;
 /// Bytes taken by the header; data never starts before this offset.
 pub(crate) const HEADER_SIZE: usize = 128;
 
@@ -184,15 +188,25 @@ pub(crate) struct Header {
     pub(crate) flags: u32,
     pub(crate) nonce: u64,
     pub(crate) type_hash: u64,
-    pub(crate) reserved: [u8; 24],
+    /// Number of dimensions, 1..=[`MAX_DIMS`]; past 1, the shape block holds them.
+    pub(crate) ndim: u32,
+    pub(crate) reserved: [u8; 20],
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_SIZE);
 
-/// Where data goes for an element type of this alignment: 128 bytes in, or the next multiple of
-/// the alignment if that is larger. 128 keeps data 64-byte (cache line, AVX-512) aligned.
-pub(crate) fn data_offset_for(align: usize) -> usize {
-    HEADER_SIZE.next_multiple_of(align.max(1))
+/// Bytes of the shape block after the header: the dimensions of a shape of 2 or more, as u64s;
+/// none for 1-D (the shape is `[len]`).
+pub(crate) fn shape_block_bytes(ndim: usize) -> usize {
+    if ndim > 1 { 8 * ndim } else { 0 }
+}
+
+/// Where data goes for an element type of this alignment and a shape of `ndim` dimensions:
+/// past the header and the shape block, on a multiple of 128 (which keeps data 64-byte, cache
+/// line and AVX-512, aligned) and of the alignment. 1-D data starts 128 bytes in (or at the
+/// alignment, if larger), shaped data at 256.
+pub(crate) fn data_offset_for_shape(align: usize, ndim: usize) -> usize {
+    (HEADER_SIZE + shape_block_bytes(ndim)).next_multiple_of(align.max(HEADER_SIZE))
 }
 
 /// What a header promises about a segment, checked against the file it sits in.
@@ -227,6 +241,13 @@ pub(crate) fn check_align(what: &'static str, name: &str, align: usize, fix: &st
 impl Layout {
     /// The layout for `len` elements of `ty`, or `TooLarge` if it overflows.
     pub(crate) fn new(kind: Kind, ty: TypeDesc, len: usize) -> Result<Layout> {
+        Layout::shaped(kind, ty, &Shape::flat(len))
+    }
+
+    /// The layout for an array of `shape` (room for its shape block included), or `TooLarge`.
+    /// Create its segment with [`Segment::create_shaped`](crate::segment::Segment::create_shaped).
+    pub(crate) fn shaped(kind: Kind, ty: TypeDesc, shape: &Shape) -> Result<Layout> {
+        let len = shape.len();
         let too_large = || Error::TooLarge { len, elem_size: ty.size as usize };
         check_align(
             "element type",
@@ -234,7 +255,7 @@ impl Layout {
             ty.align as usize,
             "use a type aligned to at most 4096",
         )?;
-        let data_offset = data_offset_for(ty.align as usize) as u64;
+        let data_offset = data_offset_for_shape(ty.align as usize, shape.dims().len()) as u64;
         let data_bytes = (len as u64).checked_mul(ty.size).ok_or_else(too_large)?;
         let total = data_offset.checked_add(data_bytes).ok_or_else(too_large)?;
         if total > isize::MAX as u64 {
@@ -245,8 +266,8 @@ impl Layout {
 }
 
 impl Header {
-    /// The header for `layout`, magic still zero (not yet published).
-    pub(crate) fn new(layout: &Layout, creator_pid: u32, nonce: u64) -> Header {
+    /// The header for `layout` and `ndim` dimensions, magic still zero (not yet published).
+    pub(crate) fn new(layout: &Layout, ndim: usize, creator_pid: u32, nonce: u64) -> Header {
         Header {
             magic: 0,
             version: VERSION,
@@ -262,8 +283,67 @@ impl Header {
             flags: 0,
             nonce,
             type_hash: layout.ty.type_hash,
-            reserved: [0; 24],
+            ndim: ndim as u32,
+            reserved: [0; 20],
         }
+    }
+
+    /// Writes `shape`'s block (nothing for 1-D) after the header of a new mapping.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be valid for writes of `HEADER_SIZE + shape_block_bytes(ndim)` bytes (a
+    /// mapping made for a [`Layout`] of this shape is), 8-byte aligned, and not yet published.
+    pub(crate) unsafe fn write_shape(base: *mut u8, shape: &Shape) {
+        let dims = shape.dims();
+        if dims.len() < 2 {
+            return;
+        }
+        for (i, &d) in dims.iter().enumerate() {
+            // SAFETY: offset 128 + 8 i lies inside the block the caller vouched for, 8-aligned.
+            unsafe { base.add(HEADER_SIZE + 8 * i).cast::<u64>().write((d as u64).to_le()) };
+        }
+    }
+
+    /// Copies the shape out of the shape block (after [`Header::check_shape`] passed on this
+    /// copy) and checks it: every dimension fits in `usize`, their product is `len`.
+    ///
+    /// # Safety
+    ///
+    /// `base` must be valid for reads of `data_offset` bytes (a mapping of the file whose size
+    /// `check_shape` compared is) and 8-byte aligned.
+    pub(crate) unsafe fn read_shape(&self, what: &str, base: *const u8) -> Result<Shape> {
+        let ndim = self.ndim as usize;
+        if ndim < 2 {
+            return Ok(Shape::flat(self.len as usize));
+        }
+        let mut raw = [0u64; MAX_DIMS];
+        for (i, d) in raw[..ndim].iter_mut().enumerate() {
+            // SAFETY: check_shape made data_offset >= 128 + 8 ndim, and the caller guarantees
+            // `data_offset` readable bytes; a volatile copy, since another process may write
+            // them: only the copy is validated and used.
+            *d = u64::from_le(unsafe {
+                std::ptr::read_volatile(base.add(HEADER_SIZE + 8 * i).cast::<u64>())
+            });
+        }
+        let corrupt = |reason: String| Error::CorruptHeader { what: what.to_string(), reason };
+        let dims: Vec<usize> = raw[..ndim]
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| {
+                corrupt(format!("a dimension of shape {:?} overflows usize", &raw[..ndim]))
+            })?;
+        let shape = Shape::new(&dims)
+            .map_err(|_| corrupt(format!("the product of shape {dims:?} overflows usize")))?;
+        if shape.len() as u64 != self.len {
+            return Err(corrupt(format!(
+                "shape {dims:?} holds {} elements but the header says {}",
+                shape.len(),
+                self.len
+            )));
+        }
+        Ok(shape)
     }
 
     /// Writes this header, except `magic`, to the start of a new mapping.
@@ -326,17 +406,23 @@ impl Header {
         if Kind::from_u32(self.kind).is_none() {
             return corrupt(format!("unknown kind {}", self.kind));
         }
+        if self.ndim == 0 || self.ndim as usize > MAX_DIMS {
+            return corrupt(format!("{} dimensions, not 1 to {MAX_DIMS}", self.ndim));
+        }
+        if self.ndim > 1 && self.kind() != Kind::Array {
+            return corrupt(format!("a {} with {} dimensions", self.kind().name(), self.ndim));
+        }
         if self.elem_align == 0 || !self.elem_align.is_power_of_two() || self.elem_align > 4096 {
             return corrupt(format!(
                 "element alignment {} is not a power of two up to 4096",
                 self.elem_align
             ));
         }
-        if self.data_offset < HEADER_SIZE as u64
-            || !self.data_offset.is_multiple_of(self.elem_align)
-        {
+        let data_start = (HEADER_SIZE + shape_block_bytes(self.ndim as usize)) as u64;
+        if self.data_offset < data_start || !self.data_offset.is_multiple_of(self.elem_align) {
             return corrupt(format!(
-                "data offset {} is inside the header or misaligned for alignment {}",
+                "data offset {} is inside the header (or shape block) or misaligned for \
+                 alignment {}",
                 self.data_offset, self.elem_align
             ));
         }
@@ -421,9 +507,12 @@ mod tests {
 
     #[test]
     fn data_offset_is_at_least_128_and_aligned() {
-        assert_eq!(data_offset_for(1), 128);
-        assert_eq!(data_offset_for(64), 128);
-        assert_eq!(data_offset_for(256), 256);
+        assert_eq!(data_offset_for_shape(1, 1), 128);
+        assert_eq!(data_offset_for_shape(64, 1), 128);
+        assert_eq!(data_offset_for_shape(256, 1), 256);
+        assert_eq!(data_offset_for_shape(8, 2), 256);
+        assert_eq!(data_offset_for_shape(8, MAX_DIMS), 256);
+        assert_eq!(data_offset_for_shape(512, 3), 512);
     }
 
     #[test]
@@ -441,9 +530,13 @@ mod tests {
     use proptest::prelude::*;
     use proptest::test_runner::Config;
 
-    /// A header's bytes, as aligned as the start of a mapping needs to be for `read_from`.
+    /// Bytes a fuzzed header and its shape block take.
+    const RAW: usize = HEADER_SIZE + 8 * MAX_DIMS;
+
+    /// A header and shape block's bytes, as aligned as the start of a mapping needs to be for
+    /// `read_from`.
     #[repr(C, align(8))]
-    struct Raw([u8; HEADER_SIZE]);
+    struct Raw([u8; RAW]);
 
     fn config(cases: u32) -> Config {
         // No regression files: they would land in the source tree.
@@ -453,23 +546,45 @@ mod tests {
     /// Runs what opening a segment runs on its header: copy it out, check its shape against the
     /// file's size, then (when the caller expects something) its kind and element type.
     fn open_checks(
-        bytes: &[u8; HEADER_SIZE],
+        bytes: &[u8; RAW],
         file: u64,
         want: Option<(Kind, TypeDesc)>,
-    ) -> Result<Header> {
+    ) -> Result<(Header, Shape)> {
         let raw = Raw(*bytes);
-        // SAFETY: `raw` is HEADER_SIZE bytes, 8-aligned, and only this thread sees it.
+        // SAFETY: `raw` is RAW bytes, 8-aligned, and only this thread sees it.
         let h = unsafe { Header::read_from(raw.0.as_ptr()) };
         h.check_shape("fuzzed segment", file)?;
+        // The shape block is all `read_shape` reads past the header: check_shape made
+        // data_offset >= 128 + 8 ndim, and ndim <= MAX_DIMS, so it lies inside `raw`.
+        assert!(HEADER_SIZE + shape_block_bytes(h.ndim as usize) <= RAW);
+        // SAFETY: as above; 8-aligned, only this thread sees it.
+        let shape = unsafe { h.read_shape("fuzzed segment", raw.0.as_ptr()) }?;
         if let Some((kind, ty)) = want {
             h.check_type("fuzzed segment", kind, &ty)?;
         }
-        Ok(h)
+        Ok((h, shape))
+    }
+
+    /// A header (and shape block) as the bytes a file holds.
+    fn to_raw(h: &Header, dims: &[u64]) -> [u8; RAW] {
+        let mut raw = [0u8; RAW];
+        raw[..HEADER_SIZE].copy_from_slice(bytemuck::bytes_of(h));
+        for (i, d) in dims.iter().enumerate() {
+            raw[HEADER_SIZE + 8 * i..HEADER_SIZE + 8 * i + 8].copy_from_slice(&d.to_le_bytes());
+        }
+        raw
     }
 
     /// An accepted header: every pointer and length derived from it stays inside the file.
-    fn assert_sound(h: &Header, file: u64, want: Option<(Kind, TypeDesc)>) {
+    fn assert_sound(h: &Header, shape: &Shape, file: u64, want: Option<(Kind, TypeDesc)>) {
         assert_eq!(h.magic, MAGIC);
+        let dims = shape.dims();
+        assert_eq!(dims.len(), h.ndim as usize, "shape {dims:?} for ndim {}", h.ndim);
+        assert!((1..=MAX_DIMS).contains(&dims.len()));
+        let product = dims.iter().try_fold(1u64, |p, &d| p.checked_mul(d as u64));
+        assert_eq!(product, Some(h.len), "accepted shape {dims:?} for len {}", h.len);
+        assert!(h.data_offset >= (HEADER_SIZE + shape_block_bytes(dims.len())) as u64);
+        assert!(dims.len() == 1 || h.kind() == Kind::Array);
         assert_eq!(h.version, VERSION);
         assert!(Kind::from_u32(h.kind).is_some(), "accepted unknown kind {}", h.kind);
         assert!(
@@ -505,10 +620,10 @@ mod tests {
         assert!(!e.to_string().is_empty());
     }
 
-    fn check(bytes: &[u8; HEADER_SIZE], file: u64, want: Option<(Kind, TypeDesc)>) -> bool {
+    fn check(bytes: &[u8; RAW], file: u64, want: Option<(Kind, TypeDesc)>) -> bool {
         match open_checks(bytes, file, want) {
-            Ok(h) => {
-                assert_sound(&h, file, want);
+            Ok((h, shape)) => {
+                assert_sound(&h, &shape, file, want);
                 true
             }
             Err(e) => {
@@ -565,10 +680,29 @@ mod tests {
 
     /// A published, valid header for `len` elements of `ty`, and its file size.
     fn valid(kind: Kind, ty: TypeDesc, len: usize) -> (Header, u64) {
-        let layout = Layout::new(kind, ty, len).unwrap();
-        let mut h = Header::new(&layout, 4242, 0x0123_4567_89ab_cdef);
+        let (h, _, file) = valid_shaped(kind, ty, &[len]);
+        (h, file)
+    }
+
+    /// A published, valid header (and shape block) for an array of `dims`, and its file size.
+    fn valid_shaped(kind: Kind, ty: TypeDesc, dims: &[usize]) -> (Header, Vec<u64>, u64) {
+        let shape = Shape::new(dims).unwrap();
+        let layout = Layout::shaped(kind, ty, &shape).unwrap();
+        let mut h = Header::new(&layout, dims.len(), 4242, 0x0123_4567_89ab_cdef);
         h.magic = MAGIC;
-        (h, layout.segment_bytes)
+        let block = if dims.len() > 1 { dims.iter().map(|&d| d as u64).collect() } else { vec![] };
+        (h, block, layout.segment_bytes)
+    }
+
+    /// Small shapes of 1 to MAX_DIMS dimensions (zeros included), at most 100,000 elements.
+    fn shapes() -> impl Strategy<Value = Vec<usize>> {
+        prop::collection::vec(0usize..6, 1..=MAX_DIMS).prop_flat_map(|dims| {
+            (0usize..20_000).prop_map(move |outer| {
+                let mut dims = dims.clone();
+                dims[0] = outer.min(100_000 / dims[1..].iter().product::<usize>().max(1));
+                dims
+            })
+        })
     }
 
     /// One way another process could have written a header wrong.
@@ -587,6 +721,12 @@ mod tests {
         /// Sizes rewritten to agree with each other: `len` and `elem_size` given, the rest
         /// derived with wrapping arithmetic.
         Consistent(u64, u64),
+        /// Overwrite one dimension of the shape block.
+        Dim(usize, u64),
+        /// Set `ndim`.
+        Ndim(u32),
+        /// Dimensions whose product wraps to the header's `len` (or near it), `ndim` agreeing.
+        WrapDims(u64),
     }
 
     /// (offset, width) of every header field, the dtype and reserved bytes in 8-byte pieces.
@@ -618,11 +758,21 @@ mod tests {
             1 => (0u64..1000).prop_map(Mutation::WrapLen),
             1 => (0u64..1000).prop_map(Mutation::WrapOffset),
             1 => (edgy(), edgy()).prop_map(|(l, e)| Mutation::Consistent(l, e)),
+            2 => ((0..MAX_DIMS), edgy()).prop_map(|(i, v)| Mutation::Dim(i, v)),
+            1 => prop_oneof![Just(0u32), 1u32..=MAX_DIMS as u32 + 1, any::<u32>()].prop_map(Mutation::Ndim),
+            1 => (0u64..4).prop_map(Mutation::WrapDims),
         ]
     }
 
-    fn apply(h: &mut Header, m: &Mutation) {
+    fn apply(h: &mut Header, dims: &mut [u64; MAX_DIMS], m: &Mutation) {
         match *m {
+            Mutation::Dim(i, v) => dims[i] = v,
+            Mutation::Ndim(n) => h.ndim = n,
+            Mutation::WrapDims(k) => {
+                // 2^32 * 2^32 wraps to 0; times (len + k) in a third dimension.
+                h.ndim = 3;
+                *dims = [1 << 32, 1 << 32, h.len.wrapping_add(k), 0, 0, 0, 0, 0];
+            }
             Mutation::Field(at, width, v) => {
                 bytemuck::bytes_of_mut(h)[at..at + width].copy_from_slice(&v.to_le_bytes()[..width])
             }
@@ -684,10 +834,33 @@ mod tests {
     }
 
     #[test]
+    fn valid_shaped_headers_are_accepted_with_their_shape() {
+        run(2000, (types(), shapes()), |(ty, dims)| {
+            let (h, block, file) = valid_shaped(Kind::Array, ty, &dims);
+            let bytes = to_raw(&h, &block);
+            let (_, shape) = open_checks(&bytes, file, Some((Kind::Array, ty))).unwrap();
+            assert_eq!(shape.dims(), &dims[..]);
+            check(&bytes, file, Some((Kind::Array, ty)));
+            if dims.len() > 1 {
+                // The same header as another kind is corrupt: only arrays have shapes.
+                let mut queue = h;
+                queue.kind = Kind::Queue as u32;
+                let e = open_checks(&to_raw(&queue, &block), file, None).unwrap_err();
+                assert!(matches!(e, Error::CorruptHeader { .. }), "{e}");
+                // A dimension one larger no longer multiplies to len (unless a zero hides it).
+                let mut bigger = block.clone();
+                bigger[0] += 1;
+                let r = open_checks(&to_raw(&h, &bigger), file, None);
+                assert_eq!(r.is_ok(), dims[1..].contains(&0), "{dims:?}");
+            }
+        });
+    }
+
+    #[test]
     fn valid_headers_are_accepted_and_sound() {
         run(2000, (kinds(), types(), 0usize..1 << 20), |(kind, ty, len)| {
             let (h, file) = valid(kind, ty, len);
-            let bytes: [u8; HEADER_SIZE] = bytemuck::cast(h);
+            let bytes = to_raw(&h, &[]);
             assert!(check(&bytes, file, Some((kind, ty))));
             // The same bytes, expected as another kind or type, are refused with the right error.
             let other = Kind::from_u32(kind as u32 % 13 + 1).unwrap();
@@ -699,7 +872,7 @@ mod tests {
             // Unpublished (magic still zero) is not a shmpool segment yet.
             let mut unpublished = h;
             unpublished.magic = 0;
-            let e = open_checks(&bytemuck::cast(unpublished), file, None).unwrap_err();
+            let e = open_checks(&to_raw(&unpublished, &[]), file, None).unwrap_err();
             assert!(matches!(e, Error::NotShmpool { .. }), "{e}");
             // A file of any other size is refused.
             for f in [0, file - 1, file + 1, file + 4096, u64::MAX] {
@@ -711,7 +884,7 @@ mod tests {
 
     #[test]
     fn random_bytes_are_refused_or_sound() {
-        let bytes = prop::array::uniform::<_, HEADER_SIZE>(any::<u8>());
+        let bytes = prop::array::uniform::<_, RAW>(any::<u8>());
         run(5000, (bytes, edgy()), |(bytes, file)| {
             check(&bytes, file, None);
             check(&bytes, file, Some((Kind::Array, TypeDesc::of::<f64>())));
@@ -723,6 +896,9 @@ mod tests {
             check(&behind, file, None);
             check(&behind, claimed, None);
             check(&behind, claimed, Some((Kind::Array, TypeDesc::of::<u8>())));
+            // And with a small ndim, so the shape block's random dimensions are read.
+            behind[104..108].copy_from_slice(&(u32::from(bytes[0]) % 10).to_le_bytes());
+            check(&behind, claimed, None);
         });
     }
 
@@ -730,14 +906,17 @@ mod tests {
     fn mutated_headers_are_refused_or_sound() {
         let accepted = std::cell::Cell::new(0u32);
         let muts = prop::collection::vec(mutations(), 1..4);
-        run(6000, (kinds(), types(), 0usize..100_000, muts, file_sizes()), |case| {
-            let (kind, ty, len, muts, size) = case;
-            let (mut h, _) = valid(kind, ty, len);
+        run(6000, (kinds(), types(), shapes(), muts, file_sizes()), |case| {
+            let (kind, ty, dims, muts, size) = case;
+            let kind = if dims.len() > 1 { Kind::Array } else { kind };
+            let (mut h, block, _) = valid_shaped(kind, ty, &dims);
+            let mut block8 = [0u64; MAX_DIMS];
+            block8[..block.len()].copy_from_slice(&block);
             for m in &muts {
-                apply(&mut h, m);
+                apply(&mut h, &mut block8, m);
             }
             let file = file_size(h.segment_bytes, size);
-            let bytes: [u8; HEADER_SIZE] = bytemuck::cast(h);
+            let bytes = to_raw(&h, &block8);
             if check(&bytes, file, None) {
                 accepted.set(accepted.get() + 1);
             }
@@ -755,11 +934,19 @@ mod tests {
         for ty in [TypeDesc::of::<u16>(), TypeDesc::of::<f64>(), TypeDesc::of::<Wide>()] {
             for m in [Mutation::WrapLen(0), Mutation::WrapLen(7), Mutation::WrapOffset(0)] {
                 let (mut h, _) = valid(Kind::Array, ty, 10);
-                apply(&mut h, &m);
-                let bytes: [u8; HEADER_SIZE] = bytemuck::cast(h);
+                apply(&mut h, &mut [0; MAX_DIMS], &m);
+                let bytes = to_raw(&h, &[]);
                 let e = open_checks(&bytes, h.segment_bytes, Some((Kind::Array, ty))).unwrap_err();
                 assert!(matches!(e, Error::CorruptHeader { .. }), "{m:?}: {e}");
             }
         }
+        // Dimensions whose product wraps to len (2^32 * 2^32 * len) are refused.
+        let (mut h, _) = valid(Kind::Array, TypeDesc::of::<u8>(), 0);
+        let mut dims = [0; MAX_DIMS];
+        apply(&mut h, &mut dims, &Mutation::WrapDims(0));
+        h.data_offset = 256;
+        h.segment_bytes = 256;
+        let e = open_checks(&to_raw(&h, &dims), 256, None).unwrap_err();
+        assert!(matches!(e, Error::CorruptHeader { .. }), "{e}");
     }
 }

@@ -1,7 +1,8 @@
 //! Shared-memory segments: creation with reserved memory, mapping, headers, ownership.
 //!
 //! A segment is an fd (memfd or POSIX shm) mapped `MAP_SHARED` in full, starting with a
-//! 128-byte header (layout in `docs/architecture.md`). Typed views ([`crate::SharedArray`], the
+//! 128-byte header and, for an array of 2 or more dimensions, its shape block (layout in
+//! `docs/architecture.md`). Typed views ([`crate::SharedArray`], the
 //! sync objects) sit on top.
 //!
 //! Ownership rules, which nothing above this module can change:
@@ -34,6 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::error::{Error, Result};
+use crate::shape::Shape;
 use crate::sys;
 use handle::Locator;
 pub use handle::SegmentHandle;
@@ -61,6 +63,8 @@ pub(crate) struct Segment {
     owner_pid: u32,
     /// A validated private copy of the header; pointers are computed from it alone.
     hdr: Header,
+    /// The shape, copied out of the shape block and validated with the header.
+    shape: Shape,
     /// How forks treat the mapping (registered in [`forkmap`]): arrays and raw values, whose
     /// contents safe code reaches through `&mut`, are kept out of children; lock-protected data
     /// is shared with them unless a guard is held at the fork; the rest (atomics, queues,
@@ -89,6 +93,22 @@ impl Segment {
     /// Creates a segment for `layout`, with every byte reserved and zeroed, the header written
     /// but not yet published. The caller initialises the data, then calls [`Segment::publish`].
     pub(crate) fn create(opts: &ShmOptions, layout: &Layout) -> Result<Segment> {
+        Segment::create_shaped(opts, layout, Shape::flat(layout.len as usize))
+    }
+
+    /// [`Segment::create`] for an array of `shape`, whose `layout` is
+    /// [`Layout::shaped`](header::Layout::shaped) of that shape (room for its shape block).
+    pub(crate) fn create_shaped(
+        opts: &ShmOptions,
+        layout: &Layout,
+        shape: Shape,
+    ) -> Result<Segment> {
+        let ndim = shape.dims().len();
+        assert!(
+            shape.len() as u64 == layout.len
+                && layout.data_offset >= (HEADER_SIZE + header::shape_block_bytes(ndim)) as u64,
+            "Segment::create_shaped needs Layout::shaped of the same shape"
+        );
         let bytes = layout.segment_bytes;
         let (file, name) = match &opts.naming {
             Naming::Anonymous => {
@@ -132,10 +152,12 @@ impl Segment {
         let fork_policy = fork_policy(layout.kind);
         register_for_forks(&map, &file, fork_policy).map_err(remove_name)?;
         let owner_pid = sys::proc::getpid();
-        let hdr = Header::new(layout, owner_pid, sys::proc::random_u64());
+        let hdr = Header::new(layout, ndim, owner_pid, sys::proc::random_u64());
         // SAFETY: the mapping is at least HEADER_SIZE bytes, page-aligned, and not published: no
         // other process can see it yet (memfd) or will read past a zero magic (named).
         unsafe { hdr.write_to(map.as_mut_ptr()) };
+        // SAFETY: as above; the mapping holds the shape block (`Layout::shaped`, asserted).
+        unsafe { Header::write_shape(map.as_mut_ptr(), &shape) };
         Ok(Segment {
             map: ManuallyDrop::new(map),
             file,
@@ -143,6 +165,7 @@ impl Segment {
             name,
             owner_pid,
             hdr,
+            shape,
             fork_policy,
         })
     }
@@ -211,6 +234,9 @@ impl Segment {
         // SAFETY: the mapping is at least HEADER_SIZE bytes (checked above) and page-aligned.
         let hdr = unsafe { Header::read_from(map.as_ptr()) };
         hdr.check_shape(what, bytes)?;
+        // SAFETY: check_shape compared the header with the file's size, which the mapping
+        // spans: data_offset <= bytes, so `data_offset` bytes are readable; page-aligned.
+        let shape = unsafe { hdr.read_shape(what, map.as_ptr()) }?;
         if let Some(expected) = nonce
             && hdr.nonce != expected
         {
@@ -229,6 +255,7 @@ impl Segment {
             unlink_on_drop: AtomicBool::new(false),
             owner_pid,
             hdr,
+            shape,
             fork_policy,
         })
     }
@@ -268,6 +295,11 @@ impl Segment {
     /// Number of elements the header records.
     pub(crate) fn len(&self) -> usize {
         self.header().len as usize
+    }
+
+    /// The shape the header and shape block record (`[len]` for 1-D).
+    pub(crate) fn shape(&self) -> Shape {
+        self.shape
     }
 
     /// Bare name for named segments.
@@ -503,6 +535,8 @@ pub struct SegmentInfo {
     pub dtype: String,
     /// Number of elements.
     pub len: u64,
+    /// The shape (C order, outer axis first; `[len]` for anything but a shaped array).
+    pub shape: Vec<usize>,
     /// Bytes per element.
     pub elem_size: u64,
     /// Where the data starts, from the segment's first byte.
@@ -531,6 +565,7 @@ pub fn inspect(name: &str) -> Result<SegmentInfo> {
         kind: h.kind().name(),
         dtype: h.type_desc().describe(),
         len: h.len,
+        shape: seg.shape().dims().to_vec(),
         elem_size: h.elem_size,
         data_offset: h.data_offset,
         segment_bytes: h.segment_bytes,

@@ -11,9 +11,9 @@
 //! | segments | creating or opening any shared object (`new`, `new_with`, `open`, `open_handle`), [`segment::inspect`](crate::segment::inspect), [`clean_stale`](crate::clean_stale) | [`Error`]: `OutOfSpace`, `AlreadyExists`, `NotFound`, `InvalidName`, `NotShmpool`, `CorruptHeader`, `VersionMismatch`, `KindMismatch`, `TypeMismatch`, `StaleHandle`, `TooLarge`, `InvalidShape` |
 //! | arguments and waits | any call that checks a size or count; any wait given a timeout | [`Error`]: `InvalidArgument`, `Timeout` |
 //! | synchronisation | locking a [`Mutex`](crate::Mutex), [`RLock`](crate::RLock) or [`SharedValue`](crate::SharedValue) | [`LockError`](crate::sync::LockError) (its `OwnerDied` carries the guard), converting into [`Error`]: `OwnerDied`, `NotRecoverable`, `WouldBlock`, `WouldDeadlock`, `TooManyLocksHeld`, `Timeout`, `Io` |
-//! | synchronisation | [`Semaphore`](crate::Semaphore), [`BoundedSemaphore`](crate::BoundedSemaphore), [`Barrier`](crate::Barrier), [`Condition`](crate::Condition) | [`Error`]: `OverRelease`, `BrokenBarrier`, `OwnerDied` (a condition's lock), `Timeout` |
+//! | synchronisation | [`Semaphore`](crate::Semaphore), [`BoundedSemaphore`](crate::BoundedSemaphore), [`Barrier`](crate::Barrier), [`Condition`](crate::Condition) | [`Error`]: `OverRelease`, `BrokenBarrier`, `BarrierActionPanicked`, `OwnerDied` (a condition's lock), `Timeout` |
 //! | process start | [`scope`](crate::scope), [`Process`](crate::Process), [`Context`](crate::Context), the start methods, pool workers starting | [`Error`]: `ForkWithThreads`, `ForkWhileLocked`, `NotShared`, `ClosureNeedsFork`, `Serialize`, `SpawnUnavailable`, `ForkServer`, `ChildFailed`; [`set_start_method`](crate::process::set_start_method): `StartMethodAlreadySet` |
-//! | pool jobs | [`Pool`](crate::Pool), [`PoolBuilder`](crate::pool::PoolBuilder), [`AsyncResult`](crate::pool::AsyncResult), [`JobHandle`](crate::pool::JobHandle) | [`Error`]: `PoolSize`, `PoolNotRunning`, `PoolStillRunning`, `PoolNotOwned`, `PoolGaveUp`, `KernelPanicked`, `WorkerDied`, `TaskFailed`, `TaskValueTooLarge`, `TaskValue`, `LengthMismatch`, `ResultUnavailable` |
+//! | pool jobs | [`Pool`](crate::Pool), [`PoolBuilder`](crate::pool::PoolBuilder), [`AsyncResult`](crate::pool::AsyncResult), [`JobHandle`](crate::pool::JobHandle) | [`Error`]: `PoolSize`, `CpuNotAllowed`, `PoolNotRunning`, `PoolStillRunning`, `PoolNotOwned`, `PoolGaveUp`, `KernelPanicked`, `WorkerDied`, `TaskFailed`, `TaskValueTooLarge`, `TaskValue`, `LengthMismatch`, `ResultUnavailable` |
 //! | messaging: queues | [`Queue`](crate::Queue) and [`JoinableQueue`](crate::JoinableQueue): `get`, `get_timeout`, `get_nowait` | [`GetError`](crate::queue::GetError), [`GetTimeoutError`](crate::queue::GetTimeoutError), [`TryGetError`](crate::queue::TryGetError) |
 //! | messaging: queues | the same: `put`, `put_timeout`, `put_nowait` | [`PutError`](crate::queue::PutError), [`PutTimeoutError`](crate::queue::PutTimeoutError), [`TryPutError`](crate::queue::TryPutError) |
 //! | messaging: queues | [`JoinableQueue`](crate::JoinableQueue): `task_done`, `join`, `join_timeout` | [`TaskDoneError`](crate::queue::TaskDoneError), [`JoinError`](crate::queue::JoinError), [`JoinTimeoutError`](crate::queue::JoinTimeoutError) |
@@ -241,6 +241,17 @@ pub enum Error {
     )]
     BrokenBarrier,
 
+    /// The barrier's action (`Barrier::with_action`) panicked in this party: the round was not
+    /// released, and the barrier is broken for every party (Python's `BrokenBarrierError`).
+    #[error(
+        "the barrier's action panicked ({message}); the barrier is broken for every party: fix \
+         the action, then call reset() before using the barrier again"
+    )]
+    BarrierActionPanicked {
+        /// The panic's message.
+        message: String,
+    },
+
     /// A semaphore was released past its bound.
     #[error(
         "semaphore released past its bound: its value is already {value}, the most it may hold; \
@@ -381,6 +392,22 @@ pub enum Error {
         requested: usize,
         /// The most a pool supports.
         max: usize,
+    },
+
+    /// A pool's CPU affinity names a CPU this process may not run on (outside its
+    /// `sched_getaffinity` set), or an empty set of CPUs.
+    #[error(
+        "worker {worker}'s CPU set names CPU {cpu}, which this process may not run on (it may run \
+         on CPUs {allowed}); pick CPUs from that list (Affinity::RoundRobin does), or widen this \
+         process's affinity first (taskset, sched_setaffinity)"
+    )]
+    CpuNotAllowed {
+        /// The worker slot whose set is wrong.
+        worker: usize,
+        /// The CPU asked for (`usize::MAX` for an empty set).
+        cpu: usize,
+        /// The CPUs this process may run on, in Linux's list format ("0-3,6").
+        allowed: String,
     },
 
     /// The pool was closed or terminated, so it takes no more work.

@@ -1,11 +1,18 @@
-//! `PoolBuilder`: workers, start method, name, initializer, maxtasksperchild, retries, chunk
-//! size, task limits (bytes, time); and the constructors that use it, `Pool::new` and `Pool::builder`.
+//! `PoolBuilder`: workers, start method, name, initializer (with or without an argument),
+//! threads per worker, CPU affinity, maxtasksperchild, retries, chunk size, task limits (bytes,
+//! time); and the constructors that use it, `Pool::new` and `Pool::builder`.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::control::MAX_WORKERS;
 use super::state::Pool;
-use super::worker::{Launch, WorkerConfig};
+use super::worker::{InitTrampoline, InitWith, Launch, Threads, WorkerConfig, init_trampoline};
 use crate::error::{Error, Result};
 use crate::process::context::StartMethod;
+use crate::sys;
 
 impl Pool {
     /// A pool of `n` workers with default settings.
@@ -60,6 +67,68 @@ pub struct PoolBuilder {
     method: Option<StartMethod>,
     max_task_bytes: Option<usize>,
     task_timeout: Option<std::time::Duration>,
+    threads_per_worker: Option<usize>,
+    affinity: Option<Affinity>,
+    /// Why `initializer_with`'s argument could not be encoded, reported by `build`.
+    init_error: Option<String>,
+}
+
+/// Which CPUs each worker of a pool runs on ([`PoolBuilder::cpu_affinity`]). Every CPU named
+/// must be one this process may run on (its `sched_getaffinity` set, which `taskset` and
+/// containers narrow); [`build`](PoolBuilder::build) refuses any other with
+/// [`Error::CpuNotAllowed`], naming the allowed set.
+///
+/// ```no_run
+/// use shmpool::pool::Affinity;
+/// // Workers 0 and 1 share CPUs 0-1, worker 2 (and 3) get CPU 2 and 3 alone.
+/// let pool = shmpool::Pool::builder()
+///     .workers(4)
+///     .cpu_affinity(Affinity::Sets(vec![vec![0, 1], vec![0, 1], vec![2], vec![3]]))
+///     .build()?;
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Affinity {
+    /// One CPU per worker, round-robin over the CPUs this process may run on (ascending):
+    /// worker `i` runs on the `i`-th allowed CPU, wrapping around when there are more workers
+    /// than CPUs. Replacement workers take the CPU of the slot they replace.
+    RoundRobin,
+    /// Explicit CPU sets: worker `i` runs on any CPU of `sets[i % sets.len()]`.
+    Sets(Vec<Vec<usize>>),
+}
+
+impl Affinity {
+    /// The CPU set of every worker slot of a pool of `n`, checked against `allowed` (the
+    /// process's CPUs, ascending).
+    fn resolve(&self, n: usize, allowed: &[usize]) -> Result<Vec<Vec<usize>>> {
+        let refuse = |worker, cpu| Error::CpuNotAllowed {
+            worker,
+            cpu,
+            allowed: sys::affinity::list_format(allowed),
+        };
+        match self {
+            Affinity::RoundRobin if allowed.is_empty() => Err(refuse(0, usize::MAX)),
+            Affinity::RoundRobin => Ok((0..n).map(|i| vec![allowed[i % allowed.len()]]).collect()),
+            Affinity::Sets(sets) if sets.is_empty() => Err(Error::InvalidArgument {
+                what: "pool CPU affinity",
+                reason: "Affinity::Sets needs at least one CPU set; use Affinity::RoundRobin, or \
+                         leave the affinity unset"
+                    .into(),
+            }),
+            Affinity::Sets(sets) => {
+                for (i, set) in sets.iter().enumerate() {
+                    let bad = set.iter().find(|c| allowed.binary_search(c).is_err());
+                    match (set.is_empty(), bad) {
+                        (true, _) => return Err(refuse(i, usize::MAX)),
+                        (false, Some(&cpu)) => return Err(refuse(i, cpu)),
+                        (false, None) => {}
+                    }
+                }
+                Ok(sets.clone())
+            }
+        }
+    }
 }
 
 impl PoolBuilder {
@@ -155,6 +224,93 @@ impl PoolBuilder {
     /// ```
     pub fn initializer(mut self, f: fn()) -> PoolBuilder {
         self.cfg.initializer = Some(f);
+        self.cfg.init_with = None;
+        self.init_error = None;
+        self
+    }
+
+    /// A function each worker runs once when it starts, with an argument (Python's
+    /// `initializer=f, initargs=(a,)`; several arguments are a tuple). The argument is encoded
+    /// once here (postcard) and decoded afresh in every worker, replacements included, under
+    /// every start method. It replaces an [`initializer`](PoolBuilder::initializer) set before
+    /// (a pool has one), and fails as that one does.
+    ///
+    /// An argument that cannot be encoded (or decoded back) makes [`build`](PoolBuilder::build)
+    /// return [`Error::InvalidArgument`].
+    ///
+    /// ```no_run
+    /// fn init((name, level): (String, u8)) {
+    ///     // Runs in each worker: keep what tasks need in the worker's own statics.
+    ///     let _ = (name, level);
+    /// }
+    /// let pool = shmpool::Pool::builder()
+    ///     .workers(2)
+    ///     .initializer_with(init, ("job-7".to_string(), 3))
+    ///     .build()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn initializer_with<A>(mut self, f: fn(A), arg: A) -> PoolBuilder
+    where
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        self.cfg.initializer = None;
+        match crate::process::entry::encode_args(&arg) {
+            Ok(bytes) => {
+                self.init_error = None;
+                self.cfg.init_with = Some(InitWith {
+                    trampoline: init_trampoline::<A> as InitTrampoline,
+                    function: f as usize,
+                    arg: bytes.into(),
+                });
+            }
+            Err(e) => {
+                self.cfg.init_with = None;
+                self.init_error = Some(e.to_string());
+            }
+        }
+        self
+    }
+
+    /// Threads each worker's numeric libraries may start: every worker sets
+    /// `RAYON_NUM_THREADS`, `OMP_NUM_THREADS`, `OPENBLAS_NUM_THREADS` and `MKL_NUM_THREADS` to
+    /// `n` in its own environment when it starts, before the initializer or any task runs, so a
+    /// kernel that uses rayon (whose global pool reads `RAYON_NUM_THREADS` when it first starts),
+    /// OpenMP or a BLAS gets `n` threads instead of one per CPU. shmpool does not depend on rayon
+    /// and builds no pool itself: the variable is read by rayon in the worker. The worker is
+    /// single-threaded at that point under every start method, which is what makes setting its
+    /// environment sound.
+    ///
+    /// **Default** (not called): `max(1, CPUs / workers)`, with the CPUs of
+    /// [`process_cpu_count`](crate::process_cpu_count), set only where the worker did not inherit
+    /// the variable. With one worker per CPU (the pool's default size) that is 1 thread each:
+    /// `N` workers each starting a rayon or OpenMP pool of `N` threads would run `N²` threads on
+    /// `N` CPUs, which is slower than either level of parallelism alone. Calling this sets the
+    /// variables even where they were inherited. Zero is taken as 1.
+    ///
+    /// Under `Fork`, a parent that already used rayon's global pool hands its workers a copy of
+    /// it without its threads (rayon is not fork-safe): use rayon in the workers only, or another
+    /// start method.
+    ///
+    /// ```
+    /// let b = shmpool::pool::PoolBuilder::new().workers(2).threads_per_worker(2);
+    /// # let _ = b;
+    /// ```
+    pub fn threads_per_worker(mut self, n: usize) -> PoolBuilder {
+        self.threads_per_worker = Some(n.max(1));
+        self
+    }
+
+    /// Pins each worker to CPUs (default: not pinned, the workers inherit this process's
+    /// affinity). Each worker pins itself when it starts, before its initializer; a replacement
+    /// worker takes the set of the slot it replaces. See [`Affinity`].
+    ///
+    /// ```
+    /// use shmpool::pool::Affinity;
+    /// let b = shmpool::pool::PoolBuilder::new().cpu_affinity(Affinity::RoundRobin);
+    /// # let _ = b;
+    /// ```
+    pub fn cpu_affinity(mut self, affinity: Affinity) -> PoolBuilder {
+        self.affinity = Some(affinity);
         self
     }
 
@@ -276,7 +432,10 @@ impl PoolBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::PoolSize`] for zero workers (or more than 256), [`Error::ForkWithThreads`] when
+    /// [`Error::PoolSize`] for zero workers (or more than 256), [`Error::CpuNotAllowed`] for a
+    /// [`cpu_affinity`](PoolBuilder::cpu_affinity) naming a CPU this process may not run on,
+    /// [`Error::InvalidArgument`] for an [`initializer_with`](PoolBuilder::initializer_with)
+    /// argument that cannot be encoded, [`Error::ForkWithThreads`] when
     /// the start method is `Fork`, the process has other threads and
     /// [`allow_threads`](PoolBuilder::allow_threads) was not set,
     /// [`Error::SpawnUnavailable`] when the start method (forkserver, the default, or spawn)
@@ -287,15 +446,35 @@ impl PoolBuilder {
     /// let pool = shmpool::pool::PoolBuilder::new().workers(2).build()?;
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn build(self) -> Result<Pool> {
-        let n = self.workers.unwrap_or_else(crate::process::cpu::process_cpu_count);
+    pub fn build(mut self) -> Result<Pool> {
+        let cpus = crate::process::cpu::process_cpu_count();
+        let n = self.workers.unwrap_or(cpus);
         if n == 0 || n > MAX_WORKERS {
             return Err(Error::PoolSize { requested: n, max: MAX_WORKERS });
         }
+        if let Some(reason) = self.init_error.take() {
+            return Err(Error::InvalidArgument { what: "pool initializer argument", reason });
+        }
+        self.cfg.threads = Some(match self.threads_per_worker {
+            Some(n) => Threads { n, overwrite: true },
+            None => Threads { n: (cpus / n).max(1), overwrite: false },
+        });
+        if let Some(a) = &self.affinity {
+            let allowed = sys::affinity::allowed().map_err(Error::io("sched_getaffinity"))?;
+            self.cfg.cpus = Arc::from(a.resolve(n, &allowed)?);
+        }
+        let method =
+            self.method.unwrap_or_else(crate::process::default_method::default_start_method);
+        if method != StartMethod::Fork
+            && let Some(i) = &self.cfg.init_with
+        {
+            use crate::process::code::{Receiver, check_sendable};
+            check_sendable(i.function, "the pool's initializer", Receiver::Reexecuted)?;
+            let what = "the pool initializer's trampoline (monomorphised for its argument type)";
+            check_sendable(i.trampoline as usize, what, Receiver::Reexecuted)?;
+        }
         let launch = Launch {
-            method: self
-                .method
-                .unwrap_or_else(crate::process::default_method::default_start_method),
+            method,
             allow_threads: self.allow_threads,
             cfg: self.cfg,
             name: self.name.unwrap_or_else(|| "pool".to_string()),

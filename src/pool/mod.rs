@@ -49,7 +49,7 @@ pub(crate) mod worker;
 
 pub use apply_queue::{ApplyQueue, Pending};
 pub use async_result::AsyncResult;
-pub use builder::PoolBuilder;
+pub use builder::{Affinity, PoolBuilder};
 pub use chunk::Chunk;
 pub use imap::{IMap, IMapBuffered, IMapUnordered};
 pub use job::JobHandle;

@@ -37,12 +37,75 @@ const CACHE_ENTRIES: usize = 4;
 const CACHE_CHECK: Duration = Duration::from_millis(250);
 
 /// What every worker runs besides the protocol.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct WorkerConfig {
     /// Run once in each worker before it takes work.
     pub(crate) initializer: Option<fn()>,
+    /// Run once in each worker before it takes work, with its argument (Python's `initargs`);
+    /// the builder keeps at most one of `initializer` and this.
+    pub(crate) init_with: Option<InitWith>,
     /// Exit (to be replaced) after this many chunks.
     pub(crate) max_tasks: Option<u64>,
+    /// The thread-count variables each worker sets at start-up (`PoolBuilder::threads_per_worker`).
+    pub(crate) threads: Option<Threads>,
+    /// CPU sets: worker slot `i` is pinned to `cpus[i % cpus.len()]`; empty: not pinned.
+    pub(crate) cpus: std::sync::Arc<[Vec<usize>]>,
+}
+
+impl WorkerConfig {
+    /// The CPU set of worker slot `slot`, if the pool pins its workers.
+    fn cpus_for(&self, slot: usize) -> Option<&[usize]> {
+        (!self.cpus.is_empty()).then(|| self.cpus[slot % self.cpus.len()].as_slice())
+    }
+}
+
+/// The environment variables through which numeric libraries size their thread pools, set in
+/// every worker at start-up: rayon's global pool, OpenMP, OpenBLAS and MKL read them when they
+/// first start their threads.
+pub(crate) const THREAD_VARS: [&str; 4] =
+    ["RAYON_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"];
+
+/// How many threads each worker's numeric libraries should start.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Threads {
+    /// The count written into [`THREAD_VARS`].
+    pub(crate) n: usize,
+    /// Overwrite a variable the worker inherited (an explicit `threads_per_worker`), rather
+    /// than set only those it lacks (the default).
+    pub(crate) overwrite: bool,
+}
+
+/// The type of [`init_trampoline`]: the user's `fn(A)` as an address, and `A` in postcard.
+pub(crate) type InitTrampoline = fn(usize, &[u8]);
+
+/// An initializer with an argument: a trampoline that knows `A`, the user's `fn(A)`, and the
+/// argument in postcard (decoded afresh in every worker, replacements included).
+#[derive(Clone)]
+pub(crate) struct InitWith {
+    pub(crate) trampoline: InitTrampoline,
+    pub(crate) function: usize,
+    pub(crate) arg: std::sync::Arc<[u8]>,
+}
+
+/// Decodes the initializer's argument and calls it; a bad argument panics, which the pool counts
+/// as a failing initializer.
+pub(crate) fn init_trampoline<A: serde::de::DeserializeOwned>(function: usize, arg: &[u8]) {
+    // SAFETY: `function` is a `fn(A)`: `PoolBuilder::initializer_with` took it from one with
+    // this `A` (this trampoline is monomorphised for it), and a worker that is not a fork got
+    // both addresses as offsets from a parent of this build, checked to lie in our code.
+    let f = unsafe { std::mem::transmute::<usize, fn(A)>(function) };
+    let a: A = postcard::from_bytes(arg).unwrap_or_else(|e| {
+        panic!("the pool initializer's argument does not decode ({e})");
+    });
+    f(a)
+}
+
+/// An [`InitWith`] as it crosses to a worker that is not a fork: offsets from the code anchor.
+#[derive(Debug, Serialize, Deserialize)]
+struct InitWire {
+    trampoline: u64,
+    function: u64,
+    arg: Vec<u8>,
 }
 
 /// How a pool starts its workers: the same for its first workers and for every replacement.
@@ -75,6 +138,12 @@ pub(crate) struct WorkerArgs {
     max_tasks: Option<u64>,
     /// The initializer, as an offset from the code anchor (`process::code::to_offset`).
     initializer: Option<u64>,
+    /// The initializer with an argument, its two addresses as offsets.
+    init_with: Option<InitWire>,
+    /// The thread-count variables to set.
+    threads: Option<Threads>,
+    /// This worker's CPU set, if pinned.
+    cpus: Option<Vec<usize>>,
     /// The write end of the parent's wake pipe there (`wake::WakePipe`), and the pipe's
     /// inode, checked after opening it.
     wake_fd: i32,
@@ -114,6 +183,13 @@ pub(crate) fn start(
             slot,
             max_tasks: launch.cfg.max_tasks,
             initializer: launch.cfg.initializer.map(|f| to_offset(f as usize)),
+            init_with: launch.cfg.init_with.as_ref().map(|i| InitWire {
+                trampoline: to_offset(i.trampoline as usize),
+                function: to_offset(i.function),
+                arg: i.arg.to_vec(),
+            }),
+            threads: launch.cfg.threads,
+            cpus: launch.cfg.cpus_for(slot).map(<[usize]>::to_vec),
             wake_fd: wake.w.as_raw_fd(),
             wake_ino: wake.ino,
         };
@@ -125,7 +201,8 @@ pub(crate) fn start(
         s.pid.store(p.pid(), SeqCst);
         return Ok(WorkerProc::started(p, launch.method == StartMethod::ForkServer));
     }
-    let (cfg, allow_threads, parent_pid) = (launch.cfg, launch.allow_threads, launch.parent_pid);
+    let (cfg, allow_threads, parent_pid) =
+        (launch.cfg.clone(), launch.allow_threads, launch.parent_pid);
     // Every descriptor open now is the parent's business, not the worker's: the worker needs
     // only stdio, its report pipe and its alive-pipe guard (both made inside `fork::start`,
     // after this list), and maps arrays through `/proc/<parent>/fd`. Listed here, where
@@ -162,32 +239,88 @@ fn run_started(a: WorkerArgs) -> i32 {
         );
     }
     assert!(a.slot < MAX_WORKERS, "worker slot {} is out of range", a.slot);
-    let initializer = a.initializer.map(|off| {
+    let code = CodeRanges::of_this_process();
+    let in_code = |off: u64, what: &str| {
         let addr = from_offset(off);
-        assert!(
-            CodeRanges::of_this_process().contains(addr),
-            "the pool's initializer ({addr:#x}) is not in this program's code"
-        );
+        assert!(code.contains(addr), "the pool's {what} ({addr:#x}) is not in this program's code");
+        addr
+    };
+    let initializer = a.initializer.map(|off| {
+        let addr = in_code(off, "initializer");
         // The offset came in arguments the process layer accepts only from a parent of this build
         // (secret + fingerprint), which took it from a `fn()` it checked lies in the executable.
         // SAFETY: so, measured from the same anchor, it names that `fn()` here (in our code).
         unsafe { std::mem::transmute::<usize, fn()>(addr) }
     });
-    let cfg = WorkerConfig { initializer, max_tasks: a.max_tasks };
+    let init_with = a.init_with.map(|w| {
+        let tramp = in_code(w.trampoline, "initializer trampoline");
+        InitWith {
+            // As for the initializer: the parent took this offset from an `init_trampoline::<A>`
+            // (an `InitTrampoline`) it checked lies in the executable.
+            // SAFETY: so it names that function here.
+            trampoline: unsafe { std::mem::transmute::<usize, InitTrampoline>(tramp) },
+            function: in_code(w.function, "initializer"),
+            arg: w.arg.into(),
+        }
+    });
+    let cfg = WorkerConfig {
+        initializer,
+        init_with,
+        max_tasks: a.max_tasks,
+        threads: a.threads,
+        cpus: a.cpus.into_iter().collect(),
+    };
     let wake = match sys::fdpass::open_pipe_of(a.parent_pid, a.wake_fd, a.wake_ino) {
         Ok(w) => w,
         Err(e) => panic!("the pool worker could not open the pool's wake pipe: {e}"),
     };
     // Our parent (the pool's process under spawn, the forkserver under forkserver) is checked
     // whenever the worker wakes: if it changed, the pool is gone.
+    // `cfg.cpus` holds this worker's set alone, which `cpus_for` picks for any slot.
     run(&ctl, a.slot, cfg, sys::proc::getppid(), wake.as_raw_fd())
+}
+
+/// The worker's start-up before any user code: the thread-count variables, then the CPU set.
+/// Runs first thing in [`run`], while the worker is single-threaded under every start method (a
+/// fork's child has only the forking thread; the forkserver is single-threaded and forks its
+/// workers; a spawned child runs from the program's constructor, before `main` could start a
+/// thread), which is what makes changing the environment sound. A failure panics: the pool
+/// counts it as a failing initializer.
+fn start_up(cfg: &WorkerConfig, cpus: Option<&[usize]>) {
+    if let Some(t) = cfg.threads {
+        match sys::proc::thread_count() {
+            Ok(1) => {}
+            Ok(n) => panic!(
+                "the pool worker has {n} threads at start-up, so it cannot set \
+                 RAYON_NUM_THREADS and the other thread-count variables safely"
+            ),
+            Err(e) => panic!("the pool worker cannot count its threads ({e})"),
+        }
+        let n = t.n.to_string();
+        for var in THREAD_VARS {
+            if t.overwrite || std::env::var_os(var).is_none() {
+                // SAFETY: this process has one thread (checked just above), so nothing reads the
+                // environment while it changes.
+                unsafe { std::env::set_var(var, &n) };
+            }
+        }
+    }
+    if let Some(cpus) = cpus
+        && let Err(e) = sys::affinity::pin(cpus)
+    {
+        panic!("the pool worker could not pin itself to CPUs {cpus:?} ({e})");
+    }
 }
 
 /// The worker's main loop; returns its exit code. `parent_pid` is what `getppid()` must keep
 /// returning while the pool lives; `wake` is the write end of the parent's wake pipe.
 fn run(ctl: &ControlBlock, slot: usize, cfg: WorkerConfig, parent_pid: u32, wake: RawFd) -> i32 {
+    start_up(&cfg, cfg.cpus_for(slot));
     if let Some(init) = cfg.initializer {
         init();
+    }
+    if let Some(i) = &cfg.init_with {
+        (i.trampoline)(i.function, &i.arg);
     }
     let me = &ctl.workers[slot];
     // From here on a death is not the initializer's fault (README.md, "Death").

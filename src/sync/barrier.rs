@@ -1,6 +1,9 @@
-//! `Barrier`: parties wait until all have arrived (Python's `multiprocessing.Barrier`).
+//! `Barrier`: parties wait until all have arrived (Python's `multiprocessing.Barrier`), with an
+//! optional action run once per round before anyone is released (Python's `action=`).
 
 use std::fmt;
+use std::panic::catch_unwind;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -8,6 +11,7 @@ use super::object_methods;
 use super::robust::{Acquired, RobustMutex, Wait};
 use super::wait::{self, Deadline, Left};
 use crate::error::{Error, Result};
+use crate::process::code::{self, CodeRanges, Receiver};
 use crate::segment::header::Kind;
 use crate::segment::object::{ShmBox, ShmSafe};
 use crate::segment::options::ShmOptions;
@@ -34,6 +38,26 @@ pub(crate) struct BarrierCell {
     /// index `i` in the current generation (the first `WATCHED` parties), so that waiters can
     /// notice one that died, even when a new process got its pid.
     parties_waiting: [AtomicU64; WATCHED],
+    /// The action's code offset (`process::code::to_offset`) when `has_action` is 1; set at
+    /// creation, never changed.
+    action: AtomicU64,
+    has_action: AtomicU32,
+    /// 1 while the last party of the current round runs the action (arrivals wait).
+    acting: AtomicU32,
+    /// A hash of the creating program's build fingerprint: the offset names the action only in
+    /// a process of the same build.
+    build: AtomicU64,
+}
+
+/// A hash of this program's build fingerprint (`process::code::build_fingerprint`).
+fn build_hash() -> u64 {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    static HASH: OnceLock<u64> = OnceLock::new();
+    *HASH.get_or_init(|| {
+        let mut h = DefaultHasher::new();
+        code::build_fingerprint().hash(&mut h);
+        h.finish()
+    })
 }
 
 /// How many waiting parties' tokens are recorded and watched.
@@ -42,7 +66,8 @@ const WATCHED: usize = 64;
 /// How often a waiting party checks that the others still run.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
-// SAFETY: `#[repr(C)]` of a process-shared pthread mutex, atomics and a constant, used through
+// SAFETY: `#[repr(C)]` of a process-shared pthread mutex, atomics and a constant (the action is a
+// code offset in an atomic, called only after the checks of `Barrier::action`), used through
 // `&self` only; no pointers, no `Drop`; `keep_mapped` is true while a thread of ours holds the
 // internal lock, the only time one links into the cell.
 unsafe impl ShmSafe for BarrierCell {
@@ -97,6 +122,14 @@ impl BarrierCell {
                 source: std::io::Error::other("the barrier's internal lock is unusable"),
             }),
         }
+    }
+
+    /// Releases the current round; call with the state lock held.
+    fn release_locked(&self) {
+        self.count.store(0, Ordering::Relaxed);
+        self.history.store(self.history.load(Ordering::Relaxed) << 1 | 1, Ordering::Relaxed);
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.bump();
     }
 
     fn bump(&self) {
@@ -228,6 +261,66 @@ impl Barrier {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn new_with(parties: u32, opts: &ShmOptions) -> Result<Barrier> {
+        Self::create(parties, opts, None)
+    }
+
+    /// An anonymous barrier for `parties` parties that runs `action` once per round (Python's
+    /// `Barrier(parties, action=f)`): the last party to arrive runs it, in its own process,
+    /// before any party is released, and only then are all released.
+    ///
+    /// - The action is part of the barrier: every process that opens it (a `Process` argument
+    ///   under any start method, `open_handle`, `open`) runs the same function when it arrives
+    ///   last. It must be code of this program's own executable (a `fn` item or a closure
+    ///   without captures), and only a process running the same build can run it: in another
+    ///   program the arrival that should run it breaks the barrier and fails with
+    ///   [`Error::InvalidArgument`].
+    /// - An action that panics breaks the barrier: the party that ran it gets
+    ///   [`Error::BarrierActionPanicked`] with the panic's message, every other party
+    ///   [`Error::BrokenBarrier`] (Python's `BrokenBarrierError`), until
+    ///   [`reset`](Barrier::reset).
+    /// - Timeouts keep running while the action runs: a waiter whose
+    ///   [`wait_timeout`](Barrier::wait_timeout) ends first breaks the round, and the party that
+    ///   ran the action then gets [`Error::BrokenBarrier`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] if `parties` is 0; [`Error::SpawnUnavailable`] when `action`
+    /// is not code of the program's executable (a shared library's), where a re-executed copy
+    /// could not find it.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static ROUNDS: AtomicU32 = AtomicU32::new(0);
+    /// fn count_round() {
+    ///     ROUNDS.fetch_add(1, Ordering::SeqCst);
+    /// }
+    /// let b = shmpool::Barrier::with_action(2, count_round)?;
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| b.wait().unwrap());
+    ///     b.wait().unwrap();
+    /// });
+    /// assert_eq!(ROUNDS.load(Ordering::SeqCst), 1);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn with_action(parties: u32, action: fn()) -> Result<Barrier> {
+        Self::with_action_with(parties, action, &ShmOptions::new())
+    }
+
+    /// As [`with_action`](Barrier::with_action), created as `opts` says.
+    ///
+    /// ```
+    /// use shmpool::{Barrier, ShmOptions};
+    /// fn announce() {}
+    /// let b = Barrier::with_action_with(2, announce, &ShmOptions::new().generated_name())?;
+    /// assert!(b.has_action());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn with_action_with(parties: u32, action: fn(), opts: &ShmOptions) -> Result<Barrier> {
+        code::check_sendable(action as usize, "the barrier's action", Receiver::Reexecuted)?;
+        Self::create(parties, opts, Some(action))
+    }
+
+    fn create(parties: u32, opts: &ShmOptions, action: Option<fn()>) -> Result<Barrier> {
         if parties == 0 {
             return Err(Error::InvalidArgument {
                 what: "barrier parties",
@@ -242,10 +335,55 @@ impl Barrier {
                 RobustMutex::init(&raw mut (*p).lock, MutexType::ErrorCheck)
                     .map_err(Error::io("pthread_mutex_init"))?;
                 (&raw mut (*p).parties).write(parties);
+                if let Some(f) = action {
+                    (&raw mut (*p).action).write(AtomicU64::new(code::to_offset(f as usize)));
+                    (&raw mut (*p).build).write(AtomicU64::new(build_hash()));
+                    (&raw mut (*p).has_action).write(AtomicU32::new(1));
+                }
                 Ok(())
             })?
         };
         Ok(Barrier { cell })
+    }
+
+    /// Whether the barrier runs an action each round ([`with_action`](Barrier::with_action)).
+    ///
+    /// ```
+    /// assert!(!shmpool::Barrier::new(2)?.has_action());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn has_action(&self) -> bool {
+        self.cell.has_action.load(Ordering::Relaxed) != 0
+    }
+
+    /// The action as a `fn` of this process, checked: made by a process of this build, and an
+    /// address inside this program's code (its code ranges read once per process).
+    fn action(&self) -> Result<Option<fn()>> {
+        static CODE: OnceLock<CodeRanges> = OnceLock::new();
+        let c = &*self.cell;
+        if c.has_action.load(Ordering::Relaxed) == 0 {
+            return Ok(None);
+        }
+        let refuse = |reason: String| Error::InvalidArgument { what: "barrier action", reason };
+        if c.build.load(Ordering::Relaxed) != build_hash() {
+            return Err(refuse(
+                "the barrier's action was set by another build of the program, where its code \
+                 lies elsewhere; wait on it only from processes of the program that created it"
+                    .into(),
+            ));
+        }
+        let addr = code::from_offset(c.action.load(Ordering::Relaxed));
+        if !CODE.get_or_init(CodeRanges::of_this_process).contains(addr) {
+            return Err(refuse(format!(
+                "the barrier's action ({addr:#x}) is not in this program's code; the barrier's \
+                 memory is corrupt"
+            )));
+        }
+        // The creator, of this same build (checked above), stored the offset of a `fn()` it
+        // checked lies in the executable (`with_action_with`); measured from the same anchor it
+        // names that function here, and it lies in our code (checked above).
+        // SAFETY: so the address is that `fn()`.
+        Ok(Some(unsafe { std::mem::transmute::<usize, fn()>(addr) }))
     }
 
     object_methods!(
@@ -293,24 +431,71 @@ impl Barrier {
             c.break_unlocked();
             Err(Error::Timeout { what: "waiting at a barrier", after: timeout })
         };
-        let (generation, index) = {
-            let Some(_held) = c.state_until(deadline)? else { return timed_out() };
+        let (generation, index) = loop {
+            let seen = c.seq.load(Ordering::SeqCst);
+            let Some(held) = c.state_until(deadline)? else { return timed_out() };
             if c.broken.load(Ordering::Relaxed) != 0 {
                 return Err(Error::BrokenBarrier);
             }
+            if c.acting.load(Ordering::Relaxed) != 0 {
+                // The last round's action runs (so this is one party more than the barrier has):
+                // arrive once its round is released, broken or reset, each of which bumps `seq`.
+                drop(held);
+                let slice = match deadline.left() {
+                    Left::Expired => return timed_out(),
+                    Left::For(d) => Some(d.min(CHECK_EVERY)),
+                    Left::Forever => Some(CHECK_EVERY),
+                };
+                wait::wait_for(&c.seq, None, Deadline::after(slice), |v| v != seen);
+                continue;
+            }
             let index = c.count.load(Ordering::Relaxed);
             if index + 1 == c.parties {
-                c.count.store(0, Ordering::Relaxed);
-                c.history.store(c.history.load(Ordering::Relaxed) << 1 | 1, Ordering::Relaxed);
-                c.generation.fetch_add(1, Ordering::Relaxed);
-                c.bump();
-                return Ok(BarrierWaitResult { index, leader: true });
+                let leader = BarrierWaitResult { index, leader: true };
+                let action = match self.action() {
+                    Ok(Some(f)) => f,
+                    Ok(None) => {
+                        c.release_locked();
+                        return Ok(leader);
+                    }
+                    Err(e) => {
+                        c.break_locked();
+                        return Err(e);
+                    }
+                };
+                // Run the action without the state lock (the others keep checking for a lost
+                // party and their deadlines), counted as waiting, so that this party's death
+                // while it runs breaks the round.
+                if let Some(slot) = c.parties_waiting.get(index as usize) {
+                    slot.store(me, Ordering::Relaxed);
+                }
+                c.count.store(index + 1, Ordering::Relaxed);
+                c.acting.store(1, Ordering::Relaxed);
+                let generation = c.generation.load(Ordering::Relaxed);
+                drop(held);
+                let ran = catch_unwind(action);
+                let _held = c.state()?;
+                if c.generation.load(Ordering::Relaxed) != generation {
+                    // `reset` ran meanwhile (and cleared `acting`).
+                    return Err(Error::BrokenBarrier);
+                }
+                c.acting.store(0, Ordering::Relaxed);
+                if let Err(payload) = ran {
+                    c.break_locked();
+                    return Err(Error::BarrierActionPanicked { message: panic_message(&*payload) });
+                }
+                if c.broken.load(Ordering::Relaxed) != 0 {
+                    // A waiter timed out or saw a dead party while the action ran.
+                    return Err(Error::BrokenBarrier);
+                }
+                c.release_locked();
+                return Ok(leader);
             }
             if let Some(slot) = c.parties_waiting.get(index as usize) {
                 slot.store(me, Ordering::Relaxed);
             }
             c.count.store(index + 1, Ordering::Relaxed);
-            (c.generation.load(Ordering::Relaxed), index)
+            break (c.generation.load(Ordering::Relaxed), index);
         };
         let passed = BarrierWaitResult { index, leader: false };
         loop {
@@ -385,6 +570,7 @@ impl Barrier {
         let _held = c.state()?;
         if c.broken.load(Ordering::Relaxed) != 0 || c.count.load(Ordering::Relaxed) > 0 {
             c.count.store(0, Ordering::Relaxed);
+            c.acting.store(0, Ordering::Relaxed);
             c.broken.store(0, Ordering::Relaxed);
             c.history.store(c.history.load(Ordering::Relaxed) << 1, Ordering::Relaxed);
             c.generation.fetch_add(1, Ordering::Relaxed);
@@ -437,6 +623,15 @@ impl Barrier {
     pub fn is_broken(&self) -> bool {
         self.cell.broken.load(Ordering::Relaxed) != 0
     }
+}
+
+/// The message of a panic payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic whose payload is not a string".into())
 }
 
 impl fmt::Debug for Barrier {
@@ -583,6 +778,68 @@ mod tests {
         waiter.join().unwrap();
         let got = got.expect("an untimed wait was not broken by the dead party");
         assert!(matches!(got, Err(Error::BrokenBarrier)), "{got:?}");
+        assert!(b.is_broken());
+    }
+
+    static RAN: AtomicU32 = AtomicU32::new(0);
+
+    fn note_round() {
+        RAN.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn the_action_runs_once_per_round_before_the_release() {
+        let b = Barrier::with_action(3, note_round).unwrap();
+        let before = RAN.load(Ordering::SeqCst);
+        for round in 1..=10 {
+            std::thread::scope(|s| {
+                let hs: Vec<_> = (0..3)
+                    .map(|_| {
+                        s.spawn(|| {
+                            b.wait_timeout(Duration::from_secs(10)).unwrap();
+                            // Released only after the action of this round.
+                            RAN.load(Ordering::SeqCst) - before
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    assert_eq!(h.join().unwrap(), round);
+                }
+            });
+        }
+        assert!(!b.is_broken());
+    }
+
+    fn panics() {
+        panic!("boom");
+    }
+
+    #[test]
+    fn a_panicking_action_breaks_the_barrier() {
+        let b = Barrier::with_action(2, panics).unwrap();
+        let results: Vec<Result<BarrierWaitResult>> = std::thread::scope(|s| {
+            let hs: Vec<_> =
+                (0..2).map(|_| s.spawn(|| b.wait_timeout(Duration::from_secs(10)))).collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let ran = results
+            .iter()
+            .filter(
+                |r| matches!(r, Err(Error::BarrierActionPanicked { message }) if message == "boom"),
+            )
+            .count();
+        let broken = results.iter().filter(|r| matches!(r, Err(Error::BrokenBarrier))).count();
+        assert_eq!((ran, broken), (1, 1), "{results:?}");
+        assert!(b.is_broken());
+        b.reset().unwrap();
+        assert!(!b.is_broken());
+    }
+
+    #[test]
+    fn an_action_from_another_build_is_refused_and_breaks_the_round() {
+        let b = Barrier::with_action(1, note_round).unwrap();
+        b.cell.build.store(build_hash() ^ 1, Ordering::Relaxed);
+        assert!(matches!(b.wait(), Err(Error::InvalidArgument { .. })));
         assert!(b.is_broken());
     }
 

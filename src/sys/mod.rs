@@ -26,6 +26,7 @@
 //!   (`proc::kill` sends 0 through `test_kill_process` and the standard signals through
 //!   rustix, and refuses real-time ones with `EINVAL`: shmpool sends none.)
 
+pub(crate) mod affinity;
 pub(crate) mod anon;
 pub(crate) mod clock;
 pub(crate) mod cpu;

@@ -7,6 +7,7 @@ mod harness;
 
 mod args_and_deadlines;
 mod array;
+mod barrier_action;
 mod listener;
 mod pipe;
 mod pool;
@@ -21,6 +22,7 @@ mod sync;
 mod task_timeout;
 mod tasks_serde;
 mod value;
+mod workers_startup;
 
 use harness::suite;
 
@@ -41,6 +43,8 @@ fn main() -> std::process::ExitCode {
         suite!(task_timeout),
         suite!(python_names),
         suite!(args_and_deadlines),
+        suite!(workers_startup),
+        suite!(barrier_action),
         suite!(listener),
     ])
 }

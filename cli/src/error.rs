@@ -37,4 +37,58 @@ pub(crate) enum CliError {
         /// Elements that do not hold the expected value.
         bad: usize,
     },
+
+    /// A `shmpool bench` option has a value it cannot use.
+    #[error("bad --{option} {value}: {fix}")]
+    BenchOption {
+        /// The option, without its dashes.
+        option: &'static str,
+        /// The value given.
+        value: String,
+        /// What to give instead.
+        fix: String,
+    },
+
+    /// `shmpool bench` could not read, write or create a file or directory.
+    #[error("could not {action} {}: {source}; check the path and its permissions", path.display())]
+    BenchIo {
+        /// What it tried: read, write or create.
+        action: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+
+    /// A results file is not the JSON `shmpool bench --json` writes (or could not be written).
+    #[error(
+        "{} is not a `shmpool bench --json FILE` results file ({source}); pass the JSON a run wrote",
+        path.display()
+    )]
+    BenchResults {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What serde_json said.
+        source: serde_json::Error,
+    },
+
+    /// A chart could not be drawn.
+    #[error("could not draw {}: {why}; pass another --plot DIR, or leave --plot out", path.display())]
+    BenchPlot {
+        /// The SVG file.
+        path: std::path::PathBuf,
+        /// What plotters said.
+        why: String,
+    },
+
+    /// `--report`'s file has no marked section to rewrite.
+    #[error(
+        "{} has no `<!-- bench:begin -->` line followed by a `<!-- bench:end -->` line; add the \
+         two lines where the generated tables belong",
+        path.display()
+    )]
+    BenchMarkers {
+        /// The Markdown file.
+        path: std::path::PathBuf,
+    },
 }

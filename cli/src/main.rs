@@ -5,6 +5,7 @@
 //! shared array in place; `shmpool inspect NAME` prints a segment's header; `shmpool clean`
 //! removes segments whose creator died.
 
+mod bench;
 mod error;
 
 use std::process::ExitCode;
@@ -46,6 +47,8 @@ enum Cmd {
         #[arg(long, default_value_t = 2)]
         children: usize,
     },
+    /// Compare shmpool, rayon, sequential code, C/OpenMP and Python on a suite of workloads.
+    Bench(Box<bench::BenchArgs>),
     /// Print the header of a named shmpool segment.
     Inspect {
         /// The segment's name (leading '/' optional).
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let res = match cli.cmd.unwrap_or(Cmd::Run { len: 32 << 20, workers: None, rounds: 7 }) {
         Cmd::Run { len, workers, rounds } => run(len, workers, rounds.max(1)),
         Cmd::Demo { len, children } => demo(len, children),
+        Cmd::Bench(args) => bench::bench(*args),
         Cmd::Inspect { name } => inspect(&name),
         Cmd::Clean => clean(),
     };

@@ -1,0 +1,42 @@
+//! The C/OpenMP bridge: writes `bench_openmp.c` (embedded in the binary) to the scratch
+//! directory, builds it with `CC -O3 -march=native -fopenmp`, and starts it.
+
+use std::process::Command;
+
+use super::bridge::Bridge;
+use super::scratch::Scratch;
+
+/// The C source.
+const SOURCE: &str = include_str!("bench_openmp.c");
+
+/// Builds and starts the C contender; on failure says why (the reason its cells are skipped
+/// with). Returns the compiler's version line too.
+pub(crate) fn start(cc: &str, scratch: &Scratch) -> Result<(Bridge, String), String> {
+    let version = Command::new(cc)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{cc} not found ({e}); install gcc with libgomp or pass --cc PATH"))?;
+    let version = String::from_utf8_lossy(&version.stdout).lines().next().unwrap_or(cc).to_string();
+    let src = scratch.path().join("bench_openmp.c");
+    let bin = scratch.path().join("bench_openmp");
+    std::fs::write(&src, SOURCE).map_err(|e| format!("could not write {}: {e}", src.display()))?;
+    let out = Command::new(cc)
+        .args(["-O3", "-march=native", "-fopenmp", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .map_err(|e| format!("{cc} could not be run ({e}); install gcc or pass --cc PATH"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+        return Err(format!(
+            "{cc} could not build the OpenMP contender ({last}); install gcc with OpenMP (libgomp)"
+        ));
+    }
+    let bridge = Bridge::start(
+        "the C/OpenMP process",
+        Command::new(&bin),
+        &scratch.path().join("c.stderr"),
+    )?;
+    Ok((bridge, version))
+}

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -54,14 +55,19 @@ struct QueueState<'p, R> {
 }
 
 impl<R: DeserializeOwned + 'static> QueueState<'_, R> {
-    /// If a job runs: waits for it (or, without `wait`, looks whether it is over) and collects
-    /// its results. Then, if nothing runs, publishes the queued calls as one job.
-    fn pump(&mut self, trampoline: usize, kernel: usize, wait: bool) -> Result<()> {
+    /// If a job runs: waits for it until `wait`'s deadline (forever with `Some(None)`; without
+    /// `wait`, only looks whether it is over) and collects its results. Then, if nothing runs,
+    /// publishes the queued calls as one job.
+    fn pump(
+        &mut self,
+        trampoline: usize,
+        kernel: usize,
+        wait: Option<Option<Instant>>,
+    ) -> Result<()> {
         if self.running.is_some() {
-            let over = if wait {
+            let over = if let Some(deadline) = wait {
                 // An error means the pool stopped: the calls not done are reported as such.
-                let _ = self.pool.wait_job(None);
-                true
+                self.pool.wait_job(deadline).unwrap_or(true)
             } else {
                 let _ = self.pool.check_workers();
                 self.pool.job_done() || self.pool.active.is_none()
@@ -185,7 +191,7 @@ where
         st.data.extend_from_slice(&bytes);
         let end = st.data.len() as u64;
         st.offsets.push(end);
-        st.pump(trampoline, kernel, false)?;
+        st.pump(trampoline, kernel, None)?;
         Ok(Pending { queue: self, id, outcome: None })
     }
 }
@@ -228,7 +234,7 @@ where
         if self.outcome.is_none() {
             let (trampoline, kernel) = self.queue.code();
             let mut st = self.queue.state.borrow_mut();
-            let _ = st.pump(trampoline, kernel, false);
+            let _ = st.pump(trampoline, kernel, None);
             self.outcome = st.finished.remove(&self.id);
         }
         self.outcome.is_some()
@@ -252,7 +258,32 @@ where
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get(&mut self) -> Result<R> {
+        self.get_within(None)
+    }
+
+    /// Like [`get`](Pending::get), waiting at most `timeout` (Python's `get(timeout)`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] if the call is not over in time (it keeps running, or stays queued:
+    /// `get` again later), and as for [`get`](Pending::get).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let q = pool.apply_queue(|x: u64| x + 1);
+    /// let mut r = q.apply_async(1)?;
+    /// assert_eq!(r.get_timeout(Duration::from_secs(5))?, 2);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn get_timeout(&mut self, timeout: Duration) -> Result<R> {
+        self.get_within(Some(timeout))
+    }
+
+    /// [`get`](Pending::get), waiting at most `timeout` (forever with `None`).
+    fn get_within(&mut self, timeout: Option<Duration>) -> Result<R> {
         let (trampoline, kernel) = self.queue.code();
+        let deadline = timeout.and_then(crate::sync::wait::deadline_after);
         while self.outcome.is_none() {
             let mut st = self.queue.state.borrow_mut();
             if let Some(r) = st.finished.remove(&self.id) {
@@ -266,7 +297,12 @@ where
                     reason: "the call's result was lost (the pool stopped before it ran)",
                 });
             }
-            st.pump(trampoline, kernel, true)?;
+            if let (Some(after), Some(d)) = (timeout, deadline)
+                && Instant::now() >= d
+            {
+                return Err(Error::Timeout { what: "Pending::get_timeout", after });
+            }
+            st.pump(trampoline, kernel, Some(deadline))?;
         }
         match &mut self.outcome {
             Some(Ok(v)) => Ok(v.clone()),

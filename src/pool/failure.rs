@@ -170,6 +170,9 @@ impl Pool {
             })
             .filter_map(|(s, _)| task_clock::time_left(&self.ctl.workers[s], timeout, now))
             .min()
+            // No task stamped yet: one may start right after this look (a lone `apply`'s
+            // worker may not have woken), so look again within a quarter of the timeout.
+            .or(Some(timeout / 4))
     }
 
     /// Whether the job in flight has finished every chunk.

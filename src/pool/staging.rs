@@ -8,7 +8,6 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of, size_of_val};
 
-use bytemuck::Pod;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -55,22 +54,60 @@ pub(crate) trait ResultSource<R> {
     fn read(&self, pool: &Pool, i: usize) -> Result<R>;
 }
 
-/// A `Pod` task job's results: `n` values of `R`.
+/// A plain task job's results: `n` values of `R`. Made only by [`Pool::stage_pod`], whose
+/// contract makes `R` plain data.
 pub(crate) struct PodResults<R> {
     store: Store,
     pub(crate) n: usize,
     _r: PhantomData<fn() -> R>,
 }
 
-impl<R: Pod> ResultSource<R> for PodResults<R> {
+impl<R> ResultSource<R> for PodResults<R> {
     fn read(&self, pool: &Pool, i: usize) -> Result<R> {
         assert!(i < self.n);
         let base = self.store.base(pool).cast::<R>();
         debug_assert!(base.is_aligned());
         // SAFETY: `i < n` and the store holds `n` aligned values of `R`; nothing writes the
-        // slot after its chunk's done bit (see the trait).
+        // slot after its chunk's done bit (see the trait), and any bytes there are a valid `R`
+        // (plain data: `stage_pod`'s contract, the one way to make this).
         Ok(unsafe { base.add(i).read() })
     }
+}
+
+/// Whether values of `T` take the raw-bytes path of the task calls without a `Pod` bound: the
+/// primitive numbers (`u8`..`u128`, `i8`..`i128`, `usize`, `isize`, `f32`, `f64`) and arrays
+/// of them of 1 to 32 elements or a power of two up to 4096. Each is `Pod` (no padding, every
+/// bit pattern valid, no pointers); `bool` and `char` are not, and take the serialized path.
+///
+/// Decided by `TypeId`, whose values are constants of each monomorphisation.
+pub(crate) fn is_plain<T: 'static>() -> bool {
+    use std::any::TypeId;
+    let t = TypeId::of::<T>();
+    macro_rules! arrays_of {
+        ($p:ty; $($n:literal)*) => { $( t == TypeId::of::<[$p; $n]>() )||* };
+    }
+    macro_rules! any_of {
+        ($($p:ty),*) => {
+            $(
+                t == TypeId::of::<$p>()
+                    || arrays_of!($p; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23
+                        24 25 26 27 28 29 30 31 32 64 128 256 512 1024 2048 4096)
+            )||*
+        };
+    }
+    any_of!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64)
+}
+
+/// Copies `values` of a plain `T` ([`is_plain`]) into a `Vec`, however they are borrowed.
+///
+/// # Safety
+///
+/// [`is_plain::<T>()`](is_plain) holds.
+pub(crate) unsafe fn copy_plain<T>(values: impl IntoIterator<Item = impl Borrow<T>>) -> Vec<T> {
+    debug_assert!(!std::mem::needs_drop::<T>());
+    // SAFETY: `T` is a primitive number or an array of them (the contract): `Copy`, with no
+    // drop glue, so a bitwise read of a live value is a copy of it.
+    values.into_iter().map(|v| unsafe { std::ptr::read(v.borrow()) }).collect()
 }
 
 /// A serialized task job's results ([`codec`]'s result region), with the spill segments of
@@ -287,8 +324,15 @@ impl Pool {
         Ok(self.arena.as_ref().expect("set above").data_ptr().as_ptr())
     }
 
-    /// Puts `Pod` arguments in shared memory and describes the job. No job may be in flight.
-    pub(crate) fn stage_pod<A: Pod, B: Pod, R: Pod>(
+    /// Puts plain arguments in shared memory as raw bytes and describes the job (three byte
+    /// regions: `a`, `b`, the results). No job may be in flight.
+    ///
+    /// # Safety
+    ///
+    /// `A`, `B` and `R` are plain data: `Pod`, or types [`is_plain`] accepts (which are `Pod`
+    /// without saying so to the compiler), so their bytes may be copied, and any bytes a worker
+    /// leaves in a result slot are a valid `R`.
+    pub(crate) unsafe fn stage_pod<A, B, R>(
         &mut self,
         trampoline: usize,
         kernel: usize,
@@ -315,22 +359,23 @@ impl Pool {
         };
         // SAFETY: no job is in flight (finish_active above), so no worker reads the scratch area
         // or the arena; the regions lie inside it (`fits`, or the arena was sized to `end`),
-        // and the sources are plain `Pod` bytes.
+        // and the sources are plain bytes (this function's contract).
         unsafe {
             std::ptr::copy_nonoverlapping(a.as_ptr().cast::<u8>(), base, a_bytes);
             if let Some(b) = b {
                 std::ptr::copy_nonoverlapping(b.as_ptr().cast::<u8>(), base.add(b_off), b_bytes);
             }
         }
-        let region = |off, elem| match &self.arena {
-            Some(seg) if !fits => ArraySpec::Region(seg.handle(), off, n, elem),
-            _ => ArraySpec::Scratch(off, n, elem),
+        // Byte regions: the trampoline (`task_kernel::task`) checks each against its type.
+        let region = |off, bytes| match &self.arena {
+            Some(seg) if !fits => ArraySpec::Region(seg.handle(), off, bytes, 1),
+            _ => ArraySpec::Scratch(off, bytes, 1),
         };
-        spec.arrays[0] = region(0, size_of::<A>());
+        spec.arrays[0] = region(0, a_bytes);
         if b.is_some() {
-            spec.arrays[1] = region(b_off, size_of::<B>());
+            spec.arrays[1] = region(b_off, b_bytes);
         }
-        spec.arrays[2] = region(r_off, size_of::<R>());
+        spec.arrays[2] = region(r_off, end - r_off);
         let store = if fits { Store::Scratch(r_off) } else { Store::Arena(r_off) };
         Ok(Staged { spec, results: PodResults { store, n, _r: PhantomData } })
     }

@@ -6,12 +6,11 @@
 use std::marker::PhantomData;
 use std::mem::size_of;
 
-use bytemuck::Pod;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::codec;
-use super::kernel::{Span, Views, array, check_span, panic_text};
+use super::kernel::{Span, Views, check_span, panic_text};
 use super::star::StarArgs;
 use super::task_clock;
 use crate::segment::Segment;
@@ -27,19 +26,35 @@ fn one_task<R>(i: usize, f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Tasks `fn(A) -> R`: argument `i` from array 0, result `i` to array 2, for `i` in the chunk.
+/// Array `i` of `views`, a byte region, as a pointer to plain `T`s, after checking that
+/// elements `..end` lie inside it and that it is aligned for `T`. A mismatch panics, which the
+/// worker reports as the chunk's error.
+fn plain<T>(v: &Views, i: usize, end: usize) -> *mut T {
+    let (p, len) = bytes(v, i);
+    assert!(
+        end.checked_mul(size_of::<T>()).is_some_and(|b| b <= len),
+        "chunk reaches task {end} of array {i}, whose {len} bytes hold fewer of its type"
+    );
+    assert!(p.cast::<T>().is_aligned(), "array {i} of the job is not aligned for its type");
+    p.cast::<T>()
+}
+
+/// Tasks `fn(A) -> R` on plain values: argument `i` from array 0, result `i` to array 2 (byte
+/// regions), for `i` in the chunk.
 ///
 /// # Safety
 ///
-/// See [`Trampoline`].
-pub(crate) unsafe fn task<A: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
+/// See [`Trampoline`]; `A` and `R` are plain data (`Pod`, or types
+/// [`is_plain`](super::staging::is_plain) accepts): any bytes are a valid value.
+pub(crate) unsafe fn task<A, R>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(A) -> R`.
     let k = unsafe { std::mem::transmute::<usize, fn(A) -> R>(kernel) };
     check_span(s);
-    let (a, out) = (array::<A>(v, 0, s.end), array::<R>(v, 2, s.end));
+    let (a, out) = (plain::<A>(v, 0, s.end), plain::<R>(v, 2, s.end));
     task_clock::each_task(s.start..s.end, 0, |i| {
-        // SAFETY: `i < s.end`, which lies inside both mappings (checked); arguments are only read, and
-        // result `i` belongs to the chunk this worker claimed. Both are aligned for their types.
+        // SAFETY: `i < s.end`, which lies inside both regions (checked); arguments are only
+        // read, and any bytes are an `A` (plain); result `i` belongs to the chunk this worker
+        // claimed. Both are aligned for their types (checked).
         unsafe { out.add(i).write(one_task(i, || k(a.add(i).read()))) }
     });
 }
@@ -48,12 +63,12 @@ pub(crate) unsafe fn task<A: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
 ///
 /// # Safety
 ///
-/// See [`Trampoline`].
-pub(crate) unsafe fn task2<A: Pod, B: Pod, R: Pod>(kernel: usize, v: &Views, s: &Span) {
+/// As for [`task`].
+pub(crate) unsafe fn task2<A, B, R>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(A, B) -> R`.
     let k = unsafe { std::mem::transmute::<usize, fn(A, B) -> R>(kernel) };
     check_span(s);
-    let (a, b, out) = (array::<A>(v, 0, s.end), array::<B>(v, 1, s.end), array::<R>(v, 2, s.end));
+    let (a, b, out) = (plain::<A>(v, 0, s.end), plain::<B>(v, 1, s.end), plain::<R>(v, 2, s.end));
     task_clock::each_task(s.start..s.end, 0, |i| {
         // SAFETY: as in `task`.
         unsafe { out.add(i).write(one_task(i, || k(a.add(i).read(), b.add(i).read()))) }

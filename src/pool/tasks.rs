@@ -9,13 +9,22 @@
 //! through shared memory. Functions are `fn` pointers, so nothing of the parent's heap is ever
 //! needed in a worker.
 //!
-//! **Which path.** Rust has no specialization, so the path is chosen by name, at compile
-//! time: the Python names serialize (postcard) every argument and result, `Pod` or not; the
-//! `*_pod` names copy `Pod` values as raw bytes and cost what they did before serialization
-//! existed (`benches/pool.rs` measures both on the same `u64` tasks; `docs/benchmarks.md`).
+//! **Which path.** The Python names (`apply`, `apply_async`, `map`, `map_async`, `imap`,
+//! `imap_unordered` and the `*_timeout` forms) copy arguments and results as raw bytes when both
+//! are primitive numbers or fixed arrays of them (`staging::is_plain`, by `TypeId`, which needs
+//! `A: 'static`), and serialize them (postcard) otherwise. The `*_pod` names are the explicit
+//! form, for any `Pod` type (a user's `#[derive(Pod)]` struct, which no `TypeId` list can
+//! know). *Why `TypeId` and not a trait:* a trait with a "plain" constant would have to be
+//! implemented by every serializable user type; Rust has no specialization to give it a default.
+//! *Why not a `Pod` bound:* the raw path's internals (`stage_pod`, `task_kernel::task`) take no
+//! bound and are `unsafe fn`s whose contract is "plain data", which a `Pod` bound or the
+//! `TypeId` check each discharge: one trampoline per type pair, where dispatching to concrete
+//! `Pod` types would monomorphise every pair of listed types at each call site.
+//! `try_*`, `starmap` and `imap_buffered` always serialize.
 
 use std::borrow::Borrow;
 use std::mem::size_of;
+use std::time::Duration;
 
 use bytemuck::Pod;
 use serde::Serialize;
@@ -25,7 +34,7 @@ use super::async_result::AsyncResult;
 use super::imap::{IMap, IMapBuffered, IMapUnordered, KeepHandle, Source};
 use super::job::JobHandle;
 use super::kernel::Trampoline;
-use super::staging::{PodResults, ResultSource, SerialResults, Staged};
+use super::staging::{PodResults, ResultSource, SerialResults, Staged, copy_plain, is_plain};
 use super::star::StarArgs;
 use super::state::Pool;
 use super::task_kernel::{self, Fallible, Plain, SerialTask, Star};
@@ -34,6 +43,12 @@ use crate::error::Result;
 /// A published streaming job: its handle, where its results are read, its task count and
 /// chunk size.
 type Stream<'p, R> = (KeepHandle<'p>, Source<'p, R>, usize, usize);
+
+/// Whether a task `fn(A) -> R` takes the raw-bytes path: both types are plain
+/// ([`is_plain`]).
+fn plain_pair<A: 'static, R: 'static>() -> bool {
+    is_plain::<A>() && is_plain::<R>()
+}
 
 /// Every result of a finished job, in order; the first (lowest-index) task error.
 fn all<R, S: ResultSource<R>>(results: &S, pool: &Pool, n: usize) -> Result<Vec<R>> {
@@ -63,8 +78,9 @@ impl Pool {
         Ok((JobHandle::new(self, job, Box::new(|_: &Pool| ())), Box::new(results), n, cs))
     }
 
-    /// Stages `f` over serialized `args` (`chunksize` defaults to 1) and publishes it as a
-    /// streaming job, for [`imap`](Pool::imap) and [`imap_unordered`](Pool::imap_unordered).
+    /// Stages `f` over `args` (`chunksize` defaults to 1), serialized or, for plain values, as
+    /// raw bytes, and publishes it as a streaming job, for [`imap`](Pool::imap) and
+    /// [`imap_unordered`](Pool::imap_unordered).
     fn serial_stream<A, R>(
         &mut self,
         f: fn(A) -> R,
@@ -72,27 +88,77 @@ impl Pool {
         chunksize: Option<usize>,
     ) -> Result<Stream<'_, R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
+        if plain_pair::<A, R>() {
+            // SAFETY: `A` and `R` are plain (checked).
+            let args = unsafe { copy_plain::<A>(args) };
+            // SAFETY: as above.
+            return unsafe { self.pod_stream(f, &args, chunksize) };
+        }
         let tramp = task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
         let staged =
             self.stage_serial::<A, R>(tramp, f as usize, args, Some(chunksize.unwrap_or(1)), 0)?;
         self.launch_streaming(staged)
     }
 
-    /// Stages `f` over `Pod` `args` (`chunksize` defaults to 1) and publishes it as a streaming
-    /// job, for [`imap_pod`](Pool::imap_pod) and [`imap_unordered_pod`](Pool::imap_unordered_pod).
-    fn pod_stream<A: Pod, R: Pod>(
+    /// Stages `f` over plain `args` (`chunksize` defaults to 1) and publishes it as a streaming
+    /// job, for [`imap_pod`](Pool::imap_pod), [`imap_unordered_pod`](Pool::imap_unordered_pod)
+    /// and the plain values of [`imap`](Pool::imap) and
+    /// [`imap_unordered`](Pool::imap_unordered).
+    ///
+    /// # Safety
+    ///
+    /// `A` and `R` are plain data ([`stage_pod`](Pool::stage_pod)'s contract).
+    unsafe fn pod_stream<A, R: 'static>(
         &mut self,
         f: fn(A) -> R,
         args: &[A],
         chunksize: Option<usize>,
     ) -> Result<Stream<'_, R>> {
         let tramp = task_kernel::task::<A, R> as Trampoline as usize;
-        let staged =
-            self.stage_pod::<A, (), R>(tramp, f as usize, args, None, chunksize.unwrap_or(1))?;
+        let cs = chunksize.unwrap_or(1);
+        // SAFETY: per this function's contract.
+        let staged = unsafe { self.stage_pod::<A, (), R>(tramp, f as usize, args, None, cs)? };
         self.launch_streaming(staged)
+    }
+
+    /// Stages `f(arg)` on plain values as raw bytes and publishes it; the output is the result.
+    ///
+    /// # Safety
+    ///
+    /// `A` and `R` are plain data ([`stage_pod`](Pool::stage_pod)'s contract).
+    unsafe fn pod_apply<A, R: 'static>(
+        &mut self,
+        f: fn(A) -> R,
+        arg: A,
+    ) -> Result<JobHandle<'_, Result<R>>> {
+        let tramp = task_kernel::task::<A, R> as Trampoline as usize;
+        // SAFETY: per this function's contract.
+        let staged = unsafe { self.stage_pod::<A, (), R>(tramp, f as usize, &[arg], None, 1)? };
+        self.launch(staged, |r: &PodResults<R>, p| r.read(p, 0))
+    }
+
+    /// The job of [`map`](Pool::map) and [`map_async`](Pool::map_async): raw bytes for plain
+    /// values, serialized otherwise.
+    fn map_job<A, R>(
+        &mut self,
+        f: fn(A) -> R,
+        args: impl IntoIterator<Item = impl Borrow<A>>,
+        chunksize: Option<usize>,
+    ) -> Result<JobHandle<'_, Result<Vec<R>>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        if plain_pair::<A, R>() {
+            // SAFETY: `A` and `R` are plain (checked).
+            let args = unsafe { copy_plain::<A>(args) };
+            // SAFETY: as above.
+            return unsafe { self.pod_job(f, &args, chunksize) };
+        }
+        self.serial_job::<A, R, Plain<A, R>>(f as usize, args, chunksize)
     }
 
     /// Stages serialized tasks run by `T` and publishes them; the output is every result.
@@ -133,9 +199,13 @@ impl Pool {
     /// ```
     pub fn apply<A, R>(&mut self, f: fn(A) -> R, arg: A) -> Result<R>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
+        if plain_pair::<A, R>() {
+            // SAFETY: `A` and `R` are plain (checked).
+            return unsafe { self.pod_apply(f, arg) }?.wait()?;
+        }
         let mut v = self.serial_job::<A, R, Plain<A, R>>(f as usize, [arg], Some(1))?.wait()??;
         Ok(v.pop().expect("one task, one result"))
     }
@@ -160,9 +230,13 @@ impl Pool {
     /// ```
     pub fn apply_async<A, R>(&mut self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<'_, R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
+        if plain_pair::<A, R>() {
+            // SAFETY: `A` and `R` are plain (checked).
+            return Ok(AsyncResult::new(unsafe { self.pod_apply(f, arg) }?));
+        }
         let tramp = task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
         let staged = self.stage_serial::<A, R>(tramp, f as usize, [arg], Some(1), 0)?;
         Ok(AsyncResult::new(self.launch(staged, |r, pool| {
@@ -229,10 +303,10 @@ impl Pool {
         chunksize: Option<usize>,
     ) -> Result<Vec<R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        self.serial_job::<A, R, Plain<A, R>>(f as usize, args, chunksize)?.wait()?
+        self.map_job(f, args, chunksize)?.wait()?
     }
 
     /// [`map`](Pool::map) in the background.
@@ -254,10 +328,10 @@ impl Pool {
         chunksize: Option<usize>,
     ) -> Result<AsyncResult<'_, Vec<R>>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        Ok(AsyncResult::new(self.serial_job::<A, R, Plain<A, R>>(f as usize, args, chunksize)?))
+        Ok(AsyncResult::new(self.map_job(f, args, chunksize)?))
     }
 
     /// Like [`map`](Pool::map) for tasks that return `Result`: the lowest-index `Err` comes
@@ -318,6 +392,90 @@ impl Pool {
     {
         let job = self.serial_job::<A, R, Fallible<A, R, E>>(f as usize, args, chunksize)?;
         Ok(AsyncResult::new(job))
+    }
+
+    /// Runs `call` with every task it publishes bounded by `timeout` instead of the pool's
+    /// [`task_timeout`](crate::pool::PoolBuilder::task_timeout); the pool's own comes back after.
+    fn with_task_timeout<T>(
+        &mut self,
+        timeout: Duration,
+        call: impl FnOnce(&mut Pool) -> Result<T>,
+    ) -> Result<T> {
+        // A job still in flight keeps the timeout it was published under.
+        self.finish_active()?;
+        let pools = self.task_timeout.replace(timeout);
+        let out = call(self);
+        // `call` waited for its job: nothing in flight runs under `timeout` any more.
+        self.task_timeout = pools;
+        out
+    }
+
+    /// [`apply`](Pool::apply) with a deadline: if `f` runs longer than `timeout`, its worker is
+    /// killed (SIGKILL) and replaced, and the call returns
+    /// [`Error::TaskTimedOut`](crate::Error::TaskTimedOut) naming the task; the pool stays
+    /// usable. The per-call form of
+    /// [`PoolBuilder::task_timeout`](crate::pool::PoolBuilder::task_timeout), which this call
+    /// overrides (later calls use the pool's again). The timeout counts from when a worker
+    /// starts the task; with every worker free that is at once.
+    ///
+    /// # Errors
+    ///
+    /// As for [`apply`](Pool::apply), and `TaskTimedOut`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// fn forever(x: u32) -> u32 {
+    ///     loop { std::hint::black_box(x); }
+    /// }
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let e = pool.apply_timeout(forever, 1, Duration::from_millis(200)).unwrap_err();
+    /// assert!(matches!(e, shmpool::Error::TaskTimedOut { task: 0, .. }));
+    /// assert_eq!(pool.apply(|x: u32| x + 1, 1)?, 2); // still usable
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn apply_timeout<A, R>(&mut self, f: fn(A) -> R, arg: A, timeout: Duration) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with_task_timeout(timeout, |pool| pool.apply(f, arg))
+    }
+
+    /// [`map`](Pool::map) with a deadline per task: a task that runs longer than `timeout` has
+    /// its worker killed (SIGKILL) and replaced, and the call returns
+    /// [`Error::TaskTimedOut`](crate::Error::TaskTimedOut) naming it (the other tasks run on;
+    /// the pool stays usable). As for the pool-wide
+    /// [`PoolBuilder::task_timeout`](crate::pool::PoolBuilder::task_timeout), which this call
+    /// overrides, a chunk of several tasks is lost with its worker: pass `chunksize` 1 to keep
+    /// the tasks apart.
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Pool::map), and `TaskTimedOut`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// fn stuck_at_3(x: u32) -> u32 {
+    ///     while std::hint::black_box(x == 3) {}
+    ///     x
+    /// }
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let e = pool.map_timeout(stuck_at_3, 0..8u32, Some(1), Duration::from_millis(200));
+    /// assert!(matches!(e, Err(shmpool::Error::TaskTimedOut { task: 3, .. })));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn map_timeout<A, R>(
+        &mut self,
+        f: fn(A) -> R,
+        args: impl IntoIterator<Item = impl Borrow<A>>,
+        chunksize: Option<usize>,
+        timeout: Duration,
+    ) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.with_task_timeout(timeout, |pool| pool.map(f, args, chunksize))
     }
 
     /// `f(a, b, ...)` for every tuple, results in order (Python's `starmap`): tuples of 1 to 8
@@ -416,7 +574,7 @@ impl Pool {
         chunksize: Option<usize>,
     ) -> Result<IMap<'_, R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         let (handle, results, n, cs) = self.serial_stream(f, args, chunksize)?;
@@ -494,7 +652,7 @@ impl Pool {
         chunksize: Option<usize>,
     ) -> Result<IMapUnordered<'_, R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         let (handle, results, n, cs) = self.serial_stream(f, args, chunksize)?;
@@ -514,9 +672,8 @@ impl Pool {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn apply_pod<A: Pod, R: Pod>(&mut self, f: fn(A) -> R, arg: A) -> Result<R> {
-        let tramp = task_kernel::task::<A, R> as Trampoline as usize;
-        let staged = self.stage_pod::<A, (), R>(tramp, f as usize, &[arg], None, 1)?;
-        self.launch(staged, |r: &PodResults<R>, p| r.read(p, 0))?.wait()?
+        // SAFETY: `Pod` values are plain.
+        unsafe { self.pod_apply(f, arg) }?.wait()?
     }
 
     /// [`apply_pod`](Pool::apply_pod) in the background.
@@ -536,9 +693,8 @@ impl Pool {
         f: fn(A) -> R,
         arg: A,
     ) -> Result<AsyncResult<'_, R>> {
-        let tramp = task_kernel::task::<A, R> as Trampoline as usize;
-        let staged = self.stage_pod::<A, (), R>(tramp, f as usize, &[arg], None, 1)?;
-        Ok(AsyncResult::new(self.launch(staged, |r: &PodResults<R>, p| r.read(p, 0))?))
+        // SAFETY: `Pod` values are plain.
+        Ok(AsyncResult::new(unsafe { self.pod_apply(f, arg) }?))
     }
 
     /// [`map`](Pool::map) for `Pod` values, copied as raw bytes: no serialization.
@@ -558,7 +714,8 @@ impl Pool {
         args: &[A],
         chunksize: Option<usize>,
     ) -> Result<Vec<R>> {
-        self.pod_job(f, args, chunksize)?.wait()?
+        // SAFETY: `Pod` values are plain.
+        unsafe { self.pod_job(f, args, chunksize) }?.wait()?
     }
 
     /// [`map_pod`](Pool::map_pod) in the background.
@@ -579,11 +736,16 @@ impl Pool {
         args: &[A],
         chunksize: Option<usize>,
     ) -> Result<AsyncResult<'_, Vec<R>>> {
-        Ok(AsyncResult::new(self.pod_job(f, args, chunksize)?))
+        // SAFETY: `Pod` values are plain.
+        Ok(AsyncResult::new(unsafe { self.pod_job(f, args, chunksize) }?))
     }
 
-    /// Stages and publishes a `map_pod`.
-    fn pod_job<A: Pod, R: Pod>(
+    /// Stages and publishes a `map_pod` (or a `map` of plain values).
+    ///
+    /// # Safety
+    ///
+    /// `A` and `R` are plain data ([`stage_pod`](Pool::stage_pod)'s contract).
+    unsafe fn pod_job<A, R: 'static>(
         &mut self,
         f: fn(A) -> R,
         args: &[A],
@@ -591,7 +753,8 @@ impl Pool {
     ) -> Result<JobHandle<'_, Result<Vec<R>>>> {
         let cs = chunksize.unwrap_or_else(|| self.default_map_chunksize(args.len()));
         let tramp = task_kernel::task::<A, R> as Trampoline as usize;
-        let staged = self.stage_pod::<A, (), R>(tramp, f as usize, args, None, cs)?;
+        // SAFETY: per this function's contract.
+        let staged = unsafe { self.stage_pod::<A, (), R>(tramp, f as usize, args, None, cs)? };
         self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n))
     }
 
@@ -613,7 +776,8 @@ impl Pool {
         args: &[A],
         chunksize: Option<usize>,
     ) -> Result<IMap<'_, R>> {
-        let (handle, results, n, cs) = self.pod_stream(f, args, chunksize)?;
+        // SAFETY: `Pod` values are plain.
+        let (handle, results, n, cs) = unsafe { self.pod_stream(f, args, chunksize)? };
         Ok(IMap::new(handle, results, n, cs))
     }
 
@@ -670,7 +834,8 @@ impl Pool {
         let cs = chunksize.unwrap_or_else(|| self.default_map_chunksize(args.len()));
         let (a, b): (Vec<A>, Vec<B>) = args.iter().copied().unzip();
         let tramp = task_kernel::task2::<A, B, R> as Trampoline as usize;
-        let staged = self.stage_pod::<A, B, R>(tramp, f as usize, &a, Some(&b), cs)?;
+        // SAFETY: `Pod` values are plain.
+        let staged = unsafe { self.stage_pod::<A, B, R>(tramp, f as usize, &a, Some(&b), cs)? };
         self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n))
     }
 
@@ -692,7 +857,8 @@ impl Pool {
         args: &[A],
         chunksize: Option<usize>,
     ) -> Result<IMapUnordered<'_, R>> {
-        let (handle, results, n, cs) = self.pod_stream(f, args, chunksize)?;
+        // SAFETY: `Pod` values are plain.
+        let (handle, results, n, cs) = unsafe { self.pod_stream(f, args, chunksize)? };
         Ok(IMapUnordered::new(handle, results, n, cs))
     }
 }

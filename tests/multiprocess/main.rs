@@ -20,6 +20,7 @@ mod scope;
 mod soundness;
 mod sync;
 mod task_timeout;
+mod tasks_calls;
 mod tasks_serde;
 mod value;
 mod workers_startup;
@@ -41,6 +42,7 @@ fn main() -> std::process::ExitCode {
         suite!(pool),
         suite!(tasks_serde),
         suite!(task_timeout),
+        suite!(tasks_calls),
         suite!(python_names),
         suite!(args_and_deadlines),
         suite!(workers_startup),

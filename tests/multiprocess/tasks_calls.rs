@@ -1,0 +1,169 @@
+//! Issue 10's task calls, finished: `Pending::get_timeout` (every wait can end), the `Pod` fast
+//! path chosen automatically by `map`/`apply`/`imap`, and per-call timeouts. Each under the
+//! default start method (the forkserver) and fork.
+
+use std::time::{Duration, Instant};
+
+use shmpool::{Error, Pool, StartMethod};
+
+use crate::harness::{Tests, register};
+
+/// The default start method, and fork.
+const METHODS: [StartMethod; 2] = [StartMethod::ForkServer, StartMethod::Fork];
+
+pub fn tests() -> Tests {
+    register! {
+        pending_get_timeout_ends_and_a_later_get_reads_the_value in METHODS,
+        maps_over_plain_numbers_take_the_pod_path in METHODS,
+        a_call_timeout_kills_an_endless_task_and_the_pool_goes_on in METHODS,
+    }
+}
+
+fn pool(m: StartMethod) -> Pool {
+    Pool::builder().workers(2).start_method(m).build().unwrap()
+}
+
+/// Ends a test: the pool goes, and the forkserver it started is shut down (the harness fails a
+/// test that leaves a child running).
+fn done(pool: Pool, m: StartMethod) {
+    drop(pool);
+    if m == StartMethod::ForkServer {
+        shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
+    }
+}
+
+/// Sleeps `ms` milliseconds, then returns them.
+fn sleepy(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn pending_get_timeout_ends_and_a_later_get_reads_the_value(m: StartMethod) {
+    let mut pool = pool(m);
+    {
+        let q = pool.apply_queue(sleepy);
+        let mut slow = q.apply_async(400).unwrap();
+        let t = Instant::now();
+        match slow.get_timeout(Duration::from_millis(50)) {
+            Err(Error::Timeout { what: "Pending::get_timeout", after }) => {
+                assert_eq!(after, Duration::from_millis(50))
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(50) && took < Duration::from_millis(250), "{took:?}");
+        // A call queued behind the running one times out too, then runs.
+        let mut queued = q.apply_async(1).unwrap();
+        assert!(matches!(
+            queued.get_timeout(Duration::from_millis(10)),
+            Err(Error::Timeout { .. })
+        ));
+        assert_eq!(slow.get_timeout(Duration::from_secs(5)).unwrap(), 400);
+        assert_eq!(queued.get_timeout(Duration::from_secs(5)).unwrap(), 1);
+        assert_eq!(slow.get().unwrap(), 400, "get again after get_timeout");
+    }
+    done(pool, m);
+}
+
+fn square(x: u64) -> u64 {
+    x.wrapping_mul(x)
+}
+
+fn rgb_sum(p: [u8; 3]) -> u32 {
+    p.iter().map(|&c| c as u32).sum()
+}
+
+fn half(x: i32) -> f64 {
+    x as f64 / 2.0
+}
+
+fn digits(x: u64) -> String {
+    x.to_string()
+}
+
+/// `map`, `map_async`, `apply`, `apply_async`, `imap` and `imap_unordered` over primitive
+/// numbers and arrays of them go through the raw-bytes path without the `_pod` names. The
+/// witness: a pool whose serialized values may take 1 byte at most, where `u64::MAX` takes 10
+/// in postcard, so the serialized path would refuse every call below.
+fn maps_over_plain_numbers_take_the_pod_path(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).max_task_bytes(1).build().unwrap();
+    let v: Vec<u64> = (0..10_000).map(|i| u64::MAX - i).collect();
+    let want: Vec<u64> = v.iter().map(|&x| square(x)).collect();
+    assert_eq!(pool.map(square, &v, None).unwrap(), want);
+    assert_eq!(pool.map(square, v.clone(), Some(7)).unwrap(), want, "by value, odd chunks");
+    assert_eq!(pool.map_pod(square, &v, None).unwrap(), want, "the explicit form agrees");
+    assert_eq!(pool.map_async(square, &v, None).unwrap().get().unwrap(), want);
+    assert_eq!(pool.apply(square, u64::MAX).unwrap(), square(u64::MAX));
+    assert_eq!(pool.apply_async(square, u64::MAX).unwrap().get().unwrap(), square(u64::MAX));
+    let got: Vec<u64> = pool.imap(square, &v, Some(100)).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got, want);
+    let mut got: Vec<(usize, u64)> =
+        pool.imap_unordered(square, &v, None).unwrap().map(Result::unwrap).collect();
+    got.sort();
+    assert!(got.iter().enumerate().all(|(i, &(k, r))| i == k && r == want[i]));
+    // Arrays and mixed plain types.
+    let px: Vec<[u8; 3]> = (0..300u32).map(|i| [i as u8, 255, (i * 7) as u8]).collect();
+    assert_eq!(
+        pool.map(rgb_sum, &px, None).unwrap(),
+        px.iter().map(|&p| rgb_sum(p)).collect::<Vec<_>>()
+    );
+    let ints = [i32::MIN, -3, 0, 5, i32::MAX];
+    assert_eq!(pool.map(half, ints, None).unwrap(), ints.map(half));
+    // A result that is not plain takes the serialized path (argument included), which the
+    // limit refuses.
+    match pool.map(digits, [u64::MAX], None) {
+        Err(Error::TaskValueTooLarge { task: 0, what: "argument", bytes: 10, limit: 1 }) => {}
+        other => panic!("expected the serialized path's limit, got {other:?}"),
+    }
+    done(pool, m);
+}
+
+/// Spins forever when `x` is 3, else returns `x + 1`.
+fn stuck_at_3(x: u32) -> u32 {
+    while std::hint::black_box(x == 3) {
+        std::hint::spin_loop();
+    }
+    x + 1
+}
+
+/// A `String` result, so the serialized path is timed too.
+fn stuck_at_3_text(x: u32) -> String {
+    stuck_at_3(x).to_string()
+}
+
+fn a_call_timeout_kills_an_endless_task_and_the_pool_goes_on(m: StartMethod) {
+    const DEADLINE: Duration = Duration::from_millis(200);
+    let mut pool = pool(m);
+    let pids = pool.worker_pids();
+    // `apply_timeout`, on the raw-bytes path.
+    let t = Instant::now();
+    match pool.apply_timeout(stuck_at_3, 3, DEADLINE) {
+        Err(Error::TaskTimedOut { task: 0, pid, after }) => {
+            let took = t.elapsed();
+            assert!(took >= DEADLINE && took < DEADLINE + Duration::from_millis(100), "{took:?}");
+            assert!(pids.contains(&pid), "{pid} is not one of {pids:?}");
+            assert_eq!(after, DEADLINE);
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let now = pool.worker_pids();
+    assert_eq!(now.len(), 2);
+    assert!(now.iter().any(|p| !pids.contains(p)), "the stuck worker was not replaced");
+    assert_eq!(pool.apply_timeout(stuck_at_3, 4, DEADLINE).unwrap(), 5);
+    // `map_timeout`, serialized, one task per chunk: task 3 is named, within the deadline.
+    let t = Instant::now();
+    match pool.map_timeout(stuck_at_3_text, 0..8u32, Some(1), DEADLINE) {
+        Err(Error::TaskTimedOut { task: 3, after, .. }) => assert_eq!(after, DEADLINE),
+        other => panic!("expected task 3 to time out, got {other:?}"),
+    }
+    let took = t.elapsed();
+    assert!(took >= DEADLINE && took < DEADLINE + Duration::from_millis(100), "{took:?}");
+    // The pool goes on, and the call's timeout did not stay: a task slower than it succeeds.
+    let slow = |ms: u64| {
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    };
+    assert_eq!(pool.apply(slow, 300).unwrap(), 300);
+    assert_eq!(pool.map(stuck_at_3_text, [1u32, 2], None).unwrap(), ["2", "3"]);
+    done(pool, m);
+}

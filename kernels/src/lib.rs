@@ -3,8 +3,14 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+pub mod elementwise;
 mod image;
+pub mod histogram;
+mod lanes;
 mod numeric;
+pub mod reduce;
+pub mod scan;
 
 pub use image::{box_blur3x3, brighten};
-pub use numeric::{dot, mul, scale_add, sum};
+pub use numeric::{mul, scale_add};
+pub use reduce::chunk::{dot, sum};

@@ -13,24 +13,6 @@ pub fn scale_add(a: &mut [f64]) {
     }
 }
 
-/// Sum of a chunk, the reduce half of a map-reduce.
-///
-/// ```
-/// assert_eq!(shmpool_kernels::sum(&[1.0, 2.5]), 3.5);
-/// ```
-pub fn sum(a: &[f64]) -> f64 {
-    a.iter().sum()
-}
-
-/// Dot product of two equally long chunks.
-///
-/// ```
-/// assert_eq!(shmpool_kernels::dot(&[1.0, 2.0], &[3.0, 4.0]), 11.0);
-/// ```
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 /// `out[i] = a[i] * b[i]`, the zip form's elementwise product.
 ///
 /// ```

@@ -1,0 +1,3 @@
+//! Reductions at memory bandwidth (being written).
+
+fn main() {}

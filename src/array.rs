@@ -516,6 +516,39 @@ impl<T: Pod> SharedArray<T> {
     }
 }
 
+/// N-D views (feature `ndarray`).
+#[cfg(feature = "ndarray")]
+impl<T: Pod> SharedArray<T> {
+    /// The elements as an `ndarray` view of [`shape`](SharedArray::shape) (C order), as NumPy
+    /// sees the same segment.
+    ///
+    /// ```
+    /// let a = shmpool::SharedArray::from_shape_fn(&[2, 3], |ix| (10 * ix[0] + ix[1]) as u16)?;
+    /// let v = a.view();
+    /// assert_eq!(v.shape(), &[2, 3]);
+    /// assert_eq!(v[[1, 2]], 12);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn view(&self) -> ndarray::ArrayViewD<'_, T> {
+        ndarray::ArrayViewD::from_shape(self.shape(), self.as_slice())
+            .expect("a SharedArray's shape multiplies to its length")
+    }
+
+    /// The elements as a mutable `ndarray` view of [`shape`](SharedArray::shape).
+    ///
+    /// ```
+    /// let mut img = shmpool::SharedArray::<u8>::zeroed_shape(&[4, 4, 3])?;
+    /// img.view_mut().slice_mut(ndarray::s![.., .., 0]).fill(255); // red channel
+    /// assert_eq!(&img[..6], &[255, 0, 0, 255, 0, 0]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn view_mut(&mut self) -> ndarray::ArrayViewMutD<'_, T> {
+        let shape = self.shape;
+        ndarray::ArrayViewMutD::from_shape(shape.dims(), self.as_mut_slice())
+            .expect("a SharedArray's shape multiplies to its length")
+    }
+}
+
 impl<T: Pod> Deref for SharedArray<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {

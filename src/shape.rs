@@ -4,7 +4,9 @@
 //! A shape has 1 to [`MAX_DIMS`] dimensions whose product is the array's length; a dimension of
 //! 0 makes an empty array. The outer axis is the one shmpool chunks along: a *row* is one outer
 //! index, [`row_len`](crate::SharedArray::row_len) elements long, so a chunk made of whole rows
-//! is itself a C-order array of shape `[rows, shape[1..]...]`.
+//! is itself a C-order array of shape `[rows, shape[1..]...]`. With the `ndarray` feature,
+//! `rows_view` and `rows_view_mut` view such a chunk (a slice a kernel is handed) as that
+//! N-D array, and `SharedArray::view`/`view_mut` view a whole array.
 //!
 //! ```
 //! let img = shmpool::SharedArray::<u8>::zeroed_shape(&[4, 6, 3])?;
@@ -78,6 +80,81 @@ impl Shape {
     }
 }
 
+/// The shape of a block of whole rows of an array of shape `shape`, `elems` long:
+/// `[elems / row_len, shape[1..]...]`.
+#[cfg(feature = "ndarray")]
+fn rows_shape(elems: usize, shape: &[usize]) -> Result<Vec<usize>> {
+    let s = Shape::new(shape)?;
+    let row = s.row_len();
+    let rows = match (elems, row) {
+        (0, _) => 0,
+        (_, 0) => usize::MAX, // never whole rows: refused below
+        (n, r) => n / r,
+    };
+    if rows == usize::MAX || rows * row != elems {
+        return Err(Error::InvalidShape {
+            shape: shape.to_vec(),
+            reason: format!(
+                "a block of {elems} elements is not whole rows of {row} elements: chunk the \
+                 array along its outer axis (chunk lengths that are multiples of row_len())"
+            ),
+        });
+    }
+    let mut dims = shape.to_vec();
+    dims[0] = rows;
+    Ok(dims)
+}
+
+/// A block of whole rows of an array of shape `shape` (a chunk a pool kernel is handed, or
+/// part of [`SharedArray::as_slice`](crate::SharedArray::as_slice)) as an N-D view of shape
+/// `[rows, shape[1..]...]`.
+///
+/// # Errors
+///
+/// [`Error::InvalidShape`] when `shape` is not a valid shape, or `rows` is not a whole number
+/// of rows (`shape[1..]` multiplied).
+///
+/// ```
+/// let img = shmpool::SharedArray::from_shape_fn(&[4, 2, 3], |ix| ix[0] as u8)?;
+/// let block = &img[2 * img.row_len()..]; // rows 2 and 3
+/// let v = shmpool::shape::rows_view(block, img.shape())?;
+/// assert_eq!(v.shape(), &[2, 2, 3]);
+/// assert_eq!(v[[1, 0, 0]], 3);
+/// assert!(shmpool::shape::rows_view(&img[..5], img.shape()).is_err()); // not whole rows
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[cfg(feature = "ndarray")]
+pub fn rows_view<'a, T>(rows: &'a [T], shape: &[usize]) -> Result<ndarray::ArrayViewD<'a, T>> {
+    let dims = rows_shape(rows.len(), shape)?;
+    Ok(ndarray::ArrayViewD::from_shape(dims, rows).expect("the dimensions multiply to the length"))
+}
+
+/// [`rows_view`], mutably: a block of whole rows as a writable N-D view.
+///
+/// # Errors
+///
+/// As [`rows_view`].
+///
+/// ```
+/// let mut grid = shmpool::SharedArray::<f64>::zeroed_shape(&[4, 5])?;
+/// let shape = grid.shape().to_vec();
+/// let (top, bottom) = grid.split_at_mut(2 * 5);
+/// shmpool::shape::rows_view_mut(bottom, &shape)?.index_axis_mut(ndarray::Axis(1), 0).fill(1.0);
+/// # let _ = top;
+/// assert_eq!(grid[2 * 5], 1.0);
+/// assert_eq!(grid[5], 0.0);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+#[cfg(feature = "ndarray")]
+pub fn rows_view_mut<'a, T>(
+    rows: &'a mut [T],
+    shape: &[usize],
+) -> Result<ndarray::ArrayViewMutD<'a, T>> {
+    let dims = rows_shape(rows.len(), shape)?;
+    Ok(ndarray::ArrayViewMutD::from_shape(dims, rows)
+        .expect("the dimensions multiply to the length"))
+}
+
 impl std::fmt::Debug for Shape {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.dims().fmt(f)
@@ -97,5 +174,39 @@ mod tests {
         for bad in [&[][..], &[1; MAX_DIMS + 1][..], &[usize::MAX, 2][..]] {
             assert!(matches!(Shape::new(bad), Err(Error::InvalidShape { .. })), "{bad:?}");
         }
+    }
+
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn views_match_the_shape_and_refuse_partial_rows() {
+        use crate::SharedArray;
+        let mut a =
+            SharedArray::from_shape_fn(&[3, 4, 2], |ix| (ix[0] * 100 + ix[1] * 10 + ix[2]) as i32)
+                .unwrap();
+        let v = a.view();
+        assert_eq!(v.shape(), &[3, 4, 2]);
+        assert!(v.indexed_iter().all(|(ix, &x)| x == (ix[0] * 100 + ix[1] * 10 + ix[2]) as i32));
+        a.view_mut()[[2, 3, 1]] = -1;
+        assert_eq!(a[a.len() - 1], -1);
+        // Every block of whole rows views as [rows, 4, 2], starting at its first row.
+        for (start, end) in [(0, 1), (1, 3), (0, 3), (2, 2)] {
+            let r = a.row_len();
+            let v = rows_view(&a[start * r..end * r], a.shape()).unwrap();
+            assert_eq!(v.shape(), &[end - start, 4, 2]);
+            if end > start {
+                assert_eq!(v[[0, 1, 1]], (start * 100 + 11) as i32);
+            }
+        }
+        let shape = a.shape().to_vec();
+        rows_view_mut(&mut a[8..16], &shape).unwrap().fill(7);
+        assert!(a[8..16].iter().all(|&x| x == 7) && a[7] != 7 && a[16] != 7);
+        // Partial rows, bad shapes, zero-sized rows.
+        for (len, shape) in [(5, &[3, 4, 2][..]), (9, &[3, 4, 2]), (3, &[][..]), (2, &[2, 0])] {
+            let e = rows_view(&a[..len], shape).unwrap_err();
+            assert!(matches!(e, Error::InvalidShape { .. }), "{e}");
+        }
+        assert_eq!(rows_view(&a[..0], &[5, 0]).unwrap().shape(), &[0, 0]);
+        // A 1-D array's rows are its elements.
+        assert_eq!(rows_view(&a[..5], &[24]).unwrap().shape(), &[5]);
     }
 }

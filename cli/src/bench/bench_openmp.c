@@ -1,5 +1,6 @@
 /* The C/OpenMP contender of `shmpool bench`: the array workloads' kernels in plain C with
- * `#pragma omp parallel for`, as the hardware's reference. The harness writes this file to a
+ * `#pragma omp parallel for`, as the hardware's reference. Dynamic schedules: on a shared
+ * machine a static one waits for whichever thread the OS runs last. The harness writes this file to a
  * scratch directory, builds it with `gcc -O3 -march=native -fopenmp`, and speaks the line
  * protocol documented in cli/src/bench/bridge.rs on stdin/stdout. Requests are flat JSON objects
  * written by the harness without spaces, so a key search is all the parsing needed. */
@@ -47,15 +48,15 @@ static double once(struct cell *c) {
     double s = 0.0;
     switch (c->kind) {
     case INPLACE:
-#pragma omp parallel for schedule(static) num_threads(c->workers)
+#pragma omp parallel for schedule(dynamic, 16384) num_threads(c->workers)
         for (long i = 0; i < n; i++) a[i] = a[i] * 1.0001 + 0.5;
         break;
     case SUM:
-#pragma omp parallel for schedule(static) num_threads(c->workers) reduction(+ : s)
+#pragma omp parallel for schedule(dynamic, 16384) num_threads(c->workers) reduction(+ : s)
         for (long i = 0; i < n; i++) s += a[i];
         break;
     case POLY:
-#pragma omp parallel for schedule(static) num_threads(c->workers)
+#pragma omp parallel for schedule(dynamic, 16384) num_threads(c->workers)
         for (long i = 0; i < n; i++) {
             double x = a[i], y = coef[16];
             for (int k = 15; k >= 0; k--) y = y * x + coef[k];
@@ -66,7 +67,7 @@ static double once(struct cell *c) {
         long w = c->side;
         for (int step = 0; step < STEPS; step++) {
             double *src = c->buf + c->parity * c->cells, *dst = c->buf + (1 - c->parity) * c->cells;
-#pragma omp parallel for schedule(static) num_threads(c->workers)
+#pragma omp parallel for schedule(dynamic, 16) num_threads(c->workers)
             for (long r = 0; r < w; r++) {
                 for (long col = 0; col < w; col++) {
                     long i = r * w + col;

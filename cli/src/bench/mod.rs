@@ -42,6 +42,10 @@ use self::scratch::Scratch;
 use self::workloads::{Runner, Workload, digest_matches};
 use crate::error::CliError;
 
+/// The pause before each timed run, so the work the previous contender's processes do after
+/// answering (freeing its buffers, going to sleep) is not charged to the next one.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// A child-process contender host, or why there is none.
 type ChildHost = Result<Rc<RefCell<Bridge>>, String>;
 
@@ -256,6 +260,7 @@ fn group(
         for k in 0..n {
             let cell = &mut cells[(k + round) % n];
             let Some(r) = cell.runner.as_mut() else { continue };
+            std::thread::sleep(SETTLE);
             match r.run() {
                 Ok(s) => cell.samples.push(s),
                 Err(e) => cell.fail(e),

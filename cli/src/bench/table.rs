@@ -54,7 +54,7 @@ pub(crate) fn row(r: &Record) -> Row {
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
             let mut spread = format!("{:.1}%", 100.0 * s.mad / s.median);
             if !s.outliers.is_empty() {
-                spread += &format!(", {} outlier(s)", s.outliers.len());
+                spread += &format!(" ({} out)", s.outliers.len());
             }
             (figure(v), format!("{}-{}", figure(lo), figure(hi)), spread)
         }
@@ -94,17 +94,21 @@ pub(crate) fn print(w: &dyn Workload, records: &[Record]) {
     );
     println!(
         "  {:<12} {:>10} {:>19} {:>18} {:>8} {:>8}",
-        "contender", first.unit, "q1-q3", "MAD", "vs best", "vs seq"
+        "contender", first.unit, "q1-q3", "MAD (outliers)", "vs best", "vs seq"
     );
+    let mut not_applicable = Vec::new();
     for r in records {
         let row = row(r);
-        if r.status == Status::Ok {
-            println!(
+        match r.status {
+            Status::Ok => println!(
                 "  {:<12} {:>10} {:>19} {:>18} {:>8} {:>8}",
                 row.contender, row.value, row.range, row.spread, row.vs_best, row.vs_seq
-            );
-        } else {
-            println!("  {:<12} {}", row.contender, row.note);
+            ),
+            Status::NotApplicable => not_applicable.push(row.contender),
+            _ => println!("  {:<12} {}", row.contender, row.note),
         }
+    }
+    if !not_applicable.is_empty() {
+        println!("  (does not fit: {})", not_applicable.join(", "));
     }
 }

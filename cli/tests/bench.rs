@@ -1,0 +1,315 @@
+//! `shmpool bench`: a tiny suite end to end (JSON, CSV and plots), skipped and failed
+//! contenders, option errors, `--report`, and the statistics on known inputs.
+
+#[allow(dead_code)]
+#[path = "../src/bench/stats.rs"]
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A scratch directory for one test, removed when dropped.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(test: &str) -> Dir {
+        let d =
+            std::env::temp_dir().join(format!("shmpool-bench-test-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_shmpool"))
+        .arg("bench")
+        .args(args)
+        .env_remove("SHMPOOL_BENCH_PYTHON")
+        .env_remove("SHMPOOL_BENCH_CC")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "shmpool bench failed: {}\nstdout:\n{text}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn record<'a>(v: &'a Value, workload: &str, contender: &str) -> &'a Value {
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["workload"] == workload && r["contender"] == contender)
+        .unwrap_or_else(|| panic!("no record for {workload} x {contender}"))
+}
+
+#[test]
+fn tiny_suite_writes_the_documented_json_csv_and_plots() {
+    let d = Dir::new("suite");
+    let (j, c, p) = (d.join("r.json"), d.join("r.csv"), d.join("plots"));
+    let out = bench(&[
+        "--workloads",
+        "inplace,apply",
+        "--size",
+        "small",
+        "--repeat",
+        "1",
+        "--workers",
+        "1,2",
+        "--json",
+        j.to_str().unwrap(),
+        "--csv",
+        c.to_str().unwrap(),
+        "--plot",
+        p.to_str().unwrap(),
+    ]);
+    let text = ok(&out);
+    assert!(text.contains("machine: "), "{text}");
+    let v = json(&j);
+    assert_eq!(v["schema"], 1);
+    assert!(v["command"].as_str().unwrap().contains("--workloads inplace,apply"));
+    assert!(v["date"].as_str().unwrap().ends_with('Z'));
+    assert!(v["duration_s"].as_f64().unwrap() > 0.0);
+    assert!(v["machine"]["cores_allowed"].as_u64().unwrap() >= 1);
+    assert!(v["machine"]["memory_bytes"].as_u64().unwrap() > 0);
+    assert!(v["machine"]["kernel"].as_str().is_some());
+    let recs = v["records"].as_array().unwrap();
+    // One record per workload x contender x workers, whatever happened to it.
+    assert_eq!(recs.len(), 2 * 9 * 2);
+    for r in recs {
+        let status = r["status"].as_str().unwrap();
+        assert!(["ok", "skipped", "n/a", "failed"].contains(&status), "{r}");
+        assert_eq!(status == "ok", r["value"].is_number(), "{r}");
+        assert_eq!(status == "ok", r["reason"].is_null(), "{r}");
+        for key in [
+            "workload",
+            "contender",
+            "workers",
+            "size",
+            "items",
+            "unit",
+            "higher_is_better",
+            "seconds",
+            "samples",
+            "vs_best",
+            "vs_sequential",
+        ] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+        assert_ne!(status, "failed", "{r}");
+    }
+    for contender in ["shmpool", "rayon", "sequential"] {
+        let r = record(&v, "inplace", contender);
+        assert_eq!(r["status"], "ok", "{r}");
+        assert_eq!(r["size"], 65536);
+        assert_eq!(r["unit"], "Melem/s");
+        assert_eq!(r["samples"].as_array().unwrap().len(), 1);
+        let s = &r["seconds"];
+        assert_eq!(s["rounds"], 1);
+        assert!(s["median"].as_f64().unwrap() > 0.0);
+        assert_eq!(s["min"], s["median"]);
+        assert!(r["vs_best"].as_f64().unwrap() <= 1.0);
+    }
+    assert_eq!(record(&v, "inplace", "sequential")["vs_sequential"], 1.0);
+    let apply = record(&v, "apply", "shmpool");
+    assert_eq!(
+        (apply["unit"].as_str(), apply["higher_is_better"].as_bool()),
+        (Some("us/call"), Some(false))
+    );
+    assert_eq!(record(&v, "apply", "sequential")["status"], "n/a");
+
+    let csv = std::fs::read_to_string(&c).unwrap();
+    assert!(csv.starts_with("workload,contender,workers,"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + recs.len());
+    for svg in ["inplace.svg", "apply.svg", "ratios.svg"] {
+        let s = std::fs::read_to_string(p.join(svg)).unwrap();
+        assert!(s.contains("<svg"), "{svg}");
+    }
+}
+
+#[test]
+fn a_missing_interpreter_or_compiler_is_reported_as_skipped_with_the_reason() {
+    let d = Dir::new("missing");
+    let j = d.join("r.json");
+    let out = bench(&[
+        "--workloads",
+        "sum",
+        "--contenders",
+        "sequential,c-openmp,numpy,python-shm",
+        "--size",
+        "small",
+        "--repeat",
+        "1",
+        "--python",
+        "/nonexistent/python3",
+        "--cc",
+        "/nonexistent/gcc",
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    let text = ok(&out);
+    let v = json(&j);
+    for c in ["numpy", "python-shm"] {
+        let r = record(&v, "sum", c);
+        assert_eq!(r["status"], "skipped", "{r}");
+        let why = r["reason"].as_str().unwrap();
+        assert!(why.contains("/nonexistent/python3") && why.contains("--python"), "{why}");
+    }
+    let r = record(&v, "sum", "c-openmp");
+    assert_eq!(r["status"], "skipped", "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("/nonexistent/gcc"), "{r}");
+    assert_eq!(record(&v, "sum", "sequential")["status"], "ok");
+    assert!(text.contains("skipped"), "{text}");
+}
+
+/// A stand-in for the Python contenders that speaks the protocol and answers every check with a
+/// wrong digest: its cells must fail, untimed.
+const WRONG: &str = r#"#!/bin/sh
+echo '{"hello":1,"python":"0.0-fake","numpy":null}'
+while read -r line; do
+  case "$line" in
+    *'"cmd":"quit"'*) exit 0 ;;
+    *'"cmd":"check"'*) echo '{"ok":true,"digest":[42.0]}' ;;
+    *'"cmd":"run"'*) echo '{"ok":true,"seconds":0.001}' ;;
+    *) echo '{"ok":true}' ;;
+  esac
+done
+"#;
+
+#[test]
+fn a_wrong_result_is_reported_as_failed_and_not_timed() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new("wrong");
+    let (fake, j) = (d.join("fake-python"), d.join("r.json"));
+    std::fs::write(&fake, WRONG).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = bench(&[
+        "--workloads",
+        "inplace",
+        "--contenders",
+        "sequential,numpy",
+        "--size",
+        "small",
+        "--repeat",
+        "2",
+        "--python",
+        fake.to_str().unwrap(),
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let v = json(&j);
+    let r = record(&v, "inplace", "numpy");
+    assert_eq!(r["status"], "failed", "{r}");
+    assert!(r["reason"].as_str().unwrap().contains("differs from sequential"), "{r}");
+    assert!(r["value"].is_null() && r["seconds"].is_null(), "{r}");
+    assert_eq!(r["samples"].as_array().unwrap().len(), 0, "{r}");
+    assert_eq!(v["machine"]["python"], "0.0-fake");
+    assert_eq!(record(&v, "inplace", "sequential")["samples"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_options_are_errors_that_say_the_fix() {
+    for (args, says) in [
+        (&["--workers", "0"][..], "bad --workers 0"),
+        (&["--repeat", "0"][..], "bad --repeat 0"),
+        (&["--size", "0"][..], "bad --size 0"),
+        (&["--size", "huge"][..], "give small, default, large"),
+        (&["--workloads", "nope"][..], "choose from start-fork,"),
+        (&["--contenders", "nope"][..], "choose from shmpool,"),
+        (&["--time-budget=0"][..], "bad --time-budget 0"),
+    ] {
+        let out = bench(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn report_rewrites_only_the_marked_section() {
+    let d = Dir::new("report");
+    let (j, md, bare) = (d.join("r.json"), d.join("doc.md"), d.join("bare.md"));
+    ok(&bench(&[
+        "--workloads",
+        "sum",
+        "--contenders",
+        "shmpool,sequential",
+        "--size",
+        "small",
+        "--repeat",
+        "1",
+        "--workers",
+        "1",
+        "--json",
+        j.to_str().unwrap(),
+    ]));
+    let before = "# Title\n\nhand-written text\n\n<!-- bench:begin -->\nold figures\n<!-- bench:end -->\n\nmore text\n";
+    std::fs::write(&md, before).unwrap();
+    let out = bench(&["--report", md.to_str().unwrap(), "--from", j.to_str().unwrap()]);
+    ok(&out);
+    let after = std::fs::read_to_string(&md).unwrap();
+    assert!(after.starts_with("# Title\n\nhand-written text\n\n<!-- bench:begin -->\n"), "{after}");
+    assert!(after.ends_with("<!-- bench:end -->\n\nmore text\n"), "{after}");
+    assert!(!after.contains("old figures"), "{after}");
+    assert!(after.contains("**sum**") && after.contains("| shmpool | 1 |"), "{after}");
+    assert!(after.contains("--workloads sum"), "the command is named: {after}");
+    // Running it again gives the same file: the section is replaced, not appended to.
+    ok(&bench(&["--report", md.to_str().unwrap(), "--from", j.to_str().unwrap()]));
+    assert_eq!(std::fs::read_to_string(&md).unwrap(), after);
+
+    std::fs::write(&bare, "no markers here\n").unwrap();
+    let out = bench(&["--report", bare.to_str().unwrap(), "--from", j.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("<!-- bench:begin -->"));
+    assert_eq!(std::fs::read_to_string(&bare).unwrap(), "no markers here\n");
+    let out = bench(&["--report", md.to_str().unwrap(), "--from", md.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("is not a `shmpool bench --json FILE` results file")
+    );
+}
+
+#[test]
+fn statistics_on_known_inputs() {
+    assert_eq!(stats::quantile(&[1.0, 2.0, 3.0, 4.0], 0.25), 1.75);
+    assert_eq!(stats::quantile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
+    assert_eq!(stats::quantile(&[7.0], 0.9), 7.0);
+    assert_eq!(stats::median(&[3.0, 1.0, 2.0]), 2.0);
+    assert!(stats::summarize(&[]).is_none());
+
+    let s = stats::summarize(&[12.0, 10.0, 100.0, 11.0, 13.0]).unwrap();
+    assert_eq!((s.rounds, s.median, s.min, s.max), (5, 12.0, 10.0, 100.0));
+    assert_eq!((s.q1, s.q3), (11.0, 13.0));
+    assert_eq!(s.mad, 1.0); // deviations 0, 2, 88, 1, 1
+    assert_eq!(s.outliers, [2]); // 100 is 88 MADs out, in round 2
+
+    let flat = stats::summarize(&[5.0; 4]).unwrap();
+    assert_eq!((flat.mad, flat.outliers.len()), (0.0, 0));
+    let edge = stats::summarize(&[1.0, 2.0, 3.0, 5.0]).unwrap(); // median 2.5, MAD 1; 5 is 2.5 out
+    assert!(edge.outliers.is_empty());
+}

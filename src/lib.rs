@@ -26,6 +26,7 @@
 //! | [`queue`] | the queues and their per-operation errors |
 //! | [`connection`] | `pipe` and `Connection` |
 //! | [`segment`] | shared-memory segments: options, handles, cleanup of dead creators' segments |
+//! | [`manager`] | the `Manager`'s builder, proxies and custom managed types (a server process holding objects) |
 //! | [`shape`] | N-D shapes of shared arrays, and (feature `ndarray`) views of their row blocks |
 //!
 //! See `docs/architecture.md` for the layers, the segment layout and the ownership rules.
@@ -43,6 +44,7 @@ pub mod connection;
 mod error;
 mod frame;
 mod listener;
+pub mod manager;
 pub mod pool;
 pub mod process;
 pub mod queue;
@@ -58,6 +60,7 @@ mod value;
 pub use array::{LockedArray, LockedArrayHandle, SharedArray};
 pub use connection::{Connection, pipe};
 pub use error::{Error, Result, human_bytes};
+pub use manager::Manager;
 pub use pool::Pool;
 pub use process::{
     Context, Process, StartMethod, cpu_count, get_context, init, process_cpu_count, scope,

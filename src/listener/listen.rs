@@ -291,7 +291,7 @@ impl Listener {
             }
         };
         Ok(Unauthenticated {
-            client: Client::accepted(fd, "a client".into(), self.max),
+            client: Client::over(fd, "a client".into(), self.max),
             authkey: self.authkey.clone(),
             handshake: self.handshake,
         })

@@ -9,6 +9,7 @@ mod args_and_deadlines;
 mod array;
 mod barrier_action;
 mod listener;
+mod manager;
 mod pipe;
 mod pool;
 mod process;
@@ -45,6 +46,7 @@ fn main() -> std::process::ExitCode {
         suite!(tasks_calls),
         suite!(python_names),
         suite!(args_and_deadlines),
+        suite!(manager),
         suite!(workers_startup),
         suite!(barrier_action),
         suite!(listener),

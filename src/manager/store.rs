@@ -1,0 +1,442 @@
+//! The server's objects and what each operation does to them: one table under one mutex, with
+//! one condition variable every change wakes (waits are few and short-lived: a queue, a lock,
+//! an event). Locks remember the connection that holds them, so a connection that ends
+//! releases what it held.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::custom::Erased;
+use super::wire::{Kind, Op, Reply};
+
+/// How often a waiting request checks that its client is still connected.
+const RECHECK: Duration = Duration::from_millis(50);
+
+/// One object the server holds.
+enum Obj {
+    Dict(BTreeMap<Vec<u8>, Vec<u8>>),
+    List(Vec<Vec<u8>>),
+    Value(Vec<u8>),
+    Queue { items: VecDeque<Vec<u8>>, maxsize: u64 },
+    Lock { owner: Option<u64> },
+    RLock { owner: Option<u64>, count: u64 },
+    Event(bool),
+    Semaphore(u64),
+    Custom(Box<dyn Erased>),
+}
+
+impl Obj {
+    fn kind(&self) -> &'static str {
+        match self {
+            Obj::Dict(_) => "dict",
+            Obj::List(_) => "list",
+            Obj::Value(_) => "value",
+            Obj::Queue { .. } => "queue",
+            Obj::Lock { .. } => "lock",
+            Obj::RLock { .. } => "rlock",
+            Obj::Event(_) => "event",
+            Obj::Semaphore(_) => "semaphore",
+            Obj::Custom(_) => "custom object",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    objects: HashMap<u64, Obj>,
+    /// Named objects: id and kind.
+    names: HashMap<String, (u64, &'static str)>,
+    next: u64,
+}
+
+/// Every object of one server.
+#[derive(Default)]
+pub(crate) struct Store {
+    table: Mutex<Table>,
+    changed: Condvar,
+}
+
+/// What a waiting operation found.
+enum Step {
+    /// Finished, with this reply.
+    Reply(Reply),
+    /// Not yet: wait for a change.
+    Wait,
+}
+
+fn refuse(reason: impl Into<String>) -> Reply {
+    Reply::Refused(reason.into())
+}
+
+/// `i` as an index into `len` items (negative: from the end).
+fn index(i: i64, len: usize) -> Option<usize> {
+    let i = if i < 0 { len as i64 + i } else { i };
+    (0..len as i64).contains(&i).then_some(i as usize)
+}
+
+impl Store {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panic in a custom object's handler poisons the table; its state is still whole
+        // (each operation changes it in one step), so go on.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes an object; `custom` makes a registered custom one by name.
+    pub(crate) fn create(
+        &self,
+        kind: Kind,
+        custom: impl FnOnce(&str) -> Option<Box<dyn Erased>>,
+    ) -> Reply {
+        let obj = match kind {
+            Kind::Dict => Obj::Dict(BTreeMap::new()),
+            Kind::List => Obj::List(Vec::new()),
+            Kind::Value(v) => Obj::Value(v),
+            Kind::Queue { maxsize } => Obj::Queue { items: VecDeque::new(), maxsize },
+            Kind::Lock => Obj::Lock { owner: None },
+            Kind::RLock => Obj::RLock { owner: None, count: 0 },
+            Kind::Event => Obj::Event(false),
+            Kind::Semaphore(n) => Obj::Semaphore(n),
+            Kind::Custom(name) => match custom(&name) {
+                Some(obj) => Obj::Custom(obj),
+                None => {
+                    return refuse(format!(
+                        "no custom type named {name:?} is registered on this manager; register \
+                         it with ManagerBuilder::register::<T>() before start()"
+                    ));
+                }
+            },
+        };
+        let mut t = self.lock();
+        t.next += 1;
+        let id = t.next;
+        t.objects.insert(id, obj);
+        Reply::Id(id)
+    }
+
+    /// The object named `name`, made as `kind` if there is none yet.
+    pub(crate) fn named(
+        &self,
+        name: String,
+        kind: Kind,
+        custom: impl FnOnce(&str) -> Option<Box<dyn Erased>>,
+    ) -> Reply {
+        let t = self.lock();
+        if let Some(&(id, k)) = t.names.get(&name) {
+            let wanted = kind_name(&kind);
+            if k != wanted {
+                return refuse(format!(
+                    "the object named {name:?} is a {k}, not a {wanted}; ask for it as a {k}, \
+                     or use another name"
+                ));
+            }
+            return Reply::Id(id);
+        }
+        let k = kind_name(&kind);
+        drop(t);
+        let made = self.create(kind, custom);
+        let Reply::Id(id) = made else { return made };
+        let mut t = self.lock();
+        match t.names.get(&name) {
+            // Another asker made it in between: theirs wins, ours is dropped.
+            Some(&(other, _)) => {
+                t.objects.remove(&id);
+                Reply::Id(other)
+            }
+            None => {
+                t.names.insert(name, (id, k));
+                Reply::Id(id)
+            }
+        }
+    }
+
+    /// Applies `op` to object `id` for connection `conn`. A wait ends at its limit, or early
+    /// when `gone()` says the client disconnected (its reply could not be delivered).
+    pub(crate) fn call(&self, conn: u64, id: u64, op: Op, gone: impl Fn() -> bool) -> Reply {
+        let wait_ms = match &op {
+            Op::QueuePut { wait_ms, .. }
+            | Op::QueueGet { wait_ms }
+            | Op::Acquire { wait_ms }
+            | Op::EventWait { wait_ms } => *wait_ms,
+            _ => 0,
+        };
+        let deadline = Instant::now().checked_add(Duration::from_millis(wait_ms));
+        let mut t = self.lock();
+        loop {
+            let Some(obj) = t.objects.get_mut(&id) else {
+                return refuse(format!(
+                    "this manager holds no object {id}; the proxy belongs to another manager"
+                ));
+            };
+            let (step, changed) = apply(obj, conn, &op);
+            if changed {
+                self.changed.notify_all();
+            }
+            match step {
+                Step::Reply(r) => return r,
+                Step::Wait => {}
+            }
+            let now = Instant::now();
+            let left = deadline.map_or(RECHECK, |d| d.saturating_duration_since(now));
+            if left.is_zero() {
+                return timed_out(&op);
+            }
+            t = self
+                .changed
+                .wait_timeout(t, left.min(RECHECK))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            if gone() {
+                return refuse("the client disconnected while waiting");
+            }
+        }
+    }
+
+    /// Releases every lock connection `conn` holds (it ended): the next waiter gets it.
+    pub(crate) fn release_all(&self, conn: u64) {
+        let mut t = self.lock();
+        let mut any = false;
+        for obj in t.objects.values_mut() {
+            match obj {
+                Obj::Lock { owner } | Obj::RLock { owner, .. } if *owner == Some(conn) => {
+                    *owner = None;
+                    if let Obj::RLock { count, .. } = obj {
+                        *count = 0;
+                    }
+                    any = true;
+                }
+                _ => {}
+            }
+        }
+        if any {
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// The kind's name, as `Obj::kind` says it.
+fn kind_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Dict => "dict",
+        Kind::List => "list",
+        Kind::Value(_) => "value",
+        Kind::Queue { .. } => "queue",
+        Kind::Lock => "lock",
+        Kind::RLock => "rlock",
+        Kind::Event => "event",
+        Kind::Semaphore(_) => "semaphore",
+        Kind::Custom(_) => "custom object",
+    }
+}
+
+/// The reply of a wait that ran out of time.
+fn timed_out(op: &Op) -> Reply {
+    match op {
+        Op::QueueGet { .. } => Reply::Item(None),
+        _ => Reply::Bool(false),
+    }
+}
+
+/// One attempt at `op` on `obj`: its step, and whether it changed anything (waiters wake).
+fn apply(obj: &mut Obj, conn: u64, op: &Op) -> (Step, bool) {
+    let done = |r| (Step::Reply(r), false);
+    let changed = |r| (Step::Reply(r), true);
+    let kind = obj.kind();
+    match (obj, op) {
+        (Obj::Dict(d), Op::Len) => done(Reply::Len(d.len() as u64)),
+        (Obj::List(l), Op::Len) => done(Reply::Len(l.len() as u64)),
+        (Obj::Queue { items, .. }, Op::Len) => done(Reply::Len(items.len() as u64)),
+        (Obj::Dict(d), Op::DictGet(k)) => done(Reply::Item(d.get(k).cloned())),
+        (Obj::Dict(d), Op::DictSet(k, v)) => {
+            d.insert(k.clone(), v.clone());
+            done(Reply::Done)
+        }
+        (Obj::Dict(d), Op::DictRemove(k)) => done(Reply::Item(d.remove(k))),
+        (Obj::Dict(d), Op::DictContains(k)) => done(Reply::Bool(d.contains_key(k))),
+        (Obj::Dict(d), Op::DictUpdate(pairs)) => {
+            d.extend(pairs.iter().cloned());
+            done(Reply::Done)
+        }
+        (Obj::Dict(d), Op::DictKeys) => done(Reply::Items(d.keys().cloned().collect())),
+        (Obj::Dict(d), Op::DictItems) => {
+            done(Reply::Pairs(d.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
+        }
+        (Obj::Dict(d), Op::Clear) => {
+            d.clear();
+            done(Reply::Done)
+        }
+        (Obj::List(l), Op::Clear) => {
+            l.clear();
+            done(Reply::Done)
+        }
+        (Obj::List(l), Op::ListAppend(v)) => {
+            l.push(v.clone());
+            done(Reply::Done)
+        }
+        (Obj::List(l), Op::ListExtend(vs)) => {
+            l.extend(vs.iter().cloned());
+            done(Reply::Done)
+        }
+        (Obj::List(l), Op::ListGet(i)) => {
+            done(Reply::Item(index(*i, l.len()).map(|i| l[i].clone())))
+        }
+        (Obj::List(l), Op::ListSet(i, v)) => match index(*i, l.len()) {
+            Some(i) => {
+                l[i] = v.clone();
+                done(Reply::Done)
+            }
+            None => done(refuse(format!(
+                "list index {i} out of range for a list of {} items; check len() first",
+                l.len()
+            ))),
+        },
+        (Obj::List(l), Op::ListPop(i)) => {
+            let at = match i {
+                None => l.len().checked_sub(1),
+                Some(i) => index(*i, l.len()),
+            };
+            done(Reply::Item(at.map(|i| l.remove(i))))
+        }
+        (Obj::List(l), Op::ListSnapshot) => done(Reply::Items(l.clone())),
+        (Obj::Value(v), Op::ValueGet) => done(Reply::Item(Some(v.clone()))),
+        (Obj::Value(v), Op::ValueSet(new)) => {
+            *v = new.clone();
+            done(Reply::Done)
+        }
+        (Obj::Queue { items, maxsize }, Op::QueuePut { item, .. }) => {
+            if *maxsize != 0 && items.len() as u64 >= *maxsize {
+                return (Step::Wait, false);
+            }
+            items.push_back(item.clone());
+            changed(Reply::Bool(true))
+        }
+        (Obj::Queue { items, .. }, Op::QueueGet { .. }) => match items.pop_front() {
+            Some(item) => changed(Reply::Item(Some(item))),
+            None => (Step::Wait, false),
+        },
+        (Obj::Lock { owner }, Op::Acquire { .. }) => {
+            if owner.is_some() {
+                return (Step::Wait, false);
+            }
+            *owner = Some(conn);
+            done(Reply::Bool(true))
+        }
+        (Obj::Lock { owner }, Op::Release) => {
+            if owner.take().is_none() {
+                return done(refuse("release of an unlocked lock; acquire it first"));
+            }
+            changed(Reply::Done)
+        }
+        (Obj::RLock { owner, count }, Op::Acquire { .. }) => {
+            if owner.is_some_and(|o| o != conn) {
+                return (Step::Wait, false);
+            }
+            *owner = Some(conn);
+            *count += 1;
+            done(Reply::Bool(true))
+        }
+        (Obj::RLock { owner, count }, Op::Release) => {
+            if *owner != Some(conn) {
+                return done(refuse(
+                    "release of an rlock this thread does not hold; only its holder (the \
+                     thread that acquired it) may release it",
+                ));
+            }
+            *count -= 1;
+            if *count == 0 {
+                *owner = None;
+                return changed(Reply::Done);
+            }
+            done(Reply::Done)
+        }
+        (Obj::Semaphore(n), Op::Acquire { .. }) => {
+            if *n == 0 {
+                return (Step::Wait, false);
+            }
+            *n -= 1;
+            done(Reply::Bool(true))
+        }
+        (Obj::Semaphore(n), Op::Release) => {
+            *n = n.saturating_add(1);
+            changed(Reply::Done)
+        }
+        (Obj::Event(f), Op::EventSet) => {
+            *f = true;
+            changed(Reply::Done)
+        }
+        (Obj::Event(f), Op::EventClear) => {
+            *f = false;
+            done(Reply::Done)
+        }
+        (Obj::Event(f), Op::EventIsSet) => done(Reply::Bool(*f)),
+        (Obj::Event(f), Op::EventWait { .. }) => {
+            if *f {
+                done(Reply::Bool(true))
+            } else {
+                (Step::Wait, false)
+            }
+        }
+        (Obj::Custom(c), Op::Custom(req)) => match c.handle_bytes(req) {
+            Ok(reply) => changed(Reply::Custom(reply)),
+            Err(e) => done(refuse(e)),
+        },
+        (_, op) => done(refuse(format!(
+            "a {kind} has no operation {op:?}; the proxy and the object disagree (a handle \
+             decoded as the wrong proxy type?)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never() -> bool {
+        false
+    }
+
+    #[test]
+    fn a_lock_held_by_a_connection_that_ended_goes_to_the_next() {
+        let s = Store::default();
+        let Reply::Id(id) = s.create(Kind::Lock, |_| None) else { panic!() };
+        let acquire = Op::Acquire { wait_ms: 0 };
+        assert_eq!(s.call(1, id, acquire.clone(), never), Reply::Bool(true));
+        assert_eq!(s.call(2, id, acquire.clone(), never), Reply::Bool(false));
+        s.release_all(1);
+        assert_eq!(s.call(2, id, acquire, never), Reply::Bool(true));
+    }
+
+    #[test]
+    fn an_rlock_counts_and_only_its_holder_releases_it() {
+        let s = Store::default();
+        let Reply::Id(id) = s.create(Kind::RLock, |_| None) else { panic!() };
+        let acquire = Op::Acquire { wait_ms: 0 };
+        assert_eq!(s.call(1, id, acquire.clone(), never), Reply::Bool(true));
+        assert_eq!(s.call(1, id, acquire.clone(), never), Reply::Bool(true));
+        assert!(matches!(s.call(2, id, Op::Release, never), Reply::Refused(_)));
+        assert_eq!(s.call(1, id, Op::Release, never), Reply::Done);
+        assert_eq!(s.call(2, id, acquire.clone(), never), Reply::Bool(false));
+        assert_eq!(s.call(1, id, Op::Release, never), Reply::Done);
+        assert_eq!(s.call(2, id, acquire, never), Reply::Bool(true));
+    }
+
+    #[test]
+    fn an_operation_of_another_kind_or_object_is_refused() {
+        let s = Store::default();
+        let Reply::Id(id) = s.create(Kind::Event, |_| None) else { panic!() };
+        assert!(matches!(s.call(1, id, Op::ListSnapshot, never), Reply::Refused(_)));
+        assert!(matches!(s.call(1, id + 1, Op::EventSet, never), Reply::Refused(_)));
+        assert!(matches!(s.create(Kind::Custom("Nope".into()), |_| None), Reply::Refused(_)));
+    }
+
+    #[test]
+    fn a_bounded_queue_waits_for_room_until_its_limit() {
+        let s = Store::default();
+        let Reply::Id(id) = s.create(Kind::Queue { maxsize: 1 }, |_| None) else { panic!() };
+        let put = |b: u8| Op::QueuePut { item: vec![b], wait_ms: 20 };
+        assert_eq!(s.call(1, id, put(1), never), Reply::Bool(true));
+        assert_eq!(s.call(1, id, put(2), never), Reply::Bool(false));
+        assert_eq!(s.call(1, id, Op::QueueGet { wait_ms: 0 }, never), Reply::Item(Some(vec![1])));
+        assert_eq!(s.call(1, id, Op::QueueGet { wait_ms: 10 }, never), Reply::Item(None));
+    }
+}

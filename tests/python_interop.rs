@@ -245,3 +245,51 @@ for s in segs:
         }
     }
 }
+
+/// A built example next to this test binary: `target/<profile>/deps/python_interop-<hash>` ->
+/// `target/<profile>/examples/<name>`. `cargo test` builds the examples before running tests
+/// (not when a `--test` filter selects only tests: build it then with
+/// `cargo build --example <name>`).
+fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo build -p shmpool --example {name}` (plain `cargo test` \
+         builds it)",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn numpy_pipeline_example_matches_numpy() {
+    let has_numpy =
+        python().args(["-c", "import numpy"]).status().map(|s| s.success()).unwrap_or(false);
+    if !has_numpy {
+        // CI installs NumPy (.ci/run), so this runs there.
+        eprintln!("skipped numpy_pipeline_example_matches_numpy: python3 has no numpy");
+        return;
+    }
+    let bin = example_binary("numpy_pipeline");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/numpy_pipeline.py");
+    // Rows not a multiple of any chunk size, a prime width; large enough to run in the workers.
+    let out = python()
+        .arg(script)
+        .arg(&bin)
+        .args(["--rows", "1009", "--cols", "331", "--scale", "1.5", "--clip", "2.5"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(": OK"),
+        "the pipeline failed ({}): {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The example refuses an array that is not 2-D, with an error saying so.
+    let flat = SharedArray::<f64>::zeroed_with(10, &ShmOptions::new().generated_name()).unwrap();
+    let out = Command::new(&bin).arg(flat.name().unwrap()).output().unwrap();
+    assert!(!out.status.success(), "a 1-D array was processed");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2-D"), "{out:?}");
+}

@@ -1,10 +1,12 @@
 //! Histograms of `f64` arrays over equal bins ([`Bins`]): the chunk kernel in [`chunk`], and
-//! drivers that run it on rayon or in a [`Pool`](shmpool::Pool)'s worker processes. Counts are integers, so
+//! drivers that run it on rayon or in a [`Pool`]'s worker processes. Counts are integers, so
 //! every driver and chunking gives the same histogram.
 
 pub mod chunk;
 
 use rayon::prelude::*;
+use shmpool::pool::Chunk;
+use shmpool::{Error, Pool, Result, SharedArray};
 
 pub use chunk::{Bins, BinsError};
 
@@ -89,4 +91,57 @@ pub fn histogram_rayon(bins: &Bins, x: &[f64], chunk_size: usize) -> Histogram {
             },
         );
     Histogram::from_slots(bins, &slots)
+}
+
+/// The most bins [`histogram`] counts in the pool (each chunk's counts come back as one
+/// fixed-size partial).
+pub const MAX_POOL_BINS: usize = 256;
+
+/// One chunk's counts in the pool: the bins, then below, above and NaN.
+type Slots = [u64; MAX_POOL_BINS + 3];
+
+/// The stage of [`histogram`]: input 0 counted into this chunk's partial.
+fn histogram_stage(c: &Chunk<Bins>) {
+    let bins = c.params();
+    let mut slots: Slots = [0; MAX_POOL_BINS + 3];
+    chunk::count(bins, c.input::<f64>(0), &mut slots);
+    c.set_partial(slots);
+}
+
+/// The histogram of `x` in the pool's workers: [`chunk::count`] per chunk into a partial, the
+/// partials added in the caller (the `bins` travel in the job's parameter block).
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] for more than [`MAX_POOL_BINS`] bins; as
+/// [`JobBuilder::run_reduce`](shmpool::pool::JobBuilder::run_reduce) otherwise.
+///
+/// ```no_run
+/// use shmpool_kernels::histogram::{Bins, histogram};
+/// let mut pool = shmpool::Pool::new(2)?;
+/// let x = shmpool::SharedArray::<f64>::from_fn(1000, |i| i as f64 + 0.5)?;
+/// let h = histogram(&mut pool, &Bins::new(0.0, 1000.0, 10).unwrap(), &x)?;
+/// assert!(h.counts.iter().all(|&c| c == 100));
+/// # Ok::<(), shmpool::Error>(())
+/// ```
+pub fn histogram(pool: &mut Pool, bins: &Bins, x: &SharedArray<f64>) -> Result<Histogram> {
+    if bins.len() > MAX_POOL_BINS {
+        return Err(Error::InvalidArgument {
+            what: "histogram bins",
+            reason: format!(
+                "{} bins, more than the {MAX_POOL_BINS} the pool driver counts per chunk; use \
+                 fewer bins or histogram_rayon",
+                bins.len()
+            ),
+        });
+    }
+    let slots = pool.job(*bins).input(x)?.stage(histogram_stage).run_reduce(
+        [0; MAX_POOL_BINS + 3],
+        |mut a: Slots, b: Slots| {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+            a
+        },
+    )?;
+    // `count` filled the first `counts_len` slots: the bins, below, above, NaN.
+    Ok(Histogram::from_slots(bins, &slots[..bins.counts_len()]))
 }

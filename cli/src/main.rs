@@ -236,6 +236,8 @@ fn inspect(name: &str) -> Result<(), CliError> {
     println!("kind:          {}", i.kind);
     println!("dtype:         {}", i.dtype);
     println!("len:           {}", i.len);
+    let dims: Vec<String> = i.shape.iter().map(|d| d.to_string()).collect();
+    println!("shape:         ({})", dims.join(", ") + if dims.len() == 1 { "," } else { "" });
     println!("element bytes: {}", i.elem_size);
     println!("data offset:   {}", i.data_offset);
     println!("segment bytes: {}", i.segment_bytes);

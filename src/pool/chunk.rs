@@ -417,3 +417,122 @@ impl<P: Pod> Chunk<P> {
         unsafe { p.add(self.index).write(value) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::control::AccessMask;
+    use crate::pool::kernel::JobCtx;
+
+    /// Views of input `a` and output `b` (f64), a shape of `dims`, params `p`.
+    fn views(
+        a: &mut [f64],
+        b: &mut [f64],
+        dims: &[usize],
+        p: &mut u32,
+        access: &AccessMask,
+    ) -> Views {
+        let mut v = Views::default();
+        for (i, buf) in [a, b].into_iter().enumerate() {
+            v.ptr[i] = buf.as_mut_ptr().cast();
+            (v.len[i], v.elem_size[i], v.expected_len[i]) = (buf.len(), 8, buf.len());
+            v.ty[i] = Some(TypeDesc::of::<f64>());
+        }
+        v.ptr[PARAMS_SLOT] = (p as *mut u32).cast();
+        (v.len[PARAMS_SLOT], v.elem_size[PARAMS_SLOT], v.expected_len[PARAMS_SLOT]) = (1, 4, 1);
+        v.job = JobCtx { inputs: 1, outputs: 1, ndim: dims.len(), access, ..JobCtx::default() };
+        v.job.dims[..dims.len()].copy_from_slice(dims);
+        v
+    }
+
+    fn panics(f: impl FnOnce()) -> String {
+        let p = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).expect_err("no panic");
+        crate::pool::kernel::panic_text(&*p)
+    }
+
+    #[test]
+    fn context_slices_and_halo_windows() {
+        let (mut a, mut b) = ((0..24).map(f64::from).collect::<Vec<_>>(), vec![0.0; 24]);
+        let (mut p, access) = (7u32, AccessMask::default());
+        let v = views(&mut a, &mut b, &[6, 4], &mut p, &access);
+        let span = Span { index: 1, start: 8, end: 16, radius: 1 };
+        // SAFETY: the views map live buffers of the lengths they state, used by nobody else,
+        // for the chunk's whole life.
+        let c = unsafe { Chunk::<u32>::new(&v, &span, 0) };
+        assert_eq!(
+            (c.index(), c.range(), c.rows(), c.row_len(), c.shape()),
+            (1, 8..16, 2..4, 4, &[6, 4][..])
+        );
+        assert_eq!(*c.params(), 7);
+        assert_eq!(c.input::<f64>(0), &[8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0]);
+        // One row each side, in elements.
+        let (win, off) = c.input_halo::<f64>(0);
+        assert_eq!((win.len(), off, win[0], win[15]), (16, 4, 4.0, 19.0));
+        c.output::<f64>(0).fill(1.0);
+        // Clipped at the first row.
+        let first = Span { index: 0, start: 0, end: 4, radius: 2 };
+        // SAFETY: as above.
+        let c = unsafe { Chunk::<u32>::new(&v, &first, 0) };
+        let (win, off) = c.input_halo::<f64>(0);
+        assert_eq!((win.len(), off), (12, 0));
+        assert_eq!(&b[8..16], &[1.0; 8]);
+    }
+
+    #[test]
+    fn wrong_type_index_twice_and_halo_conflicts_panic() {
+        let (mut a, mut b) = (vec![0.0; 16], vec![0.0; 16]);
+        let (mut p, access) = (0u32, AccessMask::default());
+        let v = views(&mut a, &mut b, &[16], &mut p, &access);
+        let span = Span { index: 0, start: 0, end: 8, radius: 1 };
+        // SAFETY: as in the test above.
+        let c = unsafe { Chunk::<u32>::new(&v, &span, 0) };
+        assert!(
+            panics(|| {
+                let _ = c.input::<u64>(0);
+            })
+            .contains("the array holds <f8")
+        );
+        assert!(
+            panics(|| {
+                let _ = c.input::<f64>(1);
+            })
+            .contains("has 1 inputs")
+        );
+        assert!(
+            panics(|| {
+                let _ = c.output::<f64>(1);
+            })
+            .contains("has 1 outputs")
+        );
+        let _first = c.output::<f64>(0);
+        assert!(
+            panics(|| {
+                let _ = c.output::<f64>(0);
+            })
+            .contains("twice")
+        );
+        // Written in this group: another chunk may not read it with a halo.
+        let other = Span { index: 1, start: 8, end: 16, radius: 1 };
+        // SAFETY: as above; the second chunk only tries a halo read, which is refused.
+        let d = unsafe { Chunk::<u32>::new(&v, &other, 0) };
+        assert!(
+            panics(|| {
+                let _ = d.output_halo::<f64>(0);
+            })
+            .contains("written in this group")
+        );
+        // A partial without run_reduce.
+        assert!(panics(|| c.set_partial(1u64)).contains("run_reduce"));
+    }
+
+    #[test]
+    fn the_access_mask_refuses_both_orders() {
+        let m = AccessMask::default();
+        assert!(m.halo_read(3));
+        assert!(!m.write(3));
+        assert!(m.write(2));
+        assert!(!m.halo_read(2));
+        m.clear();
+        assert!(m.write(3) && m.write(3));
+    }
+}

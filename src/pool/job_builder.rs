@@ -37,6 +37,8 @@ struct JobArray {
     len: usize,
     elem_size: usize,
     ty: TypeDesc,
+    /// Its shape (`[len]` for a 1-D array).
+    shape: Vec<usize>,
     name: String,
 }
 
@@ -150,6 +152,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             len: array.len(),
             elem_size: size_of::<T>(),
             ty: TypeDesc::of::<T>(),
+            shape: array.shape().to_vec(),
             name,
         })?;
         if let Some(o) = self.outputs.iter().find(|o| o.handle.nonce == a.handle.nonce) {
@@ -183,6 +186,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             len: array.len(),
             elem_size: size_of::<T>(),
             ty: TypeDesc::of::<T>(),
+            shape: array.shape().to_vec(),
             name,
         })?;
         let seen = self.inputs.iter().chain(&self.outputs);
@@ -263,8 +267,10 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         self
     }
 
-    /// The job's shape, outer axis first (default: the arrays' length, 1-D). Every array must
-    /// hold as many elements; chunks are whole rows of the outer axis.
+    /// The job's shape, outer axis first (default: the shape of the first array with more than
+    /// one dimension, else the first array's length). Every array must hold as many elements,
+    /// and an array with more than one dimension must have exactly this shape; chunks are whole
+    /// rows of the outer axis.
     ///
     /// ```
     /// let mut pool = shmpool::Pool::new(1)?;
@@ -312,7 +318,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// ```
     /// let mut pool = shmpool::Pool::new(1)?;
     /// let mut a = shmpool::SharedArray::<u8>::zeroed(8)?;
-    /// let e = pool.job(()).output(&mut a)?.stage(|c| drop(c.output::<u16>(0))).run();
+    /// let e = pool.job(()).output(&mut a)?.stage(|c| c.output::<u16>(0)[0] = 1).run();
     /// assert!(matches!(e, Err(shmpool::Error::KernelPanicked { .. })));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
@@ -384,9 +390,11 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             });
         }
         let arrays: Vec<&JobArray> = self.inputs.iter().chain(&self.outputs).collect();
-        let dims = match (&self.shape, arrays.first()) {
+        // The job's shape: as given, else the first shaped array's, else the first's length.
+        let shaped = arrays.iter().find(|a| a.shape.len() > 1).or(arrays.first());
+        let dims = match (&self.shape, shaped) {
             (Some(d), _) => d.clone(),
-            (None, Some(a)) => vec![a.len],
+            (None, Some(a)) => a.shape.clone(),
             (None, None) => {
                 return Err(Error::InvalidArgument {
                     what: "kernel job",
@@ -406,11 +414,12 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                 reason: format!("{dims:?} overflows"),
             }
         })?;
+        // A shaped array must have the job's shape; a 1-D one its number of elements.
         for a in &arrays {
-            if a.len != len {
+            if a.len != len || (a.shape.len() > 1 && a.shape != dims) {
                 return Err(Error::ShapeMismatch {
                     array: a.name.clone(),
-                    found: vec![a.len],
+                    found: a.shape.clone(),
                     expected: dims.clone(),
                 });
             }

@@ -8,6 +8,7 @@ mod harness;
 mod args_and_deadlines;
 mod array;
 mod barrier_action;
+mod kernels_api;
 mod listener;
 mod manager;
 mod pipe;
@@ -41,6 +42,7 @@ fn main() -> std::process::ExitCode {
         suite!(queue_joinable),
         suite!(pipe),
         suite!(pool),
+        suite!(kernels_api),
         suite!(tasks_serde),
         suite!(task_timeout),
         suite!(tasks_calls),

@@ -1,0 +1,597 @@
+//! Kernel jobs (`Pool::job`): parameters and chunk context, many arrays, stages (fused, and
+//! halo stages after a barrier), reductions, shapes, the inline path, and every bad input as a
+//! typed error; failures (a panic in a later stage, a killed worker) as for the older operations.
+
+use std::time::Duration;
+
+use shmpool::pool::Chunk;
+use shmpool::{Error, Pool, SharedArray, StartMethod};
+
+use crate::harness::{Tests, register};
+
+/// Every start method: kernel stages travel as code offsets under the forkserver and spawn.
+const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
+
+pub fn tests() -> Tests {
+    register! {
+        params_and_context_reach_every_chunk in METHODS,
+        six_arrays_of_three_types,
+        mismatched_lengths_and_shapes_are_typed_errors,
+        an_element_type_mismatch_is_a_job_error,
+        the_same_array_as_input_and_output_is_refused,
+        too_large_params_too_many_arrays_and_stages_are_refused,
+        zero_length_arrays_run_nothing,
+        a_chunk_size_that_splits_rows_is_refused,
+        chunks_of_a_shaped_job_are_whole_rows,
+        a_halo_larger_than_the_array_is_refused,
+        a_fused_pipeline_equals_stage_by_stage,
+        a_halo_stage_sees_the_previous_stages_complete_output,
+        writing_an_output_read_with_a_halo_in_the_same_group_fails,
+        an_output_taken_twice_fails,
+        inline_and_pooled_runs_give_identical_results,
+        a_panic_in_stage_two_is_a_typed_error_and_later_stages_do_not_run,
+        a_killed_worker_mid_job_is_reported_and_the_pool_recovers,
+    }
+}
+
+/// A pool of two workers whose kernel jobs always go to the workers.
+fn pooled(m: StartMethod) -> Pool {
+    let pool = Pool::builder().workers(2).start_method(m).inline_threshold(0).build().unwrap();
+    assert_eq!(pool.inline_threshold(), 0);
+    pool
+}
+
+/// Closes and joins the pool (every worker exits cleanly), then ends the forkserver.
+fn finish(mut pool: Pool) {
+    let m = pool.start_method();
+    pool.close();
+    assert!(pool.join_timeout(Duration::from_secs(10)).unwrap(), "a worker did not exit");
+    drop(pool);
+    if m == StartMethod::ForkServer {
+        shmpool::process::shutdown_forkserver().unwrap();
+    }
+}
+
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Affine {
+    k: f64,
+    b: f64,
+    seed: u64,
+    _pad: u64,
+}
+
+fn affine_of_index(c: &Chunk<Affine>) {
+    let p = c.params();
+    let start = c.range().start;
+    for (k, y) in c.output::<f64>(0).iter_mut().enumerate() {
+        *y = (start + k) as f64 * p.k + p.b;
+    }
+    // One word per chunk: a seed made from the chunk's index.
+    let seeds = c.output::<u64>(1);
+    seeds.fill(p.seed ^ c.index() as u64);
+}
+
+fn params_and_context_reach_every_chunk(m: StartMethod) {
+    let mut pool = pooled(m);
+    let n = 10_007;
+    let mut out = SharedArray::<f64>::zeroed(n).unwrap();
+    let mut seeds = SharedArray::<u64>::zeroed(n).unwrap();
+    let p = Affine { k: 3.0, b: -1.0, seed: 0xabcd_0000, _pad: 0 };
+    pool.job(p)
+        .output(&mut out)
+        .unwrap()
+        .output(&mut seeds)
+        .unwrap()
+        .chunk_size(100)
+        .stage(affine_of_index)
+        .run()
+        .unwrap();
+    for i in 0..n {
+        assert_eq!(out[i], i as f64 * 3.0 - 1.0, "element {i}");
+        assert_eq!(seeds[i], 0xabcd_0000 ^ (i / 100) as u64, "element {i}");
+    }
+    finish(pool);
+}
+
+fn six(c: &Chunk<u32>) {
+    let (a, b, x) = (c.input::<f64>(0), c.input::<u32>(1), c.input::<u8>(2));
+    let (s, t, u) = (c.output::<f64>(0), c.output::<u64>(1), c.output::<u8>(2));
+    let k = *c.params();
+    for i in 0..a.len() {
+        s[i] = a[i] + f64::from(b[i]);
+        t[i] = u64::from(b[i]) * u64::from(k);
+        u[i] = x[i].wrapping_add(1);
+    }
+}
+
+fn six_arrays_of_three_types() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let n = 50_000;
+    let a = SharedArray::<f64>::from_fn(n, |i| i as f64 * 0.5).unwrap();
+    let b = SharedArray::<u32>::from_fn(n, |i| i as u32).unwrap();
+    let x = SharedArray::<u8>::from_fn(n, |i| i as u8).unwrap();
+    let mut s = SharedArray::<f64>::zeroed(n).unwrap();
+    let mut t = SharedArray::<u64>::zeroed(n).unwrap();
+    let mut u = SharedArray::<u8>::zeroed(n).unwrap();
+    pool.job(7u32)
+        .input(&a)
+        .unwrap()
+        .input(&b)
+        .unwrap()
+        .input(&x)
+        .unwrap()
+        .output(&mut s)
+        .unwrap()
+        .output(&mut t)
+        .unwrap()
+        .output(&mut u)
+        .unwrap()
+        .chunk_size(4096)
+        .stage(six)
+        .run()
+        .unwrap();
+    for i in (0..n).step_by(97).chain([n - 1]) {
+        assert_eq!(s[i], i as f64 * 0.5 + i as f64);
+        assert_eq!(t[i], i as u64 * 7);
+        assert_eq!(u[i], (i as u8).wrapping_add(1));
+    }
+    finish(pool);
+}
+
+fn copy0(c: &Chunk<()>) {
+    c.output::<f64>(0).copy_from_slice(c.input::<f64>(0));
+}
+
+fn mismatched_lengths_and_shapes_are_typed_errors() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let a = SharedArray::<f64>::zeroed(100).unwrap();
+    let mut b = SharedArray::<f64>::zeroed(99).unwrap();
+    let e = pool.job(()).input(&a).unwrap().output(&mut b).unwrap().stage(copy0).run();
+    match e {
+        Err(Error::ShapeMismatch { array, found, expected }) => {
+            assert_eq!((array.as_str(), found, expected), ("output 0", vec![99], vec![100]));
+        }
+        other => panic!("expected ShapeMismatch, got {other:?}"),
+    }
+    // Same length, other shape.
+    let c = SharedArray::<f64>::zeroed_shape(&[10, 10]).unwrap();
+    let mut d = SharedArray::<f64>::zeroed_shape(&[20, 5]).unwrap();
+    let e = pool.job(()).input(&c).unwrap().output(&mut d).unwrap().stage(copy0).run();
+    assert!(matches!(e, Err(Error::ShapeMismatch { .. })), "{e:?}");
+    // A 1-D array of the same length goes with a shaped one.
+    let mut flat = SharedArray::<f64>::zeroed(100).unwrap();
+    pool.job(()).input(&c).unwrap().output(&mut flat).unwrap().stage(copy0).run().unwrap();
+    // An explicit shape that does not hold the arrays' elements.
+    let e = pool.job(()).input(&a).unwrap().shape(&[3, 3]).stage(|_| {}).run();
+    assert!(matches!(e, Err(Error::ShapeMismatch { .. })), "{e:?}");
+    assert_eq!(b[0], 0.0);
+    finish(pool);
+}
+
+fn an_element_type_mismatch_is_a_job_error() {
+    fn as_u64(c: &Chunk<()>) {
+        c.output::<u64>(0).fill(1);
+    }
+    fn as_f32(c: &Chunk<()>) {
+        c.output::<f32>(0).fill(1.0);
+    }
+    let mut pool = pooled(StartMethod::ForkServer);
+    let mut a = SharedArray::<f64>::zeroed(1000).unwrap();
+    for k in [as_u64 as fn(&Chunk<()>), as_f32] {
+        let e = pool.job(()).output(&mut a).unwrap().stage(k).run();
+        match e {
+            Err(Error::KernelPanicked { message, .. }) => {
+                assert!(message.contains("the array holds <f8"), "{message}");
+            }
+            other => panic!("expected KernelPanicked, got {other:?}"),
+        }
+    }
+    assert!(a.iter().all(|&x| x == 0.0), "nothing was written");
+    finish(pool);
+}
+
+fn the_same_array_as_input_and_output_is_refused() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let opts = shmpool::ShmOptions::new().generated_name();
+    let a = SharedArray::<f64>::zeroed_with(100, &opts).unwrap();
+    // SAFETY: nothing writes through either view: the job is refused before it runs.
+    let mut again = unsafe { SharedArray::<f64>::open(a.name().unwrap()) }.unwrap();
+    let e = pool.job(()).input(&a).unwrap().output(&mut again).map(drop);
+    match e {
+        Err(Error::ArrayAliased { first, second }) => {
+            assert_eq!((first.as_str(), second.as_str()), ("input 0", "output 0"));
+        }
+        other => panic!("expected ArrayAliased, got {other:?}"),
+    }
+    // Twice as an output, through two handles of one segment.
+    let mut b = SharedArray::<f64>::zeroed_with(100, &opts).unwrap();
+    // SAFETY: as above.
+    let mut b2 = unsafe { SharedArray::<f64>::open(b.name().unwrap()) }.unwrap();
+    let e = pool.job(()).output(&mut b).unwrap().output(&mut b2).map(drop);
+    assert!(matches!(e, Err(Error::ArrayAliased { .. })), "{e:?}");
+    drop((again, b2, a, b));
+    finish(pool);
+}
+
+fn too_large_params_too_many_arrays_and_stages_are_refused() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let a = SharedArray::<u8>::zeroed(10).unwrap();
+    // 8 KiB of parameters.
+    let big = [[0u64; 32]; 32];
+    let e = pool.job(big).input(&a).unwrap().stage(|_| {}).run();
+    match e {
+        Err(Error::ParamsTooLarge { bytes, max }) => assert_eq!((bytes, max), (8192, 4096)),
+        other => panic!("expected ParamsTooLarge, got {other:?}"),
+    }
+    let mut job = pool.job(());
+    for _ in 0..16 {
+        job = job.input(&a).unwrap();
+    }
+    match job.input(&a).map(drop) {
+        Err(Error::TooManyArrays { count, max }) => assert_eq!((count, max), (17, 16)),
+        other => panic!("expected TooManyArrays, got {other:?}"),
+    }
+    let mut job = pool.job(()).input(&a).unwrap();
+    for _ in 0..17 {
+        job = job.stage(|_| {});
+    }
+    assert!(matches!(job.run(), Err(Error::TooManyStages { count: 17, max: 16 })));
+    let e = pool.job(()).input(&a).unwrap().run();
+    assert!(matches!(e, Err(Error::InvalidArgument { .. })), "no stage: {e:?}");
+    finish(pool);
+}
+
+fn zero_length_arrays_run_nothing() {
+    fn boom(_: &Chunk<()>) {
+        panic!("a kernel ran on an empty job");
+    }
+    let mut pool = pooled(StartMethod::ForkServer);
+    let a = SharedArray::<f64>::zeroed(0).unwrap();
+    let mut b = SharedArray::<f64>::zeroed(0).unwrap();
+    pool.job(()).input(&a).unwrap().output(&mut b).unwrap().stage(boom).run().unwrap();
+    let r = pool.job(()).input(&a).unwrap().stage(boom).run_reduce(42u64, |x, y| x + y).unwrap();
+    assert_eq!(r, 42);
+    let c = SharedArray::<f64>::zeroed_shape(&[0, 5]).unwrap();
+    pool.job(()).input(&c).unwrap().stage(boom).run().unwrap();
+    pool.job(()).shape(&[5, 0]).stage(boom).run().unwrap();
+    finish(pool);
+}
+
+fn a_chunk_size_that_splits_rows_is_refused() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let mut img = SharedArray::<u8>::zeroed_shape(&[4, 6]).unwrap();
+    let e = pool.job(()).output(&mut img).unwrap().chunk_size(4).stage(|_| {}).run();
+    match e {
+        Err(Error::ChunkSplitsRows { chunk_size, row_len }) => {
+            assert_eq!((chunk_size, row_len), (4, 6))
+        }
+        other => panic!("expected ChunkSplitsRows, got {other:?}"),
+    }
+    finish(pool);
+}
+
+/// Each element gets its chunk's row range, to check no chunk split a row.
+fn row_marks(c: &Chunk<()>) {
+    let (rows, w) = (c.rows(), c.row_len());
+    assert_eq!(c.shape(), &[37, 5, 3]);
+    assert_eq!(w, 15);
+    assert_eq!(rows.len() * w, c.len());
+    assert_eq!(c.range().start, rows.start * w);
+    let out = c.output::<u32>(0);
+    for (k, r) in rows.clone().enumerate() {
+        out[k * w..(k + 1) * w].fill((r as u32) << 16 | c.index() as u32);
+    }
+}
+
+fn chunks_of_a_shaped_job_are_whole_rows() {
+    // A pool-wide chunk size of 100 elements is rounded up to whole rows (of 15).
+    let mut pool = Pool::builder().workers(2).chunk_size(100).inline_threshold(0).build().unwrap();
+    let mut a = SharedArray::<u32>::zeroed_shape(&[37, 5, 3]).unwrap();
+    pool.job(()).output(&mut a).unwrap().stage(row_marks).run().unwrap();
+    for r in 0..37 {
+        let row = &a[r * 15..(r + 1) * 15];
+        assert!(row.iter().all(|&x| x == row[0]), "row {r} was split: {row:?}");
+        assert_eq!(row[0] >> 16, r as u32);
+        assert_eq!(row[0] & 0xffff, (r / 7) as u32, "105 elements = 7 rows per chunk");
+    }
+    finish(pool);
+}
+
+fn a_halo_larger_than_the_array_is_refused() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let a = SharedArray::<f64>::zeroed_shape(&[4, 8]).unwrap();
+    let e = pool.job(()).input(&a).unwrap().stage(|_| {}).stage_halo(5, |_| {}).run();
+    match e {
+        Err(Error::HaloTooLarge { stage, radius, rows }) => {
+            assert_eq!((stage, radius, rows), (1, 5, 4))
+        }
+        other => panic!("expected HaloTooLarge, got {other:?}"),
+    }
+    // A halo of the whole array is fine.
+    pool.job(()).input(&a).unwrap().stage_halo(4, |_| {}).run().unwrap();
+    finish(pool);
+}
+
+fn square_in(c: &Chunk<f64>) {
+    let (x, y) = (c.input::<f64>(0), c.output::<f64>(0));
+    for i in 0..x.len() {
+        y[i] = x[i] * x[i];
+    }
+}
+fn add_k(c: &Chunk<f64>) {
+    let k = *c.params();
+    c.output::<f64>(0).iter_mut().for_each(|y| *y += k);
+}
+fn sqrt_sum(c: &Chunk<f64>) {
+    let y = c.output::<f64>(0);
+    y.iter_mut().for_each(|v| *v = v.sqrt());
+    c.set_partial(y.iter().sum::<f64>());
+}
+
+fn a_fused_pipeline_equals_stage_by_stage() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let n = 300_001;
+    let a = SharedArray::<f64>::from_fn(n, |i| (i % 1000) as f64 * 0.25).unwrap();
+    let mut fused = SharedArray::<f64>::zeroed(n).unwrap();
+    let total = pool
+        .job(1.5f64)
+        .input(&a)
+        .unwrap()
+        .output(&mut fused)
+        .unwrap()
+        .chunk_size(10_000)
+        .stage(square_in)
+        .stage(add_k)
+        .stage(sqrt_sum)
+        .run_reduce(0.0f64, |x, y| x + y)
+        .unwrap();
+    let mut apart = SharedArray::<f64>::zeroed(n).unwrap();
+    let run_one = |pool: &mut Pool, out: &mut SharedArray<f64>, k: fn(&Chunk<f64>)| {
+        pool.job(1.5f64)
+            .input(&a)
+            .unwrap()
+            .output(out)
+            .unwrap()
+            .chunk_size(10_000)
+            .stage(k)
+            .run_reduce(0.0f64, |x, y| x + y)
+            .unwrap()
+    };
+    run_one(&mut pool, &mut apart, square_in);
+    run_one(&mut pool, &mut apart, add_k);
+    let total_apart = run_one(&mut pool, &mut apart, sqrt_sum);
+    assert_eq!(fused.as_slice(), apart.as_slice());
+    assert_eq!(total.to_bits(), total_apart.to_bits(), "same chunks, same order: same bits");
+    let expect: f64 = (0..n).map(|i| (((i % 1000) as f64 * 0.25).powi(2) + 1.5).sqrt()).sum();
+    assert!((total - expect).abs() < 1e-6 * expect, "{total} vs {expect}");
+    finish(pool);
+}
+
+fn write_index(c: &Chunk<()>) {
+    let s = c.range().start;
+    c.output::<u64>(0).iter_mut().enumerate().for_each(|(k, x)| *x = (s + k) as u64 + 1);
+}
+/// `out1[i] = out0[i - 1] + out0[i + 1]` (0 past the ends), from the previous stage's output.
+fn neighbours(c: &Chunk<()>) {
+    let (win, off) = c.output_halo::<u64>(0);
+    let out = c.output::<u64>(1);
+    for (k, y) in out.iter_mut().enumerate() {
+        let i = off + k;
+        let left = if i > 0 { win[i - 1] } else { 0 };
+        *y = left + win.get(i + 1).copied().unwrap_or(0);
+    }
+}
+
+fn a_halo_stage_sees_the_previous_stages_complete_output() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let n = 100_000;
+    for _ in 0..3 {
+        let mut a = SharedArray::<u64>::zeroed(n).unwrap();
+        let mut b = SharedArray::<u64>::zeroed(n).unwrap();
+        pool.job(())
+            .output(&mut a)
+            .unwrap()
+            .output(&mut b)
+            .unwrap()
+            .chunk_size(997)
+            .stage(write_index)
+            .stage_halo(1, neighbours)
+            .run()
+            .unwrap();
+        for i in 0..n {
+            let left = if i > 0 { i as u64 } else { 0 };
+            let right = if i + 1 < n { i as u64 + 2 } else { 0 };
+            assert_eq!(b[i], left + right, "element {i}");
+        }
+    }
+    finish(pool);
+}
+
+fn writing_an_output_read_with_a_halo_in_the_same_group_fails() {
+    fn reads_and_writes(c: &Chunk<()>) {
+        if c.index().is_multiple_of(2) {
+            let _ = c.output_halo::<u64>(0);
+        } else {
+            c.output::<u64>(0).fill(9);
+        }
+    }
+    fn reads_then_writes(c: &Chunk<()>) {
+        let _ = c.output_halo::<u64>(0);
+        c.output::<u64>(0).fill(9);
+    }
+    let mut pool = pooled(StartMethod::ForkServer);
+    let mut a = SharedArray::<u64>::zeroed(10_000).unwrap();
+    for k in [reads_and_writes as fn(&Chunk<()>), reads_then_writes] {
+        let e = pool.job(()).output(&mut a).unwrap().chunk_size(500).stage_halo(1, k).run();
+        match e {
+            Err(Error::KernelPanicked { message, .. }) => {
+                assert!(message.contains("halo"), "{message}")
+            }
+            other => panic!("expected KernelPanicked, got {other:?}"),
+        }
+    }
+    finish(pool);
+}
+
+fn an_output_taken_twice_fails() {
+    fn twice(c: &Chunk<()>) {
+        let a = c.output::<u64>(0);
+        let b = c.output::<u64>(0);
+        a[0] = b[0];
+    }
+    fn once_per_stage(c: &Chunk<()>) {
+        c.output::<u64>(0)[0] += 1;
+    }
+    let mut pool = pooled(StartMethod::ForkServer);
+    let mut a = SharedArray::<u64>::zeroed(1000).unwrap();
+    let e = pool.job(()).output(&mut a).unwrap().stage(twice).run();
+    match e {
+        Err(Error::KernelPanicked { message, .. }) => {
+            assert!(message.contains("twice"), "{message}")
+        }
+        other => panic!("expected KernelPanicked, got {other:?}"),
+    }
+    // Once in each of two stages is fine.
+    let mut job = pool.job(()).output(&mut a).unwrap().chunk_size(1000);
+    job = job.stage(once_per_stage).stage(once_per_stage);
+    job.run().unwrap();
+    assert_eq!(a[0], 2);
+    finish(pool);
+}
+
+fn mix(c: &Chunk<u64>) {
+    let seed = *c.params() ^ c.index() as u64;
+    let x = c.input::<f64>(0);
+    let y = c.output::<f64>(0);
+    let mut s = seed;
+    for i in 0..x.len() {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        y[i] = x[i] * 1.0001 + (s >> 40) as f64 * 1e-9;
+    }
+}
+fn blur_sum(c: &Chunk<u64>) {
+    let (win, off) = c.output_halo::<f64>(0);
+    let z = c.output::<f64>(1);
+    for (k, v) in z.iter_mut().enumerate() {
+        let i = off + k;
+        *v = win[i.saturating_sub(2)..(i + 3).min(win.len())].iter().sum();
+    }
+    c.set_partial(z.iter().sum::<f64>());
+}
+
+fn inline_and_pooled_runs_give_identical_results() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let n = 123_457;
+    let a = SharedArray::<f64>::from_fn(n, |i| (i as f64).sin()).unwrap();
+    let mut runs = Vec::new();
+    for inline in [true, false] {
+        let mut y = SharedArray::<f64>::zeroed(n).unwrap();
+        let mut z = SharedArray::<f64>::zeroed(n).unwrap();
+        let total = pool
+            .job(77u64)
+            .input(&a)
+            .unwrap()
+            .output(&mut y)
+            .unwrap()
+            .output(&mut z)
+            .unwrap()
+            .chunk_size(5000)
+            .inline(inline)
+            .stage(mix)
+            .stage_halo(2, blur_sum)
+            .run_reduce(0.0f64, |x, y| x + y)
+            .unwrap();
+        runs.push((total.to_bits(), y.to_vec(), z.to_vec()));
+    }
+    assert!(runs[0] == runs[1], "the inline and pooled runs differ");
+    // And below the pool's threshold, the default goes inline with the same result.
+    pool.set_inline_threshold(usize::MAX);
+    let mut y = SharedArray::<f64>::zeroed(n).unwrap();
+    let mut z = SharedArray::<f64>::zeroed(n).unwrap();
+    let total = pool
+        .job(77u64)
+        .input(&a)
+        .unwrap()
+        .output(&mut y)
+        .unwrap()
+        .output(&mut z)
+        .unwrap()
+        .chunk_size(5000)
+        .stage(mix)
+        .stage_halo(2, blur_sum)
+        .run_reduce(0.0f64, |x, y| x + y)
+        .unwrap();
+    assert_eq!(total.to_bits(), runs[0].0);
+    assert_eq!(z.to_vec(), runs[0].2);
+    finish(pool);
+}
+
+fn mark_stage(c: &Chunk<u64>) {
+    c.output::<u64>(0).iter_mut().for_each(|x| *x += 1);
+}
+fn panics_on_chunk_3(c: &Chunk<u64>) {
+    if c.index() == 3 {
+        panic!("stage {} failed on chunk 3", c.stage());
+    }
+    mark_stage(c);
+}
+
+fn a_panic_in_stage_two_is_a_typed_error_and_later_stages_do_not_run() {
+    for inline in [false, true] {
+        let mut pool = pooled(StartMethod::ForkServer);
+        let mut a = SharedArray::<u64>::zeroed(1000).unwrap();
+        let e = pool
+            .job(0u64)
+            .output(&mut a)
+            .unwrap()
+            .chunk_size(100)
+            .inline(inline)
+            .stage(mark_stage)
+            .stage(panics_on_chunk_3)
+            .stage_halo(1, mark_stage)
+            .run();
+        match e {
+            Err(Error::KernelPanicked { chunk, message, .. }) => {
+                assert_eq!((chunk, message.as_str()), (3, "stage 1 failed on chunk 3"));
+            }
+            other => panic!("expected KernelPanicked, got {other:?}"),
+        }
+        // Stages 0 and 1 ran on every other chunk; stage 2 (after the barrier) on none.
+        for i in 0..1000 {
+            let expect = if (300..400).contains(&i) { 1 } else { 2 };
+            assert_eq!(a[i], expect, "element {i} (inline: {inline})");
+        }
+        // The pool still works.
+        pool.job(0u64).output(&mut a).unwrap().stage(mark_stage).run().unwrap();
+        assert_eq!(a[0], 3);
+        finish(pool);
+    }
+}
+
+fn die_on_chunk_5(c: &Chunk<u32>) {
+    if c.index() == 5 && *c.params() == 1 {
+        // SAFETY: raise has no memory effects; it ends this worker process.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    c.output::<u32>(0).iter_mut().for_each(|x| *x += 1);
+}
+
+fn a_killed_worker_mid_job_is_reported_and_the_pool_recovers() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let before = pool.worker_pids();
+    let mut a = SharedArray::<u32>::zeroed(1000).unwrap();
+    let e = pool.job(1u32).output(&mut a).unwrap().chunk_size(100).stage(die_on_chunk_5).run();
+    match e {
+        Err(Error::WorkerDied { chunk, signal, .. }) => {
+            assert_eq!((chunk, signal), (5, Some(libc::SIGKILL)))
+        }
+        other => panic!("expected WorkerDied, got {other:?}"),
+    }
+    assert!((0..1000).filter(|i| !(500..600).contains(i)).all(|i| a[i] == 1));
+    // The dead worker was replaced, and the next job runs everywhere.
+    pool.job(0u32).output(&mut a).unwrap().chunk_size(100).stage(die_on_chunk_5).run().unwrap();
+    assert_ne!(pool.worker_pids(), before);
+    assert!((500..600).all(|i| a[i] == 1) && a[0] == 2);
+    finish(pool);
+}

@@ -24,7 +24,8 @@ use crate::sync::mutex::{Mutex, MutexGuard};
 ///
 /// The memory is reserved when the array is created (a request that does not fit fails then,
 /// with [`Error::OutOfSpace`](crate::Error::OutOfSpace), never later with SIGBUS), zeroed, and
-/// starts at a 128-byte offset inside its segment, after the header.
+/// starts at a 128-byte offset inside its segment, after the header (256 for an array of 2 or
+/// more dimensions, whose [`shape`](SharedArray::shape) the segment records after the header).
 ///
 /// # Aliasing across processes
 ///
@@ -277,7 +278,8 @@ impl<T: Pod> SharedArray<T> {
     }
 
     /// Opens the named array another process created (a Rust program, or Python through
-    /// `python/shmpool_shm.py`), checking the element type and the header.
+    /// `python/shmpool_shm.py`), checking the element type and the header. The array has the
+    /// [`shape`](SharedArray::shape) its segment records.
     ///
     /// # Errors
     ///

@@ -496,6 +496,42 @@ impl Connection {
         Ok(ReceivedHandle { handle, _fd: fd })
     }
 
+    /// What a `Process` argument carries of this end besides its descriptor (`sync::by_handle`):
+    /// its directions and message limit. Refused while it holds a message set aside or lost its
+    /// framing, which would not cross.
+    pub(crate) fn crossing(
+        &self,
+    ) -> std::result::Result<(BorrowedFd<'_>, bool, bool, u64), String> {
+        if self.stash.is_some() {
+            return Err("this Connection holds a message set aside (too large for a buffer, or \
+                        of the other kind): receive it before passing the Connection on"
+                .into());
+        }
+        if let Some(why) = self.broken {
+            return Err(format!("this Connection lost its framing ({why}); open a new pipe"));
+        }
+        Ok((self.fd.as_fd(), self.readable, self.writable, self.max as u64))
+    }
+
+    /// The end that crossed as a `Process` argument: `fd`, a socket that came with the
+    /// arguments, and what [`crossing`](Connection::crossing) said of it.
+    pub(crate) fn arrived(
+        fd: OwnedFd,
+        readable: bool,
+        writable: bool,
+        max: u64,
+    ) -> Result<Connection> {
+        if fdpass::fd_kind(fd.as_raw_fd()) != Some(fdpass::FdKind::Socket) {
+            return Err(Error::BadMessage {
+                what: WHAT,
+                reason: "the descriptor that came as a Connection is not a socket".into(),
+            });
+        }
+        let max =
+            usize::try_from(max).unwrap_or(usize::MAX).min(Layout::Len32Kind32.largest() as usize);
+        Ok(Connection { fd, readable, writable, max, stash: None, broken: None })
+    }
+
     /// Closes this end; the peer's receives then end with [`Error::Disconnected`] (once no other
     /// process holds a copy of this end). Dropping does the same.
     ///

@@ -22,6 +22,9 @@
 //! mixed up, a corrupted frame), not against a hostile process of the same user: such a process
 //! can read the marker from `/proc/<pid>/environ` and ptrace the child anyway.
 
+use std::cell::RefCell;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +33,7 @@ use super::code::{self, Receiver, build_fingerprint};
 use super::identity;
 use crate::error::{Error, Result};
 use crate::frame::{self, JOB};
+use crate::sys;
 
 /// Checks that this process can start re-executed children: a diversion path ran in it (see
 /// `boot.rs`) and shmpool's code lives in the main executable (`code::check_own_code_reexecutable`).
@@ -74,6 +78,91 @@ pub(crate) struct Job {
     /// Whether the child may arm `PR_SET_PDEATHSIG`: only when the thread that starts it lives as
     /// long as the parent process (its main thread). Otherwise the alive pipe alone guards it.
     pub(crate) pdeathsig: bool,
+    /// Descriptors the arguments carry (a `Connection`'s socket, see [`pass_fd`]): in the parent,
+    /// duplicates to hand over; in the child, those that arrived.
+    fds: Vec<OwnedFd>,
+    /// Where a spawn child finds them (inherited across exec at these numbers); -1 each when
+    /// they come with the forkserver request instead.
+    fd_numbers: Vec<i32>,
+}
+
+/// Most descriptors one job's arguments may carry: a forkserver request carries the worker's two
+/// pipes and these in one message of at most `sys::fdpass::MAX_FDS`.
+pub(crate) const MAX_JOB_FDS: usize = sys::fdpass::MAX_FDS - 2;
+
+thread_local! {
+    /// While a job's arguments are encoded: the descriptors they pass ([`pass_fd`]).
+    static PASSING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    /// Why [`pass_fd`] last refused, for the error (postcard keeps no custom message).
+    static REFUSED: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// While a job's arguments are decoded: the descriptors that came with them ([`take_fd`]).
+    static ARRIVED: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+}
+
+/// For the `Serialize` of an argument that is a descriptor (a `Connection`): adds a duplicate of
+/// `fd` to the job being encoded and returns its index there, which the argument encodes. Fails
+/// outside a job's arguments (a descriptor crosses only with a `Process` start, not in a queue,
+/// a pipe message or a pool task) and past [`MAX_JOB_FDS`].
+pub(crate) fn pass_fd(fd: BorrowedFd<'_>) -> std::result::Result<u32, String> {
+    let r = PASSING.with(|p| {
+        let mut p = p.borrow_mut();
+        let Some(list) = p.as_mut() else {
+            return Err(
+                "a Connection crosses only as an argument of a Process started with spawn \
+                        or forkserver (or inside a fork's closure), not in a message, a queue or \
+                        a pool task"
+                    .into(),
+            );
+        };
+        if list.len() >= MAX_JOB_FDS {
+            return Err(format!(
+                "a child's arguments may carry at most {MAX_JOB_FDS} Connections; send more \
+                 through one of them (Connection::send_handle passes shared memory) or start the \
+                 child under fork"
+            ));
+        }
+        let dup = fd.try_clone_to_owned().map_err(|e| format!("cannot duplicate it ({e})"))?;
+        list.push(dup);
+        Ok(list.len() as u32 - 1)
+    });
+    if let Err(e) = &r {
+        REFUSED.set(Some(e.clone()));
+    }
+    r
+}
+
+/// For the `Deserialize` of an argument that is a descriptor: takes descriptor `index` of those
+/// that came with the job's arguments (each can be taken once).
+pub(crate) fn take_fd(index: u32) -> std::result::Result<OwnedFd, String> {
+    ARRIVED.with(|a| {
+        let mut a = a.borrow_mut();
+        let Some(list) = a.as_mut() else {
+            return Err("a Connection decodes only from a child's arguments, where its socket \
+                        came with them"
+                .into());
+        };
+        list.get_mut(index as usize).and_then(Option::take).ok_or_else(|| {
+            format!(
+                "descriptor {index} of the child's arguments did not arrive, or was taken twice"
+            )
+        })
+    })
+}
+
+/// Runs `f` with `fds` offered to [`take_fd`]; those not taken are closed afterwards.
+fn with_arrived<T>(fds: Vec<OwnedFd>, f: impl FnOnce() -> T) -> T {
+    let before = ARRIVED.replace(Some(fds.into_iter().map(Some).collect()));
+    let r = f();
+    ARRIVED.set(before);
+    r
+}
+
+/// Runs `f` collecting what [`pass_fd`] is given; returns its result and the descriptors.
+fn passing<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>) {
+    let before = PASSING.replace(Some(Vec::new()));
+    let r = f();
+    let fds = PASSING.replace(before).unwrap_or_default();
+    (r, fds)
 }
 
 /// The fields of a job after the build fingerprint, as postcard writes them; borrowed from the
@@ -89,6 +178,8 @@ struct Wire<'a> {
     parent_name: &'a str,
     daemon: bool,
     pdeathsig: bool,
+    /// Where a spawn child finds the argument's descriptors (-1 each: in the forkserver request).
+    fds: Vec<i32>,
 }
 
 fn as_bytes<S: serde::Serializer>(b: &&[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -169,10 +260,34 @@ fn checksum(secret: u64, body: &[u8]) -> u64 {
 /// cross (one that needs a self-describing format) is refused in the parent rather than
 /// panicking in the child. Spawn and forkserver send arguments this way; fork moves them.
 pub(crate) fn encode_args<A: Serialize + DeserializeOwned>(args: &A) -> Result<Vec<u8>> {
-    let bytes = postcard::to_stdvec(args).map_err(|e| Error::Serialize {
-        reason: format!("{e} (postcard, the format of every start method but fork)"),
+    encode_args_passing(args, false).map(|(bytes, _)| bytes)
+}
+
+/// As [`encode_args`]; with `fds`, arguments may pass descriptors ([`pass_fd`]), returned with
+/// the bytes (and offered again, duplicated, to the check that decodes them back).
+fn encode_args_passing<A: Serialize + DeserializeOwned>(
+    args: &A,
+    fds: bool,
+) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+    REFUSED.set(None);
+    let (bytes, passed) = if fds {
+        passing(|| postcard::to_stdvec(args))
+    } else {
+        (postcard::to_stdvec(args), Vec::new())
+    };
+    let refused = REFUSED.take();
+    let bytes = bytes.map_err(|e| Error::Serialize {
+        reason: match refused {
+            Some(why) => why,
+            None => format!("{e} (postcard, the format of every start method but fork)"),
+        },
     })?;
-    decode_args::<A>(&bytes).map_err(|e| Error::Serialize {
+    let again = passed
+        .iter()
+        .map(|fd| fd.try_clone())
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(Error::io("duplicating a Connection's descriptor"))?;
+    with_arrived(again, || decode_args::<A>(&bytes)).map_err(|e| Error::Serialize {
         reason: format!(
             "they do not decode back from postcard, the format of every start method but fork \
              ({e}); a type that needs a self-describing format (#[serde(untagged)], \
@@ -180,7 +295,7 @@ pub(crate) fn encode_args<A: Serialize + DeserializeOwned>(args: &A) -> Result<V
              cross: use plain structs and enums"
         ),
     })?;
-    Ok(bytes)
+    Ok((bytes, passed))
 }
 
 /// Decodes postcard arguments, refusing bytes left over.
@@ -200,6 +315,8 @@ fn trampoline<A: DeserializeOwned, R: ChildResult>(function: usize, args: &[u8])
     let a: A = decode_args(args).unwrap_or_else(|e| {
         panic!("could not deserialize the arguments of the child's function: {e}")
     });
+    // Descriptors the arguments did not take are closed before the function runs.
+    ARRIVED.set(None);
     f(a).exit_code()
 }
 
@@ -223,7 +340,7 @@ impl Job {
         code::check_sendable(f, "the child's function", Receiver::Reexecuted)?;
         let what = "the child's trampoline (monomorphised for its argument type)";
         code::check_sendable(t, what, Receiver::Reexecuted)?;
-        let args = encode_args(args)?;
+        let (args, fds) = encode_args_passing(args, true)?;
         let parent_name = identity::current_name();
         // Room for the other fields: two names, a fingerprint and a few numbers.
         let limit = MAX_JOB_BYTES as usize - FRAME_HEADER - name.len() - parent_name.len() - 256;
@@ -248,13 +365,32 @@ impl Job {
             parent_name,
             daemon: false,
             pdeathsig,
+            fd_numbers: vec![-1; fds.len()],
+            fds,
         })
+    }
+
+    /// The descriptors the arguments pass, to send with the job (the forkserver request) or to
+    /// have the child inherit (spawn, at the numbers given to [`to_frame_placing`](Job::to_frame_placing)).
+    pub(crate) fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.fds.iter().map(AsFd::as_fd).collect()
+    }
+
+    /// As [`to_frame`](Job::to_frame), for a child that inherits the argument's descriptors
+    /// ([`fds`](Job::fds)) at the numbers `at` (spawn).
+    pub(crate) fn to_frame_placing(&self, at: &[RawFd]) -> Vec<u8> {
+        assert_eq!(at.len(), self.fds.len(), "a number for each descriptor");
+        self.frame_with(at)
     }
 
     /// The job as one frame: the length of the rest (8 bytes, little-endian), the secret (8),
     /// the checksum of the body (8), then the body: the build fingerprint and the other fields,
     /// in postcard. See [`decode_frame`].
     pub(crate) fn to_frame(&self) -> Vec<u8> {
+        self.frame_with(&self.fd_numbers)
+    }
+
+    fn frame_with(&self, fds: &[RawFd]) -> Vec<u8> {
         let wire = Wire {
             trampoline: self.trampoline,
             function: self.function,
@@ -264,6 +400,7 @@ impl Job {
             parent_name: &self.parent_name,
             daemon: self.daemon,
             pdeathsig: self.pdeathsig,
+            fds: fds.to_vec(),
         };
         let start = FRAME_PREFIX + FRAME_HEADER;
         let mut v = Vec::with_capacity(start + self.build.len() + self.args.len() + 64);
@@ -329,6 +466,8 @@ pub(crate) fn decode_frame(frame: &[u8], secret: u64) -> std::result::Result<Ver
         parent_name: w.parent_name.to_string(),
         daemon: w.daemon,
         pdeathsig: w.pdeathsig,
+        fds: Vec::new(),
+        fd_numbers: w.fds,
     }))
 }
 
@@ -347,10 +486,65 @@ impl Verified {
         self.0.pdeathsig
     }
 
+    /// Hands the job the descriptors that came with the forkserver request, one for each its
+    /// arguments pass; a count that differs is refused.
+    pub(crate) fn with_fds(mut self, fds: Vec<OwnedFd>) -> std::result::Result<Verified, String> {
+        if fds.len() != self.0.fd_numbers.len() {
+            return Err(format!(
+                "the job passes {} descriptors, {} came with it",
+                self.0.fd_numbers.len(),
+                fds.len()
+            ));
+        }
+        self.0.fds = fds;
+        Ok(self)
+    }
+
+    /// Takes the descriptors a spawn child inherited for its arguments, at the numbers the job
+    /// names: each must be an open socket, not a standard stream, and not one of `marker_fds` (the
+    /// ones the marker names); they become close-on-exec.
+    pub(crate) fn adopt_inherited(
+        mut self,
+        marker_fds: &[RawFd],
+    ) -> std::result::Result<Verified, String> {
+        let numbers = &self.0.fd_numbers;
+        for (i, &n) in numbers.iter().enumerate() {
+            if n <= 2 || marker_fds.contains(&n) || numbers[..i].contains(&n) {
+                return Err(format!(
+                    "the job names descriptor {n} for its arguments, a reserved one"
+                ));
+            }
+            if sys::fdpass::fd_kind(n) != Some(sys::fdpass::FdKind::Socket) {
+                return Err(format!("descriptor {n} of the job's arguments is not an open socket"));
+            }
+        }
+        let fds = numbers
+            .iter()
+            .map(|&n| {
+                // The verified job (this run's secret, build and checksum) names `n` as a
+                // descriptor the parent had `posix_spawn` duplicate into this process for the
+                // arguments; it is open, a socket, distinct from the marker's and from the
+                // others (checked above), and nothing else in this fresh process owns it.
+                // SAFETY: so this is its one owner.
+                let fd = unsafe { OwnedFd::from_raw_fd(n) };
+                sys::fdpass::set_cloexec(&fd).map(|()| fd)
+            })
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| format!("the descriptors of the job's arguments: {e}"))?;
+        self.0.fds = fds;
+        Ok(self)
+    }
+
     /// Runs the function; returns its exit code (a panic unwinds to the caller, `child::finish`).
     /// Records first who this child is (`identity.rs`), for `current_process()`.
     pub(crate) fn call(self) -> i32 {
-        let job = self.0;
+        let mut job = self.0;
+        assert_eq!(
+            job.fds.len(),
+            job.fd_numbers.len(),
+            "the descriptors of the child's arguments did not arrive"
+        );
+        ARRIVED.set(Some(std::mem::take(&mut job.fds).into_iter().map(Some).collect()));
         identity::become_child(job.name, job.daemon, job.parent_pid, job.parent_name);
         // SAFETY: the job was verified: its trampoline offset was taken by `Job::new` in a process
         // running this same build from `trampoline::<A, R>`, whose type is `Trampoline`.

@@ -190,7 +190,7 @@ fn request(
     let (status_r, status_w) = sys::proc::pipe().map_err(local)?;
     let (report_r, report_w) = sys::proc::pipe().map_err(local)?;
     let frame = job.to_frame();
-    request::send_request(sock, &frame, [status_w.as_fd(), report_w.as_fd()])
+    request::send_request(sock, &frame, [status_w.as_fd(), report_w.as_fd()], &job.fds())
         .map_err(Failure::Send)?;
     drop((status_w, report_w));
     let reply = request::read_reply(sock).map_err(Failure::Reply)?;

@@ -15,14 +15,39 @@ use crate::sys;
 /// and nothing else of shmpool's. `what` names the start in an error.
 pub(crate) fn reexec(
     mode: Mode,
+    fds: [RawFd; 3],
+    secret: u64,
+    what: &'static str,
+) -> Result<u32, StartError> {
+    reexec_keeping(mode, fds, &[], secret, what)
+}
+
+/// The descriptors [`reexec_keeping`] hands the child, in order: `fds` (those not -1), then
+/// `extra`.
+fn kept(fds: [RawFd; 3], extra: &[RawFd]) -> Vec<RawFd> {
+    fds.into_iter().filter(|&fd| fd >= 0).chain(extra.iter().copied()).collect()
+}
+
+/// The numbers at which a child started by [`reexec_keeping`] with `fds` and `extra` finds
+/// `extra` (a spawn child's job names them).
+pub(crate) fn extra_numbers(fds: [RawFd; 3], extra: &[RawFd]) -> Vec<RawFd> {
+    let at = sys::spawn::child_numbers(&kept(fds, extra));
+    at[at.len() - extra.len()..].to_vec()
+}
+
+/// As [`reexec`], also handing the child the descriptors `extra` (a spawn child's arguments'),
+/// at the numbers [`extra_numbers`] says.
+pub(crate) fn reexec_keeping(
+    mode: Mode,
     [fd_a, fd_b, alive]: [RawFd; 3],
+    extra: &[RawFd],
     secret: u64,
     what: &'static str,
 ) -> Result<u32, StartError> {
     // The copy diverts only through the constructor: referring to it here links it into every
     // binary that re-executes itself (see `boot.rs`).
     std::hint::black_box(&boot::BOOT);
-    let keep: Vec<RawFd> = [fd_a, fd_b, alive].into_iter().filter(|&fd| fd >= 0).collect();
+    let keep = kept([fd_a, fd_b, alive], extra);
     let at = sys::spawn::child_numbers(&keep);
     let number = |fd: RawFd| keep.iter().position(|&k| k == fd).map_or(-1, |i| at[i]);
     let marker =

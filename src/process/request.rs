@@ -17,13 +17,16 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const JOB_REFUSED: i32 = i32::MIN;
 
 /// Sends one request: the job `frame` (`entry::Job::to_frame`) with the worker's status and
-/// report pipes (`fds`) attached to its length prefix.
+/// report pipes (`fds`), then the descriptors its arguments pass (`args`, at most
+/// `entry::MAX_JOB_FDS`), attached to its length prefix.
 pub(crate) fn send_request(
     sock: &UnixStream,
     frame: &[u8],
     fds: [BorrowedFd<'_>; 2],
+    args: &[BorrowedFd<'_>],
 ) -> std::io::Result<()> {
-    let sent = sys::fdpass::send_with_fds(sock.as_fd(), &frame[..HEADER_LEN], &fds)?;
+    let all: Vec<BorrowedFd<'_>> = fds.iter().chain(args).copied().collect();
+    let sent = sys::fdpass::send_with_fds(sock.as_fd(), &frame[..HEADER_LEN], &all)?;
     sys::fdpass::send_all(sock.as_fd(), &frame[sent..])
 }
 
@@ -42,8 +45,9 @@ pub(crate) fn read_reply(sock: &mut UnixStream) -> std::io::Result<Result<u32, i
     Ok(if r > 0 { Ok(r as u32) } else { Err(r) })
 }
 
-/// A request: the job frame, undecoded, and the worker's status and report pipes.
-pub(crate) type Request = (Vec<u8>, OwnedFd, OwnedFd);
+/// A request: the job frame, undecoded, the worker's status and report pipes, and the
+/// descriptors the job's arguments pass.
+pub(crate) type Request = (Vec<u8>, OwnedFd, OwnedFd, Vec<OwnedFd>);
 
 /// Reads one request: the frame's length prefix with the two descriptors attached, then exactly
 /// the announced length, once the [`JOB`] format has bounded it; a client that stops sending for
@@ -68,15 +72,16 @@ pub(crate) fn read_request(
     };
     let mut reader = Reader::stalling_after(Stream::Socket(sock.as_fd()), timeout);
     let Some(head) = reader.header(&JOB).map_err(io)? else { return Ok(None) };
-    let [status_w, report_w]: [OwnedFd; 2] = reader
-        .take_fds()
-        .try_into()
-        .map_err(|_| Error::new(ErrorKind::InvalidData, "expected two descriptors"))?;
+    let mut fds = reader.take_fds().into_iter();
+    let (Some(status_w), Some(report_w)) = (fds.next(), fds.next()) else {
+        return Err(Error::new(ErrorKind::InvalidData, "expected at least two descriptors"));
+    };
+    let args: Vec<OwnedFd> = fds.collect();
     let len = JOB.check(head.len).map_err(io)?;
     let mut frame = Vec::with_capacity(HEADER_LEN);
     frame.extend_from_slice(&JOB.encode(head.len, 0));
     reader.body_into(&mut frame, len, JOB.body_part).map_err(io)?;
-    Ok(Some((frame, status_w, report_w)))
+    Ok(Some((frame, status_w, report_w, args)))
 }
 
 #[cfg(test)]
@@ -110,7 +115,8 @@ mod tests {
 
     /// The server's whole intake, socket to decoder, on mutated and random frames and wrong
     /// descriptor counts: a typed refusal, never a panic or a hang, and only the unchanged
-    /// frame with its two descriptors is accepted.
+    /// frame with its two descriptors runs (a third is refused by the job, whose arguments pass
+    /// none).
     #[test]
     fn mutated_requests_are_refused() {
         use proptest::prelude::*;
@@ -144,11 +150,15 @@ mod tests {
             );
             match r {
                 Ok(None) => assert!(f.is_empty()),
-                Ok(Some((read, _, _))) => {
+                Ok(Some((read, _, _, extra))) => {
                     // A stream: what follows the announced length waits for the next request.
-                    assert!(fds == 2 && f.starts_with(&read), "{read:?} read from {f:?}");
+                    assert!(fds >= 2 && f.starts_with(&read), "{read:?} read from {f:?}");
+                    assert_eq!(extra.len(), fds - 2);
                     if let Ok(v) = decode_checked(&read, Some(&valid)) {
-                        assert_eq!(v.call(), 8);
+                        match v.with_fds(extra) {
+                            Ok(v) => assert_eq!((fds, v.call()), (2, 8)),
+                            Err(e) => assert!(fds > 2, "{e}"),
+                        }
                     }
                 }
                 Err(e) => assert!(!e.to_string().is_empty()),

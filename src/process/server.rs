@@ -84,8 +84,9 @@ pub(crate) fn serve(m: Marker) -> ! {
         if open && ready.get(1).copied().unwrap_or(false) {
             match request::read_request(&sock, REQUEST_TIMEOUT) {
                 Ok(None) => open = false,
-                Ok(Some((frame, status_w, report_w))) => {
-                    let verified = entry::decode_frame(&frame, m.secret);
+                Ok(Some((frame, status_w, report_w, args))) => {
+                    let verified = entry::decode_frame(&frame, m.secret).map_err(|e| e.to_string());
+                    let verified = verified.and_then(|job| job.with_fds(args));
                     drop(frame);
                     let reply = match verified {
                         Err(reason) => {

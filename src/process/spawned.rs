@@ -26,6 +26,7 @@ pub(crate) fn run_spawned(m: Marker) -> ! {
         jobpipe::read_job(File::from(own(m.fd_a)), JOB_TIMEOUT).unwrap_or_else(|r| fail(&r));
     let report = File::from(own(m.fd_b));
     let job = entry::decode_frame(&frame, m.secret).unwrap_or_else(|e| fail(&e.to_string()));
+    let job = job.adopt_inherited(&[m.fd_a, m.fd_b, m.alive]).unwrap_or_else(|e| fail(&e));
     drop(frame);
     child::install_panic_hook();
     let (pdeathsig, parent) = (job.pdeathsig(), job.parent_pid());

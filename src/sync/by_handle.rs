@@ -16,6 +16,13 @@
 //! - Decoding fails (a serde error naming the cause, `StaleHandle` or `KindMismatch`) when the
 //!   object is gone or the handle names something else.
 //!
+//! A [`Connection`] (one end of a [`pipe`](crate::pipe)) is an argument too, though it is a
+//! socket, not shared memory: it encodes as the index of its descriptor among those the job
+//! passes, and the descriptor itself travels beside the job (`process::entry::pass_fd`): with
+//! the forkserver request (`SCM_RIGHTS`), or inherited by a spawn child at a number its job
+//! names. Under `fork` it is moved, as every argument. At most two per child; encoding one
+//! anywhere else (a queue, a pipe message, a pool task) is a serde error saying so.
+//!
 //! Raw shared memory ([`SharedArray`](crate::SharedArray), [`RawValue`](crate::RawValue)) is not
 //! serde: a second view opened that way would alias the first with no lock between them, which
 //! is why their `open_handle` is `unsafe`.
@@ -43,6 +50,8 @@ use super::mutex::Mutex;
 use super::rlock::RLock;
 use super::semaphore::{BoundedSemaphore, Semaphore};
 use crate::array::{LockedArray, LockedArrayHandle};
+use crate::connection::Connection;
+use crate::process::entry;
 use crate::queue::{JoinableQueue, MessageQueue, Queue};
 use crate::segment::handle::SegmentHandle;
 use crate::value::{AtomicCell, SharedAtomic, SharedValue};
@@ -80,6 +89,33 @@ by_handle!([T: Pod + Send] LockedArray<T>, LockedArrayHandle);
 by_handle!([T: Pod] Queue<T>, SegmentHandle);
 by_handle!([T: Pod] JoinableQueue<T>, SegmentHandle);
 by_handle!([] MessageQueue, SegmentHandle);
+
+/// What a [`Connection`] argument encodes: its descriptor's index among the job's, its
+/// directions and its message limit.
+#[derive(Serialize, Deserialize)]
+struct ConnectionArg {
+    fd: u32,
+    readable: bool,
+    writable: bool,
+    max: u64,
+}
+
+impl Serialize for Connection {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let (fd, readable, writable, max) = self.crossing().map_err(S::Error::custom)?;
+        let fd = entry::pass_fd(fd).map_err(S::Error::custom)?;
+        ConnectionArg { fd, readable, writable, max }.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Connection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let a = ConnectionArg::deserialize(d)?;
+        let fd = entry::take_fd(a.fd).map_err(D::Error::custom)?;
+        Connection::arrived(fd, a.readable, a.writable, a.max).map_err(D::Error::custom)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@ mod harness;
 mod args_and_deadlines;
 mod array;
 mod barrier_action;
+mod connection_arg;
 mod kernels_api;
 mod listener;
 mod manager;
@@ -51,6 +52,7 @@ fn main() -> std::process::ExitCode {
         suite!(manager),
         suite!(workers_startup),
         suite!(barrier_action),
+        suite!(connection_arg),
         suite!(listener),
     ])
 }

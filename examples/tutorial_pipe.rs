@@ -43,10 +43,10 @@
 //! ```
 //!
 //! This port prints the same. `Pipe()` is `shmpool::pipe(true)` (duplex, as Python's default).
-//! A `Connection` is not a `Process` argument under any start method (it is a socket, not
-//! shared memory): a child gets one by inheriting it, through a closure started under `fork`
+//! Here each child inherits its end through a closure started under `fork`
 //! (`get_context(StartMethod::Fork).start_closure`), which is what Python's `fork` method does
-//! too.
+//! too; `tutorial_pipe_args.rs` passes the ends as `Process` arguments instead, as the Python
+//! program does, under any start method.
 
 use shmpool::{Connection, Process, StartMethod, get_context, pipe};
 

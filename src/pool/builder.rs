@@ -491,3 +491,52 @@ impl PoolBuilder {
         Ok(pool)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, serde::Deserialize)]
+    #[serde(untagged)]
+    enum Loose {
+        N(u32),
+        S(String),
+    }
+
+    fn takes_loose(_: Loose) {}
+
+    fn takes_u8(_: u8) {}
+
+    #[test]
+    fn an_initializer_argument_that_cannot_cross_is_refused_at_build() {
+        let _ = Loose::S(String::new());
+        let b = PoolBuilder::new().workers(1).initializer_with(takes_loose, Loose::N(1));
+        match b.build() {
+            Err(Error::InvalidArgument { what, reason }) => {
+                assert_eq!(what, "pool initializer argument");
+                assert!(reason.contains("untagged"), "{reason}");
+            }
+            Err(e) => panic!("expected InvalidArgument, got {e:?}"),
+            Ok(_) => panic!("expected InvalidArgument, got a pool"),
+        }
+        // A later initializer replaces the refused one.
+        let b = PoolBuilder::new()
+            .initializer_with(takes_loose, Loose::N(1))
+            .initializer_with(takes_u8, 3);
+        assert!(b.init_error.is_none() && b.cfg.init_with.is_some());
+    }
+
+    #[test]
+    fn affinity_resolves_per_worker_and_refuses_cpus_outside_the_allowed_set() {
+        let allowed = [1, 3, 4];
+        assert_eq!(Affinity::RoundRobin.resolve(4, &allowed).unwrap(), [[1], [3], [4], [1]]);
+        let sets = Affinity::Sets(vec![vec![3, 4], vec![1]]);
+        assert_eq!(sets.resolve(3, &allowed).unwrap(), [vec![3, 4], vec![1]]);
+        match Affinity::Sets(vec![vec![1], vec![2]]).resolve(2, &allowed) {
+            Err(e @ Error::CpuNotAllowed { worker: 1, cpu: 2, .. }) => {
+                assert!(e.to_string().contains("CPUs 1,3-4"), "{e}");
+            }
+            other => panic!("expected CpuNotAllowed, got {other:?}"),
+        }
+    }
+}

@@ -835,6 +835,29 @@ mod tests {
         assert!(!b.is_broken());
     }
 
+    fn slow() {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    #[test]
+    fn a_waiter_that_times_out_while_the_action_runs_breaks_the_round() {
+        let b = Barrier::with_action(2, slow).unwrap();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| b.wait_timeout(Duration::from_millis(50)));
+            while b.n_waiting() == 0 {
+                std::thread::yield_now();
+            }
+            // This party arrives last and runs the slow action; the waiter's time runs out.
+            let leader = b.wait_timeout(Duration::from_secs(10));
+            assert!(matches!(leader, Err(Error::BrokenBarrier)), "{leader:?}");
+            let w = waiter.join().unwrap();
+            assert!(matches!(w, Err(Error::Timeout { .. })), "{w:?}");
+        });
+        assert!(b.is_broken());
+        b.reset().unwrap();
+        assert_eq!(b.n_waiting(), 0);
+    }
+
     #[test]
     fn an_action_from_another_build_is_refused_and_breaks_the_round() {
         let b = Barrier::with_action(1, note_round).unwrap();

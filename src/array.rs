@@ -516,6 +516,32 @@ impl<T: Pod> SharedArray<T> {
             })
             .collect()
     }
+
+    /// Like [`split_mut`](SharedArray::split_mut), in whole rows: `parts` disjoint chunks of
+    /// nearly equal numbers of rows (outer indices; the first `rows % parts` get one more), so
+    /// each chunk is a C-order array of shape `[rows, shape[1..]...]` (for a 1-D array, the
+    /// same chunks as `split_mut`).
+    ///
+    /// ```
+    /// let mut img = shmpool::SharedArray::<u8>::zeroed_shape(&[5, 4, 3])?;
+    /// let lens: Vec<usize> = img.split_rows_mut(2).iter().map(|c| c.len()).collect();
+    /// assert_eq!(lens, [3 * 12, 2 * 12]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn split_rows_mut(&mut self, parts: usize) -> Vec<&mut [T]> {
+        let (rows, row) = (self.shape()[0], self.row_len());
+        let parts = parts.max(1);
+        let (base, extra) = (rows / parts, rows % parts);
+        let mut rest = self.as_mut_slice();
+        (0..parts)
+            .map(|i| {
+                let take = (base + usize::from(i < extra)) * row;
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
+                rest = tail;
+                head
+            })
+            .collect()
+    }
 }
 
 /// N-D views (feature `ndarray`).

@@ -388,3 +388,29 @@ fn a_corrupt_shape_block_is_refused() {
     poke(&name, 136, &5u64.to_le_bytes());
     assert_eq!(open::<u32>(&name).unwrap().shape(), &[4, 5]);
 }
+
+#[test]
+fn split_rows_mut_never_splits_a_row() {
+    for (dims, parts) in
+        [(&[5usize, 4, 3][..], 2usize), (&[7, 3], 3), (&[2, 5], 4), (&[10], 3), (&[0, 4], 2)]
+    {
+        let mut a = SharedArray::<u32>::from_shape_fn(dims, |ix| ix[0] as u32).unwrap();
+        let row = a.row_len();
+        let chunks = a.split_rows_mut(parts);
+        assert_eq!(chunks.len(), parts);
+        let mut next_row = 0;
+        for c in chunks {
+            assert!(
+                c.len().is_multiple_of(row),
+                "{dims:?}: a chunk of {} splits rows of {row}",
+                c.len()
+            );
+            // Each chunk holds whole rows, in order: its first element is its first row's index.
+            if let Some(&first) = c.first() {
+                assert_eq!(first as usize, next_row);
+            }
+            next_row += c.len() / row;
+        }
+        assert_eq!(next_row, dims[0]);
+    }
+}

@@ -192,6 +192,20 @@ impl Client {
         Ok((kind, body))
     }
 
+    /// A server's receive of the next message from a client that is not trusted with its
+    /// resources: waits as long as it takes for a message to start, then fails when the client
+    /// stalls `stall` inside it; a frame over the limit is refused unread (the connection is
+    /// then unusable: hang up).
+    pub(crate) fn recv_untrusted(&mut self, stall: Duration) -> Result<Vec<u8>> {
+        fdpass::wait_readable(self.fd.as_fd(), None).map_err(Error::io("poll"))?;
+        let (kind, body) = self.recv_frame(Some(stall), self.max, false)?;
+        if kind != KIND_DATA {
+            self.broken = Some("a frame of an unknown kind");
+            return Err(Error::BadMessage { what: WHAT, reason: format!("frame kind {kind}") });
+        }
+        Ok(body)
+    }
+
     fn recv_data(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>> {
         let (kind, body) = self.recv_frame(timeout, self.max, true)?;
         if kind != KIND_DATA {

@@ -18,6 +18,9 @@ use crate::connection::{Address, Client, Listener};
 use crate::error::Error;
 use crate::queue::MessageQueue;
 
+/// How long a client may stall inside a request before the server hangs up.
+const STALL: Duration = Duration::from_secs(30);
+
 /// How often the accept loop looks for a shutdown.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -107,14 +110,13 @@ fn hung_up(client: &Client) -> bool {
 }
 
 /// One connection's requests, until it ends. Anything that is not a request ends it: a
-/// frame that does not decode, one over the limit, a stream cut inside a frame. Each request
+/// frame that does not decode, one over the limit (refused unread), a stream cut or stalled
+/// (30 s) inside a frame. Each request
 /// is applied whole or not at all, so a client dying mid-request leaves nothing half-done.
 fn serve_connection<R: Registry>(s: &Shared, conn: u64, mut client: Client) {
     loop {
-        let req: Request = match client.recv() {
-            Ok(r) => r,
-            Err(_) => return,
-        };
+        let Ok(bytes) = client.recv_untrusted(STALL) else { return };
+        let Ok(req) = postcard::from_bytes::<Request>(&bytes) else { return };
         let reply = match req {
             Request::Hello => Reply::Hello { instance: s.instance },
             Request::Create(kind) => s.store.create(kind, R::create),

@@ -12,6 +12,7 @@ mod connection_arg;
 mod kernels_api;
 mod listener;
 mod manager;
+mod manager_faults;
 mod pipe;
 mod pool;
 mod process;
@@ -49,6 +50,7 @@ fn main() -> std::process::ExitCode {
         suite!(tasks_calls),
         suite!(python_names),
         suite!(args_and_deadlines),
+        suite!(manager_faults),
         suite!(manager),
         suite!(workers_startup),
         suite!(barrier_action),

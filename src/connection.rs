@@ -55,6 +55,11 @@ struct Frame {
 /// A peer that closed its end or died ends `recv` with [`Error::Disconnected`]; one that died in
 /// the middle of a message, with [`Error::TruncatedFrame`].
 ///
+/// An end is a [`Process`](crate::Process) argument under every start method, as in Python's
+/// `Process(target=f, args=(child_conn,))`: its socket travels with the start (at most two ends
+/// per child), and the parent's copy is closed once the child has ended (or at once under
+/// `fork`, where the end is moved).
+///
 /// After a fork both processes hold both ends: as with Python, each side should drop the end it
 /// does not use (moving an end into a [`Scope::fork`](crate::process::Scope::fork) closure drops the
 /// parent's copy), or a dead peer is never noticed, because its end is still open elsewhere.

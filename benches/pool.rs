@@ -111,6 +111,14 @@ fn tiny(x: u64) -> u64 {
     x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7
 }
 
+/// A `u64` the task calls serialize (no `TypeId` list knows it), to measure that path.
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Wrapped(u64);
+
+fn tiny_wrapped(x: Wrapped) -> Wrapped {
+    Wrapped(tiny(x.0))
+}
+
 const TASKS: usize = 1 << 20;
 
 fn tiny_tasks(c: &mut Criterion, pool: &mut Pool) {
@@ -118,19 +126,24 @@ fn tiny_tasks(c: &mut Criterion, pool: &mut Pool) {
     let args: Vec<u64> = (0..TASKS as u64).collect();
     let mut g = c.benchmark_group("pool/1M_tiny_tasks");
     g.sample_size(10).throughput(Throughput::Elements(TASKS as u64));
-    // The Pod path (raw bytes, as before serialization existed) and the serialized path
-    // (postcard), on the same tasks in the same run.
+    // The Pod path (raw bytes: `map_pod`, and `map` choosing it by itself for `u64`) and the
+    // serialized path (postcard, for a newtype no `TypeId` list knows), on the same tasks in
+    // the same run.
+    let wrapped: Vec<Wrapped> = args.iter().map(|&x| Wrapped(x)).collect();
     g.bench_function(format!("{}, map_pod, default chunksize", ours(pool)), |b| {
         b.iter(|| black_box(pool.map_pod(tiny, &args, None).unwrap()))
     });
-    g.bench_function(format!("{}, map (serialized), default chunksize", ours(pool)), |b| {
+    g.bench_function(format!("{}, map (automatic Pod path), default chunksize", ours(pool)), |b| {
         b.iter(|| black_box(pool.map(tiny, &args, None).unwrap()))
+    });
+    g.bench_function(format!("{}, map (serialized), default chunksize", ours(pool)), |b| {
+        b.iter(|| black_box(pool.map(tiny_wrapped, &wrapped, None).unwrap()))
     });
     g.bench_function(format!("{}, map_pod, chunksize 1", ours(pool)), |b| {
         b.iter(|| black_box(pool.map_pod(tiny, &args, Some(1)).unwrap()))
     });
     g.bench_function(format!("{}, map (serialized), chunksize 1", ours(pool)), |b| {
-        b.iter(|| black_box(pool.map(tiny, &args, Some(1)).unwrap()))
+        b.iter(|| black_box(pool.map(tiny_wrapped, &wrapped, Some(1)).unwrap()))
     });
     g.bench_function("rayon 2 threads", |b| {
         b.iter(|| black_box(rp.install(|| args.par_iter().map(|&x| tiny(x)).collect::<Vec<u64>>())))
@@ -183,9 +196,15 @@ fn apply_round_trip(c: &mut Criterion, pool: &mut Pool) {
             x = pool.apply_pod(tiny, x).unwrap();
         })
     });
-    g.bench_function(format!("{}, apply (serialized)", ours(pool)), |b| {
+    g.bench_function(format!("{}, apply (automatic Pod path)", ours(pool)), |b| {
         b.iter(|| {
             x = pool.apply(tiny, x).unwrap();
+        })
+    });
+    let mut w = Wrapped(0);
+    g.bench_function(format!("{}, apply (serialized)", ours(pool)), |b| {
+        b.iter(|| {
+            w = pool.apply(tiny_wrapped, w).unwrap();
         })
     });
     g.bench_function("rayon install", |b| b.iter(|| black_box(rp.install(|| tiny(black_box(7))))));

@@ -453,6 +453,51 @@ impl Pool {
         Ok(Staged { spec, results })
     }
 
+    /// Serializes the arguments into shared memory ([`codec`]'s argument region) and puts `n`
+    /// raw result slots of a plain `R` after them (no entries, no encoding: a result is 8
+    /// bytes or so where an entry alone takes 24), and describes the job. No job may be in
+    /// flight.
+    ///
+    /// # Safety
+    ///
+    /// `R` is plain data and not zero-sized ([`stage_pod`](Pool::stage_pod)'s contract).
+    pub(crate) unsafe fn stage_serial_plain<A: Serialize, R>(
+        &mut self,
+        trampoline: usize,
+        kernel: usize,
+        args: impl IntoIterator<Item = impl Borrow<A>>,
+        chunksize: Option<usize>,
+    ) -> Result<Staged<PodResults<R>>> {
+        self.check_running()?;
+        let align = align_of::<R>();
+        check_task_align(align)?;
+        let (offsets, data) = serialize_args::<A>(args, self.max_task_bytes, 0)?;
+        let n = offsets.len() - 1;
+        let chunk_size =
+            Self::task_chunk_size(n, chunksize.unwrap_or_else(|| self.default_map_chunksize(n)));
+        self.finish_active()?;
+        let too_large = || Error::TooLarge { len: n, elem_size: size_of::<R>() };
+        let a_bytes = codec::arg_region_bytes(n, data.len()).ok_or_else(too_large)?;
+        let (_, r_off, end) = staging_layout(n, a_bytes, 0, size_of::<R>(), align)?;
+        let fits = end <= SCRATCH_BYTES && align <= 8;
+        let base = if fits { self.ctl.scratch_ptr() } else { self.arena_for(end, too_large)? };
+        // SAFETY: no job is in flight (finish_active above), so no worker reads the scratch area
+        // or the arena; the argument region lies inside it (`fits`, or the arena was sized to
+        // `end`), at an 8-aligned base.
+        unsafe { codec::write_args(base, &offsets, &data) };
+        let region = |off, bytes| match &self.arena {
+            Some(seg) if !fits => ArraySpec::Region(seg.handle(), off, bytes, 1),
+            _ => ArraySpec::Scratch(off, bytes, 1),
+        };
+        let mut spec = JobSpec::tasks(trampoline, kernel, n, chunk_size);
+        if n > 0 {
+            spec.arrays[0] = region(0, a_bytes);
+            spec.arrays[2] = region(r_off, end - r_off);
+        }
+        let store = if fits { Store::Scratch(r_off) } else { Store::Arena(r_off) };
+        Ok(Staged { spec, results: PodResults { store, n, _r: PhantomData } })
+    }
+
     /// Learns from a finished serialized job how many bytes its results took, for sizing the
     /// next job's result region.
     pub(crate) fn learn_result_size<R>(&self, results: &SerialResults<R>) {

@@ -75,6 +75,31 @@ pub(crate) unsafe fn task2<A, B, R>(kernel: usize, v: &Views, s: &Span) {
     });
 }
 
+/// Tasks `fn(A) -> R` with serialized arguments and plain results: argument `i` decoded from
+/// the region in array 0 ([`codec`]'s layout), result `i` written raw to array 2. An argument
+/// that does not deserialize fails the chunk, as a panic naming the task (no entry to say so).
+///
+/// # Safety
+///
+/// See [`Trampoline`]; `kernel` is a `fn(A) -> R`; `R` is plain data (as for [`task`]) and not
+/// zero-sized.
+pub(crate) unsafe fn task_serial_plain<A: DeserializeOwned, R>(kernel: usize, v: &Views, s: &Span) {
+    // SAFETY: per the trampoline contract, `kernel` is a `fn(A) -> R`.
+    let k = unsafe { std::mem::transmute::<usize, fn(A) -> R>(kernel) };
+    check_span(s);
+    let out = plain::<R>(v, 2, s.end);
+    let (base, len) = bytes(v, 0);
+    let n = bytes(v, 2).1 / size_of::<R>().max(1);
+    let args = codec::Args { base, len, n };
+    task_clock::each_task(s.start..s.end, 0, |i| {
+        let a = postcard::from_bytes::<A>(args.get(i))
+            .unwrap_or_else(|e| panic!("task {i}: its argument could not be deserialized ({e})"));
+        // SAFETY: `i < s.end`, inside the result region (checked), aligned for `R` (checked);
+        // result `i` belongs to the chunk this worker claimed.
+        unsafe { out.add(i).write(one_task(i, || k(a))) }
+    });
+}
+
 /// How one serialized task is run: its argument deserialized, the user's `fn` called, its
 /// outcome encoded (see [`codec`]).
 pub(crate) trait SerialTask {

@@ -20,7 +20,9 @@
 //! bound and are `unsafe fn`s whose contract is "plain data", which a `Pod` bound or the
 //! `TypeId` check each discharge: one trampoline per type pair, where dispatching to concrete
 //! `Pod` types would monomorphise every pair of listed types at each call site.
-//! `try_*`, `starmap` and `imap_buffered` always serialize.
+//! A plain result with a serialized argument (`map(process_file, paths)` returning a count)
+//! comes back as a raw slot too (`staging::stage_serial_plain`): no result entry, encoding or
+//! decoding per task. `try_*`, `starmap` and `imap_buffered` always serialize.
 
 use std::borrow::Borrow;
 use std::mem::size_of;
@@ -97,6 +99,13 @@ impl Pool {
             // SAFETY: as above.
             return unsafe { self.pod_stream(f, &args, chunksize) };
         }
+        if is_plain::<R>() {
+            let tramp = task_kernel::task_serial_plain::<A, R> as Trampoline as usize;
+            let cs = Some(chunksize.unwrap_or(1));
+            // SAFETY: `R` is plain (checked), and no listed type is zero-sized.
+            let staged = unsafe { self.stage_serial_plain::<A, R>(tramp, f as usize, args, cs)? };
+            return self.launch_streaming(staged);
+        }
         let tramp = task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
         let staged =
             self.stage_serial::<A, R>(tramp, f as usize, args, Some(chunksize.unwrap_or(1)), 0)?;
@@ -157,6 +166,13 @@ impl Pool {
             let args = unsafe { copy_plain::<A>(args) };
             // SAFETY: as above.
             return unsafe { self.pod_job(f, &args, chunksize) };
+        }
+        if is_plain::<R>() {
+            let tramp = task_kernel::task_serial_plain::<A, R> as Trampoline as usize;
+            // SAFETY: `R` is plain (checked), and no listed type is zero-sized.
+            let staged =
+                unsafe { self.stage_serial_plain::<A, R>(tramp, f as usize, args, chunksize)? };
+            return self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n));
         }
         self.serial_job::<A, R, Plain<A, R>>(f as usize, args, chunksize)
     }

@@ -77,6 +77,10 @@ fn half(x: i32) -> f64 {
     x as f64 / 2.0
 }
 
+fn from_top(s: String) -> u64 {
+    u64::MAX - s.parse::<u64>().unwrap()
+}
+
 fn digits(x: u64) -> String {
     x.to_string()
 }
@@ -109,6 +113,19 @@ fn maps_over_plain_numbers_take_the_pod_path(m: StartMethod) {
     );
     let ints = [i32::MIN, -3, 0, 5, i32::MAX];
     assert_eq!(pool.map(half, ints, None).unwrap(), ints.map(half));
+    // Serialized arguments with plain results: the results come back as raw slots, which the
+    // limit does not apply to (`u64::MAX` takes 10 bytes in postcard; "7" takes 2).
+    let mut pool4 = Pool::builder().workers(2).start_method(m).max_task_bytes(4).build().unwrap();
+    let texts: Vec<String> = (0..1000).map(|i| (i % 10).to_string()).collect();
+    let want: Vec<u64> = texts.iter().map(|t| u64::MAX - t.parse::<u64>().unwrap()).collect();
+    assert_eq!(pool4.map(from_top, &texts, None).unwrap(), want);
+    let got: Vec<u64> = pool4.imap(from_top, &texts, None).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got, want);
+    assert!(matches!(
+        pool4.map(from_top, ["12345".to_string()], None),
+        Err(Error::TaskValueTooLarge { task: 0, what: "argument", .. })
+    ));
+    drop(pool4);
     // A result that is not plain takes the serialized path (argument included), which the
     // limit refuses.
     match pool.map(digits, [u64::MAX], None) {

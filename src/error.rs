@@ -395,7 +395,7 @@ pub enum Error {
     },
 
     /// A pool's CPU affinity names a CPU this process may not run on (outside its
-    /// `sched_getaffinity` set), or an empty set of CPUs.
+    /// `sched_getaffinity` set).
     #[error(
         "worker {worker}'s CPU set names CPU {cpu}, which this process may not run on (it may run \
          on CPUs {allowed}); pick CPUs from that list (Affinity::RoundRobin does), or widen this \
@@ -404,7 +404,7 @@ pub enum Error {
     CpuNotAllowed {
         /// The worker slot whose set is wrong.
         worker: usize,
-        /// The CPU asked for (`usize::MAX` for an empty set).
+        /// The CPU asked for.
         cpu: usize,
         /// The CPUs this process may run on, in Linux's list format ("0-3,6").
         allowed: String,

@@ -108,7 +108,10 @@ impl Affinity {
             allowed: sys::affinity::list_format(allowed),
         };
         match self {
-            Affinity::RoundRobin if allowed.is_empty() => Err(refuse(0, usize::MAX)),
+            Affinity::RoundRobin if allowed.is_empty() => Err(Error::InvalidArgument {
+                what: "pool CPU affinity",
+                reason: "this process may run on no CPU at all (sched_getaffinity is empty)".into(),
+            }),
             Affinity::RoundRobin => Ok((0..n).map(|i| vec![allowed[i % allowed.len()]]).collect()),
             Affinity::Sets(sets) if sets.is_empty() => Err(Error::InvalidArgument {
                 what: "pool CPU affinity",
@@ -119,10 +122,18 @@ impl Affinity {
             Affinity::Sets(sets) => {
                 for (i, set) in sets.iter().enumerate() {
                     let bad = set.iter().find(|c| allowed.binary_search(c).is_err());
-                    match (set.is_empty(), bad) {
-                        (true, _) => return Err(refuse(i, usize::MAX)),
-                        (false, Some(&cpu)) => return Err(refuse(i, cpu)),
-                        (false, None) => {}
+                    if set.is_empty() {
+                        return Err(Error::InvalidArgument {
+                            what: "pool CPU affinity",
+                            reason: format!(
+                                "worker {i}'s CPU set is empty; name at least one of the CPUs \
+                                 this process may run on ({})",
+                                sys::affinity::list_format(allowed)
+                            ),
+                        });
+                    }
+                    if let Some(&cpu) = bad {
+                        return Err(refuse(i, cpu));
                     }
                 }
                 Ok(sets.clone())
@@ -435,7 +446,7 @@ impl PoolBuilder {
     /// [`Error::PoolSize`] for zero workers (or more than 256), [`Error::CpuNotAllowed`] for a
     /// [`cpu_affinity`](PoolBuilder::cpu_affinity) naming a CPU this process may not run on,
     /// [`Error::InvalidArgument`] for an [`initializer_with`](PoolBuilder::initializer_with)
-    /// argument that cannot be encoded, [`Error::ForkWithThreads`] when
+    /// argument that cannot be encoded or an empty CPU set, [`Error::ForkWithThreads`] when
     /// the start method is `Fork`, the process has other threads and
     /// [`allow_threads`](PoolBuilder::allow_threads) was not set,
     /// [`Error::SpawnUnavailable`] when the start method (forkserver, the default, or spawn)

@@ -134,8 +134,11 @@ def attach(name, dtype=None, shape=None):
             raise ShmpoolError(f"segment holds {h['dtype']}, asked for {np.dtype(dtype).str}")
         if shape is not None and tuple(shape) != tuple(h["shape"]):
             raise ShmpoolError(f"segment has shape {tuple(h['shape'])}, asked for {tuple(shape)}")
-        if h["data_offset"] + h["data_bytes"] > shm.size or h["data_offset"] % dt.alignment:
-            raise ShmpoolError("corrupt header: the data lies outside the segment or is misaligned")
+        if h["segment_bytes"] != shm.size or h["data_offset"] + h["data_bytes"] != shm.size:
+            raise ShmpoolError(f"corrupt header: it describes {h['segment_bytes']} bytes but the "
+                               f"segment is {shm.size} (truncated or resized)")
+        if h["data_offset"] % dt.alignment:
+            raise ShmpoolError("corrupt header: the data offset is misaligned")
         arr = np.ndarray(tuple(h["shape"]), dtype=dt, buffer=shm.buf, offset=h["data_offset"])
     except BaseException:
         shm.close()

@@ -189,28 +189,30 @@ fn hostile_headers_written_from_python_are_refused_on_both_sides() {
     // Python makes one segment per way of lying about the shape, checks that its own attach
     // refuses each, and hands the names to Rust, which must refuse them with typed errors.
     let script = r#"
-import struct, sys, numpy as np, shmpool_shm
+import os, struct, sys, numpy as np, shmpool_shm
 from shmpool_shm import ShmpoolError
 segs = []
 def hostile(patch):
     arr, seg = shmpool_shm.create(None, (4, 5), "<f8")
     del arr
-    patch(seg._shm.buf)
+    patch(seg._shm.buf, seg.name)
     try:
         shmpool_shm.attach(seg.name)
         sys.exit(f"{patch.__name__}: python attached a hostile header")
     except ShmpoolError:
         pass
     segs.append(seg)
-def product_mismatch(b): struct.pack_into("<Q", b, 128, 3)          # 3 x 5 != 20
-def product_wraps(b):                                               # 2^32 * 2^32 * 20 == 20 mod 2^64
+def product_mismatch(b, _): struct.pack_into("<Q", b, 128, 3)       # 3 x 5 != 20
+def product_wraps(b, _):                                            # 2^32 * 2^32 * 20 == 20 mod 2^64
     struct.pack_into("<I", b, 104, 3); struct.pack_into("<3Q", b, 128, 1 << 32, 1 << 32, 20)
-def too_many_dims(b): struct.pack_into("<I", b, 104, 9)
-def no_dims(b): struct.pack_into("<I", b, 104, 0)
-def block_over_data(b):                                             # 8 dims need 128 + 64 bytes
+def too_many_dims(b, _): struct.pack_into("<I", b, 104, 9)
+def no_dims(b, _): struct.pack_into("<I", b, 104, 0)
+def block_over_data(b, _):                                          # 8 dims need 128 + 64 bytes
     struct.pack_into("<I", b, 104, 8); struct.pack_into("<Q", b, 56, 128)
-def old_version(b): struct.pack_into("<I", b, 8, 1)
-for p in (product_mismatch, product_wraps, too_many_dims, no_dims, block_over_data, old_version):
+def truncated(_, name): os.truncate(f"/dev/shm/{name}", 256 + 80)  # 20 f64 need 256 + 160
+def old_version(b, _): struct.pack_into("<I", b, 8, 1)
+for p in (product_mismatch, product_wraps, too_many_dims, no_dims, block_over_data, truncated,
+          old_version):
     hostile(p)
 try:
     shmpool_shm.create(None, (2,) * 9, "<f8")
@@ -235,9 +237,9 @@ for s in segs:
     child.stdin.take().unwrap().write_all(b"done\n").unwrap();
     let st = child.wait().unwrap();
     assert!(st.success(), "python failed: {st}");
-    assert_eq!(outcomes.len(), 6, "python printed {line:?}");
+    assert_eq!(outcomes.len(), 7, "python printed {line:?}");
     for (i, r) in outcomes.iter().enumerate() {
-        let version = i == 5;
+        let version = i == 6;
         match r {
             Err(shmpool::Error::CorruptHeader { .. }) if !version => {}
             Err(shmpool::Error::VersionMismatch { found: 1, .. }) if version => {}

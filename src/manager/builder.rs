@@ -554,6 +554,7 @@ impl Manager {
             None => Ok(()),
             Some(mut server) => {
                 let _ = session::call(&self.remote, &Request::Shutdown, None, STOP_TIMEOUT);
+                session::forget(&self.remote);
                 match server.join_timeout(STOP_TIMEOUT) {
                     Ok(Some(_)) => Ok(()),
                     _ => {

@@ -108,6 +108,11 @@ fn take(remote: &Remote, timeout: Duration) -> Result<Conn> {
     Ok(Conn { remote: remote.clone(), pid: me, client })
 }
 
+/// Closes this thread's connection to `remote`, if it has one (its server is being stopped).
+pub(crate) fn forget(remote: &Remote) {
+    CONNS.with(|c| c.borrow_mut().retain(|x| x.remote != *remote));
+}
+
 /// Learns the instance number of the server at `address`.
 pub(crate) fn hello(address: &Address, authkey: &[u8], timeout: Duration) -> Result<Remote> {
     let mut client = Client::connect_with(address, authkey, timeout, MAX_MESSAGE)?;

@@ -212,7 +212,12 @@ pub fn fma(
     pool.job(()).input(a)?.input(b)?.input(c)?.output(out)?.stage(fma_stage).run()
 }
 
-/// The most coefficients [`polyval`] carries in a job's parameter block (degree 31).
+/// The most coefficients [`polyval`] carries in a job's parameter block (degree 31);
+/// [`polyval_rayon`] and [`chunk::polyval`] take any number.
+///
+/// ```
+/// assert_eq!(shmpool_kernels::elementwise::MAX_COEFFS, 32);
+/// ```
 pub const MAX_COEFFS: usize = 32;
 
 /// The parameter block of [`polyval`]: the coefficients, highest degree first, and how many.

@@ -35,6 +35,13 @@ pub struct Histogram {
 
 impl Histogram {
     /// The histogram of `x`, in this thread (one call of [`chunk::count`]).
+    ///
+    /// ```
+    /// use shmpool_kernels::histogram::{Bins, Histogram};
+    /// let h = Histogram::of(&Bins::new(0.0, 4.0, 4)?, &[0.5, 1.5, 1.7, 9.0]);
+    /// assert_eq!((h.counts, h.above), (vec![1, 2, 0, 0], 1));
+    /// # Ok::<(), shmpool_kernels::histogram::BinsError>(())
+    /// ```
     pub fn of(bins: &Bins, x: &[f64]) -> Histogram {
         let mut slots = vec![0; bins.counts_len()];
         chunk::count(bins, x, &mut slots);
@@ -61,6 +68,13 @@ impl Histogram {
     }
 
     /// Every element counted: the bins, below, above and NaN.
+    ///
+    /// ```
+    /// use shmpool_kernels::histogram::{Bins, Histogram};
+    /// let h = Histogram::of(&Bins::new(0.0, 1.0, 2)?, &[0.5, -1.0, f64::NAN]);
+    /// assert_eq!(h.total(), 3);
+    /// # Ok::<(), shmpool_kernels::histogram::BinsError>(())
+    /// ```
     pub fn total(&self) -> u64 {
         self.counts.iter().sum::<u64>() + self.below + self.above + self.nan
     }
@@ -94,7 +108,11 @@ pub fn histogram_rayon(bins: &Bins, x: &[f64], chunk_size: usize) -> Histogram {
 }
 
 /// The most bins [`histogram`] counts in the pool (each chunk's counts come back as one
-/// fixed-size partial).
+/// fixed-size partial); [`histogram_rayon`] and [`Histogram::of`] take any number.
+///
+/// ```
+/// assert_eq!(shmpool_kernels::histogram::MAX_POOL_BINS, 256);
+/// ```
 pub const MAX_POOL_BINS: usize = 256;
 
 /// One chunk's counts in the pool: the bins, then below, above and NaN.

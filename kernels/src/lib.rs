@@ -1,5 +1,12 @@
 //! Kernels that run in place on one chunk of a shared array. Each is a plain `fn` over slices,
 //! so it can be handed to a forked child or a pool worker as is.
+//!
+//! The numeric modules pair each chunk kernel (in their `chunk` submodule) with drivers that run
+//! it over a whole array: sequentially, on rayon, or in a [`shmpool::Pool`]'s workers through
+//! [`Pool::job`](shmpool::Pool::job), with the same chunks and the same results:
+//! [`reduce`] (sum, compensated sum, dot, min, max, argmin, argmax, at memory bandwidth, in a
+//! fixed combination order), [`elementwise`] (axpy, scale, clamp, fused multiply-add,
+//! polynomial), [`histogram`] and [`scan`] (two-pass prefix sums).
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

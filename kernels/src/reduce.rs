@@ -68,6 +68,12 @@ pub trait Reduction {
 }
 
 /// Sum ([`chunk::sum`]); 0.0 for an empty array, as NumPy's `sum`.
+///
+/// ```
+/// use shmpool_kernels::reduce::{Sum, run_sequential};
+/// assert_eq!(run_sequential::<Sum>(&[0.5; 10], 4), 5.0);
+/// assert_eq!(run_sequential::<Sum>(&[], 4), 0.0);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Sum;
 
@@ -87,6 +93,11 @@ impl Reduction for Sum {
 }
 
 /// Compensated sum ([`chunk::sum_compensated`]), partials joined with exact two-sums.
+///
+/// ```
+/// use shmpool_kernels::reduce::{SumCompensated, run_sequential};
+/// assert_eq!(run_sequential::<SumCompensated>(&[1e16, 1.0, -1e16], 2), 1.0);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct SumCompensated;
 
@@ -106,6 +117,12 @@ impl Reduction for SumCompensated {
 }
 
 /// Smallest element ([`chunk::min`]): NaN if any element is NaN, `None` for an empty array.
+///
+/// ```
+/// use shmpool_kernels::reduce::{Min, run_sequential};
+/// assert_eq!(run_sequential::<Min>(&[3.0, -2.0, 5.0], 2), Some(-2.0));
+/// assert_eq!(run_sequential::<Min>(&[], 2), None);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Min;
 
@@ -125,6 +142,11 @@ impl Reduction for Min {
 }
 
 /// Largest element ([`chunk::max`]): NaN if any element is NaN, `None` for an empty array.
+///
+/// ```
+/// use shmpool_kernels::reduce::{Max, run_sequential};
+/// assert!(run_sequential::<Max>(&[3.0, f64::NAN], 1).unwrap().is_nan());
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Max;
 
@@ -145,6 +167,11 @@ impl Reduction for Max {
 
 /// `(index, value)` of the first smallest element, or of the first NaN ([`chunk::argmin`]);
 /// `None` for an empty array.
+///
+/// ```
+/// use shmpool_kernels::reduce::{ArgMin, run_sequential};
+/// assert_eq!(run_sequential::<ArgMin>(&[3.0, 1.0, 1.0], 2), Some((1, 1.0)));
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ArgMin;
 
@@ -165,6 +192,11 @@ impl Reduction for ArgMin {
 
 /// `(index, value)` of the first largest element, or of the first NaN ([`chunk::argmax`]);
 /// `None` for an empty array.
+///
+/// ```
+/// use shmpool_kernels::reduce::{ArgMax, run_sequential};
+/// assert_eq!(run_sequential::<ArgMax>(&[3.0, 7.0, 7.0], 2), Some((1, 7.0)));
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct ArgMax;
 

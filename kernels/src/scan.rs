@@ -20,6 +20,14 @@ use crate::elementwise::same_len;
 use crate::reduce;
 
 /// Which prefix sum: `out[i]` with or without `x[i]`.
+///
+/// ```
+/// use shmpool_kernels::scan::{Scan, run_sequential};
+/// let mut out = [0.0; 3];
+/// run_sequential(Scan::Exclusive, &[1.0, 2.0, 3.0], &mut out, 8)?;
+/// assert_eq!(out, [0.0, 1.0, 3.0]);
+/// # Ok::<(), shmpool::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scan {
     /// `out[i] = x[0] + ... + x[i]` (NumPy's `cumsum`).
@@ -106,6 +114,10 @@ pub fn run_rayon(scan: Scan, x: &[f64], out: &mut [f64], chunk_size: usize) -> R
 
 /// The most chunks the pool drivers split an array into: the offsets of every chunk travel in
 /// one job's parameter block, so [`pool_chunk_size`] never gives more.
+///
+/// ```
+/// assert_eq!(shmpool_kernels::scan::MAX_POOL_CHUNKS, 256);
+/// ```
 pub const MAX_POOL_CHUNKS: usize = 256;
 
 /// The chunk size the pool drivers use for `len` elements: the pool's own

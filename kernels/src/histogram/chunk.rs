@@ -50,11 +50,28 @@ pub enum BinsError {
     },
 }
 
-/// Index in a counts slice of the elements below `lo`, after the `n` bins.
+/// Index in a counts slice of the elements below `lo`, after the `n` bins (`counts[n + BELOW]`).
+///
+/// ```
+/// use shmpool_kernels::histogram::chunk::{ABOVE, BELOW, Bins, NAN, count};
+/// let bins = Bins::new(0.0, 1.0, 3)?;
+/// let mut c = vec![0; bins.counts_len()];
+/// count(&bins, &[-1.0, 2.0, 2.0, f64::NAN], &mut c);
+/// assert_eq!((c[3 + BELOW], c[3 + ABOVE], c[3 + NAN]), (1, 2, 1));
+/// # Ok::<(), shmpool_kernels::histogram::chunk::BinsError>(())
+/// ```
 pub const BELOW: usize = 0;
-/// Index, after the `n` bins, of the elements at or above `hi`.
+/// Index, after the `n` bins, of the elements at or above `hi` (see [`BELOW`]).
+///
+/// ```
+/// assert_eq!(shmpool_kernels::histogram::chunk::ABOVE, 1);
+/// ```
 pub const ABOVE: usize = 1;
-/// Index, after the `n` bins, of the NaN elements.
+/// Index, after the `n` bins, of the NaN elements (see [`BELOW`]).
+///
+/// ```
+/// assert_eq!(shmpool_kernels::histogram::chunk::NAN, 2);
+/// ```
 pub const NAN: usize = 2;
 
 impl Bins {

@@ -77,15 +77,31 @@ pub struct Compensated {
 
 impl Compensated {
     /// The sum of nothing.
+    ///
+    /// ```
+    /// assert_eq!(shmpool_kernels::reduce::chunk::Compensated::ZERO.value(), 0.0);
+    /// ```
     pub const ZERO: Compensated = Compensated { hi: 0.0, lo: 0.0 };
 
     /// `hi + lo`, rounded once.
+    ///
+    /// ```
+    /// use shmpool_kernels::reduce::chunk::Compensated;
+    /// assert_eq!(Compensated { hi: 1e16, lo: 1.0 }.value(), 1e16); // 1 is under half an ulp
+    /// ```
     pub fn value(self) -> f64 {
         self.hi + self.lo
     }
 
     /// The sum of two partials: their `hi` parts added exactly (Knuth's two-sum), the error
     /// carried into `lo`.
+    ///
+    /// ```
+    /// use shmpool_kernels::reduce::chunk::Compensated;
+    /// let big = Compensated { hi: 1e16, lo: 0.0 };
+    /// let one = Compensated { hi: 1.0, lo: 0.0 };
+    /// assert_eq!(big.join(one).join(Compensated { hi: -1e16, lo: 0.0 }).value(), 1.0);
+    /// ```
     pub fn join(self, other: Compensated) -> Compensated {
         let (s, e) = two_sum(self.hi, other.hi);
         let lo = self.lo + other.lo + e;
@@ -234,15 +250,31 @@ pub struct Extreme {
 impl Extreme {
     /// The extreme of no elements, the identity of [`join_min`](Extreme::join_min) and
     /// [`join_max`](Extreme::join_max).
+    ///
+    /// ```
+    /// assert_eq!(shmpool_kernels::reduce::chunk::argmin(&[]).len, 0);
+    /// ```
     pub const EMPTY: Extreme = Extreme { value: f64::NAN, index: 0, len: 0 };
 
     /// The run `self` followed by the run `other`, for [`argmin`] partials: the first smallest
     /// element, the first NaN if there is one.
+    ///
+    /// ```
+    /// use shmpool_kernels::reduce::chunk::argmin;
+    /// let e = argmin(&[1.0, 2.0]).join_min(argmin(&[1.0, f64::NAN]));
+    /// assert_eq!(e.index, 3); // the first NaN wins
+    /// ```
     pub fn join_min(self, other: Extreme) -> Extreme {
         self.join(other, min_better)
     }
 
     /// As [`join_min`](Extreme::join_min), for [`argmax`] partials.
+    ///
+    /// ```
+    /// use shmpool_kernels::reduce::chunk::argmax;
+    /// let e = argmax(&[1.0, 5.0]).join_max(argmax(&[5.0, 2.0]));
+    /// assert_eq!((e.index, e.value), (1, 5.0)); // ties keep the earlier
+    /// ```
     pub fn join_max(self, other: Extreme) -> Extreme {
         self.join(other, max_better)
     }

@@ -135,6 +135,8 @@ def _pickled_task(args):
     kind, seg = args
     if kind == "sum":
         return float(seg.sum())
+    if not seg.flags.writeable:
+        seg = seg.copy()
     (scale_add if kind == "inplace" else poly)(seg)
     return seg
 
@@ -207,7 +209,7 @@ class ArrayCell(Cell):
             elif self.c == "joblib":
                 import joblib
                 self.pool = None
-                self.joblib = joblib.Parallel(n_jobs=self.workers, backend="loky")
+                self.joblib = joblib.Parallel(n_jobs=self.workers, backend="loky", max_nbytes=None)
         self.parity = 0
 
     def reset(self):
@@ -286,7 +288,7 @@ class TaskCell(Cell):
             self.pool = pebble.ProcessPool(max_workers=self.workers, context=mp.get_context("fork"))
         elif self.c == "joblib":
             import joblib
-            self.joblib = joblib.Parallel(n_jobs=self.workers, backend="loky")
+            self.joblib = joblib.Parallel(n_jobs=self.workers, backend="loky", max_nbytes=None)
 
     def check(self):
         return [float(self.once())]

@@ -85,7 +85,9 @@ impl Contender {
             Contender::Sequential => "the same Rust kernel in one thread (the reference)",
             Contender::COpenMp => "the kernel in C, gcc -O3 -march=native -fopenmp, W threads",
             Contender::PythonShm => "Python Pool(W) over shared_memory, NumPy per chunk in place",
-            Contender::PythonPool => "Python Pool(W), chunks or tasks pickled there and back",
+            Contender::PythonPool => {
+                "Python Pool(W), chunks or tasks pickled there and back (queue: a Queue and a Process)"
+            }
             Contender::Numpy => "NumPy in one Python process",
             Contender::Joblib => "joblib Parallel(n_jobs=W), loky backend",
             Contender::Pebble => "pebble ProcessPool(max_workers=W)",

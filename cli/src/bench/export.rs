@@ -20,7 +20,7 @@ fn write(path: &Path, text: &str) -> Result<(), CliError> {
     })
 }
 
-/// Writes the results as pretty JSON (the schema is in `docs/bench-schema.md`).
+/// Writes the results as pretty JSON (the schema is in `docs/bench/schema.md`).
 pub(crate) fn write_json(path: &Path, results: &Results) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(results)
         .map_err(|source| CliError::BenchResults { path: path.to_path_buf(), source })?;

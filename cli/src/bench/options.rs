@@ -47,7 +47,7 @@ pub(crate) struct BenchArgs {
     /// Short run: `--size small --repeat 3`.
     #[arg(long)]
     quick: bool,
-    /// Write one JSON record per workload x contender x workers (docs/bench-schema.md).
+    /// Write one JSON record per workload x contender x workers (docs/bench/schema.md).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// Write the same records as CSV.

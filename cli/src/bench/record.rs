@@ -1,6 +1,6 @@
 //! The results of a run: one [`Record`] per workload x contender x workers, inside a
 //! [`Results`] with the command, date and machine. This is the JSON schema of `--json`
-//! (documented in `docs/bench-schema.md`); `--report` reads it back.
+//! (documented in `docs/bench/schema.md`); `--report` reads it back.
 
 use serde::{Deserialize, Serialize};
 

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::record::Results;
+use super::record::{Results, Status};
 use super::table::row;
 use super::workloads;
 use crate::error::CliError;
@@ -83,10 +83,12 @@ pub(crate) fn section(results: &Results, from: &Path) -> String {
             first.unit
         );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|");
-        let mut notes = Vec::new();
+        let (mut notes, mut unfit) = (Vec::new(), Vec::new());
         for r in &recs {
             let row = row(r);
-            if row.note.is_empty() {
+            if r.status == Status::NotApplicable {
+                unfit.push(format!("{} ({})", row.contender, row.workers));
+            } else if row.note.is_empty() {
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {} | {} | {} |",
@@ -105,6 +107,9 @@ pub(crate) fn section(results: &Results, from: &Path) -> String {
         s.push('\n');
         if !notes.is_empty() {
             let _ = writeln!(s, "Not timed: {}.\n", notes.join("; "));
+        }
+        if !unfit.is_empty() {
+            let _ = writeln!(s, "Does not fit (workers): {}.\n", unfit.join(", "));
         }
     }
     s

@@ -36,10 +36,12 @@ fn figure(v: f64) -> String {
 }
 
 fn ratio(r: Option<f64>) -> String {
-    r.map_or_else(
-        || "-".to_string(),
-        |x| if x < 0.1 { format!("{x:.3}x") } else { format!("{x:.2}x") },
-    )
+    match r {
+        None => "-".to_string(),
+        Some(x) if x >= 0.1 || x <= 0.0 => format!("{x:.2}x"),
+        // Two significant digits, however small.
+        Some(x) => format!("{x:.*}x", (-x.log10()).ceil() as usize + 1),
+    }
 }
 
 /// The row of one record.
@@ -83,9 +85,14 @@ pub(crate) fn print(w: &dyn Workload, records: &[Record]) {
     let better = if first.higher_is_better { "higher is better" } else { "lower is better" };
     let rounds =
         records.iter().filter_map(|r| r.seconds.as_ref()).map(|s| s.rounds).max().unwrap_or(0);
+    let timed = if rounds == 0 {
+        "nothing timed".to_string()
+    } else {
+        format!("median of {rounds} rounds")
+    };
     println!();
     println!(
-        "{}: {} (N = {}, {} workers; {}, {better}; median of {rounds} rounds)",
+        "{}: {} (N = {}, {} workers; {}, {better}; {timed})",
         w.name(),
         w.about(),
         first.size,

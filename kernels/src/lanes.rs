@@ -4,11 +4,21 @@
 //! flight (no `unsafe`, no intrinsics, no fast-math): the strict left-to-right order of a single
 //! accumulator is what limits a plain `iter().sum()` to one add per add-latency.
 
-/// Accumulators per reduction: 8 `f64` are four SSE2 or two AVX registers.
-pub(crate) const LANES: usize = 8;
+/// Accumulators per reduction: 16 `f64` are eight SSE2 (or four AVX) registers, enough chains to
+/// cover the add latency at two vector adds per cycle. Measured on the project's VM (SSE2), a
+/// sum of data in cache: 16 lanes 37-49 GB/s, 8 lanes 18-30 GB/s.
+pub(crate) const LANES: usize = 16;
 
-/// `((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7))`: the one order in which lanes combine.
+/// The lanes joined as a balanced binary tree in lane order: adjacent pairs `(l0 + l1)`, `(l2 +
+/// l3)`, ..., then adjacent pairs of those, and so on: the one order in which lanes combine.
 #[inline(always)]
-pub(crate) fn tree(v: [f64; LANES]) -> f64 {
-    ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]))
+pub(crate) fn tree(mut v: [f64; LANES]) -> f64 {
+    let mut n = LANES;
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            v[i] = v[2 * i] + v[2 * i + 1];
+        }
+    }
+    v[0]
 }

@@ -6,8 +6,9 @@
 //!
 //! A reduction is computed in two levels, both in a fixed order:
 //! 1. each chunk (a run of `chunk_size` consecutive elements; the last may be shorter) is reduced
-//!    by its chunk kernel with 8 accumulators, element `i` of the chunk
-//!    feeding lane `i % 8`, the lanes joined as `((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))`;
+//!    by its chunk kernel with 16 accumulators, element `i` of the chunk feeding lane `i % 16`,
+//!    the lanes joined as a balanced binary tree in lane order (`l0+l1`, `l2+l3`, ..., then
+//!    `(l0+l1)+(l2+l3)`, ...);
 //! 2. the chunk partials are folded left to right, in chunk order, in the calling process,
 //!    from the reduction's identity: `join(join(join(IDENTITY, p0), p1), p2)...`.
 //!

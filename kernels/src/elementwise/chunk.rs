@@ -2,8 +2,6 @@
 //! that element alone, so every driver (sequential, rayon, pool) gives the same bits whatever the
 //! chunking.
 
-use crate::lanes::LANES;
-
 /// `y = alpha * x + y` (BLAS `daxpy`): the product and the sum round separately, as NumPy's
 /// `alpha * x + y`. A longer slice is cut to the shorter.
 ///
@@ -64,7 +62,7 @@ pub fn fma(a: &[f64], b: &[f64], c: &[f64], out: &mut [f64]) {
 }
 
 /// Elements per block of [`polyval`]: independent Horner chains in flight.
-const POLY_BLOCK: usize = 2 * LANES;
+const POLY_BLOCK: usize = 16;
 
 /// Evaluates the polynomial with coefficients `coeffs` (highest degree first, as NumPy's
 /// `polyval`) at every element, in place, by Horner's rule: `acc = acc * x + c` for each

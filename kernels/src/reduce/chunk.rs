@@ -1,7 +1,7 @@
 //! What one chunk computes: the sequential reduction kernels, each returning a partial that
 //! [`join`](super::Reduction::join) joins with the next chunk's.
 //!
-//! Each kernel keeps 8 accumulators (element `i` of the chunk feeds lane `i % 8`) and
+//! Each kernel keeps 16 accumulators (element `i` of the chunk feeds lane `i % 16`) and
 //! joins them in one fixed order at the end of the chunk, so its result is a function of the
 //! chunk's elements alone: the same bits on every run, machine and worker.
 
@@ -9,10 +9,10 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::lanes::{LANES, tree};
 
-/// Sum of a chunk, with 8 accumulators joined pairwise.
+/// Sum of a chunk, with 16 accumulators joined pairwise.
 ///
 /// Faster than `iter().sum()` (which must add in strict order) and usually more accurate: each
-/// lane adds an eighth of the elements, then the lanes add as a tree. The rounding differs from
+/// lane adds a sixteenth of the elements, then the lanes add as a tree. The rounding differs from
 /// a strict left-to-right sum; use [`sum_compensated`] when accuracy matters more than speed.
 ///
 /// ```
@@ -34,7 +34,7 @@ pub fn sum(a: &[f64]) -> f64 {
 }
 
 /// Dot product of two chunks of the same length (a longer one is cut to the shorter), with
-/// 8 accumulators joined pairwise. Products and sums round separately (no fused
+/// 16 accumulators joined pairwise. Products and sums round separately (no fused
 /// multiply-add), as NumPy's `dot` without BLAS does.
 ///
 /// ```
@@ -121,7 +121,7 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
 }
 
 /// Compensated sum of a chunk (Ogita, Rump and Oishi's `Sum2`, the error-free form of
-/// Kahan-Babuska-Neumaier): each of the 8 accumulators adds its elements with a two-sum, which
+/// Kahan-Babuska-Neumaier): each of the 16 accumulators adds its elements with a two-sum, which
 /// yields the rounding error of every addition exactly, and adds the errors up apart; the lanes
 /// then join with exact two-sums. The result errs by at most about `u|S| + n^2 u^2 sum|x_i|` (u =
 /// 2^-53), against `n u sum|x_i|` for a plain sum: what cancellation-heavy data needs. Unlike
@@ -148,10 +148,16 @@ pub fn sum_compensated(a: &[f64]) -> Compensated {
         s[j] = t;
         c[j] += e;
     }
-    // Lane j holds s[j] + c[j]; join them in the fixed pairwise order.
-    let lane = |j: usize| Compensated { hi: s[j], lo: c[j] };
-    let pair = |i: usize| lane(i).join(lane(i + 1));
-    (pair(0).join(pair(2))).join(pair(4).join(pair(6)))
+    // Lane j holds s[j] + c[j]; join them in the fixed pairwise order of `lanes::tree`.
+    let mut v: [Compensated; LANES] = std::array::from_fn(|j| Compensated { hi: s[j], lo: c[j] });
+    let mut n = LANES;
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            v[i] = v[2 * i].join(v[2 * i + 1]);
+        }
+    }
+    v[0]
 }
 
 /// The smallest element of a chunk, NaN if any element is NaN (as NumPy's `min`), `+inf` for an

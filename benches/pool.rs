@@ -178,9 +178,9 @@ fn apply_async_in_flight(c: &mut Criterion, pool: &mut Pool) {
     g.sample_size(10).throughput(Throughput::Elements(1000));
     g.bench_function(format!("{}, apply_queue", ours(pool)), |b| {
         b.iter(|| {
-            let q = pool.apply_queue(tiny);
-            let mut pending: Vec<_> = (0..1000).map(|i| q.apply_async(i).unwrap()).collect();
-            pending.iter_mut().map(|p| p.get().unwrap()).sum::<u64>()
+            let q = pool.apply_queue();
+            let pending: Vec<_> = (0..1000).map(|i| q.apply_async(tiny, i).unwrap()).collect();
+            pending.iter().map(|p| p.get().unwrap()).sum::<u64>()
         })
     });
     g.finish();

@@ -1,12 +1,26 @@
-//! `ApplyQueue`: any number of `apply_async` calls of one function alive at once (Python's
+//! `ApplyQueue`: any number of `apply_async` calls, of any functions, alive at once (Python's
 //! `[pool.apply_async(f, (i,)) for i in range(n)]`). The queue holds the pool; each call
-//! returns a [`Pending`] that borrows the queue shared, so results can be kept, and read in
-//! any order. Calls made while a job runs wait in the queue and go out together as the next
-//! job (one task per chunk) when that job is over: the pool runs one job at a time, so this
-//! batches instead of serializing round trips.
+//! returns a [`Pending`] that borrows the queue shared, so results can be kept, and read in any
+//! order. Calls made while a job runs wait in the queue and go out together as the next job
+//! (one task per chunk) when that job is over: the pool runs one job at a time, so this batches
+//! instead of serializing round trips.
+//!
+//! **Many functions.** A job's tasks share one trampoline and one kernel (the descriptor holds
+//! one of each, and the worker checks both against its code ranges), so the queue keeps its
+//! calls as runs of consecutive calls of one `fn` (a [`Run`]) and publishes one run per job, in
+//! the order made. Calls of one `fn` in a row, the common case, still go out as one job;
+//! alternating functions pay a job each. *Why not a trampoline per task:* each task's code
+//! address would then come from the argument region, which the worker would have to check
+//! against its code ranges per task, a second code transport beside `process::code`'s.
+//!
+//! **Typed results, one queue.** A [`Run`] carries, monomorphised for its call's result type,
+//! how to publish it (`publish`) and how to record a failure (`fail`); the published job's
+//! results are read through a [`Batch`] of that type. Finished calls wait in the queue as
+//! `Box<dyn Any>` holding a `Result<R>`, which only the call's own [`Pending<R>`] takes.
 
+use std::any::Any;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -19,8 +33,71 @@ use super::state::Pool;
 use super::task_kernel::{self, Plain};
 use crate::error::{Error, Result};
 
-/// Many [`apply_async`](ApplyQueue::apply_async) calls of `f` in flight at once; made by
-/// [`Pool::apply_queue`].
+/// A finished call's `Result<R>`, type-erased until its [`Pending<R>`] takes it.
+type Finished = Box<dyn Any>;
+
+/// Consecutive calls of one `fn`, queued for the next job.
+struct Run {
+    /// The trampoline and the user's `fn`, as addresses.
+    code: (usize, usize),
+    /// The calls' ids (consecutive), argument offsets (`n + 1`) and bytes.
+    ids: Vec<u64>,
+    offsets: Vec<u64>,
+    data: Vec<u8>,
+    /// Stages and publishes the run (monomorphised for its result type).
+    publish: fn(&mut Pool, &Run) -> Result<Box<dyn Batch>>,
+    /// A call's failure as its finished value (`Result<R>`).
+    fail: fn(Error) -> Finished,
+}
+
+/// A published run's results, of one result type.
+trait Batch {
+    /// Reads every call's result or error (the job is over) into `finished`.
+    fn harvest(&self, pool: &Pool, ids: &[u64], finished: &mut HashMap<u64, Finished>);
+}
+
+/// A [`Batch`] of results of type `R`.
+struct Typed<R>(SerialResults<R>);
+
+impl<R: DeserializeOwned + 'static> Batch for Typed<R> {
+    fn harvest(&self, pool: &Pool, ids: &[u64], finished: &mut HashMap<u64, Finished>) {
+        let mut error_given = false;
+        for (k, &id) in ids.iter().enumerate() {
+            let chunk = k as u64;
+            let r: Result<R> = if !pool.ctl.is_done(chunk) {
+                Err(pool.stopped_error())
+            } else if pool.ctl.is_failed(chunk) {
+                Err(chunk_error(pool, chunk, Some(chunk), &mut error_given))
+            } else {
+                self.0.read(pool, k)
+            };
+            finished.insert(id, Box::new(r));
+        }
+        pool.learn_result_size(&self.0);
+    }
+}
+
+/// [`Run::publish`] for results of type `R`: one task per chunk, numbered from the run's first
+/// call (so errors and panic messages name the call).
+fn publish_run<R: DeserializeOwned + 'static>(
+    pool: &mut Pool,
+    run: &Run,
+) -> Result<Box<dyn Batch>> {
+    let (trampoline, kernel) = run.code;
+    let first = run.ids[0] as usize;
+    let staged =
+        pool.stage_serialized::<R>(trampoline, kernel, &run.offsets, &run.data, Some(1), first)?;
+    pool.publish(&staged.spec)?;
+    Ok(Box::new(Typed(staged.results)))
+}
+
+/// [`Run::fail`] for results of type `R`.
+fn fail_as<R: 'static>(e: Error) -> Finished {
+    Box::new(Err::<R, Error>(e))
+}
+
+/// Many [`apply_async`](ApplyQueue::apply_async) calls in flight at once, of any functions;
+/// made by [`Pool::apply_queue`].
 ///
 /// A queue can only be dropped once every `Pending` is (they borrow it). Dropping it waits for
 /// the batch running; calls still queued behind it (made while it ran, and never asked for
@@ -28,42 +105,36 @@ use crate::error::{Error, Result};
 ///
 /// ```no_run
 /// let mut pool = shmpool::Pool::new(2)?;
-/// let q = pool.apply_queue(|x: u64| x * x);
-/// let mut pending: Vec<_> = (0..100).map(|i| q.apply_async(i)).collect::<Result<_, _>>()?;
-/// for (i, p) in pending.iter_mut().enumerate().rev() {
+/// let q = pool.apply_queue();
+/// let pending: Vec<_> = (0..100u64).map(|i| q.apply_async(|x: u64| x * x, i)).collect::<Result<_, _>>()?;
+/// let text = q.apply_async(|s: String| s.len(), "four".to_string())?;
+/// for (i, p) in pending.iter().enumerate().rev() {
 ///     assert_eq!(p.get()?, (i * i) as u64);
 /// }
+/// assert_eq!(text.get()?, 4);
 /// # Ok::<(), shmpool::Error>(())
 /// ```
-pub struct ApplyQueue<'p, A, R> {
-    f: fn(A) -> R,
-    state: RefCell<QueueState<'p, R>>,
+pub struct ApplyQueue<'p> {
+    state: RefCell<QueueState<'p>>,
 }
 
 /// What the queue holds.
-struct QueueState<'p, R> {
+struct QueueState<'p> {
     pool: &'p mut Pool,
-    /// Calls not yet published: their ids (consecutive), argument offsets (`n + 1`) and bytes.
-    queued: Vec<u64>,
-    offsets: Vec<u64>,
-    data: Vec<u8>,
+    /// Calls not yet published, as runs of one `fn`, oldest first.
+    queued: VecDeque<Run>,
     /// The job in flight: its calls' ids (task `k` is `ids[k]`) and where its results are.
-    running: Option<(Vec<u64>, SerialResults<R>)>,
+    running: Option<(Vec<u64>, Box<dyn Batch>)>,
     /// Finished calls whose `Pending` has not taken the result yet.
-    finished: HashMap<u64, Result<R>>,
+    finished: HashMap<u64, Finished>,
     next_id: u64,
 }
 
-impl<R: DeserializeOwned + 'static> QueueState<'_, R> {
+impl QueueState<'_> {
     /// If a job runs: waits for it until `wait`'s deadline (forever with `Some(None)`; without
     /// `wait`, only looks whether it is over) and collects its results. Then, if nothing runs,
-    /// publishes the queued calls as one job.
-    fn pump(
-        &mut self,
-        trampoline: usize,
-        kernel: usize,
-        wait: Option<Option<Instant>>,
-    ) -> Result<()> {
+    /// publishes the oldest queued run as one job.
+    fn pump(&mut self, wait: Option<Option<Instant>>) {
         if self.running.is_some() {
             let over = if let Some(deadline) = wait {
                 // An error means the pool stopped: the calls not done are reported as such.
@@ -73,101 +144,69 @@ impl<R: DeserializeOwned + 'static> QueueState<'_, R> {
                 self.pool.job_done() || self.pool.active.is_none()
             };
             if !over {
-                return Ok(());
+                return;
             }
             self.harvest();
         }
-        if self.queued.is_empty() {
-            return Ok(());
-        }
-        let first = self.queued[0] as usize;
-        let staged = self.pool.stage_serialized::<R>(
-            trampoline,
-            kernel,
-            &self.offsets,
-            &self.data,
-            Some(1),
-            first,
-        );
-        let ids = std::mem::take(&mut self.queued);
-        (self.offsets, self.data) = (vec![0], Vec::new());
-        let published = staged.and_then(|s| self.pool.publish(&s.spec).map(|_| s));
-        match published {
-            Ok(staged) => self.running = Some((ids, staged.results)),
+        let Some(run) = self.queued.pop_front() else { return };
+        match (run.publish)(self.pool, &run) {
+            Ok(batch) => self.running = Some((run.ids, batch)),
             Err(e) => {
-                // The batch did not go out: its first call carries why, the others say so.
+                // The run did not go out: its first call carries why, the others say so.
                 let mut errors =
                     std::iter::once(e).chain(std::iter::repeat_with(|| Error::ResultUnavailable {
                         reason: "the batch of this call could not be published; the batch's \
                                  first call's get() returned why",
                     }));
-                for id in ids {
-                    self.finished.insert(id, Err(errors.next().expect("endless")));
+                for id in run.ids {
+                    self.finished.insert(id, (run.fail)(errors.next().expect("endless")));
                 }
             }
         }
-        Ok(())
     }
 
     /// Collects the results of the job in flight, which is over, and ends it.
     fn harvest(&mut self) {
-        let Some((ids, results)) = self.running.take() else { return };
-        let pool = &*self.pool;
-        let mut error_given = false;
-        for (k, id) in ids.into_iter().enumerate() {
-            let chunk = k as u64;
-            let r = if !pool.ctl.is_done(chunk) {
-                Err(pool.stopped_error())
-            } else if pool.ctl.is_failed(chunk) {
-                Err(chunk_error(pool, chunk, Some(chunk), &mut error_given))
-            } else {
-                results.read(pool, k)
-            };
-            self.finished.insert(id, r);
-        }
-        pool.learn_result_size(&results);
+        let Some((ids, batch)) = self.running.take() else { return };
+        batch.harvest(self.pool, &ids, &mut self.finished);
         // Each call's error was recorded above; the job's own outcome repeats the first.
         let _ = self.pool.take_outcome();
+    }
+
+    /// Whether call `id` is queued or running.
+    fn knows(&self, id: u64) -> bool {
+        self.running.as_ref().is_some_and(|(ids, _)| ids.contains(&id))
+            || self.queued.iter().any(|r| r.ids.contains(&id))
     }
 }
 
 impl Pool {
-    /// A queue for any number of `apply_async` calls of `f` alive at once (see
+    /// A queue for any number of `apply_async` calls alive at once, of any functions (see
     /// [`ApplyQueue`]); it holds the pool until dropped.
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
-    /// let q = pool.apply_queue(|s: String| s.len());
-    /// let (mut a, mut b) = (q.apply_async("ab".into())?, q.apply_async("cde".into())?);
-    /// assert_eq!((b.get()?, a.get()?), (3, 2));
+    /// let q = pool.apply_queue();
+    /// let (a, b) = (q.apply_async(|s: String| s.len(), "ab".into())?, q.apply_async(|x: i8| -x, 3)?);
+    /// assert_eq!((b.get()?, a.get()?), (-3, 2));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn apply_queue<A, R>(&mut self, f: fn(A) -> R) -> ApplyQueue<'_, A, R> {
+    pub fn apply_queue(&mut self) -> ApplyQueue<'_> {
         let state = QueueState {
             pool: self,
-            queued: Vec::new(),
-            offsets: vec![0],
-            data: Vec::new(),
+            queued: VecDeque::new(),
             running: None,
             finished: HashMap::new(),
             next_id: 0,
         };
-        ApplyQueue { f, state: RefCell::new(state) }
+        ApplyQueue { state: RefCell::new(state) }
     }
 }
 
-impl<'p, A, R> ApplyQueue<'p, A, R>
-where
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned + 'static,
-{
-    fn code(&self) -> (usize, usize) {
-        (task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize, self.f as usize)
-    }
-
+impl<'p> ApplyQueue<'p> {
     /// Calls `f(arg)` in a worker (Python's `apply_async`): at once if no call of this queue
-    /// runs, else with the next batch. Calls are numbered from 0 in the order made; errors and
-    /// panic messages name that number.
+    /// runs, else with the next batch (consecutive calls of one `fn` go out as one job). Calls
+    /// are numbered from 0 in the order made; errors and panic messages name that number.
     ///
     /// # Errors
     ///
@@ -175,28 +214,49 @@ where
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
-    /// let q = pool.apply_queue(|x: i32| -x);
-    /// let mut r = q.apply_async(5)?;
+    /// let q = pool.apply_queue();
+    /// let r = q.apply_async(|x: i32| -x, 5)?;
     /// assert_eq!(r.get()?, -5);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn apply_async(&self, arg: A) -> Result<Pending<'_, 'p, A, R>> {
-        let (trampoline, kernel) = self.code();
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Pending<'_, 'p, R>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let code = (task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize, f as usize);
         let mut st = self.state.borrow_mut();
         st.pool.check_running()?;
         let id = st.next_id;
         let (_, bytes) = serialize_args::<A>([&arg], st.pool.max_task_bytes, id as usize)?;
         st.next_id += 1;
-        st.queued.push(id);
-        st.data.extend_from_slice(&bytes);
-        let end = st.data.len() as u64;
-        st.offsets.push(end);
-        st.pump(trampoline, kernel, None)?;
-        Ok(Pending { queue: self, id, outcome: None })
+        let joins = st.queued.back().is_some_and(|r| r.code == code);
+        if !joins {
+            st.queued.push_back(Run {
+                code,
+                ids: Vec::new(),
+                offsets: vec![0],
+                data: Vec::new(),
+                publish: publish_run::<R>,
+                fail: fail_as::<R>,
+            });
+        }
+        let run = st.queued.back_mut().expect("pushed above");
+        run.ids.push(id);
+        run.data.extend_from_slice(&bytes);
+        run.offsets.push(run.data.len() as u64);
+        st.pump(None);
+        Ok(Pending {
+            queue: self,
+            id,
+            outcome: RefCell::new(None),
+            callback: RefCell::new(None),
+            error_callback: RefCell::new(None),
+        })
     }
 }
 
-impl<A, R> Drop for ApplyQueue<'_, A, R> {
+impl Drop for ApplyQueue<'_> {
     fn drop(&mut self) {
         let st = self.state.get_mut();
         if st.pool.check_owner().is_err() || std::thread::panicking() {
@@ -208,38 +268,104 @@ impl<A, R> Drop for ApplyQueue<'_, A, R> {
     }
 }
 
-/// One call of an [`ApplyQueue`] (Python's `AsyncResult` of `apply_async`).
-pub struct Pending<'q, 'p, A, R> {
-    queue: &'q ApplyQueue<'p, A, R>,
+/// A callback run in the parent with a call's result or error.
+type Callback<'q, T> = Box<dyn FnOnce(&T) + 'q>;
+
+/// One call of an [`ApplyQueue`] (Python's `AsyncResult` of `apply_async`). Its methods take
+/// `&self`, so results kept in a `Vec` are read in any order, each as often as asked.
+pub struct Pending<'q, 'p, R: 'static> {
+    queue: &'q ApplyQueue<'p>,
     id: u64,
-    outcome: Option<Result<R>>,
+    outcome: RefCell<Option<Result<R>>>,
+    callback: RefCell<Option<Callback<'q, R>>>,
+    error_callback: RefCell<Option<Callback<'q, Error>>>,
 }
 
-impl<A, R> Pending<'_, '_, A, R>
-where
-    A: Serialize + DeserializeOwned,
-    R: Serialize + DeserializeOwned + Clone + 'static,
-{
+impl<'q, R: 'static> Pending<'q, '_, R> {
+    /// Python's `callback`: called once with the result, in this process, when the parent first
+    /// sees the call succeed (in `is_ready`, `get`, or when this is dropped).
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let q = pool.apply_queue();
+    /// let seen = std::cell::Cell::new(0);
+    /// q.apply_async(|x: u32| x * 2, 21)?.callback(|r: &u32| seen.set(*r)).get()?;
+    /// assert_eq!(seen.get(), 42);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn callback(self, f: impl FnOnce(&R) + 'q) -> Self {
+        *self.callback.borrow_mut() = Some(Box::new(f));
+        self
+    }
+
+    /// Python's `error_callback`: called once with the error, in this process, when the parent
+    /// first sees the call fail.
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let q = pool.apply_queue();
+    /// let failed = std::cell::Cell::new(false);
+    /// let r = q.apply_async(|x: u32| 10 / x, 0)?.error_callback(|_e| failed.set(true));
+    /// assert!(r.get().is_err() && failed.get());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn error_callback(self, f: impl FnOnce(&Error) + 'q) -> Self {
+        *self.error_callback.borrow_mut() = Some(Box::new(f));
+        self
+    }
+
+    /// Takes the call's outcome from the queue if it finished (looking whether the running job
+    /// is over, or waiting for it with `wait`), and runs its callback the first time.
+    fn settle(&self, wait: Option<Option<Instant>>) -> Result<bool> {
+        if self.outcome.borrow().is_some() {
+            return Ok(true);
+        }
+        let taken = {
+            let mut st = self.queue.state.borrow_mut();
+            if !st.finished.contains_key(&self.id) {
+                if !st.knows(self.id) {
+                    return Err(Error::ResultUnavailable {
+                        reason: "the call's result was lost (the pool stopped before it ran)",
+                    });
+                }
+                st.pump(wait);
+            }
+            st.finished.remove(&self.id)
+        };
+        let Some(r) = taken else { return Ok(false) };
+        let r = *r.downcast::<Result<R>>().expect("a call's result has the call's type");
+        match &r {
+            Ok(v) => {
+                if let Some(cb) = self.callback.borrow_mut().take() {
+                    cb(v);
+                }
+            }
+            Err(e) => {
+                if let Some(cb) = self.error_callback.borrow_mut().take() {
+                    cb(e);
+                }
+            }
+        }
+        *self.outcome.borrow_mut() = Some(r);
+        Ok(true)
+    }
+
     /// Whether the result is ready (Python's `ready()`), without waiting.
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
-    /// let q = pool.apply_queue(|x: u8| x);
-    /// let mut r = q.apply_async(1)?;
+    /// let q = pool.apply_queue();
+    /// let r = q.apply_async(|x: u8| x, 1)?;
     /// while !r.is_ready() {}
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     #[doc(alias = "ready")]
-    pub fn is_ready(&mut self) -> bool {
-        if self.outcome.is_none() {
-            let (trampoline, kernel) = self.queue.code();
-            let mut st = self.queue.state.borrow_mut();
-            let _ = st.pump(trampoline, kernel, None);
-            self.outcome = st.finished.remove(&self.id);
-        }
-        self.outcome.is_some()
+    pub fn is_ready(&self) -> bool {
+        self.settle(None).unwrap_or(true)
     }
+}
 
+impl<R: Clone + 'static> Pending<'_, '_, R> {
     /// Waits for the call and returns its result (Python's `get()`); again on every call, as
     /// [`AsyncResult::get`](crate::pool::AsyncResult::get) does.
     ///
@@ -251,13 +377,13 @@ where
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
-    /// let q = pool.apply_queue(|x: u64| x + 1);
-    /// let mut r = q.apply_async(1)?;
+    /// let q = pool.apply_queue();
+    /// let r = q.apply_async(|x: u64| x + 1, 1)?;
     /// assert_eq!(r.get()?, 2);
     /// assert_eq!(r.get()?, 2);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get(&mut self) -> Result<R> {
+    pub fn get(&self) -> Result<R> {
         self.get_within(None)
     }
 
@@ -271,40 +397,27 @@ where
     /// ```no_run
     /// use std::time::Duration;
     /// let mut pool = shmpool::Pool::new(2)?;
-    /// let q = pool.apply_queue(|x: u64| x + 1);
-    /// let mut r = q.apply_async(1)?;
+    /// let q = pool.apply_queue();
+    /// let r = q.apply_async(|x: u64| x + 1, 1)?;
     /// assert_eq!(r.get_timeout(Duration::from_secs(5))?, 2);
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn get_timeout(&mut self, timeout: Duration) -> Result<R> {
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
         self.get_within(Some(timeout))
     }
 
     /// [`get`](Pending::get), waiting at most `timeout` (forever with `None`).
-    fn get_within(&mut self, timeout: Option<Duration>) -> Result<R> {
-        let (trampoline, kernel) = self.queue.code();
+    fn get_within(&self, timeout: Option<Duration>) -> Result<R> {
         let deadline = timeout.and_then(crate::sync::wait::deadline_after);
-        while self.outcome.is_none() {
-            let mut st = self.queue.state.borrow_mut();
-            if let Some(r) = st.finished.remove(&self.id) {
-                self.outcome = Some(r);
-                break;
-            }
-            let known = st.running.as_ref().is_some_and(|(ids, _)| ids.contains(&self.id))
-                || st.queued.contains(&self.id);
-            if !known {
-                return Err(Error::ResultUnavailable {
-                    reason: "the call's result was lost (the pool stopped before it ran)",
-                });
-            }
+        while !self.settle(Some(deadline))? {
             if let (Some(after), Some(d)) = (timeout, deadline)
                 && Instant::now() >= d
             {
                 return Err(Error::Timeout { what: "Pending::get_timeout", after });
             }
-            st.pump(trampoline, kernel, Some(deadline))?;
         }
-        match &mut self.outcome {
+        let mut outcome = self.outcome.borrow_mut();
+        match &mut *outcome {
             Some(Ok(v)) => Ok(v.clone()),
             Some(Err(Error::ResultUnavailable { reason })) => {
                 Err(Error::ResultUnavailable { reason })
@@ -322,8 +435,15 @@ where
     }
 }
 
-impl<A, R> Drop for Pending<'_, '_, A, R> {
+impl<R: 'static> Drop for Pending<'_, '_, R> {
     fn drop(&mut self) {
+        let callbacks =
+            self.callback.get_mut().is_some() || self.error_callback.get_mut().is_some();
+        if callbacks && !std::thread::panicking() {
+            // Callbacks still pending fire when the call ends, as in Python: wait for it (an
+            // error means the call is lost, and there is nothing to call back with).
+            while let Ok(false) = self.settle(Some(None)) {}
+        }
         if let Ok(mut st) = self.queue.state.try_borrow_mut() {
             st.finished.remove(&self.id);
         }

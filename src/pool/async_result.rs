@@ -13,6 +13,15 @@ type Callback<'p, T> = Box<dyn FnOnce(&T) + 'p>;
 ///
 /// Dropping it waits for the job to finish.
 ///
+/// **One at a time; many through a queue.** An `AsyncResult` borrows the pool mutably: the pool
+/// runs one job at a time, and the result is read from shared memory the next job reuses. For
+/// Python's `[pool.apply_async(f, (i,)) for i in range(n)]`, any number of calls of any
+/// functions alive at once, use [`Pool::apply_queue`](crate::Pool::apply_queue): the queue
+/// holds the pool and batches the calls into jobs, and each call's
+/// [`Pending`](crate::pool::Pending) borrows the queue shared. (`Pool::apply_async(&self)`
+/// would need every step of a job, which changes the pool, behind interior mutability; the
+/// queue is that, in one place. `src/pool/README.md`, "Many calls in flight", argues it.)
+///
 /// ```no_run
 /// use std::time::Duration;
 /// let mut pool = shmpool::Pool::new(2)?;

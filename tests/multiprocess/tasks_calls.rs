@@ -2,6 +2,7 @@
 //! path chosen automatically by `map`/`apply`/`imap`, and per-call timeouts. Each under the
 //! default start method (the forkserver) and fork.
 
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use shmpool::{Error, Pool, StartMethod};
@@ -16,6 +17,7 @@ pub fn tests() -> Tests {
         pending_get_timeout_ends_and_a_later_get_reads_the_value in METHODS,
         maps_over_plain_numbers_take_the_pod_path in METHODS,
         a_call_timeout_kills_an_endless_task_and_the_pool_goes_on in METHODS,
+        apply_async_of_different_functions_in_flight_in_any_order in METHODS,
     }
 }
 
@@ -41,8 +43,8 @@ fn sleepy(ms: u64) -> u64 {
 fn pending_get_timeout_ends_and_a_later_get_reads_the_value(m: StartMethod) {
     let mut pool = pool(m);
     {
-        let q = pool.apply_queue(sleepy);
-        let mut slow = q.apply_async(400).unwrap();
+        let q = pool.apply_queue();
+        let slow = q.apply_async(sleepy, 400).unwrap();
         let t = Instant::now();
         match slow.get_timeout(Duration::from_millis(50)) {
             Err(Error::Timeout { what: "Pending::get_timeout", after }) => {
@@ -53,7 +55,7 @@ fn pending_get_timeout_ends_and_a_later_get_reads_the_value(m: StartMethod) {
         let took = t.elapsed();
         assert!(took >= Duration::from_millis(50) && took < Duration::from_millis(250), "{took:?}");
         // A call queued behind the running one times out too, then runs.
-        let mut queued = q.apply_async(1).unwrap();
+        let queued = q.apply_async(sleepy, 1).unwrap();
         assert!(matches!(
             queued.get_timeout(Duration::from_millis(10)),
             Err(Error::Timeout { .. })
@@ -182,5 +184,86 @@ fn a_call_timeout_kills_an_endless_task_and_the_pool_goes_on(m: StartMethod) {
     };
     assert_eq!(pool.apply(slow, 300).unwrap(), 300);
     assert_eq!(pool.map(stuck_at_3_text, [1u32, 2], None).unwrap(), ["2", "3"]);
+    done(pool, m);
+}
+
+fn shout(s: String) -> String {
+    s.to_uppercase()
+}
+
+fn cube(x: u64) -> u64 {
+    x * x * x
+}
+
+/// Panics on 7 (an error for the error callback).
+fn not_seven(x: u8) -> u8 {
+    assert!(x != 7, "seven");
+    x
+}
+
+/// Python's `[pool.apply_async(f, (i,)) for i in range(n)]` with three functions interleaved:
+/// every result alive at once, read in reverse, `get` again, each callback run once.
+fn apply_async_of_different_functions_in_flight_in_any_order(m: StartMethod) {
+    let mut pool = pool(m);
+    {
+        let q = pool.apply_queue();
+        // Runs of one function (batched into one job each) and single alternating calls.
+        let cubes: Vec<_> =
+            (0..100u64).map(|i| q.apply_async(cube, i)).collect::<Result<_, _>>().unwrap();
+        let mixed: Vec<_> = (0..60u64)
+            .map(|i| {
+                if i % 2 == 0 {
+                    (None, Some(q.apply_async(shout, format!("call {i}")).unwrap()))
+                } else {
+                    (Some(q.apply_async(cube, i).unwrap()), None)
+                }
+            })
+            .collect();
+        let calls = Cell::new(0);
+        let errors = Cell::new(0);
+        let with_callbacks: Vec<_> = (0..10u8)
+            .map(|i| {
+                q.apply_async(not_seven, i)
+                    .unwrap()
+                    .callback(|_: &u8| calls.set(calls.get() + 1))
+                    .error_callback(|_: &Error| errors.set(errors.get() + 1))
+            })
+            .collect();
+        for (i, r) in cubes.iter().enumerate().rev() {
+            assert_eq!(r.get().unwrap(), (i as u64).pow(3));
+        }
+        for (i, (c, s)) in mixed.iter().enumerate().rev() {
+            match (c, s) {
+                (Some(c), None) => assert_eq!(c.get().unwrap(), (i as u64).pow(3)),
+                (None, Some(s)) => assert_eq!(s.get().unwrap(), format!("CALL {i}")),
+                _ => unreachable!(),
+            }
+        }
+        for (i, r) in with_callbacks.iter().enumerate() {
+            match r.get() {
+                Ok(v) => assert_eq!(v, i as u8),
+                Err(Error::KernelPanicked { message, .. }) if i == 7 => {
+                    assert!(message.contains("seven"), "{message}")
+                }
+                other => panic!("call {i}: {other:?}"),
+            }
+        }
+        // `get` again: the value again, the error once.
+        assert_eq!(cubes[3].get().unwrap(), 27);
+        assert!(matches!(with_callbacks[7].get(), Err(Error::ResultUnavailable { .. })));
+        assert!(with_callbacks.iter().all(|r| r.is_ready()));
+        assert_eq!((calls.get(), errors.get()), (9, 1), "each callback once");
+        // The brief's shape: collect, then `get` each by value.
+        let rs: Vec<_> =
+            (0..100u64).map(|i| q.apply_async(cube, i)).collect::<Result<_, _>>().unwrap();
+        for (i, r) in rs.into_iter().enumerate() {
+            assert_eq!(r.get().unwrap(), (i as u64).pow(3));
+        }
+        // A result dropped unread with a callback still calls back.
+        let late = Cell::new(0u64);
+        drop(q.apply_async(cube, 4).unwrap().callback(|v: &u64| late.set(*v)));
+        assert_eq!(late.get(), 64);
+    }
+    assert_eq!(pool.apply(shout, "after".to_string()).unwrap(), "AFTER");
     done(pool, m);
 }

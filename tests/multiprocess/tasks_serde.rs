@@ -357,8 +357,8 @@ fn label(i: u32) -> String {
 fn a_thousand_apply_async_in_flight_read_in_any_order(m: StartMethod) {
     let mut pool = pool(m);
     {
-        let q = pool.apply_queue(label);
-        let mut pending: Vec<_> = (0..1000).map(|i| q.apply_async(i).unwrap()).collect();
+        let q = pool.apply_queue();
+        let mut pending: Vec<_> = (0..1000).map(|i| q.apply_async(label, i).unwrap()).collect();
         for (i, p) in pending.iter_mut().enumerate().rev() {
             match p.get() {
                 Ok(s) => assert_eq!(s, format!("#{i}")),
@@ -371,7 +371,7 @@ fn a_thousand_apply_async_in_flight_read_in_any_order(m: StartMethod) {
         assert_eq!(pending[7].get().unwrap(), "#7", "get again");
         assert!(pending[8].is_ready());
         // More calls after reading: a new batch.
-        let mut late = q.apply_async(1001).unwrap();
+        let late = q.apply_async(label, 1001).unwrap();
         assert_eq!(late.get().unwrap(), "#1001");
     }
     assert_eq!(pool.apply(label, 3).unwrap(), "#3");

@@ -44,6 +44,11 @@ pub trait Float:
     fn max_nan(self, other: Self) -> Self;
     /// The value as `f64`, for residuals and tolerances.
     fn to_f64(self) -> f64;
+    /// `|self|` as an integer that orders like the magnitude, with every NaN above infinity:
+    /// the bits of the absolute value. A max over these keys is branch-free and NaN-sticky.
+    fn abs_key(self) -> u64;
+    /// The non-negative value (or NaN) whose [`abs_key`](Float::abs_key) is `key`.
+    fn from_abs_key(key: u64) -> Self;
 }
 
 macro_rules! impl_float {
@@ -69,6 +74,14 @@ macro_rules! impl_float {
             #[inline]
             fn to_f64(self) -> f64 {
                 self as f64
+            }
+            #[inline(always)]
+            fn abs_key(self) -> u64 {
+                <$t>::abs(self).to_bits() as u64
+            }
+            #[inline(always)]
+            fn from_abs_key(key: u64) -> Self {
+                <$t>::from_bits(key as _)
             }
         }
     };

@@ -15,6 +15,7 @@ pub mod elementwise;
 mod float;
 pub mod histogram;
 mod image;
+pub mod imaging;
 mod lanes;
 mod matmul;
 mod matmul_pool;

@@ -1,0 +1,330 @@
+//! `Op`: one image operation with its parameters, parsed from and printed as `name=params`.
+
+use super::blur::gaussian_blur;
+use super::crop::crop;
+use super::error::{ImageError, OpParseError};
+use super::filter::Filter;
+use super::geometry::{Flip, Rotation, flip, rotate};
+use super::grayscale::grayscale;
+use super::image::Image;
+use super::resize::resize;
+use super::sample::Sample;
+use super::sharpen::unsharp_mask;
+use super::sobel::sobel;
+use super::thumbnail::thumbnail;
+use super::tone::{Tone, adjust};
+
+/// One operation and its parameters. Its text form (`FromStr` and `Display` agree):
+///
+/// | text | operation |
+/// |---|---|
+/// | `resize=640x480`, `resize=640x480,lanczos3` | [`resize`](super::resize) (bilinear unless named) |
+/// | `thumbnail=128x128`, `thumbnail=128` | [`thumbnail`](super::thumbnail) |
+/// | `crop=x,y,w,h` | [`crop`](super::crop) |
+/// | `rotate=90`, `180`, `270` | [`rotate`](super::rotate) clockwise |
+/// | `flip=h`, `flip=v` | [`flip`](super::flip) |
+/// | `grayscale` | [`grayscale`](super::grayscale) |
+/// | `brightness=0.1`, `contrast=1.2`, `gamma=2.2` | [`adjust`](super::adjust) |
+/// | `blur=1.5` | [`gaussian_blur`](super::gaussian_blur), sigma in pixels |
+/// | `sharpen=1.0`, `sharpen=sigma,amount,threshold` | [`unsharp_mask`](super::unsharp_mask) (amount 1, threshold 0 unless given) |
+/// | `edges` (or `sobel`) | [`sobel`](super::sobel) |
+///
+/// ```
+/// use shmpool_kernels::imaging::{Filter, Op};
+/// let op: Op = "resize=640x480,lanczos3".parse()?;
+/// assert_eq!(op, Op::Resize { w: 640, h: 480, filter: Filter::Lanczos3 });
+/// assert_eq!(op.to_string(), "resize=640x480,lanczos3");
+/// assert!("resize=640".parse::<Op>().is_err());
+/// # Ok::<(), shmpool_kernels::imaging::OpParseError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Resample to exactly `w` x `h`.
+    Resize {
+        /// Width.
+        w: usize,
+        /// Height.
+        h: usize,
+        /// The filter.
+        filter: Filter,
+    },
+    /// Fit in a `w` x `h` box, aspect ratio kept, never enlarged.
+    Thumbnail {
+        /// The box's width.
+        w: usize,
+        /// The box's height.
+        h: usize,
+    },
+    /// Keep the `w` x `h` rectangle at `(x, y)`.
+    Crop {
+        /// Left column.
+        x: usize,
+        /// Top row.
+        y: usize,
+        /// Width.
+        w: usize,
+        /// Height.
+        h: usize,
+    },
+    /// Rotate clockwise.
+    Rotate(Rotation),
+    /// Mirror.
+    Flip(Flip),
+    /// Luma only.
+    Grayscale,
+    /// Brightness, contrast or gamma.
+    Tone(Tone),
+    /// Gaussian blur of this sigma.
+    Blur(f32),
+    /// Unsharp mask.
+    Sharpen {
+        /// The blur's sigma.
+        sigma: f32,
+        /// How much of the difference is added.
+        amount: f32,
+        /// Differences at or below this (on `[0, 1]`) are left alone.
+        threshold: f32,
+    },
+    /// Sobel edge strength.
+    Edges,
+}
+
+impl Op {
+    /// The operation's name, as its text starts.
+    ///
+    /// ```
+    /// use shmpool_kernels::imaging::Op;
+    /// assert_eq!(Op::Blur(2.0).name(), "blur");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Resize { .. } => "resize",
+            Op::Thumbnail { .. } => "thumbnail",
+            Op::Crop { .. } => "crop",
+            Op::Rotate(_) => "rotate",
+            Op::Flip(_) => "flip",
+            Op::Grayscale => "grayscale",
+            Op::Tone(Tone::Brightness(_)) => "brightness",
+            Op::Tone(Tone::Contrast(_)) => "contrast",
+            Op::Tone(Tone::Gamma(_)) => "gamma",
+            Op::Blur(_) => "blur",
+            Op::Sharpen { .. } => "sharpen",
+            Op::Edges => "edges",
+        }
+    }
+
+    /// Runs the operation on `img`: in place for those that keep the shape.
+    ///
+    /// # Errors
+    ///
+    /// What the operation reports: a crop outside the image, an empty image.
+    ///
+    /// ```
+    /// use shmpool_kernels::imaging::{Image, Op, Shape};
+    /// let img = Image::<u8>::zeroed(Shape::new(10, 20, 3));
+    /// let out = "rotate=90".parse::<Op>()?.apply(img)?;
+    /// assert_eq!(out.shape(), Shape::new(20, 10, 3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn apply<T: Sample>(&self, mut img: Image<T>) -> Result<Image<T>, ImageError> {
+        let s = img.shape();
+        Ok(match *self {
+            Op::Resize { w, h, filter } => resize(&img, w, h, filter)?,
+            Op::Thumbnail { w, h } => thumbnail(&img, w, h)?,
+            Op::Crop { x, y, w, h } => crop(&img, x, y, w, h)?,
+            Op::Rotate(r) => rotate(&img, r),
+            Op::Flip(d) => {
+                flip(img.as_mut_slice(), s, d);
+                img
+            }
+            Op::Grayscale => grayscale(&img),
+            Op::Tone(t) => {
+                adjust(img.as_mut_slice(), s, t);
+                img
+            }
+            Op::Blur(sigma) => {
+                gaussian_blur(img.as_mut_slice(), s, sigma);
+                img
+            }
+            Op::Sharpen { sigma, amount, threshold } => {
+                unsharp_mask(img.as_mut_slice(), s, sigma, amount, threshold);
+                img
+            }
+            Op::Edges => sobel(&img),
+        })
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.name();
+        match *self {
+            Op::Resize { w, h, filter: Filter::Bilinear } => write!(f, "{name}={w}x{h}"),
+            Op::Resize { w, h, filter: Filter::Lanczos3 } => write!(f, "{name}={w}x{h},lanczos3"),
+            Op::Thumbnail { w, h } => write!(f, "{name}={w}x{h}"),
+            Op::Crop { x, y, w, h } => write!(f, "{name}={x},{y},{w},{h}"),
+            Op::Rotate(r) => {
+                let deg = match r {
+                    Rotation::Cw90 => 90,
+                    Rotation::Cw180 => 180,
+                    Rotation::Cw270 => 270,
+                };
+                write!(f, "{name}={deg}")
+            }
+            Op::Flip(Flip::Horizontal) => write!(f, "{name}=h"),
+            Op::Flip(Flip::Vertical) => write!(f, "{name}=v"),
+            Op::Grayscale | Op::Edges => write!(f, "{name}"),
+            Op::Tone(Tone::Brightness(v) | Tone::Contrast(v) | Tone::Gamma(v)) | Op::Blur(v) => {
+                write!(f, "{name}={v}")
+            }
+            Op::Sharpen { sigma, amount, threshold } => {
+                write!(f, "{name}={sigma},{amount},{threshold}")
+            }
+        }
+    }
+}
+
+/// The parts of one operation's text, for error messages.
+struct Text<'a> {
+    text: &'a str,
+}
+
+impl Text<'_> {
+    fn err(&self, why: impl Into<String>, fix: &str) -> OpParseError {
+        OpParseError { text: self.text.to_string(), why: why.into(), fix: fix.to_string() }
+    }
+
+    fn size(&self, v: &str, fix: &str) -> Result<(usize, usize), OpParseError> {
+        let (w, h) = v.split_once(['x', 'X']).ok_or_else(|| self.err("no WxH size", fix))?;
+        let w = self.count(w, fix)?;
+        let h = self.count(h, fix)?;
+        Ok((w, h))
+    }
+
+    fn count(&self, v: &str, fix: &str) -> Result<usize, OpParseError> {
+        match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 && n <= 1 << 20 => Ok(n),
+            _ => Err(self.err(format!("`{v}` is not a size from 1 to 1048576"), fix)),
+        }
+    }
+
+    fn number(&self, v: &str, ok: impl Fn(f32) -> bool, fix: &str) -> Result<f32, OpParseError> {
+        match v.trim().parse::<f32>() {
+            Ok(x) if x.is_finite() && ok(x) => Ok(x),
+            _ => Err(self.err(format!("`{v}` is out of range"), fix)),
+        }
+    }
+}
+
+impl std::str::FromStr for Op {
+    type Err = OpParseError;
+
+    fn from_str(s: &str) -> Result<Op, OpParseError> {
+        let s = s.trim();
+        let t = Text { text: s };
+        let (name, value) = match s.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (s, None),
+        };
+        let need = |fix: &str| value.ok_or_else(|| t.err("it needs a value", fix));
+        Ok(match name {
+            "resize" => {
+                let fix = "give resize=WxH or resize=WxH,lanczos3";
+                let v = need(fix)?;
+                let (size, filter) = match v.split_once(',') {
+                    Some((size, f)) => (size, f.trim().parse().map_err(|e: String| t.err(e, fix))?),
+                    None => (v, Filter::Bilinear),
+                };
+                let (w, h) = t.size(size, fix)?;
+                Op::Resize { w, h, filter }
+            }
+            "thumbnail" => {
+                let fix = "give thumbnail=WxH or thumbnail=N (an N x N box)";
+                let v = need(fix)?;
+                let (w, h) = if v.contains(['x', 'X']) {
+                    t.size(v, fix)?
+                } else {
+                    let n = t.count(v, fix)?;
+                    (n, n)
+                };
+                Op::Thumbnail { w, h }
+            }
+            "crop" => {
+                let fix = "give crop=X,Y,W,H in pixels";
+                let parts: Vec<&str> = need(fix)?.split(',').collect();
+                let [x, y, w, h] = parts[..] else {
+                    return Err(t.err("it needs four numbers", fix));
+                };
+                let pos = |v: &str| {
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|_| t.err(format!("`{v}` is not a pixel index"), fix))
+                };
+                Op::Crop { x: pos(x)?, y: pos(y)?, w: t.count(w, fix)?, h: t.count(h, fix)? }
+            }
+            "rotate" => {
+                let fix = "give rotate=90, rotate=180 or rotate=270 (clockwise)";
+                let deg = need(fix)?.parse::<u32>().ok().and_then(Rotation::from_degrees);
+                Op::Rotate(deg.ok_or_else(|| t.err("only quarter turns are supported", fix))?)
+            }
+            "flip" => {
+                let fix = "give flip=h (left-right) or flip=v (top-bottom)";
+                match need(fix)? {
+                    "h" | "horizontal" => Op::Flip(Flip::Horizontal),
+                    "v" | "vertical" => Op::Flip(Flip::Vertical),
+                    other => return Err(t.err(format!("unknown direction `{other}`"), fix)),
+                }
+            }
+            "grayscale" | "greyscale" | "gray" | "grey" => Op::Grayscale,
+            "edges" | "sobel" => Op::Edges,
+            "brightness" => {
+                let fix = "give brightness=B with B from -1 to 1 (0.1 brightens by 10%)";
+                Op::Tone(Tone::Brightness(t.number(
+                    need(fix)?,
+                    |b| (-1.0..=1.0).contains(&b),
+                    fix,
+                )?))
+            }
+            "contrast" => {
+                let fix = "give contrast=K with K from 0 to 100 (1 keeps the image)";
+                Op::Tone(Tone::Contrast(t.number(
+                    need(fix)?,
+                    |k| (0.0..=100.0).contains(&k),
+                    fix,
+                )?))
+            }
+            "gamma" => {
+                let fix = "give gamma=G with G above 0 and at most 100 (1 keeps the image)";
+                Op::Tone(Tone::Gamma(t.number(need(fix)?, |g| g > 0.0 && g <= 100.0, fix)?))
+            }
+            "blur" => {
+                let fix = "give blur=SIGMA in pixels, above 0 and at most 256";
+                Op::Blur(t.number(need(fix)?, |s| s > 0.0 && s <= 256.0, fix)?)
+            }
+            "sharpen" => {
+                let fix = "give sharpen=SIGMA or sharpen=SIGMA,AMOUNT,THRESHOLD (sigma 0 to 256, threshold 0 to 1)";
+                let parts: Vec<&str> = need(fix)?.split(',').collect();
+                if parts.len() > 3 {
+                    return Err(t.err("it takes at most three numbers", fix));
+                }
+                let sigma = t.number(parts[0], |s| s > 0.0 && s <= 256.0, fix)?;
+                let amount = match parts.get(1) {
+                    Some(a) => t.number(a, |a| (0.0..=100.0).contains(&a), fix)?,
+                    None => 1.0,
+                };
+                let threshold = match parts.get(2) {
+                    Some(th) => t.number(th, |th| (0.0..=1.0).contains(&th), fix)?,
+                    None => 0.0,
+                };
+                Op::Sharpen { sigma, amount, threshold }
+            }
+            other => {
+                return Err(t.err(
+                    format!("unknown operation `{other}`"),
+                    "give one of resize, thumbnail, crop, rotate, flip, grayscale, brightness, \
+                     contrast, gamma, blur, sharpen, edges",
+                ));
+            }
+        })
+    }
+}

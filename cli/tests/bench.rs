@@ -242,6 +242,7 @@ fn bad_options_are_errors_that_say_the_fix() {
         (&["--workloads", "nope"][..], "choose from start-fork,"),
         (&["--contenders", "nope"][..], "choose from shmpool,"),
         (&["--time-budget=0"][..], "bad --time-budget 0"),
+        (&["--from", "r.json"][..], "add --report FILE or --plot DIR"),
     ] {
         let out = bench(args);
         assert!(!out.status.success(), "{args:?} succeeded");
@@ -281,6 +282,11 @@ fn report_rewrites_only_the_marked_section() {
     // Running it again gives the same file: the section is replaced, not appended to.
     ok(&bench(&["--report", md.to_str().unwrap(), "--from", j.to_str().unwrap()]));
     assert_eq!(std::fs::read_to_string(&md).unwrap(), after);
+
+    // The charts can be redrawn from the JSON alone.
+    let plots = d.join("plots");
+    ok(&bench(&["--from", j.to_str().unwrap(), "--plot", plots.to_str().unwrap()]));
+    assert!(std::fs::read_to_string(plots.join("sum.svg")).unwrap().contains("<svg"));
 
     std::fs::write(&bare, "no markers here\n").unwrap();
     let out = bench(&["--report", bare.to_str().unwrap(), "--from", j.to_str().unwrap()]);

@@ -56,7 +56,15 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), CliError> {
             list();
             Ok(())
         }
-        Mode::Report { file, from } => report::rewrite(&file, &from),
+        Mode::FromResults { from, report, plot } => {
+            if let Some(file) = report {
+                report::rewrite(&file, &from)?;
+            }
+            if let Some(dir) = plot {
+                plot::draw(&dir, &report::load(&from)?)?;
+            }
+            Ok(())
+        }
         Mode::Run(opts) => run(&opts),
     }
 }

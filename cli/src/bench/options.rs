@@ -66,8 +66,9 @@ pub(crate) struct BenchArgs {
     /// Rewrite the marked section of this Markdown file from `--from`'s JSON, and run nothing.
     #[arg(long, value_name = "FILE", requires = "from")]
     report: Option<PathBuf>,
-    /// The results JSON that `--report` reads.
-    #[arg(long, value_name = "FILE", requires = "report")]
+    /// Read the results from this JSON instead of running: for `--report`, and for `--plot`
+    /// (which then redraws the charts).
+    #[arg(long, value_name = "FILE")]
     from: Option<PathBuf>,
     /// List the workloads and contenders, and run nothing.
     #[arg(long)]
@@ -78,12 +79,15 @@ pub(crate) struct BenchArgs {
 pub(crate) enum Mode {
     /// Run the suite.
     Run(Options),
-    /// Rewrite `file`'s marked section from the results in `from`.
-    Report {
-        /// The Markdown file.
-        file: PathBuf,
+    /// Rewrite the marked section of `report` and draw the charts into `plot`, from the
+    /// results in `from`.
+    FromResults {
         /// The results JSON.
         from: PathBuf,
+        /// The Markdown file whose marked section to rewrite.
+        report: Option<PathBuf>,
+        /// The directory for the charts.
+        plot: Option<PathBuf>,
     },
     /// Print the workloads and contenders.
     List,
@@ -126,8 +130,11 @@ impl BenchArgs {
         if self.list {
             return Ok(Mode::List);
         }
-        if let (Some(file), Some(from)) = (self.report, self.from) {
-            return Ok(Mode::Report { file, from });
+        if let Some(from) = self.from {
+            if self.report.is_none() && self.plot.is_none() {
+                return Err(bad("from", from.display(), "add --report FILE or --plot DIR"));
+            }
+            return Ok(Mode::FromResults { from, report: self.report, plot: self.plot });
         }
         let all = workloads::all();
         let workloads = if self.workloads.is_empty() {

@@ -105,10 +105,17 @@ fn ratio_chart(path: &Path, recs: &[Record]) -> Result<(), String> {
     let workloads = names(recs, |r| &r.workload);
     let contenders = names(recs, |r| &r.contender);
     let wmax = recs.iter().map(|r| r.workers).max().unwrap_or(1);
-    let root = SVGBackend::new(path, (960, 460)).into_drawing_area();
+    let root = SVGBackend::new(path, (1100, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(e)?;
+    // The chart on the left, its legend in a column on the right.
+    let (area, key) = root.split_horizontally(960);
+    for (j, c) in contenders.iter().enumerate() {
+        let y = 40 + 22 * j as i32;
+        key.draw(&Rectangle::new([(8, y), (20, y + 12)], color(c).filled())).map_err(e)?;
+        key.draw(&Text::new(c.to_string(), (26, y), ("sans-serif", 13))).map_err(e)?;
+    }
     let n = workloads.len().max(1) as f64;
-    let mut chart = ChartBuilder::on(&root)
+    let mut chart = ChartBuilder::on(&area)
         .caption(
             format!("speed relative to the best contender, {wmax} workers"),
             ("sans-serif", 18),
@@ -116,7 +123,7 @@ fn ratio_chart(path: &Path, recs: &[Record]) -> Result<(), String> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0.0..n, 0.0..1.15)
+        .build_cartesian_2d(0.0..n, 0.0..1.22)
         .map_err(e)?;
     chart
         .configure_mesh()
@@ -125,14 +132,13 @@ fn ratio_chart(path: &Path, recs: &[Record]) -> Result<(), String> {
         .y_desc("best median time / this one's")
         .draw()
         .map_err(e)?;
-    // The workload names, above each group of bars.
+    // The workload names above each group of bars, on two staggered lines so long ones do not
+    // overlap.
     chart
-        .draw_series(
-            workloads
-                .iter()
-                .enumerate()
-                .map(|(i, w)| Text::new(w.to_string(), (i as f64 + 0.1, 1.1), ("sans-serif", 12))),
-        )
+        .draw_series(workloads.iter().enumerate().map(|(i, w)| {
+            let y = if i % 2 == 0 { 1.18 } else { 1.1 };
+            Text::new(w.to_string(), (i as f64 + 0.05, y), ("sans-serif", 12))
+        }))
         .map_err(e)?;
     let width = 0.8 / contenders.len().max(1) as f64;
     for (j, c) in contenders.iter().enumerate() {
@@ -148,18 +154,7 @@ fn ratio_chart(path: &Path, recs: &[Record]) -> Result<(), String> {
                 Some(Rectangle::new([(x, 0.0), (x + width, r.vs_best?)], col.filled()))
             })
             .collect();
-        chart
-            .draw_series(bars)
-            .map_err(e)?
-            .label(c.to_string())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], col.filled()));
+        chart.draw_series(bars).map_err(e)?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(e)?;
     root.present().map_err(e)
 }

@@ -23,10 +23,15 @@ fn read(path: &Path) -> Result<String, CliError> {
     })
 }
 
+/// Reads a results JSON.
+pub(crate) fn load(from: &Path) -> Result<Results, CliError> {
+    serde_json::from_str(&read(from)?)
+        .map_err(|source| CliError::BenchResults { path: from.to_path_buf(), source })
+}
+
 /// Rewrites `file`'s marked section from the results in `from`.
 pub(crate) fn rewrite(file: &Path, from: &Path) -> Result<(), CliError> {
-    let results: Results = serde_json::from_str(&read(from)?)
-        .map_err(|source| CliError::BenchResults { path: from.to_path_buf(), source })?;
+    let results = load(from)?;
     let doc = read(file)?;
     let markers = || CliError::BenchMarkers { path: file.to_path_buf() };
     let begin = doc.find(BEGIN).ok_or_else(markers)?;

@@ -50,6 +50,10 @@ impl Histogram {
 
     /// The histogram from a counts slice laid out as [`chunk::count`] fills it.
     ///
+    /// # Panics
+    ///
+    /// If `slots` is shorter than [`Bins::counts_len`].
+    ///
     /// ```
     /// use shmpool_kernels::histogram::{Bins, Histogram};
     /// let bins = Bins::new(0.0, 1.0, 2)?;

@@ -236,3 +236,37 @@ fn pool_drivers_match_numpy_and_the_sequential_driver() {
         }
     }
 }
+
+#[test]
+fn results_do_not_depend_on_the_worker_or_thread_count_at_a_fixed_chunk_size() {
+    let mut rng = Rng::new(3);
+    let (a, b) = (rng.wide(100_003), rng.wide(100_003));
+    let (sa, sb) = (shared(&a), shared(&b));
+    let chunk = 1000;
+    let want = (
+        reduce::run_sequential::<Sum>(&a, chunk).to_bits(),
+        reduce::run_sequential::<SumCompensated>(&a, chunk).to_bits(),
+        reduce::dot_sequential(&a, &b, chunk).unwrap().to_bits(),
+    );
+    for threads in [1, 3] {
+        let rp = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let got = rp.install(|| {
+            (
+                reduce::run_rayon::<Sum>(&a, chunk).to_bits(),
+                reduce::run_rayon::<SumCompensated>(&a, chunk).to_bits(),
+                reduce::dot_rayon(&a, &b, chunk).unwrap().to_bits(),
+            )
+        });
+        assert_eq!(got, want, "rayon, {threads} threads");
+    }
+    for workers in [1, 3] {
+        let mut tp = TestPool::build(shmpool::Pool::builder().workers(workers).chunk_size(chunk));
+        let pool = tp.get();
+        let got = (
+            reduce::sum(pool, &sa).unwrap().to_bits(),
+            reduce::sum_compensated(pool, &sa).unwrap().to_bits(),
+            reduce::dot(pool, &sa, &sb).unwrap().to_bits(),
+        );
+        assert_eq!(got, want, "pool, {workers} workers");
+    }
+}

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Sizes every kernel is tried at: empty, one, two, around the 8 lanes and the 16-element
@@ -121,13 +122,23 @@ pub fn assert_bits(a: &[f64], b: &[f64], what: &str) {
     }
 }
 
-/// A pool of 2 workers for the driver checks, and a guard that stops the forkserver it starts
-/// once the pool is gone (so a test run leaves no process and no segment behind).
-pub struct TestPool(pub Option<shmpool::Pool>);
+/// A pool for the driver checks, and a guard that stops the forkserver it starts once the pool
+/// is gone (so a test run leaves no process and no segment behind). Tests of one binary run on
+/// several threads: one `TestPool` exists at a time, so that stopping the forkserver never
+/// waits on another test's workers.
+pub struct TestPool(Option<shmpool::Pool>, #[allow(unused)] MutexGuard<'static, ()>);
+
+static ONE_POOL: Mutex<()> = Mutex::new(());
 
 impl TestPool {
+    /// 2 workers.
     pub fn new() -> TestPool {
-        TestPool(Some(shmpool::Pool::new(2).expect("starting a pool of 2 workers")))
+        TestPool::build(shmpool::Pool::builder().workers(2))
+    }
+
+    pub fn build(builder: shmpool::pool::PoolBuilder) -> TestPool {
+        let guard = ONE_POOL.lock().unwrap_or_else(|e| e.into_inner());
+        TestPool(Some(builder.build().expect("starting a test pool")), guard)
     }
 
     pub fn get(&mut self) -> &mut shmpool::Pool {

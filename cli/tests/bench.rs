@@ -186,6 +186,56 @@ fn a_missing_interpreter_or_compiler_is_reported_as_skipped_with_the_reason() {
     assert!(text.contains("skipped"), "{text}");
 }
 
+#[test]
+fn python_without_numpy_skips_the_numpy_contenders_with_the_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let python_runs =
+        Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
+    let d = Dir::new("nonumpy");
+    // A numpy that fails to import, ahead of any installed one on the path.
+    std::fs::create_dir_all(d.join("shadow/numpy")).unwrap();
+    std::fs::write(d.join("shadow/numpy/__init__.py"), "raise ImportError('hidden by the test')\n")
+        .unwrap();
+    let wrapper = d.join("python-without-numpy");
+    let shadow = d.join("shadow");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nPYTHONPATH={} exec python3 \"$@\"\n", shadow.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let j = d.join("r.json");
+    ok(&bench(&[
+        "--workloads",
+        "sum,tiny",
+        "--contenders",
+        "sequential,numpy,python-shm,python-pool",
+        "--size",
+        "small",
+        "--repeat",
+        "1",
+        "--workers",
+        "1",
+        "--python",
+        wrapper.to_str().unwrap(),
+        "--json",
+        j.to_str().unwrap(),
+    ]));
+    let v = json(&j);
+    for c in ["numpy", "python-shm", "python-pool"] {
+        let r = record(&v, "sum", c);
+        assert_eq!(r["status"], "skipped", "{r}");
+        if python_runs {
+            assert!(r["reason"].as_str().unwrap().contains("numpy is not importable"), "{r}");
+        }
+    }
+    if python_runs {
+        // Pickled tasks need no NumPy: that contender still runs them.
+        assert_eq!(record(&v, "tiny", "python-pool")["status"], "ok");
+        assert!(v["machine"]["numpy"].is_null());
+    }
+}
+
 /// A stand-in for the Python contenders that speaks the protocol and answers every check with a
 /// wrong digest: its cells must fail, untimed.
 const WRONG: &str = r#"#!/bin/sh

@@ -158,6 +158,14 @@ fn short_string_len(s: String) -> usize {
     s.len()
 }
 
+/// A `usize` the task calls serialize.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Len(usize);
+
+fn short_string_len_wrapped(s: String) -> Len {
+    Len(s.len())
+}
+
 /// Python's most common pool program: `map` over 100,000 short strings (file names).
 fn short_strings(c: &mut Criterion, pool: &mut Pool) {
     let names: Vec<String> = (0..100_000).map(|i| format!("/data/file-{i}.csv")).collect();
@@ -165,6 +173,11 @@ fn short_strings(c: &mut Criterion, pool: &mut Pool) {
     g.sample_size(10).throughput(Throughput::Elements(names.len() as u64));
     g.bench_function(format!("{}, map, default chunksize", ours(pool)), |b| {
         b.iter(|| black_box(pool.map(short_string_len, &names, None).unwrap()))
+    });
+    // The same tasks with a result the pool serializes (what every result took before plain
+    // results came back as raw slots): the before-and-after of that change in one run.
+    g.bench_function(format!("{}, map, serialized results", ours(pool)), |b| {
+        b.iter(|| black_box(pool.map(short_string_len_wrapped, &names, None).unwrap()))
     });
     g.bench_function("sequential", |b| {
         b.iter(|| black_box(names.iter().cloned().map(short_string_len).collect::<Vec<_>>()))

@@ -35,7 +35,7 @@ fn scale_add_stage(c: &Chunk<()>) {
 fn in_place(c: &mut Criterion, pool: &mut Pool, rp: &rayon::ThreadPool) {
     let mut g = c.benchmark_group("kernels_api/scale_add_f64");
     g.sample_size(10);
-    for n in [4usize << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 32 << 20] {
+    for n in [64usize, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 32 << 20] {
         let mut a = SharedArray::<f64>::from_fn(n, |i| (i % 1000) as f64).unwrap();
         g.throughput(Throughput::Elements(n as u64));
         let job = |pool: &mut Pool, a: &mut SharedArray<f64>, inline: Option<bool>| {

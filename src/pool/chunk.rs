@@ -19,6 +19,27 @@ use super::control::{PARAMS_SLOT, PARTIALS_SLOT};
 use super::kernel::{Span, Views, array};
 use crate::segment::header::TypeDesc;
 
+/// `TypeDesc::of::<T>()`, from a small per-thread cache: it allocates, and a kernel asks for
+/// its arrays' types in every chunk (a job that runs inline pays it on every call).
+pub(crate) fn type_desc<T: 'static>() -> TypeDesc {
+    use std::any::TypeId;
+    thread_local! {
+        static CACHE: Cell<[Option<(TypeId, TypeDesc)>; 4]> = const { Cell::new([None; 4]) };
+    }
+    let id = TypeId::of::<T>();
+    CACHE.with(|c| {
+        let mut entries = c.get();
+        if let Some((_, t)) = entries.iter().flatten().find(|(k, _)| *k == id) {
+            return *t;
+        }
+        let t = TypeDesc::of::<T>();
+        entries.rotate_right(1);
+        entries[0] = Some((id, t));
+        c.set(entries);
+        t
+    })
+}
+
 /// One chunk of a kernel job, as one stage's kernel sees it (see
 /// [`Pool::job`](crate::Pool::job)).
 ///
@@ -255,15 +276,18 @@ impl<P: Pod> Chunk<P> {
         job.inputs + j
     }
 
-    /// Array `slot` as `T` up to element `end`, after checking its element type.
-    fn typed<T: Pod>(&self, slot: usize, what: &str, end: usize) -> *mut T {
+    /// Array `slot` (`what` and its index, for messages) as `T` up to element `end`, after
+    /// checking its element type.
+    fn typed<T: Pod>(&self, slot: usize, what: (&str, usize), end: usize) -> *mut T {
         let v = self.views();
-        let want = TypeDesc::of::<T>();
+        let want = type_desc::<T>();
         if let Some(have) = v.ty[slot]
             && have != want
         {
             panic!(
-                "the kernel asked for {what} as {} ({}), but the array holds {}; ask for the array's element type",
+                "the kernel asked for {} {} as {} ({}), but the array holds {}; ask for the array's element type",
+                what.0,
+                what.1,
                 std::any::type_name::<T>(),
                 want.describe(),
                 have.describe()
@@ -274,7 +298,7 @@ impl<P: Pod> Chunk<P> {
 
     /// Array `slot` over the chunk widened by `radius` rows each side (clipped at the array's
     /// ends): a pointer to the first element, the window's length and the chunk's offset in it.
-    fn halo<T: Pod>(&self, slot: usize, what: &str) -> (*mut T, usize, usize) {
+    fn halo<T: Pod>(&self, slot: usize, what: (&str, usize)) -> (*mut T, usize, usize) {
         let p = self.typed::<T>(slot, what, self.end);
         let v = self.views();
         let reach = self.radius.saturating_mul(self.row_len());
@@ -295,7 +319,7 @@ impl<P: Pod> Chunk<P> {
     /// ```
     pub fn input<T: Pod>(&self, i: usize) -> &[T] {
         let slot = self.input_slot(i);
-        let p = self.typed::<T>(slot, &format!("input {i}"), self.end);
+        let p = self.typed::<T>(slot, ("input", i), self.end);
         // SAFETY: `typed` checked type, alignment and that `..end` lies in the mapping and the
         // job; inputs are never written while the job runs (the caller holds `&` on them, and
         // no output shares an input's segment: the builder refuses it).
@@ -318,7 +342,7 @@ impl<P: Pod> Chunk<P> {
     /// ```
     pub fn input_halo<T: Pod>(&self, i: usize) -> (&[T], usize) {
         let slot = self.input_slot(i);
-        let (p, n, off) = self.halo::<T>(slot, &format!("input {i}"));
+        let (p, n, off) = self.halo::<T>(slot, ("input", i));
         // SAFETY: `halo` returns a window inside the mapping and the job; inputs are never
         // written while the job runs (see `input`).
         (unsafe { std::slice::from_raw_parts(p, n) }, off)
@@ -349,7 +373,7 @@ impl<P: Pod> Chunk<P> {
             "output {j} is read with a halo (output_halo) in this group of stages, so no chunk may write it; \
              write it in another stage, after a halo stage boundary"
         );
-        let p = self.typed::<T>(slot, &format!("output {j}"), self.end);
+        let p = self.typed::<T>(slot, ("output", j), self.end);
         self.taken.set(self.taken.get() | bit);
         // SAFETY: `typed` checked type, alignment and bounds; the chunk's elements of an output
         // are exclusively ours (the claim), no other `&mut` to them exists (`taken`), no chunk
@@ -382,7 +406,7 @@ impl<P: Pod> Chunk<P> {
             "output {j} is written in this group of stages, so it cannot be read with a halo; \
              read it in a later stage with a halo (stage_halo), which starts after every chunk is written"
         );
-        let (p, n, off) = self.halo::<T>(slot, &format!("output {j}"));
+        let (p, n, off) = self.halo::<T>(slot, ("output", j));
         // SAFETY: `halo` returns a window inside the mapping and the job; no chunk writes
         // output `j` in this publish (`access`, set before either side makes a reference).
         (unsafe { std::slice::from_raw_parts(p, n) }, off)

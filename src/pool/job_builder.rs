@@ -15,7 +15,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use bytemuck::Pod;
 
-use super::chunk::Chunk;
+use super::chunk::{Chunk, type_desc};
 use super::control::{
     AccessMask, MAX_ARRAYS, MAX_CHUNKS, MAX_DIMS, MAX_JOB_ARRAYS, MAX_PARAMS_BYTES, MAX_STAGES,
     PARAMS_SLOT, PARTIALS_SLOT, SCRATCH_BYTES,
@@ -29,6 +29,10 @@ use crate::error::{Error, Result};
 use crate::segment::SegmentHandle;
 use crate::segment::header::TypeDesc;
 
+/// The most bytes (of all the job's arrays together) in one default chunk of a job whose
+/// stages fuse: the fused stages then find the chunk in the core's L2 cache.
+const FUSED_CHUNK_BYTES: usize = 256 << 10;
+
 /// One array of a job, as the builder took it.
 struct JobArray {
     handle: SegmentHandle,
@@ -38,8 +42,36 @@ struct JobArray {
     elem_size: usize,
     ty: TypeDesc,
     /// Its shape (`[len]` for a 1-D array).
-    shape: Vec<usize>,
-    name: String,
+    shape: Dims,
+    /// "input" or "output", and its index there (for messages).
+    name: (&'static str, usize),
+}
+
+impl JobArray {
+    fn name(&self) -> String {
+        format!("{} {}", self.name.0, self.name.1)
+    }
+}
+
+/// A shape of up to [`MAX_DIMS`] dimensions, kept inline (a job allocates as little as it can:
+/// small jobs run inline, where every allocation shows).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Dims {
+    d: [usize; MAX_DIMS],
+    n: usize,
+}
+
+impl Dims {
+    /// `dims`, or `None` past [`MAX_DIMS`] dimensions.
+    fn new(dims: &[usize]) -> Option<Dims> {
+        let mut d = [0; MAX_DIMS];
+        d.get_mut(..dims.len())?.copy_from_slice(dims);
+        Some(Dims { d, n: dims.len() })
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        &self.d[..self.n]
+    }
 }
 
 /// A kernel job being built: see [`Pool::job`]. Nothing runs until [`run`](JobBuilder::run) or
@@ -145,18 +177,18 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn input<T: Pod>(mut self, array: &'a SharedArray<T>) -> Result<JobBuilder<'a, P>> {
-        let name = format!("input {}", self.inputs.len());
+        let name = ("input", self.inputs.len());
         let a = self.add(JobArray {
             handle: array.handle(),
             ptr: array.as_slice().as_ptr().cast::<u8>().cast_mut(),
             len: array.len(),
             elem_size: size_of::<T>(),
-            ty: TypeDesc::of::<T>(),
-            shape: array.shape().to_vec(),
+            ty: type_desc::<T>(),
+            shape: Dims::new(array.shape()).unwrap_or(Dims::new(&[array.len()]).expect("1-D")),
             name,
         })?;
         if let Some(o) = self.outputs.iter().find(|o| o.handle.nonce == a.handle.nonce) {
-            return Err(Error::ArrayAliased { first: o.name.clone(), second: a.name });
+            return Err(Error::ArrayAliased { first: o.name(), second: a.name() });
         }
         self.inputs.push(a);
         Ok(self)
@@ -179,19 +211,19 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn output<T: Pod>(mut self, array: &'a mut SharedArray<T>) -> Result<JobBuilder<'a, P>> {
-        let name = format!("output {}", self.outputs.len());
+        let name = ("output", self.outputs.len());
         let a = self.add(JobArray {
             handle: array.handle(),
             ptr: array.as_mut_slice().as_mut_ptr().cast::<u8>(),
             len: array.len(),
             elem_size: size_of::<T>(),
-            ty: TypeDesc::of::<T>(),
-            shape: array.shape().to_vec(),
+            ty: type_desc::<T>(),
+            shape: Dims::new(array.shape()).unwrap_or(Dims::new(&[array.len()]).expect("1-D")),
             name,
         })?;
         let seen = self.inputs.iter().chain(&self.outputs);
         if let Some(o) = seen.into_iter().find(|o| o.handle.nonce == a.handle.nonce) {
-            return Err(Error::ArrayAliased { first: o.name.clone(), second: a.name });
+            return Err(Error::ArrayAliased { first: o.name(), second: a.name() });
         }
         self.outputs.push(a);
         Ok(self)
@@ -389,12 +421,15 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                 ),
             });
         }
-        let arrays: Vec<&JobArray> = self.inputs.iter().chain(&self.outputs).collect();
+        let arrays = || self.inputs.iter().chain(&self.outputs);
         // The job's shape: as given, else the first shaped array's, else the first's length.
-        let shaped = arrays.iter().find(|a| a.shape.len() > 1).or(arrays.first());
+        let shaped = arrays().find(|a| a.shape.n > 1).or(arrays().next());
         let dims = match (&self.shape, shaped) {
-            (Some(d), _) => d.clone(),
-            (None, Some(a)) => a.shape.clone(),
+            (Some(d), _) => Dims::new(d).ok_or_else(|| Error::InvalidArgument {
+                what: "kernel job shape",
+                reason: format!("it has {} dimensions; give 1 to {MAX_DIMS}", d.len()),
+            })?,
+            (None, Some(a)) => a.shape,
             (None, None) => {
                 return Err(Error::InvalidArgument {
                     what: "kernel job",
@@ -402,30 +437,31 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                 });
             }
         };
-        if dims.is_empty() || dims.len() > MAX_DIMS {
+        if dims.n == 0 {
             return Err(Error::InvalidArgument {
                 what: "kernel job shape",
-                reason: format!("it has {} dimensions; give 1 to {MAX_DIMS}", dims.len()),
+                reason: "it has no dimension; give 1 to 8".into(),
             });
         }
-        let len = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| {
+        let dims_s = dims.as_slice();
+        let len = dims_s.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| {
             Error::InvalidArgument {
                 what: "kernel job shape",
-                reason: format!("{dims:?} overflows"),
+                reason: format!("{dims_s:?} overflows"),
             }
         })?;
         // A shaped array must have the job's shape; a 1-D one its number of elements.
-        for a in &arrays {
-            if a.len != len || (a.shape.len() > 1 && a.shape != dims) {
+        for a in arrays() {
+            if a.len != len || (a.shape.n > 1 && a.shape != dims) {
                 return Err(Error::ShapeMismatch {
-                    array: a.name.clone(),
-                    found: a.shape.clone(),
-                    expected: dims.clone(),
+                    array: a.name(),
+                    found: a.shape.as_slice().to_vec(),
+                    expected: dims_s.to_vec(),
                 });
             }
         }
-        let row_len: usize = dims[1..].iter().product();
-        let rows = dims[0];
+        let row_len: usize = dims_s[1..].iter().product();
+        let rows = dims_s[0];
         if let Some(n) = self.chunk_size
             && row_len > 0
             && !n.is_multiple_of(row_len)
@@ -437,21 +473,32 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                 return Err(Error::HaloTooLarge { stage, radius, rows });
             }
         }
-        let elem = arrays.iter().map(|a| a.elem_size).max().unwrap_or(8);
+        let mut groups = Groups { g: [(0, 0); MAX_STAGES], n: 0 };
+        for (i, &(_, radius)) in self.stages.iter().enumerate() {
+            if radius == 0 && groups.n > 0 {
+                groups.g[groups.n - 1].1 += 1;
+            } else {
+                groups.g[groups.n] = (i, 1);
+                groups.n += 1;
+            }
+        }
+        let elem = arrays().map(|a| a.elem_size).max().unwrap_or(8);
         let row = row_len.max(1);
         let chunk_size = match self.chunk_size {
             Some(n) => n,
-            None => self.pool.chunk_size_for(len, elem).div_ceil(row) * row,
+            None => {
+                let mut n = self.pool.chunk_size_for(len, elem);
+                // Fused stages pass over the chunk once each: small enough to stay in a core's
+                // L2 between them (docs/architecture.md, "Kernel jobs").
+                if groups.all().iter().any(|&(_, count)| count > 1) {
+                    let per_elem: usize = arrays().map(|a| a.elem_size).sum();
+                    n = n.min(FUSED_CHUNK_BYTES / per_elem.max(1)).max(1);
+                }
+                n.div_ceil(row) * row
+            }
         };
         // Never more chunks than the done bitmap holds (a whole number of rows per chunk).
         let chunk_size = chunk_size.max(len.div_ceil(MAX_CHUNKS).div_ceil(row) * row);
-        let mut groups: Vec<(usize, usize)> = Vec::new();
-        for (i, &(_, radius)) in self.stages.iter().enumerate() {
-            match groups.last_mut() {
-                Some((_, count)) if radius == 0 => *count += 1,
-                _ => groups.push((i, 1)),
-            }
-        }
         Ok(Plan { dims, len, chunk_size, groups })
     }
 
@@ -462,14 +509,14 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             count: group.1,
             inputs: self.inputs.len(),
             outputs: self.outputs.len(),
-            ndim: plan.dims.len(),
+            ndim: plan.dims.n,
             access,
             ..JobCtx::default()
         };
         for (dst, (k, _)) in j.stages.iter_mut().zip(&self.stages) {
             *dst = *k as usize;
         }
-        j.dims[..plan.dims.len()].copy_from_slice(&plan.dims);
+        j.dims = plan.dims.d;
         j
     }
 
@@ -494,7 +541,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             (v.len[PARTIALS_SLOT], v.elem_size[PARTIALS_SLOT], v.expected_len[PARTIALS_SLOT]) =
                 (chunks, size_of::<R>(), chunks);
         }
-        for &group in &plan.groups {
+        for &group in plan.groups.all() {
             access.clear();
             v.job = self.ctx(plan, group, &access);
             let radius = self.stages[group.0].1;
@@ -554,7 +601,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             }
             None => None,
         };
-        for &group in &plan.groups {
+        for &group in plan.groups.all() {
             let mut arrays: [ArraySpec; MAX_ARRAYS] = Default::default();
             for (dst, a) in arrays.iter_mut().zip(self.inputs.iter().chain(&self.outputs)) {
                 *dst = ArraySpec::Handle(a.handle.clone(), a.len);
@@ -579,7 +626,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                     count: group.1,
                     inputs: self.inputs.len(),
                     outputs: self.outputs.len(),
-                    dims: plan.dims.clone(),
+                    dims: plan.dims.as_slice().to_vec(),
                 }),
             };
             pool.publish(&spec)?;
@@ -605,10 +652,22 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     }
 }
 
+/// Groups of stages that fuse: (first stage, count) each, `n` of them.
+struct Groups {
+    g: [(usize, usize); MAX_STAGES],
+    n: usize,
+}
+
+impl Groups {
+    fn all(&self) -> &[(usize, usize)] {
+        &self.g[..self.n]
+    }
+}
+
 /// A checked job: its shape, length, chunk size and groups of stages (first, count).
 struct Plan {
-    dims: Vec<usize>,
+    dims: Dims,
     len: usize,
     chunk_size: usize,
-    groups: Vec<(usize, usize)>,
+    groups: Groups,
 }

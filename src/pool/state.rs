@@ -112,7 +112,7 @@ pub(crate) const DEFAULT_MAX_TASK_BYTES: usize = 16 << 20;
 
 /// The default of `PoolBuilder::inline_threshold`, in bytes touched (docs/architecture.md,
 /// "Kernel jobs"; measured in `benches/kernels_api.rs`).
-pub(crate) const DEFAULT_INLINE_THRESHOLD: usize = 1 << 20;
+pub(crate) const DEFAULT_INLINE_THRESHOLD: usize = 4 << 20;
 
 /// Where the pool is in its life, as the parent sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,8 @@ use crate::error::{Error, Result};
 /// ```
 pub const MAX_DIMS: usize = 8;
 
-/// A validated shape: 1..=MAX_DIMS dimensions whose product fits in `usize`.
+/// A validated shape: 1..=MAX_DIMS dimensions whose non-zero ones multiply to at most
+/// `isize::MAX` (NumPy's and ndarray's rule), so the product fits in `usize`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Shape {
     ndim: usize,
@@ -34,7 +35,7 @@ pub(crate) struct Shape {
 
 impl Shape {
     /// `dims` as a shape, or [`Error::InvalidShape`] when it has no dimension, more than
-    /// [`MAX_DIMS`], or a product that overflows `usize`.
+    /// [`MAX_DIMS`], or non-zero dimensions whose product exceeds `isize::MAX`.
     pub(crate) fn new(dims: &[usize]) -> Result<Shape> {
         let invalid = |reason: String| Error::InvalidShape { shape: dims.to_vec(), reason };
         if dims.is_empty() {
@@ -49,9 +50,18 @@ impl Shape {
                 dims.len()
             )));
         }
-        dims.iter().try_fold(1usize, |p, &d| p.checked_mul(d)).ok_or_else(|| {
-            invalid("the product of the dimensions overflows usize: use a smaller shape".into())
-        })?;
+        // As NumPy and ndarray: the axes that are not zero must multiply to at most isize::MAX,
+        // even when another axis is zero and the array empty ([0, usize::MAX] is refused).
+        let mut nonzero = dims.iter().filter(|&&d| d != 0);
+        let fits = nonzero
+            .try_fold(1usize, |p, &d| p.checked_mul(d))
+            .filter(|&p| p <= isize::MAX as usize);
+        if fits.is_none() {
+            return Err(invalid(
+                "the product of the non-zero dimensions exceeds isize::MAX: use a smaller shape"
+                    .into(),
+            ));
+        }
         let mut all = [0; MAX_DIMS];
         all[..dims.len()].copy_from_slice(dims);
         Ok(Shape { ndim: dims.len(), dims: all })
@@ -174,6 +184,42 @@ mod tests {
         for bad in [&[][..], &[1; MAX_DIMS + 1][..], &[usize::MAX, 2][..]] {
             assert!(matches!(Shape::new(bad), Err(Error::InvalidShape { .. })), "{bad:?}");
         }
+    }
+
+    /// An empty shape with a huge axis ([0, usize::MAX]) multiplies to 0, but NumPy and ndarray
+    /// refuse any shape whose non-zero axes multiply past isize::MAX: accepted, it made `view`
+    /// and `rows_view` panic on an array opened from a hostile header or reshaped in place.
+    #[test]
+    fn huge_axes_are_refused_even_when_another_is_zero() {
+        let big = isize::MAX as usize;
+        for bad in [&[0, usize::MAX][..], &[usize::MAX, 0], &[0, big, 2], &[big + 1], &[2, 0, big]]
+        {
+            assert!(matches!(Shape::new(bad), Err(Error::InvalidShape { .. })), "{bad:?}");
+        }
+        assert_eq!(Shape::new(&[0, big]).unwrap().len(), 0);
+        assert_eq!(Shape::new(&[big]).unwrap().len(), big);
+        let mut empty = crate::SharedArray::<u8>::zeroed(0).unwrap();
+        assert!(empty.reshape(&[0, usize::MAX]).is_err());
+        assert_eq!(empty.shape(), &[0]);
+    }
+
+    #[cfg(feature = "ndarray")]
+    #[test]
+    fn views_of_empty_and_one_row_arrays() {
+        use crate::SharedArray;
+        let mut empty = SharedArray::<f32>::zeroed(0).unwrap();
+        empty.reshape(&[0, 3, 4]).unwrap();
+        assert_eq!(empty.view().shape(), &[0, 3, 4]);
+        assert_eq!(empty.view_mut().shape(), &[0, 3, 4]);
+        assert!(empty.split_rows_mut(3).iter().all(|c| c.is_empty()));
+        assert!(rows_view(&empty[..], &[0, usize::MAX]).is_err());
+        let mut one = SharedArray::<u8>::zeroed_shape(&[1, 5]).unwrap();
+        let parts = one.split_rows_mut(4);
+        assert_eq!(parts.iter().map(|c| c.len()).collect::<Vec<_>>(), [5, 0, 0, 0]);
+        assert_eq!(rows_view(&one[..], &[1, 5]).unwrap().shape(), &[1, 5]);
+        let mut flat_rows = SharedArray::<u8>::zeroed_shape(&[4, 0]).unwrap();
+        assert_eq!(flat_rows.split_rows_mut(2).iter().map(|c| c.len()).sum::<usize>(), 0);
+        assert_eq!(flat_rows.view().shape(), &[4, 0]);
     }
 
     #[cfg(feature = "ndarray")]

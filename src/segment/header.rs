@@ -314,8 +314,14 @@ impl Header {
     /// `check_shape` compared is) and 8-byte aligned.
     pub(crate) unsafe fn read_shape(&self, what: &str, base: *const u8) -> Result<Shape> {
         let ndim = self.ndim as usize;
+        let corrupt = |reason: String| Error::CorruptHeader { what: what.to_string(), reason };
         if ndim < 2 {
-            return Ok(Shape::flat(self.len as usize));
+            // A length past isize::MAX fits no slice of a sized type nor any view; only a
+            // zero-sized element type gets this far with one.
+            let len = usize::try_from(self.len).ok().filter(|&n| n <= isize::MAX as usize);
+            return len
+                .map(Shape::flat)
+                .ok_or_else(|| corrupt(format!("{} elements, more than isize::MAX", self.len)));
         }
         let mut raw = [0u64; MAX_DIMS];
         for (i, d) in raw[..ndim].iter_mut().enumerate() {
@@ -326,7 +332,6 @@ impl Header {
                 std::ptr::read_volatile(base.add(HEADER_SIZE + 8 * i).cast::<u64>())
             });
         }
-        let corrupt = |reason: String| Error::CorruptHeader { what: what.to_string(), reason };
         let dims: Vec<usize> = raw[..ndim]
             .iter()
             .map(|&d| usize::try_from(d))
@@ -335,7 +340,7 @@ impl Header {
                 corrupt(format!("a dimension of shape {:?} overflows usize", &raw[..ndim]))
             })?;
         let shape = Shape::new(&dims)
-            .map_err(|_| corrupt(format!("the product of shape {dims:?} overflows usize")))?;
+            .map_err(|e| corrupt(format!("shape {dims:?} is impossible ({e})")))?;
         if shape.len() as u64 != self.len {
             return Err(corrupt(format!(
                 "shape {dims:?} holds {} elements but the header says {}",
@@ -583,6 +588,8 @@ mod tests {
         assert!((1..=MAX_DIMS).contains(&dims.len()));
         let product = dims.iter().try_fold(1u64, |p, &d| p.checked_mul(d as u64));
         assert_eq!(product, Some(h.len), "accepted shape {dims:?} for len {}", h.len);
+        let nonzero = dims.iter().filter(|&&d| d != 0).try_fold(1usize, |p, &d| p.checked_mul(d));
+        assert!(nonzero.is_some_and(|p| p <= isize::MAX as usize), "accepted shape {dims:?}");
         assert!(h.data_offset >= (HEADER_SIZE + shape_block_bytes(dims.len())) as u64);
         assert!(dims.len() == 1 || h.kind() == Kind::Array);
         assert_eq!(h.version, VERSION);
@@ -948,5 +955,23 @@ mod tests {
         h.segment_bytes = 256;
         let e = open_checks(&to_raw(&h, &dims), 256, None).unwrap_err();
         assert!(matches!(e, Error::CorruptHeader { .. }), "{e}");
+    }
+
+    /// An empty array with a huge axis multiplies to the header's len of 0, but no NumPy or
+    /// ndarray view can have that shape: accepted, `SharedArray::view` panicked on it.
+    #[test]
+    fn an_empty_shape_with_a_huge_axis_is_refused() {
+        let ty = TypeDesc::of::<f32>();
+        for dims in [[0, 1 << 63], [1 << 63, 0], [0, u64::MAX], [0, 0], [1 << 62, 0]] {
+            let (h, _, file) = valid_shaped(Kind::Array, ty, &[0, 3]);
+            let r = open_checks(&to_raw(&h, &dims), file, Some((Kind::Array, ty)));
+            if dims[0] < 1 << 63 && dims[1] < 1 << 63 {
+                let want = dims.map(|d| d as usize);
+                assert_eq!(r.unwrap().1.dims(), &want);
+            } else {
+                let e = r.unwrap_err();
+                assert!(matches!(e, Error::CorruptHeader { .. }), "{dims:?}: {e}");
+            }
+        }
     }
 }

@@ -542,6 +542,19 @@ mod tests {
     }
 
     #[test]
+    fn plain_types_are_the_primitive_numbers_and_their_arrays() {
+        assert!(is_plain::<u8>() && is_plain::<i64>() && is_plain::<f32>() && is_plain::<usize>());
+        assert!(is_plain::<[u8; 3]>() && is_plain::<[f64; 32]>() && is_plain::<[u16; 4096]>());
+        // Invalid bit patterns, padding or pointers: serialized.
+        assert!(!is_plain::<bool>() && !is_plain::<char>() && !is_plain::<[bool; 2]>());
+        assert!(!is_plain::<String>() && !is_plain::<(u8, u64)>() && !is_plain::<Option<u8>>());
+        assert!(!is_plain::<()>() && !is_plain::<[u8; 33]>() && !is_plain::<&'static u8>());
+        // SAFETY: `u16` is plain.
+        let copied = unsafe { copy_plain::<u16>([&1u16, &2, &3]) };
+        assert_eq!(copied, [1, 2, 3]);
+    }
+
+    #[test]
     fn an_argument_over_the_limit_names_its_task() {
         let args = [String::from("ab"), "x".repeat(100), String::new()];
         match serialize_args::<String>(&args, 50, 0) {

@@ -321,6 +321,50 @@ mod tests {
             .collect()
     }
 
+    fn len(s: String) -> u64 {
+        s.len() as u64
+    }
+
+    #[test]
+    fn serialized_arguments_with_plain_results_fill_raw_slots() {
+        let mut offsets = vec![0u64];
+        let mut data = Vec::new();
+        for a in ["ab", "", "xyz"] {
+            data = postcard::to_extend(&a.to_string(), data).unwrap();
+            offsets.push(data.len() as u64);
+        }
+        data.push(0xff); // a fourth argument: a string whose length runs past the region
+        offsets.push(data.len() as u64);
+        let a_len = codec::arg_region_bytes(4, data.len()).unwrap();
+        let mut a = vec![0u64; a_len.div_ceil(8)];
+        let mut r = [0u64; 4];
+        // SAFETY: the buffer holds the region, 8-aligned, used by nobody else.
+        unsafe { codec::write_args(a.as_mut_ptr().cast(), &offsets, &data) };
+        let mut v = Views::default();
+        (v.ptr[0], v.len[0], v.elem_size[0], v.expected_len[0]) =
+            (a.as_mut_ptr().cast(), a_len, 1, a_len);
+        (v.ptr[2], v.len[2], v.elem_size[2], v.expected_len[2]) =
+            (r.as_mut_ptr().cast(), 32, 1, 32);
+        let k = len as fn(String) -> u64 as usize;
+        // SAFETY: `k` is a `fn(String) -> u64`, `u64` is plain; the views map live buffers.
+        unsafe {
+            task_serial_plain::<String, u64>(k, &v, &Span { index: 0, start: 0, end: 3, radius: 0 })
+        };
+        assert_eq!(r[..3], [2, 0, 3]);
+        let bad = std::panic::catch_unwind(|| {
+            // SAFETY: as above.
+            unsafe {
+                task_serial_plain::<String, u64>(
+                    k,
+                    &v,
+                    &Span { index: 1, start: 3, end: 4, radius: 0 },
+                )
+            }
+        });
+        let text = panic_text(&*bad.expect_err("an argument that does not decode fails the chunk"));
+        assert!(text.contains("task 3: its argument could not be deserialized"), "{text}");
+    }
+
     #[test]
     fn serialized_tasks_encode_results_errors_and_oversized_results() {
         let args = ["ab".to_string(), "c".repeat(40), String::new()];

@@ -87,7 +87,7 @@ impl Bridge {
             dead: None,
             hello: Value::Null,
         };
-        b.hello = b.read_reply(Instant::now() + Duration::from_secs(60))?;
+        b.hello = b.read_reply(Duration::from_secs(60))?;
         Ok(b)
     }
 
@@ -110,7 +110,8 @@ impl Bridge {
         msg
     }
 
-    fn read_reply(&mut self, deadline: Instant) -> Result<Value, String> {
+    fn read_reply(&mut self, timeout: Duration) -> Result<Value, String> {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
@@ -121,9 +122,7 @@ impl Bridge {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(
-                    self.fail(format!("did not answer within {} s", REQUEST_TIMEOUT.as_secs()))
-                );
+                return Err(self.fail(format!("did not answer within {} s", timeout.as_secs())));
             }
             let mut pfd =
                 libc::pollfd { fd: self.stdout.as_raw_fd(), events: libc::POLLIN, revents: 0 };
@@ -161,7 +160,7 @@ impl Bridge {
         if let Err(e) = self.stdin.write_all(line.as_bytes()).and_then(|()| self.stdin.flush()) {
             return Err(self.fail(format!("could not be written to: {e}")));
         }
-        let reply = self.read_reply(Instant::now() + REQUEST_TIMEOUT)?;
+        let reply = self.read_reply(REQUEST_TIMEOUT)?;
         match reply.get("error") {
             Some(e) => Err(e.as_str().map_or_else(|| e.to_string(), str::to_string)),
             None => Ok(reply),

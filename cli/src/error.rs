@@ -91,4 +91,40 @@ pub(crate) enum CliError {
         /// The Markdown file.
         path: std::path::PathBuf,
     },
+
+    /// `shmpool images` could not read or create a file or directory.
+    #[error("could not {action} {}: {source}; check the path and its permissions", path.display())]
+    ImagesIo {
+        /// What it tried: read or create.
+        action: &'static str,
+        /// The path.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+
+    /// `shmpool images` was given an input or option it cannot use.
+    #[error("bad input {input}: {fix}")]
+    ImagesInput {
+        /// The input or option given.
+        input: String,
+        /// What to give instead.
+        fix: &'static str,
+    },
+
+    /// An `--op` or a line of `--pipeline` does not parse.
+    #[error(transparent)]
+    ImagesOp(#[from] shmpool_kernels::imaging::OpParseError),
+
+    /// Some files of a batch failed (each with its reason in the summary).
+    #[error(
+        "{failed} of {total} files failed; the summary above gives each one's reason (the other \
+         files were written)"
+    )]
+    ImagesFailed {
+        /// Files that failed.
+        failed: usize,
+        /// Files in the batch.
+        total: usize,
+    },
 }

@@ -7,6 +7,7 @@
 
 mod bench;
 mod error;
+mod images;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -49,6 +50,8 @@ enum Cmd {
     },
     /// Compare shmpool, rayon, sequential code, C/OpenMP and Python on a suite of workloads.
     Bench(Box<bench::BenchArgs>),
+    /// Decode, process and encode a directory of images in isolated worker processes.
+    Images(Box<images::ImagesArgs>),
     /// Print the header of a named shmpool segment.
     Inspect {
         /// The segment's name (leading '/' optional).
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Cmd::Run { len, workers, rounds } => run(len, workers, rounds.max(1)),
         Cmd::Demo { len, children } => demo(len, children),
         Cmd::Bench(args) => bench::bench(*args),
+        Cmd::Images(args) => images::images(*args),
         Cmd::Inspect { name } => inspect(&name),
         Cmd::Clean => clean(),
     };

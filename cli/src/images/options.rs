@@ -1,0 +1,86 @@
+//! `shmpool images`'s command line: inputs, operations, output, limits and test hooks.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// Decode, process and encode a directory (or glob) of images in isolated worker processes.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ImagesArgs {
+    /// A directory (its PNG, JPEG, WebP and TIFF files, not recursive) or a glob such as
+    /// 'photos/*.jpg' (quote it; `*` and `?` in the file name part).
+    pub(crate) input: String,
+    /// An operation, in order; repeat it: --op resize=640x480 --op blur=1.5. Known: resize=WxH[,lanczos3],
+    /// thumbnail=WxH, crop=X,Y,W,H, rotate=90|180|270, flip=h|v, grayscale, brightness=B,
+    /// contrast=K, gamma=G, blur=SIGMA, sharpen=SIGMA[,AMOUNT,THRESHOLD], edges.
+    #[arg(long = "op", value_name = "OP")]
+    pub(crate) ops: Vec<String>,
+    /// A file of operations, one per line ('#' comments), run before the --op ones.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pipeline: Option<PathBuf>,
+    /// The output directory (created if missing). Files appear there only once complete.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// The output format (default: png).
+    #[arg(long, value_enum, default_value_t = Format::Png)]
+    pub(crate) format: Format,
+    /// JPEG quality, 1 to 100.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub(crate) quality: u8,
+    /// Worker processes (default: the CPUs this process may use).
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
+    /// Seconds one file may take (decode, process, encode, write) before its worker is killed
+    /// and replaced; the file is reported failed.
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) timeout: f64,
+    /// Refuse images of more pixels than this before decoding them (decompression bombs).
+    #[arg(long, default_value_t = 100_000_000)]
+    pub(crate) max_pixels: u64,
+    /// Refuse a decode that would allocate more than this many MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) max_alloc_mib: u64,
+    /// Go on after a file fails and report every failure at the end (the default).
+    #[arg(long, overrides_with = "fail_fast")]
+    pub(crate) keep_going: bool,
+    /// Stop at the first failed file: files not yet started are reported as not run.
+    #[arg(long, overrides_with = "keep_going")]
+    pub(crate) fail_fast: bool,
+    /// Print the results as JSON on stdout instead of the summary table.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Test hook: a worker that reaches this file name kills itself with SIGKILL.
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub(crate) test_kill_on: Option<String>,
+    /// Test hook: a worker that reaches this file name hangs.
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub(crate) test_hang_on: Option<String>,
+    /// Test hook: a worker that reaches this file name panics.
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub(crate) test_panic_on: Option<String>,
+}
+
+/// An output format.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Format {
+    /// PNG (lossless).
+    Png,
+    /// JPEG (lossy; alpha is dropped).
+    Jpeg,
+    /// WebP (lossless).
+    Webp,
+    /// TIFF.
+    Tiff,
+}
+
+impl Format {
+    /// The file extension.
+    pub(crate) fn extension(self) -> &'static str {
+        match self {
+            Format::Png => "png",
+            Format::Jpeg => "jpg",
+            Format::Webp => "webp",
+            Format::Tiff => "tiff",
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `run_batch`: every file one task of a pool with a task timeout, results taken as they
+//! finish; a worker that crashes or hangs fails its file only.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use shmpool::Pool;
+use shmpool_kernels::imaging::Pipeline;
+
+use super::options::ImagesArgs;
+use super::progress::Progress;
+use super::summary::{Batch, FileResult};
+use super::task::{FileTask, process_file, temp_path};
+use crate::error::CliError;
+
+/// The pipeline of `--pipeline FILE` then `--op`s.
+pub(crate) fn pipeline(args: &ImagesArgs) -> Result<Pipeline, CliError> {
+    let mut p = match &args.pipeline {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|source| CliError::ImagesIo { action: "read", path: path.clone(), source })?
+            .parse::<Pipeline>()?,
+        None => Pipeline::default(),
+    };
+    for op in &args.ops {
+        p.push(op.parse()?);
+    }
+    Ok(p)
+}
+
+/// Output paths: `out/STEM.EXT`, or `out/NAME.EXT` for inputs whose stems collide.
+fn outputs(inputs: &[PathBuf], out: &Path, ext: &str) -> Vec<PathBuf> {
+    let stem =
+        |p: &Path| p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for p in inputs {
+        *seen.entry(stem(p)).or_default() += 1;
+    }
+    inputs
+        .iter()
+        .map(|p| {
+            let s = stem(p);
+            let base = if seen[&s] > 1 {
+                p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or(s)
+            } else {
+                s
+            };
+            out.join(format!("{base}.{ext}"))
+        })
+        .collect()
+}
+
+/// The index of the file an error of the pool is about, if it is one file's failure (a panic,
+/// a death or a timeout of its task; tasks are sent one per chunk).
+fn failed_task(e: &shmpool::Error) -> Option<usize> {
+    match *e {
+        shmpool::Error::TaskTimedOut { task, .. } | shmpool::Error::TaskFailed { task, .. } => {
+            Some(task)
+        }
+        shmpool::Error::WorkerDied { chunk, .. } | shmpool::Error::KernelPanicked { chunk, .. } => {
+            Some(chunk as usize)
+        }
+        _ => None,
+    }
+}
+
+/// Runs the batch `args` describes.
+pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
+    let pipeline = pipeline(args)?;
+    let inputs = super::inputs::list(&args.input)?;
+    if inputs.is_empty() {
+        return Err(CliError::ImagesInput {
+            input: args.input.clone(),
+            fix: "it holds no .png, .jpg, .jpeg, .webp, .tif or .tiff file; give another directory or glob",
+        });
+    }
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        return Err(CliError::ImagesInput {
+            input: format!("--timeout {}", args.timeout),
+            fix: "give a number of seconds above 0",
+        });
+    }
+    std::fs::create_dir_all(&args.out).map_err(|source| CliError::ImagesIo {
+        action: "create",
+        path: args.out.clone(),
+        source,
+    })?;
+    let text = pipeline.to_string();
+    let hooks = [args.test_kill_on.clone(), args.test_hang_on.clone(), args.test_panic_on.clone()];
+    let tasks: Vec<FileTask> = outputs(&inputs, &args.out, args.format.extension())
+        .into_iter()
+        .zip(&inputs)
+        .map(|(output, input)| FileTask {
+            input: input.clone(),
+            temp: temp_path(&output),
+            output,
+            pipeline: text.clone(),
+            format: args.format,
+            quality: args.quality,
+            max_pixels: args.max_pixels,
+            max_alloc: args.max_alloc_mib << 20,
+            hooks: hooks.clone(),
+        })
+        .collect();
+
+    let workers = args.workers.unwrap_or_else(shmpool::process_cpu_count).max(1);
+    let start = Instant::now();
+    let mut pool = Pool::builder()
+        .workers(workers)
+        .task_timeout(Duration::from_secs_f64(args.timeout))
+        .build()?;
+    let mut results: Vec<Option<Result<_, String>>> = vec![None; tasks.len()];
+    let mut progress = Progress::new(tasks.len());
+    {
+        let stream = pool.imap_unordered(process_file, &tasks, Some(1))?;
+        for item in stream {
+            let (i, r) = match item {
+                Ok((i, r)) => (i, r),
+                Err(e) => match failed_task(&e) {
+                    Some(i) if i < tasks.len() => (i, Err(e.to_string())),
+                    _ => return Err(e.into()),
+                },
+            };
+            let failed = r.is_err();
+            progress.done(r.as_ref().map_or(0, |rep| rep.in_bytes));
+            results[i] = Some(r);
+            if failed && args.fail_fast {
+                break; // dropping the stream cancels the files no worker started
+            }
+        }
+    }
+    // Waits for any file still running (after --fail-fast) before the clean-up below.
+    drop(pool);
+    progress.finish();
+    let seconds = start.elapsed().as_secs_f64();
+
+    let files = tasks
+        .iter()
+        .zip(results)
+        .map(|(t, r)| {
+            let r = r.unwrap_or_else(|| Err("not run: --fail-fast stopped the batch".to_string()));
+            if r.is_err() {
+                // A worker killed mid-write leaves its temporary file: nothing half-written stays.
+                let _ = std::fs::remove_file(&t.temp);
+            }
+            let (report, error) = match r {
+                Ok(rep) => (Some(rep), None),
+                Err(e) => (None, Some(e)),
+            };
+            FileResult { input: t.input.display().to_string(), report, error }
+        })
+        .collect();
+    Ok(Batch {
+        pipeline: pipeline.ops().iter().map(|o| o.to_string()).collect(),
+        workers,
+        seconds,
+        files,
+    })
+}

@@ -1,0 +1,195 @@
+//! `FileTask` and `process_file`: one file's work in a pool worker: read, decode under limits,
+//! run the pipeline, encode, write to a temporary name in the output directory and rename it
+//! into place. Any failure comes back as the file's error text; a crash or hang is the pool's
+//! to handle (the worker is killed and replaced).
+
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use image::{DynamicImage, ImageBuffer, ImageFormat, ImageReader, Limits};
+use serde::{Deserialize, Serialize};
+use shmpool_kernels::imaging::{Image, Pipeline, Shape};
+
+use super::options::Format;
+use super::report::FileReport;
+
+/// Everything a worker needs for one file: the task function captures nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FileTask {
+    /// The file to read.
+    pub(crate) input: PathBuf,
+    /// Where the result goes once complete.
+    pub(crate) output: PathBuf,
+    /// Where it is written first ([`temp_path`]).
+    pub(crate) temp: PathBuf,
+    /// The pipeline's text (already parsed once by the parent, so it parses here).
+    pub(crate) pipeline: String,
+    /// The output format.
+    pub(crate) format: Format,
+    /// JPEG quality.
+    pub(crate) quality: u8,
+    /// Images of more pixels are refused before decoding.
+    pub(crate) max_pixels: u64,
+    /// Bytes a decoder may allocate.
+    pub(crate) max_alloc: u64,
+    /// Test hooks: file names on which the worker kills itself, hangs or panics.
+    pub(crate) hooks: [Option<String>; 3],
+}
+
+/// The temporary name `output` is written under: hidden, in the same directory (so the
+/// rename is atomic), and fixed, so the parent can remove it when the worker died.
+pub(crate) fn temp_path(output: &Path) -> PathBuf {
+    let name = output.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    output.with_file_name(format!(".{name}.shmpool-part"))
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// One file, start to finish, in a worker. Never panics on bad input: every failure is the
+/// file's error text.
+pub(crate) fn process_file(task: FileTask) -> Result<FileReport, String> {
+    let name = task.input.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let hook = |i: usize| task.hooks[i].as_deref() == Some(name.as_str());
+
+    let t = Instant::now();
+    let bytes = std::fs::read(&task.input).map_err(|e| format!("cannot read the file: {e}"))?;
+    let img = decode(&bytes, task.max_pixels, task.max_alloc)?;
+    let decode_ms = ms(t);
+    let in_shape = img.shape();
+
+    let t = Instant::now();
+    if hook(2) {
+        panic!("test hook: panicking on {name}");
+    }
+    if hook(1) {
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    }
+    let pipeline: Pipeline = task.pipeline.parse().map_err(|e| format!("{e}"))?;
+    let out = pipeline.apply(img).map_err(|e| format!("processing failed: {e}"))?;
+    let process_ms = ms(t);
+    let out_shape = out.shape();
+
+    let t = Instant::now();
+    let encoded = encode(out, task.format, task.quality)?;
+    write_atomically(&task, &encoded, hook(0))?;
+    let encode_ms = ms(t);
+    Ok(FileReport {
+        output: task.output.display().to_string(),
+        in_bytes: bytes.len() as u64,
+        out_bytes: encoded.len() as u64,
+        in_shape: [in_shape.h, in_shape.w, in_shape.c],
+        out_shape: [out_shape.h, out_shape.w, out_shape.c],
+        decode_ms,
+        process_ms,
+        encode_ms,
+    })
+}
+
+/// Decodes `bytes` (format from their content, not the file name) to 8-bit samples, refusing
+/// images over `max_pixels` before any pixel is decoded and decodes over `max_alloc` bytes.
+pub(crate) fn decode(bytes: &[u8], max_pixels: u64, max_alloc: u64) -> Result<Image<u8>, String> {
+    if bytes.is_empty() {
+        return Err("the file is empty (0 bytes): not an image".to_string());
+    }
+    let format = image::guess_format(bytes).map_err(|_| {
+        "not a PNG, JPEG, WebP or TIFF image: its first bytes match no supported format (the \
+         format is read from the content, not the extension)"
+            .to_string()
+    })?;
+    let limits = || {
+        let mut l = Limits::default();
+        l.max_alloc = Some(max_alloc);
+        l
+    };
+    let reader = |limits: Limits| {
+        let mut r = ImageReader::with_format(Cursor::new(bytes), format);
+        r.limits(limits);
+        r
+    };
+    let fmt = format!("{format:?}").to_uppercase();
+    let (w, h) = reader(limits())
+        .into_dimensions()
+        .map_err(|e| format!("not a valid {fmt} file (its header does not decode): {e}"))?;
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > max_pixels {
+        return Err(format!(
+            "refused: {w}x{h} is {pixels} pixels, over the limit of {max_pixels} (a \
+             decompression bomb?); raise --max-pixels to decode it"
+        ));
+    }
+    let img = reader(limits()).decode().map_err(|e| match e {
+        image::ImageError::Limits(e) => format!(
+            "refused: decoding would allocate more than {} MiB ({e}); raise --max-alloc-mib",
+            max_alloc >> 20
+        ),
+        e => format!("corrupt or truncated {fmt} file: {e}"),
+    })?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (c, data) = match img.color().channel_count() {
+        1 => (1, img.into_luma8().into_raw()),
+        2 => (2, img.into_luma_alpha8().into_raw()),
+        3 => (3, img.into_rgb8().into_raw()),
+        _ => (4, img.into_rgba8().into_raw()),
+    };
+    Image::from_vec(Shape::new(h, w, c), data).map_err(|e| e.to_string())
+}
+
+/// Encodes `img` as `format` (JPEG drops alpha).
+pub(crate) fn encode(img: Image<u8>, format: Format, quality: u8) -> Result<Vec<u8>, String> {
+    let s = img.shape();
+    let (w, h) = (s.w as u32, s.h as u32);
+    let data = img.into_vec();
+    let bad = || "the processed image does not fit its shape".to_string();
+    let dynamic = match s.c {
+        1 => DynamicImage::ImageLuma8(ImageBuffer::from_raw(w, h, data).ok_or_else(bad)?),
+        2 => DynamicImage::ImageLumaA8(ImageBuffer::from_raw(w, h, data).ok_or_else(bad)?),
+        3 => DynamicImage::ImageRgb8(ImageBuffer::from_raw(w, h, data).ok_or_else(bad)?),
+        _ => DynamicImage::ImageRgba8(ImageBuffer::from_raw(w, h, data).ok_or_else(bad)?),
+    };
+    let mut buf = Cursor::new(Vec::new());
+    let res = match format {
+        Format::Jpeg => {
+            let dynamic = match s.c {
+                2 => DynamicImage::ImageLuma8(dynamic.into_luma8()),
+                4 => DynamicImage::ImageRgb8(dynamic.into_rgb8()),
+                _ => dynamic,
+            };
+            let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
+            dynamic.write_with_encoder(enc)
+        }
+        Format::Png => dynamic.write_to(&mut buf, ImageFormat::Png),
+        Format::Webp => dynamic.write_to(&mut buf, ImageFormat::WebP),
+        Format::Tiff => dynamic.write_to(&mut buf, ImageFormat::Tiff),
+    };
+    res.map_err(|e| format!("encoding as {format:?} failed: {e}"))?;
+    Ok(buf.into_inner())
+}
+
+/// Writes `bytes` to the task's temporary name, then renames it to the output: a reader of the
+/// output directory sees the whole file or none. `kill_half_way` is the test hook: the worker
+/// kills itself after writing half.
+fn write_atomically(task: &FileTask, bytes: &[u8], kill_half_way: bool) -> Result<(), String> {
+    let fail = |what: &str, e: std::io::Error| {
+        let _ = std::fs::remove_file(&task.temp);
+        format!("cannot {what} {}: {e}", task.temp.display())
+    };
+    let mut f = std::fs::File::create(&task.temp).map_err(|e| fail("create", e))?;
+    let half = bytes.len() / 2;
+    f.write_all(&bytes[..half]).map_err(|e| fail("write", e))?;
+    if kill_half_way {
+        f.flush().map_err(|e| fail("write", e))?;
+        // SAFETY: kill(2) on this process's own pid with a valid signal number has no memory
+        // effects; SIGKILL ends the process here, as a crashing decoder would.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    f.write_all(&bytes[half..]).map_err(|e| fail("write", e))?;
+    drop(f);
+    std::fs::rename(&task.temp, &task.output).map_err(|e| fail("rename", e))
+}

@@ -1,7 +1,7 @@
 //! Python's task API on the same engine: `apply`, `map`, `starmap`, `imap`, `imap_unordered`
 //! and their `_async` forms, with Python's chunking defaults, over any serializable value; the
-//! `try_*` forms for tasks returning `Result`; and the `*_pod` forms, the zero-copy fast path
-//! for `Pod` values.
+//! `try_*` forms for tasks returning `Result`; and the `*_pod` forms, the explicit zero-copy
+//! path for any `Pod` type (primitive numbers take it by themselves).
 //!
 //! A task call is one job whose iteration space is the task list: arguments go into shared
 //! memory (`staging.rs`: the control block's scratch area when they fit, else the task arena),
@@ -198,8 +198,9 @@ impl Pool {
     }
 
     /// Calls `f(arg)` in a worker and returns its result (Python's `apply`). Arguments and
-    /// results are any serializable values (postcard); see [`apply_pod`](Pool::apply_pod) for
-    /// the zero-copy path of `Pod` values.
+    /// results are any serializable values (postcard); primitive numbers and arrays of them are
+    /// copied as raw bytes instead, by themselves (see [`apply_pod`](Pool::apply_pod) for other
+    /// `Pod` types).
     ///
     /// # Errors
     ///
@@ -292,7 +293,9 @@ impl Pool {
 
     /// `f` over every argument, results in order (Python's `map`). `args` is anything
     /// iterable over the arguments or references to them (`Vec<String>`, `&[u64]`, a range);
-    /// `chunksize` defaults to Python's `ceil(len / (4 * workers))`.
+    /// `chunksize` defaults to Python's `ceil(len / (4 * workers))`. Primitive numbers and
+    /// arrays of them travel as raw bytes, by themselves (as [`map_pod`](Pool::map_pod), the
+    /// explicit form for other `Pod` types); so does a plain result of any argument.
     ///
     /// # Errors
     ///
@@ -675,7 +678,9 @@ impl Pool {
         Ok(IMapUnordered::new(handle, results, n, cs))
     }
 
-    /// [`apply`](Pool::apply) for `Pod` values, copied as raw bytes: no serialization.
+    /// [`apply`](Pool::apply) for `Pod` values, copied as raw bytes: no serialization. The
+    /// explicit form, for a user's `#[derive(Pod)]` type: `apply` takes this path by itself for
+    /// primitive numbers and arrays of them.
     ///
     /// # Errors
     ///
@@ -713,7 +718,9 @@ impl Pool {
         Ok(AsyncResult::new(unsafe { self.pod_apply(f, arg) }?))
     }
 
-    /// [`map`](Pool::map) for `Pod` values, copied as raw bytes: no serialization.
+    /// [`map`](Pool::map) for `Pod` values, copied as raw bytes: no serialization. The explicit
+    /// form, for a user's `#[derive(Pod)]` type: `map` takes this path by itself for primitive
+    /// numbers and arrays of them.
     ///
     /// # Errors
     ///

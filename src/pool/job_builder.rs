@@ -8,6 +8,18 @@
 //! of the group before it: the parent publishes the next group only when the previous one is
 //! done (README.md, "Kernel jobs"). The parameter block and the per-chunk partials stay in the
 //! control block's scratch area across the groups.
+//!
+//! A stage reaches data only through the job's arrays and parameter block: a closure that
+//! captures is not a `fn` and does not compile:
+//!
+//! ```compile_fail,E0308
+//! let mut pool = shmpool::Pool::new(1).unwrap();
+//! let mut a = shmpool::SharedArray::<f64>::zeroed(100).unwrap();
+//! let factor = 3.0;
+//! // error: closures can only be coerced to `fn` types if they do not capture any variables
+//! let job = pool.job(()).output(&mut a).unwrap();
+//! job.stage(|c| c.output::<f64>(0).iter_mut().for_each(|x| *x *= factor)).run().unwrap();
+//! ```
 
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};

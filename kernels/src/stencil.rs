@@ -159,10 +159,11 @@ fn interior_row<T: Float>(up: &[T], mid: &[T], down: &[T], out: &mut [T]) -> T {
     // The residual as the max of integer keys (the bits of |new - old|): branch-free, and a
     // NaN, whose key is above every number's, wins.
     let mut worst = 0u64;
-    for (j, o) in inner.iter_mut().enumerate() {
-        let v = ((up[j] + down[j]) + (left[j] + right[j])) * T::QUARTER;
+    let rows = up.iter().zip(down).zip(left.iter().zip(centre).zip(right));
+    for (o, ((&u, &d), ((&l, &c), &r))) in inner.iter_mut().zip(rows) {
+        let v = ((u + d) + (l + r)) * T::QUARTER;
         *o = v;
-        worst = worst.max((v - centre[j]).abs_key());
+        worst = worst.max((v - c).abs_key());
     }
     T::from_abs_key(worst)
 }

@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use rayon::prelude::*;
 use shmpool::{Pool, SharedArray};
 
+use crate::bench::median;
 use crate::error::CliError;
 
 #[derive(Parser)]
@@ -80,11 +81,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn plus_one(x: u64) -> u64 {
     x + 1
 }
@@ -145,8 +141,8 @@ fn run(len: usize, workers: Option<usize>, rounds: usize) -> Result<(), CliError
         std::hint::black_box(shmpool_kernels::sum(&a));
         s[2].push(gelem(t));
     }
-    let k = k.map(median);
-    let s = s.map(median);
+    let k = k.map(|v| median(&v));
+    let s = s.map(|v| median(&v));
 
     let calls = 2000;
     let (mut ap, mut ar) = (vec![], vec![]);
@@ -162,7 +158,7 @@ fn run(len: usize, workers: Option<usize>, rounds: usize) -> Result<(), CliError
         }
         ar.push(t.elapsed().as_secs_f64() / calls as f64 * 1e6);
     }
-    let (ap, ar) = (median(ap), median(ar));
+    let (ap, ar) = (median(&ap), median(&ar));
 
     println!();
     println!(

@@ -32,6 +32,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub(crate) use self::options::BenchArgs;
+pub(crate) use self::stats::median;
 
 use self::bridge::{Bridge, Setup};
 use self::contender::{Contender, Host};

@@ -44,18 +44,28 @@ pub(crate) struct BarrierCell {
     has_action: AtomicU32,
     /// 1 while the last party of the current round runs the action (arrivals wait).
     acting: AtomicU32,
-    /// A hash of the creating program's build fingerprint: the offset names the action only in
-    /// a process of the same build.
+    /// A hash of the creating program's build fingerprint and executable file ([`build_hash`]):
+    /// the offset names the action only in a process running the same file.
     build: AtomicU64,
 }
 
-/// A hash of this program's build fingerprint (`process::code::build_fingerprint`).
+/// A hash of shmpool's build fingerprint (`process::code::build_fingerprint`) and of the
+/// executable file this process runs (device, inode, size, modification time of
+/// `/proc/self/exe`). The fingerprint alone measures two of shmpool's own functions, which every
+/// program linking this shmpool build places alike: another program opening the barrier by name
+/// would match it and call the action's offset in its own, different code. The file's identity
+/// holds in a fork and in a re-executed copy (spawn, the forkserver), which run the same file;
+/// `/proc/self/exe` unreadable makes it 0, which only ever refuses more.
 fn build_hash() -> u64 {
     use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
     static HASH: OnceLock<u64> = OnceLock::new();
     *HASH.get_or_init(|| {
         let mut h = DefaultHasher::new();
         code::build_fingerprint().hash(&mut h);
+        let exe = std::fs::metadata("/proc/self/exe")
+            .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()));
+        exe.unwrap_or_default().hash(&mut h);
         h.finish()
     })
 }
@@ -271,9 +281,10 @@ impl Barrier {
     /// - The action is part of the barrier: every process that opens it (a `Process` argument
     ///   under any start method, `open_handle`, `open`) runs the same function when it arrives
     ///   last. It must be code of this program's own executable (a `fn` item or a closure
-    ///   without captures), and only a process running the same build can run it: in another
-    ///   program the arrival that should run it breaks the barrier and fails with
-    ///   [`Error::InvalidArgument`].
+    ///   without captures), and only a process running the same executable file (the creator,
+    ///   its forks, its spawn and forkserver children) can run it: in another program, or
+    ///   another build of this one, the arrival that should run it breaks the barrier and
+    ///   fails with [`Error::InvalidArgument`].
     /// - An action that panics breaks the barrier: the party that ran it gets
     ///   [`Error::BarrierActionPanicked`] with the panic's message, every other party
     ///   [`Error::BrokenBarrier`] (Python's `BrokenBarrierError`), until
@@ -367,21 +378,27 @@ impl Barrier {
         let refuse = |reason: String| Error::InvalidArgument { what: "barrier action", reason };
         if c.build.load(Ordering::Relaxed) != build_hash() {
             return Err(refuse(
-                "the barrier's action was set by another build of the program, where its code \
-                 lies elsewhere; wait on it only from processes of the program that created it"
+                "the barrier's action was set by another program (or another build of this \
+                 one), where its code lies elsewhere; wait on it only from processes running \
+                 the executable that created it"
                     .into(),
             ));
         }
         let addr = code::from_offset(c.action.load(Ordering::Relaxed));
-        if !CODE.get_or_init(CodeRanges::of_this_process).contains(addr) {
+        // Where the creator's check (`with_action_with`) put it: executable code of the
+        // program's own file, not any mapped file's (libc's, say), nor data.
+        let in_exe = code::check_sendable(addr, "the action", Receiver::Reexecuted).is_ok();
+        if !in_exe || !CODE.get_or_init(CodeRanges::of_this_process).contains(addr) {
             return Err(refuse(format!(
                 "the barrier's action ({addr:#x}) is not in this program's code; the barrier's \
                  memory is corrupt"
             )));
         }
-        // The creator, of this same build (checked above), stored the offset of a `fn()` it
-        // checked lies in the executable (`with_action_with`); measured from the same anchor it
-        // names that function here, and it lies in our code (checked above).
+        // The creator, running this same executable file and shmpool build (checked above),
+        // stored the offset of a `fn()` it checked lies in the executable (`with_action_with`);
+        // measured from the same anchor it names that function here, and it lies in our
+        // executable's code (checked above). A process that wrote the offset itself can still
+        // name any code of the executable: writing into the barrier is trusting the writer.
         // SAFETY: so the address is that `fn()`.
         Ok(Some(unsafe { std::mem::transmute::<usize, fn()>(addr) }))
     }
@@ -440,6 +457,11 @@ impl Barrier {
             if c.acting.load(Ordering::Relaxed) != 0 {
                 // The last round's action runs (so this is one party more than the barrier has):
                 // arrive once its round is released, broken or reset, each of which bumps `seq`.
+                // Its runner counts as waiting: if it (or a waiter) died, nothing will.
+                if c.lost_party() {
+                    c.break_locked();
+                    return Err(Error::BrokenBarrier);
+                }
                 drop(held);
                 let slice = match deadline.left() {
                     Left::Expired => return timed_out(),
@@ -864,6 +886,70 @@ mod tests {
         b.cell.build.store(build_hash() ^ 1, Ordering::Relaxed);
         assert!(matches!(b.wait(), Err(Error::InvalidArgument { .. })));
         assert!(b.is_broken());
+    }
+
+    /// What a barrier made by another program linking this same shmpool build recorded before:
+    /// the hash of shmpool's build fingerprint alone, which that program shares with this one
+    /// (the fingerprint measures two functions of shmpool, placed alike in every program), while
+    /// its action's offset names other code here.
+    #[test]
+    fn an_action_recorded_by_another_program_of_this_shmpool_build_is_refused() {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        static FOREIGN: AtomicU32 = AtomicU32::new(0);
+        fn foreign() {
+            FOREIGN.fetch_add(1, Ordering::SeqCst);
+        }
+        let b = Barrier::with_action(1, foreign).unwrap();
+        let mut h = DefaultHasher::new();
+        code::build_fingerprint().hash(&mut h);
+        b.cell.build.store(h.finish(), Ordering::Relaxed);
+        let r = b.wait();
+        assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+        assert_eq!(FOREIGN.load(Ordering::SeqCst), 0, "the foreign action ran");
+        assert!(b.is_broken());
+    }
+
+    /// An offset a hostile process wrote into the barrier, naming code outside the program's
+    /// executable (libc's getpid): the creator could never have recorded it, so it is refused
+    /// before the call, not called because it is code of some file.
+    #[test]
+    fn an_action_outside_the_executable_is_refused() {
+        let b = Barrier::with_action(1, note_round).unwrap();
+        let libc_fn = libc::getpid as unsafe extern "C" fn() -> libc::pid_t as usize;
+        b.cell.action.store(code::to_offset(libc_fn), Ordering::Relaxed);
+        let r = b.wait();
+        assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+        assert!(b.is_broken());
+    }
+
+    /// The party running the action died (its token is dead) and left `acting` set; a party
+    /// arriving then (one more than the barrier has, which Python allows) waited untimed for
+    /// a release that could never come. It must see the dead party and break the barrier.
+    #[test]
+    fn an_arrival_while_a_dead_party_was_running_the_action_is_not_stuck() {
+        let b = Barrier::with_action(1, note_round).unwrap();
+        let pid = peer::token_pid(peer::me());
+        let dead = peer::pack(pid, peer::start_time(pid).unwrap() + 1);
+        {
+            let _held = b.cell.state().unwrap();
+            b.cell.parties_waiting[0].store(dead, Ordering::Relaxed);
+            b.cell.count.store(1, Ordering::Relaxed);
+            b.cell.acting.store(1, Ordering::Relaxed);
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let b = Barrier::open_handle(&b.handle()).unwrap();
+            std::thread::spawn(move || tx.send(b.wait().map(drop)).unwrap())
+        };
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        if got.is_err() {
+            b.abort().unwrap(); // let the waiter go before failing
+        }
+        waiter.join().unwrap();
+        let got = got.expect("an arrival waited forever on an action whose runner died");
+        assert!(matches!(got, Err(Error::BrokenBarrier)), "{got:?}");
+        b.reset().unwrap();
+        assert!(b.wait_timeout(Duration::from_secs(5)).unwrap().is_leader());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod adversary_issue9;
 mod args_and_deadlines;
 mod array;
 mod barrier_action;
@@ -55,6 +56,7 @@ fn main() -> std::process::ExitCode {
         suite!(workers_startup),
         suite!(barrier_action),
         suite!(connection_arg),
+        suite!(adversary_issue9),
         suite!(listener),
     ])
 }

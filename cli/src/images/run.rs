@@ -50,16 +50,28 @@ fn outputs(inputs: &[PathBuf], out: &Path, ext: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The index of the file an error of the pool is about, if it is one file's failure (a panic,
-/// a death or a timeout of its task; tasks are sent one per chunk).
-fn failed_task(e: &shmpool::Error) -> Option<usize> {
-    match *e {
-        shmpool::Error::TaskTimedOut { task, .. } | shmpool::Error::TaskFailed { task, .. } => {
-            Some(task)
+/// The file an error of the pool is about and what to report for it, if it is one file's
+/// failure (a panic, a death or a timeout of its task; tasks are sent one per chunk).
+fn failed_task(e: &shmpool::Error) -> Option<(usize, String)> {
+    use shmpool::Error;
+    match e {
+        Error::TaskTimedOut { task, pid, after } => Some((
+            *task,
+            format!(
+                "timed out: still running after {after:?}, so its worker {pid} was killed and \
+                 replaced; raise --timeout if the file is just slow"
+            ),
+        )),
+        Error::WorkerDied { chunk, pid, how, .. } => Some((
+            *chunk as usize,
+            format!(
+                "its worker {pid} {how} (a crash in a decoder or an operation); it was replaced"
+            ),
+        )),
+        Error::KernelPanicked { chunk, message, .. } => {
+            Some((*chunk as usize, format!("panicked in its worker: {message}")))
         }
-        shmpool::Error::WorkerDied { chunk, .. } | shmpool::Error::KernelPanicked { chunk, .. } => {
-            Some(chunk as usize)
-        }
+        Error::TaskFailed { task, message } => Some((*task, message.clone())),
         _ => None,
     }
 }
@@ -117,7 +129,7 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
             let (i, r) = match item {
                 Ok((i, r)) => (i, r),
                 Err(e) => match failed_task(&e) {
-                    Some(i) if i < tasks.len() => (i, Err(e.to_string())),
+                    Some((i, why)) if i < tasks.len() => (i, Err(why)),
                     _ => return Err(e.into()),
                 },
             };

@@ -1,0 +1,361 @@
+//! `shmpool images` end to end: the bundled samples, every per-file failure (corrupt,
+//! truncated, empty, not an image, decompression bomb, a worker SIGKILLed mid-write, a hang, a
+//! panic), `--fail-fast`, bad operations and `--pipeline`. Every case checks the exit status,
+//! which files were written, and that no temporary file is left in the output directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// A fresh scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("shmpool-images-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("in")).unwrap();
+        Scratch(dir)
+    }
+    fn input(&self) -> PathBuf {
+        self.0.join("in")
+    }
+    fn out(&self) -> PathBuf {
+        self.0.join("out")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A 48x32 RGB PNG with a gradient.
+fn png_bytes() -> Vec<u8> {
+    let img =
+        image::RgbImage::from_fn(48, 32, |x, y| image::Rgb([(x * 5) as u8, (y * 7) as u8, 90]));
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Png).unwrap();
+    buf.into_inner()
+}
+
+/// The same image as a JPEG.
+fn jpeg_bytes() -> Vec<u8> {
+    let img =
+        image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 20]));
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
+    buf.into_inner()
+}
+
+/// A valid PNG whose header claims `w` x `h` pixels (CRCs right), with almost no data.
+fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend(kind);
+        out.extend(data);
+        out.extend(crc32(&out[start..]).to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    // A stored (uncompressed) zlib stream of 10 zero bytes.
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[
+            0x78, 0x01, 0x01, 0x0a, 0x00, 0xf5, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x0a,
+            0x00, 0x01,
+        ],
+    );
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// Runs `shmpool images` with `args` and `--json`: exit code and the parsed JSON.
+fn run(args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
+        .arg("images")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run shmpool");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}); stderr: {stderr}"));
+    (out.status.code().expect("exited, not killed"), json, stderr)
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The error reported for the input whose file name is `name`.
+fn error_of<'a>(json: &'a Value, name: &str) -> Option<&'a str> {
+    json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["input"].as_str().unwrap().ends_with(&format!("/{name}")))
+        .and_then(|f| f["error"].as_str())
+}
+
+/// A batch of `good.png` and `bad` holding `bytes`: exit 1, `good.png` written and decodable,
+/// `bad` failed with an error containing `expect`, nothing else in the output directory.
+fn one_bad_file(test: &str, bad: &str, bytes: &[u8], expect: &str, extra: &[&str]) {
+    let s = Scratch::new(test);
+    std::fs::write(s.input().join("good.png"), png_bytes()).unwrap();
+    std::fs::write(s.input().join(bad), bytes).unwrap();
+    let (input, out) = (s.input(), s.out());
+    let mut args =
+        vec![input.to_str().unwrap(), "--op", "resize=24x16", "--out", out.to_str().unwrap()];
+    args.extend(extra);
+    let (code, json, stderr) = run(&args);
+    assert_eq!(code, 1, "one failed file makes the exit status 1; stderr: {stderr}");
+    assert!(stderr.contains("1 of 2 files failed"), "{stderr}");
+    let err = error_of(&json, bad).unwrap_or_else(|| panic!("{bad} not reported failed: {json}"));
+    assert!(err.contains(expect), "{bad}: `{err}` does not say `{expect}`");
+    assert_eq!(error_of(&json, "good.png"), None, "{json}");
+    assert_eq!(names(&out), ["good.png"], "only the good file, and no temporary, in the output");
+    let written = image::open(out.join("good.png")).unwrap();
+    assert_eq!((written.width(), written.height()), (24, 16));
+}
+
+#[test]
+fn bundled_samples_are_all_written() {
+    let s = Scratch::new("samples");
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
+    let out = s.out();
+    let (code, json, stderr) =
+        run(&[samples, "--op", "resize=64x64", "--op", "blur=1.0", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let n = names(Path::new(samples)).len();
+    assert_eq!(json["totals"]["written"], n);
+    assert_eq!(names(&out).len(), n, "{:?}", names(&out));
+    for name in names(&out) {
+        assert!(name.ends_with(".png"), "{name}");
+        let img = image::open(out.join(&name)).unwrap();
+        assert_eq!((img.width(), img.height()), (64, 64), "{name}");
+    }
+    for f in json["files"].as_array().unwrap() {
+        let r = &f["report"];
+        assert!(r["decode_ms"].as_f64().unwrap() >= 0.0 && r["encode_ms"].as_f64().unwrap() > 0.0);
+        assert_eq!(r["out_shape"][0], 64);
+    }
+}
+
+#[test]
+fn every_output_format_decodes() {
+    for (format, ext) in [("png", "png"), ("jpeg", "jpg"), ("webp", "webp"), ("tiff", "tiff")] {
+        let s = Scratch::new(&format!("format-{format}"));
+        std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
+        std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
+        let (input, out) = (s.input(), s.out());
+        let (code, _, stderr) = run(&[
+            input.to_str().unwrap(),
+            "--op",
+            "rotate=90",
+            "--format",
+            format,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{format}: {stderr}");
+        assert_eq!(names(&out), [format!("a.{ext}"), format!("b.{ext}")]);
+        let a = image::open(out.join(format!("a.{ext}"))).unwrap();
+        assert_eq!((a.width(), a.height()), (32, 48), "{format}: rotated");
+    }
+}
+
+#[test]
+fn corrupt_file_fails_alone() {
+    let mut bytes = png_bytes();
+    let n = bytes.len();
+    for b in &mut bytes[n / 2..n / 2 + 40] {
+        *b ^= 0x5a;
+    }
+    one_bad_file("corrupt", "corrupt.png", &bytes, "corrupt or truncated PNG", &[]);
+}
+
+#[test]
+fn truncated_file_fails_alone() {
+    let bytes = png_bytes();
+    one_bad_file(
+        "truncated",
+        "truncated.png",
+        &bytes[..bytes.len() / 2],
+        "corrupt or truncated PNG",
+        &[],
+    );
+}
+
+#[test]
+fn zero_byte_file_fails_alone() {
+    one_bad_file("empty", "empty.png", &[], "empty (0 bytes)", &[]);
+}
+
+#[test]
+fn wrong_extension_is_read_by_content() {
+    // Text named .png fails; a JPEG named .png is a JPEG.
+    one_bad_file(
+        "text",
+        "notes.png",
+        b"hello, not an image\n",
+        "not a PNG, JPEG, WebP or TIFF",
+        &[],
+    );
+    let s = Scratch::new("jpeg-named-png");
+    std::fs::write(s.input().join("photo.png"), jpeg_bytes()).unwrap();
+    let (input, out) = (s.input(), s.out());
+    let (code, _, stderr) = run(&[input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names(&out), ["photo.png"]);
+}
+
+#[test]
+fn decompression_bomb_is_refused_before_decoding() {
+    let bomb = png_claiming(100_000, 100_000);
+    one_bad_file("bomb", "bomb.png", &bomb, "over the limit of 100000000", &[]);
+    // A lower --max-pixels refuses an ordinary 60x40 image (but not good.png's 48x32): the
+    // limit is the option's.
+    let mut big = std::io::Cursor::new(Vec::new());
+    image::RgbImage::new(60, 40).write_to(&mut big, image::ImageFormat::Png).unwrap();
+    let big = big.into_inner();
+    one_bad_file("bomb-limit", "big.png", &big, "raise --max-pixels", &["--max-pixels", "1600"]);
+}
+
+#[test]
+fn worker_sigkilled_mid_write_fails_its_file_only() {
+    one_bad_file(
+        "sigkill",
+        "kill-me.png",
+        &png_bytes(),
+        "SIGKILL",
+        &["--workers", "2", "--test-kill-on", "kill-me.png"],
+    );
+}
+
+#[test]
+fn hanging_file_times_out_and_its_worker_is_replaced() {
+    let t = std::time::Instant::now();
+    one_bad_file(
+        "hang",
+        "hang.png",
+        &png_bytes(),
+        "timed out",
+        &["--workers", "1", "--timeout", "1", "--test-hang-on", "hang.png"],
+    );
+    // One worker: good.png ran on the replacement (or before), and the wait was bounded.
+    assert!(t.elapsed().as_secs() < 20);
+}
+
+#[test]
+fn panicking_operation_fails_its_file_only() {
+    one_bad_file("panic", "boom.png", &png_bytes(), "panicked", &["--test-panic-on", "boom.png"]);
+}
+
+#[test]
+fn failing_operation_fails_its_file_only() {
+    // The crop fits good.png (48x32) but not the 40x30 JPEG.
+    let s = Scratch::new("crop");
+    std::fs::write(s.input().join("good.png"), png_bytes()).unwrap();
+    std::fs::write(s.input().join("small.jpg"), jpeg_bytes()).unwrap();
+    let (input, out) = (s.input(), s.out());
+    let (code, json, _) =
+        run(&[input.to_str().unwrap(), "--op", "crop=0,0,44,32", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(error_of(&json, "small.jpg").unwrap().contains("reaches past"));
+    assert_eq!(names(&out), ["good.png"]);
+}
+
+#[test]
+fn fail_fast_stops_at_the_first_failure() {
+    let s = Scratch::new("fail-fast");
+    std::fs::write(s.input().join("a-empty.png"), b"").unwrap();
+    for i in 0..6 {
+        std::fs::write(s.input().join(format!("z{i}.png")), png_bytes()).unwrap();
+    }
+    let (input, out) = (s.input(), s.out());
+    let (code, json, _) = run(&[
+        input.to_str().unwrap(),
+        "--workers",
+        "1",
+        "--fail-fast",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(error_of(&json, "a-empty.png").unwrap().contains("empty"));
+    let not_run = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["error"].as_str().is_some_and(|e| e.contains("--fail-fast")))
+        .count();
+    assert!(not_run >= 1, "some files were never started: {json}");
+    assert!(names(&out).iter().all(|n| !n.contains("shmpool-part")));
+}
+
+#[test]
+fn bad_operation_is_refused_before_any_work() {
+    let s = Scratch::new("bad-op");
+    std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
+        .args(["images", s.input().to_str().unwrap(), "--op", "blur=-2", "--out"])
+        .arg(s.out())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad operation `blur=-2`") && stderr.contains("give blur=SIGMA"),
+        "{stderr}"
+    );
+    assert!(!s.out().exists(), "nothing written");
+}
+
+#[test]
+fn pipeline_file_runs_before_ops() {
+    let s = Scratch::new("pipeline");
+    std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
+    let file = s.0.join("ops.txt");
+    std::fs::write(&file, "# thumbnails\ncrop=0,0,40,32\nrotate=270\n").unwrap();
+    let (input, out) = (s.input(), s.out());
+    let (code, json, stderr) = run(&[
+        input.to_str().unwrap(),
+        "--pipeline",
+        file.to_str().unwrap(),
+        "--op",
+        "grayscale",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["pipeline"], serde_json::json!(["crop=0,0,40,32", "rotate=270", "grayscale"]));
+    let img = image::open(out.join("a.png")).unwrap();
+    assert_eq!((img.width(), img.height(), img.color().channel_count()), (32, 40, 1));
+}

@@ -27,6 +27,7 @@ type up to 128-byte alignment). The same thing by hand:
 
 import math
 import mmap
+import operator
 import os
 import secrets
 import struct
@@ -41,6 +42,11 @@ HEADER = struct.Struct("<8sII16sQQQQQQIIQQI20x")
 assert HEADER.size == 128
 SHAPE_OFFSET = 128
 MAX_DIMS = 8
+# NumPy's (and Rust's) limit: the non-zero dimensions multiply to at most this, even when
+# another dimension is zero; so do the bytes of a segment.
+MAX_SIZE = 2**63 - 1
+# The longest name Rust accepts (segment/name.rs: NAME_MAX 255, less room for the '/').
+MAX_NAME = 250
 
 
 class ShmpoolError(Exception):
@@ -62,6 +68,36 @@ class Segment:
     def unlink(self):
         """Remove the name (the creator does this; attaching never does)."""
         shared_memory._posixshmem.shm_unlink("/" + self.name)
+
+
+def _bare_name(name):
+    """`name` without its one optional leading '/', checked as Rust checks it (segment/name.rs):
+    a name with a NUL, a '/' inside or too long is refused, not truncated or passed on."""
+    if not isinstance(name, str):
+        raise ShmpoolError(f"segment name {name!r} is not a string")
+    bare = name[1:] if name.startswith("/") else name
+    if not bare or bare in (".", "..") or "/" in bare or "\0" in bare:
+        raise ShmpoolError(f"segment name {name!r}: use a non-empty name without '/' (after the "
+                           "optional leading one) or NUL, and not '.' or '..'")
+    if len(bare.encode()) > MAX_NAME:
+        raise ShmpoolError(f"segment name {bare[:20]!r}...: longer than {MAX_NAME} bytes")
+    return bare
+
+
+def _check_shape(shape):
+    """A shape NumPy and Rust can both have, as a tuple; raises ShmpoolError otherwise."""
+    try:
+        try:
+            shape = (operator.index(shape),)
+        except TypeError:
+            shape = tuple(operator.index(d) for d in shape)
+    except TypeError:
+        raise ShmpoolError(f"shape {shape!r}: dimensions must be integers") from None
+    if not 1 <= len(shape) <= MAX_DIMS or any(d < 0 for d in shape):
+        raise ShmpoolError(f"shape {shape}: use 1 to {MAX_DIMS} non-negative dimensions")
+    if math.prod(d for d in shape if d) > MAX_SIZE:
+        raise ShmpoolError(f"shape {shape}: the non-zero dimensions multiply past 2**63 - 1")
+    return shape
 
 
 def _open_untracked(name):
@@ -104,6 +140,8 @@ def read_header(buf):
     h["shape"] = struct.unpack_from(f"<{ndim}Q", buf, SHAPE_OFFSET) if ndim > 1 else (h["len"],)
     if math.prod(h["shape"]) != h["len"]:
         raise ShmpoolError(f"corrupt header: shape {h['shape']} does not hold {h['len']} elements")
+    if math.prod(d for d in h["shape"] if d) > MAX_SIZE:
+        raise ShmpoolError(f"corrupt header: shape {h['shape']} is larger than any array")
     if h["len"] * h["elem_size"] != h["data_bytes"]:
         raise ShmpoolError("corrupt header: len * elem_size != data bytes")
     try:
@@ -119,15 +157,17 @@ def attach(name, dtype=None, shape=None):
     `dtype`, if given, must match the header's (NumPy dtypes compare by meaning: "<f8" == float64);
     `shape`, if given, must equal the stored shape.
     """
-    shm = _open_untracked(name.lstrip("/"))
+    shm = _open_untracked(_bare_name(name))
     try:
         h = read_header(shm.buf)
         if h["kind"] != KIND_ARRAY:
             raise ShmpoolError(f"segment holds kind {h['kind']}, not an array")
         try:
             dt = np.dtype(h["dtype"])
-        except TypeError:
+        except (TypeError, ValueError):
             raise ShmpoolError(f"segment holds {h['dtype']!r}, not a NumPy dtype") from None
+        if dt.hasobject:
+            raise ShmpoolError(f"segment holds {h['dtype']!r}: Python objects are not shared")
         if dt.itemsize != h["elem_size"]:
             raise ShmpoolError(f"corrupt header: {dt} is not {h['elem_size']} bytes")
         if dtype is not None and np.dtype(dtype) != dt:
@@ -157,13 +197,13 @@ def create(name, shape, dtype):
     dt = np.dtype(dtype)
     if dt.str[1] not in "iuf" or dt.itemsize > 8:
         raise ShmpoolError(f"only integer and float dtypes are shared with Rust, not {dt}")
-    shape = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
-    if not 1 <= len(shape) <= MAX_DIMS or any(d < 0 for d in shape):
-        raise ShmpoolError(f"shape {shape}: use 1 to {MAX_DIMS} non-negative dimensions")
+    shape = _check_shape(shape)
     length = math.prod(shape)
-    name = (name or f"shmpool-{os.getpid()}-{secrets.token_hex(8)}").lstrip("/")
+    name = _bare_name(name or f"shmpool-{os.getpid()}-{secrets.token_hex(8)}")
     offset = _data_offset(len(shape), dt.alignment)
     size = offset + length * dt.itemsize
+    if size > MAX_SIZE:
+        raise ShmpoolError(f"shape {shape} of {dt} takes {size} bytes, more than 2**63 - 1")
     fd = shared_memory._posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
     try:
         os.posix_fallocate(fd, 0, size)
@@ -181,6 +221,10 @@ def create(name, shape, dtype):
         raise
     finally:
         os.close(fd)
-    arr, seg = attach(name, dt)
+    try:
+        arr, seg = attach(name, dt)
+    except BaseException:
+        shared_memory._posixshmem.shm_unlink("/" + name)  # made here: nothing else removes it
+        raise
     seg._owner = True
     return arr, seg

@@ -1,6 +1,7 @@
-//! Attacks on what issue 9's start-up work added, across processes: a party killed while it
-//! runs a barrier's action must break the round for the others (and for a party arriving
-//! late), promptly, not leave them waiting for their timeouts or forever.
+//! Attacks on what issue 9's work added, across processes: a party killed while it runs a
+//! barrier's action must break the round for the others (and for a party arriving late),
+//! promptly, not leave them waiting for their timeouts or forever; the Python helper given
+//! hostile shapes, headers and names refuses them with its own error and leaves no segment.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 pub fn tests() -> Tests {
     register! {
         a_party_killed_while_running_the_action_breaks_the_round in METHODS,
+        the_python_helper_refuses_hostile_shapes_and_names_and_leaves_nothing,
         helpers: [stalls],
     }
 }
@@ -70,4 +72,67 @@ fn a_party_killed_while_running_the_action_breaks_the_round(m: StartMethod) {
     b.reset().unwrap();
     assert_eq!(b.n_waiting(), 0);
     assert!(!b.is_broken());
+}
+
+/// Run by python3 with `python/` on its path: every attack must raise `ShmpoolError` (not a
+/// NumPy or OS error, not success), and no segment of this Python process may be left.
+const PYTHON_ATTACKS: &str = r#"
+import os, struct
+import shmpool_shm as s
+
+failures = []
+had_x = os.path.exists("/dev/shm/x")  # where create("x\0y") used to land
+def expect_refused(what, f):
+    try:
+        r = f()
+    except s.ShmpoolError:
+        return
+    except Exception as e:
+        failures.append(f"{what}: {type(e).__name__}: {e}")
+        return
+    failures.append(f"{what}: accepted ({r!r})")
+
+# Shapes NumPy cannot have (a huge axis beside a zero one made the segment, then NumPy refused
+# it and the segment stayed), and a dimension that is not an integer.
+for shape in [(0, 2**63), (2**63, 0), (0, 2**64), (0, 2**62, 4), (2**64,), (1.5, 2)]:
+    expect_refused(f"create {shape}", lambda: s.create(None, shape, "<f8"))
+# A header whose shape block says (0, 2**63) for its 0 elements: refused on attach.
+arr, seg = s.create(None, (0, 3), "<f4")
+name = seg.name
+del arr
+with open("/dev/shm/" + name, "r+b") as f:
+    f.seek(s.SHAPE_OFFSET)
+    f.write(struct.pack("<2Q", 0, 2**63))
+expect_refused("attach (0, 2**63)", lambda: s.attach(name))
+seg.close()
+seg.unlink()
+# Names Rust refuses: a NUL (which shm_open truncates), a '/' inside, too long, '..'.
+for bad in ["x\0y", "a/b", "..", "-" * 300]:
+    expect_refused(f"create name {bad[:20]!r}", lambda: s.create(bad, 4, "<f8"))
+    expect_refused(f"attach name {bad[:20]!r}", lambda: s.attach(bad))
+left = [n for n in os.listdir("/dev/shm") if n.startswith(f"shmpool-{os.getpid()}-") or (n == "x" and not had_x)]
+if left:
+    failures.append(f"segments left behind: {left}")
+print("\n".join(failures) or "ok")
+raise SystemExit(1 if failures else 0)
+"#;
+
+fn the_python_helper_refuses_hostile_shapes_and_names_and_leaves_nothing() {
+    let python = || {
+        let mut c = std::process::Command::new("python3");
+        c.env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/python"));
+        c
+    };
+    let has_numpy =
+        python().args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success());
+    if !has_numpy {
+        // CI installs NumPy (.ci/run), so this runs there.
+        eprintln!("skipped the_python_helper_refuses_hostile_shapes...: python3 has no numpy");
+        return;
+    }
+    let out = python().args(["-c", PYTHON_ATTACKS]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}{err}");
+    assert_eq!(text.trim(), "ok", "{err}");
 }

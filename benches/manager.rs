@@ -8,7 +8,10 @@
 //! - `dict_set_get_tcp`: the same over TCP on 127.0.0.1;
 //! - `dict_set_get_4procs`: the same pairs from 4 client processes at once, in pairs per second
 //!   counted from the slowest client's time;
-//! - `queue_put_get`: `q.put(x)` then `q.get()`.
+//! - `queue_put_get`: `q.put(x)` then `q.get()`;
+//! - `raw_round_trip_x2`: the floor: two 16-byte round trips over a bare Unix socket pair
+//!   between two processes (what one pair costs with no framing, encoding, authentication or
+//!   server work at all).
 //!
 //! Server and clients start under `fork`, as Python's side does. Each client's first call
 //! (connect and handshake) happens before its timing starts, as Python's proxies connect on
@@ -17,6 +20,8 @@
 #[path = "support/python.rs"]
 mod support;
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use shmpool::connection::Address;
@@ -91,10 +96,41 @@ fn queue_us(q: &QueueProxy<u64>) -> f64 {
     )
 }
 
+/// Median microseconds of two 16-byte round trips over a bare Unix socket pair to an echo
+/// child: a pair of calls with nothing but the transport.
+fn raw_round_trip_x2() -> f64 {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let mut echo = get_context(StartMethod::Fork)
+        .start_closure(move || {
+            let mut buf = [0u8; 16];
+            while b.read_exact(&mut buf).is_ok() && buf != [0xff; 16] {
+                b.write_all(&buf).unwrap();
+            }
+        })
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let us = median(
+        (0..RUNS)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..2 * PAIRS {
+                    a.write_all(&buf).unwrap();
+                    a.read_exact(&mut buf).unwrap();
+                }
+                t.elapsed().as_secs_f64() / PAIRS as f64 * 1e6
+            })
+            .collect(),
+    );
+    a.write_all(&[0xff; 16]).unwrap();
+    assert!(echo.join().unwrap().success());
+    us
+}
+
 fn main() {
     // Criterion's command line (`--bench`, filters) is accepted and ignored: this bench always
     // runs its four workloads.
     let py = support::baseline("manager.py");
+    let floor = raw_round_trip_x2();
     let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
     let d = m.dict::<u64, u64>().unwrap();
     let unix = per_pair_us(&d);
@@ -122,4 +158,5 @@ fn main() {
     row("dict_set_get_tcp", tcp, p("dict_set_get_tcp", "median_us"), "us", false);
     row("dict_set_get_4procs", procs, p("dict_set_get_4procs", "median_pairs_per_s"), "/s", true);
     row("queue_put_get", queue, p("queue_put_get", "median_us"), "us", false);
+    row("raw_round_trip_x2", floor, None, "us", false);
 }

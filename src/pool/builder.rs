@@ -244,7 +244,9 @@ impl PoolBuilder {
     /// `initializer=f, initargs=(a,)`; several arguments are a tuple). The argument is encoded
     /// once here (postcard) and decoded afresh in every worker, replacements included, under
     /// every start method. It replaces an [`initializer`](PoolBuilder::initializer) set before
-    /// (a pool has one), and fails as that one does.
+    /// (a pool has one), and fails as that one does. The pool keeps `arg` itself until it is
+    /// dropped, so a shared object in it (a `Barrier`, a `Queue`), which crosses as a handle to
+    /// this process's copy, can still be opened by replacement workers.
     ///
     /// An argument that cannot be encoded (or decoded back) makes [`build`](PoolBuilder::build)
     /// return [`Error::InvalidArgument`].
@@ -262,7 +264,7 @@ impl PoolBuilder {
     /// ```
     pub fn initializer_with<A>(mut self, f: fn(A), arg: A) -> PoolBuilder
     where
-        A: Serialize + DeserializeOwned + 'static,
+        A: Serialize + DeserializeOwned + Send + 'static,
     {
         self.cfg.initializer = None;
         match crate::process::entry::encode_args(&arg) {
@@ -272,6 +274,7 @@ impl PoolBuilder {
                     trampoline: init_trampoline::<A> as InitTrampoline,
                     function: f as usize,
                     arg: bytes.into(),
+                    _keep: Some(Arc::new(std::sync::Mutex::new(arg))),
                 });
             }
             Err(e) => {

@@ -85,6 +85,11 @@ pub(crate) struct InitWith {
     pub(crate) trampoline: InitTrampoline,
     pub(crate) function: usize,
     pub(crate) arg: std::sync::Arc<[u8]>,
+    /// In the pool's process, the argument itself, kept as long as workers may start: a shared
+    /// object in it (a `Barrier`, a `Queue`) crosses as a handle naming this process's
+    /// descriptor, which must stay open until every worker, replacements included, opened it.
+    /// `None` in a worker.
+    pub(crate) _keep: Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Decodes the initializer's argument and calls it; a bad argument panics, which the pool counts
@@ -261,6 +266,7 @@ fn run_started(a: WorkerArgs) -> i32 {
             trampoline: unsafe { std::mem::transmute::<usize, InitTrampoline>(tramp) },
             function: in_code(w.function, "initializer"),
             arg: w.arg.into(),
+            _keep: None,
         }
     });
     let cfg = WorkerConfig {

@@ -5,11 +5,16 @@
 
 use std::time::{Duration, Instant};
 
-use shmpool::{Barrier, Error, StartMethod, get_context};
+use std::sync::OnceLock;
+
+use shmpool::{Barrier, Error, Pool, StartMethod, get_context};
 
 use crate::harness::{Tests, register};
 
 const METHODS: [StartMethod; 2] = [StartMethod::Fork, StartMethod::Spawn];
+
+const ALL_METHODS: [StartMethod; 3] =
+    [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
 
 /// Far longer than the break may take: a waiter that sees it only at its timeout fails.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -18,6 +23,7 @@ pub fn tests() -> Tests {
     register! {
         a_party_killed_while_running_the_action_breaks_the_round in METHODS,
         the_python_helper_refuses_hostile_shapes_and_names_and_leaves_nothing,
+        an_initializer_argument_holding_a_shared_object_reaches_every_worker in ALL_METHODS,
         helpers: [stalls],
     }
 }
@@ -135,4 +141,35 @@ fn the_python_helper_refuses_hostile_shapes_and_names_and_leaves_nothing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}{err}");
     assert_eq!(text.trim(), "ok", "{err}");
+}
+
+/// The barrier the pool initializer opened, in this worker.
+static OPENED: OnceLock<Barrier> = OnceLock::new();
+
+fn keep_barrier(b: Barrier) {
+    let _ = OPENED.set(b);
+}
+
+/// 1 when this worker's initializer got its barrier and can pass it (a barrier of one).
+fn pass_barrier(_: u32) -> u32 {
+    OPENED.get().map_or(0, |b| u32::from(b.wait_timeout(PATIENCE).is_ok()))
+}
+
+/// Python's `Pool(initializer=f, initargs=(barrier,))` with a barrier made only for the pool:
+/// the argument crosses as a handle naming this process's descriptor, so it must stay open as
+/// long as workers (replacements included) may start; dropped once encoded, every worker but a
+/// fork failed its initializer and the pool gave up.
+fn an_initializer_argument_holding_a_shared_object_reaches_every_worker(m: StartMethod) {
+    let mut pool = Pool::builder()
+        .workers(2)
+        .start_method(m)
+        .initializer_with(keep_barrier, Barrier::new(1).unwrap())
+        .build()
+        .unwrap();
+    let got = pool.map(pass_barrier, 0..4u32, Some(1));
+    drop(pool);
+    if m == StartMethod::ForkServer {
+        shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
+    }
+    assert_eq!(got.unwrap(), [1, 1, 1, 1]);
 }

@@ -287,3 +287,77 @@ fn sobel_matches_a_direct_convolution() {
     });
     assert_close("sobel", &got, &want, 1);
 }
+
+/// Runs `script` in Python with Pillow on `img` (raw RGB bytes in a file): the raw bytes it
+/// writes. `None` where Python or Pillow is missing, which fails under CI (`.ci/run` installs
+/// Pillow).
+fn pillow(img: &RgbImage, script: &str) -> Option<Vec<u8>> {
+    let dir = std::env::temp_dir().join(format!("shmpool-oracle-pillow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (input, output) = (dir.join("in.raw"), dir.join("out.raw"));
+    std::fs::write(&input, img.as_raw()).unwrap();
+    let program = format!(
+        "import sys\nfrom PIL import Image\nim = Image.frombytes('RGB', ({}, {}), open(sys.argv[1], 'rb').read())\n{script}\nopen(sys.argv[2], 'wb').write(out.tobytes())\n",
+        img.width(),
+        img.height()
+    );
+    let status = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(&program)
+        .arg(&input)
+        .arg(&output)
+        .status();
+    let out = match status {
+        Ok(s) if s.success() => Some(std::fs::read(&output).unwrap()),
+        other => {
+            assert!(std::env::var_os("CI").is_none(), "Pillow is missing under CI: {other:?}");
+            eprintln!(
+                "skipped: python3 with Pillow is not installed (python3 -m pip install pillow)"
+            );
+            None
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+#[test]
+fn resize_rotate_flip_match_pillow() {
+    let img = rgb(97, 61);
+    let o = ours(&img);
+    let cases: [(&str, Image<u8>, u8); 6] = [
+        (
+            "out = im.resize((40, 30), Image.Resampling.BILINEAR)",
+            resize(&o, 40, 30, Filter::Bilinear).unwrap(),
+            1,
+        ),
+        (
+            "out = im.resize((150, 90), Image.Resampling.BILINEAR)",
+            resize(&o, 150, 90, Filter::Bilinear).unwrap(),
+            1,
+        ),
+        (
+            "out = im.resize((40, 30), Image.Resampling.LANCZOS)",
+            resize(&o, 40, 30, Filter::Lanczos3).unwrap(),
+            1,
+        ),
+        ("out = im.transpose(Image.Transpose.ROTATE_270)", rotate(&o, Rotation::Cw90), 0),
+        ("out = im.transpose(Image.Transpose.ROTATE_180)", rotate(&o, Rotation::Cw180), 0),
+        (
+            "out = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)",
+            {
+                let mut f = o.clone();
+                flip(f.as_mut_slice(), o.shape(), Flip::Horizontal);
+                f
+            },
+            0,
+        ),
+    ];
+    for (script, got, tolerance) in cases {
+        let Some(want) = pillow(&img, script) else { return };
+        let s = got.shape();
+        let want = RgbImage::from_raw(s.w as u32, s.h as u32, want)
+            .expect("Pillow's output has our shape");
+        assert_close(&format!("Pillow: {script}"), &got, &want, tolerance);
+    }
+}

@@ -1,6 +1,7 @@
 //! Issue 10's task calls, finished: `Pending::get_timeout` (every wait can end), the `Pod` fast
-//! path chosen automatically by `map`/`apply`/`imap`, and per-call timeouts. Each under the
-//! default start method (the forkserver) and fork.
+//! path chosen automatically by `map`/`apply`/`imap` (and plain results of serialized
+//! arguments), per-call timeouts, and `apply_queue` calls of different functions in flight at
+//! once. Each under the default start method (the forkserver) and fork.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};

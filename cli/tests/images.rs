@@ -359,3 +359,33 @@ fn pipeline_file_runs_before_ops() {
     let img = image::open(out.join("a.png")).unwrap();
     assert_eq!((img.width(), img.height(), img.color().channel_count()), (32, 40, 1));
 }
+
+#[test]
+fn pool_rayon_and_sequential_write_identical_files() {
+    let s = Scratch::new("engines");
+    std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
+    std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
+    let input = s.input();
+    let mut outputs = Vec::new();
+    for engine in ["pool", "rayon", "sequential"] {
+        let out = s.0.join(engine);
+        let (code, json, stderr) = run(&[
+            input.to_str().unwrap(),
+            "--engine",
+            engine,
+            "--op",
+            "resize=30x20,lanczos3",
+            "--op",
+            "sharpen=1.0",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{engine}: {stderr}");
+        assert_eq!(json["totals"]["written"], 2, "{engine}");
+        let bytes: Vec<Vec<u8>> =
+            ["a.png", "b.png"].iter().map(|n| std::fs::read(out.join(n)).unwrap()).collect();
+        outputs.push(bytes);
+    }
+    assert_eq!(outputs[0], outputs[1], "pool and rayon differ");
+    assert_eq!(outputs[0], outputs[2], "pool and sequential differ");
+}

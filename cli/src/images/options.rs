@@ -46,6 +46,11 @@ pub(crate) struct ImagesArgs {
     /// Stop at the first failed file: files not yet started are reported as not run.
     #[arg(long, overrides_with = "keep_going")]
     pub(crate) fail_fast: bool,
+    /// Where the files are processed: `pool` (worker processes, isolated: the default), or,
+    /// for comparison, `rayon` (threads of this process) or `sequential` (this thread); these
+    /// two have no isolation and no --timeout: a crashing decoder ends the whole batch.
+    #[arg(long, value_enum, default_value_t = Engine::Pool)]
+    pub(crate) engine: Engine,
     /// Print the results as JSON on stdout instead of the summary table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -58,6 +63,17 @@ pub(crate) struct ImagesArgs {
     /// Test hook: a worker that reaches this file name panics.
     #[arg(long, hide = true, value_name = "NAME")]
     pub(crate) test_panic_on: Option<String>,
+}
+
+/// Where a batch's files are processed.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Engine {
+    /// A pool of worker processes, one file per task.
+    Pool,
+    /// Rayon threads in this process.
+    Rayon,
+    /// One file after the other on this thread.
+    Sequential,
 }
 
 /// An output format.

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use shmpool::Pool;
 use shmpool_kernels::imaging::Pipeline;
 
-use super::options::ImagesArgs;
+use super::options::{Engine, ImagesArgs};
 use super::progress::Progress;
+use super::report::FileReport;
 use super::summary::{Batch, FileResult};
 use super::task::{FileTask, process_file, temp_path};
 use crate::error::CliError;
@@ -117,33 +118,11 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
 
     let workers = args.workers.unwrap_or_else(shmpool::process_cpu_count).max(1);
     let start = Instant::now();
-    let mut pool = Pool::builder()
-        .workers(workers)
-        .task_timeout(Duration::from_secs_f64(args.timeout))
-        .build()?;
-    let mut results: Vec<Option<Result<_, String>>> = vec![None; tasks.len()];
-    let mut progress = Progress::new(tasks.len());
-    {
-        let stream = pool.imap_unordered(process_file, &tasks, Some(1))?;
-        for item in stream {
-            let (i, r) = match item {
-                Ok((i, r)) => (i, r),
-                Err(e) => match failed_task(&e) {
-                    Some((i, why)) if i < tasks.len() => (i, Err(why)),
-                    _ => return Err(e.into()),
-                },
-            };
-            let failed = r.is_err();
-            progress.done(r.as_ref().map_or(0, |rep| rep.in_bytes));
-            results[i] = Some(r);
-            if failed && args.fail_fast {
-                break; // dropping the stream cancels the files no worker started
-            }
-        }
-    }
-    // Waits for any file still running (after --fail-fast) before the clean-up below.
-    drop(pool);
-    progress.finish();
+    let results = match args.engine {
+        Engine::Pool => in_pool(args, &tasks, workers)?,
+        Engine::Rayon => in_process(&tasks, Some(workers))?,
+        Engine::Sequential => in_process(&tasks, None)?,
+    };
     let seconds = start.elapsed().as_secs_f64();
 
     let files = tasks
@@ -164,8 +143,62 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
         .collect();
     Ok(Batch {
         pipeline: pipeline.ops().iter().map(|o| o.to_string()).collect(),
-        workers,
+        workers: if args.engine == Engine::Sequential { 1 } else { workers },
         seconds,
         files,
     })
+}
+
+/// Each file's result, `None` for those never run.
+type Results = Vec<Option<Result<FileReport, String>>>;
+
+/// The files in this process: on `threads` rayon threads, or on this thread (`None`). For
+/// comparison only: nothing is isolated.
+fn in_process(tasks: &[FileTask], threads: Option<usize>) -> Result<Results, CliError> {
+    let mut progress = Progress::new(tasks.len());
+    let results: Vec<_> = match threads {
+        Some(n) => {
+            use rayon::prelude::*;
+            let rp = rayon::ThreadPoolBuilder::new().num_threads(n).build()?;
+            rp.install(|| tasks.par_iter().map(|t| process_file(t.clone())).collect())
+        }
+        None => tasks.iter().map(|t| process_file(t.clone())).collect(),
+    };
+    for r in &results {
+        progress.done(r.as_ref().map_or(0, |rep| rep.in_bytes));
+    }
+    progress.finish();
+    Ok(results.into_iter().map(Some).collect())
+}
+
+/// The files in a pool of `workers` processes, one task each, under `--timeout`.
+fn in_pool(args: &ImagesArgs, tasks: &[FileTask], workers: usize) -> Result<Results, CliError> {
+    let mut pool = Pool::builder()
+        .workers(workers)
+        .task_timeout(Duration::from_secs_f64(args.timeout))
+        .build()?;
+    let mut results: Results = vec![None; tasks.len()];
+    let mut progress = Progress::new(tasks.len());
+    {
+        let stream = pool.imap_unordered(process_file, tasks, Some(1))?;
+        for item in stream {
+            let (i, r) = match item {
+                Ok((i, r)) => (i, r),
+                Err(e) => match failed_task(&e) {
+                    Some((i, why)) if i < tasks.len() => (i, Err(why)),
+                    _ => return Err(e.into()),
+                },
+            };
+            let failed = r.is_err();
+            progress.done(r.as_ref().map_or(0, |rep| rep.in_bytes));
+            results[i] = Some(r);
+            if failed && args.fail_fast {
+                break; // dropping the stream cancels the files no worker started
+            }
+        }
+    }
+    // Waits for any file still running (after --fail-fast) before the clean-up.
+    drop(pool);
+    progress.finish();
+    Ok(results)
 }

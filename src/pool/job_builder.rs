@@ -114,7 +114,10 @@ impl Pool {
     /// stages without a halo fuse (one pass over memory per chunk); a stage with a halo starts
     /// only once every chunk of the stages before it is done. Jobs touching fewer bytes than
     /// the pool's [inline threshold](crate::pool::PoolBuilder::inline_threshold) run in the
-    /// caller, chunk by chunk, through the same kernels.
+    /// caller, chunk by chunk, through the same kernels: a kernel that crashes its process
+    /// (an abort, a signal) then takes the caller with it, where a worker would be replaced
+    /// and the job fail with [`Error::WorkerDied`]; `.inline(false)` keeps such a job in the
+    /// workers.
     ///
     /// ```
     /// use shmpool::pool::Chunk;
@@ -398,6 +401,8 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// Checks the job, then runs it inline or in the workers; returns the partials.
     fn execute<R: Pod>(self, identity: Option<R>) -> Result<Vec<R>> {
         self.pool.check_owner()?;
+        // Inline or not, a closed or terminated pool takes no more work.
+        self.pool.check_running()?;
         let plan = self.plan()?;
         if plan.len == 0 {
             return Ok(Vec::new());

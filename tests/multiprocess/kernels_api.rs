@@ -31,6 +31,7 @@ pub fn tests() -> Tests {
         inline_and_pooled_runs_give_identical_results,
         a_panic_in_stage_two_is_a_typed_error_and_later_stages_do_not_run,
         a_killed_worker_mid_job_is_reported_and_the_pool_recovers,
+        a_closed_pool_takes_no_job_not_even_inline,
     }
 }
 
@@ -594,4 +595,24 @@ fn a_killed_worker_mid_job_is_reported_and_the_pool_recovers() {
     assert_ne!(pool.worker_pids(), before);
     assert!((500..600).all(|i| a[i] == 1) && a[0] == 2);
     finish(pool);
+}
+
+fn a_closed_pool_takes_no_job_not_even_inline() {
+    let mut pool = Pool::new(1).unwrap();
+    let mut a = SharedArray::<u8>::zeroed(16).unwrap();
+    pool.close();
+    for inline in [true, false] {
+        let e = pool
+            .job(())
+            .output(&mut a)
+            .unwrap()
+            .inline(inline)
+            .stage(|c| c.output::<u8>(0).fill(1))
+            .run();
+        assert!(matches!(e, Err(Error::PoolNotRunning { .. })), "inline {inline}: {e:?}");
+    }
+    assert!(a.iter().all(|&x| x == 0));
+    assert!(pool.join_timeout(Duration::from_secs(10)).unwrap(), "a worker did not exit");
+    drop(pool);
+    shmpool::process::shutdown_forkserver().unwrap();
 }

@@ -197,7 +197,8 @@ fn in_pool(args: &ImagesArgs, tasks: &[FileTask], workers: usize) -> Result<Resu
             }
         }
     }
-    // Waits for any file still running (after --fail-fast) before the clean-up.
+    // Terminates the workers, any still on a file after --fail-fast included, before the
+    // clean-up of temporaries.
     drop(pool);
     progress.finish();
     Ok(results)

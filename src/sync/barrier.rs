@@ -76,8 +76,8 @@ const WATCHED: usize = 64;
 /// How often a waiting party checks that the others still run.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
-// SAFETY: `#[repr(C)]` of a process-shared pthread mutex, atomics and a constant (the action is a
-// code offset in an atomic, called only after the checks of `Barrier::action`), used through
+// The action is a code offset in an atomic, called only after the checks of `Barrier::action`.
+// SAFETY: `#[repr(C)]` of a process-shared pthread mutex, atomics and a constant, used through
 // `&self` only; no pointers, no `Drop`; `keep_mapped` is true while a thread of ours holds the
 // internal lock, the only time one links into the cell.
 unsafe impl ShmSafe for BarrierCell {

@@ -69,7 +69,10 @@ impl Drop for Cleared<'_> {
 /// at least `timeout` by `now` (a [`now_ns`] reading).
 pub(crate) fn overdue(slot: &WorkerSlot, timeout: Duration, now: u64) -> Option<(u64, u64)> {
     let started = slot.task_started.load(SeqCst);
-    if started == 0 || now.saturating_sub(started) < timeout.as_nanos() as u64 {
+    // A timeout past `u64` nanoseconds (584 years) never expires: cut with `as`, 2^63 s read
+    // as zero.
+    let limit = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+    if started == 0 || now.saturating_sub(started) < limit {
         return None;
     }
     let (task, in_call) = (slot.task.load(SeqCst), slot.task_in_call.load(SeqCst));
@@ -113,5 +116,20 @@ mod tests {
         assert_eq!(seen, [(Some((4, 14)), None), (Some((5, 15)), None)]);
         assert_eq!(slot.task_started.load(SeqCst), 0, "the stamp is cleared after the task");
         assert_eq!(time_left(&slot, Duration::from_secs(1), now_ns()), None);
+    }
+
+    #[test]
+    fn a_timeout_past_u64_nanoseconds_never_expires() {
+        // SAFETY: a `WorkerSlot` is atomics only; all zero is a valid (idle) slot.
+        let slot: WorkerSlot = unsafe { std::mem::zeroed() };
+        // 2^63 s is 2^63 * 10^9 ns, a multiple of 2^64: cut to `u64` it read as zero, and a
+        // call asking for "practically forever" killed every task at once.
+        let forever = [Duration::from_secs(1 << 63), Duration::from_secs(18_446_744_074)];
+        slot.task_started.store(now_ns(), SeqCst);
+        std::thread::sleep(Duration::from_millis(1));
+        for d in forever {
+            assert_eq!(overdue(&slot, d, now_ns()), None, "{d:?}");
+        }
+        assert!(overdue(&slot, Duration::from_micros(1), now_ns()).is_some());
     }
 }

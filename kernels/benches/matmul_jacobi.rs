@@ -2,7 +2,9 @@
 //! workers), in the same run, all three through the same block kernel:
 //! - `matmul` 512 x 512 x 512 `f64` (multiply-adds per second; the target is pool >= 1.9x
 //!   sequential);
-//! - Jacobi 2048 x 2048 `f64`, 10 steps with the residual of each (grid points per second).
+//! - Jacobi 2048 x 2048 `f64`, 10 steps with the residual of each (grid points per second);
+//! - the sample sort of 8 Mi random `u64` (elements per second; each iteration sorts a fresh
+//!   copy, made outside the timing).
 //!
 //! `cargo bench -p shmpool-kernels --bench matmul_jacobi` (short: `-- --warm-up-time 1
 //! --measurement-time 3`).
@@ -13,16 +15,17 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput};
 use shmpool::{Pool, SharedArray};
 use shmpool_kernels::{
     GridDims, MatDims, MatmulBuffers, jacobi, jacobi_pool, jacobi_rayon, matmul, matmul_pool,
-    matmul_rayon,
+    matmul_rayon, sort, sort_pool, sort_rayon,
 };
 
 const MAT: usize = 512;
 const GRID: usize = 2048;
 const STEPS: usize = 10;
+const SORT: usize = 8 << 20;
 
 /// The benchmark name of the pool: its workers and start method.
 fn ours(pool: &Pool) -> String {
@@ -69,6 +72,32 @@ fn jacobi_group(c: &mut Criterion, pool: &mut Pool, rp: &rayon::ThreadPool) {
     g.finish();
 }
 
+fn sort_group(c: &mut Criterion, pool: &mut Pool, rp: &rayon::ThreadPool) {
+    let data: Vec<u64> = (0..SORT as u64)
+        .map(|i| (i ^ 0x5555).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17))
+        .collect();
+    let mut g = c.benchmark_group("sort_8Mi_u64");
+    g.sample_size(10).throughput(Throughput::Elements(SORT as u64));
+    g.bench_function(ours(pool), |b| {
+        b.iter_batched(
+            || SharedArray::from_slice(&data).unwrap(),
+            |mut a| sort_pool(pool, &mut a).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("rayon 2 threads", |b| {
+        b.iter_batched(
+            || data.clone(),
+            |mut v| rp.install(|| sort_rayon(&mut v)),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("sequential", |b| {
+        b.iter_batched(|| data.clone(), |mut v| sort(&mut v), BatchSize::PerIteration)
+    });
+    g.finish();
+}
+
 fn main() {
     // Workers first: the pool forks (or asks the forkserver) before any other thread exists.
     let mut pool = Pool::new(2).expect("starting the pool");
@@ -76,6 +105,7 @@ fn main() {
     let mut c = Criterion::default().warm_up_time(Duration::from_secs(1)).configure_from_args();
     matmul_group(&mut c, &mut pool, &rp);
     jacobi_group(&mut c, &mut pool, &rp);
+    sort_group(&mut c, &mut pool, &rp);
     drop(pool);
     c.final_summary();
 }

@@ -11,8 +11,8 @@
 //!    search). The split positions in every run are the per-run bucket counts, and their prefix
 //!    sums are the offsets at which each run's share lands in the bucket.
 //! 3. **Gather and sort buckets** ([`merge_ranks`]): each output chunk copies its share of every
-//!    run to its offset and sorts the bucket (a stable sort, which merges presorted runs in
-//!    `O(m log runs)`).
+//!    run to its offset and sorts the bucket by merging those sorted pieces pairwise
+//!    (`O(m log runs)`).
 //!
 //! Random splitters give buckets of uneven size, which the pool, whose chunks are equal ranges,
 //! cannot hand out; exact splitters make every bucket exactly one output chunk, so the buckets
@@ -153,14 +153,69 @@ pub fn merge_ranks<T: SortKey>(runs: &[T], run_len: usize, first_rank: usize, ou
     }
     let from = rank_split(runs, run_len, first_rank);
     let to = rank_split(runs, run_len, first_rank + out.len());
+    // The run's pieces, side by side in `out`; `bounds` are where each starts, and the end.
+    let mut bounds = vec![0];
     let mut at = 0;
     for ((run, a), b) in runs.chunks(run_len).zip(from).zip(to) {
-        out[at..at + (b - a)].copy_from_slice(&run[a..b]);
-        at += b - a;
+        if b > a {
+            out[at..at + (b - a)].copy_from_slice(&run[a..b]);
+            at += b - a;
+            bounds.push(at);
+        }
     }
     debug_assert_eq!(at, out.len());
-    // Stable: merges the presorted pieces instead of sorting from scratch.
-    out.sort_by_key(|x| x.key());
+    merge_pieces(out, bounds);
+}
+
+/// Merges the sorted pieces of `v` (`bounds`: where each starts, then the end) pairwise, in
+/// `log2(pieces)` passes through a buffer: `O(m log pieces)`, a branch-free merge loop.
+fn merge_pieces<T: SortKey>(v: &mut [T], mut bounds: Vec<usize>) {
+    if bounds.len() <= 2 {
+        return;
+    }
+    let mut buf = vec![T::zeroed(); v.len()];
+    let mut in_buf = false;
+    while bounds.len() > 2 {
+        let (src, dst): (&[T], &mut [T]) = if in_buf { (&buf, v) } else { (v, &mut buf) };
+        let mut next = vec![0];
+        // Pieces 0 and 1, 2 and 3, ...; an odd one out is copied.
+        for p in (0..bounds.len() - 1).step_by(2) {
+            let (lo, mid) = (bounds[p], bounds[p + 1]);
+            let hi = match bounds.get(p + 2) {
+                Some(&hi) => {
+                    merge_two(&src[lo..mid], &src[mid..hi], &mut dst[lo..hi]);
+                    hi
+                }
+                None => {
+                    dst[lo..mid].copy_from_slice(&src[lo..mid]);
+                    mid
+                }
+            };
+            next.push(hi);
+        }
+        bounds = next;
+        in_buf = !in_buf;
+    }
+    if in_buf {
+        v.copy_from_slice(&buf);
+    }
+}
+
+/// `out = merge(a, b)`, ties from `a` first.
+fn merge_two<T: SortKey>(a: &[T], b: &[T], out: &mut [T]) {
+    let (mut i, mut j) = (0, 0);
+    let mut k = 0;
+    while i < a.len() && j < b.len() {
+        let pair = [a[i], b[j]];
+        // An index, not a branch: which side wins is a coin toss on random data.
+        let take_b = usize::from(pair[1].key() < pair[0].key());
+        out[k] = pair[take_b];
+        j += take_b;
+        i += 1 - take_b;
+        k += 1;
+    }
+    let rest = if i < a.len() { &a[i..] } else { &b[j..] };
+    out[k..].copy_from_slice(rest);
 }
 
 /// Sorts `data` in place under the total order of [`SortKey`], sequentially (the reference the

@@ -58,7 +58,11 @@ struct Frame {
 /// An end is a [`Process`](crate::Process) argument under every start method, as in Python's
 /// `Process(target=f, args=(child_conn,))`: its socket travels with the start (at most two ends
 /// per child), and the parent's copy is closed once the child has ended (or at once under
-/// `fork`, where the end is moved).
+/// `fork`, where the end is moved). Under spawn and forkserver "ended" means noticed by
+/// [`join`](crate::Process::join), [`join_timeout`](crate::Process::join_timeout) or
+/// [`is_alive`](crate::Process::is_alive): until then the end the child got is still open in
+/// the parent, so a `recv` on the other end cannot see that child die. Receive with
+/// [`recv_timeout`](Connection::recv_timeout) and check `is_alive` between tries, or join.
 ///
 /// After a fork both processes hold both ends: as with Python, each side should drop the end it
 /// does not use (moving an end into a [`Scope::fork`](crate::process::Scope::fork) closure drops the

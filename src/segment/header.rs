@@ -255,6 +255,10 @@ impl Layout {
             ty.align as usize,
             "use a type aligned to at most 4096",
         )?;
+        // Past isize::MAX elements no slice or view fits, even of zero-sized ones.
+        if len > isize::MAX as usize {
+            return Err(too_large());
+        }
         let data_offset = data_offset_for_shape(ty.align as usize, shape.dims().len()) as u64;
         let data_bytes = (len as u64).checked_mul(ty.size).ok_or_else(too_large)?;
         let total = data_offset.checked_add(data_bytes).ok_or_else(too_large)?;
@@ -955,6 +959,19 @@ mod tests {
         h.segment_bytes = 256;
         let e = open_checks(&to_raw(&h, &dims), 256, None).unwrap_err();
         assert!(matches!(e, Error::CorruptHeader { .. }), "{e}");
+    }
+
+    /// A zero-sized element type takes no bytes however long the array, so the byte limit never
+    /// stopped a length past isize::MAX, which no view can have (`SharedArray::<()>::view`
+    /// panicked) and which `open` refuses.
+    #[test]
+    fn a_length_past_isize_max_is_too_large_even_for_zero_sized_elements() {
+        let unit = TypeDesc::of::<()>();
+        let e = Layout::new(Kind::Array, unit, isize::MAX as usize + 1).err();
+        assert!(matches!(e, Some(Error::TooLarge { .. })), "{e:?}");
+        assert!(Layout::new(Kind::Array, unit, isize::MAX as usize).is_ok());
+        let big = crate::SharedArray::<()>::zeroed(usize::MAX).err();
+        assert!(matches!(big, Some(Error::TooLarge { .. })), "{big:?}");
     }
 
     /// An empty array with a huge axis multiplies to the header's len of 0, but no NumPy or

@@ -61,19 +61,19 @@ pub(crate) fn convolve(buf: &mut [f32], shape: Shape, k: &[f32]) {
     let r = k.len() / 2;
     let (h, w, c) = (shape.h, shape.w, shape.c);
     let row_len = shape.row_len();
-    // Rows.
-    let mut line = vec![0.0f32; row_len];
+    // Rows: each row copied with `r` edge pixels repeated on either side, then one pass over
+    // the row per tap, so the inner loop runs along contiguous samples.
+    let mut padded = vec![0.0f32; (w + 2 * r) * c];
     for y in 0..h {
         let row = &mut buf[y * row_len..(y + 1) * row_len];
-        line.copy_from_slice(row);
-        for x in 0..w {
-            for ch in 0..c {
-                let mut acc = 0.0;
-                for (t, wgt) in k.iter().enumerate() {
-                    let sx = (x + t).saturating_sub(r).min(w - 1);
-                    acc += wgt * line[sx * c + ch];
-                }
-                row[x * c + ch] = acc;
+        for (p, px) in padded.chunks_exact_mut(c).enumerate() {
+            let sx = p.saturating_sub(r).min(w - 1);
+            px.copy_from_slice(&row[sx * c..(sx + 1) * c]);
+        }
+        row.iter_mut().for_each(|v| *v = 0.0);
+        for (t, wgt) in k.iter().enumerate() {
+            for (o, v) in row.iter_mut().zip(&padded[t * c..t * c + row_len]) {
+                *o += wgt * v;
             }
         }
     }

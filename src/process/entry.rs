@@ -643,6 +643,51 @@ pub(crate) mod tests {
         assert_eq!(decode_frame(&frame, 7).err(), Some(JobRefused::Checksum));
     }
 
+    /// Answers the one number it is sent with the next one; 0 when that worked.
+    fn echo_next(mut c: crate::Connection) -> i32 {
+        let Ok(n) = c.recv_timeout::<u32>(std::time::Duration::from_secs(5)) else { return 1 };
+        if c.send(&(n + 1)).is_ok() { 0 } else { 2 }
+    }
+
+    fn two_ends(_: (crate::Connection, crate::Connection)) -> i32 {
+        0
+    }
+
+    /// A spawn child takes the descriptors of its arguments at the numbers its verified frame
+    /// names: a number that is a standard stream, one of the marker's, named twice, closed, or
+    /// not a socket (a pipe the child holds for something else) is refused, never owned.
+    #[test]
+    fn a_spawn_frame_cannot_hand_the_child_a_descriptor_it_was_not_given() {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        let (mut mine, theirs) = crate::pipe(true).unwrap();
+        let job = Job::new(echo_next, &theirs, "conn", 5, false).unwrap();
+        let adopt = |at: &[RawFd], marker: &[RawFd]| {
+            decode_frame(&job.to_frame_placing(at), 5).unwrap().adopt_inherited(marker)
+        };
+        let (pipe_r, _pipe_w) = crate::sys::proc::pipe().unwrap();
+        let closed = job.fds()[0].try_clone_to_owned().unwrap().into_raw_fd();
+        // SAFETY: `closed` was just made by this test and is owned by nothing else.
+        drop(unsafe { OwnedFd::from_raw_fd(closed) });
+        let socket = job.fds()[0].as_raw_fd();
+        for (at, marker) in
+            [(0, -1), (2, -1), (pipe_r.as_raw_fd(), -1), (closed, -1), (socket, socket), (-1, -1)]
+        {
+            let r = adopt(&[at], &[marker]);
+            assert!(r.is_err(), "descriptor {at} (marker {marker}) was adopted");
+        }
+        let (c, d) = crate::pipe(true).unwrap();
+        let two = Job::new(two_ends, &(c, d), "two", 5, false).unwrap();
+        let n = two.fds()[0].as_raw_fd();
+        let r = decode_frame(&two.to_frame_placing(&[n, n]), 5).unwrap().adopt_inherited(&[]);
+        assert!(r.is_err(), "one descriptor adopted as two ends");
+        // What a real spawn child gets: a fresh descriptor of the end, at the number named.
+        let given = job.fds()[0].try_clone_to_owned().unwrap().into_raw_fd();
+        let v = adopt(&[given], &[pipe_r.as_raw_fd()]).unwrap();
+        mine.send(&41u32).unwrap();
+        assert_eq!(v.call(), 0);
+        assert_eq!(mine.recv_timeout::<u32>(std::time::Duration::from_secs(5)).unwrap(), 42);
+    }
+
     #[test]
     fn a_frame_announcing_more_than_the_bound_is_refused_before_any_allocation() {
         assert_eq!(frame_len((MAX_JOB_BYTES).to_le_bytes()), Ok(MAX_JOB_BYTES as usize));

@@ -10,7 +10,7 @@ use shmpool::manager::{
     DictProxy, EventProxy, ListProxy, LockProxy, Managed, QueueProxy, RLockProxy, SemaphoreProxy,
     ValueProxy,
 };
-use shmpool::{Error, Manager, StartMethod, get_context};
+use shmpool::{Error, Manager, Pool, StartMethod, get_context};
 
 use crate::harness::{Tests, register};
 
@@ -29,6 +29,7 @@ pub fn tests() -> Tests {
         named_objects_are_one_object_per_name,
         a_child_that_knows_only_address_and_key_reaches_a_tcp_manager in METHODS,
         a_wrong_key_is_refused_and_the_manager_goes_on,
+        proxies_are_pool_task_arguments,
     }
 }
 
@@ -271,5 +272,25 @@ fn a_wrong_key_is_refused_and_the_manager_goes_on() {
     let d2: DictProxy<u8, u8> = again.named("d").unwrap();
     assert_eq!(d2.get(&1).unwrap(), Some(2));
     drop(again);
+    finish(m);
+}
+
+/// A pool task: squares its number into the shared dict, returns the worker's pid.
+fn square_into(args: (DictProxy<u32, u32>, u32)) -> u32 {
+    let (d, n) = args;
+    d.set(&n, &(n * n)).expect("the manager answers a pool worker");
+    std::process::id()
+}
+
+fn proxies_are_pool_task_arguments() {
+    let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
+    let d = m.dict::<u32, u32>().unwrap();
+    let mut pool = Pool::new(2).unwrap();
+    let tasks: Vec<(DictProxy<u32, u32>, u32)> = (0..40).map(|n| (d.clone(), n)).collect();
+    let pids = pool.map(square_into, &tasks, Some(4)).unwrap();
+    assert_eq!(pids.len(), 40);
+    assert!(pids.iter().all(|&p| p != std::process::id()), "a task ran in the parent");
+    drop(pool);
+    assert_eq!(d.items().unwrap(), (0..40).map(|n| (n, n * n)).collect::<Vec<_>>());
     finish(m);
 }

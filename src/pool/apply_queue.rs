@@ -20,12 +20,13 @@
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::control::MAX_CHUNKS;
 use super::imap::chunk_error;
 use super::kernel::Trampoline;
 use super::staging::{ResultSource, SerialResults, serialize_args};
@@ -127,6 +128,9 @@ struct QueueState<'p> {
     running: Option<(Vec<u64>, Box<dyn Batch>)>,
     /// Finished calls whose `Pending` has not taken the result yet.
     finished: HashMap<u64, Finished>,
+    /// Calls queued or running whose `Pending` was dropped unread: their results are dropped
+    /// when they come (Python's fire-and-forget `apply_async`), not kept for the queue's life.
+    abandoned: HashSet<u64>,
     next_id: u64,
 }
 
@@ -158,9 +162,22 @@ impl QueueState<'_> {
                         reason: "the batch of this call could not be published; the batch's \
                                  first call's get() returned why",
                     }));
-                for id in run.ids {
+                for &id in &run.ids {
                     self.finished.insert(id, (run.fail)(errors.next().expect("endless")));
                 }
+                self.forget_abandoned(&run.ids);
+            }
+        }
+    }
+
+    /// Drops the outcomes of `ids` that nobody will ask for (their `Pending` is gone).
+    fn forget_abandoned(&mut self, ids: &[u64]) {
+        if self.abandoned.is_empty() {
+            return;
+        }
+        for id in ids {
+            if self.abandoned.remove(id) {
+                self.finished.remove(id);
             }
         }
     }
@@ -169,6 +186,7 @@ impl QueueState<'_> {
     fn harvest(&mut self) {
         let Some((ids, batch)) = self.running.take() else { return };
         batch.harvest(self.pool, &ids, &mut self.finished);
+        self.forget_abandoned(&ids);
         // Each call's error was recorded above; the job's own outcome repeats the first.
         let _ = self.pool.take_outcome();
     }
@@ -197,6 +215,7 @@ impl Pool {
             queued: VecDeque::new(),
             running: None,
             finished: HashMap::new(),
+            abandoned: HashSet::new(),
             next_id: 0,
         };
         ApplyQueue { state: RefCell::new(state) }
@@ -230,7 +249,9 @@ impl<'p> ApplyQueue<'p> {
         let id = st.next_id;
         let (_, bytes) = serialize_args::<A>([&arg], st.pool.max_task_bytes, id as usize)?;
         st.next_id += 1;
-        let joins = st.queued.back().is_some_and(|r| r.code == code);
+        // One task per chunk, and a result's chunk is its index in the run (`Typed::harvest`):
+        // a run never outgrows the chunks a job may have.
+        let joins = st.queued.back().is_some_and(|r| r.code == code && r.ids.len() < MAX_CHUNKS);
         if !joins {
             st.queued.push_back(Run {
                 code,
@@ -444,8 +465,13 @@ impl<R: 'static> Drop for Pending<'_, '_, R> {
             // error means the call is lost, and there is nothing to call back with).
             while let Ok(false) = self.settle(Some(None)) {}
         }
-        if let Ok(mut st) = self.queue.state.try_borrow_mut() {
-            st.finished.remove(&self.id);
+        if let Ok(mut st) = self.queue.state.try_borrow_mut()
+            && st.finished.remove(&self.id).is_none()
+            && self.outcome.get_mut().is_none()
+            && st.knows(self.id)
+        {
+            // Still queued or running: its outcome is dropped when it comes.
+            st.abandoned.insert(self.id);
         }
     }
 }

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use super::job::JobHandle;
 use super::staging::ResultSource;
 use super::state::Pool;
+use super::task_kernel;
 use crate::error::{Error, Result};
 
 /// A streaming job's handle: results are read from the pool as chunks finish.
@@ -55,7 +56,8 @@ pub(crate) fn chunk_error(pool: &Pool, chunk: u64, task: Option<u64>, first: &mu
     match pool.ctl.read_error() {
         Some((_, c, pid, message)) if c == chunk && !*first => {
             *first = true;
-            Error::KernelPanicked { chunk, pid, message }
+            // A plain-result task's argument that did not deserialize reads as that.
+            task_kernel::typed_arg_failure(Error::KernelPanicked { chunk, pid, message })
         }
         _ => Error::KernelPanicked {
             chunk,

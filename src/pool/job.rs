@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::state::{Pool, PoolState};
 use super::words::JobIndex;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What a finished job hands back, computed from the pool once the job is done.
 pub(crate) type Output<'p, R> = Box<dyn FnOnce(&Pool) -> R + 'p>;
@@ -56,6 +56,9 @@ pub struct JobHandle<'p, R> {
     /// Dropping does not wait for the job (a streaming job whose unclaimed chunks were
     /// cancelled: its output owns nothing the workers use).
     detached: bool,
+    /// How the job's error reads to the caller (the identity but for plain-result tasks,
+    /// whose argument failures travel as panics: [`JobHandle::recast_errors`]).
+    recast: fn(Error) -> Error,
 }
 
 impl<'p, R> JobHandle<'p, R> {
@@ -65,7 +68,21 @@ impl<'p, R> JobHandle<'p, R> {
             Some(a) if job != 0 && a.job == job => a.chunks,
             _ => 0,
         };
-        JobHandle { pool, job, chunks, finished: chunks, output: Some(output), detached: false }
+        JobHandle {
+            pool,
+            job,
+            chunks,
+            finished: chunks,
+            output: Some(output),
+            detached: false,
+            recast: std::convert::identity,
+        }
+    }
+
+    /// Makes the job's error (its outcome) read as `recast` makes it.
+    pub(crate) fn recast_errors(mut self, recast: fn(Error) -> Error) -> JobHandle<'p, R> {
+        self.recast = recast;
+        self
     }
 
     /// Points this handle at job `job` (just published by [`pool_mut`](JobHandle::pool_mut)'s
@@ -151,7 +168,7 @@ impl<'p, R> JobHandle<'p, R> {
         if self.in_flight() {
             self.pool.wait_job(None)?;
             self.finished = self.pool.progress_now().0;
-            self.pool.take_outcome()
+            self.pool.take_outcome().map_err(self.recast)
         } else {
             Ok(())
         }

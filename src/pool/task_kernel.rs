@@ -13,6 +13,7 @@ use super::codec;
 use super::kernel::{Span, Views, check_span, panic_text};
 use super::star::StarArgs;
 use super::task_clock;
+use crate::error::Error;
 use crate::segment::Segment;
 use crate::segment::handle::Locator;
 use crate::segment::header::{Kind, Layout, TypeDesc};
@@ -75,9 +76,36 @@ pub(crate) unsafe fn task2<A, B, R>(kernel: usize, v: &Views, s: &Span) {
     });
 }
 
+/// What a worker's panic says after `task {i}: ` when an argument of a plain-result task does
+/// not deserialize ([`task_serial_plain`]), before serde's text in parentheses.
+const ARG_UNREADABLE: &str = "its argument could not be deserialized";
+
+/// The error of a chunk of plain-result tasks ([`task_serial_plain`]) as the caller sees it: a
+/// panic that says a task's argument did not deserialize is [`Error::TaskValue`] naming the
+/// task, as on the serialized path (which has an entry to carry it); any other error as it is.
+pub(crate) fn typed_arg_failure(e: Error) -> Error {
+    let Error::KernelPanicked { message, .. } = &e else { return e };
+    let parsed =
+        message.strip_prefix("task ").and_then(|m| m.split_once(": ")).and_then(|(task, rest)| {
+            // The control block's error slot may have cut the text short.
+            let reason = rest.strip_prefix(ARG_UNREADABLE)?.trim_start_matches(" (");
+            Some((task.parse::<usize>().ok()?, reason.strip_suffix(')').unwrap_or(reason)))
+        });
+    match parsed {
+        Some((task, reason)) => Error::TaskValue {
+            task,
+            what: "argument",
+            how: "deserialized",
+            reason: reason.to_string(),
+        },
+        None => e,
+    }
+}
+
 /// Tasks `fn(A) -> R` with serialized arguments and plain results: argument `i` decoded from
 /// the region in array 0 ([`codec`]'s layout), result `i` written raw to array 2. An argument
-/// that does not deserialize fails the chunk, as a panic naming the task (no entry to say so).
+/// that does not deserialize fails the chunk, as a panic naming the task (no entry to say so),
+/// which the parent reads back as [`Error::TaskValue`] ([`typed_arg_failure`]).
 ///
 /// # Safety
 ///
@@ -93,7 +121,7 @@ pub(crate) unsafe fn task_serial_plain<A: DeserializeOwned, R>(kernel: usize, v:
     let args = codec::Args { base, len, n };
     task_clock::each_task(s.start..s.end, 0, |i| {
         let a = postcard::from_bytes::<A>(args.get(i))
-            .unwrap_or_else(|e| panic!("task {i}: its argument could not be deserialized ({e})"));
+            .unwrap_or_else(|e| panic!("task {i}: {ARG_UNREADABLE} ({e})"));
         // SAFETY: `i < s.end`, inside the result region (checked), aligned for `R` (checked);
         // result `i` belongs to the chunk this worker claimed.
         unsafe { out.add(i).write(one_task(i, || k(a))) }
@@ -363,6 +391,22 @@ mod tests {
         });
         let text = panic_text(&*bad.expect_err("an argument that does not decode fails the chunk"));
         assert!(text.contains("task 3: its argument could not be deserialized"), "{text}");
+        let panicked = Error::KernelPanicked { chunk: 1, pid: 7, message: text };
+        match typed_arg_failure(panicked) {
+            Error::TaskValue { task: 3, what: "argument", how: "deserialized", reason } => {
+                assert!(!reason.is_empty() && !reason.ends_with(')'), "{reason}")
+            }
+            other => panic!("expected a typed argument error, got {other:?}"),
+        }
+        // Cut short by the error slot, or any other panic: as it is / still typed.
+        let cut = "task 12: its argument could not be deserialized (Hit the end".to_string();
+        let e = typed_arg_failure(Error::KernelPanicked { chunk: 0, pid: 1, message: cut });
+        assert!(
+            matches!(e, Error::TaskValue { task: 12, ref reason, .. } if reason == "Hit the end")
+        );
+        let other = "task 2: boom".to_string();
+        let e = typed_arg_failure(Error::KernelPanicked { chunk: 0, pid: 1, message: other });
+        assert!(matches!(e, Error::KernelPanicked { .. }));
     }
 
     #[test]

@@ -172,7 +172,8 @@ impl Pool {
             // SAFETY: `R` is plain (checked), and no listed type is zero-sized.
             let staged =
                 unsafe { self.stage_serial_plain::<A, R>(tramp, f as usize, args, chunksize)? };
-            return self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n));
+            let job = self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n))?;
+            return Ok(job.recast_errors(task_kernel::typed_arg_failure));
         }
         self.serial_job::<A, R, Plain<A, R>>(f as usize, args, chunksize)
     }
@@ -423,10 +424,13 @@ impl Pool {
         // A job still in flight keeps the timeout it was published under.
         self.finish_active()?;
         let pools = self.task_timeout.replace(timeout);
-        let out = call(self);
-        // `call` waited for its job: nothing in flight runs under `timeout` any more.
+        // A panic in `call` (the caller's argument iterator, or a `Serialize` impl, while
+        // staging) must not leave the call's timeout on the pool.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(&mut *self)));
+        // `call` waited for its job (or published none): nothing in flight runs under
+        // `timeout` any more.
         self.task_timeout = pools;
-        out
+        out.unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 
     /// [`apply`](Pool::apply) with a deadline: if `f` runs longer than `timeout`, its worker is

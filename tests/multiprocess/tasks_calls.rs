@@ -1,7 +1,10 @@
 //! Issue 10's task calls, finished: `Pending::get_timeout` (every wait can end), the `Pod` fast
 //! path chosen automatically by `map`/`apply`/`imap` (and plain results of serialized
 //! arguments), per-call timeouts, and `apply_queue` calls of different functions in flight at
-//! once. Each under the default start method (the forkserver) and fork.
+//! once. Each under the default start method (the forkserver) and fork. The last three are an
+//! adversary's: an argument no worker can decode on the plain-result path (a typed error, as on
+//! the serialized path), fire-and-forget `apply_async` (nothing kept for the queue's life), and
+//! deadlines of zero, of 2^63 s and `Duration::MAX` (and a call that panics while staging).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -19,6 +22,9 @@ pub fn tests() -> Tests {
         maps_over_plain_numbers_take_the_pod_path in METHODS,
         a_call_timeout_kills_an_endless_task_and_the_pool_goes_on in METHODS,
         apply_async_of_different_functions_in_flight_in_any_order in METHODS,
+        an_unreadable_argument_of_a_plain_result_task_is_a_typed_error in METHODS,
+        pendings_dropped_unread_leave_no_results_behind in METHODS,
+        deadlines_at_the_extremes in METHODS,
     }
 }
 
@@ -266,5 +272,134 @@ fn apply_async_of_different_functions_in_flight_in_any_order(m: StartMethod) {
         assert_eq!(late.get(), 64);
     }
     assert_eq!(pool.apply(shout, "after".to_string()).unwrap(), "AFTER");
+    done(pool, m);
+}
+
+/// Serializes as its byte, but deserializes as a `bool`, so `Bit(2)` is an argument the parent
+/// can send and no worker can read (serde impls that disagree, the case the error names).
+#[derive(Debug, Clone, Copy)]
+struct Bit(u8);
+
+impl serde::Serialize for Bit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Bit, D::Error> {
+        <bool as serde::Deserialize>::deserialize(d).map(|b| Bit(b as u8))
+    }
+}
+
+/// A plain result of a serialized argument: the raw-slot path.
+fn bit_value(b: Bit) -> u64 {
+    b.0 as u64 + 10
+}
+
+/// The same with a serialized result: the entry path.
+fn bit_text(b: Bit) -> String {
+    b.0.to_string()
+}
+
+/// The raw-slot path has no entry to carry a failed argument, so its worker fails the chunk; the
+/// caller still gets `Error::TaskValue` naming the task, as the serialized path gives.
+fn an_unreadable_argument_of_a_plain_result_task_is_a_typed_error(m: StartMethod) {
+    let mut pool = pool(m);
+    let args = [Bit(0), Bit(1), Bit(2), Bit(1)];
+    let typed = |e: Result<Vec<u64>, Error>| match e {
+        Err(Error::TaskValue { task: 2, what: "argument", how: "deserialized", reason }) => {
+            assert!(!reason.is_empty())
+        }
+        other => panic!("expected task 2's argument error, got {other:?}"),
+    };
+    typed(pool.map(bit_value, args, Some(1)));
+    typed(pool.map(bit_value, args, None));
+    typed(pool.map_async(bit_value, args, Some(2)).unwrap().get());
+    let items: Vec<_> = pool.imap(bit_value, args, None).unwrap().collect();
+    assert!(matches!(items[..2], [Ok(10), Ok(11)]), "{items:?}");
+    assert!(matches!(items[2], Err(Error::TaskValue { task: 2, what: "argument", .. })));
+    assert!(matches!(items[3], Ok(11)), "{items:?}");
+    // The serialized path says the same.
+    match pool.map(bit_text, args, Some(1)) {
+        Err(Error::TaskValue { task: 2, what: "argument", how: "deserialized", .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    // A task's own panic stays a panic.
+    assert!(matches!(
+        pool.map(not_seven_u64, ["7".to_string()], None),
+        Err(Error::KernelPanicked { .. })
+    ));
+    assert_eq!(pool.map(bit_value, [Bit(1)], None).unwrap(), [11]);
+    done(pool, m);
+}
+
+/// Panics on "7" (a plain result of a serialized argument).
+fn not_seven_u64(s: String) -> u64 {
+    assert!(s != "7", "task {s}: its argument could be anything");
+    s.len() as u64
+}
+
+/// Half a MiB of result.
+fn big(i: u32) -> Vec<u8> {
+    vec![i as u8; 1 << 19]
+}
+
+/// This process's anonymous resident memory (heap), in bytes.
+fn rss_anon() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("RssAnon:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<usize>().unwrap() * 1024
+}
+
+/// Python's fire-and-forget `pool.apply_async(f, x)`, its result never asked for: 300 results of
+/// half a MiB each (150 MiB) must not stay in the queue until it is dropped.
+fn pendings_dropped_unread_leave_no_results_behind(m: StartMethod) {
+    let mut pool = pool(m);
+    {
+        let q = pool.apply_queue();
+        q.apply_async(big, 0).unwrap().get().unwrap();
+        let before = rss_anon();
+        for i in 0..300 {
+            drop(q.apply_async(big, i).unwrap());
+        }
+        // A later call's `get` reads every earlier batch first (they run in order).
+        assert_eq!(q.apply_async(big, 7).unwrap().get().unwrap()[0], 7);
+        let grew = rss_anon().saturating_sub(before);
+        assert!(grew < 40 << 20, "the queue kept {} MiB of results nobody can read", grew >> 20);
+    }
+    done(pool, m);
+}
+
+/// Zero, huge and endless deadlines: each call ends, and the pool goes on.
+fn deadlines_at_the_extremes(m: StartMethod) {
+    let mut pool = pool(m);
+    // 2^63 s is 2^63 * 10^9 ns, a multiple of 2^64: cut to 64 bits it was a zero timeout.
+    for forever in [Duration::from_secs(1 << 63), Duration::MAX, Duration::from_secs(u64::MAX)] {
+        assert_eq!(pool.apply_timeout(sleepy, 30, forever).unwrap(), 30, "{forever:?}");
+        assert_eq!(pool.map_timeout(sleepy, [20, 10], Some(1), forever).unwrap(), [20, 10]);
+    }
+    // A zero deadline: every task that is seen running is over it. The call ends either way.
+    let t = Instant::now();
+    match pool.map_timeout(sleepy, [50u64; 4], Some(1), Duration::ZERO) {
+        Err(Error::TaskTimedOut { after: Duration::ZERO, .. }) => {}
+        other => panic!("a 50 ms task under a zero deadline: {other:?}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // A call that panics while staging (its argument iterator) leaves the pool's timeout
+    // (none) in place: a task slower than the call's deadline then succeeds.
+    let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let args = (0..3u64).map(|i| if i == 2 { panic!("no third argument") } else { i });
+        pool.map_timeout(sleepy, args, None, Duration::from_millis(20))
+    }));
+    assert!(staged.is_err());
+    assert_eq!(pool.apply(sleepy, 100).unwrap(), 100);
+    {
+        let q = pool.apply_queue();
+        let r = q.apply_async(sleepy, 100).unwrap();
+        assert!(matches!(r.get_timeout(Duration::ZERO), Err(Error::Timeout { .. })));
+        assert_eq!(r.get_timeout(Duration::MAX).unwrap(), 100);
+        assert_eq!(r.get_timeout(Duration::ZERO).unwrap(), 100, "a finished call at once");
+    }
     done(pool, m);
 }

@@ -38,6 +38,15 @@ pub(crate) enum CliError {
         bad: usize,
     },
 
+    /// A `shmpool run` option is zero, which leaves nothing to run or measure.
+    #[error("bad --{option} 0: {fix}")]
+    RunZero {
+        /// The option, without its dashes: workers, rounds or len.
+        option: &'static str,
+        /// What to give instead.
+        fix: &'static str,
+    },
+
     /// A `shmpool bench` option has a value it cannot use.
     #[error("bad --{option} {value}: {fix}")]
     BenchOption {

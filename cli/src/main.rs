@@ -65,7 +65,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd.unwrap_or(Cmd::Run { len: 32 << 20, workers: None, rounds: 7 }) {
-        Cmd::Run { len, workers, rounds } => run(len, workers, rounds.max(1)),
+        Cmd::Run { len, workers, rounds } => run(len, workers, rounds),
         Cmd::Demo { len, children } => demo(len, children),
         Cmd::Bench(args) => bench::bench(*args),
         Cmd::Images(args) => images::images(*args),
@@ -89,6 +89,25 @@ fn plus_one(x: u64) -> u64 {
 /// map-reduce over it, and back-to-back `apply` round trips, each against rayon and sequential
 /// code in the same run. Rounds interleave the contenders so a busy machine slows them alike.
 fn run(len: usize, workers: Option<usize>, rounds: usize) -> Result<(), CliError> {
+    let zero = |option, fix| Err(CliError::RunZero { option, fix });
+    if workers == Some(0) {
+        return zero(
+            "workers",
+            "a pool needs at least one worker; pass --workers 1 or more, or leave it out for one per CPU",
+        );
+    }
+    if rounds == 0 {
+        return zero(
+            "rounds",
+            "no round means no timing to report; pass --rounds 1 or more (default 7)",
+        );
+    }
+    if len == 0 {
+        return zero(
+            "len",
+            "an empty array gives no rate to compare; pass --len 1 or more (default 33554432)",
+        );
+    }
     let workers = workers.unwrap_or_else(shmpool::process_cpu_count).max(1);
     // The default start method (the forkserver) works beside rayon's threads, whatever the order.
     let t = Instant::now();

@@ -31,6 +31,24 @@ use super::workloads::{Digest, Runner};
 /// How long a child may take to answer one request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a child may take to say hello (start, import its modules).
+const HELLO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The environment variable that replaces both deadlines (seconds, a positive number): a test
+/// of a contender that never answers sets it short, a slow machine may set it long.
+pub(crate) const TIMEOUT_ENV: &str = "SHMPOOL_BENCH_CHILD_TIMEOUT_S";
+
+/// `default`, or the deadline [`TIMEOUT_ENV`] sets when it holds a positive number of seconds
+/// (an unusable value is ignored: the deadline only guards against a hang).
+fn deadline(default: Duration) -> Duration {
+    std::env::var(TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .unwrap_or(default)
+}
+
 /// A running contender process.
 pub(crate) struct Bridge {
     what: &'static str,
@@ -87,7 +105,7 @@ impl Bridge {
             dead: None,
             hello: Value::Null,
         };
-        b.hello = b.read_reply(Duration::from_secs(60))?;
+        b.hello = b.read_reply(deadline(HELLO_TIMEOUT))?;
         Ok(b)
     }
 
@@ -122,7 +140,7 @@ impl Bridge {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(self.fail(format!("did not answer within {} s", timeout.as_secs())));
+                return Err(self.fail(format!("did not answer within {} s", timeout.as_secs_f64())));
             }
             let mut pfd =
                 libc::pollfd { fd: self.stdout.as_raw_fd(), events: libc::POLLIN, revents: 0 };
@@ -160,7 +178,7 @@ impl Bridge {
         if let Err(e) = self.stdin.write_all(line.as_bytes()).and_then(|()| self.stdin.flush()) {
             return Err(self.fail(format!("could not be written to: {e}")));
         }
-        let reply = self.read_reply(REQUEST_TIMEOUT)?;
+        let reply = self.read_reply(deadline(REQUEST_TIMEOUT))?;
         match reply.get("error") {
             Some(e) => Err(e.as_str().map_or_else(|| e.to_string(), str::to_string)),
             None => Ok(reply),

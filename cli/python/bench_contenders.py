@@ -28,7 +28,9 @@ except Exception as e:  # noqa: BLE001 - any import failure means "skipped"
 STEPS = 10
 SIDES = [64, 128, 256, 512, 1024, 2048, 4096]
 COEF = [0.5 * (-0.5) ** k for k in range(17)]
-ARRAY = ("inplace", "sum", "poly", "stencil")
+ARRAY = ("inplace", "sum", "dot", "poly", "stencil", "pipeline", "pipeline-3jobs", "matmul")
+SCALAR = ("sum", "dot")
+QUAD = [0.25, -0.5, 1.0]
 START = {"start-fork": "fork", "start-forkserver": "forkserver", "start-spawn": "spawn"}
 
 
@@ -55,6 +57,11 @@ def init_array(n):
     return (np.arange(n, dtype=np.int64) % 1000).astype(np.float64) * 0.001
 
 
+def second_array(n):
+    """dot's second operand and matmul's B, as the Rust workloads make them."""
+    return (np.arange(n, dtype=np.int64) % 997).astype(np.float64) * 0.001
+
+
 def digest(a):
     n = len(a)
     d = [float(a.sum())]
@@ -76,6 +83,17 @@ def poly(seg):
     seg[:] = y
 
 
+def pipeline(seg):
+    """The three stages of the pipeline workloads, in place."""
+    scale_add(seg)
+    np.clip(seg, 0.0, 1.0, out=seg)
+    y = np.full_like(seg, QUAD[0])
+    for c in QUAD[1:]:
+        y *= seg
+        y += c
+    seg[:] = y
+
+
 def side_for(n):
     fits = [s for s in SIDES if s * s <= n]
     return max(fits) if fits else SIDES[0]
@@ -87,9 +105,8 @@ def jacobi_rows(src, dst, lo, hi):
     dst[lo:hi] = src[lo:hi]
     r0, r1 = max(lo, 1), min(hi, side - 1)
     if r0 < r1:
-        c = src[r0:r1, 1:-1]
-        dst[r0:r1, 1:-1] = c + 0.2 * ((((src[r0 - 1:r1 - 1, 1:-1] + src[r0 + 1:r1 + 1, 1:-1])
-                                       + src[r0:r1, :-2]) + src[r0:r1, 2:]) - 4.0 * c)
+        dst[r0:r1, 1:-1] = ((src[r0 - 1:r1 - 1, 1:-1] + src[r0 + 1:r1 + 1, 1:-1])
+                            + (src[r0:r1, :-2] + src[r0:r1, 2:])) * 0.25
 
 
 def chunks(n, parts):
@@ -119,9 +136,23 @@ def _shm_task(args):
         scale_add(a[lo:hi])
     elif kind == "poly":
         poly(a[lo:hi])
+    elif kind in ("pipeline", "pipeline-3jobs"):
+        pipeline(a[lo:hi])
     elif kind == "sum":
         return float(a[lo:hi].sum())
+    elif kind == "dot":
+        both = _view(2 * n)
+        return float(np.dot(both[lo:hi], both[n + lo:n + hi]))
     return None
+
+
+def _shm_matmul(args):
+    lo, hi, side = args
+    cells = side * side
+    abc = _view(3 * cells)
+    a, b = abc[:cells].reshape(side, side), abc[cells:2 * cells].reshape(side, side)
+    c = abc[2 * cells:].reshape(side, side)
+    np.matmul(a[lo:hi], b, out=c[lo:hi])
 
 
 def _shm_stencil(args):
@@ -137,8 +168,52 @@ def _pickled_task(args):
         return float(seg.sum())
     if not seg.flags.writeable:
         seg = seg.copy()
-    (scale_add if kind == "inplace" else poly)(seg)
+    {"inplace": scale_add, "poly": poly}.get(kind, pipeline)(seg)
     return seg
+
+
+def _image(i):
+    """Image i of the images workload, resized to 128x128 (bilinear) and blurred (Gaussian,
+    sigma 1) by Pillow; returns the sum of its pixels. The source is the Rust workload's
+    triangle wave, in integers, so both start from the same bytes."""
+    from PIL import Image, ImageFilter
+    y, x, c = np.ogrid[0:256, 0:256, 0:3]
+    v = (2 * x + y + 40 * c + 13 * i) % 510
+    px = np.where(v < 255, v, 510 - v).astype(np.uint8)
+    img = Image.fromarray(px, "RGB").resize((128, 128), Image.BILINEAR)
+    img = img.filter(ImageFilter.GaussianBlur(1.0))
+    return int(np.asarray(img, dtype=np.uint64).sum())
+
+
+class ImageCell:
+    """images for python-pool: Pool.map over the image indices, one task each."""
+
+    def __init__(self, contender, workload, size, workers):
+        self.n, self.workers = size, workers
+        self.pool = None
+
+    def setup(self):
+        self.pool = mp.get_context("fork").Pool(self.workers)
+
+    def once(self):
+        return self.pool.map(_image, range(self.n), 1)
+
+    def check(self):
+        sums = self.once()
+        n = len(sums)
+        d = [float(sum(sums))]
+        if n:
+            d += [float(sums[i]) for i in (0, n // 4, n // 2, 3 * n // 4, n - 1)]
+        return d
+
+    def run(self):
+        t = time.perf_counter()
+        self.once()
+        return time.perf_counter() - t
+
+    def close(self):
+        self.pool.terminate()
+        self.pool.join()
 
 
 def _produce(q, ctl):
@@ -194,9 +269,13 @@ class ArrayCell(Cell):
         if self.w == "stencil":
             self.side = side_for(self.n)
             self.cells = self.side * self.side
+        elif self.w == "matmul":
+            self.side = self.n
+            self.cells = self.side * self.side
         else:
             self.cells = self.n
-        total = 2 * self.cells if self.w == "stencil" else self.cells
+        copies = {"stencil": 2, "dot": 2, "matmul": 3}.get(self.w, 1)
+        total = copies * self.cells
         if self.c == "python-shm":
             from multiprocessing import shared_memory
             self.shm = shared_memory.SharedMemory(create=True, size=max(8, total * 8))
@@ -214,16 +293,18 @@ class ArrayCell(Cell):
 
     def reset(self):
         self.buf[: self.cells] = init_array(self.cells)
+        if self.w in ("dot", "matmul"):
+            self.buf[self.cells: 2 * self.cells] = second_array(self.cells)
         self.parity = 0
 
     def result_view(self):
-        lo = self.parity * self.cells
+        lo = (2 if self.w == "matmul" else self.parity) * self.cells
         return self.buf[lo: lo + self.cells]
 
     def check(self):
         self.reset()
         r = self.once()
-        return [r] if self.w == "sum" else digest(self.result_view())
+        return [r] if self.w in SCALAR else digest(self.result_view())
 
     def once(self):
         if self.w == "stencil":
@@ -232,15 +313,26 @@ class ArrayCell(Cell):
                 self.parity = 1 - self.parity
             return None
         a = self.buf
+        if self.w == "matmul":
+            side, cells = self.side, self.cells
+            if self.c == "numpy":
+                mat = a[:cells].reshape(side, side), a[cells:2 * cells].reshape(side, side)
+                a[2 * cells:] = (mat[0] @ mat[1]).reshape(-1)
+            else:  # python-shm
+                parts = chunks(side, 4 * self.workers)
+                self.pool.map(_shm_matmul, [(lo, hi, side) for lo, hi in parts])
+            return None
         parts = chunks(self.n, 4 * self.workers)
         if self.c == "numpy":
             if self.w == "sum":
                 return float(a.sum())
-            (scale_add if self.w == "inplace" else poly)(a)
+            if self.w == "dot":
+                return float(np.dot(a[: self.n], a[self.n:]))
+            {"inplace": scale_add, "poly": poly}.get(self.w, pipeline)(a)
             return None
         if self.c == "python-shm":
             out = self.pool.map(_shm_task, [(self.w, lo, hi, self.n) for lo, hi in parts])
-            return float(sum(out)) if self.w == "sum" else None
+            return float(sum(out)) if self.w in SCALAR else None
         tasks = [(self.w, a[lo:hi]) for lo, hi in parts]
         if self.c == "python-pool":
             out = self.pool.map(_pickled_task, tasks)
@@ -321,9 +413,9 @@ class TaskCell(Cell):
 def fits(contender, workload):
     """None if the workload fits the contender, else why not."""
     table = {
-        "python-shm": set(ARRAY),
-        "numpy": set(ARRAY),
-        "python-pool": {"inplace", "sum", "poly", "tiny", "tiny-chunk1", "apply", "strings", "queue", *START},
+        "python-shm": set(ARRAY) - {"pipeline-3jobs"},
+        "numpy": set(ARRAY) - {"pipeline-3jobs"},
+        "python-pool": {"inplace", "sum", "poly", "pipeline", "images", "tiny", "tiny-chunk1", "apply", "strings", "queue", *START},
         "joblib": {"inplace", "sum", "poly", "tiny", "strings"},
         "pebble": {"tiny", "tiny-chunk1", "apply", "strings"},
     }
@@ -340,6 +432,13 @@ def needs(contender, workload):
         return NUMPY_ERR
     if contender in ("joblib", "pebble"):
         return module_version(contender)[1]
+    if workload == "images":
+        if NUMPY_ERR:
+            return NUMPY_ERR
+        try:
+            import PIL  # noqa: F401
+        except Exception as e:  # noqa: BLE001
+            return f"Pillow is not importable ({type(e).__name__}: {e}); python3 -m pip install pillow"
     return None
 
 
@@ -367,7 +466,7 @@ def main():
                 if why:
                     reply({"skip": why})
                     continue
-                kind = ArrayCell if w in ARRAY else TaskCell
+                kind = ArrayCell if w in ARRAY else ImageCell if w == "images" else TaskCell
                 cell = kind(c, w, int(req["size"]), int(req["workers"]))
                 cells[cid] = cell
                 cell.setup()

@@ -369,3 +369,97 @@ fn statistics_on_known_inputs() {
     let edge = stats::summarize(&[1.0, 2.0, 3.0, 5.0]).unwrap(); // median 2.5, MAD 1; 5 is 2.5 out
     assert!(edge.outliers.is_empty());
 }
+
+#[test]
+fn the_kernel_workloads_run_in_the_tiny_suite_and_match_sequential_code() {
+    let d = Dir::new("kernels");
+    let j = d.join("r.json");
+    let workloads =
+        ["sum", "dot", "stencil", "poly", "pipeline", "pipeline-3jobs", "matmul", "images"];
+    let out = bench(&[
+        "--workloads",
+        &workloads.join(","),
+        "--size",
+        "small",
+        "--repeat",
+        "1",
+        "--workers",
+        "2",
+        "--json",
+        j.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let v = json(&j);
+    for w in workloads {
+        // A result that differs from sequential code would be "failed", never "ok".
+        for c in ["shmpool", "rayon", "sequential"] {
+            let r = record(&v, w, c);
+            assert_eq!(r["status"], "ok", "{r}");
+            assert_eq!(r["samples"].as_array().unwrap().len(), 1, "{r}");
+        }
+        for r in v["records"].as_array().unwrap().iter().filter(|r| r["workload"] == w) {
+            assert_ne!(r["status"], "failed", "{r}");
+        }
+    }
+    assert_eq!(record(&v, "matmul", "sequential")["size"], 64);
+    assert_eq!(record(&v, "matmul", "sequential")["unit"], "GFLOP/s");
+    assert_eq!(record(&v, "images", "sequential")["size"], 8);
+    assert_eq!(record(&v, "images", "sequential")["unit"], "images/s");
+    assert_eq!(record(&v, "pipeline-3jobs", "numpy")["status"], "n/a");
+    // python-pool runs the images with Pillow when it imports, else it says why not.
+    let pillow = record(&v, "images", "python-pool");
+    if pillow["status"] == "skipped" {
+        let why = pillow["reason"].as_str().unwrap();
+        assert!(why.contains("pip install"), "{why}");
+    }
+}
+
+/// A stand-in Python that never says hello.
+const MUTE: &str = "#!/bin/sh\nexec sleep 600\n";
+
+/// A stand-in Python that says hello, then never answers a request.
+const STUCK: &str =
+    "#!/bin/sh\necho '{\"hello\":1,\"python\":\"0.0-stuck\",\"numpy\":null}'\nexec sleep 600\n";
+
+#[test]
+fn a_contender_that_never_answers_fails_at_the_configured_deadline() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Dir::new("hang");
+    for (name, script, status) in [("mute", MUTE, "skipped"), ("stuck", STUCK, "failed")] {
+        let (fake, j) = (d.join(name), d.join(&format!("{name}.json")));
+        std::fs::write(&fake, script).unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let t = std::time::Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
+            .args(["bench", "--workloads", "inplace", "--contenders", "sequential,numpy"])
+            .args(["--size", "small", "--repeat", "1", "--python", fake.to_str().unwrap()])
+            .args(["--json", j.to_str().unwrap()])
+            .env("SHMPOOL_BENCH_CHILD_TIMEOUT_S", "1")
+            .output()
+            .unwrap();
+        ok(&out);
+        // 1 s for the hang, not the 60 s / 300 s defaults.
+        assert!(t.elapsed().as_secs_f64() < 20.0, "{name}: {:?}", t.elapsed());
+        let v = json(&j);
+        let r = record(&v, "inplace", "numpy");
+        assert_eq!(r["status"], status, "{name}: {r}");
+        let why = r["reason"].as_str().unwrap();
+        assert!(why.contains("did not answer within 1 s"), "{name}: {why}");
+        assert_eq!(record(&v, "inplace", "sequential")["status"], "ok");
+    }
+}
+
+#[test]
+fn run_refuses_zero_workers_rounds_and_len_with_the_fix() {
+    for (args, says) in [
+        (["--workers", "0"], "bad --workers 0: a pool needs at least one worker; pass --workers 1"),
+        (["--rounds", "0"], "bad --rounds 0: no round means no timing to report; pass --rounds 1"),
+        (["--len", "0"], "bad --len 0: an empty array gives no rate to compare; pass --len 1"),
+    ] {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_shmpool")).arg("run").args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

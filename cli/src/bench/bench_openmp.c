@@ -1,4 +1,5 @@
-/* The C/OpenMP contender of `shmpool bench`: the array workloads' kernels in plain C with
+/* The C/OpenMP contender of `shmpool bench`: the array workloads' kernels (inplace, sum, poly,
+ * stencil, dot, matmul) in plain C with
  * `#pragma omp parallel for`, as the hardware's reference. Dynamic schedules: on a shared
  * machine a static one waits for whichever thread the OS runs last. The harness writes this file to a
  * scratch directory, builds it with `gcc -O3 -march=native -fopenmp`, and speaks the line
@@ -13,7 +14,7 @@
 #define STEPS 10
 #define MAX_CELLS 4096
 
-enum kind { INPLACE, SUM, POLY, STENCIL };
+enum kind { INPLACE, SUM, POLY, STENCIL, DOT, MATMUL };
 
 struct cell {
     int used, kind, workers, parity;
@@ -36,9 +37,15 @@ static double now(void) {
 }
 
 static double init(long i) { return (double)(i % 1000) * 0.001; }
+static double second(long i) { return (double)(i % 997) * 0.001; }
 
+/* Fresh data: dot's second operand and matmul's B follow the first (`second`), C is zeroed. */
 static void reset(struct cell *c) {
     for (long i = 0; i < c->cells; i++) c->buf[i] = init(i);
+    if (c->kind == DOT || c->kind == MATMUL)
+        for (long i = 0; i < c->cells; i++) c->buf[c->cells + i] = second(i);
+    if (c->kind == MATMUL)
+        for (long i = 0; i < c->cells; i++) c->buf[2 * c->cells + i] = 0.0;
     c->parity = 0;
 }
 
@@ -75,10 +82,33 @@ static double once(struct cell *c) {
                     if (r == 0 || r == w - 1 || col == 0 || col == w - 1)
                         dst[i] = v;
                     else
-                        dst[i] = v + 0.2 * ((((src[i - w] + src[i + w]) + src[i - 1]) + src[i + 1]) - 4.0 * v);
+                        dst[i] = ((src[i - w] + src[i + w]) + (src[i - 1] + src[i + 1])) * 0.25;
                 }
             }
             c->parity = 1 - c->parity;
+        }
+        break;
+    }
+    case DOT: {
+        const double *b = a + n;
+#pragma omp parallel for schedule(dynamic, 16384) num_threads(c->workers) reduction(+ : s)
+        for (long i = 0; i < n; i++) s += a[i] * b[i];
+        break;
+    }
+    case MATMUL: {
+        /* C = A x B, N x N row-major, i-k-j order so the inner loop runs along rows. */
+        long w = c->side;
+        const double *b = a + c->cells;
+        double *out = a + 2 * c->cells;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(c->workers)
+        for (long i = 0; i < w; i++) {
+            double *row = out + i * w;
+            for (long j = 0; j < w; j++) row[j] = 0.0;
+            for (long k = 0; k < w; k++) {
+                double aik = a[i * w + k];
+                const double *brow = b + k * w;
+                for (long j = 0; j < w; j++) row[j] += aik * brow[j];
+            }
         }
         break;
     }
@@ -87,11 +117,11 @@ static double once(struct cell *c) {
 }
 
 static void digest(struct cell *c, double s) {
-    if (c->kind == SUM) {
+    if (c->kind == SUM || c->kind == DOT) {
         printf("{\"ok\":true,\"digest\":[%.17g]}\n", s);
         return;
     }
-    double *a = c->buf + c->parity * c->cells;
+    double *a = c->buf + (c->kind == MATMUL ? 2 : c->parity) * c->cells;
     long n = c->cells;
     double t = 0.0;
     for (long i = 0; i < n; i++) t += a[i];
@@ -119,6 +149,8 @@ int main(void) {
                            : strstr(line, "\"workload\":\"sum\"")     ? SUM
                            : strstr(line, "\"workload\":\"poly\"")    ? POLY
                            : strstr(line, "\"workload\":\"stencil\"") ? STENCIL
+                           : strstr(line, "\"workload\":\"dot\"")     ? DOT
+                           : strstr(line, "\"workload\":\"matmul\"")  ? MATMUL
                                                                       : -1;
                 long n = num(line, "\"size\":"), w = num(line, "\"workers\":");
                 if (kind < 0) {
@@ -130,13 +162,17 @@ int main(void) {
                     c->n = n;
                     c->workers = (int)w;
                     c->side = 64;
-                    if (kind == STENCIL) {
+                    if (kind == MATMUL) {
+                        c->side = n;
+                        c->cells = n * n;
+                    } else if (kind == STENCIL) {
                         while (c->side * 2 * c->side * 2 <= n && c->side < 4096) c->side *= 2;
                         c->cells = c->side * c->side;
                     } else {
                         c->cells = n;
                     }
-                    c->buf = malloc(sizeof(double) * (size_t)c->cells * (kind == STENCIL ? 2 : 1));
+                    int copies = kind == MATMUL ? 3 : (kind == STENCIL || kind == DOT) ? 2 : 1;
+                    c->buf = malloc(sizeof(double) * (size_t)c->cells * copies);
                     if (!c->buf) {
                         printf("{\"error\":\"out of memory\"}\n");
                     } else {

@@ -243,7 +243,7 @@ fn group(
     for cell in &mut cells {
         let Some(r) = cell.runner.as_mut() else { continue };
         match r.check() {
-            Ok(d) if digest_matches(&d, &reference) => {}
+            Ok(d) if digest_matches(&d, &reference, w.tolerance()) => {}
             Ok(d) => cell.fail(format!(
                 "result differs from sequential code (digest {d:?}, expected {reference:?}); not timed"
             )),

@@ -1,6 +1,8 @@
 //! The elementwise family over one shared `f64` array: the in-place kernel
 //! `a = a * 1.0001 + 0.5` (memory-bound), a map-reduce sum, and a degree-16 polynomial in place
-//! (compute-bound).
+//! (compute-bound). The sum and the polynomial run the kernels library's drivers: the 16-lane
+//! `shmpool_kernels::reduce` (a kernel job in the pool, `run_rayon`, `run_sequential`) and
+//! `shmpool_kernels::elementwise`'s `polyval` (a kernel job), `polyval_rayon` and the chunk kernel.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -47,15 +49,21 @@ const COEF: [f64; 17] = {
     c
 };
 
-/// The polynomial by Horner's rule, in place: `y = c16; y = y * x + c[k]` for k = 15..0.
-fn poly(a: &mut [f64]) {
-    for x in a {
-        let mut y = COEF[16];
-        for c in COEF[..16].iter().rev() {
-            y = y * *x + c;
-        }
-        *x = y;
+/// The coefficients highest degree first, as `shmpool_kernels::elementwise` takes them.
+const COEF_HIGH_FIRST: [f64; 17] = {
+    let mut c = [0.0; 17];
+    let mut k = 0;
+    while k < 17 {
+        c[k] = COEF[16 - k];
+        k += 1;
     }
+    c
+};
+
+/// The polynomial in place: the kernels library's chunk kernel (Horner's rule, as the Python and
+/// C contenders), the one every native contender runs on its chunks.
+fn poly(a: &mut [f64]) {
+    shmpool_kernels::elementwise::chunk::polyval(&COEF_HIGH_FIRST, a);
 }
 
 const RAYON_CHUNK: usize = 1 << 16;
@@ -133,18 +141,37 @@ struct ElemRunner {
 impl ElemRunner {
     /// One pass; returns the sum for [`Kind::Sum`], else 0.
     fn once(&mut self) -> Result<f64, String> {
+        use shmpool_kernels::reduce::{self, Sum};
+        let err = |e: shmpool::Error| e.to_string();
         let kernel: fn(&mut [f64]) = match self.kind {
             Kind::InPlace => shmpool_kernels::scale_add,
-            Kind::Poly => poly,
+            Kind::Poly => {
+                match (&mut self.pool, &self.rayon) {
+                    (Some(p), _) => {
+                        shmpool_kernels::elementwise::polyval(p, &COEF_HIGH_FIRST, &mut self.data)
+                            .map_err(err)?
+                    }
+                    (None, Some(r)) => {
+                        let data = &mut self.data;
+                        r.install(|| {
+                            shmpool_kernels::elementwise::polyval_rayon(
+                                &COEF_HIGH_FIRST,
+                                data,
+                                RAYON_CHUNK,
+                            )
+                        });
+                    }
+                    (None, None) => poly(&mut self.data),
+                }
+                return Ok(0.0);
+            }
             Kind::Sum => {
                 return Ok(match (&mut self.pool, &self.rayon) {
-                    (Some(p), _) => p
-                        .map_reduce(&self.data, shmpool_kernels::sum, |x, y| x + y)
-                        .map_err(|e| e.to_string())?,
-                    (None, Some(r)) => r.install(|| {
-                        self.data.par_chunks(RAYON_CHUNK).map(shmpool_kernels::sum).sum()
-                    }),
-                    (None, None) => shmpool_kernels::sum(&self.data),
+                    (Some(p), _) => reduce::sum(p, &self.data).map_err(err)?,
+                    (None, Some(r)) => {
+                        r.install(|| reduce::run_rayon::<Sum>(&self.data, RAYON_CHUNK))
+                    }
+                    (None, None) => reduce::run_sequential::<Sum>(&self.data, RAYON_CHUNK),
                 });
             }
         };

@@ -6,7 +6,11 @@
 //! To add a workload: write a file here with a `Workload`, add it to [`all`], and (if the
 //! external contenders should run it) a branch in the Python script and the C source.
 
+mod dot;
 mod elementwise;
+mod images;
+mod matmul;
+mod pipeline;
 mod queue;
 mod start;
 mod stencil;
@@ -43,6 +47,10 @@ pub(crate) trait Workload: Sync {
     }
     /// How its figure reads.
     fn unit(&self) -> Unit;
+    /// The relative tolerance within which a contender's digest must match the reference.
+    fn tolerance(&self) -> f64 {
+        1e-9
+    }
     /// The sequential result's digest, computed here in plain Rust.
     fn reference(&self, size: usize) -> Digest;
     /// A runner for a native contender, or `None` when the workload does not fit it.
@@ -63,8 +71,13 @@ pub(crate) fn all() -> &'static [&'static dyn Workload] {
         &start::START_SPAWN,
         &elementwise::INPLACE,
         &elementwise::SUM,
+        &dot::DOT,
         &stencil::STENCIL,
         &elementwise::POLY,
+        &pipeline::PIPELINE,
+        &pipeline::PIPELINE_3JOBS,
+        &matmul::MATMUL,
+        &images::IMAGES,
         &tasks::TINY,
         &tasks::TINY_CHUNK1,
         &tasks::APPLY,
@@ -73,11 +86,11 @@ pub(crate) fn all() -> &'static [&'static dyn Workload] {
     ]
 }
 
-/// True when `got` matches `want` element by element within a relative tolerance of 1e-9
-/// (1e-9 absolute near zero).
-pub(crate) fn digest_matches(got: &[f64], want: &[f64]) -> bool {
+/// True when `got` matches `want` element by element within the relative tolerance `tol`
+/// (absolute near zero).
+pub(crate) fn digest_matches(got: &[f64], want: &[f64], tol: f64) -> bool {
     got.len() == want.len()
-        && got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 1e-9 * w.abs().max(1.0))
+        && got.iter().zip(want).all(|(g, w)| (g - w).abs() <= tol * w.abs().max(1.0))
 }
 
 /// The initial value of element `i` of every array workload: `(i % 1000) * 0.001`, which the

@@ -46,16 +46,55 @@ pub fn resize<T: Sample>(
             }
         }
     }
-    // Columns.
+    // Columns, with the channel count known to the compiler for the common cases.
     let cols = weights(filter, s.w, w);
     let mut out = Vec::with_capacity(h * w * c);
+    match c {
+        1 => columns::<T, 1>(&mid, row_len, &cols, &mut out),
+        2 => columns::<T, 2>(&mid, row_len, &cols, &mut out),
+        3 => columns::<T, 3>(&mid, row_len, &cols, &mut out),
+        4 => columns::<T, 4>(&mid, row_len, &cols, &mut out),
+        _ => columns_any::<T>(&mid, row_len, c, &cols, &mut out),
+    }
+    Image::from_vec(Shape::new(h, w, c), out)
+}
+
+/// The column pass of `C`-channel rows of `row_len` samples: each output pixel the weighted
+/// sum of its input pixels, stored as `T`.
+fn columns<T: Sample, const C: usize>(
+    mid: &[f32],
+    row_len: usize,
+    cols: &[(usize, Vec<f32>)],
+    out: &mut Vec<T>,
+) {
+    for line in mid.chunks_exact(row_len) {
+        for (first, ws) in cols {
+            let mut acc = [0.0f32; C];
+            let src = &line[first * C..(first + ws.len()) * C];
+            for (wgt, px) in ws.iter().zip(src.chunks_exact(C)) {
+                for ch in 0..C {
+                    acc[ch] += wgt * px[ch];
+                }
+            }
+            out.extend(acc.iter().map(|&a| T::from_f32(a.clamp(0.0, T::MAX))));
+        }
+    }
+}
+
+/// [`columns`] for any channel count.
+fn columns_any<T: Sample>(
+    mid: &[f32],
+    row_len: usize,
+    c: usize,
+    cols: &[(usize, Vec<f32>)],
+    out: &mut Vec<T>,
+) {
     let mut acc = vec![0.0f32; c];
-    for oy in 0..h {
-        let line = &mid[oy * row_len..(oy + 1) * row_len];
-        for (first, ws) in &cols {
+    for line in mid.chunks_exact(row_len) {
+        for (first, ws) in cols {
             acc.iter_mut().for_each(|a| *a = 0.0);
-            for (k, wgt) in ws.iter().enumerate() {
-                let px = &line[(first + k) * c..(first + k + 1) * c];
+            let src = &line[first * c..(first + ws.len()) * c];
+            for (wgt, px) in ws.iter().zip(src.chunks_exact(c)) {
                 for (a, v) in acc.iter_mut().zip(px) {
                     *a += wgt * v;
                 }
@@ -63,5 +102,4 @@ pub fn resize<T: Sample>(
             out.extend(acc.iter().map(|&a| T::from_f32(a.clamp(0.0, T::MAX))));
         }
     }
-    Image::from_vec(Shape::new(h, w, c), out)
 }

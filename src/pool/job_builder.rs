@@ -32,7 +32,7 @@ use super::control::{
     AccessMask, MAX_ARRAYS, MAX_CHUNKS, MAX_DIMS, MAX_JOB_ARRAYS, MAX_PARAMS_BYTES, MAX_STAGES,
     PARAMS_SLOT, PARTIALS_SLOT, SCRATCH_BYTES,
 };
-use super::kernel::{JobCtx, Span, Trampoline, Views, panic_text};
+use super::kernel::{JobCtx, Span, Trampoline, Views, take_panic};
 use super::publish::{ArraySpec, JobSpec, StageSpec};
 use super::stage::{StageFn, run_stages};
 use super::state::Pool;
@@ -398,6 +398,35 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         Ok(partials.into_iter().fold(identity, &mut combine))
     }
 
+    /// Runs the job and returns every chunk's partial ([`Chunk::set_partial`]), one per chunk
+    /// in chunk order (a chunk that sets none gives `R::zeroed()`), for a second pass that
+    /// needs them all: a prefix sum's per-chunk offsets, per-chunk histograms. The chunks are
+    /// the job's ([`chunk_size`](JobBuilder::chunk_size)), up to 4M of them; an empty job
+    /// gives an empty `Vec`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`run_reduce`](JobBuilder::run_reduce).
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let a = shmpool::SharedArray::<u64>::from_fn(1000, |i| i as u64)?;
+    /// let sums = pool
+    ///     .job(())
+    ///     .input(&a)?
+    ///     .chunk_size(100)
+    ///     .stage(|c| c.set_partial(c.input::<u64>(0).iter().sum::<u64>()))
+    ///     .run_partials::<u64>()?;
+    /// assert_eq!(sums.len(), 10);
+    /// assert_eq!(sums[1], (100..200).sum::<u64>());
+    /// # drop(pool);
+    /// # shmpool::process::shutdown_forkserver()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn run_partials<R: Pod>(self) -> Result<Vec<R>> {
+        self.execute(Some(<R as bytemuck::Zeroable>::zeroed()))
+    }
+
     /// Checks the job, then runs it inline or in the workers; returns the partials.
     fn execute<R: Pod>(self, identity: Option<R>) -> Result<Vec<R>> {
         self.pool.check_owner()?;
@@ -579,10 +608,9 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                     // one at a time, so each is exclusively this call's.
                     unsafe { run_stages::<P>(self.stages[group.0].0 as usize, &v, &span) }
                 };
-                if let Err(p) = catch_unwind(AssertUnwindSafe(run))
-                    && failed.is_none()
-                {
-                    failed = Some((index as u64, panic_text(&*p)));
+                if let Err(p) = catch_unwind(AssertUnwindSafe(run)) {
+                    let message = take_panic(p);
+                    failed = failed.or(Some((index as u64, message)));
                 }
             }
             if let Some((chunk, message)) = failed {

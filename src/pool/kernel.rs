@@ -239,6 +239,18 @@ pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(panic payload is not a string)".to_string())
 }
 
+/// The message of a caught panic, and the payload dropped without letting a panic in its
+/// `Drop` unwind out of the catch (the kernel's panic is then still the chunk's error, not a
+/// second one that ends the worker or the caller): such a second payload is leaked.
+pub(crate) fn take_panic(p: Box<dyn std::any::Any + Send>) -> String {
+    let text = panic_text(&*p);
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(p)));
+    if let Err(again) = dropped {
+        std::mem::forget(again);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

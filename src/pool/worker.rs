@@ -13,7 +13,7 @@ use super::anon::AnonBox;
 use super::control::{
     ControlBlock, MAX_ARRAYS, MAX_DIMS, MAX_JOB_ARRAYS, MAX_WORKERS, SCRATCH_BYTES, WorkerSlot,
 };
-use super::kernel::{JobCtx, Span, Trampoline, Views, panic_text};
+use super::kernel::{JobCtx, Span, Trampoline, Views, take_panic};
 use super::liveness::WorkerProc;
 use super::task_clock;
 use super::task_kernel;
@@ -485,7 +485,7 @@ fn run_chunk(
                 // claimed exclusively above.
                 unsafe { tramp(kernel_addr, &views, &span) }
             }))
-            .map_err(|p| panic_text(&*p));
+            .map_err(take_panic);
             if timed {
                 // SAFETY: clearing is always sound.
                 unsafe { task_clock::watch(None) };

@@ -32,6 +32,9 @@ pub fn tests() -> Tests {
         a_panic_in_stage_two_is_a_typed_error_and_later_stages_do_not_run,
         a_killed_worker_mid_job_is_reported_and_the_pool_recovers,
         a_closed_pool_takes_no_job_not_even_inline,
+        run_partials_gives_every_chunks_partial_in_order,
+        a_panic_whose_payload_panics_when_dropped_is_still_a_typed_error,
+        a_partial_of_another_size_is_a_job_error,
     }
 }
 
@@ -615,4 +618,106 @@ fn a_closed_pool_takes_no_job_not_even_inline() {
     assert!(pool.join_timeout(Duration::from_secs(10)).unwrap(), "a worker did not exit");
     drop(pool);
     shmpool::process::shutdown_forkserver().unwrap();
+}
+
+/// Chunk `i` of 10 elements sets `i * 1000 + (sum of its elements)`, except every 7th chunk,
+/// which sets none.
+fn partial_of_chunk(c: &Chunk<()>) {
+    if c.index() % 7 != 3 {
+        let sum: u64 = c.input::<u64>(0).iter().sum();
+        c.set_partial(c.index() as u64 * 1000 + sum);
+    }
+}
+
+fn run_partials_gives_every_chunks_partial_in_order() {
+    let mut pool = pooled(StartMethod::Fork);
+    // 600 chunks fit the control block's scratch area, 9000 do not (an array of partials):
+    // both well past the 256 chunks a fixed-size result once allowed.
+    for n in [6_000usize, 90_000] {
+        let a = SharedArray::<u64>::from_fn(n, |i| i as u64).unwrap();
+        let want: Vec<u64> = (0..n / 10)
+            .map(|i| {
+                let sum: u64 = (i * 10..i * 10 + 10).map(|x| x as u64).sum();
+                if i % 7 == 3 { 0 } else { i as u64 * 1000 + sum }
+            })
+            .collect();
+        for inline in [false, true] {
+            let got = pool
+                .job(())
+                .input(&a)
+                .unwrap()
+                .chunk_size(10)
+                .inline(inline)
+                .stage(partial_of_chunk)
+                .run_partials::<u64>()
+                .unwrap();
+            assert_eq!(got.len(), n / 10, "n {n} inline {inline}");
+            assert!(got == want, "n {n} inline {inline}: partials differ");
+        }
+    }
+    // An empty job has no chunk and no partial.
+    let empty = SharedArray::<u64>::zeroed(0).unwrap();
+    let got =
+        pool.job(()).input(&empty).unwrap().stage(partial_of_chunk).run_partials::<u64>().unwrap();
+    assert!(got.is_empty());
+    finish(pool);
+}
+
+/// A panic payload whose `Drop` panics again.
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the payload's drop panics too");
+    }
+}
+
+fn throws_a_bomb(c: &Chunk<()>) {
+    if c.index() == 2 {
+        std::panic::panic_any(Bomb);
+    }
+    c.output::<u32>(0).fill(1);
+}
+
+fn a_panic_whose_payload_panics_when_dropped_is_still_a_typed_error() {
+    let mut pool = pooled(StartMethod::Fork);
+    let before = pool.worker_pids();
+    let mut a = SharedArray::<u32>::zeroed(100).unwrap();
+    for inline in [true, false] {
+        let e = pool
+            .job(())
+            .output(&mut a)
+            .unwrap()
+            .chunk_size(10)
+            .inline(inline)
+            .stage(throws_a_bomb)
+            .run();
+        match e {
+            Err(Error::KernelPanicked { chunk, .. }) => assert_eq!(chunk, 2, "inline {inline}"),
+            other => panic!("inline {inline}: expected KernelPanicked, got {other:?}"),
+        }
+    }
+    // The worker that caught it lives on.
+    assert_eq!(pool.worker_pids(), before);
+    finish(pool);
+}
+
+fn sets_a_u32_partial(c: &Chunk<()>) {
+    c.set_partial(7u32);
+}
+
+fn a_partial_of_another_size_is_a_job_error() {
+    let mut pool = pooled(StartMethod::Fork);
+    let a = SharedArray::<u8>::zeroed(100).unwrap();
+    for inline in [true, false] {
+        let job = pool.job(()).input(&a).unwrap().inline(inline).stage(sets_a_u32_partial);
+        let e = job.run_partials::<u64>();
+        match e {
+            Err(Error::KernelPanicked { message, .. }) => {
+                assert!(message.contains("4 bytes"), "inline {inline}: {message}")
+            }
+            other => panic!("inline {inline}: expected KernelPanicked, got {other:?}"),
+        }
+    }
+    finish(pool);
 }

@@ -389,3 +389,53 @@ fn pool_rayon_and_sequential_write_identical_files() {
     assert_eq!(outputs[0], outputs[1], "pool and rayon differ");
     assert_eq!(outputs[0], outputs[2], "pool and sequential differ");
 }
+
+#[test]
+fn edge_case_images_all_process() {
+    let s = Scratch::new("edge-cases");
+    let save = |name: &str, img: image::DynamicImage| img.save(s.input().join(name)).unwrap();
+    save(
+        "one-pixel.png",
+        image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(1, 1, image::Rgb([9, 200, 30]))),
+    );
+    save(
+        "row.png",
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(40, 1, |x, _| {
+            image::Luma([x as u8 * 6])
+        })),
+    );
+    save(
+        "column.png",
+        image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(1, 40, |_, y| {
+            image::Rgba([y as u8, 0, 9, 128])
+        })),
+    );
+    save(
+        "deep.png",
+        image::DynamicImage::ImageRgb16(image::ImageBuffer::from_fn(20, 10, |x, _| {
+            image::Rgb([x as u16 * 3000, 65535, 0])
+        })),
+    );
+    save(
+        "gray-alpha.png",
+        image::DynamicImage::ImageLumaA8(image::ImageBuffer::from_fn(12, 9, |x, y| {
+            image::LumaA([(x * 20) as u8, (y * 25) as u8])
+        })),
+    );
+    let (input, out) = (s.input(), s.out());
+    for ops in
+        [["resize=3x2,lanczos3", "blur=2"], ["sharpen=1.0", "edges"], ["rotate=270", "thumbnail=4"]]
+    {
+        let _ = std::fs::remove_dir_all(&out);
+        let mut args = vec![input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        for op in ops {
+            args.extend(["--op", op]);
+        }
+        let (code, json, stderr) = run(&args);
+        assert_eq!(code, 0, "{ops:?}: {stderr} {json}");
+        assert_eq!(names(&out).len(), 5, "{ops:?}");
+    }
+    // 16-bit samples are decoded to 8 bits; alpha is kept.
+    let alpha = image::open(out.join("gray-alpha.png")).unwrap();
+    assert_eq!(alpha.color(), image::ColorType::La8);
+}

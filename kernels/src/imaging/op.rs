@@ -328,3 +328,54 @@ impl std::str::FromStr for Op {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trips() {
+        for text in [
+            "resize=640x480",
+            "resize=64x32,lanczos3",
+            "thumbnail=128x96",
+            "crop=1,2,3,4",
+            "rotate=90",
+            "rotate=180",
+            "rotate=270",
+            "flip=h",
+            "flip=v",
+            "grayscale",
+            "brightness=-0.25",
+            "contrast=1.5",
+            "gamma=2.2",
+            "blur=1.5",
+            "sharpen=1,0.5,0.1",
+            "edges",
+        ] {
+            let op: Op = text.parse().unwrap();
+            assert_eq!(op.to_string(), text);
+            assert_eq!(op.to_string().parse::<Op>().unwrap(), op);
+        }
+    }
+
+    #[test]
+    fn bad_text_says_the_fix() {
+        for (text, fix) in [
+            ("resize=640", "resize=WxH"),
+            ("resize=0x10", "resize=WxH"),
+            ("resize=10x10,cubic", "bilinear or lanczos3"),
+            ("crop=1,2,3", "crop=X,Y,W,H"),
+            ("rotate=45", "rotate=90"),
+            ("flip=d", "flip=h"),
+            ("blur", "blur=SIGMA"),
+            ("blur=nan", "blur=SIGMA"),
+            ("gamma=0", "gamma=G"),
+            ("sharpen=1,2,3,4", "sharpen=SIGMA"),
+            ("posterize=4", "give one of"),
+        ] {
+            let e = text.parse::<Op>().unwrap_err().to_string();
+            assert!(e.contains(fix), "{text}: {e}");
+        }
+    }
+}

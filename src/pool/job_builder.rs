@@ -632,8 +632,10 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         // SAFETY: no job is in flight, so no worker reads the scratch area; it is 8-aligned,
         // `P` is aligned to at most 8 and at most MAX_PARAMS_BYTES long (checked in `plan`).
         unsafe { scratch.cast::<P>().write(self.params) };
-        let in_scratch =
-            chunks * size_of::<R>() <= SCRATCH_BYTES - MAX_PARAMS_BYTES && align_of::<R>() <= 8;
+        let in_scratch = chunks
+            .checked_mul(size_of::<R>())
+            .is_some_and(|bytes| bytes <= SCRATCH_BYTES - MAX_PARAMS_BYTES)
+            && align_of::<R>() <= 8;
         let own = match identity {
             Some(r) if !in_scratch => Some(SharedArray::<R>::from_fn(chunks, |_| r)?),
             Some(r) => {

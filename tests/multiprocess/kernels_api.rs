@@ -35,6 +35,7 @@ pub fn tests() -> Tests {
         run_partials_gives_every_chunks_partial_in_order,
         a_panic_whose_payload_panics_when_dropped_is_still_a_typed_error,
         a_partial_of_another_size_is_a_job_error,
+        zero_sized_elements_and_the_full_limits_run,
     }
 }
 
@@ -717,6 +718,65 @@ fn a_partial_of_another_size_is_a_job_error() {
                 assert!(message.contains("4 bytes"), "inline {inline}: {message}")
             }
             other => panic!("inline {inline}: expected KernelPanicked, got {other:?}"),
+        }
+    }
+    finish(pool);
+}
+
+/// Chunk `index` of a job of zero-sized elements: the output's length is the chunk's.
+fn counts_unit_elements(c: &Chunk<()>) {
+    let out = c.output::<()>(0);
+    let (win, off) = c.input_halo::<()>(0);
+    assert!(off <= win.len() && win.len() >= out.len());
+    c.set_partial(out.len() as u64);
+}
+
+/// 16 outputs, a 4096-byte parameter block: output `j` gets `params[j]` plus the element index.
+fn writes_sixteen(c: &Chunk<[u64; 512]>) {
+    let p = c.params();
+    let start = c.range().start as u64;
+    for j in 0..16 {
+        for (k, y) in c.output::<u64>(j).iter_mut().enumerate() {
+            *y = p[j] + start + k as u64;
+        }
+    }
+    c.set_partial(p[511]);
+}
+
+fn zero_sized_elements_and_the_full_limits_run() {
+    let mut pool = pooled(StartMethod::Fork);
+    let a = SharedArray::<()>::zeroed(1000).unwrap();
+    let mut b = SharedArray::<()>::zeroed(1000).unwrap();
+    for inline in [false, true] {
+        let got = pool
+            .job(())
+            .input(&a)
+            .unwrap()
+            .output(&mut b)
+            .unwrap()
+            .chunk_size(300)
+            .inline(inline)
+            .stage_halo(2, counts_unit_elements)
+            .run_partials::<u64>()
+            .unwrap();
+        assert_eq!(got, [300, 300, 300, 100], "inline {inline}");
+    }
+    let mut outs: Vec<SharedArray<u64>> =
+        (0..16).map(|_| SharedArray::<u64>::zeroed(100).unwrap()).collect();
+    let mut params = [0u64; 512];
+    for (j, p) in params.iter_mut().enumerate() {
+        *p = j as u64 * 1000;
+    }
+    for inline in [false, true] {
+        let mut job = pool.job(params).chunk_size(7).inline(inline);
+        for o in outs.iter_mut() {
+            job = job.output(o).unwrap();
+        }
+        let got = job.stage(writes_sixteen).run_partials::<u64>().unwrap();
+        assert_eq!(got, vec![511_000; 15], "inline {inline}");
+        for (j, o) in outs.iter_mut().enumerate() {
+            assert!(o.iter().enumerate().all(|(i, &x)| x == j as u64 * 1000 + i as u64));
+            o.fill(0);
         }
     }
     finish(pool);

@@ -15,7 +15,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, Throughput};
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
 use shmpool::{Pool, SharedArray};
 use shmpool_kernels::{
     GridDims, MatDims, MatmulBuffers, jacobi, jacobi_pool, jacobi_rayon, matmul, matmul_pool,
@@ -41,7 +41,9 @@ fn matmul_group(c: &mut Criterion, pool: &mut Pool, rp: &rayon::ThreadPool) {
     let (a, b) = (bufs.a().to_vec(), bufs.b().to_vec());
     let mut out = vec![0.0f64; dims.c_len()];
     let mut g = c.benchmark_group(format!("matmul_{MAT}x{MAT}x{MAT}_f64"));
-    g.sample_size(10).throughput(Throughput::Elements((MAT * MAT * MAT) as u64));
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements((MAT * MAT * MAT) as u64));
     g.bench_function(ours(pool), |bch| bch.iter(|| matmul_pool(pool, &mut bufs).unwrap()));
     g.bench_function("rayon 2 threads", |bch| {
         bch.iter(|| rp.install(|| matmul_rayon(&a, &b, &mut out, dims)).unwrap())
@@ -59,7 +61,9 @@ fn jacobi_group(c: &mut Criterion, pool: &mut Pool, rp: &rayon::ThreadPool) {
     let mut g_r: Vec<f64> = (0..dims.len()).map(start).collect();
     let mut s_r = vec![0.0; dims.len()];
     let mut g = c.benchmark_group(format!("jacobi_{GRID}x{GRID}_f64_{STEPS}_steps"));
-    g.sample_size(10).throughput(Throughput::Elements((GRID * GRID * STEPS) as u64));
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements((GRID * GRID * STEPS) as u64));
     g.bench_function(ours(pool), |b| {
         b.iter(|| black_box(jacobi_pool(pool, &mut grid, &mut scratch, dims, STEPS).unwrap()))
     });
@@ -77,7 +81,9 @@ fn sort_group(c: &mut Criterion, pool: &mut Pool, rp: &rayon::ThreadPool) {
         .map(|i| (i ^ 0x5555).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17))
         .collect();
     let mut g = c.benchmark_group("sort_8Mi_u64");
-    g.sample_size(10).throughput(Throughput::Elements(SORT as u64));
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Elements(SORT as u64));
     g.bench_function(ours(pool), |b| {
         b.iter_batched(
             || SharedArray::from_slice(&data).unwrap(),

@@ -231,9 +231,13 @@ pub fn sort<T: SortKey>(data: &mut [T]) {
 }
 
 /// The length of the sorted runs (and of the buckets) the parallel drivers use for `len`
-/// elements over `threads` threads or workers: about eight per thread, at least 4096 elements.
-fn run_len(len: usize, threads: usize) -> usize {
-    len.div_ceil(8 * threads.max(1)).max(4096)
+/// elements over `threads` threads or workers: two runs per thread, at least 4096 elements.
+///
+/// Few runs, because each bucket merges one piece of every run in `log2(runs)` passes: with
+/// 16 runs the merge step cost as much CPU as the local sorts. Buckets are cut by exact rank,
+/// so they are balanced whatever their number; two per thread leave some slack for a slow one.
+pub(crate) fn run_len(len: usize, threads: usize) -> usize {
+    len.div_ceil(2 * threads.max(1)).max(4096)
 }
 
 /// [`sort`] in rayon's current pool, through the three steps of the sample sort (see the

@@ -12,11 +12,7 @@
 use shmpool::pool::Chunk;
 use shmpool::{Pool, SharedArray};
 
-use crate::sort::{SortKey, merge_ranks, sort_run};
-
-/// At most this many runs (and buckets): finding a bucket's splitters costs a binary search
-/// per run, so a tiny pool chunk size must not make the runs numerous.
-const MAX_RUNS: usize = 64;
+use crate::sort::{SortKey, merge_ranks, run_len, sort_run};
 
 /// The job's parameter block: the run length (the job's chunk size).
 #[repr(C)]
@@ -47,8 +43,9 @@ fn copy_back<T: SortKey>(c: &Chunk<Runs>) {
 
 /// Sorts `data` in place in the pool's workers under the total order of [`SortKey`] (floats by
 /// [`f64::total_cmp`]); the result equals [`sort`](crate::sort)'s. Runs and buckets are the
-/// pool's chunks ([`Pool::chunk_size_for`]), at most 64 of them; a scratch array of the same length is created for
-/// the buckets. One job of three groups of stages: sort runs, merge buckets, copy back.
+/// job's chunks, two per worker (at least 4096 elements each, whatever the pool's chunk size:
+/// every bucket merges a piece of every run, so fewer runs mean fewer merge passes); a scratch
+/// array of the same length is created for the buckets. One job of three groups of stages: sort runs, merge buckets, copy back.
 ///
 /// # Errors
 ///
@@ -69,7 +66,7 @@ pub fn sort_pool<T: SortKey>(pool: &mut Pool, data: &mut SharedArray<T>) -> shmp
     if len <= 1 {
         return Ok(());
     }
-    let run = pool.chunk_size_for(len, size_of::<T>()).max(len.div_ceil(MAX_RUNS));
+    let run = run_len(len, pool.workers());
     if run >= len {
         // One run: nothing to merge.
         return pool

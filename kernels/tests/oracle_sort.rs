@@ -165,8 +165,9 @@ fn check_pool<T: SortKey>(p: &mut shmpool::Pool, data: &[T], want: &[T], what: &
 
 #[test]
 fn pool_driver_matches_the_references() {
-    // Runs of 1, 3 and 1000 elements, and the default rule.
-    for chunk in [1usize, 3, 1000, 0] {
+    // The pool's chunk size does not change the runs (two per worker); check that it does not
+    // change the result either.
+    for chunk in [1usize, 1000, 0] {
         let mut p = if chunk == 0 {
             shmpool::Pool::builder().workers(2).inline_threshold(0).build().unwrap()
         } else {

@@ -36,6 +36,8 @@ pub fn tests() -> Tests {
         a_panic_whose_payload_panics_when_dropped_is_still_a_typed_error,
         a_partial_of_another_size_is_a_job_error,
         zero_sized_elements_and_the_full_limits_run,
+        a_killed_worker_in_the_first_group_stops_the_job_before_the_next,
+        a_failed_halo_read_leaves_no_access_behind_for_the_next_job,
     }
 }
 
@@ -778,6 +780,93 @@ fn zero_sized_elements_and_the_full_limits_run() {
             assert!(o.iter().enumerate().all(|(i, &x)| x == j as u64 * 1000 + i as u64));
             o.fill(0);
         }
+    }
+    finish(pool);
+}
+
+/// Group 1: output 0 += 1 (chunk 5 kills its worker when the parameter is 1), partial = index.
+fn add_one_or_die(c: &Chunk<u32>) {
+    die_on_chunk_5(c);
+    c.set_partial(c.index() as u64);
+}
+
+/// Group 2 (halo): output 1 = the window's sum of output 0.
+fn halo_sum(c: &Chunk<u32>) {
+    let (win, off) = c.output_halo::<u32>(0);
+    for (k, y) in c.output::<u32>(1).iter_mut().enumerate() {
+        let i = off + k;
+        *y = win[i.saturating_sub(1)..(i + 2).min(win.len())].iter().sum();
+    }
+}
+
+fn a_killed_worker_in_the_first_group_stops_the_job_before_the_next() {
+    let mut pool = pooled(StartMethod::Fork);
+    let mut a = SharedArray::<u32>::zeroed(1000).unwrap();
+    let mut b = SharedArray::<u32>::zeroed(1000).unwrap();
+    let e = pool
+        .job(1u32)
+        .output(&mut a)
+        .unwrap()
+        .output(&mut b)
+        .unwrap()
+        .chunk_size(100)
+        .stage(add_one_or_die)
+        .stage_halo(1, halo_sum)
+        .run_partials::<u64>();
+    match e {
+        Err(Error::WorkerDied { chunk, signal, .. }) => {
+            assert_eq!((chunk, signal), (5, Some(libc::SIGKILL)))
+        }
+        other => panic!("expected WorkerDied and no partials, got {other:?}"),
+    }
+    assert!(b.iter().all(|&x| x == 0), "the halo group ran after a failed group");
+    // The same two groups run whole on the replaced worker.
+    let got = pool
+        .job(0u32)
+        .output(&mut a)
+        .unwrap()
+        .output(&mut b)
+        .unwrap()
+        .chunk_size(100)
+        .stage(add_one_or_die)
+        .stage_halo(1, halo_sum)
+        .run_partials::<u64>()
+        .unwrap();
+    assert_eq!(got, (0..10).collect::<Vec<u64>>());
+    assert!((1..999).all(|i| b[i] == a[i - 1] + a[i] + a[i + 1]));
+    finish(pool);
+}
+
+/// A halo read of output 0, failing on chunk 3.
+fn halo_read_then_fail(c: &Chunk<()>) {
+    let _ = c.output_halo::<u8>(0);
+    assert!(c.index() != 3, "chunk 3 fails on purpose");
+}
+
+fn a_failed_halo_read_leaves_no_access_behind_for_the_next_job() {
+    let mut pool = pooled(StartMethod::Fork);
+    let mut a = SharedArray::<u8>::zeroed(100).unwrap();
+    for inline in [false, true] {
+        let e = pool
+            .job(())
+            .output(&mut a)
+            .unwrap()
+            .chunk_size(10)
+            .inline(inline)
+            .stage_halo(1, halo_read_then_fail)
+            .run();
+        assert!(matches!(e, Err(Error::KernelPanicked { chunk: 3, .. })), "{e:?}");
+        // The next job writes the output the failed one read with a halo.
+        pool.job(())
+            .output(&mut a)
+            .unwrap()
+            .chunk_size(10)
+            .inline(inline)
+            .stage(|c| c.output::<u8>(0).fill(9))
+            .run()
+            .unwrap();
+        assert!(a.iter().all(|&x| x == 9));
+        a.fill(0);
     }
     finish(pool);
 }

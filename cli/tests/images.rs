@@ -439,3 +439,19 @@ fn edge_case_images_all_process() {
     let alpha = image::open(out.join("gray-alpha.png")).unwrap();
     assert_eq!(alpha.color(), image::ColorType::La8);
 }
+
+#[test]
+fn bad_timeout_is_refused() {
+    let s = Scratch::new("bad-timeout");
+    std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
+    for t in ["0", "-1", "1e30", "nan"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
+            .args(["images", s.input().to_str().unwrap(), &format!("--timeout={t}"), "--out"])
+            .arg(s.out())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "--timeout {t}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("above 0"), "--timeout {t}");
+        assert!(!s.out().exists(), "nothing written for --timeout {t}");
+    }
+}

@@ -87,12 +87,13 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
             fix: "it holds no .png, .jpg, .jpeg, .webp, .tif or .tiff file; give another directory or glob",
         });
     }
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(CliError::ImagesInput {
+    let timeout = Duration::try_from_secs_f64(args.timeout)
+        .ok()
+        .filter(|t| !t.is_zero() && t.as_secs() <= 1 << 32)
+        .ok_or_else(|| CliError::ImagesInput {
             input: format!("--timeout {}", args.timeout),
-            fix: "give a number of seconds above 0",
-        });
-    }
+            fix: "give a number of seconds above 0 (and below 4e9)",
+        })?;
     std::fs::create_dir_all(&args.out).map_err(|source| CliError::ImagesIo {
         action: "create",
         path: args.out.clone(),
@@ -111,7 +112,7 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
             format: args.format,
             quality: args.quality,
             max_pixels: args.max_pixels,
-            max_alloc: args.max_alloc_mib << 20,
+            max_alloc: args.max_alloc_mib.saturating_mul(1 << 20),
             hooks: hooks.clone(),
         })
         .collect();
@@ -119,7 +120,7 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
     let workers = args.workers.unwrap_or_else(shmpool::process_cpu_count).max(1);
     let start = Instant::now();
     let results = match args.engine {
-        Engine::Pool => in_pool(args, &tasks, workers)?,
+        Engine::Pool => in_pool(args, &tasks, workers, timeout)?,
         Engine::Rayon => in_process(&tasks, Some(workers))?,
         Engine::Sequential => in_process(&tasks, None)?,
     };
@@ -172,11 +173,13 @@ fn in_process(tasks: &[FileTask], threads: Option<usize>) -> Result<Results, Cli
 }
 
 /// The files in a pool of `workers` processes, one task each, under `--timeout`.
-fn in_pool(args: &ImagesArgs, tasks: &[FileTask], workers: usize) -> Result<Results, CliError> {
-    let mut pool = Pool::builder()
-        .workers(workers)
-        .task_timeout(Duration::from_secs_f64(args.timeout))
-        .build()?;
+fn in_pool(
+    args: &ImagesArgs,
+    tasks: &[FileTask],
+    workers: usize,
+    timeout: Duration,
+) -> Result<Results, CliError> {
+    let mut pool = Pool::builder().workers(workers).task_timeout(timeout).build()?;
     let mut results: Results = vec![None; tasks.len()];
     let mut progress = Progress::new(tasks.len());
     {

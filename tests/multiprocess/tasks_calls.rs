@@ -25,6 +25,7 @@ pub fn tests() -> Tests {
         an_unreadable_argument_of_a_plain_result_task_is_a_typed_error in METHODS,
         pendings_dropped_unread_leave_no_results_behind in METHODS,
         deadlines_at_the_extremes in METHODS,
+        a_worker_killed_in_an_interleaved_queue_loses_only_its_call in METHODS,
     }
 }
 
@@ -401,5 +402,56 @@ fn deadlines_at_the_extremes(m: StartMethod) {
         assert_eq!(r.get_timeout(Duration::MAX).unwrap(), 100);
         assert_eq!(r.get_timeout(Duration::ZERO).unwrap(), 100, "a finished call at once");
     }
+    done(pool, m);
+}
+
+/// Kills its own worker (SIGKILL) on 13, else returns `x`.
+fn dies_on_13(x: u64) -> u64 {
+    if x == 13 {
+        // SAFETY: `kill` on this process is a plain syscall; SIGKILL ends it at once.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    x
+}
+
+/// Runs of three functions interleaved in one queue, one call killing its worker mid-run: that
+/// call alone is `WorkerDied`, every other call's result is its own, each callback runs once
+/// (also for calls dropped unread), and the queue and the pool go on.
+fn a_worker_killed_in_an_interleaved_queue_loses_only_its_call(m: StartMethod) {
+    let mut pool = pool(m);
+    let pids = pool.worker_pids();
+    {
+        let q = pool.apply_queue();
+        let (oks, errs) = (Cell::new(0), Cell::new(0));
+        let mut calls = Vec::new();
+        for i in 0..30u64 {
+            let r = match i % 3 {
+                0 => q.apply_async(dies_on_13, i + 1).map(|p| (i + 1, p)),
+                1 => q.apply_async(cube, i).map(|p| (i.pow(3), p)),
+                _ => q.apply_async(dies_on_13, i).map(|p| (i, p)),
+            };
+            let (want, p) = r.unwrap();
+            let p = p
+                .callback(|_: &u64| oks.set(oks.get() + 1))
+                .error_callback(|_: &Error| errs.set(errs.get() + 1));
+            calls.push((i, want, p));
+        }
+        // Read in reverse; every third dropped unread (its callback still runs, once).
+        for (i, want, p) in calls.into_iter().rev() {
+            if i % 5 == 0 {
+                drop(p);
+                continue;
+            }
+            match p.get() {
+                Err(Error::WorkerDied { pid, .. }) if want == 13 => assert!(pids.contains(&pid)),
+                Ok(v) => assert_eq!(v, want, "call {i}"),
+                other => panic!("call {i}: {other:?}"),
+            }
+        }
+        assert_eq!((oks.get(), errs.get()), (29, 1), "each callback once");
+        assert_eq!(q.apply_async(cube, 3).unwrap().get().unwrap(), 27);
+    }
+    assert_eq!(pool.worker_pids().len(), 2);
+    assert_eq!(pool.map(dies_on_13, 0..5u64, None).unwrap(), [0, 1, 2, 3, 4]);
     done(pool, m);
 }

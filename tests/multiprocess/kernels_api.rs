@@ -737,9 +737,9 @@ fn counts_unit_elements(c: &Chunk<()>) {
 fn writes_sixteen(c: &Chunk<[u64; 512]>) {
     let p = c.params();
     let start = c.range().start as u64;
-    for j in 0..16 {
+    for (j, &base) in p.iter().enumerate().take(16) {
         for (k, y) in c.output::<u64>(j).iter_mut().enumerate() {
-            *y = p[j] + start + k as u64;
+            *y = base + start + k as u64;
         }
     }
     c.set_partial(p[511]);

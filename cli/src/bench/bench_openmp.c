@@ -1,5 +1,5 @@
 /* The C/OpenMP contender of `shmpool bench`: the array workloads' kernels (inplace, sum, poly,
- * stencil, dot, matmul) in plain C with
+ * stencil, dot, matmul, pipeline) in plain C with
  * `#pragma omp parallel for`, as the hardware's reference. Dynamic schedules: on a shared
  * machine a static one waits for whichever thread the OS runs last. The harness writes this file to a
  * scratch directory, builds it with `gcc -O3 -march=native -fopenmp`, and speaks the line
@@ -14,7 +14,7 @@
 #define STEPS 10
 #define MAX_CELLS 4096
 
-enum kind { INPLACE, SUM, POLY, STENCIL, DOT, MATMUL };
+enum kind { INPLACE, SUM, POLY, STENCIL, DOT, MATMUL, PIPELINE };
 
 struct cell {
     int used, kind, workers, parity;
@@ -89,6 +89,16 @@ static double once(struct cell *c) {
         }
         break;
     }
+    case PIPELINE:
+        /* The three stages on each element: a*1.0001 + 0.5, clamp to [0, 1], 0.25a^2 - 0.5a + 1. */
+#pragma omp parallel for schedule(dynamic, 16384) num_threads(c->workers)
+        for (long i = 0; i < n; i++) {
+            double x = a[i] * 1.0001 + 0.5;
+            x = x < 0.0 ? 0.0 : x;
+            x = x > 1.0 ? 1.0 : x;
+            a[i] = (0.25 * x - 0.5) * x + 1.0;
+        }
+        break;
     case DOT: {
         const double *b = a + n;
 #pragma omp parallel for schedule(dynamic, 16384) num_threads(c->workers) reduction(+ : s)
@@ -151,6 +161,7 @@ int main(void) {
                            : strstr(line, "\"workload\":\"stencil\"") ? STENCIL
                            : strstr(line, "\"workload\":\"dot\"")     ? DOT
                            : strstr(line, "\"workload\":\"matmul\"")  ? MATMUL
+                           : strstr(line, "\"workload\":\"pipeline\"") ? PIPELINE
                                                                       : -1;
                 long n = num(line, "\"size\":"), w = num(line, "\"workers\":");
                 if (kind < 0) {

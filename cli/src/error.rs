@@ -127,8 +127,8 @@ pub(crate) enum CliError {
 
     /// Some files of a batch failed (each with its reason in the summary).
     #[error(
-        "{failed} of {total} files failed; the summary above gives each one's reason (the other \
-         files were written)"
+        "{failed} of {total} files failed; the summary above gives each one's reason (every \
+         other file was written)"
     )]
     ImagesFailed {
         /// Files that failed.

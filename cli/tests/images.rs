@@ -455,3 +455,19 @@ fn bad_timeout_is_refused() {
         assert!(!s.out().exists(), "nothing written for --timeout {t}");
     }
 }
+
+#[test]
+fn decode_over_the_allocation_limit_is_refused() {
+    let s = Scratch::new("alloc-limit");
+    std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
+    std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
+    let (input, out) = (s.input(), s.out());
+    let (code, json, _) =
+        run(&[input.to_str().unwrap(), "--max-alloc-mib", "0", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    for name in ["a.png", "b.jpg"] {
+        let e = error_of(&json, name).unwrap();
+        assert!(e.contains("raise --max-alloc-mib"), "{name}: {e}");
+    }
+    assert!(names(&out).is_empty());
+}

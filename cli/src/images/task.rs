@@ -112,9 +112,16 @@ pub(crate) fn decode(bytes: &[u8], max_pixels: u64, max_alloc: u64) -> Result<Im
         r
     };
     let fmt = format!("{format:?}").to_uppercase();
-    let (w, h) = reader(limits())
-        .into_dimensions()
-        .map_err(|e| format!("not a valid {fmt} file (its header does not decode): {e}"))?;
+    let refused = |e| {
+        format!(
+            "refused: decoding would allocate more than {} MiB ({e}); raise --max-alloc-mib",
+            max_alloc >> 20
+        )
+    };
+    let (w, h) = reader(limits()).into_dimensions().map_err(|e| match e {
+        image::ImageError::Limits(e) => refused(e),
+        e => format!("not a valid {fmt} file (its header does not decode): {e}"),
+    })?;
     let pixels = u64::from(w) * u64::from(h);
     if pixels > max_pixels {
         return Err(format!(
@@ -123,10 +130,7 @@ pub(crate) fn decode(bytes: &[u8], max_pixels: u64, max_alloc: u64) -> Result<Im
         ));
     }
     let img = reader(limits()).decode().map_err(|e| match e {
-        image::ImageError::Limits(e) => format!(
-            "refused: decoding would allocate more than {} MiB ({e}); raise --max-alloc-mib",
-            max_alloc >> 20
-        ),
+        image::ImageError::Limits(e) => refused(e),
         e => format!("corrupt or truncated {fmt} file: {e}"),
     })?;
     let (w, h) = (img.width() as usize, img.height() as usize);

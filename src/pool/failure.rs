@@ -43,6 +43,14 @@ pub(crate) const SUSPECT_SLICE: Duration = Duration::from_millis(1);
 /// How long the parent spins on the completion counter before it sleeps.
 pub(crate) const PARENT_SPIN: Duration = Duration::from_micros(50);
 
+/// The chunk of the job in flight that a dead worker's `held` word names, if any. The word is
+/// the worker's to write: a chunk past the job (a corrupt or compromised worker) is none, so it
+/// never becomes a lost chunk counted done, nor an index past the done bitmap.
+fn held_chunk(held: JobIndex, a: &Active) -> Option<u64> {
+    (held != JobIndex::NOTHING && held.job() == a.job && held.index() < a.chunks)
+        .then(|| held.index())
+}
+
 impl Pool {
     /// Chunks finished and chunks in all, for the job in flight (or the last one).
     pub(crate) fn progress_now(&self) -> (u64, u64) {
@@ -381,11 +389,10 @@ impl Pool {
             }
             let mut unheld = None;
             if !retired
-                && held != JobIndex::NOTHING
                 && let Some(a) = self.active.as_mut()
-                && held.job() == a.job
+                && let Some(chunk) = held_chunk(held, a)
             {
-                a.suspects.push((held.index(), pid, end));
+                a.suspects.push((chunk, pid, end));
             } else {
                 unheld = Some(end);
             }
@@ -459,5 +466,22 @@ impl Pool {
             }
         }
         a.suspects = keep;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_workers_chunk_past_the_job_is_none() {
+        let a = Active::new(7, 4, 0);
+        assert_eq!(held_chunk(JobIndex::new(7, 3), &a), Some(3));
+        assert_eq!(held_chunk(JobIndex::new(7, 0), &a), Some(0));
+        // Past the job's chunks, past the done bitmap, another job, nothing held.
+        for held in [JobIndex::new(7, 4), JobIndex::new(7, 1 << 30), JobIndex::new(8, 1)] {
+            assert_eq!(held_chunk(held, &a), None);
+        }
+        assert_eq!(held_chunk(JobIndex::NOTHING, &a), None);
     }
 }

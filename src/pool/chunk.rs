@@ -413,8 +413,9 @@ impl<P: Pod> Chunk<P> {
     }
 
     /// Sets this chunk's partial for [`JobBuilder::run_reduce`](crate::pool::JobBuilder::run_reduce)
-    /// (`R` must be the type it reduces; the last value set wins; a chunk that sets none
-    /// contributes the identity).
+    /// or [`JobBuilder::run_partials`](crate::pool::JobBuilder::run_partials) (`R` must be the
+    /// type it collects, or one of the same size; the last value set wins; a chunk that sets
+    /// none contributes the identity, or `R::zeroed()` for `run_partials`).
     ///
     /// ```
     /// fn sum(c: &shmpool::pool::Chunk<()>) {
@@ -426,11 +427,11 @@ impl<P: Pod> Chunk<P> {
         let v = self.views();
         assert!(
             !v.ptr[PARTIALS_SLOT].is_null(),
-            "the kernel set a partial, but the job was started with run(); use run_reduce"
+            "the kernel set a partial, but the job was started with run(); use run_reduce or run_partials"
         );
         assert!(
             v.elem_size[PARTIALS_SLOT] == size_of::<R>(),
-            "the kernel set a partial of {} bytes ({}), but run_reduce reduces {}-byte values",
+            "the kernel set a partial of {} bytes ({}), but the job collects {}-byte values; set the type given to run_reduce or run_partials",
             size_of::<R>(),
             std::any::type_name::<R>(),
             v.elem_size[PARTIALS_SLOT]

@@ -176,14 +176,14 @@ impl Results {
     /// Stores one chunk's results: `entries[k]` is `(tag, offset in bytes, len)` of task
     /// `first + k`. Allocates `bytes.len()` bytes of the region with one atomic add; when the
     /// region is full, calls `spill(bytes)` (which puts them in a segment of this worker and
-    /// returns its pid, descriptor and nonce), records that for the chunk and marks the
-    /// entries [`SPILLED`].
+    /// returns its pid, descriptor and nonce, and where in its data they start), records that
+    /// for the chunk and marks the entries [`SPILLED`], their offsets in the segment.
     pub(crate) fn commit(
         &self,
         first: usize,
         entries: &[(u64, usize, usize)],
         bytes: &[u8],
-        spill: impl FnOnce(&[u8]) -> (u32, i32, u64),
+        spill: impl FnOnce(&[u8]) -> ((u32, i32, u64), usize),
     ) {
         let (capacity, n, cs) =
             (self.header(2) as usize, self.header(3) as usize, self.header(4) as usize);
@@ -207,7 +207,7 @@ impl Results {
             };
             (at, 0)
         } else {
-            let (pid, fd, nonce) = spill(bytes);
+            let ((pid, fd, nonce), at) = spill(bytes);
             let record = RESULT_HEADER + n * ENTRY_BYTES + (first / cs) * SPILL_BYTES;
             // SAFETY: the chunk's record lies before `data` (inside the region), 8-aligned, and
             // belongs to the chunk this worker claimed.
@@ -217,7 +217,7 @@ impl Results {
                 r.add(1).write(fd as u32 as u64);
                 r.add(2).write(nonce);
             }
-            (0, SPILLED)
+            (at, SPILLED)
         };
         // SAFETY: entries `first..first + len <= n` lie inside the region (checked) and belong
         // to the chunk this worker claimed. The parent reads them only after the chunk's done
@@ -339,7 +339,7 @@ mod tests {
         let mut spilled = Vec::new();
         r.commit(2, &[(tag::OK, 0, 3), (tag::OK, 3, 3)], b"123456", |b| {
             spilled.extend_from_slice(b);
-            (42, 7, 99)
+            ((42, 7, 99), 1000)
         });
         assert_eq!(spilled, b"123456");
         // SAFETY: every entry and record was written above; nothing writes any more.
@@ -347,7 +347,7 @@ mod tests {
             assert_eq!(read_result(base, n, cs, capacity, 0), (tag::OK, Some(&b"ab"[..])));
             assert_eq!(read_result(base, n, cs, capacity, 1), (tag::TASK_ERR, Some(&b"wxyz"[..])));
             assert_eq!(read_result(base, n, cs, capacity, 3), (tag::OK | SPILLED, Some(&[][..])));
-            assert_eq!(entry_span(base, 3), (3, 3));
+            assert_eq!(entry_span(base, 3), (1003, 3), "at its place in the spill segment");
             assert_eq!(spill_of(base, n, 1), (42, 7, 99));
             // The cursor counts what every chunk asked for, spilled bytes included.
             assert_eq!(used_bytes(base), 12);

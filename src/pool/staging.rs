@@ -110,6 +110,10 @@ pub(crate) unsafe fn copy_plain<T>(values: impl IntoIterator<Item = impl Borrow<
     values.into_iter().map(|v| unsafe { std::ptr::read(v.borrow()) }).collect()
 }
 
+/// A spill segment as a chunk's spill record names it: the worker's pid, the descriptor there,
+/// the nonce.
+type SpillKey = (u32, i32, u64);
+
 /// A serialized task job's results ([`codec`]'s result region), with the spill segments of
 /// chunks whose results did not fit, opened as needed.
 pub(crate) struct SerialResults<R> {
@@ -121,7 +125,8 @@ pub(crate) struct SerialResults<R> {
     chunk_size: usize,
     /// Bytes of results the region holds (the parent's copy, not the shared header's).
     capacity: usize,
-    spills: RefCell<Vec<(usize, Segment)>>,
+    /// Spill segments opened so far, by (pid, descriptor, nonce): a worker's chunks share them.
+    spills: RefCell<Vec<(SpillKey, Segment)>>,
     _r: PhantomData<fn() -> R>,
 }
 
@@ -188,14 +193,15 @@ impl<R: DeserializeOwned> SerialResults<R> {
         // SAFETY: as in `read`: the entry of `i` and its chunk's spill record are written.
         let ((pid, fd, nonce), (off, len)) =
             unsafe { (codec::spill_of(base, self.n, chunk), codec::entry_span(base, i)) };
+        let key = (pid, fd, nonce);
         let mut spills = self.spills.borrow_mut();
-        let pos = match spills.iter().position(|(c, _)| *c == chunk) {
+        let pos = match spills.iter().position(|(k, _)| *k == key) {
             Some(p) => p,
             None => {
                 // A worker that retired after this chunk handed its segment over first
                 // (`failure.rs`); otherwise the worker still holds it.
                 let mut adopted = pool.adopted.borrow_mut();
-                let seg = match adopted.iter().position(|(key, _)| *key == (pid, fd, nonce)) {
+                let seg = match adopted.iter().position(|(k, _)| *k == key) {
                     Some(k) => adopted.swap_remove(k).1,
                     None => {
                         let loc = Locator::Anonymous { pid, fd };
@@ -207,7 +213,7 @@ impl<R: DeserializeOwned> SerialResults<R> {
                         })?
                     }
                 };
-                spills.push((chunk, seg));
+                spills.push((key, seg));
                 spills.len() - 1
             }
         };

@@ -266,38 +266,70 @@ pub(crate) unsafe fn task_serial<T: SerialTask>(kernel: usize, v: &Views, s: &Sp
     results.commit(s.start, &entries, &out, spill);
 }
 
-/// Segments holding results that did not fit their job's result region, kept until this worker
-/// starts on the next job (the parent reads them before it publishes another).
-static SPILLS: std::sync::Mutex<Vec<Segment>> = std::sync::Mutex::new(Vec::new());
+/// Segments (`u8` arrays) holding results that did not fit their job's result region, kept
+/// until this worker starts on the next job (the parent reads them before it publishes
+/// another); `used` bytes of the last one are taken. Chunks share a segment, bump-allocated;
+/// a full one is followed by one twice its size, so a job's spills take a few descriptors
+/// (here and in the parent), never one per chunk: thousands of spilled chunks of one task each
+/// ran out of descriptors under the usual limit of 1024.
+struct Spills {
+    segs: Vec<Segment>,
+    used: usize,
+}
 
-/// Puts `bytes` into a new memfd segment of this worker, kept in [`SPILLS`]; returns what the
-/// parent needs to open it: this process's pid, the descriptor, the nonce.
-fn spill(bytes: &[u8]) -> (u32, i32, u64) {
-    let layout = Layout::new(Kind::Array, TypeDesc::of::<u8>(), bytes.len().max(1))
-        .unwrap_or_else(|e| panic!("spilling {} bytes of results: {e}", bytes.len()));
-    let seg = Segment::create(&ShmOptions::new(), &layout)
-        .unwrap_or_else(|e| panic!("spilling {} bytes of results: {e}", bytes.len()));
-    // SAFETY: the segment is new, ours alone, and holds at least `bytes.len()` bytes.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), seg.data_ptr().as_ptr(), bytes.len()) };
-    seg.publish();
+static SPILLS: std::sync::Mutex<Spills> =
+    std::sync::Mutex::new(Spills { segs: Vec::new(), used: 0 });
+
+/// The smallest spill segment, in bytes.
+const FIRST_SPILL: usize = 64 << 10;
+/// The most a spill segment grows over the last one (a chunk's bytes may need more).
+const MAX_SPILL: usize = 256 << 20;
+
+/// Puts `bytes` into this job's spill segments ([`SPILLS`]), after what earlier chunks put
+/// there, or into a new one; returns what the parent needs to open it (this process's pid, the
+/// descriptor, the nonce) and where in its data the bytes start.
+fn spill(bytes: &[u8]) -> ((u32, i32, u64), usize) {
+    let mut s = SPILLS.lock().unwrap_or_else(|p| p.into_inner());
+    let room = s.segs.last().map_or(0, |seg| seg.len().saturating_sub(s.used));
+    if room < bytes.len() || s.segs.is_empty() {
+        let last = s.segs.last().map_or(0, Segment::len);
+        let size = last.saturating_mul(2).clamp(FIRST_SPILL, MAX_SPILL).max(bytes.len());
+        let layout = Layout::new(Kind::Array, TypeDesc::of::<u8>(), size)
+            .unwrap_or_else(|e| panic!("spilling {} bytes of results: {e}", bytes.len()));
+        let seg = Segment::create(&ShmOptions::new(), &layout)
+            .unwrap_or_else(|e| panic!("spilling {} bytes of results: {e}", bytes.len()));
+        seg.publish();
+        s.segs.push(seg);
+        s.used = 0;
+    }
+    let at = s.used;
+    let seg = s.segs.last().expect("one was made above if none was");
+    // SAFETY: `at + bytes.len() <= seg.len()` (the room was checked, or the segment is new and
+    // at least that large), and a `u8` segment's data are `len` bytes. The bytes after `used`
+    // are this worker's alone (no chunk was given them; the parent reads a chunk's part only
+    // after its done bit, and no part is written twice).
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), seg.data_ptr().as_ptr().add(at), bytes.len())
+    };
     let h = seg.handle();
     let Locator::Anonymous { pid, fd } = h.loc else {
         panic!("a spill segment is a memfd");
     };
-    SPILLS.lock().unwrap_or_else(|p| p.into_inner()).push(seg);
-    (pid, fd, h.nonce)
+    s.used += bytes.len();
+    ((pid, fd, h.nonce), at)
 }
 
 /// Whether this worker holds spill segments (of the job it last ran).
 pub(crate) fn has_spills() -> bool {
-    !SPILLS.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    !SPILLS.lock().unwrap_or_else(|p| p.into_inner()).segs.is_empty()
 }
 
 /// Drops the spill segments of earlier jobs (the worker saw a new job).
 pub(crate) fn drop_spills() {
     let mut s = SPILLS.lock().unwrap_or_else(|p| p.into_inner());
-    if !s.is_empty() {
-        s.clear();
+    if !s.segs.is_empty() {
+        s.segs.clear();
+        s.used = 0;
     }
 }
 

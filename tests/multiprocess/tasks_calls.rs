@@ -26,6 +26,7 @@ pub fn tests() -> Tests {
         pendings_dropped_unread_leave_no_results_behind in METHODS,
         deadlines_at_the_extremes in METHODS,
         a_worker_killed_in_an_interleaved_queue_loses_only_its_call in METHODS,
+        results_that_outgrow_the_region_spill_into_few_segments in METHODS,
     }
 }
 
@@ -453,5 +454,46 @@ fn a_worker_killed_in_an_interleaved_queue_loses_only_its_call(m: StartMethod) {
     }
     assert_eq!(pool.worker_pids().len(), 2);
     assert_eq!(pool.map(dies_on_13, 0..5u64, None).unwrap(), [0, 1, 2, 3, 4]);
+    done(pool, m);
+}
+
+fn text_of(x: u32) -> String {
+    x.to_string()
+}
+
+/// 5000 bytes of text: far more than the results of `text_of` that sized the region.
+fn five_k(x: u32) -> String {
+    char::from(b'a' + (x % 26) as u8).to_string().repeat(5000)
+}
+
+/// Memfds open in process `pid`.
+fn memfds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("/memfd:"))
+        .count()
+}
+
+/// A call whose results outgrow its region (sized from a call of tiny results): 1200 chunks of
+/// one 5 KB result each go to spill segments. They must not take a descriptor each in the
+/// worker (a segment per chunk ran out of descriptors under the usual limit of 1024 and failed
+/// the chunks), nor in this process.
+fn results_that_outgrow_the_region_spill_into_few_segments(m: StartMethod) {
+    let mut pool = Pool::builder().workers(1).start_method(m).build().unwrap();
+    let worker = pool.worker_pids()[0];
+    assert_eq!(pool.map(text_of, 0..10u32, None).unwrap().len(), 10);
+    let (before, mine) = (memfds(worker), memfds(std::process::id()));
+    let got = pool.map(five_k, 0..1200u32, Some(1)).unwrap();
+    assert!(got.iter().enumerate().all(|(i, s)| s.len() == 5000 && *s == five_k(i as u32)));
+    // The worker keeps its spills until the next job: count them now.
+    let spills = memfds(worker) - before;
+    assert!((1..=24).contains(&spills), "the worker holds {spills} spill segments");
+    assert!(memfds(std::process::id()) <= mine + 24, "this process kept a descriptor per spill");
+    // Again, through a queue and `imap`, then a call that fits.
+    let got: Vec<String> =
+        pool.imap(five_k, 0..300u32, None).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got[299], five_k(299));
+    assert_eq!(pool.map(text_of, 0..3u32, None).unwrap(), ["0", "1", "2"]);
     done(pool, m);
 }

@@ -8,6 +8,36 @@
 //! written in the same publish (`control::AccessMask`). A failed check panics, which the pool
 //! reports as the job's error ([`Error::KernelPanicked`](crate::Error::KernelPanicked)), never
 //! as a wrong slice.
+//!
+//! Nothing a chunk hands out outlives the stage call: a stage is a `for<'c> fn(&'c Chunk<P>)`,
+//! so a slice cannot be kept past it, in a `static` or a thread-local:
+//!
+//! ```compile_fail,E0521
+//! use std::cell::Cell;
+//! use shmpool::pool::Chunk;
+//!
+//! thread_local! {
+//!     static KEPT: Cell<Option<&'static [f64]>> = const { Cell::new(None) };
+//! }
+//! // error: borrowed data escapes outside of function
+//! fn keep(c: &Chunk<()>) {
+//!     KEPT.with(|k| k.set(Some(c.input::<f64>(0))));
+//! }
+//! ```
+//!
+//! and a kernel that asks for a longer-lived chunk is not a stage:
+//!
+//! ```compile_fail,E0308
+//! use shmpool::pool::Chunk;
+//!
+//! fn keep(c: &'static Chunk<()>) {
+//!     let _ = c;
+//! }
+//! let mut pool = shmpool::Pool::new(1).unwrap();
+//! let mut a = shmpool::SharedArray::<f64>::zeroed(10).unwrap();
+//! // error: mismatched types (one type is more general than the other)
+//! pool.job(()).output(&mut a).unwrap().stage(keep).run().unwrap();
+//! ```
 
 use std::cell::Cell;
 use std::marker::PhantomData;

@@ -191,10 +191,16 @@ impl QueueState<'_> {
         let _ = self.pool.take_outcome();
     }
 
-    /// Whether call `id` is queued or running.
+    /// Whether call `id` is queued or running. Calls are numbered in the order made, runs go
+    /// out in that order, and a run's calls are consecutive: those from the oldest call not
+    /// yet harvested on are all queued or running. (In constant time: a loop dropping each
+    /// `Pending` at once asks this per call.)
     fn knows(&self, id: u64) -> bool {
-        self.running.as_ref().is_some_and(|(ids, _)| ids.contains(&id))
-            || self.queued.iter().any(|r| r.ids.contains(&id))
+        let oldest = match &self.running {
+            Some((ids, _)) => ids.first(),
+            None => self.queued.front().and_then(|r| r.ids.first()),
+        };
+        oldest.is_some_and(|&o| o <= id && id < self.next_id)
     }
 }
 

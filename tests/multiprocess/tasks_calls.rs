@@ -369,6 +369,21 @@ fn pendings_dropped_unread_leave_no_results_behind(m: StartMethod) {
         assert!(q.apply_async(big, 2).unwrap().get().unwrap().starts_with('c'));
         let grew = heap_in_use().saturating_sub(before);
         assert!(grew < 40 << 20, "the queue kept {} MiB of results nobody can read", grew >> 20);
+        // Many calls queued behind a running one and dropped at once, interleaved with kept
+        // ones: each kept call is still known to the queue (not "lost") and reads its own
+        // result.
+        let slow = q.apply_async(sleepy, 100).unwrap();
+        let mut kept = Vec::new();
+        for i in 0..20_000u64 {
+            let p = q.apply_async(cube, i).unwrap();
+            if i % 1000 == 999 {
+                kept.push((i, p));
+            }
+        }
+        assert_eq!(slow.get().unwrap(), 100);
+        for (i, p) in kept.iter().rev() {
+            assert_eq!(p.get().unwrap(), i.pow(3));
+        }
     }
     done(pool, m);
 }

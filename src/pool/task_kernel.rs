@@ -76,21 +76,23 @@ pub(crate) unsafe fn task2<A, B, R>(kernel: usize, v: &Views, s: &Span) {
     });
 }
 
-/// What a worker's panic says after `task {i}: ` when an argument of a plain-result task does
-/// not deserialize ([`task_serial_plain`]), before serde's text in parentheses.
-const ARG_UNREADABLE: &str = "its argument could not be deserialized";
+/// What a worker's panic says after `task {i}` when an argument of a plain-result task does not
+/// deserialize ([`task_serial_plain`]), before serde's text in parentheses. A task's own panic
+/// reads `task {i}: ...` ([`one_task`]), so it cannot pass for this.
+const ARG_UNREADABLE: &str = "'s argument could not be deserialized";
 
 /// The error of a chunk of plain-result tasks ([`task_serial_plain`]) as the caller sees it: a
 /// panic that says a task's argument did not deserialize is [`Error::TaskValue`] naming the
 /// task, as on the serialized path (which has an entry to carry it); any other error as it is.
 pub(crate) fn typed_arg_failure(e: Error) -> Error {
     let Error::KernelPanicked { message, .. } = &e else { return e };
-    let parsed =
-        message.strip_prefix("task ").and_then(|m| m.split_once(": ")).and_then(|(task, rest)| {
+    let parsed = message.strip_prefix("task ").and_then(|m| m.split_once(ARG_UNREADABLE)).and_then(
+        |(task, rest)| {
             // The control block's error slot may have cut the text short.
-            let reason = rest.strip_prefix(ARG_UNREADABLE)?.trim_start_matches(" (");
+            let reason = rest.trim_start_matches(" (");
             Some((task.parse::<usize>().ok()?, reason.strip_suffix(')').unwrap_or(reason)))
-        });
+        },
+    );
     match parsed {
         Some((task, reason)) => Error::TaskValue {
             task,
@@ -121,7 +123,7 @@ pub(crate) unsafe fn task_serial_plain<A: DeserializeOwned, R>(kernel: usize, v:
     let args = codec::Args { base, len, n };
     task_clock::each_task(s.start..s.end, 0, |i| {
         let a = postcard::from_bytes::<A>(args.get(i))
-            .unwrap_or_else(|e| panic!("task {i}: {ARG_UNREADABLE} ({e})"));
+            .unwrap_or_else(|e| panic!("task {i}{ARG_UNREADABLE} ({e})"));
         // SAFETY: `i < s.end`, inside the result region (checked), aligned for `R` (checked);
         // result `i` belongs to the chunk this worker claimed.
         unsafe { out.add(i).write(one_task(i, || k(a))) }
@@ -385,6 +387,15 @@ mod tests {
         s.len() as u64
     }
 
+    /// A task's own panic whose text is the worker's message for an unreadable argument, as
+    /// [`one_task`] reports it.
+    fn forged() -> String {
+        let own = std::panic::catch_unwind(|| {
+            one_task(4, || panic!("task 4's argument could not be deserialized (forged)"))
+        });
+        panic_text(&*own.expect_err("it panics"))
+    }
+
     #[test]
     fn serialized_arguments_with_plain_results_fill_raw_slots() {
         let mut offsets = vec![0u64];
@@ -422,7 +433,7 @@ mod tests {
             }
         });
         let text = panic_text(&*bad.expect_err("an argument that does not decode fails the chunk"));
-        assert!(text.contains("task 3: its argument could not be deserialized"), "{text}");
+        assert!(text.contains("task 3's argument could not be deserialized"), "{text}");
         let panicked = Error::KernelPanicked { chunk: 1, pid: 7, message: text };
         match typed_arg_failure(panicked) {
             Error::TaskValue { task: 3, what: "argument", how: "deserialized", reason } => {
@@ -431,11 +442,13 @@ mod tests {
             other => panic!("expected a typed argument error, got {other:?}"),
         }
         // Cut short by the error slot, or any other panic: as it is / still typed.
-        let cut = "task 12: its argument could not be deserialized (Hit the end".to_string();
+        let cut = "task 12's argument could not be deserialized (Hit the end".to_string();
         let e = typed_arg_failure(Error::KernelPanicked { chunk: 0, pid: 1, message: cut });
         assert!(
             matches!(e, Error::TaskValue { task: 12, ref reason, .. } if reason == "Hit the end")
         );
+        let e = typed_arg_failure(Error::KernelPanicked { chunk: 0, pid: 1, message: forged() });
+        assert!(matches!(e, Error::KernelPanicked { .. }), "a task's own panic saying the same");
         let other = "task 2: boom".to_string();
         let e = typed_arg_failure(Error::KernelPanicked { chunk: 0, pid: 1, message: other });
         assert!(matches!(e, Error::KernelPanicked { .. }));

@@ -1,13 +1,10 @@
 //! The dot product of two shared `f64` arrays through `shmpool_kernels::reduce`: a kernel job in
 //! the pool (`reduce::dot`), `dot_rayon` and `dot_sequential`, each the same 16-lane chunk kernel.
 
-use std::hint::black_box;
-use std::time::Instant;
-
 use shmpool::{Pool, SharedArray};
 use shmpool_kernels::reduce;
 
-use super::{Digest, Runner, Workload, init, rayon_pool, secs};
+use super::{Digest, Runner, Workload, init, native};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -65,16 +62,10 @@ impl Workload for Dot {
             let err = |e: shmpool::Error| e.to_string();
             let a = SharedArray::<f64>::from_fn(size, init).map_err(err)?;
             let b = SharedArray::<f64>::from_fn(size, second).map_err(err)?;
-            let (mut pool, mut rayon) = (None, None);
-            match contender {
-                Contender::Shmpool => pool = Some(Pool::new(workers).map_err(err)?),
-                Contender::Rayon => rayon = Some(rayon_pool(workers)?),
-                _ => {}
-            }
+            let (pool, rayon) = native::pools(contender, workers)?;
             Ok(Box::new(DotRunner { a, b, pool, rayon }))
         };
-        matches!(contender, Contender::Shmpool | Contender::Rayon | Contender::Sequential)
-            .then(build)
+        native::for_native(contender, build)
     }
 }
 
@@ -104,8 +95,6 @@ impl Runner for DotRunner {
     }
 
     fn run(&mut self) -> Result<f64, String> {
-        let t = Instant::now();
-        black_box(self.once()?);
-        Ok(secs(t))
+        native::timed(|| self.once())
     }
 }

@@ -4,13 +4,10 @@
 //! `shmpool_kernels::reduce` (a kernel job in the pool, `run_rayon`, `run_sequential`) and
 //! `shmpool_kernels::elementwise`'s `polyval` (a kernel job), `polyval_rayon` and the chunk kernel.
 
-use std::hint::black_box;
-use std::time::Instant;
-
 use rayon::prelude::*;
 use shmpool::{Pool, SharedArray};
 
-use super::{Digest, Runner, Workload, array_digest, init, rayon_pool, secs};
+use super::{Digest, Runner, Workload, array_digest, init, native};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -117,16 +114,10 @@ impl Workload for Elementwise {
     ) -> Option<Result<Box<dyn Runner>, String>> {
         let build = || -> Result<Box<dyn Runner>, String> {
             let data = SharedArray::<f64>::from_fn(size, init).map_err(|e| e.to_string())?;
-            let (mut pool, mut rayon) = (None, None);
-            match contender {
-                Contender::Shmpool => pool = Some(Pool::new(workers).map_err(|e| e.to_string())?),
-                Contender::Rayon => rayon = Some(rayon_pool(workers)?),
-                _ => {}
-            }
+            let (pool, rayon) = native::pools(contender, workers)?;
             Ok(Box::new(ElemRunner { kind: self.kind, data, pool, rayon }))
         };
-        matches!(contender, Contender::Shmpool | Contender::Rayon | Contender::Sequential)
-            .then(build)
+        native::for_native(contender, build)
     }
 }
 
@@ -195,8 +186,6 @@ impl Runner for ElemRunner {
     }
 
     fn run(&mut self) -> Result<f64, String> {
-        let t = Instant::now();
-        black_box(self.once()?);
-        Ok(secs(t))
+        native::timed(|| self.once())
     }
 }

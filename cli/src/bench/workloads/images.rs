@@ -8,13 +8,11 @@
 //! code and agree exactly; Pillow resamples and blurs with its own rounding (its Gaussian blur
 //! is a box-blur approximation), so results are accepted within [`TOLERANCE`].
 
-use std::time::Instant;
-
 use rayon::prelude::*;
 use shmpool::Pool;
 use shmpool_kernels::imaging::{Filter, Image, Shape, gaussian_blur, resize};
 
-use super::{Digest, Runner, Workload, rayon_pool, secs};
+use super::{Digest, Runner, Workload, native};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -102,16 +100,10 @@ impl Workload for Images {
         workers: usize,
     ) -> Option<Result<Box<dyn Runner>, String>> {
         let build = || -> Result<Box<dyn Runner>, String> {
-            let (mut pool, mut rayon) = (None, None);
-            match contender {
-                Contender::Shmpool => pool = Some(Pool::new(workers).map_err(|e| e.to_string())?),
-                Contender::Rayon => rayon = Some(rayon_pool(workers)?),
-                _ => {}
-            }
+            let (pool, rayon) = native::pools(contender, workers)?;
             Ok(Box::new(ImagesRunner { count: size as u64, pool, rayon }))
         };
-        matches!(contender, Contender::Shmpool | Contender::Rayon | Contender::Sequential)
-            .then(build)
+        native::for_native(contender, build)
     }
 }
 
@@ -139,9 +131,7 @@ impl Runner for ImagesRunner {
     }
 
     fn run(&mut self) -> Result<f64, String> {
-        let t = Instant::now();
-        std::hint::black_box(self.once()?);
-        Ok(secs(t))
+        native::timed(|| self.once())
     }
 }
 

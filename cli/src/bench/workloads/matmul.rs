@@ -2,12 +2,10 @@
 //! `matmul_pool` (a kernel job, bands of rows of `C` per chunk), `matmul_rayon` and the
 //! sequential `matmul`, each the same register-tiled row kernel.
 
-use std::time::Instant;
-
 use shmpool::Pool;
 use shmpool_kernels::{MatDims, MatmulBuffers, matmul, matmul_pool, matmul_rayon};
 
-use super::{Digest, Runner, Workload, array_digest, dot::second, init, rayon_pool, secs};
+use super::{Digest, Runner, Workload, array_digest, dot::second, init, native};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -67,17 +65,11 @@ impl Workload for Matmul {
             let (a, b) = bufs.a_b_mut();
             a.iter_mut().enumerate().for_each(|(i, x)| *x = init(i));
             b.iter_mut().enumerate().for_each(|(i, x)| *x = second(i));
-            let (mut pool, mut rayon) = (None, None);
-            match contender {
-                Contender::Shmpool => pool = Some(Pool::new(workers).map_err(err)?),
-                Contender::Rayon => rayon = Some(rayon_pool(workers)?),
-                _ => {}
-            }
+            let (pool, rayon) = native::pools(contender, workers)?;
             let c = vec![0.0; dims.c_len()];
             Ok(Box::new(MatmulRunner { dims, bufs, c, pool, rayon }))
         };
-        matches!(contender, Contender::Shmpool | Contender::Rayon | Contender::Sequential)
-            .then(build)
+        native::for_native(contender, build)
     }
 }
 
@@ -116,8 +108,6 @@ impl Runner for MatmulRunner {
     }
 
     fn run(&mut self) -> Result<f64, String> {
-        let t = Instant::now();
-        std::hint::black_box(self.once()?);
-        Ok(secs(t))
+        native::timed(|| self.once())
     }
 }

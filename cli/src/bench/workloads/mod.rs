@@ -10,6 +10,7 @@ mod dot;
 mod elementwise;
 mod images;
 mod matmul;
+mod native;
 mod pipeline;
 mod queue;
 mod start;

@@ -4,14 +4,12 @@
 //! them as three jobs one after the other in `pipeline-3jobs`; rayon and sequential code run the
 //! three on each chunk in turn in both.
 
-use std::time::Instant;
-
 use rayon::prelude::*;
 use shmpool::pool::Chunk;
 use shmpool::{Pool, SharedArray};
 use shmpool_kernels::elementwise::chunk::{clamp, polyval};
 
-use super::{Digest, Runner, Workload, array_digest, init, rayon_pool, secs};
+use super::{Digest, Runner, Workload, array_digest, init, native};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -92,16 +90,10 @@ impl Workload for Pipeline {
         let build = || -> Result<Box<dyn Runner>, String> {
             let err = |e: shmpool::Error| e.to_string();
             let data = SharedArray::<f64>::from_fn(size, init).map_err(err)?;
-            let (mut pool, mut rayon) = (None, None);
-            match contender {
-                Contender::Shmpool => pool = Some(Pool::new(workers).map_err(err)?),
-                Contender::Rayon => rayon = Some(rayon_pool(workers)?),
-                _ => {}
-            }
+            let (pool, rayon) = native::pools(contender, workers)?;
             Ok(Box::new(PipelineRunner { fused: self.fused, data, pool, rayon }))
         };
-        matches!(contender, Contender::Shmpool | Contender::Rayon | Contender::Sequential)
-            .then(build)
+        native::for_native(contender, build)
     }
 }
 
@@ -147,8 +139,6 @@ impl Runner for PipelineRunner {
     }
 
     fn run(&mut self) -> Result<f64, String> {
-        let t = Instant::now();
-        self.once()?;
-        Ok(secs(t))
+        native::timed(|| self.once())
     }
 }

@@ -1,11 +1,9 @@
 //! Queue throughput: one producer process puts N `u64`s on a bounded queue of 1024 slots, the
 //! bench process gets them (Python: a `multiprocessing.Queue` and a producer `Process`).
 
-use std::time::Instant;
-
 use shmpool::{Pool, Queue, SegmentHandle};
 
-use super::{Digest, Runner, Workload, secs};
+use super::{Digest, Runner, Workload, native};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -101,8 +99,6 @@ impl Runner for QueueRunner {
     }
 
     fn run(&mut self) -> Result<f64, String> {
-        let t = Instant::now();
-        self.once()?;
-        Ok(secs(t))
+        native::timed(|| self.once())
     }
 }

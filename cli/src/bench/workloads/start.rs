@@ -1,11 +1,9 @@
 //! Pool start per start method: start a pool of W workers, run a first tiny `map` on it, close
 //! and join it, as Python's `with Pool(W) as p: p.map(...)`.
 
-use std::time::Instant;
-
 use shmpool::{Pool, StartMethod};
 
-use super::{Digest, Runner, Workload, secs};
+use super::{Digest, Runner, Workload, native};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -97,8 +95,6 @@ impl Runner for StartRunner {
     }
 
     fn run(&mut self) -> Result<f64, String> {
-        let t = Instant::now();
-        self.once().map_err(|e| e.to_string())?;
-        Ok(secs(t))
+        native::timed(|| self.once().map_err(|e| e.to_string()))
     }
 }

@@ -4,12 +4,10 @@
 //! contender runs the kernels library's drivers: `jacobi_pool` (one kernel job of 10 halo
 //! stages), `jacobi_rayon` and the sequential `jacobi`.
 
-use std::time::Instant;
-
 use shmpool::{Pool, SharedArray};
 use shmpool_kernels::{GridDims, jacobi, jacobi_pool, jacobi_rayon};
 
-use super::{Digest, Runner, Workload, array_digest, init, rayon_pool, secs};
+use super::{Digest, Runner, Workload, array_digest, init, native};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -77,16 +75,10 @@ impl Workload for Stencil {
             let err = |e: shmpool::Error| e.to_string();
             let a = SharedArray::<f64>::from_fn(s * s, init).map_err(err)?;
             let b = SharedArray::<f64>::zeroed(s * s).map_err(err)?;
-            let (mut pool, mut rayon) = (None, None);
-            match contender {
-                Contender::Shmpool => pool = Some(Pool::new(workers).map_err(err)?),
-                Contender::Rayon => rayon = Some(rayon_pool(workers)?),
-                _ => {}
-            }
+            let (pool, rayon) = native::pools(contender, workers)?;
             Ok(Box::new(StencilRunner { dims: GridDims::new(s, s), a, b, pool, rayon }))
         };
-        matches!(contender, Contender::Shmpool | Contender::Rayon | Contender::Sequential)
-            .then(build)
+        native::for_native(contender, build)
     }
 }
 
@@ -127,8 +119,6 @@ impl Runner for StencilRunner {
     }
 
     fn run(&mut self) -> Result<f64, String> {
-        let t = Instant::now();
-        self.steps()?;
-        Ok(secs(t))
+        native::timed(|| self.steps())
     }
 }

@@ -2,12 +2,11 @@
 //! chunk), back-to-back `apply` round trips, and a serialized-task `map` over short strings.
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use rayon::prelude::*;
 use shmpool::Pool;
 
-use super::{Digest, Runner, Workload, rayon_pool, secs};
+use super::{Digest, Runner, Workload, native};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -101,12 +100,7 @@ impl Workload for Tasks {
         workers: usize,
     ) -> Option<Result<Box<dyn Runner>, String>> {
         let build = || -> Result<Box<dyn Runner>, String> {
-            let (mut pool, mut rayon) = (None, None);
-            match contender {
-                Contender::Shmpool => pool = Some(Pool::new(workers).map_err(|e| e.to_string())?),
-                Contender::Rayon => rayon = Some(rayon_pool(workers)?),
-                _ => {}
-            }
+            let (pool, rayon) = native::pools(contender, workers)?;
             let (ints, strings) = match self.kind {
                 Kind::Strings => (Vec::new(), names(size)),
                 _ => ((0..size as u64).collect(), Vec::new()),
@@ -177,8 +171,6 @@ impl Runner for TaskRunner {
     }
 
     fn run(&mut self) -> Result<f64, String> {
-        let t = Instant::now();
-        black_box(self.once()?);
-        Ok(secs(t))
+        native::timed(|| self.once())
     }
 }

@@ -202,17 +202,7 @@ impl Connection {
         let t = timeout.unwrap_or_default();
         let format = self.format();
         let mut reader = Reader::new(Stream::Socket(self.fd.as_fd()), timeout);
-        let io = |e: FrameError| match e {
-            FrameError::Timeout { .. } => Error::Timeout { what, after: t },
-            FrameError::Io { op: "poll", source } => Error::io("poll")(source),
-            FrameError::Io { source, .. } => Error::io("recvmsg")(source),
-            FrameError::Truncated { expected, got, .. } => {
-                Error::TruncatedFrame { what: WHAT, expected, got }
-            }
-            FrameError::TooLong { announced, max, .. } => {
-                Error::MessageTooLarge { what: WHAT, len: announced, max }
-            }
-        };
+        let io = |e: FrameError| e.into_error(WHAT, what, t);
         // Wait for the first byte under the deadline; once a frame started, a timeout breaks it.
         if timeout.is_some() && !reader.wait().map_err(io)? {
             return Err(Error::Timeout { what, after: t });

@@ -62,6 +62,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use crate::error::Error;
 use crate::sys::fdpass;
 
 /// Bytes a reader reads into a body's buffer at once at most (the buffer itself doubles with
@@ -215,6 +216,28 @@ impl FrameError {
     /// Whether the deadline passed (rather than the stream ending or failing).
     pub(crate) fn is_timeout(&self) -> bool {
         matches!(self, FrameError::Timeout { .. })
+    }
+
+    /// The public error for a frame a socket connection could not read: `what` names the
+    /// connection, `waiting` the operation a timeout reports (with `after`, the caller's
+    /// timeout).
+    pub(crate) fn into_error(
+        self,
+        what: &'static str,
+        waiting: &'static str,
+        after: Duration,
+    ) -> Error {
+        match self {
+            FrameError::Timeout { .. } => Error::Timeout { what: waiting, after },
+            FrameError::Io { op: "poll", source } => Error::io("poll")(source),
+            FrameError::Io { source, .. } => Error::io("recvmsg")(source),
+            FrameError::Truncated { expected, got, .. } => {
+                Error::TruncatedFrame { what, expected, got }
+            }
+            FrameError::TooLong { announced, max, .. } => {
+                Error::MessageTooLarge { what, len: announced, max }
+            }
+        }
     }
 }
 

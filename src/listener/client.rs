@@ -146,17 +146,7 @@ impl Client {
             Some(t) => Reader::stalling_after(Stream::Socket(self.fd.as_fd()), t),
             None => Reader::new(Stream::Socket(self.fd.as_fd()), None),
         };
-        let io = |e: FrameError| match e {
-            FrameError::Timeout { .. } => Error::Timeout { what: WHAT, after },
-            FrameError::Io { op: "poll", source } => Error::io("poll")(source),
-            FrameError::Io { source, .. } => Error::io("recvmsg")(source),
-            FrameError::Truncated { expected, got, .. } => {
-                Error::TruncatedFrame { what: WHAT, expected, got }
-            }
-            FrameError::TooLong { announced, max, .. } => {
-                Error::MessageTooLarge { what: WHAT, len: announced, max }
-            }
-        };
+        let io = |e: FrameError| e.into_error(WHAT, WHAT, after);
         if timeout.is_some() && !reader.wait().map_err(io)? {
             return Err(Error::Timeout { what: WHAT, after });
         }

@@ -9,26 +9,10 @@ pub(crate) fn online() -> Option<usize> {
     (n > 0).then_some(n as usize)
 }
 
-/// CPUs in this process's affinity mask. The mask buffer grows until the kernel's fits (a
-/// fixed `cpu_set_t` holds only 1024 CPUs: beyond that the call fails with `EINVAL`).
+/// CPUs in this process's affinity mask (read as [`affinity::allowed`](super::affinity::allowed)
+/// reads it, the buffer grown until the kernel's mask fits).
 pub(crate) fn affinity() -> io::Result<usize> {
-    let mut words = 1024 / 64;
-    loop {
-        let mut set = vec![0u64; words];
-        let bytes = words * std::mem::size_of::<u64>();
-        // SAFETY: `set` is writable for `bytes` bytes; the kernel writes a CPU bit mask, which
-        // any u64 pattern can hold.
-        let r = unsafe { libc::sched_getaffinity(0, bytes, set.as_mut_ptr().cast()) };
-        if r == 0 {
-            return Ok(set.iter().map(|w| w.count_ones() as usize).sum());
-        }
-        let e = io::Error::last_os_error();
-        // EINVAL: the kernel's mask is larger than the buffer (up to 2^22 CPUs, as Linux allows).
-        if e.raw_os_error() != Some(libc::EINVAL) || words >= (1 << 22) / 64 {
-            return Err(e);
-        }
-        words *= 2;
-    }
+    super::affinity::allowed().map(|cpus| cpus.len())
 }
 
 /// The tightest cgroup v2 CPU quota on this process's cgroup and its ancestors, as a number

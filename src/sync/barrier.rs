@@ -671,6 +671,24 @@ impl fmt::Debug for Barrier {
 mod tests {
     use super::*;
 
+    /// Waits on `b` (through a handle of its own) on another thread, which must be let go
+    /// within 5 s; when it is not, `b` is aborted to let it go, and the result is `Err`.
+    fn wait_on_a_thread(
+        b: &Barrier,
+    ) -> std::result::Result<Result<()>, std::sync::mpsc::RecvTimeoutError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let b = Barrier::open_handle(&b.handle()).unwrap();
+            std::thread::spawn(move || tx.send(b.wait().map(drop)).unwrap())
+        };
+        let got = rx.recv_timeout(Duration::from_secs(5));
+        if got.is_err() {
+            b.abort().unwrap(); // let the waiter go before failing
+        }
+        waiter.join().unwrap();
+        got
+    }
+
     #[test]
     fn rounds_release_everyone_with_one_leader() {
         let b = Barrier::new(3).unwrap();
@@ -788,17 +806,7 @@ mod tests {
         }
         // An untimed wait (the second party) is told the round can never complete. Checked by
         // pid alone, the dead party looked alive (its pid runs: this process) and this hung.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let waiter = {
-            let b = Barrier::open_handle(&b.handle()).unwrap();
-            std::thread::spawn(move || tx.send(b.wait().map(drop)).unwrap())
-        };
-        let got = rx.recv_timeout(Duration::from_secs(5));
-        if got.is_err() {
-            b.abort().unwrap(); // let the waiter go before failing
-        }
-        waiter.join().unwrap();
-        let got = got.expect("an untimed wait was not broken by the dead party");
+        let got = wait_on_a_thread(&b).expect("an untimed wait was not broken by the dead party");
         assert!(matches!(got, Err(Error::BrokenBarrier)), "{got:?}");
         assert!(b.is_broken());
     }
@@ -936,17 +944,8 @@ mod tests {
             b.cell.count.store(1, Ordering::Relaxed);
             b.cell.acting.store(1, Ordering::Relaxed);
         }
-        let (tx, rx) = std::sync::mpsc::channel();
-        let waiter = {
-            let b = Barrier::open_handle(&b.handle()).unwrap();
-            std::thread::spawn(move || tx.send(b.wait().map(drop)).unwrap())
-        };
-        let got = rx.recv_timeout(Duration::from_secs(5));
-        if got.is_err() {
-            b.abort().unwrap(); // let the waiter go before failing
-        }
-        waiter.join().unwrap();
-        let got = got.expect("an arrival waited forever on an action whose runner died");
+        let got =
+            wait_on_a_thread(&b).expect("an arrival waited forever on an action whose runner died");
         assert!(matches!(got, Err(Error::BrokenBarrier)), "{got:?}");
         b.reset().unwrap();
         assert!(b.wait_timeout(Duration::from_secs(5)).unwrap().is_leader());

@@ -361,3 +361,21 @@ fn unreaped_children() -> bool {
     // ECHILD (-1) means no children at all; 0 means some still run; >0 reaped a zombie.
     r != -1
 }
+
+/// The start methods a pool test runs under: the default (forkserver), and fork.
+pub const POOL_METHODS: [shmpool::StartMethod; 2] =
+    [shmpool::StartMethod::ForkServer, shmpool::StartMethod::Fork];
+
+/// A pool of two workers started with `m`, for a test.
+pub fn two_worker_pool(m: shmpool::StartMethod) -> shmpool::Pool {
+    shmpool::Pool::builder().workers(2).start_method(m).build().unwrap()
+}
+
+/// Ends a pool test: the pool goes, and the forkserver it started is shut down (the harness
+/// fails a test that leaves a child running).
+pub fn close_pool(pool: shmpool::Pool, m: shmpool::StartMethod) {
+    drop(pool);
+    if m == shmpool::StartMethod::ForkServer {
+        shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
+    }
+}

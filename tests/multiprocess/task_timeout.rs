@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 
 use shmpool::{Error, Pool, StartMethod};
 
-use crate::harness::{Tests, register};
-
-/// The default start method, and fork.
-const METHODS: [StartMethod; 2] = [StartMethod::ForkServer, StartMethod::Fork];
+use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register};
 
 const TIMEOUT: Duration = Duration::from_millis(200);
 
@@ -26,15 +23,6 @@ pub fn tests() -> Tests {
 
 fn pool(m: StartMethod) -> Pool {
     Pool::builder().workers(2).start_method(m).task_timeout(TIMEOUT).build().unwrap()
-}
-
-/// Ends a test: the pool goes, and the forkserver it started is shut down (the harness fails a
-/// test that leaves a child running).
-fn done(pool: Pool, m: StartMethod) {
-    drop(pool);
-    if m == StartMethod::ForkServer {
-        shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
-    }
 }
 
 /// Spins forever when `stuck`, else returns `x + 1`.
@@ -93,7 +81,7 @@ fn a_task_in_an_endless_loop_times_out_and_the_pool_goes_on(m: StartMethod) {
         (0..10).map(|x| x * 2).collect::<Vec<_>>()
     );
     assert_eq!(pool.apply(|x: u32| x + 1, 41).unwrap(), 42);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn a_timed_out_chunk_of_several_tasks_fails_as_one(m: StartMethod) {
@@ -134,7 +122,7 @@ fn a_timed_out_chunk_of_several_tasks_fails_as_one(m: StartMethod) {
     assert_eq!(pool2.map(|x: u32| x + 1, 0..9u32, Some(3)).unwrap(), (1..10).collect::<Vec<_>>());
     drop(pool2);
     assert_eq!(pool.map(|x: u32| x + 1, 0..9u32, Some(3)).unwrap(), (1..10).collect::<Vec<_>>());
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn pod_tasks_time_out_too(m: StartMethod) {
@@ -150,7 +138,7 @@ fn pod_tasks_time_out_too(m: StartMethod) {
         x
     };
     assert_eq!(pool.map_pod(slow, &[1, 2, 3, 4, 5, 6], Some(3)).unwrap(), [1, 2, 3, 4, 5, 6]);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn a_retiring_worker_keeps_its_spilled_results(m: StartMethod) {
@@ -167,5 +155,5 @@ fn a_retiring_worker_keeps_its_spilled_results(m: StartMethod) {
     let got: Vec<Vec<u32>> =
         pool.imap(big, 0..8u32, Some(1)).unwrap().map(Result::unwrap).collect();
     assert!(got.iter().enumerate().all(|(i, v)| *v == big(i as u32)));
-    done(pool, m);
+    close_pool(pool, m);
 }

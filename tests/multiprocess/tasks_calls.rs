@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use shmpool::{Error, Pool, StartMethod};
 
-use crate::harness::{Tests, register};
-
-/// The default start method, and fork.
-const METHODS: [StartMethod; 2] = [StartMethod::ForkServer, StartMethod::Fork];
+use crate::harness::{
+    POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool as pool,
+};
 
 pub fn tests() -> Tests {
     register! {
@@ -27,19 +26,6 @@ pub fn tests() -> Tests {
         deadlines_at_the_extremes in METHODS,
         a_worker_killed_in_an_interleaved_queue_loses_only_its_call in METHODS,
         results_that_outgrow_the_region_spill_into_few_segments in METHODS,
-    }
-}
-
-fn pool(m: StartMethod) -> Pool {
-    Pool::builder().workers(2).start_method(m).build().unwrap()
-}
-
-/// Ends a test: the pool goes, and the forkserver it started is shut down (the harness fails a
-/// test that leaves a child running).
-fn done(pool: Pool, m: StartMethod) {
-    drop(pool);
-    if m == StartMethod::ForkServer {
-        shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
     }
 }
 
@@ -73,7 +59,7 @@ fn pending_get_timeout_ends_and_a_later_get_reads_the_value(m: StartMethod) {
         assert_eq!(queued.get_timeout(Duration::from_secs(5)).unwrap(), 1);
         assert_eq!(slow.get().unwrap(), 400, "get again after get_timeout");
     }
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn square(x: u64) -> u64 {
@@ -143,7 +129,7 @@ fn maps_over_plain_numbers_take_the_pod_path(m: StartMethod) {
         Err(Error::TaskValueTooLarge { task: 0, what: "argument", bytes: 10, limit: 1 }) => {}
         other => panic!("expected the serialized path's limit, got {other:?}"),
     }
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 /// Spins forever when `x` is 3, else returns `x + 1`.
@@ -193,7 +179,7 @@ fn a_call_timeout_kills_an_endless_task_and_the_pool_goes_on(m: StartMethod) {
     };
     assert_eq!(pool.apply(slow, 300).unwrap(), 300);
     assert_eq!(pool.map(stuck_at_3_text, [1u32, 2], None).unwrap(), ["2", "3"]);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn shout(s: String) -> String {
@@ -274,7 +260,7 @@ fn apply_async_of_different_functions_in_flight_in_any_order(m: StartMethod) {
         assert_eq!(late.get(), 64);
     }
     assert_eq!(pool.apply(shout, "after".to_string()).unwrap(), "AFTER");
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 /// Serializes as its byte, but deserializes as a `bool`, so `Bit(2)` is an argument the parent
@@ -333,7 +319,7 @@ fn an_unreadable_argument_of_a_plain_result_task_is_a_typed_error(m: StartMethod
         Err(Error::KernelPanicked { .. })
     ));
     assert_eq!(pool.map(bit_value, [Bit(1)], None).unwrap(), [11]);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 /// Panics on "7" (a plain result of a serialized argument).
@@ -385,7 +371,7 @@ fn pendings_dropped_unread_leave_no_results_behind(m: StartMethod) {
             assert_eq!(p.get().unwrap(), i.pow(3));
         }
     }
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 /// Zero, huge and endless deadlines: each call ends, and the pool goes on.
@@ -418,7 +404,7 @@ fn deadlines_at_the_extremes(m: StartMethod) {
         assert_eq!(r.get_timeout(Duration::MAX).unwrap(), 100);
         assert_eq!(r.get_timeout(Duration::ZERO).unwrap(), 100, "a finished call at once");
     }
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 /// Kills its own worker (SIGKILL) on 13, else returns `x`.
@@ -469,7 +455,7 @@ fn a_worker_killed_in_an_interleaved_queue_loses_only_its_call(m: StartMethod) {
     }
     assert_eq!(pool.worker_pids().len(), 2);
     assert_eq!(pool.map(dies_on_13, 0..5u64, None).unwrap(), [0, 1, 2, 3, 4]);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn text_of(x: u32) -> String {
@@ -510,5 +496,5 @@ fn results_that_outgrow_the_region_spill_into_few_segments(m: StartMethod) {
         pool.imap(five_k, 0..300u32, None).unwrap().map(Result::unwrap).collect();
     assert_eq!(got[299], five_k(299));
     assert_eq!(pool.map(text_of, 0..3u32, None).unwrap(), ["0", "1", "2"]);
-    done(pool, m);
+    close_pool(pool, m);
 }

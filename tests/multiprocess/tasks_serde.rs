@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize, Serializer};
 use shmpool::{Error, Pool, StartMethod};
 
-use crate::harness::{Tests, register};
-
-/// The default start method, and fork.
-const METHODS: [StartMethod; 2] = [StartMethod::ForkServer, StartMethod::Fork];
+use crate::harness::{
+    POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool as pool,
+};
 
 pub fn tests() -> Tests {
     register! {
@@ -26,19 +25,6 @@ pub fn tests() -> Tests {
         a_result_that_fails_to_serialize_or_deserialize_names_the_task in METHODS,
         dropping_an_endless_buffered_imap_returns_at_once in METHODS,
         a_thousand_apply_async_in_flight_read_in_any_order in METHODS,
-    }
-}
-
-fn pool(m: StartMethod) -> Pool {
-    Pool::builder().workers(2).start_method(m).build().unwrap()
-}
-
-/// Ends a test: the pool goes, and the forkserver it started is shut down (the harness fails a
-/// test that leaves a child running).
-fn done(pool: Pool, m: StartMethod) {
-    drop(pool);
-    if m == StartMethod::ForkServer {
-        shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
     }
 }
 
@@ -150,7 +136,7 @@ fn maps_over_strings_vecs_structs_and_enums(m: StartMethod) {
     // Pod values still take either path.
     assert_eq!(pool.map(|x: u64| x * x, 0..1000u64, None).unwrap()[999], 998_001);
     assert_eq!(pool.map_pod(|x: u64| x * x, &[3], None).unwrap(), [9]);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn results_that_outgrow_their_region_come_back_whole(m: StartMethod) {
@@ -167,7 +153,7 @@ fn results_that_outgrow_their_region_come_back_whole(m: StartMethod) {
     let got: Vec<Vec<u32>> =
         pool.imap(big, 0..300u32, Some(4)).unwrap().map(Result::unwrap).collect();
     assert!(got.iter().enumerate().all(|(i, v)| *v == big(i as u32)));
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn ratio(x: f64) -> Result<f64, String> {
@@ -205,7 +191,7 @@ fn a_task_error_names_its_task_and_is_not_a_panic(m: StartMethod) {
         other => panic!("expected a panic, got {other:?}"),
     }
     assert_eq!(pool.try_apply(ratio, 4.0).unwrap(), 0.25);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn get_twice_returns_the_value_again(m: StartMethod) {
@@ -225,7 +211,7 @@ fn get_twice_returns_the_value_again(m: StartMethod) {
     assert!(matches!(r.get(), Err(Error::ResultUnavailable { .. })));
     assert!(!r.is_successful().unwrap());
     drop(r);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn a_value_over_the_limit_is_a_typed_error_naming_the_task(m: StartMethod) {
@@ -247,7 +233,7 @@ fn a_value_over_the_limit_is_a_typed_error_naming_the_task(m: StartMethod) {
     }
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert_eq!(pool.map(process_file, ["ab".to_string()], None).unwrap(), [2]);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 /// Readings whose samples are serialized lazily, through a filter: postcard needs a sequence's
@@ -302,7 +288,7 @@ fn a_result_that_fails_to_serialize_or_deserialize_names_the_task(m: StartMethod
     assert_eq!(it.next().unwrap().unwrap().0, 20);
     drop(it);
     assert_eq!(pool.map(share, [2], None).unwrap()[0].0, 20);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 /// Quick below 100; a second from there on (what the test drops unconsumed).
@@ -346,7 +332,7 @@ fn dropping_an_endless_buffered_imap_returns_at_once(m: StartMethod) {
         other => panic!("{other:?}"),
     }
     assert!(items.iter().enumerate().all(|(i, r)| i == 13 || *r.as_ref().unwrap() == i as u32));
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn label(i: u32) -> String {
@@ -375,5 +361,5 @@ fn a_thousand_apply_async_in_flight_read_in_any_order(m: StartMethod) {
         assert_eq!(late.get().unwrap(), "#1001");
     }
     assert_eq!(pool.apply(label, 3).unwrap(), "#3");
-    done(pool, m);
+    close_pool(pool, m);
 }

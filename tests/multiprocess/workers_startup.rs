@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use shmpool::pool::Affinity;
 use shmpool::{Error, Pool, StartMethod};
 
-use crate::harness::{Tests, register};
+use crate::harness::{Tests, close_pool, register};
 
 const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
 
@@ -24,15 +24,6 @@ pub fn tests() -> Tests {
         round_robin_pins_each_worker_to_one_allowed_cpu in METHODS,
         explicit_cpu_sets_are_checked_against_the_allowed_set,
         initializer_with_runs_in_every_worker_and_every_replacement in METHODS,
-    }
-}
-
-/// Ends a test: the pool goes, and the forkserver it started is shut down (the harness fails a
-/// test that leaves a child running).
-fn done(pool: Pool, m: StartMethod) {
-    drop(pool);
-    if m == StartMethod::ForkServer {
-        shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
     }
 }
 
@@ -61,7 +52,7 @@ fn threads_per_worker_sets_the_variables_and_sizes_rayon(m: StartMethod) {
     assert!(sizes.iter().all(|&n| n == 3), "rayon pools in the workers: {sizes:?}");
     // The parent's own environment is untouched.
     assert!(VARS.iter().all(|v| std::env::var(v).as_deref() != Ok("3")), "the parent changed");
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn the_default_is_one_thread_per_worker_when_workers_fill_the_cpus() {
@@ -75,7 +66,7 @@ fn the_default_is_one_thread_per_worker_when_workers_fill_the_cpus() {
             assert_eq!(v.as_deref(), Some(want.as_str()), "{name} in worker {pid}");
         }
     }
-    done(pool, StartMethod::ForkServer);
+    close_pool(pool, StartMethod::ForkServer);
 }
 
 /// Linux's `Cpus_allowed_list` of the calling process ("0-3,6").
@@ -114,7 +105,7 @@ fn round_robin_pins_each_worker_to_one_allowed_cpu(m: StartMethod) {
     }
     // The parent keeps its own mask.
     assert_eq!(expand(&cpus_allowed_list(0).1), allowed);
-    done(pool, m);
+    close_pool(pool, m);
 }
 
 fn explicit_cpu_sets_are_checked_against_the_allowed_set() {
@@ -129,7 +120,7 @@ fn explicit_cpu_sets_are_checked_against_the_allowed_set() {
         let want = if slot == 0 { vec![last] } else { allowed.clone() };
         assert_eq!(expand(&list), want, "worker {slot} (pid {pid})");
     }
-    done(pool, StartMethod::ForkServer);
+    close_pool(pool, StartMethod::ForkServer);
     // A CPU outside the allowed set is refused before any worker starts, naming the set.
     let outside = last + 1;
     let err = Pool::builder()
@@ -203,5 +194,5 @@ fn initializer_with_runs_in_every_worker_and_every_replacement(m: StartMethod) {
     }
     assert!(replacement_seen, "no task ran on a replacement worker: {:?}", pool.worker_pids());
     assert_eq!(pool.worker_pids().len(), 2);
-    done(pool, m);
+    close_pool(pool, m);
 }

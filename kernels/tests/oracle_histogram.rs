@@ -8,7 +8,7 @@
 mod support;
 
 use shmpool_kernels::histogram::{self, Bins, BinsError, Histogram};
-use support::{CHUNKS, Rng, SIZES, TestPool, numpy, shared};
+use support::{CHUNKS, Rng, SIZES, TestPool, numpy_per_size, shared};
 
 /// (lo, hi, bins) of the checks: a plain one, one whose edges are not representable, one bin.
 const RANGES: &[(f64, f64, usize)] = &[(-1.0, 1.0, 20), (-0.3, 0.7, 7), (0.0, 0.5, 1)];
@@ -36,19 +36,13 @@ fn data() -> Vec<Vec<f64>> {
 }
 
 fn oracle(xs: &[Vec<f64>]) -> std::collections::HashMap<String, Vec<f64>> {
-    let ins: Vec<(String, &[f64])> =
-        xs.iter().map(|x| (format!("x{}", x.len()), x.as_slice())).collect();
-    let sizes: Vec<String> = xs.iter().map(|x| x.len().to_string()).collect();
-    numpy(
-        &ins,
+    numpy_per_size(
+        xs,
         &format!(
-            "for n in [{}]:\n\
-             \x20   a = x(f'x{{n}}')\n\
-             \x20   for r, (lo, hi, b) in enumerate({RANGES:?}):\n\
+            "\x20   for r, (lo, hi, b) in enumerate({RANGES:?}):\n\
              \x20       inside = a[(a >= lo) & (a < hi)]\n\
              \x20       out(f'h{{n}}_{{r}}', np.histogram(inside, b, (lo, hi))[0])\n\
-             \x20       out(f'o{{n}}_{{r}}', [np.sum(a < lo), np.sum(a >= hi), np.sum(np.isnan(a))])\n",
-            sizes.join(", ")
+             \x20       out(f'o{{n}}_{{r}}', [np.sum(a < lo), np.sum(a >= hi), np.sum(np.isnan(a))])\n"
         ),
     )
 }

@@ -13,7 +13,7 @@ mod support;
 use std::collections::HashMap;
 
 use shmpool_kernels::scan::{self, Scan, chunk};
-use support::{CHUNKS, Rng, SIZES, TestPool, assert_bits, numpy, shared};
+use support::{CHUNKS, Rng, SIZES, TestPool, assert_bits, numpy_per_size, shared};
 
 fn data() -> Vec<Vec<f64>> {
     let mut rng = Rng::new(5);
@@ -21,18 +21,10 @@ fn data() -> Vec<Vec<f64>> {
 }
 
 fn oracle(xs: &[Vec<f64>]) -> HashMap<String, Vec<f64>> {
-    let ins: Vec<(String, &[f64])> =
-        xs.iter().map(|x| (format!("x{}", x.len()), x.as_slice())).collect();
-    let sizes: Vec<String> = xs.iter().map(|x| x.len().to_string()).collect();
-    numpy(
-        &ins,
-        &format!(
-            "for n in [{}]:\n\
-             \x20   a = x(f'x{{n}}')\n\
-             \x20   out(f'cs{{n}}', np.cumsum(a))\n\
-             \x20   out(f'abs{{n}}', np.cumsum(np.abs(a)))\n",
-            sizes.join(", ")
-        ),
+    numpy_per_size(
+        xs,
+        "\x20   out(f'cs{n}', np.cumsum(a))\n\
+         \x20   out(f'abs{n}', np.cumsum(np.abs(a)))\n",
     )
 }
 

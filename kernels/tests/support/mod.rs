@@ -109,6 +109,15 @@ pub fn numpy(inputs: &[(String, &[f64])], script: &str) -> HashMap<String, Vec<f
     answers
 }
 
+/// [`numpy`] over arrays of distinct lengths, each readable as `x(f'x{n}')` for its length `n`:
+/// `body` (its lines indented four spaces) runs once per length, the array bound to `a`.
+pub fn numpy_per_size(xs: &[Vec<f64>], body: &str) -> HashMap<String, Vec<f64>> {
+    let ins: Vec<(String, &[f64])> =
+        xs.iter().map(|x| (format!("x{}", x.len()), x.as_slice())).collect();
+    let sizes: Vec<String> = xs.iter().map(|x| x.len().to_string()).collect();
+    numpy(&ins, &format!("for n in [{}]:\n\x20   a = x(f'x{{n}}')\n{body}", sizes.join(", ")))
+}
+
 /// Equal as values, NaN equal to NaN (and 0.0 to -0.0).
 pub fn same(a: f64, b: f64) -> bool {
     a == b || (a.is_nan() && b.is_nan())

@@ -8,7 +8,9 @@
 //! `|C - C_ref| <= k * eps * sum_p |A_ip| |B_pj|`; the tests allow twice that. The parallel
 //! drivers (rayon, and the pool with 2 workers) must match the sequential kernel bit for bit.
 
-use std::process::Command;
+mod support;
+
+use support::{Rng, numpy};
 
 use shmpool_kernels::{Float, MatDims, matmul, matmul_rayon};
 
@@ -28,22 +30,8 @@ const SIZES: &[(usize, usize, usize)] = &[
     (97, 300, 101),
 ];
 
-/// splitmix64: a seeded generator, the same numbers on every run.
-fn rng(seed: u64) -> impl FnMut() -> f64 {
-    let mut s = seed;
-    move || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-}
-
 fn random(len: usize, seed: u64) -> Vec<f64> {
-    let mut r = rng(seed);
-    (0..len).map(|_| r()).collect()
+    Rng::new(seed).vec(len, -1.0, 1.0)
 }
 
 /// The naive product, and `sum_p |A_ip| |B_pj|` for the tolerance.
@@ -132,33 +120,11 @@ fn sequential_kernel_panics_on_wrong_lengths() {
     matmul(&[0.0f64; 6], &[0.0; 12], &mut [0.0; 9], MatDims::new(2, 3, 4));
 }
 
-/// NumPy's `a @ b` (BLAS), through raw little-endian files in a temporary directory.
+/// NumPy's `a @ b` (BLAS), through [`numpy`].
 fn numpy_matmul(a: &[f64], b: &[f64], (m, k, n): (usize, usize, usize)) -> Vec<f64> {
-    let dir = std::env::temp_dir()
-        .join(format!("shmpool-oracle-matmul-{}-{m}-{k}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let write = |name: &str, v: &[f64]| {
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        std::fs::write(dir.join(name), bytes).unwrap();
-    };
-    write("a", a);
-    write("b", b);
-    let script = "import sys, numpy as np\n\
-                  d, m, k, n = sys.argv[1], *map(int, sys.argv[2:])\n\
-                  a = np.fromfile(d + '/a', '<f8').reshape(m, k)\n\
-                  b = np.fromfile(d + '/b', '<f8').reshape(k, n)\n\
-                  (a @ b).astype('<f8').tofile(d + '/c')\n";
-    let status = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&dir)
-        .args([m, k, n].map(|x| x.to_string()))
-        .status()
-        .expect("python3 is required: install Python 3 and `python3 -m pip install numpy`");
-    assert!(status.success(), "the NumPy oracle failed ({status}): `python3 -m pip install numpy`");
-    let bytes = std::fs::read(dir.join("c")).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
-    bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap())).collect()
+    let ins = [("a".to_owned(), a), ("b".to_owned(), b)];
+    let script = format!("out('c', x('a').reshape({m}, {k}) @ x('b').reshape({k}, {n}))\n");
+    numpy(&ins, &script).remove("c").expect("the NumPy oracle wrote c")
 }
 
 #[test]

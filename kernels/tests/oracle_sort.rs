@@ -4,35 +4,27 @@
 //! (`rank_split`, `merge_ranks`) on every rank; the rayon driver and the pool's (2 workers).
 //! Sorting is exact: results must be equal bit for bit.
 
+mod support;
+
 use shmpool_kernels::{SortKey, merge_ranks, rank_split, sort, sort_rayon, sort_run};
+use support::Rng;
 
 const SIZES: &[usize] = &[0, 1, 2, 3, 7, 97, 4096, 4097, 10_007, 65_537, 200_003];
 
-fn splitmix(seed: u64) -> impl FnMut() -> u64 {
-    let mut s = seed;
-    move || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 fn u64s(len: usize, seed: u64, distinct: u64) -> Vec<u64> {
-    let mut r = splitmix(seed);
-    (0..len).map(|_| r() % distinct).collect()
+    let mut r = Rng::new(seed);
+    (0..len).map(|_| r.next_u64() % distinct).collect()
 }
 
 fn i64s(len: usize, seed: u64) -> Vec<i64> {
-    let mut r = splitmix(seed);
-    (0..len).map(|_| r() as i64 >> (r() % 60)).collect()
+    let mut r = Rng::new(seed);
+    (0..len).map(|_| r.next_u64() as i64 >> (r.next_u64() % 60)).collect()
 }
 
 /// Floats of every kind: both zeros, infinities, NaNs of both signs and several payloads,
 /// subnormals, duplicates, and ordinary values.
 fn f64s(len: usize, seed: u64) -> Vec<f64> {
-    let mut r = splitmix(seed);
+    let mut r = Rng::new(seed);
     let special = [
         0.0,
         -0.0,
@@ -49,7 +41,7 @@ fn f64s(len: usize, seed: u64) -> Vec<f64> {
     ];
     (0..len)
         .map(|_| {
-            let x = r();
+            let x = r.next_u64();
             if x.is_multiple_of(8) {
                 special[(x >> 8) as usize % special.len()]
             } else {

@@ -44,10 +44,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        match self.obj.call(Op::DictGet(encode(key)?), None)? {
-            Reply::Item(v) => v.map(|b| decode(&b)).transpose(),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_item(Op::DictGet(encode(key)?), None)
     }
 
     /// Sets `key` to `value` (Python's `d[key] = value`).
@@ -58,10 +55,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn set(&self, key: &K, value: &V) -> Result<()> {
-        match self.obj.call(Op::DictSet(encode(key)?, encode(value)?), None)? {
-            Reply::Done => Ok(()),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_done(Op::DictSet(encode(key)?, encode(value)?), None)
     }
 
     /// Removes `key`, returning its value if it had one (Python's `d.pop(key, None)`).
@@ -72,10 +66,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn remove(&self, key: &K) -> Result<Option<V>> {
-        match self.obj.call(Op::DictRemove(encode(key)?), None)? {
-            Reply::Item(v) => v.map(|b| decode(&b)).transpose(),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_item(Op::DictRemove(encode(key)?), None)
     }
 
     /// Whether `key` has a value (Python's `key in d`).
@@ -86,10 +77,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn contains_key(&self, key: &K) -> Result<bool> {
-        match self.obj.call(Op::DictContains(encode(key)?), None)? {
-            Reply::Bool(b) => Ok(b),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_bool(Op::DictContains(encode(key)?), None)
     }
 
     /// How many keys it holds.
@@ -100,10 +88,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn len(&self) -> Result<usize> {
-        match self.obj.call(Op::Len, None)? {
-            Reply::Len(n) => Ok(n as usize),
-            r => Err(unexpected(r)),
-        }
+        self.obj.len()
     }
 
     /// Whether it holds no key.
@@ -129,10 +114,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
             .into_iter()
             .map(|(k, v)| Ok((encode(&k)?, encode(&v)?)))
             .collect::<Result<_>>()?;
-        match self.obj.call(Op::DictUpdate(pairs), None)? {
-            Reply::Done => Ok(()),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_done(Op::DictUpdate(pairs), None)
     }
 
     /// A snapshot of the keys.
@@ -171,9 +153,6 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn clear(&self) -> Result<()> {
-        match self.obj.call(Op::Clear, None)? {
-            Reply::Done => Ok(()),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_done(Op::Clear, None)
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::proxy::proxy_common;
-use super::session::{Object, millis, unexpected};
-use super::wire::{Op, Reply};
+use super::session::{Object, millis};
+use super::wire::Op;
 use crate::error::Result;
 
 /// A proxy to an event held by a [`Manager`](crate::Manager)'s server: processes wait until
@@ -87,16 +87,10 @@ impl EventProxy {
     }
 
     fn flag(&self, op: Op, wait: Option<Duration>) -> Result<bool> {
-        match self.obj.call(op, wait)? {
-            Reply::Bool(b) => Ok(b),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_bool(op, wait)
     }
 
     fn done(&self, op: Op) -> Result<()> {
-        match self.obj.call(op, None)? {
-            Reply::Done => Ok(()),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_done(op, None)
     }
 }

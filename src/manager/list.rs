@@ -114,10 +114,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn len(&self) -> Result<usize> {
-        match self.obj.call(Op::Len, None)? {
-            Reply::Len(n) => Ok(n as usize),
-            r => Err(unexpected(r)),
-        }
+        self.obj.len()
     }
 
     /// Whether it holds no item.
@@ -157,16 +154,10 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     }
 
     fn done(&self, op: Op) -> Result<()> {
-        match self.obj.call(op, None)? {
-            Reply::Done => Ok(()),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_done(op, None)
     }
 
     fn item(&self, op: Op) -> Result<Option<T>> {
-        match self.obj.call(op, None)? {
-            Reply::Item(v) => v.map(|b| decode(&b)).transpose(),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_item(op, None)
     }
 }

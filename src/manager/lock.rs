@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::proxy::proxy_common;
-use super::session::{Object, millis, unexpected};
-use super::wire::{Op, Reply};
+use super::session::{Object, millis};
+use super::wire::Op;
 use crate::error::{Error, Result};
 
 /// A proxy to a lock held by a [`Manager`](crate::Manager)'s server: any thread may release it
@@ -106,10 +106,7 @@ impl<M> LockProxy<M> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
-        match self.obj.call(Op::Acquire { wait_ms: millis(timeout) }, Some(timeout))? {
-            Reply::Bool(b) => Ok(b),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_bool(Op::Acquire { wait_ms: millis(timeout) }, Some(timeout))
     }
 
     /// Acquires it (as [`acquire`](LockProxy::acquire)) and returns a guard that releases it.
@@ -139,9 +136,6 @@ impl<M> LockProxy<M> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn release(&self) -> Result<()> {
-        match self.obj.call(Op::Release, None)? {
-            Reply::Done => Ok(()),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_done(Op::Release, None)
     }
 }

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::proxy::proxy_common;
-use super::session::{Object, decode, encode, millis, unexpected};
+use super::session::{Object, encode, millis, unexpected};
 use super::wire::{Op, Reply};
 use crate::error::{Error, Result};
 
@@ -112,10 +112,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     }
 
     fn take(&self, timeout: Duration) -> Result<Option<T>> {
-        match self.obj.call(Op::QueueGet { wait_ms: millis(timeout) }, Some(timeout))? {
-            Reply::Item(v) => v.map(|b| decode(&b)).transpose(),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_item(Op::QueueGet { wait_ms: millis(timeout) }, Some(timeout))
     }
 
     /// How many items it holds (Python's `qsize()`).
@@ -126,10 +123,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn len(&self) -> Result<usize> {
-        match self.obj.call(Op::Len, None)? {
-            Reply::Len(n) => Ok(n as usize),
-            r => Err(unexpected(r)),
-        }
+        self.obj.len()
     }
 
     /// Whether it holds no item.

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::proxy::proxy_common;
-use super::session::{Object, millis, unexpected};
-use super::wire::{Op, Reply};
+use super::session::{Object, millis};
+use super::wire::Op;
 use crate::error::{Error, Result};
 
 /// A proxy to a semaphore held by a [`Manager`](crate::Manager)'s server. A semaphore has no
@@ -59,10 +59,7 @@ impl SemaphoreProxy {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
-        match self.obj.call(Op::Acquire { wait_ms: millis(timeout) }, Some(timeout))? {
-            Reply::Bool(b) => Ok(b),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_bool(Op::Acquire { wait_ms: millis(timeout) }, Some(timeout))
     }
 
     /// Gives a unit back.
@@ -73,9 +70,6 @@ impl SemaphoreProxy {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn release(&self) -> Result<()> {
-        match self.obj.call(Op::Release, None)? {
-            Reply::Done => Ok(()),
-            r => Err(unexpected(r)),
-        }
+        self.obj.call_done(Op::Release, None)
     }
 }

@@ -56,6 +56,42 @@ impl Object {
     pub(crate) fn call(&self, op: Op, wait: Option<Duration>) -> Result<Reply> {
         call(&self.remote, &Request::Call { id: self.id, op }, wait, self.timeout)
     }
+
+    /// Applies `op`, which the server answers with `Reply::Done`.
+    pub(crate) fn call_done(&self, op: Op, wait: Option<Duration>) -> Result<()> {
+        match self.call(op, wait)? {
+            Reply::Done => Ok(()),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// Applies `op`, which the server answers with `Reply::Bool`.
+    pub(crate) fn call_bool(&self, op: Op, wait: Option<Duration>) -> Result<bool> {
+        match self.call(op, wait)? {
+            Reply::Bool(b) => Ok(b),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// Applies `op`, which the server answers with `Reply::Item`: the item, decoded.
+    pub(crate) fn call_item<T: DeserializeOwned>(
+        &self,
+        op: Op,
+        wait: Option<Duration>,
+    ) -> Result<Option<T>> {
+        match self.call(op, wait)? {
+            Reply::Item(v) => v.map(|b| decode(&b)).transpose(),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// How many entries the object holds (`Op::Len`).
+    pub(crate) fn len(&self) -> Result<usize> {
+        match self.call(Op::Len, None)? {
+            Reply::Len(n) => Ok(n as usize),
+            r => Err(unexpected(r)),
+        }
+    }
 }
 
 /// A connection of this thread to one manager.

@@ -43,6 +43,20 @@ fn bench(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `shmpool bench --workloads W --size small --repeat 1`, then `more`: one test's tiny suite.
+fn bench_small(workloads: &str, more: &[&str]) -> Output {
+    let mut args = vec!["--workloads", workloads, "--size", "small", "--repeat", "1"];
+    args.extend_from_slice(more);
+    bench(&args)
+}
+
+/// Writes `script` to `path` and makes it executable: a stand-in for `python3`.
+fn executable(path: &Path, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, script).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 fn ok(out: &Output) -> String {
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
@@ -71,22 +85,19 @@ fn record<'a>(v: &'a Value, workload: &str, contender: &str) -> &'a Value {
 fn tiny_suite_writes_the_documented_json_csv_and_plots() {
     let d = Dir::new("suite");
     let (j, c, p) = (d.join("r.json"), d.join("r.csv"), d.join("plots"));
-    let out = bench(&[
-        "--workloads",
+    let out = bench_small(
         "inplace,apply",
-        "--size",
-        "small",
-        "--repeat",
-        "1",
-        "--workers",
-        "1,2",
-        "--json",
-        j.to_str().unwrap(),
-        "--csv",
-        c.to_str().unwrap(),
-        "--plot",
-        p.to_str().unwrap(),
-    ]);
+        &[
+            "--workers",
+            "1,2",
+            "--json",
+            j.to_str().unwrap(),
+            "--csv",
+            c.to_str().unwrap(),
+            "--plot",
+            p.to_str().unwrap(),
+        ],
+    );
     let text = ok(&out);
     assert!(text.contains("machine: "), "{text}");
     let v = json(&j);
@@ -188,7 +199,6 @@ fn a_missing_interpreter_or_compiler_is_reported_as_skipped_with_the_reason() {
 
 #[test]
 fn python_without_numpy_skips_the_numpy_contenders_with_the_reason() {
-    use std::os::unix::fs::PermissionsExt;
     let python_runs =
         Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
     let d = Dir::new("nonumpy");
@@ -198,29 +208,24 @@ fn python_without_numpy_skips_the_numpy_contenders_with_the_reason() {
         .unwrap();
     let wrapper = d.join("python-without-numpy");
     let shadow = d.join("shadow");
-    std::fs::write(
+    executable(
         &wrapper,
-        format!("#!/bin/sh\nPYTHONPATH={} exec python3 \"$@\"\n", shadow.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        &format!("#!/bin/sh\nPYTHONPATH={} exec python3 \"$@\"\n", shadow.display()),
+    );
     let j = d.join("r.json");
-    ok(&bench(&[
-        "--workloads",
+    ok(&bench_small(
         "sum,tiny",
-        "--contenders",
-        "sequential,numpy,python-shm,python-pool",
-        "--size",
-        "small",
-        "--repeat",
-        "1",
-        "--workers",
-        "1",
-        "--python",
-        wrapper.to_str().unwrap(),
-        "--json",
-        j.to_str().unwrap(),
-    ]));
+        &[
+            "--contenders",
+            "sequential,numpy,python-shm,python-pool",
+            "--workers",
+            "1",
+            "--python",
+            wrapper.to_str().unwrap(),
+            "--json",
+            j.to_str().unwrap(),
+        ],
+    ));
     let v = json(&j);
     for c in ["numpy", "python-shm", "python-pool"] {
         let r = record(&v, "sum", c);
@@ -252,11 +257,9 @@ done
 
 #[test]
 fn a_wrong_result_is_reported_as_failed_and_not_timed() {
-    use std::os::unix::fs::PermissionsExt;
     let d = Dir::new("wrong");
     let (fake, j) = (d.join("fake-python"), d.join("r.json"));
-    std::fs::write(&fake, WRONG).unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    executable(&fake, WRONG);
     let out = bench(&[
         "--workloads",
         "inplace",
@@ -305,20 +308,10 @@ fn bad_options_are_errors_that_say_the_fix() {
 fn report_rewrites_only_the_marked_section() {
     let d = Dir::new("report");
     let (j, md, bare) = (d.join("r.json"), d.join("doc.md"), d.join("bare.md"));
-    ok(&bench(&[
-        "--workloads",
+    ok(&bench_small(
         "sum",
-        "--contenders",
-        "shmpool,sequential",
-        "--size",
-        "small",
-        "--repeat",
-        "1",
-        "--workers",
-        "1",
-        "--json",
-        j.to_str().unwrap(),
-    ]));
+        &["--contenders", "shmpool,sequential", "--workers", "1", "--json", j.to_str().unwrap()],
+    ));
     let before = "# Title\n\nhand-written text\n\n<!-- bench:begin -->\nold figures\n<!-- bench:end -->\n\nmore text\n";
     std::fs::write(&md, before).unwrap();
     let out = bench(&["--report", md.to_str().unwrap(), "--from", j.to_str().unwrap()]);
@@ -376,18 +369,7 @@ fn the_kernel_workloads_run_in_the_tiny_suite_and_match_sequential_code() {
     let j = d.join("r.json");
     let workloads =
         ["sum", "dot", "stencil", "poly", "pipeline", "pipeline-3jobs", "matmul", "images"];
-    let out = bench(&[
-        "--workloads",
-        &workloads.join(","),
-        "--size",
-        "small",
-        "--repeat",
-        "1",
-        "--workers",
-        "2",
-        "--json",
-        j.to_str().unwrap(),
-    ]);
+    let out = bench_small(&workloads.join(","), &["--workers", "2", "--json", j.to_str().unwrap()]);
     ok(&out);
     let v = json(&j);
     for w in workloads {
@@ -423,12 +405,10 @@ const STUCK: &str =
 
 #[test]
 fn a_contender_that_never_answers_fails_at_the_configured_deadline() {
-    use std::os::unix::fs::PermissionsExt;
     let d = Dir::new("hang");
     for (name, script, status) in [("mute", MUTE, "skipped"), ("stuck", STUCK, "failed")] {
         let (fake, j) = (d.join(name), d.join(&format!("{name}.json")));
-        std::fs::write(&fake, script).unwrap();
-        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        executable(&fake, script);
         let t = std::time::Instant::now();
         let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
             .args(["bench", "--workloads", "inplace", "--contenders", "sequential,numpy"])

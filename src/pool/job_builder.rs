@@ -60,6 +60,20 @@ struct JobArray {
 }
 
 impl JobArray {
+    /// `array` as a job takes it, seen through `ptr` (its first element: from a shared borrow
+    /// for an input, a unique one for an output, which the job writes through).
+    fn of<T: Pod>(array: &SharedArray<T>, ptr: *mut u8, name: (&'static str, usize)) -> JobArray {
+        JobArray {
+            handle: array.handle(),
+            ptr,
+            len: array.len(),
+            elem_size: size_of::<T>(),
+            ty: type_desc::<T>(),
+            shape: Dims::new(array.shape()).unwrap_or(Dims::new(&[array.len()]).expect("1-D")),
+            name,
+        }
+    }
+
     fn name(&self) -> String {
         format!("{} {}", self.name.0, self.name.1)
     }
@@ -193,15 +207,8 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// ```
     pub fn input<T: Pod>(mut self, array: &'a SharedArray<T>) -> Result<JobBuilder<'a, P>> {
         let name = ("input", self.inputs.len());
-        let a = self.add(JobArray {
-            handle: array.handle(),
-            ptr: array.as_slice().as_ptr().cast::<u8>().cast_mut(),
-            len: array.len(),
-            elem_size: size_of::<T>(),
-            ty: type_desc::<T>(),
-            shape: Dims::new(array.shape()).unwrap_or(Dims::new(&[array.len()]).expect("1-D")),
-            name,
-        })?;
+        let ptr = array.as_slice().as_ptr().cast::<u8>().cast_mut();
+        let a = self.add(JobArray::of(array, ptr, name))?;
         if let Some(o) = self.outputs.iter().find(|o| o.handle.nonce == a.handle.nonce) {
             return Err(Error::ArrayAliased { first: o.name(), second: a.name() });
         }
@@ -227,15 +234,8 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// ```
     pub fn output<T: Pod>(mut self, array: &'a mut SharedArray<T>) -> Result<JobBuilder<'a, P>> {
         let name = ("output", self.outputs.len());
-        let a = self.add(JobArray {
-            handle: array.handle(),
-            ptr: array.as_mut_slice().as_mut_ptr().cast::<u8>(),
-            len: array.len(),
-            elem_size: size_of::<T>(),
-            ty: type_desc::<T>(),
-            shape: Dims::new(array.shape()).unwrap_or(Dims::new(&[array.len()]).expect("1-D")),
-            name,
-        })?;
+        let ptr = array.as_mut_slice().as_mut_ptr().cast::<u8>();
+        let a = self.add(JobArray::of(array, ptr, name))?;
         let seen = self.inputs.iter().chain(&self.outputs);
         if let Some(o) = seen.into_iter().find(|o| o.handle.nonce == a.handle.nonce) {
             return Err(Error::ArrayAliased { first: o.name(), second: a.name() });

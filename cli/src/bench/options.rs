@@ -21,6 +21,18 @@ pub(crate) enum SizeClass {
     Exact(usize),
 }
 
+impl SizeClass {
+    /// The count for this class: `Exact(n)`'s `n`, else the one given for the class.
+    pub(crate) fn pick(self, small: usize, default: usize, large: usize) -> usize {
+        match self {
+            SizeClass::Exact(n) => n,
+            SizeClass::Small => small,
+            SizeClass::Default => default,
+            SizeClass::Large => large,
+        }
+    }
+}
+
 /// `shmpool bench`: the suite of named workloads, each run by every contender in one
 /// interleaved run on the same data.
 #[derive(Args, Debug, Default)]

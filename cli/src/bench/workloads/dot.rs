@@ -34,12 +34,7 @@ impl Workload for Dot {
     }
 
     fn size(&self, class: SizeClass) -> usize {
-        match class {
-            SizeClass::Exact(n) => n,
-            SizeClass::Small => 1 << 16,
-            SizeClass::Default => 1 << 22,
-            SizeClass::Large => 1 << 25,
-        }
+        class.pick(1 << 16, 1 << 22, 1 << 25)
     }
 
     fn unit(&self) -> Unit {

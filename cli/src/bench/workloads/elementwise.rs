@@ -7,7 +7,7 @@
 use rayon::prelude::*;
 use shmpool::{Pool, SharedArray};
 
-use super::{Digest, Runner, Workload, array_digest, init, native};
+use super::{Digest, Runner, Workload, array_digest, init, native, reset};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -180,7 +180,7 @@ impl ElemRunner {
 
 impl Runner for ElemRunner {
     fn check(&mut self) -> Result<Digest, String> {
-        self.data.iter_mut().enumerate().for_each(|(i, x)| *x = init(i));
+        reset(&mut self.data);
         let s = self.once()?;
         Ok(if self.kind == Kind::Sum { vec![s] } else { array_digest(&self.data) })
     }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use shmpool::Pool;
 use shmpool_kernels::imaging::{Filter, Image, Shape, gaussian_blur, resize};
 
-use super::{Digest, Runner, Workload, native};
+use super::{Digest, Runner, Workload, array_digest, native};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -55,12 +55,7 @@ fn process(i: u64) -> u64 {
 
 /// The digest of the per-image sums: their total and five sampled ones.
 fn digest(sums: &[u64]) -> Digest {
-    let n = sums.len();
-    let mut d = vec![sums.iter().map(|&s| s as f64).sum::<f64>()];
-    if n > 0 {
-        d.extend([0, n / 4, n / 2, 3 * n / 4, n - 1].map(|i| sums[i] as f64));
-    }
-    d
+    array_digest(&sums.iter().map(|&s| s as f64).collect::<Vec<_>>())
 }
 
 impl Workload for Images {
@@ -73,12 +68,7 @@ impl Workload for Images {
     }
 
     fn size(&self, class: SizeClass) -> usize {
-        match class {
-            SizeClass::Exact(n) => n,
-            SizeClass::Small => 8,
-            SizeClass::Default => 64,
-            SizeClass::Large => 512,
-        }
+        class.pick(8, 64, 512)
     }
 
     fn unit(&self) -> Unit {

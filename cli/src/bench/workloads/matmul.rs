@@ -5,7 +5,7 @@
 use shmpool::Pool;
 use shmpool_kernels::{MatDims, MatmulBuffers, matmul, matmul_pool, matmul_rayon};
 
-use super::{Digest, Runner, Workload, array_digest, dot::second, init, native};
+use super::{Digest, Runner, Workload, array_digest, dot::second, init, native, reset};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -63,7 +63,7 @@ impl Workload for Matmul {
             let err = |e: shmpool::Error| e.to_string();
             let mut bufs = MatmulBuffers::<f64>::zeroed(dims).map_err(err)?;
             let (a, b) = bufs.a_b_mut();
-            a.iter_mut().enumerate().for_each(|(i, x)| *x = init(i));
+            reset(a);
             b.iter_mut().enumerate().for_each(|(i, x)| *x = second(i));
             let (pool, rayon) = native::pools(contender, workers)?;
             let c = vec![0.0; dims.c_len()];

@@ -100,6 +100,11 @@ pub(crate) fn init(i: usize) -> f64 {
     (i % 1000) as f64 * 0.001
 }
 
+/// Puts every element of `a` back to its initial value, [`init`] of its index.
+pub(crate) fn reset(a: &mut [f64]) {
+    a.iter_mut().enumerate().for_each(|(i, x)| *x = init(i));
+}
+
 /// The digest of an array result: its sum and five sampled elements.
 pub(crate) fn array_digest(a: &[f64]) -> Digest {
     let n = a.len();

@@ -9,7 +9,7 @@ use shmpool::pool::Chunk;
 use shmpool::{Pool, SharedArray};
 use shmpool_kernels::elementwise::chunk::{clamp, polyval};
 
-use super::{Digest, Runner, Workload, array_digest, init, native};
+use super::{Digest, Runner, Workload, array_digest, init, native, reset};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -63,12 +63,7 @@ impl Workload for Pipeline {
     }
 
     fn size(&self, class: SizeClass) -> usize {
-        match class {
-            SizeClass::Exact(n) => n,
-            SizeClass::Small => 1 << 16,
-            SizeClass::Default => 1 << 22,
-            SizeClass::Large => 1 << 25,
-        }
+        class.pick(1 << 16, 1 << 22, 1 << 25)
     }
 
     fn unit(&self) -> Unit {
@@ -133,7 +128,7 @@ impl PipelineRunner {
 
 impl Runner for PipelineRunner {
     fn check(&mut self) -> Result<Digest, String> {
-        self.data.iter_mut().enumerate().for_each(|(i, x)| *x = init(i));
+        reset(&mut self.data);
         self.once()?;
         Ok(array_digest(&self.data))
     }

@@ -36,12 +36,7 @@ impl Workload for QueueThroughput {
     }
 
     fn size(&self, class: SizeClass) -> usize {
-        match class {
-            SizeClass::Exact(n) => n,
-            SizeClass::Small => 2_000,
-            SizeClass::Default => 50_000,
-            SizeClass::Large => 1_000_000,
-        }
+        class.pick(2_000, 50_000, 1_000_000)
     }
 
     fn unit(&self) -> Unit {

@@ -7,7 +7,7 @@
 use shmpool::{Pool, SharedArray};
 use shmpool_kernels::{GridDims, jacobi, jacobi_pool, jacobi_rayon};
 
-use super::{Digest, Runner, Workload, array_digest, init, native};
+use super::{Digest, Runner, Workload, array_digest, init, native, reset};
 use crate::bench::contender::Contender;
 use crate::bench::options::SizeClass;
 use crate::bench::record::Unit;
@@ -39,12 +39,7 @@ impl Workload for Stencil {
     }
 
     fn size(&self, class: SizeClass) -> usize {
-        let n = match class {
-            SizeClass::Exact(n) => n,
-            SizeClass::Small => 128 * 128,
-            SizeClass::Default => 1024 * 1024,
-            SizeClass::Large => 4096 * 4096,
-        };
+        let n = class.pick(128 * 128, 1024 * 1024, 4096 * 4096);
         side(n) * side(n)
     }
 
@@ -113,7 +108,7 @@ impl StencilRunner {
 
 impl Runner for StencilRunner {
     fn check(&mut self) -> Result<Digest, String> {
-        self.a.iter_mut().enumerate().for_each(|(i, x)| *x = init(i));
+        reset(&mut self.a);
         self.steps()?;
         Ok(array_digest(&self.a))
     }

@@ -487,50 +487,43 @@ fn blur_sum(c: &Chunk<u64>) {
     c.set_partial(z.iter().sum::<f64>());
 }
 
-fn inline_and_pooled_runs_give_identical_results() {
-    let mut pool = pooled(StartMethod::ForkServer);
-    let n = 123_457;
-    let a = SharedArray::<f64>::from_fn(n, |i| (i as f64).sin()).unwrap();
-    let mut runs = Vec::new();
-    for inline in [true, false] {
-        let mut y = SharedArray::<f64>::zeroed(n).unwrap();
-        let mut z = SharedArray::<f64>::zeroed(n).unwrap();
-        let total = pool
-            .job(77u64)
-            .input(&a)
-            .unwrap()
-            .output(&mut y)
-            .unwrap()
-            .output(&mut z)
-            .unwrap()
-            .chunk_size(5000)
-            .inline(inline)
-            .stage(mix)
-            .stage_halo(2, blur_sum)
-            .run_reduce(0.0f64, |x, y| x + y)
-            .unwrap();
-        runs.push((total.to_bits(), y.to_vec(), z.to_vec()));
-    }
-    assert!(runs[0] == runs[1], "the inline and pooled runs differ");
-    // And below the pool's threshold, the default goes inline with the same result.
-    pool.set_inline_threshold(usize::MAX);
-    let mut y = SharedArray::<f64>::zeroed(n).unwrap();
-    let mut z = SharedArray::<f64>::zeroed(n).unwrap();
-    let total = pool
+/// One run of the mix-then-blur job over `a`: its total's bits and both outputs. `inline`
+/// forces the choice; `None` leaves it to the pool's threshold.
+fn mix_blur_run(
+    pool: &mut Pool,
+    a: &SharedArray<f64>,
+    inline: Option<bool>,
+) -> (u64, Vec<f64>, Vec<f64>) {
+    let mut y = SharedArray::<f64>::zeroed(a.len()).unwrap();
+    let mut z = SharedArray::<f64>::zeroed(a.len()).unwrap();
+    let mut job = pool
         .job(77u64)
-        .input(&a)
+        .input(a)
         .unwrap()
         .output(&mut y)
         .unwrap()
         .output(&mut z)
         .unwrap()
-        .chunk_size(5000)
-        .stage(mix)
-        .stage_halo(2, blur_sum)
-        .run_reduce(0.0f64, |x, y| x + y)
-        .unwrap();
-    assert_eq!(total.to_bits(), runs[0].0);
-    assert_eq!(z.to_vec(), runs[0].2);
+        .chunk_size(5000);
+    if let Some(inline) = inline {
+        job = job.inline(inline);
+    }
+    let total = job.stage(mix).stage_halo(2, blur_sum).run_reduce(0.0f64, |x, y| x + y).unwrap();
+    (total.to_bits(), y.to_vec(), z.to_vec())
+}
+
+fn inline_and_pooled_runs_give_identical_results() {
+    let mut pool = pooled(StartMethod::ForkServer);
+    let n = 123_457;
+    let a = SharedArray::<f64>::from_fn(n, |i| (i as f64).sin()).unwrap();
+    let runs: Vec<_> =
+        [true, false].into_iter().map(|inline| mix_blur_run(&mut pool, &a, Some(inline))).collect();
+    assert!(runs[0] == runs[1], "the inline and pooled runs differ");
+    // And below the pool's threshold, the default goes inline with the same result.
+    pool.set_inline_threshold(usize::MAX);
+    let (total, _, z) = mix_blur_run(&mut pool, &a, None);
+    assert_eq!(total, runs[0].0);
+    assert_eq!(z, runs[0].2);
     finish(pool);
 }
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::proxy::proxy_common;
-use super::session::{Object, millis};
+use super::session::Object;
 use super::wire::Op;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A proxy to a lock held by a [`Manager`](crate::Manager)'s server: any thread may release it
 /// (as Python's `Lock`). When the process (or thread) holding it dies, the server sees its
@@ -80,7 +80,7 @@ impl<M> LockProxy<M> {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when it stayed held.
+    /// [`Error::Timeout`](crate::Error::Timeout) when it stayed held.
     ///
     /// ```no_run
     /// # let l = shmpool::Manager::start()?.lock()?;
@@ -89,12 +89,7 @@ impl<M> LockProxy<M> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn acquire(&self) -> Result<()> {
-        let t = self.obj.timeout;
-        if self.acquire_timeout(t)? {
-            Ok(())
-        } else {
-            Err(Error::Timeout { what: "manager lock acquire", after: t })
-        }
+        self.obj.acquire("manager lock acquire")
     }
 
     /// Acquires it, waiting up to `timeout`: whether it did (Python's
@@ -106,7 +101,7 @@ impl<M> LockProxy<M> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.obj.call_bool(Op::Acquire { wait_ms: millis(timeout) }, Some(timeout))
+        self.obj.acquire_timeout(timeout)
     }
 
     /// Acquires it (as [`acquire`](LockProxy::acquire)) and returns a guard that releases it.
@@ -126,7 +121,7 @@ impl<M> LockProxy<M> {
     ///
     /// # Errors
     ///
-    /// [`Error::ManagerRefused`] when it is not held (a plain lock), or not held by this thread
+    /// [`Error::ManagerRefused`](crate::Error::ManagerRefused) when it is not held (a plain lock), or not held by this thread
     /// (a reentrant one).
     ///
     /// ```no_run

@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::proxy::proxy_common;
-use super::session::{Object, millis};
+use super::session::Object;
 use super::wire::Op;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A proxy to a semaphore held by a [`Manager`](crate::Manager)'s server. A semaphore has no
 /// owner: a process that dies after acquiring never gives its unit back (as in Python). `Clone`
@@ -35,7 +35,7 @@ impl SemaphoreProxy {
     ///
     /// # Errors
     ///
-    /// [`Error::Timeout`] when none came free.
+    /// [`Error::Timeout`](crate::Error::Timeout) when none came free.
     ///
     /// ```no_run
     /// # let s = shmpool::Manager::start()?.semaphore(1)?;
@@ -43,12 +43,7 @@ impl SemaphoreProxy {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn acquire(&self) -> Result<()> {
-        let t = self.obj.timeout;
-        if self.acquire_timeout(t)? {
-            Ok(())
-        } else {
-            Err(Error::Timeout { what: "manager semaphore acquire", after: t })
-        }
+        self.obj.acquire("manager semaphore acquire")
     }
 
     /// Takes a unit, waiting up to `timeout`: whether it did.
@@ -59,7 +54,7 @@ impl SemaphoreProxy {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.obj.call_bool(Op::Acquire { wait_ms: millis(timeout) }, Some(timeout))
+        self.obj.acquire_timeout(timeout)
     }
 
     /// Gives a unit back.

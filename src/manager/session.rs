@@ -85,6 +85,19 @@ impl Object {
         }
     }
 
+    /// Takes a lock or a semaphore's unit (`Op::Acquire`), waiting up to `timeout`: whether it
+    /// did.
+    pub(crate) fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.call_bool(Op::Acquire { wait_ms: millis(timeout) }, Some(timeout))
+    }
+
+    /// Takes it (as [`acquire_timeout`](Object::acquire_timeout)) within the call timeout, or
+    /// fails with [`Error::Timeout`] naming `what`.
+    pub(crate) fn acquire(&self, what: &'static str) -> Result<()> {
+        let t = self.timeout;
+        if self.acquire_timeout(t)? { Ok(()) } else { Err(Error::Timeout { what, after: t }) }
+    }
+
     /// How many entries the object holds (`Op::Len`).
     pub(crate) fn len(&self) -> Result<usize> {
         match self.call(Op::Len, None)? {

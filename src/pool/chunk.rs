@@ -405,10 +405,9 @@ impl<P: Pod> Chunk<P> {
         );
         let p = self.typed::<T>(slot, ("output", j), self.end);
         self.taken.set(self.taken.get() | bit);
-        // SAFETY: `typed` checked type, alignment and bounds; the chunk's elements of an output
-        // are exclusively ours (the claim), no other `&mut` to them exists (`taken`), no chunk
-        // reads them through a halo in this publish (`access`), and the caller holds `&mut` on
-        // the output for the job.
+        // The caller holds `&mut` on the output for the whole job.
+        // SAFETY: `typed` checked type, alignment and bounds; the chunk's elements are ours (the
+        // claim), no other `&mut` to them exists (`taken`), no halo reads them here (`access`).
         unsafe { std::slice::from_raw_parts_mut(p.add(self.start), self.len()) }
     }
 

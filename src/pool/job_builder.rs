@@ -601,11 +601,10 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                     radius,
                 };
                 let run = || {
-                    // SAFETY: the views point at the caller's arrays, borrowed by this builder
-                    // (inputs shared, outputs exclusively) for the call, each valid for the
-                    // length it states; the parameter slot holds a `P` (`params`) and the
-                    // partials slot `chunks` `R`s; every stage is a `StageFn<P>`; chunks run
-                    // one at a time, so each is exclusively this call's.
+                    // The views point at the caller's arrays, borrowed by this builder (inputs
+                    // shared, outputs exclusively), each valid for the length it states.
+                    // SAFETY: as above; the parameter slot holds a `P` and the partials slot
+                    // `chunks` `R`s; every stage is a `StageFn<P>`; chunks run one at a time.
                     unsafe { run_stages::<P>(self.stages[group.0].0 as usize, &v, &span) }
                 };
                 if let Err(p) = catch_unwind(AssertUnwindSafe(run)) {

@@ -306,10 +306,10 @@ fn spill(bytes: &[u8]) -> ((u32, i32, u64), usize) {
     }
     let at = s.used;
     let seg = s.segs.last().expect("one was made above if none was");
-    // SAFETY: `at + bytes.len() <= seg.len()` (the room was checked, or the segment is new and
-    // at least that large), and a `u8` segment's data are `len` bytes. The bytes after `used`
-    // are this worker's alone (no chunk was given them; the parent reads a chunk's part only
-    // after its done bit, and no part is written twice).
+    // The bytes after `used` are this worker's alone: the parent reads a chunk's part only after
+    // its done bit, and no part is written twice.
+    // SAFETY: `at + bytes.len() <= seg.len()` (room checked, or the segment is new and that
+    // large); a `u8` segment's data are `len` bytes, and those past `used` are ours (above).
     unsafe {
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), seg.data_ptr().as_ptr().add(at), bytes.len())
     };

@@ -69,3 +69,22 @@ pub(crate) fn write_csv(path: &Path, results: &Results) -> Result<(), CliError> 
     }
     write(path, &out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed results parse into `Results` and serialize back to the same JSON, field
+    /// for field: the schema `docs/bench/schema.md` documents is the one the code reads and
+    /// writes, and `--report`/`--from` lose nothing.
+    #[test]
+    fn the_committed_results_round_trip_through_the_schema() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/bench/results-2026-11-30.json");
+        let text = std::fs::read_to_string(path).expect("the committed results file");
+        let original: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let parsed: Results = serde_json::from_str(&text).expect("the file matches the schema");
+        assert!(!parsed.records.is_empty());
+        let again = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(again, original, "a field was lost or changed in the round trip");
+    }
+}

@@ -101,10 +101,14 @@ impl Pool {
 
     /// Kills every worker whose task has run past the pool's task timeout, noting which task
     /// it was; its death is then handled as any other (`check_workers`), its chunk lost or
-    /// retried, and [`lost_task`](Pool::lost_task) reports the timeout.
+    /// retried, and [`lost_task`](Pool::lost_task) reports the timeout. Before the kill the
+    /// parent opens the worker's spill segments of the job's finished chunks
+    /// ([`adopt_spills_of`](Pool::adopt_spills_of)): their memfds die with the worker, and
+    /// those chunks' results must still read.
     fn enforce_task_timeout(&mut self) {
         let (Some(timeout), Some(a)) = (self.task_timeout, self.active.as_mut()) else { return };
         let now = task_clock::now_ns();
+        let mut overdue = Vec::new();
         for (s, w) in self.slots.iter().enumerate() {
             let ws = &self.ctl.workers[s];
             let held = ws.held.load(SeqCst);
@@ -116,7 +120,15 @@ impl Pool {
                 continue; // killed already, not reaped yet
             }
             a.timed_out.push((held.index(), task, in_call, w.pid));
-            w.kill();
+            overdue.push(s);
+        }
+        for s in overdue {
+            // The worker is in its overdue task, so the done chunks' records name every spill
+            // segment it holds of this job. (Should the task end in the instant between the
+            // look and the kill and a next chunk spill into a new segment, that chunk's results
+            // read as `Error::TaskValue`, as any dead worker's spills do.)
+            self.adopt_spills_of(self.slots[s].pid);
+            self.slots[s].kill();
         }
     }
 
@@ -124,42 +136,51 @@ impl Pool {
     /// (`maxtasksperchild`) and wait for that (`WorkerSlot::keeping`), keeping them in
     /// `Pool::adopted` for the results to read; then lets those workers exit.
     fn adopt_spills(&mut self) {
-        for (s, w) in self.slots.iter().enumerate() {
+        for s in 0..self.slots.len() {
             let ws = &self.ctl.workers[s];
-            if !w.alive || !ws.keeping.is_set(SeqCst) {
+            if !self.slots[s].alive || !ws.keeping.is_set(SeqCst) {
                 continue;
             }
             // Without a job in flight the results may be read next: the worker then waits for
             // the next publish.
-            let Some(a) = self.active.as_ref() else { continue };
-            if let Some((base, n, chunk_size)) = a.results {
-                let base = base as *const u8;
-                let adopted = self.adopted.get_mut();
-                for chunk in 0..a.chunks {
-                    if !self.ctl.is_done(chunk) || self.ctl.is_failed(chunk) {
-                        continue;
-                    }
-                    let first = chunk as usize * chunk_size;
-                    // SAFETY: the region of the job in flight (staged for `n` tasks in chunks of
-                    // `chunk_size`), whose chunk is done without error: its entries and, when
-                    // they are spilled, its spill record are written.
-                    let t = unsafe { codec::entry_tag(base, first) };
-                    if t & codec::SPILLED == 0 {
-                        continue;
-                    }
-                    // SAFETY: as above, the entry is spilled.
-                    let key = unsafe { codec::spill_of(base, n, chunk as usize) };
-                    if key.0 != w.pid || adopted.iter().any(|(k, _)| *k == key) {
-                        continue;
-                    }
-                    let loc = Locator::Anonymous { pid: key.0, fd: key.1 };
-                    // On an error the result reads as `Error::TaskValue`, which says why.
-                    if let Ok(seg) = Segment::open(&loc, Some(key.2), false) {
-                        adopted.push((key, seg));
-                    }
-                }
+            if self.active.is_none() {
+                continue;
             }
-            ws.keeping.put(false, SeqCst);
+            self.adopt_spills_of(self.slots[s].pid);
+            self.ctl.workers[s].keeping.put(false, SeqCst);
+        }
+    }
+
+    /// Opens the spill segments that worker `pid` (alive) holds for the finished chunks of the
+    /// job in flight, keeping them in `Pool::adopted`, where the results are read from once
+    /// the worker is gone (`staging.rs`). A segment that cannot be opened is left out: its
+    /// results then read as `Error::TaskValue`, which says why.
+    fn adopt_spills_of(&mut self, pid: u32) {
+        let Some(a) = self.active.as_ref() else { return };
+        let Some((base, n, chunk_size)) = a.results else { return };
+        let base = base as *const u8;
+        let adopted = self.adopted.get_mut();
+        for chunk in 0..a.chunks {
+            if !self.ctl.is_done(chunk) || self.ctl.is_failed(chunk) {
+                continue;
+            }
+            let first = chunk as usize * chunk_size;
+            // SAFETY: the region of the job in flight (staged for `n` tasks in chunks of
+            // `chunk_size`), whose chunk is done without error: its entries and, when they are
+            // spilled, its spill record are written.
+            let t = unsafe { codec::entry_tag(base, first) };
+            if t & codec::SPILLED == 0 {
+                continue;
+            }
+            // SAFETY: as above, the entry is spilled.
+            let key = unsafe { codec::spill_of(base, n, chunk as usize) };
+            if key.0 != pid || adopted.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let loc = Locator::Anonymous { pid: key.0, fd: key.1 };
+            if let Ok(seg) = Segment::open(&loc, Some(key.2), false) {
+                adopted.push((key, seg));
+            }
         }
     }
 

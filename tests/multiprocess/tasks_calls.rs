@@ -26,6 +26,7 @@ pub fn tests() -> Tests {
         deadlines_at_the_extremes in METHODS,
         a_worker_killed_in_an_interleaved_queue_loses_only_its_call in METHODS,
         results_that_outgrow_the_region_spill_into_few_segments in METHODS,
+        a_spilled_result_outlives_its_worker_killed_for_a_later_task in METHODS,
     }
 }
 
@@ -496,5 +497,50 @@ fn results_that_outgrow_the_region_spill_into_few_segments(m: StartMethod) {
         pool.imap(five_k, 0..300u32, None).unwrap().map(Result::unwrap).collect();
     assert_eq!(got[299], five_k(299));
     assert_eq!(pool.map(text_of, 0..3u32, None).unwrap(), ["0", "1", "2"]);
+    close_pool(pool, m);
+}
+
+/// 8 KB of text for 1 (more than the region sized from tiny results holds: it spills), forever
+/// for 2, a short wait and a short text otherwise.
+fn spills_then_hangs(x: u32) -> String {
+    match x {
+        1 => "s".repeat(8 << 10),
+        2 => loop {
+            std::thread::sleep(Duration::from_millis(10));
+        },
+        _ => {
+            std::thread::sleep(Duration::from_millis(100));
+            x.to_string()
+        }
+    }
+}
+
+/// One worker spills the result of a call it finished, then is killed for a later call of the
+/// same job that runs past the task timeout: the finished call still reads its value (the pool
+/// took the spill segment before the kill), the hung one is `TaskTimedOut`.
+fn a_spilled_result_outlives_its_worker_killed_for_a_later_task(m: StartMethod) {
+    const DEADLINE: Duration = Duration::from_millis(200);
+    let mut pool =
+        Pool::builder().workers(1).start_method(m).task_timeout(DEADLINE).build().unwrap();
+    let worker = pool.worker_pids()[0];
+    // Tiny results size the region.
+    assert_eq!(pool.map(spills_then_hangs, [0u32, 3], None).unwrap(), ["0", "3"]);
+    {
+        let q = pool.apply_queue();
+        // Calls 1 and 2 wait in the queue while 0 runs, then go out together as one job.
+        let first = q.apply_async(spills_then_hangs, 0).unwrap();
+        let spilled = q.apply_async(spills_then_hangs, 1).unwrap();
+        let hung = q.apply_async(spills_then_hangs, 2).unwrap();
+        assert_eq!(first.get().unwrap(), "0");
+        match hung.get() {
+            Err(Error::TaskTimedOut { pid, after, .. }) => {
+                assert_eq!((pid, after), (worker, DEADLINE));
+            }
+            other => panic!("expected the hung call to time out, got {other:?}"),
+        }
+        assert_eq!(spilled.get().unwrap(), "s".repeat(8 << 10), "the finished, spilled call");
+    }
+    assert_ne!(pool.worker_pids(), [worker], "the hung worker was not replaced");
+    assert_eq!(pool.map(spills_then_hangs, [1u32], None).unwrap(), ["s".repeat(8 << 10)]);
     close_pool(pool, m);
 }

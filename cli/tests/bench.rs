@@ -404,6 +404,30 @@ const STUCK: &str =
     "#!/bin/sh\necho '{\"hello\":1,\"python\":\"0.0-stuck\",\"numpy\":null}'\nexec sleep 600\n";
 
 #[test]
+fn a_compiler_that_hangs_is_killed_and_the_c_contender_skipped() {
+    let d = Dir::new("cc-hang");
+    let (fake, j) = (d.join("gcc"), d.join("r.json"));
+    executable(&fake, MUTE);
+    let t = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
+        .args(["bench", "--workloads", "inplace", "--contenders", "sequential,c-openmp"])
+        .args(["--size", "small", "--repeat", "1", "--cc", fake.to_str().unwrap()])
+        .args(["--json", j.to_str().unwrap()])
+        .env("SHMPOOL_BENCH_CHILD_TIMEOUT_S", "1")
+        .output()
+        .unwrap();
+    ok(&out);
+    // 1 s for the hang, not the 120 s default.
+    assert!(t.elapsed().as_secs_f64() < 20.0, "{:?}", t.elapsed());
+    let v = json(&j);
+    let r = record(&v, "inplace", "c-openmp");
+    assert_eq!(r["status"], "skipped", "{r}");
+    let why = r["reason"].as_str().unwrap();
+    assert!(why.contains("did not finish within"), "{why}");
+    assert_eq!(record(&v, "inplace", "sequential")["status"], "ok");
+}
+
+#[test]
 fn a_contender_that_never_answers_fails_at_the_configured_deadline() {
     let d = Dir::new("hang");
     for (name, script, status) in [("mute", MUTE, "skipped"), ("stuck", STUCK, "failed")] {

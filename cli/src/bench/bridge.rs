@@ -40,7 +40,7 @@ pub(crate) const TIMEOUT_ENV: &str = "SHMPOOL_BENCH_CHILD_TIMEOUT_S";
 
 /// `default`, or the deadline [`TIMEOUT_ENV`] sets when it holds a positive number of seconds
 /// (an unusable value is ignored: the deadline only guards against a hang).
-fn deadline(default: Duration) -> Duration {
+pub(crate) fn deadline(default: Duration) -> Duration {
     std::env::var(TIMEOUT_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<f64>().ok())

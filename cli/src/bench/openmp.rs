@@ -1,9 +1,11 @@
 //! The C/OpenMP bridge: writes `bench_openmp.c` (embedded in the binary) to the scratch
 //! directory, builds it with `CC -O3 -march=native -fopenmp`, and starts it.
 
-use std::process::Command;
+use std::fs::File;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
-use super::bridge::Bridge;
+use super::bridge::{Bridge, deadline};
 use super::scratch::Scratch;
 
 /// The C source.
@@ -12,22 +14,19 @@ const SOURCE: &str = include_str!("bench_openmp.c");
 /// Builds and starts the C contender; on failure says why (the reason its cells are skipped
 /// with). Returns the compiler's version line too.
 pub(crate) fn start(cc: &str, scratch: &Scratch) -> Result<(Bridge, String), String> {
-    let version = Command::new(cc)
-        .arg("--version")
-        .output()
+    let mut probe = Command::new(cc);
+    probe.arg("--version");
+    let (_, version) = run_bounded(&mut probe, scratch, "cc-version")
         .map_err(|e| format!("{cc} not found ({e}); install gcc with libgomp or pass --cc PATH"))?;
-    let version = String::from_utf8_lossy(&version.stdout).lines().next().unwrap_or(cc).to_string();
+    let version = version.lines().next().unwrap_or(cc).to_string();
     let src = scratch.path().join("bench_openmp.c");
     let bin = scratch.path().join("bench_openmp");
     std::fs::write(&src, SOURCE).map_err(|e| format!("could not write {}: {e}", src.display()))?;
-    let out = Command::new(cc)
-        .args(["-O3", "-march=native", "-fopenmp", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
+    let mut build = Command::new(cc);
+    build.args(["-O3", "-march=native", "-fopenmp", "-o"]).arg(&bin).arg(&src);
+    let (status, err) = run_bounded(&mut build, scratch, "cc-build")
         .map_err(|e| format!("{cc} could not be run ({e}); install gcc or pass --cc PATH"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
+    if !status.success() {
         let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
         return Err(format!(
             "{cc} could not build the OpenMP contender ({last}); install gcc with OpenMP (libgomp)"
@@ -40,4 +39,38 @@ pub(crate) fn start(cc: &str, scratch: &Scratch) -> Result<(Bridge, String), Str
     cmd.env("OMP_WAIT_POLICY", "PASSIVE");
     let bridge = Bridge::start("the C/OpenMP process", cmd, &scratch.path().join("c.stderr"))?;
     Ok((bridge, version))
+}
+
+/// How long the compiler may take to print its version or build the contender.
+const COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `cmd` to completion within [`COMPILE_TIMEOUT`] (or the bridge's environment override),
+/// its stdout and stderr going to files in the scratch directory (no pipe to fill while we
+/// wait); returns its status and what it printed (stdout and stderr, in one file). A compiler
+/// that hangs is killed and
+/// reaped, and the C contender is skipped with the reason, instead of hanging the whole run.
+fn run_bounded(
+    cmd: &mut Command,
+    scratch: &Scratch,
+    name: &str,
+) -> Result<(ExitStatus, String), String> {
+    let path = scratch.path().join(format!("{name}.out"));
+    let file = File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let err = file.try_clone().map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut child =
+        cmd.stdin(Stdio::null()).stdout(file).stderr(err).spawn().map_err(|e| e.to_string())?;
+    let limit = deadline(COMPILE_TIMEOUT);
+    let end = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) => break status,
+            None if Instant::now() >= end => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("it did not finish within {limit:?}"));
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    Ok((status, std::fs::read_to_string(&path).unwrap_or_default()))
 }

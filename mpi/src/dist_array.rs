@@ -275,7 +275,7 @@ impl<T: Pod + Equivalence> DistArray<T> {
     }
 
     /// Where the own rows start in the local array, and how many elements they hold.
-    fn own_span(&self) -> (usize, usize) {
+    pub(crate) fn own_span(&self) -> (usize, usize) {
         (self.ghosts.0 * self.row_len, self.own_rows().len() * self.row_len)
     }
 

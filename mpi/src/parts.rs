@@ -1,1 +1,181 @@
-//! Per-rank output files.
+//! Large results as per-rank files plus an index: each rank writes its own rows to its own
+//! file (in parallel, no rank holding more than its block), and rank 0 writes, last, a small
+//! text index saying which file holds which rows. [`read_parts`] (no MPI needed) reassembles
+//! the whole array.
+//!
+//! The index, `NAME.index`, is written only after every rank's part is complete (a barrier
+//! stands between them), so its presence means the parts are whole:
+//!
+//! ```text
+//! shmpool-mpi parts 1
+//! shape 100 64
+//! elem_size 8
+//! part 0 34 NAME.rank00000.bin
+//! part 34 33 NAME.rank00001.bin
+//! part 67 33 NAME.rank00002.bin
+//! ```
+//!
+//! Each `part FIRST_ROW ROWS FILE` line names a file beside the index holding those rows,
+//! row-major, in the machine's byte order.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::DistError;
+
+/// The index's first line.
+const MAGIC: &str = "shmpool-mpi parts 1";
+
+/// A whole array read back from its parts: its global shape and its elements, row-major.
+///
+/// ```
+/// let a = shmpool_mpi::parts::Parts::<u8> { shape: vec![2, 2], data: vec![1, 2, 3, 4] };
+/// assert_eq!(a.data.len(), a.shape.iter().product::<usize>());
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parts<T> {
+    /// The global shape, outer axis first.
+    pub shape: Vec<usize>,
+    /// The elements, row-major.
+    pub data: Vec<T>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DistError + '_ {
+    move |source| DistError::Io { path: path.to_path_buf(), source }
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> DistError {
+    DistError::BadIndex { path: path.to_path_buf(), reason: reason.into() }
+}
+
+/// Reads the whole array that [`DistArray::write_parts`](crate::DistArray) wrote, from its
+/// index file: every part must be there, of the size the index says, and the parts must cover
+/// the rows in order.
+///
+/// # Errors
+///
+/// [`DistError::Io`] when a file cannot be read; [`DistError::BadIndex`] when the index is not
+/// one `write_parts` wrote, its element size is not `T`'s, or a part is missing rows.
+///
+/// ```no_run
+/// let a = shmpool_mpi::parts::read_parts::<f64>("/tmp/heat/grid.index".as_ref())?;
+/// println!("{:?}: {} elements", a.shape, a.data.len());
+/// # Ok::<(), shmpool_mpi::DistError>(())
+/// ```
+pub fn read_parts<T: bytemuck::Pod>(index: &Path) -> Result<Parts<T>, DistError> {
+    let text = std::fs::read_to_string(index).map_err(io(index))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(MAGIC) {
+        return Err(bad(index, format!("the first line is not `{MAGIC}`")));
+    }
+    let nums = |line: Option<&str>, key: &str| -> Result<Vec<usize>, DistError> {
+        let line = line.ok_or_else(|| bad(index, format!("no `{key}` line")))?;
+        let rest = line
+            .strip_prefix(key)
+            .ok_or_else(|| bad(index, format!("expected `{key} ...`, got `{line}`")))?;
+        rest.split_whitespace()
+            .map(|n| n.parse().map_err(|_| bad(index, format!("`{n}` in `{line}` is not a count"))))
+            .collect()
+    };
+    let shape = nums(lines.next(), "shape ")?;
+    let elem = nums(lines.next(), "elem_size ")?;
+    if elem != [size_of::<T>()] {
+        return Err(bad(
+            index,
+            format!("elements of {elem:?} bytes, read as {} bytes", size_of::<T>()),
+        ));
+    }
+    let (&rows, rest) = shape.split_first().ok_or_else(|| bad(index, "an empty shape"))?;
+    let row_len: usize = rest.iter().product();
+    let total =
+        rows.checked_mul(row_len).ok_or_else(|| bad(index, "a shape larger than memory"))?;
+    let dir = index.parent().unwrap_or(Path::new("."));
+    let mut data: Vec<T> = Vec::with_capacity(total);
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let (Some("part"), Some(first), Some(n), Some(file), None) =
+            (words.next(), words.next(), words.next(), words.next(), words.next())
+        else {
+            return Err(bad(index, format!("expected `part FIRST_ROW ROWS FILE`, got `{line}`")));
+        };
+        let (first, n): (usize, usize) = match (first.parse(), n.parse()) {
+            (Ok(f), Ok(n)) => (f, n),
+            _ => return Err(bad(index, format!("bad row numbers in `{line}`"))),
+        };
+        if first * row_len != data.len() || first + n > rows || file.contains('/') {
+            return Err(bad(index, format!("`{line}` does not continue the rows before it")));
+        }
+        let path: PathBuf = dir.join(file);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        if bytes.len() != n * row_len * size_of::<T>() {
+            return Err(bad(index, format!("{file} holds {} bytes, not {n} rows", bytes.len())));
+        }
+        data.extend(bytes.chunks_exact(size_of::<T>()).map(bytemuck::pod_read_unaligned::<T>));
+    }
+    if data.len() != total {
+        return Err(bad(index, format!("the parts hold {} of {total} elements", data.len())));
+    }
+    Ok(Parts { shape, data })
+}
+
+#[cfg(feature = "mpi")]
+mod write {
+    use std::path::{Path, PathBuf};
+
+    use bytemuck::Pod;
+    use mpi::datatype::Equivalence;
+    use mpi::traits::{Communicator, CommunicatorCollectives};
+
+    use super::{MAGIC, io};
+    use crate::dist_array::DistArray;
+    use crate::error::DistError;
+    use crate::reduce::allreduce_max;
+
+    impl<T: Pod + Equivalence> DistArray<T> {
+        /// Writes the whole array as per-rank files in `dir` (created if missing; every rank
+        /// must reach it: a shared file system on a cluster): rank `r` writes its own rows to
+        /// `NAME.rankRRRRR.bin`, then, once every rank has finished, rank 0 writes `NAME.index`
+        /// (format in [`parts`](crate::parts)). Returns the index's path. Collective.
+        ///
+        /// # Errors
+        ///
+        /// [`DistError::Io`] on every rank when any rank could not write its part (each rank
+        /// reports its own file, or the index when another rank's part failed), or when rank 0
+        /// could not write the index (on rank 0).
+        ///
+        /// ```no_run
+        /// let universe = shmpool_mpi::mpi::initialize().expect("MPI initialised once");
+        /// let a = shmpool_mpi::DistArray::<f64>::zeroed(&universe.world(), &[1000, 1000], 1)?;
+        /// let index = a.write_parts("/tmp".as_ref(), "grid")?;
+        /// # Ok::<(), shmpool_mpi::DistError>(())
+        /// ```
+        pub fn write_parts(&self, dir: &Path, name: &str) -> Result<PathBuf, DistError> {
+            let part = |r: usize| format!("{name}.rank{r:05}.bin");
+            let rank = self.comm.rank() as usize;
+            let mine = dir.join(part(rank));
+            let wrote = std::fs::create_dir_all(dir)
+                .and_then(|()| std::fs::write(&mine, bytemuck::cast_slice::<T, u8>(self.own())));
+            let index = dir.join(format!("{name}.index"));
+            // Everyone learns whether every part is whole before the index is written.
+            let failed = allreduce_max(&self.comm, if wrote.is_err() { 1.0 } else { 0.0 });
+            wrote.map_err(io(&mine))?;
+            if failed > 0.0 {
+                let source = std::io::Error::other("another rank could not write its part");
+                return Err(DistError::Io { path: index, source });
+            }
+            if rank == 0 {
+                let mut text = format!("{MAGIC}\nshape");
+                for d in &self.shape {
+                    text += &format!(" {d}");
+                }
+                text += &format!("\nelem_size {}\n", size_of::<T>());
+                for r in 0..self.split.ranks() {
+                    let rows = self.split.range(r);
+                    text += &format!("part {} {} {}\n", rows.start, rows.len(), part(r));
+                }
+                std::fs::write(&index, text).map_err(io(&index))?;
+            }
+            self.comm.barrier();
+            Ok(index)
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! A [`Pipeline`] run on images held in shaped shared arrays, by a [`Pool`]'s worker processes.
+//!
+//! An array of shape `(h, w, c)` holds one image, `(n, h, w, c)` a batch of `n` images of one
+//! size (a NumPy `uint8` or `float32` array of that shape, attached with
+//! `python/shmpool_shm.py`, is one); `c` is 1, 3 or 4, samples `u8` or `f32` as everywhere in
+//! [`imaging`](super). Three calls run a pipeline on them through [`Pool::job`]:
+//!
+//! - [`apply_into`] writes into an output array of the shape [`output_shape`] computes (the
+//!   caller makes it, named for Python to attach if need be);
+//! - [`apply`] makes that array (anonymous) and returns it;
+//! - [`apply_in_place`] overwrites the images, for a pipeline that keeps their shape.
+//!
+//! How the work is split:
+//!
+//! - **A batch** (`(n, h, w, c)`) is chunked by images: each chunk runs the whole pipeline on
+//!   its images, one after the other, through the same per-image code as [`Pipeline::apply`].
+//!   Where the output's images are another size, the job's arrays must still be of one length
+//!   (the pool's rule), so the smaller side goes through an anonymous scratch array of `n`
+//!   slots of the larger image size, copied by the caller (the shrinking side of a pipeline
+//!   only: the input of an enlarging one, the output of a shrinking one).
+//! - **One image** (`(h, w, c)`) whose pipeline only has tone curves (brightness, contrast,
+//!   gamma), horizontal flips, Gaussian blurs and unsharp masks is chunked by bands of rows:
+//!   the tone curves and flips run on each band; a blur or sharpen copies each band into a
+//!   scratch array, then, as a stage with a halo of the Gaussian's radius (it starts once every
+//!   band is copied), runs on each band widened by the halo and keeps the band's rows (each
+//!   band recomputes `2r` rows of its neighbours: about `2r / rows per chunk` more work). Any
+//!   other pipeline on one image runs in one chunk, as a batch of one.
+//!
+//! Either way the result equals [`Pipeline::apply`] on each image, bit for bit
+//! (`kernels/tests/imaging_batch.rs` checks it on sizes from 1x1 up, with more chunks than
+//! rows). Errors are [`BatchError`]s, raised before anything runs for a wrong shape, channel
+//! count or operation (a crop outside the images).
+//!
+//! ```
+//! use shmpool::SharedArray;
+//! use shmpool_kernels::imaging::batch;
+//! use shmpool_kernels::imaging::Pipeline;
+//!
+//! let mut pool = shmpool::Pool::new(2)?;
+//! // Eight 48x64 RGB images.
+//! let photos = SharedArray::<u8>::from_shape_fn(&[8, 48, 64, 3], |ix| (ix[1] * 5 + ix[2]) as u8)?;
+//! let pipeline: Pipeline = "resize=32x24; blur=1.0; rotate=90".parse()?;
+//! assert_eq!(batch::output_shape(&pipeline, photos.shape())?, [8, 32, 24, 3]);
+//! let small = batch::apply(&mut pool, &pipeline, &photos)?;
+//! assert_eq!(small.shape(), &[8, 32, 24, 3]);
+//! # drop(pool);
+//! # shmpool::process::shutdown_forkserver()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#[path = "batch_error.rs"]
+mod error;
+#[path = "batch_plan.rs"]
+mod plan;
+#[path = "batch_stages.rs"]
+mod stages;
+
+use bytemuck::Pod;
+use shmpool::pool::{Chunk, JobBuilder};
+use shmpool::{Pool, SharedArray};
+
+use super::geometry::Flip;
+use super::op::Op;
+use super::pipeline::Pipeline;
+use super::sample::Sample;
+use super::shape::Shape;
+pub use error::BatchError;
+use plan::{Layout, Params, shapes};
+
+/// Stages in one kernel job (the pool's limit).
+const MAX_STAGES: usize = 16;
+
+/// The shape of the array `pipeline` makes of images in an array of shape `dims`: `(h, w, c)`
+/// for one image, `(n, h, w, c)` for a batch.
+///
+/// # Errors
+///
+/// [`BatchError::NotImages`], [`BatchError::Channels`] for an array that does not hold images;
+/// [`BatchError::Op`] for an operation that cannot run on them (a crop outside them);
+/// [`BatchError::TooManyOps`] past 48 operations.
+///
+/// ```
+/// use shmpool_kernels::imaging::batch::output_shape;
+/// let p = "crop=0,0,10,20; grayscale".parse()?;
+/// assert_eq!(output_shape(&p, &[4, 100, 100, 3])?, [4, 20, 10, 1]);
+/// assert!(output_shape(&p, &[100, 5, 3]).is_err()); // the crop reaches past 5 columns
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn output_shape(pipeline: &Pipeline, dims: &[usize]) -> Result<Vec<usize>, BatchError> {
+    let layout = Layout::of(dims)?;
+    let out = *shapes(pipeline, layout.shape)?.last().expect("the input's shape is first");
+    Ok(layout.dims(out))
+}
+
+/// Runs `pipeline` on the images in `input` (shape `(h, w, c)` or `(n, h, w, c)`) in `pool`'s
+/// workers, into a new anonymous array of shape [`output_shape`].
+///
+/// # Errors
+///
+/// As [`apply_into`].
+///
+/// ```
+/// use shmpool::SharedArray;
+/// use shmpool_kernels::imaging::batch;
+/// let mut pool = shmpool::Pool::new(2)?;
+/// let img = SharedArray::<f32>::from_shape_fn(&[30, 40, 3], |ix| ix[1] as f32 / 40.0)?;
+/// let thumb = batch::apply(&mut pool, &"thumbnail=20".parse()?, &img)?;
+/// assert_eq!(thumb.shape(), &[15, 20, 3]);
+/// # drop(pool);
+/// # shmpool::process::shutdown_forkserver()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn apply<T: Sample + Pod>(
+    pool: &mut Pool,
+    pipeline: &Pipeline,
+    input: &SharedArray<T>,
+) -> Result<SharedArray<T>, BatchError> {
+    let mut out = SharedArray::<T>::zeroed_shape(&output_shape(pipeline, input.shape())?)?;
+    apply_into(pool, pipeline, input, &mut out)?;
+    Ok(out)
+}
+
+/// Runs `pipeline` on the images in `input` (shape `(h, w, c)` or `(n, h, w, c)`) in `pool`'s
+/// workers, writing `output`, which must have the shape [`output_shape`] gives.
+///
+/// # Errors
+///
+/// Before anything runs: as [`output_shape`], and [`BatchError::OutputShape`] for an output of
+/// another shape. While it runs: [`BatchError::Pool`] (a worker died; an operation panicked),
+/// `output` then partly written.
+///
+/// ```
+/// use shmpool::SharedArray;
+/// use shmpool_kernels::imaging::batch;
+/// let mut pool = shmpool::Pool::new(2)?;
+/// let img = SharedArray::<u8>::from_shape_fn(&[64, 64, 3], |ix| (ix[0] * 4) as u8)?;
+/// let mut out = SharedArray::<u8>::zeroed_shape(&[64, 64, 3])?;
+/// batch::apply_into(&mut pool, &"blur=2; brightness=0.1".parse()?, &img, &mut out)?;
+/// let mut wrong = SharedArray::<u8>::zeroed_shape(&[64, 64, 1])?;
+/// assert!(batch::apply_into(&mut pool, &"blur=2".parse()?, &img, &mut wrong).is_err());
+/// # drop(pool);
+/// # shmpool::process::shutdown_forkserver()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn apply_into<T: Sample + Pod>(
+    pool: &mut Pool,
+    pipeline: &Pipeline,
+    input: &SharedArray<T>,
+    output: &mut SharedArray<T>,
+) -> Result<(), BatchError> {
+    let layout = Layout::of(input.shape())?;
+    let out = *shapes(pipeline, layout.shape)?.last().expect("the input's shape is first");
+    let expected = layout.dims(out);
+    if output.shape() != expected.as_slice() {
+        return Err(BatchError::OutputShape { found: output.shape().to_vec(), expected });
+    }
+    match row_stages::<T>(pipeline, layout) {
+        Some(plan) => rows_job(pool, pipeline, layout.shape, Some(input), output, &plan),
+        None => images_job(pool, pipeline, layout, out, input, output),
+    }
+}
+
+/// Runs `pipeline` on the images in `images` (shape `(h, w, c)` or `(n, h, w, c)`) in place,
+/// in `pool`'s workers. The pipeline must keep the images' shape.
+///
+/// # Errors
+///
+/// As [`output_shape`], and [`BatchError::NotInPlace`] for a pipeline that changes the shape
+/// (before anything runs); [`BatchError::Pool`] while it runs, `images` then partly written.
+///
+/// ```
+/// use shmpool::SharedArray;
+/// use shmpool_kernels::imaging::batch;
+/// let mut pool = shmpool::Pool::new(2)?;
+/// let mut imgs = SharedArray::<u8>::zeroed_shape(&[4, 16, 16, 3])?;
+/// batch::apply_in_place(&mut pool, &"brightness=0.5; flip=v".parse()?, &mut imgs)?;
+/// assert!(imgs.iter().all(|&v| v == 128));
+/// let e = batch::apply_in_place(&mut pool, &"rotate=90".parse()?, &mut imgs);
+/// assert!(e.is_ok()); // 16x16 turned is 16x16
+/// assert!(batch::apply_in_place(&mut pool, &"grayscale".parse()?, &mut imgs).is_err());
+/// # drop(pool);
+/// # shmpool::process::shutdown_forkserver()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn apply_in_place<T: Sample + Pod>(
+    pool: &mut Pool,
+    pipeline: &Pipeline,
+    images: &mut SharedArray<T>,
+) -> Result<(), BatchError> {
+    let layout = Layout::of(images.shape())?;
+    let out = *shapes(pipeline, layout.shape)?.last().expect("the input's shape is first");
+    if out != layout.shape {
+        return Err(BatchError::NotInPlace { from: images.shape().to_vec(), to: layout.dims(out) });
+    }
+    if let Some(plan) = row_stages::<T>(pipeline, layout) {
+        return rows_job(pool, pipeline, layout.shape, None, images, &plan);
+    }
+    let stride = layout.shape.len();
+    pool.job(Params::new(pipeline, layout.shape, out, stride))
+        .output(images)?
+        .chunk_size(stride)
+        .stage(stages::images_in_place::<T>)
+        .run()?;
+    Ok(())
+}
+
+/// One stage of a row job: its kernel, halo radius, operation and scratch output.
+struct RowStage {
+    kernel: fn(&Chunk<Params>),
+    radius: usize,
+    op: usize,
+    scratch: usize,
+}
+
+/// The stages of a row job for `pipeline` on `layout` (its copy stage not counted), or `None`
+/// when it must run image by image: a batch, an operation that is not row-wise, a blur wider
+/// than the image, too many stages.
+fn row_stages<T: Sample + Pod>(pipeline: &Pipeline, layout: Layout) -> Option<Vec<RowStage>> {
+    if layout.batched {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut blurs = 0;
+    for (op_index, op) in pipeline.ops().iter().enumerate() {
+        let stage = |kernel, radius, scratch| RowStage { kernel, radius, op: op_index, scratch };
+        match op {
+            Op::Tone(_) | Op::Flip(Flip::Horizontal) => {
+                out.push(stage(stages::row_local::<T>, 0, 0));
+            }
+            Op::Blur(_) | Op::Sharpen { .. } => {
+                let r = stages::radius_of(op);
+                if r == 0 {
+                    continue; // sigma 0 or less: the operation leaves the image as it is
+                }
+                if r > layout.shape.h {
+                    return None;
+                }
+                // Alternate scratch arrays: a band filter reads one through its halo while the
+                // next blur's copy, fused after it, writes the other.
+                let scratch = 1 + blurs % 2;
+                blurs += 1;
+                out.push(stage(stages::to_scratch::<T>, 0, scratch));
+                out.push(stage(stages::band_filter::<T>, r, scratch));
+            }
+            _ => return None,
+        }
+    }
+    (out.len() < MAX_STAGES).then_some(out)
+}
+
+/// Adds `array` as an output when there is one.
+fn maybe_output<'a, P: Pod, U: Pod>(
+    job: JobBuilder<'a, P>,
+    array: Option<&'a mut SharedArray<U>>,
+) -> shmpool::Result<JobBuilder<'a, P>> {
+    match array {
+        Some(a) => job.output(a),
+        None => Ok(job),
+    }
+}
+
+/// One image in bands of rows: `input` (or, without one, `images` itself) through `plan`'s
+/// stages into `images`.
+fn rows_job<T: Sample + Pod>(
+    pool: &mut Pool,
+    pipeline: &Pipeline,
+    shape: Shape,
+    input: Option<&SharedArray<T>>,
+    images: &mut SharedArray<T>,
+    plan: &[RowStage],
+) -> Result<(), BatchError> {
+    if plan.is_empty() && input.is_none() {
+        return Ok(()); // nothing to do in place
+    }
+    let mut params = Params::new(pipeline, shape, shape, shape.len());
+    let first = usize::from(input.is_some());
+    for (k, s) in plan.iter().enumerate() {
+        params.stage_op[first + k] = s.op as u32;
+        params.stage_scratch[first + k] = s.scratch as u32;
+    }
+    let scratches = plan.iter().map(|s| s.scratch).max().unwrap_or(0);
+    let scratch = |k| (scratches >= k).then(|| SharedArray::<T>::zeroed(shape.len())).transpose();
+    let (mut scratch1, mut scratch2) = (scratch(1)?, scratch(2)?);
+    let mut job = pool.job(params);
+    if let Some(input) = input {
+        job = job.input(input)?;
+    }
+    job = job.output(images)?;
+    job = maybe_output(job, scratch1.as_mut())?;
+    job = maybe_output(job, scratch2.as_mut())?;
+    if input.is_some() {
+        job = job.stage(stages::copy_rows::<T>);
+    }
+    for s in plan {
+        job = match s.radius {
+            0 => job.stage(s.kernel),
+            r => job.stage_halo(r, s.kernel),
+        };
+    }
+    job.run()?;
+    Ok(())
+}
+
+/// Whole images per chunk: `input`'s `n` images of `layout` through `pipeline` into `output`'s
+/// of shape `out`. The job's arrays must be of one length: the side with the smaller images
+/// goes through an anonymous scratch array of `n` slots of the larger size.
+fn images_job<T: Sample + Pod>(
+    pool: &mut Pool,
+    pipeline: &Pipeline,
+    layout: Layout,
+    out: Shape,
+    input: &SharedArray<T>,
+    output: &mut SharedArray<T>,
+) -> Result<(), BatchError> {
+    let (n, n_in, n_out) = (layout.n, layout.shape.len(), out.len());
+    let stride = n_in.max(n_out);
+    let params = Params::new(pipeline, layout.shape, out, stride);
+    let scratch_in = if n_in < stride {
+        let mut s = SharedArray::<T>::zeroed(n * stride)?;
+        for (d, src) in s.chunks_exact_mut(stride).zip(input.chunks_exact(n_in)) {
+            d[..n_in].copy_from_slice(src);
+        }
+        Some(s)
+    } else {
+        None
+    };
+    let mut scratch_out =
+        (n_out < stride).then(|| SharedArray::<T>::zeroed(n * stride)).transpose()?;
+    // Input and output of one length but other dimensions (a quarter turn): the job sees the
+    // output with the input's dimensions while it runs.
+    let out_dims = output.shape().to_vec();
+    let reshaped = scratch_in.is_none() && scratch_out.is_none() && out_dims != input.shape();
+    if reshaped {
+        output.reshape(input.shape())?;
+    }
+    let both_scratch = scratch_in.is_some() && scratch_out.is_some();
+    let mut run = || -> shmpool::Result<()> {
+        let mut job = pool.job(params).input(scratch_in.as_ref().unwrap_or(input))?;
+        job = match scratch_out.as_mut() {
+            Some(s) => job.output(s)?,
+            None => job.output(&mut *output)?,
+        };
+        if both_scratch {
+            job = job.shape(&[n, stride]);
+        }
+        job.chunk_size(stride).stage(stages::images::<T>).run()
+    };
+    let ran = run();
+    if reshaped {
+        output.reshape(&out_dims)?;
+    }
+    ran?;
+    if let Some(s) = scratch_out {
+        for (d, src) in output.chunks_exact_mut(n_out).zip(s.chunks_exact(stride)) {
+            d.copy_from_slice(&src[..n_out]);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `imaging::batch` against the single-image path: every pipeline run on shared arrays through
+//! a pool (row bands with halos for one image, whole images for a batch, scratch arrays where
+//! the size changes) must equal `Pipeline::apply` on each image bit for bit, at sizes from 1x1
+//! up, with one row per chunk (more chunks than workers, blur radii past the band), in `u8`
+//! and `f32`. Then the errors, each before anything runs and saying the fix.
+
+use shmpool::{Pool, SharedArray};
+use shmpool_kernels::imaging::batch::{self, BatchError};
+use shmpool_kernels::imaging::{Image, Pipeline, Sample, Shape};
+
+/// A pool whose jobs always run in its workers, `chunk` elements per chunk (rounded up to rows).
+fn pool(chunk: usize) -> Pool {
+    Pool::builder().workers(2).inline_threshold(0).chunk_size(chunk).build().unwrap()
+}
+
+/// Photo-like sample `(y, x, ch)` of image `k`: a gradient, a hard-edged disc, noise.
+fn sample(k: usize, y: usize, x: usize, ch: usize) -> f32 {
+    let noise = ((y * 7919 + x * 104_729 + ch * 31 + k * 613) % 97) as f32 / 97.0;
+    let (dy, dx) = (y as f32 - 6.0, x as f32 - 9.0);
+    let disc = if dy * dy + dx * dx < 30.0 { 0.6 } else { 0.0 };
+    ((x as f32 * 0.03 + y as f32 * 0.05 + ch as f32 * 0.2 + disc) * 0.5 + noise * 0.3).fract()
+}
+
+fn to<T: Sample>(v: f32) -> T {
+    T::from_f32(v * T::MAX)
+}
+
+/// What `pipeline` makes of image `k` of `shape` on the single-image path.
+fn reference<T: Sample>(pipeline: &Pipeline, shape: Shape, k: usize) -> Image<T> {
+    let img = Image::from_fn(shape, |y, x, ch| to::<T>(sample(k, y, x, ch)));
+    pipeline.apply(img).unwrap()
+}
+
+/// Sizes: 1x1, one row, one column, odd, and larger than a blur's radius many times over.
+const SIZES: &[(usize, usize)] = &[(1, 1), (1, 17), (13, 1), (7, 5), (31, 23), (64, 48)];
+
+/// Pipelines that run in row bands on one image (tone, flip=h, blur, sharpen, two blurs in a
+/// row alternating their scratch arrays) and ones that run image by image.
+const ROW_PIPELINES: &[&str] = &[
+    "brightness=0.1",
+    "flip=h; gamma=2.2",
+    "blur=1.5",
+    "sharpen=1,0.8,0.02",
+    "blur=0.7; blur=2; contrast=1.3; sharpen=1.2; flip=h",
+    "blur=6", // radius 18: wider than the small images, which then run whole
+];
+const IMAGE_PIPELINES: &[&str] = &[
+    "resize=9x5",
+    "resize=40x3,lanczos3; blur=1",
+    "crop=0,0,1,1; resize=3x2",
+    "rotate=90; flip=v",
+    "rotate=270; sharpen=1; grayscale",
+    "edges",
+    "thumbnail=8; rotate=180",
+    "",
+];
+
+fn check_one_image<T: Sample + bytemuck::Pod>(
+    pool: &mut Pool,
+    text: &str,
+    h: usize,
+    w: usize,
+    c: usize,
+) {
+    let p: Pipeline = text.parse().unwrap();
+    let shape = Shape::new(h, w, c);
+    let Ok(want_dims) = batch::output_shape(&p, &[h, w, c]) else {
+        return; // a crop past a small image: its error is checked below
+    };
+    let input =
+        SharedArray::<T>::from_shape_fn(&[h, w, c], |ix| to::<T>(sample(0, ix[0], ix[1], ix[2])))
+            .unwrap();
+    let want = reference::<T>(&p, shape, 0);
+    assert_eq!(want_dims, [want.shape().h, want.shape().w, want.shape().c], "{text} on {shape}");
+    let got = batch::apply(pool, &p, &input).unwrap();
+    assert!(
+        &got[..] == want.as_slice(),
+        "`{text}` on {shape}: the batch differs from Pipeline::apply"
+    );
+    if want.shape() == shape {
+        let mut inplace = SharedArray::<T>::from_slice(&input).unwrap();
+        inplace.reshape(&[h, w, c]).unwrap();
+        batch::apply_in_place(pool, &p, &mut inplace).unwrap();
+        assert!(&inplace[..] == want.as_slice(), "`{text}` on {shape} in place differs");
+    }
+}
+
+#[test]
+fn one_image_equals_the_single_image_path() {
+    let mut pool = pool(1);
+    for &(h, w) in SIZES {
+        for c in [1, 3, 4] {
+            for text in ROW_PIPELINES.iter().chain(IMAGE_PIPELINES) {
+                check_one_image::<u8>(&mut pool, text, h, w, c);
+            }
+        }
+        for text in ROW_PIPELINES.iter().chain(IMAGE_PIPELINES) {
+            check_one_image::<f32>(&mut pool, text, h, w, 3);
+        }
+    }
+}
+
+fn check_batch<T: Sample + bytemuck::Pod>(
+    pool: &mut Pool,
+    text: &str,
+    n: usize,
+    h: usize,
+    w: usize,
+) {
+    let p: Pipeline = text.parse().unwrap();
+    let shape = Shape::new(h, w, 3);
+    let Ok(dims) = batch::output_shape(&p, &[n, h, w, 3]) else { return };
+    let input = SharedArray::<T>::from_shape_fn(&[n, h, w, 3], |ix| {
+        to::<T>(sample(ix[0], ix[1], ix[2], ix[3]))
+    })
+    .unwrap();
+    let mut out = SharedArray::<T>::zeroed_shape(&dims).unwrap();
+    batch::apply_into(pool, &p, &input, &mut out).unwrap();
+    assert_eq!(out.shape(), &dims[..], "the output keeps its shape");
+    let per = out.len() / n;
+    for k in 0..n {
+        let want = reference::<T>(&p, shape, k);
+        assert_eq!(dims[1..], [want.shape().h, want.shape().w, want.shape().c]);
+        assert!(
+            &out[k * per..(k + 1) * per] == want.as_slice(),
+            "`{text}` on image {k} of {n} {shape}: the batch differs from Pipeline::apply"
+        );
+    }
+}
+
+#[test]
+fn a_batch_equals_the_single_image_path_image_by_image() {
+    let mut pool = pool(1);
+    for text in ROW_PIPELINES.iter().chain(IMAGE_PIPELINES) {
+        // Growing ("resize=40x3" on 1x1), shrinking and same-sized; more images than workers.
+        for (n, h, w) in [(5, 1, 1), (7, 13, 9), (3, 31, 23)] {
+            check_batch::<u8>(&mut pool, text, n, h, w);
+        }
+        check_batch::<f32>(&mut pool, text, 4, 12, 10);
+    }
+    // One image given as a batch of one, and a big enough batch to fill chunks of several images.
+    check_batch::<u8>(&mut pool, "resize=20x20; blur=1", 1, 33, 17);
+    let mut big = Pool::builder().workers(2).inline_threshold(0).build().unwrap();
+    check_batch::<u8>(&mut big, "blur=1; rotate=90", 40, 16, 24);
+}
+
+#[test]
+fn the_default_pool_runs_small_jobs_inline_with_the_same_result() {
+    let mut pool = Pool::new(2).unwrap();
+    check_one_image::<u8>(&mut pool, "blur=1.5; brightness=0.2", 31, 23, 3);
+    check_batch::<u8>(&mut pool, "resize=9x5; sharpen=1", 3, 31, 23);
+}
+
+#[test]
+fn wrong_arrays_and_operations_are_refused_with_the_fix() {
+    let mut pool = Pool::new(1).unwrap();
+    let p: Pipeline = "blur=1".parse().unwrap();
+    for dims in [&[12][..], &[3, 4], &[1, 1, 2, 2, 3], &[0, 4, 3], &[2, 0, 4, 3]] {
+        let a = SharedArray::<u8>::zeroed_shape(dims)
+            .unwrap_or_else(|_| SharedArray::zeroed(0).unwrap());
+        let e = batch::apply(&mut pool, &p, &a).unwrap_err();
+        assert!(matches!(e, BatchError::NotImages { .. }), "{dims:?}: {e}");
+        assert!(e.to_string().contains("(h, w, c)"), "{e}");
+    }
+    let two = SharedArray::<u8>::zeroed_shape(&[4, 4, 2]).unwrap();
+    let e = batch::apply(&mut pool, &p, &two).unwrap_err();
+    assert!(matches!(e, BatchError::Channels { c: 2 }) && e.to_string().contains("1 (gray), 3"));
+
+    let img = SharedArray::<u8>::zeroed_shape(&[4, 6, 3]).unwrap();
+    let crop: Pipeline = "flip=h; crop=2,2,5,1".parse().unwrap();
+    let e = batch::apply(&mut pool, &crop, &img).unwrap_err();
+    assert!(matches!(e, BatchError::Op { index: 1, .. }), "{e}");
+    assert!(e.to_string().contains("give a rectangle inside it"), "{e}");
+
+    let mut wrong = SharedArray::<u8>::zeroed_shape(&[6, 4, 3]).unwrap();
+    let e = batch::apply_into(&mut pool, &p, &img, &mut wrong).unwrap_err();
+    assert!(matches!(e, BatchError::OutputShape { .. }) && e.to_string().contains("output_shape"));
+    // The same length and shape turned is still the wrong shape.
+    let mut flat = SharedArray::<u8>::zeroed(72).unwrap();
+    assert!(batch::apply_into(&mut pool, &p, &img, &mut flat).is_err());
+
+    let mut imgs = SharedArray::<u8>::zeroed_shape(&[2, 4, 6, 3]).unwrap();
+    let e = batch::apply_in_place(&mut pool, &"rotate=90".parse().unwrap(), &mut imgs).unwrap_err();
+    assert!(matches!(e, BatchError::NotInPlace { .. }) && e.to_string().contains("apply_into"));
+
+    let long: Pipeline = vec!["flip=h"; 49].join(";").parse().unwrap();
+    let e = batch::apply_in_place(&mut pool, &long, &mut imgs).unwrap_err();
+    assert!(matches!(e, BatchError::TooManyOps { count: 49, max: 48 }), "{e}");
+    // 48 operations run.
+    let most: Pipeline = vec!["flip=h"; 48].join(";").parse().unwrap();
+    batch::apply_in_place(&mut pool, &most, &mut imgs).unwrap();
+}

@@ -397,6 +397,29 @@ impl Manager {
         Ok(DictProxy::new(self.create(Kind::Dict)?))
     }
 
+    /// A new, empty dict whose table lives in shared memory (the fast path): proxies on the
+    /// server's machine read and write it directly, under its robust lock, with no round trip
+    /// to the server (about a microsecond a call instead of tens); remote proxies go through
+    /// the server, which uses the same table. It holds up to `keys` keys and `bytes` bytes of
+    /// encoded keys and values, reserved now; a set beyond that is refused
+    /// ([`Error::ManagerRefused`](crate::Error::ManagerRefused)). See `docs/manager.md`, "Fast
+    /// path".
+    ///
+    /// ```
+    /// let m = shmpool::Manager::start()?;
+    /// let d = m.dict_with_capacity::<u64, String>(1000, 1 << 20)?;
+    /// d.set(&1, &"one".to_string())?; // in shared memory, no round trip
+    /// assert_eq!(d.get(&1)?.as_deref(), Some("one"));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn dict_with_capacity<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(
+        &self,
+        keys: u64,
+        bytes: u64,
+    ) -> Result<DictProxy<K, V>> {
+        Ok(DictProxy::new(self.create(Kind::SharedDict { keys, bytes })?))
+    }
+
     /// A new, empty list on the server (Python's `manager.list()`).
     ///
     /// ```no_run

@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::proxy::proxy_common;
 use super::session::{Object, decode, encode, unexpected};
+use super::shared;
+use super::table::Table;
 use super::wire::{Op, Reply};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A proxy to a map from `K` to `V` held by a [`Manager`](crate::Manager)'s server.
 ///
@@ -44,7 +46,11 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        self.obj.call_item(Op::DictGet(encode(key)?), None)
+        let k = encode(key)?;
+        if let Some(r) = self.local(|t| t.get(&k)) {
+            return r?.map(|v| decode(&v)).transpose();
+        }
+        self.obj.call_item(Op::DictGet(k), None)
     }
 
     /// Sets `key` to `value` (Python's `d[key] = value`).
@@ -55,7 +61,11 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn set(&self, key: &K, value: &V) -> Result<()> {
-        self.obj.call_done(Op::DictSet(encode(key)?, encode(value)?), None)
+        let (k, v) = (encode(key)?, encode(value)?);
+        if let Some(r) = self.local(|t| t.set(&k, &v)) {
+            return r?.map_err(|full| Error::ManagerRefused { reason: full.reason() });
+        }
+        self.obj.call_done(Op::DictSet(k, v), None)
     }
 
     /// Removes `key`, returning its value if it had one (Python's `d.pop(key, None)`).
@@ -66,7 +76,11 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn remove(&self, key: &K) -> Result<Option<V>> {
-        self.obj.call_item(Op::DictRemove(encode(key)?), None)
+        let k = encode(key)?;
+        if let Some(r) = self.local(|t| t.remove(&k)) {
+            return r?.map(|v| decode(&v)).transpose();
+        }
+        self.obj.call_item(Op::DictRemove(k), None)
     }
 
     /// Whether `key` has a value (Python's `key in d`).
@@ -77,7 +91,11 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn contains_key(&self, key: &K) -> Result<bool> {
-        self.obj.call_bool(Op::DictContains(encode(key)?), None)
+        let k = encode(key)?;
+        if let Some(r) = self.local(|t| t.contains(&k)) {
+            return r;
+        }
+        self.obj.call_bool(Op::DictContains(k), None)
     }
 
     /// How many keys it holds.
@@ -88,6 +106,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn len(&self) -> Result<usize> {
+        if let Some(r) = self.local(|t| t.len() as usize) {
+            return r;
+        }
         self.obj.len()
     }
 
@@ -113,7 +134,11 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
         let pairs = pairs
             .into_iter()
             .map(|(k, v)| Ok((encode(&k)?, encode(&v)?)))
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?;
+        let set_all = |t: &mut Table<'_>| pairs.iter().try_for_each(|(k, v)| t.set(k, v));
+        if let Some(r) = self.local(set_all) {
+            return r?.map_err(|full| Error::ManagerRefused { reason: full.reason() });
+        }
         self.obj.call_done(Op::DictUpdate(pairs), None)
     }
 
@@ -125,6 +150,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn keys(&self) -> Result<Vec<K>> {
+        if let Some(r) = self.local(|t| t.pairs()) {
+            return r?.iter().map(|(k, _)| decode(k)).collect();
+        }
         match self.obj.call(Op::DictKeys, None)? {
             Reply::Items(ks) => ks.iter().map(|k| decode(k)).collect(),
             r => Err(unexpected(r)),
@@ -139,6 +167,9 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn items(&self) -> Result<Vec<(K, V)>> {
+        if let Some(r) = self.local(|t| t.pairs()) {
+            return r?.iter().map(|(k, v)| Ok((decode(k)?, decode(v)?))).collect();
+        }
         match self.obj.call(Op::DictItems, None)? {
             Reply::Pairs(ps) => ps.iter().map(|(k, v)| Ok((decode(k)?, decode(v)?))).collect(),
             r => Err(unexpected(r)),
@@ -153,6 +184,15 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn clear(&self) -> Result<()> {
+        if let Some(r) = self.local(|t| t.clear()) {
+            return r;
+        }
         self.obj.call_done(Op::Clear, None)
+    }
+
+    /// Runs `f` on the dict's table in this process if it is a shared dict reachable from
+    /// here (`None`: ask the server).
+    fn local<R>(&self, f: impl FnOnce(&mut Table<'_>) -> R) -> Option<Result<R>> {
+        shared::local(&self.obj, f)
     }
 }

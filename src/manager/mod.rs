@@ -5,7 +5,8 @@
 //! One file per concept: `wire` (requests and replies), `store` (the server's objects and
 //! operations), `server` (the process: listener and one thread per connection), `session`
 //! (a proxy's connections and calls), `builder` (`Manager`, `ManagerBuilder`), `custom`
-//! (`Managed` types, their registry and proxy), `named` (objects found by name), `proxy` (what every proxy shares), and one
+//! (`Managed` types, their registry and proxy), `table` and `shared` (the fast path: a
+//! dict in shared memory the local proxies map), `named` (objects found by name), `proxy` (what every proxy shares), and one
 //! file per proxy kind.
 
 pub(crate) mod builder;
@@ -20,7 +21,9 @@ pub(crate) mod queue;
 pub(crate) mod semaphore;
 pub(crate) mod server;
 pub(crate) mod session;
+pub(crate) mod shared;
 pub(crate) mod store;
+pub(crate) mod table;
 pub(crate) mod value;
 pub(crate) mod wire;
 

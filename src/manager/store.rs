@@ -4,10 +4,11 @@
 //! releases what it held.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::custom::Erased;
+use super::shared::SharedDict;
 use super::wire::{Kind, Op, Reply};
 
 /// How often a waiting request checks that its client is still connected.
@@ -18,12 +19,23 @@ enum Obj {
     Dict(BTreeMap<Vec<u8>, Vec<u8>>),
     List(Vec<Vec<u8>>),
     Value(Vec<u8>),
-    Queue { items: VecDeque<Vec<u8>>, maxsize: u64 },
-    Lock { owner: Option<u64> },
-    RLock { owner: Option<u64>, count: u64 },
+    Queue {
+        items: VecDeque<Vec<u8>>,
+        maxsize: u64,
+    },
+    Lock {
+        owner: Option<u64>,
+    },
+    RLock {
+        owner: Option<u64>,
+        count: u64,
+    },
     Event(bool),
     Semaphore(u64),
     Custom(Box<dyn Erased>),
+    /// The fast path's dict: its table in shared memory, applied outside the table's mutex
+    /// (its own robust lock guards it).
+    SharedDict(Arc<SharedDict>),
 }
 
 impl Obj {
@@ -38,6 +50,7 @@ impl Obj {
             Obj::Event(_) => "event",
             Obj::Semaphore(_) => "semaphore",
             Obj::Custom(_) => "custom object",
+            Obj::SharedDict(_) => "shared dict",
         }
     }
 }
@@ -97,6 +110,10 @@ impl Store {
             Kind::RLock => Obj::RLock { owner: None, count: 0 },
             Kind::Event => Obj::Event(false),
             Kind::Semaphore(n) => Obj::Semaphore(n),
+            Kind::SharedDict { keys, bytes } => match SharedDict::create(keys, bytes) {
+                Ok(d) => Obj::SharedDict(Arc::new(d)),
+                Err(e) => return refuse(e.to_string()),
+            },
             Kind::Custom(name) => match custom(&name) {
                 Some(obj) => Obj::Custom(obj),
                 None => {
@@ -162,6 +179,14 @@ impl Store {
         };
         let deadline = Instant::now().checked_add(Duration::from_millis(wait_ms));
         let mut t = self.lock();
+        if let Some(Obj::SharedDict(d)) = t.objects.get(&id) {
+            let d = Arc::clone(d);
+            drop(t);
+            return match op {
+                Op::Shared => Reply::Shared { handle: d.handle(), pid: crate::sys::proc::getpid() },
+                op => d.apply(&op),
+            };
+        }
         loop {
             let Some(obj) = t.objects.get_mut(&id) else {
                 return refuse(format!(
@@ -226,6 +251,7 @@ fn kind_name(kind: &Kind) -> &'static str {
         Kind::Event => "event",
         Kind::Semaphore(_) => "semaphore",
         Kind::Custom(_) => "custom object",
+        Kind::SharedDict { .. } => "shared dict",
     }
 }
 
@@ -438,5 +464,29 @@ mod tests {
         assert_eq!(s.call(1, id, put(2), never), Reply::Bool(false));
         assert_eq!(s.call(1, id, Op::QueueGet { wait_ms: 0 }, never), Reply::Item(Some(vec![1])));
         assert_eq!(s.call(1, id, Op::QueueGet { wait_ms: 10 }, never), Reply::Item(None));
+    }
+
+    #[test]
+    fn a_shared_dict_answers_through_the_server_from_the_table_proxies_map() {
+        let s = Store::default();
+        let kind = Kind::SharedDict { keys: 8, bytes: 256 };
+        let Reply::Id(id) = s.create(kind, |_| None) else { panic!() };
+        assert_eq!(s.call(1, id, Op::DictSet(vec![1], vec![2]), never), Reply::Done);
+        let Reply::Shared { handle, .. } = s.call(1, id, Op::Shared, never) else { panic!() };
+        // What a local proxy maps: the server's writes are there, and its writes reach the server.
+        let arr = crate::LockedArray::<u64>::open_handle(&handle).unwrap();
+        let mut g = arr.lock().unwrap();
+        let mut t = super::super::table::Table::open(&mut g).unwrap();
+        assert_eq!(t.get(&[1]), Some(vec![2]));
+        t.set(&[3], &[4]).unwrap();
+        drop(g);
+        assert_eq!(s.call(1, id, Op::DictGet(vec![3]), never), Reply::Item(Some(vec![4])));
+        assert_eq!(s.call(1, id, Op::Len, never), Reply::Len(2));
+        assert!(matches!(s.call(1, id, Op::ListSnapshot, never), Reply::Refused(_)));
+        let huge = Kind::SharedDict { keys: u64::MAX, bytes: 1 };
+        assert!(matches!(s.create(huge, |_| None), Reply::Refused(_)));
+        // Other objects have no shared memory: their proxies use the socket.
+        let Reply::Id(plain) = s.create(Kind::Dict, |_| None) else { panic!() };
+        assert!(matches!(s.call(1, plain, Op::Shared, never), Reply::Refused(_)));
     }
 }

@@ -54,6 +54,12 @@ pub(crate) enum Kind {
     /// A counter with this initial value.
     Semaphore(u64),
     /// A registered custom type, by its `Managed::NAME`.
+    /// A dict whose table lives in shared memory (the fast path): room for `keys` keys and
+    /// `bytes` bytes of encoded keys and values.
+    SharedDict {
+        keys: u64,
+        bytes: u64,
+    },
     Custom(String),
 }
 
@@ -126,6 +132,8 @@ pub(crate) enum Op {
         wait_ms: u64,
     },
     /// A custom object's request, encoded by its proxy.
+    /// Where the object's shared memory is, for a proxy on the server's machine.
+    Shared,
     Custom(Vec<u8>),
 }
 
@@ -154,6 +162,11 @@ pub(crate) enum Reply {
     /// A custom object's reply.
     Custom(Vec<u8>),
     /// The request was refused; why, with the fix.
+    /// The object's shared memory and the server's process id (for its pidfd).
+    Shared {
+        handle: crate::array::LockedArrayHandle,
+        pid: u32,
+    },
     Refused(String),
 }
 

@@ -14,6 +14,7 @@ mod kernels_api;
 mod listener;
 mod manager;
 mod manager_faults;
+mod manager_shared;
 mod pipe;
 mod pool;
 mod process;
@@ -53,6 +54,7 @@ fn main() -> std::process::ExitCode {
         suite!(args_and_deadlines),
         suite!(manager_faults),
         suite!(manager),
+        suite!(manager_shared),
         suite!(workers_startup),
         suite!(barrier_action),
         suite!(connection_arg),

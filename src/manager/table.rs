@@ -1,0 +1,352 @@
+//! The fast path's map: a hash table of byte keys and values laid out in the `u64` words of a
+//! [`LockedArray`](crate::LockedArray), which the server and the proxies on its machine map.
+//! Every access holds the array's robust lock; this file only says what the words mean and
+//! keeps them consistent across a holder killed at any instruction (`docs/manager.md`, "Fast
+//! path").
+//!
+//! Layout (words): `HEAD` header words (magic, slots, arena bytes, count, used, tombstones,
+//! compacting), then `2 * slots` slot words (key hash, entry offset + 1; 0 empty,
+//! [`TOMB`] removed), then the arena: entries `klen: u32, vlen: u32, key, value`, each padded
+//! to 8 bytes, appended and never changed in place. A set appends the entry and then stores
+//! its offset in the slot in one word, so a holder killed before that store leaves the old
+//! value; counts are recomputed from the slots by [`Table::repair`]. Compaction (when the arena
+//! or the slots run out) rewrites everything, flagged by the compacting word, so a holder
+//! killed inside it is seen and the map emptied rather than half-rewritten.
+
+const MAGIC: u64 = u64::from_le_bytes(*b"shmpDICT");
+const HEAD: usize = 8;
+const W_MAGIC: usize = 0;
+const W_SLOTS: usize = 1;
+const W_ARENA: usize = 2;
+const W_COUNT: usize = 3;
+const W_USED: usize = 4;
+const W_TOMBS: usize = 5;
+const W_COMPACTING: usize = 6;
+/// A removed slot's offset word: probing goes on past it.
+const TOMB: u64 = u64::MAX;
+
+/// Why a set did not fit.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Full {
+    pub(crate) slots: u64,
+    pub(crate) arena: u64,
+}
+
+impl Full {
+    /// The refusal a caller shows: what is full and the fix.
+    pub(crate) fn reason(&self) -> String {
+        format!(
+            "the shared dict is full (room for {} keys and {} bytes of encoded keys and values); \
+             make it larger with Manager::dict_with_capacity",
+            self.slots * 3 / 4,
+            self.arena
+        )
+    }
+}
+
+/// Words a table for `keys` keys and `bytes` bytes of entries needs, and its slot count.
+pub(crate) fn words_for(keys: u64, bytes: u64) -> Option<(usize, u64)> {
+    let slots = keys.checked_mul(4)?.div_ceil(3).max(8).checked_next_power_of_two()?;
+    let arena = bytes.checked_add(7)? / 8;
+    let words = (HEAD as u64).checked_add(slots.checked_mul(2)?)?.checked_add(arena)?;
+    Some((usize::try_from(words).ok()?, slots))
+}
+
+/// A view of a table's words, held under the array's lock.
+pub(crate) struct Table<'a> {
+    w: &'a mut [u64],
+}
+
+fn hash(key: &[u8]) -> u64 {
+    // FNV-1a: keys are short, and a flood of colliding keys only costs their sender's calls.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in key {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn pad8(n: u64) -> u64 {
+    n.div_ceil(8) * 8
+}
+
+impl<'a> Table<'a> {
+    /// Lays out an empty table with `slots` slots (a power of two) over all of `w`.
+    pub(crate) fn init(w: &'a mut [u64], slots: u64) -> Table<'a> {
+        w.fill(0);
+        let arena = (w.len() - HEAD - 2 * slots as usize) as u64 * 8;
+        w[W_SLOTS] = slots;
+        w[W_ARENA] = arena;
+        w[W_MAGIC] = MAGIC;
+        Table { w }
+    }
+
+    /// A view of words laid out by [`init`](Table::init); `None` if they are not (bytes from
+    /// a process that is not trusted to lay them out).
+    pub(crate) fn open(w: &'a mut [u64]) -> Option<Table<'a>> {
+        let (slots, arena) = (*w.get(W_SLOTS)?, *w.get(W_ARENA)?);
+        let fits = (HEAD as u64)
+            .checked_add(slots.checked_mul(2)?)
+            .and_then(|n| n.checked_add(arena / 8))
+            .is_some_and(|n| n == w.len() as u64);
+        (w[W_MAGIC] == MAGIC && slots.is_power_of_two() && arena % 8 == 0 && fits)
+            .then_some(Table { w })
+    }
+
+    fn slots(&self) -> usize {
+        self.w[W_SLOTS] as usize
+    }
+
+    fn arena(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.w[HEAD + 2 * self.slots()..])
+    }
+
+    /// The key and value of the entry at arena offset `off`, if it lies inside the arena.
+    fn entry(&self, off: u64) -> Option<(&[u8], &[u8])> {
+        let a = self.arena();
+        let o = usize::try_from(off).ok()?;
+        let head = a.get(o..o.checked_add(8)?)?;
+        let klen = u32::from_le_bytes(head[..4].try_into().ok()?) as usize;
+        let vlen = u32::from_le_bytes(head[4..].try_into().ok()?) as usize;
+        let k0 = o + 8;
+        let key = a.get(k0..k0.checked_add(klen)?)?;
+        let value = a.get(k0 + klen..(k0 + klen).checked_add(vlen)?)?;
+        Some((key, value))
+    }
+
+    /// The slot holding `key` (`Ok`), or the slot a new `key` goes in (`Err`, `None` if every
+    /// slot is taken).
+    fn find(&self, h: u64, key: &[u8]) -> Result<usize, Option<usize>> {
+        let n = self.slots();
+        let mut free = None;
+        for i in 0..n {
+            let s = (h as usize).wrapping_add(i) & (n - 1);
+            let (sh, off) = (self.w[HEAD + 2 * s], self.w[HEAD + 2 * s + 1]);
+            match off {
+                0 => return Err(free.or(Some(s))),
+                TOMB => free = free.or(Some(s)),
+                _ if sh == h && self.entry(off - 1).is_some_and(|(k, _)| k == key) => {
+                    return Ok(s);
+                }
+                _ => {}
+            }
+        }
+        Err(free)
+    }
+
+    /// How many keys it holds.
+    pub(crate) fn len(&self) -> u64 {
+        self.w[W_COUNT]
+    }
+
+    /// The value of `key`.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let s = self.find(hash(key), key).ok()?;
+        self.entry(self.w[HEAD + 2 * s + 1] - 1).map(|(_, v)| v.to_vec())
+    }
+
+    /// Whether `key` has a value.
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
+        self.find(hash(key), key).is_ok()
+    }
+
+    /// Appends an entry; its arena offset, or `None` if the arena has no room.
+    fn append(&mut self, key: &[u8], value: &[u8]) -> Option<u64> {
+        let klen = u32::try_from(key.len()).ok()?;
+        let vlen = u32::try_from(value.len()).ok()?;
+        let used = self.w[W_USED];
+        let need = pad8(8 + key.len() as u64 + value.len() as u64);
+        if used.checked_add(need)? > self.w[W_ARENA] {
+            return None;
+        }
+        let start = HEAD + 2 * self.slots();
+        let a: &mut [u8] = bytemuck::cast_slice_mut(&mut self.w[start..]);
+        let o = used as usize;
+        a[o..o + 4].copy_from_slice(&klen.to_le_bytes());
+        a[o + 4..o + 8].copy_from_slice(&vlen.to_le_bytes());
+        a[o + 8..o + 8 + key.len()].copy_from_slice(key);
+        a[o + 8 + key.len()..o + 8 + key.len() + value.len()].copy_from_slice(value);
+        self.w[W_USED] = used + need;
+        Some(used)
+    }
+
+    /// Sets `key` to `value`, compacting once if the arena or the slots are full.
+    pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), Full> {
+        match self.try_set(key, value) {
+            Some(()) => Ok(()),
+            None => {
+                self.compact();
+                self.try_set(key, value)
+                    .ok_or(Full { slots: self.w[W_SLOTS], arena: self.w[W_ARENA] })
+            }
+        }
+    }
+
+    fn try_set(&mut self, key: &[u8], value: &[u8]) -> Option<()> {
+        let h = hash(key);
+        let found = self.find(h, key);
+        if found.is_err() {
+            let taken = self.w[W_COUNT] + self.w[W_TOMBS] + 1;
+            if taken > self.w[W_SLOTS] * 3 / 4 {
+                return None;
+            }
+        }
+        let free = match found {
+            Ok(s) => Ok(s),
+            Err(free) => Err(free?),
+        };
+        let off = self.append(key, value)?;
+        match free {
+            // One word: the old value until it is stored, the new one after.
+            Ok(s) => self.w[HEAD + 2 * s + 1] = off + 1,
+            Err(s) => {
+                // A tombstone until the offset lands, whatever the hash word says meanwhile.
+                if self.w[HEAD + 2 * s + 1] == TOMB {
+                    self.w[W_TOMBS] -= 1;
+                }
+                self.w[HEAD + 2 * s] = h;
+                self.w[HEAD + 2 * s + 1] = off + 1;
+                self.w[W_COUNT] += 1;
+            }
+        }
+        Some(())
+    }
+
+    /// Removes `key`, returning its value.
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        let s = self.find(hash(key), key).ok()?;
+        let v = self.entry(self.w[HEAD + 2 * s + 1] - 1).map(|(_, v)| v.to_vec());
+        self.w[HEAD + 2 * s + 1] = TOMB;
+        self.w[W_COUNT] -= 1;
+        self.w[W_TOMBS] += 1;
+        v
+    }
+
+    /// Every pair, in the byte order of the keys (as the server's other dict gives them).
+    pub(crate) fn pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = (0..self.slots())
+            .filter_map(|s| match self.w[HEAD + 2 * s + 1] {
+                0 | TOMB => None,
+                off => self.entry(off - 1).map(|(k, v)| (k.to_vec(), v.to_vec())),
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Removes every key.
+    pub(crate) fn clear(&mut self) {
+        let slots = self.w[W_SLOTS];
+        Table::init(self.w, slots);
+    }
+
+    /// Rewrites the live entries from the start of the arena, dropping tombstones.
+    fn compact(&mut self) {
+        let live = self.pairs();
+        self.w[W_COMPACTING] = 1;
+        let slots = self.slots();
+        self.w[HEAD..HEAD + 2 * slots].fill(0);
+        self.w[W_COUNT] = 0;
+        self.w[W_USED] = 0;
+        self.w[W_TOMBS] = 0;
+        for (k, v) in &live {
+            // They fitted before, without the garbage: they fit again.
+            let _ = self.try_set(k, v);
+        }
+        self.w[W_COMPACTING] = 0;
+    }
+
+    /// After a holder died inside an operation: makes the words consistent again. Returns
+    /// `true` if the map had to be emptied (the holder died compacting it).
+    pub(crate) fn repair(&mut self) -> bool {
+        if self.w[W_COMPACTING] != 0 {
+            self.clear();
+            return true;
+        }
+        let (mut count, mut tombs) = (0, 0);
+        for s in 0..self.slots() {
+            match self.w[HEAD + 2 * s + 1] {
+                0 => {}
+                TOMB => tombs += 1,
+                _ => count += 1,
+            }
+        }
+        self.w[W_COUNT] = count;
+        self.w[W_TOMBS] = tombs;
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(w: &mut Vec<u64>, keys: u64, bytes: u64) -> Table<'_> {
+        let (n, slots) = words_for(keys, bytes).unwrap();
+        w.resize(n, 0);
+        Table::init(w, slots)
+    }
+
+    #[test]
+    fn sets_gets_removes_and_compacts() {
+        let mut w = Vec::new();
+        let mut t = table(&mut w, 16, 512);
+        for round in 0..200u32 {
+            let k = (round % 10).to_le_bytes();
+            t.set(&k, &round.to_le_bytes()).unwrap();
+            assert_eq!(t.get(&k), Some(round.to_le_bytes().to_vec()));
+            if round % 3 == 0 {
+                assert!(t.remove(&k).is_some());
+                assert!(!t.contains(&k));
+            }
+        }
+        let pairs = t.pairs();
+        assert_eq!(pairs.len() as u64, t.len());
+        assert!(pairs.windows(2).all(|p| p[0].0 < p[1].0));
+        assert!(!t.repair());
+        assert_eq!(pairs.len() as u64, t.len());
+    }
+
+    #[test]
+    fn a_full_table_refuses_and_keeps_what_it_holds() {
+        let mut w = Vec::new();
+        let mut t = table(&mut w, 4, 64);
+        let mut stored = 0;
+        for i in 0..100u32 {
+            match t.set(&i.to_le_bytes(), &[7; 8]) {
+                Ok(()) => stored += 1,
+                Err(full) => {
+                    assert!(full.reason().contains("dict_with_capacity"));
+                    break;
+                }
+            }
+        }
+        assert!(stored > 0 && stored < 100);
+        assert_eq!(t.len(), stored);
+        assert_eq!(t.get(&0u32.to_le_bytes()), Some(vec![7; 8]));
+    }
+
+    #[test]
+    fn a_holder_killed_while_compacting_is_flagged_and_the_map_emptied() {
+        let mut w = Vec::new();
+        let mut t = table(&mut w, 16, 512);
+        t.set(b"a", b"1").unwrap();
+        t.w[W_COMPACTING] = 1; // as a holder killed inside compact() leaves it
+        assert!(t.repair());
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.get(b"a"), None);
+        t.set(b"b", b"2").unwrap();
+        assert_eq!(t.get(b"b"), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn words_that_are_not_a_table_do_not_open() {
+        let mut w = vec![0u64; 64];
+        assert!(Table::open(&mut w).is_none());
+        w[W_MAGIC] = MAGIC;
+        w[W_SLOTS] = 1 << 40;
+        assert!(Table::open(&mut w).is_none());
+        let mut w = vec![u64::MAX; 64];
+        assert!(Table::open(&mut w).is_none());
+    }
+}

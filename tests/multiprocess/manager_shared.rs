@@ -1,0 +1,176 @@
+//! The Manager's fast path (`Manager::dict_with_capacity`): a dict whose table is in shared
+//! memory, used by children under each start method without the server (shown by stopping
+//! the server), a client killed while it writes, a server killed under mapped proxies, and a
+//! dict that fills up.
+
+use std::time::{Duration, Instant};
+
+use shmpool::manager::{DictProxy, EventProxy};
+use shmpool::{Error, Manager, StartMethod, get_context};
+
+use crate::harness::{Tests, register};
+
+const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
+
+const CHILDREN: u32 = 3;
+const KEYS: u32 = 200;
+const PATIENCE: Duration = Duration::from_secs(20);
+const PROMPTLY: Duration = Duration::from_secs(1);
+
+pub fn tests() -> Tests {
+    register! {
+        a_shared_dict_is_one_dict_for_children in METHODS,
+        local_calls_need_no_server,
+        a_client_killed_while_writing_leaves_the_dict_usable,
+        a_killed_server_fails_mapped_calls_at_once,
+        a_full_shared_dict_refuses_and_keeps_its_keys,
+    }
+}
+
+fn server_signal(m: &Manager, sig: i32) {
+    let pid = m.server_pid().unwrap();
+    // SAFETY: kill only sends a signal, to the server process this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+}
+
+/// A child: sets its keys, overwrites them, removes every tenth.
+fn fill(args: (u32, DictProxy<u32, u64>)) -> Result<(), String> {
+    let (me, d) = args;
+    let e = |e: Error| e.to_string();
+    for round in 0..3u64 {
+        for i in 0..KEYS {
+            d.set(&(me * KEYS + i), &(u64::from(me * KEYS + i) * 10 + round)).map_err(e)?;
+        }
+    }
+    for i in (0..KEYS).step_by(10) {
+        let old = d.remove(&(me * KEYS + i)).map_err(e)?;
+        if old != Some(u64::from(me * KEYS + i) * 10 + 2) {
+            return Err(format!("removed {old:?} for key {}", me * KEYS + i));
+        }
+    }
+    Ok(())
+}
+
+fn a_shared_dict_is_one_dict_for_children(method: StartMethod) {
+    let m = Manager::builder().start_method(method).start().unwrap();
+    // Small enough that the children's overwrites compact it several times.
+    let d = m.dict_with_capacity::<u32, u64>(u64::from(CHILDREN * KEYS), 16 << 10).unwrap();
+    let ctx = get_context(method);
+    let mut kids: Vec<_> =
+        (0..CHILDREN).map(|me| ctx.start(fill, (me, d.clone())).unwrap()).collect();
+    for k in &mut kids {
+        let st = k.join().unwrap();
+        assert!(st.success(), "{st}");
+    }
+    let want: Vec<(u32, u64)> = (0..CHILDREN * KEYS)
+        .filter(|k| k % KEYS % 10 != 0)
+        .map(|k| (k, u64::from(k) * 10 + 2))
+        .collect();
+    let mut items = d.items().unwrap();
+    items.sort_unstable();
+    assert_eq!(items, want);
+    assert_eq!(d.len().unwrap(), want.len());
+    assert!(d.contains_key(&1).unwrap() && !d.contains_key(&0).unwrap());
+    d.clear().unwrap();
+    assert!(d.is_empty().unwrap());
+    m.shutdown().unwrap();
+    shmpool::process::shutdown_forkserver().unwrap();
+}
+
+fn local_calls_need_no_server() {
+    let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
+    let d = m.dict_with_capacity::<u32, u32>(100, 4096).unwrap().with_timeout(PROMPTLY / 2);
+    let plain = m.dict::<u32, u32>().unwrap().with_timeout(PROMPTLY / 2);
+    d.set(&1, &1).unwrap(); // maps the table
+    plain.set(&1, &1).unwrap();
+    server_signal(&m, libc::SIGSTOP);
+    let fast = (d.set(&2, &2), d.get(&1), d.len());
+    let slow = plain.get(&1);
+    server_signal(&m, libc::SIGCONT);
+    assert_eq!((fast.0.unwrap(), fast.1.unwrap(), fast.2.unwrap()), ((), Some(1), 2));
+    assert!(matches!(slow, Err(Error::Timeout { .. })), "{slow:?}");
+    m.shutdown().unwrap();
+}
+
+/// A child: says it started, then sets keys (each value twice its key) until it is killed.
+fn write_forever(args: (DictProxy<u32, u64>, EventProxy)) -> Result<(), String> {
+    let (d, started) = args;
+    started.set().map_err(|e| e.to_string())?;
+    for i in 0u64.. {
+        let k = (i % 64) as u32;
+        d.set(&k, &(u64::from(k) * 2)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn a_client_killed_while_writing_leaves_the_dict_usable() {
+    let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
+    // A tiny arena: the writer compacts every few sets, so a kill lands in every phase.
+    let d = m.dict_with_capacity::<u32, u64>(64, 2048).unwrap();
+    for round in 0..8u64 {
+        let started = m.event().unwrap();
+        let mut kid = get_context(StartMethod::Fork)
+            .start(write_forever, (d.clone(), started.clone()))
+            .unwrap();
+        assert!(started.wait_timeout(PATIENCE).unwrap(), "the writer never started");
+        std::thread::sleep(Duration::from_millis(5 + round * 7));
+        kid.kill().unwrap();
+        let st = kid.join().unwrap();
+        assert!(!st.success(), "{st}");
+        // The next call gets the state: consistent, or emptied and flagged once.
+        let t = Instant::now();
+        let items = match d.items() {
+            Err(Error::ManagerRefused { reason }) if reason.contains("emptied") => {
+                d.items().unwrap()
+            }
+            r => r.unwrap(),
+        };
+        assert!(t.elapsed() < PROMPTLY, "took {:?}", t.elapsed());
+        assert!(items.iter().all(|&(k, v)| v == u64::from(k) * 2), "{items:?}");
+        assert_eq!(d.len().unwrap(), items.len());
+        d.set(&1000, &2000).unwrap();
+        assert_eq!(d.get(&1000).unwrap(), Some(2000));
+    }
+    m.shutdown().unwrap();
+}
+
+fn a_killed_server_fails_mapped_calls_at_once() {
+    let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
+    let d = m.dict_with_capacity::<u8, u8>(16, 1024).unwrap();
+    d.set(&1, &1).unwrap(); // maps the table
+    server_signal(&m, libc::SIGKILL);
+    let t = Instant::now();
+    loop {
+        match d.get(&1) {
+            Err(Error::ManagerGone { .. }) => break,
+            // The pidfd reads as exited once the kernel has torn the process down.
+            Ok(_) if t.elapsed() < PROMPTLY => std::thread::sleep(Duration::from_millis(1)),
+            r => panic!("after {:?}: {r:?}", t.elapsed()),
+        }
+    }
+    assert!(matches!(d.set(&2, &2), Err(Error::ManagerGone { .. })));
+    m.shutdown().unwrap();
+}
+
+fn a_full_shared_dict_refuses_and_keeps_its_keys() {
+    let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
+    let d = m.dict_with_capacity::<u32, Vec<u8>>(8, 256).unwrap();
+    let mut stored = 0;
+    let err = loop {
+        match d.set(&stored, &vec![7; 20]) {
+            Ok(()) => stored += 1,
+            Err(e) => break e,
+        }
+        assert!(stored < 100, "never full");
+    };
+    assert!(
+        matches!(&err, Error::ManagerRefused { reason } if reason.contains("dict_with_capacity")),
+        "{err}"
+    );
+    assert_eq!(d.len().unwrap(), stored as usize);
+    assert_eq!(d.get(&0).unwrap(), Some(vec![7; 20]));
+    // Absurd capacities are refused, not attempted.
+    assert!(m.dict_with_capacity::<u8, u8>(u64::MAX, 1).is_err());
+    assert!(m.dict_with_capacity::<u8, u8>(1, u64::MAX).is_err());
+    m.shutdown().unwrap();
+}

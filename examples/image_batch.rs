@@ -1,81 +1,87 @@
-//! An image-processing batch on the pool: brighten a 4096x4096 grayscale image in place, then a
-//! 3x3 box blur into a second shared image (a stencil: each chunk reads one row of halo above
-//! and below). The same pipeline runs on rayon and sequentially; outputs must match bit for bit.
+//! NumPy images in, NumPy images out: a batch of same-sized images that Python holds as a
+//! named `(n, h, w, c)` `uint8` array (`python/shmpool_shm.py`) run through an image pipeline
+//! by a pool of Rust worker processes ([`shmpool_kernels::imaging::batch`]), into a named output
+//! array Python then reads; no pixel is copied or serialized between the two.
 //!
-//! `cargo run --release --example image_batch [rounds]`
+//! `python/image_batch.py` drives it: it makes a photo-like batch with NumPy, asks this program
+//! for the output's shape, creates the output array, runs the pipeline here and checks the
+//! result against Pillow (or NumPy for the operations it has) within the tolerances of
+//! `kernels/tests/oracle_imaging.rs`, then unlinks both arrays:
+//!
+//! ```sh
+//! cargo build --release --example image_batch
+//! python3 python/image_batch.py target/release/examples/image_batch --n 16 --h 480 --w 640 \
+//!     --pipeline "resize=320x240; flip=h; rotate=90"
+//! ```
+//!
+//! By hand:
+//!
+//! - `image_batch shape IN PIPELINE` prints the shape (`n h w c`) the pipeline makes of the
+//!   images in the array named `IN`;
+//! - `image_batch run IN OUT PIPELINE [WORKERS]` runs it from `IN` into `OUT` (which has that
+//!   shape) on a pool of `WORKERS` processes (default 2).
+//!
+//! `PIPELINE` is operations separated by `;` (`"resize=640x480; blur=1.5"`, the `Op` syntax of
+//! `shmpool images --op`). Exit status 2 for a usage error, 1 for anything that failed, with
+//! the reason (and its fix) on stderr.
 
-use std::time::Instant;
-
-use rayon::prelude::*;
 use shmpool::{Pool, SharedArray};
-use shmpool_kernels::{box_blur3x3, brighten};
+use shmpool_kernels::imaging::{Pipeline, batch};
 
-const W: usize = 4096;
-const H: usize = 4096;
-const ROWS_PER_CHUNK: usize = 64;
+const USAGE: &str = "usage: image_batch shape IN PIPELINE | image_batch run IN OUT PIPELINE [WORKERS]  \
+                     (IN, OUT: named shmpool u8 arrays of shape (n, h, w, c) or (h, w, c); see python/image_batch.py)";
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// Opens the named `u8` array.
+fn open(name: &str) -> Result<SharedArray<u8>, String> {
+    // SAFETY: the Python driver does not touch the arrays until this program has exited, and
+    // nothing else maps them: no one writes them behind this program's back.
+    unsafe { SharedArray::<u8>::open(name) }.map_err(|e| format!("cannot open `{name}`: {e}"))
 }
 
-fn source(i: usize) -> f32 {
-    let (x, y) = ((i % W) as f32, (i / W) as f32);
-    (0.5 + 0.5 * (x * 0.01).sin() * (y * 0.013).cos()).clamp(0.0, 1.0)
-}
-
-fn blur_rayon(img: &[f32], out: &mut [f32]) {
-    out.par_chunks_mut(ROWS_PER_CHUNK * W).enumerate().for_each(|(c, chunk)| {
-        let start = c * ROWS_PER_CHUNK * W;
-        let lo = start.saturating_sub(W);
-        let hi = (start + chunk.len() + W).min(img.len());
-        box_blur3x3::<W>(&img[lo..hi], start - lo, chunk);
-    });
-}
-
-fn main() -> shmpool::Result<()> {
-    let rounds = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(7);
-    // Workers first: forking is refused once rayon's threads exist.
-    let mut pool = Pool::new(2)?;
-    pool.set_chunk_size(Some(ROWS_PER_CHUNK * W)); // chunks start on row boundaries
-    let rp = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool");
-    let mut img = SharedArray::<f32>::from_fn(W * H, source)?;
-    let mut out = SharedArray::<f32>::zeroed(W * H)?;
-    let (mut img_r, mut out_r) = (vec![0.0f32; W * H], vec![0.0f32; W * H]);
-    let (mut img_s, mut out_s) = (vec![0.0f32; W * H], vec![0.0f32; W * H]);
-    let (mut p, mut r, mut s) = (vec![], vec![], vec![]);
-    let mpx = (W * H) as f64 / 1e6;
-    for _ in 0..rounds {
-        img.iter_mut().enumerate().for_each(|(i, x)| *x = source(i));
-        img_r.copy_from_slice(&img);
-        img_s.copy_from_slice(&img);
-
-        let t = Instant::now();
-        pool.for_each_chunk(&mut img, brighten)?;
-        pool.stencil(&img, &mut out, W, box_blur3x3::<W>)?;
-        p.push(mpx / t.elapsed().as_secs_f64());
-
-        let t = Instant::now();
-        rp.install(|| {
-            img_r.par_chunks_mut(ROWS_PER_CHUNK * W).for_each(brighten);
-            blur_rayon(&img_r, &mut out_r);
-        });
-        r.push(mpx / t.elapsed().as_secs_f64());
-
-        let t = Instant::now();
-        brighten(&mut img_s);
-        box_blur3x3::<W>(&img_s, 0, &mut out_s);
-        s.push(mpx / t.elapsed().as_secs_f64());
+fn run(args: &[&str]) -> Result<(), String> {
+    let parse = |text: &str| text.parse::<Pipeline>().map_err(|e| e.to_string());
+    match *args {
+        ["shape", input, pipeline] => {
+            let dims = batch::output_shape(&parse(pipeline)?, open(input)?.shape())
+                .map_err(|e| e.to_string())?;
+            let dims: Vec<String> = dims.iter().map(usize::to_string).collect();
+            println!("{}", dims.join(" "));
+            Ok(())
+        }
+        ["run", input, output, pipeline, ref rest @ ..] if rest.len() <= 1 => {
+            let workers = match rest.first() {
+                Some(w) => {
+                    w.parse().map_err(|_| format!("WORKERS `{w}` is not a count; {USAGE}"))?
+                }
+                None => 2,
+            };
+            let pipeline = parse(pipeline)?;
+            let input = open(input)?;
+            let mut out = open(output)?;
+            let mut pool = Pool::new(workers).map_err(|e| e.to_string())?;
+            let t = std::time::Instant::now();
+            batch::apply_into(&mut pool, &pipeline, &input, &mut out).map_err(|e| e.to_string())?;
+            println!(
+                "{:?} -> {:?} through `{}` with {workers} worker processes in {:.1} ms",
+                input.shape(),
+                out.shape(),
+                pipeline.to_string().replace('\n', "; "),
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
     }
-    let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-    assert!(same(&out, &out_s) && same(&out_r, &out_s), "outputs differ");
-    let (p, r, s) = (median(p), median(r), median(s));
-    println!(
-        "{W}x{H} grayscale f32, brighten in place + 3x3 box blur, {rounds} rounds, Mpixel/s (median)"
-    );
-    println!("shmpool pool (2 processes) {p:8.1}");
-    println!("rayon (2 threads)          {r:8.1}");
-    println!("sequential                 {s:8.1}");
-    println!("shmpool/rayon {:.2}x, outputs identical across all three", p / r);
-    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Err(e) = run(&args) {
+        eprintln!("image_batch: {e}");
+        std::process::exit(1);
+    }
 }

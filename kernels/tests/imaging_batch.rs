@@ -190,3 +190,111 @@ fn wrong_arrays_and_operations_are_refused_with_the_fix() {
     let most: Pipeline = vec!["flip=h"; 48].join(";").parse().unwrap();
     batch::apply_in_place(&mut pool, &most, &mut imgs).unwrap();
 }
+
+/// The `image_batch` example, built for this test's profile (`cargo test` of the kernels alone
+/// does not build the root package's examples).
+fn image_batch_example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap(); // target/<profile>
+    let profile = match dir.file_name().unwrap().to_str().unwrap() {
+        "debug" => "dev",
+        other => other,
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "-p", "shmpool", "--example", "image_batch", "--profile"])
+        .arg(profile)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cargo build -p shmpool --example image_batch failed: {status}");
+    dir.join("examples").join("image_batch")
+}
+
+/// Whether `python3` imports `module`; a missing one fails under CI (`.ci/run` installs it).
+fn python_has(module: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok || std::env::var_os("CI").is_none(), "python3 has no {module} under CI");
+    ok
+}
+
+#[test]
+fn a_numpy_batch_goes_through_the_rust_example_and_matches_pillow_and_numpy() {
+    if !python_has("numpy") {
+        eprintln!("skipped: python3 has no numpy (python3 -m pip install numpy pillow)");
+        return;
+    }
+    let bin = image_batch_example();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../python/image_batch.py");
+    let cases = [
+        // NumPy only: exact copies, and one rounding each for grayscale and brightness.
+        ("crop=3,5,50,40; grayscale; rotate=270; brightness=0.1; flip=v", "7", "61", "97"),
+        // Pillow's bilinear resize (tolerance 1), then exact copies.
+        ("resize=40x30; flip=h; rotate=90", "6", "61", "97"),
+        // Growing the images, and one pixel wide.
+        ("resize=7x9; rotate=180", "3", "5", "1"),
+    ];
+    for (pipeline, n, h, w) in cases {
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .arg(&bin)
+            .args(["--pipeline", pipeline, "--n", n, "--h", h, "--w", w])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if out.status.code() == Some(3) {
+            assert!(std::env::var_os("CI").is_none(), "Pillow is missing under CI: {stdout}");
+            eprintln!("skipped `{pipeline}`: {stdout}");
+            continue;
+        }
+        assert!(
+            out.status.success() && stdout.contains(": OK"),
+            "`{pipeline}` failed ({}): {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Both arrays were made and unlinked.
+        let names: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("arrays: ")).collect();
+        assert_eq!(names.len(), 2, "{stdout}");
+        for name in names {
+            assert!(!std::path::Path::new("/dev/shm").join(name).exists(), "{name} was left");
+        }
+    }
+}
+
+#[test]
+fn the_example_refuses_arrays_that_are_not_u8_images_with_the_fix() {
+    use shmpool::ShmOptions;
+    let bin = image_batch_example();
+    let named = ShmOptions::new().generated_name();
+    let flat = SharedArray::<u8>::zeroed_shape_with(&[4, 6], &named).unwrap();
+    let floats = SharedArray::<f32>::zeroed_shape_with(&[4, 6, 3], &named).unwrap();
+    let img = SharedArray::<u8>::zeroed_shape_with(&[4, 6, 3], &named).unwrap();
+    let small = SharedArray::<u8>::zeroed_shape_with(&[2, 2, 3], &named).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&bin).args(args).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let name = |a: &str| a.to_string();
+    let (flat_n, float_n) = (name(flat.name().unwrap()), name(floats.name().unwrap()));
+    let (img_n, small_n) = (name(img.name().unwrap()), name(small.name().unwrap()));
+    for (args, code, says) in [
+        (vec!["shape", &flat_n, "flip=h"], Some(1), "(h, w, c)"),
+        (vec!["shape", &float_n, "flip=h"], Some(1), "cannot open"),
+        (vec!["shape", &img_n, "blur=-1"], Some(1), "blur=SIGMA"),
+        (vec!["shape", &img_n, "crop=0,0,9,9"], Some(1), "inside it"),
+        (vec!["run", &img_n, &small_n, "flip=h"], Some(1), "output_shape"),
+        (vec!["run", &img_n, &img_n, "flip=h", "x"], Some(1), "WORKERS"),
+        (vec!["shape", "shmpool-no-such-array", "flip=h"], Some(1), "cannot open"),
+        (vec!["run", &img_n], Some(2), "usage"),
+    ] {
+        let (got, stderr) = run(&args);
+        assert_eq!(got, code, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    // A good run, in place of nothing: input to a second array of its shape.
+    let (got, stderr) = run(&["run", &img_n, &small_n, "resize=2x2", "1"]);
+    assert_eq!(got, Some(0), "{stderr}");
+}

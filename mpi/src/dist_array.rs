@@ -71,13 +71,15 @@ impl<T: Pod + Equivalence> DistArray<T> {
         let (rank, ranks) = (comm.rank() as usize, comm.size() as usize);
         let split = RowSplit::new(rows, ranks, halo)?;
         let ghosts = (if rank > 0 { halo } else { 0 }, if rank + 1 < ranks { halo } else { 0 });
-        let row_len: usize = rest.iter().product();
-        let mut local_shape = shape.to_vec();
-        local_shape[0] = ghosts.0 + split.rows_of(rank) + ghosts.1;
-        let count = split.rows_of(0) * row_len;
+        let too_large = DistError::CountTooLarge { what: "a rank's block", count: usize::MAX };
+        let row_len = rest.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        let count = row_len.and_then(|r| r.checked_mul(split.rows_of(0) + 2 * halo));
+        let (Some(row_len), Some(count)) = (row_len, count) else { return Err(too_large) };
         if i32::try_from(count).is_err() {
             return Err(DistError::CountTooLarge { what: "a rank's block", count });
         }
+        let mut local_shape = shape.to_vec();
+        local_shape[0] = ghosts.0 + split.rows_of(rank) + ghosts.1;
         let local = SharedArray::zeroed_shape(&local_shape)?;
         Ok(DistArray {
             comm: comm.duplicate(),

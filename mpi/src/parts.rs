@@ -85,11 +85,13 @@ pub fn read_parts<T: bytemuck::Pod>(index: &Path) -> Result<Parts<T>, DistError>
         ));
     }
     let (&rows, rest) = shape.split_first().ok_or_else(|| bad(index, "an empty shape"))?;
-    let row_len: usize = rest.iter().product();
-    let total =
-        rows.checked_mul(row_len).ok_or_else(|| bad(index, "a shape larger than memory"))?;
+    let too_large = || bad(index, "a shape larger than memory");
+    let row_len = rest.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(too_large)?;
+    let total = rows.checked_mul(row_len).ok_or_else(too_large)?;
+    total.checked_mul(size_of::<T>()).ok_or_else(too_large)?;
     let dir = index.parent().unwrap_or(Path::new("."));
-    let mut data: Vec<T> = Vec::with_capacity(total);
+    // Grown from the parts actually read, never reserved from the index's claims.
+    let mut data: Vec<T> = Vec::new();
     for line in lines.filter(|l| !l.trim().is_empty()) {
         let mut words = line.split_whitespace();
         let (Some("part"), Some(first), Some(n), Some(file), None) =
@@ -101,11 +103,14 @@ pub fn read_parts<T: bytemuck::Pod>(index: &Path) -> Result<Parts<T>, DistError>
             (Ok(f), Ok(n)) => (f, n),
             _ => return Err(bad(index, format!("bad row numbers in `{line}`"))),
         };
-        if first * row_len != data.len() || first + n > rows || file.contains('/') {
+        let continues = first.checked_mul(row_len) == Some(data.len())
+            && first.checked_add(n).is_some_and(|end| end <= rows);
+        if !continues || file.contains('/') {
             return Err(bad(index, format!("`{line}` does not continue the rows before it")));
         }
         let path: PathBuf = dir.join(file);
         let bytes = std::fs::read(&path).map_err(io(&path))?;
+        // `n` rows fit in `rows`, and `rows * row_len * size_of::<T>()` was checked above.
         if bytes.len() != n * row_len * size_of::<T>() {
             return Err(bad(index, format!("{file} holds {} bytes, not {n} rows", bytes.len())));
         }
@@ -177,5 +182,61 @@ mod write {
             self.comm.barrier();
             Ok(index)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::read_parts;
+    use crate::error::DistError;
+
+    /// A scratch directory with `index` as `a.index` and two parts of 2 and 1 rows of 2 `u16`.
+    fn dir_with(test: &str, index: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("shmpool-mpi-parts-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.rank00000.bin"), bytemuck::cast_slice::<u16, u8>(&[1, 2, 3, 4]))
+            .unwrap();
+        std::fs::write(dir.join("a.rank00001.bin"), bytemuck::cast_slice::<u16, u8>(&[5, 6]))
+            .unwrap();
+        std::fs::write(dir.join("a.index"), index).unwrap();
+        dir
+    }
+
+    const GOOD: &str = "shmpool-mpi parts 1\nshape 3 2\nelem_size 2\npart 0 2 a.rank00000.bin\npart 2 1 a.rank00001.bin\n";
+
+    #[test]
+    fn reads_back_what_the_index_lists() {
+        let dir = dir_with("good", GOOD);
+        let p = read_parts::<u16>(&dir.join("a.index")).unwrap();
+        assert_eq!((p.shape, p.data), (vec![3, 2], vec![1, 2, 3, 4, 5, 6]));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_hostile_or_broken_indexes_with_an_error() {
+        let cases = [
+            ("magic", GOOD.replace("parts 1", "parts 9")),
+            ("elem", GOOD.replace("elem_size 2", "elem_size 8")),
+            ("gap", GOOD.replace("part 2 1", "part 1 1")),
+            ("short", GOOD.replace("part 2 1 a.rank00001.bin\n", "")),
+            ("rows", GOOD.replace("part 2 1", "part 2 2")),
+            ("escape", GOOD.replace("a.rank00001.bin", "../a.rank00001.bin")),
+            ("huge", GOOD.replace("shape 3 2", "shape 18446744073709551615 2")),
+            ("overflow", GOOD.replace("part 2 1", "part 18446744073709551615 1")),
+            ("words", GOOD.replace("part 2 1 a.rank00001.bin", "part 2 x a.rank00001.bin")),
+        ];
+        for (name, index) in cases {
+            let dir = dir_with(name, &index);
+            let e = read_parts::<u16>(&dir.join("a.index"));
+            assert!(matches!(e, Err(DistError::BadIndex { .. })), "{name}: {e:?}");
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+        let dir = dir_with("missing", &GOOD.replace("a.rank00001.bin", "gone.bin"));
+        let e = read_parts::<u16>(&dir.join("a.index"));
+        assert!(matches!(e, Err(DistError::Io { .. })), "missing part: {e:?}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

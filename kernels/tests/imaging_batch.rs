@@ -6,7 +6,7 @@
 
 use shmpool::{Pool, SharedArray};
 use shmpool_kernels::imaging::batch::{self, BatchError};
-use shmpool_kernels::imaging::{Image, Pipeline, Sample, Shape};
+use shmpool_kernels::imaging::{Filter, Image, Op, Pipeline, Sample, Shape};
 
 /// A pool whose jobs always run in its workers, `chunk` elements per chunk (rounded up to rows).
 fn pool(chunk: usize) -> Pool {
@@ -186,6 +186,17 @@ fn wrong_arrays_and_operations_are_refused_with_the_fix() {
     let long: Pipeline = vec!["flip=h"; 49].join(";").parse().unwrap();
     let e = batch::apply_in_place(&mut pool, &long, &mut imgs).unwrap_err();
     assert!(matches!(e, BatchError::TooManyOps { count: 49, max: 48 }), "{e}");
+    // Sizes past any address space: refused before anything is allocated.
+    let huge = Pipeline::new(vec![
+        Op::Resize { w: 1 << 40, h: 1 << 40, filter: Filter::Bilinear },
+        Op::Thumbnail { w: 8, h: 8 },
+    ]);
+    let e = batch::apply(&mut pool, &huge, &img).unwrap_err();
+    assert!(matches!(e, BatchError::TooLarge { index: 0, .. }), "{e}");
+    assert!(e.to_string().contains("smaller sizes"), "{e}");
+    let zero = Pipeline::new(vec![Op::Resize { w: 0, h: 3, filter: Filter::Bilinear }]);
+    let e = batch::apply(&mut pool, &zero, &img).unwrap_err();
+    assert!(matches!(e, BatchError::Op { index: 0, .. }), "{e}");
     // 48 operations run.
     let most: Pipeline = vec!["flip=h"; 48].join(";").parse().unwrap();
     batch::apply_in_place(&mut pool, &most, &mut imgs).unwrap();
@@ -287,6 +298,8 @@ fn the_example_refuses_arrays_that_are_not_u8_images_with_the_fix() {
         (vec!["shape", &img_n, "crop=0,0,9,9"], Some(1), "inside it"),
         (vec!["run", &img_n, &small_n, "flip=h"], Some(1), "output_shape"),
         (vec!["run", &img_n, &img_n, "flip=h", "x"], Some(1), "WORKERS"),
+        // The same array as input and output: the pool refuses it, and says to pass it once.
+        (vec!["run", &img_n, &img_n, "blur=1"], Some(1), "pass it once"),
         (vec!["shape", "shmpool-no-such-array", "flip=h"], Some(1), "cannot open"),
         (vec!["run", &img_n], Some(2), "usage"),
     ] {
@@ -297,4 +310,22 @@ fn the_example_refuses_arrays_that_are_not_u8_images_with_the_fix() {
     // A good run, in place of nothing: input to a second array of its shape.
     let (got, stderr) = run(&["run", &img_n, &small_n, "resize=2x2", "1"]);
     assert_eq!(got, Some(0), "{stderr}");
+}
+
+#[test]
+fn a_worker_that_dies_fails_the_batch_and_the_pool_runs_the_next() {
+    let mut pool = pool(1);
+    let img = SharedArray::<u8>::from_shape_fn(&[2, 6, 4, 3], |ix| ix[2] as u8).unwrap();
+    // A size the plan accepts (its samples fit an address space) but no memory holds: the
+    // worker's allocation fails and aborts it, mid-batch.
+    let bomb = Pipeline::new(vec![
+        Op::Resize { w: 4, h: 1 << 40, filter: Filter::Bilinear },
+        Op::Thumbnail { w: 8, h: 8 },
+    ]);
+    let e = batch::apply(&mut pool, &bomb, &img).unwrap_err();
+    assert!(
+        matches!(e, BatchError::Pool(shmpool::Error::WorkerDied { .. })),
+        "expected a dead worker, got {e}"
+    );
+    check_batch::<u8>(&mut pool, "resize=9x5; blur=1", 3, 31, 23);
 }

@@ -77,7 +77,8 @@ const MAX_STAGES: usize = 16;
 ///
 /// [`BatchError::NotImages`], [`BatchError::Channels`] for an array that does not hold images;
 /// [`BatchError::Op`] for an operation that cannot run on them (a crop outside them);
-/// [`BatchError::TooManyOps`] past 48 operations.
+/// [`BatchError::TooManyOps`] past 48 operations; [`BatchError::TooLarge`] for images that
+/// would take more samples than memory holds.
 ///
 /// ```
 /// use shmpool_kernels::imaging::batch::output_shape;
@@ -88,7 +89,8 @@ const MAX_STAGES: usize = 16;
 /// ```
 pub fn output_shape(pipeline: &Pipeline, dims: &[usize]) -> Result<Vec<usize>, BatchError> {
     let layout = Layout::of(dims)?;
-    let out = *shapes(pipeline, layout.shape)?.last().expect("the input's shape is first");
+    let out =
+        *shapes(pipeline, layout.shape, layout.n)?.last().expect("the input's shape is first");
     Ok(layout.dims(out))
 }
 
@@ -149,7 +151,8 @@ pub fn apply_into<T: Sample + Pod>(
     output: &mut SharedArray<T>,
 ) -> Result<(), BatchError> {
     let layout = Layout::of(input.shape())?;
-    let out = *shapes(pipeline, layout.shape)?.last().expect("the input's shape is first");
+    let out =
+        *shapes(pipeline, layout.shape, layout.n)?.last().expect("the input's shape is first");
     let expected = layout.dims(out);
     if output.shape() != expected.as_slice() {
         return Err(BatchError::OutputShape { found: output.shape().to_vec(), expected });
@@ -188,7 +191,8 @@ pub fn apply_in_place<T: Sample + Pod>(
     images: &mut SharedArray<T>,
 ) -> Result<(), BatchError> {
     let layout = Layout::of(images.shape())?;
-    let out = *shapes(pipeline, layout.shape)?.last().expect("the input's shape is first");
+    let out =
+        *shapes(pipeline, layout.shape, layout.n)?.last().expect("the input's shape is first");
     if out != layout.shape {
         return Err(BatchError::NotInPlace { from: images.shape().to_vec(), to: layout.dims(out) });
     }

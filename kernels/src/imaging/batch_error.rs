@@ -43,6 +43,19 @@ pub enum BatchError {
         /// What the operation reports.
         source: ImageError,
     },
+    /// An operation would make images of more samples than an address space holds.
+    #[error(
+        "operation {index} (`{op}`) would make {shape:?} samples, more than memory can hold; \
+         give smaller sizes"
+    )]
+    TooLarge {
+        /// Its position in the pipeline, from 0.
+        index: usize,
+        /// The operation, as text.
+        op: String,
+        /// The `(n, h, w, c)` it would make.
+        shape: Vec<usize>,
+    },
     /// The output array's shape is not the one the pipeline makes.
     #[error(
         "the output array has shape {found:?}, but the pipeline makes {expected:?}; create it \

@@ -93,8 +93,13 @@ pub(crate) fn op_shape(op: &Op, s: Shape) -> Result<Shape, ImageError> {
     })
 }
 
-/// Every shape the images take through `pipeline`, the input's first.
-pub(crate) fn shapes(pipeline: &Pipeline, input: Shape) -> Result<Vec<Shape>, BatchError> {
+/// Every shape the images take through `pipeline`, the input's first; each, for `n` images,
+/// within the samples an allocation can hold.
+pub(crate) fn shapes(
+    pipeline: &Pipeline,
+    input: Shape,
+    n: usize,
+) -> Result<Vec<Shape>, BatchError> {
     let ops = pipeline.ops();
     if ops.len() > MAX_OPS {
         return Err(BatchError::TooManyOps { count: ops.len(), max: MAX_OPS });
@@ -108,6 +113,18 @@ pub(crate) fn shapes(pipeline: &Pipeline, input: Shape) -> Result<Vec<Shape>, Ba
             op: op.to_string(),
             source,
         })?;
+        let fits = [next.h, next.w, next.c]
+            .into_iter()
+            .try_fold(n, usize::checked_mul)
+            .is_some_and(|len| len <= isize::MAX as usize);
+        if !fits {
+            let (h, w, c) = (next.h, next.w, next.c);
+            return Err(BatchError::TooLarge {
+                index,
+                op: op.to_string(),
+                shape: vec![n, h, w, c],
+            });
+        }
         out.push(next);
     }
     Ok(out)

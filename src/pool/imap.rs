@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::job::JobHandle;
-use super::staging::ResultSource;
+use super::staging::{ResultSource, copy_plain};
 use super::state::Pool;
 use super::task_kernel;
 use crate::error::{Error, Result};
@@ -227,6 +227,9 @@ pub struct IMapBuffered<'p, I, A, R> {
     /// The input; `None` once exhausted.
     pub(crate) source: Option<I>,
     pub(crate) buffersize: usize,
+    /// Whether `A` and `R` are plain ([`is_plain`](super::staging::is_plain)): batches go as
+    /// raw bytes, run by [`task_from`](super::task_kernel::task_from) (`trampoline`).
+    pub(crate) plain: bool,
     pub(crate) trampoline: usize,
     pub(crate) kernel: usize,
     /// The index in the whole call of the next batch's first task.
@@ -244,11 +247,22 @@ where
     fn start_batch(&mut self, items: &[I::Item]) -> Result<()> {
         let pool = self.inner.handle.pool_mut();
         let args = items.iter().map(Borrow::<A>::borrow);
-        let staged =
-            pool.stage_serial::<A, R>(self.trampoline, self.kernel, args, Some(1), self.first)?;
-        let job = if staged.spec.len > 0 { pool.publish(&staged.spec)? } else { 0 };
+        let (tramp, kernel) = (self.trampoline, self.kernel);
+        let (spec, results): (_, Source<'p, R>) = if self.plain {
+            // SAFETY: `A` and `R` are plain (`plain` says so, and was set by checking).
+            let args = unsafe { copy_plain::<A>(args) };
+            let first = [self.first as u64];
+            // SAFETY: as above; `task_from` reads the batch's first index from array 1.
+            let staged =
+                unsafe { pool.stage_pod::<A, u64, R>(tramp, kernel, &args, Some(&first), 1)? };
+            (staged.spec, Box::new(staged.results))
+        } else {
+            let staged = pool.stage_serial::<A, R>(tramp, kernel, args, Some(1), self.first)?;
+            (staged.spec, Box::new(staged.results))
+        };
+        let job = if spec.len > 0 { pool.publish(&spec)? } else { 0 };
         self.inner.handle.rearm(job);
-        self.inner.results = Box::new(staged.results);
+        self.inner.results = results;
         (self.inner.n, self.inner.cs, self.inner.next) = (items.len(), 1, 0);
         self.inner.error_given = false;
         self.first += items.len();

@@ -4,7 +4,7 @@
 //! memfd reused from call to call, grown by doubling, kept mapped by the workers).
 
 use std::borrow::Borrow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of, size_of_val};
 
@@ -52,6 +52,12 @@ pub(crate) trait ResultSource<R> {
     /// Result `i`. The caller has seen the done bit of `i`'s chunk set (SeqCst) and the chunk
     /// not failed, which orders the worker's writes before this read.
     fn read(&self, pool: &Pool, i: usize) -> Result<R>;
+
+    /// Results `0..n`, in order; the first (lowest-index) error. The caller has seen every
+    /// chunk done and none failed.
+    fn read_all(&self, pool: &Pool, n: usize) -> Result<Vec<R>> {
+        (0..n).map(|i| self.read(pool, i)).collect()
+    }
 }
 
 /// A plain task job's results: `n` values of `R`. Made only by [`Pool::stage_pod`], whose
@@ -72,12 +78,29 @@ impl<R> ResultSource<R> for PodResults<R> {
         // (plain data: `stage_pod`'s contract, the one way to make this).
         Ok(unsafe { base.add(i).read() })
     }
+
+    /// One copy of the slots (not a read, a bounds check and a `Result` per value).
+    fn read_all(&self, pool: &Pool, n: usize) -> Result<Vec<R>> {
+        assert!(n <= self.n);
+        let base = self.store.base(pool).cast::<R>();
+        let mut out = Vec::with_capacity(n);
+        // SAFETY: the store holds `self.n >= n` aligned values of `R`, done and written no
+        // more (see the trait), and any bytes there are a valid `R` (as in `read`); `out` has
+        // room for `n`, which the copy initialises.
+        unsafe {
+            std::ptr::copy_nonoverlapping(base, out.as_mut_ptr(), n);
+            out.set_len(n);
+        }
+        Ok(out)
+    }
 }
 
 /// Whether values of `T` take the raw-bytes path of the task calls without a `Pod` bound: the
-/// primitive numbers (`u8`..`u128`, `i8`..`i128`, `usize`, `isize`, `f32`, `f64`) and arrays
-/// of them of 1 to 32 elements or a power of two up to 4096. Each is `Pod` (no padding, every
-/// bit pattern valid, no pointers); `bool` and `char` are not, and take the serialized path.
+/// primitive numbers (`u8`..`u128`, `i8`..`i128`, `usize`, `isize`, `f32`, `f64`), arrays
+/// of them of 1 to 32 elements or a power of two up to 4096, and tuples of 1 to 4 of one of
+/// them (`starmap`'s `(f64, f64)`). Each is `Pod` (no padding: a tuple's fields are all of one
+/// type, checked by a test; every bit pattern valid, no pointers); `bool` and `char` are not,
+/// and take the serialized path, as do tuples of mixed types (which may have padding).
 ///
 /// Decided by `TypeId`, whose values are constants of each monomorphisation.
 pub(crate) fn is_plain<T: 'static>() -> bool {
@@ -92,6 +115,10 @@ pub(crate) fn is_plain<T: 'static>() -> bool {
                 t == TypeId::of::<$p>()
                     || arrays_of!($p; 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23
                         24 25 26 27 28 29 30 31 32 64 128 256 512 1024 2048 4096)
+                    || t == TypeId::of::<($p,)>()
+                    || t == TypeId::of::<($p, $p)>()
+                    || t == TypeId::of::<($p, $p, $p)>()
+                    || t == TypeId::of::<($p, $p, $p, $p)>()
             )||*
         };
     }
@@ -287,14 +314,30 @@ pub(crate) fn serialize_args<A: Serialize>(
     limit: usize,
     first: usize,
 ) -> Result<(Vec<u64>, Vec<u8>)> {
+    let mut buffers = (Vec::new(), Vec::new());
+    serialize_args_into(args, limit, first, &mut buffers)?;
+    Ok(buffers)
+}
+
+/// [`serialize_args`] into `(offsets, data)`, cleared first (their capacity is reused).
+fn serialize_args_into<A: Serialize>(
+    args: impl IntoIterator<Item = impl Borrow<A>>,
+    limit: usize,
+    first: usize,
+    (offsets, data): &mut (Vec<u64>, Vec<u8>),
+) -> Result<()> {
     let args = args.into_iter();
-    let mut offsets = Vec::with_capacity(args.size_hint().0 + 1);
-    let mut data = Vec::new();
+    let hint = args.size_hint().0.min(16 << 20);
+    offsets.clear();
+    data.clear();
+    offsets.reserve(hint + 1);
+    // 16 bytes a value to begin with: a short string or a few numbers, without a reallocation.
+    data.reserve(hint * 16);
     offsets.push(0);
     for (i, a) in args.enumerate() {
         let i = first + i;
         let start = data.len();
-        data = postcard::to_extend(a.borrow(), data).map_err(|e| Error::TaskValue {
+        codec::encode_into(a.borrow(), data).map_err(|e| Error::TaskValue {
             task: i,
             what: "argument",
             how: "serialized",
@@ -306,7 +349,35 @@ pub(crate) fn serialize_args<A: Serialize>(
         }
         offsets.push(data.len() as u64);
     }
-    Ok((offsets, data))
+    Ok(())
+}
+
+/// The most bytes of argument buffers [`ARG_BUFFERS`] keeps from one call to the next.
+const KEEP_ARG_BUFFERS: usize = 64 << 20;
+
+thread_local! {
+    /// The buffers a staged call serialized its arguments into, kept for the next call on this
+    /// thread (up to [`KEEP_ARG_BUFFERS`]): a `map` over 100,000 strings then neither allocates
+    /// nor faults in 3 MB of fresh pages each time. Taken out while in use, so a `Serialize`
+    /// impl that stages another pool's call gets fresh ones instead of a borrow panic.
+    static ARG_BUFFERS: Cell<(Vec<u64>, Vec<u8>)> = const { Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// Serializes `args` into this thread's reused buffers ([`ARG_BUFFERS`]) and calls `then`
+/// with the offsets and bytes.
+fn with_serialized_args<A: Serialize, T>(
+    args: impl IntoIterator<Item = impl Borrow<A>>,
+    limit: usize,
+    first: usize,
+    then: impl FnOnce(&[u64], &[u8]) -> Result<T>,
+) -> Result<T> {
+    let mut buffers = ARG_BUFFERS.take();
+    let out = serialize_args_into(args, limit, first, &mut buffers)
+        .and_then(|()| then(&buffers.0, &buffers.1));
+    if buffers.0.capacity() * 8 + buffers.1.capacity() <= KEEP_ARG_BUFFERS {
+        ARG_BUFFERS.set(buffers);
+    }
+    out
 }
 
 impl Pool {
@@ -398,8 +469,9 @@ impl Pool {
         first: usize,
     ) -> Result<Staged<SerialResults<R>>> {
         self.check_running()?;
-        let (offsets, data) = serialize_args::<A>(args, self.max_task_bytes, first)?;
-        self.stage_serialized(trampoline, kernel, &offsets, &data, chunksize, first)
+        with_serialized_args::<A, _>(args, self.max_task_bytes, first, |offsets, data| {
+            self.stage_serialized(trampoline, kernel, offsets, data, chunksize, first)
+        })
     }
 
     /// [`stage_serial`](Pool::stage_serial) of arguments already serialized: `offsets`
@@ -477,7 +549,27 @@ impl Pool {
         self.check_running()?;
         let align = align_of::<R>();
         check_task_align(align)?;
-        let (offsets, data) = serialize_args::<A>(args, self.max_task_bytes, 0)?;
+        with_serialized_args::<A, _>(args, self.max_task_bytes, 0, |offsets, data| {
+            // SAFETY: this function's contract.
+            unsafe { self.stage_serialized_plain(trampoline, kernel, offsets, data, chunksize) }
+        })
+    }
+
+    /// [`stage_serial_plain`](Pool::stage_serial_plain) of arguments already serialized:
+    /// `offsets` (`n + 1` of them) into `data`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`stage_serial_plain`](Pool::stage_serial_plain).
+    unsafe fn stage_serialized_plain<R>(
+        &mut self,
+        trampoline: usize,
+        kernel: usize,
+        offsets: &[u64],
+        data: &[u8],
+        chunksize: Option<usize>,
+    ) -> Result<Staged<PodResults<R>>> {
+        let align = align_of::<R>();
         let n = offsets.len() - 1;
         let chunk_size =
             Self::task_chunk_size(n, chunksize.unwrap_or_else(|| self.default_map_chunksize(n)));
@@ -490,7 +582,7 @@ impl Pool {
         // SAFETY: no job is in flight (finish_active above), so no worker reads the scratch area
         // or the arena; the argument region lies inside it (`fits`, or the arena was sized to
         // `end`), at an 8-aligned base.
-        unsafe { codec::write_args(base, &offsets, &data) };
+        unsafe { codec::write_args(base, offsets, data) };
         let region = |off, bytes| match &self.arena {
             Some(seg) if !fits => ArraySpec::Region(seg.handle(), off, bytes, 1),
             _ => ArraySpec::Scratch(off, bytes, 1),
@@ -555,6 +647,18 @@ mod tests {
         assert!(!is_plain::<bool>() && !is_plain::<char>() && !is_plain::<[bool; 2]>());
         assert!(!is_plain::<String>() && !is_plain::<(u8, u64)>() && !is_plain::<Option<u8>>());
         assert!(!is_plain::<()>() && !is_plain::<[u8; 33]>() && !is_plain::<&'static u8>());
+        // Tuples of one type: plain, and without padding (the claim `is_plain` rests on).
+        assert!(is_plain::<(f64, f64)>() && is_plain::<(u8,)>() && is_plain::<(i16, i16, i16)>());
+        assert!(!is_plain::<(u8, u8, u8, u8, u8)>() && !is_plain::<(bool, bool)>());
+        macro_rules! no_padding {
+            ($($p:ty),*) => {$(
+                assert_eq!(size_of::<($p,)>(), size_of::<$p>());
+                assert_eq!(size_of::<($p, $p)>(), 2 * size_of::<$p>());
+                assert_eq!(size_of::<($p, $p, $p)>(), 3 * size_of::<$p>());
+                assert_eq!(size_of::<($p, $p, $p, $p)>(), 4 * size_of::<$p>());
+            )*};
+        }
+        no_padding!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
         // SAFETY: `u16` is plain.
         let copied = unsafe { copy_plain::<u16>([&1u16, &2, &3]) };
         assert_eq!(copied, [1, 2, 3]);

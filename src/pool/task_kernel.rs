@@ -76,6 +76,48 @@ pub(crate) unsafe fn task2<A, B, R>(kernel: usize, v: &Views, s: &Span) {
     });
 }
 
+/// Tasks `fn(A) -> R` on plain values of a call that runs as several jobs
+/// ([`Pool::imap_buffered`](crate::Pool::imap_buffered)): as [`task`], with array 1 holding one
+/// `u64`, the index in the whole call of the job's task 0, by which panics and the task clock
+/// name tasks.
+///
+/// # Safety
+///
+/// As for [`task`].
+pub(crate) unsafe fn task_from<A, R>(kernel: usize, v: &Views, s: &Span) {
+    // SAFETY: per the trampoline contract, `kernel` is a `fn(A) -> R`.
+    let k = unsafe { std::mem::transmute::<usize, fn(A) -> R>(kernel) };
+    check_span(s);
+    let (a, out) = (plain::<A>(v, 0, s.end), plain::<R>(v, 2, s.end));
+    // SAFETY: array 1 holds at least one aligned `u64` (checked by `plain`), any bytes of which
+    // are one.
+    let first = unsafe { plain::<u64>(v, 1, 1).read() } as usize;
+    task_clock::each_task(s.start..s.end, first, |i| {
+        // SAFETY: as in `task`.
+        unsafe { out.add(i).write(one_task(first.wrapping_add(i), || k(a.add(i).read()))) }
+    });
+}
+
+/// Tasks `T::Fn<R>` on plain tuples ([`Pool::starmap`](crate::Pool::starmap) over tuples that
+/// [`is_plain`](super::staging::is_plain) accepts): tuple `i` from array 0, spread over the
+/// parameters, result `i` to array 2.
+///
+/// # Safety
+///
+/// See [`Trampoline`]; `kernel` is a `T::Fn<R>`; `T` and `R` are plain data (as for [`task`]).
+pub(crate) unsafe fn task_star<T: StarArgs, R>(kernel: usize, v: &Views, s: &Span) {
+    assert_eq!(size_of::<T::Fn<R>>(), size_of::<usize>(), "a star fn is a fn pointer");
+    // SAFETY: per the contract, `kernel` is a `T::Fn<R>`, a `fn` pointer type (`StarArgs` is
+    // sealed to tuples whose `Fn` is one; the sizes match, checked above).
+    let f = unsafe { std::mem::transmute_copy::<usize, T::Fn<R>>(&kernel) };
+    check_span(s);
+    let (a, out) = (plain::<T>(v, 0, s.end), plain::<R>(v, 2, s.end));
+    task_clock::each_task(s.start..s.end, 0, |i| {
+        // SAFETY: as in `task`: any bytes are a `T` (plain, the contract).
+        unsafe { out.add(i).write(one_task(i, || T::call(f, a.add(i).read()))) }
+    });
+}
+
 /// What a worker's panic says after `task {i}` when an argument of a plain-result task does not
 /// deserialize ([`task_serial_plain`]), before serde's text in parentheses. A task's own panic
 /// reads `task {i}: ...` ([`one_task`]), so it cannot pass for this.
@@ -155,15 +197,6 @@ pub(crate) struct Fallible<A, R, E>(PhantomData<fn(A) -> Result<R, E>>);
 /// `T::Fn<R>`: the tuple `T` spread over the parameters.
 pub(crate) struct Star<T, R>(PhantomData<fn(T) -> R>);
 
-/// `Extend<u8>` into a borrowed `Vec` (postcard's `to_extend` takes its writer by value).
-struct Sink<'a>(&'a mut Vec<u8>);
-
-impl Extend<u8> for Sink<'_> {
-    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
-        self.0.extend(iter)
-    }
-}
-
 /// Appends `text` as the entry's bytes.
 fn text(out: &mut Vec<u8>, t: u64, text: &str) -> (u64, usize) {
     out.extend_from_slice(text.as_bytes());
@@ -173,7 +206,7 @@ fn text(out: &mut Vec<u8>, t: u64, text: &str) -> (u64, usize) {
 /// Appends `r`'s postcard bytes, or records why not (serialization failed, over `limit`).
 fn encode<R: Serialize>(r: &R, limit: usize, out: &mut Vec<u8>) -> (u64, usize) {
     let start = out.len();
-    let encoded = postcard::to_extend(r, Sink(out)).map(drop);
+    let encoded = codec::encode_into(r, out);
     match encoded {
         Ok(()) if out.len() - start > limit => {
             let len = out.len() - start;

@@ -54,7 +54,7 @@ fn plain_pair<A: 'static, R: 'static>() -> bool {
 
 /// Every result of a finished job, in order; the first (lowest-index) task error.
 fn all<R, S: ResultSource<R>>(results: &S, pool: &Pool, n: usize) -> Result<Vec<R>> {
-    (0..n).map(|i| results.read(pool, i)).collect()
+    results.read_all(pool, n)
 }
 
 impl Pool {
@@ -526,7 +526,7 @@ impl Pool {
         chunksize: Option<usize>,
     ) -> Result<Vec<R>>
     where
-        T: StarArgs,
+        T: StarArgs + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         self.star_job::<T, R>(f, args, chunksize)?.wait()?
@@ -551,7 +551,7 @@ impl Pool {
         chunksize: Option<usize>,
     ) -> Result<AsyncResult<'_, Vec<R>>>
     where
-        T: StarArgs,
+        T: StarArgs + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         Ok(AsyncResult::new(self.star_job::<T, R>(f, args, chunksize)?))
@@ -565,13 +565,20 @@ impl Pool {
         chunksize: Option<usize>,
     ) -> Result<JobHandle<'_, Result<Vec<R>>>>
     where
-        T: StarArgs,
+        T: StarArgs + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         assert_eq!(size_of::<T::Fn<R>>(), size_of::<usize>(), "a star fn is a fn pointer");
         // SAFETY: `StarArgs` is sealed to tuples whose `Fn<R>` is a `fn` pointer, one `usize`
         // (checked above), which any bit pattern of that size read as an integer is.
         let kernel = unsafe { std::mem::transmute_copy::<T::Fn<R>, usize>(&f) };
+        if plain_pair::<T, R>() {
+            let cs = chunksize.unwrap_or_else(|| self.default_map_chunksize(args.len()));
+            let tramp = task_kernel::task_star::<T, R> as Trampoline as usize;
+            // SAFETY: `T` and `R` are plain (checked).
+            let staged = unsafe { self.stage_pod::<T, (), R>(tramp, kernel, args, None, cs)? };
+            return self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n));
+        }
         self.serial_job::<T, R, Star<T, R>>(kernel, args, chunksize)
     }
 
@@ -632,11 +639,16 @@ impl Pool {
         buffersize: usize,
     ) -> Result<IMapBuffered<'_, I::IntoIter, A, R>>
     where
-        A: Serialize + DeserializeOwned,
+        A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item: Borrow<A>>,
     {
-        let trampoline = task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize;
+        let plain = plain_pair::<A, R>();
+        let trampoline = if plain {
+            task_kernel::task_from::<A, R> as Trampoline as usize
+        } else {
+            task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize
+        };
         let kernel = f as usize;
         let none = std::iter::empty::<&A>();
         let staged = self.stage_serial::<A, R>(trampoline, kernel, none, Some(1), 0)?;
@@ -645,6 +657,7 @@ impl Pool {
             inner: IMap::new(handle, results, n, cs),
             source: Some(args.into_iter()),
             buffersize: buffersize.max(1),
+            plain,
             trampoline,
             kernel,
             first: 0,

@@ -19,6 +19,7 @@ pub fn tests() -> Tests {
     register! {
         pending_get_timeout_ends_and_a_later_get_reads_the_value in METHODS,
         maps_over_plain_numbers_take_the_pod_path in METHODS,
+        starmap_and_imap_buffered_over_plain_numbers_take_the_pod_path in METHODS,
         a_call_timeout_kills_an_endless_task_and_the_pool_goes_on in METHODS,
         apply_async_of_different_functions_in_flight_in_any_order in METHODS,
         an_unreadable_argument_of_a_plain_result_task_is_a_typed_error in METHODS,
@@ -129,6 +130,66 @@ fn maps_over_plain_numbers_take_the_pod_path(m: StartMethod) {
     match pool.map(digits, [u64::MAX], None) {
         Err(Error::TaskValueTooLarge { task: 0, what: "argument", bytes: 10, limit: 1 }) => {}
         other => panic!("expected the serialized path's limit, got {other:?}"),
+    }
+    close_pool(pool, m);
+}
+
+fn hypot(a: f64, b: f64) -> f64 {
+    (a * a + b * b).sqrt()
+}
+
+fn mul_add(a: u64, b: u64, c: u64) -> u64 {
+    a.wrapping_mul(b).wrapping_add(c)
+}
+
+/// Panics on `u64::MAX - 1234`, else squares.
+fn square_but_not_1234_from_top(x: u64) -> u64 {
+    assert!(x != u64::MAX - 1234, "not this one");
+    square(x)
+}
+
+/// `starmap` over tuples of one plain type and `imap_buffered` over plain numbers take the
+/// raw-bytes path as `map` does; the witness is the same 1-byte limit, which an `f64` (8 bytes
+/// in postcard) or `u64::MAX` (10) would exceed on the serialized path.
+fn starmap_and_imap_buffered_over_plain_numbers_take_the_pod_path(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).max_task_bytes(1).build().unwrap();
+    let pairs: Vec<(f64, f64)> = (0..5000).map(|i| (i as f64, (i * 3) as f64 + 0.5)).collect();
+    let want: Vec<f64> = pairs.iter().map(|&(a, b)| hypot(a, b)).collect();
+    let hypot = hypot as fn(f64, f64) -> f64;
+    assert_eq!(pool.starmap(hypot, &pairs, None).unwrap(), want);
+    assert_eq!(pool.starmap_async(hypot, &pairs, Some(3)).unwrap().get().unwrap(), want);
+    let triples: Vec<(u64, u64, u64)> = (0..1000).map(|i| (u64::MAX - i, i, 7)).collect();
+    let want: Vec<u64> = triples.iter().map(|&(a, b, c)| mul_add(a, b, c)).collect();
+    let mul_add = mul_add as fn(u64, u64, u64) -> u64;
+    assert_eq!(pool.starmap(mul_add, &triples, Some(1)).unwrap(), want);
+    // Mixed types may have padding: serialized, which the limit refuses.
+    match pool.starmap(|a: u8, b: u64| a as u64 + b, &[(1u8, u64::MAX)], None) {
+        Err(Error::TaskValueTooLarge { task: 0, what: "argument", .. }) => {}
+        other => panic!("expected the serialized path's limit, got {other:?}"),
+    }
+    // An endless input, 8 at a time, as raw bytes.
+    let endless = (0..).map(|i: u64| u64::MAX - i);
+    let got: Vec<u64> = pool
+        .imap_buffered(square, endless, 8)
+        .unwrap()
+        .take(100)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got, (0..100).map(|i| square(u64::MAX - i)).collect::<Vec<_>>());
+    // A panic names its task by its index in the whole input, not in its batch (34 of the
+    // third batch of 100).
+    let input = (0..2000).map(|i: u64| u64::MAX - i);
+    let got: Vec<_> =
+        pool.imap_buffered(square_but_not_1234_from_top, input, 100).unwrap().take(1300).collect();
+    assert_eq!(got.len(), 1300);
+    for (i, r) in got.iter().enumerate() {
+        match r {
+            Ok(v) if i != 1234 => assert_eq!(*v, square(u64::MAX - i as u64), "task {i}"),
+            Err(Error::KernelPanicked { message, .. }) if i == 1234 => {
+                assert!(message.starts_with("task 1234: not this one"), "{message}")
+            }
+            other => panic!("task {i}: {other:?}"),
+        }
     }
     close_pool(pool, m);
 }

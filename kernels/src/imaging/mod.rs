@@ -31,6 +31,7 @@ mod resize;
 mod sample;
 mod shape;
 mod sharpen;
+mod simd;
 mod sobel;
 mod thumbnail;
 mod tone;

@@ -1,6 +1,6 @@
 //! `unsharp_mask`: sharpening by adding back the difference from a blur.
 
-use super::blur::{convolve, gaussian_kernel};
+use super::blur::{blur_rows, gaussian_kernel};
 use super::sample::Sample;
 use super::shape::Shape;
 
@@ -29,18 +29,19 @@ pub fn unsharp_mask<T: Sample>(
     if sigma <= 0.0 || shape.is_empty() {
         return;
     }
-    let mut blurred: Vec<f32> = px.iter().map(|v| v.to_f32()).collect();
-    convolve(&mut blurred, shape, &gaussian_kernel(sigma));
     let colour = shape.colour_channels();
     let limit = threshold * T::MAX;
-    for (p, b) in px.chunks_exact_mut(shape.c).zip(blurred.chunks_exact(shape.c)) {
-        for (v, &bl) in p[..colour].iter_mut().zip(b) {
-            // The blur is stored as the image's type would store it, as a blurred copy would be.
-            let bl = T::from_f32(bl.clamp(0.0, T::MAX)).to_f32();
-            let diff = v.to_f32() - bl;
-            if diff.abs() > limit {
-                *v = T::from_f32((v.to_f32() + amount * diff).clamp(0.0, T::MAX));
+    blur_rows(px, shape, &gaussian_kernel(sigma), |row, blurred| {
+        for (p, b) in row.chunks_exact_mut(shape.c).zip(blurred.chunks_exact(shape.c)) {
+            for (v, &bl) in p[..colour].iter_mut().zip(b) {
+                // The blur is stored as the image's type would store it, as a blurred copy
+                // would be.
+                let bl = T::from_f32(bl.clamp(0.0, T::MAX)).to_f32();
+                let diff = v.to_f32() - bl;
+                if diff.abs() > limit {
+                    *v = T::from_f32((v.to_f32() + amount * diff).clamp(0.0, T::MAX));
+                }
             }
         }
-    }
+    });
 }

@@ -420,6 +420,30 @@ impl Manager {
         Ok(DictProxy::new(self.create(Kind::SharedDict { keys, bytes })?))
     }
 
+    /// A new, empty queue that is a ring of `capacity` bytes in shared memory (the fast path):
+    /// proxies on the server's machine put and get directly, waking each other through the
+    /// ring's futexes, with no round trip to the server; remote proxies go through the server,
+    /// which uses the same ring. Items are at most `max_item` bytes encoded (`capacity` must be
+    /// at least `max_item + 12`); a put waits while the ring is full. A proxy's wait checks
+    /// every 50 ms that the server is alive, so a killed server ends it with
+    /// [`Error::ManagerGone`](crate::Error::ManagerGone).
+    ///
+    /// ```
+    /// let m = shmpool::Manager::start()?;
+    /// let q = m.queue_with_capacity::<String>(1 << 16, 1024)?;
+    /// q.put(&"job".to_string())?; // in shared memory, no round trip
+    /// assert_eq!(q.get()?, "job");
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn queue_with_capacity<T: Serialize + DeserializeOwned>(
+        &self,
+        capacity: usize,
+        max_item: usize,
+    ) -> Result<QueueProxy<T>> {
+        let kind = Kind::SharedQueue { capacity: capacity as u64, max_item: max_item as u64 };
+        Ok(QueueProxy::new(self.create(kind)?))
+    }
+
     /// A new, empty list on the server (Python's `manager.list()`).
     ///
     /// ```no_run

@@ -8,12 +8,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::proxy::proxy_common;
-use super::session::{Object, encode, millis, unexpected};
+use super::session::{Object, decode, encode, millis, unexpected};
+use super::shared;
 use super::wire::{Op, Reply};
 use crate::error::{Error, Result};
 
 /// A proxy to a queue of `T` held by a [`Manager`](crate::Manager)'s server, unbounded or
-/// bounded ([`Manager::bounded_queue`](crate::Manager::bounded_queue)). `put` and `get` wait at
+/// bounded ([`Manager::bounded_queue`](crate::Manager::bounded_queue)), or a ring in shared
+/// memory that proxies on the server's machine use directly
+/// ([`Manager::queue_with_capacity`](crate::Manager::queue_with_capacity)). `put` and `get` wait at
 /// most the proxy's call timeout; their `_timeout` forms say how long. `Clone` and serde, like
 /// every proxy.
 ///
@@ -62,12 +65,21 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
-        let op = Op::QueuePut { item: encode(item)?, wait_ms: millis(timeout) };
-        match self.obj.call(op, Some(timeout))? {
-            Reply::Bool(true) => Ok(()),
-            Reply::Bool(false) => Err(Error::Timeout { what: "manager queue put", after: timeout }),
-            r => Err(unexpected(r)),
-        }
+        let item = encode(item)?;
+        let fast = shared::local_queue(&self.obj, |q, alive| {
+            shared::queue_put(q, &item, timeout, || alive.check())
+        });
+        let put = match fast {
+            Some(r) => r?,
+            None => {
+                let op = Op::QueuePut { item, wait_ms: millis(timeout) };
+                match self.obj.call(op, Some(timeout))? {
+                    Reply::Bool(b) => b,
+                    r => return Err(unexpected(r)),
+                }
+            }
+        };
+        if put { Ok(()) } else { Err(Error::Timeout { what: "manager queue put", after: timeout }) }
     }
 
     /// Takes the oldest item, waiting for one up to the call timeout.
@@ -112,6 +124,12 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     }
 
     fn take(&self, timeout: Duration) -> Result<Option<T>> {
+        let fast = shared::local_queue(&self.obj, |q, alive| {
+            shared::queue_get(q, timeout, || alive.check())
+        });
+        if let Some(r) = fast {
+            return r?.map(|b| decode(&b)).transpose();
+        }
         self.obj.call_item(Op::QueueGet { wait_ms: millis(timeout) }, Some(timeout))
     }
 
@@ -123,6 +141,12 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn len(&self) -> Result<usize> {
+        if let Some(r) = shared::local_queue(&self.obj, |q, alive| {
+            alive.check()?;
+            Ok(q.qsize())
+        }) {
+            return r;
+        }
         self.obj.len()
     }
 

@@ -1,7 +1,8 @@
 //! The fast path: a dict whose [`Table`] lives in a [`LockedArray`] (a robust process-shared
-//! lock and a segment of words) that the server makes and the proxies on its machine map, so
-//! their calls never cross the socket. The server applies remote clients' calls to the same
-//! words, under the same lock (`docs/manager.md`, "Fast path").
+//! lock and a segment of words), and a queue that is a bounded [`MessageQueue`], which the
+//! server makes and the proxies on its machine map, so their calls never cross the socket. The
+//! server applies remote clients' calls to the same memory, under the same locks
+//! (`docs/manager.md`, "Fast path").
 //!
 //! Each thread keeps the mappings it made, one per object (`None` where the object has no
 //! fast path, or its segment cannot be opened from here: another machine); a mapping inherited
@@ -11,21 +12,27 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::session::Object;
 use super::table::{Table, words_for};
 use super::wire::{Op, Reply};
-use crate::LockedArray;
 use crate::array::LockedArrayHandle;
+use crate::connection::Address;
 use crate::error::{Error, Result};
+use crate::queue::{MessageGetTimeoutError, MessagePutTimeoutError};
 use crate::sync::LockError;
 use crate::sys;
+use crate::{LockedArray, MessageQueue};
 
 /// How long a call waits for the table's lock before giving up: a holder is only ever inside
 /// one short operation, so this is only reached by a holder that is stopped (SIGSTOP, a
 /// debugger).
 const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a queue wait sleeps between checks that the other side (the server, for a proxy;
+/// the client, for the server) is still there.
+const SLICE: Duration = Duration::from_millis(50);
 
 /// One shared dict's words, as the server or a proxy maps them.
 pub(crate) struct SharedDict {
@@ -111,14 +118,88 @@ impl SharedDict {
     }
 }
 
+/// Puts `item` on `q`, waiting for room up to `wait`; `check` runs before each slice of the
+/// wait and ends it with its error. `Ok(false)`: no room in time.
+pub(crate) fn queue_put(
+    q: &MessageQueue,
+    item: &[u8],
+    wait: Duration,
+    check: impl Fn() -> Result<()>,
+) -> Result<bool> {
+    let deadline = Instant::now().checked_add(wait);
+    loop {
+        check()?;
+        let left = deadline.map_or(SLICE, |d| d.saturating_duration_since(Instant::now()));
+        match q.put_timeout(item, left.min(SLICE)) {
+            Ok(()) => return Ok(true),
+            Err(MessagePutTimeoutError::Timeout { .. }) if left > SLICE => {}
+            Err(MessagePutTimeoutError::Timeout { .. }) => return Ok(false),
+            Err(e) => return Err(Error::ManagerRefused { reason: e.to_string() }),
+        }
+    }
+}
+
+/// Takes the oldest item of `q`, waiting up to `wait` (as [`queue_put`]). `Ok(None)`: none came.
+pub(crate) fn queue_get(
+    q: &MessageQueue,
+    wait: Duration,
+    check: impl Fn() -> Result<()>,
+) -> Result<Option<Vec<u8>>> {
+    let deadline = Instant::now().checked_add(wait);
+    loop {
+        check()?;
+        let left = deadline.map_or(SLICE, |d| d.saturating_duration_since(Instant::now()));
+        match q.get_timeout::<Vec<u8>>(left.min(SLICE)) {
+            Ok(item) => return Ok(Some(item)),
+            Err(MessageGetTimeoutError::Timeout { .. }) if left > SLICE => {}
+            Err(MessageGetTimeoutError::Timeout { .. }) => return Ok(None),
+            Err(e) => return Err(Error::ManagerRefused { reason: e.to_string() }),
+        }
+    }
+}
+
+/// What a thread maps of one object.
+pub(crate) enum Local {
+    Dict(SharedDict),
+    Queue(MessageQueue),
+}
+
+/// The server's pidfd, which reads as readable once the server has exited.
+pub(crate) struct Alive<'a> {
+    pidfd: &'a OwnedFd,
+    address: &'a Address,
+}
+
+impl Alive<'_> {
+    /// Fails with [`Error::ManagerGone`] if the server has exited.
+    pub(crate) fn check(&self) -> Result<()> {
+        match sys::fdpass::wait_readable(self.pidfd.as_fd(), Some(Duration::ZERO)) {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Error::ManagerGone {
+                address: self.address.to_string(),
+                reason: "its server process exited".into(),
+            }),
+            Err(e) => Err(Error::io("poll")(e)),
+        }
+    }
+}
+
+fn wrong_proxy() -> Error {
+    Error::ManagerRefused {
+        reason: "the object's shared memory is of another kind than the proxy; the proxy was \
+                 decoded as the wrong type"
+            .into(),
+    }
+}
+
 /// A mapping this thread made of one object's words.
 struct Mapped {
     /// The process that made it (a fork child's copy is its parent's).
     pid: u32,
     instance: u64,
     id: u64,
-    /// The words and the server's pidfd; `None`: no fast path for this object from here.
-    local: Option<(SharedDict, OwnedFd)>,
+    /// The memory and the server's pidfd; `None`: no fast path for this object from here.
+    local: Option<(Local, OwnedFd)>,
 }
 
 thread_local! {
@@ -126,21 +207,53 @@ thread_local! {
 }
 
 /// Opens what the server's `Reply::Shared` names; `None` if it cannot be reached from here.
-fn open(handle: &LockedArrayHandle, server: u32) -> Option<(SharedDict, OwnedFd)> {
-    let arr = LockedArray::<u64>::open_handle(handle).ok()?;
+fn open(reply: Reply) -> Option<(Local, OwnedFd)> {
+    let (local, server) = match reply {
+        Reply::Shared { handle, pid } => {
+            (Local::Dict(SharedDict { arr: LockedArray::open_handle(&handle).ok()? }), pid)
+        }
+        Reply::SharedQueue { handle, pid } => {
+            (Local::Queue(MessageQueue::open_handle(&handle).ok()?), pid)
+        }
+        _ => return None,
+    };
     let pidfd = sys::signal::pidfd_open(server).ok()??;
-    Some((SharedDict { arr }, pidfd))
+    Some((local, pidfd))
 }
 
 /// Runs `f` on `obj`'s table in this process, if it has one reachable from here (`None`:
 /// use the server). Fails with [`Error::ManagerGone`] if the server has exited.
 pub(crate) fn local<R>(obj: &Object, f: impl FnOnce(&mut Table<'_>) -> R) -> Option<Result<R>> {
+    mapped(obj, |local, alive| match local {
+        Local::Dict(d) => {
+            alive.check()?;
+            d.with(f)
+        }
+        Local::Queue(_) => Err(wrong_proxy()),
+    })
+}
+
+/// Runs `f` on `obj`'s queue in this process, if it has one reachable from here (`None`: use
+/// the server); `f` checks `Alive` before and during its waits.
+pub(crate) fn local_queue<R>(
+    obj: &Object,
+    f: impl FnOnce(&MessageQueue, &Alive<'_>) -> Result<R>,
+) -> Option<Result<R>> {
+    mapped(obj, |local, alive| match local {
+        Local::Queue(q) => f(q, alive),
+        Local::Dict(_) => Err(wrong_proxy()),
+    })
+}
+
+/// Runs `f` on what this thread maps of `obj`, mapping it first if this thread has not asked
+/// the server yet.
+fn mapped<R>(obj: &Object, f: impl FnOnce(&Local, &Alive<'_>) -> Result<R>) -> Option<Result<R>> {
     let me = sys::proc::getpid();
     MAPPED.with(|m| {
         let mut m = m.borrow_mut();
         if m.iter().any(|x| x.pid != me) {
             // A fork child's copies: the parent's mappings, which fork did not carry (shared
-            // arrays are kept out of forks). Forgotten, never unmapped or closed from here.
+            // memory is kept out of forks). Forgotten, never unmapped or closed from here.
             let (ours, theirs): (Vec<_>, Vec<_>) = m.drain(..).partition(|x| x.pid == me);
             theirs.into_iter().for_each(std::mem::forget);
             *m = ours;
@@ -149,25 +262,15 @@ pub(crate) fn local<R>(obj: &Object, f: impl FnOnce(&mut Table<'_>) -> R) -> Opt
             Some(i) => i,
             None => {
                 let local = match obj.call(Op::Shared, None) {
-                    Ok(Reply::Shared { handle, pid }) => open(&handle, pid),
-                    Ok(_) | Err(Error::ManagerRefused { .. }) => None,
+                    Ok(reply) => open(reply),
+                    Err(Error::ManagerRefused { .. }) => None,
                     Err(e) => return Some(Err(e)),
                 };
                 m.push(Mapped { pid: me, instance: obj.remote.instance, id: obj.id, local });
                 m.len() - 1
             }
         };
-        let (dict, server) = m[i].local.as_ref()?;
-        match sys::fdpass::wait_readable(server.as_fd(), Some(Duration::ZERO)) {
-            Ok(false) => {}
-            Ok(true) => {
-                return Some(Err(Error::ManagerGone {
-                    address: obj.remote.address.to_string(),
-                    reason: "its server process exited".into(),
-                }));
-            }
-            Err(e) => return Some(Err(Error::io("poll")(e))),
-        }
-        Some(dict.with(f))
+        let (local, pidfd) = m[i].local.as_ref()?;
+        Some(f(local, &Alive { pidfd, address: &obj.remote.address }))
     })
 }

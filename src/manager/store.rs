@@ -8,8 +8,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::custom::Erased;
-use super::shared::SharedDict;
+use super::shared::{SharedDict, queue_get, queue_put};
 use super::wire::{Kind, Op, Reply};
+use crate::MessageQueue;
 
 /// How often a waiting request checks that its client is still connected.
 const RECHECK: Duration = Duration::from_millis(50);
@@ -36,6 +37,9 @@ enum Obj {
     /// The fast path's dict: its table in shared memory, applied outside the table's mutex
     /// (its own robust lock guards it).
     SharedDict(Arc<SharedDict>),
+    /// The fast path's queue: a bounded ring in shared memory, waited on outside the table's
+    /// mutex.
+    SharedQueue(MessageQueue),
 }
 
 impl Obj {
@@ -51,6 +55,7 @@ impl Obj {
             Obj::Semaphore(_) => "semaphore",
             Obj::Custom(_) => "custom object",
             Obj::SharedDict(_) => "shared dict",
+            Obj::SharedQueue(_) => "shared queue",
         }
     }
 }
@@ -114,6 +119,14 @@ impl Store {
                 Ok(d) => Obj::SharedDict(Arc::new(d)),
                 Err(e) => return refuse(e.to_string()),
             },
+            Kind::SharedQueue { capacity, max_item } => {
+                let ring = usize::try_from(capacity).ok().zip(usize::try_from(max_item).ok());
+                match ring.map(|(c, m)| MessageQueue::bounded(c, m)) {
+                    Some(Ok(q)) => Obj::SharedQueue(q),
+                    Some(Err(e)) => return refuse(e.to_string()),
+                    None => return refuse("a shared queue's capacity must fit in memory"),
+                }
+            }
             Kind::Custom(name) => match custom(&name) {
                 Some(obj) => Obj::Custom(obj),
                 None => {
@@ -187,6 +200,11 @@ impl Store {
                 op => d.apply(&op),
             };
         }
+        if let Some(Obj::SharedQueue(q)) = t.objects.get(&id) {
+            let q = q.clone();
+            drop(t);
+            return shared_queue(&q, op, gone);
+        }
         loop {
             let Some(obj) = t.objects.get_mut(&id) else {
                 return refuse(format!(
@@ -252,10 +270,40 @@ fn kind_name(kind: &Kind) -> &'static str {
         Kind::Semaphore(_) => "semaphore",
         Kind::Custom(_) => "custom object",
         Kind::SharedDict { .. } => "shared dict",
+        Kind::SharedQueue { .. } => "shared queue",
     }
 }
 
 /// The reply of a wait that ran out of time.
+/// Applies `op` to a shared queue for a client that reaches it through the server; a wait
+/// ends early when `gone()` says the client disconnected.
+fn shared_queue(q: &MessageQueue, op: Op, gone: impl Fn() -> bool) -> Reply {
+    let check = || {
+        if gone() {
+            return Err(crate::Error::ManagerRefused {
+                reason: "the client disconnected while waiting".into(),
+            });
+        }
+        Ok(())
+    };
+    let r = match op {
+        Op::Shared => {
+            Ok(Reply::SharedQueue { handle: q.handle(), pid: crate::sys::proc::getpid() })
+        }
+        Op::Len => Ok(Reply::Len(q.qsize() as u64)),
+        Op::QueuePut { item, wait_ms } => {
+            queue_put(q, &item, Duration::from_millis(wait_ms), check).map(Reply::Bool)
+        }
+        Op::QueueGet { wait_ms } => {
+            queue_get(q, Duration::from_millis(wait_ms), check).map(Reply::Item)
+        }
+        op => Ok(refuse(format!(
+            "a shared queue has no operation {op:?}; the proxy and the object disagree"
+        ))),
+    };
+    r.unwrap_or_else(|e| refuse(e.to_string()))
+}
+
 fn timed_out(op: &Op) -> Reply {
     match op {
         Op::QueueGet { .. } => Reply::Item(None),
@@ -488,5 +536,28 @@ mod tests {
         // Other objects have no shared memory: their proxies use the socket.
         let Reply::Id(plain) = s.create(Kind::Dict, |_| None) else { panic!() };
         assert!(matches!(s.call(1, plain, Op::Shared, never), Reply::Refused(_)));
+    }
+
+    #[test]
+    fn a_shared_queue_answers_through_the_server_from_the_ring_proxies_map() {
+        let s = Store::default();
+        let kind = Kind::SharedQueue { capacity: 256, max_item: 16 };
+        let Reply::Id(id) = s.create(kind, |_| None) else { panic!() };
+        let put = |b: u8| Op::QueuePut { item: vec![b], wait_ms: 0 };
+        assert_eq!(s.call(1, id, put(1), never), Reply::Bool(true));
+        let Reply::SharedQueue { handle, .. } = s.call(1, id, Op::Shared, never) else { panic!() };
+        let q = MessageQueue::open_handle(&handle).unwrap();
+        assert_eq!(q.get::<Vec<u8>>().unwrap(), vec![1]);
+        q.put(&[2u8][..]).unwrap();
+        assert_eq!(s.call(1, id, Op::Len, never), Reply::Len(1));
+        assert_eq!(s.call(1, id, Op::QueueGet { wait_ms: 0 }, never), Reply::Item(Some(vec![2])));
+        assert_eq!(s.call(1, id, Op::QueueGet { wait_ms: 20 }, never), Reply::Item(None));
+        assert!(matches!(
+            s.call(1, id, Op::QueuePut { item: vec![0; 17], wait_ms: 0 }, never),
+            Reply::Refused(_)
+        ));
+        assert!(matches!(s.call(1, id, Op::DictKeys, never), Reply::Refused(_)));
+        let bad = Kind::SharedQueue { capacity: 4, max_item: 16 };
+        assert!(matches!(s.create(bad, |_| None), Reply::Refused(_)));
     }
 }

@@ -60,6 +60,12 @@ pub(crate) enum Kind {
         keys: u64,
         bytes: u64,
     },
+    /// A queue in shared memory (the fast path): a ring of `capacity` bytes taking items of at
+    /// most `max_item` encoded bytes.
+    SharedQueue {
+        capacity: u64,
+        max_item: u64,
+    },
     Custom(String),
 }
 
@@ -165,6 +171,11 @@ pub(crate) enum Reply {
     /// The object's shared memory and the server's process id (for its pidfd).
     Shared {
         handle: crate::array::LockedArrayHandle,
+        pid: u32,
+    },
+    /// The queue's shared memory and the server's process id.
+    SharedQueue {
+        handle: crate::segment::SegmentHandle,
         pid: u32,
     },
     Refused(String),

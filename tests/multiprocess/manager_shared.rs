@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use shmpool::manager::{DictProxy, EventProxy};
+use shmpool::manager::{DictProxy, EventProxy, QueueProxy};
 use shmpool::{Error, Manager, StartMethod, get_context};
 
 use crate::harness::{Tests, register};
@@ -24,6 +24,8 @@ pub fn tests() -> Tests {
         a_client_killed_while_writing_leaves_the_dict_usable,
         a_killed_server_fails_mapped_calls_at_once,
         a_full_shared_dict_refuses_and_keeps_its_keys,
+        a_shared_queue_carries_items_between_children in METHODS,
+        a_killed_server_ends_a_mapped_queue_wait_within_a_second,
     }
 }
 
@@ -31,6 +33,21 @@ fn server_signal(m: &Manager, sig: i32) {
     let pid = m.server_pid().unwrap();
     // SAFETY: kill only sends a signal, to the server process this test started.
     assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+    if sig == libc::SIGSTOP {
+        // Stopped once every thread of it is: /proc says `T` for each.
+        let t = Instant::now();
+        let stopped = || {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+            tasks.map(|e| e.unwrap().path().join("stat")).all(|p| {
+                let stat = std::fs::read_to_string(p).unwrap_or_default();
+                stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('T'))
+            })
+        };
+        while !stopped() {
+            assert!(t.elapsed() < PATIENCE, "the server never stopped");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 /// A child: sets its keys, overwrites them, removes every tenth.
@@ -81,13 +98,18 @@ fn local_calls_need_no_server() {
     let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
     let d = m.dict_with_capacity::<u32, u32>(100, 4096).unwrap().with_timeout(PROMPTLY / 2);
     let plain = m.dict::<u32, u32>().unwrap().with_timeout(PROMPTLY / 2);
+    let q = m.queue_with_capacity::<u32>(4096, 64).unwrap().with_timeout(PROMPTLY / 2);
     d.set(&1, &1).unwrap(); // maps the table
+    q.put(&1).unwrap(); // maps the ring
     plain.set(&1, &1).unwrap();
     server_signal(&m, libc::SIGSTOP);
     let fast = (d.set(&2, &2), d.get(&1), d.len());
+    let fast_q = (q.put(&2), q.get(), q.get(), q.get_nowait());
     let slow = plain.get(&1);
     server_signal(&m, libc::SIGCONT);
     assert_eq!((fast.0.unwrap(), fast.1.unwrap(), fast.2.unwrap()), ((), Some(1), 2));
+    let fast_q = (fast_q.0.unwrap(), fast_q.1.unwrap(), fast_q.2.unwrap(), fast_q.3.unwrap());
+    assert_eq!(fast_q, ((), 1, 2, None));
     assert!(matches!(slow, Err(Error::Timeout { .. })), "{slow:?}");
     m.shutdown().unwrap();
 }
@@ -172,5 +194,60 @@ fn a_full_shared_dict_refuses_and_keeps_its_keys() {
     // Absurd capacities are refused, not attempted.
     assert!(m.dict_with_capacity::<u8, u8>(u64::MAX, 1).is_err());
     assert!(m.dict_with_capacity::<u8, u8>(1, u64::MAX).is_err());
+    m.shutdown().unwrap();
+}
+
+/// A child: puts its items, in order.
+fn produce(args: (u32, QueueProxy<(u32, u32)>)) -> Result<(), String> {
+    let (me, q) = args;
+    for i in 0..KEYS {
+        q.put(&(me, i)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn a_shared_queue_carries_items_between_children(method: StartMethod) {
+    let m = Manager::builder().start_method(method).start().unwrap();
+    // Room for a few dozen items: the producers wait for the parent.
+    let q = m.queue_with_capacity::<(u32, u32)>(512, 32).unwrap();
+    let ctx = get_context(method);
+    let mut kids: Vec<_> =
+        (0..CHILDREN).map(|me| ctx.start(produce, (me, q.clone())).unwrap()).collect();
+    // Each producer's items arrive once each, in its order.
+    let mut next = vec![0; CHILDREN as usize];
+    for _ in 0..CHILDREN * KEYS {
+        let (me, i) = q.get_timeout(PATIENCE).unwrap();
+        assert_eq!(next[me as usize], i, "producer {me}'s items out of order");
+        next[me as usize] += 1;
+    }
+    for k in &mut kids {
+        let st = k.join().unwrap();
+        assert!(st.success(), "{st}");
+    }
+    assert_eq!(q.len().unwrap(), 0);
+    assert_eq!(q.get_nowait().unwrap(), None);
+    q.put(&(9, 9)).unwrap();
+    assert_eq!(q.get().unwrap(), (9, 9));
+    assert!(m.queue_with_capacity::<u8>(8, 100).is_err(), "a ring smaller than an item");
+    m.shutdown().unwrap();
+    shmpool::process::shutdown_forkserver().unwrap();
+}
+
+fn a_killed_server_ends_a_mapped_queue_wait_within_a_second() {
+    let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
+    let q = m.queue_with_capacity::<u8>(256, 8).unwrap();
+    assert_eq!(q.get_nowait().unwrap(), None); // maps the ring
+    let pid = m.server_pid().unwrap();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: kill only sends a signal, to the server process this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) }
+    });
+    let t = Instant::now();
+    let r = q.get_timeout(PATIENCE);
+    assert_eq!(killer.join().unwrap(), 0);
+    assert!(matches!(r, Err(Error::ManagerGone { .. })), "{r:?}");
+    assert!(t.elapsed() < Duration::from_millis(200) + PROMPTLY, "after {:?}", t.elapsed());
+    assert!(matches!(q.put(&1), Err(Error::ManagerGone { .. })));
     m.shutdown().unwrap();
 }

@@ -4,7 +4,8 @@ use super::sample::Sample;
 use super::shape::Shape;
 
 /// The normalized 1-D Gaussian kernel of `sigma`, `2r + 1` taps with `r = ceil(3 sigma)` (at
-/// least 1): the taps beyond carry under 0.3% of the weight.
+/// least 1): the taps beyond carry under 0.3% of the weight. A `sigma` above 10,000 pixels
+/// (or infinite) is taken as 10,000, so the kernel stays allocatable (60,001 taps).
 ///
 /// ```
 /// let k = shmpool_kernels::imaging::gaussian_kernel(1.0);
@@ -13,7 +14,7 @@ use super::shape::Shape;
 /// assert!(k[3] > k[2] && k[2] == k[4]);
 /// ```
 pub fn gaussian_kernel(sigma: f32) -> Vec<f32> {
-    let sigma = sigma.max(1e-3);
+    let sigma = sigma.clamp(1e-3, 1e4);
     let r = ((3.0 * sigma).ceil() as usize).max(1);
     let mut k: Vec<f32> = (0..=2 * r)
         .map(|i| {
@@ -108,7 +109,10 @@ fn blur_rows_any<T: Sample>(
         return;
     }
     let r = k.len() / 2;
-    let taps = 2 * r + 1;
+    // A ring of `taps` rows, or of every row when the image is shorter: then no row is
+    // overwritten, and the ring never holds more than the image (a huge sigma allocates no
+    // more than a small one on a short image).
+    let taps = (2 * r + 1).min(h);
     let mut padded = vec![0.0f32; (w + 2 * r) * c];
     let mut ring = vec![0.0f32; taps * row_len];
     let mut out = vec![0.0f32; row_len];
@@ -231,5 +235,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An absurd sigma (infinite, taken as 10,000) on a small image finishes at once with a
+    /// flat result inside the input's range, and no ring row past the image's height is
+    /// allocated (it would be 60,001 rows).
+    #[test]
+    fn infinite_sigma_gives_a_flat_image_quickly() {
+        let shape = Shape::new(3, 4, 2);
+        let mut px = noisy(shape);
+        let (lo, hi) = (*px.iter().min().unwrap(), *px.iter().max().unwrap());
+        gaussian_blur(&mut px, shape, f32::INFINITY);
+        for ch in 0..2 {
+            let vals: Vec<u8> = px.iter().skip(ch).step_by(2).copied().collect();
+            let (a, b) = (*vals.iter().min().unwrap(), *vals.iter().max().unwrap());
+            assert!(a >= lo && b <= hi && b - a <= 1, "channel {ch}: {vals:?}");
+        }
+        assert_eq!(gaussian_kernel(f32::INFINITY).len(), 60_001);
     }
 }

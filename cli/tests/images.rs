@@ -366,28 +366,121 @@ fn pool_rayon_and_sequential_write_identical_files() {
     std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
     std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
     let input = s.input();
-    let mut outputs = Vec::new();
-    for engine in ["pool", "rayon", "sequential"] {
-        let out = s.0.join(engine);
+    // PNG after resize + sharpen, and the benchmark's path: JPEG after resize + blur.
+    for (format, ext, ops) in [
+        ("png", "png", ["resize=30x20,lanczos3", "sharpen=1.0"]),
+        ("jpeg", "jpg", ["resize=30x20", "blur=1.5"]),
+    ] {
+        let mut outputs = Vec::new();
+        for engine in ["pool", "rayon", "sequential"] {
+            let out = s.0.join(format!("{engine}-{format}"));
+            let (code, json, stderr) = run(&[
+                input.to_str().unwrap(),
+                "--engine",
+                engine,
+                "--op",
+                ops[0],
+                "--op",
+                ops[1],
+                "--format",
+                format,
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            assert_eq!(code, 0, "{engine}: {stderr}");
+            assert_eq!(json["totals"]["written"], 2, "{engine}");
+            let bytes: Vec<Vec<u8>> = ["a", "b"]
+                .iter()
+                .map(|n| std::fs::read(out.join(format!("{n}.{ext}"))).unwrap())
+                .collect();
+            outputs.push(bytes);
+        }
+        assert_eq!(outputs[0], outputs[1], "{format}: pool and rayon differ");
+        assert_eq!(outputs[0], outputs[2], "{format}: pool and sequential differ");
+    }
+}
+
+#[test]
+fn jpeg_output_of_every_channel_layout_decodes() {
+    // Gray stays gray; gray+alpha and RGBA lose their alpha; 1x1 and 1xN encode; the quality
+    // is the libjpeg one (a low quality makes a smaller file of the same image).
+    let s = Scratch::new("jpeg-layouts");
+    let save = |name: &str, img: image::DynamicImage| img.save(s.input().join(name)).unwrap();
+    let noise = |x: u32, y: u32| {
+        (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)).wrapping_shr(7) as u8
+    };
+    save(
+        "gray.png",
+        image::DynamicImage::ImageLuma8(image::GrayImage::from_fn(33, 17, |x, y| {
+            image::Luma([noise(x, y)])
+        })),
+    );
+    save(
+        "gray-alpha.png",
+        image::DynamicImage::ImageLumaA8(image::ImageBuffer::from_fn(20, 9, |x, y| {
+            image::LumaA([noise(x, y), 7])
+        })),
+    );
+    save(
+        "rgba.png",
+        image::DynamicImage::ImageRgba8(image::RgbaImage::from_fn(64, 48, |x, y| {
+            image::Rgba([noise(x, y), noise(y, x), (x * 4) as u8, 30])
+        })),
+    );
+    save(
+        "one-pixel.png",
+        image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(1, 1, image::Rgb([9, 200, 30]))),
+    );
+    save(
+        "column.png",
+        image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(1, 40, |_, y| {
+            image::Rgb([y as u8, 0, 9])
+        })),
+    );
+    let input = s.input();
+    let mut sizes = Vec::new();
+    for quality in ["95", "10"] {
+        let out = s.0.join(format!("q{quality}"));
         let (code, json, stderr) = run(&[
             input.to_str().unwrap(),
-            "--engine",
-            engine,
-            "--op",
-            "resize=30x20,lanczos3",
-            "--op",
-            "sharpen=1.0",
+            "--format",
+            "jpeg",
+            "--quality",
+            quality,
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert_eq!(code, 0, "{engine}: {stderr}");
-        assert_eq!(json["totals"]["written"], 2, "{engine}");
-        let bytes: Vec<Vec<u8>> =
-            ["a.png", "b.png"].iter().map(|n| std::fs::read(out.join(n)).unwrap()).collect();
-        outputs.push(bytes);
+        assert_eq!(code, 0, "{stderr} {json}");
+        assert_eq!(names(&out).len(), 5, "{:?}", names(&out));
+        for (name, color, w, h) in [
+            ("gray", image::ColorType::L8, 33, 17),
+            ("gray-alpha", image::ColorType::L8, 20, 9),
+            ("rgba", image::ColorType::Rgb8, 64, 48),
+            ("one-pixel", image::ColorType::Rgb8, 1, 1),
+            ("column", image::ColorType::Rgb8, 1, 40),
+        ] {
+            let img = image::open(out.join(format!("{name}.jpg"))).unwrap();
+            assert_eq!((img.color(), img.width(), img.height()), (color, w, h), "{name}");
+        }
+        sizes.push(std::fs::metadata(out.join("rgba.jpg")).unwrap().len());
     }
-    assert_eq!(outputs[0], outputs[1], "pool and rayon differ");
-    assert_eq!(outputs[0], outputs[2], "pool and sequential differ");
+    assert!(sizes[1] < sizes[0], "quality 10 is not smaller than 95: {sizes:?}");
+}
+
+#[test]
+fn image_too_wide_for_jpeg_fails_its_file_only() {
+    // JPEG stores sizes in 16 bits: a 70000x1 image cannot be one; PNG can.
+    let s = Scratch::new("jpeg-too-wide");
+    let wide = image::GrayImage::from_fn(70_000, 1, |x, _| image::Luma([(x % 251) as u8]));
+    image::DynamicImage::ImageLuma8(wide).save(s.input().join("wide.png")).unwrap();
+    std::fs::write(s.input().join("good.png"), png_bytes()).unwrap();
+    let (input, out) = (s.input(), s.out());
+    let (code, json, stderr) =
+        run(&[input.to_str().unwrap(), "--format", "jpeg", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    let err = error_of(&json, "wide.png").unwrap_or_else(|| panic!("not failed: {json}"));
+    assert!(err.contains("65535") && err.contains("--format png"), "{err}");
+    assert_eq!(names(&out), ["good.jpg"], "the failed file leaves nothing behind");
 }
 
 #[test]

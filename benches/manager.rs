@@ -9,6 +9,10 @@
 //! - `dict_set_get_4procs`: the same pairs from 4 client processes at once, in pairs per second
 //!   counted from the slowest client's time;
 //! - `queue_put_get`: `q.put(x)` then `q.get()`;
+//! - `shared_dict_set_get` and `shared_dict_4procs`: the first and third rows with a dict made
+//!   by `Manager::dict_with_capacity` (the fast path: the table in shared memory, no round
+//!   trip), compared with the same Python rows; `shared_queue_put_get`: the queue row with a
+//!   queue made by `Manager::queue_with_capacity` (a ring in shared memory);
 //! - `raw_round_trip_x2`: the floor: two 16-byte round trips over a bare Unix socket pair
 //!   between two processes (what one pair costs with no framing, encoding, authentication or
 //!   server work at all).
@@ -128,7 +132,7 @@ fn raw_round_trip_x2() -> f64 {
 
 fn main() {
     // Criterion's command line (`--bench`, filters) is accepted and ignored: this bench always
-    // runs its four workloads.
+    // runs all its workloads.
     let py = support::baseline("manager.py");
     let floor = raw_round_trip_x2();
     let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
@@ -136,6 +140,10 @@ fn main() {
     let unix = per_pair_us(&d);
     let procs = four_procs(&m, &d);
     let queue = queue_us(&m.queue::<u64>().unwrap());
+    let sd = m.dict_with_capacity::<u64, u64>(4096, 1 << 20).unwrap();
+    let shared = per_pair_us(&sd);
+    let shared_procs = four_procs(&m, &sd);
+    let shared_queue = queue_us(&m.queue_with_capacity::<u64>(1 << 16, 64).unwrap());
     drop(m);
     let tcp_m = Manager::builder()
         .start_method(StartMethod::Fork)
@@ -157,6 +165,10 @@ fn main() {
     row("dict_set_get_unix", unix, p("dict_set_get_unix", "median_us"), "us", false);
     row("dict_set_get_tcp", tcp, p("dict_set_get_tcp", "median_us"), "us", false);
     row("dict_set_get_4procs", procs, p("dict_set_get_4procs", "median_pairs_per_s"), "/s", true);
+    row("shared_dict_set_get", shared, p("dict_set_get_unix", "median_us"), "us", false);
+    let py4 = p("dict_set_get_4procs", "median_pairs_per_s");
+    row("shared_dict_4procs", shared_procs, py4, "/s", true);
     row("queue_put_get", queue, p("queue_put_get", "median_us"), "us", false);
+    row("shared_queue_put_get", shared_queue, p("queue_put_get", "median_us"), "us", false);
     row("raw_round_trip_x2", floor, None, "us", false);
 }

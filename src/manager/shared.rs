@@ -160,7 +160,7 @@ pub(crate) fn queue_get(
 
 /// What a thread maps of one object.
 pub(crate) enum Local {
-    Dict(SharedDict),
+    Dict(Box<SharedDict>),
     Queue(MessageQueue),
 }
 
@@ -209,9 +209,10 @@ thread_local! {
 /// Opens what the server's `Reply::Shared` names; `None` if it cannot be reached from here.
 fn open(reply: Reply) -> Option<(Local, OwnedFd)> {
     let (local, server) = match reply {
-        Reply::Shared { handle, pid } => {
-            (Local::Dict(SharedDict { arr: LockedArray::open_handle(&handle).ok()? }), pid)
-        }
+        Reply::Shared { handle, pid } => (
+            Local::Dict(Box::new(SharedDict { arr: LockedArray::open_handle(&handle).ok()? })),
+            pid,
+        ),
         Reply::SharedQueue { handle, pid } => {
             (Local::Queue(MessageQueue::open_handle(&handle).ok()?), pid)
         }

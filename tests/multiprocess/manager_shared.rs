@@ -80,7 +80,7 @@ fn a_shared_dict_is_one_dict_for_children(method: StartMethod) {
         assert!(st.success(), "{st}");
     }
     let want: Vec<(u32, u64)> = (0..CHILDREN * KEYS)
-        .filter(|k| k % KEYS % 10 != 0)
+        .filter(|k| !(k % KEYS).is_multiple_of(10))
         .map(|k| (k, u64::from(k) * 10 + 2))
         .collect();
     let mut items = d.items().unwrap();

@@ -13,7 +13,8 @@
 //! (stop once the residual is below T, default 0: run every step), `--workers W` (pool workers
 //! per rank, default 1), `--out DIR` (write the final grid as per-rank files plus
 //! `DIR/grid.index`), `--crash-worker-at STEP` (the last rank's pool worker dies at that step,
-//! to show the rank aborting the job with the pool's error). Rank 0 prints the steps run, the
+//! to show the rank aborting the job with the pool's error), `--halo-bench N` (only time N
+//! halo exchanges back to back, no compute: the exchange's own cost). Rank 0 prints the steps run, the
 //! final residual (and its bits), and the time spent stepping, exchanging halos and reducing.
 
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use shmpool::Pool;
 use shmpool::pool::Chunk;
 use shmpool_kernels::{GridDims, jacobi_step_pool};
+use shmpool_mpi::mpi::collective::SystemOperation;
 use shmpool_mpi::mpi::traits::{Communicator, CommunicatorCollectives};
 use shmpool_mpi::{DistArray, OrAbort, reduce};
 
@@ -33,11 +35,20 @@ struct Args {
     workers: usize,
     out: Option<std::path::PathBuf>,
     crash_at: Option<usize>,
+    halo_bench: Option<usize>,
 }
 
 fn parse() -> Result<Args, String> {
-    let mut a =
-        Args { rows: 512, cols: 512, steps: 200, tol: 0.0, workers: 1, out: None, crash_at: None };
+    let mut a = Args {
+        rows: 512,
+        cols: 512,
+        steps: 200,
+        tol: 0.0,
+        workers: 1,
+        out: None,
+        crash_at: None,
+        halo_bench: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -53,6 +64,7 @@ fn parse() -> Result<Args, String> {
             "--workers" => a.workers = num(value()?)?,
             "--out" => a.out = Some(value()?.into()),
             "--crash-worker-at" => a.crash_at = Some(num(value()?)?),
+            "--halo-bench" => a.halo_bench = Some(num(value()?)?),
             _ => return Err(format!("unknown option {flag}; see the example's doc comment")),
         }
     }
@@ -87,6 +99,21 @@ fn main() {
     let mut v = u.zeroed_like().or_abort(&world);
     let dims = GridDims::new(u.local_shape()[0], args.cols);
 
+    if let Some(reps) = args.halo_bench {
+        world.barrier();
+        let t = Instant::now();
+        for _ in 0..reps {
+            u.exchange_halos();
+        }
+        let per = t.elapsed().as_secs_f64() * 1e6 / reps.max(1) as f64;
+        let mut worst = 0.0;
+        world.all_reduce_into(&per, &mut worst, SystemOperation::max());
+        if rank == 0 {
+            let bytes = args.cols * size_of::<f64>();
+            println!("halo exchange: {worst:.2} us ({ranks} ranks, {bytes} bytes each way)");
+        }
+        return;
+    }
     let (mut step_t, mut halo_t, mut reduce_t) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut steps, mut residual) = (0, f64::INFINITY);
     world.barrier();

@@ -564,3 +564,39 @@ fn decode_over_the_allocation_limit_is_refused() {
     }
     assert!(names(&out).is_empty());
 }
+
+/// The sampling factors (`h << 4 | v`) of a baseline JPEG's components, from its SOF0 header.
+fn jpeg_sampling(bytes: &[u8]) -> Vec<u8> {
+    let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).expect("a baseline JPEG");
+    let n = usize::from(bytes[sof + 9]);
+    (0..n).map(|i| bytes[sof + 10 + 3 * i + 1]).collect()
+}
+
+#[test]
+fn chroma_option_sets_the_jpeg_subsampling() {
+    let s = Scratch::new("chroma");
+    std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
+    let input = s.input();
+    // (quality, --chroma, the luma component's factors: 0x22 is 4:2:0, 0x11 4:4:4)
+    for (quality, chroma, luma) in
+        [("90", "auto", 0x11), ("89", "auto", 0x22), ("90", "420", 0x22), ("50", "444", 0x11)]
+    {
+        let out = s.0.join(format!("q{quality}-{chroma}"));
+        let (code, _, stderr) = run(&[
+            input.to_str().unwrap(),
+            "--format",
+            "jpeg",
+            "--quality",
+            quality,
+            "--chroma",
+            chroma,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let bytes = std::fs::read(out.join("a.jpg")).unwrap();
+        assert_eq!(jpeg_sampling(&bytes), [luma, 0x11, 0x11], "quality {quality} {chroma}");
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((img.width(), img.height()), (48, 32));
+    }
+}

@@ -27,6 +27,11 @@ pub(crate) struct ImagesArgs {
     /// JPEG quality, 1 to 100.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub(crate) quality: u8,
+    /// JPEG chroma subsampling: `auto` (4:2:0 below quality 90, 4:4:4 from 90), `420` (half
+    /// the colour resolution each way, as Pillow and libjpeg write at any quality: smaller
+    /// files, faster) or `444` (full colour resolution).
+    #[arg(long, value_enum, default_value_t = Chroma::Auto)]
+    pub(crate) chroma: Chroma,
     /// Worker processes (default: the CPUs this process may use).
     #[arg(long)]
     pub(crate) workers: Option<usize>,
@@ -74,6 +79,19 @@ pub(crate) enum Engine {
     Rayon,
     /// One file after the other on this thread.
     Sequential,
+}
+
+/// JPEG chroma subsampling.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum Chroma {
+    /// 4:2:0 below quality 90, 4:4:4 from 90.
+    Auto,
+    /// 4:2:0: chroma at half resolution each way.
+    #[value(name = "420")]
+    S420,
+    /// 4:4:4: chroma at full resolution.
+    #[value(name = "444")]
+    S444,
 }
 
 /// An output format.

@@ -111,6 +111,7 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
             pipeline: text.clone(),
             format: args.format,
             quality: args.quality,
+            chroma: args.chroma,
             max_pixels: args.max_pixels,
             max_alloc: args.max_alloc_mib.saturating_mul(1 << 20),
             hooks: hooks.clone(),

@@ -11,7 +11,7 @@ use image::{DynamicImage, ImageBuffer, ImageFormat, ImageReader, Limits};
 use serde::{Deserialize, Serialize};
 use shmpool_kernels::imaging::{Image, Pipeline, Shape};
 
-use super::options::Format;
+use super::options::{Chroma, Format};
 use super::report::FileReport;
 
 /// Everything a worker needs for one file: the task function captures nothing.
@@ -29,6 +29,8 @@ pub(crate) struct FileTask {
     pub(crate) format: Format,
     /// JPEG quality.
     pub(crate) quality: u8,
+    /// JPEG chroma subsampling.
+    pub(crate) chroma: Chroma,
     /// Images of more pixels are refused before decoding.
     pub(crate) max_pixels: u64,
     /// Bytes a decoder may allocate.
@@ -75,7 +77,7 @@ pub(crate) fn process_file(task: FileTask) -> Result<FileReport, String> {
     let out_shape = out.shape();
 
     let t = Instant::now();
-    let encoded = encode(out, task.format, task.quality)?;
+    let encoded = encode(out, task.format, task.quality, task.chroma)?;
     write_atomically(&task, &encoded, hook(0))?;
     let encode_ms = ms(t);
     Ok(FileReport {
@@ -147,13 +149,18 @@ pub(crate) fn decode(bytes: &[u8], max_pixels: u64, max_alloc: u64) -> Result<Im
 ///
 /// JPEG goes through the `jpeg-encoder` crate (its AVX2 path where the CPU has it, chosen at
 /// run time): about three times the `image` crate's encoder's speed. Quality has the libjpeg
-/// meaning (the standard tables scaled by quality, as before); chroma is subsampled 4:2:0 below
-/// quality 90 and kept whole (4:4:4) from 90 up, that crate's default. PNG, WebP and TIFF go
-/// through `image`.
-pub(crate) fn encode(img: Image<u8>, format: Format, quality: u8) -> Result<Vec<u8>, String> {
+/// meaning (the standard tables scaled by quality, as before); chroma as `chroma` says
+/// ([`Chroma::Auto`]: 4:2:0 below quality 90, 4:4:4 from 90 up, that crate's default; the
+/// `image` encoder wrote 4:4:4 at every quality). PNG, WebP and TIFF go through `image`.
+pub(crate) fn encode(
+    img: Image<u8>,
+    format: Format,
+    quality: u8,
+    chroma: Chroma,
+) -> Result<Vec<u8>, String> {
     let s = img.shape();
     let image_format = match format {
-        Format::Jpeg => return encode_jpeg(&img, quality),
+        Format::Jpeg => return encode_jpeg(&img, quality, chroma),
         Format::Png => ImageFormat::Png,
         Format::Webp => ImageFormat::WebP,
         Format::Tiff => ImageFormat::Tiff,
@@ -174,10 +181,10 @@ pub(crate) fn encode(img: Image<u8>, format: Format, quality: u8) -> Result<Vec<
     Ok(buf.into_inner())
 }
 
-/// `img` as a baseline JPEG of `quality` (1 to 100): gray stays gray, gray+alpha drops its
-/// alpha, RGBA its alpha.
-fn encode_jpeg(img: &Image<u8>, quality: u8) -> Result<Vec<u8>, String> {
-    use jpeg_encoder::{ColorType, Encoder};
+/// `img` as a baseline JPEG of `quality` (1 to 100) and `chroma` subsampling: gray stays
+/// gray, gray+alpha drops its alpha, RGBA its alpha.
+fn encode_jpeg(img: &Image<u8>, quality: u8, chroma: Chroma) -> Result<Vec<u8>, String> {
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
     let s = img.shape();
     let too_big = || {
         format!(
@@ -200,9 +207,13 @@ fn encode_jpeg(img: &Image<u8>, quality: u8) -> Result<Vec<u8>, String> {
         _ => (px, ColorType::Rgba),
     };
     let mut out = Vec::with_capacity(s.len() / 4 + 1024);
-    Encoder::new(&mut out, quality.clamp(1, 100))
-        .encode(data, w, h, color)
-        .map_err(|e| format!("encoding as Jpeg failed: {e}"))?;
+    let mut encoder = Encoder::new(&mut out, quality.clamp(1, 100));
+    match chroma {
+        Chroma::Auto => {}
+        Chroma::S420 => encoder.set_sampling_factor(SamplingFactor::F_2_2),
+        Chroma::S444 => encoder.set_sampling_factor(SamplingFactor::F_1_1),
+    }
+    encoder.encode(data, w, h, color).map_err(|e| format!("encoding as Jpeg failed: {e}"))?;
     Ok(out)
 }
 

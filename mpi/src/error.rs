@@ -40,7 +40,7 @@ pub enum DistError {
         /// The count.
         count: usize,
     },
-    /// The whole array given to [`scatter`](crate::DistArray::scatter) at the root does not
+    /// The whole array given to `DistArray::scatter` at the root does not
     /// have the global shape's length.
     #[error(
         "scatter's root gave {got} elements for a global array of {want}; pass the whole \

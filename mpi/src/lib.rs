@@ -5,9 +5,9 @@
 //! rows and reduction partials crossing between ranks, over MPI (the `mpi` crate, rsmpi).
 //!
 //! The same kernels run on one machine and on N ranks: a program changes how the array is
-//! created ([`DistArray`] instead of [`SharedArray`](shmpool::SharedArray)) and adds one
-//! [`DistArray::exchange_halos`] per stencil step and one reduction across ranks
-//! ([`reduce`]) after the local one.
+//! created (`DistArray` instead of [`SharedArray`](shmpool::SharedArray)) and adds one
+//! `DistArray::exchange_halos` per stencil step and one reduction across ranks (module
+//! `reduce`) after the local one (these need the feature `mpi`).
 //!
 //! **Feature `mpi`.** Everything that talks MPI is behind the feature `mpi` (it needs the
 //! system's MPI, found through `mpicc`, and libclang to build). Without it the crate holds only

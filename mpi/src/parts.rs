@@ -47,7 +47,7 @@ fn bad(path: &Path, reason: impl Into<String>) -> DistError {
     DistError::BadIndex { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// Reads the whole array that [`DistArray::write_parts`](crate::DistArray) wrote, from its
+/// Reads the whole array that `DistArray::write_parts` (feature `mpi`) wrote, from its
 /// index file: every part must be there, of the size the index says, and the parts must cover
 /// the rows in order.
 ///

@@ -5,6 +5,12 @@
 //! (one task per chunk) when that job is over: the pool runs one job at a time, so this batches
 //! instead of serializing round trips.
 //!
+//! *Why a queue and not `Pool::apply_async(&self)`:* publishing needs `&mut Pool` (the arena,
+//! the job in flight, the workers), which `&self` cannot give without `RefCell`s in every
+//! operation of the pool, turning today's compile-time refusal of a reentrant call into a
+//! run-time panic; the queue is that interior mutability in one place, for one line of the
+//! caller's (`README.md`, "Many calls in flight").
+//!
 //! **Many functions.** A job's tasks share one trampoline and one kernel (the descriptor holds
 //! one of each, and the worker checks both against its code ranges), so the queue keeps its
 //! calls as runs of consecutive calls of one `fn` (a [`Run`]) and publishes one run per job, in

@@ -10,8 +10,9 @@
 //! needed in a worker.
 //!
 //! **Which path.** The Python names (`apply`, `apply_async`, `map`, `map_async`, `imap`,
-//! `imap_unordered` and the `*_timeout` forms) copy arguments and results as raw bytes when both
-//! are primitive numbers or fixed arrays of them (`staging::is_plain`, by `TypeId`, which needs
+//! `imap_unordered`, `imap_buffered`, `starmap`, `starmap_async` and the `*_timeout` forms) copy
+//! arguments and results as raw bytes when both are primitive numbers, fixed arrays of them or
+//! tuples of one of them (`staging::is_plain`, by `TypeId`, which needs
 //! `A: 'static`), and serialize them (postcard) otherwise. The `*_pod` names are the explicit
 //! form, for any `Pod` type (a user's `#[derive(Pod)]` struct, which no `TypeId` list can
 //! know). *Why `TypeId` and not a trait:* a trait with a "plain" constant would have to be
@@ -22,7 +23,7 @@
 //! `Pod` types would monomorphise every pair of listed types at each call site.
 //! A plain result with a serialized argument (`map(process_file, paths)` returning a count)
 //! comes back as a raw slot too (`staging::stage_serial_plain`): no result entry, encoding or
-//! decoding per task. `try_*`, `starmap` and `imap_buffered` always serialize.
+//! decoding per task. `try_*` always serialize.
 
 use std::borrow::Borrow;
 use std::mem::size_of;
@@ -504,7 +505,8 @@ impl Pool {
     /// `f(a, b, ...)` for every tuple, results in order (Python's `starmap`): tuples of 1 to 8
     /// serializable values ([`StarArgs`]). `args` is a slice, so its tuple type, which picks
     /// `f`'s arity, is known before `f` is (an empty literal needs its type:
-    /// `&[] as &[(u8, u8)]`).
+    /// `&[] as &[(u8, u8)]`). Tuples of 1 to 4 primitive numbers of one type (`(f64, f64)`)
+    /// with a primitive result travel as raw bytes, by themselves, as in [`map`](Pool::map).
     ///
     /// # Errors
     ///
@@ -512,6 +514,8 @@ impl Pool {
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
+    /// let hypot = pool.starmap(|x: f64, y: f64| x.hypot(y), &[(3.0, 4.0)], None)?; // raw bytes
+    /// assert_eq!(hypot, [5.0]);
     /// let sums = pool.starmap(|a: u8, b: u16| a as u32 + b as u32, &[(1, 2), (3, 4)], None)?;
     /// assert_eq!(sums, [3, 7]);
     /// let args = [(1u8, 2u8, "x".to_string())];
@@ -616,6 +620,7 @@ impl Pool {
     /// 1): the input is read `buffersize` items at a time, each batch one job whose results
     /// are yielded as they finish. Dropping the iterator cancels the tasks of the batch that
     /// no worker started and returns at once; the pool's next call waits for the ones running.
+    /// Plain values travel as raw bytes, as in [`imap`](Pool::imap).
     ///
     /// # Errors
     ///

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::barrier::BarrierProxy;
+use super::condition::ConditionProxy;
 use super::custom::{CustomProxy, Managed, Registry};
 use super::dict::DictProxy;
 use super::event::EventProxy;
@@ -442,6 +444,28 @@ impl Manager {
     ) -> Result<QueueProxy<T>> {
         let kind = Kind::SharedQueue { capacity: capacity as u64, max_item: max_item as u64 };
         Ok(QueueProxy::new(self.create(kind)?))
+    }
+
+    /// A new condition variable on the server, with its own reentrant lock (Python's
+    /// `manager.Condition()`).
+    ///
+    /// ```no_run
+    /// let c = shmpool::Manager::start()?.condition()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn condition(&self) -> Result<ConditionProxy> {
+        Ok(ConditionProxy::new(self.create(Kind::Condition)?))
+    }
+
+    /// A new barrier for `parties` parties on the server (Python's `manager.Barrier(parties)`;
+    /// a party's timeout is its [`wait_timeout`](BarrierProxy::wait_timeout)).
+    ///
+    /// ```no_run
+    /// let b = shmpool::Manager::start()?.barrier(4)?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn barrier(&self, parties: u64) -> Result<BarrierProxy> {
+        Ok(BarrierProxy::new(self.create(Kind::Barrier(parties))?))
     }
 
     /// A new, empty list on the server (Python's `manager.list()`).

@@ -9,7 +9,9 @@
 //! dict in shared memory the local proxies map), `named` (objects found by name), `proxy` (what every proxy shares), and one
 //! file per proxy kind.
 
+pub(crate) mod barrier;
 pub(crate) mod builder;
+pub(crate) mod condition;
 pub(crate) mod custom;
 pub(crate) mod dict;
 pub(crate) mod event;
@@ -27,7 +29,9 @@ pub(crate) mod table;
 pub(crate) mod value;
 pub(crate) mod wire;
 
+pub use barrier::BarrierProxy;
 pub use builder::{Manager, ManagerBuilder};
+pub use condition::ConditionProxy;
 pub use custom::{CustomProxy, Managed, Registry};
 pub use dict::DictProxy;
 pub use event::EventProxy;

@@ -31,6 +31,23 @@ enum Obj {
         owner: Option<u64>,
         count: u64,
     },
+    /// A condition: its reentrant lock, its waiters' tickets in arrival order, the tickets
+    /// notified and not yet collected, and the next ticket.
+    Condition {
+        owner: Option<u64>,
+        count: u64,
+        waiting: VecDeque<u64>,
+        woken: Vec<u64>,
+        next: u64,
+    },
+    /// A barrier: arrivals of the current round, rounds completed, resets so far.
+    Barrier {
+        parties: u64,
+        waiting: u64,
+        round: u64,
+        resets: u64,
+        broken: bool,
+    },
     Event(bool),
     Semaphore(u64),
     Custom(Box<dyn Erased>),
@@ -51,6 +68,8 @@ impl Obj {
             Obj::Queue { .. } => "queue",
             Obj::Lock { .. } => "lock",
             Obj::RLock { .. } => "rlock",
+            Obj::Condition { .. } => "condition",
+            Obj::Barrier { .. } => "barrier",
             Obj::Event(_) => "event",
             Obj::Semaphore(_) => "semaphore",
             Obj::Custom(_) => "custom object",
@@ -115,6 +134,17 @@ impl Store {
             Kind::RLock => Obj::RLock { owner: None, count: 0 },
             Kind::Event => Obj::Event(false),
             Kind::Semaphore(n) => Obj::Semaphore(n),
+            Kind::Condition => Obj::Condition {
+                owner: None,
+                count: 0,
+                waiting: VecDeque::new(),
+                woken: Vec::new(),
+                next: 0,
+            },
+            Kind::Barrier(0) => return refuse("a barrier needs at least one party"),
+            Kind::Barrier(parties) => {
+                Obj::Barrier { parties, waiting: 0, round: 0, resets: 0, broken: false }
+            }
             Kind::SharedDict { keys, bytes } => match SharedDict::create(keys, bytes) {
                 Ok(d) => Obj::SharedDict(Arc::new(d)),
                 Err(e) => return refuse(e.to_string()),
@@ -187,7 +217,9 @@ impl Store {
             Op::QueuePut { wait_ms, .. }
             | Op::QueueGet { wait_ms }
             | Op::Acquire { wait_ms }
-            | Op::EventWait { wait_ms } => *wait_ms,
+            | Op::EventWait { wait_ms }
+            | Op::BarrierWait { wait_ms }
+            | Op::CondWait { wait_ms } => *wait_ms,
             _ => 0,
         };
         let deadline = Instant::now().checked_add(Duration::from_millis(wait_ms));
@@ -205,11 +237,14 @@ impl Store {
             drop(t);
             return shared_queue(&q, op, gone);
         }
+        match op {
+            Op::BarrierWait { .. } => return self.barrier_wait(t, id, deadline, gone),
+            Op::CondWait { .. } => return self.cond_wait(t, conn, id, deadline, gone),
+            _ => {}
+        }
         loop {
             let Some(obj) = t.objects.get_mut(&id) else {
-                return refuse(format!(
-                    "this manager holds no object {id}; the proxy belongs to another manager"
-                ));
+                return no_object(id);
             };
             let (step, changed) = apply(obj, conn, &op);
             if changed {
@@ -235,15 +270,150 @@ impl Store {
         }
     }
 
+    /// Waits on the table's condition variable for a change, until `deadline` and a recheck
+    /// slice at most.
+    fn wait_change<'a>(
+        &'a self,
+        t: MutexGuard<'a, Table>,
+        deadline: Option<Instant>,
+    ) -> MutexGuard<'a, Table> {
+        let left = deadline.map_or(RECHECK, |d| d.saturating_duration_since(Instant::now()));
+        self.changed
+            .wait_timeout(t, left.min(RECHECK).max(Duration::from_millis(1)))
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+    }
+
+    /// A party arrives at barrier `id` and waits for the others (Python's `Barrier.wait`):
+    /// `Len(arrival index)` when the round completes, `Bool(false)` when the barrier is or
+    /// becomes broken. A party whose wait times out, or whose client hangs up, breaks it, as in
+    /// Python, so the others learn at once instead of waiting for a party that is not coming.
+    fn barrier_wait<'a>(
+        &'a self,
+        mut t: MutexGuard<'a, Table>,
+        id: u64,
+        deadline: Option<Instant>,
+        gone: impl Fn() -> bool,
+    ) -> Reply {
+        let (index, round, resets) = match t.objects.get_mut(&id) {
+            Some(Obj::Barrier { parties, waiting, round, resets, broken }) => {
+                if *broken {
+                    return Reply::Bool(false);
+                }
+                let index = *waiting;
+                *waiting += 1;
+                if *waiting == *parties {
+                    *waiting = 0;
+                    *round += 1;
+                    self.changed.notify_all();
+                    return Reply::Len(index);
+                }
+                (index, *round, *resets)
+            }
+            Some(other) => return no_such_op(other.kind(), "BarrierWait"),
+            None => return no_object(id),
+        };
+        loop {
+            t = self.wait_change(t, deadline);
+            let Some(Obj::Barrier { waiting, round: r, resets: z, broken, .. }) =
+                t.objects.get_mut(&id)
+            else {
+                return no_object(id);
+            };
+            if *r != round {
+                return Reply::Len(index);
+            }
+            if *broken || *z != resets {
+                return Reply::Bool(false);
+            }
+            let out = deadline.is_some_and(|d| Instant::now() >= d);
+            if out || gone() {
+                *broken = true;
+                *waiting = 0;
+                self.changed.notify_all();
+                return if out {
+                    Reply::Bool(false)
+                } else {
+                    refuse("the client disconnected while waiting")
+                };
+            }
+        }
+    }
+
+    /// Python's `Condition.wait`: releases the condition's lock (which the caller must hold,
+    /// however many times), waits for a notification until `deadline`, then takes the lock back
+    /// with its count: `Bool(notified)`.
+    fn cond_wait<'a>(
+        &'a self,
+        mut t: MutexGuard<'a, Table>,
+        conn: u64,
+        id: u64,
+        deadline: Option<Instant>,
+        gone: impl Fn() -> bool,
+    ) -> Reply {
+        let (held, ticket) = match t.objects.get_mut(&id) {
+            Some(Obj::Condition { owner, count, waiting, next, .. }) => {
+                if *owner != Some(conn) {
+                    return refuse(
+                        "wait on a condition this thread does not hold; acquire it first (as \
+                         Python's Condition.wait requires)",
+                    );
+                }
+                let held = std::mem::take(count);
+                *owner = None;
+                let ticket = *next;
+                *next += 1;
+                waiting.push_back(ticket);
+                self.changed.notify_all();
+                (held, ticket)
+            }
+            Some(other) => return no_such_op(other.kind(), "CondWait"),
+            None => return no_object(id),
+        };
+        // Wait for the notification (or the deadline), then for the lock (no deadline: Python
+        // takes the lock back however long it takes; a hung-up client ends it).
+        let mut notified = None;
+        loop {
+            t = self.wait_change(t, deadline);
+            let Some(Obj::Condition { owner, count, waiting, woken, .. }) = t.objects.get_mut(&id)
+            else {
+                return no_object(id);
+            };
+            if notified.is_none() {
+                if let Some(i) = woken.iter().position(|&w| w == ticket) {
+                    woken.swap_remove(i);
+                    notified = Some(true);
+                } else if deadline.is_some_and(|d| Instant::now() >= d) {
+                    waiting.retain(|&w| w != ticket);
+                    notified = Some(false);
+                }
+            }
+            if gone() {
+                waiting.retain(|&w| w != ticket);
+                woken.retain(|&w| w != ticket);
+                return refuse("the client disconnected while waiting");
+            }
+            if let Some(n) = notified
+                && owner.is_none()
+            {
+                *owner = Some(conn);
+                *count = held;
+                return Reply::Bool(n);
+            }
+        }
+    }
+
     /// Releases every lock connection `conn` holds (it ended): the next waiter gets it.
     pub(crate) fn release_all(&self, conn: u64) {
         let mut t = self.lock();
         let mut any = false;
         for obj in t.objects.values_mut() {
             match obj {
-                Obj::Lock { owner } | Obj::RLock { owner, .. } if *owner == Some(conn) => {
+                Obj::Lock { owner } | Obj::RLock { owner, .. } | Obj::Condition { owner, .. }
+                    if *owner == Some(conn) =>
+                {
                     *owner = None;
-                    if let Obj::RLock { count, .. } = obj {
+                    if let Obj::RLock { count, .. } | Obj::Condition { count, .. } = obj {
                         *count = 0;
                     }
                     any = true;
@@ -268,6 +438,8 @@ fn kind_name(kind: &Kind) -> &'static str {
         Kind::RLock => "rlock",
         Kind::Event => "event",
         Kind::Semaphore(_) => "semaphore",
+        Kind::Condition => "condition",
+        Kind::Barrier(_) => "barrier",
         Kind::Custom(_) => "custom object",
         Kind::SharedDict { .. } => "shared dict",
         Kind::SharedQueue { .. } => "shared queue",
@@ -302,6 +474,17 @@ fn shared_queue(q: &MessageQueue, op: Op, gone: impl Fn() -> bool) -> Reply {
         ))),
     };
     r.unwrap_or_else(|e| refuse(e.to_string()))
+}
+
+fn no_object(id: u64) -> Reply {
+    refuse(format!("this manager holds no object {id}; the proxy belongs to another manager"))
+}
+
+fn no_such_op(kind: &str, op: &str) -> Reply {
+    refuse(format!(
+        "a {kind} has no operation {op}; the proxy and the object disagree (a handle decoded as \
+         the wrong proxy type?)"
+    ))
 }
 
 fn timed_out(op: &Op) -> Reply {
@@ -401,7 +584,7 @@ fn apply(obj: &mut Obj, conn: u64, op: &Op) -> (Step, bool) {
             }
             changed(Reply::Done)
         }
-        (Obj::RLock { owner, count }, Op::Acquire { .. }) => {
+        (Obj::RLock { owner, count } | Obj::Condition { owner, count, .. }, Op::Acquire { .. }) => {
             if owner.is_some_and(|o| o != conn) {
                 return (Step::Wait, false);
             }
@@ -409,7 +592,32 @@ fn apply(obj: &mut Obj, conn: u64, op: &Op) -> (Step, bool) {
             *count += 1;
             done(Reply::Bool(true))
         }
-        (Obj::RLock { owner, count }, Op::Release) => {
+        (Obj::Condition { owner, waiting, woken, .. }, Op::CondNotify(n)) => {
+            if *owner != Some(conn) {
+                return done(refuse(
+                    "notify on a condition this thread does not hold; acquire it first (as \
+                     Python's Condition.notify requires)",
+                ));
+            }
+            let n = usize::try_from(*n).unwrap_or(usize::MAX).min(waiting.len());
+            woken.extend(waiting.drain(..n));
+            changed(Reply::Done)
+        }
+        (Obj::Barrier { parties, .. }, Op::BarrierParties) => done(Reply::Len(*parties)),
+        (Obj::Barrier { waiting, .. }, Op::Len) => done(Reply::Len(*waiting)),
+        (Obj::Barrier { broken, .. }, Op::BarrierBroken) => done(Reply::Bool(*broken)),
+        (Obj::Barrier { waiting, broken, .. }, Op::BarrierAbort) => {
+            *broken = true;
+            *waiting = 0;
+            changed(Reply::Done)
+        }
+        (Obj::Barrier { waiting, broken, resets, .. }, Op::BarrierReset) => {
+            *resets += 1;
+            *waiting = 0;
+            *broken = false;
+            changed(Reply::Done)
+        }
+        (Obj::RLock { owner, count } | Obj::Condition { owner, count, .. }, Op::Release) => {
             if *owner != Some(conn) {
                 return done(refuse(
                     "release of an rlock this thread does not hold; only its holder (the \

@@ -60,6 +60,10 @@ pub(crate) enum Kind {
         keys: u64,
         bytes: u64,
     },
+    /// A barrier for this many parties.
+    Barrier(u64),
+    /// A condition variable with its own reentrant lock.
+    Condition,
     /// A queue in shared memory (the fast path): a ring of `capacity` bytes taking items of at
     /// most `max_item` encoded bytes.
     SharedQueue {
@@ -138,6 +142,25 @@ pub(crate) enum Op {
         wait_ms: u64,
     },
     /// A custom object's request, encoded by its proxy.
+    /// Waits at a barrier: `Reply::Len(arrival index)`, or `Reply::Bool(false)` if it broke.
+    BarrierWait {
+        wait_ms: u64,
+    },
+    /// Breaks a barrier for its waiters and later arrivals.
+    BarrierAbort,
+    /// Breaks a barrier for its waiters, then makes it whole and empty.
+    BarrierReset,
+    /// `Reply::Len(parties)`.
+    BarrierParties,
+    /// `Reply::Bool(broken)`.
+    BarrierBroken,
+    /// Releases a held condition's lock, waits for a notification, takes the lock back:
+    /// `Reply::Bool(notified)`.
+    CondWait {
+        wait_ms: u64,
+    },
+    /// Wakes up to this many of a held condition's waiters.
+    CondNotify(u64),
     /// Where the object's shared memory is, for a proxy on the server's machine.
     Shared,
     Custom(Vec<u8>),

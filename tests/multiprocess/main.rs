@@ -15,6 +15,7 @@ mod listener;
 mod manager;
 mod manager_faults;
 mod manager_shared;
+mod manager_sync;
 mod pipe;
 mod pool;
 mod process;
@@ -55,6 +56,7 @@ fn main() -> std::process::ExitCode {
         suite!(manager_faults),
         suite!(manager),
         suite!(manager_shared),
+        suite!(manager_sync),
         suite!(workers_startup),
         suite!(barrier_action),
         suite!(connection_arg),

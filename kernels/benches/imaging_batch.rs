@@ -35,7 +35,7 @@ fn main() {
     let p: Pipeline = PIPELINE.parse().unwrap();
     let input = SharedArray::<u8>::from_shape_fn(&[n, shape.h, shape.w, 3], |ix| {
         let (k, y, x, c) = (ix[0], ix[1], ix[2], ix[3]);
-        let noise = ((y * 7919 + x * 104_729 + c * 31 + k * 613) % 61) as usize;
+        let noise = (y * 7919 + x * 104_729 + c * 31 + k * 613) % 61;
         let disc =
             if (y as i64 - 384).pow(2) + (x as i64 - 500).pow(2) < 200 * 200 { 70 } else { 0 };
         ((x / 5 + y / 4 + c * 40 + k * 3 + disc + noise) % 256) as u8

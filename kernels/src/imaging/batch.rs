@@ -24,7 +24,17 @@
 //!   scratch array, then, as a stage with a halo of the Gaussian's radius (it starts once every
 //!   band is copied), runs on each band widened by the halo and keeps the band's rows (each
 //!   band recomputes `2r` rows of its neighbours: about `2r / rows per chunk` more work). Any
-//!   other pipeline on one image runs in one chunk, as a batch of one.
+//!   other pipeline on one image runs in one chunk, as a batch of one: a job's arrays all have
+//!   one length, so an operation that changes the size or the channel count (resize,
+//!   grayscale, edges, ...) cannot write its rows into the output band by band, and a
+//!   vertical flip or a rotation reads rows of other bands.
+//!
+//! Cost over running [`Pipeline::apply`] on each image yourself: one copy of each image into
+//! the worker's memory (as the per-image code needs an owned [`Image`](super::Image)), and
+//! where the size changes the scratch array (touched only where written) and one copy of the
+//! smaller side by the caller. `cargo bench -p shmpool-kernels --bench imaging_batch` runs 64
+//! 1024x768 RGB images through `resize=640x480; blur=1.5` this way on 2 workers, with rayon
+//! over the images and sequentially beside it.
 //!
 //! Either way the result equals [`Pipeline::apply`] on each image, bit for bit
 //! (`kernels/tests/imaging_batch.rs` checks it on sizes from 1x1 up, with more chunks than

@@ -53,21 +53,23 @@ use crate::segment::header::TypeDesc;
 /// its arrays' types in every chunk (a job that runs inline pays it on every call).
 pub(crate) fn type_desc<T: 'static>() -> TypeDesc {
     use std::any::TypeId;
+    use std::cell::RefCell;
+    type Entries = [Option<(TypeId, TypeDesc)>; 4];
     thread_local! {
-        static CACHE: Cell<[Option<(TypeId, TypeDesc)>; 4]> = const { Cell::new([None; 4]) };
+        static CACHE: RefCell<Entries> = const { RefCell::new([None; 4]) };
     }
     let id = TypeId::of::<T>();
-    CACHE.with(|c| {
-        let mut entries = c.get();
-        if let Some((_, t)) = entries.iter().flatten().find(|(k, _)| *k == id) {
-            return *t;
-        }
-        let t = TypeDesc::of::<T>();
-        entries.rotate_right(1);
-        entries[0] = Some((id, t));
-        c.set(entries);
-        t
-    })
+    // Looked up in place (a `Cell` would copy all four entries in and out on every call).
+    let hit = CACHE.with_borrow(|e| e.iter().flatten().find(|(k, _)| *k == id).map(|&(_, t)| t));
+    if let Some(t) = hit {
+        return t;
+    }
+    let t = TypeDesc::of::<T>();
+    CACHE.with_borrow_mut(|e| {
+        e.rotate_right(1);
+        e[0] = Some((id, t));
+    });
+    t
 }
 
 /// One chunk of a kernel job, as one stage's kernel sees it (see
@@ -396,10 +398,11 @@ impl<P: Pod> Chunk<P> {
             self.taken.get() & bit == 0,
             "the kernel took output {j} twice in one stage; take each output once and reuse the slice"
         );
+        let job = &self.views().job;
         // SAFETY: the job context's access mask lives as long as the views (`new`'s contract).
-        let access = unsafe { &*self.views().job.access };
+        let access = unsafe { &*job.access };
         assert!(
-            access.write(j),
+            if job.local { access.write_local(j) } else { access.write(j) },
             "output {j} is read with a halo (output_halo) in this group of stages, so no chunk may write it; \
              write it in another stage, after a halo stage boundary"
         );
@@ -428,10 +431,11 @@ impl<P: Pod> Chunk<P> {
     /// ```
     pub fn output_halo<T: Pod>(&self, j: usize) -> (&[T], usize) {
         let slot = self.output_slot(j);
+        let job = &self.views().job;
         // SAFETY: as in `output`.
-        let access = unsafe { &*self.views().job.access };
+        let access = unsafe { &*job.access };
         assert!(
-            access.halo_read(j),
+            if job.local { access.halo_read_local(j) } else { access.halo_read(j) },
             "output {j} is written in this group of stages, so it cannot be read with a halo; \
              read it in a later stage with a halo (stage_halo), which starts after every chunk is written"
         );
@@ -588,5 +592,8 @@ mod tests {
         assert!(!m.halo_read(2));
         m.clear();
         assert!(m.write(3) && m.write(3));
+        let m = AccessMask::default();
+        assert!(m.halo_read_local(3) && !m.write_local(3));
+        assert!(m.write_local(2) && !m.halo_read_local(2));
     }
 }

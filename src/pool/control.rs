@@ -215,6 +215,20 @@ impl AccessMask {
         self.written.load(Ordering::SeqCst) & (1 << j) == 0
     }
 
+    /// [`write`](AccessMask::write) for a mask only the calling thread uses (a job run
+    /// inline, chunk after chunk): the same bits, without the fences, which would cost more
+    /// than a small job's whole kernel.
+    pub(crate) fn write_local(&self, j: usize) -> bool {
+        self.written.fetch_or(1 << j, Ordering::Relaxed);
+        self.halo_read.load(Ordering::Relaxed) & (1 << j) == 0
+    }
+
+    /// [`halo_read`](AccessMask::halo_read) for a mask only the calling thread uses.
+    pub(crate) fn halo_read_local(&self, j: usize) -> bool {
+        self.halo_read.fetch_or(1 << j, Ordering::Relaxed);
+        self.written.load(Ordering::Relaxed) & (1 << j) == 0
+    }
+
     /// Forgets every access (parent side, before a publish).
     pub(crate) fn clear(&self) {
         self.written.store(0, Ordering::SeqCst);

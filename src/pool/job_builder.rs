@@ -21,7 +21,9 @@
 //! job.stage(|c| c.output::<f64>(0).iter_mut().for_each(|x| *x *= factor)).run().unwrap();
 //! ```
 
+use std::cell::Cell;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::mem::{align_of, size_of};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -32,9 +34,9 @@ use super::control::{
     AccessMask, MAX_ARRAYS, MAX_CHUNKS, MAX_DIMS, MAX_JOB_ARRAYS, MAX_PARAMS_BYTES, MAX_STAGES,
     PARAMS_SLOT, PARTIALS_SLOT, SCRATCH_BYTES,
 };
-use super::kernel::{JobCtx, Span, Trampoline, Views, take_panic};
+use super::kernel::{Span, Trampoline, Views, take_panic};
 use super::publish::{ArraySpec, JobSpec, StageSpec};
-use super::stage::{StageFn, run_stages};
+use super::stage::run_stages;
 use super::state::Pool;
 use crate::array::SharedArray;
 use crate::error::{Error, Result};
@@ -45,6 +47,55 @@ use crate::segment::header::TypeDesc;
 /// stages fuse: the fused stages then find the chunk in the core's L2 cache.
 const FUSED_CHUNK_BYTES: usize = 256 << 10;
 
+/// The pace at which the inline rule turns a job's work hint (nanoseconds per element) into
+/// bytes: an in-place `f64` kernel run inline goes through about 50 bytes per nanosecond
+/// (`benches/kernels_api.rs`: 4 Ki elements, 32 KiB, in 0.6 us), so 1 ns of work weighs as
+/// much as 50 bytes of a memory-bound job.
+const INLINE_BYTES_PER_NS: f64 = 50.0;
+
+/// The buffers a job builder needs, kept per thread between jobs: a small job runs inline in
+/// a couple of hundred nanoseconds, where a `malloc` and a `free` per `Vec`, a 2 KiB `Views`
+/// cleared per job, or a builder of a few hundred bytes moved by every call would be most of
+/// it. A builder takes the thread's box (a builder made while another holds it, e.g. inside
+/// an inline kernel, makes its own) and hands it back, cleared, when it is dropped.
+struct Bufs {
+    inputs: Vec<JobArray>,
+    outputs: Vec<JobArray>,
+    /// Each stage's kernel (a `StageFn<P>`'s address) and halo radius (rows).
+    stages: Vec<(usize, usize)>,
+    /// The shape given with `shape` (`shape_given`).
+    shape: Vec<usize>,
+    /// The views of a job run inline; every pointer null between jobs.
+    views: Views,
+}
+
+thread_local! {
+    static SPARE: Cell<Option<Box<Bufs>>> = const { Cell::new(None) };
+}
+
+/// Takes this thread's buffers (new ones if another builder holds them).
+fn take_bufs() -> Box<Bufs> {
+    SPARE.try_with(Cell::take).ok().flatten().unwrap_or_else(|| {
+        Box::new(Bufs {
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            stages: Vec::new(),
+            shape: Vec::new(),
+            views: Views::default(),
+        })
+    })
+}
+
+/// Hands buffers back, cleared, for the next job on this thread.
+fn give_back(mut b: Box<Bufs>) {
+    b.inputs.clear();
+    b.outputs.clear();
+    b.stages.clear();
+    b.shape.clear();
+    // A thread being torn down drops them instead.
+    let _ = SPARE.try_with(|s| s.set(Some(b)));
+}
+
 /// One array of a job, as the builder took it.
 struct JobArray {
     handle: SegmentHandle,
@@ -53,8 +104,9 @@ struct JobArray {
     len: usize,
     elem_size: usize,
     ty: TypeDesc,
-    /// Its shape (`[len]` for a 1-D array).
-    shape: Dims,
+    /// Its shape (`[len]` for a 1-D array): the array's own, which the builder borrows for as
+    /// long as it holds this entry (entries are cleared before the builder's buffers are kept).
+    shape: *const [usize],
     /// "input" or "output", and its index there (for messages).
     name: (&'static str, usize),
 }
@@ -62,20 +114,31 @@ struct JobArray {
 impl JobArray {
     /// `array` as a job takes it, seen through `ptr` (its first element: from a shared borrow
     /// for an input, a unique one for an output, which the job writes through).
-    fn of<T: Pod>(array: &SharedArray<T>, ptr: *mut u8, name: (&'static str, usize)) -> JobArray {
+    fn of<T: Pod>(
+        array: &SharedArray<T>,
+        handle: SegmentHandle,
+        ptr: *mut u8,
+        name: (&'static str, usize),
+    ) -> JobArray {
         JobArray {
-            handle: array.handle(),
+            handle,
             ptr,
             len: array.len(),
             elem_size: size_of::<T>(),
             ty: type_desc::<T>(),
-            shape: Dims::new(array.shape()).unwrap_or(Dims::new(&[array.len()]).expect("1-D")),
+            shape: array.shape(),
             name,
         }
     }
 
     fn name(&self) -> String {
         format!("{} {}", self.name.0, self.name.1)
+    }
+
+    fn shape(&self) -> &[usize] {
+        // SAFETY: the builder that holds this entry borrows the array (`&'a` or `&'a mut`), so
+        // its shape lives and is not changed while the entry exists.
+        unsafe { &*self.shape }
     }
 }
 
@@ -89,9 +152,16 @@ struct Dims {
 
 impl Dims {
     /// `dims`, or `None` past [`MAX_DIMS`] dimensions.
+    #[inline]
     fn new(dims: &[usize]) -> Option<Dims> {
+        if dims.len() > MAX_DIMS {
+            return None;
+        }
+        // Element by element, inlined: built in place, not copied out of a call's frame.
         let mut d = [0; MAX_DIMS];
-        d.get_mut(..dims.len())?.copy_from_slice(dims);
+        for (x, &y) in d.iter_mut().zip(dims) {
+            *x = y;
+        }
         Some(Dims { d, n: dims.len() })
     }
 
@@ -105,13 +175,13 @@ impl Dims {
 pub struct JobBuilder<'a, P: Pod> {
     pool: &'a mut Pool,
     params: P,
-    inputs: Vec<JobArray>,
-    outputs: Vec<JobArray>,
-    /// Each stage's kernel and halo radius (rows).
-    stages: Vec<(StageFn<P>, usize)>,
+    /// Arrays, stages, shape and views: this thread's (`Bufs`), given back on drop.
+    b: ManuallyDrop<Box<Bufs>>,
     chunk_size: Option<usize>,
-    shape: Option<Vec<usize>>,
+    shape_given: bool,
     inline: Option<bool>,
+    /// Nanoseconds of work per element, all stages together (`cost_per_element`).
+    cost_ns: f64,
     /// The inputs are borrowed shared and the outputs mutably for `'a`.
     _arrays: PhantomData<&'a mut ()>,
 }
@@ -171,24 +241,31 @@ impl Pool {
         JobBuilder {
             pool: self,
             params,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            stages: Vec::new(),
+            b: ManuallyDrop::new(take_bufs()),
             chunk_size: None,
-            shape: None,
+            shape_given: false,
             inline: None,
+            cost_ns: 0.0,
             _arrays: PhantomData,
         }
     }
 }
 
+impl<P: Pod> Drop for JobBuilder<'_, P> {
+    fn drop(&mut self) {
+        // SAFETY: `b` is taken once, here, and the builder is gone after this.
+        give_back(unsafe { ManuallyDrop::take(&mut self.b) });
+    }
+}
+
 impl<'a, P: Pod> JobBuilder<'a, P> {
-    fn add(&self, a: JobArray) -> Result<JobArray> {
-        let count = self.inputs.len() + self.outputs.len() + 1;
+    /// Checks there is room for one more array.
+    fn room(&self) -> Result<()> {
+        let count = self.b.inputs.len() + self.b.outputs.len() + 1;
         if count > MAX_JOB_ARRAYS {
             return Err(Error::TooManyArrays { count, max: MAX_JOB_ARRAYS });
         }
-        Ok(a)
+        Ok(())
     }
 
     /// Adds a read-only input: `Chunk::input(i)` for the `i`th input added.
@@ -206,13 +283,17 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn input<T: Pod>(mut self, array: &'a SharedArray<T>) -> Result<JobBuilder<'a, P>> {
-        let name = ("input", self.inputs.len());
-        let ptr = array.as_slice().as_ptr().cast::<u8>().cast_mut();
-        let a = self.add(JobArray::of(array, ptr, name))?;
-        if let Some(o) = self.outputs.iter().find(|o| o.handle.nonce == a.handle.nonce) {
-            return Err(Error::ArrayAliased { first: o.name(), second: a.name() });
+        let name = ("input", self.b.inputs.len());
+        self.room()?;
+        let handle = array.handle();
+        if let Some(o) = self.b.outputs.iter().find(|o| o.handle.nonce == handle.nonce) {
+            return Err(Error::ArrayAliased {
+                first: o.name(),
+                second: format!("input {}", name.1),
+            });
         }
-        self.inputs.push(a);
+        let ptr = array.as_slice().as_ptr().cast::<u8>().cast_mut();
+        self.b.inputs.push(JobArray::of(array, handle, ptr, name));
         Ok(self)
     }
 
@@ -233,14 +314,18 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn output<T: Pod>(mut self, array: &'a mut SharedArray<T>) -> Result<JobBuilder<'a, P>> {
-        let name = ("output", self.outputs.len());
-        let ptr = array.as_mut_slice().as_mut_ptr().cast::<u8>();
-        let a = self.add(JobArray::of(array, ptr, name))?;
-        let seen = self.inputs.iter().chain(&self.outputs);
-        if let Some(o) = seen.into_iter().find(|o| o.handle.nonce == a.handle.nonce) {
-            return Err(Error::ArrayAliased { first: o.name(), second: a.name() });
+        let name = ("output", self.b.outputs.len());
+        self.room()?;
+        let handle = array.handle();
+        let seen = self.b.inputs.iter().chain(&self.b.outputs);
+        if let Some(o) = seen.into_iter().find(|o| o.handle.nonce == handle.nonce) {
+            return Err(Error::ArrayAliased {
+                first: o.name(),
+                second: format!("output {}", name.1),
+            });
         }
-        self.outputs.push(a);
+        let ptr = array.as_mut_slice().as_mut_ptr().cast::<u8>();
+        self.b.outputs.push(JobArray::of(array, handle, ptr, name));
         Ok(self)
     }
 
@@ -259,7 +344,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn stage(mut self, kernel: fn(&Chunk<P>)) -> JobBuilder<'a, P> {
-        self.stages.push((kernel, 0));
+        self.b.stages.push((kernel as usize, 0));
         self
     }
 
@@ -292,7 +377,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn stage_halo(mut self, radius: usize, kernel: fn(&Chunk<P>)) -> JobBuilder<'a, P> {
-        self.stages.push((kernel, radius));
+        self.b.stages.push((kernel as usize, radius));
         self
     }
 
@@ -330,7 +415,9 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn shape(mut self, dims: &[usize]) -> JobBuilder<'a, P> {
-        self.shape = Some(dims.to_vec());
+        self.b.shape.clear();
+        self.b.shape.extend_from_slice(dims);
+        self.shape_given = true;
         self
     }
 
@@ -347,6 +434,35 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// ```
     pub fn inline(mut self, inline: bool) -> JobBuilder<'a, P> {
         self.inline = Some(inline);
+        self
+    }
+
+    /// Says how long the job's stages take per element, all together, in nanoseconds on one
+    /// core (default 0: the job is memory-bound and its bytes measure it). The pool runs a job
+    /// in the caller when it is small ([`PoolBuilder::inline_threshold`]): its size is the
+    /// bytes of its arrays times its stages, or its work at `INLINE_BYTES_PER_NS` = 50 bytes
+    /// per nanosecond (the pace of an in-place `f64` kernel run inline), whichever is larger.
+    /// A compute-bound job (a polynomial, a Monte-Carlo sample, a row of a product) gives its
+    /// cost here so that a few bytes of heavy work still go to the workers. A negative or NaN
+    /// hint counts as 0.
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(1)?;
+    /// let mut a = shmpool::SharedArray::<u32>::zeroed(1 << 20)?; // 4 MiB: under the threshold
+    /// pool.job(())
+    ///     .output(&mut a)?
+    ///     .cost_per_element(200.0) // 1 Mi elements x 200 ns: 0.2 s of work, to the workers
+    ///     .stage(|c| c.output::<u32>(0).fill(std::process::id()))
+    ///     .run()?;
+    /// assert_ne!(a[0], std::process::id());
+    /// # drop(pool);
+    /// # shmpool::process::shutdown_forkserver()?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    ///
+    /// [`PoolBuilder::inline_threshold`]: crate::pool::PoolBuilder::inline_threshold
+    pub fn cost_per_element(mut self, ns: f64) -> JobBuilder<'a, P> {
+        self.cost_ns = if ns > 0.0 { ns } else { 0.0 };
         self
     }
 
@@ -436,24 +552,32 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         if plan.len == 0 {
             return Ok(Vec::new());
         }
-        let bytes: usize =
-            self.inputs.iter().chain(&self.outputs).map(|a| a.len * a.elem_size).sum();
-        let touched = bytes.saturating_mul(self.stages.len());
-        let threshold = self.pool.inline_threshold;
-        let inline = self.inline.unwrap_or(threshold > 0 && touched < threshold);
+        let inline = self.inline.unwrap_or_else(|| self.is_small(plan.len));
         if inline { self.run_inline(&plan, identity) } else { self.run_pooled(&plan, identity) }
+    }
+
+    /// The inline rule: whether the job's size (the bytes of all its arrays times its stages,
+    /// or its work hint in the same unit, whichever is larger) is under the pool's threshold.
+    fn is_small(&self, len: usize) -> bool {
+        let threshold = self.pool.inline_threshold;
+        let bytes: usize =
+            self.b.inputs.iter().chain(&self.b.outputs).map(|a| a.len * a.elem_size).sum();
+        let touched = bytes.saturating_mul(self.b.stages.len());
+        // `as` saturates: an absurd hint is simply a large job.
+        let work = (len as f64 * self.cost_ns * INLINE_BYTES_PER_NS) as usize;
+        threshold > 0 && touched.max(work) < threshold
     }
 
     /// Validates the job and works out its shape, chunks and groups of stages.
     fn plan(&self) -> Result<Plan> {
-        if self.stages.is_empty() {
+        if self.b.stages.is_empty() {
             return Err(Error::InvalidArgument {
                 what: "kernel job",
                 reason: "it has no stage; add one with .stage(kernel)".into(),
             });
         }
-        if self.stages.len() > MAX_STAGES {
-            return Err(Error::TooManyStages { count: self.stages.len(), max: MAX_STAGES });
+        if self.b.stages.len() > MAX_STAGES {
+            return Err(Error::TooManyStages { count: self.b.stages.len(), max: MAX_STAGES });
         }
         if size_of::<P>() > MAX_PARAMS_BYTES {
             return Err(Error::ParamsTooLarge { bytes: size_of::<P>(), max: MAX_PARAMS_BYTES });
@@ -467,16 +591,23 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                 ),
             });
         }
-        let arrays = || self.inputs.iter().chain(&self.outputs);
+        let arrays = || self.b.inputs.iter().chain(&self.b.outputs);
         // The job's shape: as given, else the first shaped array's, else the first's length.
-        let shaped = arrays().find(|a| a.shape.n > 1).or(arrays().next());
-        let dims = match (&self.shape, shaped) {
-            (Some(d), _) => Dims::new(d).ok_or_else(|| Error::InvalidArgument {
+        let shaped = arrays().find(|a| a.shape().len() > 1).or(arrays().next());
+        let dims = match (self.shape_given, shaped) {
+            (true, _) => Dims::new(&self.b.shape).ok_or_else(|| Error::InvalidArgument {
                 what: "kernel job shape",
-                reason: format!("it has {} dimensions; give 1 to {MAX_DIMS}", d.len()),
+                reason: format!("it has {} dimensions; give 1 to {MAX_DIMS}", self.b.shape.len()),
             })?,
-            (None, Some(a)) => a.shape,
-            (None, None) => {
+            (false, Some(a)) => Dims::new(a.shape()).ok_or_else(|| Error::InvalidArgument {
+                what: "kernel job shape",
+                reason: format!(
+                    "{} has {} dimensions, more than the {MAX_DIMS} a job splits; give .shape(..)",
+                    a.name(),
+                    a.shape().len()
+                ),
+            })?,
+            (false, None) => {
                 return Err(Error::InvalidArgument {
                     what: "kernel job",
                     reason: "it has no array and no shape; add arrays, or give .shape(&[n])".into(),
@@ -498,10 +629,10 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         })?;
         // A shaped array must have the job's shape; a 1-D one its number of elements.
         for a in arrays() {
-            if a.len != len || (a.shape.n > 1 && a.shape != dims) {
+            if a.len != len || (a.shape().len() > 1 && a.shape() != dims_s) {
                 return Err(Error::ShapeMismatch {
                     array: a.name(),
-                    found: a.shape.as_slice().to_vec(),
+                    found: a.shape().to_vec(),
                     expected: dims_s.to_vec(),
                 });
             }
@@ -514,13 +645,13 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         {
             return Err(Error::ChunkSplitsRows { chunk_size: n, row_len });
         }
-        for (stage, &(_, radius)) in self.stages.iter().enumerate() {
+        for (stage, &(_, radius)) in self.b.stages.iter().enumerate() {
             if radius > rows {
                 return Err(Error::HaloTooLarge { stage, radius, rows });
             }
         }
         let mut groups = Groups { g: [(0, 0); MAX_STAGES], n: 0 };
-        for (i, &(_, radius)) in self.stages.iter().enumerate() {
+        for (i, &(_, radius)) in self.b.stages.iter().enumerate() {
             if radius == 0 && groups.n > 0 {
                 groups.g[groups.n - 1].1 += 1;
             } else {
@@ -548,33 +679,17 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         Ok(Plan { dims, len, chunk_size, groups })
     }
 
-    /// The job's context for one group of stages.
-    fn ctx(&self, plan: &Plan, group: (usize, usize), access: *const AccessMask) -> JobCtx {
-        let mut j = JobCtx {
-            first: group.0,
-            count: group.1,
-            inputs: self.inputs.len(),
-            outputs: self.outputs.len(),
-            ndim: plan.dims.n,
-            access,
-            ..JobCtx::default()
-        };
-        for (dst, (k, _)) in j.stages.iter_mut().zip(&self.stages) {
-            *dst = *k as usize;
-        }
-        j.dims = plan.dims.d;
-        j
-    }
-
     /// Runs every chunk of every group in the caller, through the same trampoline the workers
     /// run; the first panic of a group ends the job after that group, as in the workers.
-    fn run_inline<R: Pod>(self, plan: &Plan, identity: Option<R>) -> Result<Vec<R>> {
+    fn run_inline<R: Pod>(mut self, plan: &Plan, identity: Option<R>) -> Result<Vec<R>> {
         let chunks = Pool::chunks_of(plan.len, plan.chunk_size);
         let mut params = self.params;
         let mut partials: Vec<R> = identity.map(|r| vec![r; chunks]).unwrap_or_default();
-        let access = AccessMask::default();
-        let mut v = Views::default();
-        for (i, a) in self.inputs.iter().chain(&self.outputs).enumerate() {
+        let b = &mut **self.b;
+        // This thread's views, every pointer null between jobs: each slot a chunk can reach is
+        // set below.
+        let v = &mut b.views;
+        for (i, a) in b.inputs.iter().chain(&b.outputs).enumerate() {
             (v.ptr[i], v.len[i], v.elem_size[i], v.expected_len[i]) =
                 (a.ptr, a.len, a.elem_size, a.len);
             v.ty[i] = Some(a.ty);
@@ -587,10 +702,21 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             (v.len[PARTIALS_SLOT], v.elem_size[PARTIALS_SLOT], v.expected_len[PARTIALS_SLOT]) =
                 (chunks, size_of::<R>(), chunks);
         }
-        for &group in plan.groups.all() {
-            access.clear();
-            v.job = self.ctx(plan, group, &access);
-            let radius = self.stages[group.0].1;
+        let j = &mut v.job;
+        (j.inputs, j.outputs, j.ndim, j.dims) =
+            (b.inputs.len(), b.outputs.len(), plan.dims.n, plan.dims.d);
+        // The mask is this thread's alone (`local`): plain stores and loads, no fences.
+        j.local = true;
+        j.stages = [0; MAX_STAGES];
+        for (dst, &(k, _)) in j.stages.iter_mut().zip(&b.stages) {
+            *dst = k;
+        }
+        let mut outcome = Ok(());
+        for &(first, count) in plan.groups.all() {
+            // A fresh mask per group: what one group wrote, the next may read with a halo.
+            let access = AccessMask::default();
+            (v.job.first, v.job.count, v.job.access) = (first, count, &raw const access);
+            let (kernel, radius) = b.stages[first];
             let mut failed = None;
             for index in 0..chunks {
                 let start = index * plan.chunk_size;
@@ -605,7 +731,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                     // shared, outputs exclusively), each valid for the length it states.
                     // SAFETY: as above; the parameter slot holds a `P` and the partials slot
                     // `chunks` `R`s; every stage is a `StageFn<P>`; chunks run one at a time.
-                    unsafe { run_stages::<P>(self.stages[group.0].0 as usize, &v, &span) }
+                    unsafe { run_stages::<P>(kernel, v, &span) }
                 };
                 if let Err(p) = catch_unwind(AssertUnwindSafe(run)) {
                     let message = take_panic(p);
@@ -614,10 +740,15 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             }
             if let Some((chunk, message)) = failed {
                 let pid = crate::sys::proc::getpid();
-                return Err(Error::KernelPanicked { chunk, pid, message });
+                outcome = Err(Error::KernelPanicked { chunk, pid, message });
+                break;
             }
         }
-        Ok(partials)
+        // No chunk runs any more: nothing may point into this call's frame from the views
+        // kept for the next job.
+        v.ptr = [std::ptr::null_mut(); MAX_ARRAYS];
+        v.job.access = std::ptr::null();
+        outcome.map(|()| partials)
     }
 
     /// Publishes each group of stages in turn and waits for it.
@@ -649,7 +780,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         };
         for &group in plan.groups.all() {
             let mut arrays: [ArraySpec; MAX_ARRAYS] = Default::default();
-            for (dst, a) in arrays.iter_mut().zip(self.inputs.iter().chain(&self.outputs)) {
+            for (dst, a) in arrays.iter_mut().zip(self.b.inputs.iter().chain(&self.b.outputs)) {
                 *dst = ArraySpec::Handle(a.handle.clone(), a.len);
             }
             arrays[PARAMS_SLOT] = ArraySpec::Scratch(0, 1, size_of::<P>());
@@ -660,18 +791,18 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             };
             let spec = JobSpec {
                 trampoline: run_stages::<P> as Trampoline as usize,
-                kernel: self.stages[group.0].0 as usize,
+                kernel: self.b.stages[group.0].0,
                 len: plan.len,
                 chunk_size: plan.chunk_size,
-                radius: self.stages[group.0].1,
+                radius: self.b.stages[group.0].1,
                 arrays,
                 results: None,
                 stages: Some(StageSpec {
-                    kernels: self.stages.iter().map(|(k, _)| *k as usize).collect(),
+                    kernels: self.b.stages.iter().map(|&(k, _)| k).collect(),
                     first: group.0,
                     count: group.1,
-                    inputs: self.inputs.len(),
-                    outputs: self.outputs.len(),
+                    inputs: self.b.inputs.len(),
+                    outputs: self.b.outputs.len(),
                     dims: plan.dims.as_slice().to_vec(),
                 }),
             };

@@ -61,6 +61,9 @@ pub(crate) struct JobCtx {
     /// The outputs written and read with a halo in this publish, shared by every chunk (the
     /// control block's, or the caller's own when the job runs inline); null for other jobs.
     pub(crate) access: *const AccessMask,
+    /// The mask is the calling thread's own (a job run inline): no other thread or process
+    /// reaches it, so its bits need no fences.
+    pub(crate) local: bool,
 }
 
 impl Default for JobCtx {
@@ -74,6 +77,7 @@ impl Default for JobCtx {
             dims: [0; MAX_DIMS],
             ndim: 0,
             access: std::ptr::null(),
+            local: false,
         }
     }
 }

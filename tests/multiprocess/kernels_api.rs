@@ -38,6 +38,8 @@ pub fn tests() -> Tests {
         zero_sized_elements_and_the_full_limits_run,
         a_killed_worker_in_the_first_group_stops_the_job_before_the_next,
         a_failed_halo_read_leaves_no_access_behind_for_the_next_job,
+        the_work_hint_chooses_between_inline_and_the_workers,
+        an_inline_job_sees_nothing_of_the_inline_job_before,
     }
 }
 
@@ -861,5 +863,104 @@ fn a_failed_halo_read_leaves_no_access_behind_for_the_next_job() {
         assert!(a.iter().all(|&x| x == 9));
         a.fill(0);
     }
+    finish(pool);
+}
+
+/// Every element: the pid of the process that ran the chunk.
+fn write_pid(c: &Chunk<()>) {
+    c.output::<u32>(0).fill(std::process::id());
+}
+
+fn the_work_hint_chooses_between_inline_and_the_workers() {
+    let mut pool = Pool::new(2).unwrap();
+    assert!(pool.inline_threshold() > 4096, "the default threshold runs 4 KiB inline");
+    let me = std::process::id();
+    let mut a = SharedArray::<u32>::zeroed(1000).unwrap();
+    // (hint, explicit inline, expect inline): 4 KiB of memory-bound work runs in the caller; a
+    // millisecond per element (1 s in all) goes to the workers; a hint that is no number of
+    // nanoseconds counts as none; `.inline(..)` overrides the hint both ways.
+    let cases: [(f64, Option<bool>, bool); 7] = [
+        (0.0, None, true),
+        (1e6, None, false),
+        (f64::INFINITY, None, false),
+        (-5.0, None, true),
+        (f64::NAN, None, true),
+        (1e6, Some(true), true),
+        (0.0, Some(false), false),
+    ];
+    for (hint, inline, expect_inline) in cases {
+        a.fill(0);
+        let mut job = pool.job(()).output(&mut a).unwrap().cost_per_element(hint);
+        if let Some(i) = inline {
+            job = job.inline(i);
+        }
+        job.stage(write_pid).run().unwrap();
+        let ran_here = a.iter().all(|&p| p == me);
+        let ran_there = a.iter().all(|&p| p != me && p != 0);
+        assert!(ran_here || ran_there, "hint {hint}: some elements were not written");
+        assert_eq!(ran_here, expect_inline, "hint {hint}, inline {inline:?}");
+    }
+    finish(pool);
+}
+
+fn second_input(c: &Chunk<()>) {
+    let _ = c.input::<u64>(1);
+}
+
+fn partial_without_reduce(c: &Chunk<()>) {
+    c.set_partial(1u64);
+}
+
+fn add_inputs(c: &Chunk<()>) {
+    let (x, y, z) = (c.input::<u64>(0), c.input::<u64>(1), c.output::<u64>(0));
+    for i in 0..z.len() {
+        z[i] = x[i] + y[i];
+    }
+    c.set_partial(z.iter().sum::<u64>());
+}
+
+/// An inline job reuses the caller's buffers of the one before (`job_builder.rs`, `Bufs`): a
+/// job of fewer arrays, or without partials, must not reach the arrays or partials of the job
+/// before through them.
+fn an_inline_job_sees_nothing_of_the_inline_job_before() {
+    let mut pool = Pool::new(1).unwrap();
+    let x = SharedArray::<u64>::from_fn(64, |i| i as u64).unwrap();
+    let y = SharedArray::<u64>::from_fn(64, |i| 2 * i as u64).unwrap();
+    let mut z = SharedArray::<u64>::zeroed(64).unwrap();
+    let job = pool.job(()).input(&x).unwrap().input(&y).unwrap().output(&mut z).unwrap();
+    let sum = job.inline(true).stage(add_inputs).run_reduce(0u64, |a, b| a + b).unwrap();
+    assert_eq!(sum, 3 * (0..64u64).sum::<u64>());
+    // One input now: input 1 is past the job's arrays.
+    let e = pool.job(()).input(&x).unwrap().inline(true).stage(second_input).run();
+    match e {
+        Err(Error::KernelPanicked { message, .. }) => {
+            assert!(message.contains("has 1 inputs"), "{message}")
+        }
+        other => panic!("expected KernelPanicked, got {other:?}"),
+    }
+    // No partials now: setting one is an error, not a write into the last job's.
+    let e = pool.job(()).input(&x).unwrap().inline(true).stage(partial_without_reduce).run();
+    match e {
+        Err(Error::KernelPanicked { message, .. }) => {
+            assert!(message.contains("run_reduce"), "{message}")
+        }
+        other => panic!("expected KernelPanicked, got {other:?}"),
+    }
+    // A builder dropped unrun, and one that fails its checks, leave the next job whole.
+    drop(pool.job(()).input(&x).unwrap().shape(&[8, 8]));
+    assert!(pool.job(()).input(&x).unwrap().shape(&[9]).stage(second_input).run().is_err());
+    let sum = pool
+        .job(())
+        .input(&x)
+        .unwrap()
+        .input(&y)
+        .unwrap()
+        .output(&mut z)
+        .unwrap()
+        .inline(true)
+        .stage(add_inputs)
+        .run_reduce(0u64, |a, b| a + b)
+        .unwrap();
+    assert_eq!(sum, 3 * (0..64u64).sum::<u64>());
     finish(pool);
 }

@@ -10,8 +10,8 @@
 //! ```
 //!
 //! Options: `--size RxC` (default 512x512), `--steps S` (most steps, default 200), `--tol T`
-//! (stop once the residual is below T, default 0: run every step), `--workers W` (pool workers
-//! per rank, default 1), `--out DIR` (write the final grid as per-rank files plus
+//! (stop once the residual is below T, or NaN; default 0: run every step), `--workers W` (pool
+//! workers per rank, default 1), `--out DIR` (write the final grid as per-rank files plus
 //! `DIR/grid.index`), `--crash-worker-at STEP` (the last rank's pool worker dies at that step,
 //! to show the rank aborting the job with the pool's error), `--halo-bench N` (only time N
 //! halo exchanges back to back, no compute: the exchange's own cost). Rank 0 prints the steps run, the
@@ -118,7 +118,7 @@ fn main() {
     let (mut steps, mut residual) = (0, f64::INFINITY);
     world.barrier();
     let start = Instant::now();
-    while steps < args.steps && !(residual < args.tol) {
+    while steps < args.steps && residual >= args.tol {
         if args.crash_at == Some(steps) && rank == ranks - 1 {
             let mut dummy = shmpool::SharedArray::<u8>::zeroed(1 << 20).or_abort(&world);
             let job = pool.job(()).output(&mut dummy).or_abort(&world).inline(false);

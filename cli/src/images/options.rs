@@ -10,9 +10,10 @@ pub(crate) struct ImagesArgs {
     /// A directory (its PNG, JPEG, WebP and TIFF files, not recursive) or a glob such as
     /// 'photos/*.jpg' (quote it; `*` and `?` in the file name part).
     pub(crate) input: String,
-    /// An operation, in order; repeat it: --op resize=640x480 --op blur=1.5. Known: resize=WxH[,lanczos3],
-    /// thumbnail=WxH, crop=X,Y,W,H, rotate=90|180|270, flip=h|v, grayscale, brightness=B,
-    /// contrast=K, gamma=G, blur=SIGMA, sharpen=SIGMA[,AMOUNT,THRESHOLD], edges.
+    /// An operation, in order; repeat it: --op resize=640x480 --op blur=1.5. Known: resize=WxH
+    /// (or resize=WxH,lanczos3), thumbnail=WxH, crop=X,Y,W,H, rotate=90|180|270, flip=h|v,
+    /// grayscale, brightness=B, contrast=K, gamma=G, blur=SIGMA, sharpen=SIGMA (or
+    /// sharpen=SIGMA,AMOUNT,THRESHOLD), edges.
     #[arg(long = "op", value_name = "OP")]
     pub(crate) ops: Vec<String>,
     /// A file of operations, one per line ('#' comments), run before the --op ones.

@@ -354,6 +354,27 @@ pub(crate) unsafe fn spill_of(base: *const u8, n: usize, chunk: usize) -> (u32, 
 mod tests {
     use super::*;
 
+    #[test]
+    fn encode_into_appends_what_postcard_encodes() {
+        #[derive(serde::Serialize)]
+        enum E {
+            A(String, Vec<u16>),
+            B { x: f64, y: Option<i64> },
+        }
+        let values = [
+            E::A("/data/file-1.csv".into(), vec![1, 300, u16::MAX]),
+            E::B { x: -0.5, y: Some(i64::MIN) },
+            E::A("x".repeat(200), Vec::new()),
+        ];
+        let mut out = vec![7u8];
+        let mut want = vec![7u8];
+        for v in &values {
+            encode_into(v, &mut out).unwrap();
+            want.extend(postcard::to_stdvec(v).unwrap());
+        }
+        assert_eq!(out, want);
+    }
+
     /// An 8-aligned buffer of `bytes` bytes.
     fn region(bytes: usize) -> Vec<u64> {
         vec![0; bytes.div_ceil(8)]

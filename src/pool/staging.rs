@@ -664,6 +664,37 @@ mod tests {
         assert_eq!(copied, [1, 2, 3]);
     }
 
+    /// A `Serialize` impl that stages another call on this thread gets fresh buffers, and
+    /// neither call sees the other's bytes, then or in the next call.
+    #[test]
+    fn reused_argument_buffers_survive_a_nested_call() {
+        fn copy(o: &[u64], d: &[u8]) -> Result<(Vec<u64>, Vec<u8>)> {
+            Ok((o.to_vec(), d.to_vec()))
+        }
+        struct Nested;
+        impl Serialize for Nested {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                s: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                let inner = with_serialized_args::<u8, _>([1u8, 2], 10, 0, copy).unwrap();
+                assert_eq!(inner, (vec![0, 1, 2], vec![1, 2]));
+                s.serialize_u8(9)
+            }
+        }
+        let got = with_serialized_args::<Nested, _>([Nested, Nested], 10, 0, copy).unwrap();
+        assert_eq!(got, (vec![0, 1, 2], vec![9, 9]));
+        let got = with_serialized_args::<u8, _>([5u8], 10, 0, copy).unwrap();
+        assert_eq!(got, (vec![0, 1], vec![5]));
+        // A failed call leaves nothing behind for the next either.
+        let args = ["x".repeat(20)];
+        assert!(with_serialized_args::<String, _>(&args, 10, 0, copy).is_err());
+        assert_eq!(
+            with_serialized_args::<u8, _>([6u8], 10, 0, copy).unwrap(),
+            (vec![0, 1], vec![6])
+        );
+    }
+
     #[test]
     fn an_argument_over_the_limit_names_its_task() {
         let args = [String::from("ab"), "x".repeat(100), String::new()];

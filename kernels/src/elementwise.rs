@@ -264,5 +264,7 @@ pub fn polyval(pool: &mut Pool, coeffs: &[f64], x: &mut SharedArray<f64>) -> Res
     }
     let mut p = Poly { coeffs: [0.0; MAX_COEFFS], len: coeffs.len() as u64 };
     p.coeffs[..coeffs.len()].copy_from_slice(coeffs);
-    pool.job(p).output(x)?.stage(polyval_stage).run()
+    // Horner's rule: one multiply-add per coefficient and element, about 0.1 ns each on one
+    // core (degree 16 over 4 Mi f64 in 6.9 ms), weighed by the pool's inline rule.
+    pool.job(p).output(x)?.cost_per_element(coeffs.len() as f64 * 0.1).stage(polyval_stage).run()
 }

@@ -14,10 +14,11 @@ use shmpool::{Pool, SharedArray};
 use crate::float::Float;
 use crate::matmul::{MatDims, band_rows, matmul_rows};
 
-/// Below this many multiply-adds (`m * k * n`, about 50 us of work) the product runs in the
-/// caller: waking the workers costs more. Above it the workers run it whatever the pool's
-/// byte-based inline threshold says, since a product's work grows faster than its bytes.
-const INLINE_MULADDS: usize = 1 << 17;
+/// Nanoseconds per multiply-add of the block kernel on one core (`f64`, 512 x 512 x 512 in
+/// 20.9 ms sequentially: `docs/benchmarks.md`), the product's work hint: a product's work grows
+/// faster than its bytes, so the pool's inline rule weighs this rather than the bytes alone
+/// ([`JobBuilder::cost_per_element`](shmpool::pool::JobBuilder::cost_per_element)).
+const NS_PER_MULADD: f64 = 0.155;
 
 /// The operands of a product in shared memory, laid out for [`matmul_pool`]: `A` (`m x k`) and
 /// `B` (`k x n`) in one input array, `C` (`m x n`) in an output array, all row-major.
@@ -176,7 +177,7 @@ pub fn matmul_pool<T: Float>(pool: &mut Pool, bufs: &mut MatmulBuffers<T>) -> sh
         .input(&bufs.ab)?
         .output(&mut bufs.c)?
         .chunk_size(rows * n)
-        .inline(m * k * n < INLINE_MULADDS)
+        .cost_per_element((m * k * n) as f64 * NS_PER_MULADD / len as f64)
         .stage_halo(len, band::<T>)
         .run()
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::array::ArrayProxy;
 use super::barrier::BarrierProxy;
 use super::condition::ConditionProxy;
 use super::custom::{CustomProxy, Managed, Registry};
@@ -466,6 +467,44 @@ impl Manager {
     /// ```
     pub fn barrier(&self, parties: u64) -> Result<BarrierProxy> {
         Ok(BarrierProxy::new(self.create(Kind::Barrier(parties))?))
+    }
+
+    /// A new array of `len` zeroed elements of `T` on the server, in shared memory that proxies
+    /// on the server's machine map (Python's `manager.Array(typecode, [0] * len)`; see
+    /// [`ArrayProxy`]).
+    ///
+    /// ```no_run
+    /// let a = shmpool::Manager::start()?.array::<f64>(1 << 20)?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a zero-sized `T` or a size
+    /// that does not fit in memory; the server's refusal if it cannot make the segment.
+    pub fn array<T: bytemuck::Pod>(&self, len: usize) -> Result<ArrayProxy<T>> {
+        let bytes = len.checked_mul(size_of::<T>()).filter(|_| size_of::<T>() > 0);
+        let bytes = bytes.ok_or_else(|| crate::Error::InvalidArgument {
+            what: "manager array",
+            reason: format!(
+                "{len} elements of {} bytes: the element type must have a size, and the array \
+                 must fit in memory",
+                size_of::<T>()
+            ),
+        })?;
+        Ok(ArrayProxy::new(self.create(Kind::Array(bytes as u64))?))
+    }
+
+    /// A new array on the server holding `values` (Python's `manager.Array(typecode, values)`).
+    ///
+    /// ```no_run
+    /// let a = shmpool::Manager::start()?.array_from(&[1u32, 2, 3])?;
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn array_from<T: bytemuck::Pod>(&self, values: &[T]) -> Result<ArrayProxy<T>> {
+        let a = self.array::<T>(values.len())?;
+        a.set_slice(0, values)?;
+        Ok(a)
     }
 
     /// A new, empty list on the server (Python's `manager.list()`).

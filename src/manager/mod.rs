@@ -9,6 +9,7 @@
 //! dict in shared memory the local proxies map), `named` (objects found by name), `proxy` (what every proxy shares), and one
 //! file per proxy kind.
 
+pub(crate) mod array;
 pub(crate) mod barrier;
 pub(crate) mod builder;
 pub(crate) mod condition;
@@ -29,6 +30,7 @@ pub(crate) mod table;
 pub(crate) mod value;
 pub(crate) mod wire;
 
+pub use array::ArrayProxy;
 pub use barrier::BarrierProxy;
 pub use builder::{Manager, ManagerBuilder};
 pub use condition::ConditionProxy;

@@ -162,6 +162,7 @@ pub(crate) fn queue_get(
 pub(crate) enum Local {
     Dict(Box<SharedDict>),
     Queue(MessageQueue),
+    Array(Box<LockedArray<u8>>),
 }
 
 /// The server's pidfd, which reads as readable once the server has exited.
@@ -213,6 +214,9 @@ fn open(reply: Reply) -> Option<(Local, OwnedFd)> {
             Local::Dict(Box::new(SharedDict { arr: LockedArray::open_handle(&handle).ok()? })),
             pid,
         ),
+        Reply::SharedArray { handle, pid } => {
+            (Local::Array(Box::new(LockedArray::open_handle(&handle).ok()?)), pid)
+        }
         Reply::SharedQueue { handle, pid } => {
             (Local::Queue(MessageQueue::open_handle(&handle).ok()?), pid)
         }
@@ -230,7 +234,25 @@ pub(crate) fn local<R>(obj: &Object, f: impl FnOnce(&mut Table<'_>) -> R) -> Opt
             alive.check()?;
             d.with(f)
         }
-        Local::Queue(_) => Err(wrong_proxy()),
+        Local::Queue(_) | Local::Array(_) => Err(wrong_proxy()),
+    })
+}
+
+/// Runs `f` on `obj`'s array bytes in this process, under their lock, if it has them reachable
+/// from here (`None`: use the server). A holder that died mid-write leaves the bytes as it
+/// left them (as with any lock); the lock is recovered and the call goes on.
+pub(crate) fn local_array<R>(obj: &Object, f: impl FnOnce(&mut [u8]) -> R) -> Option<Result<R>> {
+    mapped(obj, |local, alive| match local {
+        Local::Array(a) => {
+            alive.check()?;
+            let mut g = match a.lock_timeout(LOCK_WAIT) {
+                Ok(g) => g,
+                Err(LockError::OwnerDied(od)) => od.recover(),
+                Err(e) => return Err(e.into()),
+            };
+            Ok(f(&mut g))
+        }
+        _ => Err(wrong_proxy()),
     })
 }
 
@@ -242,7 +264,7 @@ pub(crate) fn local_queue<R>(
 ) -> Option<Result<R>> {
     mapped(obj, |local, alive| match local {
         Local::Queue(q) => f(q, alive),
-        Local::Dict(_) => Err(wrong_proxy()),
+        _ => Err(wrong_proxy()),
     })
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::custom::Erased;
 use super::shared::{SharedDict, queue_get, queue_put};
 use super::wire::{Kind, Op, Reply};
-use crate::MessageQueue;
+use crate::{LockedArray, MessageQueue};
 
 /// How often a waiting request checks that its client is still connected.
 const RECHECK: Duration = Duration::from_millis(50);
@@ -57,6 +57,8 @@ enum Obj {
     /// The fast path's queue: a bounded ring in shared memory, waited on outside the table's
     /// mutex.
     SharedQueue(MessageQueue),
+    /// An array: bytes in shared memory under their robust lock, which local proxies map.
+    Array(Arc<LockedArray<u8>>),
 }
 
 impl Obj {
@@ -75,6 +77,7 @@ impl Obj {
             Obj::Custom(_) => "custom object",
             Obj::SharedDict(_) => "shared dict",
             Obj::SharedQueue(_) => "shared queue",
+            Obj::Array(_) => "array",
         }
     }
 }
@@ -148,6 +151,11 @@ impl Store {
             Kind::SharedDict { keys, bytes } => match SharedDict::create(keys, bytes) {
                 Ok(d) => Obj::SharedDict(Arc::new(d)),
                 Err(e) => return refuse(e.to_string()),
+            },
+            Kind::Array(bytes) => match usize::try_from(bytes).map(LockedArray::<u8>::zeroed) {
+                Ok(Ok(a)) => Obj::Array(Arc::new(a)),
+                Ok(Err(e)) => return refuse(e.to_string()),
+                Err(_) => return refuse("an array's size must fit in memory"),
             },
             Kind::SharedQueue { capacity, max_item } => {
                 let ring = usize::try_from(capacity).ok().zip(usize::try_from(max_item).ok());
@@ -231,6 +239,11 @@ impl Store {
                 Op::Shared => Reply::Shared { handle: d.handle(), pid: crate::sys::proc::getpid() },
                 op => d.apply(&op),
             };
+        }
+        if let Some(Obj::Array(a)) = t.objects.get(&id) {
+            let a = Arc::clone(a);
+            drop(t);
+            return shared_array(&a, op);
         }
         if let Some(Obj::SharedQueue(q)) = t.objects.get(&id) {
             let q = q.clone();
@@ -443,10 +456,54 @@ fn kind_name(kind: &Kind) -> &'static str {
         Kind::Custom(_) => "custom object",
         Kind::SharedDict { .. } => "shared dict",
         Kind::SharedQueue { .. } => "shared queue",
+        Kind::Array(_) => "array",
     }
 }
 
 /// The reply of a wait that ran out of time.
+/// Applies `op` to an array for a client that reaches it through the server.
+fn shared_array(a: &LockedArray<u8>, op: Op) -> Reply {
+    let out_of_range = |at: u64, len: u64| {
+        refuse(format!(
+            "bytes {at}..{at}+{len} are outside the array's {} bytes; check len() first",
+            a.len()
+        ))
+    };
+    let range = |at: u64, len: u64| {
+        let at = usize::try_from(at).ok()?;
+        let end = at.checked_add(usize::try_from(len).ok()?)?;
+        (end <= a.len()).then_some(at..end)
+    };
+    let guard = || {
+        a.lock_timeout(Duration::from_secs(5)).or_else(|e| match e {
+            // The holder died mid-write: as with any lock, the data may be half-updated.
+            crate::sync::LockError::OwnerDied(od) => Ok(od.recover()),
+            e => Err(e),
+        })
+    };
+    let r = match op {
+        Op::Shared => {
+            Ok(Reply::SharedArray { handle: a.handle(), pid: crate::sys::proc::getpid() })
+        }
+        Op::Len => Ok(Reply::Len(a.len() as u64)),
+        Op::ArrayRead { at, len } => match range(at, len) {
+            Some(r) => guard().map(|g| Reply::Item(Some(g[r].to_vec()))),
+            None => Ok(out_of_range(at, len)),
+        },
+        Op::ArrayWrite { at, bytes } => match range(at, bytes.len() as u64) {
+            Some(r) => guard().map(|mut g| {
+                g[r].copy_from_slice(&bytes);
+                Reply::Done
+            }),
+            None => Ok(out_of_range(at, bytes.len() as u64)),
+        },
+        op => Ok(refuse(format!(
+            "an array has no operation {op:?}; the proxy and the object disagree"
+        ))),
+    };
+    r.unwrap_or_else(|e| refuse(e.to_string()))
+}
+
 /// Applies `op` to a shared queue for a client that reaches it through the server; a wait
 /// ends early when `gone()` says the client disconnected.
 fn shared_queue(q: &MessageQueue, op: Op, gone: impl Fn() -> bool) -> Reply {
@@ -767,5 +824,23 @@ mod tests {
         assert!(matches!(s.call(1, id, Op::DictKeys, never), Reply::Refused(_)));
         let bad = Kind::SharedQueue { capacity: 4, max_item: 16 };
         assert!(matches!(s.create(bad, |_| None), Reply::Refused(_)));
+    }
+
+    #[test]
+    fn an_array_reads_and_writes_through_the_server_within_its_bytes() {
+        let s = Store::default();
+        let Reply::Id(id) = s.create(Kind::Array(8), |_| None) else { panic!() };
+        let write = Op::ArrayWrite { at: 2, bytes: vec![1, 2] };
+        assert_eq!(s.call(1, id, write, never), Reply::Done);
+        let read = |at, len| Op::ArrayRead { at, len };
+        assert_eq!(s.call(1, id, read(1, 3), never), Reply::Item(Some(vec![0, 1, 2])));
+        assert_eq!(s.call(1, id, Op::Len, never), Reply::Len(8));
+        for op in [read(7, 2), read(u64::MAX, 2), Op::ArrayWrite { at: 8, bytes: vec![0] }] {
+            assert!(matches!(s.call(1, id, op, never), Reply::Refused(_)));
+        }
+        let Reply::SharedArray { handle, .. } = s.call(1, id, Op::Shared, never) else { panic!() };
+        let a = crate::LockedArray::<u8>::open_handle(&handle).unwrap();
+        assert_eq!(a.to_vec().unwrap(), [0, 0, 1, 2, 0, 0, 0, 0]);
+        assert!(matches!(s.create(Kind::Array(u64::MAX), |_| None), Reply::Refused(_)));
     }
 }

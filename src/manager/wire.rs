@@ -64,6 +64,9 @@ pub(crate) enum Kind {
     Barrier(u64),
     /// A condition variable with its own reentrant lock.
     Condition,
+    /// A typed array in shared memory of this many bytes (its elements' type is the proxies'
+    /// business).
+    Array(u64),
     /// A queue in shared memory (the fast path): a ring of `capacity` bytes taking items of at
     /// most `max_item` encoded bytes.
     SharedQueue {
@@ -161,6 +164,16 @@ pub(crate) enum Op {
     },
     /// Wakes up to this many of a held condition's waiters.
     CondNotify(u64),
+    /// `len` bytes of an array from byte `at`: `Reply::Item`.
+    ArrayRead {
+        at: u64,
+        len: u64,
+    },
+    /// Writes bytes into an array from byte `at`.
+    ArrayWrite {
+        at: u64,
+        bytes: Vec<u8>,
+    },
     /// Where the object's shared memory is, for a proxy on the server's machine.
     Shared,
     Custom(Vec<u8>),
@@ -193,6 +206,11 @@ pub(crate) enum Reply {
     /// The request was refused; why, with the fix.
     /// The object's shared memory and the server's process id (for its pidfd).
     Shared {
+        handle: crate::array::LockedArrayHandle,
+        pid: u32,
+    },
+    /// The array's shared memory and the server's process id.
+    SharedArray {
         handle: crate::array::LockedArrayHandle,
         pid: u32,
     },

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use shmpool::manager::{DictProxy, EventProxy, QueueProxy};
+use shmpool::manager::{ArrayProxy, DictProxy, EventProxy, QueueProxy};
 use shmpool::{Error, Manager, StartMethod, get_context};
 
 use crate::harness::{Tests, register};
@@ -26,6 +26,7 @@ pub fn tests() -> Tests {
         a_full_shared_dict_refuses_and_keeps_its_keys,
         a_shared_queue_carries_items_between_children in METHODS,
         a_killed_server_ends_a_mapped_queue_wait_within_a_second,
+        an_array_is_updated_in_place_by_children in METHODS,
     }
 }
 
@@ -101,15 +102,19 @@ fn local_calls_need_no_server() {
     let q = m.queue_with_capacity::<u32>(4096, 64).unwrap().with_timeout(PROMPTLY / 2);
     d.set(&1, &1).unwrap(); // maps the table
     q.put(&1).unwrap(); // maps the ring
+    let a = m.array_from(&[1u16, 2, 3]).unwrap().with_timeout(PROMPTLY / 2);
     plain.set(&1, &1).unwrap();
     server_signal(&m, libc::SIGSTOP);
     let fast = (d.set(&2, &2), d.get(&1), d.len());
     let fast_q = (q.put(&2), q.get(), q.get(), q.get_nowait());
+    let fast_a = (a.set(0, 9), a.get(0), a.with_local(|xs| xs.iter().sum::<u16>()), a.to_vec());
     let slow = plain.get(&1);
     server_signal(&m, libc::SIGCONT);
     assert_eq!((fast.0.unwrap(), fast.1.unwrap(), fast.2.unwrap()), ((), Some(1), 2));
     let fast_q = (fast_q.0.unwrap(), fast_q.1.unwrap(), fast_q.2.unwrap(), fast_q.3.unwrap());
     assert_eq!(fast_q, ((), 1, 2, None));
+    let fast_a = (fast_a.0.unwrap(), fast_a.1.unwrap(), fast_a.2.unwrap(), fast_a.3.unwrap());
+    assert_eq!(fast_a, ((), 9, Some(14), vec![9, 2, 3]));
     assert!(matches!(slow, Err(Error::Timeout { .. })), "{slow:?}");
     m.shutdown().unwrap();
 }
@@ -250,4 +255,40 @@ fn a_killed_server_ends_a_mapped_queue_wait_within_a_second() {
     assert!(t.elapsed() < Duration::from_millis(200) + PROMPTLY, "after {:?}", t.elapsed());
     assert!(matches!(q.put(&1), Err(Error::ManagerGone { .. })));
     m.shutdown().unwrap();
+}
+
+/// A child: adds one to every element, in place, ten times; then marks its own slot.
+fn add_in_place(args: (u32, ArrayProxy<f64>, ArrayProxy<u32>)) -> Result<(), String> {
+    let (me, a, marks) = args;
+    let e = |e: Error| e.to_string();
+    for _ in 0..10 {
+        let mapped = a.with_local(|xs| xs.iter_mut().for_each(|x| *x += 1.0)).map_err(e)?;
+        mapped.ok_or("the array was not mapped on the server's machine")?;
+    }
+    marks.set(me as usize, me + 1).map_err(e)?;
+    Ok(())
+}
+
+fn an_array_is_updated_in_place_by_children(method: StartMethod) {
+    let m = Manager::builder().start_method(method).start().unwrap();
+    let a = m.array::<f64>(4096).unwrap();
+    let marks = m.array::<u32>(CHILDREN as usize).unwrap();
+    let ctx = get_context(method);
+    let mut kids: Vec<_> = (0..CHILDREN)
+        .map(|me| ctx.start(add_in_place, (me, a.clone(), marks.clone())).unwrap())
+        .collect();
+    for k in &mut kids {
+        let st = k.join().unwrap();
+        assert!(st.success(), "{st}");
+    }
+    let xs = a.to_vec().unwrap();
+    assert_eq!(xs.len(), 4096);
+    assert_eq!(marks.to_vec().unwrap(), (1..=CHILDREN).collect::<Vec<_>>());
+    let want = f64::from(CHILDREN * 10);
+    assert!(xs.iter().all(|&x| x == want), "an in-place update was lost");
+    assert!(matches!(a.get(4096), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(a.set_slice(4095, &[1.0, 2.0]), Err(Error::InvalidArgument { .. })));
+    assert!(m.array::<()>(10).is_err() && m.array::<u64>(usize::MAX).is_err());
+    m.shutdown().unwrap();
+    shmpool::process::shutdown_forkserver().unwrap();
 }

@@ -843,4 +843,19 @@ mod tests {
         assert_eq!(a.to_vec().unwrap(), [0, 0, 1, 2, 0, 0, 0, 0]);
         assert!(matches!(s.create(Kind::Array(u64::MAX), |_| None), Reply::Refused(_)));
     }
+
+    #[test]
+    fn absurd_sizes_are_refused_not_attempted() {
+        let s = Store::default();
+        for kind in [
+            Kind::SharedDict { keys: 1 << 40, bytes: 0 },
+            Kind::SharedDict { keys: 1, bytes: 1 << 50 },
+            Kind::Array(1 << 50),
+            Kind::SharedQueue { capacity: 1 << 50, max_item: 16 },
+            Kind::SharedQueue { capacity: u64::MAX, max_item: u64::MAX },
+        ] {
+            let r = s.create(kind.clone(), |_| None);
+            assert!(matches!(r, Reply::Refused(_)), "{kind:?}: {r:?}");
+        }
+    }
 }

@@ -186,7 +186,7 @@ impl<'a> Table<'a> {
         let h = hash(key);
         let found = self.find(h, key);
         if found.is_err() {
-            let taken = self.w[W_COUNT] + self.w[W_TOMBS] + 1;
+            let taken = self.w[W_COUNT].saturating_add(self.w[W_TOMBS]).saturating_add(1);
             if taken > self.w[W_SLOTS] * 3 / 4 {
                 return None;
             }
@@ -202,11 +202,11 @@ impl<'a> Table<'a> {
             Err(s) => {
                 // A tombstone until the offset lands, whatever the hash word says meanwhile.
                 if self.w[HEAD + 2 * s + 1] == TOMB {
-                    self.w[W_TOMBS] -= 1;
+                    self.w[W_TOMBS] = self.w[W_TOMBS].saturating_sub(1);
                 }
                 self.w[HEAD + 2 * s] = h;
                 self.w[HEAD + 2 * s + 1] = off + 1;
-                self.w[W_COUNT] += 1;
+                self.w[W_COUNT] = self.w[W_COUNT].saturating_add(1);
             }
         }
         Some(())
@@ -217,8 +217,9 @@ impl<'a> Table<'a> {
         let s = self.find(hash(key), key).ok()?;
         let v = self.entry(self.w[HEAD + 2 * s + 1] - 1).map(|(_, v)| v.to_vec());
         self.w[HEAD + 2 * s + 1] = TOMB;
-        self.w[W_COUNT] -= 1;
-        self.w[W_TOMBS] += 1;
+        // Saturating: words a misbehaving local process wrote must not panic the server.
+        self.w[W_COUNT] = self.w[W_COUNT].saturating_sub(1);
+        self.w[W_TOMBS] = self.w[W_TOMBS].saturating_add(1);
         v
     }
 
@@ -348,5 +349,33 @@ mod tests {
         assert!(Table::open(&mut w).is_none());
         let mut w = vec![u64::MAX; 64];
         assert!(Table::open(&mut w).is_none());
+    }
+
+    #[test]
+    fn scribbled_words_give_wrong_answers_never_a_panic() {
+        let mut w = Vec::new();
+        let mut t = table(&mut w, 16, 512);
+        for i in 0..8u8 {
+            t.set(&[i], &[i; 3]).unwrap();
+        }
+        let n = w.len();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..200 {
+            let mut w2 = w.clone();
+            for _ in 0..8 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                // Every word but the layout (magic, slots, arena), which open() checks.
+                let i = 3 + (seed as usize % (n - 3));
+                w2[i] = if round % 2 == 0 { seed } else { seed % 1024 };
+            }
+            let mut t = Table::open(&mut w2).unwrap();
+            for i in 0..8u8 {
+                let _ = (t.get(&[i]), t.contains(&[i]), t.remove(&[i]));
+                let _ = t.set(&[i, i], &[1; 40]);
+            }
+            let _ = (t.pairs(), t.len(), t.repair());
+        }
     }
 }

@@ -191,6 +191,13 @@ fn starmap_and_imap_buffered_over_plain_numbers_take_the_pod_path(m: StartMethod
             other => panic!("task {i}: {other:?}"),
         }
     }
+    // Dropping an endless raw-bytes stream cancels what no worker started and returns at once.
+    let mut it = pool.imap_buffered(sleepy, std::iter::repeat(50u64), 8).unwrap();
+    assert_eq!(it.next().unwrap().unwrap(), 50);
+    let t = Instant::now();
+    drop(it);
+    assert!(t.elapsed() < Duration::from_millis(100), "drop took {:?}", t.elapsed());
+    assert_eq!(pool.map(square, [3u64], None).unwrap(), [9], "the pool goes on");
     close_pool(pool, m);
 }
 

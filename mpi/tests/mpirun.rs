@@ -7,8 +7,8 @@
 //! the fix.
 //!
 //! Runs with the feature `mpi` (`cargo test -p shmpool-mpi --features mpi`); needs `mpirun`
-//! (Open MPI or MPICH: `bash scripts/install-test-deps.sh`). The examples are built here if
-//! cargo did not build them already.
+//! (Open MPI or MPICH: `bash scripts/install-test-deps.sh`). The examples are brought up to
+//! date here (`cargo build --examples`) before the first mpirun.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -24,25 +24,22 @@ use shmpool_mpi::parts::read_parts;
 /// The longest any one mpirun may take before the test kills it and fails.
 const DEADLINE: Duration = Duration::from_secs(60);
 
-/// The directory holding the built examples, building them once if they are missing.
+/// The directory holding the built examples, brought up to date once per test run (`cargo test
+/// --test mpirun` alone does not build examples, and a stale one would test old code).
 fn examples_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         // target/<profile>/deps/mpirun-HASH -> target/<profile>/examples
         let exe = std::env::current_exe().expect("the test binary's path");
         let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
-        let dir = profile_dir.join("examples");
-        let missing = ["jacobi_mpi", "sum_histogram_mpi"].iter().any(|e| !dir.join(e).exists());
-        if missing {
-            let mut build = Command::new(env!("CARGO"));
-            build.args(["build", "-p", "shmpool-mpi", "--features", "mpi", "--examples"]);
-            if profile_dir.ends_with("release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("run cargo to build the MPI examples");
-            assert!(status.success(), "building the MPI examples failed: {status}");
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "-q", "-p", "shmpool-mpi", "--features", "mpi", "--examples"]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
         }
-        dir
+        let status = build.status().expect("run cargo to build the MPI examples");
+        assert!(status.success(), "building the MPI examples failed: {status}");
+        profile_dir.join("examples")
     })
 }
 
@@ -282,4 +279,99 @@ fn a_split_too_small_for_the_halo_is_refused_with_the_fix() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "2 rows over 3 ranks ran:\n{stderr}");
     assert!(stderr.contains("run fewer ranks"), "the error does not say the fix:\n{stderr}");
+}
+
+/// Set in the environment of this test binary re-run under mpirun as the API's ranks.
+const CHILD: &str = "SHMPOOL_MPI_API_CHILD";
+
+/// The library's API on every rank: scatter from rank 0 and gather back, a halo of 2 rows
+/// exchanged, max/min with a NaN and without, counts, the ordered fold, a scatter given the
+/// wrong length, per-rank files read back. Panics (so the rank exits non-zero and mpirun
+/// fails) on any difference. Runs only as a child of [`the_api_on_1_2_3_ranks`].
+fn api_child() {
+    use shmpool_mpi::mpi::traits::Communicator;
+    use shmpool_mpi::{DistArray, DistError, reduce};
+
+    let universe = shmpool_mpi::mpi::initialize().expect("MPI initialised once");
+    let world = universe.world();
+    let (rank, ranks) = (world.rank(), world.size() as usize);
+    let (rows, cols) = (3 * ranks + 2, 5);
+    let whole: Vec<u32> = (0..(rows * cols) as u32).collect();
+
+    // Scatter from rank 0 (ghosts filled), gather back to rank 2 % ranks.
+    let at_root = (rank == 0).then_some(&whole[..]);
+    let mut a = DistArray::scatter(&world, &[rows, cols], 2.min(rows / ranks), 0, at_root).unwrap();
+    let local = a.local_rows();
+    assert_eq!(
+        &a.local()[..],
+        &whole[local.start * cols..local.end * cols],
+        "scatter on rank {rank}"
+    );
+    let root = (2 % ranks) as i32;
+    let back = a.gather(root).unwrap();
+    assert_eq!(back.is_some(), rank == root);
+    if let Some(back) = back {
+        assert_eq!(back, whole, "gather at rank {root}");
+    }
+
+    // New own rows, then the exchange brings the neighbours' into the ghosts.
+    a.own_mut().iter_mut().for_each(|x| *x += 1000);
+    a.exchange_halos();
+    let want: Vec<u32> =
+        whole[local.start * cols..local.end * cols].iter().map(|x| x + 1000).collect();
+    assert_eq!(&a.local()[..], &want[..], "halo exchange on rank {rank}");
+
+    // Reductions: the max and min of all ranks, a NaN winning both; exact counts; ordered fold.
+    let r = f64::from(rank);
+    assert_eq!(reduce::allreduce_max(&world, r), (ranks - 1) as f64);
+    assert_eq!(reduce::allreduce_min(&world, r - 0.5), -0.5);
+    let nan_on_last = if rank as usize == ranks - 1 { f64::NAN } else { r };
+    assert!(reduce::allreduce_max(&world, nan_on_last).is_nan());
+    assert!(reduce::allreduce_min(&world, nan_on_last).is_nan());
+    let mut counts = [1u64, rank as u64];
+    reduce::allreduce_counts(&world, &mut counts);
+    assert_eq!(counts, [ranks as u64, (ranks * (ranks - 1) / 2) as u64]);
+    let mine: Vec<u64> = a.own_rows().map(|row| row as u64).collect();
+    let order = reduce::allreduce_ordered(&world, &mine, 0u64, |acc, x| acc * 31 + x).unwrap();
+    assert_eq!(order, (0..rows as u64).fold(0, |acc, x| acc * 31 + x), "rows folded out of order");
+
+    // A root that passes the wrong length: every rank gets the error, nobody hangs.
+    let short = (rank == 0).then_some(&whole[1..]);
+    let e = DistArray::scatter(&world, &[rows, cols], 1, 0, short).err();
+    assert!(matches!(e, Some(DistError::ScatterLength { .. })), "rank {rank}: {e:?}");
+
+    // Per-rank files and their index, read back whole.
+    let dir = std::env::var_os("SHMPOOL_MPI_API_DIR").expect("the parent names a directory");
+    let index = a.write_parts(Path::new(&dir), "api").unwrap();
+    if rank == 0 {
+        let parts = read_parts::<u32>(&index).unwrap();
+        let want: Vec<u32> = whole.iter().map(|x| x + 1000).collect();
+        assert_eq!((parts.shape, parts.data), (vec![rows, cols], want));
+    }
+    println!("rank {rank}: api ok");
+}
+
+#[test]
+fn the_api_on_1_2_3_ranks() {
+    if std::env::var_os(CHILD).is_some() {
+        return api_child();
+    }
+    let exe = std::env::current_exe().unwrap();
+    for np in [1, 2, 3] {
+        let dir = scratch(&format!("api{np}"));
+        let mut cmd = Command::new("mpirun");
+        cmd.args(["--oversubscribe", "-np", &np.to_string()])
+            .arg(&exe)
+            .args(["--exact", "the_api_on_1_2_3_ranks", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .env("SHMPOOL_MPI_API_DIR", &dir)
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = run_ok(cmd, &format!("the API on {np} ranks"));
+        assert_eq!(out.matches("api ok").count(), np, "not every rank finished:\n{out}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -97,7 +97,11 @@ impl Flavor for Append<'_> {
 
     #[inline(always)]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(bytes);
+        // A one-byte varint (every length under 128) without a call to `memcpy`.
+        match bytes {
+            [b] => self.0.push(*b),
+            _ => self.0.extend_from_slice(bytes),
+        }
         Ok(())
     }
 

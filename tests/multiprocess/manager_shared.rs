@@ -27,6 +27,7 @@ pub fn tests() -> Tests {
         a_shared_queue_carries_items_between_children in METHODS,
         a_killed_server_ends_a_mapped_queue_wait_within_a_second,
         an_array_is_updated_in_place_by_children in METHODS,
+        a_client_that_cannot_map_goes_through_the_server_to_the_same_memory,
     }
 }
 
@@ -291,4 +292,55 @@ fn an_array_is_updated_in_place_by_children(method: StartMethod) {
     assert!(m.array::<()>(10).is_err() && m.array::<u64>(usize::MAX).is_err());
     m.shutdown().unwrap();
     shmpool::process::shutdown_forkserver().unwrap();
+}
+
+fn a_client_that_cannot_map_goes_through_the_server_to_the_same_memory() {
+    // A child that gives up root cannot open the server's memory (/proc/<pid>/fd of another
+    // user): it is the remote client of another machine, on TCP. Not root: the child maps as
+    // usual, and only the shared state is checked.
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    let m = Manager::builder()
+        .start_method(StartMethod::Fork)
+        .address(shmpool::connection::Address::localhost(0))
+        .start()
+        .unwrap();
+    let d = m.dict_with_capacity::<u32, u32>(64, 4096).unwrap();
+    let q = m.queue_with_capacity::<u32>(1024, 16).unwrap();
+    let a = m.array_from(&[0u64, 42]).unwrap();
+    d.set(&1, &10).unwrap();
+    q.put(&8).unwrap();
+    let (d2, q2, a2) = (d.clone(), q.clone(), a.clone());
+    let mut kid = get_context(StartMethod::Fork)
+        .start_closure(move || -> Result<(), String> {
+            let e = |e: Error| e.to_string();
+            // SAFETY: setuid changes only this (single-threaded, freshly forked) child's ids.
+            if root && unsafe { libc::setuid(65534) } != 0 {
+                return Err("setuid failed".into());
+            }
+            let mapped = a2.with_local(|xs| xs.len()).map_err(e)?;
+            if root && mapped.is_some() {
+                return Err("mapped the server's memory without its user's rights".into());
+            }
+            d2.set(&2, &20).map_err(e)?;
+            let got = (d2.get(&1).map_err(e)?, d2.len().map_err(e)?, d2.keys().map_err(e)?);
+            if got != (Some(10), 2, vec![1, 2]) {
+                return Err(format!("dict through the server: {got:?}"));
+            }
+            let item = q2.get_timeout(PATIENCE).map_err(e)?;
+            q2.put(&7).map_err(e)?;
+            a2.set(0, 5).map_err(e)?;
+            let got = (item, a2.get(1).map_err(e)?, a2.to_vec().map_err(e)?, a2.len().map_err(e)?);
+            if got != (8, 42, vec![5, 42], 2) {
+                return Err(format!("queue and array through the server: {got:?}"));
+            }
+            Ok(())
+        })
+        .unwrap();
+    let st = kid.join().unwrap();
+    assert!(st.success(), "{st}");
+    assert_eq!(q.get_nowait().unwrap(), Some(7));
+    assert_eq!(d.get(&2).unwrap(), Some(20));
+    assert_eq!(a.to_vec().unwrap(), [5, 42]);
+    m.shutdown().unwrap();
 }

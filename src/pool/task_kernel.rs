@@ -158,6 +158,28 @@ pub(crate) fn typed_arg_failure(e: Error) -> Error {
 pub(crate) unsafe fn task_serial_plain<A: DeserializeOwned, R>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(A) -> R`.
     let k = unsafe { std::mem::transmute::<usize, fn(A) -> R>(kernel) };
+    serial_plain(v, s, k);
+}
+
+/// [`task_serial_plain`] of `starmap`: `T::Fn<R>` over serialized tuples, plain results.
+///
+/// # Safety
+///
+/// See [`Trampoline`]; `kernel` is a `T::Fn<R>`; `R` is plain data (as for [`task`]) and not
+/// zero-sized.
+pub(crate) unsafe fn task_star_serial_plain<T: StarArgs, R>(kernel: usize, v: &Views, s: &Span) {
+    assert_eq!(size_of::<T::Fn<R>>(), size_of::<usize>(), "a star fn is a fn pointer");
+    // SAFETY: as in `task_star`.
+    let f = unsafe { std::mem::transmute_copy::<usize, T::Fn<R>>(&kernel) };
+    serial_plain(v, s, |t: T| T::call(f, t));
+}
+
+/// The loop of [`task_serial_plain`]: `call` on each argument of the chunk, decoded from the
+/// region in array 0, its result written raw to array 2.
+///
+/// `R` is plain data and not zero-sized (the callers' contract), so any value written is read
+/// back as itself.
+fn serial_plain<A: DeserializeOwned, R>(v: &Views, s: &Span, call: impl Fn(A) -> R) {
     check_span(s);
     let out = plain::<R>(v, 2, s.end);
     let (base, len) = bytes(v, 0);
@@ -168,7 +190,7 @@ pub(crate) unsafe fn task_serial_plain<A: DeserializeOwned, R>(kernel: usize, v:
             .unwrap_or_else(|e| panic!("task {i}{ARG_UNREADABLE} ({e})"));
         // SAFETY: `i < s.end`, inside the result region (checked), aligned for `R` (checked);
         // result `i` belongs to the chunk this worker claimed.
-        unsafe { out.add(i).write(one_task(i, || k(a))) }
+        unsafe { out.add(i).write(one_task(i, || call(a))) }
     });
 }
 

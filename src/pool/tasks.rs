@@ -23,7 +23,7 @@
 //! `Pod` types would monomorphise every pair of listed types at each call site.
 //! A plain result with a serialized argument (`map(process_file, paths)` returning a count)
 //! comes back as a raw slot too (`staging::stage_serial_plain`): no result entry, encoding or
-//! decoding per task. `try_*` always serialize.
+//! decoding per task (`map`, `imap`, `imap_unordered`, `starmap`). `try_*` always serialize.
 
 use std::borrow::Borrow;
 use std::mem::size_of;
@@ -582,6 +582,14 @@ impl Pool {
             // SAFETY: `T` and `R` are plain (checked).
             let staged = unsafe { self.stage_pod::<T, (), R>(tramp, kernel, args, None, cs)? };
             return self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n));
+        }
+        if is_plain::<R>() {
+            let tramp = task_kernel::task_star_serial_plain::<T, R> as Trampoline as usize;
+            // SAFETY: `R` is plain (checked), and no listed type is zero-sized.
+            let staged =
+                unsafe { self.stage_serial_plain::<T, R>(tramp, kernel, args, chunksize)? };
+            let job = self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n))?;
+            return Ok(job.recast_errors(task_kernel::typed_arg_failure));
         }
         self.serial_job::<T, R, Star<T, R>>(kernel, args, chunksize)
     }

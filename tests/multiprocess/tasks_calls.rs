@@ -162,6 +162,15 @@ fn starmap_and_imap_buffered_over_plain_numbers_take_the_pod_path(m: StartMethod
     let want: Vec<u64> = triples.iter().map(|&(a, b, c)| mul_add(a, b, c)).collect();
     let mul_add = mul_add as fn(u64, u64, u64) -> u64;
     assert_eq!(pool.starmap(mul_add, &triples, Some(1)).unwrap(), want);
+    // Serialized tuples with a plain result: raw result slots, which the limit does not apply
+    // to (the arguments take 4 bytes; `u64::MAX - 2` would take 10).
+    let mut pool4 = Pool::builder().workers(2).start_method(m).max_task_bytes(4).build().unwrap();
+    let from_top: fn(String, u8) -> u64 = |s, k| u64::MAX - s.len() as u64 - k as u64;
+    let args: Vec<(String, u8)> = (0..500).map(|i| ("ab".to_string(), (i % 100) as u8)).collect();
+    let want: Vec<u64> = args.iter().map(|(s, k)| from_top(s.clone(), *k)).collect();
+    assert_eq!(pool4.starmap(from_top, &args, None).unwrap(), want);
+    assert_eq!(pool4.starmap_async(from_top, &args, Some(1)).unwrap().get().unwrap(), want);
+    drop(pool4);
     // Mixed types may have padding: serialized, which the limit refuses.
     match pool.starmap(|a: u8, b: u64| a as u64 + b, &[(1u8, u64::MAX)], None) {
         Err(Error::TaskValueTooLarge { task: 0, what: "argument", .. }) => {}

@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, OwnedFd};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::session::Object;
@@ -200,7 +201,7 @@ struct Mapped {
     instance: u64,
     id: u64,
     /// The memory and the server's pidfd; `None`: no fast path for this object from here.
-    local: Option<(Local, OwnedFd)>,
+    local: Option<Rc<(Local, OwnedFd)>>,
 }
 
 thread_local! {
@@ -272,7 +273,9 @@ pub(crate) fn local_queue<R>(
 /// the server yet.
 fn mapped<R>(obj: &Object, f: impl FnOnce(&Local, &Alive<'_>) -> Result<R>) -> Option<Result<R>> {
     let me = sys::proc::getpid();
-    MAPPED.with(|m| {
+    // The mapping is taken out of the list before `f` runs, so that `f` may call other proxies
+    // (`with_local`'s closure, a user's).
+    let found = MAPPED.with(|m| {
         let mut m = m.borrow_mut();
         if m.iter().any(|x| x.pid != me) {
             // A fork child's copies: the parent's mappings, which fork did not carry (shared
@@ -281,19 +284,24 @@ fn mapped<R>(obj: &Object, f: impl FnOnce(&Local, &Alive<'_>) -> Result<R>) -> O
             theirs.into_iter().for_each(std::mem::forget);
             *m = ours;
         }
-        let i = match m.iter().position(|x| x.instance == obj.remote.instance && x.id == obj.id) {
-            Some(i) => i,
-            None => {
-                let local = match obj.call(Op::Shared, None) {
-                    Ok(reply) => open(reply),
-                    Err(Error::ManagerRefused { .. }) => None,
-                    Err(e) => return Some(Err(e)),
-                };
-                m.push(Mapped { pid: me, instance: obj.remote.instance, id: obj.id, local });
-                m.len() - 1
-            }
-        };
-        let (local, pidfd) = m[i].local.as_ref()?;
-        Some(f(local, &Alive { pidfd, address: &obj.remote.address }))
-    })
+        let x = m.iter().find(|x| x.instance == obj.remote.instance && x.id == obj.id)?;
+        Some(x.local.clone())
+    });
+    let local = match found {
+        Some(local) => local,
+        None => {
+            // Asked outside the list's borrow too: the call may take a while.
+            let local = match obj.call(Op::Shared, None) {
+                Ok(reply) => open(reply).map(Rc::new),
+                Err(Error::ManagerRefused { .. }) => None,
+                Err(e) => return Some(Err(e)),
+            };
+            let entry =
+                Mapped { pid: me, instance: obj.remote.instance, id: obj.id, local: local.clone() };
+            MAPPED.with(|m| m.borrow_mut().push(entry));
+            local
+        }
+    }?;
+    let (local, pidfd) = &*local;
+    Some(f(local, &Alive { pidfd, address: &obj.remote.address }))
 }

@@ -288,6 +288,11 @@ fn an_array_is_updated_in_place_by_children(method: StartMethod) {
     let want = f64::from(CHILDREN * 10);
     assert!(xs.iter().all(|&x| x == want), "an in-place update was lost");
     assert!(matches!(a.get(4096), Err(Error::InvalidArgument { .. })));
+    // Other proxies inside a closure on the elements: a nested call of the same array's lock
+    // is an error, not a hang; another object's calls work.
+    let nested = a.with_local(|_| (marks.get(0), a.get(0))).unwrap().unwrap();
+    assert_eq!(nested.0.unwrap(), 1);
+    assert!(nested.1.is_err(), "{:?}", nested.1);
     assert!(matches!(a.set_slice(4095, &[1.0, 2.0]), Err(Error::InvalidArgument { .. })));
     assert!(m.array::<()>(10).is_err() && m.array::<u64>(usize::MAX).is_err());
     m.shutdown().unwrap();

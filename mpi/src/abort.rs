@@ -21,6 +21,14 @@ use mpi::traits::Communicator;
 pub trait OrAbort<T> {
     /// The value, or: print `rank R: <error>; aborting the MPI job` on stderr and call
     /// `MPI_Abort(comm, 1)`, which does not return.
+    ///
+    /// ```no_run
+    /// use shmpool_mpi::OrAbort;
+    /// let universe = shmpool_mpi::mpi::initialize().expect("MPI initialised once");
+    /// let world = universe.world();
+    /// let n: usize = "12".parse::<usize>().or_abort(&world);
+    /// assert_eq!(n, 12);
+    /// ```
     fn or_abort<C: Communicator>(self, comm: &C) -> T;
 }
 

@@ -44,6 +44,12 @@ pub use abort::OrAbort;
 pub use dist_array::DistArray;
 pub use error::DistError;
 /// rsmpi, re-exported so a program uses the same version as this crate (feature `mpi`).
+///
+/// ```no_run
+/// use shmpool_mpi::mpi::traits::Communicator;
+/// let universe = shmpool_mpi::mpi::initialize().expect("MPI initialised once");
+/// println!("rank {} of {}", universe.world().rank(), universe.world().size());
+/// ```
 #[cfg(feature = "mpi")]
 pub use mpi;
 pub use split::RowSplit;

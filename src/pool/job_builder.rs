@@ -701,6 +701,9 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             v.ptr[PARTIALS_SLOT] = partials.as_mut_ptr().cast::<u8>();
             (v.len[PARTIALS_SLOT], v.elem_size[PARTIALS_SLOT], v.expected_len[PARTIALS_SLOT]) =
                 (chunks, size_of::<R>(), chunks);
+        } else {
+            // Null whatever happened before: `set_partial` then fails instead of writing.
+            v.ptr[PARTIALS_SLOT] = std::ptr::null_mut();
         }
         let j = &mut v.job;
         (j.inputs, j.outputs, j.ndim, j.dims) =

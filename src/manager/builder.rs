@@ -665,6 +665,7 @@ impl Manager {
             Some(mut server) => {
                 let _ = session::call(&self.remote, &Request::Shutdown, None, STOP_TIMEOUT);
                 session::forget(&self.remote);
+                super::shared::forget(self.remote.instance);
                 match server.join_timeout(STOP_TIMEOUT) {
                     Ok(Some(_)) => Ok(()),
                     _ => {

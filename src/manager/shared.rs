@@ -269,6 +269,14 @@ pub(crate) fn local_queue<R>(
     })
 }
 
+/// Unmaps what this thread maps of the server `instance` (its `Manager` is being stopped), so a
+/// process that starts many managers does not keep their memory.
+pub(crate) fn forget(instance: u64) {
+    let me = sys::proc::getpid();
+    // Fork copies stay, to be forgotten (never dropped) by the next `mapped`.
+    MAPPED.with(|m| m.borrow_mut().retain(|x| x.pid != me || x.instance != instance));
+}
+
 /// Runs `f` on what this thread maps of `obj`, mapping it first if this thread has not asked
 /// the server yet.
 fn mapped<R>(obj: &Object, f: impl FnOnce(&Local, &Alive<'_>) -> Result<R>) -> Option<Result<R>> {

@@ -180,7 +180,17 @@ fn a_killed_server_fails_mapped_calls_at_once() {
     m.shutdown().unwrap();
 }
 
+/// How many memfd mappings this process has.
+fn memfd_maps() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("memfd:"))
+        .count()
+}
+
 fn a_full_shared_dict_refuses_and_keeps_its_keys() {
+    let before = memfd_maps();
     let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
     let d = m.dict_with_capacity::<u32, Vec<u8>>(8, 256).unwrap();
     let mut stored = 0;
@@ -200,7 +210,11 @@ fn a_full_shared_dict_refuses_and_keeps_its_keys() {
     // Absurd capacities are refused, not attempted.
     assert!(m.dict_with_capacity::<u8, u8>(u64::MAX, 1).is_err());
     assert!(m.dict_with_capacity::<u8, u8>(1, u64::MAX).is_err());
+    assert!(memfd_maps() > before, "the dict was not mapped");
     m.shutdown().unwrap();
+    // Stopping the manager unmaps its objects' memory from this thread.
+    assert_eq!(memfd_maps(), before);
+    assert!(matches!(d.get(&0), Err(Error::ManagerGone { .. })));
 }
 
 /// A child: puts its items, in order.

@@ -6,12 +6,13 @@ object:
    "dict_set_get_unix":  {"median_us": ..., "pairs": N, "runs": R},
    "dict_set_get_tcp":   {"median_us": ..., "pairs": N, "runs": R},
    "dict_set_get_4procs": {"median_pairs_per_s": ..., "pairs": N, "runs": R},
-   "queue_put_get":      {"median_us": ..., "pairs": N, "runs": R}}
+   "queue_put_get":      {"median_us": ..., "pairs": N, "runs": R},
+   "array_set_get_unix": {"median_us": ..., "pairs": N, "runs": R}}
 
 Same workloads as the Rust side: d[k] = v then d[k] from this process (a set and a get: one
 "pair"), over the default Manager() (a Unix socket) and over a BaseManager-style TCP manager
 on 127.0.0.1; the same pairs from 4 client processes at once (pairs per second, counted from the
-slowest client's time); q.put(x) then q.get(). Start method: fork.
+slowest client's time); q.put(x) then q.get(); a[k] = x then a[k] on Manager().Array("d"). Start method: fork.
 
 Usage: python3 benches/manager.py [RUNS]
 """
@@ -77,6 +78,8 @@ def main():
         out["dict_set_get_4procs"] = {
             "median_pairs_per_s": four_procs(m, d, runs), "pairs": PAIRS, "runs": runs}
         out["queue_put_get"] = {"median_us": queue_us(m.Queue(), runs), "pairs": PAIRS, "runs": runs}
+        a = m.Array("d", [0.0] * 1024)
+        out["array_set_get_unix"] = {"median_us": per_pair_us(a, runs), "pairs": PAIRS, "runs": runs}
     tcp = SyncManager(address=("127.0.0.1", 0), authkey=b"bench")
     tcp.start()
     try:

@@ -13,6 +13,8 @@
 //!   by `Manager::dict_with_capacity` (the fast path: the table in shared memory, no round
 //!   trip), compared with the same Python rows; `shared_queue_put_get`: the queue row with a
 //!   queue made by `Manager::queue_with_capacity` (a ring in shared memory);
+//! - `array_set_get`: `a.set(k, x)` then `a.get(k)` on a `Manager::array::<f64>(1024)` (in
+//!   shared memory), against Python's `Manager().Array("d")`;
 //! - `raw_round_trip_x2`: the floor: two 16-byte round trips over a bare Unix socket pair
 //!   between two processes (what one pair costs with no framing, encoding, authentication or
 //!   server work at all).
@@ -29,7 +31,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use shmpool::connection::Address;
-use shmpool::manager::{DictProxy, QueueProxy};
+use shmpool::manager::{ArrayProxy, DictProxy, QueueProxy};
 use shmpool::{Manager, StartMethod, get_context};
 
 const PAIRS: u64 = 20_000;
@@ -79,6 +81,23 @@ fn four_procs(m: &Manager, d: &DictProxy<u64, u64>) -> f64 {
                     assert!(p.join().unwrap().success());
                 }
                 PAIRS as f64 / slowest
+            })
+            .collect(),
+    )
+}
+
+/// Median microseconds per `a.set(k, x)` + `a.get(k)` pair.
+fn array_us(a: &ArrayProxy<f64>) -> f64 {
+    a.len().unwrap(); // map first
+    median(
+        (0..RUNS)
+            .map(|_| {
+                let t = Instant::now();
+                for i in 0..PAIRS {
+                    a.set((i & 1023) as usize, i as f64).unwrap();
+                    a.get((i & 1023) as usize).unwrap();
+                }
+                t.elapsed().as_secs_f64() / PAIRS as f64 * 1e6
             })
             .collect(),
     )
@@ -144,6 +163,7 @@ fn main() {
     let shared = per_pair_us(&sd);
     let shared_procs = four_procs(&m, &sd);
     let shared_queue = queue_us(&m.queue_with_capacity::<u64>(1 << 16, 64).unwrap());
+    let array = array_us(&m.array::<f64>(1024).unwrap());
     drop(m);
     let tcp_m = Manager::builder()
         .start_method(StartMethod::Fork)
@@ -170,5 +190,6 @@ fn main() {
     row("shared_dict_4procs", shared_procs, py4, "/s", true);
     row("queue_put_get", queue, p("queue_put_get", "median_us"), "us", false);
     row("shared_queue_put_get", shared_queue, p("queue_put_get", "median_us"), "us", false);
+    row("array_set_get", array, p("array_set_get_unix", "median_us"), "us", false);
     row("raw_round_trip_x2", floor, None, "us", false);
 }

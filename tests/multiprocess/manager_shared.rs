@@ -309,6 +309,9 @@ fn an_array_is_updated_in_place_by_children(method: StartMethod) {
     assert!(nested.1.is_err(), "{:?}", nested.1);
     assert!(matches!(a.set_slice(4095, &[1.0, 2.0]), Err(Error::InvalidArgument { .. })));
     assert!(m.array::<()>(10).is_err() && m.array::<u64>(usize::MAX).is_err());
+    let empty = m.array::<u32>(0).unwrap();
+    assert!(empty.is_empty().unwrap() && empty.to_vec().unwrap().is_empty());
+    assert_eq!(empty.with_local(|xs| xs.len()).unwrap(), Some(0));
     m.shutdown().unwrap();
     shmpool::process::shutdown_forkserver().unwrap();
 }

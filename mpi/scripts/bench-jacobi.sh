@@ -11,16 +11,19 @@ cargo build --release -q -p shmpool-mpi --features mpi --example jacobi_mpi
 cargo build --release -q -p shmpool --example jacobi
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "Jacobi ${n}x${n}, ${steps} steps, median of ${runs} runs, ms/step"
-for cfg in "1 2" "2 1" "1 1"; do
+# ranks, workers per rank, and whether idle ranks yield the CPU instead of busy-polling
+# (Open MPI's mpi_yield_when_idle: it matters when ranks plus workers outnumber the cores).
+for cfg in "1 2 0" "2 1 0" "2 1 1" "1 1 0"; do
   set -- $cfg
   out=$(for _ in $(seq "$runs"); do
-    mpirun --oversubscribe --bind-to none -np "$1" target/release/examples/jacobi_mpi \
-      --size "${n}x${n}" --steps "$steps" --workers "$2" | grep '^ms/step'
+    mpirun --oversubscribe --bind-to none --mca mpi_yield_when_idle "$3" -np "$1" \
+      target/release/examples/jacobi_mpi --size "${n}x${n}" --steps "$steps" --workers "$2" \
+      | grep '^ms/step'
   done)
   total=$(awk '{print $3}' <<<"$out" | median)
   halo=$(awk '{print $7}' <<<"$out" | median)
   reduce=$(awk '{print $9}' <<<"$out" | median)
-  echo "mpi $1 rank(s) x $2 worker(s): total $total, halo exchange $halo, allreduce $reduce"
+  echo "mpi $1 rank(s) x $2 worker(s), yield when idle $3: total $total, halo exchange $halo, allreduce $reduce"
 done
 out=$(for _ in $(seq "$runs"); do target/release/examples/jacobi "$n" "$steps" 0; done)
 for who in "shmpool pool" "rayon" "sequential"; do

@@ -312,10 +312,17 @@ impl<P: Pod> Chunk<P> {
     /// checking its element type.
     fn typed<T: Pod>(&self, slot: usize, what: (&str, usize), end: usize) -> *mut T {
         let v = self.views();
-        let want = type_desc::<T>();
-        if let Some(have) = v.ty[slot]
-            && have != want
+        let have = match v.tid[slot] {
+            // Inline, the same type as the caller's array: nothing to describe.
+            Some((id, _)) if id == std::any::TypeId::of::<T>() => None,
+            Some((_, describe)) => Some(describe()),
+            None => v.ty[slot],
+        };
+        let want = || type_desc::<T>();
+        if let Some(have) = have
+            && have != want()
         {
+            let want = want();
             panic!(
                 "the kernel asked for {} {} as {} ({}), but the array holds {}; ask for the array's element type",
                 what.0,

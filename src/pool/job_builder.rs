@@ -34,14 +34,13 @@ use super::control::{
     AccessMask, MAX_ARRAYS, MAX_CHUNKS, MAX_DIMS, MAX_JOB_ARRAYS, MAX_PARAMS_BYTES, MAX_STAGES,
     PARAMS_SLOT, PARTIALS_SLOT, SCRATCH_BYTES,
 };
-use super::kernel::{Span, Trampoline, Views, take_panic};
+use super::kernel::{ElemType, Span, Trampoline, Views, take_panic};
 use super::publish::{ArraySpec, JobSpec, StageSpec};
 use super::stage::run_stages;
 use super::state::Pool;
 use crate::array::SharedArray;
 use crate::error::{Error, Result};
 use crate::segment::SegmentHandle;
-use crate::segment::header::TypeDesc;
 
 /// The most bytes (of all the job's arrays together) in one default chunk of a job whose
 /// stages fuse: the fused stages then find the chunk in the core's L2 cache.
@@ -103,7 +102,8 @@ struct JobArray {
     ptr: *mut u8,
     len: usize,
     elem_size: usize,
-    ty: TypeDesc,
+    /// Its element type, described only if a kernel asks for another one.
+    ty: ElemType,
     /// Its shape (`[len]` for a 1-D array): the array's own, which the builder borrows for as
     /// long as it holds this entry (entries are cleared before the builder's buffers are kept).
     shape: *const [usize],
@@ -125,7 +125,7 @@ impl JobArray {
             ptr,
             len: array.len(),
             elem_size: size_of::<T>(),
-            ty: type_desc::<T>(),
+            ty: (std::any::TypeId::of::<T>(), type_desc::<T>),
             shape: array.shape(),
             name,
         }
@@ -671,11 +671,11 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                     let per_elem: usize = arrays().map(|a| a.elem_size).sum();
                     n = n.min(FUSED_CHUNK_BYTES / per_elem.max(1)).max(1);
                 }
-                n.div_ceil(row) * row
+                round_up(n, row)
             }
         };
         // Never more chunks than the done bitmap holds (a whole number of rows per chunk).
-        let chunk_size = chunk_size.max(len.div_ceil(MAX_CHUNKS).div_ceil(row) * row);
+        let chunk_size = chunk_size.max(round_up(len.div_ceil(MAX_CHUNKS), row));
         Ok(Plan { dims, len, chunk_size, groups })
     }
 
@@ -692,7 +692,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         for (i, a) in b.inputs.iter().chain(&b.outputs).enumerate() {
             (v.ptr[i], v.len[i], v.elem_size[i], v.expected_len[i]) =
                 (a.ptr, a.len, a.elem_size, a.len);
-            v.ty[i] = Some(a.ty);
+            (v.ty[i], v.tid[i]) = (None, Some(a.ty));
         }
         v.ptr[PARAMS_SLOT] = (&raw mut params).cast::<u8>();
         (v.len[PARAMS_SLOT], v.elem_size[PARAMS_SLOT], v.expected_len[PARAMS_SLOT]) =
@@ -830,6 +830,12 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                 .collect(),
         })
     }
+}
+
+/// `n` rounded up to a multiple of `row` (at least 1), without a division for a 1-D job (an
+/// inline job is short enough for a division or two to show).
+fn round_up(n: usize, row: usize) -> usize {
+    if row == 1 { n } else { n.div_ceil(row) * row }
 }
 
 /// Groups of stages that fuse: (first stage, count) each, `n` of them.

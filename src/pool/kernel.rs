@@ -26,6 +26,11 @@ pub(crate) struct Views {
     /// The element type the mapped header records (`None` for scratch and arena regions,
     /// which have no header: their trampolines check the size only).
     pub(crate) ty: [Option<TypeDesc>; MAX_ARRAYS],
+    /// For a job run inline, the element type of the caller's array instead of `ty`: its
+    /// `TypeId` (a kernel asking for the same type passes at the cost of one comparison) and
+    /// how to describe it (for a kernel asking for another type, which then passes only if
+    /// the descriptions agree, as `ty` would). `None` in the workers.
+    pub(crate) tid: [Option<ElemType>; MAX_ARRAYS],
     /// A kernel job's stages, shape and arrays (zero for other jobs).
     pub(crate) job: JobCtx,
 }
@@ -38,10 +43,14 @@ impl Default for Views {
             elem_size: [0; MAX_ARRAYS],
             expected_len: [0; MAX_ARRAYS],
             ty: [None; MAX_ARRAYS],
+            tid: [None; MAX_ARRAYS],
             job: JobCtx::default(),
         }
     }
 }
+
+/// An element type as the caller's own array has it: its `TypeId`, and its description.
+pub(crate) type ElemType = (std::any::TypeId, fn() -> TypeDesc);
 
 /// What a kernel job's chunk needs besides its arrays, read once per publish (the descriptor's
 /// `StageDesc`, code offsets turned into addresses of this process).

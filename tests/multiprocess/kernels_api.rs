@@ -40,6 +40,7 @@ pub fn tests() -> Tests {
         a_failed_halo_read_leaves_no_access_behind_for_the_next_job,
         the_work_hint_chooses_between_inline_and_the_workers,
         an_inline_job_sees_nothing_of_the_inline_job_before,
+        inline_and_pooled_jobs_check_element_types_alike,
     }
 }
 
@@ -962,5 +963,37 @@ fn an_inline_job_sees_nothing_of_the_inline_job_before() {
         .run_reduce(0u64, |a, b| a + b)
         .unwrap();
     assert_eq!(sum, 3 * (0..64u64).sum::<u64>());
+    finish(pool);
+}
+
+fn as_usize(c: &Chunk<()>) {
+    c.output::<usize>(0).fill(7);
+}
+
+fn as_i64(c: &Chunk<()>) {
+    c.output::<i64>(0).fill(7);
+}
+
+/// The inline path checks a kernel's element type by `TypeId` first (`Chunk::typed`), then by
+/// description, as a worker does by the header's: both paths accept and refuse the same types.
+fn inline_and_pooled_jobs_check_element_types_alike() {
+    let mut pool = Pool::new(2).unwrap();
+    let mut a = SharedArray::<u64>::zeroed(100).unwrap();
+    for inline in [true, false] {
+        // `usize` is described as `u64` is (`<u8`): accepted by both.
+        a.fill(0);
+        pool.job(()).output(&mut a).unwrap().inline(inline).stage(as_usize).run().unwrap();
+        assert!(a.iter().all(|&x| x == 7), "inline {inline}");
+        // `i64` is not (`<i8`): refused by both, naming the array's type, nothing written.
+        a.fill(0);
+        let e = pool.job(()).output(&mut a).unwrap().inline(inline).stage(as_i64).run();
+        match e {
+            Err(Error::KernelPanicked { message, .. }) => {
+                assert!(message.contains("the array holds <u8"), "inline {inline}: {message}")
+            }
+            other => panic!("inline {inline}: expected KernelPanicked, got {other:?}"),
+        }
+        assert!(a.iter().all(|&x| x == 0), "inline {inline}");
+    }
     finish(pool);
 }

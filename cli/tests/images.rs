@@ -600,3 +600,34 @@ fn chroma_option_sets_the_jpeg_subsampling() {
         assert_eq!((img.width(), img.height()), (48, 32));
     }
 }
+
+/// An operation that would make an image past `--max-pixels` (here a 1048576x1048576 resize:
+/// 3 TiB, which aborted the whole process under `rayon` and `sequential`, as an allocation
+/// failure is not a panic) fails its file with the fix, before anything is allocated, under
+/// every engine; an intermediate image past the limit counts too (shrunk again by a later
+/// thumbnail); a raised limit lets a large-but-possible one through.
+#[test]
+fn output_over_the_pixel_limit_fails_its_file_under_every_engine() {
+    let s = Scratch::new("output-too-large");
+    std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
+    let (input, out) = (s.input(), s.out());
+    for engine in ["pool", "rayon", "sequential"] {
+        for ops in [["resize=1048576x1048576", "blur=1"], ["resize=20000x20000", "thumbnail=8"]] {
+            let _ = std::fs::remove_dir_all(&out);
+            let mut args = vec![input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+            args.extend(["--engine", engine, "--max-pixels", "100000000"]);
+            for op in ops {
+                args.extend(["--op", op]);
+            }
+            let (code, json, stderr) = run(&args);
+            assert_eq!(code, 1, "{engine} {ops:?}: {stderr}");
+            let err = error_of(&json, "a.png").unwrap_or_else(|| panic!("not failed: {json}"));
+            assert!(err.contains("--max-pixels") && err.contains(ops[0]), "{engine}: {err}");
+            assert!(names(&out).is_empty(), "{engine}: {:?}", names(&out));
+        }
+    }
+    let args = [input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--max-pixels", "5000"];
+    let (code, json, stderr) =
+        run(&[&args[..], &["--op", "resize=100x50", "--op", "thumbnail=8"]].concat());
+    assert_eq!(code, 0, "exactly at the limit is allowed: {stderr} {json}");
+}

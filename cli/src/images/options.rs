@@ -40,7 +40,8 @@ pub(crate) struct ImagesArgs {
     /// and replaced; the file is reported failed.
     #[arg(long, default_value_t = 60.0)]
     pub(crate) timeout: f64,
-    /// Refuse images of more pixels than this before decoding them (decompression bombs).
+    /// Refuse images of more pixels than this before decoding them (decompression bombs), and
+    /// operations that would make one (a resize to an absurd size), before allocating it.
     #[arg(long, default_value_t = 100_000_000)]
     pub(crate) max_pixels: u64,
     /// Refuse a decode that would allocate more than this many MiB.

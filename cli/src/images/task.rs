@@ -72,6 +72,7 @@ pub(crate) fn process_file(task: FileTask) -> Result<FileReport, String> {
         }
     }
     let pipeline: Pipeline = task.pipeline.parse().map_err(|e| format!("{e}"))?;
+    check_sizes(&pipeline, in_shape, task.max_pixels)?;
     let out = pipeline.apply(img).map_err(|e| format!("processing failed: {e}"))?;
     let process_ms = ms(t);
     let out_shape = out.shape();
@@ -90,6 +91,29 @@ pub(crate) fn process_file(task: FileTask) -> Result<FileReport, String> {
         process_ms,
         encode_ms,
     })
+}
+
+/// Refuses, before anything is allocated, a pipeline that would make an image of more than
+/// `max_pixels` pixels from one of `input` (a `resize=1048576x1048576` asks for 3 TiB: an
+/// allocation failure aborts the process, which under `--engine rayon` or `sequential` is the
+/// whole batch), or that cannot run on it at all (a crop outside it).
+pub(crate) fn check_sizes(
+    pipeline: &Pipeline,
+    input: Shape,
+    max_pixels: u64,
+) -> Result<(), String> {
+    let shapes = pipeline.shapes(input).map_err(|e| format!("processing failed: {e}"))?;
+    for (op, s) in pipeline.ops().iter().zip(shapes) {
+        let pixels = (s.w as u64).checked_mul(s.h as u64).unwrap_or(u64::MAX);
+        if pixels > max_pixels {
+            return Err(format!(
+                "refused: `{op}` would make a {}x{} image, {pixels} pixels, over the limit of \
+                 {max_pixels}; give a smaller size or raise --max-pixels",
+                s.w, s.h
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Decodes `bytes` (format from their content, not the file name) to 8-bit samples, refusing

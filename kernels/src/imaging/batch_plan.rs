@@ -4,13 +4,11 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::super::error::ImageError;
 use super::super::filter::Filter;
 use super::super::geometry::{Flip, Rotation};
 use super::super::op::Op;
 use super::super::pipeline::Pipeline;
 use super::super::shape::Shape;
-use super::super::thumbnail::thumbnail_size;
 use super::super::tone::Tone;
 use super::error::BatchError;
 
@@ -55,44 +53,6 @@ impl Layout {
     }
 }
 
-/// The shape `op` makes of an image of `s`, with the error the operation itself would report
-/// ([`Op::apply`]'s rules, checked before any worker runs).
-pub(crate) fn op_shape(op: &Op, s: Shape) -> Result<Shape, ImageError> {
-    let empty = |op: &'static str, shape: Shape| ImageError::Empty { op, shape };
-    Ok(match *op {
-        Op::Resize { w, h, .. } => {
-            if w == 0 || h == 0 {
-                return Err(empty("resize", Shape::new(h, w, s.c)));
-            }
-            Shape::new(h, w, s.c)
-        }
-        Op::Thumbnail { w, h } => {
-            if w == 0 || h == 0 {
-                return Err(empty("thumbnail", s));
-            }
-            let (tw, th) = thumbnail_size(s, w, h);
-            Shape::new(th, tw, s.c)
-        }
-        Op::Crop { x, y, w, h } => {
-            if w == 0 || h == 0 {
-                return Err(empty("crop", Shape::new(h, w, s.c)));
-            }
-            if x.checked_add(w).is_none_or(|r| r > s.w) || y.checked_add(h).is_none_or(|b| b > s.h)
-            {
-                return Err(ImageError::CropOutside { shape: s, x, y, w, h });
-            }
-            Shape::new(h, w, s.c)
-        }
-        Op::Rotate(Rotation::Cw180) => s,
-        Op::Rotate(Rotation::Cw90 | Rotation::Cw270) => Shape::new(s.w, s.h, s.c),
-        Op::Grayscale if s.colour_channels() >= 3 => {
-            Shape::new(s.h, s.w, if s.has_alpha() { 2 } else { 1 })
-        }
-        Op::Edges => Shape::new(s.h, s.w, 1),
-        Op::Flip(_) | Op::Grayscale | Op::Tone(_) | Op::Blur(_) | Op::Sharpen { .. } => s,
-    })
-}
-
 /// Every shape the images take through `pipeline`, the input's first; each, for `n` images,
 /// within the samples an allocation can hold.
 pub(crate) fn shapes(
@@ -108,7 +68,7 @@ pub(crate) fn shapes(
     out.push(input);
     for (index, op) in ops.iter().enumerate() {
         let s = *out.last().expect("the input's shape is first");
-        let next = op_shape(op, s).map_err(|source| BatchError::Op {
+        let next = op.output_shape(s).map_err(|source| BatchError::Op {
             index,
             op: op.to_string(),
             source,

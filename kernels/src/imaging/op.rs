@@ -9,9 +9,10 @@ use super::grayscale::grayscale;
 use super::image::Image;
 use super::resize::resize;
 use super::sample::Sample;
+use super::shape::Shape;
 use super::sharpen::unsharp_mask;
 use super::sobel::sobel;
-use super::thumbnail::thumbnail;
+use super::thumbnail::{thumbnail, thumbnail_size};
 use super::tone::{Tone, adjust};
 
 /// One operation and its parameters. Its text form (`FromStr` and `Display` agree):
@@ -111,6 +112,59 @@ impl Op {
             Op::Sharpen { .. } => "sharpen",
             Op::Edges => "edges",
         }
+    }
+
+    /// The shape the operation makes of an image of shape `s`, with the error [`apply`](Op::apply)
+    /// would report, computed without touching a pixel: check sizes (against a memory budget, a
+    /// pixel limit) before running a pipeline.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply`](Op::apply): a crop outside the image, an empty size.
+    ///
+    /// ```
+    /// use shmpool_kernels::imaging::{Op, Shape};
+    /// let op: Op = "resize=1048576x1048576".parse()?;
+    /// let s = op.output_shape(Shape::new(480, 640, 3))?;
+    /// assert_eq!((s.w, s.h), (1 << 20, 1 << 20)); // nothing allocated
+    /// assert!("crop=0,0,10,10".parse::<Op>()?.output_shape(Shape::new(5, 5, 1)).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn output_shape(&self, s: Shape) -> Result<Shape, ImageError> {
+        let empty = |op: &'static str, shape: Shape| ImageError::Empty { op, shape };
+        Ok(match *self {
+            Op::Resize { w, h, .. } => {
+                if w == 0 || h == 0 {
+                    return Err(empty("resize", Shape::new(h, w, s.c)));
+                }
+                Shape::new(h, w, s.c)
+            }
+            Op::Thumbnail { w, h } => {
+                if w == 0 || h == 0 {
+                    return Err(empty("thumbnail", s));
+                }
+                let (tw, th) = thumbnail_size(s, w, h);
+                Shape::new(th, tw, s.c)
+            }
+            Op::Crop { x, y, w, h } => {
+                if w == 0 || h == 0 {
+                    return Err(empty("crop", Shape::new(h, w, s.c)));
+                }
+                if x.checked_add(w).is_none_or(|r| r > s.w)
+                    || y.checked_add(h).is_none_or(|b| b > s.h)
+                {
+                    return Err(ImageError::CropOutside { shape: s, x, y, w, h });
+                }
+                Shape::new(h, w, s.c)
+            }
+            Op::Rotate(Rotation::Cw180) => s,
+            Op::Rotate(Rotation::Cw90 | Rotation::Cw270) => Shape::new(s.w, s.h, s.c),
+            Op::Grayscale if s.colour_channels() >= 3 => {
+                Shape::new(s.h, s.w, if s.has_alpha() { 2 } else { 1 })
+            }
+            Op::Edges => Shape::new(s.h, s.w, 1),
+            Op::Flip(_) | Op::Grayscale | Op::Tone(_) | Op::Blur(_) | Op::Sharpen { .. } => s,
+        })
     }
 
     /// Runs the operation on `img`: in place for those that keep the shape.

@@ -4,6 +4,7 @@ use super::error::{ImageError, OpParseError};
 use super::image::Image;
 use super::op::Op;
 use super::sample::Sample;
+use super::shape::Shape;
 
 /// Operations in order. Its text form is one [`Op`] per line (or separated by `;`), with blank
 /// lines and `#` comments ignored; `Display` writes one per line.
@@ -50,6 +51,32 @@ impl Pipeline {
     /// ```
     pub fn push(&mut self, op: Op) {
         self.ops.push(op);
+    }
+
+    /// The shape of the image after each operation on an image of shape `input`, computed
+    /// without touching a pixel ([`Op::output_shape`]): check them against a memory budget
+    /// before [`apply`](Pipeline::apply) allocates them.
+    ///
+    /// # Errors
+    ///
+    /// The first operation's error, as [`apply`](Pipeline::apply) would report it.
+    ///
+    /// ```
+    /// use shmpool_kernels::imaging::{Pipeline, Shape};
+    /// let p: Pipeline = "resize=4000x3000; thumbnail=64; grayscale".parse()?;
+    /// let shapes = p.shapes(Shape::new(480, 640, 3))?;
+    /// assert_eq!(shapes, [Shape::new(3000, 4000, 3), Shape::new(48, 64, 3), Shape::new(48, 64, 1)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shapes(&self, input: Shape) -> Result<Vec<Shape>, ImageError> {
+        let mut s = input;
+        self.ops
+            .iter()
+            .map(|op| {
+                s = op.output_shape(s)?;
+                Ok(s)
+            })
+            .collect()
     }
 
     /// Runs every operation on `img`, in order.

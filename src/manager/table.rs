@@ -52,9 +52,14 @@ pub(crate) fn words_for(keys: u64, bytes: u64) -> Option<(usize, u64)> {
     Some((usize::try_from(words).ok()?, slots))
 }
 
-/// A view of a table's words, held under the array's lock.
+/// A view of a table's words, held under the array's lock. The layout (slot count, arena
+/// bytes) is read once, when the view is made, and never again: a local process that writes
+/// without the lock may change those words at any time, and every index is derived from the
+/// copies, so it stays inside the words whatever they say.
 pub(crate) struct Table<'a> {
     w: &'a mut [u64],
+    slots: usize,
+    arena: u64,
 }
 
 fn hash(key: &[u8]) -> u64 {
@@ -78,7 +83,7 @@ impl<'a> Table<'a> {
         w[W_SLOTS] = slots;
         w[W_ARENA] = arena;
         w[W_MAGIC] = MAGIC;
-        Table { w }
+        Table { w, slots: slots as usize, arena }
     }
 
     /// A view of words laid out by [`init`](Table::init); `None` if they are not (bytes from
@@ -89,16 +94,16 @@ impl<'a> Table<'a> {
             .checked_add(slots.checked_mul(2)?)
             .and_then(|n| n.checked_add(arena / 8))
             .is_some_and(|n| n == w.len() as u64);
-        (w[W_MAGIC] == MAGIC && slots.is_power_of_two() && arena % 8 == 0 && fits)
-            .then_some(Table { w })
+        let ok = w[W_MAGIC] == MAGIC && slots.is_power_of_two() && arena % 8 == 0 && fits;
+        ok.then_some(Table { w, slots: slots as usize, arena })
     }
 
     fn slots(&self) -> usize {
-        self.w[W_SLOTS] as usize
+        self.slots
     }
 
     fn arena(&self) -> &[u8] {
-        bytemuck::cast_slice(&self.w[HEAD + 2 * self.slots()..])
+        bytemuck::cast_slice(&self.w[HEAD + 2 * self.slots..])
     }
 
     /// The key and value of the entry at arena offset `off`, if it lies inside the arena.
@@ -156,7 +161,7 @@ impl<'a> Table<'a> {
         let vlen = u32::try_from(value.len()).ok()?;
         let used = self.w[W_USED];
         let need = pad8(8 + key.len() as u64 + value.len() as u64);
-        if used.checked_add(need)? > self.w[W_ARENA] {
+        if used.checked_add(need)? > self.arena {
             return None;
         }
         let start = HEAD + 2 * self.slots();
@@ -176,8 +181,7 @@ impl<'a> Table<'a> {
             Some(()) => Ok(()),
             None => {
                 self.compact();
-                self.try_set(key, value)
-                    .ok_or(Full { slots: self.w[W_SLOTS], arena: self.w[W_ARENA] })
+                self.try_set(key, value).ok_or(Full { slots: self.slots as u64, arena: self.arena })
             }
         }
     }
@@ -187,7 +191,7 @@ impl<'a> Table<'a> {
         let found = self.find(h, key);
         if found.is_err() {
             let taken = self.w[W_COUNT].saturating_add(self.w[W_TOMBS]).saturating_add(1);
-            if taken > self.w[W_SLOTS] * 3 / 4 {
+            if taken > self.slots as u64 * 3 / 4 {
                 return None;
             }
         }
@@ -223,12 +227,19 @@ impl<'a> Table<'a> {
         v
     }
 
-    /// Every pair, in the byte order of the keys (as the server's other dict gives them).
+    /// Every pair, in the byte order of the keys (as the server's other dict gives them). The
+    /// live entries of a table fit in its arena, so no more than the arena's bytes are copied
+    /// out: slots a misbehaving process pointed at one large entry are not listed past that.
     pub(crate) fn pairs(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut out: Vec<(Vec<u8>, Vec<u8>)> = (0..self.slots())
+        let mut budget = self.arena;
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = (0..self.slots)
             .filter_map(|s| match self.w[HEAD + 2 * s + 1] {
                 0 | TOMB => None,
-                off => self.entry(off - 1).map(|(k, v)| (k.to_vec(), v.to_vec())),
+                off => self.entry(off - 1),
+            })
+            .map_while(|(k, v)| {
+                budget = budget.checked_sub(pad8(8 + k.len() as u64 + v.len() as u64))?;
+                Some((k.to_vec(), v.to_vec()))
             })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -237,8 +248,10 @@ impl<'a> Table<'a> {
 
     /// Removes every key.
     pub(crate) fn clear(&mut self) {
-        let slots = self.w[W_SLOTS];
-        Table::init(self.w, slots);
+        self.w.fill(0);
+        self.w[W_SLOTS] = self.slots as u64;
+        self.w[W_ARENA] = self.arena;
+        self.w[W_MAGIC] = MAGIC;
     }
 
     /// Rewrites the live entries from the start of the arena, dropping tombstones.
@@ -349,6 +362,48 @@ mod tests {
         assert!(Table::open(&mut w).is_none());
         let mut w = vec![u64::MAX; 64];
         assert!(Table::open(&mut w).is_none());
+    }
+
+    #[test]
+    fn layout_words_scribbled_after_open_are_not_reread() {
+        // A local process that writes without the lock can change any word at any time, the
+        // layout words too, after the holder checked them in open().
+        let mut w = Vec::new();
+        let mut t = table(&mut w, 16, 512);
+        t.set(b"a", b"1").unwrap();
+        t.w[W_SLOTS] = 1 << 40;
+        t.w[W_ARENA] = u64::MAX;
+        t.w[W_USED] = 400;
+        let _ = (t.get(b"a"), t.contains(b"b"), t.set(b"c", &[3; 200]), t.remove(b"a"));
+        let _ = (t.pairs(), t.len(), t.repair());
+        t.clear();
+        assert_eq!(t.slots(), 32);
+        t.set(b"d", b"4").unwrap();
+        assert_eq!(t.get(b"d"), Some(b"4".to_vec()));
+    }
+
+    #[test]
+    fn slots_that_all_name_one_large_entry_do_not_multiply_it() {
+        // Every slot pointing at one entry as large as the arena: listing the pairs must not
+        // allocate slots x arena bytes (a local process could make the server allocate without
+        // bound), nor may compaction.
+        let mut w = Vec::new();
+        let mut t = table(&mut w, 3000, 1 << 16);
+        t.set(b"k", &vec![9u8; (1 << 16) - 16]).unwrap();
+        let slots = t.slots();
+        let (h, off) = (t.w[HEAD + 2 * slot_of(&t, b"k")], t.w[HEAD + 2 * slot_of(&t, b"k") + 1]);
+        for s in 0..slots {
+            t.w[HEAD + 2 * s] = h;
+            t.w[HEAD + 2 * s + 1] = off;
+        }
+        let bytes: usize = t.pairs().iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(bytes <= 1 << 16, "{bytes} bytes listed from a {}-byte arena", 1 << 16);
+        let _ = t.set(b"other", &[1; 100]); // compacts
+        let _ = t.pairs();
+    }
+
+    fn slot_of(t: &Table<'_>, key: &[u8]) -> usize {
+        t.find(hash(key), key).unwrap()
     }
 
     #[test]

@@ -67,10 +67,10 @@ pub(crate) fn row_local<T: Sample + bytemuck::Pod>(c: &Chunk<Params>) {
 }
 
 /// The radius (rows of halo) a blur or sharpen of `op` reads each side: its Gaussian's
-/// ([`gaussian_kernel`]); 0 where it leaves the image as it is (a sigma of 0 or less).
+/// ([`gaussian_kernel`]); 0 where it leaves the image as it is (a sigma of 0 or less, or NaN).
 pub(crate) fn radius_of(op: &Op) -> usize {
     match *op {
-        Op::Blur(s) | Op::Sharpen { sigma: s, .. } if s <= 0.0 => 0,
+        Op::Blur(s) | Op::Sharpen { sigma: s, .. } if s.is_nan() || s <= 0.0 => 0,
         Op::Blur(s) | Op::Sharpen { sigma: s, .. } => gaussian_kernel(s).len() / 2,
         _ => 0,
     }

@@ -5,7 +5,8 @@ use super::shape::Shape;
 
 /// The normalized 1-D Gaussian kernel of `sigma`, `2r + 1` taps with `r = ceil(3 sigma)` (at
 /// least 1): the taps beyond carry under 0.3% of the weight. A `sigma` above 10,000 pixels
-/// (or infinite) is taken as 10,000, so the kernel stays allocatable (60,001 taps).
+/// (or infinite) is taken as 10,000, so the kernel stays allocatable (60,001 taps); one below
+/// 0.001 (or NaN) as 0.001 (three taps, all the weight in the middle one).
 ///
 /// ```
 /// let k = shmpool_kernels::imaging::gaussian_kernel(1.0);
@@ -14,7 +15,7 @@ use super::shape::Shape;
 /// assert!(k[3] > k[2] && k[2] == k[4]);
 /// ```
 pub fn gaussian_kernel(sigma: f32) -> Vec<f32> {
-    let sigma = sigma.clamp(1e-3, 1e4);
+    let sigma = if sigma.is_nan() { 1e-3 } else { sigma.clamp(1e-3, 1e4) };
     let r = ((3.0 * sigma).ceil() as usize).max(1);
     let mut k: Vec<f32> = (0..=2 * r)
         .map(|i| {
@@ -29,7 +30,7 @@ pub fn gaussian_kernel(sigma: f32) -> Vec<f32> {
 
 /// Blurs an image of `shape` in place with a Gaussian of standard deviation `sigma` pixels:
 /// rows, then columns, in `f32`, edges clamped (the border pixel repeats), every channel alike.
-/// A `sigma` of 0 or less leaves the image as it is.
+/// A `sigma` of 0 or less (or NaN) leaves the image as it is.
 ///
 /// # Panics
 ///
@@ -45,7 +46,8 @@ pub fn gaussian_kernel(sigma: f32) -> Vec<f32> {
 /// ```
 pub fn gaussian_blur<T: Sample>(px: &mut [T], shape: Shape, sigma: f32) {
     assert_eq!(px.len(), shape.len(), "gaussian_blur: the buffer is not {shape}");
-    if sigma <= 0.0 || shape.is_empty() {
+    // NaN checked on its own: it is not `<= 0.0`, and its NaN taps zeroed the image.
+    if sigma.is_nan() || sigma <= 0.0 || shape.is_empty() {
         return;
     }
     blur_rows(px, shape, &gaussian_kernel(sigma), |row, blurred| {
@@ -235,6 +237,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A sigma of NaN (which `Op`'s parser refuses, but a caller can pass) leaves the image as
+    /// it is, as 0 and negative ones do: it zeroed every sample (NaN taps, stored as 0), in
+    /// blur and sharpen alike. `gaussian_kernel(NaN)` is the narrowest kernel, not NaNs.
+    #[test]
+    fn nan_zero_and_negative_sigma_leave_the_image_as_it_is() {
+        let shape = Shape::new(5, 6, 3);
+        for sigma in [f32::NAN, -f32::NAN, 0.0, -1.0, f32::NEG_INFINITY] {
+            let mut px = noisy(shape);
+            gaussian_blur(&mut px, shape, sigma);
+            assert_eq!(px, noisy(shape), "blur sigma {sigma}");
+            super::super::sharpen::unsharp_mask(&mut px, shape, sigma, 1.0, 0.0);
+            assert_eq!(px, noisy(shape), "sharpen sigma {sigma}");
+        }
+        assert!(gaussian_kernel(f32::NAN).iter().all(|v| v.is_finite()));
     }
 
     /// An absurd sigma (infinite, taken as 10,000) on a small image finishes at once with a

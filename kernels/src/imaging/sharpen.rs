@@ -6,7 +6,8 @@ use super::shape::Shape;
 
 /// Sharpens an image of `shape` in place: `p + amount * (p - blur(p))` where
 /// `|p - blur(p)|` exceeds `threshold` (on the `[0, 1]` scale; 0 sharpens everything), the
-/// blur a Gaussian of `sigma` ([`gaussian_blur`](super::gaussian_blur)'s). Alpha is kept.
+/// blur a Gaussian of `sigma` ([`gaussian_blur`](super::gaussian_blur)'s; 0, less or NaN
+/// leave the image as it is). Alpha is kept.
 ///
 /// # Panics
 ///
@@ -26,7 +27,8 @@ pub fn unsharp_mask<T: Sample>(
     threshold: f32,
 ) {
     assert_eq!(px.len(), shape.len(), "unsharp_mask: the buffer is not {shape}");
-    if sigma <= 0.0 || shape.is_empty() {
+    // A NaN sigma leaves the image as it is, as 0 does (NaN taps zeroed it).
+    if sigma.is_nan() || sigma <= 0.0 || shape.is_empty() {
         return;
     }
     let colour = shape.colour_channels();

@@ -263,7 +263,10 @@ where
         let job = if spec.len > 0 { pool.publish(&spec)? } else { 0 };
         self.inner.handle.rearm(job);
         self.inner.results = results;
-        (self.inner.n, self.inner.cs, self.inner.next) = (items.len(), 1, 0);
+        // The staged chunk size, not the 1 asked for: a batch of more tasks than a job has
+        // chunks (`MAX_CHUNKS`) runs in larger chunks, and a task's result may be read only
+        // once the chunk that holds it is done.
+        (self.inner.n, self.inner.cs, self.inner.next) = (items.len(), spec.chunk_size, 0);
         self.inner.error_given = false;
         self.first += items.len();
         Ok(())

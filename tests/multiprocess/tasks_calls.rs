@@ -28,6 +28,7 @@ pub fn tests() -> Tests {
         a_worker_killed_in_an_interleaved_queue_loses_only_its_call in METHODS,
         results_that_outgrow_the_region_spill_into_few_segments in METHODS,
         a_spilled_result_outlives_its_worker_killed_for_a_later_task in METHODS,
+        an_imap_buffered_batch_past_the_chunk_cap_reads_each_result_after_its_chunk in METHODS,
     }
 }
 
@@ -619,5 +620,24 @@ fn a_spilled_result_outlives_its_worker_killed_for_a_later_task(m: StartMethod) 
     }
     assert_ne!(pool.worker_pids(), [worker], "the hung worker was not replaced");
     assert_eq!(pool.map(spills_then_hangs, [1u32], None).unwrap(), ["s".repeat(8 << 10)]);
+    close_pool(pool, m);
+}
+
+fn times_three(x: u32) -> u32 {
+    x.wrapping_mul(3)
+}
+
+/// A batch of more tasks than a job has chunks (2^22) runs in chunks of 2: the stream must
+/// wait on the chunk that holds each task, not on the chunk of the task's own index (which
+/// would read results before they are written, and wait on chunks past the job's end).
+fn an_imap_buffered_batch_past_the_chunk_cap_reads_each_result_after_its_chunk(m: StartMethod) {
+    const N: u32 = (1 << 22) + 1;
+    let mut pool = pool(m);
+    let mut seen = 0u32;
+    for (i, r) in pool.imap_buffered(times_three, 0..N, N as usize).unwrap().enumerate() {
+        assert_eq!(r.unwrap(), times_three(i as u32), "task {i}");
+        seen += 1;
+    }
+    assert_eq!(seen, N);
     close_pool(pool, m);
 }

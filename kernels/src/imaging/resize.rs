@@ -164,4 +164,26 @@ mod tests {
             }
         }
     }
+    /// Degenerate sizes: 1x1, one row, one column, to 1x1 and to 65535x1, both filters, `u8`
+    /// and `f32`. A flat image stays flat (the weights sum to 1 at every edge, none is NaN)
+    /// and nothing indexes past a row.
+    #[test]
+    fn degenerate_sizes_resize_a_flat_image_to_a_flat_image() {
+        let shapes = [Shape::new(1, 1, 3), Shape::new(1, 9, 1), Shape::new(9, 1, 4)];
+        let sizes = [(1, 1), (65_535, 1), (1, 300), (2, 3)];
+        for s in shapes {
+            for (w, h) in sizes {
+                for filter in [Filter::Bilinear, Filter::Lanczos3] {
+                    let img = Image::from_vec(s, vec![77u8; s.len()]).unwrap();
+                    let out = resize(&img, w, h, filter).unwrap();
+                    assert_eq!(out.shape(), Shape::new(h, w, s.c));
+                    assert!(out.as_slice().iter().all(|&v| v == 77), "{s} -> {w}x{h} {filter:?}");
+                    let img = Image::from_vec(s, vec![0.25f32; s.len()]).unwrap();
+                    let out = resize(&img, w, h, filter).unwrap();
+                    let ok = out.as_slice().iter().all(|v| (v - 0.25).abs() < 1e-6);
+                    assert!(ok, "{s} -> {w}x{h} {filter:?} (f32)");
+                }
+            }
+        }
+    }
 }

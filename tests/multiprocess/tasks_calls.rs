@@ -29,6 +29,7 @@ pub fn tests() -> Tests {
         results_that_outgrow_the_region_spill_into_few_segments in METHODS,
         a_spilled_result_outlives_its_worker_killed_for_a_later_task in METHODS,
         an_imap_buffered_batch_past_the_chunk_cap_reads_each_result_after_its_chunk in METHODS,
+        the_raw_bytes_paths_at_their_edges in METHODS,
     }
 }
 
@@ -639,5 +640,114 @@ fn an_imap_buffered_batch_past_the_chunk_cap_reads_each_result_after_its_chunk(m
         seen += 1;
     }
     assert_eq!(seen, N);
+    close_pool(pool, m);
+}
+
+fn sum4(a: u8, b: u8, c: u8, d: u8) -> u32 {
+    a as u32 + b as u32 * 3 + c as u32 * 5 + d as u32 * 7
+}
+
+fn sum4_array(p: [u8; 4]) -> u32 {
+    sum4(p[0], p[1], p[2], p[3])
+}
+
+fn string_len(s: String) -> u64 {
+    s.len() as u64
+}
+
+/// Panics on 0 and on 99, else adds one.
+fn not_0_or_99(x: u16) -> u16 {
+    assert!(x != 0 && x != 99, "not {x}");
+    x + 1
+}
+
+/// A value whose serialization panics when it holds 13: the parent panics while staging.
+#[derive(serde::Deserialize)]
+struct Bomb(u8);
+
+impl serde::Serialize for Bomb {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        assert!(self.0 != 13, "bomb 13 went off while serializing");
+        s.serialize_u8(self.0)
+    }
+}
+
+fn bomb_value(b: Bomb) -> u64 {
+    b.0 as u64
+}
+
+/// An adversary's edges of the raw-bytes paths: `(u8, u8, u8, u8)` tuples (plain: `starmap`
+/// reads them raw) against `[u8; 4]` arrays (plain too, through `map`), witnessed by a 1-byte
+/// limit; empty inputs on every path; an argument of exactly the limit and one byte over; a
+/// panic at the first and the last task of an `imap_buffered` batch; a stream dropped in the
+/// middle of a batch; and a `Serialize` impl that panics while the parent stages (its reused
+/// buffers are then left out, and the next calls get clean ones).
+fn the_raw_bytes_paths_at_their_edges(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).max_task_bytes(1).build().unwrap();
+    let quads: Vec<(u8, u8, u8, u8)> =
+        (0..3000u32).map(|i| (i as u8, (i >> 8) as u8, 255, (i * 7) as u8)).collect();
+    let arrays: Vec<[u8; 4]> = quads.iter().map(|&(a, b, c, d)| [a, b, c, d]).collect();
+    let want: Vec<u32> = quads.iter().map(|&(a, b, c, d)| sum4(a, b, c, d)).collect();
+    let sum4 = sum4 as fn(u8, u8, u8, u8) -> u32;
+    assert_eq!(pool.starmap(sum4, &quads, None).unwrap(), want);
+    assert_eq!(pool.starmap(sum4, &quads, Some(7)).unwrap(), want);
+    assert_eq!(pool.map(sum4_array, &arrays, None).unwrap(), want);
+    // Empty inputs: no job, no results, the pool goes on.
+    let none: &[(u8, u8, u8, u8)] = &[];
+    assert!(pool.starmap(sum4, none, None).unwrap().is_empty());
+    assert!(pool.starmap_async(sum4, none, Some(1)).unwrap().get().unwrap().is_empty());
+    assert!(pool.map(sum4_array, Vec::<[u8; 4]>::new(), None).unwrap().is_empty());
+    assert_eq!(pool.imap_buffered(not_0_or_99, 1..1, 8).unwrap().count(), 0);
+    assert_eq!(pool.imap(not_0_or_99, Vec::<u16>::new(), None).unwrap().count(), 0);
+    assert!(pool.map(string_len, Vec::<String>::new(), None).unwrap().is_empty());
+    // Panics at the first and the last task of a batch (0 and 99 of batches of 50 and 100).
+    // A job keeps one panic's text (the control block's one error slot): in one batch of 100,
+    // the panic that came second reads as a panic whose text was not kept.
+    for size in [50, 100] {
+        let got: Vec<_> = pool.imap_buffered(not_0_or_99, 0..100u16, size).unwrap().collect();
+        assert_eq!(got.len(), 100, "batches of {size}");
+        let mut texts = 0;
+        for (i, r) in got.iter().enumerate() {
+            match r {
+                Ok(v) => assert!(i != 0 && i != 99 && *v == i as u16 + 1, "task {i}: {v}"),
+                Err(Error::KernelPanicked { message, .. }) => {
+                    assert!(i == 0 || i == 99, "task {i}: {message}");
+                    if message.starts_with(&format!("task {i}: not {i}")) {
+                        texts += 1;
+                    } else {
+                        assert!(size == 100 && message.contains("only the first"), "{message}");
+                    }
+                }
+                Err(e) => panic!("task {i}: {e:?}"),
+            }
+        }
+        assert_eq!(texts, if size == 50 { 2 } else { 1 }, "batches of {size}");
+    }
+    // Dropped in the middle of its second batch: the next call reads its own results.
+    let mut it = pool.imap_buffered(not_0_or_99, 1..1000u16, 64).unwrap();
+    for i in 1..=70u16 {
+        assert_eq!(it.next().unwrap().unwrap(), i + 1);
+    }
+    drop(it);
+    assert_eq!(pool.map(not_0_or_99, [5u16, 6], None).unwrap(), [6, 7]);
+    drop(pool);
+    // An argument of exactly the limit passes; one byte more is refused, naming its task.
+    let mut pool = Pool::builder().workers(2).start_method(m).max_task_bytes(4).build().unwrap();
+    let args = ["abc".to_string(), "abcd".to_string()];
+    assert_eq!(pool.map(string_len, &args[..1], None).unwrap(), [3]);
+    match pool.map(string_len, &args, None) {
+        Err(Error::TaskValueTooLarge { task: 1, what: "argument", bytes: 5, limit: 4 }) => {}
+        other => panic!("expected task 1 over the limit, got {other:?}"),
+    }
+    // A panicking `Serialize` while staging: the caller sees the panic, the pool goes on.
+    let bombs: Vec<Bomb> = (0..40).map(Bomb).collect();
+    let boom = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.map(bomb_value, &bombs, None).map(|v| v.len())
+    }));
+    assert!(boom.is_err(), "{boom:?}");
+    let fine: Vec<Bomb> = (0..40).filter(|&i| i != 13).map(Bomb).collect();
+    let want: Vec<u64> = fine.iter().map(|b| b.0 as u64).collect();
+    assert_eq!(pool.map(bomb_value, &fine, None).unwrap(), want);
+    assert_eq!(pool.map(string_len, &args[..1], Some(1)).unwrap(), [3]);
     close_pool(pool, m);
 }

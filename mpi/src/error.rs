@@ -52,6 +52,36 @@ pub enum DistError {
         /// Elements of the global shape.
         want: usize,
     },
+    /// A root rank that is not a rank of the communicator.
+    #[error(
+        "root rank {root} is not a rank of this communicator (0..{ranks}); pass a root below \
+         the number of ranks"
+    )]
+    BadRoot {
+        /// The root asked for.
+        root: i32,
+        /// Ranks of the communicator.
+        ranks: usize,
+    },
+    /// A name that cannot name part files (`DistArray::write_parts`).
+    #[error(
+        "`{name}` cannot name part files: use a non-empty name of letters, digits, '.', '-' and \
+         '_' (no '/', no whitespace, not `.` or `..`); put directories in `dir`"
+    )]
+    BadName {
+        /// The name given.
+        name: String,
+    },
+    /// Another rank failed a collective step this rank completed; every rank returns an error
+    /// so that none waits for a rank that gave up.
+    #[error(
+        "another rank could not {what} (that rank's own error says why); every rank stopped \
+         here so that none waits for it"
+    )]
+    OtherRank {
+        /// What the other rank could not do.
+        what: &'static str,
+    },
     /// Creating the rank's shared array failed.
     #[error("the rank's shared array: {0}")]
     Shm(#[from] shmpool::Error),

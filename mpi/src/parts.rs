@@ -47,6 +47,31 @@ fn bad(path: &Path, reason: impl Into<String>) -> DistError {
     DistError::BadIndex { path: path.to_path_buf(), reason: reason.into() }
 }
 
+/// The contents of `path` when it is a regular file of exactly `want` bytes, `None` when it is
+/// not: reads at most `want + 1` bytes, so a part that is a device (`/dev/zero` behind a
+/// symlink), a FIFO or a huge file costs neither memory nor a wait.
+fn read_exactly(path: &Path, want: usize) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    // Not `open` first: opening a FIFO waits for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Ok(None);
+    }
+    let file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(want as u64 + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() == want).then_some(bytes))
+}
+
+/// Whether `name` can name part files in a directory: not empty, not `.` or `..`, only ASCII
+/// letters, digits, `.`, `-` and `_` (so no path separator and nothing the index's
+/// whitespace-separated lines cannot carry).
+pub(crate) fn is_part_name(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
 /// Reads the whole array that `DistArray::write_parts` (feature `mpi`) wrote, from its
 /// index file: every part must be there, of the size the index says, and the parts must cover
 /// the rows in order.
@@ -109,11 +134,12 @@ pub fn read_parts<T: bytemuck::Pod>(index: &Path) -> Result<Parts<T>, DistError>
             return Err(bad(index, format!("`{line}` does not continue the rows before it")));
         }
         let path: PathBuf = dir.join(file);
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
         // `n` rows fit in `rows`, and `rows * row_len * size_of::<T>()` was checked above.
-        if bytes.len() != n * row_len * size_of::<T>() {
-            return Err(bad(index, format!("{file} holds {} bytes, not {n} rows", bytes.len())));
-        }
+        let want = n * row_len * size_of::<T>();
+        let bytes = read_exactly(&path, want).map_err(io(&path))?;
+        let Some(bytes) = bytes else {
+            return Err(bad(index, format!("{file} is not a regular file of {n} rows")));
+        };
         data.extend(bytes.chunks_exact(size_of::<T>()).map(bytemuck::pod_read_unaligned::<T>));
     }
     if data.len() != total {
@@ -130,7 +156,7 @@ mod write {
     use mpi::datatype::Equivalence;
     use mpi::traits::{Communicator, CommunicatorCollectives};
 
-    use super::{MAGIC, io};
+    use super::{MAGIC, io, is_part_name};
     use crate::dist_array::DistArray;
     use crate::error::DistError;
     use crate::reduce::allreduce_max;
@@ -143,6 +169,8 @@ mod write {
         ///
         /// # Errors
         ///
+        /// [`DistError::BadName`] on every rank when `name` is not a plain file name (letters,
+        /// digits, `.`, `-`, `_`; directories go in `dir`), before anything is written;
         /// [`DistError::Io`] on every rank when any rank could not write its part (each rank
         /// reports its own file, or the index when another rank's part failed), or when rank 0
         /// could not write the index (on rank 0).
@@ -154,6 +182,10 @@ mod write {
         /// # Ok::<(), shmpool_mpi::DistError>(())
         /// ```
         pub fn write_parts(&self, dir: &Path, name: &str) -> Result<PathBuf, DistError> {
+            // The same verdict on every rank (same arguments), before any file or message.
+            if !is_part_name(name) {
+                return Err(DistError::BadName { name: name.to_string() });
+            }
             let part = |r: usize| format!("{name}.rank{r:05}.bin");
             let rank = self.comm.rank() as usize;
             let mine = dir.join(part(rank));
@@ -189,7 +221,7 @@ mod write {
 mod tests {
     use std::path::PathBuf;
 
-    use super::read_parts;
+    use super::{is_part_name, read_parts};
     use crate::error::DistError;
 
     /// A scratch directory with `index` as `a.index` and two parts of 2 and 1 rows of 2 `u16`.
@@ -238,5 +270,43 @@ mod tests {
         let e = read_parts::<u16>(&dir.join("a.index"));
         assert!(matches!(e, Err(DistError::Io { .. })), "missing part: {e:?}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn parts_that_are_devices_fifos_or_oversized_are_refused_without_reading_them() {
+        // A part behind a symlink to /dev/zero would be read forever; a FIFO would block the
+        // open; a huge file would be read whole before its size was compared.
+        let dir = dir_with("zero", GOOD);
+        std::fs::remove_file(dir.join("a.rank00001.bin")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.join("a.rank00001.bin")).unwrap();
+        let e = read_parts::<u16>(&dir.join("a.index"));
+        assert!(matches!(e, Err(DistError::BadIndex { .. })), "/dev/zero part: {e:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+
+        let dir = dir_with("fifo", GOOD);
+        std::fs::remove_file(dir.join("a.rank00001.bin")).unwrap();
+        let fifo = std::ffi::CString::new(dir.join("a.rank00001.bin").to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) reads the NUL-terminated path, which outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo");
+        let e = read_parts::<u16>(&dir.join("a.index"));
+        assert!(matches!(e, Err(DistError::BadIndex { .. })), "FIFO part: {e:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+
+        let dir = dir_with("big", GOOD);
+        let f = std::fs::File::create(dir.join("a.rank00001.bin")).unwrap();
+        f.set_len(1 << 40).unwrap(); // sparse: 1 TiB claimed, nothing stored
+        let e = read_parts::<u16>(&dir.join("a.index"));
+        assert!(matches!(e, Err(DistError::BadIndex { .. })), "1 TiB part: {e:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn part_names_are_plain_file_names() {
+        for ok in ["grid", "a.b-c_9", "..x", "x.."] {
+            assert!(is_part_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../grid", "/tmp/grid", "a/b", "a b", "a\nb", "a\0b", "é"] {
+            assert!(!is_part_name(bad), "{bad:?}");
+        }
     }
 }

@@ -36,6 +36,22 @@ fn unkey(k: u64) -> f64 {
     f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
 }
 
+/// Where each rank's partials start in the gathered vector, and the total: MPI carries the
+/// offsets as 32-bit `int`s, so a total past `i32::MAX` is refused (on every rank alike: they
+/// all hold the same counts) rather than wrapped into offsets before the buffer.
+fn displacements(counts: &[i32]) -> Result<(Vec<i32>, usize), DistError> {
+    let mut displs = Vec::with_capacity(counts.len());
+    let mut at = 0i32;
+    for (i, &c) in counts.iter().enumerate() {
+        displs.push(at);
+        at = at.checked_add(c).ok_or_else(|| DistError::CountTooLarge {
+            what: "every rank's partials together",
+            count: counts[..=i].iter().map(|&c| c as usize).sum(),
+        })?;
+    }
+    Ok((displs, at as usize))
+}
+
 /// The largest of every rank's `x` (NaN if any is NaN), on every rank. Exact. Collective.
 ///
 /// ```no_run
@@ -101,7 +117,8 @@ pub fn allreduce_counts<C: Communicator>(comm: &C, counts: &mut [u64]) {
 ///
 /// # Errors
 ///
-/// [`DistError::CountTooLarge`] when a rank has more partials than MPI's 32-bit counts hold.
+/// [`DistError::CountTooLarge`] when a rank has more partials than MPI's 32-bit counts hold,
+/// or all ranks together do (every rank returns it).
 ///
 /// ```no_run
 /// let universe = shmpool_mpi::mpi::initialize().expect("MPI initialised once");
@@ -127,15 +144,7 @@ where
     })?;
     let mut counts = vec![0i32; comm.size() as usize];
     comm.all_gather_into(&mine, &mut counts[..]);
-    let displs: Vec<i32> = counts
-        .iter()
-        .scan(0i32, |at, &c| {
-            let d = *at;
-            *at += c;
-            Some(d)
-        })
-        .collect();
-    let total: usize = counts.iter().map(|&c| c as usize).sum();
+    let (displs, total) = displacements(&counts)?;
     let mut all = vec![identity; total];
     let mut part = PartitionMut::new(&mut all[..], counts, displs);
     comm.all_gather_varcount_into(partials, &mut part);
@@ -144,7 +153,19 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::{key, unkey};
+    use super::{displacements, key, unkey};
+    use crate::error::DistError;
+
+    #[test]
+    fn displacements_past_i32_are_refused_not_wrapped() {
+        assert_eq!(displacements(&[3, 0, 2]).unwrap(), (vec![0, 3, 3], 5));
+        assert_eq!(displacements(&[]).unwrap(), (vec![], 0));
+        assert_eq!(displacements(&[i32::MAX]).unwrap(), (vec![0], i32::MAX as usize));
+        let e = displacements(&[i32::MAX, 1, 5]).unwrap_err();
+        assert!(matches!(e, DistError::CountTooLarge { count, .. } if count == 1 << 31), "{e:?}");
+        // Three ranks of 1e9 partials each: the third offset would wrap negative.
+        assert!(displacements(&[1_000_000_000; 3]).is_err());
+    }
 
     #[test]
     fn keys_order_like_floats_with_nan_on_top() {

@@ -403,7 +403,16 @@ impl Store {
             }
             if gone() {
                 waiting.retain(|&w| w != ticket);
+                let before = woken.len();
                 woken.retain(|&w| w != ticket);
+                // Notified but gone before it took the lock back: the notification goes to the
+                // next waiter, or a notify(1) would wake no one that is alive.
+                if (notified == Some(true) || woken.len() < before)
+                    && let Some(next) = waiting.pop_front()
+                {
+                    woken.push(next);
+                    self.changed.notify_all();
+                }
                 return refuse("the client disconnected while waiting");
             }
             if let Some(n) = notified

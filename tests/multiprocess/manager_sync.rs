@@ -20,6 +20,7 @@ pub fn tests() -> Tests {
         a_barrier_breaks_on_a_timeout_an_abort_and_a_dead_party,
         a_condition_wakes_waiting_children in METHODS,
         a_condition_needs_its_lock_and_a_dead_holder_frees_it,
+        a_notified_waiter_that_dies_passes_its_notification_on,
     }
 }
 
@@ -194,5 +195,53 @@ fn a_condition_needs_its_lock_and_a_dead_holder_frees_it() {
     assert!(c.acquire_timeout(PATIENCE).unwrap(), "the dead holder's lock was never released");
     assert!(t.elapsed() < PROMPTLY, "released after {:?}", t.elapsed());
     c.release().unwrap();
+    m.shutdown().unwrap();
+}
+
+/// A child: under the condition's lock, says it arrived, then waits once; succeeds if notified.
+fn wait_once(args: (ConditionProxy, ValueProxy<u64>)) -> Result<(), String> {
+    let (c, arrived) = args;
+    let e = |e: Error| e.to_string();
+    c.acquire().map_err(e)?;
+    arrived.set(&(arrived.get().map_err(e)? + 1)).map_err(e)?;
+    let notified = c.wait_timeout(Duration::from_secs(5)).map_err(e)?;
+    c.release().map_err(e)?;
+    if notified { Ok(()) } else { Err("never notified".into()) }
+}
+
+fn a_notified_waiter_that_dies_passes_its_notification_on() {
+    // notify(1) picks the oldest waiter; killed before it takes the lock back, it must not take
+    // the notification with it, or the other waiter sleeps on (forever, without a timeout).
+    let m = Manager::builder().start_method(StartMethod::Fork).start().unwrap();
+    let (c, arrived) = (m.condition().unwrap(), m.value(&0u64).unwrap());
+    let ctx = get_context(StartMethod::Fork);
+    let mut kids = Vec::new();
+    for n in 1..=2 {
+        kids.push(ctx.start(wait_once, (c.clone(), arrived.clone())).unwrap());
+        // A child counts itself under the lock and lets it go only by waiting: once this holds
+        // the lock and sees the count, the child is waiting (the first one first).
+        let t = Instant::now();
+        loop {
+            c.acquire().unwrap();
+            if arrived.get().unwrap() == n {
+                break;
+            }
+            c.release().unwrap();
+            assert!(t.elapsed() < PATIENCE, "child {n} never waited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if n == 1 {
+            c.release().unwrap();
+        }
+    }
+    c.notify().unwrap(); // the first child, the oldest waiter
+    kids[0].kill().unwrap();
+    assert!(!kids[0].join().unwrap().success());
+    // Still holding the lock, so the dead waiter cannot have taken it; the server notices the
+    // hang-up within its 50 ms recheck.
+    std::thread::sleep(Duration::from_millis(300));
+    c.release().unwrap();
+    let st = kids[1].join().unwrap();
+    assert!(st.success(), "the second waiter was not notified: {st}");
     m.shutdown().unwrap();
 }

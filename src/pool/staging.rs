@@ -102,6 +102,18 @@ impl<R> ResultSource<R> for PodResults<R> {
 /// type, checked by a test; every bit pattern valid, no pointers); `bool` and `char` are not,
 /// and take the serialized path, as do tuples of mixed types (which may have padding).
 ///
+/// *Why a `repr(Rust)` tuple may travel as bytes.* Rust promises nothing about a tuple's field
+/// order, so the argument rests on two facts, not on a layout rule:
+/// - no padding: a tuple of `k` fields of one primitive `P` is `k * size_of::<P>()` bytes (the
+///   unit test checks each listed tuple), so its fields cover every byte whatever their order,
+///   and any bytes make a valid tuple (each field is a primitive number, valid for any bits);
+/// - one layout on both sides: the parent copies the tuple's bytes and the worker reads them as
+///   the same type compiled into the same executable (a forked worker is this process; spawn
+///   and forkserver workers re-execute `/proc/self/exe`, the very file, and the worker accepts
+///   only trampolines inside its own code: `process::code`). A type has one layout within one
+///   compilation, which every crate of the binary shares (a `&(f64, f64)` passed between crates
+///   relies on the same). Nothing else reads these bytes: no other program, no Python.
+///
 /// Decided by `TypeId`, whose values are constants of each monomorphisation.
 pub(crate) fn is_plain<T: 'static>() -> bool {
     use std::any::TypeId;
@@ -132,8 +144,8 @@ pub(crate) fn is_plain<T: 'static>() -> bool {
 /// [`is_plain::<T>()`](is_plain) holds.
 pub(crate) unsafe fn copy_plain<T>(values: impl IntoIterator<Item = impl Borrow<T>>) -> Vec<T> {
     debug_assert!(!std::mem::needs_drop::<T>());
-    // SAFETY: `T` is a primitive number or an array of them (the contract): `Copy`, with no
-    // drop glue, so a bitwise read of a live value is a copy of it.
+    // SAFETY: `T` is a primitive number, or an array or tuple of them (the contract): `Copy`,
+    // with no drop glue, so a bitwise read of a live value is a copy of it.
     values.into_iter().map(|v| unsafe { std::ptr::read(v.borrow()) }).collect()
 }
 
@@ -359,7 +371,14 @@ thread_local! {
     /// The buffers a staged call serialized its arguments into, kept for the next call on this
     /// thread (up to [`KEEP_ARG_BUFFERS`]): a `map` over 100,000 strings then neither allocates
     /// nor faults in 3 MB of fresh pages each time. Taken out while in use, so a `Serialize`
-    /// impl that stages another pool's call gets fresh ones instead of a borrow panic.
+    /// impl that stages another pool's call gets fresh ones instead of a borrow panic, and a
+    /// panic while serializing or staging drops them (the next call starts empty).
+    ///
+    /// Kept buffers are ordinary heap memory of this thread: a process forked later (a `Fork`
+    /// pool's worker, a scope child) shares their pages copy-on-write, so they cost it no
+    /// memory until it stages a call of its own (its RSS counts them while shared); spawn and
+    /// forkserver children do not have them. A thread that staged one big call holds up to
+    /// 64 MiB until it ends; a call whose buffers grew past that drops them.
     static ARG_BUFFERS: Cell<(Vec<u64>, Vec<u8>)> = const { Cell::new((Vec::new(), Vec::new())) };
 }
 
@@ -692,6 +711,28 @@ mod tests {
         assert_eq!(
             with_serialized_args::<u8, _>([6u8], 10, 0, copy).unwrap(),
             (vec![0, 1], vec![6])
+        );
+        // Nor does a panic while serializing, or in the staging step after it: the buffers
+        // taken out are dropped, and the next call starts empty.
+        struct Bomb;
+        impl Serialize for Bomb {
+            fn serialize<S: serde::Serializer>(
+                &self,
+                _: S,
+            ) -> std::result::Result<S::Ok, S::Error> {
+                panic!("bomb")
+            }
+        }
+        let args = [Bomb];
+        let bomb = std::panic::catch_unwind(|| with_serialized_args::<Bomb, _>(&args, 10, 0, copy));
+        assert!(bomb.is_err());
+        let late = std::panic::catch_unwind(|| {
+            with_serialized_args::<u8, ()>([1u8, 2, 3], 10, 0, |_, _| panic!("late"))
+        });
+        assert!(late.is_err());
+        assert_eq!(
+            with_serialized_args::<u8, _>([7u8], 10, 0, copy).unwrap(),
+            (vec![0, 1], vec![7])
         );
     }
 

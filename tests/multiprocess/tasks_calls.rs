@@ -30,6 +30,7 @@ pub fn tests() -> Tests {
         a_spilled_result_outlives_its_worker_killed_for_a_later_task in METHODS,
         an_imap_buffered_batch_past_the_chunk_cap_reads_each_result_after_its_chunk in METHODS,
         the_raw_bytes_paths_at_their_edges in METHODS,
+        a_chunk_half_written_by_a_killed_worker_is_retried_whole_or_failed in METHODS,
     }
 }
 
@@ -749,5 +750,44 @@ fn the_raw_bytes_paths_at_their_edges(m: StartMethod) {
     let want: Vec<u64> = fine.iter().map(|b| b.0 as u64).collect();
     assert_eq!(pool.map(bomb_value, &fine, None).unwrap(), want);
     assert_eq!(pool.map(string_len, &args[..1], Some(1)).unwrap(), [3]);
+    close_pool(pool, m);
+}
+
+/// The length of `s`; but `die:PATH` kills its own worker (SIGKILL) the first time, which it
+/// remembers by creating the file PATH, and is 0 once that file exists.
+fn len_or_die_once(s: String) -> u64 {
+    if let Some(path) = s.strip_prefix("die:") {
+        if std::fs::OpenOptions::new().write(true).create_new(true).open(path).is_ok() {
+            // SAFETY: `kill` on this process is a plain syscall; SIGKILL ends it at once.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        return 0;
+    }
+    s.len() as u64
+}
+
+/// A worker killed in the middle of a chunk of plain results (raw slots, read back in one
+/// copy) has written some of the chunk's slots: with a retry the chunk runs again, whole, and
+/// every result is the task's own; without one the call fails naming the death, and the pool
+/// goes on.
+fn a_chunk_half_written_by_a_killed_worker_is_retried_whole_or_failed(m: StartMethod) {
+    let marker =
+        std::env::temp_dir().join(format!("shmpool-die-once-{}-{m:?}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let mut args: Vec<String> = (0..64).map(|i| "x".repeat(i % 13)).collect();
+    args[12] = format!("die:{}", marker.display());
+    let want: Vec<u64> = (0..64).map(|i| if i == 12 { 0 } else { (i % 13) as u64 }).collect();
+    let mut pool = Pool::builder().workers(2).start_method(m).retries(1).build().unwrap();
+    assert_eq!(pool.map(len_or_die_once, &args, Some(8)).unwrap(), want);
+    assert!(marker.exists(), "the worker did die once");
+    close_pool(pool, m);
+    std::fs::remove_file(&marker).unwrap();
+    let mut pool = Pool::builder().workers(2).start_method(m).retries(0).build().unwrap();
+    match pool.map(len_or_die_once, &args, Some(8)) {
+        Err(Error::WorkerDied { .. }) => {}
+        other => panic!("expected the chunk's death, got {other:?}"),
+    }
+    std::fs::remove_file(&marker).unwrap();
+    assert_eq!(pool.map(len_or_die_once, &args[..12], Some(8)).unwrap(), want[..12]);
     close_pool(pool, m);
 }

@@ -53,6 +53,11 @@ const IMAGE_PIPELINES: &[&str] = &[
     "edges",
     "thumbnail=8; rotate=180",
     "",
+    // A worker runs the operations after the last shape change on the output itself, and
+    // resamples straight into it: with operations before the resize, and after another change.
+    "blur=1; resize=7x4; brightness=0.2; sharpen=1",
+    "grayscale; blur=1; flip=v",
+    "rotate=180; blur=1",
 ];
 
 fn check_one_image<T: Sample + bytemuck::Pod>(
@@ -125,6 +130,13 @@ fn check_batch<T: Sample + bytemuck::Pod>(
             &out[k * per..(k + 1) * per] == want.as_slice(),
             "`{text}` on image {k} of {n} {shape}: the batch differs from Pipeline::apply"
         );
+    }
+    // In place too, where the pipeline keeps the shape (in-place operations run on the images
+    // themselves, others on a copy).
+    if dims == input.shape() {
+        let mut images = input;
+        batch::apply_in_place(pool, &p, &mut images).unwrap();
+        assert!(images[..] == out[..], "`{text}` on {n} {shape}: in place differs");
     }
 }
 

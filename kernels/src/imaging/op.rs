@@ -181,31 +181,46 @@ impl Op {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn apply<T: Sample>(&self, mut img: Image<T>) -> Result<Image<T>, ImageError> {
-        let s = img.shape();
+        if self.runs_in_place() {
+            let s = img.shape();
+            self.apply_in_place(img.as_mut_slice(), s);
+            return Ok(img);
+        }
         Ok(match *self {
             Op::Resize { w, h, filter } => resize(&img, w, h, filter)?,
             Op::Thumbnail { w, h } => thumbnail(&img, w, h)?,
             Op::Crop { x, y, w, h } => crop(&img, x, y, w, h)?,
             Op::Rotate(r) => rotate(&img, r),
-            Op::Flip(d) => {
-                flip(img.as_mut_slice(), s, d);
-                img
-            }
             Op::Grayscale => grayscale(&img),
-            Op::Tone(t) => {
-                adjust(img.as_mut_slice(), s, t);
-                img
-            }
-            Op::Blur(sigma) => {
-                gaussian_blur(img.as_mut_slice(), s, sigma);
-                img
-            }
-            Op::Sharpen { sigma, amount, threshold } => {
-                unsharp_mask(img.as_mut_slice(), s, sigma, amount, threshold);
-                img
-            }
             Op::Edges => sobel(&img),
+            Op::Flip(_) | Op::Tone(_) | Op::Blur(_) | Op::Sharpen { .. } => {
+                unreachable!("runs_in_place took these")
+            }
         })
+    }
+
+    /// Whether the operation keeps the shape and runs on the samples in place (flip, tone,
+    /// blur, sharpen): [`apply_in_place`](Op::apply_in_place) runs it on any slice.
+    pub(crate) fn runs_in_place(&self) -> bool {
+        matches!(self, Op::Flip(_) | Op::Tone(_) | Op::Blur(_) | Op::Sharpen { .. })
+    }
+
+    /// Runs an operation that [`runs_in_place`](Op::runs_in_place) on `px`, of shape `s`: the
+    /// same code as [`apply`](Op::apply), on a slice the caller owns (a shared array's image).
+    ///
+    /// # Panics
+    ///
+    /// For another operation, or if `px.len()` is not `s.len()`.
+    pub(crate) fn apply_in_place<T: Sample>(&self, px: &mut [T], s: Shape) {
+        match *self {
+            Op::Flip(d) => flip(px, s, d),
+            Op::Tone(t) => adjust(px, s, t),
+            Op::Blur(sigma) => gaussian_blur(px, s, sigma),
+            Op::Sharpen { sigma, amount, threshold } => {
+                unsharp_mask(px, s, sigma, amount, threshold);
+            }
+            _ => panic!("`{self}` does not run in place"),
+        }
     }
 }
 

@@ -31,11 +31,30 @@ pub fn resize<T: Sample>(
     if s.is_empty() || w == 0 || h == 0 {
         return Err(ImageError::Empty { op: "resize", shape: Shape::new(h, w, s.c) });
     }
+    let mut out = vec![T::default(); h * w * s.c];
+    resize_into(img.as_slice(), s, &mut out, w, h, filter);
+    Image::from_vec(Shape::new(h, w, s.c), out)
+}
+
+/// [`resize`] of the image `src` (of shape `s`, not empty) into `out`, `w` x `h` pixels (at
+/// least 1 each): the same code, on slices the caller owns (a shared array's images), so
+/// nothing is copied or allocated but the weights.
+///
+/// # Panics
+///
+/// If `src` is not `s.len()` samples or `out` not `h * w * s.c`.
+pub(crate) fn resize_into<T: Sample>(
+    src: &[T],
+    s: Shape,
+    out: &mut [T],
+    w: usize,
+    h: usize,
+    filter: Filter,
+) {
+    assert!(src.len() == s.len() && out.len() == h * w * s.c, "resize_into: wrong lengths");
     let rows = weights(filter, s.h, h);
     let cols = weights(filter, s.w, w);
-    let mut out = vec![T::default(); h * w * s.c];
-    resample(img.as_slice(), s, &rows, &cols, &mut out);
-    Image::from_vec(Shape::new(h, w, s.c), out)
+    resample(src, s, &rows, &cols, out);
 }
 
 /// The resampling of `src` (of shape `s`) into `out` (`rows.len()` x `cols.len()` pixels),

@@ -194,22 +194,33 @@ fn wrong_proxy() -> Error {
     }
 }
 
+/// The most objects one thread keeps mapped. Each holds two descriptors (its lock's and its
+/// words' memfds) and a mapping; past this, the least recently used is unmapped (and mapped
+/// again, one round trip, if it is used again), so a thread that touches thousands of objects
+/// does not run its process out of descriptors (1024 by default).
+const MAX_MAPPED: usize = 64;
+
 /// A mapping this thread made of one object's words.
 struct Mapped {
     /// The process that made it (a fork child's copy is its parent's).
     pid: u32,
     instance: u64,
     id: u64,
-    /// The memory and the server's pidfd; `None`: no fast path for this object from here.
-    local: Option<Rc<(Local, OwnedFd)>>,
+    /// When this thread last used it (a count of uses), to unmap the least recently used.
+    used: u64,
+    /// The memory and the server's pidfd (one per server, shared by its objects' mappings);
+    /// `None`: no fast path for this object from here.
+    local: Option<Rc<(Local, Rc<OwnedFd>)>>,
 }
 
 thread_local! {
     static MAPPED: RefCell<Vec<Mapped>> = const { RefCell::new(Vec::new()) };
+    static USES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Opens what the server's `Reply::Shared` names; `None` if it cannot be reached from here.
-fn open(reply: Reply) -> Option<(Local, OwnedFd)> {
+/// `pidfd`: the server's, if this thread already has it.
+fn open(reply: Reply, pidfd: Option<Rc<OwnedFd>>) -> Option<(Local, Rc<OwnedFd>)> {
     let (local, server) = match reply {
         Reply::Shared { handle, pid } => (
             Local::Dict(Box::new(SharedDict { arr: LockedArray::open_handle(&handle).ok()? })),
@@ -223,7 +234,10 @@ fn open(reply: Reply) -> Option<(Local, OwnedFd)> {
         }
         _ => return None,
     };
-    let pidfd = sys::signal::pidfd_open(server).ok()??;
+    let pidfd = match pidfd {
+        Some(fd) => fd,
+        None => Rc::new(sys::signal::pidfd_open(server).ok()??),
+    };
     Some((local, pidfd))
 }
 
@@ -292,7 +306,8 @@ fn mapped<R>(obj: &Object, f: impl FnOnce(&Local, &Alive<'_>) -> Result<R>) -> O
             theirs.into_iter().for_each(std::mem::forget);
             *m = ours;
         }
-        let x = m.iter().find(|x| x.instance == obj.remote.instance && x.id == obj.id)?;
+        let x = m.iter_mut().find(|x| x.instance == obj.remote.instance && x.id == obj.id)?;
+        x.used = USES.replace(USES.get() + 1);
         Some(x.local.clone())
     });
     let local = match found {
@@ -300,16 +315,37 @@ fn mapped<R>(obj: &Object, f: impl FnOnce(&Local, &Alive<'_>) -> Result<R>) -> O
         None => {
             // Asked outside the list's borrow too: the call may take a while.
             let local = match obj.call(Op::Shared, None) {
-                Ok(reply) => open(reply).map(Rc::new),
+                Ok(reply) => open(reply, server_pidfd(obj.remote.instance)).map(Rc::new),
                 Err(Error::ManagerRefused { .. }) => None,
                 Err(e) => return Some(Err(e)),
             };
-            let entry =
-                Mapped { pid: me, instance: obj.remote.instance, id: obj.id, local: local.clone() };
-            MAPPED.with(|m| m.borrow_mut().push(entry));
+            let used = USES.replace(USES.get() + 1);
+            let (instance, id) = (obj.remote.instance, obj.id);
+            let entry = Mapped { pid: me, instance, id, used, local: local.clone() };
+            MAPPED.with(|m| {
+                let mut m = m.borrow_mut();
+                if m.len() >= MAX_MAPPED
+                    && let Some(i) = (0..m.len()).min_by_key(|&i| m[i].used)
+                {
+                    // Unmapped once no call in progress (an outer `with_local`) holds it.
+                    m.swap_remove(i);
+                }
+                m.push(entry);
+            });
             local
         }
     }?;
     let (local, pidfd) = &*local;
     Some(f(local, &Alive { pidfd, address: &obj.remote.address }))
+}
+
+/// The pidfd this thread already holds for the server `instance`, if it maps any of its objects.
+fn server_pidfd(instance: u64) -> Option<Rc<OwnedFd>> {
+    let me = sys::proc::getpid();
+    MAPPED.with(|m| {
+        m.borrow().iter().filter(|x| x.pid == me && x.instance == instance).find_map(|x| {
+            let local = x.local.as_ref()?;
+            Some(Rc::clone(&local.1))
+        })
+    })
 }

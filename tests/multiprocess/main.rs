@@ -6,6 +6,7 @@
 mod harness;
 
 mod adversary_issue9;
+mod adversary_manager;
 mod args_and_deadlines;
 mod array;
 mod barrier_action;
@@ -57,6 +58,7 @@ fn main() -> std::process::ExitCode {
         suite!(manager),
         suite!(manager_shared),
         suite!(manager_sync),
+        suite!(adversary_manager),
         suite!(workers_startup),
         suite!(barrier_action),
         suite!(connection_arg),

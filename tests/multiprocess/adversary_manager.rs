@@ -1,0 +1,139 @@
+//! Attacks on the Manager's fast path (objects the proxies on the server's machine map): a
+//! client killed or stopped inside `with_local`, a client killed mid-put on a shared queue's
+//! ring, and a thread that maps many objects.
+
+use std::time::{Duration, Instant};
+
+use shmpool::manager::{ArrayProxy, EventProxy, QueueProxy};
+use shmpool::{Manager, StartMethod, get_context};
+
+use crate::harness::{Tests, register};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+const PROMPTLY: Duration = Duration::from_secs(1);
+
+pub fn tests() -> Tests {
+    register! {
+        a_client_killed_inside_with_local_leaves_the_array_usable,
+        a_stopped_holder_ends_other_array_calls_in_seconds,
+        a_client_killed_mid_put_leaves_the_shared_queue_usable,
+        mapping_many_objects_keeps_few_descriptors,
+    }
+}
+
+fn manager() -> Manager {
+    Manager::builder().start_method(StartMethod::Fork).start().unwrap()
+}
+
+/// A child: writes element 0 in place, says so, and stays inside `with_local` until killed.
+fn hold_in_place(args: (ArrayProxy<u64>, EventProxy)) -> Result<(), String> {
+    let (a, inside) = args;
+    let mapped = a
+        .with_local(|xs| {
+            xs[0] = 7;
+            inside.set().map(|()| std::thread::sleep(Duration::from_secs(60)))
+        })
+        .map_err(|e| e.to_string())?;
+    Err(format!("was not killed ({mapped:?})"))
+}
+
+fn a_client_killed_inside_with_local_leaves_the_array_usable() {
+    let m = manager();
+    let (a, inside) = (m.array::<u64>(4).unwrap(), m.event().unwrap());
+    let mut kid =
+        get_context(StartMethod::Fork).start(hold_in_place, (a.clone(), inside.clone())).unwrap();
+    assert!(inside.wait_timeout(PATIENCE).unwrap(), "the child never got inside");
+    kid.kill().unwrap();
+    assert!(!kid.join().unwrap().success());
+    let t = Instant::now();
+    assert_eq!(a.get(0).unwrap(), 7, "the dead holder's write is as it left it");
+    assert!(t.elapsed() < PROMPTLY, "took {:?}", t.elapsed());
+    assert_eq!(a.with_local(|xs| xs.iter().sum::<u64>()).unwrap(), Some(7));
+    a.set(1, 1).unwrap();
+    assert_eq!(a.to_vec().unwrap(), [7, 1, 0, 0]);
+    m.shutdown().unwrap();
+}
+
+fn a_stopped_holder_ends_other_array_calls_in_seconds() {
+    // A holder that is alive but never lets go (stopped, or a closure that never returns):
+    // every other call gives up with an error, none waits forever.
+    let m = manager();
+    let (a, inside) = (m.array::<u64>(4).unwrap(), m.event().unwrap());
+    let mut kid =
+        get_context(StartMethod::Fork).start(hold_in_place, (a.clone(), inside.clone())).unwrap();
+    assert!(inside.wait_timeout(PATIENCE).unwrap(), "the child never got inside");
+    let t = Instant::now();
+    let r = a.get(1);
+    let took = t.elapsed();
+    kid.kill().unwrap();
+    assert!(!kid.join().unwrap().success());
+    assert!(r.is_err(), "a read while another process held the lock: {r:?}");
+    assert!(took < Duration::from_secs(10), "gave up after {took:?}");
+    assert_eq!(a.get(0).unwrap(), 7);
+    m.shutdown().unwrap();
+}
+
+/// A child: puts numbered items of 1 KiB on the queue until killed.
+fn put_forever(args: (QueueProxy<Vec<u32>>, EventProxy)) -> Result<(), String> {
+    let (q, started) = args;
+    started.set().map_err(|e| e.to_string())?;
+    for i in 0u32.. {
+        q.put(&vec![i; 256]).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn a_client_killed_mid_put_leaves_the_shared_queue_usable() {
+    let m = manager();
+    let q = m.queue_with_capacity::<Vec<u32>>(64 << 10, 2 << 10).unwrap();
+    for round in 0..6u64 {
+        let started = m.event().unwrap();
+        let mut kid = get_context(StartMethod::Fork)
+            .start(put_forever, (q.clone(), started.clone()))
+            .unwrap();
+        assert!(started.wait_timeout(PATIENCE).unwrap(), "the writer never started");
+        // Drain while it writes, so it is inside a put (not waiting for room) at the kill.
+        let until = Instant::now() + Duration::from_millis(3 + round * 5);
+        while Instant::now() < until {
+            if let Some(item) = q.get_nowait().unwrap() {
+                assert!(item.len() == 256 && item.iter().all(|&x| x == item[0]), "torn item");
+            }
+        }
+        kid.kill().unwrap();
+        assert!(!kid.join().unwrap().success());
+        // Whatever it left: whole items, then room for ours, promptly.
+        let t = Instant::now();
+        while let Some(item) = q.get_nowait().unwrap() {
+            assert!(item.len() == 256 && item.iter().all(|&x| x == item[0]), "torn item");
+        }
+        q.put_timeout(&vec![round as u32; 256], PATIENCE).unwrap();
+        assert_eq!(q.get_timeout(PATIENCE).unwrap(), vec![round as u32; 256]);
+        assert!(t.elapsed() < PROMPTLY, "took {:?}", t.elapsed());
+    }
+    m.shutdown().unwrap();
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn mapping_many_objects_keeps_few_descriptors() {
+    // Each object a thread maps keeps its memory mapped (and the server alive-check); a thread
+    // that touches hundreds of objects must not run the process out of descriptors.
+    let m = manager();
+    let arrays: Vec<_> = (0..300).map(|_| m.array::<u64>(1).unwrap()).collect();
+    let before = open_fds();
+    for round in 1..=2 {
+        for a in &arrays {
+            a.set(0, round).unwrap();
+            assert_eq!(a.with_local(|xs| xs[0]).unwrap(), Some(round), "not mapped");
+        }
+    }
+    // At most 64 objects mapped, two memfds each, and one pidfd for the server (it was 3 per
+    // object, every object: 900 here, past the default limit of 1024 at about 340 objects).
+    let grew = open_fds().saturating_sub(before);
+    assert!(grew <= 2 * 64 + 1, "{grew} descriptors held for 300 mapped arrays");
+    drop(arrays);
+    m.shutdown().unwrap();
+    assert!(open_fds() <= before + 5, "descriptors left after shutdown");
+}

@@ -46,7 +46,7 @@ use crate::sys;
 /// Dropping the pool terminates it: every worker is killed and reaped.
 ///
 /// A pool answers only to the process that created it: in a forked child that got a copy of it
-/// (a [`scope`](crate::scope) child capturing `&mut pool`, say), every operation returns
+/// (a [`scope`](crate::scope()) child capturing `&mut pool`, say), every operation returns
 /// [`Error::PoolNotOwned`] and dropping the copy leaves the workers alone.
 ///
 /// Workers exit when this process dies (`PR_SET_PDEATHSIG` when forked from the main thread, the

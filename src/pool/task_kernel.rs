@@ -45,7 +45,7 @@ fn plain<T>(v: &Views, i: usize, end: usize) -> *mut T {
 ///
 /// # Safety
 ///
-/// See [`Trampoline`]; `A` and `R` are plain data (`Pod`, or types
+/// See [`Trampoline`](super::kernel::Trampoline); `A` and `R` are plain data (`Pod`, or types
 /// [`is_plain`](super::staging::is_plain) accepts): any bytes are a valid value.
 pub(crate) unsafe fn task<A, R>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(A) -> R`.
@@ -104,7 +104,7 @@ pub(crate) unsafe fn task_from<A, R>(kernel: usize, v: &Views, s: &Span) {
 ///
 /// # Safety
 ///
-/// See [`Trampoline`]; `kernel` is a `T::Fn<R>`; `T` and `R` are plain data (as for [`task`]).
+/// See [`Trampoline`](super::kernel::Trampoline); `kernel` is a `T::Fn<R>`; `T` and `R` are plain data (as for [`task`]).
 pub(crate) unsafe fn task_star<T: StarArgs, R>(kernel: usize, v: &Views, s: &Span) {
     assert_eq!(size_of::<T::Fn<R>>(), size_of::<usize>(), "a star fn is a fn pointer");
     // SAFETY: per the contract, `kernel` is a `T::Fn<R>`, a `fn` pointer type (`StarArgs` is
@@ -153,7 +153,7 @@ pub(crate) fn typed_arg_failure(e: Error) -> Error {
 ///
 /// # Safety
 ///
-/// See [`Trampoline`]; `kernel` is a `fn(A) -> R`; `R` is plain data (as for [`task`]) and not
+/// See [`Trampoline`](super::kernel::Trampoline); `kernel` is a `fn(A) -> R`; `R` is plain data (as for [`task`]) and not
 /// zero-sized.
 pub(crate) unsafe fn task_serial_plain<A: DeserializeOwned, R>(kernel: usize, v: &Views, s: &Span) {
     // SAFETY: per the trampoline contract, `kernel` is a `fn(A) -> R`.
@@ -165,7 +165,7 @@ pub(crate) unsafe fn task_serial_plain<A: DeserializeOwned, R>(kernel: usize, v:
 ///
 /// # Safety
 ///
-/// See [`Trampoline`]; `kernel` is a `T::Fn<R>`; `R` is plain data (as for [`task`]) and not
+/// See [`Trampoline`](super::kernel::Trampoline); `kernel` is a `T::Fn<R>`; `R` is plain data (as for [`task`]) and not
 /// zero-sized.
 pub(crate) unsafe fn task_star_serial_plain<T: StarArgs, R>(kernel: usize, v: &Views, s: &Span) {
     assert_eq!(size_of::<T::Fn<R>>(), size_of::<usize>(), "a star fn is a fn pointer");
@@ -304,7 +304,7 @@ fn bytes(v: &Views, i: usize) -> (*mut u8, usize) {
 ///
 /// # Safety
 ///
-/// See [`Trampoline`]; `kernel` is a `fn` of the type `T` names.
+/// See [`Trampoline`](super::kernel::Trampoline); `kernel` is a `fn` of the type `T` names.
 pub(crate) unsafe fn task_serial<T: SerialTask>(kernel: usize, v: &Views, s: &Span) {
     check_span(s);
     let (args, results) = (bytes(v, 0), bytes(v, 2));

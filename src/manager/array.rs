@@ -54,6 +54,21 @@ fn elements<T: Pod>(b: &[u8]) -> Vec<T> {
 impl<T: Pod> ArrayProxy<T> {
     const SIZE: usize = size_of::<T>();
 
+    /// Refuses a zero-sized `T`: [`Manager::array`](crate::Manager::array) never makes one,
+    /// but a proxy decoded (serde) as another element type could ask, and its bytes would
+    /// divide by zero.
+    fn sized() -> Result<()> {
+        if Self::SIZE == 0 {
+            return Err(Error::InvalidArgument {
+                what: "manager array",
+                reason: "a proxy whose element type has no size; decode it as the element type \
+                         the array was made with"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// How many elements it holds.
     ///
     /// ```no_run
@@ -62,6 +77,7 @@ impl<T: Pod> ArrayProxy<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn len(&self) -> Result<usize> {
+        Self::sized()?;
         if let Some(r) = shared::local_array(&self.obj, |b| b.len()) {
             return Ok(r? / Self::SIZE);
         }
@@ -91,6 +107,7 @@ impl<T: Pod> ArrayProxy<T> {
     ///
     /// [`Error::InvalidArgument`] if `i` is out of range.
     pub fn get(&self, i: usize) -> Result<T> {
+        Self::sized()?;
         let at = i.checked_mul(Self::SIZE);
         let read = |b: &mut [u8]| {
             let len = b.len() / Self::SIZE;
@@ -135,6 +152,7 @@ impl<T: Pod> ArrayProxy<T> {
     ///
     /// [`Error::InvalidArgument`] if the range is out of range.
     pub fn set_slice(&self, start: usize, values: &[T]) -> Result<()> {
+        Self::sized()?;
         let bytes: &[u8] = bytemuck::cast_slice(values);
         let at = start.checked_mul(Self::SIZE);
         let write = |b: &mut [u8]| {
@@ -157,6 +175,7 @@ impl<T: Pod> ArrayProxy<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn to_vec(&self) -> Result<Vec<T>> {
+        Self::sized()?;
         if let Some(r) = shared::local_array(&self.obj, |b| elements(b)) {
             return r;
         }
@@ -178,6 +197,7 @@ impl<T: Pod> ArrayProxy<T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn with_local<R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<Option<R>> {
+        Self::sized()?;
         let typed = |b: &mut [u8]| {
             bytemuck::try_cast_slice_mut(b).map(f).map_err(|e| Error::InvalidArgument {
                 what: "manager array",

@@ -18,6 +18,7 @@ pub fn tests() -> Tests {
         a_stopped_holder_ends_other_array_calls_in_seconds,
         a_client_killed_mid_put_leaves_the_shared_queue_usable,
         mapping_many_objects_keeps_few_descriptors,
+        a_proxy_decoded_with_a_zero_sized_element_errs_not_panics,
     }
 }
 
@@ -136,4 +137,21 @@ fn mapping_many_objects_keeps_few_descriptors() {
     drop(arrays);
     m.shutdown().unwrap();
     assert!(open_fds() <= before + 5, "descriptors left after shutdown");
+}
+
+fn a_proxy_decoded_with_a_zero_sized_element_errs_not_panics() {
+    // `array::<()>` is refused, but a proxy is serde: decoded as another element type (a bug in
+    // a caller, bytes from elsewhere), a zero-sized one divided by its size.
+    let m = manager();
+    let a = m.array::<u8>(4).unwrap();
+    let json = serde_json::to_string(&a).unwrap();
+    let z: ArrayProxy<()> = serde_json::from_str(&json).unwrap();
+    assert!(z.len().is_err());
+    assert!(z.get(0).is_err());
+    assert!(z.to_vec().is_err());
+    assert!(z.set(0, ()).is_err());
+    assert!(z.with_local(|xs| xs.len()).is_err());
+    assert!(m.array::<()>(4).is_err());
+    assert_eq!(a.len().unwrap(), 4);
+    m.shutdown().unwrap();
 }

@@ -4,9 +4,10 @@
 use std::ops::Range;
 
 use bytemuck::Pod;
+use mpi::collective::SystemOperation;
 use mpi::datatype::Equivalence;
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::Communicator;
+use mpi::traits::{Communicator, CommunicatorCollectives};
 use shmpool::SharedArray;
 
 use crate::error::DistError;
@@ -23,6 +24,10 @@ use crate::split::RowSplit;
 /// runs unchanged on the local array: the first rank's first row and the last rank's last row
 /// are the global boundary, and every other edge row of a block is a ghost, which a stencil
 /// treats as a boundary it reads and does not compute.
+///
+/// A panic on a rank while it holds a `DistArray` aborts the whole MPI job when the array is
+/// dropped (see `docs/mpi.md`, failure behaviour): otherwise the other ranks would wait in a
+/// halo exchange or a reduction for a rank that is gone.
 ///
 /// ```no_run
 /// use shmpool_mpi::DistArray;
@@ -53,8 +58,11 @@ impl<T: Pod + Equivalence> DistArray<T> {
     /// # Errors
     ///
     /// [`DistError::NoAxis`] for an empty shape, [`DistError::TooFewRows`] when some rank
-    /// would hold fewer than `max(halo, 1)` rows, [`DistError::Shm`] when the shared array
-    /// cannot be created.
+    /// would hold fewer than `max(halo, 1)` rows, [`DistError::CountTooLarge`] when a rank's
+    /// block would exceed MPI's 32-bit counts (all of these on every rank, before any message);
+    /// [`DistError::Shm`] on a rank whose shared array cannot be created, and then
+    /// [`DistError::OtherRank`] on every other rank (the ranks agree on it, so none is left
+    /// waiting for the one that failed).
     ///
     /// ```no_run
     /// let universe = shmpool_mpi::mpi::initialize().expect("MPI initialised once");
@@ -72,24 +80,30 @@ impl<T: Pod + Equivalence> DistArray<T> {
         let split = RowSplit::new(rows, ranks, halo)?;
         let ghosts = (if rank > 0 { halo } else { 0 }, if rank + 1 < ranks { halo } else { 0 });
         let too_large = DistError::CountTooLarge { what: "a rank's block", count: usize::MAX };
+        // Checked throughout: a halo near usize::MAX passes RowSplit on one rank.
         let row_len = rest.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        let count = row_len.and_then(|r| r.checked_mul(split.rows_of(0) + 2 * halo));
+        let largest = split.rows_of(0).checked_add(halo).and_then(|r| r.checked_add(halo));
+        let count = row_len.zip(largest).and_then(|(w, r)| w.checked_mul(r));
         let (Some(row_len), Some(count)) = (row_len, count) else { return Err(too_large) };
         if i32::try_from(count).is_err() {
             return Err(DistError::CountTooLarge { what: "a rank's block", count });
         }
         let mut local_shape = shape.to_vec();
+        // At most `largest`, checked above.
         local_shape[0] = ghosts.0 + split.rows_of(rank) + ghosts.1;
-        let local = SharedArray::zeroed_shape(&local_shape)?;
-        Ok(DistArray {
-            comm: comm.duplicate(),
-            shape: shape.to_vec(),
-            row_len,
-            split,
-            halo,
-            ghosts,
-            local,
-        })
+        // Every error above is the same on every rank (same arguments); the allocation can fail
+        // on one rank alone (its node's memory), so the ranks agree on it before returning,
+        // and none is left waiting in a collective for a rank that gave up.
+        let comm = comm.duplicate();
+        let local = SharedArray::zeroed_shape(&local_shape);
+        let failed = i32::from(local.is_err());
+        let mut any_failed = 0;
+        comm.all_reduce_into(&failed, &mut any_failed, SystemOperation::max());
+        let local = local?;
+        if any_failed != 0 {
+            return Err(DistError::OtherRank { what: "create its block's shared array" });
+        }
+        Ok(DistArray { comm, shape: shape.to_vec(), row_len, split, halo, ghosts, local })
     }
 
     /// An array of global `shape` whose element at global row-major index `i` is `f(i)`,
@@ -124,7 +138,8 @@ impl<T: Pod + Equivalence> DistArray<T> {
     ///
     /// # Errors
     ///
-    /// [`DistError::Shm`] when the shared array cannot be created.
+    /// [`DistError::Shm`] on a rank whose shared array cannot be created, and
+    /// [`DistError::OtherRank`] on every other rank.
     ///
     /// ```no_run
     /// let universe = shmpool_mpi::mpi::initialize().expect("MPI initialised once");
@@ -303,5 +318,22 @@ impl<T: Pod + Equivalence> DistArray<T> {
             "swap needs two arrays of the same distribution (make one with zeroed_like)"
         );
         std::mem::swap(&mut self.local, &mut other.local);
+    }
+}
+
+impl<T: Pod + Equivalence> Drop for DistArray<T> {
+    /// Dropped while its thread panics: the rank can no longer take its part in the array's
+    /// collectives, and the other ranks would wait for it forever (unwinding also reaches
+    /// `MPI_Finalize`, which waits for them), so the whole job is aborted (`MPI_Abort`), as
+    /// [`OrAbort`](crate::OrAbort) does for an error.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "rank {}: panicked holding a distributed array; aborting the MPI job so that \
+                 no rank waits for this one",
+                self.comm.rank()
+            );
+            self.comm.abort(1);
+        }
     }
 }

@@ -18,6 +18,15 @@ fn counts_displs(split: &RowSplit, row_len: usize) -> (Vec<i32>, Vec<i32>) {
     (counts, displs)
 }
 
+/// Checks that `root` is a rank of `comm` (the same verdict on every rank).
+fn check_root<C: Communicator>(comm: &C, root: i32) -> Result<(), DistError> {
+    if (0..comm.size()).contains(&root) {
+        Ok(())
+    } else {
+        Err(DistError::BadRoot { root, ranks: comm.size() as usize })
+    }
+}
+
 /// Checks that the whole array's element count fits MPI's 32-bit offsets.
 fn check_total(split: &RowSplit, row_len: usize) -> Result<(), DistError> {
     let count = split.rows() * row_len;
@@ -34,8 +43,9 @@ impl<T: Pod + Equivalence> DistArray<T> {
     ///
     /// # Errors
     ///
+    /// [`DistError::BadRoot`] when `root` is not a rank of the communicator;
     /// [`DistError::CountTooLarge`] when the whole array has more elements than MPI's 32-bit
-    /// offsets hold (every rank returns it; nothing is sent).
+    /// offsets hold (every rank returns these; nothing is sent).
     ///
     /// ```no_run
     /// use shmpool_mpi::mpi::traits::Communicator;
@@ -48,6 +58,7 @@ impl<T: Pod + Equivalence> DistArray<T> {
     /// # Ok::<(), shmpool_mpi::DistError>(())
     /// ```
     pub fn gather(&self, root: i32) -> Result<Option<Vec<T>>, DistError> {
+        check_root(&self.comm, root)?;
         check_total(&self.split, self.row_len)?;
         let root_process = self.comm.process_at_rank(root);
         if self.comm.rank() != root {
@@ -67,7 +78,8 @@ impl<T: Pod + Equivalence> DistArray<T> {
     ///
     /// # Errors
     ///
-    /// As [`zeroed`](DistArray::zeroed); [`DistError::ScatterLength`] on every rank when the
+    /// As [`zeroed`](DistArray::zeroed); [`DistError::BadRoot`] as for
+    /// [`gather`](DistArray::gather); [`DistError::ScatterLength`] on every rank when the
     /// root's `whole` is missing or not the global shape's length (the root says so to every
     /// rank before anything is sent, so no rank waits for rows that will not come);
     /// [`DistError::CountTooLarge`] as for [`gather`](DistArray::gather).
@@ -89,6 +101,7 @@ impl<T: Pod + Equivalence> DistArray<T> {
         root: i32,
         whole: Option<&[T]>,
     ) -> Result<DistArray<T>, DistError> {
+        check_root(comm, root)?;
         let mut a = DistArray::zeroed(comm, shape, halo)?;
         check_total(&a.split, a.row_len)?;
         let want = a.split.rows() * a.row_len;

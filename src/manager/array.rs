@@ -111,7 +111,7 @@ impl<T: Pod> ArrayProxy<T> {
         let at = i.checked_mul(Self::SIZE);
         let read = |b: &mut [u8]| {
             let len = b.len() / Self::SIZE;
-            let r = at.and_then(|at| b.get(at..at + Self::SIZE));
+            let r = at.and_then(|at| b.get(at..at.checked_add(Self::SIZE)?));
             r.map(bytemuck::pod_read_unaligned).ok_or_else(|| out_of_range(i, len))
         };
         if let Some(r) = shared::local_array(&self.obj, read) {

@@ -19,6 +19,7 @@ pub fn tests() -> Tests {
         a_client_killed_mid_put_leaves_the_shared_queue_usable,
         mapping_many_objects_keeps_few_descriptors,
         a_proxy_decoded_with_a_zero_sized_element_errs_not_panics,
+        indices_near_the_top_of_usize_are_out_of_range_not_a_panic,
     }
 }
 
@@ -153,5 +154,17 @@ fn a_proxy_decoded_with_a_zero_sized_element_errs_not_panics() {
     assert!(z.with_local(|xs| xs.len()).is_err());
     assert!(m.array::<()>(4).is_err());
     assert_eq!(a.len().unwrap(), 4);
+    m.shutdown().unwrap();
+}
+
+fn indices_near_the_top_of_usize_are_out_of_range_not_a_panic() {
+    let m = manager();
+    let a = m.array::<u64>(4).unwrap();
+    for i in [4, usize::MAX / 8, usize::MAX / 8 + 1, usize::MAX - 1, usize::MAX] {
+        assert!(matches!(a.get(i), Err(shmpool::Error::InvalidArgument { .. })), "get({i})");
+        assert!(a.set(i, 1).is_err(), "set({i})");
+        assert!(a.set_slice(i, &[1, 2]).is_err(), "set_slice({i})");
+    }
+    assert_eq!(a.to_vec().unwrap(), [0; 4]);
     m.shutdown().unwrap();
 }

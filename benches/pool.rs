@@ -76,7 +76,11 @@ fn start_stop(c: &mut Criterion) {
             // SAFETY: the workers run `scale_add` on shared memory only; criterion's threads, if
             // any, hold no lock they take.
             let builder = unsafe {
-                Pool::builder().workers(2).start_method(StartMethod::Fork).allow_threads()
+                Pool::builder()
+                    .workers(2)
+                    .start_method(StartMethod::Fork)
+                    .inline_threshold(0) // a first task in a worker, not inline
+                    .allow_threads()
             };
             let mut p = builder.build().unwrap();
             p.for_each_chunk(&mut small, shmpool_kernels::scale_add).unwrap();
@@ -87,7 +91,8 @@ fn start_stop(c: &mut Criterion) {
         g.bench_function(format!("shmpool 2 workers ({m})"), |b| {
             b.iter(|| {
                 // Neither method forks this (multi-threaded) process.
-                let mut p = Pool::builder().workers(2).start_method(m).build().unwrap();
+                let b = Pool::builder().workers(2).start_method(m).inline_threshold(0);
+                let mut p = b.build().unwrap();
                 p.for_each_chunk(&mut small, shmpool_kernels::scale_add).unwrap();
                 drop(p);
             })

@@ -559,13 +559,12 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// The inline rule: whether the job's size (the bytes of all its arrays times its stages,
     /// or its work hint in the same unit, whichever is larger) is under the pool's threshold.
     fn is_small(&self, len: usize) -> bool {
-        let threshold = self.pool.inline_threshold;
         let bytes: usize =
             self.b.inputs.iter().chain(&self.b.outputs).map(|a| a.len * a.elem_size).sum();
         let touched = bytes.saturating_mul(self.b.stages.len());
         // `as` saturates: an absurd hint is simply a large job.
         let work = (len as f64 * self.cost_ns * INLINE_BYTES_PER_NS) as usize;
-        threshold > 0 && touched.max(work) < threshold
+        self.pool.is_small(touched.max(work))
     }
 
     /// Validates the job and works out its shape, chunks and groups of stages.
@@ -720,30 +719,15 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             let access = AccessMask::default();
             (v.job.first, v.job.count, v.job.access) = (first, count, &raw const access);
             let (kernel, radius) = b.stages[first];
-            let mut failed = None;
-            for index in 0..chunks {
-                let start = index * plan.chunk_size;
-                let span = Span {
-                    index: index as u64,
-                    start,
-                    end: (start + plan.chunk_size).min(plan.len),
-                    radius,
-                };
-                let run = || {
-                    // The views point at the caller's arrays, borrowed by this builder (inputs
-                    // shared, outputs exclusively), each valid for the length it states.
-                    // SAFETY: as above; the parameter slot holds a `P` and the partials slot
-                    // `chunks` `R`s; every stage is a `StageFn<P>`; chunks run one at a time.
-                    unsafe { run_stages::<P>(kernel, v, &span) }
-                };
-                if let Err(p) = catch_unwind(AssertUnwindSafe(run)) {
-                    let message = take_panic(p);
-                    failed = failed.or(Some((index as u64, message)));
-                }
-            }
-            if let Some((chunk, message)) = failed {
-                let pid = crate::sys::proc::getpid();
-                outcome = Err(Error::KernelPanicked { chunk, pid, message });
+            let v = &*v;
+            outcome = run_chunks(plan.len, plan.chunk_size, radius, |span| {
+                // The views point at the caller's arrays, borrowed by this builder (inputs
+                // shared, outputs exclusively), each valid for the length it states.
+                // SAFETY: as above; the parameter slot holds a `P` and the partials slot
+                // `chunks` `R`s; every stage is a `StageFn<P>`; chunks run one at a time.
+                unsafe { run_stages::<P>(kernel, v, span) }
+            });
+            if outcome.is_err() {
                 break;
             }
         }
@@ -829,6 +813,117 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                 })
                 .collect(),
         })
+    }
+}
+
+/// Runs chunk after chunk of a job of `len` elements in the caller (`run` on each chunk's span,
+/// under `catch_unwind`), as the workers would claim them: every chunk runs, and the job's
+/// error is the first chunk that panicked ([`Error::KernelPanicked`], with the caller's pid).
+/// The one chunk loop of every job run inline: kernel jobs' groups and the older operations.
+fn run_chunks(
+    len: usize,
+    chunk_size: usize,
+    radius: usize,
+    mut run: impl FnMut(&Span),
+) -> Result<()> {
+    let chunk_size = chunk_size.max(1);
+    let mut failed = None;
+    let (mut index, mut start) = (0u64, 0usize);
+    // Chunk `index` starts at `index * chunk_size`, as in a worker; added up, not multiplied.
+    while start < len {
+        let end = len.min(start.saturating_add(chunk_size));
+        let span = Span { index, start, end, radius };
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| run(&span))) {
+            let message = take_panic(p);
+            failed = failed.or(Some((index, message)));
+        }
+        (index, start) = (index + 1, end);
+    }
+    match failed {
+        None => Ok(()),
+        Some((chunk, message)) => {
+            let pid = crate::sys::proc::getpid();
+            Err(Error::KernelPanicked { chunk, pid, message })
+        }
+    }
+}
+
+/// One array of an older data-parallel operation (`for_each_chunk`, `zip`, `map_reduce`,
+/// `stencil`) run inline: the slot its trampoline reads it from and the caller's view of it.
+pub(crate) struct InlineArray {
+    slot: usize,
+    ptr: *mut u8,
+    len: usize,
+    elem_size: usize,
+}
+
+impl InlineArray {
+    /// `a`, which the trampoline only reads, in slot `slot`.
+    pub(crate) fn read<T: Pod>(slot: usize, a: &[T]) -> InlineArray {
+        InlineArray {
+            slot,
+            ptr: a.as_ptr().cast::<u8>().cast_mut(),
+            len: a.len(),
+            elem_size: size_of::<T>(),
+        }
+    }
+
+    /// `a`, which the trampoline writes, in slot `slot`.
+    pub(crate) fn write<T: Pod>(slot: usize, a: &mut [T]) -> InlineArray {
+        InlineArray {
+            slot,
+            ptr: a.as_mut_ptr().cast::<u8>(),
+            len: a.len(),
+            elem_size: size_of::<T>(),
+        }
+    }
+}
+
+impl Pool {
+    /// The inline rule's last step: whether a job of `size` (bytes touched, or their worth in
+    /// work) is under the pool's threshold (0: never).
+    pub(crate) fn is_small(&self, size: usize) -> bool {
+        self.inline_threshold > 0 && size < self.inline_threshold
+    }
+
+    /// Runs an older operation's `trampoline` with `kernel` on every chunk of `len` elements in
+    /// the caller, through this thread's views (as a kernel job run inline), the same chunks
+    /// as the workers would run ([`run_chunks`]).
+    ///
+    /// # Safety
+    ///
+    /// The [`Trampoline`] contract for `kernel` and views holding `arrays` (their `len`s being
+    /// both mapped and expected lengths); the caller borrows each array for the call, shared
+    /// when the trampoline only reads it and exclusively when it writes it, and no two
+    /// arrays the trampoline writes or reads overlap one written.
+    pub(crate) unsafe fn run_plain_inline(
+        &self,
+        arrays: &[InlineArray],
+        trampoline: Trampoline,
+        kernel: usize,
+        len: usize,
+        chunk_size: usize,
+        radius: usize,
+    ) -> Result<()> {
+        // Inline or not, a closed or terminated pool takes no more work.
+        self.check_running()?;
+        let mut b = take_bufs();
+        let v = &mut b.views;
+        for a in arrays {
+            let i = a.slot;
+            (v.ptr[i], v.len[i], v.elem_size[i], v.expected_len[i]) =
+                (a.ptr, a.len, a.elem_size, a.len);
+        }
+        let v = &*v;
+        let outcome = run_chunks(len, chunk_size, radius, |span| {
+            // SAFETY: forwarded from this function's contract; every other slot's pointer is
+            // null (the views' state between jobs), which a trampoline refuses.
+            unsafe { trampoline(kernel, v, span) }
+        });
+        // Nothing may point at the caller's arrays from the views kept for the next job.
+        b.views.ptr = [std::ptr::null_mut(); MAX_ARRAYS];
+        give_back(b);
+        outcome
     }
 }
 

@@ -17,6 +17,7 @@ use bytemuck::Pod;
 
 use super::control::SCRATCH_BYTES;
 use super::job::JobHandle;
+use super::job_builder::InlineArray;
 use super::kernel::{self, Trampoline};
 use super::publish::{ArraySpec, JobSpec, first_arrays};
 use super::state::Pool;
@@ -41,6 +42,16 @@ impl Pool {
     /// The caller's `&mut` borrow lasts until every chunk is done, so nothing else can touch
     /// the array meanwhile; the chunks are disjoint, so no two workers touch the same element.
     ///
+    /// Like a kernel job ([`Pool::job`]), an operation touching fewer bytes (all its arrays
+    /// together) than the pool's
+    /// [inline threshold](crate::pool::PoolBuilder::inline_threshold) runs in the caller,
+    /// chunk by chunk, on the same chunks (so with the same results, bit for bit): a kernel
+    /// that crashes its process then takes the caller with it, where a worker would be
+    /// replaced and the call fail with [`Error::WorkerDied`]; a pool built with
+    /// `.inline_threshold(0)` keeps every call in the workers. The same holds for
+    /// [`zip`](Pool::zip), [`map_reduce`](Pool::map_reduce) and [`stencil`](Pool::stencil);
+    /// [`for_each_chunk_async`](Pool::for_each_chunk_async) always runs in the workers.
+    ///
     /// # Errors
     ///
     /// [`Error::KernelPanicked`] (the other chunks still ran), [`Error::WorkerDied`] (a worker
@@ -58,6 +69,17 @@ impl Pool {
         array: &mut SharedArray<T>,
         kernel: fn(&mut [T]),
     ) -> Result<()> {
+        let len = array.len();
+        if len > 0 && self.is_small(len.saturating_mul(size_of::<T>())) {
+            let chunk_size = self.chunk_size_for(len, size_of::<T>());
+            let arrays = [InlineArray::write(0, array.as_mut_slice())];
+            let tramp = kernel::for_each::<T> as Trampoline;
+            // SAFETY: `for_each::<T>` takes a `fn(&mut [T])` and writes slot 0, the caller's
+            // array, borrowed exclusively for this call.
+            return unsafe {
+                self.run_plain_inline(&arrays, tramp, kernel as usize, len, chunk_size, 0)
+            };
+        }
         let spec = self.spec_for_each(array, kernel);
         self.run_sync(&spec)
     }
@@ -111,7 +133,8 @@ impl Pool {
     }
 
     /// `out[i] = f(a[i], b[i])`, chunk-wise: `kernel(&a[r], &b[r], &mut out[r])` for each chunk
-    /// range `r`. The three arrays must have the same length.
+    /// range `r`. The three arrays must have the same length. Small calls run in the caller
+    /// (see [`for_each_chunk`](Pool::for_each_chunk)).
     ///
     /// # Errors
     ///
@@ -142,11 +165,26 @@ impl Pool {
             return Err(Error::LengthMismatch { lens: vec![a.len(), b.len(), len] });
         }
         let elem = size_of::<A>().max(size_of::<B>()).max(size_of::<C>());
+        let chunk_size = self.chunk_size_for(len, elem);
+        let bytes = size_of::<A>() + size_of::<B>() + size_of::<C>();
+        if len > 0 && self.is_small(len.saturating_mul(bytes)) {
+            let arrays = [
+                InlineArray::read(0, a.as_slice()),
+                InlineArray::read(1, b.as_slice()),
+                InlineArray::write(2, out.as_mut_slice()),
+            ];
+            let tramp = kernel::zip::<A, B, C> as Trampoline;
+            // SAFETY: `zip::<A, B, C>` takes this `fn`, reads slots 0 and 1 (borrowed shared)
+            // and writes slot 2 (borrowed exclusively, so another array than the inputs).
+            return unsafe {
+                self.run_plain_inline(&arrays, tramp, kernel as usize, len, chunk_size, 0)
+            };
+        }
         let spec = JobSpec {
             trampoline: kernel::zip::<A, B, C> as Trampoline as usize,
             kernel: kernel as usize,
             len,
-            chunk_size: self.chunk_size_for(len, elem),
+            chunk_size,
             radius: 0,
             arrays: first_arrays([
                 ArraySpec::Handle(a.handle(), len),
@@ -162,7 +200,8 @@ impl Pool {
 
     /// Maps every chunk of `array` to one `R` in the workers, then folds the partials in chunk
     /// order with `reduce` in the caller (so the result does not depend on scheduling). An empty
-    /// array gives `map(&[])`, computed in the caller.
+    /// array gives `map(&[])`, computed in the caller. Small calls run in the caller, on the
+    /// same chunks (see [`for_each_chunk`](Pool::for_each_chunk)).
     ///
     /// # Errors
     ///
@@ -189,6 +228,19 @@ impl Pool {
         }
         let chunk_size = self.chunk_size_for(len, size_of::<T>());
         let chunks = Self::chunks_of(len, chunk_size);
+        if self.is_small(len.saturating_mul(size_of::<T>())) {
+            // The same chunks and partials as in the workers, folded in the same order.
+            let mut partials = vec![<R as bytemuck::Zeroable>::zeroed(); chunks];
+            let arrays =
+                [InlineArray::read(0, array.as_slice()), InlineArray::write(3, &mut partials)];
+            let tramp = kernel::map::<T, R> as Trampoline;
+            // SAFETY: `map::<T, R>` takes a `fn(&[T]) -> R`, reads slot 0 (borrowed shared) and
+            // writes element `index` of slot 3, this call's own `chunks` partials.
+            unsafe { self.run_plain_inline(&arrays, tramp, map as usize, len, chunk_size, 0) }?;
+            let mut it = partials.into_iter();
+            let first = it.next().expect("at least one chunk");
+            return Ok(it.fold(first, reduce));
+        }
         // One partial per chunk: in the control block's scratch area when they fit (no segment
         // to create or map), else in an array of their own.
         let in_scratch = chunks * size_of::<R>() <= SCRATCH_BYTES && align_of::<R>() <= 8;
@@ -235,7 +287,8 @@ impl Pool {
     /// A stencil: for each chunk `r` of `output`, `kernel(window, offset, &mut output[r])`,
     /// where `window` is `input` over `r` widened by up to `radius` elements each side (clipped
     /// at the array's ends) and `window[offset]` is `input[r.start]`. `input` and `output` must
-    /// have the same length.
+    /// have the same length. Small calls run in the caller (see
+    /// [`for_each_chunk`](Pool::for_each_chunk)).
     ///
     /// # Errors
     ///
@@ -269,11 +322,24 @@ impl Pool {
         if input.len() != len {
             return Err(Error::LengthMismatch { lens: vec![input.len(), len] });
         }
+        let chunk_size = self.chunk_size_for(len, size_of::<T>().max(size_of::<U>()));
+        if len > 0 && self.is_small(len.saturating_mul(size_of::<T>() + size_of::<U>())) {
+            let arrays = [
+                InlineArray::read(0, input.as_slice()),
+                InlineArray::write(2, output.as_mut_slice()),
+            ];
+            let tramp = kernel::stencil::<T, U> as Trampoline;
+            // SAFETY: `stencil::<T, U>` takes this `fn`, reads slot 0 (borrowed shared) and
+            // writes slot 2 (borrowed exclusively, so another array than the input).
+            return unsafe {
+                self.run_plain_inline(&arrays, tramp, kernel as usize, len, chunk_size, radius)
+            };
+        }
         let spec = JobSpec {
             trampoline: kernel::stencil::<T, U> as Trampoline as usize,
             kernel: kernel as usize,
             len,
-            chunk_size: self.chunk_size_for(len, size_of::<T>().max(size_of::<U>())),
+            chunk_size,
             radius,
             arrays: first_arrays([
                 ArraySpec::Handle(input.handle(), len),

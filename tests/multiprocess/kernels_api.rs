@@ -41,6 +41,8 @@ pub fn tests() -> Tests {
         the_work_hint_chooses_between_inline_and_the_workers,
         an_inline_job_sees_nothing_of_the_inline_job_before,
         inline_and_pooled_jobs_check_element_types_alike,
+        the_older_operations_run_small_inputs_in_the_caller_and_large_ones_in_workers,
+        the_older_operations_give_the_same_bits_and_errors_inline_and_pooled,
     }
 }
 
@@ -996,4 +998,159 @@ fn inline_and_pooled_jobs_check_element_types_alike() {
         assert!(a.iter().all(|&x| x == 0), "inline {inline}");
     }
     finish(pool);
+}
+
+fn fill_pid(c: &mut [u32]) {
+    c.fill(std::process::id());
+}
+
+fn zip_pid(_: &[u32], _: &[u32], o: &mut [u32]) {
+    o.fill(std::process::id());
+}
+
+fn stencil_pid(_: &[u32], _: usize, o: &mut [u32]) {
+    o.fill(std::process::id());
+}
+
+/// The pid of the process that ran the chunk.
+fn map_pid(_: &[u32]) -> u32 {
+    std::process::id()
+}
+
+/// Whether every element was written by this process (`true`) or every one by another process
+/// (`false`); panics on a mix or an element not written.
+fn ran_here(a: &[u32]) -> bool {
+    let me = std::process::id();
+    let (here, there) = (a.iter().all(|&p| p == me), a.iter().all(|&p| p != me && p != 0));
+    assert!(here || there, "some elements were not written, or written by both");
+    here
+}
+
+/// Issue 9: `for_each_chunk`, `zip`, `map_reduce` and `stencil` obey the inline rule of kernel
+/// jobs: 4 KiB arrays run in the caller under the default threshold, 8 MiB ones in the workers,
+/// and a pool built with `inline_threshold(0)` sends even 4 KiB to the workers.
+fn the_older_operations_run_small_inputs_in_the_caller_and_large_ones_in_workers() {
+    let me = std::process::id();
+    for (threshold, small_inline) in [(None, true), (Some(0), false)] {
+        let mut b = Pool::builder().workers(2);
+        if let Some(t) = threshold {
+            b = b.inline_threshold(t);
+        }
+        let mut pool = b.build().unwrap();
+        for (n, expect_inline) in [(1024, small_inline), (2 << 20, false)] {
+            let what = format!("threshold {threshold:?}, {n} u32");
+            let x = SharedArray::<u32>::zeroed(n).unwrap();
+            let mut a = SharedArray::<u32>::zeroed(n).unwrap();
+            pool.for_each_chunk(&mut a, fill_pid).unwrap();
+            assert_eq!(ran_here(&a), expect_inline, "for_each_chunk, {what}");
+            a.fill(0);
+            pool.zip(&x, &x, &mut a, zip_pid).unwrap();
+            assert_eq!(ran_here(&a), expect_inline, "zip, {what}");
+            a.fill(0);
+            pool.stencil(&x, &mut a, 3, stencil_pid).unwrap();
+            assert_eq!(ran_here(&a), expect_inline, "stencil, {what}");
+            let mut pids = Vec::new();
+            let (lo, hi) = (
+                pool.map_reduce(&x, map_pid, |p, q| p.min(q)).unwrap(),
+                pool.map_reduce(&x, map_pid, |p, q| p.max(q)).unwrap(),
+            );
+            pids.extend([lo, hi]);
+            let here = pids.iter().all(|&p| p == me);
+            assert!(here || pids.iter().all(|&p| p != me), "map_reduce, {what}: {pids:?}");
+            assert_eq!(here, expect_inline, "map_reduce, {what}");
+        }
+        finish(pool);
+    }
+}
+
+fn scale_add(c: &mut [f64]) {
+    shmpool_kernels::scale_add(c);
+}
+
+fn sum(c: &[f64]) -> f64 {
+    c.iter().sum()
+}
+
+fn mul_add(a: &[f64], b: &[f64], o: &mut [f64]) {
+    for i in 0..o.len() {
+        o[i] = a[i].mul_add(b[i], o[i]);
+    }
+}
+
+fn blur2(win: &[f64], off: usize, out: &mut [f64]) {
+    for (k, o) in out.iter_mut().enumerate() {
+        let i = off + k;
+        let (lo, hi) = (i.saturating_sub(2), (i + 3).min(win.len()));
+        *o = win[lo..hi].iter().sum::<f64>() / (hi - lo) as f64;
+    }
+}
+
+/// Chunk 2 of 10-element chunks panics; the others run.
+fn panics_on_chunk_2(c: &mut [u64]) {
+    if c.first() == Some(&20) {
+        panic!("chunk two");
+    }
+    c.iter_mut().for_each(|x| *x += 1000);
+}
+
+/// Inline and in the workers, the older operations run the same chunks, so a sum (which
+/// depends on them) agrees bit for bit; a panicking chunk is the same `KernelPanicked` (its
+/// chunk, its message) with the pid of the process that ran it, and the other chunks ran.
+fn the_older_operations_give_the_same_bits_and_errors_inline_and_pooled() {
+    let mut pool = Pool::new(2).unwrap();
+    // 300,000 f64: 16 chunks of 18,750 by the pool's rule, 2.3 MiB: under the default threshold.
+    let n = 300_000;
+    let init = |i: usize| ((i * 7919) % 1000) as f64 * 0.37 + 1e-3 * i as f64;
+    let mut results: Vec<Vec<u64>> = Vec::new();
+    for threshold in [usize::MAX, 0] {
+        pool.set_inline_threshold(threshold);
+        let mut a = SharedArray::<f64>::from_fn(n, init).unwrap();
+        pool.for_each_chunk(&mut a, scale_add).unwrap();
+        let s = pool.map_reduce(&a, sum, |x, y| x + y).unwrap();
+        let b = SharedArray::<f64>::from_fn(n, |i| init(n - i)).unwrap();
+        let mut z = SharedArray::<f64>::from_fn(n, |i| i as f64).unwrap();
+        pool.zip(&a, &b, &mut z, mul_add).unwrap();
+        let mut st = SharedArray::<f64>::zeroed(n).unwrap();
+        pool.stencil(&z, &mut st, 2, blur2).unwrap();
+        let mut bits = vec![s.to_bits()];
+        bits.extend(st.iter().map(|x| x.to_bits()));
+        results.push(bits);
+    }
+    let sequential: f64 = {
+        let mut v: Vec<f64> = (0..n).map(init).collect();
+        shmpool_kernels::scale_add(&mut v);
+        v.iter().sum()
+    };
+    assert!((f64::from_bits(results[0][0]) - sequential).abs() < 1e-6 * sequential);
+    assert!(results[0] == results[1], "inline and pooled results differ");
+
+    pool.set_chunk_size(Some(10));
+    for (threshold, inline) in [(usize::MAX, true), (0, false)] {
+        pool.set_inline_threshold(threshold);
+        let mut a = SharedArray::<u64>::from_fn(50, |i| i as u64).unwrap();
+        match pool.for_each_chunk(&mut a, panics_on_chunk_2) {
+            Err(Error::KernelPanicked { chunk, pid, message }) => {
+                assert_eq!(chunk, 2);
+                assert_eq!(pid == std::process::id(), inline, "pid {pid}, inline {inline}");
+                assert!(message.contains("chunk two"), "{message}");
+            }
+            other => panic!("inline {inline}: expected KernelPanicked, got {other:?}"),
+        }
+        for (i, &x) in a.iter().enumerate() {
+            let ran = if (20..30).contains(&i) { i as u64 } else { i as u64 + 1000 };
+            assert_eq!(x, ran, "element {i}, inline {inline}");
+        }
+    }
+    // A closed pool takes no work, however small.
+    pool.set_inline_threshold(usize::MAX);
+    pool.close();
+    let mut a = SharedArray::<u64>::zeroed(8).unwrap();
+    let e = pool.for_each_chunk(&mut a, |c| c.fill(1));
+    assert!(matches!(e, Err(Error::PoolNotRunning { .. })), "{e:?}");
+    let e = pool.map_reduce(&a, |c| c.len(), |x, y| x + y);
+    assert!(matches!(e, Err(Error::PoolNotRunning { .. })), "{e:?}");
+    assert!(a.iter().all(|&x| x == 0));
+    assert!(pool.join_timeout(Duration::from_secs(10)).unwrap(), "a worker did not exit");
+    drop(pool);
+    shmpool::process::shutdown_forkserver().unwrap();
 }

@@ -159,9 +159,13 @@ fn gone(pid: u32) -> bool {
 }
 
 /// A builder for forked workers: the tests in `fork_tests` and `task_tests` exercise the fork
-/// start method (the default is the forkserver; `start_method_tests` run per method).
+/// start method (the default is the forkserver; `start_method_tests` run per method). Every
+/// data-parallel call goes to the workers (`inline_threshold(0)`): these tests are about the
+/// workers (their deaths, retries, replacements, mappings), and their arrays are small enough
+/// to run in the caller by default (`kernels_api.rs`:
+/// `the_older_operations_run_small_inputs_in_the_caller_and_large_ones_in_workers`).
 fn forked() -> shmpool::pool::PoolBuilder {
-    Pool::builder().start_method(StartMethod::Fork)
+    Pool::builder().start_method(StartMethod::Fork).inline_threshold(0)
 }
 
 /// A pool of `n` forked workers.
@@ -1054,7 +1058,8 @@ fn start_method_tests() -> Tests {
 }
 
 fn sm_pool(m: StartMethod, chunk: Option<usize>) -> Pool {
-    let mut b = Pool::builder().workers(2).start_method(m);
+    // In the workers whatever the size, as `forked()`.
+    let mut b = Pool::builder().workers(2).start_method(m).inline_threshold(0);
     if let Some(c) = chunk {
         b = b.chunk_size(c);
     }
@@ -1290,6 +1295,7 @@ fn initializer_and_maxtasksperchild_replacements_use_the_method(m: StartMethod) 
         .workers(2)
         .start_method(m)
         .chunk_size(10)
+        .inline_threshold(0)
         .maxtasksperchild(3)
         .initializer(set_initialized)
         .build()
@@ -1557,6 +1563,7 @@ fn a_killed_forkserver_is_replaced_and_the_jobs_finish() {
         .workers(2)
         .start_method(StartMethod::ForkServer)
         .chunk_size(10)
+        .inline_threshold(0)
         .build()
         .unwrap();
     // Killed while the pool is idle (the OOM killer, say): its workers die with it.
@@ -1602,6 +1609,7 @@ fn a_killed_forkserver_is_replaced_and_the_jobs_finish() {
         .workers(2)
         .start_method(StartMethod::ForkServer)
         .chunk_size(10)
+        .inline_threshold(0)
         .retries(2)
         .build()
         .unwrap();

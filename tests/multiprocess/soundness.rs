@@ -38,8 +38,10 @@ const SIGSEGV: i32 = 11;
 
 /// Two workers forked from this process: the start method whose inheritance these tests attack
 /// (forkserver and spawn workers start from a fresh image and inherit nothing of ours at all).
+/// Every call goes to the workers (`inline_threshold(0)`): run in the caller, a kernel reaching
+/// a `static` would find the caller's own array, and a small job would map nothing in them.
 fn fork_pool() -> shmpool::pool::PoolBuilder {
-    Pool::builder().workers(2).start_method(StartMethod::Fork)
+    Pool::builder().workers(2).start_method(StartMethod::Fork).inline_threshold(0)
 }
 const ROUNDS: u64 = 200_000;
 

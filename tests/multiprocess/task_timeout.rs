@@ -18,6 +18,7 @@ pub fn tests() -> Tests {
         a_timed_out_chunk_of_several_tasks_fails_as_one in METHODS,
         pod_tasks_time_out_too in METHODS,
         a_retiring_worker_keeps_its_spilled_results in METHODS,
+        a_timed_out_task_of_a_later_raw_bytes_batch_is_named_in_the_whole_input in METHODS,
     }
 }
 
@@ -155,5 +156,22 @@ fn a_retiring_worker_keeps_its_spilled_results(m: StartMethod) {
     let got: Vec<Vec<u32>> =
         pool.imap(big, 0..8u32, Some(1)).unwrap().map(Result::unwrap).collect();
     assert!(got.iter().enumerate().all(|(i, v)| *v == big(i as u32)));
+    close_pool(pool, m);
+}
+
+/// `imap_buffered` over plain values (raw bytes, `task_from`) in batches of 2: task 3 is the
+/// second of the second batch, and its timeout names it 3 (its index in the whole input, which
+/// the worker's task clock stamps), not 1; the tasks after it run in later batches.
+fn a_timed_out_task_of_a_later_raw_bytes_batch_is_named_in_the_whole_input(m: StartMethod) {
+    let mut pool = pool(m);
+    let got: Vec<_> = pool.imap_buffered(stuck_at_3, 0..8u32, 2).unwrap().collect();
+    assert_eq!(got.len(), 8);
+    for (i, r) in got.into_iter().enumerate() {
+        match r {
+            Ok(v) => assert!(i != 3 && v == i as u32 + 1, "task {i}: {v}"),
+            Err(Error::TaskTimedOut { task: 3, after, .. }) if i == 3 => assert_eq!(after, TIMEOUT),
+            Err(e) => panic!("task {i}: {e:?}"),
+        }
+    }
     close_pool(pool, m);
 }

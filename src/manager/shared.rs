@@ -59,7 +59,7 @@ impl SharedDict {
     }
 
     /// Runs `f` on the table under its lock. A holder that died inside an operation is
-    /// repaired first; if it died compacting, the map is emptied and this call fails saying so.
+    /// repaired first; if it died compacting or clearing, the map is emptied and this call fails saying so.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Table<'_>) -> R) -> Result<R> {
         let corrupt = || Error::ManagerRefused {
             reason: "the shared dict's words are not a table (something other than a manager \
@@ -78,7 +78,7 @@ impl SharedDict {
         let mut t = Table::open(&mut g).ok_or_else(corrupt)?;
         if lost {
             return Err(Error::ManagerRefused {
-                reason: "a process died while compacting this shared dict, so it was emptied \
+                reason: "a process died while compacting or clearing this shared dict, so it was emptied \
                          (its contents were lost); the call was not applied, repeat it"
                     .into(),
             });

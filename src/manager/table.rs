@@ -246,12 +246,21 @@ impl<'a> Table<'a> {
         out
     }
 
-    /// Removes every key.
+    /// Removes every key: empties the slots (the arena's old bytes are past `used`, never
+    /// read). Flagged as compaction is, and the layout words never leave their values, so a
+    /// holder killed inside it leaves a table that opens and that [`repair`](Table::repair)
+    /// empties (zeroing the words from the first, as a fresh table is laid out, left a killed
+    /// holder's dict unreadable for good).
     pub(crate) fn clear(&mut self) {
-        self.w.fill(0);
+        self.w[W_COMPACTING] = 1;
+        self.w[HEAD..HEAD + 2 * self.slots].fill(0);
+        self.w[W_COUNT] = 0;
+        self.w[W_USED] = 0;
+        self.w[W_TOMBS] = 0;
         self.w[W_SLOTS] = self.slots as u64;
         self.w[W_ARENA] = self.arena;
         self.w[W_MAGIC] = MAGIC;
+        self.w[W_COMPACTING] = 0;
     }
 
     /// Rewrites the live entries from the start of the arena, dropping tombstones.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use shmpool::manager::{ArrayProxy, EventProxy, QueueProxy};
+use shmpool::manager::{ArrayProxy, DictProxy, EventProxy, QueueProxy};
 use shmpool::{Manager, StartMethod, get_context};
 
 use crate::harness::{Tests, register};
@@ -20,6 +20,7 @@ pub fn tests() -> Tests {
         mapping_many_objects_keeps_few_descriptors,
         a_proxy_decoded_with_a_zero_sized_element_errs_not_panics,
         indices_near_the_top_of_usize_are_out_of_range_not_a_panic,
+        a_client_killed_while_clearing_leaves_the_dict_usable,
     }
 }
 
@@ -166,5 +167,45 @@ fn indices_near_the_top_of_usize_are_out_of_range_not_a_panic() {
         assert!(a.set_slice(i, &[1, 2]).is_err(), "set_slice({i})");
     }
     assert_eq!(a.to_vec().unwrap(), [0; 4]);
+    m.shutdown().unwrap();
+}
+
+/// A child: says it started, then clears the dict and sets one key, until it is killed.
+fn clear_forever(args: (DictProxy<u32, u64>, EventProxy)) -> Result<(), String> {
+    let (d, started) = args;
+    started.set().map_err(|e| e.to_string())?;
+    for i in 0u64.. {
+        d.clear().map_err(|e| e.to_string())?;
+        d.set(&1, &i).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn a_client_killed_while_clearing_leaves_the_dict_usable() {
+    // A clear of a large table is the longest write there is: a holder killed inside it must
+    // leave a dict the next caller can use, not words that no longer read as a table.
+    let m = manager();
+    let d = m.dict_with_capacity::<u32, u64>(1 << 16, 32 << 20).unwrap();
+    for round in 0..8u64 {
+        let started = m.event().unwrap();
+        let mut kid = get_context(StartMethod::Fork)
+            .start(clear_forever, (d.clone(), started.clone()))
+            .unwrap();
+        assert!(started.wait_timeout(PATIENCE).unwrap(), "the child never started");
+        std::thread::sleep(Duration::from_millis(5 + round * 7));
+        kid.kill().unwrap();
+        assert!(!kid.join().unwrap().success());
+        let t = Instant::now();
+        let len = match d.len() {
+            Err(shmpool::Error::ManagerRefused { reason }) if reason.contains("emptied") => {
+                d.len().unwrap()
+            }
+            r => r.unwrap(),
+        };
+        assert!(len <= 1, "{len} keys");
+        d.set(&2, &2).unwrap();
+        assert_eq!(d.get(&2).unwrap(), Some(2));
+        assert!(t.elapsed() < PROMPTLY, "took {:?}", t.elapsed());
+    }
     m.shutdown().unwrap();
 }

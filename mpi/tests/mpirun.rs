@@ -368,6 +368,25 @@ fn api_child() {
         let want: Vec<u32> = whole.iter().map(|x| x + 1000).collect();
         assert_eq!((parts.shape, parts.data), (vec![rows, cols], want));
     }
+    // Zero-sized shapes: rows of no elements move nothing and gather to nothing; no rows at
+    // all is refused on every rank; no partials anywhere fold to the identity.
+    let mut empty = DistArray::<u32>::zeroed(&world, &[rows, 0], 1).unwrap();
+    empty.exchange_halos();
+    assert_eq!(empty.gather(0).unwrap().map(|v| v.len()), (rank == 0).then_some(0));
+    let e = DistArray::<u32>::zeroed(&world, &[0, cols], 0).err();
+    assert!(matches!(e, Some(DistError::TooFewRows { .. })), "rank {rank}: {e:?}");
+    let e = DistArray::<u32>::zeroed(&world, &[rows, usize::MAX, 2], 0).err();
+    assert!(matches!(e, Some(DistError::CountTooLarge { .. })), "rank {rank}: {e:?}");
+    let e = DistArray::<u32>::zeroed(&world, &[usize::MAX], usize::MAX / ranks).err();
+    assert!(matches!(e, Some(DistError::CountTooLarge { .. })), "rank {rank}: {e:?}");
+    assert_eq!(reduce::allreduce_ordered(&world, &[] as &[u64], 7, |a, b| a + b).unwrap(), 7);
+    // Infinities order as numbers; the min of -0.0 and 0.0 is -0.0 on any number of ranks.
+    let inf = if rank == 0 { f64::NEG_INFINITY } else { f64::INFINITY };
+    assert_eq!(reduce::allreduce_max(&world, inf), if ranks > 1 { f64::INFINITY } else { inf });
+    assert_eq!(reduce::allreduce_min(&world, inf), f64::NEG_INFINITY);
+    let zero = if rank == 0 { -0.0 } else { 0.0 };
+    assert!(reduce::allreduce_min(&world, zero).is_sign_negative());
+
     // Roots that are not ranks: the same error on every rank, nothing sent.
     for bad in [ranks as i32, -1] {
         let e = a.gather(bad).err();

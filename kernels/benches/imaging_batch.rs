@@ -1,7 +1,10 @@
 //! An image batch three ways, in the same run: 64 photo-like 1024x768 RGB `u8` images
-//! (`SHMPOOL_BENCH_IMAGES` sets how many) through `resize=640x480; blur=1.5`, by
+//! (`SHMPOOL_BENCH_IMAGES` sets how many) through `resize=640x480; blur=1.5`
+//! (`SHMPOOL_BENCH_PIPELINE` sets another), by
 //! - `imaging::batch::apply_into` on a pool of 2 worker processes (the images in one shaped
-//!   `(n, h, w, 3)` shared array, the output in another);
+//!   `(n, h, w, 3)` shared array, the output in another), and `apply_into_with` the same with
+//!   a `Scratch` kept from one run to the next (a batch that changes the size stages images
+//!   through a scratch array: fresh each run, or kept);
 //! - the same `Pipeline::apply` on each image in turn, sequentially;
 //! - rayon over the images, 2 threads.
 //!
@@ -32,7 +35,8 @@ fn main() {
     let n: usize =
         std::env::var("SHMPOOL_BENCH_IMAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let shape = Shape::new(768, 1024, 3);
-    let p: Pipeline = PIPELINE.parse().unwrap();
+    let text = std::env::var("SHMPOOL_BENCH_PIPELINE").unwrap_or_else(|_| PIPELINE.to_string());
+    let p: Pipeline = text.parse().unwrap();
     let input = SharedArray::<u8>::from_shape_fn(&[n, shape.h, shape.w, 3], |ix| {
         let (k, y, x, c) = (ix[0], ix[1], ix[2], ix[3]);
         let noise = (y * 7919 + x * 104_729 + c * 31 + k * 613) % 61;
@@ -66,13 +70,26 @@ fn main() {
     assert!(got == want, "rayon differs from sequential");
     batch::apply_into(&mut pool, &p, &input, &mut out).unwrap();
     assert!(out[..] == want[..], "the batch API differs from sequential");
+    out.fill(0);
+    let mut kept = batch::Scratch::new();
+    for _ in 0..2 {
+        batch::apply_into_with(&mut pool, &p, &input, &mut out, &mut kept).unwrap();
+        assert!(out[..] == want[..], "the batch API with a kept scratch differs from sequential");
+    }
 
     let mut c = Criterion::default().configure_from_args().sample_size(10);
-    let mut g = c.benchmark_group(format!("imaging batch {n} x 1024x768x3 u8, {PIPELINE}"));
+    let mut g = c.benchmark_group(format!("imaging batch {n} x 1024x768x3 u8, {text}"));
     g.throughput(Throughput::Elements(n as u64));
     g.measurement_time(Duration::from_secs(2));
     g.bench_function("batch::apply_into (pool, 2 workers)", |b| {
         b.iter(|| batch::apply_into(&mut pool, &p, black_box(&input), &mut out).unwrap())
+    });
+    let mut scratch = batch::Scratch::new();
+    g.bench_function("batch::apply_into_with (pool, 2 workers, Scratch kept)", |b| {
+        b.iter(|| {
+            batch::apply_into_with(&mut pool, &p, black_box(&input), &mut out, &mut scratch)
+                .unwrap()
+        })
     });
     g.bench_function("rayon over images (2 threads)", |b| b.iter(|| rayon(black_box(&mut got))));
     g.bench_function("sequential, image by image", |b| b.iter(|| sequential(black_box(&mut got))));

@@ -341,3 +341,38 @@ fn a_worker_that_dies_fails_the_batch_and_the_pool_runs_the_next() {
     );
     check_batch::<u8>(&mut pool, "resize=9x5; blur=1", 3, 31, 23);
 }
+
+/// A `Scratch` kept between runs: shrinking, enlarging, both at once and same-sized batches, in
+/// turns, on new images each time. A reused slot holds the last run's samples past what this
+/// run writes; none of them may reach an output (each run equals `Pipeline::apply`), and the
+/// scratch holds exactly the arrays the last run needed, no more.
+#[test]
+fn a_kept_scratch_gives_each_run_its_own_images() {
+    let mut pool = pool(1);
+    let mut scratch = batch::Scratch::<u8>::new();
+    let runs = [
+        ("resize=5x4; blur=1", 6, 13, 9, 6 * 13 * 9 * 3, 0),
+        ("resize=5x4; blur=1", 6, 13, 9, 6 * 13 * 9 * 3, 0),
+        ("resize=20x30,lanczos3", 3, 7, 5, 0, 3 * 30 * 20 * 3),
+        ("resize=5x4; resize=30x20", 4, 13, 9, 0, 4 * 20 * 30 * 3),
+        ("crop=0,0,9,2; resize=4x20", 4, 13, 9, 4 * 13 * 9 * 3, 0),
+        ("flip=h", 4, 13, 9, 0, 0),
+    ];
+    for (i, &(text, n, h, w, out_side, in_side)) in runs.iter().enumerate() {
+        let p: Pipeline = text.parse().unwrap();
+        let input = SharedArray::<u8>::from_shape_fn(&[n, h, w, 3], |ix| {
+            to::<u8>(sample(ix[0] + 10 * i, ix[1], ix[2], ix[3]))
+        })
+        .unwrap();
+        let dims = batch::output_shape(&p, input.shape()).unwrap();
+        let mut out = SharedArray::<u8>::zeroed_shape(&dims).unwrap();
+        batch::apply_into_with(&mut pool, &p, &input, &mut out, &mut scratch).unwrap();
+        let per = out.len() / n;
+        for k in 0..n {
+            let want = reference::<u8>(&p, Shape::new(h, w, 3), k + 10 * i);
+            assert!(&out[k * per..(k + 1) * per] == want.as_slice(), "run {i} `{text}` image {k}");
+        }
+        // What a run does not use is let go (a same-sized run uses none).
+        assert_eq!(scratch.bytes(), out_side + in_side, "run {i} `{text}`");
+    }
+}

@@ -62,6 +62,8 @@
 mod error;
 #[path = "batch_plan.rs"]
 mod plan;
+#[path = "batch_scratch.rs"]
+mod scratch;
 #[path = "batch_stages.rs"]
 mod stages;
 
@@ -76,6 +78,7 @@ use super::sample::Sample;
 use super::shape::Shape;
 pub use error::BatchError;
 use plan::{Layout, Params, shapes};
+pub use scratch::Scratch;
 
 /// Stages in one kernel job (the pool's limit).
 const MAX_STAGES: usize = 16;
@@ -160,6 +163,38 @@ pub fn apply_into<T: Sample + Pod>(
     input: &SharedArray<T>,
     output: &mut SharedArray<T>,
 ) -> Result<(), BatchError> {
+    apply_into_with(pool, pipeline, input, output, &mut Scratch::new())
+}
+
+/// [`apply_into`], staging images through `scratch`'s arrays, kept for the next run: for
+/// pipelines that change the images' size, run again and again on arrays of the same sizes
+/// (frames of a video, batches of a data set). See [`Scratch`] for what it saves.
+///
+/// # Errors
+///
+/// As [`apply_into`].
+///
+/// ```
+/// use shmpool::SharedArray;
+/// use shmpool_kernels::imaging::batch::{self, Scratch};
+/// let mut pool = shmpool::Pool::new(2)?;
+/// let pipeline = "thumbnail=32".parse()?;
+/// let frames = SharedArray::<u8>::zeroed_shape(&[8, 60, 80, 3])?;
+/// let mut thumbs = SharedArray::<u8>::zeroed_shape(&batch::output_shape(&pipeline, frames.shape())?)?;
+/// let mut scratch = Scratch::new();
+/// batch::apply_into_with(&mut pool, &pipeline, &frames, &mut thumbs, &mut scratch)?;
+/// assert_eq!(thumbs.shape(), &[8, 24, 32, 3]);
+/// # drop(pool);
+/// # shmpool::process::shutdown_forkserver()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn apply_into_with<T: Sample + Pod>(
+    pool: &mut Pool,
+    pipeline: &Pipeline,
+    input: &SharedArray<T>,
+    output: &mut SharedArray<T>,
+    scratch: &mut Scratch<T>,
+) -> Result<(), BatchError> {
     let layout = Layout::of(input.shape())?;
     let out =
         *shapes(pipeline, layout.shape, layout.n)?.last().expect("the input's shape is first");
@@ -169,7 +204,7 @@ pub fn apply_into<T: Sample + Pod>(
     }
     match row_stages::<T>(pipeline, layout) {
         Some(plan) => rows_job(pool, pipeline, layout.shape, Some(input), output, &plan),
-        None => images_job(pool, pipeline, layout, out, input, output),
+        None => images_job(pool, pipeline, layout, out, input, output, scratch),
     }
 }
 
@@ -325,21 +360,32 @@ fn images_job<T: Sample + Pod>(
     out: Shape,
     input: &SharedArray<T>,
     output: &mut SharedArray<T>,
+    scratch: &mut Scratch<T>,
 ) -> Result<(), BatchError> {
     let (n, n_in, n_out) = (layout.n, layout.shape.len(), out.len());
     let stride = n_in.max(n_out);
     let params = Params::new(pipeline, layout.shape, out, stride);
+    let Scratch { input: keep_in, output: keep_out } = scratch;
+    // What this run does not use is let go: a scratch holds what its last run needed.
+    if n_in == stride {
+        *keep_in = None;
+    }
+    if n_out == stride {
+        *keep_out = None;
+    }
+    // Only the first `n_in` / `n_out` samples of a slot are read: a reused slot's rest is stale
+    // and never looked at.
     let scratch_in = if n_in < stride {
-        let mut s = SharedArray::<T>::zeroed(n * stride)?;
+        let s = scratch::fit(keep_in, n * stride)?;
         for (d, src) in s.chunks_exact_mut(stride).zip(input.chunks_exact(n_in)) {
             d[..n_in].copy_from_slice(src);
         }
-        Some(s)
+        Some(&*s)
     } else {
         None
     };
     let mut scratch_out =
-        (n_out < stride).then(|| SharedArray::<T>::zeroed(n * stride)).transpose()?;
+        if n_out < stride { Some(scratch::fit(keep_out, n * stride)?) } else { None };
     // Input and output of one length but other dimensions (a quarter turn): the job sees the
     // output with the input's dimensions while it runs.
     let out_dims = output.shape().to_vec();
@@ -349,8 +395,8 @@ fn images_job<T: Sample + Pod>(
     }
     let both_scratch = scratch_in.is_some() && scratch_out.is_some();
     let mut run = || -> shmpool::Result<()> {
-        let mut job = pool.job(params).input(scratch_in.as_ref().unwrap_or(input))?;
-        job = match scratch_out.as_mut() {
+        let mut job = pool.job(params).input(scratch_in.unwrap_or(input))?;
+        job = match scratch_out.as_deref_mut() {
             Some(s) => job.output(s)?,
             None => job.output(&mut *output)?,
         };
@@ -364,7 +410,7 @@ fn images_job<T: Sample + Pod>(
         output.reshape(&out_dims)?;
     }
     ran?;
-    if let Some(s) = scratch_out {
+    if let Some(s) = scratch_out.as_deref() {
         for (d, src) in output.chunks_exact_mut(n_out).zip(s.chunks_exact(stride)) {
             d.copy_from_slice(&src[..n_out]);
         }

@@ -21,6 +21,7 @@ pub fn tests() -> Tests {
         a_proxy_decoded_with_a_zero_sized_element_errs_not_panics,
         indices_near_the_top_of_usize_are_out_of_range_not_a_panic,
         a_client_killed_while_clearing_leaves_the_dict_usable,
+        many_managers_started_and_stopped_leave_no_descriptor_or_mapping,
     }
 }
 
@@ -208,4 +209,32 @@ fn a_client_killed_while_clearing_leaves_the_dict_usable() {
         assert!(t.elapsed() < PROMPTLY, "took {:?}", t.elapsed());
     }
     m.shutdown().unwrap();
+}
+
+fn memfd_maps() -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines().filter(|l| l.contains("memfd:")).count()
+}
+
+fn many_managers_started_and_stopped_leave_no_descriptor_or_mapping() {
+    // Measured after a first round: starting a manager makes a process-wide pipe once.
+    let (mut fds, mut maps) = (0, 0);
+    for round in 0..21u32 {
+        let m = manager();
+        let d = m.dict_with_capacity::<u32, u32>(16, 1024).unwrap();
+        let a = m.array::<u32>(16).unwrap();
+        let q = m.queue_with_capacity::<u32>(4096, 64).unwrap();
+        d.set(&round, &round).unwrap();
+        a.set(0, round).unwrap();
+        q.put(&round).unwrap();
+        assert_eq!(q.get().unwrap(), round);
+        assert!(round == 0 || memfd_maps() > maps, "nothing was mapped");
+        m.shutdown().unwrap();
+        assert!(matches!(d.get(&round), Err(shmpool::Error::ManagerGone { .. })));
+        if round == 0 {
+            (fds, maps) = (open_fds(), memfd_maps());
+        }
+    }
+    assert_eq!(memfd_maps(), maps, "mappings left behind");
+    assert!(open_fds() <= fds, "{} descriptors before, {} after", fds, open_fds());
 }

@@ -29,12 +29,18 @@
 //!   grayscale, edges, ...) cannot write its rows into the output band by band, and a
 //!   vertical flip or a rotation reads rows of other bands.
 //!
-//! Cost over running [`Pipeline::apply`] on each image yourself: one copy of each image into
-//! the worker's memory (as the per-image code needs an owned [`Image`](super::Image)), and
-//! where the size changes the scratch array (touched only where written) and one copy of the
-//! smaller side by the caller. `cargo bench -p shmpool-kernels --bench imaging_batch` runs 64
-//! 1024x768 RGB images through `resize=640x480; blur=1.5` this way on 2 workers, with rayon
-//! over the images and sequentially beside it.
+//! Cost over running [`Pipeline::apply`] on each image yourself: in a worker, none for the
+//! operations after the last that changes the size (they run on the output image itself) and
+//! for a resize that is the last size change (it resamples straight into the output, from the
+//! shared input when it comes first); a copy of the image for other size changes. Where the
+//! size changes, the scratch array and one copy of the smaller side by the caller; the scratch
+//! made fresh for each run is the larger cost (its pages allocated, zeroed and mapped by every
+//! worker), which [`apply_into_with`] and a kept [`Scratch`] pay once for runs of the same
+//! sizes. `cargo bench -p shmpool-kernels --bench imaging_batch -- --warm-up-time 1
+//! --measurement-time 2` runs 64 1024x768 RGB images through `resize=640x480; blur=1.5` both
+//! ways on 2 workers, with rayon over the images and sequential code beside them; one run on
+//! the shared 2-core machine (load 5.8): `apply_into` 606 ms, `apply_into_with` 414, rayon 424,
+//! sequential 339 (the workers get under 2 cores there: rayon does not beat sequential either).
 //!
 //! Either way the result equals [`Pipeline::apply`] on each image, bit for bit
 //! (`kernels/tests/imaging_batch.rs` checks it on sizes from 1x1 up, with more chunks than

@@ -45,6 +45,22 @@ pub enum ImageError {
         /// The shape it met.
         shape: Shape,
     },
+    /// An operation would make an image larger than memory can hold (the allocation failed, or
+    /// its size overflows).
+    #[error(
+        "{op} to {w}x{h} with {c} channels would need more memory than can be allocated; give \
+         a smaller size"
+    )]
+    TooLarge {
+        /// The operation.
+        op: &'static str,
+        /// The width asked for.
+        w: usize,
+        /// The height asked for.
+        h: usize,
+        /// Channels.
+        c: usize,
+    },
 }
 
 /// An operation's text (`resize=640x480`, `blur=1.5`) that does not parse.

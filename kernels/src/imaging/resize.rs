@@ -11,7 +11,9 @@ use super::shape::Shape;
 ///
 /// # Errors
 ///
-/// [`ImageError::Empty`] if `img` or the size asked for has no pixel.
+/// [`ImageError::Empty`] if `img` or the size asked for has no pixel; [`ImageError::TooLarge`]
+/// if the result cannot be allocated (a `1048576x1048576` resize asks for 3 TiB: the
+/// allocation is tried, and its failure reported, instead of aborting the process).
 ///
 /// ```
 /// use shmpool_kernels::imaging::{Filter, Image, Shape, resize};
@@ -31,7 +33,11 @@ pub fn resize<T: Sample>(
     if s.is_empty() || w == 0 || h == 0 {
         return Err(ImageError::Empty { op: "resize", shape: Shape::new(h, w, s.c) });
     }
-    let mut out = vec![T::default(); h * w * s.c];
+    let too_large = || ImageError::TooLarge { op: "resize", w, h, c: s.c };
+    let len = [w, s.c].into_iter().try_fold(h, usize::checked_mul).ok_or_else(too_large)?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(len).map_err(|_| too_large())?;
+    out.resize(len, T::default());
     resize_into(img.as_slice(), s, &mut out, w, h, filter);
     Image::from_vec(Shape::new(h, w, s.c), out)
 }
@@ -203,6 +209,20 @@ mod tests {
                     assert!(ok, "{s} -> {w}x{h} {filter:?} (f32)");
                 }
             }
+        }
+    }
+    /// A resize past what an allocation can ask for (over `isize::MAX` bytes) or whose length
+    /// overflows fails with [`ImageError::TooLarge`] instead of aborting the process (an
+    /// `alloc` failure aborts, taking every in-process caller with it). Sizes under that which
+    /// the system refuses (3 TiB under the default overcommit) fail the same way; they are not
+    /// tried here, as a system that overcommits everything would grant them.
+    #[test]
+    fn an_absurd_size_is_an_error_not_an_abort() {
+        let img = Image::from_vec(Shape::new(2, 2, 3), vec![9u8; 12]).unwrap();
+        for (w, h) in [(1 << 31, 1 << 31), (usize::MAX, 2), (1 << 40, 1 << 40)] {
+            let e = resize(&img, w, h, Filter::Bilinear).unwrap_err();
+            assert!(matches!(e, ImageError::TooLarge { .. }), "{w}x{h}: {e}");
+            assert!(e.to_string().contains("smaller size"), "{e}");
         }
     }
 }

@@ -104,7 +104,7 @@ pub(crate) fn check_sizes(
 ) -> Result<(), String> {
     let shapes = pipeline.shapes(input).map_err(|e| format!("processing failed: {e}"))?;
     for (op, s) in pipeline.ops().iter().zip(shapes) {
-        let pixels = (s.w as u64).checked_mul(s.h as u64).unwrap_or(u64::MAX);
+        let pixels = (s.w as u64).saturating_mul(s.h as u64);
         if pixels > max_pixels {
             return Err(format!(
                 "refused: `{op}` would make a {}x{} image, {pixels} pixels, over the limit of \

@@ -48,29 +48,81 @@ fn examples_dir() -> &'static Path {
     })
 }
 
-/// `mpirun -np N EXAMPLE ARGS`, allowed to run as root and to put more ranks than cores.
-fn mpirun(np: usize, example: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("mpirun");
-    c.args(["--oversubscribe", "-np", &np.to_string()])
-        .arg(examples_dir().join(example))
-        .args(args)
+/// A directory removed, with what is in it, when dropped (also when the test fails midway).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A fresh, empty `shmpool-mpi-test-PID-NAME` under `parent`.
+    fn new(parent: &Path, name: &str) -> Scratch {
+        let dir = parent.join(format!("shmpool-mpi-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a scratch directory");
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// An mpirun command and the directory its ranks keep Open MPI's shared-memory segments in:
+/// ranks killed with their job (by a test, or by [`Job`] when a test fails) cannot unlink
+/// their `vader_segment.*` files, so they go in a directory of the test's, under /dev/shm,
+/// removed with it instead of left in /dev/shm (4 MiB per rank).
+struct Mpirun {
+    cmd: Command,
+    _segments: Scratch,
+}
+
+impl Mpirun {
+    /// Starts it; the [`Job`] kills and reaps mpirun if it is dropped still running.
+    fn spawn(mut self) -> Job {
+        let child = self.cmd.spawn().expect("start mpirun (bash scripts/install-test-deps.sh)");
+        Job { child, _segments: self._segments }
+    }
+}
+
+/// `mpirun -np N PROGRAM`, allowed to run as root and to put more ranks than cores, with its
+/// shared-memory segments in a scratch directory.
+fn launcher(np: usize, program: &Path) -> Mpirun {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let segments = Scratch::new(Path::new("/dev/shm"), &format!("vader{n}"));
+    let mut cmd = Command::new("mpirun");
+    cmd.args(["--oversubscribe", "-np", &np.to_string()])
+        .args(["--mca", "btl_vader_backing_directory"])
+        .arg(&segments.0)
+        .arg(program)
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    c
+    Mpirun { cmd, _segments: segments }
+}
+
+/// `mpirun -np N EXAMPLE ARGS`.
+fn mpirun(np: usize, example: &str, args: &[&str]) -> Mpirun {
+    let mut m = launcher(np, &examples_dir().join(example));
+    m.cmd.args(args);
+    m
 }
 
 /// A running mpirun that is killed and reaped when dropped: a test that fails midway (a panic
-/// between spawn and wait) must not leave a job of endless steps running behind it.
-struct Job(Child);
+/// between spawn and wait) must not leave a job of endless steps running behind it. Its
+/// segment directory goes after it.
+struct Job {
+    child: Child,
+    _segments: Scratch,
+}
 
 impl Drop for Job {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -92,10 +144,10 @@ fn wait_within(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
 }
 
 /// Runs `cmd` to the end within [`DEADLINE`], collecting its output.
-fn run(mut cmd: Command, what: &str) -> Output {
-    let mut child =
-        Job(cmd.spawn().expect("start mpirun (install it: bash scripts/install-test-deps.sh)"));
-    let (mut out, mut err) = (child.0.stdout.take().unwrap(), child.0.stderr.take().unwrap());
+fn run(cmd: Mpirun, what: &str) -> Output {
+    let mut child = cmd.spawn();
+    let (mut out, mut err) =
+        (child.child.stdout.take().unwrap(), child.child.stderr.take().unwrap());
     let reader = std::thread::spawn(move || {
         let mut s = Vec::new();
         std::io::Read::read_to_end(&mut out, &mut s).map(|_| s)
@@ -104,14 +156,14 @@ fn run(mut cmd: Command, what: &str) -> Output {
         let mut s = Vec::new();
         std::io::Read::read_to_end(&mut err, &mut s).map(|_| s)
     });
-    let status = wait_within(&mut child.0, DEADLINE, what);
+    let status = wait_within(&mut child.child, DEADLINE, what);
     let stdout = reader.join().unwrap().unwrap();
     let stderr = ereader.join().unwrap().unwrap();
     Output { status, stdout, stderr }
 }
 
 /// Runs `cmd` and returns its stdout, failing the test on a non-zero exit.
-fn run_ok(cmd: Command, what: &str) -> String {
+fn run_ok(cmd: Mpirun, what: &str) -> String {
     let out = run(cmd, what);
     let (stdout, stderr) =
         (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -132,10 +184,8 @@ fn bits_after(text: &str, key: &str) -> u64 {
 }
 
 /// A fresh scratch directory for one run's part files.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shmpool-mpi-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn scratch(name: &str) -> Scratch {
+    Scratch::new(&std::env::temp_dir(), name)
 }
 
 /// The single-node Jacobi: `steps` steps of the sequential kernel from the example's plate;
@@ -162,14 +212,13 @@ fn jacobi_on_1_2_3_ranks_is_the_single_node_grid_bit_for_bit() {
         let dir = scratch(&format!("jacobi{np}"));
         let size = format!("{rows}x{cols}");
         let args =
-            ["--size", &size, "--steps", "40", "--workers", "2", "--out", dir.to_str().unwrap()];
+            ["--size", &size, "--steps", "40", "--workers", "2", "--out", dir.0.to_str().unwrap()];
         let out = run_ok(mpirun(np, "jacobi_mpi", &args), &format!("jacobi on {np} ranks"));
         assert_eq!(bits_after(&out, "(bits"), residual.to_bits(), "residual on {np} ranks:\n{out}");
-        let parts = read_parts::<f64>(&dir.join("grid.index")).expect("the parts read back");
+        let parts = read_parts::<f64>(&dir.0.join("grid.index")).expect("the parts read back");
         assert_eq!(parts.shape, [rows, cols]);
         let differ = parts.data.iter().zip(&grid).position(|(a, b)| a.to_bits() != b.to_bits());
         assert_eq!(differ, None, "grid on {np} ranks differs at flat index {differ:?}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -236,10 +285,10 @@ fn segments_of(pids: &[u32]) -> Vec<String> {
 #[test]
 fn a_rank_killed_mid_run_ends_the_job_and_leaves_no_process_or_segment() {
     let args = ["--size", "600x600", "--steps", "100000000", "--workers", "2"];
-    let mut child = Job(mpirun(3, "jacobi_mpi", &args).spawn().expect("start mpirun"));
-    let stderr = child.0.stderr.take().unwrap();
+    let mut child = mpirun(3, "jacobi_mpi", &args).spawn();
+    let stderr = child.child.stderr.take().unwrap();
     let errs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.child.stdout.take().unwrap()).lines();
     let mut ranks = Vec::new();
     let start = Instant::now();
     while ranks.len() < 3 {
@@ -262,7 +311,7 @@ fn a_rank_killed_mid_run_ends_the_job_and_leaves_no_process_or_segment() {
     assert_eq!(rc, 0, "SIGKILL to rank 1 ({})", ranks[1]);
     let killed = Instant::now();
     let status =
-        wait_within(&mut child.0, Duration::from_secs(15), "the job after a rank was killed");
+        wait_within(&mut child.child, Duration::from_secs(15), "the job after a rank was killed");
     let ended = killed.elapsed();
     drop(lines);
     let stderr = errs.join().unwrap();
@@ -449,18 +498,10 @@ fn panic_child() {
 }
 
 /// `mpirun -np N` of this test binary running only `test` as the child ranks.
-fn rerun(np: usize, test: &str) -> Command {
-    let mut cmd = Command::new("mpirun");
-    cmd.args(["--oversubscribe", "-np", &np.to_string()])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+fn rerun(np: usize, test: &str) -> Mpirun {
+    let mut m = launcher(np, &std::env::current_exe().unwrap());
+    m.cmd.args(["--exact", test, "--nocapture", "--test-threads=1"]).env(CHILD, "1");
+    m
 }
 
 #[test]
@@ -471,10 +512,9 @@ fn the_api_on_1_2_3_ranks() {
     for np in [1, 2, 3] {
         let dir = scratch(&format!("api{np}"));
         let mut cmd = rerun(np, "the_api_on_1_2_3_ranks");
-        cmd.env("SHMPOOL_MPI_API_DIR", &dir);
+        cmd.cmd.env("SHMPOOL_MPI_API_DIR", &dir.0);
         let out = run_ok(cmd, &format!("the API on {np} ranks"));
         assert_eq!(out.matches("api ok").count(), np, "not every rank finished:\n{out}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 

@@ -305,8 +305,9 @@ fn a_rank_killed_mid_run_ends_the_job_and_leaves_no_process_or_segment() {
         pids.extend(descendants(r));
     }
     assert!(pids.len() >= 3 + 3 * 2, "3 ranks with 2 pool workers each, found only {pids:?}");
-    // SAFETY: kill(2) with a pid this test read from the rank itself, which is still running
-    // (mpirun is alive), and a plain signal; it touches no memory.
+    // SAFETY: kill(2) takes two integers and touches no memory of this process. (That the pid
+    // is still rank 1's: the rank printed it, and it is mpirun's child, which mpirun has not
+    // reaped while the job runs, so the pid cannot have been reused.)
     let rc = unsafe { libc::kill(ranks[1] as i32, libc::SIGKILL) };
     assert_eq!(rc, 0, "SIGKILL to rank 1 ({})", ranks[1]);
     let killed = Instant::now();

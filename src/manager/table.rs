@@ -5,7 +5,7 @@
 //! path").
 //!
 //! Layout (words): `HEAD` header words (magic, slots, arena bytes, count, used, tombstones,
-//! compacting), then `2 * slots` slot words (key hash, entry offset + 1; 0 empty,
+//! compacting, clean), then `2 * slots` slot words (key hash, entry offset + 1; 0 empty,
 //! [`TOMB`] removed), then the arena: entries `klen: u32, vlen: u32, key, value`, each padded
 //! to 8 bytes, appended and never changed in place. A set appends the entry and then stores
 //! its offset in the slot in one word, so a holder killed before that store leaves the old
@@ -22,6 +22,10 @@ const W_COUNT: usize = 3;
 const W_USED: usize = 4;
 const W_TOMBS: usize = 5;
 const W_COMPACTING: usize = 6;
+/// 1 after a compaction, until an overwrite or a removal leaves something a compaction would
+/// drop: a set that does not fit in a table with nothing to drop is refused without compacting
+/// again (each refused set of a full dict rewrote the whole table under its lock).
+const W_CLEAN: usize = 7;
 /// A removed slot's offset word: probing goes on past it.
 const TOMB: u64 = u64::MAX;
 
@@ -179,6 +183,9 @@ impl<'a> Table<'a> {
     pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), Full> {
         match self.try_set(key, value) {
             Some(()) => Ok(()),
+            None if self.w[W_CLEAN] != 0 => {
+                Err(Full { slots: self.slots as u64, arena: self.arena })
+            }
             None => {
                 self.compact();
                 self.try_set(key, value).ok_or(Full { slots: self.slots as u64, arena: self.arena })
@@ -202,7 +209,10 @@ impl<'a> Table<'a> {
         let off = self.append(key, value)?;
         match free {
             // One word: the old value until it is stored, the new one after.
-            Ok(s) => self.w[HEAD + 2 * s + 1] = off + 1,
+            Ok(s) => {
+                self.w[HEAD + 2 * s + 1] = off + 1;
+                self.w[W_CLEAN] = 0; // the old entry is garbage now
+            }
             Err(s) => {
                 // A tombstone until the offset lands, whatever the hash word says meanwhile.
                 if self.w[HEAD + 2 * s + 1] == TOMB {
@@ -221,6 +231,7 @@ impl<'a> Table<'a> {
         let s = self.find(hash(key), key).ok()?;
         let v = self.entry(self.w[HEAD + 2 * s + 1] - 1).map(|(_, v)| v.to_vec());
         self.w[HEAD + 2 * s + 1] = TOMB;
+        self.w[W_CLEAN] = 0;
         // Saturating: words a misbehaving local process wrote must not panic the server.
         self.w[W_COUNT] = self.w[W_COUNT].saturating_sub(1);
         self.w[W_TOMBS] = self.w[W_TOMBS].saturating_add(1);
@@ -257,6 +268,7 @@ impl<'a> Table<'a> {
         self.w[W_COUNT] = 0;
         self.w[W_USED] = 0;
         self.w[W_TOMBS] = 0;
+        self.w[W_CLEAN] = 0;
         self.w[W_SLOTS] = self.slots as u64;
         self.w[W_ARENA] = self.arena;
         self.w[W_MAGIC] = MAGIC;
@@ -276,6 +288,7 @@ impl<'a> Table<'a> {
             // They fitted before, without the garbage: they fit again.
             let _ = self.try_set(k, v);
         }
+        self.w[W_CLEAN] = 1;
         self.w[W_COMPACTING] = 0;
     }
 
@@ -296,6 +309,8 @@ impl<'a> Table<'a> {
         }
         self.w[W_COUNT] = count;
         self.w[W_TOMBS] = tombs;
+        // A holder killed between its append and its slot store left an unreachable entry.
+        self.w[W_CLEAN] = 0;
         false
     }
 }
@@ -347,6 +362,28 @@ mod tests {
         assert!(stored > 0 && stored < 100);
         assert_eq!(t.len(), stored);
         assert_eq!(t.get(&0u32.to_le_bytes()), Some(vec![7; 8]));
+    }
+
+    #[test]
+    fn a_full_table_with_nothing_to_drop_refuses_without_compacting_again() {
+        let mut w = Vec::new();
+        let mut t = table(&mut w, 64, 256);
+        let mut i = 0u32;
+        while t.set(&i.to_le_bytes(), &[1; 8]).is_ok() {
+            i += 1;
+        }
+        assert_eq!(t.w[W_CLEAN], 1);
+        // A compaction would recompute `used` from the live entries; none runs, so this stays.
+        let used = t.w[W_USED];
+        t.w[W_USED] = used + 8;
+        assert!(t.set(b"new", &[2; 8]).is_err());
+        assert_eq!(t.w[W_USED], used + 8, "a refused set compacted a table with nothing to drop");
+        t.w[W_USED] = used;
+        // A removal leaves something to drop: the next set that needs room compacts and fits.
+        assert!(t.remove(&0u32.to_le_bytes()).is_some());
+        t.set(b"new", &[2; 8]).unwrap();
+        assert_eq!(t.get(b"new"), Some(vec![2; 8]));
+        assert_eq!(t.len(), u64::from(i));
     }
 
     #[test]

@@ -329,17 +329,52 @@ fn a_worker_that_dies_fails_the_batch_and_the_pool_runs_the_next() {
     let mut pool = pool(1);
     let img = SharedArray::<u8>::from_shape_fn(&[2, 6, 4, 3], |ix| ix[2] as u8).unwrap();
     // A size the plan accepts (its samples fit an address space) but no memory holds: the
-    // worker's allocation fails and aborts it, mid-batch.
+    // worker's allocation fails, and the batch fails with the fix, its worker alive (this
+    // aborted the worker before resize tried its allocation).
     let bomb = Pipeline::new(vec![
         Op::Resize { w: 4, h: 1 << 40, filter: Filter::Bilinear },
         Op::Thumbnail { w: 8, h: 8 },
     ]);
-    let e = batch::apply(&mut pool, &bomb, &img).unwrap_err();
+    let pids = pool.worker_pids();
+    let e = batch::apply(&mut pool, &bomb, &img).unwrap_err().to_string();
+    assert!(e.contains("give a smaller size"), "{e}");
+    assert_eq!(pool.worker_pids(), pids, "no worker died of it");
+    check_batch::<u8>(&mut pool, "resize=9x5; blur=1", 3, 31, 23);
+
+    // A worker killed (SIGKILL) mid-batch: the batch fails with WorkerDied, a kept scratch and
+    // the pool both serve the next batch.
+    let big = SharedArray::<u8>::from_shape_fn(&[48, 96, 128, 3], |ix| (ix[1] ^ ix[2]) as u8);
+    let big = big.unwrap();
+    let slow: Pipeline = "blur=6; resize=64x48; sharpen=3".parse().unwrap();
+    let mut out = SharedArray::<u8>::zeroed_shape(&[48, 48, 64, 3]).unwrap();
+    let mut scratch = batch::Scratch::new();
+    let victim = pool.worker_pids()[0];
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let status =
+            std::process::Command::new("kill").args(["-KILL", &victim.to_string()]).status();
+        assert!(status.unwrap().success(), "kill -KILL {victim} failed");
+    });
+    let t = std::time::Instant::now();
+    let e = batch::apply_into_with(&mut pool, &slow, &big, &mut out, &mut scratch).unwrap_err();
+    killer.join().unwrap();
+    assert!(t.elapsed().as_millis() >= 150, "the batch ended before the kill: make it longer");
     assert!(
         matches!(e, BatchError::Pool(shmpool::Error::WorkerDied { .. })),
         "expected a dead worker, got {e}"
     );
-    check_batch::<u8>(&mut pool, "resize=9x5; blur=1", 3, 31, 23);
+    batch::apply_into_with(&mut pool, &slow, &big, &mut out, &mut scratch).unwrap();
+    let want = reference_of(&slow, &big, 47);
+    assert!(&out[47 * 48 * 64 * 3..] == want.as_slice(), "the run after the death is right");
+}
+
+/// What `pipeline` makes of image `k` of the batch `images`, on the single-image path.
+fn reference_of(pipeline: &Pipeline, images: &SharedArray<u8>, k: usize) -> Image<u8> {
+    let d = images.shape();
+    let len = d[1] * d[2] * d[3];
+    let img =
+        Image::from_vec(Shape::new(d[1], d[2], d[3]), images[k * len..(k + 1) * len].to_vec());
+    pipeline.apply(img.unwrap()).unwrap()
 }
 
 /// A `Scratch` kept between runs: shrinking, enlarging, both at once and same-sized batches, in

@@ -6,6 +6,7 @@
 use shmpool::pool::Chunk;
 
 use super::super::blur::{gaussian_blur, gaussian_kernel};
+use super::super::error::ImageError;
 use super::super::geometry::{Flip, flip};
 use super::super::image::Image;
 use super::super::op::Op;
@@ -31,7 +32,9 @@ fn one_image<T: Sample>(p: &Params, src: &[T], dst: &mut [T]) {
     let ops = pipeline.ops();
     let tail = ops.iter().rposition(|op| !op.runs_in_place()).map_or(0, |last| last + 1);
     let (head, in_place) = ops.split_at(tail);
-    let planned = "the batch checked every operation's shape first";
+    // The plan checked every shape; what is left to fail is an allocation the system refuses
+    // (`ImageError::TooLarge`): the chunk panics with its message, which says the fix.
+    let failed = |e: ImageError| panic!("{e}");
     match head.split_last() {
         None => dst.copy_from_slice(src),
         Some((&Op::Resize { w, h, filter }, before)) => {
@@ -40,14 +43,14 @@ fn one_image<T: Sample>(p: &Params, src: &[T], dst: &mut [T]) {
                 (src, p.input())
             } else {
                 let img = Image::from_vec(p.input(), src.to_vec()).expect("one input image");
-                owned = before.iter().try_fold(img, |img, op| op.apply(img)).expect(planned);
+                owned = before.iter().try_fold(img, |img, op| op.apply(img)).unwrap_or_else(failed);
                 (owned.as_slice(), owned.shape())
             };
             resize_into(from, s, dst, w, h, filter);
         }
         Some(_) => {
             let img = Image::from_vec(p.input(), src.to_vec()).expect("one input image");
-            let out = head.iter().try_fold(img, |img, op| op.apply(img)).expect(planned);
+            let out = head.iter().try_fold(img, |img, op| op.apply(img)).unwrap_or_else(failed);
             assert_eq!(out.shape(), p.output(), "the pipeline made another shape than planned");
             dst.copy_from_slice(out.as_slice());
         }

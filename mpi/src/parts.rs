@@ -154,7 +154,7 @@ mod write {
 
     use bytemuck::Pod;
     use mpi::datatype::Equivalence;
-    use mpi::traits::{Communicator, CommunicatorCollectives};
+    use mpi::traits::Communicator;
 
     use super::{MAGIC, io, is_part_name};
     use crate::dist_array::DistArray;
@@ -165,15 +165,19 @@ mod write {
         /// Writes the whole array as per-rank files in `dir` (created if missing; every rank
         /// must reach it: a shared file system on a cluster): rank `r` writes its own rows to
         /// `NAME.rankRRRRR.bin`, then, once every rank has finished, rank 0 writes `NAME.index`
-        /// (format in [`parts`](crate::parts)). Returns the index's path. Collective.
+        /// (format in [`parts`](crate::parts); written whole or not at all). Returns the
+        /// index's path. Collective.
         ///
         /// # Errors
         ///
         /// [`DistError::BadName`] on every rank when `name` is not a plain file name (letters,
         /// digits, `.`, `-`, `_`; directories go in `dir`), before anything is written;
         /// [`DistError::Io`] on every rank when any rank could not write its part (each rank
-        /// reports its own file, or the index when another rank's part failed), or when rank 0
-        /// could not write the index (on rank 0).
+        /// reports its own file, or the index when another rank's part failed; an index from
+        /// an earlier write is removed before any part is rewritten, so none is left to pair
+        /// with a mix of parts); when rank 0 could not remove the old index or write the new
+        /// one, [`DistError::Io`] on rank 0 and [`DistError::OtherRank`] on the others (no rank
+        /// waits for rank 0).
         ///
         /// ```no_run
         /// let universe = shmpool_mpi::mpi::initialize().expect("MPI initialised once");
@@ -188,10 +192,26 @@ mod write {
             }
             let part = |r: usize| format!("{name}.rank{r:05}.bin");
             let rank = self.comm.rank() as usize;
+            let index = dir.join(format!("{name}.index"));
+            // An index left by an earlier write goes before any part is rewritten: otherwise a
+            // reader (or this write failing half-way) would pair it with a mix of old and new
+            // parts. Rank 0 removes it; every rank learns the outcome before writing.
+            let removed = if rank == 0 {
+                std::fs::create_dir_all(dir).and_then(|()| match std::fs::remove_file(&index) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    other => other,
+                })
+            } else {
+                Ok(())
+            };
+            let failed = allreduce_max(&self.comm, if removed.is_err() { 1.0 } else { 0.0 });
+            removed.map_err(io(&index))?;
+            if failed > 0.0 {
+                return Err(DistError::OtherRank { what: "remove the old index" });
+            }
             let mine = dir.join(part(rank));
             let wrote = std::fs::create_dir_all(dir)
                 .and_then(|()| std::fs::write(&mine, bytemuck::cast_slice::<T, u8>(self.own())));
-            let index = dir.join(format!("{name}.index"));
             // Everyone learns whether every part is whole before the index is written.
             let failed = allreduce_max(&self.comm, if wrote.is_err() { 1.0 } else { 0.0 });
             wrote.map_err(io(&mine))?;
@@ -199,7 +219,7 @@ mod write {
                 let source = std::io::Error::other("another rank could not write its part");
                 return Err(DistError::Io { path: index, source });
             }
-            if rank == 0 {
+            let indexed = if rank == 0 {
                 let mut text = format!("{MAGIC}\nshape");
                 for d in &self.shape {
                     text += &format!(" {d}");
@@ -209,9 +229,18 @@ mod write {
                     let rows = self.split.range(r);
                     text += &format!("part {} {} {}\n", rows.start, rows.len(), part(r));
                 }
-                std::fs::write(&index, text).map_err(io(&index))?;
+                // Whole or absent: written beside it, then renamed over it.
+                let partial = dir.join(format!("{name}.index.partial"));
+                std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, &index))
+            } else {
+                Ok(())
+            };
+            // Rank 0's outcome to every rank (a barrier that also says whether it worked).
+            let failed = allreduce_max(&self.comm, if indexed.is_err() { 1.0 } else { 0.0 });
+            indexed.map_err(io(&index))?;
+            if failed > 0.0 {
+                return Err(DistError::OtherRank { what: "write the index" });
             }
-            self.comm.barrier();
             Ok(index)
         }
     }

@@ -418,6 +418,32 @@ fn api_child() {
         let want: Vec<u32> = whole.iter().map(|x| x + 1000).collect();
         assert_eq!((parts.shape, parts.data), (vec![rows, cols], want));
     }
+    // Written again, new values, but the last rank cannot open its part: its old part stays,
+    // so the old index must not (it would pair rank 0's new rows with the last rank's old).
+    a.own_mut().iter_mut().for_each(|x| *x += 1);
+    let e = if rank as usize == ranks - 1 {
+        without_descriptors(|| a.write_parts(Path::new(&dir), "api")).err()
+    } else {
+        a.write_parts(Path::new(&dir), "api").err()
+    };
+    assert!(matches!(e, Some(DistError::Io { .. })), "rank {rank}: {e:?}");
+    if rank == 0 {
+        let e = read_parts::<u32>(&index).err();
+        assert!(matches!(e, Some(DistError::Io { .. })), "a stale index was left: {e:?}");
+    }
+    // Rank 0 cannot write the index (a directory is in the way): it gets the cause, the others
+    // an error too, and none waits for rank 0 in a barrier.
+    let blocker = Path::new(&dir).join("api.index.partial");
+    if rank == 0 {
+        std::fs::create_dir_all(&blocker).unwrap();
+    }
+    let e = a.write_parts(Path::new(&dir), "api").err();
+    if rank == 0 {
+        assert!(matches!(e, Some(DistError::Io { .. })), "rank 0: {e:?}");
+        std::fs::remove_dir(&blocker).unwrap();
+    } else {
+        assert!(matches!(e, Some(DistError::OtherRank { .. })), "rank {rank}: {e:?}");
+    }
     // Zero-sized shapes: rows of no elements move nothing and gather to nothing; no rows at
     // all is refused on every rank; no partials anywhere fold to the identity.
     let mut empty = DistArray::<u32>::zeroed(&world, &[rows, 0], 1).unwrap();
@@ -453,25 +479,12 @@ fn api_child() {
     // The last rank cannot create its block (no file descriptor left for the memfd): it gets
     // the cause, every other rank an error too, and nobody hangs in a collective.
     let last = rank as usize == ranks - 1;
-    let limit = last.then(|| {
-        let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: getrlimit(2) writes one rlimit into `old`, a live local; open(2) reads the
-        // NUL-terminated literal and close(2) closes the descriptor it returned; setrlimit(2)
-        // reads one rlimit. None of them touches other memory.
-        unsafe {
-            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
-            let lowest_free = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-            assert!(lowest_free >= 0);
-            libc::close(lowest_free);
-            let low = libc::rlimit { rlim_cur: lowest_free as libc::rlim_t, ..old };
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &low), 0);
-        }
-        old
-    });
-    let e = DistArray::<u32>::zeroed(&world, &[rows, cols], 1).err();
-    if let Some(old) = limit {
-        // SAFETY: setrlimit(2) reads one rlimit, a live local.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
+    let e = if last {
+        without_descriptors(|| DistArray::<u32>::zeroed(&world, &[rows, cols], 1)).err()
+    } else {
+        DistArray::<u32>::zeroed(&world, &[rows, cols], 1).err()
+    };
+    if last {
         assert!(matches!(e, Some(DistError::Shm(_))), "the failing rank {rank}: {e:?}");
     } else {
         assert!(matches!(e, Some(DistError::OtherRank { .. })), "rank {rank}: {e:?}");
@@ -480,6 +493,27 @@ fn api_child() {
     assert_eq!(reduce::allreduce_max(&world, r), (ranks - 1) as f64);
 
     println!("rank {rank}: api ok");
+}
+
+/// `f()` run with no file descriptor left to open (the soft descriptor limit lowered to the
+/// lowest free one), then the limit restored.
+fn without_descriptors<R>(f: impl FnOnce() -> R) -> R {
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit(2) writes one rlimit into `old`, a live local; open(2) reads the
+    // NUL-terminated literal and close(2) closes the descriptor it returned; setrlimit(2)
+    // reads one rlimit, a live local. None of them touches other memory.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut old), 0);
+        let lowest_free = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        assert!(lowest_free >= 0);
+        libc::close(lowest_free);
+        let low = libc::rlimit { rlim_cur: lowest_free as libc::rlim_t, ..old };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &low), 0);
+    }
+    let r = f();
+    // SAFETY: setrlimit(2) reads one rlimit, a live local.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &old) }, 0);
+    r
 }
 
 /// Rank 1 panics holding a distributed array while the others wait in the halo exchange.

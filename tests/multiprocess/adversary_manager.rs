@@ -22,6 +22,7 @@ pub fn tests() -> Tests {
         indices_near_the_top_of_usize_are_out_of_range_not_a_panic,
         a_client_killed_while_clearing_leaves_the_dict_usable,
         many_managers_started_and_stopped_leave_no_descriptor_or_mapping,
+        a_server_killed_while_a_client_holds_the_lock_ends_every_call,
     }
 }
 
@@ -237,4 +238,50 @@ fn many_managers_started_and_stopped_leave_no_descriptor_or_mapping() {
     }
     assert_eq!(memfd_maps(), maps, "mappings left behind");
     assert!(open_fds() <= fds, "{} descriptors before, {} after", fds, open_fds());
+}
+
+/// A child: waits for the array's lock (held by the parent), then reports what it got.
+fn wait_for_the_lock(args: (ArrayProxy<u64>, EventProxy)) -> Result<(), String> {
+    let (a, asking) = args;
+    asking.set().map_err(|e| e.to_string())?;
+    match a.get(0) {
+        // The server died while it waited: either is an answer, and it came.
+        Err(shmpool::Error::ManagerGone { .. }) | Ok(5) => Ok(()),
+        r => Err(format!("{r:?}")),
+    }
+}
+
+fn a_server_killed_while_a_client_holds_the_lock_ends_every_call() {
+    let m = manager();
+    let (a, asking) = (m.array::<u64>(2).unwrap(), m.event().unwrap());
+    a.set(0, 1).unwrap(); // maps it here
+    let pid = m.server_pid().unwrap();
+    let t = Instant::now();
+    let mut kid = None;
+    let held = a
+        .with_local(|xs| {
+            let ctx = get_context(StartMethod::Spawn);
+            kid = Some(ctx.start(wait_for_the_lock, (a.clone(), asking.clone())).unwrap());
+            let waited = asking.wait_timeout(PATIENCE).unwrap();
+            // Let it reach the lock.
+            std::thread::sleep(Duration::from_millis(100));
+            // SAFETY: kill only sends a signal, to the server this test started.
+            assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+            xs[0] = 5;
+            waited
+        })
+        .unwrap();
+    assert_eq!(held, Some(true), "the child never asked");
+    let mut kid = kid.unwrap();
+    let st = kid.join().unwrap();
+    assert!(st.success(), "{st}");
+    loop {
+        match a.get(0) {
+            Err(shmpool::Error::ManagerGone { .. }) => break,
+            Ok(5) if t.elapsed() < PATIENCE => std::thread::sleep(Duration::from_millis(1)),
+            r => panic!("after {:?}: {r:?}", t.elapsed()),
+        }
+    }
+    assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    m.shutdown().unwrap();
 }

@@ -265,6 +265,21 @@ fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
+/// The processes (other than this one) whose command line holds every one of `words`.
+fn processes_with(words: &[&str]) -> Vec<u32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else { return Vec::new() };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != std::process::id())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+            words.iter().all(|w| args.iter().any(|a| a.ends_with(w.as_bytes())))
+        })
+        .collect()
+}
+
 /// Whether `pid` still exists (a zombie counts: it is not reaped yet).
 fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
@@ -330,10 +345,20 @@ fn a_rank_killed_mid_run_ends_the_job_and_leaves_no_process_or_segment() {
 
 #[test]
 fn a_worker_dying_inside_a_rank_aborts_the_job_with_the_pools_message() {
-    let args = ["--size", "64x64", "--steps", "1000", "--workers", "2", "--crash-worker-at", "3"];
+    // A step count of this test process's own marks the job's processes: the pool's workers
+    // are forks of their rank, with its command line.
+    let steps = format!("{}", 100_000 + std::process::id());
+    let args = ["--size", "64x64", "--steps", &steps, "--workers", "2", "--crash-worker-at", "3"];
     let start = Instant::now();
     let out = run(mpirun(2, "jacobi_mpi", &args), "a worker's death");
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let gone_by = Instant::now() + Duration::from_secs(5);
+    let mut left = processes_with(&["jacobi_mpi", &steps, "--crash-worker-at"]);
+    while !left.is_empty() && Instant::now() < gone_by {
+        std::thread::sleep(Duration::from_millis(20));
+        left = processes_with(&["jacobi_mpi", &steps, "--crash-worker-at"]);
+    }
+    assert!(left.is_empty(), "ranks or pool workers outlived the aborted job: {left:?}");
     assert!(!out.status.success(), "the job succeeded although a worker died:\n{stderr}");
     assert!(start.elapsed() < Duration::from_secs(20), "the abort took {:?}", start.elapsed());
     assert!(stderr.contains("rank 1: pool worker"), "the pool's error is not reported:\n{stderr}");

@@ -23,6 +23,7 @@ pub fn tests() -> Tests {
         a_client_killed_while_clearing_leaves_the_dict_usable,
         many_managers_started_and_stopped_leave_no_descriptor_or_mapping,
         a_server_killed_while_a_client_holds_the_lock_ends_every_call,
+        a_fork_inside_with_local_cannot_write_the_parents_elements,
     }
 }
 
@@ -283,5 +284,31 @@ fn a_server_killed_while_a_client_holds_the_lock_ends_every_call() {
         }
     }
     assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
+    m.shutdown().unwrap();
+}
+
+fn a_fork_inside_with_local_cannot_write_the_parents_elements() {
+    // `with_local` hands out `&mut [T]` into memory other processes map; a scoped fork child
+    // that captures it must not write it behind the lock's back (the mapping is kept out of
+    // forks: the child faults), nor may the fork be a way around the lock.
+    let m = manager();
+    let a = m.array::<u64>(4).unwrap();
+    let st = a
+        .with_local(|xs| {
+            shmpool::scope(|s| {
+                let child = s.fork(|| {
+                    xs[0] = 99;
+                    0
+                });
+                child.and_then(|c| c.join())
+            })
+        })
+        .unwrap()
+        .expect("mapped here");
+    match st {
+        Ok(Ok(st)) => assert!(!st.success(), "the child wrote through a captured slice: {st}"),
+        Ok(Err(e)) | Err(e) => eprintln!("(the fork was refused: {e})"),
+    }
+    assert_eq!(a.to_vec().unwrap(), [0; 4]);
     m.shutdown().unwrap();
 }

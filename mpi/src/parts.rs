@@ -65,6 +65,7 @@ fn read_exactly(path: &Path, want: usize) -> std::io::Result<Option<Vec<u8>>> {
 /// Whether `name` can name part files in a directory: not empty, not `.` or `..`, only ASCII
 /// letters, digits, `.`, `-` and `_` (so no path separator and nothing the index's
 /// whitespace-separated lines cannot carry).
+#[cfg(any(feature = "mpi", test))]
 pub(crate) fn is_part_name(name: &str) -> bool {
     !name.is_empty()
         && name != "."

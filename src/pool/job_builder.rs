@@ -157,10 +157,15 @@ impl Dims {
         if dims.len() > MAX_DIMS {
             return None;
         }
-        // Element by element, inlined: built in place, not copied out of a call's frame.
+        // Element by element, inlined: built in place, not copied out of a call's frame; a
+        // 1-D shape (most jobs) without a `memcpy` call.
         let mut d = [0; MAX_DIMS];
-        for (x, &y) in d.iter_mut().zip(dims) {
-            *x = y;
+        if let [n] = dims {
+            d[0] = *n;
+        } else {
+            for (x, &y) in d.iter_mut().zip(dims) {
+                *x = y;
+            }
         }
         Some(Dims { d, n: dims.len() })
     }
@@ -649,24 +654,23 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                 return Err(Error::HaloTooLarge { stage, radius, rows });
             }
         }
-        let mut groups = Groups { g: [(0, 0); MAX_STAGES], n: 0 };
+        // Stage 0 starts a group, and so does every stage with a halo.
+        let mut starts = 1u32;
         for (i, &(_, radius)) in self.b.stages.iter().enumerate() {
-            if radius == 0 && groups.n > 0 {
-                groups.g[groups.n - 1].1 += 1;
-            } else {
-                groups.g[groups.n] = (i, 1);
-                groups.n += 1;
+            if radius > 0 {
+                starts |= 1 << i;
             }
         }
+        let groups = Groups { starts, stages: self.b.stages.len() };
         let elem = arrays().map(|a| a.elem_size).max().unwrap_or(8);
         let row = row_len.max(1);
         let chunk_size = match self.chunk_size {
             Some(n) => n,
             None => {
-                let mut n = self.pool.chunk_size_for(len, elem);
+                let mut n = self.pool.chunk_size_quick(len, elem);
                 // Fused stages pass over the chunk once each: small enough to stay in a core's
                 // L2 between them (docs/architecture.md, "Kernel jobs").
-                if groups.all().iter().any(|&(_, count)| count > 1) {
+                if groups.any_fused() {
                     let per_elem: usize = arrays().map(|a| a.elem_size).sum();
                     n = n.min(FUSED_CHUNK_BYTES / per_elem.max(1)).max(1);
                 }
@@ -681,7 +685,9 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// Runs every chunk of every group in the caller, through the same trampoline the workers
     /// run; the first panic of a group ends the job after that group, as in the workers.
     fn run_inline<R: Pod>(mut self, plan: &Plan, identity: Option<R>) -> Result<Vec<R>> {
-        let chunks = Pool::chunks_of(plan.len, plan.chunk_size);
+        // Counted (a division) only for a job with partials.
+        let chunks =
+            if identity.is_some() { Pool::chunks_of(plan.len, plan.chunk_size) } else { 0 };
         let mut params = self.params;
         let mut partials: Vec<R> = identity.map(|r| vec![r; chunks]).unwrap_or_default();
         let b = &mut **self.b;
@@ -714,7 +720,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             *dst = k;
         }
         let mut outcome = Ok(());
-        for &(first, count) in plan.groups.all() {
+        for (first, count) in plan.groups.iter() {
             // A fresh mask per group: what one group wrote, the next may read with a halo.
             let access = AccessMask::default();
             (v.job.first, v.job.count, v.job.access) = (first, count, &raw const access);
@@ -765,7 +771,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             }
             None => None,
         };
-        for &group in plan.groups.all() {
+        for group in plan.groups.iter() {
             let mut arrays: [ArraySpec; MAX_ARRAYS] = Default::default();
             for (dst, a) in arrays.iter_mut().zip(self.b.inputs.iter().chain(&self.b.outputs)) {
                 *dst = ArraySpec::Handle(a.handle.clone(), a.len);
@@ -880,6 +886,17 @@ impl InlineArray {
 }
 
 impl Pool {
+    /// [`Pool::chunk_size_for`]`(len, elem_size)`, or `len` when that makes the same single
+    /// chunk (the default rule never makes a chunk under 64 KiB, and an inline job is short
+    /// enough for its two divisions to show).
+    pub(crate) fn chunk_size_quick(&self, len: usize, elem_size: usize) -> usize {
+        if self.chunk_size.is_none() && len.saturating_mul(elem_size.max(1)) <= 64 << 10 {
+            len
+        } else {
+            self.chunk_size_for(len, elem_size)
+        }
+    }
+
     /// The inline rule's last step: whether a job of `size` (bytes touched, or their worth in
     /// work) is under the pool's threshold (0: never).
     pub(crate) fn is_small(&self, size: usize) -> bool {
@@ -933,15 +950,26 @@ fn round_up(n: usize, row: usize) -> usize {
     if row == 1 { n } else { n.div_ceil(row) * row }
 }
 
-/// Groups of stages that fuse: (first stage, count) each, `n` of them.
+/// Groups of stages that fuse, as a mask of the stages that start one (stage 0 and every stage
+/// with a halo): a few bytes, not a table to copy out of `plan` for every job.
 struct Groups {
-    g: [(usize, usize); MAX_STAGES],
-    n: usize,
+    starts: u32,
+    /// The job's stages, at most `MAX_STAGES`.
+    stages: usize,
 }
 
 impl Groups {
-    fn all(&self) -> &[(usize, usize)] {
-        &self.g[..self.n]
+    /// Each group's first stage and stage count, in order.
+    fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.stages).filter(|&i| self.starts & (1 << i) != 0).map(|first| {
+            let rest = (first + 1..self.stages).take_while(|&i| self.starts & (1 << i) == 0);
+            (first, 1 + rest.count())
+        })
+    }
+
+    /// Whether some group has more than one stage.
+    fn any_fused(&self) -> bool {
+        self.iter().any(|(_, count)| count > 1)
     }
 }
 

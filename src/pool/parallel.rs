@@ -71,7 +71,7 @@ impl Pool {
     ) -> Result<()> {
         let len = array.len();
         if len > 0 && self.is_small(len.saturating_mul(size_of::<T>())) {
-            let chunk_size = self.chunk_size_for(len, size_of::<T>());
+            let chunk_size = self.chunk_size_quick(len, size_of::<T>());
             let arrays = [InlineArray::write(0, array.as_mut_slice())];
             let tramp = kernel::for_each::<T> as Trampoline;
             // SAFETY: `for_each::<T>` takes a `fn(&mut [T])` and writes slot 0, the caller's
@@ -90,7 +90,7 @@ impl Pool {
             trampoline: kernel::for_each::<T> as Trampoline as usize,
             kernel: kernel as usize,
             len,
-            chunk_size: self.chunk_size_for(len, size_of::<T>()),
+            chunk_size: self.chunk_size_quick(len, size_of::<T>()),
             radius: 0,
             arrays: first_arrays([
                 ArraySpec::Handle(array.handle(), len),
@@ -165,7 +165,7 @@ impl Pool {
             return Err(Error::LengthMismatch { lens: vec![a.len(), b.len(), len] });
         }
         let elem = size_of::<A>().max(size_of::<B>()).max(size_of::<C>());
-        let chunk_size = self.chunk_size_for(len, elem);
+        let chunk_size = self.chunk_size_quick(len, elem);
         let bytes = size_of::<A>() + size_of::<B>() + size_of::<C>();
         if len > 0 && self.is_small(len.saturating_mul(bytes)) {
             let arrays = [
@@ -226,20 +226,27 @@ impl Pool {
         if len == 0 {
             return Ok(map(&[]));
         }
-        let chunk_size = self.chunk_size_for(len, size_of::<T>());
-        let chunks = Self::chunks_of(len, chunk_size);
+        let chunk_size = self.chunk_size_quick(len, size_of::<T>());
+        // One chunk (the common inline case) without a division.
+        let chunks = if chunk_size >= len { 1 } else { Self::chunks_of(len, chunk_size) };
         if self.is_small(len.saturating_mul(size_of::<T>())) {
-            // The same chunks and partials as in the workers, folded in the same order.
-            let mut partials = vec![<R as bytemuck::Zeroable>::zeroed(); chunks];
+            // The same chunks and partials as in the workers, folded in the same order; one
+            // chunk (any array up to 64 KiB) keeps its partial on the stack, not in a `Vec`.
+            let (mut one, mut many) = ([<R as bytemuck::Zeroable>::zeroed()], Vec::new());
+            let partials: &mut [R] = if chunks == 1 {
+                &mut one
+            } else {
+                many.resize(chunks, <R as bytemuck::Zeroable>::zeroed());
+                &mut many
+            };
             let arrays =
-                [InlineArray::read(0, array.as_slice()), InlineArray::write(3, &mut partials)];
+                [InlineArray::read(0, array.as_slice()), InlineArray::write(3, &mut *partials)];
             let tramp = kernel::map::<T, R> as Trampoline;
             // SAFETY: `map::<T, R>` takes a `fn(&[T]) -> R`, reads slot 0 (borrowed shared) and
             // writes element `index` of slot 3, this call's own `chunks` partials.
             unsafe { self.run_plain_inline(&arrays, tramp, map as usize, len, chunk_size, 0) }?;
-            let mut it = partials.into_iter();
-            let first = it.next().expect("at least one chunk");
-            return Ok(it.fold(first, reduce));
+            let (&first, rest) = partials.split_first().expect("at least one chunk");
+            return Ok(rest.iter().fold(first, |x, &y| reduce(x, y)));
         }
         // One partial per chunk: in the control block's scratch area when they fit (no segment
         // to create or map), else in an array of their own.
@@ -322,7 +329,7 @@ impl Pool {
         if input.len() != len {
             return Err(Error::LengthMismatch { lens: vec![input.len(), len] });
         }
-        let chunk_size = self.chunk_size_for(len, size_of::<T>().max(size_of::<U>()));
+        let chunk_size = self.chunk_size_quick(len, size_of::<T>().max(size_of::<U>()));
         if len > 0 && self.is_small(len.saturating_mul(size_of::<T>() + size_of::<U>())) {
             let arrays = [
                 InlineArray::read(0, input.as_slice()),

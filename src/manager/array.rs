@@ -189,7 +189,9 @@ impl<T: Pod> ArrayProxy<T> {
     /// Runs `f` on the elements in place, under the array's lock, if this process can map them
     /// (the server's machine): `Ok(None)` where it cannot (use [`to_vec`](ArrayProxy::to_vec)
     /// and [`set_slice`](ArrayProxy::set_slice) there). Nothing is copied; every other user of
-    /// the array waits until `f` returns.
+    /// the array waits until `f` returns, for 5 s at most (then its call fails with
+    /// [`Error::Timeout`]), so keep `f` short. A fork inside `f` is refused while the lock is
+    /// held.
     ///
     /// ```no_run
     /// # let a = shmpool::Manager::start()?.array::<f32>(1024)?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::OnceLock;
 
-use shmpool::{Barrier, Error, Pool, StartMethod, get_context};
+use shmpool::{Barrier, Error, Pool, SharedArray, StartMethod, get_context};
 
 use crate::harness::{Tests, register};
 
@@ -24,6 +24,7 @@ pub fn tests() -> Tests {
         a_party_killed_while_running_the_action_breaks_the_round in METHODS,
         the_python_helper_refuses_hostile_shapes_and_names_and_leaves_nothing,
         an_initializer_argument_holding_a_shared_object_reaches_every_worker in ALL_METHODS,
+        the_older_operations_inline_hold_against_hostile_inputs,
         helpers: [stalls],
     }
 }
@@ -172,4 +173,95 @@ fn an_initializer_argument_holding_a_shared_object_reaches_every_worker(m: Start
         shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
     }
     assert_eq!(got.unwrap(), [1, 1, 1, 1]);
+}
+
+static CHUNKS_RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Panics in every chunk (counting the chunks in the caller's `static`, which only an inline
+/// run reaches).
+fn panics_everywhere(_: &mut [u64]) {
+    CHUNKS_RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    panic!("every chunk fails");
+}
+
+/// A panic payload whose `Drop` panics again.
+struct Bomb;
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("the payload's drop panics");
+    }
+}
+
+fn panics_with_a_bomb(_: &mut [u64]) {
+    std::panic::panic_any(Bomb);
+}
+
+/// The whole input, whatever the chunk: a radius past the array's ends is clipped.
+fn window_sum(win: &[u64], _off: usize, out: &mut [u64]) {
+    let s: u64 = win.iter().sum();
+    out.fill(s);
+}
+
+fn chunk_sum(c: &[u64]) -> u64 {
+    c.iter().map(|x| x.wrapping_mul(0x9e37_79b9_7f4a_7c15)).fold(0, u64::wrapping_add)
+}
+
+/// Issue 9, the older operations run inline, attacked: a stencil radius of `usize::MAX`, a
+/// length mismatch, a map_reduce of 1,000 one-element chunks, a kernel panicking in every chunk
+/// (every chunk still runs, chunk 0 is reported) or with a payload whose drop panics (an error,
+/// not a dead caller), and the threshold's edge (a call of exactly `inline_threshold` bytes goes
+/// to the workers); inline and pooled agree on each.
+fn the_older_operations_inline_hold_against_hostile_inputs() {
+    let me = std::process::id();
+    let mut pool = Pool::builder().workers(2).start_method(StartMethod::Fork).build().unwrap();
+    let input = SharedArray::<u64>::from_fn(1000, |i| i as u64 * 3 + 1).unwrap();
+    let mut seen = Vec::new();
+    for threshold in [usize::MAX, 0] {
+        pool.set_inline_threshold(threshold);
+        pool.set_chunk_size(Some(7));
+        let mut out = SharedArray::<u64>::zeroed(1000).unwrap();
+        pool.stencil(&input, &mut out, usize::MAX, window_sum).unwrap();
+        let total: u64 = input.iter().sum();
+        assert!(out.iter().all(|&x| x == total), "threshold {threshold}: a window was clipped");
+        let short = SharedArray::<u64>::zeroed(999).unwrap();
+        let e = pool.stencil(&short, &mut out, 1, window_sum);
+        assert!(matches!(e, Err(Error::LengthMismatch { .. })), "{e:?}");
+        let e = pool.zip(&input, &short, &mut out, |_, _, _| {});
+        assert!(matches!(e, Err(Error::LengthMismatch { .. })), "{e:?}");
+        pool.set_chunk_size(Some(1));
+        let r = pool.map_reduce(&input, chunk_sum, u64::wrapping_add).unwrap();
+        let r2 = pool.map_reduce(&input, chunk_sum, |x, y| x.rotate_left(7) ^ y).unwrap();
+        seen.push((r, r2));
+        pool.set_chunk_size(Some(10));
+        let mut a = SharedArray::<u64>::zeroed(50).unwrap();
+        CHUNKS_RUN.store(0, std::sync::atomic::Ordering::Relaxed);
+        match pool.for_each_chunk(&mut a, panics_everywhere) {
+            Err(Error::KernelPanicked { chunk, pid, message }) => {
+                assert_eq!((pid == me), threshold > 0, "pid {pid}");
+                assert!(message.contains("every chunk fails"), "{message}");
+                if threshold > 0 {
+                    // In the caller, in order: the first chunk is reported, all five ran.
+                    assert_eq!(chunk, 0);
+                    assert_eq!(CHUNKS_RUN.load(std::sync::atomic::Ordering::Relaxed), 5);
+                }
+            }
+            other => panic!("threshold {threshold}: expected KernelPanicked, got {other:?}"),
+        }
+        let e = pool.for_each_chunk(&mut a, panics_with_a_bomb);
+        assert!(matches!(e, Err(Error::KernelPanicked { .. })), "{e:?}");
+        // The pool still works after both.
+        pool.for_each_chunk(&mut a, |c| c.fill(3)).unwrap();
+        assert!(a.iter().all(|&x| x == 3));
+    }
+    assert_eq!(seen[0], seen[1], "inline and pooled map_reduce differ");
+    // The edge: strictly fewer bytes than the threshold run inline.
+    pool.set_chunk_size(None);
+    let mut a = SharedArray::<u32>::zeroed(1000).unwrap();
+    for (threshold, inline) in [(4000, false), (4001, true)] {
+        pool.set_inline_threshold(threshold);
+        pool.for_each_chunk(&mut a, |c| c.fill(std::process::id())).unwrap();
+        assert_eq!(a.iter().all(|&p| p == me), inline, "threshold {threshold}");
+        assert!(a.iter().all(|&p| p != 0));
+    }
+    drop(pool);
 }

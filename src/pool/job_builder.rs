@@ -550,8 +550,8 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
 
     /// Checks the job, then runs it inline or in the workers; returns the partials.
     fn execute<R: Pod>(self, identity: Option<R>) -> Result<Vec<R>> {
-        self.pool.check_owner()?;
-        // Inline or not, a closed or terminated pool takes no more work.
+        // Inline or not, a closed or terminated pool takes no more work (and a forked copy of
+        // the pool none: `check_running` checks the owner first).
         self.pool.check_running()?;
         let plan = self.plan()?;
         if plan.len == 0 {
@@ -967,9 +967,11 @@ impl Groups {
         })
     }
 
-    /// Whether some group has more than one stage.
+    /// Whether some group has more than one stage: some stage starts none (it fuses with the
+    /// stage before it).
     fn any_fused(&self) -> bool {
-        self.iter().any(|(_, count)| count > 1)
+        let all = (1u32 << self.stages) - 1;
+        all & !self.starts != 0
     }
 }
 

@@ -1,6 +1,6 @@
 //! An image batch three ways, in the same run: 64 photo-like 1024x768 RGB `u8` images
 //! (`SHMPOOL_BENCH_IMAGES` sets how many) through `resize=640x480; blur=1.5`
-//! (`SHMPOOL_BENCH_PIPELINE` sets another), by
+//! (`SHMPOOL_BENCH_PIPELINE` sets another), by (`SHMPOOL_BENCH_WORKERS` sets the 2 below)
 //! - `imaging::batch::apply_into` on a pool of 2 worker processes (the images in one shaped
 //!   `(n, h, w, 3)` shared array, the output in another), and `apply_into_with` the same with
 //!   a `Scratch` kept from one run to the next (a batch that changes the size stages images
@@ -31,7 +31,9 @@ fn one(p: &Pipeline, shape: Shape, src: &[u8], dst: &mut [u8]) {
 }
 
 fn main() {
-    let mut pool = Pool::new(2).unwrap();
+    let workers: usize =
+        std::env::var("SHMPOOL_BENCH_WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let mut pool = Pool::new(workers).unwrap();
     let n: usize =
         std::env::var("SHMPOOL_BENCH_IMAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
     let shape = Shape::new(768, 1024, 3);
@@ -48,7 +50,7 @@ fn main() {
     let dims = batch::output_shape(&p, input.shape()).unwrap();
     let mut out = SharedArray::<u8>::zeroed_shape(&dims).unwrap();
     let (n_in, n_out) = (shape.len(), out.len() / n);
-    let rayon2 = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let rayon2 = rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap();
 
     let sequential = |dst: &mut [u8]| {
         for (s, d) in input.chunks_exact(n_in).zip(dst.chunks_exact_mut(n_out)) {
@@ -81,17 +83,22 @@ fn main() {
     let mut g = c.benchmark_group(format!("imaging batch {n} x 1024x768x3 u8, {text}"));
     g.throughput(Throughput::Elements(n as u64));
     g.measurement_time(Duration::from_secs(2));
-    g.bench_function("batch::apply_into (pool, 2 workers)", |b| {
+    g.bench_function(format!("batch::apply_into (pool, {workers} workers)"), |b| {
         b.iter(|| batch::apply_into(&mut pool, &p, black_box(&input), &mut out).unwrap())
     });
     let mut scratch = batch::Scratch::new();
-    g.bench_function("batch::apply_into_with (pool, 2 workers, Scratch kept)", |b| {
-        b.iter(|| {
-            batch::apply_into_with(&mut pool, &p, black_box(&input), &mut out, &mut scratch)
-                .unwrap()
-        })
+    g.bench_function(
+        format!("batch::apply_into_with (pool, {workers} workers, Scratch kept)"),
+        |b| {
+            b.iter(|| {
+                batch::apply_into_with(&mut pool, &p, black_box(&input), &mut out, &mut scratch)
+                    .unwrap()
+            })
+        },
+    );
+    g.bench_function(format!("rayon over images ({workers} threads)"), |b| {
+        b.iter(|| rayon(black_box(&mut got)))
     });
-    g.bench_function("rayon over images (2 threads)", |b| b.iter(|| rayon(black_box(&mut got))));
     g.bench_function("sequential, image by image", |b| b.iter(|| sequential(black_box(&mut got))));
     g.finish();
     c.final_summary();

@@ -38,9 +38,11 @@
 //! worker), which [`apply_into_with`] and a kept [`Scratch`] pay once for runs of the same
 //! sizes. `cargo bench -p shmpool-kernels --bench imaging_batch -- --warm-up-time 1
 //! --measurement-time 2` runs 64 1024x768 RGB images through `resize=640x480; blur=1.5` both
-//! ways on 2 workers, with rayon over the images and sequential code beside them; one run on
-//! the shared 2-core machine (load 5.8): `apply_into` 606 ms, `apply_into_with` 414, rayon 424,
-//! sequential 339 (the workers get under 2 cores there: rayon does not beat sequential either).
+//! ways, with rayon over the images and sequential code beside them (`SHMPOOL_BENCH_WORKERS`,
+//! `SHMPOOL_BENCH_IMAGES` set the workers and images). On the shared 2-core machine, 32 images
+//! on 1 worker: `apply_into` 198 ms, `apply_into_with` 132, rayon 135, sequential 138; 64
+//! images on 2 workers (at load 2-3, so the second core was not free): 367, 277, 275, 266.
+//! `docs/images.md` has the table.
 //!
 //! Either way the result equals [`Pipeline::apply`] on each image, bit for bit
 //! (`kernels/tests/imaging_batch.rs` checks it on sizes from 1x1 up, with more chunks than

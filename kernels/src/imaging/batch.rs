@@ -3,10 +3,12 @@
 //! An array of shape `(h, w, c)` holds one image, `(n, h, w, c)` a batch of `n` images of one
 //! size (a NumPy `uint8` or `float32` array of that shape, attached with
 //! `python/shmpool_shm.py`, is one); `c` is 1, 3 or 4, samples `u8` or `f32` as everywhere in
-//! [`imaging`](super). Three calls run a pipeline on them through [`Pool::job`]:
+//! [`imaging`](super). These calls run a pipeline on them through [`Pool::job`]:
 //!
 //! - [`apply_into`] writes into an output array of the shape [`output_shape`] computes (the
 //!   caller makes it, named for Python to attach if need be);
+//! - [`apply_into_with`] does too, keeping its scratch arrays in a [`Scratch`] for the next
+//!   run (for batches that change the size, run again and again);
 //! - [`apply`] makes that array (anonymous) and returns it;
 //! - [`apply_in_place`] overwrites the images, for a pipeline that keeps their shape.
 //!

@@ -410,4 +410,23 @@ fn a_kept_scratch_gives_each_run_its_own_images() {
         // What a run does not use is let go (a same-sized run uses none).
         assert_eq!(scratch.bytes(), out_side + in_side, "run {i} `{text}`");
     }
+    // One image in bands: its blurs' copies go through the same scratch (one array per blur
+    // in a row, at most two), on new images each run.
+    let (h, w) = (31, 23);
+    for (i, (text, arrays)) in
+        [("blur=1.5", 1), ("blur=1; sharpen=1; brightness=0.1", 2), ("blur=2", 1), ("gamma=2", 0)]
+            .into_iter()
+            .enumerate()
+    {
+        let p: Pipeline = text.parse().unwrap();
+        let img = SharedArray::<u8>::from_shape_fn(&[h, w, 3], |ix| {
+            to::<u8>(sample(i, ix[0], ix[1], ix[2]))
+        })
+        .unwrap();
+        let mut out = SharedArray::<u8>::zeroed_shape(&[h, w, 3]).unwrap();
+        batch::apply_into_with(&mut pool, &p, &img, &mut out, &mut scratch).unwrap();
+        let want = reference::<u8>(&p, Shape::new(h, w, 3), i);
+        assert!(out[..] == *want.as_slice(), "one image `{text}`");
+        assert_eq!(scratch.bytes(), arrays * h * w * 3, "one image `{text}`");
+    }
 }

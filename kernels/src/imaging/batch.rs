@@ -213,7 +213,7 @@ pub fn apply_into_with<T: Sample + Pod>(
         return Err(BatchError::OutputShape { found: output.shape().to_vec(), expected });
     }
     match row_stages::<T>(pipeline, layout) {
-        Some(plan) => rows_job(pool, pipeline, layout.shape, Some(input), output, &plan),
+        Some(plan) => rows_job(pool, pipeline, layout.shape, Some(input), output, &plan, scratch),
         None => images_job(pool, pipeline, layout, out, input, output, scratch),
     }
 }
@@ -252,7 +252,7 @@ pub fn apply_in_place<T: Sample + Pod>(
         return Err(BatchError::NotInPlace { from: images.shape().to_vec(), to: layout.dims(out) });
     }
     if let Some(plan) = row_stages::<T>(pipeline, layout) {
-        return rows_job(pool, pipeline, layout.shape, None, images, &plan);
+        return rows_job(pool, pipeline, layout.shape, None, images, &plan, &mut Scratch::new());
     }
     let stride = layout.shape.len();
     pool.job(Params::new(pipeline, layout.shape, out, stride))
@@ -327,6 +327,7 @@ fn rows_job<T: Sample + Pod>(
     input: Option<&SharedArray<T>>,
     images: &mut SharedArray<T>,
     plan: &[RowStage],
+    scratch: &mut Scratch<T>,
 ) -> Result<(), BatchError> {
     if plan.is_empty() && input.is_none() {
         return Ok(()); // nothing to do in place
@@ -337,16 +338,20 @@ fn rows_job<T: Sample + Pod>(
         params.stage_op[first + k] = s.op as u32;
         params.stage_scratch[first + k] = s.scratch as u32;
     }
+    // The band filters' copies go through up to two scratch arrays of the image's length,
+    // kept in `scratch` (each band's rows are written before they are read).
     let scratches = plan.iter().map(|s| s.scratch).max().unwrap_or(0);
-    let scratch = |k| (scratches >= k).then(|| SharedArray::<T>::zeroed(shape.len())).transpose();
-    let (mut scratch1, mut scratch2) = (scratch(1)?, scratch(2)?);
+    let Scratch { input: keep1, output: keep2 } = scratch;
+    let n = shape.len();
+    let (scratch1, scratch2) =
+        (scratch::fit_if(keep1, n, scratches >= 1)?, scratch::fit_if(keep2, n, scratches >= 2)?);
     let mut job = pool.job(params);
     if let Some(input) = input {
         job = job.input(input)?;
     }
     job = job.output(images)?;
-    job = maybe_output(job, scratch1.as_mut())?;
-    job = maybe_output(job, scratch2.as_mut())?;
+    job = maybe_output(job, scratch1)?;
+    job = maybe_output(job, scratch2)?;
     if input.is_some() {
         job = job.stage(stages::copy_rows::<T>);
     }

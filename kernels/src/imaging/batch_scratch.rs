@@ -1,5 +1,5 @@
-//! `Scratch`: the shared arrays a batch that changes the images' size stages them through,
-//! kept from one run to the next.
+//! `Scratch`: the shared arrays a batch that changes the images' size stages them through (and
+//! one image's blur bands), kept from one run to the next.
 
 use bytemuck::Pod;
 use shmpool::SharedArray;
@@ -13,7 +13,8 @@ use shmpool::SharedArray;
 /// through `resize=640x480; blur=1.5`, 151 MB each run, most of the batch's overhead over
 /// sequential code). A `Scratch` reused for runs of the same sizes keeps the array, already
 /// mapped in the workers. It holds the memory until it is dropped ([`bytes`](Scratch::bytes)
-/// says how much); a run of other sizes replaces it, and one that needs none lets it go.
+/// says how much); a run of other sizes replaces it, and one that needs none lets it go. One
+/// image blurred or sharpened in bands of rows uses it too (its bands' copies).
 ///
 /// ```
 /// use shmpool::SharedArray;
@@ -81,4 +82,17 @@ pub(crate) fn fit<T: Pod>(
         *slot = Some(SharedArray::<T>::zeroed(len)?);
     }
     Ok(slot.as_mut().expect("filled just above"))
+}
+
+/// [`fit`] where the run `needs` the array; else the slot let go and `None`.
+pub(crate) fn fit_if<T: Pod>(
+    slot: &mut Option<SharedArray<T>>,
+    len: usize,
+    needs: bool,
+) -> shmpool::Result<Option<&mut SharedArray<T>>> {
+    if !needs {
+        *slot = None;
+        return Ok(None);
+    }
+    fit(slot, len).map(Some)
 }

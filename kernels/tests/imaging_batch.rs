@@ -430,3 +430,24 @@ fn a_kept_scratch_gives_each_run_its_own_images() {
         assert_eq!(scratch.bytes(), arrays * h * w * 3, "one image `{text}`");
     }
 }
+
+/// One named array opened twice, as input and, reshaped to the turned dimensions, as output of
+/// a quarter turn (one length, so it reaches the pool, where the batch reshapes the output
+/// back to the input's dimensions while the job runs): refused, as the same array passed
+/// twice, not turned in place through itself (each chunk would read rows another overwrote).
+#[test]
+fn one_array_as_input_and_reshaped_output_is_refused() {
+    let mut pool = pool(4);
+    let opts = shmpool::ShmOptions::new().generated_name();
+    let img = SharedArray::<u8>::from_shape_fn_with(&[4, 6, 3], &opts, |ix| ix[1] as u8).unwrap();
+    // SAFETY: the second view is only handed to the batch, which must refuse it before any
+    // worker writes through it; this thread reads `img` only after that call returned.
+    let mut alias = unsafe { SharedArray::<u8>::open(img.name().unwrap()) }.unwrap();
+    alias.reshape(&[6, 4, 3]).unwrap();
+    let before = img.to_vec();
+    let e = batch::apply_into(&mut pool, &"rotate=90".parse().unwrap(), &img, &mut alias);
+    let e = e.unwrap_err().to_string();
+    assert!(e.contains("pass it once"), "{e}");
+    assert_eq!(img.to_vec(), before, "nothing was written");
+    assert_eq!(alias.shape(), &[6, 4, 3], "the output's dimensions are given back");
+}

@@ -15,8 +15,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
-use crate::frame::{Format, FrameError, HEADER_LEN, Head, Layout, Reader, Stream};
+use crate::frame::{Format, HEADER_LEN, Head, Layout};
 use crate::sys::fdpass;
+use rustix::net::{self as socket, sockopt};
 
 /// The largest message a client or listener takes unless told otherwise: 64 MiB.
 pub(crate) const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
@@ -28,6 +29,10 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const KIND_DATA: u32 = 0;
 
 const WHAT: &str = "client connection";
+
+/// The read buffer's size: a message this size or smaller that has arrived whole is read,
+/// header and body, in one `recv`.
+const READ_BUF: usize = 32 * 1024;
 
 /// An authenticated connection to a [`Listener`](super::Listener), or one the listener
 /// accepted: sends and receives whole messages, as serde values (postcard) or bytes.
@@ -60,6 +65,13 @@ pub struct Client {
     peer: String,
     /// Set when a timeout or a bad header left the stream inside a frame.
     broken: Option<&'static str>,
+    /// Bytes read ahead of the frames taken so far: `rbuf[rpos..rend]` is the start of the
+    /// next frame(s). Allocated on the first receive.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    rend: usize,
+    /// The socket's `SO_RCVTIMEO` as last set (`None`: none, the kernel's default).
+    rcvtimeo: Option<Duration>,
 }
 
 impl fmt::Debug for Client {
@@ -75,7 +87,16 @@ impl fmt::Debug for Client {
 impl Client {
     /// A connection over a connected socket, not yet authenticated (`connect.rs`, `listen.rs`).
     pub(crate) fn over(fd: OwnedFd, peer: String, max_message: usize) -> Client {
-        Client { fd, max: max_message, peer, broken: None }
+        Client {
+            fd,
+            max: max_message,
+            peer,
+            broken: None,
+            rbuf: Vec::new(),
+            rpos: 0,
+            rend: 0,
+            rcvtimeo: None,
+        }
     }
 
     /// The peer's address (a listener's, or "a client" on the accepting side).
@@ -134,52 +155,164 @@ impl Client {
         max: usize,
         skip_large: bool,
     ) -> Result<(u32, Vec<u8>)> {
+        self.recv_frame_within(timeout, timeout, max, skip_large)
+    }
+
+    /// As [`recv_frame`](Client::recv_frame), the wait for the frame to start bounded by
+    /// `first` and each stall inside it by `stall`.
+    ///
+    /// The socket stays blocking and the bounds are its `SO_RCVTIMEO` (set only when it
+    /// changes), so a frame that has arrived whole costs one `recv` into the read buffer, which
+    /// keeps what follows it for the next call; a body larger than the buffer is read
+    /// straight into the message. See "One read per message" in `docs/manager.md`.
+    fn recv_frame_within(
+        &mut self,
+        first: Option<Duration>,
+        stall: Option<Duration>,
+        max: usize,
+        skip_large: bool,
+    ) -> Result<(u32, Vec<u8>)> {
         if let Some(why) = self.broken {
             return Err(Error::BadMessage {
                 what: WHAT,
                 reason: format!("the stream lost its framing earlier ({why}); connect again"),
             });
         }
-        let after = timeout.unwrap_or_default();
         let format = Format::message(max as u64);
-        let mut reader = match timeout {
-            Some(t) => Reader::stalling_after(Stream::Socket(self.fd.as_fd()), t),
-            None => Reader::new(Stream::Socket(self.fd.as_fd()), None),
-        };
-        let io = |e: FrameError| e.into_error(WHAT, WHAT, after);
-        if timeout.is_some() && !reader.wait().map_err(io)? {
-            return Err(Error::Timeout { what: WHAT, after });
+        if self.rbuf.is_empty() {
+            self.rbuf = vec![0; READ_BUF];
         }
-        let head = reader.header(&format).inspect_err(|_| {
-            self.broken = Some("a timeout or an error inside a frame header");
-        });
-        let Some(Head { len, kind }) = head.map_err(io)? else {
-            return Err(Error::Disconnected { what: WHAT });
-        };
+        if self.rpos == self.rend {
+            match self.fill(first) {
+                Ok(0) => return Err(Error::Disconnected { what: WHAT }),
+                Ok(_) => {}
+                Err(Read::Timeout) => {
+                    return Err(Error::Timeout { what: WHAT, after: first.unwrap_or_default() });
+                }
+                Err(Read::Io(e)) => return Err(Error::io("recvmsg")(e)),
+            }
+        }
+        while self.rend - self.rpos < HEADER_LEN {
+            let got = (self.rend - self.rpos) as u64;
+            match self.fill(stall) {
+                Ok(0) => {
+                    self.broken = Some("a timeout or an error inside a frame header");
+                    return Err(Error::TruncatedFrame {
+                        what: WHAT,
+                        expected: HEADER_LEN as u64,
+                        got,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.broken = Some("a timeout or an error inside a frame header");
+                    return Err(e.into_error(stall));
+                }
+            }
+        }
+        let mut h = [0u8; HEADER_LEN];
+        h.copy_from_slice(&self.rbuf[self.rpos..self.rpos + HEADER_LEN]);
+        self.rpos += HEADER_LEN;
+        let Head { len, kind } = format.decode(h);
         let Ok(n) = format.check(len) else {
             if !skip_large {
                 self.broken = Some("a frame over the limit");
                 return Err(Error::MessageTooLarge { what: WHAT, len, max: max as u64 });
             }
-            reader.skip(len, format.body_part).map_err(|e| {
+            self.skip(len, stall).inspect_err(|_| {
                 self.broken = Some("a timeout or an error inside a refused frame");
-                io(e)
             })?;
             return Err(Error::MessageTooLarge { what: WHAT, len, max: max as u64 });
         };
-        let mut body = Vec::new();
-        reader.body_into(&mut body, n, format.body_part).map_err(|e| {
-            self.broken = Some("a timeout or an error inside a frame");
-            match e {
-                FrameError::Truncated { got, .. } => Error::TruncatedFrame {
-                    what: WHAT,
-                    expected: HEADER_LEN as u64 + len,
-                    got: HEADER_LEN as u64 + got,
-                },
-                e => io(e),
-            }
-        })?;
+        let have = (self.rend - self.rpos).min(n);
+        let mut body = Vec::with_capacity(if have == n { n } else { n.min(READ_BUF * 2) });
+        body.extend_from_slice(&self.rbuf[self.rpos..self.rpos + have]);
+        self.rpos += have;
+        if have < n {
+            self.body_rest(&mut body, n, stall).map_err(|e| {
+                self.broken = Some("a timeout or an error inside a frame");
+                match e {
+                    Some(e) => e.into_error(stall),
+                    None => Error::TruncatedFrame {
+                        what: WHAT,
+                        expected: HEADER_LEN as u64 + len,
+                        got: HEADER_LEN as u64 + body.len() as u64,
+                    },
+                }
+            })?;
+        }
         Ok((kind, body))
+    }
+
+    /// Reads what arrives (at least a byte) into the read buffer after what it holds, waiting
+    /// up to `timeout`: 0 at the end of the stream.
+    fn fill(&mut self, timeout: Option<Duration>) -> std::result::Result<usize, Read> {
+        if self.rpos == self.rend {
+            (self.rpos, self.rend) = (0, 0);
+        } else if self.rpos > 0 {
+            // A part of a header at the end: moved to the front, so the rest fits after it.
+            self.rbuf.copy_within(self.rpos..self.rend, 0);
+            (self.rend, self.rpos) = (self.rend - self.rpos, 0);
+        }
+        let (fd, end) = (self.fd.as_fd(), self.rend);
+        let n = read_some(fd, &mut self.rcvtimeo, timeout, &mut self.rbuf[end..])?;
+        self.rend += n;
+        Ok(n)
+    }
+
+    /// Reads the rest of a body of `n` bytes straight into `body` (which holds its start),
+    /// growing it as bytes arrive, never past `n` and never ahead of them; `Err(None)` when
+    /// the stream ends first.
+    fn body_rest(
+        &mut self,
+        body: &mut Vec<u8>,
+        n: usize,
+        stall: Option<Duration>,
+    ) -> std::result::Result<(), Option<Read>> {
+        let mut at = body.len();
+        let r = loop {
+            if at == n {
+                break Ok(());
+            }
+            if body.len() == at {
+                if body.capacity() == at {
+                    // Doubling what arrived, but never past the announced end.
+                    body.reserve_exact(at.max(4096).min(n - at));
+                }
+                let room = (body.capacity() - at).min(n - at);
+                body.resize(at + room, 0);
+            }
+            match read_some(self.fd.as_fd(), &mut self.rcvtimeo, stall, &mut body[at..]) {
+                Ok(0) => break Err(None),
+                Ok(k) => at += k,
+                Err(e) => break Err(Some(e)),
+            }
+        };
+        body.truncate(at);
+        r
+    }
+
+    /// Reads and drops `len` bytes (a body refused as too long): first what the read buffer
+    /// holds, then in buffer-sized reads; stops early at the end of the stream (the next read
+    /// reports it).
+    fn skip(&mut self, len: u64, stall: Option<Duration>) -> Result<()> {
+        let held = (self.rend - self.rpos).min(usize::try_from(len).unwrap_or(usize::MAX));
+        self.rpos += held;
+        let mut left = len - held as u64;
+        if left > 0 {
+            // The buffer is spent: it takes the skipped bytes.
+            (self.rpos, self.rend) = (0, 0);
+        }
+        while left > 0 {
+            let want = READ_BUF.min(usize::try_from(left).unwrap_or(usize::MAX));
+            let fd = self.fd.as_fd();
+            match read_some(fd, &mut self.rcvtimeo, stall, &mut self.rbuf[..want]) {
+                Ok(0) => break,
+                Ok(k) => left -= k as u64,
+                Err(e) => return Err(e.into_error(stall)),
+            }
+        }
+        Ok(())
     }
 
     /// A server's receive of the next message from a client that is not trusted with its
@@ -187,8 +320,7 @@ impl Client {
     /// stalls `stall` inside it; a frame over the limit is refused unread (the connection is
     /// then unusable: hang up).
     pub(crate) fn recv_untrusted(&mut self, stall: Duration) -> Result<Vec<u8>> {
-        fdpass::wait_readable(self.fd.as_fd(), None).map_err(Error::io("poll"))?;
-        let (kind, body) = self.recv_frame(Some(stall), self.max, false)?;
+        let (kind, body) = self.recv_frame_within(None, Some(stall), self.max, false)?;
         if kind != KIND_DATA {
             self.broken = Some("a frame of an unknown kind");
             return Err(Error::BadMessage { what: WHAT, reason: format!("frame kind {kind}") });
@@ -311,6 +443,10 @@ impl Client {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn poll(&self, timeout: Duration) -> Result<bool> {
+        if self.rpos < self.rend {
+            // Bytes already read ahead: a message has started.
+            return Ok(true);
+        }
         fdpass::wait_readable(self.fd.as_fd(), Some(timeout)).map_err(Error::io("poll"))
     }
 }
@@ -330,6 +466,59 @@ impl AsRawFd for Client {
 /// Decodes a message as `T`.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| Error::BadMessage { what: WHAT, reason: e.to_string() })
+}
+
+/// Why a read brought nothing.
+enum Read {
+    /// The timeout passed first.
+    Timeout,
+    /// The socket failed.
+    Io(io::Error),
+}
+
+impl Read {
+    /// The public error, `timeout` being the bound that passed.
+    fn into_error(self, timeout: Option<Duration>) -> Error {
+        match self {
+            Read::Timeout => Error::Timeout { what: WHAT, after: timeout.unwrap_or_default() },
+            Read::Io(e) => Error::io("recvmsg")(e),
+        }
+    }
+}
+
+/// One `recv` of at least a byte into `buf` on the blocking socket `fd`, waiting up to
+/// `timeout` (`None`: as long as it takes), 0 at the end of the stream or when the peer is
+/// gone. `current` is the socket's `SO_RCVTIMEO`, set here only when `timeout` differs.
+/// Descriptors sent along (a Unix socket's `SCM_RIGHTS`) are closed by the kernel, since no
+/// room is given for them.
+fn read_some(
+    fd: BorrowedFd<'_>,
+    current: &mut Option<Duration>,
+    timeout: Option<Duration>,
+    buf: &mut [u8],
+) -> std::result::Result<usize, Read> {
+    // Zero is "no timeout" to the kernel: the shortest it keeps instead (1 us).
+    let timeout = timeout.map(|t| t.max(Duration::from_micros(1)));
+    if *current != timeout {
+        sockopt::set_socket_timeout(fd, sockopt::Timeout::Recv, timeout)
+            .map_err(|e| Read::Io(e.into()))?;
+        *current = timeout;
+    }
+    loop {
+        match socket::recv(fd, &mut *buf, socket::RecvFlags::empty()) {
+            Ok((n, _)) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                if timeout.is_some() {
+                    return Err(Read::Timeout);
+                }
+                // Made non-blocking by its owner: wait for a byte instead.
+                fdpass::wait_readable(fd, None).map_err(Read::Io)?;
+            }
+            Err(e) if gone(&e.into()) => return Ok(0),
+            Err(e) => return Err(Read::Io(e.into())),
+        }
+    }
 }
 
 /// Refuses a message limit the header cannot express.

@@ -536,3 +536,131 @@ pub(crate) fn check_max(max_message: usize) -> Result<()> {
 fn gone(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET) | Some(libc::ENOTCONN))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    /// A client over one end of a socket pair (no handshake), the other end raw.
+    fn pair(max: usize) -> (Client, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        (Client::over(OwnedFd::from(a), "test".into(), max), b)
+    }
+
+    /// The bytes of one data frame carrying `body`.
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let h = Format::message(DEFAULT_MAX_MESSAGE as u64).encode(body.len() as u64, KIND_DATA);
+        [&h[..], body].concat()
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn frames_read_ahead_in_one_recv_are_each_received_in_order() {
+        let (mut c, mut peer) = pair(DEFAULT_MAX_MESSAGE);
+        let all = [frame(b"one"), frame(b""), frame(&[7; 1000])].concat();
+        peer.write_all(&all).unwrap();
+        assert_eq!(c.recv_bytes_timeout(T).unwrap(), b"one");
+        // The rest is in the read buffer, not the socket: poll still sees a message.
+        assert!(c.poll(Duration::ZERO).unwrap());
+        assert_eq!(c.recv_bytes_timeout(T).unwrap(), b"");
+        assert_eq!(c.recv_bytes_timeout(T).unwrap(), vec![7; 1000]);
+        assert!(!c.poll(Duration::ZERO).unwrap());
+        drop(peer);
+        assert!(matches!(c.recv_bytes(), Err(Error::Disconnected { .. })));
+    }
+
+    #[test]
+    fn a_header_split_at_the_end_of_the_buffer_joins_the_next_read() {
+        let (mut c, mut peer) = pair(DEFAULT_MAX_MESSAGE);
+        // The first frame fills the buffer but 3 bytes, which hold the next header's start.
+        let first = frame(&vec![1; READ_BUF - 3 - HEADER_LEN]);
+        let second = frame(b"after");
+        peer.write_all(&first).unwrap();
+        peer.write_all(&second[..3]).unwrap();
+        assert_eq!(c.recv_bytes_timeout(T).unwrap().len(), READ_BUF - 3 - HEADER_LEN);
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            peer.write_all(&second[3..]).unwrap();
+            peer
+        });
+        assert_eq!(c.recv_bytes_timeout(T).unwrap(), b"after");
+        drop(t.join().unwrap());
+    }
+
+    #[test]
+    fn a_body_larger_than_the_buffer_arrives_whole_across_reads() {
+        let (mut c, peer) = pair(DEFAULT_MAX_MESSAGE);
+        let mut other = Client::over(OwnedFd::from(peer), "peer".into(), DEFAULT_MAX_MESSAGE);
+        let body: Vec<u8> = (0..3 * READ_BUF + 17).map(|i| i as u8).collect();
+        let sent = body.clone();
+        let t = std::thread::spawn(move || {
+            other.send_bytes(&sent).unwrap();
+            other.send_bytes(b"next").unwrap();
+            other
+        });
+        assert_eq!(c.recv_bytes_timeout(T).unwrap(), body);
+        assert_eq!(c.recv_bytes_timeout(T).unwrap(), b"next");
+        drop(t.join().unwrap());
+    }
+
+    #[test]
+    fn a_refused_frame_already_in_the_buffer_is_skipped_and_the_next_one_kept() {
+        let (mut c, mut peer) = pair(16);
+        let h = Format::message(1 << 20).encode(100, KIND_DATA);
+        let big = [&h[..], &[9; 100]].concat();
+        peer.write_all(&[big.clone(), frame(b"small"), big, frame(b"last")].concat()).unwrap();
+        assert!(matches!(
+            c.recv_bytes_timeout(T),
+            Err(Error::MessageTooLarge { len: 100, max: 16, .. })
+        ));
+        assert_eq!(c.recv_bytes_timeout(T).unwrap(), b"small");
+        assert!(matches!(c.recv_bytes_timeout(T), Err(Error::MessageTooLarge { .. })));
+        assert_eq!(c.recv_bytes_timeout(T).unwrap(), b"last");
+    }
+
+    #[test]
+    fn a_zero_timeout_with_nothing_sent_times_out_and_leaves_the_connection_usable() {
+        let (mut c, mut peer) = pair(DEFAULT_MAX_MESSAGE);
+        assert!(matches!(c.recv_bytes_timeout(Duration::ZERO), Err(Error::Timeout { .. })));
+        let t0 = std::time::Instant::now();
+        let e = c.recv_bytes_timeout(Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        assert!(t0.elapsed() >= Duration::from_millis(45), "{:?}", t0.elapsed());
+        peer.write_all(&frame(b"late")).unwrap();
+        assert_eq!(c.recv_bytes_timeout(Duration::ZERO).unwrap(), b"late");
+        // A wait without a timeout after one with it: the socket's timeout is cleared.
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            peer.write_all(&frame(b"slow")).unwrap();
+            peer
+        });
+        assert_eq!(c.recv_bytes().unwrap(), b"slow");
+        drop(t.join().unwrap());
+    }
+
+    #[test]
+    fn a_stall_inside_a_frame_times_out_and_the_connection_is_refused_after() {
+        let (mut c, mut peer) = pair(DEFAULT_MAX_MESSAGE);
+        peer.write_all(&frame(&[1; 64])[..40]).unwrap();
+        let e = c.recv_bytes_timeout(Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        peer.write_all(&[1; 32]).unwrap();
+        let e = c.recv_bytes_timeout(T).unwrap_err();
+        assert!(matches!(e, Error::BadMessage { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_peer_gone_inside_a_header_or_a_body_is_a_truncated_frame() {
+        for cut in [3, HEADER_LEN + 10] {
+            let (mut c, mut peer) = pair(DEFAULT_MAX_MESSAGE);
+            peer.write_all(&frame(&[1; 64])[..cut]).unwrap();
+            drop(peer);
+            let e = c.recv_bytes_timeout(T).unwrap_err();
+            assert!(matches!(e, Error::TruncatedFrame { .. }), "cut at {cut}: {e}");
+        }
+    }
+}

@@ -639,7 +639,24 @@ mod tests {
             peer
         });
         assert_eq!(c.recv_bytes().unwrap(), b"slow");
-        drop(t.join().unwrap());
+        // A timeout past what the kernel keeps is as long as it takes.
+        let mut peer = t.join().unwrap();
+        peer.write_all(&frame(b"max")).unwrap();
+        assert_eq!(c.recv_bytes_timeout(Duration::MAX).unwrap(), b"max");
+    }
+
+    #[test]
+    fn descriptors_sent_along_a_frame_are_closed_not_kept() {
+        let (mut c, peer) = pair(DEFAULT_MAX_MESSAGE);
+        let (r, w) = std::io::pipe().unwrap();
+        let bytes = frame(b"with a descriptor");
+        let sent = fdpass::send_with_fds(peer.as_fd(), &bytes, &[w.as_fd()]).unwrap();
+        assert_eq!(sent, bytes.len());
+        drop(w);
+        assert_eq!(c.recv_bytes_timeout(T).unwrap(), b"with a descriptor");
+        // The only other copy of the pipe's write end travelled in the frame: the pipe ends
+        // (readable at its end of stream) only if the kernel closed it on arrival.
+        assert!(fdpass::wait_readable(r.as_fd(), Some(T)).unwrap(), "the descriptor was kept");
     }
 
     #[test]

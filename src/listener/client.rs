@@ -43,6 +43,10 @@ const READ_BUF: usize = 32 * 1024;
 /// refused without allocating for it. Every receive has a `_timeout` form. Bytes travel in
 /// clear: use it on a trusted network or over a tunnel.
 ///
+/// A receive reads what has arrived in one system call and keeps bytes past its message for
+/// the next receive, so ask [`poll`](Client::poll) whether a message is ready, not a `poll` of
+/// the descriptor, which cannot see them.
+///
 /// ```
 /// use shmpool::connection::{Address, Client, Listener};
 /// let listener = Listener::bind(&Address::localhost(0), b"secret")?;

@@ -449,6 +449,13 @@ impl<T: Pod> SharedArray<T> {
         self.seg.handle()
     }
 
+    /// Stops this process with the reason when it holds this array only by inheritance
+    /// through fork, as [`handle`](SharedArray::handle) does; for pool calls that run in the
+    /// caller and so never ask for a handle.
+    pub(crate) fn assert_given(&self) {
+        self.seg.assert_given();
+    }
+
     /// Keep the named segment after this array drops, for another process to open later.
     /// Remove it later with [`crate::segment::unlink`] or [`crate::clean_stale`].
     ///

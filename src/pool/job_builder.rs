@@ -864,6 +864,27 @@ pub(crate) struct InlineArray {
 }
 
 impl InlineArray {
+    /// The shared array `a`, read, in slot `slot`.
+    ///
+    /// # Panics
+    ///
+    /// When this process holds `a` only by inheritance through fork: the pooled path refuses
+    /// it when it asks for a handle, and this path must refuse it before a kernel touches it.
+    pub(crate) fn shared_read<T: Pod>(slot: usize, a: &SharedArray<T>) -> InlineArray {
+        a.assert_given();
+        InlineArray::read(slot, a.as_slice())
+    }
+
+    /// The shared array `a`, written, in slot `slot`.
+    ///
+    /// # Panics
+    ///
+    /// As [`shared_read`](InlineArray::shared_read).
+    pub(crate) fn shared_write<T: Pod>(slot: usize, a: &mut SharedArray<T>) -> InlineArray {
+        a.assert_given();
+        InlineArray::write(slot, a.as_mut_slice())
+    }
+
     /// `a`, which the trampoline only reads, in slot `slot`.
     pub(crate) fn read<T: Pod>(slot: usize, a: &[T]) -> InlineArray {
         InlineArray {

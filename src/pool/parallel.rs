@@ -72,7 +72,7 @@ impl Pool {
         let len = array.len();
         if len > 0 && self.is_small(len.saturating_mul(size_of::<T>())) {
             let chunk_size = self.chunk_size_quick(len, size_of::<T>());
-            let arrays = [InlineArray::write(0, array.as_mut_slice())];
+            let arrays = [InlineArray::shared_write(0, array)];
             let tramp = kernel::for_each::<T> as Trampoline;
             // SAFETY: `for_each::<T>` takes a `fn(&mut [T])` and writes slot 0, the caller's
             // array, borrowed exclusively for this call.
@@ -169,9 +169,9 @@ impl Pool {
         let bytes = size_of::<A>() + size_of::<B>() + size_of::<C>();
         if len > 0 && self.is_small(len.saturating_mul(bytes)) {
             let arrays = [
-                InlineArray::read(0, a.as_slice()),
-                InlineArray::read(1, b.as_slice()),
-                InlineArray::write(2, out.as_mut_slice()),
+                InlineArray::shared_read(0, a),
+                InlineArray::shared_read(1, b),
+                InlineArray::shared_write(2, out),
             ];
             let tramp = kernel::zip::<A, B, C> as Trampoline;
             // SAFETY: `zip::<A, B, C>` takes this `fn`, reads slots 0 and 1 (borrowed shared)
@@ -240,7 +240,7 @@ impl Pool {
                 &mut many
             };
             let arrays =
-                [InlineArray::read(0, array.as_slice()), InlineArray::write(3, &mut *partials)];
+                [InlineArray::shared_read(0, array), InlineArray::write(3, &mut *partials)];
             let tramp = kernel::map::<T, R> as Trampoline;
             // SAFETY: `map::<T, R>` takes a `fn(&[T]) -> R`, reads slot 0 (borrowed shared) and
             // writes element `index` of slot 3, this call's own `chunks` partials.
@@ -331,10 +331,7 @@ impl Pool {
         }
         let chunk_size = self.chunk_size_quick(len, size_of::<T>().max(size_of::<U>()));
         if len > 0 && self.is_small(len.saturating_mul(size_of::<T>() + size_of::<U>())) {
-            let arrays = [
-                InlineArray::read(0, input.as_slice()),
-                InlineArray::write(2, output.as_mut_slice()),
-            ];
+            let arrays = [InlineArray::shared_read(0, input), InlineArray::shared_write(2, output)];
             let tramp = kernel::stencil::<T, U> as Trampoline;
             // SAFETY: `stencil::<T, U>` takes this `fn`, reads slot 0 (borrowed shared) and
             // writes slot 2 (borrowed exclusively, so another array than the input).

@@ -315,6 +315,22 @@ impl Segment {
     /// [`is_inherited`](Segment::is_inherited)): the handle would let this process (or a pool
     /// it starts) map memory the parent still holds exclusively.
     pub(crate) fn handle(&self) -> SegmentHandle {
+        self.assert_given();
+        let loc = match &self.name {
+            Some(n) => Locator::Named(n.clone()),
+            None => Locator::Anonymous { pid: sys::proc::getpid(), fd: self.file.as_raw_fd() },
+        };
+        SegmentHandle { loc, nonce: self.header().nonce }
+    }
+
+    /// Stops this process with the reason when it holds this segment only by inheritance
+    /// through fork (see [`is_inherited`](Segment::is_inherited)): whatever would use it
+    /// (a handle for another process, a job run in the caller) must refuse before touching it.
+    ///
+    /// # Panics
+    ///
+    /// On such an inherited copy.
+    pub(crate) fn assert_given(&self) {
         if self.is_inherited() {
             panic!(
                 "this process got a shared array by inheritance through fork (a capture, a static, \
@@ -322,11 +338,6 @@ impl Segment {
                  with Scope::fork_with, or pass a handle made in the parent"
             );
         }
-        let loc = match &self.name {
-            Some(n) => Locator::Named(n.clone()),
-            None => Locator::Anonymous { pid: sys::proc::getpid(), fd: self.file.as_raw_fd() },
-        };
-        SegmentHandle { loc, nonce: self.header().nonce }
     }
 
     /// Keep the name after this handle drops (the segment outlives the process).

@@ -27,6 +27,7 @@ pub fn tests() -> Tests {
         objects_made_for_sharing_keep_working_when_inherited,
         an_inherited_array_cannot_be_lent_on_by_a_child,
         an_inherited_array_cannot_be_given_to_a_childs_pool,
+        an_inherited_array_cannot_be_given_to_a_small_job_run_in_the_caller,
         a_fork_shmpool_did_not_make_is_sealed_too,
         a_fork_shmpool_did_not_make_while_a_guard_is_held_loses_the_data,
         values_aligned_past_a_page_are_not_lent,
@@ -471,6 +472,46 @@ fn an_inherited_array_cannot_be_given_to_a_childs_pool() {
     .unwrap();
     assert_eq!(st.code(), Some(101), "{st}");
     assert!(st.panic_message().is_some_and(|p| p.contains("inheritance")), "{st}");
+    assert!(m.lock().unwrap().iter().all(|&x| x == 0));
+}
+
+/// The same attack on a small call, which the older operations run in the caller (the pool's
+/// default inline threshold): no worker maps anything, so the refusal must come before the
+/// kernel touches the inherited pages, as a panic saying why, not a SIGSEGV. Each operation in
+/// turn, each in its own child.
+fn an_inherited_array_cannot_be_given_to_a_small_job_run_in_the_caller() {
+    fn sum(c: &[u64]) -> u64 {
+        c.iter().sum()
+    }
+    fn copy(i: &[u64], at: usize, o: &mut [u64]) {
+        o.copy_from_slice(&i[at..at + o.len()]);
+    }
+    fn add(a: &[u64], b: &[u64], o: &mut [u64]) {
+        o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (a, b))| *o = a + b);
+    }
+    let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(4096).unwrap());
+    for op in 0..4 {
+        let st = scope(|s| {
+            s.fork(|| {
+                let mut pool =
+                    Pool::builder().workers(1).start_method(StartMethod::Fork).build().unwrap();
+                let mut own = SharedArray::<u64>::zeroed(4096).unwrap();
+                let mut g = m.lock().unwrap();
+                let _ = match op {
+                    0 => pool.for_each_chunk(&mut g, add_one),
+                    1 => pool.map_reduce(&g, sum, |x, y| x + y).map(drop),
+                    2 => pool.zip(&g, &g, &mut own, add),
+                    _ => pool.stencil(&g, &mut own, 1, copy),
+                };
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+        })
+        .unwrap();
+        assert_eq!(st.code(), Some(101), "operation {op}: {st}");
+        assert!(st.panic_message().is_some_and(|p| p.contains("inheritance")), "{op}: {st}");
+    }
     assert!(m.lock().unwrap().iter().all(|&x| x == 0));
 }
 

@@ -76,6 +76,8 @@ pub struct Client {
     rend: usize,
     /// The socket's `SO_RCVTIMEO` as last set (`None`: none, the kernel's default).
     rcvtimeo: Option<Duration>,
+    /// The socket's `SO_SNDTIMEO` (`None`: a send waits for the peer as long as it takes).
+    sndtimeo: Option<Duration>,
 }
 
 impl fmt::Debug for Client {
@@ -100,7 +102,22 @@ impl Client {
             rpos: 0,
             rend: 0,
             rcvtimeo: None,
+            sndtimeo: None,
         }
+    }
+
+    /// Bounds every later send by `timeout` (the socket's `SO_SNDTIMEO`): a peer that stops
+    /// reading makes a send fail with [`Error::Timeout`] once the socket's buffer has stayed
+    /// full that long, instead of blocking the sender for good. A send cut by the timeout
+    /// leaves the peer's stream inside a frame, so the connection is then to be dropped. For a
+    /// server, whose thread per connection must not be held by a client that never reads.
+    pub(crate) fn set_send_timeout(&mut self, timeout: Duration) -> Result<()> {
+        // Zero is "no timeout" to the kernel: the shortest it keeps instead (1 us).
+        let t = timeout.max(Duration::from_micros(1));
+        sockopt::set_socket_timeout(self.fd.as_fd(), sockopt::Timeout::Send, Some(t))
+            .map_err(|e| Error::io("setsockopt SO_SNDTIMEO")(e.into()))?;
+        self.sndtimeo = Some(t);
+        Ok(())
     }
 
     /// The peer's address (a listener's, or "a client" on the accepting side).
@@ -142,6 +159,13 @@ impl Client {
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if gone(&e) => return Err(Error::Disconnected { what: WHAT }),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.sndtimeo.is_some() => {
+                    let after = self.sndtimeo.unwrap_or_default();
+                    return Err(Error::Timeout {
+                        what: "sending a frame to a peer that does not read",
+                        after,
+                    });
+                }
                 Err(e) => return Err(Error::io("sendmsg")(e)),
             }
         }
@@ -667,6 +691,18 @@ mod tests {
             fdpass::wait_readable(r.as_fd(), Some(deadline)).unwrap(),
             "the descriptor was kept"
         );
+    }
+
+    #[test]
+    fn a_send_to_a_peer_that_never_reads_times_out_instead_of_blocking() {
+        let max = 64 << 20;
+        let (mut c, _peer) = pair(max);
+        c.set_send_timeout(Duration::from_millis(100)).unwrap();
+        let t = std::time::Instant::now();
+        // Far more than a Unix socket's buffers hold: without the bound this blocks for good.
+        let e = c.send_bytes(&vec![7u8; 32 << 20]).unwrap_err();
+        assert!(matches!(e, Error::Timeout { .. }), "{e}");
+        assert!(t.elapsed() < T, "took {:?}", t.elapsed());
     }
 
     #[test]

@@ -111,9 +111,13 @@ fn hung_up(client: &Client) -> bool {
 
 /// One connection's requests, until it ends. Anything that is not a request ends it: a
 /// frame that does not decode, one over the limit (refused unread), a stream cut or stalled
-/// (30 s) inside a frame. Each request
+/// (30 s) inside a frame, a reply the client does not take within 30 s. Each request
 /// is applied whole or not at all, so a client dying mid-request leaves nothing half-done.
 fn serve_connection<R: Registry>(s: &Shared, conn: u64, mut client: Client) {
+    // A client that stops reading its replies holds this thread no longer than a stall.
+    if client.set_send_timeout(STALL).is_err() {
+        return;
+    }
     loop {
         let Ok(bytes) = client.recv_untrusted(STALL) else { return };
         let Ok(req) = postcard::from_bytes::<Request>(&bytes) else { return };

@@ -48,11 +48,7 @@ fn mac(key: &[u8], label: &[u8], a: &[u8], b: &[u8]) -> HmacSha256 {
 /// 32 bytes from the kernel's random source.
 fn nonce() -> Result<[u8; NONCE]> {
     let mut n = [0u8; NONCE];
-    let mut filled = 0;
-    while filled < NONCE {
-        filled += rustix::rand::getrandom(&mut n[filled..], rustix::rand::GetRandomFlags::empty())
-            .map_err(|e| Error::io("getrandom")(e.into()))?;
-    }
+    crate::sys::socket::random_bytes(&mut n).map_err(Error::io("getrandom"))?;
     Ok(n)
 }
 

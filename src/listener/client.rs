@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::frame::{Format, HEADER_LEN, Head, Layout};
 use crate::sys::fdpass;
-use rustix::net::{self as socket, sockopt};
+use crate::sys::socket::{self, Timeout};
 
 /// The largest message a client or listener takes unless told otherwise: 64 MiB.
 pub(crate) const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
@@ -112,11 +112,9 @@ impl Client {
     /// leaves the peer's stream inside a frame, so the connection is then to be dropped. For a
     /// server, whose thread per connection must not be held by a client that never reads.
     pub(crate) fn set_send_timeout(&mut self, timeout: Duration) -> Result<()> {
-        // Zero is "no timeout" to the kernel: the shortest it keeps instead (1 us).
-        let t = timeout.max(Duration::from_micros(1));
-        sockopt::set_socket_timeout(self.fd.as_fd(), sockopt::Timeout::Send, Some(t))
-            .map_err(|e| Error::io("setsockopt SO_SNDTIMEO")(e.into()))?;
-        self.sndtimeo = Some(t);
+        socket::set_timeout(self.fd.as_fd(), Timeout::Send, Some(timeout))
+            .map_err(Error::io("setsockopt SO_SNDTIMEO"))?;
+        self.sndtimeo = Some(timeout);
         Ok(())
     }
 
@@ -525,26 +523,23 @@ fn read_some(
     timeout: Option<Duration>,
     buf: &mut [u8],
 ) -> std::result::Result<usize, Read> {
-    // Zero is "no timeout" to the kernel: the shortest it keeps instead (1 us).
-    let timeout = timeout.map(|t| t.max(Duration::from_micros(1)));
     if *current != timeout {
-        sockopt::set_socket_timeout(fd, sockopt::Timeout::Recv, timeout)
-            .map_err(|e| Read::Io(e.into()))?;
+        socket::set_timeout(fd, Timeout::Recv, timeout).map_err(Read::Io)?;
         *current = timeout;
     }
     loop {
-        match socket::recv(fd, &mut *buf, socket::RecvFlags::empty()) {
-            Ok((n, _)) => return Ok(n),
-            Err(rustix::io::Errno::INTR) => {}
-            Err(rustix::io::Errno::AGAIN) => {
+        match socket::recv(fd, &mut *buf) {
+            Ok(n) => return Ok(n),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {
                 if timeout.is_some() {
                     return Err(Read::Timeout);
                 }
                 // Made non-blocking by its owner: wait for a byte instead.
                 fdpass::wait_readable(fd, None).map_err(Read::Io)?;
             }
-            Err(e) if gone(&e.into()) => return Ok(0),
-            Err(e) => return Err(Read::Io(e.into())),
+            Err(e) if gone(&e) => return Ok(0),
+            Err(e) => return Err(Read::Io(e)),
         }
     }
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rustix::event::{PollFd, PollFlags, poll};
 use serde::{Deserialize, Serialize};
 
 use super::custom::Registry;
@@ -104,9 +103,7 @@ pub(crate) fn serve<R: Registry>(cfg: ServerConfig) -> i32 {
 
 /// Whether the peer of `client` hung up (checked while a request waits).
 fn hung_up(client: &Client) -> bool {
-    let mut fds = [PollFd::from_borrowed_fd(client.as_fd(), PollFlags::RDHUP)];
-    let zero = rustix::event::Timespec { tv_sec: 0, tv_nsec: 0 };
-    matches!(poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+    crate::sys::socket::peer_hung_up(client.as_fd())
 }
 
 /// One connection's requests, until it ends. Anything that is not a request ends it: a

@@ -7,6 +7,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+#[cfg(target_arch = "x86_64")]
+use crate::lanes::has_avx2;
 use crate::lanes::{LANES, tree};
 
 /// Sum of a chunk, with 16 accumulators joined pairwise.
@@ -20,6 +22,25 @@ use crate::lanes::{LANES, tree};
 /// assert_eq!(shmpool_kernels::reduce::chunk::sum(&[]), 0.0);
 /// ```
 pub fn sum(a: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: `sum_avx2` needs AVX2 only (its `target_feature`), and the CPU has it:
+        // `has_avx2` asked it just above.
+        return unsafe { sum_avx2(a) };
+    }
+    sum_lanes(a)
+}
+
+/// [`sum_lanes`] compiled for AVX2: the same lanes in four 4-wide registers, the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn sum_avx2(a: &[f64]) -> f64 {
+    sum_lanes(a)
+}
+
+/// [`sum`] for any CPU, inlined into each instruction-set variant.
+#[inline(always)]
+fn sum_lanes(a: &[f64]) -> f64 {
     let mut acc = [0.0f64; LANES];
     let mut blocks = a.chunks_exact(LANES);
     for b in &mut blocks {
@@ -43,6 +64,27 @@ pub fn sum(a: &[f64]) -> f64 {
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: `dot_avx2` needs AVX2 only (its `target_feature`), and the CPU has it:
+        // `has_avx2` asked it just above.
+        return unsafe { dot_avx2(a, b) };
+    }
+    dot_lanes(a, b)
+}
+
+/// [`dot_lanes`] compiled for AVX2 (no FMA: products and sums still round apart), the same
+/// bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_avx2(a: &[f64], b: &[f64]) -> f64 {
+    dot_lanes(a, b)
+}
+
+/// [`dot`] of two slices of the same length, for any CPU, inlined into each instruction-set
+/// variant.
+#[inline(always)]
+fn dot_lanes(a: &[f64], b: &[f64]) -> f64 {
     let mut acc = [0.0f64; LANES];
     let mut xa = a.chunks_exact(LANES);
     let mut xb = b.chunks_exact(LANES);
@@ -379,6 +421,52 @@ fn arg_extreme(a: &[f64], better: fn(f64, f64) -> bool) -> Extreme {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Values of every magnitude and sign, so lanes added in another order would round
+    /// differently.
+    fn awkward(n: usize, seed: u64) -> Vec<f64> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let m = (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                m * 2f64.powi((x % 60) as i32 - 30)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_dispatched_kernels_give_the_baseline_bits() {
+        // On a CPU with AVX2, `sum` and `dot` run the AVX2 build; the baseline build is
+        // `*_lanes` (inlined into this test, compiled for the baseline).
+        for n in (0..70).chain([255, 256, 257, 1000, 4099, 65_536 + 3]) {
+            // Slices that start off a vector boundary too, as a pool's chunks may.
+            let skew = n % 4;
+            let a = &awkward(n + skew, n as u64 + 1)[skew..];
+            let b = &awkward(n + skew, n as u64 + 1000)[skew..];
+            assert_eq!(sum(a).to_bits(), sum_lanes(a).to_bits(), "sum, n = {n}");
+            assert_eq!(dot(a, b).to_bits(), dot_lanes(a, b).to_bits(), "dot, n = {n}");
+            // And both are the documented order: lane j sums elements j, j + 16, ... in turn.
+            let mut lanes = [0.0; LANES];
+            let mut dots = [0.0; LANES];
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                lanes[i % LANES] += x;
+                dots[i % LANES] += x * y;
+            }
+            assert_eq!(sum(a).to_bits(), tree(lanes).to_bits(), "sum order, n = {n}");
+            assert_eq!(dot(a, b).to_bits(), tree(dots).to_bits(), "dot order, n = {n}");
+        }
+        // Infinities and NaN go through both builds alike (a NaN's payload aside).
+        let mut a = awkward(100, 7);
+        a[17] = f64::INFINITY;
+        assert_eq!(sum(&a), f64::INFINITY);
+        assert_eq!(sum_lanes(&a), f64::INFINITY);
+        a[40] = f64::NEG_INFINITY;
+        assert!(sum(&a).is_nan() && sum_lanes(&a).is_nan());
+        assert!(dot(&a, &a).is_infinite() && dot_lanes(&a, &a).is_infinite());
+    }
 
     #[test]
     fn lanes_and_tails_cover_every_element() {

@@ -1,24 +1,43 @@
 //! Reductions at memory bandwidth, and a compute-bound polynomial, in the same run:
-//! - `sum` and `dot` over 32 Mi `f64` (256 MiB per array) and 1 Mi (8 MiB): sequential (the
-//!   chunk kernel over the whole array), rayon with 2 threads and the pool with 2 workers (both
-//!   with the same chunk kernel and the same chunks), and a read-bandwidth reference over the
-//!   same buffers: the widest plain read loop (16 `u64` lanes OR-ed together, which any core
-//!   retires faster than memory delivers) on rayon with one thread per core. Throughput is bytes
-//!   read, so criterion prints GB/s and the ratio to the reference is the kernel's share of the
-//!   machine's read bandwidth.
-//! - `polyval` of degree 16 over 4 Mi `f64` in place: sequential, rayon 2 threads, pool 2 workers
-//!   (elements per second; the target is pool >= 1.9x sequential).
+//! - `sum` and `dot` over 32 Mi `f64` (256 MiB per array) and 1 Mi (8 MiB), each group holding
+//!   the references and the contenders over the same buffers, so drift on a shared machine hits
+//!   them alike:
+//!   - `read C/OpenMP`: the STREAM-style read kernel (an OR of every 64-bit word, one pass over
+//!     the group's arrays, one-cycle operations that no core retires slower than memory delivers)
+//!     in C, `gcc -O3 -march=native -ffast-math -fopenmp`, one thread per core: the machine's read
+//!     bandwidth;
+//!   - `read rayon`: the same read kernel in Rust on rayon, one thread per core (kept so there is
+//!     a reference where the C one cannot be built);
+//!   - `C/OpenMP`: the same reduction in C (issue #9's reference), as many threads as workers;
+//!   - `sequential` (the chunk kernel over the whole array), `rayon` and `shmpool` (the same chunk
+//!     kernel over the same chunks, the partials folded in chunk order).
+//!
+//!   The C code (`reduce_ref/openmp.c`) is built at run time; where `gcc` or OpenMP is missing
+//!   the C rows are skipped with the reason printed, never a failure. Every parallel contender
+//!   gets the pool's chunks (`Pool::chunk_size_for(n, 8)`). Throughput is bytes read, so
+//!   criterion prints GB/s.
+//! - `polyval` of degree 16 over 4 Mi `f64` in place: sequential, rayon, pool (elements per
+//!   second; the target is pool >= 1.9x sequential).
+//!
+//! After criterion, each reduction group runs again in `SHMPOOL_BENCH_ROUNDS` (default 15; 0:
+//! none) alternating rounds, every contender once per round in a rotating order, and a table
+//! prints the median GB/s of each and the median of the per-round ratios pool / read reference
+//! and pool / rayon: the figures that drift on a busy machine cannot bias.
 //!
 //! `cargo bench -p shmpool-kernels --bench reduce` (short: `-- --warm-up-time 1
-//! --measurement-time 3`).
+//! --measurement-time 2`). `SHMPOOL_BENCH_WORKERS` sets the workers and threads (default 2).
 //!
-//! The pool starts before criterion or rayon start any thread (as in `benches/pool.rs`), with the
-//! default start method; the rayon pools are built after it.
+//! The pool starts before criterion, rayon or OpenMP start any thread (as in `benches/pool.rs`),
+//! with the default start method; the rayon pools are built after it.
+
+#[path = "reduce_ref/openmp.rs"]
+mod openmp;
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
+use criterion::{Criterion, Throughput};
+use openmp::OpenMp;
 use rayon::prelude::*;
 use shmpool::{Pool, SharedArray};
 use shmpool_kernels::{elementwise, reduce};
@@ -29,76 +48,223 @@ const COEFFS: [f64; 17] = [
     0.5, 0.25,
 ];
 
-/// The read-bandwidth reference: OR of every 64-bit word, 16 independent lanes.
-fn read_or(a: &[f64]) -> u64 {
-    let words: &[u64] = bytemuck::cast_slice(a);
+/// The Rust read kernel: OR of every 64-bit word of `a` and `b` (when given), 16 lanes.
+fn read_or(a: &[f64], b: Option<&[f64]>) -> u64 {
     let mut acc = [0u64; 16];
-    let mut blocks = words.chunks_exact(16);
-    for b in &mut blocks {
-        for j in 0..16 {
-            acc[j] |= b[j];
+    let x: &[u64] = bytemuck::cast_slice(a);
+    let mut xs = x.chunks_exact(16);
+    match b {
+        Some(b) => {
+            let y: &[u64] = bytemuck::cast_slice(b);
+            let mut ys = y.chunks_exact(16);
+            for (p, q) in (&mut xs).zip(&mut ys) {
+                for j in 0..16 {
+                    acc[j] |= p[j] | q[j];
+                }
+            }
+            acc[0] |= ys.remainder().iter().fold(0, |s, w| s | w);
+        }
+        None => {
+            for p in &mut xs {
+                for j in 0..16 {
+                    acc[j] |= p[j];
+                }
+            }
         }
     }
-    blocks.remainder().iter().fold(acc.iter().fold(0, |x, y| x | y), |x, y| x | y)
+    xs.remainder().iter().fold(acc.iter().fold(0, |s, w| s | w), |s, w| s | w)
 }
 
-fn reference(g: &mut BenchmarkGroup<'_, WallTime>, all: &rayon::ThreadPool, arrays: &[&[f64]]) {
-    let name = format!("read reference (rayon {} threads)", all.current_num_threads());
-    g.bench_function(name, |b| {
-        b.iter(|| {
-            all.install(|| {
-                let or = |a: &[f64]| a.par_chunks(1 << 16).map(read_or).reduce(|| 0, |x, y| x | y);
-                black_box(arrays.iter().map(|a| or(a)).fold(0, |x, y| x | y))
+/// One row of a group: its name and one run (its result, to keep the work).
+type Contender<'a> = (String, Box<dyn FnMut() -> u64 + 'a>);
+
+/// Which reduction a group measures.
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    Sum,
+    Dot,
+}
+
+struct Setup<'a> {
+    workers: usize,
+    cores: usize,
+    /// Threads as many as the workers.
+    threads: &'a rayon::ThreadPool,
+    /// One thread per core.
+    all: &'a rayon::ThreadPool,
+    omp: Option<&'a OpenMp>,
+}
+
+/// The group's rows, the read references first.
+fn contenders<'a>(
+    s: &Setup<'a>,
+    pool: &'a mut Pool,
+    op: Op,
+    a: &'a SharedArray<f64>,
+    b: &'a SharedArray<f64>,
+) -> Vec<Contender<'a>> {
+    let chunk = pool.chunk_size_for(a.len(), 8);
+    let (threads, all, workers, cores) = (s.threads, s.all, s.workers, s.cores);
+    let second: Option<&'a [f64]> = (op == Op::Dot).then_some(&b[..]);
+    let mut rows: Vec<Contender<'a>> = Vec::new();
+    if let Some(omp) = s.omp {
+        rows.push((
+            format!("read C/OpenMP {cores} threads"),
+            Box::new(move || omp.read(a, second, chunk, cores)),
+        ));
+    }
+    rows.push((
+        format!("read rayon {cores} threads"),
+        Box::new(move || {
+            all.install(|| match second {
+                None => a.par_chunks(chunk).map(|x| read_or(x, None)).reduce(|| 0, |x, y| x | y),
+                Some(b) => a
+                    .par_chunks(chunk)
+                    .zip(b.par_chunks(chunk))
+                    .map(|(x, y)| read_or(x, Some(y)))
+                    .reduce(|| 0, |x, y| x | y),
             })
-        })
-    });
+        }),
+    ));
+    if let Some(omp) = s.omp {
+        rows.push((
+            format!("C/OpenMP {workers} threads"),
+            Box::new(move || match op {
+                Op::Sum => omp.sum(a, chunk, workers).to_bits(),
+                Op::Dot => omp.dot(a, b, chunk, workers).to_bits(),
+            }),
+        ));
+    }
+    rows.push((
+        "sequential".into(),
+        Box::new(move || match op {
+            Op::Sum => shmpool_kernels::sum(a).to_bits(),
+            Op::Dot => shmpool_kernels::dot(a, b).to_bits(),
+        }),
+    ));
+    rows.push((
+        format!("rayon {workers} threads"),
+        Box::new(move || {
+            threads.install(|| match op {
+                Op::Sum => reduce::run_rayon::<reduce::Sum>(a, chunk).to_bits(),
+                Op::Dot => reduce::dot_rayon(a, b, chunk).unwrap().to_bits(),
+            })
+        }),
+    ));
+    rows.push((
+        format!("shmpool {workers} workers"),
+        Box::new(move || match op {
+            Op::Sum => reduce::sum(pool, a).unwrap().to_bits(),
+            Op::Dot => reduce::dot(pool, a, b).unwrap().to_bits(),
+        }),
+    ));
+    rows
 }
 
-fn reductions(c: &mut Criterion, pool: &mut Pool, n: usize, label: &str) {
+/// Checks that every contender computes what it should: the Rust drivers the same bits (like
+/// is compared with like), the C reduction the same value to rounding, the read kernels the
+/// same word.
+fn check(s: &Setup<'_>, pool: &mut Pool, op: Op, a: &SharedArray<f64>, b: &SharedArray<f64>) {
+    let chunk = pool.chunk_size_for(a.len(), 8);
+    let want = match op {
+        Op::Sum => reduce::run_sequential::<reduce::Sum>(a, chunk),
+        Op::Dot => reduce::dot_sequential(a, b, chunk).unwrap(),
+    };
+    let mut rows = contenders(s, pool, op, a, b);
+    let reads: Vec<u64> =
+        rows.iter_mut().filter(|(n, _)| n.starts_with("read")).map(|(_, f)| f()).collect();
+    assert!(reads.windows(2).all(|w| w[0] == w[1]), "the read kernels disagree: {reads:?}");
+    for (name, f) in rows.iter_mut().filter(|(n, _)| !n.starts_with("read")) {
+        let got = f64::from_bits(f());
+        if name.starts_with("C/") {
+            assert!((got - want).abs() <= 1e-9 * want.abs(), "{name}: {got} against {want}");
+        } else if name != "sequential" {
+            assert_eq!(got.to_bits(), want.to_bits(), "{name}: {got} against {want}");
+        }
+    }
+}
+
+fn group(c: &mut Criterion, rows: &mut [Contender<'_>], name: &str, bytes: usize) {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10).throughput(Throughput::Bytes(bytes as u64));
+    for (row, f) in rows.iter_mut() {
+        g.bench_function(row.as_str(), |bn| bn.iter(|| black_box(f())));
+    }
+    g.finish();
+}
+
+/// The alternating rounds of one group: returns the table's lines.
+fn rounds(rows: &mut [Contender<'_>], name: &str, bytes: usize, rounds: usize) -> Vec<String> {
+    // Each timed run reads at least 256 MiB (a few ms), repeating the smaller arrays.
+    let reps = (256usize << 20).div_ceil(bytes).max(1) as u32;
+    let mut secs = vec![Vec::with_capacity(rounds); rows.len()];
+    for r in 0..rounds {
+        for k in 0..rows.len() {
+            let i = (k + r) % rows.len();
+            let t = Instant::now();
+            for _ in 0..reps {
+                black_box((rows[i].1)());
+            }
+            secs[i].push(t.elapsed().as_secs_f64() / f64::from(reps));
+        }
+    }
+    let gbs = |t: f64| bytes as f64 / t / 1e9;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let find = |p: &str| rows.iter().position(|(n, _)| n.starts_with(p));
+    let (pool, rayon) = (rows.len() - 1, rows.len() - 2);
+    let ratio = |i: usize| median(secs[i].iter().zip(&secs[pool]).map(|(r, p)| r / p).collect());
+    let mut out = vec![format!("{name}: {rounds} rounds x {reps} runs, median GB/s of input read")];
+    for (i, (row, _)) in rows.iter().enumerate() {
+        out.push(format!("  {row:<28} {:>7.1}", gbs(median(secs[i].clone()))));
+    }
+    let reference = find("read C/").or(find("read rayon")).expect("a read reference");
+    out.push(format!(
+        "  pool / {} {:.2}x, pool / rayon {:.2}x (medians of per-round ratios)",
+        rows[reference].0,
+        ratio(reference),
+        ratio(rayon)
+    ));
+    if let Some(c) = find("C/") {
+        out.push(format!("  pool / {} {:.2}x", rows[c].0, ratio(c)));
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reductions(
+    c: &mut Criterion,
+    s: &Setup<'_>,
+    pool: &mut Pool,
+    n: usize,
+    label: &str,
+    rounds_n: usize,
+    table: &mut Vec<String>,
+) {
     let a = SharedArray::<f64>::from_fn(n, |i| (i % 1000) as f64 * 1e-3).unwrap();
     let b = SharedArray::<f64>::from_fn(n, |i| ((i * 7) % 1000) as f64 * 1e-3).unwrap();
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    let all = rayon::ThreadPoolBuilder::new().build().unwrap();
-    let chunk = pool.chunk_size_for(n, 8);
-    // The drivers agree bit for bit at the same chunks: the benchmark compares like with like.
-    let s = reduce::sum(pool, &a).unwrap();
-    assert_eq!(s.to_bits(), two.install(|| reduce::run_rayon::<reduce::Sum>(&a, chunk)).to_bits());
-
-    let mut g = c.benchmark_group(format!("reduce/sum_{label}_f64"));
-    g.sample_size(10).throughput(Throughput::Bytes((n * 8) as u64));
-    reference(&mut g, &all, &[&a]);
-    g.bench_function("sequential", |bn| bn.iter(|| black_box(shmpool_kernels::sum(&a))));
-    g.bench_function("rayon 2 threads", |bn| {
-        bn.iter(|| black_box(two.install(|| reduce::run_rayon::<reduce::Sum>(&a, chunk))))
-    });
-    g.bench_function(format!("shmpool {} workers", pool.workers()), |bn| {
-        bn.iter(|| black_box(reduce::sum(pool, &a).unwrap()))
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group(format!("reduce/dot_{label}_f64"));
-    g.sample_size(10).throughput(Throughput::Bytes((2 * n * 8) as u64));
-    reference(&mut g, &all, &[&a, &b]);
-    g.bench_function("sequential", |bn| bn.iter(|| black_box(shmpool_kernels::dot(&a, &b))));
-    g.bench_function("rayon 2 threads", |bn| {
-        bn.iter(|| black_box(two.install(|| reduce::dot_rayon(&a, &b, chunk).unwrap())))
-    });
-    g.bench_function(format!("shmpool {} workers", pool.workers()), |bn| {
-        bn.iter(|| black_box(reduce::dot(pool, &a, &b).unwrap()))
-    });
-    g.finish();
+    for (op, bytes, name) in [(Op::Sum, n * 8, "sum"), (Op::Dot, 2 * n * 8, "dot")] {
+        check(s, pool, op, &a, &b);
+        let name = format!("reduce/{name}_{label}_f64");
+        let mut rows = contenders(s, pool, op, &a, &b);
+        group(c, &mut rows, &name, bytes);
+        if rounds_n > 0 {
+            table.extend(rounds(&mut rows, &name, bytes, rounds_n));
+        }
+    }
 }
 
-fn polynomial(c: &mut Criterion, pool: &mut Pool) {
+fn polynomial(c: &mut Criterion, pool: &mut Pool, threads: &rayon::ThreadPool) {
     const N: usize = 4 << 20;
     let mut x = SharedArray::<f64>::from_fn(N, |i| (i % 1000) as f64 * 1e-3).unwrap();
-    let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     let chunk = pool.chunk_size_for(N, 8);
     let mut g = c.benchmark_group("reduce/polyval16_4Mi_f64");
     g.sample_size(10).throughput(Throughput::Elements(N as u64));
     g.bench_function("sequential", |bn| bn.iter(|| elementwise::chunk::polyval(&COEFFS, &mut x)));
-    g.bench_function("rayon 2 threads", |bn| {
-        bn.iter(|| two.install(|| elementwise::polyval_rayon(&COEFFS, &mut x, chunk)))
+    g.bench_function(format!("rayon {} threads", threads.current_num_threads()), |bn| {
+        bn.iter(|| threads.install(|| elementwise::polyval_rayon(&COEFFS, &mut x, chunk)))
     });
     g.bench_function(format!("shmpool {} workers", pool.workers()), |bn| {
         bn.iter(|| elementwise::polyval(pool, &COEFFS, &mut x).unwrap())
@@ -107,14 +273,42 @@ fn polynomial(c: &mut Criterion, pool: &mut Pool) {
     assert!(x.iter().all(|v| v.is_finite()));
 }
 
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
 fn main() {
+    // Idle OpenMP threads sleep instead of spinning, so they take no core from the contender
+    // measured next (libgomp reads this when it is loaded, below).
+    // SAFETY: no other thread exists yet, so none reads the environment meanwhile.
+    unsafe { std::env::set_var("OMP_WAIT_POLICY", "PASSIVE") };
+    let workers = env("SHMPOOL_BENCH_WORKERS", 2);
+    let rounds_n = env("SHMPOOL_BENCH_ROUNDS", 15);
     // Before any thread exists: the pool's workers come from the forkserver.
-    let mut pool = Pool::new(2).expect("starting the pool");
+    let mut pool = Pool::new(workers).expect("starting the pool");
+    let cores = std::thread::available_parallelism().map_or(workers, |n| n.get());
+    let omp = match OpenMp::load() {
+        Ok(omp) => {
+            println!("C/OpenMP reference: {}", omp.compiler);
+            Some(omp)
+        }
+        Err(why) => {
+            println!("C/OpenMP rows skipped: {why}");
+            None
+        }
+    };
+    let threads = rayon::ThreadPoolBuilder::new().num_threads(workers).build().unwrap();
+    let all = rayon::ThreadPoolBuilder::new().num_threads(cores).build().unwrap();
+    let s = Setup { workers, cores, threads: &threads, all: &all, omp: omp.as_ref() };
     let mut c = Criterion::default().warm_up_time(Duration::from_secs(1)).configure_from_args();
-    reductions(&mut c, &mut pool, 32 << 20, "32Mi");
-    reductions(&mut c, &mut pool, 1 << 20, "1Mi");
-    polynomial(&mut c, &mut pool);
+    let mut table = Vec::new();
+    reductions(&mut c, &s, &mut pool, 32 << 20, "32Mi", rounds_n, &mut table);
+    reductions(&mut c, &s, &mut pool, 1 << 20, "1Mi", rounds_n, &mut table);
+    polynomial(&mut c, &mut pool, &threads);
     drop(pool);
     shmpool::process::shutdown_forkserver().expect("stopping the forkserver");
     c.final_summary();
+    for line in table {
+        println!("{line}");
+    }
 }

@@ -456,6 +456,12 @@ impl<T: Pod> SharedArray<T> {
         self.seg.assert_given();
     }
 
+    /// Its segment's nonce (what [`handle`](SharedArray::handle) carries), without making a
+    /// handle: how a kernel job tells two views of one segment apart from two segments.
+    pub(crate) fn nonce(&self) -> u64 {
+        self.seg.header().nonce
+    }
+
     /// Keep the named segment after this array drops, for another process to open later.
     /// Remove it later with [`crate::segment::unlink`] or [`crate::clean_stale`].
     ///

@@ -136,6 +136,7 @@ impl<P: Pod> Chunk<P> {
     /// `views` satisfies the [`Trampoline`](super::kernel::Trampoline) contract for the whole
     /// life of the returned `Chunk` (which must not outlive the stage call it is made for), its
     /// parameter slot holds a `P`, and the chunk `span` is exclusively the caller's.
+    #[inline]
     pub(crate) unsafe fn new(views: &Views, span: &Span, stage: usize) -> Chunk<P> {
         Chunk {
             views,
@@ -149,6 +150,7 @@ impl<P: Pod> Chunk<P> {
         }
     }
 
+    #[inline]
     fn views(&self) -> &Views {
         // SAFETY: `new`'s contract: the views outlive this chunk.
         unsafe { &*self.views }
@@ -291,6 +293,7 @@ impl<P: Pod> Chunk<P> {
     }
 
     /// The slot of input `i` (panics past the job's inputs).
+    #[inline]
     fn input_slot(&self, i: usize) -> usize {
         let n = self.views().job.inputs;
         assert!(i < n, "the kernel asked for input {i}, but the job has {n} inputs");
@@ -298,6 +301,7 @@ impl<P: Pod> Chunk<P> {
     }
 
     /// The slot of output `j` (panics past the job's outputs).
+    #[inline]
     fn output_slot(&self, j: usize) -> usize {
         let job = &self.views().job;
         assert!(
@@ -310,6 +314,7 @@ impl<P: Pod> Chunk<P> {
 
     /// Array `slot` (`what` and its index, for messages) as `T` up to element `end`, after
     /// checking its element type.
+    #[inline]
     fn typed<T: Pod>(&self, slot: usize, what: (&str, usize), end: usize) -> *mut T {
         let v = self.views();
         let have = match v.tid[slot] {

@@ -60,16 +60,56 @@ const INLINE_BYTES_PER_NS: f64 = 50.0;
 struct Bufs {
     inputs: Vec<JobArray>,
     outputs: Vec<JobArray>,
-    /// Each stage's kernel (a `StageFn<P>`'s address) and halo radius (rows).
-    stages: Vec<(usize, usize)>,
+    /// Stages added (`plan` refuses more than `MAX_STAGES`). The first `MAX_STAGES` kernels
+    /// (`StageFn<P>` addresses) are `views.job.stages`, where a job run inline reads them.
+    stages: usize,
+    /// Their halo radii (rows).
+    radii: [usize; MAX_STAGES],
     /// The shape given with `shape` (`shape_given`).
     shape: Vec<usize>,
     /// The views of a job run inline; every pointer null between jobs.
     views: Views,
+    /// The builder's settings, reset between jobs (`Settings::default`).
+    set: Settings,
+}
+
+/// A job's settings besides its arrays and stages.
+#[derive(Clone, Copy, Default)]
+struct Settings {
+    chunk_size: Option<usize>,
+    shape_given: bool,
+    /// Some array has more than one dimension (`plan` then works out the shape in full).
+    shaped: bool,
+    /// The stages with a halo (bit `i` for stage `i`; `plan` refuses more than `MAX_STAGES`).
+    halos: u32,
+    inline: Option<bool>,
+    /// Nanoseconds of work per element, all stages together (`cost_per_element`).
+    cost_ns: f64,
 }
 
 thread_local! {
     static SPARE: Cell<Option<Box<Bufs>>> = const { Cell::new(None) };
+}
+
+impl Bufs {
+    /// Adds a stage (a `StageFn`'s address) with its halo radius: to the list `plan` checks
+    /// and publishes, and to the inline views' stage table, where a job run inline reads it
+    /// (past `MAX_STAGES` stages only to the list, which `plan` then refuses).
+    fn push_stage(&mut self, kernel: usize, radius: usize) {
+        let i = self.stages;
+        if i < MAX_STAGES {
+            (self.views.job.stages[i], self.radii[i]) = (kernel, radius);
+            if radius > 0 {
+                self.set.halos |= 1 << i;
+            }
+        }
+        self.stages = i.saturating_add(1);
+    }
+
+    /// Stage `i`'s kernel and halo radius (`i < MAX_STAGES`).
+    fn stage(&self, i: usize) -> (usize, usize) {
+        (self.views.job.stages[i], self.radii[i])
+    }
 }
 
 /// Takes this thread's buffers (new ones if another builder holds them).
@@ -78,9 +118,11 @@ fn take_bufs() -> Box<Bufs> {
         Box::new(Bufs {
             inputs: Vec::new(),
             outputs: Vec::new(),
-            stages: Vec::new(),
+            stages: 0,
+            radii: [0; MAX_STAGES],
             shape: Vec::new(),
             views: Views::default(),
+            set: Settings::default(),
         })
     })
 }
@@ -89,15 +131,23 @@ fn take_bufs() -> Box<Bufs> {
 fn give_back(mut b: Box<Bufs>) {
     b.inputs.clear();
     b.outputs.clear();
-    b.stages.clear();
+    b.stages = 0;
     b.shape.clear();
+    b.set = Settings::default();
     // A thread being torn down drops them instead.
     let _ = SPARE.try_with(|s| s.set(Some(b)));
 }
 
-/// One array of a job, as the builder took it.
+/// One array of a job, as the builder took it: plain data (`Copy`), so taking one and clearing
+/// the list cost a few stores. The handle is made only when the job goes to the workers.
+#[derive(Clone, Copy)]
 struct JobArray {
-    handle: SegmentHandle,
+    /// The caller's `SharedArray<T>`, borrowed by the builder (shared or unique) for `'a`.
+    array: *const (),
+    /// `handle_of::<T>`: the array's handle, for a job published to the workers.
+    handle: unsafe fn(*const ()) -> SegmentHandle,
+    /// Its segment's nonce: two views of one segment have the same (the aliasing check).
+    nonce: u64,
     /// The caller's view (for a job run inline); only outputs are written through it.
     ptr: *mut u8,
     len: usize,
@@ -114,14 +164,11 @@ struct JobArray {
 impl JobArray {
     /// `array` as a job takes it, seen through `ptr` (its first element: from a shared borrow
     /// for an input, a unique one for an output, which the job writes through).
-    fn of<T: Pod>(
-        array: &SharedArray<T>,
-        handle: SegmentHandle,
-        ptr: *mut u8,
-        name: (&'static str, usize),
-    ) -> JobArray {
+    fn of<T: Pod>(array: &SharedArray<T>, ptr: *mut u8, name: (&'static str, usize)) -> JobArray {
         JobArray {
-            handle,
+            array: (array as *const SharedArray<T>).cast::<()>(),
+            handle: handle_of::<T>,
+            nonce: array.nonce(),
             ptr,
             len: array.len(),
             elem_size: size_of::<T>(),
@@ -135,11 +182,28 @@ impl JobArray {
         format!("{} {}", self.name.0, self.name.1)
     }
 
+    /// The array's handle, for a job published to the workers.
+    fn handle(&self) -> SegmentHandle {
+        // SAFETY: `array` is the `SharedArray<T>` of `handle_of::<T>` (`of`), borrowed by the
+        // builder that holds this entry, so it is alive.
+        unsafe { (self.handle)(self.array) }
+    }
+
     fn shape(&self) -> &[usize] {
         // SAFETY: the builder that holds this entry borrows the array (`&'a` or `&'a mut`), so
         // its shape lives and is not changed while the entry exists.
         unsafe { &*self.shape }
     }
+}
+
+/// The handle of the `SharedArray<T>` at `array`.
+///
+/// # Safety
+///
+/// `array` points to a live `SharedArray<T>`.
+unsafe fn handle_of<T: Pod>(array: *const ()) -> SegmentHandle {
+    // SAFETY: per the contract.
+    unsafe { &*array.cast::<SharedArray<T>>() }.handle()
 }
 
 /// A shape of up to [`MAX_DIMS`] dimensions, kept inline (a job allocates as little as it can:
@@ -181,12 +245,8 @@ pub struct JobBuilder<'a, P: Pod> {
     pool: &'a mut Pool,
     params: P,
     /// Arrays, stages, shape and views: this thread's (`Bufs`), given back on drop.
+    /// (The builder is a few words, the rest lives there: each call of the chain moves it.)
     b: ManuallyDrop<Box<Bufs>>,
-    chunk_size: Option<usize>,
-    shape_given: bool,
-    inline: Option<bool>,
-    /// Nanoseconds of work per element, all stages together (`cost_per_element`).
-    cost_ns: f64,
     /// The inputs are borrowed shared and the outputs mutably for `'a`.
     _arrays: PhantomData<&'a mut ()>,
 }
@@ -243,16 +303,7 @@ impl Pool {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn job<P: Pod>(&mut self, params: P) -> JobBuilder<'_, P> {
-        JobBuilder {
-            pool: self,
-            params,
-            b: ManuallyDrop::new(take_bufs()),
-            chunk_size: None,
-            shape_given: false,
-            inline: None,
-            cost_ns: 0.0,
-            _arrays: PhantomData,
-        }
+        JobBuilder { pool: self, params, b: ManuallyDrop::new(take_bufs()), _arrays: PhantomData }
     }
 }
 
@@ -290,15 +341,18 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     pub fn input<T: Pod>(mut self, array: &'a SharedArray<T>) -> Result<JobBuilder<'a, P>> {
         let name = ("input", self.b.inputs.len());
         self.room()?;
-        let handle = array.handle();
-        if let Some(o) = self.b.outputs.iter().find(|o| o.handle.nonce == handle.nonce) {
+        // An array this process inherited through fork is refused here, pooled or inline.
+        array.assert_given();
+        let nonce = array.nonce();
+        if let Some(o) = self.b.outputs.iter().find(|o| o.nonce == nonce) {
             return Err(Error::ArrayAliased {
                 first: o.name(),
                 second: format!("input {}", name.1),
             });
         }
+        self.b.set.shaped |= array.ndim() > 1;
         let ptr = array.as_slice().as_ptr().cast::<u8>().cast_mut();
-        self.b.inputs.push(JobArray::of(array, handle, ptr, name));
+        self.b.inputs.push(JobArray::of(array, ptr, name));
         Ok(self)
     }
 
@@ -321,16 +375,19 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     pub fn output<T: Pod>(mut self, array: &'a mut SharedArray<T>) -> Result<JobBuilder<'a, P>> {
         let name = ("output", self.b.outputs.len());
         self.room()?;
-        let handle = array.handle();
+        // An array this process inherited through fork is refused here, pooled or inline.
+        array.assert_given();
+        let nonce = array.nonce();
         let seen = self.b.inputs.iter().chain(&self.b.outputs);
-        if let Some(o) = seen.into_iter().find(|o| o.handle.nonce == handle.nonce) {
+        if let Some(o) = seen.into_iter().find(|o| o.nonce == nonce) {
             return Err(Error::ArrayAliased {
                 first: o.name(),
                 second: format!("output {}", name.1),
             });
         }
+        self.b.set.shaped |= array.ndim() > 1;
         let ptr = array.as_mut_slice().as_mut_ptr().cast::<u8>();
-        self.b.outputs.push(JobArray::of(array, handle, ptr, name));
+        self.b.outputs.push(JobArray::of(array, ptr, name));
         Ok(self)
     }
 
@@ -349,7 +406,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn stage(mut self, kernel: fn(&Chunk<P>)) -> JobBuilder<'a, P> {
-        self.b.stages.push((kernel as usize, 0));
+        self.b.push_stage(kernel as usize, 0);
         self
     }
 
@@ -382,7 +439,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn stage_halo(mut self, radius: usize, kernel: fn(&Chunk<P>)) -> JobBuilder<'a, P> {
-        self.b.stages.push((kernel as usize, radius));
+        self.b.push_stage(kernel as usize, radius);
         self
     }
 
@@ -400,7 +457,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn chunk_size(mut self, elements: usize) -> JobBuilder<'a, P> {
-        self.chunk_size = Some(elements.max(1));
+        self.b.set.chunk_size = Some(elements.max(1));
         self
     }
 
@@ -422,7 +479,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     pub fn shape(mut self, dims: &[usize]) -> JobBuilder<'a, P> {
         self.b.shape.clear();
         self.b.shape.extend_from_slice(dims);
-        self.shape_given = true;
+        self.b.set.shape_given = true;
         self
     }
 
@@ -438,7 +495,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn inline(mut self, inline: bool) -> JobBuilder<'a, P> {
-        self.inline = Some(inline);
+        self.b.set.inline = Some(inline);
         self
     }
 
@@ -467,7 +524,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     ///
     /// [`PoolBuilder::inline_threshold`]: crate::pool::PoolBuilder::inline_threshold
     pub fn cost_per_element(mut self, ns: f64) -> JobBuilder<'a, P> {
-        self.cost_ns = if ns > 0.0 { ns } else { 0.0 };
+        self.b.set.cost_ns = if ns > 0.0 { ns } else { 0.0 };
         self
     }
 
@@ -553,12 +610,65 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         // Inline or not, a closed or terminated pool takes no more work (and a forked copy of
         // the pool none: `check_running` checks the owner first).
         self.pool.check_running()?;
+        if let Some(plan) = self.quick_plan() {
+            return self.run_inline(&plan, identity);
+        }
         let plan = self.plan()?;
         if plan.len == 0 {
             return Ok(Vec::new());
         }
-        let inline = self.inline.unwrap_or_else(|| self.is_small(plan.len));
+        let inline = self.b.set.inline.unwrap_or_else(|| self.is_small(plan.len));
         if inline { self.run_inline(&plan, identity) } else { self.run_pooled(&plan, identity) }
+    }
+
+    /// The plan of the commonest small job, in one pass over its arrays, when it runs inline:
+    /// 1-D arrays of one length, no halo, the default chunk size and no work hint, under the
+    /// threshold (or `.inline(true)`). `None` for any other job, which `plan` then checks in
+    /// full (and refuses with the error that says why, where this one only declines).
+    #[inline]
+    fn quick_plan(&self) -> Option<Plan> {
+        let stages = self.b.stages;
+        if self.b.set.shape_given
+            || self.b.set.shaped
+            || self.b.set.halos != 0
+            || self.b.set.chunk_size.is_some()
+            || self.b.set.inline == Some(false)
+            || self.b.set.cost_ns != 0.0
+            || stages == 0
+            || stages > MAX_STAGES
+            || size_of::<P>() > MAX_PARAMS_BYTES
+            || align_of::<P>() > 8
+        {
+            return None;
+        }
+        let len = self.b.inputs.first().or(self.b.outputs.first())?.len;
+        let (mut bytes, mut widest, mut per_elem) = (0usize, 0usize, 0usize);
+        for a in self.b.inputs.iter().chain(&self.b.outputs) {
+            if a.len != len {
+                return None;
+            }
+            // Mapped arrays: none of these sums can overflow.
+            (bytes, widest, per_elem) =
+                (bytes + len * a.elem_size, widest.max(a.elem_size), per_elem + a.elem_size);
+        }
+        if len == 0
+            || (self.b.set.inline.is_none() && !self.pool.is_small(bytes.saturating_mul(stages)))
+        {
+            return None;
+        }
+        let mut n = self.pool.chunk_size_quick(len, widest);
+        if stages > 1 {
+            // As `plan_chunks`: fused stages find the chunk in L2.
+            n = n.min(FUSED_CHUNK_BYTES / per_elem.max(1)).max(1);
+        }
+        let mut d = [0; MAX_DIMS];
+        d[0] = len;
+        Some(Plan {
+            dims: Dims { d, n: 1 },
+            len,
+            chunk_size: n.max(len.div_ceil(MAX_CHUNKS)),
+            groups: Groups { starts: 1, stages },
+        })
     }
 
     /// The inline rule: whether the job's size (the bytes of all its arrays times its stages,
@@ -566,22 +676,26 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
     fn is_small(&self, len: usize) -> bool {
         let bytes: usize =
             self.b.inputs.iter().chain(&self.b.outputs).map(|a| a.len * a.elem_size).sum();
-        let touched = bytes.saturating_mul(self.b.stages.len());
+        let touched = bytes.saturating_mul(self.b.stages);
+        if self.b.set.cost_ns == 0.0 {
+            // No hint (most jobs): no conversion from a float, which costs more than the rest.
+            return self.pool.is_small(touched);
+        }
         // `as` saturates: an absurd hint is simply a large job.
-        let work = (len as f64 * self.cost_ns * INLINE_BYTES_PER_NS) as usize;
+        let work = (len as f64 * self.b.set.cost_ns * INLINE_BYTES_PER_NS) as usize;
         self.pool.is_small(touched.max(work))
     }
 
     /// Validates the job and works out its shape, chunks and groups of stages.
     fn plan(&self) -> Result<Plan> {
-        if self.b.stages.is_empty() {
+        if self.b.stages == 0 {
             return Err(Error::InvalidArgument {
                 what: "kernel job",
                 reason: "it has no stage; add one with .stage(kernel)".into(),
             });
         }
-        if self.b.stages.len() > MAX_STAGES {
-            return Err(Error::TooManyStages { count: self.b.stages.len(), max: MAX_STAGES });
+        if self.b.stages > MAX_STAGES {
+            return Err(Error::TooManyStages { count: self.b.stages, max: MAX_STAGES });
         }
         if size_of::<P>() > MAX_PARAMS_BYTES {
             return Err(Error::ParamsTooLarge { bytes: size_of::<P>(), max: MAX_PARAMS_BYTES });
@@ -596,9 +710,27 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             });
         }
         let arrays = || self.b.inputs.iter().chain(&self.b.outputs);
+        if !self.b.set.shape_given
+            && !self.b.set.shaped
+            && let Some(first) = arrays().next()
+        {
+            // 1-D arrays only (most jobs, and every small one that runs inline): the shape is
+            // the first array's length, which every array must have; rows are elements.
+            let len = first.len;
+            if let Some(a) = arrays().find(|a| a.len != len) {
+                return Err(Error::ShapeMismatch {
+                    array: a.name(),
+                    found: a.shape().to_vec(),
+                    expected: vec![len],
+                });
+            }
+            let mut d = [0; MAX_DIMS];
+            d[0] = len;
+            return self.plan_chunks(Dims { d, n: 1 }, len, 1);
+        }
         // The job's shape: as given, else the first shaped array's, else the first's length.
         let shaped = arrays().find(|a| a.shape().len() > 1).or(arrays().next());
-        let dims = match (self.shape_given, shaped) {
+        let dims = match (self.b.set.shape_given, shaped) {
             (true, _) => Dims::new(&self.b.shape).ok_or_else(|| Error::InvalidArgument {
                 what: "kernel job shape",
                 reason: format!("it has {} dimensions; give 1 to {MAX_DIMS}", self.b.shape.len()),
@@ -642,29 +774,33 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             }
         }
         let row_len: usize = dims_s[1..].iter().product();
-        let rows = dims_s[0];
-        if let Some(n) = self.chunk_size
-            && row_len > 0
+        self.plan_chunks(dims, len, row_len)
+    }
+
+    /// The rest of `plan` once the shape is known: the row and halo checks, the groups of
+    /// stages and the chunk size.
+    fn plan_chunks(&self, dims: Dims, len: usize, row_len: usize) -> Result<Plan> {
+        let arrays = || self.b.inputs.iter().chain(&self.b.outputs);
+        let rows = dims.d[0];
+        if let Some(n) = self.b.set.chunk_size
+            && row_len > 1
             && !n.is_multiple_of(row_len)
         {
             return Err(Error::ChunkSplitsRows { chunk_size: n, row_len });
         }
-        for (stage, &(_, radius)) in self.b.stages.iter().enumerate() {
-            if radius > rows {
-                return Err(Error::HaloTooLarge { stage, radius, rows });
+        if self.b.set.halos != 0 {
+            for (stage, &radius) in self.b.radii[..self.b.stages].iter().enumerate() {
+                if radius > rows {
+                    return Err(Error::HaloTooLarge { stage, radius, rows });
+                }
             }
         }
-        // Stage 0 starts a group, and so does every stage with a halo.
-        let mut starts = 1u32;
-        for (i, &(_, radius)) in self.b.stages.iter().enumerate() {
-            if radius > 0 {
-                starts |= 1 << i;
-            }
-        }
-        let groups = Groups { starts, stages: self.b.stages.len() };
+        // Stage 0 starts a group, and so does every stage with a halo (`stage_halo` set their
+        // bits; `plan` refused more than MAX_STAGES stages).
+        let groups = Groups { starts: 1 | self.b.set.halos, stages: self.b.stages };
         let elem = arrays().map(|a| a.elem_size).max().unwrap_or(8);
         let row = row_len.max(1);
-        let chunk_size = match self.chunk_size {
+        let chunk_size = match self.b.set.chunk_size {
             Some(n) => n,
             None => {
                 let mut n = self.pool.chunk_size_quick(len, elem);
@@ -715,30 +851,33 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             (b.inputs.len(), b.outputs.len(), plan.dims.n, plan.dims.d);
         // The mask is this thread's alone (`local`): plain stores and loads, no fences.
         j.local = true;
-        j.stages = [0; MAX_STAGES];
-        for (dst, &(k, _)) in j.stages.iter_mut().zip(&b.stages) {
-            *dst = k;
-        }
-        let mut outcome = Ok(());
-        for (first, count) in plan.groups.iter() {
+        // The stage table `j.stages` was filled as the stages were added (`push_stage`); only
+        // the running stages are read (`JobCtx::running`), what lies past them is stale.
+        let radii = &b.radii;
+        let mut run_group = |first: usize, count: usize| {
             // A fresh mask per group: what one group wrote, the next may read with a halo.
             let access = AccessMask::default();
             (v.job.first, v.job.count, v.job.access) = (first, count, &raw const access);
-            let (kernel, radius) = b.stages[first];
+            let (kernel, radius) = (v.job.stages[first], radii[first]);
             let v = &*v;
-            outcome = run_chunks(plan.len, plan.chunk_size, radius, |span| {
+            run_chunks(plan.len, plan.chunk_size, radius, |span| {
                 // The views point at the caller's arrays, borrowed by this builder (inputs
                 // shared, outputs exclusively), each valid for the length it states.
                 // SAFETY: as above; the parameter slot holds a `P` and the partials slot
                 // `chunks` `R`s; every stage is a `StageFn<P>`; chunks run one at a time.
                 unsafe { run_stages::<P>(kernel, v, span) }
-            });
-            if outcome.is_err() {
-                break;
-            }
-        }
+            })
+        };
+        let outcome = if plan.groups.starts == 1 {
+            // One group (no halo past stage 0): every stage fuses.
+            run_group(0, plan.groups.stages)
+        } else {
+            // The first panic of a group ends the job after that group.
+            plan.groups.iter().try_for_each(|(first, count)| run_group(first, count))
+        };
         // No chunk runs any more: nothing may point into this call's frame from the views
         // kept for the next job.
+        let v = &mut b.views;
         v.ptr = [std::ptr::null_mut(); MAX_ARRAYS];
         v.job.access = std::ptr::null();
         outcome.map(|()| partials)
@@ -774,7 +913,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         for group in plan.groups.iter() {
             let mut arrays: [ArraySpec; MAX_ARRAYS] = Default::default();
             for (dst, a) in arrays.iter_mut().zip(self.b.inputs.iter().chain(&self.b.outputs)) {
-                *dst = ArraySpec::Handle(a.handle.clone(), a.len);
+                *dst = ArraySpec::Handle(a.handle(), a.len);
             }
             arrays[PARAMS_SLOT] = ArraySpec::Scratch(0, 1, size_of::<P>());
             arrays[PARTIALS_SLOT] = match (&own, identity.is_some()) {
@@ -782,16 +921,17 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                 (None, true) => ArraySpec::Scratch(MAX_PARAMS_BYTES, chunks, size_of::<R>()),
                 (None, false) => ArraySpec::None,
             };
+            let (kernel, radius) = self.b.stage(group.0);
             let spec = JobSpec {
                 trampoline: run_stages::<P> as Trampoline as usize,
-                kernel: self.b.stages[group.0].0,
+                kernel,
                 len: plan.len,
                 chunk_size: plan.chunk_size,
-                radius: self.b.stages[group.0].1,
+                radius,
                 arrays,
                 results: None,
                 stages: Some(StageSpec {
-                    kernels: self.b.stages.iter().map(|&(k, _)| k).collect(),
+                    kernels: self.b.views.job.stages[..self.b.stages].to_vec(),
                     first: group.0,
                     count: group.1,
                     inputs: self.b.inputs.len(),
@@ -833,6 +973,15 @@ fn run_chunks(
     mut run: impl FnMut(&Span),
 ) -> Result<()> {
     let chunk_size = chunk_size.max(1);
+    let panicked = |chunk, p| {
+        let message = take_panic(p);
+        Err(Error::KernelPanicked { chunk, pid: crate::sys::proc::getpid(), message })
+    };
+    if chunk_size >= len {
+        // One chunk (every job under 64 KiB by default): no loop, no bookkeeping.
+        let span = Span { index: 0, start: 0, end: len, radius };
+        return catch_unwind(AssertUnwindSafe(|| run(&span))).or_else(|p| panicked(0, p));
+    }
     let mut failed = None;
     let (mut index, mut start) = (0u64, 0usize);
     // Chunk `index` starts at `index * chunk_size`, as in a worker; added up, not multiplied.
@@ -840,17 +989,17 @@ fn run_chunks(
         let end = len.min(start.saturating_add(chunk_size));
         let span = Span { index, start, end, radius };
         if let Err(p) = catch_unwind(AssertUnwindSafe(|| run(&span))) {
-            let message = take_panic(p);
-            failed = failed.or(Some((index, message)));
+            // The first panic is the job's; later payloads are dropped (`take_panic`).
+            match failed {
+                None => failed = Some((index, p)),
+                Some(_) => drop(take_panic(p)),
+            }
         }
         (index, start) = (index + 1, end);
     }
     match failed {
         None => Ok(()),
-        Some((chunk, message)) => {
-            let pid = crate::sys::proc::getpid();
-            Err(Error::KernelPanicked { chunk, pid, message })
-        }
+        Some((chunk, p)) => panicked(chunk, p),
     }
 }
 

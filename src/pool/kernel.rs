@@ -93,6 +93,7 @@ impl Default for JobCtx {
 
 impl JobCtx {
     /// The stages this publish runs, as addresses.
+    #[inline]
     pub(crate) fn running(&self) -> &[usize] {
         let first = self.first.min(MAX_STAGES);
         &self.stages[first..self.first.saturating_add(self.count).min(MAX_STAGES)]
@@ -132,6 +133,7 @@ pub(crate) type Trampoline = unsafe fn(kernel: usize, views: &Views, span: &Span
 /// that the pointer is aligned for `T`, and that elements `..end` lie inside both the mapping
 /// and the job's length for the array. A mismatch panics, which the worker reports as the
 /// chunk's error: never a slice past the end or a misaligned one.
+#[inline]
 pub(crate) fn array<T: Pod>(v: &Views, i: usize, end: usize) -> *mut T {
     assert!(
         v.elem_size[i] == size_of::<T>() && !v.ptr[i].is_null(),
@@ -153,6 +155,7 @@ pub(crate) fn array<T: Pod>(v: &Views, i: usize, end: usize) -> *mut T {
 
 /// Checks that a span is an ordinary range (the worker computes `start <= end`; a corrupt
 /// descriptor must still never make a slice of negative length).
+#[inline]
 pub(crate) fn check_span(s: &Span) {
     assert!(s.start <= s.end, "chunk span {}..{} is reversed", s.start, s.end);
 }

@@ -43,6 +43,9 @@ pub fn tests() -> Tests {
         inline_and_pooled_jobs_check_element_types_alike,
         the_older_operations_run_small_inputs_in_the_caller_and_large_ones_in_workers,
         the_older_operations_give_the_same_bits_and_errors_inline_and_pooled,
+        a_job_after_a_longer_one_runs_only_its_own_stages,
+        the_quick_inline_path_refuses_what_the_full_checks_refuse,
+        named_arrays_run_inline_and_in_the_workers,
     }
 }
 
@@ -1153,4 +1156,86 @@ fn the_older_operations_give_the_same_bits_and_errors_inline_and_pooled() {
     assert!(pool.join_timeout(Duration::from_secs(10)).unwrap(), "a worker did not exit");
     drop(pool);
     shmpool::process::shutdown_forkserver().unwrap();
+}
+
+fn plus_one(c: &Chunk<()>) {
+    c.output::<u64>(0).iter_mut().for_each(|x| *x += 1);
+}
+
+fn times_ten(c: &Chunk<()>) {
+    c.output::<u64>(0).iter_mut().for_each(|x| *x *= 10);
+}
+
+/// Stage kernels are kept per thread between jobs (`job_builder.rs`, `Bufs::push_stage`): a
+/// job of one stage after one of three must run one, inline and in the workers, and a job of
+/// more stages than a job may have is still refused after a shorter one.
+fn a_job_after_a_longer_one_runs_only_its_own_stages() {
+    let mut pool = Pool::new(2).unwrap();
+    let mut a = SharedArray::<u64>::zeroed(1000).unwrap();
+    for inline in [true, false] {
+        a.fill(1);
+        let job = pool.job(()).output(&mut a).unwrap().inline(inline);
+        job.stage(plus_one).stage(times_ten).stage(plus_one).run().unwrap();
+        assert!(a.iter().all(|&x| x == 21), "inline {inline}: {}", a[0]);
+        pool.job(()).output(&mut a).unwrap().inline(inline).stage(times_ten).run().unwrap();
+        assert!(a.iter().all(|&x| x == 210), "inline {inline}: {}", a[0]);
+    }
+    let mut job = pool.job(()).output(&mut a).unwrap();
+    for _ in 0..40 {
+        job = job.stage(plus_one);
+    }
+    assert!(matches!(job.run(), Err(Error::TooManyStages { count: 40, max: 16 })));
+    assert!(a.iter().all(|&x| x == 210), "a refused job wrote");
+    pool.job(()).output(&mut a).unwrap().stage(plus_one).run().unwrap();
+    assert!(a.iter().all(|&x| x == 211), "{}", a[0]);
+    finish(pool);
+}
+
+/// Small 1-D jobs take a short path (`JobBuilder::quick_plan`) that only declines what it does
+/// not check: every bad input still comes back as the full checks' typed error, with nothing
+/// written, on a pool that runs small jobs in the caller.
+fn the_quick_inline_path_refuses_what_the_full_checks_refuse() {
+    let mut pool = Pool::new(1).unwrap();
+    assert!(pool.inline_threshold() > 0);
+    let a = SharedArray::<u64>::from_fn(10, |i| i as u64).unwrap();
+    let mut b = SharedArray::<u64>::zeroed(9).unwrap();
+    let e = pool.job(()).input(&a).unwrap().output(&mut b).unwrap().stage(plus_one).run();
+    match e {
+        Err(Error::ShapeMismatch { array, found, expected }) => {
+            assert_eq!((array.as_str(), found, expected), ("output 0", vec![9], vec![10]));
+        }
+        other => panic!("expected ShapeMismatch, got {other:?}"),
+    }
+    // A halo on the first stage (the only one, so one group): still checked against the rows.
+    let e = pool.job(()).output(&mut b).unwrap().stage_halo(10, plus_one).run();
+    match e {
+        Err(Error::HaloTooLarge { stage, radius, rows }) => {
+            assert_eq!((stage, radius, rows), (0, 10, 9))
+        }
+        other => panic!("expected HaloTooLarge, got {other:?}"),
+    }
+    // No stage; a chunk size that splits rows of a job given a shape.
+    let e = pool.job(()).output(&mut b).unwrap().run();
+    assert!(matches!(e, Err(Error::InvalidArgument { .. })), "{e:?}");
+    let e = pool.job(()).output(&mut b).unwrap().shape(&[3, 3]).chunk_size(4);
+    assert!(matches!(e.stage(plus_one).run(), Err(Error::ChunkSplitsRows { .. })));
+    assert!(b.iter().all(|&x| x == 0), "a refused job wrote");
+    finish(pool);
+}
+
+/// A job asks for its arrays' handles only when it goes to the workers: named arrays (whose
+/// handle is their name) run inline and pooled alike, and leave nothing behind.
+fn named_arrays_run_inline_and_in_the_workers() {
+    let mut pool = Pool::new(2).unwrap();
+    let opts = shmpool::ShmOptions::new().generated_name();
+    let x = SharedArray::<f64>::from_fn_with(100_000, &opts, |i| i as f64).unwrap();
+    let mut y = SharedArray::<f64>::zeroed_with(100_000, &opts).unwrap();
+    for inline in [true, false] {
+        y.fill(0.0);
+        let job = pool.job(()).input(&x).unwrap().output(&mut y).unwrap().inline(inline);
+        job.stage(copy0).run().unwrap();
+        assert!(y.iter().enumerate().all(|(i, &v)| v == i as f64), "inline {inline}");
+    }
+    drop((x, y));
+    finish(pool);
 }

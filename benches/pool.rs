@@ -184,10 +184,22 @@ fn short_strings(c: &mut Criterion, pool: &mut Pool) {
     g.bench_function(format!("{}, map, serialized results", ours(pool)), |b| {
         b.iter(|| black_box(pool.map(short_string_len_wrapped, &names, None).unwrap()))
     });
+    // The task borrows its argument in place (`&str` into shared memory): no serialization
+    // and no allocation per task.
+    g.bench_function(format!("{}, map_ref (&str), default chunksize", ours(pool)), |b| {
+        b.iter(|| black_box(pool.map_ref(str_len, &names, None).unwrap()))
+    });
     g.bench_function("sequential", |b| {
         b.iter(|| black_box(names.iter().cloned().map(short_string_len).collect::<Vec<_>>()))
     });
+    g.bench_function("sequential (&str)", |b| {
+        b.iter(|| black_box(names.iter().map(|s| str_len(s)).collect::<Vec<_>>()))
+    });
     g.finish();
+}
+
+fn str_len(s: &str) -> usize {
+    s.len()
 }
 
 /// Python's `[pool.apply_async(f, (i,)) for i in range(1000)]`, then every `get`.

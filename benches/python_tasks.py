@@ -9,6 +9,8 @@ reason printed under "skipped". loky and pebble map with Python's default chunks
 ceil(n / (4 * W)), so every contender ships the same chunks.
   map_100k_short_strings_ms: pool.map(len, names) over 100,000 "/data/file-{i}.csv" strings,
                              default chunksize (pickles each chunk there and back)
+  sequential_map_100k_short_strings_ms: list(map(len, names)) in this process, so that
+                             (pool - sequential) / 100,000 is the pool's own cost per task
   apply_async_1000_ms: [pool.apply_async(tiny, (i,)) for i in range(1000)], then every get()
   apply_roundtrip_us: pool.apply(tiny, (1,)) back to back
 """
@@ -38,6 +40,8 @@ def median_ms(fn, reps=7):
 def main():
     names = [f"/data/file-{i}.csv" for i in range(100_000)]
     out = {"python": sys.version.split()[0], "workers": W}
+    # The same tasks in this process, for (pool - sequential) / tasks: the pool's own cost.
+    out["sequential_map_100k_short_strings_ms"] = median_ms(lambda: list(map(len, names)))
     for method in ("fork", "forkserver"):
         with mp.get_context(method).Pool(W) as pool:
             pool.map(len, names[:1000])  # warm up

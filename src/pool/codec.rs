@@ -182,6 +182,38 @@ impl Args {
         // SAFETY: `table + a ..= table + b <= len` (checked), inside the mapping.
         unsafe { std::slice::from_raw_parts(self.base.add(table + a), b - a) }
     }
+
+    /// Argument `i`'s offsets into the bytes, as the table says (bounded by nothing: a caller
+    /// cuts them out of a [`run`](Args::run), which checks); `i < n`, else a chunk error.
+    pub(crate) fn range(&self, i: usize) -> std::ops::Range<usize> {
+        assert!(
+            i < self.n && (self.n + 1) * 8 <= self.len,
+            "task {i}: the argument table is corrupt"
+        );
+        // SAFETY: `i + 1 <= n` and the table's `n + 1` u64 lie inside the mapped region
+        // (checked); the base is 8-aligned (a region start); nobody writes it during the job.
+        unsafe {
+            let t = self.base.cast::<u64>();
+            t.add(i).read() as usize..t.add(i + 1).read() as usize
+        }
+    }
+
+    /// The bytes of arguments `start..end` back to back (a chunk's: `range(start).start` to
+    /// `range(end - 1).end`), and their first byte's offset; panics (a chunk error) when they
+    /// lie outside the region. Empty for an empty span.
+    pub(crate) fn run(&self, start: usize, end: usize) -> (&[u8], usize) {
+        if start >= end {
+            return (&[], 0);
+        }
+        let (a, b) = (self.range(start).start, self.range(end - 1).end);
+        let table = (self.n + 1) * 8;
+        assert!(
+            a <= b && b <= self.len - table,
+            "tasks {start}..{end}: their arguments lie outside the region"
+        );
+        // SAFETY: `table + a ..= table + b <= len` (checked), inside the mapping.
+        (unsafe { std::slice::from_raw_parts(self.base.add(table + a), b - a) }, a)
+    }
 }
 
 /// A worker's view of a result region (`len` bytes mapped at `base`, 8-aligned).

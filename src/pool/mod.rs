@@ -5,7 +5,8 @@
 //!
 //! Inside, one file per concept, in layers (each file uses only those before it in this list):
 //! `words` (the control block's packed and state words), `control` (the shared control
-//! block), `anon` (its mapping), `star` (the tuples `starmap` spreads), `codec` (the byte
+//! block), `anon` (its mapping), `star` (the tuples `starmap` spreads), `in_place` (the argument types a task borrows
+//! in place), `codec` (the byte
 //! layout of serialized tasks), `task_clock` (when a worker's task started, for task
 //! timeouts), `kernel` (type-erased data-parallel trampolines), `task_kernel` (task trampolines), `liveness` (a
 //! worker's life as the parent sees it), `wake` (the parent's wake pipe), `active` (the job
@@ -29,6 +30,7 @@ pub(crate) mod codec;
 pub(crate) mod control;
 pub(crate) mod failure;
 pub(crate) mod imap;
+pub(crate) mod in_place;
 pub(crate) mod job;
 pub(crate) mod job_builder;
 pub(crate) mod kernel;
@@ -52,6 +54,7 @@ pub use async_result::AsyncResult;
 pub use builder::{Affinity, PoolBuilder};
 pub use chunk::Chunk;
 pub use imap::{IMap, IMapBuffered, IMapUnordered};
+pub use in_place::InPlace;
 pub use job::JobHandle;
 pub use job_builder::JobBuilder;
 pub use star::StarArgs;

@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::codec::{self, tag};
 use super::control::{MAX_CHUNKS, SCRATCH_BYTES};
+use super::in_place::InPlace;
 use super::publish::{ArraySpec, JobSpec};
 use super::state::Pool;
 use crate::error::{Error, Result};
@@ -364,6 +365,112 @@ fn serialize_args_into<A: Serialize>(
     Ok(())
 }
 
+/// A job's argument region as the parent writes it ([`codec`]'s layout: `n + 1` offsets, then
+/// the bytes of every argument).
+pub(crate) trait ArgSource {
+    /// The number of tasks and the bytes their arguments take.
+    fn sizes(&self) -> (usize, usize);
+
+    /// Writes the region.
+    ///
+    /// # Safety
+    ///
+    /// `dst` is valid for writes of [`codec::arg_region_bytes`] of [`sizes`](Self::sizes)
+    /// bytes, 8-aligned, and nobody else reads or writes it meanwhile.
+    unsafe fn write(&self, dst: *mut u8) -> Result<()>;
+}
+
+/// Arguments serialized already: `offsets` (`n + 1`) into `data`, copied as they are.
+struct Encoded<'a> {
+    offsets: &'a [u64],
+    data: &'a [u8],
+}
+
+impl ArgSource for Encoded<'_> {
+    fn sizes(&self) -> (usize, usize) {
+        (self.offsets.len() - 1, self.data.len())
+    }
+
+    unsafe fn write(&self, dst: *mut u8) -> Result<()> {
+        // SAFETY: per this function's contract, which is `write_args`'s.
+        unsafe { codec::write_args(dst, self.offsets, self.data) };
+        Ok(())
+    }
+}
+
+/// Arguments a task borrows in place ([`InPlace`]): each value's bytes copied straight from
+/// the caller's values into the region, no serialization, no intermediate buffer. Made by
+/// [`Borrowed::new`], which measured them (and checked each against the limit).
+pub(crate) struct Borrowed<'a, B: ?Sized, S> {
+    args: &'a [S],
+    data: usize,
+    first: usize,
+    _b: PhantomData<fn(&B)>,
+}
+
+impl<'a, B: InPlace + ?Sized, S: AsRef<B>> Borrowed<'a, B, S> {
+    /// Measures `args`: [`Error::InvalidArgument`] if `B` cannot be staged,
+    /// [`Error::TaskValueTooLarge`] naming the first argument over `limit` bytes (task indices
+    /// from `first`).
+    pub(crate) fn new(args: &'a [S], limit: usize, first: usize) -> Result<Self> {
+        if let Some(reason) = B::refused() {
+            return Err(Error::InvalidArgument { what: "task argument type", reason });
+        }
+        let mut data = 0usize;
+        for (i, a) in args.iter().enumerate() {
+            let bytes = a.as_ref().raw().len();
+            if bytes > limit {
+                let task = first + i;
+                return Err(Error::TaskValueTooLarge { task, what: "argument", bytes, limit });
+            }
+            // Cannot overflow: each value lives in this process's memory.
+            data += bytes;
+        }
+        Ok(Borrowed { args, data, first, _b: PhantomData })
+    }
+}
+
+impl<B: InPlace + ?Sized, S: AsRef<B>> ArgSource for Borrowed<'_, B, S> {
+    fn sizes(&self) -> (usize, usize) {
+        (self.args.len(), self.data)
+    }
+
+    /// One pass: each offset, then each value's bytes (a `memcpy` of a few bytes for a short
+    /// string). A user's `AsRef` that returns more bytes than when [`Borrowed::new`] measured
+    /// it is refused before a byte past the region is written.
+    unsafe fn write(&self, dst: *mut u8) -> Result<()> {
+        let n = self.args.len();
+        let table = dst.cast::<u64>();
+        // SAFETY: per the contract, `dst` holds `n + 1` offsets and then `self.data` bytes.
+        let data = unsafe { dst.add((n + 1) * 8) };
+        let mut at = 0usize;
+        // SAFETY: offset 0 lies inside the region (the contract).
+        unsafe { table.write(0) };
+        for (i, a) in self.args.iter().enumerate() {
+            let bytes = a.as_ref().raw();
+            if bytes.len() > self.data - at {
+                return Err(Error::InvalidArgument {
+                    what: "task argument",
+                    reason: format!(
+                        "argument {} grew between two calls of its AsRef (it must return the \
+                         same value each time)",
+                        self.first + i
+                    ),
+                });
+            }
+            // SAFETY: `at + bytes.len() <= self.data` (checked), inside the region; offset
+            // `i + 1 <= n` lies in the table; the caller's value does not overlap the region.
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(at), bytes.len());
+                at += bytes.len();
+                table.add(i + 1).write(at as u64);
+            }
+        }
+        // A value that shrank leaves the rest unused; the offsets say where each one ends.
+        Ok(())
+    }
+}
+
 /// The most bytes of argument buffers [`ARG_BUFFERS`] keeps from one call to the next.
 const KEEP_ARG_BUFFERS: usize = 64 << 20;
 
@@ -504,16 +611,29 @@ impl Pool {
         chunksize: Option<usize>,
         first: usize,
     ) -> Result<Staged<SerialResults<R>>> {
+        let args = Encoded { offsets, data };
+        self.stage_region(trampoline, kernel, args, chunksize, first)
+    }
+
+    /// [`stage_serialized`](Pool::stage_serialized) of any argument region.
+    pub(crate) fn stage_region<R>(
+        &mut self,
+        trampoline: usize,
+        kernel: usize,
+        args: impl ArgSource,
+        chunksize: Option<usize>,
+        first: usize,
+    ) -> Result<Staged<SerialResults<R>>> {
         self.check_running()?;
         let limit = self.max_task_bytes;
-        let n = offsets.len() - 1;
+        let (n, data_len) = args.sizes();
         let chunk_size =
             Self::task_chunk_size(n, chunksize.unwrap_or_else(|| self.default_map_chunksize(n)));
         self.finish_active()?;
         let mut spec = JobSpec::tasks(trampoline, kernel, n, chunk_size);
         let too_large = || Error::TooLarge { len: n, elem_size: 1 };
         let capacity = codec::result_capacity(n, self.result_hint.get(), limit);
-        let a_bytes = codec::arg_region_bytes(n, data.len()).ok_or_else(too_large)?;
+        let a_bytes = codec::arg_region_bytes(n, data_len).ok_or_else(too_large)?;
         let r_off = a_bytes.checked_next_multiple_of(64).ok_or_else(too_large)?;
         let r_bytes = codec::result_region_bytes(n, chunk_size, capacity).ok_or_else(too_large)?;
         let end = r_off.checked_add(r_bytes).ok_or_else(too_large)?;
@@ -523,7 +643,7 @@ impl Pool {
         // or the arena; both regions lie inside it (`fits`, or the arena was sized to `end`),
         // and start at multiples of 64 of an 8-aligned base.
         unsafe {
-            codec::write_args(base, offsets, data);
+            args.write(base)?;
             codec::init_results(base.add(r_off), limit, capacity, n, chunk_size, first);
         }
         let region = |off, len| match &self.arena {
@@ -569,39 +689,40 @@ impl Pool {
         let align = align_of::<R>();
         check_task_align(align)?;
         with_serialized_args::<A, _>(args, self.max_task_bytes, 0, |offsets, data| {
+            let args = Encoded { offsets, data };
             // SAFETY: this function's contract.
-            unsafe { self.stage_serialized_plain(trampoline, kernel, offsets, data, chunksize) }
+            unsafe { self.stage_region_plain(trampoline, kernel, args, chunksize) }
         })
     }
 
-    /// [`stage_serial_plain`](Pool::stage_serial_plain) of arguments already serialized:
-    /// `offsets` (`n + 1` of them) into `data`.
+    /// [`stage_serial_plain`](Pool::stage_serial_plain) of any argument region.
     ///
     /// # Safety
     ///
     /// As for [`stage_serial_plain`](Pool::stage_serial_plain).
-    unsafe fn stage_serialized_plain<R>(
+    pub(crate) unsafe fn stage_region_plain<R>(
         &mut self,
         trampoline: usize,
         kernel: usize,
-        offsets: &[u64],
-        data: &[u8],
+        args: impl ArgSource,
         chunksize: Option<usize>,
     ) -> Result<Staged<PodResults<R>>> {
+        self.check_running()?;
         let align = align_of::<R>();
-        let n = offsets.len() - 1;
+        check_task_align(align)?;
+        let (n, data_len) = args.sizes();
         let chunk_size =
             Self::task_chunk_size(n, chunksize.unwrap_or_else(|| self.default_map_chunksize(n)));
         self.finish_active()?;
         let too_large = || Error::TooLarge { len: n, elem_size: size_of::<R>() };
-        let a_bytes = codec::arg_region_bytes(n, data.len()).ok_or_else(too_large)?;
+        let a_bytes = codec::arg_region_bytes(n, data_len).ok_or_else(too_large)?;
         let (_, r_off, end) = staging_layout(n, a_bytes, 0, size_of::<R>(), align)?;
         let fits = end <= SCRATCH_BYTES && align <= 8;
         let base = if fits { self.ctl.scratch_ptr() } else { self.arena_for(end, too_large)? };
         // SAFETY: no job is in flight (finish_active above), so no worker reads the scratch area
         // or the arena; the argument region lies inside it (`fits`, or the arena was sized to
         // `end`), at an 8-aligned base.
-        unsafe { codec::write_args(base, offsets, data) };
+        unsafe { args.write(base)? };
         let region = |off, bytes| match &self.arena {
             Some(seg) if !fits => ArraySpec::Region(seg.handle(), off, bytes, 1),
             _ => ArraySpec::Scratch(off, bytes, 1),
@@ -734,6 +855,69 @@ mod tests {
             with_serialized_args::<u8, _>([7u8], 10, 0, copy).unwrap(),
             (vec![0, 1], vec![7])
         );
+    }
+
+    /// The region `Borrowed` writes: the offsets and the bytes back to back, as the codec's
+    /// `Args` reads them.
+    fn borrowed_region<B: InPlace + ?Sized, S: AsRef<B>>(
+        args: &[S],
+        limit: usize,
+    ) -> Result<Vec<u64>> {
+        let b = Borrowed::<B, S>::new(args, limit, 10)?;
+        let (n, data) = b.sizes();
+        let mut buf = vec![0u64; codec::arg_region_bytes(n, data).unwrap().div_ceil(8)];
+        // SAFETY: the buffer holds the region, 8-aligned, used by nobody else.
+        unsafe { b.write(buf.as_mut_ptr().cast())? };
+        Ok(buf)
+    }
+
+    #[test]
+    fn borrowed_arguments_are_copied_back_to_back_and_measured_against_the_limit() {
+        let args = ["ab", "", "héllo"];
+        let buf = borrowed_region::<str, _>(&args, 6).unwrap();
+        let len = buf.len() * 8;
+        let region = codec::Args { base: buf.as_ptr().cast(), len, n: 3 };
+        assert_eq!(buf[..4], [0, 2, 2, 8]);
+        assert_eq!(region.get(2), "héllo".as_bytes());
+        assert_eq!(region.run(0, 3), ("abhéllo".as_bytes(), 0));
+        assert_eq!(region.run(1, 3), ("héllo".as_bytes(), 2));
+        match borrowed_region::<str, _>(&args, 5) {
+            Err(Error::TaskValueTooLarge { task: 12, what: "argument", bytes: 6, limit: 5 }) => {}
+            other => panic!("{other:?}"),
+        }
+        match borrowed_region::<[u128], _>(&[vec![1u128]], 100) {
+            Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("aligned to 16")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A user's `AsRef` that returns more bytes the second time (when the region is written)
+    /// than the first (when it was measured) is refused before it writes past the region.
+    #[test]
+    fn an_as_ref_that_grows_between_calls_is_refused() {
+        struct Growing(Cell<usize>, String);
+        impl AsRef<str> for Growing {
+            fn as_ref(&self) -> &str {
+                let k = self.0.get();
+                self.0.set(k + 1);
+                &self.1[..(k * 4).min(self.1.len())]
+            }
+        }
+        let args = [Growing(Cell::new(1), "x".repeat(64))];
+        match borrowed_region::<str, _>(&args, 100) {
+            Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("argument 10")),
+            other => panic!("{other:?}"),
+        }
+        // One that shrinks leaves its offsets saying where it ends.
+        struct Shrinking(Cell<usize>);
+        impl AsRef<[u8]> for Shrinking {
+            fn as_ref(&self) -> &[u8] {
+                let k = self.0.replace(1);
+                &[7, 7, 7][..k]
+            }
+        }
+        let buf = borrowed_region::<[u8], _>(&[Shrinking(Cell::new(3))], 100).unwrap();
+        assert_eq!(buf[..2], [0, 1]);
     }
 
     #[test]

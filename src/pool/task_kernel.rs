@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::codec;
+use super::in_place::InPlace;
 use super::kernel::{Span, Views, check_span, panic_text};
 use super::star::StarArgs;
 use super::task_clock;
@@ -194,6 +195,52 @@ fn serial_plain<A: DeserializeOwned, R>(v: &Views, s: &Span, call: impl Fn(A) ->
     });
 }
 
+/// Tasks `fn(&B) -> R` on arguments borrowed in place ([`InPlace`]) with plain results:
+/// argument `i` is a reference into the region in array 0 (raw bytes, [`codec`]'s offsets),
+/// checked by `B` (UTF-8 for `str`), result `i` written raw to array 2. Nothing is decoded or
+/// allocated per task. An argument that fails its check fails the chunk, as a panic naming the
+/// task, which the parent reads back as [`Error::TaskValue`] ([`typed_arg_failure`]).
+///
+/// # Safety
+///
+/// See [`Trampoline`](super::kernel::Trampoline); `kernel` is a `fn(&B) -> R`; `R` is plain
+/// data (as for [`task`]) and not zero-sized.
+pub(crate) unsafe fn task_ref_plain<B: InPlace + ?Sized, R>(kernel: usize, v: &Views, s: &Span) {
+    // SAFETY: per the trampoline contract, `kernel` is a `fn(&B) -> R` (higher-ranked: the
+    // result cannot borrow from the argument, so nothing outlives the region's job).
+    let k = unsafe { std::mem::transmute::<usize, fn(&B) -> R>(kernel) };
+    check_span(s);
+    let out = plain::<R>(v, 2, s.end);
+    let (base, len) = bytes(v, 0);
+    let n = bytes(v, 2).1 / size_of::<R>().max(1);
+    let args = codec::Args { base, len, n };
+    let (run, at) = args.run(s.start, s.end);
+    // One check of the chunk's bytes (UTF-8 for `str`), not one per task.
+    let run = B::run(run).unwrap_or_else(|e| {
+        panic!("task {}{ARG_UNREADABLE} (in the chunk's arguments: {e})", s.start)
+    });
+    task_clock::each_task(s.start..s.end, 0, |i| {
+        let a = in_place_arg::<B>(run, args.range(i), at)
+            .unwrap_or_else(|e| panic!("task {i}{ARG_UNREADABLE} ({e})"));
+        // SAFETY: `i < s.end`, inside the result region (checked), aligned for `R` (checked);
+        // result `i` belongs to the chunk this worker claimed.
+        unsafe { out.add(i).write(one_task(i, || k(a))) }
+    });
+}
+
+/// The argument at `range` (offsets into the region's bytes) of a checked run that starts at
+/// offset `at`.
+fn in_place_arg<'a, B: InPlace + ?Sized>(
+    run: B::Run<'a>,
+    range: std::ops::Range<usize>,
+    at: usize,
+) -> Result<&'a B, String> {
+    let (Some(a), Some(b)) = (range.start.checked_sub(at), range.end.checked_sub(at)) else {
+        return Err(format!("its bytes {range:?} lie before its chunk's, at {at}"));
+    };
+    B::piece(run, a..b)
+}
+
 /// How one serialized task is run: its argument deserialized, the user's `fn` called, its
 /// outcome encoded (see [`codec`]).
 pub(crate) trait SerialTask {
@@ -218,6 +265,9 @@ pub(crate) struct Plain<A, R>(PhantomData<fn(A) -> R>);
 pub(crate) struct Fallible<A, R, E>(PhantomData<fn(A) -> Result<R, E>>);
 /// `T::Fn<R>`: the tuple `T` spread over the parameters.
 pub(crate) struct Star<T, R>(PhantomData<fn(T) -> R>);
+
+/// `fn(&B) -> R` on an argument borrowed in place ([`InPlace`]): its raw bytes, checked.
+pub(crate) struct Ref<B: ?Sized, R>(PhantomData<fn(&B) -> R>);
 
 /// Appends `text` as the entry's bytes.
 fn text(out: &mut Vec<u8>, t: u64, text: &str) -> (u64, usize) {
@@ -285,6 +335,17 @@ impl<T: StarArgs, R: Serialize> SerialTask for Star<T, R> {
         match decode::<T>(arg, out) {
             Ok(a) => encode(&one_task(i, || T::call(f, a)), limit, out),
             Err(e) => e,
+        }
+    }
+}
+
+impl<B: InPlace + ?Sized, R: Serialize> SerialTask for Ref<B, R> {
+    unsafe fn run(k: usize, i: usize, arg: &[u8], limit: usize, out: &mut Vec<u8>) -> (u64, usize) {
+        // SAFETY: per the contract, `k` is a `fn(&B) -> R`.
+        let f = unsafe { std::mem::transmute::<usize, fn(&B) -> R>(k) };
+        match B::run(arg).and_then(|run| B::piece(run, 0..arg.len())) {
+            Ok(a) => encode(&one_task(i, || f(a)), limit, out),
+            Err(e) => text(out, codec::tag::ARG_FAILED, &e),
         }
     }
 }
@@ -507,6 +568,71 @@ mod tests {
         let other = "task 2: boom".to_string();
         let e = typed_arg_failure(Error::KernelPanicked { chunk: 0, pid: 1, message: other });
         assert!(matches!(e, Error::KernelPanicked { .. }));
+    }
+
+    fn str_hash(s: &str) -> u64 {
+        s.bytes().fold(s.len() as u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
+    }
+
+    /// Runs `task_ref_plain::<str, u64>` over a region holding `data` at `offsets`, tasks
+    /// `start..end`, in this process.
+    fn run_ref(offsets: &[u64], data: &[u8], start: usize, end: usize) -> Result<Vec<u64>, String> {
+        let n = offsets.len() - 1;
+        let a_len = codec::arg_region_bytes(n, data.len()).unwrap();
+        let mut a = vec![0u64; a_len.div_ceil(8)];
+        let mut r = vec![0u64; n.max(1)];
+        // SAFETY: the buffer holds the region, 8-aligned, used by nobody else.
+        unsafe { codec::write_args(a.as_mut_ptr().cast(), offsets, data) };
+        let mut v = Views::default();
+        (v.ptr[0], v.len[0], v.elem_size[0], v.expected_len[0]) =
+            (a.as_mut_ptr().cast(), a_len, 1, a_len);
+        (v.ptr[2], v.len[2], v.elem_size[2], v.expected_len[2]) =
+            (r.as_mut_ptr().cast(), n * 8, 1, n * 8);
+        let k = str_hash as fn(&str) -> u64 as usize;
+        let span = Span { index: 0, start, end, radius: 0 };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: `k` is a `fn(&str) -> u64`, `u64` is plain; the views map live buffers.
+            unsafe { task_ref_plain::<str, u64>(k, &v, &span) }
+        }))
+        .map_err(|p| panic_text(&*p))?;
+        Ok(r[start..end].to_vec())
+    }
+
+    #[test]
+    fn borrowed_strings_are_read_in_place_and_checked_once_per_chunk() {
+        let strs = ["ab", "", "日本", "🦀x"];
+        let mut offsets = vec![0u64];
+        let mut data = Vec::new();
+        for s in strs {
+            data.extend_from_slice(s.as_bytes());
+            offsets.push(data.len() as u64);
+        }
+        let want: Vec<u64> = strs.iter().map(|s| str_hash(s)).collect();
+        assert_eq!(run_ref(&offsets, &data, 0, 4).unwrap(), want);
+        assert_eq!(run_ref(&offsets, &data, 1, 3).unwrap(), want[1..3]);
+        assert_eq!(run_ref(&offsets, &data, 2, 2).unwrap(), []);
+        // An offset inside a character: the run is valid UTF-8, the piece is not.
+        let mut cut = offsets.clone();
+        cut[3] -= 1;
+        let e = run_ref(&cut, &data, 0, 4).unwrap_err();
+        assert!(e.contains("task 2's argument could not be deserialized"), "{e}");
+        // Bytes that are not UTF-8: the chunk's check names its first task.
+        let mut bad = data.clone();
+        bad[4] = 0xff;
+        let e = run_ref(&offsets, &bad, 1, 4).unwrap_err();
+        assert!(e.contains("task 1's argument") && e.contains("utf-8"), "{e}");
+        // Offsets going backwards or past the region: a chunk error, never a read outside.
+        let mut back = offsets.clone();
+        back[2] = 1;
+        back[1] = 2;
+        let e = run_ref(&back, &data, 1, 2).unwrap_err();
+        assert!(e.contains("tasks 1..2"), "{e}");
+        let mut past = offsets.clone();
+        past[4] = 1 << 40;
+        let e = run_ref(&past, &data, 0, 4).unwrap_err();
+        assert!(e.contains("outside the region"), "{e}");
+        let e = run_ref(&past, &data, 0, 3).map(|v| v.len());
+        assert_eq!(e, Ok(3), "a chunk that does not reach the bad offset runs");
     }
 
     #[test]

@@ -35,12 +35,15 @@ use serde::de::DeserializeOwned;
 
 use super::async_result::AsyncResult;
 use super::imap::{IMap, IMapBuffered, IMapUnordered, KeepHandle, Source};
+use super::in_place::InPlace;
 use super::job::JobHandle;
 use super::kernel::Trampoline;
-use super::staging::{PodResults, ResultSource, SerialResults, Staged, copy_plain, is_plain};
+use super::staging::{
+    Borrowed, PodResults, ResultSource, SerialResults, Staged, copy_plain, is_plain,
+};
 use super::star::StarArgs;
 use super::state::Pool;
-use super::task_kernel::{self, Fallible, Plain, SerialTask, Star};
+use super::task_kernel::{self, Fallible, Plain, Ref, SerialTask, Star};
 use crate::error::Result;
 
 /// A published streaming job: its handle, where its results are read, its task count and
@@ -353,6 +356,103 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
     {
         Ok(AsyncResult::new(self.map_job(f, args, chunksize)?))
+    }
+
+    /// Like [`map`](Pool::map) for a task that borrows its argument instead of owning it:
+    /// `f` takes `&str`, `&[u8]`, `&Path` or `&[T]` of a `Pod` `T` ([`InPlace`]), and each
+    /// worker hands it a reference straight into the shared memory the arguments were copied
+    /// to: no serialization, no allocation per task (a `fn(String)` allocates each `String` in
+    /// the worker, as `clone` would). `args` is a slice of anything `AsRef` of that type
+    /// (`&[String]`, `&[&str]`, `&[PathBuf]`, `&[Vec<f64>]`). `f` is higher-ranked
+    /// (`for<'a> fn(&'a str) -> R`), so its result cannot keep the borrow. Results come back
+    /// as in [`map`](Pool::map): plain values as raw slots, others serialized.
+    ///
+    /// # Errors
+    ///
+    /// As for [`map`](Pool::map); [`Error::InvalidArgument`](crate::Error::InvalidArgument)
+    /// for a `Pod` type aligned to more than 8 bytes or zero-sized; an argument that fails its
+    /// type's check in the worker (a `str` that is not UTF-8: the region was overwritten) is
+    /// [`Error::TaskValue`](crate::Error::TaskValue) naming the task.
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let names: Vec<String> = (0..1000).map(|i| format!("/data/file-{i}.csv")).collect();
+    /// let lens = pool.map_ref(|s: &str| s.len(), &names, None)?;
+    /// assert_eq!(lens[999], 18);
+    /// let upper = pool.map_ref(|s: &str| s.to_uppercase(), &["a", "b"], None)?; // serialized results
+    /// assert_eq!(upper, ["A", "B"]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn map_ref<B, S, R>(
+        &mut self,
+        f: fn(&B) -> R,
+        args: &[S],
+        chunksize: Option<usize>,
+    ) -> Result<Vec<R>>
+    where
+        B: InPlace + ?Sized,
+        S: AsRef<B>,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.ref_job(f, args, chunksize)?.wait()?
+    }
+
+    /// [`map_ref`](Pool::map_ref) in the background.
+    ///
+    /// # Errors
+    ///
+    /// As for [`map_ref`](Pool::map_ref).
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let mut r = pool.map_ref_async(|b: &[u8]| b.len(), &[vec![1u8, 2], vec![]], None)?;
+    /// assert_eq!(r.get()?, [2, 0]);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn map_ref_async<B, S, R>(
+        &mut self,
+        f: fn(&B) -> R,
+        args: &[S],
+        chunksize: Option<usize>,
+    ) -> Result<AsyncResult<'_, Vec<R>>>
+    where
+        B: InPlace + ?Sized,
+        S: AsRef<B>,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        Ok(AsyncResult::new(self.ref_job(f, args, chunksize)?))
+    }
+
+    /// Stages and publishes a [`map_ref`](Pool::map_ref): plain results as raw slots, others
+    /// serialized.
+    fn ref_job<B, S, R>(
+        &mut self,
+        f: fn(&B) -> R,
+        args: &[S],
+        chunksize: Option<usize>,
+    ) -> Result<JobHandle<'_, Result<Vec<R>>>>
+    where
+        B: InPlace + ?Sized,
+        S: AsRef<B>,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.check_running()?;
+        let borrowed = Borrowed::<B, S>::new(args, self.max_task_bytes, 0)?;
+        let kernel = f as usize;
+        if is_plain::<R>() {
+            let tramp = task_kernel::task_ref_plain::<B, R> as Trampoline as usize;
+            // SAFETY: `R` is plain (checked), and no listed type is zero-sized.
+            let staged =
+                unsafe { self.stage_region_plain::<R>(tramp, kernel, borrowed, chunksize)? };
+            let job = self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n))?;
+            return Ok(job.recast_errors(task_kernel::typed_arg_failure));
+        }
+        let tramp = task_kernel::task_serial::<Ref<B, R>> as Trampoline as usize;
+        let staged = self.stage_region::<R>(tramp, kernel, borrowed, chunksize, 0)?;
+        self.launch(staged, |r: &SerialResults<R>, pool| {
+            pool.learn_result_size(r);
+            all(r, pool, r.n)
+        })
     }
 
     /// Like [`map`](Pool::map) for tasks that return `Result`: the lowest-index `Err` comes

@@ -28,6 +28,7 @@ mod scope;
 mod soundness;
 mod sync;
 mod task_timeout;
+mod tasks_borrowed;
 mod tasks_calls;
 mod tasks_serde;
 mod value;
@@ -52,6 +53,7 @@ fn main() -> std::process::ExitCode {
         suite!(tasks_serde),
         suite!(task_timeout),
         suite!(tasks_calls),
+        suite!(tasks_borrowed),
         suite!(python_names),
         suite!(args_and_deadlines),
         suite!(manager_faults),

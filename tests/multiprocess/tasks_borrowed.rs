@@ -1,0 +1,236 @@
+//! `Pool::map_ref`: tasks that borrow their argument in place from shared memory (`&str`,
+//! `&[u8]`, `&Path`, `&[T: Pod]`) give what the owned path (`map` of a `fn(String)`) gives, on
+//! hostile strings (empty, 64 KiB, non-ASCII, a million tiny ones), with plain and serialized
+//! results; a panicking task and a worker killed mid-chunk fail or retry as on the owned path;
+//! values past the configured limit are typed errors naming the task. Each under the default
+//! start method (the forkserver) and fork.
+
+use std::path::{Path, PathBuf};
+
+use shmpool::{Error, Pool, StartMethod};
+
+use crate::harness::{
+    POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool as pool,
+};
+
+pub fn tests() -> Tests {
+    register! {
+        borrowed_strings_give_what_owned_ones_give in METHODS,
+        a_million_tiny_strings_give_what_owned_ones_give in METHODS,
+        bytes_paths_and_pod_slices_are_read_in_place in METHODS,
+        a_panicking_task_names_its_task_and_the_pool_goes_on in METHODS,
+        a_worker_killed_mid_chunk_is_retried_or_worker_died in METHODS,
+        values_past_the_limit_are_typed_errors_naming_the_task in METHODS,
+    }
+}
+
+/// FNV-1a of the bytes and the length: a result that depends on every byte, so a string read
+/// from the wrong place, cut short or shifted gives another value.
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64 ^ b.len() as u64, |h, &x| {
+        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+fn fnv_str(s: &str) -> u64 {
+    fnv(s.as_bytes())
+}
+
+fn fnv_owned(s: String) -> u64 {
+    fnv(s.as_bytes())
+}
+
+fn reversed(s: &str) -> String {
+    s.chars().rev().collect()
+}
+
+fn reversed_owned(s: String) -> String {
+    s.chars().rev().collect()
+}
+
+/// Strings a port meets: empty, one byte, 64 KiB, multi-byte characters (two, three and four
+/// bytes, so a chunk's bytes end inside no character), a NUL, control characters.
+fn hostile() -> Vec<String> {
+    let mut v = vec![
+        String::new(),
+        "a".into(),
+        "x".repeat(64 << 10),
+        "héllo wörld".into(),
+        "日本語のファイル名.csv".into(),
+        "🦀🦀 crab".into(),
+        "\0nul\0".into(),
+        "\t\r\n\u{7f}".into(),
+        "é".repeat(5000),
+    ];
+    for i in 0..300 {
+        v.push(match i % 4 {
+            0 => String::new(),
+            1 => format!("/data/file-{i}.csv"),
+            2 => "ß".repeat(i % 17),
+            _ => "🦀".repeat(i % 5),
+        });
+    }
+    v
+}
+
+fn borrowed_strings_give_what_owned_ones_give(m: StartMethod) {
+    let mut pool = pool(m);
+    let args = hostile();
+    let owned = pool.map(fnv_owned, &args, None).unwrap();
+    assert_eq!(owned, args.iter().map(|s| fnv_str(s)).collect::<Vec<_>>());
+    // Plain results (raw slots), every chunk size from one task per chunk to one chunk.
+    for cs in [None, Some(1), Some(7), Some(args.len())] {
+        assert_eq!(pool.map_ref(fnv_str, &args, cs).unwrap(), owned, "chunksize {cs:?}");
+    }
+    // Serialized results, and `&str` arguments instead of `String`s.
+    let want = pool.map(reversed_owned, &args, None).unwrap();
+    assert_eq!(pool.map_ref(reversed, &args, None).unwrap(), want);
+    let strs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(pool.map_ref(reversed, &strs, Some(3)).unwrap(), want);
+    let mut r = pool.map_ref_async(fnv_str, &strs, None).unwrap();
+    assert_eq!(r.get().unwrap(), owned);
+    drop(r);
+    // No arguments: no tasks.
+    assert!(pool.map_ref(fnv_str, &[] as &[String], None).unwrap().is_empty());
+    close_pool(pool, m);
+}
+
+fn a_million_tiny_strings_give_what_owned_ones_give(m: StartMethod) {
+    let mut pool = pool(m);
+    let args: Vec<String> =
+        (0..1_000_000u32).map(|i| ["", "a", "é", "ab", "🦀"][(i % 5) as usize].into()).collect();
+    let owned = pool.map(fnv_owned, &args, None).unwrap();
+    assert_eq!(owned.len(), args.len());
+    assert_eq!(pool.map_ref(fnv_str, &args, None).unwrap(), owned);
+    close_pool(pool, m);
+}
+
+fn path_len(p: &Path) -> usize {
+    p.as_os_str().len()
+}
+
+fn bytes_sum(b: &[u8]) -> u64 {
+    b.iter().map(|&x| x as u64).sum()
+}
+
+fn f64_sum(v: &[f64]) -> f64 {
+    v.iter().sum()
+}
+
+fn u16_max(v: &[u16]) -> Option<u16> {
+    v.iter().copied().max()
+}
+
+fn bytes_paths_and_pod_slices_are_read_in_place(m: StartMethod) {
+    let mut pool = pool(m);
+    let paths: Vec<PathBuf> =
+        ["/tmp/a.txt", "", "relative/ü.csv"].iter().map(PathBuf::from).collect();
+    assert_eq!(pool.map_ref(path_len, &paths, None).unwrap(), [10, 0, 15]);
+    // A `String` is `AsRef<Path>` too.
+    assert_eq!(pool.map_ref(path_len, &["abc".to_string()], None).unwrap(), [3]);
+    // Bytes that are not UTF-8 travel as bytes.
+    let blobs = vec![vec![0xffu8, 0xfe], vec![], vec![1; 70_000]];
+    assert_eq!(pool.map_ref(bytes_sum, &blobs, Some(1)).unwrap(), [509, 0, 70_000]);
+    // `Pod` slices of odd lengths after one another stay aligned (a `u16` slice of 3 values is
+    // 6 bytes; an `f64` slice needs 8-byte alignment in the worker).
+    let rows: Vec<Vec<f64>> =
+        (0..100).map(|i| (0..i % 7).map(|x| x as f64 * 0.5).collect()).collect();
+    let want: Vec<f64> = rows.iter().map(|r| f64_sum(r)).collect();
+    assert_eq!(pool.map_ref(f64_sum, &rows, Some(3)).unwrap(), want);
+    let shorts: Vec<Vec<u16>> = (0..50u16).map(|i| (0..i % 4).map(|x| x * i).collect()).collect();
+    let want: Vec<Option<u16>> = shorts.iter().map(|r| u16_max(r)).collect();
+    assert_eq!(pool.map_ref(u16_max, &shorts, None).unwrap(), want);
+    close_pool(pool, m);
+}
+
+fn len_or_panic_at_seven(s: &str) -> usize {
+    assert!(s != "seven", "refusing {s}");
+    s.len()
+}
+
+fn a_panicking_task_names_its_task_and_the_pool_goes_on(m: StartMethod) {
+    let mut pool = pool(m);
+    let mut args: Vec<String> = (0..40).map(|i| format!("item {i}")).collect();
+    args[7] = "seven".into();
+    match pool.map_ref(len_or_panic_at_seven, &args, Some(4)) {
+        Err(Error::KernelPanicked { message, .. }) => {
+            assert!(message.contains("task 7") && message.contains("refusing seven"), "{message}")
+        }
+        other => panic!("expected task 7's panic, got {other:?}"),
+    }
+    args[7] = "fine".into();
+    let want: Vec<usize> = args.iter().map(String::len).collect();
+    assert_eq!(pool.map_ref(len_or_panic_at_seven, &args, Some(4)).unwrap(), want);
+    close_pool(pool, m);
+}
+
+/// The length of `s`; but `die:PATH` kills its own worker (SIGKILL) the first time, which it
+/// remembers by creating the file PATH, and is 0 once that file exists.
+fn len_or_die_once(s: &str) -> u64 {
+    if let Some(path) = s.strip_prefix("die:") {
+        if std::fs::OpenOptions::new().write(true).create_new(true).open(path).is_ok() {
+            // SAFETY: `kill` on this process is a plain syscall; SIGKILL ends it at once.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        return 0;
+    }
+    s.len() as u64
+}
+
+/// As `tasks_calls`'s test of the owned path: with a retry the chunk runs again whole and
+/// every result is the task's own; without one the call is `WorkerDied`, and the pool goes on.
+fn a_worker_killed_mid_chunk_is_retried_or_worker_died(m: StartMethod) {
+    let marker =
+        std::env::temp_dir().join(format!("shmpool-ref-die-once-{}-{m:?}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let mut args: Vec<String> = (0..64).map(|i| "x".repeat(i % 13)).collect();
+    args[12] = format!("die:{}", marker.display());
+    let want: Vec<u64> = (0..64).map(|i| if i == 12 { 0 } else { (i % 13) as u64 }).collect();
+    let mut pool = Pool::builder().workers(2).start_method(m).retries(1).build().unwrap();
+    assert_eq!(pool.map_ref(len_or_die_once, &args, Some(8)).unwrap(), want);
+    assert!(marker.exists(), "the worker did die once");
+    close_pool(pool, m);
+    std::fs::remove_file(&marker).unwrap();
+    let mut pool = Pool::builder().workers(2).start_method(m).retries(0).build().unwrap();
+    match pool.map_ref(len_or_die_once, &args, Some(8)) {
+        Err(Error::WorkerDied { .. }) => {}
+        other => panic!("expected the chunk's death, got {other:?}"),
+    }
+    std::fs::remove_file(&marker).unwrap();
+    assert_eq!(pool.map_ref(len_or_die_once, &args[..12], Some(8)).unwrap(), want[..12]);
+    close_pool(pool, m);
+}
+
+fn repeated(s: &str) -> String {
+    s.repeat(4)
+}
+
+fn values_past_the_limit_are_typed_errors_naming_the_task(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).max_task_bytes(16).build().unwrap();
+    let args = vec!["short".to_string(), "x".repeat(16), "y".repeat(17), "z".into()];
+    // An argument over the limit is refused before anything is staged.
+    match pool.map_ref(fnv_str, &args, None) {
+        Err(Error::TaskValueTooLarge { task: 2, what: "argument", bytes: 17, limit: 16 }) => {}
+        other => panic!("expected task 2's argument to be too large, got {other:?}"),
+    }
+    // A result over the limit (serialized: a length byte and 20 bytes) names its task; the
+    // others still run.
+    let ok = ["ab".to_string(), "abcde".into(), "a".into()];
+    match pool.map_ref(repeated, &ok, Some(1)) {
+        Err(Error::TaskValueTooLarge { task: 1, what: "result", bytes: 21, limit: 16 }) => {}
+        other => panic!("expected task 1's result to be too large, got {other:?}"),
+    }
+    assert_eq!(pool.map_ref(repeated, &ok[..1], None).unwrap(), ["abababab"]);
+    // A `Pod` type the region cannot align is refused with the fix.
+    #[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+    #[repr(C, align(16))]
+    struct Wide([u8; 16]);
+    fn first(w: &[Wide]) -> u8 {
+        w.first().map_or(0, |w| w.0[0])
+    }
+    match pool.map_ref(first, &[vec![Wide([1; 16])]], None) {
+        Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("aligned to 16")),
+        other => panic!("expected the alignment to be refused, got {other:?}"),
+    }
+    close_pool(pool, m);
+}

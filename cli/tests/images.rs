@@ -631,3 +631,128 @@ fn output_over_the_pixel_limit_fails_its_file_under_every_engine() {
         run(&[&args[..], &["--op", "resize=100x50", "--op", "thumbnail=8"]].concat());
     assert_eq!(code, 0, "exactly at the limit is allowed: {stderr} {json}");
 }
+
+#[test]
+fn pool_forks_while_single_threaded_and_uses_the_forkserver_otherwise() {
+    let s = Scratch::new("start-method");
+    std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
+    std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
+    let input = s.input();
+    let mut outputs = Vec::new();
+    for (name, extra, method) in [
+        ("auto", &[][..], "fork"),
+        ("thread", &["--test-extra-thread"][..], "forkserver"),
+        ("spawn", &["--start-method", "spawn"][..], "spawn"),
+    ] {
+        let out = s.0.join(name);
+        let mut args = vec![input.to_str().unwrap(), "--op", "blur=1.0", "--workers", "2"];
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(extra);
+        let (code, json, stderr) = run(&args);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        assert_eq!(json["start_method"], method, "{name}: {json}");
+        assert_eq!(json["totals"]["written"], 2, "{name}");
+        outputs.push(
+            names(&out).iter().map(|n| std::fs::read(out.join(n)).unwrap()).collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(outputs[0], outputs[1], "fork and forkserver workers write the same files");
+    assert_eq!(outputs[0], outputs[2], "fork and spawn workers write the same files");
+    // Asked for fork with a second thread running: refused, with the fix, and nothing written.
+    let out = s.0.join("refused");
+    let refused = Command::new(env!("CARGO_BIN_EXE_shmpool"))
+        .args(["images", input.to_str().unwrap(), "--start-method", "fork", "--test-extra-thread"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refusing to fork") && stderr.contains("forkserver"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+    // The in-process engines start no pool.
+    let (code, json, _) = run(&[
+        input.to_str().unwrap(),
+        "--engine",
+        "rayon",
+        "--out",
+        s.0.join("rayon").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(json.get("start_method").is_none(), "{json}");
+}
+
+/// Set in the copy of this test binary that runs batches as a child subreaper.
+const SUBREAPER: &str = "SHMPOOL_IMAGES_TEST_SUBREAPER";
+
+#[test]
+fn no_process_of_a_batch_outlives_the_command() {
+    const TEST: &str = "no_process_of_a_batch_outlives_the_command";
+    if std::env::var_os(SUBREAPER).is_some() {
+        return batches_leave_no_process_behind();
+    }
+    // In a process of its own: it adopts every orphan, and must not reap other tests' children.
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--nocapture", "--test-threads", "1"])
+        .env(SUBREAPER, "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("checked 7 batches"), "the check did not run: {text}");
+}
+
+/// As a child subreaper, so that any process a batch leaves behind (a worker, the forkserver)
+/// becomes this process's child once the command has exited: after each batch, this process
+/// has no child at all.
+fn batches_leave_no_process_behind() {
+    // SAFETY: PR_SET_CHILD_SUBREAPER only changes which process adopts this one's orphans.
+    assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
+    let s = Scratch::new("reaped");
+    std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
+    std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
+    std::fs::write(s.input().join("c-empty.png"), b"").unwrap();
+    let only_good = s.0.join("good");
+    std::fs::create_dir_all(&only_good).unwrap();
+    std::fs::write(only_good.join("a.png"), png_bytes()).unwrap();
+    let no_images = s.0.join("none");
+    std::fs::create_dir_all(&no_images).unwrap();
+    std::fs::write(no_images.join("notes.txt"), b"no image here").unwrap();
+    let (all, good, none) = (s.input(), only_good, no_images);
+    let cases: [(&str, &Path, &[&str], i32); 7] = [
+        ("every file written", &good, &["--workers", "2"], 0),
+        ("a file failed", &all, &["--workers", "2"], 1),
+        ("--fail-fast", &all, &["--fail-fast", "--workers", "1"], 1),
+        ("a worker killed and replaced", &good, &["--workers", "2", "--test-kill-on", "a.png"], 1),
+        ("forkserver workers", &good, &["--workers", "2", "--test-extra-thread"], 0),
+        ("forkserver, a file failed", &all, &["--workers", "2", "--test-extra-thread"], 1),
+        ("no image after the pool started", &none, &["--workers", "2"], 1),
+    ];
+    for (i, (what, input, extra, code)) in cases.iter().enumerate() {
+        let out = s.0.join(format!("out-{i}"));
+        let status = Command::new(env!("CARGO_BIN_EXE_shmpool"))
+            .args(["images", input.to_str().unwrap(), "--json", "--out"])
+            .arg(&out)
+            .args(*extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(*code), "{what}");
+        // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes only `info`; WNOWAIT leaves any child found unreaped.
+        let r = unsafe {
+            libc::waitid(libc::P_ALL, 0, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+        };
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        assert!(
+            r == -1 && errno == Some(libc::ECHILD),
+            "{what}: a process of the batch outlived the command (waitid: {r}, pid {})",
+            // SAFETY: `info` was zeroed, and waitid filled it if it found a child.
+            unsafe { info.si_pid() }
+        );
+    }
+    println!("checked {} batches", cases.len());
+}

@@ -58,6 +58,12 @@ pub(crate) struct ImagesArgs {
     /// two have no isolation and no --timeout: a crashing decoder ends the whole batch.
     #[arg(long, value_enum, default_value_t = Engine::Pool)]
     pub(crate) engine: Engine,
+    /// How the pool's workers start: `auto` (the default) forks this process while it has a
+    /// single thread, which it has unless something started one (fastest: no program is
+    /// re-executed), else uses the forkserver; `fork`, `forkserver` or `spawn` force one
+    /// (`fork` then fails if this process has other threads).
+    #[arg(long, value_enum, default_value_t = StartWith::Auto)]
+    pub(crate) start_method: StartWith,
     /// Print the results as JSON on stdout instead of the summary table.
     #[arg(long)]
     pub(crate) json: bool,
@@ -70,6 +76,23 @@ pub(crate) struct ImagesArgs {
     /// Test hook: a worker that reaches this file name panics.
     #[arg(long, hide = true, value_name = "NAME")]
     pub(crate) test_panic_on: Option<String>,
+    /// Test hook: start an idle thread before the pool, so that `--start-method auto` must not
+    /// fork.
+    #[arg(long, hide = true)]
+    pub(crate) test_extra_thread: bool,
+}
+
+/// How a pool's workers start (`--start-method`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StartWith {
+    /// `fork` while this process is single-threaded, else `forkserver`.
+    Auto,
+    /// Forks of this process (refused if it has other threads).
+    Fork,
+    /// Forks of a clean server process started from this program.
+    Forkserver,
+    /// Fresh runs of this program.
+    Spawn,
 }
 
 /// Where a batch's files are processed.

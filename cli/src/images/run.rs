@@ -77,16 +77,18 @@ fn failed_task(e: &shmpool::Error) -> Option<(usize, String)> {
     }
 }
 
+/// A finished batch, and the pool that ran it when its workers were only told to stop: the
+/// caller prints the summary, then reaps them ([`super::workers::reap`]).
+pub(crate) type Finished = (Batch, Option<Pool>);
+
 /// Runs the batch `args` describes.
-pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
-    let pipeline = pipeline(args)?;
-    let inputs = super::inputs::list(&args.input)?;
-    if inputs.is_empty() {
-        return Err(CliError::ImagesInput {
-            input: args.input.clone(),
-            fix: "it holds no .png, .jpg, .jpeg, .webp, .tif or .tiff file; give another directory or glob",
-        });
-    }
+///
+/// The clock starts here, before the files are listed, under every engine. Under the pool
+/// engine the workers are started first (after the cheap checks and the pipeline's parsing, so
+/// a bad operation still starts nothing), and set themselves up while this process lists the
+/// files and builds the tasks.
+pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Finished, CliError> {
+    let start = Instant::now();
     let timeout = Duration::try_from_secs_f64(args.timeout)
         .ok()
         .filter(|t| !t.is_zero() && t.as_secs() <= 1 << 32)
@@ -94,12 +96,38 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
             input: format!("--timeout {}", args.timeout),
             fix: "give a number of seconds above 0 (and below 4e9)",
         })?;
+    let pipeline = pipeline(args)?;
+    let text = pipeline.to_string();
+    if args.test_extra_thread {
+        // Parked for the life of the process: it only has to exist when the pool starts.
+        std::thread::spawn(|| {
+            loop {
+                std::thread::park();
+            }
+        });
+    }
+    let workers = args.workers.unwrap_or_else(shmpool::process_cpu_count).max(1);
+    let mut pool = match args.engine {
+        Engine::Pool => Some(super::workers::start(workers, timeout, args.start_method)?),
+        Engine::Rayon | Engine::Sequential => {
+            super::allocator::tune_allocator();
+            None
+        }
+    };
+    let start_method = pool.as_ref().map(|p| p.start_method().name().to_string());
+
+    let inputs = super::inputs::list(&args.input)?;
+    if inputs.is_empty() {
+        return Err(CliError::ImagesInput {
+            input: args.input.clone(),
+            fix: "it holds no .png, .jpg, .jpeg, .webp, .tif or .tiff file; give another directory or glob",
+        });
+    }
     std::fs::create_dir_all(&args.out).map_err(|source| CliError::ImagesIo {
         action: "create",
         path: args.out.clone(),
         source,
     })?;
-    let text = pipeline.to_string();
     let hooks = [args.test_kill_on.clone(), args.test_hang_on.clone(), args.test_panic_on.clone()];
     let tasks: Vec<FileTask> = outputs(&inputs, &args.out, args.format.extension())
         .into_iter()
@@ -118,14 +146,19 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
         })
         .collect();
 
-    let workers = args.workers.unwrap_or_else(shmpool::process_cpu_count).max(1);
-    let start = Instant::now();
-    let results = match args.engine {
-        Engine::Pool => in_pool(args, &tasks, workers, timeout)?,
-        Engine::Rayon => in_process(&tasks, Some(workers))?,
-        Engine::Sequential => in_process(&tasks, None)?,
+    let results = match &mut pool {
+        Some(p) => in_pool(args, p, &tasks)?,
+        None if args.engine == Engine::Rayon => in_process(&tasks, Some(workers))?,
+        None => in_process(&tasks, None)?,
     };
     let seconds = start.elapsed().as_secs_f64();
+    let any_failed = results.iter().any(|r| !matches!(r, Some(Ok(_))));
+    if any_failed {
+        // Every worker dead before a temporary is removed: one stopped by --fail-fast may be
+        // writing still (killing is not instant), and a file written after its temporary was
+        // removed would be left half-written.
+        drop(pool.take());
+    }
 
     let files = tasks
         .iter()
@@ -143,12 +176,14 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Batch, CliError> {
             FileResult { input: t.input.display().to_string(), report, error }
         })
         .collect();
-    Ok(Batch {
+    let batch = Batch {
         pipeline: pipeline.ops().iter().map(|o| o.to_string()).collect(),
         workers: if args.engine == Engine::Sequential { 1 } else { workers },
+        start_method,
         seconds,
         files,
-    })
+    };
+    Ok((batch, pool))
 }
 
 /// Each file's result, `None` for those never run.
@@ -173,16 +208,13 @@ fn in_process(tasks: &[FileTask], threads: Option<usize>) -> Result<Results, Cli
     Ok(results.into_iter().map(Some).collect())
 }
 
-/// The files in a pool of `workers` processes, one task each, under `--timeout`.
-fn in_pool(
-    args: &ImagesArgs,
-    tasks: &[FileTask],
-    workers: usize,
-    timeout: Duration,
-) -> Result<Results, CliError> {
-    let mut pool = Pool::builder().workers(workers).task_timeout(timeout).build()?;
+/// The files in `pool`, one task each, under its `--timeout`. When every file came back the
+/// pool is closed (its idle workers exit while this process writes the summary); after
+/// `--fail-fast` stopped the batch it is left running, for the caller to terminate.
+fn in_pool(args: &ImagesArgs, pool: &mut Pool, tasks: &[FileTask]) -> Result<Results, CliError> {
     let mut results: Results = vec![None; tasks.len()];
     let mut progress = Progress::new(tasks.len());
+    let mut stopped = false;
     {
         let stream = pool.imap_unordered(process_file, tasks, Some(1))?;
         for item in stream {
@@ -197,13 +229,14 @@ fn in_pool(
             progress.done(r.as_ref().map_or(0, |rep| rep.in_bytes));
             results[i] = Some(r);
             if failed && args.fail_fast {
+                stopped = true;
                 break; // dropping the stream cancels the files no worker started
             }
         }
     }
-    // Terminates the workers, any still on a file after --fail-fast included, before the
-    // clean-up of temporaries.
-    drop(pool);
+    if !stopped {
+        pool.close();
+    }
     progress.finish();
     Ok(results)
 }

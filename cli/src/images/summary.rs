@@ -24,7 +24,12 @@ pub(crate) struct Batch {
     pub(crate) pipeline: Vec<String>,
     /// Worker processes.
     pub(crate) workers: usize,
-    /// Wall-clock seconds, from the pool's start to the last file.
+    /// How the pool's workers were started (`fork`, `forkserver` or `spawn`); none for the
+    /// in-process engines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) start_method: Option<String>,
+    /// Wall-clock seconds, from the batch's start (before its files are listed and its pool is
+    /// started) to the last file's result.
     pub(crate) seconds: f64,
     /// Every file, in input order.
     pub(crate) files: Vec<FileResult>,
@@ -106,8 +111,15 @@ impl Batch {
         line(
             "files",
             format!(
-                "{} written, {} failed, {} in all ({} workers)",
-                t.written, t.failed, t.files, self.workers
+                "{} written, {} failed, {} in all ({} workers{})",
+                t.written,
+                t.failed,
+                t.files,
+                self.workers,
+                self.start_method
+                    .as_deref()
+                    .map(|m| format!(", started by {m}"))
+                    .unwrap_or_default()
             ),
         );
         line("pixels", format!("{:.1} Mpx decoded", t.pixels as f64 / 1e6));

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The `shmpool images` benchmark of issue 12, in one command, from the repository root:
+#
+#   bash scripts/image_bench/pairs.sh [PAIRS=11] [FILES=300] [WORKERS=2]
+#
+# Makes FILES photo-like 1024x768 JPEGs once (gen.py; needs python3 with Pillow and NumPy:
+# python3 -m pip install pillow numpy), builds the release CLI, then runs PAIRS rounds. Each
+# round runs, for --chroma 420 and for --chroma auto, one pool/rayon pair (the order alternates
+# from round to round), then --engine sequential at both settings and Python's Pool(WORKERS) +
+# Pillow, all on the same files, pipeline resize=640x480 + blur=1.5, JPEG quality 90. Every run
+# writes a JSON file under $DIR (default target/image-bench); summarize.py prints the medians,
+# the per-pair pool/rayon ratios (median and quartiles) and per-stage times. Run it on a quiet
+# machine: every other busy process shows up in the ratios.
+set -euo pipefail
+PAIRS=${1:-11}
+FILES=${2:-300}
+WORKERS=${3:-2}
+HERE=$(cd "$(dirname "$0")" && pwd)
+DIR=${DIR:-target/image-bench}
+IN=$DIR/in-$FILES
+RUNS=$DIR/runs-$FILES
+B=target/release/shmpool
+
+cargo build --release -p shmpool-cli
+if [ "$(ls "$IN" 2>/dev/null | wc -l)" -ne "$FILES" ]; then
+    rm -rf "$IN"
+    python3 "$HERE/gen.py" "$IN" "$FILES"
+fi
+rm -rf "$RUNS"
+mkdir -p "$RUNS"
+OUT=$DIR/out
+
+one() { # one LABEL ROUND ARGS...: a `shmpool images` run, its JSON kept
+    local label=$1 round=$2
+    shift 2
+    rm -rf "$OUT"
+    "$B" images "$IN" --op resize=640x480 --op blur=1.5 --format jpeg --workers "$WORKERS" \
+        --out "$OUT" --json "$@" > "$RUNS/$label-$round.json"
+}
+
+for r in $(seq 1 "$PAIRS"); do
+    echo "round $r of $PAIRS: $(uptime)" | tee -a "$RUNS/load.txt"
+    for chroma in 420 auto; do
+        if [ $((r % 2)) -eq 1 ]; then order="pool rayon"; else order="rayon pool"; fi
+        for e in $order; do one "$e-$chroma" "$r" --engine "$e" --chroma "$chroma"; done
+    done
+    for chroma in 420 auto; do one "sequential-$chroma" "$r" --engine sequential --chroma "$chroma"; done
+    rm -rf "$OUT"
+    python3 "$HERE/pool_pillow.py" "$IN" "$OUT" "$WORKERS" > "$RUNS/python-$r.json"
+done
+rm -rf "$OUT"
+python3 "$HERE/summarize.py" "$RUNS" "$PAIRS"

@@ -21,8 +21,9 @@
 //!
 //! After criterion, each reduction group runs again in `SHMPOOL_BENCH_ROUNDS` (default 15; 0:
 //! none) alternating rounds, every contender once per round in a rotating order, and a table
-//! prints the median GB/s of each and the median of the per-round ratios pool / read reference
-//! and pool / rayon: the figures that drift on a busy machine cannot bias.
+//! prints the median and best GB/s of each, and the pool against the read reference, the C
+//! reduction and rayon as the median of the per-round ratios (which drift on a busy machine
+//! cannot bias) and as the ratio of the bests (the least disturbed run of each).
 //!
 //! `cargo bench -p shmpool-kernels --bench reduce` (short: `-- --warm-up-time 1
 //! --measurement-time 2`). `SHMPOOL_BENCH_WORKERS` sets the workers and threads (default 2).
@@ -213,22 +214,23 @@ fn rounds(rows: &mut [Contender<'_>], name: &str, bytes: usize, rounds: usize) -
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let find = |p: &str| rows.iter().position(|(n, _)| n.starts_with(p));
-    let (pool, rayon) = (rows.len() - 1, rows.len() - 2);
-    let ratio = |i: usize| median(secs[i].iter().zip(&secs[pool]).map(|(r, p)| r / p).collect());
-    let mut out = vec![format!("{name}: {rounds} rounds x {reps} runs, median GB/s of input read")];
+    let pool = rows.len() - 1;
+    let mut out =
+        vec![format!("{name}: {rounds} rounds x {reps} runs, GB/s of input read: median, best")];
     for (i, (row, _)) in rows.iter().enumerate() {
-        out.push(format!("  {row:<28} {:>7.1}", gbs(median(secs[i].clone()))));
+        let (m, b) = (gbs(median(secs[i].clone())), gbs(best(&secs[i])));
+        out.push(format!("  {row:<28} {m:>7.1} {b:>7.1}"));
     }
     let reference = find("read C/").or(find("read rayon")).expect("a read reference");
-    out.push(format!(
-        "  pool / {} {:.2}x, pool / rayon {:.2}x (medians of per-round ratios)",
-        rows[reference].0,
-        ratio(reference),
-        ratio(rayon)
-    ));
-    if let Some(c) = find("C/") {
-        out.push(format!("  pool / {} {:.2}x", rows[c].0, ratio(c)));
+    for other in [Some(reference), find("C/"), Some(rows.len() - 2)].into_iter().flatten() {
+        let ratio = median(secs[other].iter().zip(&secs[pool]).map(|(o, p)| o / p).collect());
+        out.push(format!(
+            "  pool / {}: {ratio:.2}x (median of the per-round ratios), {:.2}x (best / best)",
+            rows[other].0,
+            best(&secs[other]) / best(&secs[pool])
+        ));
     }
     out
 }

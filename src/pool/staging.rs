@@ -413,18 +413,31 @@ impl<'a, B: InPlace + ?Sized, S: AsRef<B>> Borrowed<'a, B, S> {
     /// [`Error::TaskValueTooLarge`] naming the first argument over `limit` bytes (task indices
     /// from `first`).
     pub(crate) fn new(args: &'a [S], limit: usize, first: usize) -> Result<Self> {
+        Self::counted(args, limit, first, |n| n)
+    }
+
+    /// [`new`](Borrowed::new), the limit applied to `counted(n)` for a value of `n` bytes (the
+    /// size of its serialized form, where the same value takes the serialized path elsewhere:
+    /// one limit whichever path a value takes).
+    pub(crate) fn counted(
+        args: &'a [S],
+        limit: usize,
+        first: usize,
+        counted: impl Fn(usize) -> usize,
+    ) -> Result<Self> {
         if let Some(reason) = B::refused() {
             return Err(Error::InvalidArgument { what: "task argument type", reason });
         }
         let mut data = 0usize;
         for (i, a) in args.iter().enumerate() {
-            let bytes = a.as_ref().raw().len();
+            let raw = a.as_ref().raw().len();
+            let bytes = counted(raw);
             if bytes > limit {
                 let task = first + i;
                 return Err(Error::TaskValueTooLarge { task, what: "argument", bytes, limit });
             }
             // Cannot overflow: each value lives in this process's memory.
-            data += bytes;
+            data += raw;
         }
         Ok(Borrowed { args, data, first, _b: PhantomData })
     }
@@ -468,6 +481,27 @@ impl<B: InPlace + ?Sized, S: AsRef<B>> ArgSource for Borrowed<'_, B, S> {
         }
         // A value that shrank leaves the rest unused; the offsets say where each one ends.
         Ok(())
+    }
+}
+
+/// A `map` argument that is a `String` however it is passed (owned, or borrowed: `Borrow<A>`
+/// with `A` = `String`), as `&str` for [`Borrowed`]: `map(process_file, &paths)` copies the
+/// strings' bytes in as they are. Made only where `A` is `String`; any other `A` reads as an
+/// empty string.
+pub(crate) struct StringArg<T, A>(pub(crate) T, pub(crate) PhantomData<fn() -> A>);
+
+/// The bytes postcard encodes a string of `n` bytes into: a varint length, then the bytes.
+pub(crate) fn postcard_str_len(n: usize) -> usize {
+    let mut prefix = 1u32;
+    while n.checked_shr(7 * prefix).is_some_and(|rest| rest != 0) {
+        prefix += 1;
+    }
+    n + prefix as usize
+}
+
+impl<A: 'static, T: Borrow<A>> AsRef<str> for StringArg<T, A> {
+    fn as_ref(&self) -> &str {
+        (self.0.borrow() as &dyn std::any::Any).downcast_ref::<String>().map_or("", String::as_str)
     }
 }
 
@@ -918,6 +952,14 @@ mod tests {
         }
         let buf = borrowed_region::<[u8], _>(&[Shrinking(Cell::new(3))], 100).unwrap();
         assert_eq!(buf[..2], [0, 1]);
+    }
+
+    #[test]
+    fn postcard_string_lengths_match_postcard() {
+        for n in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000, 2_097_152] {
+            let s = "x".repeat(n);
+            assert_eq!(postcard_str_len(n), postcard::to_allocvec(&s).unwrap().len(), "{n}");
+        }
     }
 
     #[test]

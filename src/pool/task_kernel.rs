@@ -209,6 +209,30 @@ pub(crate) unsafe fn task_ref_plain<B: InPlace + ?Sized, R>(kernel: usize, v: &V
     // SAFETY: per the trampoline contract, `kernel` is a `fn(&B) -> R` (higher-ranked: the
     // result cannot borrow from the argument, so nothing outlives the region's job).
     let k = unsafe { std::mem::transmute::<usize, fn(&B) -> R>(kernel) };
+    ref_plain(v, s, k);
+}
+
+/// Tasks `fn(String) -> R` with plain results whose strings the parent copied in as raw bytes
+/// (`map` of a `fn(String)`, the most common pool program): as [`task_ref_plain`] over `str`,
+/// each `String` made from the checked bytes (one allocation, as decoding made), without
+/// postcard's length prefix in the parent or its decoding here.
+///
+/// # Safety
+///
+/// See [`Trampoline`](super::kernel::Trampoline); `kernel` is a `fn(String) -> R`; `R` is
+/// plain data (as for [`task`]) and not zero-sized.
+pub(crate) unsafe fn task_string_plain<R>(kernel: usize, v: &Views, s: &Span) {
+    // SAFETY: per the trampoline contract, `kernel` is a `fn(String) -> R`.
+    let k = unsafe { std::mem::transmute::<usize, fn(String) -> R>(kernel) };
+    ref_plain(v, s, |a: &str| k(a.to_owned()));
+}
+
+/// The loop of [`task_ref_plain`]: `call` on each argument of the chunk, borrowed from the
+/// region in array 0, its result written raw to array 2.
+///
+/// `R` is plain data and not zero-sized (the callers' contract), so any value written is read
+/// back as itself.
+fn ref_plain<B: InPlace + ?Sized, R>(v: &Views, s: &Span, call: impl Fn(&B) -> R) {
     check_span(s);
     let out = plain::<R>(v, 2, s.end);
     let (base, len) = bytes(v, 0);
@@ -224,7 +248,7 @@ pub(crate) unsafe fn task_ref_plain<B: InPlace + ?Sized, R>(kernel: usize, v: &V
             .unwrap_or_else(|e| panic!("task {i}{ARG_UNREADABLE} ({e})"));
         // SAFETY: `i < s.end`, inside the result region (checked), aligned for `R` (checked);
         // result `i` belongs to the chunk this worker claimed.
-        unsafe { out.add(i).write(one_task(i, || k(a))) }
+        unsafe { out.add(i).write(one_task(i, || call(a))) }
     });
 }
 

@@ -25,7 +25,9 @@
 //! comes back as a raw slot too (`staging::stage_serial_plain`): no result entry, encoding or
 //! decoding per task (`map`, `imap`, `imap_unordered`, `starmap`). `try_*` always serialize.
 
+use std::any::TypeId;
 use std::borrow::Borrow;
+use std::marker::PhantomData;
 use std::mem::size_of;
 use std::time::Duration;
 
@@ -39,7 +41,8 @@ use super::in_place::InPlace;
 use super::job::JobHandle;
 use super::kernel::Trampoline;
 use super::staging::{
-    Borrowed, PodResults, ResultSource, SerialResults, Staged, copy_plain, is_plain,
+    Borrowed, PodResults, ResultSource, SerialResults, Staged, StringArg, copy_plain, is_plain,
+    postcard_str_len,
 };
 use super::star::StarArgs;
 use super::state::Pool;
@@ -170,6 +173,22 @@ impl Pool {
             let args = unsafe { copy_plain::<A>(args) };
             // SAFETY: as above.
             return unsafe { self.pod_job(f, &args, chunksize) };
+        }
+        if is_plain::<R>() && TypeId::of::<A>() == TypeId::of::<String>() {
+            // `map(process_file, paths)`: the strings' bytes go in as they are, as for
+            // `map_ref`, each `String` made in the worker from them.
+            self.check_running()?;
+            let items: Vec<_> = args.into_iter().map(|a| StringArg(a, PhantomData)).collect();
+            // The limit counts the encoded size, as on the paths that encode.
+            let limit = self.max_task_bytes;
+            let borrowed = Borrowed::<str, _>::counted(&items, limit, 0, postcard_str_len)?;
+            let tramp = task_kernel::task_string_plain::<R> as Trampoline as usize;
+            // SAFETY: `R` is plain (checked), and no listed type is zero-sized; `f` is a
+            // `fn(String) -> R`, since `A` is `String` (checked), as the trampoline asks.
+            let staged =
+                unsafe { self.stage_region_plain::<R>(tramp, f as usize, borrowed, chunksize)? };
+            let job = self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n))?;
+            return Ok(job.recast_errors(task_kernel::typed_arg_failure));
         }
         if is_plain::<R>() {
             let tramp = task_kernel::task_serial_plain::<A, R> as Trampoline as usize;

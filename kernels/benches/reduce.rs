@@ -6,6 +6,7 @@
 //!     the group's arrays, one-cycle operations that no core retires slower than memory delivers)
 //!     in C, `gcc -O3 -march=native -ffast-math -fopenmp`, one thread per core: the machine's read
 //!     bandwidth;
+//!   - `read C 1 thread`: the same on one thread, the bound of `sequential`;
 //!   - `read rayon`: the same read kernel in Rust on rayon, one thread per core (kept so there is
 //!     a reference where the C one cannot be built);
 //!   - `C/OpenMP`: the same reduction in C (issue #9's reference), as many threads as workers;
@@ -113,6 +114,8 @@ fn contenders<'a>(
             format!("read C/OpenMP {cores} threads"),
             Box::new(move || omp.read(a, second, chunk, cores)),
         ));
+        // One core's share, the bound of `sequential`.
+        rows.push(("read C 1 thread".into(), Box::new(move || omp.read(a, second, chunk, 1))));
     }
     rows.push((
         format!("read rayon {cores} threads"),

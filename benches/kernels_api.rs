@@ -3,8 +3,12 @@
 //! - the in-place kernel `a = a*1.0001 + 0.5` at 4 Ki, 16 Ki, 64 Ki, 256 Ki, 1 Mi and 32 Mi f64:
 //!   the pool as it decides (inline below its threshold), the pool forced to its workers, rayon,
 //!   sequential; the forced rows place the inline threshold;
-//! - a 3-stage pipeline over 4 Mi f64 (32 MiB, past the caches): one job of three fused stages
-//!   against the same three stages published one by one.
+//! - where the inline threshold belongs: one job run inline against the same job forced to the
+//!   workers at 128 Ki, 256 Ki, 512 Ki and 1 Mi f64, in place (one array) and from an input
+//!   into an output (two arrays);
+//! - a 3-stage pipeline over 4 Mi f64 (2 x 32 MiB: about this machine's L3) and 32 Mi f64
+//!   (2 x 256 MiB, far past it: what fusion is for): one job of three fused stages against
+//!   the same three stages published one by one.
 //!
 //! `cargo bench --bench kernels_api` (short: `-- --warm-up-time 1 --measurement-time 2`).
 //!
@@ -61,6 +65,40 @@ fn in_place(c: &mut Criterion, pool: &mut Pool, rp: &rayon::ThreadPool) {
     g.finish();
 }
 
+fn axpy_stage(c: &Chunk<()>) {
+    let (x, y) = (c.input::<f64>(0), c.output::<f64>(0));
+    for (x, y) in x.iter().zip(y.iter_mut()) {
+        *y += 2.0 * x;
+    }
+}
+
+/// The same job inline and in the workers, one array and two, around the default threshold.
+fn threshold(c: &mut Criterion, pool: &mut Pool) {
+    let mut g = c.benchmark_group("kernels_api/inline_vs_pooled");
+    g.sample_size(10);
+    for n in [128usize << 10, 256 << 10, 512 << 10, 1 << 20] {
+        let x = SharedArray::<f64>::from_fn(n, |i| (i % 1000) as f64).unwrap();
+        let mut y = SharedArray::<f64>::from_fn(n, |i| (i % 7) as f64).unwrap();
+        g.throughput(Throughput::Elements(n as u64));
+        for inline in [true, false] {
+            let how = if inline { "inline" } else { "pooled" };
+            g.bench_with_input(BenchmarkId::new(format!("in place {how}"), n), &n, |b, _| {
+                b.iter(|| {
+                    let j = pool.job(()).output(&mut y).unwrap().inline(inline);
+                    j.stage(scale_add_stage).run().unwrap()
+                })
+            });
+            g.bench_with_input(BenchmarkId::new(format!("2 arrays {how}"), n), &n, |b, _| {
+                b.iter(|| {
+                    let j = pool.job(()).input(&x).unwrap().output(&mut y).unwrap();
+                    j.inline(inline).stage(axpy_stage).run().unwrap()
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn square(c: &Chunk<()>) {
     let (x, y) = (c.input::<f64>(0), c.output::<f64>(0));
     for i in 0..x.len() {
@@ -74,11 +112,10 @@ fn root(c: &Chunk<()>) {
     c.output::<f64>(0).iter_mut().for_each(|v| *v = v.sqrt());
 }
 
-fn pipeline(c: &mut Criterion, pool: &mut Pool) {
-    let n = 4 << 20;
+fn pipeline(c: &mut Criterion, pool: &mut Pool, n: usize) {
     let x = SharedArray::<f64>::from_fn(n, |i| (i % 1000) as f64).unwrap();
     let mut y = SharedArray::<f64>::zeroed(n).unwrap();
-    let mut g = c.benchmark_group("kernels_api/pipeline3_4M_f64");
+    let mut g = c.benchmark_group(format!("kernels_api/pipeline3_{}M_f64", n >> 20));
     g.sample_size(10).throughput(Throughput::Elements(n as u64));
     g.bench_function("fused (one job of 3 stages)", |b| {
         b.iter(|| {
@@ -101,7 +138,9 @@ fn main() {
     let rp = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
     let mut c = Criterion::default().warm_up_time(Duration::from_secs(1)).configure_from_args();
     in_place(&mut c, &mut pool, &rp);
-    pipeline(&mut c, &mut pool);
+    threshold(&mut c, &mut pool);
+    pipeline(&mut c, &mut pool, 4 << 20);
+    pipeline(&mut c, &mut pool, 32 << 20);
     drop(pool);
     c.final_summary();
 }

@@ -41,6 +41,19 @@ impl Pool {
     }
 }
 
+/// Bytes (times stages) under which a job of a pool with `workers` workers runs in the caller
+/// by default: where the time the workers save, `B / bw - B / (W bw)` for `B` bytes at one
+/// core's pace `bw`, pays for one dispatch `D`, so `B* = D bw W / (W - 1)`. The 2-worker
+/// crossover measured here is 1 MiB, so `D bw` is 512 KiB: 1 MiB for 2 workers, about
+/// 550 KiB for 16. One worker is never faster than the caller: 4 MiB, as before, so only
+/// large jobs leave it. docs/architecture.md, "The inline threshold".
+pub(crate) fn default_inline_threshold(workers: usize) -> usize {
+    match workers {
+        0 | 1 => 4 << 20,
+        w => (512 << 10) * w / (w - 1),
+    }
+}
+
 /// Configures and starts a [`Pool`].
 ///
 /// ```no_run
@@ -367,7 +380,9 @@ impl PoolBuilder {
     /// Kernel jobs ([`Pool::job`]) touching fewer bytes than this (the bytes of all their
     /// arrays, times their stages) run in the calling process, chunk by chunk, through the same
     /// kernels, instead of in the workers: below it, waking the workers and waiting for them
-    /// costs more than the work. 0 = never inline. Default: see
+    /// costs more than the work. 0 = never inline. Default: 1 MiB with 2 workers, falling
+    /// towards 512 KiB as workers are added (`512 KiB x W / (W - 1)`: the size at which the
+    /// workers' share of the work saves one dispatch), 4 MiB with one worker; see
     /// [`Pool::inline_threshold`].
     ///
     /// ```
@@ -499,9 +514,7 @@ impl PoolBuilder {
             pool.max_task_bytes = limit;
         }
         pool.task_timeout = self.task_timeout;
-        if let Some(bytes) = self.inline_threshold {
-            pool.inline_threshold = bytes;
-        }
+        pool.inline_threshold = self.inline_threshold.unwrap_or(default_inline_threshold(n));
         Ok(pool)
     }
 }
@@ -509,6 +522,19 @@ impl PoolBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_inline_threshold_falls_with_more_workers() {
+        assert_eq!(default_inline_threshold(1), 4 << 20);
+        assert_eq!(default_inline_threshold(2), 1 << 20);
+        let mut last = default_inline_threshold(2);
+        for w in 3..=MAX_WORKERS {
+            let t = default_inline_threshold(w);
+            assert!(t <= last && t > 512 << 10, "{w} workers: {t}");
+            last = t;
+        }
+        assert_eq!(default_inline_threshold(16), (512 << 10) * 16 / 15);
+    }
 
     #[derive(Serialize, serde::Deserialize)]
     #[serde(untagged)]

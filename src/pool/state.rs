@@ -110,8 +110,9 @@ pub(crate) type SpillKey = (u32, i32, u64);
 /// The default of `PoolBuilder::max_task_bytes`: 16 MiB per serialized argument or result.
 pub(crate) const DEFAULT_MAX_TASK_BYTES: usize = 16 << 20;
 
-/// The default of `PoolBuilder::inline_threshold`, in bytes touched (docs/architecture.md,
-/// "Kernel jobs"; measured in `benches/kernels_api.rs`).
+/// The inline threshold a pool starts with, in bytes touched, until `PoolBuilder::build` sets
+/// the default for its number of workers (`builder::default_inline_threshold`: this value for
+/// one worker; docs/architecture.md, "The inline threshold").
 pub(crate) const DEFAULT_INLINE_THRESHOLD: usize = 4 << 20;
 
 /// Where the pool is in its life, as the parent sees it.

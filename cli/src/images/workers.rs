@@ -18,8 +18,8 @@ pub(crate) const REAP_WAIT: Duration = Duration::from_secs(10);
 /// [`tune_allocator`] first.
 ///
 /// `StartWith::Auto` forks this process: at this point it is small (no image is decoded in it)
-/// and holds no shared array, so a fork costs ~0.1 ms where the forkserver's first use costs
-/// ~2 ms (it re-executes this program). The pool checks that the process is single-threaded
+/// and holds no shared array, so two workers start in 0.5-0.75 ms where the forkserver, which
+/// re-executes this program first, took 2.2-8 ms (`docs/images.md`, "Start and stop"). The pool checks that the process is single-threaded
 /// before every fork, replacements included, and refuses with [`shmpool::Error::ForkWithThreads`]
 /// otherwise; only then is the forkserver used. `shmpool images` starts no thread of its own in
 /// the pool engine (its progress bar draws from this thread), so a replacement worker is a

@@ -2,6 +2,8 @@
 //! - in place `a = a*1.0001 + 0.5` over 32M f64 (256 MiB), elements per second;
 //! - a map-reduce sum over the same array;
 //! - 1M tiny tasks through `map`, default chunking and chunksize 1;
+//! - `map` over 100,000 short strings: `fn(String)`, and `map_ref` of a `fn(&str)` reading
+//!   them in place, against sequential code cloning each string or borrowing it;
 //! - `apply` round trip, back to back;
 //! - pool start (2 workers) + first task + shutdown, per start method (fork, forkserver with
 //!   the server already running, as in Python's figure after its first repetition, and spawn).
@@ -189,6 +191,9 @@ fn short_strings(c: &mut Criterion, pool: &mut Pool) {
     g.bench_function(format!("{}, map_ref (&str), default chunksize", ours(pool)), |b| {
         b.iter(|| black_box(pool.map_ref(str_len, &names, None).unwrap()))
     });
+    g.bench_function(format!("{}, map_ref (&str), serialized results", ours(pool)), |b| {
+        b.iter(|| black_box(pool.map_ref(str_len_wrapped, &names, None).unwrap()))
+    });
     g.bench_function("sequential", |b| {
         b.iter(|| black_box(names.iter().cloned().map(short_string_len).collect::<Vec<_>>()))
     });
@@ -200,6 +205,10 @@ fn short_strings(c: &mut Criterion, pool: &mut Pool) {
 
 fn str_len(s: &str) -> usize {
     s.len()
+}
+
+fn str_len_wrapped(s: &str) -> Len {
+    Len(s.len())
 }
 
 /// Python's `[pool.apply_async(f, (i,)) for i in range(1000)]`, then every `get`.

@@ -161,6 +161,23 @@ fn a_panicking_task_names_its_task_and_the_pool_goes_on(m: StartMethod) {
     args[7] = "fine".into();
     let want: Vec<usize> = args.iter().map(String::len).collect();
     assert_eq!(pool.map_ref(len_or_panic_at_seven, &args, Some(4)).unwrap(), want);
+    // A caller's `AsRef` that panics while the region is being written (its second call):
+    // the panic is the caller's, nothing is published, and the next call runs.
+    struct Flaky(std::cell::Cell<u32>);
+    impl AsRef<str> for Flaky {
+        fn as_ref(&self) -> &str {
+            let calls = self.0.get() + 1;
+            self.0.set(calls);
+            assert!(calls < 2, "flaky AsRef");
+            "flaky"
+        }
+    }
+    let flaky = [Flaky(Default::default()), Flaky(Default::default())];
+    let staged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.map_ref(len_or_panic_at_seven, &flaky, None)
+    }));
+    assert!(staged.is_err(), "the AsRef's panic reaches the caller");
+    assert_eq!(pool.map_ref(len_or_panic_at_seven, &args, Some(4)).unwrap(), want);
     close_pool(pool, m);
 }
 

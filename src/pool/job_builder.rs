@@ -647,9 +647,12 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             if a.len != len {
                 return None;
             }
-            // Mapped arrays: none of these sums can overflow.
-            (bytes, widest, per_elem) =
-                (bytes + len * a.elem_size, widest.max(a.elem_size), per_elem + a.elem_size);
+            // A mapped array's bytes fit a `usize`; their sum saturates (16 of them).
+            (bytes, widest, per_elem) = (
+                bytes.saturating_add(len * a.elem_size),
+                widest.max(a.elem_size),
+                per_elem + a.elem_size,
+            );
         }
         if len == 0
             || (self.b.set.inline.is_none() && !self.pool.is_small(bytes.saturating_mul(stages)))

@@ -46,6 +46,7 @@ pub fn tests() -> Tests {
         a_job_after_a_longer_one_runs_only_its_own_stages,
         the_quick_inline_path_refuses_what_the_full_checks_refuse,
         named_arrays_run_inline_and_in_the_workers,
+        an_inherited_array_is_refused_by_a_small_job_as_input_or_output,
     }
 }
 
@@ -1238,4 +1239,41 @@ fn named_arrays_run_inline_and_in_the_workers() {
     }
     drop((x, y));
     finish(pool);
+}
+
+/// `.input`/`.output` no longer ask for a handle (it is made only when the job is published),
+/// so they refuse an array the process got by inheritance through fork themselves: a forked
+/// child handing its copy to a small job, which would run in the child and touch pages that
+/// are not mapped there, stops with a panic saying why (not a SIGSEGV), as input and as
+/// output, and the parent's data is untouched.
+fn an_inherited_array_is_refused_by_a_small_job_as_input_or_output() {
+    let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(4096).unwrap());
+    for as_output in [false, true] {
+        let st = shmpool::scope(|s| {
+            s.fork(|| {
+                let mut pool =
+                    Pool::builder().workers(1).start_method(StartMethod::Fork).build().unwrap();
+                let mut own = SharedArray::<u64>::zeroed(4096).unwrap();
+                let mut g = m.lock().unwrap();
+                let _ = if as_output {
+                    pool.job(()).output(&mut g).map(|j| j.stage(plus_one).run())
+                } else {
+                    let j = pool.job(()).input(&g).and_then(|j| j.output(&mut own));
+                    j.map(|j| j.stage(copy_u64).run())
+                };
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+        })
+        .unwrap();
+        assert_eq!(st.code(), Some(101), "as output {as_output}: {st}");
+        let said = st.panic_message().is_some_and(|p| p.contains("inheritance"));
+        assert!(said, "as output {as_output}: {st}");
+    }
+    assert!(m.lock().unwrap().iter().all(|&x| x == 0));
+}
+
+fn copy_u64(c: &Chunk<()>) {
+    c.output::<u64>(0).copy_from_slice(c.input::<u64>(0));
 }

@@ -24,6 +24,11 @@
 //! A plain result with a serialized argument (`map(process_file, paths)` returning a count)
 //! comes back as a raw slot too (`staging::stage_serial_plain`): no result entry, encoding or
 //! decoding per task (`map`, `imap`, `imap_unordered`, `starmap`). `try_*` always serialize.
+//! `map` of a `fn(String)` with a plain result copies the strings' bytes in as they are
+//! (`staging::StringArg`, no postcard). `map_ref` takes a `fn(&B) -> R` whose argument
+//! (`&str`, `&Path`, `&[T: Pod]`: `InPlace`) a worker borrows in place from the argument
+//! region: no serialization or allocation per task (`README.md`, "Arguments borrowed in
+//! place").
 
 use std::any::TypeId;
 use std::borrow::Borrow;

@@ -169,7 +169,9 @@ impl<P: Pod> Chunk<P> {
     }
 
     /// The chunk's elements: indices into every array of the job (`a[i] = f(i)` is
-    /// `out[k] = f(c.range().start + k)`).
+    /// `out[k] = f(c.range().start + k)`). In a job of items
+    /// ([`JobBuilder::items`](crate::pool::JobBuilder::items)), the chunk's items: an array of
+    /// `k` elements per item gives the chunk elements `k * start..k * end`.
     ///
     /// ```
     /// fn iota(c: &shmpool::pool::Chunk<()>) {
@@ -343,14 +345,31 @@ impl<P: Pod> Chunk<P> {
     /// Array `slot` over the chunk widened by `radius` rows each side (clipped at the array's
     /// ends): a pointer to the first element, the window's length and the chunk's offset in it.
     fn halo<T: Pod>(&self, slot: usize, what: (&str, usize)) -> (*mut T, usize, usize) {
-        let p = self.typed::<T>(slot, what, self.end);
+        let (k, start, end) = self.elements(slot);
+        let p = self.typed::<T>(slot, what, end);
         let v = self.views();
-        let reach = self.radius.saturating_mul(self.row_len());
+        let reach = self.radius.saturating_mul(self.row_len()).saturating_mul(k);
         // `typed` checked `end <= len` and `end <= expected_len`, so `lo <= start <= end <= hi`.
-        let lo = self.start.saturating_sub(reach);
-        let hi = self.end.saturating_add(reach).min(v.len[slot]).min(v.expected_len[slot]);
+        let lo = start.saturating_sub(reach);
+        let hi = end.saturating_add(reach).min(v.len[slot]).min(v.expected_len[slot]);
         // SAFETY: `lo <= start`, inside the mapping.
-        (unsafe { p.add(lo) }, hi - lo, self.start - lo)
+        (unsafe { p.add(lo) }, hi - lo, start - lo)
+    }
+
+    /// Array `slot`'s elements per item of the job, and the chunk's first and last elements
+    /// in it. 1 and the chunk's range but in a job of items
+    /// ([`JobBuilder::items`](crate::pool::JobBuilder::items)): a 1-D job whose array holds
+    /// `k` elements per item (its length, over the job's, which the builder checked is whole).
+    #[inline]
+    fn elements(&self, slot: usize) -> (usize, usize, usize) {
+        let job = &self.views().job;
+        let (items, len) = (job.dims[0], self.views().expected_len[slot]);
+        if job.ndim != 1 || len == items || items == 0 {
+            return (1, self.start, self.end);
+        }
+        // A corrupt descriptor saturates here and fails `array`'s bounds check.
+        let k = len / items;
+        (k, self.start.saturating_mul(k), self.end.saturating_mul(k))
     }
 
     /// The chunk's elements of input `i` (read-only).
@@ -363,11 +382,13 @@ impl<P: Pod> Chunk<P> {
     /// ```
     pub fn input<T: Pod>(&self, i: usize) -> &[T] {
         let slot = self.input_slot(i);
-        let p = self.typed::<T>(slot, ("input", i), self.end);
+        let (_, start, end) = self.elements(slot);
+        let p = self.typed::<T>(slot, ("input", i), end);
         // SAFETY: `typed` checked type, alignment and that `..end` lies in the mapping and the
-        // job; inputs are never written while the job runs (the caller holds `&` on them, and
-        // no output shares an input's segment: the builder refuses it).
-        unsafe { std::slice::from_raw_parts(p.add(self.start), self.len()) }
+        // job (and `start <= end`: the span was checked); inputs are never written while the
+        // job runs (the caller holds `&` on them, and no output shares an input's segment: the
+        // builder refuses it).
+        unsafe { std::slice::from_raw_parts(p.add(start), end - start) }
     }
 
     /// Input `i` over the chunk widened by [`radius`](Chunk::radius) rows each side, clipped
@@ -418,12 +439,14 @@ impl<P: Pod> Chunk<P> {
             "output {j} is read with a halo (output_halo) in this group of stages, so no chunk may write it; \
              write it in another stage, after a halo stage boundary"
         );
-        let p = self.typed::<T>(slot, ("output", j), self.end);
+        let (_, start, end) = self.elements(slot);
+        let p = self.typed::<T>(slot, ("output", j), end);
         self.taken.set(self.taken.get() | bit);
         // The caller holds `&mut` on the output for the whole job.
         // SAFETY: `typed` checked type, alignment and bounds; the chunk's elements are ours (the
-        // claim), no other `&mut` to them exists (`taken`), no halo reads them here (`access`).
-        unsafe { std::slice::from_raw_parts_mut(p.add(self.start), self.len()) }
+        // claim: chunks cover disjoint item ranges, so disjoint element ranges), no other `&mut`
+        // to them exists (`taken`), no halo reads them here (`access`).
+        unsafe { std::slice::from_raw_parts_mut(p.add(start), end - start) }
     }
 
     /// Output `j` as written by the stages before this group, over the chunk widened by

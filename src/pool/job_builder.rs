@@ -85,6 +85,8 @@ struct Settings {
     inline: Option<bool>,
     /// Nanoseconds of work per element, all stages together (`cost_per_element`).
     cost_ns: f64,
+    /// The job's items, when its arrays hold a whole number of elements per item (`items`).
+    items: Option<usize>,
 }
 
 thread_local! {
@@ -483,6 +485,41 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         self
     }
 
+    /// Makes the job `n` items long, each array holding a whole number of elements per item
+    /// (its own: an input of `n * 3` RGB bytes and an output of `n` grey ones), instead of
+    /// every array having the job's length. Chunks are ranges of items: chunk `[a, b)` sees
+    /// elements `[a * k, b * k)` of an array of `k` elements per item, in `Chunk::input`,
+    /// `Chunk::output` and (`radius` items each side) the halo windows; `Chunk::range` and
+    /// `Chunk::len` count items, and `chunk_size` is in items. For 1-D arrays only.
+    ///
+    /// # Errors
+    ///
+    /// At [`run`](JobBuilder::run): [`Error::InvalidArgument`] when an array's length is not a
+    /// whole number of items, or the job has a shape or a shaped array.
+    ///
+    /// ```
+    /// let mut pool = shmpool::Pool::new(1)?;
+    /// let rgb = shmpool::SharedArray::<u8>::from_fn(4 * 3, |i| i as u8)?;
+    /// let mut grey = shmpool::SharedArray::<u8>::zeroed(4)?;
+    /// pool.job(())
+    ///     .input(&rgb)?
+    ///     .output(&mut grey)?
+    ///     .items(4)
+    ///     .stage(|c| {
+    ///         let (px, out) = (c.input::<u8>(0), c.output::<u8>(0));
+    ///         for (o, p) in out.iter_mut().zip(px.chunks_exact(3)) {
+    ///             *o = p.iter().map(|&v| v / 3).sum();
+    ///         }
+    ///     })
+    ///     .run()?;
+    /// assert_eq!(grey[1], 1 + 4 / 3 + 5 / 3);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn items(mut self, n: usize) -> JobBuilder<'a, P> {
+        self.b.set.items = Some(n);
+        self
+    }
+
     /// Runs the job in the caller (`true`) or in the workers (`false`) whatever its size,
     /// instead of by the pool's [inline threshold](crate::pool::PoolBuilder::inline_threshold).
     /// The kernels, chunks and results are the same either way.
@@ -634,6 +671,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             || self.b.set.chunk_size.is_some()
             || self.b.set.inline == Some(false)
             || self.b.set.cost_ns != 0.0
+            || self.b.set.items.is_some()
             || stages == 0
             || stages > MAX_STAGES
             || size_of::<P>() > MAX_PARAMS_BYTES
@@ -713,6 +751,9 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             });
         }
         let arrays = || self.b.inputs.iter().chain(&self.b.outputs);
+        if let Some(items) = self.b.set.items {
+            return self.plan_items(items);
+        }
         if !self.b.set.shape_given
             && !self.b.set.shaped
             && let Some(first) = arrays().next()
@@ -780,6 +821,37 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         self.plan_chunks(dims, len, row_len)
     }
 
+    /// `plan` for a job of `items` items (`JobBuilder::items`): 1-D arrays, each a whole number
+    /// of elements per item.
+    fn plan_items(&self, items: usize) -> Result<Plan> {
+        let what = "kernel job items";
+        if self.b.set.shape_given || self.b.set.shaped {
+            return Err(Error::InvalidArgument {
+                what,
+                reason: "the job has a shape or a shaped array; chunk shaped arrays by rows \
+                         (the default), or give 1-D arrays with .items(n)"
+                    .into(),
+            });
+        }
+        for a in self.b.inputs.iter().chain(&self.b.outputs) {
+            let whole = if items == 0 { a.len == 0 } else { a.len.is_multiple_of(items) };
+            if !whole {
+                return Err(Error::InvalidArgument {
+                    what,
+                    reason: format!(
+                        "{} has {} elements, not a whole number per item of the job's {items}; \
+                         give arrays of items x k elements",
+                        a.name(),
+                        a.len
+                    ),
+                });
+            }
+        }
+        let mut d = [0; MAX_DIMS];
+        d[0] = items;
+        self.plan_chunks(Dims { d, n: 1 }, items, 1)
+    }
+
     /// The rest of `plan` once the shape is known: the row and halo checks, the groups of
     /// stages and the chunk size.
     fn plan_chunks(&self, dims: Dims, len: usize, row_len: usize) -> Result<Plan> {
@@ -801,7 +873,10 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
         // Stage 0 starts a group, and so does every stage with a halo (`stage_halo` set their
         // bits; `plan` refused more than MAX_STAGES stages).
         let groups = Groups { starts: 1 | self.b.set.halos, stages: self.b.stages };
-        let elem = arrays().map(|a| a.elem_size).max().unwrap_or(8);
+        // Bytes per element of the job in each array (more than its element in a job of items:
+        // `a.len / len` elements per item).
+        let bytes = |a: &JobArray| a.elem_size * a.len.checked_div(len).unwrap_or(1);
+        let elem = arrays().map(bytes).max().unwrap_or(8);
         let row = row_len.max(1);
         let chunk_size = match self.b.set.chunk_size {
             Some(n) => n,
@@ -810,7 +885,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                 // Fused stages pass over the chunk once each: small enough to stay in a core's
                 // L2 between them (docs/architecture.md, "Kernel jobs").
                 if groups.any_fused() {
-                    let per_elem: usize = arrays().map(|a| a.elem_size).sum();
+                    let per_elem: usize = arrays().map(bytes).sum();
                     n = n.min(FUSED_CHUNK_BYTES / per_elem.max(1)).max(1);
                 }
                 round_up(n, row)

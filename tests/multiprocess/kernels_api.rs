@@ -47,6 +47,8 @@ pub fn tests() -> Tests {
         the_quick_inline_path_refuses_what_the_full_checks_refuse,
         named_arrays_run_inline_and_in_the_workers,
         an_inherited_array_is_refused_by_a_small_job_as_input_or_output,
+        arrays_of_different_widths_chunk_together_by_items,
+        items_that_do_not_divide_an_array_are_typed_errors,
     }
 }
 
@@ -1276,4 +1278,98 @@ fn an_inherited_array_is_refused_by_a_small_job_as_input_or_output() {
 
 fn copy_u64(c: &Chunk<()>) {
     c.output::<u64>(0).copy_from_slice(c.input::<u64>(0));
+}
+
+/// One item: three `u8` channels in, their sum and the item's index out (a `u32` and two
+/// `f32`s per item), checking the chunk's widths.
+fn per_item(c: &Chunk<()>) {
+    let (px, sum, pair) = (c.input::<u8>(0), c.output::<u32>(0), c.output::<f32>(1));
+    assert_eq!((px.len(), sum.len(), pair.len()), (3 * c.len(), c.len(), 2 * c.len()));
+    for (k, p) in px.chunks_exact(3).enumerate() {
+        sum[k] = p.iter().map(|&v| u32::from(v)).sum();
+        pair[2 * k] = (c.range().start + k) as f32;
+        pair[2 * k + 1] = -1.0;
+    }
+}
+
+/// Sums each item's channels over the item and its neighbours (a halo of one item).
+fn neighbour_channels(c: &Chunk<()>) {
+    let (win, off) = c.input_halo::<u8>(0);
+    assert_eq!(off % 3, 0, "the window starts on an item");
+    for (k, o) in c.output::<u32>(0).iter_mut().enumerate() {
+        let i = off / 3 + k;
+        let (lo, hi) = (i.saturating_sub(1), (i + 2).min(win.len() / 3));
+        *o = win[3 * lo..3 * hi].iter().map(|&v| u32::from(v)).sum();
+    }
+}
+
+/// `JobBuilder::items`: arrays of `n * k` elements for their own `k`, chunked by items, inline
+/// and in the workers, chunk sizes that do and do not divide the job, and a halo counted in
+/// items; the results equal a loop over the items.
+fn arrays_of_different_widths_chunk_together_by_items() {
+    let mut pool = Pool::new(2).unwrap();
+    let n = 10_007; // prime: the last chunk is short
+    let px = SharedArray::<u8>::from_fn(3 * n, |i| (i * 7 % 251) as u8).unwrap();
+    let mut sum = SharedArray::<u32>::zeroed(n).unwrap();
+    let mut pair = SharedArray::<f32>::zeroed(2 * n).unwrap();
+    let chan = |i: usize| (0..3).map(|c| u32::from(px[3 * i + c])).sum::<u32>();
+    for (inline, chunk) in [(true, None), (false, None), (true, Some(7)), (false, Some(1000))] {
+        sum.fill(0);
+        pair.fill(0.0);
+        let mut job = pool.job(()).input(&px).unwrap().output(&mut sum).unwrap();
+        job = job.output(&mut pair).unwrap().items(n).inline(inline);
+        if let Some(c) = chunk {
+            job = job.chunk_size(c);
+        }
+        job.stage(per_item).run().unwrap();
+        for i in 0..n {
+            assert_eq!(sum[i], chan(i), "inline {inline}, chunk {chunk:?}, item {i}");
+            assert_eq!((pair[2 * i], pair[2 * i + 1]), (i as f32, -1.0), "item {i}");
+        }
+        let job = pool.job(()).input(&px).unwrap().output(&mut sum).unwrap().items(n);
+        let job = job.inline(inline).chunk_size(chunk.unwrap_or(500));
+        job.stage_halo(1, neighbour_channels).run().unwrap();
+        for i in 0..n {
+            let want: u32 = (i.saturating_sub(1)..(i + 2).min(n)).map(chan).sum();
+            assert_eq!(sum[i], want, "halo, inline {inline}, item {i}");
+        }
+    }
+    finish(pool);
+}
+
+/// Lengths that are not a whole number of items, items with a shape, and zero items are
+/// refused before anything runs (nothing written), with the array named; an element type
+/// mismatch is still a job error.
+fn items_that_do_not_divide_an_array_are_typed_errors() {
+    let mut pool = Pool::new(2).unwrap();
+    let a = SharedArray::<u8>::zeroed(30).unwrap();
+    let mut b = SharedArray::<u32>::zeroed(11).unwrap();
+    for inline in [true, false] {
+        let job = pool.job(()).input(&a).unwrap().output(&mut b).unwrap().inline(inline);
+        match job.items(10).stage(|c| c.output::<u32>(0).fill(1)).run() {
+            Err(Error::InvalidArgument { what, reason }) => {
+                assert_eq!(what, "kernel job items");
+                assert!(reason.contains("output 0 has 11 elements"), "{reason}");
+            }
+            other => panic!("inline {inline}: expected InvalidArgument, got {other:?}"),
+        }
+        assert!(b.iter().all(|&x| x == 0), "a refused job wrote");
+    }
+    let img = SharedArray::<u8>::zeroed_shape(&[5, 6]).unwrap();
+    let e = pool.job(()).input(&img).unwrap().items(5).stage(|_| {}).run();
+    assert!(matches!(e, Err(Error::InvalidArgument { .. })), "{e:?}");
+    let e = pool.job(()).input(&a).unwrap().items(0).stage(|_| {}).run();
+    assert!(matches!(e, Err(Error::InvalidArgument { .. })), "{e:?}");
+    let empty = SharedArray::<u8>::zeroed(0).unwrap();
+    pool.job(()).input(&empty).unwrap().items(0).stage(|_| panic!("ran")).run().unwrap();
+    // Ten items of 3 bytes, asked for as u16: the type check still holds.
+    let e = pool
+        .job(())
+        .input(&a)
+        .unwrap()
+        .items(10)
+        .stage(|c| assert!(c.input::<u16>(0).is_empty()))
+        .run();
+    assert!(matches!(e, Err(Error::KernelPanicked { .. })), "{e:?}");
+    finish(pool);
 }

@@ -436,8 +436,10 @@ impl<'a, B: InPlace + ?Sized, S: AsRef<B>> Borrowed<'a, B, S> {
                 let task = first + i;
                 return Err(Error::TaskValueTooLarge { task, what: "argument", bytes, limit });
             }
-            // Cannot overflow: each value lives in this process's memory.
-            data += raw;
+            // Values need not be distinct (many elements may borrow one string), so their sum
+            // can pass `usize::MAX`.
+            data =
+                data.checked_add(raw).ok_or(Error::TooLarge { len: args.len(), elem_size: 1 })?;
         }
         Ok(Borrowed { args, data, first, _b: PhantomData })
     }
@@ -903,6 +905,42 @@ mod tests {
         // SAFETY: the buffer holds the region, 8-aligned, used by nobody else.
         unsafe { b.write(buf.as_mut_ptr().cast())? };
         Ok(buf)
+    }
+
+    /// A caller's values need not be distinct: a million elements may all be `AsRef` of one
+    /// huge string, whose lengths sum past `usize::MAX`. The sum is a typed error, never a
+    /// wrapped (release) or panicking (debug) count.
+    #[test]
+    fn borrowed_lengths_that_sum_past_usize_are_too_large() {
+        const HUGE: usize = 1 << 44; // 16 TiB of address space, never touched
+        // SAFETY: an anonymous private mapping, reserved and readable; nothing else uses it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                HUGE,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            eprintln!("skipped: no 16 TiB of address space to map");
+            return;
+        }
+        struct Huge(*const u8);
+        impl AsRef<[u8]> for Huge {
+            fn as_ref(&self) -> &[u8] {
+                // SAFETY: `HUGE` readable bytes (zero pages) mapped at `self.0` until the
+                // `munmap` below, after the last use.
+                unsafe { std::slice::from_raw_parts(self.0, HUGE) }
+            }
+        }
+        let args: Vec<Huge> = (0..(1 << 20) + 1).map(|_| Huge(p.cast())).collect();
+        let measured = Borrowed::<[u8], _>::new(&args, usize::MAX, 0).map(|b| b.sizes());
+        // SAFETY: the mapping made above; `args` reads it no more.
+        unsafe { libc::munmap(p, HUGE) };
+        assert!(matches!(measured, Err(Error::TooLarge { .. })), "{measured:?}");
     }
 
     #[test]

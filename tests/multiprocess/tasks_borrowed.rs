@@ -21,6 +21,9 @@ pub fn tests() -> Tests {
         a_panicking_task_names_its_task_and_the_pool_goes_on in METHODS,
         a_worker_killed_mid_chunk_is_retried_or_worker_died in METHODS,
         values_past_the_limit_are_typed_errors_naming_the_task in METHODS,
+        a_second_call_waits_for_a_forgotten_one_before_rewriting_the_region in METHODS,
+        as_refs_that_change_between_passes_are_refused_or_read_as_written in METHODS,
+        borrowed_owned_and_pod_calls_mixed_give_their_own_results in METHODS,
     }
 }
 
@@ -248,6 +251,129 @@ fn values_past_the_limit_are_typed_errors_naming_the_task(m: StartMethod) {
     match pool.map_ref(first, &[vec![Wide([1; 16])]], None) {
         Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("aligned to 16")),
         other => panic!("expected the alignment to be refused, got {other:?}"),
+    }
+    close_pool(pool, m);
+}
+
+/// `MARKER|payload`: hashes the payload, sleeps, hashes it again; a change means the parent
+/// rewrote the region under a running task, which it records by creating MARKER.
+fn hash_twice_or_mark(s: &str) -> u64 {
+    let (marker, payload) = s.split_once('|').unwrap_or(("", s));
+    let before = fnv_str(payload);
+    std::thread::sleep(std::time::Duration::from_millis(15));
+    if fnv_str(payload) != before || payload.bytes().any(|b| b != payload.as_bytes()[0]) {
+        let _ = std::fs::write(marker, payload);
+    }
+    before
+}
+
+/// A caller may `mem::forget` a `map_ref_async` (safe), which ends its borrow of the pool
+/// while workers still read the first job's region. The next call must wait for them before
+/// writing its own arguments there: a worker never sees its `&str` change under it.
+fn a_second_call_waits_for_a_forgotten_one_before_rewriting_the_region(m: StartMethod) {
+    let marker =
+        std::env::temp_dir().join(format!("shmpool-ref-rewrite-{}-{m:?}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let mut pool = pool(m);
+    let with = |c: char| -> Vec<String> {
+        (0..24).map(|_| format!("{}|{}", marker.display(), c.to_string().repeat(200))).collect()
+    };
+    let (first, second) = (with('a'), with('b'));
+    let running = pool.map_ref_async(hash_twice_or_mark, &first, Some(1)).unwrap();
+    // Workers are mid-task (24 tasks of 15 ms on two workers) when the next call stages.
+    std::thread::sleep(std::time::Duration::from_millis(40));
+    std::mem::forget(running);
+    let want: Vec<u64> = second.iter().map(|s| fnv_str(s.split_once('|').unwrap().1)).collect();
+    assert_eq!(pool.map_ref(hash_twice_or_mark, &second, Some(1)).unwrap(), want);
+    // The owned path reuses the same region: the same must hold after a forgotten map_ref.
+    let running = pool.map_ref_async(hash_twice_or_mark, &first, Some(1)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(40));
+    std::mem::forget(running);
+    let owned = |s: String| hash_twice_or_mark(&s);
+    assert_eq!(pool.map(owned as fn(String) -> u64, &second, Some(1)).unwrap(), want);
+    close_pool(pool, m);
+    assert!(!marker.exists(), "a worker saw its argument rewritten mid-task");
+}
+
+/// An `AsRef` (or `Borrow<String>`) that returns a longer value when the region is written
+/// than when it was measured is refused before a byte is published; one that returns a
+/// shorter value is read as written (never past it, never the measured one's tail).
+fn as_refs_that_change_between_passes_are_refused_or_read_as_written(m: StartMethod) {
+    use std::cell::Cell;
+    let mut pool = pool(m);
+    struct Grows(Cell<usize>);
+    impl AsRef<str> for Grows {
+        fn as_ref(&self) -> &str {
+            let k = self.0.replace(self.0.get() + 40);
+            "g".repeat(k).leak() // a few bytes, leaked: the test's only
+        }
+    }
+    let grows = [Grows(Cell::new(1)), Grows(Cell::new(1))];
+    match pool.map_ref(fnv_str, &grows, None) {
+        Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("grew"), "{reason}"),
+        other => panic!("expected the growth to be refused, got {other:?}"),
+    }
+    struct Shrinks(Cell<bool>);
+    impl AsRef<str> for Shrinks {
+        fn as_ref(&self) -> &str {
+            if self.0.replace(true) { "é" } else { "a much longer string at first" }
+        }
+    }
+    let shrinks: Vec<Shrinks> = (0..30).map(|_| Shrinks(Cell::new(false))).collect();
+    assert_eq!(pool.map_ref(fnv_str, &shrinks, Some(4)).unwrap(), vec![fnv_str("é"); 30]);
+    // `map` of a `fn(String)` measures through `Borrow<String>`, which can lie the same way.
+    struct Lying(Cell<u32>, [String; 2]);
+    impl std::borrow::Borrow<String> for Lying {
+        fn borrow(&self) -> &String {
+            let k = self.0.replace(1);
+            &self.1[k as usize]
+        }
+    }
+    let lying = || Lying(Cell::new(0), ["ab".into(), "x".repeat(50)]);
+    match pool.map(fnv_owned, [lying(), lying()], None) {
+        Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("grew"), "{reason}"),
+        other => panic!("expected the growth to be refused, got {other:?}"),
+    }
+    let back = |k: usize| Lying(Cell::new(0), ["x".repeat(50), ["é", "ab"][k].to_string()]);
+    assert_eq!(
+        pool.map(fnv_owned, [back(0), back(1)], None).unwrap(),
+        [fnv_str("é"), fnv_str("ab")]
+    );
+    assert_eq!(pool.map_ref(fnv_str, &["ok"], None).unwrap(), [fnv_str("ok")]);
+    close_pool(pool, m);
+}
+
+fn is_long(s: &str) -> bool {
+    s.len() > 3
+}
+
+fn wide_sum(v: &[u64]) -> u128 {
+    v.iter().map(|&x| x as u128).sum::<u128>() << 64
+}
+
+fn double(x: u64) -> u64 {
+    x * 2
+}
+
+/// Calls of every path, one after another on one pool, small (the scratch area) and large
+/// (the arena), each giving its own results: the region of one call never shows in another.
+fn borrowed_owned_and_pod_calls_mixed_give_their_own_results(m: StartMethod) {
+    let mut pool = pool(m);
+    for round in 0..3usize {
+        let count = [10, 20_000, 7][round];
+        let strs: Vec<String> = (0..count).map(|i| "é".repeat((i + round) % 9)).collect();
+        let want: Vec<u64> = strs.iter().map(|s| fnv_str(s)).collect();
+        assert_eq!(pool.map_ref(fnv_str, &strs, None).unwrap(), want);
+        assert_eq!(pool.map(fnv_owned, &strs, None).unwrap(), want);
+        let nums: Vec<u64> = (0..count as u64).map(|i| i + round as u64).collect();
+        let doubled: Vec<u64> = nums.iter().map(|&x| double(x)).collect();
+        assert_eq!(pool.map(double, &nums, None).unwrap(), doubled);
+        let longs: Vec<bool> = strs.iter().map(|s| is_long(s)).collect();
+        assert_eq!(pool.map_ref(is_long, &strs, Some(3)).unwrap(), longs);
+        let rows: Vec<Vec<u64>> = (0..count).map(|i| vec![u64::MAX; i % 4]).collect();
+        let sums: Vec<u128> = rows.iter().map(|r| wide_sum(r)).collect();
+        assert_eq!(pool.map_ref(wide_sum, &rows, None).unwrap(), sums);
+        assert_eq!(pool.map_ref(fnv_str, &strs, Some(1)).unwrap(), want);
     }
     close_pool(pool, m);
 }

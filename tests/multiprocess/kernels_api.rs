@@ -49,6 +49,12 @@ pub fn tests() -> Tests {
         an_inherited_array_is_refused_by_a_small_job_as_input_or_output,
         arrays_of_different_widths_chunk_together_by_items,
         items_that_do_not_divide_an_array_are_typed_errors,
+        a_job_inside_an_inline_kernel_has_its_own_buffers_and_access_mask,
+        every_view_of_one_segment_is_an_alias,
+        a_dropped_or_panicked_builder_leaves_nothing_for_the_next_job,
+        the_quick_path_declines_what_only_the_full_checks_see,
+        items_of_zero_width_halos_and_prime_counts_chunk_exactly,
+        an_inherited_array_is_refused_pooled_and_in_a_job_of_items,
     }
 }
 
@@ -1372,4 +1378,310 @@ fn items_that_do_not_divide_an_array_are_typed_errors() {
         .run();
     assert!(matches!(e, Err(Error::KernelPanicked { .. })), "{e:?}");
     finish(pool);
+}
+
+std::thread_local! {
+    /// A second pool and its array, for a job run from inside a kernel on the same thread.
+    static INNER: std::cell::RefCell<Option<(Pool, SharedArray<u64>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The inner job's stage: writes its output 0 (bit 0 of the inner job's access mask).
+fn inner_write(c: &Chunk<u64>) {
+    let k = *c.params();
+    c.output::<u64>(0).iter_mut().for_each(|x| *x += k);
+}
+
+/// The inner job's stage that reads output 0 with a (zero) halo: refused if output 0 is
+/// written in the same group, which is the inner job's own mask's business only.
+fn inner_halo_read(c: &Chunk<u64>) {
+    let (w, off) = c.output_halo::<u64>(0);
+    c.set_partial(w[off..].iter().sum::<u64>());
+}
+
+/// Runs a job on the inner pool from inside an outer kernel: two groups of one job would not
+/// do (the inner job's mask must be fresh), so one job writing output 0, then a second one
+/// reading it with a halo, each built and run while the outer job's builder holds its buffers.
+fn run_inner(k: u64) -> u64 {
+    INNER.with_borrow_mut(|inner| {
+        let (pool, a) = inner.as_mut().expect("the inner pool");
+        pool.job(k).output(a).unwrap().inline(true).stage(inner_write).run().unwrap();
+        let job = pool.job(k).output(a).unwrap().inline(true).stage(inner_halo_read);
+        job.run_reduce(0u64, |x, y| x + y).unwrap()
+    })
+}
+
+/// The outer stage: writes output 0, runs two jobs on the inner pool, then reads output 1
+/// with a halo (never written in this group: allowed), reads its input and parameters, and
+/// writes output 0 again through the same chunk: every view and mask bit of the outer job
+/// must have survived the inner ones.
+fn outer_with_inner(c: &Chunk<u64>) {
+    let x = c.input::<u64>(0).to_vec();
+    c.output::<u64>(0).copy_from_slice(&x);
+    let inner_sum = run_inner(*c.params());
+    let (w, off) = c.output_halo::<u64>(1);
+    assert!(w[off..].iter().all(|&v| v == 7), "output 1 as the caller left it");
+    assert_eq!(c.input::<u64>(0), &x[..], "the outer input after the inner jobs");
+    c.set_partial(inner_sum + *c.params());
+}
+
+/// The outer stage that writes output 1, runs the inner jobs (whose masks are their own), then
+/// reads output 1 with a halo: refused, since the outer mask's bit must have survived them.
+fn outer_write_across_inner(c: &Chunk<u64>) {
+    c.output::<u64>(1).fill(9);
+    let _ = run_inner(0);
+    let _ = c.output_halo::<u64>(1);
+}
+
+/// `JobBuilder` keeps its arrays, stages, views and settings in per-thread buffers, and a job
+/// run inline checks its outputs through a mask written with plain loads and stores. A kernel
+/// of an inline job may itself build and run jobs (on another pool) on the same thread: those
+/// must get buffers and masks of their own, leave the outer job's views (arrays, parameters,
+/// partials) and mask bits as they were, and be checked by their own masks alone.
+fn a_job_inside_an_inline_kernel_has_its_own_buffers_and_access_mask() {
+    let mut pool = Pool::new(1).unwrap();
+    let inner = Pool::builder().workers(1).start_method(StartMethod::Fork).build().unwrap();
+    INNER.with_borrow_mut(|i| {
+        *i = Some((inner, SharedArray::<u64>::from_fn(64, |i| i as u64).unwrap()))
+    });
+    let x = SharedArray::<u64>::from_fn(256, |i| 3 * i as u64).unwrap();
+    let mut y = SharedArray::<u64>::zeroed(256).unwrap();
+    let mut z = SharedArray::<u64>::from_fn(256, |_| 7).unwrap();
+    let job = pool.job(5u64).input(&x).unwrap().output(&mut y).unwrap();
+    let job = job.output(&mut z).unwrap().inline(true).chunk_size(100);
+    let got = job.stage(outer_with_inner).run_partials::<u64>().unwrap();
+    // Inner array i + 5 per outer chunk (three chunks), summed after each.
+    let inner_sums: Vec<u64> =
+        (1..=3).map(|n| (0..64u64).map(|i| i + 5 * n).sum::<u64>() + 5).collect();
+    assert_eq!(got, inner_sums);
+    assert!(y.iter().enumerate().all(|(i, &v)| v == 3 * i as u64));
+    // The outer mask still holds its own write after the inner jobs: a halo read of output 1
+    // in the group that wrote it is refused, however many jobs ran in between.
+    let job = pool.job(0u64).input(&x).unwrap().output(&mut y).unwrap();
+    let e = job.output(&mut z).unwrap().inline(true).stage(outer_write_across_inner).run();
+    match e {
+        Err(Error::KernelPanicked { message, .. }) => {
+            assert!(message.contains("output 1 is written in this group"), "{message}")
+        }
+        other => panic!("expected KernelPanicked, got {other:?}"),
+    }
+    // Both pools still run plain jobs afterwards, with nothing left of the above.
+    pool.job(()).output(&mut y).unwrap().stage(plus_one).run().unwrap();
+    assert_eq!(y[10], 31);
+    let (inner, a) = INNER.with_borrow_mut(Option::take).unwrap();
+    drop(a);
+    finish(inner);
+    finish(pool);
+}
+
+fn must_not_run(_: &Chunk<()>) {
+    panic!("a job with aliased arrays ran");
+}
+
+/// Aliasing is checked by segment nonce: every view of one segment is the same array, however
+/// it was reached (the original, a second `open` of its name, `open_handle` of its handle,
+/// which maps a memfd again through another descriptor), as input and output or output twice,
+/// in either order, anonymous and named, inline and pooled; two reads of one segment are fine.
+fn every_view_of_one_segment_is_an_alias() {
+    let mut pool = Pool::new(1).unwrap();
+    let named = shmpool::ShmOptions::new().generated_name();
+    let arrays = [
+        SharedArray::<u64>::from_fn(100, |i| i as u64).unwrap(),
+        SharedArray::<u64>::from_fn_with(100, &named, |i| i as u64).unwrap(),
+    ];
+    for mut a in arrays {
+        // SAFETY: nothing writes through any view while another is used: every job that
+        // would is refused before it runs, and the last one only reads.
+        let mut twins = unsafe {
+            let mut t = vec![SharedArray::<u64>::open_handle(&a.handle()).unwrap()];
+            if let Some(n) = a.name() {
+                t.push(SharedArray::<u64>::open(n).unwrap());
+            }
+            t
+        };
+        for t in twins.iter_mut() {
+            for inline in [true, false] {
+                let j = pool.job(()).inline(inline).input(&a).unwrap().output(t).map(drop);
+                assert!(matches!(j, Err(Error::ArrayAliased { .. })), "input, output: {j:?}");
+                let j = pool.job(()).inline(inline).input(&*t).unwrap().output(&mut a).map(drop);
+                assert!(matches!(j, Err(Error::ArrayAliased { .. })), "output, input: {j:?}");
+                let j = pool.job(()).inline(inline).output(&mut a).unwrap().output(t);
+                match j.map(|j| j.stage(must_not_run).run()) {
+                    Err(Error::ArrayAliased { first, second }) => {
+                        assert_eq!((first.as_str(), second.as_str()), ("output 0", "output 1"))
+                    }
+                    other => panic!("output twice: {other:?}"),
+                }
+                let j = pool.job(()).inline(inline).input(&*t).unwrap().input(&a).unwrap();
+                let s = j.stage(|c| c.set_partial(c.input::<u64>(0)[0] + c.input::<u64>(1)[0]));
+                assert_eq!(s.run_reduce(0u64, |x, y| x + y).unwrap(), 0);
+            }
+        }
+        assert!(a.iter().enumerate().all(|(i, &x)| x == i as u64), "an aliased job wrote");
+        drop(twins);
+    }
+    finish(pool);
+}
+
+fn index_partial(c: &Chunk<()>) {
+    c.set_partial([c.index() as u64, c.range().start as u64, c.range().end as u64, 0]);
+}
+
+fn callers_pid(c: &Chunk<()>) {
+    c.output::<u32>(0).fill(std::process::id());
+}
+
+/// A builder with every setting changed: items, a chunk size, a shape, a work hint,
+/// `inline(false)`, a halo stage, 16 arrays.
+fn spoil<'a>(
+    pool: &'a mut Pool,
+    inputs: &'a [SharedArray<u32>],
+    b: &'a mut SharedArray<u32>,
+) -> shmpool::pool::JobBuilder<'a, ()> {
+    let mut job = pool.job(());
+    for x in inputs {
+        job = job.input(x).unwrap();
+    }
+    let job = job.output(b).unwrap().items(7).chunk_size(1).shape(&[7]);
+    job.cost_per_element(1e9).inline(false).stage(callers_pid).stage_halo(3, callers_pid)
+}
+
+/// The builder's settings, stages and arrays live in per-thread buffers between jobs: a builder
+/// dropped unrun, or unwound by a panic, with every setting changed (items, a chunk size, a
+/// shape, a work hint, `inline(false)`, a halo stage, 16 arrays) leaves none of it to the next
+/// job on the thread, which takes the quick inline path with the default plan.
+fn a_dropped_or_panicked_builder_leaves_nothing_for_the_next_job() {
+    let mut pool = Pool::new(2).unwrap();
+    let inputs: Vec<SharedArray<u32>> = (0..15).map(|_| SharedArray::zeroed(7).unwrap()).collect();
+    let mut a = SharedArray::<u32>::zeroed(1000).unwrap();
+    let mut b = SharedArray::<u32>::zeroed(3000).unwrap();
+    drop(spoil(&mut pool, &inputs, &mut b));
+    for round in 0..2 {
+        if round == 1 {
+            let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _job = spoil(&mut pool, &inputs, &mut b);
+                panic!("mid-build");
+            }));
+            assert!(unwound.is_err());
+        }
+        let got = pool.job(()).output(&mut a).unwrap().stage(index_partial);
+        assert_eq!(got.run_partials::<[u64; 4]>().unwrap(), vec![[0, 0, 1000, 0]], "round {round}");
+        pool.job(()).output(&mut a).unwrap().stage(callers_pid).run().unwrap();
+        assert!(a.iter().all(|&p| p == std::process::id()), "round {round}: not inline");
+    }
+    assert!(b.iter().all(|&x| x == 0), "a dropped builder ran");
+    finish(pool);
+}
+
+/// A parameter block aligned to 16 bytes (more than a job carries).
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(16))]
+struct Wide {
+    x: [u64; 2],
+}
+
+/// `quick_plan` takes the commonest small job in one pass and declines the rest to `plan`.
+/// Inputs at its edges: an empty array beside a full one (either first), no array, a parameter
+/// block aligned to 16, a job of 1-D arrays whose bytes overflow nothing but are absurd
+/// (2^40 unit elements, `inline(true)`), and 16 stages exactly: each gets the full checks'
+/// answer, and nothing is written by a refused job.
+fn the_quick_path_declines_what_only_the_full_checks_see() {
+    let mut pool = Pool::new(1).unwrap();
+    let empty = SharedArray::<u64>::zeroed(0).unwrap();
+    let mut a = SharedArray::<u64>::zeroed(10).unwrap();
+    let e = pool.job(()).input(&empty).unwrap().output(&mut a).unwrap().stage(plus_one).run();
+    assert!(matches!(e, Err(Error::ShapeMismatch { .. })), "empty first: {e:?}");
+    let mut e2 = SharedArray::<u64>::zeroed(0).unwrap();
+    let a2 = SharedArray::<u64>::zeroed(10).unwrap();
+    let e = pool.job(()).input(&a2).unwrap().output(&mut e2).unwrap().stage(plus_one).run();
+    assert!(matches!(e, Err(Error::ShapeMismatch { .. })), "empty second: {e:?}");
+    let e = pool.job(()).stage(|_| panic!("ran")).run();
+    assert!(matches!(e, Err(Error::InvalidArgument { .. })), "no array: {e:?}");
+    let e = pool.job(Wide { x: [1, 2] }).output(&mut a).unwrap().stage(|_| {}).run();
+    assert!(matches!(e, Err(Error::InvalidArgument { .. })), "align 16: {e:?}");
+    assert!(a.iter().all(|&x| x == 0), "a refused job wrote");
+    let mut job = pool.job(()).output(&mut a).unwrap();
+    for _ in 0..16 {
+        job = job.stage(plus_one);
+    }
+    job.run().unwrap();
+    assert!(a.iter().all(|&x| x == 16));
+    let mut units = SharedArray::<()>::zeroed(1 << 40).unwrap();
+    let got = pool.job(()).output(&mut units).unwrap().inline(true).stage(|c| {
+        c.set_partial(c.output::<()>(0).len() as u64);
+    });
+    assert_eq!(got.run_reduce(0u64, |x, y| x + y).unwrap(), 1 << 40);
+    finish(pool);
+}
+
+fn item_bounds(c: &Chunk<()>) {
+    let (r, k) = (c.range(), c.input::<u16>(0).len() / c.len().max(1));
+    assert_eq!(c.input::<u16>(0).len(), 5 * c.len());
+    assert!(c.output::<u64>(0).is_empty(), "zero elements per item");
+    let (win, off) = c.input_halo::<u16>(0);
+    let lo = r.start.saturating_sub(2);
+    assert_eq!((off, win.len()), (5 * (r.start - lo), 5 * ((r.end + 2).min(c.shape()[0]) - lo)));
+    assert_eq!(win[off], (5 * r.start) as u16);
+    c.set_partial([r.start as u64, r.end as u64, k as u64, c.index() as u64]);
+}
+
+/// `JobBuilder::items` at its edges: an array of zero elements per item beside one of five, a
+/// halo of two items, a prime count of items in chunks of a prime size (the last one short),
+/// inline and in the workers: every chunk sees exactly its items' elements; a halo wider than
+/// the items is refused.
+fn items_of_zero_width_halos_and_prime_counts_chunk_exactly() {
+    let mut pool = Pool::new(2).unwrap();
+    let n = 101;
+    let x = SharedArray::<u16>::from_fn(5 * n, |i| i as u16).unwrap();
+    let mut none = SharedArray::<u64>::zeroed(0).unwrap();
+    for inline in [true, false] {
+        let job = pool.job(()).input(&x).unwrap().output(&mut none).unwrap().items(n);
+        let job = job.chunk_size(7).inline(inline).stage_halo(2, item_bounds);
+        let got = job.run_partials::<[u64; 4]>().unwrap();
+        let want: Vec<[u64; 4]> = (0..n.div_ceil(7))
+            .map(|i| [7 * i as u64, (7 * i + 7).min(n) as u64, 5, i as u64])
+            .collect();
+        assert_eq!(got, want, "inline {inline}");
+        let job = pool.job(()).input(&x).unwrap().items(n).inline(inline);
+        let e = job.stage_halo(n + 1, item_bounds).run();
+        assert!(matches!(e, Err(Error::HaloTooLarge { .. })), "{e:?}");
+    }
+    finish(pool);
+}
+
+/// The inheritance refusal lives in `.input`/`.output`, before the job knows where it runs:
+/// a forked child giving its inherited copy to a job that goes to the workers, or to a job of
+/// items (inline or pooled), stops with the panic that says why, and the parent's data is
+/// untouched.
+fn an_inherited_array_is_refused_pooled_and_in_a_job_of_items() {
+    let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(4096).unwrap());
+    for case in 0..3 {
+        let st = shmpool::scope(|s| {
+            s.fork(|| {
+                let mut pool =
+                    Pool::builder().workers(1).start_method(StartMethod::Fork).build().unwrap();
+                let mut own = SharedArray::<u64>::zeroed(4096).unwrap();
+                let mut g = m.lock().unwrap();
+                let _ = match case {
+                    0 => pool.job(()).inline(false).output(&mut g).map(|j| j.stage(plus_one).run()),
+                    1 => {
+                        let j = pool.job(()).output(&mut own).and_then(|j| j.input(&g));
+                        j.map(|j| j.items(1024).stage(copy_u64).run())
+                    }
+                    _ => {
+                        let j = pool.job(()).items(2048).inline(false).output(&mut g);
+                        j.map(|j| j.stage(plus_one).run())
+                    }
+                };
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+        })
+        .unwrap();
+        assert_eq!(st.code(), Some(101), "case {case}: {st}");
+        let said = st.panic_message().is_some_and(|p| p.contains("inheritance"));
+        assert!(said, "case {case}: {st}");
+    }
+    assert!(m.lock().unwrap().iter().all(|&x| x == 0));
 }

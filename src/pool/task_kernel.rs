@@ -601,8 +601,20 @@ mod tests {
     /// Runs `task_ref_plain::<str, u64>` over a region holding `data` at `offsets`, tasks
     /// `start..end`, in this process.
     fn run_ref(offsets: &[u64], data: &[u8], start: usize, end: usize) -> Result<Vec<u64>, String> {
-        let n = offsets.len() - 1;
-        let a_len = codec::arg_region_bytes(n, data.len()).unwrap();
+        run_in_place(str_hash, offsets, data, start..end, offsets.len() - 1)
+    }
+
+    /// Runs `task_ref_plain::<B, u64>` of `f` over a region holding `data` at `offsets`, tasks
+    /// `span`, in this process, with `slots` result slots (the task count a worker infers).
+    fn run_in_place<B: InPlace + ?Sized>(
+        f: fn(&B) -> u64,
+        offsets: &[u64],
+        data: &[u8],
+        span: std::ops::Range<usize>,
+        slots: usize,
+    ) -> Result<Vec<u64>, String> {
+        let (start, end, n) = (span.start, span.end, slots);
+        let a_len = codec::arg_region_bytes(offsets.len() - 1, data.len()).unwrap();
         let mut a = vec![0u64; a_len.div_ceil(8)];
         let mut r = vec![0u64; n.max(1)];
         // SAFETY: the buffer holds the region, 8-aligned, used by nobody else.
@@ -612,14 +624,54 @@ mod tests {
             (a.as_mut_ptr().cast(), a_len, 1, a_len);
         (v.ptr[2], v.len[2], v.elem_size[2], v.expected_len[2]) =
             (r.as_mut_ptr().cast(), n * 8, 1, n * 8);
-        let k = str_hash as fn(&str) -> u64 as usize;
+        let k = f as usize;
         let span = Span { index: 0, start, end, radius: 0 };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // SAFETY: `k` is a `fn(&str) -> u64`, `u64` is plain; the views map live buffers.
-            unsafe { task_ref_plain::<str, u64>(k, &v, &span) }
+            // SAFETY: `k` is a `fn(&B) -> u64`, `u64` is plain; the views map live buffers.
+            unsafe { task_ref_plain::<B, u64>(k, &v, &span) }
         }))
         .map_err(|p| panic_text(&*p))?;
         Ok(r[start..end].to_vec())
+    }
+
+    fn words_sum(w: &[u64]) -> u64 {
+        w.iter().fold(w.len() as u64, |h, &x| h.wrapping_mul(31).wrapping_add(x))
+    }
+
+    fn path_hash(p: &std::path::Path) -> u64 {
+        use std::os::unix::ffi::OsStrExt;
+        str_hash(&String::from_utf8_lossy(p.as_os_str().as_bytes()))
+    }
+
+    /// Hostile offsets in a region of `Pod` slices, paths and strings: a piece that is not a
+    /// whole number of values, misaligned, reversed, out of its chunk's run, or a table longer
+    /// than the region, fails the chunk naming a task; a worker never reads outside the region
+    /// nor hands a task a misaligned slice.
+    #[test]
+    fn hostile_offsets_fail_the_chunk_and_are_never_read_past() {
+        let words: Vec<u8> = [1u64, 2, 3].iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let ok = run_in_place(words_sum, &[0, 8, 24], &words, 0..2, 2).unwrap();
+        assert_eq!(ok, [words_sum(&[1]), words_sum(&[2, 3])]);
+        // Slop (4 bytes of a u64), a misaligned run (task 1 alone, from byte 4), reversed.
+        let cases = [([0, 4, 24], 0..2, 0), ([0, 4, 12], 1..2, 1), ([0, 16, 8], 0..2, 0)];
+        for (offsets, span, task) in cases {
+            let e = run_in_place(words_sum, &offsets, &words, span, 2).unwrap_err();
+            assert!(e.contains(&format!("task {task}'s argument")), "{offsets:?}: {e}");
+        }
+        // Any bytes are a path, but not bytes outside the chunk's run.
+        let bytes = [0xffu8, b'a', b'b'];
+        assert!(run_in_place(path_hash, &[0, 1, 3], &bytes, 0..2, 2).is_ok());
+        let e = run_in_place(path_hash, &[0, 3, 1], &bytes, 0..2, 2).unwrap_err();
+        assert!(e.contains("task 0's argument"), "{e}");
+        let e = run_in_place(path_hash, &[0, 2, 1, 3], &bytes, 1..3, 3).unwrap_err();
+        assert!(e.contains("task 1's argument") && e.contains("before"), "{e}");
+        // More result slots than the table has offsets: the table would reach into the bytes,
+        // past the region for a long job; refused before any offset is read.
+        let e = run_in_place(str_hash, &[0, 1], b"a", 0..1, 64).unwrap_err();
+        assert!(e.contains("argument table is corrupt"), "{e}");
+        // Reversed offsets inside a valid run of strings.
+        let e = run_in_place(str_hash, &[0, 5, 2, 8], b"abcdefgh", 0..3, 3).unwrap_err();
+        assert!(e.contains("task 1's argument"), "{e}");
     }
 
     #[test]

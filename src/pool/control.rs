@@ -217,15 +217,28 @@ impl AccessMask {
 
     /// [`write`](AccessMask::write) for a mask only the calling thread uses (a job run
     /// inline, chunk after chunk): the same bits, without the fences, which would cost more
-    /// than a small job's whole kernel, and as a load and a store (no other thread writes the
-    /// mask), not a locked read-modify-write (about 20 cycles even when relaxed).
+    /// than a small job's whole kernel, and as a load and a store, not a locked
+    /// read-modify-write (about 20 cycles even when relaxed).
+    ///
+    /// A load and a store lose an update if another write lands between them, so this is for
+    /// a mask nothing else can write while the job runs, which holds for the only one it is
+    /// used on (`JobCtx::local`): the mask `run_inline` (`job_builder.rs`) makes for each group
+    /// on its own stack. Only the `Chunk`s of that group reach it, made one at a time on the
+    /// calling thread; a `Chunk` is neither `Send` nor `Sync` and a stage gets `&Chunk` for
+    /// its call only, so no other thread ever holds one; a job built inside a stage (on
+    /// another pool: the builder running holds this one) gets buffers and a mask of its own;
+    /// the workers never set `local` (`worker::job_ctx`) and write the control block's mask
+    /// with `write`; a process forked from a stage writes its own copy. Nothing here is
+    /// interrupted by a callback: the two calls below are the whole window.
+    /// (Test: `kernels_api::a_job_inside_an_inline_kernel_has_its_own_buffers_and_access_mask`.)
     pub(crate) fn write_local(&self, j: usize) -> bool {
         let w = self.written.load(Ordering::Relaxed);
         self.written.store(w | 1 << j, Ordering::Relaxed);
         self.halo_read.load(Ordering::Relaxed) & (1 << j) == 0
     }
 
-    /// [`halo_read`](AccessMask::halo_read) for a mask only the calling thread uses.
+    /// [`halo_read`](AccessMask::halo_read) for a mask only the calling thread uses: see
+    /// [`write_local`](AccessMask::write_local) for why nothing else writes it.
     pub(crate) fn halo_read_local(&self, j: usize) -> bool {
         let h = self.halo_read.load(Ordering::Relaxed);
         self.halo_read.store(h | 1 << j, Ordering::Relaxed);

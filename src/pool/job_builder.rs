@@ -1055,8 +1055,9 @@ fn run_chunks(
         let message = take_panic(p);
         Err(Error::KernelPanicked { chunk, pid: crate::sys::proc::getpid(), message })
     };
-    if chunk_size >= len {
-        // One chunk (every job under 64 KiB by default): no loop, no bookkeeping.
+    if chunk_size >= len && len != 0 {
+        // One chunk (every job under 64 KiB by default): no loop, no bookkeeping. An empty job
+        // has no chunk (the loop below runs none), as in the workers.
         let span = Span { index: 0, start: 0, end: len, radius };
         return catch_unwind(AssertUnwindSafe(|| run(&span))).or_else(|p| panicked(0, p));
     }
@@ -1229,4 +1230,51 @@ struct Plan {
     len: usize,
     chunk_size: usize,
     groups: Groups,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spans `run_chunks` runs for a job of `len` elements in chunks of `chunk_size`.
+    fn spans(len: usize, chunk_size: usize) -> Vec<(u64, usize, usize)> {
+        let mut seen = Vec::new();
+        run_chunks(len, chunk_size, 0, |s| seen.push((s.index, s.start, s.end))).unwrap();
+        seen
+    }
+
+    #[test]
+    fn run_chunks_runs_the_workers_chunks_and_none_for_an_empty_job() {
+        // The one-chunk path must not turn an empty job into one empty chunk.
+        assert_eq!(spans(0, 0), []);
+        assert_eq!(spans(0, 64), []);
+        assert_eq!(spans(5, 5), [(0, 0, 5)]);
+        assert_eq!(spans(5, usize::MAX), [(0, 0, 5)]);
+        assert_eq!(spans(10, 3), [(0, 0, 3), (1, 3, 6), (2, 6, 9), (3, 9, 10)]);
+        // A chunk size of 0 is one element per chunk.
+        assert_eq!(spans(2, 0), [(0, 0, 1), (1, 1, 2)]);
+        // Near the top of the range the ends saturate instead of wrapping.
+        let top = spans(usize::MAX, usize::MAX / 2 + 1);
+        assert_eq!(top.last().map(|s| s.2), Some(usize::MAX));
+        assert_eq!(top.len(), 2);
+    }
+
+    #[test]
+    fn run_chunks_runs_every_chunk_and_reports_the_first_panic() {
+        let mut ran = Vec::new();
+        let e = run_chunks(9, 2, 0, |s| {
+            ran.push(s.index);
+            assert!(s.index % 2 == 0, "chunk {} fails", s.index);
+        });
+        assert_eq!(ran, [0, 1, 2, 3, 4]);
+        match e {
+            Err(Error::KernelPanicked { chunk, message, .. }) => {
+                assert_eq!(chunk, 1);
+                assert!(message.contains("chunk 1 fails"), "{message}");
+            }
+            other => panic!("expected KernelPanicked, got {other:?}"),
+        }
+        let e = run_chunks(3, 8, 0, |_| panic!("one chunk"));
+        assert!(matches!(e, Err(Error::KernelPanicked { chunk: 0, .. })), "{e:?}");
+    }
 }

@@ -405,6 +405,8 @@ pub(crate) struct Borrowed<'a, B: ?Sized, S> {
     args: &'a [S],
     data: usize,
     first: usize,
+    limit: usize,
+    counted: fn(usize) -> usize,
     _b: PhantomData<fn(&B)>,
 }
 
@@ -423,7 +425,7 @@ impl<'a, B: InPlace + ?Sized, S: AsRef<B>> Borrowed<'a, B, S> {
         args: &'a [S],
         limit: usize,
         first: usize,
-        counted: impl Fn(usize) -> usize,
+        counted: fn(usize) -> usize,
     ) -> Result<Self> {
         if let Some(reason) = B::refused() {
             return Err(Error::InvalidArgument { what: "task argument type", reason });
@@ -441,7 +443,7 @@ impl<'a, B: InPlace + ?Sized, S: AsRef<B>> Borrowed<'a, B, S> {
             data =
                 data.checked_add(raw).ok_or(Error::TooLarge { len: args.len(), elem_size: 1 })?;
         }
-        Ok(Borrowed { args, data, first, _b: PhantomData })
+        Ok(Borrowed { args, data, first, limit, counted, _b: PhantomData })
     }
 }
 
@@ -451,18 +453,32 @@ impl<B: InPlace + ?Sized, S: AsRef<B>> ArgSource for Borrowed<'_, B, S> {
     }
 
     /// One pass: each offset, then each value's bytes (a `memcpy` of a few bytes for a short
-    /// string). A user's `AsRef` that returns more bytes than when [`Borrowed::new`] measured
-    /// it is refused before a byte past the region is written.
+    /// string). A user's `AsRef` that returns other values than when [`Borrowed::new`]
+    /// measured them is refused before a byte past the region is written, or a value past the
+    /// limit: [`Error::InvalidArgument`] if the values outgrow the measured total,
+    /// [`Error::TaskValueTooLarge`] for one over the limit.
     unsafe fn write(&self, dst: *mut u8) -> Result<()> {
         let n = self.args.len();
         let table = dst.cast::<u64>();
         // SAFETY: per the contract, `dst` holds `n + 1` offsets and then `self.data` bytes.
         let data = unsafe { dst.add((n + 1) * 8) };
         let mut at = 0usize;
-        // SAFETY: offset 0 lies inside the region (the contract).
+        // SAFETY: offset 0 lies inside the region, which starts 8-aligned (the contract).
         unsafe { table.write(0) };
         for (i, a) in self.args.iter().enumerate() {
             let bytes = a.as_ref().raw();
+            // The limit again: a value measured short may come back long while another one
+            // shrank, the total unchanged.
+            let counted = (self.counted)(bytes.len());
+            if counted > self.limit {
+                let (task, limit) = (self.first + i, self.limit);
+                return Err(Error::TaskValueTooLarge {
+                    task,
+                    what: "argument",
+                    bytes: counted,
+                    limit,
+                });
+            }
             if bytes.len() > self.data - at {
                 return Err(Error::InvalidArgument {
                     what: "task argument",
@@ -474,7 +490,9 @@ impl<B: InPlace + ?Sized, S: AsRef<B>> ArgSource for Borrowed<'_, B, S> {
                 });
             }
             // SAFETY: `at + bytes.len() <= self.data` (checked), inside the region; offset
-            // `i + 1 <= n` lies in the table; the caller's value does not overlap the region.
+            // `i + 1 <= n` lies in the table, 8-aligned. The caller's value does not overlap
+            // the region: that is this pool's own mapping of its scratch area or arena, which
+            // it lends to no caller, and this call holds the pool mutably.
             unsafe {
                 std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(at), bytes.len());
                 at += bytes.len();
@@ -941,6 +959,29 @@ mod tests {
         // SAFETY: the mapping made above; `args` reads it no more.
         unsafe { libc::munmap(p, HUGE) };
         assert!(matches!(measured, Err(Error::TooLarge { .. })), "{measured:?}");
+    }
+
+    /// An `AsRef` that moves bytes from one value to the next between the measuring pass and
+    /// the writing pass keeps the total but would put a value past the limit in the region:
+    /// refused at the write, naming the task, as at the measure.
+    #[test]
+    fn a_value_grown_past_the_limit_between_passes_is_refused() {
+        use std::cell::Cell;
+        struct Swaps(Cell<bool>, [&'static str; 2]);
+        impl AsRef<str> for Swaps {
+            fn as_ref(&self) -> &str {
+                self.1[usize::from(self.0.replace(true))]
+            }
+        }
+        let sixteen = "0123456789abcdef";
+        let args = [
+            Swaps(Cell::new(false), [sixteen, ""]),
+            Swaps(Cell::new(false), ["x", "0123456789abcdefg"]),
+        ];
+        match borrowed_region::<str, _>(&args, 16) {
+            Err(Error::TaskValueTooLarge { task: 11, what: "argument", bytes: 17, limit: 16 }) => {}
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

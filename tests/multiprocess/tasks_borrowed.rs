@@ -24,6 +24,7 @@ pub fn tests() -> Tests {
         a_second_call_waits_for_a_forgotten_one_before_rewriting_the_region in METHODS,
         as_refs_that_change_between_passes_are_refused_or_read_as_written in METHODS,
         borrowed_owned_and_pod_calls_mixed_give_their_own_results in METHODS,
+        a_task_past_the_timeout_is_replaced_mid_chunk_and_the_next_call_reads_its_own in METHODS,
     }
 }
 
@@ -233,6 +234,13 @@ fn values_past_the_limit_are_typed_errors_naming_the_task(m: StartMethod) {
         Err(Error::TaskValueTooLarge { task: 2, what: "argument", bytes: 17, limit: 16 }) => {}
         other => panic!("expected task 2's argument to be too large, got {other:?}"),
     }
+    // `map` of a `fn(String)` counts the encoded size (a length byte): 15 bytes fit, 16 not.
+    let at = ["y".repeat(15), "y".repeat(16)];
+    assert_eq!(pool.map(fnv_owned, &at[..1], None).unwrap(), [fnv_str(&at[0])]);
+    match pool.map(fnv_owned, &at, None) {
+        Err(Error::TaskValueTooLarge { task: 1, what: "argument", bytes: 17, limit: 16 }) => {}
+        other => panic!("expected task 1's argument to be too large, got {other:?}"),
+    }
     // A result over the limit (serialized: a length byte and 20 bytes) names its task; the
     // others still run.
     let ok = ["ab".to_string(), "abcde".into(), "a".into()];
@@ -375,5 +383,33 @@ fn borrowed_owned_and_pod_calls_mixed_give_their_own_results(m: StartMethod) {
         assert_eq!(pool.map_ref(wide_sum, &rows, None).unwrap(), sums);
         assert_eq!(pool.map_ref(fnv_str, &strs, Some(1)).unwrap(), want);
     }
+    close_pool(pool, m);
+}
+
+/// The length of `s`, but `sleep` sleeps for seconds (past any test's task timeout).
+fn len_or_sleep(s: &str) -> u64 {
+    if s == "sleep" {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+    }
+    fnv_str(s)
+}
+
+/// A task past the task timeout: its worker is killed mid-chunk (it holds a borrow of the
+/// region) and replaced; the call is `TaskTimedOut` naming the task, and the next call, whose
+/// arguments are staged where the killed worker was reading, gives its own results.
+fn a_task_past_the_timeout_is_replaced_mid_chunk_and_the_next_call_reads_its_own(m: StartMethod) {
+    let timeout = std::time::Duration::from_millis(300);
+    let mut pool =
+        Pool::builder().workers(2).start_method(m).task_timeout(timeout).build().unwrap();
+    let mut args: Vec<String> = (0..16).map(|i| "é".repeat(i)).collect();
+    args[5] = "sleep".into();
+    match pool.map_ref(len_or_sleep, &args, Some(4)) {
+        Err(Error::TaskTimedOut { task: 5, .. }) => {}
+        other => panic!("expected task 5 to time out, got {other:?}"),
+    }
+    args[5] = "awake".into();
+    let want: Vec<u64> = args.iter().map(|s| fnv_str(s)).collect();
+    assert_eq!(pool.map_ref(len_or_sleep, &args, Some(4)).unwrap(), want);
+    assert_eq!(pool.map(fnv_owned, &args, Some(3)).unwrap(), want);
     close_pool(pool, m);
 }

@@ -135,6 +135,11 @@ fn give_back(mut b: Box<Bufs>) {
     b.outputs.clear();
     b.stages = 0;
     b.shape.clear();
+    if b.shape.capacity() > MAX_DIMS {
+        // A shape of more dimensions than a job may have (which `plan` refused) keeps no
+        // buffer of its size on the thread for good.
+        b.shape = Vec::new();
+    }
     b.set = Settings::default();
     // A thread being torn down drops them instead.
     let _ = SPARE.try_with(|s| s.set(Some(b)));
@@ -1257,6 +1262,24 @@ mod tests {
         let top = spans(usize::MAX, usize::MAX / 2 + 1);
         assert_eq!(top.last().map(|s| s.2), Some(usize::MAX));
         assert_eq!(top.len(), 2);
+    }
+
+    #[test]
+    fn a_huge_shape_leaves_no_buffer_of_its_size_on_the_thread() {
+        let mut b = take_bufs();
+        b.shape.extend(std::iter::repeat_n(1, 1 << 20));
+        give_back(b);
+        let b = take_bufs();
+        assert!(b.shape.capacity() <= MAX_DIMS, "{} kept", b.shape.capacity());
+        give_back(b);
+        let mut b = take_bufs();
+        b.shape.extend_from_slice(&[2, 3]);
+        let kept = b.shape.as_ptr();
+        give_back(b);
+        // A shape a job may have keeps its buffer (no allocation per shaped job).
+        let b = take_bufs();
+        assert_eq!(b.shape.as_ptr(), kept);
+        give_back(b);
     }
 
     #[test]

@@ -466,6 +466,10 @@ mod tests {
         a[40] = f64::NEG_INFINITY;
         assert!(sum(&a).is_nan() && sum_lanes(&a).is_nan());
         assert!(dot(&a, &a).is_infinite() && dot_lanes(&a, &a).is_infinite());
+        // A longer operand is cut to the shorter's length before either build runs.
+        let (short, long) = (awkward(50, 3), awkward(83, 4));
+        let want = dot_lanes(&short, &long[..50]).to_bits();
+        assert_eq!((dot(&short, &long).to_bits(), dot(&long, &short).to_bits()), (want, want));
     }
 
     #[test]

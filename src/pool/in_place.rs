@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// An argument type a task can borrow in place from shared memory: `str`,
 /// [`Path`](std::path::Path), and `[T]` for any `Pod` `T` aligned to at most 8 bytes (`[u8]`,
-/// `[f64]`, ...). The
+/// `[f64]`, ...; a more aligned or zero-sized `T` is refused when the call is made). The
 /// task takes `&B` (`fn(&str) -> usize`), the caller passes anything that is `AsRef<B>`
 /// (`String`, `&str`, `PathBuf`, `Vec<u8>`, `Vec<f64>`), and no worker allocates to read it.
 /// Sealed: the pool relies on how each type's bytes are checked.

@@ -239,9 +239,16 @@ fn ref_plain<B: InPlace + ?Sized, R>(v: &Views, s: &Span, call: impl Fn(&B) -> R
     let n = bytes(v, 2).1 / size_of::<R>().max(1);
     let args = codec::Args { base, len, n };
     let (run, at) = args.run(s.start, s.end);
-    // One check of the chunk's bytes (UTF-8 for `str`), not one per task.
+    // One check of the chunk's bytes (UTF-8 for `str`), not one per task; on a failure, the
+    // task whose own bytes fail it is named (the chunk's first if none does alone).
     let run = B::run(run).unwrap_or_else(|e| {
-        panic!("task {}{ARG_UNREADABLE} (in the chunk's arguments: {e})", s.start)
+        let own = |i: usize| {
+            let r = args.range(i);
+            let piece = r.start.checked_sub(at).zip(r.end.checked_sub(at));
+            piece.and_then(|(a, b)| run.get(a..b)).map(B::run)
+        };
+        let task = (s.start..s.end).find(|&i| matches!(own(i), Some(Err(_))));
+        panic!("task {}{ARG_UNREADABLE} (in the chunk's arguments: {e})", task.unwrap_or(s.start))
     });
     task_clock::each_task(s.start..s.end, 0, |i| {
         let a = in_place_arg::<B>(run, args.range(i), at)
@@ -692,11 +699,12 @@ mod tests {
         cut[3] -= 1;
         let e = run_ref(&cut, &data, 0, 4).unwrap_err();
         assert!(e.contains("task 2's argument could not be deserialized"), "{e}");
-        // Bytes that are not UTF-8: the chunk's check names its first task.
+        // Bytes that are not UTF-8 (in task 2's "日本"): the chunk's check fails, and the
+        // error names the task whose bytes they are, not the chunk's first.
         let mut bad = data.clone();
         bad[4] = 0xff;
         let e = run_ref(&offsets, &bad, 1, 4).unwrap_err();
-        assert!(e.contains("task 1's argument") && e.contains("utf-8"), "{e}");
+        assert!(e.contains("task 2's argument") && e.contains("utf-8"), "{e}");
         // Offsets going backwards or past the region: a chunk error, never a read outside.
         let mut back = offsets.clone();
         back[2] = 1;

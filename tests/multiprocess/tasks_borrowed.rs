@@ -305,7 +305,8 @@ fn a_second_call_waits_for_a_forgotten_one_before_rewriting_the_region(m: StartM
 
 /// An `AsRef` (or `Borrow<String>`) that returns a longer value when the region is written
 /// than when it was measured is refused before a byte is published; one that returns a
-/// shorter value is read as written (never past it, never the measured one's tail).
+/// shorter value is read as written (never past it, never the measured one's tail); one that
+/// calls back into the pool staging it panics on the cell it must go through.
 fn as_refs_that_change_between_passes_are_refused_or_read_as_written(m: StartMethod) {
     use std::cell::Cell;
     let mut pool = pool(m);
@@ -347,6 +348,23 @@ fn as_refs_that_change_between_passes_are_refused_or_read_as_written(m: StartMet
         pool.map(fnv_owned, [back(0), back(1)], None).unwrap(),
         [fnv_str("é"), fnv_str("ab")]
     );
+    assert_eq!(pool.map_ref(fnv_str, &["ok"], None).unwrap(), [fnv_str("ok")]);
+    // Reentrancy: an `AsRef` can reach the pool that stages it only through a cell (`map_ref`
+    // holds it mutably), whose borrow panics; the panic is the caller's and the pool goes on.
+    let cell = std::cell::RefCell::new(pool);
+    struct Reenters<'a>(&'a std::cell::RefCell<Pool>);
+    impl AsRef<str> for Reenters<'_> {
+        fn as_ref(&self) -> &str {
+            let inner = self.0.borrow_mut().map_ref(fnv_str, &["inner"], None);
+            assert!(inner.is_ok());
+            "outer"
+        }
+    }
+    let reentered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        cell.borrow_mut().map_ref(fnv_str, &[Reenters(&cell)], None)
+    }));
+    assert!(reentered.is_err(), "the cell's borrow panics");
+    let mut pool = cell.into_inner();
     assert_eq!(pool.map_ref(fnv_str, &["ok"], None).unwrap(), [fnv_str("ok")]);
     close_pool(pool, m);
 }

@@ -391,6 +391,10 @@ fn borrowed_owned_and_pod_calls_mixed_give_their_own_results(m: StartMethod) {
         let want: Vec<u64> = strs.iter().map(|s| fnv_str(s)).collect();
         assert_eq!(pool.map_ref(fnv_str, &strs, None).unwrap(), want);
         assert_eq!(pool.map(fnv_owned, &strs, None).unwrap(), want);
+        // The streaming path still serializes (`task_serial_plain`): the same values.
+        let streamed: Vec<u64> =
+            pool.imap(fnv_owned, &strs, Some(5)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(streamed, want);
         let nums: Vec<u64> = (0..count as u64).map(|i| i + round as u64).collect();
         let doubled: Vec<u64> = nums.iter().map(|&x| double(x)).collect();
         assert_eq!(pool.map(double, &nums, None).unwrap(), doubled);

@@ -413,7 +413,7 @@ pub(crate) struct Borrowed<'a, B: ?Sized, S> {
 impl<'a, B: InPlace + ?Sized, S: AsRef<B>> Borrowed<'a, B, S> {
     /// Measures `args`: [`Error::InvalidArgument`] if `B` cannot be staged,
     /// [`Error::TaskValueTooLarge`] naming the first argument over `limit` bytes (task indices
-    /// from `first`).
+    /// from `first`), [`Error::TooLarge`] if their lengths sum past `usize::MAX`.
     pub(crate) fn new(args: &'a [S], limit: usize, first: usize) -> Result<Self> {
         Self::counted(args, limit, first, |n| n)
     }

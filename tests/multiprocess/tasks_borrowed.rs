@@ -377,6 +377,10 @@ fn wide_sum(v: &[u64]) -> u128 {
     v.iter().map(|&x| x as u128).sum::<u128>() << 64
 }
 
+fn reversed_f64(v: &[f64]) -> Vec<f64> {
+    v.iter().rev().copied().collect()
+}
+
 fn double(x: u64) -> u64 {
     x * 2
 }
@@ -403,6 +407,11 @@ fn borrowed_owned_and_pod_calls_mixed_give_their_own_results(m: StartMethod) {
         let rows: Vec<Vec<u64>> = (0..count).map(|i| vec![u64::MAX; i % 4]).collect();
         let sums: Vec<u128> = rows.iter().map(|r| wide_sum(r)).collect();
         assert_eq!(pool.map_ref(wide_sum, &rows, None).unwrap(), sums);
+        // `[f64]` through the serialized-result path (`Ref`), values of 0-3 after one another.
+        let floats: Vec<Vec<f64>> = (0..count).map(|i| vec![i as f64 * 0.25; i % 4]).collect();
+        assert_eq!(pool.map_ref(reversed_f64, &floats, Some(2)).unwrap(), {
+            floats.iter().map(|v| reversed_f64(v)).collect::<Vec<_>>()
+        });
         assert_eq!(pool.map_ref(fnv_str, &strs, Some(1)).unwrap(), want);
     }
     close_pool(pool, m);

@@ -55,6 +55,7 @@ pub fn tests() -> Tests {
         the_quick_path_declines_what_only_the_full_checks_see,
         items_of_zero_width_halos_and_prime_counts_chunk_exactly,
         an_inherited_array_is_refused_pooled_and_in_a_job_of_items,
+        two_threads_with_two_pools_run_inline_jobs_over_one_input,
     }
 }
 
@@ -1405,7 +1406,10 @@ fn inner_halo_read(c: &Chunk<u64>) {
 fn run_inner(k: u64) -> u64 {
     INNER.with_borrow_mut(|inner| {
         let (pool, a) = inner.as_mut().expect("the inner pool");
-        pool.job(k).output(a).unwrap().inline(true).stage(inner_write).run().unwrap();
+        // Odd `k`: the first inner job goes to the inner pool's workers (published from
+        // inside the outer job's stage), even: inline as well.
+        let job = pool.job(k).output(a).unwrap().inline(k % 2 == 0);
+        job.stage(inner_write).run().unwrap();
         let job = pool.job(k).output(a).unwrap().inline(true).stage(inner_halo_read);
         job.run_reduce(0u64, |x, y| x + y).unwrap()
     })
@@ -1431,6 +1435,16 @@ fn outer_write_across_inner(c: &Chunk<u64>) {
     c.output::<u64>(1).fill(9);
     let _ = run_inner(0);
     let _ = c.output_halo::<u64>(1);
+}
+
+/// Builds a job on the inner pool (its output, a halo stage, items) and panics holding it.
+fn outer_panics_holding_inner_builder(c: &Chunk<u64>) {
+    c.output::<u64>(0).fill(1);
+    INNER.with_borrow_mut(|inner| {
+        let (pool, a) = inner.as_mut().expect("the inner pool");
+        let _held = pool.job(()).output(a).unwrap().items(8).stage_halo(1, |_| {});
+        panic!("held an inner builder");
+    })
 }
 
 /// `JobBuilder` keeps its arrays, stages, views and settings in per-thread buffers, and a job
@@ -1465,10 +1479,21 @@ fn a_job_inside_an_inline_kernel_has_its_own_buffers_and_access_mask() {
         }
         other => panic!("expected KernelPanicked, got {other:?}"),
     }
+    // A stage that panics while it holds an inner builder: the inner builder unwinds (its
+    // buffers given back), the outer job is a typed error, and nothing is left behind.
+    let job = pool.job(0u64).output(&mut y).unwrap().inline(true);
+    match job.stage(outer_panics_holding_inner_builder).run() {
+        Err(Error::KernelPanicked { message, .. }) => {
+            assert!(message.contains("held"), "{message}")
+        }
+        other => panic!("expected KernelPanicked, got {other:?}"),
+    }
     // Both pools still run plain jobs afterwards, with nothing left of the above.
+    // (The panicking stage filled `y` with 1 first.)
     pool.job(()).output(&mut y).unwrap().stage(plus_one).run().unwrap();
-    assert_eq!(y[10], 31);
-    let (inner, a) = INNER.with_borrow_mut(Option::take).unwrap();
+    assert!(y.iter().all(|&v| v == 2), "{}", y[10]);
+    let (mut inner, mut a) = INNER.with_borrow_mut(Option::take).unwrap();
+    inner.job(()).output(&mut a).unwrap().stage(plus_one).run().unwrap();
     drop(a);
     finish(inner);
     finish(pool);
@@ -1684,4 +1709,67 @@ fn an_inherited_array_is_refused_pooled_and_in_a_job_of_items() {
         assert!(said, "case {case}: {st}");
     }
     assert!(m.lock().unwrap().iter().all(|&x| x == 0));
+}
+
+fn x_plus_params(c: &Chunk<u64>) {
+    let p = *c.params();
+    for (y, &x) in c.output::<u64>(0).iter_mut().zip(c.input::<u64>(0)) {
+        *y = x + p;
+    }
+}
+
+fn halo_centre_sum(c: &Chunk<u64>) {
+    let (w, off) = c.output_halo::<u64>(0);
+    c.set_partial(w[off..off + c.len()].iter().sum::<u64>());
+}
+
+fn write_then_halo_read(c: &Chunk<u64>) {
+    c.output::<u64>(0)[0] = *c.params();
+    let _ = c.output_halo::<u64>(0);
+}
+
+/// Two threads, each with its own pool, run inline jobs over one shared input at once (each
+/// writing its own output): each thread's builder buffers and access masks are its own, so
+/// every result is exact and every write-then-halo-read is still refused, however the
+/// threads interleave.
+fn two_threads_with_two_pools_run_inline_jobs_over_one_input() {
+    let n = 512u64;
+    let x = SharedArray::<u64>::from_fn(n as usize, |i| i as u64).unwrap();
+    let mut pools = [Pool::new(1).unwrap(), Pool::new(1).unwrap()];
+    let mut outs =
+        [SharedArray::<u64>::zeroed(512).unwrap(), SharedArray::<u64>::zeroed(512).unwrap()];
+    std::thread::scope(|s| {
+        for (pool, y) in pools.iter_mut().zip(outs.iter_mut()) {
+            let x = &x;
+            s.spawn(move || {
+                for r in 0..300u64 {
+                    let job = pool.job(r).input(x).unwrap().output(&mut *y).unwrap();
+                    let job = job.stage(x_plus_params).stage_halo(1, halo_centre_sum);
+                    let got = job.run_reduce(0u64, |a, b| a + b).unwrap();
+                    assert_eq!(got, n * (n - 1) / 2 + r * n, "round {r}");
+                    let job = pool.job(r).input(x).unwrap().output(&mut *y).unwrap();
+                    job.stage(x_plus_params).run().unwrap();
+                    assert_eq!(y[7], 7 + r);
+                    if r % 100 == 0 {
+                        let job = pool.job(r).output(&mut *y).unwrap().stage(write_then_halo_read);
+                        match job.run() {
+                            Err(Error::KernelPanicked { message, .. }) => {
+                                assert!(message.contains("written in this group"), "{message}")
+                            }
+                            other => panic!("round {r}: expected KernelPanicked, got {other:?}"),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    // Both pools may share the forkserver: stop it once, after both.
+    let forkserver = pools.iter().any(|p| p.start_method() == StartMethod::ForkServer);
+    for mut pool in pools {
+        pool.close();
+        assert!(pool.join_timeout(Duration::from_secs(10)).unwrap(), "a worker did not exit");
+    }
+    if forkserver {
+        shmpool::process::shutdown_forkserver().unwrap();
+    }
 }

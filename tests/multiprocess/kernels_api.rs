@@ -1408,7 +1408,7 @@ fn run_inner(k: u64) -> u64 {
         let (pool, a) = inner.as_mut().expect("the inner pool");
         // Odd `k`: the first inner job goes to the inner pool's workers (published from
         // inside the outer job's stage), even: inline as well.
-        let job = pool.job(k).output(a).unwrap().inline(k % 2 == 0);
+        let job = pool.job(k).output(a).unwrap().inline(k.is_multiple_of(2));
         job.stage(inner_write).run().unwrap();
         let job = pool.job(k).output(a).unwrap().inline(true).stage(inner_halo_read);
         job.run_reduce(0u64, |x, y| x + y).unwrap()

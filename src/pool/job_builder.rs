@@ -945,9 +945,13 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
             let v = &*v;
             run_chunks(plan.len, plan.chunk_size, radius, |span| {
                 // The views point at the caller's arrays, borrowed by this builder (inputs
-                // shared, outputs exclusively), each valid for the length it states.
+                // shared, outputs exclusively), each valid for the length it states; no
+                // output shares its segment, so its bytes, with an input or another output
+                // (`input`/`output` refused a repeated nonce: every view of one segment has
+                // its nonce, `every_view_of_one_segment_is_an_alias`).
                 // SAFETY: as above; the parameter slot holds a `P` and the partials slot
-                // `chunks` `R`s; every stage is a `StageFn<P>`; chunks run one at a time.
+                // `chunks` `R`s; every stage is a `StageFn<P>`; chunks run one at a time, on
+                // this thread, each with the group's mask (`access`, this frame's own).
                 unsafe { run_stages::<P>(kernel, v, span) }
             })
         };

@@ -88,6 +88,13 @@ fn plus_one(x: u64) -> u64 {
 /// The main job: a pool of worker processes updating a 256 MiB shared array in place, a
 /// map-reduce over it, and back-to-back `apply` round trips, each against rayon and sequential
 /// code in the same run. Rounds interleave the contenders so a busy machine slows them alike.
+/// How many elements of work each contender does per round of `shmpool run` at least: small
+/// arrays are run this many elements' worth of times back to back.
+const REPEAT_ELEMENTS: usize = 1 << 22;
+
+/// The most calls per contender per round (the smallest arrays).
+const MAX_REPEATS: usize = 4096;
+
 fn run(len: usize, workers: Option<usize>, rounds: usize) -> Result<(), CliError> {
     let zero = |option, fix| Err(CliError::RunZero { option, fix });
     if workers == Some(0) {
@@ -120,8 +127,9 @@ fn run(len: usize, workers: Option<usize>, rounds: usize) -> Result<(), CliError
         pool.start_method()
     );
     println!(
-        "workload: {len} f64 in one shared array ({}), {rounds} interleaved rounds, medians",
-        shmpool::human_bytes((len * 8) as u64)
+        "workload: {len} f64 in one shared array ({}), {rounds} interleaved rounds of {} call(s) each, medians",
+        shmpool::human_bytes((len * 8) as u64),
+        REPEAT_ELEMENTS.div_ceil(len).clamp(1, MAX_REPEATS)
     );
 
     // Correctness first: the pool's in-place result must equal the sequential one bit for bit.
@@ -137,27 +145,43 @@ fn run(len: usize, workers: Option<usize>, rounds: usize) -> Result<(), CliError
     }
 
     let (mut k, mut s) = ([vec![], vec![], vec![]], [vec![], vec![], vec![]]);
-    let gelem = |t: Instant| len as f64 / t.elapsed().as_secs_f64() / 1e9;
+    // Each contender runs `reps` calls back to back per round (at least ~4 Mi elements of
+    // work), so a small array's timing is the calls' steady pace, not one call's first touch
+    // of cache lines the previous contender left on the other core.
+    let reps = REPEAT_ELEMENTS.div_ceil(len).clamp(1, MAX_REPEATS);
+    let gelem = |t: Instant| (len * reps) as f64 / t.elapsed().as_secs_f64() / 1e9;
     for _ in 0..rounds {
         let t = Instant::now();
-        pool.for_each_chunk(&mut a, shmpool_kernels::scale_add)?;
+        for _ in 0..reps {
+            pool.for_each_chunk(&mut a, shmpool_kernels::scale_add)?;
+        }
         k[0].push(gelem(t));
         let t = Instant::now();
-        rp.install(|| a.par_chunks_mut(1 << 16).for_each(shmpool_kernels::scale_add));
+        for _ in 0..reps {
+            rp.install(|| a.par_chunks_mut(1 << 16).for_each(shmpool_kernels::scale_add));
+        }
         k[1].push(gelem(t));
         let t = Instant::now();
-        shmpool_kernels::scale_add(&mut a);
+        for _ in 0..reps {
+            shmpool_kernels::scale_add(std::hint::black_box(&mut a));
+        }
         k[2].push(gelem(t));
         let t = Instant::now();
-        std::hint::black_box(pool.map_reduce(&a, shmpool_kernels::sum, |x, y| x + y)?);
+        for _ in 0..reps {
+            std::hint::black_box(pool.map_reduce(&a, shmpool_kernels::sum, |x, y| x + y)?);
+        }
         s[0].push(gelem(t));
         let t = Instant::now();
-        std::hint::black_box(
-            rp.install(|| a.par_chunks(1 << 16).map(shmpool_kernels::sum).sum::<f64>()),
-        );
+        for _ in 0..reps {
+            std::hint::black_box(
+                rp.install(|| a.par_chunks(1 << 16).map(shmpool_kernels::sum).sum::<f64>()),
+            );
+        }
         s[1].push(gelem(t));
         let t = Instant::now();
-        std::hint::black_box(shmpool_kernels::sum(&a));
+        for _ in 0..reps {
+            std::hint::black_box(shmpool_kernels::sum(std::hint::black_box(&a)));
+        }
         s[2].push(gelem(t));
     }
     let k = k.map(|v| median(&v));

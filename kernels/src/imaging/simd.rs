@@ -6,8 +6,5 @@
 //! `#[target_feature(enable = "avx2")]` wrapper (8 lanes). No FMA is enabled (Rust does not
 //! fuse `a * b + c` on its own), so both builds compute the same bits.
 
-/// Whether the CPU has AVX2 (cached by the standard library's detection).
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-}
+pub(crate) use crate::lanes::has_avx2;

@@ -99,6 +99,47 @@ fn dot_lanes(a: &[f64], b: &[f64]) -> f64 {
     tree(acc)
 }
 
+/// Each build of [`sum`] and [`dot`] by itself, for `kernels/benches/reduce_diag.rs`, which
+/// times one against the other ([`sum`] and [`dot`] pick one at run time). Not an API.
+#[doc(hidden)]
+pub mod builds {
+    /// [`sum`](super::sum), baseline build.
+    #[inline(never)]
+    pub fn sum_base(a: &[f64]) -> f64 {
+        super::sum_lanes(a)
+    }
+
+    /// [`dot`](super::dot), baseline build.
+    #[inline(never)]
+    pub fn dot_base(a: &[f64], b: &[f64]) -> f64 {
+        let n = a.len().min(b.len());
+        super::dot_lanes(&a[..n], &b[..n])
+    }
+
+    /// [`sum`](super::sum), AVX2 build, or `None` on a CPU without AVX2.
+    pub fn sum_avx2(a: &[f64]) -> Option<f64> {
+        #[cfg(target_arch = "x86_64")]
+        if crate::lanes::has_avx2() {
+            // SAFETY: `sum_avx2` needs AVX2 only, and the CPU has it (asked just above).
+            return Some(unsafe { super::sum_avx2(a) });
+        }
+        let _ = a;
+        None
+    }
+
+    /// [`dot`](super::dot), AVX2 build, or `None` on a CPU without AVX2.
+    pub fn dot_avx2(a: &[f64], b: &[f64]) -> Option<f64> {
+        #[cfg(target_arch = "x86_64")]
+        if crate::lanes::has_avx2() {
+            let n = a.len().min(b.len());
+            // SAFETY: `dot_avx2` needs AVX2 only, and the CPU has it (asked just above).
+            return Some(unsafe { super::dot_avx2(&a[..n], &b[..n]) });
+        }
+        let _ = (a, b);
+        None
+    }
+}
+
 /// A sum carried as an unevaluated pair `hi + lo`, `lo` holding what rounding took from `hi`:
 /// the partial of [`sum_compensated`].
 ///

@@ -384,10 +384,9 @@ impl<P: Pod> Chunk<P> {
         let slot = self.input_slot(i);
         let (_, start, end) = self.elements(slot);
         let p = self.typed::<T>(slot, ("input", i), end);
-        // SAFETY: `typed` checked type, alignment and that `..end` lies in the mapping and the
-        // job (and `start <= end`: the span was checked); inputs are never written while the
-        // job runs (the caller holds `&` on them, and no output shares an input's segment: the
-        // builder refuses it).
+        // SAFETY: `typed` checked type, alignment and that `..end` lies in the mapping and the job
+        // (`start <= end`: the span was checked); inputs are not written while the job runs (the
+        // caller holds `&` on them; the builder refuses an output sharing an input's segment).
         unsafe { std::slice::from_raw_parts(p.add(start), end - start) }
     }
 

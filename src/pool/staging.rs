@@ -489,10 +489,9 @@ impl<B: InPlace + ?Sized, S: AsRef<B>> ArgSource for Borrowed<'_, B, S> {
                     ),
                 });
             }
-            // SAFETY: `at + bytes.len() <= self.data` (checked), inside the region; offset
-            // `i + 1 <= n` lies in the table, 8-aligned. The caller's value does not overlap
-            // the region: that is this pool's own mapping of its scratch area or arena, which
-            // it lends to no caller, and this call holds the pool mutably.
+            // SAFETY: `at + bytes.len() <= self.data` (checked), in the region; offset `i + 1 <= n`
+            // is in the table, 8-aligned. The caller's value cannot overlap the region: the pool's
+            // own mapping (scratch or arena), lent to no caller, while this call holds the pool.
             unsafe {
                 std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(at), bytes.len());
                 at += bytes.len();

@@ -8,6 +8,7 @@ use shmpool::pool::Chunk;
 use shmpool::{Error, Pool, SharedArray, StartMethod};
 
 use crate::harness::{Tests, register};
+use crate::soundness::{assert_inherited_refused, one_forked_worker};
 
 /// Every start method: kernel stages travel as code offsets under the forkserver and spawn.
 const METHODS: [StartMethod; 3] = [StartMethod::Fork, StartMethod::ForkServer, StartMethod::Spawn];
@@ -1256,31 +1257,13 @@ fn named_arrays_run_inline_and_in_the_workers() {
 /// are not mapped there, stops with a panic saying why (not a SIGSEGV), as input and as
 /// output, and the parent's data is untouched.
 fn an_inherited_array_is_refused_by_a_small_job_as_input_or_output() {
-    let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(4096).unwrap());
-    for as_output in [false, true] {
-        let st = shmpool::scope(|s| {
-            s.fork(|| {
-                let mut pool =
-                    Pool::builder().workers(1).start_method(StartMethod::Fork).build().unwrap();
-                let mut own = SharedArray::<u64>::zeroed(4096).unwrap();
-                let mut g = m.lock().unwrap();
-                let _ = if as_output {
-                    pool.job(()).output(&mut g).map(|j| j.stage(plus_one).run())
-                } else {
-                    let j = pool.job(()).input(&g).and_then(|j| j.output(&mut own));
-                    j.map(|j| j.stage(copy_u64).run())
-                };
-            })
-            .unwrap()
-            .join()
-            .unwrap()
-        })
-        .unwrap();
-        assert_eq!(st.code(), Some(101), "as output {as_output}: {st}");
-        let said = st.panic_message().is_some_and(|p| p.contains("inheritance"));
-        assert!(said, "as output {as_output}: {st}");
-    }
-    assert!(m.lock().unwrap().iter().all(|&x| x == 0));
+    assert_inherited_refused("as output", one_forked_worker, |pool, inherited, _| {
+        let _ = pool.job(()).output(inherited).map(|j| j.stage(plus_one).run());
+    });
+    assert_inherited_refused("as input", one_forked_worker, |pool, inherited, own| {
+        let j = pool.job(()).input(inherited).and_then(|j| j.output(own));
+        let _ = j.map(|j| j.stage(copy_u64).run());
+    });
 }
 
 fn copy_u64(c: &Chunk<()>) {
@@ -1679,36 +1662,18 @@ fn items_of_zero_width_halos_and_prime_counts_chunk_exactly() {
 /// items (inline or pooled), stops with the panic that says why, and the parent's data is
 /// untouched.
 fn an_inherited_array_is_refused_pooled_and_in_a_job_of_items() {
-    let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(4096).unwrap());
-    for case in 0..3 {
-        let st = shmpool::scope(|s| {
-            s.fork(|| {
-                let mut pool =
-                    Pool::builder().workers(1).start_method(StartMethod::Fork).build().unwrap();
-                let mut own = SharedArray::<u64>::zeroed(4096).unwrap();
-                let mut g = m.lock().unwrap();
-                let _ = match case {
-                    0 => pool.job(()).inline(false).output(&mut g).map(|j| j.stage(plus_one).run()),
-                    1 => {
-                        let j = pool.job(()).output(&mut own).and_then(|j| j.input(&g));
-                        j.map(|j| j.items(1024).stage(copy_u64).run())
-                    }
-                    _ => {
-                        let j = pool.job(()).items(2048).inline(false).output(&mut g);
-                        j.map(|j| j.stage(plus_one).run())
-                    }
-                };
-            })
-            .unwrap()
-            .join()
-            .unwrap()
-        })
-        .unwrap();
-        assert_eq!(st.code(), Some(101), "case {case}: {st}");
-        let said = st.panic_message().is_some_and(|p| p.contains("inheritance"));
-        assert!(said, "case {case}: {st}");
-    }
-    assert!(m.lock().unwrap().iter().all(|&x| x == 0));
+    assert_inherited_refused("pooled", one_forked_worker, |pool, inherited, _| {
+        let j = pool.job(()).inline(false).output(inherited);
+        let _ = j.map(|j| j.stage(plus_one).run());
+    });
+    assert_inherited_refused("items, inline", one_forked_worker, |pool, inherited, own| {
+        let j = pool.job(()).output(own).and_then(|j| j.input(inherited));
+        let _ = j.map(|j| j.items(1024).stage(copy_u64).run());
+    });
+    assert_inherited_refused("items, pooled", one_forked_worker, |pool, inherited, _| {
+        let j = pool.job(()).items(2048).inline(false).output(inherited);
+        let _ = j.map(|j| j.stage(plus_one).run());
+    });
 }
 
 fn x_plus_params(c: &Chunk<u64>) {

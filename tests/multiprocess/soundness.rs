@@ -454,25 +454,60 @@ fn add_one(c: &mut [u64]) {
     c.iter_mut().for_each(|x| *x += 1);
 }
 
-/// Found by review: a child starts a pool of its own and hands it the array it inherited; the
-/// pool would map the parent's array by handle. An inherited array has no handle: the child
-/// stops with a message saying why, and the parent's data is untouched.
-fn an_inherited_array_cannot_be_given_to_a_childs_pool() {
+/// A job given a forked child's inherited array, and an array of the child's own.
+pub(crate) type InheritedJob = fn(&mut Pool, &mut SharedArray<u64>, &mut SharedArray<u64>);
+
+/// One forked worker, small calls run in the caller (the default inline threshold).
+pub(crate) fn one_forked_worker() -> shmpool::pool::PoolBuilder {
+    Pool::builder().workers(1).start_method(StartMethod::Fork)
+}
+
+/// Forks a child that starts a pool from `pool` and runs `job` with its inherited copy of an
+/// array (reached through a `std::sync::Mutex` the child's code captured, as a safe program
+/// would) and an array of its own; asserts the child stops with the panic that names the
+/// inheritance (exit 101, not a SIGSEGV) and the parent's array is untouched.
+pub(crate) fn assert_inherited_refused(
+    case: &str,
+    pool: fn() -> shmpool::pool::PoolBuilder,
+    job: InheritedJob,
+) {
     let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(4096).unwrap());
     let st = scope(|s| {
         s.fork(|| {
-            let mut pool = fork_pool().build().unwrap();
-            let mut g = m.lock().unwrap();
-            let _ = pool.for_each_chunk(&mut g, add_one);
+            let mut pool = pool().build().unwrap();
+            let mut own = SharedArray::<u64>::zeroed(4096).unwrap();
+            job(&mut pool, &mut m.lock().unwrap(), &mut own);
         })
         .unwrap()
         .join()
         .unwrap()
     })
     .unwrap();
-    assert_eq!(st.code(), Some(101), "{st}");
-    assert!(st.panic_message().is_some_and(|p| p.contains("inheritance")), "{st}");
-    assert!(m.lock().unwrap().iter().all(|&x| x == 0));
+    assert_eq!(st.code(), Some(101), "{case}: {st}");
+    let said = st.panic_message().is_some_and(|p| p.contains("inheritance"));
+    assert!(said, "{case}: {st}");
+    assert!(m.lock().unwrap().iter().all(|&x| x == 0), "{case}: the parent's array changed");
+}
+
+/// Found by review: a child starts a pool of its own and hands it the array it inherited; the
+/// pool would map the parent's array by handle. An inherited array has no handle: the child
+/// stops with a message saying why, and the parent's data is untouched.
+fn an_inherited_array_cannot_be_given_to_a_childs_pool() {
+    assert_inherited_refused("for_each_chunk in the workers", fork_pool, |pool, a, _| {
+        let _ = pool.for_each_chunk(a, add_one);
+    });
+}
+
+fn sum_u64(c: &[u64]) -> u64 {
+    c.iter().sum()
+}
+
+fn copy_at(i: &[u64], at: usize, o: &mut [u64]) {
+    o.copy_from_slice(&i[at..at + o.len()]);
+}
+
+fn add_u64(a: &[u64], b: &[u64], o: &mut [u64]) {
+    o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (a, b))| *o = a + b);
 }
 
 /// The same attack on a small call, which the older operations run in the caller (the pool's
@@ -480,39 +515,24 @@ fn an_inherited_array_cannot_be_given_to_a_childs_pool() {
 /// kernel touches the inherited pages, as a panic saying why, not a SIGSEGV. Each operation in
 /// turn, each in its own child.
 fn an_inherited_array_cannot_be_given_to_a_small_job_run_in_the_caller() {
-    fn sum(c: &[u64]) -> u64 {
-        c.iter().sum()
+    let ops: [(&str, InheritedJob); 4] = [
+        ("for_each_chunk", |pool, a, _| {
+            let _ = pool.for_each_chunk(a, add_one);
+        }),
+        ("map_reduce", |pool, a, _| {
+            let _ = pool.map_reduce(a, sum_u64, |x, y| x + y);
+        }),
+        ("zip", |pool, a, own| {
+            let a = &*a;
+            let _ = pool.zip(a, a, own, add_u64);
+        }),
+        ("stencil", |pool, a, own| {
+            let _ = pool.stencil(a, own, 1, copy_at);
+        }),
+    ];
+    for (op, job) in ops {
+        assert_inherited_refused(op, one_forked_worker, job);
     }
-    fn copy(i: &[u64], at: usize, o: &mut [u64]) {
-        o.copy_from_slice(&i[at..at + o.len()]);
-    }
-    fn add(a: &[u64], b: &[u64], o: &mut [u64]) {
-        o.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (a, b))| *o = a + b);
-    }
-    let m = std::sync::Mutex::new(SharedArray::<u64>::zeroed(4096).unwrap());
-    for op in 0..4 {
-        let st = scope(|s| {
-            s.fork(|| {
-                let mut pool =
-                    Pool::builder().workers(1).start_method(StartMethod::Fork).build().unwrap();
-                let mut own = SharedArray::<u64>::zeroed(4096).unwrap();
-                let mut g = m.lock().unwrap();
-                let _ = match op {
-                    0 => pool.for_each_chunk(&mut g, add_one),
-                    1 => pool.map_reduce(&g, sum, |x, y| x + y).map(drop),
-                    2 => pool.zip(&g, &g, &mut own, add),
-                    _ => pool.stencil(&g, &mut own, 1, copy),
-                };
-            })
-            .unwrap()
-            .join()
-            .unwrap()
-        })
-        .unwrap();
-        assert_eq!(st.code(), Some(101), "operation {op}: {st}");
-        assert!(st.panic_message().is_some_and(|p| p.contains("inheritance")), "{op}: {st}");
-    }
-    assert!(m.lock().unwrap().iter().all(|&x| x == 0));
 }
 
 /// Found by review: a fork shmpool did not make (a crate calling `fork()` itself) still runs

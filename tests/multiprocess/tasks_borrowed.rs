@@ -12,6 +12,7 @@ use shmpool::{Error, Pool, StartMethod};
 use crate::harness::{
     POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool as pool,
 };
+use crate::tasks_calls::{assert_killed_chunk_retried_or_failed, len_or_die_once};
 
 pub fn tests() -> Tests {
     register! {
@@ -185,41 +186,12 @@ fn a_panicking_task_names_its_task_and_the_pool_goes_on(m: StartMethod) {
     close_pool(pool, m);
 }
 
-/// The length of `s`; but `die:PATH` kills its own worker (SIGKILL) the first time, which it
-/// remembers by creating the file PATH, and is 0 once that file exists.
-fn len_or_die_once(s: &str) -> u64 {
-    if let Some(path) = s.strip_prefix("die:") {
-        if std::fs::OpenOptions::new().write(true).create_new(true).open(path).is_ok() {
-            // SAFETY: `kill` on this process is a plain syscall; SIGKILL ends it at once.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-        }
-        return 0;
-    }
-    s.len() as u64
-}
-
 /// As `tasks_calls`'s test of the owned path: with a retry the chunk runs again whole and
 /// every result is the task's own; without one the call is `WorkerDied`, and the pool goes on.
 fn a_worker_killed_mid_chunk_is_retried_or_worker_died(m: StartMethod) {
-    let marker =
-        std::env::temp_dir().join(format!("shmpool-ref-die-once-{}-{m:?}", std::process::id()));
-    let _ = std::fs::remove_file(&marker);
-    let mut args: Vec<String> = (0..64).map(|i| "x".repeat(i % 13)).collect();
-    args[12] = format!("die:{}", marker.display());
-    let want: Vec<u64> = (0..64).map(|i| if i == 12 { 0 } else { (i % 13) as u64 }).collect();
-    let mut pool = Pool::builder().workers(2).start_method(m).retries(1).build().unwrap();
-    assert_eq!(pool.map_ref(len_or_die_once, &args, Some(8)).unwrap(), want);
-    assert!(marker.exists(), "the worker did die once");
-    close_pool(pool, m);
-    std::fs::remove_file(&marker).unwrap();
-    let mut pool = Pool::builder().workers(2).start_method(m).retries(0).build().unwrap();
-    match pool.map_ref(len_or_die_once, &args, Some(8)) {
-        Err(Error::WorkerDied { .. }) => {}
-        other => panic!("expected the chunk's death, got {other:?}"),
-    }
-    std::fs::remove_file(&marker).unwrap();
-    assert_eq!(pool.map_ref(len_or_die_once, &args[..12], Some(8)).unwrap(), want[..12]);
-    close_pool(pool, m);
+    assert_killed_chunk_retried_or_failed(m, "ref", |pool, args| {
+        pool.map_ref(len_or_die_once, args, Some(8))
+    });
 }
 
 fn repeated(s: &str) -> String {

@@ -755,7 +755,7 @@ fn the_raw_bytes_paths_at_their_edges(m: StartMethod) {
 
 /// The length of `s`; but `die:PATH` kills its own worker (SIGKILL) the first time, which it
 /// remembers by creating the file PATH, and is 0 once that file exists.
-fn len_or_die_once(s: String) -> u64 {
+pub(crate) fn len_or_die_once(s: &str) -> u64 {
     if let Some(path) = s.strip_prefix("die:") {
         if std::fs::OpenOptions::new().write(true).create_new(true).open(path).is_ok() {
             // SAFETY: `kill` on this process is a plain syscall; SIGKILL ends it at once.
@@ -766,28 +766,47 @@ fn len_or_die_once(s: String) -> u64 {
     s.len() as u64
 }
 
-/// A worker killed in the middle of a chunk of plain results (raw slots, read back in one
-/// copy) has written some of the chunk's slots: with a retry the chunk runs again, whole, and
-/// every result is the task's own; without one the call fails naming the death, and the pool
-/// goes on.
-fn a_chunk_half_written_by_a_killed_worker_is_retried_whole_or_failed(m: StartMethod) {
+/// [`len_or_die_once`] over an owned argument.
+fn len_or_die_once_owned(s: String) -> u64 {
+    len_or_die_once(&s)
+}
+
+/// Runs `call` (a map of [`len_or_die_once`] over its arguments in chunks of 8) over 64
+/// strings whose 13th kills its worker the first time: with a retry the chunk runs again,
+/// whole, and every result is the task's own; without one the call is `WorkerDied`, and the
+/// pool goes on. `tag` keeps each caller's marker file apart.
+pub(crate) fn assert_killed_chunk_retried_or_failed(
+    m: StartMethod,
+    tag: &str,
+    call: fn(&mut Pool, &[String]) -> shmpool::Result<Vec<u64>>,
+) {
     let marker =
-        std::env::temp_dir().join(format!("shmpool-die-once-{}-{m:?}", std::process::id()));
+        std::env::temp_dir().join(format!("shmpool-{tag}-die-once-{}-{m:?}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
     let mut args: Vec<String> = (0..64).map(|i| "x".repeat(i % 13)).collect();
     args[12] = format!("die:{}", marker.display());
     let want: Vec<u64> = (0..64).map(|i| if i == 12 { 0 } else { (i % 13) as u64 }).collect();
     let mut pool = Pool::builder().workers(2).start_method(m).retries(1).build().unwrap();
-    assert_eq!(pool.map(len_or_die_once, &args, Some(8)).unwrap(), want);
+    assert_eq!(call(&mut pool, &args).unwrap(), want);
     assert!(marker.exists(), "the worker did die once");
     close_pool(pool, m);
     std::fs::remove_file(&marker).unwrap();
     let mut pool = Pool::builder().workers(2).start_method(m).retries(0).build().unwrap();
-    match pool.map(len_or_die_once, &args, Some(8)) {
+    match call(&mut pool, &args) {
         Err(Error::WorkerDied { .. }) => {}
         other => panic!("expected the chunk's death, got {other:?}"),
     }
     std::fs::remove_file(&marker).unwrap();
-    assert_eq!(pool.map(len_or_die_once, &args[..12], Some(8)).unwrap(), want[..12]);
+    assert_eq!(call(&mut pool, &args[..12]).unwrap(), want[..12]);
     close_pool(pool, m);
+}
+
+/// A worker killed in the middle of a chunk of plain results (raw slots, read back in one
+/// copy) has written some of the chunk's slots: with a retry the chunk runs again, whole, and
+/// every result is the task's own; without one the call fails naming the death, and the pool
+/// goes on.
+fn a_chunk_half_written_by_a_killed_worker_is_retried_whole_or_failed(m: StartMethod) {
+    assert_killed_chunk_retried_or_failed(m, "owned", |pool, args| {
+        pool.map(len_or_die_once_owned, args, Some(8))
+    });
 }

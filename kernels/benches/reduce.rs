@@ -34,9 +34,11 @@
 
 #[path = "reduce_ref/openmp.rs"]
 mod openmp;
+#[path = "reduce_ref/rounds.rs"]
+mod rounds;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use openmp::OpenMp;
@@ -78,7 +80,7 @@ fn read_or(a: &[f64], b: Option<&[f64]>) -> u64 {
 }
 
 /// One row of a group: its name and one run (its result, to keep the work).
-type Contender<'a> = (String, Box<dyn FnMut() -> u64 + 'a>);
+type Contender<'a> = rounds::Row<'a, u64>;
 
 /// Which reduction a group measures.
 #[derive(Clone, Copy, PartialEq)]
@@ -198,20 +200,15 @@ fn group(c: &mut Criterion, rows: &mut [Contender<'_>], name: &str, bytes: usize
 }
 
 /// The alternating rounds of one group: returns the table's lines.
-fn rounds(rows: &mut [Contender<'_>], name: &str, bytes: usize, rounds: usize) -> Vec<String> {
+fn rounds_table(
+    rows: &mut [Contender<'_>],
+    name: &str,
+    bytes: usize,
+    rounds_n: usize,
+) -> Vec<String> {
     // Each timed run reads at least 256 MiB (a few ms), repeating the smaller arrays.
-    let reps = (256usize << 20).div_ceil(bytes).max(1) as u32;
-    let mut secs = vec![Vec::with_capacity(rounds); rows.len()];
-    for r in 0..rounds {
-        for k in 0..rows.len() {
-            let i = (k + r) % rows.len();
-            let t = Instant::now();
-            for _ in 0..reps {
-                black_box((rows[i].1)());
-            }
-            secs[i].push(t.elapsed().as_secs_f64() / f64::from(reps));
-        }
-    }
+    let reps = (256usize << 20).div_ceil(bytes).max(1);
+    let secs = rounds::alternate(rows, rounds_n, reps);
     let gbs = |t: f64| bytes as f64 / t / 1e9;
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -221,7 +218,7 @@ fn rounds(rows: &mut [Contender<'_>], name: &str, bytes: usize, rounds: usize) -
     let find = |p: &str| rows.iter().position(|(n, _)| n.starts_with(p));
     let pool = rows.len() - 1;
     let mut out =
-        vec![format!("{name}: {rounds} rounds x {reps} runs, GB/s of input read: median, best")];
+        vec![format!("{name}: {rounds_n} rounds x {reps} runs, GB/s of input read: median, best")];
     for (i, (row, _)) in rows.iter().enumerate() {
         let (m, b) = (gbs(median(secs[i].clone())), gbs(best(&secs[i])));
         out.push(format!("  {row:<28} {m:>7.1} {b:>7.1}"));
@@ -261,7 +258,7 @@ fn reductions(
         let mut rows = contenders(s, pool, op, &a, &b);
         group(c, &mut rows, &name, bytes);
         if rounds_n > 0 {
-            table.extend(rounds(&mut rows, &name, bytes, rounds_n));
+            table.extend(rounds_table(&mut rows, &name, bytes, rounds_n));
         }
     }
 }

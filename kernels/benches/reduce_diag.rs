@@ -20,10 +20,11 @@
 #[cfg(target_arch = "x86_64")]
 #[path = "reduce_ref/isa.rs"]
 mod isa;
+#[path = "reduce_ref/rounds.rs"]
+mod rounds;
 
 use std::cell::RefCell;
 use std::hint::black_box;
-use std::time::Instant;
 
 use rayon::prelude::*;
 use shmpool::pool::Chunk;
@@ -43,23 +44,13 @@ fn sum_stage(c: &Chunk<()>) {
 }
 
 /// A row: its name and one call.
-type Row<'a> = (String, Box<dyn FnMut() -> f64 + 'a>);
+type Row<'a> = rounds::Row<'a, f64>;
 
-/// Times every row `rounds` times, in a rotating order, `reps` calls a timing; returns the
-/// microseconds per call of each row, sorted.
+/// [`rounds::alternate`]: the microseconds per call of each row, sorted.
 fn alternate(rows: &mut [Row<'_>], rounds: usize, reps: usize) -> Vec<Vec<f64>> {
-    let mut t = vec![vec![]; rows.len()];
-    for r in 0..rounds {
-        for k in 0..rows.len() {
-            let i = (k + r) % rows.len();
-            let s = Instant::now();
-            for _ in 0..reps {
-                black_box((rows[i].1)());
-            }
-            t[i].push(s.elapsed().as_secs_f64() / reps as f64 * 1e6);
-        }
-    }
+    let mut t = rounds::alternate(rows, rounds, reps);
     for v in &mut t {
+        v.iter_mut().for_each(|s| *s *= 1e6);
         v.sort_by(f64::total_cmp);
     }
     t

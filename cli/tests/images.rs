@@ -279,6 +279,61 @@ fn panicking_operation_fails_its_file_only() {
 }
 
 #[test]
+fn streamed_results_fail_each_bad_file_only() {
+    // The path taken when the progress bar is drawn (a terminal): results one by one.
+    let stream = "--test-stream-results";
+    let kill = ["--workers", "2", "--test-kill-on", "kill-me.png", stream];
+    one_bad_file("stream-sigkill", "kill-me.png", &png_bytes(), "SIGKILL", &kill);
+    let hang = ["--workers", "1", "--timeout", "1", "--test-hang-on", "hang.png", stream];
+    one_bad_file("stream-hang", "hang.png", &png_bytes(), "timed out", &hang);
+    let panic = ["--test-panic-on", "boom.png", stream];
+    one_bad_file("stream-panic", "boom.png", &png_bytes(), "panicked", &panic);
+    one_bad_file("stream-empty", "empty.png", b"", "empty", &[stream]);
+}
+
+/// 24 files, two of which fail in their worker (one panics, one is SIGKILLed), on 2 workers,
+/// with results taken as one job (the default off a terminal) or streamed: each failure is
+/// reported against its own file, and the 22 others are written.
+#[test]
+fn failures_in_a_long_batch_are_reported_against_their_files() {
+    for (case, extra) in [("one-job", &[][..]), ("streamed", &["--test-stream-results"][..])] {
+        let s = Scratch::new(&format!("long-{case}"));
+        for i in 0..24 {
+            std::fs::write(s.input().join(format!("f{i:02}.png")), png_bytes()).unwrap();
+        }
+        let (input, out) = (s.input(), s.out());
+        let mut args = vec![
+            input.to_str().unwrap(),
+            "--op",
+            "resize=24x16",
+            "--workers",
+            "2",
+            "--test-panic-on",
+            "f07.png",
+            "--test-kill-on",
+            "f13.png",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let (code, json, stderr) = run(&args);
+        assert_eq!(code, 1, "{case}: {stderr}");
+        assert!(stderr.contains("2 of 24 files failed"), "{case}: {stderr}");
+        let e07 = error_of(&json, "f07.png").unwrap_or_else(|| panic!("{case}: {json}"));
+        assert!(e07.contains("panicked"), "{case}: {e07}");
+        let e13 = error_of(&json, "f13.png").unwrap_or_else(|| panic!("{case}: {json}"));
+        assert!(e13.contains("SIGKILL"), "{case}: {e13}");
+        let written = names(&out);
+        assert_eq!(written.len(), 22, "{case}: {written:?}");
+        for i in (0..24).filter(|i| ![7, 13].contains(i)) {
+            let name = format!("f{i:02}.png");
+            assert_eq!(error_of(&json, &name), None, "{case}: {json}");
+            assert!(written.contains(&name), "{case}: {name} not written: {written:?}");
+        }
+    }
+}
+
+#[test]
 fn failing_operation_fails_its_file_only() {
     // The crop fits good.png (48x32) but not the 40x30 JPEG.
     let s = Scratch::new("crop");

@@ -5,6 +5,7 @@
 //! `docs/images.md`.
 
 mod allocator;
+mod in_pool;
 mod inputs;
 mod options;
 mod progress;

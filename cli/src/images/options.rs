@@ -76,6 +76,10 @@ pub(crate) struct ImagesArgs {
     /// Test hook: a worker that reaches this file name panics.
     #[arg(long, hide = true, value_name = "NAME")]
     pub(crate) test_panic_on: Option<String>,
+    /// Test hook: take the pool's results one by one as they finish, as when the progress bar
+    /// is drawn on a terminal, instead of sleeping through the batch.
+    #[arg(long, hide = true)]
+    pub(crate) test_stream_results: bool,
     /// Test hook: start an idle thread before the pool, so that `--start-method auto` must not
     /// fork.
     #[arg(long, hide = true)]

@@ -13,14 +13,16 @@ pub(crate) struct Progress {
     bytes: u64,
 }
 
+/// Whether a batch's bar is drawn: stderr is a terminal.
+pub(crate) fn drawn() -> bool {
+    std::io::stderr().is_terminal()
+}
+
 impl Progress {
     /// A bar for `n` files; hidden unless stderr is a terminal.
     pub(crate) fn new(n: usize) -> Progress {
-        let target = if std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
+        let target =
+            if drawn() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let bar = ProgressBar::with_draw_target(Some(n as u64), target);
         let style = ProgressStyle::with_template("{bar:30} {pos}/{len} files  {msg}  ETA {eta}")
             .expect("the template is valid");

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Each file's result, `None` for those never run.
+pub(crate) type Results = Vec<Option<Result<FileReport, String>>>;
+
 /// One file's result from its worker: sizes, pixels and the time of each stage.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub(crate) struct FileReport {

@@ -10,7 +10,7 @@ use shmpool_kernels::imaging::Pipeline;
 
 use super::options::{Engine, ImagesArgs};
 use super::progress::Progress;
-use super::report::FileReport;
+use super::report::Results;
 use super::summary::{Batch, FileResult};
 use super::task::{FileTask, process_file, temp_path};
 use crate::error::CliError;
@@ -49,32 +49,6 @@ fn outputs(inputs: &[PathBuf], out: &Path, ext: &str) -> Vec<PathBuf> {
             out.join(format!("{base}.{ext}"))
         })
         .collect()
-}
-
-/// The file an error of the pool is about and what to report for it, if it is one file's
-/// failure (a panic, a death or a timeout of its task; tasks are sent one per chunk).
-fn failed_task(e: &shmpool::Error) -> Option<(usize, String)> {
-    use shmpool::Error;
-    match e {
-        Error::TaskTimedOut { task, pid, after } => Some((
-            *task,
-            format!(
-                "timed out: still running after {after:?}, so its worker {pid} was killed and \
-                 replaced; raise --timeout if the file is just slow"
-            ),
-        )),
-        Error::WorkerDied { chunk, pid, how, .. } => Some((
-            *chunk as usize,
-            format!(
-                "its worker {pid} {how} (a crash in a decoder or an operation); it was replaced"
-            ),
-        )),
-        Error::KernelPanicked { chunk, message, .. } => {
-            Some((*chunk as usize, format!("panicked in its worker: {message}")))
-        }
-        Error::TaskFailed { task, message } => Some((*task, message.clone())),
-        _ => None,
-    }
 }
 
 /// A finished batch, and the pool that ran it when its workers were only told to stop: the
@@ -147,7 +121,12 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Finished, CliError> {
         .collect();
 
     let results = match &mut pool {
-        Some(p) => in_pool(args, p, &tasks)?,
+        // Results one by one only where someone watches them: a bar on a terminal, or
+        // --fail-fast's stop; else this process sleeps through the batch (`in_pool.rs`).
+        Some(p) if args.fail_fast || args.test_stream_results || super::progress::drawn() => {
+            super::in_pool::streamed(args, p, &tasks)?
+        }
+        Some(p) => super::in_pool::in_one_job(p, &tasks)?,
         None if args.engine == Engine::Rayon => in_process(&tasks, Some(workers))?,
         None => in_process(&tasks, None)?,
     };
@@ -186,9 +165,6 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Finished, CliError> {
     Ok((batch, pool))
 }
 
-/// Each file's result, `None` for those never run.
-type Results = Vec<Option<Result<FileReport, String>>>;
-
 /// The files in this process: on `threads` rayon threads, or on this thread (`None`). For
 /// comparison only: nothing is isolated.
 fn in_process(tasks: &[FileTask], threads: Option<usize>) -> Result<Results, CliError> {
@@ -206,37 +182,4 @@ fn in_process(tasks: &[FileTask], threads: Option<usize>) -> Result<Results, Cli
     }
     progress.finish();
     Ok(results.into_iter().map(Some).collect())
-}
-
-/// The files in `pool`, one task each, under its `--timeout`. When every file came back the
-/// pool is closed (its idle workers exit while this process writes the summary); after
-/// `--fail-fast` stopped the batch it is left running, for the caller to terminate.
-fn in_pool(args: &ImagesArgs, pool: &mut Pool, tasks: &[FileTask]) -> Result<Results, CliError> {
-    let mut results: Results = vec![None; tasks.len()];
-    let mut progress = Progress::new(tasks.len());
-    let mut stopped = false;
-    {
-        let stream = pool.imap_unordered(process_file, tasks, Some(1))?;
-        for item in stream {
-            let (i, r) = match item {
-                Ok((i, r)) => (i, r),
-                Err(e) => match failed_task(&e) {
-                    Some((i, why)) if i < tasks.len() => (i, Err(why)),
-                    _ => return Err(e.into()),
-                },
-            };
-            let failed = r.is_err();
-            progress.done(r.as_ref().map_or(0, |rep| rep.in_bytes));
-            results[i] = Some(r);
-            if failed && args.fail_fast {
-                stopped = true;
-                break; // dropping the stream cancels the files no worker started
-            }
-        }
-    }
-    if !stopped {
-        pool.close();
-    }
-    progress.finish();
-    Ok(results)
 }

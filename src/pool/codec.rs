@@ -198,6 +198,22 @@ impl Args {
         }
     }
 
+    /// The offsets of arguments `start..end` (`start < end`): `end - start + 1` entries, argument
+    /// `i`'s bytes at `table[i - start]..table[i - start + 1]` (bounded by nothing: a caller
+    /// cuts them out of a [`run`](Args::run), which checks); panics (a chunk error) when the
+    /// entries lie outside the region. One check per chunk where [`range`](Args::range) makes
+    /// one per task.
+    pub(crate) fn table(&self, start: usize, end: usize) -> &[u64] {
+        assert!(
+            start < end && end <= self.n && (self.n + 1) * 8 <= self.len,
+            "tasks {start}..{end}: the argument table is corrupt"
+        );
+        // SAFETY: entries `start..=end <= n` of the table's `n + 1` u64 lie inside the mapped
+        // region (checked); the base is 8-aligned (a region start); nobody writes it during the
+        // job.
+        unsafe { std::slice::from_raw_parts(self.base.cast::<u64>().add(start), end - start + 1) }
+    }
+
     /// The bytes of arguments `start..end` back to back (a chunk's: `range(start).start` to
     /// `range(end - 1).end`), and their first byte's offset; panics (a chunk error) when they
     /// lie outside the region. Empty for an empty span.

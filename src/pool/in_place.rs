@@ -50,15 +50,26 @@ pub(crate) mod sealed {
         /// run starts 8-aligned.
         fn run(bytes: &[u8]) -> Result<Self::Run<'_>, String>;
 
-        /// The value at `range` of `run` (offsets into it), or why not: out of the run, not at
-        /// a character boundary, misaligned or not a whole number of `Pod` values.
-        fn piece<'a>(run: Self::Run<'a>, range: Range<usize>) -> Result<&'a Self, String>;
+        /// The value at `range` of `run` (offsets into it), if it is one: not out of the run,
+        /// at character boundaries, aligned and a whole number of `Pod` values. Called once
+        /// per task, so it says no with `None` and [`why_not`](Raw::why_not) says why.
+        fn piece<'a>(run: Self::Run<'a>, range: Range<usize>) -> Option<&'a Self>;
+
+        /// Why [`piece`](Raw::piece) refused `range` of `run`.
+        fn why_not(run: Self::Run<'_>, range: Range<usize>) -> String;
     }
 
-    /// `run[range]`, or why not.
-    pub(super) fn bytes(run: &[u8], range: Range<usize>) -> Result<&[u8], String> {
+    /// Why `run[range]` is refused when its bytes are not out of it: `refused(bytes)`.
+    pub(super) fn bytes_why(
+        run: &[u8],
+        range: Range<usize>,
+        refused: impl FnOnce(&[u8]) -> String,
+    ) -> String {
         let len = run.len();
-        run.get(range.clone()).ok_or_else(|| format!("bytes {range:?} lie outside its {len}"))
+        match run.get(range.clone()) {
+            None => format!("bytes {range:?} lie outside its {len}"),
+            Some(b) => refused(b),
+        }
     }
 }
 
@@ -71,11 +82,13 @@ impl sealed::Raw for str {
     fn run(bytes: &[u8]) -> Result<&str, String> {
         std::str::from_utf8(bytes).map_err(|e| e.to_string())
     }
-    fn piece<'a>(run: Self::Run<'a>, range: std::ops::Range<usize>) -> Result<&'a str, String> {
+    #[inline]
+    fn piece<'a>(run: Self::Run<'a>, range: std::ops::Range<usize>) -> Option<&'a str> {
+        run.get(range)
+    }
+    fn why_not(run: &str, range: std::ops::Range<usize>) -> String {
         let len = run.len();
-        run.get(range.clone()).ok_or_else(|| {
-            format!("bytes {range:?} of {len} do not start and end at character boundaries")
-        })
+        format!("bytes {range:?} of {len} do not start and end at character boundaries")
     }
 }
 
@@ -89,9 +102,13 @@ impl sealed::Raw for Path {
     fn run(bytes: &[u8]) -> Result<&[u8], String> {
         Ok(bytes)
     }
-    fn piece<'a>(run: Self::Run<'a>, range: std::ops::Range<usize>) -> Result<&'a Path, String> {
+    #[inline]
+    fn piece<'a>(run: Self::Run<'a>, range: std::ops::Range<usize>) -> Option<&'a Path> {
         use std::os::unix::ffi::OsStrExt;
-        Ok(Path::new(std::ffi::OsStr::from_bytes(sealed::bytes(run, range)?)))
+        Some(Path::new(std::ffi::OsStr::from_bytes(run.get(range)?)))
+    }
+    fn why_not(run: &[u8], range: std::ops::Range<usize>) -> String {
+        sealed::bytes_why(run, range, |_| "any bytes are a path".to_string())
     }
 }
 
@@ -121,8 +138,15 @@ impl<T: bytemuck::Pod> sealed::Raw for [T] {
     fn run(bytes: &[u8]) -> Result<&[u8], String> {
         Ok(bytes)
     }
-    fn piece<'a>(run: Self::Run<'a>, range: std::ops::Range<usize>) -> Result<&'a [T], String> {
-        bytemuck::try_cast_slice(sealed::bytes(run, range)?).map_err(|e| format!("{e:?}"))
+    #[inline]
+    fn piece<'a>(run: Self::Run<'a>, range: std::ops::Range<usize>) -> Option<&'a [T]> {
+        bytemuck::try_cast_slice(run.get(range)?).ok()
+    }
+    fn why_not(run: &[u8], range: std::ops::Range<usize>) -> String {
+        sealed::bytes_why(run, range, |b| match bytemuck::try_cast_slice::<u8, T>(b) {
+            Err(e) => format!("{e:?}"),
+            Ok(_) => "none".to_string(),
+        })
     }
 }
 
@@ -133,7 +157,8 @@ mod tests {
 
     /// `from_raw` as a worker does it: the run, then the piece.
     fn back<B: Raw + ?Sized>(bytes: &[u8]) -> Result<&B, String> {
-        B::piece(B::run(bytes)?, 0..bytes.len())
+        let run = B::run(bytes)?;
+        B::piece(run, 0..bytes.len()).ok_or_else(|| B::why_not(run, 0..bytes.len()))
     }
 
     #[test]
@@ -142,15 +167,17 @@ mod tests {
         assert!(back::<str>(&[0xff, b'a']).unwrap_err().contains("invalid utf-8"));
         // A run of valid UTF-8 cut inside a character: refused, not an invalid `&str`.
         let run = str::run("é".as_bytes()).unwrap();
-        assert!(str::piece(run, 0..1).unwrap_err().contains("character boundaries"));
+        assert!(str::piece(run, 0..1).is_none());
+        assert!(str::why_not(run, 0..1).contains("character boundaries"));
         let backwards = std::ops::Range { start: 2, end: 1 };
-        assert!(str::piece(run, 0..3).is_err() && str::piece(run, backwards).is_err());
+        assert!(str::piece(run, 0..3).is_none() && str::piece(run, backwards).is_none());
         assert_eq!(back::<[u8]>(&[1, 2, 255]).unwrap(), [1, 2, 255]);
         let p = Path::new("/tmp/a\u{e9}.csv");
         assert_eq!(back::<Path>(p.raw()).unwrap(), p);
         // Any bytes are a path on Unix, even ones that are not UTF-8.
         assert!(back::<Path>(&[0xff]).is_ok());
-        assert!(Path::piece(&[1, 2], 1..3).is_err());
+        assert!(Path::piece(&[1, 2], 1..3).is_none());
+        assert!(Path::why_not(&[1, 2], 1..3).contains("outside"));
         let words = [1u64, u64::MAX];
         let bytes = <[u64]>::raw(&words);
         assert_eq!(back::<[u64]>(bytes).unwrap(), words);

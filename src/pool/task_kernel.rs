@@ -21,11 +21,22 @@ use crate::segment::header::{Kind, Layout, TypeDesc};
 use crate::segment::options::ShmOptions;
 
 /// Runs one task, turning a panic into one that names the task index.
+///
+/// Inlined, the `catch_unwind` is a call with a landing pad and costs nothing until a task
+/// panics; out of line it was a call per task, about a tenth of a short task's cost.
+#[inline(always)]
 fn one_task<R>(i: usize, f: impl FnOnce() -> R) -> R {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(p) => panic!("task {i}: {}", panic_text(&*p)),
+        Err(p) => task_panicked(i, p),
     }
+}
+
+/// The panic of [`one_task`]: `task {i}: ` and the task's own message.
+#[cold]
+#[inline(never)]
+fn task_panicked(i: usize, p: Box<dyn std::any::Any + Send>) -> ! {
+    panic!("task {i}: {}", panic_text(&*p))
 }
 
 /// Array `i` of `views`, a byte region, as a pointer to plain `T`s, after checking that
@@ -250,9 +261,13 @@ fn ref_plain<B: InPlace + ?Sized, R>(v: &Views, s: &Span, call: impl Fn(&B) -> R
         let task = (s.start..s.end).find(|&i| matches!(own(i), Some(Err(_))));
         panic!("task {}{ARG_UNREADABLE} (in the chunk's arguments: {e})", task.unwrap_or(s.start))
     });
+    if s.start >= s.end {
+        return;
+    }
+    let table = args.table(s.start, s.end);
     task_clock::each_task(s.start..s.end, 0, |i| {
-        let a = in_place_arg::<B>(run, args.range(i), at)
-            .unwrap_or_else(|e| panic!("task {i}{ARG_UNREADABLE} ({e})"));
+        let (a, b) = (table[i - s.start] as usize, table[i - s.start + 1] as usize);
+        let a = in_place_arg::<B>(run, a..b, at).unwrap_or_else(|| bad_arg::<B>(i, run, a..b, at));
         // SAFETY: `i < s.end`, inside the result region (checked), aligned for `R` (checked);
         // result `i` belongs to the chunk this worker claimed.
         unsafe { out.add(i).write(one_task(i, || call(a))) }
@@ -260,16 +275,30 @@ fn ref_plain<B: InPlace + ?Sized, R>(v: &Views, s: &Span, call: impl Fn(&B) -> R
 }
 
 /// The argument at `range` (offsets into the region's bytes) of a checked run that starts at
-/// offset `at`.
+/// offset `at`, if it is one ([`bad_arg`] says why not).
+#[inline(always)]
 fn in_place_arg<'a, B: InPlace + ?Sized>(
     run: B::Run<'a>,
     range: std::ops::Range<usize>,
     at: usize,
-) -> Result<&'a B, String> {
-    let (Some(a), Some(b)) = (range.start.checked_sub(at), range.end.checked_sub(at)) else {
-        return Err(format!("its bytes {range:?} lie before its chunk's, at {at}"));
+) -> Option<&'a B> {
+    B::piece(run, range.start.checked_sub(at)?..range.end.checked_sub(at)?)
+}
+
+/// The chunk error of task `i`, whose argument [`in_place_arg`] refused.
+#[cold]
+#[inline(never)]
+fn bad_arg<B: InPlace + ?Sized>(
+    i: usize,
+    run: B::Run<'_>,
+    range: std::ops::Range<usize>,
+    at: usize,
+) -> ! {
+    let why = match (range.start.checked_sub(at), range.end.checked_sub(at)) {
+        (Some(a), Some(b)) => B::why_not(run, a..b),
+        _ => format!("its bytes {range:?} lie before its chunk's, at {at}"),
     };
-    B::piece(run, a..b)
+    panic!("task {i}{ARG_UNREADABLE} ({why})")
 }
 
 /// How one serialized task is run: its argument deserialized, the user's `fn` called, its
@@ -374,7 +403,8 @@ impl<B: InPlace + ?Sized, R: Serialize> SerialTask for Ref<B, R> {
     unsafe fn run(k: usize, i: usize, arg: &[u8], limit: usize, out: &mut Vec<u8>) -> (u64, usize) {
         // SAFETY: per the contract, `k` is a `fn(&B) -> R`.
         let f = unsafe { std::mem::transmute::<usize, fn(&B) -> R>(k) };
-        match B::run(arg).and_then(|run| B::piece(run, 0..arg.len())) {
+        let piece = |run| B::piece(run, 0..arg.len()).ok_or_else(|| B::why_not(run, 0..arg.len()));
+        match B::run(arg).and_then(piece) {
             Ok(a) => encode(&one_task(i, || f(a)), limit, out),
             Err(e) => text(out, codec::tag::ARG_FAILED, &e),
         }

@@ -155,6 +155,12 @@ pub(crate) struct JobDesc {
     pub(crate) chunks: AtomicU64,
     /// Neighbours on each side a halo kernel may read.
     pub(crate) radius: AtomicU64,
+    /// Chunks whose arguments are in place: a worker claims chunk `i` only when `i < staged`.
+    /// `chunks` for every job but a task job whose parent writes its arguments while its
+    /// workers run the first chunks (README.md, "Arguments borrowed in place"); that parent
+    /// raises it with release ([`ControlBlock::mark_staged`]), a worker loads it with acquire
+    /// after it read the open cursor.
+    pub(crate) staged: AtomicU64,
     /// Retries left for chunks whose worker died (0: fail the job instead).
     pub(crate) retries: AtomicU32,
     /// Set when the pool has a task timeout: workers then stamp each task's start in their
@@ -449,6 +455,14 @@ impl ControlBlock {
     }
 
     /// Bumps `wake_seq` and wakes every sleeping worker.
+    /// Makes chunks `..staged` of the job in flight claimable, their arguments written: the
+    /// release store orders those writes before any claim that reads it, and workers waiting
+    /// for a chunk are woken.
+    pub(crate) fn mark_staged(&self, staged: u64) {
+        self.job.staged.store(staged, Ordering::Release);
+        self.wake_workers();
+    }
+
     pub(crate) fn wake_workers(&self) {
         self.wake_seq.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) != 0 {

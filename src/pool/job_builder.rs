@@ -1025,6 +1025,7 @@ impl<'a, P: Pod> JobBuilder<'a, P> {
                     outputs: self.b.outputs.len(),
                     dims: plan.dims.as_slice().to_vec(),
                 }),
+                streamed: false,
             };
             pool.publish(&spec)?;
             // `wait_job` returns only once the job is done, or after terminating the pool

@@ -100,6 +100,7 @@ impl Pool {
             ]),
             results: None,
             stages: None,
+            streamed: false,
         }
     }
 
@@ -194,6 +195,7 @@ impl Pool {
             ]),
             results: None,
             stages: None,
+            streamed: false,
         };
         self.run_sync(&spec)
     }
@@ -269,6 +271,7 @@ impl Pool {
             ]),
             results: None,
             stages: None,
+            streamed: false,
         };
         if in_scratch {
             // No job may be in flight while the scratch area is reused.
@@ -353,6 +356,7 @@ impl Pool {
             ]),
             results: None,
             stages: None,
+            streamed: false,
         };
         self.run_sync(&spec)
     }

@@ -25,6 +25,10 @@ pub(crate) struct JobSpec {
     pub(crate) results: Option<(usize, usize, usize)>,
     /// A kernel job's stages, shape and arrays (`job_builder.rs`); `None` for other jobs.
     pub(crate) stages: Option<StageSpec>,
+    /// Published before its arguments are written: no chunk is claimable until the parent
+    /// marks it staged (`ControlBlock::mark_staged`). `false` for every job but a task job
+    /// that streams its arguments in (`Pool::launch_writing`).
+    pub(crate) streamed: bool,
 }
 
 /// What a kernel job adds to its descriptor (`control::StageDesc`).
@@ -59,6 +63,7 @@ impl JobSpec {
             arrays: Default::default(),
             results: None,
             stages: None,
+            streamed: false,
         }
     }
 }
@@ -123,6 +128,9 @@ impl Pool {
         d.len.store(spec.len as u64, Relaxed);
         d.chunk_size.store(spec.chunk_size as u64, Relaxed);
         d.radius.store(spec.radius as u64, Relaxed);
+        // Ordered before the release store of `chunks` below, so a worker that claims from
+        // this job's cursor reads this job's count or a later one.
+        d.staged.store(if spec.streamed { 0 } else { chunks }, Relaxed);
         d.retries.store(self.retries, Relaxed);
         d.timed.put(self.task_timeout.is_some(), Relaxed);
         d.generation.store(self.generation, Relaxed);

@@ -273,6 +273,9 @@ impl<R: DeserializeOwned> SerialResults<R> {
 pub(crate) struct Staged<S> {
     pub(crate) spec: JobSpec,
     pub(crate) results: S,
+    /// Where the arguments go when they are written after the job is published, chunk by chunk
+    /// as workers start (`spec.streamed`): the region's address in this process.
+    pub(crate) deferred: Option<usize>,
 }
 
 /// The most alignment a task argument or result type may have: the task arena's data starts on
@@ -378,6 +381,27 @@ pub(crate) trait ArgSource {
     /// `dst` is valid for writes of [`codec::arg_region_bytes`] of [`sizes`](Self::sizes)
     /// bytes, 8-aligned, and nobody else reads or writes it meanwhile.
     unsafe fn write(&self, dst: *mut u8) -> Result<()>;
+
+    /// Writes the region in chunks of `chunk_size` tasks (`> 0`), calling `staged(k)` once the
+    /// arguments of chunks `..k` are in place: their offsets (the table's entries up to
+    /// `k * chunk_size`, the last chunk's end included) and their bytes. A source that cannot
+    /// write part of its region writes it all, then says so once.
+    ///
+    /// # Safety
+    ///
+    /// As for [`write`](Self::write), except that others may read the chunks already reported
+    /// staged (this writes none of their bytes again).
+    unsafe fn write_chunks(
+        &self,
+        dst: *mut u8,
+        chunk_size: usize,
+        staged: &mut dyn FnMut(usize),
+    ) -> Result<()> {
+        // SAFETY: the contract, with nobody reading before `staged` is called.
+        unsafe { self.write(dst)? };
+        staged(self.sizes().0.div_ceil(chunk_size.max(1)));
+        Ok(())
+    }
 }
 
 /// Arguments serialized already: `offsets` (`n + 1`) into `data`, copied as they are.
@@ -440,8 +464,9 @@ impl<'a, B: InPlace + ?Sized, S: AsRef<B>> Borrowed<'a, B, S> {
             }
             // Values need not be distinct (many elements may borrow one string), so their sum
             // can pass `usize::MAX`.
-            data =
-                data.checked_add(raw).ok_or(Error::TooLarge { len: args.len(), elem_size: 1 })?;
+            // (`ok_or_else`: an eager `ok_or` built and dropped an `Error` per value.)
+            let too_large = || Error::TooLarge { len: args.len(), elem_size: 1 };
+            data = data.checked_add(raw).ok_or_else(too_large)?;
         }
         Ok(Borrowed { args, data, first, limit, counted, _b: PhantomData })
     }
@@ -452,54 +477,108 @@ impl<B: InPlace + ?Sized, S: AsRef<B>> ArgSource for Borrowed<'_, B, S> {
         (self.args.len(), self.data)
     }
 
-    /// One pass: each offset, then each value's bytes (a `memcpy` of a few bytes for a short
-    /// string). A user's `AsRef` that returns other values than when [`Borrowed::new`]
+    unsafe fn write(&self, dst: *mut u8) -> Result<()> {
+        // SAFETY: the contract, which is `write_chunks`'s with nobody reading.
+        unsafe { self.write_chunks(dst, self.args.len().max(1), &mut |_| {}) }
+    }
+
+    /// One pass, chunk after chunk: each offset, then each value's bytes (a few-byte copy for
+    /// a short string). A user's `AsRef` that returns other values than when [`Borrowed::new`]
     /// measured them is refused before a byte past the region is written, or a value past the
     /// limit: [`Error::InvalidArgument`] if the values outgrow the measured total,
-    /// [`Error::TaskValueTooLarge`] for one over the limit.
-    unsafe fn write(&self, dst: *mut u8) -> Result<()> {
+    /// [`Error::TaskValueTooLarge`] for one over the limit; the chunks staged before stay
+    /// staged (the caller cancels the rest).
+    unsafe fn write_chunks(
+        &self,
+        dst: *mut u8,
+        chunk_size: usize,
+        staged: &mut dyn FnMut(usize),
+    ) -> Result<()> {
         let n = self.args.len();
         let table = dst.cast::<u64>();
         // SAFETY: per the contract, `dst` holds `n + 1` offsets and then `self.data` bytes.
         let data = unsafe { dst.add((n + 1) * 8) };
         let mut at = 0usize;
-        // SAFETY: offset 0 lies inside the region, which starts 8-aligned (the contract).
+        // SAFETY: offset 0 lies inside the region, which starts 8-aligned (the contract), and
+        // no chunk is staged yet.
         unsafe { table.write(0) };
-        for (i, a) in self.args.iter().enumerate() {
-            let bytes = a.as_ref().raw();
-            // The limit again: a value measured short may come back long while another one
-            // shrank, the total unchanged.
-            let counted = (self.counted)(bytes.len());
-            if counted > self.limit {
-                let (task, limit) = (self.first + i, self.limit);
-                return Err(Error::TaskValueTooLarge {
-                    task,
-                    what: "argument",
-                    bytes: counted,
-                    limit,
-                });
+        let chunk_size = chunk_size.max(1);
+        for (k, chunk) in self.args.chunks(chunk_size).enumerate() {
+            for (j, a) in chunk.iter().enumerate() {
+                let i = k * chunk_size + j;
+                let bytes = a.as_ref().raw();
+                // The limit again: a value measured short may come back long while another one
+                // shrank, the total unchanged.
+                let counted = (self.counted)(bytes.len());
+                if counted > self.limit {
+                    let (task, limit) = (self.first + i, self.limit);
+                    return Err(Error::TaskValueTooLarge {
+                        task,
+                        what: "argument",
+                        bytes: counted,
+                        limit,
+                    });
+                }
+                if bytes.len() > self.data - at {
+                    return Err(Error::InvalidArgument {
+                        what: "task argument",
+                        reason: format!(
+                            "argument {} grew between two calls of its AsRef (it must return the \
+                                 same value each time)",
+                            self.first + i
+                        ),
+                    });
+                }
+                // SAFETY: `at + bytes.len() <= self.data` (checked), in the region; offset `i + 1 <= n`
+                // is in the table, 8-aligned. The caller's value cannot overlap the region: the pool's
+                // own mapping (scratch or arena), lent to no caller, while this call holds the pool.
+                unsafe {
+                    copy_short(bytes, data.add(at));
+                    at += bytes.len();
+                    table.add(i + 1).write(at as u64);
+                }
             }
-            if bytes.len() > self.data - at {
-                return Err(Error::InvalidArgument {
-                    what: "task argument",
-                    reason: format!(
-                        "argument {} grew between two calls of its AsRef (it must return the \
-                         same value each time)",
-                        self.first + i
-                    ),
-                });
-            }
-            // SAFETY: `at + bytes.len() <= self.data` (checked), in the region; offset `i + 1 <= n`
-            // is in the table, 8-aligned. The caller's value cannot overlap the region: the pool's
-            // own mapping (scratch or arena), lent to no caller, while this call holds the pool.
-            unsafe {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.add(at), bytes.len());
-                at += bytes.len();
-                table.add(i + 1).write(at as u64);
-            }
+            // Chunk `k`'s offsets (its end included, entry `(k + 1) * chunk_size` or `n`) and
+            // bytes are written; none of them is written again.
+            staged(k + 1);
         }
         // A value that shrank leaves the rest unused; the offsets say where each one ends.
         Ok(())
+    }
+}
+
+/// Copies `src` to `dst`: a value of 4 to 32 bytes (a file name) as two overlapping loads and
+/// stores, inline, where a `memcpy` call per value cost about as much as the rest of staging
+/// it; anything else through `copy_nonoverlapping`.
+///
+/// # Safety
+///
+/// `dst` is valid for `src.len()` bytes of writes and does not overlap `src`.
+#[inline(always)]
+unsafe fn copy_short(src: &[u8], dst: *mut u8) {
+    let (n, s) = (src.len(), src.as_ptr());
+    // SAFETY: each read lies in `src` (`n >= 16` for the `u128`s at `0` and `n - 16`, and so
+    // on down), each write at the same offsets of `dst`, valid for `n` bytes (the contract);
+    // unaligned accesses of plain integers. Overlapping writes write the same bytes twice.
+    unsafe {
+        if (16..=32).contains(&n) {
+            let (a, b) =
+                (s.cast::<u128>().read_unaligned(), s.add(n - 16).cast::<u128>().read_unaligned());
+            dst.cast::<u128>().write_unaligned(a);
+            dst.add(n - 16).cast::<u128>().write_unaligned(b);
+        } else if (8..16).contains(&n) {
+            let (a, b) =
+                (s.cast::<u64>().read_unaligned(), s.add(n - 8).cast::<u64>().read_unaligned());
+            dst.cast::<u64>().write_unaligned(a);
+            dst.add(n - 8).cast::<u64>().write_unaligned(b);
+        } else if (4..8).contains(&n) {
+            let (a, b) =
+                (s.cast::<u32>().read_unaligned(), s.add(n - 4).cast::<u32>().read_unaligned());
+            dst.cast::<u32>().write_unaligned(a);
+            dst.add(n - 4).cast::<u32>().write_unaligned(b);
+        } else {
+            std::ptr::copy_nonoverlapping(s, dst, n);
+        }
     }
 }
 
@@ -633,7 +712,7 @@ impl Pool {
         }
         spec.arrays[2] = region(r_off, end - r_off);
         let store = if fits { Store::Scratch(r_off) } else { Store::Arena(r_off) };
-        Ok(Staged { spec, results: PodResults { store, n, _r: PhantomData } })
+        Ok(Staged { spec, results: PodResults { store, n, _r: PhantomData }, deferred: None })
     }
 
     /// Serializes the arguments into shared memory ([`codec`]'s argument region), prepares a
@@ -720,7 +799,7 @@ impl Pool {
             spills: RefCell::new(Vec::new()),
             _r: PhantomData,
         };
-        Ok(Staged { spec, results })
+        Ok(Staged { spec, results, deferred: None })
     }
 
     /// Serializes the arguments into shared memory ([`codec`]'s argument region) and puts `n`
@@ -744,11 +823,14 @@ impl Pool {
         with_serialized_args::<A, _>(args, self.max_task_bytes, 0, |offsets, data| {
             let args = Encoded { offsets, data };
             // SAFETY: this function's contract.
-            unsafe { self.stage_region_plain(trampoline, kernel, args, chunksize) }
+            unsafe { self.stage_region_plain(trampoline, kernel, &args, chunksize, false) }
         })
     }
 
-    /// [`stage_serial_plain`](Pool::stage_serial_plain) of any argument region.
+    /// [`stage_serial_plain`](Pool::stage_serial_plain) of any argument region. With `stream`,
+    /// a job of several chunks in the task arena is described as `streamed` and its arguments
+    /// are left to write once it is published ([`Staged::deferred`]), so that workers start on
+    /// the first chunks while the parent writes the others.
     ///
     /// # Safety
     ///
@@ -757,8 +839,9 @@ impl Pool {
         &mut self,
         trampoline: usize,
         kernel: usize,
-        args: impl ArgSource,
+        args: &impl ArgSource,
         chunksize: Option<usize>,
+        stream: bool,
     ) -> Result<Staged<PodResults<R>>> {
         self.check_running()?;
         let align = align_of::<R>();
@@ -772,21 +855,27 @@ impl Pool {
         let (_, r_off, end) = staging_layout(n, a_bytes, 0, size_of::<R>(), align)?;
         let fits = end <= SCRATCH_BYTES && align <= 8;
         let base = if fits { self.ctl.scratch_ptr() } else { self.arena_for(end, too_large)? };
-        // SAFETY: no job is in flight (finish_active above), so no worker reads the scratch area
-        // or the arena; the argument region lies inside it (`fits`, or the arena was sized to
-        // `end`), at an 8-aligned base.
-        unsafe { args.write(base)? };
+        let mut spec = JobSpec::tasks(trampoline, kernel, n, chunk_size);
+        // Streaming pays a wake per chunk; a job in the scratch area (64 KiB) is written in
+        // microseconds anyway.
+        spec.streamed = stream && !fits && n > chunk_size;
+        if !spec.streamed {
+            // SAFETY: no job is in flight (finish_active above), so no worker reads the scratch
+            // area or the arena; the argument region lies inside it (`fits`, or the arena was
+            // sized to `end`), at an 8-aligned base.
+            unsafe { args.write(base)? };
+        }
         let region = |off, bytes| match &self.arena {
             Some(seg) if !fits => ArraySpec::Region(seg.handle(), off, bytes, 1),
             _ => ArraySpec::Scratch(off, bytes, 1),
         };
-        let mut spec = JobSpec::tasks(trampoline, kernel, n, chunk_size);
         if n > 0 {
             spec.arrays[0] = region(0, a_bytes);
             spec.arrays[2] = region(r_off, end - r_off);
         }
         let store = if fits { Store::Scratch(r_off) } else { Store::Arena(r_off) };
-        Ok(Staged { spec, results: PodResults { store, n, _r: PhantomData } })
+        let deferred = spec.streamed.then_some(base as usize);
+        Ok(Staged { spec, results: PodResults { store, n, _r: PhantomData }, deferred })
     }
 
     /// Learns from a finished serialized job how many bytes its results took, for sizing the

@@ -46,8 +46,8 @@ use super::in_place::InPlace;
 use super::job::JobHandle;
 use super::kernel::Trampoline;
 use super::staging::{
-    Borrowed, PodResults, ResultSource, SerialResults, Staged, StringArg, copy_plain, is_plain,
-    postcard_str_len,
+    ArgSource, Borrowed, PodResults, ResultSource, SerialResults, Staged, StringArg, copy_plain,
+    is_plain, postcard_str_len,
 };
 use super::star::StarArgs;
 use super::state::Pool;
@@ -76,8 +76,53 @@ impl Pool {
         staged: Staged<S>,
         finish: impl FnOnce(&S, &Pool) -> Result<T> + 'static,
     ) -> Result<JobHandle<'_, Result<T>>> {
-        let Staged { spec, results } = staged;
+        let Staged { spec, results, deferred } = staged;
+        debug_assert!(deferred.is_none(), "a streamed job is launched by launch_writing");
         let job = if spec.len > 0 { self.publish(&spec)? } else { 0 };
+        Ok(JobHandle::new(self, job, Box::new(move |pool: &Pool| finish(&results, pool))))
+    }
+
+    /// [`launch`](Pool::launch) of a job whose arguments `args` may still be to write
+    /// ([`Staged::deferred`]): it is published first, then written chunk by chunk, each chunk
+    /// claimable once written, so the workers run the first chunks while this process writes
+    /// the rest. A write that fails (a user's `AsRef` that changed its values) cancels the
+    /// chunks not staged, waits for the ones running, and returns its error.
+    fn launch_writing<S: 'static, T: 'static>(
+        &mut self,
+        mut staged: Staged<S>,
+        args: &impl ArgSource,
+        finish: impl FnOnce(&S, &Pool) -> Result<T> + 'static,
+    ) -> Result<JobHandle<'_, Result<T>>> {
+        let Some(base) = staged.deferred.take() else { return self.launch(staged, finish) };
+        let Staged { spec, results, .. } = staged;
+        let job = self.publish(&spec)?;
+        let ctl = &*self.ctl;
+        // SAFETY: `base` is the argument region `stage_region_plain` placed for these `args`
+        // and this job (in the arena, sized for them); no other job is in flight (this one was
+        // just published), and workers read only the chunks `mark_staged` has made claimable,
+        // which `write_chunks` never writes again.
+        // A user's `AsRef` may panic mid-write: the chunks not staged are then cancelled too,
+        // else they would never be claimed and the next wait for this job would never end.
+        let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: `base` is the argument region `stage_region_plain` placed for these
+            // `args` and this job (in the arena, sized for them); no other job is in flight
+            // (this one was just published), and workers read only the chunks `mark_staged`
+            // has made claimable, which `write_chunks` never writes again.
+            unsafe {
+                args.write_chunks(base as *mut u8, spec.chunk_size, &mut |k| {
+                    ctl.mark_staged(k as u64);
+                })
+            }
+        }));
+        if !matches!(written, Ok(Ok(()))) {
+            self.cancel_unclaimed();
+            self.finish_active()?;
+            match written {
+                Err(panic) => std::panic::resume_unwind(panic),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(())) => unreachable!("matched above"),
+            }
+        }
         Ok(JobHandle::new(self, job, Box::new(move |pool: &Pool| finish(&results, pool))))
     }
 
@@ -86,7 +131,8 @@ impl Pool {
         &'p mut self,
         staged: Staged<S>,
     ) -> Result<Stream<'p, R>> {
-        let Staged { spec, results } = staged;
+        let Staged { spec, results, deferred } = staged;
+        debug_assert!(deferred.is_none(), "a streamed job is launched by launch_writing");
         let (n, cs) = (spec.len, spec.chunk_size);
         let job = if n > 0 { self.publish(&spec)? } else { 0 };
         Ok((JobHandle::new(self, job, Box::new(|_: &Pool| ())), Box::new(results), n, cs))
@@ -190,9 +236,11 @@ impl Pool {
             let tramp = task_kernel::task_string_plain::<R> as Trampoline as usize;
             // SAFETY: `R` is plain (checked), and no listed type is zero-sized; `f` is a
             // `fn(String) -> R`, since `A` is `String` (checked), as the trampoline asks.
-            let staged =
-                unsafe { self.stage_region_plain::<R>(tramp, f as usize, borrowed, chunksize)? };
-            let job = self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n))?;
+            let staged = unsafe {
+                self.stage_region_plain::<R>(tramp, f as usize, &borrowed, chunksize, true)?
+            };
+            let job =
+                self.launch_writing(staged, &borrowed, |r: &PodResults<R>, p| all(r, p, r.n))?;
             return Ok(job.recast_errors(task_kernel::typed_arg_failure));
         }
         if is_plain::<R>() {
@@ -467,8 +515,9 @@ impl Pool {
             let tramp = task_kernel::task_ref_plain::<B, R> as Trampoline as usize;
             // SAFETY: `R` is plain (checked), and no listed type is zero-sized.
             let staged =
-                unsafe { self.stage_region_plain::<R>(tramp, kernel, borrowed, chunksize)? };
-            let job = self.launch(staged, |r: &PodResults<R>, p| all(r, p, r.n))?;
+                unsafe { self.stage_region_plain::<R>(tramp, kernel, &borrowed, chunksize, true)? };
+            let job =
+                self.launch_writing(staged, &borrowed, |r: &PodResults<R>, p| all(r, p, r.n))?;
             return Ok(job.recast_errors(task_kernel::typed_arg_failure));
         }
         let tramp = task_kernel::task_serial::<Ref<B, R>> as Trampoline as usize;

@@ -426,6 +426,12 @@ fn claim(ctl: &ControlBlock, me: &WorkerSlot) -> Option<Claim> {
         if c.job() != job || c.index() >= chunks {
             return None;
         }
+        // A chunk whose arguments the parent is still writing: the caller idles until the
+        // parent marks more chunks staged (which wakes it) or closes the cursor. Acquire pairs
+        // with `mark_staged`'s release, so chunk `i < staged`'s arguments are visible.
+        if c.index() >= d.staged.load(Acquire) {
+            return None;
+        }
         me.held.store(JobIndex::new(job, c.index()), SeqCst);
         if ctl.cursor.compare_exchange(c, c.next(), SeqCst, SeqCst).is_ok() {
             return Some(mk(c.index()));

@@ -26,6 +26,7 @@ pub fn tests() -> Tests {
         as_refs_that_change_between_passes_are_refused_or_read_as_written in METHODS,
         borrowed_owned_and_pod_calls_mixed_give_their_own_results in METHODS,
         a_task_past_the_timeout_is_replaced_mid_chunk_and_the_next_call_reads_its_own in METHODS,
+        streamed_arguments_survive_a_late_growth_a_panic_and_a_killed_worker in METHODS,
     }
 }
 
@@ -414,5 +415,80 @@ fn a_task_past_the_timeout_is_replaced_mid_chunk_and_the_next_call_reads_its_own
     let want: Vec<u64> = args.iter().map(|s| fnv_str(s)).collect();
     assert_eq!(pool.map_ref(len_or_sleep, &args, Some(4)).unwrap(), want);
     assert_eq!(pool.map(fnv_owned, &args, Some(3)).unwrap(), want);
+    close_pool(pool, m);
+}
+
+/// An `AsRef` that returns its string when measured and, when written, a longer one or a
+/// panic: in a call of many chunks whose arguments are written while workers run the first
+/// chunks, it fails a late chunk after earlier ones were claimed.
+struct Late {
+    s: String,
+    calls: std::cell::Cell<u32>,
+    grow: bool,
+    panic: bool,
+}
+
+impl AsRef<str> for Late {
+    fn as_ref(&self) -> &str {
+        let written = self.calls.replace(self.calls.get() + 1) > 0;
+        if written && self.panic {
+            panic!("the AsRef panicked while its chunk was written");
+        }
+        if written && self.grow {
+            "a value much longer than the one that was measured"
+        } else {
+            &self.s
+        }
+    }
+}
+
+/// Over 64 KiB of arguments in 20 chunks, `map_ref` and `map` of a `fn(String)` publish the job
+/// first and write the arguments chunk by chunk as workers run the first ones
+/// (`Pool::launch_writing`). An `AsRef` that grows or panics in a late chunk, after earlier
+/// chunks were written and claimable, is refused (or unwinds to the caller) and promptly: the
+/// chunks never written are cancelled, not waited for, and the pool goes on with the next
+/// call's own results. A worker killed in the first chunk while the parent may still be
+/// writing is replaced and its chunk retried.
+fn streamed_arguments_survive_a_late_growth_a_panic_and_a_killed_worker(m: StartMethod) {
+    use std::time::{Duration, Instant};
+    let names: Vec<String> = (0..20_000).map(|i| format!("/data/file-{i}.csv")).collect();
+    let want: Vec<u64> = names.iter().map(|s| fnv_str(s)).collect();
+    let mut pool = Pool::builder().workers(2).start_method(m).retries(1).build().unwrap();
+    assert_eq!(pool.map_ref(fnv_str, &names, Some(1000)).unwrap(), want);
+    assert_eq!(pool.map(fnv_owned, &names, Some(1000)).unwrap(), want);
+    let late = |grow_at: usize, panic: bool| -> Vec<Late> {
+        let late = |(i, s): (usize, &String)| Late {
+            s: s.clone(),
+            calls: std::cell::Cell::new(0),
+            grow: i == grow_at && !panic,
+            panic: i == grow_at && panic,
+        };
+        names.iter().enumerate().map(late).collect()
+    };
+    let t0 = Instant::now();
+    match pool.map_ref(fnv_str, &late(15_500, false), Some(1000)) {
+        Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("grew"), "{reason}"),
+        other => panic!("expected the late growth to be refused, got {other:?}"),
+    }
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pool.map_ref(fnv_str, &late(17_250, true), Some(1000))
+    }));
+    let payload = panicked.expect_err("the AsRef's panic reaches the caller");
+    let text = payload.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(text.contains("while its chunk was written"), "{text:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "cancelled promptly: {:?}", t0.elapsed());
+    assert_eq!(pool.map_ref(fnv_str, &names, Some(1000)).unwrap(), want);
+    // A worker dies in chunk 0 (task 5), most likely while the parent writes later chunks.
+    let marker = std::env::temp_dir()
+        .join(format!("shmpool-streamed-die-once-{}-{m:?}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let mut dying = names.clone();
+    dying[5] = format!("die:{}", marker.display());
+    let lens: Vec<u64> =
+        dying.iter().enumerate().map(|(i, s)| if i == 5 { 0 } else { s.len() as u64 }).collect();
+    assert_eq!(pool.map_ref(len_or_die_once, &dying, Some(1000)).unwrap(), lens);
+    assert!(marker.exists(), "the worker did die once");
+    std::fs::remove_file(&marker).unwrap();
+    assert_eq!(pool.map_ref(fnv_str, &names, None).unwrap(), want);
     close_pool(pool, m);
 }

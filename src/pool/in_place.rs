@@ -59,6 +59,13 @@ pub(crate) mod sealed {
         fn why_not(run: Self::Run<'_>, range: Range<usize>) -> String;
     }
 
+    /// A chunk's strings, back to back, checked UTF-8, and whether they are all ASCII.
+    #[derive(Clone, Copy)]
+    pub struct StrRun<'a> {
+        pub(super) s: &'a str,
+        pub(super) ascii: bool,
+    }
+
     /// Why `run[range]` is refused when its bytes are not out of it: `refused(bytes)`.
     pub(super) fn bytes_why(
         run: &[u8],
@@ -75,19 +82,39 @@ pub(crate) mod sealed {
 
 impl InPlace for str {}
 impl sealed::Raw for str {
-    type Run<'a> = &'a str;
+    type Run<'a> = sealed::StrRun<'a>;
     fn raw(&self) -> &[u8] {
         self.as_bytes()
     }
-    fn run(bytes: &[u8]) -> Result<&str, String> {
-        std::str::from_utf8(bytes).map_err(|e| e.to_string())
+    /// One pass over the chunk: ASCII (file names, keys), where every offset is a character
+    /// boundary, or else UTF-8.
+    fn run(bytes: &[u8]) -> Result<sealed::StrRun<'_>, String> {
+        if bytes.is_ascii() {
+            // SAFETY: ASCII bytes are UTF-8.
+            return Ok(sealed::StrRun {
+                s: unsafe { std::str::from_utf8_unchecked(bytes) },
+                ascii: true,
+            });
+        }
+        let s = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+        Ok(sealed::StrRun { s, ascii: false })
     }
+    /// In an ASCII run only the bounds are checked: reading the bytes at both ends of every
+    /// piece to find character boundaries cost a short task about a third of its time.
     #[inline]
     fn piece<'a>(run: Self::Run<'a>, range: std::ops::Range<usize>) -> Option<&'a str> {
-        run.get(range)
+        if run.ascii {
+            if range.start > range.end || range.end > run.s.len() {
+                return None;
+            }
+            // SAFETY: `range` lies in `run.s` (checked), whose bytes are all ASCII, so both
+            // ends are character boundaries.
+            return Some(unsafe { run.s.get_unchecked(range) });
+        }
+        run.s.get(range)
     }
-    fn why_not(run: &str, range: std::ops::Range<usize>) -> String {
-        let len = run.len();
+    fn why_not(run: sealed::StrRun<'_>, range: std::ops::Range<usize>) -> String {
+        let len = run.s.len();
         format!("bytes {range:?} of {len} do not start and end at character boundaries")
     }
 }
@@ -171,6 +198,12 @@ mod tests {
         assert!(str::why_not(run, 0..1).contains("character boundaries"));
         let backwards = std::ops::Range { start: 2, end: 1 };
         assert!(str::piece(run, 0..3).is_none() && str::piece(run, backwards).is_none());
+        // An ASCII run: bounds only, the same answers.
+        let ascii = str::run(b"abc").unwrap();
+        assert_eq!(str::piece(ascii, 1..3), Some("bc"));
+        let backwards = std::ops::Range { start: 2, end: 1 };
+        assert!(str::piece(ascii, 2..4).is_none() && str::piece(ascii, backwards).is_none());
+        assert!(str::piece(ascii, usize::MAX..usize::MAX).is_none());
         assert_eq!(back::<[u8]>(&[1, 2, 255]).unwrap(), [1, 2, 255]);
         let p = Path::new("/tmp/a\u{e9}.csv");
         assert_eq!(back::<Path>(p.raw()).unwrap(), p);

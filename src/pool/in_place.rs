@@ -91,10 +91,8 @@ impl sealed::Raw for str {
     fn run(bytes: &[u8]) -> Result<sealed::StrRun<'_>, String> {
         if bytes.is_ascii() {
             // SAFETY: ASCII bytes are UTF-8.
-            return Ok(sealed::StrRun {
-                s: unsafe { std::str::from_utf8_unchecked(bytes) },
-                ascii: true,
-            });
+            let s = unsafe { std::str::from_utf8_unchecked(bytes) };
+            return Ok(sealed::StrRun { s, ascii: true });
         }
         let s = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
         Ok(sealed::StrRun { s, ascii: false })

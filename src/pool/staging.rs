@@ -431,6 +431,9 @@ pub(crate) struct Borrowed<'a, B: ?Sized, S> {
     first: usize,
     limit: usize,
     counted: fn(usize) -> usize,
+    /// The longest raw value within the limit (`None`: not even an empty one), so that each
+    /// value is checked by a comparison, not a call of `counted`.
+    raw_limit: Option<usize>,
     _b: PhantomData<fn(&B)>,
 }
 
@@ -454,12 +457,13 @@ impl<'a, B: InPlace + ?Sized, S: AsRef<B>> Borrowed<'a, B, S> {
         if let Some(reason) = B::refused() {
             return Err(Error::InvalidArgument { what: "task argument type", reason });
         }
+        // `counted(n)` grows with `n` and adds at most 10 bytes (a varint length prefix).
+        let raw_limit = (0..=10).map(|d| limit.saturating_sub(d)).find(|&n| counted(n) <= limit);
         let mut data = 0usize;
         for (i, a) in args.iter().enumerate() {
             let raw = a.as_ref().raw().len();
-            let bytes = counted(raw);
-            if bytes > limit {
-                let task = first + i;
+            if raw_limit.is_none_or(|r| raw > r) {
+                let (task, bytes) = (first + i, counted(raw));
                 return Err(Error::TaskValueTooLarge { task, what: "argument", bytes, limit });
             }
             // Values need not be distinct (many elements may borrow one string), so their sum
@@ -468,7 +472,7 @@ impl<'a, B: InPlace + ?Sized, S: AsRef<B>> Borrowed<'a, B, S> {
             let too_large = || Error::TooLarge { len: args.len(), elem_size: 1 };
             data = data.checked_add(raw).ok_or_else(too_large)?;
         }
-        Ok(Borrowed { args, data, first, limit, counted, _b: PhantomData })
+        Ok(Borrowed { args, data, first, limit, counted, raw_limit, _b: PhantomData })
     }
 }
 
@@ -509,8 +513,8 @@ impl<B: InPlace + ?Sized, S: AsRef<B>> ArgSource for Borrowed<'_, B, S> {
                 let bytes = a.as_ref().raw();
                 // The limit again: a value measured short may come back long while another one
                 // shrank, the total unchanged.
-                let counted = (self.counted)(bytes.len());
-                if counted > self.limit {
+                if self.raw_limit.is_none_or(|r| bytes.len() > r) {
+                    let counted = (self.counted)(bytes.len());
                     let (task, limit) = (self.first + i, self.limit);
                     return Err(Error::TaskValueTooLarge {
                         task,
@@ -594,7 +598,7 @@ pub(crate) fn postcard_str_len(n: usize) -> usize {
     while n.checked_shr(7 * prefix).is_some_and(|rest| rest != 0) {
         prefix += 1;
     }
-    n + prefix as usize
+    n.saturating_add(prefix as usize)
 }
 
 impl<A: 'static, T: Borrow<A>> AsRef<str> for StringArg<T, A> {
@@ -1016,6 +1020,28 @@ mod tests {
     /// A caller's values need not be distinct: a million elements may all be `AsRef` of one
     /// huge string, whose lengths sum past `usize::MAX`. The sum is a typed error, never a
     /// wrapped (release) or panicking (debug) count.
+    /// The limit is checked on raw lengths against the longest raw value within it: for the
+    /// postcard-counted path (`map` of a `fn(String)`) and the raw one, a value passes exactly
+    /// when its counted size is within the limit, at every varint step and at `usize::MAX`.
+    #[test]
+    fn the_raw_limit_passes_exactly_the_values_whose_counted_size_fits() {
+        let limits = [0, 1, 2, 3, 127, 128, 129, 130, 131, 16_384, 16_385, 16_386, usize::MAX];
+        for limit in limits {
+            // Around the limit, or the first few lengths under a limit too large to reach.
+            let from = if limit > 20_000 { 0 } else { limit.saturating_sub(4) };
+            for n in from..limit.saturating_add(3).min(20_000).max(from + 3) {
+                let s = ["x".repeat(n)];
+                let counted = |c: fn(usize) -> usize| Borrowed::<str, _>::counted(&s, limit, 0, c);
+                let fits = |c: fn(usize) -> usize| counted(c).is_ok();
+                assert_eq!(fits(postcard_str_len), postcard_str_len(n) <= limit, "{n} in {limit}");
+                assert_eq!(fits(|n| n), n <= limit, "{n} raw in {limit}");
+                if let Err(Error::TaskValueTooLarge { bytes, .. }) = counted(postcard_str_len) {
+                    assert_eq!(bytes, postcard_str_len(n), "the error counts as the limit does");
+                }
+            }
+        }
+    }
+
     #[test]
     fn borrowed_lengths_that_sum_past_usize_are_too_large() {
         const HUGE: usize = 1 << 44; // 16 TiB of address space, never touched

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod adversary_issue10;
 mod adversary_issue9;
 mod adversary_manager;
 mod args_and_deadlines;
@@ -65,6 +66,7 @@ fn main() -> std::process::ExitCode {
         suite!(barrier_action),
         suite!(connection_arg),
         suite!(adversary_issue9),
+        suite!(adversary_issue10),
         suite!(listener),
     ])
 }

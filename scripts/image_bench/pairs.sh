@@ -10,7 +10,9 @@
 # Pillow, all on the same files, pipeline resize=640x480 + blur=1.5, JPEG quality 90. Every run
 # writes a JSON file under $DIR (default target/image-bench); summarize.py prints the medians,
 # the per-pair pool/rayon ratios (median and quartiles) and per-stage times. Run it on a quiet
-# machine: every other busy process shows up in the ratios.
+# machine: every other busy process shows up in the ratios. Each run's stderr goes to
+# $RUNS/stderr.txt, not the terminal: with a progress bar drawn, the pool takes every result as
+# it comes (waking this process per file), where rayon's engine draws nothing until the end.
 set -euo pipefail
 PAIRS=${1:-11}
 FILES=${2:-300}
@@ -35,7 +37,7 @@ one() { # one LABEL ROUND ARGS...: a `shmpool images` run, its JSON kept
     shift 2
     rm -rf "$OUT"
     "$B" images "$IN" --op resize=640x480 --op blur=1.5 --format jpeg --workers "$WORKERS" \
-        --out "$OUT" --json "$@" > "$RUNS/$label-$round.json"
+        --out "$OUT" --json "$@" > "$RUNS/$label-$round.json" 2>> "$RUNS/stderr.txt"
 }
 
 for r in $(seq 1 "$PAIRS"); do

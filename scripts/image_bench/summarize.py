@@ -49,3 +49,8 @@ py = [x["files_per_s"] for x in data["python"]]
 pool = [x["files_per_s"] for x in data["pool-420"]]
 ratio = [a / b for a, b in zip(pool, py)]
 print(f"pool --chroma 420 / Python Pool + Pillow, same round: median (quartiles) {quartiles(ratio)}")
+loads = [float(l.split("load average:")[1].split(",")[0]) for l in open(f"{runs}/load.txt")
+         if "load average:" in l]
+if loads:
+    print(f"1-minute load average at the rounds' starts: {min(loads):.2f}-{max(loads):.2f} "
+          f"(median {st.median(loads):.2f})")

@@ -25,7 +25,7 @@ use crate::error::CliError;
 /// Queueing a file (serializing its task) took about 1.5 us here (300 files in 0.43-0.76 ms).
 const HOLD_PER_FILE: Duration = Duration::from_micros(5);
 /// The part of the hold that does not depend on the batch's size.
-const HOLD_BASE: Duration = Duration::from_micros(500);
+const HOLD_BASE: Duration = Duration::from_micros(50);
 /// The longest hold, however many files.
 const HOLD_MAX: Duration = Duration::from_millis(20);
 

@@ -56,10 +56,11 @@ pub(crate) fn failed_task(e: &shmpool::Error) -> Option<(usize, String)> {
 }
 
 /// How long the job in front of `files` files holds its worker: longer than queueing them
-/// takes, so that they go out as one job (see [`in_one_job`]).
-pub(crate) fn hold_for(files: usize) -> Duration {
+/// takes, so that they go out as one job (see [`in_one_job`]), and under half the task
+/// `timeout`, so that a tiny `--timeout` does not kill the worker holding.
+pub(crate) fn hold_for(files: usize, timeout: Duration) -> Duration {
     let per_file = u32::try_from(files).map_or(HOLD_MAX, |n| HOLD_PER_FILE.saturating_mul(n));
-    HOLD_BASE.saturating_add(per_file).min(HOLD_MAX)
+    HOLD_BASE.saturating_add(per_file).min(HOLD_MAX).min(timeout / 2)
 }
 
 /// The task of the job in front of the files: waits `d`.
@@ -76,11 +77,15 @@ fn hold(d: Duration) {
 /// queueing outlasts the hold (this process descheduled), the files go out as two jobs: the
 /// results are the same. The workers would have nothing to do during the hold anyway: the
 /// files are being queued.
-pub(crate) fn in_one_job(pool: &mut Pool, tasks: &[FileTask]) -> Result<Results, CliError> {
+pub(crate) fn in_one_job(
+    pool: &mut Pool,
+    tasks: &[FileTask],
+    timeout: Duration,
+) -> Result<Results, CliError> {
     let mut results: Results = Vec::with_capacity(tasks.len());
     {
         let queue = pool.apply_queue();
-        let front = queue.apply_async(hold, hold_for(tasks.len()))?;
+        let front = queue.apply_async(hold, hold_for(tasks.len(), timeout))?;
         let pending = tasks
             .iter()
             .map(|t| queue.apply_async(process_file, t.clone()))
@@ -146,11 +151,15 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn hold_grows_with_the_batch_up_to_its_cap() {
-        assert_eq!(hold_for(0), HOLD_BASE);
-        assert_eq!(hold_for(300), HOLD_BASE + Duration::from_micros(1500));
-        assert!(hold_for(1000) > hold_for(300));
-        assert_eq!(hold_for(1 << 20), HOLD_MAX);
-        assert_eq!(hold_for(usize::MAX), HOLD_MAX);
+    fn hold_grows_with_the_batch_up_to_its_caps() {
+        let t = Duration::from_secs(60);
+        assert_eq!(hold_for(0, t), HOLD_BASE);
+        assert_eq!(hold_for(300, t), HOLD_BASE + Duration::from_micros(1500));
+        assert!(hold_for(1000, t) > hold_for(300, t));
+        assert_eq!(hold_for(1 << 20, t), HOLD_MAX);
+        assert_eq!(hold_for(usize::MAX, t), HOLD_MAX);
+        // Under half the task timeout, however small.
+        assert_eq!(hold_for(300, Duration::from_millis(1)), Duration::from_micros(500));
+        assert_eq!(hold_for(300, Duration::from_nanos(1)), Duration::ZERO);
     }
 }

@@ -22,6 +22,7 @@ pub fn tests() -> Tests {
         as_refs_that_grow_shrink_or_panic_at_chunk_edges_fail_promptly_and_the_pool_goes_on
             in METHODS,
         both_workers_killed_before_staging_ends_are_retried_or_worker_died in METHODS,
+        a_dead_workers_chunk_after_a_cancel_is_resolved_bug_closed_cursor_drops_it in METHODS,
         retiring_workers_and_a_task_timeout_while_the_parent_writes in METHODS,
         a_forgotten_or_dropped_async_call_never_shares_its_region_with_the_next in METHODS,
         every_chunk_size_gives_what_the_sequential_code_gives in METHODS,
@@ -83,6 +84,11 @@ fn stamp(s: &str) -> (u64, u64) {
         panic!("the task was told to panic");
     }
     (fnv_str(s), now_ns())
+}
+
+/// [`stamp`] of an owned argument (`map` of a `fn(String)`, which streams as `map_ref` does).
+fn stamp_owned(s: String) -> (u64, u64) {
+    stamp(&s)
 }
 
 /// [`fnv_str`], 1 ms a task: a job that is still running when its call returns.
@@ -167,6 +173,18 @@ impl Arg {
     }
 }
 
+/// An [`Arg`] as `map` takes a `String`: `Borrow<String>`, with the same side effects (its value
+/// must not change: `When::Same`).
+struct Owned<'a>(&'a Arg);
+
+impl std::borrow::Borrow<String> for Owned<'_> {
+    fn borrow(&self) -> &String {
+        assert_eq!(self.0.when, When::Same);
+        let _ = self.0.as_ref();
+        &self.0.s
+    }
+}
+
 /// `N` distinct ASCII values of 200 to 300 bytes whose contents depend on `seed`.
 fn values(seed: u64) -> Vec<String> {
     (0..N as u64)
@@ -245,6 +263,10 @@ fn no_task_runs_before_its_argument_is_written_and_sleeping_workers_wake_per_chu
         let t = Instant::now();
         let got = pool.map_ref(stamp, &a, Some(CS)).unwrap();
         assert!(t.elapsed() < Duration::from_secs(5), "the call took {:?}", t.elapsed());
+        check_stamps(&a, &got, CS, true);
+        // The same through `map` of a `fn(String)`.
+        let a = args(&values(seed + 10), true);
+        let got = pool.map(stamp_owned, a.iter().map(Owned), Some(CS)).unwrap();
         check_stamps(&a, &got, CS, true);
     }
     close_pool(pool, m);
@@ -407,6 +429,71 @@ fn both_workers_killed_before_staging_ends_are_retried_or_worker_died(m: StartMe
         }
         close_pool(pool, m);
     }
+}
+
+/// A worker dies holding a chunk, and the job is cancelled (its cursor closed) before the
+/// parent has seen the death; the wait that follows must still retry that chunk
+/// (`retries(1)`) or fail it (`retries(0)`), and the next call read only its own values. Two
+/// ways to get there: a streamed `map_ref` whose `AsRef` grows in a late chunk while the
+/// worker of chunk 0 is dead (the parent, writing, checks no worker), and an `imap` dropped
+/// after its worker died. Each runs in a child with a deadline: a hang fails this test, not
+/// the whole run at the watchdog.
+///
+/// Fails at the time of writing (2026-11-30): `resolve_suspects` (src/pool/failure.rs) takes
+/// a chunk as never claimed when the cursor is closed (`claimed = ... && !cursor.is_closed()
+/// && ...`), so the dead worker's chunk is dropped as a suspect, neither retried nor failed,
+/// and the wait never ends.
+fn a_dead_workers_chunk_after_a_cancel_is_resolved_bug_closed_cursor_drops_it(m: StartMethod) {
+    for (scenario, retries) in [(0u8, 1u32), (0, 0), (1, 1), (1, 0)] {
+        let files = markers("cancel", m, 1);
+        let arg = (scenario, m == StartMethod::Fork, retries, files[0].display().to_string());
+        let mut child =
+            shmpool::get_context(StartMethod::Fork).start(death_then_cancel, arg).unwrap();
+        let status = child.join_timeout(Duration::from_secs(10)).unwrap();
+        let _ = std::fs::remove_file(&files[0]);
+        let what = if scenario == 0 { "map_ref with a late growth" } else { "imap dropped" };
+        let Some(status) = status else {
+            child.kill().unwrap();
+            child.join().unwrap();
+            panic!(
+                "{what}, retries({retries}): the call never returned: the dead worker's chunk \
+                 was dropped as never claimed once the cancel closed the cursor"
+            );
+        };
+        assert_eq!(status.exitcode(), 0, "{what}, retries({retries}): {status}");
+    }
+}
+
+/// [`stamp`]'s hash of an owned argument (`imap` of `String`s).
+fn hash_or_die_once(s: String) -> u64 {
+    stamp(&s).0
+}
+
+/// The child of [`a_dead_workers_chunk_after_a_cancel_is_resolved_bug_closed_cursor_drops_it`]:
+/// 0 when every check held (a failed one panics).
+fn death_then_cancel((scenario, fork, retries, marker): (u8, bool, u32, String)) -> i32 {
+    let m = if fork { StartMethod::Fork } else { StartMethod::ForkServer };
+    let mut pool = pool(m, retries);
+    let mut vals = values(77);
+    vals[4] = format!("die:{marker}");
+    if scenario == 0 {
+        let mut a = args(&vals, true);
+        a[250].when = When::Grows;
+        let r = pool.map_ref(stamp, &a, Some(CS));
+        assert!(
+            matches!(&r, Err(Error::InvalidArgument { reason, .. }) if reason.contains("grew")),
+            "{r:?}"
+        );
+    } else {
+        let it = pool.imap(hash_or_die_once, &vals, Some(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        drop(it);
+    }
+    assert!(std::path::Path::new(&marker).exists(), "the worker did die");
+    let next = args(&values(78), true);
+    check_stamps(&next, &pool.map_ref(stamp, &next, Some(CS / 2)).unwrap(), CS / 2, true);
+    close_pool(pool, m);
+    0
 }
 
 /// Workers that retire after every chunk (`maxtasksperchild(1)`), so both are gone after the

@@ -320,7 +320,7 @@ fn failures_in_a_long_batch_are_reported_against_their_files() {
         assert_eq!(code, 1, "{case}: {stderr}");
         assert!(stderr.contains("2 of 24 files failed"), "{case}: {stderr}");
         let e07 = error_of(&json, "f07.png").unwrap_or_else(|| panic!("{case}: {json}"));
-        assert!(e07.contains("panicked"), "{case}: {e07}");
+        assert!(e07.contains("panicked in its worker: test hook: panicking on f07.png"), "{e07}");
         let e13 = error_of(&json, "f13.png").unwrap_or_else(|| panic!("{case}: {json}"));
         assert!(e13.contains("SIGKILL"), "{case}: {e13}");
         let written = names(&out);

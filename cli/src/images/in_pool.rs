@@ -48,6 +48,13 @@ pub(crate) fn failed_task(e: &shmpool::Error) -> Option<(usize, String)> {
             ),
         )),
         Error::KernelPanicked { chunk, message, .. } => {
+            // The pool's "task N: " names the call, which in one job counts the call in front
+            // of the files too; the summary names the file already.
+            let message = message
+                .strip_prefix("task ")
+                .and_then(|m| m.split_once(": "))
+                .filter(|(n, _)| n.parse::<u64>().is_ok())
+                .map_or(message.as_str(), |(_, rest)| rest);
             Some((*chunk as usize, format!("panicked in its worker: {message}")))
         }
         Error::TaskFailed { task, message } => Some((*task, message.clone())),

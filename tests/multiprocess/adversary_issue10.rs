@@ -436,7 +436,8 @@ fn both_workers_killed_before_staging_ends_are_retried_or_worker_died(m: StartMe
 /// (`retries(1)`) or fail it (`retries(0)`), and the next call read only its own values. Two
 /// ways to get there: a streamed `map_ref` whose `AsRef` grows in a late chunk while the
 /// worker of chunk 0 is dead (the parent, writing, checks no worker), and an `imap` dropped
-/// after its worker died. Each runs in a child with a deadline: a hang fails this test, not
+/// after its worker died; and the same `map_ref` whose chunk-0 task sleeps past the task
+/// timeout (its worker is killed only once the parent waits, after the cancel). Each runs in a child with a deadline: a hang fails this test, not
 /// the whole run at the watchdog.
 ///
 /// Fails at the time of writing (2026-11-30): `resolve_suspects` (src/pool/failure.rs) takes
@@ -444,14 +445,15 @@ fn both_workers_killed_before_staging_ends_are_retried_or_worker_died(m: StartMe
 /// && ...`), so the dead worker's chunk is dropped as a suspect, neither retried nor failed,
 /// and the wait never ends.
 fn a_dead_workers_chunk_after_a_cancel_is_resolved_bug_closed_cursor_drops_it(m: StartMethod) {
-    for (scenario, retries) in [(0u8, 1u32), (0, 0), (1, 1), (1, 0)] {
+    for (scenario, retries) in [(0u8, 1u32), (0, 0), (1, 1), (1, 0), (2, 0)] {
         let files = markers("cancel", m, 1);
         let arg = (scenario, m == StartMethod::Fork, retries, files[0].display().to_string());
         let mut child =
             shmpool::get_context(StartMethod::Fork).start(death_then_cancel, arg).unwrap();
         let status = child.join_timeout(Duration::from_secs(10)).unwrap();
         let _ = std::fs::remove_file(&files[0]);
-        let what = if scenario == 0 { "map_ref with a late growth" } else { "imap dropped" };
+        let what = ["map_ref with a late growth", "imap dropped", "a task timeout, a late growth"]
+            [scenario as usize];
         let Some(status) = status else {
             child.kill().unwrap();
             child.join().unwrap();
@@ -476,7 +478,15 @@ fn death_then_cancel((scenario, fork, retries, marker): (u8, bool, u32, String))
     let mut pool = pool(m, retries);
     let mut vals = values(77);
     vals[4] = format!("die:{marker}");
-    if scenario == 0 {
+    if scenario == 2 {
+        // The task of chunk 0 sleeps past the timeout, which the parent enforces only once it
+        // waits: after the cancel.
+        let timeout = Duration::from_millis(100);
+        pool = Pool::builder().workers(2).start_method(m).task_timeout(timeout).build().unwrap();
+        vals[4] = "sleep".into();
+        std::fs::write(&marker, b"").unwrap();
+    }
+    if scenario != 1 {
         let mut a = args(&vals, true);
         a[250].when = When::Grows;
         let r = pool.map_ref(stamp, &a, Some(CS));

@@ -2,13 +2,14 @@
 # Contenders of `shmpool images` in alternating rounds, for diagnosis (two builds, or an engine
 # against another), from the repository root:
 #
-#   bash scripts/image_bench/ab.sh ROUNDS INPUT_DIR LABEL:ENV:BINARY:ENGINE ...
+#   bash scripts/image_bench/ab.sh ROUNDS INPUT_DIR LABEL:ENV:BINARY:ENGINE[:ARGS] ...
 #
 # e.g. bash scripts/image_bench/ab.sh 11 target/image-bench/in-300 \
 #        new:X=1:target/release/shmpool:pool old:X=1:/tmp/shmpool-old:pool \
 #        rayon:X=1:target/release/shmpool:rayon
 #
-# ENV is one VAR=VALUE set for that contender's runs (X=1 for none). Each round runs every
+# ENV is one VAR=VALUE set for that contender's runs (X=1 for none); ARGS, more options of
+# its runs, space-separated (--chroma 420). Each round runs every
 # contender once, in the given order in odd rounds and reversed in even ones; pipeline
 # resize=640x480 + blur=1.5, JPEG q90, --workers 2. Prints per contender the median files/s and
 # per-file stage times, and per round each contender's files/s over the LAST one's (median,
@@ -28,10 +29,10 @@ for r in $(seq 1 "$ROUNDS"); do
     fi
     echo "round $r of $ROUNDS: $(uptime)" | tee -a "$RUNS/load.txt"
     for spec in "${order[@]}"; do
-        IFS=: read -r label var bin engine <<< "$spec"
+        IFS=: read -r label var bin engine extra <<< "$spec"
         rm -rf "$OUT"
         env "$var" "$bin" images "$IN" --op resize=640x480 --op blur=1.5 --format jpeg \
-            --workers 2 --engine "$engine" --out "$OUT" --json \
+            --workers 2 --engine "$engine" --out "$OUT" --json ${extra:-} \
             > "$RUNS/$label-$r.json" 2>> "$RUNS/stderr.txt"
     done
 done

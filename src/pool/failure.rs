@@ -451,7 +451,11 @@ impl Pool {
             let push = c.retry_push.load(SeqCst);
             let in_ring = (pop..push).any(|k| c.retry_entry(k).load(SeqCst) == e);
             let cursor = c.cursor.load(SeqCst);
-            let claimed = cursor.job() == a.job && !cursor.is_closed() && cursor.index() > idx;
+            // A cursor closed by a cancel (`cancel_unclaimed`: a dropped `imap`, a streamed
+            // write that failed) marked every chunk nobody had claimed done, so a chunk of this
+            // job not done under it was claimed. Read as unclaimed, a dead worker's chunk was
+            // dropped as a suspect, never retried nor failed, and the wait never ended.
+            let claimed = cursor.job() == a.job && (cursor.is_closed() || cursor.index() > idx);
             if in_ring || !claimed {
                 continue; // it never got the chunk; another worker will.
             }

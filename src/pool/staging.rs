@@ -527,8 +527,8 @@ impl<B: InPlace + ?Sized, S: AsRef<B>> ArgSource for Borrowed<'_, B, S> {
                     return Err(Error::InvalidArgument {
                         what: "task argument",
                         reason: format!(
-                            "argument {} grew between two calls of its AsRef (it must return the \
-                                 same value each time)",
+                            "the arguments up to {} grew between two calls of their AsRef, past the bytes \
+                             measured (it must return the same value each time)",
                             self.first + i
                         ),
                     });

@@ -116,7 +116,9 @@ impl Pool {
         }));
         if !matches!(written, Ok(Ok(()))) {
             self.cancel_unclaimed();
-            self.finish_active()?;
+            // The caller gets the write's error or panic; a pool that gave up meanwhile says
+            // so at the next call.
+            let _ = self.finish_active();
             match written {
                 Err(panic) => std::panic::resume_unwind(panic),
                 Ok(Err(e)) => return Err(e),

@@ -22,7 +22,7 @@ pub fn tests() -> Tests {
         as_refs_that_grow_shrink_or_panic_at_chunk_edges_fail_promptly_and_the_pool_goes_on
             in METHODS,
         both_workers_killed_before_staging_ends_are_retried_or_worker_died in METHODS,
-        a_dead_workers_chunk_after_a_cancel_is_resolved_bug_closed_cursor_drops_it in METHODS,
+        a_dead_workers_chunk_under_a_cancelled_cursor_is_retried_or_failed in METHODS,
         retiring_workers_and_a_task_timeout_while_the_parent_writes in METHODS,
         a_forgotten_or_dropped_async_call_never_shares_its_region_with_the_next in METHODS,
         every_chunk_size_gives_what_the_sequential_code_gives in METHODS,
@@ -315,7 +315,9 @@ fn as_refs_that_grow_shrink_or_panic_at_chunk_edges_fail_promptly_and_the_pool_g
                 // Refused where the running total passes the measured one: at the value that
                 // grew or a later one, before a byte past the region is written.
                 (When::Grows, Ok(Err(Error::InvalidArgument { reason, .. }))) => {
-                    let named = reason.strip_prefix("argument ").and_then(|r| r.split(' ').next());
+                    let named = reason
+                        .strip_prefix("the arguments up to ")
+                        .and_then(|r| r.split(' ').next());
                     let named: usize = named.and_then(|n| n.parse().ok()).expect(&reason);
                     assert!(named >= at && reason.contains("grew"), "{what}: {reason}")
                 }
@@ -444,7 +446,7 @@ fn both_workers_killed_before_staging_ends_are_retried_or_worker_died(m: StartMe
 /// a chunk as never claimed when the cursor is closed (`claimed = ... && !cursor.is_closed()
 /// && ...`), so the dead worker's chunk is dropped as a suspect, neither retried nor failed,
 /// and the wait never ends.
-fn a_dead_workers_chunk_after_a_cancel_is_resolved_bug_closed_cursor_drops_it(m: StartMethod) {
+fn a_dead_workers_chunk_under_a_cancelled_cursor_is_retried_or_failed(m: StartMethod) {
     for (scenario, retries) in [(0u8, 1u32), (0, 0), (1, 1), (1, 0), (2, 0)] {
         let files = markers("cancel", m, 1);
         let arg = (scenario, m == StartMethod::Fork, retries, files[0].display().to_string());
@@ -471,7 +473,7 @@ fn hash_or_die_once(s: String) -> u64 {
     stamp(&s).0
 }
 
-/// The child of [`a_dead_workers_chunk_after_a_cancel_is_resolved_bug_closed_cursor_drops_it`]:
+/// The child of [`a_dead_workers_chunk_under_a_cancelled_cursor_is_retried_or_failed`]:
 /// 0 when every check held (a failed one panics).
 fn death_then_cancel((scenario, fork, retries, marker): (u8, bool, u32, String)) -> i32 {
     let m = if fork { StartMethod::Fork } else { StartMethod::ForkServer };

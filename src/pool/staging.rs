@@ -1132,7 +1132,7 @@ mod tests {
         }
         let args = [Growing(Cell::new(1), "x".repeat(64))];
         match borrowed_region::<str, _>(&args, 100) {
-            Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("argument 10")),
+            Err(Error::InvalidArgument { reason, .. }) => assert!(reason.contains("up to 10 grew")),
             other => panic!("{other:?}"),
         }
         // One that shrinks leaves its offsets saying where it ends.

@@ -255,17 +255,91 @@ impl<'p> ApplyQueue<'p> {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let code = (task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize, f as usize);
         let mut st = self.state.borrow_mut();
-        st.pool.check_running()?;
-        let id = st.next_id;
-        let (_, bytes) = serialize_args::<A>([&arg], st.pool.max_task_bytes, id as usize)?;
-        st.next_id += 1;
+        let id = st.queue_call(f, &arg)?;
+        st.pump(None);
+        Ok(self.pending(id))
+    }
+
+    /// [`apply_async`](ApplyQueue::apply_async) of `f` on each of `args`, every call queued
+    /// before any goes out: when no call of this queue runs, they go out as one job, where calls made one by one would send the first alone at once
+    /// and the rest as a second job. Each call keeps its own [`Pending`] and its own result
+    /// or error (a panic, a worker's death or a timeout fails that call only), so a batch of
+    /// files can fail file by file while the caller sleeps through the whole job.
+    ///
+    /// # Errors
+    ///
+    /// As for [`apply_async`](ApplyQueue::apply_async), for the first argument that cannot be
+    /// queued (over `max_task_bytes`, or not serializable); the calls queued before it stay
+    /// queued, their results dropped unread.
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let q = pool.apply_queue();
+    /// let pending = q.apply_async_batch(|x: u64| 100 / x, [4, 0, 5])?;
+    /// assert_eq!(pending[0].get()?, 25);
+    /// assert!(pending[1].get().is_err()); // the division by zero fails that call only
+    /// assert_eq!(pending[2].get()?, 20);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn apply_async_batch<A, R>(
+        &self,
+        f: fn(A) -> R,
+        args: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<Pending<'_, 'p, R>>>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let mut pending = Vec::new();
+        let mut st = self.state.borrow_mut();
+        for arg in args {
+            let queued = st.queue_call(f, &arg);
+            match queued {
+                Ok(id) => pending.push(id),
+                Err(e) => {
+                    drop(st);
+                    // The calls queued so far run; nobody reads them (their `Pending`s drop).
+                    drop(pending.into_iter().map(|id| self.pending::<R>(id)).collect::<Vec<_>>());
+                    return Err(e);
+                }
+            }
+        }
+        st.pump(None);
+        drop(st);
+        Ok(pending.into_iter().map(|id| self.pending(id)).collect())
+    }
+
+    /// The handle of call `id`.
+    fn pending<R>(&self, id: u64) -> Pending<'_, 'p, R> {
+        Pending {
+            queue: self,
+            id,
+            outcome: RefCell::new(None),
+            callback: RefCell::new(None),
+            error_callback: RefCell::new(None),
+        }
+    }
+}
+
+impl QueueState<'_> {
+    /// Queues the call `f(arg)` behind the others without publishing anything; returns its
+    /// number.
+    fn queue_call<A, R>(&mut self, f: fn(A) -> R, arg: &A) -> Result<u64>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let code = (task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize, f as usize);
+        self.pool.check_running()?;
+        let id = self.next_id;
+        let (_, bytes) = serialize_args::<A>([arg], self.pool.max_task_bytes, id as usize)?;
+        self.next_id += 1;
         // One task per chunk, and a result's chunk is its index in the run (`Typed::harvest`):
         // a run never outgrows the chunks a job may have.
-        let joins = st.queued.back().is_some_and(|r| r.code == code && r.ids.len() < MAX_CHUNKS);
+        let joins = self.queued.back().is_some_and(|r| r.code == code && r.ids.len() < MAX_CHUNKS);
         if !joins {
-            st.queued.push_back(Run {
+            self.queued.push_back(Run {
                 code,
                 ids: Vec::new(),
                 offsets: vec![0],
@@ -274,18 +348,11 @@ impl<'p> ApplyQueue<'p> {
                 fail: fail_as::<R>,
             });
         }
-        let run = st.queued.back_mut().expect("pushed above");
+        let run = self.queued.back_mut().expect("pushed above");
         run.ids.push(id);
         run.data.extend_from_slice(&bytes);
         run.offsets.push(run.data.len() as u64);
-        st.pump(None);
-        Ok(Pending {
-            queue: self,
-            id,
-            outcome: RefCell::new(None),
-            callback: RefCell::new(None),
-            error_callback: RefCell::new(None),
-        })
+        Ok(id)
     }
 }
 

@@ -31,6 +31,7 @@ pub fn tests() -> Tests {
         an_imap_buffered_batch_past_the_chunk_cap_reads_each_result_after_its_chunk in METHODS,
         the_raw_bytes_paths_at_their_edges in METHODS,
         a_chunk_half_written_by_a_killed_worker_is_retried_whole_or_failed in METHODS,
+        a_batch_of_calls_goes_out_as_one_job_and_fails_call_by_call in METHODS,
     }
 }
 
@@ -809,4 +810,53 @@ fn a_chunk_half_written_by_a_killed_worker_is_retried_whole_or_failed(m: StartMe
     assert_killed_chunk_retried_or_failed(m, "owned", |pool, args| {
         pool.map(len_or_die_once_owned, args, Some(8))
     });
+}
+
+/// The system-wide monotonic clock, in nanoseconds: comparable across processes.
+fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `clock_gettime` writes the `timespec` it is given, a valid local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// Call 0 sleeps 300 ms, 13 kills its worker, 7 panics; each returns when it ended.
+fn batch_call(x: u64) -> (u64, u64) {
+    match x {
+        0 => std::thread::sleep(Duration::from_millis(300)),
+        7 => panic!("call seven panics"),
+        _ => {}
+    }
+    (dies_on_13(x), monotonic_ns())
+}
+
+/// `ApplyQueue::apply_async_batch`: every call is queued before any goes out, so they run as
+/// one job: with call 0 asleep for 300 ms in one worker, the other calls all end in the other
+/// worker before it wakes (made one by one, the first call would go out alone and the rest
+/// only after it). A panic and a worker's death fail their own call only; every other result
+/// is its own, and the queue and the pool go on.
+fn a_batch_of_calls_goes_out_as_one_job_and_fails_call_by_call(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).retries(0).build().unwrap();
+    {
+        let q = pool.apply_queue();
+        let pending = q.apply_async_batch(batch_call, 0..20u64).unwrap();
+        let mut ends = Vec::new();
+        for (i, p) in pending.iter().enumerate().rev() {
+            match (i, p.get()) {
+                (7, Err(Error::KernelPanicked { message, .. })) => {
+                    assert!(message.contains("call seven panics"), "{message}")
+                }
+                (13, Err(Error::WorkerDied { .. })) => {}
+                (i, Ok((x, end))) if x == i as u64 => ends.push((i, end)),
+                (i, other) => panic!("call {i}: {other:?}"),
+            }
+        }
+        let slept = ends.iter().find(|&&(i, _)| i == 0).expect("call 0 ran").1;
+        for &(i, end) in ends.iter().filter(|&&(i, _)| i != 0) {
+            assert!(end < slept, "call {i} ended after the sleeping call 0: two jobs, not one");
+        }
+        assert_eq!(q.apply_async(cube, 3).unwrap().get().unwrap(), 27);
+    }
+    assert_eq!(pool.worker_pids().len(), 2);
+    close_pool(pool, m);
 }

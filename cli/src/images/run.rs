@@ -126,7 +126,7 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Finished, CliError> {
         Some(p) if args.fail_fast || args.test_stream_results || super::progress::drawn() => {
             super::in_pool::streamed(args, p, &tasks)?
         }
-        Some(p) => super::in_pool::in_one_job(p, &tasks, timeout)?,
+        Some(p) => super::in_pool::in_one_job(p, &tasks)?,
         None if args.engine == Engine::Rayon => in_process(&tasks, Some(workers))?,
         None => in_process(&tasks, None)?,
     };

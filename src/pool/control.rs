@@ -270,8 +270,11 @@ pub(crate) struct ErrorSlot {
     pub(crate) message: [AtomicU8; MESSAGE_BYTES],
 }
 
-/// One worker's slot.
-#[repr(C)]
+/// One worker's slot: one cache line (64 bytes, aligned), so that two workers writing their
+/// own `held` and `completed` at every chunk never write the same line. (Its offset in the block
+/// used to follow from the fields before it: at 8 bytes off a line, the slots of workers 0 and
+/// 1 shared one.)
+#[repr(C, align(64))]
 pub(crate) struct WorkerSlot {
     /// The worker's pid (written by the parent after the fork, informational).
     pub(crate) pid: AtomicU32,
@@ -302,6 +305,9 @@ pub(crate) struct WorkerSlot {
     pub(crate) keeping: AtomicFlag,
     pub(crate) _pad: AtomicU32,
 }
+
+// A slot is whole cache lines, so no two workers' slots share one.
+const _: () = assert!(align_of::<WorkerSlot>() == 64 && size_of::<WorkerSlot>().is_multiple_of(64));
 
 /// The whole control block.
 #[repr(C)]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use shmpool::{Error, Pool, StartMethod};
 
 use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register};
+use crate::tasks_borrowed::{fnv, fnv_owned, fnv_str};
 
 pub fn tests() -> Tests {
     register! {
@@ -36,22 +37,6 @@ pub fn tests() -> Tests {
 /// offsets: over the 64 KiB scratch area, so the call streams), 30 chunks of 10.
 const N: usize = 300;
 const CS: usize = 10;
-
-/// FNV-1a of the bytes and the length: a value read from the wrong place, cut short or
-/// shifted gives another hash.
-fn fnv(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf2_9ce4_8422_2325u64 ^ b.len() as u64, |h, &x| {
-        (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
-fn fnv_str(s: &str) -> u64 {
-    fnv(s.as_bytes())
-}
-
-fn fnv_owned(s: String) -> u64 {
-    fnv(s.as_bytes())
-}
 
 fn fnv_bytes(b: &[u8]) -> u64 {
     fnv(b)

@@ -32,17 +32,17 @@ pub fn tests() -> Tests {
 
 /// FNV-1a of the bytes and the length: a result that depends on every byte, so a string read
 /// from the wrong place, cut short or shifted gives another value.
-fn fnv(b: &[u8]) -> u64 {
+pub(crate) fn fnv(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64 ^ b.len() as u64, |h, &x| {
         (h ^ x as u64).wrapping_mul(0x100_0000_01b3)
     })
 }
 
-fn fnv_str(s: &str) -> u64 {
+pub(crate) fn fnv_str(s: &str) -> u64 {
     fnv(s.as_bytes())
 }
 
-fn fnv_owned(s: String) -> u64 {
+pub(crate) fn fnv_owned(s: String) -> u64 {
     fnv(s.as_bytes())
 }
 

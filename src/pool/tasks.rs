@@ -97,17 +97,14 @@ impl Pool {
         let Staged { spec, results, .. } = staged;
         let job = self.publish(&spec)?;
         let ctl = &*self.ctl;
-        // SAFETY: `base` is the argument region `stage_region_plain` placed for these `args`
-        // and this job (in the arena, sized for them); no other job is in flight (this one was
-        // just published), and workers read only the chunks `mark_staged` has made claimable,
-        // which `write_chunks` never writes again.
         // A user's `AsRef` may panic mid-write: the chunks not staged are then cancelled too,
         // else they would never be claimed and the next wait for this job would never end.
+        // `base` is the argument region `stage_region_plain` placed for these `args` and this
+        // job (in the arena, sized for them); no other job is in flight (this one was just
+        // published).
         let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // SAFETY: `base` is the argument region `stage_region_plain` placed for these
-            // `args` and this job (in the arena, sized for them); no other job is in flight
-            // (this one was just published), and workers read only the chunks `mark_staged`
-            // has made claimable, which `write_chunks` never writes again.
+            // SAFETY: `base` as above; workers read only the chunks `mark_staged` has made
+            // claimable, which `write_chunks` never writes again.
             unsafe {
                 args.write_chunks(base as *mut u8, spec.chunk_size, &mut |k| {
                     ctl.mark_staged(k as u64);

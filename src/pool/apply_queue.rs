@@ -255,9 +255,8 @@ impl<'p> ApplyQueue<'p> {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let mut st = self.state.borrow_mut();
-        let id = st.queue_call(f, &arg)?;
-        st.pump(None);
+        let id = self.queue_call(f, &arg)?;
+        self.state.borrow_mut().pump(None);
         Ok(self.pending(id))
     }
 
@@ -292,21 +291,18 @@ impl<'p> ApplyQueue<'p> {
         R: Serialize + DeserializeOwned + 'static,
     {
         let mut pending = Vec::new();
-        let mut st = self.state.borrow_mut();
+        // The caller's iterator runs with no borrow of the queue held: it may call the queue.
         for arg in args {
-            let queued = st.queue_call(f, &arg);
-            match queued {
+            match self.queue_call(f, &arg) {
                 Ok(id) => pending.push(id),
                 Err(e) => {
-                    drop(st);
                     // The calls queued so far run; nobody reads them (their `Pending`s drop).
                     drop(pending.into_iter().map(|id| self.pending::<R>(id)).collect::<Vec<_>>());
                     return Err(e);
                 }
             }
         }
-        st.pump(None);
-        drop(st);
+        self.state.borrow_mut().pump(None);
         Ok(pending.into_iter().map(|id| self.pending(id)).collect())
     }
 
@@ -322,24 +318,32 @@ impl<'p> ApplyQueue<'p> {
     }
 }
 
-impl QueueState<'_> {
+impl ApplyQueue<'_> {
     /// Queues the call `f(arg)` behind the others without publishing anything; returns its
-    /// number.
-    fn queue_call<A, R>(&mut self, f: fn(A) -> R, arg: &A) -> Result<u64>
+    /// number. `arg` is serialized with no borrow of the queue held, so a user's `Serialize`
+    /// that calls this queue queues its own call first instead of panicking on the borrow.
+    fn queue_call<A, R>(&self, f: fn(A) -> R, arg: &A) -> Result<u64>
     where
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + 'static,
     {
         let code = (task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize, f as usize);
-        self.pool.check_running()?;
-        let id = self.next_id;
-        let (_, bytes) = serialize_args::<A>([arg], self.pool.max_task_bytes, id as usize)?;
-        self.next_id += 1;
+        let (limit, next) = {
+            let st = self.state.borrow();
+            st.pool.check_running()?;
+            (st.pool.max_task_bytes, st.next_id)
+        };
+        // A refusal names the number the call would have taken.
+        let (_, bytes) = serialize_args::<A>([arg], limit, next as usize)?;
+        let mut st = self.state.borrow_mut();
+        st.pool.check_running()?;
+        let id = st.next_id;
+        st.next_id += 1;
         // One task per chunk, and a result's chunk is its index in the run (`Typed::harvest`):
         // a run never outgrows the chunks a job may have.
-        let joins = self.queued.back().is_some_and(|r| r.code == code && r.ids.len() < MAX_CHUNKS);
+        let joins = st.queued.back().is_some_and(|r| r.code == code && r.ids.len() < MAX_CHUNKS);
         if !joins {
-            self.queued.push_back(Run {
+            st.queued.push_back(Run {
                 code,
                 ids: Vec::new(),
                 offsets: vec![0],
@@ -348,7 +352,7 @@ impl QueueState<'_> {
                 fail: fail_as::<R>,
             });
         }
-        let run = self.queued.back_mut().expect("pushed above");
+        let run = st.queued.back_mut().expect("pushed above");
         run.ids.push(id);
         run.data.extend_from_slice(&bytes);
         run.offsets.push(run.data.len() as u64);

@@ -32,6 +32,7 @@ pub fn tests() -> Tests {
         the_raw_bytes_paths_at_their_edges in METHODS,
         a_chunk_half_written_by_a_killed_worker_is_retried_whole_or_failed in METHODS,
         a_batch_of_calls_goes_out_as_one_job_and_fails_call_by_call in METHODS,
+        a_batch_whose_iterator_calls_the_queue_runs_every_call in METHODS,
     }
 }
 
@@ -858,5 +859,26 @@ fn a_batch_of_calls_goes_out_as_one_job_and_fails_call_by_call(m: StartMethod) {
         assert_eq!(q.apply_async(cube, 3).unwrap().get().unwrap(), 27);
     }
     assert_eq!(pool.worker_pids().len(), 2);
+    close_pool(pool, m);
+}
+
+/// `apply_async_batch` pulls its arguments with no borrow of the queue held, so an iterator
+/// that makes calls of its own on the same queue (a `RefCell` borrow panic before) has them
+/// queued in order, and every call, the batch's and the iterator's, gives its own result.
+fn a_batch_whose_iterator_calls_the_queue_runs_every_call(m: StartMethod) {
+    let mut pool = pool(m);
+    {
+        let q = pool.apply_queue();
+        let side = std::cell::RefCell::new(Vec::new());
+        let args =
+            (0..10u64).inspect(|i| side.borrow_mut().push(q.apply_async(cube, 100 + i).unwrap()));
+        let pending = q.apply_async_batch(cube, args).unwrap();
+        for (i, p) in pending.iter().enumerate() {
+            assert_eq!(p.get().unwrap(), (i as u64).pow(3), "batch call {i}");
+        }
+        for (i, p) in side.borrow().iter().enumerate() {
+            assert_eq!(p.get().unwrap(), (100 + i as u64).pow(3), "the iterator's call {i}");
+        }
+    }
     close_pool(pool, m);
 }

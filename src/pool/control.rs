@@ -460,7 +460,6 @@ impl ControlBlock {
         ))
     }
 
-    /// Bumps `wake_seq` and wakes every sleeping worker.
     /// Makes chunks `..staged` of the job in flight claimable, their arguments written: the
     /// release store orders those writes before any claim that reads it, and workers waiting
     /// for a chunk are woken.
@@ -469,6 +468,7 @@ impl ControlBlock {
         self.wake_workers();
     }
 
+    /// Bumps `wake_seq` and wakes every sleeping worker.
     pub(crate) fn wake_workers(&self) {
         self.wake_seq.fetch_add(1, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) != 0 {

@@ -266,8 +266,9 @@ fn ref_plain<B: InPlace + ?Sized, R>(v: &Views, s: &Span, call: impl Fn(&B) -> R
     }
     let table = args.table(s.start, s.end);
     task_clock::each_task(s.start..s.end, 0, |i| {
-        let (a, b) = (table[i - s.start] as usize, table[i - s.start + 1] as usize);
-        let a = in_place_arg::<B>(run, a..b, at).unwrap_or_else(|| bad_arg::<B>(i, run, a..b, at));
+        let (lo, hi) = (table[i - s.start] as usize, table[i - s.start + 1] as usize);
+        let arg = in_place_arg::<B>(run, lo..hi, at);
+        let a = arg.unwrap_or_else(|| bad_arg::<B>(i, run, lo..hi, at));
         // SAFETY: `i < s.end`, inside the result region (checked), aligned for `R` (checked);
         // result `i` belongs to the chunk this worker claimed.
         unsafe { out.add(i).write(one_task(i, || call(a))) }

@@ -32,6 +32,8 @@
 //! The pool starts before criterion, rayon or OpenMP start any thread (as in `benches/pool.rs`),
 //! with the default start method; the rayon pools are built after it.
 
+#[path = "../../cli/src/bench/bounded.rs"]
+mod bounded;
 #[path = "reduce_ref/openmp.rs"]
 mod openmp;
 #[path = "reduce_ref/rounds.rs"]

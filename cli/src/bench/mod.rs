@@ -9,6 +9,9 @@
 //! `--time-budget` is spent. Cells are reported as ok, skipped (something missing, with the
 //! reason), n/a (the workload does not fit the contender) or failed (with the error).
 
+mod bounded;
+#[cfg(test)]
+mod bounded_tests;
 mod bridge;
 mod contender;
 mod export;

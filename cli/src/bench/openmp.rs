@@ -1,9 +1,8 @@
 //! The C/OpenMP bridge: writes `bench_openmp.c` (embedded in the binary) to the scratch
 //! directory, builds it with `CC -O3 -march=native -fopenmp`, and starts it.
 
-use std::fs::File;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
 
 use super::bridge::{Bridge, deadline};
 use super::scratch::Scratch;
@@ -44,33 +43,15 @@ pub(crate) fn start(cc: &str, scratch: &Scratch) -> Result<(Bridge, String), Str
 /// How long the compiler may take to print its version or build the contender.
 const COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Runs `cmd` to completion within [`COMPILE_TIMEOUT`] (or the bridge's environment override),
-/// its stdout and stderr going to files in the scratch directory (no pipe to fill while we
-/// wait); returns its status and what it printed (stdout and stderr, in one file). A compiler
-/// that hangs is killed and
-/// reaped, and the C contender is skipped with the reason, instead of hanging the whole run.
+/// Runs `cmd` within [`COMPILE_TIMEOUT`] (or the bridge's environment override), its output in
+/// the scratch directory's `NAME.out` ([`run_bounded`](super::bounded::run_bounded)): a
+/// compiler that hangs is killed and reaped, and the C contender is skipped with the reason,
+/// instead of hanging the whole run.
 fn run_bounded(
     cmd: &mut Command,
     scratch: &Scratch,
     name: &str,
 ) -> Result<(ExitStatus, String), String> {
-    let path = scratch.path().join(format!("{name}.out"));
-    let file = File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let err = file.try_clone().map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut child =
-        cmd.stdin(Stdio::null()).stdout(file).stderr(err).spawn().map_err(|e| e.to_string())?;
-    let limit = deadline(COMPILE_TIMEOUT);
-    let end = Instant::now() + limit;
-    let status = loop {
-        match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) => break status,
-            None if Instant::now() >= end => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("it did not finish within {limit:?}"));
-            }
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
-    Ok((status, std::fs::read_to_string(&path).unwrap_or_default()))
+    let out = scratch.path().join(format!("{name}.out"));
+    super::bounded::run_bounded(cmd, &out, deadline(COMPILE_TIMEOUT))
 }

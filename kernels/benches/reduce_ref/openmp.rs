@@ -4,10 +4,9 @@
 //! time, not by a build script, so `cargo build` and clippy need neither a C compiler nor
 //! OpenMP: where either is missing, [`OpenMp::load`] says why and the bench skips the C rows.
 
-use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 use libloading::{Library, Symbol};
 
@@ -22,35 +21,13 @@ type ReadFn = unsafe extern "C" fn(*const f64, *const f64, i64, i64, i32) -> u64
 /// hung.
 const COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Runs `cmd` to its end or [`COMPILE_TIMEOUT`]: whether it succeeded, its stdout and stderr
-/// (a compiler's few lines fit in the pipes, read once it has exited).
-fn bounded(cmd: &mut Command) -> Result<(bool, String, String), String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("could not run it ({e})"))?;
-    let end = Instant::now() + COMPILE_TIMEOUT;
-    let status = loop {
-        match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) => break status,
-            None if Instant::now() >= end => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("it did not finish within {COMPILE_TIMEOUT:?}"));
-            }
-            None => std::thread::sleep(Duration::from_millis(20)),
-        }
-    };
-    let (mut out, mut err) = (String::new(), String::new());
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut out);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
-    Ok((status.success(), out, err))
+/// Runs `cmd` to its end or [`COMPILE_TIMEOUT`], its output in `dir`'s `NAME-PID.out` (removed
+/// after): whether it succeeded, and what it printed.
+fn bounded(cmd: &mut Command, dir: &Path, name: &str) -> Result<(bool, String), String> {
+    let out = dir.join(format!("reduce_openmp-{name}-{}.out", std::process::id()));
+    let run = crate::bounded::run_bounded(cmd, &out, COMPILE_TIMEOUT);
+    let _ = std::fs::remove_file(&out);
+    run.map(|(status, printed)| (status.success(), printed))
 }
 
 /// The loaded library and its three functions.
@@ -68,10 +45,10 @@ impl OpenMp {
     /// Builds `openmp.c` and loads it, or says why it could not.
     pub fn load() -> Result<OpenMp, String> {
         let cc = std::env::var("CC").unwrap_or_else(|_| "gcc".to_string());
-        let (_, version, _) = bounded(Command::new(&cc).arg("--version"))
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let (_, version) = bounded(Command::new(&cc).arg("--version"), &dir, "cc-version")
             .map_err(|e| format!("{cc}: {e}; install gcc or set CC"))?;
         let compiler = version.lines().next().unwrap_or(&cc).to_string();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
         // Files of this process only: two bench runs at once never read each other's
         // half-written source or library.
         let src = dir.join(format!("reduce_openmp-{}.c", std::process::id()));
@@ -82,9 +59,9 @@ impl OpenMp {
             .args(["-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC", "-o"])
             .arg(&lib)
             .arg(&src);
-        let out = bounded(&mut build);
+        let out = bounded(&mut build, &dir, "cc-build");
         let _ = std::fs::remove_file(&src);
-        let (ok, _, err) = out.map_err(|e| format!("{cc}: {e}"))?;
+        let (ok, err) = out.map_err(|e| format!("{cc}: {e}"))?;
         if !ok {
             let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
             return Err(format!(

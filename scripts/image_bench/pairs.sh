@@ -13,6 +13,12 @@
 # machine: every other busy process shows up in the ratios. Each run's stderr goes to
 # $RUNS/stderr.txt, not the terminal: with a progress bar drawn, the pool takes every result as
 # it comes (waking this process per file), where rayon's engine draws nothing until the end.
+#
+# Environment, for a machine without a Rust toolchain (the lent 16-core machine):
+#   B=path/to/shmpool     a built CLI, used as it is (no cargo build)
+#   PIN=2,3               every run under `taskset -c 2,3` (2 cores of a larger machine)
+#   BASELINES=N           sequential and Python only every Nth round (default 1: every round)
+#   DIR=...               where inputs and runs go (default target/image-bench)
 set -euo pipefail
 PAIRS=${1:-11}
 FILES=${2:-300}
@@ -21,9 +27,14 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 DIR=${DIR:-target/image-bench}
 IN=$DIR/in-$FILES
 RUNS=$DIR/runs-$FILES
-B=target/release/shmpool
+BASELINES=${BASELINES:-1}
+PINNED=()
+if [ -n "${PIN:-}" ]; then PINNED=(taskset -c "$PIN"); fi
 
-cargo build --release -p shmpool-cli
+if [ -z "${B:-}" ]; then
+    B=target/release/shmpool
+    cargo build --release -p shmpool-cli
+fi
 if [ "$(ls "$IN" 2>/dev/null | wc -l)" -ne "$FILES" ]; then
     rm -rf "$IN"
     python3 "$HERE/gen.py" "$IN" "$FILES"
@@ -36,7 +47,7 @@ one() { # one LABEL ROUND ARGS...: a `shmpool images` run, its JSON kept
     local label=$1 round=$2
     shift 2
     rm -rf "$OUT"
-    "$B" images "$IN" --op resize=640x480 --op blur=1.5 --format jpeg --workers "$WORKERS" \
+    "${PINNED[@]}" "$B" images "$IN" --op resize=640x480 --op blur=1.5 --format jpeg --workers "$WORKERS" \
         --out "$OUT" --json "$@" > "$RUNS/$label-$round.json" 2>> "$RUNS/stderr.txt"
 }
 
@@ -46,9 +57,11 @@ for r in $(seq 1 "$PAIRS"); do
         if [ $((r % 2)) -eq 1 ]; then order="pool rayon"; else order="rayon pool"; fi
         for e in $order; do one "$e-$chroma" "$r" --engine "$e" --chroma "$chroma"; done
     done
-    for chroma in 420 auto; do one "sequential-$chroma" "$r" --engine sequential --chroma "$chroma"; done
-    rm -rf "$OUT"
-    python3 "$HERE/pool_pillow.py" "$IN" "$OUT" "$WORKERS" > "$RUNS/python-$r.json"
+    if [ $(((r - 1) % BASELINES)) -eq 0 ]; then
+        for chroma in 420 auto; do one "sequential-$chroma" "$r" --engine sequential --chroma "$chroma"; done
+        rm -rf "$OUT"
+        "${PINNED[@]}" python3 "$HERE/pool_pillow.py" "$IN" "$OUT" "$WORKERS" > "$RUNS/python-$r.json"
+    fi
 done
 rm -rf "$OUT"
 python3 "$HERE/summarize.py" "$RUNS" "$PAIRS"

@@ -1,7 +1,10 @@
 """Summarizes a pairs.sh run: per contender the median files/s, MB/s and per-file stage times,
-and per setting the pool/rayon ratio of each pair (median and quartiles).
+and per setting the pool/rayon ratio of each pair (median and quartiles). Rounds without a
+contender's file (pairs.sh's BASELINES=N runs sequential and Python every Nth round) are skipped
+for that contender.
 Usage: python3 summarize.py RUNS_DIR PAIRS"""
 import json
+import os
 import statistics as st
 import sys
 
@@ -32,7 +35,7 @@ print(f"| contender | runs | files/s (median) | MB/s | decode / process / encode
 print("|---|---|---|---|---|")
 data = {}
 for label, name in rows:
-    xs = [load(label, r) for r in range(1, pairs + 1)]
+    xs = [load(label, r) for r in range(1, pairs + 1) if os.path.exists(f"{runs}/{label}-{r}.json")]
     assert all(x.get("failed", 0) == 0 for x in xs), f"{label}: some files failed"
     data[label] = xs
     m = {k: st.median(x[k] for x in xs) for k in ("files_per_s", "in_mb_per_s", "decode_ms", "process_ms", "encode_ms")}
@@ -45,9 +48,8 @@ for chroma in ("420", "auto"):
     wins = sum(x >= 1.0 for x in ratio)
     print(f"--chroma {chroma}: pool/rayon per pair, median (quartiles) {quartiles(ratio)}; "
           f"pool >= rayon in {wins} of {len(ratio)} pairs; each pair: {' '.join(f'{x:.3f}' for x in ratio)}")
-py = [x["files_per_s"] for x in data["python"]]
-pool = [x["files_per_s"] for x in data["pool-420"]]
-ratio = [a / b for a, b in zip(pool, py)]
+ratio = [load("pool-420", r)["files_per_s"] / load("python", r)["files_per_s"]
+         for r in range(1, pairs + 1) if os.path.exists(f"{runs}/python-{r}.json")]
 print(f"pool --chroma 420 / Python Pool + Pillow, same round: median (quartiles) {quartiles(ratio)}")
 loads = [float(l.split("load average:")[1].split(",")[0]) for l in open(f"{runs}/load.txt")
          if "load average:" in l]

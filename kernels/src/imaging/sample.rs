@@ -36,26 +36,52 @@ pub trait Sample: Copy + Default + Send + Sync + PartialEq + std::fmt::Debug + '
 impl Sample for u8 {
     const MAX: f32 = 255.0;
 
+    #[inline(always)]
     fn to_f32(self) -> f32 {
         self as f32
     }
 
+    #[inline(always)]
     fn from_f32(v: f32) -> u8 {
-        // Half up, then `as` truncates toward zero, saturates, and maps NaN to 0: for the
-        // clamped values the operations store (0 to 255) this is round-to-nearest, without
-        // `f32::round`, which is a libm call per sample on baseline x86-64.
-        (v + 0.5) as u8
+        // Half up, clamped to 0-255, then truncated toward zero: for the clamped values the
+        // operations store this is round-to-nearest, without `f32::round` (a libm call per
+        // sample on baseline x86-64). `max` drops a NaN (to 0), so the value is the saturating
+        // `(v + 0.5) as u8`'s for every `v`. The conversion is the unchecked one: the checked
+        // cast's NaN and range fix-ups made the compiler convert one sample at a time.
+        #[allow(clippy::manual_clamp)] // `clamp` keeps a NaN, which must become 0 here
+        let x = (v + 0.5).max(0.0).min(255.0);
+        // SAFETY: `x` is a number from 0 to 255 (never NaN: `max` returns 0 for it), so it is
+        // finite and its truncation fits an `i32`, which is what `to_int_unchecked` requires.
+        let i: i32 = unsafe { x.to_int_unchecked() };
+        i as u8
     }
 }
 
 impl Sample for f32 {
     const MAX: f32 = 1.0;
 
+    #[inline(always)]
     fn to_f32(self) -> f32 {
         self
     }
 
+    #[inline(always)]
     fn from_f32(v: f32) -> f32 {
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u8_from_f32_is_the_saturating_cast_of_v_plus_a_half_for_every_value() {
+        let steps = (-1024..=270 * 1024).map(|i| i as f32 / 1024.0);
+        let edges = [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN];
+        let near = [-0.5, -0.49999997, 0.49999997, 0.5, 254.49998, 254.5, 255.0, 255.49998, 1e9];
+        for v in steps.chain(edges).chain(near) {
+            assert_eq!(u8::from_f32(v), (v + 0.5) as u8, "v = {v}");
+        }
     }
 }

@@ -13,6 +13,10 @@ ROUNDS=${ROUNDS:-9}
   echo "## machine"; date -u; uname -r; nproc
   grep -m1 "model name" /proc/cpuinfo; free -g | head -2; cat /proc/loadavg
   df -h /dev/shm | tail -1; python3 --version 2>&1
+  # Which cores share a physical core, the caches, the vector extensions (a VM may hide AVX2)
+  # and transparent huge pages: what per-core speed and pinning results depend on.
+  lscpu 2>&1; lscpu -e 2>&1
+  cat /sys/kernel/mm/transparent_hugepage/enabled /sys/kernel/mm/transparent_hugepage/shmem_enabled
 } > "$OUT/machine.txt" 2>&1
 for len in $LENS; do
   for w in $WORKERS; do

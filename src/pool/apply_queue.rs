@@ -467,6 +467,76 @@ impl<'q, R: 'static> Pending<'q, '_, R> {
     pub fn is_ready(&self) -> bool {
         self.settle(None).unwrap_or(true)
     }
+
+    /// Whether the call has finished in its worker (done, failed or given up as lost), even
+    /// while the rest of its batch runs: for a progress bar over one
+    /// [`apply_async_batch`](ApplyQueue::apply_async_batch) job. It reads the finished flag of
+    /// the call's task in the pool's shared control block, and nothing else: it never waits,
+    /// never wakes a worker, and takes no result ([`is_ready`](Pending::is_ready) and
+    /// [`get`](Pending::get) still see the call only once its whole job is over, when the
+    /// results are read). True also once the result is taken or known lost.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let q = pool.apply_queue();
+    /// let pending = q.apply_async_batch(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), [10, 20, 30])?;
+    /// while !pending[2].wait_timeout(Duration::from_millis(100)) {
+    ///     let done = pending.iter().filter(|p| p.is_finished()).count();
+    ///     eprintln!("{done}/3 done");
+    /// }
+    /// assert!(pending.iter().all(|p| p.is_finished()));
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        if self.outcome.borrow().is_some() {
+            return true;
+        }
+        // Borrowed by the queue's own code only while this thread is inside it (a callback of
+        // another call, say): then nothing is known to be finished yet.
+        let Ok(st) = self.queue.state.try_borrow() else { return false };
+        if st.finished.contains_key(&self.id) || !st.knows(self.id) {
+            return true;
+        }
+        match &st.running {
+            // Task `k` of the running job is call `ids[k]`, the ids consecutive (`knows`); the
+            // pool's finished bits are this job's until the queue publishes the next one.
+            Some((ids, _)) => ids
+                .first()
+                .and_then(|&first| self.id.checked_sub(first))
+                .filter(|&k| k < ids.len() as u64)
+                .is_some_and(|k| st.pool.ctl.is_done(k)),
+            None => false,
+        }
+    }
+
+    /// Waits at most `timeout` for the call's result to be ready (Python's `wait(timeout)`);
+    /// whether it is. Unlike [`get_timeout`](Pending::get_timeout) it takes nothing, so a
+    /// loop can wake every `timeout` (to draw a bar, say) and still see the end of the job at
+    /// once: the parent sleeps until the job is over or the timeout passes, and no finished
+    /// call of the job wakes it before.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let q = pool.apply_queue();
+    /// let r = q.apply_async(|x: u64| x + 1, 1)?;
+    /// while !r.wait_timeout(Duration::from_millis(100)) {}
+    /// assert!(r.is_ready());
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let deadline = crate::sync::wait::deadline_after(timeout);
+        loop {
+            // An error means the result is lost: ready, as `is_ready` says, for `get` to tell.
+            if self.settle(Some(deadline)).unwrap_or(true) {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+        }
+    }
 }
 
 impl<R: Clone + 'static> Pending<'_, '_, R> {

@@ -11,6 +11,7 @@ mod adversary_manager;
 mod args_and_deadlines;
 mod array;
 mod barrier_action;
+mod batch_progress;
 mod connection_arg;
 mod kernels_api;
 mod listener;
@@ -54,6 +55,7 @@ fn main() -> std::process::ExitCode {
         suite!(tasks_serde),
         suite!(task_timeout),
         suite!(tasks_calls),
+        suite!(batch_progress),
         suite!(tasks_borrowed),
         suite!(python_names),
         suite!(args_and_deadlines),

@@ -1,0 +1,108 @@
+//! Issue 12's progress over one batch job: `Pending::is_finished` sees the calls of a running
+//! `apply_async_batch` job finish one by one while another call still runs (and `is_ready`,
+//! which reads results, still waits for the whole job); `Pending::wait_timeout` ends at its
+//! timeout while the job runs and at once when it is over. Each under the default start method
+//! (the forkserver) and fork.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use shmpool::StartMethod;
+
+use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool};
+
+pub fn tests() -> Tests {
+    register! {
+        a_batch_calls_are_seen_finished_one_by_one_while_a_slow_call_runs in METHODS,
+        wait_timeout_ends_at_its_timeout_and_at_once_at_the_end in METHODS,
+    }
+}
+
+/// A fresh folder for one test's gate files.
+fn gate_dir(name: &str, m: StartMethod) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("shmpool-gates-{}-{name}-{m}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Waits (at most 20 s) until the gate file `dir/i` exists, then returns `i`.
+fn gated((dir, i): (PathBuf, u64)) -> u64 {
+    let t = Instant::now();
+    while !Path::new(&dir).join(i.to_string()).exists() {
+        assert!(t.elapsed() < Duration::from_secs(20), "gate {i} never opened");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    i
+}
+
+/// Waits (at most 10 s) until `cond` holds.
+fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(10), "never: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn a_batch_calls_are_seen_finished_one_by_one_while_a_slow_call_runs(m: StartMethod) {
+    let dir = gate_dir("one-by-one", m);
+    let open = |i: u64| std::fs::write(dir.join(i.to_string()), b"").unwrap();
+    let mut pool = two_worker_pool(m);
+    {
+        let q = pool.apply_queue();
+        let n = 6u64;
+        let pending = q.apply_async_batch(gated, (0..n).map(|i| (dir.clone(), i))).unwrap();
+        // Call 0 (the slow one) holds one worker until the end; the other worker runs calls
+        // 1..n one at a time, each as its gate opens.
+        for i in 1..n {
+            assert!(!pending[i as usize].is_finished(), "call {i} finished before its gate");
+            open(i);
+            eventually(&format!("call {i} is seen finished"), || pending[i as usize].is_finished());
+            for (k, p) in pending.iter().enumerate() {
+                let should = k != 0 && k as u64 <= i;
+                assert_eq!(p.is_finished(), should, "call {k} after gate {i}");
+            }
+            // Results are read only when the whole job is over.
+            assert!(!pending[i as usize].is_ready(), "call {i} ready while call 0 runs");
+        }
+        open(0);
+        assert!(pending[0].wait_timeout(Duration::from_secs(10)), "the job did not end");
+        for (k, p) in pending.iter().enumerate() {
+            assert!(p.is_finished() && p.is_ready(), "call {k}");
+            assert_eq!(p.get().unwrap(), k as u64);
+        }
+    }
+    close_pool(pool, m);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Sleeps until `at` (nanoseconds since the Unix epoch), then returns `i`.
+fn until((at, i): (u64, u64)) -> u64 {
+    let at = UNIX_EPOCH + Duration::from_nanos(at);
+    if let Ok(left) = at.duration_since(SystemTime::now()) {
+        std::thread::sleep(left);
+    }
+    i
+}
+
+fn wait_timeout_ends_at_its_timeout_and_at_once_at_the_end(m: StartMethod) {
+    let mut pool = two_worker_pool(m);
+    {
+        let q = pool.apply_queue();
+        let release = SystemTime::now() + Duration::from_millis(400);
+        let at = release.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let pending = q.apply_async_batch(until, (0..3).map(|i| (at, i))).unwrap();
+        let t = Instant::now();
+        assert!(!pending[2].wait_timeout(Duration::from_millis(60)));
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(60) && took < Duration::from_millis(350), "{took:?}");
+        assert!(!pending[2].is_finished());
+        // Waiting with a long timeout, the parent sees the end of the job at once.
+        assert!(pending[2].wait_timeout(Duration::from_secs(30)));
+        let lag = SystemTime::now().duration_since(release).expect("not before the release");
+        assert!(lag < Duration::from_millis(300), "the end seen {lag:?} after it");
+        assert_eq!(pending.iter().map(|p| p.get().unwrap()).collect::<Vec<_>>(), [0, 1, 2]);
+    }
+    close_pool(pool, m);
+}

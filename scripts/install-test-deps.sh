@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the test suite needs beyond the Rust toolchain, installed only where missing (idempotent):
 # NumPy and Pillow (the Python interop and image oracle tests) and Open MPI with its headers plus
-# libclang (shmpool-mpi's feature `mpi`: rsmpi finds MPI through `mpicc` and runs bindgen).
+# libclang (shmpool-mpi's feature `mpi`: rsmpi finds MPI through `mpicc` and runs bindgen),
+# and the real photographs the image oracle tests read (scripts/test-photos.py).
 # Used by .ci/run and by the README's test command. Works as root or through sudo; fails with
 # the fix when neither can install, and checks at the end that everything is there.
 set -euo pipefail
@@ -41,6 +42,10 @@ if ! python3 -c "import numpy, PIL" >/dev/null 2>&1; then
     exit 1
   fi
 fi
+
+# Real photographs for the image oracle tests (scikit-image's bundled samples, public domain
+# and CC0) into target/test-photos/: skipped when already there.
+python3 "$(dirname "${BASH_SOURCE[0]}")/test-photos.py"
 
 has_libclang() {
   ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/*/libclang*.so* >/dev/null 2>&1

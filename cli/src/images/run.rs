@@ -121,12 +121,12 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Finished, CliError> {
         .collect();
 
     let results = match &mut pool {
-        // Results one by one only where someone watches them: a bar on a terminal, or
-        // --fail-fast's stop; else this process sleeps through the batch (`in_pool.rs`).
-        Some(p) if args.fail_fast || args.test_stream_results || super::progress::drawn() => {
+        // Results one by one only for --fail-fast's stop; else this process sleeps through
+        // the batch, waking ten times a second if a bar is drawn on a terminal (`in_pool.rs`).
+        Some(p) if args.fail_fast || args.test_stream_results => {
             super::in_pool::streamed(args, p, &tasks)?
         }
-        Some(p) => super::in_pool::in_one_job(p, &tasks)?,
+        Some(p) => super::in_pool::in_one_job(p, &tasks, super::progress::drawn())?,
         None if args.engine == Engine::Rayon => in_process(&tasks, Some(workers))?,
         None => in_process(&tasks, None)?,
     };

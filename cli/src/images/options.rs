@@ -47,6 +47,12 @@ pub(crate) struct ImagesArgs {
     /// Refuse a decode that would allocate more than this many MiB.
     #[arg(long, default_value_t = 1024)]
     pub(crate) max_alloc_mib: u64,
+    /// Keep the pixels as stored: do not apply the file's EXIF orientation. By default a JPEG
+    /// (or PNG, WebP, TIFF) whose EXIF says it is rotated or mirrored is turned upright on
+    /// decode, since the output carries no EXIF to say so: a phone photo taken upright comes
+    /// out upright, as in a browser or after Pillow's ImageOps.exif_transpose.
+    #[arg(long)]
+    pub(crate) no_auto_orient: bool,
     /// Go on after a file fails and report every failure at the end (the default).
     #[arg(long, overrides_with = "fail_fast")]
     pub(crate) keep_going: bool,

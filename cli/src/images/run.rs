@@ -116,6 +116,7 @@ pub(crate) fn run_batch(args: &ImagesArgs) -> Result<Finished, CliError> {
             chroma: args.chroma,
             max_pixels: args.max_pixels,
             max_alloc: args.max_alloc_mib.saturating_mul(1 << 20),
+            auto_orient: !args.no_auto_orient,
             hooks: hooks.clone(),
         })
         .collect();

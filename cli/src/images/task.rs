@@ -7,6 +7,7 @@ use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageBuffer, ImageFormat, ImageReader, Limits};
 use serde::{Deserialize, Serialize};
 use shmpool_kernels::imaging::{Image, Pipeline, Shape};
@@ -35,6 +36,8 @@ pub(crate) struct FileTask {
     pub(crate) max_pixels: u64,
     /// Bytes a decoder may allocate.
     pub(crate) max_alloc: u64,
+    /// Apply the file's EXIF orientation on decode (not `--no-auto-orient`): see [`decode`].
+    pub(crate) auto_orient: bool,
     /// Test hooks: file names on which the worker kills itself, hangs or panics.
     pub(crate) hooks: [Option<String>; 3],
 }
@@ -58,7 +61,7 @@ pub(crate) fn process_file(task: FileTask) -> Result<FileReport, String> {
 
     let t = Instant::now();
     let bytes = std::fs::read(&task.input).map_err(|e| format!("cannot read the file: {e}"))?;
-    let img = decode(&bytes, task.max_pixels, task.max_alloc)?;
+    let img = decode(&bytes, task.max_pixels, task.max_alloc, task.auto_orient)?;
     let decode_ms = ms(t);
     let in_shape = img.shape();
 
@@ -118,7 +121,19 @@ pub(crate) fn check_sizes(
 
 /// Decodes `bytes` (format from their content, not the file name) to 8-bit samples, refusing
 /// images over `max_pixels` before any pixel is decoded and decodes over `max_alloc` bytes.
-pub(crate) fn decode(bytes: &[u8], max_pixels: u64, max_alloc: u64) -> Result<Image<u8>, String> {
+///
+/// With `auto_orient`, the image comes out upright: an EXIF orientation (JPEG's APP1, PNG's
+/// eXIf, WebP's and TIFF's own) is applied to the pixels, as Pillow's `ImageOps.exif_transpose`
+/// and browsers do, since no output carries EXIF on: a phone photo stored sideways would
+/// otherwise come out sideways. Unreadable EXIF counts as none (the pixels still decode).
+/// Without it, the pixels are as stored (`--no-auto-orient`).
+pub(crate) fn decode(
+    bytes: &[u8],
+    max_pixels: u64,
+    max_alloc: u64,
+    auto_orient: bool,
+) -> Result<Image<u8>, String> {
+    use image::ImageDecoder;
     if bytes.is_empty() {
         return Err("the file is empty (0 bytes): not an image".to_string());
     }
@@ -132,11 +147,6 @@ pub(crate) fn decode(bytes: &[u8], max_pixels: u64, max_alloc: u64) -> Result<Im
         l.max_alloc = Some(max_alloc);
         l
     };
-    let reader = |limits: Limits| {
-        let mut r = ImageReader::with_format(Cursor::new(bytes), format);
-        r.limits(limits);
-        r
-    };
     let fmt = format!("{format:?}").to_uppercase();
     let refused = |e| {
         format!(
@@ -144,10 +154,16 @@ pub(crate) fn decode(bytes: &[u8], max_pixels: u64, max_alloc: u64) -> Result<Im
             max_alloc >> 20
         )
     };
-    let (w, h) = reader(limits()).into_dimensions().map_err(|e| match e {
+    // One decoder for the header, the orientation and the pixels (`into_decoder` keeps the
+    // limits; `ImageReader::decode` would hide the orientation).
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.limits(limits());
+    let header_error = |e| match e {
         image::ImageError::Limits(e) => refused(e),
         e => format!("not a valid {fmt} file (its header does not decode): {e}"),
-    })?;
+    };
+    let mut decoder = reader.into_decoder().map_err(header_error)?;
+    let (w, h) = decoder.dimensions();
     let pixels = u64::from(w) * u64::from(h);
     if pixels > max_pixels {
         return Err(format!(
@@ -155,10 +171,20 @@ pub(crate) fn decode(bytes: &[u8], max_pixels: u64, max_alloc: u64) -> Result<Im
              decompression bomb?); raise --max-pixels to decode it"
         ));
     }
-    let img = reader(limits()).decode().map_err(|e| match e {
+    let pixel_error = |e| match e {
         image::ImageError::Limits(e) => refused(e),
         e => format!("corrupt or truncated {fmt} file: {e}"),
-    })?;
+    };
+    // What `ImageReader::decode` does: the output buffer counts against the allocation limit.
+    let mut rest = limits();
+    rest.reserve(decoder.total_bytes()).map_err(pixel_error)?;
+    decoder.set_limits(rest).map_err(pixel_error)?;
+    let orientation = match auto_orient {
+        true => decoder.orientation().unwrap_or(Orientation::NoTransforms),
+        false => Orientation::NoTransforms,
+    };
+    let mut img = DynamicImage::from_decoder(decoder).map_err(pixel_error)?;
+    img.apply_orientation(orientation);
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (c, data) = match img.color().channel_count() {
         1 => (1, img.into_luma8().into_raw()),

@@ -1,0 +1,364 @@
+//! `shmpool images` on the JPEGs cameras and print shops write, generated here (no committed
+//! binaries): CMYK (Adobe's inverted inks), progressive, and EXIF orientations 1 to 8 (in both
+//! TIFF byte orders). Each test checks what comes out, not only that something did: the colours
+//! the inks make, the baseline decode of the same pixels, the upright image.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use image::{Rgb, RgbImage};
+use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+use serde_json::Value;
+
+/// A fresh scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("shmpool-photos-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("in")).unwrap();
+        Scratch(dir)
+    }
+    fn input(&self) -> PathBuf {
+        self.0.join("in")
+    }
+    fn out(&self) -> PathBuf {
+        self.0.join("out")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `shmpool images INPUT --out OUT --json` plus `args`; asserts it exited 0 with every
+/// file written and no temporary left; the JSON.
+fn run_ok(input: &Path, out: &Path, args: &[&str]) -> Value {
+    let _ = std::fs::remove_dir_all(out);
+    let o = Command::new(env!("CARGO_BIN_EXE_shmpool"))
+        .arg("images")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run shmpool");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {stderr}");
+    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    let files = json["files"].as_array().unwrap().len();
+    assert_eq!(json["totals"]["written"], files, "{json}");
+    let left: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temporaries left: {left:?}");
+    json
+}
+
+/// `pixels` (RGB or CMYK, by `color`) as a JPEG, with an optional APP1 segment.
+fn jpeg(
+    pixels: &[u8],
+    (w, h): (u32, u32),
+    color: ColorType,
+    progressive: bool,
+    app1: Option<Vec<u8>>,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = Encoder::new(&mut out, 95);
+    e.set_sampling_factor(SamplingFactor::F_1_1);
+    e.set_progressive(progressive);
+    if let Some(segment) = app1 {
+        e.add_app_segment(1, segment).unwrap();
+    }
+    e.encode(pixels, w as u16, h as u16, color).unwrap();
+    out
+}
+
+/// Max and mean abs difference of two equally long sample slices.
+fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
+    assert_eq!(a.len(), b.len(), "sizes differ");
+    let max = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+    let sum: u64 = a.iter().zip(b).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    (max, sum as f64 / a.len().max(1) as f64)
+}
+
+/// Photo-like RGB: gradients, a hard-edged disc and noise.
+fn photo(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        let n = (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)) % 23;
+        let (dx, dy) = (x as i32 - w as i32 / 2, y as i32 - h as i32 / 3);
+        let disc = dx * dx + dy * dy < (h as i32 / 4).pow(2);
+        let base = |k: u32| if disc { 220 - 60 * k } else { 30 + (x * 150 / w + y * k * 20 / h) };
+        Rgb([0, 1, 2].map(|k| (base(k) + n) as u8))
+    })
+}
+
+/// Pillow's RGB for the image file `path` (after `prep`, Python code on `im`), or `None`
+/// where Python has no Pillow (a failure under CI, whose install script installs it).
+fn pillow_rgb(path: &Path, prep: &str) -> Option<(u32, u32, Vec<u8>)> {
+    let program = format!(
+        "import sys\nfrom PIL import Image, ImageOps\nim = Image.open(sys.argv[1])\n{prep}\n\
+         im = im.convert('RGB')\nsys.stdout.buffer.write(b'%d %d\\n' % im.size + im.tobytes())\n"
+    );
+    let o = Command::new("python3").arg("-c").arg(&program).arg(path).output();
+    match o {
+        Ok(o) if o.status.success() => {
+            let nl = o.stdout.iter().position(|&b| b == b'\n').unwrap();
+            let head = String::from_utf8_lossy(&o.stdout[..nl]).into_owned();
+            let (w, h) = head.split_once(' ').unwrap();
+            Some((w.parse().unwrap(), h.parse().unwrap(), o.stdout[nl + 1..].to_vec()))
+        }
+        other => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "Pillow is missing under CI (run bash scripts/install-test-deps.sh): {other:?}"
+            );
+            eprintln!("skipped the Pillow comparison: python3 with Pillow is not installed");
+            None
+        }
+    }
+}
+
+/// A CMYK JPEG (Adobe APP14, inverted samples, as Photoshop writes) decodes to the RGB its inks
+/// make: `R = 255 (1 - C)(1 - K)` and likewise G from M, B from Y (zune-jpeg's conversion,
+/// and Pillow's `convert("RGB")`), and matches Pillow on the whole image.
+#[test]
+fn cmyk_jpeg_decodes_to_the_rgb_its_inks_make() {
+    let s = Scratch::new("cmyk");
+    let (w, h) = (64u32, 48u32);
+    // Six 16-pixel-wide bands of ink (C, M, Y, K), 0 = none, in two rows.
+    let inks: [[u8; 4]; 8] = [
+        [255, 0, 0, 0],
+        [0, 255, 0, 0],
+        [0, 0, 255, 0],
+        [0, 0, 0, 128],
+        [50, 100, 150, 30],
+        [0, 0, 0, 0],
+        [200, 30, 0, 60],
+        [255, 255, 255, 255],
+    ];
+    let ink_at = |x: u32, y: u32| inks[(x / 16 + 4 * (y / 24)) as usize];
+    let mut cmyk = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            cmyk.extend(ink_at(x, y));
+        }
+    }
+    let bytes = jpeg(&cmyk, (w, h), ColorType::Cmyk, false, None);
+    assert!(bytes.windows(7).any(|b| b == b"Adobe\0\0"), "an Adobe APP14 segment");
+    let file = s.input().join("cmyk.jpg");
+    std::fs::write(&file, &bytes).unwrap();
+    let json = run_ok(&s.input(), &s.out(), &[]);
+    assert_eq!(json["files"][0]["report"]["in_shape"], serde_json::json!([h, w, 3]), "{json}");
+    let got = image::open(s.out().join("cmyk.png")).unwrap().into_rgb8();
+    let rgb = |ink: [u8; 4]| {
+        let f = |c: u8| (255.0 - f64::from(c)) * (255.0 - f64::from(ink[3])) / 255.0;
+        [f(ink[0]), f(ink[1]), f(ink[2])]
+    };
+    for (i, ink) in inks.iter().enumerate() {
+        let (x, y) = (8 + 16 * (i as u32 % 4), 12 + 24 * (i as u32 / 4));
+        let want = rgb(*ink);
+        let p = got.get_pixel(x, y).0;
+        for c in 0..3 {
+            assert!(
+                (f64::from(p[c]) - want[c]).abs() <= 3.0,
+                "ink {ink:?} at ({x}, {y}): got {p:?}, want {want:?}"
+            );
+        }
+    }
+    // Pillow decodes Adobe CMYK with its own IDCT and converts with the same formula.
+    if let Some((pw, ph, want)) = pillow_rgb(&file, "") {
+        assert_eq!((pw, ph), (w, h));
+        let (max, mean) = diff(got.as_raw(), &want);
+        println!("CMYK vs Pillow: max {max}, mean {mean:.3}");
+        assert!(max <= 3, "CMYK vs Pillow: max abs difference {max} (mean {mean:.3})");
+    }
+}
+
+/// A progressive JPEG decodes to what the baseline JPEG of the same pixels, quality and
+/// sampling decodes to (the same quantized coefficients, sent in several scans), and both are
+/// near the pixels encoded.
+#[test]
+fn progressive_jpeg_decodes_as_its_baseline_does() {
+    let s = Scratch::new("progressive");
+    let (w, h) = (123u32, 77u32);
+    let src = photo(w, h);
+    let progressive = jpeg(src.as_raw(), (w, h), ColorType::Rgb, true, None);
+    let baseline = jpeg(src.as_raw(), (w, h), ColorType::Rgb, false, None);
+    assert!(progressive.windows(2).any(|m| m == [0xFF, 0xC2]), "SOF2: progressive");
+    assert!(!progressive.windows(2).any(|m| m == [0xFF, 0xC0]), "no SOF0 in the progressive");
+    assert!(baseline.windows(2).any(|m| m == [0xFF, 0xC0]), "SOF0: baseline");
+    std::fs::write(s.input().join("progressive.jpg"), &progressive).unwrap();
+    std::fs::write(s.input().join("baseline.jpg"), &baseline).unwrap();
+    for engine in ["pool", "sequential"] {
+        run_ok(&s.input(), &s.out(), &["--engine", engine]);
+        let p = image::open(s.out().join("progressive.png")).unwrap().into_rgb8();
+        let b = image::open(s.out().join("baseline.png")).unwrap().into_rgb8();
+        let (max, mean) = diff(p.as_raw(), b.as_raw());
+        println!("{engine}: progressive vs baseline: max {max}, mean {mean:.4}");
+        // Measured 0: the same coefficients, the same IDCT. 1 allowed for a decoder whose
+        // progressive path rounds differently.
+        assert!(max <= 1, "{engine}: progressive vs baseline: max {max}, mean {mean:.4}");
+        let (max, mean) = diff(p.as_raw(), src.as_raw());
+        println!("{engine}: progressive vs source: max {max}, mean {mean:.3}");
+        // Quality 95 on noise and a hard edge: measured max 16, mean 1.75.
+        assert!(mean < 2.5 && max <= 40, "{engine}: vs the source: max {max}, mean {mean:.3}");
+    }
+}
+
+/// An APP1 "Exif" segment holding one IFD entry: Orientation (0x0112), SHORT, `value`; TIFF
+/// big-endian ("MM") or little-endian ("II").
+fn exif_orientation(value: u16, big_endian: bool) -> Vec<u8> {
+    let u16b = |v: u16| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+    let u32b = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+    let mut e = b"Exif\0\0".to_vec();
+    e.extend(if big_endian { b"MM" } else { b"II" });
+    e.extend(u16b(42));
+    e.extend(u32b(8)); // the first IFD, right after this header
+    e.extend(u16b(1)); // one entry
+    e.extend(u16b(0x0112));
+    e.extend(u16b(3)); // SHORT
+    e.extend(u32b(1)); // one value
+    e.extend(u16b(value));
+    e.extend([0, 0]); // the value field's other half
+    e.extend(u32b(0)); // no next IFD
+    e
+}
+
+/// The upright test picture: four quadrants of different colours (red top left, green top
+/// right, blue bottom left, white bottom right), 40x24, so that any rotation or mirror shows.
+const QUADRANTS: [[u8; 3]; 4] = [[230, 20, 20], [20, 200, 20], [20, 20, 230], [240, 240, 240]];
+const UPRIGHT: (u32, u32) = (40, 24);
+
+fn upright(x: u32, y: u32) -> [u8; 3] {
+    let (w, h) = UPRIGHT;
+    QUADRANTS[(usize::from(x >= w / 2)) + 2 * usize::from(y >= h / 2)]
+}
+
+/// The stored pixels a camera writes with EXIF `orientation` for the upright picture, from
+/// the EXIF specification's words (where the stored 0th row and 0th column are seen), not
+/// from any library: stored `(sx, sy)` is seen at the upright position returned.
+fn seen_at(orientation: u16, sx: u32, sy: u32) -> (u32, u32) {
+    let (w, h) = UPRIGHT;
+    match orientation {
+        1 => (sx, sy),                 // row 0 at the top, column 0 at the left
+        2 => (w - 1 - sx, sy),         // row 0 top, column 0 right
+        3 => (w - 1 - sx, h - 1 - sy), // row 0 bottom, column 0 right
+        4 => (sx, h - 1 - sy),         // row 0 bottom, column 0 left
+        5 => (sy, sx),                 // row 0 left, column 0 top
+        6 => (w - 1 - sy, sx),         // row 0 right, column 0 top
+        7 => (w - 1 - sy, h - 1 - sx), // row 0 right, column 0 bottom
+        8 => (sy, h - 1 - sx),         // row 0 left, column 0 bottom
+        _ => unreachable!(),
+    }
+}
+
+fn stored(orientation: u16) -> RgbImage {
+    let (w, h) = UPRIGHT;
+    let (sw, sh) = if orientation >= 5 { (h, w) } else { (w, h) };
+    RgbImage::from_fn(sw, sh, |sx, sy| {
+        let (x, y) = seen_at(orientation, sx, sy);
+        Rgb(upright(x, y))
+    })
+}
+
+/// Asserts `img` is the quadrant picture scaled to its size: each quadrant's centre colour.
+fn assert_quadrants(what: &str, img: &RgbImage, want: [[u8; 3]; 4]) {
+    let (w, h) = img.dimensions();
+    for (i, colour) in want.iter().enumerate() {
+        let (x, y) = ((w / 4) * (1 + 2 * (i as u32 % 2)), (h / 4) * (1 + 2 * (i as u32 / 2)));
+        let p = img.get_pixel(x, y).0;
+        let far = p.iter().zip(colour).any(|(a, b)| a.abs_diff(*b) > 12);
+        assert!(!far, "{what}: quadrant {i} at ({x}, {y}) is {p:?}, want {colour:?}");
+    }
+}
+
+/// Every EXIF orientation, in both TIFF byte orders, comes out upright under every engine
+/// (the orientation applied on decode, before the operations: a resize to 20x12 gives 20x12),
+/// and `--no-auto-orient` keeps the pixels as stored. Pillow's `exif_transpose` agrees.
+#[test]
+fn exif_orientations_come_out_upright() {
+    let s = Scratch::new("orientation");
+    for o in 1..=8u16 {
+        let img = stored(o);
+        let app1 = exif_orientation(o, o % 2 == 1);
+        let bytes = jpeg(img.as_raw(), img.dimensions(), ColorType::Rgb, false, Some(app1));
+        std::fs::write(s.input().join(format!("o{o}.jpg")), bytes).unwrap();
+    }
+    let (w, h) = UPRIGHT;
+    for engine in ["pool", "rayon", "sequential"] {
+        run_ok(&s.input(), &s.out(), &["--engine", engine]);
+        for o in 1..=8 {
+            let got = image::open(s.out().join(format!("o{o}.png"))).unwrap().into_rgb8();
+            let what = format!("{engine}: orientation {o}");
+            assert_eq!(got.dimensions(), (w, h), "{what}");
+            assert_quadrants(&what, &got, QUADRANTS);
+        }
+    }
+    run_ok(&s.input(), &s.out(), &["--op", "resize=20x12"]);
+    for o in 1..=8 {
+        let got = image::open(s.out().join(format!("o{o}.png"))).unwrap().into_rgb8();
+        assert_eq!(got.dimensions(), (20, 12), "orientation {o}, resized");
+        assert_quadrants(&format!("orientation {o}, resized"), &got, QUADRANTS);
+    }
+    run_ok(&s.input(), &s.out(), &["--no-auto-orient"]);
+    for o in 1..=8 {
+        let got = image::open(s.out().join(format!("o{o}.png"))).unwrap().into_rgb8();
+        let want = stored(o);
+        assert_eq!(got.dimensions(), want.dimensions(), "orientation {o}, --no-auto-orient");
+        // JPEG at quality 95, 4:4:4, on flat quadrants: only the edges between them ring.
+        let (max, mean) = diff(got.as_raw(), want.as_raw());
+        assert!(mean < 3.0, "orientation {o}, --no-auto-orient: max {max}, mean {mean:.3}");
+    }
+    run_ok(&s.input(), &s.out(), &[]);
+    for o in 1..=8 {
+        let Some((pw, ph, want)) =
+            pillow_rgb(&s.input().join(format!("o{o}.jpg")), "im = ImageOps.exif_transpose(im)")
+        else {
+            return;
+        };
+        let got = image::open(s.out().join(format!("o{o}.png"))).unwrap().into_rgb8();
+        assert_eq!((pw, ph), got.dimensions(), "orientation {o}: Pillow's size");
+        let (max, mean) = diff(got.as_raw(), &want);
+        println!("orientation {o} vs Pillow exif_transpose: max {max}, mean {mean:.3}");
+        assert!(max <= 3, "orientation {o} vs Pillow: max {max}, mean {mean:.3}");
+    }
+}
+
+/// EXIF that says nothing usable (orientation 0 or 9, a truncated IFD, a wrong TIFF magic, an
+/// IFD offset past the end) leaves the pixels as stored, and the file still decodes.
+#[test]
+fn unusable_exif_leaves_the_pixels_as_stored() {
+    let s = Scratch::new("bad-exif");
+    let img = stored(6); // stored sideways: applied by mistake, the size would change
+    let mut cases: Vec<(&str, Vec<u8>)> =
+        vec![("zero", exif_orientation(0, true)), ("nine", exif_orientation(9, false))];
+    let mut truncated = exif_orientation(6, true);
+    truncated.truncate(18);
+    cases.push(("truncated", truncated));
+    let mut magic = exif_orientation(6, true);
+    magic[8] = 0x2b;
+    cases.push(("magic", magic));
+    let mut offset = exif_orientation(6, false);
+    offset[10..14].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    cases.push(("offset", offset));
+    cases.push(("empty", b"Exif\0\0".to_vec()));
+    for (name, app1) in &cases {
+        let bytes = jpeg(img.as_raw(), img.dimensions(), ColorType::Rgb, false, Some(app1.clone()));
+        std::fs::write(s.input().join(format!("{name}.jpg")), bytes).unwrap();
+    }
+    run_ok(&s.input(), &s.out(), &[]);
+    for (name, _) in &cases {
+        let got = image::open(s.out().join(format!("{name}.png"))).unwrap().into_rgb8();
+        assert_eq!(got.dimensions(), img.dimensions(), "{name}: not rotated");
+        let (max, mean) = diff(got.as_raw(), img.as_raw());
+        assert!(mean < 3.0, "{name}: max {max}, mean {mean:.3}");
+    }
+}

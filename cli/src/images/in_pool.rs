@@ -122,9 +122,9 @@ fn watch(pending: &[Pending<'_, '_, Result<FileReport, String>>], tasks: &[FileT
 }
 
 /// The files in `pool`, one task each, taken as they finish (the progress bar moves with
-/// them), for `--fail-fast`: the first failure stops the batch. When every file came back the pool is closed (its idle workers exit while this
-/// process writes the summary); after `--fail-fast` stopped the batch it is left running, for
-/// the caller to terminate.
+/// them), for `--fail-fast`: the first failure stops the batch. When every file came back the
+/// pool is closed (its idle workers exit while this process writes the summary); after
+/// `--fail-fast` stopped the batch it is left running, for the caller to terminate.
 pub(crate) fn streamed(
     args: &ImagesArgs,
     pool: &mut Pool,

@@ -1,5 +1,6 @@
-//! `run_batch`: every file one task of a pool with a task timeout, results taken as they
-//! finish; a worker that crashes or hangs fails its file only.
+//! `run_batch`: every file one task of a pool with a task timeout, the batch one job of the
+//! pool (results taken as they finish only under `--fail-fast`: `in_pool.rs`); a worker that
+//! crashes or hangs fails its file only.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -362,3 +362,38 @@ fn unusable_exif_leaves_the_pixels_as_stored() {
         assert!(mean < 3.0, "{name}: max {max}, mean {mean:.3}");
     }
 }
+
+/// A quarter turn copies the image, so it counts twice against `--max-alloc-mib`: a 512x512
+/// RGB JPEG (768 KiB decoded) fits 1 MiB as stored or upside down, not turned a quarter; the
+/// refusal says both fixes, and `--no-auto-orient` decodes it.
+#[test]
+fn quarter_turn_counts_twice_against_the_allocation_limit() {
+    let s = Scratch::new("turn-alloc");
+    let img = RgbImage::from_fn(512, 512, |x, y| Rgb([x as u8, y as u8, 90]));
+    for o in [3u16, 6] {
+        let app1 = exif_orientation(o, true);
+        let bytes = jpeg(img.as_raw(), (512, 512), ColorType::Rgb, false, Some(app1));
+        std::fs::write(s.input().join(format!("o{o}.jpg")), bytes).unwrap();
+    }
+    let out = s.out();
+    let o = Command::new(env!("CARGO_BIN_EXE_shmpool"))
+        .arg("images")
+        .arg(s.input())
+        .args(["--max-alloc-mib", "1", "--json", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let error = |name: &str| {
+        let files = json["files"].as_array().unwrap();
+        let f = files.iter().find(|f| f["input"].as_str().unwrap().ends_with(name)).unwrap();
+        f["error"].as_str().map(str::to_string)
+    };
+    assert_eq!(error("o3.jpg"), None, "upside down turns in place: {json}");
+    let e = error("o6.jpg").expect("the quarter turn is refused");
+    assert!(e.contains("raise --max-alloc-mib") && e.contains("--no-auto-orient"), "{e}");
+    let names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["o3.png"], "only the good file, no temporary");
+    run_ok(&s.input(), &out, &["--max-alloc-mib", "1", "--no-auto-orient"]);
+}

@@ -125,7 +125,8 @@ pub(crate) fn check_sizes(
 /// With `auto_orient`, the image comes out upright: an EXIF orientation (JPEG's APP1, PNG's
 /// eXIf, WebP's and TIFF's own) is applied to the pixels, as Pillow's `ImageOps.exif_transpose`
 /// and browsers do, since no output carries EXIF on: a phone photo stored sideways would
-/// otherwise come out sideways. Unreadable EXIF counts as none (the pixels still decode).
+/// otherwise come out sideways. Unreadable EXIF counts as none (the pixels still decode). A
+/// quarter turn copies the image, so its buffer counts twice against `max_alloc`.
 /// Without it, the pixels are as stored (`--no-auto-orient`).
 pub(crate) fn decode(
     bytes: &[u8],
@@ -175,14 +176,33 @@ pub(crate) fn decode(
         image::ImageError::Limits(e) => refused(e),
         e => format!("corrupt or truncated {fmt} file: {e}"),
     };
-    // What `ImageReader::decode` does: the output buffer counts against the allocation limit.
-    let mut rest = limits();
-    rest.reserve(decoder.total_bytes()).map_err(pixel_error)?;
-    decoder.set_limits(rest).map_err(pixel_error)?;
     let orientation = match auto_orient {
         true => decoder.orientation().unwrap_or(Orientation::NoTransforms),
         false => Orientation::NoTransforms,
     };
+    // What `ImageReader::decode` does: the output buffer counts against the allocation limit;
+    // and a quarter turn, which `apply_orientation` makes into a second buffer, counts twice.
+    let mut rest = limits();
+    rest.reserve(decoder.total_bytes()).map_err(pixel_error)?;
+    let quarter_turn = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    if quarter_turn {
+        rest.reserve(decoder.total_bytes()).map_err(|e| match e {
+            image::ImageError::Limits(e) => format!(
+                "refused: decoding and turning upright (its EXIF orientation) would allocate \
+                 more than {} MiB ({e}); raise --max-alloc-mib, or keep it as stored with \
+                 --no-auto-orient",
+                max_alloc >> 20
+            ),
+            e => pixel_error(e),
+        })?;
+    }
+    decoder.set_limits(rest).map_err(pixel_error)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(pixel_error)?;
     img.apply_orientation(orientation);
     let (w, h) = (img.width() as usize, img.height() as usize);

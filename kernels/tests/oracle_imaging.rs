@@ -572,13 +572,13 @@ fn photos_grayscale_matches_image() {
 fn photos_brightness_contrast_gamma_match_image_and_the_formula() {
     use image::imageops::{brighten, contrast};
     for_each_photo!(|img, name| {
-        for b in [-60i32, 25, 100] {
+        for b in [-60i32, 100] {
             let mut got = ours(img);
             let s = got.shape();
             adjust(got.as_mut_slice(), s, Tone::Brightness(b as f32 / 255.0));
             assert_close(&format!("photo brighten {b} {name}"), &got, &brighten(img, b), 1);
         }
-        for c in [-50.0f32, 20.0, 80.0] {
+        for c in [-50.0f32, 80.0] {
             let mut got = ours(img);
             let s = got.shape();
             let k = ((100.0 + c) / 100.0).powi(2);
@@ -662,7 +662,8 @@ fn direct_gaussian<P: Pixel<Subpixel = u8>>(
 #[test]
 fn photos_unsharp_mask_matches_image_unsharpen() {
     for_each_photo!(|img, name| {
-        for (sigma, threshold) in [(1.0f32, 0i32), (2.0, 0), (2.0, 5)] {
+        // Two settings, not the synthetic test's four: `image` is slow in debug builds.
+        for (sigma, threshold) in [(1.0f32, 0i32), (2.0, 5)] {
             let want = image::imageops::unsharpen(img, sigma, threshold);
             let mut got = ours(img);
             let s = got.shape();

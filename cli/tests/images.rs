@@ -3,44 +3,14 @@
 //! panic), `--fail-fast`, bad operations and `--pipeline`. Every case checks the exit status,
 //! which files were written, and that no temporary file is left in the output directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-/// A fresh scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
+mod support;
 
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("shmpool-images-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("in")).unwrap();
-        Scratch(dir)
-    }
-    fn input(&self) -> PathBuf {
-        self.0.join("in")
-    }
-    fn out(&self) -> PathBuf {
-        self.0.join("out")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A 48x32 RGB PNG with a gradient.
-fn png_bytes() -> Vec<u8> {
-    let img =
-        image::RgbImage::from_fn(48, 32, |x, y| image::Rgb([(x * 5) as u8, (y * 7) as u8, 90]));
-    let mut buf = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut buf, image::ImageFormat::Png).unwrap();
-    buf.into_inner()
-}
+use support::{Scratch, png_bytes};
 
 /// The same image as a JPEG.
 fn jpeg_bytes() -> Vec<u8> {
@@ -127,7 +97,7 @@ fn error_of<'a>(json: &'a Value, name: &str) -> Option<&'a str> {
 /// A batch of `good.png` and `bad` holding `bytes`: exit 1, `good.png` written and decodable,
 /// `bad` failed with an error containing `expect`, nothing else in the output directory.
 fn one_bad_file(test: &str, bad: &str, bytes: &[u8], expect: &str, extra: &[&str]) {
-    let s = Scratch::new(test);
+    let s = Scratch::new("images", test);
     std::fs::write(s.input().join("good.png"), png_bytes()).unwrap();
     std::fs::write(s.input().join(bad), bytes).unwrap();
     let (input, out) = (s.input(), s.out());
@@ -147,7 +117,7 @@ fn one_bad_file(test: &str, bad: &str, bytes: &[u8], expect: &str, extra: &[&str
 
 #[test]
 fn bundled_samples_are_all_written() {
-    let s = Scratch::new("samples");
+    let s = Scratch::new("images", "samples");
     let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
     let out = s.out();
     let (code, json, stderr) =
@@ -171,7 +141,7 @@ fn bundled_samples_are_all_written() {
 #[test]
 fn every_output_format_decodes() {
     for (format, ext) in [("png", "png"), ("jpeg", "jpg"), ("webp", "webp"), ("tiff", "tiff")] {
-        let s = Scratch::new(&format!("format-{format}"));
+        let s = Scratch::new("images", &format!("format-{format}"));
         std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
         std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
         let (input, out) = (s.input(), s.out());
@@ -228,7 +198,7 @@ fn wrong_extension_is_read_by_content() {
         "not a PNG, JPEG, WebP or TIFF",
         &[],
     );
-    let s = Scratch::new("jpeg-named-png");
+    let s = Scratch::new("images", "jpeg-named-png");
     std::fs::write(s.input().join("photo.png"), jpeg_bytes()).unwrap();
     let (input, out) = (s.input(), s.out());
     let (code, _, stderr) = run(&[input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
@@ -297,7 +267,7 @@ fn streamed_results_fail_each_bad_file_only() {
 #[test]
 fn failures_in_a_long_batch_are_reported_against_their_files() {
     for (case, extra) in [("one-job", &[][..]), ("streamed", &["--test-stream-results"][..])] {
-        let s = Scratch::new(&format!("long-{case}"));
+        let s = Scratch::new("images", &format!("long-{case}"));
         for i in 0..24 {
             std::fs::write(s.input().join(format!("f{i:02}.png")), png_bytes()).unwrap();
         }
@@ -336,7 +306,7 @@ fn failures_in_a_long_batch_are_reported_against_their_files() {
 #[test]
 fn failing_operation_fails_its_file_only() {
     // The crop fits good.png (48x32) but not the 40x30 JPEG.
-    let s = Scratch::new("crop");
+    let s = Scratch::new("images", "crop");
     std::fs::write(s.input().join("good.png"), png_bytes()).unwrap();
     std::fs::write(s.input().join("small.jpg"), jpeg_bytes()).unwrap();
     let (input, out) = (s.input(), s.out());
@@ -349,7 +319,7 @@ fn failing_operation_fails_its_file_only() {
 
 #[test]
 fn fail_fast_stops_at_the_first_failure() {
-    let s = Scratch::new("fail-fast");
+    let s = Scratch::new("images", "fail-fast");
     std::fs::write(s.input().join("a-empty.png"), b"").unwrap();
     for i in 0..6 {
         std::fs::write(s.input().join(format!("z{i}.png")), png_bytes()).unwrap();
@@ -377,7 +347,7 @@ fn fail_fast_stops_at_the_first_failure() {
 
 #[test]
 fn bad_operation_is_refused_before_any_work() {
-    let s = Scratch::new("bad-op");
+    let s = Scratch::new("images", "bad-op");
     std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
         .args(["images", s.input().to_str().unwrap(), "--op", "blur=-2", "--out"])
@@ -395,7 +365,7 @@ fn bad_operation_is_refused_before_any_work() {
 
 #[test]
 fn pipeline_file_runs_before_ops() {
-    let s = Scratch::new("pipeline");
+    let s = Scratch::new("images", "pipeline");
     std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
     let file = s.0.join("ops.txt");
     std::fs::write(&file, "# thumbnails\ncrop=0,0,40,32\nrotate=270\n").unwrap();
@@ -417,7 +387,7 @@ fn pipeline_file_runs_before_ops() {
 
 #[test]
 fn pool_rayon_and_sequential_write_identical_files() {
-    let s = Scratch::new("engines");
+    let s = Scratch::new("images", "engines");
     std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
     std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
     let input = s.input();
@@ -459,7 +429,7 @@ fn pool_rayon_and_sequential_write_identical_files() {
 fn jpeg_output_of_every_channel_layout_decodes() {
     // Gray stays gray; gray+alpha and RGBA lose their alpha; 1x1 and 1xN encode; the quality
     // is the libjpeg one (a low quality makes a smaller file of the same image).
-    let s = Scratch::new("jpeg-layouts");
+    let s = Scratch::new("images", "jpeg-layouts");
     let save = |name: &str, img: image::DynamicImage| img.save(s.input().join(name)).unwrap();
     let noise = |x: u32, y: u32| {
         (x.wrapping_mul(2_654_435_761) ^ y.wrapping_mul(40_503)).wrapping_shr(7) as u8
@@ -525,7 +495,7 @@ fn jpeg_output_of_every_channel_layout_decodes() {
 #[test]
 fn image_too_wide_for_jpeg_fails_its_file_only() {
     // JPEG stores sizes in 16 bits: a 70000x1 image cannot be one; PNG can.
-    let s = Scratch::new("jpeg-too-wide");
+    let s = Scratch::new("images", "jpeg-too-wide");
     let wide = image::GrayImage::from_fn(70_000, 1, |x, _| image::Luma([(x % 251) as u8]));
     image::DynamicImage::ImageLuma8(wide).save(s.input().join("wide.png")).unwrap();
     std::fs::write(s.input().join("good.png"), png_bytes()).unwrap();
@@ -540,7 +510,7 @@ fn image_too_wide_for_jpeg_fails_its_file_only() {
 
 #[test]
 fn edge_case_images_all_process() {
-    let s = Scratch::new("edge-cases");
+    let s = Scratch::new("images", "edge-cases");
     let save = |name: &str, img: image::DynamicImage| img.save(s.input().join(name)).unwrap();
     save(
         "one-pixel.png",
@@ -590,7 +560,7 @@ fn edge_case_images_all_process() {
 
 #[test]
 fn bad_timeout_is_refused() {
-    let s = Scratch::new("bad-timeout");
+    let s = Scratch::new("images", "bad-timeout");
     std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
     for t in ["0", "-1", "1e30", "nan"] {
         let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
@@ -606,7 +576,7 @@ fn bad_timeout_is_refused() {
 
 #[test]
 fn decode_over_the_allocation_limit_is_refused() {
-    let s = Scratch::new("alloc-limit");
+    let s = Scratch::new("images", "alloc-limit");
     std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
     std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
     let (input, out) = (s.input(), s.out());
@@ -629,7 +599,7 @@ fn jpeg_sampling(bytes: &[u8]) -> Vec<u8> {
 
 #[test]
 fn chroma_option_sets_the_jpeg_subsampling() {
-    let s = Scratch::new("chroma");
+    let s = Scratch::new("images", "chroma");
     std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
     let input = s.input();
     // (quality, --chroma, the luma component's factors: 0x22 is 4:2:0, 0x11 4:4:4)
@@ -663,7 +633,7 @@ fn chroma_option_sets_the_jpeg_subsampling() {
 /// thumbnail); a raised limit lets a large-but-possible one through.
 #[test]
 fn output_over_the_pixel_limit_fails_its_file_under_every_engine() {
-    let s = Scratch::new("output-too-large");
+    let s = Scratch::new("images", "output-too-large");
     std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
     let (input, out) = (s.input(), s.out());
     for engine in ["pool", "rayon", "sequential"] {
@@ -689,7 +659,7 @@ fn output_over_the_pixel_limit_fails_its_file_under_every_engine() {
 
 #[test]
 fn pool_forks_while_single_threaded_and_uses_the_forkserver_otherwise() {
-    let s = Scratch::new("start-method");
+    let s = Scratch::new("images", "start-method");
     std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
     std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
     let input = s.input();
@@ -764,7 +734,7 @@ fn no_process_of_a_batch_outlives_the_command() {
 fn batches_leave_no_process_behind() {
     // SAFETY: PR_SET_CHILD_SUBREAPER only changes which process adopts this one's orphans.
     assert_eq!(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }, 0);
-    let s = Scratch::new("reaped");
+    let s = Scratch::new("images", "reaped");
     std::fs::write(s.input().join("a.png"), png_bytes()).unwrap();
     std::fs::write(s.input().join("b.jpg"), jpeg_bytes()).unwrap();
     std::fs::write(s.input().join("c-empty.png"), b"").unwrap();

@@ -5,38 +5,14 @@
 
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-/// A fresh scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
+mod support;
 
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("shmpool-bar-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("in")).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A 48x32 RGB PNG.
-fn png_bytes() -> Vec<u8> {
-    let img =
-        image::RgbImage::from_fn(48, 32, |x, y| image::Rgb([(x * 5) as u8, (y * 7) as u8, 9]));
-    let mut buf = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut buf, image::ImageFormat::Png).unwrap();
-    buf.into_inner()
-}
+use support::{Scratch, png_bytes};
 
 /// A pseudo-terminal of 80x24: (master, slave).
 fn pty() -> (OwnedFd, OwnedFd) {
@@ -111,11 +87,11 @@ fn names(dir: &Path) -> Vec<String> {
 
 #[test]
 fn the_bar_moves_during_one_job_and_failures_stay_per_file() {
-    let s = Scratch::new("one-job");
+    let s = Scratch::new("bar", "one-job");
     for i in 0..24 {
-        std::fs::write(s.0.join("in").join(format!("f{i:02}.png")), png_bytes()).unwrap();
+        std::fs::write(s.input().join(format!("f{i:02}.png")), png_bytes()).unwrap();
     }
-    let (input, out) = (s.0.join("in"), s.0.join("out"));
+    let (input, out) = (s.input(), s.out());
     let args = [
         input.to_str().unwrap(),
         "--op",

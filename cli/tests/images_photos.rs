@@ -4,37 +4,16 @@
 //! against --max-alloc-mib). Each test checks what comes out, not only that something did: the colours
 //! the inks make, the baseline decode of the same pixels, the upright image.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use image::{Rgb, RgbImage};
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use serde_json::Value;
 
-/// A fresh scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
+mod support;
 
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("shmpool-photos-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("in")).unwrap();
-        Scratch(dir)
-    }
-    fn input(&self) -> PathBuf {
-        self.0.join("in")
-    }
-    fn out(&self) -> PathBuf {
-        self.0.join("out")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::Scratch;
 
 /// Runs `shmpool images INPUT --out OUT --json` plus `args`; asserts it exited 0 with every
 /// file written and no temporary left; the JSON.
@@ -132,7 +111,7 @@ fn pillow_rgb(path: &Path, prep: &str) -> Option<(u32, u32, Vec<u8>)> {
 /// and Pillow's `convert("RGB")`), and matches Pillow on the whole image.
 #[test]
 fn cmyk_jpeg_decodes_to_the_rgb_its_inks_make() {
-    let s = Scratch::new("cmyk");
+    let s = Scratch::new("photos", "cmyk");
     let (w, h) = (64u32, 48u32);
     // Six 16-pixel-wide bands of ink (C, M, Y, K), 0 = none, in two rows.
     let inks: [[u8; 4]; 8] = [
@@ -188,7 +167,7 @@ fn cmyk_jpeg_decodes_to_the_rgb_its_inks_make() {
 /// near the pixels encoded.
 #[test]
 fn progressive_jpeg_decodes_as_its_baseline_does() {
-    let s = Scratch::new("progressive");
+    let s = Scratch::new("photos", "progressive");
     let (w, h) = (123u32, 77u32);
     let src = photo(w, h);
     let progressive = jpeg(src.as_raw(), (w, h), ColorType::Rgb, true, None);
@@ -286,7 +265,7 @@ fn assert_quadrants(what: &str, img: &RgbImage, want: [[u8; 3]; 4]) {
 /// and `--no-auto-orient` keeps the pixels as stored. Pillow's `exif_transpose` agrees.
 #[test]
 fn exif_orientations_come_out_upright() {
-    let s = Scratch::new("orientation");
+    let s = Scratch::new("photos", "orientation");
     for o in 1..=8u16 {
         let img = stored(o);
         let app1 = exif_orientation(o, o % 2 == 1);
@@ -337,7 +316,7 @@ fn exif_orientations_come_out_upright() {
 /// IFD offset past the end) leaves the pixels as stored, and the file still decodes.
 #[test]
 fn unusable_exif_leaves_the_pixels_as_stored() {
-    let s = Scratch::new("bad-exif");
+    let s = Scratch::new("photos", "bad-exif");
     let img = stored(6); // stored sideways: applied by mistake, the size would change
     let mut cases: Vec<(&str, Vec<u8>)> =
         vec![("zero", exif_orientation(0, true)), ("nine", exif_orientation(9, false))];
@@ -369,7 +348,7 @@ fn unusable_exif_leaves_the_pixels_as_stored() {
 /// refusal says both fixes, and `--no-auto-orient` decodes it.
 #[test]
 fn quarter_turn_counts_twice_against_the_allocation_limit() {
-    let s = Scratch::new("turn-alloc");
+    let s = Scratch::new("photos", "turn-alloc");
     let img = RgbImage::from_fn(512, 512, |x, y| Rgb([x as u8, y as u8, 90]));
     for o in [3u16, 6] {
         let app1 = exif_orientation(o, true);
@@ -413,7 +392,7 @@ fn png_exif_orientation_comes_out_upright() {
         }
         !crc
     }
-    let s = Scratch::new("png-exif");
+    let s = Scratch::new("photos", "png-exif");
     for o in [3u16, 6] {
         let img = stored(o);
         let mut png = std::io::Cursor::new(Vec::new());

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::{Scratch, png_bytes};
+use support::{Scratch, crc32, error_of, names, png_bytes};
 
 /// The same image as a JPEG.
 fn jpeg_bytes() -> Vec<u8> {
@@ -49,17 +49,6 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     out
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
 /// Runs `shmpool images` with `args` and `--json`: exit code and the parsed JSON.
 fn run(args: &[&str]) -> (i32, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
@@ -72,26 +61,6 @@ fn run(args: &[&str]) -> (i32, Value, String) {
     let json = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}); stderr: {stderr}"));
     (out.status.code().expect("exited, not killed"), json, stderr)
-}
-
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-/// The error reported for the input whose file name is `name`.
-fn error_of<'a>(json: &'a Value, name: &str) -> Option<&'a str> {
-    json["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["input"].as_str().unwrap().ends_with(&format!("/{name}")))
-        .and_then(|f| f["error"].as_str())
 }
 
 /// A batch of `good.png` and `bad` holding `bytes`: exit 1, `good.png` written and decodable,

@@ -5,14 +5,13 @@
 
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 mod support;
 
-use support::{Scratch, png_bytes};
+use support::{Scratch, error_of, names, png_bytes};
 
 /// A pseudo-terminal of 80x24: (master, slave).
 fn pty() -> (OwnedFd, OwnedFd) {
@@ -63,26 +62,6 @@ fn run_on_terminal(args: &[&str]) -> (i32, Value, String) {
     let json = serde_json::from_slice(&stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}); terminal: {terminal}"));
     (status.code().expect("exited, not killed"), json, terminal)
-}
-
-/// The error reported for the input whose file name is `name`.
-fn error_of<'a>(json: &'a Value, name: &str) -> Option<&'a str> {
-    json["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["input"].as_str().unwrap().ends_with(&format!("/{name}")))
-        .and_then(|f| f["error"].as_str())
-}
-
-/// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

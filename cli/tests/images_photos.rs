@@ -13,7 +13,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::Scratch;
+use support::{Scratch, crc32};
 
 /// Runs `shmpool images INPUT --out OUT --json` plus `args`; asserts it exited 0 with every
 /// file written and no temporary left; the JSON.
@@ -382,16 +382,6 @@ fn quarter_turn_counts_twice_against_the_allocation_limit() {
 /// too: orientation 6 (a quarter turn) and 3 (a half turn).
 #[test]
 fn png_exif_orientation_comes_out_upright() {
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-            }
-        }
-        !crc
-    }
     let s = Scratch::new("photos", "png-exif");
     for o in [3u16, 6] {
         let img = stored(o);

@@ -2,7 +2,9 @@
 // Each test file is its own crate and uses a part of this module.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
 
 /// A fresh scratch directory for one test (`in/` created, `out/` not), removed when dropped.
 pub struct Scratch(pub PathBuf);
@@ -41,4 +43,36 @@ pub fn png_bytes() -> Vec<u8> {
     let mut buf = std::io::Cursor::new(Vec::new());
     img.write_to(&mut buf, image::ImageFormat::Png).unwrap();
     buf.into_inner()
+}
+
+/// The names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The error a `--json` report gives for the input whose file name is `name`.
+pub fn error_of<'a>(json: &'a Value, name: &str) -> Option<&'a str> {
+    json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["input"].as_str().unwrap().ends_with(&format!("/{name}")))
+        .and_then(|f| f["error"].as_str())
+}
+
+/// The CRC-32 of a PNG chunk (its type and data).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
 }

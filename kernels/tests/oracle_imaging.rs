@@ -314,7 +314,12 @@ fn sobel_matches_a_direct_convolution() {
 /// writes. `None` where Python or Pillow is missing, which fails under CI (`.ci/run` installs
 /// Pillow).
 fn pillow(img: &RgbImage, script: &str) -> Option<Vec<u8>> {
-    let dir = std::env::temp_dir().join(format!("shmpool-oracle-pillow-{}", std::process::id()));
+    // A directory per call: tests run on several threads, and one's cleanup must not remove
+    // another's files (a directory per process made the Pillow tests fail now and then).
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("shmpool-oracle-pillow-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (input, output) = (dir.join("in.raw"), dir.join("out.raw"));
     std::fs::write(&input, img.as_raw()).unwrap();

@@ -124,7 +124,7 @@ pub(crate) fn check_sizes(
 ///
 /// With `auto_orient`, the image comes out upright: an EXIF orientation (JPEG's APP1, PNG's
 /// eXIf, WebP's and TIFF's own) is applied to the pixels, as Pillow's `ImageOps.exif_transpose`
-/// and browsers do, since no output carries EXIF on: a phone photo stored sideways would
+/// and browsers do, since no output carries the EXIF along: a phone photo stored sideways would
 /// otherwise come out sideways. Unreadable EXIF counts as none (the pixels still decode). A
 /// quarter turn copies the image, so its buffer counts twice against `max_alloc`.
 /// Without it, the pixels are as stored (`--no-auto-orient`).

@@ -59,7 +59,7 @@ fn jpeg(img: &GrayImage, app1: Option<Vec<u8>>) -> Vec<u8> {
 
 /// A little-endian TIFF structure ("II", 42, IFD at 8) whose IFD0 holds `entries` (tag, type,
 /// count, value field), then `next` as the next-IFD offset.
-fn tiff_ifd(entries: &[(u16, u16, u32, [u8; 4])], next: u32) -> Vec<u8> {
+fn tiff_ifd(entries: &[Entry], next: u32) -> Vec<u8> {
     let mut t = b"II".to_vec();
     t.extend(42u16.to_le_bytes());
     t.extend(8u32.to_le_bytes());
@@ -73,6 +73,9 @@ fn tiff_ifd(entries: &[(u16, u16, u32, [u8; 4])], next: u32) -> Vec<u8> {
     t.extend(next.to_le_bytes());
     t
 }
+
+/// An IFD entry: tag, type, count, value field.
+type Entry = (u16, u16, u32, [u8; 4]);
 
 /// A SHORT value field.
 fn short(v: u16) -> [u8; 4] {
@@ -88,7 +91,7 @@ fn app1(tiff: Vec<u8>) -> Vec<u8> {
 }
 
 /// The orientation entry, SHORT, one value.
-fn orientation(v: u16) -> (u16, u16, u32, [u8; 4]) {
+fn orientation(v: u16) -> Entry {
     (0x0112, 3, 1, short(v))
 }
 
@@ -316,7 +319,7 @@ fn png_with_two_exif_chunks_or_one_after_the_pixels_decodes_or_fails_alone() {
 }
 
 /// A minimal uncompressed 8-bit gray TIFF of `img` with `extra` IFD entries (sorted in).
-fn tiff(img: &GrayImage, extra: &[(u16, u16, u32, [u8; 4])]) -> Vec<u8> {
+fn tiff(img: &GrayImage, extra: &[Entry]) -> Vec<u8> {
     let (w, h) = img.dimensions();
     let long = |v: u32| v.to_le_bytes();
     let mut entries = vec![
@@ -347,7 +350,7 @@ fn tiff(img: &GrayImage, extra: &[(u16, u16, u32, [u8; 4])]) -> Vec<u8> {
 fn tiff_orientation_tag_turns_on_6_and_ignores_huge_values() {
     let s = Scratch::new("adversary", "tiff");
     let img = stored6();
-    let cases: Vec<(&str, (u16, u16, u32, [u8; 4]), bool)> = vec![
+    let cases: Vec<(&str, Entry, bool)> = vec![
         ("six", orientation(6), true),
         ("zero", orientation(0), false),
         ("nine", orientation(9), false),

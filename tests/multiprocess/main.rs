@@ -6,6 +6,7 @@
 mod harness;
 
 mod adversary_issue10;
+mod adversary_issue12;
 mod adversary_issue9;
 mod adversary_manager;
 mod args_and_deadlines;
@@ -70,5 +71,6 @@ fn main() -> std::process::ExitCode {
         suite!(adversary_issue9),
         suite!(adversary_issue10),
         suite!(listener),
+        suite!(adversary_issue12),
     ])
 }

@@ -476,6 +476,12 @@ impl<'q, R: 'static> Pending<'q, '_, R> {
     /// [`get`](Pending::get) still see the call only once its whole job is over, when the
     /// results are read). True also once the result is taken or known lost.
     ///
+    /// A call whose worker died (or ran past its task timeout) is given up, and only then
+    /// seen finished, when the parent looks at its workers: in a wait
+    /// ([`wait_timeout`](Pending::wait_timeout), [`get`](Pending::get)) or
+    /// [`is_ready`](Pending::is_ready) of any call of the queue. A loop that polls this alone
+    /// never sees such a call finish; wait between polls, as the example does.
+    ///
     /// ```no_run
     /// use std::time::Duration;
     /// let mut pool = shmpool::Pool::new(2)?;

@@ -277,8 +277,8 @@ fn png_with_exif(img: &GrayImage, before: &[Vec<u8>], after: &[Vec<u8>]) -> Vec<
 
 /// A PNG with two eXIf chunks (6, then 3; the PNG specification allows one) fails alone or
 /// decodes, upright or as stored, never crashing; a PNG whose one eXIf comes after its pixels
-/// decodes (printed: whether it was turned, and Pillow's `exif_transpose` size where Python
-/// has Pillow: the `image` crate reads a PNG's orientation from the chunks before IDAT).
+/// comes out upright, as Pillow's `exif_transpose` gives it (checked where Python has Pillow);
+/// unreadable ones there (a TIFF header pointing past its end, an empty chunk) change nothing.
 #[test]
 fn png_with_two_exif_chunks_or_one_after_the_pixels_decodes_or_fails_alone() {
     let s = Scratch::new("adversary", "png-exif");
@@ -288,11 +288,15 @@ fn png_with_two_exif_chunks_or_one_after_the_pixels_decodes_or_fails_alone() {
         .unwrap();
     std::fs::write(s.input().join("late.png"), png_with_exif(&img, &[], &[six])).unwrap();
     std::fs::write(s.input().join("plain.png"), png_with_exif(&img, &[], &[])).unwrap();
+    let junk = png_with_exif(&img, &[], &[b"MM\0*\xff\xff".to_vec(), vec![]]);
+    std::fs::write(s.input().join("late-junk.png"), junk).unwrap();
     let (code, json) = run(&s.input(), &s.out(), &[]);
     assert_no_crash(&json);
     assert!(matches!(code, Some(0 | 1)), "{code:?}: {json}");
     assert_eq!(error_of(&json, "plain.png"), None, "{json}");
     assert_eq!(error_of(&json, "late.png"), None, "{json}");
+    assert_eq!(error_of(&json, "late-junk.png"), None, "{json}");
+    assert!(open_gray(&s.out().join("late-junk.png")) == img, "junk eXIf after IDAT: as stored");
     match error_of(&json, "two.png") {
         Some(e) => println!("two eXIf chunks: refused: {e}"),
         None => {
@@ -302,9 +306,11 @@ fn png_with_two_exif_chunks_or_one_after_the_pixels_decodes_or_fails_alone() {
             println!("two eXIf chunks: decoded {:?}", got.dimensions());
         }
     }
+    // The `image` crate's PNG decoder reads the chunks before the pixels only; Pillow's
+    // `exif_transpose` reads the file's eXIf wherever it is, and turns this one upright.
     let late = open_gray(&s.out().join("late.png"));
-    assert!(is_upright(&late) || late == img, "late eXIf: neither upright nor as stored");
-    println!("eXIf after IDAT: {}", if is_upright(&late) { "turned" } else { "as stored" });
+    assert!(is_upright(&late), "eXIf after IDAT: not turned upright ({:?})", late.dimensions());
+    assert!(late == GrayImage::from_fn(40, 24, |x, y| *img.get_pixel(y, 39 - x)), "exactly");
     let pillow = Command::new("python3")
         .args([
             "-c",
@@ -314,7 +320,7 @@ fn png_with_two_exif_chunks_or_one_after_the_pixels_decodes_or_fails_alone() {
         .arg(s.input().join("late.png"))
         .output();
     if let Some(o) = pillow.ok().filter(|o| o.status.success()) {
-        println!("Pillow exif_transpose, eXIf after IDAT: {}", String::from_utf8_lossy(&o.stdout));
+        assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "40 24", "Pillow's size");
     }
 }
 

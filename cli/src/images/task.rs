@@ -176,9 +176,15 @@ pub(crate) fn decode(
         image::ImageError::Limits(e) => refused(e),
         e => format!("corrupt or truncated {fmt} file: {e}"),
     };
-    let orientation = match auto_orient {
-        true => decoder.orientation().unwrap_or(Orientation::NoTransforms),
-        false => Orientation::NoTransforms,
+    let orientation = match (auto_orient, decoder.orientation()) {
+        (false, _) => Orientation::NoTransforms,
+        // The PNG decoder has read the chunks before the pixels only: an eXIf after IDAT
+        // (which Pillow's `exif_transpose` reads too) is found in the bytes.
+        (true, Ok(Orientation::NoTransforms) | Err(_)) if format == ImageFormat::Png => {
+            let late = png_late_exif(bytes).and_then(Orientation::from_exif_chunk);
+            late.unwrap_or(Orientation::NoTransforms)
+        }
+        (true, o) => o.unwrap_or(Orientation::NoTransforms),
     };
     // What `ImageReader::decode` does: the output buffer counts against the allocation limit;
     // and a quarter turn, which `apply_orientation` makes into a second buffer, counts twice.
@@ -213,6 +219,25 @@ pub(crate) fn decode(
         _ => (4, img.into_rgba8().into_raw()),
     };
     Image::from_vec(Shape::new(h, w, c), data).map_err(|e| e.to_string())
+}
+
+/// The data of the first eXIf chunk after the IDAT chunks of the PNG `bytes`, if any: the
+/// chunks are walked by their lengths (the CRCs unchecked, a length past the end ends it).
+fn png_late_exif(bytes: &[u8]) -> Option<&[u8]> {
+    let mut at: usize = 8; // the signature
+    let mut pixels_seen = false;
+    while let Some(head) = bytes.get(at..at.checked_add(8)?) {
+        let len = u32::from_be_bytes(head[..4].try_into().ok()?) as usize;
+        let data = bytes.get(at + 8..(at + 8).checked_add(len)?)?;
+        match &head[4..] {
+            b"IDAT" => pixels_seen = true,
+            b"eXIf" if pixels_seen => return Some(data),
+            b"IEND" => return None,
+            _ => {}
+        }
+        at = (at + 12).checked_add(len)?;
+    }
+    None
 }
 
 /// Encodes `img` as `format` (JPEG drops alpha).

@@ -176,15 +176,15 @@ pub(crate) fn decode(
         image::ImageError::Limits(e) => refused(e),
         e => format!("corrupt or truncated {fmt} file: {e}"),
     };
-    let orientation = match (auto_orient, decoder.orientation()) {
-        (false, _) => Orientation::NoTransforms,
+    let orientation = match auto_orient.then(|| decoder.orientation()) {
+        None => Orientation::NoTransforms,
         // The PNG decoder has read the chunks before the pixels only: an eXIf after IDAT
         // (which Pillow's `exif_transpose` reads too) is found in the bytes.
-        (true, Ok(Orientation::NoTransforms) | Err(_)) if format == ImageFormat::Png => {
+        Some(Ok(Orientation::NoTransforms) | Err(_)) if format == ImageFormat::Png => {
             let late = png_late_exif(bytes).and_then(Orientation::from_exif_chunk);
             late.unwrap_or(Orientation::NoTransforms)
         }
-        (true, o) => o.unwrap_or(Orientation::NoTransforms),
+        Some(o) => o.unwrap_or(Orientation::NoTransforms),
     };
     // What `ImageReader::decode` does: the output buffer counts against the allocation limit;
     // and a quarter turn, which `apply_orientation` makes into a second buffer, counts twice.

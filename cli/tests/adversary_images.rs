@@ -256,7 +256,11 @@ fn a_quarter_turn_exactly_at_max_alloc_decodes_and_one_row_more_is_refused() {
 fn png_with_exif(img: &GrayImage, before: &[Vec<u8>], after: &[Vec<u8>]) -> Vec<u8> {
     let mut png = std::io::Cursor::new(Vec::new());
     img.write_to(&mut png, image::ImageFormat::Png).unwrap();
-    let png = png.into_inner();
+    with_exif(png.into_inner(), before, after)
+}
+
+/// The PNG `png` with eXIf chunks inserted, as [`png_with_exif`] does.
+fn with_exif(png: Vec<u8>, before: &[Vec<u8>], after: &[Vec<u8>]) -> Vec<u8> {
     let chunk = |tiff: &Vec<u8>| {
         let mut c = (tiff.len() as u32).to_be_bytes().to_vec();
         c.extend(b"eXIf");
@@ -376,5 +380,39 @@ fn tiff_orientation_tag_turns_on_6_and_ignores_huge_values() {
         let got = open_gray(&s.out().join(format!("{name}.png")));
         let want = if *turned { &want_upright } else { &img };
         assert!(got == *want, "{name}: {:?}, want {:?}", got.dimensions(), want.dimensions());
+    }
+}
+
+/// A 16-bit RGBA PNG (the widest samples a PNG holds) stored sideways with eXIf 6, before or
+/// after its pixels: upright, every sample exact after the 8-bit conversion (alpha too).
+#[test]
+fn a_sixteen_bit_rgba_png_turns_upright_exactly() {
+    let s = Scratch::new("adversary", "png16");
+    let stored = stored6();
+    let wide = image::ImageBuffer::<image::Rgba<u16>, _>::from_fn(24, 40, |x, y| {
+        let v = u16::from(stored.get_pixel(x, y).0[0]) * 257;
+        image::Rgba([v, 65535 - v, v / 2 * 2, 40000])
+    });
+    let mut png = std::io::Cursor::new(Vec::new());
+    wide.write_to(&mut png, image::ImageFormat::Png).unwrap();
+    let png = png.into_inner();
+    let six = tiff_ifd(&[orientation(6)], 0);
+    std::fs::write(
+        s.input().join("early.png"),
+        with_exif(png.clone(), std::slice::from_ref(&six), &[]),
+    )
+    .unwrap();
+    std::fs::write(s.input().join("late.png"), with_exif(png, &[], &[six])).unwrap();
+    let (code, json) = run(&s.input(), &s.out(), &[]);
+    assert_no_crash(&json);
+    assert_eq!(code, Some(0), "{json}");
+    let want = image::DynamicImage::ImageRgba16(wide).rotate90().into_rgba8();
+    for name in ["early", "late"] {
+        let got = image::open(s.out().join(format!("{name}.png"))).unwrap().into_rgba8();
+        assert_eq!(got.dimensions(), (40, 24), "{name}");
+        assert!(got == want, "{name}: not the 16-bit picture turned upright");
+        // The red channel is the gray picture's level: upright, not merely turned some way.
+        let red = GrayImage::from_fn(40, 24, |x, y| Luma([got.get_pixel(x, y).0[0]]));
+        assert!(is_upright(&red), "{name}: the red channel is not upright");
     }
 }

@@ -2,7 +2,7 @@
 //! over one `apply_async_batch` job): waits of zero and of `Duration::MAX`, a call queued
 //! behind the running job (its own run: another `fn`), a worker killed mid-batch (the dead
 //! call finished as failed at once without retries, and only once rerun with them), a dropped
-//! `Pending` in the middle of a batch, and both methods called from inside another call's
+//! `Pending` in the middle of a batch, a call past its task timeout, and both methods called from inside another call's
 //! callback. Nothing may hang: every wait here is bounded. Each under the default start method
 //! (the forkserver) and fork.
 
@@ -19,6 +19,7 @@ pub fn tests() -> Tests {
         zero_and_max_waits_end_and_a_call_queued_behind_the_job_is_not_finished in METHODS,
         a_killed_workers_call_is_finished_failed_and_a_retried_one_once_rerun in METHODS,
         a_dropped_pending_and_calls_from_inside_a_callback in METHODS,
+        a_call_past_its_task_timeout_is_finished_failed in METHODS,
     }
 }
 
@@ -56,6 +57,8 @@ enum Act {
     DieOnce(PathBuf, u64),
     /// Waits for the gate file, then returns `i`.
     Gate(PathBuf, u64),
+    /// Sleeps 30 s (past any task timeout here), then returns `i`.
+    Hang(u64),
 }
 
 fn act(a: Act) -> u64 {
@@ -74,6 +77,10 @@ fn act(a: Act) -> u64 {
             i
         }
         Act::Gate(gate, i) => gated((gate, i)),
+        Act::Hang(i) => {
+            std::thread::sleep(Duration::from_secs(30));
+            i
+        }
     }
 }
 
@@ -208,4 +215,27 @@ fn a_dropped_pending_and_calls_from_inside_a_callback(m: StartMethod) {
     }
     close_pool(pool, m);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn a_call_past_its_task_timeout_is_finished_failed(m: StartMethod) {
+    let builder = shmpool::Pool::builder().workers(2).start_method(m);
+    let mut pool = builder.task_timeout(Duration::from_millis(300)).build().unwrap();
+    {
+        let q = pool.apply_queue();
+        let p = q.apply_async_batch(act, [Act::Ok(0), Act::Hang(1), Act::Ok(2)]).unwrap();
+        let t = Instant::now();
+        assert!(!p[1].is_finished(), "the hung call finished at once");
+        // Short waits (any call's) look at the workers, and find the task past its timeout.
+        let look = || {
+            let _ = p[2].wait_timeout(Duration::from_millis(5));
+            p[1].is_finished()
+        };
+        eventually("the hung call is seen finished", look);
+        let took = t.elapsed();
+        assert!(took >= Duration::from_millis(300), "finished before its timeout: {took:?}");
+        assert!(p[1].wait_timeout(Duration::from_secs(10)), "the job did not end");
+        assert!(matches!(p[1].get(), Err(Error::TaskTimedOut { .. })), "the hung call's error");
+        assert_eq!((p[0].get().unwrap(), p[2].get().unwrap()), (0, 2));
+    }
+    close_pool(pool, m);
 }

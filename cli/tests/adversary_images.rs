@@ -14,23 +14,12 @@ use serde_json::Value;
 
 mod support;
 
-use support::{Scratch, crc32, error_of};
+use support::{Scratch, crc32, error_of, images_json};
 
 /// Runs `shmpool images INPUT --out OUT --json` plus `args`: its exit code and JSON.
 fn run(input: &Path, out: &Path, args: &[&str]) -> (Option<i32>, Value) {
-    let _ = std::fs::remove_dir_all(out);
-    let o = Command::new(env!("CARGO_BIN_EXE_shmpool"))
-        .arg("images")
-        .arg(input)
-        .arg("--out")
-        .arg(out)
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("run shmpool");
-    let json: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|_| panic!("{args:?}: no JSON: {}", String::from_utf8_lossy(&o.stderr)));
-    (o.status.code(), json)
+    let (code, json, _) = images_json(input, out, args);
+    (code, json)
 }
 
 /// Asserts no file's error says its worker died, panicked or timed out: a hostile file must

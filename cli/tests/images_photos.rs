@@ -13,24 +13,13 @@ use serde_json::Value;
 
 mod support;
 
-use support::{Scratch, crc32};
+use support::{Scratch, crc32, images_json};
 
 /// Runs `shmpool images INPUT --out OUT --json` plus `args`; asserts it exited 0 with every
 /// file written and no temporary left; the JSON.
 fn run_ok(input: &Path, out: &Path, args: &[&str]) -> Value {
-    let _ = std::fs::remove_dir_all(out);
-    let o = Command::new(env!("CARGO_BIN_EXE_shmpool"))
-        .arg("images")
-        .arg(input)
-        .arg("--out")
-        .arg(out)
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("run shmpool");
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{args:?}: {stderr}");
-    let json: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    let (code, json, stderr) = images_json(input, out, args);
+    assert_eq!(code, Some(0), "{args:?}: {stderr}");
     let files = json["files"].as_array().unwrap().len();
     assert_eq!(json["totals"]["written"], files, "{json}");
     let left: Vec<_> = std::fs::read_dir(out)

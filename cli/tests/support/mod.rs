@@ -76,3 +76,22 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// `shmpool images INPUT --out OUT ARGS --json`, the output directory removed first: the exit
+/// code (`None` if killed), the JSON report (the test fails if there is none) and stderr.
+pub fn images_json(input: &Path, out: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
+    let _ = std::fs::remove_dir_all(out);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_shmpool"))
+        .arg("images")
+        .arg(input)
+        .arg("--out")
+        .arg(out)
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run shmpool");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let json = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: no JSON ({e}); stderr: {stderr}"));
+    (o.status.code(), json, stderr)
+}

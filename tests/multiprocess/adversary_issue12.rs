@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use shmpool::{Error, StartMethod};
 
-use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool};
+use crate::harness::{
+    POOL_METHODS as METHODS, Tests, close_pool, eventually, gated, register, scratch_dir,
+    two_worker_pool,
+};
 
 pub fn tests() -> Tests {
     register! {
@@ -21,24 +24,6 @@ pub fn tests() -> Tests {
         a_dropped_pending_and_calls_from_inside_a_callback in METHODS,
         a_call_past_its_task_timeout_is_finished_failed in METHODS,
     }
-}
-
-/// A fresh folder for one test's gate and marker files.
-fn scratch(name: &str, m: StartMethod) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shmpool-adv12-{}-{name}-{m}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Waits (at most 20 s) until the file `gate` exists; `i`.
-fn gated((gate, i): (PathBuf, u64)) -> u64 {
-    let t = Instant::now();
-    while !gate.exists() {
-        assert!(t.elapsed() < Duration::from_secs(20), "gate {} never opened", gate.display());
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    i
 }
 
 /// `x * 10`: a second `fn`, so its calls are a run (a job) of their own.
@@ -84,21 +69,12 @@ fn act(a: Act) -> u64 {
     }
 }
 
-/// Waits (at most 10 s) until `cond` holds.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(t.elapsed() < Duration::from_secs(10), "never: {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 fn open(gate: &Path) {
     std::fs::write(gate, b"").unwrap();
 }
 
 fn zero_and_max_waits_end_and_a_call_queued_behind_the_job_is_not_finished(m: StartMethod) {
-    let dir = scratch("waits", m);
+    let dir = scratch_dir("adv12", "waits", m);
     let gate = |i: u64| dir.join(format!("gate{i}"));
     let mut pool = two_worker_pool(m);
     {
@@ -136,7 +112,7 @@ fn zero_and_max_waits_end_and_a_call_queued_behind_the_job_is_not_finished(m: St
 }
 
 fn a_killed_workers_call_is_finished_failed_and_a_retried_one_once_rerun(m: StartMethod) {
-    let dir = scratch("killed", m);
+    let dir = scratch_dir("adv12", "killed", m);
     let gate = dir.join("gate");
     // Without retries: the dead call is finished (failed) while the gated one still runs.
     let mut pool = two_worker_pool(m);
@@ -183,7 +159,7 @@ fn a_killed_workers_call_is_finished_failed_and_a_retried_one_once_rerun(m: Star
 }
 
 fn a_dropped_pending_and_calls_from_inside_a_callback(m: StartMethod) {
-    let dir = scratch("dropped", m);
+    let dir = scratch_dir("adv12", "dropped", m);
     let gate = |i: u64| dir.join(format!("gate{i}"));
     let mut pool = two_worker_pool(m);
     {

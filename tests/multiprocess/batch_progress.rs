@@ -4,12 +4,14 @@
 //! timeout while the job runs and at once when it is over. Each under the default start method
 //! (the forkserver) and fork.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use shmpool::StartMethod;
 
-use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool};
+use crate::harness::{
+    POOL_METHODS as METHODS, Tests, close_pool, eventually, gated, register, scratch_dir,
+    two_worker_pool,
+};
 
 pub fn tests() -> Tests {
     register! {
@@ -18,41 +20,15 @@ pub fn tests() -> Tests {
     }
 }
 
-/// A fresh folder for one test's gate files.
-fn gate_dir(name: &str, m: StartMethod) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("shmpool-gates-{}-{name}-{m}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Waits (at most 20 s) until the gate file `dir/i` exists, then returns `i`.
-fn gated((dir, i): (PathBuf, u64)) -> u64 {
-    let t = Instant::now();
-    while !Path::new(&dir).join(i.to_string()).exists() {
-        assert!(t.elapsed() < Duration::from_secs(20), "gate {i} never opened");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    i
-}
-
-/// Waits (at most 10 s) until `cond` holds.
-fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let t = Instant::now();
-    while !cond() {
-        assert!(t.elapsed() < Duration::from_secs(10), "never: {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 fn a_batch_calls_are_seen_finished_one_by_one_while_a_slow_call_runs(m: StartMethod) {
-    let dir = gate_dir("one-by-one", m);
+    let dir = scratch_dir("gates", "one-by-one", m);
     let open = |i: u64| std::fs::write(dir.join(i.to_string()), b"").unwrap();
     let mut pool = two_worker_pool(m);
     {
         let q = pool.apply_queue();
         let n = 6u64;
-        let pending = q.apply_async_batch(gated, (0..n).map(|i| (dir.clone(), i))).unwrap();
+        let pending =
+            q.apply_async_batch(gated, (0..n).map(|i| (dir.join(i.to_string()), i))).unwrap();
         // Call 0 (the slow one) holds one worker until the end; the other worker runs calls
         // 1..n one at a time, each as its gate opens.
         for i in 1..n {

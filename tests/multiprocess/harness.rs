@@ -379,3 +379,34 @@ pub fn close_pool(pool: shmpool::Pool, m: shmpool::StartMethod) {
         shmpool::process::shutdown_forkserver().expect("the forkserver shuts down cleanly");
     }
 }
+
+/// A fresh folder `$TMPDIR/shmpool-{tag}-{pid}-{name}-{m}` for one test's gate and marker
+/// files (emptied first; the test removes it).
+pub fn scratch_dir(tag: &str, name: &str, m: shmpool::StartMethod) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("shmpool-{tag}-{}-{name}-{m}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A task that waits (at most 20 s) until the file `gate` exists, then returns `i`: the test
+/// decides when each call ends by creating its gate.
+pub fn gated((gate, i): (std::path::PathBuf, u64)) -> u64 {
+    let t = std::time::Instant::now();
+    while !gate.exists() {
+        let late = t.elapsed() >= std::time::Duration::from_secs(20);
+        assert!(!late, "gate {} never opened", gate.display());
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    i
+}
+
+/// Waits (at most 10 s) until `cond` holds; fails the test naming `what` otherwise.
+pub fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let t = std::time::Instant::now();
+    while !cond() {
+        let late = t.elapsed() >= std::time::Duration::from_secs(10);
+        assert!(!late, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::{Scratch, crc32, error_of, names, png_bytes};
+use support::{Scratch, crc32, error_of, names, png_bytes, run_images};
 
 /// The same image as a JPEG.
 fn jpeg_bytes() -> Vec<u8> {
@@ -51,16 +51,8 @@ fn png_claiming(w: u32, h: u32) -> Vec<u8> {
 
 /// Runs `shmpool images` with `args` and `--json`: exit code and the parsed JSON.
 fn run(args: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
-        .arg("images")
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("run shmpool");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}); stderr: {stderr}"));
-    (out.status.code().expect("exited, not killed"), json, stderr)
+    let (code, json, stderr) = run_images(args);
+    (code.expect("exited, not killed"), json, stderr)
 }
 
 /// A batch of `good.png` and `bad` holding `bytes`: exit 1, `good.png` written and decodable,

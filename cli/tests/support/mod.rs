@@ -77,15 +77,11 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// `shmpool images INPUT --out OUT ARGS --json`, the output directory removed first: the exit
-/// code (`None` if killed), the JSON report (the test fails if there is none) and stderr.
-pub fn images_json(input: &Path, out: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
-    let _ = std::fs::remove_dir_all(out);
+/// `shmpool images ARGS --json`: the exit code (`None` if killed), the JSON report (the test
+/// fails if there is none) and stderr.
+pub fn run_images(args: &[&str]) -> (Option<i32>, Value, String) {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_shmpool"))
         .arg("images")
-        .arg(input)
-        .arg("--out")
-        .arg(out)
         .args(args)
         .arg("--json")
         .output()
@@ -94,4 +90,11 @@ pub fn images_json(input: &Path, out: &Path, args: &[&str]) -> (Option<i32>, Val
     let json = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{args:?}: no JSON ({e}); stderr: {stderr}"));
     (o.status.code(), json, stderr)
+}
+
+/// [`run_images`] of `INPUT --out OUT ARGS`, the output directory removed first.
+pub fn images_json(input: &Path, out: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
+    let _ = std::fs::remove_dir_all(out);
+    let (input, out) = (input.to_str().unwrap(), out.to_str().unwrap());
+    run_images(&[&[input, "--out", out], args].concat())
 }

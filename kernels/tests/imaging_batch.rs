@@ -343,11 +343,12 @@ fn a_worker_that_dies_fails_the_batch_and_the_pool_runs_the_next() {
 
     // A worker killed (SIGKILL) mid-batch: the batch fails with WorkerDied, a kept scratch and
     // the pool both serve the next batch.
-    // About a second of work for one worker in the optimized build the tests use (kernels at
-    // opt-level 2): the kill lands 150 ms in, mid-batch.
-    let big = SharedArray::<u8>::from_shape_fn(&[48, 256, 384, 3], |ix| (ix[1] ^ ix[2]) as u8);
+    // Over a second of work for one worker in the optimized build the tests use (kernels at
+    // opt-level 2; 48 images of 256x384 at blur=24 took only 125-135 ms, under the kill at
+    // 150 ms, so the batch could end first): the kill lands 150 ms in, mid-batch.
+    let big = SharedArray::<u8>::from_shape_fn(&[48, 512, 768, 3], |ix| (ix[1] ^ ix[2]) as u8);
     let big = big.unwrap();
-    let slow: Pipeline = "blur=24; resize=64x48; sharpen=3".parse().unwrap();
+    let slow: Pipeline = "blur=40; resize=64x48; sharpen=3".parse().unwrap();
     let mut out = SharedArray::<u8>::zeroed_shape(&[48, 48, 64, 3]).unwrap();
     let mut scratch = batch::Scratch::new();
     let victim = pool.worker_pids()[0];

@@ -1,9 +1,12 @@
 """Summarizes a pairs.sh run: per contender the median files/s, MB/s and per-file stage times,
-and per setting the pool/rayon ratio of each pair (median and quartiles). Rounds without a
-contender's file (pairs.sh's BASELINES=N runs sequential and Python every Nth round) are skipped
-for that contender.
+and per setting the pool/rayon ratio of each pair (median and quartiles, and the median's and the
+geometric mean's 95% bootstrap intervals over the pairs, so that "level" and "ahead" can be told
+apart). Rounds without a contender's file (pairs.sh's BASELINES=N runs sequential and Python
+every Nth round) are skipped for that contender.
 Usage: python3 summarize.py RUNS_DIR PAIRS"""
 import json
+import math
+import random
 import os
 import statistics as st
 import sys
@@ -41,13 +44,34 @@ for label, name in rows:
     m = {k: st.median(x[k] for x in xs) for k in ("files_per_s", "in_mb_per_s", "decode_ms", "process_ms", "encode_ms")}
     print(f"| {name} | {len(xs)} | {m['files_per_s']:.1f} | {m['in_mb_per_s']:.1f} | "
           f"{m['decode_ms']:.2f} / {m['process_ms']:.2f} / {m['encode_ms']:.2f} |")
+
+
+def geomean(xs):
+    return math.exp(sum(map(math.log, xs)) / len(xs))
+
+
+def interval(xs, f, n=20000):
+    """A 95% bootstrap interval of f over the pairs (percentile method, fixed seed)."""
+    rng = random.Random(1)
+    v = sorted(f(rng.choices(xs, k=len(xs))) for _ in range(n))
+    return f"{v[int(0.025 * n)]:.3f}-{v[int(0.975 * n)]:.3f}"
+
+
+def pair_line(label, ratio):
+    wins = sum(x >= 1.0 for x in ratio)
+    return (f"{label}: pool/rayon per pair, median (quartiles) {quartiles(ratio)}, 95% interval "
+            f"{interval(ratio, st.median)}; geometric mean {geomean(ratio):.3f}, 95% interval "
+            f"{interval(ratio, geomean)}; pool >= rayon in {wins} of {len(ratio)} pairs")
+
+
 print()
+both = []
 for chroma in ("420", "auto"):
     p, r = data[f"pool-{chroma}"], data[f"rayon-{chroma}"]
     ratio = [a["files_per_s"] / b["files_per_s"] for a, b in zip(p, r)]
-    wins = sum(x >= 1.0 for x in ratio)
-    print(f"--chroma {chroma}: pool/rayon per pair, median (quartiles) {quartiles(ratio)}; "
-          f"pool >= rayon in {wins} of {len(ratio)} pairs; each pair: {' '.join(f'{x:.3f}' for x in ratio)}")
+    both += ratio
+    print(f"{pair_line(f'--chroma {chroma}', ratio)}; each pair: {' '.join(f'{x:.3f}' for x in ratio)}")
+print(pair_line("both settings", both))
 ratio = [load("pool-420", r)["files_per_s"] / load("python", r)["files_per_s"]
          for r in range(1, pairs + 1) if os.path.exists(f"{runs}/python-{r}.json")]
 print(f"pool --chroma 420 / Python Pool + Pillow, same round: median (quartiles) {quartiles(ratio)}")

@@ -1,8 +1,12 @@
-//! What the CLI's end-to-end tests share: a scratch directory per test and a small PNG.
+//! What the CLI's end-to-end tests share: a scratch directory per test, a small PNG, running
+//! `shmpool images`, the EXIF orientation test picture and Pillow as an oracle.
 // Each test file is its own crate and uses a part of this module.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use image::{Rgb, RgbImage};
 
 use serde_json::Value;
 
@@ -97,4 +101,129 @@ pub fn images_json(input: &Path, out: &Path, args: &[&str]) -> (Option<i32>, Val
     let _ = std::fs::remove_dir_all(out);
     let (input, out) = (input.to_str().unwrap(), out.to_str().unwrap());
     run_images(&[&[input, "--out", out], args].concat())
+}
+
+/// Runs `shmpool images INPUT --out OUT --json` plus `args`; asserts it exited 0 with every
+/// file written and no temporary left; the JSON.
+pub fn run_ok(input: &Path, out: &Path, args: &[&str]) -> Value {
+    let (code, json, stderr) = images_json(input, out, args);
+    assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    let files = json["files"].as_array().unwrap().len();
+    assert_eq!(json["totals"]["written"], files, "{json}");
+    let left: Vec<_> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temporaries left: {left:?}");
+    json
+}
+
+/// Max and mean abs difference of two equally long sample slices.
+pub fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
+    assert_eq!(a.len(), b.len(), "sizes differ");
+    let max = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+    let sum: u64 = a.iter().zip(b).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    (max, sum as f64 / a.len().max(1) as f64)
+}
+
+/// Pillow's pixels for the image file `path` (after `prep`, Python code on `im`), converted
+/// to `mode` (`"RGB"`, `"RGBA"`, ...): width, height and the samples; or `None` where Python has
+/// no Pillow (a failure under CI, whose install script installs it).
+pub fn pillow_pixels(path: &Path, prep: &str, mode: &str) -> Option<(u32, u32, Vec<u8>)> {
+    let program = format!(
+        "import sys\nfrom PIL import Image, ImageOps\nim = Image.open(sys.argv[1])\n{prep}\n\
+         im = im.convert('{mode}')\nsys.stdout.buffer.write(b'%d %d\\n' % im.size + im.tobytes())\n"
+    );
+    let o = Command::new("python3").arg("-c").arg(&program).arg(path).output();
+    match o {
+        Ok(o) if o.status.success() => {
+            let nl = o.stdout.iter().position(|&b| b == b'\n').unwrap();
+            let head = String::from_utf8_lossy(&o.stdout[..nl]).into_owned();
+            let (w, h) = head.split_once(' ').unwrap();
+            Some((w.parse().unwrap(), h.parse().unwrap(), o.stdout[nl + 1..].to_vec()))
+        }
+        other => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "Pillow is missing under CI (run bash scripts/install-test-deps.sh): {other:?}"
+            );
+            eprintln!("skipped the Pillow comparison: python3 with Pillow is not installed");
+            None
+        }
+    }
+}
+
+/// [`pillow_pixels`] in RGB.
+pub fn pillow_rgb(path: &Path, prep: &str) -> Option<(u32, u32, Vec<u8>)> {
+    pillow_pixels(path, prep, "RGB")
+}
+
+/// An APP1 "Exif" segment holding one IFD entry: Orientation (0x0112), SHORT, `value`; TIFF
+/// big-endian ("MM") or little-endian ("II").
+pub fn exif_orientation(value: u16, big_endian: bool) -> Vec<u8> {
+    let u16b = |v: u16| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+    let u32b = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+    let mut e = b"Exif\0\0".to_vec();
+    e.extend(if big_endian { b"MM" } else { b"II" });
+    e.extend(u16b(42));
+    e.extend(u32b(8)); // the first IFD, right after this header
+    e.extend(u16b(1)); // one entry
+    e.extend(u16b(0x0112));
+    e.extend(u16b(3)); // SHORT
+    e.extend(u32b(1)); // one value
+    e.extend(u16b(value));
+    e.extend([0, 0]); // the value field's other half
+    e.extend(u32b(0)); // no next IFD
+    e
+}
+
+/// The upright test picture: four quadrants of different colours (red top left, green top
+/// right, blue bottom left, white bottom right), 40x24, so that any rotation or mirror shows.
+pub const QUADRANTS: [[u8; 3]; 4] = [[230, 20, 20], [20, 200, 20], [20, 20, 230], [240, 240, 240]];
+pub const UPRIGHT: (u32, u32) = (40, 24);
+
+/// The colour at `(x, y)` of the upright picture.
+pub fn upright(x: u32, y: u32) -> [u8; 3] {
+    let (w, h) = UPRIGHT;
+    QUADRANTS[(usize::from(x >= w / 2)) + 2 * usize::from(y >= h / 2)]
+}
+
+/// The stored pixels a camera writes with EXIF `orientation` for the upright picture, from
+/// the EXIF specification's words (where the stored 0th row and 0th column are seen), not
+/// from any library: stored `(sx, sy)` is seen at the upright position returned.
+pub fn seen_at(orientation: u16, sx: u32, sy: u32) -> (u32, u32) {
+    let (w, h) = UPRIGHT;
+    match orientation {
+        1 => (sx, sy),                 // row 0 at the top, column 0 at the left
+        2 => (w - 1 - sx, sy),         // row 0 top, column 0 right
+        3 => (w - 1 - sx, h - 1 - sy), // row 0 bottom, column 0 right
+        4 => (sx, h - 1 - sy),         // row 0 bottom, column 0 left
+        5 => (sy, sx),                 // row 0 left, column 0 top
+        6 => (w - 1 - sy, sx),         // row 0 right, column 0 top
+        7 => (w - 1 - sy, h - 1 - sx), // row 0 right, column 0 bottom
+        8 => (sy, h - 1 - sx),         // row 0 left, column 0 bottom
+        _ => unreachable!(),
+    }
+}
+
+/// The upright picture as stored under EXIF `orientation` (1 to 8).
+pub fn stored(orientation: u16) -> RgbImage {
+    let (w, h) = UPRIGHT;
+    let (sw, sh) = if orientation >= 5 { (h, w) } else { (w, h) };
+    RgbImage::from_fn(sw, sh, |sx, sy| {
+        let (x, y) = seen_at(orientation, sx, sy);
+        Rgb(upright(x, y))
+    })
+}
+
+/// Asserts `img` is the quadrant picture scaled to its size: each quadrant's centre colour.
+pub fn assert_quadrants(what: &str, img: &RgbImage, want: [[u8; 3]; 4]) {
+    let (w, h) = img.dimensions();
+    for (i, colour) in want.iter().enumerate() {
+        let (x, y) = ((w / 4) * (1 + 2 * (i as u32 % 2)), (h / 4) * (1 + 2 * (i as u32 / 2)));
+        let p = img.get_pixel(x, y).0;
+        let far = p.iter().zip(colour).any(|(a, b)| a.abs_diff(*b) > 12);
+        assert!(!far, "{what}: quadrant {i} at ({x}, {y}) is {p:?}, want {colour:?}");
+    }
 }

@@ -396,9 +396,12 @@ impl PoolBuilder {
 
     /// The most bytes one task argument or result of the serialized task calls
     /// ([`Pool::map`], [`Pool::apply`], ...) may take once serialized (default 16 MiB). A
-    /// larger one is [`Error::TaskValueTooLarge`], naming the task. Results are written into a
-    /// region of `tasks * limit` bytes (at most 16 GiB) reserved in the task arena but touched
-    /// only as far as the results go, so a high limit costs address space, not memory.
+    /// larger one is [`Error::TaskValueTooLarge`], naming the task and its whole size; past the
+    /// limit its bytes are counted, not stored, so a value of gigabytes is refused holding no
+    /// more than the limit of it, in the parent (arguments) or the worker (results). Results are
+    /// written into a region of `tasks * limit` bytes (at most 16 GiB) reserved in the task
+    /// arena but touched only as far as the results go, so a high limit costs address space,
+    /// not memory.
     ///
     /// ```
     /// let b = shmpool::pool::PoolBuilder::new().max_task_bytes(1 << 20);

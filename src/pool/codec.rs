@@ -73,34 +73,72 @@ fn data_offset(n: usize, chunk_size: usize) -> usize {
     RESULT_HEADER + n * ENTRY_BYTES + n.div_ceil(chunk_size.max(1)) * SPILL_BYTES
 }
 
-/// Appends `value`'s postcard bytes to `out`, a slice at a time. (postcard's `to_extend` goes
-/// through `Extend` a byte at a time: 140 instructions for a 20-byte `String`, more than
-/// cloning it, and the largest part of the parent's cost of a `map` over strings.)
+/// Appends `value`'s postcard bytes to `out`, a slice at a time, and returns how many there
+/// are. If they come to more than `limit`, or serialization fails, `out` is left as it was:
+/// past the limit the bytes are only counted, not stored, so a value of gigabytes is refused
+/// holding at most `limit` bytes of it (and the count is still its whole size, for the error).
+/// (postcard's `to_extend` goes through `Extend` a byte at a time: 140 instructions for a
+/// 20-byte `String`, more than cloning it, and the largest part of the parent's cost of a `map`
+/// over strings.)
 pub(crate) fn encode_into<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
-) -> postcard::Result<()> {
-    postcard::serialize_with_flavor(value, Append(out))
+    limit: usize,
+) -> postcard::Result<usize> {
+    let start = out.len();
+    let mut flavor = Append { out, room: limit, past: 0 };
+    let result = postcard::serialize_with_flavor(value, &mut flavor);
+    let (stored, past) = (flavor.out.len() - start, flavor.past);
+    if result.is_err() || past > 0 {
+        flavor.out.truncate(start);
+    }
+    result.map(|()| stored.saturating_add(past))
 }
 
-/// The [`Flavor`] of [`encode_into`].
-struct Append<'a>(&'a mut Vec<u8>);
+/// The [`Flavor`] of [`encode_into`]: stores up to `room` more bytes, then counts the rest.
+struct Append<'a> {
+    out: &'a mut Vec<u8>,
+    /// Bytes that may still be stored; 0 once a write did not fit.
+    room: usize,
+    /// Bytes counted but not stored, from the first write that did not fit on.
+    past: usize,
+}
 
-impl Flavor for Append<'_> {
+impl Append<'_> {
+    /// A write of `n` bytes that does not fit: from here on, bytes are only counted.
+    #[cold]
+    #[inline(never)]
+    fn past(&mut self, n: usize) {
+        self.room = 0;
+        self.past = self.past.saturating_add(n);
+    }
+}
+
+impl Flavor for &mut Append<'_> {
     type Output = ();
 
     #[inline(always)]
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-        self.0.push(byte);
+        if self.room > 0 {
+            self.room -= 1;
+            self.out.push(byte);
+        } else {
+            self.past(1);
+        }
         Ok(())
     }
 
     #[inline(always)]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        if bytes.len() > self.room {
+            self.past(bytes.len());
+            return Ok(());
+        }
+        self.room -= bytes.len();
         // A one-byte varint (every length under 128) without a call to `memcpy`.
         match bytes {
-            [b] => self.0.push(*b),
-            _ => self.0.extend_from_slice(bytes),
+            [b] => self.out.push(*b),
+            _ => self.out.extend_from_slice(bytes),
         }
         Ok(())
     }
@@ -421,10 +459,75 @@ mod tests {
         let mut out = vec![7u8];
         let mut want = vec![7u8];
         for v in &values {
-            encode_into(v, &mut out).unwrap();
+            assert_eq!(
+                encode_into(v, &mut out, usize::MAX).unwrap(),
+                postcard::to_stdvec(v).unwrap().len()
+            );
             want.extend(postcard::to_stdvec(v).unwrap());
         }
         assert_eq!(out, want);
+    }
+
+    /// Serializes as `n` byte strings of 1 MiB each (one static slice): gigabytes of postcard
+    /// bytes, none of them in memory.
+    struct Huge(usize);
+
+    impl serde::Serialize for Huge {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeTuple;
+            struct Mib;
+            impl serde::Serialize for Mib {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+                    s.serialize_bytes(&ZEROS)
+                }
+            }
+            let mut t = s.serialize_tuple(self.0)?;
+            for _ in 0..self.0 {
+                t.serialize_element(&Mib)?;
+            }
+            t.end()
+        }
+    }
+
+    /// Fails after writing `0` bytes of itself.
+    struct FailsAfter(usize);
+
+    impl serde::Serialize for FailsAfter {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::{Error, SerializeTuple};
+            let mut t = s.serialize_tuple(self.0 + 1)?;
+            for _ in 0..self.0 {
+                t.serialize_element(&7u8)?;
+            }
+            Err(S::Error::custom("refused on purpose"))
+        }
+    }
+
+    #[test]
+    fn a_value_over_the_limit_is_counted_whole_and_never_stored() {
+        // 4 GiB of postcard bytes (each 1 MiB string with its 3-byte length) against a 4 KiB
+        // limit: the count is exact, `out` is as it was, and it never held more than the limit.
+        let mut out = vec![9u8; 5];
+        let n = encode_into(&Huge(4096), &mut out, 4096).unwrap();
+        assert_eq!(n, 4096 * ((1 << 20) + 3));
+        assert_eq!(out, [9; 5]);
+        assert!(out.capacity() <= 5 + 2 * 4096, "grew to {} bytes", out.capacity());
+    }
+
+    #[test]
+    fn the_limit_is_inclusive_and_an_error_leaves_out_as_it_was() {
+        let v = "x".repeat(100); // 101 bytes: a 1-byte length and the text
+        for (limit, stored) in [(101, true), (100, false), (0, false), (usize::MAX, true)] {
+            let mut out = vec![1u8];
+            assert_eq!(encode_into(&v, &mut out, limit).unwrap(), 101, "limit {limit}");
+            assert_eq!(out.len(), if stored { 102 } else { 1 }, "limit {limit}");
+        }
+        for (written, limit) in [(10, 100), (10, 5), (0, 0)] {
+            let mut out = vec![1u8, 2];
+            assert!(encode_into(&FailsAfter(written), &mut out, limit).is_err());
+            assert_eq!(out, [1, 2], "{written} bytes written, limit {limit}");
+        }
     }
 
     /// An 8-aligned buffer of `bytes` bytes.

@@ -352,15 +352,13 @@ fn serialize_args_into<A: Serialize>(
     offsets.push(0);
     for (i, a) in args.enumerate() {
         let i = first + i;
-        let start = data.len();
-        codec::encode_into(a.borrow(), data).map_err(|e| Error::TaskValue {
+        let bytes = codec::encode_into(a.borrow(), data, limit).map_err(|e| Error::TaskValue {
             task: i,
             what: "argument",
             how: "serialized",
             reason: e.to_string(),
         })?;
-        if data.len() - start > limit {
-            let bytes = data.len() - start;
+        if bytes > limit {
             return Err(Error::TaskValueTooLarge { task: i, what: "argument", bytes, limit });
         }
         offsets.push(data.len() as u64);

@@ -338,19 +338,10 @@ fn text(out: &mut Vec<u8>, t: u64, text: &str) -> (u64, usize) {
 
 /// Appends `r`'s postcard bytes, or records why not (serialization failed, over `limit`).
 fn encode<R: Serialize>(r: &R, limit: usize, out: &mut Vec<u8>) -> (u64, usize) {
-    let start = out.len();
-    let encoded = codec::encode_into(r, out);
-    match encoded {
-        Ok(()) if out.len() - start > limit => {
-            let len = out.len() - start;
-            out.truncate(start);
-            (codec::tag::TOO_LARGE, len)
-        }
-        Ok(()) => (codec::tag::OK, out.len() - start),
-        Err(e) => {
-            out.truncate(start);
-            text(out, codec::tag::SER_FAILED, &e.to_string())
-        }
+    match codec::encode_into(r, out, limit) {
+        Ok(len) if len > limit => (codec::tag::TOO_LARGE, len),
+        Ok(len) => (codec::tag::OK, len),
+        Err(e) => text(out, codec::tag::SER_FAILED, &e.to_string()),
     }
 }
 

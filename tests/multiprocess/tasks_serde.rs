@@ -22,9 +22,11 @@ pub fn tests() -> Tests {
         a_task_error_names_its_task_and_is_not_a_panic in METHODS,
         get_twice_returns_the_value_again in METHODS,
         a_value_over_the_limit_is_a_typed_error_naming_the_task in METHODS,
+        a_value_of_gigabytes_is_refused_without_being_held in METHODS,
         a_result_that_fails_to_serialize_or_deserialize_names_the_task in METHODS,
         dropping_an_endless_buffered_imap_returns_at_once in METHODS,
         a_thousand_apply_async_in_flight_read_in_any_order in METHODS,
+        helpers: [reset_peak],
     }
 }
 
@@ -233,6 +235,85 @@ fn a_value_over_the_limit_is_a_typed_error_naming_the_task(m: StartMethod) {
     }
     assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     assert_eq!(pool.map(process_file, ["ab".to_string()], None).unwrap(), [2]);
+    close_pool(pool, m);
+}
+
+/// Serializes as `.0` byte strings of 1 MiB each (one static slice): gigabytes of postcard
+/// bytes that take no memory until someone stores them.
+#[derive(Debug)]
+struct Gigabytes(usize);
+
+impl Serialize for Gigabytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Mib;
+        impl Serialize for Mib {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+                s.serialize_bytes(&ZEROS)
+            }
+        }
+        let mut t = s.serialize_tuple(self.0)?;
+        for _ in 0..self.0 {
+            t.serialize_element(&Mib)?;
+        }
+        t.end()
+    }
+}
+
+/// Only `Gigabytes(0)` (no bytes) ever crosses: every other is over the limit.
+impl<'de> Deserialize<'de> for Gigabytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <()>::deserialize(d).map(|()| Gigabytes(0))
+    }
+}
+
+/// This process's peak resident memory since the last [`reset_peak`], in MiB (`VmHWM`).
+fn peak_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() >> 10
+}
+
+/// Resets this process's peak resident memory to what it holds now (`clear_refs` 5).
+fn reset_peak() {
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+}
+
+/// 8 GiB of serialized argument (in the parent) or result (in the worker) is refused with its
+/// exact size, in well under a second, while neither process ever holds more than the limit of
+/// it: the bytes past the limit are counted, not stored. Storing them all first, as the pool
+/// did, took 8 GiB in the parent and in the worker before the refusal.
+fn a_value_of_gigabytes_is_refused_without_being_held(m: StartMethod) {
+    const GIB8: usize = 8 << 10; // MiB strings: 8 GiB
+    let whole = GIB8 * ((1 << 20) + 3); // each with its 3-byte length
+    let mut pool =
+        Pool::builder().workers(1).start_method(m).max_task_bytes(1 << 20).build().unwrap();
+    let t = Instant::now();
+    reset_peak();
+    let before = peak_mib();
+    match pool.map(|_: Gigabytes| 0u8, [Gigabytes(0), Gigabytes(GIB8)], None) {
+        Err(Error::TaskValueTooLarge { task: 1, what: "argument", bytes, limit }) => {
+            assert_eq!((bytes, limit), (whole, 1 << 20))
+        }
+        other => panic!("expected task 1's argument to be too large, got {other:?}"),
+    }
+    assert!(peak_mib() < before + 64, "the parent peaked at {} MiB from {before}", peak_mib());
+    // One worker: the call after the refused result runs in the same process, and reads its peak.
+    pool.apply(|_: u8| reset_peak(), 0).unwrap();
+    let worker_before = pool.apply(|_: u8| peak_mib(), 0).unwrap();
+    match pool.map(|n: usize| Gigabytes(n), [0, GIB8], None) {
+        Err(Error::TaskValueTooLarge { task: 1, what: "result", bytes, .. }) => {
+            assert_eq!(bytes, whole)
+        }
+        other => panic!("expected task 1's result to be too large, got {other:?}"),
+    }
+    let worker_peak = pool.apply(|_: u8| peak_mib(), 0).unwrap();
+    assert!(
+        worker_peak < worker_before + 64,
+        "the worker peaked at {worker_peak} MiB from {worker_before}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
     close_pool(pool, m);
 }
 

@@ -178,13 +178,12 @@ pub(crate) fn decode(
     };
     let orientation = match auto_orient.then(|| decoder.orientation()) {
         None => Orientation::NoTransforms,
-        // The PNG decoder has read the chunks before the pixels only: an eXIf after IDAT
-        // (which Pillow's `exif_transpose` reads too) is found in the bytes.
-        Some(Ok(Orientation::NoTransforms) | Err(_)) if format == ImageFormat::Png => {
-            let late = png_late_exif(bytes).and_then(Orientation::from_exif_chunk);
-            late.unwrap_or(Orientation::NoTransforms)
+        Some(Ok(o)) if o != Orientation::NoTransforms => o,
+        // What the PNG and WebP decoders miss and Pillow's `exif_transpose` reads.
+        Some(_) if matches!(format, ImageFormat::Png | ImageFormat::WebP) => {
+            missed_orientation(&mut decoder, format, bytes).unwrap_or(Orientation::NoTransforms)
         }
-        Some(o) => o.unwrap_or(Orientation::NoTransforms),
+        Some(_) => Orientation::NoTransforms,
     };
     // What `ImageReader::decode` does: the output buffer counts against the allocation limit;
     // and a quarter turn, which `apply_orientation` makes into a second buffer, counts twice.
@@ -219,6 +218,27 @@ pub(crate) fn decode(
         _ => (4, img.into_rgba8().into_raw()),
     };
     Image::from_vec(Shape::new(h, w, c), data).map_err(|e| e.to_string())
+}
+
+/// The orientation in a PNG's or WebP's EXIF that `decoder` (of `bytes`, in `format`) did not
+/// report, and Pillow's `exif_transpose` reads: EXIF that starts with JPEG's `Exif\0\0`
+/// before its TIFF structure (Pillow writes it so in an animated WebP), and a PNG's eXIf after
+/// IDAT (the PNG decoder reads only the chunks before the pixels). The EXIF before the pixels
+/// wins, as for Pillow.
+fn missed_orientation(
+    decoder: &mut impl image::ImageDecoder,
+    format: ImageFormat,
+    bytes: &[u8],
+) -> Option<Orientation> {
+    let tiff = |exif: &[u8]| -> Option<Orientation> {
+        Orientation::from_exif_chunk(exif.strip_prefix(b"Exif\0\0").unwrap_or(exif))
+    };
+    let early = decoder.exif_metadata().ok().flatten();
+    match early.as_deref().and_then(tiff) {
+        Some(o) => Some(o),
+        None if format == ImageFormat::Png => png_late_exif(bytes).and_then(tiff),
+        None => None,
+    }
 }
 
 /// The data of the first eXIf chunk after the IDAT chunks of the PNG `bytes`, if any: the

@@ -129,7 +129,8 @@ pub fn diff(a: &[u8], b: &[u8]) -> (u8, f64) {
 
 /// Pillow's pixels for the image file `path` (after `prep`, Python code on `im`), converted
 /// to `mode` (`"RGB"`, `"RGBA"`, ...): width, height and the samples; or `None` where Python has
-/// no Pillow (a failure under CI, whose install script installs it).
+/// no Pillow (a failure under CI, whose install script installs it). Any other failure of the
+/// program (Pillow cannot read the file, an `assert` in `prep`) fails the test.
 pub fn pillow_pixels(path: &Path, prep: &str, mode: &str) -> Option<(u32, u32, Vec<u8>)> {
     let program = format!(
         "import sys\nfrom PIL import Image, ImageOps\nim = Image.open(sys.argv[1])\n{prep}\n\
@@ -142,6 +143,11 @@ pub fn pillow_pixels(path: &Path, prep: &str, mode: &str) -> Option<(u32, u32, V
             let head = String::from_utf8_lossy(&o.stdout[..nl]).into_owned();
             let (w, h) = head.split_once(' ').unwrap();
             Some((w.parse().unwrap(), h.parse().unwrap(), o.stdout[nl + 1..].to_vec()))
+        }
+        // Python ran and failed for another reason than a missing Pillow (it could not read
+        // the file, or an assertion in `prep` failed): the comparison failed, it is not skipped.
+        Ok(o) if !String::from_utf8_lossy(&o.stderr).contains("No module named 'PIL'") => {
+            panic!("Pillow on {}: {}", path.display(), String::from_utf8_lossy(&o.stderr))
         }
         other => {
             assert!(
@@ -226,4 +232,25 @@ pub fn assert_quadrants(what: &str, img: &RgbImage, want: [[u8; 3]; 4]) {
         let far = p.iter().zip(colour).any(|(a, b)| a.abs_diff(*b) > 12);
         assert!(!far, "{what}: quadrant {i} at ({x}, {y}) is {p:?}, want {colour:?}");
     }
+}
+
+/// The PNG `png` with an eXIf chunk holding `tiff` (a TIFF structure: EXIF without JPEG's
+/// "Exif\0\0" prefix) right after IHDR, before IDAT.
+pub fn png_with_exif(png: &[u8], tiff: &[u8]) -> Vec<u8> {
+    // After the signature (8 bytes) and IHDR (4 + 4 + 13 + 4 bytes), before IDAT.
+    let at = 8 + 25;
+    assert_eq!(&png[12..16], b"IHDR", "IHDR first");
+    let mut bytes = png[..at].to_vec();
+    bytes.extend(png_exif_chunk(tiff));
+    bytes.extend(&png[at..]);
+    bytes
+}
+
+/// A PNG eXIf chunk holding `exif`: length, type, data and CRC.
+pub fn png_exif_chunk(exif: &[u8]) -> Vec<u8> {
+    let mut chunk = (exif.len() as u32).to_be_bytes().to_vec();
+    chunk.extend(b"eXIf");
+    chunk.extend(exif);
+    chunk.extend(crc32(&chunk[4..]).to_be_bytes());
+    chunk
 }

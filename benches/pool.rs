@@ -5,6 +5,7 @@
 //! - `map` over 100,000 short strings: `fn(String)`, and `map_ref` of a `fn(&str)` reading
 //!   them in place, against sequential code cloning each string or borrowing it;
 //! - `apply` round trip, back to back;
+//! - `Pending::is_finished`, one poll, of a call still running and of one finished;
 //! - pool start (2 workers) + first task + shutdown, per start method (fork, forkserver with
 //!   the server already running, as in Python's figure after its first repetition, and spawn).
 //!
@@ -225,6 +226,37 @@ fn apply_async_in_flight(c: &mut Criterion, pool: &mut Pool) {
     g.finish();
 }
 
+/// Holds its worker while the file `path` exists.
+fn hold_while(path: String) {
+    while std::path::Path::new(&path).exists() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// One `Pending::is_finished` poll (a progress bar asks it of every call at every tick): of a
+/// call still running (held by a file) and of one finished, in the same batch.
+fn is_finished_poll(c: &mut Criterion, pool: &mut Pool) {
+    let mut g = c.benchmark_group("pool/pending_is_finished");
+    let hold = std::env::temp_dir().join(format!("shmpool-bench-hold-{}", std::process::id()));
+    std::fs::write(&hold, b"").unwrap();
+    let ours = ours(pool);
+    let q = pool.apply_queue();
+    let name = hold.to_string_lossy().into_owned();
+    let p = q.apply_async_batch(hold_while, [name, String::new()]).unwrap();
+    while !p[1].is_finished() {
+        std::thread::yield_now();
+    }
+    g.bench_function(format!("{ours}, running call"), |b| {
+        b.iter(|| assert!(!black_box(&p[0]).is_finished()))
+    });
+    g.bench_function(format!("{ours}, finished call"), |b| {
+        b.iter(|| assert!(black_box(&p[1]).is_finished()))
+    });
+    std::fs::remove_file(&hold).unwrap();
+    p[0].get().unwrap();
+    g.finish();
+}
+
 fn apply_round_trip(c: &mut Criterion, pool: &mut Pool) {
     let rp = rayon2();
     let mut g = c.benchmark_group("pool/apply_round_trip");
@@ -261,6 +293,7 @@ fn main() {
     tiny_tasks(&mut c, &mut pool);
     short_strings(&mut c, &mut pool);
     apply_async_in_flight(&mut c, &mut pool);
+    is_finished_poll(&mut c, &mut pool);
     apply_round_trip(&mut c, &mut pool);
     drop(pool);
     start_stop(&mut c);

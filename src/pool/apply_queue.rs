@@ -25,7 +25,7 @@
 //! `Box<dyn Any>` holding a `Result<R>`, which only the call's own [`Pending<R>`] takes.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -36,12 +36,22 @@ use super::control::MAX_CHUNKS;
 use super::imap::chunk_error;
 use super::kernel::Trampoline;
 use super::staging::{ResultSource, SerialResults, serialize_args};
-use super::state::Pool;
+use super::state::{Pool, PoolState};
 use super::task_kernel::{self, Plain};
 use crate::error::{Error, Result};
 
 /// A finished call's `Result<R>`, type-erased until its [`Pending<R>`] takes it.
 type Finished = Box<dyn Any>;
+
+/// How often, at most, polls of [`Pending::is_finished`] look at the workers (reap and replace
+/// the dead, kill a task past the task timeout, collect a batch that is over and send the
+/// next): what `is_ready` does at every call, which costs a system call or more per worker.
+/// Every poll of a call not yet finished reads the clock (vDSO, ~20 ns) to know whether a look
+/// is due. 10 ms is the slice in which a wait without pidfds notices a death
+/// (`failure::SLICE`): a call whose worker died is seen finished as soon as a wait would, while
+/// a loop that polls without pause spends a few microseconds per 10 ms on looks (under 0.1%),
+/// and a progress bar polling at 100 ms ticks looks once per tick.
+const POLL_LOOK: Duration = Duration::from_millis(10);
 
 /// Consecutive calls of one `fn`, queued for the next job.
 struct Run {
@@ -123,6 +133,10 @@ fn fail_as<R: 'static>(e: Error) -> Finished {
 /// ```
 pub struct ApplyQueue<'p> {
     state: RefCell<QueueState<'p>>,
+    /// When a poll of [`Pending::is_finished`] may next look at the workers ([`POLL_LOOK`]).
+    next_look: Cell<Instant>,
+    /// Looks made by polls so far (for the test of the rate limit).
+    looks: Cell<u64>,
 }
 
 /// What the queue holds.
@@ -150,8 +164,12 @@ impl QueueState<'_> {
                 // An error means the pool stopped: the calls not done are reported as such.
                 self.pool.wait_job(deadline).unwrap_or(true)
             } else {
+                // An error means the pool gave up (it is terminated): nothing more finishes,
+                // and the calls not done are reported as such, as after a wait.
                 let _ = self.pool.check_workers();
-                self.pool.job_done() || self.pool.active.is_none()
+                self.pool.job_done()
+                    || self.pool.active.is_none()
+                    || self.pool.state == PoolState::Terminated
             };
             if !over {
                 return;
@@ -230,7 +248,11 @@ impl Pool {
             abandoned: HashSet::new(),
             next_id: 0,
         };
-        ApplyQueue { state: RefCell::new(state) }
+        ApplyQueue {
+            state: RefCell::new(state),
+            next_look: Cell::new(Instant::now()),
+            looks: Cell::new(0),
+        }
     }
 }
 
@@ -319,6 +341,39 @@ impl<'p> ApplyQueue<'p> {
 }
 
 impl ApplyQueue<'_> {
+    /// Does what [`Pending::is_ready`] does to the queue ([`QueueState::pump`] without
+    /// waiting: look at the workers, collect a batch that is over, send the next) if
+    /// [`POLL_LOOK`] has passed since a poll last did; whether it did. Never while the queue
+    /// is borrowed (a poll from inside the queue's own code: a result's `Deserialize`, say).
+    fn look_if_due(&self) -> bool {
+        let now = Instant::now();
+        if now < self.next_look.get() {
+            return false;
+        }
+        let Ok(mut st) = self.state.try_borrow_mut() else { return false };
+        st.pump(None);
+        self.next_look.set(now + POLL_LOOK);
+        self.looks.set(self.looks.get() + 1);
+        true
+    }
+
+    /// How many times polls of [`Pending::is_finished`] looked at the workers: at most one per
+    /// 10 ms however often they poll (a poll of a finished call never looks). For tests and
+    /// diagnostics.
+    ///
+    /// ```no_run
+    /// let mut pool = shmpool::Pool::new(2)?;
+    /// let q = pool.apply_queue();
+    /// let r = q.apply_async(|ms: u64| std::thread::sleep(std::time::Duration::from_millis(ms)), 50)?;
+    /// let t = std::time::Instant::now();
+    /// while !r.is_finished() {}
+    /// assert!(q.poll_looks() <= 1 + t.elapsed().as_millis() as u64 / 10);
+    /// # Ok::<(), shmpool::Error>(())
+    /// ```
+    pub fn poll_looks(&self) -> u64 {
+        self.looks.get()
+    }
+
     /// Queues the call `f(arg)` behind the others without publishing anything; returns its
     /// number. `arg` is serialized with no borrow of the queue held, so a user's `Serialize`
     /// that calls this queue queues its own call first instead of panicking on the borrow.
@@ -454,7 +509,9 @@ impl<'q, R: 'static> Pending<'q, '_, R> {
         Ok(true)
     }
 
-    /// Whether the result is ready (Python's `ready()`), without waiting.
+    /// Whether the result is ready (Python's `ready()`), without waiting; an error (the result
+    /// lost) reads as ready, for [`get`](Pending::get) to report ("Timed waits" in
+    /// `src/pool/README.md`).
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
@@ -471,35 +528,45 @@ impl<'q, R: 'static> Pending<'q, '_, R> {
     /// Whether the call has finished in its worker (done, failed or given up as lost), even
     /// while the rest of its batch runs: for a progress bar over one
     /// [`apply_async_batch`](ApplyQueue::apply_async_batch) job. It reads the finished flag of
-    /// the call's task in the pool's shared control block, and nothing else: it never waits,
-    /// never wakes a worker, and takes no result ([`is_ready`](Pending::is_ready) and
-    /// [`get`](Pending::get) still see the call only once its whole job is over, when the
-    /// results are read). True also once the result is taken or known lost.
+    /// the call's task in the pool's shared control block: no system call, no wait, and it
+    /// takes no result ([`is_ready`](Pending::is_ready) and [`get`](Pending::get) still see the
+    /// call only once its whole job is over, when the results are read). True also once the
+    /// result is taken or known lost.
     ///
-    /// A call whose worker died (or ran past its task timeout) is given up, and only then
-    /// seen finished, when the parent looks at its workers: in a wait
-    /// ([`wait_timeout`](Pending::wait_timeout), [`get`](Pending::get)) or
-    /// [`is_ready`](Pending::is_ready) of any call of the queue. A loop that polls this alone
-    /// never sees such a call finish; wait between polls, as the example does.
+    /// A call whose worker died, or ran past the pool's task timeout, is seen finished too,
+    /// within about 10 ms, by a loop that polls only this: while a call is not finished, a poll
+    /// at most every 10 ms (for the whole queue) does what [`is_ready`](Pending::is_ready)
+    /// does to the queue (looks at the workers, gives up the lost call or retries it, collects
+    /// a batch that is over and sends the next), so every such loop ends. Polls in between
+    /// only read the clock.
     ///
     /// ```no_run
     /// use std::time::Duration;
     /// let mut pool = shmpool::Pool::new(2)?;
     /// let q = pool.apply_queue();
     /// let pending = q.apply_async_batch(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), [10, 20, 30])?;
-    /// while !pending[2].wait_timeout(Duration::from_millis(100)) {
+    /// while !pending.iter().all(|p| p.is_finished()) {
     ///     let done = pending.iter().filter(|p| p.is_finished()).count();
     ///     eprintln!("{done}/3 done");
+    ///     std::thread::sleep(Duration::from_millis(5));
     /// }
-    /// assert!(pending.iter().all(|p| p.is_finished()));
+    /// assert!(pending[2].wait_timeout(Duration::from_secs(5)));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn is_finished(&self) -> bool {
-        if self.outcome.borrow().is_some() {
+        if self.outcome.borrow().is_some() || self.seen_finished() {
             return true;
         }
-        // Borrowed by the queue's own code only while this thread is inside it (a callback of
-        // another call, say): then nothing is known to be finished yet.
+        // Not finished, as far as the control block says: its worker may have died or overrun
+        // the task timeout, which only a look at the workers finds (rate-limited).
+        self.queue.look_if_due() && self.seen_finished()
+    }
+
+    /// Whether the queue or the control block says the call finished, read without changing
+    /// anything (see [`is_finished`](Pending::is_finished)).
+    fn seen_finished(&self) -> bool {
+        // Borrowed by the queue's own code only while this thread is inside it (a result's
+        // `Deserialize`, say): then nothing is known to be finished yet.
         let Ok(st) = self.queue.state.try_borrow() else { return false };
         if st.finished.contains_key(&self.id) || !st.knows(self.id) {
             return true;
@@ -520,7 +587,9 @@ impl<'q, R: 'static> Pending<'q, '_, R> {
     /// whether it is. Unlike [`get_timeout`](Pending::get_timeout) it takes nothing, so a
     /// loop can wake every `timeout` (to draw a bar, say) and still see the end of the job at
     /// once: the parent sleeps until the job is over or the timeout passes, and no finished
-    /// call of the job wakes it before.
+    /// call of the job wakes it before. The pool's rule for timed waits (`src/pool/README.md`,
+    /// "Timed waits"): an error (the pool gave up, the result was lost) reads as ready, and
+    /// [`get`](Pending::get) reports it.
     ///
     /// ```no_run
     /// use std::time::Duration;

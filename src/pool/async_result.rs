@@ -26,7 +26,7 @@ type Callback<'p, T> = Box<dyn FnOnce(&T) + 'p>;
 /// use std::time::Duration;
 /// let mut pool = shmpool::Pool::new(2)?;
 /// let mut r = pool.map_async(|x: u32| x + 1, &[1, 2, 3], None)?;
-/// assert!(r.wait_timeout(Duration::from_secs(5))?);
+/// assert!(r.wait_timeout(Duration::from_secs(5)));
 /// assert!(r.is_ready());
 /// assert!(r.is_successful()?);
 /// assert_eq!(r.get()?, [2, 3, 4]);
@@ -88,7 +88,9 @@ impl<'p, T> AsyncResult<'p, T> {
     ///
     /// # Errors
     ///
-    /// A replacement worker could not be started (the pool is then terminated).
+    /// [`Error::PoolNotOwned`] when called in another process than the pool's creator. (A pool
+    /// that gives up while this waits, a replacement worker that cannot start, say, ends the
+    /// call: that is its outcome, which [`get`](AsyncResult::get) returns.)
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
@@ -102,21 +104,20 @@ impl<'p, T> AsyncResult<'p, T> {
     }
 
     /// Like [`wait`](AsyncResult::wait), waiting at most `timeout` (Python's `wait(timeout)`);
-    /// whether the result is ready.
-    ///
-    /// # Errors
-    ///
-    /// As for [`wait`](AsyncResult::wait).
+    /// whether the result is ready. The pool's rule for timed waits (`src/pool/README.md`,
+    /// "Timed waits"): an error reads as ready, and [`get`](AsyncResult::get) reports it.
     ///
     /// ```no_run
     /// use std::time::Duration;
     /// let mut pool = shmpool::Pool::new(2)?;
     /// let mut r = pool.apply_async(|x: u8| x, 1)?;
-    /// assert!(r.wait_timeout(Duration::from_secs(5))?);
+    /// assert!(r.wait_timeout(Duration::from_secs(5)));
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool> {
-        self.wait_deadline(Instant::now().checked_add(timeout))
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        // An error here is the pool's refusal in a process that does not own it, which `get`
+        // meets again on the same path (`wait_deadline`) and returns.
+        self.wait_deadline(Instant::now().checked_add(timeout)).unwrap_or(true)
     }
 
     /// Waits until the result is ready or `deadline` passes (forever with `None`); whether it is
@@ -169,7 +170,8 @@ impl<'p, T> AsyncResult<'p, T> {
         self.handle.progress()
     }
 
-    /// Whether the result is ready (Python's `ready()`).
+    /// Whether the result is ready (Python's `ready()`), without waiting; an error reads as
+    /// ready, for [`get`](AsyncResult::get) to report ("Timed waits" in `src/pool/README.md`).
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
@@ -179,8 +181,7 @@ impl<'p, T> AsyncResult<'p, T> {
     /// ```
     #[doc(alias = "ready")]
     pub fn is_ready(&mut self) -> bool {
-        self.outcome.is_some()
-            || (self.handle.is_ready() && self.wait_timeout(Duration::ZERO).unwrap_or(false))
+        self.outcome.is_some() || (self.handle.is_ready() && self.wait_timeout(Duration::ZERO))
     }
 
     /// Whether the call completed without error (Python's `successful()`).
@@ -248,7 +249,7 @@ impl<T: Clone> AsyncResult<'_, T> {
     /// # Ok::<(), shmpool::Error>(())
     /// ```
     pub fn get_timeout(&mut self, timeout: Duration) -> Result<T> {
-        if !self.wait_timeout(timeout)? {
+        if !self.wait_deadline(Instant::now().checked_add(timeout))? {
             return Err(Error::Timeout { what: "AsyncResult::get_timeout", after: timeout });
         }
         self.take()

@@ -36,7 +36,7 @@ pub(crate) type Output<'p, R> = Box<dyn FnOnce(&Pool) -> R + 'p>;
 /// let mut pool = Pool::new(2)?;
 /// let a = SharedArray::<f32>::zeroed(1 << 24)?;
 /// let mut job = pool.for_each_chunk_async(a, |c| c.iter_mut().for_each(|x| *x += 1.0))?;
-/// while !job.wait_timeout(Duration::from_millis(100))? {
+/// while !job.wait_timeout(Duration::from_millis(100)) {
 ///     let (done, total) = job.progress();
 ///     println!("{done}/{total} chunks");
 /// }
@@ -187,7 +187,9 @@ impl<'p, R> JobHandle<'p, R> {
         let _ = self.pool.check_workers();
     }
 
-    /// Whether every chunk has finished.
+    /// Whether every chunk has finished, or the job is over otherwise (the pool gave up and is
+    /// terminated: [`wait`](JobHandle::wait) says why). It looks at the workers first, as a wait
+    /// does, so a chunk whose worker died is seen lost (or retried).
     ///
     /// ```no_run
     /// # let mut pool = shmpool::Pool::new(2)?;
@@ -198,7 +200,9 @@ impl<'p, R> JobHandle<'p, R> {
     /// ```
     pub fn is_ready(&mut self) -> bool {
         self.poll();
-        !self.in_flight() || self.pool.job_done()
+        // A terminated pool (one that gave up in `poll`, say) finishes nothing more: the job is
+        // over, and `wait` reports how.
+        !self.in_flight() || self.pool.job_done() || self.terminated()
     }
 
     /// The workers running a chunk of this job right now, as (pid, chunk index).
@@ -230,23 +234,27 @@ impl<'p, R> JobHandle<'p, R> {
             .collect()
     }
 
-    /// Waits at most `timeout` for the job; `Ok(true)` once it has finished (then
-    /// [`wait`](JobHandle::wait) returns at once), `Ok(false)` if it still runs.
-    ///
-    /// # Errors
-    ///
-    /// A replacement worker could not be started (the pool is then terminated).
+    /// Waits at most `timeout` for the job; `true` once it is over (then
+    /// [`wait`](JobHandle::wait) returns at once), `false` if it still runs. The pool's rule
+    /// for timed waits (`src/pool/README.md`, "Timed waits"): an error reads as over, and
+    /// [`wait`](JobHandle::wait) reports it (a pool that gave up while this waited, because a
+    /// replacement worker could not start, say, is terminated: `wait` then returns
+    /// [`Error::PoolGaveUp`](crate::Error::PoolGaveUp) with the reason).
     ///
     /// ```no_run
     /// # let mut pool = shmpool::Pool::new(2)?;
     /// # let a = shmpool::SharedArray::<u8>::zeroed(16)?;
     /// let mut job = pool.for_each_chunk_async(a, |c| c.fill(1))?;
-    /// let finished = job.wait_timeout(std::time::Duration::from_secs(1))?;
-    /// # let _ = finished;
+    /// if job.wait_timeout(std::time::Duration::from_secs(1)) {
+    ///     let a = job.wait()?; // returns at once, with the job's outcome
+    ///     assert_eq!(a[0], 1);
+    /// }
     /// # Ok::<(), shmpool::Error>(())
     /// ```
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool> {
-        self.pool_wait(Instant::now().checked_add(timeout))
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        // An error means the pool gave up (it is terminated and `wait` returns why) or this
+        // process does not own the pool (`wait` meets that again): over either way.
+        self.pool_wait(Instant::now().checked_add(timeout)).unwrap_or(true)
     }
 
     /// Waits for the job and returns its output.

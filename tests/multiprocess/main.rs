@@ -21,6 +21,7 @@ mod manager_faults;
 mod manager_shared;
 mod manager_sync;
 mod pipe;
+mod poll_deaths;
 mod pool;
 mod process;
 mod python_names;
@@ -72,5 +73,6 @@ fn main() -> std::process::ExitCode {
         suite!(adversary_issue10),
         suite!(listener),
         suite!(adversary_issue12),
+        suite!(poll_deaths),
     ])
 }

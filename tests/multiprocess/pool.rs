@@ -307,14 +307,14 @@ fn wait_timeout_and_progress() {
     let mut pool = forked().workers(2).chunk_size(10).build().unwrap();
     let mut job = pool.for_each_chunk_async(indices(400), slow_chunk).unwrap();
     assert!(
-        !job.wait_timeout(Duration::from_millis(30)).unwrap(),
+        !job.wait_timeout(Duration::from_millis(30)),
         "40 chunks of 20 ms cannot be done in 30 ms"
     );
     let (done, total) = job.progress();
     assert_eq!(total, 40);
     assert!(done < total);
     assert!(!job.is_ready());
-    assert!(job.wait_timeout(Duration::from_secs(20)).unwrap());
+    assert!(job.wait_timeout(Duration::from_secs(20)));
     assert_eq!(job.progress(), (40, 40));
     let a = job.wait().unwrap();
     assert!(marks(&a).iter().all(|&m| m == 1));
@@ -679,7 +679,7 @@ fn get_timeout_then_result() {
     assert!(matches!(r.get_timeout(Duration::from_millis(20)), Err(Error::Timeout { .. })));
     assert!(!r.is_ready());
     assert!(matches!(r.is_successful(), Err(Error::ResultUnavailable { .. })));
-    assert!(!r.wait_timeout(Duration::from_millis(10)).unwrap());
+    assert!(!r.wait_timeout(Duration::from_millis(10)));
     assert_eq!(r.get_timeout(Duration::from_secs(10)).unwrap(), 300);
 }
 
@@ -746,7 +746,7 @@ fn terminate_with_10000_pending_tasks() {
     let pids = pool.worker_pids();
     let args = vec![10u64; 10_000];
     let mut r = pool.map_async(sleepy, &args, Some(1)).unwrap();
-    assert!(!r.wait_timeout(Duration::from_millis(50)).unwrap());
+    assert!(!r.wait_timeout(Duration::from_millis(50)));
     let (done, total) = r.progress();
     assert!(done < total && total == 10_000, "{done}/{total}");
     let t0 = Instant::now();
@@ -1353,7 +1353,7 @@ fn an_empty_async_job_reports_its_own_outcome_not_a_leaked_jobs() {
     let mut empty = pool.for_each_chunk_async(indices(0), mark).unwrap();
     assert!(empty.is_ready(), "an empty job waits for nothing");
     assert_eq!(empty.progress(), (0, 0));
-    assert!(empty.wait_timeout(Duration::ZERO).unwrap());
+    assert!(empty.wait_timeout(Duration::ZERO));
     assert!(empty.running().is_empty());
     let a = empty.wait().expect("an empty job reports its own outcome");
     assert!(a.is_empty());
@@ -1363,7 +1363,7 @@ fn an_empty_async_job_reports_its_own_outcome_not_a_leaked_jobs() {
     // The empty task calls likewise.
     assert_eq!(pool.map(square, [0u64; 0], None).unwrap(), Vec::<u64>::new());
     let mut r = pool.map_async(square, [0u64; 0], None).unwrap();
-    assert!(r.wait_timeout(Duration::ZERO).unwrap());
+    assert!(r.wait_timeout(Duration::ZERO));
     assert_eq!(r.get().unwrap(), Vec::<u64>::new());
     drop(r);
     // The pool still works: the leaked job's chunks all ran, and its error went nowhere.

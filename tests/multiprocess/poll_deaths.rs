@@ -1,0 +1,137 @@
+//! Every poll loop ends: `Pending::is_finished` alone, with no wait and no `is_ready` between
+//! polls, sees a call whose worker was SIGKILLed, or ran past the task timeout, as finished
+//! (within ~10 ms of the death: a rate-limited look at the workers shared by the queue's polls),
+//! and sees calls queued behind a running batch go out and finish. The other calls' results
+//! are right, and the looks are rate-limited (counted with `ApplyQueue::poll_looks`). Each
+//! under the default start method (the forkserver) and fork.
+
+use std::time::{Duration, Instant};
+
+use shmpool::pool::{ApplyQueue, Pending};
+use shmpool::{Error, Pool, StartMethod};
+
+use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool};
+
+pub fn tests() -> Tests {
+    register! {
+        a_call_that_kills_its_worker_is_seen_finished_by_polls_alone in METHODS,
+        a_call_past_the_task_timeout_is_seen_finished_by_polls_alone in METHODS,
+        calls_queued_behind_a_batch_are_seen_finished_by_polls_alone in METHODS,
+    }
+}
+
+/// The longest a poll loop may take before the test calls it endless.
+const DEADLINE: Duration = Duration::from_secs(5);
+/// What "within ~1 s" allows on a loaded 2-core machine.
+const PROMPT: Duration = Duration::from_millis(1500);
+
+/// Polls `pending` only through `is_finished` (no wait, no `is_ready`) until every call is
+/// finished; how long it took. Fails the test at [`DEADLINE`], and if the queue looked at
+/// its workers more often than once per 10 ms (plus the first look), or never.
+fn poll_until_all_finished<R>(q: &ApplyQueue<'_>, pending: &[Pending<'_, '_, R>]) -> Duration {
+    let (t, looks_before) = (Instant::now(), q.poll_looks());
+    let mut polls = 0u64;
+    while !pending.iter().all(|p| p.is_finished()) {
+        polls += 1;
+        assert!(t.elapsed() < DEADLINE, "is_finished never saw every call finish ({polls} polls)");
+        std::thread::yield_now();
+    }
+    let took = t.elapsed();
+    let looks = q.poll_looks() - looks_before;
+    let most = 2 + took.as_millis() as u64 / 10;
+    assert!(looks >= 1, "the calls were seen finished without a look at the workers");
+    assert!(looks <= most, "{looks} looks in {took:?} ({polls} polls): not rate-limited");
+    took
+}
+
+/// SIGKILLs its own worker for 2, else sleeps 30 ms and returns `i * i`.
+fn square_or_die(i: u64) -> u64 {
+    if i == 2 {
+        // SAFETY: `kill` with this process's own pid and a valid signal number has no memory
+        // effects; the worker dies at once, which is the point.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    i * i
+}
+
+fn a_call_that_kills_its_worker_is_seen_finished_by_polls_alone(m: StartMethod) {
+    let mut pool = two_worker_pool(m);
+    {
+        let q = pool.apply_queue();
+        let pending = q.apply_async_batch(square_or_die, 0..6).unwrap();
+        let took = poll_until_all_finished(&q, &pending);
+        assert!(took < PROMPT, "the dead worker's call was seen finished after {took:?}");
+        for (i, p) in pending.iter().enumerate() {
+            match p.get() {
+                Err(Error::WorkerDied { signal, .. }) if i == 2 => {
+                    assert_eq!(signal, Some(libc::SIGKILL));
+                }
+                r => assert_eq!(r.unwrap(), (i * i) as u64, "call {i}"),
+            }
+        }
+        // The pool replaced the worker and goes on.
+        assert_eq!(q.apply_async(square_or_die, 7).unwrap().get().unwrap(), 49);
+    }
+    close_pool(pool, m);
+}
+
+/// Sleeps 20 s for 1 (far past the task timeout), else returns `i + 1`.
+fn late_at_1(i: u64) -> u64 {
+    if i == 1 {
+        std::thread::sleep(Duration::from_secs(20));
+    }
+    i + 1
+}
+
+fn a_call_past_the_task_timeout_is_seen_finished_by_polls_alone(m: StartMethod) {
+    let timeout = Duration::from_millis(200);
+    let mut pool =
+        Pool::builder().workers(2).start_method(m).task_timeout(timeout).build().unwrap();
+    {
+        let q = pool.apply_queue();
+        let pending = q.apply_async_batch(late_at_1, 0..5).unwrap();
+        let took = poll_until_all_finished(&q, &pending);
+        assert!(took >= timeout, "the late call was seen finished before its timeout ({took:?})");
+        assert!(took < timeout + PROMPT, "the late call was seen finished after {took:?}");
+        for (i, p) in pending.iter().enumerate() {
+            match p.get() {
+                Err(Error::TaskTimedOut { task, after, .. }) if i == 1 => {
+                    assert_eq!((task, after), (1, timeout));
+                }
+                r => assert_eq!(r.unwrap(), i as u64 + 1, "call {i}"),
+            }
+        }
+    }
+    close_pool(pool, m);
+}
+
+/// Sleeps 100 ms, then returns `i`.
+fn slow(i: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(100));
+    i
+}
+
+/// `-i`.
+fn negate(i: i64) -> i64 {
+    -i
+}
+
+fn calls_queued_behind_a_batch_are_seen_finished_by_polls_alone(m: StartMethod) {
+    let mut pool = two_worker_pool(m);
+    {
+        let q = pool.apply_queue();
+        let first = q.apply_async_batch(slow, 0..2).unwrap();
+        // Made while the first batch runs: queued, of another `fn`, so a job of their own that
+        // only a look at the queue sends out once the first is over.
+        let queued = q.apply_async_batch(negate, 1..4).unwrap();
+        assert!(!queued[0].is_finished(), "a queued call finished before the batch before it");
+        let took = poll_until_all_finished(&q, &queued);
+        assert!(took < PROMPT, "the queued calls were seen finished after {took:?}");
+        assert!(first.iter().all(|p| p.is_finished()), "a later batch ended before an earlier");
+        let got: Vec<_> = queued.iter().map(|p| p.get().unwrap()).collect();
+        assert_eq!(got, [-1, -2, -3]);
+        assert_eq!(first.iter().map(|p| p.get().unwrap()).collect::<Vec<_>>(), [0, 1]);
+    }
+    close_pool(pool, m);
+}

@@ -318,21 +318,39 @@ fn rgba_png_and_webp_turn_their_alpha_with_the_pixels() {
 }
 
 /// Pillow writes the EXIF of an animated WebP (`save_all=True`) with JPEG's "Exif\0\0"
-/// prefix, and reads either; such a file comes out upright too.
+/// prefix, and reads it with none, one or two; such a file comes out upright too. An EXIF
+/// chunk that the VP8X header's flag does not announce is not read, by Pillow nor here.
 #[test]
-fn webp_exif_with_the_jpeg_prefix_comes_out_upright() {
+fn webp_exif_as_pillow_reads_it() {
     let s = Scratch::new("orient-formats", "webp-prefix");
     let mut files = Vec::new();
-    for o in [3u16, 6, 8] {
+    for (o, prefixes) in [(3u16, 1), (6, 1), (8, 1), (5, 2)] {
         let img = stored(o);
-        let exif = exif_orientation(o, o % 2 == 1);
+        let mut exif = exif_orientation(o, o % 2 == 1);
         assert!(exif.starts_with(b"Exif\0\0"));
+        if prefixes == 2 {
+            exif.splice(0..0, *b"Exif\0\0");
+        }
         let bytes = webp(img.as_raw(), img.dimensions(), ExtendedColorType::Rgb8, &exif);
         let name = format!("p{o}.webp");
         std::fs::write(s.input().join(&name), bytes).unwrap();
         files.push((name, o));
     }
     assert_upright_everywhere(&s, "WebP (Exif\\0\\0 prefix)", &files);
+
+    let t = Scratch::new("orient-formats", "webp-unflagged");
+    let img = stored(6);
+    let mut bytes = webp(img.as_raw(), img.dimensions(), ExtendedColorType::Rgb8, &exif_tiff(6));
+    bytes[20] &= !0x08; // the VP8X EXIF flag
+    let file = t.input().join("unflagged.webp");
+    std::fs::write(&file, bytes).unwrap();
+    run_ok(&t.input(), &t.out(), &[]);
+    let got = image::open(t.out().join("unflagged.png")).unwrap().into_rgb8();
+    assert!(got == img, "an EXIF chunk the VP8X flag does not announce: not as stored");
+    if let Some((pw, ph, pillow)) = pillow_upright(&file, 1, "RGB") {
+        assert_eq!((pw, ph), img.dimensions(), "Pillow's size");
+        assert!(pillow == *img.as_raw(), "Pillow's exif_transpose differs");
+    }
 }
 
 /// The PNG of `img` with eXIf chunks holding `before` (after IHDR) and `after` (after the

@@ -123,10 +123,14 @@ pub(crate) fn check_sizes(
 /// images over `max_pixels` before any pixel is decoded and decodes over `max_alloc` bytes.
 ///
 /// With `auto_orient`, the image comes out upright: an EXIF orientation (JPEG's APP1, PNG's
-/// eXIf, WebP's and TIFF's own) is applied to the pixels, as Pillow's `ImageOps.exif_transpose`
-/// and browsers do, since no output carries the EXIF along: a phone photo stored sideways would
-/// otherwise come out sideways. Unreadable EXIF counts as none (the pixels still decode). A
-/// quarter turn copies the image, so its buffer counts twice against `max_alloc`.
+/// eXIf chunk before or after the pixels, WebP's EXIF chunk, TIFF's Orientation tag in its
+/// first IFD) is applied to the pixels, as Pillow's `ImageOps.exif_transpose` and browsers do,
+/// since no output carries the EXIF along: a phone photo stored sideways would otherwise come
+/// out sideways. The EXIF read is the EXIF Pillow reads: a PNG's or WebP's may start with
+/// JPEG's `Exif\0\0`, a PNG's eXIf before the pixels wins over one after them, and a WebP's
+/// counts only where its VP8X header's flag announces it. Unreadable EXIF counts as none (the
+/// pixels still decode). Alpha turns with the colours. A quarter turn copies the image, so its
+/// buffer counts twice against `max_alloc`.
 /// Without it, the pixels are as stored (`--no-auto-orient`).
 pub(crate) fn decode(
     bytes: &[u8],
@@ -178,6 +182,11 @@ pub(crate) fn decode(
     };
     let orientation = match auto_orient.then(|| decoder.orientation()) {
         None => Orientation::NoTransforms,
+        // The webp decoder reads an EXIF chunk its VP8X header does not announce; Pillow
+        // (libwebp) does not, and neither does this.
+        Some(_) if format == ImageFormat::WebP && !webp_announces_exif(bytes) => {
+            Orientation::NoTransforms
+        }
         Some(Ok(o)) if o != Orientation::NoTransforms => o,
         // What the PNG and WebP decoders miss and Pillow's `exif_transpose` reads.
         Some(_) if matches!(format, ImageFormat::Png | ImageFormat::WebP) => {
@@ -222,7 +231,7 @@ pub(crate) fn decode(
 
 /// The orientation in a PNG's or WebP's EXIF that `decoder` (of `bytes`, in `format`) did not
 /// report, and Pillow's `exif_transpose` reads: EXIF that starts with JPEG's `Exif\0\0`
-/// before its TIFF structure (Pillow writes it so in an animated WebP), and a PNG's eXIf after
+/// before its TIFF structure (Pillow writes it so in an animated WebP; twice in a WebP), and a PNG's eXIf after
 /// IDAT (the PNG decoder reads only the chunks before the pixels). The EXIF before the pixels
 /// wins, as for Pillow.
 fn missed_orientation(
@@ -230,8 +239,14 @@ fn missed_orientation(
     format: ImageFormat,
     bytes: &[u8],
 ) -> Option<Orientation> {
-    let tiff = |exif: &[u8]| -> Option<Orientation> {
-        Orientation::from_exif_chunk(exif.strip_prefix(b"Exif\0\0").unwrap_or(exif))
+    // Pillow's `Exif.load` drops up to two prefixes; its PNG reader adds one of its own, so a
+    // PNG may have one, a WebP two.
+    let prefixes = if format == ImageFormat::WebP { 2 } else { 1 };
+    let tiff = |mut exif: &[u8]| -> Option<Orientation> {
+        for _ in 0..prefixes {
+            exif = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
+        }
+        Orientation::from_exif_chunk(exif)
     };
     let early = decoder.exif_metadata().ok().flatten();
     match early.as_deref().and_then(tiff) {
@@ -239,6 +254,11 @@ fn missed_orientation(
         None if format == ImageFormat::Png => png_late_exif(bytes).and_then(tiff),
         None => None,
     }
+}
+
+/// Whether the WebP `bytes` announce an EXIF chunk: a VP8X header first, its EXIF flag set.
+fn webp_announces_exif(bytes: &[u8]) -> bool {
+    bytes.get(12..16) == Some(b"VP8X") && bytes.get(20).is_some_and(|flags| flags & 0x08 != 0)
 }
 
 /// The data of the first eXIf chunk after the IDAT chunks of the PNG `bytes`, if any: the

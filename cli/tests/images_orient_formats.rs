@@ -42,10 +42,14 @@ fn webp(pixels: &[u8], (w, h): (u32, u32), color: ExtendedColorType, exif: &[u8]
     out
 }
 
-/// `img` as an uncompressed baseline RGB TIFF in one strip, with an Orientation tag (274,
-/// SHORT) of `orientation` where given, in either byte order. Built by hand: the `image` crate
-/// writes no Orientation tag.
-fn tiff(img: &RgbImage, orientation: Option<u16>, big_endian: bool) -> Vec<u8> {
+/// TIFF field types.
+const SHORT: u16 = 3;
+const LONG: u16 = 4;
+
+/// `img` as an uncompressed baseline RGB TIFF in one strip, with an Orientation tag (274) of
+/// `orientation` (its field type, SHORT or LONG, and value) where given, in either byte order.
+/// Built by hand: the `image` crate writes no Orientation tag.
+fn tiff(img: &RgbImage, orientation: Option<(u16, u32)>, big_endian: bool) -> Vec<u8> {
     let u16b = |v: u16| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
     let u32b = |v: u32| if big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
     let (w, h) = img.dimensions();
@@ -53,8 +57,6 @@ fn tiff(img: &RgbImage, orientation: Option<u16>, big_endian: bool) -> Vec<u8> {
     // Header, pixels, the three BitsPerSample values, then the IFD (at an even offset).
     let bits_at = 8 + data.len() as u32;
     let ifd_at = (bits_at + 6 + 1) & !1;
-    const SHORT: u16 = 3;
-    const LONG: u16 = 4;
     let mut entries: Vec<(u16, u16, u32, u32)> = vec![
         (256, LONG, 1, w),
         (257, LONG, 1, h),
@@ -67,8 +69,8 @@ fn tiff(img: &RgbImage, orientation: Option<u16>, big_endian: bool) -> Vec<u8> {
         (279, LONG, 1, data.len() as u32),
         (284, SHORT, 1, 1), // chunky
     ];
-    if let Some(o) = orientation {
-        entries.push((274, SHORT, 1, u32::from(o)));
+    if let Some((kind, o)) = orientation {
+        entries.push((274, kind, 1, o));
     }
     entries.sort_by_key(|e| e.0);
     let mut out = if big_endian { b"MM".to_vec() } else { b"II".to_vec() };
@@ -163,16 +165,20 @@ fn webp_exif_orientations_come_out_upright() {
     assert_upright_everywhere(&s, "WebP", &files);
 }
 
-/// A TIFF's own Orientation tag (274 in its first IFD), 1 to 8 in both byte orders, comes out
-/// upright under every engine, as Pillow's `exif_transpose` has it; `--no-auto-orient` keeps
-/// the stored pixels. A TIFF without the tag, or with 0 or 9 (no orientation), is as stored.
+/// A TIFF's own Orientation tag (274 in its first IFD, SHORT or LONG), 1 to 8 in both byte
+/// orders, comes out upright under every engine, as Pillow's `exif_transpose` has it;
+/// `--no-auto-orient` keeps the stored pixels. A TIFF without the tag, or with 0 or 9 (no
+/// orientation), is as stored.
 #[test]
 fn tiff_orientation_tag_comes_out_upright() {
     let s = Scratch::new("orient-formats", "tiff");
     let mut files = Vec::new();
     for o in 1..=8u16 {
         let name = format!("o{o}.tiff");
-        std::fs::write(s.input().join(&name), tiff(&stored(o), Some(o), o % 2 == 1)).unwrap();
+        // SHORT, as the specification has it; LONG for 7 and 8, which Pillow reads too.
+        let kind = if o >= 7 { LONG } else { SHORT };
+        let bytes = tiff(&stored(o), Some((kind, o.into())), o % 2 == 1);
+        std::fs::write(s.input().join(&name), bytes).unwrap();
         files.push((name, o));
     }
     std::fs::write(s.input().join("none.tif"), tiff(&stored(1), None, false)).unwrap();
@@ -181,9 +187,12 @@ fn tiff_orientation_tag_comes_out_upright() {
 
     // Orientation 0 and 9 mean nothing: a file stored sideways stays sideways.
     let t = Scratch::new("orient-formats", "tiff-bad");
-    for (name, value) in [("zero", 0u16), ("nine", 9)] {
-        std::fs::write(t.input().join(format!("{name}.tif")), tiff(&stored(6), Some(value), true))
-            .unwrap();
+    for (name, value) in [("zero", 0), ("nine", 9)] {
+        std::fs::write(
+            t.input().join(format!("{name}.tif")),
+            tiff(&stored(6), Some((SHORT, value)), true),
+        )
+        .unwrap();
     }
     run_ok(&t.input(), &t.out(), &[]);
     for name in ["zero", "nine"] {

@@ -157,7 +157,8 @@ impl<'p, T> AsyncResult<'p, T> {
         Ok(true)
     }
 
-    /// Chunks of tasks finished so far, and chunks in all (for progress bars).
+    /// Chunks of tasks finished so far, and chunks in all (for progress bars); it looks at the
+    /// workers first, as [`JobHandle::progress`] does, so a dead worker's chunk is counted.
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;

@@ -116,7 +116,10 @@ impl<'p, R> JobHandle<'p, R> {
         self.job != 0 && self.pool.active.as_ref().is_some_and(|a| a.job == self.job)
     }
 
-    /// Chunks finished so far, and chunks in all.
+    /// Chunks finished so far, and chunks in all. It looks at the workers first, as a wait
+    /// does (a system call or more per worker), so a chunk whose worker died, or ran past the
+    /// task timeout, is counted (failed, or retried) however progress is polled: poll it at a
+    /// tick, not in a spin.
     ///
     /// ```no_run
     /// # let mut pool = shmpool::Pool::new(2)?;

@@ -2,13 +2,15 @@
 //! polls, sees a call whose worker was SIGKILLed, or ran past the task timeout, as finished
 //! (within ~10 ms of the death: a rate-limited look at the workers shared by the queue's polls),
 //! and sees calls queued behind a running batch go out and finish. The other calls' results
-//! are right, and the looks are rate-limited (counted with `ApplyQueue::poll_looks`). Each
-//! under the default start method (the forkserver) and fork.
+//! are right, and the looks are rate-limited (counted with `ApplyQueue::poll_looks`). And the
+//! pool's rule for timed waits (`src/pool/README.md`, "Timed waits"): when the pool gives up
+//! under a poll or a timed wait, the poll or wait reads the job as over and `get` / `wait` says
+//! why. Each under the default start method (the forkserver) and fork.
 
 use std::time::{Duration, Instant};
 
 use shmpool::pool::{ApplyQueue, Pending};
-use shmpool::{Error, Pool, StartMethod};
+use shmpool::{Error, Pool, SharedArray, StartMethod};
 
 use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool};
 
@@ -17,6 +19,8 @@ pub fn tests() -> Tests {
         a_call_that_kills_its_worker_is_seen_finished_by_polls_alone in METHODS,
         a_call_past_the_task_timeout_is_seen_finished_by_polls_alone in METHODS,
         calls_queued_behind_a_batch_are_seen_finished_by_polls_alone in METHODS,
+        a_pool_that_gives_up_ends_every_poll_and_timed_wait_and_get_says_why in METHODS,
+        helpers: [bad_init],
     }
 }
 
@@ -132,6 +136,91 @@ fn calls_queued_behind_a_batch_are_seen_finished_by_polls_alone(m: StartMethod) 
         let got: Vec<_> = queued.iter().map(|p| p.get().unwrap()).collect();
         assert_eq!(got, [-1, -2, -3]);
         assert_eq!(first.iter().map(|p| p.get().unwrap()).collect::<Vec<_>>(), [0, 1]);
+    }
+    close_pool(pool, m);
+}
+
+/// A worker initializer that always fails: a pool of it gives up at its first wait or poll.
+fn bad_init() {
+    panic!("no config file");
+}
+
+/// A pool that will give up (its initializer fails) while the test waits or polls.
+fn doomed_pool(m: StartMethod) -> Pool {
+    Pool::builder()
+        .workers(2)
+        .start_method(m)
+        .initializer(bad_init)
+        .inline_threshold(0)
+        .build()
+        .unwrap()
+}
+
+/// Fails the test unless `r` is the error of a pool that gave up on its initializer.
+fn says_gave_up<T: std::fmt::Debug>(r: shmpool::Result<T>, what: &str) {
+    match r {
+        Err(e @ Error::PoolGaveUp { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("no config file") && msg.contains("gave up"), "{what}: {msg}");
+        }
+        other => panic!("{what}: expected PoolGaveUp naming the initializer, got {other:?}"),
+    }
+}
+
+/// Calls `poll` until it says over; fails the test at [`DEADLINE`].
+fn until_over(what: &str, mut poll: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !poll() {
+        assert!(t.elapsed() < DEADLINE, "{what} never read over after the pool gave up");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn a_pool_that_gives_up_ends_every_poll_and_timed_wait_and_get_says_why(m: StartMethod) {
+    let array = || SharedArray::<u8>::zeroed(1 << 16).unwrap();
+    // A job polled with `is_ready` only (before, it read "not ready" forever once the pool
+    // gave up), then a timed wait, which reads it over.
+    let mut pool = doomed_pool(m);
+    let mut job = pool.for_each_chunk_async(array(), |c| c.fill(1)).unwrap();
+    until_over("JobHandle::is_ready", || job.is_ready());
+    assert!(job.wait_timeout(Duration::ZERO), "a job of a pool that gave up is over");
+    says_gave_up(job.wait(), "JobHandle::wait");
+    close_pool(pool, m);
+    // A job whose pool gives up inside a timed wait: `true` (over), and `wait` says why.
+    let mut pool = doomed_pool(m);
+    let mut job = pool.for_each_chunk_async(array(), |c| c.fill(1)).unwrap();
+    until_over("JobHandle::wait_timeout", || job.wait_timeout(Duration::from_millis(50)));
+    says_gave_up(job.wait(), "JobHandle::wait after wait_timeout");
+    close_pool(pool, m);
+    // The same for an `AsyncResult`: polled, then through a timed wait.
+    let mut pool = doomed_pool(m);
+    let mut r = pool.apply_async(square, 3).unwrap();
+    until_over("AsyncResult::is_ready", || r.is_ready());
+    assert!(r.wait_timeout(Duration::ZERO));
+    assert!(!r.is_successful().unwrap());
+    says_gave_up(r.get(), "AsyncResult::get");
+    drop(r);
+    close_pool(pool, m);
+    let mut pool = doomed_pool(m);
+    let mut r = pool.apply_async(square, 3).unwrap();
+    until_over("AsyncResult::wait_timeout", || r.wait_timeout(Duration::from_millis(50)));
+    says_gave_up(r.get_timeout(Duration::ZERO), "AsyncResult::get_timeout");
+    drop(r);
+    close_pool(pool, m);
+    // A batch polled with `is_finished` only, then with `is_ready`, and a timed wait.
+    let mut pool = doomed_pool(m);
+    {
+        let q = pool.apply_queue();
+        let pending = q.apply_async_batch(square, 0..4).unwrap();
+        until_over("Pending::is_finished", || pending.iter().all(|p| p.is_finished()));
+        for (i, p) in pending.iter().enumerate() {
+            assert!(p.is_ready() && p.wait_timeout(Duration::ZERO), "call {i}");
+            says_gave_up(p.get(), "Pending::get");
+        }
     }
     close_pool(pool, m);
 }

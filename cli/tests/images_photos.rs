@@ -13,8 +13,8 @@ use serde_json::Value;
 mod support;
 
 use support::{
-    QUADRANTS, Scratch, UPRIGHT, assert_quadrants, crc32, diff, exif_orientation, pillow_rgb,
-    run_ok, stored, upright,
+    QUADRANTS, Scratch, UPRIGHT, assert_quadrants, diff, exif_orientation, pillow_rgb,
+    png_with_exif, run_ok, stored, upright,
 };
 
 /// `pixels` (RGB or CMYK, by `color`) as a JPEG, with an optional APP1 segment.
@@ -262,17 +262,7 @@ fn png_exif_orientation_comes_out_upright() {
         let mut png = std::io::Cursor::new(Vec::new());
         img.write_to(&mut png, image::ImageFormat::Png).unwrap();
         let png = png.into_inner();
-        // After the signature (8 bytes) and IHDR (4 + 4 + 13 + 4 bytes), before IDAT.
-        let at = 8 + 25;
-        assert_eq!(&png[12..16], b"IHDR", "IHDR first");
-        let tiff = exif_orientation(o, o == 3)[6..].to_vec();
-        let mut chunk = (tiff.len() as u32).to_be_bytes().to_vec();
-        chunk.extend(b"eXIf");
-        chunk.extend(&tiff);
-        chunk.extend(crc32(&chunk[4..]).to_be_bytes());
-        let mut bytes = png[..at].to_vec();
-        bytes.extend(chunk);
-        bytes.extend(&png[at..]);
+        let bytes = png_with_exif(&png, &exif_orientation(o, o == 3)[6..]);
         std::fs::write(s.input().join(format!("o{o}.png")), bytes).unwrap();
     }
     run_ok(&s.input(), &s.out(), &[]);

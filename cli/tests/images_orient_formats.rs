@@ -25,20 +25,16 @@ fn exif_tiff(orientation: u16) -> Vec<u8> {
     exif_orientation(orientation, orientation % 2 == 1)[6..].to_vec()
 }
 
-/// `pixels` (RGB or RGBA by `color`) as a lossless WebP with an EXIF chunk holding `exif` (a
-/// VP8X header announces it), or without one where `exif` is empty.
+/// `pixels` (RGB or RGBA by `color`) as a lossless WebP with an EXIF chunk holding `exif`,
+/// announced by the flag of a VP8X header.
 fn webp(pixels: &[u8], (w, h): (u32, u32), color: ExtendedColorType, exif: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut e = WebPEncoder::new_lossless(&mut out);
-    if !exif.is_empty() {
-        e.set_exif_metadata(exif.to_vec()).unwrap();
-    }
+    e.set_exif_metadata(exif.to_vec()).unwrap();
     e.write_image(pixels, w, h, color).unwrap();
-    if !exif.is_empty() {
-        assert_eq!(&out[12..16], b"VP8X", "an extended WebP");
-        assert!(out[20] & 0x08 != 0, "the VP8X EXIF flag");
-        assert!(out.windows(4).any(|c| c == b"EXIF"), "an EXIF chunk");
-    }
+    assert_eq!(&out[12..16], b"VP8X", "an extended WebP");
+    assert!(out[20] & 0x08 != 0, "the VP8X EXIF flag");
+    assert!(out.windows(4).any(|c| c == b"EXIF"), "an EXIF chunk");
     out
 }
 
@@ -103,7 +99,7 @@ fn upright_rgb() -> RgbImage {
     RgbImage::from_fn(UPRIGHT.0, UPRIGHT.1, |x, y| Rgb(upright(x, y)))
 }
 
-/// Pillow's `exif_transpose` of `file` in RGB, after asserting Pillow reads `orientation`
+/// Pillow's `exif_transpose` of `file` in `mode`, after asserting Pillow reads `orientation`
 /// from it (1 where the file has none); `None` where Pillow is missing outside CI.
 fn pillow_upright(file: &Path, orientation: u16, mode: &str) -> Option<(u32, u32, Vec<u8>)> {
     let prep = format!(
@@ -264,6 +260,13 @@ fn rgba_png_and_webp_turn_their_alpha_with_the_pixels() {
     }
 
     // Resized to half: still 4 channels, each quadrant's colour and alpha where it belongs.
+    // Pillow resizes RGBA premultiplied; shmpool resizes each channel on its own, so Pillow is
+    // asked for that: each band resized alone.
+    let resized = format!(
+        "assert im.getexif().get(274) == {o}\nim = ImageOps.exif_transpose(im)\n\
+         im = Image.merge('RGBA', [b.resize((20, 12), Image.Resampling.BILINEAR) \
+         for b in im.split()])"
+    );
     for engine in ENGINES {
         run_ok(&s.input(), &s.out(), &["--op", "resize=20x12", "--engine", engine]);
         for input in inputs {
@@ -279,14 +282,8 @@ fn rgba_png_and_webp_turn_their_alpha_with_the_pixels() {
             assert_quadrants(&what, &rgb, QUADRANTS);
             let alpha = RgbImage::from_fn(20, 12, |x, y| Rgb([out.get_pixel(x, y).0[3]; 3]));
             assert_quadrants(&format!("{what}: alpha"), &alpha, ALPHA.map(|a| [a; 3]));
-            // Pillow resizes RGBA premultiplied; shmpool resizes each channel on its own, so
-            // Pillow is asked for that: each band resized alone.
-            let prep = format!(
-                "assert im.getexif().get(274) == {o}\nim = ImageOps.exif_transpose(im)\n\
-                 im = Image.merge('RGBA', [b.resize((20, 12), Image.Resampling.BILINEAR) \
-                 for b in im.split()])"
-            );
-            if let Some((pw, ph, pillow)) = pillow_pixels(&s.input().join(input), &prep, "RGBA") {
+            if let Some((pw, ph, pillow)) = pillow_pixels(&s.input().join(input), &resized, "RGBA")
+            {
                 assert_eq!((pw, ph), (20, 12), "{what}: Pillow's size");
                 let (max, mean) = diff(out.as_raw(), &pillow);
                 println!("{what} vs Pillow: max {max}, mean {mean:.3}");
@@ -304,12 +301,7 @@ fn rgba_png_and_webp_turn_their_alpha_with_the_pixels() {
         let out = out.into_rgb8();
         assert_eq!(out.dimensions(), (20, 12), "{what}");
         assert_quadrants(&what, &out, QUADRANTS);
-        let prep = format!(
-            "assert im.getexif().get(274) == {o}\nim = ImageOps.exif_transpose(im)\n\
-             im = Image.merge('RGBA', [b.resize((20, 12), Image.Resampling.BILINEAR) \
-             for b in im.split()])"
-        );
-        if let Some((_, _, pillow)) = pillow_pixels(&s.input().join(input), &prep, "RGB") {
+        if let Some((_, _, pillow)) = pillow_pixels(&s.input().join(input), &resized, "RGB") {
             // JPEG at quality 95 on flat quadrants: only the edges between them ring.
             let (max, mean) = diff(out.as_raw(), &pillow);
             println!("{what} vs Pillow convert('RGB'): max {max}, mean {mean:.3}");

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::{Scratch, crc32, error_of, images_json};
+use support::{Scratch, error_of, images_json, png_exif_chunk};
 
 /// Runs `shmpool images INPUT --out OUT --json` plus `args`: its exit code and JSON.
 fn run(input: &Path, out: &Path, args: &[&str]) -> (Option<i32>, Value) {
@@ -250,20 +250,13 @@ fn png_with_exif(img: &GrayImage, before: &[Vec<u8>], after: &[Vec<u8>]) -> Vec<
 
 /// The PNG `png` with eXIf chunks inserted, as [`png_with_exif`] does.
 fn with_exif(png: Vec<u8>, before: &[Vec<u8>], after: &[Vec<u8>]) -> Vec<u8> {
-    let chunk = |tiff: &Vec<u8>| {
-        let mut c = (tiff.len() as u32).to_be_bytes().to_vec();
-        c.extend(b"eXIf");
-        c.extend(tiff);
-        c.extend(crc32(&c[4..]).to_be_bytes());
-        c
-    };
     assert_eq!(&png[12..16], b"IHDR");
     let (ihdr_end, iend) = (8 + 25, png.len() - 12);
     assert_eq!(&png[iend + 4..iend + 8], b"IEND");
     let mut out = png[..ihdr_end].to_vec();
-    before.iter().for_each(|t| out.extend(chunk(t)));
+    before.iter().for_each(|t| out.extend(png_exif_chunk(t)));
     out.extend(&png[ihdr_end..iend]);
-    after.iter().for_each(|t| out.extend(chunk(t)));
+    after.iter().for_each(|t| out.extend(png_exif_chunk(t)));
     out.extend(&png[iend..]);
     out
 }

@@ -9,6 +9,7 @@ mod adversary_issue10;
 mod adversary_issue12;
 mod adversary_issue9;
 mod adversary_manager;
+mod adversary_session6;
 mod args_and_deadlines;
 mod array;
 mod barrier_action;
@@ -74,5 +75,6 @@ fn main() -> std::process::ExitCode {
         suite!(listener),
         suite!(adversary_issue12),
         suite!(poll_deaths),
+        suite!(adversary_session6),
     ])
 }

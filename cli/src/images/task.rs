@@ -126,9 +126,11 @@ pub(crate) fn check_sizes(
 /// eXIf chunk before or after the pixels, WebP's EXIF chunk, TIFF's Orientation tag in its
 /// first IFD) is applied to the pixels, as Pillow's `ImageOps.exif_transpose` and browsers do,
 /// since no output carries the EXIF along: a phone photo stored sideways would otherwise come
-/// out sideways. The EXIF read is the EXIF Pillow reads: a PNG's or WebP's may start with
-/// JPEG's `Exif\0\0`, a PNG's eXIf before the pixels wins over one after them, and a WebP's
-/// counts only where its VP8X header's flag announces it. Unreadable EXIF counts as none (the
+/// out sideways. The EXIF read is the EXIF Pillow's `exif_transpose` reads: a PNG's or WebP's
+/// may start with JPEG's `Exif\0\0`; a PNG's is its last eXIf chunk, before or after the
+/// pixels (`exif_transpose` loads the image first, and each eXIf replaces the one before); a
+/// WebP's is its first EXIF chunk, and counts only where its VP8X header's flag announces it.
+/// Unreadable EXIF counts as none (the
 /// pixels still decode). Alpha turns with the colours. A quarter turn copies the image, so its
 /// buffer counts twice against `max_alloc`.
 /// Without it, the pixels are as stored (`--no-auto-orient`).
@@ -180,21 +182,13 @@ pub(crate) fn decode(
         image::ImageError::Limits(e) => refused(e),
         e => format!("corrupt or truncated {fmt} file: {e}"),
     };
-    let orientation = match auto_orient.then(|| decoder.orientation()) {
+    let orientation = match auto_orient.then_some(format) {
         None => Orientation::NoTransforms,
-        // The webp decoder reads an EXIF chunk its VP8X header does not announce; Pillow
-        // (libwebp) does not, and neither does this.
-        Some(_) if format == ImageFormat::WebP && !webp_announces_exif(bytes) => {
-            Orientation::NoTransforms
-        }
-        Some(Ok(o)) if o != Orientation::NoTransforms => o,
-        // What the PNG and WebP decoders miss and Pillow's `exif_transpose` reads.
-        Some(_) if matches!(format, ImageFormat::Png | ImageFormat::WebP) => {
-            missed_orientation(&mut decoder, format, bytes).unwrap_or(Orientation::NoTransforms)
-        }
-        Some(_) => Orientation::NoTransforms,
-    };
-    // What `ImageReader::decode` does: the output buffer counts against the allocation limit;
+        // The png decoder reads the first eXIf before the pixels; Pillow's `exif_transpose`
+        // the last one, wherever it is: the chunks are walked instead.
+        Some(ImageFormat::Png) => png_orientation(bytes).unwrap_or(Orientation::NoTransforms),
+        Some(_) => webp_or_other_orientation(&mut decoder, format, bytes),
+    }; // What `ImageReader::decode` does: the output buffer counts against the allocation limit;
     // and a quarter turn, which `apply_orientation` makes into a second buffer, counts twice.
     let mut rest = limits();
     rest.reserve(decoder.total_bytes()).map_err(pixel_error)?;
@@ -229,31 +223,38 @@ pub(crate) fn decode(
     Image::from_vec(Shape::new(h, w, c), data).map_err(|e| e.to_string())
 }
 
-/// The orientation in a PNG's or WebP's EXIF that `decoder` (of `bytes`, in `format`) did not
-/// report, and Pillow's `exif_transpose` reads: EXIF that starts with JPEG's `Exif\0\0`
-/// before its TIFF structure (Pillow writes it so in an animated WebP; twice in a WebP), and a PNG's eXIf after
-/// IDAT (the PNG decoder reads only the chunks before the pixels). The EXIF before the pixels
-/// wins, as for Pillow.
-fn missed_orientation(
+/// The EXIF orientation of a JPEG, WebP or TIFF `decoder` (of `bytes`, in `format`), as
+/// Pillow's `exif_transpose` reads it; none where unreadable.
+fn webp_or_other_orientation(
     decoder: &mut impl image::ImageDecoder,
     format: ImageFormat,
     bytes: &[u8],
-) -> Option<Orientation> {
-    // Pillow's `Exif.load` drops up to two prefixes; its PNG reader adds one of its own, so a
-    // PNG may have one, a WebP two.
-    let prefixes = if format == ImageFormat::WebP { 2 } else { 1 };
-    let tiff = |mut exif: &[u8]| -> Option<Orientation> {
-        for _ in 0..prefixes {
-            exif = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
-        }
-        Orientation::from_exif_chunk(exif)
-    };
-    let early = decoder.exif_metadata().ok().flatten();
-    match early.as_deref().and_then(tiff) {
-        Some(o) => Some(o),
-        None if format == ImageFormat::Png => png_late_exif(bytes).and_then(tiff),
-        None => None,
+) -> Orientation {
+    let is_webp = format == ImageFormat::WebP;
+    // The webp decoder reads an EXIF chunk its VP8X header does not announce; Pillow
+    // (libwebp) does not, and neither does this.
+    if is_webp && !webp_announces_exif(bytes) {
+        return Orientation::NoTransforms;
     }
+    match decoder.orientation() {
+        Ok(o) if o != Orientation::NoTransforms => o,
+        // What the WebP decoder misses and Pillow reads: EXIF that starts with JPEG's
+        // `Exif\0\0` (Pillow writes it so in an animated WebP), once or twice (Pillow's
+        // `Exif.load` drops up to two).
+        _ if is_webp => {
+            let exif = decoder.exif_metadata().ok().flatten();
+            exif.and_then(|e| exif_orientation(&e, 2)).unwrap_or(Orientation::NoTransforms)
+        }
+        _ => Orientation::NoTransforms,
+    }
+}
+
+/// The orientation in `exif`, a TIFF structure after up to `prefixes` of JPEG's `Exif\0\0`.
+fn exif_orientation(mut exif: &[u8], prefixes: usize) -> Option<Orientation> {
+    for _ in 0..prefixes {
+        exif = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
+    }
+    Orientation::from_exif_chunk(exif)
 }
 
 /// Whether the WebP `bytes` announce an EXIF chunk: a VP8X header first, its EXIF flag set.
@@ -261,23 +262,26 @@ fn webp_announces_exif(bytes: &[u8]) -> bool {
     bytes.get(12..16) == Some(b"VP8X") && bytes.get(20).is_some_and(|flags| flags & 0x08 != 0)
 }
 
-/// The data of the first eXIf chunk after the IDAT chunks of the PNG `bytes`, if any: the
-/// chunks are walked by their lengths (the CRCs unchecked, a length past the end ends it).
-fn png_late_exif(bytes: &[u8]) -> Option<&[u8]> {
+/// The orientation in the PNG `bytes`' EXIF as Pillow's `exif_transpose` reads it: the last
+/// eXIf chunk before IEND, before or after the pixels (it loads the image first, and each eXIf
+/// it reads replaces the one before), which may start with one JPEG `Exif\0\0` (Pillow adds
+/// one of its own and drops up to two). The chunks are walked by their lengths (the CRCs
+/// unchecked, as Pillow's reader does after the pixels; a length past the end ends the walk);
+/// the png decoder reads only the chunks before the pixels, and keeps the first eXIf.
+fn png_orientation(bytes: &[u8]) -> Option<Orientation> {
     let mut at: usize = 8; // the signature
-    let mut pixels_seen = false;
+    let mut exif = None;
     while let Some(head) = bytes.get(at..at.checked_add(8)?) {
         let len = u32::from_be_bytes(head[..4].try_into().ok()?) as usize;
-        let data = bytes.get(at + 8..(at + 8).checked_add(len)?)?;
+        let Some(data) = bytes.get(at + 8..(at + 8).checked_add(len)?) else { break };
         match &head[4..] {
-            b"IDAT" => pixels_seen = true,
-            b"eXIf" if pixels_seen => return Some(data),
-            b"IEND" => return None,
+            b"eXIf" => exif = Some(data),
+            b"IEND" => break,
             _ => {}
         }
         at = (at + 12).checked_add(len)?;
     }
-    None
+    exif.and_then(|e| exif_orientation(e, 1))
 }
 
 /// Encodes `img` as `format` (JPEG drops alpha).

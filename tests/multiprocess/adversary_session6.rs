@@ -19,6 +19,7 @@ pub fn tests() -> Tests {
         a_serialization_that_fails_past_the_limit_is_a_serialization_error in METHODS,
         an_over_limit_result_leaves_the_rest_of_its_chunk_whole in METHODS,
         results_at_the_limit_that_spill_come_back_whole in METHODS,
+        an_over_limit_result_in_a_spilled_chunk_is_too_large_not_unreadable in METHODS,
         map_ref_counts_raw_bytes_where_map_counts_postcard_bytes in METHODS,
     }
 }
@@ -361,6 +362,67 @@ fn results_at_the_limit_that_spill_come_back_whole(m: StartMethod) {
         }
     }
     assert!(got[777].is_err());
+    close_pool(pool, m);
+}
+
+/// Serializes as `.0` byte strings of 1 MiB each (one static slice): as many bytes past the
+/// limit as wanted, none held; only `Mibs(0)` (no bytes) ever comes back.
+#[derive(Debug, PartialEq)]
+struct Mibs(usize);
+
+impl Serialize for Mibs {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Mib;
+        impl Serialize for Mib {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+                s.serialize_bytes(&ZEROS)
+            }
+        }
+        let mut t = s.serialize_tuple(self.0)?;
+        for _ in 0..self.0 {
+            t.serialize_element(&Mib)?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Mibs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        <()>::deserialize(d).map(|()| Mibs(0))
+    }
+}
+
+/// 8000 bytes, and 1 GiB more for task 777.
+fn spilled_with_one_huge(i: u32) -> (Vec<u8>, Mibs) {
+    (bytes_of(8000), Mibs(if i == 777 { 1024 } else { 0 }))
+}
+
+/// A result of a gigabyte past the limit in a chunk whose results outgrew the region (after
+/// tiny results sized it), so went to the worker's spill segment: it is `TaskValueTooLarge`
+/// with its exact size, the others come back whole. (Its entry was marked spilled with the
+/// others and read from the segment, where its length ran past the end: a `TaskValue` "read"
+/// error saying the bytes lie past the segment.)
+fn an_over_limit_result_in_a_spilled_chunk_is_too_large_not_unreadable(m: StartMethod) {
+    let limit = 64 << 10;
+    let mut pool = pool_with_limit(m, limit);
+    let t = Instant::now();
+    for round in 0..2 {
+        assert_eq!(pool.map(|x: u32| x + 1, 0..2000u32, None).unwrap().len(), 2000);
+        let got: Vec<Result<(Vec<u8>, Mibs)>> =
+            pool.imap(spilled_with_one_huge, 0..2000u32, Some(50)).unwrap().collect();
+        for (i, r) in got.iter().enumerate() {
+            match r {
+                Ok((v, Mibs(0))) if i != 777 => assert!(*v == bytes_of(8000), "task {i}"),
+                Err(Error::TaskValueTooLarge { task: 777, what: "result", bytes, limit: l }) => {
+                    assert_eq!((*bytes, *l), (ser_len(8000) + 1024 * ser_len(1 << 20), limit))
+                }
+                other => panic!("round {round}, task {i}: {other:?}"),
+            }
+        }
+    }
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     close_pool(pool, m);
 }
 

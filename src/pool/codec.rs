@@ -303,8 +303,7 @@ impl Results {
     /// `first + k`. Allocates `bytes.len()` bytes of the region with one atomic add; when the
     /// region is full, calls `spill(bytes)` (which puts them in a segment of this worker and
     /// returns its pid, descriptor and nonce, and where in its data they start), records that
-    /// for the chunk and marks the entries [`SPILLED`], their offsets in the segment (all but
-    /// a [`tag::TOO_LARGE`] one, which has no bytes anywhere: its length is its size).
+    /// for the chunk and marks the entries [`SPILLED`], their offsets in the segment.
     pub(crate) fn commit(
         &self,
         first: usize,
@@ -353,9 +352,7 @@ impl Results {
             let table = self.base.add(RESULT_HEADER).cast::<u64>();
             for (k, &(t, off, len)) in entries.iter().enumerate() {
                 let e = table.add((first + k) * 3);
-                // A result over the limit has no bytes, here or in a spill segment: its length
-                // is its size, which must not be read as a span of the segment.
-                e.write(if t == tag::TOO_LARGE { t } else { t | flag });
+                e.write(t | flag);
                 e.add(1).write((at + off) as u64);
                 e.add(2).write(len as u64);
             }

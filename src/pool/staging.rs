@@ -188,10 +188,14 @@ impl<R: DeserializeOwned> ResultSource<R> for SerialResults<R> {
                     .into(),
             });
         };
-        if t & codec::SPILLED != 0 {
-            return self.decode_spilled(pool, base, i, t & !codec::SPILLED);
+        // A result over the limit has no bytes, in the region or in its chunk's spill segment
+        // (whose flag its entry carries too: `failure.rs` reads a chunk's first entry to know
+        // it spilled): its length is its size, not a span of the segment.
+        match t & !codec::SPILLED {
+            codec::tag::TOO_LARGE => self.decode(base, i, codec::tag::TOO_LARGE, &[]),
+            untagged if t & codec::SPILLED != 0 => self.decode_spilled(pool, base, i, untagged),
+            _ => self.decode(base, i, t, bytes),
         }
-        self.decode(base, i, t, bytes)
     }
 }
 

@@ -1,0 +1,480 @@
+//! An adversary's pass over the pool's wait convention ("Timed waits" in `src/pool/README.md`)
+//! and `Pending::is_finished`'s rate-limited look at the workers: polling loops over every
+//! handle (`AsyncResult`, `JobHandle`, `Pending`), written as a user would, that must end when
+//! a worker is SIGKILLed from outside mid-call, SIGSTOPped past the task timeout, the forkserver
+//! is killed, `maxtasksperchild` retires workers mid-batch, a replacement worker's initializer
+//! fails (the pool gives up), and when many pools are polled in one loop, at a zero and an
+//! endless timeout. Each value is delivered exactly once, each error once and then
+//! `ResultUnavailable`, each callback once; polls from inside callbacks never panic.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use shmpool::pool::{ApplyQueue, Pending};
+use shmpool::{Error, Pool, SharedArray, StartMethod};
+
+use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register, scratch_dir};
+
+pub fn tests() -> Tests {
+    register! {
+        every_handle_polled_alone_ends_when_its_worker_is_sigkilled_from_outside in METHODS,
+        every_handle_polled_alone_ends_when_its_worker_is_sigstopped_past_the_task_timeout in METHODS,
+        a_killed_forkserver_ends_every_poll_and_the_pool_goes_on,
+        workers_retiring_mid_batch_lose_no_result_under_polls_alone in METHODS,
+        a_replacement_whose_initializer_fails_ends_every_poll in METHODS,
+        many_pools_polled_in_one_loop_all_end_each_rate_limited in METHODS,
+        zero_and_endless_timeouts_end_on_a_killed_worker in METHODS,
+        polls_from_inside_callbacks_neither_panic_nor_run_a_callback_twice in METHODS,
+    }
+}
+
+/// The longest a poll loop may take before the test calls it endless.
+const DEADLINE: Duration = Duration::from_secs(5);
+/// What "promptly" allows on a loaded 2-core machine.
+const PROMPT: Duration = Duration::from_millis(1500);
+
+/// Calls `poll` without pause until it says over; fails the test at [`DEADLINE`]; how long it
+/// took.
+fn spin_until(what: &str, mut poll: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    let mut polls = 0u64;
+    while !poll() {
+        polls += 1;
+        assert!(t.elapsed() < DEADLINE, "{what} never read over ({polls} polls)");
+    }
+    t.elapsed()
+}
+
+/// Polls every call of `pending` only through `is_finished` until all are; fails unless the
+/// queue's looks stayed within one per 10 ms (plus the first).
+fn poll_finished<R>(what: &str, q: &ApplyQueue<'_>, pending: &[Pending<'_, '_, R>]) -> Duration {
+    let before = q.poll_looks();
+    let took = spin_until(what, || pending.iter().all(|p| p.is_finished()));
+    let looks = q.poll_looks() - before;
+    let most = 2 + took.as_millis() as u64 / 10;
+    assert!(looks <= most, "{what}: {looks} looks in {took:?}: not rate-limited");
+    took
+}
+
+/// Sends `sig` to `pid`.
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: `kill` only sends a signal; the pids are this test's pool workers.
+    let rc = unsafe { libc::kill(pid as i32, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
+}
+
+/// Creates `marker` (so the parent knows the call runs), then sleeps 20 s and returns 7.
+fn mark_then_sleep(marker: String) -> u64 {
+    std::fs::write(&marker, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(20));
+    7
+}
+
+/// The pid written to `marker` by [`mark_then_sleep`], once it is there.
+fn marked_pid(marker: &Path) -> u32 {
+    let t = Instant::now();
+    loop {
+        if let Ok(s) = std::fs::read_to_string(marker)
+            && let Ok(pid) = s.parse()
+        {
+            return pid;
+        }
+        assert!(t.elapsed() < DEADLINE, "the call never started ({})", marker.display());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A marker file path in a fresh scratch folder, as a `String` for a task's argument.
+fn marker(dir: &Path, name: &str) -> (PathBuf, String) {
+    let p = dir.join(name);
+    let _ = std::fs::remove_file(&p);
+    (p.clone(), p.display().to_string())
+}
+
+/// `i + 1`, after 20 ms.
+fn slow_inc(i: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(20));
+    i + 1
+}
+
+/// Fails unless `r` is a worker's death by SIGKILL.
+fn died_of_sigkill<T: std::fmt::Debug>(r: shmpool::Result<T>, what: &str) {
+    match r {
+        Err(Error::WorkerDied { signal, .. }) => assert_eq!(signal, Some(libc::SIGKILL), "{what}"),
+        other => panic!("{what}: expected WorkerDied by SIGKILL, got {other:?}"),
+    }
+}
+
+/// Fails unless `r` is `ResultUnavailable` (an error already returned).
+fn unavailable<T: std::fmt::Debug>(r: shmpool::Result<T>, what: &str) {
+    assert!(matches!(r, Err(Error::ResultUnavailable { .. })), "{what}: {r:?}");
+}
+
+fn every_handle_polled_alone_ends_when_its_worker_is_sigkilled_from_outside(m: StartMethod) {
+    let dir = scratch_dir("adv-waits", "sigkill", m);
+    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    // An `AsyncResult` polled with `is_ready` only.
+    let (path, arg) = marker(&dir, "async");
+    let mut r = pool.apply_async(mark_then_sleep, arg).unwrap();
+    signal(marked_pid(&path), libc::SIGKILL);
+    let took = spin_until("AsyncResult::is_ready", || r.is_ready());
+    assert!(took < PROMPT, "AsyncResult::is_ready saw the death after {took:?}");
+    died_of_sigkill(r.get(), "AsyncResult::get");
+    unavailable(r.get(), "AsyncResult::get again");
+    drop(r);
+    // A `JobHandle` polled with `is_ready` only: its running workers are killed.
+    let a = SharedArray::<u8>::zeroed(2).unwrap();
+    let mut job = pool
+        .for_each_chunk_async(a, |c| {
+            c.fill(1);
+            std::thread::sleep(Duration::from_secs(20));
+        })
+        .unwrap();
+    let t = Instant::now();
+    let running = loop {
+        let running = job.running();
+        if !running.is_empty() {
+            break running;
+        }
+        assert!(t.elapsed() < DEADLINE, "the job never ran");
+    };
+    for (pid, _) in running {
+        signal(pid, libc::SIGKILL);
+    }
+    let took = spin_until("JobHandle::is_ready", || job.is_ready());
+    assert!(took < PROMPT, "JobHandle::is_ready saw the death after {took:?}");
+    died_of_sigkill(job.wait(), "JobHandle::wait");
+    // A batch polled with `is_finished` only: the worker of call 1 is killed; the others are
+    // right, each once.
+    {
+        let q = pool.apply_queue();
+        let (path, arg) = marker(&dir, "batch");
+        let first = q.apply_async(slow_inc, 0).unwrap();
+        let killed = q.apply_async(mark_then_sleep, arg).unwrap();
+        let rest = q.apply_async_batch(slow_inc, 2..6).unwrap();
+        // `killed` goes out once `first` is over (another `fn`): only a look sends it.
+        spin_until("the call to kill starting", || {
+            let _ = killed.is_finished();
+            path.exists()
+        });
+        signal(marked_pid(&path), libc::SIGKILL);
+        let took = poll_finished("Pending::is_finished", &q, std::slice::from_ref(&killed));
+        assert!(took < PROMPT, "Pending::is_finished saw the death after {took:?}");
+        poll_finished("the calls after the killed one", &q, &rest);
+        assert_eq!(first.get().unwrap(), 1);
+        died_of_sigkill(killed.get(), "Pending::get");
+        unavailable(killed.get(), "Pending::get again");
+        for (i, p) in rest.iter().enumerate() {
+            assert_eq!(p.get().unwrap(), i as u64 + 3, "call {}", i + 2);
+        }
+    }
+    close_pool(pool, m);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Stops its own worker (SIGSTOP), else returns `i`.
+fn stop_at_1(i: u64) -> u64 {
+    if i == 1 {
+        // SAFETY: `raise` only sends a signal to this process.
+        unsafe { libc::raise(libc::SIGSTOP) };
+    }
+    i
+}
+
+fn every_handle_polled_alone_ends_when_its_worker_is_sigstopped_past_the_task_timeout(
+    m: StartMethod,
+) {
+    let timeout = Duration::from_millis(200);
+    let mut pool =
+        Pool::builder().workers(2).start_method(m).task_timeout(timeout).build().unwrap();
+    let timed_out = |r: shmpool::Result<u64>, what: &str| match r {
+        Err(Error::TaskTimedOut { after, .. }) => assert_eq!(after, timeout, "{what}"),
+        other => panic!("{what}: expected TaskTimedOut, got {other:?}"),
+    };
+    let mut r = pool.apply_async(stop_at_1, 1).unwrap();
+    let took = spin_until("AsyncResult::is_ready", || r.is_ready());
+    assert!(took < timeout + PROMPT, "AsyncResult::is_ready saw the overrun after {took:?}");
+    timed_out(r.get(), "AsyncResult::get");
+    unavailable(r.get(), "AsyncResult::get again");
+    drop(r);
+    // Data-parallel jobs are not timed (`PoolBuilder::task_timeout`): a `map_async` of one
+    // task per chunk stands for the `JobHandle`, its chunks counted by `progress`.
+    let mut r = pool.map_async(stop_at_1, 0..4u64, Some(1)).unwrap();
+    let took = spin_until("AsyncResult::progress", || {
+        let (done, total) = r.progress();
+        done == total
+    });
+    assert!(took < timeout + PROMPT, "AsyncResult::progress saw the overrun after {took:?}");
+    assert!(r.is_ready());
+    timed_out(r.get().map(|v| v[0]), "map_async's get");
+    drop(r);
+    {
+        let q = pool.apply_queue();
+        let pending = q.apply_async_batch(stop_at_1, 0..4).unwrap();
+        let took = poll_finished("Pending::is_finished", &q, &pending);
+        assert!(took < timeout + PROMPT, "Pending::is_finished saw the overrun after {took:?}");
+        for (i, p) in pending.iter().enumerate() {
+            if i == 1 {
+                timed_out(p.get(), "Pending::get");
+                unavailable(p.get(), "Pending::get again");
+            } else {
+                assert_eq!(p.get().unwrap(), i as u64);
+            }
+        }
+    }
+    close_pool(pool, m);
+}
+
+/// SIGKILLs the worker's parent when that is not `test_pid` (the forkserver), then sleeps
+/// 20 s; `i` otherwise.
+fn kill_server_at_1((test_pid, i): (u32, u64)) -> u64 {
+    if i == 1 {
+        // SAFETY: getppid only reads this process's parent.
+        let server = unsafe { libc::getppid() };
+        assert_ne!(server as u32, test_pid, "not a forkserver worker");
+        signal(server as u32, libc::SIGKILL);
+        std::thread::sleep(Duration::from_secs(20));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    i
+}
+
+fn a_killed_forkserver_ends_every_poll_and_the_pool_goes_on() {
+    let m = StartMethod::ForkServer;
+    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    let me = std::process::id();
+    {
+        let q = pool.apply_queue();
+        let pending = q.apply_async_batch(kill_server_at_1, (0..6).map(|i| (me, i))).unwrap();
+        let took = poll_finished("Pending::is_finished", &q, &pending);
+        assert!(took < PROMPT, "a dead forkserver's calls were seen finished after {took:?}");
+        let mut died = 0;
+        for (i, p) in pending.iter().enumerate() {
+            match p.get() {
+                Err(Error::WorkerDied { .. }) => {
+                    died += 1;
+                    unavailable(p.get(), "Pending::get again");
+                }
+                r => assert_eq!(r.unwrap(), i as u64, "call {i}"),
+            }
+        }
+        assert!(died >= 1, "call 1 killed the server and cannot have returned");
+        // The pool starts a new server and goes on.
+        assert_eq!(q.apply_async(slow_inc, 1).unwrap().get().unwrap(), 2);
+    }
+    close_pool(pool, m);
+}
+
+/// `i` repeated: 200 KiB, over the size of a result slot, so it travels in a worker's spill.
+fn big(i: u64) -> Vec<u64> {
+    vec![i; 25_600]
+}
+
+fn workers_retiring_mid_batch_lose_no_result_under_polls_alone(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).maxtasksperchild(1).build().unwrap();
+    {
+        let q = pool.apply_queue();
+        let small = q.apply_async_batch(slow_inc, 0..8).unwrap();
+        let large = q.apply_async_batch(big, 0..6).unwrap();
+        poll_finished("Pending::is_finished (small)", &q, &small);
+        poll_finished("Pending::is_finished (large)", &q, &large);
+        for (i, p) in small.iter().enumerate() {
+            assert_eq!(p.get().unwrap(), i as u64 + 1, "small call {i}");
+        }
+        for (i, p) in large.iter().enumerate() {
+            assert_eq!(p.get().unwrap(), big(i as u64), "large call {i}");
+        }
+    }
+    // The same through an `AsyncResult` and a `JobHandle` polled with `is_ready` only.
+    let mut r = pool.map_async(big, 0..6u64, Some(1)).unwrap();
+    spin_until("AsyncResult::is_ready", || r.is_ready());
+    assert_eq!(r.get().unwrap(), (0..6).map(big).collect::<Vec<_>>());
+    drop(r);
+    let mut job = pool
+        .for_each_chunk_async(SharedArray::<u32>::zeroed(1 << 16).unwrap(), |c| c.fill(3))
+        .unwrap();
+    spin_until("JobHandle::is_ready", || job.is_ready());
+    assert!(job.wait().unwrap().iter().all(|&x| x == 3));
+    close_pool(pool, m);
+}
+
+/// A worker initializer that fails once `armed` exists.
+fn init_unless_armed(armed: String) {
+    assert!(!Path::new(&armed).exists(), "armed: no replacement may start");
+}
+
+/// SIGKILLs its own worker for 1, else returns `i` after 20 ms.
+fn die_at_1(i: u64) -> u64 {
+    if i == 1 {
+        // SAFETY: `raise` only sends a signal to this process.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+    slow_inc(i) - 1
+}
+
+/// SIGKILLs its own worker.
+fn die(_: u64) -> u64 {
+    // SAFETY: `raise` only sends a signal to this process.
+    unsafe { libc::raise(libc::SIGKILL) };
+    unreachable!("SIGKILL returned")
+}
+
+/// `-i`.
+fn negate(i: i64) -> i64 {
+    -i
+}
+
+fn a_replacement_whose_initializer_fails_ends_every_poll(m: StartMethod) {
+    let dir = scratch_dir("adv-waits", "armed", m);
+    let (armed, arg) = marker(&dir, "armed");
+    let mut pool = Pool::builder()
+        .workers(2)
+        .start_method(m)
+        .initializer_with(init_unless_armed, arg)
+        .build()
+        .unwrap();
+    assert_eq!(pool.apply(slow_inc, 1).unwrap(), 2, "the first workers start");
+    std::fs::write(&armed, "").unwrap();
+    {
+        let q = pool.apply_queue();
+        // Both workers die; no replacement can start.
+        let pending = q.apply_async_batch(die, 0..2).unwrap();
+        // Queued behind the batch (another `fn`): their job can never run.
+        let queued = q.apply_async_batch(negate, 1..3).unwrap();
+        poll_finished("Pending::is_finished", &q, &pending);
+        poll_finished("Pending::is_finished (queued)", &q, &queued);
+        for (i, p) in pending.iter().enumerate() {
+            assert!(p.is_ready() && p.wait_timeout(Duration::ZERO), "call {i}");
+        }
+        for (i, p) in queued.iter().enumerate() {
+            assert!(p.is_ready() && p.wait_timeout(Duration::ZERO), "queued call {i}");
+        }
+        for (i, p) in pending.iter().enumerate() {
+            match p.get() {
+                Err(Error::WorkerDied { .. } | Error::PoolGaveUp { .. }) => {}
+                other => panic!("call {i}: {other:?}"),
+            }
+            unavailable(p.get(), "Pending::get again");
+        }
+        match queued[0].get() {
+            Err(e @ Error::PoolGaveUp { .. }) => {
+                assert!(e.to_string().contains("armed"), "the reason is lost: {e}");
+            }
+            other => panic!("the first queued call: {other:?}"),
+        }
+        // The second: the pool's reason too (its job went out, then the pool gave up), or
+        // that its batch could not go out; once.
+        assert!(queued[1].get().is_err(), "a call of a pool that gave up returned");
+        for p in &queued {
+            unavailable(p.get(), "queued Pending::get again");
+        }
+        assert!(q.apply_async(negate, 1).is_err(), "the pool gave up");
+    }
+    close_pool(pool, m);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn many_pools_polled_in_one_loop_all_end_each_rate_limited(m: StartMethod) {
+    let mut pools: Vec<Pool> =
+        (0..3).map(|_| Pool::builder().workers(2).start_method(m).build().unwrap()).collect();
+    {
+        let queues: Vec<ApplyQueue<'_>> = pools.iter_mut().map(|p| p.apply_queue()).collect();
+        let pending: Vec<Vec<_>> =
+            queues.iter().map(|q| q.apply_async_batch(die_at_1, 0..5).unwrap()).collect();
+        let before: Vec<u64> = queues.iter().map(|q| q.poll_looks()).collect();
+        let took = spin_until("is_finished over three pools", || {
+            pending.iter().flatten().filter(|p| !p.is_finished()).count() == 0
+        });
+        assert!(took < PROMPT, "three pools' dead calls were seen finished after {took:?}");
+        for (k, q) in queues.iter().enumerate() {
+            let looks = q.poll_looks() - before[k];
+            assert!(looks >= 1 && looks <= 2 + took.as_millis() as u64 / 10, "pool {k}: {looks}");
+            for (i, p) in pending[k].iter().enumerate() {
+                if i == 1 {
+                    died_of_sigkill(p.get(), "Pending::get");
+                } else {
+                    assert_eq!(p.get().unwrap(), i as u64, "pool {k}, call {i}");
+                }
+            }
+        }
+    }
+    // Every pool goes before the forkserver they share is shut down (it waits for their workers).
+    let last = pools.pop().unwrap();
+    drop(pools);
+    close_pool(last, m);
+}
+
+fn zero_and_endless_timeouts_end_on_a_killed_worker(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    for timeout in [Duration::ZERO, Duration::MAX] {
+        let what = |h: &str| format!("{h}::wait_timeout({timeout:?})");
+        let mut r = pool.apply_async(die_at_1, 1).unwrap();
+        spin_until(&what("AsyncResult"), || r.wait_timeout(timeout));
+        died_of_sigkill(r.get(), &what("AsyncResult"));
+        drop(r);
+        let mut job = pool
+            .for_each_chunk_async(SharedArray::<u8>::zeroed(2).unwrap(), |_| {
+                // SAFETY: `raise` only sends a signal to this process.
+                unsafe { libc::raise(libc::SIGKILL) };
+            })
+            .unwrap();
+        spin_until(&what("JobHandle"), || job.wait_timeout(timeout));
+        died_of_sigkill(job.wait(), &what("JobHandle"));
+        let q = pool.apply_queue();
+        let pending = q.apply_async_batch(die_at_1, 0..3).unwrap();
+        spin_until(&what("Pending"), || pending.iter().all(|p| p.wait_timeout(timeout)));
+        died_of_sigkill(pending[1].get(), &what("Pending"));
+        assert_eq!((pending[0].get().unwrap(), pending[2].get().unwrap()), (0, 2));
+    }
+    close_pool(pool, m);
+}
+
+fn polls_from_inside_callbacks_neither_panic_nor_run_a_callback_twice(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    {
+        let q = pool.apply_queue();
+        let (ok_calls, err_calls, inner_ok) = (Cell::new(0), Cell::new(0), Cell::new(0));
+        let others = q.apply_async_batch(die_at_1, 0..3).unwrap();
+        let inner = std::cell::RefCell::new(Vec::new());
+        let last = q
+            .apply_async(slow_inc, 10)
+            .unwrap()
+            .callback(|v: &u64| {
+                assert_eq!(*v, 11);
+                ok_calls.set(ok_calls.get() + 1);
+                // Polls and waits of other calls, and a new call, from inside a callback.
+                for p in &others {
+                    let _ = p.is_finished();
+                    assert!(p.is_ready());
+                    assert!(p.wait_timeout(Duration::from_secs(5)));
+                }
+                let p = q.apply_async(slow_inc, 20).unwrap().callback(|v: &u64| {
+                    assert_eq!(*v, 21);
+                    inner_ok.set(inner_ok.get() + 1);
+                });
+                let _ = p.is_finished();
+                inner.borrow_mut().push(p);
+            })
+            .error_callback(|_| err_calls.set(err_calls.get() + 1));
+        let failing = q.apply_async(die_at_1, 1).unwrap().error_callback(|e| {
+            assert!(matches!(e, Error::WorkerDied { .. }), "{e:?}");
+            err_calls.set(err_calls.get() + 1);
+            // Polls of itself and of the others while its own callback runs.
+            let _ = last.is_finished();
+        });
+        poll_finished("Pending::is_finished", &q, std::slice::from_ref(&last));
+        spin_until("is_ready", || last.is_ready() && failing.is_ready());
+        spin_until("is_ready again", || last.is_ready() && failing.is_ready());
+        assert_eq!(last.get().unwrap(), 11);
+        assert!(failing.get().is_err());
+        drop(failing);
+        for p in inner.borrow().iter() {
+            assert_eq!(p.get().unwrap(), 21);
+        }
+        assert_eq!((ok_calls.get(), err_calls.get(), inner_ok.get()), (1, 1, 1));
+        inner.borrow_mut().clear();
+        assert_eq!(inner_ok.get(), 1, "a callback ran twice");
+    }
+    close_pool(pool, m);
+}

@@ -242,7 +242,26 @@ fn webp_chunks_that_lie_decode_or_fail_alone() {
     let odd = [six.clone(), b"x".to_vec()].concat();
     let unpadded = webp(EXIF, (w, h), &px, &[chunk(b"EXIF", &odd, None, false)], None);
     let canvas = webp(EXIF, (16384, 16384), &px, &[exif(&six)], None);
-    let free = [("odd-unpadded", unpadded), ("canvas-16384", canvas)];
+    // An EXIF chunk before the image whose size swallows it (the chunks overlap), one before
+    // the image that does not, and the animation flag without ANIM or ANMF chunks.
+    let swallowing = {
+        let mut f = webp(EXIF, (w, h), &[], &[chunk(b"EXIF", &six, None, true)], None);
+        let at = f.len() - six.len() - 4;
+        f[at..at + 4].copy_from_slice(&((six.len() + px.len()) as u32).to_le_bytes());
+        f.extend(&px);
+        let riff = (f.len() - 8) as u32;
+        f[4..8].copy_from_slice(&riff.to_le_bytes());
+        f
+    };
+    let exif_first = webp(EXIF, (w, h), &[], &[exif(&six), px.clone()], None);
+    let animated = webp(EXIF | 0x02, (w, h), &px, &[exif(&six)], None);
+    let free = [
+        ("odd-unpadded", unpadded),
+        ("canvas-16384", canvas),
+        ("exif-swallows-image", swallowing),
+        ("exif-before-image", exif_first),
+        ("animation-flag-alone", animated),
+    ];
     for (name, bytes, _) in &cases {
         std::fs::write(s.input().join(format!("{name}.webp")), bytes).unwrap();
     }

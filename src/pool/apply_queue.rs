@@ -348,7 +348,7 @@ impl ApplyQueue<'_> {
     fn look_if_due(&self) -> bool {
         let now = Instant::now();
         if now < self.next_look.get() {
-            return false;
+            return self.advance_if_over();
         }
         let Ok(mut st) = self.state.try_borrow_mut() else { return false };
         st.pump(None);
@@ -357,9 +357,27 @@ impl ApplyQueue<'_> {
         true
     }
 
+    /// Between looks: if the control block says the running batch is over (a shared-memory
+    /// read, no system call), or nothing runs while calls are queued, does what a look does
+    /// now (collect the batch, send the next); whether it did. Not counted as a look: it
+    /// happens once per batch, not per poll, so a queue of many batches (calls of alternating
+    /// functions) goes out at the pace of its workers, not one batch per [`POLL_LOOK`].
+    fn advance_if_over(&self) -> bool {
+        let Ok(mut st) = self.state.try_borrow_mut() else { return false };
+        let over = match st.running {
+            Some(_) => st.pool.job_done(),
+            None => !st.queued.is_empty(),
+        };
+        if over {
+            st.pump(None);
+        }
+        over
+    }
+
     /// How many times polls of [`Pending::is_finished`] looked at the workers: at most one per
-    /// 10 ms however often they poll (a poll of a finished call never looks). For tests and
-    /// diagnostics.
+    /// 10 ms however often they poll (a poll of a finished call never looks; collecting a
+    /// batch the control block says is over, and sending the next, is not counted: that
+    /// happens once per batch). For tests and diagnostics.
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;
@@ -430,6 +448,22 @@ impl Drop for ApplyQueue<'_> {
 /// A callback run in the parent with a call's result or error.
 type Callback<'q, T> = Box<dyn FnOnce(&T) + 'q>;
 
+/// A call's outcome on its way into its [`Pending`]'s `slot`, stored when this drops: after
+/// the callback returns, or while a panicking callback unwinds.
+struct Settled<'a, R> {
+    slot: &'a RefCell<Option<Result<R>>>,
+    outcome: Option<Result<R>>,
+}
+
+impl<R> Drop for Settled<'_, R> {
+    fn drop(&mut self) {
+        // The slot is borrowed only for moments, none of which can enclose a callback.
+        if let Ok(mut slot) = self.slot.try_borrow_mut() {
+            *slot = self.outcome.take();
+        }
+    }
+}
+
 /// One call of an [`ApplyQueue`] (Python's `AsyncResult` of `apply_async`). Its methods take
 /// `&self`, so results kept in a `Vec` are read in any order, each as often as asked.
 pub struct Pending<'q, 'p, R: 'static> {
@@ -493,19 +527,24 @@ impl<'q, R: 'static> Pending<'q, '_, R> {
         };
         let Some(r) = taken else { return Ok(false) };
         let r = *r.downcast::<Result<R>>().expect("a call's result has the call's type");
-        match &r {
+        // The outcome is stored when the callback returns, or while it unwinds (a panic the
+        // caller catches): no callback can lose it.
+        let settled = Settled { slot: &self.outcome, outcome: Some(r) };
+        match settled.outcome.as_ref().expect("stored on drop only") {
             Ok(v) => {
-                if let Some(cb) = self.callback.borrow_mut().take() {
+                let cb = self.callback.borrow_mut().take();
+                if let Some(cb) = cb {
                     cb(v);
                 }
             }
             Err(e) => {
-                if let Some(cb) = self.error_callback.borrow_mut().take() {
+                let cb = self.error_callback.borrow_mut().take();
+                if let Some(cb) = cb {
                     cb(e);
                 }
             }
         }
-        *self.outcome.borrow_mut() = Some(r);
+        drop(settled);
         Ok(true)
     }
 
@@ -538,7 +577,10 @@ impl<'q, R: 'static> Pending<'q, '_, R> {
     /// at most every 10 ms (for the whole queue) does what [`is_ready`](Pending::is_ready)
     /// does to the queue (looks at the workers, gives up the lost call or retries it, collects
     /// a batch that is over and sends the next), so every such loop ends. Polls in between
-    /// only read the clock.
+    /// read the clock and the control block's count of finished calls; one that finds the
+    /// running batch over (or nothing running while calls are queued) collects it and sends
+    /// the next at once, so batches queued behind one another go out as fast as the workers
+    /// finish them, not one per 10 ms.
     ///
     /// ```no_run
     /// use std::time::Duration;

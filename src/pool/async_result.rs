@@ -141,19 +141,22 @@ impl<'p, T> AsyncResult<'p, T> {
                 None => {}
             }
         }
-        match &outcome {
-            Ok(()) => {
+        // Stored before the callback runs: a panicking callback (caught by the caller) cannot
+        // lose it, nor make a failed call read as successful.
+        self.outcome = Some(outcome);
+        match &self.outcome {
+            Some(Ok(())) => {
                 if let (Some(cb), Some(v)) = (self.callback.take(), &self.value) {
                     cb(v);
                 }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 if let Some(cb) = self.error_callback.take() {
                     cb(e);
                 }
             }
+            None => {}
         }
-        self.outcome = Some(outcome);
         Ok(true)
     }
 

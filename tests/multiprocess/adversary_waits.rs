@@ -26,6 +26,8 @@ pub fn tests() -> Tests {
         many_pools_polled_in_one_loop_all_end_each_rate_limited in METHODS,
         zero_and_endless_timeouts_end_on_a_killed_worker in METHODS,
         polls_from_inside_callbacks_neither_panic_nor_run_a_callback_twice in METHODS,
+        calls_of_alternating_functions_go_out_at_once_under_polls_alone in METHODS,
+        a_panicking_callback_loses_no_outcome in METHODS,
     }
 }
 
@@ -476,5 +478,71 @@ fn polls_from_inside_callbacks_neither_panic_nor_run_a_callback_twice(m: StartMe
         inner.borrow_mut().clear();
         assert_eq!(inner_ok.get(), 1, "a callback ran twice");
     }
+    close_pool(pool, m);
+}
+
+/// `-(i as i64)`: another `fn` than [`slow_inc`]'s type, so calls alternate runs.
+fn neg_u(i: u64) -> i64 {
+    -(i as i64)
+}
+
+/// `i + 1`.
+fn inc(i: u64) -> u64 {
+    i + 1
+}
+
+/// Calls of two functions made alternately go out as one job each (a job runs one `fn`):
+/// polled through `is_finished` alone, each job must go out once the one before it is over,
+/// not at the next timed look (10 ms), which paced such a queue at 100 jobs a second.
+fn calls_of_alternating_functions_go_out_at_once_under_polls_alone(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    {
+        let q = pool.apply_queue();
+        let runs = 300u64;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for i in 0..runs / 2 {
+            a.push(q.apply_async(inc, i).unwrap());
+            b.push(q.apply_async(neg_u, i).unwrap());
+        }
+        let took = spin_until("is_finished over alternating calls", || {
+            a.iter().all(|p| p.is_finished()) && b.iter().all(|p| p.is_finished())
+        });
+        // 300 jobs at one per look would take 3 s.
+        assert!(took < PROMPT, "{runs} one-call jobs took {took:?} under polls of is_finished");
+        for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+            assert_eq!((a.get().unwrap(), b.get().unwrap()), (i as u64 + 1, -(i as i64)));
+        }
+    }
+    close_pool(pool, m);
+}
+
+/// A callback or error callback that panics (the panic caught by the caller) leaves the call's
+/// outcome in place: `get` then returns the value, or the error once, and `is_successful`
+/// tells the truth, for a `Pending` and an `AsyncResult`.
+fn a_panicking_callback_loses_no_outcome(m: StartMethod) {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    {
+        let q = pool.apply_queue();
+        let ok = q.apply_async(inc, 1).unwrap().callback(|_| panic!("callback panics"));
+        let failed = q.apply_async(die, 1).unwrap().error_callback(|_| panic!("callback panics"));
+        assert!(catch_unwind(AssertUnwindSafe(|| ok.get())).is_err(), "the callback ran");
+        assert!(catch_unwind(AssertUnwindSafe(|| failed.get())).is_err(), "the callback ran");
+        assert!(ok.is_finished() && ok.is_ready() && failed.is_ready());
+        assert_eq!(ok.get().unwrap(), 2, "the value was lost to its callback's panic");
+        died_of_sigkill(failed.get(), "Pending::get after its error callback panicked");
+        unavailable(failed.get(), "Pending::get again");
+    }
+    let mut r = pool.apply_async(inc, 1).unwrap().callback(|_| panic!("callback panics"));
+    assert!(catch_unwind(AssertUnwindSafe(|| r.wait())).is_err(), "the callback ran");
+    assert!(r.is_successful().unwrap());
+    assert_eq!(r.get().unwrap(), 2);
+    drop(r);
+    let mut r = pool.apply_async(die, 1).unwrap().error_callback(|_| panic!("callback panics"));
+    assert!(catch_unwind(AssertUnwindSafe(|| r.wait())).is_err(), "the callback ran");
+    assert!(!r.is_successful().unwrap(), "a call whose worker died reads successful");
+    died_of_sigkill(r.get(), "AsyncResult::get after its error callback panicked");
+    unavailable(r.get(), "AsyncResult::get again");
+    drop(r);
     close_pool(pool, m);
 }

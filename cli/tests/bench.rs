@@ -467,3 +467,34 @@ fn run_refuses_zero_workers_rounds_and_len_with_the_fix() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+/// `shmpool run` (the README's main job) checks its results and prints, for shmpool, rayon and
+/// sequential code, both passes of each workload (the first after another contender's, the
+/// second at once after its own) with a ratio, and the apply round trip.
+#[test]
+fn run_prints_both_passes_of_each_workload_with_a_ratio() {
+    let out = Command::new(env!("CARGO_BIN_EXE_shmpool"))
+        .args(["run", "--len", "65536", "--workers", "2", "--rounds", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("results checked against sequential code: identical"), "{text}");
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("(Gelem/s)")).collect();
+    let names: Vec<&str> =
+        rows.iter().map(|r| r.split(" (Gelem/s)").next().unwrap().trim()).collect();
+    assert_eq!(
+        names,
+        ["in place a=a*1.0001+0.5", "same, again at once", "map-reduce sum", "same, again at once"],
+        "{text}"
+    );
+    for row in rows {
+        let cells: Vec<&str> = row.split(')').nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(cells.len(), 4, "{row}");
+        let rate = |c: &str| c.trim_end_matches('x').parse::<f64>().unwrap();
+        assert!(cells.iter().all(|&c| rate(c) > 0.0 && rate(c).is_finite()), "{row}");
+        let ratio = rate(cells[0]) / rate(cells[1]);
+        assert!((ratio - rate(cells[3])).abs() < 0.01 + 0.01 * ratio, "{row}");
+    }
+    assert!(text.lines().any(|l| l.starts_with("apply round trip (us)")), "{text}");
+}

@@ -53,6 +53,17 @@ type Finished = Box<dyn Any>;
 /// and a progress bar polling at 100 ms ticks looks once per tick.
 const POLL_LOOK: Duration = Duration::from_millis(10);
 
+/// What a call of the queue's made from inside the queue's own work returns: a result's
+/// `Deserialize` or `Drop` runs while the queue collects a batch (its state borrowed), where
+/// the queue can neither be read nor changed. Polls ([`Pending::is_ready`],
+/// [`Pending::wait_timeout`]) read it as ready, by the pool's rule for timed waits, and
+/// [`Pending::get`] returns it; [`Pending::is_finished`] reads `false` there.
+const INSIDE_THE_QUEUE: Error = Error::ResultUnavailable {
+    reason: "called from inside the apply queue's own work (a result's Deserialize or Drop, run \
+             while the queue collects a batch), where the queue cannot be used: make this call \
+             after that code returns",
+};
+
 /// Consecutive calls of one `fn`, queued for the next job.
 struct Run {
     /// The trampoline and the user's `fn`, as addresses.
@@ -402,7 +413,7 @@ impl ApplyQueue<'_> {
     {
         let code = (task_kernel::task_serial::<Plain<A, R>> as Trampoline as usize, f as usize);
         let (limit, next) = {
-            let st = self.state.borrow();
+            let st = self.state.try_borrow().map_err(|_| INSIDE_THE_QUEUE)?;
             st.pool.check_running()?;
             (st.pool.max_task_bytes, st.next_id)
         };
@@ -514,7 +525,7 @@ impl<'q, R: 'static> Pending<'q, '_, R> {
             return Ok(true);
         }
         let taken = {
-            let mut st = self.queue.state.borrow_mut();
+            let mut st = self.queue.state.try_borrow_mut().map_err(|_| INSIDE_THE_QUEUE)?;
             if !st.finished.contains_key(&self.id) {
                 if !st.knows(self.id) {
                     return Err(Error::ResultUnavailable {
@@ -664,7 +675,10 @@ impl<R: Clone + 'static> Pending<'_, '_, R> {
     ///
     /// The call's own error ([`Error::KernelPanicked`], [`Error::WorkerDied`],
     /// [`Error::TaskValue`], [`Error::TaskValueTooLarge`]), once; then
-    /// [`Error::ResultUnavailable`].
+    /// [`Error::ResultUnavailable`]. [`Error::ResultUnavailable`] also, taking nothing, when
+    /// called from a result's `Deserialize` or `Drop` while the queue collects a batch (the
+    /// queue cannot be used there; `is_ready` reads that as ready, `is_finished` as not
+    /// finished).
     ///
     /// ```no_run
     /// let mut pool = shmpool::Pool::new(2)?;

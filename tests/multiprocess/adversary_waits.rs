@@ -28,6 +28,8 @@ pub fn tests() -> Tests {
         polls_from_inside_callbacks_neither_panic_nor_run_a_callback_twice in METHODS,
         calls_of_alternating_functions_go_out_at_once_under_polls_alone in METHODS,
         a_panicking_callback_loses_no_outcome in METHODS,
+        polls_from_a_results_deserialize_and_drop_never_panic,
+        helpers: [poll_hooked],
     }
 }
 
@@ -545,4 +547,93 @@ fn a_panicking_callback_loses_no_outcome(m: StartMethod) {
     unavailable(r.get(), "AsyncResult::get again");
     drop(r);
     close_pool(pool, m);
+}
+
+/// A leaked queue's call, for code the queue runs itself (a result's `Deserialize` and `Drop`)
+/// to poll: a thread-local holds only `'static` things, so the pool is leaked, in a child.
+type Hooked = &'static Pending<'static, 'static, u64>;
+
+thread_local! {
+    static HOOK: Cell<Option<(Hooked, &'static ApplyQueue<'static>)>> = const { Cell::new(None) };
+    /// Polls made, and how many of them found themselves inside the queue's own work.
+    static POLLS: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+}
+
+/// Polls the hooked call every way a user could, and makes a call, from wherever this runs:
+/// none may panic; inside the queue's work, `get` and `apply_async` say so.
+fn poll_hooked() {
+    let Some((p, q)) = HOOK.with(Cell::get) else { return };
+    let _ = (p.is_finished(), p.is_ready(), p.wait_timeout(Duration::ZERO));
+    let inside = match p.get() {
+        Ok(v) => {
+            assert_eq!(v, 2);
+            false
+        }
+        Err(Error::ResultUnavailable { reason }) => {
+            assert!(reason.contains("inside the apply queue"), "{reason}");
+            true
+        }
+        Err(e) => panic!("{e:?}"),
+    };
+    match q.apply_async(inc, 1) {
+        Ok(_) => assert!(!inside, "a call was made from inside the queue's work"),
+        Err(Error::ResultUnavailable { .. }) => assert!(inside),
+        Err(e) => panic!("{e:?}"),
+    }
+    POLLS.with(|c| {
+        let (n, inner) = c.get();
+        c.set((n + 1, inner + u32::from(inside)));
+    });
+}
+
+/// A result whose `Deserialize` and `Drop` poll the hooked call.
+#[derive(Clone, serde::Serialize)]
+struct Probe(u64);
+
+impl<'de> serde::Deserialize<'de> for Probe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Probe, D::Error> {
+        poll_hooked();
+        Ok(Probe(u64::deserialize(d)?))
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        poll_hooked();
+    }
+}
+
+/// A [`Probe`] of `i`, after 20 ms.
+fn probe(i: u64) -> Probe {
+    Probe(slow_inc(i) - 1)
+}
+
+/// In a child: a leaked pool's queue runs calls whose results poll another call of the queue
+/// from their `Deserialize` (while the queue collects the batch) and `Drop` (a dropped call's
+/// result, dropped as it comes); exits 0 when every poll returned and the results are right.
+fn reentrant_polls(_: ()) -> i32 {
+    let pool: &'static mut Pool = Box::leak(Box::new(
+        Pool::builder().workers(2).start_method(StartMethod::Fork).build().unwrap(),
+    ));
+    let q: &'static ApplyQueue<'static> = Box::leak(Box::new(pool.apply_queue()));
+    let hooked: Hooked = Box::leak(Box::new(q.apply_async(slow_inc, 1).unwrap()));
+    HOOK.with(|h| h.set(Some((hooked, q))));
+    let probes = q.apply_async_batch(probe, 0..3).unwrap();
+    let dropped = q.apply_async_batch(probe, 10..12).unwrap();
+    drop(dropped); // abandoned: the results are dropped as they come, inside the queue
+    spin_until("is_finished of the probes", || probes.iter().all(|p| p.is_finished()));
+    for (i, p) in probes.iter().enumerate() {
+        assert_eq!(p.get().map(|r| r.0).unwrap(), i as u64);
+    }
+    assert_eq!(hooked.get().unwrap(), 2);
+    let (polls, inside) = POLLS.with(Cell::get);
+    assert!(inside >= 3, "{inside} of {polls} polls came from inside the queue's work");
+    HOOK.with(|h| h.set(None));
+    0
+}
+
+fn polls_from_a_results_deserialize_and_drop_never_panic() {
+    let mut child = shmpool::get_context(StartMethod::Fork).start(reentrant_polls, ()).unwrap();
+    let status = child.join().unwrap();
+    assert_eq!(status.exitcode(), 0, "{status}");
 }

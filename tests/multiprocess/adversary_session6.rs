@@ -21,6 +21,7 @@ pub fn tests() -> Tests {
         results_at_the_limit_that_spill_come_back_whole in METHODS,
         an_over_limit_result_in_a_spilled_chunk_is_too_large_not_unreadable in METHODS,
         map_ref_counts_raw_bytes_where_map_counts_postcard_bytes in METHODS,
+        limits_past_u32_and_up_to_usize_max_take_ordinary_values in METHODS,
     }
 }
 
@@ -458,6 +459,30 @@ fn map_ref_counts_raw_bytes_where_map_counts_postcard_bytes(m: StartMethod) {
                 check(by_value, ser_len, "map (serialized)");
             }
         }
+        close_pool(pool, m);
+    }
+}
+
+/// Limits of 2^32 + 1 and `usize::MAX` (the result region is `tasks * limit`, capped): values
+/// of every size up to a few MiB pass every shape, results spill where they outgrow the region,
+/// and nothing overflows.
+fn limits_past_u32_and_up_to_usize_max_take_ordinary_values(m: StartMethod) {
+    for limit in [(1usize << 32) + 1, usize::MAX] {
+        let mut pool = pool_with_limit(m, limit);
+        let sizes = [0usize, 1, 127, 128, 16384, 3 << 20];
+        let args: Vec<String> = sizes.iter().map(|&n| "a".repeat(n)).collect();
+        assert_eq!(pool.map(len_of, &args, None).unwrap(), sizes);
+        assert_eq!(pool.map_ref(|s: &str| s.len(), &args, None).unwrap(), sizes);
+        let got = pool.map(string_of, sizes, Some(1)).unwrap();
+        assert!(got.iter().zip(sizes).all(|(s, n)| *s == string_of(n)), "limit {limit}");
+        assert_eq!(pool.apply(len_of, "b".repeat(1 << 20)).unwrap(), 1 << 20);
+        let q = pool.apply_queue();
+        let p = q.apply_async_batch(string_of, sizes).unwrap();
+        for (p, n) in p.iter().zip(sizes) {
+            assert_eq!(p.get().unwrap().len(), n, "limit {limit}");
+        }
+        drop(p);
+        drop(q);
         close_pool(pool, m);
     }
 }

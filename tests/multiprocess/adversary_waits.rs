@@ -29,6 +29,9 @@ pub fn tests() -> Tests {
         calls_of_alternating_functions_go_out_at_once_under_polls_alone in METHODS,
         a_panicking_callback_loses_no_outcome in METHODS,
         polls_from_a_results_deserialize_and_drop_never_panic,
+        a_retried_call_is_finished_once_rerun_under_polls_alone in METHODS,
+        poll_looks_doc_claim_holds in METHODS,
+        a_job_finished_before_the_pool_gives_up_is_whole in METHODS,
         helpers: [poll_hooked],
     }
 }
@@ -636,4 +639,87 @@ fn polls_from_a_results_deserialize_and_drop_never_panic() {
     let mut child = shmpool::get_context(StartMethod::Fork).start(reentrant_polls, ()).unwrap();
     let status = child.join().unwrap();
     assert_eq!(status.exitcode(), 0, "{status}");
+}
+
+/// SIGKILLs its worker the first time (creating `marker`), then returns `i`.
+fn die_once((marker, i): (String, u64)) -> u64 {
+    if std::fs::OpenOptions::new().write(true).create_new(true).open(&marker).is_ok() {
+        die(i);
+    }
+    i
+}
+
+/// With `retries(1)`, a call whose worker died runs again: polls of `is_finished` alone must
+/// not read it finished before the rerun, and `get` returns the rerun's value, once.
+fn a_retried_call_is_finished_once_rerun_under_polls_alone(m: StartMethod) {
+    let dir = scratch_dir("adv-waits", "retry", m);
+    let (path, arg) = marker(&dir, "died");
+    let mut pool = Pool::builder().workers(2).start_method(m).retries(1).build().unwrap();
+    {
+        let q = pool.apply_queue();
+        let pending = q.apply_async_batch(die_once, (0..4).map(|i| (arg.clone(), i))).unwrap();
+        poll_finished("Pending::is_finished", &q, &pending);
+        assert!(path.exists(), "no call killed its worker");
+        for (i, p) in pending.iter().enumerate() {
+            assert_eq!(p.get().unwrap(), i as u64, "call {i}");
+            assert_eq!(p.get().unwrap(), i as u64, "call {i} again");
+        }
+    }
+    close_pool(pool, m);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `ApplyQueue::poll_looks`'s example, run: a loop polling one call without pause looks at
+/// most once per 10 ms (plus the first).
+fn poll_looks_doc_claim_holds(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    {
+        let q = pool.apply_queue();
+        let r = q.apply_async(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 50).unwrap();
+        let t = Instant::now();
+        while !r.is_finished() {}
+        let (looks, took) = (q.poll_looks(), t.elapsed());
+        assert!(looks >= 1, "a 50 ms call was seen finished without a look");
+        assert!(looks <= 1 + took.as_millis() as u64 / 10, "{looks} looks in {took:?}");
+    }
+    close_pool(pool, m);
+}
+
+/// `src/pool/README.md`, "Timed waits": "A job all of whose chunks had finished when the pool
+/// gave up is whole and reports its results." The job finishes; then its idle workers are
+/// killed while no replacement can start, and a poll makes the pool give up.
+fn a_job_finished_before_the_pool_gives_up_is_whole(m: StartMethod) {
+    let dir = scratch_dir("adv-waits", "whole", m);
+    let (armed, arg) = marker(&dir, "armed");
+    let mut pool = Pool::builder()
+        .workers(2)
+        .start_method(m)
+        .initializer_with(init_unless_armed, arg)
+        .build()
+        .unwrap();
+    let pids = pool.worker_pids();
+    let mut job = pool
+        .for_each_chunk_async(SharedArray::<u32>::zeroed(1 << 12).unwrap(), |c| c.fill(5))
+        .unwrap();
+    while job.running().is_empty() && !job.is_ready() {}
+    // Done per the control block; no poll has looked at the workers since.
+    assert!(job.wait_timeout(Duration::from_secs(5)));
+    std::fs::write(&armed, "").unwrap();
+    for pid in pids {
+        signal(pid, libc::SIGKILL);
+    }
+    spin_until("JobHandle::is_ready", || job.is_ready());
+    // Polls that look at the workers, which give up (the replacements cannot start).
+    for _ in 0..3 {
+        let _ = (job.running(), job.progress());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let a = job.wait().expect("a job that had finished is whole");
+    assert!(a.iter().all(|&x| x == 5));
+    match pool.apply(slow_inc, 1) {
+        Err(e @ Error::PoolGaveUp { .. }) => assert!(e.to_string().contains("armed"), "{e}"),
+        other => panic!("the pool did not give up: {other:?}"),
+    }
+    close_pool(pool, m);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -508,7 +508,8 @@ pub enum Error {
         task: usize,
         /// `"argument"` or `"result"`.
         what: &'static str,
-        /// Its serialized size (or at least this much, where serialization stopped).
+        /// Its size as staged, exact: the serialized (postcard) size, or the raw bytes of a
+        /// [`Pool::map_ref`](crate::Pool::map_ref) argument.
         bytes: usize,
         /// The limit.
         limit: usize,

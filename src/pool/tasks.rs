@@ -440,7 +440,9 @@ impl Pool {
     ///
     /// # Errors
     ///
-    /// As for [`map`](Pool::map); [`Error::InvalidArgument`](crate::Error::InvalidArgument)
+    /// As for [`map`](Pool::map), except that an argument's size against
+    /// [`max_task_bytes`](crate::pool::PoolBuilder::max_task_bytes) is the raw bytes staged
+    /// (what the task borrows), not a serialized size; [`Error::InvalidArgument`](crate::Error::InvalidArgument)
     /// for a `Pod` type aligned to more than 8 bytes or zero-sized; an argument that fails its
     /// type's check in the worker (a `str` that is not UTF-8: the region was overwritten) is
     /// [`Error::TaskValue`](crate::Error::TaskValue) naming the task.

@@ -64,7 +64,7 @@ fn tiff_ifd(entries: &[Entry], next: u32) -> Vec<u8> {
 }
 
 /// An IFD entry: tag, type, count, value field.
-type Entry = (u16, u16, u32, [u8; 4]);
+use support::TiffEntry as Entry;
 
 /// A SHORT value field.
 fn short(v: u16) -> [u8; 4] {
@@ -310,29 +310,9 @@ fn png_with_two_exif_chunks_or_one_after_the_pixels_decodes_or_fails_alone() {
     }
 }
 
-/// A minimal uncompressed 8-bit gray TIFF of `img` with `extra` IFD entries (sorted in).
+/// A gray TIFF of `img` with `extra` IFD entries ([`support::gray_tiff`]).
 fn tiff(img: &GrayImage, extra: &[Entry]) -> Vec<u8> {
-    let (w, h) = img.dimensions();
-    let long = |v: u32| v.to_le_bytes();
-    let mut entries = vec![
-        (0x0100, 4, 1, long(w)),
-        (0x0101, 4, 1, long(h)),
-        (0x0102, 3, 1, short(8)),
-        (0x0103, 3, 1, short(1)),
-        (0x0106, 3, 1, short(1)),
-        (0x0111, 4, 1, [0; 4]), // StripOffsets: set below
-        (0x0115, 3, 1, short(1)),
-        (0x0116, 4, 1, long(h)),
-        (0x0117, 4, 1, long(w * h)),
-    ];
-    entries.extend_from_slice(extra);
-    entries.sort_by_key(|e| e.0);
-    let data_at = 8 + 2 + 12 * entries.len() as u32 + 4;
-    entries.iter_mut().find(|e| e.0 == 0x0111).unwrap().3 = long(data_at);
-    let mut t = tiff_ifd(&entries, 0);
-    assert_eq!(t.len() as u32, data_at);
-    t.extend(img.as_raw());
-    t
+    support::gray_tiff(img.width(), img.height(), img.as_raw(), extra, Some(0))
 }
 
 /// TIFF's own orientation tag: 6 turns it upright; values that are no orientation (0, 9,

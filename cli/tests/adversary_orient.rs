@@ -24,7 +24,7 @@ use support::{
 const ENGINES: [&str; 3] = ["pool", "rayon", "sequential"];
 
 /// A TIFF IFD entry: tag, type, count, value field.
-type Entry = (u16, u16, u32, [u8; 4]);
+use support::TiffEntry as Entry;
 
 /// A PNG case: its name, the EXIF of its eXIf chunks before and after the pixels, whether it
 /// comes out turned upright from `stored(6)`, whether Pillow opens it.
@@ -290,41 +290,10 @@ fn webp_chunks_that_lie_decode_or_fail_alone() {
     assert!(output(&s, "size-u32-max.webp") == stored(6));
 }
 
-/// A minimal uncompressed 8-bit gray TIFF of `w`x`h` (its pixels a gradient), little-endian,
-/// whose IFD holds the usual tags plus `extra` (tag, type, count, value field), sorted, and
-/// `next` as the next-IFD offset (`None`: the IFD itself, a cycle).
+/// A gray TIFF of `w`x`h` whose pixels are a gradient ([`support::gray_tiff`]).
 fn gray_tiff(w: u16, h: u16, extra: &[Entry], next: Option<u32>) -> Vec<u8> {
     let pixels: Vec<u8> = (0..u32::from(w) * u32::from(h)).map(|i| (i * 37 % 251) as u8).collect();
-    let short = |v: u16| [v.to_le_bytes()[0], v.to_le_bytes()[1], 0, 0];
-    let long = |v: u32| v.to_le_bytes();
-    let mut entries = vec![
-        (256, 3, 1, short(w)),
-        (257, 3, 1, short(h)),
-        (258, 3, 1, short(8)),
-        (259, 3, 1, short(1)),
-        (262, 3, 1, short(1)),
-        (273, 4, 1, long(8)),
-        (277, 3, 1, short(1)),
-        (278, 3, 1, short(h)),
-        (279, 4, 1, long(pixels.len() as u32)),
-    ];
-    entries.extend_from_slice(extra);
-    entries.sort_by_key(|e| e.0);
-    let ifd = 8 + pixels.len() as u32 + (pixels.len() as u32 & 1);
-    let mut t = b"II".to_vec();
-    t.extend(42u16.to_le_bytes());
-    t.extend(ifd.to_le_bytes());
-    t.extend(&pixels);
-    t.resize(ifd as usize, 0);
-    t.extend((entries.len() as u16).to_le_bytes());
-    for (tag, ty, count, value) in entries {
-        t.extend(tag.to_le_bytes());
-        t.extend(ty.to_le_bytes());
-        t.extend(count.to_le_bytes());
-        t.extend(value);
-    }
-    t.extend(next.unwrap_or(ifd).to_le_bytes());
-    t
+    support::gray_tiff(w.into(), h.into(), &pixels, extra, next)
 }
 
 /// TIFF's Orientation tag in odd forms, and IFD chains that loop: an IFD whose next-IFD offset

@@ -254,3 +254,43 @@ pub fn png_exif_chunk(exif: &[u8]) -> Vec<u8> {
     chunk.extend(crc32(&chunk[4..]).to_be_bytes());
     chunk
 }
+
+/// One TIFF IFD entry: tag, type, count and the 4-byte value field (little-endian).
+pub type TiffEntry = (u16, u16, u32, [u8; 4]);
+
+/// A minimal uncompressed 8-bit gray little-endian TIFF of `w`x`h` holding `pixels` (one
+/// strip, right after the header), whose one IFD holds the usual tags plus `extra` (sorted in)
+/// and `next` as its next-IFD offset (`None`: the IFD itself, a cycle).
+pub fn gray_tiff(w: u32, h: u32, pixels: &[u8], extra: &[TiffEntry], next: Option<u32>) -> Vec<u8> {
+    assert_eq!(pixels.len() as u64, u64::from(w) * u64::from(h), "one byte a pixel");
+    let short = |v: u16| [v.to_le_bytes()[0], v.to_le_bytes()[1], 0, 0];
+    let long = |v: u32| v.to_le_bytes();
+    let mut entries = vec![
+        (256, 4, 1, long(w)),
+        (257, 4, 1, long(h)),
+        (258, 3, 1, short(8)),
+        (259, 3, 1, short(1)),
+        (262, 3, 1, short(1)),
+        (273, 4, 1, long(8)),
+        (277, 3, 1, short(1)),
+        (278, 4, 1, long(h)),
+        (279, 4, 1, long(pixels.len() as u32)),
+    ];
+    entries.extend_from_slice(extra);
+    entries.sort_by_key(|e| e.0);
+    let ifd = 8 + pixels.len() as u32 + (pixels.len() as u32 & 1);
+    let mut t = b"II".to_vec();
+    t.extend(42u16.to_le_bytes());
+    t.extend(ifd.to_le_bytes());
+    t.extend(pixels);
+    t.resize(ifd as usize, 0);
+    t.extend((entries.len() as u16).to_le_bytes());
+    for (tag, ty, count, value) in entries {
+        t.extend(tag.to_le_bytes());
+        t.extend(ty.to_le_bytes());
+        t.extend(count.to_le_bytes());
+        t.extend(value);
+    }
+    t.extend(next.unwrap_or(ifd).to_le_bytes());
+    t
+}

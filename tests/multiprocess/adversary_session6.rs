@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize, Serializer};
 use shmpool::{Error, Pool, Result, StartMethod};
 
-use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register};
+use crate::harness::{Mibs, POOL_METHODS as METHODS, Tests, close_pool, register};
 
 pub fn tests() -> Tests {
     register! {
@@ -364,35 +364,6 @@ fn results_at_the_limit_that_spill_come_back_whole(m: StartMethod) {
     }
     assert!(got[777].is_err());
     close_pool(pool, m);
-}
-
-/// Serializes as `.0` byte strings of 1 MiB each (one static slice): as many bytes past the
-/// limit as wanted, none held; only `Mibs(0)` (no bytes) ever comes back.
-#[derive(Debug, PartialEq)]
-struct Mibs(usize);
-
-impl Serialize for Mibs {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        struct Mib;
-        impl Serialize for Mib {
-            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
-                s.serialize_bytes(&ZEROS)
-            }
-        }
-        let mut t = s.serialize_tuple(self.0)?;
-        for _ in 0..self.0 {
-            t.serialize_element(&Mib)?;
-        }
-        t.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Mibs {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        <()>::deserialize(d).map(|()| Mibs(0))
-    }
 }
 
 /// 8000 bytes, and 1 GiB more for tasks 777 and 800 (the first of its chunk of 50).

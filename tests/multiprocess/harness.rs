@@ -410,3 +410,33 @@ pub fn eventually(what: &str, cond: impl Fn() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
+
+/// Serializes as `.0` byte strings of 1 MiB each (one static slice): as many bytes past a task
+/// value limit as a test wants, none of them held in memory; only `Mibs(0)` (no bytes)
+/// deserializes back.
+#[derive(Debug, PartialEq)]
+pub struct Mibs(pub usize);
+
+impl serde::Serialize for Mibs {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        struct Mib;
+        impl serde::Serialize for Mib {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
+                s.serialize_bytes(&ZEROS)
+            }
+        }
+        let mut t = s.serialize_tuple(self.0)?;
+        for _ in 0..self.0 {
+            t.serialize_element(&Mib)?;
+        }
+        t.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Mibs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <() as serde::Deserialize>::deserialize(d).map(|()| Mibs(0))
+    }
+}

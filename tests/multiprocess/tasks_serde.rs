@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use shmpool::{Error, Pool, StartMethod};
 
 use crate::harness::{
-    POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool as pool,
+    Mibs, POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool as pool,
 };
 
 pub fn tests() -> Tests {
@@ -238,36 +238,6 @@ fn a_value_over_the_limit_is_a_typed_error_naming_the_task(m: StartMethod) {
     close_pool(pool, m);
 }
 
-/// Serializes as `.0` byte strings of 1 MiB each (one static slice): gigabytes of postcard
-/// bytes that take no memory until someone stores them.
-#[derive(Debug)]
-struct Gigabytes(usize);
-
-impl Serialize for Gigabytes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeTuple;
-        struct Mib;
-        impl Serialize for Mib {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
-                s.serialize_bytes(&ZEROS)
-            }
-        }
-        let mut t = s.serialize_tuple(self.0)?;
-        for _ in 0..self.0 {
-            t.serialize_element(&Mib)?;
-        }
-        t.end()
-    }
-}
-
-/// Only `Gigabytes(0)` (no bytes) ever crosses: every other is over the limit.
-impl<'de> Deserialize<'de> for Gigabytes {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <()>::deserialize(d).map(|()| Gigabytes(0))
-    }
-}
-
 /// This process's peak resident memory since the last [`reset_peak`], in MiB (`VmHWM`).
 fn peak_mib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -292,7 +262,7 @@ fn a_value_of_gigabytes_is_refused_without_being_held(m: StartMethod) {
     let t = Instant::now();
     reset_peak();
     let before = peak_mib();
-    match pool.map(|_: Gigabytes| 0u8, [Gigabytes(0), Gigabytes(GIB8)], None) {
+    match pool.map(|_: Mibs| 0u8, [Mibs(0), Mibs(GIB8)], None) {
         Err(Error::TaskValueTooLarge { task: 1, what: "argument", bytes, limit }) => {
             assert_eq!((bytes, limit), (whole, 1 << 20))
         }
@@ -302,7 +272,7 @@ fn a_value_of_gigabytes_is_refused_without_being_held(m: StartMethod) {
     // One worker: the call after the refused result runs in the same process, and reads its peak.
     pool.apply(|_: u8| reset_peak(), 0).unwrap();
     let worker_before = pool.apply(|_: u8| peak_mib(), 0).unwrap();
-    match pool.map(|n: usize| Gigabytes(n), [0, GIB8], None) {
+    match pool.map(|n: usize| Mibs(n), [0, GIB8], None) {
         Err(Error::TaskValueTooLarge { task: 1, what: "result", bytes, .. }) => {
             assert_eq!(bytes, whole)
         }

@@ -373,6 +373,11 @@ impl ApplyQueue<'_> {
     /// now (collect the batch, send the next); whether it did. Not counted as a look: it
     /// happens once per batch, not per poll, so a queue of many batches (calls of alternating
     /// functions) goes out at the pace of its workers, not one batch per [`POLL_LOOK`].
+    /// Measured (`adversary_waits::calls_of_alternating_functions_go_out_at_once_under_polls_alone`,
+    /// debug build, 2026-11-30): 300 one-call jobs polled only through `is_finished` took
+    /// 2.4 s (forkserver) and 3.0 s (fork) with looks alone, 7-10 ms with this; a poll of a
+    /// running call stays at 27.7 ns (`cargo bench --bench pool -- pool/pending_is_finished
+    /// --warm-up-time 1 --measurement-time 2`; 28.1 ns before).
     fn advance_if_over(&self) -> bool {
         let Ok(mut st) = self.state.try_borrow_mut() else { return false };
         let over = match st.running {
@@ -529,7 +534,10 @@ impl<'q, R: 'static> Pending<'q, '_, R> {
             if !st.finished.contains_key(&self.id) {
                 if !st.knows(self.id) {
                     return Err(Error::ResultUnavailable {
-                        reason: "the call's result was lost (the pool stopped before it ran)",
+                        // Neither queued, running nor waiting here: its outcome is on its
+                        // way to this `Pending`, whose callback is running (`Settled`).
+                        reason: "asked for from inside this call's own callback, which is given \
+                                 the result itself; ask again after the callback returns",
                     });
                 }
                 st.pump(wait);

@@ -32,6 +32,7 @@ pub fn tests() -> Tests {
         a_retried_call_is_finished_once_rerun_under_polls_alone in METHODS,
         poll_looks_doc_claim_holds in METHODS,
         a_job_finished_before_the_pool_gives_up_is_whole in METHODS,
+        a_call_polled_from_its_own_callback_says_so in METHODS,
         helpers: [poll_hooked],
     }
 }
@@ -722,4 +723,35 @@ fn a_job_finished_before_the_pool_gives_up_is_whole(m: StartMethod) {
     }
     close_pool(pool, m);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A callback that reaches its own call (leaked, through a cell filled once the call is made) and polls
+/// and gets it: no panic, and `get` says why it cannot answer there (it said "the pool stopped
+/// before it ran", which was false); after the callback, `get` returns the value.
+fn a_call_polled_from_its_own_callback_says_so(m: StartMethod) {
+    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    {
+        let q = pool.apply_queue();
+        let me: Cell<Option<&Pending<'_, '_, u64>>> = Cell::new(None);
+        let inside = Cell::new(None);
+        // Leaked (its `Drop` never runs), so the cell may hold it while the callback lives.
+        let p: &Pending<'_, '_, u64> =
+            Box::leak(Box::new(q.apply_async(inc, 1).unwrap().callback(|v| {
+                assert_eq!(*v, 2);
+                let p = me.get().expect("set before the callback can run");
+                let _ = (p.is_finished(), p.is_ready(), p.wait_timeout(Duration::ZERO));
+                inside.set(Some(p.get()));
+            })));
+        me.set(Some(p));
+        assert_eq!(p.get().unwrap(), 2);
+        match inside.take() {
+            Some(Err(Error::ResultUnavailable { reason })) => {
+                assert!(reason.contains("own callback"), "{reason}");
+            }
+            other => panic!("get from its own callback: {other:?}"),
+        }
+        assert_eq!(p.get().unwrap(), 2);
+        me.set(None);
+    }
+    close_pool(pool, m);
 }

@@ -65,6 +65,12 @@ fn poll_finished<R>(what: &str, q: &ApplyQueue<'_>, pending: &[Pending<'_, '_, R
     took
 }
 
+/// A pool of two workers that never runs a job in this process (`inline_threshold(0)`): the
+/// kernels of these tests signal the process they run in, or its parent.
+fn workers_only(m: StartMethod) -> Pool {
+    Pool::builder().workers(2).start_method(m).inline_threshold(0).build().unwrap()
+}
+
 /// Sends `sig` to `pid`.
 fn signal(pid: u32, sig: i32) {
     // SAFETY: `kill` only sends a signal; the pids are this test's pool workers.
@@ -121,7 +127,7 @@ fn unavailable<T: std::fmt::Debug>(r: shmpool::Result<T>, what: &str) {
 
 fn every_handle_polled_alone_ends_when_its_worker_is_sigkilled_from_outside(m: StartMethod) {
     let dir = scratch_dir("adv-waits", "sigkill", m);
-    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    let mut pool = workers_only(m);
     // An `AsyncResult` polled with `is_ready` only.
     let (path, arg) = marker(&dir, "async");
     let mut r = pool.apply_async(mark_then_sleep, arg).unwrap();
@@ -250,7 +256,7 @@ fn kill_server_at_1((test_pid, i): (u32, u64)) -> u64 {
 
 fn a_killed_forkserver_ends_every_poll_and_the_pool_goes_on() {
     let m = StartMethod::ForkServer;
-    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    let mut pool = workers_only(m);
     let me = std::process::id();
     {
         let q = pool.apply_queue();
@@ -271,6 +277,26 @@ fn a_killed_forkserver_ends_every_poll_and_the_pool_goes_on() {
         // The pool starts a new server and goes on.
         assert_eq!(q.apply_async(slow_inc, 1).unwrap().get().unwrap(), 2);
     }
+    // The same under `AsyncResult::is_ready` and `JobHandle::is_ready` polls: the new server
+    // is killed in turn.
+    let mut r = pool.map_async(kill_server_at_1, (0..4).map(|i| (me, i)), Some(1)).unwrap();
+    let took = spin_until("AsyncResult::is_ready", || r.is_ready());
+    assert!(took < PROMPT, "AsyncResult::is_ready saw the server's death after {took:?}");
+    assert!(matches!(r.get(), Err(Error::WorkerDied { .. })), "map_async's get");
+    unavailable(r.get(), "map_async's get again");
+    drop(r);
+    let mut job = pool
+        .for_each_chunk_async(SharedArray::<u32>::zeroed(2).unwrap(), |_| {
+            // SAFETY: getppid reads this worker's parent, the forkserver (the test runs only
+            // under it); SIGKILL ends the server, and this worker with it.
+            unsafe { libc::kill(libc::getppid(), libc::SIGKILL) };
+            std::thread::sleep(Duration::from_secs(20));
+        })
+        .unwrap();
+    let took = spin_until("JobHandle::is_ready", || job.is_ready());
+    assert!(took < PROMPT, "JobHandle::is_ready saw the server's death after {took:?}");
+    assert!(matches!(job.wait(), Err(Error::WorkerDied { .. })), "JobHandle::wait");
+    assert_eq!(pool.apply(slow_inc, 1).unwrap(), 2, "the pool goes on");
     close_pool(pool, m);
 }
 
@@ -414,7 +440,7 @@ fn many_pools_polled_in_one_loop_all_end_each_rate_limited(m: StartMethod) {
 }
 
 fn zero_and_endless_timeouts_end_on_a_killed_worker(m: StartMethod) {
-    let mut pool = Pool::builder().workers(2).start_method(m).build().unwrap();
+    let mut pool = workers_only(m);
     for timeout in [Duration::ZERO, Duration::MAX] {
         let what = |h: &str| format!("{h}::wait_timeout({timeout:?})");
         let mut r = pool.apply_async(die_at_1, 1).unwrap();

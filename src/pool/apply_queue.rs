@@ -729,21 +729,21 @@ impl<R: Clone + 'static> Pending<'_, '_, R> {
                 return Err(Error::Timeout { what: "Pending::get_timeout", after });
             }
         }
-        let mut outcome = self.outcome.borrow_mut();
-        match &mut *outcome {
-            Some(Ok(v)) => Ok(v.clone()),
+        // The value is cloned under a shared borrow: a `Clone` that polls this call
+        // (`is_finished`, `is_ready`) reads it, where a mutable borrow made the poll panic.
+        match &*self.outcome.borrow() {
+            Some(Ok(v)) => return Ok(v.clone()),
             Some(Err(Error::ResultUnavailable { reason })) => {
-                Err(Error::ResultUnavailable { reason })
+                return Err(Error::ResultUnavailable { reason });
             }
-            o => {
-                let again = Error::ResultUnavailable {
-                    reason: "the call failed, and its error was already returned by get()",
-                };
-                match o.replace(Err(again)) {
-                    Some(Err(e)) => Err(e),
-                    _ => unreachable!("an error, matched above"),
-                }
-            }
+            _ => {}
+        }
+        let again = Error::ResultUnavailable {
+            reason: "the call failed, and its error was already returned by get()",
+        };
+        match self.outcome.borrow_mut().replace(Err(again)) {
+            Some(Err(e)) => Err(e),
+            _ => unreachable!("an error: settled, and matched above"),
         }
     }
 }

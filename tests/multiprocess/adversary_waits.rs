@@ -28,7 +28,7 @@ pub fn tests() -> Tests {
         polls_from_inside_callbacks_neither_panic_nor_run_a_callback_twice in METHODS,
         calls_of_alternating_functions_go_out_at_once_under_polls_alone in METHODS,
         a_panicking_callback_loses_no_outcome in METHODS,
-        polls_from_a_results_deserialize_and_drop_never_panic,
+        polls_from_a_results_deserialize_drop_and_clone_never_panic,
         a_retried_call_is_finished_once_rerun_under_polls_alone in METHODS,
         poll_looks_doc_claim_holds in METHODS,
         a_job_finished_before_the_pool_gives_up_is_whole in METHODS,
@@ -616,9 +616,24 @@ fn poll_hooked() {
     });
 }
 
-/// A result whose `Deserialize` and `Drop` poll the hooked call.
-#[derive(Clone, serde::Serialize)]
+/// A result whose `Deserialize` and `Drop` poll the hooked call, and whose `Clone` (run by
+/// `get`) polls the call hooked in [`SELF_HOOK`], its own.
+#[derive(serde::Serialize)]
 struct Probe(u64);
+
+thread_local! {
+    static SELF_HOOK: Cell<Option<&'static Pending<'static, 'static, Probe>>> =
+        const { Cell::new(None) };
+}
+
+impl Clone for Probe {
+    fn clone(&self) -> Probe {
+        if let Some(p) = SELF_HOOK.with(Cell::get) {
+            assert!(p.is_finished() && p.is_ready() && p.wait_timeout(Duration::ZERO));
+        }
+        Probe(self.0)
+    }
+}
 
 impl<'de> serde::Deserialize<'de> for Probe {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Probe, D::Error> {
@@ -640,7 +655,8 @@ fn probe(i: u64) -> Probe {
 
 /// In a child: a leaked pool's queue runs calls whose results poll another call of the queue
 /// from their `Deserialize` (while the queue collects the batch) and `Drop` (a dropped call's
-/// result, dropped as it comes); exits 0 when every poll returned and the results are right.
+/// result, dropped as it comes), and their own call from their `Clone` (while `get` clones the
+/// value); exits 0 when every poll returned and the results are right.
 fn reentrant_polls(_: ()) -> i32 {
     let pool: &'static mut Pool = Box::leak(Box::new(
         Pool::builder().workers(2).start_method(StartMethod::Fork).build().unwrap(),
@@ -648,7 +664,9 @@ fn reentrant_polls(_: ()) -> i32 {
     let q: &'static ApplyQueue<'static> = Box::leak(Box::new(pool.apply_queue()));
     let hooked: Hooked = Box::leak(Box::new(q.apply_async(slow_inc, 1).unwrap()));
     HOOK.with(|h| h.set(Some((hooked, q))));
-    let probes = q.apply_async_batch(probe, 0..3).unwrap();
+    let probes: &'static [Pending<'static, 'static, Probe>] =
+        Box::leak(q.apply_async_batch(probe, 0..3).unwrap().into_boxed_slice());
+    SELF_HOOK.with(|h| h.set(Some(&probes[0])));
     let dropped = q.apply_async_batch(probe, 10..12).unwrap();
     drop(dropped); // abandoned: the results are dropped as they come, inside the queue
     spin_until("is_finished of the probes", || probes.iter().all(|p| p.is_finished()));
@@ -659,10 +677,11 @@ fn reentrant_polls(_: ()) -> i32 {
     let (polls, inside) = POLLS.with(Cell::get);
     assert!(inside >= 3, "{inside} of {polls} polls came from inside the queue's work");
     HOOK.with(|h| h.set(None));
+    SELF_HOOK.with(|h| h.set(None));
     0
 }
 
-fn polls_from_a_results_deserialize_and_drop_never_panic() {
+fn polls_from_a_results_deserialize_drop_and_clone_never_panic() {
     let mut child = shmpool::get_context(StartMethod::Fork).start(reentrant_polls, ()).unwrap();
     let status = child.join().unwrap();
     assert_eq!(status.exitcode(), 0, "{status}");

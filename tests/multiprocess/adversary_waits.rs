@@ -33,6 +33,7 @@ pub fn tests() -> Tests {
         poll_looks_doc_claim_holds in METHODS,
         a_job_finished_before_the_pool_gives_up_is_whole in METHODS,
         a_call_polled_from_its_own_callback_says_so in METHODS,
+        kills_at_every_moment_of_a_polled_batch_lose_or_repeat_nothing in METHODS,
         helpers: [poll_hooked],
     }
 }
@@ -798,5 +799,61 @@ fn a_call_polled_from_its_own_callback_says_so(m: StartMethod) {
         assert_eq!(p.get().unwrap(), 2);
         me.set(None);
     }
+    close_pool(pool, m);
+}
+
+/// `i * 3`, after `i % 4` ms.
+fn triple(i: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(i % 4));
+    i * 3
+}
+
+/// Twenty batches polled only through `is_finished`, a worker SIGKILLed from outside at a
+/// different moment of each (before, during, after its calls): every call is its own value or
+/// the worker's death, each error once, and the pool goes on.
+fn kills_at_every_moment_of_a_polled_batch_lose_or_repeat_nothing(m: StartMethod) {
+    let mut pool = workers_only(m);
+    let (mut died, mut last_victim) = (0, None::<u32>);
+    for round in 0..20u64 {
+        // The worker killed in the round before (idle, maybe) is gone and replaced once a
+        // job has seen it dead.
+        let mut pids = Vec::new();
+        spin_until("both workers running", || {
+            pool.apply(triple, 0).unwrap();
+            pids = pool.worker_pids();
+            pids.len() == 2 && last_victim.is_none_or(|v| !pids.contains(&v))
+        });
+        let victim = pids[(round % 2) as usize];
+        last_victim = Some(victim);
+        let q = pool.apply_queue();
+        let pending = q.apply_async_batch(triple, 0..8).unwrap();
+        let t = Instant::now();
+        let mut killed = false;
+        spin_until("is_finished under a kill", || {
+            if !killed && t.elapsed() >= Duration::from_micros(round * 500) {
+                signal(victim, libc::SIGKILL);
+                killed = true;
+            }
+            killed && pending.iter().all(|p| p.is_finished())
+        });
+        for (i, p) in pending.iter().enumerate() {
+            match p.get() {
+                Ok(v) => {
+                    assert_eq!(v, i as u64 * 3, "round {round}, call {i}");
+                    assert_eq!(p.get().unwrap(), v, "round {round}, call {i} again");
+                }
+                Err(Error::WorkerDied { signal, .. }) => {
+                    assert_eq!(signal, Some(libc::SIGKILL), "round {round}, call {i}");
+                    unavailable(p.get(), "Pending::get again");
+                    died += 1;
+                }
+                Err(e) => panic!("round {round}, call {i}: {e:?}"),
+            }
+        }
+        drop(pending);
+        drop(q);
+    }
+    assert!(died >= 1, "no kill landed on a call in 20 rounds");
+    assert_eq!(pool.apply(triple, 5).unwrap(), 15, "the pool goes on");
     close_pool(pool, m);
 }

@@ -1,11 +1,14 @@
 //! An adversary's pass over the pool's wait convention ("Timed waits" in `src/pool/README.md`)
 //! and `Pending::is_finished`'s rate-limited look at the workers: polling loops over every
 //! handle (`AsyncResult`, `JobHandle`, `Pending`), written as a user would, that must end when
-//! a worker is SIGKILLed from outside mid-call, SIGSTOPped past the task timeout, the forkserver
-//! is killed, `maxtasksperchild` retires workers mid-batch, a replacement worker's initializer
-//! fails (the pool gives up), and when many pools are polled in one loop, at a zero and an
-//! endless timeout. Each value is delivered exactly once, each error once and then
-//! `ResultUnavailable`, each callback once; polls from inside callbacks never panic.
+//! a worker is SIGKILLed from outside mid-call (at every moment of a batch), SIGSTOPped past the
+//! task timeout, the forkserver is killed, `maxtasksperchild` retires workers mid-batch, a
+//! replacement worker's initializer fails (the pool gives up), and when many pools are polled in
+//! one loop, at a zero and an endless timeout. Each value is delivered exactly once, each error
+//! once and then `ResultUnavailable`, each callback once. Found and fixed here: batches queued
+//! behind one another went out one per 10 ms under polls of `is_finished`; a panicking callback
+//! lost its call's outcome; polls and `get` from a result's `Deserialize`, `Drop` or `Clone`
+//! panicked on a `RefCell`; `get` from a call's own callback said the pool had stopped.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};

@@ -57,26 +57,65 @@ impl RingLock {
             return Ok(Guard { lock: self, me });
         }
         let now = Instant::now();
-        wait_for(
+        let waited = wait_for(
             &self.cell,
             limit.map(|(deadline, timed_out)| (deadline.saturating_duration_since(now), timed_out)),
             || Ok(try_lock()),
             || {
-                let holder = self.owner.load(Ordering::Relaxed);
-                if holder != 0 && holder != me && !peer::alive(holder) {
-                    // Every critical section commits with its last store, so what the dead
-                    // holder left is either whole or nothing. Free the lock; the next attempt
-                    // takes it (or another locker does, and wakes us when done).
-                    let _ = self.owner.compare_exchange(
-                        holder,
-                        0,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                }
+                self.free_if_holder_died(me);
                 Ok(())
             },
-        )
-        .map(|()| Guard { lock: self, me })
+        );
+        match waited {
+            Ok(()) => Ok(Guard { lock: self, me }),
+            // The deadline passed. A wait shorter than one sleep slice (`get_nowait`, a zero
+            // timeout) never reached the check after a slice, so a lock left by a dead holder
+            // read as busy for every such caller, for ever: items stayed unseen by a consumer
+            // that only polls. Look once before giving up.
+            Err(timed_out) => {
+                self.free_if_holder_died(me);
+                try_lock().map(|()| Guard { lock: self, me }).ok_or(timed_out)
+            }
+        }
+    }
+
+    /// Frees the lock if its holder (not `me`) has died. Every critical section commits with
+    /// its last store, so what the dead holder left is either whole or nothing; the next
+    /// attempt takes the lock (or another locker does, and wakes the others when done).
+    fn free_if_holder_died(&self, me: u64) {
+        let holder = self.owner.load(Ordering::Relaxed);
+        if holder != 0 && holder != me && !peer::alive(holder) {
+            let _ = self.owner.compare_exchange(holder, 0, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A free lock (all zero, as in a fresh segment).
+    fn free() -> RingLock {
+        RingLock { owner: AtomicU64::new(0), cell: WaitCell::default() }
+    }
+
+    #[test]
+    fn a_zero_timeout_takes_over_a_dead_holder_and_never_a_live_one() {
+        let lock = free();
+        // A pid past the kernel's limit (2^22): no such process, so a dead holder.
+        lock.owner.store(peer::pack(1 << 30, 12345), Ordering::Relaxed);
+        let got = lock.lock(Some((Instant::now(), "timed out")));
+        assert!(got.is_ok(), "a dead holder's lock read as busy: {:?}", got.err());
+        drop(got);
+        assert_eq!(lock.owner.load(Ordering::Relaxed), 0, "released on drop");
+        // A live holder (the process that runs the tests) keeps it.
+        let ppid = std::os::unix::process::parent_id();
+        let live = peer::pack(ppid, peer::start_time(ppid).unwrap());
+        lock.owner.store(live, Ordering::Relaxed);
+        assert!(peer::alive(live));
+        let t = Instant::now();
+        let deadline = Some((t + std::time::Duration::from_millis(20), "timed out"));
+        assert!(matches!(lock.lock(deadline), Err("timed out")));
+        assert_eq!(lock.owner.load(Ordering::Relaxed), live, "a live holder was taken over");
     }
 }

@@ -30,6 +30,7 @@ pub(crate) const SLICE: Duration = Duration::from_millis(50);
 /// `armed` is a flag, not an epoch number: a sleeper that read the epoch late can only set it
 /// (again), never move it back, so a stale sleeper cannot hide a newer one from the notifiers.
 #[repr(C)]
+#[derive(Default)]
 pub(crate) struct WaitCell {
     epoch: AtomicU32,
     waiters: AtomicU32,

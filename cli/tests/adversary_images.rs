@@ -52,14 +52,7 @@ fn tiff_ifd(entries: &[Entry], next: u32) -> Vec<u8> {
     let mut t = b"II".to_vec();
     t.extend(42u16.to_le_bytes());
     t.extend(8u32.to_le_bytes());
-    t.extend((entries.len() as u16).to_le_bytes());
-    for (tag, ty, count, value) in entries {
-        t.extend(tag.to_le_bytes());
-        t.extend(ty.to_le_bytes());
-        t.extend(count.to_le_bytes());
-        t.extend(value);
-    }
-    t.extend(next.to_le_bytes());
+    support::push_ifd(&mut t, entries, next);
     t
 }
 

@@ -342,6 +342,19 @@ fn init_unless_armed(armed: String) {
     assert!(!Path::new(&armed).exists(), "armed: no replacement may start");
 }
 
+/// A pool of 2 whose workers start only while `dir`'s marker file (returned) does not exist:
+/// writing it makes every replacement fail its initializer, and so the pool give up.
+fn armable_pool(dir: &Path, m: StartMethod) -> (PathBuf, Pool) {
+    let (armed, arg) = marker(dir, "armed");
+    let pool = Pool::builder()
+        .workers(2)
+        .start_method(m)
+        .initializer_with(init_unless_armed, arg)
+        .build()
+        .unwrap();
+    (armed, pool)
+}
+
 /// SIGKILLs its own worker for 1, else returns `i` after 20 ms.
 fn die_at_1(i: u64) -> u64 {
     if i == 1 {
@@ -365,13 +378,7 @@ fn negate(i: i64) -> i64 {
 
 fn a_replacement_whose_initializer_fails_ends_every_poll(m: StartMethod) {
     let dir = scratch_dir("adv-waits", "armed", m);
-    let (armed, arg) = marker(&dir, "armed");
-    let mut pool = Pool::builder()
-        .workers(2)
-        .start_method(m)
-        .initializer_with(init_unless_armed, arg)
-        .build()
-        .unwrap();
+    let (armed, mut pool) = armable_pool(&dir, m);
     assert_eq!(pool.apply(slow_inc, 1).unwrap(), 2, "the first workers start");
     std::fs::write(&armed, "").unwrap();
     {
@@ -740,13 +747,7 @@ fn poll_looks_doc_claim_holds(m: StartMethod) {
 /// killed while no replacement can start, and a poll makes the pool give up.
 fn a_job_finished_before_the_pool_gives_up_is_whole(m: StartMethod) {
     let dir = scratch_dir("adv-waits", "whole", m);
-    let (armed, arg) = marker(&dir, "armed");
-    let mut pool = Pool::builder()
-        .workers(2)
-        .start_method(m)
-        .initializer_with(init_unless_armed, arg)
-        .build()
-        .unwrap();
+    let (armed, mut pool) = armable_pool(&dir, m);
     let pids = pool.worker_pids();
     let mut job = pool
         .for_each_chunk_async(SharedArray::<u32>::zeroed(1 << 12).unwrap(), |c| c.fill(5))

@@ -284,6 +284,13 @@ pub fn gray_tiff(w: u32, h: u32, pixels: &[u8], extra: &[TiffEntry], next: Optio
     t.extend(ifd.to_le_bytes());
     t.extend(pixels);
     t.resize(ifd as usize, 0);
+    push_ifd(&mut t, &entries, next.unwrap_or(ifd));
+    t
+}
+
+/// Appends a little-endian TIFF IFD: the entry count, `entries`, then `next` (the next-IFD
+/// offset).
+pub fn push_ifd(t: &mut Vec<u8>, entries: &[TiffEntry], next: u32) {
     t.extend((entries.len() as u16).to_le_bytes());
     for (tag, ty, count, value) in entries {
         t.extend(tag.to_le_bytes());
@@ -291,6 +298,5 @@ pub fn gray_tiff(w: u32, h: u32, pixels: &[u8], extra: &[TiffEntry], next: Optio
         t.extend(count.to_le_bytes());
         t.extend(value);
     }
-    t.extend(next.unwrap_or(ifd).to_le_bytes());
-    t
+    t.extend(next.to_le_bytes());
 }

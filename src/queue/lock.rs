@@ -82,9 +82,13 @@ impl RingLock {
     /// Frees the lock if its holder (not `me`) has died. Every critical section commits with
     /// its last store, so what the dead holder left is either whole or nothing; the next
     /// attempt takes the lock (or another locker does, and wakes the others when done).
+    ///
+    /// The holder is judged thread by thread (`peer::fate`), not by its main thread's state: a
+    /// process whose main thread exited reads as a zombie while another thread of it may hold
+    /// the lock mid-copy, and a holder whose `/proc` entry cannot be read is not known dead.
     fn free_if_holder_died(&self, me: u64) {
         let holder = self.owner.load(Ordering::Relaxed);
-        if holder != 0 && holder != me && !peer::alive(holder) {
+        if holder != 0 && holder != me && peer::fate(holder) == peer::Fate::Over {
             let _ = self.owner.compare_exchange(holder, 0, Ordering::Relaxed, Ordering::Relaxed);
         }
     }

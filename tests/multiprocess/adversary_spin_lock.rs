@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use shmpool::manager::{EventProxy, QueueProxy};
 use shmpool::queue::{MessageGetTimeoutError, MessageTryGetError, MessageTryPutError};
-use shmpool::{Manager, MessageQueue, StartMethod, get_context, scope};
+use shmpool::{Manager, MessageQueue, ShmOptions, StartMethod, get_context, scope};
 
 use crate::harness::{Tests, register};
 
@@ -64,6 +64,7 @@ pub fn tests() -> Tests {
         a_killed_putter_hides_nothing_from_get_nowait_while_a_zombie,
         a_stopped_holder_is_never_taken_over,
         a_killed_putter_on_a_manager_queue_hides_nothing_from_get_nowait,
+        a_holder_whose_main_thread_exited_is_not_taken_over,
     }
 }
 
@@ -351,4 +352,106 @@ fn a_killed_putter_on_a_manager_queue_hides_nothing_from_get_nowait() {
         assert!(hit, "round {round}: {NEVER_HELD}");
     }
     m.shutdown().unwrap();
+}
+
+/// Where a `MessageQueue`'s lock word (its holder's token, 0 when free) lies in its segment: the
+/// control block's second line (queue/README.md).
+const MQ_LOCK_OWNER: u64 = 192;
+
+/// The lock word of the named queue, read through its `/dev/shm` file.
+fn lock_owner(name: &str) -> u64 {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(format!("/dev/shm/{name}")).unwrap();
+    let mut b = [0u8; 8];
+    f.read_exact_at(&mut b, MQ_LOCK_OWNER).unwrap();
+    u64::from_le_bytes(b)
+}
+
+/// The state letter of thread `tid` of `pid`.
+fn task_state(pid: u32, tid: u32) -> Option<u8> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    s.rsplit_once(") ").and_then(|(_, rest)| rest.bytes().next())
+}
+
+fn a_holder_whose_main_thread_exited_is_not_taken_over() {
+    // A process whose main thread exited while another runs on reads as a zombie in
+    // `/proc/<pid>/stat` (the main thread's state), yet its other thread may hold the ring lock
+    // mid-copy. Taken over, a second writer shares its tail. The ring lock judged its holder by
+    // that one state letter and took the lock from such a live holder, at once for a zero-wait
+    // call since d7f7a4b.
+    let q =
+        MessageQueue::bounded_with(RING, MAX_ITEM, &ShmOptions::new().generated_name()).unwrap();
+    let name = q.name().unwrap().to_string();
+    let mut seen = Seen::default();
+    scope(|s| {
+        let q2 = &q;
+        let kid = s
+            .fork(move || {
+                std::thread::scope(|ts| {
+                    ts.spawn(|| {
+                        for i in 0.. {
+                            q2.put(&item(CHILD, i)).unwrap();
+                        }
+                    });
+                    std::thread::sleep(Duration::from_millis(20));
+                    // SAFETY: exits this thread only (not the process), running no destructor
+                    // and unwinding nothing; its stack stays mapped for the other thread, which
+                    // borrows from it, until the process ends.
+                    unsafe { libc::syscall(libc::SYS_exit, 0) };
+                });
+            })
+            .unwrap();
+        let pid = kid.pid();
+        wait_state(pid, b'Z');
+        let t = Instant::now();
+        let tid = loop {
+            let tids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|&t| t != pid)
+                .collect();
+            if let [t] = tids[..] {
+                break t;
+            }
+            assert!(t.elapsed() < PATIENCE, "threads of the child: {tids:?}");
+        };
+        // Stop it until its putting thread stopped holding the lock.
+        let mut hit = false;
+        let t = Instant::now();
+        for attempt in 0u64.. {
+            if t.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            signal(pid, libc::SIGSTOP);
+            while task_state(pid, tid) != Some(b'T') {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+            if lock_owner(&name) != 0 {
+                hit = true;
+                break;
+            }
+            if let Ok(v) = q.get_nowait::<Blob>() {
+                seen.take(&v);
+            }
+            signal(pid, libc::SIGCONT);
+            let spin = Instant::now();
+            while spin.elapsed() < Duration::from_micros(attempt % 50 * 2) {
+                std::hint::spin_loop();
+            }
+        }
+        let mut taken = None;
+        if hit {
+            let holder = lock_owner(&name);
+            let got = q.get_timeout::<Blob>(Duration::ZERO);
+            let put = q.put_nowait(&item(PARENT, 0));
+            if lock_owner(&name) != holder || got.is_ok() || put.is_ok() {
+                taken = Some(format!("get {:?}, put {put:?}", got.map(|b| whole(&b))));
+            }
+        }
+        kid.kill().unwrap();
+        assert_eq!(kid.join().unwrap().signal(), Some(libc::SIGKILL));
+        assert!(hit, "{NEVER_HELD}");
+        assert_eq!(taken, None, "a live holder's lock was taken over");
+    })
+    .unwrap();
 }

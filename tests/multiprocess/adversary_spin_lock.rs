@@ -1,9 +1,17 @@
-//! Attacks on the ring lock's takeover at the deadline (d7f7a4b): a putter of large messages
-//! SIGKILLed mid-put, polled only with `get_nowait` while it is still an unreaped zombie (on a
-//! `MessageQueue` and on a manager's shared queue), and a putter SIGSTOPped while it holds the
-//! lock, which is alive and must never be taken over: the poller's own puts while it is stopped
-//! would then share the stopped putter's tail, and a frame would be torn or lost once it runs
-//! again. Every item is checked whole, in order, once.
+//! Attacks on the ring lock's takeover at the deadline (d7f7a4b). Each test stops the putter at
+//! moments until it is stopped inside the lock (mid-copy of a frame), then:
+//! - SIGKILLs it there and, while it is an unreaped zombie, polls only with zero-wait gets (a
+//!   `MessageQueue`, and a manager's shared queue): the items behind its lock come out promptly,
+//!   whole, in order, once (the manager's case fails before d7f7a4b);
+//! - leaves it stopped, alive: every zero-wait get reads busy and every `put_nowait` fails, and
+//!   once it runs again nothing is torn, lost or doubled;
+//! - in a process whose main thread exited (its `/proc/<pid>/stat` reads as a zombie) while
+//!   another thread holds the lock: found taken over (a zero-wait get freed it, a put went in
+//!   beside the holder); fixed by judging the holder thread by thread (`peer::fate`).
+//!
+//! Not attacked here (no test can set them up in seconds): a holder that execs keeps its lock
+//! for ever (the same pid and start time, alive); a holder in another pid namespace may read as
+//! dead and be taken over (queue/README.md).
 
 use std::time::{Duration, Instant};
 

@@ -518,7 +518,6 @@ impl PoolBuilder {
         }
         pool.task_timeout = self.task_timeout;
         pool.inline_threshold = self.inline_threshold.unwrap_or(default_inline_threshold(n));
-        pool.cpus = cpus;
         Ok(pool)
     }
 }

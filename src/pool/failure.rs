@@ -40,24 +40,8 @@ pub(crate) const WATCHED_SLICE: Duration = Duration::from_secs(1);
 /// those.
 pub(crate) const SUSPECT_SLICE: Duration = Duration::from_millis(1);
 
-/// How long the parent spins on the completion counter before it sleeps, while a CPU is left
-/// for it beside the workers ([`parent_spin`]).
+/// How long the parent spins on the completion counter before it sleeps.
 pub(crate) const PARENT_SPIN: Duration = Duration::from_micros(50);
-
-/// The parent's spin when the workers are as many as the CPUs it may use: long enough for an
-/// `apply` round trip (1.5 us), short enough not to keep a worker off its core for long.
-pub(crate) const CROWDED_PARENT_SPIN: Duration = Duration::from_micros(5);
-
-/// How long the parent spins for the end of a job that keeps `busy` workers busy, on `cpus`
-/// CPUs. With a CPU to spare the spin costs nobody anything and saves a sleep and a wake
-/// (~10 us) per job: an `apply` (one task, one busy worker) on a pool as large as the machine
-/// still spins in full. With none, every microsecond the parent spins is one a worker does not
-/// run: on two CPUs, a 1 Mi `f64` job in place on two workers ran at half the pace of one
-/// worker while the parent spun 50 us (docs/benchmarks.md, "Sixth session of 2026-11-30"), as
-/// OpenMP runtimes also throttle their spin when oversubscribed.
-pub(crate) fn parent_spin(busy: usize, cpus: usize) -> Duration {
-    if busy < cpus { PARENT_SPIN } else { CROWDED_PARENT_SPIN }
-}
 
 /// The chunk of the job in flight that a dead worker's `held` word names, if any. The word is
 /// the worker's to write: a chunk past the job (a corrupt or compromised worker) is none, so it
@@ -242,8 +226,6 @@ impl Pool {
         if self.active.is_none() || self.state == PoolState::Terminated {
             return Ok(true);
         }
-        let busy = self.active.as_ref().map_or(0, |a| a.chunks).min(self.slots.len() as u64);
-        let spin = parent_spin(busy as usize, self.cpus);
         let t0 = Instant::now();
         let mut i = 0u32;
         while !ready(self) && i < 1 << 20 {
@@ -254,7 +236,7 @@ impl Pool {
                 // the parent about to publish) have the core.
                 std::thread::yield_now();
             }
-            if i.is_multiple_of(64) && t0.elapsed() >= spin {
+            if i.is_multiple_of(64) && t0.elapsed() >= PARENT_SPIN {
                 break;
             }
         }
@@ -526,18 +508,5 @@ mod tests {
             assert_eq!(held_chunk(held, &a), None);
         }
         assert_eq!(held_chunk(JobIndex::NOTHING, &a), None);
-    }
-
-    #[test]
-    fn the_parent_spins_in_full_only_with_a_cpu_to_spare() {
-        // An apply (one busy worker) on a pool as large as a 2-CPU machine: a CPU is spare.
-        assert_eq!(parent_spin(1, 2), PARENT_SPIN);
-        // A job over both workers of that pool: none is.
-        assert_eq!(parent_spin(2, 2), CROWDED_PARENT_SPIN);
-        assert_eq!(parent_spin(16, 16), CROWDED_PARENT_SPIN);
-        assert_eq!(parent_spin(15, 16), PARENT_SPIN);
-        // A pool not built by the builder (`cpus` unknown) spins in full.
-        assert_eq!(parent_spin(64, usize::MAX), PARENT_SPIN);
-        assert!(CROWDED_PARENT_SPIN < PARENT_SPIN);
     }
 }

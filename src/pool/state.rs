@@ -102,9 +102,6 @@ pub struct Pool {
     pub(crate) result_hint: std::cell::Cell<usize>,
     /// Through which workers wake the parent when it sleeps (`wake.rs`).
     pub(crate) wake: WakePipe,
-    /// CPUs this process may use, which decide how long the parent spins for a job's end
-    /// (`failure::parent_spin`); set by the builder.
-    pub(crate) cpus: usize,
 }
 
 /// A spill segment as its record names it: the worker's pid, the descriptor there, the nonce.
@@ -176,7 +173,6 @@ impl Pool {
             adopted: std::cell::RefCell::new(Vec::new()),
             result_hint: std::cell::Cell::new(64),
             wake,
-            cpus: usize::MAX,
         };
         for slot in 0..n {
             // On failure `pool` drops here, which kills and reaps the workers already started.

@@ -16,6 +16,7 @@
 use std::time::{Duration, Instant};
 
 use shmpool::manager::{EventProxy, QueueProxy};
+use shmpool::process::ScopedChild;
 use shmpool::queue::{MessageGetTimeoutError, MessageTryGetError, MessageTryPutError};
 use shmpool::{Manager, MessageQueue, ShmOptions, StartMethod, get_context, scope};
 
@@ -207,20 +208,29 @@ fn drain(q: &MessageQueue, seen: &mut Seen) {
     }
 }
 
+/// Runs `body` beside a forked child that puts `item(CHILD, 0..)` on `q` until killed, once its
+/// first item is taken: `body` gets the child (its to kill and join) and the record of what was
+/// taken.
+fn beside_a_putter(q: &MessageQueue, body: impl FnOnce(ScopedChild<'_, '_>, Seen)) {
+    scope(|s| {
+        let kid = s
+            .fork(move || {
+                for i in 0.. {
+                    q.put(&item(CHILD, i)).unwrap();
+                }
+            })
+            .unwrap();
+        let mut seen = Seen::default();
+        seen.take(&q.get_timeout::<Blob>(PATIENCE).unwrap());
+        body(kid, seen);
+    })
+    .unwrap();
+}
+
 fn a_killed_putter_hides_nothing_from_get_nowait_while_a_zombie() {
     for round in 0..8u64 {
         let q = MessageQueue::bounded(RING, MAX_ITEM).unwrap();
-        let mut seen = Seen::default();
-        scope(|s| {
-            let q2 = &q;
-            let kid = s
-                .fork(move || {
-                    for i in 0.. {
-                        q2.put(&item(CHILD, i)).unwrap();
-                    }
-                })
-                .unwrap();
-            seen.take(&q.get_timeout::<Blob>(PATIENCE).unwrap());
+        beside_a_putter(&q, |kid, mut seen| {
             // Take while it writes, so that it is inside a put (not waiting for room).
             let until = Instant::now() + Duration::from_millis(2 + round * 3);
             while Instant::now() < until {
@@ -238,8 +248,7 @@ fn a_killed_putter_hides_nothing_from_get_nowait_while_a_zombie() {
             assert_eq!(whole(&q.get_nowait::<Blob>().unwrap()), (PARENT, 0));
             assert_eq!(kid.join().unwrap().signal(), Some(libc::SIGKILL));
             assert!(hit, "round {round}: {NEVER_HELD}");
-        })
-        .unwrap();
+        });
     }
 }
 
@@ -250,17 +259,7 @@ fn a_stopped_holder_is_never_taken_over() {
     // again, a frame would be torn or lost.
     for round in 0..5u64 {
         let q = MessageQueue::bounded(RING, MAX_ITEM).unwrap();
-        let mut seen = Seen::default();
-        scope(|s| {
-            let q2 = &q;
-            let kid = s
-                .fork(move || {
-                    for i in 0.. {
-                        q2.put(&item(CHILD, i)).unwrap();
-                    }
-                })
-                .unwrap();
-            seen.take(&q.get_timeout::<Blob>(PATIENCE).unwrap());
+        beside_a_putter(&q, |kid, mut seen| {
             let hit = stop_holding(kid.pid(), || held(&q, &mut seen));
             let t = Instant::now();
             while hit && t.elapsed() < Duration::from_millis(150) {
@@ -289,8 +288,7 @@ fn a_stopped_holder_is_never_taken_over() {
             assert!(hit, "round {round}: {NEVER_HELD}");
             assert_eq!(seen.parent, 0, "round {round}: the parent's items");
             assert!(seen.child > 1, "round {round}: the putter never went on after SIGCONT");
-        })
-        .unwrap();
+        });
     }
 }
 

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 use shmpool::pool::{ApplyQueue, Pending};
 use shmpool::{Error, Pool, SharedArray, StartMethod};
 
-use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register, scratch_dir};
+use crate::harness::{
+    POLL_DEADLINE as DEADLINE, POOL_METHODS as METHODS, PROMPT, Tests, close_pool,
+    poll_all_finished, register, scratch_dir, spin_until,
+};
 
 pub fn tests() -> Tests {
     register! {
@@ -41,32 +44,9 @@ pub fn tests() -> Tests {
     }
 }
 
-/// The longest a poll loop may take before the test calls it endless.
-const DEADLINE: Duration = Duration::from_secs(5);
-/// What "promptly" allows on a loaded 2-core machine.
-const PROMPT: Duration = Duration::from_millis(1500);
-
-/// Calls `poll` without pause until it says over; fails the test at [`DEADLINE`]; how long it
-/// took.
-fn spin_until(what: &str, mut poll: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    let mut polls = 0u64;
-    while !poll() {
-        polls += 1;
-        assert!(t.elapsed() < DEADLINE, "{what} never read over ({polls} polls)");
-    }
-    t.elapsed()
-}
-
-/// Polls every call of `pending` only through `is_finished` until all are; fails unless the
-/// queue's looks stayed within one per 10 ms (plus the first).
+/// [`poll_all_finished`]'s time.
 fn poll_finished<R>(what: &str, q: &ApplyQueue<'_>, pending: &[Pending<'_, '_, R>]) -> Duration {
-    let before = q.poll_looks();
-    let took = spin_until(what, || pending.iter().all(|p| p.is_finished()));
-    let looks = q.poll_looks() - before;
-    let most = 2 + took.as_millis() as u64 / 10;
-    assert!(looks <= most, "{what}: {looks} looks in {took:?}: not rate-limited");
-    took
+    poll_all_finished(what, q, pending).0
 }
 
 /// A pool of two workers that never runs a job in this process (`inline_threshold(0)`): the

@@ -440,3 +440,38 @@ impl<'de> serde::Deserialize<'de> for Mibs {
         <() as serde::Deserialize>::deserialize(d).map(|()| Mibs(0))
     }
 }
+
+/// The longest a polling loop of the pool's polling tests may take before the test calls it
+/// endless.
+pub const POLL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+/// What "promptly" allows a poll on a loaded 2-core machine.
+pub const PROMPT: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Calls `poll` (yielding between calls) until it says over; fails the test at
+/// [`POLL_DEADLINE`]; how long it took.
+pub fn spin_until(what: &str, mut poll: impl FnMut() -> bool) -> std::time::Duration {
+    let t = std::time::Instant::now();
+    let mut polls = 0u64;
+    while !poll() {
+        polls += 1;
+        assert!(t.elapsed() < POLL_DEADLINE, "{what} never read over ({polls} polls)");
+        std::thread::yield_now();
+    }
+    t.elapsed()
+}
+
+/// Polls every call of `pending` only through `is_finished` (no wait, no `is_ready`) until all
+/// are; fails unless the queue's looks at its workers stayed within one per 10 ms (plus the
+/// first). How long it took, and how many looks it made.
+pub fn poll_all_finished<R>(
+    what: &str,
+    q: &shmpool::pool::ApplyQueue<'_>,
+    pending: &[shmpool::pool::Pending<'_, '_, R>],
+) -> (std::time::Duration, u64) {
+    let before = q.poll_looks();
+    let took = spin_until(what, || pending.iter().all(|p| p.is_finished()));
+    let looks = q.poll_looks() - before;
+    let most = 2 + took.as_millis() as u64 / 10;
+    assert!(looks <= most, "{what}: {looks} looks in {took:?}: not rate-limited");
+    (took, looks)
+}

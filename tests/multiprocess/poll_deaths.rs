@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use shmpool::pool::{ApplyQueue, Pending};
 use shmpool::{Error, Pool, SharedArray, StartMethod};
 
-use crate::harness::{POOL_METHODS as METHODS, Tests, close_pool, register, two_worker_pool};
+use crate::harness::{
+    POLL_DEADLINE as DEADLINE, POOL_METHODS as METHODS, PROMPT, Tests, close_pool,
+    poll_all_finished, register, two_worker_pool,
+};
 
 pub fn tests() -> Tests {
     register! {
@@ -24,27 +27,12 @@ pub fn tests() -> Tests {
     }
 }
 
-/// The longest a poll loop may take before the test calls it endless.
-const DEADLINE: Duration = Duration::from_secs(5);
-/// What "within ~1 s" allows on a loaded 2-core machine.
-const PROMPT: Duration = Duration::from_millis(1500);
-
-/// Polls `pending` only through `is_finished` (no wait, no `is_ready`) until every call is
-/// finished; how long it took. Fails the test at [`DEADLINE`], and if the queue looked at
-/// its workers more often than once per 10 ms (plus the first look), or never.
+/// Polls `pending` only through `is_finished` until every call is finished
+/// ([`poll_all_finished`]: rate-limited looks); how long it took. Fails also if the queue
+/// never looked at its workers.
 fn poll_until_all_finished<R>(q: &ApplyQueue<'_>, pending: &[Pending<'_, '_, R>]) -> Duration {
-    let (t, looks_before) = (Instant::now(), q.poll_looks());
-    let mut polls = 0u64;
-    while !pending.iter().all(|p| p.is_finished()) {
-        polls += 1;
-        assert!(t.elapsed() < DEADLINE, "is_finished never saw every call finish ({polls} polls)");
-        std::thread::yield_now();
-    }
-    let took = t.elapsed();
-    let looks = q.poll_looks() - looks_before;
-    let most = 2 + took.as_millis() as u64 / 10;
+    let (took, looks) = poll_all_finished("is_finished", q, pending);
     assert!(looks >= 1, "the calls were seen finished without a look at the workers");
-    assert!(looks <= most, "{looks} looks in {took:?} ({polls} polls): not rate-limited");
     took
 }
 

@@ -713,9 +713,8 @@ fn poll_looks_doc_claim_holds(m: StartMethod) {
     {
         let q = pool.apply_queue();
         let r = q.apply_async(|ms: u64| std::thread::sleep(Duration::from_millis(ms)), 50).unwrap();
-        let t = Instant::now();
-        while !r.is_finished() {}
-        let (looks, took) = (q.poll_looks(), t.elapsed());
+        let took = spin_until("Pending::is_finished", || r.is_finished());
+        let looks = q.poll_looks();
         assert!(looks >= 1, "a 50 ms call was seen finished without a look");
         assert!(looks <= 1 + took.as_millis() as u64 / 10, "{looks} looks in {took:?}");
     }
@@ -732,7 +731,7 @@ fn a_job_finished_before_the_pool_gives_up_is_whole(m: StartMethod) {
     let mut job = pool
         .for_each_chunk_async(SharedArray::<u32>::zeroed(1 << 12).unwrap(), |c| c.fill(5))
         .unwrap();
-    while job.running().is_empty() && !job.is_ready() {}
+    spin_until("the job to start", || !job.running().is_empty() || job.is_ready());
     // Done per the control block; no poll has looked at the workers since.
     assert!(job.wait_timeout(Duration::from_secs(5)));
     std::fs::write(&armed, "").unwrap();
